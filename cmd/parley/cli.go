@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// command is one parley command. Its run function builds its own FlagSet
+// (with c.flags) and parses its arguments (with c.parse).
+type command struct {
+	name    string // "send" or "room create"
+	args    string // synopsis after the name
+	summary string
+	run     func(c *cli, args []string) error
+}
+
+// commands in the order the usage text lists them.
+var commands = []*command{
+	{"init", "[--name NAME]", "create this node's identity (user and device keys); changes nothing if one exists", runInit},
+	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
+	{"id", "", "who this node is: user, device, peer ID and addresses", runID},
+	{"peers", "", "connected peers", runPeers},
+	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},
+	{"disconnect", "PEER_ID", "close all connections to a peer and forget it", runDisconnect},
+	{"status", "", "node health: peers, rooms, store size, sync state", runStatus},
+	{"room create", "[--name N] [--topic T] [--public] [--history shared|joined]", "create a room (private unless --public)", runRoomCreate},
+	{"room list", "", "rooms this node is in, invited to, or has left", runRoomList},
+	{"room info", "ROOM", "a room's state and how complete this copy is", runRoomInfo},
+	{"room join", "ROOM [--via MULTIADDR]...", "join a public room or accept an invite", runRoomJoin},
+	{"send", "ROOM TEXT|-", "send a text message (- reads it from stdin)", runSend},
+	{"history", "ROOM [--limit N] [--before EVENT]", "the visible timeline, oldest first", runHistory},
+	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
+}
+
+const globalFlagsHelp = `Global flags (accepted anywhere on the line):
+  --home DIR   the node's data folder (default: $PARLEY_HOME, else $XDG_DATA_HOME/parley,
+               else ~/.local/share/parley)
+  --json       print one JSON object (streams: one per line) instead of text for people
+`
+
+// usageError is a malformed command line: exit 2 with the usage text.
+type usageError struct {
+	cmd   *command // nil: the global usage
+	group string   // set for "parley room" without a known subcommand
+	msg   string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// errHelp asks for the usage text on stdout and exit 0.
+type errHelp struct {
+	cmd   *command
+	group string
+}
+
+func (e *errHelp) Error() string { return "help requested" }
+
+// cli is the state of one invocation.
+type cli struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+
+	homeFlag string
+	json     bool
+	cmd      *command
+	fs       *flag.FlagSet // the current command's flags, for its usage text
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	err := c.dispatch(args)
+	var ue *usageError
+	var he *errHelp
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &he):
+		writeUsage(stdout, he.cmd, he.group, c.fs)
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "parley: %s\n", oneLine(ue.msg))
+		writeUsage(stderr, ue.cmd, ue.group, c.fs)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error()))
+		return 1
+	}
+}
+
+// dispatch finds the command (global flags may precede it) and runs it.
+func (c *cli) dispatch(args []string) error {
+	fs := c.flags()
+	rest, err := parseArgs(fs, args, true)
+	if err != nil {
+		return c.flagError(err, "")
+	}
+	if len(rest) == 0 {
+		return &usageError{msg: "missing command"}
+	}
+	name := rest[0]
+	rest = rest[1:]
+	switch name {
+	case "help":
+		return c.help(rest)
+	case "room":
+		fs := c.flags()
+		sub, err := parseArgs(fs, rest, true)
+		if err != nil {
+			return c.flagError(err, "room")
+		}
+		if len(sub) == 0 {
+			return &usageError{group: "room", msg: "missing room subcommand"}
+		}
+		name, rest = "room "+sub[0], sub[1:]
+	}
+	cmd := lookup(name)
+	if cmd == nil {
+		if strings.HasPrefix(name, "room ") {
+			return &usageError{group: "room", msg: fmt.Sprintf("unknown command %q", name)}
+		}
+		return &usageError{msg: fmt.Sprintf("unknown command %q (see: parley help)", name)}
+	}
+	c.cmd = cmd
+	return cmd.run(c, rest)
+}
+
+func (c *cli) help(args []string) error {
+	name := strings.Join(args, " ")
+	switch {
+	case name == "":
+		return &errHelp{}
+	case name == "room":
+		return &errHelp{group: "room"}
+	case lookup(name) != nil:
+		c.cmd = lookup(name)
+		return c.cmd.run(c, []string{"--help"}) // builds its flags for the usage text
+	}
+	return &usageError{msg: fmt.Sprintf("unknown command %q", name)}
+}
+
+func lookup(name string) *command {
+	for _, cmd := range commands {
+		if cmd.name == name {
+			return cmd
+		}
+	}
+	return nil
+}
+
+// flags returns a FlagSet holding the global flags; commands add their own.
+func (c *cli) flags() *flag.FlagSet {
+	name := "parley"
+	if c.cmd != nil {
+		name = c.cmd.name
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.homeFlag, "home", c.homeFlag, "the node's data folder")
+	fs.BoolVar(&c.json, "json", c.json, "print JSON")
+	c.fs = fs
+	return fs
+}
+
+// parse parses a command's arguments and checks the number of positional
+// ones (max < 0: no limit).
+func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
+	pos, err := parseArgs(fs, args, false)
+	if err != nil {
+		return nil, c.flagError(err, "")
+	}
+	switch {
+	case len(pos) < min:
+		return nil, &usageError{cmd: c.cmd, msg: "missing argument"}
+	case max >= 0 && len(pos) > max:
+		msg := fmt.Sprintf("unexpected argument %q", pos[max])
+		if c.cmd.name == "send" {
+			msg += " (quote a message that has spaces)"
+		}
+		return nil, &usageError{cmd: c.cmd, msg: msg}
+	}
+	return pos, nil
+}
+
+func (c *cli) flagError(err error, group string) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &errHelp{cmd: c.cmd, group: group}
+	}
+	msg := strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --", "argument: -", "argument: --").Replace(err.Error())
+	return &usageError{cmd: c.cmd, group: group, msg: msg}
+}
+
+// usagef reports a bad flag value or argument shape of the current command.
+func (c *cli) usagef(format string, args ...any) error {
+	return &usageError{cmd: c.cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+// parseArgs parses args with fs and lets flags stand before, between and
+// after positional arguments, which it returns in order. "--" ends the flags;
+// "-" is a positional argument. With stop, parsing ends at the first
+// positional argument and it and everything after it are returned unparsed.
+func parseArgs(fs *flag.FlagSet, args []string, stop bool) ([]string, error) {
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(pos, args[i+1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			if stop {
+				return args[i:], nil
+			}
+			pos = append(pos, a)
+			continue
+		}
+		n := 1
+		if name := strings.TrimLeft(a, "-"); !strings.Contains(name, "=") && i+1 < len(args) {
+			if f := fs.Lookup(name); f != nil && !isBoolFlag(f) {
+				n = 2 // the flag's value is the next argument
+			}
+		}
+		if err := fs.Parse(args[i : i+n]); err != nil {
+			return nil, err
+		}
+		if fs.NArg() != 0 {
+			return nil, fmt.Errorf("bad flag syntax: %s", a)
+		}
+		i += n - 1
+	}
+	return pos, nil
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// home is the node's data folder, absolute where possible.
+func (c *cli) home() string {
+	h := c.homeFlag
+	if h == "" {
+		h = node.DefaultHome()
+	}
+	if abs, err := filepath.Abs(h); err == nil {
+		h = abs
+	}
+	return h
+}
+
+func writeUsage(w io.Writer, cmd *command, group string, fs *flag.FlagSet) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	switch {
+	case cmd != nil:
+		fmt.Fprintf(w, "usage: parley %s %s\n\n%s%s.\n\n", cmd.name, cmd.args, strings.ToUpper(cmd.summary[:1]), cmd.summary[1:])
+		if fs != nil && fs.Name() == cmd.name {
+			n := 0
+			fs.VisitAll(func(f *flag.Flag) {
+				if f.Name == "home" || f.Name == "json" {
+					return
+				}
+				if n == 0 {
+					fmt.Fprintln(w, "Flags:")
+				}
+				n++
+				arg, help := flag.UnquoteUsage(f)
+				if arg != "" {
+					arg = " " + arg
+				}
+				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+					help += fmt.Sprintf(" (default %s)", f.DefValue)
+				}
+				fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, arg, help)
+			})
+			tw.Flush()
+			if n > 0 {
+				fmt.Fprintln(w)
+			}
+		}
+	case group != "":
+		fmt.Fprintf(w, "usage: parley %s COMMAND [ARGS]\n\nCommands:\n", group)
+		for _, c := range commands {
+			if strings.HasPrefix(c.name, group+" ") {
+				fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
+			}
+		}
+		tw.Flush()
+		fmt.Fprintln(w)
+	default:
+		fmt.Fprint(w, "usage: parley COMMAND [ARGS] [FLAGS]\n\nParley is a peer-to-peer messenger. Run a node with 'parley daemon'; the other\ncommands talk to that running node.\n\nCommands:\n")
+		for _, c := range commands {
+			fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+		}
+		tw.Flush()
+		fmt.Fprint(w, "\nRun 'parley help COMMAND' for a command's arguments.\n\n")
+	}
+	fmt.Fprint(w, globalFlagsHelp)
+	fmt.Fprint(w, "\nExit status: 0 success, 1 failure (one 'parley: ...' line on stderr), 2 usage error.\n")
+}
+
+// oneLine makes sure an error message is a single line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.ReplaceAll(s, "\r", "")
+	return strings.ReplaceAll(s, "\n", "; ")
+}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
+)
+
+// validID is a well-formed room or event ID that no daemon knows.
+var validID = crdt.IDOf([]byte("cli test")).String()
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, strings.NewReader(stdin), &out, &errb)
+	return result{code, out.String(), errb.String()}
+}
+
+// failsWith checks exit 1 with exactly one "parley: " line containing want and no stdout.
+func (r result) failsWith(t *testing.T, want string) {
+	t.Helper()
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "parley: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Fatalf("stderr is not one 'parley: ' line: %q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Fatalf("stderr %q does not contain %q", r.stderr, want)
+	}
+	if r.stdout != "" {
+		t.Fatalf("stdout not empty on failure: %q", r.stdout)
+	}
+}
+
+func (r result) usageError(t *testing.T, want string) {
+	t.Helper()
+	if r.code != 2 {
+		t.Fatalf("exit %d, want 2; stderr:\n%s", r.code, r.stderr)
+	}
+	first, rest, _ := strings.Cut(r.stderr, "\n")
+	if !strings.HasPrefix(first, "parley: ") || !strings.Contains(first, want) {
+		t.Fatalf("first stderr line %q: want 'parley: ...%s...'", first, want)
+	}
+	if !strings.Contains(rest, "usage: parley") {
+		t.Fatalf("no usage text after the error line:\n%s", r.stderr)
+	}
+}
+
+func TestParseArgsInterleaved(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		pos   []string
+		limit int
+		json  bool
+		via   []string
+	}{
+		{args: []string{"ROOM", "--limit", "5", "--json"}, pos: []string{"ROOM"}, limit: 5, json: true},
+		{args: []string{"--json", "ROOM", "--limit=7"}, pos: []string{"ROOM"}, limit: 7, json: true},
+		{args: []string{"-limit", "3", "A", "B"}, pos: []string{"A", "B"}, limit: 3},
+		{args: []string{"A", "--via", "x", "B", "--via=y"}, pos: []string{"A", "B"}, via: []string{"x", "y"}},
+		{args: []string{"A", "--", "--limit", "-"}, pos: []string{"A", "--limit", "-"}},
+		{args: []string{"A", "-", "--json=false"}, pos: []string{"A", "-"}},
+		{args: nil, pos: nil},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		limit := fs.Int("limit", 0, "")
+		js := fs.Bool("json", false, "")
+		var via multiFlag
+		fs.Var(&via, "via", "")
+		pos, err := parseArgs(fs, tc.args, false)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(pos, tc.pos) || *limit != tc.limit || *js != tc.json || !reflect.DeepEqual([]string(via), tc.via) {
+			t.Errorf("%q: pos %q limit %d json %v via %q; want %q %d %v %q", tc.args, pos, *limit, *js, via, tc.pos, tc.limit, tc.json, tc.via)
+		}
+	}
+}
+
+func TestParseArgsStop(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	home := fs.String("home", "", "")
+	rest, err := parseArgs(fs, []string{"--home", "H", "room", "create", "--home", "X"}, true)
+	if err != nil || *home != "H" || !reflect.DeepEqual(rest, []string{"room", "create", "--home", "X"}) {
+		t.Fatalf("rest %q home %q err %v", rest, *home, err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	home := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"room"}, "missing room subcommand"},
+		{[]string{"room", "frobnicate"}, `unknown command "room frobnicate"`},
+		{[]string{"--bogus", "status"}, "flag provided but not defined: --bogus"},
+		{[]string{"status", "--bogus"}, "flag provided but not defined: --bogus"},
+		{[]string{"status", "extra"}, `unexpected argument "extra"`},
+		{[]string{"send", validID}, "missing argument"},
+		{[]string{"send", validID, "hello", "world"}, "quote a message"},
+		{[]string{"history"}, "missing argument"},
+		{[]string{"history", validID, "--limit", "many"}, `invalid value "many" for flag --limit`},
+		{[]string{"history", validID, "--limit"}, "flag needs an argument: --limit"},
+		{[]string{"history", validID, "--limit", "-3"}, "bad --limit"},
+		{[]string{"room", "create", "--history", "forever"}, `bad --history "forever"`},
+		{[]string{"room", "join"}, "missing argument"},
+		{[]string{"connect"}, "missing argument"},
+		{[]string{"daemon", "--log-level", "loud"}, "bad --log-level"},
+		{[]string{"help", "frobnicate"}, "unknown command"},
+	} {
+		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
+			r := runCLI(t, "", append([]string{"--home", home}, tc.args...)...)
+			r.usageError(t, tc.want)
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "room"}, {"room", "--help"}, {"help", "send"}, {"history", "--help"}, {"help", "room", "join"}} {
+		r := runCLI(t, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "usage: parley") || r.stderr != "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := runCLI(t, "", "help", "room", "join")
+	if !strings.Contains(r.stdout, "--via MULTIADDR") {
+		t.Errorf("help room join does not describe --via:\n%s", r.stdout)
+	}
+}
+
+// Bad input fails with exit 1 and one line before any daemon is contacted:
+// the home has no daemon, so reaching it would say "no daemon running".
+func TestClientSideValidation(t *testing.T) {
+	home := t.TempDir()
+	big := strings.Repeat("x", maxMessage+1)
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"", []string{"send", validID, ""}, "parley: empty message"},
+		{"", []string{"send", validID, "  \n\t"}, "parley: empty message"},
+		{"\n", []string{"send", validID, "-"}, "parley: empty message"},
+		{big, []string{"send", validID, "-"}, "message too long: 60001 bytes, the limit is 60000"},
+		{"", []string{"send", validID, big}, "message too long"},
+		{"", []string{"send", validID, "\xff\xfe"}, "not valid UTF-8"},
+		{"", []string{"send", "not-a-room", "hi"}, `malformed room ID "not-a-room"`},
+		{"", []string{"history", "bafy", "--json"}, `malformed room ID "bafy"`},
+		{"", []string{"history", validID, "--before", "zzz"}, `malformed event ID "zzz"`},
+		{"", []string{"room", "info", "x"}, "malformed room ID"},
+		{"", []string{"room", "join", "x"}, "malformed room ID"},
+		{"", []string{"room", "join", validID, "--via", "/ip4/1.2.3.4/tcp/notaport"}, "malformed multiaddr"},
+		{"", []string{"room", "join", validID, "--via", "/ip4/1.2.3.4/tcp/4001"}, "no /p2p/PEER_ID part"},
+		{"", []string{"watch", "x"}, "malformed room ID"},
+		{"", []string{"connect", "not-a-multiaddr"}, `malformed multiaddr "not-a-multiaddr"`},
+		{"", []string{"connect", "/ip4/999.0.0.1/tcp/1"}, "malformed multiaddr"},
+		{"", []string{"disconnect", "nobody"}, `malformed peer ID "nobody"`},
+		{"", []string{"daemon", "--listen", "/nope"}, "malformed multiaddr"},
+		{"", []string{"daemon", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/PEER_ID part"},
+		{"", []string{"daemon", "--api", "4080"}, "bad --api address"},
+	} {
+		t.Run(strings.Join(tc.args[:1], "_"), func(t *testing.T) {
+			r := runCLI(t, tc.stdin, append(tc.args, "--home", home)...)
+			r.failsWith(t, tc.want)
+		})
+	}
+}
+
+func TestNoDaemon(t *testing.T) {
+	home := t.TempDir()
+	want := "parley: no daemon running for " + home + " (start one with: parley daemon)\n"
+	for _, args := range [][]string{
+		{"status"}, {"id", "--json"}, {"peers"}, {"room", "list"},
+		{"send", validID, "hello"}, {"history", validID, "--limit", "5", "--json"}, {"watch"},
+	} {
+		r := runCLI(t, "", append([]string{"--home", home}, args...)...)
+		if r.code != 1 || r.stderr != want || r.stdout != "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q; want exit 1 and %q", args, r.code, r.stdout, r.stderr, want)
+		}
+	}
+	// PARLEY_HOME stands in for --home.
+	t.Setenv("PARLEY_HOME", home)
+	if r := runCLI(t, "", "status"); r.code != 1 || r.stderr != want {
+		t.Errorf("with PARLEY_HOME: exit %d stderr %q", r.code, r.stderr)
+	}
+	// A stale api file (daemon killed) also means no daemon.
+	writeAPIFile(t, home, "http://127.0.0.1:1", "tok")
+	if r := runCLI(t, "", "status"); r.code != 1 || r.stderr != want {
+		t.Errorf("stale api file: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+func writeAPIFile(t *testing.T, home, url, token string) {
+	t.Helper()
+	b, _ := json.Marshal(node.APIInfo{URL: url, Token: token})
+	if err := os.WriteFile(filepath.Join(home, node.APIFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeDaemon answers API calls with canned JSON and records the requests.
+type fakeDaemon struct {
+	home     string
+	answers  map[string]string // method -> body (status 200)
+	mu       sync.Mutex
+	requests map[string]string // method -> request body
+}
+
+func (f *fakeDaemon) request(method string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[method]
+}
+
+func startFake(t *testing.T, answers map[string]string) *fakeDaemon {
+	f := &fakeDaemon{home: t.TempDir(), answers: answers, requests: map[string]string{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		method := strings.TrimPrefix(r.URL.Path, "/v1/")
+		b, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.requests[method] = string(b)
+		f.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer secret" {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":"missing or wrong API token","kind":"permission"}`)
+			return
+		}
+		a, ok := f.answers[method]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"node: unknown room","kind":"not_found"}`)
+			return
+		}
+		io.WriteString(w, a)
+	}))
+	t.Cleanup(srv.Close)
+	writeAPIFile(t, f.home, srv.URL, "secret")
+	return f
+}
+
+func TestAgainstFakeDaemon(t *testing.T) {
+	history := `{"events": [
+		{"id": "e1", "sender": "alice-user-id-0123456789", "type": "message", "ts": 1700000000000, "body": "hi there", "decrypted": true, "extra": 1},
+		{"id": "e2", "sender": "bob", "type": "member", "ts": 1700000001000, "membership": "join", "decrypted": true}
+	]}`
+	f := startFake(t, map[string]string{
+		node.MethodHistory: history,
+		node.MethodSend:    `{"event":"bafyevent"}`,
+		node.MethodStatus:  `{"peers":2,"rooms":1,"syncing":[],"store_bytes":2048}`,
+		node.MethodWatch:   "{\"kind\":\"event\",\"room\":\"r\",\"event\":{\"id\":\"e3\",\"sender\":\"s\",\"type\":\"message\",\"ts\":1,\"body\":\"yo\",\"decrypted\":true}}\n{\"kind\":\"event\",\"room\":\"r\"}\n",
+	})
+
+	// Flags after the positional argument reach the request; --json prints
+	// the daemon's answer as is (unknown keys kept), on one line.
+	r := runCLI(t, "", "history", validID, "--limit", "5", "--json", "--home", f.home)
+	if r.code != 0 {
+		t.Fatalf("history: exit %d: %s", r.code, r.stderr)
+	}
+	var req node.HistoryReq
+	if err := json.Unmarshal([]byte(f.request(node.MethodHistory)), &req); err != nil || req.Room != validID || req.Limit != 5 {
+		t.Fatalf("history request %q", f.request(node.MethodHistory))
+	}
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"extra":1`) {
+		t.Fatalf("history --json output is not the answer on one line: %q", r.stdout)
+	}
+
+	r = runCLI(t, "", "--home", f.home, "history", validID)
+	if r.code != 0 || !strings.Contains(r.stdout, "hi there") || !strings.Contains(r.stdout, "* bob join") {
+		t.Fatalf("history (human): exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// send reads stdin for "-" and drops the final newline.
+	r = runCLI(t, "line one\nline two\n", "send", "--home", f.home, validID, "-")
+	if r.code != 0 || r.stdout != "bafyevent\n" {
+		t.Fatalf("send: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	var sreq node.SendReq
+	json.Unmarshal([]byte(f.request(node.MethodSend)), &sreq)
+	if sreq.Text != "line one\nline two" || sreq.Room != validID {
+		t.Fatalf("send request %+v", sreq)
+	}
+
+	r = runCLI(t, "", "status", "--home", f.home)
+	if r.code != 0 || !strings.Contains(r.stdout, "peers    2") || !strings.Contains(r.stdout, "2.0 KiB") {
+		t.Fatalf("status: exit %d stdout %q", r.code, r.stdout)
+	}
+
+	// Errors from the daemon become one "parley: " line without the package prefix.
+	r = runCLI(t, "", "room", "info", validID, "--home", f.home)
+	r.failsWith(t, "parley: unknown room")
+
+	// watch prints one object per line and reports the end of the stream.
+	r = runCLI(t, "", "watch", "--json", "--home", f.home)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !json.Valid([]byte(lines[0])) || !strings.Contains(r.stderr, "ended the stream") || r.code != 1 {
+		t.Fatalf("watch: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestWrongToken(t *testing.T) {
+	f := startFake(t, map[string]string{node.MethodStatus: `{}`})
+	writeAPIFile(t, f.home, func() string {
+		b, _ := os.ReadFile(filepath.Join(f.home, node.APIFile))
+		var info node.APIInfo
+		json.Unmarshal(b, &info)
+		return info.URL
+	}(), "wrong")
+	runCLI(t, "", "status", "--home", f.home).failsWith(t, "parley: missing or wrong API token")
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// maxMessage is the largest message text the CLI sends. An event is at most
+// 64 KiB with its envelope (crdt.MaxEventSize); this leaves room for it.
+const maxMessage = 60000
+
+// parley send ROOM TEXT|-
+func runSend(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 2, 2)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	text := pos[1]
+	if text == "-" {
+		b, err := io.ReadAll(io.LimitReader(c.stdin, 16*maxMessage))
+		if err != nil {
+			return fmt.Errorf("read the message from stdin: %v", err)
+		}
+		text = strings.TrimRight(string(b), "\r\n")
+	}
+	switch {
+	case strings.TrimSpace(text) == "":
+		return errors.New("empty message")
+	case len(text) > maxMessage:
+		return fmt.Errorf("message too long: %d bytes, the limit is %d (split it, or send it as a file)", len(text), maxMessage)
+	case !utf8.ValidString(text):
+		return errors.New("the message is not valid UTF-8 text")
+	}
+	var r node.EventResp
+	return c.call(node.MethodSend, node.SendReq{Room: room, Text: text}, &r, func(w io.Writer) {
+		fmt.Fprintln(w, r.Event)
+	})
+}
+
+// parley history ROOM [--limit N] [--before EVENT]
+//
+// The visible timeline, oldest first. --limit keeps the newest N events (of
+// those before EVENT, with --before).
+func runHistory(c *cli, args []string) error {
+	fs := c.flags()
+	limit := fs.Int("limit", 0, "show at most the newest `N` events (0: the daemon's default)")
+	before := fs.String("before", "", "only events before `EVENT`")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if *limit < 0 {
+		return c.usagef("bad --limit %d (want a positive number)", *limit)
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	if *before != "" {
+		if _, err := parseEvent(*before); err != nil {
+			return err
+		}
+	}
+	var r node.HistoryResp
+	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before}, &r, func(w io.Writer) {
+		if len(r.Events) == 0 {
+			fmt.Fprintln(w, "no events")
+			return
+		}
+		for i := range r.Events {
+			fmt.Fprintln(w, eventLine(&r.Events[i]))
+		}
+	})
+}
+
+// parley watch [ROOM]
+//
+// Streams new events until interrupted. With --json every line is one
+// object with a "kind".
+func runWatch(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 0, 1)
+	if err != nil {
+		return err
+	}
+	var req node.WatchReq
+	if len(pos) == 1 {
+		if req.Room, err = parseRoom(pos[0]); err != nil {
+			return err
+		}
+	}
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	err = cl.Stream(c.ctx, node.MethodWatch, req, func(line json.RawMessage) error {
+		var item struct {
+			node.WatchItem
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(line, &item); err != nil {
+			return fmt.Errorf("the daemon sent a malformed watch line: %v", err)
+		}
+		if item.Kind == "error" {
+			return fmt.Errorf("watch ended: %s", item.Error)
+		}
+		if c.json {
+			return c.printRaw(line)
+		}
+		prefix := ""
+		if req.Room == "" {
+			prefix = "[" + short(item.Room) + "] "
+		}
+		if item.Event != nil {
+			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event))
+			return err
+		}
+		_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, item.Kind)
+		return err
+	})
+	if err != nil {
+		return c.explain(err)
+	}
+	if c.ctx.Err() == nil {
+		return errors.New("the daemon ended the stream (did it stop?)")
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// callTimeout bounds one request/response call to the daemon.
+const callTimeout = 2 * time.Minute
+
+// client finds the daemon of this home.
+func (c *cli) client() (*node.Client, error) {
+	cl, err := node.NewClient(c.home())
+	if err != nil {
+		return nil, c.explain(err)
+	}
+	return cl, nil
+}
+
+// call invokes an API method. With --json it prints the daemon's answer as
+// is, on one line; otherwise it decodes the answer into resp and calls human.
+func (c *cli) call(method string, req, resp any, human func(w io.Writer)) error {
+	cl, err := c.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
+	defer cancel()
+	var raw json.RawMessage
+	if err := cl.Call(ctx, method, req, &raw); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("the daemon of %s did not answer within %v (see its log)", c.home(), callTimeout)
+		}
+		return c.explain(err)
+	}
+	if c.json {
+		return c.printRaw(raw)
+	}
+	if err := json.Unmarshal(raw, resp); err != nil {
+		return fmt.Errorf("cannot read the daemon's answer to %s: %v", method, err)
+	}
+	human(c.stdout)
+	return nil
+}
+
+// explain turns an error from the node package into the message users see.
+func (c *cli) explain(err error) error {
+	var ne *node.Error
+	switch {
+	case errors.Is(err, node.ErrNoDaemon):
+		return fmt.Errorf("no daemon running for %s (start one with: parley daemon)", c.home())
+	case errors.As(err, &ne):
+		return errors.New(strings.TrimPrefix(ne.Error(), "node: "))
+	}
+	return err
+}
+
+// printRaw prints one JSON value on one line.
+func (c *cli) printRaw(raw []byte) error {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return fmt.Errorf("the daemon answered malformed JSON: %v", err)
+	}
+	b.WriteByte('\n')
+	_, err := c.stdout.Write(b.Bytes())
+	return err
+}
+
+// printJSON prints v as one JSON object on one line.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// table writes aligned columns; call flush when done.
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// short abbreviates an opaque identifier for people.
+func short(id string) string {
+	if len(id) <= 16 || !utf8.ValidString(id) {
+		return id
+	}
+	return id[:8] + "…" + id[len(id)-6:]
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func fmtTime(ms int64) string {
+	if ms == 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).Local().Format("2006-01-02 15:04:05")
+}
+
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// eventLine renders one timeline event for people.
+func eventLine(e *node.TimelineEvent) string {
+	when := fmtTime(e.TS)
+	who := short(e.Sender)
+	switch e.Type {
+	case "message":
+		body := e.Body
+		if !e.Decrypted && body == "" {
+			body = "(encrypted; no key for it on this node)"
+		}
+		return fmt.Sprintf("%s  %s  %s", when, who, body)
+	case "member":
+		what := e.Membership
+		if what == "" {
+			what = "changed membership"
+		}
+		if e.StateKey != nil && *e.StateKey != e.Sender && *e.StateKey != "" {
+			what += " " + short(*e.StateKey)
+		}
+		return fmt.Sprintf("%s  * %s %s", when, who, what)
+	case "room", "create":
+		return fmt.Sprintf("%s  * %s created the room", when, who)
+	}
+	return fmt.Sprintf("%s  * %s %s", when, who, e.Type)
+}

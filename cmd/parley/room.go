@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
+)
+
+// parley room create [--name N] [--topic T] [--public] [--history shared|joined]
+//
+// The creator is the room's admin. A room is invite-only unless --public.
+// With history "shared" (the default) new members read history from before
+// they joined; with "joined" only from their join on.
+func runRoomCreate(c *cli, args []string) error {
+	fs := c.flags()
+	name := fs.String("name", "", "room `NAME`")
+	topic := fs.String("topic", "", "room `TOPIC`")
+	public := fs.Bool("public", false, "anyone may join (default: invite only)")
+	history := fs.String("history", "shared", "`MODE` shared: members read all history; joined: only from their join on")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *history != "shared" && *history != "joined" {
+		return c.usagef("bad --history %q (use shared or joined)", *history)
+	}
+	req := node.RoomCreateReq{Name: *name, Topic: *topic, Public: *public, History: *history}
+	var r node.RoomResp
+	return c.call(node.MethodRoomCreate, req, &r, func(w io.Writer) {
+		fmt.Fprintln(w, r.Room)
+	})
+}
+
+// parley room list
+func runRoomList(c *cli, args []string) error {
+	if err := c.noArgs(args); err != nil {
+		return err
+	}
+	var r node.RoomListResp
+	return c.call(node.MethodRoomList, node.Empty{}, &r, func(w io.Writer) {
+		if len(r.Rooms) == 0 {
+			fmt.Fprintln(w, "no rooms (create one with: parley room create)")
+			return
+		}
+		tw := table(w)
+		fmt.Fprintln(tw, "ROOM\tNAME\tMEMBERSHIP")
+		for _, room := range r.Rooms {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", room.Room, orNone(room.Name), room.Membership)
+		}
+		tw.Flush()
+	})
+}
+
+// parley room info ROOM
+func runRoomInfo(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	var r node.RoomInfoResp
+	return c.call(node.MethodRoomInfo, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+		tw := table(w)
+		fmt.Fprintf(tw, "room\t%s\n", r.Room)
+		fmt.Fprintf(tw, "name\t%s\n", orNone(r.Name))
+		fmt.Fprintf(tw, "topic\t%s\n", orNone(r.Topic))
+		fmt.Fprintf(tw, "join rule\t%s\n", orNone(r.JoinRule))
+		fmt.Fprintf(tw, "history\t%s\n", orNone(r.History))
+		fmt.Fprintf(tw, "events\t%d held, %d missing, %d pending\n", r.Sync.Events, r.Sync.Missing, r.Sync.Pending)
+		fmt.Fprintf(tw, "heads\t%s\n", orNone(strings.Join(r.Sync.Heads, " ")))
+		tw.Flush()
+		if len(r.Members) == 0 {
+			return
+		}
+		fmt.Fprintln(w)
+		tw = table(w)
+		fmt.Fprintln(tw, "MEMBER\tNAME\tMEMBERSHIP\tROLE")
+		for _, m := range r.Members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%d)\n", m.User, orNone(m.DisplayName), m.Membership, orNone(m.Role), m.Power)
+		}
+		tw.Flush()
+	})
+}
+
+// parley room join ROOM [--via MULTIADDR]...
+//
+// --via names peers that hold the room, for a node that does not know any.
+func runRoomJoin(c *cli, args []string) error {
+	fs := c.flags()
+	var via multiFlag
+	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	req := node.RoomJoinReq{Room: room}
+	for _, v := range via {
+		a, err := parseAddr(v, true)
+		if err != nil {
+			return err
+		}
+		req.Via = append(req.Via, a)
+	}
+	var r node.RoomEventResp
+	return c.call(node.MethodRoomJoin, req, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "joined %s (event %s)\n", r.Room, r.Event)
+	})
+}
+
+// parseRoom checks the form of a room ID before the daemon sees it.
+func parseRoom(s string) (string, error) {
+	if _, err := crdt.ParseID(s); err != nil {
+		return "", fmt.Errorf("malformed room ID %q (see: parley room list)", s)
+	}
+	return s, nil
+}
+
+// parseEvent checks the form of an event ID.
+func parseEvent(s string) (string, error) {
+	if _, err := crdt.ParseID(s); err != nil {
+		return "", fmt.Errorf("malformed event ID %q (see: parley history ROOM)", s)
+	}
+	return s, nil
+}

@@ -1,0 +1,446 @@
+// Package badgerstore implements crdt.Store on BadgerDB v4. It is the only
+// crdt package that imports badger.
+//
+// Key layout (research/crdt_sync.md §2.a; <id> and <room> are binary CIDs of
+// 36 bytes, integers are big-endian uint64, so byte order is numeric order):
+//
+//	e/<id>                              envelope bytes (immutable)
+//	b/<id>                              body bytes; absent when purged or never received
+//	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
+//	h/<room>/<id>                       "" for each current head of room
+//	d/<room>/<depth>/<id>               "" depth index: Scan order
+//	a/<room>/<device>/<seq>/<id>        "" (device, seq) index: two ids under one prefix = equivocation
+//	r/<room>                            "" the room has events (Rooms)
+//
+// A Commit is one badger transaction (db.Update). A batch too large for one
+// transaction (badger.ErrTxnTooBig, about 10 MB or 100k entries with the
+// default 64 MiB memtable, so ~10k typical events) is split: the events in
+// order over as many transactions as needed, then the heads in the last
+// one. A crash in the middle leaves events without their head change, which
+// is safe: crdt.Log.Restore recomputes the heads from the events, and the next
+// Commit of the room rewrites them.
+package badgerstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Options configure Open. The zero value is fine.
+type Options struct {
+	// Logger receives badger's warnings and errors (its info and debug
+	// lines are dropped). Nil means slog.Default().
+	Logger *slog.Logger
+	// GCInterval is how often Serve runs value-log GC; default 5 minutes.
+	GCInterval time.Duration
+	// InMemory keeps everything in memory (dir is ignored); for tests.
+	InMemory bool
+}
+
+// Store is a crdt.Store on badger. It is safe for concurrent use.
+type Store struct {
+	db   *badger.DB
+	opts Options
+}
+
+var _ crdt.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = 5 * time.Minute
+	}
+	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger})
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger store: %w", err)
+	}
+	return &Store{db: db, opts: opts}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Serve runs value-log GC every Options.GCInterval until ctx is done, then
+// returns nil. It returns an error if GC fails for another reason than
+// "nothing to rewrite" or a closed database.
+func (s *Store) Serve(ctx context.Context) error {
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.gc(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) gc(ctx context.Context) error {
+	for ctx.Err() == nil {
+		err := s.db.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			continue // one file rewritten; there may be more
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected), errors.Is(err, badger.ErrGCInMemoryMode):
+			return nil
+		default:
+			return fmt.Errorf("value log gc: %w", err)
+		}
+	}
+	return nil
+}
+
+const idLen = 36 // binary CIDv1 dag-cbor sha2-256
+
+func key(prefix byte, parts ...[]byte) []byte {
+	n := 2
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix, '/')
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, '/')
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func eventKey(id crdt.EventID) []byte { return key('e', []byte(id)) }
+func bodyKey(id crdt.EventID) []byte  { return key('b', []byte(id)) }
+func metaKey(id crdt.EventID) []byte  { return key('m', []byte(id)) }
+func roomKey(r crdt.RoomID) []byte    { return key('r', []byte(r)) }
+func headKey(r crdt.RoomID, id crdt.EventID) []byte {
+	return key('h', []byte(r), []byte(id))
+}
+func depthKey(r crdt.RoomID, depth uint64, id crdt.EventID) []byte {
+	return key('d', []byte(r), be64(depth), []byte(id))
+}
+func chainKey(r crdt.RoomID, dev crdt.DeviceID, seq uint64, id crdt.EventID) []byte {
+	return key('a', []byte(r), dev[:], be64(seq), []byte(id))
+}
+
+func encodeMeta(st crdt.Stored) []byte {
+	m := make([]byte, 0, 9+len(st.Reason))
+	m = append(m, byte(st.Status))
+	m = binary.BigEndian.AppendUint64(m, st.Event.Depth)
+	return append(m, st.Reason...)
+}
+
+// Commit implements crdt.Store.
+func (s *Store) Commit(b crdt.Batch) error {
+	if err := crdt.CheckBatch(b); err != nil {
+		return err
+	}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, st := range b.Events {
+			if err := writeEvent(txn, b.Room, st); err != nil {
+				return err
+			}
+		}
+		return writeHeads(txn, b)
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		err = s.commitSplit(b)
+	}
+	if err != nil {
+		return fmt.Errorf("commit %d events: %w", len(b.Events), err)
+	}
+	if b.Durable {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// commitSplit writes a batch too big for one transaction: events in order
+// over several transactions, the heads in the last (see the package doc).
+func (s *Store) commitSplit(b crdt.Batch) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for _, st := range b.Events {
+		err := writeEvent(txn, b.Room, st)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			if err := txn.Commit(); err != nil {
+				return err
+			}
+			txn = s.db.NewTransaction(true)
+			err = writeEvent(txn, b.Room, st)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	err := writeHeads(txn, b)
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		if err := txn.Commit(); err != nil {
+			return err
+		}
+		txn = s.db.NewTransaction(true)
+		err = writeHeads(txn, b)
+	}
+	if err != nil {
+		return err
+	}
+	return txn.Commit()
+}
+
+func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
+	ev := st.Event
+	switch _, err := txn.Get(eventKey(ev.ID)); {
+	case err == nil:
+		return nil // held: a recommit changes nothing
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	sets := [][2][]byte{
+		{eventKey(ev.ID), ev.Envelope},
+		{metaKey(ev.ID), encodeMeta(st)},
+		{depthKey(room, ev.Depth, ev.ID), nil},
+		{chainKey(room, ev.Device, ev.Seq, ev.ID), nil},
+		{roomKey(room), nil},
+	}
+	if ev.Body != nil {
+		sets = append(sets, [2][]byte{bodyKey(ev.ID), ev.Body})
+	}
+	for _, kv := range sets {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeHeads(txn *badger.Txn, b crdt.Batch) error {
+	for _, id := range b.RemoveHeads {
+		if err := txn.Delete(headKey(b.Room, id)); err != nil {
+			return err
+		}
+	}
+	for _, id := range b.AddHeads {
+		if err := txn.Set(headKey(b.Room, id), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get implements crdt.Store. The event is verified again on the way out
+// (crdt.DecodeEnvelope), so a corrupted file cannot inject an event.
+func (s *Store) Get(id crdt.EventID) (crdt.Stored, error) {
+	var st crdt.Stored
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		st, err = get(txn, id)
+		return err
+	})
+	return st, err
+}
+
+func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
+	item, err := txn.Get(eventKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return crdt.Stored{}, crdt.ErrNotFound
+	}
+	if err != nil {
+		return crdt.Stored{}, err
+	}
+	env, err := item.ValueCopy(nil)
+	if err != nil {
+		return crdt.Stored{}, err
+	}
+	var body []byte
+	switch item, err := txn.Get(bodyKey(id)); {
+	case err == nil:
+		if body, err = item.ValueCopy(nil); err != nil {
+			return crdt.Stored{}, err
+		}
+		if body == nil {
+			body = []byte{}
+		}
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return crdt.Stored{}, err
+	}
+	item, err = txn.Get(metaKey(id))
+	if err != nil {
+		return crdt.Stored{}, fmt.Errorf("meta of %s: %w", id, err)
+	}
+	meta, err := item.ValueCopy(nil)
+	if err != nil {
+		return crdt.Stored{}, err
+	}
+	if len(meta) < 9 {
+		return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt meta of %s", id)
+	}
+	ev, err := crdt.DecodeEnvelope(env, body)
+	if err != nil {
+		return crdt.Stored{}, fmt.Errorf("badgerstore: stored event %s: %w", id, err)
+	}
+	return crdt.Stored{Event: ev, Status: crdt.Status(meta[0]), Reason: string(meta[9:])}, nil
+}
+
+// Has implements crdt.Store.
+func (s *Store) Has(id crdt.EventID) (bool, error) {
+	var ok bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(eventKey(id))
+		switch {
+		case err == nil:
+			ok = true
+		case errors.Is(err, badger.ErrKeyNotFound):
+		default:
+			return err
+		}
+		return nil
+	})
+	return ok, err
+}
+
+// keysUnder lists the keys under prefix (without the prefix).
+func (s *Store) keysUnder(prefix []byte) ([][]byte, error) {
+	var out [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = prefix
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			out = append(out, it.Item().KeyCopy(nil)[len(prefix):])
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Heads implements crdt.Store.
+func (s *Store) Heads(room crdt.RoomID) ([]crdt.EventID, error) {
+	ks, err := s.keysUnder(append(key('h', []byte(room)), '/'))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]crdt.EventID, len(ks))
+	for i, k := range ks {
+		out[i] = crdt.EventID(k)
+	}
+	return out, nil
+}
+
+// Rooms implements crdt.Store.
+func (s *Store) Rooms() ([]crdt.RoomID, error) {
+	ks, err := s.keysUnder(key('r'))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]crdt.RoomID, len(ks))
+	for i, k := range ks {
+		out[i] = crdt.RoomID(k)
+	}
+	return out, nil
+}
+
+const scanPage = 256
+
+// Scan implements crdt.Store. It reads pages of events in short read
+// transactions and calls fn between them, so fn may use the store.
+func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) error {
+	prefix := append(key('d', []byte(room)), '/')
+	seek := append(append([]byte(nil), prefix...), be64(from)...)
+	for {
+		var page []crdt.Stored
+		err := s.db.View(func(txn *badger.Txn) error {
+			o := badger.DefaultIteratorOptions
+			o.PrefetchValues = false
+			o.Prefix = prefix
+			it := txn.NewIterator(o)
+			defer it.Close()
+			for it.Seek(seek); it.Valid() && len(page) < scanPage; it.Next() {
+				k := it.Item().Key()
+				if len(k) != len(prefix)+8+1+idLen {
+					return fmt.Errorf("badgerstore: corrupt depth key %x", k)
+				}
+				st, err := get(txn, crdt.EventID(k[len(k)-idLen:]))
+				if err != nil {
+					return err
+				}
+				page = append(page, st)
+				seek = append(it.Item().KeyCopy(seek[:0]), 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, st := range page {
+			if !fn(st) {
+				return nil
+			}
+		}
+		if len(page) < scanPage {
+			return nil
+		}
+	}
+}
+
+// PurgeBody implements crdt.Store by deleting the body key.
+//
+// That removes the body from every read at once, but not yet from the disk:
+// badger writes a tombstone, and the old value stays in the write-ahead value
+// log until value-log GC rewrites or drops that file, and in the LSM tables
+// (bodies are below ValueThreshold, so they live inline there) until a
+// compaction merges the tombstone with it and discards the older version,
+// which only happens once no open read transaction can see it
+// (NumVersionsToKeep is 1). Forcing it takes db.Flatten plus value-log GC,
+// or rewriting the key space.
+//
+// TODO(issue 3): make redaction delete the bytes for real (flatten + vlog GC
+// on purge, or bodies in a separate, rewritable file).
+func (s *Store) PurgeBody(id crdt.EventID) error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		switch _, err := txn.Get(eventKey(id)); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return crdt.ErrNotFound
+		case err != nil:
+			return err
+		}
+		return txn.Delete(bodyKey(id))
+	})
+}
+
+// slogAdapter passes badger's warnings and errors to slog and drops its
+// info and debug chatter.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Errorf(f string, args ...any) {
+	a.l.Error(fmt.Sprintf(f, args...), "component", "badger")
+}
+
+func (a slogAdapter) Warningf(f string, args ...any) {
+	a.l.Warn(fmt.Sprintf(f, args...), "component", "badger")
+}
+
+func (slogAdapter) Infof(string, ...any)  {}
+func (slogAdapter) Debugf(string, ...any) {}

@@ -1,0 +1,108 @@
+package badgerstore
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// ristretto's cache and badger's watermarks stop asynchronously after Close.
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
+	)
+}
+
+func open(t *testing.T, dir string) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	dirs := map[crdt.Store]string{}
+	storetest.RunStoreConformance(t, storetest.Opener{
+		Open: func(t *testing.T) crdt.Store {
+			dir := t.TempDir()
+			s := open(t, dir)
+			dirs[s] = dir
+			return s
+		},
+		Reopen: func(t *testing.T, s crdt.Store) crdt.Store {
+			dir := dirs[s]
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			n := open(t, dir)
+			dirs[n] = dir
+			return n
+		},
+	})
+}
+
+func TestInMemoryConformance(t *testing.T) {
+	storetest.RunStoreConformance(t, storetest.Opener{
+		Open: func(t *testing.T) crdt.Store {
+			s, err := Open("", Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+	})
+}
+
+func TestServeStops(t *testing.T) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	s.opts.GCInterval = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	f := storetest.NewFixture(t, "gc", 20, 10)
+	for _, b := range f.Batches {
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+func TestBigBatchSplits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := storetest.NewFixture(t, "big", 3000, 1<<30)
+	if len(f.Batches) != 1 {
+		t.Fatalf("%d batches", len(f.Batches))
+	}
+	if err := s.Commit(f.Batches[0]); err != nil {
+		t.Fatal(err)
+	}
+	heads, err := s.Heads(f.Room)
+	if err != nil || len(heads) == 0 {
+		t.Fatalf("heads %v, %v", heads, err)
+	}
+}

@@ -1,0 +1,298 @@
+package crdt
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Limits on events. They are part of the protocol (docs/protocol.md).
+const (
+	Version      = 1
+	MaxEventSize = 64 << 10 // envelope + body
+	MaxPrev      = 20
+	MaxAuth      = 10
+	MaxTypeLen   = 64
+	MaxStateKey  = 256
+	MaxEpochLen  = 64
+)
+
+// TypeCreate is the type of the event that founds a room; its ID is the room ID.
+const TypeCreate = "create"
+
+// signTag separates event signatures from every other signature.
+const signTag = "parley/event/v1\x00"
+
+// envelope is the wire form of an event's signed part (DAG-CBOR map).
+type envelope struct {
+	V        uint64  `cbor:"v"`
+	Room     *link   `cbor:"room,omitempty"`
+	Type     string  `cbor:"type"`
+	SKey     *string `cbor:"skey,omitempty"`
+	User     []byte  `cbor:"user"`
+	Device   []byte  `cbor:"device"`
+	Cert     []byte  `cbor:"cert"`
+	Seq      uint64  `cbor:"seq"`
+	Self     *link   `cbor:"self,omitempty"`
+	Prev     []link  `cbor:"prev"`
+	Auth     []link  `cbor:"auth"`
+	Depth    uint64  `cbor:"depth"`
+	TS       int64   `cbor:"ts"`
+	Epoch    []byte  `cbor:"epoch,omitempty"`
+	BodyHash []byte  `cbor:"body_hash"`
+	Sig      []byte  `cbor:"sig,omitempty"`
+}
+
+// frame is the transport unit for one event: the envelope bytes as signed and
+// the body (nil once purged by a redaction).
+type frame struct {
+	_    struct{} `cbor:",toarray"`
+	Env  []byte
+	Body []byte
+}
+
+// Event is a decoded event whose signature, certificate, encoding and limits
+// have been checked (stateless validity, rule R1). Its fields must not be
+// modified; Body may be nil when the body was purged or never received.
+type Event struct {
+	ID       EventID
+	Room     RoomID // the room; for a create event its own ID
+	Type     string
+	StateKey *string
+	User     UserID
+	Device   DeviceID
+	Seq      uint64
+	Self     EventID
+	Prev     []EventID // sorted, unique
+	Auth     []EventID // sorted, unique
+	Depth    uint64
+	TS       int64 // author's clock, ms; display only
+	Epoch    []byte
+	BodyHash [32]byte
+
+	Envelope []byte // the signed envelope bytes; ID is their CID
+	Body     []byte
+}
+
+// IsState reports whether the event carries a state key.
+func (e *Event) IsState() bool { return e.StateKey != nil }
+
+// Size is the event's size on the wire, for limits and metrics.
+func (e *Event) Size() int { return len(e.Envelope) + len(e.Body) }
+
+// Encode returns the transport form (a two-element CBOR array: envelope, body).
+func (e *Event) Encode() []byte {
+	b, err := encMode.Marshal(frame{Env: e.Envelope, Body: e.Body})
+	if err != nil {
+		panic(fmt.Sprintf("crdt: encode frame: %v", err)) // byte strings always encode
+	}
+	return b
+}
+
+// WithoutBody returns a copy of e whose body is purged.
+func (e *Event) WithoutBody() *Event {
+	c := *e
+	c.Body = nil
+	return &c
+}
+
+// Draft is what an author fills in; Sign turns it into an Event.
+type Draft struct {
+	Room     RoomID // zero for a create event
+	Type     string
+	StateKey *string
+	Seq      uint64
+	Self     EventID
+	Prev     []EventID
+	Auth     []EventID
+	Depth    uint64
+	TS       int64
+	Epoch    []byte
+	Body     []byte
+}
+
+// Errors of stateless validation. Decode wraps them with detail.
+var (
+	ErrMalformed = errors.New("crdt: malformed event")
+	ErrTooLarge  = errors.New("crdt: event too large")
+	ErrSignature = errors.New("crdt: bad signature")
+	ErrCert      = errors.New("crdt: bad device certificate")
+	ErrBodyHash  = errors.New("crdt: body does not match body_hash")
+)
+
+// Sign builds, signs and returns an event. Prev and Auth are sorted and
+// de-duplicated; the result passes Decode.
+func Sign(id *Identity, d Draft) (*Event, error) {
+	sum := sha256.Sum256(d.Body)
+	env := envelope{
+		V: Version, Type: d.Type, SKey: d.StateKey,
+		User: id.User[:], Device: devicePub(id), Cert: id.Cert,
+		Seq: d.Seq, Depth: d.Depth, TS: d.TS, Epoch: d.Epoch, BodyHash: sum[:],
+		Prev: toLinks(d.Prev), Auth: toLinks(d.Auth),
+	}
+	if d.Room != "" {
+		r := link(d.Room)
+		env.Room = &r
+	}
+	if d.Self != "" {
+		s := link(d.Self)
+		env.Self = &s
+	}
+	unsigned, err := encMode.Marshal(&env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	env.Sig = id.Device.Sign(append([]byte(signTag), unsigned...))
+	b, err := encMode.Marshal(&env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return decodeEnvelope(b, d.Body)
+}
+
+func devicePub(id *Identity) []byte {
+	p := id.Device.Public()
+	return p[:]
+}
+
+func toLinks(ids []EventID) []link {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	out := make([]link, len(s))
+	for i, x := range s {
+		out[i] = link(x)
+	}
+	return out
+}
+
+// Decode parses the transport form of an event and checks its stateless
+// validity (R1): canonical encoding, field limits, certificate, signature and,
+// when a body is present, the body hash. It never consults other events.
+func Decode(b []byte) (*Event, error) {
+	if len(b) > MaxEventSize+64 {
+		return nil, ErrTooLarge
+	}
+	var f frame
+	if err := UnmarshalCanonical(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: frame: %v", ErrMalformed, err)
+	}
+	return decodeEnvelope(f.Env, f.Body)
+}
+
+// DecodeEnvelope checks signed envelope bytes with an optional body (nil when purged).
+func DecodeEnvelope(env, body []byte) (*Event, error) { return decodeEnvelope(env, body) }
+
+func decodeEnvelope(envBytes, body []byte) (*Event, error) {
+	if len(envBytes)+len(body) > MaxEventSize {
+		return nil, ErrTooLarge
+	}
+	var env envelope
+	if err := UnmarshalCanonical(envBytes, &env); err != nil {
+		if errors.Is(err, ErrNonCanonical) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	e, err := fromEnvelope(&env)
+	if err != nil {
+		return nil, err
+	}
+	if !CheckDeviceCert(e.User, e.Device, env.Cert) {
+		return nil, ErrCert
+	}
+	sig := env.Sig
+	env.Sig = nil
+	unsigned, err := encMode.Marshal(&env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if !e.Device.Verify(append([]byte(signTag), unsigned...), sig) {
+		return nil, ErrSignature
+	}
+	if body != nil {
+		if sha256.Sum256(body) != e.BodyHash {
+			return nil, ErrBodyHash
+		}
+	}
+	e.ID = IDOf(envBytes)
+	if e.Type == TypeCreate {
+		e.Room = e.ID
+	}
+	e.Envelope = envBytes
+	e.Body = body
+	return e, nil
+}
+
+func fromEnvelope(env *envelope) (*Event, error) {
+	bad := func(format string, args ...any) (*Event, error) {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if env.V != Version {
+		return bad("version %d", env.V)
+	}
+	if env.Type == "" || len(env.Type) > MaxTypeLen {
+		return bad("type length %d", len(env.Type))
+	}
+	if env.SKey != nil && len(*env.SKey) > MaxStateKey {
+		return bad("state key too long")
+	}
+	if len(env.Sig) != 64 || len(env.Cert) != 64 || len(env.BodyHash) != 32 {
+		return bad("sig, cert or body_hash of wrong length")
+	}
+	if len(env.Epoch) > MaxEpochLen {
+		return bad("epoch too long")
+	}
+	e := &Event{Type: env.Type, StateKey: env.SKey, Seq: env.Seq, Depth: env.Depth, TS: env.TS, Epoch: env.Epoch}
+	var err error
+	if e.User, err = KeyFromBytes(env.User); err != nil {
+		return bad("user key")
+	}
+	if e.Device, err = KeyFromBytes(env.Device); err != nil {
+		return bad("device key")
+	}
+	copy(e.BodyHash[:], env.BodyHash)
+	if e.Prev, err = fromLinks(env.Prev, MaxPrev); err != nil {
+		return bad("prev: %v", err)
+	}
+	if e.Auth, err = fromLinks(env.Auth, MaxAuth); err != nil {
+		return bad("auth: %v", err)
+	}
+	if env.Self != nil {
+		e.Self = EventID(*env.Self)
+	}
+	if env.Room != nil {
+		e.Room = RoomID(*env.Room)
+	}
+	create := env.Type == TypeCreate
+	switch {
+	case create && (env.Room != nil || len(e.Prev) != 0 || len(e.Auth) != 0 || e.Seq != 0 || e.Depth != 0):
+		return bad("create must have no room, prev or auth, seq 0 and depth 0")
+	case !create && (env.Room == nil || len(e.Prev) == 0):
+		return bad("non-create event needs a room and at least one parent")
+	case (e.Seq == 0) != (e.Self == ""):
+		return bad("self must be set iff seq > 0")
+	case e.Self != "" && !slices.Contains(e.Prev, e.Self):
+		return bad("self must be among prev")
+	case !create && e.Depth == 0:
+		return bad("depth 0 is reserved for create")
+	}
+	return e, nil
+}
+
+// fromLinks checks that links are sorted, unique and at most max.
+func fromLinks(ls []link, max int) ([]EventID, error) {
+	if len(ls) > max {
+		return nil, fmt.Errorf("%d links, at most %d", len(ls), max)
+	}
+	out := make([]EventID, len(ls))
+	for i, l := range ls {
+		out[i] = EventID(l)
+		if i > 0 && bytes.Compare([]byte(out[i-1]), []byte(out[i])) >= 0 {
+			return nil, errors.New("links not sorted and unique")
+		}
+	}
+	return out, nil
+}

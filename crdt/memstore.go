@@ -1,0 +1,204 @@
+package crdt
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// MemStore is a Store held in memory, for tests and simulations. It is safe
+// for concurrent use. Events are immutable, so Get hands out the stored
+// *Event itself.
+type MemStore struct {
+	mu     sync.RWMutex
+	events map[EventID]Stored
+	rooms  map[RoomID]*memRoom
+	closed bool
+}
+
+type memRoom struct {
+	heads  map[EventID]struct{}
+	index  []Item // every event of the room; index[:sorted] is in order
+	sorted int
+}
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore {
+	return &MemStore{events: make(map[EventID]Stored), rooms: make(map[RoomID]*memRoom)}
+}
+
+var errClosed = errors.New("crdt: store closed")
+
+// CheckBatch returns an error when b cannot be committed as a whole: an entry
+// without an event, or an event of another room. Stores call it before
+// writing anything.
+func CheckBatch(b Batch) error {
+	for i, s := range b.Events {
+		if s.Event == nil {
+			return fmt.Errorf("crdt: batch entry %d has no event", i)
+		}
+		if s.Event.Room != b.Room {
+			return fmt.Errorf("crdt: batch of room %s holds event %s of room %s", b.Room, s.Event.ID, s.Event.Room)
+		}
+		if s.Status != StatusAccepted && s.Status != StatusRejected {
+			return fmt.Errorf("crdt: event %s has status %d", s.Event.ID, s.Status)
+		}
+	}
+	return nil
+}
+
+// Commit implements Store.
+func (m *MemStore) Commit(b Batch) error {
+	if err := CheckBatch(b); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	r := m.rooms[b.Room]
+	if r == nil && (len(b.Events) > 0 || len(b.AddHeads) > 0) {
+		r = &memRoom{heads: make(map[EventID]struct{})}
+		m.rooms[b.Room] = r
+	}
+	if r == nil {
+		return nil
+	}
+	for _, s := range b.Events {
+		if _, ok := m.events[s.Event.ID]; ok {
+			continue
+		}
+		m.events[s.Event.ID] = s
+		r.index = append(r.index, Item{s.Event.Depth, s.Event.ID})
+	}
+	for _, id := range b.RemoveHeads {
+		delete(r.heads, id)
+	}
+	for _, id := range b.AddHeads {
+		r.heads[id] = struct{}{}
+	}
+	return nil
+}
+
+// Get implements Store.
+func (m *MemStore) Get(id EventID) (Stored, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return Stored{}, errClosed
+	}
+	s, ok := m.events[id]
+	if !ok {
+		return Stored{}, ErrNotFound
+	}
+	return s, nil
+}
+
+// Has implements Store.
+func (m *MemStore) Has(id EventID) (bool, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return false, errClosed
+	}
+	_, ok := m.events[id]
+	return ok, nil
+}
+
+// Heads implements Store.
+func (m *MemStore) Heads(room RoomID) ([]EventID, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	r := m.rooms[room]
+	if r == nil {
+		return nil, nil
+	}
+	out := make([]EventID, 0, len(r.heads))
+	for id := range r.heads {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Rooms implements Store.
+func (m *MemStore) Rooms() ([]RoomID, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	var out []RoomID
+	for id, r := range m.rooms {
+		if len(r.index) > 0 {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Scan implements Store. fn runs without the store's lock held, so it may
+// call the store.
+func (m *MemStore) Scan(room RoomID, from uint64, fn func(Stored) bool) error {
+	items, err := m.scanItems(room, from)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		m.mu.RLock()
+		s, ok := m.events[it.ID]
+		m.mu.RUnlock()
+		if ok && !fn(s) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (m *MemStore) scanItems(room RoomID, from uint64) ([]Item, error) {
+	m.mu.Lock() // sorting the index mutates it
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	r := m.rooms[room]
+	if r == nil {
+		return nil, nil
+	}
+	if r.sorted < len(r.index) {
+		slices.SortFunc(r.index, cmpItem)
+		r.sorted = len(r.index)
+	}
+	i, _ := slices.BinarySearchFunc(r.index, Item{Depth: from}, cmpItem)
+	return slices.Clone(r.index[i:]), nil
+}
+
+// PurgeBody implements Store.
+func (m *MemStore) PurgeBody(id EventID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	s, ok := m.events[id]
+	if !ok {
+		return ErrNotFound
+	}
+	s.Event = s.Event.WithoutBody()
+	m.events[id] = s
+	return nil
+}
+
+// Close implements Store. Later calls fail.
+func (m *MemStore) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}

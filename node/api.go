@@ -1,0 +1,221 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxRequest bounds a request body; events are at most 64 KiB, so this leaves
+// room for a clear "too large" answer from the handler for anything between.
+const maxRequest = 1 << 20
+
+type handlerFunc func(ctx context.Context, body []byte) (any, error)
+type streamFunc func(ctx context.Context, body []byte, emit func(any) error) error
+
+// APIServer is the local HTTP API: loopback only, bearer token, Host and
+// Origin checks. Methods are registered with Handle and HandleStream before
+// Serve.
+type APIServer struct {
+	token    string
+	ln       net.Listener
+	handlers map[string]handlerFunc
+	streams  map[string]streamFunc
+	log      *slog.Logger
+}
+
+// NewAPIServer listens on addr, which must be a loopback address.
+func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, errorf(KindInvalid, "api address %q: %v", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, errorf(KindInvalid, "api address %q is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen api: %w", err)
+	}
+	return &APIServer{token: token, ln: ln, handlers: map[string]handlerFunc{}, streams: map[string]streamFunc{}, log: log}, nil
+}
+
+// URL is the base URL clients use.
+func (s *APIServer) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Handle registers a request/response method.
+func Handle[Req, Resp any](s *APIServer, method string, fn func(context.Context, Req) (Resp, error)) {
+	s.handlers[method] = func(ctx context.Context, body []byte) (any, error) {
+		var req Req
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, err
+		}
+		return fn(ctx, req)
+	}
+}
+
+// HandleStream registers a streaming method: emit writes one JSON line.
+func HandleStream[Req any](s *APIServer, method string, fn func(context.Context, Req, func(any) error) error) {
+	s.streams[method] = func(ctx context.Context, body []byte, emit func(any) error) error {
+		var req Req
+		if err := decodeStrict(body, &req); err != nil {
+			return err
+		}
+		return fn(ctx, req, emit)
+	}
+}
+
+func decodeStrict(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	d := json.NewDecoder(strings.NewReader(string(body)))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return errorf(KindInvalid, "bad request: %v", err)
+	}
+	return nil
+}
+
+// Serve answers requests until ctx is done.
+func (s *APIServer) Serve(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
+	err := srv.Serve(s.ln)
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := s.admit(r); err != nil {
+		writeError(w, err)
+		return
+	}
+	method, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+	if !ok || r.Method != http.MethodPost {
+		writeError(w, errorf(KindNotFound, "no such API method %s %s", r.Method, r.URL.Path))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest+1))
+	if err != nil {
+		writeError(w, errorf(KindInvalid, "read request: %v", err))
+		return
+	}
+	if len(body) > maxRequest {
+		writeError(w, errorf(KindInvalid, "request larger than %d bytes", maxRequest))
+		return
+	}
+	if h, ok := s.handlers[method]; ok {
+		resp, err := h(r.Context(), body)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(resp)
+		return
+	}
+	if h, ok := s.streams[method]; ok {
+		s.serveStream(w, r, h, body)
+		return
+	}
+	writeError(w, errorf(KindNotFound, "no such API method %q", method))
+}
+
+func (s *APIServer) serveStream(w http.ResponseWriter, r *http.Request, h streamFunc, body []byte) {
+	flusher, _ := w.(http.Flusher)
+	bw := bufio.NewWriter(w)
+	started := false
+	emit := func(v any) error {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		if err := json.NewEncoder(bw).Encode(v); err != nil {
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+	// Send the header at once so the client knows the stream is open.
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	started = true
+	if flusher != nil {
+		flusher.Flush()
+	}
+	if err := h(r.Context(), body, emit); err != nil && r.Context().Err() == nil {
+		emit(map[string]string{"kind": "error", "error": err.Error()})
+	}
+}
+
+// admit checks the token and that Host and Origin name this loopback server,
+// which stops DNS-rebinding and cross-site requests from browsers.
+func (s *APIServer) admit(r *http.Request) error {
+	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
+	okHost := func(h string) bool {
+		hh, p, err := net.SplitHostPort(h)
+		if err != nil || p != port {
+			return false
+		}
+		ip := net.ParseIP(hh)
+		return hh == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	if !okHost(r.Host) {
+		return errorf(KindPermission, "host %q not allowed", r.Host)
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		h, ok := strings.CutPrefix(o, "http://")
+		if !ok || !okHost(h) {
+			return errorf(KindPermission, "origin %q not allowed", o)
+		}
+	}
+	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+		return errorf(KindPermission, "missing or wrong API token")
+	}
+	return nil
+}
+
+type apiError struct {
+	Error string `json:"error"`
+	Kind  Kind   `json:"kind"`
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	k := KindOf(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(statusOf(k))
+	json.NewEncoder(w).Encode(apiError{Error: err.Error(), Kind: k})
+}

@@ -1,0 +1,187 @@
+package node
+
+// Wire types of the local HTTP API. Every method is `POST /v1/<method>` with
+// a JSON request body and a JSON response; errors are {"error": "...",
+// "kind": "..."} with a status code from the kind (see errors.go). JSON keys
+// follow the CLI contract (spec/cli.md), which prints these objects as is.
+
+// API method names.
+const (
+	MethodID         = "id"
+	MethodPeers      = "peers"
+	MethodConnect    = "connect"
+	MethodDisconnect = "disconnect"
+	MethodStatus     = "status"
+	MethodRoomCreate = "room/create"
+	MethodRoomList   = "room/list"
+	MethodRoomInfo   = "room/info"
+	MethodRoomJoin   = "room/join"
+	MethodSend       = "send"
+	MethodHistory    = "history"
+	MethodWatch      = "watch" // streaming: one JSON object per line
+)
+
+// Empty is the request of methods without arguments and the answer of methods without results.
+type Empty struct{}
+
+// IDResp answers MethodID.
+type IDResp struct {
+	User   string   `json:"user"`
+	Device string   `json:"device"`
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+// PeerInfo is one connected peer.
+type PeerInfo struct {
+	PeerID string `json:"peer_id"`
+	Addr   string `json:"addr"`
+}
+
+// PeersResp answers MethodPeers.
+type PeersResp struct {
+	Peers []PeerInfo `json:"peers"`
+}
+
+// AddrReq asks to connect to a multiaddr.
+type AddrReq struct {
+	Addr string `json:"addr"`
+}
+
+// PeerReq names a peer.
+type PeerReq struct {
+	PeerID string `json:"peer_id"`
+}
+
+// PeerResp answers connect and disconnect.
+type PeerResp struct {
+	PeerID string `json:"peer_id"`
+}
+
+// StatusResp answers MethodStatus.
+type StatusResp struct {
+	Peers      int      `json:"peers"`
+	Rooms      int      `json:"rooms"`
+	Syncing    []string `json:"syncing"`
+	StoreBytes int64    `json:"store_bytes"`
+}
+
+// RoomCreateReq asks for a new room.
+type RoomCreateReq struct {
+	Name    string `json:"name,omitempty"`
+	Topic   string `json:"topic,omitempty"`
+	Public  bool   `json:"public,omitempty"`
+	History string `json:"history,omitempty"` // shared (default) or joined
+}
+
+// RoomResp names a room.
+type RoomResp struct {
+	Room string `json:"room"`
+}
+
+// RoomSummary is one entry of MethodRoomList.
+type RoomSummary struct {
+	Room       string `json:"room"`
+	Name       string `json:"name"`
+	Membership string `json:"membership"`
+}
+
+// RoomListResp answers MethodRoomList.
+type RoomListResp struct {
+	Rooms []RoomSummary `json:"rooms"`
+}
+
+// RoomReq names a room.
+type RoomReq struct {
+	Room string `json:"room"`
+}
+
+// MemberInfo is one member in MethodRoomInfo.
+type MemberInfo struct {
+	User        string `json:"user"`
+	Membership  string `json:"membership"`
+	Role        string `json:"role"`
+	Power       int64  `json:"power"`
+	DisplayName string `json:"display_name"`
+}
+
+// SyncInfo says how complete this node's copy of a room is.
+type SyncInfo struct {
+	Events  int      `json:"events"`
+	Heads   []string `json:"heads"`
+	Missing int      `json:"missing"` // ancestors known to exist but not held; 0 = no gap below the heads
+	Pending int      `json:"pending"` // events held back until their ancestors arrive
+}
+
+// RoomInfoResp answers MethodRoomInfo.
+type RoomInfoResp struct {
+	Room     string       `json:"room"`
+	Name     string       `json:"name"`
+	Topic    string       `json:"topic"`
+	Avatar   string       `json:"avatar"`
+	JoinRule string       `json:"join_rule"`
+	History  string       `json:"history"`
+	Members  []MemberInfo `json:"members"`
+	Sync     SyncInfo     `json:"sync"`
+}
+
+// RoomJoinReq asks to join a room, optionally through a peer.
+type RoomJoinReq struct {
+	Room string   `json:"room"`
+	Via  []string `json:"via,omitempty"`
+}
+
+// RoomEventResp answers room/join.
+type RoomEventResp struct {
+	Room  string `json:"room"`
+	Event string `json:"event"`
+}
+
+// SendReq sends a message.
+type SendReq struct {
+	Room string `json:"room"`
+	Text string `json:"text"`
+}
+
+// EventResp names the event a command wrote.
+type EventResp struct {
+	Event string `json:"event"`
+}
+
+// HistoryReq asks for the visible timeline.
+type HistoryReq struct {
+	Room   string `json:"room"`
+	Limit  int    `json:"limit,omitempty"`
+	Before string `json:"before,omitempty"`
+}
+
+// TimelineEvent is one entry of the visible timeline.
+type TimelineEvent struct {
+	ID        string `json:"id"`
+	Sender    string `json:"sender"`
+	Type      string `json:"type"`
+	TS        int64  `json:"ts"`
+	Depth     uint64 `json:"depth"`
+	Body      string `json:"body,omitempty"`
+	Decrypted bool   `json:"decrypted"`
+	// State events: the membership or value they set.
+	StateKey   *string `json:"state_key,omitempty"`
+	Membership string  `json:"membership,omitempty"`
+}
+
+// HistoryResp answers MethodHistory.
+type HistoryResp struct {
+	Events []TimelineEvent `json:"events"`
+}
+
+// WatchReq selects what to stream (all rooms when Room is empty).
+type WatchReq struct {
+	Room string `json:"room,omitempty"`
+}
+
+// WatchItem is one line of the watch stream.
+type WatchItem struct {
+	Kind  string         `json:"kind"` // "event"
+	Room  string         `json:"room"`
+	Event *TimelineEvent `json:"event,omitempty"`
+}

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+)
+
+// APIFile is the name of the file in a node's home that tells clients where
+// its API is: {"url": "http://127.0.0.1:PORT", "token": "..."}.
+const APIFile = "api"
+
+// APIInfo is the content of the api file.
+type APIInfo struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+// Client talks to a running daemon's local API.
+type Client struct {
+	info APIInfo
+	http *http.Client
+}
+
+// NewClient finds the daemon of home through its api file.
+func NewClient(home string) (*Client, error) {
+	b, err := os.ReadFile(filepath.Join(home, APIFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w for %s (start one with: parley daemon)", ErrNoDaemon, home)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read api file: %w", err)
+	}
+	var info APIInfo
+	if err := json.Unmarshal(b, &info); err != nil || info.URL == "" {
+		return nil, fmt.Errorf("api file %s is damaged; restart the daemon", filepath.Join(home, APIFile))
+	}
+	return &Client{info: info, http: &http.Client{}}, nil
+}
+
+// Call invokes method with req and decodes the answer into resp.
+func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
+	hr, err := c.do(ctx, method, req)
+	if err != nil {
+		return err
+	}
+	defer hr.Body.Close()
+	if resp == nil {
+		return nil
+	}
+	if err := json.NewDecoder(hr.Body).Decode(resp); err != nil {
+		return fmt.Errorf("decode answer of %s: %w", method, err)
+	}
+	return nil
+}
+
+// Stream invokes a streaming method and calls fn with each line until the
+// stream ends, ctx is done or fn returns an error.
+func (c *Client) Stream(ctx context.Context, method string, req any, fn func(json.RawMessage) error) error {
+	hr, err := c.do(ctx, method, req)
+	if err != nil {
+		return err
+	}
+	defer hr.Body.Close()
+	sc := bufio.NewScanner(hr.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if err := fn(json.RawMessage(bytes.Clone(sc.Bytes()))); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
+
+func (c *Client) do(ctx context.Context, method string, req any) (*http.Response, error) {
+	if req == nil {
+		req = Empty{}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.info.URL+"/v1/"+method, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Authorization", "Bearer "+c.info.Token)
+	hreq.Header.Set("Content-Type", "application/json")
+	hr, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the daemon still running? %v)", ErrNoDaemon, err)
+	}
+	if hr.StatusCode != http.StatusOK {
+		defer hr.Body.Close()
+		var ae apiError
+		b, _ := io.ReadAll(io.LimitReader(hr.Body, 64<<10))
+		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
+			return nil, fmt.Errorf("daemon answered %s", hr.Status)
+		}
+		return nil, &Error{Kind: ae.Kind, Msg: ae.Error}
+	}
+	return hr, nil
+}

@@ -1,0 +1,664 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
+// (rooms.Room). One goroutine, the one running Serve, touches them; every
+// other goroutine reaches them through do. The order of effects for each
+// change is: commit to the store, then update rooms, then tell watchers,
+// then announce (publish, heads), then ask for what is missing.
+type Engine struct {
+	ident *crdt.Identity
+	store crdt.Store
+	log   *slog.Logger
+	now   func() time.Time
+
+	calls chan func()
+
+	// owned by the Serve goroutine
+	rooms    map[crdt.RoomID]*roomCtl
+	watchers map[*watcher]struct{}
+
+	// effects, set before Serve; called on the engine goroutine and must not block
+	fx Effects
+}
+
+// Effects are what the engine asks the networking side to do.
+type Effects struct {
+	Publish  func(room crdt.RoomID, ev *crdt.Event)                   // gossip a locally authored event
+	Heads    func(room crdt.RoomID, heads []crdt.EventID)             // heads changed
+	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) // fetch these
+	Track    func(room crdt.RoomID)                                   // start gossiping and syncing a room
+	Ingested func(room crdt.RoomID, n int)                            // tracer hook: events accepted
+}
+
+type roomCtl struct {
+	log  *crdt.Log
+	room *rooms.Room // nil until the create event is held
+}
+
+type watcher struct {
+	room crdt.RoomID // zero: all
+	ch   chan WatchItem
+	dead bool
+}
+
+// NewEngine loads every room the store holds.
+func NewEngine(ident *crdt.Identity, store crdt.Store, log *slog.Logger) (*Engine, error) {
+	e := &Engine{
+		ident: ident, store: store, log: log, now: time.Now,
+		calls:    make(chan func()),
+		rooms:    map[crdt.RoomID]*roomCtl{},
+		watchers: map[*watcher]struct{}{},
+	}
+	ids, err := store.Rooms()
+	if err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	for _, id := range ids {
+		rc := e.newRoom(id)
+		var ferr error
+		err := store.Scan(id, 0, func(s crdt.Stored) bool {
+			rc.log.Restore(s)
+			if s.Status == crdt.StatusAccepted {
+				if ferr = rc.apply(s.Event); ferr != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load room %s: %w", id, err)
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
+	rc := &roomCtl{log: crdt.NewLog(id, crdt.LogConfig{})}
+	e.rooms[id] = rc
+	return rc
+}
+
+// apply feeds one accepted event to the room state machine.
+func (rc *roomCtl) apply(ev *crdt.Event) error {
+	if ev.Type == crdt.TypeCreate {
+		r, err := rooms.New(ev)
+		if err != nil {
+			return err
+		}
+		rc.room = r
+		return nil
+	}
+	if rc.room == nil {
+		return fmt.Errorf("event %s before its room's create event", ev.ID)
+	}
+	rc.room.Apply(ev)
+	return nil
+}
+
+// SetEffects wires the engine's outputs; call before Serve.
+func (e *Engine) SetEffects(fx Effects) { e.fx = fx }
+
+// Serve runs the engine until ctx is done.
+func (e *Engine) Serve(ctx context.Context) error {
+	for id := range e.rooms {
+		e.track(id)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for w := range e.watchers {
+				close(w.ch)
+			}
+			e.watchers = nil
+			return nil
+		case fn := <-e.calls:
+			fn()
+		}
+	}
+}
+
+func (e *Engine) track(id crdt.RoomID) {
+	if e.fx.Track != nil {
+		e.fx.Track(id)
+	}
+}
+
+// do runs fn on the engine goroutine and waits for it.
+func (e *Engine) do(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	select {
+	case e.calls <- func() { done <- fn() }:
+	case <-ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ErrClosed
+	}
+}
+
+// Ingest offers events received from a peer (gossip or sync).
+func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return e.do(ctx, func() error {
+		byRoom := map[crdt.RoomID][]*crdt.Event{}
+		for _, ev := range evs {
+			byRoom[ev.Room] = append(byRoom[ev.Room], ev)
+		}
+		for room, list := range byRoom {
+			rc := e.rooms[room]
+			if rc == nil {
+				continue // not a room we keep
+			}
+			if err := e.add(room, rc, from, false, list...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// add is the one path by which events enter a room, local or remote.
+func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
+	ready := rc.log.Add(evs...)
+	if len(ready.Batch.Events) > 0 {
+		ready.Batch.Durable = durable
+		if err := e.store.Commit(ready.Batch); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		for _, ev := range ready.Accepted {
+			if err := rc.apply(ev); err != nil {
+				e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
+			}
+			e.notify(room, rc, ev)
+		}
+		if e.fx.Ingested != nil {
+			e.fx.Ingested(room, len(ready.Accepted))
+		}
+		if e.fx.Heads != nil {
+			e.fx.Heads(room, rc.log.Heads())
+		}
+	}
+	for _, q := range ready.Equivocations {
+		e.log.Warn("equivocation", "room", room, "device", q.Device, "seq", q.Seq)
+	}
+	if len(ready.Missing) > 0 && e.fx.Missing != nil {
+		e.fx.Missing(room, ready.Missing, from)
+	}
+	return nil
+}
+
+func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if len(e.watchers) == 0 {
+		return
+	}
+	te := e.timelineEvent(rc, ev)
+	for w := range e.watchers {
+		if w.dead || (w.room != "" && w.room != room) {
+			continue
+		}
+		select {
+		case w.ch <- WatchItem{Kind: "event", Room: room.String(), Event: &te}:
+		default:
+			w.dead = true // too slow: its stream ends with an error
+			close(w.ch)
+		}
+	}
+}
+
+// author signs a new event in rc by this node and takes it in.
+func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string, body []byte) (*crdt.Event, error) {
+	if rc.room == nil {
+		return nil, errorf(KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+	}
+	if err := rc.room.Check(e.ident.User, typ, skey, body); err != nil {
+		return nil, err
+	}
+	d := crdt.Draft{Type: typ, StateKey: skey, Body: body, Auth: rc.room.AuthRefs(e.ident.User, typ, skey)}
+	d = rc.log.Prepare(e.ident.Device.Public(), e.now().UnixMilli(), d)
+	ev, err := crdt.Sign(e.ident, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.add(room, rc, "", true, ev); err != nil {
+		return nil, err
+	}
+	if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
+		return nil, fmt.Errorf("own event %s was not accepted", ev.ID)
+	}
+	if e.fx.Publish != nil {
+		e.fx.Publish(room, ev)
+	}
+	return ev, nil
+}
+
+func (e *Engine) roomOf(s string) (crdt.RoomID, *roomCtl, error) {
+	id, err := crdt.ParseID(s)
+	if err != nil {
+		return "", nil, errorf(KindInvalid, "%q is not a room ID", s)
+	}
+	rc := e.rooms[id]
+	if rc == nil {
+		return "", nil, errorf(KindNotFound, "unknown room %s (join it first: parley room join ROOM --via PEER)", s)
+	}
+	return id, rc, nil
+}
+
+// CreateRoom founds a room with this user as creator and admin.
+func (e *Engine) CreateRoom(ctx context.Context, req RoomCreateReq) (RoomResp, error) {
+	hist := req.History
+	if hist == "" {
+		hist = rooms.HistoryShared
+	}
+	if hist != rooms.HistoryShared && hist != rooms.HistoryJoined {
+		return RoomResp{}, errorf(KindInvalid, "history must be shared or joined, not %q", hist)
+	}
+	rule := rooms.Private
+	if req.Public {
+		rule = rooms.Public
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	body := rooms.Encode(rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, Nonce: nonce})
+	var resp RoomResp
+	err := e.do(ctx, func() error {
+		ev, err := crdt.Sign(e.ident, crdt.Draft{Type: crdt.TypeCreate, TS: e.now().UnixMilli(), Body: body})
+		if err != nil {
+			return err
+		}
+		rc := e.newRoom(ev.ID)
+		if err := e.add(ev.ID, rc, "", true, ev); err != nil {
+			delete(e.rooms, ev.ID)
+			return err
+		}
+		e.track(ev.ID)
+		if e.fx.Publish != nil {
+			e.fx.Publish(ev.ID, ev)
+		}
+		resp.Room = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// TrackRoom starts keeping a room this node does not hold yet (to join or host it).
+func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
+	id, err := crdt.ParseID(s)
+	if err != nil {
+		return "", errorf(KindInvalid, "%q is not a room ID", s)
+	}
+	return id, e.do(ctx, func() error {
+		if e.rooms[id] == nil {
+			e.newRoom(id)
+			e.track(id)
+		}
+		return nil
+	})
+}
+
+// HasRoomState reports whether the room's create event is held.
+func (e *Engine) HasRoomState(ctx context.Context, id crdt.RoomID) (bool, error) {
+	var ok bool
+	err := e.do(ctx, func() error {
+		rc := e.rooms[id]
+		ok = rc != nil && rc.room != nil
+		return nil
+	})
+	return ok, err
+}
+
+// Join authors this user's join event.
+func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error) {
+	var resp RoomEventResp
+	err := e.do(ctx, func() error {
+		rc := e.rooms[id]
+		if rc == nil {
+			return errorf(KindNotFound, "unknown room %s", id)
+		}
+		if rc.room != nil {
+			if st := rc.room.State(); st.Member(e.ident.User).Membership == rooms.Join {
+				resp = RoomEventResp{Room: id.String()}
+				return nil // already joined
+			}
+		}
+		me := e.ident.User.String()
+		ev, err := e.author(id, rc, rooms.TypeMember, &me, rooms.Encode(rooms.MemberBody{Membership: rooms.Join}))
+		if err != nil {
+			return err
+		}
+		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		return nil
+	})
+	return resp, err
+}
+
+// MaxMessage is the largest message text accepted; bigger content belongs in media.
+const MaxMessage = 60_000
+
+// Send authors a message.
+func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
+	if req.Text == "" {
+		return EventResp{}, errorf(KindInvalid, "empty message")
+	}
+	if len(req.Text) > MaxMessage {
+		return EventResp{}, errorf(KindInvalid, "message of %d bytes is too large (at most %d; send big content as a file)", len(req.Text), MaxMessage)
+	}
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		ev, err := e.author(id, rc, rooms.TypeMessage, nil, rooms.Encode(rooms.MessageBody{Text: req.Text}))
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// History returns the visible timeline, oldest first.
+func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, error) {
+	resp := HistoryResp{Events: []TimelineEvent{}}
+	err := e.do(ctx, func() error {
+		_, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		if rc.room == nil {
+			return nil
+		}
+		order := rc.log.Order()
+		if req.Before != "" {
+			b, err := crdt.ParseID(req.Before)
+			if err != nil {
+				return errorf(KindInvalid, "%q is not an event ID", req.Before)
+			}
+			i := slices.Index(order, b)
+			if i < 0 {
+				return errorf(KindNotFound, "unknown event %s", req.Before)
+			}
+			order = order[:i]
+		}
+		var ids []crdt.EventID
+		for i := len(order) - 1; i >= 0; i-- {
+			if ok, _ := rc.room.Visible(order[i]); ok {
+				ids = append(ids, order[i])
+				if req.Limit > 0 && len(ids) == req.Limit {
+					break
+				}
+			}
+		}
+		slices.Reverse(ids)
+		for _, id := range ids {
+			s, err := e.store.Get(id)
+			if err != nil {
+				return fmt.Errorf("read event %s: %w", id, err)
+			}
+			resp.Events = append(resp.Events, e.timelineEvent(rc, s.Event))
+		}
+		return nil
+	})
+	return resp, err
+}
+
+func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
+	te := TimelineEvent{ID: ev.ID.String(), Sender: ev.User.String(), Type: ev.Type, TS: ev.TS, Depth: ev.Depth, StateKey: ev.StateKey, Decrypted: true}
+	switch ev.Type {
+	case rooms.TypeMessage:
+		var b rooms.MessageBody
+		if rooms.DecodeBody(ev.Body, &b) == nil {
+			te.Body = b.Text
+		}
+	case rooms.TypeMember:
+		var b rooms.MemberBody
+		if rooms.DecodeBody(ev.Body, &b) == nil {
+			te.Membership = b.Membership
+		}
+	case rooms.TypeName, rooms.TypeTopic, rooms.TypeAvatar, rooms.TypeJoinRule:
+		var b rooms.TextBody
+		if rooms.DecodeBody(ev.Body, &b) == nil {
+			te.Body = b.Value
+		}
+	}
+	return te
+}
+
+// Rooms lists the rooms this node keeps, with this user's membership.
+func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
+	resp := RoomListResp{Rooms: []RoomSummary{}}
+	err := e.do(ctx, func() error {
+		for id, rc := range e.rooms {
+			s := RoomSummary{Room: id.String()}
+			if rc.room != nil {
+				st := rc.room.State()
+				s.Name = st.Name
+				s.Membership = st.Member(e.ident.User).Membership
+			}
+			resp.Rooms = append(resp.Rooms, s)
+		}
+		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return compareStrings(a.Room, b.Room) })
+		return nil
+	})
+	return resp, err
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Info returns a room's resolved state and how complete this copy is.
+func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
+	var resp RoomInfoResp
+	err := e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		resp = RoomInfoResp{Room: id.String(), Members: []MemberInfo{}}
+		if rc.room != nil {
+			st := rc.room.State()
+			resp.Name, resp.Topic, resp.Avatar, resp.JoinRule, resp.History = st.Name, st.Topic, st.Avatar, st.JoinRule, st.History
+			for _, m := range st.Members {
+				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: roleName(m.Power, m.Creator), Power: m.Power, DisplayName: m.DisplayName})
+			}
+		}
+		resp.Sync = syncInfo(rc.log)
+		return nil
+	})
+	return resp, err
+}
+
+func syncInfo(l *crdt.Log) SyncInfo {
+	si := SyncInfo{Events: l.Len(), Missing: l.MissingCount(), Pending: l.Pending(), Heads: []string{}}
+	for _, h := range l.Heads() {
+		si.Heads = append(si.Heads, h.String())
+	}
+	return si
+}
+
+func roleName(power int64, creator bool) string {
+	switch {
+	case creator:
+		return "creator"
+	case power >= rooms.PowerAdmin:
+		return "admin"
+	case power >= rooms.PowerModerator:
+		return "moderator"
+	}
+	return "member"
+}
+
+// RoomCount counts the rooms kept.
+func (e *Engine) RoomCount(ctx context.Context) (n int, syncing []string, err error) {
+	err = e.do(ctx, func() error {
+		n = len(e.rooms)
+		for id, rc := range e.rooms {
+			if rc.room == nil || rc.log.MissingCount() > 0 || rc.log.Pending() > 0 {
+				syncing = append(syncing, id.String())
+			}
+		}
+		slices.Sort(syncing)
+		return nil
+	})
+	return n, syncing, err
+}
+
+// Watch registers a watcher; the channel closes when ctx ends or the watcher falls behind.
+func (e *Engine) Watch(ctx context.Context, room string) (<-chan WatchItem, func(), error) {
+	var id crdt.RoomID
+	if room != "" {
+		var err error
+		if id, _, err = e.roomOfChecked(ctx, room); err != nil {
+			return nil, nil, err
+		}
+	}
+	w := &watcher{room: id, ch: make(chan WatchItem, 1024)}
+	if err := e.do(ctx, func() error { e.watchers[w] = struct{}{}; return nil }); err != nil {
+		return nil, nil, err
+	}
+	cancel := func() {
+		e.do(context.Background(), func() error {
+			if _, ok := e.watchers[w]; ok && !w.dead {
+				close(w.ch)
+			}
+			delete(e.watchers, w)
+			return nil
+		})
+	}
+	return w.ch, cancel, nil
+}
+
+func (e *Engine) roomOfChecked(ctx context.Context, s string) (crdt.RoomID, bool, error) {
+	var id crdt.RoomID
+	err := e.do(ctx, func() error {
+		var err error
+		id, _, err = e.roomOf(s)
+		return err
+	})
+	return id, err == nil, err
+}
+
+// Heads returns a room's heads (nil for an unknown room).
+func (e *Engine) Heads(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, bool, error) {
+	var heads []crdt.EventID
+	var ok bool
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			heads, ok = rc.log.Heads(), true
+		}
+		return nil
+	})
+	return heads, ok, err
+}
+
+// Known reports which of ids this node holds.
+func (e *Engine) Known(ctx context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error) {
+	out := make([]bool, len(ids))
+	err := e.do(ctx, func() error {
+		rc := e.rooms[room]
+		if rc == nil {
+			return nil
+		}
+		for i, id := range ids {
+			out[i] = rc.log.Has(id)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Since lists what a peer that knows `known` lacks, in ascending (depth, id) order.
+func (e *Engine) Since(ctx context.Context, room crdt.RoomID, known []crdt.EventID) ([]crdt.EventID, error) {
+	var ids []crdt.EventID
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			ids = rc.log.Since(known)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// Items lists (depth, id) of the room's events at or above minDepth.
+func (e *Engine) Items(ctx context.Context, room crdt.RoomID, minDepth uint64) ([]crdt.Item, error) {
+	var items []crdt.Item
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			items = rc.log.Items(minDepth)
+		}
+		return nil
+	})
+	return items, err
+}
+
+// Gap reports how many ancestors are missing and which (up to max).
+func (e *Engine) Gap(ctx context.Context, room crdt.RoomID, max int) (int, []crdt.EventID, error) {
+	var n int
+	var ids []crdt.EventID
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			n, ids = rc.log.MissingCount(), rc.log.MissingIDs(max)
+		}
+		return nil
+	})
+	return n, ids, err
+}
+
+// MayServe decides whether a peer may pull a room: public rooms to anyone,
+// others to users with a membership in the room (user is the peer's user,
+// proven by its device certificate).
+func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserID) bool {
+	ok := false
+	e.do(ctx, func() error {
+		rc := e.rooms[room]
+		if rc == nil || rc.room == nil {
+			return nil
+		}
+		st := rc.room.State()
+		ok = st.JoinRule == rooms.Public || st.Member(user).Membership != ""
+		return nil
+	})
+	return ok
+}
+
+// roomIDs lists the rooms the engine keeps.
+func (e *Engine) roomIDs(ctx context.Context) []crdt.RoomID {
+	var ids []crdt.RoomID
+	e.do(ctx, func() error {
+		for id := range e.rooms {
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids
+}

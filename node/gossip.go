@@ -1,0 +1,348 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Topic names. Room IDs are base32 CID strings.
+func eventTopic(room crdt.RoomID) string { return "/parley/room/" + room.String() + "/ev/1" }
+func headsTopic(room crdt.RoomID) string { return "/parley/room/" + room.String() + "/heads/1" }
+
+// Gossip timing.
+const (
+	headsDebounce = 250 * time.Millisecond
+	headsPeriod   = 30 * time.Second
+	subBuffer     = 4096
+)
+
+// NewPubSub makes the gossipsub router with Parley's options: no pubsub
+// signatures or authors (events carry their own), message IDs from content,
+// and queues sized so that bursts are not silently dropped.
+func NewPubSub(ctx context.Context, h host.Host) (*pubsub.PubSub, error) {
+	return pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMaxMessageSize(128<<10),
+		pubsub.WithSeenMessagesTTL(10*time.Minute),
+		pubsub.WithValidateQueueSize(4096),
+		pubsub.WithPeerOutboundQueueSize(1024),
+	)
+}
+
+// messageID is the sha256 of the event envelope for event frames (so gossip
+// de-duplication equals content identity) and of the data otherwise.
+func messageID(m *pb.Message) string {
+	if env, ok := frameEnvelope(m.Data); ok {
+		sum := sha256.Sum256(env)
+		return string(sum[:])
+	}
+	sum := sha256.Sum256(m.Data)
+	return string(sum[:])
+}
+
+// frameEnvelope finds the envelope bytes in an event frame without decoding it.
+func frameEnvelope(b []byte) ([]byte, bool) {
+	if len(b) < 3 || b[0] != 0x82 {
+		return nil, false
+	}
+	var n, off int
+	switch h := b[1]; {
+	case h >= 0x40 && h <= 0x57:
+		n, off = int(h-0x40), 2
+	case h == 0x58:
+		n, off = int(b[2]), 3
+	case h == 0x59 && len(b) >= 4:
+		n, off = int(b[2])<<8|int(b[3]), 4
+	default:
+		return nil, false
+	}
+	if off+n > len(b) {
+		return nil, false
+	}
+	return b[off : off+n], true
+}
+
+// Gossip runs the pubsub side of every room: an event topic and a heads
+// topic per room. Its state (the topics) is owned by the Serve goroutine.
+type Gossip struct {
+	ps     *pubsub.PubSub
+	self   peer.ID
+	engine *Engine
+	sync   *Syncer
+	log    *slog.Logger
+	rng    *rand.Rand
+
+	track   *mailbox[crdt.RoomID]
+	publish *mailbox[*crdt.Event]
+	heads   *mailbox[crdt.RoomID]
+
+	wg sync.WaitGroup
+}
+
+// NewGossip wires gossip to the engine and the syncer.
+func NewGossip(ps *pubsub.PubSub, self peer.ID, engine *Engine, syncer *Syncer, log *slog.Logger, seed uint64) *Gossip {
+	return &Gossip{
+		ps: ps, self: self, engine: engine, sync: syncer, log: log,
+		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		track:   newMailbox[crdt.RoomID](),
+		publish: newMailbox[*crdt.Event](),
+		heads:   newMailbox[crdt.RoomID](),
+	}
+}
+
+// Track asks gossip to join a room's topics. It never blocks.
+func (g *Gossip) Track(room crdt.RoomID) { g.track.put(room) }
+
+// Publish queues a locally authored, already committed event. It never blocks.
+func (g *Gossip) Publish(ev *crdt.Event) { g.publish.put(ev) }
+
+// HeadsChanged schedules a (debounced) heads announcement. It never blocks.
+func (g *Gossip) HeadsChanged(room crdt.RoomID) { g.heads.put(room) }
+
+type roomTopics struct {
+	ev, heads  *pubsub.Topic
+	dirty      bool
+	nextPeriod time.Time
+}
+
+// Serve runs until ctx is done.
+func (g *Gossip) Serve(ctx context.Context) error {
+	topics := map[crdt.RoomID]*roomTopics{}
+	defer func() {
+		g.wg.Wait()
+		for room, t := range topics {
+			g.ps.UnregisterTopicValidator(eventTopic(room))
+			t.ev.Close()
+			t.heads.Close()
+		}
+	}()
+	debounce := time.NewTimer(time.Hour)
+	defer debounce.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-g.track.signal:
+			for _, room := range g.track.take() {
+				if topics[room] != nil {
+					continue
+				}
+				t, err := g.join(ctx, room)
+				if err != nil {
+					g.log.Warn("join room topics", "room", room, "err", err)
+					continue
+				}
+				t.nextPeriod = time.Now().Add(g.jitter(headsPeriod))
+				topics[room] = t
+			}
+		case <-g.publish.signal:
+			for _, ev := range g.publish.take() {
+				if t := topics[ev.Room]; t != nil {
+					if err := t.ev.Publish(ctx, ev.Encode()); err != nil && ctx.Err() == nil {
+						g.log.Debug("publish", "room", ev.Room, "err", err)
+					}
+				}
+			}
+		case <-g.heads.signal:
+			for _, room := range g.heads.take() {
+				if t := topics[room]; t != nil {
+					t.dirty = true
+				}
+			}
+			debounce.Reset(headsDebounce)
+		case <-debounce.C:
+			for room, t := range topics {
+				if t.dirty {
+					t.dirty = false
+					g.announce(ctx, room, t)
+				}
+			}
+		case now := <-tick.C:
+			for room, t := range topics {
+				if now.After(t.nextPeriod) {
+					t.nextPeriod = now.Add(g.jitter(headsPeriod))
+					g.announce(ctx, room, t)
+					g.sync.AntiEntropy(room, t.ev.ListPeers())
+				}
+			}
+		}
+	}
+}
+
+// jitter returns d ± 30 %.
+func (g *Gossip) jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.7 + 0.6*g.rng.Float64()))
+}
+
+func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error) {
+	if err := g.ps.RegisterTopicValidator(eventTopic(room), g.validator(room), pubsub.WithValidatorTimeout(2*time.Second)); err != nil {
+		return nil, err
+	}
+	ev, err := g.ps.Join(eventTopic(room))
+	if err != nil {
+		return nil, err
+	}
+	heads, err := g.ps.Join(headsTopic(room))
+	if err != nil {
+		ev.Close()
+		return nil, err
+	}
+	evSub, err := ev.Subscribe(pubsub.WithBufferSize(subBuffer))
+	if err != nil {
+		return nil, err
+	}
+	headsSub, err := heads.Subscribe(pubsub.WithBufferSize(256))
+	if err != nil {
+		return nil, err
+	}
+	g.wg.Add(2)
+	go func() { defer g.wg.Done(); defer evSub.Cancel(); g.readEvents(ctx, evSub) }()
+	go func() { defer g.wg.Done(); defer headsSub.Cancel(); g.readHeads(ctx, room, headsSub) }()
+	return &roomTopics{ev: ev, heads: heads}, nil
+}
+
+// validator does stateless checks only: Reject what is provably invalid,
+// Accept the rest (never Reject for missing parents or state-dependent
+// authorization, which would penalise honest peers and diverge).
+func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
+	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		ev, err := crdt.Decode(m.Data)
+		if err != nil || ev.Room != room {
+			return pubsub.ValidationReject
+		}
+		m.ValidatorData = ev
+		return pubsub.ValidationAccept
+	}
+}
+
+// readEvents drains a subscription into the engine in batches.
+func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
+	type item struct {
+		ev   *crdt.Event
+		from peer.ID
+	}
+	ch := make(chan item, subBuffer)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(ch)
+		for {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			if m.ReceivedFrom == g.self {
+				continue
+			}
+			ev, ok := m.ValidatorData.(*crdt.Event)
+			if !ok {
+				continue
+			}
+			select {
+			case ch <- item{ev, m.ReceivedFrom}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	for first := range ch {
+		batch := []*crdt.Event{first.ev}
+	drain:
+		for len(batch) < 1000 {
+			select {
+			case it, ok := <-ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, it.ev)
+			default:
+				break drain
+			}
+		}
+		if err := g.engine.Ingest(ctx, first.from, batch); err != nil {
+			if ctx.Err() == nil {
+				g.log.Error("ingest gossip", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// headsMsg is a heads announcement. It has no sender and no time, so equal
+// announcements from different nodes are one pubsub message.
+type headsMsg struct {
+	Room  []byte   `cbor:"room"`
+	Heads [][]byte `cbor:"heads"`
+}
+
+const maxAnnouncedHeads = 32
+
+func (g *Gossip) announce(ctx context.Context, room crdt.RoomID, t *roomTopics) {
+	heads, ok, err := g.engine.Heads(ctx, room)
+	if err != nil || !ok || len(heads) == 0 {
+		return
+	}
+	if len(heads) > maxAnnouncedHeads {
+		heads = heads[:maxAnnouncedHeads]
+	}
+	msg := headsMsg{Room: []byte(room)}
+	for _, h := range heads {
+		msg.Heads = append(msg.Heads, []byte(h))
+	}
+	b, err := crdt.Marshal(msg)
+	if err != nil {
+		return
+	}
+	if err := t.heads.Publish(ctx, b); err != nil && ctx.Err() == nil {
+		g.log.Debug("announce heads", "room", room, "err", err)
+	}
+}
+
+func (g *Gossip) readHeads(ctx context.Context, room crdt.RoomID, sub *pubsub.Subscription) {
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		if m.ReceivedFrom == g.self {
+			continue
+		}
+		var msg headsMsg
+		if crdt.UnmarshalCanonical(m.Data, &msg) != nil || string(msg.Room) != string(room) || len(msg.Heads) > maxAnnouncedHeads {
+			continue
+		}
+		ids := make([]crdt.EventID, 0, len(msg.Heads))
+		for _, h := range msg.Heads {
+			if id, err := crdt.IDFromBytes(h); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		known, err := g.engine.Known(ctx, room, ids)
+		if err != nil {
+			return
+		}
+		for _, k := range known {
+			if !k {
+				g.sync.Trigger(room, m.ReceivedFrom)
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// registerAPI binds every API method to the component that answers it.
+func (n *Node) registerAPI(h host.Host) {
+	s := n.api
+	Handle(s, MethodID, func(ctx context.Context, _ Empty) (IDResp, error) {
+		resp := IDResp{User: n.ident.User.String(), Device: n.ident.Device.Public().String(), PeerID: h.ID().String(), Addrs: []string{}}
+		for _, a := range h.Addrs() {
+			resp.Addrs = append(resp.Addrs, a.String()+"/p2p/"+h.ID().String())
+		}
+		return resp, nil
+	})
+	Handle(s, MethodPeers, func(ctx context.Context, _ Empty) (PeersResp, error) {
+		resp := PeersResp{Peers: []PeerInfo{}}
+		for _, p := range h.Network().Peers() {
+			pi := PeerInfo{PeerID: p.String()}
+			if cs := h.Network().ConnsToPeer(p); len(cs) > 0 {
+				pi.Addr = cs[0].RemoteMultiaddr().String()
+			}
+			resp.Peers = append(resp.Peers, pi)
+		}
+		return resp, nil
+	})
+	Handle(s, MethodConnect, func(ctx context.Context, req AddrReq) (PeerResp, error) {
+		pi, err := n.connect(ctx, h, req.Addr)
+		if err != nil {
+			return PeerResp{}, err
+		}
+		return PeerResp{PeerID: pi.ID.String()}, nil
+	})
+	Handle(s, MethodDisconnect, func(ctx context.Context, req PeerReq) (PeerResp, error) {
+		p, err := peer.Decode(req.PeerID)
+		if err != nil {
+			return PeerResp{}, errorf(KindInvalid, "%q is not a peer ID", req.PeerID)
+		}
+		if err := n.peers.Forget(p); err != nil {
+			return PeerResp{}, err
+		}
+		h.Network().ClosePeer(p)
+		return PeerResp{PeerID: p.String()}, nil
+	})
+	Handle(s, MethodStatus, func(ctx context.Context, _ Empty) (StatusResp, error) {
+		rooms, syncing, err := n.engine.RoomCount(ctx)
+		if syncing == nil {
+			syncing = []string{}
+		}
+		return StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
+	})
+	Handle(s, MethodRoomCreate, n.engine.CreateRoom)
+	Handle(s, MethodRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
+	Handle(s, MethodRoomInfo, n.engine.Info)
+	Handle(s, MethodRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
+		for _, a := range req.Via {
+			if _, err := n.connect(ctx, h, a); err != nil {
+				return RoomEventResp{}, err
+			}
+		}
+		id, err := n.engine.TrackRoom(ctx, req.Room)
+		if err != nil {
+			return RoomEventResp{}, err
+		}
+		// Wait for a peer to send the room's create event and state.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ok, err := n.engine.HasRoomState(ctx, id)
+			if err != nil {
+				return RoomEventResp{}, err
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return RoomEventResp{}, errorf(KindUnavailable, "no connected peer sent room %s; connect to a member first (--via MULTIADDR)", req.Room)
+			}
+			select {
+			case <-ctx.Done():
+				return RoomEventResp{}, ErrClosed
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		return n.engine.Join(ctx, id)
+	})
+	Handle(s, MethodSend, n.engine.Send)
+	Handle(s, MethodHistory, n.engine.History)
+	HandleStream(s, MethodWatch, func(ctx context.Context, req WatchReq, emit func(any) error) error {
+		ch, stop, err := n.engine.Watch(ctx, req.Room)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case it, ok := <-ch:
+				if !ok {
+					return errors.New("watch stream ended (the client fell behind or the daemon is stopping)")
+				}
+				if err := emit(it); err != nil {
+					return nil
+				}
+			}
+		}
+	})
+}
+
+// connect dials a full multiaddr (ending in /p2p/ID) and remembers it.
+func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return nil, errorf(KindInvalid, "%q is not a multiaddr: %v", addr, err)
+	}
+	pi, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return nil, errorf(KindInvalid, "%q must end in /p2p/PEER_ID", addr)
+	}
+	if pi.ID == h.ID() {
+		return nil, errorf(KindInvalid, "%q is this node", addr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := h.Connect(dctx, *pi); err != nil {
+		return nil, errorf(KindUnavailable, "could not connect to %s: %v", pi.ID, err)
+	}
+	if err := n.peers.Add(addr); err != nil {
+		return nil, err
+	}
+	return pi, nil
+}
+
+// dirSize adds up the sizes of the files below dir.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

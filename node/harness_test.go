@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// testNet is a set of replicas on mocknet (the real libp2p stack over
+// in-memory links) with in-memory stores.
+type testNet struct {
+	t      *testing.T
+	mn     mocknet.Mocknet
+	reps   []*Replica
+	stores []crdt.Store
+	ids    []*crdt.Identity
+	ctx    context.Context
+	cancel []context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newTestNet(t *testing.T, n int) *testNet {
+	t.Helper()
+	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background()}
+	for i := range n {
+		master, _ := crdt.GenerateKey(rand.Reader)
+		ident, _ := crdt.NewIdentity(master, rand.Reader)
+		tn.ids = append(tn.ids, ident)
+		tn.stores = append(tn.stores, crdt.NewMemStore())
+		tn.reps = append(tn.reps, nil)
+		tn.cancel = append(tn.cancel, nil)
+		tn.start(i)
+	}
+	t.Cleanup(tn.close)
+	return tn
+}
+
+// start (re)starts replica i on its store.
+func (tn *testNet) start(i int) {
+	t := tn.t
+	ident := tn.ids[i]
+	var h = tn.mn.Host(peerIDOf(t, ident))
+	if h == nil {
+		sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pubBytes(ident.Device.Public())...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, _ := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 10000+i))
+		if h, err = tn.mn.AddPeer(sk, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := NewReplica(h, tn.stores[i], ident, ReplicaOptions{Seed: uint64(i + 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(tn.ctx)
+	tn.reps[i], tn.cancel[i] = rep, cancel
+	tn.wg.Add(1)
+	go func() {
+		defer tn.wg.Done()
+		if err := rep.Serve(ctx); err != nil {
+			t.Errorf("replica %d: %v", i, err)
+		}
+	}()
+	<-rep.Ready()
+}
+
+// stop stops replica i (its store and host stay).
+func (tn *testNet) stop(i int) {
+	tn.cancel[i]()
+	tn.cancel[i] = func() {}
+}
+
+func (tn *testNet) close() {
+	for _, c := range tn.cancel {
+		c()
+	}
+	tn.wg.Wait()
+	tn.mn.Close()
+}
+
+func peerIDOf(t *testing.T, ident *crdt.Identity) (id peerID) {
+	sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pubBytes(ident.Device.Public())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err = peerIDFromKey(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// link links and connects i and j.
+func (tn *testNet) link(i, j int) {
+	a, b := tn.reps[i].host.ID(), tn.reps[j].host.ID()
+	if _, err := tn.mn.LinkPeers(a, b); err != nil {
+		tn.t.Fatal(err)
+	}
+	if _, err := tn.mn.ConnectPeers(a, b); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
+// cut partitions i from j.
+func (tn *testNet) cut(i, j int) {
+	a, b := tn.reps[i].host.ID(), tn.reps[j].host.ID()
+	tn.mn.UnlinkPeers(a, b)
+	tn.mn.DisconnectPeers(a, b)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v: %s", what, d, state)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for convergence
+	}
+}
+
+func (tn *testNet) history(i int, room string) []string {
+	h, err := tn.reps[i].Engine.History(tn.ctx, HistoryReq{Room: room})
+	if err != nil {
+		tn.t.Fatalf("history on %d: %v", i, err)
+	}
+	var ids []string
+	for _, e := range h.Events {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+// converged waits until every listed replica shows the same timeline of want events.
+func (tn *testNet) converged(room string, want int, d time.Duration, which ...int) {
+	tn.t.Helper()
+	eventually(tn.t, d, "convergence", func() (bool, string) {
+		first := tn.history(which[0], room)
+		state := ""
+		ok := true
+		for _, i := range which {
+			h := tn.history(i, room)
+			state += fmt.Sprintf("node %d: %d events; ", i, len(h))
+			if len(h) != want || fmt.Sprint(h) != fmt.Sprint(first) {
+				ok = false
+			}
+		}
+		return ok, state
+	})
+}

@@ -1,0 +1,244 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/badgerstore"
+)
+
+// Banner is what a daemon prints once it is ready.
+type Banner struct {
+	PeerID string
+	Addrs  []string
+	API    string
+}
+
+// Node is a running Parley daemon: it composes the store, the libp2p host,
+// the engine, gossip, sync, the peer book and the API. Each component runs
+// its own Serve loop; Node only starts them and stops them.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	ident   *crdt.Identity
+	store   *badgerstore.Store
+	host    host.Host
+	engine  *Engine
+	replica *Replica
+	api     *APIServer
+	peers   *PeerBook
+	token   string
+
+	ready  chan struct{}
+	banner Banner
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open prepares a node (initializing the home if it is empty) without
+// starting anything that runs in the background.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Home == "" {
+		cfg.Home = DefaultHome()
+	}
+	if cfg.API == "" {
+		cfg.API = DefaultAPI
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ident, _, err := loadOrCreateIdentity(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, ident: ident, ready: make(chan struct{})}
+	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if n.peers, err = LoadPeerBook(filepath.Join(cfg.Home, peersFile)); err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	tok := make([]byte, 32)
+	rand.Read(tok)
+	n.token = hex.EncodeToString(tok)
+	if n.api, err = NewAPIServer(cfg.API, n.token, log); err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Ready is closed once the node listens and its api file is written.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Banner describes the running node; valid after Ready.
+func (n *Node) Banner() Banner { return n.banner }
+
+// Close releases what Open acquired; Serve calls it on return.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() { n.closeErr = n.store.Close() })
+	return n.closeErr
+}
+
+func (n *Node) newHost() (host.Host, error) {
+	sk, err := crypto.UnmarshalEd25519PrivateKey(append(n.ident.Device.Seed(), pubBytes(n.ident.Device.Public())...))
+	if err != nil {
+		return nil, fmt.Errorf("device key as peer key: %w", err)
+	}
+	listen := n.cfg.Listen
+	opts := []libp2p.Option{libp2p.Identity(sk), libp2p.EnableHolePunching()}
+	if len(listen) == 0 {
+		listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
+		h, err := libp2p.New(append(opts, libp2p.ListenAddrStrings(listen...))...)
+		if err == nil {
+			return h, nil
+		}
+		listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"}
+	}
+	for _, a := range listen {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return nil, errorf(KindInvalid, "listen address %q: %v", a, err)
+		}
+	}
+	return libp2p.New(append(opts, libp2p.ListenAddrStrings(listen...))...)
+}
+
+func pubBytes(k crdt.PublicKey) []byte { return k[:] }
+
+// Serve runs the node until ctx is done, then stops everything it started
+// and closes the node.
+func (n *Node) Serve(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, n.Close()) }()
+	h, err := n.newHost()
+	if err != nil {
+		return err
+	}
+	n.host = h
+	defer h.Close()
+	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano())}); err != nil {
+		return err
+	}
+	n.engine = n.replica.Engine
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	n.registerAPI(h)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("replica", n.replica.Serve)
+	run("api", n.api.Serve)
+	run("store", n.store.Serve)
+	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
+	if !n.cfg.NoMDNS {
+		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})
+		if err := svc.Start(); err != nil {
+			n.log.Warn("mdns", "err", err)
+		} else {
+			defer svc.Close()
+		}
+	}
+	if !n.cfg.NoDHT {
+		kad, err := dht.New(h, dht.Mode(dht.ModeAutoServer), dht.ProtocolPrefix("/parley"), dht.BootstrapPeers())
+		if err != nil {
+			n.log.Warn("dht", "err", err)
+		} else {
+			defer kad.Close()
+		}
+	}
+
+	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL()}
+	for _, a := range h.Addrs() {
+		n.banner.Addrs = append(n.banner.Addrs, a.String()+"/p2p/"+h.ID().String())
+	}
+	apiPath := filepath.Join(n.cfg.Home, APIFile)
+	if err := writeJSON(apiPath, APIInfo{URL: n.api.URL(), Token: n.token}, 0o600); err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("write api file: %w", err)
+	}
+	defer os.Remove(apiPath)
+	close(n.ready)
+	n.log.Info("ready", "peer", h.ID(), "api", n.api.URL())
+
+	<-ctx.Done()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for e := range errs {
+		all = append(all, e)
+	}
+	return errors.Join(all...)
+}
+
+type mdnsNotifee struct {
+	ctx context.Context
+	h   host.Host
+}
+
+func (m *mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID == m.h.ID() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	m.h.Connect(ctx, pi)
+}
+
+// redial keeps remembered and bootstrap peers connected.
+func (n *Node) redial(ctx context.Context, h host.Host) error {
+	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for {
+		targets := append(slices.Clone(n.cfg.Bootstrap), n.peers.List()...)
+		for _, a := range targets {
+			pi, err := peer.AddrInfoFromString(a)
+			if err != nil || pi.ID == h.ID() || h.Network().Connectedness(pi.ID) == network.Connected {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := h.Connect(dctx, *pi); err != nil {
+				n.log.Debug("redial", "peer", pi.ID, "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond):
+		}
+	}
+}

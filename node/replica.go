@@ -1,0 +1,122 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// ReplicaOptions tune a Replica.
+type ReplicaOptions struct {
+	Logger *slog.Logger
+	Tracer Tracer
+	Seed   uint64 // for jitter and peer choice; simulations fix it
+}
+
+// Replica is the peer-to-peer side of a node on a given host and store: the
+// engine (room logs and state), gossip and pull sync. The daemon runs one on
+// its libp2p host and badger store; tests and simulations run many on
+// mocknet or simnet hosts with in-memory stores.
+type Replica struct {
+	host   host.Host
+	store  crdt.Store
+	ident  *crdt.Identity
+	log    *slog.Logger
+	opts   ReplicaOptions
+	Engine *Engine
+	ready  chan struct{}
+	syncer *Syncer
+	gossip *Gossip
+}
+
+// NewReplica loads the rooms held in store. Nothing runs until Serve.
+func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts ReplicaOptions) (*Replica, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	eng, err := NewEngine(ident, store, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Replica{host: h, store: store, ident: ident, log: opts.Logger, opts: opts, Engine: eng, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once gossip and sync are wired and running.
+func (r *Replica) Ready() <-chan struct{} { return r.ready }
+
+// Host returns the replica's libp2p host.
+func (r *Replica) Host() host.Host { return r.host }
+
+// SyncNow runs anti-entropy for every room with every connected peer.
+func (r *Replica) SyncNow(ctx context.Context) {
+	for _, room := range r.Engine.roomIDs(ctx) {
+		for _, p := range r.host.Network().Peers() {
+			r.syncer.Trigger(room, p)
+		}
+	}
+}
+
+// Serve runs the engine, gossip and sync until ctx is done.
+func (r *Replica) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ps, err := NewPubSub(ctx, r.host)
+	if err != nil {
+		return fmt.Errorf("start pubsub: %w", err)
+	}
+	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
+	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
+	syncer, gossip, h := r.syncer, r.gossip, r.host
+	r.Engine.SetEffects(Effects{
+		Publish: func(_ crdt.RoomID, ev *crdt.Event) { gossip.Publish(ev) },
+		Heads:   func(room crdt.RoomID, _ []crdt.EventID) { gossip.HeadsChanged(room) },
+		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
+		Track: func(room crdt.RoomID) {
+			gossip.Track(room)
+			for _, p := range h.Network().Peers() {
+				syncer.Trigger(room, p)
+			}
+		},
+		Ingested: func(room crdt.RoomID, n int) {
+			if r.opts.Tracer != nil {
+				r.opts.Tracer.EventsAccepted(room, n)
+			}
+		},
+	})
+	// Anti-entropy on every new connection.
+	notifee := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		syncer.PeerConnected(c.RemotePeer())
+	}}
+	h.Network().Notify(notifee)
+	defer h.Network().StopNotify(notifee)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	close(r.ready)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for e := range errs {
+		all = append(all, e)
+	}
+	return errors.Join(all...)
+}

@@ -1,0 +1,626 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// SyncProtocol is the pull protocol that makes sync gap-free (docs/protocol.md).
+const SyncProtocol = protocol.ID("/parley/sync/1.0.0")
+
+// Limits of the sync protocol.
+const (
+	maxFrame        = 4 << 20
+	pageEvents      = 1000
+	pageBytes       = 1 << 20
+	maxGetIDs       = 256
+	maxKnownIDs     = 64
+	sessionIdle     = 30 * time.Second
+	maxPeerSessions = 4
+	syncWorkers     = 4
+)
+
+// Operations.
+const (
+	opHeads     = "heads"
+	opSince     = "since"
+	opGet       = "get"
+	opReconcile = "reconcile"
+	opEvents    = "events"
+	opDone      = "done"
+	opError     = "error"
+)
+
+// syncMsg is every frame of the sync protocol, requests and answers alike.
+type syncMsg struct {
+	Op       string   `cbor:"op"`
+	Room     []byte   `cbor:"room,omitempty"`
+	User     []byte   `cbor:"user,omitempty"` // first request: the requester's user ...
+	Cert     []byte   `cbor:"cert,omitempty"` // ... and the certificate binding its peer key to it
+	IDs      [][]byte `cbor:"ids,omitempty"`
+	Known    []bool   `cbor:"known,omitempty"`
+	Events   [][]byte `cbor:"events,omitempty"`
+	Msg      []byte   `cbor:"msg,omitempty"`
+	MinDepth uint64   `cbor:"min_depth,omitempty"`
+	Err      string   `cbor:"err,omitempty"`
+}
+
+// Syncer serves and runs pull-sync sessions.
+type Syncer struct {
+	host   host.Host
+	engine *Engine
+	store  crdt.Store
+	ident  *crdt.Identity
+	log    *slog.Logger
+	rng    *rand.Rand
+
+	mu        sync.Mutex
+	queued    map[syncJob]bool          // guarded by mu
+	sessions  map[peer.ID]int           // guarded by mu: serving sessions per peer
+	limiters  map[peer.ID]*rate.Limiter // guarded by mu
+	jobs      chan syncJob
+	tracer    Tracer
+	connected *mailbox[peer.ID]
+}
+
+type syncJob struct {
+	room crdt.RoomID
+	peer peer.ID
+	get  string // non-empty: fetch these ids (concatenated), not a full session
+}
+
+// NewSyncer registers the stream handler on h.
+func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
+	s := &Syncer{
+		host: h, engine: engine, store: store, ident: ident, log: log, tracer: tracer,
+		rng:       rand.New(rand.NewPCG(seed, seed+1)),
+		queued:    map[syncJob]bool{},
+		sessions:  map[peer.ID]int{},
+		limiters:  map[peer.ID]*rate.Limiter{},
+		jobs:      make(chan syncJob, 4096),
+		connected: newMailbox[peer.ID](),
+	}
+	h.SetStreamHandler(SyncProtocol, s.handle)
+	return s
+}
+
+// Trigger schedules a sync session for room with p. It never blocks.
+func (s *Syncer) Trigger(room crdt.RoomID, p peer.ID) { s.enqueue(syncJob{room: room, peer: p}) }
+
+// Fetch schedules fetching specific events, from `from` first. It never blocks.
+func (s *Syncer) Fetch(room crdt.RoomID, ids []crdt.EventID, from peer.ID) {
+	for len(ids) > 0 {
+		n := min(len(ids), maxGetIDs)
+		var key string
+		for _, id := range ids[:n] {
+			key += string(id)
+		}
+		ids = ids[n:]
+		targets := []peer.ID{from}
+		if from == "" {
+			targets = s.host.Network().Peers()
+		}
+		for _, p := range targets {
+			s.enqueue(syncJob{room: room, peer: p, get: key})
+		}
+	}
+}
+
+// PeerConnected schedules anti-entropy of every room with a newly
+// connected peer. It never blocks (it is called from libp2p's notifier).
+func (s *Syncer) PeerConnected(p peer.ID) { s.connected.put(p) }
+
+// AntiEntropy syncs room with one random peer among peers.
+func (s *Syncer) AntiEntropy(room crdt.RoomID, peers []peer.ID) {
+	if len(peers) == 0 {
+		return
+	}
+	s.mu.Lock()
+	p := peers[s.rng.IntN(len(peers))]
+	s.mu.Unlock()
+	s.Trigger(room, p)
+}
+
+func (s *Syncer) enqueue(j syncJob) {
+	if j.peer == "" || j.peer == s.host.ID() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued[j] {
+		return
+	}
+	select {
+	case s.jobs <- j:
+		s.queued[j] = true
+	default: // full: the next anti-entropy round repairs it
+	}
+}
+
+// Serve runs the session workers until ctx is done.
+func (s *Syncer) Serve(ctx context.Context) error {
+	defer s.host.RemoveStreamHandler(SyncProtocol)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.connected.signal:
+				peers := s.connected.take()
+				for _, room := range s.engine.roomIDs(ctx) {
+					for _, p := range peers {
+						s.Trigger(room, p)
+					}
+				}
+			}
+		}
+	}()
+	for range syncWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-s.jobs:
+					s.mu.Lock()
+					delete(s.queued, j)
+					s.mu.Unlock()
+					var err error
+					if j.get != "" {
+						err = s.fetch(ctx, j)
+					} else {
+						err = s.session(ctx, j.room, j.peer)
+					}
+					if err != nil && ctx.Err() == nil {
+						s.log.Debug("sync", "room", j.room, "peer", j.peer, "err", err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// conn is one open sync stream.
+type conn struct {
+	st network.Stream
+	r  msgio.ReadCloser
+	w  msgio.WriteCloser
+}
+
+func newConn(st network.Stream) *conn {
+	return &conn{st: st, r: msgio.NewVarintReaderSize(st, maxFrame), w: msgio.NewVarintWriter(st)}
+}
+
+func (c *conn) send(m *syncMsg) error {
+	b, err := crdt.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.st.SetWriteDeadline(time.Now().Add(sessionIdle))
+	return c.w.WriteMsg(b)
+}
+
+func (c *conn) recv() (*syncMsg, error) {
+	c.st.SetReadDeadline(time.Now().Add(sessionIdle))
+	b, err := c.r.ReadMsg()
+	if err != nil {
+		return nil, err
+	}
+	defer c.r.ReleaseMsg(b)
+	m, err := decodeSyncMsg(b)
+	if err != nil {
+		return nil, err
+	}
+	if m.Op == opError {
+		return nil, fmt.Errorf("peer: %s", m.Err)
+	}
+	return m, nil
+}
+
+// decodeSyncMsg parses one frame strictly.
+func decodeSyncMsg(b []byte) (*syncMsg, error) {
+	var m syncMsg
+	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
+		return nil, fmt.Errorf("sync frame: %w", err)
+	}
+	return &m, nil
+}
+
+func (s *Syncer) open(ctx context.Context, p peer.ID) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, "sync"), p, SyncProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return newConn(st), nil
+}
+
+func idsToBytes(ids []crdt.EventID) [][]byte {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		out[i] = []byte(id)
+	}
+	return out
+}
+
+func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
+	out := make([]crdt.EventID, len(bs))
+	for i, b := range bs {
+		id, err := crdt.IDFromBytes(b)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = id
+	}
+	return out, nil
+}
+
+// session runs one client session: compare heads; if the peer knows all our
+// heads we are strictly behind and pull what follows them; otherwise the
+// histories diverged and we reconcile.
+func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error {
+	mine, ok, err := s.engine.Heads(ctx, room)
+	if err != nil || !ok {
+		return err
+	}
+	c, err := s.open(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer c.st.Close()
+	if len(mine) > maxKnownIDs {
+		mine = mine[:maxKnownIDs]
+	}
+	if err := c.send(&syncMsg{Op: opHeads, Room: []byte(room), User: s.ident.User[:], Cert: s.ident.Cert, IDs: idsToBytes(mine)}); err != nil {
+		return err
+	}
+	resp, err := c.recv()
+	if err != nil {
+		return err
+	}
+	theirs, err := idsFromBytes(resp.IDs)
+	if err != nil {
+		return err
+	}
+	known, err := s.engine.Known(ctx, room, theirs)
+	if err != nil {
+		return err
+	}
+	behind := false
+	for _, k := range known {
+		behind = behind || !k
+	}
+	if s.tracer != nil {
+		s.tracer.SyncRound(room, p)
+	}
+	if !behind {
+		return nil // we hold all their heads; if they lack ours, they pull
+	}
+	strictly := len(resp.Known) == len(mine)
+	for _, k := range resp.Known {
+		strictly = strictly && k
+	}
+	if strictly || len(mine) == 0 {
+		return s.pullSince(ctx, c, room, p, mine)
+	}
+	return s.reconcile(ctx, c, room, p)
+}
+
+// pullSince asks for everything after `known` and ingests it page by page.
+func (s *Syncer) pullSince(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID, known []crdt.EventID) error {
+	if err := c.send(&syncMsg{Op: opSince, Room: []byte(room), IDs: idsToBytes(known)}); err != nil {
+		return err
+	}
+	return s.receiveEvents(ctx, c, room, p)
+}
+
+// receiveEvents ingests event pages until the peer says done.
+func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
+	for {
+		m, err := c.recv()
+		if err != nil {
+			return err
+		}
+		if s.tracer != nil {
+			s.tracer.SyncRound(room, p)
+		}
+		switch m.Op {
+		case opDone:
+			return nil
+		case opEvents:
+			evs, err := decodeParallel(m.Events)
+			if err != nil {
+				return fmt.Errorf("peer sent an invalid event: %w", err)
+			}
+			if err := s.engine.Ingest(ctx, p, evs); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("unexpected %q frame", m.Op)
+		}
+	}
+}
+
+// reconcile heals divergent histories: for now by pulling everything the peer
+// holds beyond our heads' known closure (duplicates are cheap to skip).
+func (s *Syncer) reconcile(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
+	mine, _, err := s.engine.Heads(ctx, room)
+	if err != nil {
+		return err
+	}
+	if len(mine) > maxKnownIDs {
+		mine = mine[:maxKnownIDs]
+	}
+	return s.pullSince(ctx, c, room, p, mine)
+}
+
+// fetch gets specific events from a peer.
+func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
+	var ids []crdt.EventID
+	for k := j.get; len(k) > 0; {
+		n := 36
+		if len(k) < n {
+			break
+		}
+		ids = append(ids, crdt.EventID(k[:n]))
+		k = k[n:]
+	}
+	have, err := s.engine.Known(ctx, j.room, ids)
+	if err != nil {
+		return err
+	}
+	var want []crdt.EventID
+	for i, h := range have {
+		if !h {
+			want = append(want, ids[i])
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	c, err := s.open(ctx, j.peer)
+	if err != nil {
+		return err
+	}
+	defer c.st.Close()
+	if err := c.send(&syncMsg{Op: opHeads, Room: []byte(j.room), User: s.ident.User[:], Cert: s.ident.Cert}); err != nil {
+		return err
+	}
+	if _, err := c.recv(); err != nil {
+		return err
+	}
+	if err := c.send(&syncMsg{Op: opGet, Room: []byte(j.room), IDs: idsToBytes(want)}); err != nil {
+		return err
+	}
+	return s.receiveEvents(ctx, c, j.room, j.peer)
+}
+
+// decodeParallel decodes and verifies frames on all cores.
+func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
+	out := make([]*crdt.Event, len(frames))
+	errs := make([]error, len(frames))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(frames)/16))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(frames); i += workers {
+				out[i], errs[i] = crdt.Decode(frames[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// handle serves one incoming sync stream.
+func (s *Syncer) handle(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	if !s.admit(p) {
+		st.Reset()
+		return
+	}
+	defer s.release(p)
+	defer st.Close()
+	c := newConn(st)
+	ctx := context.Background()
+	var room crdt.RoomID
+	for {
+		m, err := c.recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				st.Reset()
+			}
+			return
+		}
+		if !s.limiter(p).Allow() {
+			c.send(&syncMsg{Op: opError, Err: "rate limited"})
+			return
+		}
+		if err := s.serveOne(ctx, c, p, &room, m); err != nil {
+			c.send(&syncMsg{Op: opError, Err: err.Error()})
+			return
+		}
+	}
+}
+
+func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.RoomID, m *syncMsg) error {
+	if m.Op == opHeads {
+		id, err := crdt.IDFromBytes(m.Room)
+		if err != nil {
+			return errors.New("bad room id")
+		}
+		if err := s.authorize(ctx, p, id, m); err != nil {
+			return err
+		}
+		*room = id
+		return s.serveHeads(ctx, c, p, id, m)
+	}
+	if *room == "" || string(m.Room) != string(*room) {
+		return errors.New("start the session with heads for this room")
+	}
+	switch m.Op {
+	case opSince:
+		if len(m.IDs) > maxKnownIDs {
+			return errors.New("too many known ids")
+		}
+		known, err := idsFromBytes(m.IDs)
+		if err != nil {
+			return err
+		}
+		ids, err := s.engine.Since(ctx, *room, known)
+		if err != nil {
+			return err
+		}
+		return s.sendEvents(c, ids)
+	case opGet:
+		if len(m.IDs) > maxGetIDs {
+			return errors.New("too many ids")
+		}
+		ids, err := idsFromBytes(m.IDs)
+		if err != nil {
+			return err
+		}
+		return s.sendEvents(c, ids)
+	}
+	return fmt.Errorf("unknown op %q", m.Op)
+}
+
+// authorize checks the requester's certificate and whether it may pull room.
+func (s *Syncer) authorize(ctx context.Context, p peer.ID, room crdt.RoomID, m *syncMsg) error {
+	pub, err := p.ExtractPublicKey()
+	if err != nil {
+		return errors.New("peer key is not an Ed25519 device key")
+	}
+	raw, err := pub.Raw()
+	if err != nil || len(raw) != 32 {
+		return errors.New("peer key is not an Ed25519 device key")
+	}
+	device, _ := crdt.KeyFromBytes(raw)
+	user, err := crdt.KeyFromBytes(m.User)
+	if err != nil || !crdt.CheckDeviceCert(user, device, m.Cert) {
+		return errors.New("bad device certificate")
+	}
+	if !s.engine.MayServe(ctx, room, user) {
+		return errors.New("room not served to this peer")
+	}
+	return nil
+}
+
+func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.RoomID, m *syncMsg) error {
+	if len(m.IDs) > maxKnownIDs {
+		return errors.New("too many heads")
+	}
+	theirs, err := idsFromBytes(m.IDs)
+	if err != nil {
+		return err
+	}
+	heads, _, err := s.engine.Heads(ctx, room)
+	if err != nil {
+		return err
+	}
+	if len(heads) > maxKnownIDs {
+		heads = heads[:maxKnownIDs]
+	}
+	known, err := s.engine.Known(ctx, room, theirs)
+	if err != nil {
+		return err
+	}
+	for _, k := range known {
+		if !k { // the requester has events we lack: pull them too
+			s.Trigger(room, p)
+			break
+		}
+	}
+	return c.send(&syncMsg{Op: opHeads, Room: []byte(room), IDs: idsToBytes(heads), Known: known})
+}
+
+// sendEvents streams the events (those held) in pages, then done.
+func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
+	page := &syncMsg{Op: opEvents}
+	size := 0
+	flush := func() error {
+		if len(page.Events) == 0 {
+			return nil
+		}
+		err := c.send(page)
+		page = &syncMsg{Op: opEvents}
+		size = 0
+		return err
+	}
+	for _, id := range ids {
+		st, err := s.store.Get(id)
+		if errors.Is(err, crdt.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		f := st.Event.Encode()
+		if len(page.Events) >= pageEvents || size+len(f) > pageBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		page.Events = append(page.Events, f)
+		size += len(f)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	return c.send(&syncMsg{Op: opDone})
+}
+
+func (s *Syncer) admit(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[p] >= maxPeerSessions {
+		return false
+	}
+	s.sessions[p]++
+	return true
+}
+
+func (s *Syncer) release(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[p]--; s.sessions[p] <= 0 {
+		delete(s.sessions, p)
+	}
+}
+
+func (s *Syncer) limiter(p peer.ID) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.limiters[p]
+	if l == nil {
+		l = rate.NewLimiter(200, 400)
+		s.limiters[p] = l
+	}
+	return l
+}
