@@ -1,0 +1,196 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// setupRoom creates a public room on node 0 and has every other node join it.
+func setupRoom(t *testing.T, tn *testNet) string {
+	t.Helper()
+	ctx := tn.ctx
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "r", Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(tn.reps); i++ {
+		id, err := tn.reps[i].Engine.TrackRoom(ctx, room.Room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "room reaches node", func() (bool, string) {
+			ok, _ := tn.reps[i].Engine.HasRoomState(ctx, id)
+			return ok, fmt.Sprint("node ", i)
+		})
+		if _, err := tn.reps[i].Engine.Join(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return room.Room
+}
+
+func send(t *testing.T, tn *testNet, i int, room string, n int, tag string) {
+	t.Helper()
+	for k := range n {
+		if _, err := tn.reps[i].Engine.Send(tn.ctx, SendReq{Room: room, Text: fmt.Sprintf("%s %d", tag, k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func count(tn *testNet, i int, room string) int { return len(tn.history(i, room)) }
+
+func TestPartitionAndHeal(t *testing.T) {
+	tn := newTestNet(t, 4)
+	tn.link(0, 1)
+	tn.link(1, 2)
+	tn.link(2, 3)
+	tn.link(3, 0)
+	room := setupRoom(t, tn)
+	base := 1 + 3
+	tn.converged(room, base, 20*time.Second, 0, 1, 2, 3)
+	// Partition {0,1} | {2,3}.
+	tn.cut(1, 2)
+	tn.cut(3, 0)
+	send(t, tn, 0, room, 50, "left")
+	send(t, tn, 3, room, 50, "right")
+	tn.converged(room, base+50, 20*time.Second, 0, 1)
+	tn.converged(room, base+50, 20*time.Second, 2, 3)
+	// Heal: anti-entropy on the new connections merges both sides.
+	tn.link(1, 2)
+	tn.link(3, 0)
+	tn.converged(room, base+100, 30*time.Second, 0, 1, 2, 3)
+}
+
+func TestBlockedSubscriberRepairedByPull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000-event burst")
+	}
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	tn.converged(room, 2, 20*time.Second, 0, 1)
+	// Block node 1's engine, so its gossip readers stall and pubsub drops.
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	go tn.reps[1].Engine.do(tn.ctx, func() error { close(blocked); <-release; return nil })
+	<-blocked
+	send(t, tn, 0, room, 10_000, "burst")
+	close(release)
+	tn.converged(room, 2+10_000, 60*time.Second, 0, 1)
+}
+
+func TestOfflineCatchUp(t *testing.T) {
+	n := 10_000
+	if testing.Short() {
+		n = 1000
+	}
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.stop(1)
+	send(t, tn, 0, room, n, "offline")
+	tn.start(1)
+	tn.reps[1].SyncNow(tn.ctx)
+	tn.converged(room, 2+n, 60*time.Second, 0, 1)
+	info, err := tn.reps[1].Engine.Info(tn.ctx, RoomReq{Room: room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Sync.Missing != 0 || info.Sync.Pending != 0 {
+		t.Fatalf("after catch-up: %+v", info.Sync)
+	}
+}
+
+// forge signs an event by ident in room with the given parents, bypassing the log.
+func forge(t *testing.T, ident *crdt.Identity, room crdt.RoomID, prev []crdt.EventID, auth []crdt.EventID, depth uint64, text string) *crdt.Event {
+	t.Helper()
+	ev, err := crdt.Sign(ident, crdt.Draft{Room: room, Type: rooms.TypeMessage, Prev: prev, Auth: auth, Depth: depth, TS: 1, Body: rooms.Encode(rooms.MessageBody{Text: text})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func TestForgedParentNeverApplied(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	tn.converged(room, 2, 20*time.Second, 0, 1)
+	rid, _ := crdt.ParseID(room)
+	heads, _, _ := tn.reps[1].Engine.Heads(tn.ctx, rid)
+	fake := crdt.IDOf([]byte("no such event"))
+	ev := forge(t, tn.ids[1], rid, append([]crdt.EventID{fake}, heads...), []crdt.EventID{rid}, 50, "forged")
+	if err := tn.reps[0].Engine.Ingest(tn.ctx, "", []*crdt.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	// A later honest message still flows, and the forged one never shows.
+	send(t, tn, 1, room, 1, "honest")
+	tn.converged(room, 3, 20*time.Second, 0, 1)
+	info, _ := tn.reps[0].Engine.Info(tn.ctx, RoomReq{Room: room})
+	if info.Sync.Pending != 1 || info.Sync.Missing != 1 {
+		t.Fatalf("forged event should wait with one missing parent: %+v", info.Sync)
+	}
+	for _, id := range tn.history(0, room) {
+		if id == ev.ID.String() {
+			t.Fatal("forged event applied")
+		}
+	}
+}
+
+// nonCanonical re-encodes ev's envelope with a non-minimal integer for "v".
+func nonCanonical(t *testing.T, ev *crdt.Event) []byte {
+	t.Helper()
+	env := bytes.Replace(ev.Envelope, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x18, 0x01}, 1)
+	if bytes.Equal(env, ev.Envelope) {
+		t.Fatal("no version field found")
+	}
+	b, err := crdt.Marshal(frame{Env: env, Body: ev.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type frame struct {
+	_    struct{} `cbor:",toarray"`
+	Env  []byte
+	Body []byte
+}
+
+func TestNonCanonicalEventRejected(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	tn.converged(room, 2, 20*time.Second, 0, 1)
+	rid, _ := crdt.ParseID(room)
+	heads, _, _ := tn.reps[1].Engine.Heads(tn.ctx, rid)
+	ev := forge(t, tn.ids[1], rid, heads, []crdt.EventID{rid}, 3, "re-encoded")
+	bad := nonCanonical(t, ev)
+	if _, err := crdt.Decode(bad); !errors.Is(err, crdt.ErrNonCanonical) {
+		t.Fatalf("decode of re-encoded event: %v", err)
+	}
+	// Through the sync decoder as a peer would send it.
+	if _, err := decodeParallel([][]byte{bad}); err == nil {
+		t.Fatal("sync accepted a non-canonical event")
+	}
+	// Through gossip: the validator rejects it, so no second CID appears anywhere.
+	ctx, cancel := context.WithTimeout(tn.ctx, 10*time.Second)
+	defer cancel()
+	if res := tn.reps[0].gossip.validator(rid)(ctx, tn.reps[1].host.ID(), pubsubMessage(bad)); res != rejectResult {
+		t.Fatalf("validator result %v", res)
+	}
+	second := crdt.IDOf(bytes.Replace(ev.Envelope, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x18, 0x01}, 1))
+	known, _ := tn.reps[0].Engine.Known(tn.ctx, rid, []crdt.EventID{second})
+	if known[0] {
+		t.Fatal("second CID stored")
+	}
+}
