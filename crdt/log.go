@@ -342,8 +342,7 @@ func (l *Log) Add(evs ...*Event) Ready {
 	return r
 }
 
-// refs returns prev ∪ auth (both sorted; duplicates across them are fine for
-// callers that only test membership, but waiting counts need them unique).
+// refs returns prev ∪ auth, sorted and unique (waiting counts rely on it).
 func refs(ev *Event) []EventID {
 	if len(ev.Auth) == 0 {
 		return ev.Prev
@@ -462,9 +461,6 @@ func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool
 	// left a gap marked as prev: the parent is then no head.
 	childSeen := l.gaps[ev.ID]
 	delete(l.gaps, ev.ID)
-	if _, ok := l.foreign[ev.ID]; ok { // claimed foreign earlier: cannot happen for a content address
-		delete(l.foreign, ev.ID)
-	}
 	if status == StatusAccepted {
 		l.accepted++
 		l.maxDepth = max(l.maxDepth, ev.Depth)

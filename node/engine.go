@@ -42,6 +42,7 @@ type Effects struct {
 	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) // fetch these
 	Track    func(room crdt.RoomID)                                   // start gossiping and syncing a room
 	Ingested func(room crdt.RoomID, n int)                            // tracer hook: events accepted
+	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)  // tracer hook: which events, from whom ("" = authored here)
 }
 
 type roomCtl struct {
@@ -195,6 +196,9 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 		}
 		if e.fx.Ingested != nil {
 			e.fx.Ingested(room, len(ready.Accepted))
+		}
+		if e.fx.Accepted != nil {
+			e.fx.Accepted(room, ready.Accepted, from)
 		}
 		if e.fx.Heads != nil {
 			e.fx.Heads(room, rc.log.Heads())
@@ -661,4 +665,16 @@ func (e *Engine) roomIDs(ctx context.Context) []crdt.RoomID {
 		return nil
 	})
 	return ids
+}
+
+// MaxDepth is the depth of the room's deepest event.
+func (e *Engine) MaxDepth(ctx context.Context, room crdt.RoomID) (uint64, error) {
+	var d uint64
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			d = rc.log.MaxDepth()
+		}
+		return nil
+	})
+	return d, err
 }

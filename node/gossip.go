@@ -30,16 +30,17 @@ const (
 // NewPubSub makes the gossipsub router with Parley's options: no pubsub
 // signatures or authors (events carry their own), message IDs from content,
 // and queues sized so that bursts are not silently dropped.
-func NewPubSub(ctx context.Context, h host.Host) (*pubsub.PubSub, error) {
-	return pubsub.NewGossipSub(ctx, h,
+func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsub.PubSub, error) {
+	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(128<<10),
-		pubsub.WithSeenMessagesTTL(10*time.Minute),
+		pubsub.WithMaxMessageSize(128 << 10),
+		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
-	)
+	}
+	return pubsub.NewGossipSub(ctx, h, append(opts, extra...)...)
 }
 
 // messageID is the sha256 of the event envelope for event frames (so gossip

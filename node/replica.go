@@ -69,7 +69,7 @@ func (r *Replica) SyncNow(ctx context.Context) {
 func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps, err := NewPubSub(ctx, r.host)
+	ps, err := NewPubSub(ctx, r.host, tracerPubSubOptions(r.opts.Tracer)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
@@ -91,6 +91,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 				r.opts.Tracer.EventsAccepted(room, n)
 			}
 		},
+		Accepted: tracerAccepted(r.opts.Tracer),
 	})
 	// Anti-entropy on every new connection.
 	notifee := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/rbsr"
 )
 
 // SyncProtocol is the pull protocol that makes sync gap-free (docs/protocol.md).
@@ -365,17 +366,94 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 	}
 }
 
-// reconcile heals divergent histories: for now by pulling everything the peer
-// holds beyond our heads' known closure (duplicates are cheap to skip).
+// reconcile heals divergent histories with range-based set reconciliation
+// over (depth, id) in a window below our highest event, then fetches what we
+// need. If our copy still has a gap below the window, the window grows eight
+// times and the round repeats, down to the whole history.
 func (s *Syncer) reconcile(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
-	mine, _, err := s.engine.Heads(ctx, room)
+	top, err := s.engine.MaxDepth(ctx, room)
 	if err != nil {
 		return err
 	}
-	if len(mine) > maxKnownIDs {
-		mine = mine[:maxKnownIDs]
+	for window := uint64(reconcileWindow); ; window *= 8 {
+		minDepth := uint64(0)
+		if top > window {
+			minDepth = top - window
+		}
+		need, err := s.reconcileRange(ctx, c, room, minDepth)
+		if err != nil {
+			return err
+		}
+		for len(need) > 0 {
+			n := min(len(need), maxGetIDs)
+			if err := c.send(&syncMsg{Op: opGet, Room: []byte(room), IDs: idsToBytes(need[:n])}); err != nil {
+				return err
+			}
+			if err := s.receiveEvents(ctx, c, room, p); err != nil {
+				return err
+			}
+			need = need[n:]
+		}
+		gap, _, err := s.engine.Gap(ctx, room, 0)
+		if err != nil || gap == 0 || minDepth == 0 {
+			return err
+		}
 	}
-	return s.pullSince(ctx, c, room, p, mine)
+}
+
+// reconcileWindow is the first reconciliation window, in DAG depth.
+const reconcileWindow = 1024
+
+// reconcileFrame bounds each reconciliation message.
+const reconcileFrame = 256 << 10
+
+// reconcileRange runs one RBSR session over events at or above minDepth and
+// returns the ids the peer has and we lack, in ascending (depth, id) order.
+func (s *Syncer) reconcileRange(ctx context.Context, c *conn, room crdt.RoomID, minDepth uint64) ([]crdt.EventID, error) {
+	r, err := s.reconciler(ctx, room, minDepth)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := r.Initiate()
+	for rounds := 0; err == nil && msg != nil; rounds++ {
+		if rounds > 64 {
+			return nil, errors.New("reconciliation did not finish in 64 rounds")
+		}
+		if err = c.send(&syncMsg{Op: opReconcile, Room: []byte(room), MinDepth: minDepth, Msg: msg}); err != nil {
+			return nil, err
+		}
+		var resp *syncMsg
+		if resp, err = c.recv(); err != nil {
+			return nil, err
+		}
+		if resp.Op != opReconcile {
+			return nil, fmt.Errorf("unexpected %q frame", resp.Op)
+		}
+		msg, err = r.Reconcile(resp.Msg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var need []crdt.EventID
+	for _, it := range r.Need() {
+		if id, err := crdt.IDFromBytes([]byte(it.ID)); err == nil {
+			need = append(need, id)
+		}
+	}
+	return need, nil
+}
+
+// reconciler builds an RBSR party over the room's events at or above minDepth.
+func (s *Syncer) reconciler(ctx context.Context, room crdt.RoomID, minDepth uint64) (*rbsr.Reconciler, error) {
+	items, err := s.engine.Items(ctx, room, minDepth)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]rbsr.Item, len(items))
+	for i, it := range items {
+		rs[i] = rbsr.Item{Depth: it.Depth, ID: string(it.ID)}
+	}
+	return rbsr.New(rs, rbsr.Config{FrameSizeLimit: reconcileFrame})
 }
 
 // fetch gets specific events from a peer.
@@ -450,6 +528,7 @@ func (s *Syncer) handle(st network.Stream) {
 	c := newConn(st)
 	ctx := context.Background()
 	var room crdt.RoomID
+	var sess serverSession
 	for {
 		m, err := c.recv()
 		if err != nil {
@@ -462,14 +541,20 @@ func (s *Syncer) handle(st network.Stream) {
 			c.send(&syncMsg{Op: opError, Err: "rate limited"})
 			return
 		}
-		if err := s.serveOne(ctx, c, p, &room, m); err != nil {
+		if err := s.serveOne(ctx, c, p, &room, &sess, m); err != nil {
 			c.send(&syncMsg{Op: opError, Err: err.Error()})
 			return
 		}
 	}
 }
 
-func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.RoomID, m *syncMsg) error {
+// serverSession is what a served stream remembers between requests.
+type serverSession struct {
+	resp     *rbsr.Reconciler // responder over the room's items at minDepth
+	minDepth uint64
+}
+
+func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.RoomID, sess *serverSession, m *syncMsg) error {
 	if m.Op == opHeads {
 		id, err := crdt.IDFromBytes(m.Room)
 		if err != nil {
@@ -479,6 +564,7 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 			return err
 		}
 		*room = id
+		*sess = serverSession{}
 		return s.serveHeads(ctx, c, p, id, m)
 	}
 	if *room == "" || string(m.Room) != string(*room) {
@@ -498,6 +584,19 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 			return err
 		}
 		return s.sendEvents(c, ids)
+	case opReconcile:
+		if sess.resp == nil || sess.minDepth != m.MinDepth {
+			r, err := s.reconciler(ctx, *room, m.MinDepth)
+			if err != nil {
+				return err
+			}
+			sess.resp, sess.minDepth = r, m.MinDepth
+		}
+		reply, err := sess.resp.Reconcile(m.Msg)
+		if err != nil {
+			return err
+		}
+		return c.send(&syncMsg{Op: opReconcile, Room: []byte(*room), Msg: reply})
 	case opGet:
 		if len(m.IDs) > maxGetIDs {
 			return errors.New("too many ids")

@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/parley-p2p/parley/crdt"
 )
@@ -9,12 +10,13 @@ import (
 // Event types.
 const (
 	TypeCreate   = crdt.TypeCreate
-	TypeMember   = "member"    // state key: the target user ID
+	TypeMember   = "member"    // state key: the target user ID (crdt.UserID.String())
 	TypePower    = "power"     // state key: ""
 	TypeJoinRule = "join_rule" // state key: ""
 	TypeName     = "room.name" // state key: ""
 	TypeTopic    = "room.topic"
 	TypeAvatar   = "room.avatar"
+	TypeProfile  = "profile" // state key: the author's own user ID
 	TypeMessage  = "message"
 	TypeRedact   = "redact"
 )
@@ -30,8 +32,9 @@ const (
 
 // Join rules.
 const (
-	Private = "private" // invite only
-	Public  = "public"
+	Private   = "private" // invite only (the default)
+	Public    = "public"
+	KnockRule = "knock" // invite only, but anyone may knock
 )
 
 // History policies.
@@ -40,17 +43,50 @@ const (
 	HistoryJoined = "joined"
 )
 
+// Power levels of the named roles. The creator's level is PowerCreator,
+// above every level a power event can grant.
+const (
+	PowerAdmin     = 100
+	PowerModerator = 50
+	PowerMember    = 0
+	PowerCreator   = math.MaxInt64
+)
+
+// Roles, as shown in State.Members.
+const (
+	RoleCreator   = "creator"
+	RoleAdmin     = "admin"
+	RoleModerator = "moderator"
+	RoleMember    = "member"
+)
+
+// RoleOf names the role of a power level.
+func RoleOf(level int64, creator bool) string {
+	switch {
+	case creator:
+		return RoleCreator
+	case level >= PowerAdmin:
+		return RoleAdmin
+	case level >= PowerModerator:
+		return RoleModerator
+	default:
+		return RoleMember
+	}
+}
+
 // CreateBody is the body of a create event: the room's founding parameters.
 type CreateBody struct {
 	Name     string `cbor:"name,omitempty"`
 	Topic    string `cbor:"topic,omitempty"`
 	JoinRule string `cbor:"join_rule"`
 	History  string `cbor:"history"`
-	DM       []byte `cbor:"dm,omitempty"` // the other user of a direct-message room
+	DM       []byte `cbor:"dm,omitempty"` // the other user of a direct-message room; may join without an invite
 	Nonce    []byte `cbor:"nonce,omitempty"`
 }
 
 // MemberBody is the body of a member event (state key = target user).
+// DisplayName and Avatar are the target's profile in this room when the
+// member event is the target's own; a profile event overrides them.
 type MemberBody struct {
 	Membership  string `cbor:"membership"`
 	Reason      string `cbor:"reason,omitempty"`
@@ -63,9 +99,93 @@ type TextBody struct {
 	Value string `cbor:"value"`
 }
 
+// ProfileBody is the body of a profile event (state key = the author's own
+// user ID): display name and avatar (a media CID string).
+type ProfileBody struct {
+	DisplayName string `cbor:"displayname,omitempty"`
+	Avatar      string `cbor:"avatar,omitempty"`
+}
+
 // MessageBody is the body of a message event.
 type MessageBody struct {
 	Text string `cbor:"text"`
+}
+
+// RedactBody is the body of a redact event: the event whose body is to be
+// purged (a non-state event in the redaction's causal past).
+type RedactBody struct {
+	Target []byte `cbor:"target"` // crdt.EventID bytes
+	Reason string `cbor:"reason,omitempty"`
+}
+
+// PowerLevels is the body of a power event and the room's level table.
+// A zero field means "the default"; use Get-style methods, not the fields,
+// to read effective levels. Users are keyed by crdt.UserID.String().
+type PowerLevels struct {
+	Users         map[string]int64 `cbor:"users,omitempty"`
+	UsersDefault  int64            `cbor:"users_default,omitempty"`
+	Events        map[string]int64 `cbor:"events,omitempty"` // per event type, state or not
+	StateDefault  *int64           `cbor:"state_default,omitempty"`
+	EventsDefault int64            `cbor:"events_default,omitempty"`
+	Invite        *int64           `cbor:"invite,omitempty"`
+	Kick          *int64           `cbor:"kick,omitempty"`
+	Ban           *int64           `cbor:"ban,omitempty"`
+	Redact        *int64           `cbor:"redact,omitempty"`
+}
+
+// Default levels for actions a power event leaves unset.
+const (
+	DefaultInvite = PowerModerator
+	DefaultKick   = PowerModerator
+	DefaultBan    = PowerModerator
+	DefaultRedact = PowerModerator
+	DefaultState  = PowerModerator
+	DefaultPower  = PowerAdmin // level to send a power event unless Events["power"] says otherwise
+)
+
+// Level returns p if set, else def.
+func level(p *int64, def int64) int64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// Lvl returns a pointer to v, for filling PowerLevels.
+func Lvl(v int64) *int64 { return &v }
+
+// InviteLevel, KickLevel, BanLevel and RedactLevel are the effective action levels.
+func (p *PowerLevels) InviteLevel() int64 { return level(p.Invite, DefaultInvite) }
+func (p *PowerLevels) KickLevel() int64   { return level(p.Kick, DefaultKick) }
+func (p *PowerLevels) BanLevel() int64    { return level(p.Ban, DefaultBan) }
+func (p *PowerLevels) RedactLevel() int64 { return level(p.Redact, DefaultRedact) }
+
+// StateLevel is the default level for state events not named in Events.
+func (p *PowerLevels) StateLevel() int64 { return level(p.StateDefault, DefaultState) }
+
+// EventLevel is the level needed to send an event of this type.
+func (p *PowerLevels) EventLevel(typ string, state bool) int64 {
+	if v, ok := p.Events[typ]; ok {
+		return v
+	}
+	switch {
+	case typ == TypePower:
+		return DefaultPower
+	case typ == TypeProfile:
+		return p.EventsDefault
+	case state:
+		return p.StateLevel()
+	default:
+		return p.EventsDefault
+	}
+}
+
+// UserLevel is u's level, not counting the creator's (see State).
+func (p *PowerLevels) UserLevel(u crdt.UserID) int64 {
+	if v, ok := p.Users[u.String()]; ok {
+		return v
+	}
+	return p.UsersDefault
 }
 
 // Encode returns the canonical CBOR body of v.

@@ -1,35 +1,24 @@
 package rooms
 
 import (
-	"errors"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"slices"
 
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Errors.
-var (
-	ErrNoBody       = errors.New("rooms: body not available")
-	ErrNotPermitted = errors.New("rooms: not permitted")
-	ErrBadEvent     = errors.New("rooms: malformed event")
-)
-
-// Power levels of the named roles.
-const (
-	PowerAdmin     = 100
-	PowerModerator = 50
-	PowerMember    = 0
-)
-
 // Member is one user's entry in a room's state.
 type Member struct {
 	User        crdt.UserID
 	Membership  string
-	Power       int64
+	Power       int64 // PowerCreator for the creator
+	Role        string
 	Creator     bool
 	DisplayName string
-	Avatar      string
+	Avatar      string // media CID string
 }
 
 // State is a room's resolved state at the current heads.
@@ -42,7 +31,8 @@ type State struct {
 	JoinRule string
 	History  string
 	DM       *crdt.UserID
-	Members  []Member // sorted by user
+	Levels   PowerLevels // the current power event's body (zero value: defaults)
+	Members  []Member    // everyone with a membership, sorted by user
 }
 
 // Member returns u's entry (membership "" when u never appeared).
@@ -52,26 +42,75 @@ func (s *State) Member(u crdt.UserID) Member {
 			return m
 		}
 	}
-	return Member{User: u}
+	return Member{User: u, Role: RoleMember}
 }
 
 // Delta is what applying an event changed in the visible timeline.
 type Delta struct {
-	Shown  []crdt.EventID // newly visible events
-	Hidden []crdt.EventID // events that were visible and are no longer
+	Shown    []crdt.EventID // newly visible events
+	Hidden   []crdt.EventID // events that were visible and are no longer
+	Redacted []crdt.EventID // events newly redacted: purge their bodies
 }
 
-// Room is the state machine of one room. Feed it accepted events in a causal
-// order (each after all its prev and auth references).
+// state keys of the snapshot map
+const (
+	kCreate   = TypeCreate + "\x00"
+	kPower    = TypePower + "\x00"
+	kJoinRule = TypeJoinRule + "\x00"
+)
+
+func stateKey(typ, skey string) string { return typ + "\x00" + skey }
+
+// evInfo is what a Room keeps per event, by dense index.
+type evInfo struct {
+	ev       *crdt.Event
+	prev     []int32
+	auth     []int32
+	before   *snap // S(E), the resolved state before the event
+	after    *snap // S'(E)
+	causalOK bool  // passed R2 here (parents known, depth, self chain, room)
+	accepted bool  // passed R2 and R3
+	reason   string
+	key      string // snapshot key of a state event, "" otherwise
+	pred     int32  // before[key] for state events, else -1
+	powerRef int32  // before[power], -1 if none
+	senderPL int64  // sender's level at S(E)
+	required int64  // lowest sender level that still allows E (R5 demotions)
+	body     *parsed
+	control  bool            // a power event in the sense of state resolution
+	targets  []removalTarget // non-empty iff an accepted removal (R5)
+	rmIncl   *rmSet          // removals in past(E) plus E itself if a removal
+	vv       map[crdt.DeviceID]uint64
+}
+
+// Room is the state machine of one room. Feed it events in a causal order
+// (each after all its prev and auth references); every causal order of the
+// same set of events gives the same state, visibility and timeline.
 type Room struct {
-	create  *crdt.Event
-	state   State
-	members map[crdt.UserID]*Member
-	verdict map[crdt.EventID]string // "" = visible
-	stateOf map[stateKey]crdt.EventID
-}
+	create *crdt.Event
+	cbody  CreateBody
+	dm     *crdt.UserID
 
-type stateKey struct{ typ, key string }
+	ids   map[crdt.EventID]int32
+	evs   []*evInfo
+	heads map[int32]struct{}
+
+	curVer, headsVer uint64
+	cur              *snap
+	snapSeq          uint64
+	snapIDs          map[*snap]uint64
+	resCache         map[string]*snap
+
+	userKeys map[crdt.UserID]string // member state keys
+
+	ov overlay
+
+	redactions map[int32][]int32 // target -> accepted redactions naming it
+	redacted   map[int32]bool    // targets of visible redactions
+
+	stamp   uint32
+	visited []uint32
+}
 
 // New starts a room from its create event.
 func New(create *crdt.Event) (*Room, error) {
@@ -82,157 +121,599 @@ func New(create *crdt.Event) (*Room, error) {
 	if err := DecodeBody(create.Body, &body); err != nil {
 		return nil, err
 	}
-	r := &Room{
-		create:  create,
-		members: map[crdt.UserID]*Member{},
-		verdict: map[crdt.EventID]string{create.ID: ""},
-		stateOf: map[stateKey]crdt.EventID{},
+	switch body.JoinRule {
+	case "":
+		body.JoinRule = Private
+	case Private, Public, KnockRule:
+	default:
+		return nil, fmt.Errorf("%w: unknown join rule %q", ErrBadEvent, body.JoinRule)
 	}
-	r.state = State{Room: create.ID, Creator: create.User, Name: body.Name, Topic: body.Topic, JoinRule: body.JoinRule, History: body.History}
+	r := &Room{
+		create:     create,
+		cbody:      body,
+		ids:        map[crdt.EventID]int32{},
+		heads:      map[int32]struct{}{},
+		snapIDs:    map[*snap]uint64{},
+		resCache:   map[string]*snap{},
+		userKeys:   map[crdt.UserID]string{},
+		redactions: map[int32][]int32{},
+		redacted:   map[int32]bool{},
+	}
 	if len(body.DM) == 32 {
 		u, _ := crdt.KeyFromBytes(body.DM)
-		r.state.DM = &u
+		r.dm = &u
 	}
-	r.members[create.User] = &Member{User: create.User, Membership: Join, Power: PowerAdmin, Creator: true}
+	r.ov.init()
+	s := emptySnap.set(kCreate, 0)
+	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}}
+	r.ids[create.ID] = 0
+	r.evs = append(r.evs, info)
+	r.heads[0] = struct{}{}
+	r.headsVer++
 	return r, nil
 }
 
-// Apply takes the next accepted event in causal order.
-func (r *Room) Apply(e *crdt.Event) Delta {
-	if e.Type == TypeCreate {
-		return Delta{}
+// ID returns the room ID.
+func (r *Room) ID() crdt.RoomID { return r.create.ID }
+
+// Len returns the number of events applied, the create event included.
+func (r *Room) Len() int { return len(r.evs) }
+
+func (r *Room) userKey(u crdt.UserID) string {
+	k, ok := r.userKeys[u]
+	if !ok {
+		k = stateKey(TypeMember, u.String())
+		r.userKeys[u] = k
 	}
-	if err := r.authorize(e.User, e.Type, e.StateKey, e.Body); err != nil {
-		r.verdict[e.ID] = err.Error()
-		return Delta{}
-	}
-	r.verdict[e.ID] = ""
-	r.applyState(e)
-	return Delta{Shown: []crdt.EventID{e.ID}}
+	return k
 }
 
-func (r *Room) applyState(e *crdt.Event) {
-	if e.StateKey == nil {
+func (r *Room) snapID(s *snap) uint64 {
+	id, ok := r.snapIDs[s]
+	if !ok {
+		r.snapSeq++
+		id = r.snapSeq
+		r.snapIDs[s] = id
+	}
+	return id
+}
+
+// Apply takes the next event in causal order and returns what changed in
+// the visible timeline. Applying an event twice is a no-op.
+func (r *Room) Apply(e *crdt.Event) Delta {
+	if _, ok := r.ids[e.ID]; ok {
+		return Delta{}
+	}
+	idx := int32(len(r.evs))
+	info := &evInfo{ev: e, pred: -1, powerRef: -1, before: emptySnap, after: emptySnap}
+	r.ids[e.ID] = idx
+	r.evs = append(r.evs, info)
+	if reason := r.checkCausal(info); reason != "" {
+		info.reason = reason
+		return Delta{}
+	}
+	info.causalOK = true
+	ps := make([]*snap, len(info.prev))
+	for i, p := range info.prev {
+		ps[i] = r.evs[p].after
+	}
+	info.before = r.resolve(ps)
+	info.after = info.before
+	r.judge(idx, info)
+	if info.accepted && info.key != "" {
+		info.after = info.before.set(info.key, idx)
+	}
+	// heads
+	for _, p := range info.prev {
+		delete(r.heads, p)
+	}
+	r.heads[idx] = struct{}{}
+	r.headsVer++
+	return r.ov.add(r, idx)
+}
+
+// checkCausal applies R2 as far as the room can see it.
+func (r *Room) checkCausal(info *evInfo) string {
+	e := info.ev
+	if e.Type == TypeCreate {
+		return "second create event"
+	}
+	if e.Room != r.create.ID {
+		return "event of another room"
+	}
+	var maxDepth uint64
+	for _, p := range e.Prev {
+		pi, ok := r.ids[p]
+		if !ok {
+			return "unknown parent"
+		}
+		pe := r.evs[pi]
+		if !pe.causalOK {
+			return "parent rejected: " + pe.reason
+		}
+		maxDepth = max(maxDepth, pe.ev.Depth)
+		info.prev = append(info.prev, pi)
+	}
+	if len(info.prev) == 0 {
+		return "no parents"
+	}
+	if e.Depth != maxDepth+1 {
+		return "wrong depth"
+	}
+	if e.Seq > 0 {
+		si, ok := r.ids[e.Self]
+		if !ok || r.evs[si].ev.Device != e.Device || r.evs[si].ev.Seq+1 != e.Seq {
+			return "broken self chain"
+		}
+	}
+	for _, a := range e.Auth {
+		ai, ok := r.ids[a]
+		if !ok {
+			return "unknown auth event"
+		}
+		if !r.evs[ai].causalOK {
+			return "auth event rejected: " + r.evs[ai].reason
+		}
+		info.auth = append(info.auth, ai)
+	}
+	return ""
+}
+
+// judge applies R3: the event must be allowed both by its auth references
+// and by the resolved state before it.
+func (r *Room) judge(idx int32, info *evInfo) {
+	e := info.ev
+	info.senderPL = r.levelIn(info.before, e.User)
+	p, err := parseBody(e.Type, e.StateKey, e.Body)
+	if err != nil {
+		info.reason = Reason(err)
 		return
 	}
-	r.stateOf[stateKey{e.Type, *e.StateKey}] = e.ID
-	switch e.Type {
-	case TypeMember:
-		var b MemberBody
-		if DecodeBody(e.Body, &b) != nil {
+	info.body = p
+	if e.StateKey != nil {
+		info.key = stateKey(e.Type, *e.StateKey)
+		info.pred = info.before.lookup(info.key)
+	}
+	info.powerRef = info.before.lookup(kPower)
+	info.control = e.Type == TypePower || e.Type == TypeJoinRule ||
+		(e.Type == TypeMember && p.target != e.User && (p.membership == Leave || p.membership == Ban))
+
+	// Auth references: known kinds only, one of each, accepted, in the past.
+	refs := map[string]int32{}
+	allowed := func(k string) bool {
+		switch k {
+		case kCreate, kPower, kJoinRule, r.userKey(e.User):
+			return true
+		}
+		return p.hasTarget && k == r.userKey(p.target)
+	}
+	for _, a := range info.auth {
+		ai := r.evs[a]
+		if !ai.accepted {
+			info.reason = "auth event was rejected"
 			return
 		}
-		target, _ := crdt.ParseKey(*e.StateKey)
-		m := r.member(target)
-		m.Membership = b.Membership
-		if b.DisplayName != "" {
-			m.DisplayName = b.DisplayName
+		k := ai.key
+		if a == 0 {
+			k = kCreate
 		}
-	case TypeName, TypeTopic, TypeAvatar, TypeJoinRule:
-		var b TextBody
-		if DecodeBody(e.Body, &b) != nil {
+		if !allowed(k) {
+			info.reason = "auth event of the wrong kind"
 			return
 		}
-		switch e.Type {
-		case TypeName:
-			r.state.Name = b.Value
-		case TypeTopic:
-			r.state.Topic = b.Value
-		case TypeAvatar:
-			r.state.Avatar = b.Value
-		case TypeJoinRule:
-			r.state.JoinRule = b.Value
+		if _, dup := refs[k]; dup {
+			info.reason = "two auth events of one kind"
+			return
+		}
+		if info.before.lookup(k) != a && !r.isAncestor(a, info.prev) {
+			info.reason = "auth event not in the event's past"
+			return
+		}
+		refs[k] = a
+	}
+	if _, ok := refs[kCreate]; !ok {
+		info.reason = "auth events must include the create event"
+		return
+	}
+	var target *evInfo
+	if e.Type == TypeRedact {
+		if ti, ok := r.ids[p.redactTarget]; ok && r.evs[ti].causalOK && r.isAncestor(ti, info.prev) {
+			target = r.evs[ti]
 		}
 	}
+	// R3(b): the state before the event.
+	in := r.inputFrom(e, p, func(k string) int32 { return info.before.lookup(k) }, target)
+	req, err := authorize(e.User, e.Type, e.StateKey, p, &in)
+	if err != nil {
+		info.reason = Reason(err)
+		return
+	}
+	// R3(a): the auth references alone.
+	in = r.inputFrom(e, p, func(k string) int32 {
+		if v, ok := refs[k]; ok {
+			return v
+		}
+		return -1
+	}, target)
+	if _, err := authorize(e.User, e.Type, e.StateKey, p, &in); err != nil {
+		info.reason = "auth events do not allow it: " + Reason(err)
+		return
+	}
+	info.required = req
+	info.accepted = true
+	if target != nil {
+		t := r.ids[p.redactTarget]
+		r.redactions[t] = append(r.redactions[t], idx)
+	}
+	info.targets = r.removalTargets(e, p, info.before)
 }
 
-func (r *Room) member(u crdt.UserID) *Member {
-	m, ok := r.members[u]
-	if !ok {
-		m = &Member{User: u}
-		r.members[u] = m
+// inputFrom builds an auth input from a lookup of state keys.
+func (r *Room) inputFrom(e *crdt.Event, p *parsed, get func(string) int32, target *evInfo) authInput {
+	in := authInput{creator: r.create.User, joinRule: r.cbody.JoinRule, levels: &PowerLevels{}}
+	if r.dm != nil {
+		in.dm, in.isDM = *r.dm, true
 	}
-	return m
+	if v := get(kPower); v >= 0 {
+		in.levels = r.evs[v].body.levels
+	}
+	if v := get(kJoinRule); v >= 0 {
+		in.joinRule = r.evs[v].body.text
+	}
+	if v := get(r.userKey(e.User)); v >= 0 {
+		in.sender = r.evs[v].body.membership
+	}
+	if p.hasTarget {
+		if v := get(r.userKey(p.target)); v >= 0 {
+			in.target = r.evs[v].body.membership
+		}
+	}
+	if target != nil {
+		te := target.ev
+		in.redactKnown = true
+		in.redactSender = te.User
+		in.redactState = te.StateKey != nil || te.Type == TypeRedact || te.Type == TypeCreate
+	}
+	return in
+}
+
+// levelIn returns u's power level in state s.
+func (r *Room) levelIn(s *snap, u crdt.UserID) int64 {
+	if u == r.create.User {
+		return PowerCreator
+	}
+	if v := s.lookup(kPower); v >= 0 {
+		return r.evs[v].body.levels.UserLevel(u)
+	}
+	return 0
+}
+
+// isAncestor reports whether a is in the past of the events from.
+func (r *Room) isAncestor(a int32, from []int32) bool {
+	d := r.evs[a].ev.Depth
+	stack := r.scratch(from)
+	for len(stack) > 0 {
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if x == a {
+			return true
+		}
+		xe := r.evs[x]
+		if xe.ev.Depth <= d {
+			continue
+		}
+		for _, p := range xe.prev {
+			if r.visited[p] != r.stamp {
+				r.visited[p] = r.stamp
+				stack = append(stack, p)
+			}
+		}
+	}
+	return false
+}
+
+// scratch starts a graph walk: a fresh visit stamp and a stack holding from.
+func (r *Room) scratch(from []int32) []int32 {
+	if len(r.visited) < len(r.evs) {
+		r.visited = append(r.visited, make([]uint32, len(r.evs)-len(r.visited)+1024)...)
+	}
+	r.stamp++
+	if r.stamp == 0 {
+		clear(r.visited)
+		r.stamp = 1
+	}
+	stack := make([]int32, 0, 64)
+	for _, f := range from {
+		if r.visited[f] != r.stamp {
+			r.visited[f] = r.stamp
+			stack = append(stack, f)
+		}
+	}
+	return stack
+}
+
+// current returns the resolved state at the heads.
+func (r *Room) current() *snap {
+	if r.cur != nil && r.curVer == r.headsVer {
+		return r.cur
+	}
+	hs := make([]int32, 0, len(r.heads))
+	for h := range r.heads {
+		hs = append(hs, h)
+	}
+	slices.Sort(hs)
+	ps := make([]*snap, len(hs))
+	for i, h := range hs {
+		ps[i] = r.evs[h].after
+	}
+	r.cur, r.curVer = r.resolve(ps), r.headsVer
+	return r.cur
+}
+
+// Heads returns the room's heads (events without children here), sorted.
+func (r *Room) Heads() []crdt.EventID {
+	out := make([]crdt.EventID, 0, len(r.heads))
+	for h := range r.heads {
+		out = append(out, r.evs[h].ev.ID)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Check says whether user may author an event of this type, state key and
-// body now (a pre-flight check for local commands; peers' events are judged
-// by Apply).
+// body against the current resolved state (a pre-flight check for local
+// commands; events themselves are judged by Apply from their causal past).
+// A refusal wraps ErrNotPermitted; Reason(err) gives the reason.
 func (r *Room) Check(user crdt.UserID, typ string, skey *string, body []byte) error {
-	return r.authorize(user, typ, skey, body)
-}
-
-func (r *Room) authorize(user crdt.UserID, typ string, skey *string, body []byte) error {
-	sender := r.member(user)
-	switch typ {
-	case TypeMember:
-		if skey == nil {
-			return fmt.Errorf("%w: member event without state key", ErrBadEvent)
-		}
-		var b MemberBody
-		if err := DecodeBody(body, &b); err != nil {
-			return err
-		}
-		target, err := crdt.ParseKey(*skey)
-		if err != nil {
-			return fmt.Errorf("%w: member state key", ErrBadEvent)
-		}
-		if target == user && b.Membership == Join {
-			if sender.Membership == Join || sender.Membership == Invite || r.state.JoinRule == Public {
-				return nil
-			}
-			return fmt.Errorf("%w: join needs an invite in a private room", ErrNotPermitted)
-		}
-		if sender.Membership != Join {
-			return fmt.Errorf("%w: sender is not joined", ErrNotPermitted)
-		}
-		return nil
-	default:
-		if sender.Membership != Join {
-			return fmt.Errorf("%w: sender is not joined", ErrNotPermitted)
-		}
-		return nil
+	p, err := parseBody(typ, skey, body)
+	if err != nil {
+		return err
 	}
+	cur := r.current()
+	var target *evInfo
+	if typ == TypeRedact {
+		if ti, ok := r.ids[p.redactTarget]; ok && r.evs[ti].causalOK {
+			target = r.evs[ti]
+		}
+	}
+	e := &crdt.Event{User: user, Type: typ, StateKey: skey}
+	in := r.inputFrom(e, p, cur.lookup, target)
+	_, err = authorize(user, typ, skey, p, &in)
+	return err
 }
 
 // AuthRefs returns the auth references a new event by user of this type and
-// state key must carry: the create event, the sender's membership, the power
-// and join-rule events, and the target's membership.
+// state key must carry, from the current resolved state: the create event,
+// the power and join-rule events, the sender's and the target's membership.
 func (r *Room) AuthRefs(user crdt.UserID, typ string, skey *string) []crdt.EventID {
-	refs := []crdt.EventID{r.create.ID}
-	add := func(t, k string) {
-		if id, ok := r.stateOf[stateKey{t, k}]; ok {
-			refs = append(refs, id)
+	return r.authRefsIn(r.current(), user, typ, skey)
+}
+
+// AuthRefsAt is AuthRefs for an event whose parents are prev (all applied).
+func (r *Room) AuthRefsAt(prev []crdt.EventID, user crdt.UserID, typ string, skey *string) []crdt.EventID {
+	var ps []*snap
+	for _, p := range prev {
+		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
+			ps = append(ps, r.evs[i].after)
 		}
 	}
-	add(TypeMember, user.String())
-	add(TypePower, "")
-	add(TypeJoinRule, "")
+	if len(ps) == 0 {
+		return r.AuthRefs(user, typ, skey)
+	}
+	return r.authRefsIn(r.resolve(ps), user, typ, skey)
+}
+
+func (r *Room) authRefsIn(s *snap, user crdt.UserID, typ string, skey *string) []crdt.EventID {
+	refs := []crdt.EventID{r.create.ID}
+	add := func(k string) {
+		if v := s.lookup(k); v >= 0 {
+			refs = append(refs, r.evs[v].ev.ID)
+		}
+	}
+	add(kPower)
+	add(r.userKey(user))
 	if typ == TypeMember && skey != nil {
-		add(TypeMember, *skey)
+		add(kJoinRule)
+		if t, err := crdt.ParseKey(*skey); err == nil {
+			add(r.userKey(t))
+		}
 	}
 	slices.Sort(refs)
 	return slices.Compact(refs)
 }
 
-// State returns the resolved state.
-func (r *Room) State() State {
-	s := r.state
-	s.Members = make([]Member, 0, len(r.members))
-	for _, m := range r.members {
-		if m.Membership != "" {
-			s.Members = append(s.Members, *m)
+// State returns the resolved state at the current heads.
+func (r *Room) State() State { return r.stateOf(r.current()) }
+
+func (r *Room) stateOf(s *snap) State {
+	st := State{Room: r.create.ID, Creator: r.create.User, Name: r.cbody.Name, Topic: r.cbody.Topic,
+		JoinRule: r.cbody.JoinRule, History: r.cbody.History, DM: r.dm}
+	if v := s.lookup(kPower); v >= 0 {
+		st.Levels = *r.evs[v].body.levels
+	}
+	members := map[crdt.UserID]*Member{}
+	get := func(u crdt.UserID) *Member {
+		m := members[u]
+		if m == nil {
+			m = &Member{User: u}
+			members[u] = m
+		}
+		return m
+	}
+	get(r.create.User).Membership = Join
+	var profiles []*evInfo
+	s.each(func(k string, v int32) {
+		ei := r.evs[v]
+		switch ei.ev.Type {
+		case TypeMember:
+			m := get(ei.body.target)
+			m.Membership = ei.body.membership
+			if ei.body.target == ei.ev.User {
+				m.DisplayName, m.Avatar = ei.body.member.DisplayName, ei.body.member.Avatar
+			}
+		case TypeProfile:
+			profiles = append(profiles, ei)
+		case TypeName:
+			st.Name = ei.body.text
+		case TypeTopic:
+			st.Topic = ei.body.text
+		case TypeAvatar:
+			st.Avatar = ei.body.text
+		case TypeJoinRule:
+			st.JoinRule = ei.body.text
+		}
+	})
+	for _, ei := range profiles {
+		if m := members[ei.ev.User]; m != nil {
+			m.DisplayName, m.Avatar = ei.body.profile.DisplayName, ei.body.profile.Avatar
 		}
 	}
-	slices.SortFunc(s.Members, func(a, b Member) int { return slices.Compare(a.User[:], b.User[:]) })
-	return s
+	for _, m := range members {
+		m.Creator = m.User == r.create.User
+		if m.Creator {
+			m.Power = PowerCreator
+		} else {
+			m.Power = st.Levels.UserLevel(m.User)
+		}
+		m.Role = RoleOf(m.Power, m.Creator)
+		st.Members = append(st.Members, *m)
+	}
+	slices.SortFunc(st.Members, func(a, b Member) int { return slices.Compare(a.User[:], b.User[:]) })
+	return st
 }
 
-// Visible reports whether an applied event shows in the timeline, and if not, why.
+// StateHash is a digest of the resolved state at the heads: the sorted
+// (state key, event ID) pairs. Equal event sets give equal hashes.
+func (r *Room) StateHash() [32]byte {
+	type kv struct {
+		k  string
+		id crdt.EventID
+	}
+	var all []kv
+	r.current().each(func(k string, v int32) { all = append(all, kv{k, r.evs[v].ev.ID}) })
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
+	h := sha256.New()
+	var n [8]byte
+	for _, x := range all {
+		binary.BigEndian.PutUint64(n[:], uint64(len(x.k)))
+		h.Write(n[:])
+		h.Write([]byte(x.k))
+		h.Write([]byte(x.id))
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// Timeline returns the visible events (accepted and not hidden by strong
+// removal or equivocation) in (depth, ID) order, the create event first.
+func (r *Room) Timeline() []crdt.EventID {
+	var vis []*crdt.Event
+	for i, ei := range r.evs {
+		if r.visible(int32(i)) {
+			vis = append(vis, ei.ev)
+		}
+	}
+	slices.SortFunc(vis, func(a, b *crdt.Event) int {
+		if c := cmp.Compare(a.Depth, b.Depth); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	out := make([]crdt.EventID, len(vis))
+	for i, e := range vis {
+		out[i] = e.ID
+	}
+	return out
+}
+
+// VisibleHash is a digest of the timeline and of which of its events are
+// redacted. Equal event sets give equal hashes.
+func (r *Room) VisibleHash() [32]byte {
+	h := sha256.New()
+	for _, id := range r.Timeline() {
+		h.Write([]byte(id))
+		if r.Redacted(id) {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{0})
+		}
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func (r *Room) visible(i int32) bool {
+	return r.evs[i].accepted && !r.ov.hidden(i)
+}
+
+// Visible reports whether an applied event shows in the timeline, and if
+// not, why (the auth rule that refused it, or the overlay that hides it).
 func (r *Room) Visible(id crdt.EventID) (bool, string) {
-	v, ok := r.verdict[id]
+	i, ok := r.ids[id]
 	if !ok {
 		return false, "unknown event"
 	}
-	return v == "", v
+	ei := r.evs[i]
+	if !ei.accepted {
+		return false, ei.reason
+	}
+	if c, ok := r.ov.cause[i]; ok {
+		return false, c.reason
+	}
+	return true, ""
+}
+
+// Accepted reports whether an event passed the auth rules (R2, R3), whether
+// or not strong removal hides it.
+func (r *Room) Accepted(id crdt.EventID) bool {
+	i, ok := r.ids[id]
+	return ok && r.evs[i].accepted
+}
+
+// Redacted reports whether a visible redaction names the event; its body
+// should be purged.
+func (r *Room) Redacted(id crdt.EventID) bool {
+	i, ok := r.ids[id]
+	return ok && r.redacted[i]
+}
+
+// Redactions returns the events a visible redaction names, sorted.
+func (r *Room) Redactions() []crdt.EventID {
+	out := make([]crdt.EventID, 0, len(r.redacted))
+	for i := range r.redacted {
+		out = append(out, r.evs[i].ev.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// updateRedactions recomputes the redacted set and reports new entries.
+func (r *Room) updateRedactions(d *Delta) {
+	for t, rs := range r.redactions {
+		if r.redacted[t] {
+			continue
+		}
+		for _, x := range rs {
+			if r.visible(x) {
+				r.redacted[t] = true
+				d.Redacted = append(d.Redacted, r.evs[t].ev.ID)
+				break
+			}
+		}
+	}
+	for t := range r.redacted {
+		still := false
+		for _, x := range r.redactions[t] {
+			if r.visible(x) {
+				still = true
+				break
+			}
+		}
+		if !still {
+			delete(r.redacted, t) // the body may be gone already; it stays gone
+		}
+	}
+	slices.Sort(d.Redacted)
 }

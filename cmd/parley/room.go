@@ -112,6 +112,10 @@ func runRoomJoin(c *cli, args []string) error {
 	}
 	var r node.RoomEventResp
 	return c.call(node.MethodRoomJoin, req, &r, func(w io.Writer) {
+		if r.Event == "" {
+			fmt.Fprintf(w, "already in %s\n", r.Room)
+			return
+		}
 		fmt.Fprintf(w, "joined %s (event %s)\n", r.Room, r.Event)
 	})
 }

@@ -43,6 +43,8 @@ type Options struct {
 	GCInterval time.Duration
 	// InMemory keeps everything in memory (dir is ignored); for tests.
 	InMemory bool
+
+	memTableSize int64 // tests: a small memtable makes transactions split
 }
 
 // Store is a crdt.Store on badger. It is safe for concurrent use.
@@ -62,6 +64,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.GCInterval = 5 * time.Minute
 	}
 	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger})
+	if opts.memTableSize > 0 {
+		bo = bo.WithMemTableSize(opts.memTableSize).WithValueThreshold(opts.memTableSize / 16)
+	}
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}
@@ -249,7 +254,7 @@ func writeHeads(txn *badger.Txn, b crdt.Batch) error {
 }
 
 // Get implements crdt.Store. The event is verified again on the way out
-// (crdt.DecodeEnvelope), so a corrupted file cannot inject an event.
+// (crdt.DecodeStored: the envelope must hash to its key), so a corrupted file cannot inject an event.
 func (s *Store) Get(id crdt.EventID) (crdt.Stored, error) {
 	var st crdt.Stored
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -295,7 +300,7 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	if len(meta) < 9 {
 		return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt meta of %s", id)
 	}
-	ev, err := crdt.DecodeEnvelope(env, body)
+	ev, err := crdt.DecodeStored(id, env, body)
 	if err != nil {
 		return crdt.Stored{}, fmt.Errorf("badgerstore: stored event %s: %w", id, err)
 	}

@@ -2,9 +2,12 @@ package badgerstore
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -89,20 +92,38 @@ func TestBigBatchSplits(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
-	s, err := Open(t.TempDir(), Options{})
+	// A 1 MiB memtable caps a transaction at ~150 kB: 600 events do not fit.
+	dir := t.TempDir()
+	s, err := Open(dir, Options{memTableSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	f := storetest.NewFixture(t, "big", 3000, 1<<30)
+	f := storetest.NewFixture(t, "big", 600, 1<<30)
 	if len(f.Batches) != 1 {
 		t.Fatalf("%d batches", len(f.Batches))
+	}
+	err = s.db.Update(func(txn *badger.Txn) error {
+		for _, st := range f.Batches[0].Events {
+			if err := writeEvent(txn, f.Room, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		t.Fatalf("the batch fits one transaction (%v): the test does not test splitting", err)
 	}
 	if err := s.Commit(f.Batches[0]); err != nil {
 		t.Fatal(err)
 	}
 	heads, err := s.Heads(f.Room)
-	if err != nil || len(heads) == 0 {
+	if err != nil || !slices.Equal(heads, f.Heads()) {
 		t.Fatalf("heads %v, %v", heads, err)
 	}
+	n := 0
+	s.Scan(f.Room, 0, func(crdt.Stored) bool { n++; return true })
+	if n != len(f.Events) {
+		t.Fatalf("%d events stored, want %d", n, len(f.Events))
+	}
+	s.Close()
 }

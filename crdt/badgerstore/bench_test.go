@@ -1,0 +1,192 @@
+package badgerstore
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+const (
+	benchEvents = 10_000
+	benchBatch  = 1000
+)
+
+var benchFrames = sync.OnceValues(func() ([][]byte, error) { return makeFrames(benchEvents) })
+
+// makeFrames signs a realistic room: 4 authors writing 300-500 byte message
+// bodies, one to three of them concurrently on the same heads per round.
+func makeFrames(n int) ([][]byte, error) {
+	r := rand.New(rand.NewPCG(7, 7))
+	var ids []*crdt.Identity
+	for i := range 4 {
+		master, _ := crdt.SecretKeyFromSeed(seed(fmt.Sprintf("bench user %d", i)))
+		dev, _ := crdt.SecretKeyFromSeed(seed(fmt.Sprintf("bench device %d", i)))
+		ids = append(ids, &crdt.Identity{User: master.Public(), Device: dev, Cert: crdt.CertifyDevice(master, dev.Public())})
+	}
+	create, err := crdt.Sign(ids[0], crdt.Draft{Type: crdt.TypeCreate, TS: 1, Body: []byte("bench room")})
+	if err != nil {
+		return nil, err
+	}
+	l := crdt.NewLog(create.ID, crdt.LogConfig{})
+	l.Add(create)
+	frames := [][]byte{create.Encode()}
+	ts := int64(1_700_000_000_000)
+	for len(frames) < n {
+		k := 1 + r.IntN(3)
+		var round []*crdt.Event
+		for _, w := range r.Perm(len(ids))[:k] {
+			body := make([]byte, 300+r.IntN(200))
+			for i := range body {
+				body[i] = byte(r.Uint32())
+			}
+			ts += int64(r.IntN(2000))
+			d := l.Prepare(ids[w].Device.Public(), ts, crdt.Draft{Type: "message", Auth: []crdt.EventID{create.ID}, Epoch: []byte("epoch-1"), Body: body})
+			ev, err := crdt.Sign(ids[w], d)
+			if err != nil {
+				return nil, err
+			}
+			round = append(round, ev)
+		}
+		l.Add(round...)
+		for _, ev := range round {
+			frames = append(frames, ev.Encode())
+		}
+	}
+	return frames[:n], nil
+}
+
+func seed(s string) []byte {
+	b := make([]byte, 32)
+	copy(b, s)
+	return b
+}
+
+// decodeParallel decodes and verifies frames with GOMAXPROCS workers.
+func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
+	out := make([]*crdt.Event, len(frames))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(frames); i += workers {
+				ev, err := crdt.Decode(frames[i])
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				out[i] = ev
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// BenchmarkIngest measures the receiver pipeline of research/crdt_sync.md
+// §2.b on 10k pre-signed events per iteration: parallel decode + verify,
+// Log.Add, and one Store.Commit per 1000 events into a fresh badger store.
+// Decoding of the next batch overlaps with the commit of the current one.
+func BenchmarkIngest(b *testing.B) {
+	frames, err := benchFrames()
+	if err != nil {
+		b.Fatal(err)
+	}
+	bytes := 0
+	for _, f := range frames {
+		bytes += len(f)
+	}
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		s, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		decoded := make(chan []*crdt.Event, 1)
+		errc := make(chan error, 1)
+		go func() {
+			defer close(decoded)
+			for i := 0; i < len(frames); i += benchBatch {
+				evs, err := decodeParallel(frames[i:min(i+benchBatch, len(frames))])
+				if err != nil {
+					errc <- err
+					return
+				}
+				decoded <- evs
+			}
+		}()
+		var l *crdt.Log
+		for evs := range decoded {
+			if l == nil {
+				l = crdt.NewLog(evs[0].ID, crdt.LogConfig{})
+			}
+			r := l.Add(evs...)
+			if len(r.Batch.Events) != len(evs) {
+				b.Fatalf("%d of %d events processed", len(r.Batch.Events), len(evs))
+			}
+			if err := s.Commit(r.Batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case err := <-errc:
+			b.Fatal(err)
+		default:
+		}
+		elapsed += time.Since(start)
+		b.StopTimer()
+		if l.Len() != len(frames) || l.MissingCount() != 0 {
+			b.Fatalf("log holds %d events, %d missing", l.Len(), l.MissingCount())
+		}
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(b.N*bytes)/elapsed.Seconds()/1e6, "MB/s")
+	b.ReportMetric(float64(bytes)/float64(len(frames)), "B/event")
+}
+
+// BenchmarkVerifyCeiling is the bound BenchmarkIngest is compared with: raw
+// Ed25519 verifies per second on all cores (runtime.GOMAXPROCS goroutines).
+// Decode verifies each event's signature; device certificates are verified
+// once per device and cached, so events/s is bounded by verifies/s.
+func BenchmarkVerifyCeiling(b *testing.B) {
+	const perIter = 10_000 // like BenchmarkIngest: a block of work per iteration
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 500)
+	sig := ed25519.Sign(priv, msg)
+	workers := runtime.GOMAXPROCS(0)
+	start := time.Now()
+	for range b.N {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < perIter; i += workers {
+					if !ed25519.Verify(pub, msg, sig) {
+						panic("verify failed")
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.N*perIter)/time.Since(start).Seconds(), "verifies/s")
+}

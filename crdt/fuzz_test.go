@@ -1,0 +1,53 @@
+package crdt
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzDecode: Decode never panics, and whatever it accepts re-encodes to the
+// same bytes with the same ID (one encoding per event; research/crdt_sync.md
+// §2.a malleability rule).
+func FuzzDecode(f *testing.F) {
+	id := testIdentity(f)
+	create, err := Sign(id, Draft{Type: TypeCreate, TS: 1, Body: []byte("room")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sk := "alice"
+	msg, err := Sign(id, Draft{Room: create.ID, Type: "member", StateKey: &sk, Seq: 1, Self: create.ID, Prev: []EventID{create.ID}, Auth: []EventID{create.ID}, Depth: 1, TS: 2, Epoch: []byte("e1"), Body: []byte{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, ev := range []*Event{create, msg} {
+		good := ev.Encode()
+		f.Add(good)
+		f.Add(ev.WithoutBody().Encode())
+		f.Add(good[:len(good)/2])              // truncated
+		f.Add(append(bytes.Clone(good), 0x00)) // trailing byte
+		flipped := bytes.Clone(good)
+		flipped[len(flipped)/2] ^= 0x10
+		f.Add(flipped)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0x82, 0x40, 0x40})
+	f.Add([]byte{0x82, 0xf6, 0xf6})
+	f.Add([]byte{0x9f, 0xff}) // indefinite length
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := Decode(b)
+		if err != nil {
+			return
+		}
+		again := ev.Encode()
+		if !bytes.Equal(again, b) {
+			t.Fatalf("accepted bytes re-encode differently:\n in  %x\n out %x", b, again)
+		}
+		ev2, err := Decode(again)
+		if err != nil {
+			t.Fatalf("re-encoded event does not decode: %v", err)
+		}
+		if ev2.ID != ev.ID || ev.ID != IDOf(ev.Envelope) {
+			t.Fatalf("id changed: %s, %s", ev.ID, ev2.ID)
+		}
+	})
+}

@@ -1,0 +1,161 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/badgerstore"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// tcpHost is a real libp2p host on loopback TCP with the device key as peer key.
+func tcpHost(tb testing.TB, ident *crdt.Identity) host.Host {
+	tb.Helper()
+	sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pubBytes(ident.Device.Public())...))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(sk), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+func newIdentity(tb testing.TB) *crdt.Identity {
+	master, _ := crdt.GenerateKey(rand.Reader)
+	ident, err := crdt.NewIdentity(master, rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ident
+}
+
+// buildRoom writes a public room with n messages by a few authors straight
+// into store, in batches, as a fast set-up for benchmarks.
+func buildRoom(tb testing.TB, store crdt.Store, n int) crdt.RoomID {
+	tb.Helper()
+	creator := newIdentity(tb)
+	create, err := crdt.Sign(creator, crdt.Draft{Type: crdt.TypeCreate, TS: 1, Body: rooms.Encode(rooms.CreateBody{JoinRule: rooms.Public, History: rooms.HistoryShared})})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	log := crdt.NewLog(create.ID, crdt.LogConfig{})
+	commit := func(evs ...*crdt.Event) {
+		r := log.Add(evs...)
+		if err := store.Commit(r.Batch); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	commit(create)
+	authors := []*crdt.Identity{creator, newIdentity(tb), newIdentity(tb), newIdentity(tb)}
+	var batch []*crdt.Event
+	for _, a := range authors[1:] {
+		me := a.User.String()
+		d := log.Prepare(a.Device.Public(), 2, crdt.Draft{Type: rooms.TypeMember, StateKey: &me, Auth: []crdt.EventID{create.ID}, Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
+		ev, _ := crdt.Sign(a, d)
+		commit(ev)
+	}
+	text := make([]byte, 300)
+	for i := range text {
+		text[i] = 'a' + byte(i%26)
+	}
+	for i := range n {
+		a := authors[i%len(authors)]
+		d := log.Prepare(a.Device.Public(), int64(3+i), crdt.Draft{Type: rooms.TypeMessage, Auth: []crdt.EventID{create.ID}, Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("%d %s", i, text)})})
+		ev, err := crdt.Sign(a, d)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		batch = append(batch, ev)
+		commit(ev)
+	}
+	_ = batch
+	return create.ID
+}
+
+// BenchmarkCatchUp: one iteration is a fresh node pulling a 100,000-event
+// room from one peer over loopback TCP through the sync protocol into badger.
+func BenchmarkCatchUp(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
+		n = v
+	}
+	srcStore, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srcStore.Close()
+	room := buildRoom(b, srcStore, n)
+	srcIdent := newIdentity(b)
+	srcHost := tcpHost(b, srcIdent)
+	defer srcHost.Close()
+	src, err := NewReplica(srcHost, srcStore, srcIdent, ReplicaOptions{Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); src.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-src.Ready()
+	want := n + 4 // create, three joins
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ident := newIdentity(b)
+		h := tcpHost(b, ident)
+		rep, _ := NewReplica(h, store, ident, ReplicaOptions{Seed: 2})
+		rctx, rcancel := context.WithCancel(ctx)
+		rdone := make(chan struct{})
+		go func() { defer close(rdone); rep.Serve(rctx) }()
+		<-rep.Ready()
+		b.StartTimer()
+		start := time.Now()
+		if err := h.Connect(ctx, peer.AddrInfo{ID: srcHost.ID(), Addrs: srcHost.Addrs()}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rep.Engine.TrackRoom(ctx, room.String()); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			info, err := rep.Engine.Info(ctx, RoomReq{Room: room.String()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if info.Sync.Events == want {
+				break
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		rcancel()
+		<-rdone
+		h.Close()
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+}

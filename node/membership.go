@@ -1,0 +1,29 @@
+package node
+
+import (
+	"context"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// SetMembership authors a membership event by this user about target (for
+// example rooms.Ban or rooms.Leave for a kick). The room's rules decide
+// whether this user may; a refusal is returned as the error.
+func (e *Engine) SetMembership(ctx context.Context, id crdt.RoomID, target crdt.UserID, membership, reason string) (RoomEventResp, error) {
+	var resp RoomEventResp
+	err := e.do(ctx, func() error {
+		rc := e.rooms[id]
+		if rc == nil {
+			return errorf(KindNotFound, "unknown room %s", id)
+		}
+		key := target.String()
+		ev, err := e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(rooms.MemberBody{Membership: membership, Reason: reason}))
+		if err != nil {
+			return err
+		}
+		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		return nil
+	})
+	return resp, err
+}

@@ -1,0 +1,419 @@
+package rooms
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Strong removal (rule R5) and equivocation (rule R6): a deterministic
+// overlay over the whole event set that hides accepted events.
+//
+// Steps, in order (the first step that hides an event gives its reason):
+//
+//	step 0   R6: a device that signed two events with one seq has forked at
+//	         the lowest such seq f; all its events with seq >= f are hidden
+//	         ("equivocation").
+//	step i   the i-th removal in removal order, if it is not hidden by an
+//	         earlier step: a ban or kick of U hides every event by U that is
+//	         concurrent with it (neither in its past nor after it); a
+//	         demotion of U to level b hides U's concurrent events that needed
+//	         a level above b.
+//
+// After each removal step, events whose auth references include an event it
+// hid, and which their auth references no longer allow once that event is
+// replaced by the one it replaced, are hidden too, transitively, unless the
+// removal is in their past
+// (then they were judged against a state that already resolved it); prev
+// references do not count. R6 hides only the forked device's own events: its
+// state events stay in the resolved state (R4 does not see forks), so every
+// later event references them, and spreading R6 through auth references
+// would let one equivocating admin hide the rest of the room. Removal order is
+// (sender level at the removal desc, depth asc, ID asc). The creator can be
+// neither removed nor demoted, so it is never hidden by R5.
+//
+// Recomputing the overlay from scratch costs O(removals' targets' events);
+// it runs only when an accepted removal or a new fork arrives. Other events
+// are judged incrementally against the effective removals.
+
+// removalTarget is one user a removal acts on, and the level it leaves them
+// at (math.MinInt64 for a ban or kick).
+type removalTarget struct {
+	user  crdt.UserID
+	level int64
+	kind  string // "banned", "kicked", "demoted"
+}
+
+func (r *Room) removalTargets(e *crdt.Event, p *parsed, before *snap) []removalTarget {
+	switch e.Type {
+	case TypeMember:
+		if p.target == e.User {
+			return nil
+		}
+		switch p.membership {
+		case Ban:
+			return []removalTarget{{p.target, math.MinInt64, "banned"}}
+		case Leave:
+			if v := before.lookup(r.userKey(p.target)); v >= 0 && r.evs[v].body.membership == Ban {
+				return nil // unban
+			}
+			return []removalTarget{{p.target, math.MinInt64, "kicked"}}
+		}
+	case TypePower:
+		old := &PowerLevels{}
+		if v := before.lookup(kPower); v >= 0 {
+			old = r.evs[v].body.levels
+		}
+		users := map[string]bool{}
+		for u := range old.Users {
+			users[u] = true
+		}
+		for u := range p.levels.Users {
+			users[u] = true
+		}
+		var out []removalTarget
+		for _, us := range sortedKeys(users) {
+			u, _ := crdt.ParseKey(us)
+			if u == e.User || u == r.create.User {
+				continue
+			}
+			if n := p.levels.UserLevel(u); n < old.UserLevel(u) {
+				out = append(out, removalTarget{u, n, "demoted"})
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// rmSet is an immutable sorted set of removal event indexes, shared between
+// events whose past holds the same removals.
+type rmSet struct{ xs []int32 }
+
+func (s *rmSet) has(x int32) bool {
+	_, ok := slices.BinarySearch(s.xs, x)
+	return ok
+}
+
+func union(a, b *rmSet) *rmSet {
+	if a == b || len(b.xs) == 0 {
+		return a
+	}
+	if len(a.xs) == 0 {
+		return b
+	}
+	out := make([]int32, 0, len(a.xs)+len(b.xs))
+	i, j := 0, 0
+	for i < len(a.xs) && j < len(b.xs) {
+		switch {
+		case a.xs[i] < b.xs[j]:
+			out = append(out, a.xs[i])
+			i++
+		case a.xs[i] > b.xs[j]:
+			out = append(out, b.xs[j])
+			j++
+		default:
+			out = append(out, a.xs[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a.xs[i:]...)
+	out = append(out, b.xs[j:]...)
+	if len(out) == len(a.xs) {
+		return a
+	}
+	if len(out) == len(b.xs) {
+		return b
+	}
+	return &rmSet{out}
+}
+
+// cause is why the overlay hides an event; lower (step, transitive) wins.
+type cause struct {
+	step       int
+	transitive bool
+	reason     string
+	rm         int32 // the removal of the step (-1 for step 0)
+}
+
+func (c cause) less(d cause) bool {
+	if c.step != d.step {
+		return c.step < d.step
+	}
+	return !c.transitive && d.transitive
+}
+
+type effRemoval struct {
+	step  int
+	x     int32
+	level int64
+	kind  string
+}
+
+type devInfo struct {
+	bySeq  map[uint64]int32 // first event seen per seq
+	events []int32          // causally valid events of the device
+	fork   uint64           // lowest forked seq; math.MaxUint64 if none
+}
+
+type overlay struct {
+	cause    map[int32]cause
+	authKids map[int32][]int32
+	byUser   map[crdt.UserID][]int32 // accepted events
+	devs     map[crdt.DeviceID]*devInfo
+	removals []int32                      // accepted removals
+	eff      map[crdt.UserID][]effRemoval // effective removals by target, in step order
+}
+
+func (o *overlay) init() {
+	o.cause = map[int32]cause{}
+	o.authKids = map[int32][]int32{}
+	o.byUser = map[crdt.UserID][]int32{}
+	o.devs = map[crdt.DeviceID]*devInfo{}
+	o.eff = map[crdt.UserID][]effRemoval{}
+}
+
+func (o *overlay) hidden(i int32) bool { _, ok := o.cause[i]; return ok }
+
+const reasonEquivocation = "equivocation"
+
+// add registers a causally valid event and returns the timeline change.
+func (o *overlay) add(r *Room, x int32) Delta {
+	ei := r.evs[x]
+	e := ei.ev
+	// removals in the past
+	ei.rmIncl = &rmSet{}
+	for _, p := range ei.prev {
+		ei.rmIncl = union(ei.rmIncl, r.evs[p].rmIncl)
+	}
+	if len(ei.targets) > 0 {
+		ei.rmIncl = union(ei.rmIncl, &rmSet{[]int32{x}})
+	}
+	// equivocation evidence
+	d := o.devs[e.Device]
+	if d == nil {
+		d = &devInfo{bySeq: map[uint64]int32{}, fork: math.MaxUint64}
+		o.devs[e.Device] = d
+	}
+	d.events = append(d.events, x)
+	newFork := false
+	if _, ok := d.bySeq[e.Seq]; ok {
+		if e.Seq < d.fork {
+			d.fork = e.Seq
+			newFork = true
+		}
+	} else {
+		d.bySeq[e.Seq] = x
+	}
+	if !ei.accepted {
+		return Delta{}
+	}
+	o.byUser[e.User] = append(o.byUser[e.User], x)
+	for _, a := range ei.auth {
+		if a != 0 { // the create event is never hidden
+			o.authKids[a] = append(o.authKids[a], x)
+		}
+	}
+	var delta Delta
+	if newFork || len(ei.targets) > 0 {
+		if len(ei.targets) > 0 {
+			o.removals = append(o.removals, x)
+		}
+		delta = o.recompute(r, x)
+	} else {
+		if c, ok := o.judge(r, x); ok {
+			o.cause[x] = c
+		} else {
+			delta.Shown = []crdt.EventID{e.ID}
+		}
+	}
+	if e.Type == TypeRedact || len(delta.Shown)+len(delta.Hidden) > 0 {
+		r.updateRedactions(&delta)
+	}
+	return delta
+}
+
+// judge decides a new event that is neither a removal nor a new fork.
+func (o *overlay) judge(r *Room, x int32) (cause, bool) {
+	ei := r.evs[x]
+	var best cause
+	found := false
+	take := func(c cause) {
+		if !found || c.less(best) {
+			best, found = c, true
+		}
+	}
+	if ei.ev.Seq >= o.devs[ei.ev.Device].fork {
+		take(cause{0, false, reasonEquivocation, -1})
+	}
+	for _, rm := range o.eff[ei.ev.User] {
+		if found && !(cause{step: rm.step}).less(best) {
+			break
+		}
+		if ei.required > rm.level && !ei.rmIncl.has(rm.x) {
+			take(cause{rm.step, false, "sender " + rm.kind + " concurrently", rm.x})
+		}
+	}
+	for _, a := range ei.auth {
+		if c, ok := o.cause[a]; ok && c.rm >= 0 && !ei.rmIncl.has(c.rm) && r.needs(x, a) {
+			take(cause{c.step, true, reasonDepends, c.rm})
+		}
+	}
+	return best, found
+}
+
+const reasonDepends = "depends on a hidden event"
+
+// recompute rebuilds the overlay from scratch and returns the change in
+// visibility; x is the event being applied (reported as shown if visible).
+func (o *overlay) recompute(r *Room, x int32) Delta {
+	old := o.cause
+	o.cause = make(map[int32]cause, len(old)+8)
+	o.eff = map[crdt.UserID][]effRemoval{}
+	var frontier []int32
+	mark := func(y int32, c cause) {
+		if _, ok := o.cause[y]; ok {
+			return
+		}
+		o.cause[y] = c
+		frontier = append(frontier, y)
+	}
+	closure := func(step int, rm int32) {
+		for len(frontier) > 0 {
+			y := frontier[len(frontier)-1]
+			frontier = frontier[:len(frontier)-1]
+			for _, k := range o.authKids[y] {
+				if !r.evs[k].rmIncl.has(rm) && r.needs(k, y) {
+					mark(k, cause{step, true, reasonDepends, rm})
+				}
+			}
+		}
+	}
+	devs := make([]crdt.DeviceID, 0)
+	for dv, d := range o.devs {
+		if d.fork != math.MaxUint64 {
+			devs = append(devs, dv)
+		}
+	}
+	for _, dv := range devs {
+		d := o.devs[dv]
+		for _, y := range d.events {
+			if r.evs[y].accepted && r.evs[y].ev.Seq >= d.fork {
+				mark(y, cause{0, false, reasonEquivocation, -1})
+			}
+		}
+	}
+	frontier = frontier[:0] // R6 does not spread through auth references (see above)
+	order := slices.Clone(o.removals)
+	slices.SortFunc(order, func(a, b int32) int {
+		if c := cmp.Compare(r.evs[b].senderPL, r.evs[a].senderPL); c != 0 {
+			return c
+		}
+		return r.cmpDepthID(a, b)
+	})
+	for i, rm := range order {
+		step := i + 1
+		if _, ok := o.cause[rm]; ok {
+			continue
+		}
+		re := r.evs[rm]
+		vv := r.versionVector(rm)
+		for _, t := range re.targets {
+			o.eff[t.user] = append(o.eff[t.user], effRemoval{step, rm, t.level, t.kind})
+			for _, y := range o.byUser[t.user] {
+				if y == rm {
+					continue
+				}
+				ye := r.evs[y]
+				if ye.required <= t.level {
+					continue
+				}
+				if vv[ye.ev.Device] >= ye.ev.Seq+1 || ye.rmIncl.has(rm) {
+					continue // in the removal's past, or after it
+				}
+				mark(y, cause{step, false, "sender " + t.kind + " concurrently", rm})
+			}
+		}
+		closure(step, rm)
+	}
+	var d Delta
+	for y := range o.cause {
+		if _, was := old[y]; !was && y != x {
+			d.Hidden = append(d.Hidden, r.evs[y].ev.ID)
+		}
+	}
+	for y := range old {
+		if _, is := o.cause[y]; !is {
+			d.Shown = append(d.Shown, r.evs[y].ev.ID)
+		}
+	}
+	if _, is := o.cause[x]; !is {
+		d.Shown = append(d.Shown, r.evs[x].ev.ID)
+	}
+	slices.Sort(d.Hidden)
+	slices.Sort(d.Shown)
+	return d
+}
+
+// needs reports whether y's auth references allow it only thanks to x:
+// with x replaced by the event x replaced (or by nothing), y is refused.
+func (r *Room) needs(y, x int32) bool {
+	ei := r.evs[y]
+	refs := map[string]int32{}
+	for _, a := range ei.auth {
+		k := r.evs[a].key
+		if a == 0 {
+			k = kCreate
+		}
+		if a == x {
+			a = r.evs[x].pred
+		}
+		if a >= 0 {
+			refs[k] = a
+		}
+	}
+	var target *evInfo
+	if ei.ev.Type == TypeRedact {
+		if t, ok := r.ids[ei.body.redactTarget]; ok {
+			target = r.evs[t]
+		}
+	}
+	in := r.inputFrom(ei.ev, ei.body, func(k string) int32 {
+		if v, ok := refs[k]; ok {
+			return v
+		}
+		return -1
+	}, target)
+	_, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in)
+	return err != nil
+}
+
+// versionVector returns, for a removal, 1 + the highest seq of each device
+// in its past (0: none), computed once.
+func (r *Room) versionVector(x int32) map[crdt.DeviceID]uint64 {
+	ei := r.evs[x]
+	if ei.vv != nil {
+		return ei.vv
+	}
+	vv := map[crdt.DeviceID]uint64{}
+	stack := r.scratch(ei.prev)
+	for len(stack) > 0 {
+		y := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		ye := r.evs[y]
+		if s := ye.ev.Seq + 1; s > vv[ye.ev.Device] {
+			vv[ye.ev.Device] = s
+		}
+		for _, p := range ye.prev {
+			if r.visited[p] != r.stamp {
+				r.visited[p] = r.stamp
+				stack = append(stack, p)
+			}
+		}
+	}
+	ei.vv = vv
+	return vv
+}
