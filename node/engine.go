@@ -649,7 +649,8 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 			return nil
 		}
 		st := rc.room.State()
-		ok = st.JoinRule == rooms.Public || st.Member(user).Membership != ""
+		m := st.Member(user).Membership
+		ok = m != rooms.Ban && (st.JoinRule == rooms.Public || m != "")
 		return nil
 	})
 	return ok

@@ -140,13 +140,14 @@ func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.Add
 	return pi, nil
 }
 
-// dirSize adds up the sizes of the files below dir.
+// dirSize adds up the disk space used by the files below dir (badger
+// pre-allocates sparse files, so apparent sizes would overstate it).
 func dirSize(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
-				n += info.Size()
+				n += diskUsage(info)
 			}
 		}
 		return nil

@@ -339,31 +339,55 @@ func (s *Syncer) pullSince(ctx context.Context, c *conn, room crdt.RoomID, p pee
 	return s.receiveEvents(ctx, c, room, p)
 }
 
-// receiveEvents ingests event pages until the peer says done.
+// receiveEvents ingests event pages until the peer says done. Pages are
+// read and verified on all cores while the previous page is being ingested.
 func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
-	for {
-		m, err := c.recv()
-		if err != nil {
-			return err
+	type page struct {
+		evs []*crdt.Event
+		err error
+	}
+	pages := make(chan page, 2)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(pages)
+		for {
+			var pg page
+			m, err := c.recv()
+			switch {
+			case err != nil:
+				pg.err = err
+			case m.Op == opDone:
+				return
+			case m.Op != opEvents:
+				pg.err = fmt.Errorf("unexpected %q frame", m.Op)
+			default:
+				if pg.evs, err = decodeParallel(m.Events); err != nil {
+					pg.err = fmt.Errorf("peer sent an invalid event: %w", err)
+				}
+			}
+			select {
+			case pages <- pg:
+			case <-stop:
+				return
+			}
+			if pg.err != nil {
+				return
+			}
+		}
+	}()
+	for pg := range pages {
+		if pg.err != nil {
+			return pg.err
 		}
 		if s.tracer != nil {
 			s.tracer.SyncRound(room, p)
 		}
-		switch m.Op {
-		case opDone:
-			return nil
-		case opEvents:
-			evs, err := decodeParallel(m.Events)
-			if err != nil {
-				return fmt.Errorf("peer sent an invalid event: %w", err)
-			}
-			if err := s.engine.Ingest(ctx, p, evs); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("unexpected %q frame", m.Op)
+		if err := s.engine.Ingest(ctx, p, pg.evs); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // reconcile heals divergent histories with range-based set reconciliation
@@ -659,38 +683,79 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 	return c.send(&syncMsg{Op: opHeads, Room: []byte(room), IDs: idsToBytes(heads), Known: known})
 }
 
-// sendEvents streams the events (those held) in pages, then done.
-func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
-	page := &syncMsg{Op: opEvents}
-	size := 0
-	flush := func() error {
-		if len(page.Events) == 0 {
-			return nil
-		}
-		err := c.send(page)
-		page = &syncMsg{Op: opEvents}
-		size = 0
-		return err
+// multiGetter is implemented by stores that read many events in one
+// transaction (badgerstore); others are read one event at a time.
+type multiGetter interface {
+	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
+}
+
+// readEvents reads the held events among ids.
+func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
+	if mg, ok := s.store.(multiGetter); ok {
+		return mg.GetMany(ids)
 	}
+	out := make([]crdt.Stored, 0, len(ids))
 	for _, id := range ids {
 		st, err := s.store.Get(id)
 		if errors.Is(err, crdt.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		f := st.Event.Encode()
-		if len(page.Events) >= pageEvents || size+len(f) > pageBytes {
-			if err := flush(); err != nil {
-				return err
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// sendEvents streams the events (those held) in pages, then done. The next
+// chunk is read from the store while the current page is being sent.
+func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
+	type chunk struct {
+		evs []crdt.Stored
+		err error
+	}
+	chunks := make(chan chunk, 2)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		for len(ids) > 0 {
+			n := min(len(ids), pageEvents)
+			evs, err := s.readEvents(ids[:n])
+			ids = ids[n:]
+			select {
+			case chunks <- chunk{evs, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
 			}
 		}
-		page.Events = append(page.Events, f)
-		size += len(f)
+	}()
+	page := &syncMsg{Op: opEvents}
+	size := 0
+	for ch := range chunks {
+		if ch.err != nil {
+			return ch.err
+		}
+		for _, st := range ch.evs {
+			f := st.Event.Encode()
+			if len(page.Events) >= pageEvents || size+len(f) > pageBytes {
+				if err := c.send(page); err != nil {
+					return err
+				}
+				page, size = &syncMsg{Op: opEvents}, 0
+			}
+			page.Events = append(page.Events, f)
+			size += len(f)
+		}
 	}
-	if err := flush(); err != nil {
-		return err
+	if len(page.Events) > 0 {
+		if err := c.send(page); err != nil {
+			return err
+		}
 	}
 	return c.send(&syncMsg{Op: opDone})
 }

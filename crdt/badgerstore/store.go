@@ -449,3 +449,23 @@ func (a slogAdapter) Warningf(f string, args ...any) {
 
 func (slogAdapter) Infof(string, ...any)  {}
 func (slogAdapter) Debugf(string, ...any) {}
+
+// GetMany reads several events in one read transaction (missing ones are
+// skipped). Serving sync pages uses it instead of one Get per event.
+func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
+	out := make([]crdt.Stored, 0, len(ids))
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, id := range ids {
+			st, err := get(txn, id)
+			if errors.Is(err, crdt.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-msgio"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// FuzzSyncFrame sends arbitrary frames to a live sync handler (real libp2p
+// stack on mocknet) and checks that it never crashes and keeps serving.
+func FuzzSyncFrame(f *testing.F) {
+	tn := newTestNet(&testing.T{}, 2)
+	defer tn.close()
+	tn.link(0, 1)
+	room, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	rid, _ := crdt.ParseID(room.Room)
+	ident := tn.ids[1]
+	valid := func(m *syncMsg) []byte {
+		b, err := crdt.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	hello := valid(&syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert})
+	f.Add(hello, []byte{})
+	f.Add(hello, valid(&syncMsg{Op: opSince, Room: []byte(rid)}))
+	f.Add(hello, valid(&syncMsg{Op: opGet, Room: []byte(rid), IDs: [][]byte{[]byte(rid)}}))
+	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: []byte(rid), Msg: []byte{0x51, 0x00, 0x00}}))
+	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: []byte(rid), Msg: []byte{0x51}}))
+	f.Add([]byte{0xa1, 0x62, 'o', 'p'}, []byte{0xff})
+	f.Add(valid(&syncMsg{Op: opHeads, Room: []byte("short")}), []byte("x"))
+
+	server := tn.reps[0].host.ID()
+	client := tn.reps[1].host
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := client.NewStream(ctx, server, SyncProtocol)
+		if err != nil {
+			t.Skip("stream:", err)
+		}
+		defer st.Close()
+		st.SetDeadline(time.Now().Add(5 * time.Second))
+		w := msgio.NewVarintWriter(st)
+		r := msgio.NewVarintReaderSize(st, maxFrame)
+		w.WriteMsg(first)
+		w.WriteMsg(second)
+		st.CloseWrite()
+		for {
+			b, err := r.ReadMsg()
+			if err != nil {
+				break
+			}
+			if _, err := decodeSyncMsg(b); err != nil {
+				t.Fatalf("server sent an undecodable frame: %v", err)
+			}
+		}
+		// The server still answers a proper session.
+		c, err := tn.reps[1].syncer.open(ctx, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.st.Close()
+		if err := c.send(&syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.recv(); err != nil || m.Op != opHeads {
+			t.Fatalf("server stopped serving: %v %v", m, err)
+		}
+	})
+}
