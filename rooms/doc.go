@@ -1,9 +1,52 @@
 // Package rooms is the pure room state machine of Parley: the bodies of
-// control events (create, member, power, join rules, room profile),
-// authorization of each event from its causal past, resolution of concurrent
-// state, and the visible timeline.
+// control events (create, member, power, join rules, room and user
+// profile, redaction), authorization of each event from its causal past,
+// resolution of concurrent state, strong removal, and the visible timeline.
 //
 // It must not do I/O: no libp2p, no badger, no net, no os/exec, no wall
-// clock, no global randomness. It sees only events the crdt package has
-// already judged stateless- and causally-valid, fed in a causal order.
+// clock, no global randomness (deps_test.go checks the imports). It sees
+// only events the crdt package has already judged stateless-valid (R1), fed
+// in a causal order; every causal order of one set of events gives the same
+// state, visibility, reasons and timeline (the property tests check it).
+//
+// # Rules (crdt_sync.md §2.c, DESIGN.md §6)
+//
+//   - R2 (as far as a room sees it): parents and auth events known and
+//     causally valid, same room, depth = 1 + max parent depth, self chain
+//     (same device, seq+1). Otherwise refused; children of such events too.
+//   - R3: Authorize (auth.go) judges an event twice, against the resolved
+//     state before it and against its auth references alone (create, power,
+//     join rule, sender's and target's member events; one each; accepted; in
+//     the event's past). Membership: join needs an invite, a public room, the
+//     DM user or the creator; knock needs join rule "knock"; invite needs
+//     the invite level and a target neither joined nor banned; leave is for
+//     joined, invited or knocking users; kick needs the kick level and more
+//     power than the target; ban needs the ban level and more power than the
+//     target; unban needs the ban level. Power: default levels admin 100,
+//     moderator 50, member 0; invite, kick, ban, redact and state 50,
+//     messages 0, power events 100; a sender changes only levels below its
+//     own (or its own, downwards) and never to above its own. The creator
+//     has infinite power and can be neither kicked, banned nor demoted.
+//     Redaction: of a non-state event in the redaction's past, by its
+//     sender, or by anyone at the redact level. Profiles: one's own only.
+//   - R4: state resolution (resolve.go): Matrix v2.1 ordering with (sender
+//     level desc, depth asc, ID asc) tie-breaks, mainline order for other
+//     state, partial state starting empty, cached per set of snapshots and
+//     run only where parents' states differ.
+//   - R5/R6: strong removal and equivocation (overlay.go): a ban, kick or
+//     demotion hides the target's concurrent events (for a demotion, those
+//     that needed more than the new level) and, transitively, the events
+//     whose auth references relied on them; a device that signed two events
+//     with one seq loses its events from that seq on.
+//
+// # Limits
+//
+//   - The resolved state (R4) does not see R6: an equivocating admin's
+//     state events are hidden from the timeline but keep shaping the state.
+//     Making R4 aware of forks known in an event's past is future work.
+//   - Mutual removals across branches are settled greedily in removal
+//     order (the earlier removal hides the later one), not p2panda's "both
+//     apply".
+//   - A redaction hidden later by strong removal un-redacts its target in
+//     Redacted(), but a purged body stays purged.
 package rooms

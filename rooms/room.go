@@ -193,9 +193,16 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 		return Delta{}
 	}
 	info.causalOK = true
-	ps := make([]*snap, len(info.prev))
-	for i, p := range info.prev {
-		ps[i] = r.evs[p].after
+	ps := make([]*snap, 0, len(info.prev))
+	self := int32(-1)
+	if e.Seq > 0 {
+		self = r.ids[e.Self]
+	}
+	for _, p := range info.prev {
+		if p == self && len(info.prev) > 1 && r.selfIsAncestor(self, info.prev) {
+			continue // the author's own previous event, already in another parent's past
+		}
+		ps = append(ps, r.evs[p].after)
 	}
 	info.before = r.resolve(ps)
 	info.after = info.before
@@ -396,6 +403,46 @@ func (r *Room) isAncestor(a int32, from []int32) bool {
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if x == a {
+			return true
+		}
+		xe := r.evs[x]
+		if xe.ev.Depth <= d {
+			continue
+		}
+		for _, p := range xe.prev {
+			if r.visited[p] != r.stamp {
+				r.visited[p] = r.stamp
+				stack = append(stack, p)
+			}
+		}
+	}
+	return false
+}
+
+// selfBudget bounds the walk that looks for the author's previous event in
+// the past of its other parents. The outcome depends only on the DAG, so
+// every node decides alike; beyond the budget the self parent's state simply
+// takes part in resolution (correct, only slower).
+const selfBudget = 4096
+
+// selfIsAncestor reports whether self is in the past of the other parents,
+// looking at most selfBudget events back.
+func (r *Room) selfIsAncestor(self int32, prev []int32) bool {
+	others := make([]int32, 0, len(prev)-1)
+	for _, p := range prev {
+		if p != self {
+			others = append(others, p)
+		}
+	}
+	d := r.evs[self].ev.Depth
+	stack := r.scratch(others)
+	for n := 0; len(stack) > 0; n++ {
+		if n == selfBudget {
+			return false
+		}
+		x := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if x == self {
 			return true
 		}
 		xe := r.evs[x]

@@ -410,29 +410,28 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 	}
 }
 
-// PurgeBody implements crdt.Store by deleting the body key.
+// PurgeBody implements crdt.Store: the body is gone from reads at once and
+// from the files before PurgeBody returns.
 //
-// That removes the body from every read at once, but not yet from the disk:
-// badger writes a tombstone, and the old value stays in the write-ahead value
-// log until value-log GC rewrites or drops that file, and in the LSM tables
-// (bodies are below ValueThreshold, so they live inline there) until a
-// compaction merges the tombstone with it and discards the older version,
-// which only happens once no open read transaction can see it
-// (NumVersionsToKeep is 1). Forcing it takes db.Flatten plus value-log GC,
-// or rewriting the key space.
-//
-// TODO(issue 3): make redaction delete the bytes for real (flatten + vlog GC
-// on purge, or bodies in a separate, rewritable file).
+// A delete alone would leave the old value in the memtable's write-ahead
+// file and in SSTables until some later compaction, so PurgeBody drops the
+// key's prefix instead: badger flushes the memtable (whose file is then
+// deleted) and rewrites every table holding the key without it. Bodies stay
+// below the value threshold, so they never reach the value log. This blocks
+// writes briefly; redactions are rare.
 func (s *Store) PurgeBody(id crdt.EventID) error {
-	return s.db.Update(func(txn *badger.Txn) error {
-		switch _, err := txn.Get(eventKey(id)); {
-		case errors.Is(err, badger.ErrKeyNotFound):
-			return crdt.ErrNotFound
-		case err != nil:
-			return err
+	if ok, err := s.Has(id); err != nil || !ok {
+		if err == nil {
+			err = crdt.ErrNotFound
 		}
-		return txn.Delete(bodyKey(id))
-	})
+		return err
+	}
+	// DropPrefix must see the key (it skips prefixes with no live data),
+	// so it runs instead of a delete, not after one.
+	if err := s.db.DropPrefix(bodyKey(id)); err != nil {
+		return fmt.Errorf("badgerstore: drop body of %s: %w", id, err)
+	}
+	return nil
 }
 
 // slogAdapter passes badger's warnings and errors to slog and drops its

@@ -1,0 +1,99 @@
+package node
+
+// API methods and wire types for room governance, profiles, direct
+// messages, blocking and invite controls (spec/cli.md "Rooms and membership").
+
+// Governance method names.
+const (
+	MethodRoomInvite    = "room/invite"
+	MethodInvites       = "invites"
+	MethodInvitesPolicy = "invites/policy"
+	MethodRoomLeave     = "room/leave"
+	MethodRoomKick      = "room/kick"
+	MethodRoomBan       = "room/ban"
+	MethodRoomUnban     = "room/unban"
+	MethodRoomRole      = "room/role"
+	MethodRoomSet       = "room/set"
+	MethodDM            = "dm"
+	MethodProfileSet    = "profile/set"
+	MethodProfileGet    = "profile/get"
+	MethodBlock         = "block"
+	MethodUnblock       = "unblock"
+	MethodBlocked       = "blocked"
+	MethodRedact        = "redact"
+)
+
+// RoomUserReq names a room and a user, with an optional reason (invite, kick, ban, unban).
+type RoomUserReq struct {
+	Room   string `json:"room"`
+	User   string `json:"user"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Invite is one pending invite for this user.
+type Invite struct {
+	Room    string `json:"room"`
+	Inviter string `json:"inviter"`
+	Name    string `json:"name"`
+}
+
+// InvitesResp answers MethodInvites.
+type InvitesResp struct {
+	Invites []Invite `json:"invites"`
+}
+
+// PolicyReq sets who may send this user invites: anyone, contacts (users
+// sharing a room with this user) or nobody. An empty policy only reads it.
+type PolicyReq struct {
+	Policy string `json:"policy,omitempty"`
+}
+
+// PolicyResp answers MethodInvitesPolicy.
+type PolicyResp struct {
+	Policy string `json:"policy"`
+}
+
+// RoleReq changes a member's role: admin, moderator, member or a power level number.
+type RoleReq struct {
+	Room string `json:"room"`
+	User string `json:"user"`
+	Role string `json:"role"`
+}
+
+// RoomSetReq changes a room's profile; nil fields stay as they are.
+type RoomSetReq struct {
+	Room   string  `json:"room"`
+	Name   *string `json:"name,omitempty"`
+	Topic  *string `json:"topic,omitempty"`
+	Avatar []byte  `json:"avatar,omitempty"` // image bytes (at most 48 KiB until the media issue lands)
+}
+
+// UserReq names a user.
+type UserReq struct {
+	User string `json:"user,omitempty"`
+}
+
+// ProfileSetReq changes this user's display name and avatar; nil fields stay.
+type ProfileSetReq struct {
+	Name   *string `json:"name,omitempty"`
+	Avatar []byte  `json:"avatar,omitempty"`
+}
+
+// ProfileResp answers profile/set and profile/get.
+type ProfileResp struct {
+	User        string `json:"user"`
+	DisplayName string `json:"display_name"`
+	Avatar      string `json:"avatar"` // CID of the avatar blob, or ""
+}
+
+// BlockedResp answers block, unblock and blocked.
+type BlockedResp struct {
+	Blocked []string `json:"blocked"`
+}
+
+// RedactReq deletes a message.
+type RedactReq struct {
+	Room   string `json:"room"`
+	Event  string `json:"event"`
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,772 @@
+package simulations
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// RunOptions override a scenario and say where results go.
+type RunOptions struct {
+	Nodes    int       // honest nodes; 0 = the scenario's
+	Seed     uint64    // 0 = the scenario's
+	Out      string    // output directory; "" = none
+	Progress io.Writer // progress lines (a bar on a terminal); nil = quiet
+	// T runs the simulation in this test's synctest bubble. Inside a test
+	// binary virtual time needs it; without it a test binary runs in real time.
+	T *testing.T
+	// RealTime runs mocknet on the wall clock (no bubble). Latencies are
+	// then distorted by scheduling above a few hundred nodes.
+	RealTime bool
+}
+
+// action kinds of the schedule.
+const (
+	actSend = iota
+	actSpam
+	actForge
+	actOffline
+	actOnline
+	actPartition
+	actHeal
+	actLinkDown
+	actLinkUp
+	actBan
+)
+
+var actNames = []string{"send", "spam", "forge", "offline", "online", "partition", "heal", "link-down", "link-up", "ban"}
+
+type action struct {
+	At   time.Duration `json:"at"`
+	Kind int           `json:"-"`
+	Name string        `json:"kind"`
+	A    int           `json:"a"`
+	B    int           `json:"b,omitempty"`
+}
+
+type edge struct{ a, b int }
+
+// plan is the concrete, seeded expansion of a scenario.
+type plan struct {
+	honest, spammers, forgers int
+	total                     int
+	edges                     []edge
+	latency                   []time.Duration // per edge
+	group                     [][]int         // per partition: group of every node
+	writers                   []int
+	actions                   []action
+	hash                      string
+}
+
+func makePlan(sc *Scenario) *plan {
+	rng := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
+	p := &plan{honest: sc.Nodes}
+	for _, a := range sc.Adversaries {
+		if a.Kind == "spam-flood" {
+			p.spammers += a.Count
+		} else {
+			p.forgers += a.Count
+		}
+	}
+	p.total = p.honest + p.spammers + p.forgers
+	p.edges = topology(sc.Topology, p.honest, rng)
+	advBase := p.honest
+	for _, a := range sc.Adversaries {
+		for range a.Count {
+			for _, j := range rng.Perm(p.honest)[:min(a.Degree, p.honest)] {
+				p.edges = append(p.edges, edge{j, advBase})
+			}
+			advBase++
+		}
+	}
+	// spammers come first after honest nodes, then forgers
+	if p.spammers > 0 && p.forgers > 0 {
+		// re-number: adversaries were numbered in scenario order; keep
+		// spammers in [honest, honest+spammers) by remapping
+		remap := map[int]int{}
+		s, f, k := p.honest, p.honest+p.spammers, p.honest
+		for _, a := range sc.Adversaries {
+			for range a.Count {
+				if a.Kind == "spam-flood" {
+					remap[k] = s
+					s++
+				} else {
+					remap[k] = f
+					f++
+				}
+				k++
+			}
+		}
+		for i, e := range p.edges {
+			if v, ok := remap[e.b]; ok && e.b >= p.honest {
+				p.edges[i].b = v
+			}
+		}
+	}
+	for range p.edges {
+		l := sc.Links.Latency.D()
+		if j := sc.Links.Jitter.D(); j > 0 {
+			l += time.Duration((rng.Float64()*2 - 1) * float64(j))
+		}
+		p.latency = append(p.latency, max(l, 0))
+	}
+	perm := rng.Perm(p.honest)
+	w := sc.Room.Writers
+	if w == 0 {
+		w = p.honest
+	}
+	p.writers = perm[:w]
+	D := sc.Duration.D()
+	add := func(at time.Duration, kind, a, b int) {
+		p.actions = append(p.actions, action{At: at, Kind: kind, Name: actNames[kind], A: a, B: b})
+	}
+	// offline periods per node: intervals [from, to)
+	off := make([][][2]time.Duration, p.total)
+	nonWriters := perm[w:]
+	for _, o := range sc.Offline {
+		for k := 0; k < o.Count && len(nonWriters) > 0; k++ {
+			n := nonWriters[0]
+			nonWriters = nonWriters[1:]
+			off[n] = append(off[n], [2]time.Duration{o.At.D(), o.Back.D()})
+		}
+	}
+	if c := sc.Churn; c != nil && c.Share > 0 {
+		cnt := int(math.Round(c.Share * float64(p.honest)))
+		for _, n := range rng.Perm(p.honest)[:min(cnt, p.honest)] {
+			if n == 0 {
+				continue // the room's creator stays
+			}
+			t := time.Duration(rng.ExpFloat64() * float64(c.Session.D()))
+			for t < D {
+				back := t + time.Duration(rng.ExpFloat64()*float64(c.Offline.D()))
+				off[n] = append(off[n], [2]time.Duration{t, min(back, D)})
+				t = back + time.Duration(rng.ExpFloat64()*float64(c.Session.D()))
+			}
+		}
+	}
+	online := func(n int, at time.Duration) bool {
+		for _, iv := range off[n] {
+			if at >= iv[0] && at < iv[1] {
+				return false
+			}
+		}
+		return true
+	}
+	for n, ivs := range off {
+		for _, iv := range ivs {
+			add(iv[0], actOffline, n, 0)
+			add(iv[1], actOnline, n, 0)
+		}
+	}
+	// honest traffic (Poisson over all writers)
+	for t := time.Duration(rng.ExpFloat64() / sc.Room.Rate * 1e9); t < D; t += time.Duration(rng.ExpFloat64() / sc.Room.Rate * 1e9) {
+		var cands []int
+		for _, n := range p.writers {
+			if online(n, t) {
+				cands = append(cands, n)
+			}
+		}
+		if len(cands) > 0 {
+			add(t, actSend, cands[rng.IntN(len(cands))], 0)
+		}
+	}
+	s, f := p.honest, p.honest+p.spammers
+	for _, a := range sc.Adversaries {
+		for range a.Count {
+			n, kind := s, actSpam
+			if a.Kind == "forged-events" {
+				n, kind = f, actForge
+				f++
+			} else {
+				s++
+			}
+			for t := a.Start.D() + time.Duration(rng.ExpFloat64()/a.Rate*1e9); t < a.Stop.D(); t += time.Duration(rng.ExpFloat64() / a.Rate * 1e9) {
+				add(t, kind, n, 0)
+			}
+		}
+	}
+	for i, pt := range sc.Partitions {
+		g := make([]int, p.total)
+		for k, n := range rng.Perm(p.honest) {
+			g[n] = k * pt.Groups / p.honest
+		}
+		for n := p.honest; n < p.total; n++ {
+			g[n] = n % pt.Groups
+		}
+		p.group = append(p.group, g)
+		add(pt.At.D(), actPartition, i, 0)
+		add(pt.Heal.D(), actHeal, i, 0)
+	}
+	if sc.Links.Loss > 0 {
+		rate := sc.Links.Loss / sc.Links.Outage.D().Seconds() // outages per second per link
+		for i, e := range p.edges {
+			if e.a >= p.honest || e.b >= p.honest {
+				continue
+			}
+			for t := time.Duration(rng.ExpFloat64() / rate * 1e9); t < D; t += time.Duration(rng.ExpFloat64() / rate * 1e9) {
+				add(t, actLinkDown, i, 0)
+				add(min(t+sc.Links.Outage.D(), D), actLinkUp, i, 0)
+			}
+		}
+	}
+	for _, b := range sc.Bans {
+		add(b.At.D(), actBan, p.writers[b.Target], 0)
+	}
+	slices.SortStableFunc(p.actions, func(x, y action) int { return int(x.At - y.At) })
+	h := sha256.New()
+	json.NewEncoder(h).Encode(struct {
+		E []edge
+		L []time.Duration
+		W []int
+		A []action
+		G [][]int
+	}{p.edges, p.latency, p.writers, p.actions, p.group})
+	p.hash = hex.EncodeToString(h.Sum(nil))
+	return p
+}
+
+func topology(t Topology, n int, rng *rand.Rand) []edge {
+	seen := map[edge]bool{}
+	var out []edge
+	add := func(a, b int) {
+		if a == b {
+			return
+		}
+		if a > b {
+			a, b = b, a
+		}
+		e := edge{a, b}
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	d := min(t.Degree, n-1)
+	randomRegular := func(nodes []int) {
+		// each node picks about d/2 random partners, then top up the lonely
+		deg := map[int]int{}
+		for _, a := range nodes {
+			for deg[a] < d {
+				b := nodes[rng.IntN(len(nodes))]
+				if a == b || deg[b] >= d+2 {
+					if len(nodes) <= d+1 {
+						break
+					}
+					continue
+				}
+				x, y := min(a, b), max(a, b)
+				if seen[edge{x, y}] {
+					if len(nodes) <= d+1 {
+						break
+					}
+					continue
+				}
+				add(a, b)
+				deg[a]++
+				deg[b]++
+			}
+		}
+	}
+	switch t.Kind {
+	case "line":
+		for i := 1; i < n; i++ {
+			add(i-1, i)
+		}
+	case "full":
+		for i := range n {
+			for j := i + 1; j < n; j++ {
+				add(i, j)
+			}
+		}
+	case "small-world":
+		for i := range n {
+			for k := 1; k <= max(d/2, 1); k++ {
+				j := (i + k) % n
+				if rng.Float64() < t.Rewire {
+					j = rng.IntN(n)
+				}
+				add(i, j)
+			}
+		}
+	case "clusters":
+		c := max(t.Clusters, 1)
+		groups := make([][]int, c)
+		for i := range n {
+			groups[i%c] = append(groups[i%c], i)
+		}
+		for _, g := range groups {
+			randomRegular(g)
+		}
+		for x := range c {
+			for y := x + 1; y < c; y++ {
+				for range max(t.Bridges, 1) {
+					add(groups[x][rng.IntN(len(groups[x]))], groups[y][rng.IntN(len(groups[y]))])
+				}
+			}
+		}
+	default: // random-regular
+		all := make([]int, n)
+		for i := range all {
+			all[i] = i
+		}
+		randomRegular(all)
+	}
+	// connectivity: link any component to the first one
+	parent := make([]int, n)
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(x int) int {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
+	for _, e := range out {
+		parent[find(e.a)] = find(e.b)
+	}
+	for i := 1; i < n; i++ {
+		if find(i) != find(0) {
+			add(rng.IntN(i), i)
+			parent[find(i)] = find(0)
+		}
+	}
+	return out
+}
+
+// Run runs a scenario and writes its outputs to opts.Out.
+func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
+	sc := *sc0
+	if opts.Nodes > 0 {
+		sc.Nodes = opts.Nodes
+		if sc.Room.Writers > sc.Nodes {
+			sc.Room.Writers = sc.Nodes
+		}
+	}
+	if opts.Seed != 0 {
+		sc.Seed = opts.Seed
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx}
+	s.col = newCollector(s.plan)
+	wall := time.Now()
+	var runErr, bubbleErr error
+	body := func() { runErr = s.run() }
+	mode := "virtual"
+	switch {
+	case opts.T != nil && !opts.RealTime:
+		opts.T.Helper()
+		synctest.Test(opts.T, func(*testing.T) { body() })
+	case opts.RealTime || testing.Testing():
+		mode = "real"
+		body()
+	default:
+		bubbleErr = runVirtual(body)
+	}
+	if runErr != nil {
+		return nil, runErr
+	}
+	rep := s.report(mode, time.Since(wall))
+	if bubbleErr != nil {
+		rep.Warnings = append(rep.Warnings, bubbleErr.Error())
+	}
+	if opts.Out != "" {
+		if err := s.write(opts.Out, rep); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+type sim struct {
+	sc    *Scenario
+	opts  RunOptions
+	plan  *plan
+	col   *collector
+	outer context.Context
+
+	mn       mocknet.Mocknet
+	hosts    []host.Host
+	idents   []*crdt.Identity
+	stores   []crdt.Store
+	reps     []*node.Replica
+	cancels  []context.CancelFunc
+	dones    []chan struct{}
+	online   []bool
+	edgeUp   []bool
+	linkDown []int  // outstanding outages per edge
+	partOn   []bool // per partition: active
+	room     crdt.RoomID
+	forgers  map[int]*pubsub.Topic
+	ctx      context.Context
+	wg       sync.WaitGroup
+	t0       time.Time
+	heals    []time.Duration
+	offs     map[int][2]time.Duration
+	refused  int
+	bans     int
+	progress time.Time
+}
+
+func (s *sim) run() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.ctx = ctx
+	p := s.plan
+	s.mn = mocknet.New()
+	defer s.mn.Close()
+	keys := rand.NewChaCha8(seed32(s.sc.Seed))
+	s.hosts = make([]host.Host, p.total)
+	s.idents = make([]*crdt.Identity, p.total)
+	s.stores = make([]crdt.Store, p.total)
+	s.reps = make([]*node.Replica, p.total)
+	s.cancels = make([]context.CancelFunc, p.total)
+	s.dones = make([]chan struct{}, p.total)
+	s.online = make([]bool, p.total)
+	s.edgeUp = make([]bool, len(p.edges))
+	s.linkDown = make([]int, len(p.edges))
+	s.partOn = make([]bool, len(p.group))
+	s.forgers = map[int]*pubsub.Topic{}
+	s.col.begin = time.Now()
+	for i := range p.total {
+		master, err := crdt.GenerateKey(keys)
+		if err != nil {
+			return err
+		}
+		ident, err := crdt.NewIdentity(master, keys)
+		if err != nil {
+			return err
+		}
+		pub := ident.Device.Public()
+		sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pub[:]...))
+		if err != nil {
+			return err
+		}
+		addr, _ := ma.NewMultiaddr(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
+		h, err := s.mn.AddPeer(sk, addr)
+		if err != nil {
+			return err
+		}
+		s.hosts[i], s.idents[i], s.stores[i] = h, ident, crdt.NewMemStore()
+		s.col.users[ident.User] = i
+	}
+	defer func() {
+		for i, c := range s.cancels {
+			if c != nil {
+				c()
+				<-s.dones[i]
+			}
+		}
+		s.wg.Wait()
+	}()
+	for i := range p.honest + p.spammers {
+		if err := s.start(i); err != nil {
+			return err
+		}
+	}
+	for i := p.honest + p.spammers; i < p.total; i++ {
+		s.online[i] = true
+	}
+	for i := range p.edges {
+		s.reconcile(i)
+	}
+	s.say("setup: %d nodes (%d honest), %d links; creating the room", p.total, p.honest, len(p.edges))
+	room, err := s.reps[0].Engine.CreateRoom(ctx, node.RoomCreateReq{Name: s.sc.Name, Public: true})
+	if err != nil {
+		return fmt.Errorf("create room: %w", err)
+	}
+	s.room, _ = crdt.ParseID(room.Room)
+	var jwg sync.WaitGroup
+	var jerr error
+	var jmu sync.Mutex
+	for i := 1; i < p.honest+p.spammers; i++ {
+		jwg.Add(1)
+		go func() {
+			defer jwg.Done()
+			if err := s.join(i); err != nil {
+				jmu.Lock()
+				jerr = err
+				jmu.Unlock()
+			}
+		}()
+	}
+	jwg.Wait()
+	if jerr != nil {
+		return jerr
+	}
+	for i := p.honest + p.spammers; i < p.total; i++ {
+		if err := s.startForger(i); err != nil {
+			return err
+		}
+	}
+	s.say("setup done at %.1fs virtual; warm-up %v", time.Since(s.col.begin).Seconds(), s.sc.Warmup.D())
+	time.Sleep(s.sc.Warmup.D())
+	s.t0 = time.Now()
+	s.col.startMeasuring(s.t0)
+	for _, a := range p.actions {
+		if err := s.outer.Err(); err != nil {
+			return err
+		}
+		s.sleepUntil(a.At)
+		s.do(a)
+	}
+	s.sleepUntil(s.sc.Duration.D())
+	s.col.stopPublishing()
+	// drain: stop early when every expected delivery has happened
+	end := s.sc.Duration.D() + s.sc.Drain.D()
+	for time.Since(s.t0) < end {
+		if s.outer.Err() != nil {
+			return s.outer.Err()
+		}
+		if s.col.complete() {
+			break
+		}
+		s.sleepUntil(min(time.Since(s.t0)+250*time.Millisecond, end))
+	}
+	s.col.finish(time.Now())
+	s.tick(true)
+	return nil
+}
+
+func seed32(seed uint64) [32]byte {
+	var b [32]byte
+	for i := range 4 {
+		v := seed*0x9e3779b97f4a7c15 + uint64(i)*0xbf58476d1ce4e5b9
+		for k := range 8 {
+			b[i*8+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+func (s *sim) sleepUntil(at time.Duration) {
+	for {
+		d := at - time.Since(s.t0)
+		if d <= 0 {
+			return
+		}
+		step := min(d, time.Second)
+		time.Sleep(step)
+		s.tick(false)
+	}
+}
+
+func (s *sim) say(format string, args ...any) {
+	if s.opts.Progress != nil {
+		fmt.Fprintf(s.opts.Progress, format+"\n", args...)
+	}
+}
+
+// tick prints a progress bar line every tenth of the traffic phase (virtual).
+func (s *sim) tick(final bool) {
+	if s.opts.Progress == nil || s.t0.IsZero() {
+		return
+	}
+	total := s.sc.Duration.D()
+	if !final && time.Since(s.progress) < total/10 {
+		return
+	}
+	s.progress = time.Now()
+	el := min(time.Since(s.t0), total)
+	frac := float64(el) / float64(total)
+	bar := strings.Repeat("#", int(frac*30)) + strings.Repeat(".", 30-int(frac*30))
+	pub, exp, del := s.col.counts()
+	cov := 1.0
+	if exp > 0 {
+		cov = float64(del) / float64(exp)
+	}
+	fmt.Fprintf(s.opts.Progress, "[%s] %5.1fs/%gs virtual  published %d  coverage %.1f%%\n", bar, el.Seconds(), total.Seconds(), pub, 100*cov)
+}
+
+// start (re)starts replica i on its host and store.
+func (s *sim) start(i int) error {
+	tr := &nodeTracer{i: i, col: s.col}
+	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i)})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	s.reps[i], s.cancels[i], s.dones[i] = rep, cancel, done
+	go func() {
+		defer close(done)
+		rep.Serve(ctx)
+	}()
+	<-rep.Ready()
+	s.online[i] = true
+	return nil
+}
+
+func (s *sim) stop(i int) {
+	if s.cancels[i] == nil {
+		return
+	}
+	s.online[i] = false
+	for k, e := range s.plan.edges {
+		if e.a == i || e.b == i {
+			s.reconcile(k)
+		}
+	}
+	s.cancels[i]()
+	<-s.dones[i]
+	s.cancels[i] = nil
+}
+
+func (s *sim) join(i int) error {
+	e := s.reps[i].Engine
+	if _, err := e.TrackRoom(s.ctx, s.room.String()); err != nil {
+		return err
+	}
+	for k := 0; ; k++ {
+		ok, err := e.HasRoomState(s.ctx, s.room)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		if k > 1200 {
+			return fmt.Errorf("node %d: room state did not arrive in 120 s virtual", i)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, err := e.Join(s.ctx, s.room)
+	return err
+}
+
+func (s *sim) startForger(i int) error {
+	ps, err := node.NewPubSub(s.ctx, s.hosts[i])
+	if err != nil {
+		return err
+	}
+	// the topic name is node's (gossip.go eventTopic)
+	t, err := ps.Join("/parley/room/" + s.room.String() + "/ev/1")
+	if err != nil {
+		return err
+	}
+	s.forgers[i] = t
+	return nil
+}
+
+// reconcile brings edge k up or down to match the wanted state.
+func (s *sim) reconcile(k int) {
+	e := s.plan.edges[k]
+	want := s.online[e.a] && s.online[e.b] && s.linkDown[k] == 0
+	for pi, on := range s.partOn {
+		if on && s.plan.group[pi][e.a] != s.plan.group[pi][e.b] {
+			want = false
+		}
+	}
+	if want == s.edgeUp[k] {
+		return
+	}
+	a, b := s.hosts[e.a].ID(), s.hosts[e.b].ID()
+	if want {
+		l, err := s.mn.LinkPeers(a, b)
+		if err != nil {
+			return
+		}
+		l.SetOptions(mocknet.LinkOptions{Latency: s.plan.latency[k], Bandwidth: float64(s.sc.Links.Bandwidth)})
+		s.mn.ConnectPeers(a, b)
+	} else {
+		s.mn.UnlinkPeers(a, b)
+		s.mn.DisconnectPeers(a, b)
+	}
+	s.edgeUp[k] = want
+}
+
+func (s *sim) do(a action) {
+	p := s.plan
+	switch a.Kind {
+	case actSend, actSpam:
+		if !s.online[a.A] {
+			return
+		}
+		text := fmt.Sprintf("%s %d from %d at %v ", actNames[a.Kind], s.col.seq(), a.A, a.At)
+		if n := s.sc.Room.Size - len(text); n > 0 {
+			text += strings.Repeat("x", n)
+		}
+		if _, err := s.reps[a.A].Engine.Send(s.ctx, node.SendReq{Room: s.room.String(), Text: text}); err != nil {
+			s.refused++
+		}
+	case actForge:
+		s.forge(a.A)
+	case actOffline:
+		s.stop(a.A)
+		s.col.setOnline(a.A, false)
+	case actOnline:
+		if err := s.start(a.A); err == nil {
+			for k, e := range p.edges {
+				if e.a == a.A || e.b == a.A {
+					s.reconcile(k)
+				}
+			}
+		}
+		s.col.setOnline(a.A, true)
+	case actPartition, actHeal:
+		s.partOn[a.A] = a.Kind == actPartition
+		if a.Kind == actHeal {
+			s.heals = append(s.heals, a.At)
+		}
+		for k := range p.edges {
+			s.reconcile(k)
+		}
+	case actLinkDown:
+		s.linkDown[a.A]++
+		s.reconcile(a.A)
+	case actLinkUp:
+		s.linkDown[a.A]--
+		s.reconcile(a.A)
+	case actBan:
+		if _, err := s.reps[0].Engine.SetMembership(s.ctx, s.room, s.idents[a.A].User, rooms.Ban, "simulated ban"); err == nil {
+			s.bans++
+		} else {
+			s.say("ban of node %d refused: %v", a.A, err)
+		}
+	}
+}
+
+// forge publishes an event signed by the forger whose body was altered
+// after signing (so the body hash no longer matches): stateless validation
+// must reject it at every hop.
+func (s *sim) forge(i int) {
+	t := s.forgers[i]
+	if t == nil {
+		return
+	}
+	n := s.col.seq()
+	body := rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("forged %d", n)})
+	ev, err := crdt.Sign(s.idents[i], crdt.Draft{Room: s.room, Type: rooms.TypeMessage, Prev: []crdt.EventID{s.room}, Auth: []crdt.EventID{s.room}, Depth: 1, TS: time.Now().UnixMilli(), Body: body})
+	if err != nil {
+		s.say("forge: %v", err)
+		return
+	}
+	ev.Body = rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("FORGED %d", n)})
+	s.col.forged(ev.ID)
+	t.Publish(s.ctx, ev.Encode())
+}

@@ -1,0 +1,127 @@
+package simulations
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestListAndLoadBuiltins(t *testing.T) {
+	want := []string{"ban-under-partition", "churn", "gossip-latency", "large-room", "lossy-links", "offline-catchup", "partition-heal", "spam-flood"}
+	list := List()
+	if len(list) != len(want) {
+		t.Fatalf("List() = %v, want %v", list, want)
+	}
+	for i, s := range list {
+		if s.Name != want[i] || s.Description == "" {
+			t.Errorf("scenario %d = %+v, want name %s with a description", i, s, want[i])
+		}
+		if _, err := Load(s.Name); err != nil {
+			t.Errorf("Load(%s): %v", s.Name, err)
+		}
+	}
+	if _, err := Load("no-such-scenario"); err == nil {
+		t.Error("Load of an unknown name succeeded")
+	}
+	if _, err := Parse([]byte("name: x\nnodes: 5\nbogus: 1\n")); err == nil {
+		t.Error("unknown field accepted")
+	}
+}
+
+func TestPlanIsSeeded(t *testing.T) {
+	sc, _ := Load("churn")
+	a, b := makePlan(sc), makePlan(sc)
+	if a.hash != b.hash {
+		t.Fatal("same seed, different schedule")
+	}
+	sc.Seed++
+	if makePlan(sc).hash == a.hash {
+		t.Fatal("different seed, same schedule")
+	}
+}
+
+func small(t *testing.T, name string, nodes int, dur time.Duration) *Scenario {
+	sc, err := Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Nodes = nodes
+	sc.Duration = Duration(dur)
+	sc.Drain = Duration(20 * time.Second)
+	sc.Warmup = Duration(2 * time.Second)
+	if sc.Room.Writers > nodes {
+		sc.Room.Writers = nodes
+	}
+	return sc
+}
+
+func TestGossipSmallVirtual(t *testing.T) {
+	sc := small(t, "gossip-latency", 15, 10*time.Second)
+	sc.Room.Rate = 2
+	out := t.TempDir()
+	var reps []*Report
+	for range 2 {
+		rep, err := Run(context.Background(), sc, RunOptions{T: t, Out: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	a, b := reps[0], reps[1]
+	t.Logf("published %d, deliveries %d/%d, latency %+v, dups %.2f, wall %.2fs", a.EventsPublished, a.Deliveries, a.DeliveriesExpected, a.LatencyMS, a.DuplicatesPerDelivery, a.WallS)
+	if a.TimeMode != "virtual" || a.Completeness != 1 || a.EventsPublished == 0 {
+		t.Fatalf("mode %s, completeness %v, published %d", a.TimeMode, a.Completeness, a.EventsPublished)
+	}
+	// 20 ms links: every latency is a whole number of hops in virtual time
+	if a.LatencyMS.P50 < 20 || a.LatencyMS.Max > 200 {
+		t.Errorf("latency %+v out of the expected hop range", a.LatencyMS)
+	}
+	if a.EventsPublished != b.EventsPublished || a.Deliveries != b.Deliveries || a.ScheduleSHA256 != b.ScheduleSHA256 {
+		t.Errorf("same seed, different counts: %d/%d vs %d/%d", a.EventsPublished, a.Deliveries, b.EventsPublished, b.Deliveries)
+	}
+	if a.LatencyMS.P50 != b.LatencyMS.P50 {
+		t.Logf("p50 differs between reruns: %v vs %v", a.LatencyMS.P50, b.LatencyMS.P50)
+	}
+	for _, f := range []string{"report.json", "deliveries.csv", "timeseries.csv", "bandwidth.csv", "per_node.csv", "latency_cdf.svg", "coverage.svg", "bandwidth.svg"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("output %s missing or empty", f)
+		}
+	}
+}
+
+func TestPartitionHealSmallVirtual(t *testing.T) {
+	sc := small(t, "partition-heal", 12, 14*time.Second)
+	sc.Partitions = []Partition{{At: Duration(3 * time.Second), Heal: Duration(9 * time.Second), Groups: 2}}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 || rep.ConvergenceMS == nil {
+		t.Fatalf("completeness %v, convergence %v, warnings %v", rep.Completeness, rep.ConvergenceMS, rep.Warnings)
+	}
+	t.Logf("convergence %.0f ms after heal, published %d", *rep.ConvergenceMS, rep.EventsPublished)
+}
+
+func TestAdversariesSmallVirtual(t *testing.T) {
+	sc := small(t, "spam-flood", 10, 8*time.Second)
+	sc.Adversaries = []Adversary{
+		{Kind: "spam-flood", Count: 1, Degree: 3, Rate: 20, Start: Duration(time.Second), Stop: Duration(6 * time.Second)},
+		{Kind: "forged-events", Count: 1, Degree: 3, Rate: 10, Start: Duration(time.Second), Stop: Duration(6 * time.Second)},
+	}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 || rep.Forged == nil || rep.Forged.Published == 0 || rep.Forged.AcceptedHonest != 0 || rep.Forged.RejectedGossip == 0 {
+		t.Fatalf("completeness %v, forged %+v", rep.Completeness, rep.Forged)
+	}
+	if rep.Spam == nil || rep.Spam.Published == 0 {
+		t.Fatalf("spam %+v", rep.Spam)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
