@@ -164,6 +164,8 @@ type TimelineEvent struct {
 	Depth     uint64 `json:"depth"`
 	Body      string `json:"body,omitempty"`
 	Decrypted bool   `json:"decrypted"`
+	Redacted  bool   `json:"redacted"`
+	Redacts   string `json:"redacts,omitempty"` // a redact event: the event it deletes
 	// State events: the membership or value they set.
 	StateKey   *string `json:"state_key,omitempty"`
 	Membership string  `json:"membership,omitempty"`

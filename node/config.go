@@ -45,8 +45,8 @@ func DefaultHome() string {
 // Files in a node's home.
 const (
 	identityFile = "identity.json" // secret keys, 0600
-	profileFile  = "profile.json"
 	peersFile    = "peers.json"
+	prefsFile    = "prefs.json"
 	storeDir     = "store"
 )
 
@@ -65,10 +65,6 @@ type InitResult struct {
 	Created bool   `json:"created"`
 }
 
-type profile struct {
-	Name string `json:"name,omitempty"`
-}
-
 // Init creates the home's identity (user master key, device key and its
 // certificate) unless one exists, in which case it changes nothing.
 func Init(home, name string) (InitResult, error) {
@@ -77,7 +73,12 @@ func Init(home, name string) (InitResult, error) {
 		return InitResult{}, err
 	}
 	if created && name != "" {
-		if err := writeJSON(filepath.Join(home, profileFile), profile{Name: name}, 0o600); err != nil {
+		p, err := loadPrefs(filepath.Join(home, prefsFile))
+		if err != nil {
+			return InitResult{}, err
+		}
+		p.DisplayName = name
+		if err := p.save(); err != nil {
 			return InitResult{}, err
 		}
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -33,16 +34,19 @@ type Engine struct {
 
 	// effects, set before Serve; called on the engine goroutine and must not block
 	fx Effects
+
+	prefs *prefs // owned by the Serve goroutine
 }
 
 // Effects are what the engine asks the networking side to do.
 type Effects struct {
-	Publish  func(room crdt.RoomID, ev *crdt.Event)                   // gossip a locally authored event
-	Heads    func(room crdt.RoomID, heads []crdt.EventID)             // heads changed
-	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) // fetch these
-	Track    func(room crdt.RoomID)                                   // start gossiping and syncing a room
-	Ingested func(room crdt.RoomID, n int)                            // tracer hook: events accepted
-	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)  // tracer hook: which events, from whom ("" = authored here)
+	Publish  func(room crdt.RoomID, ev *crdt.Event)                                 // gossip a locally authored event
+	Heads    func(room crdt.RoomID, heads []crdt.EventID)                           // heads changed
+	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID)               // fetch these
+	Track    func(room crdt.RoomID)                                                 // start gossiping and syncing a room
+	Ingested func(room crdt.RoomID, n int)                                          // tracer hook: events accepted
+	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                // tracer hook: which events, from whom ("" = authored here)
+	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event) // deliver an invite to the invitee's devices
 }
 
 type roomCtl struct {
@@ -56,9 +60,15 @@ type watcher struct {
 	dead bool
 }
 
-// NewEngine loads every room the store holds.
-func NewEngine(ident *crdt.Identity, store crdt.Store, log *slog.Logger) (*Engine, error) {
+// NewEngine loads every room the store holds and the preferences at
+// prefsPath (kept in memory only when prefsPath is empty).
+func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger) (*Engine, error) {
+	p, err := loadPrefs(prefsPath)
+	if err != nil {
+		return nil, fmt.Errorf("load preferences: %w", err)
+	}
 	e := &Engine{
+		prefs: p,
 		ident: ident, store: store, log: log, now: time.Now,
 		calls:    make(chan func()),
 		rooms:    map[crdt.RoomID]*roomCtl{},
@@ -71,17 +81,23 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, log *slog.Logger) (*Engin
 	for _, id := range ids {
 		rc := e.newRoom(id)
 		var ferr error
+		var redacted []crdt.EventID
 		err := store.Scan(id, 0, func(s crdt.Stored) bool {
 			rc.log.Restore(s)
 			if s.Status == crdt.StatusAccepted {
-				if ferr = rc.apply(s.Event); ferr != nil {
+				var d rooms.Delta
+				if d, ferr = rc.apply(s.Event); ferr != nil {
 					return false
 				}
+				redacted = append(redacted, d.Redacted...)
 			}
 			return true
 		})
 		if err == nil {
 			err = ferr
+		}
+		if err == nil {
+			err = e.purge(redacted) // finishes purges a crash interrupted
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
@@ -97,19 +113,28 @@ func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
 }
 
 // apply feeds one accepted event to the room state machine.
-func (rc *roomCtl) apply(ev *crdt.Event) error {
+func (rc *roomCtl) apply(ev *crdt.Event) (rooms.Delta, error) {
 	if ev.Type == crdt.TypeCreate {
 		r, err := rooms.New(ev)
 		if err != nil {
-			return err
+			return rooms.Delta{}, err
 		}
 		rc.room = r
-		return nil
+		return rooms.Delta{Shown: []crdt.EventID{ev.ID}}, nil
 	}
 	if rc.room == nil {
-		return fmt.Errorf("event %s before its room's create event", ev.ID)
+		return rooms.Delta{}, fmt.Errorf("event %s before its room's create event", ev.ID)
 	}
-	rc.room.Apply(ev)
+	return rc.room.Apply(ev), nil
+}
+
+// purge deletes the bodies of newly redacted events from the store.
+func (e *Engine) purge(ids []crdt.EventID) error {
+	for _, id := range ids {
+		if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
+			return fmt.Errorf("purge redacted body: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -189,8 +214,13 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			return fmt.Errorf("commit: %w", err)
 		}
 		for _, ev := range ready.Accepted {
-			if err := rc.apply(ev); err != nil {
+			d, err := rc.apply(ev)
+			if err != nil {
 				e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
+				continue
+			}
+			if err := e.purge(d.Redacted); err != nil {
+				return err
 			}
 			e.notify(room, rc, ev)
 		}
@@ -217,6 +247,9 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	if len(e.watchers) == 0 {
 		return
 	}
+	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob) && e.prefs.blocked(ev.User) {
+		return
+	}
 	te := e.timelineEvent(rc, ev)
 	for w := range e.watchers {
 		if w.dead || (w.room != "" && w.room != room) {
@@ -239,8 +272,8 @@ func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string,
 	if err := rc.room.Check(e.ident.User, typ, skey, body); err != nil {
 		return nil, err
 	}
-	d := crdt.Draft{Type: typ, StateKey: skey, Body: body, Auth: rc.room.AuthRefs(e.ident.User, typ, skey)}
-	d = rc.log.Prepare(e.ident.Device.Public(), e.now().UnixMilli(), d)
+	d := rc.log.Prepare(e.ident.Device.Public(), e.now().UnixMilli(), crdt.Draft{Type: typ, StateKey: skey, Body: body})
+	d.Auth = rc.room.AuthRefsAt(d.Prev, e.ident.User, typ, skey)
 	ev, err := crdt.Sign(e.ident, d)
 	if err != nil {
 		return nil, err
@@ -271,6 +304,11 @@ func (e *Engine) roomOf(s string) (crdt.RoomID, *roomCtl, error) {
 
 // CreateRoom founds a room with this user as creator and admin.
 func (e *Engine) CreateRoom(ctx context.Context, req RoomCreateReq) (RoomResp, error) {
+	return e.createRoom(ctx, req, nil)
+}
+
+// createRoom founds a room; dm names the other user of a direct-message room.
+func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (RoomResp, error) {
 	hist := req.History
 	if hist == "" {
 		hist = rooms.HistoryShared
@@ -284,7 +322,7 @@ func (e *Engine) CreateRoom(ctx context.Context, req RoomCreateReq) (RoomResp, e
 	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	body := rooms.Encode(rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, Nonce: nonce})
+	body := rooms.Encode(rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, DM: dm, Nonce: nonce})
 	var resp RoomResp
 	err := e.do(ctx, func() error {
 		ev, err := crdt.Sign(e.ident, crdt.Draft{Type: crdt.TypeCreate, TS: e.now().UnixMilli(), Body: body})
@@ -301,7 +339,7 @@ func (e *Engine) CreateRoom(ctx context.Context, req RoomCreateReq) (RoomResp, e
 			e.fx.Publish(ev.ID, ev)
 		}
 		resp.Room = ev.ID.String()
-		return nil
+		return e.publishProfile(ev.ID, rc)
 	})
 	return resp, err
 }
@@ -347,11 +385,14 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 			}
 		}
 		me := e.ident.User.String()
-		ev, err := e.author(id, rc, rooms.TypeMember, &me, rooms.Encode(rooms.MemberBody{Membership: rooms.Join}))
+		ev, err := e.author(id, rc, rooms.TypeMember, &me, rooms.Encode(rooms.MemberBody{Membership: rooms.Join, DisplayName: e.prefs.DisplayName}))
 		if err != nil {
 			return err
 		}
 		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		if e.prefs.Avatar != nil {
+			return e.publishProfile(id, rc)
+		}
 		return nil
 	})
 	return resp, err
@@ -409,7 +450,7 @@ func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, erro
 		}
 		var ids []crdt.EventID
 		for i := len(order) - 1; i >= 0; i-- {
-			if ok, _ := rc.room.Visible(order[i]); ok {
+			if ok, _ := rc.room.Visible(order[i]); ok && !e.hiddenForMe(order[i]) {
 				ids = append(ids, order[i])
 				if req.Limit > 0 && len(ids) == req.Limit {
 					break
@@ -429,8 +470,25 @@ func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, erro
 	return resp, err
 }
 
+// hiddenForMe reports whether this user chose not to see an event: a
+// message or blob by a blocked user.
+func (e *Engine) hiddenForMe(id crdt.EventID) bool {
+	if len(e.prefs.Blocked) == 0 {
+		return false
+	}
+	s, err := e.store.Get(id)
+	if err != nil {
+		return false
+	}
+	return (s.Event.Type == rooms.TypeMessage || s.Event.Type == TypeBlob) && e.prefs.blocked(s.Event.User)
+}
+
 func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 	te := TimelineEvent{ID: ev.ID.String(), Sender: ev.User.String(), Type: ev.Type, TS: ev.TS, Depth: ev.Depth, StateKey: ev.StateKey, Decrypted: true}
+	if rc.room != nil && rc.room.Redacted(ev.ID) {
+		te.Redacted = true
+		return te
+	}
 	switch ev.Type {
 	case rooms.TypeMessage:
 		var b rooms.MessageBody
@@ -446,6 +504,13 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 		var b rooms.TextBody
 		if rooms.DecodeBody(ev.Body, &b) == nil {
 			te.Body = b.Value
+		}
+	case rooms.TypeRedact:
+		var b rooms.RedactBody
+		if rooms.DecodeBody(ev.Body, &b) == nil {
+			if id, err := crdt.IDFromBytes(b.Target); err == nil {
+				te.Redacts = id.String()
+			}
 		}
 	}
 	return te
@@ -493,7 +558,7 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 			st := rc.room.State()
 			resp.Name, resp.Topic, resp.Avatar, resp.JoinRule, resp.History = st.Name, st.Topic, st.Avatar, st.JoinRule, st.History
 			for _, m := range st.Members {
-				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: roleName(m.Power, m.Creator), Power: m.Power, DisplayName: m.DisplayName})
+				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName})
 			}
 		}
 		resp.Sync = syncInfo(rc.log)
@@ -508,18 +573,6 @@ func syncInfo(l *crdt.Log) SyncInfo {
 		si.Heads = append(si.Heads, h.String())
 	}
 	return si
-}
-
-func roleName(power int64, creator bool) string {
-	switch {
-	case creator:
-		return "creator"
-	case power >= rooms.PowerAdmin:
-		return "admin"
-	case power >= rooms.PowerModerator:
-		return "moderator"
-	}
-	return "member"
 }
 
 // RoomCount counts the rooms kept.
@@ -649,8 +702,10 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 			return nil
 		}
 		st := rc.room.State()
-		m := st.Member(user).Membership
-		ok = m != rooms.Ban && (st.JoinRule == rooms.Public || m != "")
+		// Banned users are served too, so that they learn of their ban and
+		// hide their own concurrent messages; with end-to-end encryption
+		// they receive only ciphertext they hold no key for.
+		ok = st.JoinRule == rooms.Public || st.Member(user).Membership != ""
 		return nil
 	})
 	return ok

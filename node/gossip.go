@@ -171,6 +171,13 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				if t.dirty {
 					t.dirty = false
 					g.announce(ctx, room, t)
+					// Also offer the new heads to every room peer directly:
+					// a sync session is one round trip when the peer is up
+					// to date, and it does not depend on the gossip mesh
+					// (see the note on push in docs/protocol.md).
+					for _, p := range t.ev.ListPeers() {
+						g.sync.Trigger(room, p)
+					}
 				}
 			}
 		case now := <-tick.C:

@@ -62,38 +62,11 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
 	Handle(s, MethodRoomInfo, n.engine.Info)
 	Handle(s, MethodRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
-		for _, a := range req.Via {
-			if _, err := n.connect(ctx, h, a); err != nil {
-				return RoomEventResp{}, err
-			}
-		}
-		id, err := n.engine.TrackRoom(ctx, req.Room)
-		if err != nil {
-			return RoomEventResp{}, err
-		}
-		// Wait for a peer to send the room's create event and state.
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			ok, err := n.engine.HasRoomState(ctx, id)
-			if err != nil {
-				return RoomEventResp{}, err
-			}
-			if ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				return RoomEventResp{}, errorf(KindUnavailable, "no connected peer sent room %s; connect to a member first (--via MULTIADDR)", req.Room)
-			}
-			select {
-			case <-ctx.Done():
-				return RoomEventResp{}, ErrClosed
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-		return n.engine.Join(ctx, id)
+		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
+	n.registerGovernance(h)
 	HandleStream(s, MethodWatch, func(ctx context.Context, req WatchReq, emit func(any) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {
@@ -114,6 +87,39 @@ func (n *Node) registerAPI(h host.Host) {
 			}
 		}
 	})
+}
+
+// joinRoom connects to the via peers, starts keeping the room, waits until
+// a peer has sent its create event and state, and joins.
+func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []string) (RoomEventResp, error) {
+	for _, a := range via {
+		if _, err := n.connect(ctx, h, a); err != nil {
+			return RoomEventResp{}, err
+		}
+	}
+	id, err := n.engine.TrackRoom(ctx, room)
+	if err != nil {
+		return RoomEventResp{}, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := n.engine.HasRoomState(ctx, id)
+		if err != nil {
+			return RoomEventResp{}, err
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return RoomEventResp{}, errorf(KindUnavailable, "no connected peer sent room %s; connect to a member first (--via MULTIADDR)", room)
+		}
+		select {
+		case <-ctx.Done():
+			return RoomEventResp{}, ErrClosed
+		case <-time.After(100 * time.Millisecond): // polling interval
+		}
+	}
+	return n.engine.Join(ctx, id)
 }
 
 // connect dials a full multiaddr (ending in /p2p/ID) and remembers it.

@@ -20,6 +20,10 @@ type ReplicaOptions struct {
 	Logger *slog.Logger
 	Tracer Tracer
 	Seed   uint64 // for jitter and peer choice; simulations fix it
+	// PrefsPath is where the engine keeps the user's local preferences
+	// (blocked users, invite policy, pending invites, profile); empty keeps
+	// them in memory.
+	PrefsPath string
 }
 
 // Replica is the peer-to-peer side of a node on a given host and store: the
@@ -43,7 +47,7 @@ func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts Replic
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	eng, err := NewEngine(ident, store, opts.Logger)
+	eng, err := NewEngine(ident, store, opts.PrefsPath, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +79,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
+	inviter := NewInviter(r.host, r.Engine, r.log)
 	syncer, gossip, h := r.syncer, r.gossip, r.host
 	r.Engine.SetEffects(Effects{
 		Publish: func(_ crdt.RoomID, ev *crdt.Event) { gossip.Publish(ev) },
@@ -85,6 +90,9 @@ func (r *Replica) Serve(ctx context.Context) error {
 			for _, p := range h.Network().Peers() {
 				syncer.Trigger(room, p)
 			}
+		},
+		Invited: func(_ crdt.RoomID, target crdt.UserID, create, invite *crdt.Event) {
+			inviter.Deliver(target, create, invite)
 		},
 		Ingested: func(room crdt.RoomID, n int) {
 			if r.opts.Tracer != nil {
@@ -101,8 +109,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer h.Network().StopNotify(notifee)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve} {
+	errs := make(chan error, 4)
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -1,0 +1,543 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// TypeBlob is a message-like event carrying a small binary blob (an avatar
+// image) that state events reference by the blob event's ID, until media
+// blocks have their own protocol.
+const TypeBlob = "blob"
+
+// MaxBlob bounds a blob event's data.
+const MaxBlob = 48 << 10
+
+// BlobBody is the body of a blob event.
+type BlobBody struct {
+	Mime string `cbor:"mime"`
+	Data []byte `cbor:"data"`
+}
+
+func parseUser(s string) (crdt.UserID, error) {
+	u, err := crdt.ParseKey(s)
+	if err != nil {
+		return u, errorf(KindInvalid, "%q is not a user ID", s)
+	}
+	return u, nil
+}
+
+// Invite authors an invite of req.User and delivers it to the invitee's devices.
+func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error) {
+	target, err := parseUser(req.User)
+	if err != nil {
+		return EventResp{}, err
+	}
+	var resp EventResp
+	err = e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		key := target.String()
+		ev, err := e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(rooms.MemberBody{Membership: rooms.Invite, Reason: req.Reason}))
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		if e.fx.Invited != nil {
+			create, err := e.store.Get(id)
+			if err != nil {
+				return err
+			}
+			e.fx.Invited(id, target, create.Event, ev)
+		}
+		return nil
+	})
+	return resp, err
+}
+
+// membershipOf authors a membership change of target in a room.
+func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.UserID, membership, reason string) (EventResp, error) {
+	id, err := crdt.ParseID(room)
+	if err != nil {
+		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
+	}
+	r, err := e.SetMembership(ctx, id, target, membership, reason)
+	return EventResp{Event: r.Event}, err
+}
+
+// Leave leaves a room.
+func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
+	return e.membershipOf(ctx, req.Room, e.ident.User, rooms.Leave, "")
+}
+
+// Kick removes a member.
+func (e *Engine) Kick(ctx context.Context, req RoomUserReq) (EventResp, error) {
+	u, err := parseUser(req.User)
+	if err != nil {
+		return EventResp{}, err
+	}
+	return e.membershipOf(ctx, req.Room, u, rooms.Leave, req.Reason)
+}
+
+// Ban bans a user.
+func (e *Engine) Ban(ctx context.Context, req RoomUserReq) (EventResp, error) {
+	u, err := parseUser(req.User)
+	if err != nil {
+		return EventResp{}, err
+	}
+	return e.membershipOf(ctx, req.Room, u, rooms.Ban, req.Reason)
+}
+
+// Unban lifts a ban (the user's membership becomes leave).
+func (e *Engine) Unban(ctx context.Context, req RoomUserReq) (EventResp, error) {
+	u, err := parseUser(req.User)
+	if err != nil {
+		return EventResp{}, err
+	}
+	return e.membershipOf(ctx, req.Room, u, rooms.Leave, req.Reason)
+}
+
+// parseRole maps admin|moderator|member|N to a power level.
+func parseRole(s string) (int64, error) {
+	switch s {
+	case "admin":
+		return rooms.PowerAdmin, nil
+	case "moderator":
+		return rooms.PowerModerator, nil
+	case "member":
+		return rooms.PowerMember, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < -1000000 || n > 1000000 {
+		return 0, errorf(KindInvalid, "role must be admin, moderator, member or a power level, not %q", s)
+	}
+	return n, nil
+}
+
+// Role changes a member's power level with a new power event.
+func (e *Engine) Role(ctx context.Context, req RoleReq) (EventResp, error) {
+	u, err := parseUser(req.User)
+	if err != nil {
+		return EventResp{}, err
+	}
+	level, err := parseRole(req.Role)
+	if err != nil {
+		return EventResp{}, err
+	}
+	var resp EventResp
+	err = e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		if rc.room == nil {
+			return errorf(KindUnavailable, "room %s is not synced yet", id)
+		}
+		levels := rc.room.State().Levels
+		users := map[string]int64{}
+		for k, v := range levels.Users {
+			users[k] = v
+		}
+		users[u.String()] = level
+		levels.Users = users
+		empty := ""
+		ev, err := e.author(id, rc, rooms.TypePower, &empty, rooms.Encode(levels))
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// sniffImage names the MIME type of common image formats.
+func sniffImage(b []byte) (string, error) {
+	switch {
+	case len(b) > 8 && string(b[:8]) == "\x89PNG\r\n\x1a\n":
+		return "image/png", nil
+	case len(b) > 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff:
+		return "image/jpeg", nil
+	case len(b) > 6 && (string(b[:6]) == "GIF87a" || string(b[:6]) == "GIF89a"):
+		return "image/gif", nil
+	case len(b) > 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
+		return "image/webp", nil
+	}
+	return "", errorf(KindInvalid, "avatar must be a PNG, JPEG, GIF or WebP image")
+}
+
+// blob authors a blob event holding data and returns its ID.
+func (e *Engine) blob(id crdt.RoomID, rc *roomCtl, data []byte) (string, error) {
+	if len(data) > MaxBlob {
+		return "", errorf(KindInvalid, "image of %d bytes is too large (at most %d)", len(data), MaxBlob)
+	}
+	mime, err := sniffImage(data)
+	if err != nil {
+		return "", err
+	}
+	ev, err := e.author(id, rc, TypeBlob, nil, rooms.Encode(BlobBody{Mime: mime, Data: data}))
+	if err != nil {
+		return "", err
+	}
+	return ev.ID.String(), nil
+}
+
+// SetRoom changes a room's name, topic and avatar.
+func (e *Engine) SetRoom(ctx context.Context, req RoomSetReq) (EventResp, error) {
+	if req.Name == nil && req.Topic == nil && req.Avatar == nil {
+		return EventResp{}, errorf(KindInvalid, "nothing to set: give --name, --topic or --avatar")
+	}
+	if req.Avatar != nil {
+		if _, err := sniffImage(req.Avatar); err != nil {
+			return EventResp{}, err
+		}
+	}
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		empty := ""
+		set := func(typ, value string) error {
+			ev, err := e.author(id, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: value}))
+			if err == nil {
+				resp.Event = ev.ID.String()
+			}
+			return err
+		}
+		if req.Name != nil {
+			if err := set(rooms.TypeName, *req.Name); err != nil {
+				return err
+			}
+		}
+		if req.Topic != nil {
+			if err := set(rooms.TypeTopic, *req.Topic); err != nil {
+				return err
+			}
+		}
+		if req.Avatar != nil {
+			if err := rc.room.Check(e.ident.User, rooms.TypeAvatar, &empty, rooms.Encode(rooms.TextBody{})); err != nil {
+				return err
+			}
+			ref, err := e.blob(id, rc, req.Avatar)
+			if err != nil {
+				return err
+			}
+			return set(rooms.TypeAvatar, ref)
+		}
+		return nil
+	})
+	return resp, err
+}
+
+// Redact deletes a message's body on every node.
+func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
+	target, err := crdt.ParseID(req.Event)
+	if err != nil {
+		return EventResp{}, errorf(KindInvalid, "%q is not an event ID", req.Event)
+	}
+	var resp EventResp
+	err = e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		if !rc.log.Has(target) {
+			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, req.Room)
+		}
+		ev, err := e.author(id, rc, rooms.TypeRedact, nil, rooms.Encode(rooms.RedactBody{Target: []byte(target), Reason: req.Reason}))
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// Invites lists pending invites for rooms this user has not joined.
+func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
+	resp := InvitesResp{Invites: []Invite{}}
+	err := e.do(ctx, func() error {
+		for _, inv := range e.prefs.Invites {
+			if id, err := crdt.ParseID(inv.Room); err == nil {
+				if rc := e.rooms[id]; rc != nil && rc.room != nil {
+					st := rc.room.State()
+					if m := st.Member(e.ident.User).Membership; m == rooms.Join || m == rooms.Ban {
+						continue
+					}
+				}
+			}
+			if u, err := crdt.ParseKey(inv.Inviter); err == nil && e.prefs.blocked(u) {
+				continue
+			}
+			resp.Invites = append(resp.Invites, Invite{Room: inv.Room, Inviter: inv.Inviter, Name: inv.Name})
+		}
+		return nil
+	})
+	return resp, err
+}
+
+// Policy reads or sets the invite policy.
+func (e *Engine) Policy(ctx context.Context, req PolicyReq) (PolicyResp, error) {
+	switch req.Policy {
+	case "", PolicyAnyone, PolicyContacts, PolicyNobody:
+	default:
+		return PolicyResp{}, errorf(KindInvalid, "policy must be anyone, contacts or nobody, not %q", req.Policy)
+	}
+	var resp PolicyResp
+	err := e.do(ctx, func() error {
+		if req.Policy != "" {
+			e.prefs.Policy = req.Policy
+			if err := e.prefs.save(); err != nil {
+				return err
+			}
+		}
+		resp.Policy = e.prefs.Policy
+		return nil
+	})
+	return resp, err
+}
+
+// SetBlocked blocks or unblocks a user and returns the blocked list.
+func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (BlockedResp, error) {
+	var resp BlockedResp
+	err := e.do(ctx, func() error {
+		if user != "" {
+			u, err := parseUser(user)
+			if err != nil {
+				return err
+			}
+			if u == e.ident.User {
+				return errorf(KindInvalid, "you cannot block yourself")
+			}
+			e.prefs.setBlocked(u, on)
+			if err := e.prefs.save(); err != nil {
+				return err
+			}
+		}
+		resp.Blocked = append([]string{}, e.prefs.Blocked...)
+		return nil
+	})
+	return resp, err
+}
+
+// ProfileSet changes this user's display name and avatar in every joined room.
+func (e *Engine) ProfileSet(ctx context.Context, req ProfileSetReq) (ProfileResp, error) {
+	if req.Avatar != nil {
+		if _, err := sniffImage(req.Avatar); err != nil {
+			return ProfileResp{}, err
+		}
+		if len(req.Avatar) > MaxBlob {
+			return ProfileResp{}, errorf(KindInvalid, "image of %d bytes is too large (at most %d)", len(req.Avatar), MaxBlob)
+		}
+	}
+	var resp ProfileResp
+	err := e.do(ctx, func() error {
+		if req.Name != nil {
+			e.prefs.DisplayName = *req.Name
+		}
+		if req.Avatar != nil {
+			e.prefs.Avatar = req.Avatar
+		}
+		if err := e.prefs.save(); err != nil {
+			return err
+		}
+		for id, rc := range e.rooms {
+			if rc.room == nil {
+				continue
+			}
+			if st := rc.room.State(); st.Member(e.ident.User).Membership != rooms.Join {
+				continue
+			}
+			if err := e.publishProfile(id, rc); err != nil {
+				return err
+			}
+		}
+		resp = e.profileOf(e.ident.User)
+		return nil
+	})
+	return resp, err
+}
+
+// publishProfile writes this user's profile into one room.
+func (e *Engine) publishProfile(id crdt.RoomID, rc *roomCtl) error {
+	if e.prefs.DisplayName == "" && e.prefs.Avatar == nil {
+		return nil
+	}
+	body := rooms.ProfileBody{DisplayName: e.prefs.DisplayName}
+	if e.prefs.Avatar != nil {
+		ref, err := e.blob(id, rc, e.prefs.Avatar)
+		if err != nil {
+			return err
+		}
+		body.Avatar = ref
+	}
+	me := e.ident.User.String()
+	_, err := e.author(id, rc, rooms.TypeProfile, &me, rooms.Encode(body))
+	return err
+}
+
+// ProfileGet returns a user's profile as seen in the rooms shared with them.
+func (e *Engine) ProfileGet(ctx context.Context, req UserReq) (ProfileResp, error) {
+	u := e.ident.User
+	if req.User != "" {
+		var err error
+		if u, err = parseUser(req.User); err != nil {
+			return ProfileResp{}, err
+		}
+	}
+	var resp ProfileResp
+	err := e.do(ctx, func() error {
+		resp = e.profileOf(u)
+		return nil
+	})
+	return resp, err
+}
+
+// profileOf finds u's display name and avatar in the rooms this node keeps
+// (the room with the lowest ID that has one, so the answer is stable).
+func (e *Engine) profileOf(u crdt.UserID) ProfileResp {
+	resp := ProfileResp{User: u.String()}
+	ids := make([]crdt.RoomID, 0, len(e.rooms))
+	for id := range e.rooms {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		rc := e.rooms[id]
+		if rc.room == nil {
+			continue
+		}
+		st := rc.room.State()
+		m := st.Member(u)
+		if resp.DisplayName == "" {
+			resp.DisplayName = m.DisplayName
+		}
+		if resp.Avatar == "" {
+			resp.Avatar = m.Avatar
+		}
+	}
+	if u == e.ident.User && resp.DisplayName == "" {
+		resp.DisplayName = e.prefs.DisplayName
+	}
+	return resp
+}
+
+// DMRoom finds the direct-message room with u: an existing one (the lowest
+// room ID among rooms whose DM pair is this user and u), or a pending DM
+// invite from u. It returns "" when there is none.
+func (e *Engine) DMRoom(ctx context.Context, u crdt.UserID) (room string, invited bool, err error) {
+	err = e.do(ctx, func() error {
+		var found []crdt.RoomID
+		for id, rc := range e.rooms {
+			if rc.room == nil {
+				continue
+			}
+			st := rc.room.State()
+			if st.DM == nil {
+				continue
+			}
+			if (st.Creator == e.ident.User && *st.DM == u) || (st.Creator == u && *st.DM == e.ident.User) {
+				found = append(found, id)
+			}
+		}
+		if len(found) > 0 {
+			room = slices.Min(found).String()
+			return nil
+		}
+		for _, inv := range e.prefs.Invites {
+			if inv.DM && inv.Inviter == u.String() {
+				room, invited = inv.Room, true
+				return nil
+			}
+		}
+		return nil
+	})
+	return room, invited, err
+}
+
+// CreateDM creates a private two-person room with u and invites u.
+func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (RoomResp, error) {
+	if u == e.ident.User {
+		return RoomResp{}, errorf(KindInvalid, "a direct-message room needs another user")
+	}
+	r, err := e.createRoom(ctx, RoomCreateReq{}, u[:])
+	if err != nil {
+		return r, err
+	}
+	_, err = e.Invite(ctx, RoomUserReq{Room: r.Room, User: u.String()})
+	return r, err
+}
+
+// ReceiveInvite takes an invite delivered by a peer: it checks that it is
+// for this user, applies the block list and the invite policy, and records it.
+func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, from peer.ID) error {
+	if create.Type != crdt.TypeCreate || invite.Room != create.ID || invite.Type != rooms.TypeMember || invite.StateKey == nil {
+		return errorf(KindInvalid, "not an invite")
+	}
+	var mb rooms.MemberBody
+	if err := rooms.DecodeBody(invite.Body, &mb); err != nil || mb.Membership != rooms.Invite {
+		return errorf(KindInvalid, "not an invite")
+	}
+	var cb rooms.CreateBody
+	if err := rooms.DecodeBody(create.Body, &cb); err != nil {
+		return errorf(KindInvalid, "bad create event")
+	}
+	return e.do(ctx, func() error {
+		if *invite.StateKey != e.ident.User.String() {
+			return errorf(KindInvalid, "invite is for another user")
+		}
+		inviter := invite.User
+		switch {
+		case e.prefs.blocked(inviter):
+			return errorf(KindPermission, "inviter is blocked")
+		case e.prefs.Policy == PolicyNobody:
+			return errorf(KindPermission, "this user accepts no invites")
+		case e.prefs.Policy == PolicyContacts && !e.isContact(inviter):
+			return errorf(KindPermission, "this user accepts invites from contacts only")
+		}
+		room := create.ID.String()
+		for _, inv := range e.prefs.Invites {
+			if inv.Room == room {
+				return nil
+			}
+		}
+		e.prefs.Invites = append(e.prefs.Invites, pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0})
+		if err := e.prefs.save(); err != nil {
+			return err
+		}
+		for w := range e.watchers {
+			if !w.dead && w.room == "" {
+				select {
+				case w.ch <- WatchItem{Kind: "invite", Room: room}:
+				default:
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// isContact reports whether u is joined in a room where this user is joined.
+func (e *Engine) isContact(u crdt.UserID) bool {
+	for _, rc := range e.rooms {
+		if rc.room == nil {
+			continue
+		}
+		st := rc.room.State()
+		if st.Member(u).Membership == rooms.Join && st.Member(e.ident.User).Membership == rooms.Join {
+			return true
+		}
+	}
+	return false
+}

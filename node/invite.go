@@ -1,0 +1,163 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// InviteProtocol delivers invites to the invitee's devices directly, so that
+// they learn of a room they do not keep yet (docs/protocol.md).
+const InviteProtocol = protocol.ID("/parley/invite/1.0.0")
+
+// inviteMsg is the one frame of an invite stream: the room's create event
+// and the invite, in transport form. The answer is one inviteAck frame.
+type inviteMsg struct {
+	Create []byte `cbor:"create"`
+	Invite []byte `cbor:"invite"`
+}
+
+type inviteAck struct {
+	OK  bool   `cbor:"ok"`
+	Err string `cbor:"err,omitempty"`
+}
+
+// maxInviteTargets bounds how many peers one invite is offered to.
+const maxInviteTargets = 64
+
+// Inviter sends and receives invites.
+type Inviter struct {
+	host   host.Host
+	engine *Engine
+	log    *slog.Logger
+	out    *mailbox[inviteJob]
+}
+
+type inviteJob struct {
+	target         crdt.UserID
+	create, invite *crdt.Event
+}
+
+// NewInviter registers the invite protocol's handler on h.
+func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
+	iv := &Inviter{host: h, engine: engine, log: log, out: newMailbox[inviteJob]()}
+	h.SetStreamHandler(InviteProtocol, iv.handle)
+	return iv
+}
+
+// Deliver queues an invite for delivery. It never blocks.
+func (iv *Inviter) Deliver(target crdt.UserID, create, invite *crdt.Event) {
+	iv.out.put(inviteJob{target, create, invite})
+}
+
+// Serve delivers queued invites until ctx is done. The invite is offered to
+// every connected peer (at most 64): the invitee's devices take it, others
+// refuse it. The invite is also in the room's log, so an invitee that was
+// offline sees it once it syncs the room.
+func (iv *Inviter) Serve(ctx context.Context) error {
+	defer iv.host.RemoveStreamHandler(InviteProtocol)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-iv.out.signal:
+			for _, j := range iv.out.take() {
+				peers := iv.host.Network().Peers()
+				if len(peers) > maxInviteTargets {
+					peers = peers[:maxInviteTargets]
+				}
+				var wg sync.WaitGroup
+				for _, p := range peers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if err := iv.send(ctx, p, j); err != nil {
+							iv.log.Debug("invite", "peer", p, "err", err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+		}
+	}
+}
+
+func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := iv.host.NewStream(ctx, p, InviteProtocol)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := crdt.Marshal(inviteMsg{Create: j.create.Encode(), Invite: j.invite.Encode()})
+	if err != nil {
+		return err
+	}
+	if err := msgio.NewVarintWriter(st).WriteMsg(b); err != nil {
+		return err
+	}
+	resp, err := msgio.NewVarintReaderSize(st, 1024).ReadMsg()
+	if err != nil {
+		return err
+	}
+	var ack inviteAck
+	if err := crdt.UnmarshalCanonical(resp, &ack); err != nil {
+		return err
+	}
+	if !ack.OK {
+		return errors.New(ack.Err)
+	}
+	return nil
+}
+
+func (iv *Inviter) handle(st network.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := msgio.NewVarintReaderSize(st, 2*(crdt.MaxEventSize+256)).ReadMsg()
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			st.Reset()
+		}
+		return
+	}
+	err = iv.receive(b, st.Conn().RemotePeer())
+	ack := inviteAck{OK: err == nil}
+	if err != nil {
+		ack.Err = err.Error()
+	}
+	if out, err := crdt.Marshal(ack); err == nil {
+		msgio.NewVarintWriter(st).WriteMsg(out)
+	}
+}
+
+// receive checks one invite frame and hands it to the engine.
+func (iv *Inviter) receive(b []byte, from peer.ID) error {
+	var m inviteMsg
+	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
+		return errors.New("malformed invite")
+	}
+	create, err := crdt.Decode(m.Create)
+	if err != nil {
+		return errors.New("bad create event")
+	}
+	invite, err := crdt.Decode(m.Invite)
+	if err != nil {
+		return errors.New("bad invite event")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return iv.engine.ReceiveInvite(ctx, create, invite, from)
+}

@@ -1,0 +1,69 @@
+package node
+
+import (
+	"errors"
+	"io/fs"
+	"slices"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Invite policies: who may send this user invites.
+const (
+	PolicyAnyone   = "anyone"
+	PolicyContacts = "contacts" // users who share a room with this user
+	PolicyNobody   = "nobody"
+)
+
+// prefs is what a node keeps for its own user beyond room logs: blocked
+// users, the invite policy, pending invites and the profile it publishes.
+// The engine goroutine owns it; save writes it atomically.
+type prefs struct {
+	path string // empty: not persisted (tests, simulations)
+
+	Blocked     []string        `json:"blocked"`
+	Policy      string          `json:"invite_policy"`
+	Invites     []pendingInvite `json:"invites"`
+	DisplayName string          `json:"display_name,omitempty"`
+	Avatar      []byte          `json:"avatar,omitempty"` // image bytes, published as a blob event in each room
+}
+
+type pendingInvite struct {
+	Room    string `json:"room"`
+	Inviter string `json:"inviter"`
+	Name    string `json:"name"`
+	DM      bool   `json:"dm,omitempty"`
+}
+
+func loadPrefs(path string) (*prefs, error) {
+	p := &prefs{path: path, Policy: PolicyAnyone}
+	if path == "" {
+		return p, nil
+	}
+	if err := readJSON(path, p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	p.path = path
+	if p.Policy == "" {
+		p.Policy = PolicyAnyone
+	}
+	return p, nil
+}
+
+func (p *prefs) save() error {
+	if p.path == "" {
+		return nil
+	}
+	return writeJSON(p.path, p, 0o600)
+}
+
+func (p *prefs) blocked(u crdt.UserID) bool { return slices.Contains(p.Blocked, u.String()) }
+
+func (p *prefs) setBlocked(u crdt.UserID, on bool) {
+	s := u.String()
+	p.Blocked = slices.DeleteFunc(p.Blocked, func(x string) bool { return x == s })
+	if on {
+		p.Blocked = append(p.Blocked, s)
+		slices.Sort(p.Blocked)
+	}
+}
