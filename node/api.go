@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // maxRequest bounds a request body; events are at most 64 KiB, so this leaves
@@ -215,7 +217,12 @@ type apiError struct {
 
 func writeError(w http.ResponseWriter, err error) {
 	k := KindOf(err)
+	msg := err.Error()
+	var rf *rooms.Refusal
+	if errors.As(err, &rf) {
+		msg = "not permitted: " + rf.Reason
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(statusOf(k))
-	json.NewEncoder(w).Encode(apiError{Error: err.Error(), Kind: k})
+	json.NewEncoder(w).Encode(apiError{Error: msg, Kind: k})
 }

@@ -116,6 +116,7 @@ func (g *Gossip) HeadsChanged(room crdt.RoomID) { g.heads.put(room) }
 type roomTopics struct {
 	ev, heads  *pubsub.Topic
 	dirty      bool
+	push       bool // this node authored events since the last debounce
 	nextPeriod time.Time
 }
 
@@ -154,6 +155,8 @@ func (g *Gossip) Serve(ctx context.Context) error {
 		case <-g.publish.signal:
 			for _, ev := range g.publish.take() {
 				if t := topics[ev.Room]; t != nil {
+					t.push = true
+					debounce.Reset(headsDebounce)
 					if err := t.ev.Publish(ctx, ev.Encode()); err != nil && ctx.Err() == nil {
 						g.log.Debug("publish", "room", ev.Room, "err", err)
 					}
@@ -171,10 +174,13 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				if t.dirty {
 					t.dirty = false
 					g.announce(ctx, room, t)
-					// Also offer the new heads to every room peer directly:
-					// a sync session is one round trip when the peer is up
-					// to date, and it does not depend on the gossip mesh
-					// (see the note on push in docs/protocol.md).
+				}
+				if t.push {
+					// Offer heads that include this node's own new events
+					// to every room peer directly: a sync session costs one
+					// round trip when the peer is up to date, and it does
+					// not depend on the gossip mesh (docs/protocol.md 2).
+					t.push = false
 					for _, p := range t.ev.ListPeers() {
 						g.sync.Trigger(room, p)
 					}

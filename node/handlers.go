@@ -101,7 +101,7 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	if err != nil {
 		return RoomEventResp{}, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ok, err := n.engine.HasRoomState(ctx, id)
 		if err != nil {
@@ -111,7 +111,7 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 			break
 		}
 		if time.Now().After(deadline) {
-			return RoomEventResp{}, errorf(KindUnavailable, "no connected peer sent room %s; connect to a member first (--via MULTIADDR)", room)
+			return RoomEventResp{}, errorf(KindUnavailable, "room %s is not available from any connected peer: connect to a member (--via MULTIADDR); an invite-only room is served only to invited users", room)
 		}
 		select {
 		case <-ctx.Done():

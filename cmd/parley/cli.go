@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -38,10 +39,31 @@ var commands = []*command{
 	{"room list", "", "rooms this node is in, invited to, or has left", runRoomList},
 	{"room info", "ROOM", "a room's state and how complete this copy is", runRoomInfo},
 	{"room join", "ROOM [--via MULTIADDR]...", "join a public room or accept an invite", runRoomJoin},
+	{"room invite", "ROOM USER", "invite a user to a room (their devices are told, and see it in 'parley invites')", runRoomInvite},
+	{"room leave", "ROOM", "leave a room", runRoomLeave},
+	{"room kick", "ROOM USER [--reason R]", "remove a member (they may come back if invited again)", runRoomKick},
+	{"room ban", "ROOM USER [--reason R]", "remove a user and keep them out until unbanned", runRoomBan},
+	{"room unban", "ROOM USER", "lift a ban (the user may then be invited again)", runRoomUnban},
+	{"room role", "ROOM USER admin|moderator|member|POWER", "change a member's role (power level 100, 50, 0 or a number)", runRoomRole},
+	{"room set", "ROOM [--name N] [--topic T] [--avatar FILE]", "change a room's name, topic or avatar", runRoomSet},
+	{"invites", "", "pending invites for this user", runInvites},
+	{"invites policy", "[anyone|contacts|nobody]", "who may send this user invites (without an argument: show it)", runInvitesPolicy},
+	{"dm", "USER", "the direct-message room with a user (created on first use, the same room after)", runDM},
+	{"profile set", "[--name NAME] [--avatar FILE]", "change this user's display name or avatar", runProfileSet},
+	{"profile get", "[USER]", "a user's display name and avatar (default: this user)", runProfileGet},
+	{"block", "USER", "hide a user's messages and invites everywhere, for this user only", runBlock},
+	{"unblock", "USER", "stop hiding a user's messages and invites", runUnblock},
+	{"blocked", "", "users this user blocks", runBlocked},
 	{"send", "ROOM TEXT|-", "send a text message (- reads it from stdin)", runSend},
 	{"history", "ROOM [--limit N] [--before EVENT]", "the visible timeline, oldest first", runHistory},
+	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
+	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
+	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json]", "run a simulation of many real nodes in virtual time", runSim},
 }
+
+// groups are the words that only start a two-word command ("room create").
+var groups = []string{"room", "profile", "sim"}
 
 const globalFlagsHelp = `Global flags (accepted anywhere on the line):
   --home DIR   the node's data folder (default: $PARLEY_HOME, else $XDG_DATA_HOME/parley,
@@ -82,6 +104,9 @@ type cli struct {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(args) > 0 && args[0] == "sim" {
+		return cmdSim(args[1:], stdout, stderr) // its own flag handling: see sim.go
+	}
 	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	err := c.dispatch(args)
 	var ue *usageError
@@ -114,24 +139,30 @@ func (c *cli) dispatch(args []string) error {
 	}
 	name := rest[0]
 	rest = rest[1:]
-	switch name {
-	case "help":
+	switch {
+	case name == "help":
 		return c.help(rest)
-	case "room":
+	case slices.Contains(groups, name):
 		fs := c.flags()
 		sub, err := parseArgs(fs, rest, true)
 		if err != nil {
-			return c.flagError(err, "room")
+			return c.flagError(err, name)
 		}
 		if len(sub) == 0 {
-			return &usageError{group: "room", msg: "missing room subcommand"}
+			return &usageError{group: name, msg: fmt.Sprintf("missing %s subcommand", name)}
 		}
-		name, rest = "room "+sub[0], sub[1:]
+		name, rest = name+" "+sub[0], sub[1:]
+	case name == "invites":
+		// "invites" is a command and "invites policy" one of its own; a
+		// flag error is left to "invites" to report with its usage.
+		if sub, err := parseArgs(c.flags(), rest, true); err == nil && len(sub) > 0 && sub[0] == "policy" {
+			name, rest = "invites policy", sub[1:]
+		}
 	}
 	cmd := lookup(name)
 	if cmd == nil {
-		if strings.HasPrefix(name, "room ") {
-			return &usageError{group: "room", msg: fmt.Sprintf("unknown command %q", name)}
+		if group, _, ok := strings.Cut(name, " "); ok && slices.Contains(groups, group) {
+			return &usageError{group: group, msg: fmt.Sprintf("unknown command %q", name)}
 		}
 		return &usageError{msg: fmt.Sprintf("unknown command %q (see: parley help)", name)}
 	}
@@ -144,8 +175,8 @@ func (c *cli) help(args []string) error {
 	switch {
 	case name == "":
 		return &errHelp{}
-	case name == "room":
-		return &errHelp{group: "room"}
+	case slices.Contains(groups, name):
+		return &errHelp{group: name}
 	case lookup(name) != nil:
 		c.cmd = lookup(name)
 		return c.cmd.run(c, []string{"--help"}) // builds its flags for the usage text
@@ -188,8 +219,11 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 		return nil, &usageError{cmd: c.cmd, msg: "missing argument"}
 	case max >= 0 && len(pos) > max:
 		msg := fmt.Sprintf("unexpected argument %q", pos[max])
-		if c.cmd.name == "send" {
+		switch c.cmd.name {
+		case "send":
 			msg += " (quote a message that has spaces)"
+		case "room set", "room kick", "room ban", "profile set", "redact":
+			msg += " (quote a value that has spaces)"
 		}
 		return nil, &usageError{cmd: c.cmd, msg: msg}
 	}
@@ -322,4 +356,9 @@ func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.ReplaceAll(s, "\r", "")
 	return strings.ReplaceAll(s, "\n", "; ")
+}
+
+// runSim is never reached: run hands "sim" to cmdSim before dispatching.
+func runSim(c *cli, args []string) error {
+	return errors.New("sim is handled by cmdSim")
 }

@@ -21,6 +21,9 @@ import (
 // validID is a well-formed room or event ID that no daemon knows.
 var validID = crdt.IDOf([]byte("cli test")).String()
 
+// validUser is a well-formed user ID.
+var validUser = crdt.PublicKey{1, 2, 3}.String()
+
 type result struct {
 	code           int
 	stdout, stderr string
@@ -131,6 +134,34 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"connect"}, "missing argument"},
 		{[]string{"daemon", "--log-level", "loud"}, "bad --log-level"},
 		{[]string{"help", "frobnicate"}, "unknown command"},
+		{[]string{"room", "invite", validID}, "missing argument"},
+		{[]string{"room", "leave"}, "missing argument"},
+		{[]string{"room", "kick", validID}, "missing argument"},
+		{[]string{"room", "kick", validID, validUser, "--reason"}, "flag needs an argument: --reason"},
+		{[]string{"room", "ban", validID, validUser, "spamming", "links"}, "quote a value"},
+		{[]string{"room", "unban", validID, validUser, "extra"}, `unexpected argument "extra"`},
+		{[]string{"room", "role", validID, validUser}, "missing argument"},
+		{[]string{"room", "role", validID, validUser, "overlord"}, `bad role "overlord"`},
+		{[]string{"room", "role", validID, validUser, "5.5"}, `bad role "5.5"`},
+		{[]string{"room", "set", validID}, "nothing to change"},
+		{[]string{"room", "set", validID, "--name", "My", "Room"}, "quote a value"},
+		{[]string{"room", "set", "--topic", "t"}, "missing argument"},
+		{[]string{"invites", "extra"}, `unexpected argument "extra"`},
+		{[]string{"invites", "--bogus"}, "flag provided but not defined: --bogus"},
+		{[]string{"invites", "policy", "sometimes"}, `bad policy "sometimes"`},
+		{[]string{"invites", "policy", "nobody", "anyone"}, `unexpected argument "anyone"`},
+		{[]string{"dm"}, "missing argument"},
+		{[]string{"profile"}, "missing profile subcommand"},
+		{[]string{"profile", "frobnicate"}, `unknown command "profile frobnicate"`},
+		{[]string{"profile", "set"}, "nothing to change"},
+		{[]string{"profile", "set", "--name", "Bob", "Smith"}, "quote a value"},
+		{[]string{"profile", "get", validUser, validUser}, "unexpected argument"},
+		{[]string{"block"}, "missing argument"},
+		{[]string{"unblock", validUser, validUser}, "unexpected argument"},
+		{[]string{"blocked", validUser}, "unexpected argument"},
+		{[]string{"redact", validID}, "missing argument"},
+		{[]string{"redact", validID, validID, "--reason", "a", "b"}, "quote a value"},
+		{[]string{"help", "profile", "frobnicate"}, "unknown command"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			r := runCLI(t, "", append([]string{"--home", home}, tc.args...)...)
@@ -140,7 +171,8 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "room"}, {"room", "--help"}, {"help", "send"}, {"history", "--help"}, {"help", "room", "join"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "room"}, {"room", "--help"}, {"help", "send"}, {"history", "--help"}, {"help", "room", "join"},
+		{"help", "profile"}, {"profile", "--help"}, {"help", "invites", "policy"}, {"invites", "--help"}, {"invites", "policy", "-h"}, {"room", "set", "--help"}, {"help", "redact"}} {
 		r := runCLI(t, "", args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "usage: parley") || r.stderr != "" {
 			t.Errorf("%q: exit %d stdout %q stderr %q", args, r.code, r.stdout, r.stderr)
@@ -149,6 +181,14 @@ func TestHelp(t *testing.T) {
 	r := runCLI(t, "", "help", "room", "join")
 	if !strings.Contains(r.stdout, "--via MULTIADDR") {
 		t.Errorf("help room join does not describe --via:\n%s", r.stdout)
+	}
+	r = runCLI(t, "", "help", "room", "set")
+	if !strings.Contains(r.stdout, "--avatar FILE") || !strings.Contains(r.stdout, "48 KiB") {
+		t.Errorf("help room set does not describe --avatar:\n%s", r.stdout)
+	}
+	r = runCLI(t, "", "help", "profile")
+	if !strings.Contains(r.stdout, "profile set") || !strings.Contains(r.stdout, "profile get") || strings.Contains(r.stdout, "room join") {
+		t.Errorf("help profile does not list just the profile commands:\n%s", r.stdout)
 	}
 }
 
@@ -182,6 +222,30 @@ func TestClientSideValidation(t *testing.T) {
 		{"", []string{"daemon", "--listen", "/nope"}, "malformed multiaddr"},
 		{"", []string{"daemon", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/PEER_ID part"},
 		{"", []string{"daemon", "--api", "4080"}, "bad --api address"},
+		{"", []string{"room", "invite", validID, "bob"}, `malformed user ID "bob"`},
+		{"", []string{"room", "invite", "x", validUser}, `malformed room ID "x"`},
+		{"", []string{"room", "leave", "x"}, "malformed room ID"},
+		{"", []string{"room", "kick", validID, validUser + "x", "--reason", "r"}, "malformed user ID"},
+		{"", []string{"room", "ban", validID, "", "--reason", "r"}, `malformed user ID ""`},
+		{"", []string{"room", "ban", "bafy", validUser}, "malformed room ID"},
+		{"", []string{"room", "unban", validID, validID}, "malformed user ID"},
+		{"", []string{"room", "role", validID, "bob", "admin"}, "malformed user ID"},
+		{"", []string{"room", "role", "x", validUser, "50"}, "malformed room ID"},
+		{"", []string{"room", "set", "x", "--name", "n"}, "malformed room ID"},
+		{"", []string{"room", "set", validID, "--avatar", "/nonexistent/a.png"}, "read the avatar"},
+		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "big.png", pngOf(maxAvatar+1))}, "larger than 48 KiB"},
+		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "text.png", []byte("not an image"))}, "is not an image"},
+		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "empty.png", nil)}, "is empty"},
+		{"", []string{"room", "set", validID, "--avatar", ""}, "empty --avatar"},
+		{"", []string{"profile", "set", "--avatar", avatarFile(t, "big2.png", pngOf(maxAvatar+1))}, "larger than 48 KiB"},
+		{"", []string{"profile", "set", "--name", "x", "--avatar", "/nonexistent/a.png"}, "read the avatar"},
+		{"", []string{"profile", "get", "bob"}, `malformed user ID "bob"`},
+		{"", []string{"dm", "bob"}, `malformed user ID "bob"`},
+		{"", []string{"dm", validID}, "malformed user ID"},
+		{"", []string{"block", "bob"}, "malformed user ID"},
+		{"", []string{"unblock", "bob"}, "malformed user ID"},
+		{"", []string{"redact", validID, "zzz"}, `malformed event ID "zzz"`},
+		{"", []string{"redact", "x", validID, "--reason", "r"}, "malformed room ID"},
 	} {
 		t.Run(strings.Join(tc.args[:1], "_"), func(t *testing.T) {
 			r := runCLI(t, tc.stdin, append(tc.args, "--home", home)...)
@@ -196,6 +260,9 @@ func TestNoDaemon(t *testing.T) {
 	for _, args := range [][]string{
 		{"status"}, {"id", "--json"}, {"peers"}, {"room", "list"},
 		{"send", validID, "hello"}, {"history", validID, "--limit", "5", "--json"}, {"watch"},
+		{"invites"}, {"invites", "policy"}, {"invites", "policy", "nobody", "--json"}, {"blocked"}, {"dm", validUser},
+		{"room", "kick", validID, validUser, "--reason", "spam"}, {"profile", "get"}, {"profile", "set", "--name", "Bob"},
+		{"redact", validID, validID},
 	} {
 		r := runCLI(t, "", append([]string{"--home", home}, args...)...)
 		if r.code != 1 || r.stderr != want || r.stdout != "" {
@@ -212,6 +279,23 @@ func TestNoDaemon(t *testing.T) {
 	if r := runCLI(t, "", "status"); r.code != 1 || r.stderr != want {
 		t.Errorf("stale api file: exit %d stderr %q", r.code, r.stderr)
 	}
+}
+
+// pngOf is n bytes that start like a PNG image.
+func pngOf(n int) []byte {
+	b := make([]byte, n)
+	copy(b, "\x89PNG\r\n\x1a\n")
+	return b
+}
+
+// avatarFile writes b to a file named name and returns its path.
+func avatarFile(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func writeAPIFile(t *testing.T, home, url, token string) {
@@ -330,4 +414,171 @@ func TestWrongToken(t *testing.T) {
 		return info.URL
 	}(), "wrong")
 	runCLI(t, "", "status", "--home", f.home).failsWith(t, "parley: missing or wrong API token")
+}
+
+func TestGovernanceAgainstFakeDaemon(t *testing.T) {
+	moderator := crdt.PublicKey{9}.String()
+	f := startFake(t, map[string]string{
+		node.MethodRoomInvite:    `{"event":"ev-invite"}`,
+		node.MethodRoomKick:      `{"event":"ev-kick"}`,
+		node.MethodRoomBan:       `{"event":"ev-ban"}`,
+		node.MethodRoomRole:      `{"event":"ev-role"}`,
+		node.MethodRoomSet:       `{"event":"ev-set"}`,
+		node.MethodRedact:        `{"event":"ev-redact"}`,
+		node.MethodDM:            `{"room":"dm-room"}`,
+		node.MethodInvites:       `{"invites":[{"room":"r1","inviter":"alice","name":"Book club"}]}`,
+		node.MethodInvitesPolicy: `{"policy":"nobody"}`,
+		node.MethodProfileSet:    `{"user":"me","display_name":"Bob","avatar":""}`,
+		node.MethodProfileGet:    `{"user":"me","display_name":"Bob","avatar":"bafyavatar"}`,
+		node.MethodBlock:         `{"blocked":["carol"]}`,
+		node.MethodBlocked:       `{"blocked":[]}`,
+		node.MethodRoomInfo: `{"room":"r","name":"Book club","topic":"","avatar":"bafyav","join_rule":"private","history":"shared",
+			"members":[{"user":"alice","membership":"join","role":"creator","power":9223372036854775807,"display_name":"Alice"},
+			{"user":"` + moderator + `","membership":"join","role":"moderator","power":50,"display_name":""}],
+			"sync":{"events":5,"heads":["h"],"missing":0,"pending":0}}`,
+		node.MethodHistory: `{"events":[
+			{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"redacted":true,"decrypted":true},
+			{"id":"e2","sender":"alice","type":"redact","ts":1700000001000,"redacts":"e1","decrypted":true},
+			{"id":"e3","sender":"alice","type":"message","ts":1700000002000,"body":"still here","decrypted":true},
+			{"id":"e4","sender":"alice","type":"room.topic","ts":1700000003000,"decrypted":true}]}`,
+	})
+	ok := func(r result, what string) {
+		t.Helper()
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("%s: exit %d stdout %q stderr %q", what, r.code, r.stdout, r.stderr)
+		}
+	}
+	sent := func(method string, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(f.request(method)), v); err != nil {
+			t.Fatalf("%s request %q: %v", method, f.request(method), err)
+		}
+	}
+
+	// User IDs are sent in their canonical (lower-case) form; flags may
+	// follow the positional arguments.
+	r := runCLI(t, "", "room", "kick", validID, strings.ToUpper(moderator), "--reason", "too loud", "--home", f.home)
+	ok(r, "room kick")
+	if !strings.Contains(r.stdout, "kicked "+moderator) || !strings.Contains(r.stdout, "ev-kick") {
+		t.Errorf("room kick output %q", r.stdout)
+	}
+	var ur node.RoomUserReq
+	sent(node.MethodRoomKick, &ur)
+	if ur != (node.RoomUserReq{Room: validID, User: moderator, Reason: "too loud"}) {
+		t.Errorf("room kick request %+v", ur)
+	}
+	r = runCLI(t, "", "--home", f.home, "room", "ban", validID, moderator, "--json")
+	ok(r, "room ban")
+	if r.stdout != `{"event":"ev-ban"}`+"\n" {
+		t.Errorf("room ban --json output %q", r.stdout)
+	}
+	ok(runCLI(t, "", "room", "invite", validID, moderator, "--home", f.home), "room invite")
+	ur = node.RoomUserReq{}
+	sent(node.MethodRoomInvite, &ur)
+	if ur != (node.RoomUserReq{Room: validID, User: moderator}) {
+		t.Errorf("room invite request %+v", ur)
+	}
+
+	for role, want := range map[string]string{"Moderator": "moderator", "+50": "50", "-1": "-1", "admin": "admin"} {
+		// "--" ends the flags, so that a negative level is not one.
+		ok(runCLI(t, "", "room", "role", validID, moderator, "--home", f.home, "--", role), "room role "+role)
+		var rr node.RoleReq
+		sent(node.MethodRoomRole, &rr)
+		if rr.Role != want || rr.User != moderator || rr.Room != validID {
+			t.Errorf("room role %s: request %+v, want role %q", role, rr, want)
+		}
+	}
+
+	// room set sends only the fields given; --name "" clears the name.
+	png := pngOf(1000)
+	ok(runCLI(t, "", "room", "set", validID, "--name", "", "--avatar", avatarFile(t, "a.png", png), "--home", f.home), "room set")
+	var raw map[string]json.RawMessage
+	sent(node.MethodRoomSet, &raw)
+	var set node.RoomSetReq
+	sent(node.MethodRoomSet, &set)
+	if _, hasTopic := raw["topic"]; hasTopic || set.Name == nil || *set.Name != "" || !bytes.Equal(set.Avatar, png) {
+		t.Errorf("room set request %s", f.request(node.MethodRoomSet))
+	}
+	ok(runCLI(t, "", "room", "set", validID, "--topic", "new topic", "--home", f.home), "room set --topic")
+	raw = nil
+	sent(node.MethodRoomSet, &raw)
+	if _, hasName := raw["name"]; hasName || string(raw["topic"]) != `"new topic"` {
+		t.Errorf("room set --topic request %s", f.request(node.MethodRoomSet))
+	}
+
+	r = runCLI(t, "", "redact", validID, validID, "--reason", "oops", "--home", f.home)
+	ok(r, "redact")
+	var rd node.RedactReq
+	sent(node.MethodRedact, &rd)
+	if rd != (node.RedactReq{Room: validID, Event: validID, Reason: "oops"}) {
+		t.Errorf("redact request %+v", rd)
+	}
+
+	r = runCLI(t, "", "dm", moderator, "--home", f.home)
+	ok(r, "dm")
+	if r.stdout != "dm-room\n" {
+		t.Errorf("dm output %q", r.stdout)
+	}
+
+	r = runCLI(t, "", "invites", "--home", f.home)
+	ok(r, "invites")
+	if !strings.Contains(r.stdout, "Book club") || !strings.Contains(r.stdout, "alice") {
+		t.Errorf("invites output %q", r.stdout)
+	}
+	// "invites policy" with and without a policy; global flags anywhere.
+	r = runCLI(t, "", "--home", f.home, "invites", "--json", "policy")
+	ok(r, "invites policy")
+	if f.request(node.MethodInvitesPolicy) != "{}" || r.stdout != `{"policy":"nobody"}`+"\n" {
+		t.Errorf("invites policy: request %q output %q", f.request(node.MethodInvitesPolicy), r.stdout)
+	}
+	r = runCLI(t, "", "invites", "policy", "nobody", "--home", f.home)
+	ok(r, "invites policy nobody")
+	if f.request(node.MethodInvitesPolicy) != `{"policy":"nobody"}` || !strings.HasPrefix(r.stdout, "nobody: ") {
+		t.Errorf("invites policy nobody: request %q output %q", f.request(node.MethodInvitesPolicy), r.stdout)
+	}
+
+	r = runCLI(t, "", "profile", "set", "--name", "Bob", "--home", f.home)
+	ok(r, "profile set")
+	if f.request(node.MethodProfileSet) != `{"name":"Bob"}` || !strings.Contains(r.stdout, "Bob") {
+		t.Errorf("profile set: request %q output %q", f.request(node.MethodProfileSet), r.stdout)
+	}
+	ok(runCLI(t, "", "profile", "get", "--home", f.home), "profile get")
+	if f.request(node.MethodProfileGet) != "{}" {
+		t.Errorf("profile get request %q", f.request(node.MethodProfileGet))
+	}
+	r = runCLI(t, "", "profile", "get", moderator, "--home", f.home)
+	ok(r, "profile get USER")
+	if f.request(node.MethodProfileGet) != `{"user":"`+moderator+`"}` || !strings.Contains(r.stdout, "bafyavatar") {
+		t.Errorf("profile get USER: request %q output %q", f.request(node.MethodProfileGet), r.stdout)
+	}
+
+	r = runCLI(t, "", "block", moderator, "--home", f.home)
+	ok(r, "block")
+	if f.request(node.MethodBlock) != `{"user":"`+moderator+`"}` {
+		t.Errorf("block request %q", f.request(node.MethodBlock))
+	}
+	r = runCLI(t, "", "blocked", "--home", f.home)
+	ok(r, "blocked")
+	if r.stdout != "no blocked users\n" {
+		t.Errorf("blocked output %q", r.stdout)
+	}
+
+	// room info shows each member's name, membership, role and power.
+	r = runCLI(t, "", "room", "info", validID, "--home", f.home)
+	ok(r, "room info")
+	for _, want := range []string{"bafyav", "Alice", "creator", "max", moderator, "moderator", "50"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("room info output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	// history shows redacted messages as such.
+	r = runCLI(t, "", "history", validID, "--home", f.home)
+	ok(r, "history")
+	if !strings.Contains(r.stdout, "alice  [redacted]") || !strings.Contains(r.stdout, "redacted e1") || !strings.Contains(r.stdout, "still here") || !strings.Contains(r.stdout, "alice changed the room's topic") {
+		t.Errorf("history output:\n%s", r.stdout)
+	}
+
+	// A refusal from the daemon is one "parley: " line.
+	runCLI(t, "", "room", "unban", validID, moderator, "--home", f.home).failsWith(t, "parley: unknown room")
 }

@@ -130,7 +130,10 @@ func eventLine(e *node.TimelineEvent) string {
 	switch e.Type {
 	case "message":
 		body := e.Body
-		if !e.Decrypted && body == "" {
+		switch {
+		case e.Redacted:
+			body = "[redacted]"
+		case !e.Decrypted && body == "":
 			body = "(encrypted; no key for it on this node)"
 		}
 		return fmt.Sprintf("%s  %s  %s", when, who, body)
@@ -145,6 +148,14 @@ func eventLine(e *node.TimelineEvent) string {
 		return fmt.Sprintf("%s  * %s %s", when, who, what)
 	case "room", "create":
 		return fmt.Sprintf("%s  * %s created the room", when, who)
+	case "redact":
+		return fmt.Sprintf("%s  * %s redacted %s", when, who, orNone(e.Redacts))
+	case "power":
+		return fmt.Sprintf("%s  * %s changed the roles", when, who)
+	case "room.name", "room.topic", "room.avatar":
+		return fmt.Sprintf("%s  * %s changed the room's %s", when, who, strings.TrimPrefix(e.Type, "room."))
+	case "profile":
+		return fmt.Sprintf("%s  * %s changed their profile", when, who)
 	}
 	return fmt.Sprintf("%s  * %s %s", when, who, e.Type)
 }

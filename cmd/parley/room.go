@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -69,6 +71,7 @@ func runRoomInfo(c *cli, args []string) error {
 		fmt.Fprintf(tw, "room\t%s\n", r.Room)
 		fmt.Fprintf(tw, "name\t%s\n", orNone(r.Name))
 		fmt.Fprintf(tw, "topic\t%s\n", orNone(r.Topic))
+		fmt.Fprintf(tw, "avatar\t%s\n", orNone(r.Avatar))
 		fmt.Fprintf(tw, "join rule\t%s\n", orNone(r.JoinRule))
 		fmt.Fprintf(tw, "history\t%s\n", orNone(r.History))
 		fmt.Fprintf(tw, "events\t%d held, %d missing, %d pending\n", r.Sync.Events, r.Sync.Missing, r.Sync.Pending)
@@ -79,9 +82,9 @@ func runRoomInfo(c *cli, args []string) error {
 		}
 		fmt.Fprintln(w)
 		tw = table(w)
-		fmt.Fprintln(tw, "MEMBER\tNAME\tMEMBERSHIP\tROLE")
+		fmt.Fprintln(tw, "MEMBER\tNAME\tMEMBERSHIP\tROLE\tPOWER")
 		for _, m := range r.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%d)\n", m.User, orNone(m.DisplayName), m.Membership, orNone(m.Role), m.Power)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.User, orNone(m.DisplayName), m.Membership, orNone(m.Role), fmtPower(m.Power))
 		}
 		tw.Flush()
 	})
@@ -118,6 +121,14 @@ func runRoomJoin(c *cli, args []string) error {
 		}
 		fmt.Fprintf(w, "joined %s (event %s)\n", r.Room, r.Event)
 	})
+}
+
+// fmtPower renders a power level; the creator's is above every other.
+func fmtPower(p int64) string {
+	if p == math.MaxInt64 {
+		return "max"
+	}
+	return strconv.FormatInt(p, 10)
 }
 
 // parseRoom checks the form of a room ID before the daemon sees it.

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
+)
+
+// maxAvatar is the largest avatar the CLI sends: until media lands, an avatar
+// travels inside an event, which is at most 64 KiB with its envelope.
+const maxAvatar = 48 << 10
+
+// parley room invite ROOM USER
+//
+// Records the invite in the room and tells the invitee's devices, which
+// list it in 'parley invites' (unless their invite policy drops it).
+func runRoomInvite(c *cli, args []string) error {
+	room, user, err := c.roomUser(c.flags(), args)
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomInvite, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "invited %s to %s (event %s)\n", user, room, r.Event)
+	})
+}
+
+// parley room leave ROOM
+func runRoomLeave(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomLeave, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "left %s (event %s)\n", room, r.Event)
+	})
+}
+
+// parley room kick ROOM USER [--reason R]
+func runRoomKick(c *cli, args []string) error {
+	fs := c.flags()
+	reason := fs.String("reason", "", "the reason `R`, shown to the room")
+	room, user, err := c.roomUser(fs, args)
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomKick, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "kicked %s from %s (event %s)\n", user, room, r.Event)
+	})
+}
+
+// parley room ban ROOM USER [--reason R]
+//
+// A ban also hides the target's events that were written concurrently with
+// it (on the far side of a partition), on every node.
+func runRoomBan(c *cli, args []string) error {
+	fs := c.flags()
+	reason := fs.String("reason", "", "the reason `R`, shown to the room")
+	room, user, err := c.roomUser(fs, args)
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomBan, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "banned %s from %s (event %s)\n", user, room, r.Event)
+	})
+}
+
+// parley room unban ROOM USER
+func runRoomUnban(c *cli, args []string) error {
+	room, user, err := c.roomUser(c.flags(), args)
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomUnban, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "unbanned %s in %s (event %s); they may be invited again\n", user, room, r.Event)
+	})
+}
+
+// parley room role ROOM USER admin|moderator|member|POWER
+//
+// Roles are power levels: admin 100, moderator 50, member 0. Only levels
+// below the sender's own can be changed.
+func runRoomRole(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 3, 3)
+	if err != nil {
+		return err
+	}
+	role, ok := parseRole(pos[2])
+	if !ok {
+		return c.usagef("bad role %q (use admin, moderator, member or a power level number)", pos[2])
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	user, err := parseUser(pos[1])
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomRole, node.RoleReq{Room: room, User: user, Role: role}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "%s is now %s in %s (event %s)\n", user, role, room, r.Event)
+	})
+}
+
+// parley room set ROOM [--name N] [--topic T] [--avatar FILE]
+//
+// Only the flags given change; --name "" clears the name.
+func runRoomSet(c *cli, args []string) error {
+	fs := c.flags()
+	name := fs.String("name", "", "new room `NAME` (\"\" clears it)")
+	topic := fs.String("topic", "", "new room `TOPIC` (\"\" clears it)")
+	avatar := fs.String("avatar", "", "image `FILE` to use as the room's avatar (at most 48 KiB)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	set := flagsSet(fs)
+	if !set["name"] && !set["topic"] && !set["avatar"] {
+		return c.usagef("nothing to change (give --name, --topic or --avatar)")
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	req := node.RoomSetReq{Room: room}
+	if set["name"] {
+		req.Name = name
+	}
+	if set["topic"] {
+		req.Topic = topic
+	}
+	if set["avatar"] {
+		if req.Avatar, err = readAvatar(*avatar); err != nil {
+			return err
+		}
+	}
+	var r node.EventResp
+	return c.call(node.MethodRoomSet, req, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "updated %s (event %s)\n", room, r.Event)
+	})
+}
+
+// parley redact ROOM EVENT [--reason R]
+//
+// The body disappears from the timeline and the disk of every node; the
+// event itself stays, marked as redacted.
+func runRedact(c *cli, args []string) error {
+	fs := c.flags()
+	reason := fs.String("reason", "", "the reason `R`, shown in place of the message")
+	pos, err := c.parse(fs, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	event, err := parseEvent(pos[1])
+	if err != nil {
+		return err
+	}
+	var r node.EventResp
+	return c.call(node.MethodRedact, node.RedactReq{Room: room, Event: event, Reason: *reason}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "redacted %s (event %s)\n", event, r.Event)
+	})
+}
+
+// roomUser parses the ROOM USER arguments of a command with the flags fs.
+func (c *cli) roomUser(fs *flag.FlagSet, args []string) (room, user string, err error) {
+	pos, err := c.parse(fs, args, 2, 2)
+	if err != nil {
+		return "", "", err
+	}
+	if room, err = parseRoom(pos[0]); err != nil {
+		return "", "", err
+	}
+	if user, err = parseUser(pos[1]); err != nil {
+		return "", "", err
+	}
+	return room, user, nil
+}
+
+// parseUser checks the form of a user ID.
+func parseUser(s string) (string, error) {
+	k, err := crdt.ParseKey(s)
+	if err != nil {
+		return "", fmt.Errorf("malformed user ID %q (a user ID is the 'user' line of 'parley id' on that user's node)", s)
+	}
+	return k.String(), nil
+}
+
+// parseRole accepts a role name or a power level number.
+func parseRole(s string) (string, bool) {
+	switch r := strings.ToLower(s); r {
+	case "admin", "moderator", "member":
+		return r, true
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatInt(n, 10), true
+}
+
+// flagsSet names the flags given on the command line.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// readAvatar reads an avatar image of at most maxAvatar bytes.
+func readAvatar(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("empty --avatar file name")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the avatar: %v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxAvatar+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read the avatar %s: %v", path, err)
+	case len(b) == 0:
+		return nil, fmt.Errorf("the avatar %s is empty", path)
+	case len(b) > maxAvatar:
+		return nil, fmt.Errorf("the avatar %s is larger than %d KiB (shrink the image)", path, maxAvatar>>10)
+	}
+	if mime := http.DetectContentType(b); !strings.HasPrefix(mime, "image/") {
+		return nil, fmt.Errorf("the avatar %s is not an image (it looks like %s; use PNG, JPEG, GIF or WebP)", path, mime)
+	}
+	return b, nil
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// policies are the invite policies and what they mean, for people.
+var policies = map[string]string{
+	"anyone":   "anyone may invite this user",
+	"contacts": "only users who share a room with this user may invite them",
+	"nobody":   "nobody may invite this user; new invites are dropped",
+}
+
+// parley invites
+func runInvites(c *cli, args []string) error {
+	if err := c.noArgs(args); err != nil {
+		return err
+	}
+	var r node.InvitesResp
+	return c.call(node.MethodInvites, node.Empty{}, &r, func(w io.Writer) {
+		if len(r.Invites) == 0 {
+			fmt.Fprintln(w, "no pending invites")
+			return
+		}
+		tw := table(w)
+		fmt.Fprintln(tw, "ROOM\tNAME\tINVITER")
+		for _, inv := range r.Invites {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", inv.Room, orNone(inv.Name), inv.Inviter)
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "\naccept one with: parley room join ROOM")
+	})
+}
+
+// parley invites policy [anyone|contacts|nobody]
+//
+// The receiving node enforces the policy: it drops unwanted invites when
+// they are delivered. Without an argument, prints the current policy.
+func runInvitesPolicy(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 0, 1)
+	if err != nil {
+		return err
+	}
+	var req node.PolicyReq
+	if len(pos) == 1 {
+		if _, ok := policies[pos[0]]; !ok {
+			return c.usagef("bad policy %q (use anyone, contacts or nobody)", pos[0])
+		}
+		req.Policy = pos[0]
+	}
+	var r node.PolicyResp
+	return c.call(node.MethodInvitesPolicy, req, &r, func(w io.Writer) {
+		what, ok := policies[r.Policy]
+		if !ok {
+			what = "unknown to this version of parley"
+		}
+		fmt.Fprintf(w, "%s: %s\n", r.Policy, what)
+	})
+}
+
+// parley dm USER
+//
+// The first call creates the two-person room and invites USER; every later
+// call, on either side, returns that room.
+func runDM(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	user, err := parseUser(pos[0])
+	if err != nil {
+		return err
+	}
+	var r node.RoomResp
+	return c.call(node.MethodDM, node.UserReq{User: user}, &r, func(w io.Writer) {
+		fmt.Fprintln(w, r.Room)
+	})
+}
+
+// parley profile set [--name NAME] [--avatar FILE]
+//
+// Only the flags given change; --name "" clears the display name.
+func runProfileSet(c *cli, args []string) error {
+	fs := c.flags()
+	name := fs.String("name", "", "display `NAME` (\"\" clears it)")
+	avatar := fs.String("avatar", "", "image `FILE` to use as this user's avatar (at most 48 KiB)")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	set := flagsSet(fs)
+	if !set["name"] && !set["avatar"] {
+		return c.usagef("nothing to change (give --name or --avatar)")
+	}
+	var req node.ProfileSetReq
+	if set["name"] {
+		req.Name = name
+	}
+	if set["avatar"] {
+		var err error
+		if req.Avatar, err = readAvatar(*avatar); err != nil {
+			return err
+		}
+	}
+	var r node.ProfileResp
+	return c.call(node.MethodProfileSet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+}
+
+// parley profile get [USER]
+func runProfileGet(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 0, 1)
+	if err != nil {
+		return err
+	}
+	var req node.UserReq
+	if len(pos) == 1 {
+		if req.User, err = parseUser(pos[0]); err != nil {
+			return err
+		}
+	}
+	var r node.ProfileResp
+	return c.call(node.MethodProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+}
+
+func writeProfile(w io.Writer, r *node.ProfileResp) {
+	fmt.Fprintf(w, "user    %s\nname    %s\navatar  %s\n", r.User, orNone(r.DisplayName), orNone(r.Avatar))
+}
+
+// parley block USER
+//
+// Hides USER's messages and invites for this user, in every room. Others'
+// views are unaffected: this node still relays USER's events.
+func runBlock(c *cli, args []string) error {
+	return c.blockCall(node.MethodBlock, args, "blocked %s (their messages and invites are hidden)\n")
+}
+
+// parley unblock USER
+func runUnblock(c *cli, args []string) error {
+	return c.blockCall(node.MethodUnblock, args, "unblocked %s\n")
+}
+
+func (c *cli) blockCall(method string, args []string, done string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	user, err := parseUser(pos[0])
+	if err != nil {
+		return err
+	}
+	var r node.BlockedResp
+	return c.call(method, node.UserReq{User: user}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, done, user)
+	})
+}
+
+// parley blocked
+func runBlocked(c *cli, args []string) error {
+	if err := c.noArgs(args); err != nil {
+		return err
+	}
+	var r node.BlockedResp
+	return c.call(node.MethodBlocked, node.Empty{}, &r, func(w io.Writer) {
+		if len(r.Blocked) == 0 {
+			fmt.Fprintln(w, "no blocked users")
+			return
+		}
+		for _, u := range r.Blocked {
+			fmt.Fprintln(w, u)
+		}
+	})
+}
