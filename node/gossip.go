@@ -39,6 +39,10 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
+		// Send our own events to every subscribed peer, not only to the
+		// mesh: a mesh takes up to a heartbeat (1 s) to form after a
+		// peer joins, and v0.19 drops a publish with an empty mesh.
+		pubsub.WithFloodPublish(true),
 	}
 	return pubsub.NewGossipSub(ctx, h, append(opts, extra...)...)
 }
