@@ -52,6 +52,53 @@ type Effects struct {
 type roomCtl struct {
 	log  *crdt.Log
 	room *rooms.Room // nil until the create event is held
+
+	// orphansBy counts, per peer, the events it sent that still wait for
+	// ancestors (an upper bound: it is capped at the room's pending count).
+	orphansBy map[peer.ID]int
+}
+
+// maxPeerOrphans is how many waiting events one peer may cause in a room.
+// Past it, the peer's events are taken only when their references are
+// held, so one peer cannot fill the room's orphan buffer.
+const maxPeerOrphans = 5000
+
+// admit drops the events of a peer over its orphan budget whose references
+// are not all held, and returns the rest.
+func (rc *roomCtl) admit(from peer.ID, evs []*crdt.Event) []*crdt.Event {
+	if from == "" || rc.orphansBy[from] < maxPeerOrphans {
+		return evs
+	}
+	kept := evs[:0:0]
+	for _, ev := range evs {
+		ok := true
+		for _, ids := range [][]crdt.EventID{ev.Prev, ev.Auth} {
+			for _, id := range ids {
+				ok = ok && rc.log.Has(id)
+			}
+		}
+		if ok {
+			kept = append(kept, ev)
+		}
+	}
+	return kept
+}
+
+// countOrphans charges a peer with the events that started waiting.
+func (rc *roomCtl) countOrphans(from peer.ID, before int) {
+	if from == "" {
+		return
+	}
+	if rc.orphansBy == nil {
+		rc.orphansBy = map[peer.ID]int{}
+	}
+	now := rc.log.Pending()
+	n := min(rc.orphansBy[from]+max(0, now-before), now)
+	if n == 0 {
+		delete(rc.orphansBy, from)
+	} else {
+		rc.orphansBy[from] = n
+	}
 }
 
 type watcher struct {
@@ -207,7 +254,10 @@ func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) er
 
 // add is the one path by which events enter a room, local or remote.
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
+	evs = rc.admit(from, evs)
+	before := rc.log.Pending()
 	ready := rc.log.Add(evs...)
+	rc.countOrphans(from, before)
 	if len(ready.Batch.Events) > 0 {
 		ready.Batch.Durable = durable
 		if err := e.store.Commit(ready.Batch); err != nil {

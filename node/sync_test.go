@@ -194,3 +194,31 @@ func TestNonCanonicalEventRejected(t *testing.T) {
 		t.Fatal("second CID stored")
 	}
 }
+
+// TestOrphanFloodBoundedPerPeer: a peer sending events whose parents do not
+// exist fills at most its own share of the orphan buffer, and honest events
+// keep flowing.
+func TestOrphanFloodBoundedPerPeer(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	tn.converged(room, 2, 20*time.Second, 0, 1)
+	rid, _ := crdt.ParseID(room)
+	var flood []*crdt.Event
+	for i := range maxPeerOrphans + 500 {
+		fake := crdt.IDOf([]byte(fmt.Sprint("missing ", i)))
+		flood = append(flood, forge(t, tn.ids[1], rid, []crdt.EventID{fake}, []crdt.EventID{rid}, 7, fmt.Sprint("orphan ", i)))
+	}
+	const attacker = "attacker"
+	for i := 0; i < len(flood); i += 1000 {
+		if err := tn.reps[0].Engine.Ingest(tn.ctx, attacker, flood[i:min(i+1000, len(flood))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, _ := tn.reps[0].Engine.Info(tn.ctx, RoomReq{Room: room})
+	if info.Sync.Pending != maxPeerOrphans {
+		t.Fatalf("pending after the flood: %d, want the peer's budget %d", info.Sync.Pending, maxPeerOrphans)
+	}
+	send(t, tn, 1, room, 3, "honest")
+	tn.converged(room, 5, 20*time.Second, 0, 1)
+}
