@@ -153,31 +153,33 @@ func (s *APIServer) serveStream(w http.ResponseWriter, r *http.Request, h stream
 	flusher, _ := w.(http.Flusher)
 	bw := bufio.NewWriter(w)
 	started := false
+	// emit writes one JSON line; emit(nil) only opens the stream (status and
+	// headers), which a handler does once it is ready to deliver, so a
+	// client that sees the stream open misses nothing sent afterwards.
 	emit := func(v any) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
-		if err := json.NewEncoder(bw).Encode(v); err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
+		if v != nil {
+			if err := json.NewEncoder(bw).Encode(v); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
 		}
 		if flusher != nil {
 			flusher.Flush()
 		}
 		return nil
 	}
-	// Send the header at once so the client knows the stream is open.
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	started = true
-	if flusher != nil {
-		flusher.Flush()
-	}
-	if err := h(r.Context(), body, emit); err != nil && r.Context().Err() == nil {
+	err := h(r.Context(), body, emit)
+	switch {
+	case err != nil && !started:
+		writeError(w, err)
+	case err != nil && r.Context().Err() == nil:
 		emit(map[string]string{"kind": "error", "error": err.Error()})
 	}
 }

@@ -73,6 +73,9 @@ func (n *Node) registerAPI(h host.Host) {
 			return err
 		}
 		defer stop()
+		if err := emit(nil); err != nil { // registered: open the stream
+			return nil
+		}
 		for {
 			select {
 			case <-ctx.Done():
