@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -501,23 +504,21 @@ func (s *sim) run() error {
 		return fmt.Errorf("create room: %w", err)
 	}
 	s.room, _ = crdt.ParseID(room.Room)
-	var jwg sync.WaitGroup
-	var jerr error
-	var jmu sync.Mutex
-	for i := 1; i < p.honest+p.spammers; i++ {
-		jwg.Add(1)
-		go func() {
-			defer jwg.Done()
-			if err := s.join(i); err != nil {
-				jmu.Lock()
-				jerr = err
-				jmu.Unlock()
-			}
-		}()
+	// Nodes start tracking and joining the room joinSpacing apart:
+	// simultaneous joins of every node make a DAG with as many concurrent
+	// heads as nodes, and state resolution over it costs O(N²) per node (a
+	// join storm no real room sees; the traffic phase is what is measured).
+	spacing := joinSpacing
+	if v, err := time.ParseDuration(os.Getenv("PARLEY_SIM_JOIN_SPACING")); err == nil {
+		spacing = v
 	}
-	jwg.Wait()
-	if jerr != nil {
-		return jerr
+	if err := s.forEachJoiner(spacing, func(i int) error {
+		if err := s.track(i); err != nil {
+			return err
+		}
+		return s.join(i)
+	}); err != nil {
+		return err
 	}
 	for i := p.honest + p.spammers; i < p.total; i++ {
 		if err := s.startForger(i); err != nil {
@@ -525,7 +526,7 @@ func (s *sim) run() error {
 		}
 	}
 	s.say("setup done at %.1fs virtual; warm-up %v", time.Since(s.col.begin).Seconds(), s.sc.Warmup.D())
-	time.Sleep(s.sc.Warmup.D())
+	s.debugSleep("warm-up", s.sc.Warmup.D())
 	s.t0 = time.Now()
 	s.col.startMeasuring(s.t0)
 	for _, a := range p.actions {
@@ -551,6 +552,21 @@ func (s *sim) run() error {
 	s.col.finish(time.Now())
 	s.tick(true)
 	return nil
+}
+
+// debugSleep sleeps d of virtual time; with PARLEY_SIM_DEBUG set it prints
+// wall time, goroutines and heap every virtual second (work on the simulator).
+func (s *sim) debugSleep(phase string, d time.Duration) {
+	if os.Getenv("PARLEY_SIM_DEBUG") == "" || s.opts.Progress == nil {
+		time.Sleep(d)
+		return
+	}
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(min(time.Until(end), time.Second))
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		s.say("%s %.1fs virtual: wall %s goroutines %d heap %d MB", phase, time.Since(s.col.begin).Seconds(), wallNow().Format("15:04:05.0"), runtime.NumGoroutine(), ms.HeapAlloc>>20)
+	}
 }
 
 func seed32(seed uint64) [32]byte {
@@ -637,7 +653,35 @@ func (s *sim) stop(i int) {
 	s.cancels[i] = nil
 }
 
-func (s *sim) join(i int) error {
+// joinSpacing separates the honest nodes' join events during setup.
+const joinSpacing = 100 * time.Millisecond
+
+// forEachJoiner runs f for every replica but the creator, concurrently,
+// starting one every spacing (0: all at once), and waits for all.
+func (s *sim) forEachJoiner(spacing time.Duration, f func(int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+		if spacing > 0 && i > 1 {
+			time.Sleep(spacing)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(i); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// track makes replica i track the room and waits for the room's state.
+func (s *sim) track(i int) error {
 	e := s.reps[i].Engine
 	if _, err := e.TrackRoom(s.ctx, s.room.String()); err != nil {
 		return err
@@ -655,7 +699,12 @@ func (s *sim) join(i int) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	_, err := e.Join(s.ctx, s.room)
+	return nil
+}
+
+// join authors replica i's join event.
+func (s *sim) join(i int) error {
+	_, err := s.reps[i].Engine.Join(s.ctx, s.room)
 	return err
 }
 

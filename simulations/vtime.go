@@ -106,3 +106,19 @@ func (simDeps) SnapshotCoverage()                       {}
 func (simDeps) InitRuntimeCoverage() (string, func(string, string) (string, error), func() float64) {
 	return "", nil, nil
 }
+
+// wallNow is the wall clock, also inside a bubble (for debugging output only).
+func wallNow() time.Time {
+	wallReq <- struct{}{}
+	return <-wallResp
+}
+
+var wallReq, wallResp = func() (chan struct{}, chan time.Time) {
+	req, resp := make(chan struct{}), make(chan time.Time)
+	go func() {
+		for range req {
+			resp <- time.Now()
+		}
+	}()
+	return req, resp
+}()

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/parley-p2p/parley/simulations"
 )
@@ -75,6 +77,28 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
+		// Hidden: PARLEY_SIM_CPUPROFILE and PARLEY_SIM_MEMPROFILE write pprof
+		// profiles of the run (for work on the simulator itself).
+		if path := os.Getenv("PARLEY_SIM_CPUPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				if pprof.StartCPUProfile(f) == nil {
+					defer func() { pprof.StopCPUProfile(); f.Close() }()
+				}
+			}
+		}
+		// A thousand replicas hold a few GB of live heap; without a limit
+		// the default GOGC lets the heap (and RSS) grow to twice that.
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(6 << 30)
+		}
+		if path := os.Getenv("PARLEY_SIM_MEMPROFILE"); path != "" {
+			defer func() {
+				if f, err := os.Create(path); err == nil {
+					pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}()
+		}
 		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: stderr, RealTime: *real})
 		if err != nil {
 			fmt.Fprintf(stderr, "error: simulation %s: %v\n", sc.Name, err)
