@@ -17,6 +17,7 @@ type genConfig struct {
 	authors    int
 	stale      float64 // probability that an author writes on a stale view (concurrency)
 	equivocate float64 // probability that an author forks its own chain
+	forkers    int     // this many authors (an admin, a moderator, members) fork once and keep both branches going
 }
 
 // genRoom generates a random history: 10 authors, several admins, random
@@ -44,13 +45,44 @@ func genRoom(t testing.TB, rng *rand.Rand, cfg genConfig) (*world, float64) {
 
 	stale := 0
 	var msgs []*crdt.Event
+	// Forkers: each forks its chain once, at a random point, then writes on
+	// either branch; the other branch grows on stale views (its own tip).
+	forkAt := map[string]int{}
+	alt := map[string]*crdt.Event{}
+	for i, u := range []string{"u2", "u3", "u5", "u7", "u9"} {
+		if i < cfg.forkers && i+1 < len(users) {
+			forkAt[u] = cfg.events/10 + rng.IntN(cfg.events/2)
+		}
+	}
 	for len(w.events) < cfg.events {
 		a := users[rng.IntN(len(users))]
 		var o opts
+		useAlt := false
+		if at, ok := forkAt[a]; ok && len(w.events) >= at && len(w.events) < at+300 {
+			self := w.last[w.id(a).Device.Public()]
+			switch {
+			case alt[a] == nil && self != nil && self.Seq > 0:
+				o.forkOf = self
+				o.prev = []*crdt.Event{w.byID[self.Self]}
+				useAlt = true
+			case alt[a] != nil && rng.IntN(2) == 0:
+				o.after = alt[a]
+				o.prev = []*crdt.Event{alt[a]}
+				useAlt = true
+			}
+		}
 		isStale := rng.Float64() < cfg.stale && len(w.events) > 40
-		if isStale {
-			// write on an older view: one random recent event (plus self)
+		if useAlt {
+			// the branch's own view
+		} else if isStale {
+			// write on an older view: one random recent event (plus self),
+			// sometimes a forker's other branch
 			o.prev = []*crdt.Event{w.events[len(w.events)-1-rng.IntN(30)]}
+			for u, e := range alt {
+				if len(w.events) < forkAt[u]+300 && rng.IntN(4) == 0 {
+					o.prev = []*crdt.Event{e}
+				}
+			}
 		} else {
 			heads := w.room.Heads()
 			if len(heads) > 15 {
@@ -60,10 +92,13 @@ func genRoom(t testing.TB, rng *rand.Rand, cfg genConfig) (*world, float64) {
 				o.prev = append(o.prev, w.byID[h])
 			}
 		}
-		if self := w.last[w.id(a).Device.Public()]; a != "u0" && self != nil && rng.Float64() < cfg.equivocate && self.Seq > 0 {
+		if self := w.last[w.id(a).Device.Public()]; !useAlt && a != "u0" && self != nil && rng.Float64() < cfg.equivocate && self.Seq > 0 {
 			o.forkOf = self
 		}
 		st := w.room.State()
+		if o.prev != nil && (useAlt || isStale) {
+			st = w.room.stateOf(w.room.stateAt([]int32{w.room.ids[o.prev[0].ID]}))
+		}
 		mine := st.Member(w.user(a)).Membership
 		pick := func(want ...string) string { // a target, preferring these memberships
 			for range 5 {
@@ -129,7 +164,13 @@ func genRoom(t testing.TB, rng *rand.Rand, cfg genConfig) (*world, float64) {
 				typ, body = TypeRedact, Encode(RedactBody{Target: []byte(msgs[len(msgs)-1-rng.IntN(min(len(msgs), 20))].ID)})
 			}
 		}
+		dev := w.id(a).Device.Public()
+		mainTip := w.last[dev]
 		e, _ := w.emit(a, typ, sk, body, o)
+		if useAlt {
+			alt[a] = e
+			w.last[dev] = mainTip // the main branch goes on from its own tip
+		}
 		if isStale {
 			stale++
 		}
@@ -157,7 +198,7 @@ func TestConvergenceRandom(t *testing.T) {
 		n := sizes[i%len(sizes)]
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 42))
-			w, conc := genRoom(t, rng, genConfig{events: n, authors: 10, stale: 0.3, equivocate: 0.0005})
+			w, conc := genRoom(t, rng, genConfig{events: n, authors: 10, stale: 0.3, equivocate: 0.0005, forkers: 3})
 			stats := w.stats()
 			t.Logf("seed %d: %d events, %.0f%% written on stale views; %s", seed, len(w.events), 100*conc, stats)
 			if err := w.checkConverges(orders, seed); err != nil {

@@ -318,11 +318,11 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 func (w *world) levelsAt(prev []*crdt.Event) PowerLevels {
 	s := w.room.current()
 	if prev != nil {
-		var ps []*snap
+		var ps []int32
 		for _, p := range prev {
-			ps = append(ps, w.room.evs[w.room.ids[p.ID]].after)
+			ps = append(ps, w.room.ids[p.ID])
 		}
-		s = w.room.resolve(ps)
+		s = w.room.stateAt(ps)
 	}
 	var pl PowerLevels
 	if v := s.lookup(kPower); v >= 0 {

@@ -38,15 +38,35 @@
 //     that needed more than the new level) and, transitively, the events
 //     whose auth references relied on them; a device that signed two events
 //     with one seq loses its events from that seq on.
+//   - R6 in the state (equivocation.go): a state knows the forks in its
+//     past (S(E): both events of the fork in past(E); the heads: every fork
+//     in the room). It excludes the void set of those forks: the forked
+//     devices' events from the fork seq on, plus, transitively, every event
+//     that needed one of them, i.e. whose auth references no longer allow
+//     it once the void event is replaced by the latest non-void event of
+//     its key history. So an invite by an admin who then forked is void,
+//     the invitee's join that relied on it too, and so are the invitee's
+//     messages; a kick by a user whose power came from the forker's power
+//     event is void. Events that only reference a void event (every message
+//     referencing the forker's power event) stay: no blow-up. An event that
+//     knows the fork is judged against the cleaned state, so it stands or
+//     falls on its own and never needs a void event. Each event's place in
+//     the void set is a function of its past, so state and timeline stay
+//     functions of the event set; the timeline hides exactly the state's
+//     void set. Fork points are (device, seq, self): two events with one
+//     (device, seq) but different self events imply a fork lower down.
 //
 // # Limits
 //
-//   - The resolved state (R4) does not see R6: an equivocating admin's
-//     state events are hidden from the timeline but keep shaping the state.
-//     Making R4 aware of forks known in an event's past is future work.
 //   - Mutual removals across branches are settled greedily in removal
 //     order (the earlier removal hides the later one), not p2panda's "both
-//     apply".
+//     apply". Changing only the overlay would be convergent but would show
+//     a removal that R4's iterative auth checks refuse (the first removal
+//     takes the second sender's membership or level away in the partial
+//     state), so timeline and state would disagree; "both apply" needs R4
+//     to exempt mutual pairs too.
+//   - R5 does not remove anything from the resolved state (it relies on
+//     R4's ordering); only R6 does.
 //   - A redaction hidden later by strong removal un-redacts its target in
 //     Redacted(), but a purged body stays purged.
 package rooms

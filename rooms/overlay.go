@@ -13,9 +13,11 @@ import (
 //
 // Steps, in order (the first step that hides an event gives its reason):
 //
-//	step 0   R6: a device that signed two events with one seq has forked at
-//	         the lowest such seq f; all its events with seq >= f are hidden
-//	         ("equivocation").
+//	step 0   R6: the void set Z(G) of all the room's forks (equivocation.go):
+//	         a device that signed two events with one seq has forked at the
+//	         lowest such seq f; its events with seq >= f are hidden
+//	         ("equivocation"), and so are the events that needed one of them
+//	         ("depends on an equivocating device's event").
 //	step i   the i-th removal in removal order, if it is not hidden by an
 //	         earlier step: a ban or kick of U hides every event by U that is
 //	         concurrent with it (neither in its past nor after it); a
@@ -25,12 +27,12 @@ import (
 // After each removal step, events whose auth references include an event it
 // hid, and which their auth references no longer allow once that event is
 // replaced by the one it replaced, are hidden too, transitively, unless the
-// removal is in their past
-// (then they were judged against a state that already resolved it); prev
-// references do not count. R6 hides only the forked device's own events: its
-// state events stay in the resolved state (R4 does not see forks), so every
-// later event references them, and spreading R6 through auth references
-// would let one equivocating admin hide the rest of the room. Removal order is
+// removal is in their past (then they were judged against a state that
+// already resolved it); prev references do not count. Step 0 needs no such
+// exception: the resolved state excludes the same void set (states that know
+// a fork), so an event that knows the fork never takes a void event as an
+// auth reference, and R6 cannot spread to the rest of the room through the
+// forker's power event. Removal order is
 // (sender level at the removal desc, depth asc, ID asc). The creator can be
 // neither removed nor demoted, so it is never hidden by R5.
 //
@@ -180,8 +182,9 @@ func (o *overlay) hidden(i int32) bool { _, ok := o.cause[i]; return ok }
 
 const reasonEquivocation = "equivocation"
 
-// add registers a causally valid event and returns the timeline change.
-func (o *overlay) add(r *Room, x int32) Delta {
+// add registers a causally valid event and returns the timeline change;
+// newFork says whether the event revealed a fork (registerSeq).
+func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 	ei := r.evs[x]
 	e := ei.ev
 	// removals in the past
@@ -191,22 +194,6 @@ func (o *overlay) add(r *Room, x int32) Delta {
 	}
 	if len(ei.targets) > 0 {
 		ei.rmIncl = union(ei.rmIncl, &rmSet{[]int32{x}})
-	}
-	// equivocation evidence
-	d := o.devs[e.Device]
-	if d == nil {
-		d = &devInfo{bySeq: map[uint64]int32{}, fork: math.MaxUint64}
-		o.devs[e.Device] = d
-	}
-	d.events = append(d.events, x)
-	newFork := false
-	if _, ok := d.bySeq[e.Seq]; ok {
-		if e.Seq < d.fork {
-			d.fork = e.Seq
-			newFork = true
-		}
-	} else {
-		d.bySeq[e.Seq] = x
 	}
 	if !ei.accepted {
 		return Delta{}
@@ -246,8 +233,8 @@ func (o *overlay) judge(r *Room, x int32) (cause, bool) {
 			best, found = c, true
 		}
 	}
-	if ei.ev.Seq >= o.devs[ei.ev.Device].fork {
-		take(cause{0, false, reasonEquivocation, -1})
+	if c, ok := forkCause(r.allView(), x); ok {
+		take(c)
 	}
 	for _, rm := range o.eff[ei.ev.User] {
 		if found && !(cause{step: rm.step}).less(best) {
@@ -265,7 +252,22 @@ func (o *overlay) judge(r *Room, x int32) (cause, bool) {
 	return best, found
 }
 
-const reasonDepends = "depends on a hidden event"
+const (
+	reasonDepends     = "depends on a hidden event"
+	reasonDependsFork = "depends on an equivocating device's event"
+)
+
+// forkCause is why R6 hides x, if it does (step 0).
+func forkCause(v *forkView, x int32) (cause, bool) {
+	switch {
+	case !v.has(x):
+		return cause{}, false
+	case v.void[x]:
+		return cause{0, false, reasonEquivocation, -1}, true
+	default:
+		return cause{0, true, reasonDependsFork, -1}, true
+	}
+}
 
 // recompute rebuilds the overlay from scratch and returns the change in
 // visibility; x is the event being applied (reported as shown if visible).
@@ -292,21 +294,13 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 			}
 		}
 	}
-	devs := make([]crdt.DeviceID, 0)
-	for dv, d := range o.devs {
-		if d.fork != math.MaxUint64 {
-			devs = append(devs, dv)
+	if v := r.allView(); v != nil {
+		for y := range v.z {
+			c, _ := forkCause(v, y)
+			mark(y, c)
 		}
 	}
-	for _, dv := range devs {
-		d := o.devs[dv]
-		for _, y := range d.events {
-			if r.evs[y].accepted && r.evs[y].ev.Seq >= d.fork {
-				mark(y, cause{0, false, reasonEquivocation, -1})
-			}
-		}
-	}
-	frontier = frontier[:0] // R6 does not spread through auth references (see above)
+	frontier = frontier[:0] // Z(G) is closed under its own dependency rule
 	order := slices.Clone(o.removals)
 	slices.SortFunc(order, func(a, b int32) int {
 		if c := cmp.Compare(r.evs[b].senderPL, r.evs[a].senderPL); c != 0 {
@@ -360,7 +354,11 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 
 // needs reports whether y's auth references allow it only thanks to x:
 // with x replaced by the event x replaced (or by nothing), y is refused.
-func (r *Room) needs(y, x int32) bool {
+func (r *Room) needs(y, x int32) bool { return r.needsWithout(y, x, nil) }
+
+// needsWithout is needs with x replaced by the latest event of its key
+// history outside skip.
+func (r *Room) needsWithout(y, x int32, skip map[int32]bool) bool {
 	ei := r.evs[y]
 	refs := map[string]int32{}
 	for _, a := range ei.auth {
@@ -370,6 +368,9 @@ func (r *Room) needs(y, x int32) bool {
 		}
 		if a == x {
 			a = r.evs[x].pred
+			for a >= 0 && skip[a] {
+				a = r.evs[a].pred
+			}
 		}
 		if a >= 0 {
 			refs[k] = a

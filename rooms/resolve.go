@@ -34,7 +34,7 @@ import (
 // per set of snapshots, and an event whose parents share one snapshot
 // inherits it, so resolution runs only where branches with different
 // states merge.
-func (r *Room) resolve(ps []*snap) *snap {
+func (r *Room) resolve(ps []*snap, view *forkView) *snap {
 	uniq := ps[:0:0]
 	for _, s := range ps {
 		if !slices.Contains(uniq, s) {
@@ -44,11 +44,16 @@ func (r *Room) resolve(ps []*snap) *snap {
 	if len(uniq) == 1 {
 		return uniq[0]
 	}
-	ids := make([]uint64, len(uniq))
+	ids := make([]uint64, len(uniq), len(uniq)+1)
 	for i, s := range uniq {
 		ids[i] = r.snapID(s)
 	}
 	slices.Sort(ids)
+	if view != nil {
+		ids = append(ids, view.id)
+	} else {
+		ids = append(ids, 0)
+	}
 	kb := make([]byte, 8*len(ids))
 	for i, id := range ids {
 		binary.LittleEndian.PutUint64(kb[8*i:], id)
@@ -57,7 +62,7 @@ func (r *Room) resolve(ps []*snap) *snap {
 	if s, ok := r.resCache[key]; ok {
 		return s
 	}
-	out := r.resolveUncached(uniq)
+	out := r.resolveUncached(uniq, view)
 	if len(r.resCache) > 1<<16 {
 		clear(r.resCache)
 	}
@@ -65,7 +70,7 @@ func (r *Room) resolve(ps []*snap) *snap {
 	return out
 }
 
-func (r *Room) resolveUncached(ss []*snap) *snap {
+func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 	base := ss[0]
 	cand := map[string]struct{}{}
 	for _, s := range ss[1:] {
@@ -127,7 +132,7 @@ func (r *Room) resolveUncached(ss []*snap) *snap {
 	}
 	powerOrder = r.powerSort(powerOrder, isPower)
 	for _, x := range powerOrder {
-		r.iterCheck(x, partial, inF)
+		r.iterCheck(x, partial, inF, view)
 	}
 	// Mainline order for the rest.
 	ml := r.newMainline(partial, conflicted, base)
@@ -146,7 +151,7 @@ func (r *Room) resolveUncached(ss []*snap) *snap {
 		return r.cmpDepthID(a.x, b.x)
 	})
 	for _, k := range ks {
-		r.iterCheck(k.x, partial, inF)
+		r.iterCheck(k.x, partial, inF, view)
 	}
 	out := base
 	for _, k := range slices.Sorted(mapKeys(conflicted)) {
@@ -280,8 +285,12 @@ func (h *powerHeap) Pop() any {
 }
 
 // iterCheck auth-checks x against the partial state and, if allowed,
-// makes it the value of its key.
-func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool) {
+// makes it the value of its key. Events of the view's void set (R6) are
+// never allowed, and an auth reference in it counts as its fallback.
+func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, view *forkView) {
+	if view.has(x) {
+		return
+	}
 	ei := r.evs[x]
 	refs := map[string]int32{}
 	for _, a := range ei.auth {
@@ -295,8 +304,13 @@ func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool) 
 		if v, ok := partial[k]; ok {
 			return v
 		}
-		if v, ok := refs[k]; ok && !inF[v] {
-			return v // from the common history
+		if v, ok := refs[k]; ok {
+			if view.has(v) {
+				v = view.fallback(r, v)
+			}
+			if v >= 0 && !inF[v] {
+				return v // from the common history
+			}
 		}
 		return -1 // every candidate in F for this key was refused
 	}

@@ -80,6 +80,8 @@ type evInfo struct {
 	control  bool            // a power event in the sense of state resolution
 	targets  []removalTarget // non-empty iff an accepted removal (R5)
 	rmIncl   *rmSet          // removals in past(E) plus E itself if a removal
+	reach    *rmSet          // fork-group members in past(E) plus E itself if one
+	view     *forkView       // the forks S(E) knows (nil: none)
 	vv       map[crdt.DeviceID]uint64
 }
 
@@ -104,6 +106,7 @@ type Room struct {
 	userKeys map[crdt.UserID]string // member state keys
 
 	ov overlay
+	fk forkState // forks known to states, and the void sets (equivocation.go)
 
 	redactions map[int32][]int32 // target -> accepted redactions naming it
 	redacted   map[int32]bool    // targets of visible redactions
@@ -144,8 +147,9 @@ func New(create *crdt.Event) (*Room, error) {
 		r.dm = &u
 	}
 	r.ov.init()
+	r.fk.init()
 	s := emptySnap.set(kCreate, 0)
-	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}}
+	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}, reach: noSet}
 	r.ids[create.ID] = 0
 	r.evs = append(r.evs, info)
 	r.heads[0] = struct{}{}
@@ -190,9 +194,15 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 	r.evs = append(r.evs, info)
 	if reason := r.checkCausal(info); reason != "" {
 		info.reason = reason
+		r.fk.judged = idx + 1
 		return Delta{}
 	}
 	info.causalOK = true
+	newFork := r.registerSeq(idx)
+	past := r.pastReach(info.prev)
+	info.reach = r.reachOf(idx, past)
+	view := r.viewOf(past) // the forks S(E) knows
+	info.view = view
 	ps := make([]*snap, 0, len(info.prev))
 	self := int32(-1)
 	if e.Seq > 0 {
@@ -202,21 +212,22 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 		if p == self && len(info.prev) > 1 && r.selfIsAncestor(self, info.prev) {
 			continue // the author's own previous event, already in another parent's past
 		}
-		ps = append(ps, r.evs[p].after)
+		ps = append(ps, r.cleanAfter(p, view))
 	}
-	info.before = r.resolve(ps)
+	info.before = r.resolve(ps, view)
 	info.after = info.before
 	r.judge(idx, info)
 	if info.accepted && info.key != "" {
 		info.after = info.before.set(info.key, idx)
 	}
+	r.viewsAdd(idx)
 	// heads
 	for _, p := range info.prev {
 		delete(r.heads, p)
 	}
 	r.heads[idx] = struct{}{}
 	r.headsVer++
-	return r.ov.add(r, idx)
+	return r.ov.add(r, idx, newFork)
 }
 
 // checkCausal applies R2 as far as the room can see it.
@@ -489,11 +500,12 @@ func (r *Room) current() *snap {
 		hs = append(hs, h)
 	}
 	slices.Sort(hs)
+	view := r.allView()
 	ps := make([]*snap, len(hs))
 	for i, h := range hs {
-		ps[i] = r.evs[h].after
+		ps[i] = r.cleanAfter(h, view)
 	}
-	r.cur, r.curVer = r.resolve(ps), r.headsVer
+	r.cur, r.curVer = r.resolve(ps, view), r.headsVer
 	return r.cur
 }
 
@@ -538,16 +550,27 @@ func (r *Room) AuthRefs(user crdt.UserID, typ string, skey *string) []crdt.Event
 
 // AuthRefsAt is AuthRefs for an event whose parents are prev (all applied).
 func (r *Room) AuthRefsAt(prev []crdt.EventID, user crdt.UserID, typ string, skey *string) []crdt.EventID {
-	var ps []*snap
+	var idx []int32
 	for _, p := range prev {
 		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
-			ps = append(ps, r.evs[i].after)
+			idx = append(idx, i)
 		}
 	}
-	if len(ps) == 0 {
+	if len(idx) == 0 {
 		return r.AuthRefs(user, typ, skey)
 	}
-	return r.authRefsIn(r.resolve(ps), user, typ, skey)
+	return r.authRefsIn(r.stateAt(idx), user, typ, skey)
+}
+
+// stateAt is the resolved state after the events prev (all causally valid):
+// the state an event with these parents is judged against.
+func (r *Room) stateAt(prev []int32) *snap {
+	view := r.viewOf(r.pastReach(prev))
+	ps := make([]*snap, len(prev))
+	for i, p := range prev {
+		ps[i] = r.cleanAfter(p, view)
+	}
+	return r.resolve(ps, view)
 }
 
 func (r *Room) authRefsIn(s *snap, user crdt.UserID, typ string, skey *string) []crdt.EventID {

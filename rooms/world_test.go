@@ -90,6 +90,7 @@ func (w *world) nameOf(id crdt.EventID) string {
 type opts struct {
 	prev   []*crdt.Event // default: the room's heads
 	forkOf *crdt.Event   // equivocate: reuse this event's seq and self
+	after  *crdt.Event   // continue this event's device chain (seq+1), e.g. a fork's other branch
 	auth   []crdt.EventID
 	noAuth bool // use auth exactly (possibly empty)
 	ts     *int64
@@ -105,6 +106,8 @@ func (w *world) draft(name, typ string, skey *string, body []byte, o opts) *crdt
 	var self crdt.EventID
 	if o.forkOf != nil {
 		seq, self = o.forkOf.Seq, o.forkOf.Self
+	} else if o.after != nil {
+		seq, self = o.after.Seq+1, o.after.ID
 	} else if l := w.last[dev]; l != nil {
 		seq, self = l.Seq+1, l.ID
 		if l.Type == TypeCreate {
