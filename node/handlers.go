@@ -67,6 +67,8 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
 	n.registerGovernance(h)
+	n.registerArchive()
+	n.registerMedia(h)
 	HandleStream(s, MethodWatch, func(ctx context.Context, req WatchReq, emit func(any) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {

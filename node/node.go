@@ -39,16 +39,18 @@ type Banner struct {
 // the engine, gossip, sync, the peer book and the API. Each component runs
 // its own Serve loop; Node only starts them and stops them.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	ident   *crdt.Identity
-	store   *badgerstore.Store
-	host    host.Host
-	engine  *Engine
-	replica *Replica
-	api     *APIServer
-	peers   *PeerBook
-	token   string
+	cfg      Config
+	log      *slog.Logger
+	ident    *crdt.Identity
+	store    *badgerstore.Store
+	host     host.Host
+	engine   *Engine
+	replica  *Replica
+	media    *Media // set by registerMedia
+	mediaErr error
+	api      *APIServer
+	peers    *PeerBook
+	token    string
 
 	ready  chan struct{}
 	banner Banner
@@ -163,6 +165,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("replica", n.replica.Serve)
 	run("api", n.api.Serve)
 	run("store", n.store.Serve)
+	run("media", n.serveMedia)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
 	if !n.cfg.NoMDNS {
 		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})

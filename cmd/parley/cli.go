@@ -58,12 +58,16 @@ var commands = []*command{
 	{"history", "ROOM [--limit N] [--before EVENT]", "the visible timeline, oldest first", runHistory},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
+	{"export", "ROOM -o FILE", "write a room's full signed history to one portable, verifiable archive (a CAR file)", runExport},
+	{"import", "FILE", "verify an archive written by 'parley export' and merge its history into this node (idempotent)", runImport},
+	{"media add", "FILE", "store a file, encrypted and content-addressed; prints its CID and file key", runMediaAdd},
+	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY or --key", runMediaGet},
 	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
 	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json]", "run a simulation of many real nodes in virtual time", runSim},
 }
 
 // groups are the words that only start a two-word command ("room create").
-var groups = []string{"room", "profile", "sim"}
+var groups = []string{"room", "profile", "media", "sim"}
 
 const globalFlagsHelp = `Global flags (accepted anywhere on the line):
   --home DIR   the node's data folder (default: $PARLEY_HOME, else $XDG_DATA_HOME/parley,

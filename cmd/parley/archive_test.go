@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// TestArchiveAgainstFakeDaemon: export and import send absolute paths (the
+// daemon's working folder is not the user's) and print the answers.
+func TestArchiveAgainstFakeDaemon(t *testing.T) {
+	f := startFake(t, map[string]string{
+		node.MethodExport: `{"room":"r","events":52,"blobs":0}`,
+		node.MethodImport: `{"room":"r","events":52,"new":7}`,
+	})
+	wd, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := runCLI(t, "", "export", validID, "-o", "room.car", "--home", f.home)
+	if r.code != 0 || !strings.Contains(r.stdout, "exported 52 events and 0 blobs") {
+		t.Fatalf("export: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	var ex node.ExportReq
+	if err := json.Unmarshal([]byte(f.request(node.MethodExport)), &ex); err != nil {
+		t.Fatal(err)
+	}
+	if ex != (node.ExportReq{Room: validID, Out: filepath.Join(wd, "room.car")}) {
+		t.Errorf("export request %+v", ex)
+	}
+
+	r = runCLI(t, "", "import", "sub/../room.car", "--json", "--home", f.home)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != `{"room":"r","events":52,"new":7}` {
+		t.Fatalf("import: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	var im node.ImportReq
+	if err := json.Unmarshal([]byte(f.request(node.MethodImport)), &im); err != nil {
+		t.Fatal(err)
+	}
+	if im.Path != filepath.Join(wd, "room.car") {
+		t.Errorf("import request %+v", im)
+	}
+
+	for _, args := range [][]string{
+		{"export", validID},
+		{"export", "-o", "x.car"},
+		{"export", "not-a-room", "-o", "x.car"},
+		{"import"},
+		{"import", "a.car", "b.car"},
+	} {
+		r := runCLI(t, "", append(args, "--home", f.home)...)
+		if r.code == 0 || !strings.HasPrefix(r.stderr, "parley: ") {
+			t.Errorf("%v: exit %d stderr %q, want a refusal", args, r.code, r.stderr)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package node
+
+// API methods and wire types for history portability (spec/cli.md "History
+// portability"; the file format is docs/protocol.md section 7).
+
+// History archive method names.
+const (
+	MethodExport = "export"
+	MethodImport = "import"
+)
+
+// ExportReq asks the daemon to write a room's archive to Out, an absolute
+// path on the daemon's machine.
+type ExportReq struct {
+	Room string `json:"room"`
+	Out  string `json:"out"`
+}
+
+// ExportResp answers MethodExport.
+type ExportResp struct {
+	Room   string `json:"room"`
+	Events int    `json:"events"`
+	Blobs  int    `json:"blobs"` // media blobs in the archive; always 0 until media are archived
+}
+
+// ImportReq asks the daemon to verify and merge the archive at Path, an
+// absolute path on the daemon's machine.
+type ImportReq struct {
+	Path string `json:"path"`
+}
+
+// ImportResp answers MethodImport: the archive's room and event count, and
+// how many of its events this node did not hold before.
+type ImportResp struct {
+	Room   string `json:"room"`
+	Events int    `json:"events"`
+	New    int    `json:"new"`
+}

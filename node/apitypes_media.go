@@ -1,0 +1,43 @@
+package node
+
+// API methods and wire types for media (spec/cli.md "Media").
+
+// Media method names.
+const (
+	MethodMediaAdd = "media/add"
+	MethodMediaGet = "media/get"
+)
+
+// MediaAddReq asks the daemon to store a file. The daemon runs on the same
+// machine as its clients and reads the file itself: Path must be absolute.
+type MediaAddReq struct {
+	Path string `json:"path"`
+}
+
+// MediaAddResp answers MethodMediaAdd.
+type MediaAddResp struct {
+	CID  string `json:"cid"`  // the blob's root: its single block or its manifest
+	Size int64  `json:"size"` // plaintext octets
+	MIME string `json:"mime"`
+	// Key is the random file key the blob is encrypted with, in unpadded
+	// URL-safe base64. It is returned because it must later travel inside
+	// the encrypted message that refers to the blob (the MIMI ExternalPart
+	// of issue 5); it never goes to the network in the clear, and the
+	// daemon does not keep it.
+	Key string `json:"key"`
+}
+
+// MediaGetReq asks for a blob to be fetched (from the connected peers if
+// it is not held), verified, decrypted with Key and written to Out, an
+// absolute path, atomically (a temporary file renamed into place).
+type MediaGetReq struct {
+	CID string `json:"cid"`
+	Key string `json:"key"` // base64, as MediaAddResp.Key
+	Out string `json:"out"`
+}
+
+// MediaGetResp answers MethodMediaGet.
+type MediaGetResp struct {
+	CID  string `json:"cid"`
+	Size int64  `json:"size"` // plaintext octets written
+}

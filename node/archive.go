@@ -1,0 +1,203 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/archive"
+)
+
+// registerArchive binds export and import (history archives).
+func (n *Node) registerArchive() {
+	Handle(n.api, MethodExport, n.engine.Export)
+	Handle(n.api, MethodImport, n.engine.Import)
+}
+
+// importBatch is how many archived events one engine call takes in, so that
+// a big import does not hold the engine for long at a time.
+const importBatch = 1000
+
+// Export writes every event of a room this node holds (accepted and
+// rejected, bodies as held: purged ones stay purged) to req.Out as a history
+// archive, atomically and with mode 0600.
+//
+// Media blobs the room references are not archived yet (they have no
+// protocol of their own so far; a blob event carries its image inline), so
+// Blobs is always 0.
+func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) {
+	out, err := absPath(req.Out, "output file")
+	if err != nil {
+		return ExportResp{}, err
+	}
+	// The held set is taken on the engine goroutine, so that it is closed
+	// under parents (events are committed in topological order); the bytes
+	// are then read from the store without holding the engine.
+	var room crdt.RoomID
+	var items []crdt.Item
+	err = e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		if rc.room == nil {
+			return errorf(KindUnavailable, "room %s is not synced yet: this node holds no history of it to export", id)
+		}
+		room, items = id, rc.log.Items(0)
+		return nil
+	})
+	if err != nil {
+		return ExportResp{}, err
+	}
+	want := make(map[crdt.EventID]bool, len(items))
+	for _, it := range items {
+		want[it.ID] = true
+	}
+	evs := make([]*crdt.Event, 0, len(items))
+	err = e.store.Scan(room, 0, func(s crdt.Stored) bool {
+		if want[s.Event.ID] {
+			evs = append(evs, s.Event)
+		}
+		return ctx.Err() == nil
+	})
+	switch {
+	case err != nil:
+		return ExportResp{}, fmt.Errorf("read room %s: %w", room, err)
+	case ctx.Err() != nil:
+		return ExportResp{}, ErrClosed
+	case len(evs) != len(items):
+		return ExportResp{}, fmt.Errorf("read room %s: the store holds %d of its %d events", room, len(evs), len(items))
+	}
+	if err := writeAtomic(out, func(f *os.File) error { return archive.Write(f, room, evs) }); err != nil {
+		return ExportResp{}, err
+	}
+	return ExportResp{Room: room.String(), Events: len(evs), Blobs: 0}, nil
+}
+
+// Import reads, verifies and merges the archive at req.Path. Nothing is
+// taken in unless the whole archive checks out: its CAR framing and CIDs,
+// every event's signature and certificate (R1, by archive.Read) and that
+// every event belongs to its room. The events then enter the room by the
+// engine's one path (add), in ascending (depth, ID) order, exactly as if a
+// peer had sent them: R2, authorization and strong removal apply as for
+// synced events. A room this node did not keep is tracked from then on.
+// Importing an archive again changes nothing (New is 0).
+func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) {
+	path, err := absPath(req.Path, "archive file")
+	if err != nil {
+		return ImportResp{}, err
+	}
+	f, err := os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ImportResp{}, errorf(KindNotFound, "no archive file %s", path)
+	case err != nil:
+		return ImportResp{}, errorf(KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+	}
+	a, err := archive.Read(f, archive.DefaultLimits)
+	f.Close()
+	switch {
+	case errors.Is(err, archive.ErrInvalid):
+		return ImportResp{}, errorf(KindInvalid, "%s: %v (nothing was imported)", path, err)
+	case err != nil:
+		return ImportResp{}, errorf(KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
+	}
+	for _, ev := range a.Events { // archive.Read checks it; the engine relies on it
+		if ev.Room != a.Room {
+			return ImportResp{}, errorf(KindInvalid, "%s: event %s belongs to another room (nothing was imported)", path, ev.ID)
+		}
+	}
+	resp := ImportResp{Room: a.Room.String(), Events: len(a.Events)}
+	for start := 0; start < len(a.Events); start += importBatch {
+		batch := a.Events[start:min(start+importBatch, len(a.Events))]
+		err := e.do(ctx, func() error {
+			rc := e.rooms[a.Room]
+			fresh := rc == nil
+			if fresh {
+				rc = e.newRoom(a.Room)
+			}
+			for _, ev := range batch {
+				if !rc.log.Has(ev.ID) {
+					resp.New++
+				}
+			}
+			if err := e.add(a.Room, rc, "", true, batch...); err != nil {
+				if fresh && rc.log.Len() == 0 {
+					delete(e.rooms, a.Room)
+				}
+				return err
+			}
+			if fresh {
+				e.track(a.Room) // start gossiping and syncing it, like a joined room
+			}
+			return nil
+		})
+		if err != nil {
+			return ImportResp{}, fmt.Errorf("import into room %s after %d of %d events: %w", a.Room, start, len(a.Events), err)
+		}
+	}
+	return resp, nil
+}
+
+// absPath checks that a path sent by a client is absolute (the CLI makes it
+// so; the daemon's working folder means nothing to the user).
+func absPath(p, what string) (string, error) {
+	switch {
+	case p == "":
+		return "", errorf(KindInvalid, "name the %s", what)
+	case !filepath.IsAbs(p):
+		return "", errorf(KindInvalid, "the %s %q must be an absolute path", what, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// writeAtomic writes path through a temporary file in the same folder,
+// mode 0600, synced, then renamed into place: a reader sees the old file or
+// the whole new one, never a part.
+func writeAtomic(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return errorf(KindInvalid, "cannot write into %s: %v", filepath.Dir(path), pathErrText(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := write(tmp); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return errorf(KindInvalid, "cannot write %s: %v", path, pathErrText(err))
+	}
+	done = true
+	if d, err := os.Open(filepath.Dir(path)); err == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// pathErrText drops the path an *os.PathError repeats.
+func pathErrText(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

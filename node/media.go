@@ -1,0 +1,523 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/media"
+)
+
+// MediaProtocol fetches media blocks by CID.
+//
+// A stream carries a sequence of request/answer pairs, each one
+// go-msgio varint frame of canonical CBOR (mediaMsg): the client sends
+// {op: "get", cid}, the server answers {op: "block", cid, data},
+// {op: "not_found", cid} or {op: "error", err} (and then closes the stream).
+// The client closes its write side when it has nothing more to ask.
+//
+// Access: any connected peer may fetch any block it names. Blocks are
+// ChaCha20-Poly1305 ciphertext addressed by their own hash; the file key
+// travels only inside encrypted messages, so a block reveals nothing but its
+// size to whoever can name its CID — and naming a CID already requires
+// having read the message (or the manifest, itself only a list of
+// ciphertext CIDs). Tying blocks to rooms would make every host and relay
+// (blind hosts included) learn which blob belongs to which room, and would
+// forbid fetching from any holder. What we bound instead is cost: at most
+// mediaMaxPeerStreams served streams per peer at once, a per-peer byte rate,
+// an idle timeout per stream and frames of at most mediaMaxFrame octets.
+const MediaProtocol = protocol.ID("/parley/media/1.0.0")
+
+// Limits of the media protocol.
+const (
+	mediaMaxFrame       = 4 << 20 // a block (at most media.MaxBlockSize) and its envelope
+	mediaIdle           = 30 * time.Second
+	mediaMaxPeerStreams = 4
+	mediaPeerRate       = 128 << 20 // bytes per second served to one peer ...
+	mediaPeerBurst      = 8 << 20   // ... with this burst (more than one block)
+	mediaFetchWorkers   = 4
+	mediaMaxLimiters    = 4096 // forget per-peer rate state beyond this many peers
+)
+
+// Operations of the media protocol.
+const (
+	mediaOpGet      = "get"
+	mediaOpBlock    = "block"
+	mediaOpNotFound = "not_found"
+	mediaOpError    = "error"
+)
+
+// mediaMsg is every frame of the media protocol.
+type mediaMsg struct {
+	Op   string `cbor:"op"`
+	CID  []byte `cbor:"cid,omitempty"`
+	Data []byte `cbor:"data,omitempty"`
+	Err  string `cbor:"err,omitempty"`
+}
+
+// errMediaFrame: a frame that is not a canonical mediaMsg.
+var errMediaFrame = errors.New("malformed media frame")
+
+// decodeMediaMsg parses one frame strictly.
+func decodeMediaMsg(b []byte) (*mediaMsg, error) {
+	var m mediaMsg
+	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", errMediaFrame, err)
+	}
+	switch m.Op {
+	case mediaOpGet, mediaOpBlock, mediaOpNotFound, mediaOpError:
+	default:
+		return nil, fmt.Errorf("%w: unknown op %q", errMediaFrame, m.Op)
+	}
+	return &m, nil
+}
+
+// parseMediaCID reads a CID of a kind the media store holds.
+func parseMediaCID(b []byte) (cid.Cid, error) {
+	c, err := cid.Cast(b)
+	if err != nil {
+		return cid.Undef, media.ErrBadCID
+	}
+	if err := media.VerifyBlock(c, nil); errors.Is(err, media.ErrBadCID) {
+		return cid.Undef, err
+	}
+	return c, nil
+}
+
+// ErrMediaNotFound: no connected peer holds a block of the blob.
+var ErrMediaNotFound = errors.New("node: media not found")
+
+// Media is the node's blob store and the media protocol: it serves blocks
+// to peers and fetches blobs from them.
+type Media struct {
+	host  host.Host
+	store media.BlobStore
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	streams  map[peer.ID]int           // guarded by mu: served streams per peer
+	limiters map[peer.ID]*rate.Limiter // guarded by mu
+
+	fetchMu sync.Mutex             // guards fetching
+	fetches map[string]*sync.Mutex // per root: one fetch at a time
+
+	served atomic.Int64 // blocks served (tests)
+}
+
+// NewMedia returns the media component on h and store. Nothing is served
+// until Serve.
+func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Media{
+		host: h, store: store, log: log,
+		streams:  map[peer.ID]int{},
+		limiters: map[peer.ID]*rate.Limiter{},
+		fetches:  map[string]*sync.Mutex{},
+	}
+}
+
+// Store returns the blob store.
+func (m *Media) Store() media.BlobStore { return m.store }
+
+// Serve answers the media protocol until ctx is done.
+func (m *Media) Serve(ctx context.Context) error {
+	m.host.SetStreamHandler(MediaProtocol, m.handle)
+	defer m.host.RemoveStreamHandler(MediaProtocol)
+	<-ctx.Done()
+	return nil
+}
+
+// ---- serving ----
+
+func (m *Media) admit(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.streams[p] >= mediaMaxPeerStreams {
+		return false
+	}
+	m.streams[p]++
+	return true
+}
+
+func (m *Media) release(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.streams[p]--; m.streams[p] <= 0 {
+		delete(m.streams, p)
+	}
+}
+
+func (m *Media) limiter(p peer.ID) *rate.Limiter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.limiters[p]
+	if l == nil {
+		if len(m.limiters) >= mediaMaxLimiters {
+			clear(m.limiters)
+		}
+		l = rate.NewLimiter(mediaPeerRate, mediaPeerBurst)
+		m.limiters[p] = l
+	}
+	return l
+}
+
+// mediaConn is one open media stream.
+type mediaConn struct {
+	st network.Stream
+	r  msgio.ReadCloser
+	w  msgio.WriteCloser
+}
+
+func newMediaConn(st network.Stream) *mediaConn {
+	return &mediaConn{st: st, r: msgio.NewVarintReaderSize(st, mediaMaxFrame), w: msgio.NewVarintWriter(st)}
+}
+
+func (c *mediaConn) send(msg *mediaMsg) error {
+	b, err := crdt.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	c.st.SetWriteDeadline(time.Now().Add(mediaIdle))
+	return c.w.WriteMsg(b)
+}
+
+func (c *mediaConn) recv() (*mediaMsg, error) {
+	c.st.SetReadDeadline(time.Now().Add(mediaIdle))
+	b, err := c.r.ReadMsg()
+	if err != nil {
+		return nil, err
+	}
+	defer c.r.ReleaseMsg(b)
+	return decodeMediaMsg(b)
+}
+
+// handle serves one incoming media stream.
+func (m *Media) handle(st network.Stream) {
+	p := st.Conn().RemotePeer()
+	if !m.admit(p) {
+		st.Reset()
+		return
+	}
+	defer m.release(p)
+	defer st.Close()
+	c := newMediaConn(st)
+	for {
+		req, err := c.recv()
+		switch {
+		case errors.Is(err, io.EOF):
+			return
+		case errors.Is(err, errMediaFrame):
+			c.send(&mediaMsg{Op: mediaOpError, Err: "malformed request"})
+			return
+		case err != nil: // a reset, a timeout or a frame over the limit
+			st.Reset()
+			return
+		}
+		if err := m.serveOne(c, p, req); err != nil {
+			c.send(&mediaMsg{Op: mediaOpError, Err: err.Error()})
+			return
+		}
+	}
+}
+
+// serveOne answers one request; an error ends the stream.
+func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
+	if req.Op != mediaOpGet {
+		return fmt.Errorf("unexpected op %q", req.Op)
+	}
+	id, err := parseMediaCID(req.CID)
+	if err != nil {
+		return errors.New("unsupported CID")
+	}
+	data, err := m.store.Get(id)
+	switch {
+	case errors.Is(err, media.ErrNotFound):
+		return c.send(&mediaMsg{Op: mediaOpNotFound, CID: req.CID})
+	case errors.Is(err, media.ErrCorrupt):
+		m.log.Warn("media: a stored block is corrupt; not serving it", "cid", id, "err", err)
+		return c.send(&mediaMsg{Op: mediaOpNotFound, CID: req.CID})
+	case err != nil:
+		m.log.Warn("media: read block", "cid", id, "err", err)
+		return c.send(&mediaMsg{Op: mediaOpNotFound, CID: req.CID})
+	}
+	// Throttle per peer: wait for the byte budget, within the idle timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), mediaIdle)
+	defer cancel()
+	if err := m.limiter(p).WaitN(ctx, max(len(data), 1)); err != nil {
+		return errors.New("rate limited")
+	}
+	m.served.Add(1)
+	return c.send(&mediaMsg{Op: mediaOpBlock, CID: req.CID, Data: data})
+}
+
+// ---- fetching ----
+
+// errPeerMisbehaved marks a peer that sent a bad block or frame: it is not
+// asked again during this fetch.
+var errPeerMisbehaved = errors.New("peer misbehaved")
+
+// fetchSession is one worker's streams to the peers it asked.
+type fetchSession struct {
+	m     *Media
+	conns map[peer.ID]*mediaConn
+}
+
+func (s *fetchSession) close() {
+	for _, c := range s.conns {
+		c.st.CloseWrite()
+		c.st.Close()
+	}
+}
+
+func (s *fetchSession) drop(p peer.ID) {
+	if c := s.conns[p]; c != nil {
+		c.st.Reset()
+		delete(s.conns, p)
+	}
+}
+
+// get asks p for block id. It returns (nil, nil) if p does not hold it.
+func (s *fetchSession) get(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
+	c := s.conns[p]
+	if c == nil {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := s.m.host.NewStream(network.WithAllowLimitedConn(octx, "media"), p, MediaProtocol)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		c = newMediaConn(st)
+		s.conns[p] = c
+	}
+	// Abort the exchange when ctx ends.
+	stop := context.AfterFunc(ctx, func() { c.st.Reset() })
+	defer stop()
+	if err := c.send(&mediaMsg{Op: mediaOpGet, CID: id.Bytes()}); err != nil {
+		s.drop(p)
+		return nil, err
+	}
+	ans, err := c.recv()
+	if err != nil {
+		s.drop(p)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", errPeerMisbehaved, err)
+	}
+	switch ans.Op {
+	case mediaOpNotFound:
+		if string(ans.CID) != string(id.Bytes()) {
+			s.drop(p)
+			return nil, fmt.Errorf("%w: answer for another CID", errPeerMisbehaved)
+		}
+		return nil, nil
+	case mediaOpBlock:
+		if string(ans.CID) != string(id.Bytes()) {
+			s.drop(p)
+			return nil, fmt.Errorf("%w: answer for another CID", errPeerMisbehaved)
+		}
+		if err := media.VerifyBlock(id, ans.Data); err != nil {
+			s.drop(p)
+			return nil, fmt.Errorf("%w: %v", errPeerMisbehaved, err)
+		}
+		return ans.Data, nil
+	case mediaOpError:
+		s.drop(p)
+		return nil, fmt.Errorf("peer: %s", ans.Err)
+	}
+	s.drop(p)
+	return nil, fmt.Errorf("%w: unexpected op %q", errPeerMisbehaved, ans.Op)
+}
+
+// fetchState is shared by the workers of one fetch.
+type fetchState struct {
+	mu    sync.Mutex
+	bad   map[peer.ID]bool // guarded by mu: misbehaved during this fetch
+	peers []peer.ID        // connected peers, sorted, at the start
+}
+
+func (f *fetchState) candidates(offset int) []peer.ID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []peer.ID
+	n := len(f.peers)
+	for i := range n {
+		p := f.peers[(i+offset)%n]
+		if !f.bad[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (f *fetchState) markBad(p peer.ID) {
+	f.mu.Lock()
+	f.bad[p] = true
+	f.mu.Unlock()
+}
+
+// fetchBlock gets block id from the first candidate peer that has it,
+// verifies it and stores it.
+func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, offset int, id cid.Cid) error {
+	var errs []error
+	for _, p := range f.candidates(offset) {
+		data, err := s.get(ctx, p, id)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch {
+		case errors.Is(err, errPeerMisbehaved):
+			m.log.Warn("media: rejected a block from a peer", "peer", p, "cid", id, "err", err)
+			f.markBad(p)
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		case data == nil:
+			continue
+		}
+		if err := m.store.Put(id, data); err != nil {
+			return fmt.Errorf("store block %s: %w", id, err)
+		}
+		return nil
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: block %s (%v)", ErrMediaNotFound, id, errors.Join(errs...))
+	}
+	return fmt.Errorf("%w: block %s", ErrMediaNotFound, id)
+}
+
+// Fetch makes the blob root complete in the store: it fetches the root
+// (the manifest of a multi-block blob), then every block still missing,
+// from the connected peers (each block from the first that has it; a peer
+// that sends a block not matching its CID is not asked again during this
+// fetch). Blocks already held are skipped, so a fetch interrupted by an
+// error or ctx resumes where it stopped. Each block is verified with
+// media.VerifyBlock before it is stored; memory holds at most one block per
+// worker, whatever the size of the blob.
+func (m *Media) Fetch(ctx context.Context, root cid.Cid) error {
+	if err := media.VerifyBlock(root, nil); errors.Is(err, media.ErrBadCID) {
+		return err
+	}
+	// One fetch per root at a time: concurrent callers wait and then find
+	// the blocks already held.
+	m.fetchMu.Lock()
+	lock := m.fetches[root.KeyString()]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		m.fetches[root.KeyString()] = lock
+	}
+	m.fetchMu.Unlock()
+	lock.Lock()
+	defer func() {
+		lock.Unlock()
+		m.fetchMu.Lock()
+		if m.fetches[root.KeyString()] == lock {
+			delete(m.fetches, root.KeyString())
+		}
+		m.fetchMu.Unlock()
+	}()
+
+	peers := slices.Clone(m.host.Network().Peers())
+	slices.Sort(peers)
+	f := &fetchState{bad: map[peer.ID]bool{}, peers: peers}
+	for round := 0; ; round++ {
+		missing, err := media.Missing(m.store, root)
+		if err != nil {
+			return err
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if round >= 2 { // root, then blocks: a third round means a bug
+			return fmt.Errorf("%w: %d blocks still missing", ErrMediaNotFound, len(missing))
+		}
+		if len(peers) == 0 {
+			return fmt.Errorf("%w: %s is not held here and no peer is connected", ErrMediaNotFound, root)
+		}
+		if err := m.fetchAll(ctx, f, missing); err != nil {
+			return err
+		}
+	}
+}
+
+// fetchAll fetches blocks with a few workers, each with its own streams.
+func (m *Media) fetchAll(ctx context.Context, f *fetchState, blocks []cid.Cid) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan cid.Cid)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	workers := min(mediaFetchWorkers, len(blocks))
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &fetchSession{m: m, conns: map[peer.ID]*mediaConn{}}
+			defer s.close()
+			for id := range jobs {
+				if err := m.fetchBlock(ctx, s, f, w, id); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+feed:
+	for _, id := range blocks {
+		select {
+		case jobs <- id:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// MediaKeyString encodes a file key for JSON and for CID#KEY links:
+// unpadded URL-safe base64.
+func MediaKeyString(k media.FileKey) string { return base64.RawURLEncoding.EncodeToString(k.Bytes()) }
+
+// ParseMediaKey reads a file key in base64, URL-safe or standard, padded or
+// not.
+func ParseMediaKey(s string) (media.FileKey, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return media.FileKey{}, errorf(KindInvalid, "the media key is not base64: %v", err)
+	}
+	k, err := media.FileKeyFromBytes(b)
+	if err != nil {
+		return media.FileKey{}, errorf(KindInvalid, "bad media key: %v", err)
+	}
+	return k, nil
+}
