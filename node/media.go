@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -181,33 +180,10 @@ func (m *Media) limiter(p peer.ID) *rate.Limiter {
 }
 
 // mediaConn is one open media stream.
-type mediaConn struct {
-	st network.Stream
-	r  msgio.ReadCloser
-	w  msgio.WriteCloser
-}
+type mediaConn = frames[mediaMsg]
 
 func newMediaConn(st network.Stream) *mediaConn {
-	return &mediaConn{st: st, r: msgio.NewVarintReaderSize(st, mediaMaxFrame), w: msgio.NewVarintWriter(st)}
-}
-
-func (c *mediaConn) send(msg *mediaMsg) error {
-	b, err := crdt.Marshal(msg)
-	if err != nil {
-		return err
-	}
-	c.st.SetWriteDeadline(time.Now().Add(mediaIdle))
-	return c.w.WriteMsg(b)
-}
-
-func (c *mediaConn) recv() (*mediaMsg, error) {
-	c.st.SetReadDeadline(time.Now().Add(mediaIdle))
-	b, err := c.r.ReadMsg()
-	if err != nil {
-		return nil, err
-	}
-	defer c.r.ReleaseMsg(b)
-	return decodeMediaMsg(b)
+	return newFrames(st, mediaMaxFrame, mediaIdle, decodeMediaMsg)
 }
 
 // handle serves one incoming media stream.

@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -205,33 +204,15 @@ func (s *Syncer) Serve(ctx context.Context) error {
 }
 
 // conn is one open sync stream.
-type conn struct {
-	st network.Stream
-	r  msgio.ReadCloser
-	w  msgio.WriteCloser
-}
+type conn struct{ *frames[syncMsg] }
 
 func newConn(st network.Stream) *conn {
-	return &conn{st: st, r: msgio.NewVarintReaderSize(st, maxFrame), w: msgio.NewVarintWriter(st)}
+	return &conn{newFrames(st, maxFrame, sessionIdle, decodeSyncMsg)}
 }
 
-func (c *conn) send(m *syncMsg) error {
-	b, err := crdt.Marshal(m)
-	if err != nil {
-		return err
-	}
-	c.st.SetWriteDeadline(time.Now().Add(sessionIdle))
-	return c.w.WriteMsg(b)
-}
-
+// recv reads the next frame; an error frame from the peer becomes an error.
 func (c *conn) recv() (*syncMsg, error) {
-	c.st.SetReadDeadline(time.Now().Add(sessionIdle))
-	b, err := c.r.ReadMsg()
-	if err != nil {
-		return nil, err
-	}
-	defer c.r.ReleaseMsg(b)
-	m, err := decodeSyncMsg(b)
+	m, err := c.frames.recv()
 	if err != nil {
 		return nil, err
 	}
