@@ -18,7 +18,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
@@ -52,7 +51,6 @@ const (
 	mediaPeerRate       = 128 << 20 // bytes per second served to one peer ...
 	mediaPeerBurst      = 8 << 20   // ... with this burst (more than one block)
 	mediaFetchWorkers   = 4
-	mediaMaxLimiters    = 4096 // forget per-peer rate state beyond this many peers
 )
 
 // Operations of the media protocol.
@@ -110,9 +108,8 @@ type Media struct {
 	store media.BlobStore
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	streams  map[peer.ID]int           // guarded by mu: served streams per peer
-	limiters map[peer.ID]*rate.Limiter // guarded by mu
+	mu          sync.Mutex
+	*peerLimits // served streams and byte rate per peer
 
 	fetchMu sync.Mutex             // guards fetching
 	fetches map[string]*sync.Mutex // per root: one fetch at a time
@@ -128,9 +125,8 @@ func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
 	}
 	return &Media{
 		host: h, store: store, log: log,
-		streams:  map[peer.ID]int{},
-		limiters: map[peer.ID]*rate.Limiter{},
-		fetches:  map[string]*sync.Mutex{},
+		peerLimits: newPeerLimits(mediaMaxPeerStreams, mediaPeerRate, mediaPeerBurst),
+		fetches:    map[string]*sync.Mutex{},
 	}
 }
 
@@ -146,38 +142,6 @@ func (m *Media) Serve(ctx context.Context) error {
 }
 
 // ---- serving ----
-
-func (m *Media) admit(p peer.ID) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.streams[p] >= mediaMaxPeerStreams {
-		return false
-	}
-	m.streams[p]++
-	return true
-}
-
-func (m *Media) release(p peer.ID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.streams[p]--; m.streams[p] <= 0 {
-		delete(m.streams, p)
-	}
-}
-
-func (m *Media) limiter(p peer.ID) *rate.Limiter {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := m.limiters[p]
-	if l == nil {
-		if len(m.limiters) >= mediaMaxLimiters {
-			clear(m.limiters)
-		}
-		l = rate.NewLimiter(mediaPeerRate, mediaPeerBurst)
-		m.limiters[p] = l
-	}
-	return l
-}
 
 // mediaConn is one open media stream.
 type mediaConn = frames[mediaMsg]

@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/rbsr"
@@ -70,13 +69,12 @@ type Syncer struct {
 	log    *slog.Logger
 	rng    *rand.Rand
 
-	mu        sync.Mutex
-	queued    map[syncJob]bool          // guarded by mu
-	sessions  map[peer.ID]int           // guarded by mu: serving sessions per peer
-	limiters  map[peer.ID]*rate.Limiter // guarded by mu
-	jobs      chan syncJob
-	tracer    Tracer
-	connected *mailbox[peer.ID]
+	mu          sync.Mutex
+	queued      map[syncJob]bool // guarded by mu
+	*peerLimits                  // serving sessions and request rate per peer
+	jobs        chan syncJob
+	tracer      Tracer
+	connected   *mailbox[peer.ID]
 }
 
 type syncJob struct {
@@ -89,12 +87,11 @@ type syncJob struct {
 func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
 	s := &Syncer{
 		host: h, engine: engine, store: store, ident: ident, log: log, tracer: tracer,
-		rng:       rand.New(rand.NewPCG(seed, seed+1)),
-		queued:    map[syncJob]bool{},
-		sessions:  map[peer.ID]int{},
-		limiters:  map[peer.ID]*rate.Limiter{},
-		jobs:      make(chan syncJob, 4096),
-		connected: newMailbox[peer.ID](),
+		rng:        rand.New(rand.NewPCG(seed, seed+1)),
+		queued:     map[syncJob]bool{},
+		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
+		jobs:       make(chan syncJob, 4096),
+		connected:  newMailbox[peer.ID](),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
@@ -739,33 +736,4 @@ func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
 		}
 	}
 	return c.send(&syncMsg{Op: opDone})
-}
-
-func (s *Syncer) admit(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[p] >= maxPeerSessions {
-		return false
-	}
-	s.sessions[p]++
-	return true
-}
-
-func (s *Syncer) release(p peer.ID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sessions[p]--; s.sessions[p] <= 0 {
-		delete(s.sessions, p)
-	}
-}
-
-func (s *Syncer) limiter(p peer.ID) *rate.Limiter {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.limiters[p]
-	if l == nil {
-		l = rate.NewLimiter(200, 400)
-		s.limiters[p] = l
-	}
-	return l
 }

@@ -1,0 +1,63 @@
+package node
+
+import (
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// maxLimiters bounds how many peers' rate state a protocol remembers; past
+// it the state starts over (a peer gains at most one fresh burst).
+const maxLimiters = 4096
+
+// peerLimits is what a served protocol keeps per peer: open streams, capped
+// at maxStreams, and a token bucket of r per second with burst b.
+type peerLimits struct {
+	maxStreams int
+	r          rate.Limit
+	b          int
+
+	mu       sync.Mutex
+	streams  map[peer.ID]int           // guarded by mu
+	limiters map[peer.ID]*rate.Limiter // guarded by mu
+}
+
+func newPeerLimits(maxStreams int, r rate.Limit, b int) *peerLimits {
+	return &peerLimits{maxStreams: maxStreams, r: r, b: b, streams: map[peer.ID]int{}, limiters: map[peer.ID]*rate.Limiter{}}
+}
+
+// admit takes a stream slot for p, or reports that p has too many open.
+func (l *peerLimits) admit(p peer.ID) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.streams[p] >= l.maxStreams {
+		return false
+	}
+	l.streams[p]++
+	return true
+}
+
+// release gives back a slot taken by admit.
+func (l *peerLimits) release(p peer.ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.streams[p]--; l.streams[p] <= 0 {
+		delete(l.streams, p)
+	}
+}
+
+// limiter returns p's token bucket.
+func (l *peerLimits) limiter(p peer.ID) *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim := l.limiters[p]
+	if lim == nil {
+		if len(l.limiters) >= maxLimiters {
+			clear(l.limiters)
+		}
+		lim = rate.NewLimiter(l.r, l.b)
+		l.limiters[p] = lim
+	}
+	return lim
+}
