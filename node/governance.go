@@ -73,8 +73,25 @@ func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.User
 	return EventResp{Event: r.Event}, err
 }
 
-// Leave leaves a room.
+// Leave leaves a room. Leaving a room this user is no longer in (left,
+// kicked) changes nothing and succeeds with no event.
 func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
+	id, err := crdt.ParseID(req.Room)
+	if err != nil {
+		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+	}
+	gone := false
+	err = e.do(ctx, func() error {
+		if rc := e.rooms[id]; rc != nil && rc.room != nil {
+			st := rc.room.State()
+			m := st.Member(e.ident.User).Membership
+			gone = m == rooms.Leave || m == ""
+		}
+		return nil
+	})
+	if err != nil || gone {
+		return EventResp{}, err
+	}
 	return e.membershipOf(ctx, req.Room, e.ident.User, rooms.Leave, "")
 }
 
