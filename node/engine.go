@@ -26,7 +26,8 @@ type Engine struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	calls chan func()
+	calls   chan func()
+	stopped chan struct{} // closed when Serve returns
 
 	// owned by the Serve goroutine
 	rooms    map[crdt.RoomID]*roomCtl
@@ -118,6 +119,7 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 		prefs: p,
 		ident: ident, store: store, log: log, now: time.Now,
 		calls:    make(chan func()),
+		stopped:  make(chan struct{}),
 		rooms:    map[crdt.RoomID]*roomCtl{},
 		watchers: map[*watcher]struct{}{},
 	}
@@ -190,6 +192,7 @@ func (e *Engine) SetEffects(fx Effects) { e.fx = fx }
 
 // Serve runs the engine until ctx is done.
 func (e *Engine) Serve(ctx context.Context) error {
+	defer close(e.stopped)
 	for id := range e.rooms {
 		e.track(id)
 	}
@@ -213,18 +216,24 @@ func (e *Engine) track(id crdt.RoomID) {
 	}
 }
 
-// do runs fn on the engine goroutine and waits for it.
+// do runs fn on the engine goroutine and waits for it. It returns
+// ErrClosed once ctx is done or the engine has stopped, so no caller waits
+// on a stopped engine.
 func (e *Engine) do(ctx context.Context, fn func() error) error {
 	done := make(chan error, 1)
 	select {
 	case e.calls <- func() { done <- fn() }:
 	case <-ctx.Done():
 		return ErrClosed
+	case <-e.stopped:
+		return ErrClosed
 	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		return ErrClosed
+	case <-e.stopped:
 		return ErrClosed
 	}
 }
