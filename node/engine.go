@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -588,20 +589,10 @@ func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 			}
 			resp.Rooms = append(resp.Rooms, s)
 		}
-		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return compareStrings(a.Room, b.Room) })
+		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return strings.Compare(a.Room, b.Room) })
 		return nil
 	})
 	return resp, err
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Info returns a room's resolved state and how complete this copy is.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -89,12 +90,12 @@ func (tn *testNet) close() {
 	tn.mn.Close()
 }
 
-func peerIDOf(t *testing.T, ident *crdt.Identity) (id peerID) {
+func peerIDOf(t *testing.T, ident *crdt.Identity) (id peer.ID) {
 	sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pubBytes(ident.Device.Public())...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err = peerIDFromKey(sk)
+	id, err = peer.IDFromPrivateKey(sk)
 	if err != nil {
 		t.Fatal(err)
 	}

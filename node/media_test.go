@@ -14,6 +14,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -376,7 +377,7 @@ func FuzzMediaFrame(f *testing.F) {
 		}
 		st.Close()
 		// The server still serves a proper request.
-		s := &fetchSession{m: mn.media[1], conns: map[peerID]*mediaConn{}}
+		s := &fetchSession{m: mn.media[1], conns: map[peer.ID]*mediaConn{}}
 		defer s.close()
 		var data []byte
 		for try := 0; try < 50; try++ { // a finished stream may still hold its slot for a moment

@@ -407,28 +407,7 @@ func (r *Room) levelIn(s *snap, u crdt.UserID) int64 {
 }
 
 // isAncestor reports whether a is in the past of the events from.
-func (r *Room) isAncestor(a int32, from []int32) bool {
-	d := r.evs[a].ev.Depth
-	stack := r.scratch(from)
-	for len(stack) > 0 {
-		x := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if x == a {
-			return true
-		}
-		xe := r.evs[x]
-		if xe.ev.Depth <= d {
-			continue
-		}
-		for _, p := range xe.prev {
-			if r.visited[p] != r.stamp {
-				r.visited[p] = r.stamp
-				stack = append(stack, p)
-			}
-		}
-	}
-	return false
-}
+func (r *Room) isAncestor(a int32, from []int32) bool { return r.reaches(a, from, 0) }
 
 // selfBudget bounds the walk that looks for the author's previous event in
 // the past of its other parents. The outcome depends only on the DAG, so
@@ -445,15 +424,22 @@ func (r *Room) selfIsAncestor(self int32, prev []int32) bool {
 			others = append(others, p)
 		}
 	}
-	d := r.evs[self].ev.Depth
-	stack := r.scratch(others)
+	return r.reaches(self, others, selfBudget)
+}
+
+// reaches walks the past of from (never below a's depth) looking for a,
+// visiting at most budget events when budget > 0; an exhausted budget
+// counts as not found.
+func (r *Room) reaches(a int32, from []int32, budget int) bool {
+	d := r.evs[a].ev.Depth
+	stack := r.scratch(from)
 	for n := 0; len(stack) > 0; n++ {
-		if n == selfBudget {
+		if budget > 0 && n == budget {
 			return false
 		}
 		x := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if x == self {
+		if x == a {
 			return true
 		}
 		xe := r.evs[x]
