@@ -215,7 +215,8 @@ func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if verify {
+	id := IDOf(envBytes)
+	if verify && !sigCache.has(string(id)) {
 		if !checkCertCached(e.User, e.Device, env.Cert) {
 			return nil, ErrCert
 		}
@@ -228,19 +229,20 @@ func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
 		if !e.Device.Verify(append([]byte(signTag), unsigned...), sig) {
 			return nil, ErrSignature
 		}
+		sigCache.add(string(id))
 	}
 	if body != nil {
 		if sha256.Sum256(body) != e.BodyHash {
 			return nil, ErrBodyHash
 		}
 	}
-	e.ID = IDOf(envBytes)
+	e.ID = id
 	if e.Type == TypeCreate {
 		e.Room = e.ID
 	}
 	e.Envelope = envBytes
 	e.Body = body
-	return e, nil
+	return intern(e), nil
 }
 
 func fromEnvelope(env *envelope) (*Event, error) {

@@ -16,6 +16,8 @@ const (
 	MethodRoomList   = "room/list"
 	MethodRoomInfo   = "room/info"
 	MethodRoomJoin   = "room/join"
+	MethodRoomHost   = "room/host"   // RoomJoinReq -> RoomResp
+	MethodRoomUnhost = "room/unhost" // RoomReq -> RoomResp
 	MethodSend       = "send"
 	MethodHistory    = "history"
 	MethodWatch      = "watch" // streaming: one JSON object per line
@@ -72,6 +74,9 @@ type RoomCreateReq struct {
 	Topic   string `json:"topic,omitempty"`
 	Public  bool   `json:"public,omitempty"`
 	History string `json:"history,omitempty"` // shared (default) or joined
+	// Encrypted: end-to-end encryption; nil means the default (private
+	// rooms encrypted, public rooms plaintext).
+	Encrypted *bool `json:"encrypted,omitempty"`
 }
 
 // RoomResp names a room.
@@ -115,14 +120,18 @@ type SyncInfo struct {
 
 // RoomInfoResp answers MethodRoomInfo.
 type RoomInfoResp struct {
-	Room     string       `json:"room"`
-	Name     string       `json:"name"`
-	Topic    string       `json:"topic"`
-	Avatar   string       `json:"avatar"`
-	JoinRule string       `json:"join_rule"`
-	History  string       `json:"history"`
-	Members  []MemberInfo `json:"members"`
-	Sync     SyncInfo     `json:"sync"`
+	Room     string `json:"room"`
+	Name     string `json:"name"`
+	Topic    string `json:"topic"`
+	Avatar   string `json:"avatar"`
+	JoinRule string `json:"join_rule"`
+	History  string `json:"history"`
+	// Encrypted: end-to-end encrypted; Devices: the member device set
+	// (each device's ID) that the room's epochs are wrapped to.
+	Encrypted bool         `json:"encrypted"`
+	Devices   []string     `json:"devices,omitempty"`
+	Members   []MemberInfo `json:"members"`
+	Sync      SyncInfo     `json:"sync"`
 }
 
 // RoomJoinReq asks to join a room, optionally through a peer.

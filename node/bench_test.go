@@ -120,6 +120,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	var total time.Duration
 	for range b.N {
 		b.StopTimer()
+		crdt.ForgetVerified()
 		store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
 		if err != nil {
 			b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // Config is how a daemon is started. It holds no live resources.
@@ -56,6 +57,9 @@ type keyFile struct {
 	UserSeed   []byte `json:"user_seed"`
 	DeviceSeed []byte `json:"device_seed"`
 	Cert       []byte `json:"cert"`
+	// KEMSeed is the device's X-Wing KEM key (end-to-end encryption). An
+	// identity written before it existed gets one on open and is rewritten.
+	KEMSeed []byte `json:"kem_seed,omitempty"`
 }
 
 // InitResult answers Init.
@@ -86,54 +90,79 @@ func Init(home, name string) (InitResult, error) {
 }
 
 func loadOrCreateIdentity(home string) (*crdt.Identity, bool, error) {
+	id, _, created, err := loadOrCreateKeys(home)
+	return id, created, err
+}
+
+// loadOrCreateKeys reads the home's identity and KEM key, creating them
+// (mode 0600) when absent.
+func loadOrCreateKeys(home string) (*crdt.Identity, *e2ee.KEMSecretKey, bool, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, false, fmt.Errorf("create home: %w", err)
+		return nil, nil, false, fmt.Errorf("create home: %w", err)
 	}
 	path := filepath.Join(home, identityFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		id, err := parseIdentity(b)
+		kf, id, err := parseIdentity(b)
 		if err != nil {
-			return nil, false, fmt.Errorf("identity file %s: %w", path, err)
+			return nil, nil, false, fmt.Errorf("identity file %s: %w", path, err)
 		}
-		return id, false, nil
+		if kf.KEMSeed == nil {
+			k, err := e2ee.GenerateKEMKey(rand.Reader)
+			if err != nil {
+				return nil, nil, false, err
+			}
+			kf.KEMSeed = k.Seed()
+			if err := writeJSON(path, kf, 0o600); err != nil {
+				return nil, nil, false, err
+			}
+		}
+		kem, err := e2ee.KEMSecretKeyFromSeed(kf.KEMSeed)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("identity file %s: bad kem key", path)
+		}
+		return id, kem, false, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("read identity: %w", err)
+		return nil, nil, false, fmt.Errorf("read identity: %w", err)
 	}
 	master, err := crdt.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	id, err := crdt.NewIdentity(master, rand.Reader)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	kf := keyFile{UserSeed: master.Seed(), DeviceSeed: id.Device.Seed(), Cert: id.Cert}
+	kem, err := e2ee.GenerateKEMKey(rand.Reader)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	kf := keyFile{UserSeed: master.Seed(), DeviceSeed: id.Device.Seed(), Cert: id.Cert, KEMSeed: kem.Seed()}
 	if err := writeJSON(path, kf, 0o600); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return id, true, nil
+	return id, kem, true, nil
 }
 
-func parseIdentity(b []byte) (*crdt.Identity, error) {
+func parseIdentity(b []byte) (*keyFile, *crdt.Identity, error) {
 	var kf keyFile
 	if err := json.Unmarshal(b, &kf); err != nil {
-		return nil, errors.New("damaged")
+		return nil, nil, errors.New("damaged")
 	}
 	master, err := crdt.SecretKeyFromSeed(kf.UserSeed)
 	if err != nil {
-		return nil, errors.New("bad user key")
+		return nil, nil, errors.New("bad user key")
 	}
 	dev, err := crdt.SecretKeyFromSeed(kf.DeviceSeed)
 	if err != nil {
-		return nil, errors.New("bad device key")
+		return nil, nil, errors.New("bad device key")
 	}
 	id := &crdt.Identity{User: master.Public(), Device: dev, Cert: kf.Cert}
 	if !crdt.CheckDeviceCert(id.User, dev.Public(), id.Cert) {
-		return nil, errors.New("device certificate does not match")
+		return nil, nil, errors.New("device certificate does not match")
 	}
-	return id, nil
+	return &kf, id, nil
 }
 
 // writeJSON writes v atomically (temp file, fsync, rename) with mode perm.

@@ -37,18 +37,19 @@ type Engine struct {
 	// effects, set before Serve; called on the engine goroutine and must not block
 	fx Effects
 
-	prefs *prefs // owned by the Serve goroutine
+	prefs *prefs   // owned by the Serve goroutine
+	kr    *keyring // end-to-end encryption (keys.go); owned by the Serve goroutine
 }
 
 // Effects are what the engine asks the networking side to do.
 type Effects struct {
-	Publish  func(room crdt.RoomID, ev *crdt.Event)                                 // gossip a locally authored event
-	Heads    func(room crdt.RoomID, heads []crdt.EventID)                           // heads changed
-	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID)               // fetch these
-	Track    func(room crdt.RoomID)                                                 // start gossiping and syncing a room
-	Ingested func(room crdt.RoomID, n int)                                          // tracer hook: events accepted
-	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                // tracer hook: which events, from whom ("" = authored here)
-	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event) // deliver an invite to the invitee's devices
+	Publish  func(room crdt.RoomID, ev *crdt.Event)                                              // gossip a locally authored event
+	Heads    func(room crdt.RoomID, heads []crdt.EventID)                                        // heads changed
+	Missing  func(room crdt.RoomID, ids []crdt.EventID, from peer.ID)                            // fetch these
+	Track    func(room crdt.RoomID)                                                              // start gossiping and syncing a room
+	Ingested func(room crdt.RoomID, n int)                                                       // tracer hook: events accepted
+	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                             // tracer hook: which events, from whom ("" = authored here)
+	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event, name string) // deliver an invite (and the room's name) to the invitee's devices
 }
 
 type roomCtl struct {
@@ -58,6 +59,8 @@ type roomCtl struct {
 	// orphansBy counts, per peer, the events it sent that still wait for
 	// ancestors (an upper bound: it is capped at the room's pending count).
 	orphansBy map[peer.ID]int
+
+	keys roomKeys // end-to-end encryption bookkeeping (keys.go)
 }
 
 // maxPeerOrphans is how many waiting events one peer may cause in a room.
@@ -112,12 +115,26 @@ type watcher struct {
 // NewEngine loads every room the store holds and the preferences at
 // prefsPath (kept in memory only when prefsPath is empty).
 func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger) (*Engine, error) {
+	return NewEngineWith(ident, store, prefsPath, log, KeyOptions{})
+}
+
+// NewEngineWith is NewEngine with end-to-end encryption options.
+func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions) (*Engine, error) {
 	p, err := loadPrefs(prefsPath)
 	if err != nil {
 		return nil, fmt.Errorf("load preferences: %w", err)
 	}
+	if ko.Local == nil {
+		if ls, ok := store.(LocalStore); ok {
+			ko.Local = ls
+		}
+	}
+	kr, err := newKeyring(ident, ko)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
-		prefs: p,
+		prefs: p, kr: kr,
 		ident: ident, store: store, log: log, now: time.Now,
 		calls:    make(chan func()),
 		stopped:  make(chan struct{}),
@@ -129,6 +146,9 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 		return nil, fmt.Errorf("list rooms: %w", err)
 	}
 	for _, id := range ids {
+		if slices.Contains(p.Unhosted, id.String()) {
+			continue
+		}
 		rc := e.newRoom(id)
 		var ferr error
 		var redacted []crdt.EventID
@@ -140,6 +160,7 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 					return false
 				}
 				redacted = append(redacted, d.Redacted...)
+				e.keysAfter(id, rc, s.Event, true)
 			}
 			return true
 		})
@@ -184,6 +205,9 @@ func (e *Engine) purge(ids []crdt.EventID) error {
 		if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
 			return fmt.Errorf("purge redacted body: %w", err)
 		}
+		if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
+			return fmt.Errorf("purge redacted plaintext: %w", err)
+		}
 	}
 	return nil
 }
@@ -194,8 +218,11 @@ func (e *Engine) SetEffects(fx Effects) { e.fx = fx }
 // Serve runs the engine until ctx is done.
 func (e *Engine) Serve(ctx context.Context) error {
 	defer close(e.stopped)
-	for id := range e.rooms {
+	for id, rc := range e.rooms {
 		e.track(id)
+		if rc.keys.dirty {
+			e.heal(id, rc, false)
+		}
 	}
 	for {
 		select {
@@ -282,8 +309,15 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			if err := e.purge(d.Redacted); err != nil {
 				return err
 			}
+			e.keysAfter(room, rc, ev, false)
 			e.notify(room, rc, ev)
 		}
+		// Authoring waits until the whole batch is applied (the log's heads
+		// already include it).
+		if rc.keys.dirty {
+			e.heal(room, rc, false)
+		}
+		e.profileWhenKeyed(room, rc)
 		if e.fx.Ingested != nil {
 			e.fx.Ingested(room, len(ready.Accepted))
 		}
@@ -324,7 +358,8 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	}
 }
 
-// author signs a new event in rc by this node and takes it in.
+// author signs a new event in rc by this node and takes it in. In an
+// encrypted room, content events are sealed (keys.go).
 func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string, body []byte) (*crdt.Event, error) {
 	if rc.room == nil {
 		return nil, errorf(KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
@@ -332,22 +367,12 @@ func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string,
 	if err := rc.room.Check(e.ident.User, typ, skey, body); err != nil {
 		return nil, err
 	}
-	d := rc.log.Prepare(e.ident.Device.Public(), e.now().UnixMilli(), crdt.Draft{Type: typ, StateKey: skey, Body: body})
-	d.Auth = rc.room.AuthRefsAt(d.Prev, e.ident.User, typ, skey)
-	ev, err := crdt.Sign(e.ident, d)
-	if err != nil {
-		return nil, err
+	if rc.room.Encrypted() && rooms.Sealed(typ) {
+		return e.authorSealed(room, rc, typ, skey, body)
 	}
-	if err := e.add(room, rc, "", true, ev); err != nil {
-		return nil, err
-	}
-	if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
-		return nil, fmt.Errorf("own event %s was not accepted", ev.ID)
-	}
-	if e.fx.Publish != nil {
-		e.fx.Publish(room, ev)
-	}
-	return ev, nil
+	d := e.prepare(rc, typ, skey)
+	d.Body = body
+	return e.commit(room, rc, d)
 }
 
 func (e *Engine) roomOf(s string) (crdt.RoomID, *roomCtl, error) {
@@ -382,7 +407,17 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	body := rooms.Encode(rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, DM: dm, Nonce: nonce})
+	// Private rooms and DMs are end-to-end encrypted unless asked
+	// otherwise; public rooms are plaintext unless asked otherwise.
+	enc := !req.Public
+	if req.Encrypted != nil {
+		enc = *req.Encrypted
+	}
+	cb := rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, DM: dm, Nonce: nonce, E2EE: enc}
+	if enc {
+		cb.Name, cb.Topic = "", "" // sealed room.name and room.topic events follow the first epoch
+	}
+	body := rooms.Encode(cb)
 	var resp RoomResp
 	err := e.do(ctx, func() error {
 		ev, err := crdt.Sign(e.ident, crdt.Draft{Type: crdt.TypeCreate, TS: e.now().UnixMilli(), Body: body})
@@ -399,6 +434,20 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 			e.fx.Publish(ev.ID, ev)
 		}
 		resp.Room = ev.ID.String()
+		if enc {
+			if err := e.startEncryption(ev.ID, rc); err != nil {
+				return err
+			}
+			empty := ""
+			for typ, v := range map[string]string{rooms.TypeName: req.Name, rooms.TypeTopic: req.Topic} {
+				if v == "" {
+					continue
+				}
+				if _, err := e.author(ev.ID, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: v})); err != nil {
+					return err
+				}
+			}
+		}
 		return e.publishProfile(ev.ID, rc)
 	})
 	return resp, err
@@ -411,6 +460,12 @@ func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 		return "", errorf(KindInvalid, "%q is not a room ID", s)
 	}
 	return id, e.do(ctx, func() error {
+		if i := slices.Index(e.prefs.Unhosted, id.String()); i >= 0 {
+			e.prefs.Unhosted = slices.Delete(e.prefs.Unhosted, i, i+1)
+			if err := e.prefs.save(); err != nil {
+				return err
+			}
+		}
 		if e.rooms[id] == nil {
 			e.newRoom(id)
 			e.track(id)
@@ -439,17 +494,30 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 			return errorf(KindNotFound, "unknown room %s", id)
 		}
 		if rc.room != nil {
-			if st := rc.room.State(); st.Member(e.ident.User).Membership == rooms.Join {
+			if rc.room.MembershipOf(e.ident.User) == rooms.Join {
 				resp = RoomEventResp{Room: id.String()}
-				return nil // already joined
+				return e.announceDevice(id, rc, false) // already joined
 			}
 		}
 		me := e.ident.User.String()
-		ev, err := e.author(id, rc, rooms.TypeMember, &me, rooms.Encode(rooms.MemberBody{Membership: rooms.Join, DisplayName: e.prefs.DisplayName}))
+		mb := rooms.MemberBody{Membership: rooms.Join, DisplayName: e.prefs.DisplayName}
+		enc := rc.room != nil && rc.room.Encrypted()
+		if enc {
+			mb.DisplayName = "" // sealed in a profile event once this device holds a key
+		}
+		ev, err := e.author(id, rc, rooms.TypeMember, &me, rooms.Encode(mb))
 		if err != nil {
 			return err
 		}
 		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		if err := e.announceDevice(id, rc, true); err != nil {
+			return err
+		}
+		if enc {
+			rc.keys.profile = e.prefs.DisplayName != "" || e.prefs.Avatar != nil
+			e.profileWhenKeyed(id, rc)
+			return nil
+		}
 		if e.prefs.Avatar != nil {
 			return e.publishProfile(id, rc)
 		}
@@ -549,10 +617,17 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 		te.Redacted = true
 		return te
 	}
+	body := ev.Body
+	if rc.room != nil && rc.room.Encrypted() && rooms.Sealed(ev.Type) {
+		body, te.Decrypted = e.kr.plaintext(ev.ID)
+		if !te.Decrypted {
+			return te // no key: no text
+		}
+	}
 	switch ev.Type {
 	case rooms.TypeMessage:
 		var b rooms.MessageBody
-		if rooms.DecodeBody(ev.Body, &b) == nil {
+		if rooms.DecodeBody(body, &b) == nil {
 			te.Body = b.Text
 		}
 	case rooms.TypeMember:
@@ -562,7 +637,7 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 		}
 	case rooms.TypeName, rooms.TypeTopic, rooms.TypeAvatar, rooms.TypeJoinRule:
 		var b rooms.TextBody
-		if rooms.DecodeBody(ev.Body, &b) == nil {
+		if rooms.DecodeBody(body, &b) == nil {
 			te.Body = b.Value
 		}
 	case rooms.TypeRedact:
@@ -576,6 +651,33 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 	return te
 }
 
+// stateOf is the room's resolved state with the sealed room profile (name,
+// topic, avatar) filled in from what this node decrypted.
+func (e *Engine) stateOf(rc *roomCtl) rooms.State {
+	st := rc.room.State()
+	if !rc.room.Encrypted() {
+		return st
+	}
+	for typ, dst := range map[string]*string{rooms.TypeName: &st.Name, rooms.TypeTopic: &st.Topic, rooms.TypeAvatar: &st.Avatar} {
+		if id := rc.room.StateID(typ, ""); id != "" {
+			var b rooms.TextBody
+			if pt, ok := e.kr.plaintext(id); ok && rooms.DecodeBody(pt, &b) == nil {
+				*dst = b.Value
+			}
+		}
+	}
+	for i := range st.Members {
+		m := &st.Members[i]
+		if id := rc.room.StateID(rooms.TypeProfile, m.User.String()); id != "" {
+			var b rooms.ProfileBody
+			if pt, ok := e.kr.plaintext(id); ok && rooms.DecodeBody(pt, &b) == nil {
+				m.DisplayName, m.Avatar = b.DisplayName, b.Avatar
+			}
+		}
+	}
+	return st
+}
+
 // Rooms lists the rooms this node keeps, with this user's membership.
 func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 	resp := RoomListResp{Rooms: []RoomSummary{}}
@@ -583,7 +685,7 @@ func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 		for id, rc := range e.rooms {
 			s := RoomSummary{Room: id.String()}
 			if rc.room != nil {
-				st := rc.room.State()
+				st := e.stateOf(rc)
 				s.Name = st.Name
 				s.Membership = st.Member(e.ident.User).Membership
 			}
@@ -605,8 +707,13 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 		}
 		resp = RoomInfoResp{Room: id.String(), Members: []MemberInfo{}}
 		if rc.room != nil {
-			st := rc.room.State()
+			st := e.stateOf(rc)
 			resp.Name, resp.Topic, resp.Avatar, resp.JoinRule, resp.History = st.Name, st.Topic, st.Avatar, st.JoinRule, st.History
+			if resp.Encrypted = rc.room.Encrypted(); resp.Encrypted {
+				for _, d := range rc.room.MemberDevices(nil) {
+					resp.Devices = append(resp.Devices, d.Device.String())
+				}
+			}
 			for _, m := range st.Members {
 				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName})
 			}
@@ -751,11 +858,13 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 		if rc == nil || rc.room == nil {
 			return nil
 		}
-		st := rc.room.State()
 		// Banned users are served too, so that they learn of their ban and
 		// hide their own concurrent messages; with end-to-end encryption
-		// they receive only ciphertext they hold no key for.
-		ok = st.JoinRule == rooms.Public || st.Member(user).Membership != ""
+		// they receive only ciphertext they hold no key for. An encrypted
+		// room is served to any peer that names it: its ID is the
+		// capability a blind host needs (DESIGN.md §8), and the log holds
+		// ciphertext only.
+		ok = rc.room.JoinRule() == rooms.Public || rc.room.Encrypted() || rc.room.MembershipOf(user) != ""
 		return nil
 	})
 	return ok

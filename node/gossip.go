@@ -254,7 +254,9 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 		ev   *crdt.Event
 		from peer.ID
 	}
-	ch := make(chan item, subBuffer)
+	// The subscription itself buffers subBuffer messages; this channel
+	// only lets the loop below take what is waiting without blocking.
+	ch := make(chan item, 256)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -280,13 +282,28 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 		}
 	}()
 	defer wg.Wait()
-	for first := range ch {
+	// A batch holds consecutive events from one peer, so that each is
+	// charged to the peer that sent it (orphan budgets are per peer).
+	var next *item
+	for {
+		var first item
+		if next != nil {
+			first, next = *next, nil
+		} else if it, ok := <-ch; ok {
+			first = it
+		} else {
+			return
+		}
 		batch := []*crdt.Event{first.ev}
 	drain:
 		for len(batch) < 1000 {
 			select {
 			case it, ok := <-ch:
 				if !ok {
+					break drain
+				}
+				if it.from != first.from {
+					next = &it
 					break drain
 				}
 				batch = append(batch, it.ev)

@@ -56,7 +56,7 @@ func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error)
 			if err != nil {
 				return err
 			}
-			e.fx.Invited(id, target, create.Event, ev)
+			e.fx.Invited(id, target, create.Event, ev, e.stateOf(rc).Name)
 		}
 		return nil
 	})
@@ -435,7 +435,7 @@ func (e *Engine) profileOf(u crdt.UserID) ProfileResp {
 		if rc.room == nil {
 			continue
 		}
-		st := rc.room.State()
+		st := e.stateOf(rc)
 		m := st.Member(u)
 		if resp.DisplayName == "" {
 			resp.DisplayName = m.DisplayName
@@ -498,7 +498,7 @@ func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (RoomResp, error) 
 
 // ReceiveInvite takes an invite delivered by a peer: it checks that it is
 // for this user, applies the block list and the invite policy, and records it.
-func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, from peer.ID) error {
+func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, name string, from peer.ID) error {
 	if create.Type != crdt.TypeCreate || invite.Room != create.ID || invite.Type != rooms.TypeMember || invite.StateKey == nil {
 		return errorf(KindInvalid, "not an invite")
 	}
@@ -509,6 +509,9 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 	var cb rooms.CreateBody
 	if err := rooms.DecodeBody(create.Body, &cb); err != nil {
 		return errorf(KindInvalid, "bad create event")
+	}
+	if cb.Name == "" && len(name) <= 256 {
+		cb.Name = name // an encrypted room's name, told by the inviter
 	}
 	return e.do(ctx, func() error {
 		if *invite.StateKey != e.ident.User.String() {

@@ -64,6 +64,10 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
 		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})
+	Handle(s, MethodRoomHost, func(ctx context.Context, req RoomJoinReq) (RoomResp, error) {
+		return n.hostRoom(ctx, h, req.Room, req.Via)
+	})
+	Handle(s, MethodRoomUnhost, n.engine.Unhost)
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
 	n.registerGovernance(h)
@@ -127,6 +131,38 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	return n.engine.Join(ctx, id)
 }
 
+// hostRoom connects to the via peers and keeps the room without joining
+// it, until a peer has sent its create event.
+func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []string) (RoomResp, error) {
+	for _, a := range via {
+		if _, err := n.connect(ctx, h, a); err != nil {
+			return RoomResp{}, err
+		}
+	}
+	id, err := n.engine.Host(ctx, room)
+	if err != nil {
+		return RoomResp{}, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := n.engine.HasRoomState(ctx, id)
+		if err != nil {
+			return RoomResp{}, err
+		}
+		if ok {
+			return RoomResp{Room: id.String()}, nil
+		}
+		if time.Now().After(deadline) {
+			return RoomResp{}, errorf(KindUnavailable, "room %s is not available from any connected peer: connect to a member or host (--via MULTIADDR)", room)
+		}
+		select {
+		case <-ctx.Done():
+			return RoomResp{}, ErrClosed
+		case <-time.After(100 * time.Millisecond): // polling interval
+		}
+	}
+}
+
 // connect dials a full multiaddr (ending in /p2p/ID) and remembers it.
 func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.AddrInfo, error) {
 	m, err := ma.NewMultiaddr(addr)
@@ -142,6 +178,7 @@ func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.Add
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	clearBackoff(h, pi.ID)
 	if err := h.Connect(dctx, *pi); err != nil {
 		return nil, errorf(KindUnavailable, "could not connect to %s: %v", pi.ID, err)
 	}

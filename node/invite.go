@@ -26,6 +26,11 @@ const InviteProtocol = protocol.ID("/parley/invite/1.0.0")
 type inviteMsg struct {
 	Create []byte `cbor:"create"`
 	Invite []byte `cbor:"invite"`
+	// Name is the room's name for the invitee's list of pending invites,
+	// when the create event does not hold it (an encrypted room's name is
+	// sealed). It crosses the (libp2p-encrypted) stream only; receivers
+	// that are not the invitee drop it with the invite.
+	Name string `cbor:"name,omitempty"`
 }
 
 type inviteAck struct {
@@ -47,6 +52,7 @@ type Inviter struct {
 type inviteJob struct {
 	target         crdt.UserID
 	create, invite *crdt.Event
+	name           string
 }
 
 // NewInviter registers the invite protocol's handler on h.
@@ -57,8 +63,8 @@ func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
 }
 
 // Deliver queues an invite for delivery. It never blocks.
-func (iv *Inviter) Deliver(target crdt.UserID, create, invite *crdt.Event) {
-	iv.out.put(inviteJob{target, create, invite})
+func (iv *Inviter) Deliver(target crdt.UserID, create, invite *crdt.Event, name string) {
+	iv.out.put(inviteJob{target, create, invite, name})
 }
 
 // Serve delivers queued invites until ctx is done. The invite is offered to
@@ -102,7 +108,7 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := crdt.Marshal(inviteMsg{Create: j.create.Encode(), Invite: j.invite.Encode()})
+	b, err := crdt.Marshal(inviteMsg{Create: j.create.Encode(), Invite: j.invite.Encode(), Name: j.name})
 	if err != nil {
 		return err
 	}
@@ -159,5 +165,5 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return iv.engine.ReceiveInvite(ctx, create, invite, from)
+	return iv.engine.ReceiveInvite(ctx, create, invite, m.Name, from)
 }

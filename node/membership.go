@@ -18,7 +18,15 @@ func (e *Engine) SetMembership(ctx context.Context, id crdt.RoomID, target crdt.
 			return errorf(KindNotFound, "unknown room %s", id)
 		}
 		key := target.String()
-		ev, err := e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(rooms.MemberBody{Membership: membership, Reason: reason}))
+		mb := rooms.MemberBody{Membership: membership, Reason: reason}
+		var ev *crdt.Event
+		var err error
+		if rc.room != nil && rc.room.Encrypted() && target != e.ident.User &&
+			(membership == rooms.Leave || membership == rooms.Ban) && rc.room.MembershipOf(target) == rooms.Join {
+			ev, err = e.removalWithRotation(id, rc, target, mb) // kick or ban: carries the next epoch
+		} else {
+			ev, err = e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(mb))
+		}
 		if err != nil {
 			return err
 		}

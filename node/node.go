@@ -22,10 +22,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // Banner is what a daemon prints once it is ready.
@@ -42,6 +44,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	ident    *crdt.Identity
+	kem      *e2ee.KEMSecretKey
 	store    *badgerstore.Store
 	host     host.Host
 	engine   *Engine
@@ -72,11 +75,11 @@ func Open(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	ident, _, err := loadOrCreateIdentity(cfg.Home)
+	ident, kem, _, err := loadOrCreateKeys(cfg.Home)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, ident: ident, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log, ident: ident, kem: kem, ready: make(chan struct{})}
 	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -141,7 +144,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 	n.host = h
 	defer h.Close()
-	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile)}); err != nil {
+	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}}); err != nil {
 		return err
 	}
 	n.engine = n.replica.Engine
@@ -222,6 +225,17 @@ func (m *mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	m.h.Connect(ctx, pi)
 }
 
+// clearBackoff forgets failed dials to p. The swarm refuses to redial a
+// peer for a growing back-off after a failed dial; redial paces itself, and
+// an explicit connect is the user's own request, so both dial at once
+// (after a partition or an outage heals, the back-off alone kept nodes
+// apart for seconds: simulations/README.md, netns backend).
+func clearBackoff(h host.Host, p peer.ID) {
+	if sw, ok := h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(p)
+	}
+}
+
 // redial keeps remembered and bootstrap peers connected.
 func (n *Node) redial(ctx context.Context, h host.Host) error {
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))
@@ -233,6 +247,7 @@ func (n *Node) redial(ctx context.Context, h host.Host) error {
 				continue
 			}
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			clearBackoff(h, pi.ID)
 			if err := h.Connect(dctx, *pi); err != nil {
 				n.log.Debug("redial", "peer", pi.ID, "err", err)
 			}

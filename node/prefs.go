@@ -25,7 +25,8 @@ type prefs struct {
 	Policy      string          `json:"invite_policy"`
 	Invites     []pendingInvite `json:"invites"`
 	DisplayName string          `json:"display_name,omitempty"`
-	Avatar      []byte          `json:"avatar,omitempty"` // image bytes, published as a blob event in each room
+	Avatar      []byte          `json:"avatar,omitempty"`   // image bytes, published as a blob event in each room
+	Unhosted    []string        `json:"unhosted,omitempty"` // rooms `room unhost` stopped keeping
 }
 
 type pendingInvite struct {

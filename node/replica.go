@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -24,6 +25,11 @@ type ReplicaOptions struct {
 	// (blocked users, invite policy, pending invites, profile); empty keeps
 	// them in memory.
 	PrefsPath string
+	// Keys configure end-to-end encryption (KEM key, local store, rotation
+	// policy); the zero value suits tests and simulations.
+	Keys KeyOptions
+	// Now is the engine's clock (periodic rotation, event timestamps); nil: time.Now.
+	Now func() time.Time
 }
 
 // Replica is the peer-to-peer side of a node on a given host and store: the
@@ -47,9 +53,15 @@ func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts Replic
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	eng, err := NewEngine(ident, store, opts.PrefsPath, opts.Logger)
+	if opts.Keys.Seed == 0 {
+		opts.Keys.Seed = opts.Seed
+	}
+	eng, err := NewEngineWith(ident, store, opts.PrefsPath, opts.Logger, opts.Keys)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Now != nil {
+		eng.now = opts.Now
 	}
 	return &Replica{host: h, store: store, ident: ident, log: opts.Logger, opts: opts, Engine: eng, ready: make(chan struct{})}, nil
 }
@@ -91,8 +103,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 				syncer.Trigger(room, p)
 			}
 		},
-		Invited: func(_ crdt.RoomID, target crdt.UserID, create, invite *crdt.Event) {
-			inviter.Deliver(target, create, invite)
+		Invited: func(_ crdt.RoomID, target crdt.UserID, create, invite *crdt.Event, name string) {
+			inviter.Deliver(target, create, invite, name)
 		},
 		Ingested: func(room crdt.RoomID, n int) {
 			if r.opts.Tracer != nil {
@@ -129,3 +141,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	return errors.Join(all...)
 }
+
+// Publish gossips ev as it is, without checking or storing it. Simulations
+// use it to play a misbehaving member (an equivocating device); a node has
+// no other use for it.
+func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }

@@ -71,8 +71,9 @@ type Syncer struct {
 
 	mu          sync.Mutex
 	queued      map[syncJob]bool // guarded by mu
+	pending     []syncJob        // FIFO of queued jobs; guarded by mu
 	*peerLimits                  // serving sessions and request rate per peer
-	jobs        chan syncJob
+	wake        chan struct{}    // capacity 1: pending is not empty
 	tracer      Tracer
 	connected   *mailbox[peer.ID]
 }
@@ -90,7 +91,7 @@ func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identi
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
 		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
-		jobs:       make(chan syncJob, 4096),
+		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
@@ -140,14 +141,41 @@ func (s *Syncer) enqueue(j syncJob) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.queued[j] {
-		return
+	if s.queued[j] || len(s.pending) >= maxQueuedJobs {
+		return // queued already, or full: the next anti-entropy round repairs it
 	}
+	s.queued[j] = true
+	s.pending = append(s.pending, j)
 	select {
-	case s.jobs <- j:
-		s.queued[j] = true
-	default: // full: the next anti-entropy round repairs it
+	case s.wake <- struct{}{}:
+	default:
 	}
+}
+
+// maxQueuedJobs bounds the sync work waiting for a worker.
+const maxQueuedJobs = 4096
+
+// next takes the oldest queued job, if any, and passes the wake-up on when
+// more remain.
+func (s *Syncer) next() (syncJob, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return syncJob{}, false
+	}
+	j := s.pending[0]
+	s.pending[0] = syncJob{}
+	s.pending = s.pending[1:]
+	if len(s.pending) == 0 {
+		s.pending = nil // let the backing array go
+	} else {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	delete(s.queued, j)
+	return j, true
 }
 
 // Serve runs the session workers until ctx is done.
@@ -179,10 +207,11 @@ func (s *Syncer) Serve(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case j := <-s.jobs:
-					s.mu.Lock()
-					delete(s.queued, j)
-					s.mu.Unlock()
+				case <-s.wake:
+					j, ok := s.next()
+					if !ok {
+						continue
+					}
 					var err error
 					if j.get != "" {
 						err = s.fetch(ctx, j)

@@ -101,8 +101,11 @@ func Authorize(ev *crdt.Event, st AuthState) error {
 		}
 		return ""
 	}
-	pb, err := parseBody(ev.Type, ev.StateKey, ev.Body)
+	pb, err := parseIn(&cb, ev.Type, ev.StateKey, ev.Body)
 	if err != nil {
+		return err
+	}
+	if err := checkDeviceStateless(ev, pb); err != nil {
 		return err
 	}
 	in.sender = membership(ev.User)
@@ -164,6 +167,7 @@ type parsed struct {
 	levels       *PowerLevels
 	profile      *ProfileBody
 	member       *MemberBody
+	device       *DeviceBody
 	redactTarget crdt.EventID
 }
 
@@ -219,6 +223,22 @@ func parseBody(typ string, skey *string, body []byte) (*parsed, error) {
 			return nil, malformed("bad profile body")
 		}
 		p.profile = &pr
+	case TypeDevice:
+		if skey == nil {
+			return nil, malformed("device event without state key")
+		}
+		if _, err := crdt.ParseKey(*skey); err != nil {
+			return nil, malformed("device state key is not a device")
+		}
+		var db DeviceBody
+		if err := DecodeBody(body, &db); err != nil {
+			return nil, malformed("bad device body")
+		}
+		p.device = &db
+	case TypeRotate, TypeKeyFwd:
+		if skey != nil {
+			return nil, malformed("%s event with a state key", typ)
+		}
 	case TypeRedact:
 		if skey != nil {
 			return nil, malformed("redact event with a state key")

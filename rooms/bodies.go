@@ -82,6 +82,9 @@ type CreateBody struct {
 	History  string `cbor:"history"`
 	DM       []byte `cbor:"dm,omitempty"` // the other user of a direct-message room; may join without an invite
 	Nonce    []byte `cbor:"nonce,omitempty"`
+	// E2EE makes the room end-to-end encrypted (keys.go): content events
+	// are sealed under key epochs; control events stay readable.
+	E2EE bool `cbor:"e2ee,omitempty"`
 }
 
 // MemberBody is the body of a member event (state key = target user).
@@ -92,6 +95,9 @@ type MemberBody struct {
 	Reason      string `cbor:"reason,omitempty"`
 	DisplayName string `cbor:"displayname,omitempty"`
 	Avatar      string `cbor:"avatar,omitempty"`
+	// Rotation is the e2ee.Rotation a kick or ban of a joined member
+	// carries in an encrypted room (keys.go).
+	Rotation []byte `cbor:"rotation,omitempty"`
 }
 
 // TextBody is the body of a state event holding one string (name, topic, avatar, join rule).
@@ -171,7 +177,7 @@ func (p *PowerLevels) EventLevel(typ string, state bool) int64 {
 	switch {
 	case typ == TypePower:
 		return DefaultPower
-	case typ == TypeProfile:
+	case typ == TypeProfile || typ == TypeDevice:
 		return p.EventsDefault
 	case state:
 		return p.StateLevel()

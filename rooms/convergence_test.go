@@ -204,6 +204,15 @@ func TestConvergenceRandom(t *testing.T) {
 			if err := w.checkConverges(orders, seed); err != nil {
 				t.Fatalf("seed %d: %v", seed, err)
 			}
+			st := w.room.State()
+			if got := w.room.JoinRule(); got != st.JoinRule {
+				t.Errorf("seed %d: JoinRule() = %q, State has %q", seed, got, st.JoinRule)
+			}
+			for _, m := range st.Members {
+				if got := w.room.MembershipOf(m.User); got != m.Membership {
+					t.Errorf("seed %d: MembershipOf(%s) = %q, State has %q", seed, m.User, got, m.Membership)
+				}
+			}
 		})
 	}
 }

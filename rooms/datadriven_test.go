@@ -31,11 +31,14 @@ func TestAuthFixtures(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "new-room":
-				var creator, jr, dm string
+				var creator, jr, dm, hist string
+				var enc bool
 				d.ScanArgs(t, "creator", &creator)
 				d.MaybeScanArgs(t, "join-rule", &jr)
 				d.MaybeScanArgs(t, "dm", &dm)
-				body := CreateBody{JoinRule: jr}
+				d.MaybeScanArgs(t, "e2ee", &enc)
+				d.MaybeScanArgs(t, "history", &hist)
+				body := CreateBody{JoinRule: jr, E2EE: enc, History: hist}
 				if dm != "" {
 					u := identity(t, dm).User
 					body.DM = u[:]
@@ -192,6 +195,14 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 	case "invite", "kick", "ban", "unban":
 		m := map[string]string{"invite": Invite, "kick": Leave, "ban": Ban, "unban": Leave}[verb]
 		member(args[0], m)
+		if w.keys != nil && (verb == "kick" || verb == "ban") {
+			w.keys.embedRemoval(name, args, &body, &o)
+		}
+	case "device", "rotate", "send", "fwd", "remove-device":
+		if w.keys == nil {
+			w.keys = newWorldKeys(w) // an unencrypted room: these events are refused
+		}
+		typ, skey, body = w.keys.action(name, verb, args, &o)
 	case "join", "leave", "knock":
 		member(name, verb)
 	case "member":

@@ -55,9 +55,27 @@
 //     functions of the event set; the timeline hides exactly the state's
 //     void set. Fork points are (device, seq, self): two events with one
 //     (device, seq) but different self events imply a fork lower down.
+//   - Keys (keys.go; research/e2ee.md §5.5-5.6, docs/protocol.md §5.1): in
+//     an end-to-end encrypted room (create body e2ee), devices announce
+//     their KEM records in `device` state events; the member device set at
+//     a view is the joined users' announced, non-removed devices. A
+//     rotation (a `rotate` event, or embedded in a kick or ban of a joined
+//     member, a device removal, or a `joined` room's device announcement)
+//     must wrap to exactly that set at its causal view (after the embedding
+//     operation), by a member device. Cuts (removals of joined members,
+//     device removals, and announcements in `joined` rooms) bound which
+//     epochs a sealed event or key forward may use: the epoch's rotation
+//     must be in the event's past and descend from every cut in it. Room
+//     name, topic, avatar, user profiles and every content type are sealed;
+//     the rules never read sealed values.
 //
 // # Limits
 //
+//   - Keys: an add invalidated later by strong removal does not count as a
+//     cut, and a rotation hidden by strong removal still introduces its
+//     epoch (research/e2ee.md §5.6 ii asks for the invalidating op to count
+//     as a removal). A device removal does not hide the removed device's
+//     concurrent events (§5.5 rule 4 per device).
 //   - Mutual removals across branches are settled greedily in removal
 //     order (the earlier removal hides the later one), not p2panda's "both
 //     apply". Changing only the overlay would be convergent but would show

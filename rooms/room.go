@@ -82,6 +82,8 @@ type evInfo struct {
 	rmIncl   *rmSet          // removals in past(E) plus E itself if a removal
 	reach    *rmSet          // fork-group members in past(E) plus E itself if one
 	view     *forkView       // the forks S(E) knows (nil: none)
+	cuts     *rmSet          // key-layer cuts in past(E) plus E itself if one (keys.go)
+	keys     *keyParsed      // what the key layer decoded (encrypted rooms)
 	vv       map[crdt.DeviceID]uint64
 }
 
@@ -107,6 +109,8 @@ type Room struct {
 
 	ov overlay
 	fk forkState // forks known to states, and the void sets (equivocation.go)
+
+	keys keyState // the key layer (keys.go)
 
 	redactions map[int32][]int32 // target -> accepted redactions naming it
 	redacted   map[int32]bool    // targets of visible redactions
@@ -148,8 +152,9 @@ func New(create *crdt.Event) (*Room, error) {
 	}
 	r.ov.init()
 	r.fk.init()
+	r.keys.init()
 	s := emptySnap.set(kCreate, 0)
-	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}, reach: noSet}
+	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}, reach: noSet, cuts: noCuts}
 	r.ids[create.ID] = 0
 	r.evs = append(r.evs, info)
 	r.heads[0] = struct{}{}
@@ -198,6 +203,10 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 		return Delta{}
 	}
 	info.causalOK = true
+	info.cuts = noCuts
+	for _, p := range info.prev {
+		info.cuts = union(info.cuts, r.evs[p].cuts)
+	}
 	newFork := r.registerSeq(idx)
 	past := r.pastReach(info.prev)
 	info.reach = r.reachOf(idx, past)
@@ -282,12 +291,16 @@ func (r *Room) checkCausal(info *evInfo) string {
 func (r *Room) judge(idx int32, info *evInfo) {
 	e := info.ev
 	info.senderPL = r.levelIn(info.before, e.User)
-	p, err := parseBody(e.Type, e.StateKey, e.Body)
+	p, err := parseIn(&r.cbody, e.Type, e.StateKey, e.Body)
 	if err != nil {
 		info.reason = Reason(err)
 		return
 	}
 	info.body = p
+	if err := checkDeviceStateless(e, p); err != nil {
+		info.reason = Reason(err)
+		return
+	}
 	if e.StateKey != nil {
 		info.key = stateKey(e.Type, *e.StateKey)
 		info.pred = info.before.lookup(info.key)
@@ -357,8 +370,13 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		info.reason = "auth events do not allow it: " + Reason(err)
 		return
 	}
+	if why := r.judgeKeys(idx, info); why != "" {
+		info.reason = why
+		return
+	}
 	info.required = req
 	info.accepted = true
+	r.keysAccepted(idx, info)
 	if target != nil {
 		t := r.ids[p.redactTarget]
 		r.redactions[t] = append(r.redactions[t], idx)
@@ -580,6 +598,26 @@ func (r *Room) authRefsIn(s *snap, user crdt.UserID, typ string, skey *string) [
 
 // State returns the resolved state at the current heads.
 func (r *Room) State() State { return r.stateOf(r.current()) }
+
+// MembershipOf is one user's current membership ("" if never a member),
+// without building the whole State: O(log members).
+func (r *Room) MembershipOf(u crdt.UserID) string {
+	if v := r.current().lookup(r.userKey(u)); v >= 0 {
+		return r.evs[v].body.membership
+	}
+	if u == r.create.User {
+		return Join
+	}
+	return ""
+}
+
+// JoinRule is the room's current join rule.
+func (r *Room) JoinRule() string {
+	if v := r.current().lookup(kJoinRule); v >= 0 {
+		return r.evs[v].body.text
+	}
+	return r.cbody.JoinRule
+}
 
 func (r *Room) stateOf(s *snap) State {
 	st := State{Room: r.create.ID, Creator: r.create.User, Name: r.cbody.Name, Topic: r.cbody.Topic,

@@ -7,7 +7,7 @@ package rooms
 // cost follows the number of differing keys, not the size of the state.
 
 const (
-	snapBits  = 5
+	snapBits  = 4
 	snapWidth = 1 << snapBits
 	snapMask  = snapWidth - 1
 	maxShift  = 60 // beyond this, keys with equal hashes live in a bucket
@@ -24,8 +24,11 @@ type hnode struct {
 	bucket []hleaf // only at maxShift: keys with the same hash, sorted
 }
 
+// hslot is a leaf or a child: 16 bytes, so a path copy stays small (a
+// room of thousands of members copies a few hundred bytes per state
+// event). Leaves are immutable and shared between snapshots.
 type hslot struct {
-	leaf hleaf
+	leaf *hleaf // nil for a child
 	node *hnode // nil for a leaf
 }
 
@@ -122,7 +125,7 @@ func setNode(n *hnode, l hleaf, shift uint) (*hnode, bool) {
 	if n.bitmap&bit == 0 {
 		c.slots = make([]hslot, len(n.slots)+1)
 		copy(c.slots, n.slots[:i])
-		c.slots[i] = hslot{leaf: l}
+		c.slots[i] = hslot{leaf: &l}
 		copy(c.slots[i+1:], n.slots[i:])
 		return c, true
 	}
@@ -135,10 +138,10 @@ func setNode(n *hnode, l hleaf, shift uint) (*hnode, bool) {
 		return c, added
 	}
 	if sl.leaf.key == l.key {
-		c.slots[i] = hslot{leaf: l}
+		c.slots[i] = hslot{leaf: &l}
 		return c, false
 	}
-	child, _ := setNode(&hnode{}, sl.leaf, shift+snapBits)
+	child, _ := setNode(&hnode{}, *sl.leaf, shift+snapBits)
 	child, _ = setNode(child, l, shift+snapBits)
 	c.slots[i] = hslot{node: child}
 	return c, true

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // world builds events for tests: named users with one device each, a room
@@ -24,10 +26,13 @@ type world struct {
 	last    map[crdt.DeviceID]*crdt.Event
 	byID    map[crdt.EventID]*crdt.Event
 	ts      int64
+	keys    *worldKeys // encrypted rooms (keys_test.go)
 }
 
+// identity derives a named identity; "bob.2" is a second device of bob.
 func identity(t testing.TB, name string) *crdt.Identity {
-	ms := sha256.Sum256([]byte("user:" + name))
+	user, _, _ := strings.Cut(name, ".")
+	ms := sha256.Sum256([]byte("user:" + user))
 	ds := sha256.Sum256([]byte("device:" + name))
 	master, err := crdt.SecretKeyFromSeed(ms[:])
 	if err != nil {
@@ -52,6 +57,9 @@ func newWorld(t testing.TB, creator string, body CreateBody) *world {
 		t.Fatal(err)
 	}
 	w.create = c
+	if body.E2EE {
+		w.keys = newWorldKeys(w)
+	}
 	w.room, err = New(c)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +76,10 @@ func (w *world) id(name string) *crdt.Identity {
 	}
 	id := identity(w.t, name)
 	w.ids[name] = id
-	w.names[id.User] = name
+	if _, ok := w.names[id.User]; !ok {
+		user, _, _ := strings.Cut(name, ".")
+		w.names[id.User] = user
+	}
 	return id
 }
 
@@ -96,6 +107,8 @@ type opts struct {
 	ts     *int64
 	room   crdt.RoomID // default: the world's room
 	depth  *uint64
+	epoch  []byte         // the envelope's epoch field
+	seal   *e2ee.EpochKey // seal the body under this key (keys_test.go)
 }
 
 // draft builds and signs an event.
@@ -148,8 +161,20 @@ func (w *world) draft(name, typ string, skey *string, body []byte, o opts) *crdt
 	if o.room != "" {
 		room = o.room
 	}
-	e, err := crdt.Sign(id, crdt.Draft{Room: room, Type: typ, StateKey: skey, Seq: seq, Self: self,
-		Prev: prev, Auth: auth, Depth: depth, TS: ts, Body: body})
+	d := crdt.Draft{Room: room, Type: typ, StateKey: skey, Seq: seq, Self: self,
+		Prev: prev, Auth: auth, Depth: depth, TS: ts, Epoch: o.epoch, Body: body}
+	if o.seal != nil {
+		ep := o.seal.ID()
+		d.Epoch = ep[:]
+		h, err := e2ee.DraftHeader(id.User, dev, d)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if d.Body, err = o.seal.Seal(w.rng(), h, body); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	e, err := crdt.Sign(id, d)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -240,6 +265,9 @@ func (w *world) checkConverges(n int, seed uint64) error {
 		r := replay(w.t, w.create, order)
 		if r.StateHash() != wantS {
 			return fmt.Errorf("seed %d order %d: state hash differs", seed, i)
+		}
+		if r.KeyStateHash() != w.room.KeyStateHash() {
+			return fmt.Errorf("seed %d order %d: key state differs", seed, i)
 		}
 		if r.VisibleHash() != wantV {
 			for _, e := range w.events {

@@ -22,22 +22,28 @@ type collector struct {
 	plan  *plan
 	users map[crdt.UserID]int
 
-	mu         sync.Mutex
-	begin      time.Time // setup start
-	t0         time.Time // traffic start; zero before
-	measuring  bool
-	msgs       map[crdt.EventID]*msgRec
-	order      []*msgRec
-	forgedIDs  map[crdt.EventID]bool
-	forgedAcc  int
-	nseq       int
-	delivered  int // honest pairs delivered (honest messages to honest nodes)
-	expected   int // honest pairs expected
-	end        time.Time
-	onlineLog  []onlineChange
-	nodes      []nodeStats
-	buckets    []bucket // per second since begin
-	bucketBase time.Time
+	mu        sync.Mutex
+	begin     time.Time // setup start
+	t0        time.Time // traffic start; zero before
+	measuring bool
+	msgs      map[crdt.EventID]*msgRec
+	order     []*msgRec
+	forgedIDs map[crdt.EventID]bool
+	forgedAcc int
+	orphanIDs map[crdt.EventID]bool
+	orphanAcc int
+	forkIDs   map[crdt.EventID]bool // both sides of every fork
+	forkPairs int
+	// filled by the end-of-run audit
+	pendingMax, forkVisibleMax int
+	nseq                       int
+	delivered                  int // honest pairs delivered (honest messages to honest nodes)
+	expected                   int // honest pairs expected
+	end                        time.Time
+	onlineLog                  []onlineChange
+	nodes                      []nodeStats
+	buckets                    []bucket // per second since begin
+	bucketBase                 time.Time
 }
 
 type onlineChange struct {
@@ -64,7 +70,7 @@ type nodeStats struct {
 func newCollector(p *plan) *collector {
 	return &collector{
 		plan: p, users: map[crdt.UserID]int{},
-		msgs: map[crdt.EventID]*msgRec{}, forgedIDs: map[crdt.EventID]bool{},
+		msgs: map[crdt.EventID]*msgRec{}, forgedIDs: map[crdt.EventID]bool{}, orphanIDs: map[crdt.EventID]bool{}, forkIDs: map[crdt.EventID]bool{},
 		nodes:   make([]nodeStats, p.total),
 		buckets: make([]bucket, 4096),
 	}
@@ -94,6 +100,19 @@ func (c *collector) seq() int {
 func (c *collector) forged(id crdt.EventID) {
 	c.mu.Lock()
 	c.forgedIDs[id] = true
+	c.mu.Unlock()
+}
+
+func (c *collector) orphaned(id crdt.EventID) {
+	c.mu.Lock()
+	c.orphanIDs[id] = true
+	c.mu.Unlock()
+}
+
+func (c *collector) forks(a, b crdt.EventID) {
+	c.mu.Lock()
+	c.forkIDs[a], c.forkIDs[b] = true, true
+	c.forkPairs++
 	c.mu.Unlock()
 }
 
@@ -129,6 +148,10 @@ func (c *collector) accepted(i int, ev *crdt.Event, from peer.ID) {
 	defer c.mu.Unlock()
 	if c.forgedIDs[ev.ID] {
 		c.forgedAcc++
+		return
+	}
+	if c.orphanIDs[ev.ID] {
+		c.orphanAcc++
 		return
 	}
 	honest := c.plan.honest

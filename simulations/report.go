@@ -21,6 +21,7 @@ type Report struct {
 	Description           string            `json:"description"`
 	Seed                  uint64            `json:"seed"`
 	Nodes                 int               `json:"nodes"`
+	RoomMembers           int               `json:"room_members"` // honest nodes that joined; the rest read only
 	Adversaries           int               `json:"adversaries"`
 	Links                 int               `json:"links"`
 	Backend               string            `json:"backend"`
@@ -44,6 +45,8 @@ type Report struct {
 	DroppedRPCs           int64             `json:"dropped_rpcs"`
 	Spam                  *AdversaryReport  `json:"spam,omitempty"`
 	Forged                *AdversaryReport  `json:"forged,omitempty"`
+	Orphans               *AdversaryReport  `json:"orphans,omitempty"`
+	Equivocation          *AdversaryReport  `json:"equivocation,omitempty"`
 	BansApplied           int               `json:"bans_applied,omitempty"`
 	ScheduleSHA256        string            `json:"schedule_sha256"`
 	Versions              map[string]string `json:"versions"`
@@ -76,6 +79,12 @@ type AdversaryReport struct {
 	Published      int   `json:"published"`
 	AcceptedHonest int   `json:"accepted_by_honest"`
 	RejectedGossip int64 `json:"rejected_by_gossip_validation"`
+	// Orphan floods: the most events any honest node still held back at
+	// the end, waiting for parents that do not exist (bounded per peer).
+	PendingAtEndMax *int `json:"pending_at_end_max,omitempty"`
+	// Equivocation: the most forked events any honest node still showed
+	// in its timeline at the end (R6 voids a device's events from the fork on).
+	VisibleAtEndMax *int `json:"visible_at_end_max,omitempty"`
 }
 
 func quantiles(xs []float64) Quantiles {
@@ -94,7 +103,7 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := &Report{
-		Scenario: s.sc.Name, Description: s.sc.Description, Seed: s.sc.Seed, Nodes: p.honest,
+		Scenario: s.sc.Name, Description: s.sc.Description, Seed: s.sc.Seed, Nodes: p.honest, RoomMembers: p.members(),
 		Adversaries: p.spammers + p.forgers, Links: len(p.edges),
 		Backend: "mocknet (in-process, real node.Replica, in-memory stores)", TimeMode: mode,
 		VirtualDurationS: c.end.Sub(c.begin).Seconds(), SetupS: c.t0.Sub(c.begin).Seconds(),
@@ -180,12 +189,18 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 		}
 		r.Spam = a
 	}
-	if p.forgers > 0 {
+	if len(c.forgedIDs) > 0 {
 		var rej int64
 		for n := range p.honest {
 			rej += c.nodes[n].rejected.Load()
 		}
 		r.Forged = &AdversaryReport{Published: len(c.forgedIDs), AcceptedHonest: c.forgedAcc, RejectedGossip: rej}
+	}
+	if len(c.orphanIDs) > 0 {
+		r.Orphans = &AdversaryReport{Published: len(c.orphanIDs), AcceptedHonest: c.orphanAcc, PendingAtEndMax: &c.pendingMax}
+	}
+	if c.forkPairs > 0 {
+		r.Equivocation = &AdversaryReport{Published: c.forkPairs, VisibleAtEndMax: &c.forkVisibleMax}
 	}
 	r.Notes = []string{
 		"latency: from the author's acceptance of its own event to acceptance at each honest node (gossip or pull sync), in " + mode + " time",

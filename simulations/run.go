@@ -49,6 +49,8 @@ const (
 	actSend = iota
 	actSpam
 	actForge
+	actEquivocate
+	actOrphan
 	actOffline
 	actOnline
 	actPartition
@@ -58,7 +60,10 @@ const (
 	actBan
 )
 
-var actNames = []string{"send", "spam", "forge", "offline", "online", "partition", "heal", "link-down", "link-up", "ban"}
+var actNames = []string{"send", "spam", "forge", "equivocate", "orphan", "offline", "online", "partition", "heal", "link-down", "link-up", "ban"}
+
+// adversaryAct is the action each adversary kind performs at its rate.
+var adversaryAct = map[string]int{"spam-flood": actSpam, "equivocation": actEquivocate, "forged-events": actForge, "orphan-flood": actOrphan}
 
 type action struct {
 	At   time.Duration `json:"at"`
@@ -72,7 +77,11 @@ type edge struct{ a, b int }
 
 // plan is the concrete, seeded expansion of a scenario.
 type plan struct {
+	// Nodes are numbered honest first, then adversaries that run a
+	// replica (spammers: spam-flood, equivocation), then bare gossipsub
+	// adversaries (forgers: forged-events, orphan-flood).
 	honest, spammers, forgers int
+	member                    []bool // per node: joins the room (else reads only)
 	total                     int
 	edges                     []edge
 	latency                   []time.Duration // per edge
@@ -86,7 +95,7 @@ func makePlan(sc *Scenario) *plan {
 	rng := rand.New(rand.NewPCG(sc.Seed, 0x5eed))
 	p := &plan{honest: sc.Nodes}
 	for _, a := range sc.Adversaries {
-		if a.Kind == "spam-flood" {
+		if adversaryKinds[a.Kind] {
 			p.spammers += a.Count
 		} else {
 			p.forgers += a.Count
@@ -111,7 +120,7 @@ func makePlan(sc *Scenario) *plan {
 		s, f, k := p.honest, p.honest+p.spammers, p.honest
 		for _, a := range sc.Adversaries {
 			for range a.Count {
-				if a.Kind == "spam-flood" {
+				if adversaryKinds[a.Kind] {
 					remap[k] = s
 					s++
 				} else {
@@ -140,6 +149,31 @@ func makePlan(sc *Scenario) *plan {
 		w = p.honest
 	}
 	p.writers = perm[:w]
+	// members: the creator, the writers, then more in shuffled order;
+	// replica adversaries always join. The others only read (they track
+	// the public room without joining).
+	p.member = make([]bool, p.total)
+	p.member[0] = true
+	for _, n := range p.writers {
+		p.member[n] = true
+	}
+	want := sc.Room.Members
+	if want <= 0 || want > p.honest {
+		want = p.honest
+	}
+	have := p.members()
+	for _, n := range perm[w:] {
+		if have >= want {
+			break
+		}
+		if !p.member[n] {
+			p.member[n] = true
+			have++
+		}
+	}
+	for n := p.honest; n < p.honest+p.spammers; n++ {
+		p.member[n] = true
+	}
 	D := sc.Duration.D()
 	add := func(at time.Duration, kind, a, b int) {
 		p.actions = append(p.actions, action{At: at, Kind: kind, Name: actNames[kind], A: a, B: b})
@@ -197,9 +231,9 @@ func makePlan(sc *Scenario) *plan {
 	s, f := p.honest, p.honest+p.spammers
 	for _, a := range sc.Adversaries {
 		for range a.Count {
-			n, kind := s, actSpam
-			if a.Kind == "forged-events" {
-				n, kind = f, actForge
+			n, kind := s, adversaryAct[a.Kind]
+			if !adversaryKinds[a.Kind] {
+				n = f
 				f++
 			} else {
 				s++
@@ -247,6 +281,17 @@ func makePlan(sc *Scenario) *plan {
 	}{p.edges, p.latency, p.writers, p.actions, p.group})
 	p.hash = hex.EncodeToString(h.Sum(nil))
 	return p
+}
+
+// members counts the honest nodes that join the room.
+func (p *plan) members() int {
+	n := 0
+	for _, m := range p.member[:p.honest] {
+		if m {
+			n++
+		}
+	}
+	return n
 }
 
 func topology(t Topology, n int, rng *rand.Rand) []edge {
@@ -434,12 +479,14 @@ type sim struct {
 	refused  int
 	bans     int
 	progress time.Time
+	wall0    time.Time // wall clock at the start, for progress lines
 }
 
 func (s *sim) run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s.ctx = ctx
+	s.wall0 = wallNow()
 	p := s.plan
 	s.mn = mocknet.New()
 	defer s.mn.Close()
@@ -487,38 +534,59 @@ func (s *sim) run() error {
 		}
 		s.wg.Wait()
 	}()
-	for i := range p.honest + p.spammers {
+	members := p.honest + p.spammers
+	preload := s.sc.Room.Setup == SetupPreload
+	if preload {
+		// The creator founds the room alone; every member's join is then
+		// authored and signed in sequence and put into every store, and
+		// the replicas start holding the room (see preload).
+		if err := s.start(0); err != nil {
+			return err
+		}
+		if err := s.createRoom(); err != nil {
+			return err
+		}
+		s.stop(0)
+		if err := s.preload(); err != nil {
+			return err
+		}
+	}
+	for i := range members {
 		if err := s.start(i); err != nil {
 			return err
 		}
 	}
-	for i := p.honest + p.spammers; i < p.total; i++ {
+	for i := members; i < p.total; i++ {
 		s.online[i] = true
 	}
 	for i := range p.edges {
 		s.reconcile(i)
 	}
-	s.say("setup: %d nodes (%d honest), %d links; creating the room", p.total, p.honest, len(p.edges))
-	room, err := s.reps[0].Engine.CreateRoom(ctx, node.RoomCreateReq{Name: s.sc.Name, Public: true})
-	if err != nil {
-		return fmt.Errorf("create room: %w", err)
-	}
-	s.room, _ = crdt.ParseID(room.Room)
-	// Nodes start tracking and joining the room joinSpacing apart:
-	// simultaneous joins of every node make a DAG with as many concurrent
-	// heads as nodes, and state resolution over it costs O(N²) per node (a
-	// join storm no real room sees; the traffic phase is what is measured).
-	spacing := joinSpacing
-	if v, err := time.ParseDuration(os.Getenv("PARLEY_SIM_JOIN_SPACING")); err == nil {
-		spacing = v
-	}
-	if err := s.forEachJoiner(spacing, func(i int) error {
-		if err := s.track(i); err != nil {
+	s.say("setup: %d nodes (%d honest), %d links, room setup %q", p.total, p.honest, len(p.edges), cmp.Or(s.sc.Room.Setup, SetupLive))
+	if !preload {
+		if err := s.createRoom(); err != nil {
 			return err
 		}
-		return s.join(i)
-	}); err != nil {
-		return err
+		// Nodes start tracking and joining the room joinSpacing apart:
+		// simultaneous joins of every node make a DAG with as many
+		// concurrent heads as nodes, and state resolution over it costs
+		// O(N²) per node (a join storm no real room sees; the traffic
+		// phase is what is measured).
+		spacing := joinSpacing
+		if v, err := time.ParseDuration(os.Getenv("PARLEY_SIM_JOIN_SPACING")); err == nil {
+			spacing = v
+		}
+		if err := s.forEachJoiner(spacing, func(i int) error {
+			if err := s.track(i); err != nil {
+				return err
+			}
+			if !p.member[i] {
+				return nil
+			}
+			return s.join(i)
+		}); err != nil {
+			return err
+		}
 	}
 	for i := p.honest + p.spammers; i < p.total; i++ {
 		if err := s.startForger(i); err != nil {
@@ -550,8 +618,52 @@ func (s *sim) run() error {
 		s.sleepUntil(min(time.Since(s.t0)+250*time.Millisecond, end))
 	}
 	s.col.finish(time.Now())
+	s.audit()
 	s.tick(true)
 	return nil
+}
+
+// audit reads what misbehaviour left behind on the honest nodes that are
+// online at the end: events still held back as orphans, and forked events
+// still visible in timelines.
+func (s *sim) audit() {
+	c := s.col
+	c.mu.Lock()
+	orphans, forks := len(c.orphanIDs) > 0, c.forkPairs > 0
+	c.mu.Unlock()
+	if !orphans && !forks {
+		return
+	}
+	pendingMax, visibleMax := 0, 0
+	for n := range s.plan.honest {
+		if !s.online[n] {
+			continue
+		}
+		e := s.reps[n].Engine
+		if orphans {
+			if info, err := e.Info(s.ctx, node.RoomReq{Room: s.room.String()}); err == nil {
+				pendingMax = max(pendingMax, info.Sync.Pending)
+			}
+		}
+		if forks {
+			h, err := e.History(s.ctx, node.HistoryReq{Room: s.room.String(), Limit: 1 << 20})
+			if err != nil {
+				continue
+			}
+			vis := 0
+			c.mu.Lock()
+			for _, ev := range h.Events {
+				if id, err := crdt.ParseID(ev.ID); err == nil && c.forkIDs[id] {
+					vis++
+				}
+			}
+			c.mu.Unlock()
+			visibleMax = max(visibleMax, vis)
+		}
+	}
+	c.mu.Lock()
+	c.pendingMax, c.forkVisibleMax = pendingMax, visibleMax
+	c.mu.Unlock()
 }
 
 // debugSleep sleeps d of virtual time; with PARLEY_SIM_DEBUG set it prints
@@ -662,9 +774,15 @@ func (s *sim) forEachJoiner(spacing time.Duration, f func(int) error) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+	n := s.plan.honest + s.plan.spammers
+	for i := 1; i < n; i++ {
 		if spacing > 0 && i > 1 {
 			time.Sleep(spacing)
+		}
+		if n >= 100 && i%(n/10) == 0 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			s.say("setup: %d of %d nodes joining, %.0fs virtual, %s wall, heap %d MB", i, n, time.Since(s.col.begin).Seconds(), wallSince(s.wall0).Round(time.Second), ms.HeapAlloc>>20)
 		}
 		wg.Add(1)
 		go func() {
@@ -765,6 +883,10 @@ func (s *sim) do(a action) {
 		}
 	case actForge:
 		s.forge(a.A)
+	case actOrphan:
+		s.orphan(a.A)
+	case actEquivocate:
+		s.equivocate(a.A)
 	case actOffline:
 		s.stop(a.A)
 		s.col.setOnline(a.A, false)
@@ -818,4 +940,147 @@ func (s *sim) forge(i int) {
 	ev.Body = rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("FORGED %d", n)})
 	s.col.forged(ev.ID)
 	t.Publish(s.ctx, ev.Encode())
+}
+
+// orphan publishes a validly signed message by the adversary whose parent
+// does not exist: it passes every stateless check and can only wait in a
+// receiver's orphan buffer (bounded per peer) until it is dropped.
+func (s *sim) orphan(i int) {
+	t := s.forgers[i]
+	if t == nil {
+		return
+	}
+	n := s.col.seq()
+	fake := crdt.IDOf([]byte(fmt.Sprintf("no such parent %d %d", i, n)))
+	ev, err := crdt.Sign(s.idents[i], crdt.Draft{Room: s.room, Type: rooms.TypeMessage, Seq: uint64(n), Self: fake, Prev: []crdt.EventID{fake}, Auth: []crdt.EventID{s.room}, Depth: 2, TS: time.Now().UnixMilli(),
+		Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("orphan %d", n)})})
+	if err != nil {
+		s.say("orphan: %v", err)
+		return
+	}
+	s.col.orphaned(ev.ID)
+	t.Publish(s.ctx, ev.Encode())
+}
+
+// equivocate has member replica i send a message through its engine and
+// then gossips a second event with the same device sequence number, parents
+// and auth but another body: a fork of the device's chain. Honest nodes must
+// void the device's events from the fork on (rule R6) and stay complete.
+func (s *sim) equivocate(i int) {
+	if !s.online[i] {
+		return
+	}
+	n := s.col.seq()
+	resp, err := s.reps[i].Engine.Send(s.ctx, node.SendReq{Room: s.room.String(), Text: fmt.Sprintf("fork A %d", n)})
+	if err != nil {
+		s.refused++
+		return
+	}
+	id, err := crdt.ParseID(resp.Event)
+	if err != nil {
+		return
+	}
+	st, err := s.stores[i].Get(id)
+	if err != nil {
+		return
+	}
+	a := st.Event
+	b, err := crdt.Sign(s.idents[i], crdt.Draft{Room: s.room, Type: a.Type, Seq: a.Seq, Self: a.Self, Prev: a.Prev, Auth: a.Auth, Depth: a.Depth, TS: a.TS,
+		Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("fork B %d", n)})})
+	if err != nil {
+		return
+	}
+	s.col.forks(a.ID, b.ID)
+	s.reps[i].Publish(b)
+}
+
+// createRoom has node 0 found the public room of the scenario.
+func (s *sim) createRoom() error {
+	room, err := s.reps[0].Engine.CreateRoom(s.ctx, node.RoomCreateReq{Name: s.sc.Name, Public: true})
+	if err != nil {
+		return fmt.Errorf("create room: %w", err)
+	}
+	s.room, err = crdt.ParseID(room.Room)
+	return err
+}
+
+// preload authors the join of every member after the creator's events, one
+// after the other as a member would on a quiet network (each join's parent
+// is the previous join), signed with the member's own keys and checked by
+// a Log and a Room exactly as a replica checks them, and commits the
+// creator's events and all joins to every replica's store (readers hold
+// the room too, as if they had tracked it and synced). Replicas then
+// start with the room's full membership, as after a join phase, without
+// simulating thousands of joins over gossip (the setup of a large room is
+// not what gossip-latency measures; scenarios with setup: live do it).
+// Events are immutable and shared between the stores.
+func (s *sim) preload() error {
+	var base []*crdt.Event
+	if err := s.stores[0].Scan(s.room, 0, func(st crdt.Stored) bool {
+		if st.Status == crdt.StatusAccepted {
+			base = append(base, st.Event)
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	if len(base) == 0 || base[0].ID != s.room {
+		return fmt.Errorf("preload: creator's store lacks the room")
+	}
+	baseHeads, err := s.stores[0].Heads(s.room)
+	if err != nil {
+		return err
+	}
+	l := crdt.NewLog(s.room, crdt.LogConfig{})
+	room, err := rooms.New(base[0])
+	if err != nil {
+		return err
+	}
+	for _, ev := range l.Add(base...).Accepted {
+		room.Apply(ev)
+	}
+	var joins []*crdt.Event
+	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+		if !s.plan.member[i] {
+			continue
+		}
+		id := s.idents[i]
+		skey := id.User.String()
+		body := rooms.Encode(rooms.MemberBody{Membership: rooms.Join})
+		if err := room.Check(id.User, rooms.TypeMember, &skey, body); err != nil {
+			return fmt.Errorf("preload: join of node %d: %w", i, err)
+		}
+		d := l.Prepare(id.Device.Public(), time.Now().UnixMilli(), crdt.Draft{Type: rooms.TypeMember, StateKey: &skey, Body: body})
+		d.Auth = room.AuthRefsAt(d.Prev, id.User, rooms.TypeMember, &skey)
+		ev, err := crdt.Sign(id, d)
+		if err != nil {
+			return err
+		}
+		if r := l.Add(ev); len(r.Accepted) != 1 {
+			return fmt.Errorf("preload: join of node %d not accepted", i)
+		}
+		room.Apply(ev)
+		if ok, why := room.Visible(ev.ID); !ok {
+			return fmt.Errorf("preload: join of node %d refused: %s", i, why)
+		}
+		joins = append(joins, ev)
+	}
+	heads := l.Heads()
+	stored := func(evs []*crdt.Event) []crdt.Stored {
+		out := make([]crdt.Stored, len(evs))
+		for k, ev := range evs {
+			out[k] = crdt.Stored{Event: ev, Status: crdt.StatusAccepted}
+		}
+		return out
+	}
+	all := stored(append(slices.Clone(base), joins...))
+	if err := s.stores[0].Commit(crdt.Batch{Room: s.room, Events: stored(joins), AddHeads: heads, RemoveHeads: baseHeads}); err != nil {
+		return err
+	}
+	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+		if err := s.stores[i].Commit(crdt.Batch{Room: s.room, Events: all, AddHeads: heads}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

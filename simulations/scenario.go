@@ -77,7 +77,22 @@ type Room struct {
 	Writers int     `yaml:"writers" json:"writers"` // honest nodes that send (the first Writers after shuffling); 0 = all
 	Rate    float64 `yaml:"rate" json:"rate"`       // messages per second, all writers together (Poisson)
 	Size    int     `yaml:"size" json:"size"`       // message text bytes
+	// Setup is how members come in before the measured phase: "live"
+	// (default: every node tracks the room and joins over the network,
+	// 100 ms apart) or "preload" (the joins are authored in sequence and
+	// every member starts holding them; for large rooms).
+	Setup string `yaml:"setup,omitempty" json:"setup,omitempty"`
+	// Members is how many honest nodes join the room (the creator and the
+	// writers always do); the others track the public room and read it
+	// without joining, as lurkers or hosting nodes do. 0 = all.
+	Members int `yaml:"members,omitempty" json:"members,omitempty"`
 }
+
+// Room setups.
+const (
+	SetupLive    = "live"
+	SetupPreload = "preload"
+)
 
 // Partition splits the honest nodes into Groups contiguous blocks of a
 // seeded shuffle at At and heals at Heal.
@@ -104,10 +119,20 @@ type Offline struct {
 	Back  Duration `yaml:"back" json:"back"`
 }
 
+// adversaryKinds maps each adversary kind to whether it runs a real replica
+// (a room member) rather than a bare gossipsub peer.
+var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "forged-events": false, "orphan-flood": false}
+
 // Adversary is a group of Count extra nodes, linked to Degree random honest
-// nodes. Kinds: spam-flood (real replicas that join and send valid
-// messages at Rate each) and forged-events (bare gossipsub peers that
-// publish events with a broken body hash at Rate each).
+// nodes, each acting at Rate per second from Start to Stop. Kinds:
+//   - spam-flood: real replicas that join and send valid messages;
+//   - equivocation: real replicas that join and, for each message they
+//     send, gossip a second, different event with the same sequence number
+//     (a fork of their device's chain, rule R6);
+//   - forged-events: bare gossipsub peers that publish events with a broken
+//     body hash;
+//   - orphan-flood: bare gossipsub peers that publish validly signed events
+//     whose parents do not exist, to fill receivers' orphan buffers.
 type Adversary struct {
 	Kind   string   `yaml:"kind" json:"kind"`
 	Count  int      `yaml:"count" json:"count"`
@@ -292,9 +317,12 @@ func (sc *Scenario) Validate() error {
 			return fmt.Errorf("partition: need groups >= 2 and heal after at")
 		}
 	}
+	if sc.Room.Setup != "" && sc.Room.Setup != SetupLive && sc.Room.Setup != SetupPreload {
+		return fmt.Errorf("room.setup: unknown %q (live, preload)", sc.Room.Setup)
+	}
 	for _, a := range sc.Adversaries {
-		if a.Kind != "spam-flood" && a.Kind != "forged-events" {
-			return fmt.Errorf("adversary kind %q: known kinds are spam-flood and forged-events", a.Kind)
+		if _, ok := adversaryKinds[a.Kind]; !ok {
+			return fmt.Errorf("adversary kind %q: known kinds are spam-flood, equivocation, forged-events and orphan-flood", a.Kind)
 		}
 	}
 	for _, b := range sc.Bans {

@@ -9,7 +9,7 @@ import (
 )
 
 func TestListAndLoadBuiltins(t *testing.T) {
-	want := []string{"ban-under-partition", "churn", "gossip-latency", "large-room", "lossy-links", "offline-catchup", "partition-heal", "spam-flood"}
+	want := []string{"ban-under-partition", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood"}
 	list := List()
 	if len(list) != len(want) {
 		t.Fatalf("List() = %v, want %v", list, want)
@@ -119,6 +119,45 @@ func TestAdversariesSmallVirtual(t *testing.T) {
 	}
 	if rep.Spam == nil || rep.Spam.Published == 0 {
 		t.Fatalf("spam %+v", rep.Spam)
+	}
+}
+
+func TestMisbehavingPeersSmallVirtual(t *testing.T) {
+	sc := small(t, "misbehaving-peers", 10, 8*time.Second)
+	sc.Adversaries = []Adversary{
+		{Kind: "equivocation", Count: 1, Degree: 3, Rate: 2, Start: Duration(time.Second), Stop: Duration(6 * time.Second)},
+		{Kind: "orphan-flood", Count: 1, Degree: 3, Rate: 50, Start: Duration(time.Second), Stop: Duration(6 * time.Second)},
+	}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 {
+		t.Fatalf("completeness %v, warnings %v", rep.Completeness, rep.Warnings)
+	}
+	o, q := rep.Orphans, rep.Equivocation
+	if o == nil || o.Published < 100 || o.AcceptedHonest != 0 || o.PendingAtEndMax == nil {
+		t.Fatalf("orphans %+v", o)
+	}
+	if q == nil || q.Published == 0 || q.VisibleAtEndMax == nil || *q.VisibleAtEndMax != 0 {
+		t.Fatalf("equivocation %+v", q)
+	}
+	t.Logf("orphans %d published, at most %d held at the end; %d forks, none visible", o.Published, *o.PendingAtEndMax, q.Published)
+}
+
+func TestReadersVirtual(t *testing.T) {
+	for _, setup := range []string{SetupLive, SetupPreload} {
+		t.Run(setup, func(t *testing.T) {
+			sc := small(t, "gossip-latency", 15, 6*time.Second)
+			sc.Room.Writers, sc.Room.Members, sc.Room.Setup = 3, 5, setup
+			rep, err := Run(context.Background(), sc, RunOptions{T: t})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.RoomMembers != 5 || rep.Completeness != 1 || rep.EventsPublished == 0 {
+				t.Fatalf("members %d, completeness %v, published %d", rep.RoomMembers, rep.Completeness, rep.EventsPublished)
+			}
+		})
 	}
 }
 

@@ -35,10 +35,12 @@ var commands = []*command{
 	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},
 	{"disconnect", "PEER_ID", "close all connections to a peer and forget it", runDisconnect},
 	{"status", "", "node health: peers, rooms, store size, sync state", runStatus},
-	{"room create", "[--name N] [--topic T] [--public] [--history shared|joined]", "create a room (private unless --public)", runRoomCreate},
+	{"room create", "[--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]", "create a room (private and end-to-end encrypted unless --public)", runRoomCreate},
 	{"room list", "", "rooms this node is in, invited to, or has left", runRoomList},
 	{"room info", "ROOM", "a room's state and how complete this copy is", runRoomInfo},
 	{"room join", "ROOM [--via MULTIADDR]...", "join a public room or accept an invite", runRoomJoin},
+	{"room host", "ROOM [--via MULTIADDR]...", "store and serve a room's encrypted log without being a member (a blind mirror)", runRoomHost},
+	{"room unhost", "ROOM", "stop storing and serving a hosted room", runRoomUnhost},
 	{"room invite", "ROOM USER", "invite a user to a room (their devices are told, and see it in 'parley invites')", runRoomInvite},
 	{"room leave", "ROOM", "leave a room", runRoomLeave},
 	{"room kick", "ROOM USER [--reason R]", "remove a member (they may come back if invited again)", runRoomKick},
@@ -63,7 +65,8 @@ var commands = []*command{
 	{"media add", "FILE", "store a file, encrypted and content-addressed; prints its CID and file key", runMediaAdd},
 	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY or --key", runMediaGet},
 	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
-	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json]", "run a simulation of many real nodes in virtual time", runSim},
+	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--backend mocknet|netns]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root)", runSim},
+	{"sim export-shadow", "SCENARIO|FILE [--nodes N] [--seed S] --out DIR", "write a Shadow configuration for the scenario", runSim},
 }
 
 // groups are the words that only start a two-word command ("room create").

@@ -11,24 +11,34 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// parley room create [--name N] [--topic T] [--public] [--history shared|joined]
+// parley room create [--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]
 //
 // The creator is the room's admin. A room is invite-only unless --public.
 // With history "shared" (the default) new members read history from before
-// they joined; with "joined" only from their join on.
+// they joined; with "joined" only from their join on. Private rooms are
+// end-to-end encrypted unless --plaintext; public rooms are plaintext
+// unless --encrypted.
 func runRoomCreate(c *cli, args []string) error {
 	fs := c.flags()
 	name := fs.String("name", "", "room `NAME`")
 	topic := fs.String("topic", "", "room `TOPIC`")
 	public := fs.Bool("public", false, "anyone may join (default: invite only)")
 	history := fs.String("history", "shared", "`MODE` shared: members read all history; joined: only from their join on")
+	plain := fs.Bool("plaintext", false, "no end-to-end encryption (the default for --public rooms)")
+	enc := fs.Bool("encrypted", false, "end-to-end encryption (the default for private rooms)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	if *history != "shared" && *history != "joined" {
 		return c.usagef("bad --history %q (use shared or joined)", *history)
 	}
+	if *plain && *enc {
+		return c.usagef("--plaintext and --encrypted exclude each other")
+	}
 	req := node.RoomCreateReq{Name: *name, Topic: *topic, Public: *public, History: *history}
+	if *plain || *enc {
+		req.Encrypted = enc
+	}
 	var r node.RoomResp
 	return c.call(node.MethodRoomCreate, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Room)
@@ -74,6 +84,7 @@ func runRoomInfo(c *cli, args []string) error {
 		fmt.Fprintf(tw, "avatar\t%s\n", orNone(r.Avatar))
 		fmt.Fprintf(tw, "join rule\t%s\n", orNone(r.JoinRule))
 		fmt.Fprintf(tw, "history\t%s\n", orNone(r.History))
+		fmt.Fprintf(tw, "encrypted\t%v (%d member devices)\n", r.Encrypted, len(r.Devices))
 		fmt.Fprintf(tw, "events\t%d held, %d missing, %d pending\n", r.Sync.Events, r.Sync.Missing, r.Sync.Pending)
 		fmt.Fprintf(tw, "heads\t%s\n", orNone(strings.Join(r.Sync.Heads, " ")))
 		tw.Flush()
@@ -120,6 +131,53 @@ func runRoomJoin(c *cli, args []string) error {
 			return
 		}
 		fmt.Fprintf(w, "joined %s (event %s)\n", r.Room, r.Event)
+	})
+}
+
+// parley room host ROOM [--via MULTIADDR]...
+//
+// Keep a copy of a room without being a member: the node stores and serves
+// its log (ciphertext in an encrypted room) so that members reach each
+// other through it. It holds no key and reads nothing.
+func runRoomHost(c *cli, args []string) error {
+	fs := c.flags()
+	var via multiFlag
+	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	req := node.RoomJoinReq{Room: room}
+	for _, v := range via {
+		a, err := parseAddr(v, true)
+		if err != nil {
+			return err
+		}
+		req.Via = append(req.Via, a)
+	}
+	var r node.RoomResp
+	return c.call(node.MethodRoomHost, req, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "hosting %s\n", r.Room)
+	})
+}
+
+// parley room unhost ROOM
+func runRoomUnhost(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return err
+	}
+	var r node.RoomResp
+	return c.call(node.MethodRoomUnhost, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "no longer hosting %s\n", r.Room)
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,13 +11,20 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
+	"syscall"
 
 	"github.com/parley-p2p/parley/simulations"
 )
 
 const simUsage = `usage:
   parley sim list [--json]
-  parley sim run SCENARIO|FILE.yaml [--nodes N] [--seed S] [--out DIR] [--json] [--real-time]
+  parley sim run SCENARIO|FILE.yaml [--nodes N] [--seed S] [--out DIR] [--json] [--real-time] [--backend mocknet|netns]
+  parley sim export-shadow SCENARIO|FILE.yaml [--nodes N] [--seed S] [--binary PATH] --out DIR [--json]
+
+backends: mocknet (default; in-process, virtual time) or netns (real parley daemons in
+Linux network namespaces, real time, root only; validates mocknet at small scale).
+export-shadow writes DIR/shadow.yaml for Shadow 3.x (TCP only) for runs beyond one machine.
 `
 
 // cmdSim implements "parley sim": network simulations of the real node
@@ -53,30 +61,39 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		out := fs.String("out", "", "output directory for report.json, CSV series and SVG plots")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
 		real := fs.Bool("real-time", false, "run on the wall clock instead of virtual time")
-		var pos []string
-		rest := args[1:]
-		for {
-			if err := fs.Parse(rest); err != nil {
-				fmt.Fprint(stderr, simUsage)
-				return 2
-			}
-			if fs.NArg() == 0 {
-				break
-			}
-			pos = append(pos, fs.Arg(0))
-			rest = fs.Args()[1:]
+		backend := fs.String("backend", "mocknet", "`BACKEND`: mocknet (in-process, virtual time) or netns (real daemons in network namespaces, root only)")
+		pos, ok := parseInterspersed(fs, args[1:], stderr)
+		if !ok {
+			return 2
 		}
-		if len(pos) != 1 {
+		if *backend != "mocknet" && *backend != "netns" {
+			fmt.Fprintf(stderr, "parley: unknown backend %q (use mocknet or netns)\n", *backend)
 			fmt.Fprint(stderr, simUsage)
 			return 2
 		}
 		sc, err := simulations.Load(pos[0])
 		if err != nil {
-			fmt.Fprintf(stderr, "error: %v\n", err)
+			fmt.Fprintf(stderr, "parley: %v\n", err)
 			return 1
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
+		if *backend == "netns" {
+			if *real {
+				fmt.Fprintln(stderr, "parley: --real-time is for the mocknet backend (netns always runs in real time)")
+				return 2
+			}
+			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: stderr})
+			if errors.Is(err, context.Canceled) {
+				fmt.Fprintf(stderr, "parley: simulation %s interrupted (daemons stopped, namespaces deleted)\n", sc.Name)
+				return 1
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "parley: simulation %s on netns: %v\n", sc.Name, err)
+				return 1
+			}
+			return printSimReport(stdout, rep, *asJSON, *out)
+		}
 		// Hidden: PARLEY_SIM_CPUPROFILE and PARLEY_SIM_MEMPROFILE write pprof
 		// profiles of the run (for work on the simulator itself).
 		if path := os.Getenv("PARLEY_SIM_CPUPROFILE"); path != "" {
@@ -101,33 +118,103 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		}
 		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: stderr, RealTime: *real})
 		if err != nil {
-			fmt.Fprintf(stderr, "error: simulation %s: %v\n", sc.Name, err)
+			fmt.Fprintf(stderr, "parley: simulation %s: %v\n", sc.Name, err)
+			return 1
+		}
+		return printSimReport(stdout, rep, *asJSON, *out)
+	case "export-shadow":
+		fs := flag.NewFlagSet("sim export-shadow", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		nodes := fs.Int("nodes", 0, "honest nodes (default: the scenario's)")
+		seed := fs.Uint64("seed", 0, "seed (default: the scenario's)")
+		out := fs.String("out", "", "output `DIR` for shadow.yaml and the nodes' homes (required)")
+		bin := fs.String("binary", "", "absolute `PATH` of the parley binary on the Shadow machine (default: this executable)")
+		asJSON := fs.Bool("json", false, "print what was written as JSON")
+		pos, ok := parseInterspersed(fs, args[1:], stderr)
+		if !ok {
+			return 2
+		}
+		if *out == "" {
+			fmt.Fprintln(stderr, "parley: sim export-shadow needs --out DIR")
+			fmt.Fprint(stderr, simUsage)
+			return 2
+		}
+		sc, err := simulations.Load(pos[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "parley: %v\n", err)
+			return 1
+		}
+		ex, err := simulations.ExportShadow(sc, simulations.ShadowOptions{Nodes: *nodes, Seed: *seed, Out: *out, Binary: *bin})
+		if err != nil {
+			fmt.Fprintf(stderr, "parley: %v\n", err)
 			return 1
 		}
 		if *asJSON {
-			b, _ := json.MarshalIndent(rep, "", "  ")
+			b, _ := json.MarshalIndent(ex, "", "  ")
 			fmt.Fprintln(stdout, string(b))
 			return 0
 		}
-		conv := "n/a (no partition)"
-		if rep.ConvergenceMS != nil {
-			conv = fmt.Sprintf("%.0f ms", *rep.ConvergenceMS)
+		fmt.Fprintf(stdout, "wrote %s: %d hosts, %d links, %d sends, stop at %v simulated\n", ex.Config, ex.Hosts, ex.Edges, ex.Sends, ex.StopTime)
+		for _, w := range ex.Warnings {
+			fmt.Fprintf(stdout, "warning  %s\n", w)
 		}
-		fmt.Fprintf(stdout, "scenario      %s (seed %d, %d nodes, %s time)\n", rep.Scenario, rep.Seed, rep.Nodes, rep.TimeMode)
-		fmt.Fprintf(stdout, "time          %.1f s virtual in %.1f s wall, peak RSS %.0f MB\n", rep.VirtualDurationS, rep.WallS, rep.PeakRSSMB)
-		fmt.Fprintf(stdout, "published     %d messages\n", rep.EventsPublished)
-		fmt.Fprintf(stdout, "completeness  %.4f (%d of %d deliveries)\n", rep.Completeness, rep.Deliveries, rep.DeliveriesExpected)
-		fmt.Fprintf(stdout, "latency       p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", rep.LatencyMS.P50, rep.LatencyMS.P90, rep.LatencyMS.P99, rep.LatencyMS.Max)
-		fmt.Fprintf(stdout, "convergence   %s\n", conv)
-		fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
-		for _, w := range rep.Warnings {
-			fmt.Fprintf(stdout, "warning       %s\n", w)
-		}
-		if *out != "" {
-			fmt.Fprintf(stdout, "outputs       %s\n", *out)
-		}
+		fmt.Fprintf(stdout, "run it with: shadow --data-directory shadow.data %s\n", ex.Config)
 		return 0
 	}
 	fmt.Fprint(stderr, simUsage)
 	return 2
+}
+
+// parseInterspersed parses flags before and after the one positional
+// argument; false: a usage error (already printed).
+func parseInterspersed(fs *flag.FlagSet, rest []string, stderr io.Writer) ([]string, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			fmt.Fprint(stderr, simUsage)
+			return nil, false
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		fmt.Fprint(stderr, simUsage)
+		return nil, false
+	}
+	return pos, true
+}
+
+// printSimReport prints a run's summary (or the report as JSON).
+func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out string) int {
+	if asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	conv := "n/a (no partition)"
+	if rep.ConvergenceMS != nil {
+		conv = fmt.Sprintf("%.0f ms", *rep.ConvergenceMS)
+	}
+	fmt.Fprintf(stdout, "scenario      %s (seed %d, %d nodes, %s time)\n", rep.Scenario, rep.Seed, rep.Nodes, rep.TimeMode)
+	fmt.Fprintf(stdout, "backend       %s\n", rep.Backend)
+	fmt.Fprintf(stdout, "time          %.1f s %s in %.1f s wall, peak RSS %.0f MB\n", rep.VirtualDurationS, rep.TimeMode, rep.WallS, rep.PeakRSSMB)
+	fmt.Fprintf(stdout, "published     %d messages\n", rep.EventsPublished)
+	fmt.Fprintf(stdout, "completeness  %.4f (%d of %d deliveries)\n", rep.Completeness, rep.Deliveries, rep.DeliveriesExpected)
+	fmt.Fprintf(stdout, "latency       p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", rep.LatencyMS.P50, rep.LatencyMS.P90, rep.LatencyMS.P99, rep.LatencyMS.Max)
+	fmt.Fprintf(stdout, "convergence   %s\n", conv)
+	if strings.HasPrefix(rep.Backend, "netns") {
+		fmt.Fprintf(stdout, "duplicates    not measured by the netns backend\n")
+	} else {
+		fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(stdout, "warning       %s\n", w)
+	}
+	if out != "" {
+		fmt.Fprintf(stdout, "outputs       %s\n", out)
+	}
+	return 0
 }

@@ -11,6 +11,7 @@
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
 //	a/<room>/<device>/<seq>/<id>        "" (device, seq) index: two ids under one prefix = equivocation
 //	r/<room>                            "" the room has events (Rooms)
+//	l/<key>                             node-local values, never synced (local.go)
 //
 // A Commit is one badger transaction (db.Update). A batch too large for one
 // transaction (badger.ErrTxnTooBig, about 10 MB or 100k entries with the

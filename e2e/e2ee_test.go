@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// The acceptance of issue 4 (end-to-end encryption, stage 1) through the
+// CLI: two members connected only through a node that hosts the room read
+// each other while the host holds ciphertext only (no message and no room
+// name on its disk); a kicked member keeps receiving ciphertext but reads
+// nothing sent after the kick, and no such plaintext reaches its disk.
+func TestE2EEBlindHostAndKick(t *testing.T) {
+	t.Parallel()
+	a, h, b := trio(t, false) // a - h - b: a and b meet only through h
+	name := marker("room-name")
+	var rr node.RoomResp
+	a.must(&rr, "room", "create", "--name", name) // private rooms are encrypted by default
+	room := rr.Room
+	h.must(nil, "room", "host", room, "--via", a.addr)
+	a.must(nil, "room", "invite", room, b.user)
+	eventually(t, govTimeout, "the host relays the invite", func() error {
+		if m := memberOf(t, h, room, b.user); m == nil || m.Membership != "invite" {
+			return fmt.Errorf("host's copy: %+v", m)
+		}
+		return nil
+	})
+	b.must(nil, "room", "join", room, "--via", h.addr)
+	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
+
+	fromA, fromB := marker("from-a"), marker("from-b")
+	// a's first message may go out before b's device record reaches a;
+	// a key forward heals b, so b reads it either way.
+	a.must(nil, "send", room, fromA)
+	waitBodies(t, []*daemon{b}, room, fromA)
+	b.must(nil, "send", room, fromB)
+	waitBodies(t, []*daemon{a}, room, fromB)
+
+	var info node.RoomInfoResp
+	b.must(&info, "room", "info", room)
+	if info.Name != name {
+		t.Fatalf("b reads the room name %q, want %q", info.Name, name)
+	}
+	eventually(t, govTimeout, "the host holds both messages, undecrypted", func() error {
+		evs, err := h.history(room)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, e := range evs {
+			if e.Type == "message" {
+				if e.Decrypted || e.Body != "" {
+					t.Fatalf("the host shows a decrypted message: %+v", e)
+				}
+				n++
+			}
+		}
+		if n != 2 {
+			return fmt.Errorf("host shows %d messages", n)
+		}
+		return nil
+	})
+	h.must(&info, "room", "info", room)
+	if info.Name != "" {
+		t.Fatalf("the host reads the room name %q", info.Name)
+	}
+	for _, m := range []string{fromA, fromB, name} {
+		if got := homesHolding(t, []*daemon{h}, m); len(got) > 0 {
+			t.Fatalf("plaintext %q on the host's disk", m)
+		}
+	}
+
+	// The kick carries the next epoch: b receives what follows, reads none of it.
+	a.must(nil, "room", "kick", room, b.user)
+	waitMembership(t, []*daemon{a, h, b}, room, b.user, "leave")
+	after := marker("after-kick")
+	a.must(nil, "send", room, after)
+	waitBodies(t, []*daemon{a}, room, after)
+	eventually(t, govTimeout, "b receives the post-kick message as ciphertext", func() error {
+		evs, err := b.history(room)
+		if err != nil {
+			return err
+		}
+		undec := slices.IndexFunc(evs, func(e node.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted })
+		if slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Body == after }) {
+			t.Fatalf("the kicked member reads the post-kick message")
+		}
+		if undec < 0 {
+			return fmt.Errorf("b holds no undecrypted message yet")
+		}
+		return nil
+	})
+	if got := homesHolding(t, []*daemon{h, b}, after); len(got) > 0 {
+		t.Fatalf("post-kick plaintext on the disk of %v", got)
+	}
+	// The search itself works: b decrypted the pre-kick message and keeps it.
+	if got := homesHolding(t, []*daemon{b}, fromA); len(got) == 0 {
+		t.Fatalf("the disk search does not find the plaintext b decrypted")
+	}
+}

@@ -1,0 +1,46 @@
+package node
+
+import (
+	"context"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Blind hosting (DESIGN.md §8): a node keeps and serves a room it is not a
+// member of. For an encrypted room it holds ciphertext only: no wrap names
+// its device, so it never holds an epoch secret and decrypts nothing.
+// Members and other hosts pull an encrypted room from any node that names
+// it (Engine.MayServe).
+
+// Host starts keeping a room without joining it (`parley room host`).
+func (e *Engine) Host(ctx context.Context, s string) (crdt.RoomID, error) {
+	return e.TrackRoom(ctx, s)
+}
+
+// Unhost stops keeping a hosted room (`parley room unhost`): the engine
+// drops it, so it is neither synced nor served, and does not load it again
+// after a restart. The events already stored stay in the store until the
+// room is hosted or joined again. A room this user is a member of cannot
+// be unhosted (leave it first).
+func (e *Engine) Unhost(ctx context.Context, req RoomReq) (RoomResp, error) {
+	var resp RoomResp
+	err := e.do(ctx, func() error {
+		id, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		if rc.room != nil {
+			if m := rc.room.MembershipOf(e.ident.User); m != "" && m != "leave" {
+				return errorf(KindInvalid, "this user is in room %s (membership %s): leave it instead", id, m)
+			}
+		}
+		if rc.keys.heal != nil {
+			rc.keys.heal.Stop()
+		}
+		delete(e.rooms, id)
+		e.prefs.Unhosted = append(e.prefs.Unhosted, id.String())
+		resp.Room = id.String()
+		return e.prefs.save()
+	})
+	return resp, err
+}

@@ -1,0 +1,12 @@
+package timeline
+
+import (
+	"testing"
+
+	"github.com/parley-p2p/parley/internal/puretest"
+)
+
+// TestPureImports keeps the projection pure (DESIGN.md §1).
+func TestPureImports(t *testing.T) {
+	puretest.CheckImports(t, ".", append(puretest.Base, "os", "crypto/rand")...)
+}
