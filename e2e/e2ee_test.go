@@ -101,3 +101,54 @@ func TestE2EEBlindHostAndKick(t *testing.T) {
 		t.Fatalf("the disk search does not find the plaintext b decrypted")
 	}
 }
+
+// In a room with history "joined", a newcomer reads what is sent after its
+// join and nothing from before, and no earlier plaintext reaches its disk;
+// in a "shared" room the same newcomer reads the earlier message too.
+func TestE2EEJoinedAndSharedHistory(t *testing.T) {
+	t.Parallel()
+	a, b := startDaemon(t, "A"), startDaemon(t, "B")
+	a.must(nil, "connect", b.addr)
+	for _, hist := range []string{"joined", "shared"} {
+		var rr node.RoomResp
+		a.must(&rr, "room", "create", "--name", hist+" room", "--history", hist)
+		room := rr.Room
+		before := marker(hist + "-before")
+		a.must(nil, "send", room, before)
+		inviteAndJoin(t, a, b, room)
+		// Wait until a holds b's device record: from then on a's messages
+		// use an epoch b holds (in a joined room, the barrier b's record
+		// carries).
+		eventually(t, govTimeout, "A sees two member devices", func() error {
+			var info node.RoomInfoResp
+			if err := a.try(&info, "room", "info", room); err != nil {
+				return err
+			}
+			if len(info.Devices) != 2 {
+				return fmt.Errorf("devices %v", info.Devices)
+			}
+			return nil
+		})
+		after := marker(hist + "-after")
+		a.must(nil, "send", room, after)
+		waitBodies(t, []*daemon{b}, room, after)
+		switch hist {
+		case "joined":
+			evs, err := b.history(room)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Body == before }) {
+				t.Fatal("the newcomer reads a message from before its join")
+			}
+			if !slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted }) {
+				t.Fatal("the newcomer does not even hold the earlier message (as ciphertext)")
+			}
+			if got := homesHolding(t, []*daemon{b}, before); len(got) > 0 {
+				t.Fatal("pre-join plaintext on the newcomer's disk")
+			}
+		case "shared":
+			waitBodies(t, []*daemon{b}, room, before)
+		}
+	}
+}
