@@ -71,7 +71,11 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 	return MediaAddResp{CID: blob.Root.String(), Size: blob.Size, MIME: media.Sniff(head, filepath.Base(req.Path)), Key: MediaKeyString(key)}, nil
 }
 
-// Get fetches the blob req.CID if needed, then decrypts it into req.Out.
+// Get fetches the blob req.CID if needed and decrypts it into req.Out. The
+// two overlap: blocks are decrypted and written out in order as the fetch
+// stores them (each read back from the store is verified again), so the
+// file is ready about when its last block arrives. A decryption error (a
+// wrong key) stops the fetch; what was fetched stays for a later Get.
 func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) {
 	root, err := cid.Decode(req.CID)
 	if err == nil {
@@ -87,30 +91,38 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 	if !filepath.IsAbs(req.Out) {
 		return MediaGetResp{}, errorf(KindInvalid, "output path %q is not absolute", req.Out)
 	}
-	if err := m.Fetch(ctx, root); err != nil {
-		switch {
-		case errors.Is(err, ErrMediaNotFound):
-			return MediaGetResp{}, &Error{Kind: KindNotFound, Msg: fmt.Sprintf("media %s is not held here or by any connected peer", req.CID), Err: err}
-		case ctx.Err() != nil:
-			return MediaGetResp{}, ErrClosed
-		}
-		return MediaGetResp{}, fmt.Errorf("fetch %s: %w", req.CID, err)
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	arriving := m.awaitFetch()
+	fetched := make(chan error, 1)
+	go func() {
+		err := m.Fetch(fctx, root)
+		arriving.end(err)
+		fetched <- err
+	}()
+	n, werr := m.writeOut(arriving, root, key, req.Out)
+	if werr != nil {
+		cancel() // e.g. a wrong key: stop fetching
 	}
-	n, err := m.writeOut(root, key, req.Out)
-	if err != nil {
-		return MediaGetResp{}, err
+	ferr := <-fetched
+	switch {
+	case werr == nil: // every block read, verified and decrypted
+		return MediaGetResp{CID: root.String(), Size: n}, nil
+	case ctx.Err() != nil:
+		return MediaGetResp{}, ErrClosed
+	case !errors.Is(werr, errFetchEnded) || ferr == nil:
+		return MediaGetResp{}, werr
+	case errors.Is(ferr, ErrMediaNotFound):
+		return MediaGetResp{}, &Error{Kind: KindNotFound, Msg: fmt.Sprintf("media %s is not held here or by any connected peer", req.CID), Err: ferr}
 	}
-	return MediaGetResp{CID: root.String(), Size: n}, nil
+	return MediaGetResp{}, fmt.Errorf("fetch %s: %w", req.CID, ferr)
 }
 
-// writeOut decrypts the complete blob root into out through a temporary
-// file in the same folder, synced and renamed into place. The file is
-// private to the user (0600): it is the plaintext of an encrypted message.
-func (m *Media) writeOut(root cid.Cid, key media.FileKey, out string) (int64, error) {
-	r, err := media.NewReader(m.store, root, key)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", root, err)
-	}
+// writeOut decrypts the blob root, read from store, into out through a
+// temporary file in the same folder, synced and renamed into place. The
+// file is private to the user (0600): it is the plaintext of an encrypted
+// message.
+func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey, out string) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".parley-media-*")
 	if err != nil {
 		return 0, errorf(KindInvalid, "cannot write into %s: %v", filepath.Dir(out), unwrapPathErr(err))
@@ -122,10 +134,16 @@ func (m *Media) writeOut(root cid.Cid, key media.FileKey, out string) (int64, er
 			os.Remove(tmp.Name())
 		}
 	}()
-	n, err := io.CopyBuffer(tmp, r, make([]byte, 64<<10))
+	r, err := media.NewReader(store, root, key)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", root, err)
+	}
+	n, err := io.CopyBuffer(onlyWriter{tmp}, r, make([]byte, media.ChunkSize))
 	switch {
 	case errors.Is(err, media.ErrDecrypt):
 		return 0, errorf(KindInvalid, "cannot decrypt %s: wrong key (or a corrupt blob)", root)
+	case errors.Is(err, errFetchEnded):
+		return 0, err
 	case err != nil:
 		return 0, fmt.Errorf("write %s: %w", out, err)
 	}
@@ -141,6 +159,10 @@ func (m *Media) writeOut(root cid.Cid, key media.FileKey, out string) (int64, er
 	done = true
 	return n, nil
 }
+
+// onlyWriter hides *os.File's ReaderFrom, so that io.CopyBuffer uses the
+// chunk-sized buffer.
+type onlyWriter struct{ io.Writer }
 
 // unwrapPathErr drops the path an *os.PathError repeats.
 func unwrapPathErr(err error) error {

@@ -19,7 +19,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 )
 
@@ -41,6 +40,9 @@ import (
 // forbid fetching from any holder. What we bound instead is cost: at most
 // mediaMaxPeerStreams served streams per peer at once, a per-peer byte rate,
 // an idle timeout per stream and frames of at most mediaMaxFrame octets.
+// A fetching node keeps within the stream cap (all its fetches together)
+// and takes a new stream reset before its first answer for a busy peer, to
+// ask again shortly, not for a misbehaving one.
 const MediaProtocol = protocol.ID("/parley/media/1.0.0")
 
 // Limits of the media protocol.
@@ -72,10 +74,11 @@ type mediaMsg struct {
 // errMediaFrame: a frame that is not a canonical mediaMsg.
 var errMediaFrame = errors.New("malformed media frame")
 
-// decodeMediaMsg parses one frame strictly.
+// decodeMediaMsg parses one frame strictly (media_codec.go); CID and Data
+// alias b.
 func decodeMediaMsg(b []byte) (*mediaMsg, error) {
-	var m mediaMsg
-	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
+	m, err := parseMediaMsg(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errMediaFrame, err)
 	}
 	switch m.Op {
@@ -83,7 +86,7 @@ func decodeMediaMsg(b []byte) (*mediaMsg, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown op %q", errMediaFrame, m.Op)
 	}
-	return &m, nil
+	return m, nil
 }
 
 // parseMediaCID reads a CID of a kind the media store holds.
@@ -108,13 +111,17 @@ type Media struct {
 	store media.BlobStore
 	log   *slog.Logger
 
-	mu          sync.Mutex
 	*peerLimits // served streams and byte rate per peer
 
 	fetchMu sync.Mutex             // guards fetching
 	fetches map[string]*sync.Mutex // per root: one fetch at a time
 
 	served atomic.Int64 // blocks served (tests)
+
+	slots streamSlots // streams this node opens to each peer
+
+	arrivedMu sync.Mutex
+	arrived   chan struct{} // guarded by arrivedMu: closed when a fetched block is stored; nil if nobody waits
 }
 
 // NewMedia returns the media component on h and store. Nothing is served
@@ -142,13 +149,6 @@ func (m *Media) Serve(ctx context.Context) error {
 }
 
 // ---- serving ----
-
-// mediaConn is one open media stream.
-type mediaConn = frames[mediaMsg]
-
-func newMediaConn(st network.Stream) *mediaConn {
-	return newFrames(st, mediaMaxFrame, mediaIdle, decodeMediaMsg)
-}
 
 // handle serves one incoming media stream.
 func (m *Media) handle(st network.Stream) {
@@ -215,16 +215,106 @@ func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
 // asked again during this fetch.
 var errPeerMisbehaved = errors.New("peer misbehaved")
 
-// fetchSession is one worker's streams to the peers it asked.
+// errPeerBusy: a peer reset a new stream before answering, as it does when
+// it already serves us mediaMaxPeerStreams streams (or has not yet seen
+// our last ones close). It is asked again after a pause, and is not
+// counted as misbehaving.
+var errPeerBusy = errors.New("peer busy")
+
+// Retries of a busy peer: mediaBusyRetries pauses, doubling from
+// mediaBusyBackoff (2.5 s in all).
+const (
+	mediaBusyRetries = 8
+	mediaBusyBackoff = 10 * time.Millisecond
+)
+
+// streamSlots caps the media streams this node opens to each peer, all
+// fetches together, at what a peer serves to one peer at once
+// (mediaMaxPeerStreams): concurrent fetches from one holder take turns
+// instead of having their streams refused.
+type streamSlots struct {
+	mu    sync.Mutex
+	peers map[peer.ID]*slotSem // guarded by mu
+}
+
+type slotSem struct {
+	sem  chan struct{}
+	refs int // holders and waiters
+}
+
+func (s *streamSlots) ref(p peer.ID) *slotSem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peers == nil {
+		s.peers = map[peer.ID]*slotSem{}
+	}
+	e := s.peers[p]
+	if e == nil {
+		e = &slotSem{sem: make(chan struct{}, mediaMaxPeerStreams)}
+		s.peers[p] = e
+	}
+	e.refs++
+	return e
+}
+
+func (s *streamSlots) unref(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.peers[p]; e != nil {
+		if e.refs--; e.refs <= 0 {
+			delete(s.peers, p)
+		}
+	}
+}
+
+// tryAcquire takes a slot for p if one is free.
+func (s *streamSlots) tryAcquire(p peer.ID) bool {
+	e := s.ref(p)
+	select {
+	case e.sem <- struct{}{}:
+		return true
+	default:
+		s.unref(p)
+		return false
+	}
+}
+
+// acquire waits for a slot for p.
+func (s *streamSlots) acquire(ctx context.Context, p peer.ID) error {
+	e := s.ref(p)
+	select {
+	case e.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		s.unref(p)
+		return ctx.Err()
+	}
+}
+
+// release gives back a slot taken for p.
+func (s *streamSlots) release(p peer.ID) {
+	s.mu.Lock()
+	e := s.peers[p]
+	s.mu.Unlock()
+	if e != nil {
+		<-e.sem
+		s.unref(p)
+	}
+}
+
+// fetchSession is one worker's streams to the peers it asked; each holds
+// one of the node's stream slots for its peer.
 type fetchSession struct {
 	m     *Media
 	conns map[peer.ID]*mediaConn
 }
 
 func (s *fetchSession) close() {
-	for _, c := range s.conns {
+	for p, c := range s.conns {
 		c.st.CloseWrite()
 		c.st.Close()
+		delete(s.conns, p)
+		s.m.slots.release(p)
 	}
 }
 
@@ -232,21 +322,59 @@ func (s *fetchSession) drop(p peer.ID) {
 	if c := s.conns[p]; c != nil {
 		c.st.Reset()
 		delete(s.conns, p)
+		s.m.slots.release(p)
 	}
 }
 
-// get asks p for block id. It returns (nil, nil) if p does not hold it.
-func (s *fetchSession) get(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
-	c := s.conns[p]
-	if c == nil {
-		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st, err := s.m.host.NewStream(network.WithAllowLimitedConn(octx, "media"), p, MediaProtocol)
-		cancel()
-		if err != nil {
+// open opens a stream to p once a slot for p is free. The session's other
+// streams are idle (one worker uses it): it closes them before waiting, so
+// that no worker holds a slot while it waits for another.
+func (s *fetchSession) open(ctx context.Context, p peer.ID) (*mediaConn, error) {
+	if !s.m.slots.tryAcquire(p) {
+		s.close()
+		if err := s.m.slots.acquire(ctx, p); err != nil {
 			return nil, err
 		}
-		c = newMediaConn(st)
-		s.conns[p] = c
+	}
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := s.m.host.NewStream(network.WithAllowLimitedConn(octx, "media"), p, MediaProtocol)
+	cancel()
+	if err != nil {
+		s.m.slots.release(p)
+		return nil, err
+	}
+	c := newMediaConn(st)
+	s.conns[p] = c
+	return c, nil
+}
+
+// get asks p for block id. It returns (nil, nil) if p does not hold it,
+// and the block unverified otherwise. A busy peer is asked again after a
+// pause, a few times.
+func (s *fetchSession) get(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		data, err := s.ask(ctx, p, id)
+		if !errors.Is(err, errPeerBusy) || attempt == mediaBusyRetries {
+			return data, err
+		}
+		t := time.NewTimer(mediaBusyBackoff << attempt)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ask is one request and its answer.
+func (s *fetchSession) ask(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
+	c := s.conns[p]
+	if c == nil {
+		var err error
+		if c, err = s.open(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	// Abort the exchange when ctx ends.
 	stop := context.AfterFunc(ctx, func() { c.st.Reset() })
@@ -258,8 +386,11 @@ func (s *fetchSession) get(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, 
 	ans, err := c.recv()
 	if err != nil {
 		s.drop(p)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil, ctx.Err()
+		case c.frames == 0 && !errors.Is(err, errMediaFrame):
+			return nil, fmt.Errorf("%w: %v", errPeerBusy, err)
 		}
 		return nil, fmt.Errorf("%w: %v", errPeerMisbehaved, err)
 	}
@@ -275,10 +406,11 @@ func (s *fetchSession) get(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, 
 			s.drop(p)
 			return nil, fmt.Errorf("%w: answer for another CID", errPeerMisbehaved)
 		}
-		if err := media.VerifyBlock(id, ans.Data); err != nil {
+		if len(ans.Data) > media.MaxBlockSize {
 			s.drop(p)
-			return nil, fmt.Errorf("%w: %v", errPeerMisbehaved, err)
+			return nil, fmt.Errorf("%w: %v", errPeerMisbehaved, media.ErrTooLarge)
 		}
+		// The caller verifies the block: BlobStore.Put does.
 		return ans.Data, nil
 	case mediaOpError:
 		s.drop(p)
@@ -316,7 +448,7 @@ func (f *fetchState) markBad(p peer.ID) {
 }
 
 // fetchBlock gets block id from the first candidate peer that has it,
-// verifies it and stores it.
+// verifies it and stores it (Put verifies).
 func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, offset int, id cid.Cid) error {
 	var errs []error
 	for _, p := range f.candidates(offset) {
@@ -336,9 +468,21 @@ func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, 
 		case data == nil:
 			continue
 		}
-		if err := m.store.Put(id, data); err != nil {
+		// Put verifies the block against its CID (the BlobStore contract):
+		// one hash of the block for verification and storage.
+		err = m.store.Put(id, data)
+		if errors.Is(err, media.ErrMismatch) || errors.Is(err, media.ErrTooLarge) {
+			s.drop(p)
+			err = fmt.Errorf("%w: %v", errPeerMisbehaved, err)
+			m.log.Warn("media: rejected a block from a peer", "peer", p, "cid", id, "err", err)
+			f.markBad(p)
+			errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("store block %s: %w", id, err)
 		}
+		m.blockArrived()
 		return nil
 	}
 	if len(errs) > 0 {
@@ -352,9 +496,9 @@ func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, 
 // from the connected peers (each block from the first that has it; a peer
 // that sends a block not matching its CID is not asked again during this
 // fetch). Blocks already held are skipped, so a fetch interrupted by an
-// error or ctx resumes where it stopped. Each block is verified with
-// media.VerifyBlock before it is stored; memory holds at most one block per
-// worker, whatever the size of the blob.
+// error or ctx resumes where it stopped. Each block is verified against
+// its CID as it is stored (BlobStore.Put rejects a mismatch); memory holds
+// at most one block per worker, whatever the size of the blob.
 func (m *Media) Fetch(ctx context.Context, root cid.Cid) error {
 	if err := media.VerifyBlock(root, nil); errors.Is(err, media.ErrBadCID) {
 		return err
@@ -401,7 +545,9 @@ func (m *Media) Fetch(ctx context.Context, root cid.Cid) error {
 	}
 }
 
-// fetchAll fetches blocks with a few workers, each with its own streams.
+// fetchAll fetches blocks with a few workers, each with its own session
+// (its streams to the peers it asked), closed when the worker is done so
+// that concurrent fetches get the stream slots.
 func (m *Media) fetchAll(ctx context.Context, f *fetchState, blocks []cid.Cid) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -440,6 +586,74 @@ feed:
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// blockArrived wakes whoever waits for a fetched block (fetchingStore).
+func (m *Media) blockArrived() {
+	m.arrivedMu.Lock()
+	if m.arrived != nil {
+		close(m.arrived)
+		m.arrived = nil
+	}
+	m.arrivedMu.Unlock()
+}
+
+// arrivals returns a channel closed when the next fetched block is stored.
+func (m *Media) arrivals() <-chan struct{} {
+	m.arrivedMu.Lock()
+	defer m.arrivedMu.Unlock()
+	if m.arrived == nil {
+		m.arrived = make(chan struct{})
+	}
+	return m.arrived
+}
+
+// errFetchEnded: a block was read from a fetchingStore after its fetch
+// ended without it.
+var errFetchEnded = errors.New("node: the fetch ended before the block arrived")
+
+// fetchingStore is the node's store seen by a reader that runs alongside a
+// fetch: a Get of a block not held yet waits until the fetch stores it, or
+// fails once the fetch has ended.
+type fetchingStore struct {
+	media.BlobStore
+	m     *Media
+	ended chan struct{}
+	err   error // the fetch's outcome, set before ended is closed
+}
+
+// awaitFetch returns the store view of a fetch to come; call end with the
+// fetch's outcome.
+func (m *Media) awaitFetch() *fetchingStore {
+	return &fetchingStore{BlobStore: m.store, m: m, ended: make(chan struct{})}
+}
+
+func (s *fetchingStore) end(err error) {
+	s.err = err
+	close(s.ended)
+}
+
+// Get implements media.BlobStore, waiting for blocks being fetched.
+func (s *fetchingStore) Get(c cid.Cid) ([]byte, error) {
+	for {
+		arrived := s.m.arrivals()
+		data, err := s.BlobStore.Get(c)
+		if !errors.Is(err, media.ErrNotFound) {
+			return data, err
+		}
+		select {
+		case <-arrived:
+		case <-s.ended:
+			data, err := s.BlobStore.Get(c)
+			if !errors.Is(err, media.ErrNotFound) {
+				return data, err
+			}
+			if s.err != nil {
+				return nil, fmt.Errorf("%w: %w", errFetchEnded, s.err)
+			}
+			return nil, errFetchEnded
+		}
+	}
 }
 
 // MediaKeyString encodes a file key for JSON and for CID#KEY links:

@@ -247,8 +247,8 @@ func TestMediaFetchResume(t *testing.T) {
 	}
 	// Let the server finish what the interrupted fetch had asked for.
 	eventually(t, 5*time.Second, "interrupted streams closed", func() (bool, string) {
-		mn.media[0].mu.Lock()
-		defer mn.media[0].mu.Unlock()
+		mn.media[0].peerLimits.mu.Lock()
+		defer mn.media[0].peerLimits.mu.Unlock()
 		return mn.media[0].streams[mn.reps[1].host.ID()] == 0, ""
 	})
 	before := mn.media[0].served.Load()
@@ -288,8 +288,8 @@ func TestMediaPeerStreamLimit(t *testing.T) {
 		}
 	}
 	eventually(t, 5*time.Second, "streams admitted", func() (bool, string) {
-		mn.media[0].mu.Lock()
-		defer mn.media[0].mu.Unlock()
+		mn.media[0].peerLimits.mu.Lock()
+		defer mn.media[0].peerLimits.mu.Unlock()
 		return mn.media[0].streams[mn.reps[1].host.ID()] == mediaMaxPeerStreams, ""
 	})
 	s, err := mn.reps[1].host.NewStream(ctx, mn.reps[0].host.ID(), MediaProtocol)
@@ -316,6 +316,7 @@ func FuzzDecodeMediaMsg(f *testing.F) {
 	}
 	f.Add([]byte{0xa1, 0x62, 'o', 'p', 0x63, 'g', 'e', 't'})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		agreeWithCanonical(t, b) // the hand-written codec accepts what the generic one does
 		m, err := decodeMediaMsg(b)
 		if err != nil {
 			return
