@@ -11,13 +11,34 @@ import (
 // Limits on events. They are part of the protocol (docs/protocol.md).
 const (
 	Version      = 1
-	MaxEventSize = 64 << 10 // envelope + body
-	MaxPrev      = 20
-	MaxAuth      = 10
-	MaxTypeLen   = 64
-	MaxStateKey  = 256
-	MaxEpochLen  = 64
+	MaxEventSize = 64 << 10 // envelope + body of an ordinary event
+	// MaxKeyEventSize bounds the events that carry key material wrapped to
+	// every member device (KeyEventType): a rotation costs about 1.2 KB per
+	// device, so one event holds about 420 devices.
+	MaxKeyEventSize = 512 << 10
+	MaxPrev         = 20
+	MaxAuth         = 10
+	MaxTypeLen      = 64
+	MaxStateKey     = 256
+	MaxEpochLen     = 64
 )
+
+// keyEventTypes are the room event types that carry key rotations or key
+// forwards (see package rooms: member events carry one on a kick or a ban,
+// device events on a removal or as a join barrier).
+var keyEventTypes = map[string]bool{"member": true, "device": true, "rotate": true, "keyfwd": true}
+
+// KeyEventType reports whether events of type typ may be up to
+// MaxKeyEventSize instead of MaxEventSize.
+func KeyEventType(typ string) bool { return keyEventTypes[typ] }
+
+// MaxSize is the largest envelope + body allowed for an event of type typ.
+func MaxSize(typ string) int {
+	if keyEventTypes[typ] {
+		return MaxKeyEventSize
+	}
+	return MaxEventSize
+}
 
 // TypeCreate is the type of the event that founds a room; its ID is the room ID.
 const TypeCreate = "create"
@@ -172,7 +193,7 @@ func toLinks(ids []EventID) []link {
 // validity (R1): canonical encoding, field limits, certificate, signature and,
 // when a body is present, the body hash. It never consults other events.
 func Decode(b []byte) (*Event, error) {
-	if len(b) > MaxEventSize+64 {
+	if len(b) > MaxKeyEventSize+64 {
 		return nil, ErrTooLarge
 	}
 	var f frame
@@ -201,7 +222,7 @@ func decodeEnvelope(envBytes, body []byte) (*Event, error) {
 }
 
 func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
-	if len(envBytes)+len(body) > MaxEventSize {
+	if len(envBytes)+len(body) > MaxKeyEventSize {
 		return nil, ErrTooLarge
 	}
 	var env envelope
@@ -214,6 +235,9 @@ func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
 	e, err := fromEnvelope(&env)
 	if err != nil {
 		return nil, err
+	}
+	if len(envBytes)+len(body) > MaxSize(e.Type) {
+		return nil, fmt.Errorf("%w: %d bytes for a %q event (at most %d)", ErrTooLarge, len(envBytes)+len(body), e.Type, MaxSize(e.Type))
 	}
 	id := IDOf(envBytes)
 	if verify && !sigCache.has(string(id)) {

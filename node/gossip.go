@@ -35,7 +35,7 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(128 << 10),
+		pubsub.WithMaxMessageSize(crdt.MaxKeyEventSize + 64<<10), // an event frame and the RPC around it
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),

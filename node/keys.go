@@ -473,7 +473,7 @@ func (e *Engine) newRotation(room crdt.RoomID, rc *roomCtl, prev []crdt.EventID,
 		k.Destroy()
 		return nil, nil, err
 	}
-	if len(b) > crdt.MaxEventSize-4096 {
+	if len(b) > crdt.MaxKeyEventSize-4096 {
 		k.Destroy()
 		return nil, nil, errorf(KindInvalid, "room has too many devices (%d) for one rotation event", len(to))
 	}

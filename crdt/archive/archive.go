@@ -226,7 +226,7 @@ func cmpEvent(a, b *crdt.Event) int {
 // Bounds of single items.
 const (
 	maxHeader     = 256
-	maxEventBlock = cidLen + crdt.MaxEventSize
+	maxEventBlock = cidLen + crdt.MaxKeyEventSize
 	indexOverhead = 256
 	maxEntrySize  = 1 + 2*(len(linkHead)+cidLen) // array head, two links
 )

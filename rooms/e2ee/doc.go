@@ -74,9 +74,9 @@
 //
 // # Limits
 //
-// A rotation costs about 1.2 KB per recipient device (1,209 B measured), so
-// one for more than about 50 devices exceeds crdt.MaxEventSize (64 KiB):
-// the room layer must carry larger ones another way (a larger limit for
-// rotate events, or the wraps in a content-addressed blob). Go cannot wipe
+// A rotation costs about 1.2 KB per recipient device (1,209 B measured).
+// Events that carry keys may be up to crdt.MaxKeyEventSize (512 KiB), so one
+// rotation reaches about 420 devices; beyond that a room needs rotations
+// split over several events or a tree scheme (stage 2). Go cannot wipe
 // memory reliably: Destroy overwrites what this package holds, nothing more.
 package e2ee
