@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -12,7 +13,7 @@ type Audio struct {
 	DurationMs uint32
 	// Waveform is the loudness (RMS) of WaveformBuckets equal slices of
 	// the sound, scaled so that the loudest is 255; nil where the format
-	// cannot be decoded here (Ogg: duration only).
+	// cannot be decoded here (everything but WAV: duration only).
 	Waveform []byte
 }
 
@@ -20,18 +21,45 @@ type Audio struct {
 const WaveformBuckets = 64
 
 // ErrNotAudio is returned for data AudioInfo cannot read.
-var ErrNotAudio = errors.New("media: not a WAV or Ogg (Opus, Vorbis) file")
+var ErrNotAudio = errors.New("media: not a WAV, Ogg (Opus, Vorbis), MP3, AAC, M4A or WebM audio file")
 
-// AudioInfo reads the duration of a WAV (PCM 8/16/24/32-bit integer or
-// 32/64-bit float), Ogg Opus or Ogg Vorbis file, and a waveform for WAV.
-// Decoding Opus and Vorbis for a waveform is not done (no pure-Go decoder
-// is vendored); MP3 and M4A are not read.
+// AudioInfo reads the type and duration of a whole audio file, and a
+// waveform for WAV:
+//   - WAV (PCM 8/16/24/32-bit integer or 32/64-bit float): duration and
+//     waveform;
+//   - Ogg Opus and Ogg Vorbis: duration from the last page's granule
+//     position (less Opus's pre-skip);
+//   - MP3 (MPEG audio layer I-III): duration from a Xing/Info or VBRI
+//     header, else from the frames themselves;
+//   - AAC in ADTS framing (.aac): duration from the frames;
+//   - M4A and other MP4/3GPP files with a sound track and no video track:
+//     duration from mvhd (or mehd, or the track's mdhd);
+//   - WebM and Matroska with an audio track and no video track: duration
+//     from Segment Info, when the file states it (live recordings often
+//     do not: the duration is then 0).
+//
+// Files with a video track are refused (see VideoInfo). A waveform for
+// Opus, Vorbis, MP3 or AAC would need decoding the audio, which the
+// standard library cannot do and no pure-Go decoder is vendored for.
 func AudioInfo(data []byte) (Audio, error) {
 	switch {
 	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WAVE":
 		return wavInfo(data)
 	case len(data) >= 4 && string(data[:4]) == "OggS":
 		return oggInfo(data)
+	}
+	r := newReader(bytes.NewReader(data), int64(len(data)))
+	if b, ok := readBMFF(r); ok {
+		return b.audio()
+	}
+	if e, ok := readEBML(r); ok {
+		return e.audio()
+	}
+	if a, ok := mp3Info(data); ok {
+		return a, nil
+	}
+	if a, ok := adtsInfo(data); ok {
+		return a, nil
 	}
 	return Audio{}, ErrNotAudio
 }
@@ -144,25 +172,33 @@ func clampUnit(v float64) float64 {
 	return math.Max(-1, math.Min(1, v))
 }
 
-// oggInfo reads the duration of an Ogg Opus or Vorbis stream from the
-// identification header of the first page and the granule position of the
-// last page.
+// oggInfo reads the duration of an Ogg Opus or Vorbis stream from its
+// identification header (on its beginning-of-stream page) and the granule
+// position of its last page. A file multiplexing a video stream (Theora,
+// Daala, Dirac) is not audio.
 func oggInfo(data []byte) (Audio, error) {
-	first, ok := oggPage(data, 0)
-	if !ok {
-		return Audio{}, ErrNotAudio
+	var (
+		first         oggPageInfo
+		rate, preSkip uint64
+		mime          string
+	)
+	// The beginning-of-stream pages of all streams come first.
+	for off := 0; ; {
+		p, ok := oggPage(data, off)
+		if !ok || (off > 0 && p.flags&0x02 == 0) { // (the first page is taken as one)
+			break
+		}
+		switch pl := p.payload; {
+		case len(pl) >= 19 && string(pl[:8]) == "OpusHead" && mime == "":
+			first, rate, preSkip, mime = p, 48000, uint64(binary.LittleEndian.Uint16(pl[10:])), "audio/ogg; codecs=opus"
+		case len(pl) >= 16 && string(pl[:7]) == "\x01vorbis" && mime == "":
+			first, rate, mime = p, uint64(binary.LittleEndian.Uint32(pl[12:])), "audio/ogg; codecs=vorbis"
+		case len(pl) >= 7 && (string(pl[:7]) == "\x80theora" || string(pl[:6]) == "\x80daala" || string(pl[:5]) == "BBCD\x00"):
+			return Audio{}, ErrNotAudio
+		}
+		off = p.end
 	}
-	var rate, preSkip uint64
-	var mime string
-	switch p := first.payload; {
-	case len(p) >= 19 && string(p[:8]) == "OpusHead":
-		rate, preSkip, mime = 48000, uint64(binary.LittleEndian.Uint16(p[10:])), "audio/ogg; codecs=opus"
-	case len(p) >= 16 && string(p[:7]) == "\x01vorbis":
-		rate, mime = uint64(binary.LittleEndian.Uint32(p[12:])), "audio/ogg; codecs=vorbis"
-	default:
-		return Audio{}, ErrNotAudio
-	}
-	if rate == 0 {
+	if mime == "" || rate == 0 {
 		return Audio{}, ErrNotAudio
 	}
 	// The last page whose header parses and whose serial matches.
@@ -178,12 +214,14 @@ func oggInfo(data []byte) (Audio, error) {
 	}
 	a := Audio{MIME: mime}
 	if granule > preSkip {
-		a.DurationMs = uint32(min((granule-preSkip)*1000/rate, math.MaxUint32))
+		a.DurationMs = durationMs(granule-preSkip, rate)
 	}
 	return a, nil
 }
 
 type oggPageInfo struct {
+	flags   byte // header type: 0x02 beginning of stream
+	end     int  // offset of the next page
 	granule uint64
 	serial  uint32
 	payload []byte
@@ -206,6 +244,8 @@ func oggPage(data []byte, off int) (oggPageInfo, bool) {
 		return oggPageInfo{}, false
 	}
 	return oggPageInfo{
+		flags:   data[off+5],
+		end:     start + size,
 		granule: binary.LittleEndian.Uint64(data[off+6:]),
 		serial:  binary.LittleEndian.Uint32(data[off+14:]),
 		payload: data[start : start+size],

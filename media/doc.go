@@ -19,10 +19,19 @@
 // (rooms/mimi); a store, a host or a peer sees ciphertext blocks and their
 // sizes only.
 //
-// ImageInfo, Thumbnail, AudioInfo and Sniff are pure functions over bytes:
-// dimensions and a JPEG thumbnail for PNG, JPEG, GIF and WebP; duration and
-// a waveform for WAV; duration for Ogg Opus and Ogg Vorbis; a MIME type
-// from magic bytes or the file name.
+// ImageInfo, Thumbnail, AudioInfo, VideoInfo and Sniff are pure functions
+// over bytes: dimensions and a JPEG thumbnail for PNG, JPEG, GIF and WebP
+// (VP8, VP8L, VP8X); duration and a waveform for WAV; duration for Ogg
+// Opus, Ogg Vorbis, MP3, M4A (MP4/3GPP audio) and WebM/Matroska audio;
+// type, dimensions and duration for MP4, QuickTime, 3GPP, WebM and
+// Matroska video (VideoInfoAt reads them through an io.ReaderAt, from a
+// few kilobytes of headers, without loading the file); a MIME type from
+// magic bytes or the file name. What a container does not state is left
+// zero, never estimated. The parsers allocate nothing in proportion to a
+// length field and stop after a bounded number of steps whatever the
+// input claims (fuzz tests check they never panic). A waveform for Opus,
+// Vorbis, MP3 or AAC would need an audio decoder, which the standard
+// library does not have: those get a duration only.
 //
 // It must not do network or process I/O and must not read the clock or
 // global randomness: no libp2p, no badger, no net (net/http's sniffer

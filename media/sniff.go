@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -23,7 +24,6 @@ var magic = []struct {
 	{0, "BM", "image/bmp"},
 	{0, "fLaC", "audio/flac"},
 	{0, "ID3", "audio/mpeg"},
-	{0, "\x1a\x45\xdf\xa3", "video/webm"},
 	{0, "%PDF-", "application/pdf"},
 	{0, "PK\x03\x04", "application/zip"},
 	{0, "\x1f\x8b", "application/gzip"},
@@ -40,15 +40,17 @@ var extensions = map[string]string{
 	".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac", ".opus": "audio/ogg; codecs=opus",
 	".ogg": "audio/ogg", ".oga": "audio/ogg", ".wav": "audio/wav", ".flac": "audio/flac",
 	".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-	".mkv": "video/x-matroska", ".pdf": "application/pdf", ".zip": "application/zip",
+	".mkv": "video/x-matroska", ".mka": "audio/x-matroska", ".3gp": "video/3gpp", ".pdf": "application/pdf", ".zip": "application/zip",
 	".gz": "application/gzip", ".tar": "application/x-tar",
 	".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp",
 }
 
 // Sniff returns the MIME type of a file from its first octets (a small
-// magic-number table, including Ogg and ISO media brands) and, failing
-// that, from name's extension; UTF-8 text without NULs is text/plain, the
-// rest application/octet-stream.
+// magic-number table; Ogg codecs; ISO media brands and QuickTime atoms;
+// the WebM or Matroska DocType; MPEG audio and ADTS frame headers) and,
+// failing that, from name's extension; UTF-8 text without NULs is
+// text/plain, the rest application/octet-stream. It reads at most 512
+// octets; AudioInfo and VideoInfo refine the type from the file's tracks.
 func Sniff(head []byte, name string) string {
 	if len(head) > 512 {
 		head = head[:512]
@@ -63,30 +65,36 @@ func Sniff(head []byte, name string) string {
 	}
 	if len(head) >= 4 && string(head[:4]) == "OggS" {
 		switch {
+		case bytes.Contains(head, []byte("\x80theora")):
+			return "video/ogg" // (with its sound track, if any)
 		case bytes.Contains(head, []byte("OpusHead")):
 			return "audio/ogg; codecs=opus"
 		case bytes.Contains(head, []byte("\x01vorbis")):
 			return "audio/ogg; codecs=vorbis"
-		case bytes.Contains(head, []byte("\x80theora")):
-			return "video/ogg"
 		}
 		return "audio/ogg"
 	}
 	if len(head) >= 12 && string(head[4:8]) == "ftyp" {
-		switch brand := string(head[8:12]); {
-		case brand == "M4A " || brand == "M4B ":
-			return "audio/mp4"
-		case brand == "qt  ":
-			return "video/quicktime"
-		case brand == "heic" || brand == "heix" || brand == "mif1":
-			return "image/heic"
-		case brand == "avif":
-			return "image/avif"
+		var compat []string
+		for i := 16; i+4 <= min(len(head), int(binary.BigEndian.Uint32(head))); i += 4 {
+			compat = append(compat, string(head[i:i+4]))
 		}
-		return "video/mp4"
+		return bmffMIME(string(head[8:12]), compat)
 	}
-	if len(head) >= 2 && head[0] == 0xff && head[1]&0xe0 == 0xe0 && head[1]&0x06 != 0 {
-		return "audio/mpeg" // MPEG audio frame sync, layer set
+	if len(head) >= 8 && quickTimeTops[string(head[4:8])] && string(head[4:8]) != "free" && string(head[4:8]) != "skip" {
+		return "video/quicktime" // QuickTime without ftyp
+	}
+	if len(head) >= 4 && string(head[:4]) == "\x1a\x45\xdf\xa3" {
+		if bytes.Contains(head, []byte("\x42\x82\x88matroska")) {
+			return "video/x-matroska"
+		}
+		return "video/webm"
+	}
+	if _, ok := mpegHeader(head); ok {
+		return "audio/mpeg" // MPEG audio frame header
+	}
+	if len(head) >= 7 && head[0] == 0xff && head[1]&0xf6 == 0xf0 && head[2]>>2&0x0f < 13 {
+		return "audio/aac" // ADTS frame header
 	}
 	if t, ok := extensions[strings.ToLower(path.Ext(name))]; ok {
 		return t

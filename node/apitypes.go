@@ -108,6 +108,7 @@ type MemberInfo struct {
 	Role        string `json:"role"`
 	Power       int64  `json:"power"`
 	DisplayName string `json:"display_name"`
+	Verified    bool   `json:"verified"` // this user confirmed the member's safety number (parley verify --confirm)
 }
 
 // SyncInfo says how complete this node's copy of a room is.
@@ -132,6 +133,9 @@ type RoomInfoResp struct {
 	Devices   []string     `json:"devices,omitempty"`
 	Members   []MemberInfo `json:"members"`
 	Sync      SyncInfo     `json:"sync"`
+	// Warnings are loud security notices about the room's members (a
+	// changed master key: see Warning); empty when there is none.
+	Warnings []Warning `json:"warnings"`
 }
 
 // RoomJoinReq asks to join a room, optionally through a peer.
@@ -148,8 +152,11 @@ type RoomEventResp struct {
 
 // SendReq sends a message.
 type SendReq struct {
-	Room string `json:"room"`
-	Text string `json:"text"`
+	Room     string `json:"room"`
+	Text     string `json:"text"`
+	Markdown bool   `json:"markdown,omitempty"` // render Text as Markdown (sanitized HTML plus a plain body)
+	ReplyTo  string `json:"reply_to,omitempty"` // the event answered
+	Thread   string `json:"thread,omitempty"`   // the root event of the thread posted into
 }
 
 // EventResp names the event a command wrote.
@@ -162,6 +169,7 @@ type HistoryReq struct {
 	Room   string `json:"room"`
 	Limit  int    `json:"limit,omitempty"`
 	Before string `json:"before,omitempty"`
+	Thread string `json:"thread,omitempty"` // only the thread whose root is this event
 }
 
 // TimelineEvent is one entry of the visible timeline.
@@ -178,6 +186,18 @@ type TimelineEvent struct {
 	// State events: the membership or value they set.
 	StateKey   *string `json:"state_key,omitempty"`
 	Membership string  `json:"membership,omitempty"`
+	// Messages (content.go): the projected message, edits applied.
+	Format    string              `json:"format,omitempty"`    // "html" where the message is rich text
+	Formatted string              `json:"formatted,omitempty"` // its sanitized HTML
+	HTML      string              `json:"html,omitempty"`      // the same sanitized HTML
+	ReplyTo   string              `json:"reply_to,omitempty"`  // the event answered
+	Thread    string              `json:"thread,omitempty"`    // the root event of its thread
+	Edited    bool                `json:"edited,omitempty"`    // Body is the latest edit
+	Versions  int                 `json:"versions,omitempty"`  // the original and its edits
+	Reactions map[string][]string `json:"reactions,omitempty"` // key -> users, each user once
+	Receipts  []string            `json:"receipts,omitempty"`  // users whose read marker stands here
+	ReadBy    []string            `json:"read_by,omitempty"`   // the same users
+	Media     *MessageMedia       `json:"media,omitempty"`     // a media message's file (content_media.go)
 }
 
 // HistoryResp answers MethodHistory.
@@ -192,7 +212,10 @@ type WatchReq struct {
 
 // WatchItem is one line of the watch stream.
 type WatchItem struct {
-	Kind  string         `json:"kind"` // "event"
-	Room  string         `json:"room"`
-	Event *TimelineEvent `json:"event,omitempty"`
+	Kind    string         `json:"kind"` // "event", "warning", "receipt", "typing" or "presence"
+	Room    string         `json:"room"`
+	Event   *TimelineEvent `json:"event,omitempty"`
+	Warning *Warning       `json:"warning,omitempty"` // kind "warning"
+	// Kinds receipt, typing and presence (apitypes_content.go).
+	*Signal
 }

@@ -60,6 +60,10 @@ type keyFile struct {
 	// KEMSeed is the device's X-Wing KEM key (end-to-end encryption). An
 	// identity written before it existed gets one on open and is rewritten.
 	KEMSeed []byte `json:"kem_seed,omitempty"`
+	// User is the user ID of a device linked by another device (parley
+	// device join): such a device holds no master key (UserSeed is empty)
+	// and cannot link others.
+	User []byte `json:"user,omitempty"`
 }
 
 // InitResult answers Init.
@@ -150,15 +154,25 @@ func parseIdentity(b []byte) (*keyFile, *crdt.Identity, error) {
 	if err := json.Unmarshal(b, &kf); err != nil {
 		return nil, nil, errors.New("damaged")
 	}
-	master, err := crdt.SecretKeyFromSeed(kf.UserSeed)
-	if err != nil {
-		return nil, nil, errors.New("bad user key")
+	var user crdt.UserID
+	if kf.UserSeed == nil && kf.User != nil { // a linked device: no master key
+		u, err := crdt.KeyFromBytes(kf.User)
+		if err != nil {
+			return nil, nil, errors.New("bad user ID")
+		}
+		user = u
+	} else {
+		master, err := crdt.SecretKeyFromSeed(kf.UserSeed)
+		if err != nil {
+			return nil, nil, errors.New("bad user key")
+		}
+		user = master.Public()
 	}
 	dev, err := crdt.SecretKeyFromSeed(kf.DeviceSeed)
 	if err != nil {
 		return nil, nil, errors.New("bad device key")
 	}
-	id := &crdt.Identity{User: master.Public(), Device: dev, Cert: kf.Cert}
+	id := &crdt.Identity{User: user, Device: dev, Cert: kf.Cert}
 	if !crdt.CheckDeviceCert(id.User, dev.Public(), id.Cert) {
 		return nil, nil, errors.New("device certificate does not match")
 	}

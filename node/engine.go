@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/mimi"
 )
 
 // Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
@@ -39,6 +40,9 @@ type Engine struct {
 
 	prefs *prefs   // owned by the Serve goroutine
 	kr    *keyring // end-to-end encryption (keys.go); owned by the Serve goroutine
+	eph   ephState // typing and presence (ephemeral.go); owned by the Serve goroutine
+
+	warned map[string]bool // warnings already streamed to watchers (devices.go); owned by the Serve goroutine
 }
 
 // Effects are what the engine asks the networking side to do.
@@ -61,6 +65,8 @@ type roomCtl struct {
 	orphansBy map[peer.ID]int
 
 	keys roomKeys // end-to-end encryption bookkeeping (keys.go)
+
+	tl *roomTimeline // the message projection, nil until asked for (content.go)
 }
 
 // maxPeerOrphans is how many waiting events one peer may cause in a room.
@@ -310,7 +316,9 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 				return err
 			}
 			e.keysAfter(room, rc, ev, false)
+			e.timelineAfter(room, rc, ev)
 			e.notify(room, rc, ev)
+			e.warnAfter(room, rc, ev)
 		}
 		// Authoring waits until the whole batch is applied (the log's heads
 		// already include it).
@@ -341,16 +349,22 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	if len(e.watchers) == 0 {
 		return
 	}
-	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob) && e.prefs.blocked(ev.User) {
+	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt) && e.prefs.blocked(ev.User) {
 		return
 	}
-	te := e.timelineEvent(rc, ev)
+	if it, ok := e.watchItem(room, rc, ev); ok {
+		e.emit(room, it)
+	}
+}
+
+// emit sends one item to the watchers of its room.
+func (e *Engine) emit(room crdt.RoomID, it WatchItem) {
 	for w := range e.watchers {
 		if w.dead || (w.room != "" && w.room != room) {
 			continue
 		}
 		select {
-		case w.ch <- WatchItem{Kind: "event", Room: room.String(), Event: &te}:
+		case w.ch <- it:
 		default:
 			w.dead = true // too slow: its stream ends with an error
 			close(w.ch)
@@ -529,13 +543,14 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 // MaxMessage is the largest message text accepted; bigger content belongs in media.
 const MaxMessage = 60_000
 
-// Send authors a message.
+// Send authors a message: MIMI content (content.go), maybe Markdown, a
+// reply or a thread reply.
 func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
 	if req.Text == "" {
 		return EventResp{}, errorf(KindInvalid, "empty message")
 	}
-	if len(req.Text) > MaxMessage {
-		return EventResp{}, errorf(KindInvalid, "message of %d bytes is too large (at most %d; send big content as a file)", len(req.Text), MaxMessage)
+	if err := checkText(req.Text); err != nil {
+		return EventResp{}, err
 	}
 	var resp EventResp
 	err := e.do(ctx, func() error {
@@ -543,7 +558,7 @@ func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
 		if err != nil {
 			return err
 		}
-		ev, err := e.author(id, rc, rooms.TypeMessage, nil, rooms.Encode(rooms.MessageBody{Text: req.Text}))
+		ev, err := e.sendContent(id, rc, req)
 		if err != nil {
 			return err
 		}
@@ -553,62 +568,22 @@ func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
 	return resp, err
 }
 
-// History returns the visible timeline, oldest first.
+// History returns the visible timeline, oldest first, messages projected
+// (content.go).
 func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, error) {
 	resp := HistoryResp{Events: []TimelineEvent{}}
 	err := e.do(ctx, func() error {
-		_, rc, err := e.roomOf(req.Room)
+		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
 			return err
 		}
 		if rc.room == nil {
 			return nil
 		}
-		order := rc.log.Order()
-		if req.Before != "" {
-			b, err := crdt.ParseID(req.Before)
-			if err != nil {
-				return errorf(KindInvalid, "%q is not an event ID", req.Before)
-			}
-			i := slices.Index(order, b)
-			if i < 0 {
-				return errorf(KindNotFound, "unknown event %s", req.Before)
-			}
-			order = order[:i]
-		}
-		var ids []crdt.EventID
-		for i := len(order) - 1; i >= 0; i-- {
-			if ok, _ := rc.room.Visible(order[i]); ok && !e.hiddenForMe(order[i]) {
-				ids = append(ids, order[i])
-				if req.Limit > 0 && len(ids) == req.Limit {
-					break
-				}
-			}
-		}
-		slices.Reverse(ids)
-		for _, id := range ids {
-			s, err := e.store.Get(id)
-			if err != nil {
-				return fmt.Errorf("read event %s: %w", id, err)
-			}
-			resp.Events = append(resp.Events, e.timelineEvent(rc, s.Event))
-		}
-		return nil
+		resp.Events, err = e.history(id, rc, req)
+		return err
 	})
 	return resp, err
-}
-
-// hiddenForMe reports whether this user chose not to see an event: a
-// message or blob by a blocked user.
-func (e *Engine) hiddenForMe(id crdt.EventID) bool {
-	if len(e.prefs.Blocked) == 0 {
-		return false
-	}
-	s, err := e.store.Get(id)
-	if err != nil {
-		return false
-	}
-	return (s.Event.Type == rooms.TypeMessage || s.Event.Type == TypeBlob) && e.prefs.blocked(s.Event.User)
 }
 
 func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
@@ -626,9 +601,10 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
 	}
 	switch ev.Type {
 	case rooms.TypeMessage:
-		var b rooms.MessageBody
-		if rooms.DecodeBody(body, &b) == nil {
-			te.Body = b.Text
+		if c, ok := e.contentOf(ev.Room, rc, ev); ok {
+			if m, err := mimi.Decode(c); err == nil {
+				te.Body = mimi.Summary(m)
+			}
 		}
 	case rooms.TypeMember:
 		var b rooms.MemberBody
@@ -715,9 +691,10 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 				}
 			}
 			for _, m := range st.Members {
-				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName})
+				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName, Verified: e.prefs.verified(m.User)})
 			}
 		}
+		resp.Warnings = e.warnings(id, rc)
 		resp.Sync = syncInfo(rc.log)
 		return nil
 	})

@@ -71,8 +71,10 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
 	n.registerGovernance(h)
+	n.registerContent(h)
 	n.registerArchive()
 	n.registerMedia(h)
+	n.registerDevices(h)
 	HandleStream(s, MethodWatch, func(ctx context.Context, req WatchReq, emit func(any) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {

@@ -169,6 +169,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("api", n.api.Serve)
 	run("store", n.store.Serve)
 	run("media", n.serveMedia)
+	run("devices", n.serveDevices)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
 	if !n.cfg.NoMDNS {
 		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})

@@ -27,6 +27,12 @@ type prefs struct {
 	DisplayName string          `json:"display_name,omitempty"`
 	Avatar      []byte          `json:"avatar,omitempty"`   // image bytes, published as a blob event in each room
 	Unhosted    []string        `json:"unhosted,omitempty"` // rooms `room unhost` stopped keeping
+	Verified    []verifiedUser  `json:"verified,omitempty"` // users whose master key this user verified (devices.go)
+
+	// Ephemeral signals (ephemeral.go): off switches and this user's presence.
+	NoTyping   bool   `json:"no_typing,omitempty"`
+	NoPresence bool   `json:"no_presence,omitempty"`
+	Presence   string `json:"presence,omitempty"`
 }
 
 type pendingInvite struct {

@@ -46,6 +46,7 @@ type Replica struct {
 	ready  chan struct{}
 	syncer *Syncer
 	gossip *Gossip
+	eph    *Ephemeral // typing and presence (ephemeral.go)
 }
 
 // NewReplica loads the rooms held in store. Nothing runs until Serve.
@@ -63,7 +64,7 @@ func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts Replic
 	if opts.Now != nil {
 		eng.now = opts.Now
 	}
-	return &Replica{host: h, store: store, ident: ident, log: opts.Logger, opts: opts, Engine: eng, ready: make(chan struct{})}, nil
+	return &Replica{host: h, store: store, ident: ident, log: opts.Logger, opts: opts, Engine: eng, ready: make(chan struct{}), eph: NewEphemeral(eng, opts.Logger)}, nil
 }
 
 // Ready is closed once gossip and sync are wired and running.
@@ -92,6 +93,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
 	inviter := NewInviter(r.host, r.Engine, r.log)
+	eph := r.eph
+	eph.ps, eph.self = ps, r.host.ID()
 	syncer, gossip, h := r.syncer, r.gossip, r.host
 	r.Engine.SetEffects(Effects{
 		Publish: func(_ crdt.RoomID, ev *crdt.Event) { gossip.Publish(ev) },
@@ -99,6 +102,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
 		Track: func(room crdt.RoomID) {
 			gossip.Track(room)
+			eph.Track(room)
 			for _, p := range h.Network().Peers() {
 				syncer.Trigger(room, p)
 			}
@@ -121,8 +125,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer h.Network().StopNotify(notifee)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve} {
+	errs := make(chan error, 8)
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -141,6 +145,9 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	return errors.Join(all...)
 }
+
+// Ephemeral returns the replica's typing and presence component.
+func (r *Replica) Ephemeral() *Ephemeral { return r.eph }
 
 // Publish gossips ev as it is, without checking or storing it. Simulations
 // use it to play a misbehaving member (an equivocating device); a node has

@@ -56,8 +56,21 @@ var commands = []*command{
 	{"block", "USER", "hide a user's messages and invites everywhere, for this user only", runBlock},
 	{"unblock", "USER", "stop hiding a user's messages and invites", runUnblock},
 	{"blocked", "", "users this user blocks", runBlocked},
-	{"send", "ROOM TEXT|-", "send a text message (- reads it from stdin)", runSend},
-	{"history", "ROOM [--limit N] [--before EVENT]", "the visible timeline, oldest first", runHistory},
+	{"device list", "[USER]", "devices of a user (default: this user)", runDeviceList},
+	{"device link", "", "a one-time code that makes a new device of this user (on a device holding the master key)", runDeviceLink},
+	{"device join", "CODE", "make this fresh home a device of the user whose device printed CODE (before the daemon first runs)", runDeviceJoin},
+	{"device revoke", "DEVICE", "remove a device of this user from every room; it cannot read what follows", runDeviceRevoke},
+	{"verify", "USER [--confirm]", "the safety number and emoji to compare with USER; --confirm marks USER as verified", runVerify},
+	{"send", "ROOM TEXT|- [--markdown] [--reply-to EVENT] [--thread ROOT]", "send a text message (- reads it from stdin)", runSend},
+	{"send-file", "ROOM FILE [--voice] [--caption TEXT]", "send an image, video, audio, voice message or file (encrypted; its key travels in the message)", runSendFile},
+	{"edit", "ROOM EVENT TEXT|- [--markdown]", "change the text of one of your messages", runEdit},
+	{"react", "ROOM EVENT KEY", "react to a message with an emoji or short text", runReact},
+	{"unreact", "ROOM EVENT KEY", "withdraw your reaction KEY from a message", runUnreact},
+	{"read", "ROOM EVENT", "send a read receipt: you have read up to EVENT", runRead},
+	{"typing", "ROOM [on|off] [--stop]", "tell the room you are typing (lapses after 30 s) or stopped", runTyping},
+	{"presence", "online|away|offline | get [USER]", "set your presence in every room you share, or show a user's", runPresence},
+	{"settings", "[--typing on|off] [--presence on|off]", "whether this node sends and shows typing and presence", runSettings},
+	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT]", "the visible timeline, oldest first", runHistory},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
 	{"export", "ROOM -o FILE", "write a room's full signed history to one portable, verifiable archive (a CAR file)", runExport},
@@ -70,7 +83,7 @@ var commands = []*command{
 }
 
 // groups are the words that only start a two-word command ("room create").
-var groups = []string{"room", "profile", "media", "sim"}
+var groups = []string{"room", "profile", "media", "sim", "device"}
 
 const globalFlagsHelp = `Global flags (accepted anywhere on the line):
   --home DIR   the node's data folder (default: $PARLEY_HOME, else $XDG_DATA_HOME/parley,
@@ -227,7 +240,7 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 	case max >= 0 && len(pos) > max:
 		msg := fmt.Sprintf("unexpected argument %q", pos[max])
 		switch c.cmd.name {
-		case "send":
+		case "send", "edit":
 			msg += " (quote a message that has spaces)"
 		case "room set", "room kick", "room ban", "profile set", "redact":
 			msg += " (quote a value that has spaces)"

@@ -15,9 +15,16 @@ import (
 // 64 KiB with its envelope (crdt.MaxEventSize); this leaves room for it.
 const maxMessage = 60000
 
-// parley send ROOM TEXT|-
+// parley send ROOM TEXT|- [--markdown] [--reply-to EVENT] [--thread ROOT]
+//
+// The message is MIMI content: plain text, or with --markdown rich text
+// rendered to sanitized HTML beside its plain version.
 func runSend(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 2, 2)
+	fs := c.flags()
+	markdown := fs.Bool("markdown", false, "the text is Markdown (shown as sanitized HTML, with a plain version)")
+	replyTo := fs.String("reply-to", "", "answer the message `EVENT`")
+	thread := fs.String("thread", "", "post into the thread whose root is the message `ROOT`")
+	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -41,20 +48,30 @@ func runSend(c *cli, args []string) error {
 	case !utf8.ValidString(text):
 		return errors.New("the message is not valid UTF-8 text")
 	}
+	for _, ev := range []string{*replyTo, *thread} {
+		if ev != "" {
+			if _, err := parseEvent(ev); err != nil {
+				return err
+			}
+		}
+	}
 	var r node.EventResp
-	return c.call(node.MethodSend, node.SendReq{Room: room, Text: text}, &r, func(w io.Writer) {
+	req := node.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread}
+	return c.call(node.MethodSend, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
 
-// parley history ROOM [--limit N] [--before EVENT]
+// parley history ROOM [--limit N] [--before EVENT] [--thread ROOT]
 //
-// The visible timeline, oldest first. --limit keeps the newest N events (of
-// those before EVENT, with --before).
+// The visible timeline, oldest first: one entry per message with its edits,
+// reactions and read markers folded in. --limit keeps the newest N entries
+// (of those before EVENT, with --before); --thread lists one thread.
 func runHistory(c *cli, args []string) error {
 	fs := c.flags()
 	limit := fs.Int("limit", 0, "show at most the newest `N` events (0: the daemon's default)")
 	before := fs.String("before", "", "only events before `EVENT`")
+	thread := fs.String("thread", "", "only the thread whose root is the message `ROOT`")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -66,13 +83,15 @@ func runHistory(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *before != "" {
-		if _, err := parseEvent(*before); err != nil {
-			return err
+	for _, ev := range []string{*before, *thread} {
+		if ev != "" {
+			if _, err := parseEvent(ev); err != nil {
+				return err
+			}
 		}
 	}
 	var r node.HistoryResp
-	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before}, &r, func(w io.Writer) {
+	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return
@@ -122,6 +141,10 @@ func runWatch(c *cli, args []string) error {
 		}
 		if item.Event != nil {
 			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event))
+			return err
+		}
+		if item.Signal != nil {
+			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, signalLine(item.Kind, item.Signal))
 			return err
 		}
 		_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, item.Kind)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -136,7 +137,7 @@ func eventLine(e *node.TimelineEvent) string {
 		case !e.Decrypted && body == "":
 			body = "(encrypted; no key for it on this node)"
 		}
-		return fmt.Sprintf("%s  %s  %s", when, who, body)
+		return fmt.Sprintf("%s  %s  %s%s", when, who, body, messageNotes(e))
 	case "member":
 		what := e.Membership
 		if what == "" {
@@ -158,4 +159,28 @@ func eventLine(e *node.TimelineEvent) string {
 		return fmt.Sprintf("%s  * %s changed their profile", when, who)
 	}
 	return fmt.Sprintf("%s  * %s %s", when, who, e.Type)
+}
+
+// messageNotes renders what the projection adds to a message: its reply,
+// thread, edit and reactions.
+func messageNotes(e *node.TimelineEvent) string {
+	var b strings.Builder
+	if e.ReplyTo != "" && e.Thread == "" {
+		fmt.Fprintf(&b, "  (reply to %s)", short(e.ReplyTo))
+	}
+	if e.Thread != "" {
+		fmt.Fprintf(&b, "  (in thread %s)", short(e.Thread))
+	}
+	if e.Edited {
+		b.WriteString("  (edited)")
+	}
+	keys := make([]string, 0, len(e.Reactions))
+	for k := range e.Reactions {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  [%s %d]", k, len(e.Reactions[k]))
+	}
+	return b.String()
 }

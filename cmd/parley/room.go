@@ -93,11 +93,14 @@ func runRoomInfo(c *cli, args []string) error {
 		}
 		fmt.Fprintln(w)
 		tw = table(w)
-		fmt.Fprintln(tw, "MEMBER\tNAME\tMEMBERSHIP\tROLE\tPOWER")
+		fmt.Fprintln(tw, "MEMBER\tNAME\tMEMBERSHIP\tROLE\tPOWER\tVERIFIED")
 		for _, m := range r.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.User, orNone(m.DisplayName), m.Membership, orNone(m.Role), fmtPower(m.Power))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.User, orNone(m.DisplayName), m.Membership, orNone(m.Role), fmtPower(m.Power), yesNo(m.Verified))
 		}
 		tw.Flush()
+		for _, wn := range r.Warnings {
+			fmt.Fprintf(w, "\n!!! %s\n", wn.Message)
+		}
 	})
 }
 
@@ -203,4 +206,11 @@ func parseEvent(s string) (string, error) {
 		return "", fmt.Errorf("malformed event ID %q (see: parley history ROOM)", s)
 	}
 	return s, nil
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
 }

@@ -1,0 +1,111 @@
+package node
+
+// API methods of message content, receipts, typing and presence
+// (content.go, ephemeral.go).
+const (
+	MethodEdit        = "edit"         // EditReq -> EventResp
+	MethodReact       = "react"        // ReactReq -> EventResp
+	MethodUnreact     = "unreact"      // ReactReq -> EventResp
+	MethodRead        = "read"         // ReadReq -> Empty
+	MethodTyping      = "typing"       // TypingReq -> Empty
+	MethodPresence    = "presence"     // PresenceReq -> PresenceResp
+	MethodPresenceGet = "presence/get" // UserReq -> PresenceResp
+	MethodSettings    = "settings"     // SettingsReq -> SettingsResp
+	MethodSendFile    = "send-file"    // SendFileReq -> SendFileResp
+)
+
+// SendFileReq sends a file as a media message. The daemon reads the file
+// itself: Path must be absolute.
+type SendFileReq struct {
+	Room    string `json:"room"`
+	Path    string `json:"path"`
+	Voice   bool   `json:"voice,omitempty"`   // a recorded voice message (WAV or Ogg)
+	Caption string `json:"caption,omitempty"` // text shown with the file
+}
+
+// SendFileResp answers MethodSendFile.
+type SendFileResp struct {
+	Event string `json:"event"`
+	CID   string `json:"cid"`
+}
+
+// MessageMedia is the file of a media message in history. Key (and
+// ThumbnailKey) is the file key from inside the message, for
+// `parley media get CID#KEY`.
+type MessageMedia struct {
+	CID          string `json:"cid"`
+	Key          string `json:"key,omitempty"`
+	MIME         string `json:"mime"`
+	Size         uint64 `json:"size"`
+	Name         string `json:"name,omitempty"`
+	Width        uint32 `json:"width,omitempty"`
+	Height       uint32 `json:"height,omitempty"`
+	DurationMS   uint32 `json:"duration_ms,omitempty"`
+	Waveform     []byte `json:"waveform,omitempty"` // loudness per bucket, 0-255 (base64 in JSON)
+	Voice        bool   `json:"voice,omitempty"`
+	ThumbnailCID string `json:"thumbnail_cid,omitempty"`
+	ThumbnailKey string `json:"thumbnail_key,omitempty"`
+}
+
+// EditReq replaces the text of one of this user's messages.
+type EditReq struct {
+	Room     string `json:"room"`
+	Event    string `json:"event"`
+	Text     string `json:"text"`
+	Markdown bool   `json:"markdown,omitempty"`
+}
+
+// ReactReq adds or withdraws a reaction.
+type ReactReq struct {
+	Room  string `json:"room"`
+	Event string `json:"event"`
+	Key   string `json:"key"`
+}
+
+// ReadReq sends a read receipt up to Event.
+type ReadReq struct {
+	Room  string `json:"room"`
+	Event string `json:"event"`
+}
+
+// TypingReq starts (On) or stops a typing notification.
+type TypingReq struct {
+	Room string `json:"room"`
+	On   bool   `json:"on"`
+}
+
+// PresenceReq sets this user's presence: online, away or offline.
+type PresenceReq struct {
+	Presence string `json:"presence"`
+}
+
+// PresenceResp is a user's presence as this node knows it.
+type PresenceResp struct {
+	User         string `json:"user"`
+	Presence     string `json:"presence"`
+	LastActiveMS int64  `json:"last_active_ms"`
+}
+
+// SettingsReq changes what this node sends and shows; nil leaves a
+// setting as it is.
+type SettingsReq struct {
+	Typing   *bool `json:"typing,omitempty"`
+	Presence *bool `json:"presence,omitempty"`
+}
+
+// SettingsResp is the current settings.
+type SettingsResp struct {
+	Typing   bool `json:"typing"`
+	Presence bool `json:"presence"`
+}
+
+// Signal is what a watch line of kind receipt, typing or presence carries.
+type Signal struct {
+	User         string `json:"user,omitempty"`
+	Device       string `json:"device,omitempty"`
+	Read         string `json:"read,omitempty"`     // receipt: the event read up to
+	Typing       *bool  `json:"typing,omitempty"`   // typing: started or stopped
+	Presence     string `json:"presence,omitempty"` // presence: online, away, offline
+	LastActiveMS int64  `json:"last_active_ms,omitempty"`
+	ExpiresMS    int64  `json:"expires_ms,omitempty"` // typing: when it lapses without a renewal
+}

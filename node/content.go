@@ -1,0 +1,661 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/mimi"
+	"github.com/parley-p2p/parley/rooms/timeline"
+)
+
+// Message content (DESIGN.md §9, docs/protocol.md §6): the body of a
+// message event (its sealed plaintext in an encrypted room) is MIMI
+// content. Bodies of the older form rooms.MessageBody{Text} are read as
+// plain text. The engine keeps one timeline.Projection per room, built on
+// demand and kept up to date as message and receipt events arrive; any
+// other accepted event (membership, redaction, keys) drops it, since it may
+// change what is visible or decryptable.
+
+// TypeReceipt is the event type of a read receipt: a last-writer-wins
+// register per (room, user) ordered by the position of the event read.
+const TypeReceipt = "receipt"
+
+// ReceiptBody is the body of a receipt event (sealed in encrypted rooms).
+type ReceiptBody struct {
+	Event []byte `cbor:"event"` // crdt.EventID bytes of the last event read
+}
+
+// maxContent bounds an encoded MIMI body: an event is at most
+// crdt.MaxEventSize with its envelope and, sealed, the AEAD overhead.
+const maxContent = 62_000
+
+// UserURI and RoomURI name users and rooms inside MIMI content; they are
+// hashed into every message ID.
+func UserURI(u crdt.UserID) string { return "parley:user/" + u.String() }
+func RoomURI(r crdt.RoomID) string { return "parley:room/" + r.String() }
+
+// badContent stands for content that must not count (it does not decode, or
+// its URIs do not name the event's sender and room): the projection lists
+// it as malformed and ignores it.
+var badContent = []byte{0}
+
+// roomTimeline is the engine's projection of one room.
+type roomTimeline struct {
+	proj    *timeline.Projection
+	list    []listed // visible, not hidden events in position order
+	blocked []string // the blocked users it was built with
+	// mids maps MIMI message IDs to the first event (by position) carrying
+	// them, for watch lines of edits and reactions.
+	mids map[mimi.MessageID]timeline.Position
+}
+
+// listed is one visible event of the timeline.
+type listed struct {
+	pos  timeline.Position
+	kind listKind
+}
+
+type listKind uint8
+
+const (
+	listOther   listKind = iota // a non-content event, shown as is
+	listMessage                 // a message event in the projection
+	listSealed                  // a message event this node cannot read
+	listHidden                  // a receipt: not listed
+)
+
+// legacyContent converts a rooms.MessageBody into MIMI content with a salt
+// derived from the event ID, so every node derives the same message ID.
+func legacyContent(room crdt.RoomID, ev *crdt.Event, text string) []byte {
+	var salt mimi.Salt
+	sum := sha256.Sum256(append([]byte("parley/v1/legacy-salt"), ev.ID...))
+	copy(salt[:], sum[:])
+	c := mimi.New(mimi.Header{Salt: salt, SenderURI: UserURI(ev.User), RoomURI: RoomURI(room)}, mimi.TextPart(text))
+	b, _, err := c.Marshal()
+	if err != nil {
+		return badContent
+	}
+	return b
+}
+
+// plainBody returns what this node can read of a content event's body:
+// the body itself, or in an encrypted room what it decrypted.
+func (e *Engine) plainBody(rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
+	if rc.room != nil && rc.room.Encrypted() && rooms.Sealed(ev.Type) {
+		return e.kr.plaintext(ev.ID)
+	}
+	return ev.Body, ev.Body != nil
+}
+
+// contentOf returns a message event's MIMI bytes, checked to name its
+// sender and room (badContent otherwise), and whether this node can read
+// it at all.
+func (e *Engine) contentOf(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
+	body, ok := e.plainBody(rc, ev)
+	if !ok {
+		return nil, false
+	}
+	if len(body) > 0 && body[0]&0xe0 == 0xa0 { // a CBOR map: rooms.MessageBody
+		var b rooms.MessageBody
+		if rooms.DecodeBody(body, &b) != nil {
+			return badContent, true
+		}
+		return legacyContent(room, ev, b.Text), true
+	}
+	c, err := mimi.Decode(body)
+	if err != nil || c.SenderURI() != UserURI(ev.User) || c.RoomURI() != RoomURI(room) {
+		return badContent, true
+	}
+	return body, true
+}
+
+// timelineOf returns rc's projection, rebuilding it when it was dropped or
+// the blocked users changed.
+func (e *Engine) timelineOf(room crdt.RoomID, rc *roomCtl) *roomTimeline {
+	if rc.tl != nil && slices.Equal(rc.tl.blocked, e.prefs.Blocked) {
+		return rc.tl
+	}
+	tl := &roomTimeline{proj: timeline.New(), blocked: slices.Clone(e.prefs.Blocked), mids: map[mimi.MessageID]timeline.Position{}}
+	if rc.room != nil {
+		for _, id := range rc.log.Order() {
+			if ok, _ := rc.room.Visible(id); !ok {
+				continue
+			}
+			s, err := e.store.Get(id)
+			if err != nil {
+				e.log.Warn("read event for the timeline", "room", room, "event", id, "err", err)
+				continue
+			}
+			e.project(room, rc, tl, s.Event)
+		}
+	}
+	rc.tl = tl
+	return tl
+}
+
+// project adds one visible event to tl.
+func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *crdt.Event) {
+	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt) && e.prefs.blocked(ev.User) {
+		return
+	}
+	l := listed{pos: timeline.Position{Depth: ev.Depth, ID: ev.ID}}
+	switch ev.Type {
+	case rooms.TypeMessage:
+		it := timeline.Item{ID: ev.ID, Depth: ev.Depth, Sender: ev.User, Device: ev.Device, TS: ev.TS}
+		l.kind = listMessage
+		if rc.room.Redacted(ev.ID) {
+			tl.proj.Redact(ev.ID)
+		} else if c, ok := e.contentOf(room, rc, ev); ok {
+			it.Content = c
+			if mid, _, err := mimi.MessageIDOf(c); err == nil {
+				if old, dup := tl.mids[mid]; !dup || l.pos.Compare(old) < 0 {
+					tl.mids[mid] = l.pos
+				}
+			}
+		} else {
+			l.kind = listSealed
+		}
+		if l.kind == listMessage {
+			tl.proj.Add(it)
+		}
+	case TypeReceipt:
+		l.kind = listHidden
+		if r, ok := e.receiptOf(rc, ev); ok {
+			tl.proj.Read(r)
+		}
+	}
+	i, found := slices.BinarySearchFunc(tl.list, l.pos, func(x listed, p timeline.Position) int { return x.pos.Compare(p) })
+	if !found {
+		tl.list = slices.Insert(tl.list, i, l)
+	}
+}
+
+// receiptOf reads a receipt event this node can read.
+func (e *Engine) receiptOf(rc *roomCtl, ev *crdt.Event) (timeline.Receipt, bool) {
+	body, ok := e.plainBody(rc, ev)
+	if !ok || rc.room.Redacted(ev.ID) {
+		return timeline.Receipt{}, false
+	}
+	var b ReceiptBody
+	if rooms.DecodeBody(body, &b) != nil {
+		return timeline.Receipt{}, false
+	}
+	id, err := crdt.IDFromBytes(b.Event)
+	if err != nil {
+		return timeline.Receipt{}, false
+	}
+	d, ok := rc.log.Depth(id)
+	if !ok {
+		return timeline.Receipt{}, false
+	}
+	return timeline.Receipt{User: ev.User, Event: id, Depth: d}, true
+}
+
+// timelineAfter keeps rc's projection up to date with an accepted event:
+// message and receipt events are added; any other event drops it.
+func (e *Engine) timelineAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if rc.tl == nil {
+		return
+	}
+	if ev.Type != rooms.TypeMessage && ev.Type != TypeReceipt {
+		rc.tl = nil
+		return
+	}
+	if ok, _ := rc.room.Visible(ev.ID); ok {
+		e.project(room, rc, rc.tl, ev)
+	}
+}
+
+// messageEvent is the timeline entry of a listed message.
+func messageEvent(m *timeline.Message, decrypted bool) TimelineEvent {
+	te := TimelineEvent{ID: m.ID.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: m.TS, Depth: m.Pos.Depth, Decrypted: decrypted}
+	if m.Redacted || m.Deleted {
+		te.Redacted = true
+		return te
+	}
+	te.Body, te.Edited, te.Versions = m.Body, m.Edited, m.Versions
+	te.Media = messageMedia(m.Media)
+	if m.HTML != "" {
+		te.Format, te.Formatted, te.HTML = "html", m.HTML, m.HTML
+	}
+	if m.ReplyTo != nil && m.ReplyTo.Event != "" {
+		te.ReplyTo = m.ReplyTo.Event.String()
+	}
+	if m.ThreadRoot != nil && m.ThreadRoot.Event != "" {
+		te.Thread = m.ThreadRoot.Event.String()
+	}
+	if len(m.Reactions) > 0 {
+		te.Reactions = map[string][]string{}
+		for _, r := range m.Reactions {
+			te.Reactions[r.Key] = userStrings(r.Users)
+		}
+	}
+	if len(m.ReadBy) > 0 {
+		te.ReadBy = userStrings(m.ReadBy)
+		te.Receipts = te.ReadBy
+	}
+	return te
+}
+
+func userStrings(us []crdt.UserID) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
+}
+
+// history lists the projected timeline: one entry per message (edits,
+// reactions and receipts fold into it), other events as they are; then
+// --before and --limit cut it.
+func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]TimelineEvent, error) {
+	tl := e.timelineOf(room, rc)
+	if req.Thread != "" {
+		root, err := crdt.ParseID(req.Thread)
+		if err != nil {
+			return nil, errorf(KindInvalid, "%q is not an event ID", req.Thread)
+		}
+		if _, ok := tl.proj.Message(root); !ok {
+			return nil, errorf(KindNotFound, "no message %s in room %s to show the thread of", req.Thread, room)
+		}
+		var out []TimelineEvent
+		for _, m := range tl.proj.Thread(root) {
+			out = append(out, messageEvent(&m, true))
+		}
+		return cut(out, req, rc)
+	}
+	// Newest first, so that --limit reads only what it returns.
+	at, err := beforePos(req, rc)
+	if err != nil {
+		return nil, err
+	}
+	out := []TimelineEvent{}
+	for i := len(tl.list) - 1; i >= 0 && (req.Limit <= 0 || len(out) < req.Limit); i-- {
+		l := tl.list[i]
+		if at != nil && l.pos.Compare(*at) >= 0 {
+			continue
+		}
+		switch l.kind {
+		case listHidden:
+			continue
+		case listMessage:
+			m, ok := tl.proj.Message(l.pos.ID)
+			if !ok {
+				continue // an edit, reaction or ignored item
+			}
+			out = append(out, messageEvent(&m, true))
+			continue
+		}
+		s, err := e.store.Get(l.pos.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read event %s: %w", l.pos.ID, err)
+		}
+		out = append(out, e.timelineEvent(rc, s.Event))
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// beforePos is the position of --before, or nil.
+func beforePos(req HistoryReq, rc *roomCtl) (*timeline.Position, error) {
+	if req.Before == "" {
+		return nil, nil
+	}
+	b, err := crdt.ParseID(req.Before)
+	if err != nil {
+		return nil, errorf(KindInvalid, "%q is not an event ID", req.Before)
+	}
+	d, ok := rc.log.Depth(b)
+	if !ok {
+		return nil, errorf(KindNotFound, "unknown event %s", req.Before)
+	}
+	return &timeline.Position{Depth: d, ID: b}, nil
+}
+
+// cut applies --before (entries placed before that event) and --limit (the
+// newest N) to a thread.
+func cut(out []TimelineEvent, req HistoryReq, rc *roomCtl) ([]TimelineEvent, error) {
+	at, err := beforePos(req, rc)
+	if err != nil {
+		return nil, err
+	}
+	if at != nil {
+		out = slices.DeleteFunc(out, func(te TimelineEvent) bool {
+			id, _ := crdt.ParseID(te.ID)
+			return timeline.Position{Depth: te.Depth, ID: id}.Compare(*at) >= 0
+		})
+	}
+	if req.Limit > 0 && len(out) > req.Limit {
+		out = out[len(out)-req.Limit:]
+	}
+	if out == nil {
+		out = []TimelineEvent{}
+	}
+	return out, nil
+}
+
+// target is a message a command acts on.
+type target struct {
+	ev  *crdt.Event
+	msg timeline.Message
+	mid mimi.MessageID
+	c   *mimi.Content
+}
+
+// targetOf finds a listed, live message of the room by event ID.
+func (e *Engine) targetOf(room crdt.RoomID, rc *roomCtl, s string) (*target, error) {
+	id, err := crdt.ParseID(s)
+	if err != nil {
+		return nil, errorf(KindInvalid, "%q is not an event ID", s)
+	}
+	if !rc.log.Has(id) {
+		return nil, errorf(KindNotFound, "unknown event %s in room %s", s, room)
+	}
+	m, ok := e.timelineOf(room, rc).proj.Message(id)
+	if !ok {
+		return nil, errorf(KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", s)
+	}
+	if m.Redacted || m.Deleted {
+		return nil, errorf(KindInvalid, "message %s was deleted", s)
+	}
+	st, err := e.store.Get(id)
+	if err != nil {
+		return nil, fmt.Errorf("read event %s: %w", id, err)
+	}
+	b, ok := e.contentOf(room, rc, st.Event)
+	if !ok {
+		return nil, errorf(KindUnavailable, "message %s is not decrypted on this node", s)
+	}
+	mid, c, err := mimi.MessageIDOf(b)
+	if err != nil {
+		return nil, errorf(KindInvalid, "message %s has no MIMI message ID", s)
+	}
+	return &target{ev: st.Event, msg: m, mid: mid, c: c}, nil
+}
+
+// header starts a new MIMI message by this user in room.
+func (e *Engine) header(room crdt.RoomID) mimi.Header {
+	e.touch()
+	var salt mimi.Salt
+	rand.Read(salt[:])
+	return mimi.Header{Salt: salt, SenderURI: UserURI(e.ident.User), RoomURI: RoomURI(room)}
+}
+
+// checkText validates the text of a message or edit.
+func checkText(text string) error {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return errorf(KindInvalid, "empty message")
+	case len(text) > MaxMessage:
+		return errorf(KindInvalid, "message of %d bytes is too large (at most %d; send big content as a file)", len(text), MaxMessage)
+	case !utf8.ValidString(text):
+		return errorf(KindInvalid, "the message is not valid UTF-8 text")
+	}
+	return nil
+}
+
+// textPart is the body of a message: plain text, or Markdown with its
+// plain alternative.
+func textPart(text string, markdown bool) mimi.Part {
+	if markdown {
+		return mimi.MarkdownPart(text)
+	}
+	return mimi.TextPart(text)
+}
+
+// authorContent encodes c and authors it as a message event.
+func (e *Engine) authorContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content) (*crdt.Event, error) {
+	b, _, err := c.Marshal()
+	if err != nil {
+		return nil, errorf(KindInvalid, "encode message: %v", err)
+	}
+	if len(b) > maxContent {
+		return nil, errorf(KindInvalid, "message of %d bytes encoded is too large (at most %d; send big content as a file)", len(b), maxContent)
+	}
+	return e.author(room, rc, rooms.TypeMessage, nil, b)
+}
+
+// sendContent builds and authors a message for Send.
+func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req SendReq) (*crdt.Event, error) {
+	body := textPart(req.Text, req.Markdown)
+	h := e.header(room)
+	var c *mimi.Content
+	switch {
+	case req.Thread != "":
+		root, err := e.targetOf(room, rc, req.Thread)
+		if err != nil {
+			return nil, err
+		}
+		if r, ok := root.c.Thread(); ok { // a reply inside a thread names the thread's root
+			root.mid = r
+		}
+		to := root.mid
+		if req.ReplyTo != "" {
+			t, err := e.targetOf(room, rc, req.ReplyTo)
+			if err != nil {
+				return nil, err
+			}
+			to = t.mid
+		}
+		c = mimi.ThreadReply(h, root.mid, to, body)
+	case req.ReplyTo != "":
+		t, err := e.targetOf(room, rc, req.ReplyTo)
+		if err != nil {
+			return nil, err
+		}
+		c = mimi.Reply(h, t.mid, body)
+	default:
+		c = mimi.New(h, body)
+	}
+	return e.authorContent(room, rc, c)
+}
+
+// Edit replaces the text of one of this user's messages.
+func (e *Engine) Edit(ctx context.Context, req EditReq) (EventResp, error) {
+	if err := checkText(req.Text); err != nil {
+		return EventResp{}, err
+	}
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		room, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		t, err := e.targetOf(room, rc, req.Event)
+		if err != nil {
+			return err
+		}
+		if t.ev.User != e.ident.User {
+			return errorf(KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
+		}
+		c := mimi.Edit(e.header(room), t.mid, t.c.InReplyTo, t.c.TopicID, textPart(req.Text, req.Markdown))
+		ev, err := e.authorContent(room, rc, c)
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// React adds this user's reaction with a key to a message.
+func (e *Engine) React(ctx context.Context, req ReactReq) (EventResp, error) {
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		room, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		t, err := e.targetOf(room, rc, req.Event)
+		if err != nil {
+			return err
+		}
+		for _, r := range t.msg.Reactions {
+			if r.Key == req.Key && slices.Contains(r.Users, e.ident.User) {
+				return errorf(KindInvalid, "you already reacted to %s with %q", req.Event, req.Key)
+			}
+		}
+		c, err := mimi.React(e.header(room), t.mid, req.Key)
+		if err != nil {
+			return errorf(KindInvalid, "bad reaction: a reaction is 1 to %d bytes of text without line breaks", mimi.MaxReactionKey)
+		}
+		ev, err := e.authorContent(room, rc, c)
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
+		return nil
+	})
+	return resp, err
+}
+
+// Unreact withdraws every live reaction of this user with a key on a
+// message (one unreaction event each; the answer names the last).
+func (e *Engine) Unreact(ctx context.Context, req ReactReq) (EventResp, error) {
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		room, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		t, err := e.targetOf(room, rc, req.Event)
+		if err != nil {
+			return err
+		}
+		live, err := e.myReactions(room, rc, t.mid, req.Key)
+		if err != nil {
+			return err
+		}
+		if len(live) == 0 {
+			return errorf(KindInvalid, "you have no reaction %q on %s", req.Key, req.Event)
+		}
+		for _, r := range live {
+			ev, err := e.authorContent(room, rc, mimi.Unreact(e.header(room), r, t.mid))
+			if err != nil {
+				return err
+			}
+			resp.Event = ev.ID.String()
+		}
+		return nil
+	})
+	return resp, err
+}
+
+// myReactions returns the message IDs of this user's reactions with key
+// to the message to that no unreaction of this user withdrew yet.
+func (e *Engine) myReactions(room crdt.RoomID, rc *roomCtl, to mimi.MessageID, key string) ([]mimi.MessageID, error) {
+	var reacts []mimi.MessageID
+	withdrawn := map[mimi.MessageID]bool{}
+	for _, l := range e.timelineOf(room, rc).list {
+		if l.kind != listMessage {
+			continue
+		}
+		s, err := e.store.Get(l.pos.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read event %s: %w", l.pos.ID, err)
+		}
+		if s.Event.User != e.ident.User || rc.room.Redacted(s.Event.ID) {
+			continue
+		}
+		b, ok := e.contentOf(room, rc, s.Event)
+		if !ok {
+			continue
+		}
+		mid, c, err := mimi.MessageIDOf(b)
+		if err != nil {
+			continue
+		}
+		switch c.Kind() {
+		case mimi.KindReaction:
+			if k, _ := c.ReactionKey(); k == key && c.InReplyTo != nil && *c.InReplyTo == to {
+				reacts = append(reacts, mid)
+			}
+		case mimi.KindUnreaction:
+			withdrawn[*c.Replaces] = true
+		}
+	}
+	return slices.DeleteFunc(reacts, func(m mimi.MessageID) bool { return withdrawn[m] }), nil
+}
+
+// Read authors a read receipt up to an event of the room.
+func (e *Engine) Read(ctx context.Context, req ReadReq) (Empty, error) {
+	return Empty{}, e.do(ctx, func() error {
+		room, rc, err := e.roomOf(req.Room)
+		if err != nil {
+			return err
+		}
+		id, err := crdt.ParseID(req.Event)
+		if err != nil {
+			return errorf(KindInvalid, "%q is not an event ID", req.Event)
+		}
+		if rc.room == nil || !rc.log.Has(id) {
+			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, room)
+		}
+		if ok, _ := rc.room.Visible(id); !ok {
+			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, room)
+		}
+		d, _ := rc.log.Depth(id)
+		if r, ok := e.timelineOf(room, rc).proj.ReadMarker(e.ident.User); ok && r.Pos().Compare(timeline.Position{Depth: d, ID: id}) >= 0 {
+			return nil // already read up to there or later
+		}
+		_, err = e.author(room, rc, TypeReceipt, nil, rooms.Encode(ReceiptBody{Event: []byte(id)}))
+		return err
+	})
+}
+
+// watchItem is the watch line of an accepted event: a message as the
+// projection lists it (an edit, reaction or unreaction as the updated
+// message it changes), a receipt as kind "receipt", anything else as is.
+func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (WatchItem, bool) {
+	it := WatchItem{Kind: "event", Room: room.String()}
+	switch ev.Type {
+	case TypeReceipt:
+		r, ok := e.receiptOf(rc, ev)
+		if !ok {
+			return it, false
+		}
+		it.Kind = "receipt"
+		it.Signal = &Signal{User: ev.User.String(), Device: ev.Device.String(), Read: r.Event.String()}
+		return it, true
+	case rooms.TypeMessage:
+		if ok, _ := rc.room.Visible(ev.ID); ok {
+			tl := e.timelineOf(room, rc)
+			m, ok := tl.proj.Message(ev.ID)
+			if !ok {
+				// An edit or a reaction: show the message it changes.
+				if c, readable := e.contentOf(room, rc, ev); readable {
+					if mc, err := mimi.Decode(c); err == nil {
+						if t := mc.Target(); t != nil {
+							m, ok = tl.messageByMID(*t)
+						}
+					}
+				}
+			}
+			if ok {
+				te := messageEvent(&m, true)
+				it.Event = &te
+				return it, true
+			}
+		}
+	}
+	te := e.timelineEvent(rc, ev)
+	it.Event = &te
+	return it, true
+}
+
+// messageByMID finds the listed message a MIMI message ID names.
+func (tl *roomTimeline) messageByMID(id mimi.MessageID) (timeline.Message, bool) {
+	l, ok := tl.mids[id]
+	if !ok {
+		return timeline.Message{}, false
+	}
+	return tl.proj.Message(l.ID)
+}

@@ -1,0 +1,35 @@
+package node
+
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p/core/host"
+)
+
+// registerContent binds the methods of message content and receipts
+// (content.go) and of typing and presence (ephemeral.go).
+func (n *Node) registerContent(h host.Host) {
+	s, e := n.api, n.engine
+	Handle(s, MethodEdit, e.Edit)
+	Handle(s, MethodReact, e.React)
+	Handle(s, MethodUnreact, e.Unreact)
+	Handle(s, MethodRead, e.Read)
+	Handle(s, MethodSendFile, n.sendFile)
+	eph := n.replica.Ephemeral()
+	Handle(s, MethodTyping, func(ctx context.Context, req TypingReq) (Empty, error) {
+		room, data, err := e.Typing(ctx, req)
+		if err == nil {
+			eph.Publish(room, data)
+		}
+		return Empty{}, err
+	})
+	Handle(s, MethodPresence, func(ctx context.Context, req PresenceReq) (PresenceResp, error) {
+		resp, out, err := e.SetPresence(ctx, req)
+		for room, data := range out {
+			eph.Publish(room, data)
+		}
+		return resp, err
+	})
+	Handle(s, MethodPresenceGet, e.Presence)
+	Handle(s, MethodSettings, e.Settings)
+}

@@ -1,0 +1,508 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	cryptorand "crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms/e2ee"
+)
+
+// Device linking (docs/protocol.md §8, research/e2ee.md §5.7 d).
+//
+// A device holding the user's master key issues a one-time code: its peer
+// ID, its addresses, a random 128-bit secret and an expiry. The new device
+// dials that peer on LinkProtocol (the libp2p handshake authenticates the
+// peer ID, so the code names whom to trust), proves it knows the secret
+// with an HMAC bound to both peer IDs and its keys (the secret itself never
+// crosses the wire), and receives the master key's certificate over its
+// device key, the user ID, the user's rooms and peers to sync them from.
+// A code is single use, expires (DefaultLinkTTL), and is burned after
+// maxLinkTries wrong proofs. The new device holds no master key: it cannot
+// link others.
+
+// LinkProtocol is the device-linking protocol.
+const LinkProtocol = protocol.ID("/parley/link/1.0.0")
+
+// Link protocol limits.
+const (
+	DefaultLinkTTL  = 10 * time.Minute
+	maxLinkTTL      = time.Hour
+	maxLinkPending  = 4 // live codes per linking device
+	maxLinkTries    = 3 // wrong proofs before every live code is burned
+	maxLinkCode     = 2048
+	maxLinkAddrs    = 16
+	maxLinkFrame    = 64 << 10
+	linkTimeout     = 20 * time.Second
+	linkCodePrefix  = "parley-link-"
+	linkSecretSize  = 16
+	labelLinkProof  = "parley/v1/link-proof\x00"
+	linkCodeVersion = 1
+)
+
+var linkB32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Errors of the link handshake (the linking side's answers).
+var (
+	ErrLinkExpired = errors.New("node: link code expired")
+	ErrLinkUsed    = errors.New("node: link code already used")
+	ErrLinkWrong   = errors.New("node: wrong link code")
+	ErrLinkBurned  = errors.New("node: link code revoked after too many wrong attempts")
+	ErrNoMaster    = errors.New("node: this device holds no master key (another device linked it): run 'parley device link' on the device that holds the user's master key")
+)
+
+// LinkCode is a decoded one-time code. It never prints its secret: only
+// Encode writes it out.
+type LinkCode struct {
+	Peer    peer.ID
+	Addrs   []ma.Multiaddr
+	Expires time.Time
+	secret  [linkSecretSize]byte
+}
+
+// linkCodeWire is the code's CBOR form.
+type linkCodeWire struct {
+	V      int      `cbor:"v"`
+	Peer   []byte   `cbor:"peer"`
+	Addrs  [][]byte `cbor:"addrs"`
+	Secret []byte   `cbor:"secret"`
+	Exp    int64    `cbor:"exp"` // Unix ms
+}
+
+// String never shows the secret.
+func (c *LinkCode) String() string {
+	return fmt.Sprintf("LinkCode(%s, expires %s)", c.Peer, c.Expires.UTC().Format(time.RFC3339))
+}
+
+// GoString never shows the secret.
+func (c *LinkCode) GoString() string { return c.String() }
+
+// Format never shows the secret, whatever the verb.
+func (c *LinkCode) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// Encode renders the code as text: "parley-link-" and the lower-case
+// unpadded base32 of its canonical CBOR.
+func (c *LinkCode) Encode() string {
+	w := linkCodeWire{V: linkCodeVersion, Peer: []byte(c.Peer), Secret: c.secret[:], Exp: c.Expires.UnixMilli()}
+	for _, a := range c.Addrs {
+		w.Addrs = append(w.Addrs, a.Bytes())
+	}
+	b, err := crdt.Marshal(w)
+	if err != nil {
+		panic("node: encode link code: " + err.Error())
+	}
+	return linkCodePrefix + strings.ToLower(linkB32.EncodeToString(b))
+}
+
+// ErrBadLinkCode is returned for text that is not a link code.
+var ErrBadLinkCode = errors.New("node: malformed link code")
+
+// ParseLinkCode decodes a code written by Encode. It checks the shape
+// only; expiry is the caller's to judge.
+func ParseLinkCode(s string) (*LinkCode, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxLinkCode || !strings.HasPrefix(s, linkCodePrefix) {
+		return nil, ErrBadLinkCode
+	}
+	b, err := linkB32.DecodeString(strings.ToUpper(s[len(linkCodePrefix):]))
+	if err != nil {
+		return nil, ErrBadLinkCode
+	}
+	var w linkCodeWire
+	if err := crdt.UnmarshalCanonical(b, &w); err != nil {
+		return nil, ErrBadLinkCode
+	}
+	if w.V != linkCodeVersion || len(w.Secret) != linkSecretSize || w.Exp <= 0 || len(w.Addrs) == 0 || len(w.Addrs) > maxLinkAddrs {
+		return nil, ErrBadLinkCode
+	}
+	p, err := peer.IDFromBytes(w.Peer)
+	if err != nil {
+		return nil, ErrBadLinkCode
+	}
+	c := &LinkCode{Peer: p, Expires: time.UnixMilli(w.Exp)}
+	copy(c.secret[:], w.Secret)
+	for _, a := range w.Addrs {
+		m, err := ma.NewMultiaddrBytes(a)
+		if err != nil {
+			return nil, ErrBadLinkCode
+		}
+		c.Addrs = append(c.Addrs, m)
+	}
+	return c, nil
+}
+
+// linkReq is the joiner's one frame: its device key, its KEM record and
+// the proof of the code's secret.
+type linkReq struct {
+	Device []byte `cbor:"device"` // 32-byte Ed25519 public key; must be the dialing peer's key
+	KEM    []byte `cbor:"kem"`    // e2ee.KEMRecord signed by Device
+	Proof  []byte `cbor:"proof"`  // HMAC-SHA256(secret, labelLinkProof ‖ linker ‖ joiner ‖ device ‖ kem)
+}
+
+// linkResp is the linker's one frame.
+type linkResp struct {
+	OK    bool     `cbor:"ok"`
+	Err   string   `cbor:"err,omitempty"`
+	User  []byte   `cbor:"user,omitempty"`  // the master public key (user ID)
+	Cert  []byte   `cbor:"cert,omitempty"`  // crdt.CertifyDevice(master, device)
+	Rooms [][]byte `cbor:"rooms,omitempty"` // rooms the user is joined in
+	Peers []string `cbor:"peers,omitempty"` // multiaddrs (with /p2p/) to sync them from
+}
+
+func decodeLinkReq(b []byte) (*linkReq, error) {
+	var r linkReq
+	if err := crdt.UnmarshalCanonical(b, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Device) != 32 || len(r.Proof) != sha256.Size || len(r.KEM) == 0 {
+		return nil, errors.New("malformed link request")
+	}
+	return &r, nil
+}
+
+func decodeLinkResp(b []byte) (*linkResp, error) {
+	var r linkResp
+	if err := crdt.UnmarshalCanonical(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func linkProof(secret []byte, linker, joiner peer.ID, device, kem []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(labelLinkProof))
+	for _, part := range [][]byte{[]byte(linker), []byte(joiner), device, kem} {
+		var n [4]byte
+		n[0], n[1], n[2], n[3] = byte(len(part)>>24), byte(len(part)>>16), byte(len(part)>>8), byte(len(part))
+		m.Write(n[:])
+		m.Write(part)
+	}
+	return m.Sum(nil)
+}
+
+// pendingLink is an issued code. Its state is kept after use so that a
+// replay gets a clear answer until the code would have expired.
+type pendingLink struct {
+	secret  [linkSecretSize]byte
+	expires time.Time
+	state   error // nil: live; ErrLinkUsed, ErrLinkBurned
+}
+
+// Linker serves LinkProtocol on a device holding the master key and issues
+// codes. Its methods are safe for concurrent use.
+type Linker struct {
+	host   host.Host
+	engine *Engine
+	master *crdt.SecretKey // nil: a linked device (issues no codes)
+	log    *slog.Logger
+	now    func() time.Time
+	rand   io.Reader
+
+	mu      sync.Mutex
+	pending []*pendingLink // guarded by mu
+	tries   int            // wrong proofs since the last code was issued; guarded by mu
+}
+
+// NewLinker registers LinkProtocol's handler on h. master may be nil.
+func NewLinker(h host.Host, engine *Engine, master *crdt.SecretKey, log *slog.Logger) *Linker {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	l := &Linker{host: h, engine: engine, master: master, log: log, now: time.Now, rand: cryptorand.Reader}
+	h.SetStreamHandler(LinkProtocol, l.handle)
+	return l
+}
+
+// Close removes the protocol handler.
+func (l *Linker) Close() { l.host.RemoveStreamHandler(LinkProtocol) }
+
+// NewCode issues a one-time code valid for ttl (0: DefaultLinkTTL).
+func (l *Linker) NewCode(ttl time.Duration) (*LinkCode, error) {
+	if l.master == nil {
+		return nil, &Error{Kind: KindPermission, Msg: strings.TrimPrefix(ErrNoMaster.Error(), "node: "), Err: ErrNoMaster}
+	}
+	if ttl <= 0 {
+		ttl = DefaultLinkTTL
+	}
+	ttl = min(ttl, maxLinkTTL)
+	c := &LinkCode{Peer: l.host.ID(), Expires: l.now().Add(ttl)}
+	for _, a := range l.host.Addrs() {
+		if len(c.Addrs) < maxLinkAddrs {
+			c.Addrs = append(c.Addrs, a)
+		}
+	}
+	if len(c.Addrs) == 0 {
+		return nil, errorf(KindUnavailable, "this node listens on no address a new device could dial")
+	}
+	if _, err := io.ReadFull(l.rand, c.secret[:]); err != nil {
+		return nil, fmt.Errorf("read randomness: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked()
+	live := 0
+	for _, p := range l.pending {
+		if p.state == nil {
+			live++
+		}
+	}
+	if live >= maxLinkPending {
+		return nil, errorf(KindInvalid, "%d link codes are already waiting; use one or let them expire (%s)", live, DefaultLinkTTL)
+	}
+	l.pending = append(l.pending, &pendingLink{secret: c.secret, expires: c.Expires})
+	l.tries = 0
+	return c, nil
+}
+
+// sweepLocked forgets codes past their expiry (and a grace period, in
+// which a replay still gets a precise answer).
+func (l *Linker) sweepLocked() {
+	now := l.now()
+	kept := l.pending[:0]
+	for _, p := range l.pending {
+		if now.Before(p.expires.Add(maxLinkTTL)) {
+			kept = append(kept, p)
+		}
+	}
+	l.pending = kept
+}
+
+// redeem checks a proof against the issued codes and, on success, marks the
+// code used. A wrong proof counts against every live code: after
+// maxLinkTries of them all live codes are burned.
+func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked()
+	for _, p := range l.pending {
+		want := linkProof(p.secret[:], l.host.ID(), joiner, req.Device, req.KEM)
+		if !hmac.Equal(want, req.Proof) {
+			continue
+		}
+		switch {
+		case p.state != nil:
+			return p.state
+		case !l.now().Before(p.expires):
+			return ErrLinkExpired
+		}
+		p.state = ErrLinkUsed
+		return nil
+	}
+	l.tries++
+	if l.tries >= maxLinkTries {
+		for _, p := range l.pending {
+			if p.state == nil {
+				p.state = ErrLinkBurned
+			}
+		}
+		return ErrLinkBurned
+	}
+	return ErrLinkWrong
+}
+
+func (l *Linker) handle(st network.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(linkTimeout))
+	b, err := msgio.NewVarintReaderSize(st, maxLinkFrame).ReadMsg()
+	if err != nil {
+		st.Reset()
+		return
+	}
+	resp := l.answer(st.Conn().RemotePeer(), st.Conn().RemotePublicKey(), b)
+	if !resp.OK {
+		// Only the reason and the peer: never the request (it holds the proof).
+		l.log.Info("device link refused", "peer", st.Conn().RemotePeer(), "reason", resp.Err)
+	}
+	out, err := crdt.Marshal(resp)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	msgio.NewVarintWriter(st).WriteMsg(out)
+}
+
+// answer judges one link request from the peer joiner with public key pub.
+func (l *Linker) answer(joiner peer.ID, pub crypto.PubKey, b []byte) linkResp {
+	fail := func(err error) linkResp { return linkResp{Err: strings.TrimPrefix(err.Error(), "node: ")} }
+	if l.master == nil {
+		return fail(ErrNoMaster)
+	}
+	req, err := decodeLinkReq(b)
+	if err != nil {
+		return fail(errors.New("malformed link request"))
+	}
+	raw, err := pubRaw(pub)
+	if err != nil || string(raw) != string(req.Device) {
+		return fail(errors.New("the device key must be the dialing peer's key"))
+	}
+	rec, err := e2ee.DecodeKEMRecord(req.KEM)
+	if err != nil || string(rec.Device[:]) != string(req.Device) {
+		return fail(errors.New("the KEM record is not signed by the device"))
+	}
+	if err := l.redeem(joiner, req); err != nil {
+		return fail(err)
+	}
+	dev, _ := crdt.KeyFromBytes(req.Device)
+	user := l.master.Public()
+	resp := linkResp{OK: true, User: user[:], Cert: crdt.CertifyDevice(l.master, dev)}
+	ctx, cancel := context.WithTimeout(context.Background(), linkTimeout)
+	defer cancel()
+	var rooms []crdt.RoomID
+	l.engine.do(ctx, func() error { rooms = l.engine.joinedRooms(); return nil })
+	for _, r := range rooms {
+		resp.Rooms = append(resp.Rooms, []byte(r))
+	}
+	for _, a := range l.host.Addrs() {
+		if len(resp.Peers) < maxLinkAddrs {
+			resp.Peers = append(resp.Peers, a.String()+"/p2p/"+l.host.ID().String())
+		}
+	}
+	l.log.Info("device linked", "device", dev, "rooms", len(rooms))
+	return resp
+}
+
+func pubRaw(pub crypto.PubKey) ([]byte, error) {
+	if pub == nil {
+		return nil, errors.New("no public key")
+	}
+	return pub.Raw()
+}
+
+// LinkResult is what a joining device learns.
+type LinkResult struct {
+	User  crdt.UserID
+	Cert  []byte
+	Rooms []crdt.RoomID
+	Peers []string
+}
+
+// LinkDevice runs the joining side of the handshake on h, whose peer key
+// must be dev (the new device key). kemRec is the device's signed KEM
+// record.
+func LinkDevice(ctx context.Context, h host.Host, code *LinkCode, dev *crdt.SecretKey, kemRec []byte) (*LinkResult, error) {
+	if !time.Now().Before(code.Expires) {
+		return nil, ErrLinkExpired
+	}
+	ctx, cancel := context.WithTimeout(ctx, linkTimeout)
+	defer cancel()
+	h.Peerstore().AddAddrs(code.Peer, code.Addrs, peerstore.TempAddrTTL)
+	if err := h.Connect(ctx, peer.AddrInfo{ID: code.Peer, Addrs: code.Addrs}); err != nil {
+		return nil, fmt.Errorf("reach the linking device: %w", err)
+	}
+	st, err := h.NewStream(ctx, code.Peer, LinkProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("open link stream: %w", err)
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(linkTimeout))
+	pub := dev.Public()
+	req := linkReq{Device: pub[:], KEM: kemRec, Proof: linkProof(code.secret[:], code.Peer, h.ID(), pub[:], kemRec)}
+	b, err := crdt.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := msgio.NewVarintWriter(st).WriteMsg(b); err != nil {
+		return nil, fmt.Errorf("send link request: %w", err)
+	}
+	rb, err := msgio.NewVarintReaderSize(st, maxLinkFrame).ReadMsg()
+	if err != nil {
+		return nil, fmt.Errorf("read link answer: %w", err)
+	}
+	resp, err := decodeLinkResp(rb)
+	if err != nil {
+		return nil, fmt.Errorf("read link answer: %w", err)
+	}
+	if !resp.OK {
+		return nil, linkError(resp.Err)
+	}
+	user, err := crdt.KeyFromBytes(resp.User)
+	if err != nil || !crdt.CheckDeviceCert(user, pub, resp.Cert) {
+		return nil, errors.New("link answer: the certificate does not bind this device")
+	}
+	out := &LinkResult{User: user, Cert: resp.Cert, Peers: resp.Peers}
+	for _, r := range resp.Rooms {
+		id, err := crdt.IDFromBytes(r)
+		if err != nil {
+			return nil, errors.New("link answer: malformed room ID")
+		}
+		out.Rooms = append(out.Rooms, id)
+	}
+	return out, nil
+}
+
+// linkError maps the linker's answer back to the sentinel errors.
+func linkError(s string) error {
+	for _, e := range []error{ErrLinkExpired, ErrLinkUsed, ErrLinkWrong, ErrLinkBurned, ErrNoMaster} {
+		if s == strings.TrimPrefix(e.Error(), "node: ") {
+			return e
+		}
+	}
+	return fmt.Errorf("link refused: %s", s)
+}
+
+// followLinked makes a newly linked device take part in its user's rooms:
+// it keeps each room, waits until the room is synced (its user joined, no
+// gap), and announces the device there; a sibling then forwards the live
+// epochs (keys.go, healing), so in a `shared` room the device reads the
+// history. done is called for each room announced. It returns when every
+// room is done or ctx ends.
+func followLinked(ctx context.Context, e *Engine, rooms []crdt.RoomID, poll time.Duration, done func(crdt.RoomID)) error {
+	left := map[crdt.RoomID]bool{}
+	for _, r := range rooms {
+		if _, err := e.TrackRoom(ctx, r.String()); err != nil {
+			return err
+		}
+		left[r] = true
+	}
+	for len(left) > 0 {
+		for r := range left {
+			ok, gone, err := e.linkedReady(ctx, r)
+			if err != nil {
+				return err
+			}
+			switch {
+			case gone:
+				e.log.Info("linked device: the user left the room meanwhile", "room", r)
+			case !ok:
+				continue
+			default:
+				if err := e.AnnounceLinked(ctx, r); err != nil {
+					e.log.Warn("announce linked device", "room", r, "err", err)
+					continue
+				}
+			}
+			delete(left, r)
+			if done != nil {
+				done(r)
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll): // polling interval
+		}
+	}
+	return nil
+}

@@ -1,0 +1,659 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
+)
+
+// Device linking and verification (docs/protocol.md §8, research/e2ee.md
+// §5.7 d, e and §8 C22).
+
+// addNode starts a replica for ident on tn and returns its index.
+func (tn *testNet) addNode(ident *crdt.Identity) int {
+	tn.ids = append(tn.ids, ident)
+	tn.stores = append(tn.stores, crdt.NewMemStore())
+	tn.reps = append(tn.reps, nil)
+	tn.cancel = append(tn.cancel, nil)
+	i := len(tn.ids) - 1
+	tn.start(i)
+	return i
+}
+
+func newUser(t *testing.T) (*crdt.SecretKey, *crdt.Identity) {
+	t.Helper()
+	master, err := crdt.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ident, err := crdt.NewIdentity(master, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return master, ident
+}
+
+// newDeviceHost makes a device key and its mocknet host (not yet running a
+// replica), and the KEM record the replica will announce (the key a
+// replica without an identity file derives from its device key).
+func newDeviceHost(t *testing.T, tn *testNet, port int) (*crdt.SecretKey, host.Host, []byte) {
+	t.Helper()
+	dev, err := crdt.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := crypto.UnmarshalEd25519PrivateKey(append(dev.Seed(), pubBytes(dev.Public())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
+	h, err := tn.mn.AddPeer(sk, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := hkdf.Key(sha256.New, dev.Seed(), nil, labelKEMFromDevice, e2ee.KEMSeedSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kem, err := e2ee.KEMSecretKeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e2ee.SignKEMRecord(dev, kem.Public(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dev, h, raw
+}
+
+// clock is a settable clock for the linker.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestLinkCodeFormat(t *testing.T) {
+	c := &LinkCode{Peer: peerIDOf(t, mustIdent(t)), Expires: time.UnixMilli(1_800_000_000_000)}
+	c.Addrs = append(c.Addrs, ma.StringCast("/ip4/127.0.0.1/tcp/4001"), ma.StringCast("/ip6/::1/udp/4001/quic-v1"))
+	copy(c.secret[:], "0123456789abcdef")
+	s := c.Encode()
+	if !strings.HasPrefix(s, linkCodePrefix) || strings.ToLower(s) != s {
+		t.Fatalf("code %q", s)
+	}
+	got, err := ParseLinkCode("  " + s + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Peer != c.Peer || !got.Expires.Equal(c.Expires) || got.secret != c.secret || len(got.Addrs) != 2 || !got.Addrs[1].Equal(c.Addrs[1]) {
+		t.Fatalf("round trip: %v", got)
+	}
+	// The secret never prints.
+	for _, out := range []string{fmt.Sprint(got), fmt.Sprintf("%v %+v %#v %s %q %x", got, got, got, got, got, got), got.String()} {
+		if strings.Contains(out, "0123456789abcdef") || strings.Contains(out, fmt.Sprintf("%x", got.secret)) {
+			t.Fatalf("secret printed: %s", out)
+		}
+	}
+	for _, bad := range []string{"", "parley-link-", "parley-link-!!", "xx" + s, s[:len(s)-3], strings.Repeat("a", 3000), linkCodePrefix + "mfrggzdfmztwq2lk"} {
+		if _, err := ParseLinkCode(bad); !errors.Is(err, ErrBadLinkCode) {
+			t.Fatalf("ParseLinkCode(%.40q) = %v", bad, err)
+		}
+	}
+	// Non-canonical or out-of-range fields are refused.
+	for _, w := range []linkCodeWire{
+		{V: 2, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 1},
+		{V: 1, Peer: []byte(c.Peer), Addrs: nil, Secret: c.secret[:], Exp: 1},
+		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:8], Exp: 1},
+		{V: 1, Peer: []byte("nope"), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 1},
+		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{{1, 2, 3}}, Secret: c.secret[:], Exp: 1},
+		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 0},
+	} {
+		b, _ := crdt.Marshal(w)
+		if _, err := ParseLinkCode(linkCodePrefix + strings.ToLower(linkB32.EncodeToString(b))); !errors.Is(err, ErrBadLinkCode) {
+			t.Fatalf("accepted %+v", w)
+		}
+	}
+}
+
+func mustIdent(t *testing.T) *crdt.Identity { _, id := newUser(t); return id }
+
+// FuzzLinkDecoders: the code parser and both frame decoders never panic,
+// and what they accept re-encodes to the same bytes.
+func FuzzLinkDecoders(f *testing.F) {
+	dev, _ := crdt.GenerateKey(rand.Reader)
+	sk, _ := crypto.UnmarshalEd25519PrivateKey(append(dev.Seed(), pubBytes(dev.Public())...))
+	p, _ := peer.IDFromPrivateKey(sk)
+	c := &LinkCode{Peer: p, Expires: time.UnixMilli(1), Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}}
+	f.Add([]byte(c.Encode()))
+	req, _ := crdt.Marshal(linkReq{Device: make([]byte, 32), KEM: []byte{1}, Proof: make([]byte, 32)})
+	f.Add(req)
+	resp, _ := crdt.Marshal(linkResp{OK: true, User: make([]byte, 32), Rooms: [][]byte{{1}}, Peers: []string{"x"}})
+	f.Add(resp)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := ParseLinkCode(string(b)); err == nil {
+			if again, err := ParseLinkCode(c.Encode()); err != nil || again.secret != c.secret || again.Peer != c.Peer {
+				t.Fatalf("code does not round-trip")
+			}
+		}
+		if r, err := decodeLinkReq(b); err == nil {
+			if again, _ := crdt.Marshal(r); !bytes.Equal(again, b) {
+				t.Fatalf("request does not re-encode")
+			}
+		}
+		if r, err := decodeLinkResp(b); err == nil {
+			if again, _ := crdt.Marshal(r); !bytes.Equal(again, b) {
+				t.Fatalf("answer does not re-encode")
+			}
+		}
+	})
+}
+
+// TestLinkHandshake: a right code links once; a wrong secret, a replay,
+// an expired code, a foreign device key and too many wrong tries are
+// refused; a linked device issues no codes.
+func TestLinkHandshake(t *testing.T) {
+	tn := newTestNet(t, 0)
+	master, ident := newUser(t)
+	a := tn.addNode(ident)
+	ctx := tn.ctx
+	clk := &clock{t: time.Now()}
+	l := NewLinker(tn.reps[a].Host(), tn.reps[a].Engine, master, nil)
+	defer l.Close()
+	l.now = clk.now
+
+	dev, h, rec := newDeviceHost(t, tn, 11001)
+	if _, err := tn.mn.LinkPeers(h.ID(), tn.reps[a].Host().ID()); err != nil {
+		t.Fatal(err)
+	}
+	code, err := l.NewCode(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := *code
+	wrong.secret[0] ^= 1
+	if _, err := LinkDevice(ctx, h, &wrong, dev, rec); !errors.Is(err, ErrLinkWrong) {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	// The KEM record must be the device's own.
+	_, _, otherRec := newDeviceHost(t, tn, 11002)
+	if _, err := LinkDevice(ctx, h, code, dev, otherRec); err == nil || !strings.Contains(err.Error(), "KEM record") {
+		t.Fatalf("foreign KEM record: %v", err)
+	}
+	res, err := LinkDevice(ctx, h, code, dev, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.User != ident.User || !crdt.CheckDeviceCert(ident.User, dev.Public(), res.Cert) || len(res.Peers) == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := LinkDevice(ctx, h, code, dev, rec); !errors.Is(err, ErrLinkUsed) {
+		t.Fatalf("replay: %v", err)
+	}
+	// Another device key than the dialing peer's is refused.
+	dev2, _, rec2 := newDeviceHost(t, tn, 11003)
+	code2, err := l.NewCode(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LinkDevice(ctx, h, code2, dev2, rec2); err == nil || !strings.Contains(err.Error(), "dialing peer") {
+		t.Fatalf("foreign device key: %v", err)
+	}
+	// Expired on the linker's clock.
+	clk.add(DefaultLinkTTL + time.Second)
+	if _, err := LinkDevice(ctx, h, code2, dev, rec); !errors.Is(err, ErrLinkExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	// Expired on the joiner's clock: refused before dialing.
+	old := *code2
+	old.Expires = time.Now().Add(-time.Second)
+	if _, err := LinkDevice(ctx, h, &old, dev, rec); !errors.Is(err, ErrLinkExpired) {
+		t.Fatalf("expired locally: %v", err)
+	}
+	// Too many wrong tries burn every live code.
+	code3, err := l.NewCode(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *code3
+	bad.secret[5] ^= 0x80
+	var last error
+	for range maxLinkTries {
+		_, last = LinkDevice(ctx, h, &bad, dev, rec)
+	}
+	if !errors.Is(last, ErrLinkBurned) {
+		t.Fatalf("after %d wrong tries: %v", maxLinkTries, last)
+	}
+	if _, err := LinkDevice(ctx, h, code3, dev, rec); !errors.Is(err, ErrLinkBurned) {
+		t.Fatalf("burned code: %v", err)
+	}
+	// A linked device holds no master key.
+	nl := &Linker{host: h, master: nil}
+	if _, err := nl.NewCode(0); err == nil || !strings.Contains(err.Error(), "no master key") {
+		t.Fatalf("linked device issued a code: %v", err)
+	}
+}
+
+// reads reports whether engine e decrypted a plaintext holding marker.
+func reads(e *Engine, marker string) bool {
+	found := false
+	e.do(context.Background(), func() error {
+		return e.kr.local.ScanLocal([]byte("p/"), func(_, v []byte) bool {
+			found = bytes.Contains(v, []byte(marker))
+			return !found
+		})
+	})
+	return found
+}
+
+func held(e *Engine, room string, id string) bool {
+	rid, _ := crdt.ParseID(room)
+	eid, _ := crdt.ParseID(id)
+	ok, _ := e.Known(context.Background(), rid, []crdt.EventID{eid})
+	return len(ok) == 1 && ok[0]
+}
+
+func memberDevices(e *Engine, room string) int {
+	rid, _ := crdt.ParseID(room)
+	n := 0
+	e.do(context.Background(), func() error {
+		if rc := e.rooms[rid]; rc != nil && rc.room != nil {
+			n = len(rc.room.MemberDevices(nil))
+		}
+		return nil
+	})
+	return n
+}
+
+// TestLinkedDeviceReadsSharedHistory (C22): a device linked later reads
+// an encrypted `shared` room's history, not a `joined` room's history from
+// before its user joined, and nothing after it is revoked.
+func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
+	tn := newTestNet(t, 0)
+	ctx := tn.ctx
+	mA, idA := newUser(t)
+	_, idB := newUser(t)
+	a, b := tn.addNode(idA), tn.addNode(idB)
+	tn.link(a, b)
+	A, B := tn.reps[a].Engine, tn.reps[b].Engine
+	const d = 30 * time.Second
+
+	shared, err := A.CreateRoom(ctx, RoomCreateReq{Name: "shared"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := []string{"MARKER-shared-1", "MARKER-shared-2", "MARKER-shared-3"}
+	for _, m := range early {
+		if _, err := A.Send(ctx, SendReq{Room: shared.Room, Text: m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	joined, err := B.CreateRoom(ctx, RoomCreateReq{Name: "joined", History: rooms.HistoryJoined})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-before-user-joined"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := B.Invite(ctx, RoomUserReq{Room: joined.Room, User: idA.User.String()}); err != nil {
+		t.Fatal(err)
+	}
+	jid, _ := crdt.ParseID(joined.Room)
+	if _, err := A.TrackRoom(ctx, joined.Room); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, d, "A holds the invite", func() (bool, string) {
+		tn.reps[a].SyncNow(ctx)
+		var m string
+		A.do(ctx, func() error {
+			if rc := A.rooms[jid]; rc.room != nil {
+				m = rc.room.MembershipOf(idA.User)
+			}
+			return nil
+		})
+		return m == rooms.Invite, m
+	})
+	if _, err := A.Join(ctx, jid); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, d, "B sees A's device", func() (bool, string) {
+		n := memberDevices(B, joined.Room)
+		return n == 2, fmt.Sprint(n)
+	})
+
+	// Link a new device of A's user.
+	l := NewLinker(tn.reps[a].Host(), A, mA, nil)
+	defer l.Close()
+	code, err := l.NewCode(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, h, rec := newDeviceHost(t, tn, 11010)
+	if _, err := tn.mn.LinkPeers(h.ID(), tn.reps[a].Host().ID()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := LinkDevice(ctx, h, code, dev, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rooms) != 2 {
+		t.Fatalf("link result names %d rooms, want 2", len(res.Rooms))
+	}
+	n := tn.addNode(&crdt.Identity{User: res.User, Device: dev, Cert: res.Cert})
+	D := tn.reps[n].Engine
+	fctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var done []crdt.RoomID
+	if err := followLinked(fctx, D, res.Rooms, 20*time.Millisecond, func(r crdt.RoomID) { done = append(done, r) }); err != nil || len(done) != 2 {
+		t.Fatalf("follow: %v, %d rooms done", err, len(done))
+	}
+	for _, m := range early {
+		eventually(t, d, "the linked device reads "+m, func() (bool, string) { return reads(D, m), "" })
+	}
+	// In the joined room it reads what follows its link, never what came
+	// before its user joined.
+	eventually(t, d, "B sees the linked device", func() (bool, string) {
+		n := memberDevices(B, joined.Room)
+		return n == 3, fmt.Sprint(n)
+	})
+	after, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-after-link"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, d, "the linked device reads the joined room after its link", func() (bool, string) { return reads(D, "MARKER-after-link"), "" })
+	if !held(D, joined.Room, after.Event) || reads(D, "MARKER-before-user-joined") {
+		t.Fatal("the linked device reads a joined room's history from before its user joined")
+	}
+
+	// device list on both devices of the user.
+	for _, e := range []*Engine{A, D} {
+		eventually(t, d, "device list shows both devices in both rooms", func() (bool, string) {
+			l, err := e.DeviceList(ctx, UserReq{})
+			if err != nil {
+				return false, err.Error()
+			}
+			ok := len(l.Devices) == 2 && l.Devices[0].Current
+			for _, di := range l.Devices {
+				ok = ok && len(di.Rooms) == 2 && di.Verified
+			}
+			return ok, fmt.Sprintf("%+v", l.Devices)
+		})
+	}
+
+	// Revocation: the device reads nothing that follows.
+	rv, err := A.Revoke(ctx, DeviceReq{Device: dev.Public().String()})
+	if err != nil || len(rv.Events) != 2 {
+		t.Fatalf("revoke: %v, %+v", err, rv)
+	}
+	eventually(t, d, "B drops the revoked device", func() (bool, string) {
+		n := memberDevices(B, joined.Room)
+		return n == 2, fmt.Sprint(n)
+	})
+	lateA, err := A.Send(ctx, SendReq{Room: shared.Room, Text: "MARKER-after-revoke-shared"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateB, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-after-revoke-joined"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, d, "A reads after the revocation", func() (bool, string) { return reads(A, "MARKER-after-revoke-joined"), "" })
+	eventually(t, d, "the revoked device holds the later messages", func() (bool, string) {
+		return held(D, shared.Room, lateA.Event) && held(D, joined.Room, lateB.Event), ""
+	})
+	if reads(D, "MARKER-after-revoke-shared") || reads(D, "MARKER-after-revoke-joined") {
+		t.Fatal("the revoked device reads a message sent after its revocation")
+	}
+	if _, err := A.Revoke(ctx, DeviceReq{Device: idA.Device.Public().String()}); err == nil {
+		t.Fatal("a device revoked itself")
+	}
+}
+
+// TestVerifyAndWarnings: both sides compute the same safety number; a
+// confirmed user is marked verified; another master key showing a verified
+// user's name is a warning in room info and on watch.
+func TestVerifyAndWarnings(t *testing.T) {
+	tn := newTestNet(t, 0)
+	ctx := tn.ctx
+	_, idA := newUser(t)
+	_, idB := newUser(t)
+	_, idC := newUser(t)
+	a, b, c := tn.addNode(idA), tn.addNode(idB), tn.addNode(idC)
+	tn.link(a, b)
+	tn.link(a, c)
+	A, B, C := tn.reps[a].Engine, tn.reps[b].Engine, tn.reps[c].Engine
+	va, err := A.Verify(ctx, VerifyReq{User: idB.User.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vb, err := B.Verify(ctx, VerifyReq{User: idA.User.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if va.SafetyNumber != vb.SafetyNumber || strings.Join(va.Emoji, "") != strings.Join(vb.Emoji, "") || len(va.Emoji) != 7 || va.Verified {
+		t.Fatalf("A sees %+v, B sees %+v", va, vb)
+	}
+	if len(strings.ReplaceAll(va.SafetyNumber, " ", "")) != 60 {
+		t.Fatalf("safety number %q", va.SafetyNumber)
+	}
+	if _, err := A.Verify(ctx, VerifyReq{User: idA.User.String()}); err == nil {
+		t.Fatal("verified oneself")
+	}
+
+	name := "bob"
+	for _, e := range []*Engine{B, C} {
+		if _, err := e.ProfileSet(ctx, ProfileSetReq{Name: &name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := false
+	r, err := A.CreateRoom(ctx, RoomCreateReq{Name: "r", Public: true, Encrypted: &plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid, _ := crdt.ParseID(r.Room)
+	join := func(e *Engine, i int) {
+		if _, err := e.TrackRoom(ctx, r.Room); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, "room state arrives", func() (bool, string) {
+			tn.reps[i].SyncNow(ctx)
+			ok, _ := e.HasRoomState(ctx, rid)
+			return ok, ""
+		})
+		if _, err := e.Join(ctx, rid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join(B, b)
+	eventually(t, 20*time.Second, "A sees bob's name", func() (bool, string) {
+		return A.profileName(idB.User) == name, ""
+	})
+	if v, err := A.Verify(ctx, VerifyReq{User: idB.User.String(), Confirm: true}); err != nil || !v.Verified {
+		t.Fatalf("confirm: %v %+v", err, v)
+	}
+	info, err := A.Info(ctx, RoomReq{Room: r.Room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range info.Members {
+		if m.Verified != (m.User == idB.User.String()) {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	if len(info.Warnings) != 0 {
+		t.Fatalf("warnings before any change: %+v", info.Warnings)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ch, cancel, err := A.Watch(wctx, r.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cancel()
+	join(C, c) // another master key under the name "bob"
+	var w *Warning
+	deadline := time.After(20 * time.Second)
+	for w == nil {
+		select {
+		case it, ok := <-ch:
+			if !ok {
+				t.Fatal("watch ended")
+			}
+			if it.Kind == "warning" {
+				w = it.Warning
+			}
+		case <-deadline:
+			t.Fatal("no warning on watch")
+		}
+	}
+	if w.Kind != "master_key_changed" || w.User != idC.User.String() || w.Was != idB.User.String() || !strings.Contains(w.Message, "WARNING") {
+		t.Fatalf("warning %+v", w)
+	}
+	info, _ = A.Info(ctx, RoomReq{Room: r.Room})
+	if len(info.Warnings) != 1 || info.Warnings[0].User != idC.User.String() {
+		t.Fatalf("room info warnings %+v", info.Warnings)
+	}
+}
+
+// profileName is u's display name as this engine resolves it.
+func (e *Engine) profileName(u crdt.UserID) string {
+	var s string
+	e.do(context.Background(), func() error { s = e.profileOf(u).DisplayName; return nil })
+	return s
+}
+
+// TestDeviceMovedWarning: one device key certified by two master keys,
+// announced in two rooms a third user shares, is a warning in both rooms.
+func TestDeviceMovedWarning(t *testing.T) {
+	b := newBus(t, 1, 1) // engine 0 observes
+	dev, err := crdt.GenerateKey(rand.Reader)
+	b.ok(err)
+	var rs []string
+	for range 2 {
+		m, err := crdt.GenerateKey(rand.Reader)
+		b.ok(err)
+		i := b.add(&crdt.Identity{User: m.Public(), Device: dev, Cert: crdt.CertifyDevice(m, dev.Public())})
+		r, err := b.engines[i].CreateRoom(b.ctx, RoomCreateReq{Name: "r"})
+		b.ok(err)
+		b.drain()
+		b.ok2(b.engines[i].Invite(b.ctx, RoomUserReq{Room: r.Room, User: b.user(0)}))
+		b.drain()
+		b.join(0, r.Room)
+		rs = append(rs, r.Room)
+	}
+	for k, r := range rs {
+		info, err := b.engines[0].Info(b.ctx, RoomReq{Room: r})
+		b.ok(err)
+		if len(info.Warnings) != 1 {
+			t.Fatalf("room %d: warnings %+v", k, info.Warnings)
+		}
+		w := info.Warnings[0]
+		if w.Kind != "device_moved" || w.Device != dev.Public().String() || w.User != b.user(1+k) || w.Was != b.user(2-k) {
+			t.Fatalf("room %d: warning %+v", k, w)
+		}
+	}
+}
+
+// TestJoinDeviceHome: `device join` on a fresh home over loopback TCP
+// writes an identity without a master key (which then loads as the linked
+// user and cannot link) and the rooms to follow; a linked home, a home
+// that ran a node, and a used code are refused.
+func TestJoinDeviceHome(t *testing.T) {
+	master, ident := newUser(t)
+	h := tcpHost(t, ident)
+	defer h.Close()
+	rep, err := NewReplica(h, crdt.NewMemStore(), ident, ReplicaOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rep.Serve(ctx) }()
+	defer wg.Wait()
+	defer cancel()
+	<-rep.Ready()
+	r, err := rep.Engine.CreateRoom(ctx, RoomCreateReq{Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLinker(h, rep.Engine, master, nil)
+	defer l.Close()
+	code, err := l.NewCode(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	home := t.TempDir()
+	if _, err := Init(home, "second"); err != nil { // an unused identity gives up its master key
+		t.Fatal(err)
+	}
+	before, _, _, err := loadOrCreateKeys(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := JoinDevice(ctx, home, code.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.User != ident.User.String() || res.Device != before.Device.Public().String() || len(res.Rooms) != 1 || res.Rooms[0] != r.Room {
+		t.Fatalf("result %+v", res)
+	}
+	after, _, created, err := loadOrCreateKeys(home)
+	if err != nil || created || after.User != ident.User || after.Device.Public() != before.Device.Public() {
+		t.Fatalf("linked identity: %v created=%v user %s", err, created, after.User)
+	}
+	if m, err := loadMaster(home); err != nil || m != nil {
+		t.Fatalf("a linked home holds a master key: %v", err)
+	}
+	var st linkState
+	if err := readJSON(filepath.Join(home, linkFile), &st); err != nil || len(st.Rooms) != 1 || len(st.Peers) == 0 {
+		t.Fatalf("link file %+v: %v", st, err)
+	}
+	code2, err := l.NewCode(time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := JoinDevice(ctx, home, code2.Encode()); err == nil || !strings.Contains(err.Error(), "linked device already") {
+		t.Fatalf("a linked home joined again: %v", err)
+	}
+	ran := t.TempDir()
+	if err := os.Mkdir(filepath.Join(ran, storeDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := JoinDevice(ctx, ran, code2.Encode()); err == nil || !strings.Contains(err.Error(), "fresh home") {
+		t.Fatalf("a home that ran a node joined: %v", err)
+	}
+	if _, err := JoinDevice(ctx, t.TempDir(), code.Encode()); !errors.Is(err, ErrLinkUsed) || !strings.Contains(err.Error(), "already used") || strings.Contains(err.Error(), "node:") {
+		t.Fatalf("a used code: %v", err)
+	}
+}
