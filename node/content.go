@@ -462,83 +462,68 @@ func (e *Engine) Edit(ctx context.Context, req EditReq) (EventResp, error) {
 	if err := checkText(req.Text); err != nil {
 		return EventResp{}, err
 	}
-	var resp EventResp
-	err := e.do(ctx, func() error {
-		room, rc, err := e.roomOf(req.Room)
-		if err != nil {
-			return err
-		}
-		t, err := e.targetOf(room, rc, req.Event)
-		if err != nil {
-			return err
-		}
+	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, _ *roomCtl, t *target) ([]*mimi.Content, error) {
 		if t.ev.User != e.ident.User {
-			return errorf(KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
+			return nil, errorf(KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
 		}
-		c := mimi.Edit(e.header(room), t.mid, t.c.InReplyTo, t.c.TopicID, textPart(req.Text, req.Markdown))
-		ev, err := e.authorContent(room, rc, c)
-		if err != nil {
-			return err
-		}
-		resp.Event = ev.ID.String()
-		return nil
+		return []*mimi.Content{mimi.Edit(e.header(room), t.mid, t.c.InReplyTo, t.c.TopicID, textPart(req.Text, req.Markdown))}, nil
 	})
-	return resp, err
 }
 
 // React adds this user's reaction with a key to a message.
 func (e *Engine) React(ctx context.Context, req ReactReq) (EventResp, error) {
-	var resp EventResp
-	err := e.do(ctx, func() error {
-		room, rc, err := e.roomOf(req.Room)
-		if err != nil {
-			return err
-		}
-		t, err := e.targetOf(room, rc, req.Event)
-		if err != nil {
-			return err
-		}
+	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, _ *roomCtl, t *target) ([]*mimi.Content, error) {
 		for _, r := range t.msg.Reactions {
 			if r.Key == req.Key && slices.Contains(r.Users, e.ident.User) {
-				return errorf(KindInvalid, "you already reacted to %s with %q", req.Event, req.Key)
+				return nil, errorf(KindInvalid, "you already reacted to %s with %q", req.Event, req.Key)
 			}
 		}
 		c, err := mimi.React(e.header(room), t.mid, req.Key)
 		if err != nil {
-			return errorf(KindInvalid, "bad reaction: a reaction is 1 to %d bytes of text without line breaks", mimi.MaxReactionKey)
+			return nil, errorf(KindInvalid, "bad reaction: a reaction is 1 to %d bytes of text without line breaks", mimi.MaxReactionKey)
 		}
-		ev, err := e.authorContent(room, rc, c)
-		if err != nil {
-			return err
-		}
-		resp.Event = ev.ID.String()
-		return nil
+		return []*mimi.Content{c}, nil
 	})
-	return resp, err
 }
 
 // Unreact withdraws every live reaction of this user with a key on a
 // message (one unreaction event each; the answer names the last).
 func (e *Engine) Unreact(ctx context.Context, req ReactReq) (EventResp, error) {
-	var resp EventResp
-	err := e.do(ctx, func() error {
-		room, rc, err := e.roomOf(req.Room)
-		if err != nil {
-			return err
-		}
-		t, err := e.targetOf(room, rc, req.Event)
-		if err != nil {
-			return err
-		}
+	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, rc *roomCtl, t *target) ([]*mimi.Content, error) {
 		live, err := e.myReactions(room, rc, t.mid, req.Key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(live) == 0 {
-			return errorf(KindInvalid, "you have no reaction %q on %s", req.Key, req.Event)
+			return nil, errorf(KindInvalid, "you have no reaction %q on %s", req.Key, req.Event)
 		}
+		var cs []*mimi.Content
 		for _, r := range live {
-			ev, err := e.authorContent(room, rc, mimi.Unreact(e.header(room), r, t.mid))
+			cs = append(cs, mimi.Unreact(e.header(room), r, t.mid))
+		}
+		return cs, nil
+	})
+}
+
+// relate authors, on the engine goroutine, the contents fn makes about the
+// message event in room, and answers with the last event authored.
+func (e *Engine) relate(ctx context.Context, roomID, event string, fn func(crdt.RoomID, *roomCtl, *target) ([]*mimi.Content, error)) (EventResp, error) {
+	var resp EventResp
+	err := e.do(ctx, func() error {
+		room, rc, err := e.roomOf(roomID)
+		if err != nil {
+			return err
+		}
+		t, err := e.targetOf(room, rc, event)
+		if err != nil {
+			return err
+		}
+		cs, err := fn(room, rc, t)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			ev, err := e.authorContent(room, rc, c)
 			if err != nil {
 				return err
 			}

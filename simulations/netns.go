@@ -198,17 +198,8 @@ type netnsRun struct {
 // root) and writes the same outputs as Run. Adversaries and bans are not
 // supported by this backend and are ignored with a warning.
 func RunNetns(ctx context.Context, sc0 *Scenario, opts NetnsOptions) (rep *Report, err error) {
-	sc := *sc0
-	if opts.Nodes > 0 {
-		sc.Nodes = opts.Nodes
-		if sc.Room.Writers > sc.Nodes {
-			sc.Room.Writers = sc.Nodes
-		}
-	}
-	if opts.Seed != 0 {
-		sc.Seed = opts.Seed
-	}
-	if err := sc.Validate(); err != nil {
+	sc, err := sc0.with(opts.Nodes, opts.Seed)
+	if err != nil {
 		return nil, err
 	}
 	if sc.Nodes > netnsMaxNodes {
@@ -1170,15 +1161,7 @@ func (r *netnsRun) coverAfter(at time.Duration, who func(int) bool) (float64, bo
 // write puts report.json, schedule.json, deliveries.csv, timeseries.csv,
 // per_node.csv and the latency and coverage plots in dir.
 func (r *netnsRun) write(dir string, rep *Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	sched, _ := json.MarshalIndent(r.p.actions, "", " ")
-	if err := os.WriteFile(filepath.Join(dir, "schedule.json"), sched, 0o644); err != nil {
+	if err := writeReport(dir, rep, r.p.actions); err != nil {
 		return err
 	}
 	r.mu.Lock()

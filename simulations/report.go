@@ -271,8 +271,9 @@ func versions() map[string]string {
 	return v
 }
 
-// write puts report.json, the CSV series and the plots in dir.
-func (s *sim) write(dir string, r *Report) error {
+// writeReport creates dir and puts report.json and schedule.json in it;
+// both backends start their outputs with it.
+func writeReport(dir string, r *Report, actions []action) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -280,8 +281,13 @@ func (s *sim) write(dir string, r *Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	sched, _ := json.MarshalIndent(s.plan.actions, "", " ")
-	if err := os.WriteFile(filepath.Join(dir, "schedule.json"), sched, 0o644); err != nil {
+	sched, _ := json.MarshalIndent(actions, "", " ")
+	return os.WriteFile(filepath.Join(dir, "schedule.json"), sched, 0o644)
+}
+
+// write puts report.json, the CSV series and the plots in dir.
+func (s *sim) write(dir string, r *Report) error {
+	if err := writeReport(dir, r, s.plan.actions); err != nil {
 		return err
 	}
 	c, p := s.col, s.plan

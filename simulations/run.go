@@ -407,17 +407,8 @@ func topology(t Topology, n int, rng *rand.Rand) []edge {
 
 // Run runs a scenario and writes its outputs to opts.Out.
 func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
-	sc := *sc0
-	if opts.Nodes > 0 {
-		sc.Nodes = opts.Nodes
-		if sc.Room.Writers > sc.Nodes {
-			sc.Room.Writers = sc.Nodes
-		}
-	}
-	if opts.Seed != 0 {
-		sc.Seed = opts.Seed
-	}
-	if err := sc.Validate(); err != nil {
+	sc, err := sc0.with(opts.Nodes, opts.Seed)
+	if err != nil {
 		return nil, err
 	}
 	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx}

@@ -332,3 +332,17 @@ func (sc *Scenario) Validate() error {
 	}
 	return nil
 }
+
+// with returns a validated copy of sc with the node count and seed a run
+// asks for (0: the scenario's own).
+func (sc *Scenario) with(nodes int, seed uint64) (Scenario, error) {
+	c := *sc
+	if nodes > 0 {
+		c.Nodes = nodes
+		c.Room.Writers = min(c.Room.Writers, nodes)
+	}
+	if seed != 0 {
+		c.Seed = seed
+	}
+	return c, c.Validate()
+}

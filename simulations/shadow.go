@@ -108,17 +108,8 @@ func shadowMS(s string) int64 {
 // node's identity, made here so that peer IDs are known in advance). Node 0
 // writes the room ID to DIR/room.id; the other hosts read it from there.
 func ExportShadow(sc0 *Scenario, opts ShadowOptions) (*ShadowExport, error) {
-	sc := *sc0
-	if opts.Nodes > 0 {
-		sc.Nodes = opts.Nodes
-		if sc.Room.Writers > sc.Nodes {
-			sc.Room.Writers = sc.Nodes
-		}
-	}
-	if opts.Seed != 0 {
-		sc.Seed = opts.Seed
-	}
-	if err := sc.Validate(); err != nil {
+	sc, err := sc0.with(opts.Nodes, opts.Seed)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Out == "" {

@@ -23,11 +23,7 @@ func runEdit(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	event, err := parseEvent(pos[1])
+	room, event, err := parseRoomEvent(pos)
 	if err != nil {
 		return err
 	}
@@ -75,11 +71,7 @@ func (c *cli) reaction(method string, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	event, err := parseEvent(pos[1])
+	room, event, err := parseRoomEvent(pos)
 	if err != nil {
 		return err
 	}
@@ -98,11 +90,7 @@ func runRead(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	event, err := parseEvent(pos[1])
+	room, event, err := parseRoomEvent(pos)
 	if err != nil {
 		return err
 	}

@@ -168,11 +168,7 @@ func runRedact(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	event, err := parseEvent(pos[1])
+	room, event, err := parseRoomEvent(pos)
 	if err != nil {
 		return err
 	}

@@ -108,24 +108,9 @@ func runRoomInfo(c *cli, args []string) error {
 //
 // --via names peers that hold the room, for a node that does not know any.
 func runRoomJoin(c *cli, args []string) error {
-	fs := c.flags()
-	var via multiFlag
-	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
-	pos, err := c.parse(fs, args, 1, 1)
+	req, err := c.roomVia(args)
 	if err != nil {
 		return err
-	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	req := node.RoomJoinReq{Room: room}
-	for _, v := range via {
-		a, err := parseAddr(v, true)
-		if err != nil {
-			return err
-		}
-		req.Via = append(req.Via, a)
 	}
 	var r node.RoomEventResp
 	return c.call(node.MethodRoomJoin, req, &r, func(w io.Writer) {
@@ -137,30 +122,40 @@ func runRoomJoin(c *cli, args []string) error {
 	})
 }
 
+// roomVia parses ROOM [--via MULTIADDR]..., the arguments of room join and
+// room host.
+func (c *cli) roomVia(args []string) (node.RoomJoinReq, error) {
+	fs := c.flags()
+	var via multiFlag
+	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return node.RoomJoinReq{}, err
+	}
+	room, err := parseRoom(pos[0])
+	if err != nil {
+		return node.RoomJoinReq{}, err
+	}
+	req := node.RoomJoinReq{Room: room}
+	for _, v := range via {
+		a, err := parseAddr(v, true)
+		if err != nil {
+			return node.RoomJoinReq{}, err
+		}
+		req.Via = append(req.Via, a)
+	}
+	return req, nil
+}
+
 // parley room host ROOM [--via MULTIADDR]...
 //
 // Keep a copy of a room without being a member: the node stores and serves
 // its log (ciphertext in an encrypted room) so that members reach each
 // other through it. It holds no key and reads nothing.
 func runRoomHost(c *cli, args []string) error {
-	fs := c.flags()
-	var via multiFlag
-	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
-	pos, err := c.parse(fs, args, 1, 1)
+	req, err := c.roomVia(args)
 	if err != nil {
 		return err
-	}
-	room, err := parseRoom(pos[0])
-	if err != nil {
-		return err
-	}
-	req := node.RoomJoinReq{Room: room}
-	for _, v := range via {
-		a, err := parseAddr(v, true)
-		if err != nil {
-			return err
-		}
-		req.Via = append(req.Via, a)
 	}
 	var r node.RoomResp
 	return c.call(node.MethodRoomHost, req, &r, func(w io.Writer) {
@@ -206,6 +201,17 @@ func parseEvent(s string) (string, error) {
 		return "", fmt.Errorf("malformed event ID %q (see: parley history ROOM)", s)
 	}
 	return s, nil
+}
+
+// parseRoomEvent checks the ROOM EVENT positional arguments.
+func parseRoomEvent(pos []string) (room, event string, err error) {
+	if room, err = parseRoom(pos[0]); err != nil {
+		return "", "", err
+	}
+	if event, err = parseEvent(pos[1]); err != nil {
+		return "", "", err
+	}
+	return room, event, nil
 }
 
 func yesNo(b bool) string {
