@@ -121,12 +121,14 @@ type SyncInfo struct {
 
 // RoomInfoResp answers MethodRoomInfo.
 type RoomInfoResp struct {
-	Room     string `json:"room"`
-	Name     string `json:"name"`
-	Topic    string `json:"topic"`
-	Avatar   string `json:"avatar"`
-	JoinRule string `json:"join_rule"`
-	History  string `json:"history"`
+	Room   string `json:"room"`
+	Name   string `json:"name"`
+	Topic  string `json:"topic"`
+	Avatar string `json:"avatar"` // as ProfileResp.Avatar
+	// AvatarMedia: the room's avatar when it is in the media store.
+	AvatarMedia *AvatarMedia `json:"avatar_media,omitempty"`
+	JoinRule    string       `json:"join_rule"`
+	History     string       `json:"history"`
 	// Encrypted: end-to-end encrypted; Devices: the member device set
 	// (each device's ID) that the room's epochs are wrapped to.
 	Encrypted bool         `json:"encrypted"`
@@ -157,6 +159,9 @@ type SendReq struct {
 	Markdown bool   `json:"markdown,omitempty"` // render Text as Markdown (sanitized HTML plus a plain body)
 	ReplyTo  string `json:"reply_to,omitempty"` // the event answered
 	Thread   string `json:"thread,omitempty"`   // the root event of the thread posted into
+	// Mentions are user IDs the message mentions besides any "@USERID" in
+	// Text (content.go).
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // EventResp names the event a command wrote.
@@ -170,6 +175,9 @@ type HistoryReq struct {
 	Limit  int    `json:"limit,omitempty"`
 	Before string `json:"before,omitempty"`
 	Thread string `json:"thread,omitempty"` // only the thread whose root is this event
+	// Versions lists the original of this message and its edits instead
+	// (content.go); it excludes Thread, Limit and Before.
+	Versions string `json:"versions,omitempty"`
 }
 
 // TimelineEvent is one entry of the visible timeline.
@@ -198,6 +206,8 @@ type TimelineEvent struct {
 	Receipts  []string            `json:"receipts,omitempty"`  // users whose read marker stands here
 	ReadBy    []string            `json:"read_by,omitempty"`   // the same users
 	Media     *MessageMedia       `json:"media,omitempty"`     // a media message's file (content_media.go)
+	Mentions  []string            `json:"mentions,omitempty"`  // users the message mentions
+	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
 }
 
 // HistoryResp answers MethodHistory.
@@ -216,6 +226,9 @@ type WatchItem struct {
 	Room    string         `json:"room"`
 	Event   *TimelineEvent `json:"event,omitempty"`
 	Warning *Warning       `json:"warning,omitempty"` // kind "warning"
+	// MentionsMe marks a new message or edit that mentions this node's
+	// user (content.go).
+	MentionsMe bool `json:"mentions_me,omitempty"`
 	// Kinds receipt, typing and presence (apitypes_content.go).
 	*Signal
 }

@@ -53,6 +53,9 @@ type EditReq struct {
 	Event    string `json:"event"`
 	Text     string `json:"text"`
 	Markdown bool   `json:"markdown,omitempty"`
+	// Mentions are user IDs the new version mentions besides any
+	// "@USERID" in Text; they replace the earlier version's.
+	Mentions []string `json:"mentions,omitempty"`
 }
 
 // ReactReq adds or withdraws a reaction.

@@ -65,7 +65,10 @@ type RoomSetReq struct {
 	Room   string  `json:"room"`
 	Name   *string `json:"name,omitempty"`
 	Topic  *string `json:"topic,omitempty"`
-	Avatar []byte  `json:"avatar,omitempty"` // image bytes (at most 48 KiB until the media issue lands)
+	Avatar []byte  `json:"avatar,omitempty"` // image bytes (older clients; imported into the media store)
+	// AvatarPath is an image file the daemon imports into the media store
+	// (absolute: the daemon reads it itself).
+	AvatarPath string `json:"avatar_path,omitempty"`
 }
 
 // UserReq names a user.
@@ -75,15 +78,27 @@ type UserReq struct {
 
 // ProfileSetReq changes this user's display name and avatar; nil fields stay.
 type ProfileSetReq struct {
-	Name   *string `json:"name,omitempty"`
-	Avatar []byte  `json:"avatar,omitempty"`
+	Name       *string `json:"name,omitempty"`
+	Avatar     []byte  `json:"avatar,omitempty"`      // image bytes (older clients)
+	AvatarPath string  `json:"avatar_path,omitempty"` // as RoomSetReq.AvatarPath
 }
 
 // ProfileResp answers profile/set and profile/get.
 type ProfileResp struct {
-	User        string `json:"user"`
-	DisplayName string `json:"display_name"`
-	Avatar      string `json:"avatar"` // CID of the avatar blob, or ""
+	User        string       `json:"user"`
+	DisplayName string       `json:"display_name"`
+	Avatar      string       `json:"avatar"` // CID#KEY of a media avatar, the ID of an old blob event, or ""
+	AvatarMedia *AvatarMedia `json:"avatar_media,omitempty"`
+}
+
+// AvatarMedia is an avatar image in the media store: fetch it with
+// `media get CID#KEY`.
+type AvatarMedia struct {
+	CID    string `json:"cid"`
+	Key    string `json:"key"`
+	MIME   string `json:"mime"`
+	Width  uint32 `json:"width,omitempty"`
+	Height uint32 `json:"height,omitempty"`
 }
 
 // BlockedResp answers block, unblock and blocked.

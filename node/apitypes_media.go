@@ -6,6 +6,7 @@ package node
 const (
 	MethodMediaAdd = "media/add"
 	MethodMediaGet = "media/get"
+	MethodMediaGC  = "media/gc"
 )
 
 // MediaAddReq asks the daemon to store a file. The daemon runs on the same
@@ -40,4 +41,18 @@ type MediaGetReq struct {
 type MediaGetResp struct {
 	CID  string `json:"cid"`
 	Size int64  `json:"size"` // plaintext octets written
+}
+
+// MediaGCReq asks for a collection of the blobs nothing references
+// (media_gc.go). GraceMS replaces the grace period (MediaGCGrace) during
+// which blobs this node added or fetched are kept; 0 keeps none.
+type MediaGCReq struct {
+	GraceMS *int64 `json:"grace_ms,omitempty"`
+}
+
+// MediaGCResp answers MethodMediaGC: the blobs freed (their root CIDs) and
+// how many blocks were deleted.
+type MediaGCResp struct {
+	Blobs  []string `json:"blobs"`
+	Blocks int      `json:"blocks"`
 }

@@ -222,6 +222,9 @@ func messageEvent(m *timeline.Message, decrypted bool) TimelineEvent {
 	}
 	te.Body, te.Edited, te.Versions = m.Body, m.Edited, m.Versions
 	te.Media = messageMedia(m.Media)
+	if len(m.Mentions) > 0 {
+		te.Mentions = userStrings(m.Mentions)
+	}
 	if m.HTML != "" {
 		te.Format, te.Formatted, te.HTML = "html", m.HTML, m.HTML
 	}
@@ -257,6 +260,9 @@ func userStrings(us []crdt.UserID) []string {
 // --before and --limit cut it.
 func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]TimelineEvent, error) {
 	tl := e.timelineOf(room, rc)
+	if req.Versions != "" {
+		return e.versions(room, rc, tl, req)
+	}
 	if req.Thread != "" {
 		root, err := crdt.ParseID(req.Thread)
 		if err != nil {
@@ -300,6 +306,45 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]Timel
 		out = append(out, e.timelineEvent(rc, s.Event))
 	}
 	slices.Reverse(out)
+	return out, nil
+}
+
+// versions lists the original of the message req.Versions and its edits
+// in position order (the last one is shown), each as an entry of its own
+// event; an edit names the original in Replaces.
+func (e *Engine) versions(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, req HistoryReq) ([]TimelineEvent, error) {
+	if req.Thread != "" || req.Before != "" || req.Limit > 0 {
+		return nil, errorf(KindInvalid, "versions lists one message: it goes without thread, before or limit")
+	}
+	id, err := crdt.ParseID(req.Versions)
+	if err != nil {
+		return nil, errorf(KindInvalid, "%q is not an event ID", req.Versions)
+	}
+	if !rc.log.Has(id) {
+		return nil, errorf(KindNotFound, "unknown event %s in room %s", req.Versions, room)
+	}
+	m, ok := tl.proj.Message(id)
+	if !ok {
+		return nil, errorf(KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", req.Versions)
+	}
+	vs := tl.proj.Versions(id)
+	if vs == nil {
+		return nil, errorf(KindInvalid, "message %s was deleted or redacted: it has no versions", req.Versions)
+	}
+	out := make([]TimelineEvent, len(vs))
+	for i, v := range vs {
+		te := TimelineEvent{ID: v.Event.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: v.TS, Depth: v.Pos.Depth, Decrypted: true, Body: v.Body}
+		if v.HTML != "" {
+			te.Format, te.Formatted, te.HTML = "html", v.HTML, v.HTML
+		}
+		if len(v.Mentions) > 0 {
+			te.Mentions = userStrings(v.Mentions)
+		}
+		if i > 0 {
+			te.Replaces = m.ID.String()
+		}
+		out[i] = te
+	}
 	return out, nil
 }
 
@@ -410,6 +455,80 @@ func textPart(text string, markdown bool) mimi.Part {
 	return mimi.TextPart(text)
 }
 
+// mentionBody is the body of a message or edit with its mentions
+// (docs/protocol.md §5.2): every "@USERID" in the text (not in code or
+// links) and every user of mentions not written so (put in front of the
+// text) becomes a link to parley:user/USERID showing "@" and the user's
+// display name (or ID), and the URIs of the users linked are returned for
+// the parley.mentions list. Plain text with mentions becomes a chooseOne
+// of HTML and the plain text; without mentions, textPart.
+func (e *Engine) mentionBody(rc *roomCtl, text string, markdown bool, mentions []string) (mimi.Part, []string, error) {
+	if len(mentions) > mimi.MaxMentions {
+		return mimi.Part{}, nil, errorf(KindInvalid, "%d mentions: at most %d", len(mentions), mimi.MaxMentions)
+	}
+	var prefix []string
+	for _, s := range mentions {
+		u, err := crdt.ParseKey(s)
+		if err != nil {
+			return mimi.Part{}, nil, errorf(KindInvalid, "mention: %q is not a user ID", s)
+		}
+		if at := "@" + u.String(); !slices.Contains(prefix, at) {
+			prefix = append(prefix, at)
+		}
+	}
+	if len(prefix) > 0 {
+		sep := " "
+		if markdown && strings.ContainsAny(text[:1], "#>-+*=|`~ \t0123456789") {
+			sep = "\n\n" // the text starts with a block: mentions get a paragraph
+		}
+		text = strings.Join(prefix, " ") + sep + text
+	}
+	var st *rooms.State
+	label := func(id string) (string, bool) {
+		u, err := crdt.ParseKey(id)
+		if err != nil || u.String() != id {
+			return "", false
+		}
+		if st == nil && rc.room != nil {
+			s := e.stateOf(rc)
+			st = &s
+		}
+		name := ""
+		if st != nil {
+			name = st.Member(u).DisplayName
+		}
+		if name == "" {
+			name = e.profileOf(u).DisplayName
+		}
+		if name == "" {
+			name = id
+		}
+		return name, true
+	}
+	var part mimi.Part
+	var ids []string
+	if markdown {
+		var md string
+		md, ids = mimi.LinkMentions(text, label)
+		part = mimi.MarkdownPart(md)
+	} else {
+		var h, plain string
+		h, plain, ids = mimi.MentionText(text, label)
+		part = mimi.TextPart(text)
+		if len(ids) > 0 {
+			part = mimi.HTMLPart(h, plain)
+		}
+	}
+	if len(ids) > mimi.MaxMentions {
+		return mimi.Part{}, nil, errorf(KindInvalid, "%d mentions: at most %d", len(ids), mimi.MaxMentions)
+	}
+	uris := make([]string, len(ids))
+	for i, id := range ids {
+		uris[i] = mimi.UserURIPrefix + id
+	}
+	return part, uris, nil
+}
+
 // authorContent encodes c and authors it as a message event.
 func (e *Engine) authorContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content) (*crdt.Event, error) {
 	b, _, err := c.Marshal()
@@ -424,7 +543,10 @@ func (e *Engine) authorContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content) (
 
 // sendContent builds and authors a message for Send.
 func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req SendReq) (*crdt.Event, error) {
-	body := textPart(req.Text, req.Markdown)
+	body, mentions, err := e.mentionBody(rc, req.Text, req.Markdown, req.Mentions)
+	if err != nil {
+		return nil, err
+	}
 	h := e.header(room)
 	var c *mimi.Content
 	switch {
@@ -454,6 +576,7 @@ func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req SendReq) (*crdt.
 	default:
 		c = mimi.New(h, body)
 	}
+	c.SetMentions(mentions)
 	return e.authorContent(room, rc, c)
 }
 
@@ -462,11 +585,17 @@ func (e *Engine) Edit(ctx context.Context, req EditReq) (EventResp, error) {
 	if err := checkText(req.Text); err != nil {
 		return EventResp{}, err
 	}
-	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, _ *roomCtl, t *target) ([]*mimi.Content, error) {
+	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, rc *roomCtl, t *target) ([]*mimi.Content, error) {
 		if t.ev.User != e.ident.User {
 			return nil, errorf(KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
 		}
-		return []*mimi.Content{mimi.Edit(e.header(room), t.mid, t.c.InReplyTo, t.c.TopicID, textPart(req.Text, req.Markdown))}, nil
+		body, mentions, err := e.mentionBody(rc, req.Text, req.Markdown, req.Mentions)
+		if err != nil {
+			return nil, err
+		}
+		c := mimi.Edit(e.header(room), t.mid, t.c.InReplyTo, t.c.TopicID, body)
+		c.SetMentions(mentions)
+		return []*mimi.Content{c}, nil
 	})
 }
 
@@ -614,12 +743,14 @@ func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (Watch
 		if ok, _ := rc.room.Visible(ev.ID); ok {
 			tl := e.timelineOf(room, rc)
 			m, ok := tl.proj.Message(ev.ID)
+			news := ok // a new message or an edit: mentions_me applies
 			if !ok {
 				// An edit or a reaction: show the message it changes.
 				if c, readable := e.contentOf(room, rc, ev); readable {
 					if mc, err := mimi.Decode(c); err == nil {
 						if t := mc.Target(); t != nil {
 							m, ok = tl.messageByMID(*t)
+							news = mc.Kind() == mimi.KindEdit && ev.User == m.Sender
 						}
 					}
 				}
@@ -627,6 +758,7 @@ func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (Watch
 			if ok {
 				te := messageEvent(&m, true)
 				it.Event = &te
+				it.MentionsMe = news && slices.Contains(m.Mentions, e.ident.User)
 				return it, true
 			}
 		}

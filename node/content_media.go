@@ -107,7 +107,12 @@ func (m *Media) importBytes(r io.Reader) (mimi.MediaRef, error) {
 	if err != nil {
 		return mimi.MediaRef{}, err
 	}
+	m.gcMu.RLock()
 	b, err := media.Import(m.store, r, key)
+	if err == nil {
+		m.touch(b.Root)
+	}
+	m.gcMu.RUnlock()
 	if err != nil {
 		return mimi.MediaRef{}, fmt.Errorf("store file: %w", err)
 	}

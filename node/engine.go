@@ -528,11 +528,11 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 			return err
 		}
 		if enc {
-			rc.keys.profile = e.prefs.DisplayName != "" || e.prefs.Avatar != nil
+			rc.keys.profile = e.prefs.DisplayName != "" || e.prefs.Avatar != nil || e.prefs.AvatarLink != ""
 			e.profileWhenKeyed(id, rc)
 			return nil
 		}
-		if e.prefs.Avatar != nil {
+		if e.prefs.Avatar != nil || e.prefs.AvatarLink != "" {
 			return e.publishProfile(id, rc)
 		}
 		return nil
@@ -685,6 +685,7 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 		if rc.room != nil {
 			st := e.stateOf(rc)
 			resp.Name, resp.Topic, resp.Avatar, resp.JoinRule, resp.History = st.Name, st.Topic, st.Avatar, st.JoinRule, st.History
+			resp.Avatar, resp.AvatarMedia = avatarOut(st.Avatar)
 			if resp.Encrypted = rc.room.Encrypted(); resp.Encrypted {
 				for _, d := range rc.room.MemberDevices(nil) {
 					resp.Devices = append(resp.Devices, d.Device.String())

@@ -12,8 +12,10 @@ import (
 )
 
 // TypeBlob is a message-like event carrying a small binary blob (an avatar
-// image) that state events reference by the blob event's ID, until media
-// blocks have their own protocol.
+// image) that state events reference by the blob event's ID: the avatar
+// form before media avatars (avatars.go). Nodes still read it, and the
+// engine still writes it for an avatar given as bytes when no media store
+// is open (in-memory engines).
 const TypeBlob = "blob"
 
 // MaxBlob bounds a blob event's data.
@@ -209,7 +211,16 @@ func (e *Engine) blob(id crdt.RoomID, rc *roomCtl, data []byte) (string, error) 
 
 // SetRoom changes a room's name, topic and avatar.
 func (e *Engine) SetRoom(ctx context.Context, req RoomSetReq) (EventResp, error) {
-	if req.Name == nil && req.Topic == nil && req.Avatar == nil {
+	return e.setRoom(ctx, req, "")
+}
+
+// setRoom is SetRoom; avatarLink, if not empty, is a media avatar
+// (avatars.go) that replaces req.Avatar.
+func (e *Engine) setRoom(ctx context.Context, req RoomSetReq, avatarLink string) (EventResp, error) {
+	if req.AvatarPath != "" {
+		return EventResp{}, errorf(KindUnavailable, "the media store is not open")
+	}
+	if req.Name == nil && req.Topic == nil && req.Avatar == nil && avatarLink == "" {
 		return EventResp{}, errorf(KindInvalid, "nothing to set: give --name, --topic or --avatar")
 	}
 	if req.Avatar != nil {
@@ -240,6 +251,9 @@ func (e *Engine) SetRoom(ctx context.Context, req RoomSetReq) (EventResp, error)
 			if err := set(rooms.TypeTopic, *req.Topic); err != nil {
 				return err
 			}
+		}
+		if avatarLink != "" {
+			return set(rooms.TypeAvatar, avatarLink)
 		}
 		if req.Avatar != nil {
 			if err := rc.room.Check(e.ident.User, rooms.TypeAvatar, &empty, rooms.Encode(rooms.TextBody{})); err != nil {
@@ -350,6 +364,15 @@ func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (BlockedR
 
 // ProfileSet changes this user's display name and avatar in every joined room.
 func (e *Engine) ProfileSet(ctx context.Context, req ProfileSetReq) (ProfileResp, error) {
+	return e.profileSet(ctx, req, "")
+}
+
+// profileSet is ProfileSet; avatarLink, if not empty, is a media avatar
+// (avatars.go) that replaces req.Avatar.
+func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink string) (ProfileResp, error) {
+	if req.AvatarPath != "" {
+		return ProfileResp{}, errorf(KindUnavailable, "the media store is not open")
+	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
 			return ProfileResp{}, err
@@ -364,7 +387,10 @@ func (e *Engine) ProfileSet(ctx context.Context, req ProfileSetReq) (ProfileResp
 			e.prefs.DisplayName = *req.Name
 		}
 		if req.Avatar != nil {
-			e.prefs.Avatar = req.Avatar
+			e.prefs.Avatar, e.prefs.AvatarLink = req.Avatar, ""
+		}
+		if avatarLink != "" {
+			e.prefs.Avatar, e.prefs.AvatarLink = nil, avatarLink
 		}
 		if err := e.prefs.save(); err != nil {
 			return err
@@ -388,10 +414,10 @@ func (e *Engine) ProfileSet(ctx context.Context, req ProfileSetReq) (ProfileResp
 
 // publishProfile writes this user's profile into one room.
 func (e *Engine) publishProfile(id crdt.RoomID, rc *roomCtl) error {
-	if e.prefs.DisplayName == "" && e.prefs.Avatar == nil {
+	if e.prefs.DisplayName == "" && e.prefs.Avatar == nil && e.prefs.AvatarLink == "" {
 		return nil
 	}
-	body := rooms.ProfileBody{DisplayName: e.prefs.DisplayName}
+	body := rooms.ProfileBody{DisplayName: e.prefs.DisplayName, Avatar: e.prefs.AvatarLink}
 	if e.prefs.Avatar != nil {
 		ref, err := e.blob(id, rc, e.prefs.Avatar)
 		if err != nil {
@@ -444,6 +470,10 @@ func (e *Engine) profileOf(u crdt.UserID) ProfileResp {
 			resp.Avatar = m.Avatar
 		}
 	}
+	if u == e.ident.User && resp.Avatar == "" {
+		resp.Avatar = e.prefs.AvatarLink
+	}
+	resp.Avatar, resp.AvatarMedia = avatarOut(resp.Avatar)
 	if u == e.ident.User && resp.DisplayName == "" {
 		resp.DisplayName = e.prefs.DisplayName
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -31,6 +32,11 @@ func (n *Node) registerMedia(h host.Host) {
 	n.media = NewMedia(h, store, n.log)
 	Handle(n.api, MethodMediaAdd, n.media.Add)
 	Handle(n.api, MethodMediaGet, n.media.Get)
+	// Avatars go into the media store (avatars.go): these replace the
+	// engine's handlers that registerGovernance bound.
+	Handle(n.api, MethodMediaGC, n.mediaGC)
+	Handle(n.api, MethodRoomSet, n.setRoom)
+	Handle(n.api, MethodProfileSet, n.setProfile)
 }
 
 // serveMedia runs the component registerMedia made until ctx is done.
@@ -38,7 +44,12 @@ func (n *Node) serveMedia(ctx context.Context) error {
 	if n.media == nil {
 		return errors.Join(errors.New("media: not registered"), n.mediaErr)
 	}
-	return n.media.Serve(ctx)
+	t := time.NewTicker(mediaGCEvery)
+	defer t.Stop()
+	done := make(chan error, 1)
+	go func() { done <- n.keepMedia(ctx, t.C) }()
+	err := n.media.Serve(ctx)
+	return errors.Join(err, <-done)
 }
 
 // Add encrypts the file at req.Path with a fresh random key into the store.
@@ -64,7 +75,12 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 	if err != nil {
 		return MediaAddResp{}, err
 	}
+	m.gcMu.RLock()
 	blob, err := media.Import(m.store, io.MultiReader(bytes.NewReader(head), f), key)
+	if err == nil {
+		m.touch(blob.Root)
+	}
+	m.gcMu.RUnlock()
 	if err != nil {
 		return MediaAddResp{}, fmt.Errorf("store %s: %w", req.Path, err)
 	}
@@ -91,12 +107,15 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 	if !filepath.IsAbs(req.Out) {
 		return MediaGetResp{}, errorf(KindInvalid, "output path %q is not absolute", req.Out)
 	}
+	// No collection while the blob is fetched and read (media_gc.go).
+	m.gcMu.RLock()
+	defer m.gcMu.RUnlock()
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	arriving := m.awaitFetch()
 	fetched := make(chan error, 1)
 	go func() {
-		err := m.Fetch(fctx, root)
+		err := m.fetch(fctx, root)
 		arriving.end(err)
 		fetched <- err
 	}()

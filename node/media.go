@@ -122,6 +122,14 @@ type Media struct {
 
 	arrivedMu sync.Mutex
 	arrived   chan struct{} // guarded by arrivedMu: closed when a fetched block is stored; nil if nobody waits
+
+	// gcMu keeps collection apart from the work that writes blocks no
+	// message references yet: imports, fetches and reads of a fetch hold
+	// it shared, a collection exclusively (media_gc.go).
+	gcMu    sync.RWMutex
+	now     func() time.Time     // the clock of the grace period (tests replace it)
+	touchMu sync.Mutex           // guards touched
+	touched map[string]time.Time // by root KeyString: when this node last added or fetched it
 }
 
 // NewMedia returns the media component on h and store. Nothing is served
@@ -134,6 +142,8 @@ func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
 		host: h, store: store, log: log,
 		peerLimits: newPeerLimits(mediaMaxPeerStreams, mediaPeerRate, mediaPeerBurst),
 		fetches:    map[string]*sync.Mutex{},
+		now:        time.Now,
+		touched:    map[string]time.Time{},
 	}
 }
 
@@ -500,6 +510,15 @@ func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, 
 // its CID as it is stored (BlobStore.Put rejects a mismatch); memory holds
 // at most one block per worker, whatever the size of the blob.
 func (m *Media) Fetch(ctx context.Context, root cid.Cid) error {
+	m.gcMu.RLock()
+	defer m.gcMu.RUnlock()
+	return m.fetch(ctx, root)
+}
+
+// fetch is Fetch; the caller holds gcMu shared.
+func (m *Media) fetch(ctx context.Context, root cid.Cid) error {
+	m.touch(root)
+	defer m.touch(root)
 	if err := media.VerifyBlock(root, nil); errors.Is(err, media.ErrBadCID) {
 		return err
 	}

@@ -25,9 +25,10 @@ type prefs struct {
 	Policy      string          `json:"invite_policy"`
 	Invites     []pendingInvite `json:"invites"`
 	DisplayName string          `json:"display_name,omitempty"`
-	Avatar      []byte          `json:"avatar,omitempty"`   // image bytes, published as a blob event in each room
-	Unhosted    []string        `json:"unhosted,omitempty"` // rooms `room unhost` stopped keeping
-	Verified    []verifiedUser  `json:"verified,omitempty"` // users whose master key this user verified (devices.go)
+	Avatar      []byte          `json:"avatar,omitempty"`      // image bytes, published as a blob event in each room (before media avatars)
+	AvatarLink  string          `json:"avatar_link,omitempty"` // a media avatar (avatars.go), published in each room; replaces Avatar
+	Unhosted    []string        `json:"unhosted,omitempty"`    // rooms `room unhost` stopped keeping
+	Verified    []verifiedUser  `json:"verified,omitempty"`    // users whose master key this user verified (devices.go)
 
 	// Ephemeral signals (ephemeral.go): off switches and this user's presence.
 	NoTyping   bool   `json:"no_typing,omitempty"`

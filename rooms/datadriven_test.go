@@ -20,6 +20,7 @@ import (
 //	visible [L..] visibility and reason of the labeled events (all when none given)
 //	timeline      labels of the visible events in (depth, ID) order
 //	redacted      labels of redacted events
+//	devices       the member device set at the heads (encrypted rooms), by name
 //	check         like do, but a pre-flight Room.Check against the current state
 //	converge [orders=N] [seed=S]  replays all events in N random causal orders
 //	              and compares state and timeline hashes and every reason
@@ -86,6 +87,13 @@ func TestAuthFixtures(t *testing.T) {
 				for _, id := range w.room.Timeline() {
 					ls = append(ls, w.nameOf(id))
 				}
+				return strings.Join(ls, " ") + "\n"
+			case "devices":
+				var ls []string
+				for _, rec := range w.room.MemberDevices(nil) {
+					ls = append(ls, w.deviceName(rec.Device))
+				}
+				slices.Sort(ls)
 				return strings.Join(ls, " ") + "\n"
 			case "redacted":
 				var ls []string
@@ -361,4 +369,15 @@ func (w *world) foreign(t *testing.T, otherRoom bool) *crdt.Event {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// deviceName is the name of a device the world made ("bob.2"), sorted
+// output being the caller's business.
+func (w *world) deviceName(d crdt.DeviceID) string {
+	for n, id := range w.ids {
+		if id.Device.Public() == d {
+			return n
+		}
+	}
+	return d.String()
 }

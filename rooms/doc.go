@@ -36,8 +36,12 @@
 //   - R5/R6: strong removal and equivocation (overlay.go): a ban, kick or
 //     demotion hides the target's concurrent events (for a demotion, those
 //     that needed more than the new level) and, transitively, the events
-//     whose auth references relied on them; a device that signed two events
-//     with one seq loses its events from that seq on.
+//     whose auth references relied on them; a device removal (encrypted
+//     rooms) does the same for the removed device's events outside its
+//     past, its user's other devices untouched (a removed device is never
+//     re-added, so nothing exempts them; one whose state already holds the
+//     removal is refused by the key rules); a device that signed two
+//     events with one seq loses its events from that seq on.
 //   - R6 in the state (equivocation.go): a state knows the forks in its
 //     past (S(E): both events of the fork in past(E); the heads: every fork
 //     in the room). It excludes the void set of those forks: the forked
@@ -65,17 +69,27 @@
 //     operation), by a member device. Cuts (removals of joined members,
 //     device removals, and announcements in `joined` rooms) bound which
 //     epochs a sealed event or key forward may use: the epoch's rotation
-//     must be in the event's past and descend from every cut in it. Room
-//     name, topic, avatar, user profiles and every content type are sealed;
-//     the rules never read sealed values.
+//     must be in the event's past and descend from every cut in it. A
+//     removal that hides an add (invite, join, device announcement) counts
+//     as a cut too for events that have both in their past (an overlay
+//     step, as the add's fate depends on the whole event set: such an
+//     event is hidden, not refused, and AdmissibleEpochs leaves the epoch
+//     out). State resolution orders device removals with the power events
+//     (before their user's other ones) and applies no event of a device,
+//     nor announcement, once the partial state holds the device's removal.
+//     Room name, topic, avatar, user profiles and every content type are
+//     sealed; the rules never read sealed values.
 //
 // # Limits
 //
-//   - Keys: an add invalidated later by strong removal does not count as a
-//     cut, and a rotation hidden by strong removal still introduces its
-//     epoch (research/e2ee.md §5.6 ii asks for the invalidating op to count
-//     as a removal). A device removal does not hide the removed device's
-//     concurrent events (§5.5 rule 4 per device).
+//   - Keys: a rotation hidden by strong removal still introduces its
+//     epoch, and a hidden removal still counts as a cut. A removed
+//     device's concurrent power event can still reach the resolved state
+//     when the power ordering puts it before the removal (only ties of
+//     sender level put device removals first; the overlay hides it all the
+//     same). A removal that is itself refused in the partial state (its
+//     user's membership lost concurrently) lets the device's announcement
+//     stand there.
 //   - Mutual removals across branches are settled greedily in removal
 //     order (the earlier removal hides the later one), not p2panda's "both
 //     apply". Changing only the overlay would be convergent but would show
@@ -84,7 +98,8 @@
 //     state), so timeline and state would disagree; "both apply" needs R4
 //     to exempt mutual pairs too.
 //   - R5 does not remove anything from the resolved state (it relies on
-//     R4's ordering); only R6 does.
+//     R4's ordering, which for device removals includes the two checks
+//     above); only R6 does.
 //   - A redaction hidden later by strong removal un-redacts its target in
 //     Redacted(), but a purged body stays purged.
 package rooms

@@ -153,6 +153,16 @@ func (r *Room) memberDevices(s *snap) []*e2ee.KEMRecord {
 	return out
 }
 
+// isRemoval reports whether v (a state value, -1 for none) is a device
+// removal.
+func (r *Room) isRemoval(v int32) bool {
+	if v < 0 {
+		return false
+	}
+	b := r.evs[v].body
+	return b != nil && b.device != nil && b.device.Removed
+}
+
 func deviceIDs(recs []*e2ee.KEMRecord) []crdt.DeviceID {
 	out := make([]crdt.DeviceID, len(recs))
 	for i, r := range recs {
@@ -230,6 +240,9 @@ func (r *Room) judgeKeys(idx int32, info *evInfo) string {
 	}
 	kp := &keyParsed{}
 	info.keys = kp
+	if r.isRemoval(info.before.lookup(deviceKey(e.Device))) {
+		return deviceReason(true) // e2ee.md §5.5 rule 4 per device; never re-added
+	}
 	var rotBytes []byte
 	view := info.before
 	switch e.Type {
@@ -268,9 +281,8 @@ func (r *Room) judgeKeys(idx int32, info *evInfo) string {
 			rotBytes = d.Rotation
 			view = info.before.set(info.key, idx)
 		} else {
-			if prev >= 0 && r.evs[prev].keys != nil && r.evs[prev].keys.kem == nil {
-				return "device was removed"
-			}
+			// The author is the device (checkDeviceStateless): a removed
+			// device was refused above, so a removal is never undone.
 			kp.kem, _ = e2ee.DecodeKEMRecord(d.KEM) // checked stateless
 			if r.cbody.History == HistoryJoined {
 				kp.cut = true
@@ -355,6 +367,23 @@ func (r *Room) checkEpochUse(info *evInfo, id e2ee.EpochID) string {
 		return "epoch unknown to the author (no rotation of it in the event's past)"
 	}
 	return "epoch predates a removal the author had seen"
+}
+
+// epochUsed is the epoch an accepted event of an encrypted room uses: a
+// content event's or a key forward's.
+func (r *Room) epochUsed(x int32) (e2ee.EpochID, bool) {
+	ei := r.evs[x]
+	if ei.keys == nil || ei.keys.rot != nil {
+		return e2ee.EpochID{}, false
+	}
+	if ei.keys.fwd != nil {
+		return ei.keys.fwd.Epoch, true
+	}
+	if !Sealed(ei.ev.Type) {
+		return e2ee.EpochID{}, false
+	}
+	id, err := e2ee.EpochIDFromBytes(ei.ev.Epoch)
+	return id, err == nil
 }
 
 // keysAccepted records an accepted event in the key bookkeeping.
@@ -509,12 +538,31 @@ func (r *Room) AdmissibleEpochs(prev []crdt.EventID) []EpochInfo {
 	for _, p := range px {
 		seen = union(seen, r.evs[p].cuts)
 	}
+	// Removals that count as cuts because they invalidate an add in the
+	// past (overlay.epochCut).
+	rms := &rmSet{}
+	for _, p := range px {
+		rms = union(rms, r.evs[p].rmIncl)
+	}
+	var extra []int32
+	for _, p := range r.ov.invalid {
+		if rms.has(p.rm) && r.inPast(p.add, px, heads) {
+			extra = append(extra, p.rm)
+		}
+	}
 	var xs []int32
 	for _, list := range r.keys.epochs {
+	next:
 		for _, x := range list {
-			if len(r.evs[x].cuts.xs) == len(seen.xs) && r.inPast(x, px, heads) {
-				xs = append(xs, x)
+			if len(r.evs[x].cuts.xs) != len(seen.xs) || !r.inPast(x, px, heads) {
+				continue
 			}
+			for _, rm := range extra {
+				if !r.evs[x].rmIncl.has(rm) {
+					continue next
+				}
+			}
+			xs = append(xs, x)
 		}
 	}
 	slices.SortFunc(xs, r.cmpNewest)

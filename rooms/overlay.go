@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 
@@ -22,7 +23,17 @@ import (
 //	         earlier step: a ban or kick of U hides every event by U that is
 //	         concurrent with it (neither in its past nor after it); a
 //	         demotion of U to level b hides U's concurrent events that needed
-//	         a level above b.
+//	         a level above b; a removal of device D (encrypted rooms) hides
+//	         every event by D outside its past, concurrent or after it (a
+//	         removed device is never re-added), and no other device's.
+//	last     encrypted rooms (research/e2ee.md §5.6 ii): a removal that hides
+//	         an add (invite, join, device announcement), directly or
+//	         transitively, and is not a key cut already counts as one for
+//	         the events with both in their past: a content event or key
+//	         forward among them whose epoch's rotation does not descend from
+//	         the removal is hidden ("epoch predates the removal of an
+//	         invalidated add"). No event depends on those, so nothing
+//	         follows.
 //
 // After each removal step, events whose auth references include an event it
 // hid, and which their auth references no longer allow once that event is
@@ -41,27 +52,47 @@ import (
 // are judged incrementally against the effective removals.
 
 // removalTarget is one user a removal acts on, and the level it leaves them
-// at (math.MinInt64 for a ban or kick).
+// at (math.MinInt64 for a ban or kick). A device removal acts on one device
+// of the user only (dev set, level math.MinInt64).
 type removalTarget struct {
 	user  crdt.UserID
 	level int64
-	kind  string // "banned", "kicked", "demoted"
+	kind  string // "banned", "kicked", "demoted", "device removed"
+	dev   *crdt.DeviceID
 }
+
+// covers reports whether a removal acting on dev (nil: every device of its
+// target user) takes in an event by device d.
+func covers(dev *crdt.DeviceID, d crdt.DeviceID) bool { return dev == nil || *dev == d }
+
+const kindDeviceRemoved = "device removed"
 
 func (r *Room) removalTargets(e *crdt.Event, p *parsed, before *snap) []removalTarget {
 	switch e.Type {
+	case TypeDevice:
+		// Accepted only in an encrypted room, by a sibling of the device
+		// (judgeKeys); a device removal is never undone (a removed device
+		// cannot announce itself again), so no re-add exempts anything.
+		if p.device != nil && p.device.Removed {
+			d, err := crdt.ParseKey(*e.StateKey)
+			if err != nil {
+				return nil
+			}
+			dev := crdt.DeviceID(d)
+			return []removalTarget{{e.User, math.MinInt64, kindDeviceRemoved, &dev}}
+		}
 	case TypeMember:
 		if p.target == e.User {
 			return nil
 		}
 		switch p.membership {
 		case Ban:
-			return []removalTarget{{p.target, math.MinInt64, "banned"}}
+			return []removalTarget{{p.target, math.MinInt64, "banned", nil}}
 		case Leave:
 			if v := before.lookup(r.userKey(p.target)); v >= 0 && r.evs[v].body.membership == Ban {
 				return nil // unban
 			}
-			return []removalTarget{{p.target, math.MinInt64, "kicked"}}
+			return []removalTarget{{p.target, math.MinInt64, "kicked", nil}}
 		}
 	case TypePower:
 		old := &PowerLevels{}
@@ -82,7 +113,7 @@ func (r *Room) removalTargets(e *crdt.Event, p *parsed, before *snap) []removalT
 				continue
 			}
 			if n := p.levels.UserLevel(u); n < old.UserLevel(u) {
-				out = append(out, removalTarget{u, n, "demoted"})
+				out = append(out, removalTarget{u, n, "demoted", nil})
 			}
 		}
 		return out
@@ -153,6 +184,7 @@ type effRemoval struct {
 	x     int32
 	level int64
 	kind  string
+	dev   *crdt.DeviceID // a device removal: only this device's events
 }
 
 type devInfo struct {
@@ -161,7 +193,15 @@ type devInfo struct {
 	fork   uint64           // lowest forked seq; math.MaxUint64 if none
 }
 
+// invalidAdd is an add (join, invite, device announcement) of an encrypted
+// room that strong removal hides, and the removal that hides it, directly
+// or through the add's auth references. When that removal is not a key
+// cut already, it counts as one (research/e2ee.md §5.6 ii): see epochCut.
+type invalidAdd struct{ add, rm int32 }
+
 type overlay struct {
+	invalid  []invalidAdd
+	sealed   []int32 // accepted events that use an epoch: content and key forwards
 	cause    map[int32]cause
 	authKids map[int32][]int32
 	byUser   map[crdt.UserID][]int32 // accepted events
@@ -199,6 +239,9 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 		return Delta{}
 	}
 	o.byUser[e.User] = append(o.byUser[e.User], x)
+	if _, ok := r.epochUsed(x); ok {
+		o.sealed = append(o.sealed, x)
+	}
 	for _, a := range ei.auth {
 		if a != 0 { // the create event is never hidden
 			o.authKids[a] = append(o.authKids[a], x)
@@ -213,6 +256,7 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 	} else {
 		if c, ok := o.judge(r, x); ok {
 			o.cause[x] = c
+			o.noteInvalidAdd(r, x, c)
 		} else {
 			delta.Shown = []crdt.EventID{e.ID}
 		}
@@ -240,7 +284,12 @@ func (o *overlay) judge(r *Room, x int32) (cause, bool) {
 		if found && !(cause{step: rm.step}).less(best) {
 			break
 		}
-		if ei.required > rm.level && !ei.rmIncl.has(rm.x) {
+		switch {
+		case !covers(rm.dev, ei.ev.Device) || ei.required <= rm.level:
+		case rm.dev != nil:
+			// x is applied after the removal, so it is not in its past.
+			take(cause{rm.step, false, deviceReason(ei.rmIncl.has(rm.x)), rm.x})
+		case !ei.rmIncl.has(rm.x):
 			take(cause{rm.step, false, "sender " + rm.kind + " concurrently", rm.x})
 		}
 	}
@@ -249,7 +298,92 @@ func (o *overlay) judge(r *Room, x int32) (cause, bool) {
 			take(cause{c.step, true, reasonDepends, c.rm})
 		}
 	}
+	if !found {
+		if c, ok := o.epochCut(r, x); ok {
+			take(c)
+		}
+	}
 	return best, found
+}
+
+// stepEpochCut is the overlay step of epochCut: after every removal, so a
+// removal's own cause always wins.
+const stepEpochCut = math.MaxInt
+
+const reasonEpochCut = "epoch predates the removal of an invalidated add"
+
+// isAdd reports whether x is an add of an encrypted room: a join, an
+// invite or a device announcement (what gives a user or device keys).
+func (r *Room) isAdd(x int32) bool {
+	ei := r.evs[x]
+	if !r.cbody.E2EE || ei.body == nil {
+		return false
+	}
+	switch p := ei.body; ei.ev.Type {
+	case TypeMember:
+		return p.membership == Invite || p.membership == Join && p.target == ei.ev.User
+	case TypeDevice:
+		return p.device != nil && !p.device.Removed
+	}
+	return false
+}
+
+// noteInvalidAdd records x as an invalidated add when c, the cause that
+// hides it, is a removal that is not a key cut already.
+func (o *overlay) noteInvalidAdd(r *Room, x int32, c cause) {
+	if c.rm >= 0 && c.step != stepEpochCut && !r.evs[c.rm].cuts.has(c.rm) && r.isAdd(x) {
+		o.invalid = append(o.invalid, invalidAdd{x, c.rm})
+	}
+}
+
+// epochCut applies research/e2ee.md §5.6 (ii) to the removals that count
+// as cuts only because they invalidate an add: x, an event that uses an
+// epoch, is hidden when its past holds such a removal R together with the
+// add it invalidates, and no rotation of x's epoch in x's past descends
+// from R. (Removals that are key cuts already are checked when x is
+// judged; checkEpochUse.) Whether an add is invalidated depends on the
+// whole event set, so this is an overlay step, not an auth rule.
+func (o *overlay) epochCut(r *Room, x int32) (cause, bool) {
+	if len(o.invalid) == 0 {
+		return cause{}, false
+	}
+	id, ok := r.epochUsed(x)
+	if !ok {
+		return cause{}, false
+	}
+	xi := r.evs[x]
+	var rots []int32 // rotations of the epoch in x's past
+	found := false
+	for _, p := range o.invalid {
+		if !xi.rmIncl.has(p.rm) {
+			continue
+		}
+		if !found {
+			for _, y := range r.keys.epochs[id] {
+				if r.isAncestor(y, xi.prev) {
+					rots = append(rots, y)
+				}
+			}
+			found = true
+		}
+		// The cheap test first: the add is usually far back.
+		after := slices.ContainsFunc(rots, func(y int32) bool { return r.evs[y].rmIncl.has(p.rm) })
+		if !after && r.isAncestor(p.add, xi.prev) {
+			return cause{stepEpochCut, true, reasonEpochCut, p.rm}, true
+		}
+	}
+	return cause{}, false
+}
+
+// deviceReason is why a device removal hides an event of the removed
+// device: it is concurrent with the removal, or after it (the auth rules
+// refuse those already when the resolved state before them holds the
+// removal; the overlay hides the rest).
+func deviceReason(after bool) string {
+	if after {
+		return "sender device was removed"
+	}
+	return "sender device removed concurrently"
 }
 
 const (
@@ -316,22 +450,41 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 		re := r.evs[rm]
 		vv := r.versionVector(rm)
 		for _, t := range re.targets {
-			o.eff[t.user] = append(o.eff[t.user], effRemoval{step, rm, t.level, t.kind})
+			o.eff[t.user] = append(o.eff[t.user], effRemoval{step, rm, t.level, t.kind, t.dev})
 			for _, y := range o.byUser[t.user] {
 				if y == rm {
 					continue
 				}
 				ye := r.evs[y]
-				if ye.required <= t.level {
+				if ye.required <= t.level || !covers(t.dev, ye.ev.Device) {
 					continue
 				}
-				if vv[ye.ev.Device] >= ye.ev.Seq+1 || ye.rmIncl.has(rm) {
-					continue // in the removal's past, or after it
+				if vv[ye.ev.Device] >= ye.ev.Seq+1 {
+					continue // in the removal's past
 				}
-				mark(y, cause{step, false, "sender " + t.kind + " concurrently", rm})
+				after := ye.rmIncl.has(rm)
+				switch {
+				case t.dev != nil:
+					// No re-announcement can follow a device removal, so
+					// every event of the device outside its past goes.
+					mark(y, cause{step, false, deviceReason(after), rm})
+				case !after: // after it: R3 judged the event, re-add included
+					mark(y, cause{step, false, "sender " + t.kind + " concurrently", rm})
+				}
 			}
 		}
 		closure(step, rm)
+	}
+	o.invalid = o.invalid[:0]
+	for _, y := range slices.Sorted(maps.Keys(o.cause)) {
+		o.noteInvalidAdd(r, y, o.cause[y])
+	}
+	for _, y := range o.sealed {
+		if _, ok := o.cause[y]; !ok {
+			if c, ok := o.epochCut(r, y); ok {
+				o.cause[y] = c
+			}
+		}
 	}
 	var d Delta
 	for y := range o.cause {

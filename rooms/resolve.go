@@ -18,9 +18,10 @@ import (
 //     replaces the key's value in the state before it). This stands for
 //     v2.1's auth difference and conflicted subgraph, and its size follows
 //     the changes since the fork, not the room's history.
-//  3. Power events of F (power, join rule, kicks and bans) and their
-//     ancestors in F are ordered topologically over auth and replacement
-//     edges, ties broken by (sender level desc, depth asc, ID asc), then
+//  3. Power events of F (power, join rule, kicks, bans and device
+//     removals) and their ancestors in F are ordered topologically over
+//     auth and replacement edges, ties broken by (sender level desc, device
+//     removal first, depth asc, ID asc), then
 //     auth-checked one by one against a partial state that starts empty
 //     (v2.1); a key the partial state lacks is taken from the event's own
 //     auth references, unless that reference is itself in F (then it was
@@ -28,6 +29,9 @@ import (
 //  4. The other events of F follow in mainline order (position of their
 //     power event on the resolved power event's chain, then depth, then
 //     ID), auth-checked the same way; the last one allowed wins.
+//     Encrypted rooms add two checks (strong removal per device): an event
+//     whose author device holds a removal in the partial state is refused,
+//     and so is an announcement that would replace a removal.
 //  5. Conflicted keys take the partial state's value (or none).
 //
 // The result depends only on the contents of the Si. Results are cached
@@ -228,7 +232,7 @@ func (r *Room) eachDep(x int32, fn func(int32)) {
 }
 
 // powerSort is Kahn's algorithm over dependency edges within set, ties
-// broken by (sender level desc, depth asc, ID asc).
+// broken by (sender level desc, device removal first, depth asc, ID asc).
 func (r *Room) powerSort(xs []int32, set map[int32]bool) []int32 {
 	indeg := map[int32]int{}
 	kids := map[int32][]int32{}
@@ -274,6 +278,9 @@ func (h *powerHeap) Less(i, j int) bool {
 	if a.senderPL != b.senderPL {
 		return a.senderPL > b.senderPL
 	}
+	if da, db := h.r.isRemoval(h.xs[i]), h.r.isRemoval(h.xs[j]); da != db {
+		return da // a device removal before its user's other power events
+	}
 	return h.r.cmpDepthID(h.xs[i], h.xs[j]) < 0
 }
 func (h *powerHeap) Swap(i, j int) { h.xs[i], h.xs[j] = h.xs[j], h.xs[i] }
@@ -286,7 +293,9 @@ func (h *powerHeap) Pop() any {
 
 // iterCheck auth-checks x against the partial state and, if allowed,
 // makes it the value of its key. Events of the view's void set (R6) are
-// never allowed, and an auth reference in it counts as its fallback.
+// never allowed, and an auth reference in it counts as its fallback. In an
+// encrypted room, events of a device the partial state holds removed, and
+// announcements replacing a removal, are not allowed either.
 func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, view *forkView) {
 	if view.has(x) {
 		return
@@ -313,6 +322,14 @@ func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, 
 			}
 		}
 		return -1 // every candidate in F for this key was refused
+	}
+	if d := ei.body.device; d != nil && !d.Removed && r.isRemoval(get(ei.key)) {
+		return // a removal beats a concurrent announcement of the device
+	}
+	if r.cbody.E2EE {
+		if v, ok := partial[deviceKey(ei.ev.Device)]; ok && r.isRemoval(v) {
+			return // the author's device was removed (strong removal per device)
+		}
 	}
 	in := r.inputFrom(ei.ev, ei.body, get, nil)
 	if _, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in); err == nil {

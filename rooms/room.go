@@ -307,7 +307,8 @@ func (r *Room) judge(idx int32, info *evInfo) {
 	}
 	info.powerRef = info.before.lookup(kPower)
 	info.control = e.Type == TypePower || e.Type == TypeJoinRule ||
-		(e.Type == TypeMember && p.target != e.User && (p.membership == Leave || p.membership == Ban))
+		(e.Type == TypeMember && p.target != e.User && (p.membership == Leave || p.membership == Ban)) ||
+		(p.device != nil && p.device.Removed)
 
 	// Auth references: known kinds only, one of each, accepted, in the past.
 	refs := map[string]int32{}

@@ -183,7 +183,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help room join does not describe --via:\n%s", r.stdout)
 	}
 	r = runCLI(t, "", "help", "room", "set")
-	if !strings.Contains(r.stdout, "--avatar FILE") || !strings.Contains(r.stdout, "48 KiB") {
+	if !strings.Contains(r.stdout, "--avatar FILE") || !strings.Contains(r.stdout, "media store") {
 		t.Errorf("help room set does not describe --avatar:\n%s", r.stdout)
 	}
 	r = runCLI(t, "", "help", "profile")
@@ -233,11 +233,11 @@ func TestClientSideValidation(t *testing.T) {
 		{"", []string{"room", "role", "x", validUser, "50"}, "malformed room ID"},
 		{"", []string{"room", "set", "x", "--name", "n"}, "malformed room ID"},
 		{"", []string{"room", "set", validID, "--avatar", "/nonexistent/a.png"}, "read the avatar"},
-		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "big.png", pngOf(maxAvatar+1))}, "larger than 48 KiB"},
+		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "big.png", pngOf(maxAvatar+1))}, "larger than 16 MiB"},
 		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "text.png", []byte("not an image"))}, "is not an image"},
 		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "empty.png", nil)}, "is empty"},
 		{"", []string{"room", "set", validID, "--avatar", ""}, "empty --avatar"},
-		{"", []string{"profile", "set", "--avatar", avatarFile(t, "big2.png", pngOf(maxAvatar+1))}, "larger than 48 KiB"},
+		{"", []string{"profile", "set", "--avatar", avatarFile(t, "big2.png", pngOf(maxAvatar+1))}, "larger than 16 MiB"},
 		{"", []string{"profile", "set", "--name", "x", "--avatar", "/nonexistent/a.png"}, "read the avatar"},
 		{"", []string{"profile", "get", "bob"}, `malformed user ID "bob"`},
 		{"", []string{"dm", "bob"}, `malformed user ID "bob"`},
@@ -491,12 +491,13 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 
 	// room set sends only the fields given; --name "" clears the name.
 	png := pngOf(1000)
-	ok(runCLI(t, "", "room", "set", validID, "--name", "", "--avatar", avatarFile(t, "a.png", png), "--home", f.home), "room set")
+	avatarPath := avatarFile(t, "a.png", png)
+	ok(runCLI(t, "", "room", "set", validID, "--name", "", "--avatar", avatarPath, "--home", f.home), "room set")
 	var raw map[string]json.RawMessage
 	sent(node.MethodRoomSet, &raw)
 	var set node.RoomSetReq
 	sent(node.MethodRoomSet, &set)
-	if _, hasTopic := raw["topic"]; hasTopic || set.Name == nil || *set.Name != "" || !bytes.Equal(set.Avatar, png) {
+	if _, hasTopic := raw["topic"]; hasTopic || set.Name == nil || *set.Name != "" || set.Avatar != nil || set.AvatarPath != avatarPath {
 		t.Errorf("room set request %s", f.request(node.MethodRoomSet))
 	}
 	ok(runCLI(t, "", "room", "set", validID, "--topic", "new topic", "--home", f.home), "room set --topic")

@@ -12,13 +12,17 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// parley edit ROOM EVENT TEXT|- [--markdown]
+// parley edit ROOM EVENT TEXT|- [--markdown] [--mention USER]...
 //
 // Replaces the text of one of this user's messages on every node; the
-// earlier versions stay listed (history shows "versions").
+// earlier versions stay listed (history shows "versions"; history
+// --versions EVENT lists them). Mentions work as with send; the new
+// version's mentions replace the earlier one's.
 func runEdit(c *cli, args []string) error {
 	fs := c.flags()
 	markdown := fs.Bool("markdown", false, "the new text is Markdown")
+	var mentions multiFlag
+	fs.Var(&mentions, "mention", "mention the user `USER` (a user ID; repeatable)")
 	pos, err := c.parse(fs, args, 3, 3)
 	if err != nil {
 		return err
@@ -31,8 +35,12 @@ func runEdit(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	users, err := parseMentions(mentions)
+	if err != nil {
+		return err
+	}
 	var r node.EventResp
-	return c.call(node.MethodEdit, node.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown}, &r, func(w io.Writer) {
+	return c.call(node.MethodEdit, node.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown, Mentions: users}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }

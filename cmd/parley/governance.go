@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -14,9 +15,9 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// maxAvatar is the largest avatar the CLI sends: until media lands, an avatar
-// travels inside an event, which is at most 64 KiB with its envelope.
-const maxAvatar = 48 << 10
+// maxAvatar is the largest avatar image the CLI hands to the daemon, which
+// imports it into the media store (the daemon checks it again).
+const maxAvatar = 16 << 20
 
 // parley room invite ROOM USER
 //
@@ -126,7 +127,7 @@ func runRoomSet(c *cli, args []string) error {
 	fs := c.flags()
 	name := fs.String("name", "", "new room `NAME` (\"\" clears it)")
 	topic := fs.String("topic", "", "new room `TOPIC` (\"\" clears it)")
-	avatar := fs.String("avatar", "", "image `FILE` to use as the room's avatar (at most 48 KiB)")
+	avatar := fs.String("avatar", "", "image `FILE` to use as the room's avatar (stored in the media store)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -147,7 +148,7 @@ func runRoomSet(c *cli, args []string) error {
 		req.Topic = topic
 	}
 	if set["avatar"] {
-		if req.Avatar, err = readAvatar(*avatar); err != nil {
+		if req.AvatarPath, err = avatarPath(*avatar); err != nil {
 			return err
 		}
 	}
@@ -222,27 +223,38 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
-// readAvatar reads an avatar image of at most maxAvatar bytes.
-func readAvatar(path string) ([]byte, error) {
+// avatarPath checks that path is an image of at most maxAvatar bytes and
+// returns it absolute: the daemon reads it into the media store.
+func avatarPath(path string) (string, error) {
 	if path == "" {
-		return nil, errors.New("empty --avatar file name")
+		return "", errors.New("empty --avatar file name")
 	}
-	f, err := os.Open(path)
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("read the avatar: %v", err)
+		return "", fmt.Errorf("read the avatar: %v", err)
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return "", fmt.Errorf("read the avatar: %v", err)
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxAvatar+1))
+	st, err := f.Stat()
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("read the avatar %s: %v", path, err)
-	case len(b) == 0:
-		return nil, fmt.Errorf("the avatar %s is empty", path)
-	case len(b) > maxAvatar:
-		return nil, fmt.Errorf("the avatar %s is larger than %d KiB (shrink the image)", path, maxAvatar>>10)
+		return "", fmt.Errorf("read the avatar %s: %v", path, err)
+	case !st.Mode().IsRegular():
+		return "", fmt.Errorf("the avatar %s is not a regular file", path)
+	case st.Size() == 0:
+		return "", fmt.Errorf("the avatar %s is empty", path)
+	case st.Size() > maxAvatar:
+		return "", fmt.Errorf("the avatar %s is larger than %d MiB (shrink the image)", path, maxAvatar>>20)
 	}
-	if mime := http.DetectContentType(b); !strings.HasPrefix(mime, "image/") {
-		return nil, fmt.Errorf("the avatar %s is not an image (it looks like %s; use PNG, JPEG, GIF or WebP)", path, mime)
+	head, err := io.ReadAll(io.LimitReader(f, 512))
+	if err != nil {
+		return "", fmt.Errorf("read the avatar %s: %v", path, err)
 	}
-	return b, nil
+	if mime := http.DetectContentType(head); !strings.HasPrefix(mime, "image/") {
+		return "", fmt.Errorf("the avatar %s is not an image (it looks like %s; use PNG, JPEG or GIF)", path, mime)
+	}
+	return abs, nil
 }

@@ -77,6 +77,26 @@ func runMediaGet(c *cli, args []string) error {
 	})
 }
 
+// parley media gc [--grace DURATION]
+func runMediaGC(c *cli, args []string) error {
+	fs := c.flags()
+	grace := fs.Duration("grace", node.MediaGCGrace, "keep files added or fetched within `DURATION` (0 keeps none)")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	if *grace < 0 {
+		return c.usagef("--grace must not be negative")
+	}
+	ms := grace.Milliseconds()
+	var r node.MediaGCResp
+	return c.call(node.MethodMediaGC, node.MediaGCReq{GraceMS: &ms}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "freed %d files (%d blocks)\n", len(r.Blobs), r.Blocks)
+		for _, b := range r.Blobs {
+			fmt.Fprintln(w, b)
+		}
+	})
+}
+
 // unwrapPath drops the path an *os.PathError repeats.
 func unwrapPath(err error) error {
 	if pe, ok := err.(*os.PathError); ok {

@@ -15,15 +15,20 @@ import (
 // 64 KiB with its envelope (crdt.MaxEventSize); this leaves room for it.
 const maxMessage = 60000
 
-// parley send ROOM TEXT|- [--markdown] [--reply-to EVENT] [--thread ROOT]
+// parley send ROOM TEXT|- [--markdown] [--reply-to EVENT] [--thread ROOT] [--mention USER]...
 //
 // The message is MIMI content: plain text, or with --markdown rich text
-// rendered to sanitized HTML beside its plain version.
+// rendered to sanitized HTML beside its plain version. "@USERID" in TEXT
+// and every --mention USER (put in front when TEXT does not name it)
+// mention that user: a link to parley:user/USERID showing the user's
+// display name, and an entry in the message's mention list.
 func runSend(c *cli, args []string) error {
 	fs := c.flags()
 	markdown := fs.Bool("markdown", false, "the text is Markdown (shown as sanitized HTML, with a plain version)")
 	replyTo := fs.String("reply-to", "", "answer the message `EVENT`")
 	thread := fs.String("thread", "", "post into the thread whose root is the message `ROOT`")
+	var mentions multiFlag
+	fs.Var(&mentions, "mention", "mention the user `USER` (a user ID; repeatable)")
 	pos, err := c.parse(fs, args, 2, 2)
 	if err != nil {
 		return err
@@ -55,23 +60,30 @@ func runSend(c *cli, args []string) error {
 			}
 		}
 	}
+	users, err := parseMentions(mentions)
+	if err != nil {
+		return err
+	}
 	var r node.EventResp
-	req := node.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread}
+	req := node.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread, Mentions: users}
 	return c.call(node.MethodSend, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
 
-// parley history ROOM [--limit N] [--before EVENT] [--thread ROOT]
+// parley history ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT]
 //
 // The visible timeline, oldest first: one entry per message with its edits,
 // reactions and read markers folded in. --limit keeps the newest N entries
-// (of those before EVENT, with --before); --thread lists one thread.
+// (of those before EVENT, with --before); --thread lists one thread;
+// --versions lists the original of one message and each of its edits, in
+// the order that decides which is shown (the last).
 func runHistory(c *cli, args []string) error {
 	fs := c.flags()
 	limit := fs.Int("limit", 0, "show at most the newest `N` events (0: the daemon's default)")
 	before := fs.String("before", "", "only events before `EVENT`")
 	thread := fs.String("thread", "", "only the thread whose root is the message `ROOT`")
+	versions := fs.String("versions", "", "the original and every edit of the message `EVENT`")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -83,15 +95,18 @@ func runHistory(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, ev := range []string{*before, *thread} {
+	for _, ev := range []string{*before, *thread, *versions} {
 		if ev != "" {
 			if _, err := parseEvent(ev); err != nil {
 				return err
 			}
 		}
 	}
+	if *versions != "" && (*before != "" || *thread != "" || *limit != 0) {
+		return c.usagef("--versions lists one message: it goes without --limit, --before and --thread")
+	}
 	var r node.HistoryResp
-	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread}, &r, func(w io.Writer) {
+	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return
@@ -100,6 +115,19 @@ func runHistory(c *cli, args []string) error {
 			fmt.Fprintln(w, eventLine(&r.Events[i]))
 		}
 	})
+}
+
+// parseMentions checks the users of --mention.
+func parseMentions(users []string) ([]string, error) {
+	var out []string
+	for _, u := range users {
+		id, err := parseUser(u)
+		if err != nil {
+			return nil, fmt.Errorf("--mention: %v", err)
+		}
+		out = append(out, id)
+	}
+	return out, nil
 }
 
 // parley watch [ROOM]
@@ -138,6 +166,9 @@ func runWatch(c *cli, args []string) error {
 		prefix := ""
 		if req.Room == "" {
 			prefix = "[" + short(item.Room) + "] "
+		}
+		if item.MentionsMe {
+			prefix += "(mentions you) "
 		}
 		if item.Event != nil {
 			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event))

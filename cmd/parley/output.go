@@ -174,6 +174,16 @@ func messageNotes(e *node.TimelineEvent) string {
 	if e.Edited {
 		b.WriteString("  (edited)")
 	}
+	if e.Replaces != "" {
+		fmt.Fprintf(&b, "  (edit of %s)", short(e.Replaces))
+	}
+	if len(e.Mentions) > 0 {
+		ws := make([]string, len(e.Mentions))
+		for i, u := range e.Mentions {
+			ws[i] = short(u)
+		}
+		fmt.Fprintf(&b, "  (mentions %s)", strings.Join(ws, " "))
+	}
 	keys := make([]string, 0, len(e.Reactions))
 	for k := range e.Reactions {
 		keys = append(keys, k)

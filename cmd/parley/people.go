@@ -86,7 +86,7 @@ func runDM(c *cli, args []string) error {
 func runProfileSet(c *cli, args []string) error {
 	fs := c.flags()
 	name := fs.String("name", "", "display `NAME` (\"\" clears it)")
-	avatar := fs.String("avatar", "", "image `FILE` to use as this user's avatar (at most 48 KiB)")
+	avatar := fs.String("avatar", "", "image `FILE` to use as this user's avatar (stored in the media store)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func runProfileSet(c *cli, args []string) error {
 	}
 	if set["avatar"] {
 		var err error
-		if req.Avatar, err = readAvatar(*avatar); err != nil {
+		if req.AvatarPath, err = avatarPath(*avatar); err != nil {
 			return err
 		}
 	}
@@ -126,6 +126,9 @@ func runProfileGet(c *cli, args []string) error {
 
 func writeProfile(w io.Writer, r *node.ProfileResp) {
 	fmt.Fprintf(w, "user    %s\nname    %s\navatar  %s\n", r.User, orNone(r.DisplayName), orNone(r.Avatar))
+	if a := r.AvatarMedia; a != nil {
+		fmt.Fprintf(w, "        %s %dx%d (fetch with: parley media get %s#%s -o FILE)\n", a.MIME, a.Width, a.Height, a.CID, a.Key)
+	}
 }
 
 // parley block USER

@@ -82,6 +82,9 @@ func runRoomInfo(c *cli, args []string) error {
 		fmt.Fprintf(tw, "name\t%s\n", orNone(r.Name))
 		fmt.Fprintf(tw, "topic\t%s\n", orNone(r.Topic))
 		fmt.Fprintf(tw, "avatar\t%s\n", orNone(r.Avatar))
+		if a := r.AvatarMedia; a != nil {
+			fmt.Fprintf(tw, "\t%s %dx%d (fetch with: parley media get %s#%s -o FILE)\n", a.MIME, a.Width, a.Height, a.CID, a.Key)
+		}
 		fmt.Fprintf(tw, "join rule\t%s\n", orNone(r.JoinRule))
 		fmt.Fprintf(tw, "history\t%s\n", orNone(r.History))
 		fmt.Fprintf(tw, "encrypted\t%v (%d member devices)\n", r.Encrypted, len(r.Devices))

@@ -31,8 +31,14 @@ var md = goldmark.New(
 // same message (cid:, RFC 2392, §4.4) and Parley media blobs.
 var localImage = regexp.MustCompile(`^(cid:[A-Za-z0-9@._-]+|parley:media/[A-Za-z0-9]+)$`)
 
+// linkHref is what a link may point to: any URL of the allowed schemes
+// but parley:, and of parley: only users, rooms and media. Any other
+// parley: URL (say, one dressed up as a mention) loses its link.
+var linkHref = regexp.MustCompile(`^(?:(?i:https?|mailto|mimi|cid):|parley:(?:user|room|media)/[A-Za-z0-9]+$)`)
+
 // policy is the allow-list every HTML we show passes through: structural
-// and inline formatting, tables, links to web, mail and MIMI/Parley URIs
+// and inline formatting, tables, links to web, mail and MIMI URIs and to
+// Parley users, rooms and media
 // (rel=nofollow noreferrer), images only from the message or Parley
 // media. No scripts, styles, forms, frames, event handlers or classes
 // other than code languages.
@@ -44,7 +50,7 @@ var policy = func() *bluemonday.Policy {
 	p.AllowAttrs("align").Matching(regexp.MustCompile(`^(left|right|center)$`)).OnElements("th", "td")
 	p.AllowAttrs("start").Matching(bluemonday.Integer).OnElements("ol")
 	p.AllowAttrs("class").Matching(regexp.MustCompile(`^language-[A-Za-z0-9_+-]+$`)).OnElements("code")
-	p.AllowAttrs("href").OnElements("a")
+	p.AllowAttrs("href").Matching(linkHref).OnElements("a")
 	p.AllowAttrs("src").Matching(localImage).OnElements("img")
 	p.AllowAttrs("alt", "title").OnElements("img", "a")
 	p.AllowURLSchemes("https", "http", "mailto", "mimi", "parley", "cid")
@@ -234,12 +240,18 @@ func inlineText(n ast.Node, src []byte) string {
 		for c := n.FirstChild(); c != nil; c = c.NextSibling() {
 			switch c := c.(type) {
 			case *ast.Text:
-				b.Write(c.Segment.Value(src))
+				b.Write(util.UnescapePunctuations(c.Segment.Value(src)))
 				if c.HardLineBreak() || c.SoftLineBreak() {
 					b.WriteByte('\n')
 				}
 			case *ast.String:
 				b.Write(c.Value)
+			case *ast.CodeSpan: // backslashes are literal in code
+				for t := c.FirstChild(); t != nil; t = t.NextSibling() {
+					if t, ok := t.(*ast.Text); ok {
+						b.Write(t.Segment.Value(src))
+					}
+				}
 			case *ast.RawHTML:
 				for i := 0; i < c.Segments.Len(); i++ {
 					s := c.Segments.At(i)

@@ -190,6 +190,7 @@ func isType(ct, base string) bool {
 // for rich and plain text for plain). Media, null and reaction parts give
 // no text.
 func (c *Content) Text() (plain, markdown string) {
+	var htmlPlain string // the text of the first HTML part: used without a plain part
 	var walk func(p *Part)
 	walk = func(p *Part) {
 		switch p.Cardinality {
@@ -205,8 +206,8 @@ func (c *Content) Text() (plain, markdown string) {
 				plain = string(p.Content)
 			case isType(p.ContentType, "text/markdown") && markdown == "":
 				markdown = string(p.Content)
-			case isType(p.ContentType, "text/html") && plain == "":
-				plain = HTMLText(string(p.Content))
+			case isType(p.ContentType, "text/html") && htmlPlain == "":
+				htmlPlain = HTMLText(string(p.Content))
 			}
 		case MultiPart:
 			for i := range p.Parts {
@@ -215,6 +216,9 @@ func (c *Content) Text() (plain, markdown string) {
 		}
 	}
 	walk(&c.Body)
+	if plain == "" {
+		plain = htmlPlain
+	}
 	if plain == "" && markdown != "" {
 		plain = PlainText(markdown)
 	}

@@ -36,6 +36,10 @@
 //     redacted or deleted (Ref.Redacted) or not known yet (Ref.Event "").
 //     A thread reply is listed both in Messages and in Thread(root), and
 //     its inReplyTo makes it a reply where threads are not shown.
+//   - A message mentions the users its parley.mentions list names and
+//     those its sanitized rich text links to as parley:user/ID (MIMI §5.4),
+//     malformed IDs left out. The shown version's mentions count: an
+//     edit's mentions replace the original's; each version keeps its own.
 //   - A read receipt is a last-writer-wins register per user, ordered by
 //     the position of the event read; it is shown on the last listed
 //     message at or before that position.

@@ -209,6 +209,7 @@ func (v *view) finish(m *msg) {
 	cur := m.current()
 	m.Body, m.HTML = cur.render()
 	m.Media = cur.media
+	m.Mentions = cur.mentions
 	m.Edited, m.Versions = len(m.edits) > 0, 1+len(m.edits)
 	m.Reactions = aggregate(m.reacts)
 }
@@ -315,6 +316,31 @@ func render(c *mimi.Content) (body, html string) {
 		return body, mimi.SanitizeHTML(h)
 	}
 	return body, ""
+}
+
+// mentions returns the users c mentions: those its mention list names
+// and those the links of its sanitized rendering html point to (MIMI §5.4),
+// each once, in bytewise order. Malformed user URIs do not count.
+func mentions(c *mimi.Content, html string) []crdt.UserID {
+	var out []crdt.UserID
+	add := func(id string) {
+		u, err := crdt.ParseKey(id)
+		if err != nil {
+			return
+		}
+		if i, found := slices.BinarySearchFunc(out, u, cmpUser); !found && len(out) < mimi.MaxMentions {
+			out = slices.Insert(out, i, u)
+		}
+	}
+	for _, uri := range c.MentionList() {
+		if id, ok := strings.CutPrefix(uri, mimi.UserURIPrefix); ok {
+			add(id)
+		}
+	}
+	for _, id := range mimi.MentionedIDs(html) {
+		add(id)
+	}
+	return out
 }
 
 // htmlPart returns the first text/html part meant to be rendered.

@@ -65,6 +65,9 @@ type Message struct {
 	HTML     string
 	Fallback string
 	Media    []mimi.Media
+	// Mentions are the users the current version mentions (an edit's
+	// mentions replace the original's), in bytewise order: see mentions.
+	Mentions []crdt.UserID
 
 	ReplyTo    *Ref // the message answered (for a thread reply too)
 	ThreadRoot *Ref // the thread the message is in
@@ -101,6 +104,7 @@ type Version struct {
 	Body     string
 	HTML     string
 	Fallback string
+	Mentions []crdt.UserID
 }
 
 // Ignored names an item that has no effect, and why.
@@ -150,6 +154,7 @@ type entry struct {
 	rendered   bool
 	body, html string
 	media      []mimi.Media
+	mentions   []crdt.UserID
 	fbSet      bool
 	fbFor      *mimi.Content
 	fb         string
@@ -160,6 +165,7 @@ func (e *entry) render() (body, html string) {
 	if !e.rendered {
 		e.body, e.html = render(e.c)
 		e.media = e.c.MediaParts()
+		e.mentions = mentions(e.c, e.html)
 		e.rendered = true
 	}
 	return e.body, e.html
@@ -203,7 +209,7 @@ func (e *entry) hadContent() bool { return e.known || e.bad }
 
 // strip drops what a redaction removes: the content and its rendering.
 func (e *entry) strip() {
-	e.c, e.rendered, e.body, e.html, e.media = nil, false, "", "", nil
+	e.c, e.rendered, e.body, e.html, e.media, e.mentions = nil, false, "", "", nil, nil
 	e.fbSet, e.fbFor, e.fb = false, nil, ""
 }
 
@@ -289,7 +295,7 @@ func (p *Projection) Versions(id crdt.EventID) []Version {
 		if i > 0 {
 			fb = mimi.Fallback(e.c, m.orig.c)
 		}
-		out = append(out, Version{Event: e.ID, Pos: e.Pos(), TS: e.TS, Body: body, HTML: html, Fallback: fb})
+		out = append(out, Version{Event: e.ID, Pos: e.Pos(), TS: e.TS, Body: body, HTML: html, Fallback: fb, Mentions: e.mentions})
 	}
 	return out
 }

@@ -284,6 +284,13 @@ func (w *world) printMessages(ms []Message) string {
 			}
 			fmt.Fprintf(&b, "  reactions: %s\n", strings.Join(rs, ", "))
 		}
+		if len(m.Mentions) > 0 {
+			var us []string
+			for _, u := range m.Mentions {
+				us = append(us, w.who(u))
+			}
+			fmt.Fprintf(&b, "  mentions: %s\n", strings.Join(us, " "))
+		}
 		if len(m.ReadBy) > 0 {
 			var us []string
 			for _, u := range m.ReadBy {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
+)
+
+// Mentions and versions on the command line (cli.md "Messages").
+
+func TestMentionsClientSide(t *testing.T) {
+	home := t.TempDir()
+	user := crdt.PublicKey{1}.String()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"send", validID, "hi", "--mention", "bob"}, `--mention: malformed user ID "bob"`},
+		{[]string{"send", validID, "hi", "--mention", user, "--mention", user + "x"}, "--mention: malformed user ID"},
+		{[]string{"edit", validID, validID, "hi", "--mention", "parley:user/" + user}, "--mention: malformed user ID"},
+		{[]string{"history", validID, "--versions", "zzz"}, `malformed event ID "zzz"`},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			runCLI(t, "", append(tc.args, "--home", home)...).failsWith(t, tc.want)
+		})
+	}
+	runCLI(t, "", "history", validID, "--versions", validID, "--limit", "3", "--home", home).usageError(t, "--versions lists one message")
+	runCLI(t, "", "history", validID, "--versions", validID, "--thread", validID, "--home", home).usageError(t, "--versions lists one message")
+}
+
+func TestMentionsAgainstFakeDaemon(t *testing.T) {
+	user, other := crdt.PublicKey{1}.String(), crdt.PublicKey{2}.String()
+	f := startFake(t, map[string]string{
+		node.MethodSend: `{"event":"bafysent"}`,
+		node.MethodEdit: `{"event":"bafyedit"}`,
+		node.MethodHistory: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"v1","decrypted":true,"mentions":["` + user + `"]},
+			{"id":"e2","sender":"alice","type":"message","ts":1700000001000,"body":"v2","decrypted":true,"replaces":"e1"}]}`,
+		node.MethodWatch: `{"kind":"event","room":"r","event":{"id":"e1","sender":"alice","type":"message","ts":1,"body":"hi","decrypted":true},"mentions_me":true}` + "\n",
+	})
+	r := runCLI(t, "", "send", validID, "hi", "--mention", user, "--mention", strings.ToUpper(other), "--home", f.home)
+	if r.code != 0 {
+		t.Fatalf("send: %+v", r)
+	}
+	var sreq node.SendReq
+	json.Unmarshal([]byte(f.request(node.MethodSend)), &sreq)
+	if !slices.Equal(sreq.Mentions, []string{user, other}) {
+		t.Fatalf("send request %+v", sreq)
+	}
+	if r := runCLI(t, "", "edit", validID, validID, "hi", "--mention", user, "--home", f.home); r.code != 0 {
+		t.Fatalf("edit: %+v", r)
+	}
+	var ereq node.EditReq
+	json.Unmarshal([]byte(f.request(node.MethodEdit)), &ereq)
+	if !slices.Equal(ereq.Mentions, []string{user}) {
+		t.Fatalf("edit request %+v", ereq)
+	}
+	r = runCLI(t, "", "history", validID, "--versions", validID, "--home", f.home)
+	if r.code != 0 || !strings.Contains(f.request(node.MethodHistory), `"versions":"`+validID+`"`) ||
+		!strings.Contains(r.stdout, "(mentions ") || !strings.Contains(r.stdout, "(edit of e1)") {
+		t.Fatalf("history request %s, output %+v", f.request(node.MethodHistory), r)
+	}
+	r = runCLI(t, "", "watch", validID, "--home", f.home)
+	if !strings.Contains(r.stdout, "(mentions you)") {
+		t.Fatalf("watch output %q", r.stdout)
+	}
+}
