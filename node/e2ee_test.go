@@ -630,7 +630,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := crdt.ParseID(r.Room)
-	eventually(t, 20*time.Second, "host has the invite", func() (bool, string) {
+	eventually(t, convergeWithin, "host has the invite", func() (bool, string) {
 		var m string
 		host.do(ctx, func() error {
 			if rc := host.rooms[id]; rc.room != nil {
@@ -648,7 +648,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.reps[2].SyncNow(ctx)
-	eventually(t, 20*time.Second, "bob has the room", func() (bool, string) {
+	eventually(t, convergeWithin, "bob has the room", func() (bool, string) {
 		ok, _ := bob.HasRoomState(ctx, id)
 		return ok, ""
 	})
@@ -668,7 +668,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		}
 	}
 	// alice sends once bob's device is known to her (healing forwards the epoch to bob)
-	eventually(t, 20*time.Second, "alice sees bob's device", func() (bool, string) {
+	eventually(t, convergeWithin, "alice sees bob's device", func() (bool, string) {
 		var n int
 		alice.do(ctx, func() error { n = len(alice.rooms[id].room.MemberDevices(nil)); return nil })
 		return n == 2, fmt.Sprint(n)
@@ -676,12 +676,12 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 	if _, err := alice.Send(ctx, SendReq{Room: r.Room, Text: fromAlice}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "bob reads alice", read(bob, fromAlice))
+	eventually(t, convergeWithin, "bob reads alice", read(bob, fromAlice))
 	if _, err := bob.Send(ctx, SendReq{Room: r.Room, Text: fromBob}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "alice reads bob", read(alice, fromBob))
-	eventually(t, 20*time.Second, "alice reads bob's sealed display name", func() (bool, string) {
+	eventually(t, convergeWithin, "alice reads bob", read(alice, fromBob))
+	eventually(t, convergeWithin, "alice reads bob's sealed display name", func() (bool, string) {
 		info, _ := alice.Info(ctx, RoomReq{Room: r.Room})
 		for _, m := range info.Members {
 			if m.User == tn.ids[2].User.String() {
@@ -690,7 +690,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		}
 		return false, "bob not listed"
 	})
-	eventually(t, 20*time.Second, "host holds both messages", func() (bool, string) {
+	eventually(t, convergeWithin, "host holds both messages", func() (bool, string) {
 		h, _ := host.History(ctx, HistoryReq{Room: r.Room})
 		n := 0
 		for _, ev := range h.Events {

@@ -35,7 +35,7 @@ func TestEphemeralDelivery(t *testing.T) {
 			}
 			defer stop()
 			seen := map[string]*Signal{}
-			eventually(t, 20*time.Second, "typing and presence at node 1", func() (bool, string) {
+			eventually(t, convergeWithin, "typing and presence at node 1", func() (bool, string) {
 				// Re-sent each round: the topic's mesh forms after a heartbeat,
 				// and node 0 may not hold the epoch key node 1's join needed yet.
 				if _, data, err := e0.Typing(tn.ctx, TypingReq{Room: r.Room, On: true}); err == nil {

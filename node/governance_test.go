@@ -73,9 +73,9 @@ func TestBanUnderPartition(t *testing.T) {
 	tn.link(0, 1)
 	tn.link(1, 2)
 	room := setupRoom(t, tn)
-	tn.converged(room, 3, 20*time.Second, 0, 1, 2)
+	tn.converged(room, 3, convergeWithin, 0, 1, 2)
 	send(t, tn, 2, room, 2, "C before")
-	tn.converged(room, 5, 20*time.Second, 0, 1, 2)
+	tn.converged(room, 5, convergeWithin, 0, 1, 2)
 	tn.cut(1, 2)
 	if _, err := tn.reps[0].Engine.Ban(tn.ctx, RoomUserReq{Room: room, User: tn.ids[2].User.String()}); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestBanUnderPartition(t *testing.T) {
 	tn.link(1, 2)
 	want := []string{"B during 0", "B during 1", "C before 0", "C before 1"}
 	for i := range 3 {
-		eventually(t, 20*time.Second, "ban applied", func() (bool, string) {
+		eventually(t, convergeWithin, "ban applied", func() (bool, string) {
 			b := tn.bodies(i, room)
 			slices.Sort(b)
 			return slices.Equal(b, want), fmt.Sprintf("node %d: %q", i, b)
@@ -94,7 +94,7 @@ func TestBanUnderPartition(t *testing.T) {
 	// An honest message on top of the hidden ones stays visible everywhere.
 	send(t, tn, 1, room, 1, "B after")
 	for i := range 3 {
-		eventually(t, 20*time.Second, "honest child visible", func() (bool, string) {
+		eventually(t, convergeWithin, "honest child visible", func() (bool, string) {
 			b := tn.bodies(i, room)
 			return slices.Contains(b, "B after 0"), fmt.Sprintf("node %d: %q", i, b)
 		})

@@ -165,3 +165,8 @@ func (tn *testNet) converged(room string, want int, d time.Duration, which ...in
 		return ok, state
 	})
 }
+
+// convergeWithin bounds waits for convergence: longer than one anti-entropy
+// period (headsPeriod ± 30 %), the repair of last resort when gossip lost
+// something on a loaded machine.
+const convergeWithin = 60 * time.Second

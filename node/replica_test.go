@@ -43,5 +43,5 @@ func TestLineTopologyConverges(t *testing.T) {
 	}
 	wg.Wait()
 	// create + 2 joins + 90 messages
-	tn.converged(room.Room, 93, 20*time.Second, 0, 1, 2)
+	tn.converged(room.Room, 93, convergeWithin, 0, 1, 2)
 }

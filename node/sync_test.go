@@ -55,14 +55,14 @@ func TestPartitionAndHeal(t *testing.T) {
 	tn.link(3, 0)
 	room := setupRoom(t, tn)
 	base := 1 + 3
-	tn.converged(room, base, 20*time.Second, 0, 1, 2, 3)
+	tn.converged(room, base, convergeWithin, 0, 1, 2, 3)
 	// Partition {0,1} | {2,3}.
 	tn.cut(1, 2)
 	tn.cut(3, 0)
 	send(t, tn, 0, room, 50, "left")
 	send(t, tn, 3, room, 50, "right")
-	tn.converged(room, base+50, 20*time.Second, 0, 1)
-	tn.converged(room, base+50, 20*time.Second, 2, 3)
+	tn.converged(room, base+50, convergeWithin, 0, 1)
+	tn.converged(room, base+50, convergeWithin, 2, 3)
 	// Heal: anti-entropy on the new connections merges both sides.
 	tn.link(1, 2)
 	tn.link(3, 0)
@@ -76,7 +76,7 @@ func TestBlockedSubscriberRepairedByPull(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.converged(room, 2, convergeWithin, 0, 1)
 	// Block node 1's engine, so its gossip readers stall and pubsub drops.
 	release := make(chan struct{})
 	blocked := make(chan struct{})
@@ -95,7 +95,7 @@ func TestOfflineCatchUp(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.converged(room, 2, convergeWithin, 0, 1)
 	tn.stop(1)
 	send(t, tn, 0, room, n, "offline")
 	tn.start(1)
@@ -124,7 +124,7 @@ func TestForgedParentNeverApplied(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.converged(room, 2, convergeWithin, 0, 1)
 	rid, _ := crdt.ParseID(room)
 	heads, _, _ := tn.reps[1].Engine.Heads(tn.ctx, rid)
 	fake := crdt.IDOf([]byte("no such event"))
@@ -134,7 +134,7 @@ func TestForgedParentNeverApplied(t *testing.T) {
 	}
 	// A later honest message still flows, and the forged one never shows.
 	send(t, tn, 1, room, 1, "honest")
-	tn.converged(room, 3, 20*time.Second, 0, 1)
+	tn.converged(room, 3, convergeWithin, 0, 1)
 	info, _ := tn.reps[0].Engine.Info(tn.ctx, RoomReq{Room: room})
 	if info.Sync.Pending != 1 || info.Sync.Missing != 1 {
 		t.Fatalf("forged event should wait with one missing parent: %+v", info.Sync)
@@ -170,7 +170,7 @@ func TestNonCanonicalEventRejected(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.converged(room, 2, convergeWithin, 0, 1)
 	rid, _ := crdt.ParseID(room)
 	heads, _, _ := tn.reps[1].Engine.Heads(tn.ctx, rid)
 	ev := forge(t, tn.ids[1], rid, heads, []crdt.EventID{rid}, 3, "re-encoded")
@@ -202,7 +202,7 @@ func TestOrphanFloodBoundedPerPeer(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	tn.converged(room, 2, 20*time.Second, 0, 1)
+	tn.converged(room, 2, convergeWithin, 0, 1)
 	rid, _ := crdt.ParseID(room)
 	var flood []*crdt.Event
 	for i := range maxPeerOrphans + 500 {
@@ -220,5 +220,5 @@ func TestOrphanFloodBoundedPerPeer(t *testing.T) {
 		t.Fatalf("pending after the flood: %d, want the peer's budget %d", info.Sync.Pending, maxPeerOrphans)
 	}
 	send(t, tn, 1, room, 3, "honest")
-	tn.converged(room, 5, 20*time.Second, 0, 1)
+	tn.converged(room, 5, convergeWithin, 0, 1)
 }
