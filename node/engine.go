@@ -871,3 +871,27 @@ func (e *Engine) MaxDepth(ctx context.Context, room crdt.RoomID) (uint64, error)
 	})
 	return d, err
 }
+
+// UserOfDevice returns the user of a device announced in a room this
+// engine keeps (hosted or joined) whose user holds a membership there (any:
+// join, invite, knock, leave or ban). A device revoked everywhere, or
+// announced in no kept room, is unknown.
+func (e *Engine) UserOfDevice(ctx context.Context, dev crdt.DeviceID) (crdt.UserID, bool) {
+	var (
+		user crdt.UserID
+		ok   bool
+	)
+	e.do(ctx, func() error {
+		for _, rc := range e.rooms {
+			if rc.room == nil {
+				continue
+			}
+			if rec, u := rc.room.DeviceOf(dev); rec != nil && rc.room.MembershipOf(u) != "" {
+				user, ok = u, true
+				return nil
+			}
+		}
+		return nil
+	})
+	return user, ok
+}

@@ -30,6 +30,7 @@ func (n *Node) registerMedia(h host.Host) {
 		return
 	}
 	n.media = NewMedia(h, store, n.log)
+	n.media.SetRelayPolicy(n.sharesRoom)
 	Handle(n.api, MethodMediaAdd, n.media.Add)
 	Handle(n.api, MethodMediaGet, n.media.Get)
 	// Avatars go into the media store (avatars.go): these replace the

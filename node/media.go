@@ -37,7 +37,9 @@ import (
 // having read the message (or the manifest, itself only a list of
 // ciphertext CIDs). Tying blocks to rooms would make every host and relay
 // (blind hosts included) learn which blob belongs to which room, and would
-// forbid fetching from any holder. What we bound instead is cost: at most
+// forbid fetching from any holder. A node asked for a block it lacks may
+// pull it through from its other peers for a requester sharing a room with
+// it (media_relay.go). What we bound instead is cost: at most
 // mediaMaxPeerStreams served streams per peer at once, a per-peer byte rate,
 // an idle timeout per stream and frames of at most mediaMaxFrame octets.
 // A fetching node keeps within the stream cap (all its fetches together)
@@ -118,6 +120,8 @@ type Media struct {
 
 	served atomic.Int64 // blocks served (tests)
 
+	relay mediaRelay // pull-through (media_relay.go)
+
 	slots streamSlots // streams this node opens to each peer
 
 	arrivedMu sync.Mutex
@@ -144,6 +148,7 @@ func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
 		fetches:    map[string]*sync.Mutex{},
 		now:        time.Now,
 		touched:    map[string]time.Time{},
+		relay:      newMediaRelay(),
 	}
 }
 
@@ -199,6 +204,11 @@ func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
 		return errors.New("unsupported CID")
 	}
 	data, err := m.store.Get(id)
+	if errors.Is(err, media.ErrNotFound) {
+		if data = m.pullThrough(p, id); data != nil {
+			err = nil
+		}
+	}
 	switch {
 	case errors.Is(err, media.ErrNotFound):
 		return c.send(&mediaMsg{Op: mediaOpNotFound, CID: req.CID})

@@ -19,10 +19,11 @@ import (
 // thumbnail (of a message not redacted) and no avatar, in any room this node
 // keeps, nor this user's own avatar. Two kinds of blob survive anyway:
 // those this node added or fetched within the grace period (an upload not
-// sent yet, a fetch for a message whose key has not arrived), and those
-// being imported, fetched or read right now (gcMu). A node that cannot
-// decrypt a message (a blind host) holds none of its media, since it never
-// learns the CID.
+// sent yet, a fetch for a message whose key has not arrived, a block pulled
+// through for a peer), and those being imported, fetched or read right now
+// (gcMu). A node that cannot decrypt a message (a blind host) never learns
+// its CIDs: the media it holds is what it pulled through for members
+// (media_relay.go), a cache collected once the grace period is over.
 
 // Defaults of the collection.
 const (

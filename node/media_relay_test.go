@@ -1,0 +1,224 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/media"
+)
+
+// Pull-through on a line author – host – member: the host keeps the
+// member's encrypted room without its keys and holds none of the file; the
+// member, not connected to the author, fetches it through the host, which
+// then holds ciphertext blocks only. A peer that shares no room with the
+// host gets not-found, and the host fetches nothing for it.
+func TestMediaPullThroughBlindHost(t *testing.T) {
+	const author, host, member, outsider = 0, 1, 2, 3
+	mn := newMediaNet(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), convergeWithin)
+	defer cancel()
+
+	// The member's encrypted room, kept by the host (no membership).
+	mn.link(member, host)
+	r, err := mn.reps[member].Engine.CreateRoom(ctx, RoomCreateReq{Name: "pull-through"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostEng := mn.reps[host].Engine
+	if _, err := hostEng.TrackRoom(ctx, r.Room); err != nil {
+		t.Fatal(err)
+	}
+	mn.reps[host].SyncNow(ctx)
+	memberDev, err := deviceOfPeer(mn.reps[member].host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, convergeWithin, "the host knows the member's device", func() (bool, string) {
+		u, ok := hostEng.UserOfDevice(ctx, memberDev)
+		return ok && u == mn.ids[member].User, ""
+	})
+	outsiderDev, err := deviceOfPeer(mn.reps[outsider].host.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := hostEng.UserOfDevice(ctx, outsiderDev); ok {
+		t.Fatal("the host maps the outsider's device to a member")
+	}
+	mn.media[host].SetRelayPolicy(relayPolicy(hostEng))
+
+	mn.link(author, host)
+	mn.link(outsider, host)
+	marker := []byte("PLAINTEXT-MARKER ")
+	data := bytes.Repeat(marker, (3<<20)/len(marker)+1) // manifest + 4 blocks
+	key, err := media.NewFileKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, err := media.Import(mn.stores[author], bytes.NewReader(data), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := media.Blocks(mn.stores[author], blob.Root)
+	if err != nil || len(blocks) != 4 {
+		t.Fatalf("%d blocks, %v", len(blocks), err)
+	}
+	if slices.Contains(mn.reps[member].host.Network().Peers(), mn.reps[author].host.ID()) {
+		t.Fatal("the member is connected to the author")
+	}
+
+	if err := mn.media[member].Fetch(ctx, blob.Root); err != nil {
+		t.Fatalf("fetch through the host: %v", err)
+	}
+	if got := readBlob(t, mn.stores[member], blob.Root, key); !bytes.Equal(got, data) {
+		t.Fatal("the file fetched through the host differs")
+	}
+	if n := mn.media[host].relay.pulled.Load(); n != int64(len(blocks))+1 {
+		t.Fatalf("the host pulled %d blocks through, want %d", n, len(blocks)+1)
+	}
+	if miss, err := media.Missing(mn.stores[host], blob.Root); err != nil || len(miss) != 0 {
+		t.Fatalf("the host misses %d blocks it pulled (%v)", len(miss), err)
+	}
+	_ = mn.stores[host].List(func(c cid.Cid) bool {
+		b, _ := mn.stores[host].Get(c)
+		if bytes.Contains(b, marker) {
+			t.Errorf("the host holds plaintext in %s", c)
+		}
+		return true
+	})
+	// What the host pulled survives its GC within the grace period.
+	if _, err := mn.media[host].collect(nil, MediaGCGrace); err != nil {
+		t.Fatal(err)
+	}
+	if miss, err := media.Missing(mn.stores[host], blob.Root); err != nil || len(miss) != 0 {
+		t.Fatalf("the host's GC dropped %d pulled blocks (%v)", len(miss), err)
+	}
+
+	// The outsider shares no room with the host.
+	other, _, _ := mn.addBlob(author, 2<<20)
+	pulled, served := mn.media[host].relay.pulled.Load(), mn.media[author].served.Load()
+	err = mn.media[outsider].Fetch(ctx, other.Root)
+	if !errors.Is(err, ErrMediaNotFound) {
+		t.Fatalf("the outsider's fetch: %v, want not found", err)
+	}
+	if n := mn.media[host].relay.pulled.Load() - pulled; n != 0 {
+		t.Fatalf("the host pulled %d blocks for the outsider", n)
+	}
+	if n := mn.media[author].served.Load() - served; n != 0 {
+		t.Fatalf("the author served %d blocks to the host for the outsider", n)
+	}
+	if ok, _ := mn.stores[host].Has(other.Root); ok {
+		t.Fatal("the host holds a block of the outsider's blob")
+	}
+
+	// The host's copy is a cache: collected once the grace period is over.
+	mn.media[host].now = func() time.Time { return time.Now().Add(2 * MediaGCGrace) }
+	if _, err := mn.media[host].collect(nil, MediaGCGrace); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := mn.stores[host].Has(blob.Root); ok {
+		t.Fatal("the host kept a pulled block past the grace period")
+	}
+}
+
+// Three nodes in a triangle that all pull through for each other, none
+// holding the block: the request that comes back round (c asks a, a asks
+// b, b asks c, c asks a) gets not-found at once, and the fetch fails fast.
+func TestMediaPullThroughNoLoop(t *testing.T) {
+	const a, b, c = 0, 1, 2
+	mn := newMediaNet(t, 3)
+	mn.link(a, b)
+	mn.link(b, c)
+	mn.link(a, c)
+	all := func(context.Context, peer.ID) bool { return true }
+	for i := range 3 {
+		mn.media[i].SetRelayPolicy(all)
+	}
+	nowhere := media.BlockCID(cid.Raw, []byte("held by no one"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := mn.media[c].Fetch(ctx, nowhere); !errors.Is(err, ErrMediaNotFound) {
+		t.Fatalf("fetch of a block no one holds: %v, want not found", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the fetch took %v", d)
+	}
+	for i := range 3 {
+		if n := mn.media[i].relay.pulled.Load(); n != 0 {
+			t.Fatalf("node %d pulled %d blocks", i, n)
+		}
+	}
+}
+
+// gatedStore holds every Get until open is closed.
+type gatedStore struct {
+	media.BlobStore
+	open chan struct{}
+}
+
+func (s *gatedStore) Get(c cid.Cid) ([]byte, error) {
+	<-s.open
+	return s.BlobStore.Get(c)
+}
+
+// Two requesters of the same block at once get it from one pull-through:
+// the second waits for the first, and the holder serves each block once.
+func TestMediaPullThroughOnePerCID(t *testing.T) {
+	const author, host, m1, m2 = 0, 1, 2, 3
+	mn := newMediaNet(t, 4)
+	mn.link(author, host)
+	mn.link(m1, host)
+	mn.link(m2, host)
+	mn.media[host].SetRelayPolicy(func(context.Context, peer.ID) bool { return true })
+	blob, key, data := mn.addBlob(author, 2<<20+5) // manifest + 3 blocks
+	blocks, err := media.Blocks(mn.stores[author], blob.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &gatedStore{BlobStore: mn.stores[author], open: make(chan struct{})}
+	mn.media[author].store = gate
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls := func() int {
+		r := &mn.media[host].relay
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.calls)
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- mn.media[m1].Fetch(ctx, blob.Root) }()
+	eventually(t, 5*time.Second, "the host pulls the manifest through", func() (bool, string) { return calls() == 1, "" })
+	go func() { errs <- mn.media[m2].Fetch(ctx, blob.Root) }()
+	m2ID := mn.reps[m2].host.ID()
+	eventually(t, 5*time.Second, "the second requester asks the host", func() (bool, string) {
+		l := mn.media[host].peerLimits
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.streams[m2ID] > 0, ""
+	})
+	if n := calls(); n != 1 {
+		t.Fatalf("%d pull-throughs in flight, want 1", n)
+	}
+	close(gate.open)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+	}
+	for _, i := range []int{m1, m2} {
+		if got := readBlob(t, mn.stores[i], blob.Root, key); !bytes.Equal(got, data) {
+			t.Fatalf("node %d: the file differs", i)
+		}
+	}
+	if n := mn.media[author].served.Load(); n != int64(len(blocks))+1 {
+		t.Fatalf("the author served %d blocks, want %d (each once)", n, len(blocks)+1)
+	}
+}
