@@ -34,16 +34,7 @@ func TestContentAcceptance(t *testing.T) {
 	var rr node.RoomResp
 	a.must(&rr, "room", "create", "--name", "content")
 	room := rr.Room
-	h.must(nil, "room", "host", room, "--via", a.addr)
-	a.must(nil, "room", "invite", room, b.user)
-	eventually(t, govTimeout, "the host relays the invite", func() error {
-		if m := memberOf(t, h, room, b.user); m == nil || m.Membership != "invite" {
-			return fmt.Errorf("host's copy: %+v", m)
-		}
-		return nil
-	})
-	b.must(nil, "room", "join", room, "--via", h.addr)
-	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
+	hostAndJoin(t, a, h, b, room)
 	w := startWatch(t, a, room)
 
 	// Markdown: rendered, sanitized, with a plain body.

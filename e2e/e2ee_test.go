@@ -20,16 +20,7 @@ func TestE2EEBlindHostAndKick(t *testing.T) {
 	var rr node.RoomResp
 	a.must(&rr, "room", "create", "--name", name) // private rooms are encrypted by default
 	room := rr.Room
-	h.must(nil, "room", "host", room, "--via", a.addr)
-	a.must(nil, "room", "invite", room, b.user)
-	eventually(t, govTimeout, "the host relays the invite", func() error {
-		if m := memberOf(t, h, room, b.user); m == nil || m.Membership != "invite" {
-			return fmt.Errorf("host's copy: %+v", m)
-		}
-		return nil
-	})
-	b.must(nil, "room", "join", room, "--via", h.addr)
-	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
+	hostAndJoin(t, a, h, b, room)
 
 	fromA, fromB := marker("from-a"), marker("from-b")
 	// a's first message may go out before b's device record reaches a;
@@ -151,4 +142,20 @@ func TestE2EEJoinedAndSharedHistory(t *testing.T) {
 			waitBodies(t, []*daemon{b}, room, before)
 		}
 	}
+}
+
+// hostAndJoin has h host a's room, a invite b, and b join through h, and
+// waits until all three see b joined (a and b need not be connected).
+func hostAndJoin(t *testing.T, a, h, b *daemon, room string) {
+	t.Helper()
+	h.must(nil, "room", "host", room, "--via", a.addr)
+	a.must(nil, "room", "invite", room, b.user)
+	eventually(t, govTimeout, "the host relays the invite", func() error {
+		if m := memberOf(t, h, room, b.user); m == nil || m.Membership != "invite" {
+			return fmt.Errorf("host's copy: %+v", m)
+		}
+		return nil
+	})
+	b.must(nil, "room", "join", room, "--via", h.addr)
+	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
 }

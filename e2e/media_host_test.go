@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,16 +38,7 @@ func TestMediaThroughBlindHost(t *testing.T) {
 	var rr node.RoomResp
 	a.must(&rr, "room", "create", "--name", marker("media-host")) // private: encrypted
 	room := rr.Room
-	h.must(nil, "room", "host", room, "--via", a.addr)
-	a.must(nil, "room", "invite", room, b.user)
-	eventually(t, govTimeout, "the host relays the invite", func() error {
-		if m := memberOf(t, h, room, b.user); m == nil || m.Membership != "invite" {
-			return fmt.Errorf("host's copy: %+v", m)
-		}
-		return nil
-	})
-	b.must(nil, "room", "join", room, "--via", h.addr)
-	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
+	hostAndJoin(t, a, h, b, room)
 
 	data := make([]byte, 1<<20)
 	rand.Read(data)
