@@ -632,11 +632,10 @@ func (r *netnsRun) run() error {
 		if err != nil {
 			return err
 		}
-		f, err := newForwarder(la, lb, r.nodes[e.b].nodeIP+":4001", p.latency[k], r.nodes[e.a], r.nodes[e.b])
+		f, err := newForwarder(la, lb, r.nodes[e.b].nodeIP+":4001", p.latency[k], r.nodes[e.a], r.nodes[e.b], r.recordLate)
 		if err != nil {
 			return fmt.Errorf("netns: edge %d-%d: %w", e.a, e.b, err)
 		}
-		f.late = r.recordLate
 		r.fwds[k] = f
 	}
 	links := 0
@@ -1236,12 +1235,12 @@ type forwarder struct {
 	conns map[net.Conn]struct{}
 }
 
-func newForwarder(ip, from, target string, delay time.Duration, a, b *nsNode) (*forwarder, error) {
+func newForwarder(ip, from, target string, delay time.Duration, a, b *nsNode, late func(time.Duration)) (*forwarder, error) {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		return nil, err
 	}
-	f := &forwarder{ln: ln, from: from, target: target, delay: delay, a: a, b: b, up: true, conns: map[net.Conn]struct{}{}}
+	f := &forwarder{ln: ln, from: from, target: target, delay: delay, a: a, b: b, late: late, up: true, conns: map[net.Conn]struct{}{}}
 	go f.serve()
 	return f, nil
 }

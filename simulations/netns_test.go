@@ -106,7 +106,7 @@ func TestNetnsForwarderDelay(t *testing.T) {
 		}
 	}()
 	a, b := &nsNode{}, &nsNode{}
-	f, err := newForwarder("127.0.0.1", "", ln.Addr().String(), 25*time.Millisecond, a, b)
+	f, err := newForwarder("127.0.0.1", "", ln.Addr().String(), 25*time.Millisecond, a, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -480,7 +480,16 @@ func (s *sim) run() error {
 	s.wall0 = wallNow()
 	p := s.plan
 	s.mn = mocknet.New()
-	defer s.mn.Close()
+	defer func() {
+		// Runs after the replicas stopped (the defer below): stop the bare
+		// adversaries' pubsub, let the streams they were opening settle
+		// (virtual time in a bubble), and only then close every link, so
+		// that no stream is opened on a closing connection and left
+		// blocked forever (mocknet does not reset those).
+		cancel()
+		time.Sleep(time.Second)
+		s.mn.Close()
+	}()
 	keys := rand.NewChaCha8(seed32(s.sc.Seed))
 	s.hosts = make([]host.Host, p.total)
 	s.idents = make([]*crdt.Identity, p.total)
