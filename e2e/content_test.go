@@ -344,6 +344,13 @@ func mustHistory(t *testing.T, d *daemon, room string) []node.TimelineEvent {
 // testWAV is ms milliseconds of a 16-bit mono PCM tone at rate Hz.
 func testWAV(rate, ms int) []byte {
 	n := rate * ms / 1000
+	return wavFile(rate, n, func(i int) int16 {
+		return int16(8000 * math.Sin(float64(i)*2*math.Pi*440/float64(rate)) * float64(i) / float64(n))
+	})
+}
+
+// wavFile is a 16-bit mono PCM WAV file of n samples at rate Hz.
+func wavFile(rate, n int, sample func(i int) int16) []byte {
 	var b bytes.Buffer
 	le := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
 	b.WriteString("RIFF")
@@ -359,7 +366,7 @@ func testWAV(rate, ms int) []byte {
 	b.WriteString("data")
 	le(uint32(2 * n))
 	for i := range n {
-		le(int16(8000 * math.Sin(float64(i)*2*math.Pi*440/float64(rate)) * float64(i) / float64(n)))
+		le(sample(i))
 	}
 	return b.Bytes()
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -176,23 +175,8 @@ func acceptMedia(t *testing.T, d *daemon, room, id string) node.MessageMedia {
 // that no 4 KiB of it repeats.
 func acceptWAV(rate, ms int) []byte {
 	n := rate * ms / 1000
-	var b bytes.Buffer
-	le := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
-	b.WriteString("RIFF")
-	le(uint32(36 + 2*n))
-	b.WriteString("WAVEfmt ")
-	le(uint32(16))
-	le(uint16(1))
-	le(uint16(1))
-	le(uint32(rate))
-	le(uint32(2 * rate))
-	le(uint16(2))
-	le(uint16(16))
-	b.WriteString("data")
-	le(uint32(2 * n))
-	for i := range n {
+	return wavFile(rate, n, func(i int) int16 {
 		f := 200 + 1800*float64(i)/float64(n)
-		le(int16(12000 * math.Sin(float64(i)*2*math.Pi*f/float64(rate))))
-	}
-	return b.Bytes()
+		return int16(12000 * math.Sin(float64(i)*2*math.Pi*f/float64(rate)))
+	})
 }

@@ -205,6 +205,22 @@ func (n *Node) keepMedia(ctx context.Context, gc <-chan time.Time) error {
 
 // watchForAvatars pokes wake whenever an event shows in any room, until ctx
 // is done.
+// mayChangeAvatars reports whether a watched item can name a new avatar: a
+// room avatar, a profile or a membership event. Messages, receipts and
+// signals cannot, and each look rebuilds every room's state, so they do
+// not trigger one (a sealed avatar whose key comes later is found by the
+// periodic recheck).
+func mayChangeAvatars(it WatchItem) bool {
+	if it.Kind != "event" || it.Event == nil {
+		return false
+	}
+	switch it.Event.Type {
+	case rooms.TypeAvatar, rooms.TypeProfile, rooms.TypeMember:
+		return true
+	}
+	return false
+}
+
 func (n *Node) watchForAvatars(ctx context.Context, wake chan<- struct{}) {
 	poke := func() {
 		select {
@@ -223,11 +239,13 @@ func (n *Node) watchForAvatars(ctx context.Context, wake chan<- struct{}) {
 			case <-ctx.Done():
 				stop()
 				return
-			case _, ok := <-ch:
+			case it, ok := <-ch:
 				if !ok { // fell behind: watch again
 					break read
 				}
-				poke()
+				if mayChangeAvatars(it) {
+					poke()
+				}
 			}
 		}
 		stop()

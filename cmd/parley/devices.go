@@ -49,15 +49,9 @@ func runVerify(c *cli, args []string) error {
 
 // parley device list [USER]
 func runDeviceList(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 0, 1)
+	req, err := c.optionalUser(args)
 	if err != nil {
 		return err
-	}
-	var req node.UserReq
-	if len(pos) == 1 {
-		if req.User, err = parseUser(pos[0]); err != nil {
-			return err
-		}
 	}
 	var r node.DeviceListResp
 	return c.call(node.MethodDeviceList, req, &r, func(w io.Writer) {

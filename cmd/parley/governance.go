@@ -36,11 +36,7 @@ func runRoomInvite(c *cli, args []string) error {
 
 // parley room leave ROOM
 func runRoomLeave(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	room, err := parseRoom(pos[0])
+	room, err := c.roomArg(args)
 	if err != nil {
 		return err
 	}

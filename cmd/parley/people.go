@@ -110,15 +110,9 @@ func runProfileSet(c *cli, args []string) error {
 
 // parley profile get [USER]
 func runProfileGet(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 0, 1)
+	req, err := c.optionalUser(args)
 	if err != nil {
 		return err
-	}
-	var req node.UserReq
-	if len(pos) == 1 {
-		if req.User, err = parseUser(pos[0]); err != nil {
-			return err
-		}
 	}
 	var r node.ProfileResp
 	return c.call(node.MethodProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })

@@ -67,11 +67,7 @@ func runRoomList(c *cli, args []string) error {
 
 // parley room info ROOM
 func runRoomInfo(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	room, err := parseRoom(pos[0])
+	room, err := c.roomArg(args)
 	if err != nil {
 		return err
 	}
@@ -168,11 +164,7 @@ func runRoomHost(c *cli, args []string) error {
 
 // parley room unhost ROOM
 func runRoomUnhost(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	room, err := parseRoom(pos[0])
+	room, err := c.roomArg(args)
 	if err != nil {
 		return err
 	}
@@ -204,6 +196,25 @@ func parseEvent(s string) (string, error) {
 		return "", fmt.Errorf("malformed event ID %q (see: parley history ROOM)", s)
 	}
 	return s, nil
+}
+
+// roomArg parses a lone ROOM argument.
+func (c *cli) roomArg(args []string) (string, error) {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return "", err
+	}
+	return parseRoom(pos[0])
+}
+
+// optionalUser parses an optional USER argument (none: this user).
+func (c *cli) optionalUser(args []string) (node.UserReq, error) {
+	pos, err := c.parse(c.flags(), args, 0, 1)
+	if err != nil || len(pos) == 0 {
+		return node.UserReq{}, err
+	}
+	u, err := parseUser(pos[0])
+	return node.UserReq{User: u}, err
 }
 
 // parseRoomEvent checks the ROOM EVENT positional arguments.
