@@ -215,6 +215,8 @@ func startWatch(t *testing.T, d *daemon, room string) *watcher {
 		cmd.Wait()
 		<-done
 	})
+	// Nothing accepted after the ready line is missed.
+	waitWatch(t, w, "the stream open", func(it node.WatchItem) bool { return it.Kind == node.WatchReady })
 	return w
 }
 

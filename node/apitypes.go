@@ -220,9 +220,13 @@ type WatchReq struct {
 	Room string `json:"room,omitempty"`
 }
 
+// WatchReady is the kind of the first line of every watch stream, sent
+// once the watcher is registered: whatever is accepted after it is streamed.
+const WatchReady = "ready"
+
 // WatchItem is one line of the watch stream.
 type WatchItem struct {
-	Kind    string         `json:"kind"` // "event", "warning", "receipt", "typing" or "presence"
+	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing" or "presence"
 	Room    string         `json:"room"`
 	Event   *TimelineEvent `json:"event,omitempty"`
 	Warning *Warning       `json:"warning,omitempty"` // kind "warning"

@@ -81,7 +81,9 @@ func (n *Node) registerAPI(h host.Host) {
 			return err
 		}
 		defer stop()
-		if err := emit(nil); err != nil { // registered: open the stream
+		// Registered: say so, so that a client knows that nothing from
+		// here on is missed.
+		if err := emit(WatchItem{Kind: WatchReady, Room: req.Room}); err != nil {
 			return nil
 		}
 		for {

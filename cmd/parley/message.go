@@ -163,6 +163,9 @@ func runWatch(c *cli, args []string) error {
 		if c.json {
 			return c.printRaw(line)
 		}
+		if item.Kind == node.WatchReady {
+			return nil
+		}
 		prefix := ""
 		if req.Room == "" {
 			prefix = "[" + short(item.Room) + "] "
