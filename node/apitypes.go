@@ -3,7 +3,7 @@ package node
 // Wire types of the local HTTP API. Every method is `POST /v1/<method>` with
 // a JSON request body and a JSON response; errors are {"error": "...",
 // "kind": "..."} with a status code from the kind (see errors.go). JSON keys
-// follow the CLI contract (spec/cli.md), which prints these objects as is.
+// follow the CLI contract (docs/cli.md), which prints these objects as is.
 
 // API method names.
 const (
