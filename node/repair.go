@@ -25,6 +25,7 @@ import (
 // Repair limits.
 const (
 	maxRepairPeers    = 8           // sessions per repair attempt
+	maxRepairDials    = 3           // of which with peers not connected (each dial may take seconds)
 	maxRoomServers    = 16          // remembered servers per room
 	maxRepairWant     = 256         // wanted ids remembered per room
 	repairBackoff     = time.Second // after the first failed attempt; doubled per attempt
@@ -146,8 +147,12 @@ func (s *Syncer) repairPeers(room crdt.RoomID, via peer.ID) []peer.ID {
 	for _, p := range append(topic, servers...) {
 		add(p, connected(p) && !s.notSync(p))
 	}
+	dials := 0
 	for _, p := range servers {
-		add(p, !s.notSync(p))
+		if !seen[p] && dials < maxRepairDials && !s.notSync(p) {
+			dials++
+			add(p, true)
+		}
 	}
 	for _, p := range s.host.Network().Peers() {
 		add(p, !s.notSync(p))
