@@ -6,8 +6,8 @@ import (
 )
 
 // FuzzDecode: Decode never panics, and whatever it accepts re-encodes to the
-// same bytes with the same ID (one encoding per event; research/crdt_sync.md
-// §2.a malleability rule).
+// same bytes with the same ID (one encoding per event; docs/design.md §2,
+// the malleability rule).
 func FuzzDecode(f *testing.F) {
 	id := testIdentity(f)
 	create, err := Sign(id, Draft{Type: TypeCreate, TS: 1, Body: []byte("room")})

@@ -9,7 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// Spec: research/crdt_sync.md §2.a "Malleability rule", §2.e item 8.
+// Spec: docs/design.md §2 (one encoding per event) and §4 scenario 8.
 func TestMalleability(t *testing.T) {
 	id := testIdentity(t)
 	create, err := Sign(id, Draft{Type: TypeCreate, TS: 1, Body: []byte("room")})

@@ -6,7 +6,7 @@ import (
 	"github.com/parley-p2p/parley/internal/puretest"
 )
 
-// TestPureImports enforces DESIGN.md §1 for media (the file system belongs
+// TestPureImports enforces docs/design.md §1 for media (the file system belongs
 // to the fsstore sub-package).
 func TestPureImports(t *testing.T) {
 	puretest.CheckImports(t, ".", append(puretest.Base,

@@ -3,7 +3,7 @@ package node
 // Wire types of the local HTTP API. Every method is `POST /v1/<method>` with
 // a JSON request body and a JSON response; errors are {"error": "...",
 // "kind": "..."} with a status code from the kind (see errors.go). JSON keys
-// follow the CLI contract (spec/cli.md), which prints these objects as is.
+// follow the CLI contract (docs/cli.md), which prints these objects as is.
 
 // API method names.
 const (
@@ -117,6 +117,10 @@ type SyncInfo struct {
 	Heads   []string `json:"heads"`
 	Missing int      `json:"missing"` // ancestors known to exist but not held; 0 = no gap below the heads
 	Pending int      `json:"pending"` // events held back until their ancestors arrive
+	// SyncPeers counts the connected peers that serve sync for the room
+	// (subscribed to its topics, or served it before). With 0 and a gap,
+	// nothing can repair the gap until such a peer is reachable.
+	SyncPeers int `json:"sync_peers"`
 }
 
 // RoomInfoResp answers MethodRoomInfo.

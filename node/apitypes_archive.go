@@ -1,6 +1,6 @@
 package node
 
-// API methods and wire types for history portability (spec/cli.md "History
+// API methods and wire types for history portability (docs/cli.md "History
 // portability"; the file format is docs/protocol.md section 7).
 
 // History archive method names.

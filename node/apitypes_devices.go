@@ -1,6 +1,6 @@
 package node
 
-// API methods and wire types for devices and verification (spec/cli.md
+// API methods and wire types for devices and verification (docs/cli.md
 // "Devices and verification").
 
 // Device and verification method names.

@@ -1,7 +1,7 @@
 package node
 
 // API methods and wire types for room governance, profiles, direct
-// messages, blocking and invite controls (spec/cli.md "Rooms and membership").
+// messages, blocking and invite controls (docs/cli.md "Rooms and membership").
 
 // Governance method names.
 const (

@@ -1,6 +1,6 @@
 package node
 
-// API methods and wire types for media (spec/cli.md "Media").
+// API methods and wire types for media (docs/cli.md "Media").
 
 // Media method names.
 const (

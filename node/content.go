@@ -15,7 +15,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/timeline"
 )
 
-// Message content (DESIGN.md §9, docs/protocol.md §6): the body of a
+// Message content (docs/design.md §7, docs/protocol.md 5.2): the body of a
 // message event (its sealed plaintext in an encrypted room) is MIMI
 // content. Bodies of the older form rooms.MessageBody{Text} are read as
 // plain text. The engine keeps one timeline.Projection per room, built on

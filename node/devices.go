@@ -11,7 +11,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// Devices and verification (research/e2ee.md §4.1, §4.2, §5.3, §5.11).
+// Devices and verification (docs/design.md §5.1).
 //
 // Verification compares users' master keys: a user ID is the master
 // public key, so the safety number and the SAS emoji of two users are a

@@ -17,7 +17,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// The end-to-end encryption tests of research/e2ee.md §8 (C15-C29) on
+// The end-to-end encryption tests of docs/design.md §5.6 (C15-C29) on
 // engines joined by a bus that delivers published events in a random order
 // (seeded; the seed is printed on failure), with duplicates. Every
 // plaintext carries a unique marker, and every byte each node persisted

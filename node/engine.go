@@ -840,7 +840,7 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 		// hide their own concurrent messages; with end-to-end encryption
 		// they receive only ciphertext they hold no key for. An encrypted
 		// room is served to any peer that names it: its ID is the
-		// capability a blind host needs (DESIGN.md §8), and the log holds
+		// capability a blind host needs (docs/design.md §6), and the log holds
 		// ciphertext only.
 		ok = rc.room.JoinRule() == rooms.Public || rc.room.Encrypted() || rc.room.MembershipOf(user) != ""
 		return nil

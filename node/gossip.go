@@ -373,11 +373,14 @@ func (g *Gossip) readHeads(ctx context.Context, room crdt.RoomID, sub *pubsub.Su
 		if err != nil {
 			return
 		}
-		for _, k := range known {
+		var unknown []crdt.EventID
+		for i, k := range known {
 			if !k {
-				g.sync.Trigger(room, m.ReceivedFrom)
-				break
+				unknown = append(unknown, ids[i])
 			}
+		}
+		if len(unknown) > 0 {
+			g.sync.HeadsUnknown(room, unknown, m.ReceivedFrom)
 		}
 	}
 }

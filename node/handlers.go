@@ -60,7 +60,7 @@ func (n *Node) registerAPI(h host.Host) {
 	})
 	Handle(s, MethodRoomCreate, n.engine.CreateRoom)
 	Handle(s, MethodRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
-	Handle(s, MethodRoomInfo, n.engine.Info)
+	Handle(s, MethodRoomInfo, n.replica.RoomInfo)
 	Handle(s, MethodRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
 		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})

@@ -6,7 +6,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Blind hosting (DESIGN.md §8): a node keeps and serves a room it is not a
+// Blind hosting (docs/design.md §6): a node keeps and serves a room it is not a
 // member of. For an encrypted room it holds ciphertext only: no wrap names
 // its device, so it never holds an epoch secret and decrypts nothing.
 // Members and other hosts pull an encrypted room from any node that names

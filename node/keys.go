@@ -22,7 +22,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// End-to-end encryption in the engine (research/e2ee.md §5, rooms/keys.go
+// End-to-end encryption in the engine (docs/design.md §5, rooms/keys.go
 // for the rules). The engine goroutine owns all of it:
 //
 //   - An encrypted room's creator announces its device (a `device` event
@@ -264,7 +264,7 @@ func (kr *keyring) held(room crdt.RoomID, id e2ee.EpochID) *e2ee.EpochKey {
 
 // keep persists k (sealed at rest) and then holds it. Persisting comes
 // first, so no event under an epoch is published before its secret is on
-// disk (research/e2ee.md §8 C29).
+// disk (docs/design.md §5.6 C29).
 func (kr *keyring) keep(k *e2ee.EpochKey) error {
 	if kr.held(k.Room(), k.ID()) != nil {
 		k.Destroy()
@@ -498,7 +498,7 @@ func (e *Engine) rotateNow(room crdt.RoomID, rc *roomCtl, reason e2ee.Reason) (*
 }
 
 // sendKey picks the epoch a content event with parents prev is sealed
-// under: the newest admissible epoch held (research/e2ee.md §5.6), unless
+// under: the newest admissible epoch held (docs/design.md §5.3), unless
 // it is due for periodic rotation; otherwise it rotates first and reports
 // rotated (the caller drafts again on the new heads).
 func (e *Engine) sendKey(room crdt.RoomID, rc *roomCtl, prev []crdt.EventID) (k *e2ee.EpochKey, rotated bool, err error) {
@@ -614,7 +614,7 @@ func (e *Engine) removalWithRotation(room crdt.RoomID, rc *roomCtl, target crdt.
 
 // RevokeDevice removes a device of this user from every encrypted room
 // this user is joined in where the device is a member device: a `device`
-// removal carrying a rotation that excludes it (research/e2ee.md §5.7 e).
+// removal carrying a rotation that excludes it (docs/design.md §5.4 e).
 // It returns the removal events. The device must be another device of
 // this user.
 func (e *Engine) RevokeDevice(ctx context.Context, dev crdt.DeviceID) ([]string, error) {

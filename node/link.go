@@ -27,7 +27,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// Device linking (docs/protocol.md §8, research/e2ee.md §5.7 d).
+// Device linking (docs/protocol.md §8, docs/design.md §5.4 d).
 //
 // A device holding the user's master key issues a one-time code: its peer
 // ID, its addresses, a random 128-bit secret and an expiry. The new device

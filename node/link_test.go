@@ -25,8 +25,8 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// Device linking and verification (docs/protocol.md §8, research/e2ee.md
-// §5.7 d, e and §8 C22).
+// Device linking and verification (docs/protocol.md §8, docs/design.md
+// §5.4 d, e and §5.6 C22).
 
 // addNode starts a replica for ident on tn and returns its index.
 func (tn *testNet) addNode(ident *crdt.Identity) int {

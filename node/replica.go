@@ -92,6 +92,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
+	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(eventTopic(room)) })
 	inviter := NewInviter(r.host, r.Engine, r.log)
 	eph := r.eph
 	eph.ps, eph.self = ps, r.host.ID()
@@ -144,6 +145,23 @@ func (r *Replica) Serve(ctx context.Context) error {
 		all = append(all, e)
 	}
 	return errors.Join(all...)
+}
+
+// RoomInfo is Engine.Info with the number of connected peers that serve
+// sync for the room (SyncInfo.SyncPeers).
+func (r *Replica) RoomInfo(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
+	resp, err := r.Engine.Info(ctx, req)
+	if err != nil {
+		return resp, err
+	}
+	select {
+	case <-r.ready:
+		if id, err := crdt.ParseID(resp.Room); err == nil {
+			resp.Sync.SyncPeers = r.syncer.SyncPeers(id)
+		}
+	default: // not serving yet: no peer
+	}
+	return resp, nil
 }
 
 // Ephemeral returns the replica's typing and presence component.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,12 +77,16 @@ type Syncer struct {
 	wake        chan struct{}    // capacity 1: pending is not empty
 	tracer      Tracer
 	connected   *mailbox[peer.ID]
+	rp          *repairs // repair-peer selection (repair.go)
 }
 
 type syncJob struct {
 	room crdt.RoomID
 	peer peer.ID
 	get  string // non-empty: fetch these ids (concatenated), not a full session
+	// repair: close a gap in room through the peers that serve sync for
+	// it (repair.go); peer and get are empty.
+	repair bool
 }
 
 // NewSyncer registers the stream handler on h.
@@ -93,6 +98,7 @@ func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identi
 		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
+		rp:         newRepairs(),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
@@ -101,8 +107,14 @@ func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identi
 // Trigger schedules a sync session for room with p. It never blocks.
 func (s *Syncer) Trigger(room crdt.RoomID, p peer.ID) { s.enqueue(syncJob{room: room, peer: p}) }
 
-// Fetch schedules fetching specific events, from `from` first. It never blocks.
+// Fetch schedules fetching specific events, from `from` first. It never
+// blocks. When `from` does not serve sync (a plain gossipsub relay), the
+// events are repaired through the peers that do (repair.go).
 func (s *Syncer) Fetch(room crdt.RoomID, ids []crdt.EventID, from peer.ID) {
+	if from != "" && s.notSync(from) {
+		s.Repair(room, ids, from)
+		return
+	}
 	for len(ids) > 0 {
 		n := min(len(ids), maxGetIDs)
 		var key string
@@ -126,7 +138,10 @@ func (s *Syncer) PeerConnected(p peer.ID) { s.connected.put(p) }
 
 // AntiEntropy syncs room with one random peer among peers.
 func (s *Syncer) AntiEntropy(room crdt.RoomID, peers []peer.ID) {
+	peers = slices.DeleteFunc(slices.Clone(peers), s.notSync)
 	if len(peers) == 0 {
+		// Only relays that do not serve sync: look further (repair.go).
+		s.Repair(room, nil, "")
 		return
 	}
 	s.mu.Lock()
@@ -136,7 +151,7 @@ func (s *Syncer) AntiEntropy(room crdt.RoomID, peers []peer.ID) {
 }
 
 func (s *Syncer) enqueue(j syncJob) {
-	if j.peer == "" || j.peer == s.host.ID() {
+	if (j.peer == "" && !j.repair) || j.peer == s.host.ID() {
 		return
 	}
 	s.mu.Lock()
@@ -182,7 +197,8 @@ func (s *Syncer) next() (syncJob, bool) {
 func (s *Syncer) Serve(ctx context.Context) error {
 	defer s.host.RemoveStreamHandler(SyncProtocol)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() { defer wg.Done(); s.serveRepairs(ctx) }()
 	go func() {
 		defer wg.Done()
 		for {
@@ -213,7 +229,9 @@ func (s *Syncer) Serve(ctx context.Context) error {
 						continue
 					}
 					var err error
-					if j.get != "" {
+					if j.repair {
+						err = s.repair(ctx, j.room)
+					} else if j.get != "" {
 						err = s.fetch(ctx, j)
 					} else {
 						err = s.session(ctx, j.room, j.peer)
@@ -310,6 +328,7 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 	if err != nil {
 		return err
 	}
+	s.rememberServer(room, p)
 	theirs, err := idsFromBytes(resp.IDs)
 	if err != nil {
 		return err

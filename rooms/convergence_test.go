@@ -181,7 +181,7 @@ func genRoom(t testing.TB, rng *rand.Rand, cfg genConfig) (*world, float64) {
 	return w, float64(stale) / float64(len(w.events))
 }
 
-// TestConvergenceRandom is the core SEC property (crdt_sync.md §2.e
+// TestConvergenceRandom is the core SEC property (docs/design.md §4
 // scenario 1): the same event set, applied in many causal orders, gives the
 // same state, timeline, visibility and reasons.
 func TestConvergenceRandom(t *testing.T) {

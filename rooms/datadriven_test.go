@@ -25,7 +25,7 @@ import (
 //	converge [orders=N] [seed=S]  replays all events in N random causal orders
 //	              and compares state and timeline hashes and every reason
 //
-// Spec: crdt_sync.md §2.c (R3-R6), DESIGN.md §6.
+// Spec: docs/design.md §3 (R3-R6).
 func TestAuthFixtures(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		var w *world

@@ -15,7 +15,7 @@ import (
 // as bob invites dave (adds that strong removal may invalidate). State,
 // key state, visibility and every reason must be identical across 50
 // causal delivery orders, and both rules must have hidden something.
-// Spec: research/e2ee.md §5.5 rule 4 (per device) and §5.6 (ii),
+// Spec: docs/design.md §5.2 and §5.3 (ii),
 // docs/protocol.md §5.1.
 func TestDeviceRemovalOrders(t *testing.T) {
 	devs := []string{"alice", "alice.2", "bob", "bob.2", "bob.3", "carol", "carol.2"}

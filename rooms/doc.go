@@ -9,7 +9,7 @@
 // in a causal order; every causal order of one set of events gives the same
 // state, visibility, reasons and timeline (the property tests check it).
 //
-// # Rules (crdt_sync.md §2.c, DESIGN.md §6)
+// # Rules (docs/design.md §3)
 //
 //   - R2 (as far as a room sees it): parents and auth events known and
 //     causally valid, same room, depth = 1 + max parent depth, self chain
@@ -59,7 +59,7 @@
 //     functions of the event set; the timeline hides exactly the state's
 //     void set. Fork points are (device, seq, self): two events with one
 //     (device, seq) but different self events imply a fork lower down.
-//   - Keys (keys.go; research/e2ee.md §5.5-5.6, docs/protocol.md §5.1): in
+//   - Keys (keys.go; docs/design.md §5.2-5.3, docs/protocol.md §5.1): in
 //     an end-to-end encrypted room (create body e2ee), devices announce
 //     their KEM records in `device` state events; the member device set at
 //     a view is the joined users' announced, non-removed devices. A

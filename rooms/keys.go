@@ -12,7 +12,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
-// End-to-end encryption in the room state machine (research/e2ee.md §5,
+// End-to-end encryption in the room state machine (docs/design.md §5,
 // docs/protocol.md §5.1). A room is encrypted when its create body says
 // e2ee. Then:
 //
@@ -241,7 +241,7 @@ func (r *Room) judgeKeys(idx int32, info *evInfo) string {
 	kp := &keyParsed{}
 	info.keys = kp
 	if r.isRemoval(info.before.lookup(deviceKey(e.Device))) {
-		return deviceReason(true) // e2ee.md §5.5 rule 4 per device; never re-added
+		return deviceReason(true) // docs/design.md §5.2; never re-added
 	}
 	var rotBytes []byte
 	view := info.before
@@ -530,7 +530,7 @@ func (r *Room) cmpNewest(a, b int32) int {
 // AdmissibleEpochs lists the epochs an event with parents prev (nil: the
 // heads) may use: rotations in its past that descend from every cut in its
 // past. Newest (depth, ID) first; the sender's choice is the first it holds
-// (research/e2ee.md §5.6).
+// (docs/design.md §5.3).
 func (r *Room) AdmissibleEpochs(prev []crdt.EventID) []EpochInfo {
 	px := r.prevIdx(prev)
 	heads := r.isHeads(px)

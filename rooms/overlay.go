@@ -26,7 +26,7 @@ import (
 //	         a level above b; a removal of device D (encrypted rooms) hides
 //	         every event by D outside its past, concurrent or after it (a
 //	         removed device is never re-added), and no other device's.
-//	last     encrypted rooms (research/e2ee.md §5.6 ii): a removal that hides
+//	last     encrypted rooms (docs/design.md §5.3 ii): a removal that hides
 //	         an add (invite, join, device announcement), directly or
 //	         transitively, and is not a key cut already counts as one for
 //	         the events with both in their past: a content event or key
@@ -196,7 +196,7 @@ type devInfo struct {
 // invalidAdd is an add (join, invite, device announcement) of an encrypted
 // room that strong removal hides, and the removal that hides it, directly
 // or through the add's auth references. When that removal is not a key
-// cut already, it counts as one (research/e2ee.md §5.6 ii): see epochCut.
+// cut already, it counts as one (docs/design.md §5.3 ii): see epochCut.
 type invalidAdd struct{ add, rm int32 }
 
 type overlay struct {
@@ -336,7 +336,7 @@ func (o *overlay) noteInvalidAdd(r *Room, x int32, c cause) {
 	}
 }
 
-// epochCut applies research/e2ee.md §5.6 (ii) to the removals that count
+// epochCut applies docs/design.md §5.3 (ii) to the removals that count
 // as cuts only because they invalidate an add: x, an event that uses an
 // epoch, is hidden when its past holds such a removal R together with the
 // add it invalidates, and no rotation of x's epoch in x's past descends

@@ -990,7 +990,7 @@ func (r *netnsRun) recordLate(d time.Duration) {
 
 // startCanary measures this process's timer lateness every 10 ms: the
 // forwarders add the link latency with timers, so a late timer is a late
-// delivery (the validity guard of research/simulation.md §4.6).
+// delivery (the validity guard of docs/design.md §8).
 func (r *netnsRun) startCanary() func() {
 	done := make(chan struct{})
 	stopped := make(chan struct{})

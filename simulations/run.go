@@ -416,6 +416,7 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	wall := time.Now()
 	var runErr, bubbleErr error
 	body := func() { runErr = s.run() }
+	defer startWall()()
 	mode := "virtual"
 	switch {
 	case opts.T != nil && !opts.RealTime:

@@ -117,21 +117,54 @@ func (simDeps) InitRuntimeCoverage() (string, func(string, string) (string, erro
 	return "", nil, nil
 }
 
-// wallNow is the wall clock, also inside a bubble (for debugging output only).
+// The wall clock inside a bubble, where time.Now is virtual: a goroutine
+// started outside the bubble answers on channels made outside it. Run
+// starts it for the length of a simulation (startWall) and stops it after,
+// so that importing this package or running another command starts
+// nothing; outside a run, wallNow is time.Now.
+var wall struct {
+	sync.Mutex
+	users int
+	req   chan struct{}
+	resp  chan time.Time
+}
+
+// startWall starts the wall-clock server unless it runs; stop ends it once
+// every run that started it has stopped. Call it outside any bubble.
+func startWall() (stop func()) {
+	wall.Lock()
+	defer wall.Unlock()
+	if wall.users == 0 {
+		req, resp := make(chan struct{}), make(chan time.Time)
+		wall.req, wall.resp = req, resp
+		go func() {
+			for range req {
+				resp <- time.Now()
+			}
+		}()
+	}
+	wall.users++
+	return func() {
+		wall.Lock()
+		defer wall.Unlock()
+		if wall.users--; wall.users == 0 {
+			close(wall.req)
+			wall.req, wall.resp = nil, nil
+		}
+	}
+}
+
 // wallSince is the wall-clock time elapsed since t (a wallNow reading).
 func wallSince(t time.Time) time.Duration { return wallNow().Sub(t) }
 
+// wallNow is the wall clock, also inside a bubble (for progress output only).
 func wallNow() time.Time {
-	wallReq <- struct{}{}
-	return <-wallResp
+	wall.Lock()
+	req, resp := wall.req, wall.resp
+	wall.Unlock()
+	if req == nil {
+		return time.Now()
+	}
+	req <- struct{}{}
+	return <-resp
 }
-
-var wallReq, wallResp = func() (chan struct{}, chan time.Time) {
-	req, resp := make(chan struct{}), make(chan time.Time)
-	go func() {
-		for range req {
-			resp <- time.Now()
-		}
-	}()
-	return req, resp
-}()

@@ -10,7 +10,7 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// The media commands extend the CLI contract (spec/cli.md "Media") in one
+// The media commands extend the CLI contract (docs/cli.md "Media") in one
 // way: a blob is encrypted with a random file key that the contract's
 // `media get CID -o FILE` has no place for. `media add` therefore also
 // prints the key ("key" in --json, unpadded URL-safe base64), and

@@ -86,7 +86,11 @@ func runRoomInfo(c *cli, args []string) error {
 		fmt.Fprintf(tw, "encrypted\t%v (%d member devices)\n", r.Encrypted, len(r.Devices))
 		fmt.Fprintf(tw, "events\t%d held, %d missing, %d pending\n", r.Sync.Events, r.Sync.Missing, r.Sync.Pending)
 		fmt.Fprintf(tw, "heads\t%s\n", orNone(strings.Join(r.Sync.Heads, " ")))
+		fmt.Fprintf(tw, "sync peers\t%d\n", r.Sync.SyncPeers)
 		tw.Flush()
+		if r.Sync.SyncPeers == 0 && r.Sync.Missing > 0 {
+			fmt.Fprintf(w, "\n!!! no peer that serves this room is reachable: %d missing events wait for one\n", r.Sync.Missing)
+		}
 		if len(r.Members) == 0 {
 			return
 		}

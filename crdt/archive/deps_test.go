@@ -6,7 +6,7 @@ import (
 	"github.com/parley-p2p/parley/internal/puretest"
 )
 
-// TestPureImports enforces DESIGN.md §1 for the archive format: it reads and
+// TestPureImports enforces docs/design.md §1 for the archive format: it reads and
 // writes through io.Reader and io.Writer only.
 func TestPureImports(t *testing.T) {
 	puretest.CheckImports(t, ".", append(puretest.Base, "os", "io/fs", "path/filepath")...)

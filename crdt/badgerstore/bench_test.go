@@ -96,8 +96,8 @@ func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
 	return out, nil
 }
 
-// BenchmarkIngest measures the receiver pipeline of research/crdt_sync.md
-// §2.b on 10k pre-signed events per iteration: parallel decode + verify,
+// BenchmarkIngest measures the receiver pipeline of docs/design.md
+// §2 on 10k pre-signed events per iteration: parallel decode + verify,
 // Log.Add, and one Store.Commit per 1000 events into a fresh badger store.
 // Decoding of the next batch overlaps with the commit of the current one.
 func BenchmarkIngest(b *testing.B) {

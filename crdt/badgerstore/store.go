@@ -1,7 +1,7 @@
 // Package badgerstore implements crdt.Store on BadgerDB v4. It is the only
 // crdt package that imports badger.
 //
-// Key layout (research/crdt_sync.md §2.a; <id> and <room> are binary CIDs of
+// Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
 //	e/<id>                              envelope bytes (immutable)

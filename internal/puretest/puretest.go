@@ -1,4 +1,4 @@
-// Package puretest checks the dependency rule of DESIGN.md section 1 from
+// Package puretest checks the dependency rule of docs/design.md §1 from
 // the pure packages' tests: crdt, rooms and media (and their sub-packages)
 // import nothing that does I/O or reads the clock or global randomness.
 // It is imported by tests only.

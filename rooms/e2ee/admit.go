@@ -9,7 +9,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Admissibility (research/e2ee.md §5.6). These are pure functions over
+// Admissibility (docs/design.md §5.3). These are pure functions over
 // values the room state machine computes from an event's causal past; they
 // never look at the DAG themselves. Each failure is an *Inadmissible that
 // wraps ErrInadmissible and says which rule and why, in words.

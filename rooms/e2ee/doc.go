@@ -1,5 +1,5 @@
 // Package e2ee is the pure key layer of Parley's end-to-end encryption,
-// stage 1 (DESIGN.md §7, research/e2ee.md §5): device KEM keys, key epochs
+// stage 1 (docs/design.md §5, docs/protocol.md 5.1): device KEM keys, key epochs
 // and their rotations, key forwards and history back-links, message sealing,
 // the admissibility rules as pure functions, safety numbers, and a small
 // key store. The room state machine (package rooms) decides when to rotate

@@ -125,7 +125,7 @@ func (k *EpochKey) Secret() []byte {
 func (k *EpochKey) Destroyed() bool { return k.gone }
 
 // Destroy overwrites the secret and the derived keys. Go cannot promise that
-// no other copy exists in memory (research/e2ee.md §9.15); this removes the
+// no other copy exists in memory (docs/design.md §5.5); this removes the
 // ones this value holds. Later use returns ErrNoKey.
 func (k *EpochKey) Destroy() {
 	clear(k.secret[:])

@@ -12,7 +12,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Verification of users compares their master keys (research/e2ee.md §4.2).
+// Verification of users compares their master keys (docs/design.md §5.1).
 // Devices inherit trust from their master-key certificates.
 
 // safetyIterations is libsignal's iteration count.

@@ -6,7 +6,7 @@ import (
 	"github.com/parley-p2p/parley/internal/puretest"
 )
 
-// TestPureImports enforces DESIGN.md §1 for the MIMI content codec.
+// TestPureImports enforces docs/design.md §1 for the MIMI content codec.
 func TestPureImports(t *testing.T) {
 	puretest.CheckImports(t, ".", append(puretest.Base, "github.com/ipfs/boxo", "os")...)
 }

@@ -10,8 +10,8 @@
 // Decoding is strict: the input must be the one deterministic encoding
 // (RFC 8949 §4.2.1) of a value that fits the draft's schema and limits
 // (§6, §9.1), so that one logical message has exactly one encoding and one
-// ID. research/mimi_content.md is the implementer's note this package
-// follows; testdata/draft holds the draft's examples as test vectors.
+// ID. docs/protocol.md 10.1 spells out the ID and docs/design.md §7 the
+// test vectors; testdata/draft holds the draft's examples as test vectors.
 //
 // MIMI content is not DAG-CBOR (integer map keys, bytewise key order): it
 // travels as opaque bytes inside the encrypted event body, and IDs are

@@ -16,8 +16,8 @@ type vector struct {
 }
 
 // loadVectors reads testdata/draft: the .cbor bytes of every example of
-// draft-ietf-mimi-content-08/-09 (as quoted in research/mimi_content.md
-// §5.2, not the two stale hex dumps of §5.2/§5.3 of the draft) and the
+// draft-ietf-mimi-content-08/-09 (the bytes of the draft repository's .cbor
+// files, docs/design.md §7, not the two stale hex dumps of §5.2/§5.3 of the draft) and the
 // analyst's vectors X1-X3 (§5.6), with their message IDs.
 func loadVectors(t testing.TB) []vector {
 	t.Helper()

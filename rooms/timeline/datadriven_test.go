@@ -23,7 +23,7 @@ import (
 //	converge [orders=N] [seed=S]  replays every input in N shuffled
 //	                    orders and compares everything the projection answers
 //
-// Spec: DESIGN.md §9, issue 5 (relations with fallbacks, timeline projection).
+// Spec: docs/design.md §7, docs/protocol.md 5.2, issue 5 (relations with fallbacks, timeline projection).
 func TestScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		w := newWorld()

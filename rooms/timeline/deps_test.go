@@ -6,7 +6,7 @@ import (
 	"github.com/parley-p2p/parley/internal/puretest"
 )
 
-// TestPureImports keeps the projection pure (DESIGN.md §1).
+// TestPureImports keeps the projection pure (docs/design.md §1).
 func TestPureImports(t *testing.T) {
 	puretest.CheckImports(t, ".", append(puretest.Base, "os", "crypto/rand")...)
 }

@@ -1,7 +1,7 @@
 // Package timeline projects a room's messages into what a client shows:
 // each message with its edits applied, its reactions aggregated per key,
 // its reply and thread references, and the users whose read marker stands
-// on it (DESIGN.md §9, issue 5).
+// on it (docs/design.md §7, issue 5).
 //
 // Its input is a set of items (message events carrying MIMI content, see
 // package mimi, with their place in the log's (depth, ID) linearization),
