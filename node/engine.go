@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -43,6 +44,8 @@ type Engine struct {
 	eph   ephState // typing and presence (ephemeral.go); owned by the Serve goroutine
 
 	warned map[string]bool // warnings already streamed to watchers (devices.go); owned by the Serve goroutine
+
+	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 }
 
 // Effects are what the engine asks the networking side to do.
@@ -139,8 +142,18 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	if err != nil {
 		return nil, err
 	}
+	inv, err := loadInvites(kr.local, p.Invites)
+	if err != nil {
+		return nil, fmt.Errorf("load invites: %w", err)
+	}
+	if len(p.Invites) > 0 {
+		p.Invites = nil
+		if err := p.save(); err != nil {
+			return nil, fmt.Errorf("move invites out of preferences: %w", err)
+		}
+	}
 	e := &Engine{
-		prefs: p, kr: kr,
+		prefs: p, kr: kr, inv: inv,
 		ident: ident, store: store, log: log, now: time.Now,
 		calls:    make(chan func()),
 		stopped:  make(chan struct{}),
@@ -524,6 +537,9 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 			return err
 		}
 		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		if err := e.inv.remove(id.String()); err != nil {
+			return err
+		}
 		if err := e.announceDevice(id, rc, true); err != nil {
 			return err
 		}
@@ -665,7 +681,16 @@ func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 				s.Name = st.Name
 				s.Membership = st.Member(e.ident.User).Membership
 			}
+			if inv := e.inv.byID[id.String()]; inv != nil && s.Membership != rooms.Join && s.Membership != rooms.Ban {
+				s.Membership = rooms.Invite
+				s.Name = cmp.Or(s.Name, inv.Name)
+			}
 			resp.Rooms = append(resp.Rooms, s)
+		}
+		for _, inv := range e.inv.list() {
+			if id, err := crdt.ParseID(inv.Room); err == nil && e.rooms[id] == nil {
+				resp.Rooms = append(resp.Rooms, RoomSummary{Room: inv.Room, Name: inv.Name, Membership: rooms.Invite})
+			}
 		}
 		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return strings.Compare(a.Room, b.Room) })
 		return nil

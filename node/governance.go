@@ -299,7 +299,7 @@ func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
 func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 	resp := InvitesResp{Invites: []Invite{}}
 	err := e.do(ctx, func() error {
-		for _, inv := range e.prefs.Invites {
+		for _, inv := range e.inv.list() {
 			if id, err := crdt.ParseID(inv.Room); err == nil {
 				if rc := e.rooms[id]; rc != nil && rc.room != nil {
 					st := rc.room.State()
@@ -316,6 +316,22 @@ func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 		return nil
 	})
 	return resp, err
+}
+
+// Decline forgets the pending invite to a room. The inviter is not told;
+// a new invite to the room is taken again.
+func (e *Engine) Decline(ctx context.Context, req RoomReq) (RoomResp, error) {
+	id, err := crdt.ParseID(req.Room)
+	if err != nil {
+		return RoomResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+	}
+	err = e.do(ctx, func() error {
+		if _, ok := e.inv.byID[id.String()]; !ok {
+			return errorf(KindNotFound, "no pending invite to room %s (see: parley invites)", id)
+		}
+		return e.inv.remove(id.String())
+	})
+	return RoomResp{Room: id.String()}, err
 }
 
 // Policy reads or sets the invite policy.
@@ -502,7 +518,7 @@ func (e *Engine) DMRoom(ctx context.Context, u crdt.UserID) (room string, invite
 			room = slices.Min(found).String()
 			return nil
 		}
-		for _, inv := range e.prefs.Invites {
+		for _, inv := range e.inv.list() {
 			if inv.DM && inv.Inviter == u.String() {
 				room, invited = inv.Room, true
 				return nil
@@ -540,8 +556,8 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 	if err := rooms.DecodeBody(create.Body, &cb); err != nil {
 		return errorf(KindInvalid, "bad create event")
 	}
-	if cb.Name == "" && len(name) <= 256 {
-		cb.Name = name // an encrypted room's name, told by the inviter
+	if cb.Name == "" {
+		cb.Name = name // an encrypted room's name, told by the inviter (inviteBook.add cuts it to MaxRoomName)
 	}
 	return e.do(ctx, func() error {
 		if *invite.StateKey != e.ident.User.String() {
@@ -557,14 +573,18 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 			return errorf(KindPermission, "this user accepts invites from contacts only")
 		}
 		room := create.ID.String()
-		for _, inv := range e.prefs.Invites {
-			if inv.Room == room {
-				return nil
-			}
+		if _, ok := e.inv.byID[room]; ok {
+			return nil
 		}
-		e.prefs.Invites = append(e.prefs.Invites, pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0})
-		if err := e.prefs.save(); err != nil {
+		if rc := e.rooms[create.ID]; rc != nil && rc.room != nil && rc.room.MembershipOf(e.ident.User) == rooms.Join {
+			return nil // joined already
+		}
+		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: e.isContact(inviter)})
+		if err != nil {
 			return err
+		}
+		if !ok {
+			return errorf(KindUnavailable, "too many pending invites")
 		}
 		for w := range e.watchers {
 			if !w.dead && w.room == "" {
