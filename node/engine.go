@@ -428,6 +428,9 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 	if hist != rooms.HistoryShared && hist != rooms.HistoryJoined {
 		return RoomResp{}, errorf(KindInvalid, "history must be shared or joined, not %q", hist)
 	}
+	if err := checkFields(limitField{"room name", &req.Name, MaxRoomName}, limitField{"topic", &req.Topic, MaxTopic}); err != nil {
+		return RoomResp{}, err
+	}
 	rule := rooms.Private
 	if req.Public {
 		rule = rooms.Public
@@ -460,24 +463,34 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 		if e.fx.Publish != nil {
 			e.fx.Publish(ev.ID, ev)
 		}
-		resp.Room = ev.ID.String()
-		if enc {
-			if err := e.startEncryption(ev.ID, rc); err != nil {
-				return err
-			}
-			empty := ""
-			for typ, v := range map[string]string{rooms.TypeName: req.Name, rooms.TypeTopic: req.Topic} {
-				if v == "" {
-					continue
-				}
-				if _, err := e.author(ev.ID, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: v})); err != nil {
-					return err
-				}
-			}
+		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
+			// All or nothing: a room whose setup failed is not kept.
+			return errors.Join(err, e.dropRoom(ev.ID, rc))
 		}
-		return e.publishProfile(ev.ID, rc)
+		resp.Room = ev.ID.String()
+		return nil
 	})
 	return resp, err
+}
+
+// foundRoom writes a new room's first events after its create event: the
+// first epoch, the sealed name and topic, this user's profile.
+func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req RoomCreateReq) error {
+	if enc {
+		if err := e.startEncryption(id, rc); err != nil {
+			return err
+		}
+		empty := ""
+		for typ, v := range map[string]string{rooms.TypeName: req.Name, rooms.TypeTopic: req.Topic} {
+			if v == "" {
+				continue
+			}
+			if _, err := e.author(id, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: v})); err != nil {
+				return err
+			}
+		}
+	}
+	return e.publishProfile(id, rc)
 }
 
 // TrackRoom starts keeping a room this node does not hold yet (to join or host it).

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -41,6 +43,9 @@ func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error)
 	if err != nil {
 		return EventResp{}, err
 	}
+	if err := checkField("reason", req.Reason, MaxReason); err != nil {
+		return EventResp{}, err
+	}
 	var resp EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
@@ -71,12 +76,16 @@ func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.User
 	if err != nil {
 		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
 	}
+	if err := checkField("reason", reason, MaxReason); err != nil {
+		return EventResp{}, err
+	}
 	r, err := e.SetMembership(ctx, id, target, membership, reason)
 	return EventResp{Event: r.Event}, err
 }
 
 // Leave leaves a room. Leaving a room this user is no longer in (left,
-// kicked) changes nothing and succeeds with no event.
+// kicked) changes nothing and succeeds with no event; leaving a room this
+// user was never in (a join that did not complete) stops keeping it.
 func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
 	id, err := crdt.ParseID(req.Room)
 	if err != nil {
@@ -84,10 +93,20 @@ func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
 	}
 	gone := false
 	err = e.do(ctx, func() error {
-		if rc := e.rooms[id]; rc != nil && rc.room != nil {
-			st := rc.room.State()
-			m := st.Member(e.ident.User).Membership
-			gone = m == rooms.Leave || m == ""
+		rc := e.rooms[id]
+		if rc == nil {
+			return nil
+		}
+		m := ""
+		if rc.room != nil {
+			m = rc.room.MembershipOf(e.ident.User)
+		}
+		switch m {
+		case "": // never in it (a join that did not complete): stop keeping it
+			gone = true
+			return e.dropRoom(id, rc)
+		case rooms.Leave:
+			gone = true
 		}
 		return nil
 	})
@@ -223,6 +242,9 @@ func (e *Engine) setRoom(ctx context.Context, req RoomSetReq, avatarLink string)
 	if req.Name == nil && req.Topic == nil && req.Avatar == nil && avatarLink == "" {
 		return EventResp{}, errorf(KindInvalid, "nothing to set: give --name, --topic or --avatar")
 	}
+	if err := checkFields(limitField{"room name", req.Name, MaxRoomName}, limitField{"topic", req.Topic, MaxTopic}); err != nil {
+		return EventResp{}, err
+	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
 			return EventResp{}, err
@@ -275,6 +297,9 @@ func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
 	target, err := crdt.ParseID(req.Event)
 	if err != nil {
 		return EventResp{}, errorf(KindInvalid, "%q is not an event ID", req.Event)
+	}
+	if err := checkField("reason", req.Reason, MaxReason); err != nil {
+		return EventResp{}, err
 	}
 	var resp EventResp
 	err = e.do(ctx, func() error {
@@ -389,6 +414,9 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 	if req.AvatarPath != "" {
 		return ProfileResp{}, errorf(KindUnavailable, "the media store is not open")
 	}
+	if err := checkFields(limitField{"display name", req.Name, MaxDisplayName}); err != nil {
+		return ProfileResp{}, err
+	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
 			return ProfileResp{}, err
@@ -399,6 +427,19 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 	}
 	var resp ProfileResp
 	err := e.do(ctx, func() error {
+		// Check every room first, so that a refusal changes nothing.
+		var joined []crdt.RoomID
+		me := e.ident.User.String()
+		for id, rc := range e.rooms {
+			if rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
+				continue
+			}
+			if err := rc.room.Check(e.ident.User, rooms.TypeProfile, &me, rooms.Encode(rooms.ProfileBody{})); err != nil {
+				return errorf(KindPermission, "room %s does not let this user change their profile (%v); nothing changed", id, err)
+			}
+			joined = append(joined, id)
+		}
+		slices.Sort(joined)
 		if req.Name != nil {
 			e.prefs.DisplayName = *req.Name
 		}
@@ -411,16 +452,16 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 		if err := e.prefs.save(); err != nil {
 			return err
 		}
-		for id, rc := range e.rooms {
-			if rc.room == nil {
-				continue
+		// Past the checks only a broken disk fails a room: the profile is
+		// saved, so each room that failed is named and the others keep it.
+		var failed []error
+		for _, id := range joined {
+			if err := e.publishProfile(id, e.rooms[id]); err != nil {
+				failed = append(failed, fmt.Errorf("room %s: %w", id, err))
 			}
-			if st := rc.room.State(); st.Member(e.ident.User).Membership != rooms.Join {
-				continue
-			}
-			if err := e.publishProfile(id, rc); err != nil {
-				return err
-			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("profile changed in %d of %d rooms: %w", len(joined)-len(failed), len(joined), errors.Join(failed...))
 		}
 		resp = e.profileOf(e.ident.User)
 		return nil
