@@ -33,6 +33,12 @@ type inviteMsg struct {
 	Name string `cbor:"name,omitempty"`
 }
 
+// EncodeInvite is the invite frame of a room's create event, an invite and
+// the room's name (docs/protocol.md "Invites").
+func EncodeInvite(create, invite *crdt.Event, name string) ([]byte, error) {
+	return crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode(), Name: name})
+}
+
 type inviteAck struct {
 	OK  bool   `cbor:"ok"`
 	Err string `cbor:"err,omitempty"`
@@ -121,7 +127,7 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := crdt.Marshal(inviteMsg{Create: j.create.Encode(), Invite: j.invite.Encode(), Name: j.name})
+	b, err := EncodeInvite(j.create, j.invite, j.name)
 	if err != nil {
 		return err
 	}

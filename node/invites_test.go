@@ -50,7 +50,7 @@ func inviteFrom(t testing.TB, ident *crdt.Identity, target crdt.UserID, name str
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode()})
+	b, err := EncodeInvite(create, invite, "")
 	if err != nil {
 		t.Fatal(err)
 	}
