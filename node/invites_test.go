@@ -10,10 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
@@ -253,4 +255,42 @@ func TestInvitesMoveOutOfPrefs(t *testing.T) {
 			t.Fatalf("prefs.json still holds invites: %s", raw)
 		}
 	}
+}
+
+// FuzzInviteFrame feeds arbitrary invite frames to the invite protocol's
+// receiver (rate limits off, so every frame is parsed) on a live engine:
+// it never crashes, and the pending list stays within its cap and its name
+// bound.
+func FuzzInviteFrame(f *testing.F) {
+	tn := newTestNet(&testing.T{}, 1)
+	defer tn.close()
+	e := tn.reps[0].Engine
+	me := tn.ids[0].User
+	f.Add(strangerInvite(f, me, "a room"))
+	f.Add(strangerInvite(f, me, strings.Repeat("é", 300)))
+	f.Add(strangerInvite(f, newIdent(f).User, "for another user"))
+	valid := strangerInvite(f, me, "")
+	f.Add(valid[:len(valid)/2])
+	f.Add([]byte{0xa2, 0x66, 'c', 'r', 'e', 'a', 't', 'e', 0x40, 0x66, 'i', 'n', 'v', 'i', 't', 'e', 0x40})
+	f.Add([]byte{})
+	iv := &Inviter{engine: e,
+		frames: newLimiterSet[peer.ID](rate.Inf, 1),
+		peers:  newLimiterSet[peer.ID](rate.Inf, 1),
+		users:  newLimiterSet[crdt.UserID](rate.Inf, 1),
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		iv.receive(b, peer.ID("fuzz"))
+		inv, err := e.Invites(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inv.Invites) > MaxPendingInvites {
+			t.Fatalf("%d invites pending", len(inv.Invites))
+		}
+		for _, i := range inv.Invites {
+			if len(i.Name) > MaxRoomName || !utf8.ValidString(i.Name) {
+				t.Fatalf("pending invite name %q", i.Name)
+			}
+		}
+	})
 }
