@@ -18,7 +18,7 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
-	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/roomstest"
 )
 
 // hostileHost is a bare libp2p host in the test process, connected to d,
@@ -50,20 +50,11 @@ func forgedInvite(t *testing.T, user, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	master, _ := crdt.GenerateKey(rand.Reader)
-	ident, err := crdt.NewIdentity(master, rand.Reader)
+	ident, err := roomstest.NewUser()
 	if err != nil {
 		t.Fatal(err)
 	}
-	nonce := make([]byte, 16)
-	rand.Read(nonce)
-	ts := time.Now().UnixMilli()
-	create, err := crdt.Sign(ident, crdt.Draft{Type: crdt.TypeCreate, TS: ts, Body: rooms.Encode(rooms.CreateBody{Name: name, JoinRule: rooms.Private, History: rooms.HistoryShared, Nonce: nonce})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk := target.String()
-	invite, err := crdt.Sign(ident, crdt.Draft{Room: create.ID, Type: rooms.TypeMember, StateKey: &sk, Prev: []crdt.EventID{create.ID}, Auth: []crdt.EventID{create.ID}, Depth: 1, TS: ts, Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Invite})})
+	create, invite, err := roomstest.Invite(ident, target, name, time.Now().UnixMilli())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,10 +185,16 @@ func TestCreateRoomTooLongName(t *testing.T) {
 			t.Errorf("room create with a 100 KB name: exit %d, stderr %.200q", r.code, r.stderr)
 		}
 	}
+	noRooms(t, d, "failed creates")
+}
+
+// noRooms checks that d keeps no room after what.
+func noRooms(t *testing.T, d *daemon, what string) {
+	t.Helper()
 	var list node.RoomListResp
 	d.must(&list, "room", "list")
 	if len(list.Rooms) != 0 {
-		t.Errorf("failed creates left rooms: %+v", list.Rooms)
+		t.Errorf("%s left rooms: %+v", what, list.Rooms)
 	}
 }
 
@@ -223,11 +220,7 @@ func TestJoinDeadVia(t *testing.T) {
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "parley: "+dead+" did not answer") {
 		t.Errorf("join with a dead --via: %v", r)
 	}
-	var list node.RoomListResp
-	d.must(&list, "room", "list")
-	if len(list.Rooms) != 0 {
-		t.Errorf("a failed join left rooms: %+v", list.Rooms)
-	}
+	noRooms(t, d, "a failed join")
 }
 
 // TestSecondDaemon: a second daemon on a home where one runs says so, and

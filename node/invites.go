@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"slices"
-	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -161,33 +160,4 @@ func clip(s string, n int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// limiterSet is a token bucket per key, remembering at most maxLimiters
-// keys (past it the state starts over: a key gains at most one fresh burst).
-type limiterSet[K comparable] struct {
-	r rate.Limit
-	b int
-
-	mu sync.Mutex
-	m  map[K]*rate.Limiter // guarded by mu
-}
-
-func newLimiterSet[K comparable](r rate.Limit, b int) *limiterSet[K] {
-	return &limiterSet[K]{r: r, b: b, m: map[K]*rate.Limiter{}}
-}
-
-// allow takes a token from k's bucket.
-func (l *limiterSet[K]) allow(k K) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim := l.m[k]
-	if lim == nil {
-		if len(l.m) >= maxLimiters {
-			clear(l.m)
-		}
-		lim = rate.NewLimiter(l.r, l.b)
-		l.m[k] = lim
-	}
-	return lim.Allow()
 }

@@ -19,36 +19,27 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/roomstest"
 )
 
-// strangerInvite is what a hostile peer can make without any room: a fresh
-// user's validly signed create event and an invite of target to that room.
+// strangerInvite is a fresh user's invite frame of target to a new room.
 func strangerInvite(t testing.TB, target crdt.UserID, name string) []byte {
 	return inviteFrom(t, newIdent(t), target, name)
 }
 
 func newIdent(t testing.TB) *crdt.Identity {
 	t.Helper()
-	master, _ := crdt.GenerateKey(rand.Reader)
-	ident, err := crdt.NewIdentity(master, rand.Reader)
+	ident, err := roomstest.NewUser()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ident
 }
 
-// inviteFrom is an invite of target to a new room of ident's.
+// inviteFrom is the invite frame of target to a new room of ident's.
 func inviteFrom(t testing.TB, ident *crdt.Identity, target crdt.UserID, name string) []byte {
 	t.Helper()
-	nonce := make([]byte, 16)
-	rand.Read(nonce)
-	ts := time.Now().UnixMilli()
-	create, err := crdt.Sign(ident, crdt.Draft{Type: crdt.TypeCreate, TS: ts, Body: rooms.Encode(rooms.CreateBody{Name: name, JoinRule: rooms.Private, History: rooms.HistoryShared, Nonce: nonce})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk := target.String()
-	invite, err := crdt.Sign(ident, crdt.Draft{Room: create.ID, Type: rooms.TypeMember, StateKey: &sk, Prev: []crdt.EventID{create.ID}, Auth: []crdt.EventID{create.ID}, Depth: 1, TS: ts, Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Invite})})
+	create, invite, err := roomstest.Invite(ident, target, name, time.Now().UnixMilli())
 	if err != nil {
 		t.Fatal(err)
 	}
