@@ -30,3 +30,19 @@ func TestBannerReach(t *testing.T) {
 		t.Errorf("a loopback-only banner:\n%s", out.String())
 	}
 }
+
+// TestInvitesDecline: 'invites decline ROOM' sends invites/decline with
+// the room; without a room it is a usage error.
+func TestInvitesDecline(t *testing.T) {
+	f := startFake(t, map[string]string{node.MethodInvitesDecline: `{"room":"` + validID + `"}`})
+	r := runCLI(t, "", "invites", "decline", validID, "--home", f.home)
+	if r.code != 0 {
+		t.Fatalf("invites decline: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if f.request(node.MethodInvitesDecline) != `{"room":"`+validID+`"}` || r.stdout != "declined the invite to "+validID+"\n" {
+		t.Errorf("invites decline: request %q output %q", f.request(node.MethodInvitesDecline), r.stdout)
+	}
+	if r := runCLI(t, "", "invites", "decline", "--home", f.home); r.code == 0 || !strings.Contains(r.stderr, "ROOM") {
+		t.Errorf("invites decline without a room: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
