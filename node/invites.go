@@ -42,8 +42,9 @@ const (
 )
 
 // maxInviteFrame bounds one invite frame: a create event and an invite
-// event (ordinary events, crdt.MaxEventSize each) and a name.
-const maxInviteFrame = 2*crdt.MaxEventSize + MaxRoomName + 64
+// event (ordinary events, crdt.MaxEventSize each, with their framing) and
+// a name.
+const maxInviteFrame = 2 * (crdt.MaxEventSize + 256)
 
 // inviteKeyPrefix is the local store prefix of pending invites: "i/" room.
 const inviteKeyPrefix = "i/"
