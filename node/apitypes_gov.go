@@ -23,6 +23,9 @@ const (
 	MethodRedact        = "redact"
 )
 
+// MethodInvitesDecline forgets a pending invite: RoomReq, answered with RoomResp.
+const MethodInvitesDecline = "invites/decline"
+
 // RoomUserReq names a room and a user, with an optional reason (invite, kick, ban, unban).
 type RoomUserReq struct {
 	Room   string `json:"room"`

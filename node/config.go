@@ -49,6 +49,7 @@ const (
 	peersFile    = "peers.json"
 	prefsFile    = "prefs.json"
 	storeDir     = "store"
+	lockFile     = "lock" // held by the running daemon (lock_unix.go)
 )
 
 // keyFile is the on-disk form of a node's identity. It is only ever written

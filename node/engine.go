@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -43,6 +44,8 @@ type Engine struct {
 	eph   ephState // typing and presence (ephemeral.go); owned by the Serve goroutine
 
 	warned map[string]bool // warnings already streamed to watchers (devices.go); owned by the Serve goroutine
+
+	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 }
 
 // Effects are what the engine asks the networking side to do.
@@ -139,8 +142,18 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	if err != nil {
 		return nil, err
 	}
+	inv, err := loadInvites(kr.local, p.Invites)
+	if err != nil {
+		return nil, fmt.Errorf("load invites: %w", err)
+	}
+	if len(p.Invites) > 0 {
+		p.Invites = nil
+		if err := p.save(); err != nil {
+			return nil, fmt.Errorf("move invites out of preferences: %w", err)
+		}
+	}
 	e := &Engine{
-		prefs: p, kr: kr,
+		prefs: p, kr: kr, inv: inv,
 		ident: ident, store: store, log: log, now: time.Now,
 		calls:    make(chan func()),
 		stopped:  make(chan struct{}),
@@ -415,6 +428,9 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 	if hist != rooms.HistoryShared && hist != rooms.HistoryJoined {
 		return RoomResp{}, errorf(KindInvalid, "history must be shared or joined, not %q", hist)
 	}
+	if err := checkFields(limitField{"room name", &req.Name, MaxRoomName}, limitField{"topic", &req.Topic, MaxTopic}); err != nil {
+		return RoomResp{}, err
+	}
 	rule := rooms.Private
 	if req.Public {
 		rule = rooms.Public
@@ -447,24 +463,34 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 		if e.fx.Publish != nil {
 			e.fx.Publish(ev.ID, ev)
 		}
-		resp.Room = ev.ID.String()
-		if enc {
-			if err := e.startEncryption(ev.ID, rc); err != nil {
-				return err
-			}
-			empty := ""
-			for typ, v := range map[string]string{rooms.TypeName: req.Name, rooms.TypeTopic: req.Topic} {
-				if v == "" {
-					continue
-				}
-				if _, err := e.author(ev.ID, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: v})); err != nil {
-					return err
-				}
-			}
+		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
+			// All or nothing: a room whose setup failed is not kept.
+			return errors.Join(err, e.dropRoom(ev.ID, rc))
 		}
-		return e.publishProfile(ev.ID, rc)
+		resp.Room = ev.ID.String()
+		return nil
 	})
 	return resp, err
+}
+
+// foundRoom writes a new room's first events after its create event: the
+// first epoch, the sealed name and topic, this user's profile.
+func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req RoomCreateReq) error {
+	if enc {
+		if err := e.startEncryption(id, rc); err != nil {
+			return err
+		}
+		empty := ""
+		for typ, v := range map[string]string{rooms.TypeName: req.Name, rooms.TypeTopic: req.Topic} {
+			if v == "" {
+				continue
+			}
+			if _, err := e.author(id, rc, typ, &empty, rooms.Encode(rooms.TextBody{Value: v})); err != nil {
+				return err
+			}
+		}
+	}
+	return e.publishProfile(id, rc)
 }
 
 // TrackRoom starts keeping a room this node does not hold yet (to join or host it).
@@ -524,6 +550,9 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 			return err
 		}
 		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		if err := e.inv.remove(id.String()); err != nil {
+			return err
+		}
 		if err := e.announceDevice(id, rc, true); err != nil {
 			return err
 		}
@@ -665,7 +694,16 @@ func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 				s.Name = st.Name
 				s.Membership = st.Member(e.ident.User).Membership
 			}
+			if inv := e.inv.byID[id.String()]; inv != nil && s.Membership != rooms.Join && s.Membership != rooms.Ban {
+				s.Membership = rooms.Invite
+				s.Name = cmp.Or(s.Name, inv.Name)
+			}
 			resp.Rooms = append(resp.Rooms, s)
+		}
+		for _, inv := range e.inv.list() {
+			if id, err := crdt.ParseID(inv.Room); err == nil && e.rooms[id] == nil {
+				resp.Rooms = append(resp.Rooms, RoomSummary{Room: inv.Room, Name: inv.Name, Membership: rooms.Invite})
+			}
 		}
 		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return strings.Compare(a.Room, b.Room) })
 		return nil

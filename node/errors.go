@@ -37,6 +37,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// daemonRuns is the error of starting a second daemon on a home.
+func daemonRuns(home string) error {
+	return &Error{Kind: KindUnavailable, Msg: "a daemon already runs for " + home, Err: ErrRunning}
+}
+
 func errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
@@ -46,6 +51,7 @@ var (
 	ErrNoRoom   = errors.New("node: unknown room")
 	ErrClosed   = errors.New("node: closed")
 	ErrNoDaemon = errors.New("node: no daemon running")
+	ErrRunning  = errors.New("node: a daemon already runs for this home")
 )
 
 // KindOf finds the kind of err.

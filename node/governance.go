@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -41,6 +43,9 @@ func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error)
 	if err != nil {
 		return EventResp{}, err
 	}
+	if err := checkField("reason", req.Reason, MaxReason); err != nil {
+		return EventResp{}, err
+	}
 	var resp EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
@@ -71,12 +76,16 @@ func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.User
 	if err != nil {
 		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
 	}
+	if err := checkField("reason", reason, MaxReason); err != nil {
+		return EventResp{}, err
+	}
 	r, err := e.SetMembership(ctx, id, target, membership, reason)
 	return EventResp{Event: r.Event}, err
 }
 
 // Leave leaves a room. Leaving a room this user is no longer in (left,
-// kicked) changes nothing and succeeds with no event.
+// kicked) changes nothing and succeeds with no event; leaving a room this
+// user was never in (a join that did not complete) stops keeping it.
 func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
 	id, err := crdt.ParseID(req.Room)
 	if err != nil {
@@ -84,10 +93,20 @@ func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
 	}
 	gone := false
 	err = e.do(ctx, func() error {
-		if rc := e.rooms[id]; rc != nil && rc.room != nil {
-			st := rc.room.State()
-			m := st.Member(e.ident.User).Membership
-			gone = m == rooms.Leave || m == ""
+		rc := e.rooms[id]
+		if rc == nil {
+			return nil
+		}
+		m := ""
+		if rc.room != nil {
+			m = rc.room.MembershipOf(e.ident.User)
+		}
+		switch m {
+		case "": // never in it (a join that did not complete): stop keeping it
+			gone = true
+			return e.dropRoom(id, rc)
+		case rooms.Leave:
+			gone = true
 		}
 		return nil
 	})
@@ -223,6 +242,9 @@ func (e *Engine) setRoom(ctx context.Context, req RoomSetReq, avatarLink string)
 	if req.Name == nil && req.Topic == nil && req.Avatar == nil && avatarLink == "" {
 		return EventResp{}, errorf(KindInvalid, "nothing to set: give --name, --topic or --avatar")
 	}
+	if err := checkFields(limitField{"room name", req.Name, MaxRoomName}, limitField{"topic", req.Topic, MaxTopic}); err != nil {
+		return EventResp{}, err
+	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
 			return EventResp{}, err
@@ -276,6 +298,9 @@ func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
 	if err != nil {
 		return EventResp{}, errorf(KindInvalid, "%q is not an event ID", req.Event)
 	}
+	if err := checkField("reason", req.Reason, MaxReason); err != nil {
+		return EventResp{}, err
+	}
 	var resp EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
@@ -299,7 +324,7 @@ func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
 func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 	resp := InvitesResp{Invites: []Invite{}}
 	err := e.do(ctx, func() error {
-		for _, inv := range e.prefs.Invites {
+		for _, inv := range e.inv.list() {
 			if id, err := crdt.ParseID(inv.Room); err == nil {
 				if rc := e.rooms[id]; rc != nil && rc.room != nil {
 					st := rc.room.State()
@@ -316,6 +341,22 @@ func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 		return nil
 	})
 	return resp, err
+}
+
+// Decline forgets the pending invite to a room. The inviter is not told;
+// a new invite to the room is taken again.
+func (e *Engine) Decline(ctx context.Context, req RoomReq) (RoomResp, error) {
+	id, err := crdt.ParseID(req.Room)
+	if err != nil {
+		return RoomResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+	}
+	err = e.do(ctx, func() error {
+		if _, ok := e.inv.byID[id.String()]; !ok {
+			return errorf(KindNotFound, "no pending invite to room %s (see: parley invites)", id)
+		}
+		return e.inv.remove(id.String())
+	})
+	return RoomResp{Room: id.String()}, err
 }
 
 // Policy reads or sets the invite policy.
@@ -373,6 +414,9 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 	if req.AvatarPath != "" {
 		return ProfileResp{}, errorf(KindUnavailable, "the media store is not open")
 	}
+	if err := checkFields(limitField{"display name", req.Name, MaxDisplayName}); err != nil {
+		return ProfileResp{}, err
+	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
 			return ProfileResp{}, err
@@ -383,6 +427,19 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 	}
 	var resp ProfileResp
 	err := e.do(ctx, func() error {
+		// Check every room first, so that a refusal changes nothing.
+		var joined []crdt.RoomID
+		me := e.ident.User.String()
+		for id, rc := range e.rooms {
+			if rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
+				continue
+			}
+			if err := rc.room.Check(e.ident.User, rooms.TypeProfile, &me, rooms.Encode(rooms.ProfileBody{})); err != nil {
+				return errorf(KindPermission, "room %s does not let this user change their profile (%v); nothing changed", id, err)
+			}
+			joined = append(joined, id)
+		}
+		slices.Sort(joined)
 		if req.Name != nil {
 			e.prefs.DisplayName = *req.Name
 		}
@@ -395,16 +452,16 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 		if err := e.prefs.save(); err != nil {
 			return err
 		}
-		for id, rc := range e.rooms {
-			if rc.room == nil {
-				continue
+		// Past the checks only a broken disk fails a room: the profile is
+		// saved, so each room that failed is named and the others keep it.
+		var failed []error
+		for _, id := range joined {
+			if err := e.publishProfile(id, e.rooms[id]); err != nil {
+				failed = append(failed, fmt.Errorf("room %s: %w", id, err))
 			}
-			if st := rc.room.State(); st.Member(e.ident.User).Membership != rooms.Join {
-				continue
-			}
-			if err := e.publishProfile(id, rc); err != nil {
-				return err
-			}
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("profile changed in %d of %d rooms: %w", len(joined)-len(failed), len(joined), errors.Join(failed...))
 		}
 		resp = e.profileOf(e.ident.User)
 		return nil
@@ -502,7 +559,7 @@ func (e *Engine) DMRoom(ctx context.Context, u crdt.UserID) (room string, invite
 			room = slices.Min(found).String()
 			return nil
 		}
-		for _, inv := range e.prefs.Invites {
+		for _, inv := range e.inv.list() {
 			if inv.DM && inv.Inviter == u.String() {
 				room, invited = inv.Room, true
 				return nil
@@ -540,8 +597,8 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 	if err := rooms.DecodeBody(create.Body, &cb); err != nil {
 		return errorf(KindInvalid, "bad create event")
 	}
-	if cb.Name == "" && len(name) <= 256 {
-		cb.Name = name // an encrypted room's name, told by the inviter
+	if cb.Name == "" {
+		cb.Name = name // an encrypted room's name, told by the inviter (inviteBook.add cuts it to MaxRoomName)
 	}
 	return e.do(ctx, func() error {
 		if *invite.StateKey != e.ident.User.String() {
@@ -557,14 +614,18 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 			return errorf(KindPermission, "this user accepts invites from contacts only")
 		}
 		room := create.ID.String()
-		for _, inv := range e.prefs.Invites {
-			if inv.Room == room {
-				return nil
-			}
+		if _, ok := e.inv.byID[room]; ok {
+			return nil
 		}
-		e.prefs.Invites = append(e.prefs.Invites, pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0})
-		if err := e.prefs.save(); err != nil {
+		if rc := e.rooms[create.ID]; rc != nil && rc.room != nil && rc.room.MembershipOf(e.ident.User) == rooms.Join {
+			return nil // joined already
+		}
+		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: e.isContact(inviter)})
+		if err != nil {
 			return err
+		}
+		if !ok {
+			return errorf(KindUnavailable, "too many pending invites")
 		}
 		for w := range e.watchers {
 			if !w.dead && w.room == "" {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/parley-p2p/parley/crdt"
 )
 
 // registerAPI binds every API method to the component that answers it.
@@ -103,15 +106,38 @@ func (n *Node) registerAPI(h host.Host) {
 }
 
 // joinRoom connects to the via peers, starts keeping the room, waits until
-// a peer has sent its create event and state, and joins.
+// a peer has sent its create event and state, and joins. A join that fails
+// leaves no room behind that was not kept before it.
 func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []string) (RoomEventResp, error) {
 	for _, a := range via {
 		if _, err := n.connect(ctx, h, a); err != nil {
 			return RoomEventResp{}, err
 		}
 	}
-	id, err := n.engine.TrackRoom(ctx, room)
+	id, err := crdt.ParseID(room)
 	if err != nil {
+		return RoomEventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
+	}
+	kept, err := n.engine.HasRoom(ctx, id)
+	if err != nil {
+		return RoomEventResp{}, err
+	}
+	resp, err := n.trackAndJoin(ctx, id)
+	if err != nil && !kept {
+		// ctx may be done (the client went away): roll back regardless.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if aerr := n.engine.Abandon(actx, id); aerr != nil {
+			n.log.Warn("roll back a failed join", "room", id, "err", aerr)
+		}
+	}
+	return resp, err
+}
+
+// trackAndJoin starts keeping a room, waits for its state and joins.
+func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (RoomEventResp, error) {
+	room := id.String()
+	if _, err := n.engine.TrackRoom(ctx, room); err != nil {
 		return RoomEventResp{}, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
@@ -184,7 +210,11 @@ func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.Add
 	defer cancel()
 	clearBackoff(h, pi.ID)
 	if err := h.Connect(dctx, *pi); err != nil {
-		return nil, errorf(KindUnavailable, "could not connect to %s: %v", pi.ID, err)
+		n.log.Debug("connect", "addr", addr, "err", err)
+		if strings.Contains(err.Error(), "peer id mismatch") {
+			return nil, errorf(KindUnavailable, "%s answered, but as another peer than %s", addr, pi.ID)
+		}
+		return nil, errorf(KindUnavailable, "%s did not answer (no parley daemon listens there, or it is unreachable)", addr)
 	}
 	if err := n.peers.Add(addr); err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ func (n *Node) registerGovernance(h host.Host) {
 	Handle(s, MethodRoomInvite, e.Invite)
 	Handle(s, MethodInvites, func(ctx context.Context, _ Empty) (InvitesResp, error) { return e.Invites(ctx) })
 	Handle(s, MethodInvitesPolicy, e.Policy)
+	Handle(s, MethodInvitesDecline, e.Decline)
 	Handle(s, MethodRoomLeave, e.Leave)
 	Handle(s, MethodRoomKick, e.Kick)
 	Handle(s, MethodRoomBan, e.Ban)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 
 	"github.com/parley-p2p/parley/crdt"
 )
@@ -34,13 +35,45 @@ func (e *Engine) Unhost(ctx context.Context, req RoomReq) (RoomResp, error) {
 				return errorf(KindInvalid, "this user is in room %s (membership %s): leave it instead", id, m)
 			}
 		}
-		if rc.keys.heal != nil {
-			rc.keys.heal.Stop()
-		}
-		delete(e.rooms, id)
-		e.prefs.Unhosted = append(e.prefs.Unhosted, id.String())
 		resp.Room = id.String()
-		return e.prefs.save()
+		return e.dropRoom(id, rc)
 	})
 	return resp, err
+}
+
+// dropRoom stops keeping a room: the engine forgets it and does not load
+// it again after a restart (its stored events stay until it is hosted or
+// joined again).
+func (e *Engine) dropRoom(id crdt.RoomID, rc *roomCtl) error {
+	if rc.keys.heal != nil {
+		rc.keys.heal.Stop()
+	}
+	delete(e.rooms, id)
+	if !slices.Contains(e.prefs.Unhosted, id.String()) {
+		e.prefs.Unhosted = append(e.prefs.Unhosted, id.String())
+	}
+	return e.prefs.save()
+}
+
+// Abandon drops a room this node started keeping for a join that failed,
+// unless this user has ever been in it (joined, invited, left): a failed
+// join leaves no room behind.
+func (e *Engine) Abandon(ctx context.Context, id crdt.RoomID) error {
+	return e.do(ctx, func() error {
+		rc := e.rooms[id]
+		if rc == nil || (rc.room != nil && rc.room.MembershipOf(e.ident.User) != "") {
+			return nil
+		}
+		return e.dropRoom(id, rc)
+	})
+}
+
+// HasRoom reports whether this node keeps a room.
+func (e *Engine) HasRoom(ctx context.Context, id crdt.RoomID) (bool, error) {
+	var ok bool
+	err := e.do(ctx, func() error {
+		ok = e.rooms[id] != nil
+		return nil
+	})
+	return ok, err
 }

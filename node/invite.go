@@ -33,10 +33,19 @@ type inviteMsg struct {
 	Name string `cbor:"name,omitempty"`
 }
 
+// EncodeInvite is the invite frame of a room's create event, an invite and
+// the room's name (docs/protocol.md "Invites").
+func EncodeInvite(create, invite *crdt.Event, name string) ([]byte, error) {
+	return crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode(), Name: name})
+}
+
 type inviteAck struct {
 	OK  bool   `cbor:"ok"`
 	Err string `cbor:"err,omitempty"`
 }
+
+// errInviteRate refuses an invite over a rate limit (invites.go).
+var errInviteRate = errors.New("node: too many invites, try later")
 
 // maxInviteTargets bounds how many peers one invite is offered to.
 const maxInviteTargets = 64
@@ -47,6 +56,11 @@ type Inviter struct {
 	engine *Engine
 	log    *slog.Logger
 	out    *mailbox[inviteJob]
+
+	// Rate limits on received invites (invites.go).
+	frames *limiterSet[peer.ID]     // every frame, per peer
+	peers  *limiterSet[peer.ID]     // invites for this user, per delivering peer
+	users  *limiterSet[crdt.UserID] // invites for this user, per inviter
 }
 
 type inviteJob struct {
@@ -57,7 +71,12 @@ type inviteJob struct {
 
 // NewInviter registers the invite protocol's handler on h.
 func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
-	iv := &Inviter{host: h, engine: engine, log: log, out: newMailbox[inviteJob]()}
+	iv := &Inviter{
+		host: h, engine: engine, log: log, out: newMailbox[inviteJob](),
+		frames: newLimiterSet[peer.ID](inviteFrameRate, inviteFrameBurst),
+		peers:  newLimiterSet[peer.ID](invitePeerRate, invitePeerBurst),
+		users:  newLimiterSet[crdt.UserID](inviteUserRate, inviteUserBurst),
+	}
 	h.SetStreamHandler(InviteProtocol, iv.handle)
 	return iv
 }
@@ -108,7 +127,7 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := crdt.Marshal(inviteMsg{Create: j.create.Encode(), Invite: j.invite.Encode(), Name: j.name})
+	b, err := EncodeInvite(j.create, j.invite, j.name)
 	if err != nil {
 		return err
 	}
@@ -132,14 +151,19 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 func (iv *Inviter) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := msgio.NewVarintReaderSize(st, 2*(crdt.MaxEventSize+256)).ReadMsg()
+	from := st.Conn().RemotePeer()
+	b, err := msgio.NewVarintReaderSize(st, maxInviteFrame).ReadMsg()
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			st.Reset()
 		}
 		return
 	}
-	err = iv.receive(b, st.Conn().RemotePeer())
+	if iv.frames.allow(from) {
+		err = iv.receive(b, from)
+	} else {
+		err = errInviteRate
+	}
 	ack := inviteAck{OK: err == nil}
 	if err != nil {
 		ack.Err = err.Error()
@@ -162,6 +186,12 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	invite, err := crdt.Decode(m.Invite)
 	if err != nil {
 		return errors.New("bad invite event")
+	}
+	if invite.StateKey == nil || *invite.StateKey != iv.engine.ident.User.String() {
+		return errors.New("invite is for another user")
+	}
+	if !iv.peers.allow(from) || !iv.users.allow(invite.User) {
+		return errInviteRate
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

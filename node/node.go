@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
@@ -35,6 +37,10 @@ type Banner struct {
 	PeerID string
 	Addrs  []string
 	API    string
+	// How far the node reaches: it listens on every interface (not only
+	// loopback or named addresses), finds LAN peers by mDNS, takes part in
+	// the DHT.
+	AllInterfaces, MDNS, DHT bool
 }
 
 // Node is a running Parley daemon: it composes the store, the libp2p host,
@@ -60,6 +66,7 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	unlock    func() // releases the home's daemon lock
 }
 
 // Open prepares a node (initializing the home if it is empty) without
@@ -75,12 +82,33 @@ func Open(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("create home: %w", err)
+	}
+	unlock, err := lockHome(cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	n, err := open(cfg, log)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	n.unlock = unlock
+	return n, nil
+}
+
+// open is Open once the home's lock is held.
+func open(cfg Config, log *slog.Logger) (*Node, error) {
 	ident, kem, _, err := loadOrCreateKeys(cfg.Home)
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, ident: ident, kem: kem, ready: make(chan struct{})}
 	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, daemonRuns(cfg.Home) // a daemon without the lock file (lock_other.go)
+		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if n.peers, err = LoadPeerBook(filepath.Join(cfg.Home, peersFile)); err != nil {
@@ -105,7 +133,10 @@ func (n *Node) Banner() Banner { return n.banner }
 
 // Close releases what Open acquired; Serve calls it on return.
 func (n *Node) Close() error {
-	n.closeOnce.Do(func() { n.closeErr = n.store.Close() })
+	n.closeOnce.Do(func() {
+		n.closeErr = n.store.Close()
+		n.unlock()
+	})
 	return n.closeErr
 }
 
@@ -188,7 +219,10 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 		}
 	}
 
-	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL()}
+	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL(), MDNS: !n.cfg.NoMDNS, DHT: !n.cfg.NoDHT}
+	for _, a := range h.Network().ListenAddresses() {
+		n.banner.AllInterfaces = n.banner.AllInterfaces || manet.IsIPUnspecified(a)
+	}
 	for _, a := range h.Addrs() {
 		n.banner.Addrs = append(n.banner.Addrs, a.String()+"/p2p/"+h.ID().String())
 	}

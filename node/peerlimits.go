@@ -15,16 +15,14 @@ const maxLimiters = 4096
 // at maxStreams, and a token bucket of r per second with burst b.
 type peerLimits struct {
 	maxStreams int
-	r          rate.Limit
-	b          int
+	limiters   *limiterSet[peer.ID]
 
-	mu       sync.Mutex
-	streams  map[peer.ID]int           // guarded by mu
-	limiters map[peer.ID]*rate.Limiter // guarded by mu
+	mu      sync.Mutex
+	streams map[peer.ID]int // guarded by mu
 }
 
 func newPeerLimits(maxStreams int, r rate.Limit, b int) *peerLimits {
-	return &peerLimits{maxStreams: maxStreams, r: r, b: b, streams: map[peer.ID]int{}, limiters: map[peer.ID]*rate.Limiter{}}
+	return &peerLimits{maxStreams: maxStreams, limiters: newLimiterSet[peer.ID](r, b), streams: map[peer.ID]int{}}
 }
 
 // admit takes a stream slot for p, or reports that p has too many open.
@@ -48,16 +46,36 @@ func (l *peerLimits) release(p peer.ID) {
 }
 
 // limiter returns p's token bucket.
-func (l *peerLimits) limiter(p peer.ID) *rate.Limiter {
+func (l *peerLimits) limiter(p peer.ID) *rate.Limiter { return l.limiters.get(p) }
+
+// limiterSet is a token bucket per key, remembering at most maxLimiters
+// keys (past it the state starts over: a key gains at most one fresh burst).
+type limiterSet[K comparable] struct {
+	r rate.Limit
+	b int
+
+	mu sync.Mutex
+	m  map[K]*rate.Limiter // guarded by mu
+}
+
+func newLimiterSet[K comparable](r rate.Limit, b int) *limiterSet[K] {
+	return &limiterSet[K]{r: r, b: b, m: map[K]*rate.Limiter{}}
+}
+
+// get returns k's token bucket.
+func (l *limiterSet[K]) get(k K) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim := l.limiters[p]
+	lim := l.m[k]
 	if lim == nil {
-		if len(l.limiters) >= maxLimiters {
-			clear(l.limiters)
+		if len(l.m) >= maxLimiters {
+			clear(l.m)
 		}
 		lim = rate.NewLimiter(l.r, l.b)
-		l.limiters[p] = lim
+		l.m[k] = lim
 	}
 	return lim
 }
+
+// allow takes a token from k's bucket.
+func (l *limiterSet[K]) allow(k K) bool { return l.get(k).Allow() }

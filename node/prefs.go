@@ -16,14 +16,14 @@ const (
 )
 
 // prefs is what a node keeps for its own user beyond room logs: blocked
-// users, the invite policy, pending invites and the profile it publishes.
+// users, the invite policy and the profile it publishes.
 // The engine goroutine owns it; save writes it atomically.
 type prefs struct {
 	path string // empty: not persisted (tests, simulations)
 
 	Blocked     []string        `json:"blocked"`
 	Policy      string          `json:"invite_policy"`
-	Invites     []pendingInvite `json:"invites"`
+	Invites     []pendingInvite `json:"invites,omitempty"` // before invites.go kept them in the store: read once and moved there
 	DisplayName string          `json:"display_name,omitempty"`
 	Avatar      []byte          `json:"avatar,omitempty"`      // image bytes, published as a blob event in each room (before media avatars)
 	AvatarLink  string          `json:"avatar_link,omitempty"` // a media avatar (avatars.go), published in each room; replaces Avatar
@@ -34,13 +34,6 @@ type prefs struct {
 	NoTyping   bool   `json:"no_typing,omitempty"`
 	NoPresence bool   `json:"no_presence,omitempty"`
 	Presence   string `json:"presence,omitempty"`
-}
-
-type pendingInvite struct {
-	Room    string `json:"room"`
-	Inviter string `json:"inviter"`
-	Name    string `json:"name"`
-	DM      bool   `json:"dm,omitempty"`
 }
 
 func loadPrefs(path string) (*prefs, error) {

@@ -50,6 +50,7 @@ var commands = []*command{
 	{"room set", "ROOM [--name N] [--topic T] [--avatar FILE]", "change a room's name, topic or avatar", runRoomSet},
 	{"invites", "", "pending invites for this user", runInvites},
 	{"invites policy", "[anyone|contacts|nobody]", "who may send this user invites (without an argument: show it)", runInvitesPolicy},
+	{"invites decline", "ROOM", "forget a pending invite (the inviter is not told)", runInvitesDecline},
 	{"dm", "USER", "the direct-message room with a user (created on first use, the same room after)", runDM},
 	{"profile set", "[--name NAME] [--avatar FILE]", "change this user's display name or avatar", runProfileSet},
 	{"profile get", "[USER]", "a user's display name and avatar (default: this user)", runProfileGet},
@@ -174,10 +175,11 @@ func (c *cli) dispatch(args []string) error {
 		}
 		name, rest = name+" "+sub[0], sub[1:]
 	case name == "invites":
-		// "invites" is a command and "invites policy" one of its own; a
-		// flag error is left to "invites" to report with its usage.
-		if sub, err := parseArgs(c.flags(), rest, true); err == nil && len(sub) > 0 && sub[0] == "policy" {
-			name, rest = "invites policy", sub[1:]
+		// "invites" is a command and "invites policy" and "invites
+		// decline" ones of their own; a flag error is left to "invites" to
+		// report with its usage.
+		if sub, err := parseArgs(c.flags(), rest, true); err == nil && len(sub) > 0 && (sub[0] == "policy" || sub[0] == "decline") {
+			name, rest = "invites "+sub[0], sub[1:]
 		}
 	}
 	cmd := lookup(name)

@@ -97,6 +97,9 @@ func runDaemon(c *cli, args []string) error {
 		NoDHT:     *noDHT,
 		Logger:    slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
 	})
+	if errors.Is(err, node.ErrRunning) {
+		return c.explain(err) // "a daemon already runs for HOME"
+	}
 	if err != nil {
 		return fmt.Errorf("start the node in %s: %v", home, c.explain(err))
 	}
@@ -141,8 +144,31 @@ func (c *cli) printBanner(home string, b node.Banner) error {
 	for _, a := range b.Addrs {
 		fmt.Fprintf(w, "listen   %s\n", a)
 	}
-	_, err := fmt.Fprintf(w, "api      %s\n", b.API)
-	return err
+	fmt.Fprintf(w, "api      %s\n", b.API)
+	if reach := reachOf(b); reach != "" {
+		fmt.Fprintf(w, "network  %s\n", reach)
+		fmt.Fprintf(w, "         (a loopback-only node: parley daemon %s)\n", loopbackFlags)
+	}
+	return nil
+}
+
+// loopbackFlags start a node that no other machine can reach or find.
+const loopbackFlags = "--listen /ip4/127.0.0.1/tcp/0 --no-mdns --no-dht"
+
+// reachOf says how far a daemon reaches beyond this machine, or "" when
+// it does not.
+func reachOf(b node.Banner) string {
+	var parts []string
+	if b.AllInterfaces {
+		parts = append(parts, "listens on all interfaces")
+	}
+	if b.MDNS {
+		parts = append(parts, "mDNS on (found by LAN peers)")
+	}
+	if b.DHT {
+		parts = append(parts, "DHT on (found through the internet)")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // parley id

@@ -61,6 +61,18 @@ func runInvitesPolicy(c *cli, args []string) error {
 	})
 }
 
+// parley invites decline ROOM
+func runInvitesDecline(c *cli, args []string) error {
+	room, err := c.roomArg(args)
+	if err != nil {
+		return err
+	}
+	var r node.RoomResp
+	return c.call(node.MethodInvitesDecline, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "declined the invite to %s\n", r.Room)
+	})
+}
+
 // parley dm USER
 //
 // The first call creates the two-person room and invites USER; every later

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio"
+	"golang.org/x/time/rate"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/roomstest"
+)
+
+// strangerInvite is a fresh user's invite frame of target to a new room.
+func strangerInvite(t testing.TB, target crdt.UserID, name string) []byte {
+	return inviteFrom(t, newIdent(t), target, name)
+}
+
+func newIdent(t testing.TB) *crdt.Identity {
+	t.Helper()
+	ident, err := roomstest.NewUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ident
+}
+
+// inviteFrom is the invite frame of target to a new room of ident's.
+func inviteFrom(t testing.TB, ident *crdt.Identity, target crdt.UserID, name string) []byte {
+	t.Helper()
+	create, invite, err := roomstest.Invite(ident, target, name, time.Now().UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := EncodeInvite(create, invite, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// pushInvite sends one invite frame from h to p and returns the answer.
+func pushInvite(ctx context.Context, h host.Host, p peer.ID, frame []byte) (inviteAck, error) {
+	st, err := h.NewStream(ctx, p, InviteProtocol)
+	if err != nil {
+		return inviteAck{}, err
+	}
+	defer st.Close()
+	if err := msgio.NewVarintWriter(st).WriteMsg(frame); err != nil {
+		return inviteAck{}, err
+	}
+	resp, err := msgio.NewVarintReaderSize(st, 1024).ReadMsg()
+	if err != nil {
+		return inviteAck{}, err
+	}
+	var ack inviteAck
+	return ack, crdt.UnmarshalCanonical(resp, &ack)
+}
+
+// hostile adds a bare mocknet host (no replica) connected to replica i.
+func (tn *testNet) hostile(i int) host.Host {
+	tn.t.Helper()
+	h, err := tn.mn.GenPeer()
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	if _, err := tn.mn.LinkPeers(h.ID(), tn.reps[i].host.ID()); err != nil {
+		tn.t.Fatal(err)
+	}
+	if _, err := tn.mn.ConnectPeers(h.ID(), tn.reps[i].host.ID()); err != nil {
+		tn.t.Fatal(err)
+	}
+	return h
+}
+
+func pendingCount(t *testing.T, e *Engine) int {
+	t.Helper()
+	inv, err := e.Invites(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(inv.Invites)
+}
+
+// TestInviteFlood: peers pushing thousands of validly signed invites from
+// fresh users keep the pending list bounded (per-peer and per-user rate
+// limits, a cap that strangers cannot push a contact's invite out of), the
+// list stays fast to read, and a contact's and a late honest stranger's
+// invites are still taken.
+func TestInviteFlood(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	ctx := tn.ctx
+	victim, me := tn.reps[1], tn.ids[1].User
+	setupRoom(t, tn) // node 0's user becomes a contact of node 1's user
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "from a contact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.reps[0].Engine.Invite(ctx, RoomUserReq{Room: room.Room, User: me.String()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "contact's invite", func() (bool, string) { return pendingCount(t, victim.Engine) == 1, "" })
+
+	// One user, many rooms, each from a fresh peer: the user's burst.
+	spammer := newIdent(t)
+	for range 50 {
+		if _, err := pushInvite(ctx, tn.hostile(1), victim.host.ID(), inviteFrom(t, spammer, me, "spam")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := pendingCount(t, victim.Engine); n > 1+inviteUserBurst+2 {
+		t.Fatalf("one user pushed 50 invites: %d pending, want at most %d", n, 1+inviteUserBurst+2)
+	}
+	h := tn.hostile(1)
+	// One peer, many users: the peer's burst.
+	refused := 0
+	for range 1000 {
+		ack, err := pushInvite(ctx, h, victim.host.ID(), strangerInvite(t, me, strings.Repeat("n", 10_000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.OK {
+			refused++
+		}
+	}
+	n := pendingCount(t, victim.Engine)
+	if max := 1 + inviteUserBurst + 2 + invitePeerBurst + 5; n > max || refused < 900 {
+		t.Fatalf("one peer pushed 1000 invites: %d pending, %d refused; want at most %d pending", n, refused, max)
+	}
+	// Many peers, many users: the cap.
+	for range 20 {
+		h := tn.hostile(1)
+		for range invitePeerBurst {
+			if _, err := pushInvite(ctx, h, victim.host.ID(), strangerInvite(t, me, "spam")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	inv, err := victim.Engine.Invites(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("listing %d invites took %v", len(inv.Invites), took)
+	}
+	if len(inv.Invites) > MaxPendingInvites {
+		t.Fatalf("%d invites pending, cap %d", len(inv.Invites), MaxPendingInvites)
+	}
+	contact := false
+	for _, i := range inv.Invites {
+		contact = contact || i.Room == room.Room
+		if len(i.Name) > MaxRoomName {
+			t.Fatalf("a pending invite's name has %d bytes", len(i.Name))
+		}
+	}
+	if !contact {
+		t.Fatal("strangers' invites pushed the contact's invite out")
+	}
+	// A late honest stranger from a fresh peer is still taken.
+	ack, err := pushInvite(ctx, tn.hostile(1), victim.host.ID(), strangerInvite(t, me, "honest"))
+	if err != nil || !ack.OK {
+		t.Fatalf("honest invite after the flood: %+v %v", ack, err)
+	}
+	t.Logf("pending after the flood: %d (cap %d)", pendingCount(t, victim.Engine), MaxPendingInvites)
+}
+
+// TestInviteDeclineAndRoomList: a pending invite shows in room list with
+// membership "invite" until it is declined; declining an unknown one is a
+// 404.
+func TestInviteDeclineAndRoomList(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	ctx := tn.ctx
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "club"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.reps[0].Engine.Invite(ctx, RoomUserReq{Room: room.Room, User: tn.ids[1].User.String()}); err != nil {
+		t.Fatal(err)
+	}
+	e := tn.reps[1].Engine
+	eventually(t, 20*time.Second, "invite", func() (bool, string) { return pendingCount(t, e) == 1, "" })
+	list, err := e.Rooms(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Rooms) != 1 || list.Rooms[0] != (RoomSummary{Room: room.Room, Name: "club", Membership: rooms.Invite}) {
+		t.Fatalf("room list: %+v", list.Rooms)
+	}
+	if r, err := e.Decline(ctx, RoomReq{Room: room.Room}); err != nil || r.Room != room.Room {
+		t.Fatalf("decline: %+v %v", r, err)
+	}
+	if n := pendingCount(t, e); n != 0 {
+		t.Fatalf("%d invites pending after decline", n)
+	}
+	if list, _ := e.Rooms(ctx); len(list.Rooms) != 0 {
+		t.Fatalf("room list after decline: %+v", list.Rooms)
+	}
+	if _, err := e.Decline(ctx, RoomReq{Room: room.Room}); KindOf(err) != KindNotFound {
+		t.Fatalf("second decline: %v (kind %s)", err, KindOf(err))
+	}
+}
+
+// TestInvitesMoveOutOfPrefs: invites an older version kept in prefs.json
+// are moved to the local store on load and stay after a restart.
+func TestInvitesMoveOutOfPrefs(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prefs.json")
+	var b strings.Builder
+	b.WriteString(`{"invite_policy":"anyone","invites":[`)
+	for i := range 3 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"room":"room%d","inviter":"someone","name":"old %d"}`, i, i)
+	}
+	b.WriteString(`]}`)
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	master, _ := crdt.GenerateKey(rand.Reader)
+	ident, _ := crdt.NewIdentity(master, rand.Reader)
+	local := NewMemLocal()
+	for range 2 { // load, then load again ("restart")
+		e, err := NewEngineWith(ident, crdt.NewMemStore(), path, slog.New(slog.DiscardHandler), KeyOptions{Local: local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(e.inv.list()); got != 3 {
+			t.Fatalf("%d invites after load, want 3", got)
+		}
+		if raw, _ := os.ReadFile(path); strings.Contains(string(raw), "room0") {
+			t.Fatalf("prefs.json still holds invites: %s", raw)
+		}
+	}
+}
+
+// FuzzInviteFrame feeds arbitrary invite frames to the invite protocol's
+// receiver (rate limits off, so every frame is parsed) on a live engine:
+// it never crashes, and the pending list stays within its cap and its name
+// bound.
+func FuzzInviteFrame(f *testing.F) {
+	tn := newTestNet(&testing.T{}, 1)
+	defer tn.close()
+	e := tn.reps[0].Engine
+	me := tn.ids[0].User
+	f.Add(strangerInvite(f, me, "a room"))
+	f.Add(strangerInvite(f, me, strings.Repeat("é", 300)))
+	f.Add(strangerInvite(f, newIdent(f).User, "for another user"))
+	valid := strangerInvite(f, me, "")
+	f.Add(valid[:len(valid)/2])
+	f.Add([]byte{0xa2, 0x66, 'c', 'r', 'e', 'a', 't', 'e', 0x40, 0x66, 'i', 'n', 'v', 'i', 't', 'e', 0x40})
+	f.Add([]byte{})
+	iv := &Inviter{engine: e,
+		frames: newLimiterSet[peer.ID](rate.Inf, 1),
+		peers:  newLimiterSet[peer.ID](rate.Inf, 1),
+		users:  newLimiterSet[crdt.UserID](rate.Inf, 1),
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		iv.receive(b, peer.ID("fuzz"))
+		inv, err := e.Invites(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(inv.Invites) > MaxPendingInvites {
+			t.Fatalf("%d invites pending", len(inv.Invites))
+		}
+		for _, i := range inv.Invites {
+			if len(i.Name) > MaxRoomName || !utf8.ValidString(i.Name) {
+				t.Fatalf("pending invite name %q", i.Name)
+			}
+		}
+	})
+}
