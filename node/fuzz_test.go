@@ -50,7 +50,7 @@ func FuzzSyncFrame(f *testing.F) {
 		defer st.Close()
 		st.SetDeadline(time.Now().Add(5 * time.Second))
 		w := msgio.NewVarintWriter(st)
-		r := msgio.NewVarintReaderSize(st, maxFrame)
+		r := msgio.NewVarintReaderSize(st, syncPageFrame)
 		w.WriteMsg(first)
 		w.WriteMsg(second)
 		st.CloseWrite()

@@ -41,6 +41,10 @@ type inviteAck struct {
 // maxInviteTargets bounds how many peers one invite is offered to.
 const maxInviteTargets = 64
 
+// maxInviteFrame bounds the one frame of an invite stream: two events of
+// at most crdt.MaxEventSize and their envelope (docs/protocol.md §4).
+const maxInviteFrame = 2 * (crdt.MaxEventSize + 256)
+
 // Inviter sends and receives invites.
 type Inviter struct {
 	host   host.Host
@@ -132,7 +136,8 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 func (iv *Inviter) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := msgio.NewVarintReaderSize(st, 2*(crdt.MaxEventSize+256)).ReadMsg()
+	r := frameReader{st: st}
+	b, err := r.next(maxInviteFrame)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			st.Reset()
@@ -140,6 +145,7 @@ func (iv *Inviter) handle(st network.Stream) {
 		return
 	}
 	err = iv.receive(b, st.Conn().RemotePeer())
+	r.shrink()
 	ack := inviteAck{OK: err == nil}
 	if err != nil {
 		ack.Err = err.Error()

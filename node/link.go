@@ -56,7 +56,8 @@ const (
 	maxLinkFailPeer = 4096           // peers whose wrong proofs are remembered
 	maxLinkCode     = 2048
 	maxLinkAddrs    = 16
-	maxLinkFrame    = 64 << 10
+	maxLinkFrame    = 64 << 10 // the answer
+	maxLinkRequest  = 4 << 10  // the request (a KEM record is 1.3 KB)
 	linkTimeout     = 20 * time.Second
 	linkCodePrefix  = "parley-link-"
 	linkSecretSize  = 16
@@ -347,7 +348,8 @@ func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
 func (l *Linker) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(linkTimeout))
-	b, err := msgio.NewVarintReaderSize(st, maxLinkFrame).ReadMsg()
+	r := frameReader{st: st}
+	b, err := r.next(maxLinkRequest)
 	if err != nil {
 		st.Reset()
 		return
