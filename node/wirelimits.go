@@ -132,6 +132,13 @@ const (
 	maxSmallMemory  = 8 << 20   // frames buffered by all invite or link streams
 )
 
+// DaemonMemoryLimit is the soft memory limit a daemon sets for the Go
+// runtime unless GOMEMLIMIT is set: the collector works harder as the
+// heap nears it, so that bursts of short-lived garbage (handshakes and
+// streams of many peers at once) do not double the resident set. It is
+// not a cap: a daemon that needs more live memory uses more.
+const DaemonMemoryLimit = 128 << 20
+
 // protocolLimits are the inbound streams of each protocol node-wide and per
 // peer, and the frame memory of all its streams.
 var protocolLimits = []struct {
