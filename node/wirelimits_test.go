@@ -201,3 +201,139 @@ func isTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
 }
+
+// frameOf is m as one length-prefixed frame.
+func frameOf(t *testing.T, m any) []byte {
+	t.Helper()
+	b, err := crdt.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+}
+
+// answer reads what the server sends on st until it ends the stream, and
+// reports whether it reset it (rather than close it after an answer).
+func answer(t *testing.T, st network.Stream) (got []byte, reset bool) {
+	t.Helper()
+	var late atomic.Bool
+	timer := time.AfterFunc(60*time.Second, func() { late.Store(true); st.Reset() })
+	got, err := io.ReadAll(st)
+	timer.Stop()
+	if late.Load() {
+		t.Fatal("the server neither answered nor ended the stream within 60 s")
+	}
+	return got, errors.Is(err, network.ErrReset)
+}
+
+// fakeIDs is n well-formed event ids (36 octets each).
+func fakeIDs(rid crdt.RoomID, n int) [][]byte {
+	ids := make([][]byte, n)
+	for i := range ids {
+		id := []byte(rid)
+		id[len(id)-1] ^= byte(i)
+		ids[i] = id
+	}
+	return ids
+}
+
+// TestSyncFrameBounds (issue 17, item 1): a served sync stream takes a
+// first frame of at most syncSmallFrame, then each request within its op's
+// bound; a frame over the bound resets the stream without an answer.
+func TestSyncFrameBounds(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rid, _ := crdt.ParseID(room.Room)
+	ident := tn.ids[1]
+	server := tn.reps[0].host.ID()
+	client := tn.reps[1].host
+	hello := &syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert}
+	open := func() network.Stream {
+		st, err := client.NewStream(tn.ctx, server, SyncProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Reset() })
+		return st
+	}
+
+	// A first frame over syncSmallFrame: reset, unanswered.
+	big := *hello
+	big.IDs = fakeIDs(rid, syncSmallFrame/36+1)
+	st := open()
+	st.Write(frameOf(t, &big))
+	if got, reset := answer(t, st); !reset || len(got) > 0 {
+		t.Errorf("a first frame of %d octets: answer %q, reset %v; want a reset", len(frameOf(t, &big)), got, reset)
+	}
+
+	// Authorized: a get of maxGetIDs ids (over syncSmallFrame) is served...
+	st = open()
+	get := &syncMsg{Op: opGet, Room: []byte(rid), IDs: fakeIDs(rid, maxGetIDs)}
+	if n := len(frameOf(t, get)); n <= syncSmallFrame || n > syncGetFrame {
+		t.Fatalf("a get of %d ids is %d octets; the test wants it between the bounds", maxGetIDs, n)
+	}
+	st.Write(append(frameOf(t, hello), frameOf(t, get)...))
+	st.CloseWrite()
+	got, reset := answer(t, st)
+	if reset || len(got) == 0 {
+		t.Fatalf("heads then a get of %d ids: answer of %d octets, reset %v", maxGetIDs, len(got), reset)
+	}
+	// ... but a since over syncSmallFrame resets the stream.
+	st = open()
+	since := &syncMsg{Op: opSince, Room: []byte(rid), IDs: fakeIDs(rid, syncSmallFrame/36+1)}
+	st.Write(append(frameOf(t, hello), frameOf(t, since)...))
+	if got, reset = answer(t, st); !reset {
+		t.Errorf("a since of %d octets after heads: answer %q, no reset", len(frameOf(t, since)), got)
+	}
+}
+
+// TestMediaRequestBound (issue 17, item 1): a media request over
+// mediaMaxRequest resets the stream unanswered.
+func TestMediaRequestBound(t *testing.T) {
+	mn := newMediaNet(t, 2)
+	mn.link(0, 1)
+	st, err := mn.reps[1].host.NewStream(mn.ctx, mn.reps[0].host.ID(), MediaProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	st.Write(frameOf(t, &mediaMsg{Op: mediaOpGet, CID: make([]byte, mediaMaxRequest)}))
+	if got, reset := answer(t, st); !reset || len(got) > 0 {
+		t.Errorf("a request over %d octets: answer %q, reset %v; want a reset", mediaMaxRequest, got, reset)
+	}
+}
+
+// FuzzFrameReader: whatever a stream holds, a frame is read only within
+// its limit, and its buffer never runs more than frameChunk ahead of the
+// octets that arrived.
+func FuzzFrameReader(f *testing.F) {
+	f.Add([]byte{0x03, 'a', 'b', 'c'}, 16)
+	f.Add(binary.AppendUvarint(nil, hostileFrameLen), 1<<10)
+	f.Add([]byte{0x80, 0x00}, 16)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 16)
+	f.Add(append(binary.AppendUvarint(nil, 100<<10), make([]byte, 70<<10)...), 200<<10)
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		limit = max(0, min(limit, 1<<20))
+		r := frameReader{st: nullScoped{bytes.NewReader(data)}}
+		for range 4 {
+			b, err := r.next(limit)
+			if err != nil {
+				return
+			}
+			if len(b) > limit {
+				t.Fatalf("a frame of %d octets under a limit of %d", len(b), limit)
+			}
+			if cap(b) > 2*len(data)+frameChunk {
+				t.Fatalf("a buffer of %d octets for a stream of %d", cap(b), len(data))
+			}
+		}
+	})
+}
+
+type nullScoped struct{ io.Reader }
+
+func (nullScoped) Scope() network.StreamScope { return &network.NullScope{} }
