@@ -202,6 +202,17 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
+// publicRoomOn creates a public room on replica i of tn.
+func publicRoomOn(tb testing.TB, tn *testNet, i int) crdt.RoomID {
+	tb.Helper()
+	room, err := tn.reps[i].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rid, _ := crdt.ParseID(room.Room)
+	return rid
+}
+
 // frameOf is m as one length-prefixed frame.
 func frameOf(t *testing.T, m any) []byte {
 	t.Helper()
@@ -243,11 +254,7 @@ func fakeIDs(rid crdt.RoomID, n int) [][]byte {
 func TestSyncFrameBounds(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
-	room, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rid, _ := crdt.ParseID(room.Room)
+	rid := publicRoomOn(t, tn, 0)
 	ident := tn.ids[1]
 	server := tn.reps[0].host.ID()
 	client := tn.reps[1].host
