@@ -85,6 +85,10 @@ func decodeStrict(body []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return errorf(KindInvalid, "bad request: %v", err)
 	}
+	// Exactly one JSON value: after it only white space may follow.
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return errorf(KindInvalid, "bad request: data after the JSON value")
+	}
 	return nil
 }
 
@@ -205,8 +209,13 @@ func (s *APIServer) admit(r *http.Request) error {
 			return errorf(KindPermission, "origin %q not allowed", o)
 		}
 	}
-	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
+	// Exactly "Authorization: Bearer <token>", one header, nothing else.
+	auth := r.Header.Values("Authorization")
+	got, bearer := "", false
+	if len(auth) == 1 {
+		got, bearer = strings.CutPrefix(auth[0], "Bearer ")
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 || !bearer {
 		return errorf(KindPermission, "missing or wrong API token")
 	}
 	return nil

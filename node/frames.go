@@ -11,17 +11,18 @@ import (
 
 // frames is a libp2p stream of unsigned-varint-length-prefixed canonical
 // CBOR messages of type M, with an idle deadline renewed on every frame.
-// The sync and media protocols speak it.
+// The sync protocol speaks it. Each frame's length is checked against the
+// bound the caller gives before anything is allocated (frameReader).
 type frames[M any] struct {
 	st     network.Stream
-	r      msgio.ReadCloser
+	r      frameReader
 	w      msgio.WriteCloser
 	idle   time.Duration
 	decode func([]byte) (*M, error)
 }
 
-func newFrames[M any](st network.Stream, maxFrame int, idle time.Duration, decode func([]byte) (*M, error)) *frames[M] {
-	return &frames[M]{st: st, r: msgio.NewVarintReaderSize(st, maxFrame), w: msgio.NewVarintWriter(st), idle: idle, decode: decode}
+func newFrames[M any](st network.Stream, idle time.Duration, decode func([]byte) (*M, error)) *frames[M] {
+	return &frames[M]{st: st, r: frameReader{st: st}, w: msgio.NewVarintWriter(st), idle: idle, decode: decode}
 }
 
 func (f *frames[M]) send(m *M) error {
@@ -33,12 +34,15 @@ func (f *frames[M]) send(m *M) error {
 	return f.w.WriteMsg(b)
 }
 
-func (f *frames[M]) recv() (*M, error) {
+// recv reads and decodes the next frame, of at most limit octets, and
+// returns it with its size.
+func (f *frames[M]) recv(limit int) (*M, int, error) {
 	f.st.SetReadDeadline(time.Now().Add(f.idle))
-	b, err := f.r.ReadMsg()
+	b, err := f.r.next(limit)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	defer f.r.ReleaseMsg(b)
-	return f.decode(b)
+	defer f.r.shrink()
+	m, err := f.decode(b)
+	return m, len(b), err
 }

@@ -16,11 +16,7 @@ func FuzzSyncFrame(f *testing.F) {
 	tn := newTestNet(&testing.T{}, 2)
 	defer tn.close()
 	tn.link(0, 1)
-	room, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
-	if err != nil {
-		f.Fatal(err)
-	}
-	rid, _ := crdt.ParseID(room.Room)
+	rid := publicRoomOn(f, tn, 0)
 	ident := tn.ids[1]
 	valid := func(m *syncMsg) []byte {
 		b, err := crdt.Marshal(m)
@@ -50,7 +46,7 @@ func FuzzSyncFrame(f *testing.F) {
 		defer st.Close()
 		st.SetDeadline(time.Now().Add(5 * time.Second))
 		w := msgio.NewVarintWriter(st)
-		r := msgio.NewVarintReaderSize(st, maxFrame)
+		r := msgio.NewVarintReaderSize(st, syncPageFrame)
 		w.WriteMsg(first)
 		w.WriteMsg(second)
 		st.CloseWrite()

@@ -50,6 +50,10 @@ var errInviteRate = errors.New("node: too many invites, try later")
 // maxInviteTargets bounds how many peers one invite is offered to.
 const maxInviteTargets = 64
 
+// maxInviteFrame bounds the one frame of an invite stream: two events of
+// at most crdt.MaxEventSize and their envelope (docs/protocol.md §4).
+const maxInviteFrame = 2 * (crdt.MaxEventSize + 256)
+
 // Inviter sends and receives invites.
 type Inviter struct {
 	host   host.Host
@@ -152,7 +156,8 @@ func (iv *Inviter) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
 	from := st.Conn().RemotePeer()
-	b, err := msgio.NewVarintReaderSize(st, maxInviteFrame).ReadMsg()
+	r := frameReader{st: st}
+	b, err := r.next(maxInviteFrame)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			st.Reset()
@@ -164,6 +169,7 @@ func (iv *Inviter) handle(st network.Stream) {
 	} else {
 		err = errInviteRate
 	}
+	r.shrink()
 	ack := inviteAck{OK: err == nil}
 	if err != nil {
 		ack.Err = err.Error()

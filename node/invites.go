@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/parley-p2p/parley/crdt"
 )
 
 // Pending invites are kept in the node's local store (never synced), one
@@ -40,11 +39,6 @@ const (
 	inviteFrameRate  = rate.Limit(20)
 	inviteFrameBurst = 200
 )
-
-// maxInviteFrame bounds one invite frame: a create event and an invite
-// event (ordinary events, crdt.MaxEventSize each, with their framing) and
-// a name.
-const maxInviteFrame = 2 * (crdt.MaxEventSize + 256)
 
 // inviteKeyPrefix is the local store prefix of pending invites: "i/" room.
 const inviteKeyPrefix = "i/"

@@ -36,9 +36,12 @@ import (
 // with an HMAC bound to both peer IDs and its keys (the secret itself never
 // crosses the wire), and receives the master key's certificate over its
 // device key, the user ID, the user's rooms and peers to sync them from.
-// A code is single use, expires (DefaultLinkTTL), and is burned after
-// maxLinkTries wrong proofs. The new device holds no master key: it cannot
-// link others.
+// A code is single use and expires (DefaultLinkTTL). Wrong proofs are
+// counted per dialing peer: after maxLinkTries of them that peer is refused
+// for linkLockout, while other peers (the real new device) may still use
+// the code. With a 128-bit secret guessing is hopeless, so a global count
+// would only let strangers burn the user's codes. The new device holds no
+// master key: it cannot link others.
 
 // LinkProtocol is the device-linking protocol.
 const LinkProtocol = protocol.ID("/parley/link/1.0.0")
@@ -47,11 +50,14 @@ const LinkProtocol = protocol.ID("/parley/link/1.0.0")
 const (
 	DefaultLinkTTL  = 10 * time.Minute
 	maxLinkTTL      = time.Hour
-	maxLinkPending  = 4 // live codes per linking device
-	maxLinkTries    = 3 // wrong proofs before every live code is burned
+	maxLinkPending  = 4              // live codes per linking device
+	maxLinkTries    = 3              // wrong proofs from one peer before it is locked out ...
+	linkLockout     = DefaultLinkTTL // ... for this long after its last one
+	maxLinkFailPeer = 4096           // peers whose wrong proofs are remembered
 	maxLinkCode     = 2048
 	maxLinkAddrs    = 16
-	maxLinkFrame    = 64 << 10
+	maxLinkFrame    = 64 << 10 // the answer
+	maxLinkRequest  = 4 << 10  // the request (a KEM record is 1.3 KB)
 	linkTimeout     = 20 * time.Second
 	linkCodePrefix  = "parley-link-"
 	linkSecretSize  = 16
@@ -66,7 +72,7 @@ var (
 	ErrLinkExpired = errors.New("node: link code expired")
 	ErrLinkUsed    = errors.New("node: link code already used")
 	ErrLinkWrong   = errors.New("node: wrong link code")
-	ErrLinkBurned  = errors.New("node: link code revoked after too many wrong attempts")
+	ErrLinkLocked  = errors.New("node: too many wrong link attempts from this device: wait and try again")
 	ErrNoMaster    = errors.New("node: this device holds no master key (another device linked it): run 'parley device link' on the device that holds the user's master key")
 )
 
@@ -204,7 +210,13 @@ func linkProof(secret []byte, linker, joiner peer.ID, device, kem []byte) []byte
 type pendingLink struct {
 	secret  [linkSecretSize]byte
 	expires time.Time
-	state   error // nil: live; ErrLinkUsed, ErrLinkBurned
+	state   error // nil: live; ErrLinkUsed
+}
+
+// linkFailures is one peer's wrong proofs.
+type linkFailures struct {
+	n    int
+	last time.Time
 }
 
 // Linker serves LinkProtocol on a device holding the master key and issues
@@ -218,8 +230,8 @@ type Linker struct {
 	rand   io.Reader
 
 	mu      sync.Mutex
-	pending []*pendingLink // guarded by mu
-	tries   int            // wrong proofs since the last code was issued; guarded by mu
+	pending []*pendingLink            // guarded by mu
+	fails   map[peer.ID]*linkFailures // wrong proofs per dialing peer; guarded by mu
 }
 
 // NewLinker registers LinkProtocol's handler on h. master may be nil.
@@ -227,7 +239,7 @@ func NewLinker(h host.Host, engine *Engine, master *crdt.SecretKey, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	l := &Linker{host: h, engine: engine, master: master, log: log, now: time.Now, rand: cryptorand.Reader}
+	l := &Linker{host: h, engine: engine, master: master, log: log, now: time.Now, rand: cryptorand.Reader, fails: map[peer.ID]*linkFailures{}}
 	h.SetStreamHandler(LinkProtocol, l.handle)
 	return l
 }
@@ -269,7 +281,6 @@ func (l *Linker) NewCode(ttl time.Duration) (*LinkCode, error) {
 		return nil, errorf(KindInvalid, "%d link codes are already waiting; use one or let them expire (%s)", live, DefaultLinkTTL)
 	}
 	l.pending = append(l.pending, &pendingLink{secret: c.secret, expires: c.Expires})
-	l.tries = 0
 	return c, nil
 }
 
@@ -284,15 +295,25 @@ func (l *Linker) sweepLocked() {
 		}
 	}
 	l.pending = kept
+	for p, f := range l.fails {
+		if !now.Before(f.last.Add(linkLockout)) {
+			delete(l.fails, p)
+		}
+	}
 }
 
 // redeem checks a proof against the issued codes and, on success, marks the
-// code used. A wrong proof counts against every live code: after
-// maxLinkTries of them all live codes are burned.
+// code used. A wrong proof counts against the joiner only: after
+// maxLinkTries of them the joiner is refused until linkLockout has passed
+// since its last one, right proof or not.
 func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweepLocked()
+	f := l.fails[joiner]
+	if f != nil && f.n >= maxLinkTries {
+		return ErrLinkLocked
+	}
 	for _, p := range l.pending {
 		want := linkProof(p.secret[:], l.host.ID(), joiner, req.Device, req.KEM)
 		if !hmac.Equal(want, req.Proof) {
@@ -307,14 +328,19 @@ func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
 		p.state = ErrLinkUsed
 		return nil
 	}
-	l.tries++
-	if l.tries >= maxLinkTries {
-		for _, p := range l.pending {
-			if p.state == nil {
-				p.state = ErrLinkBurned
-			}
+	if f == nil {
+		if len(l.fails) >= maxLinkFailPeer {
+			// Forgetting lets a peer guess again sooner; with a 128-bit
+			// secret that costs nothing, unlike a lock on everyone.
+			clear(l.fails)
 		}
-		return ErrLinkBurned
+		f = &linkFailures{}
+		l.fails[joiner] = f
+	}
+	f.n++
+	f.last = l.now()
+	if f.n >= maxLinkTries {
+		return ErrLinkLocked
 	}
 	return ErrLinkWrong
 }
@@ -322,7 +348,8 @@ func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
 func (l *Linker) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(linkTimeout))
-	b, err := msgio.NewVarintReaderSize(st, maxLinkFrame).ReadMsg()
+	r := frameReader{st: st}
+	b, err := r.next(maxLinkRequest)
 	if err != nil {
 		st.Reset()
 		return
@@ -451,7 +478,7 @@ func LinkDevice(ctx context.Context, h host.Host, code *LinkCode, dev *crdt.Secr
 
 // linkError maps the linker's answer back to the sentinel errors.
 func linkError(s string) error {
-	for _, e := range []error{ErrLinkExpired, ErrLinkUsed, ErrLinkWrong, ErrLinkBurned, ErrNoMaster} {
+	for _, e := range []error{ErrLinkExpired, ErrLinkUsed, ErrLinkWrong, ErrLinkLocked, ErrNoMaster} {
 		if s == strings.TrimPrefix(e.Error(), "node: ") {
 			return e
 		}

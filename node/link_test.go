@@ -238,7 +238,8 @@ func TestLinkHandshake(t *testing.T) {
 	if _, err := LinkDevice(ctx, h, &old, dev, rec); !errors.Is(err, ErrLinkExpired) {
 		t.Fatalf("expired locally: %v", err)
 	}
-	// Too many wrong tries burn every live code.
+	// Wrong tries lock out the peer that made them, not the code: a
+	// stranger's guesses do not stop the real new device (issue 17, item 7).
 	code3, err := l.NewCode(0)
 	if err != nil {
 		t.Fatal(err)
@@ -246,14 +247,31 @@ func TestLinkHandshake(t *testing.T) {
 	bad := *code3
 	bad.secret[5] ^= 0x80
 	var last error
-	for range maxLinkTries {
+	for range maxLinkTries + 2 {
 		_, last = LinkDevice(ctx, h, &bad, dev, rec)
 	}
-	if !errors.Is(last, ErrLinkBurned) {
-		t.Fatalf("after %d wrong tries: %v", maxLinkTries, last)
+	if !errors.Is(last, ErrLinkLocked) {
+		t.Fatalf("after %d wrong tries: %v", maxLinkTries+2, last)
 	}
-	if _, err := LinkDevice(ctx, h, code3, dev, rec); !errors.Is(err, ErrLinkBurned) {
-		t.Fatalf("burned code: %v", err)
+	if _, err := LinkDevice(ctx, h, code3, dev, rec); !errors.Is(err, ErrLinkLocked) {
+		t.Fatalf("the right code from a locked-out peer: %v", err)
+	}
+	dev4, h4, rec4 := newDeviceHost(t, tn, 11004)
+	if _, err := tn.mn.LinkPeers(h4.ID(), tn.reps[a].Host().ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LinkDevice(ctx, h4, code3, dev4, rec4); err != nil {
+		t.Fatalf("the right code from another peer after a stranger's wrong tries: %v", err)
+	}
+	// The lockout ends linkLockout after the peer's last wrong try.
+	code4, err := l.NewCode(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(linkLockout + time.Second)
+	code4.Expires = clk.now().Add(time.Hour) // the joiner checks expiry on its own clock
+	if _, err := LinkDevice(ctx, h, code4, dev, rec); !errors.Is(err, ErrLinkExpired) {
+		t.Fatalf("after the lockout: %v, want the code's own answer (expired)", err)
 	}
 	// A linked device holds no master key.
 	nl := &Linker{host: h, master: nil}

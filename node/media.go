@@ -41,7 +41,8 @@ import (
 // pull it through from its other peers for a requester sharing a room with
 // it (media_relay.go). What we bound instead is cost: at most
 // mediaMaxPeerStreams served streams per peer at once, a per-peer byte rate,
-// an idle timeout per stream and frames of at most mediaMaxFrame octets.
+// an idle timeout per stream, requests of at most mediaMaxRequest octets
+// and answers of at most mediaMaxFrame.
 // A fetching node keeps within the stream cap (all its fetches together)
 // and takes a new stream reset before its first answer for a busy peer, to
 // ask again shortly, not for a misbehaving one.
@@ -49,7 +50,8 @@ const MediaProtocol = protocol.ID("/parley/media/1.0.0")
 
 // Limits of the media protocol.
 const (
-	mediaMaxFrame       = 4 << 20 // a block (at most media.MaxBlockSize) and its envelope
+	mediaMaxFrame       = media.MaxBlockSize + 4<<10 // an answer: a block and its envelope
+	mediaMaxRequest     = 1 << 10                    // a request: get and a CID
 	mediaIdle           = 30 * time.Second
 	mediaMaxPeerStreams = 4
 	mediaPeerRate       = 128 << 20 // bytes per second served to one peer ...
@@ -175,6 +177,7 @@ func (m *Media) handle(st network.Stream) {
 	defer m.release(p)
 	defer st.Close()
 	c := newMediaConn(st)
+	c.limit = mediaMaxRequest
 	for {
 		req, err := c.recv()
 		switch {

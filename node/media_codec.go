@@ -3,12 +3,10 @@ package node
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-msgio"
 )
 
 // The media protocol's frames are canonical CBOR maps (mediaMsg, as
@@ -211,16 +209,18 @@ func parseMediaMsg(b []byte) (*mediaMsg, error) {
 // one mediaMsg, with an idle deadline renewed on every frame. It keeps its
 // buffers across frames and writes a block from the caller's slice; what
 // recv returns aliases the read buffer and is valid until the next recv.
+// It reads frames of at most limit octets: mediaMaxFrame for a fetching
+// node's answers, mediaMaxRequest on a served stream.
 type mediaConn struct {
 	st     network.Stream
-	r      msgio.Reader
-	rbuf   []byte
+	r      frameReader
+	limit  int
 	wbuf   []byte
 	frames int // received
 }
 
 func newMediaConn(st network.Stream) *mediaConn {
-	return &mediaConn{st: st, r: msgio.NewVarintReaderSize(st, mediaMaxFrame)}
+	return &mediaConn{st: st, r: frameReader{st: st}, limit: mediaMaxFrame}
 }
 
 // mediaInlineData: smaller payloads are copied into the frame buffer and
@@ -248,20 +248,10 @@ func (c *mediaConn) send(m *mediaMsg) error {
 
 func (c *mediaConn) recv() (*mediaMsg, error) {
 	c.st.SetReadDeadline(time.Now().Add(mediaIdle))
-	n, err := c.r.NextMsgLen()
-	if err != nil {
-		return nil, err
-	}
-	if n > mediaMaxFrame {
-		return nil, fmt.Errorf("media frame of %d octets: %w", n, msgio.ErrMsgTooLarge)
-	}
-	if cap(c.rbuf) < n {
-		c.rbuf = make([]byte, n)
-	}
-	k, err := c.r.Read(c.rbuf[:n])
+	b, err := c.r.next(c.limit)
 	if err != nil {
 		return nil, err
 	}
 	c.frames++
-	return decodeMediaMsg(c.rbuf[:k])
+	return decodeMediaMsg(b)
 }

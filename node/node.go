@@ -146,10 +146,16 @@ func (n *Node) newHost() (host.Host, error) {
 		return nil, fmt.Errorf("device key as peer key: %w", err)
 	}
 	listen := n.cfg.Listen
-	opts := []libp2p.Option{libp2p.Identity(sk), libp2p.EnableHolePunching()}
+	newHost := func(listen []string) (host.Host, error) {
+		opts, err := hostOptions()
+		if err != nil {
+			return nil, err
+		}
+		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.EnableHolePunching(), libp2p.ListenAddrStrings(listen...))...)
+	}
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
-		h, err := libp2p.New(append(opts, libp2p.ListenAddrStrings(listen...))...)
+		h, err := newHost(listen)
 		if err == nil {
 			return h, nil
 		}
@@ -160,7 +166,7 @@ func (n *Node) newHost() (host.Host, error) {
 			return nil, errorf(KindInvalid, "listen address %q: %v", a, err)
 		}
 	}
-	return libp2p.New(append(opts, libp2p.ListenAddrStrings(listen...))...)
+	return newHost(listen)
 }
 
 func pubBytes(k crdt.PublicKey) []byte { return k[:] }

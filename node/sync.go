@@ -26,7 +26,6 @@ const SyncProtocol = protocol.ID("/parley/sync/1.0.0")
 
 // Limits of the sync protocol.
 const (
-	maxFrame        = 4 << 20
 	pageEvents      = 1000
 	pageBytes       = 1 << 20
 	maxGetIDs       = 256
@@ -247,18 +246,82 @@ func (s *Syncer) Serve(ctx context.Context) error {
 	return nil
 }
 
-// conn is one open sync stream.
-type conn struct{ *frames[syncMsg] }
+// Frame bounds of the sync protocol (docs/protocol.md §3). A frame over
+// the bound of what may come next resets the stream.
+const (
+	// syncSmallFrame bounds heads and since (at most maxKnownIDs ids each),
+	// done and error, and every frame of a served stream until its
+	// requester is authorized.
+	syncSmallFrame = 8 << 10
+	// syncGetFrame bounds get (at most maxGetIDs ids).
+	syncGetFrame = 16 << 10
+	// syncReconcileFrame bounds reconcile: an RBSR message of at most
+	// reconcileFrame and its envelope.
+	syncReconcileFrame = reconcileFrame + 4<<10
+	// syncPageFrame bounds events: at most pageBytes of events and their
+	// envelope. Only a requester reads pages.
+	syncPageFrame = pageBytes + 16<<10
+)
+
+// conn is one open sync stream. It bounds each frame it reads by what may
+// come next: a served stream (server) reads requests, at most
+// syncSmallFrame until it has answered heads (the requester passed
+// authorize), then each by its op's bound; a requester reads the answers
+// to what it asked last.
+type conn struct {
+	*frames[syncMsg]
+	server     bool
+	authorized bool   // server: heads answered
+	asked      string // requester: op of the last request sent
+}
 
 func newConn(st network.Stream) *conn {
-	return &conn{newFrames(st, maxFrame, sessionIdle, decodeSyncMsg)}
+	return &conn{frames: newFrames(st, sessionIdle, decodeSyncMsg)}
+}
+
+func (c *conn) send(m *syncMsg) error {
+	if c.server {
+		c.authorized = c.authorized || m.Op == opHeads
+	} else {
+		c.asked = m.Op
+	}
+	return c.frames.send(m)
+}
+
+// recvLimit is the largest frame that may come next.
+func (c *conn) recvLimit() int {
+	switch {
+	case c.server && c.authorized:
+		return syncReconcileFrame
+	case c.server:
+		return syncSmallFrame
+	case c.asked == opSince || c.asked == opGet:
+		return syncPageFrame
+	case c.asked == opReconcile:
+		return syncReconcileFrame
+	}
+	return syncSmallFrame
+}
+
+// syncRequestBound is the largest request of op a server accepts.
+func syncRequestBound(op string) int {
+	switch op {
+	case opGet:
+		return syncGetFrame
+	case opReconcile:
+		return syncReconcileFrame
+	}
+	return syncSmallFrame
 }
 
 // recv reads the next frame; an error frame from the peer becomes an error.
 func (c *conn) recv() (*syncMsg, error) {
-	m, err := c.frames.recv()
+	m, size, err := c.frames.recv(c.recvLimit())
 	if err != nil {
 		return nil, err
+	}
+	if c.server && size > syncRequestBound(m.Op) {
+		return nil, fmt.Errorf("%w: %q request of %d octets", errFrameTooLarge, m.Op, size)
 	}
 	if m.Op == opError {
 		return nil, fmt.Errorf("peer: %s", m.Err)
@@ -576,6 +639,7 @@ func (s *Syncer) handle(st network.Stream) {
 	defer s.release(p)
 	defer st.Close()
 	c := newConn(st)
+	c.server = true
 	ctx := context.Background()
 	var room crdt.RoomID
 	var sess serverSession

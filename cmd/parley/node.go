@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -87,6 +88,9 @@ func runDaemon(c *cli, args []string) error {
 		return fmt.Errorf("bad --api address %q: want HOST:PORT such as %s", *api, node.DefaultAPI)
 	}
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(node.DaemonMemoryLimit)
+	}
 	home := c.home()
 	n, err := node.Open(node.Config{
 		Home:      home,

@@ -1,0 +1,346 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/media"
+)
+
+// hostileProtocols are the protocols a Parley node serves to any peer.
+var hostileProtocols = []protocol.ID{SyncProtocol, MediaProtocol, InviteProtocol, LinkProtocol}
+
+// hostileFrameLen is the length a hostile peer announces: the largest
+// frame any protocol allowed before limits (4 MiB) minus one octet.
+const hostileFrameLen = 4<<20 - 1
+
+// TestHostileFramesBounded (issue 17, item 1): fresh identities open
+// streams on every protocol of a node running the daemon's libp2p stack
+// (TCP on loopback, its resource manager) and send the length prefix of a
+// frame of 4 MiB minus one octet and part of its body. The node must not
+// buffer what the prefix announces: its heap grows by a small fraction of
+// it, and the node then still serves an honest peer a block of a MiB.
+func TestHostileFramesBounded(t *testing.T) {
+	const (
+		identities = 20
+		perProto   = 4
+		body       = 8 << 10
+		bound      = 32 << 20 // heap growth allowed; the frames announce 1.3 GB
+	)
+	master, ident := newUser(t)
+	sk, err := crypto.UnmarshalEd25519PrivateKey(append(ident.Device.Seed(), pubBytes(ident.Device.Public())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := hostOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(append(opts, libp2p.Identity(sk), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	rep, err := NewReplica(h, crdt.NewMemStore(), ident, ReplicaOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := rep.Serve(ctx); err != nil {
+			t.Errorf("replica: %v", err)
+		}
+	}()
+	<-rep.Ready()
+	store := media.NewMemStore()
+	m := NewMedia(h, store, nil)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.Serve(ctx)
+	}()
+	l := NewLinker(h, rep.Engine, master, nil)
+	defer l.Close()
+	eventually(t, 60*time.Second, "handlers registered", func() (bool, string) {
+		for _, p := range hostileProtocols {
+			if !slices.Contains(h.Mux().Protocols(), p) {
+				return false, string(p)
+			}
+		}
+		return true, ""
+	})
+	target := peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
+
+	// The attackers connect first, so the baseline holds their hosts.
+	attackers := make([]host.Host, identities)
+	for i := range attackers {
+		a, err := libp2p.New(libp2p.NoListenAddrs, libp2p.ResourceManager(&network.NullResourceManager{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if err := a.Connect(ctx, target); err != nil {
+			t.Fatal(err)
+		}
+		attackers[i] = a
+	}
+	hs := startHeapSampler()
+	var grewOnce sync.Once
+	var grew uint64
+	growth := func() uint64 { grewOnce.Do(func() { grew = hs.growth() }); return grew }
+	defer growth()
+
+	var opened, reset atomic.Int64
+	var aw sync.WaitGroup
+	for _, a := range attackers {
+		aw.Add(1)
+		go func() {
+			defer aw.Done()
+			n, r := hostileStreams(ctx, a, h.ID(), perProto, body)
+			opened.Add(int64(n))
+			reset.Add(int64(r))
+		}()
+	}
+	aw.Wait()
+	grew = growth()
+	t.Logf("%d identities: %d streams opened, %d ended by the node; heap grew %d KiB at most (bound %d KiB)",
+		identities, opened.Load(), reset.Load(), grew>>10, bound>>10)
+	if grew > bound {
+		t.Errorf("heap grew by %d MiB under hostile frames, want at most %d MiB", grew>>20, bound>>20)
+	}
+
+	// An honest peer is still served, a block of a MiB included.
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	id := media.BlockCID(cid.Raw, data)
+	if err := store.Put(id, data); err != nil {
+		t.Fatal(err)
+	}
+	honest, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer honest.Close()
+	if err := honest.Connect(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	st, err := honest.NewStream(ctx, h.ID(), MediaProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c := newMediaConn(st)
+	if err := c.send(&mediaMsg{Op: mediaOpGet, CID: id.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := c.recv()
+	if err != nil || ans.Op != mediaOpBlock || !bytes.Equal(ans.Data, data) {
+		t.Fatalf("honest fetch after the attack: %v %v", ans, err)
+	}
+}
+
+// hostileStreams opens perProto streams on every protocol from a to p, on
+// each sends the length prefix of a hostileFrameLen frame and body octets
+// of it, and waits (at most a minute) until p ends them. It returns the
+// streams opened and those p ended.
+func hostileStreams(ctx context.Context, a host.Host, p peer.ID, perProto, body int) (opened, ended int) {
+	frame := binary.AppendUvarint(nil, hostileFrameLen)
+	frame = append(frame, make([]byte, body)...)
+	var sts []network.Stream
+	for _, proto := range hostileProtocols {
+		for range perProto {
+			st, err := a.NewStream(ctx, p, proto)
+			if err != nil {
+				continue
+			}
+			st.SetDeadline(time.Now().Add(time.Minute))
+			if _, err := st.Write(frame); err != nil {
+				st.Reset()
+				ended++
+				continue
+			}
+			sts = append(sts, st)
+		}
+	}
+	opened = len(sts) + ended
+	for _, st := range sts {
+		// The node answers nothing to a partial frame: a read ends when it
+		// resets or closes the stream (or at the deadline).
+		if _, err := io.Copy(io.Discard, st); err == nil || !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
+			ended++
+		}
+		st.Reset()
+	}
+	return opened, ended
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// publicRoomOn creates a public room on replica i of tn.
+func publicRoomOn(tb testing.TB, tn *testNet, i int) crdt.RoomID {
+	tb.Helper()
+	room, err := tn.reps[i].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rid, _ := crdt.ParseID(room.Room)
+	return rid
+}
+
+// frameOf is m as one length-prefixed frame.
+func frameOf(t *testing.T, m any) []byte {
+	t.Helper()
+	b, err := crdt.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+}
+
+// answer reads what the server sends on st until it ends the stream, and
+// reports whether it reset it (rather than close it after an answer).
+func answer(t *testing.T, st network.Stream) (got []byte, reset bool) {
+	t.Helper()
+	var late atomic.Bool
+	timer := time.AfterFunc(60*time.Second, func() { late.Store(true); st.Reset() })
+	got, err := io.ReadAll(st)
+	timer.Stop()
+	if late.Load() {
+		t.Fatal("the server neither answered nor ended the stream within 60 s")
+	}
+	return got, errors.Is(err, network.ErrReset)
+}
+
+// fakeIDs is n well-formed event ids (36 octets each).
+func fakeIDs(rid crdt.RoomID, n int) [][]byte {
+	ids := make([][]byte, n)
+	for i := range ids {
+		id := []byte(rid)
+		id[len(id)-1] ^= byte(i)
+		ids[i] = id
+	}
+	return ids
+}
+
+// TestSyncFrameBounds (issue 17, item 1): a served sync stream takes a
+// first frame of at most syncSmallFrame, then each request within its op's
+// bound; a frame over the bound resets the stream without an answer.
+func TestSyncFrameBounds(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	rid := publicRoomOn(t, tn, 0)
+	ident := tn.ids[1]
+	server := tn.reps[0].host.ID()
+	client := tn.reps[1].host
+	hello := &syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert}
+	open := func() network.Stream {
+		st, err := client.NewStream(tn.ctx, server, SyncProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Reset() })
+		return st
+	}
+
+	// A first frame over syncSmallFrame: reset, unanswered.
+	big := *hello
+	big.IDs = fakeIDs(rid, syncSmallFrame/36+1)
+	st := open()
+	st.Write(frameOf(t, &big))
+	if got, reset := answer(t, st); !reset || len(got) > 0 {
+		t.Errorf("a first frame of %d octets: answer %q, reset %v; want a reset", len(frameOf(t, &big)), got, reset)
+	}
+
+	// Authorized: a get of maxGetIDs ids (over syncSmallFrame) is served...
+	st = open()
+	get := &syncMsg{Op: opGet, Room: []byte(rid), IDs: fakeIDs(rid, maxGetIDs)}
+	if n := len(frameOf(t, get)); n <= syncSmallFrame || n > syncGetFrame {
+		t.Fatalf("a get of %d ids is %d octets; the test wants it between the bounds", maxGetIDs, n)
+	}
+	st.Write(append(frameOf(t, hello), frameOf(t, get)...))
+	st.CloseWrite()
+	got, reset := answer(t, st)
+	if reset || len(got) == 0 {
+		t.Fatalf("heads then a get of %d ids: answer of %d octets, reset %v", maxGetIDs, len(got), reset)
+	}
+	// ... but a since over syncSmallFrame resets the stream.
+	st = open()
+	since := &syncMsg{Op: opSince, Room: []byte(rid), IDs: fakeIDs(rid, syncSmallFrame/36+1)}
+	st.Write(append(frameOf(t, hello), frameOf(t, since)...))
+	if got, reset = answer(t, st); !reset {
+		t.Errorf("a since of %d octets after heads: answer %q, no reset", len(frameOf(t, since)), got)
+	}
+}
+
+// TestMediaRequestBound (issue 17, item 1): a media request over
+// mediaMaxRequest resets the stream unanswered.
+func TestMediaRequestBound(t *testing.T) {
+	mn := newMediaNet(t, 2)
+	mn.link(0, 1)
+	st, err := mn.reps[1].host.NewStream(mn.ctx, mn.reps[0].host.ID(), MediaProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Reset()
+	st.Write(frameOf(t, &mediaMsg{Op: mediaOpGet, CID: make([]byte, mediaMaxRequest)}))
+	if got, reset := answer(t, st); !reset || len(got) > 0 {
+		t.Errorf("a request over %d octets: answer %q, reset %v; want a reset", mediaMaxRequest, got, reset)
+	}
+}
+
+// FuzzFrameReader: whatever a stream holds, a frame is read only within
+// its limit, and its buffer never runs more than frameChunk ahead of the
+// octets that arrived.
+func FuzzFrameReader(f *testing.F) {
+	f.Add([]byte{0x03, 'a', 'b', 'c'}, 16)
+	f.Add(binary.AppendUvarint(nil, hostileFrameLen), 1<<10)
+	f.Add([]byte{0x80, 0x00}, 16)
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 16)
+	f.Add(append(binary.AppendUvarint(nil, 100<<10), make([]byte, 70<<10)...), 200<<10)
+	f.Fuzz(func(t *testing.T, data []byte, limit int) {
+		limit = max(0, min(limit, 1<<20))
+		r := frameReader{st: nullScoped{bytes.NewReader(data)}}
+		for range 4 {
+			b, err := r.next(limit)
+			if err != nil {
+				return
+			}
+			if len(b) > limit {
+				t.Fatalf("a frame of %d octets under a limit of %d", len(b), limit)
+			}
+			if cap(b) > 2*len(data)+frameChunk {
+				t.Fatalf("a buffer of %d octets for a stream of %d", cap(b), len(data))
+			}
+		}
+	})
+}
+
+type nullScoped struct{ io.Reader }
+
+func (nullScoped) Scope() network.StreamScope { return &network.NullScope{} }
