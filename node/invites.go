@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
-
 )
 
 // Pending invites are kept in the node's local store (never synced), one
