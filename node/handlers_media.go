@@ -58,14 +58,11 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 	if !filepath.IsAbs(req.Path) {
 		return MediaAddResp{}, errorf(KindInvalid, "media path %q is not absolute", req.Path)
 	}
-	f, err := os.Open(req.Path)
+	f, err := openRegular(req.Path)
 	if err != nil {
-		return MediaAddResp{}, errorf(KindInvalid, "cannot read %s: %v", req.Path, unwrapPathErr(err))
+		return MediaAddResp{}, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return MediaAddResp{}, errorf(KindInvalid, "%s is not a regular file", req.Path)
-	}
 	head := make([]byte, 512)
 	k, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -107,6 +104,9 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 	}
 	if !filepath.IsAbs(req.Out) {
 		return MediaGetResp{}, errorf(KindInvalid, "output path %q is not absolute", req.Out)
+	}
+	if err := checkOutput(req.Out); err != nil {
+		return MediaGetResp{}, err
 	}
 	// No collection while the blob is fetched and read (media_gc.go).
 	m.gcMu.RLock()
@@ -172,6 +172,9 @@ func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey,
 	}
 	if err := tmp.Close(); err != nil {
 		return 0, fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := checkOutput(out); err != nil {
+		return 0, err
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return 0, errorf(KindInvalid, "cannot write %s: %v", out, unwrapPathErr(err))
