@@ -178,6 +178,9 @@ type HistoryReq struct {
 	// Versions lists the original of this message and its edits instead
 	// (content.go); it excludes Thread, Limit and Before.
 	Versions string `json:"versions,omitempty"`
+	// Quiet leaves out the key-management events (device, rotate,
+	// keyfwd), as people's history does unless they ask for all.
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // TimelineEvent is one entry of the visible timeline.
@@ -213,6 +216,12 @@ type TimelineEvent struct {
 // HistoryResp answers MethodHistory.
 type HistoryResp struct {
 	Events []TimelineEvent `json:"events"`
+	// Refs maps the IDs of the listed events (and of those they answer,
+	// thread under, redact or replace) to their short references
+	// (resolve.go), which every command accepts in place of an ID.
+	Refs map[string]string `json:"refs,omitempty"`
+	// Names maps the users the events name to their display names.
+	Names map[string]string `json:"names,omitempty"`
 }
 
 // WatchReq selects what to stream (all rooms when Room is empty).

@@ -70,6 +70,7 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodRoomUnhost, n.engine.Unhost)
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
+	Handle(s, MethodResolve, n.engine.Resolve)
 	n.registerGovernance(h)
 	n.registerContent(h)
 	n.registerArchive()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -32,12 +33,67 @@ func (n *Node) registerMedia(h host.Host) {
 	n.media = NewMedia(h, store, n.log)
 	n.media.SetRelayPolicy(n.sharesRoom)
 	Handle(n.api, MethodMediaAdd, n.media.Add)
-	Handle(n.api, MethodMediaGet, n.media.Get)
+	Handle(n.api, MethodMediaGet, n.mediaGet)
+	Handle(n.api, MethodMediaSave, n.mediaSave)
 	// Avatars go into the media store (avatars.go): these replace the
 	// engine's handlers that registerGovernance bound.
 	Handle(n.api, MethodMediaGC, n.mediaGC)
 	Handle(n.api, MethodRoomSet, n.setRoom)
 	Handle(n.api, MethodProfileSet, n.setProfile)
+}
+
+// mediaGet is Media.Get, with the key, when none is given, from a message
+// that refers to the blob.
+func (n *Node) mediaGet(ctx context.Context, req MediaGetReq) (MediaGetResp, error) {
+	if req.Key == "" {
+		key, err := n.engine.mediaKey(ctx, req.CID)
+		if err != nil {
+			return MediaGetResp{}, err
+		}
+		req.Key = key
+	}
+	return n.media.Get(ctx, req)
+}
+
+// mediaSave writes the file of a media message, decrypted with the key the
+// message carries.
+func (n *Node) mediaSave(ctx context.Context, req MediaSaveReq) (MediaSaveResp, error) {
+	mm, err := n.engine.messageFile(ctx, req.Room, req.Event)
+	if err != nil {
+		return MediaSaveResp{}, err
+	}
+	out := req.Out
+	if out == "" {
+		dir, err := absPath(req.Dir, "folder to save into")
+		if err != nil {
+			return MediaSaveResp{}, err
+		}
+		out = filepath.Join(dir, saveName(mm.Name))
+		if _, err := os.Lstat(out); err == nil {
+			return MediaSaveResp{}, errorf(KindInvalid, "%s exists (name another file with -o FILE)", out)
+		}
+	}
+	r, err := n.media.Get(ctx, MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out})
+	if err != nil {
+		return MediaSaveResp{}, err
+	}
+	return MediaSaveResp{CID: r.CID, Size: r.Size, Path: out}, nil
+}
+
+// saveName makes the name a sender gave a file safe as a file name in a
+// folder: no folders, no leading dot, no control characters.
+func saveName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	name = strings.TrimLeft(filepath.Base(name), ".")
+	if name == "" || name == "/" {
+		return "file"
+	}
+	return name
 }
 
 // serveMedia runs the component registerMedia made until ctx is done.

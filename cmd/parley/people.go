@@ -70,7 +70,7 @@ func runDM(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[0])
+	user, err := c.user(pos[0])
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func (c *cli) blockCall(method string, args []string, done string) error {
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[0])
+	user, err := c.user(pos[0])
 	if err != nil {
 		return err
 	}
