@@ -141,12 +141,7 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	if len(prefix) < len(idStart)+RefLen || strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz234567") != "" {
 		return "", errorf(KindInvalid, "%q is not an event ID or reference (%d or more characters of one, as 'parley history' shows)", s, RefLen)
 	}
-	var found []string
-	for _, it := range rc.log.Items(0) {
-		if id := it.ID.String(); strings.HasPrefix(id, prefix) {
-			found = append(found, id)
-		}
-	}
+	found := matching(heldIDs(rc), prefix)
 	switch len(found) {
 	case 0:
 		return "", errorf(KindNotFound, "no event %s in room %s", s, room)
@@ -160,32 +155,53 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	return "", errorf(KindInvalid, "event reference %s is ambiguous in room %s: %s (give more characters)", s, room, strings.Join(found, ", "))
 }
 
-// refs is the short reference of each of ids among the events held for
-// the room (an ID the room does not hold gets none).
-func (e *Engine) refs(rc *roomCtl, ids []string) map[string]string {
-	if len(ids) == 0 {
-		return nil
-	}
+// heldIDs are the IDs of the events held for a room.
+func heldIDs(rc *roomCtl) []string {
 	items := rc.log.Items(0)
 	all := make([]string, len(items))
 	for i, it := range items {
-		all[i] = strings.TrimPrefix(it.ID.String(), idStart)
+		all[i] = it.ID.String()
 	}
-	sort.Strings(all)
+	return all
+}
+
+// matching are the IDs of all that start with prefix.
+func matching(all []string, prefix string) []string {
+	var found []string
+	for _, id := range all {
+		if strings.HasPrefix(id, prefix) {
+			found = append(found, id)
+		}
+	}
+	return found
+}
+
+// refs is the short reference of each of ids among all (an ID not in all
+// gets none): the shortest prefix, of at least RefLen characters, of the
+// part after idStart that no other ID of all shares.
+func refs(all, ids []string) map[string]string {
+	if len(ids) == 0 {
+		return nil
+	}
+	tails := make([]string, len(all))
+	for i, id := range all {
+		tails[i] = strings.TrimPrefix(id, idStart)
+	}
+	sort.Strings(tails)
 	out := map[string]string{}
 	for _, id := range ids {
 		tail, ok := strings.CutPrefix(id, idStart)
 		if !ok || out[id] != "" {
 			continue
 		}
-		i := sort.SearchStrings(all, tail)
-		if i == len(all) || all[i] != tail {
+		i := sort.SearchStrings(tails, tail)
+		if i == len(tails) || tails[i] != tail {
 			continue
 		}
 		n := RefLen
 		for _, j := range []int{i - 1, i + 1} {
-			if j >= 0 && j < len(all) {
-				n = max(n, commonPrefix(tail, all[j])+1)
+			if j >= 0 && j < len(tails) {
+				n = max(n, commonPrefix(tail, tails[j])+1)
 			}
 		}
 		out[id] = tail[:min(n, len(tail))]
@@ -217,7 +233,7 @@ func (e *Engine) labels(rc *roomCtl, resp *HistoryResp) {
 			users[u] = true
 		}
 	}
-	resp.Refs = e.refs(rc, slices.DeleteFunc(ids, func(s string) bool { return s == "" }))
+	resp.Refs = refs(heldIDs(rc), slices.DeleteFunc(ids, func(s string) bool { return s == "" }))
 	st := e.stateOf(rc)
 	for s := range users {
 		u, err := crdt.ParseKey(s)

@@ -114,7 +114,7 @@ func runHistory(c *cli, args []string) error {
 			return
 		}
 		for i := range r.Events {
-			fmt.Fprintln(w, eventLine(&r.Events[i], labels{r.Refs, r.Names}))
+			fmt.Fprintln(w, eventLine(&r.Events[i], labels{r.Refs, r.Names, pos[0]}))
 		}
 	})
 }

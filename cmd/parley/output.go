@@ -128,6 +128,14 @@ func fmtBytes(n int64) string {
 // references and display names (node.HistoryResp Refs and Names).
 type labels struct {
 	refs, names map[string]string
+	room        string // the ROOM argument as given, for commands shown
+}
+
+func (l labels) roomArg() string {
+	if l.room == "" || strings.ContainsAny(l.room, " \t\n\"'\\$`") {
+		return "ROOM"
+	}
+	return oneLineTerm(l.room)
 }
 
 // ref is an event's short reference, or its abbreviated ID.
@@ -168,7 +176,18 @@ func eventLine(e *node.TimelineEvent, l labels) string {
 			body = "(encrypted; no key for it on this node)"
 		}
 		if e.Media != nil && !e.Redacted {
-			body += fmt.Sprintf("  [file %s, %s: parley media save ROOM %s]", oneLineTerm(orNone(e.Media.Name)), fmtBytes(int64(e.Media.Size)), l.ref(e.ID))
+			// The summary's first line describes the file ("[File: NAME,
+			// SIZE] LINK"); what follows is the caption.
+			first, caption, _ := strings.Cut(body, "\n")
+			if i := strings.Index(first, " parley:media/"); i >= 0 {
+				first = first[:i]
+			}
+			first = strings.TrimSuffix(strings.TrimPrefix(first, "["), "]")
+			body = caption
+			if body != "" {
+				body += "  "
+			}
+			body += fmt.Sprintf("[%s; save it with: parley media save %s %s]", first, l.roomArg(), l.ref(e.ID))
 		}
 		// Continuation lines are indented: a message cannot pass for
 		// other lines of the history.
