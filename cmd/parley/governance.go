@@ -160,11 +160,7 @@ func runRoomSet(c *cli, args []string) error {
 func runRedact(c *cli, args []string) error {
 	fs := c.flags()
 	reason := fs.String("reason", "", "the reason `R`, shown in place of the message")
-	pos, err := c.parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	room, event, err := c.roomEvent(pos)
+	room, event, err := c.roomEventArgs(fs, args)
 	if err != nil {
 		return err
 	}

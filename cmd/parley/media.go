@@ -85,11 +85,7 @@ func runMediaGet(c *cli, args []string) error {
 func runMediaSave(c *cli, args []string) error {
 	fs := c.flags()
 	out := fs.String("o", "", "write the file to `FILE` (default: the file's own name in the current folder)")
-	pos, err := c.parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	room, event, err := c.roomEvent(pos)
+	room, event, err := c.roomEventArgs(fs, args)
 	if err != nil {
 		return err
 	}

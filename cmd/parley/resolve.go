@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -81,6 +82,16 @@ func (c *cli) user(s string) (string, error) {
 		return "", errors.New("the daemon did not resolve the user")
 	}
 	return r.Users[0], nil
+}
+
+// roomEventArgs parses a command whose positional arguments are ROOM
+// EVENT with the flags fs, and resolves them.
+func (c *cli) roomEventArgs(fs *flag.FlagSet, args []string) (room, event string, err error) {
+	pos, err := c.parse(fs, args, 2, 2)
+	if err != nil {
+		return "", "", err
+	}
+	return c.roomEvent(pos)
 }
 
 // roomEvent resolves the ROOM EVENT positional arguments.
