@@ -38,6 +38,8 @@ func TestNewUserHumanFlow(t *testing.T) {
 	b.must(nil, "room", "join", rr.Room, "--via", a.addr)
 	waitMembership(t, []*daemon{a, b}, rr.Room, b.user, "join")
 
+	w := startWatch(t, b, rr.Room)
+
 	// Alice sends a message and a file.
 	human(a, "send", "general", "hello Bob")
 	file := filepath.Join(t.TempDir(), "notes.txt")
@@ -70,6 +72,22 @@ func TestNewUserHumanFlow(t *testing.T) {
 	}
 	hello := refOf(b, "Alice: hello Bob")
 	fileRef := refOf(b, "Alice: the notes")
+	// watch gives each event's reference and its sender's name (Alice
+	// sends until Bob's watch, which may start late, shows a message).
+	eventually(t, govTimeout, "watch shows a message with its reference", func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		for _, it := range w.items {
+			if it.Event != nil && it.Event.Body == "watch me" {
+				if len(it.Ref) < node.RefLen || !strings.HasPrefix(it.Event.ID, "bafyrei"+it.Ref) || it.Name != "Alice" {
+					return fmt.Errorf("watch item %s: ref %q name %q", it.Event.ID, it.Ref, it.Name)
+				}
+				return nil
+			}
+		}
+		a.run("", "send", "general", "watch me")
+		return fmt.Errorf("%d lines so far; stderr %q", len(w.items), w.errs.String())
+	})
 
 	human(b, "send", "general", "hi Alice", "--reply-to", hello)
 	human(b, "react", "general", hello, "👍")

@@ -238,6 +238,10 @@ type WatchItem struct {
 	// MentionsMe marks a new message or edit that mentions this node's
 	// user (content.go).
 	MentionsMe bool `json:"mentions_me,omitempty"`
+	// Ref is the event's short reference and Name its sender's display
+	// name, for people (resolve.go).
+	Ref  string `json:"ref,omitempty"`
+	Name string `json:"name,omitempty"`
 	// Kinds receipt, typing and presence (apitypes_content.go).
 	*Signal
 }

@@ -93,6 +93,9 @@ func (n *Node) registerAPI(h host.Host) {
 				if !ok {
 					return errors.New("watch stream ended (the client fell behind or the daemon is stopping)")
 				}
+				if it.Event != nil {
+					it.Ref, it.Name = n.engine.watchLabels(ctx, it.Room, it.Event)
+				}
 				if err := emit(it); err != nil {
 					return nil
 				}

@@ -209,6 +209,27 @@ func refs(all, ids []string) map[string]string {
 	return out
 }
 
+// watchLabels are the short reference of a watched event and its sender's
+// display name (empty where unknown).
+func (e *Engine) watchLabels(ctx context.Context, room string, te *TimelineEvent) (ref, name string) {
+	e.do(ctx, func() error {
+		id, err := crdt.ParseID(room)
+		if err != nil || e.rooms[id] == nil || e.rooms[id].room == nil {
+			return nil
+		}
+		rc := e.rooms[id]
+		ref = refs(heldIDs(rc), []string{te.ID})[te.ID]
+		if u, err := crdt.ParseKey(te.Sender); err == nil {
+			st := e.stateOf(rc)
+			if name = st.Member(u).DisplayName; name == "" {
+				name = e.profileOf(u).DisplayName
+			}
+		}
+		return nil
+	})
+	return ref, name
+}
+
 func commonPrefix(a, b string) int {
 	n := 0
 	for n < len(a) && n < len(b) && a[n] == b[n] {

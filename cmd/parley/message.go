@@ -173,7 +173,11 @@ func runWatch(c *cli, args []string) error {
 			prefix += "(mentions you) "
 		}
 		if item.Event != nil {
-			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event, labels{}))
+			l := labels{refs: map[string]string{item.Event.ID: item.Ref}, names: map[string]string{item.Event.Sender: item.Name}}
+			if req.Room != "" {
+				l.room = pos[0]
+			}
+			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event, l))
 			return err
 		}
 		if item.Signal != nil {
