@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/parley-p2p/parley/node"
 )
@@ -125,4 +126,29 @@ func TestNamesResolvedByDaemon(t *testing.T) {
 	if r := runCLI(t, "", "room", "role", validID, validUser, "-5", "--home", f.home); r.code != 0 || !strings.Contains(f.request(node.MethodRoomRole), "-5") {
 		t.Errorf("room role -5: exit %d %s; request %q", r.code, r.stderr, f.request(node.MethodRoomRole))
 	}
+}
+
+// FuzzEscapeTerm: whatever the text, the escaped form is valid UTF-8 with
+// no control or bidi character left but the newlines and tabs kept on
+// request.
+func FuzzEscapeTerm(f *testing.F) {
+	for _, s := range []string{"", "hi", "\x1b[2J", "\u202e", "\xff\xfe", "a\nb\tc\r", "\u0085\u009b", "🐶\uFFFD"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, keep := range []bool{true, false} {
+			out := escapeTerm(s, keep)
+			if !utf8.ValidString(out) {
+				t.Fatalf("escapeTerm(%q, %v) = %q: not UTF-8", s, keep, out)
+			}
+			for _, r := range out {
+				if unsafeRune(r, keep) {
+					t.Fatalf("escapeTerm(%q, %v) = %q keeps %U", s, keep, out, r)
+				}
+			}
+			if needsEscape(s, keep) == (out == s) {
+				t.Fatalf("escapeTerm(%q, %v) = %q: needsEscape disagrees", s, keep, out)
+			}
+		}
+	})
 }
