@@ -97,11 +97,14 @@ func short(id string) string {
 	return id[:8] + "…" + id[len(id)-6:]
 }
 
+// orNone renders a one-line field (a name, a topic) for people: "-" when
+// empty, control characters escaped, newlines and tabs included, so that
+// it stays in its line and column.
 func orNone(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return oneLineTerm(s)
 }
 
 func fmtTime(ms int64) string {
@@ -229,7 +232,7 @@ func eventLine(e *node.TimelineEvent, l labels) string {
 		}
 		return fmt.Sprintf("%s* %s changed the %s to %q", head, who, what, e.Body)
 	case "join_rule":
-		return fmt.Sprintf("%s* %s made the room %s", head, who, orNone(oneLineTerm(e.Body)))
+		return fmt.Sprintf("%s* %s made the room %s", head, who, orNone(e.Body))
 	case "profile":
 		return fmt.Sprintf("%s* %s changed their profile", head, who)
 	case "device":

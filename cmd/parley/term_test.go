@@ -34,7 +34,7 @@ func TestTerminalEscaping(t *testing.T) {
 		"names":{"u1":"Mallory\u001b[1A\u202e"}}`
 	f := startFake(t, map[string]string{
 		node.MethodHistory:  history,
-		node.MethodRoomList: `{"rooms":[{"room":"r1","name":"general\u001b]0;title\u0007","membership":"join"}]}`,
+		node.MethodRoomList: `{"rooms":[{"room":"r1","name":"general\u001b]0;title\u0007\nr2  fake  join","membership":"join"}]}`,
 		node.MethodWatch:    `{"kind":"event","room":"r","event":{"id":"e3","sender":"s","type":"message","ts":1,"body":"yo\u001b[2J\u009b","decrypted":true}}` + "\n",
 		node.MethodSend:     `{"event":"\u001b[2J"}`,
 	})
@@ -51,6 +51,9 @@ func TestTerminalEscaping(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("history lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if r := runCLI(t, "", "room", "list", "--home", f.home); strings.Count(r.stdout, "\n") != 2 || !strings.Contains(r.stdout, `\x0ar2  fake`) {
+		t.Errorf("a room name with a newline spans lines:\n%s", r.stdout)
 	}
 	// --json: exactly the answer, on one line.
 	for method, args := range map[string][]string{node.MethodHistory: {"history", validID}, node.MethodRoomList: {"room", "list"}} {
