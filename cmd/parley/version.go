@@ -15,9 +15,11 @@ type versionInfo struct {
 }
 
 // buildVersion reads the version stamped into the binary.
-func buildVersion() versionInfo {
+func buildVersion() versionInfo { return versionOf(debug.ReadBuildInfo()) }
+
+// versionOf reads a binary's build information (ok false: none).
+func versionOf(bi *debug.BuildInfo, ok bool) versionInfo {
 	v := versionInfo{Version: "devel", Commit: "unknown", Go: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return v
 	}
