@@ -74,9 +74,10 @@ func TestMediaTransfer(t *testing.T) {
 		t.Errorf("missing CID: unhelpful message %q", r.stderr)
 	}
 
-	// Usage errors: no key, no -o.
-	if r := b.run("", "media", "get", added.CID, "-o", out); r.code != 2 {
-		t.Fatalf("no key: want exit 2, got %v", r)
+	// No key, and no message here carries the file: a clear refusal.
+	// Without -o: a usage error.
+	if r := b.run("", "media", "get", added.CID, "-o", out); r.code != 1 || !strings.Contains(r.stderr, "give it as CID#KEY or --key") {
+		t.Fatalf("no key: want exit 1 asking for the key, got %v", r)
 	}
 	if r := b.run("", "media", "get", added.CID+"#"+added.Key); r.code != 2 {
 		t.Fatalf("no -o: want exit 2, got %v", r)

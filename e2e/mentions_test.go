@@ -71,7 +71,7 @@ func TestMentionsAndVersions(t *testing.T) {
 		}
 	}
 
-	// Refused: a malformed user ID, versions of a non-message or unknown
+	// Refused: a malformed user ID or unknown name, versions of a non-message or unknown
 	// event, --versions with --limit.
 	var member string
 	for _, e := range mustHistory(t, a, room) {
@@ -84,7 +84,7 @@ func TestMentionsAndVersions(t *testing.T) {
 		unknown = msg[:len(msg)-6] + strings.Repeat("b", 6)
 	}
 	for _, args := range [][]string{
-		{"send", room, "hi", "--mention", "bob"},
+		{"send", room, "hi", "--mention", "nobody-here"},
 		{"send", room, "hi", "--mention", b.user[:40]},
 		{"edit", room, msg, "hi", "--mention", "parley:user/" + b.user},
 		{"history", room, "--versions", member},

@@ -182,6 +182,9 @@ type HistoryReq struct {
 	// Versions lists the original of this message and its edits instead
 	// (content.go); it excludes Thread, Limit and Before.
 	Versions string `json:"versions,omitempty"`
+	// Quiet leaves out the key-management events (device, rotate,
+	// keyfwd), as people's history does unless they ask for all.
+	Quiet bool `json:"quiet,omitempty"`
 }
 
 // TimelineEvent is one entry of the visible timeline.
@@ -217,6 +220,12 @@ type TimelineEvent struct {
 // HistoryResp answers MethodHistory.
 type HistoryResp struct {
 	Events []TimelineEvent `json:"events"`
+	// Refs maps the IDs of the listed events (and of those they answer,
+	// thread under, redact or replace) to their short references
+	// (resolve.go), which every command accepts in place of an ID.
+	Refs map[string]string `json:"refs,omitempty"`
+	// Names maps the users the events name to their display names.
+	Names map[string]string `json:"names,omitempty"`
 }
 
 // WatchReq selects what to stream (all rooms when Room is empty).
@@ -237,6 +246,10 @@ type WatchItem struct {
 	// MentionsMe marks a new message or edit that mentions this node's
 	// user (content.go).
 	MentionsMe bool `json:"mentions_me,omitempty"`
+	// Ref is the event's short reference and Name its sender's display
+	// name, for people (resolve.go).
+	Ref  string `json:"ref,omitempty"`
+	Name string `json:"name,omitempty"`
 	// Kinds receipt, typing and presence (apitypes_content.go).
 	*Signal
 }

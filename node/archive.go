@@ -34,6 +34,9 @@ func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) 
 	if err != nil {
 		return ExportResp{}, err
 	}
+	if err := checkOutput(out); err != nil {
+		return ExportResp{}, err
+	}
 	// The held set is taken on the engine goroutine, so that it is closed
 	// under parents (events are committed in topological order); the bytes
 	// are then read from the store without holding the engine.
@@ -91,12 +94,12 @@ func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) 
 	if err != nil {
 		return ImportResp{}, err
 	}
-	f, err := os.Open(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return ImportResp{}, errorf(KindNotFound, "no archive file %s", path)
-	case err != nil:
-		return ImportResp{}, errorf(KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+	}
+	f, err := openRegular(path)
+	if err != nil {
+		return ImportResp{}, err
 	}
 	a, err := archive.Read(f, archive.DefaultLimits)
 	f.Close()
@@ -181,6 +184,9 @@ func writeAtomic(path string, write func(*os.File) error) error {
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := checkOutput(path); err != nil {
+		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return errorf(KindInvalid, "cannot write %s: %v", path, pathErrText(err))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,14 +99,11 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 		if !filepath.IsAbs(path) {
 			return "", errorf(KindInvalid, "avatar path %q is not absolute", path)
 		}
-		f, err := os.Open(path)
+		f, err := openRegular(path)
 		if err != nil {
-			return "", errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+			return "", err
 		}
 		defer f.Close()
-		if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-			return "", errorf(KindInvalid, "%s is not a regular file", path)
-		}
 		if data, err = io.ReadAll(io.LimitReader(f, maxAvatarFile+1)); err != nil {
 			return "", errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 		}

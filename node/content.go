@@ -303,6 +303,9 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]Timel
 		if err != nil {
 			return nil, fmt.Errorf("read event %s: %w", l.pos.ID, err)
 		}
+		if req.Quiet && keyEvent(s.Event.Type) {
+			continue
+		}
 		out = append(out, e.timelineEvent(rc, s.Event))
 	}
 	slices.Reverse(out)

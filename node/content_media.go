@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -32,14 +31,14 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	if !filepath.IsAbs(path) {
 		return none, nil, errorf(KindInvalid, "file path %q is not absolute", path)
 	}
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+		return none, nil, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return none, nil, errorf(KindInvalid, "%s is not a regular file", path)
+	if err != nil {
+		return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 	}
 	name := filepath.Base(path)
 	head := make([]byte, 512)
@@ -51,7 +50,7 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	ref := mimi.MediaRef{MIME: media.Sniff(head, name), Name: name}
 	var data []byte // the whole file, where metadata needs it
 	if st.Size() <= maxMetaRead {
-		if data, err = os.ReadFile(path); err != nil {
+		if data, err = io.ReadAll(io.NewSectionReader(f, 0, st.Size())); err != nil {
 			return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 		}
 	}

@@ -609,8 +609,11 @@ func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, erro
 		if rc.room == nil {
 			return nil
 		}
-		resp.Events, err = e.history(id, rc, req)
-		return err
+		if resp.Events, err = e.history(id, rc, req); err != nil {
+			return err
+		}
+		e.labels(rc, &resp)
+		return nil
 	})
 	return resp, err
 }

@@ -73,6 +73,7 @@ func (n *Node) registerAPI(h host.Host) {
 	Handle(s, MethodRoomUnhost, n.engine.Unhost)
 	Handle(s, MethodSend, n.engine.Send)
 	Handle(s, MethodHistory, n.engine.History)
+	Handle(s, MethodResolve, n.engine.Resolve)
 	n.registerGovernance(h)
 	n.registerContent(h)
 	n.registerArchive()
@@ -96,6 +97,9 @@ func (n *Node) registerAPI(h host.Host) {
 			case it, ok := <-ch:
 				if !ok {
 					return errors.New("watch stream ended (the client fell behind or the daemon is stopping)")
+				}
+				if it.Event != nil {
+					it.Ref, it.Name = n.engine.watchLabels(ctx, it.Room, it.Event)
 				}
 				if err := emit(it); err != nil {
 					return nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -32,12 +33,67 @@ func (n *Node) registerMedia(h host.Host) {
 	n.media = NewMedia(h, store, n.log)
 	n.media.SetRelayPolicy(n.sharesRoom)
 	Handle(n.api, MethodMediaAdd, n.media.Add)
-	Handle(n.api, MethodMediaGet, n.media.Get)
+	Handle(n.api, MethodMediaGet, n.mediaGet)
+	Handle(n.api, MethodMediaSave, n.mediaSave)
 	// Avatars go into the media store (avatars.go): these replace the
 	// engine's handlers that registerGovernance bound.
 	Handle(n.api, MethodMediaGC, n.mediaGC)
 	Handle(n.api, MethodRoomSet, n.setRoom)
 	Handle(n.api, MethodProfileSet, n.setProfile)
+}
+
+// mediaGet is Media.Get, with the key, when none is given, from a message
+// that refers to the blob.
+func (n *Node) mediaGet(ctx context.Context, req MediaGetReq) (MediaGetResp, error) {
+	if req.Key == "" {
+		key, err := n.engine.mediaKey(ctx, req.CID)
+		if err != nil {
+			return MediaGetResp{}, err
+		}
+		req.Key = key
+	}
+	return n.media.Get(ctx, req)
+}
+
+// mediaSave writes the file of a media message, decrypted with the key the
+// message carries.
+func (n *Node) mediaSave(ctx context.Context, req MediaSaveReq) (MediaSaveResp, error) {
+	mm, err := n.engine.messageFile(ctx, req.Room, req.Event)
+	if err != nil {
+		return MediaSaveResp{}, err
+	}
+	out := req.Out
+	if out == "" {
+		dir, err := absPath(req.Dir, "folder to save into")
+		if err != nil {
+			return MediaSaveResp{}, err
+		}
+		out = filepath.Join(dir, saveName(mm.Name))
+		if _, err := os.Lstat(out); err == nil {
+			return MediaSaveResp{}, errorf(KindInvalid, "%s exists (name another file with -o FILE)", out)
+		}
+	}
+	r, err := n.media.Get(ctx, MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out})
+	if err != nil {
+		return MediaSaveResp{}, err
+	}
+	return MediaSaveResp{CID: r.CID, Size: r.Size, Path: out}, nil
+}
+
+// saveName makes the name a sender gave a file safe as a file name in a
+// folder: no folders, no leading dot, no control characters.
+func saveName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '/' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	name = strings.TrimLeft(filepath.Base(name), ".")
+	if name == "" || name == "/" {
+		return "file"
+	}
+	return name
 }
 
 // serveMedia runs the component registerMedia made until ctx is done.
@@ -58,14 +114,11 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 	if !filepath.IsAbs(req.Path) {
 		return MediaAddResp{}, errorf(KindInvalid, "media path %q is not absolute", req.Path)
 	}
-	f, err := os.Open(req.Path)
+	f, err := openRegular(req.Path)
 	if err != nil {
-		return MediaAddResp{}, errorf(KindInvalid, "cannot read %s: %v", req.Path, unwrapPathErr(err))
+		return MediaAddResp{}, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return MediaAddResp{}, errorf(KindInvalid, "%s is not a regular file", req.Path)
-	}
 	head := make([]byte, 512)
 	k, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -107,6 +160,9 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 	}
 	if !filepath.IsAbs(req.Out) {
 		return MediaGetResp{}, errorf(KindInvalid, "output path %q is not absolute", req.Out)
+	}
+	if err := checkOutput(req.Out); err != nil {
+		return MediaGetResp{}, err
 	}
 	// No collection while the blob is fetched and read (media_gc.go).
 	m.gcMu.RLock()
@@ -172,6 +228,9 @@ func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey,
 	}
 	if err := tmp.Close(); err != nil {
 		return 0, fmt.Errorf("write %s: %w", out, err)
+	}
+	if err := checkOutput(out); err != nil {
+		return 0, err
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return 0, errorf(KindInvalid, "cannot write %s: %v", out, unwrapPathErr(err))

@@ -22,7 +22,7 @@ func runExport(c *cli, args []string) error {
 	if *out == "" {
 		return c.usagef("missing -o FILE")
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -71,14 +72,16 @@ var commands = []*command{
 	{"typing", "ROOM [on|off] [--stop]", "tell the room you are typing (lapses after 30 s) or stopped", runTyping},
 	{"presence", "online|away|offline | get [USER]", "set your presence in every room you share, or show a user's", runPresence},
 	{"settings", "[--typing on|off] [--presence on|off]", "whether this node sends and shows typing and presence", runSettings},
-	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT]", "the visible timeline, oldest first", runHistory},
+	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
 	{"export", "ROOM -o FILE", "write a room's full signed history to one portable, verifiable archive (a CAR file)", runExport},
 	{"import", "FILE", "verify an archive written by 'parley export' and merge its history into this node (idempotent)", runImport},
 	{"media add", "FILE", "store a file, encrypted and content-addressed; prints its CID and file key", runMediaAdd},
-	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY or --key", runMediaGet},
+	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY, --key, or from a message that carries the file", runMediaGet},
+	{"media save", "ROOM EVENT [-o FILE]", "fetch, verify, decrypt and write the file of a message (default: its own name, in the current folder)", runMediaSave},
 	{"media gc", "[--grace DURATION]", "delete the stored files that no message, thumbnail or avatar refers to any more, except those added or fetched within the grace period (default 1h)", runMediaGC},
+	{"version", "", "the version of this parley program: its module version and the commit it was built from", runVersion},
 	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
 	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--backend mocknet|netns]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root)", runSim},
 	{"sim export-shadow", "SCENARIO|FILE [--nodes N] [--seed S] --out DIR", "write a Shadow configuration for the scenario", runSim},
@@ -91,6 +94,7 @@ const globalFlagsHelp = `Global flags (accepted anywhere on the line):
   --home DIR   the node's data folder (default: $PARLEY_HOME, else $XDG_DATA_HOME/parley,
                else ~/.local/share/parley)
   --json       print one JSON object (streams: one per line) instead of text for people
+  --version    print the version (as 'parley version')
 `
 
 // usageError is a malformed command line: exit 2 with the usage text.
@@ -98,6 +102,7 @@ type usageError struct {
 	cmd   *command // nil: the global usage
 	group string   // set for "parley room" without a known subcommand
 	msg   string
+	brief bool // the error line alone, without the usage text
 }
 
 func (e *usageError) Error() string { return e.msg }
@@ -119,6 +124,7 @@ type cli struct {
 
 	homeFlag string
 	json     bool
+	version  bool // --version before the command
 	cmd      *command
 	fs       *flag.FlagSet // the current command's flags, for its usage text
 }
@@ -127,10 +133,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) > 0 && args[0] == "sim" {
+		if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+			return run(append([]string{"help"}, args[:min(2, len(args))]...), stdin, stdout, stderr)
+		}
 		return cmdSim(args[1:], stdout, stderr) // its own flag handling: see sim.go
 	}
-	c := &cli{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	tw := &termWriter{w: stdout}
+	c := &cli{ctx: ctx, stdin: stdin, stdout: tw, stderr: stderr}
+	tw.raw = func() bool { return c.json }
 	err := c.dispatch(args)
+	tw.flush()
 	var ue *usageError
 	var he *errHelp
 	switch {
@@ -141,7 +153,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "parley: %s\n", oneLine(ue.msg))
-		writeUsage(stderr, ue.cmd, ue.group, c.fs)
+		if !ue.brief {
+			writeUsage(stderr, ue.cmd, ue.group, c.fs)
+		}
 		return 2
 	default:
 		fmt.Fprintf(stderr, "parley: %s\n", oneLine(err.Error()))
@@ -152,9 +166,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // dispatch finds the command (global flags may precede it) and runs it.
 func (c *cli) dispatch(args []string) error {
 	fs := c.flags()
+	fs.BoolVar(&c.version, "version", false, "print the version")
 	rest, err := parseArgs(fs, args, true)
 	if err != nil {
 		return c.flagError(err, "")
+	}
+	if c.version && len(rest) == 0 {
+		c.cmd = lookup("version")
+		return runVersion(c, nil)
 	}
 	if len(rest) == 0 {
 		return &usageError{msg: "missing command"}
@@ -187,7 +206,7 @@ func (c *cli) dispatch(args []string) error {
 		if group, _, ok := strings.Cut(name, " "); ok && slices.Contains(groups, group) {
 			return &usageError{group: group, msg: fmt.Sprintf("unknown command %q", name)}
 		}
-		return &usageError{msg: fmt.Sprintf("unknown command %q (see: parley help)", name)}
+		return &usageError{brief: true, msg: fmt.Sprintf("unknown command %q%s (see: parley help)", name, didYouMean(name))}
 	}
 	c.cmd = cmd
 	return cmd.run(c, rest)
@@ -200,11 +219,30 @@ func (c *cli) help(args []string) error {
 		return &errHelp{}
 	case slices.Contains(groups, name):
 		return &errHelp{group: name}
+	case strings.HasPrefix(name, "sim ") && lookup(name) != nil:
+		return &errHelp{cmd: lookup(name)} // sim.go parses its own flags
 	case lookup(name) != nil:
 		c.cmd = lookup(name)
 		return c.cmd.run(c, []string{"--help"}) // builds its flags for the usage text
 	}
-	return &usageError{msg: fmt.Sprintf("unknown command %q", name)}
+	return &usageError{brief: true, msg: fmt.Sprintf("unknown command %q%s (see: parley help)", name, didYouMean(name))}
+}
+
+// didYouMean names the commands that start with word or that word starts
+// with, as a hint after "unknown command".
+func didYouMean(word string) string {
+	var near []string
+	first, _, _ := strings.Cut(word, " ")
+	for _, c := range commands {
+		n, _, _ := strings.Cut(c.name, " ")
+		if len(first) >= 2 && (strings.HasPrefix(n, first) || strings.HasPrefix(first, n)) && !slices.Contains(near, n) {
+			near = append(near, n)
+		}
+	}
+	if len(near) == 0 || len(near) > 4 {
+		return ""
+	}
+	return "; did you mean: " + strings.Join(near, ", ")
 }
 
 func lookup(name string) *command {
@@ -277,7 +315,7 @@ func parseArgs(fs *flag.FlagSet, args []string, stop bool) ([]string, error) {
 		if a == "--" {
 			return append(pos, args[i+1:]...), nil
 		}
-		if len(a) < 2 || a[0] != '-' {
+		if len(a) < 2 || a[0] != '-' || isNumber(a) {
 			if stop {
 				return args[i:], nil
 			}
@@ -299,6 +337,13 @@ func parseArgs(fs *flag.FlagSet, args []string, stop bool) ([]string, error) {
 		i += n - 1
 	}
 	return pos, nil
+}
+
+// isNumber reports a negative number, which is a value, not a flag
+// ("parley room role ROOM USER -5").
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
 
 func isBoolFlag(f *flag.Flag) bool {
@@ -346,7 +391,11 @@ func writeUsage(w io.Writer, cmd *command, group string, fs *flag.FlagSet) {
 				if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 					help += fmt.Sprintf(" (default %s)", f.DefValue)
 				}
-				fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, arg, help)
+				dash := "--"
+				if len(f.Name) == 1 {
+					dash = "-" // -o
+				}
+				fmt.Fprintf(tw, "  %s%s%s\t%s\n", dash, f.Name, arg, help)
 			})
 			tw.Flush()
 			if n > 0 {
@@ -374,11 +423,12 @@ func writeUsage(w io.Writer, cmd *command, group string, fs *flag.FlagSet) {
 	fmt.Fprint(w, "\nExit status: 0 success, 1 failure (one 'parley: ...' line on stderr), 2 usage error.\n")
 }
 
-// oneLine makes sure an error message is a single line.
+// oneLine makes sure an error message is a single line, safe to print
+// (it may quote names and text from other people).
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	s = strings.ReplaceAll(s, "\r", "")
-	return strings.ReplaceAll(s, "\n", "; ")
+	return escapeTerm(strings.ReplaceAll(s, "\n", "; "), false)
 }
 
 // runSim is never reached: run hands "sim" to cmdSim before dispatching.

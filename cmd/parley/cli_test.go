@@ -62,7 +62,7 @@ func (r result) usageError(t *testing.T, want string) {
 	if !strings.HasPrefix(first, "parley: ") || !strings.Contains(first, want) {
 		t.Fatalf("first stderr line %q: want 'parley: ...%s...'", first, want)
 	}
-	if !strings.Contains(rest, "usage: parley") {
+	if !strings.Contains(rest, "usage: parley") && !strings.Contains(first, "unknown command") {
 		t.Fatalf("no usage text after the error line:\n%s", r.stderr)
 	}
 }
@@ -208,30 +208,20 @@ func TestClientSideValidation(t *testing.T) {
 		{big, []string{"send", validID, "-"}, "message too long: 60001 bytes, the limit is 60000"},
 		{"", []string{"send", validID, big}, "message too long"},
 		{"", []string{"send", validID, "\xff\xfe"}, "not valid UTF-8"},
-		{"", []string{"send", "not-a-room", "hi"}, `malformed room ID "not-a-room"`},
-		{"", []string{"history", "bafy", "--json"}, `malformed room ID "bafy"`},
 		{"", []string{"history", validID, "--before", "zzz"}, `malformed event ID "zzz"`},
-		{"", []string{"room", "info", "x"}, "malformed room ID"},
-		{"", []string{"room", "join", "x"}, "malformed room ID"},
 		{"", []string{"room", "join", validID, "--via", "/ip4/1.2.3.4/tcp/notaport"}, "malformed multiaddr"},
 		{"", []string{"room", "join", validID, "--via", "/ip4/1.2.3.4/tcp/4001"}, "no /p2p/PEER_ID part"},
-		{"", []string{"watch", "x"}, "malformed room ID"},
 		{"", []string{"connect", "not-a-multiaddr"}, `malformed multiaddr "not-a-multiaddr"`},
 		{"", []string{"connect", "/ip4/999.0.0.1/tcp/1"}, "malformed multiaddr"},
 		{"", []string{"disconnect", "nobody"}, `malformed peer ID "nobody"`},
 		{"", []string{"daemon", "--listen", "/nope"}, "malformed multiaddr"},
 		{"", []string{"daemon", "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, "no /p2p/PEER_ID part"},
 		{"", []string{"daemon", "--api", "4080"}, "bad --api address"},
-		{"", []string{"room", "invite", validID, "bob"}, `malformed user ID "bob"`},
-		{"", []string{"room", "invite", "x", validUser}, `malformed room ID "x"`},
-		{"", []string{"room", "leave", "x"}, "malformed room ID"},
-		{"", []string{"room", "kick", validID, validUser + "x", "--reason", "r"}, "malformed user ID"},
 		{"", []string{"room", "ban", validID, "", "--reason", "r"}, `malformed user ID ""`},
-		{"", []string{"room", "ban", "bafy", validUser}, "malformed room ID"},
-		{"", []string{"room", "unban", validID, validID}, "malformed user ID"},
-		{"", []string{"room", "role", validID, "bob", "admin"}, "malformed user ID"},
-		{"", []string{"room", "role", "x", validUser, "50"}, "malformed room ID"},
-		{"", []string{"room", "set", "x", "--name", "n"}, "malformed room ID"},
+		{"", []string{"room", "info", ""}, `malformed room ID ""`},
+		{"", []string{"redact", validID, "bafyrei"}, `malformed event ID "bafyrei"`},
+		{"", []string{"redact", validID, "abcdefg"}, `malformed event ID "abcdefg"`},
+		{"", []string{"redact", validID, "abcdefgh!"}, `malformed event ID "abcdefgh!"`},
 		{"", []string{"room", "set", validID, "--avatar", "/nonexistent/a.png"}, "read the avatar"},
 		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "big.png", pngOf(maxAvatar+1))}, "larger than 16 MiB"},
 		{"", []string{"room", "set", validID, "--avatar", avatarFile(t, "text.png", []byte("not an image"))}, "is not an image"},
@@ -239,13 +229,7 @@ func TestClientSideValidation(t *testing.T) {
 		{"", []string{"room", "set", validID, "--avatar", ""}, "empty --avatar"},
 		{"", []string{"profile", "set", "--avatar", avatarFile(t, "big2.png", pngOf(maxAvatar+1))}, "larger than 16 MiB"},
 		{"", []string{"profile", "set", "--name", "x", "--avatar", "/nonexistent/a.png"}, "read the avatar"},
-		{"", []string{"profile", "get", "bob"}, `malformed user ID "bob"`},
-		{"", []string{"dm", "bob"}, `malformed user ID "bob"`},
-		{"", []string{"dm", validID}, "malformed user ID"},
-		{"", []string{"block", "bob"}, "malformed user ID"},
-		{"", []string{"unblock", "bob"}, "malformed user ID"},
 		{"", []string{"redact", validID, "zzz"}, `malformed event ID "zzz"`},
-		{"", []string{"redact", "x", validID, "--reason", "r"}, "malformed room ID"},
 	} {
 		t.Run(strings.Join(tc.args[:1], "_"), func(t *testing.T) {
 			r := runCLI(t, tc.stdin, append(tc.args, "--home", home)...)
@@ -338,6 +322,10 @@ func startFake(t *testing.T, answers map[string]string) *fakeDaemon {
 			w.WriteHeader(http.StatusNotFound)
 			io.WriteString(w, `{"error":"node: unknown room","kind":"not_found"}`)
 			return
+		}
+		if body, ok := strings.CutPrefix(a, "!"); ok { // an error answer
+			w.WriteHeader(http.StatusBadRequest)
+			a = body
 		}
 		io.WriteString(w, a)
 	}))
@@ -576,7 +564,7 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	// history shows redacted messages as such.
 	r = runCLI(t, "", "history", validID, "--home", f.home)
 	ok(r, "history")
-	if !strings.Contains(r.stdout, "alice  [redacted]") || !strings.Contains(r.stdout, "redacted e1") || !strings.Contains(r.stdout, "still here") || !strings.Contains(r.stdout, "alice changed the room's topic") {
+	if !strings.Contains(r.stdout, "alice: [redacted]") || !strings.Contains(r.stdout, "redacted e1") || !strings.Contains(r.stdout, "still here") || !strings.Contains(r.stdout, "alice removed the topic") {
 		t.Errorf("history output:\n%s", r.stdout)
 	}
 

@@ -27,7 +27,7 @@ func runEdit(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, event, err := parseRoomEvent(pos)
+	room, event, err := c.roomEvent(pos)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func runEdit(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	users, err := parseMentions(mentions)
+	users, err := c.mentions(mentions)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (c *cli) reaction(method string, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, event, err := parseRoomEvent(pos)
+	room, event, err := c.roomEvent(pos)
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func runRead(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, event, err := parseRoomEvent(pos)
+	room, event, err := c.roomEvent(pos)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func runSendFile(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func runVerify(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[0])
+	user, err := c.user(pos[0])
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func TestDevicesAgainstFakeDaemon(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.request(node.MethodVerify)), &req); err != nil || !req.Confirm || req.User != validUser {
 		t.Fatalf("verify --confirm request %q", f.request(node.MethodVerify))
 	}
-	runCLI(t, "", "verify", "nope", "--home", f.home).failsWith(t, "malformed user ID")
+	runCLI(t, "", "verify", " ", "--home", f.home).failsWith(t, "malformed user ID")
 	r = runCLI(t, "", "device", "list", "--home", f.home)
 	if r.code != 0 || !strings.Contains(r.stdout, "dev-a") || !strings.Contains(r.stdout, "this device") {
 		t.Fatalf("device list: exit %d stdout %q", r.code, r.stdout)

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -102,11 +101,11 @@ func runRoomRole(c *cli, args []string) error {
 	if !ok {
 		return c.usagef("bad role %q (use admin, moderator, member or a power level number)", pos[2])
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[1])
+	user, err := c.user(pos[1])
 	if err != nil {
 		return err
 	}
@@ -132,7 +131,7 @@ func runRoomSet(c *cli, args []string) error {
 	if !set["name"] && !set["topic"] && !set["avatar"] {
 		return c.usagef("nothing to change (give --name, --topic or --avatar)")
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
@@ -161,11 +160,7 @@ func runRoomSet(c *cli, args []string) error {
 func runRedact(c *cli, args []string) error {
 	fs := c.flags()
 	reason := fs.String("reason", "", "the reason `R`, shown in place of the message")
-	pos, err := c.parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	room, event, err := parseRoomEvent(pos)
+	room, event, err := c.roomEventArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -181,22 +176,13 @@ func (c *cli) roomUser(fs *flag.FlagSet, args []string) (room, user string, err 
 	if err != nil {
 		return "", "", err
 	}
-	if room, err = parseRoom(pos[0]); err != nil {
+	if room, err = c.room(pos[0]); err != nil {
 		return "", "", err
 	}
-	if user, err = parseUser(pos[1]); err != nil {
+	if user, err = c.user(pos[1]); err != nil {
 		return "", "", err
 	}
 	return room, user, nil
-}
-
-// parseUser checks the form of a user ID.
-func parseUser(s string) (string, error) {
-	k, err := crdt.ParseKey(s)
-	if err != nil {
-		return "", fmt.Errorf("malformed user ID %q (a user ID is the 'user' line of 'parley id' on that user's node)", s)
-	}
-	return k.String(), nil
 }
 
 // parseRole accepts a role name or a power level number.

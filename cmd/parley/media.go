@@ -44,6 +44,9 @@ func runMediaAdd(c *cli, args []string) error {
 }
 
 // parley media get CID[#KEY] -o FILE [--key KEY]
+//
+// Without a key the daemon takes it from a message of this node's rooms
+// that carries the file.
 func runMediaGet(c *cli, args []string) error {
 	fs := c.flags()
 	out := fs.String("o", "", "write the file to `FILE` (required; replaced atomically)")
@@ -61,9 +64,6 @@ func runMediaGet(c *cli, args []string) error {
 	case !hasKey || key == "":
 		key = *keyFlag
 	}
-	if key == "" {
-		return c.usagef("missing the file key: give CID#KEY or --key KEY (both printed by 'parley media add')")
-	}
 	if *out == "" || *out == "-" {
 		return c.usagef("missing -o FILE (where to write the file)")
 	}
@@ -74,6 +74,32 @@ func runMediaGet(c *cli, args []string) error {
 	var r node.MediaGetResp
 	return c.call(node.MethodMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
+	})
+}
+
+// parley media save ROOM EVENT [-o FILE]
+//
+// The file of a media message, decrypted with the key inside the message;
+// without -o it goes into the current folder under the name the sender
+// gave it (which must not exist yet).
+func runMediaSave(c *cli, args []string) error {
+	fs := c.flags()
+	out := fs.String("o", "", "write the file to `FILE` (default: the file's own name in the current folder)")
+	room, event, err := c.roomEventArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	req := node.MediaSaveReq{Room: room, Event: event}
+	if *out == "" {
+		if req.Dir, err = os.Getwd(); err != nil {
+			return fmt.Errorf("the current folder: %v", err)
+		}
+	} else if req.Out, err = filepath.Abs(*out); err != nil {
+		return fmt.Errorf("%s: %v", *out, err)
+	}
+	var r node.MediaSaveResp
+	return c.call(node.MethodMediaSave, req, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, r.Path)
 	})
 }
 

@@ -19,9 +19,8 @@ func TestMentionsClientSide(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"send", validID, "hi", "--mention", "bob"}, `--mention: malformed user ID "bob"`},
-		{[]string{"send", validID, "hi", "--mention", user, "--mention", user + "x"}, "--mention: malformed user ID"},
-		{[]string{"edit", validID, validID, "hi", "--mention", "parley:user/" + user}, "--mention: malformed user ID"},
+		{[]string{"send", validID, "hi", "--mention", ""}, `--mention: malformed user ID ""`},
+		{[]string{"edit", validID, validID, "hi", "--mention", user, "--mention", "  "}, "--mention: malformed user ID"},
 		{[]string{"history", validID, "--versions", "zzz"}, `malformed event ID "zzz"`},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {

@@ -33,7 +33,7 @@ func runSend(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
@@ -53,14 +53,14 @@ func runSend(c *cli, args []string) error {
 	case !utf8.ValidString(text):
 		return errors.New("the message is not valid UTF-8 text")
 	}
-	for _, ev := range []string{*replyTo, *thread} {
-		if ev != "" {
-			if _, err := parseEvent(ev); err != nil {
+	for _, ev := range []*string{replyTo, thread} {
+		if *ev != "" {
+			if *ev, err = c.event(room, *ev); err != nil {
 				return err
 			}
 		}
 	}
-	users, err := parseMentions(mentions)
+	users, err := c.mentions(mentions)
 	if err != nil {
 		return err
 	}
@@ -71,19 +71,21 @@ func runSend(c *cli, args []string) error {
 	})
 }
 
-// parley history ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT]
+// parley history ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]
 //
 // The visible timeline, oldest first: one entry per message with its edits,
 // reactions and read markers folded in. --limit keeps the newest N entries
 // (of those before EVENT, with --before); --thread lists one thread;
 // --versions lists the original of one message and each of its edits, in
-// the order that decides which is shown (the last).
+// the order that decides which is shown (the last). People's output leaves
+// out the key-management events unless --all; --json lists every event.
 func runHistory(c *cli, args []string) error {
 	fs := c.flags()
 	limit := fs.Int("limit", 0, "show at most the newest `N` events (0: the daemon's default)")
 	before := fs.String("before", "", "only events before `EVENT`")
 	thread := fs.String("thread", "", "only the thread whose root is the message `ROOT`")
 	versions := fs.String("versions", "", "the original and every edit of the message `EVENT`")
+	all := fs.Bool("all", false, "also list the key-management events (device, rotate, keyfwd)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -91,13 +93,13 @@ func runHistory(c *cli, args []string) error {
 	if *limit < 0 {
 		return c.usagef("bad --limit %d (want a positive number)", *limit)
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
-	for _, ev := range []string{*before, *thread, *versions} {
-		if ev != "" {
-			if _, err := parseEvent(ev); err != nil {
+	for _, ev := range []*string{before, thread, versions} {
+		if *ev != "" {
+			if *ev, err = c.event(room, *ev); err != nil {
 				return err
 			}
 		}
@@ -106,22 +108,22 @@ func runHistory(c *cli, args []string) error {
 		return c.usagef("--versions lists one message: it goes without --limit, --before and --thread")
 	}
 	var r node.HistoryResp
-	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions}, &r, func(w io.Writer) {
+	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return
 		}
 		for i := range r.Events {
-			fmt.Fprintln(w, eventLine(&r.Events[i]))
+			fmt.Fprintln(w, eventLine(&r.Events[i], labels{r.Refs, r.Names, pos[0]}))
 		}
 	})
 }
 
-// parseMentions checks the users of --mention.
-func parseMentions(users []string) ([]string, error) {
+// mentions resolves the users of --mention.
+func (c *cli) mentions(users []string) ([]string, error) {
 	var out []string
 	for _, u := range users {
-		id, err := parseUser(u)
+		id, err := c.user(u)
 		if err != nil {
 			return nil, fmt.Errorf("--mention: %v", err)
 		}
@@ -141,7 +143,7 @@ func runWatch(c *cli, args []string) error {
 	}
 	var req node.WatchReq
 	if len(pos) == 1 {
-		if req.Room, err = parseRoom(pos[0]); err != nil {
+		if req.Room, err = c.room(pos[0]); err != nil {
 			return err
 		}
 	}
@@ -174,7 +176,11 @@ func runWatch(c *cli, args []string) error {
 			prefix += "(mentions you) "
 		}
 		if item.Event != nil {
-			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event))
+			l := labels{refs: map[string]string{item.Event.ID: item.Ref}, names: map[string]string{item.Event.Sender: item.Name}}
+			if req.Room != "" {
+				l.room = pos[0]
+			}
+			_, err := fmt.Fprintf(c.stdout, "%s%s\n", prefix, eventLine(item.Event, l))
 			return err
 		}
 		if item.Signal != nil {

@@ -97,11 +97,14 @@ func short(id string) string {
 	return id[:8] + "…" + id[len(id)-6:]
 }
 
+// orNone renders a one-line field (a name, a topic) for people: "-" when
+// empty, control characters escaped, newlines and tabs included, so that
+// it stays in its line and column.
 func orNone(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return oneLineTerm(s)
 }
 
 func fmtTime(ms int64) string {
@@ -124,10 +127,48 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// eventLine renders one timeline event for people.
-func eventLine(e *node.TimelineEvent) string {
-	when := fmtTime(e.TS)
-	who := short(e.Sender)
+// labels are what a history answer adds for people: short event
+// references and display names (node.HistoryResp Refs and Names).
+type labels struct {
+	refs, names map[string]string
+	room        string // the ROOM argument as given, for commands shown
+}
+
+func (l labels) roomArg() string {
+	if l.room == "" || strings.ContainsAny(l.room, " \t\n\"'\\$`") {
+		return "ROOM"
+	}
+	return oneLineTerm(l.room)
+}
+
+// ref is an event's short reference, or its abbreviated ID.
+func (l labels) ref(id string) string {
+	if r := l.refs[id]; r != "" {
+		return r
+	}
+	return short(id)
+}
+
+// name is a user's display name, or the abbreviated ID; a name shared by
+// another user of the answer gets the ID beside it.
+func (l labels) name(user string) string {
+	n := l.names[user]
+	if n == "" {
+		return short(user)
+	}
+	for u, o := range l.names {
+		if o == n && u != user {
+			return oneLineTerm(n) + " (" + short(user) + ")"
+		}
+	}
+	return oneLineTerm(n)
+}
+
+// eventLine renders one timeline event for people: when, its reference
+// (every command takes it in place of the ID), who, what.
+func eventLine(e *node.TimelineEvent, l labels) string {
+	head := fmt.Sprintf("%s  %s  ", fmtTime(e.TS), l.ref(e.ID))
+	who := l.name(e.Sender)
 	switch e.Type {
 	case "message":
 		body := e.Body
@@ -137,52 +178,95 @@ func eventLine(e *node.TimelineEvent) string {
 		case !e.Decrypted && body == "":
 			body = "(encrypted; no key for it on this node)"
 		}
-		return fmt.Sprintf("%s  %s  %s%s", when, who, body, messageNotes(e))
+		if e.Media != nil && !e.Redacted {
+			// The summary's first line describes the file ("[File: NAME,
+			// SIZE] LINK"); what follows is the caption.
+			first, caption, _ := strings.Cut(body, "\n")
+			if i := strings.Index(first, " parley:media/"); i >= 0 {
+				first = first[:i]
+			}
+			first = strings.TrimSuffix(strings.TrimPrefix(first, "["), "]")
+			body = caption
+			if body != "" {
+				body += "  "
+			}
+			body += fmt.Sprintf("[%s; save it with: parley media save %s %s]", first, l.roomArg(), l.ref(e.ID))
+		}
+		// Continuation lines are indented: a message cannot pass for
+		// other lines of the history.
+		body = strings.ReplaceAll(body, "\n", "\n      ")
+		return fmt.Sprintf("%s%s: %s%s", head, who, body, messageNotes(e, l))
 	case "member":
 		what := e.Membership
-		if what == "" {
+		switch what {
+		case "":
 			what = "changed membership"
+		case "join":
+			what = "joined"
+		case "leave":
+			what = "left"
+		case "invite":
+			what = "invited"
+		case "ban":
+			what = "banned"
 		}
 		if e.StateKey != nil && *e.StateKey != e.Sender && *e.StateKey != "" {
-			what += " " + short(*e.StateKey)
+			what += " " + l.name(*e.StateKey)
 		}
-		return fmt.Sprintf("%s  * %s %s", when, who, what)
+		return fmt.Sprintf("%s* %s %s", head, who, what)
 	case "room", "create":
-		return fmt.Sprintf("%s  * %s created the room", when, who)
+		return fmt.Sprintf("%s* %s created the room", head, who)
 	case "redact":
-		return fmt.Sprintf("%s  * %s redacted %s", when, who, orNone(e.Redacts))
+		return fmt.Sprintf("%s* %s redacted %s", head, who, l.ref(orNone(e.Redacts)))
 	case "power":
-		return fmt.Sprintf("%s  * %s changed the roles", when, who)
+		return fmt.Sprintf("%s* %s changed the roles", head, who)
 	case "room.name", "room.topic", "room.avatar":
-		return fmt.Sprintf("%s  * %s changed the room's %s", when, who, strings.TrimPrefix(e.Type, "room."))
+		what := strings.TrimPrefix(e.Type, "room.")
+		switch {
+		case e.Redacted || !e.Decrypted:
+			return fmt.Sprintf("%s* %s changed the %s", head, who, what)
+		case e.Body == "":
+			return fmt.Sprintf("%s* %s removed the %s", head, who, what)
+		case what == "avatar":
+			return fmt.Sprintf("%s* %s changed the avatar", head, who)
+		}
+		return fmt.Sprintf("%s* %s changed the %s to %q", head, who, what, e.Body)
+	case "join_rule":
+		return fmt.Sprintf("%s* %s made the room %s", head, who, orNone(e.Body))
 	case "profile":
-		return fmt.Sprintf("%s  * %s changed their profile", when, who)
+		return fmt.Sprintf("%s* %s changed their profile", head, who)
+	case "device":
+		return fmt.Sprintf("%s* %s added a device", head, who)
+	case "rotate":
+		return fmt.Sprintf("%s* %s rotated the room key", head, who)
+	case "keyfwd":
+		return fmt.Sprintf("%s* %s forwarded room keys", head, who)
 	}
-	return fmt.Sprintf("%s  * %s %s", when, who, e.Type)
+	return fmt.Sprintf("%s* %s %s", head, who, e.Type)
 }
 
 // messageNotes renders what the projection adds to a message: its reply,
 // thread, edit and reactions.
-func messageNotes(e *node.TimelineEvent) string {
+func messageNotes(e *node.TimelineEvent, l labels) string {
 	var b strings.Builder
 	if e.ReplyTo != "" && e.Thread == "" {
-		fmt.Fprintf(&b, "  (reply to %s)", short(e.ReplyTo))
+		fmt.Fprintf(&b, "  (reply to %s)", l.ref(e.ReplyTo))
 	}
 	if e.Thread != "" {
-		fmt.Fprintf(&b, "  (in thread %s)", short(e.Thread))
+		fmt.Fprintf(&b, "  (in thread %s)", l.ref(e.Thread))
 	}
 	if e.Edited {
 		b.WriteString("  (edited)")
 	}
 	if e.Replaces != "" {
-		fmt.Fprintf(&b, "  (edit of %s)", short(e.Replaces))
+		fmt.Fprintf(&b, "  (edit of %s)", l.ref(e.Replaces))
 	}
 	if len(e.Mentions) > 0 {
 		ws := make([]string, len(e.Mentions))
 		for i, u := range e.Mentions {
-			ws[i] = short(u)
+			ws[i] = l.name(u)
 		}
-		fmt.Fprintf(&b, "  (mentions %s)", strings.Join(ws, " "))
+		fmt.Fprintf(&b, "  (mentions %s)", strings.Join(ws, ", "))
 	}
 	keys := make([]string, 0, len(e.Reactions))
 	for k := range e.Reactions {
@@ -190,7 +274,7 @@ func messageNotes(e *node.TimelineEvent) string {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "  [%s %d]", k, len(e.Reactions[k]))
+		fmt.Fprintf(&b, "  [%s %d]", oneLineTerm(k), len(e.Reactions[k]))
 	}
 	return b.String()
 }

@@ -82,7 +82,7 @@ func runDM(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[0])
+	user, err := c.user(pos[0])
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func (c *cli) blockCall(method string, args []string, done string) error {
 	if err != nil {
 		return err
 	}
-	user, err := parseUser(pos[0])
+	user, err := c.user(pos[0])
 	if err != nil {
 		return err
 	}

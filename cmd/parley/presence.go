@@ -18,7 +18,7 @@ func runTyping(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func runPresence(c *cli, args []string) error {
 	case "get":
 		var req node.UserReq
 		if len(pos) == 2 {
-			if req.User, err = parseUser(pos[1]); err != nil {
+			if req.User, err = c.user(pos[1]); err != nil {
 				return err
 			}
 		}

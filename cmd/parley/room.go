@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -135,7 +134,7 @@ func (c *cli) roomVia(args []string) (node.RoomJoinReq, error) {
 	if err != nil {
 		return node.RoomJoinReq{}, err
 	}
-	room, err := parseRoom(pos[0])
+	room, err := c.room(pos[0])
 	if err != nil {
 		return node.RoomJoinReq{}, err
 	}
@@ -186,29 +185,13 @@ func fmtPower(p int64) string {
 	return strconv.FormatInt(p, 10)
 }
 
-// parseRoom checks the form of a room ID before the daemon sees it.
-func parseRoom(s string) (string, error) {
-	if _, err := crdt.ParseID(s); err != nil {
-		return "", fmt.Errorf("malformed room ID %q (see: parley room list)", s)
-	}
-	return s, nil
-}
-
-// parseEvent checks the form of an event ID.
-func parseEvent(s string) (string, error) {
-	if _, err := crdt.ParseID(s); err != nil {
-		return "", fmt.Errorf("malformed event ID %q (see: parley history ROOM)", s)
-	}
-	return s, nil
-}
-
 // roomArg parses a lone ROOM argument.
 func (c *cli) roomArg(args []string) (string, error) {
 	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
 		return "", err
 	}
-	return parseRoom(pos[0])
+	return c.room(pos[0])
 }
 
 // optionalUser parses an optional USER argument (none: this user).
@@ -217,19 +200,8 @@ func (c *cli) optionalUser(args []string) (node.UserReq, error) {
 	if err != nil || len(pos) == 0 {
 		return node.UserReq{}, err
 	}
-	u, err := parseUser(pos[0])
+	u, err := c.user(pos[0])
 	return node.UserReq{User: u}, err
-}
-
-// parseRoomEvent checks the ROOM EVENT positional arguments.
-func parseRoomEvent(pos []string) (room, event string, err error) {
-	if room, err = parseRoom(pos[0]); err != nil {
-		return "", "", err
-	}
-	if event, err = parseEvent(pos[1]); err != nil {
-		return "", "", err
-	}
-	return room, event, nil
 }
 
 func yesNo(b bool) string {
