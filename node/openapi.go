@@ -48,6 +48,11 @@ func buildOpenAPI() obj {
 			"code":  obj{"$ref": "#/components/schemas/Code"},
 		},
 	}
+	g.defs["StreamError"] = obj{
+		"type":       "object",
+		"required":   []string{"kind", "error"},
+		"properties": obj{"kind": obj{"const": "error"}, "error": obj{"type": "string"}},
+	}
 	g.defs["Kind"] = obj{"type": "string", "enum": Kinds, "description": "The class of an error; it sets the status code."}
 	g.defs["Code"] = obj{"type": "string", "enum": Codes, "description": "Names an error precisely enough for a client to act on it."}
 	paths := obj{}
@@ -57,7 +62,7 @@ func buildOpenAPI() obj {
 			ok = obj{
 				"description": "One JSON object per line until the client stops reading; an error after the stream opened is a line {\"kind\": \"error\", \"error\": ...}.",
 				"content": obj{"application/x-ndjson": obj{"schema": obj{"anyOf": []any{
-					g.schema(d.Resp), obj{"$ref": "#/components/schemas/Error"},
+					g.schema(d.Resp), obj{"$ref": "#/components/schemas/StreamError"},
 				}}}},
 			}
 		} else {

@@ -143,6 +143,9 @@ func TestOpenAPIDocument(t *testing.T) {
 			t.Errorf("%s %+v does not validate against its schema: %v", name, v, err)
 		}
 	}
+	if err := valid("StreamError", map[string]any{"kind": "error", "error": "watch stream ended"}); err != nil {
+		t.Errorf("a stream's error line does not validate: %v", err)
+	}
 	if valid("Error", map[string]any{"error": "x", "kind": "oops"}) == nil {
 		t.Error("an error of an unknown kind validates")
 	}
@@ -223,7 +226,7 @@ func TestEndpointTable(t *testing.T) {
 	if !bytes.Equal(body, want) {
 		t.Error("the daemon serves a different document")
 	}
-	validateOpenAPI(t, body)
+	schemas := validateOpenAPI(t, body)
 
 	// The typed client reaches the daemon, and an error carries its code.
 	cl, err := NewClient(home)
@@ -233,6 +236,33 @@ func TestEndpointTable(t *testing.T) {
 	id, err := EpID.Call(ctx, cl, Empty{})
 	if err != nil || id.User == "" {
 		t.Fatalf("id: %+v %v", id, err)
+	}
+	// What the daemon answers validates against the document's schemas.
+	room, err := EpRoomCreate.Call(ctx, cl, RoomCreateReq{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EpSend.Call(ctx, cl, SendReq{Room: room.Room, Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	for method, req := range map[string]any{
+		EpID.Method: Empty{}, EpStatus.Method: Empty{}, EpPeers.Method: Empty{}, EpRoomList.Method: Empty{},
+		EpRoomInfo.Method: RoomReq{Room: room.Room}, EpHistory.Method: HistoryReq{Room: room.Room},
+		EpSettings.Method: SettingsReq{}, EpBlocked.Method: Empty{}, EpProfileGet.Method: UserReq{},
+		EpDeviceList.Method: UserReq{}, EpInvites.Method: Empty{},
+	} {
+		raw, err := cl.Raw(ctx, method, req)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := endpointTable[method].Resp.Name()
+		if err := schemas[name].Validate(inst); err != nil {
+			t.Errorf("the answer of %s does not validate against %s: %v\n%s", method, name, err, raw)
+		}
 	}
 	_, err = EpHistory.Call(ctx, cl, HistoryReq{Room: "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
 	if KindOf(err) != KindNotFound || CodeOf(err) != CodeUnknownRoom || strings.Contains(err.Error(), "parley ") {
