@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/node"
 )
@@ -158,4 +162,82 @@ func hostAndJoin(t *testing.T, a, h, b *daemon, room string) {
 	})
 	b.must(nil, "room", "join", room, "--via", h.addr)
 	waitMembership(t, []*daemon{a, h, b}, room, b.user, "join")
+}
+
+// C29 through real processes: a daemon killed with SIGKILL right after it
+// authored and published a `rotate` (the crash point of node.CrashAfterRotateEnv,
+// before it sealed anything under the new epoch) still holds that epoch's
+// secret after a restart: the other member reads under the epoch, the
+// restarted one reads what the other sends under it, no acknowledged message
+// is lost and nothing is left undecryptable; the member who left reads none
+// of it.
+func TestE2EECrashAfterRotate(t *testing.T) {
+	t.Parallel()
+	a, b, c := trio(t, true)
+	var rr node.RoomResp
+	a.must(&rr, "room", "create", "--name", "crash room") // encrypted
+	room := rr.Room
+	inviteAndJoin(t, a, b, room)
+	inviteAndJoin(t, a, c, room)
+	waitMembership(t, []*daemon{a, b, c}, room, c.user, "join")
+	m1, m2 := marker("before-a"), marker("before-b")
+	a.must(nil, "send", room, m1)
+	waitBodies(t, []*daemon{b, c}, room, m1)
+	b.must(nil, "send", room, m2)
+	waitBodies(t, []*daemon{a, c}, room, m2)
+
+	// c leaves: a's next message must rotate first (C24).
+	c.must(nil, "room", "leave", room)
+	waitMembership(t, []*daemon{a, b}, room, c.user, "leave")
+	a.stop()
+	a.env = []string{node.CrashAfterRotateEnv + "=1"}
+	a.start()
+	a.env = nil
+	eventually(t, govTimeout, "A reconnects", func() error { return hasPeers(a, 1) })
+	lost := marker("never-sent")
+	if r := a.run("", "send", room, lost); r.code == 0 {
+		t.Fatalf("the send that rotates succeeded; the crash point did not fire: %v", r)
+	}
+	select {
+	case <-a.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("A still runs after the crash point")
+	}
+	var ee *exec.ExitError
+	if !errors.As(a.exitErr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("A exited with %v, want SIGKILL", a.exitErr)
+	}
+
+	a.start()
+	// b gets the rotate (a's copy survived the crash), so b seals under
+	// a's new epoch: a reads it only if it kept the secret.
+	eventually(t, govTimeout, "A and B hold the same events", func() error { return sameEvents([]*daemon{a, b}, room) })
+	fromB, fromA := marker("after-b"), marker("after-a")
+	b.must(nil, "send", room, fromB)
+	waitBodies(t, []*daemon{a}, room, fromB)
+	a.must(nil, "send", room, fromA)
+	waitBodies(t, []*daemon{b}, room, fromA)
+	for _, d := range []*daemon{a, b} {
+		evs, err := d.history(room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Type == "message" && !e.Decrypted {
+				t.Errorf("%s holds an undecryptable message %s", d.name, e.ID)
+			}
+			if e.Body == lost {
+				t.Errorf("%s shows the message a was killed before sending", d.name)
+			}
+		}
+		if err := visibleBodies(d, room, m1, m2, fromA, fromB); err != nil {
+			t.Error(err)
+		}
+	}
+	if got := homesHolding(t, []*daemon{c}, fromA); len(got) > 0 {
+		t.Fatalf("the member who left holds %q", fromA)
+	}
+	if got := homesHolding(t, []*daemon{c}, fromB); len(got) > 0 {
+		t.Fatalf("the member who left holds %q", fromB)
+	}
 }

@@ -82,6 +82,7 @@ type daemon struct {
 	listen string // the TCP address, kept across restarts so peers can redial it
 	log    syncBuffer
 	runs   int
+	env    []string // added to the environment of the next start
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -131,6 +132,9 @@ func (d *daemon) start() {
 	d.cmd = exec.Command(parleyBin, "daemon", "--home", d.home,
 		"--no-mdns", "--no-dht", "--listen", d.listen, "--api", "127.0.0.1:0", "--log-level", logLevel())
 	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
+	if len(d.env) > 0 {
+		d.cmd.Env = append(os.Environ(), d.env...)
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatalf("%s: start daemon: %v", d.name, err)
 	}

@@ -111,19 +111,18 @@ func TestBadInput(t *testing.T) {
 			method string
 			req    any
 		}{
-			{"send to unknown room", node.MethodSend, node.SendReq{Room: unknown, Text: "x"}},
-			{"send to malformed room", node.MethodSend, node.SendReq{Room: "bafy-not-a-room", Text: "x"}},
-			{"empty text", node.MethodSend, node.SendReq{Room: room, Text: ""}},
-			{"200 kB text", node.MethodSend, node.SendReq{Room: room, Text: strings.Repeat("y", 200_000)}},
-			{"history of malformed room", node.MethodHistory, node.HistoryReq{Room: "nope"}},
-			{"connect malformed", node.MethodConnect, node.AddrReq{Addr: "/ip4/1.2.3.4/tcp/x"}},
-			{"connect without peer id", node.MethodConnect, node.AddrReq{Addr: "/ip4/127.0.0.1/tcp/1"}},
-			{"join malformed", node.MethodRoomJoin, node.RoomJoinReq{Room: "nope"}},
-			{"unknown field", node.MethodStatus, map[string]int{"bogus": 1}},
+			{"send to unknown room", node.EpSend.Method, node.SendReq{Room: unknown, Text: "x"}},
+			{"send to malformed room", node.EpSend.Method, node.SendReq{Room: "bafy-not-a-room", Text: "x"}},
+			{"empty text", node.EpSend.Method, node.SendReq{Room: room, Text: ""}},
+			{"200 kB text", node.EpSend.Method, node.SendReq{Room: room, Text: strings.Repeat("y", 200_000)}},
+			{"history of malformed room", node.EpHistory.Method, node.HistoryReq{Room: "nope"}},
+			{"connect malformed", node.EpConnect.Method, node.AddrReq{Addr: "/ip4/1.2.3.4/tcp/x"}},
+			{"connect without peer id", node.EpConnect.Method, node.AddrReq{Addr: "/ip4/127.0.0.1/tcp/1"}},
+			{"join malformed", node.EpRoomJoin.Method, node.RoomJoinReq{Room: "nope"}},
+			{"unknown field", node.EpStatus.Method, map[string]int{"bogus": 1}},
 			{"unknown method", "no/such/method", nil},
 		} {
-			var resp json.RawMessage
-			err := cl.Call(ctx, tc.method, tc.req, &resp)
+			resp, err := cl.Raw(ctx, tc.method, tc.req)
 			var ne *node.Error
 			if !errors.As(err, &ne) {
 				t.Errorf("%s: want a *node.Error, got %v (answer %s)", tc.name, err, resp)
@@ -178,7 +177,7 @@ func TestAPIRefusesForeignRequests(t *testing.T) {
 		{"foreign origin", info.Token, "", "http://evil.example", http.StatusForbidden},
 		{"null origin", info.Token, "", "null", http.StatusForbidden},
 	} {
-		req, err := http.NewRequest(http.MethodPost, info.URL+"/v1/"+node.MethodStatus, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, info.URL+"/v1/"+node.EpStatus.Method, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}

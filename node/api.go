@@ -54,9 +54,10 @@ func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
 // URL is the base URL clients use.
 func (s *APIServer) URL() string { return "http://" + s.ln.Addr().String() }
 
-// Handle registers a request/response method.
-func Handle[Req, Resp any](s *APIServer, method string, fn func(context.Context, Req) (Resp, error)) {
-	s.handlers[method] = func(ctx context.Context, body []byte) (any, error) {
+// Handle binds endpoint ep to fn; binding a method twice panics.
+func Handle[Req, Resp any](s *APIServer, ep Endpoint[Req, Resp], fn func(context.Context, Req) (Resp, error)) {
+	s.claim(ep.Method)
+	s.handlers[ep.Method] = func(ctx context.Context, body []byte) (any, error) {
 		var req Req
 		if err := decodeStrict(body, &req); err != nil {
 			return nil, err
@@ -65,15 +66,46 @@ func Handle[Req, Resp any](s *APIServer, method string, fn func(context.Context,
 	}
 }
 
-// HandleStream registers a streaming method: emit writes one JSON line.
-func HandleStream[Req any](s *APIServer, method string, fn func(context.Context, Req, func(any) error) error) {
-	s.streams[method] = func(ctx context.Context, body []byte, emit func(any) error) error {
+// HandleStream binds streaming endpoint ep to fn, which calls emit with
+// each item (emit(nil) opens the stream); binding a method twice panics.
+func HandleStream[Req, Item any](s *APIServer, ep StreamEndpoint[Req, Item], fn func(ctx context.Context, req Req, emit func(*Item) error) error) {
+	s.claim(ep.Method)
+	s.streams[ep.Method] = func(ctx context.Context, body []byte, emit func(any) error) error {
 		var req Req
 		if err := decodeStrict(body, &req); err != nil {
 			return err
 		}
-		return fn(ctx, req, emit)
+		return fn(ctx, req, func(it *Item) error {
+			if it == nil {
+				return emit(nil)
+			}
+			return emit(it)
+		})
 	}
+}
+
+func (s *APIServer) claim(method string) {
+	_, h := s.handlers[method]
+	_, st := s.streams[method]
+	if h || st {
+		panic(fmt.Sprintf("node: API method %q bound twice", method))
+	}
+	if _, ok := endpointTable[method]; !ok {
+		panic(fmt.Sprintf("node: API method %q is not in the endpoint table", method))
+	}
+}
+
+// Unbound lists the endpoints of the table that no handler answers.
+func (s *APIServer) Unbound() []string {
+	var out []string
+	for _, d := range Endpoints() {
+		_, h := s.handlers[d.Method]
+		_, st := s.streams[d.Method]
+		if !h && !st {
+			out = append(out, d.Method)
+		}
+	}
+	return out
 }
 
 func decodeStrict(body []byte, v any) error {
@@ -120,6 +152,16 @@ func (s *APIServer) Serve(ctx context.Context) error {
 func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := s.admit(r); err != nil {
 		writeError(w, err)
+		return
+	}
+	if r.URL.Path == OpenAPIPath && r.Method == http.MethodGet {
+		doc, err := OpenAPI()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
 		return
 	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -221,9 +263,11 @@ func (s *APIServer) admit(r *http.Request) error {
 	return nil
 }
 
+// apiError is the body of every error answer.
 type apiError struct {
 	Error string `json:"error"`
 	Kind  Kind   `json:"kind"`
+	Code  Code   `json:"code,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -235,5 +279,5 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(statusOf(k))
-	json.NewEncoder(w).Encode(apiError{Error: msg, Kind: k})
+	json.NewEncoder(w).Encode(apiError{Error: msg, Kind: k, Code: CodeOf(err)})
 }

@@ -9,23 +9,16 @@ import (
 	"testing"
 )
 
-type apiEchoReq struct {
-	Text string `json:"text"`
-}
-
-type apiEchoResp struct {
-	Text string `json:"text"`
-}
-
-// startTestAPI serves an APIServer with one echo method until the test ends.
+// startTestAPI serves an APIServer with one method until the test ends:
+// disconnect, bound to a handler that echoes the peer ID.
 func startTestAPI(t *testing.T, token string) *APIServer {
 	t.Helper()
 	s, err := NewAPIServer("127.0.0.1:0", token, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	Handle(s, "echo", func(_ context.Context, req apiEchoReq) (apiEchoResp, error) {
-		return apiEchoResp(req), nil
+	Handle(s, EpDisconnect, func(_ context.Context, req PeerReq) (PeerResp, error) {
+		return PeerResp(req), nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -41,7 +34,7 @@ func startTestAPI(t *testing.T, token string) *APIServer {
 
 func apiPost(t *testing.T, s *APIServer, auth []string, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.URL()+"/v1/echo", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.URL()+"/v1/"+EpDisconnect.Method, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +70,7 @@ func TestAPIAuthorizationStrict(t *testing.T) {
 		{"empty bearer", []string{"Bearer "}, http.StatusForbidden},
 		{"two headers", []string{"Bearer " + token, "Bearer " + token}, http.StatusForbidden},
 	} {
-		if code, body := apiPost(t, s, tc.auth, `{"text":"hi"}`); code != tc.want {
+		if code, body := apiPost(t, s, tc.auth, `{"peer_id":"hi"}`); code != tc.want {
 			t.Errorf("%s: status %d, want %d (%s)", tc.name, code, tc.want, body)
 		}
 	}
@@ -93,15 +86,15 @@ func TestAPIBodyStrict(t *testing.T) {
 		body string
 		want int
 	}{
-		{`{"text":"hi"}`, http.StatusOK},
-		{"{\"text\":\"hi\"}\n \t", http.StatusOK},
+		{`{"peer_id":"hi"}`, http.StatusOK},
+		{"{\"peer_id\":\"hi\"}\n \t", http.StatusOK},
 		{``, http.StatusOK}, // no body: the zero request
 		{`{}garbage`, http.StatusBadRequest},
 		{`{} {}`, http.StatusBadRequest},
-		{`{"text":"hi"}]`, http.StatusBadRequest},
-		{`{"text":"hi"}{"text":"x"}`, http.StatusBadRequest},
-		{`{"text":"hi","other":1}`, http.StatusBadRequest},
-		{`{"text":`, http.StatusBadRequest},
+		{`{"peer_id":"hi"}]`, http.StatusBadRequest},
+		{`{"peer_id":"hi"}{"peer_id":"x"}`, http.StatusBadRequest},
+		{`{"peer_id":"hi","other":1}`, http.StatusBadRequest},
+		{`{"peer_id":`, http.StatusBadRequest},
 		{`[]`, http.StatusBadRequest},
 	} {
 		if code, body := apiPost(t, s, auth, tc.body); code != tc.want {

@@ -1,32 +1,34 @@
 package node
 
-// Wire types of the local HTTP API. Every method is `POST /v1/<method>` with
-// a JSON request body and a JSON response; errors are {"error": "...",
-// "kind": "..."} with a status code from the kind (see errors.go). JSON keys
-// follow the CLI contract (docs/cli.md), which prints these objects as is.
+// Wire types of the local HTTP API (docs/api.md). Every method is `POST
+// /v1/<method>` with a JSON request body and a JSON response; errors are
+// {"error": "...", "kind": "...", "code": "..."} with a status code from the
+// kind (see errors.go). JSON keys follow the CLI contract (docs/cli.md),
+// which prints these objects as is. The Ep tables hold only these types, so
+// they can move to a package of their own as they are.
 
-// API method names.
-const (
-	MethodID         = "id"
-	MethodPeers      = "peers"
-	MethodConnect    = "connect"
-	MethodDisconnect = "disconnect"
-	MethodStatus     = "status"
-	MethodRoomCreate = "room/create"
-	MethodRoomList   = "room/list"
-	MethodRoomInfo   = "room/info"
-	MethodRoomJoin   = "room/join"
-	MethodRoomHost   = "room/host"   // RoomJoinReq -> RoomResp
-	MethodRoomUnhost = "room/unhost" // RoomReq -> RoomResp
-	MethodSend       = "send"
-	MethodHistory    = "history"
-	MethodWatch      = "watch" // streaming: one JSON object per line
+// API endpoints: the table the server binds and the client calls (endpoint.go).
+var (
+	EpID         = endpoint[Empty, IDResp]("id", "This node's user, device, peer ID and listen addresses.")
+	EpPeers      = endpoint[Empty, PeersResp]("peers", "The connected peers.")
+	EpConnect    = endpoint[AddrReq, PeerResp]("connect", "Dial a peer by full multiaddr and remember it.")
+	EpDisconnect = endpoint[PeerReq, PeerResp]("disconnect", "Close connections to a peer and forget it.")
+	EpStatus     = endpoint[Empty, StatusResp]("status", "Peer and room counts, rooms still syncing, store size.")
+	EpRoomCreate = endpoint[RoomCreateReq, RoomResp]("room/create", "Create a room.")
+	EpRoomList   = endpoint[Empty, RoomListResp]("room/list", "The rooms this node keeps.")
+	EpRoomInfo   = endpoint[RoomReq, RoomInfoResp]("room/info", "A room's name, members, encryption and sync state.")
+	EpRoomJoin   = endpoint[RoomJoinReq, RoomEventResp]("room/join", "Join a public room or accept an invite, optionally through peers.")
+	EpRoomHost   = endpoint[RoomJoinReq, RoomResp]("room/host", "Keep and serve a room's log without joining it.")
+	EpRoomUnhost = endpoint[RoomReq, RoomResp]("room/unhost", "Stop hosting a room.")
+	EpSend       = endpoint[SendReq, EventResp]("send", "Send a message.")
+	EpHistory    = endpoint[HistoryReq, HistoryResp]("history", "The visible timeline of a room.")
+	EpWatch      = streamEndpoint[WatchReq, WatchItem]("watch", "New events, warnings, receipts, typing and presence, one JSON object per line.")
 )
 
 // Empty is the request of methods without arguments and the answer of methods without results.
 type Empty struct{}
 
-// IDResp answers MethodID.
+// IDResp answers EpID.
 type IDResp struct {
 	User   string   `json:"user"`
 	Device string   `json:"device"`
@@ -40,7 +42,7 @@ type PeerInfo struct {
 	Addr   string `json:"addr"`
 }
 
-// PeersResp answers MethodPeers.
+// PeersResp answers EpPeers.
 type PeersResp struct {
 	Peers []PeerInfo `json:"peers"`
 }
@@ -60,7 +62,7 @@ type PeerResp struct {
 	PeerID string `json:"peer_id"`
 }
 
-// StatusResp answers MethodStatus.
+// StatusResp answers EpStatus.
 type StatusResp struct {
 	Peers      int      `json:"peers"`
 	Rooms      int      `json:"rooms"`
@@ -84,14 +86,14 @@ type RoomResp struct {
 	Room string `json:"room"`
 }
 
-// RoomSummary is one entry of MethodRoomList.
+// RoomSummary is one entry of EpRoomList.
 type RoomSummary struct {
 	Room       string `json:"room"`
 	Name       string `json:"name"`
 	Membership string `json:"membership"`
 }
 
-// RoomListResp answers MethodRoomList.
+// RoomListResp answers EpRoomList.
 type RoomListResp struct {
 	Rooms []RoomSummary `json:"rooms"`
 }
@@ -101,7 +103,7 @@ type RoomReq struct {
 	Room string `json:"room"`
 }
 
-// MemberInfo is one member in MethodRoomInfo.
+// MemberInfo is one member in EpRoomInfo.
 type MemberInfo struct {
 	User        string `json:"user"`
 	Membership  string `json:"membership"`
@@ -123,7 +125,7 @@ type SyncInfo struct {
 	SyncPeers int `json:"sync_peers"`
 }
 
-// RoomInfoResp answers MethodRoomInfo.
+// RoomInfoResp answers EpRoomInfo.
 type RoomInfoResp struct {
 	Room   string `json:"room"`
 	Name   string `json:"name"`
@@ -217,7 +219,7 @@ type TimelineEvent struct {
 	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
 }
 
-// HistoryResp answers MethodHistory.
+// HistoryResp answers EpHistory.
 type HistoryResp struct {
 	Events []TimelineEvent `json:"events"`
 	// Refs maps the IDs of the listed events (and of those they answer,

@@ -3,10 +3,10 @@ package node
 // API methods and wire types for history portability (docs/cli.md "History
 // portability"; the file format is docs/protocol.md section 7).
 
-// History archive method names.
-const (
-	MethodExport = "export"
-	MethodImport = "import"
+// Endpoints of room archives.
+var (
+	EpExport = endpoint[ExportReq, ExportResp]("export", "Write a room's log to an archive file.")
+	EpImport = endpoint[ImportReq, ImportResp]("import", "Read a room archive into the store.")
 )
 
 // ExportReq asks the daemon to write a room's archive to Out, an absolute
@@ -16,7 +16,7 @@ type ExportReq struct {
 	Out  string `json:"out"`
 }
 
-// ExportResp answers MethodExport.
+// ExportResp answers EpExport.
 type ExportResp struct {
 	Room   string `json:"room"`
 	Events int    `json:"events"`
@@ -29,7 +29,7 @@ type ImportReq struct {
 	Path string `json:"path"`
 }
 
-// ImportResp answers MethodImport: the archive's room and event count, and
+// ImportResp answers EpImport: the archive's room and event count, and
 // how many of its events this node did not hold before.
 type ImportResp struct {
 	Room   string `json:"room"`

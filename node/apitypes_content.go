@@ -1,17 +1,16 @@
 package node
 
-// API methods of message content, receipts, typing and presence
-// (content.go, ephemeral.go).
-const (
-	MethodEdit        = "edit"         // EditReq -> EventResp
-	MethodReact       = "react"        // ReactReq -> EventResp
-	MethodUnreact     = "unreact"      // ReactReq -> EventResp
-	MethodRead        = "read"         // ReadReq -> Empty
-	MethodTyping      = "typing"       // TypingReq -> Empty
-	MethodPresence    = "presence"     // PresenceReq -> PresenceResp
-	MethodPresenceGet = "presence/get" // UserReq -> PresenceResp
-	MethodSettings    = "settings"     // SettingsReq -> SettingsResp
-	MethodSendFile    = "send-file"    // SendFileReq -> SendFileResp
+// Endpoints of message content, receipts, typing and presence.
+var (
+	EpEdit        = endpoint[EditReq, EventResp]("edit", "Edit a message.")
+	EpReact       = endpoint[ReactReq, EventResp]("react", "React to an event.")
+	EpUnreact     = endpoint[ReactReq, EventResp]("unreact", "Take a reaction back.")
+	EpRead        = endpoint[ReadReq, Empty]("read", "Move this user's read marker.")
+	EpTyping      = endpoint[TypingReq, Empty]("typing", "Say this user started or stopped typing.")
+	EpPresence    = endpoint[PresenceReq, PresenceResp]("presence", "Set this user's presence.")
+	EpPresenceGet = endpoint[UserReq, PresenceResp]("presence/get", "A user's presence.")
+	EpSettings    = endpoint[SettingsReq, SettingsResp]("settings", "Read or change the typing and presence settings.")
+	EpSendFile    = endpoint[SendFileReq, SendFileResp]("send-file", "Send a file as a media message.")
 )
 
 // SendFileReq sends a file as a media message. The daemon reads the file
@@ -23,7 +22,7 @@ type SendFileReq struct {
 	Caption string `json:"caption,omitempty"` // text shown with the file
 }
 
-// SendFileResp answers MethodSendFile.
+// SendFileResp answers EpSendFile.
 type SendFileResp struct {
 	Event string `json:"event"`
 	CID   string `json:"cid"`

@@ -3,12 +3,12 @@ package node
 // API methods and wire types for devices and verification (docs/cli.md
 // "Devices and verification").
 
-// Device and verification method names.
-const (
-	MethodVerify       = "verify"        // VerifyReq -> VerifyResp
-	MethodDeviceList   = "device/list"   // UserReq -> DeviceListResp
-	MethodDeviceLink   = "device/link"   // Empty -> DeviceLinkResp
-	MethodDeviceRevoke = "device/revoke" // DeviceReq -> DeviceRevokeResp
+// Endpoints of devices and verification.
+var (
+	EpVerify       = endpoint[VerifyReq, VerifyResp]("verify", "A user's safety number; with confirm, mark the user verified.")
+	EpDeviceList   = endpoint[UserReq, DeviceListResp]("device/list", "A user's devices.")
+	EpDeviceLink   = endpoint[Empty, DeviceLinkResp]("device/link", "A one-time code to link a new device.")
+	EpDeviceRevoke = endpoint[DeviceReq, DeviceRevokeResp]("device/revoke", "Remove a device from every encrypted room.")
 )
 
 // VerifyReq asks for the safety number with a user, or (Confirm) records
@@ -18,7 +18,7 @@ type VerifyReq struct {
 	Confirm bool   `json:"confirm,omitempty"`
 }
 
-// VerifyResp answers MethodVerify. SafetyNumber is 60 digits in twelve
+// VerifyResp answers EpVerify. SafetyNumber is 60 digits in twelve
 // groups of five; Emoji are seven SAS emoji, EmojiNames their names.
 type VerifyResp struct {
 	User         string   `json:"user"`
@@ -52,13 +52,13 @@ type DeviceInfo struct {
 	Rooms    []string `json:"rooms"`    // encrypted rooms where it is a member device
 }
 
-// DeviceListResp answers MethodDeviceList.
+// DeviceListResp answers EpDeviceList.
 type DeviceListResp struct {
 	User    string       `json:"user"`
 	Devices []DeviceInfo `json:"devices"`
 }
 
-// DeviceLinkResp answers MethodDeviceLink: a one-time code for
+// DeviceLinkResp answers EpDeviceLink: a one-time code for
 // `parley device join`, valid until ExpiresMS (Unix ms).
 type DeviceLinkResp struct {
 	Code      string `json:"code"`
@@ -70,7 +70,7 @@ type DeviceReq struct {
 	Device string `json:"device"`
 }
 
-// DeviceRevokeResp answers MethodDeviceRevoke: the device and the removal
+// DeviceRevokeResp answers EpDeviceRevoke: the device and the removal
 // event authored in each room.
 type DeviceRevokeResp struct {
 	Device string   `json:"device"`

@@ -3,28 +3,28 @@ package node
 // API methods and wire types for room governance, profiles, direct
 // messages, blocking and invite controls (docs/cli.md "Rooms and membership").
 
-// Governance method names.
-const (
-	MethodRoomInvite    = "room/invite"
-	MethodInvites       = "invites"
-	MethodInvitesPolicy = "invites/policy"
-	MethodRoomLeave     = "room/leave"
-	MethodRoomKick      = "room/kick"
-	MethodRoomBan       = "room/ban"
-	MethodRoomUnban     = "room/unban"
-	MethodRoomRole      = "room/role"
-	MethodRoomSet       = "room/set"
-	MethodDM            = "dm"
-	MethodProfileSet    = "profile/set"
-	MethodProfileGet    = "profile/get"
-	MethodBlock         = "block"
-	MethodUnblock       = "unblock"
-	MethodBlocked       = "blocked"
-	MethodRedact        = "redact"
+// Endpoints of membership, roles, profiles, DMs, blocking and redaction.
+var (
+	EpRoomInvite    = endpoint[RoomUserReq, EventResp]("room/invite", "Invite a user to a room.")
+	EpInvites       = endpoint[Empty, InvitesResp]("invites", "The pending invites.")
+	EpInvitesPolicy = endpoint[PolicyReq, PolicyResp]("invites/policy", "Read or set who may invite this user.")
+	EpRoomLeave     = endpoint[RoomReq, EventResp]("room/leave", "Leave a room.")
+	EpRoomKick      = endpoint[RoomUserReq, EventResp]("room/kick", "Remove a member.")
+	EpRoomBan       = endpoint[RoomUserReq, EventResp]("room/ban", "Ban a user.")
+	EpRoomUnban     = endpoint[RoomUserReq, EventResp]("room/unban", "Lift a ban.")
+	EpRoomRole      = endpoint[RoleReq, EventResp]("room/role", "Give a member a role.")
+	EpRoomSet       = endpoint[RoomSetReq, EventResp]("room/set", "Set a room's name, topic or avatar.")
+	EpDM            = endpoint[UserReq, RoomResp]("dm", "Open (or create) the direct-message room with a user.")
+	EpProfileSet    = endpoint[ProfileSetReq, ProfileResp]("profile/set", "Set this user's display name or avatar.")
+	EpProfileGet    = endpoint[UserReq, ProfileResp]("profile/get", "A user's profile.")
+	EpBlock         = endpoint[UserReq, BlockedResp]("block", "Block a user.")
+	EpUnblock       = endpoint[UserReq, BlockedResp]("unblock", "Unblock a user.")
+	EpBlocked       = endpoint[Empty, BlockedResp]("blocked", "The blocked users.")
+	EpRedact        = endpoint[RedactReq, EventResp]("redact", "Delete an event's content.")
 )
 
-// MethodInvitesDecline forgets a pending invite: RoomReq, answered with RoomResp.
-const MethodInvitesDecline = "invites/decline"
+// EpInvitesDecline forgets a pending invite.
+var EpInvitesDecline = endpoint[RoomReq, RoomResp]("invites/decline", "Forget a pending invite (the inviter is not told).")
 
 // RoomUserReq names a room and a user, with an optional reason (invite, kick, ban, unban).
 type RoomUserReq struct {
@@ -40,7 +40,7 @@ type Invite struct {
 	Name    string `json:"name"`
 }
 
-// InvitesResp answers MethodInvites.
+// InvitesResp answers EpInvites.
 type InvitesResp struct {
 	Invites []Invite `json:"invites"`
 }
@@ -51,7 +51,7 @@ type PolicyReq struct {
 	Policy string `json:"policy,omitempty"`
 }
 
-// PolicyResp answers MethodInvitesPolicy.
+// PolicyResp answers EpInvitesPolicy.
 type PolicyResp struct {
 	Policy string `json:"policy"`
 }

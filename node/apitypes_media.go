@@ -2,11 +2,11 @@ package node
 
 // API methods and wire types for media (docs/cli.md "Media").
 
-// Media method names.
-const (
-	MethodMediaAdd = "media/add"
-	MethodMediaGet = "media/get"
-	MethodMediaGC  = "media/gc"
+// Endpoints of the media store.
+var (
+	EpMediaAdd = endpoint[MediaAddReq, MediaAddResp]("media/add", "Encrypt a file into the media store.")
+	EpMediaGet = endpoint[MediaGetReq, MediaGetResp]("media/get", "Fetch, decrypt and write a blob.")
+	EpMediaGC  = endpoint[MediaGCReq, MediaGCResp]("media/gc", "Free blobs no message refers to.")
 )
 
 // MediaAddReq asks the daemon to store a file. The daemon runs on the same
@@ -15,7 +15,7 @@ type MediaAddReq struct {
 	Path string `json:"path"`
 }
 
-// MediaAddResp answers MethodMediaAdd.
+// MediaAddResp answers EpMediaAdd.
 type MediaAddResp struct {
 	CID  string `json:"cid"`  // the blob's root: its single block or its manifest
 	Size int64  `json:"size"` // plaintext octets
@@ -37,7 +37,7 @@ type MediaGetReq struct {
 	Out string `json:"out"`
 }
 
-// MediaGetResp answers MethodMediaGet.
+// MediaGetResp answers EpMediaGet.
 type MediaGetResp struct {
 	CID  string `json:"cid"`
 	Size int64  `json:"size"` // plaintext octets written
@@ -50,7 +50,7 @@ type MediaGCReq struct {
 	GraceMS *int64 `json:"grace_ms,omitempty"`
 }
 
-// MediaGCResp answers MethodMediaGC: the blobs freed (their root CIDs) and
+// MediaGCResp answers EpMediaGC: the blobs freed (their root CIDs) and
 // how many blocks were deleted.
 type MediaGCResp struct {
 	Blobs  []string `json:"blobs"`

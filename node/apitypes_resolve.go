@@ -2,9 +2,9 @@ package node
 
 // API methods that turn what a person types into identifiers (resolve.go):
 // room names, display names and short event references.
-const (
-	MethodResolve   = "resolve"    // ResolveReq -> ResolveResp
-	MethodMediaSave = "media/save" // MediaSaveReq -> MediaSaveResp
+var (
+	EpResolve   = endpoint[ResolveReq, ResolveResp]("resolve", "Turn room names, display names and short event references into IDs.")
+	EpMediaSave = endpoint[MediaSaveReq, MediaSaveResp]("media/save", "Fetch, verify, decrypt and write the file of a media message.")
 )
 
 // ResolveReq names a room, events of that room and users as a person may
@@ -19,7 +19,7 @@ type ResolveReq struct {
 	Users  []string `json:"users,omitempty"`
 }
 
-// ResolveResp answers MethodResolve with the IDs, in the order asked. A
+// ResolveResp answers EpResolve with the IDs, in the order asked. A
 // name or reference that matches nothing is a not_found error; one that
 // matches more than one is an invalid error that lists the matches.
 type ResolveResp struct {
@@ -39,7 +39,7 @@ type MediaSaveReq struct {
 	Dir   string `json:"dir,omitempty"`
 }
 
-// MediaSaveResp answers MethodMediaSave.
+// MediaSaveResp answers EpMediaSave.
 type MediaSaveResp struct {
 	CID  string `json:"cid"`
 	Size int64  `json:"size"`

@@ -14,8 +14,8 @@ import (
 
 // registerArchive binds export and import (history archives).
 func (n *Node) registerArchive() {
-	Handle(n.api, MethodExport, n.engine.Export)
-	Handle(n.api, MethodImport, n.engine.Import)
+	Handle(n.api, EpExport, n.engine.Export)
+	Handle(n.api, EpImport, n.engine.Import)
 }
 
 // importBatch is how many archived events one engine call takes in, so that

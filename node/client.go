@@ -34,7 +34,7 @@ type Client struct {
 func NewClient(home string) (*Client, error) {
 	b, err := os.ReadFile(filepath.Join(home, APIFile))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w for %s (start one with: parley daemon)", ErrNoDaemon, home)
+		return nil, fmt.Errorf("%w for %s", ErrNoDaemon, home)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read api file: %w", err)
@@ -46,25 +46,25 @@ func NewClient(home string) (*Client, error) {
 	return &Client{info: info, http: &http.Client{}}, nil
 }
 
-// Call invokes method with req and decodes the answer into resp.
-func (c *Client) Call(ctx context.Context, method string, req, resp any) error {
-	hr, err := c.do(ctx, method, req)
+// Raw sends body to method and returns the answer undecoded. Programs use
+// the typed Endpoint.Call; Raw is for tools and tests that must send what
+// no endpoint's request type allows (a malformed request).
+func (c *Client) Raw(ctx context.Context, method string, body any) (json.RawMessage, error) {
+	hr, err := c.do(ctx, method, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer hr.Body.Close()
-	if resp == nil {
-		return nil
+	b, err := io.ReadAll(hr.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read answer of %s: %w", method, err)
 	}
-	if err := json.NewDecoder(hr.Body).Decode(resp); err != nil {
-		return fmt.Errorf("decode answer of %s: %w", method, err)
-	}
-	return nil
+	return b, nil
 }
 
-// Stream invokes a streaming method and calls fn with each line until the
+// stream invokes a streaming method and calls fn with each line until the
 // stream ends, ctx is done or fn returns an error.
-func (c *Client) Stream(ctx context.Context, method string, req any, fn func(json.RawMessage) error) error {
+func (c *Client) stream(ctx context.Context, method string, req any, fn func(json.RawMessage) error) error {
 	hr, err := c.do(ctx, method, req)
 	if err != nil {
 		return err
@@ -108,7 +108,7 @@ func (c *Client) do(ctx context.Context, method string, req any) (*http.Response
 		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
 			return nil, fmt.Errorf("daemon answered %s", hr.Status)
 		}
-		return nil, &Error{Kind: ae.Kind, Msg: ae.Error}
+		return nil, &Error{Kind: ae.Kind, Code: ae.Code, Msg: ae.Error}
 	}
 	return hr, nil
 }

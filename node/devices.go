@@ -277,7 +277,7 @@ func (e *Engine) Revoke(ctx context.Context, req DeviceReq) (DeviceRevokeResp, e
 		return DeviceRevokeResp{}, err
 	}
 	if len(evs) == 0 {
-		return DeviceRevokeResp{}, errorf(KindNotFound, "device %s is not a member device of any encrypted room this user is in (see: parley device list)", d)
+		return DeviceRevokeResp{}, codef(KindNotFound, CodeUnknownDevice, "device %s is not a member device of any encrypted room this user is in", d)
 	}
 	return DeviceRevokeResp{Device: d.String(), Events: evs}, nil
 }

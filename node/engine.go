@@ -409,7 +409,7 @@ func (e *Engine) roomOf(s string) (crdt.RoomID, *roomCtl, error) {
 	}
 	rc := e.rooms[id]
 	if rc == nil {
-		return "", nil, errorf(KindNotFound, "unknown room %s (join it first: parley room join ROOM --via PEER)", s)
+		return "", nil, codef(KindNotFound, CodeUnknownRoom, "unknown room %s", s)
 	}
 	return id, rc, nil
 }

@@ -130,7 +130,7 @@ func (e *Engine) Typing(ctx context.Context, req TypingReq) (crdt.RoomID, []byte
 			return err
 		}
 		if e.prefs.NoTyping {
-			return errorf(KindInvalid, "typing notifications are off (parley settings --typing on)")
+			return codef(KindInvalid, CodeTypingOff, "typing notifications are off")
 		}
 		e.touch()
 		data, err = e.seal(id, rc, ephBody{Kind: "typing", Typing: req.On})
@@ -151,7 +151,7 @@ func (e *Engine) SetPresence(ctx context.Context, req PresenceReq) (PresenceResp
 	var resp PresenceResp
 	err := e.do(ctx, func() error {
 		if e.prefs.NoPresence {
-			return errorf(KindInvalid, "presence is off (parley settings --presence on)")
+			return codef(KindInvalid, CodePresenceOff, "presence is off")
 		}
 		if req.Presence == PresenceOnline || e.eph.lastActive == 0 {
 			e.touch()

@@ -21,9 +21,33 @@ const (
 	KindInternal    Kind = "internal"    // a bug or a broken disk: 500
 )
 
-// Error is an error with a Kind. Msg is shown to users as "parley: Msg".
+// Kinds lists every Kind, for the API document.
+var Kinds = []Kind{KindInvalid, KindNotFound, KindPermission, KindUnavailable, KindInternal}
+
+// Code names an error precisely enough for a client to act on it: the CLI
+// keys its advice by it, so messages from the node carry no CLI hints. Most
+// errors have none; the set is append-only.
+type Code string
+
+// Error codes.
+const (
+	CodeUnknownRoom     Code = "unknown_room"     // a room this node does not keep
+	CodeRoomUnavailable Code = "room_unavailable" // no connected peer served the room
+	CodeTypingOff       Code = "typing_off"       // typing notifications are switched off
+	CodePresenceOff     Code = "presence_off"     // presence is switched off
+	CodeNotLinkCode     Code = "not_link_code"    // a malformed device link code
+	CodeNoMaster        Code = "no_master"        // this device holds no master key
+	CodeUnknownDevice   Code = "unknown_device"   // a device that is in no room
+)
+
+// Codes lists every Code, for the API document.
+var Codes = []Code{CodeUnknownRoom, CodeRoomUnavailable, CodeTypingOff, CodePresenceOff, CodeNotLinkCode, CodeNoMaster, CodeUnknownDevice}
+
+// Error is an error with a Kind and optionally a Code. Msg is shown to users
+// as "parley: Msg".
 type Error struct {
 	Kind Kind
+	Code Code
 	Msg  string
 	Err  error
 }
@@ -44,6 +68,22 @@ func daemonRuns(home string) error {
 
 func errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
+}
+
+func codef(k Kind, c Code, format string, args ...any) error {
+	return &Error{Kind: k, Code: c, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf finds the code of err, "" when it has none.
+func CodeOf(err error) Code {
+	var e *Error
+	switch {
+	case errors.As(err, &e) && e.Code != "":
+		return e.Code
+	case errors.Is(err, ErrNoMaster):
+		return CodeNoMaster
+	}
+	return ""
 }
 
 // Sentinel errors of the node package.

@@ -18,14 +18,14 @@ import (
 // registerAPI binds every API method to the component that answers it.
 func (n *Node) registerAPI(h host.Host) {
 	s := n.api
-	Handle(s, MethodID, func(ctx context.Context, _ Empty) (IDResp, error) {
+	Handle(s, EpID, func(ctx context.Context, _ Empty) (IDResp, error) {
 		resp := IDResp{User: n.ident.User.String(), Device: n.ident.Device.Public().String(), PeerID: h.ID().String(), Addrs: []string{}}
 		for _, a := range h.Addrs() {
 			resp.Addrs = append(resp.Addrs, a.String()+"/p2p/"+h.ID().String())
 		}
 		return resp, nil
 	})
-	Handle(s, MethodPeers, func(ctx context.Context, _ Empty) (PeersResp, error) {
+	Handle(s, EpPeers, func(ctx context.Context, _ Empty) (PeersResp, error) {
 		resp := PeersResp{Peers: []PeerInfo{}}
 		for _, p := range h.Network().Peers() {
 			pi := PeerInfo{PeerID: p.String()}
@@ -36,14 +36,14 @@ func (n *Node) registerAPI(h host.Host) {
 		}
 		return resp, nil
 	})
-	Handle(s, MethodConnect, func(ctx context.Context, req AddrReq) (PeerResp, error) {
+	Handle(s, EpConnect, func(ctx context.Context, req AddrReq) (PeerResp, error) {
 		pi, err := n.connect(ctx, h, req.Addr)
 		if err != nil {
 			return PeerResp{}, err
 		}
 		return PeerResp{PeerID: pi.ID.String()}, nil
 	})
-	Handle(s, MethodDisconnect, func(ctx context.Context, req PeerReq) (PeerResp, error) {
+	Handle(s, EpDisconnect, func(ctx context.Context, req PeerReq) (PeerResp, error) {
 		p, err := peer.Decode(req.PeerID)
 		if err != nil {
 			return PeerResp{}, errorf(KindInvalid, "%q is not a peer ID", req.PeerID)
@@ -54,32 +54,32 @@ func (n *Node) registerAPI(h host.Host) {
 		h.Network().ClosePeer(p)
 		return PeerResp{PeerID: p.String()}, nil
 	})
-	Handle(s, MethodStatus, func(ctx context.Context, _ Empty) (StatusResp, error) {
+	Handle(s, EpStatus, func(ctx context.Context, _ Empty) (StatusResp, error) {
 		rooms, syncing, err := n.engine.RoomCount(ctx)
 		if syncing == nil {
 			syncing = []string{}
 		}
 		return StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
 	})
-	Handle(s, MethodRoomCreate, n.engine.CreateRoom)
-	Handle(s, MethodRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
-	Handle(s, MethodRoomInfo, n.replica.RoomInfo)
-	Handle(s, MethodRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
+	Handle(s, EpRoomCreate, n.engine.CreateRoom)
+	Handle(s, EpRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
+	Handle(s, EpRoomInfo, n.replica.RoomInfo)
+	Handle(s, EpRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
 		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})
-	Handle(s, MethodRoomHost, func(ctx context.Context, req RoomJoinReq) (RoomResp, error) {
+	Handle(s, EpRoomHost, func(ctx context.Context, req RoomJoinReq) (RoomResp, error) {
 		return n.hostRoom(ctx, h, req.Room, req.Via)
 	})
-	Handle(s, MethodRoomUnhost, n.engine.Unhost)
-	Handle(s, MethodSend, n.engine.Send)
-	Handle(s, MethodHistory, n.engine.History)
-	Handle(s, MethodResolve, n.engine.Resolve)
+	Handle(s, EpRoomUnhost, n.engine.Unhost)
+	Handle(s, EpSend, n.engine.Send)
+	Handle(s, EpHistory, n.engine.History)
+	Handle(s, EpResolve, n.engine.Resolve)
 	n.registerGovernance(h)
 	n.registerContent(h)
 	n.registerArchive()
 	n.registerMedia(h)
 	n.registerDevices(h)
-	HandleStream(s, MethodWatch, func(ctx context.Context, req WatchReq, emit func(any) error) error {
+	HandleStream(s, EpWatch, func(ctx context.Context, req WatchReq, emit func(*WatchItem) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {
 			return err
@@ -87,7 +87,7 @@ func (n *Node) registerAPI(h host.Host) {
 		defer stop()
 		// Registered: say so, so that a client knows that nothing from
 		// here on is missed.
-		if err := emit(WatchItem{Kind: WatchReady, Room: req.Room}); err != nil {
+		if err := emit(&WatchItem{Kind: WatchReady, Room: req.Room}); err != nil {
 			return nil
 		}
 		for {
@@ -101,7 +101,7 @@ func (n *Node) registerAPI(h host.Host) {
 				if it.Event != nil {
 					it.Ref, it.Name = n.engine.watchLabels(ctx, it.Room, it.Event)
 				}
-				if err := emit(it); err != nil {
+				if err := emit(&it); err != nil {
 					return nil
 				}
 			}
@@ -154,7 +154,7 @@ func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (RoomEventResp,
 			break
 		}
 		if time.Now().After(deadline) {
-			return RoomEventResp{}, errorf(KindUnavailable, "room %s is not available from any connected peer: connect to a member (--via MULTIADDR); an invite-only room is served only to invited users", room)
+			return RoomEventResp{}, codef(KindUnavailable, CodeRoomUnavailable, "room %s is not available from any connected peer; an invite-only room is served only to invited users", room)
 		}
 		select {
 		case <-ctx.Done():
@@ -187,7 +187,7 @@ func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []str
 			return RoomResp{Room: id.String()}, nil
 		}
 		if time.Now().After(deadline) {
-			return RoomResp{}, errorf(KindUnavailable, "room %s is not available from any connected peer: connect to a member or host (--via MULTIADDR)", room)
+			return RoomResp{}, codef(KindUnavailable, CodeRoomUnavailable, "room %s is not available from any connected peer", room)
 		}
 		select {
 		case <-ctx.Done():

@@ -15,10 +15,10 @@ func (n *Node) registerDevices(h host.Host) {
 		n.log.Warn("device linking unavailable", "err", err)
 	}
 	linker := NewLinker(h, e, master, n.log)
-	Handle(s, MethodVerify, e.Verify)
-	Handle(s, MethodDeviceList, e.DeviceList)
-	Handle(s, MethodDeviceRevoke, e.Revoke)
-	Handle(s, MethodDeviceLink, func(ctx context.Context, _ Empty) (DeviceLinkResp, error) {
+	Handle(s, EpVerify, e.Verify)
+	Handle(s, EpDeviceList, e.DeviceList)
+	Handle(s, EpDeviceRevoke, e.Revoke)
+	Handle(s, EpDeviceLink, func(ctx context.Context, _ Empty) (DeviceLinkResp, error) {
 		c, err := linker.NewCode(0)
 		if err != nil {
 			return DeviceLinkResp{}, err

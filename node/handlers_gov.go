@@ -7,36 +7,35 @@ import (
 )
 
 // registerGovernance binds the membership, role, profile, DM, blocking and
-// redaction methods.
+// redaction methods; registerMedia binds room/set and profile/set, whose
+// avatars go into the media store.
 func (n *Node) registerGovernance(h host.Host) {
 	s, e := n.api, n.engine
-	Handle(s, MethodRoomInvite, e.Invite)
-	Handle(s, MethodInvites, func(ctx context.Context, _ Empty) (InvitesResp, error) { return e.Invites(ctx) })
-	Handle(s, MethodInvitesPolicy, e.Policy)
-	Handle(s, MethodInvitesDecline, e.Decline)
-	Handle(s, MethodRoomLeave, e.Leave)
-	Handle(s, MethodRoomKick, e.Kick)
-	Handle(s, MethodRoomBan, e.Ban)
-	Handle(s, MethodRoomUnban, e.Unban)
-	Handle(s, MethodRoomRole, e.Role)
-	Handle(s, MethodRoomSet, e.SetRoom)
-	Handle(s, MethodRedact, e.Redact)
-	Handle(s, MethodProfileSet, e.ProfileSet)
-	Handle(s, MethodProfileGet, e.ProfileGet)
-	Handle(s, MethodBlock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
+	Handle(s, EpRoomInvite, e.Invite)
+	Handle(s, EpInvites, func(ctx context.Context, _ Empty) (InvitesResp, error) { return e.Invites(ctx) })
+	Handle(s, EpInvitesPolicy, e.Policy)
+	Handle(s, EpInvitesDecline, e.Decline)
+	Handle(s, EpRoomLeave, e.Leave)
+	Handle(s, EpRoomKick, e.Kick)
+	Handle(s, EpRoomBan, e.Ban)
+	Handle(s, EpRoomUnban, e.Unban)
+	Handle(s, EpRoomRole, e.Role)
+	Handle(s, EpRedact, e.Redact)
+	Handle(s, EpProfileGet, e.ProfileGet)
+	Handle(s, EpBlock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
 		if req.User == "" {
 			return BlockedResp{}, errorf(KindInvalid, "name a user to block")
 		}
 		return e.SetBlocked(ctx, req.User, true)
 	})
-	Handle(s, MethodUnblock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
+	Handle(s, EpUnblock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
 		if req.User == "" {
 			return BlockedResp{}, errorf(KindInvalid, "name a user to unblock")
 		}
 		return e.SetBlocked(ctx, req.User, false)
 	})
-	Handle(s, MethodBlocked, func(ctx context.Context, _ Empty) (BlockedResp, error) { return e.SetBlocked(ctx, "", false) })
-	Handle(s, MethodDM, func(ctx context.Context, req UserReq) (RoomResp, error) {
+	Handle(s, EpBlocked, func(ctx context.Context, _ Empty) (BlockedResp, error) { return e.SetBlocked(ctx, "", false) })
+	Handle(s, EpDM, func(ctx context.Context, req UserReq) (RoomResp, error) {
 		u, err := parseUser(req.User)
 		if err != nil {
 			return RoomResp{}, err

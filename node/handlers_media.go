@@ -28,18 +28,19 @@ func (n *Node) registerMedia(h host.Host) {
 	store, err := fsstore.Open(filepath.Join(n.cfg.Home, mediaDir))
 	if err != nil {
 		n.mediaErr = fmt.Errorf("open media store: %w", err)
+		Handle(n.api, EpRoomSet, n.engine.SetRoom) // serveMedia stops the node
+		Handle(n.api, EpProfileSet, n.engine.ProfileSet)
 		return
 	}
 	n.media = NewMedia(h, store, n.log)
 	n.media.SetRelayPolicy(n.sharesRoom)
-	Handle(n.api, MethodMediaAdd, n.media.Add)
-	Handle(n.api, MethodMediaGet, n.mediaGet)
-	Handle(n.api, MethodMediaSave, n.mediaSave)
-	// Avatars go into the media store (avatars.go): these replace the
-	// engine's handlers that registerGovernance bound.
-	Handle(n.api, MethodMediaGC, n.mediaGC)
-	Handle(n.api, MethodRoomSet, n.setRoom)
-	Handle(n.api, MethodProfileSet, n.setProfile)
+	Handle(n.api, EpMediaAdd, n.media.Add)
+	Handle(n.api, EpMediaGet, n.mediaGet)
+	Handle(n.api, EpMediaSave, n.mediaSave)
+	Handle(n.api, EpMediaGC, n.mediaGC)
+	// Avatars go into the media store (avatars.go).
+	Handle(n.api, EpRoomSet, n.setRoom)
+	Handle(n.api, EpProfileSet, n.setProfile)
 }
 
 // mediaGet is Media.Get, with the key, when none is given, from a message

@@ -27,11 +27,15 @@ type testNet struct {
 	ctx    context.Context
 	cancel []context.CancelFunc
 	wg     sync.WaitGroup
+	tracer func(i int) Tracer // optional: each replica's tracer
 }
 
-func newTestNet(t *testing.T, n int) *testNet {
+func newTestNet(t *testing.T, n int) *testNet { return newTracedTestNet(t, n, nil) }
+
+// newTracedTestNet is newTestNet with a tracer for each replica (nil: none).
+func newTracedTestNet(t *testing.T, n int, tracer func(i int) Tracer) *testNet {
 	t.Helper()
-	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background()}
+	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background(), tracer: tracer}
 	for i := range n {
 		master, _ := crdt.GenerateKey(rand.Reader)
 		ident, _ := crdt.NewIdentity(master, rand.Reader)
@@ -60,7 +64,11 @@ func (tn *testNet) start(i int) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := NewReplica(h, tn.stores[i], ident, ReplicaOptions{Seed: uint64(i + 1)})
+	opts := ReplicaOptions{Seed: uint64(i + 1)}
+	if tn.tracer != nil {
+		opts.Tracer = tn.tracer(i)
+	}
+	rep, err := NewReplica(h, tn.stores[i], ident, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

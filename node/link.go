@@ -73,7 +73,7 @@ var (
 	ErrLinkUsed    = errors.New("node: link code already used")
 	ErrLinkWrong   = errors.New("node: wrong link code")
 	ErrLinkLocked  = errors.New("node: too many wrong link attempts from this device: wait and try again")
-	ErrNoMaster    = errors.New("node: this device holds no master key (another device linked it): run 'parley device link' on the device that holds the user's master key")
+	ErrNoMaster    = errors.New("node: this device holds no master key (another device linked it)")
 )
 
 // LinkCode is a decoded one-time code. It never prints its secret: only

@@ -53,7 +53,7 @@ func loadMaster(home string) (*crdt.SecretKey, error) {
 func JoinDevice(ctx context.Context, home, codeText string) (DeviceJoinResult, error) {
 	code, err := ParseLinkCode(codeText)
 	if err != nil {
-		return DeviceJoinResult{}, errorf(KindInvalid, "that is not a link code (one starts with %q; make one with 'parley device link')", linkCodePrefix)
+		return DeviceJoinResult{}, codef(KindInvalid, CodeNotLinkCode, "that is not a link code (one starts with %q)", linkCodePrefix)
 	}
 	if _, err := os.Stat(filepath.Join(home, APIFile)); err == nil {
 		return DeviceJoinResult{}, errorf(KindInvalid, "a daemon runs on %s: device join works on a fresh home before its first start (use a new --home)", home)

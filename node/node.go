@@ -181,7 +181,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 	n.host = h
 	defer h.Close()
-	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}}); err != nil {
+	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err
 	}
 	n.engine = n.replica.Engine

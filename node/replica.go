@@ -30,6 +30,8 @@ type ReplicaOptions struct {
 	Keys KeyOptions
 	// Now is the engine's clock (periodic rotation, event timestamps); nil: time.Now.
 	Now func() time.Time
+	// crashAfterRotate arms the test-only crash point of crashpoint.go.
+	crashAfterRotate bool
 }
 
 // Replica is the peer-to-peer side of a node on a given host and store: the
@@ -98,7 +100,12 @@ func (r *Replica) Serve(ctx context.Context) error {
 	eph.ps, eph.self = ps, r.host.ID()
 	syncer, gossip, h := r.syncer, r.gossip, r.host
 	r.Engine.SetEffects(Effects{
-		Publish: func(_ crdt.RoomID, ev *crdt.Event) { gossip.Publish(ev) },
+		Publish: func(_ crdt.RoomID, ev *crdt.Event) {
+			gossip.Publish(ev)
+			if r.opts.crashAfterRotate {
+				crashPoint(ev)
+			}
+		},
 		Heads:   func(room crdt.RoomID, _ []crdt.EventID) { gossip.HeadsChanged(room) },
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
 		Track: func(room crdt.RoomID) {

@@ -23,7 +23,7 @@ const RefLen = 8
 // idStart is how every event ID begins.
 const idStart = "bafyrei"
 
-// Resolve answers MethodResolve.
+// Resolve answers EpResolve.
 func (e *Engine) Resolve(ctx context.Context, req ResolveReq) (ResolveResp, error) {
 	var resp ResolveResp
 	err := e.do(ctx, func() error {

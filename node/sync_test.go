@@ -5,8 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
@@ -73,19 +80,109 @@ func TestBlockedSubscriberRepairedByPull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("10,000-event burst")
 	}
-	tn := newTestNet(t, 2)
+	tr := &dropTracer{}
+	tn := newTracedTestNet(t, 2, func(i int) Tracer {
+		if i == 1 {
+			return tr
+		}
+		return nil
+	})
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
+	rid, _ := crdt.ParseID(room)
 	tn.converged(room, 2, convergeWithin, 0, 1)
 	// Block node 1's engine, so its gossip readers stall and pubsub drops.
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the net closes, also on failure
 	blocked := make(chan struct{})
 	go tn.reps[1].Engine.do(tn.ctx, func() error { close(blocked); <-release; return nil })
 	<-blocked
+	tr.topic.Store(eventTopic(rid))
 	send(t, tn, 0, room, 10_000, "burst")
-	close(release)
+	// Gossip really dropped events: pubsub could not deliver them to the
+	// stalled subscriber. It never delivers a message twice (its seen
+	// cache), so only pull can bring them.
+	eventually(t, 60*time.Second, "gossip drops an event", func() (bool, string) {
+		n, _ := tr.counts()
+		return n > 0, ""
+	})
+	_, roundsBefore := tr.counts()
+	unblock()
 	tn.converged(room, 2+10_000, 60*time.Second, 0, 1)
+	dropped, rounds := tr.counts()
+	if rounds == roundsBefore {
+		t.Fatal("node 1 has every event but pulled none")
+	}
+	have := map[string]bool{}
+	for _, id := range tn.history(1, room) {
+		have[id] = true
+	}
+	for _, id := range tr.droppedIDs() {
+		if !have[id] {
+			t.Fatalf("event %s that gossip dropped was never repaired", id)
+		}
+	}
+	t.Logf("gossip dropped %d events; %d pull pages repaired them", dropped, rounds-roundsBefore)
 }
+
+// dropTracer counts the events pubsub could not deliver to a slow
+// subscriber of one topic, and the pages of events pulled by sync.
+type dropTracer struct {
+	topic   atomic.Value // string
+	mu      sync.Mutex
+	dropped []string // guarded by mu
+	rounds  int      // guarded by mu
+}
+
+func (d *dropTracer) counts() (dropped, rounds int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.dropped), d.rounds
+}
+
+func (d *dropTracer) droppedIDs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.dropped)
+}
+
+func (d *dropTracer) EventsAccepted(crdt.RoomID, int) {}
+func (d *dropTracer) SyncRound(crdt.RoomID, peer.ID) {
+	d.mu.Lock()
+	d.rounds++
+	d.mu.Unlock()
+}
+func (d *dropTracer) PubSubRawTracer() pubsub.RawTracer { return dropRaw{d} }
+
+// dropRaw is the pubsub side of dropTracer.
+type dropRaw struct{ d *dropTracer }
+
+func (r dropRaw) UndeliverableMessage(m *pubsub.Message) {
+	ev, ok := m.ValidatorData.(*crdt.Event)
+	if t, _ := r.d.topic.Load().(string); !ok || m.GetTopic() != t {
+		return
+	}
+	r.d.mu.Lock()
+	r.d.dropped = append(r.d.dropped, ev.ID.String())
+	r.d.mu.Unlock()
+}
+func (dropRaw) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (dropRaw) OnClosedOutboundStream(peer.ID)                       {}
+func (dropRaw) Join(string)                                          {}
+func (dropRaw) Leave(string)                                         {}
+func (dropRaw) Graft(peer.ID, string)                                {}
+func (dropRaw) Prune(peer.ID, string)                                {}
+func (dropRaw) ValidateMessage(*pubsub.Message)                      {}
+func (dropRaw) DeliverMessage(*pubsub.Message)                       {}
+func (dropRaw) RejectMessage(*pubsub.Message, string)                {}
+func (dropRaw) DuplicateMessage(*pubsub.Message)                     {}
+func (dropRaw) ThrottlePeer(peer.ID)                                 {}
+func (dropRaw) RecvRPC(*pubsub.RPC)                                  {}
+func (dropRaw) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (dropRaw) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (dropRaw) DropRPC(*pubsub.RPC, peer.ID)                         {}
 
 func TestOfflineCatchUp(t *testing.T) {
 	n := 10_000

@@ -402,7 +402,7 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 		MaxIdleConnsPerHost: 4,
 	}}
 	var id node.IDResp
-	if err := r.call(n, node.MethodID, node.Empty{}, &id); err != nil {
+	if err := r.call(n, node.EpID.Method, node.Empty{}, &id); err != nil {
 		return err
 	}
 	n.peerID = id.PeerID
@@ -499,7 +499,7 @@ func (r *netnsRun) post(ctx context.Context, n *nsNode, method string, req any) 
 // stream opened (after a restart: the catch-up may start first).
 func (r *netnsRun) watch(n *nsNode) error {
 	ctx, cancel := context.WithCancel(r.ctx)
-	hr, err := r.post(ctx, n, node.MethodWatch, node.WatchReq{})
+	hr, err := r.post(ctx, n, node.EpWatch.Method, node.WatchReq{})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("node %d watch: %w", n.i, err)
@@ -521,7 +521,7 @@ func (r *netnsRun) watch(n *nsNode) error {
 	}()
 	if r.room != "" {
 		var h node.HistoryResp
-		if err := r.call(n, node.MethodHistory, node.HistoryReq{Room: r.room, Limit: 100000}, &h); err == nil {
+		if err := r.call(n, node.EpHistory.Method, node.HistoryReq{Room: r.room, Limit: 100000}, &h); err == nil {
 			now := time.Now()
 			for _, ev := range h.Events {
 				if ev.Type == "message" {
@@ -646,7 +646,7 @@ func (r *netnsRun) run() error {
 	}
 	r.say("netns: %d daemons up, %d links; creating the room", p.honest, links)
 	var room node.RoomResp
-	if err := r.call(r.nodes[0], node.MethodRoomCreate, node.RoomCreateReq{Name: sc.Name, Public: true}, &room); err != nil {
+	if err := r.call(r.nodes[0], node.EpRoomCreate.Method, node.RoomCreateReq{Name: sc.Name, Public: true}, &room); err != nil {
 		return fmt.Errorf("netns: create room: %w", err)
 	}
 	r.room = room.Room
@@ -676,7 +676,7 @@ func (r *netnsRun) run() error {
 		go func() {
 			defer wg.Done()
 			var ev node.RoomEventResp
-			if err := r.call(r.nodes[i], node.MethodRoomJoin, node.RoomJoinReq{Room: r.room}, &ev); err != nil {
+			if err := r.call(r.nodes[i], node.EpRoomJoin.Method, node.RoomJoinReq{Room: r.room}, &ev); err != nil {
 				errs <- fmt.Errorf("netns: join: %w", err)
 			}
 		}()
@@ -801,7 +801,7 @@ func (r *netnsRun) connect(k int) error {
 	e := r.p.edges[k]
 	f := r.fwds[k]
 	addr := fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", f.ln.Addr().(*net.TCPAddr).IP, f.port(), r.nodes[e.b].peerID)
-	return r.call(r.nodes[e.a], node.MethodConnect, node.AddrReq{Addr: addr}, &node.PeerResp{})
+	return r.call(r.nodes[e.a], node.EpConnect.Method, node.AddrReq{Addr: addr}, &node.PeerResp{})
 }
 
 // reconcile brings edge k's forwarder up or down to match the schedule,
@@ -840,7 +840,7 @@ func (r *netnsRun) do(a action) {
 		go func() {
 			defer r.sendsWG.Done()
 			var ev node.EventResp
-			if err := r.call(r.nodes[a.A], node.MethodSend, node.SendReq{Room: r.room, Text: text}, &ev); err != nil {
+			if err := r.call(r.nodes[a.A], node.EpSend.Method, node.SendReq{Room: r.room, Text: text}, &ev); err != nil {
 				r.mu.Lock()
 				r.refused++
 				r.mu.Unlock()

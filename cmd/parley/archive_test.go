@@ -13,8 +13,8 @@ import (
 // daemon's working folder is not the user's) and print the answers.
 func TestArchiveAgainstFakeDaemon(t *testing.T) {
 	f := startFake(t, map[string]string{
-		node.MethodExport: `{"room":"r","events":52,"blobs":0}`,
-		node.MethodImport: `{"room":"r","events":52,"new":7}`,
+		node.EpExport.Method: `{"room":"r","events":52,"blobs":0}`,
+		node.EpImport.Method: `{"room":"r","events":52,"new":7}`,
 	})
 	wd, err := filepath.Abs(".")
 	if err != nil {
@@ -26,7 +26,7 @@ func TestArchiveAgainstFakeDaemon(t *testing.T) {
 		t.Fatalf("export: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	var ex node.ExportReq
-	if err := json.Unmarshal([]byte(f.request(node.MethodExport)), &ex); err != nil {
+	if err := json.Unmarshal([]byte(f.request(node.EpExport.Method)), &ex); err != nil {
 		t.Fatal(err)
 	}
 	if ex != (node.ExportReq{Room: validID, Out: filepath.Join(wd, "room.car")}) {
@@ -38,7 +38,7 @@ func TestArchiveAgainstFakeDaemon(t *testing.T) {
 		t.Fatalf("import: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	var im node.ImportReq
-	if err := json.Unmarshal([]byte(f.request(node.MethodImport)), &im); err != nil {
+	if err := json.Unmarshal([]byte(f.request(node.EpImport.Method)), &im); err != nil {
 		t.Fatal(err)
 	}
 	if im.Path != filepath.Join(wd, "room.car") {

@@ -340,10 +340,10 @@ func TestAgainstFakeDaemon(t *testing.T) {
 		{"id": "e2", "sender": "bob", "type": "member", "ts": 1700000001000, "membership": "join", "decrypted": true}
 	]}`
 	f := startFake(t, map[string]string{
-		node.MethodHistory: history,
-		node.MethodSend:    `{"event":"bafyevent"}`,
-		node.MethodStatus:  `{"peers":2,"rooms":1,"syncing":[],"store_bytes":2048}`,
-		node.MethodWatch:   "{\"kind\":\"event\",\"room\":\"r\",\"event\":{\"id\":\"e3\",\"sender\":\"s\",\"type\":\"message\",\"ts\":1,\"body\":\"yo\",\"decrypted\":true}}\n{\"kind\":\"event\",\"room\":\"r\"}\n",
+		node.EpHistory.Method: history,
+		node.EpSend.Method:    `{"event":"bafyevent"}`,
+		node.EpStatus.Method:  `{"peers":2,"rooms":1,"syncing":[],"store_bytes":2048}`,
+		node.EpWatch.Method:   "{\"kind\":\"event\",\"room\":\"r\",\"event\":{\"id\":\"e3\",\"sender\":\"s\",\"type\":\"message\",\"ts\":1,\"body\":\"yo\",\"decrypted\":true}}\n{\"kind\":\"event\",\"room\":\"r\"}\n",
 	})
 
 	// Flags after the positional argument reach the request; --json prints
@@ -353,8 +353,8 @@ func TestAgainstFakeDaemon(t *testing.T) {
 		t.Fatalf("history: exit %d: %s", r.code, r.stderr)
 	}
 	var req node.HistoryReq
-	if err := json.Unmarshal([]byte(f.request(node.MethodHistory)), &req); err != nil || req.Room != validID || req.Limit != 5 {
-		t.Fatalf("history request %q", f.request(node.MethodHistory))
+	if err := json.Unmarshal([]byte(f.request(node.EpHistory.Method)), &req); err != nil || req.Room != validID || req.Limit != 5 {
+		t.Fatalf("history request %q", f.request(node.EpHistory.Method))
 	}
 	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"extra":1`) {
 		t.Fatalf("history --json output is not the answer on one line: %q", r.stdout)
@@ -371,7 +371,7 @@ func TestAgainstFakeDaemon(t *testing.T) {
 		t.Fatalf("send: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	var sreq node.SendReq
-	json.Unmarshal([]byte(f.request(node.MethodSend)), &sreq)
+	json.Unmarshal([]byte(f.request(node.EpSend.Method)), &sreq)
 	if sreq.Text != "line one\nline two" || sreq.Room != validID {
 		t.Fatalf("send request %+v", sreq)
 	}
@@ -394,7 +394,7 @@ func TestAgainstFakeDaemon(t *testing.T) {
 }
 
 func TestWrongToken(t *testing.T) {
-	f := startFake(t, map[string]string{node.MethodStatus: `{}`})
+	f := startFake(t, map[string]string{node.EpStatus.Method: `{}`})
 	writeAPIFile(t, f.home, func() string {
 		b, _ := os.ReadFile(filepath.Join(f.home, node.APIFile))
 		var info node.APIInfo
@@ -407,24 +407,24 @@ func TestWrongToken(t *testing.T) {
 func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	moderator := crdt.PublicKey{9}.String()
 	f := startFake(t, map[string]string{
-		node.MethodRoomInvite:    `{"event":"ev-invite"}`,
-		node.MethodRoomKick:      `{"event":"ev-kick"}`,
-		node.MethodRoomBan:       `{"event":"ev-ban"}`,
-		node.MethodRoomRole:      `{"event":"ev-role"}`,
-		node.MethodRoomSet:       `{"event":"ev-set"}`,
-		node.MethodRedact:        `{"event":"ev-redact"}`,
-		node.MethodDM:            `{"room":"dm-room"}`,
-		node.MethodInvites:       `{"invites":[{"room":"r1","inviter":"alice","name":"Book club"}]}`,
-		node.MethodInvitesPolicy: `{"policy":"nobody"}`,
-		node.MethodProfileSet:    `{"user":"me","display_name":"Bob","avatar":""}`,
-		node.MethodProfileGet:    `{"user":"me","display_name":"Bob","avatar":"bafyavatar"}`,
-		node.MethodBlock:         `{"blocked":["carol"]}`,
-		node.MethodBlocked:       `{"blocked":[]}`,
-		node.MethodRoomInfo: `{"room":"r","name":"Book club","topic":"","avatar":"bafyav","join_rule":"private","history":"shared",
+		node.EpRoomInvite.Method:    `{"event":"ev-invite"}`,
+		node.EpRoomKick.Method:      `{"event":"ev-kick"}`,
+		node.EpRoomBan.Method:       `{"event":"ev-ban"}`,
+		node.EpRoomRole.Method:      `{"event":"ev-role"}`,
+		node.EpRoomSet.Method:       `{"event":"ev-set"}`,
+		node.EpRedact.Method:        `{"event":"ev-redact"}`,
+		node.EpDM.Method:            `{"room":"dm-room"}`,
+		node.EpInvites.Method:       `{"invites":[{"room":"r1","inviter":"alice","name":"Book club"}]}`,
+		node.EpInvitesPolicy.Method: `{"policy":"nobody"}`,
+		node.EpProfileSet.Method:    `{"user":"me","display_name":"Bob","avatar":""}`,
+		node.EpProfileGet.Method:    `{"user":"me","display_name":"Bob","avatar":"bafyavatar"}`,
+		node.EpBlock.Method:         `{"blocked":["carol"]}`,
+		node.EpBlocked.Method:       `{"blocked":[]}`,
+		node.EpRoomInfo.Method: `{"room":"r","name":"Book club","topic":"","avatar":"bafyav","join_rule":"private","history":"shared",
 			"members":[{"user":"alice","membership":"join","role":"creator","power":9223372036854775807,"display_name":"Alice"},
 			{"user":"` + moderator + `","membership":"join","role":"moderator","power":50,"display_name":""}],
 			"sync":{"events":5,"heads":["h"],"missing":0,"pending":0}}`,
-		node.MethodHistory: `{"events":[
+		node.EpHistory.Method: `{"events":[
 			{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"redacted":true,"decrypted":true},
 			{"id":"e2","sender":"alice","type":"redact","ts":1700000001000,"redacts":"e1","decrypted":true},
 			{"id":"e3","sender":"alice","type":"message","ts":1700000002000,"body":"still here","decrypted":true},
@@ -451,7 +451,7 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 		t.Errorf("room kick output %q", r.stdout)
 	}
 	var ur node.RoomUserReq
-	sent(node.MethodRoomKick, &ur)
+	sent(node.EpRoomKick.Method, &ur)
 	if ur != (node.RoomUserReq{Room: validID, User: moderator, Reason: "too loud"}) {
 		t.Errorf("room kick request %+v", ur)
 	}
@@ -462,7 +462,7 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	}
 	ok(runCLI(t, "", "room", "invite", validID, moderator, "--home", f.home), "room invite")
 	ur = node.RoomUserReq{}
-	sent(node.MethodRoomInvite, &ur)
+	sent(node.EpRoomInvite.Method, &ur)
 	if ur != (node.RoomUserReq{Room: validID, User: moderator}) {
 		t.Errorf("room invite request %+v", ur)
 	}
@@ -471,7 +471,7 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 		// "--" ends the flags, so that a negative level is not one.
 		ok(runCLI(t, "", "room", "role", validID, moderator, "--home", f.home, "--", role), "room role "+role)
 		var rr node.RoleReq
-		sent(node.MethodRoomRole, &rr)
+		sent(node.EpRoomRole.Method, &rr)
 		if rr.Role != want || rr.User != moderator || rr.Room != validID {
 			t.Errorf("room role %s: request %+v, want role %q", role, rr, want)
 		}
@@ -482,23 +482,23 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	avatarPath := avatarFile(t, "a.png", png)
 	ok(runCLI(t, "", "room", "set", validID, "--name", "", "--avatar", avatarPath, "--home", f.home), "room set")
 	var raw map[string]json.RawMessage
-	sent(node.MethodRoomSet, &raw)
+	sent(node.EpRoomSet.Method, &raw)
 	var set node.RoomSetReq
-	sent(node.MethodRoomSet, &set)
+	sent(node.EpRoomSet.Method, &set)
 	if _, hasTopic := raw["topic"]; hasTopic || set.Name == nil || *set.Name != "" || set.Avatar != nil || set.AvatarPath != avatarPath {
-		t.Errorf("room set request %s", f.request(node.MethodRoomSet))
+		t.Errorf("room set request %s", f.request(node.EpRoomSet.Method))
 	}
 	ok(runCLI(t, "", "room", "set", validID, "--topic", "new topic", "--home", f.home), "room set --topic")
 	raw = nil
-	sent(node.MethodRoomSet, &raw)
+	sent(node.EpRoomSet.Method, &raw)
 	if _, hasName := raw["name"]; hasName || string(raw["topic"]) != `"new topic"` {
-		t.Errorf("room set --topic request %s", f.request(node.MethodRoomSet))
+		t.Errorf("room set --topic request %s", f.request(node.EpRoomSet.Method))
 	}
 
 	r = runCLI(t, "", "redact", validID, validID, "--reason", "oops", "--home", f.home)
 	ok(r, "redact")
 	var rd node.RedactReq
-	sent(node.MethodRedact, &rd)
+	sent(node.EpRedact.Method, &rd)
 	if rd != (node.RedactReq{Room: validID, Event: validID, Reason: "oops"}) {
 		t.Errorf("redact request %+v", rd)
 	}
@@ -517,34 +517,34 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	// "invites policy" with and without a policy; global flags anywhere.
 	r = runCLI(t, "", "--home", f.home, "invites", "--json", "policy")
 	ok(r, "invites policy")
-	if f.request(node.MethodInvitesPolicy) != "{}" || r.stdout != `{"policy":"nobody"}`+"\n" {
-		t.Errorf("invites policy: request %q output %q", f.request(node.MethodInvitesPolicy), r.stdout)
+	if f.request(node.EpInvitesPolicy.Method) != "{}" || r.stdout != `{"policy":"nobody"}`+"\n" {
+		t.Errorf("invites policy: request %q output %q", f.request(node.EpInvitesPolicy.Method), r.stdout)
 	}
 	r = runCLI(t, "", "invites", "policy", "nobody", "--home", f.home)
 	ok(r, "invites policy nobody")
-	if f.request(node.MethodInvitesPolicy) != `{"policy":"nobody"}` || !strings.HasPrefix(r.stdout, "nobody: ") {
-		t.Errorf("invites policy nobody: request %q output %q", f.request(node.MethodInvitesPolicy), r.stdout)
+	if f.request(node.EpInvitesPolicy.Method) != `{"policy":"nobody"}` || !strings.HasPrefix(r.stdout, "nobody: ") {
+		t.Errorf("invites policy nobody: request %q output %q", f.request(node.EpInvitesPolicy.Method), r.stdout)
 	}
 
 	r = runCLI(t, "", "profile", "set", "--name", "Bob", "--home", f.home)
 	ok(r, "profile set")
-	if f.request(node.MethodProfileSet) != `{"name":"Bob"}` || !strings.Contains(r.stdout, "Bob") {
-		t.Errorf("profile set: request %q output %q", f.request(node.MethodProfileSet), r.stdout)
+	if f.request(node.EpProfileSet.Method) != `{"name":"Bob"}` || !strings.Contains(r.stdout, "Bob") {
+		t.Errorf("profile set: request %q output %q", f.request(node.EpProfileSet.Method), r.stdout)
 	}
 	ok(runCLI(t, "", "profile", "get", "--home", f.home), "profile get")
-	if f.request(node.MethodProfileGet) != "{}" {
-		t.Errorf("profile get request %q", f.request(node.MethodProfileGet))
+	if f.request(node.EpProfileGet.Method) != "{}" {
+		t.Errorf("profile get request %q", f.request(node.EpProfileGet.Method))
 	}
 	r = runCLI(t, "", "profile", "get", moderator, "--home", f.home)
 	ok(r, "profile get USER")
-	if f.request(node.MethodProfileGet) != `{"user":"`+moderator+`"}` || !strings.Contains(r.stdout, "bafyavatar") {
-		t.Errorf("profile get USER: request %q output %q", f.request(node.MethodProfileGet), r.stdout)
+	if f.request(node.EpProfileGet.Method) != `{"user":"`+moderator+`"}` || !strings.Contains(r.stdout, "bafyavatar") {
+		t.Errorf("profile get USER: request %q output %q", f.request(node.EpProfileGet.Method), r.stdout)
 	}
 
 	r = runCLI(t, "", "block", moderator, "--home", f.home)
 	ok(r, "block")
-	if f.request(node.MethodBlock) != `{"user":"`+moderator+`"}` {
-		t.Errorf("block request %q", f.request(node.MethodBlock))
+	if f.request(node.EpBlock.Method) != `{"user":"`+moderator+`"}` {
+		t.Errorf("block request %q", f.request(node.EpBlock.Method))
 	}
 	r = runCLI(t, "", "blocked", "--home", f.home)
 	ok(r, "blocked")

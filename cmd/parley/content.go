@@ -40,7 +40,7 @@ func runEdit(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodEdit, node.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown, Mentions: users}, &r, func(w io.Writer) {
+	return call(c, node.EpEdit, node.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown, Mentions: users}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -66,15 +66,15 @@ func (c *cli) messageText(text string) (string, error) {
 }
 
 // parley react ROOM EVENT KEY
-func runReact(c *cli, args []string) error { return c.reaction(node.MethodReact, args) }
+func runReact(c *cli, args []string) error { return c.reaction(node.EpReact, args) }
 
 // parley unreact ROOM EVENT KEY
 //
 // Withdraws this user's reaction KEY (every one of its devices made) on
 // every node.
-func runUnreact(c *cli, args []string) error { return c.reaction(node.MethodUnreact, args) }
+func runUnreact(c *cli, args []string) error { return c.reaction(node.EpUnreact, args) }
 
-func (c *cli) reaction(method string, args []string) error {
+func (c *cli) reaction(ep node.Endpoint[node.ReactReq, node.EventResp], args []string) error {
 	pos, err := c.parse(c.flags(), args, 3, 3)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (c *cli) reaction(method string, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(method, node.ReactReq{Room: room, Event: event, Key: pos[2]}, &r, func(w io.Writer) {
+	return call(c, ep, node.ReactReq{Room: room, Event: event, Key: pos[2]}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -103,7 +103,7 @@ func runRead(c *cli, args []string) error {
 		return err
 	}
 	var r node.Empty
-	return c.call(node.MethodRead, node.ReadReq{Room: room, Event: event}, &r, func(w io.Writer) {
+	return call(c, node.EpRead, node.ReadReq{Room: room, Event: event}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "read up to %s\n", short(event))
 	})
 }
@@ -144,7 +144,7 @@ func runSendFile(c *cli, args []string) error {
 		}
 	}
 	var r node.SendFileResp
-	return c.call(node.MethodSendFile, node.SendFileReq{Room: room, Path: path, Voice: *voice, Caption: *caption}, &r, func(w io.Writer) {
+	return call(c, node.EpSendFile, node.SendFileReq{Room: room, Path: path, Voice: *voice, Caption: *caption}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\ncid %s\n", r.Event, r.CID)
 	})
 }

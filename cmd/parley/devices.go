@@ -28,7 +28,7 @@ func runVerify(c *cli, args []string) error {
 		return err
 	}
 	var r node.VerifyResp
-	return c.call(node.MethodVerify, node.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
+	return call(c, node.EpVerify, node.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
 		if *confirm {
 			fmt.Fprintf(w, "verified %s\n", r.User)
 			return
@@ -54,7 +54,7 @@ func runDeviceList(c *cli, args []string) error {
 		return err
 	}
 	var r node.DeviceListResp
-	return c.call(node.MethodDeviceList, req, &r, func(w io.Writer) {
+	return call(c, node.EpDeviceList, req, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintln(tw, "DEVICE\tNAME\tVERIFIED\tROOMS")
 		for _, d := range r.Devices {
@@ -73,7 +73,7 @@ func runDeviceLink(c *cli, args []string) error {
 		return err
 	}
 	var r node.DeviceLinkResp
-	return c.call(node.MethodDeviceLink, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpDeviceLink, node.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n\nOn the new device (a fresh home, before its daemon first runs): parley device join CODE\nThe code works once, until %s. Keep it secret: it makes a device of this user.\n",
 			r.Code, time.UnixMilli(r.ExpiresMS).Format("15:04:05"))
 	})
@@ -110,7 +110,7 @@ func runDeviceRevoke(c *cli, args []string) error {
 		return err
 	}
 	var r node.DeviceRevokeResp
-	return c.call(node.MethodDeviceRevoke, node.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
+	return call(c, node.EpDeviceRevoke, node.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "revoked %s in %d rooms (each with a new key it does not get)\n", r.Device, len(r.Events))
 	})
 }

@@ -28,7 +28,7 @@ func runRoomInvite(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomInvite, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomInvite, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "invited %s to %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -40,7 +40,7 @@ func runRoomLeave(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomLeave, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomLeave, node.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "left %s (event %s)\n", room, r.Event)
 	})
 }
@@ -54,7 +54,7 @@ func runRoomKick(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomKick, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomKick, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "kicked %s from %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -71,7 +71,7 @@ func runRoomBan(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomBan, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomBan, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "banned %s from %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -83,7 +83,7 @@ func runRoomUnban(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomUnban, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomUnban, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "unbanned %s in %s (event %s); they may be invited again\n", user, room, r.Event)
 	})
 }
@@ -110,7 +110,7 @@ func runRoomRole(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomRole, node.RoleReq{Room: room, User: user, Role: role}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomRole, node.RoleReq{Room: room, User: user, Role: role}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s is now %s in %s (event %s)\n", user, role, room, r.Event)
 	})
 }
@@ -148,7 +148,7 @@ func runRoomSet(c *cli, args []string) error {
 		}
 	}
 	var r node.EventResp
-	return c.call(node.MethodRoomSet, req, &r, func(w io.Writer) {
+	return call(c, node.EpRoomSet, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "updated %s (event %s)\n", room, r.Event)
 	})
 }
@@ -165,7 +165,7 @@ func runRedact(c *cli, args []string) error {
 		return err
 	}
 	var r node.EventResp
-	return c.call(node.MethodRedact, node.RedactReq{Room: room, Event: event, Reason: *reason}, &r, func(w io.Writer) {
+	return call(c, node.EpRedact, node.RedactReq{Room: room, Event: event, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "redacted %s (event %s)\n", event, r.Event)
 	})
 }

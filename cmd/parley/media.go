@@ -35,7 +35,7 @@ func runMediaAdd(c *cli, args []string) error {
 		return fmt.Errorf("%s is not a regular file", pos[0])
 	}
 	var r node.MediaAddResp
-	return c.call(node.MethodMediaAdd, node.MediaAddReq{Path: path}, &r, func(w io.Writer) {
+	return call(c, node.EpMediaAdd, node.MediaAddReq{Path: path}, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintf(tw, "cid\t%s\nsize\t%s (%d bytes)\nmime\t%s\nkey\t%s\n", r.CID, fmtBytes(r.Size), r.Size, r.MIME, r.Key)
 		tw.Flush()
@@ -72,7 +72,7 @@ func runMediaGet(c *cli, args []string) error {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
 	var r node.MediaGetResp
-	return c.call(node.MethodMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
+	return call(c, node.EpMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
 	})
 }
@@ -98,7 +98,7 @@ func runMediaSave(c *cli, args []string) error {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
 	var r node.MediaSaveResp
-	return c.call(node.MethodMediaSave, req, &r, func(w io.Writer) {
+	return call(c, node.EpMediaSave, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, r.Path)
 	})
 }
@@ -115,7 +115,7 @@ func runMediaGC(c *cli, args []string) error {
 	}
 	ms := grace.Milliseconds()
 	var r node.MediaGCResp
-	return c.call(node.MethodMediaGC, node.MediaGCReq{GraceMS: &ms}, &r, func(w io.Writer) {
+	return call(c, node.EpMediaGC, node.MediaGCReq{GraceMS: &ms}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "freed %d files (%d blocks)\n", len(r.Blobs), r.Blocks)
 		for _, b := range r.Blobs {
 			fmt.Fprintln(w, b)

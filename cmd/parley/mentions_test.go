@@ -34,18 +34,18 @@ func TestMentionsClientSide(t *testing.T) {
 func TestMentionsAgainstFakeDaemon(t *testing.T) {
 	user, other := crdt.PublicKey{1}.String(), crdt.PublicKey{2}.String()
 	f := startFake(t, map[string]string{
-		node.MethodSend: `{"event":"bafysent"}`,
-		node.MethodEdit: `{"event":"bafyedit"}`,
-		node.MethodHistory: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"v1","decrypted":true,"mentions":["` + user + `"]},
+		node.EpSend.Method: `{"event":"bafysent"}`,
+		node.EpEdit.Method: `{"event":"bafyedit"}`,
+		node.EpHistory.Method: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"v1","decrypted":true,"mentions":["` + user + `"]},
 			{"id":"e2","sender":"alice","type":"message","ts":1700000001000,"body":"v2","decrypted":true,"replaces":"e1"}]}`,
-		node.MethodWatch: `{"kind":"event","room":"r","event":{"id":"e1","sender":"alice","type":"message","ts":1,"body":"hi","decrypted":true},"mentions_me":true}` + "\n",
+		node.EpWatch.Method: `{"kind":"event","room":"r","event":{"id":"e1","sender":"alice","type":"message","ts":1,"body":"hi","decrypted":true},"mentions_me":true}` + "\n",
 	})
 	r := runCLI(t, "", "send", validID, "hi", "--mention", user, "--mention", strings.ToUpper(other), "--home", f.home)
 	if r.code != 0 {
 		t.Fatalf("send: %+v", r)
 	}
 	var sreq node.SendReq
-	json.Unmarshal([]byte(f.request(node.MethodSend)), &sreq)
+	json.Unmarshal([]byte(f.request(node.EpSend.Method)), &sreq)
 	if !slices.Equal(sreq.Mentions, []string{user, other}) {
 		t.Fatalf("send request %+v", sreq)
 	}
@@ -53,14 +53,14 @@ func TestMentionsAgainstFakeDaemon(t *testing.T) {
 		t.Fatalf("edit: %+v", r)
 	}
 	var ereq node.EditReq
-	json.Unmarshal([]byte(f.request(node.MethodEdit)), &ereq)
+	json.Unmarshal([]byte(f.request(node.EpEdit.Method)), &ereq)
 	if !slices.Equal(ereq.Mentions, []string{user}) {
 		t.Fatalf("edit request %+v", ereq)
 	}
 	r = runCLI(t, "", "history", validID, "--versions", validID, "--home", f.home)
-	if r.code != 0 || !strings.Contains(f.request(node.MethodHistory), `"versions":"`+validID+`"`) ||
+	if r.code != 0 || !strings.Contains(f.request(node.EpHistory.Method), `"versions":"`+validID+`"`) ||
 		!strings.Contains(r.stdout, "(mentions ") || !strings.Contains(r.stdout, "(edit of e1)") {
-		t.Fatalf("history request %s, output %+v", f.request(node.MethodHistory), r)
+		t.Fatalf("history request %s, output %+v", f.request(node.EpHistory.Method), r)
 	}
 	r = runCLI(t, "", "watch", validID, "--home", f.home)
 	if !strings.Contains(r.stdout, "(mentions you)") {

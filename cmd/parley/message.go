@@ -66,7 +66,7 @@ func runSend(c *cli, args []string) error {
 	}
 	var r node.EventResp
 	req := node.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread, Mentions: users}
-	return c.call(node.MethodSend, req, &r, func(w io.Writer) {
+	return call(c, node.EpSend, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -108,7 +108,7 @@ func runHistory(c *cli, args []string) error {
 		return c.usagef("--versions lists one message: it goes without --limit, --before and --thread")
 	}
 	var r node.HistoryResp
-	return c.call(node.MethodHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
+	return call(c, node.EpHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return
@@ -151,16 +151,13 @@ func runWatch(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = cl.Stream(c.ctx, node.MethodWatch, req, func(line json.RawMessage) error {
-		var item struct {
-			node.WatchItem
-			Error string `json:"error"`
-		}
-		if err := json.Unmarshal(line, &item); err != nil {
-			return fmt.Errorf("the daemon sent a malformed watch line: %v", err)
-		}
+	err = node.EpWatch.Stream(c.ctx, cl, req, func(item node.WatchItem, line json.RawMessage) error {
 		if item.Kind == "error" {
-			return fmt.Errorf("watch ended: %s", item.Error)
+			var e struct {
+				Error string `json:"error"`
+			}
+			json.Unmarshal(line, &e)
+			return fmt.Errorf("watch ended: %s", e.Error)
 		}
 		if c.json {
 			return c.printRaw(line)

@@ -181,7 +181,7 @@ func runID(c *cli, args []string) error {
 		return err
 	}
 	var r node.IDResp
-	return c.call(node.MethodID, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpID, node.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "user     %s\ndevice   %s\npeer ID  %s\n", r.User, r.Device, r.PeerID)
 		for _, a := range r.Addrs {
 			fmt.Fprintf(w, "address  %s\n", a)
@@ -195,7 +195,7 @@ func runPeers(c *cli, args []string) error {
 		return err
 	}
 	var r node.PeersResp
-	return c.call(node.MethodPeers, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpPeers, node.Empty{}, &r, func(w io.Writer) {
 		if len(r.Peers) == 0 {
 			fmt.Fprintln(w, "no peers connected (add one with: parley connect MULTIADDR)")
 			return
@@ -221,7 +221,7 @@ func runConnect(c *cli, args []string) error {
 		return err
 	}
 	var r node.PeerResp
-	return c.call(node.MethodConnect, node.AddrReq{Addr: addr}, &r, func(w io.Writer) {
+	return call(c, node.EpConnect, node.AddrReq{Addr: addr}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "connected to %s (remembered for reconnection)\n", r.PeerID)
 	})
 }
@@ -237,7 +237,7 @@ func runDisconnect(c *cli, args []string) error {
 		return fmt.Errorf("malformed peer ID %q (see: parley peers)", pos[0])
 	}
 	var r node.PeerResp
-	return c.call(node.MethodDisconnect, node.PeerReq{PeerID: pos[0]}, &r, func(w io.Writer) {
+	return call(c, node.EpDisconnect, node.PeerReq{PeerID: pos[0]}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "disconnected from %s (forgotten; it will not be redialled)\n", r.PeerID)
 	})
 }
@@ -248,7 +248,7 @@ func runStatus(c *cli, args []string) error {
 		return err
 	}
 	var r node.StatusResp
-	return c.call(node.MethodStatus, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpStatus, node.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "peers    %d\nrooms    %d\nstore    %s\n", r.Peers, r.Rooms, fmtBytes(r.StoreBytes))
 		if len(r.Syncing) == 0 {
 			fmt.Fprintln(w, "syncing  nothing (up to date)")

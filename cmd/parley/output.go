@@ -28,17 +28,17 @@ func (c *cli) client() (*node.Client, error) {
 	return cl, nil
 }
 
-// call invokes an API method. With --json it prints the daemon's answer as
+// call invokes endpoint ep. With --json it prints the daemon's answer as
 // is, on one line; otherwise it decodes the answer into resp and calls human.
-func (c *cli) call(method string, req, resp any, human func(w io.Writer)) error {
+func call[Req, Resp any](c *cli, ep node.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
 	defer cancel()
-	var raw json.RawMessage
-	if err := cl.Call(ctx, method, req, &raw); err != nil {
+	raw, err := ep.CallRaw(ctx, cl, req)
+	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("the daemon of %s did not answer within %v (see its log)", c.home(), callTimeout)
 		}
@@ -48,10 +48,22 @@ func (c *cli) call(method string, req, resp any, human func(w io.Writer)) error 
 		return c.printRaw(raw)
 	}
 	if err := json.Unmarshal(raw, resp); err != nil {
-		return fmt.Errorf("cannot read the daemon's answer to %s: %v", method, err)
+		return fmt.Errorf("cannot read the daemon's answer to %s: %v", ep.Method, err)
 	}
 	human(c.stdout)
 	return nil
+}
+
+// hints is the advice the CLI adds to an error from the daemon, by code:
+// the node's messages name no commands.
+var hints = map[node.Code]string{
+	node.CodeUnknownRoom:     "join it first: parley room join ROOM --via PEER",
+	node.CodeRoomUnavailable: "connect to a member or host: --via MULTIADDR",
+	node.CodeTypingOff:       "parley settings --typing on",
+	node.CodePresenceOff:     "parley settings --presence on",
+	node.CodeNotLinkCode:     "make one with 'parley device link'",
+	node.CodeNoMaster:        "run 'parley device link' on the device that holds the user's master key",
+	node.CodeUnknownDevice:   "see: parley device list",
 }
 
 // explain turns an error from the node package into the message users see.
@@ -61,7 +73,11 @@ func (c *cli) explain(err error) error {
 	case errors.Is(err, node.ErrNoDaemon):
 		return fmt.Errorf("no daemon running for %s (start one with: parley daemon)", c.home())
 	case errors.As(err, &ne):
-		return errors.New(strings.TrimPrefix(ne.Error(), "node: "))
+		msg := strings.TrimPrefix(ne.Error(), "node: ")
+		if h, ok := hints[node.CodeOf(err)]; ok {
+			msg += " (" + h + ")"
+		}
+		return errors.New(msg)
 	}
 	return err
 }

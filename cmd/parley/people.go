@@ -20,7 +20,7 @@ func runInvites(c *cli, args []string) error {
 		return err
 	}
 	var r node.InvitesResp
-	return c.call(node.MethodInvites, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpInvites, node.Empty{}, &r, func(w io.Writer) {
 		if len(r.Invites) == 0 {
 			fmt.Fprintln(w, "no pending invites")
 			return
@@ -52,7 +52,7 @@ func runInvitesPolicy(c *cli, args []string) error {
 		req.Policy = pos[0]
 	}
 	var r node.PolicyResp
-	return c.call(node.MethodInvitesPolicy, req, &r, func(w io.Writer) {
+	return call(c, node.EpInvitesPolicy, req, &r, func(w io.Writer) {
 		what, ok := policies[r.Policy]
 		if !ok {
 			what = "unknown to this version of parley"
@@ -68,7 +68,7 @@ func runInvitesDecline(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomResp
-	return c.call(node.MethodInvitesDecline, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	return call(c, node.EpInvitesDecline, node.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "declined the invite to %s\n", r.Room)
 	})
 }
@@ -87,7 +87,7 @@ func runDM(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomResp
-	return c.call(node.MethodDM, node.UserReq{User: user}, &r, func(w io.Writer) {
+	return call(c, node.EpDM, node.UserReq{User: user}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Room)
 	})
 }
@@ -117,7 +117,7 @@ func runProfileSet(c *cli, args []string) error {
 		}
 	}
 	var r node.ProfileResp
-	return c.call(node.MethodProfileSet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+	return call(c, node.EpProfileSet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
 }
 
 // parley profile get [USER]
@@ -127,7 +127,7 @@ func runProfileGet(c *cli, args []string) error {
 		return err
 	}
 	var r node.ProfileResp
-	return c.call(node.MethodProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+	return call(c, node.EpProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
 }
 
 func writeProfile(w io.Writer, r *node.ProfileResp) {
@@ -142,15 +142,15 @@ func writeProfile(w io.Writer, r *node.ProfileResp) {
 // Hides USER's messages and invites for this user, in every room. Others'
 // views are unaffected: this node still relays USER's events.
 func runBlock(c *cli, args []string) error {
-	return c.blockCall(node.MethodBlock, args, "blocked %s (their messages and invites are hidden)\n")
+	return c.blockCall(node.EpBlock, args, "blocked %s (their messages and invites are hidden)\n")
 }
 
 // parley unblock USER
 func runUnblock(c *cli, args []string) error {
-	return c.blockCall(node.MethodUnblock, args, "unblocked %s\n")
+	return c.blockCall(node.EpUnblock, args, "unblocked %s\n")
 }
 
-func (c *cli) blockCall(method string, args []string, done string) error {
+func (c *cli) blockCall(ep node.Endpoint[node.UserReq, node.BlockedResp], args []string, done string) error {
 	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
 		return err
@@ -160,7 +160,7 @@ func (c *cli) blockCall(method string, args []string, done string) error {
 		return err
 	}
 	var r node.BlockedResp
-	return c.call(method, node.UserReq{User: user}, &r, func(w io.Writer) {
+	return call(c, ep, node.UserReq{User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, done, user)
 	})
 }
@@ -171,7 +171,7 @@ func runBlocked(c *cli, args []string) error {
 		return err
 	}
 	var r node.BlockedResp
-	return c.call(node.MethodBlocked, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpBlocked, node.Empty{}, &r, func(w io.Writer) {
 		if len(r.Blocked) == 0 {
 			fmt.Fprintln(w, "no blocked users")
 			return

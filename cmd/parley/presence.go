@@ -33,7 +33,7 @@ func runTyping(c *cli, args []string) error {
 		}
 	}
 	var r node.Empty
-	return c.call(node.MethodTyping, node.TypingReq{Room: room, On: on}, &r, func(w io.Writer) {
+	return call(c, node.EpTyping, node.TypingReq{Room: room, On: on}, &r, func(w io.Writer) {
 		if on {
 			fmt.Fprintln(w, "typing")
 		} else {
@@ -61,7 +61,7 @@ func runPresence(c *cli, args []string) error {
 		if len(pos) > 1 {
 			return c.usagef("unexpected argument %q", pos[1])
 		}
-		return c.call(node.MethodPresence, node.PresenceReq{Presence: pos[0]}, &r, human)
+		return call(c, node.EpPresence, node.PresenceReq{Presence: pos[0]}, &r, human)
 	case "get":
 		var req node.UserReq
 		if len(pos) == 2 {
@@ -69,7 +69,7 @@ func runPresence(c *cli, args []string) error {
 				return err
 			}
 		}
-		return c.call(node.MethodPresenceGet, req, &r, human)
+		return call(c, node.EpPresenceGet, req, &r, human)
 	}
 	return c.usagef("bad presence %q (want online, away, offline or get)", pos[0])
 }
@@ -101,7 +101,7 @@ func runSettings(c *cli, args []string) error {
 		}
 	}
 	var r node.SettingsResp
-	return c.call(node.MethodSettings, req, &r, func(w io.Writer) {
+	return call(c, node.EpSettings, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "typing %s\npresence %s\n", onOff(r.Typing), onOff(r.Presence))
 	})
 }

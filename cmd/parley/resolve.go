@@ -17,18 +17,20 @@ import (
 // Resolve), which knows this node's rooms, their members and events, and
 // says which match when more than one does.
 
-// ask calls an API method for the command's own use (nothing is printed).
-func (c *cli) ask(method string, req, resp any) error {
+// resolve asks the daemon to turn names and references into IDs, for the
+// command's own use (nothing is printed).
+func (c *cli) resolve(req node.ResolveReq) (node.ResolveResp, error) {
 	cl, err := c.client()
 	if err != nil {
-		return err
+		return node.ResolveResp{}, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
 	defer cancel()
-	if err := cl.Call(ctx, method, req, resp); err != nil {
-		return c.explain(err)
+	r, err := node.EpResolve.Call(ctx, cl, req)
+	if err != nil {
+		return r, c.explain(err)
 	}
-	return nil
+	return r, nil
 }
 
 // room is a ROOM argument as a room ID: an ID, or a room name.
@@ -39,8 +41,8 @@ func (c *cli) room(s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("malformed room ID %q (see: parley room list)", s)
 	}
-	var r node.ResolveResp
-	if err := c.ask(node.MethodResolve, node.ResolveReq{Room: s}, &r); err != nil {
+	r, err := c.resolve(node.ResolveReq{Room: s})
+	if err != nil {
 		return "", err
 	}
 	return r.Room, nil
@@ -56,8 +58,8 @@ func (c *cli) event(room, s string) (string, error) {
 	if len(ref) < node.RefLen || strings.Trim(ref, "abcdefghijklmnopqrstuvwxyz234567") != "" {
 		return "", fmt.Errorf("malformed event ID %q (an event ID, or %d or more characters of one as 'parley history' shows)", s, node.RefLen)
 	}
-	var r node.ResolveResp
-	if err := c.ask(node.MethodResolve, node.ResolveReq{Room: room, Events: []string{s}}, &r); err != nil {
+	r, err := c.resolve(node.ResolveReq{Room: room, Events: []string{s}})
+	if err != nil {
 		return "", err
 	}
 	if len(r.Events) != 1 {
@@ -74,8 +76,8 @@ func (c *cli) user(s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("malformed user ID %q (a user ID is the 'user' line of 'parley id' on that user's node)", s)
 	}
-	var r node.ResolveResp
-	if err := c.ask(node.MethodResolve, node.ResolveReq{Users: []string{s}}, &r); err != nil {
+	r, err := c.resolve(node.ResolveReq{Users: []string{s}})
+	if err != nil {
 		return "", err
 	}
 	if len(r.Users) != 1 {

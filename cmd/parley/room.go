@@ -39,7 +39,7 @@ func runRoomCreate(c *cli, args []string) error {
 		req.Encrypted = enc
 	}
 	var r node.RoomResp
-	return c.call(node.MethodRoomCreate, req, &r, func(w io.Writer) {
+	return call(c, node.EpRoomCreate, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Room)
 	})
 }
@@ -50,7 +50,7 @@ func runRoomList(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomListResp
-	return c.call(node.MethodRoomList, node.Empty{}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomList, node.Empty{}, &r, func(w io.Writer) {
 		if len(r.Rooms) == 0 {
 			fmt.Fprintln(w, "no rooms (create one with: parley room create)")
 			return
@@ -71,7 +71,7 @@ func runRoomInfo(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomInfoResp
-	return c.call(node.MethodRoomInfo, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomInfo, node.RoomReq{Room: room}, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintf(tw, "room\t%s\n", r.Room)
 		fmt.Fprintf(tw, "name\t%s\n", orNone(r.Name))
@@ -115,7 +115,7 @@ func runRoomJoin(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomEventResp
-	return c.call(node.MethodRoomJoin, req, &r, func(w io.Writer) {
+	return call(c, node.EpRoomJoin, req, &r, func(w io.Writer) {
 		if r.Event == "" {
 			fmt.Fprintf(w, "already in %s\n", r.Room)
 			return
@@ -160,7 +160,7 @@ func runRoomHost(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomResp
-	return c.call(node.MethodRoomHost, req, &r, func(w io.Writer) {
+	return call(c, node.EpRoomHost, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "hosting %s\n", r.Room)
 	})
 }
@@ -172,7 +172,7 @@ func runRoomUnhost(c *cli, args []string) error {
 		return err
 	}
 	var r node.RoomResp
-	return c.call(node.MethodRoomUnhost, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	return call(c, node.EpRoomUnhost, node.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "no longer hosting %s\n", r.Room)
 	})
 }
