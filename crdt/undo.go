@@ -1,0 +1,216 @@
+package crdt
+
+import "slices"
+
+// Undo takes back one Add, for when the caller could not commit its
+// Ready.Batch: a Log must never count as held what the store did not get,
+// or pull sync would never fetch those events again. See AddUndo.
+type Undo struct {
+	l   *Log
+	j   *journal
+	gen uint64
+}
+
+// AddUndo is Add, and returns with the Ready an Undo that restores the log
+// to exactly its state before the call (held events, heads, the device
+// index, the orphan buffer and its bounds). Revert must be called before
+// any other call that changes the log (Add, AddUndo, Restore), or not at
+// all; a read-only call in between is fine.
+func (l *Log) AddUndo(evs ...*Event) (Ready, *Undo) {
+	j := &journal{
+		maxDepth: l.maxDepth, accepted: l.accepted, orphanBytes: l.orphanBytes, arrivals: l.arrivals,
+		nSorted: len(l.sorted), nDevices: len(l.devices), fifo: l.fifo,
+	}
+	l.j = j
+	r := l.Add(evs...)
+	l.j = nil
+	return r, &Undo{l: l, j: j, gen: l.gen}
+}
+
+// Revert restores the log to its state before the AddUndo that returned u.
+// It panics when the log changed since (a programming error); a second
+// Revert does nothing.
+func (u *Undo) Revert() {
+	if u.j == nil {
+		return
+	}
+	l, j := u.l, u.j
+	if l.gen != u.gen {
+		panic("crdt: Undo.Revert after the log changed again")
+	}
+	u.j = nil
+	l.gen++
+	for id, was := range j.orphans {
+		if was.o == nil {
+			delete(l.orphans, id)
+			continue
+		}
+		was.o.waiting = was.waiting
+		l.orphans[id] = was.o
+	}
+	for id, was := range j.waiters {
+		if was == nil {
+			delete(l.waiters, id)
+		} else {
+			l.waiters[id] = was
+		}
+	}
+	for _, id := range j.foreign {
+		delete(l.foreign, id)
+	}
+	for id, was := range j.heads {
+		if was {
+			l.heads[id] = struct{}{}
+		} else {
+			delete(l.heads, id)
+		}
+	}
+	for dev, was := range j.latest {
+		if was.ok {
+			l.latest[dev] = was.h
+		} else {
+			delete(l.latest, dev)
+		}
+	}
+	for id, was := range j.gaps {
+		if was.ok {
+			l.gaps[id] = was.prev
+		} else {
+			delete(l.gaps, id)
+		}
+	}
+	for _, k := range j.chains {
+		delete(l.chains, k)
+	}
+	for _, e := range j.hasChild {
+		e.hasChild = false
+	}
+	added := make(map[EventID]struct{}, len(j.entries))
+	for _, id := range j.entries {
+		delete(l.entries, id)
+		added[id] = struct{}{}
+	}
+	if l.sortedUpTo <= j.nSorted {
+		l.sorted = l.sorted[:j.nSorted]
+	} else { // index() ran in between: the new items may be anywhere
+		l.sorted = slices.DeleteFunc(l.sorted, func(it Item) bool { _, ok := added[it.ID]; return ok })
+		l.sortedUpTo = len(l.sorted)
+	}
+	for _, d := range l.devices[j.nDevices:] {
+		delete(l.devIndex, d)
+	}
+	l.devices = l.devices[:j.nDevices]
+	l.maxDepth, l.accepted, l.orphanBytes, l.arrivals = j.maxDepth, j.accepted, j.orphanBytes, j.arrivals
+	l.fifo = j.fifo
+}
+
+// journal records, during one AddUndo, the first prior value of everything
+// Add changes. Its note methods do nothing on a nil journal (plain Add).
+type journal struct {
+	maxDepth, arrivals    uint64
+	accepted, orphanBytes int
+	nSorted, nDevices     int
+	fifo                  []fifoItem // Add only appends and evict only reslices or copies
+
+	entries  []EventID
+	hasChild []*entry
+	chains   []devSeq
+	foreign  []EventID
+	heads    map[EventID]bool
+	latest   map[uint32]latestWas
+	gaps     map[EventID]gapWas
+	orphans  map[EventID]orphanWas
+	waiters  map[EventID][]EventID // nil: absent before
+}
+
+type latestWas struct {
+	h  devHead
+	ok bool
+}
+
+type gapWas struct {
+	prev, ok bool
+}
+
+type orphanWas struct {
+	o       *orphan // nil: absent before
+	waiting int
+}
+
+func (j *journal) noteHold(l *Log, id EventID) {
+	if j != nil {
+		j.entries = append(j.entries, id)
+	}
+}
+
+func (j *journal) noteHead(l *Log, id EventID) {
+	if j == nil {
+		return
+	}
+	if j.heads == nil {
+		j.heads = map[EventID]bool{}
+	}
+	if _, seen := j.heads[id]; !seen {
+		_, ok := l.heads[id]
+		j.heads[id] = ok
+	}
+}
+
+func (j *journal) noteLatest(l *Log, dev uint32) {
+	if j == nil {
+		return
+	}
+	if j.latest == nil {
+		j.latest = map[uint32]latestWas{}
+	}
+	if _, seen := j.latest[dev]; !seen {
+		h, ok := l.latest[dev]
+		j.latest[dev] = latestWas{h, ok}
+	}
+}
+
+func (j *journal) noteGap(l *Log, id EventID) {
+	if j == nil {
+		return
+	}
+	if j.gaps == nil {
+		j.gaps = map[EventID]gapWas{}
+	}
+	if _, seen := j.gaps[id]; !seen {
+		prev, ok := l.gaps[id]
+		j.gaps[id] = gapWas{prev, ok}
+	}
+}
+
+func (j *journal) noteOrphan(l *Log, id EventID) {
+	if j == nil {
+		return
+	}
+	if j.orphans == nil {
+		j.orphans = map[EventID]orphanWas{}
+	}
+	if _, seen := j.orphans[id]; !seen {
+		var was orphanWas
+		if o, ok := l.orphans[id]; ok {
+			was = orphanWas{o, o.waiting}
+		}
+		j.orphans[id] = was
+	}
+}
+
+func (j *journal) noteWaiters(l *Log, id EventID) {
+	if j == nil {
+		return
+	}
+	if j.waiters == nil {
+		j.waiters = map[EventID][]EventID{}
+	}
+	if _, seen := j.waiters[id]; !seen {
+		ws, ok := l.waiters[id]
+		if ok {
+			j.waiters[id] = append(make([]EventID, 0, len(ws)), ws...) // dropOrphan edits in place
+		} else {
+			j.waiters[id] = nil
+		}
+	}
+}
