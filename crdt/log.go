@@ -349,6 +349,7 @@ func (l *Log) Add(evs ...*Event) Ready {
 	}
 	slices.Sort(r.Missing)
 	r.Missing = slices.Compact(r.Missing)
+	l.mustCheck()
 	return r
 }
 

@@ -1,6 +1,9 @@
 package crdt
 
-import "slices"
+import (
+	"fmt"
+	"slices"
+)
 
 // Undo takes back one Add, for when the caller could not commit its
 // Ready.Batch: a Log must never count as held what the store did not get,
@@ -102,6 +105,7 @@ func (u *Undo) Revert() {
 	l.devices = l.devices[:j.nDevices]
 	l.maxDepth, l.accepted, l.orphanBytes, l.arrivals = j.maxDepth, j.accepted, j.orphanBytes, j.arrivals
 	l.fifo = j.fifo
+	l.mustCheck()
 }
 
 // journal records, during one AddUndo, the first prior value of everything
@@ -211,6 +215,78 @@ func (j *journal) noteWaiters(l *Log, id EventID) {
 			j.waiters[id] = append(make([]EventID, 0, len(ws)), ws...) // dropOrphan edits in place
 		} else {
 			j.waiters[id] = nil
+		}
+	}
+}
+
+const checkedUpTo = 4096
+
+// Waiting reports whether id is an orphan waiting in the buffer.
+func (l *Log) Waiting(id EventID) bool { _, ok := l.orphans[id]; return ok }
+
+// Check verifies the log's bookkeeping: no event is both held and waiting,
+// the orphan counters match the buffer, every waiting reference is
+// unresolved, the heads are exactly the accepted events no accepted event
+// has as a parent, and the index holds every event once. It is O(events);
+// builds with the `invariants` tag run it after every change.
+func (l *Log) Check() error {
+	bytes := 0
+	for id, o := range l.orphans {
+		if l.Has(id) {
+			return fmt.Errorf("crdt: invariant: %s is both held and waiting", id)
+		}
+		bytes += o.ev.Size()
+		n := 0
+		for _, r := range refs(o.ev) {
+			if !l.resolved(r) {
+				n++
+			}
+		}
+		if n != o.waiting {
+			return fmt.Errorf("crdt: invariant: orphan %s waits for %d references, counted %d", id, n, o.waiting)
+		}
+	}
+	if bytes != l.orphanBytes {
+		return fmt.Errorf("crdt: invariant: orphans hold %d bytes, counted %d", bytes, l.orphanBytes)
+	}
+	for ref, ws := range l.waiters {
+		if l.resolved(ref) {
+			return fmt.Errorf("crdt: invariant: %d orphans wait for %s, which is resolved", len(ws), ref)
+		}
+	}
+	child := map[EventID]bool{}
+	accepted := 0
+	for _, e := range l.entries {
+		if e.status != StatusAccepted {
+			continue
+		}
+		accepted++
+		for _, p := range e.prev {
+			child[p] = true
+		}
+	}
+	if accepted != l.accepted {
+		return fmt.Errorf("crdt: invariant: %d accepted events, counted %d", accepted, l.accepted)
+	}
+	for id, e := range l.entries {
+		isHead := e.status == StatusAccepted && !child[id] && !e.hasChild
+		if _, ok := l.heads[id]; ok != isHead {
+			return fmt.Errorf("crdt: invariant: %s is a head: %v, should be: %v", id, ok, isHead)
+		}
+	}
+	if len(l.sorted) != len(l.entries) {
+		return fmt.Errorf("crdt: invariant: index has %d items for %d events", len(l.sorted), len(l.entries))
+	}
+	return nil
+}
+
+// mustCheck panics when Check fails, in builds with the `invariants` tag.
+// Logs beyond checkedUpTo events and orphans are not checked, so that the
+// scale tests stay linear.
+func (l *Log) mustCheck() {
+	if Invariants && len(l.entries)+len(l.orphans) <= checkedUpTo {
+		if err := l.Check(); err != nil {
+			panic(err)
 		}
 	}
 }

@@ -46,6 +46,7 @@ var (
 	ErrNoRoom   = errors.New("node: unknown room")
 	ErrClosed   = errors.New("node: closed")
 	ErrNoDaemon = errors.New("node: no daemon running")
+	ErrDiskFull = errors.New("node: disk full")
 )
 
 // KindOf finds the kind of err.

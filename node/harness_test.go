@@ -31,12 +31,19 @@ type testNet struct {
 
 func newTestNet(t *testing.T, n int) *testNet {
 	t.Helper()
+	return newTestNetWith(t, n, func(_ int, s crdt.Store) crdt.Store { return s })
+}
+
+// newTestNetWith is newTestNet with node i's store wrapped by wrap (the
+// fault tests wrap some in a faultstore).
+func newTestNetWith(t *testing.T, n int, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
+	t.Helper()
 	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background()}
 	for i := range n {
 		master, _ := crdt.GenerateKey(rand.Reader)
 		ident, _ := crdt.NewIdentity(master, rand.Reader)
 		tn.ids = append(tn.ids, ident)
-		tn.stores = append(tn.stores, crdt.NewMemStore())
+		tn.stores = append(tn.stores, wrap(i, crdt.NewMemStore()))
 		tn.reps = append(tn.reps, nil)
 		tn.cancel = append(tn.cancel, nil)
 		tn.start(i)

@@ -76,6 +76,7 @@ type Syncer struct {
 	wake        chan struct{}    // capacity 1: pending is not empty
 	tracer      Tracer
 	connected   *mailbox[peer.ID]
+	retries     *mailbox[syncJob] // sessions to run again after commitRetry
 }
 
 type syncJob struct {
@@ -93,6 +94,7 @@ func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identi
 		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
+		retries:    newMailbox[syncJob](),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
@@ -119,6 +121,15 @@ func (s *Syncer) Fetch(room crdt.RoomID, ids []crdt.EventID, from peer.ID) {
 		}
 	}
 }
+
+// commitRetry is how long a session waits before it runs again when the
+// engine could not commit what a peer sent.
+const commitRetry = 2 * time.Second
+
+// Retry schedules a session for room with p in commitRetry: the engine
+// could not commit events p sent (they count as not held, so the session
+// fetches them again). It never blocks.
+func (s *Syncer) Retry(room crdt.RoomID, p peer.ID) { s.retries.put(syncJob{room: room, peer: p}) }
 
 // PeerConnected schedules anti-entropy of every room with a newly
 // connected peer. It never blocks (it is called from libp2p's notifier).
@@ -185,10 +196,22 @@ func (s *Syncer) Serve(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		retry := time.NewTicker(commitRetry)
+		defer retry.Stop()
+		due, later := map[syncJob]bool{}, map[syncJob]bool{}
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-s.retries.signal:
+				for _, j := range s.retries.take() {
+					later[j] = true
+				}
+			case <-retry.C:
+				for j := range due {
+					s.enqueue(j)
+				}
+				due, later = later, map[syncJob]bool{} // at least one full period later
 			case <-s.connected.signal:
 				peers := s.connected.take()
 				for _, room := range s.engine.roomIDs(ctx) {
