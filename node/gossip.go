@@ -319,7 +319,11 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 			// The engine took nothing of the batch (a refused commit is
 			// reverted); keep reading: a later event or a sync brings
 			// these again.
-			g.log.Error("ingest gossip", "err", err)
+			if errors.Is(err, ErrDiskFull) {
+				g.log.Debug("ingest gossip", "err", err) // the disk guard warned once
+			} else {
+				g.log.Error("ingest gossip", "err", err)
+			}
 		}
 	}
 }

@@ -48,6 +48,24 @@ type Options struct {
 	memTableSize int64 // tests: a small memtable makes transactions split
 }
 
+// Badger writes its memtables' write-ahead files (.mem, opened sparse at
+// twice MemTableSize), its value log (.vlog, sparse at twice
+// ValueLogFileSize) and the tables of flushes and compactions through
+// memory-mapped files, so on a full filesystem a write faults (SIGBUS)
+// instead of returning an error. The store bounds these sizes, and Reserve
+// says how much free space its writes may need, so that a caller can
+// refuse writes before the filesystem fills (node's disk guard).
+const (
+	// MemTableSize is the memtable size (badger's default is 64 MiB). A
+	// batch may use about 15 % of it per transaction (1.2 MiB; larger
+	// batches are split, see Commit), which holds the largest event.
+	MemTableSize = 8 << 20
+	// ValueLogFileSize bounds one value-log file (badger's default is
+	// 1 GiB). Only values over badger's 1 MiB threshold go there, which no
+	// event has, so the value log stays empty.
+	ValueLogFileSize = 64 << 20
+)
+
 // Store is a crdt.Store on badger. It is safe for concurrent use.
 type Store struct {
 	db   *badger.DB
@@ -64,7 +82,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 5 * time.Minute
 	}
-	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger})
+	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger}).
+		WithMemTableSize(MemTableSize).WithValueLogFileSize(ValueLogFileSize)
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize).WithValueThreshold(opts.memTableSize / 16)
 	}
@@ -77,6 +96,22 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	return &Store{db: db, opts: opts}, nil
 }
+
+// Reserve is the free space, in bytes, the store's filesystem must keep
+// before each write, so that badger's own writes through memory-mapped
+// files never meet a full disk: the rest of the current memtable's
+// write-ahead file and the flush of one memtable into a table (2 ×
+// MemTableSize), plus a compaction of level 0 into level 1, whose output
+// is at most its input (NumLevelZeroTables × MemTableSize + BaseLevelSize)
+// and is written before the input is deleted. With this package's sizes
+// that is 16 + 40 + 10 = 66 MiB.
+func (s *Store) Reserve() int64 {
+	o := s.db.Opts()
+	return 2*o.MemTableSize + int64(o.NumLevelZeroTables)*o.MemTableSize + o.BaseLevelSize
+}
+
+// Dir is the store's folder ("" in memory).
+func (s *Store) Dir() string { return s.db.Opts().Dir }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
