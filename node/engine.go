@@ -50,6 +50,7 @@ type Engine struct {
 	unpurged []crdt.EventID // redacted events whose body or plaintext is not purged yet
 	rekey    []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
 	keyFault error          // set by a failed local write during keysAfter
+	retrying *time.Timer    // a scheduled retryLocal
 }
 
 type keysRedo struct {
@@ -244,18 +245,41 @@ func (e *Engine) purgeOne(id crdt.EventID) error {
 func (e *Engine) purgeOrDefer(ids []crdt.EventID) {
 	if err := e.purge(ids); err != nil {
 		e.log.Warn("purge deferred", "err", err)
+		e.retryLater()
 	}
 }
 
-// keysAfterOrDefer runs keysAfter; when one of its local writes fails (an
-// epoch secret or plaintext not stored), the event is kept for retryLocal.
-func (e *Engine) keysAfterOrDefer(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+// keysAfterOrDefer runs keysAfter; when keeping an epoch secret fails, the
+// event that carried it is kept for retryLocal (a failed decryption keeps
+// the decrypted event itself, see decrypt).
+func (e *Engine) keysAfterOrDefer(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, again bool) {
 	e.keyFault = nil
-	e.keysAfter(room, rc, ev, false)
+	e.keysAfter(room, rc, ev, again)
 	if e.keyFault != nil {
 		e.rekey = append(e.rekey, keysRedo{room, ev.ID})
 		e.keyFault = nil
+		e.retryLater()
 	}
+}
+
+// localRetry is how long deferred local writes wait for a retry when no
+// commit comes first.
+const localRetry = 2 * time.Second
+
+// retryLater schedules retryLocal, unless one is scheduled already.
+func (e *Engine) retryLater() {
+	if e.retrying != nil {
+		return
+	}
+	e.retrying = time.AfterFunc(localRetry, func() {
+		select {
+		case e.calls <- func() {
+			e.retrying = nil
+			e.retryLocal()
+		}:
+		case <-e.stopped:
+		}
+	})
 }
 
 // retryLocal retries the local writes that failed after their events were
@@ -268,23 +292,19 @@ func (e *Engine) retryLocal() {
 	}
 	redo := e.rekey
 	e.rekey = nil
-	for i, r := range redo {
+	for _, r := range redo {
 		rc := e.rooms[r.room]
 		if rc == nil || rc.room == nil {
 			continue
 		}
 		s, err := e.store.Get(r.id)
 		if err != nil {
-			e.rekey = append(e.rekey, redo[i:]...)
-			return
+			e.rekey = append(e.rekey, r)
+			e.retryLater()
+			continue
 		}
-		e.keyFault = nil
-		e.keysAfter(r.room, rc, s.Event, true)
-		if e.keyFault != nil {
-			e.keyFault = nil
-			e.rekey = append(e.rekey, redo[i:]...)
-			return
-		}
+		e.keysAfterOrDefer(r.room, rc, s.Event, true) // a failed decryption queues itself again
+		rc.tl = nil                                   // the projection listed what was unreadable then
 		if rc.keys.dirty {
 			e.heal(r.room, rc, false)
 		}
@@ -418,7 +438,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 				continue
 			}
 			e.purgeOrDefer(d.Redacted)
-			e.keysAfterOrDefer(room, rc, ev)
+			e.keysAfterOrDefer(room, rc, ev, false)
 			e.timelineAfter(room, rc, ev)
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)

@@ -104,7 +104,7 @@ func TestFaultCommitRevertsLog(t *testing.T) {
 // send of node 2 is simply sent again, as a user would. With -tags
 // invariants the engine checks itself after every commit.
 func TestFaultNthCommit(t *testing.T) {
-	total := faultRun(t, nil)
+	total := faultRun(t, nil, false)
 	ns := make([]int, 0, total)
 	for n := 1; n <= total; n++ {
 		ns = append(ns, n)
@@ -117,7 +117,7 @@ func TestFaultNthCommit(t *testing.T) {
 	for _, n := range ns {
 		t.Run(fmt.Sprint("N=", n), func(t *testing.T) {
 			inj := faultstore.NthCommit(n)
-			if faultRun(t, inj) >= n {
+			if faultRun(t, inj, false) >= n {
 				fired++
 			}
 		})
@@ -127,9 +127,26 @@ func TestFaultNthCommit(t *testing.T) {
 	}
 }
 
+// TestFaultEncryptedRoom runs the scenario in an end-to-end encrypted room
+// with node 2's store failing every kind of write (commits, epoch secrets,
+// plaintext) at random: besides converging, every node must read every
+// acknowledged message, so the key work whose local writes failed (an
+// epoch secret not kept, plaintext not stored) must have been done again.
+func TestFaultEncryptedRoom(t *testing.T) {
+	seeds := []uint64{1, 2, 3, 4, 5, 6}
+	if testing.Short() {
+		seeds = seeds[:2]
+	}
+	for _, seed := range seeds {
+		inj := faultstore.Probability(0.15, seed)
+		t.Run(inj.String(), func(t *testing.T) { faultRun(t, inj, true) })
+	}
+}
+
 // faultRun plays the scenario of TestFaultNthCommit with node 2's store
-// failing as inj decides, and returns how many commits node 2 made.
-func faultRun(t *testing.T, inj faultstore.Injector) int {
+// failing as inj decides, in an encrypted room when enc, and returns how
+// many commits node 2 made.
+func faultRun(t *testing.T, inj faultstore.Injector, enc bool) int {
 	t.Helper()
 	tn, fs := faultNet(t, 3, 2, inj)
 	ctx := tn.ctx
@@ -143,7 +160,7 @@ func faultRun(t *testing.T, inj faultstore.Injector) int {
 			return err == nil, fmt.Sprint(err)
 		})
 	}
-	created, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "faults", Public: true})
+	created, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "faults", Public: true, Encrypted: &enc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +189,21 @@ func faultRun(t *testing.T, inj faultstore.Injector) int {
 		}
 	}
 	tn.convergedFully(room, acked, convergeWithin, fs)
+	if enc {
+		eventually(t, convergeWithin, fmt.Sprint("every node reads every message under ", fs), func() (bool, string) {
+			for i := range tn.reps {
+				h, err := tn.reps[i].Engine.History(ctx, HistoryReq{Room: room})
+				if err != nil {
+					return false, err.Error()
+				}
+				for _, e := range h.Events {
+					if slices.Contains(acked, e.ID) && (!e.Decrypted || e.Body == "") {
+						return false, fmt.Sprintf("node %d cannot read %s", i, e.ID)
+					}
+				}
+			}
+			return true, ""
+		})
+	}
 	return fs.Commits()
 }

@@ -421,7 +421,8 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 	}
 	if err := e.kr.local.PutLocal(plainKey(ev.ID), pt); err != nil {
 		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
-		e.keyFault = err
+		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
+		e.retryLater()
 	}
 	clear(pt)
 }
