@@ -147,75 +147,54 @@ func (j *journal) noteHold(l *Log, id EventID) {
 	}
 }
 
+// noteFirst records in *m, the first time key is touched, what was there
+// before (was).
+func noteFirst[K comparable, V any](m *map[K]V, key K, was func() V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	if _, seen := (*m)[key]; !seen {
+		(*m)[key] = was()
+	}
+}
+
 func (j *journal) noteHead(l *Log, id EventID) {
-	if j == nil {
-		return
-	}
-	if j.heads == nil {
-		j.heads = map[EventID]bool{}
-	}
-	if _, seen := j.heads[id]; !seen {
-		_, ok := l.heads[id]
-		j.heads[id] = ok
+	if j != nil {
+		noteFirst(&j.heads, id, func() bool { _, ok := l.heads[id]; return ok })
 	}
 }
 
 func (j *journal) noteLatest(l *Log, dev uint32) {
-	if j == nil {
-		return
-	}
-	if j.latest == nil {
-		j.latest = map[uint32]latestWas{}
-	}
-	if _, seen := j.latest[dev]; !seen {
-		h, ok := l.latest[dev]
-		j.latest[dev] = latestWas{h, ok}
+	if j != nil {
+		noteFirst(&j.latest, dev, func() latestWas { h, ok := l.latest[dev]; return latestWas{h, ok} })
 	}
 }
 
 func (j *journal) noteGap(l *Log, id EventID) {
-	if j == nil {
-		return
-	}
-	if j.gaps == nil {
-		j.gaps = map[EventID]gapWas{}
-	}
-	if _, seen := j.gaps[id]; !seen {
-		prev, ok := l.gaps[id]
-		j.gaps[id] = gapWas{prev, ok}
+	if j != nil {
+		noteFirst(&j.gaps, id, func() gapWas { prev, ok := l.gaps[id]; return gapWas{prev, ok} })
 	}
 }
 
 func (j *journal) noteOrphan(l *Log, id EventID) {
-	if j == nil {
-		return
-	}
-	if j.orphans == nil {
-		j.orphans = map[EventID]orphanWas{}
-	}
-	if _, seen := j.orphans[id]; !seen {
-		var was orphanWas
-		if o, ok := l.orphans[id]; ok {
-			was = orphanWas{o, o.waiting}
-		}
-		j.orphans[id] = was
+	if j != nil {
+		noteFirst(&j.orphans, id, func() orphanWas {
+			if o, ok := l.orphans[id]; ok {
+				return orphanWas{o, o.waiting}
+			}
+			return orphanWas{}
+		})
 	}
 }
 
 func (j *journal) noteWaiters(l *Log, id EventID) {
-	if j == nil {
-		return
-	}
-	if j.waiters == nil {
-		j.waiters = map[EventID][]EventID{}
-	}
-	if _, seen := j.waiters[id]; !seen {
-		ws, ok := l.waiters[id]
-		if ok {
-			j.waiters[id] = append(make([]EventID, 0, len(ws)), ws...) // dropOrphan edits in place
-		} else {
-			j.waiters[id] = nil
-		}
+	if j != nil {
+		noteFirst(&j.waiters, id, func() []EventID {
+			if ws, ok := l.waiters[id]; ok {
+				return append(make([]EventID, 0, len(ws)), ws...) // dropOrphan edits in place
+			}
+			return nil
+		})
 	}
 }
 
