@@ -49,7 +49,7 @@ type Engine struct {
 	// by the Serve goroutine.
 	unpurged []crdt.EventID // redacted events whose body or plaintext is not purged yet
 	rekey    []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
-	keyFault error          // set by a failed local write during keysAfter
+	keyFault error          // set when keeping an epoch secret failed during keysAfter
 	retrying *time.Timer    // a scheduled retryLocal
 }
 
@@ -189,7 +189,9 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		if err == nil {
 			err = ferr
 		}
-		e.purgeOrDefer(redacted) // finishes purges a crash interrupted
+		if err == nil {
+			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
+		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
 		}
@@ -430,7 +432,6 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 	}
 	rc.countOrphans(from, before)
 	if len(ready.Batch.Events) > 0 {
-		e.retryLocal()
 		for _, ev := range ready.Accepted {
 			d, err := rc.apply(ev)
 			if err != nil {
@@ -444,7 +445,9 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.warnAfter(room, rc, ev)
 		}
 		// Authoring waits until the whole batch is applied (the log's heads
-		// already include it).
+		// already include it); so do the retries of deferred local writes,
+		// which may author key forwards.
+		e.retryLocal()
 		if rc.keys.dirty {
 			e.heal(room, rc, false)
 		}
