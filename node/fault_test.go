@@ -10,6 +10,10 @@ import (
 	"github.com/parley-p2p/parley/crdt/faultstore"
 )
 
+// The engine runs on a faultstore as on any store: it keeps node-local
+// values too, so its faults reach epoch secrets and plaintext.
+var _ LocalStore = (*faultstore.Store)(nil)
+
 // faultNet is a testNet whose node x keeps its events in a faultstore.
 func faultNet(t *testing.T, n, x int, inj faultstore.Injector) (*testNet, *faultstore.Store) {
 	t.Helper()
