@@ -14,8 +14,9 @@
 //	l/<key>                             node-local values, never synced (local.go)
 //
 // A Commit is one badger transaction (db.Update). A batch too large for one
-// transaction (badger.ErrTxnTooBig, about 10 MB or 100k entries with the
-// default 64 MiB memtable, so ~10k typical events) is split: the events in
+// transaction (badger.ErrTxnTooBig, 15 % of the memtable: about 1.2 MB or
+// 12k entries with this package's 8 MiB MemTableSize, so ~1.5k typical
+// events) is split: the events in
 // order over as many transactions as needed, then the heads in the last
 // one. A crash in the middle leaves events without their head change, which
 // is safe: crdt.Log.Restore recomputes the heads from the events, and the next
