@@ -163,6 +163,9 @@ type Log struct {
 	fifo        []fifoItem
 	arrivals    uint64
 	foreign     map[EventID]struct{} // events of other rooms that an orphan referred to
+
+	j   *journal // records the running AddUndo; nil otherwise
+	gen uint64   // counts changing calls, so a stale Undo is caught
 }
 
 type fifoItem struct {
@@ -243,6 +246,7 @@ func (l *Log) MaxDepth() uint64 { return l.maxDepth }
 // at start-up and fed in ascending (depth, id) order (Store.Scan); it emits
 // nothing, and equivocations among restored events are not reported again.
 func (l *Log) Restore(s Stored) {
+	l.gen++
 	ev := s.Event
 	if ev == nil || ev.Room != l.room || l.Has(ev.ID) {
 		return
@@ -264,6 +268,7 @@ func (l *Log) Restore(s Stored) {
 // duplicates allowed. See Ready for what comes back and the file comment for
 // ordering and bounds.
 func (l *Log) Add(evs ...*Event) Ready {
+	l.gen++
 	var r Ready
 	r.Batch.Room = l.room
 	var q readyQueue
@@ -275,6 +280,9 @@ func (l *Log) Add(evs ...*Event) Ready {
 		case ev.Room != l.room:
 			r.Foreign++
 			if _, ok := l.waiters[ev.ID]; ok && len(l.foreign) < l.cfg.MaxOrphans {
+				if _, known := l.foreign[ev.ID]; !known && l.j != nil {
+					l.j.foreign = append(l.j.foreign, ev.ID)
+				}
 				l.foreign[ev.ID] = struct{}{}
 				l.resolve(ev.ID, &q)
 			}
@@ -298,11 +306,13 @@ func (l *Log) Add(evs ...*Event) Ready {
 			continue
 		}
 		l.arrivals++
+		l.j.noteOrphan(l, ev.ID)
 		l.orphans[ev.ID] = &orphan{ev: ev, waiting: waiting, arrival: l.arrivals}
 		l.fifo = append(l.fifo, fifoItem{ev.ID, l.arrivals})
 		l.orphanBytes += ev.Size()
 		for _, ref := range refs(ev) {
 			if !l.resolved(ref) {
+				l.j.noteWaiters(l, ref)
 				l.waiters[ref] = append(l.waiters[ref], ev.ID)
 				touched = append(touched, ref)
 			}
@@ -339,6 +349,7 @@ func (l *Log) Add(evs ...*Event) Ready {
 	}
 	slices.Sort(r.Missing)
 	r.Missing = slices.Compact(r.Missing)
+	l.mustCheck()
 	return r
 }
 
@@ -382,12 +393,14 @@ func (l *Log) resolve(id EventID, q *readyQueue) {
 	if !ok {
 		return
 	}
+	l.j.noteWaiters(l, id)
 	delete(l.waiters, id)
 	for _, w := range ws {
 		o, ok := l.orphans[w]
 		if !ok {
 			continue
 		}
+		l.j.noteOrphan(l, w)
 		if o.waiting--; o.waiting == 0 {
 			delete(l.orphans, w)
 			l.orphanBytes -= o.ev.Size()
@@ -448,6 +461,7 @@ func (l *Log) check(ev *Event) (Status, string) {
 // (device, seq) index. It returns evidence when another held event has the
 // same (device, seq).
 func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool) {
+	l.j.noteHold(l, ev.ID)
 	dev, ok := l.devIndex[ev.Device]
 	if !ok {
 		dev = uint32(len(l.devices))
@@ -460,32 +474,42 @@ func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool
 	// A restored accepted child seen before its parent (out-of-order Restore)
 	// left a gap marked as prev: the parent is then no head.
 	childSeen := l.gaps[ev.ID]
+	l.j.noteGap(l, ev.ID)
 	delete(l.gaps, ev.ID)
 	if status == StatusAccepted {
 		l.accepted++
 		l.maxDepth = max(l.maxDepth, ev.Depth)
 		for _, p := range ev.Prev {
 			if pe, ok := l.entries[p]; ok {
+				if !pe.hasChild && l.j != nil {
+					l.j.hasChild = append(l.j.hasChild, pe)
+				}
 				pe.hasChild = true
 				if _, isHead := l.heads[p]; isHead {
+					l.j.noteHead(l, p)
 					delete(l.heads, p)
 					hc.remove(p)
 				}
 			}
 		}
 		if !childSeen {
+			l.j.noteHead(l, ev.ID)
 			l.heads[ev.ID] = struct{}{}
 			hc.add(ev.ID)
 		} else {
 			e.hasChild = true
 		}
 		if h, ok := l.latest[dev]; !ok || ev.Seq > h.seq || (ev.Seq == h.seq && ev.ID < h.id) {
+			l.j.noteLatest(l, dev)
 			l.latest[dev] = devHead{ev.Seq, ev.ID}
 		}
 	}
 	key := devSeq{dev, ev.Seq}
 	first, dup := l.chains[key]
 	if !dup {
+		if l.j != nil {
+			l.j.chains = append(l.j.chains, key)
+		}
 		l.chains[key] = ev.ID
 		return Equivocation{}, false
 	}
@@ -526,9 +550,11 @@ func (l *Log) evict(touched []EventID) (int, []EventID) {
 }
 
 func (l *Log) dropOrphan(id EventID, o *orphan) {
+	l.j.noteOrphan(l, id)
 	delete(l.orphans, id)
 	l.orphanBytes -= o.ev.Size()
 	for _, ref := range refs(o.ev) {
+		l.j.noteWaiters(l, ref)
 		ws := l.waiters[ref]
 		if i := slices.Index(ws, id); i >= 0 {
 			ws = slices.Delete(ws, i, i+1)

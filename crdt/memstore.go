@@ -1,9 +1,11 @@
 package crdt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -14,6 +16,7 @@ type MemStore struct {
 	mu     sync.RWMutex
 	events map[EventID]Stored
 	rooms  map[RoomID]*memRoom
+	local  map[string][]byte // node-local values (PutLocal), never synced
 	closed bool
 }
 
@@ -25,7 +28,7 @@ type memRoom struct {
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
-	return &MemStore{events: make(map[EventID]Stored), rooms: make(map[RoomID]*memRoom)}
+	return &MemStore{events: make(map[EventID]Stored), rooms: make(map[RoomID]*memRoom), local: make(map[string][]byte)}
 }
 
 var errClosed = errors.New("crdt: store closed")
@@ -200,5 +203,76 @@ func (m *MemStore) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.closed = true
+	return nil
+}
+
+// Node-local values, as badgerstore keeps them under l/: the node's own data
+// that is never synced (a node's end-to-end encryption keeps its epoch
+// secrets and plaintext there).
+
+// PutLocal stores a node-local value.
+func (m *MemStore) PutLocal(k, v []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	m.local[string(k)] = bytes.Clone(v)
+	return nil
+}
+
+// GetLocal reads a node-local value; ErrNotFound when absent.
+func (m *MemStore) GetLocal(k []byte) ([]byte, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	v, ok := m.local[string(k)]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+// DeleteLocal removes a node-local value; absent keys are no error.
+func (m *MemStore) DeleteLocal(k []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	delete(m.local, string(k))
+	return nil
+}
+
+// ScanLocal calls fn with every node-local key under prefix and its value,
+// in key order, until fn returns false. fn may use the store.
+func (m *MemStore) ScanLocal(prefix []byte, fn func(k, v []byte) bool) error {
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return errClosed
+	}
+	var keys []string
+	for k := range m.local {
+		if strings.HasPrefix(k, string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	m.mu.RUnlock()
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, err := m.GetLocal([]byte(k))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fn([]byte(k), v) {
+			return nil
+		}
+	}
 	return nil
 }

@@ -735,8 +735,9 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 	if info, _ := host.Info(ctx, RoomReq{Room: r.Room}); info.Name != "" {
 		t.Fatalf("host reads room name %q", info.Name)
 	}
-	host.kr.local.(*MemLocal).Each(func(k, v []byte) {
+	host.kr.local.ScanLocal(nil, func(k, v []byte) bool {
 		t.Fatalf("host holds a local key or plaintext (%q)", k[:2])
+		return false
 	})
 	if n := len(host.kr.keys.Epochs(id)); n != 0 {
 		t.Fatalf("host holds %d epoch keys", n)

@@ -46,6 +46,19 @@ type Engine struct {
 	warned map[string]bool // warnings already streamed to watchers (devices.go); owned by the Serve goroutine
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
+
+	// Local writes that failed after their events were committed (a full
+	// disk), retried after the next commit and when space returns; owned
+	// by the Serve goroutine.
+	unpurged []crdt.EventID // redacted events whose body or plaintext is not purged yet
+	rekey    []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
+	keyFault error          // set when keeping an epoch secret failed during keysAfter
+	retrying *time.Timer    // a scheduled retryLocal
+}
+
+type keysRedo struct {
+	room crdt.RoomID
+	id   crdt.EventID
 }
 
 // Effects are what the engine asks the networking side to do.
@@ -57,6 +70,7 @@ type Effects struct {
 	Ingested func(room crdt.RoomID, n int)                                                       // tracer hook: events accepted
 	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                             // tracer hook: which events, from whom ("" = authored here)
 	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event, name string) // deliver an invite (and the room's name) to the invitee's devices
+	Refused  func(room crdt.RoomID, from peer.ID)                                                // a peer's events could not be committed (not for a full disk): sync with it again soon
 }
 
 type roomCtl struct {
@@ -134,9 +148,11 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		return nil, fmt.Errorf("load preferences: %w", err)
 	}
 	if ko.Local == nil {
-		if ls, ok := store.(LocalStore); ok {
-			ko.Local = ls
+		ls, ok := store.(LocalStore)
+		if !ok {
+			return nil, fmt.Errorf("node: the store (%T) keeps no node-local values; pass KeyOptions.Local", store)
 		}
+		ko.Local = ls
 	}
 	kr, err := newKeyring(ident, ko)
 	if err != nil {
@@ -187,7 +203,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 			err = ferr
 		}
 		if err == nil {
-			err = e.purge(redacted) // finishes purges a crash interrupted
+			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
@@ -220,15 +236,100 @@ func (rc *roomCtl) apply(ev *crdt.Event) (rooms.Delta, error) {
 
 // purge deletes the bodies of newly redacted events from the store.
 func (e *Engine) purge(ids []crdt.EventID) error {
-	for _, id := range ids {
-		if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
-			return fmt.Errorf("purge redacted body: %w", err)
-		}
-		if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
-			return fmt.Errorf("purge redacted plaintext: %w", err)
+	for i, id := range ids {
+		if err := e.purgeOne(id); err != nil {
+			e.unpurged = append(e.unpurged, ids[i:]...)
+			return err
 		}
 	}
 	return nil
+}
+
+func (e *Engine) purgeOne(id crdt.EventID) error {
+	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
+		return fmt.Errorf("purge redacted body: %w", err)
+	}
+	if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
+		return fmt.Errorf("purge redacted plaintext: %w", err)
+	}
+	return nil
+}
+
+// purgeOrDefer purges newly redacted events; what fails is kept for
+// retryLocal, since the redaction itself is committed already.
+func (e *Engine) purgeOrDefer(ids []crdt.EventID) {
+	if err := e.purge(ids); err != nil {
+		e.log.Warn("purge deferred", "err", err)
+		e.retryLater()
+	}
+}
+
+// keysAfterOrDefer runs keysAfter; when keeping an epoch secret fails, the
+// event that carried it is kept for retryLocal (a failed decryption keeps
+// the decrypted event itself, see decrypt).
+func (e *Engine) keysAfterOrDefer(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, again bool) {
+	e.keyFault = nil
+	e.keysAfter(room, rc, ev, again)
+	if e.keyFault != nil {
+		e.rekey = append(e.rekey, keysRedo{room, ev.ID})
+		e.keyFault = nil
+		e.retryLater()
+	}
+}
+
+// localRetry is how long deferred local writes wait for a retry when no
+// commit comes first.
+const localRetry = 2 * time.Second
+
+// retryLater schedules retryLocal, unless one is scheduled already.
+func (e *Engine) retryLater() {
+	if e.retrying != nil {
+		return
+	}
+	e.retrying = time.AfterFunc(localRetry, func() {
+		select {
+		case e.calls <- func() {
+			e.retrying = nil
+			e.retryLocal()
+		}:
+		case <-e.stopped:
+		}
+	})
+}
+
+// retryLocal retries the local writes that failed after their events were
+// committed: purges of redacted bodies, and the key work of events (it is
+// idempotent: a held secret is not kept twice, stored plaintext is kept).
+func (e *Engine) retryLocal() {
+	if ids := e.unpurged; len(ids) > 0 {
+		e.unpurged = nil
+		e.purgeOrDefer(ids)
+	}
+	redo := e.rekey
+	e.rekey = nil
+	for _, r := range redo {
+		rc := e.rooms[r.room]
+		if rc == nil || rc.room == nil {
+			continue
+		}
+		s, err := e.store.Get(r.id)
+		if err != nil {
+			e.rekey = append(e.rekey, r)
+			e.retryLater()
+			continue
+		}
+		e.keysAfterOrDefer(r.room, rc, s.Event, true) // a failed decryption queues itself again
+		rc.tl = nil                                   // the projection listed what was unreadable then
+		if rc.keys.dirty {
+			e.heal(r.room, rc, false)
+		}
+	}
+}
+
+// RetryLocal retries deferred local writes (see retryLocal); the disk
+// guard calls it when space returns.
+func (e *Engine) RetryLocal(ctx context.Context) error {
+	return e.do(ctx, func() error { e.retryLocal(); return nil })
 }
 
 // SetEffects wires the engine's outputs; call before Serve.
@@ -309,32 +410,57 @@ func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) er
 }
 
 // add is the one path by which events enter a room, local or remote.
+//
+// When the store refuses the batch (a full disk, a failing device), the
+// log is reverted to exactly its state before the call, and nothing else
+// has changed yet: the events count as not held, so pull sync fetches them
+// again, and an own event is neither published nor acknowledged. When the
+// batch reached the store although Commit failed (its sync, or the heads'
+// transaction of a split batch), memory follows the store and the batch is
+// committed once more (an idempotent rewrite of the heads and the sync);
+// the error is returned only if that fails too.
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
 	evs = rc.admit(from, evs)
 	before := rc.log.Pending()
-	ready := rc.log.Add(evs...)
-	rc.countOrphans(from, before)
+	ready, undo := rc.log.AddUndo(evs...)
+	var failed error
 	if len(ready.Batch.Events) > 0 {
 		ready.Batch.Durable = durable
 		if err := e.store.Commit(ready.Batch); err != nil {
-			return fmt.Errorf("commit: %w", err)
+			if !e.landed(ready.Batch) {
+				undo.Revert()
+				if from != "" && e.fx.Refused != nil && !errors.Is(err, ErrDiskFull) {
+					e.fx.Refused(room, from) // a full disk syncs everything when space returns
+				}
+				return commitError(err)
+			}
+			e.log.Warn("commit failed after its events were stored; writing again", "room", room, "err", err)
+			if err := e.store.Commit(ready.Batch); err != nil {
+				failed = commitError(err)
+			}
 		}
+		if failed == nil {
+			e.checkCommitted(room, rc, ready)
+		}
+	}
+	rc.countOrphans(from, before)
+	if len(ready.Batch.Events) > 0 {
 		for _, ev := range ready.Accepted {
 			d, err := rc.apply(ev)
 			if err != nil {
 				e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
 				continue
 			}
-			if err := e.purge(d.Redacted); err != nil {
-				return err
-			}
-			e.keysAfter(room, rc, ev, false)
+			e.purgeOrDefer(d.Redacted)
+			e.keysAfterOrDefer(room, rc, ev, false)
 			e.timelineAfter(room, rc, ev)
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)
 		}
 		// Authoring waits until the whole batch is applied (the log's heads
-		// already include it).
+		// already include it); so do the retries of deferred local writes,
+		// which may author key forwards.
+		e.retryLocal()
 		if rc.keys.dirty {
 			e.heal(room, rc, false)
 		}
@@ -355,7 +481,28 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 	if len(ready.Missing) > 0 && e.fx.Missing != nil {
 		e.fx.Missing(room, ready.Missing, from)
 	}
-	return nil
+	return failed
+}
+
+// commitError is the error of a refused commit: the store's own when it
+// speaks to users (a full disk), wrapped otherwise.
+func commitError(err error) error {
+	var ke *Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	return fmt.Errorf("commit: %w", err)
+}
+
+// landed reports whether every event of a batch whose Commit failed is in
+// the store all the same.
+func (e *Engine) landed(b crdt.Batch) bool {
+	for _, s := range b.Events {
+		if ok, err := e.store.Has(s.Event.ID); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {

@@ -92,6 +92,7 @@ var (
 	ErrClosed   = errors.New("node: closed")
 	ErrNoDaemon = errors.New("node: no daemon running")
 	ErrRunning  = errors.New("node: a daemon already runs for this home")
+	ErrDiskFull = errors.New("node: disk full")
 )
 
 // KindOf finds the kind of err.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -312,10 +313,17 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 			}
 		}
 		if err := g.engine.Ingest(ctx, first.from, batch); err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return
+			}
+			// The engine took nothing of the batch (a refused commit is
+			// reverted); keep reading: a later event or a sync brings
+			// these again.
+			if errors.Is(err, ErrDiskFull) {
+				g.log.Debug("ingest gossip", "err", err) // the disk guard warned once
+			} else {
 				g.log.Error("ingest gossip", "err", err)
 			}
-			return
 		}
 	}
 }

@@ -35,12 +35,24 @@ func newTestNet(t *testing.T, n int) *testNet { return newTracedTestNet(t, n, ni
 // newTracedTestNet is newTestNet with a tracer for each replica (nil: none).
 func newTracedTestNet(t *testing.T, n int, tracer func(i int) Tracer) *testNet {
 	t.Helper()
+	return buildTestNet(t, n, tracer, func(_ int, s crdt.Store) crdt.Store { return s })
+}
+
+// newTestNetWith is newTestNet with node i's store wrapped by wrap (the
+// fault tests wrap some in a faultstore).
+func newTestNetWith(t *testing.T, n int, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
+	t.Helper()
+	return buildTestNet(t, n, nil, wrap)
+}
+
+func buildTestNet(t *testing.T, n int, tracer func(i int) Tracer, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
+	t.Helper()
 	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background(), tracer: tracer}
 	for i := range n {
 		master, _ := crdt.GenerateKey(rand.Reader)
 		ident, _ := crdt.NewIdentity(master, rand.Reader)
 		tn.ids = append(tn.ids, ident)
-		tn.stores = append(tn.stores, crdt.NewMemStore())
+		tn.stores = append(tn.stores, wrap(i, crdt.NewMemStore()))
 		tn.reps = append(tn.reps, nil)
 		tn.cancel = append(tn.cancel, nil)
 		tn.start(i)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -61,6 +62,13 @@ type LocalStore interface {
 	DeleteLocal(k []byte) error        // for real (no copy left in the store)
 	ScanLocal(prefix []byte, fn func(k, v []byte) bool) error
 }
+
+// The stores a node runs on keep node-local values.
+var (
+	_ LocalStore = (*badgerstore.Store)(nil)
+	_ LocalStore = (*crdt.MemStore)(nil)
+	_ LocalStore = (*MemLocal)(nil)
+)
 
 // MemLocal is a LocalStore in memory (tests, simulations).
 type MemLocal struct {
@@ -149,7 +157,9 @@ type KeyOptions struct {
 	// simulations that keep no identity file; the daemon passes the key
 	// from its identity file.
 	KEM *e2ee.KEMSecretKey
-	// Local keeps epoch secrets and plaintext; nil: in memory.
+	// Local keeps epoch secrets and plaintext; nil: the engine's store,
+	// which must then implement LocalStore (no silent fallback to memory:
+	// secrets kept only in memory would be lost by a restart).
 	Local LocalStore
 	// Policy is the periodic rotation rule; zero: e2ee.DefaultRotationPolicy.
 	Policy e2ee.RotationPolicy
@@ -203,9 +213,6 @@ func newKeyring(ident *crdt.Identity, o KeyOptions) (*keyring, error) {
 		me: e2ee.DeviceKEM{Device: ident.Device.Public(), Seq: 0, Key: kem}, rec: rec, recRaw: raw,
 		keys: e2ee.NewMemKeyStore(), local: o.Local, atRest: aead, rand: o.Rand, policy: o.Policy,
 		jitter: rand.New(rand.NewPCG(o.Seed, 0x6b657973)),
-	}
-	if kr.local == nil {
-		kr.local = NewMemLocal()
 	}
 	if kr.rand == nil {
 		kr.rand = cryptorand.Reader
@@ -310,6 +317,7 @@ func (e *Engine) profileWhenKeyed(room crdt.RoomID, rc *roomCtl) {
 			rc.keys.profile = false
 			if err := e.publishProfile(room, rc); err != nil {
 				e.log.Warn("publish profile", "room", room, "err", err)
+				rc.keys.profile = true // again after the next commit
 			}
 			return
 		}
@@ -361,6 +369,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 		}
 		if err := e.kr.keep(k); err != nil {
 			e.log.Warn("keep epoch key", "room", room, "epoch", id, "err", err)
+			e.keyFault = err
 			continue
 		}
 		if rot := rc.room.RotationOf(id); rot != nil && rot.Backlink != nil {
@@ -412,6 +421,8 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 	}
 	if err := e.kr.local.PutLocal(plainKey(ev.ID), pt); err != nil {
 		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
+		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
+		e.retryLater()
 	}
 	clear(pt)
 }
@@ -713,6 +724,7 @@ func (e *Engine) heal(room crdt.RoomID, rc *roomCtl, force bool) {
 		}
 		if err := e.forward(room, rc, k, lacking); err != nil {
 			e.log.Warn("key forward", "room", room, "epoch", ep.ID, "err", err)
+			rc.keys.dirty = true // again after the next commit
 		}
 	}
 	if later > 0 {

@@ -181,7 +181,8 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 	n.host = h
 	defer h.Close()
-	if n.replica, err = NewReplica(h, n.store, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, crashAfterRotate: crashAfterRotate()}); err != nil {
+	guard := newDiskGuard(n.store.Dir(), n.store.Reserve(), n.log)
+	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err
 	}
 	n.engine = n.replica.Engine
@@ -205,6 +206,19 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("replica", n.replica.Serve)
 	run("api", n.api.Serve)
 	run("store", n.store.Serve)
+	run("disk", func(ctx context.Context) error {
+		return guard.Serve(ctx, func(ctx context.Context) {
+			select {
+			case <-n.replica.Ready():
+			case <-ctx.Done():
+				return
+			}
+			n.replica.SyncNow(ctx)
+			if err := n.engine.RetryLocal(ctx); err != nil {
+				n.log.Debug("retry local writes", "err", err)
+			}
+		})
+	})
 	run("media", n.serveMedia)
 	run("devices", n.serveDevices)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })

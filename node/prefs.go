@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"slices"
@@ -19,7 +20,8 @@ const (
 // users, the invite policy and the profile it publishes.
 // The engine goroutine owns it; save writes it atomically.
 type prefs struct {
-	path string // empty: not persisted (tests, simulations)
+	path  string // empty: not persisted (tests, simulations)
+	saved []byte // the JSON last read or written, to go back to when a save fails
 
 	Blocked     []string        `json:"blocked"`
 	Policy      string          `json:"invite_policy"`
@@ -48,14 +50,26 @@ func loadPrefs(path string) (*prefs, error) {
 	if p.Policy == "" {
 		p.Policy = PolicyAnyone
 	}
+	p.saved, _ = json.Marshal(p)
 	return p, nil
 }
 
+// save writes the preferences. When that fails (a full disk), the
+// preferences go back to what was last saved, so memory never runs ahead
+// of the file: every caller changes them, saves, and returns the error.
 func (p *prefs) save() error {
 	if p.path == "" {
 		return nil
 	}
-	return writeJSON(p.path, p, 0o600)
+	if err := writeJSON(p.path, p, 0o600); err != nil {
+		back := prefs{path: p.path, saved: p.saved}
+		if json.Unmarshal(p.saved, &back) == nil {
+			*p = back
+		}
+		return err
+	}
+	p.saved, _ = json.Marshal(p)
+	return nil
 }
 
 func (p *prefs) blocked(u crdt.UserID) bool { return slices.Contains(p.Blocked, u.String()) }

@@ -108,6 +108,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 		},
 		Heads:   func(room crdt.RoomID, _ []crdt.EventID) { gossip.HeadsChanged(room) },
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
+		Refused: func(room crdt.RoomID, from peer.ID) { syncer.Retry(room, from) },
 		Track: func(room crdt.RoomID) {
 			gossip.Track(room)
 			eph.Track(room)

@@ -76,7 +76,8 @@ type Syncer struct {
 	wake        chan struct{}    // capacity 1: pending is not empty
 	tracer      Tracer
 	connected   *mailbox[peer.ID]
-	rp          *repairs // repair-peer selection (repair.go)
+	rp          *repairs          // repair-peer selection (repair.go)
+	retries     *mailbox[syncJob] // sessions to run again after commitRetry
 }
 
 type syncJob struct {
@@ -98,6 +99,7 @@ func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identi
 		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
 		rp:         newRepairs(),
+		retries:    newMailbox[syncJob](),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
@@ -130,6 +132,15 @@ func (s *Syncer) Fetch(room crdt.RoomID, ids []crdt.EventID, from peer.ID) {
 		}
 	}
 }
+
+// commitRetry is how long a session waits before it runs again when the
+// engine could not commit what a peer sent.
+const commitRetry = 2 * time.Second
+
+// Retry schedules a session for room with p in commitRetry: the engine
+// could not commit events p sent (they count as not held, so the session
+// fetches them again). It never blocks.
+func (s *Syncer) Retry(room crdt.RoomID, p peer.ID) { s.retries.put(syncJob{room: room, peer: p}) }
 
 // PeerConnected schedules anti-entropy of every room with a newly
 // connected peer. It never blocks (it is called from libp2p's notifier).
@@ -200,10 +211,22 @@ func (s *Syncer) Serve(ctx context.Context) error {
 	go func() { defer wg.Done(); s.serveRepairs(ctx) }()
 	go func() {
 		defer wg.Done()
+		retry := time.NewTicker(commitRetry)
+		defer retry.Stop()
+		due, later := map[syncJob]bool{}, map[syncJob]bool{}
 		for {
 			select {
 			case <-ctx.Done():
 				return
+			case <-s.retries.signal:
+				for _, j := range s.retries.take() {
+					later[j] = true
+				}
+			case <-retry.C:
+				for j := range due {
+					s.enqueue(j)
+				}
+				due, later = later, map[syncJob]bool{} // at least one full period later
 			case <-s.connected.signal:
 				peers := s.connected.take()
 				for _, room := range s.engine.roomIDs(ctx) {

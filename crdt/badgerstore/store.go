@@ -14,8 +14,9 @@
 //	l/<key>                             node-local values, never synced (local.go)
 //
 // A Commit is one badger transaction (db.Update). A batch too large for one
-// transaction (badger.ErrTxnTooBig, about 10 MB or 100k entries with the
-// default 64 MiB memtable, so ~10k typical events) is split: the events in
+// transaction (badger.ErrTxnTooBig, 15 % of the memtable: about 1.2 MB or
+// 12k entries with this package's 8 MiB MemTableSize, so ~1.5k typical
+// events) is split: the events in
 // order over as many transactions as needed, then the heads in the last
 // one. A crash in the middle leaves events without their head change, which
 // is safe: crdt.Log.Restore recomputes the heads from the events, and the next
@@ -48,6 +49,24 @@ type Options struct {
 	memTableSize int64 // tests: a small memtable makes transactions split
 }
 
+// Badger writes its memtables' write-ahead files (.mem, opened sparse at
+// twice MemTableSize), its value log (.vlog, sparse at twice
+// ValueLogFileSize) and the tables of flushes and compactions through
+// memory-mapped files, so on a full filesystem a write faults (SIGBUS)
+// instead of returning an error. The store bounds these sizes, and Reserve
+// says how much free space its writes may need, so that a caller can
+// refuse writes before the filesystem fills (node's disk guard).
+const (
+	// MemTableSize is the memtable size (badger's default is 64 MiB). A
+	// batch may use about 15 % of it per transaction (1.2 MiB; larger
+	// batches are split, see Commit), which holds the largest event.
+	MemTableSize = 8 << 20
+	// ValueLogFileSize bounds one value-log file (badger's default is
+	// 1 GiB). Only values over badger's 1 MiB threshold go there, which no
+	// event has, so the value log stays empty.
+	ValueLogFileSize = 64 << 20
+)
+
 // Store is a crdt.Store on badger. It is safe for concurrent use.
 type Store struct {
 	db   *badger.DB
@@ -64,7 +83,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.GCInterval <= 0 {
 		opts.GCInterval = 5 * time.Minute
 	}
-	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger})
+	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger}).
+		WithMemTableSize(MemTableSize).WithValueLogFileSize(ValueLogFileSize)
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize).WithValueThreshold(opts.memTableSize / 16)
 	}
@@ -77,6 +97,22 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	return &Store{db: db, opts: opts}, nil
 }
+
+// Reserve is the free space, in bytes, the store's filesystem must keep
+// before each write, so that badger's own writes through memory-mapped
+// files never meet a full disk: the rest of the current memtable's
+// write-ahead file and the flush of one memtable into a table (2 ×
+// MemTableSize), plus a compaction of level 0 into level 1, whose output
+// is at most its input (NumLevelZeroTables × MemTableSize + BaseLevelSize)
+// and is written before the input is deleted. With this package's sizes
+// that is 16 + 40 + 10 = 66 MiB.
+func (s *Store) Reserve() int64 {
+	o := s.db.Opts()
+	return 2*o.MemTableSize + int64(o.NumLevelZeroTables)*o.MemTableSize + o.BaseLevelSize
+}
+
+// Dir is the store's folder ("" in memory).
+func (s *Store) Dir() string { return s.db.Opts().Dir }
 
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
