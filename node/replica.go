@@ -46,6 +46,7 @@ type Replica struct {
 	ready  chan struct{}
 	syncer *Syncer
 	gossip *Gossip
+	gate   *RoomGate
 	eph    *Ephemeral // typing and presence (ephemeral.go)
 }
 
@@ -86,12 +87,14 @@ func (r *Replica) SyncNow(ctx context.Context) {
 func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps, err := NewPubSub(ctx, r.host, tracerPubSubOptions(r.opts.Tracer)...)
+	gate := NewRoomGate(r.host, r.log)
+	r.gate = gate
+	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
-	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
-	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
+	r.syncer = NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
+	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
 	inviter := NewInviter(r.host, r.Engine, r.log)
 	eph := r.eph
 	eph.ps, eph.self = ps, r.host.ID()
@@ -101,6 +104,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 		Heads:   func(room crdt.RoomID, _ []crdt.EventID) { gossip.HeadsChanged(room) },
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
 		Track: func(room crdt.RoomID) {
+			gate.Track(room)
 			gossip.Track(room)
 			eph.Track(room)
 			for _, p := range h.Network().Peers() {
@@ -126,7 +130,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
