@@ -203,7 +203,9 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				if now.After(t.nextPeriod) {
 					t.nextPeriod = now.Add(g.jitter(headsPeriod))
 					g.announce(ctx, room, t)
-					g.sync.AntiEntropy(room, t.ev.ListPeers())
+					// The peers that proved the room: the topic's peers, and
+					// any whose subscription pubsub did not take back.
+					g.sync.AntiEntropy(room, g.gate.provedPeers(RefOf(room)))
 				}
 			}
 		}

@@ -255,6 +255,19 @@ func (g *RoomGate) Proved(p peer.ID, ref RoomRef) bool {
 	return gp != nil && gp.theirs[ref]
 }
 
+// provedPeers lists the connected peers that proved the room.
+func (g *RoomGate) provedPeers(ref RoomRef) []peer.ID {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []peer.ID
+	for p, gp := range g.peers {
+		if gp.theirs[ref] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (g *RoomGate) mutual(p peer.ID, ref RoomRef) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
