@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base32"
 	"fmt"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +14,12 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/internal/spypeer"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -61,15 +57,11 @@ func TestRoomPrivacyHostileClient(t *testing.T) {
 		if strings.Contains(topic, room) {
 			t.Errorf("A announces topic %q, which names the room id", topic)
 		}
-		tp, err := hc.ps.Join(topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub, err := tp.Subscribe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Cancel()
+	}
+	unsubscribe, err := hc.Subscribe(hc.ps, "/parley/room/")
+	defer unsubscribe()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// The members talk, in both directions, after the client subscribed.
@@ -90,33 +82,18 @@ func TestRoomPrivacyHostileClient(t *testing.T) {
 	}
 	names := [][]byte{make([]byte, 32), []byte(crdt.IDOf([]byte("a guess")))}
 	rand.Read(names[0])
-	for _, topic := range hc.roomTopics() {
-		part := strings.Split(strings.TrimPrefix(topic, "/parley/room/"), "/")[0]
-		if cid, err := crdt.ParseID(part); err == nil {
-			names = append(names, []byte(cid))
-		}
-		if raw, err := base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).DecodeString(part); err == nil {
-			names = append(names, raw)
-		}
-	}
+	names = append(names, spypeer.Names(hc.roomTopics())...)
 	for _, name := range names {
 		if n := hc.ask(ctx, server, name); n > 0 {
 			t.Errorf("A served the client %d events for the room named %x", n, name)
 		}
 	}
 
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	if len(hc.messages) > 0 {
-		t.Errorf("the client received %d gossip messages of the room", len(hc.messages))
+	if n := len(hc.Messages("/parley/room/")); n > 0 {
+		t.Errorf("the client received %d gossip messages of the room", n)
 	}
-	for _, b := range append(slices.Clone(hc.inbound), hc.messages...) {
-		for _, sec := range secrets {
-			if bytes.Contains(b, sec) {
-				t.Errorf("A sent the client the room id in %x", b)
-				break
-			}
-		}
+	for _, b := range hc.Leaks(secrets...) {
+		t.Errorf("A sent the client the room id in %x", b)
 	}
 }
 
@@ -127,11 +104,7 @@ type hostile struct {
 	ident *crdt.Identity
 	h     host.Host
 	ps    *pubsub.PubSub
-
-	mu       sync.Mutex
-	topics   map[string]bool
-	messages [][]byte // pubsub messages on room topics
-	inbound  [][]byte // frames received on any stream, answers included
+	*spypeer.Spy
 }
 
 func newHostile(t *testing.T, to *daemon) *hostile {
@@ -150,13 +123,13 @@ func newHostile(t *testing.T, to *daemon) *hostile {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	hc := &hostile{t: t, ident: ident, h: h, topics: map[string]bool{}}
+	hc := &hostile{t: t, ident: ident, h: h, Spy: spypeer.New()}
 	for _, p := range []protocol.ID{node.SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
-		h.SetStreamHandler(p, hc.record)
+		h.SetStreamHandler(p, hc.Record)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if hc.ps, err = node.NewPubSub(ctx, h, pubsub.WithRawTracer(hc)); err != nil {
+	if hc.ps, err = node.NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(hc.Inspect)); err != nil {
 		t.Fatal(err)
 	}
 	info, err := peer.AddrInfoFromString(to.addr)
@@ -167,26 +140,6 @@ func newHostile(t *testing.T, to *daemon) *hostile {
 		t.Fatal(err)
 	}
 	return hc
-}
-
-// record keeps what the daemon sends on a stream, answering nothing.
-func (hc *hostile) record(st network.Stream) {
-	defer st.Reset()
-	st.SetDeadline(time.Now().Add(10 * time.Second))
-	r := msgio.NewVarintReaderSize(st, 4<<20)
-	for range 8 {
-		b, err := r.ReadMsg()
-		if err != nil {
-			return
-		}
-		hc.keep(b)
-	}
-}
-
-func (hc *hostile) keep(b []byte) {
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	hc.inbound = append(hc.inbound, slices.Clone(b))
 }
 
 // syncReq is a sync protocol request (docs/protocol.md 3).
@@ -230,7 +183,7 @@ func (hc *hostile) ask(ctx context.Context, server peer.ID, name []byte) (events
 			if err != nil {
 				break
 			}
-			hc.keep(resp)
+			hc.Keep(resp)
 			var m syncResp
 			if cbor.Unmarshal(resp, &m) == nil {
 				events += len(m.Events)
@@ -244,46 +197,4 @@ func (hc *hostile) ask(ctx context.Context, server peer.ID, name []byte) (events
 	return events
 }
 
-func (hc *hostile) roomTopics() []string {
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	var out []string
-	for t := range hc.topics {
-		if strings.HasPrefix(t, "/parley/room/") {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (hc *hostile) RecvRPC(rpc *pubsub.RPC) {
-	hc.mu.Lock()
-	defer hc.mu.Unlock()
-	for _, s := range rpc.GetSubscriptions() {
-		if s.GetSubscribe() {
-			hc.topics[s.GetTopicid()] = true
-		}
-	}
-	for _, m := range rpc.GetPublish() {
-		if strings.HasPrefix(m.GetTopic(), "/parley/room/") {
-			hc.messages = append(hc.messages, slices.Clone(m.GetData()))
-		}
-	}
-}
-
-func (*hostile) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*hostile) OnClosedOutboundStream(peer.ID)                       {}
-func (*hostile) Join(string)                                          {}
-func (*hostile) Leave(string)                                         {}
-func (*hostile) Graft(peer.ID, string)                                {}
-func (*hostile) Prune(peer.ID, string)                                {}
-func (*hostile) ValidateMessage(*pubsub.Message)                      {}
-func (*hostile) DeliverMessage(*pubsub.Message)                       {}
-func (*hostile) RejectMessage(*pubsub.Message, string)                {}
-func (*hostile) DuplicateMessage(*pubsub.Message)                     {}
-func (*hostile) ThrottlePeer(peer.ID)                                 {}
-func (*hostile) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (*hostile) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*hostile) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (*hostile) UndeliverableMessage(*pubsub.Message)                 {}
+func (hc *hostile) roomTopics() []string { return hc.Topics("/parley/room/") }

@@ -1,27 +1,23 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/internal/spypeer"
 )
 
 // stranger is a hostile peer on mocknet: a real libp2p host with a plain
@@ -32,11 +28,7 @@ type stranger struct {
 	ident *crdt.Identity
 	h     host.Host
 	ps    *pubsub.PubSub
-
-	mu       sync.Mutex
-	topics   map[string]bool // topics peers announced to it
-	messages [][]byte        // pubsub messages it received on room topics
-	inbound  [][]byte        // every frame members sent it on a stream
+	*spypeer.Spy
 }
 
 func newStranger(t *testing.T, tn *testNet, port int, links ...int) *stranger {
@@ -51,13 +43,13 @@ func newStranger(t *testing.T, tn *testNet, port int, links ...int) *stranger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stranger{t: t, ident: ident, h: h, topics: map[string]bool{}}
+	s := &stranger{t: t, ident: ident, h: h, Spy: spypeer.New()}
 	for _, proto := range []protocol.ID{SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
-		h.SetStreamHandler(proto, s.record)
+		h.SetStreamHandler(proto, s.Record)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if s.ps, err = NewPubSub(ctx, h, pubsub.WithRawTracer(s)); err != nil {
+	if s.ps, err = NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(s.Inspect)); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range links {
@@ -71,69 +63,11 @@ func newStranger(t *testing.T, tn *testNet, port int, links ...int) *stranger {
 	return s
 }
 
-// record keeps the frames a member sends on a stream, answering nothing.
-func (s *stranger) record(st network.Stream) {
-	defer st.Reset()
-	defer time.AfterFunc(5*time.Second, func() { st.Reset() }).Stop() // mocknet has no deadlines
-	r := msgio.NewVarintReaderSize(st, maxFrame)
-	for range 8 {
-		b, err := r.ReadMsg()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.inbound = append(s.inbound, slices.Clone(b))
-		s.mu.Unlock()
-	}
-}
-
-func (s *stranger) RecvRPC(rpc *pubsub.RPC) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sub := range rpc.GetSubscriptions() {
-		if sub.GetSubscribe() {
-			s.topics[sub.GetTopicid()] = true
-		}
-	}
-	for _, m := range rpc.GetPublish() {
-		if strings.HasPrefix(m.GetTopic(), "/parley/room/") {
-			s.messages = append(s.messages, slices.Clone(m.GetData()))
-		}
-	}
-}
-
-func (s *stranger) roomTopics() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for t := range s.topics {
-		if strings.HasPrefix(t, "/parley/room/") {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (*stranger) OnNewOutboundStream(peer.ID, protocol.ID)             {}
-func (*stranger) OnClosedOutboundStream(peer.ID)                       {}
-func (*stranger) Join(string)                                          {}
-func (*stranger) Leave(string)                                         {}
-func (*stranger) Graft(peer.ID, string)                                {}
-func (*stranger) Prune(peer.ID, string)                                {}
-func (*stranger) ValidateMessage(*pubsub.Message)                      {}
-func (*stranger) DeliverMessage(*pubsub.Message)                       {}
-func (*stranger) RejectMessage(*pubsub.Message, string)                {}
-func (*stranger) DuplicateMessage(*pubsub.Message)                     {}
-func (*stranger) ThrottlePeer(peer.ID)                                 {}
-func (*stranger) SendRPC(*pubsub.RPC, peer.ID)                         {}
-func (*stranger) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
-func (*stranger) DropRPC(*pubsub.RPC, peer.ID)                         {}
-func (*stranger) UndeliverableMessage(*pubsub.Message)                 {}
+func (s *stranger) roomTopics() []string { return s.Topics("/parley/room/") }
 
 // ask runs sync requests naming room as given and returns the events it
 // was sent.
-func (s *stranger) ask(ctx context.Context, server peer.ID, room []byte) (events int, frames [][]byte) {
+func (s *stranger) ask(ctx context.Context, server peer.ID, room []byte) (events int) {
 	for _, reqs := range [][]*syncMsg{
 		{{Op: opHeads, Room: room, User: s.ident.User[:], Cert: s.ident.Cert}, {Op: opSince, Room: room}},
 		{{Op: opSince, Room: room}},
@@ -153,7 +87,7 @@ func (s *stranger) ask(ctx context.Context, server peer.ID, room []byte) (events
 				break
 			}
 			b, _ := crdt.Marshal(resp)
-			frames = append(frames, b)
+			s.Keep(b)
 			events += len(resp.Events)
 			if resp.Op == opError {
 				break
@@ -161,7 +95,7 @@ func (s *stranger) ask(ctx context.Context, server peer.ID, room []byte) (events
 		}
 		st.Reset()
 	}
-	return events, frames
+	return events
 }
 
 // A stranger connected to two members of a private room — it subscribes to
@@ -210,18 +144,10 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 			}
 		}
 	}
-	var subs []*pubsub.Subscription
-	for _, topic := range s.roomTopics() {
-		tp, err := s.ps.Join(topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sub, err := tp.Subscribe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Cancel()
-		subs = append(subs, sub)
+	unsubscribe, err := s.Subscribe(s.ps, "/parley/room/")
+	defer unsubscribe()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// The members talk (events, heads announcements, typing) until node 1
@@ -273,62 +199,24 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 	// as a CID and as base32) and with guesses.
 	ctx, cancel := context.WithTimeout(tn.ctx, 30*time.Second)
 	defer cancel()
-	var names [][]byte
-	for _, topic := range s.roomTopics() {
-		part := strings.Split(strings.TrimPrefix(topic, "/parley/room/"), "/")[0]
-		if cid, err := crdt.ParseID(part); err == nil {
-			names = append(names, []byte(cid))
-		}
-		if b, err := base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding).DecodeString(part); err == nil {
-			names = append(names, b)
-		}
-	}
+	names := spypeer.Names(s.roomTopics())
 	guess := make([]byte, 32)
 	rand.Read(guess)
 	names = append(names, guess, []byte(crdt.IDOf([]byte("a guess"))))
 	for _, server := range []int{0, 1} {
 		for _, name := range names {
-			if n, frames := s.ask(ctx, tn.reps[server].host.ID(), name); n > 0 {
+			if n := s.ask(ctx, tn.reps[server].host.ID(), name); n > 0 {
 				t.Errorf("node %d served the stranger %d events for room name %x", server, n, name)
-			} else {
-				s.mu.Lock()
-				s.inbound = append(s.inbound, frames...)
-				s.mu.Unlock()
 			}
 		}
 	}
 
 	// Nothing the stranger received names the room id, and no gossip of the
 	// room reached it.
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.messages) > 0 {
-		t.Errorf("the stranger received %d gossip messages of the room", len(s.messages))
+	if n := len(s.Messages("/parley/room/")); n > 0 {
+		t.Errorf("the stranger received %d gossip messages of the room", n)
 	}
-	for _, b := range append(slices.Clone(s.inbound), s.messages...) {
-		for _, sec := range secrets {
-			if bytes.Contains(b, sec) {
-				t.Errorf("the stranger was sent the room id: %x", b)
-				break
-			}
-		}
+	for _, b := range s.Leaks(secrets...) {
+		t.Errorf("the stranger was sent the room id: %x", b)
 	}
-	for _, sub := range subs {
-		select {
-		case m := <-subNext(sub):
-			t.Errorf("the stranger's subscription to %s delivered a message", m.GetTopic())
-		default:
-		}
-	}
-}
-
-// subNext returns the next message of sub, if one is waiting.
-func subNext(sub *pubsub.Subscription) <-chan *pubsub.Message {
-	ch := make(chan *pubsub.Message, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if m, err := sub.Next(ctx); err == nil {
-		ch <- m
-	}
-	return ch
 }
