@@ -53,13 +53,13 @@ const roomTopicPrefix = "/parley/room/"
 
 // Limits and timing of the room-proof exchange.
 const (
-	maxProofRefs   = 64
-	maxProofFrame  = 8 << 10
-	proofNonceSize = 32
-	proofIdle      = 10 * time.Second
-	proofRetry     = 10 * time.Second // a failed proof is not retried sooner, unless the peer subscribes
-	proofWorkers   = 4
-	maxPendingSubs = 1024 // held-back room-topic subscriptions kept per peer
+	maxProofRefs     = 64
+	maxProofFrame    = 8 << 10
+	proofNonceSize   = 32
+	proofIdle        = 10 * time.Second
+	proofRetry       = 10 * time.Second // a failed proof is not retried sooner, unless the peer subscribes
+	proofRetryForced = time.Second      // nor sooner than this when it does
+	maxPendingSubs   = 1024             // held-back room-topic subscriptions kept per peer
 )
 
 // Proof roles, MACed so that a responder's MAC is never an initiator's.
@@ -322,7 +322,7 @@ func (g *RoomGate) ensure(ctx context.Context, p peer.ID, room crdt.RoomID, forc
 		}
 	}
 	g.mu.Unlock()
-	if failed && !force && now.Sub(last) < proofRetry {
+	if failed && (now.Sub(last) < proofRetryForced || !force && now.Sub(last) < proofRetry) {
 		return errRoomNotProven
 	}
 	err := g.prove(ctx, p, rooms)
@@ -511,37 +511,55 @@ func (g *RoomGate) Serve(ctx context.Context) error {
 	}}
 	g.host.Network().Notify(notifee)
 	defer g.host.Network().StopNotify(notifee)
-	sem := make(chan struct{}, proofWorkers)
+	// At most one goroutine per peer runs the proofs asked for it; what
+	// is asked meanwhile waits for it to finish.
+	running := map[peer.ID]bool{}
+	waiting := map[peer.ID]map[RoomRef]bool{}
+	done := make(chan peer.ID)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	start := func(p peer.ID, refs map[RoomRef]bool) {
+		running[p] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ref := range refs {
+				if room, ok := g.roomOf(ref); ok {
+					if err := g.ensure(ctx, p, room, true); err != nil && ctx.Err() == nil {
+						g.log.Debug("room proof", "peer", p, "err", err)
+					}
+				}
+			}
+			select {
+			case done <- p:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case p := <-done:
+			delete(running, p)
+			if refs := waiting[p]; refs != nil {
+				delete(waiting, p)
+				start(p, refs)
+			}
 		case <-g.jobs.signal:
-			seen := map[proofJob]bool{}
+			fresh := map[peer.ID]map[RoomRef]bool{}
 			for _, j := range g.jobs.take() {
-				if seen[j] {
-					continue
+				m := fresh
+				if running[j.peer] {
+					m = waiting
 				}
-				seen[j] = true
-				room, ok := g.roomOf(j.ref)
-				if !ok {
-					continue
+				if m[j.peer] == nil {
+					m[j.peer] = map[RoomRef]bool{}
 				}
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					return nil
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					if err := g.ensure(ctx, j.peer, room, true); err != nil && ctx.Err() == nil {
-						g.log.Debug("room proof", "peer", j.peer, "err", err)
-					}
-				}()
+				m[j.peer][j.ref] = true
+			}
+			for p, refs := range fresh {
+				start(p, refs)
 			}
 		}
 	}
