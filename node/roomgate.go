@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-varint"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -690,7 +691,7 @@ func (s *gatedStream) pump(maxFrame int) {
 
 // readFrame reads one varint-prefixed frame and returns it with its prefix.
 func readFrame(br *bufio.Reader, maxFrame int) ([]byte, error) {
-	n, err := binary.ReadUvarint(br)
+	n, err := varint.ReadUvarint(br) // minimal encodings only, as pubsub reads
 	if err != nil {
 		return nil, err
 	}

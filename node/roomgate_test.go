@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-msgio"
+	"github.com/multiformats/go-varint"
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -209,5 +213,39 @@ func FuzzRoomProof(f *testing.F) {
 			t.Fatalf("server stopped proving: %v", err)
 		}
 		tn.reps[0].gate.Forget(client.host.ID())
+	})
+}
+
+// readerStream is a stream that only reads.
+type readerStream struct {
+	network.Stream
+	r io.Reader
+}
+
+func (s readerStream) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+// FuzzGatedStream: what pubsub reads through a gated stream is exactly the
+// whole frames (of at most the limit) at the start of what the peer sent,
+// then an error or the end, whatever the peer sent.
+func FuzzGatedStream(f *testing.F) {
+	f.Add([]byte{3, 'a', 'b', 'c', 0, 1})
+	f.Add(binary.AppendUvarint(nil, 1<<40))
+	f.Add([]byte{0x80, 0x00, 2, 'x'})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		const limit = 64
+		off := 0
+		for {
+			n, k, err := varint.FromUvarint(in[off:])
+			if err != nil || n > limit || uint64(len(in)-off-k) < n {
+				break
+			}
+			off += k + int(n)
+		}
+		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, limit)
+		defer gs.stop()
+		got, _ := io.ReadAll(gs)
+		if !bytes.Equal(got, in[:off]) {
+			t.Fatalf("read %x, want %x", got, in[:off])
+		}
 	})
 }
