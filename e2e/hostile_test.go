@@ -54,7 +54,7 @@ func TestHostilePeersMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	protos := []protocol.ID{node.SyncProtocol, node.MediaProtocol, node.InviteProtocol, node.LinkProtocol}
+	protos := []protocol.ID{node.SyncProtocol, node.MediaProtocol, node.InviteProtocol, node.LinkProtocol, node.RoomProofProtocol}
 	frame := binary.AppendUvarint(nil, 4<<20-1)
 	frame = append(frame, make([]byte, body)...)
 	start := time.Now()

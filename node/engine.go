@@ -1027,7 +1027,8 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 		// Banned users are served too, so that they learn of their ban and
 		// hide their own concurrent messages; with end-to-end encryption
 		// they receive only ciphertext they hold no key for. An encrypted
-		// room is served to any peer that names it: its ID is the
+		// room is served to any peer that proved it knows the room ID (the
+		// sync server checks the proof, roomgate.go): the ID is the
 		// capability a blind host needs (docs/design.md §6), and the log holds
 		// ciphertext only.
 		ok = rc.room.JoinRule() == rooms.Public || rc.room.Encrypted() || rc.room.MembershipOf(user) != ""

@@ -46,11 +46,11 @@ const (
 	maxSignal = 4 << 10
 )
 
-func ephemeralTopic(room crdt.RoomID) string { return "/parley/room/" + room.String() + "/eph/1" }
+func ephemeralTopic(room crdt.RoomID) string { return roomTopic(room, "eph") }
 
 // ephWire is a signal on the wire (canonical CBOR).
 type ephWire struct {
-	Room   []byte `cbor:"room"`
+	Room   []byte `cbor:"room"` // the room's reference (RoomRef), not its id
 	User   []byte `cbor:"user"`
 	Device []byte `cbor:"device"`
 	Cert   []byte `cbor:"cert"`
@@ -93,7 +93,8 @@ func (e *Engine) seal(room crdt.RoomID, rc *roomCtl, b ephBody) ([]byte, error) 
 		return nil, errorf(KindPermission, "you are not a member of room %s", room)
 	}
 	dev := e.ident.Device.Public()
-	w := ephWire{Room: []byte(room), User: e.ident.User[:], Device: dev[:], Cert: e.ident.Cert, TS: e.now().UnixMilli(), Body: rooms.Encode(b)}
+	ref := RefOf(room)
+	w := ephWire{Room: ref[:], User: e.ident.User[:], Device: dev[:], Cert: e.ident.Cert, TS: e.now().UnixMilli(), Body: rooms.Encode(b)}
 	if rc.room.Encrypted() {
 		var k *e2ee.EpochKey
 		for _, ep := range rc.room.AdmissibleEpochs(nil) {
@@ -265,7 +266,8 @@ func (e *Engine) Signal(ctx context.Context, room crdt.RoomID, data []byte) {
 func verifySignal(room crdt.RoomID, data []byte) (*ephWire, crdt.UserID, crdt.DeviceID, bool) {
 	var w ephWire
 	var none crdt.PublicKey
-	if len(data) > maxSignal || rooms.DecodeBody(data, &w) != nil || string(w.Room) != string(room) || len(w.Sig) == 0 {
+	ref := RefOf(room)
+	if len(data) > maxSignal || rooms.DecodeBody(data, &w) != nil || string(w.Room) != string(ref[:]) || len(w.Sig) == 0 {
 		return nil, none, none, false
 	}
 	user, err1 := crdt.KeyFromBytes(w.User)

@@ -17,6 +17,7 @@ func FuzzSyncFrame(f *testing.F) {
 	defer tn.close()
 	tn.link(0, 1)
 	rid := publicRoomOn(f, tn, 0)
+	ref := RefOf(rid)
 	ident := tn.ids[1]
 	valid := func(m *syncMsg) []byte {
 		b, err := crdt.Marshal(m)
@@ -25,12 +26,12 @@ func FuzzSyncFrame(f *testing.F) {
 		}
 		return b
 	}
-	hello := valid(&syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert})
+	hello := valid(&syncMsg{Op: opHeads, Room: ref[:], User: ident.User[:], Cert: ident.Cert})
 	f.Add(hello, []byte{})
-	f.Add(hello, valid(&syncMsg{Op: opSince, Room: []byte(rid)}))
-	f.Add(hello, valid(&syncMsg{Op: opGet, Room: []byte(rid), IDs: [][]byte{[]byte(rid)}}))
-	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: []byte(rid), Msg: []byte{0x51, 0x00, 0x00}}))
-	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: []byte(rid), Msg: []byte{0x51}}))
+	f.Add(hello, valid(&syncMsg{Op: opSince, Room: ref[:]}))
+	f.Add(hello, valid(&syncMsg{Op: opGet, Room: ref[:], IDs: [][]byte{[]byte(rid)}}))
+	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: ref[:], Msg: []byte{0x51, 0x00, 0x00}}))
+	f.Add(hello, valid(&syncMsg{Op: opReconcile, Room: ref[:], Msg: []byte{0x51}}))
 	f.Add([]byte{0xa1, 0x62, 'o', 'p'}, []byte{0xff})
 	f.Add(valid(&syncMsg{Op: opHeads, Room: []byte("short")}), []byte("x"))
 
@@ -59,13 +60,17 @@ func FuzzSyncFrame(f *testing.F) {
 				t.Fatalf("server sent an undecodable frame: %v", err)
 			}
 		}
-		// The server still answers a proper session.
+		// The server still answers a proper session (the client proves the
+		// room first, as every client must).
+		if err := tn.reps[1].gate.Ensure(ctx, server, rid); err != nil {
+			t.Fatal(err)
+		}
 		c, err := tn.reps[1].syncer.open(ctx, server)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.st.Close()
-		if err := c.send(&syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert}); err != nil {
+		if err := c.send(&syncMsg{Op: opHeads, Room: ref[:], User: ident.User[:], Cert: ident.Cert}); err != nil {
 			t.Fatal(err)
 		}
 		if m, err := c.recv(); err != nil || m.Op != opHeads {

@@ -17,9 +17,16 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Topic names. Room IDs are base32 CID strings.
-func eventTopic(room crdt.RoomID) string { return "/parley/room/" + room.String() + "/ev/1" }
-func headsTopic(room crdt.RoomID) string { return "/parley/room/" + room.String() + "/heads/1" }
+// Topic names, derived from the room id so that they do not reveal it
+// (docs/protocol.md 2.1).
+func eventTopic(room crdt.RoomID) string { return roomTopic(room, "ev") }
+func headsTopic(room crdt.RoomID) string { return roomTopic(room, "heads") }
+
+// EventTopic is the name of a room's event topic.
+func EventTopic(room crdt.RoomID) string { return eventTopic(room) }
+
+// maxPubSubMessage bounds a pubsub RPC: an event frame and the RPC around it.
+const maxPubSubMessage = crdt.MaxKeyEventSize + 64<<10
 
 // Gossip timing.
 const (
@@ -36,7 +43,7 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(crdt.MaxKeyEventSize + 64<<10), // an event frame and the RPC around it
+		pubsub.WithMaxMessageSize(maxPubSubMessage),
 		pubsub.WithSeenMessagesTTL(10 * time.Minute),
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerOutboundQueueSize(1024),
@@ -88,6 +95,7 @@ type Gossip struct {
 	self   peer.ID
 	engine *Engine
 	sync   *Syncer
+	gate   *RoomGate
 	log    *slog.Logger
 	rng    *rand.Rand
 
@@ -99,9 +107,9 @@ type Gossip struct {
 }
 
 // NewGossip wires gossip to the engine and the syncer.
-func NewGossip(ps *pubsub.PubSub, self peer.ID, engine *Engine, syncer *Syncer, log *slog.Logger, seed uint64) *Gossip {
+func NewGossip(ps *pubsub.PubSub, self peer.ID, engine *Engine, syncer *Syncer, gate *RoomGate, log *slog.Logger, seed uint64) *Gossip {
 	return &Gossip{
-		ps: ps, self: self, engine: engine, sync: syncer, log: log,
+		ps: ps, self: self, engine: engine, sync: syncer, gate: gate, log: log,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		track:   newMailbox[crdt.RoomID](),
 		publish: newMailbox[*crdt.Event](),
@@ -196,7 +204,9 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				if now.After(t.nextPeriod) {
 					t.nextPeriod = now.Add(g.jitter(headsPeriod))
 					g.announce(ctx, room, t)
-					g.sync.AntiEntropy(room, t.ev.ListPeers())
+					// The peers that proved the room: the topic's peers, and
+					// any whose subscription pubsub did not take back.
+					g.sync.AntiEntropy(room, g.gate.provedPeers(RefOf(room)))
 				}
 			}
 		}
@@ -329,7 +339,8 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 }
 
 // headsMsg is a heads announcement. It has no sender and no time, so equal
-// announcements from different nodes are one pubsub message.
+// announcements from different nodes are one pubsub message. Room is the
+// room's reference (RoomRef), not its id.
 type headsMsg struct {
 	Room  []byte   `cbor:"room"`
 	Heads [][]byte `cbor:"heads"`
@@ -345,7 +356,8 @@ func (g *Gossip) announce(ctx context.Context, room crdt.RoomID, t *roomTopics) 
 	if len(heads) > maxAnnouncedHeads {
 		heads = heads[:maxAnnouncedHeads]
 	}
-	msg := headsMsg{Room: []byte(room)}
+	ref := RefOf(room)
+	msg := headsMsg{Room: ref[:]}
 	for _, h := range heads {
 		msg.Heads = append(msg.Heads, []byte(h))
 	}
@@ -359,16 +371,17 @@ func (g *Gossip) announce(ctx context.Context, room crdt.RoomID, t *roomTopics) 
 }
 
 func (g *Gossip) readHeads(ctx context.Context, room crdt.RoomID, sub *pubsub.Subscription) {
+	ref := RefOf(room)
 	for {
 		m, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
-		if m.ReceivedFrom == g.self {
-			continue
+		if m.ReceivedFrom == g.self || !g.gate.Proved(m.ReceivedFrom, ref) {
+			continue // an unproven peer would only be asked in vain
 		}
 		var msg headsMsg
-		if crdt.UnmarshalCanonical(m.Data, &msg) != nil || string(msg.Room) != string(room) || len(msg.Heads) > maxAnnouncedHeads {
+		if crdt.UnmarshalCanonical(m.Data, &msg) != nil || string(msg.Room) != string(ref[:]) || len(msg.Heads) > maxAnnouncedHeads {
 			continue
 		}
 		ids := make([]crdt.EventID, 0, len(msg.Heads))

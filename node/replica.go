@@ -48,6 +48,7 @@ type Replica struct {
 	ready  chan struct{}
 	syncer *Syncer
 	gossip *Gossip
+	gate   *RoomGate
 	eph    *Ephemeral // typing and presence (ephemeral.go)
 }
 
@@ -88,13 +89,15 @@ func (r *Replica) SyncNow(ctx context.Context) {
 func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps, err := NewPubSub(ctx, r.host, tracerPubSubOptions(r.opts.Tracer)...)
+	gate := NewRoomGate(r.host, r.log)
+	r.gate = gate
+	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
-	r.syncer = NewSyncer(r.host, r.Engine, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
-	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, r.log, r.opts.Seed+2)
-	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(eventTopic(room)) })
+	r.syncer = NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
+	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
+	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(EventTopic(room)) })
 	inviter := NewInviter(r.host, r.Engine, r.log)
 	eph := r.eph
 	eph.ps, eph.self = ps, r.host.ID()
@@ -110,6 +113,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
 		Refused: func(room crdt.RoomID, from peer.ID) { syncer.Retry(room, from) },
 		Track: func(room crdt.RoomID) {
+			gate.Track(room)
 			gossip.Track(room)
 			eph.Track(room)
 			for _, p := range h.Network().Peers() {
@@ -135,7 +139,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -22,7 +22,9 @@ import (
 )
 
 // SyncProtocol is the pull protocol that makes sync gap-free (docs/protocol.md).
-const SyncProtocol = protocol.ID("/parley/sync/1.0.0")
+// 1.1: rooms are named by their reference, and served only to a peer that
+// proved the room (room-proof exchange).
+const SyncProtocol = protocol.ID("/parley/sync/1.1.0")
 
 // Limits of the sync protocol.
 const (
@@ -49,7 +51,7 @@ const (
 // syncMsg is every frame of the sync protocol, requests and answers alike.
 type syncMsg struct {
 	Op       string   `cbor:"op"`
-	Room     []byte   `cbor:"room,omitempty"`
+	Room     []byte   `cbor:"room,omitempty"` // the room's reference (RoomRef)
 	User     []byte   `cbor:"user,omitempty"` // first request: the requester's user ...
 	Cert     []byte   `cbor:"cert,omitempty"` // ... and the certificate binding its peer key to it
 	IDs      [][]byte `cbor:"ids,omitempty"`
@@ -64,6 +66,7 @@ type syncMsg struct {
 type Syncer struct {
 	host   host.Host
 	engine *Engine
+	gate   *RoomGate
 	store  crdt.Store
 	ident  *crdt.Identity
 	log    *slog.Logger
@@ -90,9 +93,9 @@ type syncJob struct {
 }
 
 // NewSyncer registers the stream handler on h.
-func NewSyncer(h host.Host, engine *Engine, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
+func NewSyncer(h host.Host, engine *Engine, gate *RoomGate, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
 	s := &Syncer{
-		host: h, engine: engine, store: store, ident: ident, log: log, tracer: tracer,
+		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
 		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
@@ -399,6 +402,10 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 	if err != nil || !ok {
 		return err
 	}
+	if err := s.gate.Ensure(ctx, p, room); err != nil {
+		return err
+	}
+	ref := RefOf(room)
 	c, err := s.open(ctx, p)
 	if err != nil {
 		return err
@@ -407,7 +414,7 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 	if len(mine) > maxKnownIDs {
 		mine = mine[:maxKnownIDs]
 	}
-	if err := c.send(&syncMsg{Op: opHeads, Room: []byte(room), User: s.ident.User[:], Cert: s.ident.Cert, IDs: idsToBytes(mine)}); err != nil {
+	if err := c.send(&syncMsg{Op: opHeads, Room: ref[:], User: s.ident.User[:], Cert: s.ident.Cert, IDs: idsToBytes(mine)}); err != nil {
 		return err
 	}
 	resp, err := c.recv()
@@ -445,7 +452,8 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 
 // pullSince asks for everything after `known` and ingests it page by page.
 func (s *Syncer) pullSince(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID, known []crdt.EventID) error {
-	if err := c.send(&syncMsg{Op: opSince, Room: []byte(room), IDs: idsToBytes(known)}); err != nil {
+	ref := RefOf(room)
+	if err := c.send(&syncMsg{Op: opSince, Room: ref[:], IDs: idsToBytes(known)}); err != nil {
 		return err
 	}
 	return s.receiveEvents(ctx, c, room, p)
@@ -511,6 +519,7 @@ func (s *Syncer) reconcile(ctx context.Context, c *conn, room crdt.RoomID, p pee
 	if err != nil {
 		return err
 	}
+	ref := RefOf(room)
 	for window := uint64(reconcileWindow); ; window *= 8 {
 		minDepth := uint64(0)
 		if top > window {
@@ -522,7 +531,7 @@ func (s *Syncer) reconcile(ctx context.Context, c *conn, room crdt.RoomID, p pee
 		}
 		for len(need) > 0 {
 			n := min(len(need), maxGetIDs)
-			if err := c.send(&syncMsg{Op: opGet, Room: []byte(room), IDs: idsToBytes(need[:n])}); err != nil {
+			if err := c.send(&syncMsg{Op: opGet, Room: ref[:], IDs: idsToBytes(need[:n])}); err != nil {
 				return err
 			}
 			if err := s.receiveEvents(ctx, c, room, p); err != nil {
@@ -550,12 +559,13 @@ func (s *Syncer) reconcileRange(ctx context.Context, c *conn, room crdt.RoomID, 
 	if err != nil {
 		return nil, err
 	}
+	ref := RefOf(room)
 	msg, err := r.Initiate()
 	for rounds := 0; err == nil && msg != nil; rounds++ {
 		if rounds > 64 {
 			return nil, errors.New("reconciliation did not finish in 64 rounds")
 		}
-		if err = c.send(&syncMsg{Op: opReconcile, Room: []byte(room), MinDepth: minDepth, Msg: msg}); err != nil {
+		if err = c.send(&syncMsg{Op: opReconcile, Room: ref[:], MinDepth: minDepth, Msg: msg}); err != nil {
 			return nil, err
 		}
 		var resp *syncMsg
@@ -616,18 +626,22 @@ func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
 	if len(want) == 0 {
 		return nil
 	}
+	if err := s.gate.Ensure(ctx, j.peer, j.room); err != nil {
+		return err
+	}
+	ref := RefOf(j.room)
 	c, err := s.open(ctx, j.peer)
 	if err != nil {
 		return err
 	}
 	defer c.st.Close()
-	if err := c.send(&syncMsg{Op: opHeads, Room: []byte(j.room), User: s.ident.User[:], Cert: s.ident.Cert}); err != nil {
+	if err := c.send(&syncMsg{Op: opHeads, Room: ref[:], User: s.ident.User[:], Cert: s.ident.Cert}); err != nil {
 		return err
 	}
 	if _, err := c.recv(); err != nil {
 		return err
 	}
-	if err := c.send(&syncMsg{Op: opGet, Room: []byte(j.room), IDs: idsToBytes(want)}); err != nil {
+	if err := c.send(&syncMsg{Op: opGet, Room: ref[:], IDs: idsToBytes(want)}); err != nil {
 		return err
 	}
 	return s.receiveEvents(ctx, c, j.room, j.peer)
@@ -693,9 +707,12 @@ type serverSession struct {
 
 func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.RoomID, sess *serverSession, m *syncMsg) error {
 	if m.Op == opHeads {
-		id, err := crdt.IDFromBytes(m.Room)
-		if err != nil {
-			return errors.New("bad room id")
+		// An unknown room and a room the peer has not proved get the same
+		// answer, so that neither reveals anything (docs/protocol.md 2.1).
+		ref, ok := refFromBytes(m.Room)
+		id, kept := s.gate.roomOf(ref)
+		if !ok || !kept || !s.gate.Proved(p, ref) {
+			return errRoomNotServed
 		}
 		if err := s.authorize(ctx, p, id, m); err != nil {
 			return err
@@ -704,7 +721,8 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		*sess = serverSession{}
 		return s.serveHeads(ctx, c, p, id, m)
 	}
-	if *room == "" || string(m.Room) != string(*room) {
+	ref := RefOf(*room)
+	if *room == "" || string(m.Room) != string(ref[:]) {
 		return errors.New("start the session with heads for this room")
 	}
 	switch m.Op {
@@ -720,7 +738,7 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		if err != nil {
 			return err
 		}
-		return s.sendEvents(c, ids)
+		return s.sendEvents(c, *room, ids)
 	case opReconcile:
 		if sess.resp == nil || sess.minDepth != m.MinDepth {
 			r, err := s.reconciler(ctx, *room, m.MinDepth)
@@ -733,7 +751,7 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		if err != nil {
 			return err
 		}
-		return c.send(&syncMsg{Op: opReconcile, Room: []byte(*room), Msg: reply})
+		return c.send(&syncMsg{Op: opReconcile, Room: ref[:], Msg: reply})
 	case opGet:
 		if len(m.IDs) > maxGetIDs {
 			return errors.New("too many ids")
@@ -742,7 +760,7 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		if err != nil {
 			return err
 		}
-		return s.sendEvents(c, ids)
+		return s.sendEvents(c, *room, ids)
 	}
 	return fmt.Errorf("unknown op %q", m.Op)
 }
@@ -763,7 +781,7 @@ func (s *Syncer) authorize(ctx context.Context, p peer.ID, room crdt.RoomID, m *
 		return errors.New("bad device certificate")
 	}
 	if !s.engine.MayServe(ctx, room, user) {
-		return errors.New("room not served to this peer")
+		return errRoomNotServed
 	}
 	return nil
 }
@@ -793,7 +811,8 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 			break
 		}
 	}
-	return c.send(&syncMsg{Op: opHeads, Room: []byte(room), IDs: idsToBytes(heads), Known: known})
+	ref := RefOf(room)
+	return c.send(&syncMsg{Op: opHeads, Room: ref[:], IDs: idsToBytes(heads), Known: known})
 }
 
 // multiGetter is implemented by stores that read many events in one
@@ -821,9 +840,13 @@ func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
 	return out, nil
 }
 
-// sendEvents streams the events (those held) in pages, then done. The next
-// chunk is read from the store while the current page is being sent.
-func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
+// errRoomNotServed answers a request for a room that is unknown, unproven
+// or not served to the peer alike.
+var errRoomNotServed = errors.New("room not served to this peer")
+
+// sendEvents streams the events of room (those held) in pages, then done.
+// The next chunk is read from the store while the current page is being sent.
+func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error {
 	type chunk struct {
 		evs []crdt.Stored
 		err error
@@ -854,6 +877,9 @@ func (s *Syncer) sendEvents(c *conn, ids []crdt.EventID) error {
 			return ch.err
 		}
 		for _, st := range ch.evs {
+			if st.Event.Room != room {
+				continue // a get names ids of another room: not served here
+			}
 			f := st.Event.Encode()
 			if len(page.Events) >= pageEvents || size+len(f) > pageBytes {
 				if err := c.send(page); err != nil {

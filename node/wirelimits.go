@@ -150,6 +150,7 @@ var protocolLimits = []struct {
 	{MediaProtocol, 128, 2 * mediaMaxPeerStreams, maxMediaMemory},
 	{InviteProtocol, 32, 2, maxSmallMemory},
 	{LinkProtocol, 16, 2, maxSmallMemory},
+	{RoomProofProtocol, 64, 4, maxSmallMemory},
 }
 
 // resourceLimits are libp2p's default limits (scaled for 1 GiB) with

@@ -217,7 +217,8 @@ func (t *nodeTracer) PubSubRawTracer() pubsub.RawTracer { return (*rawTracer)(t)
 // rawTracer counts gossipsub RPC bytes, duplicates and rejections.
 type rawTracer nodeTracer
 
-func isEvTopic(m *pubsub.Message) bool { return strings.HasSuffix(m.GetTopic(), "/ev/1") }
+// isEvTopic tells a room's event topic (node.EventTopic) from the others.
+func isEvTopic(m *pubsub.Message) bool { return strings.HasSuffix(m.GetTopic(), "/ev/2") }
 
 func (r *rawTracer) AddPeer(peer.ID, protocol.ID)                         {}
 func (r *rawTracer) RemovePeer(peer.ID)                                   {}

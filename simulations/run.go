@@ -832,8 +832,7 @@ func (s *sim) startForger(i int) error {
 	if err != nil {
 		return err
 	}
-	// the topic name is node's (gossip.go eventTopic)
-	t, err := ps.Join("/parley/room/" + s.room.String() + "/ev/1")
+	t, err := ps.Join(node.EventTopic(s.room))
 	if err != nil {
 		return err
 	}
