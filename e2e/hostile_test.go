@@ -58,8 +58,8 @@ func TestHostilePeersMemory(t *testing.T) {
 	frame := binary.AppendUvarint(nil, 4<<20-1)
 	frame = append(frame, make([]byte, body)...)
 	start := time.Now()
-	var opened, ended [4]int
-	type result struct{ opened, ended [4]int }
+	var opened, ended [5]int
+	type result struct{ opened, ended [5]int }
 	results := make([]result, identities)
 	errs := parallel(identities, workers, func(i int) error {
 		h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.Transport(tcp.NewTCPTransport),
@@ -112,7 +112,7 @@ func TestHostilePeersMemory(t *testing.T) {
 		}
 	}
 	hwm, rss := procMemory(t, pid)
-	t.Logf("%d hostile identities in %v; streams opened %v, ended by the daemon before %v: %v (sync, media, invite, link)",
+	t.Logf("%d hostile identities in %v; streams opened %v, ended by the daemon before %v: %v (sync, media, invite, link, room proof)",
 		identities, time.Since(start).Round(time.Millisecond), opened, hold, ended)
 	t.Logf("daemon memory: before VmHWM %d MB VmRSS %d MB; after VmHWM %d MB VmRSS %d MB (limit %d MB)",
 		hwm0>>20, rss0>>20, hwm>>20, rss>>20, peakMax>>20)
