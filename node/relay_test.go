@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -15,10 +16,13 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// plainRelay is a standard gossipsub peer with no Parley protocol: it joins
-// a room's topics and forwards what gossipsub forwards, as a js-libp2p
-// peer subscribed to them would (no signatures, message ID = SHA-256 of
-// the data, as js-libp2p computes it for unsigned messages).
+// plainRelay is a standard gossipsub peer that serves no sync: it joins a
+// room's topics and forwards what gossipsub forwards, as a js-libp2p peer
+// subscribed to them would (no signatures, message ID = SHA-256 of the
+// data, as js-libp2p computes it for unsigned messages). Since members
+// gossip a room only to peers that proved it (docs/protocol.md 2.1), the
+// relay was given the room ID and answers room proofs: that is all of
+// Parley it speaks.
 type plainRelay struct {
 	ps   *pubsub.PubSub
 	subs []*pubsub.Subscription
@@ -32,15 +36,20 @@ func newPlainRelay(t *testing.T, tn *testNet, room crdt.RoomID) (*plainRelay, pe
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	gate := NewRoomGate(h, slog.New(slog.DiscardHandler))
+	gate.Track(room)
+	done := make(chan struct{})
+	go func() { defer func() { done <- struct{}{} }(); gate.Serve(ctx) }()
+	opts := append(gate.PubSubOptions(),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithMessageIdFn(func(m *pb.Message) string { s := sha256.Sum256(m.Data); return string(s[:]) }))
+	ps, err := pubsub.NewGossipSub(ctx, gate.PubSubHost(h), opts...)
 	if err != nil {
 		cancel()
+		<-done
 		t.Fatal(err)
 	}
 	r := &plainRelay{ps: ps, got: make(chan struct{}, 1024)}
-	done := make(chan struct{})
 	for _, name := range []string{eventTopic(room), headsTopic(room)} {
 		top, err := ps.Join(name)
 		if err != nil {
@@ -63,7 +72,7 @@ func newPlainRelay(t *testing.T, tn *testNet, room crdt.RoomID) (*plainRelay, pe
 			}
 		}()
 	}
-	t.Cleanup(func() { cancel(); <-done; <-done })
+	t.Cleanup(func() { cancel(); <-done; <-done; <-done })
 	return r, h.ID()
 }
 

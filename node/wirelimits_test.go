@@ -258,7 +258,13 @@ func TestSyncFrameBounds(t *testing.T) {
 	ident := tn.ids[1]
 	server := tn.reps[0].host.ID()
 	client := tn.reps[1].host
-	hello := &syncMsg{Op: opHeads, Room: []byte(rid), User: ident.User[:], Cert: ident.Cert}
+	// The client proves the room first (docs/protocol.md 2.1): an unproven
+	// peer is answered with an error and never authorized.
+	if err := tn.reps[1].gate.Ensure(tn.ctx, server, rid); err != nil {
+		t.Fatal(err)
+	}
+	ref := RefOf(rid)
+	hello := &syncMsg{Op: opHeads, Room: ref[:], User: ident.User[:], Cert: ident.Cert}
 	open := func() network.Stream {
 		st, err := client.NewStream(tn.ctx, server, SyncProtocol)
 		if err != nil {
@@ -279,7 +285,7 @@ func TestSyncFrameBounds(t *testing.T) {
 
 	// Authorized: a get of maxGetIDs ids (over syncSmallFrame) is served...
 	st = open()
-	get := &syncMsg{Op: opGet, Room: []byte(rid), IDs: fakeIDs(rid, maxGetIDs)}
+	get := &syncMsg{Op: opGet, Room: ref[:], IDs: fakeIDs(rid, maxGetIDs)}
 	if n := len(frameOf(t, get)); n <= syncSmallFrame || n > syncGetFrame {
 		t.Fatalf("a get of %d ids is %d octets; the test wants it between the bounds", maxGetIDs, n)
 	}
@@ -291,7 +297,7 @@ func TestSyncFrameBounds(t *testing.T) {
 	}
 	// ... but a since over syncSmallFrame resets the stream.
 	st = open()
-	since := &syncMsg{Op: opSince, Room: []byte(rid), IDs: fakeIDs(rid, syncSmallFrame/36+1)}
+	since := &syncMsg{Op: opSince, Room: ref[:], IDs: fakeIDs(rid, syncSmallFrame/36+1)}
 	st.Write(append(frameOf(t, hello), frameOf(t, since)...))
 	if got, reset = answer(t, st); !reset {
 		t.Errorf("a since of %d octets after heads: answer %q, no reset", len(frameOf(t, since)), got)
