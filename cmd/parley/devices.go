@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -27,8 +28,8 @@ func runVerify(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.VerifyResp
-	return call(c, node.EpVerify, node.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
+	var r api.VerifyResp
+	return call(c, api.EpVerify, api.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
 		if *confirm {
 			fmt.Fprintf(w, "verified %s\n", r.User)
 			return
@@ -53,8 +54,8 @@ func runDeviceList(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.DeviceListResp
-	return call(c, node.EpDeviceList, req, &r, func(w io.Writer) {
+	var r api.DeviceListResp
+	return call(c, api.EpDeviceList, req, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintln(tw, "DEVICE\tNAME\tVERIFIED\tROOMS")
 		for _, d := range r.Devices {
@@ -72,8 +73,8 @@ func runDeviceLink(c *cli, args []string) error {
 	if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
 		return err
 	}
-	var r node.DeviceLinkResp
-	return call(c, node.EpDeviceLink, node.Empty{}, &r, func(w io.Writer) {
+	var r api.DeviceLinkResp
+	return call(c, api.EpDeviceLink, api.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n\nOn the new device (a fresh home, before its daemon first runs): parley device join CODE\nThe code works once, until %s. Keep it secret: it makes a device of this user.\n",
 			r.Code, time.UnixMilli(r.ExpiresMS).Format("15:04:05"))
 	})
@@ -109,8 +110,8 @@ func runDeviceRevoke(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.DeviceRevokeResp
-	return call(c, node.EpDeviceRevoke, node.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
+	var r api.DeviceRevokeResp
+	return call(c, api.EpDeviceRevoke, api.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "revoked %s in %d rooms (each with a new key it does not get)\n", r.Device, len(r.Events))
 	})
 }

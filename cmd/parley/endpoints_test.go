@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestCLIEndpointsDocumented checks that every endpoint the CLI calls
@@ -44,8 +44,8 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 			return true
 		})
 	}
-	if len(methods) != len(node.Endpoints()) {
-		t.Fatalf("found %d endpoint declarations in package node, the table has %d", len(methods), len(node.Endpoints()))
+	if len(methods) != len(api.Endpoints()) {
+		t.Fatalf("found %d endpoint declarations in package node, the table has %d", len(methods), len(api.Endpoints()))
 	}
 	// The CLI's uses.
 	used := map[string]bool{}
@@ -70,7 +70,7 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 	if len(used) < 40 {
 		t.Fatalf("found only %d endpoints used by the CLI", len(used))
 	}
-	raw, err := node.OpenAPI()
+	raw, err := api.OpenAPI()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -180,8 +181,8 @@ func runID(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.IDResp
-	return call(c, node.EpID, node.Empty{}, &r, func(w io.Writer) {
+	var r api.IDResp
+	return call(c, api.EpID, api.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "user     %s\ndevice   %s\npeer ID  %s\n", r.User, r.Device, r.PeerID)
 		for _, a := range r.Addrs {
 			fmt.Fprintf(w, "address  %s\n", a)
@@ -194,8 +195,8 @@ func runPeers(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.PeersResp
-	return call(c, node.EpPeers, node.Empty{}, &r, func(w io.Writer) {
+	var r api.PeersResp
+	return call(c, api.EpPeers, api.Empty{}, &r, func(w io.Writer) {
 		if len(r.Peers) == 0 {
 			fmt.Fprintln(w, "no peers connected (add one with: parley connect MULTIADDR)")
 			return
@@ -220,8 +221,8 @@ func runConnect(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.PeerResp
-	return call(c, node.EpConnect, node.AddrReq{Addr: addr}, &r, func(w io.Writer) {
+	var r api.PeerResp
+	return call(c, api.EpConnect, api.AddrReq{Addr: addr}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "connected to %s (remembered for reconnection)\n", r.PeerID)
 	})
 }
@@ -236,8 +237,8 @@ func runDisconnect(c *cli, args []string) error {
 	if _, err := peer.Decode(pos[0]); err != nil {
 		return fmt.Errorf("malformed peer ID %q (see: parley peers)", pos[0])
 	}
-	var r node.PeerResp
-	return call(c, node.EpDisconnect, node.PeerReq{PeerID: pos[0]}, &r, func(w io.Writer) {
+	var r api.PeerResp
+	return call(c, api.EpDisconnect, api.PeerReq{PeerID: pos[0]}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "disconnected from %s (forgotten; it will not be redialled)\n", r.PeerID)
 	})
 }
@@ -247,8 +248,8 @@ func runStatus(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.StatusResp
-	return call(c, node.EpStatus, node.Empty{}, &r, func(w io.Writer) {
+	var r api.StatusResp
+	return call(c, api.EpStatus, api.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "peers    %d\nrooms    %d\nstore    %s\n", r.Peers, r.Rooms, fmtBytes(r.StoreBytes))
 		if len(r.Syncing) == 0 {
 			fmt.Fprintln(w, "syncing  nothing (up to date)")

@@ -1,11 +1,10 @@
-package node
+package api
 
 // Wire types of the local HTTP API (docs/api.md). Every method is `POST
 // /v1/<method>` with a JSON request body and a JSON response; errors are
 // {"error": "...", "kind": "...", "code": "..."} with a status code from the
 // kind (see errors.go). JSON keys follow the CLI contract (docs/cli.md),
-// which prints these objects as is. The Ep tables hold only these types, so
-// they can move to a package of their own as they are.
+// which prints these objects as is. The Ep tables hold only these types.
 
 // API endpoints: the table the server binds and the client calls (endpoint.go).
 var (

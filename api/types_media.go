@@ -1,6 +1,12 @@
-package node
+package api
 
 // API methods and wire types for media (docs/cli.md "Media").
+
+import "time"
+
+// MediaGCGrace is how long blobs this node added or fetched are kept by
+// default (EpMediaGC).
+const MediaGCGrace = time.Hour
 
 // Endpoints of the media store.
 var (
