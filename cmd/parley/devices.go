@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/parley-p2p/parley/api"
-	"github.com/parley-p2p/parley/node"
 )
 
 // parley verify USER [--confirm]
@@ -78,30 +76,6 @@ func runDeviceLink(c *cli, args []string) error {
 		fmt.Fprintf(w, "%s\n\nOn the new device (a fresh home, before its daemon first runs): parley device join CODE\nThe code works once, until %s. Keep it secret: it makes a device of this user.\n",
 			r.Code, time.UnixMilli(r.ExpiresMS).Format("15:04:05"))
 	})
-}
-
-// parley device join CODE
-//
-// Runs without a daemon, on a fresh home: it reaches the linking device,
-// receives this device's certificate and the user's rooms, and writes the
-// identity. Start the daemon afterwards; it joins the rooms' device sets
-// and a sibling forwards the keys.
-func runDeviceJoin(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
-	defer cancel()
-	res, err := node.JoinDevice(ctx, c.home(), pos[0])
-	if err != nil {
-		return c.explain(err)
-	}
-	if c.json {
-		return c.printJSON(res)
-	}
-	fmt.Fprintf(c.stdout, "this home is now a device of user %s\ndevice  %s\nrooms   %d (followed when the daemon starts: parley daemon)\n", res.User, res.Device, len(res.Rooms))
-	return nil
 }
 
 // parley device revoke DEVICE

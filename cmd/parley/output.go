@@ -66,7 +66,7 @@ var hints = map[api.Code]string{
 	api.CodeUnknownDevice:   "see: parley device list",
 }
 
-// explain turns an error from the node package into the message users see.
+// explain turns an error from the daemon or the client into the message users see.
 func (c *cli) explain(err error) error {
 	var ne *api.Error
 	switch {
