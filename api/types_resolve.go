@@ -1,6 +1,6 @@
 package api
 
-// API methods that turn what a person types into identifiers (resolve.go):
+// API methods that turn what a person types into identifiers (node/resolve.go):
 // room names, display names and short event references.
 var (
 	EpResolve   = endpoint[ResolveReq, ResolveResp]("resolve", "Turn room names, display names and short event references into IDs.")
