@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestArchiveExportImport: a room's history (50 messages, a redaction and a
@@ -23,9 +23,9 @@ func TestArchiveExportImport(t *testing.T) {
 	room := publicRoom(t, a, c)
 	c.must(nil, "send", room, "hello from C")
 	waitBodies(t, []*daemon{a}, room, "hello from C")
-	var first node.EventResp
+	var first api.EventResp
 	for i := range 50 {
-		var ev node.EventResp
+		var ev api.EventResp
 		a.must(&ev, "send", room, fmt.Sprintf("message %d", i))
 		if i == 0 {
 			first = ev
@@ -36,7 +36,7 @@ func TestArchiveExportImport(t *testing.T) {
 	waitMembership(t, []*daemon{a}, room, c.user, "leave")
 
 	file := filepath.Join(t.TempDir(), "room.car")
-	var ex node.ExportResp
+	var ex api.ExportResp
 	a.must(&ex, "export", room, "-o", file)
 	infoA := roomInfo(t, a, room)
 	if ex.Room != room || ex.Events != infoA.Sync.Events || ex.Blobs != 0 {
@@ -51,9 +51,9 @@ func TestArchiveExportImport(t *testing.T) {
 	}
 
 	b := startDaemon(t, "B") // fresh, connected to nobody
-	var im node.ImportResp
+	var im api.ImportResp
 	b.must(&im, "import", file)
-	if im != (node.ImportResp{Room: room, Events: ex.Events, New: ex.Events}) {
+	if im != (api.ImportResp{Room: room, Events: ex.Events, New: ex.Events}) {
 		t.Fatalf("import answered %+v, want room %s with %d events, all new", im, room, ex.Events)
 	}
 	histB, err := b.history(room)
@@ -63,7 +63,7 @@ func TestArchiveExportImport(t *testing.T) {
 	if !slices.Equal(ids(histA), ids(histB)) {
 		t.Fatalf("history ids differ:\nA %v\nB %v", ids(histA), ids(histB))
 	}
-	if !slices.ContainsFunc(histB, func(e node.TimelineEvent) bool { return e.ID == first.Event && e.Redacted && e.Body == "" }) {
+	if !slices.ContainsFunc(histB, func(e api.TimelineEvent) bool { return e.ID == first.Event && e.Redacted && e.Body == "" }) {
 		t.Errorf("B does not show the redacted message %s as redacted", first.Event)
 	}
 	infoB := roomInfo(t, b, room)
@@ -95,7 +95,7 @@ func TestArchiveExportImport(t *testing.T) {
 	// Into a node without the room, too: it must not start keeping it.
 	d := startDaemon(t, "D")
 	refused(t, d.run("", "import", trunc), "importing a truncated archive into a fresh node")
-	var rl node.RoomListResp
+	var rl api.RoomListResp
 	d.must(&rl, "room", "list")
 	if len(rl.Rooms) != 0 {
 		t.Errorf("a refused import left rooms behind: %+v", rl.Rooms)
@@ -105,21 +105,21 @@ func TestArchiveExportImport(t *testing.T) {
 	}
 }
 
-func roomInfo(t *testing.T, d *daemon, room string) node.RoomInfoResp {
+func roomInfo(t *testing.T, d *daemon, room string) api.RoomInfoResp {
 	t.Helper()
-	var info node.RoomInfoResp
+	var info api.RoomInfoResp
 	d.must(&info, "room", "info", room)
-	slices.SortFunc(info.Members, func(x, y node.MemberInfo) int { return strings.Compare(x.User, y.User) })
+	slices.SortFunc(info.Members, func(x, y api.MemberInfo) int { return strings.Compare(x.User, y.User) })
 	slices.Sort(info.Sync.Heads)
 	return info
 }
 
 // sameState compares what room info says about the room itself (not how
 // complete each copy is, which is compared separately).
-func sameState(t *testing.T, x, y node.RoomInfoResp) {
+func sameState(t *testing.T, x, y api.RoomInfoResp) {
 	t.Helper()
 	xs, ys := x, y
-	xs.Sync, ys.Sync = node.SyncInfo{}, node.SyncInfo{}
+	xs.Sync, ys.Sync = api.SyncInfo{}, api.SyncInfo{}
 	if !reflect.DeepEqual(xs, ys) {
 		t.Errorf("room state differs:\nA %+v\nB %+v", xs, ys)
 	}
@@ -128,7 +128,7 @@ func sameState(t *testing.T, x, y node.RoomInfoResp) {
 	}
 }
 
-func ids(evs []node.TimelineEvent) []string {
+func ids(evs []api.TimelineEvent) []string {
 	out := make([]string, len(evs))
 	for i, e := range evs {
 		out[i] = e.ID

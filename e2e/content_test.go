@@ -19,7 +19,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // The acceptance of issue 5 (messaging content) through the CLI, in an
@@ -31,17 +31,17 @@ import (
 func TestContentAcceptance(t *testing.T) {
 	t.Parallel()
 	a, h, b := trio(t, false) // a - h - b
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "content")
 	room := rr.Room
 	hostAndJoin(t, a, h, b, room)
 	w := startWatch(t, a, room)
 
 	// Markdown: rendered, sanitized, with a plain body.
-	var ev node.EventResp
+	var ev api.EventResp
 	a.must(&ev, "send", room, "**bold** move <script>alert(1)</script> <img src=x onerror=alert(2)>", "--markdown")
 	root := ev.Event
-	m := waitMessage(t, b, room, root, func(m node.TimelineEvent) bool { return m.Decrypted && m.HTML != "" })
+	m := waitMessage(t, b, room, root, func(m api.TimelineEvent) bool { return m.Decrypted && m.HTML != "" })
 	if !strings.Contains(m.HTML, "<strong>bold</strong>") || strings.Contains(m.HTML, "<script") || strings.Contains(m.HTML, "<img") {
 		t.Fatalf("html %q", m.HTML)
 	}
@@ -60,7 +60,7 @@ func TestContentAcceptance(t *testing.T) {
 	if m := waitMessage(t, a, room, reply, nil); m.ReplyTo != root {
 		t.Fatalf("reply_to %q, want %q", m.ReplyTo, root)
 	}
-	var th node.HistoryResp
+	var th api.HistoryResp
 	a.must(&th, "history", room, "--thread", root)
 	var ids []string
 	for _, e := range th.Events {
@@ -72,17 +72,17 @@ func TestContentAcceptance(t *testing.T) {
 
 	// An edit shows on the other node; editing another user's message is refused.
 	a.must(nil, "edit", room, root, "edited text")
-	waitMessage(t, b, room, root, func(m node.TimelineEvent) bool { return m.Edited && m.Body == "edited text" && m.Versions == 2 })
+	waitMessage(t, b, room, root, func(m api.TimelineEvent) bool { return m.Edited && m.Body == "edited text" && m.Versions == 2 })
 	refused(t, b.run("", "edit", room, root, "not mine"), "edit another user's message")
 
 	// Reactions from two users aggregate; withdrawing one withdraws it everywhere.
-	var react node.EventResp
+	var react api.EventResp
 	a.must(&react, "react", room, root, "👍")
 	b.must(nil, "react", room, root, "👍")
 	both := []string{a.user, b.user}
 	slices.Sort(both)
 	for _, d := range []*daemon{a, b} {
-		waitMessage(t, d, room, root, func(m node.TimelineEvent) bool {
+		waitMessage(t, d, room, root, func(m api.TimelineEvent) bool {
 			got := slices.Clone(m.Reactions["👍"])
 			slices.Sort(got)
 			return slices.Equal(got, both)
@@ -90,25 +90,25 @@ func TestContentAcceptance(t *testing.T) {
 	}
 	b.must(nil, "unreact", room, root, "👍")
 	for _, d := range []*daemon{a, b} {
-		waitMessage(t, d, room, root, func(m node.TimelineEvent) bool { return slices.Equal(m.Reactions["👍"], []string{a.user}) })
+		waitMessage(t, d, room, root, func(m api.TimelineEvent) bool { return slices.Equal(m.Reactions["👍"], []string{a.user}) })
 	}
 
 	// A read receipt reaches the other node (history and watch).
 	b.must(nil, "read", room, t2)
-	waitMessage(t, a, room, t2, func(m node.TimelineEvent) bool { return slices.Contains(m.ReadBy, b.user) })
-	w.wait(t, "a receipt", func(it node.WatchItem) bool {
+	waitMessage(t, a, room, t2, func(m api.TimelineEvent) bool { return slices.Contains(m.ReadBy, b.user) })
+	w.wait(t, "a receipt", func(it api.WatchItem) bool {
 		return it.Kind == "receipt" && it.Signal.User == b.user && it.Signal.Read == t2
 	}, nil)
 
 	// Typing and presence reach the other node's watch (re-sent until the
 	// ephemeral topic's mesh carries them).
-	w.wait(t, "typing", func(it node.WatchItem) bool {
+	w.wait(t, "typing", func(it api.WatchItem) bool {
 		return it.Kind == "typing" && it.Signal.User == b.user && it.Signal.Typing != nil && *it.Signal.Typing
 	}, func() { b.run("", "typing", room) })
-	w.wait(t, "presence away", func(it node.WatchItem) bool {
+	w.wait(t, "presence away", func(it api.WatchItem) bool {
 		return it.Kind == "presence" && it.Signal.User == b.user && it.Signal.Presence == "away"
 	}, func() { b.run("", "presence", "away") })
-	var p node.PresenceResp
+	var p api.PresenceResp
 	a.must(&p, "presence", "get", b.user)
 	if p.Presence != "away" || p.LastActiveMS == 0 {
 		t.Fatalf("presence get: %+v", p)
@@ -126,7 +126,7 @@ func TestContentAcceptance(t *testing.T) {
 	}
 
 	// Bad input: exit 1, one line, nothing changes.
-	var other node.RoomResp
+	var other api.RoomResp
 	a.must(&other, "room", "create", "--name", "elsewhere") // its create event is no event of room
 	before, err := a.history(room)
 	if err != nil {
@@ -154,9 +154,9 @@ func TestContentAcceptance(t *testing.T) {
 
 // waitMessage polls d's history until message id shows and ok (if not
 // nil) holds for it.
-func waitMessage(t *testing.T, d *daemon, room, id string, ok func(node.TimelineEvent) bool) node.TimelineEvent {
+func waitMessage(t *testing.T, d *daemon, room, id string, ok func(api.TimelineEvent) bool) api.TimelineEvent {
 	t.Helper()
-	var got node.TimelineEvent
+	var got api.TimelineEvent
 	eventually(t, govTimeout, d.name+" shows message "+id, func() error {
 		evs, err := d.history(room)
 		if err != nil {
@@ -179,7 +179,7 @@ func waitMessage(t *testing.T, d *daemon, room, id string, ok func(node.Timeline
 // watcher collects the lines of one `parley watch --json`.
 type watcher struct {
 	mu    sync.Mutex
-	items []node.WatchItem // guarded by mu
+	items []api.WatchItem // guarded by mu
 	errs  syncBuffer
 }
 
@@ -202,7 +202,7 @@ func startWatch(t *testing.T, d *daemon, room string) *watcher {
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			var it node.WatchItem
+			var it api.WatchItem
 			if json.Unmarshal(sc.Bytes(), &it) == nil {
 				w.mu.Lock()
 				w.items = append(w.items, it)
@@ -216,12 +216,12 @@ func startWatch(t *testing.T, d *daemon, room string) *watcher {
 		<-done
 	})
 	// Nothing accepted after the ready line is missed.
-	waitWatch(t, w, "the stream open", func(it node.WatchItem) bool { return it.Kind == node.WatchReady })
+	waitWatch(t, w, "the stream open", func(it api.WatchItem) bool { return it.Kind == api.WatchReady })
 	return w
 }
 
 // wait polls until an item matches, calling poke (if not nil) each round.
-func (w *watcher) wait(t *testing.T, what string, match func(node.WatchItem) bool, poke func()) {
+func (w *watcher) wait(t *testing.T, what string, match func(api.WatchItem) bool, poke func()) {
 	t.Helper()
 	eventually(t, govTimeout, "watch shows "+what, func() error {
 		if poke != nil {
@@ -244,7 +244,7 @@ func (w *watcher) wait(t *testing.T, what string, match func(node.WatchItem) boo
 func TestContentSendFile(t *testing.T) {
 	t.Parallel()
 	a, h, b := trio(t, true)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "files")
 	room := rr.Room
 	h.must(nil, "room", "host", room, "--via", a.addr)
@@ -272,9 +272,9 @@ func TestContentSendFile(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var sf node.SendFileResp
+	var sf api.SendFileResp
 	a.must(&sf, "send-file", room, photo, "--caption", "our view")
-	m := waitMessage(t, b, room, sf.Event, func(m node.TimelineEvent) bool { return m.Media != nil })
+	m := waitMessage(t, b, room, sf.Event, func(m api.TimelineEvent) bool { return m.Media != nil })
 	md := m.Media
 	if md.CID != sf.CID || md.Width != 400 || md.Height != 300 || md.MIME != "image/png" || md.ThumbnailCID == "" || md.Key == "" || md.Name != "photo.png" {
 		t.Fatalf("media %+v", md)
@@ -289,7 +289,7 @@ func TestContentSendFile(t *testing.T) {
 	}
 
 	a.must(&sf, "send-file", room, wav, "--voice")
-	m = waitMessage(t, b, room, sf.Event, func(m node.TimelineEvent) bool { return m.Media != nil })
+	m = waitMessage(t, b, room, sf.Event, func(m api.TimelineEvent) bool { return m.Media != nil })
 	if v := m.Media; !v.Voice || v.DurationMS != 1500 || len(v.Waveform) != 64 {
 		t.Fatalf("voice %+v", v)
 	}
@@ -304,7 +304,7 @@ func TestContentSendFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.must(&sf, "send-file", room, video)
-	m = waitMessage(t, b, room, sf.Event, func(m node.TimelineEvent) bool { return m.Media != nil })
+	m = waitMessage(t, b, room, sf.Event, func(m api.TimelineEvent) bool { return m.Media != nil })
 	if v := m.Media; v.MIME != "video/mp4" || v.Width != 640 || v.Height != 480 || v.DurationMS != 2000 {
 		t.Fatalf("video %+v", v)
 	}
@@ -334,7 +334,7 @@ func testMP4(w, h, ms uint32) []byte {
 	return bytes.Join([][]byte{box("ftyp", []byte("isom"), be32(0), []byte("isomavc1")), box("moov", header("mvhd", 1000, ms, 80), trak), box("mdat", make([]byte, 256))}, nil)
 }
 
-func mustHistory(t *testing.T, d *daemon, room string) []node.TimelineEvent {
+func mustHistory(t *testing.T, d *daemon, room string) []api.TimelineEvent {
 	t.Helper()
 	evs, err := d.history(room)
 	if err != nil {

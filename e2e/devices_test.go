@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // The acceptance of issue 4's devices and verification through the CLI:
@@ -17,7 +17,7 @@ func TestDevicesLinkAndVerify(t *testing.T) {
 	t.Parallel()
 	a, b := startDaemon(t, "A"), startDaemon(t, "B")
 	a.must(nil, "connect", b.addr)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "devices") // private: encrypted, shared history
 	room := rr.Room
 	a.must(nil, "room", "invite", room, b.user)
@@ -30,7 +30,7 @@ func TestDevicesLinkAndVerify(t *testing.T) {
 	waitBodies(t, []*daemon{a}, room, fromB)
 
 	// verify: the same safety number and emoji on both sides.
-	var va, vb node.VerifyResp
+	var va, vb api.VerifyResp
 	a.must(&va, "verify", b.user)
 	b.must(&vb, "verify", a.user)
 	if va.SafetyNumber == "" || va.SafetyNumber != vb.SafetyNumber || strings.Join(va.Emoji, " ") != strings.Join(vb.Emoji, " ") {
@@ -45,13 +45,13 @@ func TestDevicesLinkAndVerify(t *testing.T) {
 	}
 
 	// Link a second device of A's user on a fresh home.
-	var code node.DeviceLinkResp
+	var code api.DeviceLinkResp
 	a.must(&code, "device", "link")
 	if !strings.HasPrefix(code.Code, "parley-link-") {
 		t.Fatalf("code %q", code.Code)
 	}
 	a2 := newDaemon(t, "A2", t.TempDir())
-	var jr node.DeviceJoinResult
+	var jr api.DeviceJoinResult
 	a2.must(&jr, "device", "join", code.Code)
 	if jr.User != a.user || len(jr.Rooms) != 1 || jr.Rooms[0] != room {
 		t.Fatalf("join result %+v", jr)
@@ -68,7 +68,7 @@ func TestDevicesLinkAndVerify(t *testing.T) {
 	a2.must(nil, "send", room, fromA2)
 	waitBodies(t, []*daemon{a, b}, room, fromA2)
 
-	var dl node.DeviceListResp
+	var dl api.DeviceListResp
 	eventually(t, govTimeout, "device list shows both devices", func() error {
 		if err := a.try(&dl, "device", "list"); err != nil {
 			return err
@@ -79,14 +79,14 @@ func TestDevicesLinkAndVerify(t *testing.T) {
 		return nil
 	})
 	linked := dl.Devices[1].Device
-	var rv node.DeviceRevokeResp
+	var rv api.DeviceRevokeResp
 	a.must(&rv, "device", "revoke", linked)
 	if rv.Device != linked || len(rv.Events) != 1 {
 		t.Fatalf("revoke %+v", rv)
 	}
 	after := marker("after-revoke")
 	eventually(t, govTimeout, "b drops the revoked device", func() error {
-		var info node.RoomInfoResp
+		var info api.RoomInfoResp
 		if err := b.try(&info, "room", "info", room); err != nil {
 			return err
 		}

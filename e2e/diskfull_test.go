@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
-	"github.com/parley-p2p/parley/node"
 )
 
 // TestDiskFull: a daemon whose home is on a small filesystem that fills up
@@ -42,7 +42,7 @@ func TestDiskFull(t *testing.T) {
 	var acked []string
 	send := func(d *daemon, text string) {
 		t.Helper()
-		var ev node.EventResp
+		var ev api.EventResp
 		d.must(&ev, "send", room, text)
 		acked = append(acked, ev.Event)
 	}
@@ -68,7 +68,7 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(h, func(e node.TimelineEvent) bool { return strings.HasPrefix(e.Body, "while full") }) {
+	if slices.ContainsFunc(h, func(e api.TimelineEvent) bool { return strings.HasPrefix(e.Body, "while full") }) {
 		t.Fatal("C shows a message it received while its disk was full")
 	}
 	roomInfo(t, c, room)
@@ -85,7 +85,7 @@ func TestDiskFull(t *testing.T) {
 		var first []string
 		var heads []string
 		for i, d := range []*daemon{a, b, c} {
-			var info node.RoomInfoResp
+			var info api.RoomInfoResp
 			if err := d.try(&info, "room", "info", room); err != nil {
 				return err
 			}

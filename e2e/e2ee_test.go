@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -21,7 +22,7 @@ func TestE2EEBlindHostAndKick(t *testing.T) {
 	t.Parallel()
 	a, h, b := trio(t, false) // a - h - b: a and b meet only through h
 	name := marker("room-name")
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", name) // private rooms are encrypted by default
 	room := rr.Room
 	hostAndJoin(t, a, h, b, room)
@@ -34,7 +35,7 @@ func TestE2EEBlindHostAndKick(t *testing.T) {
 	b.must(nil, "send", room, fromB)
 	waitBodies(t, []*daemon{a}, room, fromB)
 
-	var info node.RoomInfoResp
+	var info api.RoomInfoResp
 	b.must(&info, "room", "info", room)
 	if info.Name != name {
 		t.Fatalf("b reads the room name %q, want %q", info.Name, name)
@@ -79,8 +80,8 @@ func TestE2EEBlindHostAndKick(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		undec := slices.IndexFunc(evs, func(e node.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted })
-		if slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Body == after }) {
+		undec := slices.IndexFunc(evs, func(e api.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted })
+		if slices.ContainsFunc(evs, func(e api.TimelineEvent) bool { return e.Body == after }) {
 			t.Fatalf("the kicked member reads the post-kick message")
 		}
 		if undec < 0 {
@@ -105,7 +106,7 @@ func TestE2EEJoinedAndSharedHistory(t *testing.T) {
 	a, b := startDaemon(t, "A"), startDaemon(t, "B")
 	a.must(nil, "connect", b.addr)
 	for _, hist := range []string{"joined", "shared"} {
-		var rr node.RoomResp
+		var rr api.RoomResp
 		a.must(&rr, "room", "create", "--name", hist+" room", "--history", hist)
 		room := rr.Room
 		before := marker(hist + "-before")
@@ -115,7 +116,7 @@ func TestE2EEJoinedAndSharedHistory(t *testing.T) {
 		// use an epoch b holds (in a joined room, the barrier b's record
 		// carries).
 		eventually(t, govTimeout, "A sees two member devices", func() error {
-			var info node.RoomInfoResp
+			var info api.RoomInfoResp
 			if err := a.try(&info, "room", "info", room); err != nil {
 				return err
 			}
@@ -133,10 +134,10 @@ func TestE2EEJoinedAndSharedHistory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Body == before }) {
+			if slices.ContainsFunc(evs, func(e api.TimelineEvent) bool { return e.Body == before }) {
 				t.Fatal("the newcomer reads a message from before its join")
 			}
-			if !slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted }) {
+			if !slices.ContainsFunc(evs, func(e api.TimelineEvent) bool { return e.Type == "message" && !e.Decrypted }) {
 				t.Fatal("the newcomer does not even hold the earlier message (as ciphertext)")
 			}
 			if got := homesHolding(t, []*daemon{b}, before); len(got) > 0 {
@@ -174,7 +175,7 @@ func hostAndJoin(t *testing.T, a, h, b *daemon, room string) {
 func TestE2EECrashAfterRotate(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, true)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "crash room") // encrypted
 	room := rr.Room
 	inviteAndJoin(t, a, b, room)

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // The acceptance of issue 3 (room governance), checked through the CLI on
@@ -33,20 +33,20 @@ const govTimeout = 30 * time.Second // one change reaches the other nodes
 func TestGovInviteOnly(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, true)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "inner circle")
 	room := rr.Room
 
 	refused(t, c.run("", "room", "join", room, "--via", a.addr), "an uninvited user joins a private room")
 
-	var ev node.EventResp
+	var ev api.EventResp
 	a.must(&ev, "room", "invite", room, b.user)
 	eventually(t, govTimeout, "B sees the invite in 'parley invites'", func() error {
 		inv, err := invites(b)
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(inv, func(i node.Invite) bool { return i.Room == room })
+		i := slices.IndexFunc(inv, func(i api.Invite) bool { return i.Room == room })
 		if i < 0 {
 			return fmt.Errorf("B's invites: %+v", inv)
 		}
@@ -65,7 +65,7 @@ func TestGovInviteOnly(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(inv, func(i node.Invite) bool { return i.Room == room }) {
+		if slices.ContainsFunc(inv, func(i api.Invite) bool { return i.Room == room }) {
 			return fmt.Errorf("B's invites still list %s after joining it: %+v", room, inv)
 		}
 		return nil
@@ -91,20 +91,20 @@ func TestGovProfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.must(nil, "room", "set", room, "--name", "Governance", "--topic", "who may do what", "--avatar", avatar)
-	var bob node.ProfileResp
+	var bob api.ProfileResp
 	b.must(&bob, "profile", "set", "--name", "Bob the Builder", "--avatar", avatar) // after joining
 	if bob.User != b.user || bob.DisplayName != "Bob the Builder" || bob.Avatar == "" {
 		t.Fatalf("profile set answered %+v; want user %s, the name and an avatar CID", bob, b.user)
 	}
 
-	var want node.RoomInfoResp
+	var want api.RoomInfoResp
 	a.must(&want, "room", "info", room)
 	if want.Name != "Governance" || want.Topic != "who may do what" || want.Avatar == "" {
 		t.Fatalf("A's own room info after room set: name %q topic %q avatar %q", want.Name, want.Topic, want.Avatar)
 	}
 	for _, d := range []*daemon{a, b, c} {
 		eventually(t, govTimeout, d.name+" shows the room profile and display names", func() error {
-			var info node.RoomInfoResp
+			var info api.RoomInfoResp
 			if err := d.try(&info, "room", "info", room); err != nil {
 				return err
 			}
@@ -117,7 +117,7 @@ func TestGovProfiles(t *testing.T) {
 					return fmt.Errorf("member %s: %+v, want display name %q", user, m, name)
 				}
 			}
-			var p node.ProfileResp
+			var p api.ProfileResp
 			if err := d.try(&p, "profile", "get", b.user); err != nil {
 				return err
 			}
@@ -147,14 +147,14 @@ func TestGovRoles(t *testing.T) {
 	a.must(nil, "room", "role", room, b.user, "moderator")
 	eventually(t, govTimeout, "every node shows the roles", func() error {
 		for _, d := range all {
-			var info node.RoomInfoResp
+			var info api.RoomInfoResp
 			if err := d.try(&info, "room", "info", room); err != nil {
 				return err
 			}
-			want := map[string]func(m *node.MemberInfo) bool{
-				a.user: func(m *node.MemberInfo) bool { return (m.Role == "admin" || m.Role == "creator") && m.Power >= 100 },
-				b.user: func(m *node.MemberInfo) bool { return m.Role == "moderator" && m.Power == 50 },
-				c.user: func(m *node.MemberInfo) bool { return m.Role == "member" && m.Power == 0 },
+			want := map[string]func(m *api.MemberInfo) bool{
+				a.user: func(m *api.MemberInfo) bool { return (m.Role == "admin" || m.Role == "creator") && m.Power >= 100 },
+				b.user: func(m *api.MemberInfo) bool { return m.Role == "moderator" && m.Power == 50 },
+				c.user: func(m *api.MemberInfo) bool { return m.Role == "member" && m.Power == 0 },
 			}
 			for user, ok := range want {
 				if m := findMember(info.Members, user); m == nil || !ok(m) {
@@ -188,7 +188,7 @@ func TestGovRedaction(t *testing.T) {
 	waitRole(t, all, room, b.user, "moderator")
 
 	own, mod := marker("sender-redacts"), marker("moderator-redacts")
-	var e1, e2, e3 node.EventResp
+	var e1, e2, e3 api.EventResp
 	c.must(&e1, "send", room, own)
 	c.must(&e2, "send", room, mod)
 	a.must(&e3, "send", room, "the admin's message")
@@ -213,7 +213,7 @@ func TestGovRedaction(t *testing.T) {
 				return err
 			}
 			for _, id := range []string{e1.Event, e2.Event} {
-				i := slices.IndexFunc(evs, func(e node.TimelineEvent) bool { return e.ID == id })
+				i := slices.IndexFunc(evs, func(e api.TimelineEvent) bool { return e.ID == id })
 				switch {
 				case i < 0:
 					return fmt.Errorf("redacted message %s is missing from the timeline (want it marked \"redacted\": true)", id)
@@ -226,7 +226,7 @@ func TestGovRedaction(t *testing.T) {
 					return fmt.Errorf("event %s still shows %q", e.ID, e.Body)
 				}
 			}
-			if i := slices.IndexFunc(evs, func(e node.TimelineEvent) bool { return e.ID == e3.Event }); i < 0 || evs[i].Redacted || evs[i].Body != "the admin's message" {
+			if i := slices.IndexFunc(evs, func(e api.TimelineEvent) bool { return e.ID == e3.Event }); i < 0 || evs[i].Redacted || evs[i].Body != "the admin's message" {
 				return fmt.Errorf("the admin's message, whose redaction was refused, is not shown intact")
 			}
 			return nil
@@ -251,7 +251,7 @@ func TestGovKickBan(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, true)
 	all := []*daemon{a, b, c}
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "private club")
 	room := rr.Room
 	for _, d := range []*daemon{b, c} {
@@ -285,7 +285,7 @@ func TestGovBanDuringPartition(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, false) // a line A-B-C: cutting B-C isolates C
 	all := []*daemon{a, b, c}
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--public", "--name", "partitioned")
 	room := rr.Room
 	b.must(nil, "room", "join", room, "--via", a.addr)
@@ -298,14 +298,14 @@ func TestGovBanDuringPartition(t *testing.T) {
 	c.must(nil, "disconnect", b.peerID)
 	b.must(nil, "disconnect", c.peerID)
 	eventually(t, govTimeout, "C is cut off from A and B", func() error {
-		var pc, pb node.PeersResp
+		var pc, pb api.PeersResp
 		if err := c.try(&pc, "peers"); err != nil {
 			return err
 		}
 		if err := b.try(&pb, "peers"); err != nil {
 			return err
 		}
-		if len(pc.Peers) != 0 || slices.ContainsFunc(pb.Peers, func(p node.PeerInfo) bool { return p.PeerID == c.peerID }) {
+		if len(pc.Peers) != 0 || slices.ContainsFunc(pb.Peers, func(p api.PeerInfo) bool { return p.PeerID == c.peerID }) {
 			return fmt.Errorf("C's peers %v; B's peers %v", pc.Peers, pb.Peers)
 		}
 		return nil
@@ -366,7 +366,7 @@ func TestGovBanDuringPartition(t *testing.T) {
 func TestGovDM(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, true)
-	var r1, r2, r3, r4 node.RoomResp
+	var r1, r2, r3, r4 api.RoomResp
 	a.must(&r1, "dm", b.user)
 	a.must(&r2, "dm", b.user)
 	if r1.Room == "" || r2.Room != r1.Room {
@@ -374,18 +374,18 @@ func TestGovDM(t *testing.T) {
 	}
 	room := r1.Room
 	eventually(t, govTimeout, "B learns of the DM room", func() error {
-		var l node.RoomListResp
+		var l api.RoomListResp
 		if err := b.try(&l, "room", "list"); err != nil {
 			return err
 		}
-		if slices.ContainsFunc(l.Rooms, func(s node.RoomSummary) bool { return s.Room == room }) {
+		if slices.ContainsFunc(l.Rooms, func(s api.RoomSummary) bool { return s.Room == room }) {
 			return nil
 		}
 		inv, err := invites(b)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(inv, func(i node.Invite) bool { return i.Room == room }) {
+		if slices.ContainsFunc(inv, func(i api.Invite) bool { return i.Room == room }) {
 			return nil
 		}
 		return fmt.Errorf("B's room list %+v and invites %+v lack %s", l.Rooms, inv, room)
@@ -397,7 +397,7 @@ func TestGovDM(t *testing.T) {
 	}
 	b.must(nil, "send", room, "hi A, just us")
 	waitBodies(t, []*daemon{a, b}, room, "hi A, just us")
-	var info node.RoomInfoResp
+	var info api.RoomInfoResp
 	a.must(&info, "room", "info", room)
 	var users []string
 	for _, m := range info.Members {
@@ -411,7 +411,7 @@ func TestGovDM(t *testing.T) {
 	if !slices.Equal(users, want) {
 		t.Fatalf("the DM room's members are %+v, want just A and B", info.Members)
 	}
-	var other node.RoomResp
+	var other api.RoomResp
 	a.must(&other, "dm", c.user)
 	if other.Room == room || other.Room == "" {
 		t.Fatalf("A's 'dm C' returned %q, A's DM room with B is %q", other.Room, room)
@@ -425,7 +425,7 @@ func TestGovBlockAndInvitePolicy(t *testing.T) {
 	a, b, c := trio(t, true)
 	room := publicRoom(t, a, b, c)
 
-	var bl node.BlockedResp
+	var bl api.BlockedResp
 	a.must(&bl, "block", c.user)
 	a.must(&bl, "blocked")
 	if !slices.Contains(bl.Blocked, c.user) {
@@ -448,13 +448,13 @@ func TestGovBlockAndInvitePolicy(t *testing.T) {
 	a.must(&bl, "unblock", c.user)
 	waitBodies(t, []*daemon{a}, room, hidden)
 
-	var pol node.PolicyResp
+	var pol api.PolicyResp
 	b.must(&pol, "invites", "policy", "nobody")
 	b.must(&pol, "invites", "policy")
 	if pol.Policy != "nobody" {
 		t.Fatalf("'invites policy' after 'invites policy nobody' says %q", pol.Policy)
 	}
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "unwanted")
 	unwanted := rr.Room
 	a.must(nil, "room", "invite", unwanted, b.user)
@@ -470,7 +470,7 @@ func TestGovBlockAndInvitePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(inv, func(i node.Invite) bool { return i.Room == unwanted }) {
+	if slices.ContainsFunc(inv, func(i api.Invite) bool { return i.Room == unwanted }) {
 		t.Fatalf("B's invites list %s, sent while B's policy was nobody: %+v", unwanted, inv)
 	}
 }
@@ -491,7 +491,7 @@ func trio(t *testing.T, triangle bool) (a, b, c *daemon) {
 // everybody sees everybody joined.
 func publicRoom(t *testing.T, a *daemon, others ...*daemon) string {
 	t.Helper()
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--public", "--name", "town square")
 	for _, d := range others {
 		d.must(nil, "room", "join", rr.Room, "--via", a.addr)
@@ -513,8 +513,8 @@ func inviteAndJoin(t *testing.T, a, d *daemon, room string) {
 	waitMembership(t, []*daemon{a, d}, room, d.user, "join")
 }
 
-func invites(d *daemon) ([]node.Invite, error) {
-	var r node.InvitesResp
+func invites(d *daemon) ([]api.Invite, error) {
+	var r api.InvitesResp
 	err := d.try(&r, "invites")
 	return r.Invites, err
 }
@@ -526,14 +526,14 @@ func waitInvite(t *testing.T, d *daemon, room string) {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(inv, func(i node.Invite) bool { return i.Room == room }) {
+		if !slices.ContainsFunc(inv, func(i api.Invite) bool { return i.Room == room }) {
 			return fmt.Errorf("%s's invites: %+v", d.name, inv)
 		}
 		return nil
 	})
 }
 
-func findMember(ms []node.MemberInfo, user string) *node.MemberInfo {
+func findMember(ms []api.MemberInfo, user string) *api.MemberInfo {
 	for i := range ms {
 		if ms[i].User == user {
 			return &ms[i]
@@ -543,9 +543,9 @@ func findMember(ms []node.MemberInfo, user string) *node.MemberInfo {
 }
 
 // memberOf is user's entry in d's room info (nil: not listed).
-func memberOf(t *testing.T, d *daemon, room, user string) *node.MemberInfo {
+func memberOf(t *testing.T, d *daemon, room, user string) *api.MemberInfo {
 	t.Helper()
-	var info node.RoomInfoResp
+	var info api.RoomInfoResp
 	d.must(&info, "room", "info", room)
 	return findMember(info.Members, user)
 }
@@ -553,20 +553,20 @@ func memberOf(t *testing.T, d *daemon, room, user string) *node.MemberInfo {
 // waitMembership waits until every node's room info shows user with membership.
 func waitMembership(t *testing.T, nodes []*daemon, room, user, membership string) {
 	t.Helper()
-	waitMember(t, nodes, room, user, "membership "+membership, func(m *node.MemberInfo) bool { return m.Membership == membership })
+	waitMember(t, nodes, room, user, "membership "+membership, func(m *api.MemberInfo) bool { return m.Membership == membership })
 }
 
 // waitRole waits until every node's room info shows user with role.
 func waitRole(t *testing.T, nodes []*daemon, room, user, role string) {
 	t.Helper()
-	waitMember(t, nodes, room, user, "role "+role, func(m *node.MemberInfo) bool { return m.Role == role })
+	waitMember(t, nodes, room, user, "role "+role, func(m *api.MemberInfo) bool { return m.Role == role })
 }
 
-func waitMember(t *testing.T, nodes []*daemon, room, user, what string, ok func(m *node.MemberInfo) bool) {
+func waitMember(t *testing.T, nodes []*daemon, room, user, what string, ok func(m *api.MemberInfo) bool) {
 	t.Helper()
 	for _, d := range nodes {
 		eventually(t, govTimeout, fmt.Sprintf("%s shows %s with %s", d.name, user, what), func() error {
-			var info node.RoomInfoResp
+			var info api.RoomInfoResp
 			if err := d.try(&info, "room", "info", room); err != nil {
 				return err
 			}
@@ -585,7 +585,7 @@ func visibleBodies(d *daemon, room string, bodies ...string) error {
 		return err
 	}
 	for _, b := range bodies {
-		if !slices.ContainsFunc(evs, func(e node.TimelineEvent) bool { return e.Type == "message" && e.Body == b && !e.Redacted }) {
+		if !slices.ContainsFunc(evs, func(e api.TimelineEvent) bool { return e.Type == "message" && e.Body == b && !e.Redacted }) {
 			return fmt.Errorf("%s does not show %q", d.name, b)
 		}
 	}
@@ -601,9 +601,9 @@ func waitBodies(t *testing.T, nodes []*daemon, room string, bodies ...string) {
 
 // sameEvents checks that all nodes hold the same events of room, with no gap.
 func sameEvents(nodes []*daemon, room string) error {
-	var ref node.SyncInfo
+	var ref api.SyncInfo
 	for i, d := range nodes {
-		var info node.RoomInfoResp
+		var info api.RoomInfoResp
 		if err := d.try(&info, "room", "info", room); err != nil {
 			return err
 		}

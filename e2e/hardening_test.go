@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 	"github.com/parley-p2p/parley/rooms/roomstest"
@@ -149,13 +150,13 @@ func TestInviteFloodHostileClient(t *testing.T) {
 
 	// An honest invite still arrives.
 	v.must(nil, "connect", a.addr)
-	var room node.RoomResp
+	var room api.RoomResp
 	a.must(&room, "room", "create", "--name", "honest")
 	a.must(nil, "room", "invite", room.Room, v.user)
 	waitInvite(t, v, room.Room)
-	var list node.RoomListResp
+	var list api.RoomListResp
 	v.must(&list, "room", "list")
-	if !slices.Contains(list.Rooms, node.RoomSummary{Room: room.Room, Name: "honest", Membership: "invite"}) {
+	if !slices.Contains(list.Rooms, api.RoomSummary{Room: room.Room, Name: "honest", Membership: "invite"}) {
 		t.Errorf("room list lacks the pending invite to %s: %+v", room.Room, list.Rooms)
 	}
 	v.must(nil, "invites", "decline", room.Room)
@@ -163,7 +164,7 @@ func TestInviteFloodHostileClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if slices.ContainsFunc(inv, func(i node.Invite) bool { return i.Room == room.Room }) {
+	if slices.ContainsFunc(inv, func(i api.Invite) bool { return i.Room == room.Room }) {
 		t.Errorf("the invite to %s is still pending after decline", room.Room)
 	}
 	if r := v.run("", "invites", "decline", room.Room); r.code != 1 || !strings.HasPrefix(r.stderr, "parley: no pending invite") {
@@ -191,7 +192,7 @@ func TestCreateRoomTooLongName(t *testing.T) {
 // noRooms checks that d keeps no room after what.
 func noRooms(t *testing.T, d *daemon, what string) {
 	t.Helper()
-	var list node.RoomListResp
+	var list api.RoomListResp
 	d.must(&list, "room", "list")
 	if len(list.Rooms) != 0 {
 		t.Errorf("%s left rooms: %+v", what, list.Rooms)
@@ -214,7 +215,7 @@ func TestJoinDeadVia(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, p)
-	var room node.RoomResp
+	var room api.RoomResp
 	startDaemon(t, "other").must(&room, "room", "create", "--public", "--name", "elsewhere")
 	r := d.run("", "room", "join", room.Room, "--via", dead)
 	if r.code != 1 || !strings.HasPrefix(r.stderr, "parley: "+dead+" did not answer") {

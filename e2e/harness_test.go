@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parleyBin is the binary under test, built once by TestMain.
@@ -126,7 +126,7 @@ func (d *daemon) start() {
 	if d.running() {
 		d.t.Fatalf("%s: start while running", d.name)
 	}
-	stale, _ := os.ReadFile(filepath.Join(d.home, node.APIFile)) // left by a SIGKILL
+	stale, _ := os.ReadFile(filepath.Join(d.home, api.InfoFile)) // left by a SIGKILL
 	d.runs++
 	fmt.Fprintf(&d.log, "==== run %d: parley daemon --listen %s\n", d.runs, d.listen)
 	d.cmd = exec.Command(parleyBin, "daemon", "--home", d.home,
@@ -150,9 +150,9 @@ func (d *daemon) start() {
 		if !d.running() {
 			d.t.Fatalf("%s: daemon exited before it was ready: %v", d.name, d.exitErr)
 		}
-		b, err := os.ReadFile(filepath.Join(d.home, node.APIFile))
+		b, err := os.ReadFile(filepath.Join(d.home, api.InfoFile))
 		if err == nil && !bytes.Equal(b, stale) && json.Valid(b) {
-			var id node.IDResp
+			var id api.IDResp
 			if d.try(&id, "id") == nil {
 				d.setID(id)
 				return
@@ -173,7 +173,7 @@ func logLevel() string {
 	return "info"
 }
 
-func (d *daemon) setID(id node.IDResp) {
+func (d *daemon) setID(id api.IDResp) {
 	d.peerID, d.user = id.PeerID, id.User
 	for _, a := range id.Addrs {
 		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
@@ -229,7 +229,7 @@ func (d *daemon) stop() {
 	if d.exitErr != nil {
 		d.t.Errorf("%s: exit after SIGTERM: %v (want status 0)", d.name, d.exitErr)
 	}
-	if _, err := os.Stat(filepath.Join(d.home, node.APIFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(d.home, api.InfoFile)); !errors.Is(err, os.ErrNotExist) {
 		d.t.Errorf("%s: api file still present after a clean exit (stat: %v)", d.name, err)
 	}
 }
@@ -298,9 +298,9 @@ func (d *daemon) must(v any, args ...string) {
 }
 
 // history fetches a room's whole timeline, page by page, oldest first.
-func (d *daemon) history(room string) ([]node.TimelineEvent, error) {
+func (d *daemon) history(room string) ([]api.TimelineEvent, error) {
 	const page = 1000
-	var all []node.TimelineEvent
+	var all []api.TimelineEvent
 	seen := map[string]bool{}
 	before := ""
 	for {
@@ -308,7 +308,7 @@ func (d *daemon) history(room string) ([]node.TimelineEvent, error) {
 		if before != "" {
 			args = append(args, "--before", before)
 		}
-		var h node.HistoryResp
+		var h api.HistoryResp
 		if err := d.try(&h, args...); err != nil {
 			return nil, err
 		}

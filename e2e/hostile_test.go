@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -44,7 +45,7 @@ func TestHostilePeersMemory(t *testing.T) {
 		identities = 100
 	}
 	a := startDaemon(t, "A")
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--public", "--name", "under siege")
 	a.must(nil, "send", rr.Room, "before the siege")
 	pid := a.cmd.Process.Pid

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestLineTopology is the acceptance of issue 2, checked through the CLI:
@@ -24,7 +24,7 @@ func TestLineTopology(t *testing.T) {
 	a.must(nil, "connect", b.addr)
 	b.must(nil, "connect", c.addr)
 
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--public", "--name", "line")
 	room := rr.Room
 	b.must(nil, "room", "join", room, "--via", a.addr)
@@ -101,7 +101,7 @@ func TestLineTopology(t *testing.T) {
 		// The partition must be real: A and C are not connected, and
 		// neither holds the other's messages until B is back.
 		for _, x := range [][2]*daemon{{a, c}, {c, a}} {
-			var p node.PeersResp
+			var p api.PeersResp
 			x[0].must(&p, "peers")
 			for _, pi := range p.Peers {
 				if pi.PeerID == x[1].peerID {
@@ -198,7 +198,7 @@ func countMessages(t *testing.T, d *daemon, room string) int {
 }
 
 func hasPeers(d *daemon, n int) error {
-	var p node.PeersResp
+	var p api.PeersResp
 	if err := d.try(&p, "peers"); err != nil {
 		return err
 	}
@@ -222,8 +222,8 @@ func waitConverged(t *testing.T, nodes []*daemon, room string, want map[string]b
 		}
 		if time.Now().After(deadline) {
 			for _, d := range nodes {
-				var p node.PeersResp
-				var info node.RoomInfoResp
+				var p api.PeersResp
+				var info api.RoomInfoResp
 				perr, ierr := d.try(&p, "peers"), d.try(&info, "room", "info", room)
 				t.Logf("%s: peers %v (%v); sync %+v (%v)", d.name, p.Peers, perr, info.Sync, ierr)
 			}
@@ -236,7 +236,7 @@ func waitConverged(t *testing.T, nodes []*daemon, room string, want map[string]b
 	}
 	t.Logf("converged on %d messages in %v", len(want), time.Since(start).Round(time.Millisecond))
 	for _, d := range nodes {
-		var info node.RoomInfoResp
+		var info api.RoomInfoResp
 		if err := d.try(&info, "room", "info", room); err != nil {
 			t.Errorf("room info: %v", err)
 			continue

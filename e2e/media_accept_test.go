@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestMediaAcceptance is issue 5's acceptance, through the CLI, with a blind
@@ -27,7 +27,7 @@ import (
 func TestMediaAcceptance(t *testing.T) {
 	t.Parallel()
 	a, h, b := trio(t, true)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "acceptance")
 	room := rr.Room
 	h.must(nil, "room", "host", room, "--via", a.addr)
@@ -60,7 +60,7 @@ func TestMediaAcceptance(t *testing.T) {
 		}
 	}
 
-	var sf node.SendFileResp
+	var sf api.SendFileResp
 	a.must(&sf, "send-file", room, filepath.Join(dir, "photo.png"))
 	photo := acceptMedia(t, b, room, sf.Event)
 	if photo.Width != 640 || photo.Height != 480 || photo.MIME != "image/png" || photo.ThumbnailCID == "" || photo.ThumbnailKey == "" {
@@ -152,9 +152,9 @@ func filesHolding(t *testing.T, root string, s []byte) []string {
 }
 
 // acceptMedia waits until d lists message id with its media and returns it.
-func acceptMedia(t *testing.T, d *daemon, room, id string) node.MessageMedia {
+func acceptMedia(t *testing.T, d *daemon, room, id string) api.MessageMedia {
 	t.Helper()
-	var got node.MessageMedia
+	var got api.MessageMedia
 	eventually(t, govTimeout, d.name+" shows media message "+id, func() error {
 		evs, err := d.history(room)
 		if err != nil {

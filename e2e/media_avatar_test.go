@@ -11,7 +11,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestMediaAvatarsAndGC: room and profile avatars go through the media
@@ -22,7 +22,7 @@ import (
 func TestMediaAvatarsAndGC(t *testing.T) {
 	t.Parallel()
 	a, h, b := trio(t, true)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "avatars")
 	room := rr.Room
 	h.must(nil, "room", "host", room, "--via", a.addr)
@@ -36,7 +36,7 @@ func TestMediaAvatarsAndGC(t *testing.T) {
 	a.must(nil, "room", "set", room, "--avatar", filepath.Join(dir, "room.png"))
 	b.must(nil, "profile", "set", "--avatar", filepath.Join(dir, "face.png"))
 
-	var info node.RoomInfoResp
+	var info api.RoomInfoResp
 	eventually(t, govTimeout, "B sees the room avatar", func() error {
 		if err := b.try(&info, "room", "info", room); err != nil {
 			return err
@@ -46,7 +46,7 @@ func TestMediaAvatarsAndGC(t *testing.T) {
 		}
 		return nil
 	})
-	var prof node.ProfileResp
+	var prof api.ProfileResp
 	eventually(t, govTimeout, "A sees B's avatar", func() error {
 		if err := a.try(&prof, "profile", "get", b.user); err != nil {
 			return err
@@ -61,17 +61,17 @@ func TestMediaAvatarsAndGC(t *testing.T) {
 	waitBlock(t, a, prof.AvatarMedia.CID)
 
 	// The blind host learns nothing of the avatars.
-	var hinfo node.RoomInfoResp
+	var hinfo api.RoomInfoResp
 	h.must(&hinfo, "room", "info", room)
 	if hinfo.Avatar != "" || hinfo.AvatarMedia != nil {
 		t.Fatalf("the host reads the avatar: %q %+v", hinfo.Avatar, hinfo.AvatarMedia)
 	}
 
 	// Collection: a message's file and thumbnail live while it does.
-	var sf node.SendFileResp
+	var sf api.SendFileResp
 	a.must(&sf, "send-file", room, filepath.Join(dir, "room.png"))
 	msg := acceptMedia(t, b, room, sf.Event)
-	var gc node.MediaGCResp
+	var gc api.MediaGCResp
 	a.must(&gc, "media", "gc", "--grace", "0")
 	if len(gc.Blobs) != 0 {
 		t.Fatalf("gc freed referenced blobs: %+v", gc)

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestMediaThroughBlindHost is issue 5's acceptance with a blind host in
@@ -24,7 +24,7 @@ func TestMediaThroughBlindHost(t *testing.T) {
 	notLinked := func() {
 		t.Helper()
 		for _, d := range []*daemon{a, b} {
-			var p node.PeersResp
+			var p api.PeersResp
 			d.must(&p, "peers")
 			for _, pi := range p.Peers {
 				if pi.PeerID == a.peerID || pi.PeerID == b.peerID {
@@ -35,7 +35,7 @@ func TestMediaThroughBlindHost(t *testing.T) {
 	}
 	notLinked()
 
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", marker("media-host")) // private: encrypted
 	room := rr.Room
 	hostAndJoin(t, a, h, b, room)
@@ -46,7 +46,7 @@ func TestMediaThroughBlindHost(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var sf node.SendFileResp
+	var sf api.SendFileResp
 	a.must(&sf, "send-file", room, src)
 	file := acceptMedia(t, b, room, sf.Event)
 	if file.CID != sf.CID || file.Size != uint64(len(data)) || file.Key == "" {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestMediaTransfer: node A adds a 5 MB random file, node B (connected)
@@ -24,7 +24,7 @@ func TestMediaTransfer(t *testing.T) {
 	if err := os.WriteFile(src, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var added node.MediaAddResp
+	var added api.MediaAddResp
 	a.must(&added, "media", "add", src)
 	if added.CID == "" || added.Key == "" || added.Size != int64(len(data)) || added.MIME == "" {
 		t.Fatalf("media add: %+v", added)
@@ -32,7 +32,7 @@ func TestMediaTransfer(t *testing.T) {
 
 	// The key inside the CID argument.
 	out := filepath.Join(t.TempDir(), "fetched.bin")
-	var got node.MediaGetResp
+	var got api.MediaGetResp
 	b.must(&got, "media", "get", added.CID+"#"+added.Key, "-o", out)
 	if got.CID != added.CID || got.Size != int64(len(data)) {
 		t.Fatalf("media get: %+v, want cid %s size %d", got, added.CID, len(data))
@@ -63,7 +63,7 @@ func TestMediaTransfer(t *testing.T) {
 	// A CID that no node holds.
 	src2 := filepath.Join(t.TempDir(), "other.txt")
 	os.WriteFile(src2, []byte("held nowhere once removed"), 0o600)
-	var other node.MediaAddResp
+	var other api.MediaAddResp
 	c := startDaemon(t, "C") // not connected to anyone
 	c.must(&other, "media", "add", src2)
 	r := b.run("", "media", "get", other.CID+"#"+other.Key, "-o", filepath.Join(t.TempDir(), "missing"))

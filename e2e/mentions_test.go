@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // Mentions and versions through the CLI (issue 5, docs/protocol.md §5.2):
@@ -17,7 +17,7 @@ func TestMentionsAndVersions(t *testing.T) {
 	a, b := startDaemon(t, "A"), startDaemon(t, "B")
 	a.must(nil, "connect", b.addr)
 	b.must(nil, "profile", "set", "--name", "Bob")
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "mentions")
 	room := rr.Room
 	a.must(nil, "room", "invite", room, b.user)
@@ -32,26 +32,26 @@ func TestMentionsAndVersions(t *testing.T) {
 	w := startWatch(t, b, room)
 
 	// --mention on plain text: a link showing the name, and the list.
-	var ev node.EventResp
+	var ev api.EventResp
 	a.must(&ev, "send", room, "the build is green", "--mention", b.user)
 	msg := ev.Event
-	m := waitMessage(t, b, room, msg, func(m node.TimelineEvent) bool { return m.Decrypted && len(m.Mentions) > 0 })
+	m := waitMessage(t, b, room, msg, func(m api.TimelineEvent) bool { return m.Decrypted && len(m.Mentions) > 0 })
 	if !slices.Equal(m.Mentions, []string{b.user}) || m.Body != "@Bob the build is green" ||
 		!strings.Contains(m.HTML, `href="parley:user/`+b.user+`"`) {
 		t.Fatalf("mention on B: %+v", m)
 	}
-	waitWatch(t, w, "mentions_me for "+msg, func(it node.WatchItem) bool {
+	waitWatch(t, w, "mentions_me for "+msg, func(it api.WatchItem) bool {
 		return it.Event != nil && it.Event.ID == msg && it.MentionsMe
 	})
 
 	// Two edits: "@USERID" in Markdown, then no mention at all.
-	var e1, e2 node.EventResp
+	var e1, e2 api.EventResp
 	a.must(&e1, "edit", room, msg, "**green** again, @"+b.user, "--markdown")
 	a.must(&e2, "edit", room, msg, "never mind")
-	waitMessage(t, b, room, msg, func(m node.TimelineEvent) bool { return m.Versions == 3 && m.Body == "never mind" && m.Mentions == nil })
-	var want []node.TimelineEvent
+	waitMessage(t, b, room, msg, func(m api.TimelineEvent) bool { return m.Versions == 3 && m.Body == "never mind" && m.Mentions == nil })
+	var want []api.TimelineEvent
 	for _, d := range []*daemon{a, b} {
-		var h node.HistoryResp
+		var h api.HistoryResp
 		d.must(&h, "history", room, "--versions", msg)
 		vs := h.Events
 		if len(vs) != 3 || vs[0].ID != msg || vs[1].ID != e1.Event || vs[2].ID != e2.Event {
@@ -102,14 +102,14 @@ func TestMentionsAndVersions(t *testing.T) {
 	// Hostile: links dressed up as mentions lose their link and mention
 	// nobody.
 	a.must(&ev, "send", room, "[@Bob](javascript:alert(1)) [@Bob](parley:evil/"+b.user+")", "--markdown")
-	h := waitMessage(t, b, room, ev.Event, func(m node.TimelineEvent) bool { return m.Decrypted })
+	h := waitMessage(t, b, room, ev.Event, func(m api.TimelineEvent) bool { return m.Decrypted })
 	if h.Mentions != nil || strings.Contains(h.HTML, "href") || strings.Contains(h.HTML, "javascript") {
 		t.Fatalf("hostile mention: %+v", h)
 	}
 }
 
 // waitWatch polls w until an item matches.
-func waitWatch(t *testing.T, w *watcher, what string, match func(node.WatchItem) bool) {
+func waitWatch(t *testing.T, w *watcher, what string, match func(api.WatchItem) bool) {
 	t.Helper()
 	eventually(t, govTimeout, "watch shows "+what, func() error {
 		w.mu.Lock()

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // A new user gets by with the output for people alone (issue 17, "The
@@ -31,7 +31,7 @@ func TestNewUserHumanFlow(t *testing.T) {
 	}
 	human(a, "profile", "set", "--name", "Alice")
 	human(b, "profile", "set", "--name", "Bob")
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "general")
 	human(a, "room", "invite", "general", b.user) // the room by its name
 	waitInvite(t, b, rr.Room)
@@ -59,7 +59,7 @@ func TestNewUserHumanFlow(t *testing.T) {
 			for _, line := range strings.Split(out.stdout, "\n") {
 				if strings.Contains(line, text) {
 					f := strings.Fields(line)
-					if len(f) < 4 || len(f[2]) < node.RefLen {
+					if len(f) < 4 || len(f[2]) < api.RefLen {
 						return fmt.Errorf("no reference in %q", line)
 					}
 					ref = f[2]
@@ -79,7 +79,7 @@ func TestNewUserHumanFlow(t *testing.T) {
 		defer w.mu.Unlock()
 		for _, it := range w.items {
 			if it.Event != nil && it.Event.Body == "watch me" {
-				if len(it.Ref) < node.RefLen || !strings.HasPrefix(it.Event.ID, "bafyrei"+it.Ref) || it.Name != "Alice" {
+				if len(it.Ref) < api.RefLen || !strings.HasPrefix(it.Event.ID, "bafyrei"+it.Ref) || it.Name != "Alice" {
 					return fmt.Errorf("watch item %s: ref %q name %q", it.Event.ID, it.Ref, it.Name)
 				}
 				return nil
@@ -104,7 +104,7 @@ func TestNewUserHumanFlow(t *testing.T) {
 	}
 
 	// media get CID alone: the key comes from the message that carries it.
-	var fh node.HistoryResp
+	var fh api.HistoryResp
 	b.must(&fh, "history", rr.Room)
 	cid := ""
 	for _, e := range fh.Events {
@@ -123,11 +123,11 @@ func TestNewUserHumanFlow(t *testing.T) {
 
 	// Alice's node shows all of it.
 	eventually(t, govTimeout, "A sees what B did", func() error {
-		var h node.HistoryResp
+		var h api.HistoryResp
 		if err := a.try(&h, "history", rr.Room); err != nil {
 			return err
 		}
-		find := func(ref string) *node.TimelineEvent {
+		find := func(ref string) *api.TimelineEvent {
 			for i, e := range h.Events {
 				if strings.HasPrefix(e.ID, "bafyrei"+ref) {
 					return &h.Events[i]
@@ -135,7 +135,7 @@ func TestNewUserHumanFlow(t *testing.T) {
 			}
 			return nil
 		}
-		var reply *node.TimelineEvent
+		var reply *api.TimelineEvent
 		for i, e := range h.Events {
 			if e.Body == "hi Alice" {
 				reply = &h.Events[i]

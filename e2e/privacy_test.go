@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/internal/spypeer"
 	"github.com/parley-p2p/parley/node"
@@ -34,7 +35,7 @@ func TestRoomPrivacyHostileClient(t *testing.T) {
 	t.Parallel()
 	a, b := startDaemon(t, "A"), startDaemon(t, "B")
 	a.must(nil, "connect", b.addr)
-	var rr node.RoomResp
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", marker("room-name"))
 	room := rr.Room
 	id, err := crdt.ParseID(room)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
@@ -25,7 +26,7 @@ import (
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "D")
-	var rr node.RoomResp
+	var rr api.RoomResp
 	d.must(&rr, "room", "create", "--name", "bad-input")
 	room := rr.Room
 	d.must(nil, "send", room, "the only message")
@@ -101,7 +102,7 @@ func TestBadInput(t *testing.T) {
 	// The daemon validates on its own too: the same bad input straight
 	// through the API, past the CLI's checks, is refused.
 	t.Run("api", func(t *testing.T) {
-		cl, err := node.NewClient(d.home)
+		cl, err := api.NewClient(d.home)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,19 +112,19 @@ func TestBadInput(t *testing.T) {
 			method string
 			req    any
 		}{
-			{"send to unknown room", node.EpSend.Method, node.SendReq{Room: unknown, Text: "x"}},
-			{"send to malformed room", node.EpSend.Method, node.SendReq{Room: "bafy-not-a-room", Text: "x"}},
-			{"empty text", node.EpSend.Method, node.SendReq{Room: room, Text: ""}},
-			{"200 kB text", node.EpSend.Method, node.SendReq{Room: room, Text: strings.Repeat("y", 200_000)}},
-			{"history of malformed room", node.EpHistory.Method, node.HistoryReq{Room: "nope"}},
-			{"connect malformed", node.EpConnect.Method, node.AddrReq{Addr: "/ip4/1.2.3.4/tcp/x"}},
-			{"connect without peer id", node.EpConnect.Method, node.AddrReq{Addr: "/ip4/127.0.0.1/tcp/1"}},
-			{"join malformed", node.EpRoomJoin.Method, node.RoomJoinReq{Room: "nope"}},
-			{"unknown field", node.EpStatus.Method, map[string]int{"bogus": 1}},
+			{"send to unknown room", api.EpSend.Method, api.SendReq{Room: unknown, Text: "x"}},
+			{"send to malformed room", api.EpSend.Method, api.SendReq{Room: "bafy-not-a-room", Text: "x"}},
+			{"empty text", api.EpSend.Method, api.SendReq{Room: room, Text: ""}},
+			{"200 kB text", api.EpSend.Method, api.SendReq{Room: room, Text: strings.Repeat("y", 200_000)}},
+			{"history of malformed room", api.EpHistory.Method, api.HistoryReq{Room: "nope"}},
+			{"connect malformed", api.EpConnect.Method, api.AddrReq{Addr: "/ip4/1.2.3.4/tcp/x"}},
+			{"connect without peer id", api.EpConnect.Method, api.AddrReq{Addr: "/ip4/127.0.0.1/tcp/1"}},
+			{"join malformed", api.EpRoomJoin.Method, api.RoomJoinReq{Room: "nope"}},
+			{"unknown field", api.EpStatus.Method, map[string]int{"bogus": 1}},
 			{"unknown method", "no/such/method", nil},
 		} {
 			resp, err := cl.Raw(ctx, tc.method, tc.req)
-			var ne *node.Error
+			var ne *api.Error
 			if !errors.As(err, &ne) {
 				t.Errorf("%s: want a *node.Error, got %v (answer %s)", tc.name, err, resp)
 			}
@@ -137,7 +138,7 @@ func TestBadInput(t *testing.T) {
 	if roomsBefore != roomsAfter {
 		t.Errorf("room list changed by bad input:\nbefore %s\nafter  %s", roomsBefore, roomsAfter)
 	}
-	var st node.StatusResp
+	var st api.StatusResp
 	d.must(&st, "status")
 	if !d.running() {
 		t.Fatalf("daemon died: %v", d.exitErr)
@@ -149,15 +150,15 @@ func TestBadInput(t *testing.T) {
 func TestAPIRefusesForeignRequests(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, "E")
-	b, err := os.ReadFile(filepath.Join(d.home, node.APIFile))
+	b, err := os.ReadFile(filepath.Join(d.home, api.InfoFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info node.APIInfo
+	var info api.Info
 	if err := json.Unmarshal(b, &info); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(d.home, node.APIFile))
+	fi, err := os.Stat(filepath.Join(d.home, api.InfoFile))
 	if err == nil && fi.Mode().Perm()&0o077 != 0 {
 		t.Errorf("api file holds the token but has mode %v", fi.Mode().Perm())
 	}
@@ -177,7 +178,7 @@ func TestAPIRefusesForeignRequests(t *testing.T) {
 		{"foreign origin", info.Token, "", "http://evil.example", http.StatusForbidden},
 		{"null origin", info.Token, "", "null", http.StatusForbidden},
 	} {
-		req, err := http.NewRequest(http.MethodPost, info.URL+"/v1/"+node.EpStatus.Method, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, info.URL+"/v1/"+api.EpStatus.Method, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,7 +240,7 @@ func TestInitAndWatch(t *testing.T) {
 	if d.user != first.User {
 		t.Errorf("daemon runs as user %q, init created %q", d.user, first.User)
 	}
-	var rr node.RoomResp
+	var rr api.RoomResp
 	d.must(&rr, "room", "create", "--name", "watched")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -276,7 +277,7 @@ func TestInitAndWatch(t *testing.T) {
 			if !ok {
 				t.Fatalf("watch ended: %s", werr.String())
 			}
-			var item node.WatchItem
+			var item api.WatchItem
 			if err := json.Unmarshal([]byte(line), &item); err != nil || item.Kind == "" {
 				t.Fatalf("watch line %q is not an object with a kind: %v", line, err)
 			}

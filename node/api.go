@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -39,10 +40,10 @@ type APIServer struct {
 func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, errorf(KindInvalid, "api address %q: %v", addr, err)
+		return nil, errorf(api.KindInvalid, "api address %q: %v", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, errorf(KindInvalid, "api address %q is not a loopback address", addr)
+		return nil, errorf(api.KindInvalid, "api address %q is not a loopback address", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -55,7 +56,7 @@ func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
 func (s *APIServer) URL() string { return "http://" + s.ln.Addr().String() }
 
 // Handle binds endpoint ep to fn; binding a method twice panics.
-func Handle[Req, Resp any](s *APIServer, ep Endpoint[Req, Resp], fn func(context.Context, Req) (Resp, error)) {
+func Handle[Req, Resp any](s *APIServer, ep api.Endpoint[Req, Resp], fn func(context.Context, Req) (Resp, error)) {
 	s.claim(ep.Method)
 	s.handlers[ep.Method] = func(ctx context.Context, body []byte) (any, error) {
 		var req Req
@@ -68,7 +69,7 @@ func Handle[Req, Resp any](s *APIServer, ep Endpoint[Req, Resp], fn func(context
 
 // HandleStream binds streaming endpoint ep to fn, which calls emit with
 // each item (emit(nil) opens the stream); binding a method twice panics.
-func HandleStream[Req, Item any](s *APIServer, ep StreamEndpoint[Req, Item], fn func(ctx context.Context, req Req, emit func(*Item) error) error) {
+func HandleStream[Req, Item any](s *APIServer, ep api.StreamEndpoint[Req, Item], fn func(ctx context.Context, req Req, emit func(*Item) error) error) {
 	s.claim(ep.Method)
 	s.streams[ep.Method] = func(ctx context.Context, body []byte, emit func(any) error) error {
 		var req Req
@@ -90,7 +91,7 @@ func (s *APIServer) claim(method string) {
 	if h || st {
 		panic(fmt.Sprintf("node: API method %q bound twice", method))
 	}
-	if _, ok := endpointTable[method]; !ok {
+	if _, ok := api.Lookup(method); !ok {
 		panic(fmt.Sprintf("node: API method %q is not in the endpoint table", method))
 	}
 }
@@ -98,7 +99,7 @@ func (s *APIServer) claim(method string) {
 // Unbound lists the endpoints of the table that no handler answers.
 func (s *APIServer) Unbound() []string {
 	var out []string
-	for _, d := range Endpoints() {
+	for _, d := range api.Endpoints() {
 		_, h := s.handlers[d.Method]
 		_, st := s.streams[d.Method]
 		if !h && !st {
@@ -115,11 +116,11 @@ func decodeStrict(body []byte, v any) error {
 	d := json.NewDecoder(strings.NewReader(string(body)))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		return errorf(KindInvalid, "bad request: %v", err)
+		return errorf(api.KindInvalid, "bad request: %v", err)
 	}
 	// Exactly one JSON value: after it only white space may follow.
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {
-		return errorf(KindInvalid, "bad request: data after the JSON value")
+		return errorf(api.KindInvalid, "bad request: data after the JSON value")
 	}
 	return nil
 }
@@ -154,8 +155,8 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if r.URL.Path == OpenAPIPath && r.Method == http.MethodGet {
-		doc, err := OpenAPI()
+	if r.URL.Path == api.OpenAPIPath && r.Method == http.MethodGet {
+		doc, err := api.OpenAPI()
 		if err != nil {
 			writeError(w, err)
 			return
@@ -166,16 +167,16 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok || r.Method != http.MethodPost {
-		writeError(w, errorf(KindNotFound, "no such API method %s %s", r.Method, r.URL.Path))
+		writeError(w, errorf(api.KindNotFound, "no such API method %s %s", r.Method, r.URL.Path))
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequest+1))
 	if err != nil {
-		writeError(w, errorf(KindInvalid, "read request: %v", err))
+		writeError(w, errorf(api.KindInvalid, "read request: %v", err))
 		return
 	}
 	if len(body) > maxRequest {
-		writeError(w, errorf(KindInvalid, "request larger than %d bytes", maxRequest))
+		writeError(w, errorf(api.KindInvalid, "request larger than %d bytes", maxRequest))
 		return
 	}
 	if h, ok := s.handlers[method]; ok {
@@ -192,7 +193,7 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveStream(w, r, h, body)
 		return
 	}
-	writeError(w, errorf(KindNotFound, "no such API method %q", method))
+	writeError(w, errorf(api.KindNotFound, "no such API method %q", method))
 }
 
 func (s *APIServer) serveStream(w http.ResponseWriter, r *http.Request, h streamFunc, body []byte) {
@@ -243,12 +244,12 @@ func (s *APIServer) admit(r *http.Request) error {
 		return hh == "localhost" || (ip != nil && ip.IsLoopback())
 	}
 	if !okHost(r.Host) {
-		return errorf(KindPermission, "host %q not allowed", r.Host)
+		return errorf(api.KindPermission, "host %q not allowed", r.Host)
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		h, ok := strings.CutPrefix(o, "http://")
 		if !ok || !okHost(h) {
-			return errorf(KindPermission, "origin %q not allowed", o)
+			return errorf(api.KindPermission, "origin %q not allowed", o)
 		}
 	}
 	// Exactly "Authorization: Bearer <token>", one header, nothing else.
@@ -258,16 +259,9 @@ func (s *APIServer) admit(r *http.Request) error {
 		got, bearer = strings.CutPrefix(auth[0], "Bearer ")
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 || !bearer {
-		return errorf(KindPermission, "missing or wrong API token")
+		return errorf(api.KindPermission, "missing or wrong API token")
 	}
 	return nil
-}
-
-// apiError is the body of every error answer.
-type apiError struct {
-	Error string `json:"error"`
-	Kind  Kind   `json:"kind"`
-	Code  Code   `json:"code,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -278,6 +272,6 @@ func writeError(w http.ResponseWriter, err error) {
 		msg = "not permitted: " + rf.Reason
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(statusOf(k))
-	json.NewEncoder(w).Encode(apiError{Error: msg, Kind: k, Code: CodeOf(err)})
+	w.WriteHeader(api.StatusOf(k))
+	json.NewEncoder(w).Encode(api.ErrorResp{Error: msg, Kind: k, Code: CodeOf(err)})
 }

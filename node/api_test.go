@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // startTestAPI serves an APIServer with one method until the test ends:
@@ -17,8 +19,8 @@ func startTestAPI(t *testing.T, token string) *APIServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	Handle(s, EpDisconnect, func(_ context.Context, req PeerReq) (PeerResp, error) {
-		return PeerResp(req), nil
+	Handle(s, api.EpDisconnect, func(_ context.Context, req api.PeerReq) (api.PeerResp, error) {
+		return api.PeerResp(req), nil
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -34,7 +36,7 @@ func startTestAPI(t *testing.T, token string) *APIServer {
 
 func apiPost(t *testing.T, s *APIServer, auth []string, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.URL()+"/v1/"+EpDisconnect.Method, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, s.URL()+"/v1/"+api.EpDisconnect.Method, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

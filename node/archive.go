@@ -8,14 +8,15 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/archive"
 )
 
 // registerArchive binds export and import (history archives).
 func (n *Node) registerArchive() {
-	Handle(n.api, EpExport, n.engine.Export)
-	Handle(n.api, EpImport, n.engine.Import)
+	Handle(n.api, api.EpExport, n.engine.Export)
+	Handle(n.api, api.EpImport, n.engine.Import)
 }
 
 // importBatch is how many archived events one engine call takes in, so that
@@ -29,13 +30,13 @@ const importBatch = 1000
 // Media blobs the room references are not archived yet (they have no
 // protocol of their own so far; a blob event carries its image inline), so
 // Blobs is always 0.
-func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) {
+func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp, error) {
 	out, err := absPath(req.Out, "output file")
 	if err != nil {
-		return ExportResp{}, err
+		return api.ExportResp{}, err
 	}
 	if err := checkOutput(out); err != nil {
-		return ExportResp{}, err
+		return api.ExportResp{}, err
 	}
 	// The held set is taken on the engine goroutine, so that it is closed
 	// under parents (events are committed in topological order); the bytes
@@ -48,13 +49,13 @@ func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) 
 			return err
 		}
 		if rc.room == nil {
-			return errorf(KindUnavailable, "room %s is not synced yet: this node holds no history of it to export", id)
+			return errorf(api.KindUnavailable, "room %s is not synced yet: this node holds no history of it to export", id)
 		}
 		room, items = id, rc.log.Items(0)
 		return nil
 	})
 	if err != nil {
-		return ExportResp{}, err
+		return api.ExportResp{}, err
 	}
 	want := make(map[crdt.EventID]bool, len(items))
 	for _, it := range items {
@@ -69,16 +70,16 @@ func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) 
 	})
 	switch {
 	case err != nil:
-		return ExportResp{}, fmt.Errorf("read room %s: %w", room, err)
+		return api.ExportResp{}, fmt.Errorf("read room %s: %w", room, err)
 	case ctx.Err() != nil:
-		return ExportResp{}, ErrClosed
+		return api.ExportResp{}, ErrClosed
 	case len(evs) != len(items):
-		return ExportResp{}, fmt.Errorf("read room %s: the store holds %d of its %d events", room, len(evs), len(items))
+		return api.ExportResp{}, fmt.Errorf("read room %s: the store holds %d of its %d events", room, len(evs), len(items))
 	}
 	if err := writeAtomic(out, func(f *os.File) error { return archive.Write(f, room, evs) }); err != nil {
-		return ExportResp{}, err
+		return api.ExportResp{}, err
 	}
-	return ExportResp{Room: room.String(), Events: len(evs), Blobs: 0}, nil
+	return api.ExportResp{Room: room.String(), Events: len(evs), Blobs: 0}, nil
 }
 
 // Import reads, verifies and merges the archive at req.Path. Nothing is
@@ -89,32 +90,32 @@ func (e *Engine) Export(ctx context.Context, req ExportReq) (ExportResp, error) 
 // peer had sent them: R2, authorization and strong removal apply as for
 // synced events. A room this node did not keep is tracked from then on.
 // Importing an archive again changes nothing (New is 0).
-func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) {
+func (e *Engine) Import(ctx context.Context, req api.ImportReq) (api.ImportResp, error) {
 	path, err := absPath(req.Path, "archive file")
 	if err != nil {
-		return ImportResp{}, err
+		return api.ImportResp{}, err
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return ImportResp{}, errorf(KindNotFound, "no archive file %s", path)
+		return api.ImportResp{}, errorf(api.KindNotFound, "no archive file %s", path)
 	}
 	f, err := openRegular(path)
 	if err != nil {
-		return ImportResp{}, err
+		return api.ImportResp{}, err
 	}
 	a, err := archive.Read(f, archive.DefaultLimits)
 	f.Close()
 	switch {
 	case errors.Is(err, archive.ErrInvalid):
-		return ImportResp{}, errorf(KindInvalid, "%s: %v (nothing was imported)", path, err)
+		return api.ImportResp{}, errorf(api.KindInvalid, "%s: %v (nothing was imported)", path, err)
 	case err != nil:
-		return ImportResp{}, errorf(KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
+		return api.ImportResp{}, errorf(api.KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
 	}
 	for _, ev := range a.Events { // archive.Read checks it; the engine relies on it
 		if ev.Room != a.Room {
-			return ImportResp{}, errorf(KindInvalid, "%s: event %s belongs to another room (nothing was imported)", path, ev.ID)
+			return api.ImportResp{}, errorf(api.KindInvalid, "%s: event %s belongs to another room (nothing was imported)", path, ev.ID)
 		}
 	}
-	resp := ImportResp{Room: a.Room.String(), Events: len(a.Events)}
+	resp := api.ImportResp{Room: a.Room.String(), Events: len(a.Events)}
 	for start := 0; start < len(a.Events); start += importBatch {
 		batch := a.Events[start:min(start+importBatch, len(a.Events))]
 		err := e.do(ctx, func() error {
@@ -140,7 +141,7 @@ func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) 
 			return nil
 		})
 		if err != nil {
-			return ImportResp{}, fmt.Errorf("import into room %s after %d of %d events: %w", a.Room, start, len(a.Events), err)
+			return api.ImportResp{}, fmt.Errorf("import into room %s after %d of %d events: %w", a.Room, start, len(a.Events), err)
 		}
 	}
 	return resp, nil
@@ -151,9 +152,9 @@ func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) 
 func absPath(p, what string) (string, error) {
 	switch {
 	case p == "":
-		return "", errorf(KindInvalid, "name the %s", what)
+		return "", errorf(api.KindInvalid, "name the %s", what)
 	case !filepath.IsAbs(p):
-		return "", errorf(KindInvalid, "the %s %q must be an absolute path", what, p)
+		return "", errorf(api.KindInvalid, "the %s %q must be an absolute path", what, p)
 	}
 	return filepath.Clean(p), nil
 }
@@ -164,7 +165,7 @@ func absPath(p, what string) (string, error) {
 func writeAtomic(path string, write func(*os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return errorf(KindInvalid, "cannot write into %s: %v", filepath.Dir(path), pathErrText(err))
+		return errorf(api.KindInvalid, "cannot write into %s: %v", filepath.Dir(path), pathErrText(err))
 	}
 	done := false
 	defer func() {
@@ -189,7 +190,7 @@ func writeAtomic(path string, write func(*os.File) error) error {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return errorf(KindInvalid, "cannot write %s: %v", path, pathErrText(err))
+		return errorf(api.KindInvalid, "cannot write %s: %v", path, pathErrText(err))
 	}
 	done = true
 	if d, err := os.Open(filepath.Dir(path)); err == nil { // make the rename durable

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 )
@@ -81,23 +82,23 @@ func ParseAvatarRef(s string) (AvatarRef, bool) {
 // avatarOut is the API form of an avatar value: CID#KEY (what `media get`
 // takes) and the reference for a media avatar; the value itself for an old
 // blob avatar.
-func avatarOut(v string) (string, *AvatarMedia) {
+func avatarOut(v string) (string, *api.AvatarMedia) {
 	a, ok := ParseAvatarRef(v)
 	if !ok {
 		return v, nil
 	}
-	return a.CID + "#" + a.Key, &AvatarMedia{CID: a.CID, Key: a.Key, MIME: a.MIME, Width: a.Width, Height: a.Height}
+	return a.CID + "#" + a.Key, &api.AvatarMedia{CID: a.CID, Key: a.Key, MIME: a.MIME, Width: a.Width, Height: a.Height}
 }
 
 // importAvatar stores the image at path (or data, when path is empty) in
 // the media store and returns its link.
 func (n *Node) importAvatar(path string, data []byte) (string, error) {
 	if n.media == nil {
-		return "", errorf(KindUnavailable, "the media store is not open")
+		return "", errorf(api.KindUnavailable, "the media store is not open")
 	}
 	if path != "" {
 		if !filepath.IsAbs(path) {
-			return "", errorf(KindInvalid, "avatar path %q is not absolute", path)
+			return "", errorf(api.KindInvalid, "avatar path %q is not absolute", path)
 		}
 		f, err := openRegular(path)
 		if err != nil {
@@ -105,15 +106,15 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 		}
 		defer f.Close()
 		if data, err = io.ReadAll(io.LimitReader(f, maxAvatarFile+1)); err != nil {
-			return "", errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+			return "", errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 		}
 		if len(data) > maxAvatarFile {
-			return "", errorf(KindInvalid, "the avatar %s is larger than %d MiB", path, maxAvatarFile>>20)
+			return "", errorf(api.KindInvalid, "the avatar %s is larger than %d MiB", path, maxAvatarFile>>20)
 		}
 	}
 	img, err := media.ImageInfo(data)
 	if err != nil {
-		return "", errorf(KindInvalid, "avatar must be a PNG, JPEG or GIF image")
+		return "", errorf(api.KindInvalid, "avatar must be a PNG, JPEG or GIF image")
 	}
 	ref, err := n.media.importBytes(strings.NewReader(string(data)))
 	if err != nil {
@@ -127,32 +128,32 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 }
 
 // setRoom is room/set with the avatar imported into the media store.
-func (n *Node) setRoom(ctx context.Context, req RoomSetReq) (EventResp, error) {
+func (n *Node) setRoom(ctx context.Context, req api.RoomSetReq) (api.EventResp, error) {
 	if req.AvatarPath == "" && req.Avatar == nil {
 		return n.engine.SetRoom(ctx, req)
 	}
 	if _, err := crdt.ParseID(req.Room); err != nil {
-		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+		return api.EventResp{}, errorf(api.KindInvalid, "%q is not a room ID", req.Room)
 	}
 	if _, _, err := n.engine.roomOfChecked(ctx, req.Room); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	link, err := n.importAvatar(req.AvatarPath, req.Avatar)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	req.AvatarPath, req.Avatar = "", nil
 	return n.engine.setRoom(ctx, req, link)
 }
 
 // setProfile is profile/set with the avatar imported into the media store.
-func (n *Node) setProfile(ctx context.Context, req ProfileSetReq) (ProfileResp, error) {
+func (n *Node) setProfile(ctx context.Context, req api.ProfileSetReq) (api.ProfileResp, error) {
 	if req.AvatarPath == "" && req.Avatar == nil {
 		return n.engine.ProfileSet(ctx, req)
 	}
 	link, err := n.importAvatar(req.AvatarPath, req.Avatar)
 	if err != nil {
-		return ProfileResp{}, err
+		return api.ProfileResp{}, err
 	}
 	req.AvatarPath, req.Avatar = "", nil
 	return n.engine.profileSet(ctx, req, link)

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/rooms"
@@ -141,7 +142,7 @@ func BenchmarkCatchUp(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			info, err := rep.Engine.Info(ctx, RoomReq{Room: room.String()})
+			info, err := rep.Engine.Info(ctx, api.RoomReq{Room: room.String()})
 			if err != nil {
 				b.Fatal(err)
 			}

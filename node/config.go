@@ -28,21 +28,6 @@ type Config struct {
 // DefaultAPI is where the API listens unless told otherwise.
 const DefaultAPI = "127.0.0.1:4080"
 
-// DefaultHome is $PARLEY_HOME, else $XDG_DATA_HOME/parley, else ~/.local/share/parley.
-func DefaultHome() string {
-	if h := os.Getenv("PARLEY_HOME"); h != "" {
-		return h
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "parley")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(".", ".parley")
-	}
-	return filepath.Join(home, ".local", "share", "parley")
-}
-
 // Files in a node's home.
 const (
 	identityFile = "identity.json" // secret keys, 0600

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -214,8 +215,8 @@ func (e *Engine) timelineAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 }
 
 // messageEvent is the timeline entry of a listed message.
-func messageEvent(m *timeline.Message, decrypted bool) TimelineEvent {
-	te := TimelineEvent{ID: m.ID.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: m.TS, Depth: m.Pos.Depth, Decrypted: decrypted}
+func messageEvent(m *timeline.Message, decrypted bool) api.TimelineEvent {
+	te := api.TimelineEvent{ID: m.ID.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: m.TS, Depth: m.Pos.Depth, Decrypted: decrypted}
 	if m.Redacted || m.Deleted {
 		te.Redacted = true
 		return te
@@ -258,7 +259,7 @@ func userStrings(us []crdt.UserID) []string {
 // history lists the projected timeline: one entry per message (edits,
 // reactions and receipts fold into it), other events as they are; then
 // --before and --limit cut it.
-func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]TimelineEvent, error) {
+func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req api.HistoryReq) ([]api.TimelineEvent, error) {
 	tl := e.timelineOf(room, rc)
 	if req.Versions != "" {
 		return e.versions(room, rc, tl, req)
@@ -266,12 +267,12 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]Timel
 	if req.Thread != "" {
 		root, err := crdt.ParseID(req.Thread)
 		if err != nil {
-			return nil, errorf(KindInvalid, "%q is not an event ID", req.Thread)
+			return nil, errorf(api.KindInvalid, "%q is not an event ID", req.Thread)
 		}
 		if _, ok := tl.proj.Message(root); !ok {
-			return nil, errorf(KindNotFound, "no message %s in room %s to show the thread of", req.Thread, room)
+			return nil, errorf(api.KindNotFound, "no message %s in room %s to show the thread of", req.Thread, room)
 		}
-		var out []TimelineEvent
+		var out []api.TimelineEvent
 		for _, m := range tl.proj.Thread(root) {
 			out = append(out, messageEvent(&m, true))
 		}
@@ -282,7 +283,7 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]Timel
 	if err != nil {
 		return nil, err
 	}
-	out := []TimelineEvent{}
+	out := []api.TimelineEvent{}
 	for i := len(tl.list) - 1; i >= 0 && (req.Limit <= 0 || len(out) < req.Limit); i-- {
 		l := tl.list[i]
 		if at != nil && l.pos.Compare(*at) >= 0 {
@@ -315,28 +316,28 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req HistoryReq) ([]Timel
 // versions lists the original of the message req.Versions and its edits
 // in position order (the last one is shown), each as an entry of its own
 // event; an edit names the original in Replaces.
-func (e *Engine) versions(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, req HistoryReq) ([]TimelineEvent, error) {
+func (e *Engine) versions(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, req api.HistoryReq) ([]api.TimelineEvent, error) {
 	if req.Thread != "" || req.Before != "" || req.Limit > 0 {
-		return nil, errorf(KindInvalid, "versions lists one message: it goes without thread, before or limit")
+		return nil, errorf(api.KindInvalid, "versions lists one message: it goes without thread, before or limit")
 	}
 	id, err := crdt.ParseID(req.Versions)
 	if err != nil {
-		return nil, errorf(KindInvalid, "%q is not an event ID", req.Versions)
+		return nil, errorf(api.KindInvalid, "%q is not an event ID", req.Versions)
 	}
 	if !rc.log.Has(id) {
-		return nil, errorf(KindNotFound, "unknown event %s in room %s", req.Versions, room)
+		return nil, errorf(api.KindNotFound, "unknown event %s in room %s", req.Versions, room)
 	}
 	m, ok := tl.proj.Message(id)
 	if !ok {
-		return nil, errorf(KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", req.Versions)
+		return nil, errorf(api.KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", req.Versions)
 	}
 	vs := tl.proj.Versions(id)
 	if vs == nil {
-		return nil, errorf(KindInvalid, "message %s was deleted or redacted: it has no versions", req.Versions)
+		return nil, errorf(api.KindInvalid, "message %s was deleted or redacted: it has no versions", req.Versions)
 	}
-	out := make([]TimelineEvent, len(vs))
+	out := make([]api.TimelineEvent, len(vs))
 	for i, v := range vs {
-		te := TimelineEvent{ID: v.Event.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: v.TS, Depth: v.Pos.Depth, Decrypted: true, Body: v.Body}
+		te := api.TimelineEvent{ID: v.Event.String(), Sender: m.Sender.String(), Type: rooms.TypeMessage, TS: v.TS, Depth: v.Pos.Depth, Decrypted: true, Body: v.Body}
 		if v.HTML != "" {
 			te.Format, te.Formatted, te.HTML = "html", v.HTML, v.HTML
 		}
@@ -352,30 +353,30 @@ func (e *Engine) versions(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, req H
 }
 
 // beforePos is the position of --before, or nil.
-func beforePos(req HistoryReq, rc *roomCtl) (*timeline.Position, error) {
+func beforePos(req api.HistoryReq, rc *roomCtl) (*timeline.Position, error) {
 	if req.Before == "" {
 		return nil, nil
 	}
 	b, err := crdt.ParseID(req.Before)
 	if err != nil {
-		return nil, errorf(KindInvalid, "%q is not an event ID", req.Before)
+		return nil, errorf(api.KindInvalid, "%q is not an event ID", req.Before)
 	}
 	d, ok := rc.log.Depth(b)
 	if !ok {
-		return nil, errorf(KindNotFound, "unknown event %s", req.Before)
+		return nil, errorf(api.KindNotFound, "unknown event %s", req.Before)
 	}
 	return &timeline.Position{Depth: d, ID: b}, nil
 }
 
 // cut applies --before (entries placed before that event) and --limit (the
 // newest N) to a thread.
-func cut(out []TimelineEvent, req HistoryReq, rc *roomCtl) ([]TimelineEvent, error) {
+func cut(out []api.TimelineEvent, req api.HistoryReq, rc *roomCtl) ([]api.TimelineEvent, error) {
 	at, err := beforePos(req, rc)
 	if err != nil {
 		return nil, err
 	}
 	if at != nil {
-		out = slices.DeleteFunc(out, func(te TimelineEvent) bool {
+		out = slices.DeleteFunc(out, func(te api.TimelineEvent) bool {
 			id, _ := crdt.ParseID(te.ID)
 			return timeline.Position{Depth: te.Depth, ID: id}.Compare(*at) >= 0
 		})
@@ -384,7 +385,7 @@ func cut(out []TimelineEvent, req HistoryReq, rc *roomCtl) ([]TimelineEvent, err
 		out = out[len(out)-req.Limit:]
 	}
 	if out == nil {
-		out = []TimelineEvent{}
+		out = []api.TimelineEvent{}
 	}
 	return out, nil
 }
@@ -401,17 +402,17 @@ type target struct {
 func (e *Engine) targetOf(room crdt.RoomID, rc *roomCtl, s string) (*target, error) {
 	id, err := crdt.ParseID(s)
 	if err != nil {
-		return nil, errorf(KindInvalid, "%q is not an event ID", s)
+		return nil, errorf(api.KindInvalid, "%q is not an event ID", s)
 	}
 	if !rc.log.Has(id) {
-		return nil, errorf(KindNotFound, "unknown event %s in room %s", s, room)
+		return nil, errorf(api.KindNotFound, "unknown event %s in room %s", s, room)
 	}
 	m, ok := e.timelineOf(room, rc).proj.Message(id)
 	if !ok {
-		return nil, errorf(KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", s)
+		return nil, errorf(api.KindInvalid, "event %s is not a message (an edit, a reaction or another kind of event)", s)
 	}
 	if m.Redacted || m.Deleted {
-		return nil, errorf(KindInvalid, "message %s was deleted", s)
+		return nil, errorf(api.KindInvalid, "message %s was deleted", s)
 	}
 	st, err := e.store.Get(id)
 	if err != nil {
@@ -419,11 +420,11 @@ func (e *Engine) targetOf(room crdt.RoomID, rc *roomCtl, s string) (*target, err
 	}
 	b, ok := e.contentOf(room, rc, st.Event)
 	if !ok {
-		return nil, errorf(KindUnavailable, "message %s is not decrypted on this node", s)
+		return nil, errorf(api.KindUnavailable, "message %s is not decrypted on this node", s)
 	}
 	mid, c, err := mimi.MessageIDOf(b)
 	if err != nil {
-		return nil, errorf(KindInvalid, "message %s has no MIMI message ID", s)
+		return nil, errorf(api.KindInvalid, "message %s has no MIMI message ID", s)
 	}
 	return &target{ev: st.Event, msg: m, mid: mid, c: c}, nil
 }
@@ -440,11 +441,11 @@ func (e *Engine) header(room crdt.RoomID) mimi.Header {
 func checkText(text string) error {
 	switch {
 	case strings.TrimSpace(text) == "":
-		return errorf(KindInvalid, "empty message")
+		return errorf(api.KindInvalid, "empty message")
 	case len(text) > MaxMessage:
-		return errorf(KindInvalid, "message of %d bytes is too large (at most %d; send big content as a file)", len(text), MaxMessage)
+		return errorf(api.KindInvalid, "message of %d bytes is too large (at most %d; send big content as a file)", len(text), MaxMessage)
 	case !utf8.ValidString(text):
-		return errorf(KindInvalid, "the message is not valid UTF-8 text")
+		return errorf(api.KindInvalid, "the message is not valid UTF-8 text")
 	}
 	return nil
 }
@@ -467,13 +468,13 @@ func textPart(text string, markdown bool) mimi.Part {
 // of HTML and the plain text; without mentions, textPart.
 func (e *Engine) mentionBody(rc *roomCtl, text string, markdown bool, mentions []string) (mimi.Part, []string, error) {
 	if len(mentions) > mimi.MaxMentions {
-		return mimi.Part{}, nil, errorf(KindInvalid, "%d mentions: at most %d", len(mentions), mimi.MaxMentions)
+		return mimi.Part{}, nil, errorf(api.KindInvalid, "%d mentions: at most %d", len(mentions), mimi.MaxMentions)
 	}
 	var prefix []string
 	for _, s := range mentions {
 		u, err := crdt.ParseKey(s)
 		if err != nil {
-			return mimi.Part{}, nil, errorf(KindInvalid, "mention: %q is not a user ID", s)
+			return mimi.Part{}, nil, errorf(api.KindInvalid, "mention: %q is not a user ID", s)
 		}
 		if at := "@" + u.String(); !slices.Contains(prefix, at) {
 			prefix = append(prefix, at)
@@ -523,7 +524,7 @@ func (e *Engine) mentionBody(rc *roomCtl, text string, markdown bool, mentions [
 		}
 	}
 	if len(ids) > mimi.MaxMentions {
-		return mimi.Part{}, nil, errorf(KindInvalid, "%d mentions: at most %d", len(ids), mimi.MaxMentions)
+		return mimi.Part{}, nil, errorf(api.KindInvalid, "%d mentions: at most %d", len(ids), mimi.MaxMentions)
 	}
 	uris := make([]string, len(ids))
 	for i, id := range ids {
@@ -536,16 +537,16 @@ func (e *Engine) mentionBody(rc *roomCtl, text string, markdown bool, mentions [
 func (e *Engine) authorContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content) (*crdt.Event, error) {
 	b, _, err := c.Marshal()
 	if err != nil {
-		return nil, errorf(KindInvalid, "encode message: %v", err)
+		return nil, errorf(api.KindInvalid, "encode message: %v", err)
 	}
 	if len(b) > maxContent {
-		return nil, errorf(KindInvalid, "message of %d bytes encoded is too large (at most %d; send big content as a file)", len(b), maxContent)
+		return nil, errorf(api.KindInvalid, "message of %d bytes encoded is too large (at most %d; send big content as a file)", len(b), maxContent)
 	}
 	return e.author(room, rc, rooms.TypeMessage, nil, b)
 }
 
 // sendContent builds and authors a message for Send.
-func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req SendReq) (*crdt.Event, error) {
+func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req api.SendReq) (*crdt.Event, error) {
 	body, mentions, err := e.mentionBody(rc, req.Text, req.Markdown, req.Mentions)
 	if err != nil {
 		return nil, err
@@ -584,13 +585,13 @@ func (e *Engine) sendContent(room crdt.RoomID, rc *roomCtl, req SendReq) (*crdt.
 }
 
 // Edit replaces the text of one of this user's messages.
-func (e *Engine) Edit(ctx context.Context, req EditReq) (EventResp, error) {
+func (e *Engine) Edit(ctx context.Context, req api.EditReq) (api.EventResp, error) {
 	if err := checkText(req.Text); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, rc *roomCtl, t *target) ([]*mimi.Content, error) {
 		if t.ev.User != e.ident.User {
-			return nil, errorf(KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
+			return nil, errorf(api.KindPermission, "message %s is %s's; only its sender can edit it", req.Event, t.ev.User)
 		}
 		body, mentions, err := e.mentionBody(rc, req.Text, req.Markdown, req.Mentions)
 		if err != nil {
@@ -603,16 +604,16 @@ func (e *Engine) Edit(ctx context.Context, req EditReq) (EventResp, error) {
 }
 
 // React adds this user's reaction with a key to a message.
-func (e *Engine) React(ctx context.Context, req ReactReq) (EventResp, error) {
+func (e *Engine) React(ctx context.Context, req api.ReactReq) (api.EventResp, error) {
 	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, _ *roomCtl, t *target) ([]*mimi.Content, error) {
 		for _, r := range t.msg.Reactions {
 			if r.Key == req.Key && slices.Contains(r.Users, e.ident.User) {
-				return nil, errorf(KindInvalid, "you already reacted to %s with %q", req.Event, req.Key)
+				return nil, errorf(api.KindInvalid, "you already reacted to %s with %q", req.Event, req.Key)
 			}
 		}
 		c, err := mimi.React(e.header(room), t.mid, req.Key)
 		if err != nil {
-			return nil, errorf(KindInvalid, "bad reaction: a reaction is 1 to %d bytes of text without line breaks", mimi.MaxReactionKey)
+			return nil, errorf(api.KindInvalid, "bad reaction: a reaction is 1 to %d bytes of text without line breaks", mimi.MaxReactionKey)
 		}
 		return []*mimi.Content{c}, nil
 	})
@@ -620,14 +621,14 @@ func (e *Engine) React(ctx context.Context, req ReactReq) (EventResp, error) {
 
 // Unreact withdraws every live reaction of this user with a key on a
 // message (one unreaction event each; the answer names the last).
-func (e *Engine) Unreact(ctx context.Context, req ReactReq) (EventResp, error) {
+func (e *Engine) Unreact(ctx context.Context, req api.ReactReq) (api.EventResp, error) {
 	return e.relate(ctx, req.Room, req.Event, func(room crdt.RoomID, rc *roomCtl, t *target) ([]*mimi.Content, error) {
 		live, err := e.myReactions(room, rc, t.mid, req.Key)
 		if err != nil {
 			return nil, err
 		}
 		if len(live) == 0 {
-			return nil, errorf(KindInvalid, "you have no reaction %q on %s", req.Key, req.Event)
+			return nil, errorf(api.KindInvalid, "you have no reaction %q on %s", req.Key, req.Event)
 		}
 		var cs []*mimi.Content
 		for _, r := range live {
@@ -639,8 +640,8 @@ func (e *Engine) Unreact(ctx context.Context, req ReactReq) (EventResp, error) {
 
 // relate authors, on the engine goroutine, the contents fn makes about the
 // message event in room, and answers with the last event authored.
-func (e *Engine) relate(ctx context.Context, roomID, event string, fn func(crdt.RoomID, *roomCtl, *target) ([]*mimi.Content, error)) (EventResp, error) {
-	var resp EventResp
+func (e *Engine) relate(ctx context.Context, roomID, event string, fn func(crdt.RoomID, *roomCtl, *target) ([]*mimi.Content, error)) (api.EventResp, error) {
+	var resp api.EventResp
 	err := e.do(ctx, func() error {
 		room, rc, err := e.roomOf(roomID)
 		if err != nil {
@@ -703,21 +704,21 @@ func (e *Engine) myReactions(room crdt.RoomID, rc *roomCtl, to mimi.MessageID, k
 }
 
 // Read authors a read receipt up to an event of the room.
-func (e *Engine) Read(ctx context.Context, req ReadReq) (Empty, error) {
-	return Empty{}, e.do(ctx, func() error {
+func (e *Engine) Read(ctx context.Context, req api.ReadReq) (api.Empty, error) {
+	return api.Empty{}, e.do(ctx, func() error {
 		room, rc, err := e.roomOf(req.Room)
 		if err != nil {
 			return err
 		}
 		id, err := crdt.ParseID(req.Event)
 		if err != nil {
-			return errorf(KindInvalid, "%q is not an event ID", req.Event)
+			return errorf(api.KindInvalid, "%q is not an event ID", req.Event)
 		}
 		if rc.room == nil || !rc.log.Has(id) {
-			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, room)
+			return errorf(api.KindNotFound, "unknown event %s in room %s", req.Event, room)
 		}
 		if ok, _ := rc.room.Visible(id); !ok {
-			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, room)
+			return errorf(api.KindNotFound, "unknown event %s in room %s", req.Event, room)
 		}
 		d, _ := rc.log.Depth(id)
 		if r, ok := e.timelineOf(room, rc).proj.ReadMarker(e.ident.User); ok && r.Pos().Compare(timeline.Position{Depth: d, ID: id}) >= 0 {
@@ -731,8 +732,8 @@ func (e *Engine) Read(ctx context.Context, req ReadReq) (Empty, error) {
 // watchItem is the watch line of an accepted event: a message as the
 // projection lists it (an edit, reaction or unreaction as the updated
 // message it changes), a receipt as kind "receipt", anything else as is.
-func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (WatchItem, bool) {
-	it := WatchItem{Kind: "event", Room: room.String()}
+func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (api.WatchItem, bool) {
+	it := api.WatchItem{Kind: "event", Room: room.String()}
 	switch ev.Type {
 	case TypeReceipt:
 		r, ok := e.receiptOf(rc, ev)
@@ -740,7 +741,7 @@ func (e *Engine) watchItem(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (Watch
 			return it, false
 		}
 		it.Kind = "receipt"
-		it.Signal = &Signal{User: ev.User.String(), Device: ev.Device.String(), Read: r.Event.String()}
+		it.Signal = &api.Signal{User: ev.User.String(), Device: ev.Device.String(), Read: r.Event.String()}
 		return it, true
 	case rooms.TypeMessage:
 		if ok, _ := rc.room.Visible(ev.ID); ok {

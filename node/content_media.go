@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -29,7 +30,7 @@ const maxMetaRead = 64 << 20
 func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, error) {
 	var none mimi.MediaRef
 	if !filepath.IsAbs(path) {
-		return none, nil, errorf(KindInvalid, "file path %q is not absolute", path)
+		return none, nil, errorf(api.KindInvalid, "file path %q is not absolute", path)
 	}
 	f, err := openRegular(path)
 	if err != nil {
@@ -38,20 +39,20 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+		return none, nil, errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 	}
 	name := filepath.Base(path)
 	head := make([]byte, 512)
 	k, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+		return none, nil, errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 	}
 	head = head[:k]
 	ref := mimi.MediaRef{MIME: media.Sniff(head, name), Name: name}
 	var data []byte // the whole file, where metadata needs it
 	if st.Size() <= maxMetaRead {
 		if data, err = io.ReadAll(io.NewSectionReader(f, 0, st.Size())); err != nil {
-			return none, nil, errorf(KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+			return none, nil, errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 		}
 	}
 	var thumb *mimi.MediaRef
@@ -83,10 +84,10 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 			}
 			ref.Info.DurationMs, ref.Info.Waveform = a.DurationMs, a.Waveform
 		} else if voice {
-			return none, nil, errorf(KindInvalid, "--voice needs an audio file (WAV, Ogg Opus or Vorbis, MP3, AAC, M4A, WebM audio); %s is %s", name, ref.MIME)
+			return none, nil, errorf(api.KindInvalid, "--voice needs an audio file (WAV, Ogg Opus or Vorbis, MP3, AAC, M4A, WebM audio); %s is %s", name, ref.MIME)
 		}
 	} else if voice {
-		return none, nil, errorf(KindInvalid, "%s is too large for a voice message", name)
+		return none, nil, errorf(api.KindInvalid, "%s is too large for a voice message", name)
 	}
 	ref.Info.Voice = voice
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -119,16 +120,16 @@ func (m *Media) importBytes(r io.Reader) (mimi.MediaRef, error) {
 }
 
 // SendFile authors a media message.
-func (e *Engine) SendFile(ctx context.Context, room string, file mimi.MediaRef, thumb *mimi.MediaRef, caption string) (EventResp, error) {
+func (e *Engine) SendFile(ctx context.Context, room string, file mimi.MediaRef, thumb *mimi.MediaRef, caption string) (api.EventResp, error) {
 	var cp *mimi.Part
 	if caption != "" {
 		if err := checkText(caption); err != nil {
-			return EventResp{}, err
+			return api.EventResp{}, err
 		}
 		p := mimi.TextPart(caption)
 		cp = &p
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(room)
 		if err != nil {
@@ -136,7 +137,7 @@ func (e *Engine) SendFile(ctx context.Context, room string, file mimi.MediaRef, 
 		}
 		c, err := mimi.Attach(e.header(id), file, thumb, cp)
 		if err != nil {
-			return errorf(KindInvalid, "attach: %v", err)
+			return errorf(api.KindInvalid, "attach: %v", err)
 		}
 		ev, err := e.authorContent(id, rc, c)
 		if err != nil {
@@ -149,34 +150,34 @@ func (e *Engine) SendFile(ctx context.Context, room string, file mimi.MediaRef, 
 }
 
 // sendFile is the API method send-file: import, then author.
-func (n *Node) sendFile(ctx context.Context, req SendFileReq) (SendFileResp, error) {
+func (n *Node) sendFile(ctx context.Context, req api.SendFileReq) (api.SendFileResp, error) {
 	if n.media == nil {
-		return SendFileResp{}, errorf(KindUnavailable, "the media store is not open")
+		return api.SendFileResp{}, errorf(api.KindUnavailable, "the media store is not open")
 	}
 	if _, err := crdt.ParseID(req.Room); err != nil {
-		return SendFileResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+		return api.SendFileResp{}, errorf(api.KindInvalid, "%q is not a room ID", req.Room)
 	}
 	if _, _, err := n.engine.roomOfChecked(ctx, req.Room); err != nil {
-		return SendFileResp{}, err
+		return api.SendFileResp{}, err
 	}
 	file, thumb, err := n.media.attach(req.Path, req.Voice)
 	if err != nil {
-		return SendFileResp{}, err
+		return api.SendFileResp{}, err
 	}
 	r, err := n.engine.SendFile(ctx, req.Room, file, thumb, req.Caption)
 	if err != nil {
-		return SendFileResp{}, err
+		return api.SendFileResp{}, err
 	}
-	return SendFileResp{Event: r.Event, CID: file.CID}, nil
+	return api.SendFileResp{Event: r.Event, CID: file.CID}, nil
 }
 
 // messageMedia is the JSON form of a message's first media part.
-func messageMedia(ms []mimi.Media) *MessageMedia {
+func messageMedia(ms []mimi.Media) *api.MessageMedia {
 	if len(ms) == 0 {
 		return nil
 	}
 	r := ms[0].Ref
-	mm := &MessageMedia{CID: r.CID, MIME: r.MIME, Size: r.Size, Name: r.Name, Width: r.Info.Width, Height: r.Info.Height,
+	mm := &api.MessageMedia{CID: r.CID, MIME: r.MIME, Size: r.Size, Name: r.Name, Width: r.Info.Width, Height: r.Info.Height,
 		DurationMS: r.Info.DurationMs, Waveform: r.Info.Waveform, Voice: r.Info.Voice}
 	if k, err := media.FileKeyFromBytes(r.Key); err == nil {
 		mm.Key = MediaKeyString(k)

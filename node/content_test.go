@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -22,11 +23,11 @@ import (
 // 1..n-1 join.
 func (b *bus) contentRoom(encrypted bool) (string, crdt.RoomID) {
 	b.t.Helper()
-	r, err := b.engines[0].CreateRoom(b.ctx, RoomCreateReq{Name: "content", Encrypted: &encrypted})
+	r, err := b.engines[0].CreateRoom(b.ctx, api.RoomCreateReq{Name: "content", Encrypted: &encrypted})
 	b.ok(err)
 	b.drain()
 	for m := 1; m < len(b.engines); m++ {
-		b.ok2(b.engines[0].Invite(b.ctx, RoomUserReq{Room: r.Room, User: b.user(m)}))
+		b.ok2(b.engines[0].Invite(b.ctx, api.RoomUserReq{Room: r.Room, User: b.user(m)}))
 		b.drain()
 		b.join(m, r.Room)
 	}
@@ -36,11 +37,11 @@ func (b *bus) contentRoom(encrypted bool) (string, crdt.RoomID) {
 
 // messages returns engine i's projected messages by event ID, and its
 // whole history as JSON (to compare nodes).
-func (b *bus) messages(i int, room string) (map[string]TimelineEvent, string) {
+func (b *bus) messages(i int, room string) (map[string]api.TimelineEvent, string) {
 	b.t.Helper()
-	h, err := b.engines[i].History(b.ctx, HistoryReq{Room: room})
+	h, err := b.engines[i].History(b.ctx, api.HistoryReq{Room: room})
 	b.ok(err)
-	out := map[string]TimelineEvent{}
+	out := map[string]api.TimelineEvent{}
 	for _, ev := range h.Events {
 		if ev.Type == rooms.TypeMessage {
 			out[ev.ID] = ev
@@ -50,7 +51,7 @@ func (b *bus) messages(i int, room string) (map[string]TimelineEvent, string) {
 	return out, string(j)
 }
 
-func (b *bus) sendReq(i int, req SendReq) string {
+func (b *bus) sendReq(i int, req api.SendReq) string {
 	b.t.Helper()
 	r, err := b.engines[i].Send(b.ctx, req)
 	b.ok(err)
@@ -69,28 +70,28 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 	b := newBus(t, seed, 3)
 	room, _ := b.contentRoom(enc)
 	ctx := b.ctx
-	root := b.sendReq(0, SendReq{Room: room, Text: "**hi** <script>alert(1)</script> <a href=x onclick=y>l</a>", Markdown: true})
+	root := b.sendReq(0, api.SendReq{Room: room, Text: "**hi** <script>alert(1)</script> <a href=x onclick=y>l</a>", Markdown: true})
 	b.drain()
-	reply := b.sendReq(1, SendReq{Room: room, Text: "a reply", ReplyTo: root})
-	t1 := b.sendReq(1, SendReq{Room: room, Text: "thread one", Thread: root})
-	t2 := b.sendReq(2, SendReq{Room: room, Text: "thread two", Thread: root})
+	reply := b.sendReq(1, api.SendReq{Room: room, Text: "a reply", ReplyTo: root})
+	t1 := b.sendReq(1, api.SendReq{Room: room, Text: "thread one", Thread: root})
+	t2 := b.sendReq(2, api.SendReq{Room: room, Text: "thread two", Thread: root})
 	// Concurrent: two edits by the sender, reactions by everyone.
-	b.ok2(b.engines[0].Edit(ctx, EditReq{Room: room, Event: root, Text: "edit one"}))
-	b.ok2(b.engines[0].Edit(ctx, EditReq{Room: room, Event: root, Text: "edit *two*", Markdown: true}))
-	b.ok2(b.engines[1].React(ctx, ReactReq{Room: room, Event: root, Key: "👍"}))
-	b.ok2(b.engines[2].React(ctx, ReactReq{Room: room, Event: root, Key: "👍"}))
-	b.ok2(b.engines[0].React(ctx, ReactReq{Room: room, Event: root, Key: "🎉"}))
-	doomed := b.sendReq(1, SendReq{Room: room, Text: "to be redacted"})
+	b.ok2(b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: root, Text: "edit one"}))
+	b.ok2(b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: root, Text: "edit *two*", Markdown: true}))
+	b.ok2(b.engines[1].React(ctx, api.ReactReq{Room: room, Event: root, Key: "👍"}))
+	b.ok2(b.engines[2].React(ctx, api.ReactReq{Room: room, Event: root, Key: "👍"}))
+	b.ok2(b.engines[0].React(ctx, api.ReactReq{Room: room, Event: root, Key: "🎉"}))
+	doomed := b.sendReq(1, api.SendReq{Room: room, Text: "to be redacted"})
 	b.drain()
-	if _, err := b.engines[1].Edit(ctx, EditReq{Room: room, Event: root, Text: "not mine"}); KindOf(err) != KindPermission {
+	if _, err := b.engines[1].Edit(ctx, api.EditReq{Room: room, Event: root, Text: "not mine"}); KindOf(err) != api.KindPermission {
 		t.Fatalf("seed %d: editing another user's message: %v, want a permission error", seed, err)
 	}
-	b.ok2(b.engines[2].React(ctx, ReactReq{Room: room, Event: doomed, Key: "x"}))
+	b.ok2(b.engines[2].React(ctx, api.ReactReq{Room: room, Event: doomed, Key: "x"}))
 	b.drain()
-	b.ok2(b.engines[2].Unreact(ctx, ReactReq{Room: room, Event: root, Key: "👍"}))
-	b.ok2(b.engines[1].Redact(ctx, RedactReq{Room: room, Event: doomed}))
-	b.ok2(b.engines[1].Read(ctx, ReadReq{Room: room, Event: reply}))
-	b.ok2(b.engines[2].Read(ctx, ReadReq{Room: room, Event: root}))
+	b.ok2(b.engines[2].Unreact(ctx, api.ReactReq{Room: room, Event: root, Key: "👍"}))
+	b.ok2(b.engines[1].Redact(ctx, api.RedactReq{Room: room, Event: doomed}))
+	b.ok2(b.engines[1].Read(ctx, api.ReadReq{Room: room, Event: reply}))
+	b.ok2(b.engines[2].Read(ctx, api.ReadReq{Room: room, Event: root}))
 	b.drain()
 
 	var first string
@@ -120,7 +121,7 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 		if len(ms) != 5 {
 			t.Fatalf("seed %d: node %d lists %d messages, want 5 (edits and reactions fold in)", seed, i, len(ms))
 		}
-		th, err := b.engines[i].History(ctx, HistoryReq{Room: room, Thread: root})
+		th, err := b.engines[i].History(ctx, api.HistoryReq{Room: room, Thread: root})
 		b.ok(err)
 		var ids []string
 		for _, ev := range th.Events {
@@ -134,7 +135,7 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 		}
 	}
 	// --before and --limit apply to the projected list.
-	h, err := b.engines[1].History(ctx, HistoryReq{Room: room, Limit: 1, Before: reply})
+	h, err := b.engines[1].History(ctx, api.HistoryReq{Room: room, Limit: 1, Before: reply})
 	b.ok(err)
 	if len(h.Events) != 1 || h.Events[0].ID == reply || h.Events[0].Depth > ms0(b, room)[reply].Depth {
 		t.Fatalf("seed %d: history --limit 1 --before reply: %+v", seed, h.Events)
@@ -146,7 +147,7 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 func TestContentMarkdownAndLegacy(t *testing.T) {
 	b := newBus(t, 1, 2)
 	room, id := b.contentRoom(false)
-	md := b.sendReq(0, SendReq{Room: room, Text: "**bold** <script>alert(1)</script><img src=x onerror=alert(2)>", Markdown: true})
+	md := b.sendReq(0, api.SendReq{Room: room, Text: "**bold** <script>alert(1)</script><img src=x onerror=alert(2)>", Markdown: true})
 	var legacy string
 	b.ok(b.engines[0].do(b.ctx, func() error {
 		rc := b.engines[0].rooms[id]
@@ -157,7 +158,7 @@ func TestContentMarkdownAndLegacy(t *testing.T) {
 		return err
 	}))
 	b.drain()
-	ans := b.sendReq(1, SendReq{Room: room, Text: "answer", ReplyTo: legacy})
+	ans := b.sendReq(1, api.SendReq{Room: room, Text: "answer", ReplyTo: legacy})
 	b.drain()
 	ms, _ := b.messages(1, room)
 	m := ms[md]
@@ -182,67 +183,73 @@ func TestContentBadInput(t *testing.T) {
 	b := newBus(t, 1, 2)
 	room, id := b.contentRoom(true)
 	ctx := b.ctx
-	msg := b.sendReq(0, SendReq{Room: room, Text: "hello"})
-	react, err := b.engines[0].React(ctx, ReactReq{Room: room, Event: msg, Key: "+1"})
+	msg := b.sendReq(0, api.SendReq{Room: room, Text: "hello"})
+	react, err := b.engines[0].React(ctx, api.ReactReq{Room: room, Event: msg, Key: "+1"})
 	b.ok(err)
 	b.drain()
 	before := b.count(0, id, rooms.TypeMessage)
-	other, err := b.engines[1].CreateRoom(ctx, RoomCreateReq{Name: "elsewhere"})
+	other, err := b.engines[1].CreateRoom(ctx, api.RoomCreateReq{Name: "elsewhere"})
 	b.ok(err)
 	unknown := other.Room // an event ID, but not of this room
 	cases := map[string]func() error{
 		"unknown event": func() error {
-			_, err := b.engines[0].Edit(ctx, EditReq{Room: room, Event: unknown, Text: "x"})
+			_, err := b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: unknown, Text: "x"})
 			return err
 		},
 		"malformed event": func() error {
-			_, err := b.engines[0].Edit(ctx, EditReq{Room: room, Event: "nope", Text: "x"})
+			_, err := b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: "nope", Text: "x"})
 			return err
 		},
 		"edit a reaction": func() error {
-			_, err := b.engines[0].Edit(ctx, EditReq{Room: room, Event: react.Event, Text: "x"})
+			_, err := b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: react.Event, Text: "x"})
 			return err
 		},
-		"empty edit": func() error { _, err := b.engines[0].Edit(ctx, EditReq{Room: room, Event: msg, Text: " "}); return err },
+		"empty edit": func() error {
+			_, err := b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: msg, Text: " "})
+			return err
+		},
 		"huge edit": func() error {
-			_, err := b.engines[0].Edit(ctx, EditReq{Room: room, Event: msg, Text: strings.Repeat("x", MaxMessage+1)})
+			_, err := b.engines[0].Edit(ctx, api.EditReq{Room: room, Event: msg, Text: strings.Repeat("x", MaxMessage+1)})
 			return err
 		},
-		"empty send": func() error { _, err := b.engines[0].Send(ctx, SendReq{Room: room, Text: ""}); return err },
+		"empty send": func() error { _, err := b.engines[0].Send(ctx, api.SendReq{Room: room, Text: ""}); return err },
 		"huge send": func() error {
-			_, err := b.engines[0].Send(ctx, SendReq{Room: room, Text: strings.Repeat("y", MaxMessage+1)})
+			_, err := b.engines[0].Send(ctx, api.SendReq{Room: room, Text: strings.Repeat("y", MaxMessage+1)})
 			return err
 		},
 		"huge markdown": func() error {
-			_, err := b.engines[0].Send(ctx, SendReq{Room: room, Text: strings.Repeat("*y* ", MaxMessage/4), Markdown: true})
+			_, err := b.engines[0].Send(ctx, api.SendReq{Room: room, Text: strings.Repeat("*y* ", MaxMessage/4), Markdown: true})
 			return err
 		},
 		"reply to nothing": func() error {
-			_, err := b.engines[0].Send(ctx, SendReq{Room: room, Text: "x", ReplyTo: unknown})
+			_, err := b.engines[0].Send(ctx, api.SendReq{Room: room, Text: "x", ReplyTo: unknown})
 			return err
 		},
 		"react twice": func() error {
-			_, err := b.engines[0].React(ctx, ReactReq{Room: room, Event: msg, Key: "+1"})
+			_, err := b.engines[0].React(ctx, api.ReactReq{Room: room, Event: msg, Key: "+1"})
 			return err
 		},
-		"react empty": func() error { _, err := b.engines[0].React(ctx, ReactReq{Room: room, Event: msg, Key: ""}); return err },
+		"react empty": func() error {
+			_, err := b.engines[0].React(ctx, api.ReactReq{Room: room, Event: msg, Key: ""})
+			return err
+		},
 		"react long": func() error {
-			_, err := b.engines[0].React(ctx, ReactReq{Room: room, Event: msg, Key: strings.Repeat("k", 65)})
+			_, err := b.engines[0].React(ctx, api.ReactReq{Room: room, Event: msg, Key: strings.Repeat("k", 65)})
 			return err
 		},
 		"react to reaction": func() error {
-			_, err := b.engines[0].React(ctx, ReactReq{Room: room, Event: react.Event, Key: "y"})
+			_, err := b.engines[0].React(ctx, api.ReactReq{Room: room, Event: react.Event, Key: "y"})
 			return err
 		},
 		"unreact absent": func() error {
-			_, err := b.engines[1].Unreact(ctx, ReactReq{Room: room, Event: msg, Key: "+1"})
+			_, err := b.engines[1].Unreact(ctx, api.ReactReq{Room: room, Event: msg, Key: "+1"})
 			return err
 		},
-		"read unknown": func() error { _, err := b.engines[0].Read(ctx, ReadReq{Room: room, Event: unknown}); return err },
+		"read unknown": func() error { _, err := b.engines[0].Read(ctx, api.ReadReq{Room: room, Event: unknown}); return err },
 	}
 	for name, fn := range cases {
 		err := fn()
-		if err == nil || KindOf(err) == KindInternal {
+		if err == nil || KindOf(err) == api.KindInternal {
 			t.Errorf("%s: %v, want a clear refusal", name, err)
 		}
 	}
@@ -263,16 +270,16 @@ func TestContentHistoryLargeRoom(t *testing.T) {
 	room, _ := b.contentRoom(false)
 	ctx := context.Background()
 	for i := range n {
-		b.sendReq(0, SendReq{Room: room, Text: fmt.Sprintf("message %d", i)})
+		b.sendReq(0, api.SendReq{Room: room, Text: fmt.Sprintf("message %d", i)})
 	}
 	e := b.engines[0]
 	e.do(ctx, func() error { e.rooms[mustID(t, room)].tl = nil; return nil }) // force a rebuild
 	for _, what := range []string{"rebuild", "cached", "after a send"} {
 		if what == "after a send" {
-			b.sendReq(0, SendReq{Room: room, Text: "one more"})
+			b.sendReq(0, api.SendReq{Room: room, Text: "one more"})
 		}
 		start := time.Now()
-		h, err := e.History(ctx, HistoryReq{Room: room, Limit: 50})
+		h, err := e.History(ctx, api.HistoryReq{Room: room, Limit: 50})
 		b.ok(err)
 		d := time.Now().Sub(start)
 		t.Logf("%d messages, history --limit 50 (%s): %v", n, what, d)
@@ -290,21 +297,21 @@ func mustID(t *testing.T, s string) crdt.RoomID {
 	return id
 }
 
-func ms0(b *bus, room string) map[string]TimelineEvent { m, _ := b.messages(0, room); return m }
+func ms0(b *bus, room string) map[string]api.TimelineEvent { m, _ := b.messages(0, room); return m }
 
 // watch shows an edit or a reaction as the updated message it changes, and
 // a receipt as kind "receipt".
 func TestContentWatch(t *testing.T) {
 	b := newBus(t, 1, 2)
 	room, _ := b.contentRoom(true)
-	root := b.sendReq(0, SendReq{Room: room, Text: "first"})
+	root := b.sendReq(0, api.SendReq{Room: room, Text: "first"})
 	b.drain()
 	ch, stop, err := b.engines[1].Watch(b.ctx, room)
 	b.ok(err)
 	defer stop()
-	b.ok2(b.engines[0].Edit(b.ctx, EditReq{Room: room, Event: root, Text: "second"}))
-	b.ok2(b.engines[0].React(b.ctx, ReactReq{Room: room, Event: root, Key: "ok"}))
-	b.ok2(b.engines[0].Read(b.ctx, ReadReq{Room: room, Event: root}))
+	b.ok2(b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: root, Text: "second"}))
+	b.ok2(b.engines[0].React(b.ctx, api.ReactReq{Room: room, Event: root, Key: "ok"}))
+	b.ok2(b.engines[0].Read(b.ctx, api.ReadReq{Room: room, Event: root}))
 	b.drain()
 	seen := map[string]bool{}
 	for len(seen) < 3 {
@@ -338,13 +345,13 @@ func TestContentTwoDevicesAndRestart(t *testing.T) {
 				room, _ := b.contentRoom(enc)
 				d := b.device(0)
 				b.join(d, room)
-				root := b.sendReq(0, SendReq{Room: room, Text: "original"})
+				root := b.sendReq(0, api.SendReq{Room: room, Text: "original"})
 				b.drain()
 				// Concurrent: neither device sees the other's edit first.
-				b.ok2(b.engines[0].Edit(b.ctx, EditReq{Room: room, Event: root, Text: "from device one"}))
-				b.ok2(b.engines[d].Edit(b.ctx, EditReq{Room: room, Event: root, Text: "from device two"}))
-				b.ok2(b.engines[0].React(b.ctx, ReactReq{Room: room, Event: root, Key: "+1"}))
-				b.ok2(b.engines[d].React(b.ctx, ReactReq{Room: room, Event: root, Key: "+1"}))
+				b.ok2(b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: root, Text: "from device one"}))
+				b.ok2(b.engines[d].Edit(b.ctx, api.EditReq{Room: room, Event: root, Text: "from device two"}))
+				b.ok2(b.engines[0].React(b.ctx, api.ReactReq{Room: room, Event: root, Key: "+1"}))
+				b.ok2(b.engines[d].React(b.ctx, api.ReactReq{Room: room, Event: root, Key: "+1"}))
 				b.drain()
 				var want string
 				for _, i := range []int{0, 1, d} {
@@ -363,7 +370,7 @@ func TestContentTwoDevicesAndRestart(t *testing.T) {
 					}
 				}
 				// One unreaction withdraws the votes of both devices.
-				b.ok2(b.engines[d].Unreact(b.ctx, ReactReq{Room: room, Event: root, Key: "+1"}))
+				b.ok2(b.engines[d].Unreact(b.ctx, api.ReactReq{Room: room, Event: root, Key: "+1"}))
 				b.drain()
 				for _, i := range []int{0, 1, d} {
 					if ms, _ := b.messages(i, room); ms[root].Reactions != nil {

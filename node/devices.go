@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
@@ -50,15 +51,15 @@ func (p *prefs) verified(u crdt.UserID) bool {
 
 // Verify returns the safety number and SAS emoji of this user and req.User;
 // with Confirm it records req.User as verified.
-func (e *Engine) Verify(ctx context.Context, req VerifyReq) (VerifyResp, error) {
+func (e *Engine) Verify(ctx context.Context, req api.VerifyReq) (api.VerifyResp, error) {
 	u, err := parseUser(req.User)
 	if err != nil {
-		return VerifyResp{}, err
+		return api.VerifyResp{}, err
 	}
 	if u == e.ident.User {
-		return VerifyResp{}, errorf(KindInvalid, "%s is this user: verify another user", u)
+		return api.VerifyResp{}, errorf(api.KindInvalid, "%s is this user: verify another user", u)
 	}
-	resp := VerifyResp{User: u.String()}
+	resp := api.VerifyResp{User: u.String()}
 	err = e.do(ctx, func() error {
 		if req.Confirm && !e.prefs.verified(u) {
 			name := e.profileOf(u).DisplayName
@@ -116,8 +117,8 @@ func (e *Engine) sortedRooms() []crdt.RoomID {
 }
 
 // warnings lists the security warnings about rc's members. Engine goroutine.
-func (e *Engine) warnings(room crdt.RoomID, rc *roomCtl) []Warning {
-	out := []Warning{}
+func (e *Engine) warnings(room crdt.RoomID, rc *roomCtl) []api.Warning {
+	out := []api.Warning{}
 	if rc.room == nil {
 		return out
 	}
@@ -142,7 +143,7 @@ func (e *Engine) warnings(room crdt.RoomID, rc *roomCtl) []Warning {
 		if !ok || m.DisplayName == "" || v == m.User.String() || e.prefs.verified(m.User) || m.User == e.ident.User {
 			continue
 		}
-		out = append(out, Warning{
+		out = append(out, api.Warning{
 			Kind: "master_key_changed", Room: room.String(), User: m.User.String(), Was: v,
 			Message: fmt.Sprintf("WARNING: %s shows the name %q of verified user %s but has a different master key: it is not the user you verified (a new identity or an impersonator); compare safety numbers again (parley verify %s)", m.User, m.DisplayName, v, m.User),
 		})
@@ -160,14 +161,14 @@ func (e *Engine) warnings(room crdt.RoomID, rc *roomCtl) []Warning {
 				if w == u {
 					continue
 				}
-				out = append(out, Warning{
+				out = append(out, api.Warning{
 					Kind: "device_moved", Room: room.String(), User: u.String(), Was: w.String(), Device: rec.Device.String(),
 					Message: fmt.Sprintf("WARNING: device %s is certified by the master key of %s here and of %s elsewhere: one of them is not who it was", rec.Device, u, w),
 				})
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Warning) int {
+	slices.SortFunc(out, func(a, b api.Warning) int {
 		return strings.Compare(a.Kind+a.User+a.Was+a.Device, b.Kind+b.User+b.Was+b.Device)
 	})
 	return out
@@ -198,7 +199,7 @@ func (e *Engine) warnAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 				continue
 			}
 			select {
-			case wt.ch <- WatchItem{Kind: "warning", Room: room.String(), Warning: &w}:
+			case wt.ch <- api.WatchItem{Kind: "warning", Room: room.String(), Warning: &w}:
 			default:
 				wt.dead = true
 				close(wt.ch)
@@ -210,23 +211,23 @@ func (e *Engine) warnAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 // DeviceList lists a user's devices (default: this user): the devices
 // announced in the encrypted rooms this node keeps, and for this user this
 // node's own device.
-func (e *Engine) DeviceList(ctx context.Context, req UserReq) (DeviceListResp, error) {
+func (e *Engine) DeviceList(ctx context.Context, req api.UserReq) (api.DeviceListResp, error) {
 	u := e.ident.User
 	if req.User != "" {
 		var err error
 		if u, err = parseUser(req.User); err != nil {
-			return DeviceListResp{}, err
+			return api.DeviceListResp{}, err
 		}
 	}
-	resp := DeviceListResp{User: u.String(), Devices: []DeviceInfo{}}
+	resp := api.DeviceListResp{User: u.String(), Devices: []api.DeviceInfo{}}
 	err := e.do(ctx, func() error {
-		byDev := map[crdt.DeviceID]*DeviceInfo{}
+		byDev := map[crdt.DeviceID]*api.DeviceInfo{}
 		verified := u == e.ident.User || e.prefs.verified(u)
-		get := func(d crdt.DeviceID) *DeviceInfo {
+		get := func(d crdt.DeviceID) *api.DeviceInfo {
 			if di := byDev[d]; di != nil {
 				return di
 			}
-			di := &DeviceInfo{Device: d.String(), Current: d == e.ident.Device.Public(), Verified: verified, Rooms: []string{}}
+			di := &api.DeviceInfo{Device: d.String(), Current: d == e.ident.Device.Public(), Verified: verified, Rooms: []string{}}
 			if di.Current {
 				di.Name = "this device"
 			}
@@ -251,7 +252,7 @@ func (e *Engine) DeviceList(ctx context.Context, req UserReq) (DeviceListResp, e
 		for _, di := range byDev {
 			resp.Devices = append(resp.Devices, *di)
 		}
-		slices.SortFunc(resp.Devices, func(a, b DeviceInfo) int {
+		slices.SortFunc(resp.Devices, func(a, b api.DeviceInfo) int {
 			if a.Current != b.Current {
 				if a.Current {
 					return -1
@@ -267,19 +268,19 @@ func (e *Engine) DeviceList(ctx context.Context, req UserReq) (DeviceListResp, e
 
 // Revoke removes another device of this user from every encrypted room
 // (RevokeDevice), checking the name first.
-func (e *Engine) Revoke(ctx context.Context, req DeviceReq) (DeviceRevokeResp, error) {
+func (e *Engine) Revoke(ctx context.Context, req api.DeviceReq) (api.DeviceRevokeResp, error) {
 	d, err := crdt.ParseKey(req.Device)
 	if err != nil {
-		return DeviceRevokeResp{}, errorf(KindInvalid, "%q is not a device ID", req.Device)
+		return api.DeviceRevokeResp{}, errorf(api.KindInvalid, "%q is not a device ID", req.Device)
 	}
 	evs, err := e.RevokeDevice(ctx, d)
 	if err != nil {
-		return DeviceRevokeResp{}, err
+		return api.DeviceRevokeResp{}, err
 	}
 	if len(evs) == 0 {
-		return DeviceRevokeResp{}, codef(KindNotFound, CodeUnknownDevice, "device %s is not a member device of any encrypted room this user is in", d)
+		return api.DeviceRevokeResp{}, codef(api.KindNotFound, api.CodeUnknownDevice, "device %s is not a member device of any encrypted room this user is in", d)
 	}
-	return DeviceRevokeResp{Device: d.String(), Events: evs}, nil
+	return api.DeviceRevokeResp{Device: d.String(), Events: evs}, nil
 }
 
 // joinedRooms lists the rooms this user is joined in. Engine goroutine.
@@ -322,10 +323,10 @@ func (e *Engine) AnnounceLinked(ctx context.Context, id crdt.RoomID) error {
 	return e.do(ctx, func() error {
 		rc := e.rooms[id]
 		if rc == nil || rc.room == nil {
-			return errorf(KindUnavailable, "room %s is not synced yet", id)
+			return errorf(api.KindUnavailable, "room %s is not synced yet", id)
 		}
 		if rc.room.MembershipOf(e.ident.User) != rooms.Join {
-			return errorf(KindPermission, "this user is not joined in room %s", id)
+			return errorf(api.KindPermission, "this user is not joined in room %s", id)
 		}
 		return e.announceDevice(id, rc, false)
 	})

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 )
@@ -58,7 +59,7 @@ func (g *diskGuard) check(need int) error {
 	if !g.full.Swap(true) {
 		g.log.Warn("disk full: refusing writes", "free", free, "reserve", g.reserve)
 	}
-	return &Error{Kind: KindUnavailable, Err: ErrDiskFull, Msg: fmt.Sprintf(
+	return &api.Error{Kind: api.KindUnavailable, Err: ErrDiskFull, Msg: fmt.Sprintf(
 		"disk full: %s free on the filesystem of %s, below the %s the store keeps in reserve; free some space and the node catches up by itself",
 		mib(free), g.dir, mib(g.reserve))}
 }

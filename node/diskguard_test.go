@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/crdt/storetest"
@@ -40,7 +41,7 @@ func TestDiskGuard(t *testing.T) {
 		"delete local": func() error { return s.DeleteLocal([]byte("p/x")) },
 	} {
 		err := write()
-		if !errors.Is(err, ErrDiskFull) || KindOf(err) != KindUnavailable || !strings.HasPrefix(err.Error(), "disk full: ") {
+		if !errors.Is(err, ErrDiskFull) || KindOf(err) != api.KindUnavailable || !strings.HasPrefix(err.Error(), "disk full: ") {
 			t.Fatalf("%s on a full disk: %v", name, err)
 		}
 	}

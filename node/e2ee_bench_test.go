@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -21,10 +22,10 @@ func BenchmarkIngestE2EE(b *testing.B) {
 			var total time.Duration
 			for range b.N {
 				bs := newBus(b, 1, 2)
-				r, err := bs.engines[0].CreateRoom(bs.ctx, RoomCreateReq{Name: "bench", Encrypted: &enc})
+				r, err := bs.engines[0].CreateRoom(bs.ctx, api.RoomCreateReq{Name: "bench", Encrypted: &enc})
 				bs.ok(err)
 				bs.drain()
-				bs.ok2(bs.engines[0].Invite(bs.ctx, RoomUserReq{Room: r.Room, User: bs.user(1)}))
+				bs.ok2(bs.engines[0].Invite(bs.ctx, api.RoomUserReq{Room: r.Room, User: bs.user(1)}))
 				bs.drain()
 				bs.join(1, r.Room)
 				for k := range n {

@@ -3,6 +3,7 @@ package node
 import (
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -18,7 +19,7 @@ func TestE2EEKickInLargeRoom(t *testing.T) {
 		members = append(members, i)
 	}
 	room, id := b.newRoom(rooms.HistoryJoined, members...)
-	b.ok2(b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(n - 1)}))
+	b.ok2(b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(n - 1)}))
 	b.drain()
 	largest := 0
 	b.stores[0].Scan(id, 0, func(st crdt.Stored) bool {

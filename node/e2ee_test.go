@@ -17,6 +17,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms"
@@ -198,7 +199,7 @@ func (b *bus) join(i int, room string) {
 
 func (b *bus) send(i int, room, text string) string {
 	b.t.Helper()
-	r, err := b.engines[i].Send(b.ctx, SendReq{Room: room, Text: text})
+	r, err := b.engines[i].Send(b.ctx, api.SendReq{Room: room, Text: text})
 	b.ok(err)
 	return r.Event
 }
@@ -206,7 +207,7 @@ func (b *bus) send(i int, room, text string) string {
 // texts returns what engine i shows of the room's messages: the bodies it
 // decrypted and the count it could not.
 func (b *bus) texts(i int, room string) (shown []string, undecrypted int) {
-	h, err := b.engines[i].History(b.ctx, HistoryReq{Room: room})
+	h, err := b.engines[i].History(b.ctx, api.HistoryReq{Room: room})
 	b.ok(err)
 	for _, ev := range h.Events {
 		if ev.Type != rooms.TypeMessage {
@@ -297,11 +298,11 @@ func marker(seed uint64, what string) string {
 
 // newRoom has engine 0 create an encrypted room and the others join it.
 func (b *bus) newRoom(history string, members ...int) (string, crdt.RoomID) {
-	r, err := b.engines[0].CreateRoom(b.ctx, RoomCreateReq{Name: "secret room", History: history})
+	r, err := b.engines[0].CreateRoom(b.ctx, api.RoomCreateReq{Name: "secret room", History: history})
 	b.ok(err)
 	b.drain()
 	for _, m := range members {
-		b.ok2(b.engines[0].Invite(b.ctx, RoomUserReq{Room: r.Room, User: b.user(m)}))
+		b.ok2(b.engines[0].Invite(b.ctx, api.RoomUserReq{Room: r.Room, User: b.user(m)}))
 		b.drain()
 		b.join(m, r.Room)
 	}
@@ -318,7 +319,7 @@ func TestE2EEKickedMemberCannotRead(t *testing.T) {
 		pre := marker(seed, "pre")
 		b.send(0, room, pre)
 		b.drain()
-		b.ok2(b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(2)}))
+		b.ok2(b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)}))
 		b.drain() // the senders have seen the kick (concurrent posts may use the old epoch: §5.12)
 		var post []string
 		for k := range 10 {
@@ -359,7 +360,7 @@ func TestE2EELeaveRotatesLazily(t *testing.T) {
 		b := newBus(t, seed, 4)
 		room, id := b.newRoom(rooms.HistoryShared, 1, 2, 3)
 		before := b.count(0, id, rooms.TypeRotate)
-		b.ok2(b.engines[3].Leave(b.ctx, RoomReq{Room: room}))
+		b.ok2(b.engines[3].Leave(b.ctx, api.RoomReq{Room: room}))
 		b.drain()
 		// three senders, concurrently (no delivery between their sends)
 		var ms []string
@@ -408,7 +409,7 @@ func TestE2EEJoinedHistory(t *testing.T) {
 		b.send(0, room, pre)
 		b.send(1, room, pre+"-b")
 		b.drain()
-		b.ok2(b.engines[0].Invite(b.ctx, RoomUserReq{Room: room, User: b.user(2)}))
+		b.ok2(b.engines[0].Invite(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)}))
 		b.drain()
 		b.join(2, room)
 		post := marker(seed, "after-join")
@@ -442,7 +443,7 @@ func TestE2EESharedHistoryAndDevices(t *testing.T) {
 			b.send(k%2, room, ms[k])
 		}
 		b.drain()
-		b.ok2(b.engines[0].Invite(b.ctx, RoomUserReq{Room: room, User: b.user(2)}))
+		b.ok2(b.engines[0].Invite(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)}))
 		b.drain()
 		b.join(2, room)
 		b.send(2, room, marker(seed, "newcomer"))
@@ -519,14 +520,14 @@ func TestE2EEConcurrentAddAndRotate(t *testing.T) {
 	for _, seed := range seeds(t) {
 		b := newBus(t, seed, 4)
 		room, id := b.newRoom(rooms.HistoryShared, 1, 2)
-		b.ok2(b.engines[0].Invite(b.ctx, RoomUserReq{Room: room, User: b.user(3)}))
+		b.ok2(b.engines[0].Invite(b.ctx, api.RoomUserReq{Room: room, User: b.user(3)}))
 		b.drain()
 		rid, err := b.engines[3].TrackRoom(b.ctx, room)
 		b.ok(err)
 		b.sync(3, rid)
 		// concurrently: 3 joins, 1 kicks nobody but 0 kicks 2, and 1 posts
 		b.ok2(b.engines[3].Join(b.ctx, rid))
-		b.ok2(b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(2)}))
+		b.ok2(b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)}))
 		b.send(1, room, marker(seed, "concurrent"))
 		b.drain()
 		var after []string
@@ -557,14 +558,14 @@ func TestE2EEPartition(t *testing.T) {
 	for _, seed := range seeds(t) {
 		b := newBus(t, seed, 4)
 		room, id := b.newRoom(rooms.HistoryShared, 1, 2, 3)
-		b.ok2(b.engines[0].Role(b.ctx, RoleReq{Room: room, User: b.user(2), Role: "admin"}))
+		b.ok2(b.engines[0].Role(b.ctx, api.RoleReq{Room: room, User: b.user(2), Role: "admin"}))
 		b.drain()
 		for _, i := range []int{0, 1} {
 			for _, j := range []int{2, 3} {
 				b.cut[[2]int{i, j}] = true
 			}
 		}
-		b.ok2(b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(3)}))
+		b.ok2(b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(3)}))
 		b.drain()
 		left := marker(seed, "left-side")
 		b.send(1, room, left)
@@ -613,7 +614,7 @@ func TestE2EERedactionDeletesPlaintext(t *testing.T) {
 	if !b.persisted(1, m) {
 		t.Fatal("member did not decrypt the message")
 	}
-	b.ok2(b.engines[0].Redact(b.ctx, RedactReq{Room: room, Event: ev}))
+	b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: ev}))
 	b.drain()
 	for i := range 2 {
 		if b.persisted(i, m) {
@@ -633,14 +634,14 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 	ctx := tn.ctx
 	alice, host, bob := tn.reps[0].Engine, tn.reps[1].Engine, tn.reps[2].Engine
 	name := "PLAINTEXT-MARKER-room-name"
-	r, err := alice.CreateRoom(ctx, RoomCreateReq{Name: name})
+	r, err := alice.CreateRoom(ctx, api.RoomCreateReq{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := host.TrackRoom(ctx, r.Room); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.Invite(ctx, RoomUserReq{Room: r.Room, User: tn.ids[2].User.String()}); err != nil {
+	if _, err := alice.Invite(ctx, api.RoomUserReq{Room: r.Room, User: tn.ids[2].User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	id, _ := crdt.ParseID(r.Room)
@@ -655,7 +656,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		return m == rooms.Invite, m
 	})
 	bobName := "PLAINTEXT-MARKER-bob-display-name"
-	if _, err := bob.ProfileSet(ctx, ProfileSetReq{Name: &bobName}); err != nil {
+	if _, err := bob.ProfileSet(ctx, api.ProfileSetReq{Name: &bobName}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.TrackRoom(ctx, r.Room); err != nil {
@@ -672,7 +673,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 	fromAlice, fromBob := "PLAINTEXT-MARKER-from-alice", "PLAINTEXT-MARKER-from-bob"
 	read := func(e *Engine, want string) func() (bool, string) {
 		return func() (bool, string) {
-			h, _ := e.History(ctx, HistoryReq{Room: r.Room})
+			h, _ := e.History(ctx, api.HistoryReq{Room: r.Room})
 			for _, ev := range h.Events {
 				if ev.Decrypted && ev.Body == want {
 					return true, ""
@@ -687,16 +688,16 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		alice.do(ctx, func() error { n = len(alice.rooms[id].room.MemberDevices(nil)); return nil })
 		return n == 2, fmt.Sprint(n)
 	})
-	if _, err := alice.Send(ctx, SendReq{Room: r.Room, Text: fromAlice}); err != nil {
+	if _, err := alice.Send(ctx, api.SendReq{Room: r.Room, Text: fromAlice}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, convergeWithin, "bob reads alice", read(bob, fromAlice))
-	if _, err := bob.Send(ctx, SendReq{Room: r.Room, Text: fromBob}); err != nil {
+	if _, err := bob.Send(ctx, api.SendReq{Room: r.Room, Text: fromBob}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, convergeWithin, "alice reads bob", read(alice, fromBob))
 	eventually(t, convergeWithin, "alice reads bob's sealed display name", func() (bool, string) {
-		info, _ := alice.Info(ctx, RoomReq{Room: r.Room})
+		info, _ := alice.Info(ctx, api.RoomReq{Room: r.Room})
 		for _, m := range info.Members {
 			if m.User == tn.ids[2].User.String() {
 				return m.DisplayName == bobName, m.DisplayName
@@ -705,7 +706,7 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 		return false, "bob not listed"
 	})
 	eventually(t, convergeWithin, "host holds both messages", func() (bool, string) {
-		h, _ := host.History(ctx, HistoryReq{Room: r.Room})
+		h, _ := host.History(ctx, api.HistoryReq{Room: r.Room})
 		n := 0
 		for _, ev := range h.Events {
 			if ev.Type == rooms.TypeMessage {
@@ -729,10 +730,10 @@ func TestE2EEBlindHostOnMocknet(t *testing.T) {
 			return true
 		})
 	}
-	if info, _ := bob.Info(ctx, RoomReq{Room: r.Room}); info.Name != name {
+	if info, _ := bob.Info(ctx, api.RoomReq{Room: r.Room}); info.Name != name {
 		t.Fatalf("bob reads room name %q", info.Name)
 	}
-	if info, _ := host.Info(ctx, RoomReq{Room: r.Room}); info.Name != "" {
+	if info, _ := host.Info(ctx, api.RoomReq{Room: r.Room}); info.Name != "" {
 		t.Fatalf("host reads room name %q", info.Name)
 	}
 	host.kr.local.ScanLocal(nil, func(k, v []byte) bool {
@@ -753,16 +754,16 @@ func TestE2EEConcurrentKicks(t *testing.T) {
 	for _, seed := range seeds(t) {
 		b := newBus(t, seed, 4)
 		room, id := b.newRoom(rooms.HistoryShared, 1, 2, 3)
-		b.ok2(b.engines[0].Role(b.ctx, RoleReq{Room: room, User: b.user(1), Role: "admin"}))
-		b.ok2(b.engines[0].Role(b.ctx, RoleReq{Room: room, User: b.user(2), Role: "moderator"}))
+		b.ok2(b.engines[0].Role(b.ctx, api.RoleReq{Room: room, User: b.user(1), Role: "admin"}))
+		b.ok2(b.engines[0].Role(b.ctx, api.RoleReq{Room: room, User: b.user(2), Role: "moderator"}))
 		b.drain()
 		// concurrently: 0 kicks 1 while 1 kicks 2; 3 posts while 0 kicks 3
-		kick12, err := b.engines[1].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(2)})
+		kick12, err := b.engines[1].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)})
 		b.ok(err)
-		kick01, err := b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(1)})
+		kick01, err := b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(1)})
 		b.ok(err)
 		post := b.send(3, room, marker(seed, "concurrent-with-kick"))
-		kick03, err := b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(3)})
+		kick03, err := b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(3)})
 		b.ok(err)
 		b.drain()
 		b.converged(id, 0, 1, 2, 3)
@@ -777,7 +778,7 @@ func TestE2EEConcurrentKicks(t *testing.T) {
 					t.Fatalf("seed %d: node %d sees user %d as %q, want %q", seed, i, who, m, want)
 				}
 			}
-			h, err := b.engines[i].History(b.ctx, HistoryReq{Room: room})
+			h, err := b.engines[i].History(b.ctx, api.HistoryReq{Room: room})
 			b.ok(err)
 			visible := map[string]bool{}
 			for _, ev := range h.Events {
@@ -815,7 +816,7 @@ func TestE2EEConvergenceFuzz(t *testing.T) {
 	for _, seed := range seeds(t) {
 		b := newBus(t, seed, 5)
 		room, id := b.newRoom(rooms.HistoryShared, 1)
-		b.ok2(b.engines[0].Role(b.ctx, RoleReq{Room: room, User: b.user(1), Role: "admin"}))
+		b.ok2(b.engines[0].Role(b.ctx, api.RoleReq{Room: room, User: b.user(1), Role: "admin"}))
 		b.drain()
 		membership := func(i int) string {
 			var m string
@@ -827,7 +828,7 @@ func TestE2EEConvergenceFuzz(t *testing.T) {
 			i := b.rng.IntN(5)
 			switch op := []int{0, 0, 1, 1, 1, 2, 3, 4, 4}[b.rng.IntN(9)]; {
 			case op == 0 && membership(i) != rooms.Join && membership(i) != rooms.Invite:
-				b.engines[b.rng.IntN(2)].Invite(b.ctx, RoomUserReq{Room: room, User: b.user(i)})
+				b.engines[b.rng.IntN(2)].Invite(b.ctx, api.RoomUserReq{Room: room, User: b.user(i)})
 			case op == 1 && membership(i) == rooms.Invite:
 				if !tracked[i] {
 					rid, _ := b.engines[i].TrackRoom(b.ctx, room)
@@ -836,12 +837,12 @@ func TestE2EEConvergenceFuzz(t *testing.T) {
 				}
 				b.engines[i].Join(b.ctx, id)
 			case op == 2 && i > 1 && membership(i) == rooms.Join:
-				b.engines[b.rng.IntN(2)].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(i)})
+				b.engines[b.rng.IntN(2)].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(i)})
 			case op == 3 && i > 1 && membership(i) == rooms.Join:
-				b.engines[i].Leave(b.ctx, RoomReq{Room: room})
+				b.engines[i].Leave(b.ctx, api.RoomReq{Room: room})
 			default:
 				if tracked[i] && membership(i) == rooms.Join {
-					b.engines[i].Send(b.ctx, SendReq{Room: room, Text: marker(seed, fmt.Sprintf("step%d", step))})
+					b.engines[i].Send(b.ctx, api.SendReq{Room: room, Text: marker(seed, fmt.Sprintf("step%d", step))})
 				}
 			}
 			if b.rng.IntN(3) == 0 {
@@ -950,7 +951,7 @@ func TestE2EEDeviceRevoked(t *testing.T) {
 		if !b.persisted(1, after) {
 			t.Fatalf("seed %d: the remaining device cannot read", seed)
 		}
-		if _, err := b.engines[d].Send(b.ctx, SendReq{Room: room, Text: "still here?"}); err == nil {
+		if _, err := b.engines[d].Send(b.ctx, api.SendReq{Room: room, Text: "still here?"}); err == nil {
 			b.drain()
 			if b.persisted(0, "still here?") {
 				t.Fatalf("seed %d: a message by the revoked device was read", seed)
@@ -968,7 +969,7 @@ func TestE2EERemovedMemberGetsNoBlobKey(t *testing.T) {
 	for _, seed := range seeds(t) {
 		b := newBus(t, seed, 3)
 		room, id := b.newRoom(rooms.HistoryShared, 1, 2)
-		b.ok2(b.engines[0].Kick(b.ctx, RoomUserReq{Room: room, User: b.user(2)}))
+		b.ok2(b.engines[0].Kick(b.ctx, api.RoomUserReq{Room: room, User: b.user(2)}))
 		b.drain()
 
 		store := media.NewMemStore()
@@ -1021,8 +1022,8 @@ func TestE2EERemovedMemberGetsNoBlobKey(t *testing.T) {
 
 // mediaOf is the media of event id in engine i's timeline, nil when it
 // shows none.
-func mediaOf(b *bus, i int, room, id string) *MessageMedia {
-	h, err := b.engines[i].History(b.ctx, HistoryReq{Room: room})
+func mediaOf(b *bus, i int, room, id string) *api.MessageMedia {
+	h, err := b.engines[i].History(b.ctx, api.HistoryReq{Room: room})
 	b.ok(err)
 	for _, ev := range h.Events {
 		if ev.ID == id {

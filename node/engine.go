@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -131,7 +132,7 @@ func (rc *roomCtl) countOrphans(from peer.ID, before int) {
 
 type watcher struct {
 	room crdt.RoomID // zero: all
-	ch   chan WatchItem
+	ch   chan api.WatchItem
 	dead bool
 }
 
@@ -487,7 +488,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 // commitError is the error of a refused commit: the store's own when it
 // speaks to users (a full disk), wrapped otherwise.
 func commitError(err error) error {
-	var ke *Error
+	var ke *api.Error
 	if errors.As(err, &ke) {
 		return err
 	}
@@ -518,7 +519,7 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 }
 
 // emit sends one item to the watchers of its room.
-func (e *Engine) emit(room crdt.RoomID, it WatchItem) {
+func (e *Engine) emit(room crdt.RoomID, it api.WatchItem) {
 	for w := range e.watchers {
 		if w.dead || (w.room != "" && w.room != room) {
 			continue
@@ -536,7 +537,7 @@ func (e *Engine) emit(room crdt.RoomID, it WatchItem) {
 // encrypted room, content events are sealed (keys.go).
 func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string, body []byte) (*crdt.Event, error) {
 	if rc.room == nil {
-		return nil, errorf(KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+		return nil, errorf(api.KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
 	}
 	if err := rc.room.Check(e.ident.User, typ, skey, body); err != nil {
 		return nil, err
@@ -552,31 +553,31 @@ func (e *Engine) author(room crdt.RoomID, rc *roomCtl, typ string, skey *string,
 func (e *Engine) roomOf(s string) (crdt.RoomID, *roomCtl, error) {
 	id, err := crdt.ParseID(s)
 	if err != nil {
-		return "", nil, errorf(KindInvalid, "%q is not a room ID", s)
+		return "", nil, errorf(api.KindInvalid, "%q is not a room ID", s)
 	}
 	rc := e.rooms[id]
 	if rc == nil {
-		return "", nil, codef(KindNotFound, CodeUnknownRoom, "unknown room %s", s)
+		return "", nil, codef(api.KindNotFound, api.CodeUnknownRoom, "unknown room %s", s)
 	}
 	return id, rc, nil
 }
 
 // CreateRoom founds a room with this user as creator and admin.
-func (e *Engine) CreateRoom(ctx context.Context, req RoomCreateReq) (RoomResp, error) {
+func (e *Engine) CreateRoom(ctx context.Context, req api.RoomCreateReq) (api.RoomResp, error) {
 	return e.createRoom(ctx, req, nil)
 }
 
 // createRoom founds a room; dm names the other user of a direct-message room.
-func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (RoomResp, error) {
+func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byte) (api.RoomResp, error) {
 	hist := req.History
 	if hist == "" {
 		hist = rooms.HistoryShared
 	}
 	if hist != rooms.HistoryShared && hist != rooms.HistoryJoined {
-		return RoomResp{}, errorf(KindInvalid, "history must be shared or joined, not %q", hist)
+		return api.RoomResp{}, errorf(api.KindInvalid, "history must be shared or joined, not %q", hist)
 	}
 	if err := checkFields(limitField{"room name", &req.Name, MaxRoomName}, limitField{"topic", &req.Topic, MaxTopic}); err != nil {
-		return RoomResp{}, err
+		return api.RoomResp{}, err
 	}
 	rule := rooms.Private
 	if req.Public {
@@ -595,7 +596,7 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 		cb.Name, cb.Topic = "", "" // sealed room.name and room.topic events follow the first epoch
 	}
 	body := rooms.Encode(cb)
-	var resp RoomResp
+	var resp api.RoomResp
 	err := e.do(ctx, func() error {
 		ev, err := crdt.Sign(e.ident, crdt.Draft{Type: crdt.TypeCreate, TS: e.now().UnixMilli(), Body: body})
 		if err != nil {
@@ -622,7 +623,7 @@ func (e *Engine) createRoom(ctx context.Context, req RoomCreateReq, dm []byte) (
 
 // foundRoom writes a new room's first events after its create event: the
 // first epoch, the sealed name and topic, this user's profile.
-func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req RoomCreateReq) error {
+func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req api.RoomCreateReq) error {
 	if enc {
 		if err := e.startEncryption(id, rc); err != nil {
 			return err
@@ -644,7 +645,7 @@ func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req RoomCreate
 func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 	id, err := crdt.ParseID(s)
 	if err != nil {
-		return "", errorf(KindInvalid, "%q is not a room ID", s)
+		return "", errorf(api.KindInvalid, "%q is not a room ID", s)
 	}
 	return id, e.do(ctx, func() error {
 		if i := slices.Index(e.prefs.Unhosted, id.String()); i >= 0 {
@@ -673,16 +674,16 @@ func (e *Engine) HasRoomState(ctx context.Context, id crdt.RoomID) (bool, error)
 }
 
 // Join authors this user's join event.
-func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error) {
-	var resp RoomEventResp
+func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (api.RoomEventResp, error) {
+	var resp api.RoomEventResp
 	err := e.do(ctx, func() error {
 		rc := e.rooms[id]
 		if rc == nil {
-			return errorf(KindNotFound, "unknown room %s", id)
+			return errorf(api.KindNotFound, "unknown room %s", id)
 		}
 		if rc.room != nil {
 			if rc.room.MembershipOf(e.ident.User) == rooms.Join {
-				resp = RoomEventResp{Room: id.String()}
+				resp = api.RoomEventResp{Room: id.String()}
 				return e.announceDevice(id, rc, false) // already joined
 			}
 		}
@@ -696,7 +697,7 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (RoomEventResp, error
 		if err != nil {
 			return err
 		}
-		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		resp = api.RoomEventResp{Room: id.String(), Event: ev.ID.String()}
 		if err := e.inv.remove(id.String()); err != nil {
 			return err
 		}
@@ -721,14 +722,14 @@ const MaxMessage = 60_000
 
 // Send authors a message: MIMI content (content.go), maybe Markdown, a
 // reply or a thread reply.
-func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
+func (e *Engine) Send(ctx context.Context, req api.SendReq) (api.EventResp, error) {
 	if req.Text == "" {
-		return EventResp{}, errorf(KindInvalid, "empty message")
+		return api.EventResp{}, errorf(api.KindInvalid, "empty message")
 	}
 	if err := checkText(req.Text); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -746,8 +747,8 @@ func (e *Engine) Send(ctx context.Context, req SendReq) (EventResp, error) {
 
 // History returns the visible timeline, oldest first, messages projected
 // (content.go).
-func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, error) {
-	resp := HistoryResp{Events: []TimelineEvent{}}
+func (e *Engine) History(ctx context.Context, req api.HistoryReq) (api.HistoryResp, error) {
+	resp := api.HistoryResp{Events: []api.TimelineEvent{}}
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -765,8 +766,8 @@ func (e *Engine) History(ctx context.Context, req HistoryReq) (HistoryResp, erro
 	return resp, err
 }
 
-func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) TimelineEvent {
-	te := TimelineEvent{ID: ev.ID.String(), Sender: ev.User.String(), Type: ev.Type, TS: ev.TS, Depth: ev.Depth, StateKey: ev.StateKey, Decrypted: true}
+func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) api.TimelineEvent {
+	te := api.TimelineEvent{ID: ev.ID.String(), Sender: ev.User.String(), Type: ev.Type, TS: ev.TS, Depth: ev.Depth, StateKey: ev.StateKey, Decrypted: true}
 	if rc.room != nil && rc.room.Redacted(ev.ID) {
 		te.Redacted = true
 		return te
@@ -834,11 +835,11 @@ func (e *Engine) stateOf(rc *roomCtl) rooms.State {
 }
 
 // Rooms lists the rooms this node keeps, with this user's membership.
-func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
-	resp := RoomListResp{Rooms: []RoomSummary{}}
+func (e *Engine) Rooms(ctx context.Context) (api.RoomListResp, error) {
+	resp := api.RoomListResp{Rooms: []api.RoomSummary{}}
 	err := e.do(ctx, func() error {
 		for id, rc := range e.rooms {
-			s := RoomSummary{Room: id.String()}
+			s := api.RoomSummary{Room: id.String()}
 			if rc.room != nil {
 				st := e.stateOf(rc)
 				s.Name = st.Name
@@ -852,24 +853,24 @@ func (e *Engine) Rooms(ctx context.Context) (RoomListResp, error) {
 		}
 		for _, inv := range e.inv.list() {
 			if id, err := crdt.ParseID(inv.Room); err == nil && e.rooms[id] == nil {
-				resp.Rooms = append(resp.Rooms, RoomSummary{Room: inv.Room, Name: inv.Name, Membership: rooms.Invite})
+				resp.Rooms = append(resp.Rooms, api.RoomSummary{Room: inv.Room, Name: inv.Name, Membership: rooms.Invite})
 			}
 		}
-		slices.SortFunc(resp.Rooms, func(a, b RoomSummary) int { return strings.Compare(a.Room, b.Room) })
+		slices.SortFunc(resp.Rooms, func(a, b api.RoomSummary) int { return strings.Compare(a.Room, b.Room) })
 		return nil
 	})
 	return resp, err
 }
 
 // Info returns a room's resolved state and how complete this copy is.
-func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
-	var resp RoomInfoResp
+func (e *Engine) Info(ctx context.Context, req api.RoomReq) (api.RoomInfoResp, error) {
+	var resp api.RoomInfoResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
 			return err
 		}
-		resp = RoomInfoResp{Room: id.String(), Members: []MemberInfo{}}
+		resp = api.RoomInfoResp{Room: id.String(), Members: []api.MemberInfo{}}
 		if rc.room != nil {
 			st := e.stateOf(rc)
 			resp.Name, resp.Topic, resp.Avatar, resp.JoinRule, resp.History = st.Name, st.Topic, st.Avatar, st.JoinRule, st.History
@@ -880,7 +881,7 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 				}
 			}
 			for _, m := range st.Members {
-				resp.Members = append(resp.Members, MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName, Verified: e.prefs.verified(m.User)})
+				resp.Members = append(resp.Members, api.MemberInfo{User: m.User.String(), Membership: m.Membership, Role: m.Role, Power: min(m.Power, rooms.PowerAdmin), DisplayName: m.DisplayName, Verified: e.prefs.verified(m.User)})
 			}
 		}
 		resp.Warnings = e.warnings(id, rc)
@@ -890,8 +891,8 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 	return resp, err
 }
 
-func syncInfo(l *crdt.Log) SyncInfo {
-	si := SyncInfo{Events: l.Len(), Missing: l.MissingCount(), Pending: l.Pending(), Heads: []string{}}
+func syncInfo(l *crdt.Log) api.SyncInfo {
+	si := api.SyncInfo{Events: l.Len(), Missing: l.MissingCount(), Pending: l.Pending(), Heads: []string{}}
 	for _, h := range l.Heads() {
 		si.Heads = append(si.Heads, h.String())
 	}
@@ -914,7 +915,7 @@ func (e *Engine) RoomCount(ctx context.Context) (n int, syncing []string, err er
 }
 
 // Watch registers a watcher; the channel closes when ctx ends or the watcher falls behind.
-func (e *Engine) Watch(ctx context.Context, room string) (<-chan WatchItem, func(), error) {
+func (e *Engine) Watch(ctx context.Context, room string) (<-chan api.WatchItem, func(), error) {
 	var id crdt.RoomID
 	if room != "" {
 		var err error
@@ -922,7 +923,7 @@ func (e *Engine) Watch(ctx context.Context, room string) (<-chan WatchItem, func
 			return nil, nil, err
 		}
 	}
-	w := &watcher{room: id, ch: make(chan WatchItem, 1024)}
+	w := &watcher{room: id, ch: make(chan api.WatchItem, 1024)}
 	if err := e.do(ctx, func() error { e.watchers[w] = struct{}{}; return nil }); err != nil {
 		return nil, nil, err
 	}

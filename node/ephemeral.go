@@ -10,6 +10,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
@@ -70,8 +71,8 @@ type ephBody struct {
 
 // ephState is the engine's ephemeral bookkeeping (owned by its goroutine).
 type ephState struct {
-	presence   map[crdt.UserID]PresenceResp // last heard, by signal time
-	lastActive int64                        // this user's last action, ms
+	presence   map[crdt.UserID]api.PresenceResp // last heard, by signal time
+	lastActive int64                            // this user's last action, ms
 	// typing holds, per room and user typing now, a token that the latest
 	// typing signal set; its lapse timer ends the typing only if no later
 	// signal replaced the token.
@@ -90,7 +91,7 @@ func (e *Engine) touch() { e.eph.lastActive = e.now().UnixMilli() }
 // seal signs (and in an encrypted room seals) a signal for room.
 func (e *Engine) seal(room crdt.RoomID, rc *roomCtl, b ephBody) ([]byte, error) {
 	if rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
-		return nil, errorf(KindPermission, "you are not a member of room %s", room)
+		return nil, errorf(api.KindPermission, "you are not a member of room %s", room)
 	}
 	dev := e.ident.Device.Public()
 	ref := RefOf(room)
@@ -103,7 +104,7 @@ func (e *Engine) seal(room crdt.RoomID, rc *roomCtl, b ephBody) ([]byte, error) 
 			}
 		}
 		if k == nil {
-			return nil, errorf(KindUnavailable, "no key for room %s yet; try again once it synced", room)
+			return nil, errorf(api.KindUnavailable, "no key for room %s yet; try again once it synced", room)
 		}
 		id := k.ID()
 		sealed, err := k.Seal(e.kr.rand, ephHeader(room, e.ident.User, dev, w.TS, id), w.Body)
@@ -121,7 +122,7 @@ func ephHeader(room crdt.RoomID, u crdt.UserID, d crdt.DeviceID, ts int64, ep e2
 }
 
 // Typing builds this user's typing signal for a room.
-func (e *Engine) Typing(ctx context.Context, req TypingReq) (crdt.RoomID, []byte, error) {
+func (e *Engine) Typing(ctx context.Context, req api.TypingReq) (crdt.RoomID, []byte, error) {
 	var id crdt.RoomID
 	var data []byte
 	err := e.do(ctx, func() error {
@@ -131,7 +132,7 @@ func (e *Engine) Typing(ctx context.Context, req TypingReq) (crdt.RoomID, []byte
 			return err
 		}
 		if e.prefs.NoTyping {
-			return codef(KindInvalid, CodeTypingOff, "typing notifications are off")
+			return codef(api.KindInvalid, api.CodeTypingOff, "typing notifications are off")
 		}
 		e.touch()
 		data, err = e.seal(id, rc, ephBody{Kind: "typing", Typing: req.On})
@@ -142,17 +143,17 @@ func (e *Engine) Typing(ctx context.Context, req TypingReq) (crdt.RoomID, []byte
 
 // SetPresence sets this user's presence and builds its signal for every
 // room the user is a member of.
-func (e *Engine) SetPresence(ctx context.Context, req PresenceReq) (PresenceResp, map[crdt.RoomID][]byte, error) {
+func (e *Engine) SetPresence(ctx context.Context, req api.PresenceReq) (api.PresenceResp, map[crdt.RoomID][]byte, error) {
 	switch req.Presence {
 	case PresenceOnline, PresenceAway, PresenceOffline:
 	default:
-		return PresenceResp{}, nil, errorf(KindInvalid, "presence must be online, away or offline, not %q", req.Presence)
+		return api.PresenceResp{}, nil, errorf(api.KindInvalid, "presence must be online, away or offline, not %q", req.Presence)
 	}
 	out := map[crdt.RoomID][]byte{}
-	var resp PresenceResp
+	var resp api.PresenceResp
 	err := e.do(ctx, func() error {
 		if e.prefs.NoPresence {
-			return codef(KindInvalid, CodePresenceOff, "presence is off")
+			return codef(api.KindInvalid, api.CodePresenceOff, "presence is off")
 		}
 		if req.Presence == PresenceOnline || e.eph.lastActive == 0 {
 			e.touch()
@@ -172,7 +173,7 @@ func (e *Engine) SetPresence(ctx context.Context, req PresenceReq) (PresenceResp
 			}
 			out[id] = data
 		}
-		resp = PresenceResp{User: e.ident.User.String(), Presence: req.Presence, LastActiveMS: e.eph.lastActive}
+		resp = api.PresenceResp{User: e.ident.User.String(), Presence: req.Presence, LastActiveMS: e.eph.lastActive}
 		return nil
 	})
 	return resp, out, err
@@ -201,15 +202,15 @@ func (e *Engine) presenceRefresh(ctx context.Context) map[crdt.RoomID][]byte {
 
 // Presence returns what this node knows of a user's presence ("" = this
 // user).
-func (e *Engine) Presence(ctx context.Context, req UserReq) (PresenceResp, error) {
-	var resp PresenceResp
+func (e *Engine) Presence(ctx context.Context, req api.UserReq) (api.PresenceResp, error) {
+	var resp api.PresenceResp
 	err := e.do(ctx, func() error {
 		if req.User == "" || req.User == e.ident.User.String() {
 			p := e.prefs.Presence
 			if p == "" {
 				p = PresenceOnline
 			}
-			resp = PresenceResp{User: e.ident.User.String(), Presence: p, LastActiveMS: e.eph.lastActive}
+			resp = api.PresenceResp{User: e.ident.User.String(), Presence: p, LastActiveMS: e.eph.lastActive}
 			return nil
 		}
 		u, err := parseUser(req.User)
@@ -218,7 +219,7 @@ func (e *Engine) Presence(ctx context.Context, req UserReq) (PresenceResp, error
 		}
 		p, ok := e.eph.presence[u]
 		if !ok {
-			p = PresenceResp{User: u.String(), Presence: PresenceOffline}
+			p = api.PresenceResp{User: u.String(), Presence: PresenceOffline}
 		}
 		resp = p
 		return nil
@@ -228,8 +229,8 @@ func (e *Engine) Presence(ctx context.Context, req UserReq) (PresenceResp, error
 
 // Settings changes and reports whether typing and presence are sent and
 // shown.
-func (e *Engine) Settings(ctx context.Context, req SettingsReq) (SettingsResp, error) {
-	var resp SettingsResp
+func (e *Engine) Settings(ctx context.Context, req api.SettingsReq) (api.SettingsResp, error) {
+	var resp api.SettingsResp
 	err := e.do(ctx, func() error {
 		if req.Typing != nil {
 			e.prefs.NoTyping = !*req.Typing
@@ -242,7 +243,7 @@ func (e *Engine) Settings(ctx context.Context, req SettingsReq) (SettingsResp, e
 				return err
 			}
 		}
-		resp = SettingsResp{Typing: !e.prefs.NoTyping, Presence: !e.prefs.NoPresence}
+		resp = api.SettingsResp{Typing: !e.prefs.NoTyping, Presence: !e.prefs.NoPresence}
 		return nil
 	})
 	return resp, err
@@ -314,7 +315,7 @@ func (e *Engine) signal(room crdt.RoomID, user crdt.UserID, dev crdt.DeviceID, w
 	if rooms.DecodeBody(body, &b) != nil {
 		return
 	}
-	sg := &Signal{User: user.String(), Device: dev.String()}
+	sg := &api.Signal{User: user.String(), Device: dev.String()}
 	switch {
 	case b.Kind == "typing" && !e.prefs.NoTyping:
 		on := b.Typing
@@ -330,9 +331,9 @@ func (e *Engine) signal(room crdt.RoomID, user crdt.UserID, dev crdt.DeviceID, w
 			return
 		}
 		if e.eph.presence == nil {
-			e.eph.presence = map[crdt.UserID]PresenceResp{}
+			e.eph.presence = map[crdt.UserID]api.PresenceResp{}
 		}
-		now := PresenceResp{User: user.String(), Presence: b.Presence, LastActiveMS: b.LastActive}
+		now := api.PresenceResp{User: user.String(), Presence: b.Presence, LastActiveMS: b.LastActive}
 		if old, ok := e.eph.presence[user]; ok && (old.LastActiveMS > b.LastActive || old == now) {
 			return // older, or a periodic repeat of what is known
 		}
@@ -341,7 +342,7 @@ func (e *Engine) signal(room crdt.RoomID, user crdt.UserID, dev crdt.DeviceID, w
 	default:
 		return
 	}
-	e.emit(room, WatchItem{Kind: b.Kind, Room: room.String(), Signal: sg})
+	e.emit(room, api.WatchItem{Kind: b.Kind, Room: room.String(), Signal: sg})
 }
 
 func (e *Engine) typingTTL() time.Duration {
@@ -372,7 +373,7 @@ func (e *Engine) typingLapse(room crdt.RoomID, user crdt.UserID, dev crdt.Device
 			}
 			delete(e.eph.typing, k)
 			off := false
-			e.emit(room, WatchItem{Kind: "typing", Room: room.String(), Signal: &Signal{User: user.String(), Device: dev.String(), Typing: &off}})
+			e.emit(room, api.WatchItem{Kind: "typing", Room: room.String(), Signal: &api.Signal{User: user.String(), Device: dev.String(), Typing: &off}})
 			return nil
 		})
 	})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // Typing and presence reach the other members over the room's ephemeral
@@ -14,11 +16,11 @@ func TestEphemeralDelivery(t *testing.T) {
 			tn := newTestNet(t, 2)
 			tn.link(0, 1)
 			e0, e1 := tn.reps[0].Engine, tn.reps[1].Engine
-			r, err := e0.CreateRoom(tn.ctx, RoomCreateReq{Name: "eph", Encrypted: &enc})
+			r, err := e0.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "eph", Encrypted: &enc})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e0.Invite(tn.ctx, RoomUserReq{Room: r.Room, User: tn.ids[1].User.String()}); err != nil {
+			if _, err := e0.Invite(tn.ctx, api.RoomUserReq{Room: r.Room, User: tn.ids[1].User.String()}); err != nil {
 				t.Fatal(err)
 			}
 			id, err := e1.TrackRoom(tn.ctx, r.Room)
@@ -34,14 +36,14 @@ func TestEphemeralDelivery(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer stop()
-			seen := map[string]*Signal{}
+			seen := map[string]*api.Signal{}
 			eventually(t, convergeWithin, "typing and presence at node 1", func() (bool, string) {
 				// Re-sent each round: the topic's mesh forms after a heartbeat,
 				// and node 0 may not hold the epoch key node 1's join needed yet.
-				if _, data, err := e0.Typing(tn.ctx, TypingReq{Room: r.Room, On: true}); err == nil {
+				if _, data, err := e0.Typing(tn.ctx, api.TypingReq{Room: r.Room, On: true}); err == nil {
 					tn.reps[0].Ephemeral().Publish(id, data)
 				}
-				if _, out, err := e0.SetPresence(tn.ctx, PresenceReq{Presence: PresenceAway}); err == nil {
+				if _, out, err := e0.SetPresence(tn.ctx, api.PresenceReq{Presence: PresenceAway}); err == nil {
 					for room, data := range out {
 						tn.reps[0].Ephemeral().Publish(room, data)
 					}
@@ -65,7 +67,7 @@ func TestEphemeralDelivery(t *testing.T) {
 			if s := seen["presence"]; s.Presence != PresenceAway || s.LastActiveMS == 0 {
 				t.Fatalf("presence %+v", s)
 			}
-			p, err := e1.Presence(tn.ctx, UserReq{User: tn.ids[0].User.String()})
+			p, err := e1.Presence(tn.ctx, api.UserReq{User: tn.ids[0].User.String()})
 			if err != nil || p.Presence != PresenceAway {
 				t.Fatalf("presence get: %+v %v", p, err)
 			}
@@ -84,7 +86,7 @@ func TestEphemeralDelivery(t *testing.T) {
 func TestEphemeralFiltered(t *testing.T) {
 	b := newBus(t, 1, 3)
 	room, id := b.contentRoom(true)
-	_, data, err := b.engines[0].Typing(b.ctx, TypingReq{Room: room, On: true})
+	_, data, err := b.engines[0].Typing(b.ctx, api.TypingReq{Room: room, On: true})
 	b.ok(err)
 	ch, stop, err := b.engines[1].Watch(b.ctx, room)
 	b.ok(err)
@@ -119,12 +121,12 @@ func TestEphemeralFiltered(t *testing.T) {
 		t.Fatal("a signal for another room was shown")
 	}
 	off := false
-	b.ok2(b.engines[1].Settings(b.ctx, SettingsReq{Typing: &off}))
+	b.ok2(b.engines[1].Settings(b.ctx, api.SettingsReq{Typing: &off}))
 	if n := deliver(data); n != 0 {
 		t.Fatal("typing shown while switched off")
 	}
 	on := true
-	b.ok2(b.engines[1].Settings(b.ctx, SettingsReq{Typing: &on}))
+	b.ok2(b.engines[1].Settings(b.ctx, api.SettingsReq{Typing: &on}))
 	b.ok2(b.engines[1].SetBlocked(b.ctx, b.user(0), true))
 	if n := deliver(data); n != 0 {
 		t.Fatal("typing of a blocked user shown")
@@ -154,7 +156,7 @@ func TestEphemeralFiltered(t *testing.T) {
 }
 
 func countType(tn *testNet, i int, room interface{ String() string }, typ string) int {
-	h, err := tn.reps[i].Engine.History(tn.ctx, HistoryReq{Room: room.String()})
+	h, err := tn.reps[i].Engine.History(tn.ctx, api.HistoryReq{Room: room.String()})
 	if err != nil {
 		tn.t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/faultstore"
 )
@@ -42,7 +43,7 @@ func (tn *testNet) convergedFully(room string, want []string, d time.Duration, w
 		state := ""
 		ok := true
 		for i := range tn.reps {
-			info, err := tn.reps[i].Engine.Info(tn.ctx, RoomReq{Room: room})
+			info, err := tn.reps[i].Engine.Info(tn.ctx, api.RoomReq{Room: room})
 			if err != nil {
 				return false, fmt.Sprintf("node %d: %v", i, err)
 			}
@@ -81,7 +82,7 @@ func TestFaultCommitRevertsLog(t *testing.T) {
 	fs.Inject(faultstore.Room(id))
 	var acked []string
 	for k := range 5 {
-		r, err := tn.reps[0].Engine.Send(tn.ctx, SendReq{Room: room, Text: fmt.Sprint("while failing ", k)})
+		r, err := tn.reps[0].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: fmt.Sprint("while failing ", k)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +92,7 @@ func TestFaultCommitRevertsLog(t *testing.T) {
 		return len(fs.Faults()) > 0, "no fault yet"
 	})
 	fs.Inject(nil)
-	r, err := tn.reps[0].Engine.Send(tn.ctx, SendReq{Room: room, Text: "after"})
+	r, err := tn.reps[0].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: "after"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func faultRun(t *testing.T, inj faultstore.Injector, enc bool) int {
 			return err == nil, fmt.Sprint(err)
 		})
 	}
-	created, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "faults", Public: true, Encrypted: &enc})
+	created, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "faults", Public: true, Encrypted: &enc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func faultRun(t *testing.T, inj faultstore.Injector, enc bool) int {
 	for k := range 4 {
 		for i := range 3 {
 			retry(i, "send", func() error {
-				r, err := tn.reps[i].Engine.Send(ctx, SendReq{Room: room, Text: fmt.Sprintf("node %d message %d", i, k)})
+				r, err := tn.reps[i].Engine.Send(ctx, api.SendReq{Room: room, Text: fmt.Sprintf("node %d message %d", i, k)})
 				if err == nil {
 					acked = append(acked, r.Event)
 				}
@@ -196,7 +197,7 @@ func faultRun(t *testing.T, inj faultstore.Injector, enc bool) int {
 	if enc {
 		eventually(t, convergeWithin, fmt.Sprint("every node reads every message under ", fs), func() (bool, string) {
 			for i := range tn.reps {
-				h, err := tn.reps[i].Engine.History(ctx, HistoryReq{Room: room})
+				h, err := tn.reps[i].Engine.History(ctx, api.HistoryReq{Room: room})
 				if err != nil {
 					return false, err.Error()
 				}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -32,21 +33,21 @@ type BlobBody struct {
 func parseUser(s string) (crdt.UserID, error) {
 	u, err := crdt.ParseKey(s)
 	if err != nil {
-		return u, errorf(KindInvalid, "%q is not a user ID", s)
+		return u, errorf(api.KindInvalid, "%q is not a user ID", s)
 	}
 	return u, nil
 }
 
 // Invite authors an invite of req.User and delivers it to the invitee's devices.
-func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error) {
+func (e *Engine) Invite(ctx context.Context, req api.RoomUserReq) (api.EventResp, error) {
 	target, err := parseUser(req.User)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	if err := checkField("reason", req.Reason, MaxReason); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -71,25 +72,25 @@ func (e *Engine) Invite(ctx context.Context, req RoomUserReq) (EventResp, error)
 }
 
 // membershipOf authors a membership change of target in a room.
-func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.UserID, membership, reason string) (EventResp, error) {
+func (e *Engine) membershipOf(ctx context.Context, room string, target crdt.UserID, membership, reason string) (api.EventResp, error) {
 	id, err := crdt.ParseID(room)
 	if err != nil {
-		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
+		return api.EventResp{}, errorf(api.KindInvalid, "%q is not a room ID", room)
 	}
 	if err := checkField("reason", reason, MaxReason); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	r, err := e.SetMembership(ctx, id, target, membership, reason)
-	return EventResp{Event: r.Event}, err
+	return api.EventResp{Event: r.Event}, err
 }
 
 // Leave leaves a room. Leaving a room this user is no longer in (left,
 // kicked) changes nothing and succeeds with no event; leaving a room this
 // user was never in (a join that did not complete) stops keeping it.
-func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
+func (e *Engine) Leave(ctx context.Context, req api.RoomReq) (api.EventResp, error) {
 	id, err := crdt.ParseID(req.Room)
 	if err != nil {
-		return EventResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+		return api.EventResp{}, errorf(api.KindInvalid, "%q is not a room ID", req.Room)
 	}
 	gone := false
 	err = e.do(ctx, func() error {
@@ -111,34 +112,34 @@ func (e *Engine) Leave(ctx context.Context, req RoomReq) (EventResp, error) {
 		return nil
 	})
 	if err != nil || gone {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	return e.membershipOf(ctx, req.Room, e.ident.User, rooms.Leave, "")
 }
 
 // Kick removes a member.
-func (e *Engine) Kick(ctx context.Context, req RoomUserReq) (EventResp, error) {
+func (e *Engine) Kick(ctx context.Context, req api.RoomUserReq) (api.EventResp, error) {
 	u, err := parseUser(req.User)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	return e.membershipOf(ctx, req.Room, u, rooms.Leave, req.Reason)
 }
 
 // Ban bans a user.
-func (e *Engine) Ban(ctx context.Context, req RoomUserReq) (EventResp, error) {
+func (e *Engine) Ban(ctx context.Context, req api.RoomUserReq) (api.EventResp, error) {
 	u, err := parseUser(req.User)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	return e.membershipOf(ctx, req.Room, u, rooms.Ban, req.Reason)
 }
 
 // Unban lifts a ban (the user's membership becomes leave).
-func (e *Engine) Unban(ctx context.Context, req RoomUserReq) (EventResp, error) {
+func (e *Engine) Unban(ctx context.Context, req api.RoomUserReq) (api.EventResp, error) {
 	u, err := parseUser(req.User)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	return e.membershipOf(ctx, req.Room, u, rooms.Leave, req.Reason)
 }
@@ -155,29 +156,29 @@ func parseRole(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < -1000000 || n > 1000000 {
-		return 0, errorf(KindInvalid, "role must be admin, moderator, member or a power level, not %q", s)
+		return 0, errorf(api.KindInvalid, "role must be admin, moderator, member or a power level, not %q", s)
 	}
 	return n, nil
 }
 
 // Role changes a member's power level with a new power event.
-func (e *Engine) Role(ctx context.Context, req RoleReq) (EventResp, error) {
+func (e *Engine) Role(ctx context.Context, req api.RoleReq) (api.EventResp, error) {
 	u, err := parseUser(req.User)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	level, err := parseRole(req.Role)
 	if err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
 			return err
 		}
 		if rc.room == nil {
-			return errorf(KindUnavailable, "room %s is not synced yet", id)
+			return errorf(api.KindUnavailable, "room %s is not synced yet", id)
 		}
 		levels := rc.room.State().Levels
 		users := map[string]int64{}
@@ -209,13 +210,13 @@ func sniffImage(b []byte) (string, error) {
 	case len(b) > 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
 		return "image/webp", nil
 	}
-	return "", errorf(KindInvalid, "avatar must be a PNG, JPEG, GIF or WebP image")
+	return "", errorf(api.KindInvalid, "avatar must be a PNG, JPEG, GIF or WebP image")
 }
 
 // blob authors a blob event holding data and returns its ID.
 func (e *Engine) blob(id crdt.RoomID, rc *roomCtl, data []byte) (string, error) {
 	if len(data) > MaxBlob {
-		return "", errorf(KindInvalid, "image of %d bytes is too large (at most %d)", len(data), MaxBlob)
+		return "", errorf(api.KindInvalid, "image of %d bytes is too large (at most %d)", len(data), MaxBlob)
 	}
 	mime, err := sniffImage(data)
 	if err != nil {
@@ -229,28 +230,28 @@ func (e *Engine) blob(id crdt.RoomID, rc *roomCtl, data []byte) (string, error) 
 }
 
 // SetRoom changes a room's name, topic and avatar.
-func (e *Engine) SetRoom(ctx context.Context, req RoomSetReq) (EventResp, error) {
+func (e *Engine) SetRoom(ctx context.Context, req api.RoomSetReq) (api.EventResp, error) {
 	return e.setRoom(ctx, req, "")
 }
 
 // setRoom is SetRoom; avatarLink, if not empty, is a media avatar
 // (avatars.go) that replaces req.Avatar.
-func (e *Engine) setRoom(ctx context.Context, req RoomSetReq, avatarLink string) (EventResp, error) {
+func (e *Engine) setRoom(ctx context.Context, req api.RoomSetReq, avatarLink string) (api.EventResp, error) {
 	if req.AvatarPath != "" {
-		return EventResp{}, errorf(KindUnavailable, "the media store is not open")
+		return api.EventResp{}, errorf(api.KindUnavailable, "the media store is not open")
 	}
 	if req.Name == nil && req.Topic == nil && req.Avatar == nil && avatarLink == "" {
-		return EventResp{}, errorf(KindInvalid, "nothing to set: give --name, --topic or --avatar")
+		return api.EventResp{}, errorf(api.KindInvalid, "nothing to set: give --name, --topic or --avatar")
 	}
 	if err := checkFields(limitField{"room name", req.Name, MaxRoomName}, limitField{"topic", req.Topic, MaxTopic}); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
-			return EventResp{}, err
+			return api.EventResp{}, err
 		}
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -293,22 +294,22 @@ func (e *Engine) setRoom(ctx context.Context, req RoomSetReq, avatarLink string)
 }
 
 // Redact deletes a message's body on every node.
-func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
+func (e *Engine) Redact(ctx context.Context, req api.RedactReq) (api.EventResp, error) {
 	target, err := crdt.ParseID(req.Event)
 	if err != nil {
-		return EventResp{}, errorf(KindInvalid, "%q is not an event ID", req.Event)
+		return api.EventResp{}, errorf(api.KindInvalid, "%q is not an event ID", req.Event)
 	}
 	if err := checkField("reason", req.Reason, MaxReason); err != nil {
-		return EventResp{}, err
+		return api.EventResp{}, err
 	}
-	var resp EventResp
+	var resp api.EventResp
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
 			return err
 		}
 		if !rc.log.Has(target) {
-			return errorf(KindNotFound, "unknown event %s in room %s", req.Event, req.Room)
+			return errorf(api.KindNotFound, "unknown event %s in room %s", req.Event, req.Room)
 		}
 		ev, err := e.author(id, rc, rooms.TypeRedact, nil, rooms.Encode(rooms.RedactBody{Target: []byte(target), Reason: req.Reason}))
 		if err != nil {
@@ -321,8 +322,8 @@ func (e *Engine) Redact(ctx context.Context, req RedactReq) (EventResp, error) {
 }
 
 // Invites lists pending invites for rooms this user has not joined.
-func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
-	resp := InvitesResp{Invites: []Invite{}}
+func (e *Engine) Invites(ctx context.Context) (api.InvitesResp, error) {
+	resp := api.InvitesResp{Invites: []api.Invite{}}
 	err := e.do(ctx, func() error {
 		for _, inv := range e.inv.list() {
 			if id, err := crdt.ParseID(inv.Room); err == nil {
@@ -336,7 +337,7 @@ func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 			if u, err := crdt.ParseKey(inv.Inviter); err == nil && e.prefs.blocked(u) {
 				continue
 			}
-			resp.Invites = append(resp.Invites, Invite{Room: inv.Room, Inviter: inv.Inviter, Name: inv.Name})
+			resp.Invites = append(resp.Invites, api.Invite{Room: inv.Room, Inviter: inv.Inviter, Name: inv.Name})
 		}
 		return nil
 	})
@@ -345,28 +346,28 @@ func (e *Engine) Invites(ctx context.Context) (InvitesResp, error) {
 
 // Decline forgets the pending invite to a room. The inviter is not told;
 // a new invite to the room is taken again.
-func (e *Engine) Decline(ctx context.Context, req RoomReq) (RoomResp, error) {
+func (e *Engine) Decline(ctx context.Context, req api.RoomReq) (api.RoomResp, error) {
 	id, err := crdt.ParseID(req.Room)
 	if err != nil {
-		return RoomResp{}, errorf(KindInvalid, "%q is not a room ID", req.Room)
+		return api.RoomResp{}, errorf(api.KindInvalid, "%q is not a room ID", req.Room)
 	}
 	err = e.do(ctx, func() error {
 		if _, ok := e.inv.byID[id.String()]; !ok {
-			return errorf(KindNotFound, "no pending invite to room %s (see: parley invites)", id)
+			return errorf(api.KindNotFound, "no pending invite to room %s (see: parley invites)", id)
 		}
 		return e.inv.remove(id.String())
 	})
-	return RoomResp{Room: id.String()}, err
+	return api.RoomResp{Room: id.String()}, err
 }
 
 // Policy reads or sets the invite policy.
-func (e *Engine) Policy(ctx context.Context, req PolicyReq) (PolicyResp, error) {
+func (e *Engine) Policy(ctx context.Context, req api.PolicyReq) (api.PolicyResp, error) {
 	switch req.Policy {
 	case "", PolicyAnyone, PolicyContacts, PolicyNobody:
 	default:
-		return PolicyResp{}, errorf(KindInvalid, "policy must be anyone, contacts or nobody, not %q", req.Policy)
+		return api.PolicyResp{}, errorf(api.KindInvalid, "policy must be anyone, contacts or nobody, not %q", req.Policy)
 	}
-	var resp PolicyResp
+	var resp api.PolicyResp
 	err := e.do(ctx, func() error {
 		if req.Policy != "" {
 			e.prefs.Policy = req.Policy
@@ -381,8 +382,8 @@ func (e *Engine) Policy(ctx context.Context, req PolicyReq) (PolicyResp, error) 
 }
 
 // SetBlocked blocks or unblocks a user and returns the blocked list.
-func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (BlockedResp, error) {
-	var resp BlockedResp
+func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (api.BlockedResp, error) {
+	var resp api.BlockedResp
 	err := e.do(ctx, func() error {
 		if user != "" {
 			u, err := parseUser(user)
@@ -390,7 +391,7 @@ func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (BlockedR
 				return err
 			}
 			if u == e.ident.User {
-				return errorf(KindInvalid, "you cannot block yourself")
+				return errorf(api.KindInvalid, "you cannot block yourself")
 			}
 			e.prefs.setBlocked(u, on)
 			if err := e.prefs.save(); err != nil {
@@ -404,28 +405,28 @@ func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (BlockedR
 }
 
 // ProfileSet changes this user's display name and avatar in every joined room.
-func (e *Engine) ProfileSet(ctx context.Context, req ProfileSetReq) (ProfileResp, error) {
+func (e *Engine) ProfileSet(ctx context.Context, req api.ProfileSetReq) (api.ProfileResp, error) {
 	return e.profileSet(ctx, req, "")
 }
 
 // profileSet is ProfileSet; avatarLink, if not empty, is a media avatar
 // (avatars.go) that replaces req.Avatar.
-func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink string) (ProfileResp, error) {
+func (e *Engine) profileSet(ctx context.Context, req api.ProfileSetReq, avatarLink string) (api.ProfileResp, error) {
 	if req.AvatarPath != "" {
-		return ProfileResp{}, errorf(KindUnavailable, "the media store is not open")
+		return api.ProfileResp{}, errorf(api.KindUnavailable, "the media store is not open")
 	}
 	if err := checkFields(limitField{"display name", req.Name, MaxDisplayName}); err != nil {
-		return ProfileResp{}, err
+		return api.ProfileResp{}, err
 	}
 	if req.Avatar != nil {
 		if _, err := sniffImage(req.Avatar); err != nil {
-			return ProfileResp{}, err
+			return api.ProfileResp{}, err
 		}
 		if len(req.Avatar) > MaxBlob {
-			return ProfileResp{}, errorf(KindInvalid, "image of %d bytes is too large (at most %d)", len(req.Avatar), MaxBlob)
+			return api.ProfileResp{}, errorf(api.KindInvalid, "image of %d bytes is too large (at most %d)", len(req.Avatar), MaxBlob)
 		}
 	}
-	var resp ProfileResp
+	var resp api.ProfileResp
 	err := e.do(ctx, func() error {
 		// Check every room first, so that a refusal changes nothing.
 		var joined []crdt.RoomID
@@ -435,7 +436,7 @@ func (e *Engine) profileSet(ctx context.Context, req ProfileSetReq, avatarLink s
 				continue
 			}
 			if err := rc.room.Check(e.ident.User, rooms.TypeProfile, &me, rooms.Encode(rooms.ProfileBody{})); err != nil {
-				return errorf(KindPermission, "room %s does not let this user change their profile (%v); nothing changed", id, err)
+				return errorf(api.KindPermission, "room %s does not let this user change their profile (%v); nothing changed", id, err)
 			}
 			joined = append(joined, id)
 		}
@@ -488,15 +489,15 @@ func (e *Engine) publishProfile(id crdt.RoomID, rc *roomCtl) error {
 }
 
 // ProfileGet returns a user's profile as seen in the rooms shared with them.
-func (e *Engine) ProfileGet(ctx context.Context, req UserReq) (ProfileResp, error) {
+func (e *Engine) ProfileGet(ctx context.Context, req api.UserReq) (api.ProfileResp, error) {
 	u := e.ident.User
 	if req.User != "" {
 		var err error
 		if u, err = parseUser(req.User); err != nil {
-			return ProfileResp{}, err
+			return api.ProfileResp{}, err
 		}
 	}
-	var resp ProfileResp
+	var resp api.ProfileResp
 	err := e.do(ctx, func() error {
 		resp = e.profileOf(u)
 		return nil
@@ -506,8 +507,8 @@ func (e *Engine) ProfileGet(ctx context.Context, req UserReq) (ProfileResp, erro
 
 // profileOf finds u's display name and avatar in the rooms this node keeps
 // (the room with the lowest ID that has one, so the answer is stable).
-func (e *Engine) profileOf(u crdt.UserID) ProfileResp {
-	resp := ProfileResp{User: u.String()}
+func (e *Engine) profileOf(u crdt.UserID) api.ProfileResp {
+	resp := api.ProfileResp{User: u.String()}
 	ids := make([]crdt.RoomID, 0, len(e.rooms))
 	for id := range e.rooms {
 		ids = append(ids, id)
@@ -571,15 +572,15 @@ func (e *Engine) DMRoom(ctx context.Context, u crdt.UserID) (room string, invite
 }
 
 // CreateDM creates a private two-person room with u and invites u.
-func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (RoomResp, error) {
+func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (api.RoomResp, error) {
 	if u == e.ident.User {
-		return RoomResp{}, errorf(KindInvalid, "a direct-message room needs another user")
+		return api.RoomResp{}, errorf(api.KindInvalid, "a direct-message room needs another user")
 	}
-	r, err := e.createRoom(ctx, RoomCreateReq{}, u[:])
+	r, err := e.createRoom(ctx, api.RoomCreateReq{}, u[:])
 	if err != nil {
 		return r, err
 	}
-	_, err = e.Invite(ctx, RoomUserReq{Room: r.Room, User: u.String()})
+	_, err = e.Invite(ctx, api.RoomUserReq{Room: r.Room, User: u.String()})
 	return r, err
 }
 
@@ -587,31 +588,31 @@ func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (RoomResp, error) 
 // for this user, applies the block list and the invite policy, and records it.
 func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, name string, from peer.ID) error {
 	if create.Type != crdt.TypeCreate || invite.Room != create.ID || invite.Type != rooms.TypeMember || invite.StateKey == nil {
-		return errorf(KindInvalid, "not an invite")
+		return errorf(api.KindInvalid, "not an invite")
 	}
 	var mb rooms.MemberBody
 	if err := rooms.DecodeBody(invite.Body, &mb); err != nil || mb.Membership != rooms.Invite {
-		return errorf(KindInvalid, "not an invite")
+		return errorf(api.KindInvalid, "not an invite")
 	}
 	var cb rooms.CreateBody
 	if err := rooms.DecodeBody(create.Body, &cb); err != nil {
-		return errorf(KindInvalid, "bad create event")
+		return errorf(api.KindInvalid, "bad create event")
 	}
 	if cb.Name == "" {
 		cb.Name = name // an encrypted room's name, told by the inviter (inviteBook.add cuts it to MaxRoomName)
 	}
 	return e.do(ctx, func() error {
 		if *invite.StateKey != e.ident.User.String() {
-			return errorf(KindInvalid, "invite is for another user")
+			return errorf(api.KindInvalid, "invite is for another user")
 		}
 		inviter := invite.User
 		switch {
 		case e.prefs.blocked(inviter):
-			return errorf(KindPermission, "inviter is blocked")
+			return errorf(api.KindPermission, "inviter is blocked")
 		case e.prefs.Policy == PolicyNobody:
-			return errorf(KindPermission, "this user accepts no invites")
+			return errorf(api.KindPermission, "this user accepts no invites")
 		case e.prefs.Policy == PolicyContacts && !e.isContact(inviter):
-			return errorf(KindPermission, "this user accepts invites from contacts only")
+			return errorf(api.KindPermission, "this user accepts invites from contacts only")
 		}
 		room := create.ID.String()
 		if _, ok := e.inv.byID[room]; ok {
@@ -625,12 +626,12 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 			return err
 		}
 		if !ok {
-			return errorf(KindUnavailable, "too many pending invites")
+			return errorf(api.KindUnavailable, "too many pending invites")
 		}
 		for w := range e.watchers {
 			if !w.dead && w.room == "" {
 				select {
-				case w.ch <- WatchItem{Kind: "invite", Room: room}:
+				case w.ch <- api.WatchItem{Kind: "invite", Room: room}:
 				default:
 				}
 			}

@@ -6,13 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
 
 // bodies returns the message bodies of node i's visible timeline.
 func (tn *testNet) bodies(i int, room string) []string {
-	h, err := tn.reps[i].Engine.History(tn.ctx, HistoryReq{Room: room})
+	h, err := tn.reps[i].Engine.History(tn.ctx, api.HistoryReq{Room: room})
 	if err != nil {
 		tn.t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestInviteJoinPrivateRoom(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	ctx := tn.ctx
-	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "private"})
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "private"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func TestInviteJoinPrivateRoom(t *testing.T) {
 	if _, err := tn.reps[1].Engine.Join(ctx, rid); err == nil {
 		t.Fatal("uninvited user joined a private room")
 	}
-	if _, err := tn.reps[0].Engine.Invite(ctx, RoomUserReq{Room: room.Room, User: tn.ids[1].User.String()}); err != nil {
+	if _, err := tn.reps[0].Engine.Invite(ctx, api.RoomUserReq{Room: room.Room, User: tn.ids[1].User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "invite delivered", func() (bool, string) {
@@ -77,7 +78,7 @@ func TestBanUnderPartition(t *testing.T) {
 	send(t, tn, 2, room, 2, "C before")
 	tn.converged(room, 5, convergeWithin, 0, 1, 2)
 	tn.cut(1, 2)
-	if _, err := tn.reps[0].Engine.Ban(tn.ctx, RoomUserReq{Room: room, User: tn.ids[2].User.String()}); err != nil {
+	if _, err := tn.reps[0].Engine.Ban(tn.ctx, api.RoomUserReq{Room: room, User: tn.ids[2].User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, tn, 2, room, 5, "C during")
@@ -100,7 +101,7 @@ func TestBanUnderPartition(t *testing.T) {
 		})
 	}
 	// C can no longer send.
-	if _, err := tn.reps[2].Engine.Send(tn.ctx, SendReq{Room: room, Text: "still here?"}); err == nil {
+	if _, err := tn.reps[2].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: "still here?"}); err == nil {
 		t.Fatal("banned user could send")
 	}
 }
@@ -109,14 +110,14 @@ func TestRedactionPurges(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
-	ev, err := tn.reps[1].Engine.Send(tn.ctx, SendReq{Room: room, Text: "secret 42"})
+	ev, err := tn.reps[1].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: "secret 42"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "message arrives", func() (bool, string) {
 		return slices.Contains(tn.bodies(0, room), "secret 42"), ""
 	})
-	if _, err := tn.reps[0].Engine.Redact(tn.ctx, RedactReq{Room: room, Event: ev.Event}); err != nil {
+	if _, err := tn.reps[0].Engine.Redact(tn.ctx, api.RedactReq{Room: room, Event: ev.Event}); err != nil {
 		t.Fatal(err) // the creator (admin) may redact others' messages
 	}
 	id, _ := crdt.ParseID(ev.Event)

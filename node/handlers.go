@@ -12,23 +12,24 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
 // registerAPI binds every API method to the component that answers it.
 func (n *Node) registerAPI(h host.Host) {
 	s := n.api
-	Handle(s, EpID, func(ctx context.Context, _ Empty) (IDResp, error) {
-		resp := IDResp{User: n.ident.User.String(), Device: n.ident.Device.Public().String(), PeerID: h.ID().String(), Addrs: []string{}}
+	Handle(s, api.EpID, func(ctx context.Context, _ api.Empty) (api.IDResp, error) {
+		resp := api.IDResp{User: n.ident.User.String(), Device: n.ident.Device.Public().String(), PeerID: h.ID().String(), Addrs: []string{}}
 		for _, a := range h.Addrs() {
 			resp.Addrs = append(resp.Addrs, a.String()+"/p2p/"+h.ID().String())
 		}
 		return resp, nil
 	})
-	Handle(s, EpPeers, func(ctx context.Context, _ Empty) (PeersResp, error) {
-		resp := PeersResp{Peers: []PeerInfo{}}
+	Handle(s, api.EpPeers, func(ctx context.Context, _ api.Empty) (api.PeersResp, error) {
+		resp := api.PeersResp{Peers: []api.PeerInfo{}}
 		for _, p := range h.Network().Peers() {
-			pi := PeerInfo{PeerID: p.String()}
+			pi := api.PeerInfo{PeerID: p.String()}
 			if cs := h.Network().ConnsToPeer(p); len(cs) > 0 {
 				pi.Addr = cs[0].RemoteMultiaddr().String()
 			}
@@ -36,50 +37,50 @@ func (n *Node) registerAPI(h host.Host) {
 		}
 		return resp, nil
 	})
-	Handle(s, EpConnect, func(ctx context.Context, req AddrReq) (PeerResp, error) {
+	Handle(s, api.EpConnect, func(ctx context.Context, req api.AddrReq) (api.PeerResp, error) {
 		pi, err := n.connect(ctx, h, req.Addr)
 		if err != nil {
-			return PeerResp{}, err
+			return api.PeerResp{}, err
 		}
-		return PeerResp{PeerID: pi.ID.String()}, nil
+		return api.PeerResp{PeerID: pi.ID.String()}, nil
 	})
-	Handle(s, EpDisconnect, func(ctx context.Context, req PeerReq) (PeerResp, error) {
+	Handle(s, api.EpDisconnect, func(ctx context.Context, req api.PeerReq) (api.PeerResp, error) {
 		p, err := peer.Decode(req.PeerID)
 		if err != nil {
-			return PeerResp{}, errorf(KindInvalid, "%q is not a peer ID", req.PeerID)
+			return api.PeerResp{}, errorf(api.KindInvalid, "%q is not a peer ID", req.PeerID)
 		}
 		if err := n.peers.Forget(p); err != nil {
-			return PeerResp{}, err
+			return api.PeerResp{}, err
 		}
 		h.Network().ClosePeer(p)
-		return PeerResp{PeerID: p.String()}, nil
+		return api.PeerResp{PeerID: p.String()}, nil
 	})
-	Handle(s, EpStatus, func(ctx context.Context, _ Empty) (StatusResp, error) {
+	Handle(s, api.EpStatus, func(ctx context.Context, _ api.Empty) (api.StatusResp, error) {
 		rooms, syncing, err := n.engine.RoomCount(ctx)
 		if syncing == nil {
 			syncing = []string{}
 		}
-		return StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
+		return api.StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
 	})
-	Handle(s, EpRoomCreate, n.engine.CreateRoom)
-	Handle(s, EpRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })
-	Handle(s, EpRoomInfo, n.replica.RoomInfo)
-	Handle(s, EpRoomJoin, func(ctx context.Context, req RoomJoinReq) (RoomEventResp, error) {
+	Handle(s, api.EpRoomCreate, n.engine.CreateRoom)
+	Handle(s, api.EpRoomList, func(ctx context.Context, _ api.Empty) (api.RoomListResp, error) { return n.engine.Rooms(ctx) })
+	Handle(s, api.EpRoomInfo, n.replica.RoomInfo)
+	Handle(s, api.EpRoomJoin, func(ctx context.Context, req api.RoomJoinReq) (api.RoomEventResp, error) {
 		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})
-	Handle(s, EpRoomHost, func(ctx context.Context, req RoomJoinReq) (RoomResp, error) {
+	Handle(s, api.EpRoomHost, func(ctx context.Context, req api.RoomJoinReq) (api.RoomResp, error) {
 		return n.hostRoom(ctx, h, req.Room, req.Via)
 	})
-	Handle(s, EpRoomUnhost, n.engine.Unhost)
-	Handle(s, EpSend, n.engine.Send)
-	Handle(s, EpHistory, n.engine.History)
-	Handle(s, EpResolve, n.engine.Resolve)
+	Handle(s, api.EpRoomUnhost, n.engine.Unhost)
+	Handle(s, api.EpSend, n.engine.Send)
+	Handle(s, api.EpHistory, n.engine.History)
+	Handle(s, api.EpResolve, n.engine.Resolve)
 	n.registerGovernance(h)
 	n.registerContent(h)
 	n.registerArchive()
 	n.registerMedia(h)
 	n.registerDevices(h)
-	HandleStream(s, EpWatch, func(ctx context.Context, req WatchReq, emit func(*WatchItem) error) error {
+	HandleStream(s, api.EpWatch, func(ctx context.Context, req api.WatchReq, emit func(*api.WatchItem) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {
 			return err
@@ -87,7 +88,7 @@ func (n *Node) registerAPI(h host.Host) {
 		defer stop()
 		// Registered: say so, so that a client knows that nothing from
 		// here on is missed.
-		if err := emit(&WatchItem{Kind: WatchReady, Room: req.Room}); err != nil {
+		if err := emit(&api.WatchItem{Kind: api.WatchReady, Room: req.Room}); err != nil {
 			return nil
 		}
 		for {
@@ -112,19 +113,19 @@ func (n *Node) registerAPI(h host.Host) {
 // joinRoom connects to the via peers, starts keeping the room, waits until
 // a peer has sent its create event and state, and joins. A join that fails
 // leaves no room behind that was not kept before it.
-func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []string) (RoomEventResp, error) {
+func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []string) (api.RoomEventResp, error) {
 	for _, a := range via {
 		if _, err := n.connect(ctx, h, a); err != nil {
-			return RoomEventResp{}, err
+			return api.RoomEventResp{}, err
 		}
 	}
 	id, err := crdt.ParseID(room)
 	if err != nil {
-		return RoomEventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
+		return api.RoomEventResp{}, errorf(api.KindInvalid, "%q is not a room ID", room)
 	}
 	kept, err := n.engine.HasRoom(ctx, id)
 	if err != nil {
-		return RoomEventResp{}, err
+		return api.RoomEventResp{}, err
 	}
 	resp, err := n.trackAndJoin(ctx, id)
 	if err != nil && !kept {
@@ -139,26 +140,26 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 }
 
 // trackAndJoin starts keeping a room, waits for its state and joins.
-func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (RoomEventResp, error) {
+func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (api.RoomEventResp, error) {
 	room := id.String()
 	if _, err := n.engine.TrackRoom(ctx, room); err != nil {
-		return RoomEventResp{}, err
+		return api.RoomEventResp{}, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ok, err := n.engine.HasRoomState(ctx, id)
 		if err != nil {
-			return RoomEventResp{}, err
+			return api.RoomEventResp{}, err
 		}
 		if ok {
 			break
 		}
 		if time.Now().After(deadline) {
-			return RoomEventResp{}, codef(KindUnavailable, CodeRoomUnavailable, "room %s is not available from any connected peer; an invite-only room is served only to invited users", room)
+			return api.RoomEventResp{}, codef(api.KindUnavailable, api.CodeRoomUnavailable, "room %s is not available from any connected peer; an invite-only room is served only to invited users", room)
 		}
 		select {
 		case <-ctx.Done():
-			return RoomEventResp{}, ErrClosed
+			return api.RoomEventResp{}, ErrClosed
 		case <-time.After(100 * time.Millisecond): // polling interval
 		}
 	}
@@ -167,31 +168,31 @@ func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (RoomEventResp,
 
 // hostRoom connects to the via peers and keeps the room without joining
 // it, until a peer has sent its create event.
-func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []string) (RoomResp, error) {
+func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []string) (api.RoomResp, error) {
 	for _, a := range via {
 		if _, err := n.connect(ctx, h, a); err != nil {
-			return RoomResp{}, err
+			return api.RoomResp{}, err
 		}
 	}
 	id, err := n.engine.Host(ctx, room)
 	if err != nil {
-		return RoomResp{}, err
+		return api.RoomResp{}, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ok, err := n.engine.HasRoomState(ctx, id)
 		if err != nil {
-			return RoomResp{}, err
+			return api.RoomResp{}, err
 		}
 		if ok {
-			return RoomResp{Room: id.String()}, nil
+			return api.RoomResp{Room: id.String()}, nil
 		}
 		if time.Now().After(deadline) {
-			return RoomResp{}, codef(KindUnavailable, CodeRoomUnavailable, "room %s is not available from any connected peer", room)
+			return api.RoomResp{}, codef(api.KindUnavailable, api.CodeRoomUnavailable, "room %s is not available from any connected peer", room)
 		}
 		select {
 		case <-ctx.Done():
-			return RoomResp{}, ErrClosed
+			return api.RoomResp{}, ErrClosed
 		case <-time.After(100 * time.Millisecond): // polling interval
 		}
 	}
@@ -201,14 +202,14 @@ func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []str
 func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.AddrInfo, error) {
 	m, err := ma.NewMultiaddr(addr)
 	if err != nil {
-		return nil, errorf(KindInvalid, "%q is not a multiaddr: %v", addr, err)
+		return nil, errorf(api.KindInvalid, "%q is not a multiaddr: %v", addr, err)
 	}
 	pi, err := peer.AddrInfoFromP2pAddr(m)
 	if err != nil {
-		return nil, errorf(KindInvalid, "%q must end in /p2p/PEER_ID", addr)
+		return nil, errorf(api.KindInvalid, "%q must end in /p2p/PEER_ID", addr)
 	}
 	if pi.ID == h.ID() {
-		return nil, errorf(KindInvalid, "%q is this node", addr)
+		return nil, errorf(api.KindInvalid, "%q is this node", addr)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -216,9 +217,9 @@ func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.Add
 	if err := h.Connect(dctx, *pi); err != nil {
 		n.log.Debug("connect", "addr", addr, "err", err)
 		if strings.Contains(err.Error(), "peer id mismatch") {
-			return nil, errorf(KindUnavailable, "%s answered, but as another peer than %s", addr, pi.ID)
+			return nil, errorf(api.KindUnavailable, "%s answered, but as another peer than %s", addr, pi.ID)
 		}
-		return nil, errorf(KindUnavailable, "%s did not answer (no parley daemon listens there, or it is unreachable)", addr)
+		return nil, errorf(api.KindUnavailable, "%s did not answer (no parley daemon listens there, or it is unreachable)", addr)
 	}
 	if err := n.peers.Add(addr); err != nil {
 		return nil, err

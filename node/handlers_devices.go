@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // registerDevices binds the device and verification methods and serves the
@@ -15,14 +17,14 @@ func (n *Node) registerDevices(h host.Host) {
 		n.log.Warn("device linking unavailable", "err", err)
 	}
 	linker := NewLinker(h, e, master, n.log)
-	Handle(s, EpVerify, e.Verify)
-	Handle(s, EpDeviceList, e.DeviceList)
-	Handle(s, EpDeviceRevoke, e.Revoke)
-	Handle(s, EpDeviceLink, func(ctx context.Context, _ Empty) (DeviceLinkResp, error) {
+	Handle(s, api.EpVerify, e.Verify)
+	Handle(s, api.EpDeviceList, e.DeviceList)
+	Handle(s, api.EpDeviceRevoke, e.Revoke)
+	Handle(s, api.EpDeviceLink, func(ctx context.Context, _ api.Empty) (api.DeviceLinkResp, error) {
 		c, err := linker.NewCode(0)
 		if err != nil {
-			return DeviceLinkResp{}, err
+			return api.DeviceLinkResp{}, err
 		}
-		return DeviceLinkResp{Code: c.Encode(), ExpiresMS: c.Expires.UnixMilli()}, nil
+		return api.DeviceLinkResp{Code: c.Encode(), ExpiresMS: c.Expires.UnixMilli()}, nil
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // registerGovernance binds the membership, role, profile, DM, blocking and
@@ -11,47 +13,47 @@ import (
 // avatars go into the media store.
 func (n *Node) registerGovernance(h host.Host) {
 	s, e := n.api, n.engine
-	Handle(s, EpRoomInvite, e.Invite)
-	Handle(s, EpInvites, func(ctx context.Context, _ Empty) (InvitesResp, error) { return e.Invites(ctx) })
-	Handle(s, EpInvitesPolicy, e.Policy)
-	Handle(s, EpInvitesDecline, e.Decline)
-	Handle(s, EpRoomLeave, e.Leave)
-	Handle(s, EpRoomKick, e.Kick)
-	Handle(s, EpRoomBan, e.Ban)
-	Handle(s, EpRoomUnban, e.Unban)
-	Handle(s, EpRoomRole, e.Role)
-	Handle(s, EpRedact, e.Redact)
-	Handle(s, EpProfileGet, e.ProfileGet)
-	Handle(s, EpBlock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
+	Handle(s, api.EpRoomInvite, e.Invite)
+	Handle(s, api.EpInvites, func(ctx context.Context, _ api.Empty) (api.InvitesResp, error) { return e.Invites(ctx) })
+	Handle(s, api.EpInvitesPolicy, e.Policy)
+	Handle(s, api.EpInvitesDecline, e.Decline)
+	Handle(s, api.EpRoomLeave, e.Leave)
+	Handle(s, api.EpRoomKick, e.Kick)
+	Handle(s, api.EpRoomBan, e.Ban)
+	Handle(s, api.EpRoomUnban, e.Unban)
+	Handle(s, api.EpRoomRole, e.Role)
+	Handle(s, api.EpRedact, e.Redact)
+	Handle(s, api.EpProfileGet, e.ProfileGet)
+	Handle(s, api.EpBlock, func(ctx context.Context, req api.UserReq) (api.BlockedResp, error) {
 		if req.User == "" {
-			return BlockedResp{}, errorf(KindInvalid, "name a user to block")
+			return api.BlockedResp{}, errorf(api.KindInvalid, "name a user to block")
 		}
 		return e.SetBlocked(ctx, req.User, true)
 	})
-	Handle(s, EpUnblock, func(ctx context.Context, req UserReq) (BlockedResp, error) {
+	Handle(s, api.EpUnblock, func(ctx context.Context, req api.UserReq) (api.BlockedResp, error) {
 		if req.User == "" {
-			return BlockedResp{}, errorf(KindInvalid, "name a user to unblock")
+			return api.BlockedResp{}, errorf(api.KindInvalid, "name a user to unblock")
 		}
 		return e.SetBlocked(ctx, req.User, false)
 	})
-	Handle(s, EpBlocked, func(ctx context.Context, _ Empty) (BlockedResp, error) { return e.SetBlocked(ctx, "", false) })
-	Handle(s, EpDM, func(ctx context.Context, req UserReq) (RoomResp, error) {
+	Handle(s, api.EpBlocked, func(ctx context.Context, _ api.Empty) (api.BlockedResp, error) { return e.SetBlocked(ctx, "", false) })
+	Handle(s, api.EpDM, func(ctx context.Context, req api.UserReq) (api.RoomResp, error) {
 		u, err := parseUser(req.User)
 		if err != nil {
-			return RoomResp{}, err
+			return api.RoomResp{}, err
 		}
 		room, invited, err := e.DMRoom(ctx, u)
 		if err != nil {
-			return RoomResp{}, err
+			return api.RoomResp{}, err
 		}
 		switch {
 		case room != "" && invited:
 			if _, err := n.joinRoom(ctx, h, room, nil); err != nil {
-				return RoomResp{}, err
+				return api.RoomResp{}, err
 			}
-			return RoomResp{Room: room}, nil
+			return api.RoomResp{Room: room}, nil
 		case room != "":
-			return RoomResp{Room: room}, nil
+			return api.RoomResp{Room: room}, nil
 		}
 		return e.CreateDM(ctx, u)
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/media/fsstore"
 )
@@ -28,28 +29,28 @@ func (n *Node) registerMedia(h host.Host) {
 	store, err := fsstore.Open(filepath.Join(n.cfg.Home, mediaDir))
 	if err != nil {
 		n.mediaErr = fmt.Errorf("open media store: %w", err)
-		Handle(n.api, EpRoomSet, n.engine.SetRoom) // serveMedia stops the node
-		Handle(n.api, EpProfileSet, n.engine.ProfileSet)
+		Handle(n.api, api.EpRoomSet, n.engine.SetRoom) // serveMedia stops the node
+		Handle(n.api, api.EpProfileSet, n.engine.ProfileSet)
 		return
 	}
 	n.media = NewMedia(h, store, n.log)
 	n.media.SetRelayPolicy(n.sharesRoom)
-	Handle(n.api, EpMediaAdd, n.media.Add)
-	Handle(n.api, EpMediaGet, n.mediaGet)
-	Handle(n.api, EpMediaSave, n.mediaSave)
-	Handle(n.api, EpMediaGC, n.mediaGC)
+	Handle(n.api, api.EpMediaAdd, n.media.Add)
+	Handle(n.api, api.EpMediaGet, n.mediaGet)
+	Handle(n.api, api.EpMediaSave, n.mediaSave)
+	Handle(n.api, api.EpMediaGC, n.mediaGC)
 	// Avatars go into the media store (avatars.go).
-	Handle(n.api, EpRoomSet, n.setRoom)
-	Handle(n.api, EpProfileSet, n.setProfile)
+	Handle(n.api, api.EpRoomSet, n.setRoom)
+	Handle(n.api, api.EpProfileSet, n.setProfile)
 }
 
 // mediaGet is Media.Get, with the key, when none is given, from a message
 // that refers to the blob.
-func (n *Node) mediaGet(ctx context.Context, req MediaGetReq) (MediaGetResp, error) {
+func (n *Node) mediaGet(ctx context.Context, req api.MediaGetReq) (api.MediaGetResp, error) {
 	if req.Key == "" {
 		key, err := n.engine.mediaKey(ctx, req.CID)
 		if err != nil {
-			return MediaGetResp{}, err
+			return api.MediaGetResp{}, err
 		}
 		req.Key = key
 	}
@@ -58,27 +59,27 @@ func (n *Node) mediaGet(ctx context.Context, req MediaGetReq) (MediaGetResp, err
 
 // mediaSave writes the file of a media message, decrypted with the key the
 // message carries.
-func (n *Node) mediaSave(ctx context.Context, req MediaSaveReq) (MediaSaveResp, error) {
+func (n *Node) mediaSave(ctx context.Context, req api.MediaSaveReq) (api.MediaSaveResp, error) {
 	mm, err := n.engine.messageFile(ctx, req.Room, req.Event)
 	if err != nil {
-		return MediaSaveResp{}, err
+		return api.MediaSaveResp{}, err
 	}
 	out := req.Out
 	if out == "" {
 		dir, err := absPath(req.Dir, "folder to save into")
 		if err != nil {
-			return MediaSaveResp{}, err
+			return api.MediaSaveResp{}, err
 		}
 		out = filepath.Join(dir, saveName(mm.Name))
 		if _, err := os.Lstat(out); err == nil {
-			return MediaSaveResp{}, errorf(KindInvalid, "%s exists (name another file with -o FILE)", out)
+			return api.MediaSaveResp{}, errorf(api.KindInvalid, "%s exists (name another file with -o FILE)", out)
 		}
 	}
-	r, err := n.media.Get(ctx, MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out})
+	r, err := n.media.Get(ctx, api.MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out})
 	if err != nil {
-		return MediaSaveResp{}, err
+		return api.MediaSaveResp{}, err
 	}
-	return MediaSaveResp{CID: r.CID, Size: r.Size, Path: out}, nil
+	return api.MediaSaveResp{CID: r.CID, Size: r.Size, Path: out}, nil
 }
 
 // saveName makes the name a sender gave a file safe as a file name in a
@@ -111,24 +112,24 @@ func (n *Node) serveMedia(ctx context.Context) error {
 }
 
 // Add encrypts the file at req.Path with a fresh random key into the store.
-func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) {
+func (m *Media) Add(ctx context.Context, req api.MediaAddReq) (api.MediaAddResp, error) {
 	if !filepath.IsAbs(req.Path) {
-		return MediaAddResp{}, errorf(KindInvalid, "media path %q is not absolute", req.Path)
+		return api.MediaAddResp{}, errorf(api.KindInvalid, "media path %q is not absolute", req.Path)
 	}
 	f, err := openRegular(req.Path)
 	if err != nil {
-		return MediaAddResp{}, err
+		return api.MediaAddResp{}, err
 	}
 	defer f.Close()
 	head := make([]byte, 512)
 	k, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return MediaAddResp{}, errorf(KindInvalid, "cannot read %s: %v", req.Path, unwrapPathErr(err))
+		return api.MediaAddResp{}, errorf(api.KindInvalid, "cannot read %s: %v", req.Path, unwrapPathErr(err))
 	}
 	head = head[:k]
 	key, err := media.NewFileKey(rand.Reader)
 	if err != nil {
-		return MediaAddResp{}, err
+		return api.MediaAddResp{}, err
 	}
 	m.gcMu.RLock()
 	blob, err := media.Import(m.store, io.MultiReader(bytes.NewReader(head), f), key)
@@ -137,9 +138,9 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 	}
 	m.gcMu.RUnlock()
 	if err != nil {
-		return MediaAddResp{}, fmt.Errorf("store %s: %w", req.Path, err)
+		return api.MediaAddResp{}, fmt.Errorf("store %s: %w", req.Path, err)
 	}
-	return MediaAddResp{CID: blob.Root.String(), Size: blob.Size, MIME: media.Sniff(head, filepath.Base(req.Path)), Key: MediaKeyString(key)}, nil
+	return api.MediaAddResp{CID: blob.Root.String(), Size: blob.Size, MIME: media.Sniff(head, filepath.Base(req.Path)), Key: MediaKeyString(key)}, nil
 }
 
 // Get fetches the blob req.CID if needed and decrypts it into req.Out. The
@@ -147,23 +148,23 @@ func (m *Media) Add(ctx context.Context, req MediaAddReq) (MediaAddResp, error) 
 // stores them (each read back from the store is verified again), so the
 // file is ready about when its last block arrives. A decryption error (a
 // wrong key) stops the fetch; what was fetched stays for a later Get.
-func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) {
+func (m *Media) Get(ctx context.Context, req api.MediaGetReq) (api.MediaGetResp, error) {
 	root, err := cid.Decode(req.CID)
 	if err == nil {
 		_, err = parseMediaCID(root.Bytes())
 	}
 	if err != nil {
-		return MediaGetResp{}, errorf(KindInvalid, "%q is not a media CID", req.CID)
+		return api.MediaGetResp{}, errorf(api.KindInvalid, "%q is not a media CID", req.CID)
 	}
 	key, err := ParseMediaKey(req.Key)
 	if err != nil {
-		return MediaGetResp{}, err
+		return api.MediaGetResp{}, err
 	}
 	if !filepath.IsAbs(req.Out) {
-		return MediaGetResp{}, errorf(KindInvalid, "output path %q is not absolute", req.Out)
+		return api.MediaGetResp{}, errorf(api.KindInvalid, "output path %q is not absolute", req.Out)
 	}
 	if err := checkOutput(req.Out); err != nil {
-		return MediaGetResp{}, err
+		return api.MediaGetResp{}, err
 	}
 	// No collection while the blob is fetched and read (media_gc.go).
 	m.gcMu.RLock()
@@ -184,15 +185,15 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 	ferr := <-fetched
 	switch {
 	case werr == nil: // every block read, verified and decrypted
-		return MediaGetResp{CID: root.String(), Size: n}, nil
+		return api.MediaGetResp{CID: root.String(), Size: n}, nil
 	case ctx.Err() != nil:
-		return MediaGetResp{}, ErrClosed
+		return api.MediaGetResp{}, ErrClosed
 	case !errors.Is(werr, errFetchEnded) || ferr == nil:
-		return MediaGetResp{}, werr
+		return api.MediaGetResp{}, werr
 	case errors.Is(ferr, ErrMediaNotFound):
-		return MediaGetResp{}, &Error{Kind: KindNotFound, Msg: fmt.Sprintf("media %s is not held here or by any connected peer", req.CID), Err: ferr}
+		return api.MediaGetResp{}, &api.Error{Kind: api.KindNotFound, Msg: fmt.Sprintf("media %s is not held here or by any connected peer", req.CID), Err: ferr}
 	}
-	return MediaGetResp{}, fmt.Errorf("fetch %s: %w", req.CID, ferr)
+	return api.MediaGetResp{}, fmt.Errorf("fetch %s: %w", req.CID, ferr)
 }
 
 // writeOut decrypts the blob root, read from store, into out through a
@@ -202,7 +203,7 @@ func (m *Media) Get(ctx context.Context, req MediaGetReq) (MediaGetResp, error) 
 func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey, out string) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".parley-media-*")
 	if err != nil {
-		return 0, errorf(KindInvalid, "cannot write into %s: %v", filepath.Dir(out), unwrapPathErr(err))
+		return 0, errorf(api.KindInvalid, "cannot write into %s: %v", filepath.Dir(out), unwrapPathErr(err))
 	}
 	done := false
 	defer func() {
@@ -218,7 +219,7 @@ func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey,
 	n, err := io.CopyBuffer(onlyWriter{tmp}, r, make([]byte, media.ChunkSize))
 	switch {
 	case errors.Is(err, media.ErrDecrypt):
-		return 0, errorf(KindInvalid, "cannot decrypt %s: wrong key (or a corrupt blob)", root)
+		return 0, errorf(api.KindInvalid, "cannot decrypt %s: wrong key (or a corrupt blob)", root)
 	case errors.Is(err, errFetchEnded):
 		return 0, err
 	case err != nil:
@@ -234,7 +235,7 @@ func (m *Media) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey,
 		return 0, err
 	}
 	if err := os.Rename(tmp.Name(), out); err != nil {
-		return 0, errorf(KindInvalid, "cannot write %s: %v", out, unwrapPathErr(err))
+		return 0, errorf(api.KindInvalid, "cannot write %s: %v", out, unwrapPathErr(err))
 	}
 	done = true
 	return n, nil

@@ -13,6 +13,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -157,7 +158,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 }
 
 func (tn *testNet) history(i int, room string) []string {
-	h, err := tn.reps[i].Engine.History(tn.ctx, HistoryReq{Room: room})
+	h, err := tn.reps[i].Engine.History(tn.ctx, api.HistoryReq{Room: room})
 	if err != nil {
 		tn.t.Fatalf("history on %d: %v", i, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -23,8 +24,8 @@ func (e *Engine) Host(ctx context.Context, s string) (crdt.RoomID, error) {
 // after a restart. The events already stored stay in the store until the
 // room is hosted or joined again. A room this user is a member of cannot
 // be unhosted (leave it first).
-func (e *Engine) Unhost(ctx context.Context, req RoomReq) (RoomResp, error) {
-	var resp RoomResp
+func (e *Engine) Unhost(ctx context.Context, req api.RoomReq) (api.RoomResp, error) {
+	var resp api.RoomResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -32,7 +33,7 @@ func (e *Engine) Unhost(ctx context.Context, req RoomReq) (RoomResp, error) {
 		}
 		if rc.room != nil {
 			if m := rc.room.MembershipOf(e.ident.User); m != "" && m != "leave" {
-				return errorf(KindInvalid, "this user is in room %s (membership %s): leave it instead", id, m)
+				return errorf(api.KindInvalid, "this user is in room %s (membership %s): leave it instead", id, m)
 			}
 		}
 		resp.Room = id.String()

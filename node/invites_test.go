@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-msgio"
 	"golang.org/x/time/rate"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/roomstest"
@@ -104,11 +105,11 @@ func TestInviteFlood(t *testing.T) {
 	ctx := tn.ctx
 	victim, me := tn.reps[1], tn.ids[1].User
 	setupRoom(t, tn) // node 0's user becomes a contact of node 1's user
-	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "from a contact"})
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "from a contact"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tn.reps[0].Engine.Invite(ctx, RoomUserReq{Room: room.Room, User: me.String()}); err != nil {
+	if _, err := tn.reps[0].Engine.Invite(ctx, api.RoomUserReq{Room: room.Room, User: me.String()}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "contact's invite", func() (bool, string) { return pendingCount(t, victim.Engine) == 1, "" })
@@ -184,11 +185,11 @@ func TestInviteDeclineAndRoomList(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	ctx := tn.ctx
-	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "club"})
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "club"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tn.reps[0].Engine.Invite(ctx, RoomUserReq{Room: room.Room, User: tn.ids[1].User.String()}); err != nil {
+	if _, err := tn.reps[0].Engine.Invite(ctx, api.RoomUserReq{Room: room.Room, User: tn.ids[1].User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	e := tn.reps[1].Engine
@@ -197,10 +198,10 @@ func TestInviteDeclineAndRoomList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Rooms) != 1 || list.Rooms[0] != (RoomSummary{Room: room.Room, Name: "club", Membership: rooms.Invite}) {
+	if len(list.Rooms) != 1 || list.Rooms[0] != (api.RoomSummary{Room: room.Room, Name: "club", Membership: rooms.Invite}) {
 		t.Fatalf("room list: %+v", list.Rooms)
 	}
-	if r, err := e.Decline(ctx, RoomReq{Room: room.Room}); err != nil || r.Room != room.Room {
+	if r, err := e.Decline(ctx, api.RoomReq{Room: room.Room}); err != nil || r.Room != room.Room {
 		t.Fatalf("decline: %+v %v", r, err)
 	}
 	if n := pendingCount(t, e); n != 0 {
@@ -209,7 +210,7 @@ func TestInviteDeclineAndRoomList(t *testing.T) {
 	if list, _ := e.Rooms(ctx); len(list.Rooms) != 0 {
 		t.Fatalf("room list after decline: %+v", list.Rooms)
 	}
-	if _, err := e.Decline(ctx, RoomReq{Room: room.Room}); KindOf(err) != KindNotFound {
+	if _, err := e.Decline(ctx, api.RoomReq{Room: room.Room}); KindOf(err) != api.KindNotFound {
 		t.Fatalf("second decline: %v (kind %s)", err, KindOf(err))
 	}
 }

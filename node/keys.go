@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/rooms"
@@ -447,7 +448,7 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 		return nil, fmt.Errorf("own event %s was not accepted", ev.ID)
 	}
 	if ok, why := rc.room.Visible(ev.ID); !ok && !rc.room.Accepted(ev.ID) {
-		return nil, errorf(KindPermission, "own event refused: %s", why)
+		return nil, errorf(api.KindPermission, "own event refused: %s", why)
 	}
 	if e.fx.Publish != nil {
 		e.fx.Publish(room, ev)
@@ -486,7 +487,7 @@ func (e *Engine) newRotation(room crdt.RoomID, rc *roomCtl, prev []crdt.EventID,
 	}
 	if len(b) > crdt.MaxKeyEventSize-4096 {
 		k.Destroy()
-		return nil, nil, errorf(KindInvalid, "room has too many devices (%d) for one rotation event", len(to))
+		return nil, nil, errorf(api.KindInvalid, "room has too many devices (%d) for one rotation event", len(to))
 	}
 	if err := e.kr.keep(k); err != nil {
 		return nil, nil, err
@@ -630,7 +631,7 @@ func (e *Engine) removalWithRotation(room crdt.RoomID, rc *roomCtl, target crdt.
 // this user.
 func (e *Engine) RevokeDevice(ctx context.Context, dev crdt.DeviceID) ([]string, error) {
 	if dev == e.ident.Device.Public() {
-		return nil, errorf(KindInvalid, "a device cannot revoke itself; revoke it from another device of this user")
+		return nil, errorf(api.KindInvalid, "a device cannot revoke itself; revoke it from another device of this user")
 	}
 	var out []string
 	err := e.do(ctx, func() error {
@@ -644,7 +645,7 @@ func (e *Engine) RevokeDevice(ctx context.Context, dev crdt.DeviceID) ([]string,
 				continue
 			}
 			if user != e.ident.User {
-				return errorf(KindPermission, "device %s belongs to another user", dev)
+				return errorf(api.KindPermission, "device %s belongs to another user", dev)
 			}
 			skey := dev.String()
 			body := rooms.DeviceBody{Removed: true}

@@ -1,6 +1,10 @@
 package node
 
-import "unicode/utf8"
+import (
+	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/api"
+)
 
 // Limits on what a user may write through the API, checked at the API edge
 // before anything changes (docs/limits.md). They are in bytes of
@@ -16,10 +20,10 @@ const (
 // checkField validates one user-written field: valid UTF-8 of at most max bytes.
 func checkField(what, s string, max int) error {
 	if len(s) > max {
-		return errorf(KindInvalid, "%s of %d bytes is too long (at most %d)", what, len(s), max)
+		return errorf(api.KindInvalid, "%s of %d bytes is too long (at most %d)", what, len(s), max)
 	}
 	if !utf8.ValidString(s) {
-		return errorf(KindInvalid, "%s is not valid UTF-8 text", what)
+		return errorf(api.KindInvalid, "%s is not valid UTF-8 text", what)
 	}
 	return nil
 }

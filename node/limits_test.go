@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestCreateRoomTooLong: a room name or topic over its limit is refused
@@ -15,15 +17,15 @@ func TestCreateRoomTooLong(t *testing.T) {
 	tn := newTestNet(t, 1)
 	e := tn.reps[0].Engine
 	long := strings.Repeat("x", 100_000)
-	for _, req := range []RoomCreateReq{{Name: long}, {Name: long, Public: true}, {Topic: long}, {Name: "\xff"}} {
-		if _, err := e.CreateRoom(tn.ctx, req); KindOf(err) != KindInvalid {
+	for _, req := range []api.RoomCreateReq{{Name: long}, {Name: long, Public: true}, {Topic: long}, {Name: "\xff"}} {
+		if _, err := e.CreateRoom(tn.ctx, req); KindOf(err) != api.KindInvalid {
 			t.Errorf("create with a %d-byte name, %d-byte topic: %v (kind %s), want invalid", len(req.Name), len(req.Topic), err, KindOf(err))
 		}
 	}
 	if list, _ := e.Rooms(tn.ctx); len(list.Rooms) != 0 {
 		t.Fatalf("failed creates left rooms: %+v", list.Rooms)
 	}
-	if _, err := e.CreateRoom(tn.ctx, RoomCreateReq{Name: strings.Repeat("é", MaxRoomName/2), Topic: strings.Repeat("t", MaxTopic)}); err != nil {
+	if _, err := e.CreateRoom(tn.ctx, api.RoomCreateReq{Name: strings.Repeat("é", MaxRoomName/2), Topic: strings.Repeat("t", MaxTopic)}); err != nil {
 		t.Fatalf("create at the limits: %v", err)
 	}
 }
@@ -34,23 +36,23 @@ func TestProfileSetAllOrNothing(t *testing.T) {
 	tn := newTestNet(t, 1)
 	e, ctx := tn.reps[0].Engine, tn.ctx
 	old := "alice"
-	if _, err := e.ProfileSet(ctx, ProfileSetReq{Name: &old}); err != nil {
+	if _, err := e.ProfileSet(ctx, api.ProfileSetReq{Name: &old}); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
 	for _, public := range []bool{true, false} {
-		r, err := e.CreateRoom(ctx, RoomCreateReq{Name: "r", Public: public})
+		r, err := e.CreateRoom(ctx, api.RoomCreateReq{Name: "r", Public: public})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, r.Room)
 	}
 	long := strings.Repeat("n", 62_000) // fits a plaintext event, not a sealed one
-	if _, err := e.ProfileSet(ctx, ProfileSetReq{Name: &long}); KindOf(err) != KindInvalid {
+	if _, err := e.ProfileSet(ctx, api.ProfileSetReq{Name: &long}); KindOf(err) != api.KindInvalid {
 		t.Fatalf("profile set with a %d-byte name: %v (kind %s), want invalid", len(long), err, KindOf(err))
 	}
 	for _, room := range ids {
-		info, err := e.Info(ctx, RoomReq{Room: room})
+		info, err := e.Info(ctx, api.RoomReq{Room: room})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +62,7 @@ func TestProfileSetAllOrNothing(t *testing.T) {
 			}
 		}
 	}
-	if p, _ := e.ProfileGet(ctx, UserReq{}); p.DisplayName != old {
+	if p, _ := e.ProfileGet(ctx, api.UserReq{}); p.DisplayName != old {
 		t.Errorf("profile name is %d bytes after a refused profile set", len(p.DisplayName))
 	}
 }
@@ -71,7 +73,7 @@ func TestLeavePhantomRoom(t *testing.T) {
 	tn := newTestNet(t, 1)
 	e, ctx := tn.reps[0].Engine, tn.ctx
 	other := newTestNet(t, 1)
-	r, err := other.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "elsewhere"})
+	r, err := other.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "elsewhere"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +83,7 @@ func TestLeavePhantomRoom(t *testing.T) {
 	if list, _ := e.Rooms(ctx); len(list.Rooms) != 1 {
 		t.Fatalf("room list: %+v", list.Rooms)
 	}
-	if _, err := e.Leave(ctx, RoomReq{Room: r.Room}); err != nil {
+	if _, err := e.Leave(ctx, api.RoomReq{Room: r.Room}); err != nil {
 		t.Fatalf("leave a phantom room: %v", err)
 	}
 	if list, _ := e.Rooms(ctx); len(list.Rooms) != 0 {
@@ -96,7 +98,7 @@ func TestFailedJoinLeavesNoRoom(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
 	ctx := tn.ctx
-	r, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "invite only"})
+	r, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "invite only"})
 	if err != nil {
 		t.Fatal(err)
 	}

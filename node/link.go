@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-msgio"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -250,7 +251,7 @@ func (l *Linker) Close() { l.host.RemoveStreamHandler(LinkProtocol) }
 // NewCode issues a one-time code valid for ttl (0: DefaultLinkTTL).
 func (l *Linker) NewCode(ttl time.Duration) (*LinkCode, error) {
 	if l.master == nil {
-		return nil, &Error{Kind: KindPermission, Msg: strings.TrimPrefix(ErrNoMaster.Error(), "node: "), Err: ErrNoMaster}
+		return nil, &api.Error{Kind: api.KindPermission, Msg: strings.TrimPrefix(ErrNoMaster.Error(), "node: "), Err: ErrNoMaster}
 	}
 	if ttl <= 0 {
 		ttl = DefaultLinkTTL
@@ -263,7 +264,7 @@ func (l *Linker) NewCode(ttl time.Duration) (*LinkCode, error) {
 		}
 	}
 	if len(c.Addrs) == 0 {
-		return nil, errorf(KindUnavailable, "this node listens on no address a new device could dial")
+		return nil, errorf(api.KindUnavailable, "this node listens on no address a new device could dial")
 	}
 	if _, err := io.ReadFull(l.rand, c.secret[:]); err != nil {
 		return nil, fmt.Errorf("read randomness: %w", err)
@@ -278,7 +279,7 @@ func (l *Linker) NewCode(ttl time.Duration) (*LinkCode, error) {
 		}
 	}
 	if live >= maxLinkPending {
-		return nil, errorf(KindInvalid, "%d link codes are already waiting; use one or let them expire (%s)", live, DefaultLinkTTL)
+		return nil, errorf(api.KindInvalid, "%d link codes are already waiting; use one or let them expire (%s)", live, DefaultLinkTTL)
 	}
 	l.pending = append(l.pending, &pendingLink{secret: c.secret, expires: c.Expires})
 	return c, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -50,84 +51,84 @@ func loadMaster(home string) (*crdt.SecretKey, error) {
 // code (`parley device join`). The home must not have run a daemon: an
 // identity made by `parley init` and never used gives up its master key
 // and keeps its device key; otherwise a device key is made here.
-func JoinDevice(ctx context.Context, home, codeText string) (DeviceJoinResult, error) {
+func JoinDevice(ctx context.Context, home, codeText string) (api.DeviceJoinResult, error) {
 	code, err := ParseLinkCode(codeText)
 	if err != nil {
-		return DeviceJoinResult{}, codef(KindInvalid, CodeNotLinkCode, "that is not a link code (one starts with %q)", linkCodePrefix)
+		return api.DeviceJoinResult{}, codef(api.KindInvalid, api.CodeNotLinkCode, "that is not a link code (one starts with %q)", linkCodePrefix)
 	}
-	if _, err := os.Stat(filepath.Join(home, APIFile)); err == nil {
-		return DeviceJoinResult{}, errorf(KindInvalid, "a daemon runs on %s: device join works on a fresh home before its first start (use a new --home)", home)
+	if _, err := os.Stat(filepath.Join(home, api.InfoFile)); err == nil {
+		return api.DeviceJoinResult{}, errorf(api.KindInvalid, "a daemon runs on %s: device join works on a fresh home before its first start (use a new --home)", home)
 	}
 	if _, err := os.Stat(filepath.Join(home, storeDir)); err == nil {
-		return DeviceJoinResult{}, errorf(KindInvalid, "%s has run a node already and keeps its identity: device join needs a fresh home (use a new --home)", home)
+		return api.DeviceJoinResult{}, errorf(api.KindInvalid, "%s has run a node already and keeps its identity: device join needs a fresh home (use a new --home)", home)
 	}
 	if err := os.MkdirAll(home, 0o700); err != nil {
-		return DeviceJoinResult{}, fmt.Errorf("create home: %w", err)
+		return api.DeviceJoinResult{}, fmt.Errorf("create home: %w", err)
 	}
 	path := filepath.Join(home, identityFile)
 	var kf keyFile
 	switch err := readJSON(path, &kf); {
 	case err == nil && kf.UserSeed == nil:
-		return DeviceJoinResult{}, errorf(KindInvalid, "%s is a linked device already", home)
+		return api.DeviceJoinResult{}, errorf(api.KindInvalid, "%s is a linked device already", home)
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return DeviceJoinResult{}, fmt.Errorf("identity file %s: damaged", path)
+		return api.DeviceJoinResult{}, fmt.Errorf("identity file %s: damaged", path)
 	}
 	dev, err := crdt.SecretKeyFromSeed(kf.DeviceSeed)
 	if err != nil {
 		if dev, err = crdt.GenerateKey(rand.Reader); err != nil {
-			return DeviceJoinResult{}, err
+			return api.DeviceJoinResult{}, err
 		}
 	}
 	kem, err := e2ee.KEMSecretKeyFromSeed(kf.KEMSeed)
 	if err != nil {
 		if kem, err = e2ee.GenerateKEMKey(rand.Reader); err != nil {
-			return DeviceJoinResult{}, err
+			return api.DeviceJoinResult{}, err
 		}
 	}
 	rec, err := e2ee.SignKEMRecord(dev, kem.Public(), 0)
 	if err != nil {
-		return DeviceJoinResult{}, err
+		return api.DeviceJoinResult{}, err
 	}
 	recRaw, err := rec.Marshal()
 	if err != nil {
-		return DeviceJoinResult{}, err
+		return api.DeviceJoinResult{}, err
 	}
 	sk, err := crypto.UnmarshalEd25519PrivateKey(append(dev.Seed(), pubBytes(dev.Public())...))
 	if err != nil {
-		return DeviceJoinResult{}, fmt.Errorf("device key as peer key: %w", err)
+		return api.DeviceJoinResult{}, fmt.Errorf("device key as peer key: %w", err)
 	}
 	h, err := libp2p.New(libp2p.Identity(sk), libp2p.NoListenAddrs)
 	if err != nil {
-		return DeviceJoinResult{}, fmt.Errorf("start libp2p: %w", err)
+		return api.DeviceJoinResult{}, fmt.Errorf("start libp2p: %w", err)
 	}
 	defer h.Close()
 	res, err := LinkDevice(ctx, h, code, dev, recRaw)
 	if err != nil {
-		return DeviceJoinResult{}, &Error{Kind: KindPermission, Msg: "link: " + strings.ReplaceAll(err.Error(), "node: ", ""), Err: err}
+		return api.DeviceJoinResult{}, &api.Error{Kind: api.KindPermission, Msg: "link: " + strings.ReplaceAll(err.Error(), "node: ", ""), Err: err}
 	}
 	out := keyFile{DeviceSeed: dev.Seed(), Cert: res.Cert, KEMSeed: kem.Seed(), User: res.User[:]}
 	if err := writeJSON(path, out, 0o600); err != nil {
-		return DeviceJoinResult{}, err
+		return api.DeviceJoinResult{}, err
 	}
 	st := linkState{Rooms: []string{}, Peers: res.Peers}
 	for _, r := range res.Rooms {
 		st.Rooms = append(st.Rooms, r.String())
 	}
 	if err := writeJSON(filepath.Join(home, linkFile), st, 0o600); err != nil {
-		return DeviceJoinResult{}, err
+		return api.DeviceJoinResult{}, err
 	}
 	pb, err := LoadPeerBook(filepath.Join(home, peersFile))
 	if err != nil {
-		return DeviceJoinResult{}, err
+		return api.DeviceJoinResult{}, err
 	}
 	for _, a := range res.Peers {
 		if err := pb.Add(a); err != nil {
-			return DeviceJoinResult{}, err
+			return api.DeviceJoinResult{}, err
 		}
 	}
-	return DeviceJoinResult{User: res.User.String(), Device: dev.Public().String(), Rooms: st.Rooms}, nil
+	return api.DeviceJoinResult{User: res.User.String(), Device: dev.Public().String(), Rooms: st.Rooms}, nil
 }
 
 // serveDevices finishes a link: it follows the rooms link.json lists and

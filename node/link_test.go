@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
@@ -324,24 +325,24 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	A, B := tn.reps[a].Engine, tn.reps[b].Engine
 	const d = 30 * time.Second
 
-	shared, err := A.CreateRoom(ctx, RoomCreateReq{Name: "shared"})
+	shared, err := A.CreateRoom(ctx, api.RoomCreateReq{Name: "shared"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	early := []string{"MARKER-shared-1", "MARKER-shared-2", "MARKER-shared-3"}
 	for _, m := range early {
-		if _, err := A.Send(ctx, SendReq{Room: shared.Room, Text: m}); err != nil {
+		if _, err := A.Send(ctx, api.SendReq{Room: shared.Room, Text: m}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	joined, err := B.CreateRoom(ctx, RoomCreateReq{Name: "joined", History: rooms.HistoryJoined})
+	joined, err := B.CreateRoom(ctx, api.RoomCreateReq{Name: "joined", History: rooms.HistoryJoined})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-before-user-joined"}); err != nil {
+	if _, err := B.Send(ctx, api.SendReq{Room: joined.Room, Text: "MARKER-before-user-joined"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := B.Invite(ctx, RoomUserReq{Room: joined.Room, User: idA.User.String()}); err != nil {
+	if _, err := B.Invite(ctx, api.RoomUserReq{Room: joined.Room, User: idA.User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	jid, _ := crdt.ParseID(joined.Room)
@@ -402,7 +403,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 		n := memberDevices(B, joined.Room)
 		return n == 3, fmt.Sprint(n)
 	})
-	after, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-after-link"})
+	after, err := B.Send(ctx, api.SendReq{Room: joined.Room, Text: "MARKER-after-link"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +415,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	// device list on both devices of the user.
 	for _, e := range []*Engine{A, D} {
 		eventually(t, d, "device list shows both devices in both rooms", func() (bool, string) {
-			l, err := e.DeviceList(ctx, UserReq{})
+			l, err := e.DeviceList(ctx, api.UserReq{})
 			if err != nil {
 				return false, err.Error()
 			}
@@ -427,7 +428,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	}
 
 	// Revocation: the device reads nothing that follows.
-	rv, err := A.Revoke(ctx, DeviceReq{Device: dev.Public().String()})
+	rv, err := A.Revoke(ctx, api.DeviceReq{Device: dev.Public().String()})
 	if err != nil || len(rv.Events) != 2 {
 		t.Fatalf("revoke: %v, %+v", err, rv)
 	}
@@ -435,11 +436,11 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 		n := memberDevices(B, joined.Room)
 		return n == 2, fmt.Sprint(n)
 	})
-	lateA, err := A.Send(ctx, SendReq{Room: shared.Room, Text: "MARKER-after-revoke-shared"})
+	lateA, err := A.Send(ctx, api.SendReq{Room: shared.Room, Text: "MARKER-after-revoke-shared"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lateB, err := B.Send(ctx, SendReq{Room: joined.Room, Text: "MARKER-after-revoke-joined"})
+	lateB, err := B.Send(ctx, api.SendReq{Room: joined.Room, Text: "MARKER-after-revoke-joined"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +451,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	if reads(D, "MARKER-after-revoke-shared") || reads(D, "MARKER-after-revoke-joined") {
 		t.Fatal("the revoked device reads a message sent after its revocation")
 	}
-	if _, err := A.Revoke(ctx, DeviceReq{Device: idA.Device.Public().String()}); err == nil {
+	if _, err := A.Revoke(ctx, api.DeviceReq{Device: idA.Device.Public().String()}); err == nil {
 		t.Fatal("a device revoked itself")
 	}
 }
@@ -468,11 +469,11 @@ func TestVerifyAndWarnings(t *testing.T) {
 	tn.link(a, b)
 	tn.link(a, c)
 	A, B, C := tn.reps[a].Engine, tn.reps[b].Engine, tn.reps[c].Engine
-	va, err := A.Verify(ctx, VerifyReq{User: idB.User.String()})
+	va, err := A.Verify(ctx, api.VerifyReq{User: idB.User.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vb, err := B.Verify(ctx, VerifyReq{User: idA.User.String()})
+	vb, err := B.Verify(ctx, api.VerifyReq{User: idA.User.String()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,18 +483,18 @@ func TestVerifyAndWarnings(t *testing.T) {
 	if len(strings.ReplaceAll(va.SafetyNumber, " ", "")) != 60 {
 		t.Fatalf("safety number %q", va.SafetyNumber)
 	}
-	if _, err := A.Verify(ctx, VerifyReq{User: idA.User.String()}); err == nil {
+	if _, err := A.Verify(ctx, api.VerifyReq{User: idA.User.String()}); err == nil {
 		t.Fatal("verified oneself")
 	}
 
 	name := "bob"
 	for _, e := range []*Engine{B, C} {
-		if _, err := e.ProfileSet(ctx, ProfileSetReq{Name: &name}); err != nil {
+		if _, err := e.ProfileSet(ctx, api.ProfileSetReq{Name: &name}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	plain := false
-	r, err := A.CreateRoom(ctx, RoomCreateReq{Name: "r", Public: true, Encrypted: &plain})
+	r, err := A.CreateRoom(ctx, api.RoomCreateReq{Name: "r", Public: true, Encrypted: &plain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,10 +516,10 @@ func TestVerifyAndWarnings(t *testing.T) {
 	eventually(t, 20*time.Second, "A sees bob's name", func() (bool, string) {
 		return A.profileName(idB.User) == name, ""
 	})
-	if v, err := A.Verify(ctx, VerifyReq{User: idB.User.String(), Confirm: true}); err != nil || !v.Verified {
+	if v, err := A.Verify(ctx, api.VerifyReq{User: idB.User.String(), Confirm: true}); err != nil || !v.Verified {
 		t.Fatalf("confirm: %v %+v", err, v)
 	}
-	info, err := A.Info(ctx, RoomReq{Room: r.Room})
+	info, err := A.Info(ctx, api.RoomReq{Room: r.Room})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +539,7 @@ func TestVerifyAndWarnings(t *testing.T) {
 	}
 	defer cancel()
 	join(C, c) // another master key under the name "bob"
-	var w *Warning
+	var w *api.Warning
 	deadline := time.After(20 * time.Second)
 	for w == nil {
 		select {
@@ -556,7 +557,7 @@ func TestVerifyAndWarnings(t *testing.T) {
 	if w.Kind != "master_key_changed" || w.User != idC.User.String() || w.Was != idB.User.String() || !strings.Contains(w.Message, "WARNING") {
 		t.Fatalf("warning %+v", w)
 	}
-	info, _ = A.Info(ctx, RoomReq{Room: r.Room})
+	info, _ = A.Info(ctx, api.RoomReq{Room: r.Room})
 	if len(info.Warnings) != 1 || info.Warnings[0].User != idC.User.String() {
 		t.Fatalf("room info warnings %+v", info.Warnings)
 	}
@@ -580,16 +581,16 @@ func TestDeviceMovedWarning(t *testing.T) {
 		m, err := crdt.GenerateKey(rand.Reader)
 		b.ok(err)
 		i := b.add(&crdt.Identity{User: m.Public(), Device: dev, Cert: crdt.CertifyDevice(m, dev.Public())})
-		r, err := b.engines[i].CreateRoom(b.ctx, RoomCreateReq{Name: "r"})
+		r, err := b.engines[i].CreateRoom(b.ctx, api.RoomCreateReq{Name: "r"})
 		b.ok(err)
 		b.drain()
-		b.ok2(b.engines[i].Invite(b.ctx, RoomUserReq{Room: r.Room, User: b.user(0)}))
+		b.ok2(b.engines[i].Invite(b.ctx, api.RoomUserReq{Room: r.Room, User: b.user(0)}))
 		b.drain()
 		b.join(0, r.Room)
 		rs = append(rs, r.Room)
 	}
 	for k, r := range rs {
-		info, err := b.engines[0].Info(b.ctx, RoomReq{Room: r})
+		info, err := b.engines[0].Info(b.ctx, api.RoomReq{Room: r})
 		b.ok(err)
 		if len(info.Warnings) != 1 {
 			t.Fatalf("room %d: warnings %+v", k, info.Warnings)
@@ -620,7 +621,7 @@ func TestJoinDeviceHome(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	<-rep.Ready()
-	r, err := rep.Engine.CreateRoom(ctx, RoomCreateReq{Name: "x"})
+	r, err := rep.Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}

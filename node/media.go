@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 )
 
@@ -699,11 +700,11 @@ func ParseMediaKey(s string) (media.FileKey, error) {
 	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return media.FileKey{}, errorf(KindInvalid, "the media key is not base64: %v", err)
+		return media.FileKey{}, errorf(api.KindInvalid, "the media key is not base64: %v", err)
 	}
 	k, err := media.FileKeyFromBytes(b)
 	if err != nil {
-		return media.FileKey{}, errorf(KindInvalid, "bad media key: %v", err)
+		return media.FileKey{}, errorf(api.KindInvalid, "bad media key: %v", err)
 	}
 	return k, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media/fsstore"
 )
@@ -187,7 +188,7 @@ func BenchmarkMediaTransfer(b *testing.B) {
 	a := newMediaBenchNode(b, 1)
 	defer a.stop()
 	ctx := context.Background()
-	added, err := a.media.Add(ctx, MediaAddReq{Path: src})
+	added, err := a.media.Add(ctx, api.MediaAddReq{Path: src})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -211,7 +212,7 @@ func BenchmarkMediaTransfer(b *testing.B) {
 		hs := startHeapSampler()
 		b.StartTimer()
 		start := time.Now()
-		got, err := nb.media.Get(ctx, MediaGetReq{CID: added.CID, Key: added.Key, Out: out})
+		got, err := nb.media.Get(ctx, api.MediaGetReq{CID: added.CID, Key: added.Key, Out: out})
 		if err != nil {
 			b.Fatal(err)
 		}

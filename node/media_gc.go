@@ -9,6 +9,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -27,7 +28,6 @@ import (
 
 // Defaults of the collection.
 const (
-	MediaGCGrace = time.Hour        // blobs added or fetched this recently are kept
 	mediaGCEvery = 30 * time.Minute // how often the node collects on its own
 )
 
@@ -61,13 +61,13 @@ func (m *Media) recent(grace time.Duration) []cid.Cid {
 // progress, and holds new ones off until it is done. It returns the blobs
 // it freed (manifests, and single blocks no freed manifest lists) and how
 // many blocks it deleted.
-func (m *Media) collect(roots []cid.Cid, grace time.Duration) (MediaGCResp, error) {
+func (m *Media) collect(roots []cid.Cid, grace time.Duration) (api.MediaGCResp, error) {
 	m.gcMu.Lock()
 	defer m.gcMu.Unlock()
 	keep := append(slices.Clone(roots), m.recent(grace)...)
 	drop, err := media.Unreferenced(m.store, keep)
 	if err != nil {
-		return MediaGCResp{}, fmt.Errorf("collect media: %w", err)
+		return api.MediaGCResp{}, fmt.Errorf("collect media: %w", err)
 	}
 	chunks := map[string]bool{}
 	for _, c := range drop {
@@ -82,7 +82,7 @@ func (m *Media) collect(roots []cid.Cid, grace time.Duration) (MediaGCResp, erro
 			chunks[b.KeyString()] = true
 		}
 	}
-	resp := MediaGCResp{Blobs: []string{}}
+	resp := api.MediaGCResp{Blobs: []string{}}
 	for _, c := range drop {
 		if !chunks[c.KeyString()] {
 			resp.Blobs = append(resp.Blobs, c.String())
@@ -143,23 +143,23 @@ func (e *Engine) mediaRoots() []cid.Cid {
 }
 
 // collectMedia runs one collection with the given grace period.
-func (n *Node) collectMedia(ctx context.Context, grace time.Duration) (MediaGCResp, error) {
+func (n *Node) collectMedia(ctx context.Context, grace time.Duration) (api.MediaGCResp, error) {
 	if n.media == nil {
-		return MediaGCResp{}, errorf(KindUnavailable, "the media store is not open")
+		return api.MediaGCResp{}, errorf(api.KindUnavailable, "the media store is not open")
 	}
 	var roots []cid.Cid
 	if err := n.engine.do(ctx, func() error { roots = n.engine.mediaRoots(); return nil }); err != nil {
-		return MediaGCResp{}, err
+		return api.MediaGCResp{}, err
 	}
 	return n.media.collect(roots, grace)
 }
 
 // mediaGC is the API method media/gc.
-func (n *Node) mediaGC(ctx context.Context, req MediaGCReq) (MediaGCResp, error) {
-	grace := MediaGCGrace
+func (n *Node) mediaGC(ctx context.Context, req api.MediaGCReq) (api.MediaGCResp, error) {
+	grace := api.MediaGCGrace
 	if req.GraceMS != nil {
 		if *req.GraceMS < 0 {
-			return MediaGCResp{}, errorf(KindInvalid, "the grace period must not be negative")
+			return api.MediaGCResp{}, errorf(api.KindInvalid, "the grace period must not be negative")
 		}
 		grace = time.Duration(*req.GraceMS) * time.Millisecond
 	}
@@ -190,7 +190,7 @@ func (n *Node) keepMedia(ctx context.Context, gc <-chan time.Time) error {
 		case <-recheck.C:
 			n.fetchAvatars(ctx, failed)
 		case <-gc:
-			r, err := n.collectMedia(ctx, MediaGCGrace)
+			r, err := n.collectMedia(ctx, api.MediaGCGrace)
 			switch {
 			case errors.Is(err, ErrClosed) || ctx.Err() != nil:
 				return nil
@@ -210,7 +210,7 @@ func (n *Node) keepMedia(ctx context.Context, gc <-chan time.Time) error {
 // signals cannot, and each look rebuilds every room's state, so they do
 // not trigger one (a sealed avatar whose key comes later is found by the
 // periodic recheck).
-func mayChangeAvatars(it WatchItem) bool {
+func mayChangeAvatars(it api.WatchItem) bool {
 	if it.Kind != "event" || it.Event == nil {
 		return false
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -80,20 +81,20 @@ func TestAvatarMediaRef(t *testing.T) {
 	_, data := testPNG(t, t.TempDir(), 64, 48)
 	link, err := n.importAvatar("", data)
 	b.ok(err)
-	if _, err := b.engines[0].setRoom(b.ctx, RoomSetReq{Room: room}, link); err != nil {
+	if _, err := b.engines[0].setRoom(b.ctx, api.RoomSetReq{Room: room}, link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.engines[1].profileSet(b.ctx, ProfileSetReq{}, link); err != nil {
+	if _, err := b.engines[1].profileSet(b.ctx, api.ProfileSetReq{}, link); err != nil {
 		t.Fatal(err)
 	}
 	b.drain()
-	info, err := b.engines[1].Info(b.ctx, RoomReq{Room: room})
+	info, err := b.engines[1].Info(b.ctx, api.RoomReq{Room: room})
 	b.ok(err)
 	a := info.AvatarMedia
 	if a == nil || a.Width != 64 || a.Height != 48 || a.MIME != "image/png" || info.Avatar != a.CID+"#"+a.Key {
 		t.Fatalf("room avatar %q %+v", info.Avatar, a)
 	}
-	p, err := b.engines[0].ProfileGet(b.ctx, UserReq{User: b.user(1)})
+	p, err := b.engines[0].ProfileGet(b.ctx, api.UserReq{User: b.user(1)})
 	b.ok(err)
 	if p.AvatarMedia == nil || p.AvatarMedia.CID != a.CID {
 		t.Fatalf("profile %+v", p)
@@ -139,12 +140,12 @@ func TestMediaGC(t *testing.T) {
 	link, err := n.importAvatar("", data)
 	b.ok(err)
 	avatar, _ := ParseAvatarRef(link)
-	b.ok2(b.engines[0].setRoom(b.ctx, RoomSetReq{Room: room}, link))
+	b.ok2(b.engines[0].setRoom(b.ctx, api.RoomSetReq{Room: room}, link))
 	unsent, err := m.importBytes(bytes.NewReader(bytes.Repeat([]byte("unsent "), 100_000)))
 	b.ok(err)
 	b.drain()
 
-	collect := func(e *Engine, grace time.Duration) MediaGCResp {
+	collect := func(e *Engine, grace time.Duration) api.MediaGCResp {
 		t.Helper()
 		var roots []cid.Cid
 		b.ok(e.do(b.ctx, func() error { roots = e.mediaRoots(); return nil }))
@@ -161,11 +162,11 @@ func TestMediaGC(t *testing.T) {
 		}
 	}
 
-	if r := collect(b.engines[0], MediaGCGrace); len(r.Blobs) != 0 || r.Blocks != 0 {
+	if r := collect(b.engines[0], api.MediaGCGrace); len(r.Blobs) != 0 || r.Blocks != 0 {
 		t.Fatalf("collected within the grace period: %+v", r)
 	}
-	*now = now.Add(2 * MediaGCGrace)
-	if r := collect(b.engines[0], MediaGCGrace); !slices.Equal(r.Blobs, []string{unsent.CID}) || r.Blocks < 1 {
+	*now = now.Add(2 * api.MediaGCGrace)
+	if r := collect(b.engines[0], api.MediaGCGrace); !slices.Equal(r.Blobs, []string{unsent.CID}) || r.Blocks < 1 {
 		t.Fatalf("after the grace period: %+v, want the unsent upload %s", r, unsent.CID)
 	}
 	for _, c := range []string{file.CID, thumb.CID, avatar.CID} {
@@ -174,9 +175,9 @@ func TestMediaGC(t *testing.T) {
 		}
 	}
 
-	b.ok2(b.engines[0].Redact(b.ctx, RedactReq{Room: room, Event: sent.Event}))
+	b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: sent.Event}))
 	b.drain()
-	r := collect(b.engines[0], MediaGCGrace)
+	r := collect(b.engines[0], api.MediaGCGrace)
 	want := []string{file.CID, thumb.CID}
 	slices.Sort(want)
 	if !slices.Equal(r.Blobs, want) {
@@ -225,7 +226,7 @@ func TestMediaGCWaitsForFetches(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.gcMu.RLock() // a fetch in progress
-	done := make(chan MediaGCResp, 1)
+	done := make(chan api.MediaGCResp, 1)
 	go func() {
 		r, err := m.collect(nil, time.Minute)
 		if err != nil {
@@ -273,7 +274,7 @@ func TestMediaKeeperCollects(t *testing.T) {
 	if !holds(t, m, ref.CID) {
 		t.Fatal("collected within the grace period")
 	}
-	clock.Add(int64(MediaGCGrace + time.Second))
+	clock.Add(int64(api.MediaGCGrace + time.Second))
 	tick <- m.now()
 	tick <- m.now()
 	if holds(t, m, ref.CID) {

@@ -12,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 )
 
@@ -28,7 +29,7 @@ func TestMediaPullThroughBlindHost(t *testing.T) {
 
 	// The member's encrypted room, kept by the host (no membership).
 	mn.link(member, host)
-	r, err := mn.reps[member].Engine.CreateRoom(ctx, RoomCreateReq{Name: "pull-through"})
+	r, err := mn.reps[member].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "pull-through"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestMediaPullThroughBlindHost(t *testing.T) {
 		return true
 	})
 	// What the host pulled survives its GC within the grace period.
-	if _, err := mn.media[host].collect(nil, MediaGCGrace); err != nil {
+	if _, err := mn.media[host].collect(nil, api.MediaGCGrace); err != nil {
 		t.Fatal(err)
 	}
 	if miss, err := media.Missing(mn.stores[host], blob.Root); err != nil || len(miss) != 0 {
@@ -119,8 +120,8 @@ func TestMediaPullThroughBlindHost(t *testing.T) {
 	}
 
 	// The host's copy is a cache: collected once the grace period is over.
-	mn.media[host].now = func() time.Time { return time.Now().Add(2 * MediaGCGrace) }
-	if _, err := mn.media[host].collect(nil, MediaGCGrace); err != nil {
+	mn.media[host].now = func() time.Time { return time.Now().Add(2 * api.MediaGCGrace) }
+	if _, err := mn.media[host].collect(nil, api.MediaGCGrace); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _ := mn.stores[host].Has(blob.Root); ok {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
 )
 
@@ -250,8 +251,8 @@ func TestMediaGetStreams(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	kindOf := func(err error) Kind {
-		var e *Error
+	kindOf := func(err error) api.Kind {
+		var e *api.Error
 		if errors.As(err, &e) {
 			return e.Kind
 		}
@@ -260,7 +261,7 @@ func TestMediaGetStreams(t *testing.T) {
 	for i, size := range []int{0, 1, media.ChunkSize, media.ChunkSize + 1, 5<<20 + 9} {
 		blob, key, data := mn.addBlob(server, size)
 		out := filepath.Join(dir, fmt.Sprintf("ok-%d", i))
-		resp, err := mn.media[client].Get(ctx, MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
+		resp, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
 		if err != nil || resp.Size != int64(size) {
 			t.Fatalf("size %d: get: %+v %v", size, resp, err)
 		}
@@ -272,14 +273,14 @@ func TestMediaGetStreams(t *testing.T) {
 	blob, _, _ := mn.addBlob(server, 6<<20)
 	wrong, _ := media.NewFileKey(rand.Reader)
 	out := filepath.Join(dir, "wrong")
-	_, err := mn.media[client].Get(ctx, MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(wrong), Out: out})
-	if kindOf(err) != KindInvalid {
+	_, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(wrong), Out: out})
+	if kindOf(err) != api.KindInvalid {
 		t.Fatalf("wrong key: %v, want a KindInvalid error", err)
 	}
 
 	nowhere := media.BlockCID(cid.DagCBOR, []byte("held by no one"))
-	_, err = mn.media[client].Get(ctx, MediaGetReq{CID: nowhere.String(), Key: MediaKeyString(wrong), Out: filepath.Join(dir, "nowhere")})
-	if kindOf(err) != KindNotFound {
+	_, err = mn.media[client].Get(ctx, api.MediaGetReq{CID: nowhere.String(), Key: MediaKeyString(wrong), Out: filepath.Join(dir, "nowhere")})
+	if kindOf(err) != api.KindNotFound {
 		t.Fatalf("unknown blob: %v, want a KindNotFound error", err)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, "*"))

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -10,12 +11,12 @@ import (
 // SetMembership authors a membership event by this user about target (for
 // example rooms.Ban or rooms.Leave for a kick). The room's rules decide
 // whether this user may; a refusal is returned as the error.
-func (e *Engine) SetMembership(ctx context.Context, id crdt.RoomID, target crdt.UserID, membership, reason string) (RoomEventResp, error) {
-	var resp RoomEventResp
+func (e *Engine) SetMembership(ctx context.Context, id crdt.RoomID, target crdt.UserID, membership, reason string) (api.RoomEventResp, error) {
+	var resp api.RoomEventResp
 	err := e.do(ctx, func() error {
 		rc := e.rooms[id]
 		if rc == nil {
-			return errorf(KindNotFound, "unknown room %s", id)
+			return errorf(api.KindNotFound, "unknown room %s", id)
 		}
 		key := target.String()
 		mb := rooms.MemberBody{Membership: membership, Reason: reason}
@@ -30,7 +31,7 @@ func (e *Engine) SetMembership(ctx context.Context, id crdt.RoomID, target crdt.
 		if err != nil {
 			return err
 		}
-		resp = RoomEventResp{Room: id.String(), Event: ev.ID.String()}
+		resp = api.RoomEventResp{Room: id.String(), Event: ev.ID.String()}
 		return nil
 	})
 	return resp, err

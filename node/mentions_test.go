@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // Mentions and versions (issue 5, docs/protocol.md §5.2) on engines joined
@@ -23,16 +25,16 @@ func contentMentions(t *testing.T, enc bool, seed uint64) {
 	b := newBus(t, seed, 3)
 	room, _ := b.contentRoom(enc)
 	bob := "Bob"
-	b.ok2(b.engines[1].ProfileSet(b.ctx, ProfileSetReq{Name: &bob}))
+	b.ok2(b.engines[1].ProfileSet(b.ctx, api.ProfileSetReq{Name: &bob}))
 	b.drain()
 	ch, stop, err := b.engines[1].Watch(b.ctx, room)
 	b.ok(err)
 	defer stop()
 
 	// "@USERID" in Markdown, and --mention with plain text.
-	md := b.sendReq(0, SendReq{Room: room, Text: "**hey** @" + b.user(1) + " look", Markdown: true})
-	plain := b.sendReq(0, SendReq{Room: room, Text: "ping <b>x</b>", Mentions: []string{b.user(1), b.user(2)}})
-	none := b.sendReq(2, SendReq{Room: room, Text: "no mention of anyone"})
+	md := b.sendReq(0, api.SendReq{Room: room, Text: "**hey** @" + b.user(1) + " look", Markdown: true})
+	plain := b.sendReq(0, api.SendReq{Room: room, Text: "ping <b>x</b>", Mentions: []string{b.user(1), b.user(2)}})
+	none := b.sendReq(2, api.SendReq{Room: room, Text: "no mention of anyone"})
 	b.drain()
 	for i := range 3 {
 		ms, _ := b.messages(i, room)
@@ -75,10 +77,10 @@ func contentMentions(t *testing.T, enc bool, seed uint64) {
 
 	// A malformed user ID is refused, and nothing is sent.
 	for _, bad := range []string{"bob", b.user(1)[:51], b.user(1) + "a", "parley:user/" + b.user(1)} {
-		if _, err := b.engines[0].Send(b.ctx, SendReq{Room: room, Text: "hi", Mentions: []string{bad}}); KindOf(err) != KindInvalid {
+		if _, err := b.engines[0].Send(b.ctx, api.SendReq{Room: room, Text: "hi", Mentions: []string{bad}}); KindOf(err) != api.KindInvalid {
 			t.Fatalf("seed %d: mention %q: %v, want invalid", seed, bad, err)
 		}
-		if _, err := b.engines[0].Edit(b.ctx, EditReq{Room: room, Event: md, Text: "hi", Mentions: []string{bad}}); KindOf(err) != KindInvalid {
+		if _, err := b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: md, Text: "hi", Mentions: []string{bad}}); KindOf(err) != api.KindInvalid {
 			t.Fatalf("seed %d: edit mention %q: %v, want invalid", seed, bad, err)
 		}
 	}
@@ -88,12 +90,12 @@ func contentMentions(t *testing.T, enc bool, seed uint64) {
 	d := b.device(0)
 	b.join(d, room)
 	b.drain()
-	b.ok2(b.engines[0].Edit(b.ctx, EditReq{Room: room, Event: md, Text: "now @" + b.user(2), Markdown: true}))
-	b.ok2(b.engines[d].Edit(b.ctx, EditReq{Room: room, Event: md, Text: "no one"}))
+	b.ok2(b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: md, Text: "now @" + b.user(2), Markdown: true}))
+	b.ok2(b.engines[d].Edit(b.ctx, api.EditReq{Room: room, Event: md, Text: "no one"}))
 	b.drain()
 	var first string
 	for _, i := range []int{0, 1, 2, d} {
-		h, err := b.engines[i].History(b.ctx, HistoryReq{Room: room, Versions: md})
+		h, err := b.engines[i].History(b.ctx, api.HistoryReq{Room: room, Versions: md})
 		b.ok(err)
 		vs := h.Events
 		if len(vs) != 3 || vs[0].ID != md || vs[0].Replaces != "" || vs[1].Replaces != md || vs[2].Replaces != md {
@@ -115,7 +117,7 @@ func contentMentions(t *testing.T, enc bool, seed uint64) {
 		}
 	}
 	// Unknown events and non-messages are refused.
-	h, err := b.engines[1].History(b.ctx, HistoryReq{Room: room})
+	h, err := b.engines[1].History(b.ctx, api.HistoryReq{Room: room})
 	b.ok(err)
 	var member string
 	for _, ev := range h.Events {
@@ -125,9 +127,9 @@ func contentMentions(t *testing.T, enc bool, seed uint64) {
 	}
 	for _, c := range []struct {
 		event string
-		kind  Kind
-	}{{member, KindInvalid}, {"nope", KindInvalid}, {strings.Replace(md, md[len(md)-4:], "aaaa", 1), KindNotFound}} {
-		if _, err := b.engines[1].History(b.ctx, HistoryReq{Room: room, Versions: c.event}); KindOf(err) != c.kind {
+		kind  api.Kind
+	}{{member, api.KindInvalid}, {"nope", api.KindInvalid}, {strings.Replace(md, md[len(md)-4:], "aaaa", 1), api.KindNotFound}} {
+		if _, err := b.engines[1].History(b.ctx, api.HistoryReq{Room: room, Versions: c.event}); KindOf(err) != c.kind {
 			t.Fatalf("seed %d: versions of %q: %v, want kind %v", seed, c.event, err, c.kind)
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/rooms/e2ee"
@@ -73,7 +74,7 @@ type Node struct {
 // starting anything that runs in the background.
 func Open(cfg Config) (*Node, error) {
 	if cfg.Home == "" {
-		cfg.Home = DefaultHome()
+		cfg.Home = api.DefaultHome()
 	}
 	if cfg.API == "" {
 		cfg.API = DefaultAPI
@@ -163,7 +164,7 @@ func (n *Node) newHost() (host.Host, error) {
 	}
 	for _, a := range listen {
 		if _, err := ma.NewMultiaddr(a); err != nil {
-			return nil, errorf(KindInvalid, "listen address %q: %v", a, err)
+			return nil, errorf(api.KindInvalid, "listen address %q: %v", a, err)
 		}
 	}
 	return newHost(listen)
@@ -246,8 +247,8 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	for _, a := range h.Addrs() {
 		n.banner.Addrs = append(n.banner.Addrs, a.String()+"/p2p/"+h.ID().String())
 	}
-	apiPath := filepath.Join(n.cfg.Home, APIFile)
-	if err := writeJSON(apiPath, APIInfo{URL: n.api.URL(), Token: n.token}, 0o600); err != nil {
+	apiPath := filepath.Join(n.cfg.Home, api.InfoFile)
+	if err := writeJSON(apiPath, api.Info{URL: n.api.URL(), Token: n.token}, 0o600); err != nil {
 		cancel()
 		wg.Wait()
 		return fmt.Errorf("write api file: %w", err)

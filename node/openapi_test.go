@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // oasSchema is the official JSON Schema of OpenAPI 3.1 documents
@@ -75,7 +77,7 @@ func validateOpenAPI(t *testing.T, doc []byte) map[string]*jsonschema.Schema {
 // every endpoint of the table with its request, response and error
 // schemas, and that the schemas accept what the handlers answer.
 func TestOpenAPIDocument(t *testing.T) {
-	doc, err := OpenAPI()
+	doc, err := api.OpenAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err := json.Unmarshal(doc, &d); err != nil {
 		t.Fatal(err)
 	}
-	eps := Endpoints()
+	eps := api.Endpoints()
 	if len(eps) == 0 {
 		t.Fatal("the endpoint table is empty")
 	}
@@ -133,11 +135,11 @@ func TestOpenAPIDocument(t *testing.T) {
 	sk := "u1"
 	on := true
 	for name, v := range map[string]any{
-		"HistoryResp":  HistoryResp{Events: []TimelineEvent{{ID: "e", Sender: "s", Type: "member", StateKey: &sk, Reactions: map[string][]string{"+1": {"u"}}, Media: &MessageMedia{CID: "c", Waveform: []byte{1, 2}}}}},
-		"WatchItem":    WatchItem{Kind: "typing", Room: "r", Signal: &Signal{User: "u", Typing: &on}},
-		"RoomInfoResp": RoomInfoResp{Room: "r"},
-		"Error":        apiError{Error: "unknown room r", Kind: KindNotFound, Code: CodeUnknownRoom},
-		"SettingsReq":  SettingsReq{Typing: &on},
+		"HistoryResp":  api.HistoryResp{Events: []api.TimelineEvent{{ID: "e", Sender: "s", Type: "member", StateKey: &sk, Reactions: map[string][]string{"+1": {"u"}}, Media: &api.MessageMedia{CID: "c", Waveform: []byte{1, 2}}}}},
+		"WatchItem":    api.WatchItem{Kind: "typing", Room: "r", Signal: &api.Signal{User: "u", Typing: &on}},
+		"RoomInfoResp": api.RoomInfoResp{Room: "r"},
+		"Error":        api.ErrorResp{Error: "unknown room r", Kind: api.KindNotFound, Code: api.CodeUnknownRoom},
+		"SettingsReq":  api.SettingsReq{Typing: &on},
 	} {
 		if err := valid(name, v); err != nil {
 			t.Errorf("%s %+v does not validate against its schema: %v", name, v, err)
@@ -186,19 +188,19 @@ func TestEndpointTable(t *testing.T) {
 				t.Error("binding send a second time did not panic")
 			}
 		}()
-		Handle(n.api, EpSend, func(context.Context, SendReq) (EventResp, error) { return EventResp{}, nil })
+		Handle(n.api, api.EpSend, func(context.Context, api.SendReq) (api.EventResp, error) { return api.EventResp{}, nil })
 	}()
 
-	b, err := os.ReadFile(filepath.Join(home, APIFile))
+	b, err := os.ReadFile(filepath.Join(home, api.InfoFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info APIInfo
+	var info api.Info
 	if err := json.Unmarshal(b, &info); err != nil {
 		t.Fatal(err)
 	}
 	get := func(token, origin string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodGet, info.URL+OpenAPIPath, nil)
+		req, _ := http.NewRequest(http.MethodGet, info.URL+api.OpenAPIPath, nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -222,34 +224,34 @@ func TestEndpointTable(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("document: %d %s", st, body)
 	}
-	want, _ := OpenAPI()
+	want, _ := api.OpenAPI()
 	if !bytes.Equal(body, want) {
 		t.Error("the daemon serves a different document")
 	}
 	schemas := validateOpenAPI(t, body)
 
 	// The typed client reaches the daemon, and an error carries its code.
-	cl, err := NewClient(home)
+	cl, err := api.NewClient(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := EpID.Call(ctx, cl, Empty{})
+	id, err := api.EpID.Call(ctx, cl, api.Empty{})
 	if err != nil || id.User == "" {
 		t.Fatalf("id: %+v %v", id, err)
 	}
 	// What the daemon answers validates against the document's schemas.
-	room, err := EpRoomCreate.Call(ctx, cl, RoomCreateReq{Name: "r"})
+	room, err := api.EpRoomCreate.Call(ctx, cl, api.RoomCreateReq{Name: "r"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EpSend.Call(ctx, cl, SendReq{Room: room.Room, Text: "hello"}); err != nil {
+	if _, err := api.EpSend.Call(ctx, cl, api.SendReq{Room: room.Room, Text: "hello"}); err != nil {
 		t.Fatal(err)
 	}
 	for method, req := range map[string]any{
-		EpID.Method: Empty{}, EpStatus.Method: Empty{}, EpPeers.Method: Empty{}, EpRoomList.Method: Empty{},
-		EpRoomInfo.Method: RoomReq{Room: room.Room}, EpHistory.Method: HistoryReq{Room: room.Room},
-		EpSettings.Method: SettingsReq{}, EpBlocked.Method: Empty{}, EpProfileGet.Method: UserReq{},
-		EpDeviceList.Method: UserReq{}, EpInvites.Method: Empty{},
+		api.EpID.Method: api.Empty{}, api.EpStatus.Method: api.Empty{}, api.EpPeers.Method: api.Empty{}, api.EpRoomList.Method: api.Empty{},
+		api.EpRoomInfo.Method: api.RoomReq{Room: room.Room}, api.EpHistory.Method: api.HistoryReq{Room: room.Room},
+		api.EpSettings.Method: api.SettingsReq{}, api.EpBlocked.Method: api.Empty{}, api.EpProfileGet.Method: api.UserReq{},
+		api.EpDeviceList.Method: api.UserReq{}, api.EpInvites.Method: api.Empty{},
 	} {
 		raw, err := cl.Raw(ctx, method, req)
 		if err != nil {
@@ -259,16 +261,16 @@ func TestEndpointTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := endpointTable[method].Resp.Name()
+		name := api.Describe(method).Resp.Name()
 		if err := schemas[name].Validate(inst); err != nil {
 			t.Errorf("the answer of %s does not validate against %s: %v\n%s", method, name, err, raw)
 		}
 	}
-	_, err = EpHistory.Call(ctx, cl, HistoryReq{Room: "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
-	if KindOf(err) != KindNotFound || CodeOf(err) != CodeUnknownRoom || strings.Contains(err.Error(), "parley ") {
+	_, err = api.EpHistory.Call(ctx, cl, api.HistoryReq{Room: "bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"})
+	if KindOf(err) != api.KindNotFound || CodeOf(err) != api.CodeUnknownRoom || strings.Contains(err.Error(), "parley ") {
 		t.Errorf("history of an unknown room: %v (kind %q, code %q), want not_found, unknown_room and no CLI hint", err, KindOf(err), CodeOf(err))
 	}
-	if !slices.Contains(Codes, CodeOf(err)) {
+	if !slices.Contains(api.Codes, CodeOf(err)) {
 		t.Errorf("code %q is not in Codes", CodeOf(err))
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // The daemon reads and writes files the client names by path (media add,
@@ -20,18 +22,18 @@ import (
 func openRegular(path string) (*os.File, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, errorf(KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+		return nil, errorf(api.KindInvalid, "cannot read %s: %v", path, pathErrText(err))
 	}
 	if !st.Mode().IsRegular() {
-		return nil, errorf(KindInvalid, "%s is not a regular file", path)
+		return nil, errorf(api.KindInvalid, "%s is not a regular file", path)
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, errorf(KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+		return nil, errorf(api.KindInvalid, "cannot read %s: %v", path, pathErrText(err))
 	}
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		f.Close()
-		return nil, errorf(KindInvalid, "%s is not a regular file", path)
+		return nil, errorf(api.KindInvalid, "%s is not a regular file", path)
 	}
 	return f, nil
 }
@@ -46,9 +48,9 @@ func checkOutput(path string) error {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return errorf(KindInvalid, "cannot write %s: %v", path, pathErrText(err))
+		return errorf(api.KindInvalid, "cannot write %s: %v", path, pathErrText(err))
 	case !st.Mode().IsRegular():
-		return errorf(KindInvalid, "%s is not a regular file (refusing to replace it)", path)
+		return errorf(api.KindInvalid, "%s is not a regular file (refusing to replace it)", path)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // outputTraps makes, in a fresh folder, a regular file "target" holding
@@ -57,15 +59,15 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 	blob, key, _ := mn.addBlob(0, 5000)
 	dir, outs := outputTraps(t)
 	for _, out := range outs {
-		_, err := mn.media[0].Get(context.Background(), MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
-		if err == nil || !strings.Contains(err.Error(), "is not a regular file") || KindOf(err) != KindInvalid {
+		_, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
+		if err == nil || !strings.Contains(err.Error(), "is not a regular file") || KindOf(err) != api.KindInvalid {
 			t.Errorf("get -o %s: %v, want an invalid 'is not a regular file'", filepath.Base(out), err)
 		}
 	}
 	checkTrapsUntouched(t, dir)
 	// A regular file is still replaced.
 	target := filepath.Join(dir, "target")
-	if _, err := mn.media[0].Get(context.Background(), MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: target}); err != nil {
+	if _, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: target}); err != nil {
 		t.Fatalf("get -o a regular file: %v", err)
 	}
 }
@@ -74,19 +76,19 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 func TestExportRefusesNonRegularOutput(t *testing.T) {
 	tn := newTestNet(t, 1)
 	e := tn.reps[0].Engine
-	r, err := e.CreateRoom(context.Background(), RoomCreateReq{Name: "out"})
+	r, err := e.CreateRoom(context.Background(), api.RoomCreateReq{Name: "out"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir, outs := outputTraps(t)
 	for _, out := range outs {
-		_, err := e.Export(context.Background(), ExportReq{Room: r.Room, Out: out})
+		_, err := e.Export(context.Background(), api.ExportReq{Room: r.Room, Out: out})
 		if err == nil || !strings.Contains(err.Error(), "is not a regular file") {
 			t.Errorf("export -o %s: %v, want 'is not a regular file'", filepath.Base(out), err)
 		}
 	}
 	checkTrapsUntouched(t, dir)
-	if _, err := e.Export(context.Background(), ExportReq{Room: r.Room, Out: filepath.Join(dir, "target")}); err != nil {
+	if _, err := e.Export(context.Background(), api.ExportReq{Room: r.Room, Out: filepath.Join(dir, "target")}); err != nil {
 		t.Fatalf("export over a regular file: %v", err)
 	}
 }
@@ -107,10 +109,10 @@ func TestReadRefusesFIFO(t *testing.T) {
 		}
 	})
 	for name, read := range map[string]func() error{
-		"media add": func() error { _, err := mn.media[0].Add(context.Background(), MediaAddReq{Path: fifo}); return err },
+		"media add": func() error { _, err := mn.media[0].Add(context.Background(), api.MediaAddReq{Path: fifo}); return err },
 		"send-file": func() error { _, _, err := mn.media[0].attach(fifo, false); return err },
 		"import": func() error {
-			_, err := mn.reps[0].Engine.Import(context.Background(), ImportReq{Path: fifo})
+			_, err := mn.reps[0].Engine.Import(context.Background(), api.ImportReq{Path: fifo})
 			return err
 		},
 	} {

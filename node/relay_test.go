@@ -13,6 +13,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -128,8 +129,8 @@ func TestGapRepairedThroughPlainRelay(t *testing.T) {
 	eventually(t, convergeWithin, "B and R see each other on the event topic", func() (bool, string) {
 		return topicHas(tn.reps[b].gossip.ps, eventTopic(id), rID) && topicHas(relay.ps, eventTopic(id), hb), ""
 	})
-	info := func() SyncInfo {
-		r, err := tn.reps[b].RoomInfo(tn.ctx, RoomReq{Room: room})
+	info := func() api.SyncInfo {
+		r, err := tn.reps[b].RoomInfo(tn.ctx, api.RoomReq{Room: room})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -161,7 +162,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 
 // RoomInfo is Engine.Info with the number of connected peers that serve
 // sync for the room (SyncInfo.SyncPeers).
-func (r *Replica) RoomInfo(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
+func (r *Replica) RoomInfo(ctx context.Context, req api.RoomReq) (api.RoomInfoResp, error) {
 	resp, err := r.Engine.Info(ctx, req)
 	if err != nil {
 		return resp, err

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 func TestLineTopologyConverges(t *testing.T) {
@@ -12,7 +14,7 @@ func TestLineTopologyConverges(t *testing.T) {
 	tn.link(0, 1)
 	tn.link(1, 2)
 	ctx := tn.ctx
-	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "line", Public: true})
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "line", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +37,7 @@ func TestLineTopologyConverges(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for k := range 30 {
-				if _, err := tn.reps[i].Engine.Send(ctx, SendReq{Room: room.Room, Text: fmt.Sprintf("m %d %d", i, k)}); err != nil {
+				if _, err := tn.reps[i].Engine.Send(ctx, api.SendReq{Room: room.Room, Text: fmt.Sprintf("m %d %d", i, k)}); err != nil {
 					t.Error(err)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -17,18 +18,15 @@ import (
 // reference is the part after it: the shortest prefix of that part, of at
 // least RefLen characters, that no other event held for the room shares.
 
-// RefLen is the shortest event reference.
-const RefLen = 8
-
 // idStart is how every event ID begins.
 const idStart = "bafyrei"
 
 // Resolve answers EpResolve.
-func (e *Engine) Resolve(ctx context.Context, req ResolveReq) (ResolveResp, error) {
-	var resp ResolveResp
+func (e *Engine) Resolve(ctx context.Context, req api.ResolveReq) (api.ResolveResp, error) {
+	var resp api.ResolveResp
 	err := e.do(ctx, func() error {
 		if req.Room == "" && len(req.Events) > 0 {
-			return errorf(KindInvalid, "an event reference needs its room")
+			return errorf(api.KindInvalid, "an event reference needs its room")
 		}
 		if req.Room != "" {
 			id, err := e.roomNamed(req.Room)
@@ -60,7 +58,7 @@ func (e *Engine) Resolve(ctx context.Context, req ResolveReq) (ResolveResp, erro
 func (e *Engine) roomNamed(s string) (crdt.RoomID, error) {
 	if id, err := crdt.ParseID(s); err == nil {
 		if e.rooms[id] == nil {
-			return "", errorf(KindNotFound, "unknown room %s (join it first: parley room join ROOM --via PEER)", s)
+			return "", errorf(api.KindNotFound, "unknown room %s (join it first: parley room join ROOM --via PEER)", s)
 		}
 		return id, nil
 	}
@@ -82,12 +80,12 @@ func (e *Engine) roomNamed(s string) (crdt.RoomID, error) {
 	}
 	switch len(exact) {
 	case 0:
-		return "", errorf(KindNotFound, "no room named %q on this node (see: parley room list)", s)
+		return "", errorf(api.KindNotFound, "no room named %q on this node (see: parley room list)", s)
 	case 1:
 		return crdt.ParseID(exact[0])
 	}
 	slices.Sort(exact)
-	return "", errorf(KindInvalid, "%d rooms are named %q: %s (give the room ID)", len(exact), s, strings.Join(exact, ", "))
+	return "", errorf(api.KindInvalid, "%d rooms are named %q: %s (give the room ID)", len(exact), s, strings.Join(exact, ", "))
 }
 
 // userNamed is the user with ID s, or the one member of this node's rooms
@@ -120,11 +118,11 @@ func (e *Engine) userNamed(s string) (crdt.UserID, error) {
 	slices.Sort(ids)
 	switch len(ids) {
 	case 0:
-		return crdt.UserID{}, errorf(KindNotFound, "no user named %q in this node's rooms (give the user ID)", s)
+		return crdt.UserID{}, errorf(api.KindNotFound, "no user named %q in this node's rooms (give the user ID)", s)
 	case 1:
 		return crdt.ParseKey(ids[0])
 	}
-	return crdt.UserID{}, errorf(KindInvalid, "%d users are named %q: %s (give the user ID)", len(ids), s, strings.Join(ids, ", "))
+	return crdt.UserID{}, errorf(api.KindInvalid, "%d users are named %q: %s (give the user ID)", len(ids), s, strings.Join(ids, ", "))
 }
 
 // eventRef is the event of the room that s names: its ID, or a reference.
@@ -138,13 +136,13 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	if !strings.HasPrefix(prefix, idStart) {
 		prefix = idStart + prefix
 	}
-	if len(prefix) < len(idStart)+RefLen || strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz234567") != "" {
-		return "", errorf(KindInvalid, "%q is not an event ID or reference (%d or more characters of one, as 'parley history' shows)", s, RefLen)
+	if len(prefix) < len(idStart)+api.RefLen || strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+		return "", errorf(api.KindInvalid, "%q is not an event ID or reference (%d or more characters of one, as 'parley history' shows)", s, api.RefLen)
 	}
 	found := matching(heldIDs(rc), prefix)
 	switch len(found) {
 	case 0:
-		return "", errorf(KindNotFound, "no event %s in room %s", s, room)
+		return "", errorf(api.KindNotFound, "no event %s in room %s", s, room)
 	case 1:
 		return crdt.ParseID(found[0])
 	}
@@ -152,7 +150,7 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	if len(found) > 5 {
 		found = append(found[:5], fmt.Sprintf("and %d more", len(found)-5))
 	}
-	return "", errorf(KindInvalid, "event reference %s is ambiguous in room %s: %s (give more characters)", s, room, strings.Join(found, ", "))
+	return "", errorf(api.KindInvalid, "event reference %s is ambiguous in room %s: %s (give more characters)", s, room, strings.Join(found, ", "))
 }
 
 // heldIDs are the IDs of the events held for a room.
@@ -198,7 +196,7 @@ func refs(all, ids []string) map[string]string {
 		if i == len(tails) || tails[i] != tail {
 			continue
 		}
-		n := RefLen
+		n := api.RefLen
 		for _, j := range []int{i - 1, i + 1} {
 			if j >= 0 && j < len(tails) {
 				n = max(n, commonPrefix(tail, tails[j])+1)
@@ -211,7 +209,7 @@ func refs(all, ids []string) map[string]string {
 
 // watchLabels are the short reference of a watched event and its sender's
 // display name (empty where unknown).
-func (e *Engine) watchLabels(ctx context.Context, room string, te *TimelineEvent) (ref, name string) {
+func (e *Engine) watchLabels(ctx context.Context, room string, te *api.TimelineEvent) (ref, name string) {
 	e.do(ctx, func() error {
 		id, err := crdt.ParseID(room)
 		if err != nil || e.rooms[id] == nil || e.rooms[id].room == nil {
@@ -241,7 +239,7 @@ func commonPrefix(a, b string) int {
 // labels fills a history answer's references to the events it lists (and
 // those they answer, thread under, redact or replace) and the display
 // names of the users it mentions.
-func (e *Engine) labels(rc *roomCtl, resp *HistoryResp) {
+func (e *Engine) labels(rc *roomCtl, resp *api.HistoryResp) {
 	var ids []string
 	users := map[string]bool{}
 	for _, te := range resp.Events {
@@ -282,8 +280,8 @@ func keyEvent(typ string) bool {
 
 // messageFile is the file of the media message s (an ID or reference) of
 // a room, with its key from inside the message.
-func (e *Engine) messageFile(ctx context.Context, room, s string) (*MessageMedia, error) {
-	var mm *MessageMedia
+func (e *Engine) messageFile(ctx context.Context, room, s string) (*api.MessageMedia, error) {
+	var mm *api.MessageMedia
 	err := e.do(ctx, func() error {
 		id, err := e.roomNamed(room)
 		if err != nil {
@@ -291,7 +289,7 @@ func (e *Engine) messageFile(ctx context.Context, room, s string) (*MessageMedia
 		}
 		rc := e.rooms[id]
 		if rc.room == nil {
-			return errorf(KindUnavailable, "room %s is not synced yet", id)
+			return errorf(api.KindUnavailable, "room %s is not synced yet", id)
 		}
 		ev, err := e.eventRef(id, rc, s)
 		if err != nil {
@@ -300,12 +298,12 @@ func (e *Engine) messageFile(ctx context.Context, room, s string) (*MessageMedia
 		m, ok := e.timelineOf(id, rc).proj.Message(ev)
 		switch {
 		case !ok:
-			return errorf(KindNotFound, "no message %s in room %s", s, id)
+			return errorf(api.KindNotFound, "no message %s in room %s", s, id)
 		case m.Redacted || m.Deleted:
-			return errorf(KindInvalid, "message %s was redacted: its file is gone", s)
+			return errorf(api.KindInvalid, "message %s was redacted: its file is gone", s)
 		}
 		if mm = messageMedia(m.Media); mm == nil || mm.Key == "" {
-			return errorf(KindInvalid, "message %s has no file", s)
+			return errorf(api.KindInvalid, "message %s has no file", s)
 		}
 		return nil
 	})
@@ -334,7 +332,7 @@ func (e *Engine) mediaKey(ctx context.Context, cid string) (string, error) {
 				}
 			}
 		}
-		return errorf(KindNotFound, "no message on this node carries the key of %s: give it as CID#KEY or --key", cid)
+		return errorf(api.KindNotFound, "no message on this node carries the key of %s: give it as CID#KEY or --key", cid)
 	})
 	return key, err
 }

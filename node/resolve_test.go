@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 func TestResolve(t *testing.T) {
@@ -11,7 +13,7 @@ func TestResolve(t *testing.T) {
 	e := tn.reps[0].Engine
 	ctx := context.Background()
 	room := func(name string) string {
-		r, err := e.CreateRoom(ctx, RoomCreateReq{Name: name})
+		r, err := e.CreateRoom(ctx, api.RoomCreateReq{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -19,39 +21,39 @@ func TestResolve(t *testing.T) {
 	}
 	general, dup1, dup2 := room("general"), room("dup"), room("dup")
 	name := "Alice Example"
-	if _, err := e.ProfileSet(ctx, ProfileSetReq{Name: &name}); err != nil {
+	if _, err := e.ProfileSet(ctx, api.ProfileSetReq{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	resolve := func(req ResolveReq) (ResolveResp, error) { return e.Resolve(ctx, req) }
+	resolve := func(req api.ResolveReq) (api.ResolveResp, error) { return e.Resolve(ctx, req) }
 
 	for _, s := range []string{"general", "GENERAL", general} {
-		if r, err := resolve(ResolveReq{Room: s}); err != nil || r.Room != general {
+		if r, err := resolve(api.ResolveReq{Room: s}); err != nil || r.Room != general {
 			t.Errorf("room %q: %+v %v", s, r, err)
 		}
 	}
-	if _, err := resolve(ResolveReq{Room: "dup"}); KindOf(err) != KindInvalid || !strings.Contains(err.Error(), dup1) || !strings.Contains(err.Error(), dup2) {
+	if _, err := resolve(api.ResolveReq{Room: "dup"}); KindOf(err) != api.KindInvalid || !strings.Contains(err.Error(), dup1) || !strings.Contains(err.Error(), dup2) {
 		t.Errorf("ambiguous room name: %v", err)
 	}
-	if _, err := resolve(ResolveReq{Room: "nowhere"}); KindOf(err) != KindNotFound {
+	if _, err := resolve(api.ResolveReq{Room: "nowhere"}); KindOf(err) != api.KindNotFound {
 		t.Errorf("unknown room name: %v", err)
 	}
 	user := e.ident.User.String()
 	for _, s := range []string{name, "alice example", user} {
-		if r, err := resolve(ResolveReq{Users: []string{s}}); err != nil || len(r.Users) != 1 || r.Users[0] != user {
+		if r, err := resolve(api.ResolveReq{Users: []string{s}}); err != nil || len(r.Users) != 1 || r.Users[0] != user {
 			t.Errorf("user %q: %+v %v", s, r, err)
 		}
 	}
-	if _, err := resolve(ResolveReq{Users: []string{"Bob"}}); KindOf(err) != KindNotFound {
+	if _, err := resolve(api.ResolveReq{Users: []string{"Bob"}}); KindOf(err) != api.KindNotFound {
 		t.Errorf("unknown user name: %v", err)
 	}
 
 	// History lists a reference for every event, which resolves to it.
 	for i := range 20 {
-		if _, err := e.Send(ctx, SendReq{Room: general, Text: strings.Repeat("x", i+1)}); err != nil {
+		if _, err := e.Send(ctx, api.SendReq{Room: general, Text: strings.Repeat("x", i+1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h, err := e.History(ctx, HistoryReq{Room: general})
+	h, err := e.History(ctx, api.HistoryReq{Room: general})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,26 +63,26 @@ func TestResolve(t *testing.T) {
 	seen := map[string]bool{}
 	for _, ev := range h.Events {
 		ref := h.Refs[ev.ID]
-		if len(ref) < RefLen || seen[ref] || !strings.HasPrefix(ev.ID, idStart+ref) {
+		if len(ref) < api.RefLen || seen[ref] || !strings.HasPrefix(ev.ID, idStart+ref) {
 			t.Fatalf("event %s has reference %q", ev.ID, ref)
 		}
 		seen[ref] = true
 		for _, s := range []string{ref, strings.ToUpper(ref), idStart + ref, ev.ID} {
-			r, err := resolve(ResolveReq{Room: "general", Events: []string{s}})
+			r, err := resolve(api.ResolveReq{Room: "general", Events: []string{s}})
 			if err != nil || r.Events[0] != ev.ID {
 				t.Fatalf("reference %q: %+v %v", s, r, err)
 			}
 		}
 	}
 	for _, s := range []string{"abc", "bafyrei", "abcdefg!", strings.Repeat("é", 9)} {
-		if _, err := resolve(ResolveReq{Room: general, Events: []string{s}}); KindOf(err) != KindInvalid {
+		if _, err := resolve(api.ResolveReq{Room: general, Events: []string{s}}); KindOf(err) != api.KindInvalid {
 			t.Errorf("bad reference %q: %v", s, err)
 		}
 	}
-	if _, err := resolve(ResolveReq{Room: general, Events: []string{"aaaaaaaaaaaaaaaa"}}); KindOf(err) != KindNotFound {
+	if _, err := resolve(api.ResolveReq{Room: general, Events: []string{"aaaaaaaaaaaaaaaa"}}); KindOf(err) != api.KindNotFound {
 		t.Errorf("unknown reference: %v", err)
 	}
-	if _, err := resolve(ResolveReq{Events: []string{"aaaaaaaa"}}); KindOf(err) != KindInvalid {
+	if _, err := resolve(api.ResolveReq{Events: []string{"aaaaaaaa"}}); KindOf(err) != api.KindInvalid {
 		t.Errorf("a reference without its room: %v", err)
 	}
 }
@@ -113,12 +115,12 @@ func FuzzResolve(f *testing.F) {
 	tn := newTestNet(&testing.T{}, 1)
 	defer tn.close()
 	e := tn.reps[0].Engine
-	r, err := e.CreateRoom(context.Background(), RoomCreateReq{Name: "general"})
+	r, err := e.CreateRoom(context.Background(), api.RoomCreateReq{Name: "general"})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, room, ev string) {
-		resp, err := e.Resolve(context.Background(), ResolveReq{Room: room, Events: []string{ev}, Users: []string{ev}})
+		resp, err := e.Resolve(context.Background(), api.ResolveReq{Room: room, Events: []string{ev}, Users: []string{ev}})
 		if err == nil && (resp.Room != r.Room || len(resp.Events) != 1) {
 			t.Fatalf("resolve %q %q: %+v", room, ev, resp)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/multiformats/go-varint"
 	"golang.org/x/time/rate"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 )
 
@@ -50,7 +51,7 @@ func TestRoomRefDerivation(t *testing.T) {
 func TestRoomProofRefusesGuess(t *testing.T) {
 	tn := newTestNet(t, 2)
 	tn.link(0, 1)
-	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Name: "secret"})
+	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func FuzzRoomProof(f *testing.F) {
 	tn := newTestNet(&testing.T{}, 2)
 	defer tn.close()
 	tn.link(0, 1)
-	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, RoomCreateReq{Name: "fuzz"})
+	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}

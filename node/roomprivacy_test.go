@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/internal/spypeer"
 )
@@ -109,7 +110,7 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 	tn.link(0, 2)
 	tn.link(1, 2)
 	e0, e1, e2 := tn.reps[0].Engine, tn.reps[1].Engine, tn.reps[2].Engine
-	r, err := e0.CreateRoom(tn.ctx, RoomCreateReq{Name: "secret"})
+	r, err := e0.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e0.Invite(tn.ctx, RoomUserReq{Room: r.Room, User: tn.ids[1].User.String()}); err != nil {
+	if _, err := e0.Invite(tn.ctx, api.RoomUserReq{Room: r.Room, User: tn.ids[1].User.String()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e1.TrackRoom(tn.ctx, r.Room); err != nil {
@@ -161,15 +162,15 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 	sent, typing := 0, false
 	eventually(t, convergeWithin, "members and host in sync and gossiping", func() (bool, string) {
 		if sent < 10 {
-			if _, err := e0.Send(tn.ctx, SendReq{Room: r.Room, Text: fmt.Sprintf("secret %d", sent)}); err != nil {
+			if _, err := e0.Send(tn.ctx, api.SendReq{Room: r.Room, Text: fmt.Sprintf("secret %d", sent)}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := e1.Send(tn.ctx, SendReq{Room: r.Room, Text: fmt.Sprintf("reply %d", sent)}); err != nil {
+			if _, err := e1.Send(tn.ctx, api.SendReq{Room: r.Room, Text: fmt.Sprintf("reply %d", sent)}); err != nil {
 				t.Fatal(err)
 			}
 			sent++
 		}
-		if _, data, err := e0.Typing(tn.ctx, TypingReq{Room: r.Room, On: true}); err == nil {
+		if _, data, err := e0.Typing(tn.ctx, api.TypingReq{Room: r.Room, On: true}); err == nil {
 			tn.reps[0].Ephemeral().Publish(id, data)
 		}
 	drain:

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -23,7 +24,7 @@ import (
 func setupRoom(t *testing.T, tn *testNet) string {
 	t.Helper()
 	ctx := tn.ctx
-	room, err := tn.reps[0].Engine.CreateRoom(ctx, RoomCreateReq{Name: "r", Public: true})
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "r", Public: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func setupRoom(t *testing.T, tn *testNet) string {
 func send(t *testing.T, tn *testNet, i int, room string, n int, tag string) {
 	t.Helper()
 	for k := range n {
-		if _, err := tn.reps[i].Engine.Send(tn.ctx, SendReq{Room: room, Text: fmt.Sprintf("%s %d", tag, k)}); err != nil {
+		if _, err := tn.reps[i].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: fmt.Sprintf("%s %d", tag, k)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,7 +199,7 @@ func TestOfflineCatchUp(t *testing.T) {
 	tn.start(1)
 	tn.reps[1].SyncNow(tn.ctx)
 	tn.converged(room, 2+n, 60*time.Second, 0, 1)
-	info, err := tn.reps[1].Engine.Info(tn.ctx, RoomReq{Room: room})
+	info, err := tn.reps[1].Engine.Info(tn.ctx, api.RoomReq{Room: room})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestForgedParentNeverApplied(t *testing.T) {
 	// A later honest message still flows, and the forged one never shows.
 	send(t, tn, 1, room, 1, "honest")
 	tn.converged(room, 3, convergeWithin, 0, 1)
-	info, _ := tn.reps[0].Engine.Info(tn.ctx, RoomReq{Room: room})
+	info, _ := tn.reps[0].Engine.Info(tn.ctx, api.RoomReq{Room: room})
 	if info.Sync.Pending != 1 || info.Sync.Missing != 1 {
 		t.Fatalf("forged event should wait with one missing parent: %+v", info.Sync)
 	}
@@ -312,7 +313,7 @@ func TestOrphanFloodBoundedPerPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, _ := tn.reps[0].Engine.Info(tn.ctx, RoomReq{Room: room})
+	info, _ := tn.reps[0].Engine.Info(tn.ctx, api.RoomReq{Room: room})
 	if info.Sync.Pending != maxPeerOrphans {
 		t.Fatalf("pending after the flood: %d, want the peer's budget %d", info.Sync.Pending, maxPeerOrphans)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 )
@@ -205,7 +206,7 @@ func isTimeout(err error) bool {
 // publicRoomOn creates a public room on replica i of tn.
 func publicRoomOn(tb testing.TB, tn *testNet, i int) crdt.RoomID {
 	tb.Helper()
-	room, err := tn.reps[i].Engine.CreateRoom(tn.ctx, RoomCreateReq{Public: true})
+	room, err := tn.reps[i].Engine.CreateRoom(tn.ctx, api.RoomCreateReq{Public: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -36,7 +36,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gonum.org/v1/plot/plotter"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // NetnsOptions configure RunNetns.
@@ -135,7 +135,7 @@ type nsNode struct {
 	log            string
 	cmd            *exec.Cmd
 	exited         chan struct{}
-	api            node.APIInfo
+	api            api.Info
 	http           *http.Client
 	peerID         string
 	stopWatch      context.CancelFunc
@@ -351,7 +351,7 @@ func (r *netnsRun) setupNode(i int) (*nsNode, error) {
 
 // startDaemon starts node n's daemon and waits until its API answers.
 func (r *netnsRun) startDaemon(n *nsNode) error {
-	os.Remove(filepath.Join(n.home, node.APIFile))
+	os.Remove(filepath.Join(n.home, api.InfoFile))
 	logf, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("netns: node %d log: %w", n.i, err)
@@ -376,8 +376,8 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if b, err := os.ReadFile(filepath.Join(n.home, node.APIFile)); err == nil {
-			var info node.APIInfo
+		if b, err := os.ReadFile(filepath.Join(n.home, api.InfoFile)); err == nil {
+			var info api.Info
 			if json.Unmarshal(b, &info) == nil && info.URL != "" {
 				n.api = info
 				break
@@ -401,8 +401,8 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 		},
 		MaxIdleConnsPerHost: 4,
 	}}
-	var id node.IDResp
-	if err := r.call(n, node.EpID.Method, node.Empty{}, &id); err != nil {
+	var id api.IDResp
+	if err := r.call(n, api.EpID.Method, api.Empty{}, &id); err != nil {
 		return err
 	}
 	n.peerID = id.PeerID
@@ -499,7 +499,7 @@ func (r *netnsRun) post(ctx context.Context, n *nsNode, method string, req any) 
 // stream opened (after a restart: the catch-up may start first).
 func (r *netnsRun) watch(n *nsNode) error {
 	ctx, cancel := context.WithCancel(r.ctx)
-	hr, err := r.post(ctx, n, node.EpWatch.Method, node.WatchReq{})
+	hr, err := r.post(ctx, n, api.EpWatch.Method, api.WatchReq{})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("node %d watch: %w", n.i, err)
@@ -512,7 +512,7 @@ func (r *netnsRun) watch(n *nsNode) error {
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
 			now := time.Now()
-			var it node.WatchItem
+			var it api.WatchItem
 			if json.Unmarshal(sc.Bytes(), &it) != nil || it.Event == nil || it.Event.Type != "message" {
 				continue
 			}
@@ -520,8 +520,8 @@ func (r *netnsRun) watch(n *nsNode) error {
 		}
 	}()
 	if r.room != "" {
-		var h node.HistoryResp
-		if err := r.call(n, node.EpHistory.Method, node.HistoryReq{Room: r.room, Limit: 100000}, &h); err == nil {
+		var h api.HistoryResp
+		if err := r.call(n, api.EpHistory.Method, api.HistoryReq{Room: r.room, Limit: 100000}, &h); err == nil {
 			now := time.Now()
 			for _, ev := range h.Events {
 				if ev.Type == "message" {
@@ -645,8 +645,8 @@ func (r *netnsRun) run() error {
 		}
 	}
 	r.say("netns: %d daemons up, %d links; creating the room", p.honest, links)
-	var room node.RoomResp
-	if err := r.call(r.nodes[0], node.EpRoomCreate.Method, node.RoomCreateReq{Name: sc.Name, Public: true}, &room); err != nil {
+	var room api.RoomResp
+	if err := r.call(r.nodes[0], api.EpRoomCreate.Method, api.RoomCreateReq{Name: sc.Name, Public: true}, &room); err != nil {
 		return fmt.Errorf("netns: create room: %w", err)
 	}
 	r.room = room.Room
@@ -675,8 +675,8 @@ func (r *netnsRun) run() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ev node.RoomEventResp
-			if err := r.call(r.nodes[i], node.EpRoomJoin.Method, node.RoomJoinReq{Room: r.room}, &ev); err != nil {
+			var ev api.RoomEventResp
+			if err := r.call(r.nodes[i], api.EpRoomJoin.Method, api.RoomJoinReq{Room: r.room}, &ev); err != nil {
 				errs <- fmt.Errorf("netns: join: %w", err)
 			}
 		}()
@@ -801,7 +801,7 @@ func (r *netnsRun) connect(k int) error {
 	e := r.p.edges[k]
 	f := r.fwds[k]
 	addr := fmt.Sprintf("/ip4/%s/tcp/%d/p2p/%s", f.ln.Addr().(*net.TCPAddr).IP, f.port(), r.nodes[e.b].peerID)
-	return r.call(r.nodes[e.a], node.EpConnect.Method, node.AddrReq{Addr: addr}, &node.PeerResp{})
+	return r.call(r.nodes[e.a], api.EpConnect.Method, api.AddrReq{Addr: addr}, &api.PeerResp{})
 }
 
 // reconcile brings edge k's forwarder up or down to match the schedule,
@@ -839,8 +839,8 @@ func (r *netnsRun) do(a action) {
 		r.sendsWG.Add(1)
 		go func() {
 			defer r.sendsWG.Done()
-			var ev node.EventResp
-			if err := r.call(r.nodes[a.A], node.EpSend.Method, node.SendReq{Room: r.room, Text: text}, &ev); err != nil {
+			var ev api.EventResp
+			if err := r.call(r.nodes[a.A], api.EpSend.Method, api.SendReq{Room: r.room, Text: text}, &ev); err != nil {
 				r.mu.Lock()
 				r.refused++
 				r.mu.Unlock()

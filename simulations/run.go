@@ -25,6 +25,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 	"github.com/parley-p2p/parley/rooms"
@@ -642,12 +643,12 @@ func (s *sim) audit() {
 		}
 		e := s.reps[n].Engine
 		if orphans {
-			if info, err := e.Info(s.ctx, node.RoomReq{Room: s.room.String()}); err == nil {
+			if info, err := e.Info(s.ctx, api.RoomReq{Room: s.room.String()}); err == nil {
 				pendingMax = max(pendingMax, info.Sync.Pending)
 			}
 		}
 		if forks {
-			h, err := e.History(s.ctx, node.HistoryReq{Room: s.room.String(), Limit: 1 << 20})
+			h, err := e.History(s.ctx, api.HistoryReq{Room: s.room.String(), Limit: 1 << 20})
 			if err != nil {
 				continue
 			}
@@ -878,7 +879,7 @@ func (s *sim) do(a action) {
 		if n := s.sc.Room.Size - len(text); n > 0 {
 			text += strings.Repeat("x", n)
 		}
-		if _, err := s.reps[a.A].Engine.Send(s.ctx, node.SendReq{Room: s.room.String(), Text: text}); err != nil {
+		if _, err := s.reps[a.A].Engine.Send(s.ctx, api.SendReq{Room: s.room.String(), Text: text}); err != nil {
 			s.refused++
 		}
 	case actForge:
@@ -971,7 +972,7 @@ func (s *sim) equivocate(i int) {
 		return
 	}
 	n := s.col.seq()
-	resp, err := s.reps[i].Engine.Send(s.ctx, node.SendReq{Room: s.room.String(), Text: fmt.Sprintf("fork A %d", n)})
+	resp, err := s.reps[i].Engine.Send(s.ctx, api.SendReq{Room: s.room.String(), Text: fmt.Sprintf("fork A %d", n)})
 	if err != nil {
 		s.refused++
 		return
@@ -996,7 +997,7 @@ func (s *sim) equivocate(i int) {
 
 // createRoom has node 0 found the public room of the scenario.
 func (s *sim) createRoom() error {
-	room, err := s.reps[0].Engine.CreateRoom(s.ctx, node.RoomCreateReq{Name: s.sc.Name, Public: true})
+	room, err := s.reps[0].Engine.CreateRoom(s.ctx, api.RoomCreateReq{Name: s.sc.Name, Public: true})
 	if err != nil {
 		return fmt.Errorf("create room: %w", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parley export ROOM -o FILE
@@ -30,8 +30,8 @@ func runExport(c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("output file %q: %v", *out, err)
 	}
-	var r node.ExportResp
-	return call(c, node.EpExport, node.ExportReq{Room: room, Out: path}, &r, func(w io.Writer) {
+	var r api.ExportResp
+	return call(c, api.EpExport, api.ExportReq{Room: room, Out: path}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
 	})
 }
@@ -49,8 +49,8 @@ func runImport(c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("archive file %q: %v", pos[0], err)
 	}
-	var r node.ImportResp
-	return call(c, node.EpImport, node.ImportReq{Path: path}, &r, func(w io.Writer) {
+	var r api.ImportResp
+	return call(c, api.EpImport, api.ImportReq{Path: path}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
 	})
 }

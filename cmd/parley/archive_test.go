@@ -6,15 +6,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestArchiveAgainstFakeDaemon: export and import send absolute paths (the
 // daemon's working folder is not the user's) and print the answers.
 func TestArchiveAgainstFakeDaemon(t *testing.T) {
 	f := startFake(t, map[string]string{
-		node.EpExport.Method: `{"room":"r","events":52,"blobs":0}`,
-		node.EpImport.Method: `{"room":"r","events":52,"new":7}`,
+		api.EpExport.Method: `{"room":"r","events":52,"blobs":0}`,
+		api.EpImport.Method: `{"room":"r","events":52,"new":7}`,
 	})
 	wd, err := filepath.Abs(".")
 	if err != nil {
@@ -25,11 +25,11 @@ func TestArchiveAgainstFakeDaemon(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "exported 52 events and 0 blobs") {
 		t.Fatalf("export: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	var ex node.ExportReq
-	if err := json.Unmarshal([]byte(f.request(node.EpExport.Method)), &ex); err != nil {
+	var ex api.ExportReq
+	if err := json.Unmarshal([]byte(f.request(api.EpExport.Method)), &ex); err != nil {
 		t.Fatal(err)
 	}
-	if ex != (node.ExportReq{Room: validID, Out: filepath.Join(wd, "room.car")}) {
+	if ex != (api.ExportReq{Room: validID, Out: filepath.Join(wd, "room.car")}) {
 		t.Errorf("export request %+v", ex)
 	}
 
@@ -37,8 +37,8 @@ func TestArchiveAgainstFakeDaemon(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != `{"room":"r","events":52,"new":7}` {
 		t.Fatalf("import: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	var im node.ImportReq
-	if err := json.Unmarshal([]byte(f.request(node.EpImport.Method)), &im); err != nil {
+	var im api.ImportReq
+	if err := json.Unmarshal([]byte(f.request(api.EpImport.Method)), &im); err != nil {
 		t.Fatal(err)
 	}
 	if im.Path != filepath.Join(wd, "room.car") {

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // command is one parley command. Its run function builds its own FlagSet
@@ -361,7 +361,7 @@ func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 func (c *cli) home() string {
 	h := c.homeFlag
 	if h == "" {
-		h = node.DefaultHome()
+		h = api.DefaultHome()
 	}
 	if abs, err := filepath.Abs(h); err == nil {
 		h = abs

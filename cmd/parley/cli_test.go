@@ -14,8 +14,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node"
 )
 
 // validID is a well-formed room or event ID that no daemon knows.
@@ -284,8 +284,8 @@ func avatarFile(t *testing.T, name string, b []byte) string {
 
 func writeAPIFile(t *testing.T, home, url, token string) {
 	t.Helper()
-	b, _ := json.Marshal(node.APIInfo{URL: url, Token: token})
-	if err := os.WriteFile(filepath.Join(home, node.APIFile), b, 0o600); err != nil {
+	b, _ := json.Marshal(api.Info{URL: url, Token: token})
+	if err := os.WriteFile(filepath.Join(home, api.InfoFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -340,10 +340,10 @@ func TestAgainstFakeDaemon(t *testing.T) {
 		{"id": "e2", "sender": "bob", "type": "member", "ts": 1700000001000, "membership": "join", "decrypted": true}
 	]}`
 	f := startFake(t, map[string]string{
-		node.EpHistory.Method: history,
-		node.EpSend.Method:    `{"event":"bafyevent"}`,
-		node.EpStatus.Method:  `{"peers":2,"rooms":1,"syncing":[],"store_bytes":2048}`,
-		node.EpWatch.Method:   "{\"kind\":\"event\",\"room\":\"r\",\"event\":{\"id\":\"e3\",\"sender\":\"s\",\"type\":\"message\",\"ts\":1,\"body\":\"yo\",\"decrypted\":true}}\n{\"kind\":\"event\",\"room\":\"r\"}\n",
+		api.EpHistory.Method: history,
+		api.EpSend.Method:    `{"event":"bafyevent"}`,
+		api.EpStatus.Method:  `{"peers":2,"rooms":1,"syncing":[],"store_bytes":2048}`,
+		api.EpWatch.Method:   "{\"kind\":\"event\",\"room\":\"r\",\"event\":{\"id\":\"e3\",\"sender\":\"s\",\"type\":\"message\",\"ts\":1,\"body\":\"yo\",\"decrypted\":true}}\n{\"kind\":\"event\",\"room\":\"r\"}\n",
 	})
 
 	// Flags after the positional argument reach the request; --json prints
@@ -352,9 +352,9 @@ func TestAgainstFakeDaemon(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("history: exit %d: %s", r.code, r.stderr)
 	}
-	var req node.HistoryReq
-	if err := json.Unmarshal([]byte(f.request(node.EpHistory.Method)), &req); err != nil || req.Room != validID || req.Limit != 5 {
-		t.Fatalf("history request %q", f.request(node.EpHistory.Method))
+	var req api.HistoryReq
+	if err := json.Unmarshal([]byte(f.request(api.EpHistory.Method)), &req); err != nil || req.Room != validID || req.Limit != 5 {
+		t.Fatalf("history request %q", f.request(api.EpHistory.Method))
 	}
 	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"extra":1`) {
 		t.Fatalf("history --json output is not the answer on one line: %q", r.stdout)
@@ -370,8 +370,8 @@ func TestAgainstFakeDaemon(t *testing.T) {
 	if r.code != 0 || r.stdout != "bafyevent\n" {
 		t.Fatalf("send: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	var sreq node.SendReq
-	json.Unmarshal([]byte(f.request(node.EpSend.Method)), &sreq)
+	var sreq api.SendReq
+	json.Unmarshal([]byte(f.request(api.EpSend.Method)), &sreq)
 	if sreq.Text != "line one\nline two" || sreq.Room != validID {
 		t.Fatalf("send request %+v", sreq)
 	}
@@ -394,10 +394,10 @@ func TestAgainstFakeDaemon(t *testing.T) {
 }
 
 func TestWrongToken(t *testing.T) {
-	f := startFake(t, map[string]string{node.EpStatus.Method: `{}`})
+	f := startFake(t, map[string]string{api.EpStatus.Method: `{}`})
 	writeAPIFile(t, f.home, func() string {
-		b, _ := os.ReadFile(filepath.Join(f.home, node.APIFile))
-		var info node.APIInfo
+		b, _ := os.ReadFile(filepath.Join(f.home, api.InfoFile))
+		var info api.Info
 		json.Unmarshal(b, &info)
 		return info.URL
 	}(), "wrong")
@@ -407,24 +407,24 @@ func TestWrongToken(t *testing.T) {
 func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	moderator := crdt.PublicKey{9}.String()
 	f := startFake(t, map[string]string{
-		node.EpRoomInvite.Method:    `{"event":"ev-invite"}`,
-		node.EpRoomKick.Method:      `{"event":"ev-kick"}`,
-		node.EpRoomBan.Method:       `{"event":"ev-ban"}`,
-		node.EpRoomRole.Method:      `{"event":"ev-role"}`,
-		node.EpRoomSet.Method:       `{"event":"ev-set"}`,
-		node.EpRedact.Method:        `{"event":"ev-redact"}`,
-		node.EpDM.Method:            `{"room":"dm-room"}`,
-		node.EpInvites.Method:       `{"invites":[{"room":"r1","inviter":"alice","name":"Book club"}]}`,
-		node.EpInvitesPolicy.Method: `{"policy":"nobody"}`,
-		node.EpProfileSet.Method:    `{"user":"me","display_name":"Bob","avatar":""}`,
-		node.EpProfileGet.Method:    `{"user":"me","display_name":"Bob","avatar":"bafyavatar"}`,
-		node.EpBlock.Method:         `{"blocked":["carol"]}`,
-		node.EpBlocked.Method:       `{"blocked":[]}`,
-		node.EpRoomInfo.Method: `{"room":"r","name":"Book club","topic":"","avatar":"bafyav","join_rule":"private","history":"shared",
+		api.EpRoomInvite.Method:    `{"event":"ev-invite"}`,
+		api.EpRoomKick.Method:      `{"event":"ev-kick"}`,
+		api.EpRoomBan.Method:       `{"event":"ev-ban"}`,
+		api.EpRoomRole.Method:      `{"event":"ev-role"}`,
+		api.EpRoomSet.Method:       `{"event":"ev-set"}`,
+		api.EpRedact.Method:        `{"event":"ev-redact"}`,
+		api.EpDM.Method:            `{"room":"dm-room"}`,
+		api.EpInvites.Method:       `{"invites":[{"room":"r1","inviter":"alice","name":"Book club"}]}`,
+		api.EpInvitesPolicy.Method: `{"policy":"nobody"}`,
+		api.EpProfileSet.Method:    `{"user":"me","display_name":"Bob","avatar":""}`,
+		api.EpProfileGet.Method:    `{"user":"me","display_name":"Bob","avatar":"bafyavatar"}`,
+		api.EpBlock.Method:         `{"blocked":["carol"]}`,
+		api.EpBlocked.Method:       `{"blocked":[]}`,
+		api.EpRoomInfo.Method: `{"room":"r","name":"Book club","topic":"","avatar":"bafyav","join_rule":"private","history":"shared",
 			"members":[{"user":"alice","membership":"join","role":"creator","power":9223372036854775807,"display_name":"Alice"},
 			{"user":"` + moderator + `","membership":"join","role":"moderator","power":50,"display_name":""}],
 			"sync":{"events":5,"heads":["h"],"missing":0,"pending":0}}`,
-		node.EpHistory.Method: `{"events":[
+		api.EpHistory.Method: `{"events":[
 			{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"redacted":true,"decrypted":true},
 			{"id":"e2","sender":"alice","type":"redact","ts":1700000001000,"redacts":"e1","decrypted":true},
 			{"id":"e3","sender":"alice","type":"message","ts":1700000002000,"body":"still here","decrypted":true},
@@ -450,9 +450,9 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	if !strings.Contains(r.stdout, "kicked "+moderator) || !strings.Contains(r.stdout, "ev-kick") {
 		t.Errorf("room kick output %q", r.stdout)
 	}
-	var ur node.RoomUserReq
-	sent(node.EpRoomKick.Method, &ur)
-	if ur != (node.RoomUserReq{Room: validID, User: moderator, Reason: "too loud"}) {
+	var ur api.RoomUserReq
+	sent(api.EpRoomKick.Method, &ur)
+	if ur != (api.RoomUserReq{Room: validID, User: moderator, Reason: "too loud"}) {
 		t.Errorf("room kick request %+v", ur)
 	}
 	r = runCLI(t, "", "--home", f.home, "room", "ban", validID, moderator, "--json")
@@ -461,17 +461,17 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 		t.Errorf("room ban --json output %q", r.stdout)
 	}
 	ok(runCLI(t, "", "room", "invite", validID, moderator, "--home", f.home), "room invite")
-	ur = node.RoomUserReq{}
-	sent(node.EpRoomInvite.Method, &ur)
-	if ur != (node.RoomUserReq{Room: validID, User: moderator}) {
+	ur = api.RoomUserReq{}
+	sent(api.EpRoomInvite.Method, &ur)
+	if ur != (api.RoomUserReq{Room: validID, User: moderator}) {
 		t.Errorf("room invite request %+v", ur)
 	}
 
 	for role, want := range map[string]string{"Moderator": "moderator", "+50": "50", "-1": "-1", "admin": "admin"} {
 		// "--" ends the flags, so that a negative level is not one.
 		ok(runCLI(t, "", "room", "role", validID, moderator, "--home", f.home, "--", role), "room role "+role)
-		var rr node.RoleReq
-		sent(node.EpRoomRole.Method, &rr)
+		var rr api.RoleReq
+		sent(api.EpRoomRole.Method, &rr)
 		if rr.Role != want || rr.User != moderator || rr.Room != validID {
 			t.Errorf("room role %s: request %+v, want role %q", role, rr, want)
 		}
@@ -482,24 +482,24 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	avatarPath := avatarFile(t, "a.png", png)
 	ok(runCLI(t, "", "room", "set", validID, "--name", "", "--avatar", avatarPath, "--home", f.home), "room set")
 	var raw map[string]json.RawMessage
-	sent(node.EpRoomSet.Method, &raw)
-	var set node.RoomSetReq
-	sent(node.EpRoomSet.Method, &set)
+	sent(api.EpRoomSet.Method, &raw)
+	var set api.RoomSetReq
+	sent(api.EpRoomSet.Method, &set)
 	if _, hasTopic := raw["topic"]; hasTopic || set.Name == nil || *set.Name != "" || set.Avatar != nil || set.AvatarPath != avatarPath {
-		t.Errorf("room set request %s", f.request(node.EpRoomSet.Method))
+		t.Errorf("room set request %s", f.request(api.EpRoomSet.Method))
 	}
 	ok(runCLI(t, "", "room", "set", validID, "--topic", "new topic", "--home", f.home), "room set --topic")
 	raw = nil
-	sent(node.EpRoomSet.Method, &raw)
+	sent(api.EpRoomSet.Method, &raw)
 	if _, hasName := raw["name"]; hasName || string(raw["topic"]) != `"new topic"` {
-		t.Errorf("room set --topic request %s", f.request(node.EpRoomSet.Method))
+		t.Errorf("room set --topic request %s", f.request(api.EpRoomSet.Method))
 	}
 
 	r = runCLI(t, "", "redact", validID, validID, "--reason", "oops", "--home", f.home)
 	ok(r, "redact")
-	var rd node.RedactReq
-	sent(node.EpRedact.Method, &rd)
-	if rd != (node.RedactReq{Room: validID, Event: validID, Reason: "oops"}) {
+	var rd api.RedactReq
+	sent(api.EpRedact.Method, &rd)
+	if rd != (api.RedactReq{Room: validID, Event: validID, Reason: "oops"}) {
 		t.Errorf("redact request %+v", rd)
 	}
 
@@ -517,34 +517,34 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	// "invites policy" with and without a policy; global flags anywhere.
 	r = runCLI(t, "", "--home", f.home, "invites", "--json", "policy")
 	ok(r, "invites policy")
-	if f.request(node.EpInvitesPolicy.Method) != "{}" || r.stdout != `{"policy":"nobody"}`+"\n" {
-		t.Errorf("invites policy: request %q output %q", f.request(node.EpInvitesPolicy.Method), r.stdout)
+	if f.request(api.EpInvitesPolicy.Method) != "{}" || r.stdout != `{"policy":"nobody"}`+"\n" {
+		t.Errorf("invites policy: request %q output %q", f.request(api.EpInvitesPolicy.Method), r.stdout)
 	}
 	r = runCLI(t, "", "invites", "policy", "nobody", "--home", f.home)
 	ok(r, "invites policy nobody")
-	if f.request(node.EpInvitesPolicy.Method) != `{"policy":"nobody"}` || !strings.HasPrefix(r.stdout, "nobody: ") {
-		t.Errorf("invites policy nobody: request %q output %q", f.request(node.EpInvitesPolicy.Method), r.stdout)
+	if f.request(api.EpInvitesPolicy.Method) != `{"policy":"nobody"}` || !strings.HasPrefix(r.stdout, "nobody: ") {
+		t.Errorf("invites policy nobody: request %q output %q", f.request(api.EpInvitesPolicy.Method), r.stdout)
 	}
 
 	r = runCLI(t, "", "profile", "set", "--name", "Bob", "--home", f.home)
 	ok(r, "profile set")
-	if f.request(node.EpProfileSet.Method) != `{"name":"Bob"}` || !strings.Contains(r.stdout, "Bob") {
-		t.Errorf("profile set: request %q output %q", f.request(node.EpProfileSet.Method), r.stdout)
+	if f.request(api.EpProfileSet.Method) != `{"name":"Bob"}` || !strings.Contains(r.stdout, "Bob") {
+		t.Errorf("profile set: request %q output %q", f.request(api.EpProfileSet.Method), r.stdout)
 	}
 	ok(runCLI(t, "", "profile", "get", "--home", f.home), "profile get")
-	if f.request(node.EpProfileGet.Method) != "{}" {
-		t.Errorf("profile get request %q", f.request(node.EpProfileGet.Method))
+	if f.request(api.EpProfileGet.Method) != "{}" {
+		t.Errorf("profile get request %q", f.request(api.EpProfileGet.Method))
 	}
 	r = runCLI(t, "", "profile", "get", moderator, "--home", f.home)
 	ok(r, "profile get USER")
-	if f.request(node.EpProfileGet.Method) != `{"user":"`+moderator+`"}` || !strings.Contains(r.stdout, "bafyavatar") {
-		t.Errorf("profile get USER: request %q output %q", f.request(node.EpProfileGet.Method), r.stdout)
+	if f.request(api.EpProfileGet.Method) != `{"user":"`+moderator+`"}` || !strings.Contains(r.stdout, "bafyavatar") {
+		t.Errorf("profile get USER: request %q output %q", f.request(api.EpProfileGet.Method), r.stdout)
 	}
 
 	r = runCLI(t, "", "block", moderator, "--home", f.home)
 	ok(r, "block")
-	if f.request(node.EpBlock.Method) != `{"user":"`+moderator+`"}` {
-		t.Errorf("block request %q", f.request(node.EpBlock.Method))
+	if f.request(api.EpBlock.Method) != `{"user":"`+moderator+`"}` {
+		t.Errorf("block request %q", f.request(api.EpBlock.Method))
 	}
 	r = runCLI(t, "", "blocked", "--home", f.home)
 	ok(r, "blocked")

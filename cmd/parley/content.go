@@ -9,7 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parley edit ROOM EVENT TEXT|- [--markdown] [--mention USER]...
@@ -39,8 +39,8 @@ func runEdit(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpEdit, node.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown, Mentions: users}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpEdit, api.EditReq{Room: room, Event: event, Text: text, Markdown: *markdown, Mentions: users}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -66,15 +66,15 @@ func (c *cli) messageText(text string) (string, error) {
 }
 
 // parley react ROOM EVENT KEY
-func runReact(c *cli, args []string) error { return c.reaction(node.EpReact, args) }
+func runReact(c *cli, args []string) error { return c.reaction(api.EpReact, args) }
 
 // parley unreact ROOM EVENT KEY
 //
 // Withdraws this user's reaction KEY (every one of its devices made) on
 // every node.
-func runUnreact(c *cli, args []string) error { return c.reaction(node.EpUnreact, args) }
+func runUnreact(c *cli, args []string) error { return c.reaction(api.EpUnreact, args) }
 
-func (c *cli) reaction(ep node.Endpoint[node.ReactReq, node.EventResp], args []string) error {
+func (c *cli) reaction(ep api.Endpoint[api.ReactReq, api.EventResp], args []string) error {
 	pos, err := c.parse(c.flags(), args, 3, 3)
 	if err != nil {
 		return err
@@ -83,8 +83,8 @@ func (c *cli) reaction(ep node.Endpoint[node.ReactReq, node.EventResp], args []s
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, ep, node.ReactReq{Room: room, Event: event, Key: pos[2]}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, ep, api.ReactReq{Room: room, Event: event, Key: pos[2]}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -102,8 +102,8 @@ func runRead(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.Empty
-	return call(c, node.EpRead, node.ReadReq{Room: room, Event: event}, &r, func(w io.Writer) {
+	var r api.Empty
+	return call(c, api.EpRead, api.ReadReq{Room: room, Event: event}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "read up to %s\n", short(event))
 	})
 }
@@ -143,8 +143,8 @@ func runSendFile(c *cli, args []string) error {
 			return fmt.Errorf("caption: %v", err)
 		}
 	}
-	var r node.SendFileResp
-	return call(c, node.EpSendFile, node.SendFileReq{Room: room, Path: path, Voice: *voice, Caption: *caption}, &r, func(w io.Writer) {
+	var r api.SendFileResp
+	return call(c, api.EpSendFile, api.SendFileReq{Room: room, Path: path, Voice: *voice, Caption: *caption}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\ncid %s\n", r.Event, r.CID)
 	})
 }

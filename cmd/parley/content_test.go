@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // The content commands (edit, react, unreact, read, typing, presence,
@@ -65,16 +65,16 @@ func TestContentClientSideValidation(t *testing.T) {
 
 func TestContentAgainstFakeDaemon(t *testing.T) {
 	f := startFake(t, map[string]string{
-		node.EpSend.Method:     `{"event":"bafysent"}`,
-		node.EpEdit.Method:     `{"event":"bafyedit"}`,
-		node.EpUnreact.Method:  `{"event":"bafyun"}`,
-		node.EpRead.Method:     `{}`,
-		node.EpTyping.Method:   `{}`,
-		node.EpPresence.Method: `{"user":"u","presence":"away","last_active_ms":1700000000000}`,
-		node.EpSettings.Method: `{"typing":false,"presence":true}`,
-		node.EpHistory.Method: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"hello",
+		api.EpSend.Method:     `{"event":"bafysent"}`,
+		api.EpEdit.Method:     `{"event":"bafyedit"}`,
+		api.EpUnreact.Method:  `{"event":"bafyun"}`,
+		api.EpRead.Method:     `{}`,
+		api.EpTyping.Method:   `{}`,
+		api.EpPresence.Method: `{"user":"u","presence":"away","last_active_ms":1700000000000}`,
+		api.EpSettings.Method: `{"typing":false,"presence":true}`,
+		api.EpHistory.Method: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"hello",
 			"edited":true,"reply_to":"e0","reactions":{"👍":["a","b"]},"decrypted":true}]}`,
-		node.EpWatch.Method: "{\"kind\":\"typing\",\"room\":\"r\",\"user\":\"bob-user\",\"typing\":true}\n" +
+		api.EpWatch.Method: "{\"kind\":\"typing\",\"room\":\"r\",\"user\":\"bob-user\",\"typing\":true}\n" +
 			"{\"kind\":\"presence\",\"room\":\"r\",\"user\":\"bob-user\",\"presence\":\"away\",\"last_active_ms\":1}\n" +
 			"{\"kind\":\"receipt\",\"room\":\"r\",\"user\":\"bob-user\",\"read\":\"e1\"}\n",
 	})
@@ -85,44 +85,44 @@ func TestContentAgainstFakeDaemon(t *testing.T) {
 		}
 	}
 	ok(runCLI(t, "", "send", validID, "**hi**", "--markdown", "--reply-to", validID, "--thread", validID, "--home", f.home), "send")
-	var sreq node.SendReq
-	json.Unmarshal([]byte(f.request(node.EpSend.Method)), &sreq)
+	var sreq api.SendReq
+	json.Unmarshal([]byte(f.request(api.EpSend.Method)), &sreq)
 	if !sreq.Markdown || sreq.ReplyTo != validID || sreq.Thread != validID || sreq.Text != "**hi**" {
 		t.Fatalf("send request %+v", sreq)
 	}
 	ok(runCLI(t, "new text\n", "edit", validID, validID, "-", "--home", f.home), "edit")
-	var ereq node.EditReq
-	json.Unmarshal([]byte(f.request(node.EpEdit.Method)), &ereq)
+	var ereq api.EditReq
+	json.Unmarshal([]byte(f.request(api.EpEdit.Method)), &ereq)
 	if ereq.Text != "new text" || ereq.Event != validID {
 		t.Fatalf("edit request %+v", ereq)
 	}
 	ok(runCLI(t, "", "unreact", validID, validID, "👍", "--home", f.home), "unreact")
-	var rreq node.ReactReq
-	json.Unmarshal([]byte(f.request(node.EpUnreact.Method)), &rreq)
+	var rreq api.ReactReq
+	json.Unmarshal([]byte(f.request(api.EpUnreact.Method)), &rreq)
 	if rreq.Key != "👍" {
 		t.Fatalf("unreact request %+v", rreq)
 	}
 	for _, args := range [][]string{{"typing", validID, "--stop"}, {"typing", validID, "off"}} {
 		ok(runCLI(t, "", append(args, "--home", f.home)...), "typing")
-		var treq node.TypingReq
-		json.Unmarshal([]byte(f.request(node.EpTyping.Method)), &treq)
+		var treq api.TypingReq
+		json.Unmarshal([]byte(f.request(api.EpTyping.Method)), &treq)
 		if treq.On || treq.Room != validID {
 			t.Fatalf("%v: typing request %+v", args, treq)
 		}
 	}
 	ok(runCLI(t, "", "typing", validID, "--home", f.home), "typing")
-	if !strings.Contains(f.request(node.EpTyping.Method), `"on":true`) {
-		t.Fatalf("typing request %s", f.request(node.EpTyping.Method))
+	if !strings.Contains(f.request(api.EpTyping.Method), `"on":true`) {
+		t.Fatalf("typing request %s", f.request(api.EpTyping.Method))
 	}
 	r := runCLI(t, "", "settings", "--typing", "off", "--home", f.home)
 	ok(r, "settings")
-	if !strings.Contains(f.request(node.EpSettings.Method), `"typing":false`) || strings.Contains(f.request(node.EpSettings.Method), "presence") || !strings.Contains(r.stdout, "typing off") {
-		t.Fatalf("settings request %s, output %q", f.request(node.EpSettings.Method), r.stdout)
+	if !strings.Contains(f.request(api.EpSettings.Method), `"typing":false`) || strings.Contains(f.request(api.EpSettings.Method), "presence") || !strings.Contains(r.stdout, "typing off") {
+		t.Fatalf("settings request %s, output %q", f.request(api.EpSettings.Method), r.stdout)
 	}
 	r = runCLI(t, "", "history", validID, "--thread", validID, "--home", f.home)
 	ok(r, "history")
-	if !strings.Contains(f.request(node.EpHistory.Method), `"thread":"`+validID+`"`) || !strings.Contains(r.stdout, "(edited)") || !strings.Contains(r.stdout, "[👍 2]") {
-		t.Fatalf("history request %s, output %q", f.request(node.EpHistory.Method), r.stdout)
+	if !strings.Contains(f.request(api.EpHistory.Method), `"thread":"`+validID+`"`) || !strings.Contains(r.stdout, "(edited)") || !strings.Contains(r.stdout, "[👍 2]") {
+		t.Fatalf("history request %s, output %q", f.request(api.EpHistory.Method), r.stdout)
 	}
 	r = runCLI(t, "", "watch", validID, "--home", f.home)
 	for _, want := range []string{"is typing", "is away", "read up to e1"} {

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parley verify USER [--confirm]
@@ -27,8 +26,8 @@ func runVerify(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.VerifyResp
-	return call(c, node.EpVerify, node.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
+	var r api.VerifyResp
+	return call(c, api.EpVerify, api.VerifyReq{User: user, Confirm: *confirm}, &r, func(w io.Writer) {
 		if *confirm {
 			fmt.Fprintf(w, "verified %s\n", r.User)
 			return
@@ -53,8 +52,8 @@ func runDeviceList(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.DeviceListResp
-	return call(c, node.EpDeviceList, req, &r, func(w io.Writer) {
+	var r api.DeviceListResp
+	return call(c, api.EpDeviceList, req, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintln(tw, "DEVICE\tNAME\tVERIFIED\tROOMS")
 		for _, d := range r.Devices {
@@ -72,35 +71,11 @@ func runDeviceLink(c *cli, args []string) error {
 	if _, err := c.parse(c.flags(), args, 0, 0); err != nil {
 		return err
 	}
-	var r node.DeviceLinkResp
-	return call(c, node.EpDeviceLink, node.Empty{}, &r, func(w io.Writer) {
+	var r api.DeviceLinkResp
+	return call(c, api.EpDeviceLink, api.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n\nOn the new device (a fresh home, before its daemon first runs): parley device join CODE\nThe code works once, until %s. Keep it secret: it makes a device of this user.\n",
 			r.Code, time.UnixMilli(r.ExpiresMS).Format("15:04:05"))
 	})
-}
-
-// parley device join CODE
-//
-// Runs without a daemon, on a fresh home: it reaches the linking device,
-// receives this device's certificate and the user's rooms, and writes the
-// identity. Start the daemon afterwards; it joins the rooms' device sets
-// and a sibling forwards the keys.
-func runDeviceJoin(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
-	defer cancel()
-	res, err := node.JoinDevice(ctx, c.home(), pos[0])
-	if err != nil {
-		return c.explain(err)
-	}
-	if c.json {
-		return c.printJSON(res)
-	}
-	fmt.Fprintf(c.stdout, "this home is now a device of user %s\ndevice  %s\nrooms   %d (followed when the daemon starts: parley daemon)\n", res.User, res.Device, len(res.Rooms))
-	return nil
 }
 
 // parley device revoke DEVICE
@@ -109,8 +84,8 @@ func runDeviceRevoke(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.DeviceRevokeResp
-	return call(c, node.EpDeviceRevoke, node.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
+	var r api.DeviceRevokeResp
+	return call(c, api.EpDeviceRevoke, api.DeviceReq{Device: pos[0]}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "revoked %s in %d rooms (each with a new key it does not get)\n", r.Device, len(r.Events))
 	})
 }

@@ -5,23 +5,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
 func TestDevicesAgainstFakeDaemon(t *testing.T) {
 	f := startFake(t, map[string]string{
-		node.EpVerify.Method:     `{"user":"` + validUser + `","safety_number":"11111 22222 33333 44444 55555 66666 77777 88888 99999 00000 12345 67890","emoji":["🐶","🐱","🦁","🐎","🦄","🐷","🐘"],"emoji_names":["Dog","Cat","Lion","Horse","Unicorn","Pig","Elephant"],"verified":false}`,
-		node.EpDeviceList.Method: `{"user":"u","devices":[{"device":"dev-a","name":"this device","current":true,"verified":true,"rooms":["r"]}]}`,
-		node.EpRoomInfo.Method:   `{"room":"r","members":[{"user":"u1","membership":"join","verified":true}],"warnings":[{"kind":"master_key_changed","user":"u2","was":"u1","message":"WARNING: u2 shows the name"}]}`,
+		api.EpVerify.Method:     `{"user":"` + validUser + `","safety_number":"11111 22222 33333 44444 55555 66666 77777 88888 99999 00000 12345 67890","emoji":["🐶","🐱","🦁","🐎","🦄","🐷","🐘"],"emoji_names":["Dog","Cat","Lion","Horse","Unicorn","Pig","Elephant"],"verified":false}`,
+		api.EpDeviceList.Method: `{"user":"u","devices":[{"device":"dev-a","name":"this device","current":true,"verified":true,"rooms":["r"]}]}`,
+		api.EpRoomInfo.Method:   `{"room":"r","members":[{"user":"u1","membership":"join","verified":true}],"warnings":[{"kind":"master_key_changed","user":"u2","was":"u1","message":"WARNING: u2 shows the name"}]}`,
 	})
 	r := runCLI(t, "", "verify", validUser, "--home", f.home)
 	if r.code != 0 || !strings.Contains(r.stdout, "11111 22222 33333 44444\n") || !strings.Contains(r.stdout, "🐶") || !strings.Contains(r.stdout, "Elephant") {
 		t.Fatalf("verify: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "verify", validUser, "--confirm", "--home", f.home)
-	var req node.VerifyReq
-	if err := json.Unmarshal([]byte(f.request(node.EpVerify.Method)), &req); err != nil || !req.Confirm || req.User != validUser {
-		t.Fatalf("verify --confirm request %q", f.request(node.EpVerify.Method))
+	var req api.VerifyReq
+	if err := json.Unmarshal([]byte(f.request(api.EpVerify.Method)), &req); err != nil || !req.Confirm || req.User != validUser {
+		t.Fatalf("verify --confirm request %q", f.request(api.EpVerify.Method))
 	}
 	runCLI(t, "", "verify", " ", "--home", f.home).failsWith(t, "malformed user ID")
 	r = runCLI(t, "", "device", "list", "--home", f.home)

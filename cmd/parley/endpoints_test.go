@@ -13,19 +13,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // TestCLIEndpointsDocumented checks that every endpoint the CLI calls
-// (each node.EpX named in this command's sources) is in the daemon's
+// (each api.EpX named in this command's sources) is in the daemon's
 // OpenAPI document. The endpoints' methods are read from their
-// declarations in the node package.
+// declarations in the api package.
 func TestCLIEndpointsDocumented(t *testing.T) {
 	fset := token.NewFileSet()
-	// The table: EpX = endpoint[...]("method", ...) in package node.
+	// The table: EpX = endpoint[...]("method", ...) in package api.
 	methods := map[string]string{}
-	nodeFiles, _ := filepath.Glob("../../node/apitypes*.go")
-	for _, f := range nodeFiles {
+	apiFiles, _ := filepath.Glob("../../api/types*.go")
+	for _, f := range apiFiles {
 		af, err := parser.ParseFile(fset, f, nil, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -44,8 +44,8 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 			return true
 		})
 	}
-	if len(methods) != len(node.Endpoints()) {
-		t.Fatalf("found %d endpoint declarations in package node, the table has %d", len(methods), len(node.Endpoints()))
+	if len(methods) != len(api.Endpoints()) {
+		t.Fatalf("found %d endpoint declarations in package api, the table has %d", len(methods), len(api.Endpoints()))
 	}
 	// The CLI's uses.
 	used := map[string]bool{}
@@ -60,7 +60,7 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 		}
 		ast.Inspect(af, func(n ast.Node) bool {
 			if se, ok := n.(*ast.SelectorExpr); ok {
-				if id, ok := se.X.(*ast.Ident); ok && id.Name == "node" && strings.HasPrefix(se.Sel.Name, "Ep") {
+				if id, ok := se.X.(*ast.Ident); ok && id.Name == "api" && strings.HasPrefix(se.Sel.Name, "Ep") {
 					used[se.Sel.Name] = true
 				}
 			}
@@ -70,7 +70,7 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 	if len(used) < 40 {
 		t.Fatalf("found only %d endpoints used by the CLI", len(used))
 	}
-	raw, err := node.OpenAPI()
+	raw, err := api.OpenAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,11 +83,11 @@ func TestCLIEndpointsDocumented(t *testing.T) {
 	for name := range used {
 		m, ok := methods[name]
 		if !ok {
-			t.Errorf("node.%s is used by the CLI but not declared in the endpoint table", name)
+			t.Errorf("api.%s is used by the CLI but not declared in the endpoint table", name)
 			continue
 		}
 		if _, ok := doc.Paths["/v1/"+m]; !ok {
-			t.Errorf("node.%s (%s) is called by the CLI but missing from the OpenAPI document", name, m)
+			t.Errorf("api.%s (%s) is called by the CLI but missing from the OpenAPI document", name, m)
 		}
 	}
 }

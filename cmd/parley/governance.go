@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // maxAvatar is the largest avatar image the CLI hands to the daemon, which
@@ -27,8 +27,8 @@ func runRoomInvite(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomInvite, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomInvite, api.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "invited %s to %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -39,8 +39,8 @@ func runRoomLeave(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomLeave, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomLeave, api.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "left %s (event %s)\n", room, r.Event)
 	})
 }
@@ -53,8 +53,8 @@ func runRoomKick(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomKick, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomKick, api.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "kicked %s from %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -70,8 +70,8 @@ func runRoomBan(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomBan, node.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomBan, api.RoomUserReq{Room: room, User: user, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "banned %s from %s (event %s)\n", user, room, r.Event)
 	})
 }
@@ -82,8 +82,8 @@ func runRoomUnban(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomUnban, node.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomUnban, api.RoomUserReq{Room: room, User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "unbanned %s in %s (event %s); they may be invited again\n", user, room, r.Event)
 	})
 }
@@ -109,8 +109,8 @@ func runRoomRole(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomRole, node.RoleReq{Room: room, User: user, Role: role}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomRole, api.RoleReq{Room: room, User: user, Role: role}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "%s is now %s in %s (event %s)\n", user, role, room, r.Event)
 	})
 }
@@ -135,7 +135,7 @@ func runRoomSet(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := node.RoomSetReq{Room: room}
+	req := api.RoomSetReq{Room: room}
 	if set["name"] {
 		req.Name = name
 	}
@@ -147,8 +147,8 @@ func runRoomSet(c *cli, args []string) error {
 			return err
 		}
 	}
-	var r node.EventResp
-	return call(c, node.EpRoomSet, req, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRoomSet, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "updated %s (event %s)\n", room, r.Event)
 	})
 }
@@ -164,8 +164,8 @@ func runRedact(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	return call(c, node.EpRedact, node.RedactReq{Room: room, Event: event, Reason: *reason}, &r, func(w io.Writer) {
+	var r api.EventResp
+	return call(c, api.EpRedact, api.RedactReq{Room: room, Event: event, Reason: *reason}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "redacted %s (event %s)\n", event, r.Event)
 	})
 }

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // The media commands extend the CLI contract (docs/cli.md "Media") in one
@@ -34,8 +34,8 @@ func runMediaAdd(c *cli, args []string) error {
 	case !st.Mode().IsRegular():
 		return fmt.Errorf("%s is not a regular file", pos[0])
 	}
-	var r node.MediaAddResp
-	return call(c, node.EpMediaAdd, node.MediaAddReq{Path: path}, &r, func(w io.Writer) {
+	var r api.MediaAddResp
+	return call(c, api.EpMediaAdd, api.MediaAddReq{Path: path}, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintf(tw, "cid\t%s\nsize\t%s (%d bytes)\nmime\t%s\nkey\t%s\n", r.CID, fmtBytes(r.Size), r.Size, r.MIME, r.Key)
 		tw.Flush()
@@ -71,8 +71,8 @@ func runMediaGet(c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
-	var r node.MediaGetResp
-	return call(c, node.EpMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
+	var r api.MediaGetResp
+	return call(c, api.EpMediaGet, api.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
 	})
 }
@@ -89,7 +89,7 @@ func runMediaSave(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	req := node.MediaSaveReq{Room: room, Event: event}
+	req := api.MediaSaveReq{Room: room, Event: event}
 	if *out == "" {
 		if req.Dir, err = os.Getwd(); err != nil {
 			return fmt.Errorf("the current folder: %v", err)
@@ -97,8 +97,8 @@ func runMediaSave(c *cli, args []string) error {
 	} else if req.Out, err = filepath.Abs(*out); err != nil {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
-	var r node.MediaSaveResp
-	return call(c, node.EpMediaSave, req, &r, func(w io.Writer) {
+	var r api.MediaSaveResp
+	return call(c, api.EpMediaSave, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, r.Path)
 	})
 }
@@ -106,7 +106,7 @@ func runMediaSave(c *cli, args []string) error {
 // parley media gc [--grace DURATION]
 func runMediaGC(c *cli, args []string) error {
 	fs := c.flags()
-	grace := fs.Duration("grace", node.MediaGCGrace, "keep files added or fetched within `DURATION` (0 keeps none)")
+	grace := fs.Duration("grace", api.MediaGCGrace, "keep files added or fetched within `DURATION` (0 keeps none)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -114,8 +114,8 @@ func runMediaGC(c *cli, args []string) error {
 		return c.usagef("--grace must not be negative")
 	}
 	ms := grace.Milliseconds()
-	var r node.MediaGCResp
-	return call(c, node.EpMediaGC, node.MediaGCReq{GraceMS: &ms}, &r, func(w io.Writer) {
+	var r api.MediaGCResp
+	return call(c, api.EpMediaGC, api.MediaGCReq{GraceMS: &ms}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "freed %d files (%d blocks)\n", len(r.Blobs), r.Blocks)
 		for _, b := range r.Blobs {
 			fmt.Fprintln(w, b)

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node"
 )
 
 // Mentions and versions on the command line (cli.md "Messages").
@@ -34,33 +34,33 @@ func TestMentionsClientSide(t *testing.T) {
 func TestMentionsAgainstFakeDaemon(t *testing.T) {
 	user, other := crdt.PublicKey{1}.String(), crdt.PublicKey{2}.String()
 	f := startFake(t, map[string]string{
-		node.EpSend.Method: `{"event":"bafysent"}`,
-		node.EpEdit.Method: `{"event":"bafyedit"}`,
-		node.EpHistory.Method: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"v1","decrypted":true,"mentions":["` + user + `"]},
+		api.EpSend.Method: `{"event":"bafysent"}`,
+		api.EpEdit.Method: `{"event":"bafyedit"}`,
+		api.EpHistory.Method: `{"events":[{"id":"e1","sender":"alice","type":"message","ts":1700000000000,"body":"v1","decrypted":true,"mentions":["` + user + `"]},
 			{"id":"e2","sender":"alice","type":"message","ts":1700000001000,"body":"v2","decrypted":true,"replaces":"e1"}]}`,
-		node.EpWatch.Method: `{"kind":"event","room":"r","event":{"id":"e1","sender":"alice","type":"message","ts":1,"body":"hi","decrypted":true},"mentions_me":true}` + "\n",
+		api.EpWatch.Method: `{"kind":"event","room":"r","event":{"id":"e1","sender":"alice","type":"message","ts":1,"body":"hi","decrypted":true},"mentions_me":true}` + "\n",
 	})
 	r := runCLI(t, "", "send", validID, "hi", "--mention", user, "--mention", strings.ToUpper(other), "--home", f.home)
 	if r.code != 0 {
 		t.Fatalf("send: %+v", r)
 	}
-	var sreq node.SendReq
-	json.Unmarshal([]byte(f.request(node.EpSend.Method)), &sreq)
+	var sreq api.SendReq
+	json.Unmarshal([]byte(f.request(api.EpSend.Method)), &sreq)
 	if !slices.Equal(sreq.Mentions, []string{user, other}) {
 		t.Fatalf("send request %+v", sreq)
 	}
 	if r := runCLI(t, "", "edit", validID, validID, "hi", "--mention", user, "--home", f.home); r.code != 0 {
 		t.Fatalf("edit: %+v", r)
 	}
-	var ereq node.EditReq
-	json.Unmarshal([]byte(f.request(node.EpEdit.Method)), &ereq)
+	var ereq api.EditReq
+	json.Unmarshal([]byte(f.request(api.EpEdit.Method)), &ereq)
 	if !slices.Equal(ereq.Mentions, []string{user}) {
 		t.Fatalf("edit request %+v", ereq)
 	}
 	r = runCLI(t, "", "history", validID, "--versions", validID, "--home", f.home)
-	if r.code != 0 || !strings.Contains(f.request(node.EpHistory.Method), `"versions":"`+validID+`"`) ||
+	if r.code != 0 || !strings.Contains(f.request(api.EpHistory.Method), `"versions":"`+validID+`"`) ||
 		!strings.Contains(r.stdout, "(mentions ") || !strings.Contains(r.stdout, "(edit of e1)") {
-		t.Fatalf("history request %s, output %+v", f.request(node.EpHistory.Method), r)
+		t.Fatalf("history request %s, output %+v", f.request(api.EpHistory.Method), r)
 	}
 	r = runCLI(t, "", "watch", validID, "--home", f.home)
 	if !strings.Contains(r.stdout, "(mentions you)") {

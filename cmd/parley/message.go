@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // maxMessage is the largest message text the CLI sends. An event is at most
@@ -64,9 +64,9 @@ func runSend(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.EventResp
-	req := node.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread, Mentions: users}
-	return call(c, node.EpSend, req, &r, func(w io.Writer) {
+	var r api.EventResp
+	req := api.SendReq{Room: room, Text: text, Markdown: *markdown, ReplyTo: *replyTo, Thread: *thread, Mentions: users}
+	return call(c, api.EpSend, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Event)
 	})
 }
@@ -107,8 +107,8 @@ func runHistory(c *cli, args []string) error {
 	if *versions != "" && (*before != "" || *thread != "" || *limit != 0) {
 		return c.usagef("--versions lists one message: it goes without --limit, --before and --thread")
 	}
-	var r node.HistoryResp
-	return call(c, node.EpHistory, node.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
+	var r api.HistoryResp
+	return call(c, api.EpHistory, api.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return
@@ -141,7 +141,7 @@ func runWatch(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var req node.WatchReq
+	var req api.WatchReq
 	if len(pos) == 1 {
 		if req.Room, err = c.room(pos[0]); err != nil {
 			return err
@@ -151,7 +151,7 @@ func runWatch(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = node.EpWatch.Stream(c.ctx, cl, req, func(item node.WatchItem, line json.RawMessage) error {
+	err = api.EpWatch.Stream(c.ctx, cl, req, func(item api.WatchItem, line json.RawMessage) error {
 		if item.Kind == "error" {
 			var e struct {
 				Error string `json:"error"`
@@ -162,7 +162,7 @@ func runWatch(c *cli, args []string) error {
 		if c.json {
 			return c.printRaw(line)
 		}
-		if item.Kind == node.WatchReady {
+		if item.Kind == api.WatchReady {
 			return nil
 		}
 		prefix := ""

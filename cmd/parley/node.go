@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -13,11 +12,12 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
-
 	"github.com/parley-p2p/parley/node"
 )
+
+// The commands here run the node itself or work on its home directly
+// (init, daemon, device join), so only they import package node; every
+// other command talks to the daemon through package api.
 
 // parley init [--name NAME]
 //
@@ -175,105 +175,26 @@ func reachOf(b node.Banner) string {
 	return strings.Join(parts, ", ")
 }
 
-// parley id
-func runID(c *cli, args []string) error {
-	if err := c.noArgs(args); err != nil {
-		return err
-	}
-	var r node.IDResp
-	return call(c, node.EpID, node.Empty{}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "user     %s\ndevice   %s\npeer ID  %s\n", r.User, r.Device, r.PeerID)
-		for _, a := range r.Addrs {
-			fmt.Fprintf(w, "address  %s\n", a)
-		}
-	})
-}
-
-// parley peers
-func runPeers(c *cli, args []string) error {
-	if err := c.noArgs(args); err != nil {
-		return err
-	}
-	var r node.PeersResp
-	return call(c, node.EpPeers, node.Empty{}, &r, func(w io.Writer) {
-		if len(r.Peers) == 0 {
-			fmt.Fprintln(w, "no peers connected (add one with: parley connect MULTIADDR)")
-			return
-		}
-		tw := table(w)
-		fmt.Fprintln(tw, "PEER ID\tADDRESS")
-		for _, p := range r.Peers {
-			fmt.Fprintf(tw, "%s\t%s\n", p.PeerID, p.Addr)
-		}
-		tw.Flush()
-	})
-}
-
-// parley connect MULTIADDR
-func runConnect(c *cli, args []string) error {
-	fs := c.flags()
-	pos, err := c.parse(fs, args, 1, 1)
+// parley device join CODE
+//
+// Runs without a daemon, on a fresh home: it reaches the linking device,
+// receives this device's certificate and the user's rooms, and writes the
+// identity. Start the daemon afterwards; it joins the rooms' device sets
+// and a sibling forwards the keys.
+func runDeviceJoin(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
 		return err
 	}
-	addr, err := parseAddr(pos[0], true)
+	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
+	defer cancel()
+	res, err := node.JoinDevice(ctx, c.home(), pos[0])
 	if err != nil {
-		return err
+		return c.explain(err)
 	}
-	var r node.PeerResp
-	return call(c, node.EpConnect, node.AddrReq{Addr: addr}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "connected to %s (remembered for reconnection)\n", r.PeerID)
-	})
-}
-
-// parley disconnect PEER_ID
-func runDisconnect(c *cli, args []string) error {
-	fs := c.flags()
-	pos, err := c.parse(fs, args, 1, 1)
-	if err != nil {
-		return err
+	if c.json {
+		return c.printJSON(res)
 	}
-	if _, err := peer.Decode(pos[0]); err != nil {
-		return fmt.Errorf("malformed peer ID %q (see: parley peers)", pos[0])
-	}
-	var r node.PeerResp
-	return call(c, node.EpDisconnect, node.PeerReq{PeerID: pos[0]}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "disconnected from %s (forgotten; it will not be redialled)\n", r.PeerID)
-	})
-}
-
-// parley status
-func runStatus(c *cli, args []string) error {
-	if err := c.noArgs(args); err != nil {
-		return err
-	}
-	var r node.StatusResp
-	return call(c, node.EpStatus, node.Empty{}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "peers    %d\nrooms    %d\nstore    %s\n", r.Peers, r.Rooms, fmtBytes(r.StoreBytes))
-		if len(r.Syncing) == 0 {
-			fmt.Fprintln(w, "syncing  nothing (up to date)")
-			return
-		}
-		fmt.Fprintf(w, "syncing  %s\n", strings.Join(r.Syncing, " "))
-	})
-}
-
-// noArgs parses the flags of a command that takes no positional arguments.
-func (c *cli) noArgs(args []string) error {
-	_, err := c.parse(c.flags(), args, 0, 0)
-	return err
-}
-
-// parseAddr checks a multiaddr; withPeer also requires its /p2p/PEER_ID part.
-func parseAddr(s string, withPeer bool) (string, error) {
-	m, err := ma.NewMultiaddr(s)
-	if err != nil {
-		return "", fmt.Errorf("malformed multiaddr %q (want e.g. /ip4/192.0.2.1/tcp/4001/p2p/PEER_ID)", s)
-	}
-	if withPeer {
-		if _, err := m.ValueForProtocol(ma.P_P2P); err != nil {
-			return "", fmt.Errorf("multiaddr %q has no /p2p/PEER_ID part (see: parley id, on that node)", s)
-		}
-	}
-	return m.String(), nil
+	fmt.Fprintf(c.stdout, "this home is now a device of user %s\ndevice  %s\nrooms   %d (followed when the daemon starts: parley daemon)\n", res.User, res.Device, len(res.Rooms))
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -34,13 +35,13 @@ func TestBannerReach(t *testing.T) {
 // TestInvitesDecline: 'invites decline ROOM' sends invites/decline with
 // the room; without a room it is a usage error.
 func TestInvitesDecline(t *testing.T) {
-	f := startFake(t, map[string]string{node.EpInvitesDecline.Method: `{"room":"` + validID + `"}`})
+	f := startFake(t, map[string]string{api.EpInvitesDecline.Method: `{"room":"` + validID + `"}`})
 	r := runCLI(t, "", "invites", "decline", validID, "--home", f.home)
 	if r.code != 0 {
 		t.Fatalf("invites decline: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if f.request(node.EpInvitesDecline.Method) != `{"room":"`+validID+`"}` || r.stdout != "declined the invite to "+validID+"\n" {
-		t.Errorf("invites decline: request %q output %q", f.request(node.EpInvitesDecline.Method), r.stdout)
+	if f.request(api.EpInvitesDecline.Method) != `{"room":"`+validID+`"}` || r.stdout != "declined the invite to "+validID+"\n" {
+		t.Errorf("invites decline: request %q output %q", f.request(api.EpInvitesDecline.Method), r.stdout)
 	}
 	if r := runCLI(t, "", "invites", "decline", "--home", f.home); r.code == 0 || !strings.Contains(r.stderr, "ROOM") {
 		t.Errorf("invites decline without a room: exit %d, stderr %q", r.code, r.stderr)

@@ -13,15 +13,15 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // callTimeout bounds one request/response call to the daemon.
 const callTimeout = 2 * time.Minute
 
 // client finds the daemon of this home.
-func (c *cli) client() (*node.Client, error) {
-	cl, err := node.NewClient(c.home())
+func (c *cli) client() (*api.Client, error) {
+	cl, err := api.NewClient(c.home())
 	if err != nil {
 		return nil, c.explain(err)
 	}
@@ -30,7 +30,7 @@ func (c *cli) client() (*node.Client, error) {
 
 // call invokes endpoint ep. With --json it prints the daemon's answer as
 // is, on one line; otherwise it decodes the answer into resp and calls human.
-func call[Req, Resp any](c *cli, ep node.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
+func call[Req, Resp any](c *cli, ep api.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
@@ -56,25 +56,25 @@ func call[Req, Resp any](c *cli, ep node.Endpoint[Req, Resp], req Req, resp *Res
 
 // hints is the advice the CLI adds to an error from the daemon, by code:
 // the node's messages name no commands.
-var hints = map[node.Code]string{
-	node.CodeUnknownRoom:     "join it first: parley room join ROOM --via PEER",
-	node.CodeRoomUnavailable: "connect to a member or host: --via MULTIADDR",
-	node.CodeTypingOff:       "parley settings --typing on",
-	node.CodePresenceOff:     "parley settings --presence on",
-	node.CodeNotLinkCode:     "make one with 'parley device link'",
-	node.CodeNoMaster:        "run 'parley device link' on the device that holds the user's master key",
-	node.CodeUnknownDevice:   "see: parley device list",
+var hints = map[api.Code]string{
+	api.CodeUnknownRoom:     "join it first: parley room join ROOM --via PEER",
+	api.CodeRoomUnavailable: "connect to a member or host: --via MULTIADDR",
+	api.CodeTypingOff:       "parley settings --typing on",
+	api.CodePresenceOff:     "parley settings --presence on",
+	api.CodeNotLinkCode:     "make one with 'parley device link'",
+	api.CodeNoMaster:        "run 'parley device link' on the device that holds the user's master key",
+	api.CodeUnknownDevice:   "see: parley device list",
 }
 
-// explain turns an error from the node package into the message users see.
+// explain turns an error from the daemon or the client into the message users see.
 func (c *cli) explain(err error) error {
-	var ne *node.Error
+	var ne *api.Error
 	switch {
-	case errors.Is(err, node.ErrNoDaemon):
+	case errors.Is(err, api.ErrNoDaemon):
 		return fmt.Errorf("no daemon running for %s (start one with: parley daemon)", c.home())
 	case errors.As(err, &ne):
 		msg := strings.TrimPrefix(ne.Error(), "node: ")
-		if h, ok := hints[node.CodeOf(err)]; ok {
+		if h, ok := hints[api.CodeOf(err)]; ok {
 			msg += " (" + h + ")"
 		}
 		return errors.New(msg)
@@ -182,7 +182,7 @@ func (l labels) name(user string) string {
 
 // eventLine renders one timeline event for people: when, its reference
 // (every command takes it in place of the ID), who, what.
-func eventLine(e *node.TimelineEvent, l labels) string {
+func eventLine(e *api.TimelineEvent, l labels) string {
 	head := fmt.Sprintf("%s  %s  ", fmtTime(e.TS), l.ref(e.ID))
 	who := l.name(e.Sender)
 	switch e.Type {
@@ -263,7 +263,7 @@ func eventLine(e *node.TimelineEvent, l labels) string {
 
 // messageNotes renders what the projection adds to a message: its reply,
 // thread, edit and reactions.
-func messageNotes(e *node.TimelineEvent, l labels) string {
+func messageNotes(e *api.TimelineEvent, l labels) string {
 	var b strings.Builder
 	if e.ReplyTo != "" && e.Thread == "" {
 		fmt.Fprintf(&b, "  (reply to %s)", l.ref(e.ReplyTo))

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // policies are the invite policies and what they mean, for people.
@@ -19,8 +19,8 @@ func runInvites(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.InvitesResp
-	return call(c, node.EpInvites, node.Empty{}, &r, func(w io.Writer) {
+	var r api.InvitesResp
+	return call(c, api.EpInvites, api.Empty{}, &r, func(w io.Writer) {
 		if len(r.Invites) == 0 {
 			fmt.Fprintln(w, "no pending invites")
 			return
@@ -44,15 +44,15 @@ func runInvitesPolicy(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var req node.PolicyReq
+	var req api.PolicyReq
 	if len(pos) == 1 {
 		if _, ok := policies[pos[0]]; !ok {
 			return c.usagef("bad policy %q (use anyone, contacts or nobody)", pos[0])
 		}
 		req.Policy = pos[0]
 	}
-	var r node.PolicyResp
-	return call(c, node.EpInvitesPolicy, req, &r, func(w io.Writer) {
+	var r api.PolicyResp
+	return call(c, api.EpInvitesPolicy, req, &r, func(w io.Writer) {
 		what, ok := policies[r.Policy]
 		if !ok {
 			what = "unknown to this version of parley"
@@ -67,8 +67,8 @@ func runInvitesDecline(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomResp
-	return call(c, node.EpInvitesDecline, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	var r api.RoomResp
+	return call(c, api.EpInvitesDecline, api.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "declined the invite to %s\n", r.Room)
 	})
 }
@@ -86,8 +86,8 @@ func runDM(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomResp
-	return call(c, node.EpDM, node.UserReq{User: user}, &r, func(w io.Writer) {
+	var r api.RoomResp
+	return call(c, api.EpDM, api.UserReq{User: user}, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Room)
 	})
 }
@@ -106,7 +106,7 @@ func runProfileSet(c *cli, args []string) error {
 	if !set["name"] && !set["avatar"] {
 		return c.usagef("nothing to change (give --name or --avatar)")
 	}
-	var req node.ProfileSetReq
+	var req api.ProfileSetReq
 	if set["name"] {
 		req.Name = name
 	}
@@ -116,8 +116,8 @@ func runProfileSet(c *cli, args []string) error {
 			return err
 		}
 	}
-	var r node.ProfileResp
-	return call(c, node.EpProfileSet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+	var r api.ProfileResp
+	return call(c, api.EpProfileSet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
 }
 
 // parley profile get [USER]
@@ -126,11 +126,11 @@ func runProfileGet(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.ProfileResp
-	return call(c, node.EpProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
+	var r api.ProfileResp
+	return call(c, api.EpProfileGet, req, &r, func(w io.Writer) { writeProfile(w, &r) })
 }
 
-func writeProfile(w io.Writer, r *node.ProfileResp) {
+func writeProfile(w io.Writer, r *api.ProfileResp) {
 	fmt.Fprintf(w, "user    %s\nname    %s\navatar  %s\n", r.User, orNone(r.DisplayName), orNone(r.Avatar))
 	if a := r.AvatarMedia; a != nil {
 		fmt.Fprintf(w, "        %s %dx%d (fetch with: parley media get %s#%s -o FILE)\n", a.MIME, a.Width, a.Height, a.CID, a.Key)
@@ -142,15 +142,15 @@ func writeProfile(w io.Writer, r *node.ProfileResp) {
 // Hides USER's messages and invites for this user, in every room. Others'
 // views are unaffected: this node still relays USER's events.
 func runBlock(c *cli, args []string) error {
-	return c.blockCall(node.EpBlock, args, "blocked %s (their messages and invites are hidden)\n")
+	return c.blockCall(api.EpBlock, args, "blocked %s (their messages and invites are hidden)\n")
 }
 
 // parley unblock USER
 func runUnblock(c *cli, args []string) error {
-	return c.blockCall(node.EpUnblock, args, "unblocked %s\n")
+	return c.blockCall(api.EpUnblock, args, "unblocked %s\n")
 }
 
-func (c *cli) blockCall(ep node.Endpoint[node.UserReq, node.BlockedResp], args []string, done string) error {
+func (c *cli) blockCall(ep api.Endpoint[api.UserReq, api.BlockedResp], args []string, done string) error {
 	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
 		return err
@@ -159,8 +159,8 @@ func (c *cli) blockCall(ep node.Endpoint[node.UserReq, node.BlockedResp], args [
 	if err != nil {
 		return err
 	}
-	var r node.BlockedResp
-	return call(c, ep, node.UserReq{User: user}, &r, func(w io.Writer) {
+	var r api.BlockedResp
+	return call(c, ep, api.UserReq{User: user}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, done, user)
 	})
 }
@@ -170,8 +170,8 @@ func runBlocked(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.BlockedResp
-	return call(c, node.EpBlocked, node.Empty{}, &r, func(w io.Writer) {
+	var r api.BlockedResp
+	return call(c, api.EpBlocked, api.Empty{}, &r, func(w io.Writer) {
 		if len(r.Blocked) == 0 {
 			fmt.Fprintln(w, "no blocked users")
 			return

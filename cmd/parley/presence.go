@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parley typing ROOM [on|off] [--stop]
@@ -32,8 +32,8 @@ func runTyping(c *cli, args []string) error {
 			return c.usagef("bad typing state %q (want on or off)", pos[1])
 		}
 	}
-	var r node.Empty
-	return call(c, node.EpTyping, node.TypingReq{Room: room, On: on}, &r, func(w io.Writer) {
+	var r api.Empty
+	return call(c, api.EpTyping, api.TypingReq{Room: room, On: on}, &r, func(w io.Writer) {
 		if on {
 			fmt.Fprintln(w, "typing")
 		} else {
@@ -52,7 +52,7 @@ func runPresence(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.PresenceResp
+	var r api.PresenceResp
 	human := func(w io.Writer) {
 		fmt.Fprintf(w, "%s %s (last active %s)\n", short(r.User), r.Presence, fmtTime(r.LastActiveMS))
 	}
@@ -61,15 +61,15 @@ func runPresence(c *cli, args []string) error {
 		if len(pos) > 1 {
 			return c.usagef("unexpected argument %q", pos[1])
 		}
-		return call(c, node.EpPresence, node.PresenceReq{Presence: pos[0]}, &r, human)
+		return call(c, api.EpPresence, api.PresenceReq{Presence: pos[0]}, &r, human)
 	case "get":
-		var req node.UserReq
+		var req api.UserReq
 		if len(pos) == 2 {
 			if req.User, err = c.user(pos[1]); err != nil {
 				return err
 			}
 		}
-		return call(c, node.EpPresenceGet, req, &r, human)
+		return call(c, api.EpPresenceGet, req, &r, human)
 	}
 	return c.usagef("bad presence %q (want online, away, offline or get)", pos[0])
 }
@@ -85,7 +85,7 @@ func runSettings(c *cli, args []string) error {
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	var req node.SettingsReq
+	var req api.SettingsReq
 	for _, f := range []struct {
 		name string
 		v    string
@@ -100,8 +100,8 @@ func runSettings(c *cli, args []string) error {
 			return c.usagef("bad --%s %q (want on or off)", f.name, f.v)
 		}
 	}
-	var r node.SettingsResp
-	return call(c, node.EpSettings, req, &r, func(w io.Writer) {
+	var r api.SettingsResp
+	return call(c, api.EpSettings, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "typing %s\npresence %s\n", onOff(r.Typing), onOff(r.Presence))
 	})
 }
@@ -114,7 +114,7 @@ func onOff(b bool) string {
 }
 
 // signalLine renders a receipt, typing or presence line of watch.
-func signalLine(kind string, s *node.Signal) string {
+func signalLine(kind string, s *api.Signal) string {
 	who := short(s.User)
 	switch kind {
 	case "receipt":

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node"
 )
 
 // People name rooms and users by their names and events by the short
@@ -19,14 +19,14 @@ import (
 
 // resolve asks the daemon to turn names and references into IDs, for the
 // command's own use (nothing is printed).
-func (c *cli) resolve(req node.ResolveReq) (node.ResolveResp, error) {
+func (c *cli) resolve(req api.ResolveReq) (api.ResolveResp, error) {
 	cl, err := c.client()
 	if err != nil {
-		return node.ResolveResp{}, err
+		return api.ResolveResp{}, err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
 	defer cancel()
-	r, err := node.EpResolve.Call(ctx, cl, req)
+	r, err := api.EpResolve.Call(ctx, cl, req)
 	if err != nil {
 		return r, c.explain(err)
 	}
@@ -41,7 +41,7 @@ func (c *cli) room(s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("malformed room ID %q (see: parley room list)", s)
 	}
-	r, err := c.resolve(node.ResolveReq{Room: s})
+	r, err := c.resolve(api.ResolveReq{Room: s})
 	if err != nil {
 		return "", err
 	}
@@ -55,10 +55,10 @@ func (c *cli) event(room, s string) (string, error) {
 		return s, nil
 	}
 	ref := strings.TrimPrefix(strings.ToLower(s), "bafyrei")
-	if len(ref) < node.RefLen || strings.Trim(ref, "abcdefghijklmnopqrstuvwxyz234567") != "" {
-		return "", fmt.Errorf("malformed event ID %q (an event ID, or %d or more characters of one as 'parley history' shows)", s, node.RefLen)
+	if len(ref) < api.RefLen || strings.Trim(ref, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+		return "", fmt.Errorf("malformed event ID %q (an event ID, or %d or more characters of one as 'parley history' shows)", s, api.RefLen)
 	}
-	r, err := c.resolve(node.ResolveReq{Room: room, Events: []string{s}})
+	r, err := c.resolve(api.ResolveReq{Room: room, Events: []string{s}})
 	if err != nil {
 		return "", err
 	}
@@ -76,7 +76,7 @@ func (c *cli) user(s string) (string, error) {
 	if strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("malformed user ID %q (a user ID is the 'user' line of 'parley id' on that user's node)", s)
 	}
-	r, err := c.resolve(node.ResolveReq{Users: []string{s}})
+	r, err := c.resolve(api.ResolveReq{Users: []string{s}})
 	if err != nil {
 		return "", err
 	}

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // parley room create [--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]
@@ -34,12 +34,12 @@ func runRoomCreate(c *cli, args []string) error {
 	if *plain && *enc {
 		return c.usagef("--plaintext and --encrypted exclude each other")
 	}
-	req := node.RoomCreateReq{Name: *name, Topic: *topic, Public: *public, History: *history}
+	req := api.RoomCreateReq{Name: *name, Topic: *topic, Public: *public, History: *history}
 	if *plain || *enc {
 		req.Encrypted = enc
 	}
-	var r node.RoomResp
-	return call(c, node.EpRoomCreate, req, &r, func(w io.Writer) {
+	var r api.RoomResp
+	return call(c, api.EpRoomCreate, req, &r, func(w io.Writer) {
 		fmt.Fprintln(w, r.Room)
 	})
 }
@@ -49,8 +49,8 @@ func runRoomList(c *cli, args []string) error {
 	if err := c.noArgs(args); err != nil {
 		return err
 	}
-	var r node.RoomListResp
-	return call(c, node.EpRoomList, node.Empty{}, &r, func(w io.Writer) {
+	var r api.RoomListResp
+	return call(c, api.EpRoomList, api.Empty{}, &r, func(w io.Writer) {
 		if len(r.Rooms) == 0 {
 			fmt.Fprintln(w, "no rooms (create one with: parley room create)")
 			return
@@ -70,8 +70,8 @@ func runRoomInfo(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomInfoResp
-	return call(c, node.EpRoomInfo, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	var r api.RoomInfoResp
+	return call(c, api.EpRoomInfo, api.RoomReq{Room: room}, &r, func(w io.Writer) {
 		tw := table(w)
 		fmt.Fprintf(tw, "room\t%s\n", r.Room)
 		fmt.Fprintf(tw, "name\t%s\n", orNone(r.Name))
@@ -114,8 +114,8 @@ func runRoomJoin(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomEventResp
-	return call(c, node.EpRoomJoin, req, &r, func(w io.Writer) {
+	var r api.RoomEventResp
+	return call(c, api.EpRoomJoin, req, &r, func(w io.Writer) {
 		if r.Event == "" {
 			fmt.Fprintf(w, "already in %s\n", r.Room)
 			return
@@ -126,23 +126,23 @@ func runRoomJoin(c *cli, args []string) error {
 
 // roomVia parses ROOM [--via MULTIADDR]..., the arguments of room join and
 // room host.
-func (c *cli) roomVia(args []string) (node.RoomJoinReq, error) {
+func (c *cli) roomVia(args []string) (api.RoomJoinReq, error) {
 	fs := c.flags()
 	var via multiFlag
 	fs.Var(&via, "via", "reach the room through the peer at `MULTIADDR` (repeatable)")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
-		return node.RoomJoinReq{}, err
+		return api.RoomJoinReq{}, err
 	}
 	room, err := c.room(pos[0])
 	if err != nil {
-		return node.RoomJoinReq{}, err
+		return api.RoomJoinReq{}, err
 	}
-	req := node.RoomJoinReq{Room: room}
+	req := api.RoomJoinReq{Room: room}
 	for _, v := range via {
 		a, err := parseAddr(v, true)
 		if err != nil {
-			return node.RoomJoinReq{}, err
+			return api.RoomJoinReq{}, err
 		}
 		req.Via = append(req.Via, a)
 	}
@@ -159,8 +159,8 @@ func runRoomHost(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomResp
-	return call(c, node.EpRoomHost, req, &r, func(w io.Writer) {
+	var r api.RoomResp
+	return call(c, api.EpRoomHost, req, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "hosting %s\n", r.Room)
 	})
 }
@@ -171,8 +171,8 @@ func runRoomUnhost(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	var r node.RoomResp
-	return call(c, node.EpRoomUnhost, node.RoomReq{Room: room}, &r, func(w io.Writer) {
+	var r api.RoomResp
+	return call(c, api.EpRoomUnhost, api.RoomReq{Room: room}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "no longer hosting %s\n", r.Room)
 	})
 }
@@ -195,13 +195,13 @@ func (c *cli) roomArg(args []string) (string, error) {
 }
 
 // optionalUser parses an optional USER argument (none: this user).
-func (c *cli) optionalUser(args []string) (node.UserReq, error) {
+func (c *cli) optionalUser(args []string) (api.UserReq, error) {
 	pos, err := c.parse(c.flags(), args, 0, 1)
 	if err != nil || len(pos) == 0 {
-		return node.UserReq{}, err
+		return api.UserReq{}, err
 	}
 	u, err := c.user(pos[0])
-	return node.UserReq{User: u}, err
+	return api.UserReq{User: u}, err
 }
 
 func yesNo(b bool) string {

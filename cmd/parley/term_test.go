@@ -7,7 +7,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/api"
 )
 
 // hostile holds what a terminal must never receive raw from other people:
@@ -33,10 +33,10 @@ func TestTerminalEscaping(t *testing.T) {
 		{"id":"e2","sender":"u1","type":"room.topic","ts":1700000001000,"body":"topic\u001b[H\u2066","decrypted":true}],
 		"names":{"u1":"Mallory\u001b[1A\u202e"}}`
 	f := startFake(t, map[string]string{
-		node.EpHistory.Method:  history,
-		node.EpRoomList.Method: `{"rooms":[{"room":"r1","name":"general\u001b]0;title\u0007\nr2  fake  join","membership":"join"}]}`,
-		node.EpWatch.Method:    `{"kind":"event","room":"r","event":{"id":"e3","sender":"s","type":"message","ts":1,"body":"yo\u001b[2J\u009b","decrypted":true}}` + "\n",
-		node.EpSend.Method:     `{"event":"\u001b[2J"}`,
+		api.EpHistory.Method:  history,
+		api.EpRoomList.Method: `{"rooms":[{"room":"r1","name":"general\u001b]0;title\u0007\nr2  fake  join","membership":"join"}]}`,
+		api.EpWatch.Method:    `{"kind":"event","room":"r","event":{"id":"e3","sender":"s","type":"message","ts":1,"body":"yo\u001b[2J\u009b","decrypted":true}}` + "\n",
+		api.EpSend.Method:     `{"event":"\u001b[2J"}`,
 	})
 	for _, args := range [][]string{{"history", validID}, {"room", "list"}, {"watch"}, {"send", validID, "x"}} {
 		r := runCLI(t, "", append(args, "--home", f.home)...)
@@ -56,7 +56,7 @@ func TestTerminalEscaping(t *testing.T) {
 		t.Errorf("a room name with a newline spans lines:\n%s", r.stdout)
 	}
 	// --json: exactly the answer, on one line.
-	for method, args := range map[string][]string{node.EpHistory.Method: {"history", validID}, node.EpRoomList.Method: {"room", "list"}} {
+	for method, args := range map[string][]string{api.EpHistory.Method: {"history", validID}, api.EpRoomList.Method: {"room", "list"}} {
 		r := runCLI(t, "", append(args, "--json", "--home", f.home)...)
 		var want bytes.Buffer
 		json.Compact(&want, []byte(f.answers[method]))
@@ -65,7 +65,7 @@ func TestTerminalEscaping(t *testing.T) {
 		}
 	}
 	// An error that quotes other people's text is escaped too.
-	bad := startFake(t, map[string]string{node.EpResolve.Method: "!" + `{"error":"node: no room named \"gen\u001b[2J\u202e\"","kind":"not_found"}`})
+	bad := startFake(t, map[string]string{api.EpResolve.Method: "!" + `{"error":"node: no room named \"gen\u001b[2J\u202e\"","kind":"not_found"}`})
 	r = runCLI(t, "", "room", "info", "gen\x1b[2J\u202e", "--home", bad.home)
 	checkSafe(t, "an error", r.stderr)
 	r.failsWith(t, `no room named "gen\x1b[2J\u202e"`)
@@ -105,29 +105,29 @@ func TestEscapeTerm(t *testing.T) {
 // uses the IDs it answers.
 func TestNamesResolvedByDaemon(t *testing.T) {
 	f := startFake(t, map[string]string{
-		node.EpResolve.Method:    `{"room":"` + validID + `","events":["` + validID + `"],"users":["` + validUser + `"]}`,
-		node.EpReact.Method:      `{"event":"ev"}`,
-		node.EpRoomInvite.Method: `{"room":"r","event":"ev"}`,
+		api.EpResolve.Method:    `{"room":"` + validID + `","events":["` + validID + `"],"users":["` + validUser + `"]}`,
+		api.EpReact.Method:      `{"event":"ev"}`,
+		api.EpRoomInvite.Method: `{"room":"r","event":"ev"}`,
 	})
 	r := runCLI(t, "", "react", "general", "gq3x5ab2", "+1", "--home", f.home)
 	if r.code != 0 {
 		t.Fatalf("react by name: exit %d %s", r.code, r.stderr)
 	}
-	var req node.ReactReq
-	if json.Unmarshal([]byte(f.request(node.EpReact.Method)), &req); req.Room != validID || req.Event != validID {
-		t.Errorf("react request %q", f.request(node.EpReact.Method))
+	var req api.ReactReq
+	if json.Unmarshal([]byte(f.request(api.EpReact.Method)), &req); req.Room != validID || req.Event != validID {
+		t.Errorf("react request %q", f.request(api.EpReact.Method))
 	}
-	var rr node.ResolveReq
-	if json.Unmarshal([]byte(f.request(node.EpResolve.Method)), &rr); rr.Room != validID || len(rr.Events) != 1 || rr.Events[0] != "gq3x5ab2" {
-		t.Errorf("resolve request %q", f.request(node.EpResolve.Method))
+	var rr api.ResolveReq
+	if json.Unmarshal([]byte(f.request(api.EpResolve.Method)), &rr); rr.Room != validID || len(rr.Events) != 1 || rr.Events[0] != "gq3x5ab2" {
+		t.Errorf("resolve request %q", f.request(api.EpResolve.Method))
 	}
-	if r := runCLI(t, "", "room", "invite", "general", "Bob", "--home", f.home); r.code != 0 || !strings.Contains(f.request(node.EpRoomInvite.Method), validUser) {
-		t.Errorf("invite by name: exit %d %s; request %q", r.code, r.stderr, f.request(node.EpRoomInvite.Method))
+	if r := runCLI(t, "", "room", "invite", "general", "Bob", "--home", f.home); r.code != 0 || !strings.Contains(f.request(api.EpRoomInvite.Method), validUser) {
+		t.Errorf("invite by name: exit %d %s; request %q", r.code, r.stderr, f.request(api.EpRoomInvite.Method))
 	}
 	// A negative number is a value, not a flag.
-	f.answers[node.EpRoomRole.Method] = `{"room":"r","event":"ev"}`
-	if r := runCLI(t, "", "room", "role", validID, validUser, "-5", "--home", f.home); r.code != 0 || !strings.Contains(f.request(node.EpRoomRole.Method), "-5") {
-		t.Errorf("room role -5: exit %d %s; request %q", r.code, r.stderr, f.request(node.EpRoomRole.Method))
+	f.answers[api.EpRoomRole.Method] = `{"room":"r","event":"ev"}`
+	if r := runCLI(t, "", "room", "role", validID, validUser, "-5", "--home", f.home); r.code != 0 || !strings.Contains(f.request(api.EpRoomRole.Method), "-5") {
+		t.Errorf("room role -5: exit %d %s; request %q", r.code, r.stderr, f.request(api.EpRoomRole.Method))
 	}
 }
 

@@ -1,4 +1,4 @@
-package node
+package api
 
 // API methods and wire types for devices and verification (docs/cli.md
 // "Devices and verification").

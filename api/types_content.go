@@ -1,4 +1,4 @@
-package node
+package api
 
 // Endpoints of message content, receipts, typing and presence.
 var (

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 // Endpoint is one request/response method of the local API, POST
 // /v1/<Method>, with its request and response types. Each is declared once,
-// in the table of the apitypes files, and used by the server (Handle) and
+// in the table of the types files, and used by the server (Handle) and
 // the client (Call), so a method cannot be bound twice or paired with the
 // wrong types. Endpoints hold only wire types (no libp2p or badger types).
 type Endpoint[Req, Resp any] struct {
@@ -40,7 +40,7 @@ var endpointTable = map[string]EndpointDesc{}
 
 func declare(d EndpointDesc) {
 	if _, dup := endpointTable[d.Method]; dup {
-		panic(fmt.Sprintf("node: API method %q declared twice", d.Method))
+		panic(fmt.Sprintf("api: API method %q declared twice", d.Method))
 	}
 	endpointTable[d.Method] = d
 }
@@ -56,6 +56,16 @@ func streamEndpoint[Req, Item any](method, summary string) StreamEndpoint[Req, I
 	declare(EndpointDesc{Method: method, Summary: summary, Req: reflect.TypeFor[Req](), Resp: reflect.TypeFor[Item](), Stream: true})
 	return StreamEndpoint[Req, Item]{Method: method, Summary: summary}
 }
+
+// Lookup finds the endpoint of method in the table.
+func Lookup(method string) (EndpointDesc, bool) {
+	d, ok := endpointTable[method]
+	return d, ok
+}
+
+// Describe is the endpoint of method, the zero EndpointDesc if the table
+// has none.
+func Describe(method string) EndpointDesc { return endpointTable[method] }
 
 // Endpoints lists the table, sorted by method.
 func Endpoints() []EndpointDesc {

@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"encoding/json"
@@ -37,7 +37,7 @@ func buildOpenAPI() obj {
 			"description": fmt.Sprintf("An error of kind %q.", k),
 			"content":     obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Error"}}},
 		}
-		errRefs[fmt.Sprint(statusOf(k))] = obj{"$ref": "#/components/responses/" + name}
+		errRefs[fmt.Sprint(StatusOf(k))] = obj{"$ref": "#/components/responses/" + name}
 	}
 	g.defs["Error"] = obj{
 		"type":     "object",
@@ -150,7 +150,7 @@ func (g *schemaGen) schema(t reflect.Type) obj {
 		}
 		if prev, ok := g.types[name]; ok {
 			if prev != t {
-				panic(fmt.Sprintf("node: two API types named %s", name))
+				panic(fmt.Sprintf("api: two API types named %s", name))
 			}
 		} else {
 			g.types[name] = t
@@ -159,7 +159,7 @@ func (g *schemaGen) schema(t reflect.Type) obj {
 		}
 		return obj{"$ref": "#/components/schemas/" + name}
 	}
-	panic(fmt.Sprintf("node: no JSON Schema for API type %s", t))
+	panic(fmt.Sprintf("api: no JSON Schema for API type %s", t))
 }
 
 // object is the schema of a struct: its json-tagged fields, embedded

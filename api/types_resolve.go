@@ -1,11 +1,14 @@
-package node
+package api
 
-// API methods that turn what a person types into identifiers (resolve.go):
+// API methods that turn what a person types into identifiers (node/resolve.go):
 // room names, display names and short event references.
 var (
 	EpResolve   = endpoint[ResolveReq, ResolveResp]("resolve", "Turn room names, display names and short event references into IDs.")
 	EpMediaSave = endpoint[MediaSaveReq, MediaSaveResp]("media/save", "Fetch, verify, decrypt and write the file of a media message.")
 )
+
+// RefLen is the shortest event reference.
+const RefLen = 8
 
 // ResolveReq names a room, events of that room and users as a person may
 // type them. Room is a room ID or the name of one of this node's rooms;

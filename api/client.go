@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bufio"
@@ -14,34 +14,49 @@ import (
 	"path/filepath"
 )
 
-// APIFile is the name of the file in a node's home that tells clients where
+// InfoFile is the name of the file in a node's home that tells clients where
 // its API is: {"url": "http://127.0.0.1:PORT", "token": "..."}.
-const APIFile = "api"
+const InfoFile = "api"
 
-// APIInfo is the content of the api file.
-type APIInfo struct {
+// Info is the content of the api file.
+type Info struct {
 	URL   string `json:"url"`
 	Token string `json:"token"`
 }
 
+// DefaultHome is $PARLEY_HOME, else $XDG_DATA_HOME/parley, else ~/.local/share/parley.
+func DefaultHome() string {
+	if h := os.Getenv("PARLEY_HOME"); h != "" {
+		return h
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "parley")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(".", ".parley")
+	}
+	return filepath.Join(home, ".local", "share", "parley")
+}
+
 // Client talks to a running daemon's local API.
 type Client struct {
-	info APIInfo
+	info Info
 	http *http.Client
 }
 
 // NewClient finds the daemon of home through its api file.
 func NewClient(home string) (*Client, error) {
-	b, err := os.ReadFile(filepath.Join(home, APIFile))
+	b, err := os.ReadFile(filepath.Join(home, InfoFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w for %s", ErrNoDaemon, home)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read api file: %w", err)
 	}
-	var info APIInfo
+	var info Info
 	if err := json.Unmarshal(b, &info); err != nil || info.URL == "" {
-		return nil, fmt.Errorf("api file %s is damaged; restart the daemon", filepath.Join(home, APIFile))
+		return nil, fmt.Errorf("api file %s is damaged; restart the daemon", filepath.Join(home, InfoFile))
 	}
 	return &Client{info: info, http: &http.Client{}}, nil
 }
@@ -103,7 +118,7 @@ func (c *Client) do(ctx context.Context, method string, req any) (*http.Response
 	}
 	if hr.StatusCode != http.StatusOK {
 		defer hr.Body.Close()
-		var ae apiError
+		var ae ErrorResp
 		b, _ := io.ReadAll(io.LimitReader(hr.Body, 64<<10))
 		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
 			return nil, fmt.Errorf("daemon answered %s", hr.Status)

@@ -1,4 +1,4 @@
-package node
+package api
 
 // API methods and wire types for history portability (docs/cli.md "History
 // portability"; the file format is docs/protocol.md section 7).

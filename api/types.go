@@ -1,11 +1,10 @@
-package node
+package api
 
 // Wire types of the local HTTP API (docs/api.md). Every method is `POST
 // /v1/<method>` with a JSON request body and a JSON response; errors are
 // {"error": "...", "kind": "...", "code": "..."} with a status code from the
 // kind (see errors.go). JSON keys follow the CLI contract (docs/cli.md),
-// which prints these objects as is. The Ep tables hold only these types, so
-// they can move to a package of their own as they are.
+// which prints these objects as is. The Ep tables hold only these types.
 
 // API endpoints: the table the server binds and the client calls (endpoint.go).
 var (
@@ -166,7 +165,7 @@ type SendReq struct {
 	ReplyTo  string `json:"reply_to,omitempty"` // the event answered
 	Thread   string `json:"thread,omitempty"`   // the root event of the thread posted into
 	// Mentions are user IDs the message mentions besides any "@USERID" in
-	// Text (content.go).
+	// Text (node/content.go).
 	Mentions []string `json:"mentions,omitempty"`
 }
 
@@ -182,7 +181,7 @@ type HistoryReq struct {
 	Before string `json:"before,omitempty"`
 	Thread string `json:"thread,omitempty"` // only the thread whose root is this event
 	// Versions lists the original of this message and its edits instead
-	// (content.go); it excludes Thread, Limit and Before.
+	// (node/content.go); it excludes Thread, Limit and Before.
 	Versions string `json:"versions,omitempty"`
 	// Quiet leaves out the key-management events (device, rotate,
 	// keyfwd), as people's history does unless they ask for all.
@@ -203,7 +202,7 @@ type TimelineEvent struct {
 	// State events: the membership or value they set.
 	StateKey   *string `json:"state_key,omitempty"`
 	Membership string  `json:"membership,omitempty"`
-	// Messages (content.go): the projected message, edits applied.
+	// Messages (node/content.go): the projected message, edits applied.
 	Format    string              `json:"format,omitempty"`    // "html" where the message is rich text
 	Formatted string              `json:"formatted,omitempty"` // its sanitized HTML
 	HTML      string              `json:"html,omitempty"`      // the same sanitized HTML
@@ -214,7 +213,7 @@ type TimelineEvent struct {
 	Reactions map[string][]string `json:"reactions,omitempty"` // key -> users, each user once
 	Receipts  []string            `json:"receipts,omitempty"`  // users whose read marker stands here
 	ReadBy    []string            `json:"read_by,omitempty"`   // the same users
-	Media     *MessageMedia       `json:"media,omitempty"`     // a media message's file (content_media.go)
+	Media     *MessageMedia       `json:"media,omitempty"`     // a media message's file (node/content_media.go)
 	Mentions  []string            `json:"mentions,omitempty"`  // users the message mentions
 	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
 }
@@ -224,7 +223,7 @@ type HistoryResp struct {
 	Events []TimelineEvent `json:"events"`
 	// Refs maps the IDs of the listed events (and of those they answer,
 	// thread under, redact or replace) to their short references
-	// (resolve.go), which every command accepts in place of an ID.
+	// (node/resolve.go), which every command accepts in place of an ID.
 	Refs map[string]string `json:"refs,omitempty"`
 	// Names maps the users the events name to their display names.
 	Names map[string]string `json:"names,omitempty"`
@@ -246,12 +245,12 @@ type WatchItem struct {
 	Event   *TimelineEvent `json:"event,omitempty"`
 	Warning *Warning       `json:"warning,omitempty"` // kind "warning"
 	// MentionsMe marks a new message or edit that mentions this node's
-	// user (content.go).
+	// user (node/content.go).
 	MentionsMe bool `json:"mentions_me,omitempty"`
 	// Ref is the event's short reference and Name its sender's display
-	// name, for people (resolve.go).
+	// name, for people (node/resolve.go).
 	Ref  string `json:"ref,omitempty"`
 	Name string `json:"name,omitempty"`
-	// Kinds receipt, typing and presence (apitypes_content.go).
+	// Kinds receipt, typing and presence (types_content.go).
 	*Signal
 }

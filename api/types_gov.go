@@ -1,4 +1,4 @@
-package node
+package api
 
 // API methods and wire types for room governance, profiles, direct
 // messages, blocking and invite controls (docs/cli.md "Rooms and membership").

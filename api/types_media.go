@@ -1,6 +1,12 @@
-package node
+package api
 
 // API methods and wire types for media (docs/cli.md "Media").
+
+import "time"
+
+// MediaGCGrace is how long blobs this node added or fetched are kept by
+// default (EpMediaGC).
+const MediaGCGrace = time.Hour
 
 // Endpoints of the media store.
 var (
@@ -44,7 +50,7 @@ type MediaGetResp struct {
 }
 
 // MediaGCReq asks for a collection of the blobs nothing references
-// (media_gc.go). GraceMS replaces the grace period (MediaGCGrace) during
+// (node/media_gc.go). GraceMS replaces the grace period (MediaGCGrace) during
 // which blobs this node added or fetched are kept; 0 keeps none.
 type MediaGCReq struct {
 	GraceMS *int64 `json:"grace_ms,omitempty"`
