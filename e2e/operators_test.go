@@ -257,4 +257,3 @@ func linkSecret(t *testing.T, code string) []byte {
 	}
 	return w.Secret
 }
-
