@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/parley-p2p/parley/node"
 )
@@ -72,8 +73,10 @@ func runMediaGet(c *cli, args []string) error {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
 	var r node.MediaGetResp
-	return call(c, node.EpMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
+	return c.withProgress("media get", true, mediaTemp(filepath.Dir(path)), func() error {
+		return call(c, node.EpMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
+		})
 	})
 }
 
@@ -129,4 +132,11 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// mediaTemp polls the size of the temporary file the daemon decrypts a
+// fetched file into (node.Media.Get writes through ".parley-media-*" in
+// the output's folder), for the progress bar.
+func mediaTemp(dir string) func() (int64, int64) {
+	return growingTemp(dir, ".parley-media-", time.Now().Add(-time.Second))
 }
