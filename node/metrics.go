@@ -66,51 +66,40 @@ var (
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_events_ingested_total",
-			Help: "Events taken into a room's log, by source: local (authored here) or peer.",
-		}, []string{"source"}),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_events_rejected_total",
-			Help: "Offered events not taken, by reason (docs/operators.md).",
-		}, []string{"reason"}),
-		syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_sync_sessions_total",
-			Help: "Pull-sync sessions (streams of the sync protocol), by role: client or server.",
-		}, []string{"role"}),
-		syncRounds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "parley_sync_rounds_total",
-			Help: "Sync rounds run as client: heads compared, and pages of events ingested.",
-		}),
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "parley_gossip_delivered_total",
-			Help: "Gossip messages that passed validation and were delivered, by topic kind: events or heads.",
-		}, []string{"topic"}),
-		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "parley_gossip_duplicates_total",
-			Help: "Gossip messages dropped as already seen.",
-		}),
+		ingested: counterVec("parley_events_ingested_total", "Events taken into a room's log, by source: local (authored here) or peer.",
+			"source", "local", "peer"),
+		rejected: counterVec("parley_events_rejected_total", "Offered events not taken, by reason (docs/operators.md).",
+			"reason", RejectInvalid, RejectUnauthorized, RejectOrphanBudget, RejectOrphanEvicted, RejectGossipInvalid, RejectGossipThrottled, RejectGossipOther, RejectSyncInvalid),
+		syncs: counterVec("parley_sync_sessions_total", "Pull-sync sessions (streams of the sync protocol), by role: client or server.",
+			"role", "client", "server"),
+		syncRounds: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_sync_rounds_total",
+			Help: "Sync rounds run as client: heads compared, and pages of events ingested."}),
+		delivered: counterVec("parley_gossip_delivered_total", "Gossip messages that passed validation and were delivered, by topic kind: events or heads.",
+			"topic", "events", "heads"),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "parley_gossip_duplicates_total",
+			Help: "Gossip messages dropped as already seen."}),
 		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "parley_api_request_duration_seconds",
 			Help:    "Latency of the local API's request/response methods, by method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method"}),
 	}
-	m.ingested.WithLabelValues("local")
-	m.ingested.WithLabelValues("peer")
-	for _, r := range []string{RejectInvalid, RejectUnauthorized, RejectOrphanBudget, RejectOrphanEvicted, RejectGossipInvalid, RejectGossipThrottled, RejectGossipOther, RejectSyncInvalid} {
-		m.rejected.WithLabelValues(r)
-	}
-	m.syncs.WithLabelValues("client")
-	m.syncs.WithLabelValues("server")
-	m.delivered.WithLabelValues("events")
-	m.delivered.WithLabelValues("heads")
 	m.reg.MustRegister(m.ingested, m.rejected, m.syncs, m.syncRounds, m.delivered, m.duplicates, m.apiLatency,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 	return m
+}
+
+// counterVec is a counter with one label, exported from zero for each of
+// values (so that a rate is defined from the first scrape).
+func counterVec(name, help, label string, values ...string) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
+	for _, x := range values {
+		v.WithLabelValues(x)
+	}
+	return v
 }
 
 // Handler serves the registry in the Prometheus text format.
