@@ -88,6 +88,11 @@ func buildOpenAPI() obj {
 		docResp[s] = r
 	}
 	paths[OpenAPIPath] = obj{"get": obj{"operationId": "openapi", "summary": "The OpenAPI document of this API.", "responses": docResp}}
+	metricsResp := obj{"200": obj{"description": "The metrics in the Prometheus text format (docs/operators.md).", "content": obj{"text/plain": obj{"schema": obj{"type": "string"}}}}}
+	for s, r := range errRefs {
+		metricsResp[s] = r
+	}
+	paths[MetricsPath] = obj{"get": obj{"operationId": "metrics", "summary": "Prometheus metrics of this node.", "responses": metricsResp}}
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{
