@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parley-p2p/parley/node"
 )
 
 // daemonFlags is a FlagSet shaped like the daemon's (every kind of flag).
@@ -105,5 +107,29 @@ func TestNewLogger(t *testing.T) {
 	l.Debug("x")
 	if !strings.Contains(b.String(), "level=DEBUG msg=x") {
 		t.Errorf("text at debug: %q", b.String())
+	}
+}
+
+// TestBannerMetrics: the banner names the metrics listener and warns when
+// it is not on loopback; --json carries its URL.
+func TestBannerMetrics(t *testing.T) {
+	var out bytes.Buffer
+	c := &cli{stdout: &out}
+	b := node.Banner{PeerID: "P", API: "http://127.0.0.1:1", Metrics: "http://127.0.0.1:9/metrics"}
+	c.printBanner("/h", b)
+	if !strings.Contains(out.String(), "metrics  http://127.0.0.1:9/metrics\n") || strings.Contains(out.String(), "warning") {
+		t.Errorf("loopback: %q", out.String())
+	}
+	out.Reset()
+	b.Metrics, b.MetricsExposed = "http://0.0.0.0:9/metrics", true
+	c.printBanner("/h", b)
+	if !strings.Contains(out.String(), "warning: not a loopback address") {
+		t.Errorf("exposed: %q", out.String())
+	}
+	out.Reset()
+	c.json = true
+	c.printBanner("/h", b)
+	if !strings.Contains(out.String(), `"metrics": "http://0.0.0.0:9/metrics"`) && !strings.Contains(out.String(), `"metrics":"http://0.0.0.0:9/metrics"`) {
+		t.Errorf("json: %q", out.String())
 	}
 }
