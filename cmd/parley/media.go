@@ -73,7 +73,7 @@ func runMediaGet(c *cli, args []string) error {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
 	var r node.MediaGetResp
-	return c.withProgress("media get", true, mediaTemp(filepath.Dir(path)), func() error {
+	return c.withProgress("media get", true, mediaTemp(path), func() error {
 		return call(c, node.EpMediaGet, node.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
 			fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
 		})
@@ -136,7 +136,7 @@ func unwrapPath(err error) error {
 
 // mediaTemp polls the size of the temporary file the daemon decrypts a
 // fetched file into (node.Media.Get writes through ".parley-media-*" in
-// the output's folder), for the progress bar.
-func mediaTemp(dir string) func() (int64, int64) {
-	return growingTemp(dir, ".parley-media-", time.Now().Add(-time.Second))
+// the output's folder, then renames it to out), for the progress bar.
+func mediaTemp(out string) func() (int64, int64) {
+	return growingTemp(filepath.Dir(out), ".parley-media-", out, time.Now().Add(-time.Second))
 }

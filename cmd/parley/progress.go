@@ -145,8 +145,9 @@ func (p *progressBar) tick(interval time.Duration, poll func() (done, total int6
 	}
 }
 
-// withProgress runs fn while a bar labelled label shows what poll reports;
-// the bar is finished when fn succeeds and cleared when it fails.
+// withProgress runs fn while a bar labelled label shows what poll reports
+// (poll may be nil). The bar is finished before the command's first output
+// and when fn succeeds, and cleared when it fails (before the error line).
 func (c *cli) withProgress(label string, bytes bool, poll func() (done, total int64), fn func() error) error {
 	p := c.progress(label, bytes)
 	if p == nil {
@@ -154,37 +155,60 @@ func (c *cli) withProgress(label string, bytes bool, poll func() (done, total in
 	}
 	stop, ticked := make(chan struct{}), make(chan struct{})
 	go func() { defer close(ticked); p.tick(200*time.Millisecond, poll, stop) }()
-	err := fn()
-	close(stop)
-	<-ticked
-	if err != nil {
-		p.Clear()
-	} else {
-		if poll != nil {
-			p.Set(poll())
-		}
-		p.Finish()
+	var once sync.Once
+	end := func(ok bool) {
+		once.Do(func() {
+			close(stop)
+			<-ticked
+			if !ok {
+				p.Clear()
+				return
+			}
+			if poll != nil {
+				p.Set(poll())
+			}
+			p.Finish()
+		})
 	}
+	out := c.stdout
+	c.stdout = writeHook{out, func() { end(true) }}
+	err := fn()
+	c.stdout = out
+	end(err == nil)
 	return err
+}
+
+// writeHook calls before ahead of every write to w.
+type writeHook struct {
+	w      io.Writer
+	before func()
+}
+
+func (h writeHook) Write(b []byte) (int, error) {
+	h.before()
+	return h.w.Write(b)
 }
 
 // growingTemp reports the size of the largest file in dir whose name starts
 // with prefix and that changed since start: the daemon's temporary file
-// while it writes an output file (media get writes through one).
-func growingTemp(dir, prefix string, start time.Time) func() (int64, int64) {
+// while it writes an output file (media get writes through one), and then
+// final, the file it is renamed to.
+func growingTemp(dir, prefix, final string, start time.Time) func() (int64, int64) {
 	var last int64
-	return func() (int64, int64) {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return last, 0
+	fresh := func(path string) {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && !fi.ModTime().Before(start) && fi.Size() > last {
+			last = fi.Size()
 		}
+	}
+	return func() (int64, int64) {
+		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), prefix) {
-				continue
+			if strings.HasPrefix(e.Name(), prefix) {
+				fresh(filepath.Join(dir, e.Name()))
 			}
-			if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && !fi.ModTime().Before(start) && fi.Size() > last {
-				last = fi.Size()
-			}
+		}
+		if final != "" {
+			fresh(final)
 		}
 		return last, 0
 	}

@@ -126,7 +126,7 @@ func TestLineRewriter(t *testing.T) {
 // TestGrowingTemp: the poll follows the largest fresh temporary file.
 func TestGrowingTemp(t *testing.T) {
 	dir := t.TempDir()
-	poll := growingTemp(dir, ".parley-media-", time.Now().Add(-time.Second))
+	poll := growingTemp(dir, ".parley-media-", filepath.Join(dir, "out"), time.Now().Add(-time.Second))
 	if d, _ := poll(); d != 0 {
 		t.Fatalf("%d before any file", d)
 	}
@@ -135,8 +135,12 @@ func TestGrowingTemp(t *testing.T) {
 	if d, _ := poll(); d != 4096 {
 		t.Errorf("%d, want 4096", d)
 	}
-	os.Remove(filepath.Join(dir, ".parley-media-123")) // renamed into place
+	os.Remove(filepath.Join(dir, ".parley-media-123"))
 	if d, _ := poll(); d != 4096 {
-		t.Errorf("%d after the rename, want the last size 4096", d)
+		t.Errorf("%d after the temporary file went, want the last size 4096", d)
+	}
+	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 8192), 0o600) // renamed into place, grown since the last poll
+	if d, _ := poll(); d != 8192 {
+		t.Errorf("%d, want the final file's 8192", d)
 	}
 }
