@@ -12,6 +12,10 @@ import (
 // API, behind the same token, Host and Origin checks as the methods.
 const OpenAPIPath = "/api/openapi.json"
 
+// MetricsPath is where the API serves the Prometheus metrics (behind the
+// token; docs/operators.md).
+const MetricsPath = "/metrics"
+
 // OpenAPI returns the OpenAPI 3.1 document of the endpoint table: one POST
 // operation per endpoint with its request and response schemas (made from
 // the Go types and their json tags) and the error answers of every kind.
@@ -88,6 +92,11 @@ func buildOpenAPI() obj {
 		docResp[s] = r
 	}
 	paths[OpenAPIPath] = obj{"get": obj{"operationId": "openapi", "summary": "The OpenAPI document of this API.", "responses": docResp}}
+	metricsResp := obj{"200": obj{"description": "The metrics in the Prometheus text format (docs/operators.md).", "content": obj{"text/plain": obj{"schema": obj{"type": "string"}}}}}
+	for s, r := range errRefs {
+		metricsResp[s] = r
+	}
+	paths[MetricsPath] = obj{"get": obj{"operationId": "metrics", "summary": "Prometheus metrics of this node.", "responses": metricsResp}}
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{

@@ -83,6 +83,7 @@ type daemon struct {
 	log    syncBuffer
 	runs   int
 	env    []string // added to the environment of the next start
+	args   []string // added to the command line of the next start
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -129,8 +130,8 @@ func (d *daemon) start() {
 	stale, _ := os.ReadFile(filepath.Join(d.home, api.InfoFile)) // left by a SIGKILL
 	d.runs++
 	fmt.Fprintf(&d.log, "==== run %d: parley daemon --listen %s\n", d.runs, d.listen)
-	d.cmd = exec.Command(parleyBin, "daemon", "--home", d.home,
-		"--no-mdns", "--no-dht", "--listen", d.listen, "--api", "127.0.0.1:0", "--log-level", logLevel())
+	d.cmd = exec.Command(parleyBin, append([]string{"daemon", "--home", d.home,
+		"--no-mdns", "--no-dht", "--listen", d.listen, "--api", "127.0.0.1:0", "--log-level", logLevel()}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = &d.log, &d.log
 	if len(d.env) > 0 {
 		d.cmd.Env = append(os.Environ(), d.env...)

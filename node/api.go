@@ -34,7 +34,12 @@ type APIServer struct {
 	handlers map[string]handlerFunc
 	streams  map[string]streamFunc
 	log      *slog.Logger
+	metrics  *Metrics // optional: serves api.MetricsPath and observes latency (metrics.go)
 }
+
+// SetMetrics serves m at api.MetricsPath (behind the token) and records the
+// latency of every request/response method in it. Call before Serve.
+func (s *APIServer) SetMetrics(m *Metrics) { s.metrics = m }
 
 // NewAPIServer listens on addr, which must be a loopback address.
 func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
@@ -165,6 +170,10 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(doc)
 		return
 	}
+	if r.URL.Path == api.MetricsPath && r.Method == http.MethodGet && s.metrics != nil {
+		s.metrics.Handler().ServeHTTP(w, r)
+		return
+	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/v1/")
 	if !ok || r.Method != http.MethodPost {
 		writeError(w, errorf(api.KindNotFound, "no such API method %s %s", r.Method, r.URL.Path))
@@ -180,6 +189,9 @@ func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h, ok := s.handlers[method]; ok {
+		if s.metrics != nil {
+			defer func(start time.Time) { s.metrics.ObserveAPI(method, time.Since(start)) }(time.Now())
+		}
 		resp, err := h(r.Context(), body)
 		if err != nil {
 			writeError(w, err)

@@ -23,6 +23,10 @@ type Config struct {
 	NoMDNS    bool
 	NoDHT     bool
 	Logger    *slog.Logger
+	// Metrics, when set, is a HOST:PORT where a second listener serves
+	// the Prometheus metrics without a token (they are always on the API
+	// at api.MetricsPath, behind it).
+	Metrics string
 }
 
 // DefaultAPI is where the API listens unless told otherwise.

@@ -72,6 +72,7 @@ type Effects struct {
 	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                             // tracer hook: which events, from whom ("" = authored here)
 	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event, name string) // deliver an invite (and the room's name) to the invitee's devices
 	Refused  func(room crdt.RoomID, from peer.ID)                                                // a peer's events could not be committed (not for a full disk): sync with it again soon
+	Rejected func(room crdt.RoomID, reason string, n int)                                        // tracer hook: offered events not taken (tracer_events.go)
 }
 
 type roomCtl struct {
@@ -421,6 +422,7 @@ func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) er
 // committed once more (an idempotent rewrite of the heads and the sync);
 // the error is returned only if that fails too.
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
+	offered := len(evs)
 	evs = rc.admit(from, evs)
 	before := rc.log.Pending()
 	ready, undo := rc.log.AddUndo(evs...)
@@ -476,6 +478,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.fx.Heads(room, rc.log.Heads())
 		}
 	}
+	e.reportRejected(room, rc, offered-len(evs), ready)
 	for _, q := range ready.Equivocations {
 		e.log.Warn("equivocation", "room", room, "device", q.Device, "seq", q.Seq)
 	}

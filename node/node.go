@@ -20,6 +20,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
@@ -42,6 +43,10 @@ type Banner struct {
 	// loopback or named addresses), finds LAN peers by mDNS, takes part in
 	// the DHT.
 	AllInterfaces, MDNS, DHT bool
+	// Metrics is the address of the separate metrics listener ("" when
+	// none); MetricsExposed says it is not a loopback address.
+	Metrics        string
+	MetricsExposed bool
 }
 
 // Node is a running Parley daemon: it composes the store, the libp2p host,
@@ -61,6 +66,9 @@ type Node struct {
 	api      *APIServer
 	peers    *PeerBook
 	token    string
+	metrics  *Metrics
+	metricsL *MetricsServer // the --metrics listener, nil without it
+	bw       *metrics.BandwidthCounter
 
 	ready  chan struct{}
 	banner Banner
@@ -123,6 +131,15 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.metrics, n.bw = NewMetrics(), metrics.NewBandwidthCounter()
+	n.api.SetMetrics(n.metrics)
+	if cfg.Metrics != "" {
+		if n.metricsL, err = NewMetricsServer(cfg.Metrics, n.metrics); err != nil {
+			n.api.ln.Close()
+			n.store.Close()
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -136,6 +153,9 @@ func (n *Node) Banner() Banner { return n.banner }
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.closeErr = n.store.Close()
+		if n.metricsL != nil {
+			n.metricsL.Close() // already closed if it served
+		}
 		n.unlock()
 	})
 	return n.closeErr
@@ -152,7 +172,7 @@ func (n *Node) newHost() (host.Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.EnableHolePunching(), libp2p.ListenAddrStrings(listen...))...)
+		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.EnableHolePunching(), libp2p.BandwidthReporter(n.bw), libp2p.ListenAddrStrings(listen...))...)
 	}
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
@@ -183,10 +203,11 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	n.host = h
 	defer h.Close()
 	guard := newDiskGuard(n.store.Dir(), n.store.Reserve(), n.log)
-	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, crashAfterRotate: crashAfterRotate()}); err != nil {
+	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, Tracer: n.metrics, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err
 	}
 	n.engine = n.replica.Engine
+	n.watchMetrics(h)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -206,6 +227,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 	run("replica", n.replica.Serve)
 	run("api", n.api.Serve)
+	if n.metricsL != nil {
+		run("metrics", n.metricsL.Serve)
+	}
 	run("store", n.store.Serve)
 	run("disk", func(ctx context.Context) error {
 		return guard.Serve(ctx, func(ctx context.Context) {
@@ -241,6 +265,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 
 	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL(), MDNS: !n.cfg.NoMDNS, DHT: !n.cfg.NoDHT}
+	if n.metricsL != nil {
+		n.banner.Metrics, n.banner.MetricsExposed = "http://"+n.metricsL.Addr()+api.MetricsPath, !n.metricsL.Loopback()
+	}
 	for _, a := range h.Network().ListenAddresses() {
 		n.banner.AllInterfaces = n.banner.AllInterfaces || manet.IsIPUnspecified(a)
 	}
@@ -315,4 +342,18 @@ func (n *Node) redial(ctx context.Context, h host.Host) error {
 		case <-time.After(2*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond):
 		}
 	}
+}
+
+// watchMetrics registers the gauges read at scrape time.
+func (n *Node) watchMetrics(h host.Host) {
+	n.metrics.Watch(NodeState{
+		Peers: func() int { return len(h.Network().Peers()) },
+		Rooms: func(ctx context.Context) (int, error) {
+			c, _, err := n.engine.RoomCount(ctx)
+			return c, err
+		},
+		StoreBytes: func() int64 { return dirSize(filepath.Join(n.cfg.Home, storeDir)) },
+		MediaBytes: func() int64 { return dirSize(filepath.Join(n.cfg.Home, mediaDir)) },
+	})
+	n.metrics.WatchBandwidth(n.bw)
 }

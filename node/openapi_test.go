@@ -114,8 +114,8 @@ func TestOpenAPIDocument(t *testing.T) {
 			}
 		}
 	}
-	if len(d.Paths) != len(eps)+1 {
-		t.Errorf("document has %d paths, want %d endpoints and the document itself", len(d.Paths), len(eps))
+	if len(d.Paths) != len(eps)+2 {
+		t.Errorf("document has %d paths, want %d endpoints, the document itself and /metrics", len(d.Paths), len(eps))
 	}
 
 	// The schemas say what the wire carries: sample answers validate, and

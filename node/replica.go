@@ -130,6 +130,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 			}
 		},
 		Accepted: tracerAccepted(r.opts.Tracer),
+		Rejected: tracerRejected(r.opts.Tracer),
 	})
 	// Anti-entropy on every new connection.
 	notifee := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {

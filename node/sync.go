@@ -371,6 +371,7 @@ func (s *Syncer) open(ctx context.Context, p peer.ID) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	traceSession(s.tracer, p, false)
 	return newConn(st), nil
 }
 
@@ -483,6 +484,7 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 				pg.err = fmt.Errorf("unexpected %q frame", m.Op)
 			default:
 				if pg.evs, err = decodeParallel(m.Events); err != nil {
+					traceRejected(s.tracer, room, RejectSyncInvalid, 1)
 					pg.err = fmt.Errorf("peer sent an invalid event: %w", err)
 				}
 			}
@@ -675,6 +677,7 @@ func (s *Syncer) handle(st network.Stream) {
 	}
 	defer s.release(p)
 	defer st.Close()
+	traceSession(s.tracer, p, true)
 	c := newConn(st)
 	c.server = true
 	ctx := context.Background()

@@ -31,8 +31,10 @@ func runExport(c *cli, args []string) error {
 		return fmt.Errorf("output file %q: %v", *out, err)
 	}
 	var r api.ExportResp
-	return call(c, api.EpExport, api.ExportReq{Room: room, Out: path}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
+	return c.withProgress("export", false, nil, func() error {
+		return call(c, api.EpExport, api.ExportReq{Room: room, Out: path}, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
+		})
 	})
 }
 
@@ -50,7 +52,9 @@ func runImport(c *cli, args []string) error {
 		return fmt.Errorf("archive file %q: %v", pos[0], err)
 	}
 	var r api.ImportResp
-	return call(c, api.EpImport, api.ImportReq{Path: path}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
+	return c.withProgress("import", false, nil, func() error {
+		return call(c, api.EpImport, api.ImportReq{Path: path}, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
+		})
 	})
 }

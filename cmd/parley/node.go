@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -48,10 +47,11 @@ func runInit(c *cli, args []string) error {
 
 // banner is what the daemon prints once ready; --json prints it as one object.
 type banner struct {
-	Home   string   `json:"home"`
-	PeerID string   `json:"peer_id"`
-	Addrs  []string `json:"addrs"`
-	API    string   `json:"api"`
+	Home    string   `json:"home"`
+	PeerID  string   `json:"peer_id"`
+	Addrs   []string `json:"addrs"`
+	API     string   `json:"api"`
+	Metrics string   `json:"metrics,omitempty"`
 }
 
 // parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht]
@@ -67,12 +67,22 @@ func runDaemon(c *cli, args []string) error {
 	noMDNS := fs.Bool("no-mdns", false, "disable LAN discovery")
 	noDHT := fs.Bool("no-dht", false, "disable the DHT")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log `FORMAT` on stderr: text or json")
+	metrics := fs.String("metrics", "", "also serve the Prometheus metrics without a token on `HOST:PORT` (they are always at /metrics on the API, behind its token)")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return c.usagef("bad --log-level %q (use debug, info, warn or error)", *logLevel)
+	if err := applyConfig(fs, c.home()); err != nil {
+		return err
+	}
+	logger, err := newLogger(c.stderr, *logLevel, *logFormat)
+	if err != nil {
+		return c.usagef("%v", err)
+	}
+	if *metrics != "" {
+		if _, _, err := net.SplitHostPort(*metrics); err != nil {
+			return fmt.Errorf("bad --metrics address %q: want HOST:PORT such as 127.0.0.1:9090", *metrics)
+		}
 	}
 	for _, a := range listen {
 		if _, err := parseAddr(a, false); err != nil {
@@ -99,7 +109,8 @@ func runDaemon(c *cli, args []string) error {
 		Bootstrap: bootstrap,
 		NoMDNS:    *noMDNS,
 		NoDHT:     *noDHT,
-		Logger:    slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
+		Logger:    logger,
+		Metrics:   *metrics,
 	})
 	if errors.Is(err, node.ErrRunning) {
 		return c.explain(err) // "a daemon already runs for HOME"
@@ -139,7 +150,7 @@ func runDaemon(c *cli, args []string) error {
 
 func (c *cli) printBanner(home string, b node.Banner) error {
 	if c.json {
-		return c.printJSON(banner{Home: home, PeerID: b.PeerID, Addrs: b.Addrs, API: b.API})
+		return c.printJSON(banner{Home: home, PeerID: b.PeerID, Addrs: b.Addrs, API: b.API, Metrics: b.Metrics})
 	}
 	w := c.stdout
 	fmt.Fprintf(w, "parley daemon ready\n")
@@ -149,6 +160,12 @@ func (c *cli) printBanner(home string, b node.Banner) error {
 		fmt.Fprintf(w, "listen   %s\n", a)
 	}
 	fmt.Fprintf(w, "api      %s\n", b.API)
+	if b.Metrics != "" {
+		fmt.Fprintf(w, "metrics  %s\n", b.Metrics)
+		if b.MetricsExposed {
+			fmt.Fprintf(w, "         (warning: not a loopback address; anyone who reaches it reads the metrics without a token)\n")
+		}
+	}
 	if reach := reachOf(b); reach != "" {
 		fmt.Fprintf(w, "network  %s\n", reach)
 		fmt.Fprintf(w, "         (a loopback-only node: parley daemon %s)\n", loopbackFlags)

@@ -144,7 +144,7 @@ func fmtBytes(n int64) string {
 }
 
 // labels are what a history answer adds for people: short event
-// references and display names (node.HistoryResp Refs and Names).
+// references and display names (api.HistoryResp Refs and Names).
 type labels struct {
 	refs, names map[string]string
 	room        string // the ROOM argument as given, for commands shown

@@ -83,7 +83,9 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "parley: --real-time is for the mocknet backend (netns always runs in real time)")
 				return 2
 			}
-			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: stderr})
+			prog, done := simProgress(stderr, *asJSON)
+			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog})
+			done()
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintf(stderr, "parley: simulation %s interrupted (daemons stopped, namespaces deleted)\n", sc.Name)
 				return 1
@@ -116,7 +118,9 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				}
 			}()
 		}
-		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: stderr, RealTime: *real})
+		prog, done := simProgress(stderr, *asJSON)
+		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, RealTime: *real})
+		done()
 		if err != nil {
 			fmt.Fprintf(stderr, "parley: simulation %s: %v\n", sc.Name, err)
 			return 1
@@ -217,4 +221,15 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		fmt.Fprintf(stdout, "outputs       %s\n", out)
 	}
 	return 0
+}
+
+// simProgress is where a simulation writes its progress: on a terminal (and
+// without --json) its bar lines replace each other in place; elsewhere
+// nothing is written. done ends an open bar line.
+func simProgress(stderr io.Writer, asJSON bool) (io.Writer, func()) {
+	if asJSON || !isTerminal(stderr) {
+		return nil, func() {}
+	}
+	lr := &lineRewriter{w: stderr}
+	return lr, func() { lr.Close() }
 }

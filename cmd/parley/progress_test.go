@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeClock advances by step on every reading.
+func fakeClock(step time.Duration) func() time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { t = t.Add(step); return t }
+}
+
+// TestProgressBar: a known total draws a filling bar with percent, amounts
+// and rate, each redraw rewriting the line; an unknown total moves a marker;
+// a nil bar draws nothing.
+func TestProgressBar(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgressBar(&b, "media get", true, fakeClock(time.Second))
+	p.Set(512<<10, 2<<20)
+	p.Set(1<<20, 2<<20)
+	p.Finish()
+	out := b.String()
+	lines := strings.Split(out, "\r\x1b[K")
+	if len(lines) != 4 || lines[0] != "" || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("want three in-place redraws and a final newline: %q", out)
+	}
+	for i, want := range []string{"[======                  ]  25% ", "[============            ]  50% ", "[========================] 100% "} {
+		if !strings.HasPrefix(lines[i+1], "media get "+want) {
+			t.Errorf("redraw %d: %q, want prefix %q", i, lines[i+1], "media get "+want)
+		}
+	}
+	if !strings.Contains(lines[2], "/s") {
+		t.Errorf("no rate in %q", lines[2])
+	}
+	b.Reset()
+	p = newProgressBar(&b, "import", false, fakeClock(time.Second))
+	p.Set(0, 0)
+	p.Set(0, 0)
+	if got := b.String(); !strings.Contains(got, "[<=>") || !strings.Contains(got, "[ <=>") {
+		t.Errorf("unknown total: %q", got)
+	}
+	b.Reset()
+	p = newProgressBar(&b, "x", false, fakeClock(time.Millisecond))
+	p.Set(1, 10)
+	p.Set(2, 10) // within 100 ms of the first: not drawn
+	if n := strings.Count(b.String(), "\r"); n != 1 {
+		t.Errorf("%d redraws within 100 ms, want 1: %q", n, b.String())
+	}
+	var nilBar *progressBar
+	nilBar.Set(1, 2)
+	nilBar.Finish()
+	nilBar.Clear()
+	// A label from a file name cannot move the cursor.
+	b.Reset()
+	newProgressBar(&b, "evil\x1b[2J", false, fakeClock(time.Second)).Set(1, 2)
+	if strings.Contains(b.String(), "\x1b[2J") {
+		t.Errorf("escape sequence of the label reached the terminal: %q", b.String())
+	}
+}
+
+// TestProgressNotATerminal: with stderr a pipe, a file or --json, no bar
+// and nothing on stderr; the commands' own output is unchanged.
+func TestProgressNotATerminal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for _, errw := range []any{f, w, &bytes.Buffer{}} {
+		c := &cli{stderr: errw.(interface{ Write([]byte) (int, error) })}
+		if p := c.progress("x", false); p != nil {
+			t.Errorf("a bar on %T", errw)
+		}
+	}
+	if isTerminal(f) || isTerminal(w) {
+		t.Errorf("a file or a pipe taken for a terminal")
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		c := &cli{stderr: tty, json: true}
+		if c.progress("x", false) != nil {
+			t.Errorf("a bar with --json")
+		}
+		c.json = false
+		if !isTerminal(tty) || c.progress("x", false) == nil {
+			t.Errorf("no bar on a terminal")
+		}
+	}
+	// withProgress without a terminal: fn runs, nothing is written.
+	var eb bytes.Buffer
+	c := &cli{stderr: &eb}
+	ran := false
+	if err := c.withProgress("x", true, func() (int64, int64) { return 5, 10 }, func() error { ran = true; return nil }); err != nil || !ran || eb.Len() != 0 {
+		t.Errorf("withProgress off a terminal: ran %v err %v stderr %q", ran, err, eb.String())
+	}
+	// sim run: no progress writer off a terminal or with --json.
+	if w, _ := simProgress(f, false); w != nil {
+		t.Errorf("sim progress into a file")
+	}
+}
+
+// TestLineRewriter: bar lines replace each other, other lines stay.
+func TestLineRewriter(t *testing.T) {
+	var b bytes.Buffer
+	lr := &lineRewriter{w: &b}
+	lr.Write([]byte("setting up 5 nodes\n[==  ] 1s\n[===="))
+	lr.Write([]byte("] 2s\ndone\n[=] x\n"))
+	lr.Close()
+	want := "setting up 5 nodes\n\r\x1b[K[==  ] 1s\r\x1b[K[====] 2s\ndone\n\r\x1b[K[=] x\n"
+	if b.String() != want {
+		t.Errorf("got %q\nwant %q", b.String(), want)
+	}
+}
+
+// TestGrowingTemp: the poll follows the largest fresh temporary file.
+func TestGrowingTemp(t *testing.T) {
+	dir := t.TempDir()
+	poll := growingTemp(dir, ".parley-media-", filepath.Join(dir, "out"), time.Now().Add(-time.Second))
+	if d, _ := poll(); d != 0 {
+		t.Fatalf("%d before any file", d)
+	}
+	os.WriteFile(filepath.Join(dir, ".parley-media-123"), make([]byte, 4096), 0o600)
+	os.WriteFile(filepath.Join(dir, "other"), make([]byte, 9999), 0o600)
+	if d, _ := poll(); d != 4096 {
+		t.Errorf("%d, want 4096", d)
+	}
+	os.Remove(filepath.Join(dir, ".parley-media-123"))
+	if d, _ := poll(); d != 4096 {
+		t.Errorf("%d after the temporary file went, want the last size 4096", d)
+	}
+	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 8192), 0o600) // renamed into place, grown since the last poll
+	if d, _ := poll(); d != 8192 {
+		t.Errorf("%d, want the final file's 8192", d)
+	}
+}

@@ -1,0 +1,122 @@
+package node
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// TestMetricsCount: on two replicas on mocknet, each with its own
+// registry, messages move the ingested, gossip and sync counters, and each
+// kind of bad event offered by a peer is counted under its reason: a wrong
+// depth (invalid), a non-member's message (unauthorized), and events over
+// a peer's orphan budget.
+func TestMetricsCount(t *testing.T) {
+	ms := []*Metrics{NewMetrics(), NewMetrics()}
+	tn := newTracedTestNet(t, 2, func(i int) Tracer { return ms[i] })
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	send(t, tn, 0, room, 5, "hello")
+	tn.converged(room, 7, convergeWithin, 0, 1)
+	eventually(t, convergeWithin, "gossip delivery counted", func() (bool, string) {
+		got := counterValue(ms[1].delivered.WithLabelValues("events"))
+		if got == 0 {
+			send(t, tn, 0, room, 1, "more") // the mesh may form after the first sends
+		}
+		return got > 0, fmt.Sprintf("delivered %v", got)
+	})
+	if got := counterValue(ms[0].ingested.WithLabelValues("local")); got < 6 {
+		t.Errorf("node 0 local ingested %v, want 6 or more (create and messages)", got)
+	}
+	if got := counterValue(ms[1].ingested.WithLabelValues("peer")); got < 6 {
+		t.Errorf("node 1 peer ingested %v", got)
+	}
+	if s := counterValue(ms[0].syncs.WithLabelValues("server")) + counterValue(ms[1].syncs.WithLabelValues("client")); s == 0 {
+		t.Errorf("no sync session counted")
+	}
+
+	rid, _ := crdt.ParseID(room)
+	rejected := func(reason string) float64 { return counterValue(ms[0].rejected.WithLabelValues(reason)) }
+	for _, r := range []string{RejectInvalid, RejectUnauthorized, RejectOrphanBudget} {
+		if rejected(r) != 0 {
+			t.Fatalf("%s = %v before any bad event", r, rejected(r))
+		}
+	}
+	heads, _, _ := tn.reps[0].Engine.Heads(tn.ctx, rid)
+	top, _ := tn.reps[0].Engine.MaxDepth(tn.ctx, rid)
+	const peerX = "peer-x"
+	// Causally invalid: parents held, depth wrong.
+	bad := forge(t, tn.ids[1], rid, heads, []crdt.EventID{rid}, top+5, "wrong depth")
+	if err := tn.reps[0].Engine.Ingest(tn.ctx, peerX, []*crdt.Event{bad}); err != nil {
+		t.Fatal(err)
+	}
+	if rejected(RejectInvalid) != 1 {
+		t.Errorf("invalid = %v, want 1", rejected(RejectInvalid))
+	}
+	// Unauthorized: a stranger's message.
+	master, _ := crdt.GenerateKey(rand.Reader)
+	stranger, _ := crdt.NewIdentity(master, rand.Reader)
+	intruder, err := crdt.Sign(stranger, crdt.Draft{Room: rid, Type: rooms.TypeMessage, Prev: heads, Auth: []crdt.EventID{rid}, Depth: top + 1,
+		TS: time.Now().UnixMilli() + 60_000, Body: rooms.Encode(rooms.MessageBody{Text: "not a member"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.reps[0].Engine.Ingest(tn.ctx, peerX, []*crdt.Event{intruder}); err != nil {
+		t.Fatal(err)
+	}
+	if rejected(RejectUnauthorized) != 1 {
+		t.Errorf("unauthorized = %v, want 1", rejected(RejectUnauthorized))
+	}
+	// Orphans over one peer's budget.
+	var flood []*crdt.Event
+	for i := range maxPeerOrphans + 20 {
+		fake := crdt.IDOf([]byte(fmt.Sprint("missing ", i)))
+		flood = append(flood, forge(t, tn.ids[1], rid, []crdt.EventID{fake}, []crdt.EventID{rid}, 7, fmt.Sprint("orphan ", i)))
+	}
+	if err := tn.reps[0].Engine.Ingest(tn.ctx, peerX, flood); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.reps[0].Engine.Ingest(tn.ctx, peerX, flood[maxPeerOrphans:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := rejected(RejectOrphanBudget); got != 20 {
+		t.Errorf("orphan_budget = %v, want 20", got)
+	}
+	if got := rejected(RejectInvalid); got != 1 {
+		t.Errorf("invalid = %v after the flood, want still 1", got)
+	}
+
+	// The exposition: the registry is the node's own, with the standard
+	// collectors; API latency is observed per known method only.
+	ms[0].ObserveAPI("send", 1000)
+	ms[0].ObserveAPI("no/such/method\n", 1000)
+	rec := httptest.NewRecorder()
+	ms[0].Handler().ServeHTTP(rec, httptest.NewRequest("GET", api.MetricsPath, nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{`parley_events_rejected_total{reason="orphan_budget"} 20`, "go_goroutines", "process_cpu_seconds_total",
+		`parley_api_request_duration_seconds_count{method="send"} 1`, `parley_api_request_duration_seconds_count{method="other"} 1`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+}
+
+// counterValue reads a counter.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
