@@ -20,9 +20,11 @@ import (
 
 // Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
 // (rooms.Room). One goroutine, the one running Serve, touches them; every
-// other goroutine reaches them through do. The order of effects for each
-// change is: commit to the store, then update rooms, then tell watchers,
-// then announce (publish, heads), then ask for what is missing.
+// other goroutine reaches them through do. Each call through do is one
+// step of the engine core: it commits to the store, then updates rooms,
+// and collects every other effect in a Ready (ready.go), which the driver
+// (driver.go) performs after the step: publish, heads, fetch, watch
+// items, timers.
 type Engine struct {
 	ident *crdt.Identity
 	store crdt.Store

@@ -272,9 +272,13 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		n := w.node(d, "")
 		_, err := n.e.Join(ctx, w.room(d))
 		check(n, err)
-	case "invite":
+	case "invite", "kick":
 		n, u := w.node(d, ""), w.node(d, "user")
-		_, err := n.e.Invite(ctx, RoomUserReq{Room: w.room(d).String(), User: u.ident.User.String()})
+		act := n.e.Invite
+		if d.Cmd == "kick" {
+			act = n.e.Kick
+		}
+		_, err := act(ctx, RoomUserReq{Room: w.room(d).String(), User: u.ident.User.String()})
 		check(n, err)
 	case "take-invite":
 		n, from := w.node(d, ""), w.node(d, "from")
@@ -288,10 +292,6 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		var text string
 		d.ScanArgs(t, "text", &text)
 		_, err := n.e.Send(ctx, SendReq{Room: w.room(d).String(), Text: text})
-		check(n, err)
-	case "kick":
-		n, u := w.node(d, ""), w.node(d, "user")
-		_, err := n.e.Kick(ctx, RoomUserReq{Room: w.room(d).String(), User: u.ident.User.String()})
 		check(n, err)
 	case "dm":
 		n, u := w.node(d, ""), w.node(d, "user")
