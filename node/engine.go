@@ -3,9 +3,9 @@ package node
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -21,9 +21,11 @@ import (
 
 // Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
 // (rooms.Room). One goroutine, the one running Serve, touches them; every
-// other goroutine reaches them through do. The order of effects for each
-// change is: commit to the store, then update rooms, then tell watchers,
-// then announce (publish, heads), then ask for what is missing.
+// other goroutine reaches them through do. Each call through do is one
+// step of the engine core: it commits to the store, then updates rooms,
+// and collects every other effect in a Ready (ready.go), which the driver
+// (driver.go) performs after the step: publish, heads, fetch, watch
+// items, timers.
 type Engine struct {
 	ident *crdt.Identity
 	store crdt.Store
@@ -54,7 +56,11 @@ type Engine struct {
 	unpurged []crdt.EventID // redacted events whose body or plaintext is not purged yet
 	rekey    []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
 	keyFault error          // set when keeping an epoch secret failed during keysAfter
-	retrying *time.Timer    // a scheduled retryLocal
+	retryAt  time.Time      // when a scheduled retryLocal is due (zero: none)
+
+	out      Ready        // what the current step asks the driver to do (ready.go); owned by the Serve goroutine
+	onReady  func(*Ready) // test hook: sees each Ready before the driver performs it
+	noTimers bool         // test hook: the driver schedules no timers (the test fires them)
 }
 
 type keysRedo struct {
@@ -172,7 +178,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	}
 	e := &Engine{
 		prefs: p, kr: kr, inv: inv,
-		ident: ident, store: store, log: log, now: time.Now,
+		ident: ident, store: store, log: log, now: wallClock,
 		calls:    make(chan func()),
 		stopped:  make(chan struct{}),
 		rooms:    map[crdt.RoomID]*roomCtl{},
@@ -285,18 +291,11 @@ const localRetry = 2 * time.Second
 
 // retryLater schedules retryLocal, unless one is scheduled already.
 func (e *Engine) retryLater() {
-	if e.retrying != nil {
+	if !e.retryAt.IsZero() {
 		return
 	}
-	e.retrying = time.AfterFunc(localRetry, func() {
-		select {
-		case e.calls <- func() {
-			e.retrying = nil
-			e.retryLocal()
-		}:
-		case <-e.stopped:
-		}
-	})
+	e.retryAt = e.now().Add(localRetry)
+	e.out.Timers = append(e.out.Timers, Timer{Kind: TimerRetry, At: e.retryAt})
 }
 
 // retryLocal retries the local writes that failed after their events were
@@ -332,60 +331,6 @@ func (e *Engine) retryLocal() {
 // guard calls it when space returns.
 func (e *Engine) RetryLocal(ctx context.Context) error {
 	return e.do(ctx, func() error { e.retryLocal(); return nil })
-}
-
-// SetEffects wires the engine's outputs; call before Serve.
-func (e *Engine) SetEffects(fx Effects) { e.fx = fx }
-
-// Serve runs the engine until ctx is done.
-func (e *Engine) Serve(ctx context.Context) error {
-	defer close(e.stopped)
-	for id, rc := range e.rooms {
-		e.track(id)
-		if rc.keys.dirty {
-			e.heal(id, rc, false)
-		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			for w := range e.watchers {
-				close(w.ch)
-			}
-			e.watchers = nil
-			return nil
-		case fn := <-e.calls:
-			fn()
-		}
-	}
-}
-
-func (e *Engine) track(id crdt.RoomID) {
-	if e.fx.Track != nil {
-		e.fx.Track(id)
-	}
-}
-
-// do runs fn on the engine goroutine and waits for it. It returns
-// ErrClosed once ctx is done or the engine has stopped, so no caller waits
-// on a stopped engine.
-func (e *Engine) do(ctx context.Context, fn func() error) error {
-	done := make(chan error, 1)
-	select {
-	case e.calls <- func() { done <- fn() }:
-	case <-ctx.Done():
-		return ErrClosed
-	case <-e.stopped:
-		return ErrClosed
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ErrClosed
-	case <-e.stopped:
-		return ErrClosed
-	}
 }
 
 // Ingest offers events received from a peer (gossip or sync).
@@ -432,8 +377,8 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 		if err := e.store.Commit(ready.Batch); err != nil {
 			if !e.landed(ready.Batch) {
 				undo.Revert()
-				if from != "" && e.fx.Refused != nil && !errors.Is(err, ErrDiskFull) {
-					e.fx.Refused(room, from) // a full disk syncs everything when space returns
+				if from != "" && !errors.Is(err, ErrDiskFull) {
+					e.out.Refused = append(e.out.Refused, FetchOut{Room: room, From: from}) // a full disk syncs everything when space returns
 				}
 				return commitError(err)
 			}
@@ -444,6 +389,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 		}
 		if failed == nil {
 			e.checkCommitted(room, rc, ready)
+			e.out.Commits = append(e.out.Commits, committed(room, ready.Batch))
 		}
 	}
 	rc.countOrphans(from, before)
@@ -468,22 +414,15 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.heal(room, rc, false)
 		}
 		e.profileWhenKeyed(room, rc)
-		if e.fx.Ingested != nil {
-			e.fx.Ingested(room, len(ready.Accepted))
-		}
-		if e.fx.Accepted != nil {
-			e.fx.Accepted(room, ready.Accepted, from)
-		}
-		if e.fx.Heads != nil {
-			e.fx.Heads(room, rc.log.Heads())
-		}
+		e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: ready.Accepted, From: from})
+		e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
 	}
 	e.reportRejected(room, rc, offered-len(evs), ready)
 	for _, q := range ready.Equivocations {
 		e.log.Warn("equivocation", "room", room, "device", q.Device, "seq", q.Seq)
 	}
-	if len(ready.Missing) > 0 && e.fx.Missing != nil {
-		e.fx.Missing(room, ready.Missing, from)
+	if len(ready.Missing) > 0 {
+		e.out.Fetch = append(e.out.Fetch, FetchOut{Room: room, IDs: ready.Missing, From: from})
 	}
 	return failed
 }
@@ -521,19 +460,12 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	}
 }
 
-// emit sends one item to the watchers of its room.
+// emit hands one item to the watchers of its room, through the Ready.
 func (e *Engine) emit(room crdt.RoomID, it api.WatchItem) {
-	for w := range e.watchers {
-		if w.dead || (w.room != "" && w.room != room) {
-			continue
-		}
-		select {
-		case w.ch <- it:
-		default:
-			w.dead = true // too slow: its stream ends with an error
-			close(w.ch)
-		}
+	if len(e.watchers) == 0 {
+		return
 	}
+	e.out.Watch = append(e.out.Watch, WatchOut{room, it})
 }
 
 // author signs a new event in rc by this node and takes it in. In an
@@ -587,7 +519,9 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 		rule = rooms.Public
 	}
 	nonce := make([]byte, 16)
-	rand.Read(nonce)
+	if _, err := io.ReadFull(e.kr.rand, nonce); err != nil {
+		return api.RoomResp{}, err
+	}
 	// Private rooms and DMs are end-to-end encrypted unless asked
 	// otherwise; public rooms are plaintext unless asked otherwise.
 	enc := !req.Public
@@ -611,9 +545,7 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 			return err
 		}
 		e.track(ev.ID)
-		if e.fx.Publish != nil {
-			e.fx.Publish(ev.ID, ev)
-		}
+		e.out.Publish = append(e.out.Publish, Published{ev.ID, ev})
 		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
 			// All or nothing: a room whose setup failed is not kept.
 			return errors.Join(err, e.dropRoom(ev.ID, rc))

@@ -366,17 +366,7 @@ func (e *Engine) typingLapse(room crdt.RoomID, user crdt.UserID, dev crdt.Device
 	e.eph.tokens++
 	tok := e.eph.tokens
 	e.eph.typing[k] = tok
-	time.AfterFunc(e.typingTTL(), func() {
-		e.do(context.Background(), func() error { // ErrClosed once the engine stopped
-			if e.eph.typing[k] != tok {
-				return nil // renewed or stopped since
-			}
-			delete(e.eph.typing, k)
-			off := false
-			e.emit(room, api.WatchItem{Kind: "typing", Room: room.String(), Signal: &api.Signal{User: user.String(), Device: dev.String(), Typing: &off}})
-			return nil
-		})
-	})
+	e.out.Timers = append(e.out.Timers, Timer{Kind: TimerTyping, Room: room, At: e.now().Add(e.typingTTL()), User: user, Device: dev, Token: tok})
 }
 
 // Ephemeral joins each room's ephemeral topic, publishes this node's

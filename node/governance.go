@@ -59,13 +59,11 @@ func (e *Engine) Invite(ctx context.Context, req api.RoomUserReq) (api.EventResp
 			return err
 		}
 		resp.Event = ev.ID.String()
-		if e.fx.Invited != nil {
-			create, err := e.store.Get(id)
-			if err != nil {
-				return err
-			}
-			e.fx.Invited(id, target, create.Event, ev, e.stateOf(rc).Name)
+		create, err := e.store.Get(id)
+		if err != nil {
+			return err
 		}
+		e.out.Invites = append(e.out.Invites, InviteOut{id, target, create.Event, ev, e.stateOf(rc).Name})
 		return nil
 	})
 	return resp, err

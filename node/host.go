@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -46,9 +47,7 @@ func (e *Engine) Unhost(ctx context.Context, req api.RoomReq) (api.RoomResp, err
 // it again after a restart (its stored events stay until it is hosted or
 // joined again).
 func (e *Engine) dropRoom(id crdt.RoomID, rc *roomCtl) error {
-	if rc.keys.heal != nil {
-		rc.keys.heal.Stop()
-	}
+	rc.keys.healAt = time.Time{} // a pending heal timer finds no room and does nothing
 	delete(e.rooms, id)
 	if !slices.Contains(e.prefs.Unhosted, id.String()) {
 		e.prefs.Unhosted = append(e.prefs.Unhosted, id.String())

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/hkdf"
-	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -216,7 +215,7 @@ func newKeyring(ident *crdt.Identity, o KeyOptions) (*keyring, error) {
 		jitter: rand.New(rand.NewPCG(o.Seed, 0x6b657973)),
 	}
 	if kr.rand == nil {
-		kr.rand = cryptorand.Reader
+		kr.rand = defaultRand
 	}
 	if kr.policy == (e2ee.RotationPolicy{}) {
 		kr.policy = e2ee.DefaultRotationPolicy
@@ -301,7 +300,7 @@ func (kr *keyring) plaintext(id crdt.EventID) ([]byte, bool) {
 // roomKeys is the engine's per-room key bookkeeping.
 type roomKeys struct {
 	waiting map[e2ee.EpochID][]crdt.EventID // content events whose epoch this device lacks
-	heal    *time.Timer                     // a scheduled healing re-check
+	healAt  time.Time                       // when a scheduled healing re-check is due (zero: none)
 	dirty   bool                            // membership, devices or epochs changed: check healing
 	profile bool                            // this user's profile waits for a key to be sealed under
 }
@@ -450,9 +449,7 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 	if ok, why := rc.room.Visible(ev.ID); !ok && !rc.room.Accepted(ev.ID) {
 		return nil, errorf(api.KindPermission, "own event refused: %s", why)
 	}
-	if e.fx.Publish != nil {
-		e.fx.Publish(room, ev)
-	}
+	e.out.Publish = append(e.out.Publish, Published{room, ev})
 	return ev, nil
 }
 
@@ -668,91 +665,56 @@ func (e *Engine) RevokeDevice(ctx context.Context, dev crdt.DeviceID) ([]string,
 	return out, err
 }
 
-// healDelay is how long a device that is not the preferred healer waits
-// before forwarding a key itself: rank × 2 s plus up to 1 s of jitter.
-func (e *Engine) healDelay(rank int) time.Duration {
-	return time.Duration(rank)*2*time.Second + time.Duration(e.kr.jitter.Int64N(int64(time.Second)))
-}
-
-// heal forwards admissible epochs to member devices that lack them. The
-// lowest-ID member device holding an epoch forwards at once; the others
-// check again after a back-off (force), so an offline preferred healer is
-// replaced and concurrent healers rarely duplicate.
+// heal forwards admissible epochs to member devices that lack them, as
+// the pure policy rooms.Heal decides: the preferred healer at once, the
+// others after a back-off (a forced check), and nobody while the copy has
+// gaps, until they close or a back-off expires (a gap that never closes,
+// such as a forged parent, must not stop healing).
 func (e *Engine) heal(room crdt.RoomID, rc *roomCtl, force bool) {
 	rc.keys.dirty = false
 	r := rc.room
 	if r == nil || !r.Encrypted() || r.MembershipOf(e.ident.User) != rooms.Join {
 		return
 	}
-	if !force && (rc.log.MissingCount() > 0 || rc.log.Pending() > 0) {
-		// A forward may be on its way: judge once the copy is whole, or
-		// after a back-off (a gap that never closes, such as a forged
-		// parent, must not stop healing).
-		rc.keys.dirty = true
-		e.healLater(room, rc, 3*time.Second)
-		return
+	now := e.now()
+	in := rooms.HealInput{
+		Me: e.ident.Device.Public(), Devices: r.MemberDevices(nil), Force: force,
+		Whole: rc.log.MissingCount() == 0 && rc.log.Pending() == 0,
+		Now:   now.UnixMilli(), Jitter: e.kr.jitter.Int64N(rooms.HealJitterMS),
 	}
-	me := e.ident.Device.Public()
-	devs := r.MemberDevices(nil)
-	if !slices.ContainsFunc(devs, func(d *e2ee.KEMRecord) bool { return d.Device == me }) {
-		return
-	}
-	later := -1
-	for _, ep := range r.AdmissibleEpochs(nil) {
-		k := e.kr.held(room, ep.ID)
-		if k == nil {
-			continue
-		}
-		var lacking []*e2ee.KEMRecord
-		var healers []crdt.DeviceID
-		for _, d := range devs {
-			if _, ok := slices.BinarySearchFunc(ep.Holders, d.Device, cmpDevice); ok {
-				healers = append(healers, d.Device)
-			} else {
-				lacking = append(lacking, d)
+	held := map[e2ee.EpochID]*e2ee.EpochKey{}
+	if in.Whole || force {
+		for _, ep := range r.AdmissibleEpochs(nil) {
+			if k := e.kr.held(room, ep.ID); k != nil {
+				held[ep.ID] = k
+				in.Epochs = append(in.Epochs, ep)
 			}
 		}
-		if len(lacking) == 0 {
-			continue
-		}
-		rank := slices.Index(healers, me)
-		if rank < 0 {
-			rank = len(healers) // holds it by a back-link: heal last
-		}
-		if rank > 0 && !force {
-			later = max(later, rank)
-			continue
-		}
-		if err := e.forward(room, rc, k, lacking); err != nil {
-			e.log.Warn("key forward", "room", room, "epoch", ep.ID, "err", err)
+	}
+	plan := rooms.Heal(in)
+	if plan.Gap {
+		rc.keys.dirty = true
+	}
+	for _, f := range plan.Forward {
+		if err := e.forward(room, rc, held[f.Epoch], f.To); err != nil {
+			e.log.Warn("key forward", "room", room, "epoch", f.Epoch, "err", err)
 			rc.keys.dirty = true // again after the next commit
 		}
 	}
-	if later > 0 {
-		e.healLater(room, rc, e.healDelay(later))
+	if plan.At != 0 {
+		e.healLater(room, rc, now.Add(time.Duration(plan.At-in.Now)*time.Millisecond))
 	}
 }
 
-// healLater schedules a forced healing check of the room, unless one is
-// scheduled already.
-func (e *Engine) healLater(room crdt.RoomID, rc *roomCtl, d time.Duration) {
-	if rc.keys.heal != nil {
+// healLater schedules a forced healing check of the room at `at`, unless
+// one is scheduled already.
+func (e *Engine) healLater(room crdt.RoomID, rc *roomCtl, at time.Time) {
+	if !rc.keys.healAt.IsZero() {
 		return
 	}
-	rc.keys.heal = time.AfterFunc(d, func() {
-		select {
-		case e.calls <- func() {
-			rc.keys.heal = nil
-			if e.rooms[room] == rc {
-				e.heal(room, rc, true)
-			}
-		}:
-		case <-e.stopped:
-		}
-	})
+	rc.keys.healAt = at
+	e.out.Timers = append(e.out.Timers, Timer{Kind: TimerHeal, Room: room, At: at})
 }
-
-func cmpDevice(a, b crdt.DeviceID) int { return bytes.Compare(a[:], b[:]) }
 
 // forward authors a key forward of k to devices.
 func (e *Engine) forward(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey, to []*e2ee.KEMRecord) error {

@@ -85,9 +85,6 @@ func tracerRejected(t Tracer) func(room crdt.RoomID, reason string, n int) {
 // orphans evicted, and stored events the auth rules refused (R3). It runs
 // on the engine goroutine after the batch is applied.
 func (e *Engine) reportRejected(room crdt.RoomID, rc *roomCtl, overBudget int, ready crdt.Ready) {
-	if e.fx.Rejected == nil {
-		return
-	}
 	invalid, unauthorized := 0, 0
 	for _, s := range ready.Batch.Events {
 		if s.Status == crdt.StatusRejected {
@@ -103,7 +100,7 @@ func (e *Engine) reportRejected(room crdt.RoomID, rc *roomCtl, overBudget int, r
 	}
 	for reason, n := range map[string]int{RejectOrphanBudget: overBudget, RejectInvalid: invalid, RejectOrphanEvicted: ready.Dropped, RejectUnauthorized: unauthorized} {
 		if n > 0 {
-			e.fx.Rejected(room, reason, n)
+			e.out.Rejected = append(e.out.Rejected, RejectedOut{room, reason, n})
 		}
 	}
 }

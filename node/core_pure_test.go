@@ -1,0 +1,52 @@
+package node
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
+	"testing"
+)
+
+// coreFiles are the engine core (driver.go): a step function over the
+// engine's state that hands its effects to the driver in a Ready.
+var coreFiles = []string{
+	"engine.go", "keys.go", "content.go", "governance.go", "membership.go",
+	"devices.go", "invites.go", "host.go", "ready.go",
+}
+
+// TestEngineCoreIsPure checks that the engine core starts no goroutine,
+// sets no timer, reads no wall clock, sleeps not, draws no global
+// randomness and calls no networking callback (Effects) itself.
+func TestEngineCoreIsPure(t *testing.T) {
+	banned := map[string]bool{
+		"time.Now": true, "time.Since": true, "time.Until": true, "time.AfterFunc": true, "time.Sleep": true,
+		"time.NewTimer": true, "time.NewTicker": true, "time.After": true, "time.Tick": true,
+	}
+	fset := token.NewFileSet()
+	for _, name := range coreFiles {
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == "crypto/rand" || p == "math/rand" {
+				t.Errorf("%s imports %s (randomness comes in through KeyOptions.Rand or a seeded source)", name, p)
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GoStmt:
+				t.Errorf("%s: go statement", fset.Position(n.Pos()))
+			case *ast.SelectorExpr:
+				if x, ok := n.X.(*ast.Ident); ok && banned[x.Name+"."+n.Sel.Name] {
+					t.Errorf("%s: %s.%s", fset.Position(n.Pos()), x.Name, n.Sel.Name)
+				}
+				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "fx" {
+					t.Errorf("%s: calls Effects directly (put it in the Ready)", fset.Position(n.Pos()))
+				}
+			}
+			return true
+		})
+	}
+}

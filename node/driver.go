@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"io"
+	"time"
+
+	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// This file is the engine's driver: the goroutine, the clock's timers and
+// the networking callbacks. The engine core (engine.go, keys.go,
+// content.go, governance.go, membership.go, devices.go, invites.go,
+// ready.go) runs no goroutine, sets no timer, reads no wall clock and
+// draws no global randomness (TestEngineCoreIsPure); it fills a Ready,
+// which perform carries out after each step.
+
+// defaultRand is the randomness of an engine built without KeyOptions.Rand.
+var defaultRand io.Reader = cryptorand.Reader
+
+// wallClock is the clock of an engine whose tests set none.
+var wallClock = time.Now
+
+// SetEffects wires the engine's outputs; call before Serve.
+func (e *Engine) SetEffects(fx Effects) { e.fx = fx }
+
+// Serve runs the engine until ctx is done.
+func (e *Engine) Serve(ctx context.Context) error {
+	defer close(e.stopped)
+	for id, rc := range e.rooms {
+		e.track(id)
+		if rc.keys.dirty {
+			e.heal(id, rc, false)
+		}
+	}
+	e.perform()
+	for {
+		select {
+		case <-ctx.Done():
+			for w := range e.watchers {
+				close(w.ch)
+			}
+			e.watchers = nil
+			return nil
+		case fn := <-e.calls:
+			fn()
+		}
+	}
+}
+
+// do runs fn on the engine goroutine as one step, performs the step's
+// Ready, and waits for it. It returns ErrClosed once ctx is done or the
+// engine has stopped, so no caller waits on a stopped engine.
+func (e *Engine) do(ctx context.Context, fn func() error) error {
+	done := make(chan error, 1)
+	select {
+	case e.calls <- func() { err := fn(); e.perform(); done <- err }:
+	case <-ctx.Done():
+		return ErrClosed
+	case <-e.stopped:
+		return ErrClosed
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ErrClosed
+	case <-e.stopped:
+		return ErrClosed
+	}
+}
+
+// perform carries out the Ready the last step filled, in its documented
+// order, and empties it. It runs on the engine goroutine; the effects must
+// not block.
+func (e *Engine) perform() {
+	rd := &e.out
+	if rd.empty() {
+		return
+	}
+	if e.onReady != nil {
+		e.onReady(rd)
+	}
+	fx := e.fx
+	for _, id := range rd.Track {
+		if fx.Track != nil {
+			fx.Track(id)
+		}
+	}
+	for _, p := range rd.Publish {
+		if fx.Publish != nil {
+			fx.Publish(p.Room, p.Event)
+		}
+	}
+	for _, h := range rd.Heads {
+		if fx.Heads != nil {
+			fx.Heads(h.Room, h.Heads)
+		}
+	}
+	for _, f := range rd.Fetch {
+		if fx.Missing != nil {
+			fx.Missing(f.Room, f.IDs, f.From)
+		}
+	}
+	for _, f := range rd.Refused {
+		if fx.Refused != nil {
+			fx.Refused(f.Room, f.From)
+		}
+	}
+	for _, in := range rd.Invites {
+		if fx.Invited != nil {
+			fx.Invited(in.Room, in.Target, in.Create, in.Invite, in.Name)
+		}
+	}
+	for _, a := range rd.Accepted {
+		if fx.Ingested != nil {
+			fx.Ingested(a.Room, len(a.Events))
+		}
+		if fx.Accepted != nil {
+			fx.Accepted(a.Room, a.Events, a.From)
+		}
+	}
+	for _, r := range rd.Rejected {
+		if fx.Rejected != nil {
+			fx.Rejected(r.Room, r.Reason, r.N)
+		}
+	}
+	for _, w := range rd.Watch {
+		e.deliver(w.Room, w.Item)
+	}
+	for _, t := range rd.Timers {
+		e.schedule(t)
+	}
+	rd.reset()
+}
+
+// deliver sends one item to the watchers of its room.
+func (e *Engine) deliver(room crdt.RoomID, it api.WatchItem) {
+	for w := range e.watchers {
+		if w.dead || (w.room != "" && w.room != room) {
+			continue
+		}
+		select {
+		case w.ch <- it:
+		default:
+			w.dead = true // too slow: its stream ends with an error
+			close(w.ch)
+		}
+	}
+}
+
+// schedule fires t on the engine goroutine when it is due (on the
+// engine's clock), unless the engine stopped first.
+func (e *Engine) schedule(t Timer) {
+	if e.noTimers {
+		return
+	}
+	time.AfterFunc(max(0, t.At.Sub(e.now())), func() {
+		select {
+		case e.calls <- func() { e.fire(t); e.perform() }:
+		case <-e.stopped:
+		}
+	})
+}

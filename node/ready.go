@@ -1,0 +1,175 @@
+package node
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Ready is everything one engine step (an input: events from a peer, a
+// local command, a fired timer) asks its driver to do, modelled on etcd
+// raft's Ready. The engine core fills it; the driver (driver.go) performs
+// it after the step in this order: start tracking rooms, publish, announce
+// heads, fetch, report refusals and invites, tracer hooks, watch items,
+// then schedule timers. The step's commits (Commits) are already durable
+// when the Ready is handed out: a step whose commit failed left the core
+// as before its input (Engine.add) and contributes nothing to the Ready.
+type Ready struct {
+	Commits  []Committed   // batches committed by the step, in order
+	Track    []crdt.RoomID // rooms to start gossiping and syncing
+	Publish  []Published   // locally authored events to gossip
+	Heads    []HeadsOut    // rooms whose heads changed
+	Fetch    []FetchOut    // events to fetch
+	Refused  []FetchOut    // peers whose events could not be committed: sync with them again (IDs nil)
+	Invites  []InviteOut   // invites to deliver to the invitee's devices
+	Accepted []AcceptedOut // tracer: events accepted, from whom
+	Rejected []RejectedOut // tracer: offered events not taken, by reason
+	Watch    []WatchOut    // items for the watchers
+	Timers   []Timer       // timers wanted
+}
+
+// Committed is one batch a step committed.
+type Committed struct {
+	Room    crdt.RoomID
+	Events  []crdt.EventID
+	Durable bool
+}
+
+// Published is a locally authored event to gossip.
+type Published struct {
+	Room  crdt.RoomID
+	Event *crdt.Event
+}
+
+// HeadsOut is a room's new heads.
+type HeadsOut struct {
+	Room  crdt.RoomID
+	Heads []crdt.EventID
+}
+
+// FetchOut asks for a room's events, preferably from a peer.
+type FetchOut struct {
+	Room crdt.RoomID
+	IDs  []crdt.EventID
+	From peer.ID
+}
+
+// InviteOut is an invite to deliver.
+type InviteOut struct {
+	Room           crdt.RoomID
+	Target         crdt.UserID
+	Create, Invite *crdt.Event
+	Name           string
+}
+
+// AcceptedOut lists the events a step accepted in a room ("" From: authored here).
+type AcceptedOut struct {
+	Room   crdt.RoomID
+	Events []*crdt.Event
+	From   peer.ID
+}
+
+// RejectedOut counts a room's offered events not taken for one reason
+// (the Reject* constants of tracer_events.go).
+type RejectedOut struct {
+	Room   crdt.RoomID
+	Reason string
+	N      int
+}
+
+// WatchOut is one item for the watchers of a room.
+type WatchOut struct {
+	Room crdt.RoomID
+	Item api.WatchItem
+}
+
+// TimerKind names what a timer is for.
+type TimerKind uint8
+
+const (
+	TimerHeal   TimerKind = iota + 1 // a forced key-healing check of Room
+	TimerRetry                       // retry deferred local writes (retryLocal)
+	TimerTyping                      // a typing notice of (Room, User) lapses unless renewed (Token)
+)
+
+func (k TimerKind) String() string {
+	switch k {
+	case TimerHeal:
+		return "heal"
+	case TimerRetry:
+		return "retry"
+	case TimerTyping:
+		return "typing"
+	}
+	return "timer?"
+}
+
+// Timer is a timer the core wants: the driver calls Engine.fire with it
+// at (or after) At on the engine's clock.
+type Timer struct {
+	Kind   TimerKind
+	Room   crdt.RoomID
+	At     time.Time
+	User   crdt.UserID   // TimerTyping
+	Device crdt.DeviceID // TimerTyping
+	Token  uint64        // TimerTyping
+}
+
+// empty reports whether the Ready asks for nothing.
+func (rd *Ready) empty() bool {
+	return len(rd.Commits)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
+}
+
+// reset empties the Ready, keeping its storage.
+func (rd *Ready) reset() {
+	clear(rd.Publish)
+	clear(rd.Accepted)
+	clear(rd.Invites)
+	clear(rd.Watch)
+	*rd = Ready{
+		Commits: rd.Commits[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
+		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
+	}
+}
+
+// fire handles a timer the core asked for; a timer that was replaced or
+// whose room was dropped does nothing.
+func (e *Engine) fire(t Timer) {
+	switch t.Kind {
+	case TimerHeal:
+		if rc := e.rooms[t.Room]; rc != nil && rc.keys.healAt.Equal(t.At) && !t.At.IsZero() {
+			rc.keys.healAt = time.Time{}
+			e.heal(t.Room, rc, true)
+		}
+	case TimerRetry:
+		if e.retryAt.Equal(t.At) && !t.At.IsZero() {
+			e.retryAt = time.Time{}
+			e.retryLocal()
+		}
+	case TimerTyping:
+		k := typingKey{t.Room, t.User}
+		if e.eph.typing[k] != t.Token {
+			return // renewed or stopped since
+		}
+		delete(e.eph.typing, k)
+		off := false
+		e.emit(t.Room, api.WatchItem{Kind: "typing", Room: t.Room.String(), Signal: &api.Signal{User: t.User.String(), Device: t.Device.String(), Typing: &off}})
+	}
+}
+
+// track asks the driver to start gossiping and syncing a room.
+func (e *Engine) track(id crdt.RoomID) { e.out.Track = append(e.out.Track, id) }
+
+// committed records a committed batch for the Ready.
+func committed(room crdt.RoomID, b crdt.Batch) Committed {
+	c := Committed{Room: room, Durable: b.Durable, Events: make([]crdt.EventID, len(b.Events))}
+	for i, s := range b.Events {
+		c.Events[i] = s.Event.ID
+	}
+	return c
+}
