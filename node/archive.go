@@ -16,6 +16,7 @@ import (
 func (n *Node) registerArchive() {
 	Handle(n.api, EpExport, n.engine.Export)
 	Handle(n.api, EpImport, n.engine.Import)
+	Handle(n.api, EpImportChat, n.importChat)
 }
 
 // importBatch is how many archived events one engine call takes in, so that

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 
+	"github.com/parley-p2p/parley/importers"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -37,20 +40,53 @@ func runExport(c *cli, args []string) error {
 }
 
 // parley import FILE
+// parley import --from FORMAT PATH [--room ROOM | --name NAME] [--channel C]
 //
 // The daemon reads FILE itself and verifies all of it before taking in any
-// event; importing the same archive again changes nothing.
+// event; importing the same archive again changes nothing. With --from,
+// PATH is another messenger's chat export (a folder, a .zip or its main
+// file), parsed and validated whole by the daemon before it posts anything.
 func runImport(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
+	fs := c.flags()
+	from := fs.String("from", "", "import another messenger's chat export: `FORMAT` is "+strings.Join(importers.Formats, ", "))
+	roomArg := fs.String("room", "", "with --from: post into `ROOM` (default: a new room)")
+	name := fs.String("name", "", "with --from: name the new room `NAME` (default: the chat's name)")
+	channel := fs.String("channel", "", "with --from slack: the `CHANNEL` to import")
+	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
 	}
 	path, err := filepath.Abs(pos[0])
 	if err != nil {
-		return fmt.Errorf("archive file %q: %v", pos[0], err)
+		return fmt.Errorf("file %q: %v", pos[0], err)
 	}
-	var r node.ImportResp
-	return call(c, node.EpImport, node.ImportReq{Path: path}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
+	if *from == "" {
+		if *roomArg != "" || *name != "" || *channel != "" {
+			return c.usagef("--room, --name and --channel go with --from")
+		}
+		var r node.ImportResp
+		return call(c, node.EpImport, node.ImportReq{Path: path}, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
+		})
+	}
+	if !slices.Contains(importers.Formats, *from) {
+		return c.usagef("--from %q: want one of %s", *from, strings.Join(importers.Formats, ", "))
+	}
+	if *roomArg != "" && *name != "" {
+		return c.usagef("give --room or --name, not both")
+	}
+	req := node.ImportChatReq{Format: *from, Path: path, Name: *name, Channel: *channel}
+	if *roomArg != "" {
+		if req.Room, err = c.room(*roomArg); err != nil {
+			return err
+		}
+	}
+	var r node.ImportChatResp
+	return call(c, node.EpImportChat, req, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "imported %s export into %s: %d messages, %d new, %d already imported, %d edits, %d files (%d not in the export), %d entries skipped\n",
+			*from, r.Room, r.Messages, r.New, r.Existing, r.Edits, r.Media, r.MediaMissing, len(r.Skipped))
+		for _, s := range r.Skipped {
+			fmt.Fprintf(w, "  skipped %s: %s\n", s.Entry, s.Reason)
+		}
 	})
 }

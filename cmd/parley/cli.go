@@ -76,7 +76,7 @@ var commands = []*command{
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
 	{"export", "ROOM -o FILE", "write a room's full signed history to one portable, verifiable archive (a CAR file)", runExport},
-	{"import", "FILE", "verify an archive written by 'parley export' and merge its history into this node (idempotent)", runImport},
+	{"import", "FILE | --from FORMAT PATH", "merge an archive written by 'parley export', or import another messenger's chat export (idempotent)", runImport},
 	{"media add", "FILE", "store a file, encrypted and content-addressed; prints its CID and file key", runMediaAdd},
 	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY, --key, or from a message that carries the file", runMediaGet},
 	{"media save", "ROOM EVENT [-o FILE]", "fetch, verify, decrypt and write the file of a message (default: its own name, in the current folder)", runMediaSave},

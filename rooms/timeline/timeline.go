@@ -69,6 +69,10 @@ type Message struct {
 	// mentions replace the original's), in bytewise order: see mentions.
 	Mentions []crdt.UserID
 
+	// Imported is what an imported message says of its original (author,
+	// time, source, reactions there), nil for a message written here.
+	Imported *mimi.Imported
+
 	ReplyTo    *Ref // the message answered (for a thread reply too)
 	ThreadRoot *Ref // the thread the message is in
 
