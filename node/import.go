@@ -16,6 +16,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/importers"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 	"github.com/parley-p2p/parley/rooms/mimi"
 	"github.com/parley-p2p/parley/rooms/timeline"
 )
@@ -35,8 +36,11 @@ import (
 // a reaction event would be the importer's own, and would misattribute
 // someone else's reaction to them.
 
-// importChatBatch is how many messages one engine call posts.
-const importChatBatch = 256
+// importChatBatch is how many messages one engine call posts: they are
+// signed as a chain and committed in one store write, and watchers are told
+// of them after the whole batch (so that the timeline is projected once a
+// batch, not once a message).
+const importChatBatch = 2000
 
 // maxImportFile bounds one attachment read from an export.
 const maxImportFile = 512 << 20
@@ -190,12 +194,13 @@ func (n *Node) postImport(ctx context.Context, req ImportChatReq, x *importers.E
 			if err != nil {
 				return err
 			}
+			var bodies [][]byte
 			for i, p := range batch {
-				if err := e.postImported(id, rc, x, p, refs[i], thumbs[i], mids, &resp); err != nil {
+				if err := e.postImported(id, rc, x, p, refs[i], thumbs[i], mids, &resp, &bodies); err != nil {
 					return err
 				}
 			}
-			return nil
+			return e.authorBatch(id, rc, bodies)
 		})
 		if err != nil {
 			return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
@@ -242,7 +247,7 @@ func (e *Engine) importedIDs(room crdt.RoomID, rc *roomCtl) map[string]mimi.Mess
 
 // postImported authors one imported message (and its files beyond the
 // first, and its edits) on the engine goroutine.
-func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export, p importPost, refs []mimi.MediaRef, thumbs []*mimi.MediaRef, mids map[string]mimi.MessageID, resp *ImportChatResp) error {
+func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export, p importPost, refs []mimi.MediaRef, thumbs []*mimi.MediaRef, mids map[string]mimi.MessageID, resp *ImportChatResp, bodies *[][]byte) error {
 	m := p.m
 	text := m.Text
 	for _, a := range m.Attachments {
@@ -301,7 +306,7 @@ func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export
 			iid := importers.ImportID(x.Format, x.Chat, fmt.Sprintf("%s#file%d", m.ID, i))
 			imi.ID, imi.Reactions = iid[:], nil
 		}
-		mid, err := e.postContent(room, rc, c, imi)
+		mid, err := postContent(c, imi, bodies)
 		if err != nil {
 			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
@@ -318,7 +323,7 @@ func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export
 		c := mimi.Edit(e.header(room), orig, reply, nil, mimi.TextPart(ed.Text))
 		iid := importers.ImportID(x.Format, x.Chat, ed.ID)
 		ie := mimi.Imported{ID: iid[:], From: im.From, Author: im.Author, AuthorID: im.AuthorID, TS: ed.Time.UnixMilli()}
-		if _, err := e.postContent(room, rc, c, ie); err != nil {
+		if _, err := postContent(c, ie, bodies); err != nil {
 			return fmt.Errorf("edit %s of message %s: %w", ed.ID, m.ID, err)
 		}
 		resp.Edits++
@@ -326,8 +331,8 @@ func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export
 	return nil
 }
 
-// postContent marks c as imported and authors it.
-func (e *Engine) postContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content, im mimi.Imported) (mimi.MessageID, error) {
+// postContent marks c as imported and adds its encoding to bodies.
+func postContent(c *mimi.Content, im mimi.Imported, bodies *[][]byte) (mimi.MessageID, error) {
 	if err := c.SetImported(im); err != nil {
 		return mimi.MessageID{}, errorf(KindInvalid, "%v", err)
 	}
@@ -338,8 +343,98 @@ func (e *Engine) postContent(room crdt.RoomID, rc *roomCtl, c *mimi.Content, im 
 	if len(b) > maxContent {
 		return mid, errorf(KindInvalid, "message of %d bytes encoded is too large (at most %d)", len(b), maxContent)
 	}
-	_, err = e.author(room, rc, rooms.TypeMessage, nil, b)
-	return mid, err
+	*bodies = append(*bodies, b)
+	return mid, nil
+}
+
+// authorBatch authors one message event per body, each on the one
+// before (a chain of this device's events: seq, self and prev name the
+// previous one), sealed under one epoch key in an encrypted room, and
+// takes them in with one store commit. Watchers hear of them once all are
+// applied.
+func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) error {
+	if len(bodies) == 0 {
+		return nil
+	}
+	if rc.room == nil {
+		return errorf(KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+	}
+	for _, b := range bodies {
+		if err := rc.room.Check(e.ident.User, rooms.TypeMessage, nil, b); err != nil {
+			return err
+		}
+	}
+	first := e.prepare(rc, rooms.TypeMessage, nil)
+	var key *e2ee.EpochKey
+	if rc.room.Encrypted() {
+		k, rotated, err := e.sendKey(room, rc, first.Prev)
+		if err != nil {
+			return err
+		}
+		if rotated {
+			first = e.prepare(rc, rooms.TypeMessage, nil)
+		}
+		key = k
+	}
+	evs := make([]*crdt.Event, 0, len(bodies))
+	for i, b := range bodies {
+		d := first
+		if i > 0 {
+			prev := evs[i-1]
+			d.Seq, d.Self, d.Prev, d.Depth, d.TS = prev.Seq+1, prev.ID, []crdt.EventID{prev.ID}, prev.Depth+1, max(first.TS, prev.TS)
+		}
+		d.Body = b
+		if key != nil {
+			id := key.ID()
+			d.Epoch = id[:]
+			h, err := e2ee.DraftHeader(e.ident.User, e.ident.Device.Public(), d)
+			if err != nil {
+				return err
+			}
+			if d.Body, err = key.Seal(e.kr.rand, h, b); err != nil {
+				return fmt.Errorf("seal: %w", err)
+			}
+		}
+		ev, err := crdt.Sign(e.ident, d)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+	}
+	held := &heldNotes{}
+	e.held = held
+	err := e.add(room, rc, "", true, evs...)
+	e.held = nil
+	for _, n := range held.notes {
+		e.notify(n.room, n.rc, n.ev)
+	}
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
+			return fmt.Errorf("own event %s was not accepted", ev.ID)
+		}
+		if e.fx.Publish != nil {
+			e.fx.Publish(room, ev)
+		}
+	}
+	return nil
+}
+
+// heldNotes are the watch notifications of one bulk import call.
+type heldNotes struct {
+	notes []heldNote
+}
+
+type heldNote struct {
+	room crdt.RoomID
+	rc   *roomCtl
+	ev   *crdt.Event
+}
+
+func (h *heldNotes) add(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	h.notes = append(h.notes, heldNote{room, rc, ev})
 }
 
 // truncateText cuts s to at most n bytes on a rune boundary.

@@ -162,6 +162,17 @@ type entry struct {
 	fbSet      bool
 	fbFor      *mimi.Content
 	fb         string
+	imported   *mimi.Imported
+	impRead    bool
+}
+
+// importedInfo returns the entry's imported extension, decoded once.
+func (e *entry) importedInfo() *mimi.Imported {
+	if !e.impRead {
+		e.imported, _ = e.c.ImportedInfo()
+		e.impRead = true
+	}
+	return e.imported
 }
 
 // render returns the entry's plain text and HTML, computed once.
