@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -56,6 +57,9 @@ func BenchmarkImportTelegram(b *testing.B) {
 	n := 100_000
 	if testing.Short() {
 		n = 2_000
+	}
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_IMPORT_N")); err == nil && v > 0 {
+		n = v
 	}
 	src := b.TempDir()
 	writeTelegramExport(b, src, n)

@@ -18,6 +18,7 @@ import (
 func runExport(c *cli, args []string) error {
 	fs := c.flags()
 	out := fs.String("o", "", "write the archive to `FILE` (replaced if it exists)")
+	noMedia := fs.Bool("no-media", false, "leave out the media blobs the messages reference")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -34,7 +35,7 @@ func runExport(c *cli, args []string) error {
 		return fmt.Errorf("output file %q: %v", *out, err)
 	}
 	var r node.ExportResp
-	return call(c, node.EpExport, node.ExportReq{Room: room, Out: path}, &r, func(w io.Writer) {
+	return call(c, node.EpExport, node.ExportReq{Room: room, Out: path, NoMedia: *noMedia}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
 	})
 }
@@ -66,7 +67,7 @@ func runImport(c *cli, args []string) error {
 		}
 		var r node.ImportResp
 		return call(c, node.EpImport, node.ImportReq{Path: path}, &r, func(w io.Writer) {
-			fmt.Fprintf(w, "imported %s: %d events, %d new\n", r.Room, r.Events, r.New)
+			fmt.Fprintf(w, "imported %s: %d events, %d new, %d media blocks\n", r.Room, r.Events, r.New, r.Blocks)
 		})
 	}
 	if !slices.Contains(importers.Formats, *from) {
