@@ -57,3 +57,25 @@ type ImportedInfo struct {
 	Reactions      map[string][]string `json:"reactions,omitempty"`
 	ReactionCounts map[string]int      `json:"reaction_counts,omitempty"`
 }
+
+// Endpoint of the readable export.
+var EpExportReadable = endpoint[ExportReadableReq, ExportReadableResp]("export/readable", "Write a room's history as a static HTML page, JSON lines or Markdown.")
+
+// ExportReadableReq asks the daemon to write the room's messages in Format
+// (html, jsonl or md) to Out, an absolute path on the daemon's machine: for
+// html a folder (index.html and the decrypted files beside it in files/),
+// else a file.
+type ExportReadableReq struct {
+	Room   string `json:"room"`
+	Format string `json:"format"`
+	Out    string `json:"out"`
+}
+
+// ExportReadableResp answers EpExportReadable.
+type ExportReadableResp struct {
+	Room     string `json:"room"`
+	Out      string `json:"out"`
+	Messages int    `json:"messages"`
+	Files    int    `json:"files"`   // files decrypted beside the page
+	Missing  int    `json:"missing"` // files this node does not hold whole
+}

@@ -17,6 +17,7 @@ func (n *Node) registerArchive() {
 	Handle(n.api, EpExport, n.export)
 	Handle(n.api, EpImport, n.importArchive)
 	Handle(n.api, EpImportChat, n.importChat)
+	Handle(n.api, EpExportReadable, n.exportReadable)
 }
 
 // importBatch is how many archived events one engine call takes in, so that

@@ -11,28 +11,46 @@ import (
 	"github.com/parley-p2p/parley/node"
 )
 
-// parley export ROOM -o FILE
+// parley export ROOM -o FILE [--no-media]
+// parley export ROOM --html DIR
+// parley export ROOM --format jsonl|md -o FILE
 //
 // The daemon writes FILE itself (atomically, mode 0600), so the path is made
 // absolute here: the daemon's working folder is not the user's.
 func runExport(c *cli, args []string) error {
 	fs := c.flags()
-	out := fs.String("o", "", "write the archive to `FILE` (replaced if it exists)")
+	out := fs.String("o", "", "write the archive (or the --format file) to `FILE` (replaced if it exists)")
 	noMedia := fs.Bool("no-media", false, "leave out the media blobs the messages reference")
+	htmlDir := fs.String("html", "", "write a static HTML page of the room, with its files decrypted beside it, into `DIR`")
+	format := fs.String("format", "", "write the messages as `FORMAT` jsonl or md to -o FILE instead of an archive")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if *out == "" {
-		return c.usagef("missing -o FILE")
 	}
 	room, err := c.room(pos[0])
 	if err != nil {
 		return err
 	}
+	switch {
+	case *htmlDir != "" && (*out != "" || *format != ""):
+		return c.usagef("--html DIR goes without -o and --format")
+	case *htmlDir != "":
+		*format, *out = "html", *htmlDir
+	case *format != "" && *format != "jsonl" && *format != "md":
+		return c.usagef("--format %q: want jsonl or md (or --html DIR)", *format)
+	}
+	if *out == "" {
+		return c.usagef("missing -o FILE")
+	}
 	path, err := filepath.Abs(*out)
 	if err != nil {
-		return fmt.Errorf("output file %q: %v", *out, err)
+		return fmt.Errorf("output %q: %v", *out, err)
+	}
+	if *format != "" {
+		var r node.ExportReadableResp
+		return call(c, node.EpExportReadable, node.ExportReadableReq{Room: room, Format: *format, Out: path}, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "wrote %d messages of %s to %s (%d files decrypted beside it, %d not on this node)\n", r.Messages, r.Room, r.Out, r.Files, r.Missing)
+		})
 	}
 	var r node.ExportResp
 	return call(c, node.EpExport, node.ExportReq{Room: room, Out: path, NoMedia: *noMedia}, &r, func(w io.Writer) {

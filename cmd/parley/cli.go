@@ -75,7 +75,7 @@ var commands = []*command{
 	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
-	{"export", "ROOM -o FILE", "write a room's full signed history to one portable, verifiable archive (a CAR file)", runExport},
+	{"export", "ROOM -o FILE | --html DIR | --format jsonl|md -o FILE", "write a room's signed history with its media to a verifiable archive (a CAR file), or a readable page or file", runExport},
 	{"import", "FILE | --from FORMAT PATH", "merge an archive written by 'parley export', or import another messenger's chat export (idempotent)", runImport},
 	{"media add", "FILE", "store a file, encrypted and content-addressed; prints its CID and file key", runMediaAdd},
 	{"media get", "CID[#KEY] -o FILE [--key KEY]", "fetch a file (from connected peers if needed), verify, decrypt and write it; the key comes as CID#KEY, --key, or from a message that carries the file", runMediaGet},
