@@ -67,16 +67,9 @@ type dcMessage struct {
 // ParseDiscord reads a DiscordChatExporter JSON export of one channel
 // (main: its JSON file, "" for the only one at the root).
 func ParseDiscord(fsys fs.FS, main string) (*Export, error) {
-	name, err := findMain(fsys, main, "DiscordChatExporter JSON file", "*.json")
-	if err != nil {
-		return nil, err
-	}
-	b, err := readFile(fsys, name)
-	if err != nil {
-		return nil, err
-	}
 	var d dcExport
-	if err := decodeJSON(name, b, &d); err != nil {
+	name, err := readMainJSON(fsys, main, "DiscordChatExporter JSON file", &d, "*.json")
+	if err != nil {
 		return nil, err
 	}
 	if d.Channel == nil || d.Messages == nil {

@@ -54,16 +54,9 @@ type mxContent struct {
 // ParseElement reads an Element JSON room export (main: its JSON file,
 // "" for export.json or the only .json at the root).
 func ParseElement(fsys fs.FS, main string) (*Export, error) {
-	name, err := findMain(fsys, main, "Element export JSON", "export.json", "*.json")
-	if err != nil {
-		return nil, err
-	}
-	b, err := readFile(fsys, name)
-	if err != nil {
-		return nil, err
-	}
 	var ex mxExport
-	if err := decodeJSON(name, b, &ex); err != nil {
+	name, err := readMainJSON(fsys, main, "Element export JSON", &ex, "export.json", "*.json")
+	if err != nil {
 		return nil, err
 	}
 	if ex.Messages == nil {

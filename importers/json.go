@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,20 @@ func decodeJSON(name string, b []byte, v any) error {
 		return malformed("%s line %d: field %s: %s where %s was expected", name, lineOf(b, te.Offset), te.Field, te.Value, te.Type)
 	}
 	return malformed("%s: %v", name, err)
+}
+
+// readMainJSON finds the export's main JSON file (findMain) and decodes
+// it into v, returning its name.
+func readMainJSON(fsys fs.FS, main, what string, v any, patterns ...string) (string, error) {
+	name, err := findMain(fsys, main, what, patterns...)
+	if err != nil {
+		return "", err
+	}
+	b, err := readFile(fsys, name)
+	if err != nil {
+		return "", err
+	}
+	return name, decodeJSON(name, b, v)
 }
 
 // lineOf is the 1-based line of byte offset off.

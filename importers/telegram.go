@@ -65,16 +65,9 @@ type tgReaction struct {
 // ParseTelegram reads a Telegram Desktop JSON export (main: its
 // result.json, "" for the one at the root).
 func ParseTelegram(fsys fs.FS, main string) (*Export, error) {
-	name, err := findMain(fsys, main, "Telegram result.json", "result.json", "*.json")
-	if err != nil {
-		return nil, err
-	}
-	b, err := readFile(fsys, name)
-	if err != nil {
-		return nil, err
-	}
 	var t tgExport
-	if err := decodeJSON(name, b, &t); err != nil {
+	name, err := readMainJSON(fsys, main, "Telegram result.json", &t, "result.json", "*.json")
+	if err != nil {
 		return nil, err
 	}
 	if t.Chats != nil && t.Messages == nil {

@@ -108,22 +108,28 @@ func (e *Engine) export(ctx context.Context, req ExportReq, media func(roots []s
 // synced events. A room this node did not keep is tracked from then on.
 // Importing an archive again changes nothing (New is 0).
 func (e *Engine) Import(ctx context.Context, req ImportReq) (ImportResp, error) {
-	path, err := absPath(req.Path, "archive file")
-	if err != nil {
-		return ImportResp{}, err
-	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return ImportResp{}, errorf(KindNotFound, "no archive file %s", path)
-	}
-	a, err := readArchive(path)
+	path, a, err := readArchive(req.Path)
 	if err != nil {
 		return ImportResp{}, err
 	}
 	return e.importArchive(ctx, path, a)
 }
 
-// readArchive reads and verifies the archive at path.
-func readArchive(path string) (*archive.Archive, error) {
+// readArchive reads and verifies the archive at the path a client sent.
+func readArchive(p string) (string, *archive.Archive, error) {
+	path, err := absPath(p, "archive file")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", nil, errorf(KindNotFound, "no archive file %s", path)
+	}
+	a, err := readArchiveFile(path)
+	return path, a, err
+}
+
+// readArchiveFile reads and verifies the archive file at path.
+func readArchiveFile(path string) (*archive.Archive, error) {
 	f, err := openRegular(path)
 	if err != nil {
 		return nil, err

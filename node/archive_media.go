@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 
 	"github.com/ipfs/go-cid"
 
@@ -81,14 +79,7 @@ func (m *Media) archiveBlocks(roots []string) ([]archive.Block, int, error) {
 // importArchive is the API method import: the media blocks first (each
 // checked against its CID by the store), then the events.
 func (n *Node) importArchive(ctx context.Context, req ImportReq) (ImportResp, error) {
-	path, err := absPath(req.Path, "archive file")
-	if err != nil {
-		return ImportResp{}, err
-	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return ImportResp{}, errorf(KindNotFound, "no archive file %s", path)
-	}
-	a, err := readArchive(path)
+	path, a, err := readArchive(req.Path)
 	if err != nil {
 		return ImportResp{}, err
 	}
