@@ -216,6 +216,7 @@ type TimelineEvent struct {
 	Media     *MessageMedia       `json:"media,omitempty"`     // a media message's file (node/content_media.go)
 	Mentions  []string            `json:"mentions,omitempty"`  // users the message mentions
 	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
+	Imported  *ImportedInfo       `json:"imported,omitempty"`  // a message imported from another messenger (import.go)
 }
 
 // HistoryResp answers EpHistory.

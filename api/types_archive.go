@@ -12,15 +12,16 @@ var (
 // ExportReq asks the daemon to write a room's archive to Out, an absolute
 // path on the daemon's machine.
 type ExportReq struct {
-	Room string `json:"room"`
-	Out  string `json:"out"`
+	Room    string `json:"room"`
+	Out     string `json:"out"`
+	NoMedia bool   `json:"no_media,omitempty"` // leave out the media blobs the messages reference
 }
 
 // ExportResp answers EpExport.
 type ExportResp struct {
 	Room   string `json:"room"`
 	Events int    `json:"events"`
-	Blobs  int    `json:"blobs"` // media blobs in the archive; always 0 until media are archived
+	Blobs  int    `json:"blobs"` // media blobs in the archive (files and thumbnails)
 }
 
 // ImportReq asks the daemon to verify and merge the archive at Path, an
@@ -35,4 +36,5 @@ type ImportResp struct {
 	Room   string `json:"room"`
 	Events int    `json:"events"`
 	New    int    `json:"new"`
+	Blocks int    `json:"blocks,omitempty"` // media blocks the archive carried, stored
 }

@@ -15,8 +15,10 @@ import (
 
 // registerArchive binds export and import (history archives).
 func (n *Node) registerArchive() {
-	Handle(n.api, api.EpExport, n.engine.Export)
-	Handle(n.api, api.EpImport, n.engine.Import)
+	Handle(n.api, api.EpExport, n.export)
+	Handle(n.api, api.EpImport, n.importArchive)
+	Handle(n.api, api.EpImportChat, n.importChat)
+	Handle(n.api, api.EpExportReadable, n.exportReadable)
 }
 
 // importBatch is how many archived events one engine call takes in, so that
@@ -27,10 +29,15 @@ const importBatch = 1000
 // rejected, bodies as held: purged ones stay purged) to req.Out as a history
 // archive, atomically and with mode 0600.
 //
-// Media blobs the room references are not archived yet (they have no
-// protocol of their own so far; a blob event carries its image inline), so
-// Blobs is always 0.
+// Media blobs are not archived by this method (Node.export adds them).
 func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp, error) {
+	return e.export(ctx, req, nil)
+}
+
+// export writes the archive; media, when not nil, returns the media
+// blocks of the blobs the room's messages reference (by root CID), which
+// go into the archive too, and how many blobs they make.
+func (e *Engine) export(ctx context.Context, req api.ExportReq, media func(roots []string) ([]archive.Block, int, error)) (api.ExportResp, error) {
 	out, err := absPath(req.Out, "output file")
 	if err != nil {
 		return api.ExportResp{}, err
@@ -43,6 +50,7 @@ func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp,
 	// are then read from the store without holding the engine.
 	var room crdt.RoomID
 	var items []crdt.Item
+	var roots []string
 	err = e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)
 		if err != nil {
@@ -52,6 +60,9 @@ func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp,
 			return errorf(api.KindUnavailable, "room %s is not synced yet: this node holds no history of it to export", id)
 		}
 		room, items = id, rc.log.Items(0)
+		if media != nil {
+			roots = e.exportRoots(id, rc)
+		}
 		return nil
 	})
 	if err != nil {
@@ -76,10 +87,17 @@ func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp,
 	case len(evs) != len(items):
 		return api.ExportResp{}, fmt.Errorf("read room %s: the store holds %d of its %d events", room, len(evs), len(items))
 	}
-	if err := writeAtomic(out, func(f *os.File) error { return archive.Write(f, room, evs) }); err != nil {
+	var blocks []archive.Block
+	blobs := 0
+	if media != nil {
+		if blocks, blobs, err = media(roots); err != nil {
+			return api.ExportResp{}, err
+		}
+	}
+	if err := writeAtomic(out, func(f *os.File) error { return archive.WriteMedia(f, room, evs, blocks) }); err != nil {
 		return api.ExportResp{}, err
 	}
-	return api.ExportResp{Room: room.String(), Events: len(evs), Blobs: 0}, nil
+	return api.ExportResp{Room: room.String(), Events: len(evs), Blobs: blobs}, nil
 }
 
 // Import reads, verifies and merges the archive at req.Path. Nothing is
@@ -91,30 +109,50 @@ func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp,
 // synced events. A room this node did not keep is tracked from then on.
 // Importing an archive again changes nothing (New is 0).
 func (e *Engine) Import(ctx context.Context, req api.ImportReq) (api.ImportResp, error) {
-	path, err := absPath(req.Path, "archive file")
+	path, a, err := readArchive(req.Path)
 	if err != nil {
 		return api.ImportResp{}, err
+	}
+	return e.importArchive(ctx, path, a)
+}
+
+// readArchive reads and verifies the archive at the path a client sent.
+func readArchive(p string) (string, *archive.Archive, error) {
+	path, err := absPath(p, "archive file")
+	if err != nil {
+		return "", nil, err
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return api.ImportResp{}, errorf(api.KindNotFound, "no archive file %s", path)
+		return "", nil, errorf(api.KindNotFound, "no archive file %s", path)
 	}
+	a, err := readArchiveFile(path)
+	return path, a, err
+}
+
+// readArchiveFile reads and verifies the archive file at path.
+func readArchiveFile(path string) (*archive.Archive, error) {
 	f, err := openRegular(path)
 	if err != nil {
-		return api.ImportResp{}, err
+		return nil, err
 	}
 	a, err := archive.Read(f, archive.DefaultLimits)
 	f.Close()
 	switch {
 	case errors.Is(err, archive.ErrInvalid):
-		return api.ImportResp{}, errorf(api.KindInvalid, "%s: %v (nothing was imported)", path, err)
+		return nil, errorf(api.KindInvalid, "%s: %v (nothing was imported)", path, err)
 	case err != nil:
-		return api.ImportResp{}, errorf(api.KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
+		return nil, errorf(api.KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
 	}
 	for _, ev := range a.Events { // archive.Read checks it; the engine relies on it
 		if ev.Room != a.Room {
-			return api.ImportResp{}, errorf(api.KindInvalid, "%s: event %s belongs to another room (nothing was imported)", path, ev.ID)
+			return nil, errorf(api.KindInvalid, "%s: event %s belongs to another room (nothing was imported)", path, ev.ID)
 		}
 	}
+	return a, nil
+}
+
+// importArchive merges the verified archive a (read from path).
+func (e *Engine) importArchive(ctx context.Context, path string, a *archive.Archive) (api.ImportResp, error) {
 	resp := api.ImportResp{Room: a.Room.String(), Events: len(a.Events)}
 	for start := 0; start < len(a.Events); start += importBatch {
 		batch := a.Events[start:min(start+importBatch, len(a.Events))]

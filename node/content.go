@@ -223,6 +223,7 @@ func messageEvent(m *timeline.Message, decrypted bool) api.TimelineEvent {
 	}
 	te.Body, te.Edited, te.Versions = m.Body, m.Edited, m.Versions
 	te.Media = messageMedia(m.Media)
+	te.Imported = importedInfo(m.Imported)
 	if len(m.Mentions) > 0 {
 		te.Mentions = userStrings(m.Mentions)
 	}

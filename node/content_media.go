@@ -41,7 +41,20 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	if err != nil {
 		return none, nil, errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 	}
-	name := filepath.Base(path)
+	return m.attachFrom(f, st.Size(), path, filepath.Base(path), voice)
+}
+
+// mediaSource is what attachFrom reads a file from: an open file, or the
+// bytes of a file inside an export.
+type mediaSource interface {
+	io.ReadSeeker
+	io.ReaderAt
+}
+
+// attachFrom imports the size bytes of f, the file name (shown as
+// path in errors), as attach does.
+func (m *Media) attachFrom(f mediaSource, size int64, path, name string, voice bool) (mimi.MediaRef, *mimi.MediaRef, error) {
+	var none mimi.MediaRef
 	head := make([]byte, 512)
 	k, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -50,8 +63,8 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	head = head[:k]
 	ref := mimi.MediaRef{MIME: media.Sniff(head, name), Name: name}
 	var data []byte // the whole file, where metadata needs it
-	if st.Size() <= maxMetaRead {
-		if data, err = io.ReadAll(io.NewSectionReader(f, 0, st.Size())); err != nil {
+	if size <= maxMetaRead {
+		if data, err = io.ReadAll(io.NewSectionReader(f, 0, size)); err != nil {
 			return none, nil, errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
 		}
 	}
@@ -75,7 +88,7 @@ func (m *Media) attach(path string, voice bool) (mimi.MediaRef, *mimi.MediaRef, 
 	}
 	// A video's headers: VideoInfoAt reads a few KB wherever the container
 	// keeps them, whatever the file's size.
-	if v, err := media.VideoInfoAt(f, st.Size()); err == nil && !voice {
+	if v, err := media.VideoInfoAt(f, size); err == nil && !voice {
 		ref.MIME, ref.Info.Width, ref.Info.Height, ref.Info.DurationMs = v.MIME, uint32(v.Width), uint32(v.Height), v.DurationMs
 	} else if data != nil {
 		if a, err := media.AudioInfo(data); err == nil {

@@ -38,6 +38,7 @@ type Engine struct {
 	// owned by the Serve goroutine
 	rooms    map[crdt.RoomID]*roomCtl
 	watchers map[*watcher]struct{}
+	held     *heldNotes // import.go: watch items held during one bulk import call
 
 	// effects, set before Serve; called on the engine goroutine and must not block
 	fx Effects
@@ -450,6 +451,10 @@ func (e *Engine) landed(b crdt.Batch) bool {
 
 func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	if len(e.watchers) == 0 {
+		return
+	}
+	if e.held != nil {
+		e.held.add(room, rc, ev)
 		return
 	}
 	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt) && e.prefs.blocked(ev.User) {

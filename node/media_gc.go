@@ -10,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -112,34 +113,40 @@ func (e *Engine) mediaRoots() []cid.Cid {
 		add(a.CID)
 	}
 	for id, rc := range e.rooms {
-		if rc.room == nil {
+		e.roomMediaRoots(id, rc, add)
+	}
+	return out
+}
+
+// roomMediaRoots calls add with the CID of every attachment and thumbnail
+// of the room's messages not redacted (every version). Engine goroutine.
+func (e *Engine) roomMediaRoots(id crdt.RoomID, rc *roomCtl, add func(cid string)) {
+	if rc.room == nil {
+		return
+	}
+	for _, evID := range rc.log.Order() {
+		if rc.room.Redacted(evID) {
 			continue
 		}
-		for _, evID := range rc.log.Order() {
-			if rc.room.Redacted(evID) {
-				continue
-			}
-			s, err := e.store.Get(evID)
-			if err != nil || s.Event.Type != rooms.TypeMessage {
-				continue
-			}
-			body, ok := e.contentOf(id, rc, s.Event)
-			if !ok {
-				continue
-			}
-			c, err := mimi.Decode(body)
-			if err != nil {
-				continue
-			}
-			for _, p := range c.MediaParts() {
-				add(p.Ref.CID)
-				if p.Thumbnail != nil {
-					add(p.Thumbnail.CID)
-				}
+		s, err := e.store.Get(evID)
+		if err != nil || s.Event.Type != rooms.TypeMessage {
+			continue
+		}
+		body, ok := e.contentOf(id, rc, s.Event)
+		if !ok {
+			continue
+		}
+		c, err := mimi.Decode(body)
+		if err != nil {
+			continue
+		}
+		for _, p := range c.MediaParts() {
+			add(p.Ref.CID)
+			if p.Thumbnail != nil {
+				add(p.Thumbnail.CID)
 			}
 		}
 	}
-	return out
 }
 
 // collectMedia runs one collection with the given grace period.

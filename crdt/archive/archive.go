@@ -63,7 +63,22 @@ type Archive struct {
 	// each verified by crdt.DecodeEnvelope (R1); Body is nil when it was
 	// purged. The first is the room's create event.
 	Events []*crdt.Event
+	// Media are the media blocks the archive carries (ciphertext as a
+	// node stores it; the file keys are only inside the sealed messages),
+	// in index order, each checked against its CID.
+	Media []Block
 }
+
+// Block is a media block: its binary CID (CIDv1, dag-cbor or raw,
+// sha2-256) and its bytes.
+type Block struct {
+	CID  []byte
+	Data []byte
+}
+
+// MaxMediaBlock bounds a media block's bytes (package media's
+// MaxBlockSize).
+const MaxMediaBlock = 2 << 20
 
 // Binary CID prefixes (CIDv1, codec, sha2-256, 32 bytes). Every CID in an
 // archive is one of these, 36 bytes long.
@@ -122,6 +137,7 @@ type entry struct {
 type index struct {
 	Events  []entry `cbor:"events"`
 	Format  string  `cbor:"format"`
+	Media   []link  `cbor:"media,omitempty"`
 	Room    link    `cbor:"room"`
 	Version uint64  `cbor:"version"`
 }
@@ -171,6 +187,13 @@ func unmarshalCanonical(dm cbor.DecMode, b []byte, v any) error {
 // an event belongs to another room, repeats, or the create event is missing.
 // Media blobs the events reference are not included (no media protocol yet).
 func Write(w io.Writer, room crdt.RoomID, evs []*crdt.Event) error {
+	return WriteMedia(w, room, evs, nil)
+}
+
+// WriteMedia is Write with media blocks: their CIDs are listed in the
+// index's media field (in the order given, without repeats) and the blocks
+// follow the events' blocks.
+func WriteMedia(w io.Writer, room crdt.RoomID, evs []*crdt.Event, media []Block) error {
 	evs = slices.Clone(evs)
 	slices.SortFunc(evs, cmpEvent)
 	if len(evs) == 0 || evs[0].ID != room {
@@ -190,6 +213,22 @@ func Write(w io.Writer, room crdt.RoomID, evs []*crdt.Event) error {
 			idx.Events[i].Body = &b
 		}
 	}
+	seen := map[string]bool{}
+	var blocks []Block
+	for _, b := range media {
+		c := string(b.CID)
+		if len(c) != cidLen || (c[:4] != prefixDagCBOR && c[:4] != prefixRaw) || cidOf(c[:4], b.Data) != c {
+			return fmt.Errorf("archive: media block %x: not a CIDv1 sha2-256 dag-cbor or raw CID of its bytes", b.CID)
+		}
+		if len(b.Data) > MaxMediaBlock {
+			return fmt.Errorf("archive: media block %s: %d bytes, at most %d", link(c), len(b.Data), MaxMediaBlock)
+		}
+		if !seen[c] {
+			seen[c] = true
+			idx.Media = append(idx.Media, link(c))
+			blocks = append(blocks, b)
+		}
+	}
 	hdr, err := encMode.Marshal(header{Roots: []link{link(room)}, Version: 1})
 	if err != nil {
 		return fmt.Errorf("archive: encode header: %w", err)
@@ -202,12 +241,19 @@ func Write(w io.Writer, room crdt.RoomID, evs []*crdt.Event) error {
 	bw.Write(binaryUvarint(uint64(len(hdr))))
 	bw.Write(hdr)
 	writeBlock(bw, cidOf(prefixDagCBOR, ib), ib)
-	bodies := make(map[string]bool)
+	bodies := make(map[string]bool) // every block written: envelopes and bodies
 	for i, ev := range evs {
+		bodies[string(ev.ID)] = true
 		writeBlock(bw, string(ev.ID), ev.Envelope)
 		if b := idx.Events[i].Body; b != nil && !bodies[string(*b)] {
 			bodies[string(*b)] = true
 			writeBlock(bw, string(*b), ev.Body)
+		}
+	}
+	for _, b := range blocks {
+		if c := string(b.CID); !bodies[c] { // a block is written once
+			bodies[c] = true
+			writeBlock(bw, c, b.Data)
 		}
 	}
 	return bw.Flush() // a bufio.Writer keeps the first write error
@@ -299,9 +345,25 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		}
 	}
 
-	// Blocks: each referenced block exactly once.
+	media := make(map[string][]byte, len(idx.Media)) // media block CID -> bytes (nil until read)
+	for _, l := range idx.Media {
+		if !l.is(prefixDagCBOR) && !l.is(prefixRaw) {
+			return nil, invalid("index: media block %s is not a dag-cbor or raw CID", l)
+		}
+		if _, dup := media[string(l)]; dup {
+			return nil, invalid("index: media block %s listed twice", l)
+		}
+		media[string(l)] = nil
+	}
+	maxBlock := int64(maxEventBlock)
+	if len(media) > 0 {
+		maxBlock = max(maxBlock, cidLen+MaxMediaBlock)
+	}
+
+	// Blocks: each referenced block exactly once (a media block that is
+	// also an envelope or a body serves both).
 	for n := 1; ; n++ {
-		c, data, err := rd.block(maxEventBlock, n)
+		c, data, err := rd.block(maxBlock, n)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -313,13 +375,21 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 			m = bodies
 		}
 		old, ok := m[c]
+		mold, mok := media[c]
 		switch {
-		case !ok:
+		case !ok && !mok:
 			return nil, invalid("block %d (%s) is not referenced by the index", n, link(c))
-		case old != nil:
+		case old != nil || mold != nil:
 			return nil, invalid("block %d (%s) repeats an earlier block", n, link(c))
+		case ok && len(data) > maxEventBlock-cidLen:
+			return nil, invalid("block %d (%s): %d bytes, at most %d for an event block", n, link(c), len(data), maxEventBlock-cidLen)
 		}
-		m[c] = data
+		if ok {
+			m[c] = data
+		}
+		if mok {
+			media[c] = data
+		}
 	}
 
 	// Events.
@@ -346,6 +416,13 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 			return nil, invalid("index: event %s is out of (depth, ID) order", ev.ID)
 		}
 		a.Events[i] = ev
+	}
+	for _, l := range idx.Media {
+		data := media[string(l)]
+		if data == nil {
+			return nil, invalid("media block %s is missing", l)
+		}
+		a.Media = append(a.Media, Block{CID: []byte(l), Data: data})
 	}
 	return a, nil
 }

@@ -211,6 +211,10 @@ func (v *view) finish(m *msg) {
 	m.Media = cur.media
 	m.Mentions = cur.mentions
 	m.Edited, m.Versions = len(m.edits) > 0, 1+len(m.edits)
+	if im := o.importedInfo(); im != nil {
+		m.Imported = im
+		m.Edited = m.Edited || im.Edited != 0 // the source's own edit, whose earlier text it did not keep
+	}
 	m.Reactions = aggregate(m.reacts)
 }
 

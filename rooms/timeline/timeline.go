@@ -69,6 +69,10 @@ type Message struct {
 	// mentions replace the original's), in bytewise order: see mentions.
 	Mentions []crdt.UserID
 
+	// Imported is what an imported message says of its original (author,
+	// time, source, reactions there), nil for a message written here.
+	Imported *mimi.Imported
+
 	ReplyTo    *Ref // the message answered (for a thread reply too)
 	ThreadRoot *Ref // the thread the message is in
 
@@ -158,6 +162,17 @@ type entry struct {
 	fbSet      bool
 	fbFor      *mimi.Content
 	fb         string
+	imported   *mimi.Imported
+	impRead    bool
+}
+
+// importedInfo returns the entry's imported extension, decoded once.
+func (e *entry) importedInfo() *mimi.Imported {
+	if !e.impRead {
+		e.imported, _ = e.c.ImportedInfo()
+		e.impRead = true
+	}
+	return e.imported
 }
 
 // render returns the entry's plain text and HTML, computed once.

@@ -1,0 +1,468 @@
+package node
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/importers"
+	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
+	"github.com/parley-p2p/parley/rooms/mimi"
+	"github.com/parley-p2p/parley/rooms/timeline"
+)
+
+// Importing another messenger's chat export (`parley import --from`): the
+// daemon parses and validates the whole export first (package importers),
+// so that a malformed one changes nothing; then it posts each message as a
+// MIMI message authored and signed by this user, carrying the original's
+// author, time, source and reactions in the parley.imported extension
+// (docs/protocol.md §5.2). Replies point at the imported replied-to
+// message, edits a source kept become real edits by the importer,
+// attachments the export holds become media messages. Every message
+// carries a stable import ID; one already in the room is skipped, so a
+// second import of the same export adds nothing.
+//
+// Reactions stay data on the imported message rather than reaction events:
+// a reaction event would be the importer's own, and would misattribute
+// someone else's reaction to them.
+
+// importChatBatch is how many messages one engine call posts: they are
+// signed as a chain and committed in one store write, and watchers are told
+// of them after the whole batch (so that the timeline is projected once a
+// batch, not once a message).
+const importChatBatch = 2000
+
+// maxImportFile bounds one attachment read from an export.
+const maxImportFile = 512 << 20
+
+// importChat is the API method import/chat.
+func (n *Node) importChat(ctx context.Context, req api.ImportChatReq) (api.ImportChatResp, error) {
+	path, err := absPath(req.Path, "export")
+	if err != nil {
+		return api.ImportChatResp{}, err
+	}
+	fsys, main, closeFS, err := openExport(path)
+	if err != nil {
+		return api.ImportChatResp{}, err
+	}
+	defer closeFS()
+	x, err := importers.Parse(req.Format, fsys, main, req.Channel)
+	if err != nil {
+		return api.ImportChatResp{}, errorf(api.KindInvalid, "%s: %v (nothing was imported)", path, strings.TrimPrefix(err.Error(), "importers: "))
+	}
+	for _, m := range x.Messages { // validate everything before posting anything
+		for _, t := range append([]string{m.Text}, editTexts(m)...) {
+			if len(t) > MaxMessage || !validUTF8(t) {
+				return api.ImportChatResp{}, errorf(api.KindInvalid, "%s: message %s is longer than %d bytes or not UTF-8 (nothing was imported)", path, m.ID, MaxMessage)
+			}
+		}
+	}
+	return n.postImport(ctx, req, x, fsys)
+}
+
+func editTexts(m importers.Message) []string {
+	out := make([]string, len(m.Edits))
+	for i, e := range m.Edits {
+		out[i] = e.Text
+	}
+	return out
+}
+
+func validUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// openExport opens the export at path: a folder, a zip file, or a file
+// (then its folder, with the file as the main one).
+func openExport(path string) (fs.FS, string, func(), error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil, errorf(api.KindNotFound, "no export at %s", path)
+		}
+		return nil, "", nil, errorf(api.KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+	}
+	if st.IsDir() {
+		return os.DirFS(path), "", func() {}, nil
+	}
+	if strings.EqualFold(filepath.Ext(path), ".zip") {
+		zr, err := zip.OpenReader(path)
+		if err != nil {
+			return nil, "", nil, errorf(api.KindInvalid, "%s: not a readable zip file: %v (nothing was imported)", path, pathErrText(err))
+		}
+		// Exports are often zipped with their folder at the top: look inside it.
+		var fsys fs.FS = zr
+		if ents, err := fs.ReadDir(zr, "."); err == nil && len(ents) == 1 && ents[0].IsDir() {
+			if sub, err := fs.Sub(zr, ents[0].Name()); err == nil {
+				fsys = sub
+			}
+		}
+		return fsys, "", func() { zr.Close() }, nil
+	}
+	return os.DirFS(filepath.Dir(path)), filepath.Base(path), func() {}, nil
+}
+
+// importPost is one message to post: its content before the header is
+// known, and the files to attach.
+type importPost struct {
+	m     *importers.Message
+	id    []byte // import ID
+	files []importers.Attachment
+}
+
+// postImport posts x's messages into the room (made first when asked).
+func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importers.Export, fsys fs.FS) (api.ImportChatResp, error) {
+	e := n.engine
+	resp := api.ImportChatResp{Messages: len(x.Messages)}
+	for _, s := range x.Skipped {
+		resp.Skipped = append(resp.Skipped, api.ImportSkip{Entry: s.Entry, Reason: s.Reason})
+	}
+	room := req.Room
+	if room == "" {
+		name := req.Name
+		if name == "" {
+			name = x.Name
+		}
+		if name == "" {
+			name = "Imported from " + x.Format
+		}
+		r, err := e.CreateRoom(ctx, api.RoomCreateReq{Name: truncateText(name, MaxRoomName)})
+		if err != nil {
+			return resp, err
+		}
+		room, resp.Created = r.Room, true
+	}
+	resp.Room = room
+	// What earlier imports posted: import ID -> MIMI message ID.
+	done := map[string]mimi.MessageID{}
+	err := e.do(ctx, func() error {
+		id, rc, err := e.roomOf(room)
+		if err != nil {
+			return err
+		}
+		if rc.room == nil {
+			return errorf(api.KindUnavailable, "room %s is not synced yet", id)
+		}
+		done = e.importedIDs(id, rc)
+		return nil
+	})
+	if err != nil {
+		return resp, err
+	}
+	mids := map[string]mimi.MessageID{} // source ID -> MIMI message ID
+	var posts []importPost
+	for i := range x.Messages {
+		m := &x.Messages[i]
+		iid := importers.ImportID(x.Format, x.Chat, m.ID)
+		if mid, ok := done[hex.EncodeToString(iid[:])]; ok {
+			mids[m.ID] = mid
+			resp.Existing++
+			continue
+		}
+		posts = append(posts, importPost{m: m, id: iid[:]})
+	}
+	for start := 0; start < len(posts); start += importChatBatch {
+		batch := posts[start:min(start+importChatBatch, len(posts))]
+		refs := make([][]mimi.MediaRef, len(batch))
+		thumbs := make([][]*mimi.MediaRef, len(batch))
+		for i, p := range batch { // files are stored before the engine is asked
+			for _, a := range p.m.Attachments {
+				if a.Missing {
+					resp.MediaMissing++
+					continue
+				}
+				if n.media == nil {
+					return resp, errorf(api.KindUnavailable, "the media store is not open")
+				}
+				ref, thumb, err := n.importFile(fsys, a)
+				if err != nil {
+					return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
+				}
+				refs[i], thumbs[i] = append(refs[i], ref), append(thumbs[i], thumb)
+			}
+		}
+		err := e.do(ctx, func() error {
+			id, rc, err := e.roomOf(room)
+			if err != nil {
+				return err
+			}
+			var bodies [][]byte
+			for i, p := range batch {
+				if err := e.postImported(id, rc, x, p, refs[i], thumbs[i], mids, &resp, &bodies); err != nil {
+					return err
+				}
+			}
+			return e.authorBatch(id, rc, bodies)
+		})
+		if err != nil {
+			return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
+		}
+	}
+	return resp, nil
+}
+
+// importFile stores one attachment of the export.
+func (n *Node) importFile(fsys fs.FS, a importers.Attachment) (mimi.MediaRef, *mimi.MediaRef, error) {
+	f, err := fsys.Open(a.Path)
+	if err != nil {
+		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, pathErrText(err))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxImportFile+1))
+	f.Close()
+	switch {
+	case err != nil:
+		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, pathErrText(err))
+	case len(b) > maxImportFile:
+		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s is larger than %d bytes", a.Path, maxImportFile)
+	}
+	return n.media.attachFrom(bytes.NewReader(b), int64(len(b)), a.Path, a.Name, false)
+}
+
+// importedIDs maps the import IDs of the room's imported messages to their
+// MIMI message IDs.
+func (e *Engine) importedIDs(room crdt.RoomID, rc *roomCtl) map[string]mimi.MessageID {
+	tl := e.timelineOf(room, rc)
+	byPos := make(map[timeline.Position]mimi.MessageID, len(tl.mids))
+	for mid, pos := range tl.mids {
+		byPos[pos] = mid
+	}
+	out := map[string]mimi.MessageID{}
+	for _, m := range tl.proj.Messages() {
+		if m.Imported != nil {
+			if mid, ok := byPos[m.Pos]; ok {
+				out[hex.EncodeToString(m.Imported.ID)] = mid
+			}
+		}
+	}
+	return out
+}
+
+// postImported authors one imported message (and its files beyond the
+// first, and its edits) on the engine goroutine.
+func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export, p importPost, refs []mimi.MediaRef, thumbs []*mimi.MediaRef, mids map[string]mimi.MessageID, resp *api.ImportChatResp, bodies *[][]byte) error {
+	m := p.m
+	text := m.Text
+	for _, a := range m.Attachments {
+		if a.Missing {
+			text = strings.TrimSpace(text + "\n[file not in the export: " + a.Name + "]")
+		}
+	}
+	im := mimi.Imported{ID: p.id, From: x.Format, Author: truncateText(m.Author, mimi.MaxImportedText),
+		AuthorID: truncateText(m.AuthorID, mimi.MaxImportedText), TS: m.Time.UnixMilli()}
+	if !m.Edited.IsZero() {
+		im.Edited = m.Edited.UnixMilli()
+	}
+	for _, r := range m.Reactions {
+		if len(im.Reactions) == mimi.MaxImportedReactions || r.Key == "" || len(r.Key) > mimi.MaxReactionKey {
+			continue
+		}
+		ir := mimi.ImportedReaction{Key: r.Key, Count: r.Count}
+		for _, u := range r.Users[:min(len(r.Users), mimi.MaxImportedReactors)] {
+			ir.Users = append(ir.Users, truncateText(u, mimi.MaxImportedText))
+		}
+		im.Reactions = append(im.Reactions, ir)
+	}
+	var reply *mimi.MessageID
+	if mid, ok := mids[m.ReplyTo]; ok && m.ReplyTo != "" {
+		reply = &mid
+	}
+	build := func(h mimi.Header, i int) (*mimi.Content, error) {
+		if i < 0 || i >= len(refs) {
+			if strings.TrimSpace(text) == "" {
+				text = "[empty message]"
+			}
+			return mimi.New(h, mimi.TextPart(text)), nil
+		}
+		var caption *mimi.Part
+		if i == 0 && strings.TrimSpace(text) != "" {
+			cp := mimi.TextPart(text)
+			caption = &cp
+		}
+		return mimi.Attach(h, refs[i], thumbs[i], caption)
+	}
+	parts := []int{-1} // -1: a text message; else the file refs[i]
+	if len(refs) > 0 {
+		parts = parts[:0]
+		for i := range refs {
+			parts = append(parts, i)
+		}
+	}
+	for _, i := range parts {
+		c, err := build(e.header(room), i)
+		if err != nil {
+			return errorf(api.KindInvalid, "message %s: %v", m.ID, err)
+		}
+		c.InReplyTo = reply
+		imi := im
+		if i > 0 { // a further file: its own message with its own import ID
+			iid := importers.ImportID(x.Format, x.Chat, fmt.Sprintf("%s#file%d", m.ID, i))
+			imi.ID, imi.Reactions = iid[:], nil
+		}
+		mid, err := postContent(c, imi, bodies)
+		if err != nil {
+			return fmt.Errorf("message %s: %w", m.ID, err)
+		}
+		if i <= 0 {
+			mids[m.ID] = mid
+			resp.New++
+		}
+		if i >= 0 {
+			resp.Media++
+		}
+	}
+	for _, ed := range m.Edits {
+		orig := mids[m.ID]
+		c := mimi.Edit(e.header(room), orig, reply, nil, mimi.TextPart(ed.Text))
+		iid := importers.ImportID(x.Format, x.Chat, ed.ID)
+		ie := mimi.Imported{ID: iid[:], From: im.From, Author: im.Author, AuthorID: im.AuthorID, TS: ed.Time.UnixMilli()}
+		if _, err := postContent(c, ie, bodies); err != nil {
+			return fmt.Errorf("edit %s of message %s: %w", ed.ID, m.ID, err)
+		}
+		resp.Edits++
+	}
+	return nil
+}
+
+// postContent marks c as imported and adds its encoding to bodies.
+func postContent(c *mimi.Content, im mimi.Imported, bodies *[][]byte) (mimi.MessageID, error) {
+	if err := c.SetImported(im); err != nil {
+		return mimi.MessageID{}, errorf(api.KindInvalid, "%v", err)
+	}
+	b, mid, err := c.Marshal()
+	if err != nil {
+		return mid, errorf(api.KindInvalid, "encode message: %v", err)
+	}
+	if len(b) > maxContent {
+		return mid, errorf(api.KindInvalid, "message of %d bytes encoded is too large (at most %d)", len(b), maxContent)
+	}
+	*bodies = append(*bodies, b)
+	return mid, nil
+}
+
+// authorBatch authors one message event per body, each on the one
+// before (a chain of this device's events: seq, self and prev name the
+// previous one), sealed under one epoch key in an encrypted room, and
+// takes them in with one store commit. Watchers hear of them once all are
+// applied.
+func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) error {
+	if len(bodies) == 0 {
+		return nil
+	}
+	if rc.room == nil {
+		return errorf(api.KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+	}
+	for _, b := range bodies {
+		if err := rc.room.Check(e.ident.User, rooms.TypeMessage, nil, b); err != nil {
+			return err
+		}
+	}
+	first := e.prepare(rc, rooms.TypeMessage, nil)
+	var key *e2ee.EpochKey
+	if rc.room.Encrypted() {
+		k, rotated, err := e.sendKey(room, rc, first.Prev)
+		if err != nil {
+			return err
+		}
+		if rotated {
+			first = e.prepare(rc, rooms.TypeMessage, nil)
+		}
+		key = k
+	}
+	evs := make([]*crdt.Event, 0, len(bodies))
+	for i, b := range bodies {
+		d := first
+		if i > 0 {
+			prev := evs[i-1]
+			d.Seq, d.Self, d.Prev, d.Depth, d.TS = prev.Seq+1, prev.ID, []crdt.EventID{prev.ID}, prev.Depth+1, max(first.TS, prev.TS)
+		}
+		d.Body = b
+		if key != nil {
+			id := key.ID()
+			d.Epoch = id[:]
+			h, err := e2ee.DraftHeader(e.ident.User, e.ident.Device.Public(), d)
+			if err != nil {
+				return err
+			}
+			if d.Body, err = key.Seal(e.kr.rand, h, b); err != nil {
+				return fmt.Errorf("seal: %w", err)
+			}
+		}
+		ev, err := crdt.Sign(e.ident, d)
+		if err != nil {
+			return err
+		}
+		evs = append(evs, ev)
+	}
+	held := &heldNotes{}
+	e.held = held
+	err := e.add(room, rc, "", true, evs...)
+	e.held = nil
+	for _, n := range held.notes {
+		e.notify(n.room, n.rc, n.ev)
+	}
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
+			return fmt.Errorf("own event %s was not accepted", ev.ID)
+		}
+		if e.fx.Publish != nil {
+			e.fx.Publish(room, ev)
+		}
+	}
+	return nil
+}
+
+// heldNotes are the watch notifications of one bulk import call.
+type heldNotes struct {
+	notes []heldNote
+}
+
+type heldNote struct {
+	room crdt.RoomID
+	rc   *roomCtl
+	ev   *crdt.Event
+}
+
+func (h *heldNotes) add(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	h.notes = append(h.notes, heldNote{room, rc, ev})
+}
+
+// truncateText cuts s to at most n bytes on a rune boundary.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// importedInfo is the JSON form of an imported message's extension.
+func importedInfo(im *mimi.Imported) *api.ImportedInfo {
+	if im == nil {
+		return nil
+	}
+	out := &api.ImportedInfo{From: im.From, Author: im.Author, AuthorID: im.AuthorID, TS: im.TS, Edited: im.Edited}
+	for _, r := range im.Reactions {
+		if out.Reactions == nil {
+			out.Reactions, out.ReactionCounts = map[string][]string{}, map[string]int{}
+		}
+		out.Reactions[r.Key] = append(out.Reactions[r.Key], r.Users...)
+		out.ReactionCounts[r.Key] += r.Count
+	}
+	return out
+}
