@@ -23,6 +23,13 @@ type Config struct {
 	NoMDNS    bool
 	NoDHT     bool
 	Logger    *slog.Logger
+	// Reachability (node/reach.go): Relay offers circuit relay v2
+	// (RelayRooms or RelayOpen; RelayOff by default), NoPortMap turns off
+	// UPnP/NAT-PMP port mapping, Reachability overrides AutoNAT's verdict
+	// (ReachPublic, ReachPrivate; ReachAuto by default).
+	Relay        string
+	NoPortMap    bool
+	Reachability string
 }
 
 // DefaultAPI is where the API listens unless told otherwise.

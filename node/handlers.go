@@ -59,7 +59,9 @@ func (n *Node) registerAPI(h host.Host) {
 		if syncing == nil {
 			syncing = []string{}
 		}
-		return StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
+		resp := StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}
+		resp.Reachability, resp.Addrs, resp.Relays, resp.RelayService = n.reach.status()
+		return resp, err
 	})
 	Handle(s, EpRoomCreate, n.engine.CreateRoom)
 	Handle(s, EpRoomList, func(ctx context.Context, _ Empty) (RoomListResp, error) { return n.engine.Rooms(ctx) })

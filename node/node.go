@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -60,6 +61,8 @@ type Node struct {
 	api      *APIServer
 	peers    *PeerBook
 	token    string
+	reach    *reach
+	replicaP atomic.Pointer[Replica] // replica, for the relay's ACL
 
 	ready  chan struct{}
 	banner Banner
@@ -105,6 +108,16 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, ident: ident, kem: kem, ready: make(chan struct{})}
+	switch cfg.Relay {
+	case RelayOff, RelayRooms, RelayOpen:
+	default:
+		return nil, errorf(KindInvalid, "relay mode %q (want %q or %q)", cfg.Relay, RelayRooms, RelayOpen)
+	}
+	switch cfg.Reachability {
+	case ReachAuto, ReachPublic, ReachPrivate:
+	default:
+		return nil, errorf(KindInvalid, "reachability %q (want %q or %q)", cfg.Reachability, ReachPublic, ReachPrivate)
+	}
 	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, daemonRuns(cfg.Home) // a daemon without the lock file (lock_other.go)
@@ -115,6 +128,7 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.reach = &reach{cfg: cfg, peers: n.peers, replica: func() *Replica { return n.replicaP.Load() }}
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	n.token = hex.EncodeToString(tok)
@@ -151,7 +165,8 @@ func (n *Node) newHost() (host.Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.EnableHolePunching(), libp2p.ListenAddrStrings(listen...))...)
+		opts = append(opts, n.reach.options()...)
+		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.ListenAddrStrings(listen...))...)
 	}
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
@@ -185,9 +200,14 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err
 	}
+	n.replicaP.Store(n.replica)
 	n.engine = n.replica.Engine
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := n.reach.start(ctx, h); err != nil {
+		return err
+	}
+	defer n.reach.close()
 
 	n.registerAPI(h)
 

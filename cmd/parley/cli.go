@@ -30,7 +30,7 @@ type command struct {
 // commands in the order the usage text lists them.
 var commands = []*command{
 	{"init", "[--name NAME]", "create this node's identity (user and device keys); changes nothing if one exists", runInit},
-	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
+	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
 	{"id", "", "who this node is: user, device, peer ID and addresses", runID},
 	{"peers", "", "connected peers", runPeers},
 	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},

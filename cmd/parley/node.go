@@ -54,7 +54,7 @@ type banner struct {
 	API    string   `json:"api"`
 }
 
-// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht]
+// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private]
 //
 // Runs the node in the foreground. SIGINT or SIGTERM shuts it down cleanly;
 // a second one ends the process at once. Logs go to stderr.
@@ -66,6 +66,10 @@ func runDaemon(c *cli, args []string) error {
 	fs.Var(&bootstrap, "bootstrap", "dial `MULTIADDR` at start and keep it connected (repeatable)")
 	noMDNS := fs.Bool("no-mdns", false, "disable LAN discovery")
 	noDHT := fs.Bool("no-dht", false, "disable the DHT")
+	relay := relayFlag("")
+	fs.Var(&relay, "relay", "offer circuit relay v2 to peers that share a room (`--relay=open`: to any peer)")
+	noPortMap := fs.Bool("no-portmap", false, "do not map a port on the router (UPnP, NAT-PMP)")
+	reachability := fs.String("reachability", "", "override AutoNAT: `public` (this address is reachable) or private (always use relays)")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
@@ -84,6 +88,9 @@ func runDaemon(c *cli, args []string) error {
 			return err
 		}
 	}
+	if *reachability != "" && *reachability != node.ReachPublic && *reachability != node.ReachPrivate {
+		return c.usagef("bad --reachability %q (use public or private)", *reachability)
+	}
 	if _, _, err := net.SplitHostPort(*api); err != nil {
 		return fmt.Errorf("bad --api address %q: want HOST:PORT such as %s", *api, node.DefaultAPI)
 	}
@@ -93,13 +100,16 @@ func runDaemon(c *cli, args []string) error {
 	}
 	home := c.home()
 	n, err := node.Open(node.Config{
-		Home:      home,
-		Listen:    listen,
-		API:       *api,
-		Bootstrap: bootstrap,
-		NoMDNS:    *noMDNS,
-		NoDHT:     *noDHT,
-		Logger:    slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
+		Home:         home,
+		Listen:       listen,
+		API:          *api,
+		Bootstrap:    bootstrap,
+		NoMDNS:       *noMDNS,
+		NoDHT:        *noDHT,
+		Relay:        string(relay),
+		NoPortMap:    *noPortMap,
+		Reachability: *reachability,
+		Logger:       slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if errors.Is(err, node.ErrRunning) {
 		return c.explain(err) // "a daemon already runs for HOME"
@@ -250,6 +260,18 @@ func runStatus(c *cli, args []string) error {
 	var r node.StatusResp
 	return call(c, node.EpStatus, node.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "peers    %d\nrooms    %d\nstore    %s\n", r.Peers, r.Rooms, fmtBytes(r.StoreBytes))
+		if r.Reachability != "" {
+			fmt.Fprintf(w, "reach    %s\n", r.Reachability)
+			if len(r.Relays) > 0 {
+				fmt.Fprintf(w, "relays   %s\n", strings.Join(r.Relays, " "))
+			}
+			if r.RelayService != "" && r.RelayService != "off" {
+				fmt.Fprintf(w, "relaying %s\n", r.RelayService)
+			}
+			for _, a := range r.Addrs {
+				fmt.Fprintf(w, "addr     %s\n", a)
+			}
+		}
 		if len(r.Syncing) == 0 {
 			fmt.Fprintln(w, "syncing  nothing (up to date)")
 			return
@@ -276,4 +298,23 @@ func parseAddr(s string, withPeer bool) (string, error) {
 		}
 	}
 	return m.String(), nil
+}
+
+// relayFlag is --relay (serve room peers) or --relay=open (serve anyone).
+type relayFlag string
+
+func (f *relayFlag) String() string   { return string(*f) }
+func (f *relayFlag) IsBoolFlag() bool { return true }
+func (f *relayFlag) Set(s string) error {
+	switch s {
+	case "true", node.RelayRooms:
+		*f = node.RelayRooms
+	case "false":
+		*f = node.RelayOff
+	case node.RelayOpen:
+		*f = node.RelayOpen
+	default:
+		return fmt.Errorf("want --relay or --relay=open")
+	}
+	return nil
 }
