@@ -268,8 +268,8 @@ func (d *nsDaemon) connAddr(p string) string {
 }
 
 // Two home nodes, each behind its own NAT, reach each other through a
-// public node's open relay: each reserves a slot, B joins A's room through
-// A's circuit address (the address an invite or link would carry), and
+// public node's open relay: each reserves a slot, B joins A's room by the
+// link A prints (parley room link: the room ID and A's circuit address), and
 // messages flow both ways over the circuit (the relay is no member of the
 // room, so nothing else carries them). With --random-fully on one router
 // (a symmetric NAT) the same holds: the relay does not need the NAT to
@@ -280,23 +280,28 @@ func TestNATRelayOpen(t *testing.T) {
 		extra []string
 	}{{"cone", nil}, {"symmetric", []string{"--random-fully"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			t0 := time.Now()
 			n := newNATNet(t, nil, tc.extra)
 			pub := n.start("pub", "pub", "10.77.0.2", "--relay=open", "--reachability", "public")
 			boot := "/ip4/10.77.0.2/tcp/4001/p2p/" + pub.peerID
+			t0 := time.Now()
 			a := n.start("a", "home1", "10.78.1.2", "--bootstrap", boot, "--reachability", "private")
 			b := n.start("b", "home2", "10.78.2.2", "--bootstrap", boot, "--reachability", "private")
 
 			if s := pub.status(); s.Reachability != "public" || s.RelayService != "open" {
 				t.Fatalf("public node status: %+v", s)
 			}
-			aAddr := a.circuitAddr(pub.peerID, 60*time.Second)
+			a.circuitAddr(pub.peerID, 60*time.Second)
 			if s := a.status(); s.Reachability != "private" || len(s.Relays) != 1 || s.Relays[0] != pub.peerID {
 				t.Fatalf("home node status: %+v", s)
 			}
 			var rr node.RoomResp
 			a.must(&rr, "room", "create", "--public", "--name", "home")
-			b.must(nil, "room", "join", rr.Room, "--via", aAddr)
+			var link struct{ Link string }
+			a.must(&link, "room", "link", rr.Room)
+			if !strings.Contains(link.Link, "p2p-circuit") {
+				t.Fatalf("room link without A's relay address: %s", link.Link)
+			}
+			b.must(nil, "room", "join", link.Link)
 			b.must(nil, "send", rr.Room, "hello from B")
 			a.waitBody(rr.Room, "hello from B")
 			first := time.Since(t0)
@@ -306,7 +311,7 @@ func TestNATRelayOpen(t *testing.T) {
 			if !strings.Contains(addr, "/p2p-circuit") {
 				t.Fatalf("B reaches A at %q, want a relayed address", addr)
 			}
-			t.Logf("%s NAT: first message across two NATs %v after start (over the relay; address %s)", tc.name, first.Round(time.Millisecond), addr)
+			t.Logf("%s NAT: first message across two NATs %v after the home daemons started (over the relay; address %s)", tc.name, first.Round(time.Millisecond), addr)
 		})
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
 	"strings"
 
+	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -134,6 +136,13 @@ func (c *cli) roomVia(args []string) (node.RoomJoinReq, error) {
 	if err != nil {
 		return node.RoomJoinReq{}, err
 	}
+	if strings.HasPrefix(pos[0], node.RoomLinkPrefix) {
+		id, linkVia, err := node.ParseRoomLink(pos[0])
+		if err != nil {
+			return node.RoomJoinReq{}, c.explain(err)
+		}
+		pos[0], via = id.String(), append(via, linkVia...)
+	}
 	room, err := c.room(pos[0])
 	if err != nil {
 		return node.RoomJoinReq{}, err
@@ -209,4 +218,38 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "-"
+}
+
+// parley room link ROOM
+//
+// Prints a link to the room with a few of this node's current addresses
+// (relay addresses first), for `parley room join LINK` on another node.
+func runRoomLink(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := c.room(pos[0])
+	if err != nil {
+		return err
+	}
+	id, err := crdt.ParseID(room)
+	if err != nil {
+		return err
+	}
+	var st node.StatusResp
+	var link string
+	asJSON := c.json
+	c.json = false // the answer is the link, not the status
+	err = call(c, node.EpStatus, node.Empty{}, &st, func(io.Writer) { link = node.RoomLink(id, st.Addrs) })
+	c.json = asJSON
+	if err != nil {
+		return err
+	}
+	if c.json {
+		raw, _ := json.Marshal(map[string]string{"room": room, "link": link})
+		return c.printRaw(raw)
+	}
+	fmt.Fprintln(c.stdout, link)
+	return nil
 }
