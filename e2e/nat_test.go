@@ -318,7 +318,8 @@ func TestNATRelayOpen(t *testing.T) {
 
 // A relay started with --relay serves only peers that proved a room it
 // keeps: a home node with no room in common gets no reservation; once it
-// joins a room the relay keeps, it does.
+// joins a room the relay keeps, it does. Restarted without --bootstrap,
+// the home node reconnects from its persisted address book.
 func TestNATRelayRoomsOnly(t *testing.T) {
 	n := newNATNet(t, nil)
 	pub := n.start("pub", "pub", "10.77.0.2", "--relay", "--reachability", "public")
@@ -341,6 +342,13 @@ func TestNATRelayRoomsOnly(t *testing.T) {
 	}
 	var rr node.RoomResp
 	pub.must(&rr, "room", "create", "--public", "--name", "community")
-	a.must(nil, "room", "join", rr.Room, "--via", boot)
+	a.must(nil, "room", "join", rr.Room) // through the bootstrap connection: no --via, nothing in the peer book
 	a.circuitAddr(pub.peerID, 90*time.Second)
+
+	// Addresses that last: restarted without --bootstrap, A finds the
+	// relay again from the addresses it persisted, and catches up.
+	a.stop()
+	pub.must(nil, "send", rr.Room, "while you were away")
+	a = n.start("a", "home1", "10.78.1.2", "--reachability", "private")
+	a.waitBody(rr.Room, "while you were away")
 }

@@ -242,6 +242,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("media", n.serveMedia)
 	run("devices", n.serveDevices)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
+	run("addrbook", func(ctx context.Context) error {
+		return serveAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.provedAny(p) }, n.log)
+	})
 	if !n.cfg.NoMDNS {
 		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})
 		if err := svc.Start(); err != nil {
