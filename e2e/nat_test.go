@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,9 +145,15 @@ type nsDaemon struct {
 func (n *natNet) start(name, ns, ip string, flags ...string) *nsDaemon {
 	t := n.t
 	d := &nsDaemon{t: t, name: name, ns: "pn" + n.id + ns, home: filepath.Join(n.dir, name), out: &syncBuffer{}}
-	args := append([]string{"netns", "exec", d.ns, parleyBin, "daemon", "--home", d.home,
+	args := []string{"netns", "exec", d.ns, parleyBin, "daemon", "--home", d.home,
 		"--listen", "/ip4/" + ip + "/tcp/4001", "--listen", "/ip4/" + ip + "/udp/4001/quic-v1",
-		"--api", "127.0.0.1:0", "--no-mdns", "--no-dht", "--log-level", logLevel()}, flags...)
+		"--api", "127.0.0.1:0", "--no-mdns", "--log-level", logLevel()}
+	if i := slices.Index(flags, "--dht"); i >= 0 { // the DHT is off unless asked for
+		flags = slices.Delete(slices.Clone(flags), i, i+1)
+	} else {
+		args = append(args, "--no-dht")
+	}
+	args = append(args, flags...)
 	d.cmd = exec.Command("ip", args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -351,4 +358,28 @@ func TestNATRelayRoomsOnly(t *testing.T) {
 	pub.must(nil, "send", rr.Room, "while you were away")
 	a = n.start("a", "home1", "10.78.1.2", "--reachability", "private")
 	a.waitBody(rr.Room, "while you were away")
+}
+
+// Rendezvous by room: two home nodes behind their own NATs and a public
+// node running the DHT (and an open relay); B joins A's room by its id
+// alone: it finds A as a provider of the room's rendezvous key in the
+// DHT and dials A through the relay. The public node, which keeps the DHT
+// records, is in no room and never sees the room id.
+func TestNATRendezvous(t *testing.T) {
+	n := newNATNet(t, nil, nil)
+	pub := n.start("pub", "pub", "10.77.0.2", "--dht", "--relay=open", "--reachability", "public")
+	boot := "/ip4/10.77.0.2/tcp/4001/p2p/" + pub.peerID
+	a := n.start("a", "home1", "10.78.1.2", "--dht", "--bootstrap", boot, "--reachability", "private")
+	b := n.start("b", "home2", "10.78.2.2", "--dht", "--bootstrap", boot, "--reachability", "private")
+	a.circuitAddr(pub.peerID, 60*time.Second)
+	var rr node.RoomResp
+	a.must(&rr, "room", "create", "--public", "--name", "found by id")
+	a.must(nil, "send", rr.Room, "found me")
+	eventually(t, 60*time.Second, "B joins by the room id alone", func() error {
+		return b.try(nil, "room", "join", rr.Room)
+	})
+	b.waitBody(rr.Room, "found me")
+	if addr := b.connAddr(a.peerID); !strings.Contains(addr, "/p2p-circuit") {
+		t.Fatalf("B reaches A at %q, want a relayed address", addr)
+	}
 }

@@ -124,6 +124,13 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	if err != nil {
 		return RoomEventResp{}, errorf(KindInvalid, "%q is not a room ID", room)
 	}
+	rdv := n.rdv.Load()
+	if rdv != nil && len(via) == 0 {
+		n.log.Debug("rendezvous", "room", id, "peers", rdv.find(ctx, id))
+	}
+	if rdv != nil {
+		defer rdv.provideSoon()
+	}
 	kept, err := n.engine.HasRoom(ctx, id)
 	if err != nil {
 		return RoomEventResp{}, err

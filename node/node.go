@@ -62,7 +62,8 @@ type Node struct {
 	peers    *PeerBook
 	token    string
 	reach    *reach
-	replicaP atomic.Pointer[Replica] // replica, for the relay's ACL
+	replicaP atomic.Pointer[Replica]    // replica, for the relay's ACL
+	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
 
 	ready  chan struct{}
 	banner Banner
@@ -259,6 +260,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 			n.log.Warn("dht", "err", err)
 		} else {
 			defer kad.Close()
+			rdv := newRendezvous(h, kad, n.engine.roomIDs, n.log)
+			n.rdv.Store(rdv)
+			run("rendezvous", rdv.Serve)
 		}
 	}
 
