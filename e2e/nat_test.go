@@ -298,6 +298,7 @@ func TestNATRelayOpen(t *testing.T) {
 				t.Fatalf("public node status: %+v", s)
 			}
 			a.circuitAddr(pub.peerID, 60*time.Second)
+			reserved := time.Since(t0)
 			if s := a.status(); s.Reachability != "private" || len(s.Relays) != 1 || s.Relays[0] != pub.peerID {
 				t.Fatalf("home node status: %+v", s)
 			}
@@ -318,7 +319,7 @@ func TestNATRelayOpen(t *testing.T) {
 			if !strings.Contains(addr, "/p2p-circuit") {
 				t.Fatalf("B reaches A at %q, want a relayed address", addr)
 			}
-			t.Logf("%s NAT: first message across two NATs %v after the home daemons started (over the relay; address %s)", tc.name, first.Round(time.Millisecond), addr)
+			t.Logf("%s NAT: first message across two NATs %v after the home daemons started, A's relay address after %v (over the relay; address %s)", tc.name, first.Round(time.Millisecond), reserved.Round(time.Millisecond), addr)
 		})
 	}
 }
@@ -369,6 +370,7 @@ func TestNATRendezvous(t *testing.T) {
 	n := newNATNet(t, nil, nil)
 	pub := n.start("pub", "pub", "10.77.0.2", "--dht", "--relay=open", "--reachability", "public")
 	boot := "/ip4/10.77.0.2/tcp/4001/p2p/" + pub.peerID
+	t0 := time.Now()
 	a := n.start("a", "home1", "10.78.1.2", "--dht", "--bootstrap", boot, "--reachability", "private")
 	b := n.start("b", "home2", "10.78.2.2", "--dht", "--bootstrap", boot, "--reachability", "private")
 	a.circuitAddr(pub.peerID, 60*time.Second)
@@ -379,6 +381,7 @@ func TestNATRendezvous(t *testing.T) {
 		return b.try(nil, "room", "join", rr.Room)
 	})
 	b.waitBody(rr.Room, "found me")
+	t.Logf("rendezvous: first message across two NATs %v after the home daemons started", time.Since(t0).Round(time.Millisecond))
 	if addr := b.connAddr(a.peerID); !strings.Contains(addr, "/p2p-circuit") {
 		t.Fatalf("B reaches A at %q, want a relayed address", addr)
 	}
