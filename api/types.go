@@ -67,6 +67,14 @@ type StatusResp struct {
 	Rooms      int      `json:"rooms"`
 	Syncing    []string `json:"syncing"`
 	StoreBytes int64    `json:"store_bytes"`
+	// How the node is reached (node/reach.go): public, private or unknown
+	// (AutoNAT's verdict, or the --reachability override), the addresses
+	// it announces (relay addresses included), the relays it holds a
+	// reservation on, and its own relay service (off, rooms or open).
+	Reachability string   `json:"reachability,omitempty"`
+	Addrs        []string `json:"addrs,omitempty"`
+	Relays       []string `json:"relays,omitempty"`
+	RelayService string   `json:"relay_service,omitempty"`
 }
 
 // RoomCreateReq asks for a new room.

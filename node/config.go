@@ -27,6 +27,13 @@ type Config struct {
 	// the Prometheus metrics without a token (they are always on the API
 	// at api.MetricsPath, behind it).
 	Metrics string
+	// Reachability (node/reach.go): Relay offers circuit relay v2
+	// (RelayRooms or RelayOpen; RelayOff by default), NoPortMap turns off
+	// UPnP/NAT-PMP port mapping, Reachability overrides AutoNAT's verdict
+	// (ReachPublic, ReachPrivate; ReachAuto by default).
+	Relay        string
+	NoPortMap    bool
+	Reachability string
 }
 
 // DefaultAPI is where the API listens unless told otherwise.

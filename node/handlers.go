@@ -60,7 +60,9 @@ func (n *Node) registerAPI(h host.Host) {
 		if syncing == nil {
 			syncing = []string{}
 		}
-		return api.StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}, err
+		resp := api.StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}
+		resp.Reachability, resp.Addrs, resp.Relays, resp.RelayService = n.reach.status()
+		return resp, err
 	})
 	Handle(s, api.EpRoomCreate, n.engine.CreateRoom)
 	Handle(s, api.EpRoomList, func(ctx context.Context, _ api.Empty) (api.RoomListResp, error) { return n.engine.Rooms(ctx) })
@@ -122,6 +124,13 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	id, err := crdt.ParseID(room)
 	if err != nil {
 		return api.RoomEventResp{}, errorf(api.KindInvalid, "%q is not a room ID", room)
+	}
+	rdv := n.rdv.Load()
+	if rdv != nil && len(via) == 0 {
+		n.log.Debug("rendezvous", "room", id, "peers", rdv.find(ctx, id))
+	}
+	if rdv != nil {
+		defer rdv.provideSoon()
 	}
 	kept, err := n.engine.HasRoom(ctx, id)
 	if err != nil {

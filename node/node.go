@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -69,6 +70,9 @@ type Node struct {
 	metrics  *Metrics
 	metricsL *MetricsServer // the --metrics listener, nil without it
 	bw       *metrics.BandwidthCounter
+	reach    *reach
+	replicaP atomic.Pointer[Replica]    // replica, for the relay's ACL
+	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
 
 	ready  chan struct{}
 	banner Banner
@@ -114,6 +118,16 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, ident: ident, kem: kem, ready: make(chan struct{})}
+	switch cfg.Relay {
+	case RelayOff, RelayRooms, RelayOpen:
+	default:
+		return nil, errorf(api.KindInvalid, "relay mode %q (want %q or %q)", cfg.Relay, RelayRooms, RelayOpen)
+	}
+	switch cfg.Reachability {
+	case ReachAuto, ReachPublic, ReachPrivate:
+	default:
+		return nil, errorf(api.KindInvalid, "reachability %q (want %q or %q)", cfg.Reachability, ReachPublic, ReachPrivate)
+	}
 	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, daemonRuns(cfg.Home) // a daemon without the lock file (lock_other.go)
@@ -124,6 +138,7 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.reach = &reach{cfg: cfg, peers: n.peers, replica: func() *Replica { return n.replicaP.Load() }}
 	tok := make([]byte, 32)
 	rand.Read(tok)
 	n.token = hex.EncodeToString(tok)
@@ -172,7 +187,8 @@ func (n *Node) newHost() (host.Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.EnableHolePunching(), libp2p.BandwidthReporter(n.bw), libp2p.ListenAddrStrings(listen...))...)
+		opts = append(opts, n.reach.options()...)
+		return libp2p.New(append(opts, libp2p.Identity(sk), libp2p.BandwidthReporter(n.bw), libp2p.ListenAddrStrings(listen...))...)
 	}
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1", "/ip6/::/tcp/4001", "/ip6/::/udp/4001/quic-v1"}
@@ -206,10 +222,15 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, Tracer: n.metrics, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err
 	}
+	n.replicaP.Store(n.replica)
 	n.engine = n.replica.Engine
 	n.watchMetrics(h)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if err := n.reach.start(ctx, h); err != nil {
+		return err
+	}
+	defer n.reach.close()
 
 	n.registerAPI(h)
 
@@ -247,6 +268,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("media", n.serveMedia)
 	run("devices", n.serveDevices)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
+	run("addrbook", func(ctx context.Context) error {
+		return serveAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.provedAny(p) }, n.log)
+	})
 	if !n.cfg.NoMDNS {
 		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})
 		if err := svc.Start(); err != nil {
@@ -261,6 +285,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 			n.log.Warn("dht", "err", err)
 		} else {
 			defer kad.Close()
+			rdv := newRendezvous(h, kad, n.engine.roomIDs, n.log)
+			n.rdv.Store(rdv)
+			run("rendezvous", rdv.Serve)
 		}
 	}
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -50,7 +51,8 @@ type Replica struct {
 	syncer *Syncer
 	gossip *Gossip
 	gate   *RoomGate
-	eph    *Ephemeral // typing and presence (ephemeral.go)
+	gateP  atomic.Pointer[RoomGate] // gate, for other goroutines (the relay's ACL)
+	eph    *Ephemeral               // typing and presence (ephemeral.go)
 }
 
 // NewReplica loads the rooms held in store. Nothing runs until Serve.
@@ -86,12 +88,16 @@ func (r *Replica) SyncNow(ctx context.Context) {
 	}
 }
 
+// Gate is the room gate once Serve started it, else nil.
+func (r *Replica) Gate() *RoomGate { return r.gateP.Load() }
+
 // Serve runs the engine, gossip and sync until ctx is done.
 func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gate := NewRoomGate(r.host, r.log)
 	r.gate = gate
+	r.gateP.Store(gate)
 	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)

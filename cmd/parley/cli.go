@@ -30,7 +30,7 @@ type command struct {
 // commands in the order the usage text lists them.
 var commands = []*command{
 	{"init", "[--name NAME]", "create this node's identity (user and device keys); changes nothing if one exists", runInit},
-	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
+	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
 	{"id", "", "who this node is: user, device, peer ID and addresses", runID},
 	{"peers", "", "connected peers", runPeers},
 	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},
@@ -39,7 +39,8 @@ var commands = []*command{
 	{"room create", "[--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]", "create a room (private and end-to-end encrypted unless --public)", runRoomCreate},
 	{"room list", "", "rooms this node is in, invited to, or has left", runRoomList},
 	{"room info", "ROOM", "a room's state and how complete this copy is", runRoomInfo},
-	{"room join", "ROOM [--via MULTIADDR]...", "join a public room or accept an invite", runRoomJoin},
+	{"room join", "ROOM|LINK [--via MULTIADDR]...", "join a public room or accept an invite", runRoomJoin},
+	{"room link", "ROOM", "print a link to the room with this node's addresses, for 'parley room join LINK'", runRoomLink},
 	{"room host", "ROOM [--via MULTIADDR]...", "store and serve a room's encrypted log without being a member (a blind mirror)", runRoomHost},
 	{"room unhost", "ROOM", "stop storing and serving a hosted room", runRoomUnhost},
 	{"room invite", "ROOM USER", "invite a user to a room (their devices are told, and see it in 'parley invites')", runRoomInvite},

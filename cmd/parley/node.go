@@ -54,7 +54,7 @@ type banner struct {
 	Metrics string   `json:"metrics,omitempty"`
 }
 
-// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht]
+// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private]
 //
 // Runs the node in the foreground. SIGINT or SIGTERM shuts it down cleanly;
 // a second one ends the process at once. Logs go to stderr.
@@ -66,6 +66,10 @@ func runDaemon(c *cli, args []string) error {
 	fs.Var(&bootstrap, "bootstrap", "dial `MULTIADDR` at start and keep it connected (repeatable)")
 	noMDNS := fs.Bool("no-mdns", false, "disable LAN discovery")
 	noDHT := fs.Bool("no-dht", false, "disable the DHT")
+	relay := relayFlag("")
+	fs.Var(&relay, "relay", "offer circuit relay v2 to peers that share a room (`--relay=open`: to any peer)")
+	noPortMap := fs.Bool("no-portmap", false, "do not map a port on the router (UPnP, NAT-PMP)")
+	reachability := fs.String("reachability", "", "override AutoNAT: `public` (this address is reachable) or private (always use relays)")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT` on stderr: text or json")
 	metrics := fs.String("metrics", "", "also serve the Prometheus metrics without a token on `HOST:PORT` (they are always at /metrics on the API, behind its token)")
@@ -94,6 +98,9 @@ func runDaemon(c *cli, args []string) error {
 			return err
 		}
 	}
+	if *reachability != "" && *reachability != node.ReachPublic && *reachability != node.ReachPrivate {
+		return c.usagef("bad --reachability %q (use public or private)", *reachability)
+	}
 	if _, _, err := net.SplitHostPort(*api); err != nil {
 		return fmt.Errorf("bad --api address %q: want HOST:PORT such as %s", *api, node.DefaultAPI)
 	}
@@ -103,14 +110,17 @@ func runDaemon(c *cli, args []string) error {
 	}
 	home := c.home()
 	n, err := node.Open(node.Config{
-		Home:      home,
-		Listen:    listen,
-		API:       *api,
-		Bootstrap: bootstrap,
-		NoMDNS:    *noMDNS,
-		NoDHT:     *noDHT,
-		Logger:    logger,
-		Metrics:   *metrics,
+		Home:         home,
+		Listen:       listen,
+		API:          *api,
+		Bootstrap:    bootstrap,
+		NoMDNS:       *noMDNS,
+		NoDHT:        *noDHT,
+		Relay:        string(relay),
+		NoPortMap:    *noPortMap,
+		Reachability: *reachability,
+		Logger:       logger,
+		Metrics:      *metrics,
 	})
 	if errors.Is(err, node.ErrRunning) {
 		return c.explain(err) // "a daemon already runs for HOME"
@@ -213,5 +223,24 @@ func runDeviceJoin(c *cli, args []string) error {
 		return c.printJSON(res)
 	}
 	fmt.Fprintf(c.stdout, "this home is now a device of user %s\ndevice  %s\nrooms   %d (followed when the daemon starts: parley daemon)\n", res.User, res.Device, len(res.Rooms))
+	return nil
+}
+
+// relayFlag is --relay (serve room peers) or --relay=open (serve anyone).
+type relayFlag string
+
+func (f *relayFlag) String() string   { return string(*f) }
+func (f *relayFlag) IsBoolFlag() bool { return true }
+func (f *relayFlag) Set(s string) error {
+	switch s {
+	case "true", node.RelayRooms:
+		*f = node.RelayRooms
+	case "false":
+		*f = node.RelayOff
+	case node.RelayOpen:
+		*f = node.RelayOpen
+	default:
+		return fmt.Errorf("want --relay or --relay=open")
+	}
 	return nil
 }

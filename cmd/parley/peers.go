@@ -86,6 +86,18 @@ func runStatus(c *cli, args []string) error {
 	var r api.StatusResp
 	return call(c, api.EpStatus, api.Empty{}, &r, func(w io.Writer) {
 		fmt.Fprintf(w, "peers    %d\nrooms    %d\nstore    %s\n", r.Peers, r.Rooms, fmtBytes(r.StoreBytes))
+		if r.Reachability != "" {
+			fmt.Fprintf(w, "reach    %s\n", r.Reachability)
+			if len(r.Relays) > 0 {
+				fmt.Fprintf(w, "relays   %s\n", strings.Join(r.Relays, " "))
+			}
+			if r.RelayService != "" && r.RelayService != "off" {
+				fmt.Fprintf(w, "relaying %s\n", r.RelayService)
+			}
+			for _, a := range r.Addrs {
+				fmt.Fprintf(w, "addr     %s\n", a)
+			}
+		}
 		if len(r.Syncing) == 0 {
 			fmt.Fprintln(w, "syncing  nothing (up to date)")
 			return

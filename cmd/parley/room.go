@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -8,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node"
 )
 
 // parley room create [--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]
@@ -134,6 +137,13 @@ func (c *cli) roomVia(args []string) (api.RoomJoinReq, error) {
 	if err != nil {
 		return api.RoomJoinReq{}, err
 	}
+	if strings.HasPrefix(pos[0], node.RoomLinkPrefix) {
+		id, linkVia, err := node.ParseRoomLink(pos[0])
+		if err != nil {
+			return api.RoomJoinReq{}, c.explain(err)
+		}
+		pos[0], via = id.String(), append(via, linkVia...)
+	}
 	room, err := c.room(pos[0])
 	if err != nil {
 		return api.RoomJoinReq{}, err
@@ -209,4 +219,38 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "-"
+}
+
+// parley room link ROOM
+//
+// Prints a link to the room with a few of this node's current addresses
+// (relay addresses first), for `parley room join LINK` on another node.
+func runRoomLink(c *cli, args []string) error {
+	pos, err := c.parse(c.flags(), args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := c.room(pos[0])
+	if err != nil {
+		return err
+	}
+	id, err := crdt.ParseID(room)
+	if err != nil {
+		return err
+	}
+	var st api.StatusResp
+	var link string
+	asJSON := c.json
+	c.json = false // the answer is the link, not the status
+	err = call(c, api.EpStatus, api.Empty{}, &st, func(io.Writer) { link = node.RoomLink(id, st.Addrs) })
+	c.json = asJSON
+	if err != nil {
+		return err
+	}
+	if c.json {
+		raw, _ := json.Marshal(map[string]string{"room": room, "link": link})
+		return c.printRaw(raw)
+	}
+	fmt.Fprintln(c.stdout, link)
+	return nil
 }

@@ -1,0 +1,363 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Reachability across home routers (docs/protocol.md §9.1): AutoNAT (v1 and
+// v2) tells a node whether it is publicly reachable, NAT port mapping
+// (UPnP, NAT-PMP) opens a port where the router allows it, a private node
+// reserves a slot on a circuit relay v2 of its community (AutoRelay, with
+// its bootstrap peers, remembered peers and connected relays as
+// candidates) and announces the relay addresses, and DCUtR upgrades a
+// relayed connection to a direct one where the NATs allow it.
+
+// Relay service modes (Config.Relay).
+const (
+	RelayOff   = ""      // serve no circuits
+	RelayRooms = "rooms" // serve peers that proved a room this node keeps
+	RelayOpen  = "open"  // serve any peer, within the limits
+)
+
+// Reachability overrides (Config.Reachability).
+const (
+	ReachAuto    = ""
+	ReachPublic  = "public"
+	ReachPrivate = "private"
+)
+
+// relayResources are the relay service's limits: each circuit carries at
+// most relayCircuitBytes each way for at most two minutes (sync and media
+// resume over another circuit or a direct connection); a peer holds one
+// reservation; the relay holds at most 128 reservations and 16 circuits
+// per peer.
+func relayResources() relayv2.Resources {
+	rc := relayv2.DefaultResources()
+	rc.Limit = &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: relayCircuitBytes}
+	rc.ReservationTTL = 30 * time.Minute
+	return rc
+}
+
+// relayCircuitBytes is the byte budget of one relayed circuit, each way.
+const relayCircuitBytes = 1 << 20
+
+// relayProofWait is how long a reservation request waits for the peer's
+// room proof, which runs on the same connection right after it opened.
+const relayProofWait = 10 * time.Second
+
+// reach holds the node's reachability state: the host (once built), what
+// AutoNAT said, and the relay service. Its fields are guarded by mu.
+type reach struct {
+	cfg     Config
+	replica func() *Replica
+	peers   *PeerBook
+
+	mu        sync.Mutex
+	h         host.Host
+	verdict   network.Reachability // AutoNAT v1; guarded by mu
+	reachable []ma.Multiaddr       // AutoNAT v2 confirmed addresses; guarded by mu
+	relay     *relayv2.Relay
+}
+
+// options are the libp2p options for reachability.
+func (r *reach) options() []libp2p.Option {
+	opts := []libp2p.Option{
+		libp2p.EnableHolePunching(),
+		libp2p.EnableAutoNATv2(),
+		libp2p.EnableNATService(),
+		libp2p.EnableAutoRelayWithPeerSource(r.relayCandidates,
+			autorelay.WithMinCandidates(1),
+			autorelay.WithNumRelays(2),
+			autorelay.WithBootDelay(0),
+			autorelay.WithBackoff(30*time.Second),
+			autorelay.WithMinInterval(5*time.Second)),
+		libp2p.AddrsFactory(r.addrs),
+	}
+	if !r.cfg.NoPortMap && !loopbackOnly(r.cfg.Listen) {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	switch r.cfg.Reachability {
+	case ReachPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case ReachPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
+	}
+	return opts
+}
+
+// autorelayTag is the connection manager tag AutoRelay protects the
+// connection to a relay it holds a reservation on with.
+const autorelayTag = "autorelay"
+
+// addrs adds circuit addresses through the relays this node holds a
+// reservation on when AutoRelay announced none: AutoRelay only announces
+// a relay's public addresses, and a community relay may sit on a private
+// network (a LAN, a VPN, a carrier-grade NAT). The circuit goes through the
+// address this node reached the relay on.
+func (r *reach) addrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	r.mu.Lock()
+	h, public := r.h, len(r.reachable) > 0 || r.cfg.Reachability == ReachPublic
+	r.mu.Unlock()
+	if h == nil || public || slices.ContainsFunc(addrs, isRelayed) {
+		return addrs
+	}
+	out := slices.Clone(addrs)
+	for _, p := range h.Network().Peers() {
+		if !h.ConnManager().IsProtected(p, autorelayTag) {
+			continue
+		}
+		for _, c := range h.Network().ConnsToPeer(p) {
+			if c.Stat().Limited || isRelayed(c.RemoteMultiaddr()) {
+				continue
+			}
+			circ, err := ma.NewMultiaddr("/p2p/" + p.String() + "/p2p-circuit")
+			if err == nil {
+				out = append(out, c.RemoteMultiaddr().Encapsulate(circ))
+			}
+		}
+	}
+	return out
+}
+
+// loopbackOnly reports whether every listen address is on loopback (tests,
+// or a node that only talks to this machine): no router to map a port on.
+func loopbackOnly(listen []string) bool {
+	if len(listen) == 0 {
+		return false
+	}
+	for _, s := range listen {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil || !manet.IsIPLoopback(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// start begins serving on h: the relay service (when configured) and the
+// watch of AutoNAT's verdicts, until ctx is done.
+func (r *reach) start(ctx context.Context, h host.Host) error {
+	r.mu.Lock()
+	r.h = h
+	r.mu.Unlock()
+	sub, err := h.EventBus().Subscribe([]any{new(event.EvtLocalReachabilityChanged), new(event.EvtHostReachableAddrsChanged)})
+	if err != nil {
+		return fmt.Errorf("subscribe to reachability: %w", err)
+	}
+	if r.cfg.Relay != RelayOff {
+		opts := []relayv2.Option{
+			relayv2.WithResources(relayResources()),
+			// Hand out every address but link-local ones: a community relay
+			// on a LAN or a private network is still a relay.
+			relayv2.WithReservationAddressFilter(func(a ma.Multiaddr) bool { ip, err := manet.ToIP(a); return err == nil && !ip.IsLinkLocalUnicast() }),
+		}
+		if r.cfg.Relay != RelayOpen {
+			opts = append(opts, relayv2.WithACL(roomACL{r.gate}))
+		}
+		svc, err := relayv2.New(h, opts...)
+		if err != nil {
+			sub.Close()
+			return fmt.Errorf("relay service: %w", err)
+		}
+		r.mu.Lock()
+		r.relay = svc
+		r.mu.Unlock()
+	}
+	go func() {
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				r.mu.Lock()
+				switch e := ev.(type) {
+				case event.EvtLocalReachabilityChanged:
+					r.verdict = e.Reachability
+				case event.EvtHostReachableAddrsChanged:
+					r.reachable = slices.Clone(e.Reachable)
+				}
+				r.mu.Unlock()
+			}
+		}
+	}()
+	return nil
+}
+
+// close stops the relay service.
+func (r *reach) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.relay != nil {
+		r.relay.Close()
+		r.relay = nil
+	}
+}
+
+func (r *reach) gate() *RoomGate {
+	if rep := r.replica(); rep != nil {
+		return rep.Gate()
+	}
+	return nil
+}
+
+// relayCandidates feeds AutoRelay: bootstrap peers, remembered peers, and
+// connected peers that speak the relay's hop protocol. AutoRelay connects
+// to each and keeps those that serve it a reservation.
+func (r *reach) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	r.mu.Lock()
+	h := r.h
+	r.mu.Unlock()
+	var cands []peer.AddrInfo
+	seen := map[peer.ID]bool{}
+	add := func(pi peer.AddrInfo) {
+		if h != nil && pi.ID == h.ID() || seen[pi.ID] {
+			return
+		}
+		seen[pi.ID] = true
+		cands = append(cands, pi)
+	}
+	for _, s := range r.cfg.Bootstrap {
+		if pi, err := peer.AddrInfoFromString(s); err == nil {
+			add(*pi)
+		}
+	}
+	if h != nil {
+		for _, p := range h.Network().Peers() {
+			if ok, _ := h.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop); len(ok) > 0 {
+				add(peer.AddrInfo{ID: p, Addrs: h.Peerstore().Addrs(p)})
+			}
+		}
+	}
+	if r.peers != nil {
+		for _, s := range r.peers.List() {
+			if pi, err := peer.AddrInfoFromString(s); err == nil {
+				add(*pi)
+			}
+		}
+	}
+	for _, pi := range cands {
+		if len(out) == cap(out) {
+			break
+		}
+		out <- pi
+	}
+	close(out)
+	return out
+}
+
+// ReachStatus is what status says of how the node is reached.
+func (r *reach) status() (reachability string, addrs, relays []string, service string) {
+	r.mu.Lock()
+	h, verdict, reachable := r.h, r.verdict, len(r.reachable) > 0
+	r.mu.Unlock()
+	switch {
+	case verdict == network.ReachabilityPublic || reachable:
+		reachability = "public"
+	case verdict == network.ReachabilityPrivate:
+		reachability = "private"
+	default:
+		reachability = "unknown"
+	}
+	service = "off"
+	if r.cfg.Relay != RelayOff {
+		service = r.cfg.Relay
+	}
+	addrs, relays = []string{}, []string{}
+	if h == nil {
+		return
+	}
+	for _, a := range h.Addrs() {
+		addrs = append(addrs, a.String()+"/p2p/"+h.ID().String())
+		if rp, ok := relayOf(a); ok && !slices.Contains(relays, rp.String()) {
+			relays = append(relays, rp.String())
+		}
+	}
+	return
+}
+
+// relayOf names the relay of a circuit address (…/p2p/RELAY/p2p-circuit).
+func relayOf(a ma.Multiaddr) (peer.ID, bool) {
+	var last peer.ID
+	var ok bool
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_P2P:
+			if id, err := peer.Decode(c.Value()); err == nil {
+				last = id
+			}
+		case ma.P_CIRCUIT:
+			ok = last != ""
+			return last, ok
+		}
+	}
+	return "", false
+}
+
+// isRelayed reports whether a multiaddr goes through a circuit relay.
+func isRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// roomACL lets a relay serve only peers that proved a room it keeps
+// (docs/protocol.md §9.1). The proof runs over the peer's direct
+// connection to the relay as soon as their pubsub subscriptions meet, so
+// a reservation waits a little for it.
+type roomACL struct{ gate func() *RoomGate }
+
+func (a roomACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
+	deadline := time.Now().Add(relayProofWait)
+	for {
+		if g := a.gate(); g != nil && g.provedAny(p) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond) // waits on another goroutine's proof; no event to wait on
+	}
+}
+
+// AllowConnect serves a circuit when either end proved a room: the
+// destination holds a reservation (so it proved one), and the source may
+// be a newcomer dialling a member to join.
+func (a roomACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
+	g := a.gate()
+	return g != nil && (g.provedAny(src) || g.provedAny(dest))
+}
+
+// provedAny reports whether p proved any room this node keeps.
+func (g *RoomGate) provedAny(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gp := g.peers[p]
+	if gp == nil {
+		return false
+	}
+	for ref, ok := range gp.theirs {
+		if _, kept := g.rooms[ref]; ok && kept {
+			return true
+		}
+	}
+	return false
+}
