@@ -47,6 +47,8 @@ type Engine struct {
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 
+	guards guardTable // rooms' state summaries for the gossip validator (guard.go)
+
 	// Local writes that failed after their events were committed (a full
 	// disk), retried after the next commit and when space returns; owned
 	// by the Serve goroutine.
@@ -204,6 +206,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		}
 		if err == nil {
 			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
+			e.guardAfter(id, rc, nil)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
@@ -421,6 +424,7 @@ func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) er
 // the error is returned only if that fails too.
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
 	evs = rc.admit(from, evs)
+	defer e.guards.changing()()
 	before := rc.log.Pending()
 	ready, undo := rc.log.AddUndo(evs...)
 	var failed error
@@ -457,6 +461,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)
 		}
+		e.guardAfter(room, rc, ready.Accepted)
 		// Authoring waits until the whole batch is applied (the log's heads
 		// already include it); so do the retries of deferred local writes,
 		// which may author key forwards.

@@ -30,6 +30,11 @@ type ReplicaOptions struct {
 	Keys KeyOptions
 	// Now is the engine's clock (periodic rotation, event timestamps); nil: time.Now.
 	Now func() time.Time
+	// Unguarded makes the gossip validator check events statelessly only,
+	// not against the room state (guard.go): for adversary replicas in
+	// tests and simulations, which must be able to publish what honest
+	// nodes refuse.
+	Unguarded bool
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -97,6 +102,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	r.syncer = NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
+	r.gossip.unguarded = r.opts.Unguarded
 	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(EventTopic(room)) })
 	inviter := NewInviter(r.host, r.Engine, r.log)
 	eph := r.eph
@@ -183,3 +189,9 @@ func (r *Replica) Ephemeral() *Ephemeral { return r.eph }
 // use it to play a misbehaving member (an equivocating device); a node has
 // no other use for it.
 func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }
+
+// GossipRefused counts the gossiped events this replica's validator
+// refused against room state (guard.go): rejected and ignored.
+func (r *Replica) GossipRefused() (rejected, ignored int64) {
+	return r.gossip.rejected.Load(), r.gossip.ignored.Load()
+}

@@ -1,6 +1,11 @@
 package rooms
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+
+	"github.com/parley-p2p/parley/crdt"
+)
 
 // Room rate limits (docs/protocol.md §5, "Rate limits"): a `room.limits`
 // state event, set like any state by senders at the state level, caps how
@@ -74,4 +79,54 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 		}
 	}
 	return ""
+}
+
+// Guard is a summary of the resolved state at the heads that lets a relay
+// refuse, before forwarding, events these rules would refuse or hide
+// (docs/protocol.md §2, "Validation at every hop"). It is a fresh value
+// each time; callers may share it read-only between goroutines.
+type Guard struct {
+	Creator crdt.UserID
+	Members map[crdt.UserID]string // membership of every user with one
+	Removed map[crdt.DeviceID]bool // removed devices (encrypted rooms)
+	Limit   int64                  // room.limits messages, 0 for none
+	Exempt  map[crdt.UserID]bool   // users at or above the level that sets the limits
+}
+
+// Membership returns u's membership in the guard's state (the creator is
+// joined from the create event on).
+func (g *Guard) Membership(u crdt.UserID) string {
+	if m, ok := g.Members[u]; ok {
+		return m
+	}
+	if u == g.Creator {
+		return Join
+	}
+	return ""
+}
+
+// Guard summarizes the resolved state at the heads.
+func (r *Room) Guard() *Guard {
+	cur := r.current()
+	st := r.stateOf(cur)
+	g := &Guard{Creator: r.create.User, Members: make(map[crdt.UserID]string, len(st.Members)), Removed: map[crdt.DeviceID]bool{}, Exempt: map[crdt.UserID]bool{}}
+	need := st.Levels.EventLevel(TypeLimits, true)
+	for _, m := range st.Members {
+		g.Members[m.User] = m.Membership
+		if m.Power >= need {
+			g.Exempt[m.User] = true
+		}
+	}
+	g.Exempt[r.create.User] = true
+	if v := cur.lookup(kLimits); v >= 0 && r.evs[v].body.limits != nil {
+		g.Limit = r.evs[v].body.limits.Messages
+	}
+	cur.each(func(k string, v int32) {
+		if strings.HasPrefix(k, TypeDevice+"\x00") && r.isRemoval(v) {
+			if d, err := crdt.ParseKey(strings.TrimPrefix(k, TypeDevice+"\x00")); err == nil {
+				g.Removed[d] = true
+			}
+		}
+	})
+	return g
 }
