@@ -40,6 +40,9 @@ type IDResp struct {
 type PeerInfo struct {
 	PeerID string `json:"peer_id"`
 	Addr   string `json:"addr"`
+	// Score is the peer's gossipsub v1.1 score (docs/protocol.md §2);
+	// absent when pubsub has not scored the peer.
+	Score *float64 `json:"score,omitempty"`
 }
 
 // PeersResp answers EpPeers.

@@ -52,6 +52,8 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// mesh: a mesh takes up to a heartbeat (1 s) to form after a
 		// peer joins, and v0.19 drops a publish with an empty mesh.
 		pubsub.WithFloodPublish(true),
+		// Peer scoring, tuned for Parley's topics (peerscore.go).
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	}
 	return pubsub.NewGossipSub(ctx, h, append(opts, extra...)...)
 }
@@ -228,6 +230,10 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 	}
 	ev, err := g.ps.Join(eventTopic(room))
 	if err != nil {
+		return nil, err
+	}
+	if err := ev.SetScoreParams(eventTopicScoreParams()); err != nil {
+		ev.Close()
 		return nil, err
 	}
 	heads, err := g.ps.Join(headsTopic(room))

@@ -185,6 +185,11 @@ func TestBannedSpammerRejectedAtRelay(t *testing.T) {
 			if rej, _ := tn.reps[relay].GossipRefused(); rej == rej0 {
 				t.Fatal("the relay rejected none of the flood")
 			}
+			// P4: the spammer's peer pays for the events the relay rejected.
+			eventually(t, convergeWithin, "the spammer's score falls", func() (bool, string) {
+				sc, ok := tn.reps[relay].PeerScore(tn.reps[spammer].host.ID())
+				return ok && sc < 0, fmt.Sprint(sc, ok)
+			})
 			// An honest message after the flood reaches the observer: what
 			// the relay forwarded by then has arrived.
 			send(t, tn, admin, resp.Room, 1, "honest after")

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -55,6 +56,7 @@ type Replica struct {
 	gossip *Gossip
 	gate   *RoomGate
 	eph    *Ephemeral // typing and presence (ephemeral.go)
+	scores peerScores // gossipsub peer scores (peerscore.go)
 }
 
 // NewReplica loads the rooms held in store. Nothing runs until Serve.
@@ -96,7 +98,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer cancel()
 	gate := NewRoomGate(r.host, r.log)
 	r.gate = gate
-	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...)...)
+	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
+		pubsub.WithPeerScoreInspect(r.scores.set, scoreInspectPeriod))...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
@@ -189,6 +192,9 @@ func (r *Replica) Ephemeral() *Ephemeral { return r.eph }
 // use it to play a misbehaving member (an equivocating device); a node has
 // no other use for it.
 func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }
+
+// PeerScore returns a peer's gossipsub score and whether it has one.
+func (r *Replica) PeerScore(p peer.ID) (float64, bool) { return r.scores.get(p) }
 
 // GossipRefused counts the gossiped events this replica's validator
 // refused against room state (guard.go): rejected and ignored.
