@@ -219,3 +219,38 @@ func newTestNetUnguarded(t *testing.T, n int, adversaries ...int) *testNet {
 	}
 	return buildTestNetOpts(t, n, nil, func(_ int, s crdt.Store) crdt.Store { return s }, un)
 }
+
+// TestChainLimiter: a relay's view of a device's self chain refuses
+// exactly what rooms' rate-limit rule refuses (rooms/testdata/limits.txt
+// has the same timestamps): with 3 per minute, the join, one and two pass,
+// three to five are over, six (a minute after four) passes; a chain seen
+// out of order starts again; a repeat is not counted twice.
+func TestChainLimiter(t *testing.T) {
+	l := newChainLimiter()
+	var dev crdt.DeviceID
+	dev[0] = 1
+	var prev crdt.EventID
+	mk := func(seq uint64, ts int64) *crdt.Event {
+		ev := &crdt.Event{ID: crdt.IDOf([]byte(fmt.Sprint("ev", seq, ts))), Device: dev, Seq: seq, Self: prev, TS: ts}
+		prev = ev.ID
+		return ev
+	}
+	steps := []struct {
+		ts   int64
+		over bool
+	}{{1000, false}, {2000, false}, {3000, false}, {4000, true}, {5000, true}, {61001, true}, {66000, false}}
+	for i, s := range steps {
+		ev := mk(uint64(i), s.ts)
+		if got := l.over(ev, 3); got != s.over {
+			t.Fatalf("event %d (ts %d): over = %v, want %v", i, s.ts, got, s.over)
+		}
+		if i == 1 && l.over(ev, 3) {
+			t.Fatal("a repeated event was counted again")
+		}
+	}
+	// A gap in the chain (an event whose self is unseen) starts a new run.
+	prev = crdt.IDOf([]byte("unseen"))
+	if l.over(mk(100, 66001), 1) {
+		t.Fatal("an event after an unseen one was judged on a chain it does not continue")
+	}
+}
