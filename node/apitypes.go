@@ -122,6 +122,7 @@ type SyncInfo struct {
 	Heads   []string `json:"heads"`
 	Missing int      `json:"missing"` // ancestors known to exist but not held; 0 = no gap below the heads
 	Pending int      `json:"pending"` // events held back until their ancestors arrive
+	Expired int      `json:"expired"` // events that waited for their ancestors longer than 10 minutes and were dropped
 	// SyncPeers counts the connected peers that serve sync for the room
 	// (subscribed to its topics, or served it before). With 0 and a gap,
 	// nothing can repair the gap until such a peer is reachable.

@@ -47,7 +47,8 @@ type Engine struct {
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 
-	guards guardTable // rooms' state summaries for the gossip validator (guard.go)
+	guards guardTable   // rooms' state summaries for the gossip validator (guard.go)
+	expiry orphanExpiry // orphans' ages (orphans.go); owned by the Serve goroutine
 
 	// Local writes that failed after their events were committed (a full
 	// disk), retried after the next commit and when space returns; owned
@@ -890,6 +891,7 @@ func (e *Engine) Info(ctx context.Context, req RoomReq) (RoomInfoResp, error) {
 		}
 		resp.Warnings = e.warnings(id, rc)
 		resp.Sync = syncInfo(rc.log)
+		resp.Sync.Expired = e.expiry.expired[id]
 		return nil
 	})
 	return resp, err
