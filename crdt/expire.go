@@ -13,8 +13,13 @@ func (l *Log) Arrivals() uint64 { return l.arrivals }
 // Their references stay missing when other orphans wait on them, as after
 // an eviction.
 func (l *Log) ExpireOrphans(mark uint64) int {
-	dropped := 0
-	for len(l.fifo) > 0 && l.fifo[0].arrival <= mark {
+	return len(l.dropOldest(func(f fifoItem) bool { return f.arrival <= mark }, nil))
+}
+
+// dropOldest drops the waiting orphans at the front of the arrival queue
+// while more holds for the front item, and appends their ids to dropped.
+func (l *Log) dropOldest(more func(fifoItem) bool, dropped []EventID) []EventID {
+	for len(l.fifo) > 0 && more(l.fifo[0]) {
 		f := l.fifo[0]
 		l.fifo = l.fifo[1:]
 		o, ok := l.orphans[f.id]
@@ -22,7 +27,7 @@ func (l *Log) ExpireOrphans(mark uint64) int {
 			continue // released or dropped already
 		}
 		l.dropOrphan(f.id, o)
-		dropped++
+		dropped = append(dropped, f.id)
 	}
 	return dropped
 }
