@@ -9,7 +9,7 @@ import (
 )
 
 func TestListAndLoadBuiltins(t *testing.T) {
-	want := []string{"ban-under-partition", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood"}
+	want := []string{"ban-under-partition", "banned-spammer", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood", "sybil-flood", "sybil-flood-baseline"}
 	list := List()
 	if len(list) != len(want) {
 		t.Fatalf("List() = %v, want %v", list, want)
