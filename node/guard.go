@@ -26,6 +26,34 @@ type guardTable struct {
 	mu       sync.Mutex
 	refused  map[crdt.EventID]crdt.DeviceID // events rejected here against room state, by author device
 	refusedQ []crdt.EventID                 // their order, oldest first (bounded by maxRefusedIDs)
+	joins    map[crdt.EventID]bool          // own member events of non-members this validator accepted
+	joinsQ   []crdt.EventID                 // their order (bounded by maxRefusedIDs)
+}
+
+// joining remembers a non-member's own member event (a join or knock) that
+// this validator accepted, so that the same device's next events are taken
+// while the join is still in flight.
+func (t *guardTable) joining(id crdt.EventID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.joins == nil {
+		t.joins = map[crdt.EventID]bool{}
+	}
+	if t.joins[id] {
+		return
+	}
+	if len(t.joinsQ) >= maxRefusedIDs {
+		delete(t.joins, t.joinsQ[0])
+		t.joinsQ = t.joinsQ[1:]
+	}
+	t.joins[id] = true
+	t.joinsQ = append(t.joinsQ, id)
+}
+
+func (t *guardTable) joinSeen(id crdt.EventID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.joins[id]
 }
 
 // maxRefusedIDs bounds how many rejected events a node remembers.
@@ -106,10 +134,10 @@ var guardAccept = guardVerdict{pubsub.ValidationAccept, ""}
 //     node holds every parent (the event's whole past is then in the state
 //     the guard summarizes, so the rules refuse the event or strong removal
 //     hides it). Otherwise the node cannot judge yet and must not penalise
-//     a forwarder for a state it may lack: Ignore (do not forward) for a
-//     banned sender or removed device, whose events are hidden or refused
-//     unless an unban comes; Accept for a sender not joined, since a new
-//     member's join and first message are usually in flight together;
+//     a forwarder for a state it may lack: Ignore (do not forward), except
+//     for a sender not joined whose previous event (self) is a join or
+//     knock this validator accepted (a new member's join and first
+//     messages are usually in flight together);
 //   - Reject an event over the room's rate limit (rooms/limits.go), judged
 //     from the self chain the limiter saw;
 //   - Accept the rest. With no state yet (the create event is not held),
@@ -138,12 +166,14 @@ func (e *Engine) judgeGossip(ev *crdt.Event, lim *chainLimiter) guardVerdict {
 	}
 	held = held && e.guards.gen.Load() == gen // no add ran meanwhile
 	why := ""
-	switch m := g.Membership(ev.User); {
+	m := g.Membership(ev.User)
+	ownMember := ev.Type == rooms.TypeMember && ev.StateKey != nil && *ev.StateKey == ev.User.String()
+	switch {
 	case m == rooms.Ban:
 		why = "sender banned"
 	case g.Removed[ev.Device]:
 		why = "device removed"
-	case m != rooms.Join && !(ev.Type == rooms.TypeMember && ev.StateKey != nil && *ev.StateKey == ev.User.String()):
+	case m != rooms.Join && !ownMember:
 		why = "sender not joined"
 	}
 	if why != "" {
@@ -151,9 +181,12 @@ func (e *Engine) judgeGossip(ev *crdt.Event, lim *chainLimiter) guardVerdict {
 		case held:
 			e.guards.refuse(ev)
 			return guardVerdict{pubsub.ValidationReject, why}
-		case why != "sender not joined":
+		case why != "sender not joined" || !e.guards.joinSeen(ev.Self):
 			return guardVerdict{pubsub.ValidationIgnore, why + " (past not held)"}
 		}
+	}
+	if m != rooms.Join && ownMember {
+		e.guards.joining(ev.ID)
 	}
 	if lim != nil && g.Limit > 0 && !g.Exempt[ev.User] && lim.over(ev, g.Limit) {
 		// Not remembered as refused: the device's next event after a pause
