@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func craftAfter(t *testing.T, tn *testNet, i, at int, room crdt.RoomID, n int, t
 	var out []*crdt.Event
 	for k := range n {
 		prev := append([]crdt.EventID{}, heads...)
-		if !containsID(prev, last.ID) {
+		if !slices.Contains(prev, last.ID) {
 			prev = append(prev, last.ID)
 		}
 		var depth uint64
@@ -52,7 +53,7 @@ func craftAfter(t *testing.T, tn *testNet, i, at int, room crdt.RoomID, n int, t
 			}
 			depth, ts = max(depth, s.Event.Depth), max(ts, s.Event.TS)
 		}
-		ev, err := crdt.Sign(id, crdt.Draft{Room: room, Type: rooms.TypeMessage, Seq: last.Seq + 1, Self: last.ID, Prev: sortIDs(prev),
+		ev, err := crdt.Sign(id, crdt.Draft{Room: room, Type: rooms.TypeMessage, Seq: last.Seq + 1, Self: last.ID, Prev: slices.Sorted(slices.Values(prev)),
 			Auth: []crdt.EventID{room}, Depth: depth + 1, TS: max(ts, time.Now().UnixMilli()),
 			Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("%s %d", tag, k)})})
 		if err != nil {
@@ -60,27 +61,6 @@ func craftAfter(t *testing.T, tn *testNet, i, at int, room crdt.RoomID, n int, t
 		}
 		out = append(out, ev)
 		last, heads = ev, []crdt.EventID{ev.ID}
-	}
-	return out
-}
-
-func containsID(ids []crdt.EventID, id crdt.EventID) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
-func sortIDs(ids []crdt.EventID) []crdt.EventID {
-	out := append([]crdt.EventID{}, ids...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package simulations
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -181,7 +182,7 @@ func (s *sim) bannedSpam(i int) {
 			depth, ts = max(depth, st.Event.Depth), max(ts, st.Event.TS)
 		}
 	}
-	slicesSortIDs(prev)
+	slices.Sort(prev)
 	n := s.col.seq()
 	text := fmt.Sprintf("banned spam %d from %d ", n, i)
 	if k := s.sc.Room.Size - len(text); k > 0 {
@@ -196,14 +197,4 @@ func (s *sim) bannedSpam(i int) {
 	s.spamLast[i] = ev
 	s.col.bannedSpam(ev)
 	s.reps[i].Publish(ev)
-}
-
-func slicesSortIDs(ids []crdt.EventID) {
-	for a := range ids {
-		for b := a + 1; b < len(ids); b++ {
-			if ids[b] < ids[a] {
-				ids[a], ids[b] = ids[b], ids[a]
-			}
-		}
-	}
 }
