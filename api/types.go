@@ -39,6 +39,9 @@ type IDResp struct {
 type PeerInfo struct {
 	PeerID string `json:"peer_id"`
 	Addr   string `json:"addr"`
+	// Score is the peer's gossipsub v1.1 score (docs/protocol.md §2);
+	// absent when pubsub has not scored the peer.
+	Score *float64 `json:"score,omitempty"`
 }
 
 // PeersResp answers EpPeers.
@@ -126,6 +129,7 @@ type SyncInfo struct {
 	Heads   []string `json:"heads"`
 	Missing int      `json:"missing"` // ancestors known to exist but not held; 0 = no gap below the heads
 	Pending int      `json:"pending"` // events held back until their ancestors arrive
+	Expired int      `json:"expired"` // events that waited for their ancestors longer than 10 minutes and were dropped
 	// SyncPeers counts the connected peers that serve sync for the room
 	// (subscribed to its topics, or served it before). With 0 and a gap,
 	// nothing can repair the gap until such a peer is reachable.

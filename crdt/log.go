@@ -524,18 +524,11 @@ func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool
 // were dropped and touched extended with their ids (other orphans may wait
 // for them, which makes them missing).
 func (l *Log) evict(touched []EventID) (int, []EventID) {
-	dropped := 0
-	for len(l.orphans) > l.cfg.MaxOrphans || (l.orphanBytes > l.cfg.MaxOrphanBytes && len(l.orphans) > 0) {
-		f := l.fifo[0]
-		l.fifo = l.fifo[1:]
-		o, ok := l.orphans[f.id]
-		if !ok || o.arrival != f.arrival {
-			continue // released or dropped already
-		}
-		l.dropOrphan(f.id, o)
-		dropped++
-		touched = append(touched, f.id)
-	}
+	n0 := len(touched)
+	touched = l.dropOldest(func(fifoItem) bool {
+		return len(l.orphans) > l.cfg.MaxOrphans || (l.orphanBytes > l.cfg.MaxOrphanBytes && len(l.orphans) > 0)
+	}, touched)
+	dropped := len(touched) - n0
 	// Compact the queue of arrivals when most of it is stale.
 	if len(l.fifo) > 1024 && len(l.fifo) > 4*len(l.orphans) {
 		live := make([]fifoItem, 0, len(l.orphans))

@@ -51,6 +51,9 @@ type Engine struct {
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 
+	guards guardTable   // rooms' state summaries for the gossip validator (guard.go)
+	expiry orphanExpiry // orphans' ages (orphans.go); owned by the Serve goroutine
+
 	// Local writes that failed after their events were committed (a full
 	// disk), retried after the next commit and when space returns; owned
 	// by the Serve goroutine.
@@ -213,6 +216,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		}
 		if err == nil {
 			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
+			e.guardAfter(id, rc, nil)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
@@ -370,6 +374,7 @@ func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) er
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
 	offered := len(evs)
 	evs = rc.admit(from, evs)
+	defer e.guards.changing()()
 	before := rc.log.Pending()
 	ready, undo := rc.log.AddUndo(evs...)
 	var failed error
@@ -407,6 +412,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)
 		}
+		e.guardAfter(room, rc, ready.Accepted)
 		// Authoring waits until the whole batch is applied (the log's heads
 		// already include it); so do the retries of deferred local writes,
 		// which may author key forwards.
@@ -826,6 +832,7 @@ func (e *Engine) Info(ctx context.Context, req api.RoomReq) (api.RoomInfoResp, e
 		}
 		resp.Warnings = e.warnings(id, rc)
 		resp.Sync = syncInfo(rc.log)
+		resp.Sync.Expired = e.expiry.expired[id]
 		return nil
 	})
 	return resp, err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -51,6 +52,8 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// mesh: a mesh takes up to a heartbeat (1 s) to form after a
 		// peer joins, and v0.19 drops a publish with an empty mesh.
 		pubsub.WithFloodPublish(true),
+		// Peer scoring, tuned for Parley's topics (peerscore.go).
+		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	}
 	return pubsub.NewGossipSub(ctx, h, append(opts, extra...)...)
 }
@@ -102,6 +105,9 @@ type Gossip struct {
 	track   *mailbox[crdt.RoomID]
 	publish *mailbox[*crdt.Event]
 	heads   *mailbox[crdt.RoomID]
+
+	unguarded         bool         // stateless checks only (ReplicaOptions.Unguarded)
+	rejected, ignored atomic.Int64 // events refused against room state (guard.go)
 
 	wg sync.WaitGroup
 }
@@ -226,6 +232,10 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 	if err != nil {
 		return nil, err
 	}
+	if err := ev.SetScoreParams(eventTopicScoreParams()); err != nil {
+		ev.Close()
+		return nil, err
+	}
 	heads, err := g.ps.Join(headsTopic(room))
 	if err != nil {
 		ev.Close()
@@ -245,14 +255,27 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 	return &roomTopics{ev: ev, heads: heads}, nil
 }
 
-// validator does stateless checks only: Reject what is provably invalid,
-// Accept the rest (never Reject for missing parents or state-dependent
-// authorization, which would penalise honest peers and diverge).
+// validator checks an event statelessly (R1, the room), then against the
+// room state this node holds (guard.go): Reject what is provably invalid
+// or refused, Ignore what it cannot judge yet, Accept the rest.
 func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
+	lim := newChainLimiter()
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		ev, err := crdt.Decode(m.Data)
 		if err != nil || ev.Room != room {
 			return pubsub.ValidationReject
+		}
+		if !g.unguarded {
+			switch v := g.engine.judgeGossip(ev, lim); v.res {
+			case pubsub.ValidationReject:
+				g.rejected.Add(1)
+				g.log.Debug("gossip rejected", "room", room, "event", ev.ID, "from", from, "why", v.reason)
+				return v.res
+			case pubsub.ValidationIgnore:
+				g.ignored.Add(1)
+				g.log.Debug("gossip ignored", "room", room, "event", ev.ID, "from", from, "why", v.reason)
+				return v.res
+			}
 		}
 		m.ValidatorData = ev
 		return pubsub.ValidationAccept

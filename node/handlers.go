@@ -33,6 +33,9 @@ func (n *Node) registerAPI(h host.Host) {
 			if cs := h.Network().ConnsToPeer(p); len(cs) > 0 {
 				pi.Addr = cs[0].RemoteMultiaddr().String()
 			}
+			if sc, ok := n.replica.PeerScore(p); ok {
+				pi.Score = &sc
+			}
 			resp.Peers = append(resp.Peers, pi)
 		}
 		return resp, nil

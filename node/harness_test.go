@@ -29,6 +29,8 @@ type testNet struct {
 	cancel []context.CancelFunc
 	wg     sync.WaitGroup
 	tracer func(i int) Tracer // optional: each replica's tracer
+
+	unguarded map[int]bool // replicas whose gossip validator is stateless only (adversaries)
 }
 
 func newTestNet(t *testing.T, n int) *testNet { return newTracedTestNet(t, n, nil) }
@@ -48,7 +50,12 @@ func newTestNetWith(t *testing.T, n int, wrap func(i int, s crdt.Store) crdt.Sto
 
 func buildTestNet(t *testing.T, n int, tracer func(i int) Tracer, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
 	t.Helper()
-	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background(), tracer: tracer}
+	return buildTestNetOpts(t, n, tracer, wrap, nil)
+}
+
+func buildTestNetOpts(t *testing.T, n int, tracer func(i int) Tracer, wrap func(i int, s crdt.Store) crdt.Store, unguarded map[int]bool) *testNet {
+	t.Helper()
+	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background(), tracer: tracer, unguarded: unguarded}
 	for i := range n {
 		master, _ := crdt.GenerateKey(rand.Reader)
 		ident, _ := crdt.NewIdentity(master, rand.Reader)
@@ -77,7 +84,7 @@ func (tn *testNet) start(i int) {
 			t.Fatal(err)
 		}
 	}
-	opts := ReplicaOptions{Seed: uint64(i + 1)}
+	opts := ReplicaOptions{Seed: uint64(i + 1), Unguarded: tn.unguarded[i]}
 	if tn.tracer != nil {
 		opts.Tracer = tn.tracer(i)
 	}

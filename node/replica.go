@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -32,6 +33,11 @@ type ReplicaOptions struct {
 	Keys KeyOptions
 	// Now is the engine's clock (periodic rotation, event timestamps); nil: time.Now.
 	Now func() time.Time
+	// Unguarded makes the gossip validator check events statelessly only,
+	// not against the room state (guard.go): for adversary replicas in
+	// tests and simulations, which must be able to publish what honest
+	// nodes refuse.
+	Unguarded bool
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -53,6 +59,7 @@ type Replica struct {
 	gate   *RoomGate
 	gateP  atomic.Pointer[RoomGate] // gate, for other goroutines (the relay's ACL)
 	eph    *Ephemeral               // typing and presence (ephemeral.go)
+	scores peerScores               // gossipsub peer scores (peerscore.go)
 }
 
 // NewReplica loads the rooms held in store. Nothing runs until Serve.
@@ -98,12 +105,14 @@ func (r *Replica) Serve(ctx context.Context) error {
 	gate := NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...)...)
+	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
+		pubsub.WithPeerScoreInspect(r.scores.set, scoreInspectPeriod))...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
 	r.syncer = NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
+	r.gossip.unguarded = r.opts.Unguarded
 	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(EventTopic(room)) })
 	inviter := NewInviter(r.host, r.Engine, r.log)
 	eph := r.eph
@@ -147,7 +156,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve} {
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -191,3 +200,12 @@ func (r *Replica) Ephemeral() *Ephemeral { return r.eph }
 // use it to play a misbehaving member (an equivocating device); a node has
 // no other use for it.
 func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }
+
+// PeerScore returns a peer's gossipsub score and whether it has one.
+func (r *Replica) PeerScore(p peer.ID) (float64, bool) { return r.scores.get(p) }
+
+// GossipRefused counts the gossiped events this replica's validator
+// refused against room state (guard.go): rejected and ignored.
+func (r *Replica) GossipRefused() (rejected, ignored int64) {
+	return r.gossip.rejected.Load(), r.gossip.ignored.Load()
+}

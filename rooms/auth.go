@@ -165,6 +165,7 @@ type parsed struct {
 	hasTarget    bool
 	text         string
 	levels       *PowerLevels
+	limits       *LimitsBody
 	profile      *ProfileBody
 	member       *MemberBody
 	device       *DeviceBody
@@ -214,6 +215,12 @@ func parseBody(typ string, skey *string, body []byte) (*parsed, error) {
 			return nil, malformed("bad %s body", typ)
 		}
 		p.text = tb.Value
+	case TypeLimits:
+		lb, err := parseLimits(skey, body)
+		if err != nil {
+			return nil, err
+		}
+		p.limits = lb
 	case TypeProfile:
 		if skey == nil {
 			return nil, malformed("profile event without state key")

@@ -154,6 +154,7 @@ func (w *world) printState() string {
 //	USER name|topic|avatar|join-rule VALUE
 //	USER profile [name=X] [avatar=Y]
 //	USER say TEXT...
+//	USER limits N                          (room.limits: N events per device per minute)
 //	USER redact LABEL
 //
 // followed by options: as=LABEL, at=L1,L2 (parents instead of the heads),
@@ -267,6 +268,12 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 		typ, skey, body = TypeProfile, ptr(me.String()), Encode(pb)
 	case "say":
 		typ, body = TypeMessage, Encode(MessageBody{Text: strings.Join(args, " ")})
+	case "limits":
+		n, err := strconv.ParseInt(args[0], 10, 64)
+		if err != nil {
+			t.Fatalf("bad limit %q", args[0])
+		}
+		typ, skey, body = TypeLimits, ptr(""), Encode(LimitsBody{Messages: n})
 	case "redact":
 		target := w.labels[args[0]]
 		if target == nil {

@@ -62,7 +62,7 @@ type DeviceBody struct {
 func Sealed(typ string) bool {
 	switch typ {
 	case TypeCreate, TypeMember, TypePower, TypeJoinRule,
-		TypeRedact, TypeDevice, TypeRotate, TypeKeyFwd:
+		TypeRedact, TypeDevice, TypeRotate, TypeKeyFwd, TypeLimits:
 		return false
 	}
 	return true

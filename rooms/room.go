@@ -57,6 +57,7 @@ const (
 	kCreate   = TypeCreate + "\x00"
 	kPower    = TypePower + "\x00"
 	kJoinRule = TypeJoinRule + "\x00"
+	kLimits   = TypeLimits + "\x00"
 )
 
 func stateKey(typ, skey string) string { return typ + "\x00" + skey }
@@ -358,6 +359,10 @@ func (r *Room) judge(idx int32, info *evInfo) {
 	req, err := authorize(e.User, e.Type, e.StateKey, p, &in)
 	if err != nil {
 		info.reason = Reason(err)
+		return
+	}
+	if why := r.overLimit(info, &in); why != "" {
+		info.reason = why
 		return
 	}
 	// R3(a): the auth references alone.

@@ -34,6 +34,7 @@ type collector struct {
 	orphanAcc int
 	forkIDs   map[crdt.EventID]bool // both sides of every fork
 	forkPairs int
+	bs        bannedSpamState // the banned-spam adversary (bannedspam.go)
 	// filled by the end-of-run audit
 	pendingMax, forkVisibleMax int
 	nseq                       int
@@ -141,11 +142,14 @@ func (c *collector) complete() bool {
 
 // accepted is called on each node's engine goroutine for every accepted event.
 func (c *collector) accepted(i int, ev *crdt.Event, from peer.ID) {
-	if ev.Type != rooms.TypeMessage {
+	if ev.Type != rooms.TypeMessage && ev.Type != rooms.TypeMember {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.acceptedBanned(i, ev) || ev.Type != rooms.TypeMessage {
+		return
+	}
 	if c.forgedIDs[ev.ID] {
 		c.forgedAcc++
 		return
@@ -248,6 +252,7 @@ func (r *rawTracer) DuplicateMessage(m *pubsub.Message) {
 	}
 }
 func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
+	r.col.recvBanned(r.i, rpc, false)
 	n := int64(proto.Size(&rpc.RPC))
 	r.col.nodes[r.i].recv.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
@@ -255,6 +260,7 @@ func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 	}
 }
 func (r *rawTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
+	r.col.recvBanned(r.i, rpc, true)
 	n := int64(proto.Size(&rpc.RPC))
 	r.col.nodes[r.i].sent.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {

@@ -47,6 +47,7 @@ type Report struct {
 	Forged                *AdversaryReport  `json:"forged,omitempty"`
 	Orphans               *AdversaryReport  `json:"orphans,omitempty"`
 	Equivocation          *AdversaryReport  `json:"equivocation,omitempty"`
+	BannedSpam            *BannedSpamReport `json:"banned_spam,omitempty"`
 	BansApplied           int               `json:"bans_applied,omitempty"`
 	ScheduleSHA256        string            `json:"schedule_sha256"`
 	Versions              map[string]string `json:"versions"`
@@ -199,6 +200,7 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 	if len(c.orphanIDs) > 0 {
 		r.Orphans = &AdversaryReport{Published: len(c.orphanIDs), AcceptedHonest: c.orphanAcc, PendingAtEndMax: &c.pendingMax}
 	}
+	r.BannedSpam = c.bannedSpamReport()
 	if c.forkPairs > 0 {
 		r.Equivocation = &AdversaryReport{Published: c.forkPairs, VisibleAtEndMax: &c.forkVisibleMax}
 	}

@@ -59,12 +59,13 @@ const (
 	actLinkDown
 	actLinkUp
 	actBan
+	actBannedSpam
 )
 
-var actNames = []string{"send", "spam", "forge", "equivocate", "orphan", "offline", "online", "partition", "heal", "link-down", "link-up", "ban"}
+var actNames = []string{"send", "spam", "forge", "equivocate", "orphan", "offline", "online", "partition", "heal", "link-down", "link-up", "ban", "banned-spam"}
 
 // adversaryAct is the action each adversary kind performs at its rate.
-var adversaryAct = map[string]int{"spam-flood": actSpam, "equivocation": actEquivocate, "forged-events": actForge, "orphan-flood": actOrphan}
+var adversaryAct = map[string]int{"spam-flood": actSpam, "equivocation": actEquivocate, "forged-events": actForge, "orphan-flood": actOrphan, "banned-spam": actBannedSpam}
 
 type action struct {
 	At   time.Duration `json:"at"`
@@ -239,6 +240,9 @@ func makePlan(sc *Scenario) *plan {
 			} else {
 				s++
 			}
+			if a.Kind == "banned-spam" {
+				add(a.Start.D(), actBan, n, 0) // the creator bans it; the flood follows
+			}
 			for t := a.Start.D() + time.Duration(rng.ExpFloat64()/a.Rate*1e9); t < a.Stop.D(); t += time.Duration(rng.ExpFloat64() / a.Rate * 1e9) {
 				add(t, kind, n, 0)
 			}
@@ -412,7 +416,7 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx}
+	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx, spamLast: map[int]*crdt.Event{}}
 	s.col = newCollector(s.plan)
 	wall := time.Now()
 	var runErr, bubbleErr error
@@ -464,6 +468,7 @@ type sim struct {
 	partOn   []bool // per partition: active
 	room     crdt.RoomID
 	forgers  map[int]*pubsub.Topic
+	spamLast map[int]*crdt.Event // banned-spam adversaries' latest events (bannedspam.go)
 	ctx      context.Context
 	wg       sync.WaitGroup
 	t0       time.Time
@@ -736,7 +741,7 @@ func (s *sim) tick(final bool) {
 // start (re)starts replica i on its host and store.
 func (s *sim) start(i int) error {
 	tr := &nodeTracer{i: i, col: s.col}
-	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i)})
+	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest})
 	if err != nil {
 		return err
 	}
@@ -888,6 +893,8 @@ func (s *sim) do(a action) {
 		s.orphan(a.A)
 	case actEquivocate:
 		s.equivocate(a.A)
+	case actBannedSpam:
+		s.bannedSpam(a.A)
 	case actOffline:
 		s.stop(a.A)
 		s.col.setOnline(a.A, false)
@@ -915,8 +922,11 @@ func (s *sim) do(a action) {
 		s.linkDown[a.A]--
 		s.reconcile(a.A)
 	case actBan:
-		if _, err := s.reps[0].Engine.SetMembership(s.ctx, s.room, s.idents[a.A].User, rooms.Ban, "simulated ban"); err == nil {
+		if resp, err := s.reps[0].Engine.SetMembership(s.ctx, s.room, s.idents[a.A].User, rooms.Ban, "simulated ban"); err == nil {
 			s.bans++
+			if id, err := crdt.ParseID(resp.Event); err == nil {
+				s.col.banned(id)
+			}
 		} else {
 			s.say("ban of node %d refused: %v", a.A, err)
 		}

@@ -121,7 +121,7 @@ type Offline struct {
 
 // adversaryKinds maps each adversary kind to whether it runs a real replica
 // (a room member) rather than a bare gossipsub peer.
-var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "forged-events": false, "orphan-flood": false}
+var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "forged-events": false, "orphan-flood": false, "banned-spam": true}
 
 // Adversary is a group of Count extra nodes, linked to Degree random honest
 // nodes, each acting at Rate per second from Start to Stop. Kinds:
@@ -132,7 +132,10 @@ var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "
 //   - forged-events: bare gossipsub peers that publish events with a broken
 //     body hash;
 //   - orphan-flood: bare gossipsub peers that publish validly signed events
-//     whose parents do not exist, to fill receivers' orphan buffers.
+//     whose parents do not exist, to fill receivers' orphan buffers;
+//   - banned-spam: real replicas that join, are banned by the creator at
+//     Start, and then publish validly signed messages continuing their
+//     device chain, which their own node does not check (bannedspam.go).
 type Adversary struct {
 	Kind   string   `yaml:"kind" json:"kind"`
 	Count  int      `yaml:"count" json:"count"`
@@ -322,7 +325,7 @@ func (sc *Scenario) Validate() error {
 	}
 	for _, a := range sc.Adversaries {
 		if _, ok := adversaryKinds[a.Kind]; !ok {
-			return fmt.Errorf("adversary kind %q: known kinds are spam-flood, equivocation, forged-events and orphan-flood", a.Kind)
+			return fmt.Errorf("adversary kind %q: known kinds are spam-flood, equivocation, forged-events, orphan-flood and banned-spam", a.Kind)
 		}
 	}
 	for _, b := range sc.Bans {

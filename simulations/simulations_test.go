@@ -9,7 +9,7 @@ import (
 )
 
 func TestListAndLoadBuiltins(t *testing.T) {
-	want := []string{"ban-under-partition", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood"}
+	want := []string{"ban-under-partition", "banned-spammer", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood", "sybil-flood", "sybil-flood-baseline"}
 	list := List()
 	if len(list) != len(want) {
 		t.Fatalf("List() = %v, want %v", list, want)
@@ -164,3 +164,26 @@ func TestReadersVirtual(t *testing.T) {
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// TestBannedSpamSmallVirtual (issue 15): a member banned at 1 s floods
+// validly signed messages its node does not check; no honest node forwards
+// any of them once it holds the ban, and honest delivery is complete.
+func TestBannedSpamSmallVirtual(t *testing.T) {
+	sc := small(t, "banned-spammer", 10, 8*time.Second)
+	sc.Adversaries = []Adversary{{Kind: "banned-spam", Count: 1, Degree: 3, Rate: 20, Start: Duration(time.Second), Stop: Duration(6 * time.Second)}}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rep.BannedSpam
+	if rep.Completeness != 1 || b == nil || b.Published < 50 || rep.BansApplied != 1 {
+		t.Fatalf("completeness %v, bans %d, banned spam %+v", rep.Completeness, rep.BansApplied, b)
+	}
+	if b.SentBytesAfterBanSeen != 0 {
+		t.Fatalf("honest nodes forwarded %d bytes of the banned member's events after they held the ban: %+v", b.SentBytesAfterBanSeen, b)
+	}
+	if b.RejectedGossip == 0 {
+		t.Fatalf("no honest validator rejected the banned member's events: %+v", b)
+	}
+	t.Logf("banned spam: %+v", *b)
+}

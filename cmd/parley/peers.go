@@ -37,9 +37,13 @@ func runPeers(c *cli, args []string) error {
 			return
 		}
 		tw := table(w)
-		fmt.Fprintln(tw, "PEER ID\tADDRESS")
+		fmt.Fprintln(tw, "PEER ID\tADDRESS\tSCORE")
 		for _, p := range r.Peers {
-			fmt.Fprintf(tw, "%s\t%s\n", p.PeerID, p.Addr)
+			score := "-"
+			if p.Score != nil {
+				score = fmt.Sprintf("%.2f", *p.Score)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.PeerID, p.Addr, score)
 		}
 		tw.Flush()
 	})
