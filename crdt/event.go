@@ -146,10 +146,16 @@ var (
 // Sign builds, signs and returns an event. Prev and Auth are sorted and
 // de-duplicated; the result passes Decode.
 func Sign(id *Identity, d Draft) (*Event, error) {
+	return signWith(id, id.Device.Public(), d, id.Device.Sign)
+}
+
+// signWith is Sign with the device key and its signing function given;
+// tests use it to sign with keys and signatures at the edges of the rule.
+func signWith(id *Identity, dev DeviceID, d Draft, sign func([]byte) []byte) (*Event, error) {
 	sum := sha256.Sum256(d.Body)
 	env := envelope{
 		V: Version, Type: d.Type, SKey: d.StateKey,
-		User: id.User[:], Device: devicePub(id), Cert: id.Cert,
+		User: id.User[:], Device: dev[:], Cert: id.Cert,
 		Seq: d.Seq, Depth: d.Depth, TS: d.TS, Epoch: d.Epoch, BodyHash: sum[:],
 		Prev: toLinks(d.Prev), Auth: toLinks(d.Auth),
 	}
@@ -165,17 +171,12 @@ func Sign(id *Identity, d Draft) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	env.Sig = id.Device.Sign(append([]byte(signTag), unsigned...))
+	env.Sig = sign(append([]byte(signTag), unsigned...))
 	b, err := encMode.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return parseEnvelope(b, d.Body, false)
-}
-
-func devicePub(id *Identity) []byte {
-	p := id.Device.Public()
-	return p[:]
 }
 
 func toLinks(ids []EventID) []link {
@@ -222,6 +223,30 @@ func decodeEnvelope(envBytes, body []byte) (*Event, error) {
 }
 
 func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
+	p, err := parseUnverified(envBytes, body, verify)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.verifyOne(); err != nil {
+		return nil, err
+	}
+	return p.finish()
+}
+
+// parsed is an envelope that passed the encoding and limit checks of R1 and
+// waits for its certificate and signature checks (sigMsg is nil when none
+// is needed: the caller did not ask, or the envelope verified before).
+type parsed struct {
+	e        *Event
+	envBytes []byte
+	body     []byte
+	id       EventID
+	cert     []byte
+	sig      []byte
+	sigMsg   []byte // signTag ‖ envelope without sig
+}
+
+func parseUnverified(envBytes, body []byte, verify bool) (*parsed, error) {
 	if len(envBytes)+len(body) > MaxKeyEventSize {
 		return nil, ErrTooLarge
 	}
@@ -239,33 +264,48 @@ func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
 	if len(envBytes)+len(body) > MaxSize(e.Type) {
 		return nil, fmt.Errorf("%w: %d bytes for a %q event (at most %d)", ErrTooLarge, len(envBytes)+len(body), e.Type, MaxSize(e.Type))
 	}
-	id := IDOf(envBytes)
-	if verify && !sigCache.has(string(id)) {
-		if !checkCertCached(e.User, e.Device, env.Cert) {
-			return nil, ErrCert
-		}
-		sig := env.Sig
+	p := &parsed{e: e, envBytes: envBytes, body: body, id: IDOf(envBytes), cert: env.Cert, sig: env.Sig}
+	if verify && !sigCache.has(string(p.id)) {
 		env.Sig = nil
 		unsigned, err := encMode.Marshal(&env)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		if !e.Device.Verify(append([]byte(signTag), unsigned...), sig) {
-			return nil, ErrSignature
-		}
-		sigCache.add(string(id))
+		p.sigMsg = append([]byte(signTag), unsigned...)
 	}
-	if body != nil {
-		if sha256.Sum256(body) != e.BodyHash {
+	return p, nil
+}
+
+// verifyOne checks the certificate and the signature one at a time.
+func (p *parsed) verifyOne() error {
+	if p.sigMsg == nil {
+		return nil
+	}
+	if !checkCertCached(p.e.User, p.e.Device, p.cert) {
+		return ErrCert
+	}
+	if !p.e.Device.Verify(p.sigMsg, p.sig) {
+		return ErrSignature
+	}
+	sigCache.add(string(p.id))
+	p.sigMsg = nil
+	return nil
+}
+
+// finish checks the body hash and completes the event.
+func (p *parsed) finish() (*Event, error) {
+	e := p.e
+	if p.body != nil {
+		if sha256.Sum256(p.body) != e.BodyHash {
 			return nil, ErrBodyHash
 		}
 	}
-	e.ID = id
+	e.ID = p.id
 	if e.Type == TypeCreate {
 		e.Room = e.ID
 	}
-	e.Envelope = envBytes
-	e.Body = body
+	e.Envelope = p.envBytes
+	e.Body = p.body
 	return intern(e), nil
 }
 
