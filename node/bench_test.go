@@ -160,3 +160,71 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
 }
+
+// BenchmarkArchiveImport: one iteration is a fresh node importing the
+// 100,000-event room of BenchmarkCatchUp from a history archive into badger
+// (read, verify in batches, add, commit). Compare it with
+// BenchmarkVerifyCeiling in crdt/badgerstore.
+func BenchmarkArchiveImport(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
+		n = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srcStore, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srcStore.Close()
+	room := buildRoom(b, srcStore, n)
+	src, stop := benchReplica(b, ctx, srcStore, 1)
+	path := b.TempDir() + "/room.car"
+	if _, err := src.Engine.Export(ctx, ExportReq{Room: room.String(), Out: path}); err != nil {
+		b.Fatal(err)
+	}
+	stop()
+	want := n + 4 // create, three joins
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		crdt.ForgetVerified()
+		store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep, stop := benchReplica(b, ctx, store, 2)
+		b.StartTimer()
+		start := time.Now()
+		resp, err := rep.Engine.Import(ctx, ImportReq{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		if resp.New != want {
+			b.Fatalf("imported %d new events, want %d", resp.New, want)
+		}
+		stop()
+		store.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+}
+
+// benchReplica serves a replica over store on a loopback TCP host until the
+// returned stop is called.
+func benchReplica(b *testing.B, ctx context.Context, store crdt.Store, seed uint64) (*Replica, func()) {
+	ident := newIdentity(b)
+	h := tcpHost(b, ident)
+	rep, err := NewReplica(h, store, ident, ReplicaOptions{Seed: seed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rep.Serve(rctx) }()
+	<-rep.Ready()
+	return rep, func() { rcancel(); <-done; h.Close() }
+}
