@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Limits on events. They are part of the protocol (docs/protocol.md).
@@ -266,14 +267,70 @@ func parseUnverified(envBytes, body []byte, verify bool) (*parsed, error) {
 	}
 	p := &parsed{e: e, envBytes: envBytes, body: body, id: IDOf(envBytes), cert: env.Cert, sig: env.Sig}
 	if verify && !sigCache.has(string(p.id)) {
-		env.Sig = nil
-		unsigned, err := encMode.Marshal(&env)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		if p.sigMsg = signedPart(envBytes); p.sigMsg == nil {
+			env.Sig = nil
+			unsigned, err := encMode.Marshal(&env)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+			p.sigMsg = append([]byte(signTag), unsigned...)
 		}
-		p.sigMsg = append([]byte(signTag), unsigned...)
 	}
 	return p, nil
+}
+
+// sigKeyValue is the canonical encoding of the key "sig" and the header of
+// its 64-byte value.
+const sigKeyValue = "\x63sig\x58\x40"
+
+// signedPart returns signTag ‖ the envelope without its sig, cut from the
+// canonical envelope bytes instead of encoded again: canonical order puts
+// "v", "ts" and "seq" (integers, always present) before "sig", and nothing
+// else, so the pair is found without reading any field an author chooses.
+// It returns nil if the bytes are not laid out so (then the caller encodes).
+func signedPart(env []byte) []byte {
+	if len(env) == 0 || env[0]&0xe0 != 0xa0 || env[0]&0x1f == 0 || env[0]&0x1f > 23 {
+		return nil // not a map with a one-byte header
+	}
+	at := 1
+	for _, key := range []string{"\x61v", "\x62ts", "\x63seq"} {
+		if !strings.HasPrefix(string(env[at:]), key) {
+			return nil
+		}
+		at += len(key)
+		n := intLen(env[at:])
+		if n == 0 {
+			return nil
+		}
+		at += n
+	}
+	if !strings.HasPrefix(string(env[at:]), sigKeyValue) || len(env) < at+len(sigKeyValue)+64 {
+		return nil
+	}
+	out := make([]byte, 0, len(signTag)+len(env)-len(sigKeyValue)-64)
+	out = append(out, signTag...)
+	out = append(out, env[0]-1)
+	out = append(out, env[1:at]...)
+	return append(out, env[at+len(sigKeyValue)+64:]...)
+}
+
+// intLen is the length of the CBOR integer at the start of b, 0 if none.
+func intLen(b []byte) int {
+	if len(b) == 0 || b[0]>>5 > 1 {
+		return 0
+	}
+	n := 1
+	switch ai := b[0] & 0x1f; {
+	case ai < 24:
+	case ai <= 27:
+		n += 1 << (ai - 24)
+	default:
+		return 0
+	}
+	if len(b) < n {
+		return 0
+	}
+	return n
 }
 
 // verifyOne checks the certificate and the signature one at a time.
