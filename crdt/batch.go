@@ -28,7 +28,7 @@ func DecodeBatch(frames [][]byte) ([]*Event, []error) {
 		if err := UnmarshalCanonical(b, &f); err != nil {
 			return nil, fmt.Errorf("%w: frame: %w", ErrMalformed, err)
 		}
-		return parseUnverified(f.Env, f.Body, true)
+		return parseUnverified(f.Env, f.Body, "", true)
 	})
 }
 
@@ -37,7 +37,7 @@ func DecodeBatch(frames [][]byte) ([]*Event, []error) {
 // the body was purged.
 func DecodeEnvelopes(envs, bodies [][]byte) ([]*Event, []error) {
 	return decodeBatch(len(envs), func(i int) (*parsed, error) {
-		return parseUnverified(envs[i], bodies[i], true)
+		return parseUnverified(envs[i], bodies[i], "", true)
 	})
 }
 

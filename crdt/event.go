@@ -209,14 +209,19 @@ func Decode(b []byte) (*Event, error) {
 func DecodeEnvelope(env, body []byte) (*Event, error) { return decodeEnvelope(env, body) }
 
 // DecodeStored re-reads an event this node verified before storing it under
-// id. It checks the encoding, that the envelope hashes to id and the body
-// hash, but not the signatures: the content address already proves the bytes
-// are the ones verified, at a hundredth of the cost.
+// id. It checks that the envelope hashes to id, the field rules and the body
+// hash, but neither the signatures nor that the encoding is canonical: the
+// content address already proves the bytes are the ones checked, at a
+// hundredth of the cost.
 func DecodeStored(id EventID, env, body []byte) (*Event, error) {
 	if IDOf(env) != id {
 		return nil, fmt.Errorf("%w: stored envelope does not hash to %s", ErrMalformed, id)
 	}
-	return parseEnvelope(env, body, false)
+	p, err := parseUnverified(env, body, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return p.finish()
 }
 
 func decodeEnvelope(envBytes, body []byte) (*Event, error) {
@@ -224,7 +229,7 @@ func decodeEnvelope(envBytes, body []byte) (*Event, error) {
 }
 
 func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
-	p, err := parseUnverified(envBytes, body, verify)
+	p, err := parseUnverified(envBytes, body, "", verify)
 	if err != nil {
 		return nil, err
 	}
@@ -247,12 +252,19 @@ type parsed struct {
 	sigMsg   []byte // signTag ‖ envelope without sig
 }
 
-func parseUnverified(envBytes, body []byte, verify bool) (*parsed, error) {
+// parseUnverified decodes an envelope. stored is its ID when the caller
+// has checked that the bytes hash to an ID this node stored after checking
+// them; they are then known to be canonical, and "" otherwise.
+func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parsed, error) {
 	if len(envBytes)+len(body) > MaxKeyEventSize {
 		return nil, ErrTooLarge
 	}
 	var env envelope
-	if err := UnmarshalCanonical(envBytes, &env); err != nil {
+	decode := UnmarshalCanonical
+	if stored != "" {
+		decode = decMode.Unmarshal
+	}
+	if err := decode(envBytes, &env); err != nil {
 		if errors.Is(err, ErrNonCanonical) {
 			return nil, err
 		}
@@ -265,7 +277,11 @@ func parseUnverified(envBytes, body []byte, verify bool) (*parsed, error) {
 	if len(envBytes)+len(body) > MaxSize(e.Type) {
 		return nil, fmt.Errorf("%w: %d bytes for a %q event (at most %d)", ErrTooLarge, len(envBytes)+len(body), e.Type, MaxSize(e.Type))
 	}
-	p := &parsed{e: e, envBytes: envBytes, body: body, id: IDOf(envBytes), cert: env.Cert, sig: env.Sig}
+	id := stored
+	if id == "" {
+		id = IDOf(envBytes)
+	}
+	p := &parsed{e: e, envBytes: envBytes, body: body, id: id, cert: env.Cert, sig: env.Sig}
 	if verify && !sigCache.has(string(p.id)) {
 		if p.sigMsg = signedPart(envBytes); p.sigMsg == nil {
 			env.Sig = nil

@@ -423,3 +423,42 @@ func TestSignedPart(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkVerify compares, per signature on one core, the earlier rule
+// (crypto/ed25519), the single ZIP-215 check that gossip uses and the
+// batches of DecodeBatch.
+func BenchmarkVerify(b *testing.B) {
+	dev, _ := SecretKeyFromSeed(make([]byte, 32))
+	pub := dev.Public()
+	msgs := make([][]byte, batchSize)
+	sigs := make([][]byte, batchSize)
+	for i := range msgs {
+		msgs[i] = fmt.Appendf(nil, "message %d %s", i, strings.Repeat("x", 400))
+		sigs[i] = dev.Sign(msgs[i])
+	}
+	b.Run("crypto-ed25519", func(b *testing.B) {
+		for i := range b.N {
+			if !ed25519.Verify(pub[:], msgs[i%batchSize], sigs[i%batchSize]) {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("zip215-single", func(b *testing.B) {
+		for i := range b.N {
+			if !pub.Verify(msgs[i%batchSize], sigs[i%batchSize]) {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run(fmt.Sprintf("zip215-batch%d", batchSize), func(b *testing.B) {
+		for i := 0; i < b.N; i += batchSize {
+			bv := newSigBatch(batchSize)
+			for j := range batchSize {
+				bv.add(pub, msgs[j], sigs[j])
+			}
+			if !bv.verify() {
+				b.Fatal("refused")
+			}
+		}
+	})
+}
