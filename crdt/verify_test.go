@@ -220,7 +220,7 @@ type edgeAuthor struct {
 	std  bool // whether crypto/ed25519 accepts its events
 }
 
-func edgeAuthors(t *testing.T, r *rand.Rand) []edgeAuthor {
+func edgeAuthors(t testing.TB, r *rand.Rand) []edgeAuthor {
 	t.Helper()
 	mk := func(name string) (*SecretKey, []byte) {
 		seed := make([]byte, 32)
@@ -459,6 +459,49 @@ func BenchmarkVerify(b *testing.B) {
 			if !bv.verify() {
 				b.Fatal("refused")
 			}
+		}
+	})
+}
+
+// FuzzDecodeBatch checks DecodeBatch against Decode on arbitrary frames: in a
+// page with a good event on either side, each frame gets the verdict and the
+// event Decode gives it, so no input makes the batch path diverge.
+func FuzzDecodeBatch(f *testing.F) {
+	r := rand.New(rand.NewPCG(9, 9))
+	authors := edgeAuthors(f, r)
+	create, err := Sign(authors[0].id, Draft{Type: TypeCreate, TS: 1, Body: []byte("room")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	var evs []*Event
+	for i, a := range authors {
+		ev, err := signWith(a.id, a.dev, Draft{Room: create.ID, Type: "message", Prev: []EventID{create.ID}, Depth: 1, TS: int64(2 + i), Body: []byte(a.name)}, a.sign)
+		if err != nil {
+			f.Fatal(err)
+		}
+		evs = append(evs, ev)
+		good := ev.Encode()
+		f.Add(good)
+		flipped := bytes.Clone(good)
+		flipped[len(flipped)-10] ^= 0x01
+		f.Add(flipped)
+		f.Add(good[:len(good)/2])
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		page := [][]byte{evs[0].Encode(), b, evs[1].Encode()}
+		ForgetVerified()
+		want, wantErr := Decode(b)
+		ForgetVerified()
+		got, errs := DecodeBatch(page)
+		if (wantErr == nil) != (errs[1] == nil) {
+			t.Fatalf("Decode: %v; DecodeBatch: %v", wantErr, errs[1])
+		}
+		if wantErr == nil && got[1].ID != want.ID {
+			t.Fatalf("Decode gives %s, DecodeBatch %s", want.ID, got[1].ID)
+		}
+		if errs[0] != nil || errs[2] != nil {
+			t.Fatalf("a bad frame spoils its neighbours: %v, %v", errs[0], errs[2])
 		}
 	})
 }
