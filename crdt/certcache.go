@@ -45,7 +45,7 @@ var certCache = memo{max: 1 << 14}
 var sigCache = memo{max: 1 << 16}
 
 func checkCertCached(user UserID, device DeviceID, cert []byte) bool {
-	key := string(user[:]) + string(device[:]) + string(cert)
+	key := certKey(user, device, cert)
 	if certCache.has(key) {
 		return true
 	}
@@ -54,6 +54,10 @@ func checkCertCached(user UserID, device DeviceID, cert []byte) bool {
 	}
 	certCache.add(key)
 	return true
+}
+
+func certKey(user UserID, device DeviceID, cert []byte) string {
+	return string(user[:]) + string(device[:]) + string(cert)
 }
 
 // ForgetVerified empties the verification caches, so that the next decode of

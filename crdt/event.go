@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Limits on events. They are part of the protocol (docs/protocol.md).
@@ -146,10 +147,16 @@ var (
 // Sign builds, signs and returns an event. Prev and Auth are sorted and
 // de-duplicated; the result passes Decode.
 func Sign(id *Identity, d Draft) (*Event, error) {
+	return signWith(id, id.Device.Public(), d, id.Device.Sign)
+}
+
+// signWith is Sign with the device key and its signing function given;
+// tests use it to sign with keys and signatures at the edges of the rule.
+func signWith(id *Identity, dev DeviceID, d Draft, sign func([]byte) []byte) (*Event, error) {
 	sum := sha256.Sum256(d.Body)
 	env := envelope{
 		V: Version, Type: d.Type, SKey: d.StateKey,
-		User: id.User[:], Device: devicePub(id), Cert: id.Cert,
+		User: id.User[:], Device: dev[:], Cert: id.Cert,
 		Seq: d.Seq, Depth: d.Depth, TS: d.TS, Epoch: d.Epoch, BodyHash: sum[:],
 		Prev: toLinks(d.Prev), Auth: toLinks(d.Auth),
 	}
@@ -165,17 +172,12 @@ func Sign(id *Identity, d Draft) (*Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	env.Sig = id.Device.Sign(append([]byte(signTag), unsigned...))
+	env.Sig = sign(append([]byte(signTag), unsigned...))
 	b, err := encMode.Marshal(&env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return parseEnvelope(b, d.Body, false)
-}
-
-func devicePub(id *Identity) []byte {
-	p := id.Device.Public()
-	return p[:]
 }
 
 func toLinks(ids []EventID) []link {
@@ -207,14 +209,19 @@ func Decode(b []byte) (*Event, error) {
 func DecodeEnvelope(env, body []byte) (*Event, error) { return decodeEnvelope(env, body) }
 
 // DecodeStored re-reads an event this node verified before storing it under
-// id. It checks the encoding, that the envelope hashes to id and the body
-// hash, but not the signatures: the content address already proves the bytes
-// are the ones verified, at a hundredth of the cost.
+// id. It checks that the envelope hashes to id, the field rules and the body
+// hash, but neither the signatures nor that the encoding is canonical: the
+// content address already proves the bytes are the ones checked, at a
+// hundredth of the cost.
 func DecodeStored(id EventID, env, body []byte) (*Event, error) {
 	if IDOf(env) != id {
 		return nil, fmt.Errorf("%w: stored envelope does not hash to %s", ErrMalformed, id)
 	}
-	return parseEnvelope(env, body, false)
+	p, err := parseUnverified(env, body, id, false)
+	if err != nil {
+		return nil, err
+	}
+	return p.finish()
 }
 
 func decodeEnvelope(envBytes, body []byte) (*Event, error) {
@@ -222,11 +229,42 @@ func decodeEnvelope(envBytes, body []byte) (*Event, error) {
 }
 
 func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
+	p, err := parseUnverified(envBytes, body, "", verify)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.verifyOne(); err != nil {
+		return nil, err
+	}
+	return p.finish()
+}
+
+// parsed is an envelope that passed the encoding and limit checks of R1 and
+// waits for its certificate and signature checks (sigMsg is nil when none
+// is needed: the caller did not ask, or the envelope verified before).
+type parsed struct {
+	e        *Event
+	envBytes []byte
+	body     []byte
+	id       EventID
+	cert     []byte
+	sig      []byte
+	sigMsg   []byte // signTag ‖ envelope without sig
+}
+
+// parseUnverified decodes an envelope. stored is its ID when the caller
+// has checked that the bytes hash to an ID this node stored after checking
+// them; they are then known to be canonical, and "" otherwise.
+func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parsed, error) {
 	if len(envBytes)+len(body) > MaxKeyEventSize {
 		return nil, ErrTooLarge
 	}
 	var env envelope
-	if err := UnmarshalCanonical(envBytes, &env); err != nil {
+	decode := UnmarshalCanonical
+	if stored != "" {
+		decode = decMode.Unmarshal
+	}
+	if err := decode(envBytes, &env); err != nil {
 		if errors.Is(err, ErrNonCanonical) {
 			return nil, err
 		}
@@ -239,33 +277,108 @@ func parseEnvelope(envBytes, body []byte, verify bool) (*Event, error) {
 	if len(envBytes)+len(body) > MaxSize(e.Type) {
 		return nil, fmt.Errorf("%w: %d bytes for a %q event (at most %d)", ErrTooLarge, len(envBytes)+len(body), e.Type, MaxSize(e.Type))
 	}
-	id := IDOf(envBytes)
-	if verify && !sigCache.has(string(id)) {
-		if !checkCertCached(e.User, e.Device, env.Cert) {
-			return nil, ErrCert
-		}
-		sig := env.Sig
-		env.Sig = nil
-		unsigned, err := encMode.Marshal(&env)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-		}
-		if !e.Device.Verify(append([]byte(signTag), unsigned...), sig) {
-			return nil, ErrSignature
-		}
-		sigCache.add(string(id))
+	id := stored
+	if id == "" {
+		id = IDOf(envBytes)
 	}
-	if body != nil {
-		if sha256.Sum256(body) != e.BodyHash {
+	p := &parsed{e: e, envBytes: envBytes, body: body, id: id, cert: env.Cert, sig: env.Sig}
+	if verify && !sigCache.has(string(p.id)) {
+		if p.sigMsg = signedPart(envBytes); p.sigMsg == nil {
+			env.Sig = nil
+			unsigned, err := encMode.Marshal(&env)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+			p.sigMsg = append([]byte(signTag), unsigned...)
+		}
+	}
+	return p, nil
+}
+
+// sigKeyValue is the canonical encoding of the key "sig" and the header of
+// its 64-byte value.
+const sigKeyValue = "\x63sig\x58\x40"
+
+// signedPart returns signTag ‖ the envelope without its sig, cut from the
+// canonical envelope bytes instead of encoded again: canonical order puts
+// "v", "ts" and "seq" (integers, always present) before "sig", and nothing
+// else, so the pair is found without reading any field an author chooses.
+// It returns nil if the bytes are not laid out so (then the caller encodes).
+func signedPart(env []byte) []byte {
+	if len(env) == 0 || env[0]&0xe0 != 0xa0 || env[0]&0x1f == 0 || env[0]&0x1f > 23 {
+		return nil // not a map with a one-byte header
+	}
+	at := 1
+	for _, key := range []string{"\x61v", "\x62ts", "\x63seq"} {
+		if !strings.HasPrefix(string(env[at:]), key) {
+			return nil
+		}
+		at += len(key)
+		n := intLen(env[at:])
+		if n == 0 {
+			return nil
+		}
+		at += n
+	}
+	if !strings.HasPrefix(string(env[at:]), sigKeyValue) || len(env) < at+len(sigKeyValue)+64 {
+		return nil
+	}
+	out := make([]byte, 0, len(signTag)+len(env)-len(sigKeyValue)-64)
+	out = append(out, signTag...)
+	out = append(out, env[0]-1)
+	out = append(out, env[1:at]...)
+	return append(out, env[at+len(sigKeyValue)+64:]...)
+}
+
+// intLen is the length of the CBOR integer at the start of b, 0 if none.
+func intLen(b []byte) int {
+	if len(b) == 0 || b[0]>>5 > 1 {
+		return 0
+	}
+	n := 1
+	switch ai := b[0] & 0x1f; {
+	case ai < 24:
+	case ai <= 27:
+		n += 1 << (ai - 24)
+	default:
+		return 0
+	}
+	if len(b) < n {
+		return 0
+	}
+	return n
+}
+
+// verifyOne checks the certificate and the signature one at a time.
+func (p *parsed) verifyOne() error {
+	if p.sigMsg == nil {
+		return nil
+	}
+	if !checkCertCached(p.e.User, p.e.Device, p.cert) {
+		return ErrCert
+	}
+	if !p.e.Device.Verify(p.sigMsg, p.sig) {
+		return ErrSignature
+	}
+	sigCache.add(string(p.id))
+	p.sigMsg = nil
+	return nil
+}
+
+// finish checks the body hash and completes the event.
+func (p *parsed) finish() (*Event, error) {
+	e := p.e
+	if p.body != nil {
+		if sha256.Sum256(p.body) != e.BodyHash {
 			return nil, ErrBodyHash
 		}
 	}
-	e.ID = id
+	e.ID = p.id
 	if e.Type == TypeCreate {
 		e.Room = e.ID
 	}
-	e.Envelope = envBytes
-	e.Body = body
+	e.Envelope = p.envBytes
+	e.Body = p.body
 	return intern(e), nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/hdevalence/ed25519consensus"
 )
 
 // PublicKey is an Ed25519 public key: a user's master key or a device's
@@ -53,9 +55,11 @@ func KeyFromBytes(b []byte) (PublicKey, error) {
 	return k, nil
 }
 
-// Verify checks an Ed25519 signature by k over msg.
+// Verify checks an Ed25519 signature by k over msg under the one rule of
+// docs/protocol.md 1.4 (ZIP-215), which DecodeBatch's batches apply too.
+// Every Ed25519 check in Parley goes through here or through DecodeBatch.
 func (k PublicKey) Verify(msg, sig []byte) bool {
-	return len(sig) == ed25519.SignatureSize && ed25519.Verify(ed25519.PublicKey(k[:]), msg, sig)
+	return ed25519consensus.Verify(k[:], msg, sig)
 }
 
 // SecretKey is an Ed25519 private key. It never prints its secret half.

@@ -93,46 +93,17 @@ func buildRoom(tb testing.TB, store crdt.Store, n int) crdt.RoomID {
 // BenchmarkCatchUp: one iteration is a fresh node pulling a 100,000-event
 // room from one peer over loopback TCP through the sync protocol into badger.
 func BenchmarkCatchUp(b *testing.B) {
-	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
-		n = v
-	}
-	srcStore, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srcStore.Close()
-	room := buildRoom(b, srcStore, n)
-	srcIdent := newIdentity(b)
-	srcHost := tcpHost(b, srcIdent)
-	defer srcHost.Close()
-	src, err := NewReplica(srcHost, srcStore, srcIdent, ReplicaOptions{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); src.Serve(ctx) }()
-	defer func() { cancel(); <-done }()
-	<-src.Ready()
-	want := n + 4 // create, three joins
+	srcStore, room, want := benchRoom(b)
+	defer srcStore.Close()
+	_, srcHost, stopSrc := benchReplica(b, ctx, srcStore, 1)
+	defer stopSrc()
 	b.ResetTimer()
 	var total time.Duration
 	for range b.N {
 		b.StopTimer()
-		crdt.ForgetVerified()
-		store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ident := newIdentity(b)
-		h := tcpHost(b, ident)
-		rep, _ := NewReplica(h, store, ident, ReplicaOptions{Seed: 2})
-		rctx, rcancel := context.WithCancel(ctx)
-		rdone := make(chan struct{})
-		go func() { defer close(rdone); rep.Serve(rctx) }()
-		<-rep.Ready()
+		rep, h, stop := benchTarget(b, ctx)
 		b.StartTimer()
 		start := time.Now()
 		if err := h.Connect(ctx, peer.AddrInfo{ID: srcHost.ID(), Addrs: srcHost.Addrs()}); err != nil {
@@ -153,11 +124,87 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		total += time.Since(start)
 		b.StopTimer()
-		rcancel()
-		<-rdone
-		h.Close()
-		store.Close()
+		stop()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+}
+
+// BenchmarkArchiveImport: one iteration is a fresh node importing the
+// 100,000-event room of BenchmarkCatchUp from a history archive into badger
+// (read, verify in batches, add, commit). Compare it with
+// BenchmarkVerifyCeiling in crdt/badgerstore.
+func BenchmarkArchiveImport(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srcStore, room, want := benchRoom(b)
+	defer srcStore.Close()
+	src, _, stop := benchReplica(b, ctx, srcStore, 1)
+	path := b.TempDir() + "/room.car"
+	if _, err := src.Engine.Export(ctx, api.ExportReq{Room: room.String(), Out: path}); err != nil {
+		b.Fatal(err)
+	}
+	stop()
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		b.StopTimer()
+		rep, _, stop := benchTarget(b, ctx)
+		b.StartTimer()
+		start := time.Now()
+		resp, err := rep.Engine.Import(ctx, api.ImportReq{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		if resp.New != want {
+			b.Fatalf("imported %d new events, want %d", resp.New, want)
+		}
+		stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+}
+
+// benchRoom opens a badger store holding the benchmark room: 100,000
+// messages (or PARLEY_BENCH_EVENTS) and, in all, want events.
+func benchRoom(b *testing.B) (store *badgerstore.Store, room crdt.RoomID, want int) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
+		n = v
+	}
+	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return store, buildRoom(b, store, n), n + 4 // create, three joins
+}
+
+// benchTarget is a fresh node on a fresh store, with no signature
+// remembered as verified; stop also closes the store.
+func benchTarget(b *testing.B, ctx context.Context) (*Replica, host.Host, func()) {
+	crdt.ForgetVerified()
+	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep, h, stop := benchReplica(b, ctx, store, 2)
+	return rep, h, func() { stop(); store.Close() }
+}
+
+// benchReplica serves a replica over store on a loopback TCP host until the
+// returned stop is called.
+func benchReplica(b *testing.B, ctx context.Context, store crdt.Store, seed uint64) (*Replica, host.Host, func()) {
+	ident := newIdentity(b)
+	h := tcpHost(b, ident)
+	rep, err := NewReplica(h, store, ident, ReplicaOptions{Seed: seed})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rep.Serve(rctx) }()
+	<-rep.Ready()
+	return rep, h, func() { rcancel(); <-done; h.Close() }
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -649,22 +648,10 @@ func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
 	return s.receiveEvents(ctx, c, j.room, j.peer)
 }
 
-// decodeParallel decodes and verifies frames on all cores.
+// decodeParallel decodes and verifies frames on all cores, the signatures
+// in batches (crdt.DecodeBatch).
 func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
-	out := make([]*crdt.Event, len(frames))
-	errs := make([]error, len(frames))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(frames)/16))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(frames); i += workers {
-				out[i], errs[i] = crdt.Decode(frames[i])
-			}
-		}()
-	}
-	wg.Wait()
+	out, errs := crdt.DecodeBatch(frames)
 	return out, errors.Join(errs...)
 }
 

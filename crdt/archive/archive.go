@@ -392,20 +392,23 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		}
 	}
 
-	// Events.
+	// Events: look the blocks up, then verify all signatures in batches.
 	a := &Archive{Room: room, Events: make([]*crdt.Event, len(idx.Events))}
+	envList := make([][]byte, len(idx.Events))
+	bodyList := make([][]byte, len(idx.Events))
 	for i, e := range idx.Events {
-		env := envs[string(e.Event)]
-		if env == nil {
+		if envList[i] = envs[string(e.Event)]; envList[i] == nil {
 			return nil, invalid("the envelope of event %s is missing", e.Event)
 		}
-		var body []byte
 		if e.Body != nil {
-			if body = bodies[string(*e.Body)]; body == nil {
+			if bodyList[i] = bodies[string(*e.Body)]; bodyList[i] == nil {
 				return nil, invalid("body %s of event %s is missing", *e.Body, e.Event)
 			}
 		}
-		ev, err := crdt.DecodeEnvelope(env, body)
+	}
+	evs, errs := crdt.DecodeEnvelopes(envList, bodyList)
+	for i, e := range idx.Events {
+		ev, err := evs[i], errs[i]
 		if err != nil {
 			return nil, invalid("event %s: %v", e.Event, err)
 		}

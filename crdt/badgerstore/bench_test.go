@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -67,33 +68,11 @@ func seed(s string) []byte {
 	return b
 }
 
-// decodeParallel decodes and verifies frames with GOMAXPROCS workers.
+// decodeParallel decodes and verifies frames on all cores, the signatures in
+// batches, as the sync protocol's receiver does (crdt.DecodeBatch).
 func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
-	out := make([]*crdt.Event, len(frames))
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(frames); i += workers {
-				ev, err := crdt.Decode(frames[i])
-				if err != nil {
-					errs[w] = err
-					return
-				}
-				out[i] = ev
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	out, errs := crdt.DecodeBatch(frames)
+	return out, errors.Join(errs...)
 }
 
 // BenchmarkIngest measures the receiver pipeline of docs/design.md
