@@ -166,12 +166,14 @@ func hostAndJoin(t *testing.T, a, h, b *daemon, room string) {
 }
 
 // C29 through real processes: a daemon killed with SIGKILL right after it
-// authored and published a `rotate` (the crash point of node.CrashAfterRotateEnv,
-// before it sealed anything under the new epoch) still holds that epoch's
-// secret after a restart: the other member reads under the epoch, the
-// restarted one reads what the other sends under it, no acknowledged message
-// is lost and nothing is left undecryptable; the member who left reads none
-// of it.
+// published a `rotate` (the crash point of node.CrashAfterRotateEnv: the
+// driver publishes a step's events after the step committed them, so the
+// message the rotate was authored for is stored but its send is not yet
+// acknowledged) still holds that epoch's secret after a restart: the other
+// member reads under the epoch, the restarted one reads what the other
+// sends under it, no acknowledged message is lost, the unacknowledged one is
+// on both nodes or on neither, and nothing is left undecryptable; the member
+// who left reads none of it.
 func TestE2EECrashAfterRotate(t *testing.T) {
 	t.Parallel()
 	a, b, c := trio(t, true)
@@ -218,6 +220,7 @@ func TestE2EECrashAfterRotate(t *testing.T) {
 	waitBodies(t, []*daemon{a}, room, fromB)
 	a.must(nil, "send", room, fromA)
 	waitBodies(t, []*daemon{b}, room, fromA)
+	shown := map[string]bool{}
 	for _, d := range []*daemon{a, b} {
 		evs, err := d.history(room)
 		if err != nil {
@@ -228,15 +231,21 @@ func TestE2EECrashAfterRotate(t *testing.T) {
 				t.Errorf("%s holds an undecryptable message %s", d.name, e.ID)
 			}
 			if e.Body == lost {
-				t.Errorf("%s shows the message a was killed before sending", d.name)
+				shown[d.name] = true
 			}
 		}
 		if err := visibleBodies(d, room, m1, m2, fromA, fromB); err != nil {
 			t.Error(err)
 		}
 	}
+	if shown[a.name] != shown[b.name] {
+		t.Errorf("the message A was killed while sending: shown on A %v, on B %v", shown[a.name], shown[b.name])
+	}
 	if got := homesHolding(t, []*daemon{c}, fromA); len(got) > 0 {
 		t.Fatalf("the member who left holds %q", fromA)
+	}
+	if got := homesHolding(t, []*daemon{c}, lost); len(got) > 0 {
+		t.Fatalf("the member who left holds %q", lost)
 	}
 	if got := homesHolding(t, []*daemon{c}, fromB); len(got) > 0 {
 		t.Fatalf("the member who left holds %q", fromB)

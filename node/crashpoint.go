@@ -8,12 +8,13 @@ import (
 )
 
 // CrashAfterRotateEnv names a crash point for tests only (e2e, C29 of
-// research/e2ee.md §8 as the README lists it): when a daemon's environment
-// sets it to "1", the daemon kills itself with SIGKILL right after the first
-// `rotate` event it authors is stored and handed to gossip, before anything
-// is sealed under the new epoch. A restarted daemon must then still hold the
-// epoch secret, which newRotation (keys.go) persists before the event
-// exists. Never set it otherwise.
+// docs/design.md §5.6): when a daemon's environment sets it to "1", the
+// daemon kills itself with SIGKILL right after the first `rotate` event it
+// authors is handed to gossip. The driver publishes a step's events after
+// the step committed them (ready.go), so by then the message the rotation
+// was authored for is stored too, but its send is not acknowledged. A
+// restarted daemon must still hold the epoch secret, which newRotation
+// (keys.go) persists before the event exists. Never set it otherwise.
 const CrashAfterRotateEnv = "PARLEY_TEST_CRASH_AFTER_ROTATE"
 
 // crashAfterRotate reads CrashAfterRotateEnv.
