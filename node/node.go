@@ -122,6 +122,7 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.api.SetWebDir(filepath.Join(cfg.Home, webDir))
 	return n, nil
 }
 

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"time"
+
+	"github.com/parley-p2p/parley/node"
+)
+
+// parley open [--browser]
+//
+// Prints a one-time URL that logs a browser into the web app the daemon
+// serves (docs/web.md); --browser also hands it to the system's opener.
+func runOpen(c *cli, args []string) error {
+	fs := c.flags()
+	browser := fs.Bool("browser", false, "open the URL in the default browser")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	var r node.WebLoginResp
+	err := call(c, node.EpWebLogin, node.Empty{}, &r, func(w io.Writer) {
+		fmt.Fprintf(w, "%s\n\nOpen it in a browser on this machine. It logs in once, until %s; run 'parley open' again for another browser.\n",
+			r.URL, time.UnixMilli(r.Expires).Format("15:04:05"))
+	})
+	if err != nil || !*browser {
+		return err
+	}
+	opener := "xdg-open"
+	switch runtime.GOOS {
+	case "darwin":
+		opener = "open"
+	case "windows":
+		opener = "explorer"
+	}
+	if err := exec.Command(opener, r.URL).Start(); err != nil {
+		return fmt.Errorf("cannot start %s: %v (open the URL above yourself)", opener, err)
+	}
+	return nil
+}
