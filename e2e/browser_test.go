@@ -298,27 +298,57 @@ func callOn(ctx context.Context, obj runtime.RemoteObjectID, fn string, v any) e
 	return nil
 }
 
+// findArticle finds the last article of the timeline whose text holds text.
+func findArticle(ctx context.Context, text string) (runtime.RemoteObjectID, error) {
+	logs, err := queryRole(ctx, "", "log", "Messages", false)
+	if err != nil || len(logs) == 0 {
+		return "", fmt.Errorf("no log Messages (%v)", err)
+	}
+	arts, err := queryRole(ctx, logs[0], "article", "", false)
+	if err != nil {
+		return "", err
+	}
+	for i := len(arts) - 1; i >= 0; i-- {
+		var s string
+		if callOn(ctx, arts[i], "function(){return this.textContent}", &s) == nil && strings.Contains(s, text) {
+			return arts[i], nil
+		}
+	}
+	return "", fmt.Errorf("no article holds %q", text)
+}
+
 // article waits for the article of the timeline whose text holds text.
+// The app re-renders an article when it changes: find it again (or use
+// inArticle) rather than keep it.
 func (b *browser) article(text string) el {
 	b.t.Helper()
 	var found runtime.RemoteObjectID
-	b.poll("article with "+text, func(ctx context.Context) error {
-		logs, err := queryRole(ctx, "", "log", "Messages", false)
-		if err != nil || len(logs) == 0 {
-			return fmt.Errorf("no log Messages (%v)", err)
-		}
-		arts, err := queryRole(ctx, logs[0], "article", "", false)
+	b.poll("article with "+text, func(ctx context.Context) (err error) {
+		found, err = findArticle(ctx, text)
+		return err
+	})
+	return el{b: b, obj: found}
+}
+
+// inArticle waits for an element with role and name in the article whose
+// text holds text, finding the article afresh on every try.
+func (b *browser) inArticle(text, role, name string, prefix bool) el {
+	b.t.Helper()
+	var found runtime.RemoteObjectID
+	b.poll(fmt.Sprintf("%s %q in the article with %q", role, name, text), func(ctx context.Context) error {
+		art, err := findArticle(ctx, text)
 		if err != nil {
 			return err
 		}
-		for i := len(arts) - 1; i >= 0; i-- {
-			var s string
-			if callOn(ctx, arts[i], "function(){return this.textContent}", &s) == nil && strings.Contains(s, text) {
-				found = arts[i]
-				return nil
-			}
+		objs, err := queryRole(ctx, art, role, name, prefix)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("no article holds %q", text)
+		if len(objs) == 0 {
+			return fmt.Errorf("no %s named %q", role, name)
+		}
+		found = objs[len(objs)-1]
+		return nil
 	})
 	return el{b: b, obj: found}
 }

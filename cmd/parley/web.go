@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
@@ -21,12 +22,28 @@ func runOpen(c *cli, args []string) error {
 		return err
 	}
 	var r node.WebLoginResp
-	err := call(c, node.EpWebLogin, node.Empty{}, &r, func(w io.Writer) {
+	human := func(w io.Writer) {
 		fmt.Fprintf(w, "%s\n\nOpen it in a browser on this machine. It logs in once, until %s; run 'parley open' again for another browser.\n",
 			r.URL, time.UnixMilli(r.Expires).Format("15:04:05"))
-	})
-	if err != nil || !*browser {
+	}
+	if !*browser {
+		return call(c, node.EpWebLogin, node.Empty{}, &r, human)
+	}
+	// --browser needs the URL also under --json: decode, then print.
+	asJSON := c.json
+	c.json = false
+	err := call(c, node.EpWebLogin, node.Empty{}, &r, func(io.Writer) {})
+	c.json = asJSON
+	if err != nil {
 		return err
+	}
+	if asJSON {
+		raw, _ := json.Marshal(r)
+		if err := c.printRaw(raw); err != nil {
+			return err
+		}
+	} else {
+		human(c.stdout)
 	}
 	opener := "xdg-open"
 	switch runtime.GOOS {

@@ -49,7 +49,10 @@ async function boot() {
   } catch { /* shown as the ID */ }
   renderMe();
   events(onItem, onReady, () => setStatus('Reconnecting…'));
-  setInterval(refreshInvites, 5000);
+  // Invites and the room list are also re-read every few seconds: an
+  // invite arrives with no event in a room this node keeps, and a room
+  // just joined gets its name once its state has synced.
+  setInterval(() => { refreshInvites(); refreshRooms(); }, 5000);
   setInterval(renderTyping, 1000);
   window.addEventListener('hashchange', routeHash);
 }
@@ -230,8 +233,11 @@ async function refreshRooms() {
     fresh.set(r.room, { id: r.room, name: r.name || short(r.room), membership: r.membership,
       unread: old ? old.unread : 0, mention: old ? old.mention : false, depth: old ? old.depth : 0, counted: old && old.counted });
   }
+  const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name]));
   S.rooms = fresh;
-  renderRooms();
+  if (key !== ui.roomsKey || !S.current) renderRooms();
+  ui.roomsKey = key;
+  if (S.current && ui.title && fresh.has(S.current) && ui.title.textContent !== fresh.get(S.current).name) refreshInfo();
   for (const r of S.rooms.values()) if (!r.counted) countUnread(r);
   if (!S.current) routeHash();
 }
@@ -533,7 +539,8 @@ function renderEvent(ev, prev) {
   const text = h('div', { class: 'text' });
   if (ev.media) {
     body.append(renderMedia(ev));
-    if (ev.body && ev.body !== ev.media.name) text.append(ev.body);
+    const caption = captionOf(ev.body, ev.media.name);
+    if (caption) text.append(caption);
   } else if (ev.html || ev.formatted) {
     text.classList.add('rich');
     text.append(safeHTML(ev.html || ev.formatted));
@@ -560,6 +567,15 @@ function renderEvent(ev, prev) {
     mine ? actionBtn('Delete', 'trash', () => confirmDelete(ev)) : null);
   return h('article', { class: 'msg' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''), 'data-id': ev.id },
     avatarCol(ev, grouped, name), body, actions);
+}
+
+// captionOf is the text of a media message without the fallback lines the
+// node writes for clients that cannot show the file ("[Image: …]" and the
+// parley:media/ reference).
+function captionOf(body, name) {
+  const lines = (body || '').split('\n').filter((l) => !/^\[[^\]]*\]$/.test(l.trim()) && !/^parley:media\//.test(l.trim()));
+  const text = lines.join('\n').trim();
+  return text === name ? '' : text;
 }
 
 function avatarCol(ev, grouped, name) {
@@ -902,7 +918,7 @@ async function settingsDialog() {
   const d = formDialog('Room settings', [
     field('Room name', name), field('Topic', topic),
     h('h3', {}, 'Members'), members,
-    h('p', { class: 'muted small' }, `Room ID: ${room}`),
+    h('p', { class: 'muted small' }, 'Room ID: ', h('code', { class: 'id' }, room)),
     h('button', { class: 'btn danger', type: 'button', onclick: async () => {
       try {
         await call('room/leave', { room });
