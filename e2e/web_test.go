@@ -308,6 +308,11 @@ func TestWebMessenger(t *testing.T) {
 	if !strings.HasPrefix(thumbSrc, "/web/blob?") {
 		t.Errorf("the preview loads %q: want the thumbnail (/web/blob)", thumbSrc)
 	}
+	var fallback bool
+	bob.eval(`[...document.querySelectorAll('[role=log] article')].some(a => a.textContent.includes('parley:media/'))`, &fallback)
+	if fallback {
+		t.Errorf("the image message shows its plain-text fallback")
+	}
 	bob.role("button", "View image view.png", false).click()
 	viewer := bob.role("dialog", "view.png", false)
 	bob.ok("the full-size image loads", `(() => { const i = document.querySelector('dialog img.full'); return i && i.complete && i.naturalWidth === 800 })()`)

@@ -570,10 +570,10 @@ function renderEvent(ev, prev) {
 }
 
 // captionOf is the text of a media message without the fallback lines the
-// node writes for clients that cannot show the file ("[Image: …]" and the
-// parley:media/ reference).
+// node writes for clients that cannot show the file ("[Image: NAME, SIZE]
+// parley:media/CID", rooms/mimi/fallback.go).
 function captionOf(body, name) {
-  const lines = (body || '').split('\n').filter((l) => !/^\[[^\]]*\]$/.test(l.trim()) && !/^parley:media\//.test(l.trim()));
+  const lines = (body || '').split('\n').filter((l) => !/^\[[^\]]*\]( parley:media\/\S+)?$/.test(l.trim()));
   const text = lines.join('\n').trim();
   return text === name ? '' : text;
 }
