@@ -252,20 +252,25 @@ func (b *browser) role(role, name string, prefix bool) el {
 	return b.within(el{b: b}, role, name, prefix)
 }
 
+// lastRole is the last element queryRole finds, or an error.
+func lastRole(ctx context.Context, scope runtime.RemoteObjectID, role, name string, prefix bool) (runtime.RemoteObjectID, error) {
+	objs, err := queryRole(ctx, scope, role, name, prefix)
+	if err != nil {
+		return "", err
+	}
+	if len(objs) == 0 {
+		return "", fmt.Errorf("no %s named %q", role, name)
+	}
+	return objs[len(objs)-1], nil
+}
+
 // within is role below the element in.
 func (b *browser) within(in el, role, name string, prefix bool) el {
 	b.t.Helper()
 	var found runtime.RemoteObjectID
-	b.poll(fmt.Sprintf("find %s %q", role, name), func(ctx context.Context) error {
-		objs, err := queryRole(ctx, in.obj, role, name, prefix)
-		if err != nil {
-			return err
-		}
-		if len(objs) == 0 {
-			return fmt.Errorf("no %s named %q", role, name)
-		}
-		found = objs[len(objs)-1]
-		return nil
+	b.poll(fmt.Sprintf("find %s %q", role, name), func(ctx context.Context) (err error) {
+		found, err = lastRole(ctx, in.obj, role, name, prefix)
+		return err
 	})
 	return el{b: b, obj: found}
 }
@@ -340,15 +345,8 @@ func (b *browser) inArticle(text, role, name string, prefix bool) el {
 		if err != nil {
 			return err
 		}
-		objs, err := queryRole(ctx, art, role, name, prefix)
-		if err != nil {
-			return err
-		}
-		if len(objs) == 0 {
-			return fmt.Errorf("no %s named %q", role, name)
-		}
-		found = objs[len(objs)-1]
-		return nil
+		found, err = lastRole(ctx, art, role, name, prefix)
+		return err
 	})
 	return el{b: b, obj: found}
 }

@@ -414,6 +414,16 @@ func TestWebLargeRoom(t *testing.T) {
 			return out; })()`, &pages)
 	})
 	t.Logf("scrolling back five pages of 50, ms each: %v", pages)
+	var apiMS []float64
+	b.cdp("time history", func(ctx context.Context) error {
+		return evalJS(ctx, `(async () => { const out = []; let before = document.querySelector('[role=log] article[data-id]').dataset.id;
+			for (let i = 0; i < 3; i++) { const t0 = performance.now();
+				const r = await fetch('/v1/history', {method: 'POST', headers: {'Content-Type': 'application/json'},
+					body: JSON.stringify({room: `+strconv.Quote(rr.Room)+`, limit: 50, before, quiet: true})});
+				const j = await r.json(); out.push(Math.round(performance.now() - t0)); before = j.events[0].id; }
+			return out; })()`, &apiMS)
+	})
+	t.Logf("the history API for one page of 50 further back, ms each: %v", apiMS)
 	if cold > 10000 || warm > 10000 {
 		t.Errorf("opening the room took %.0f / %.0f ms", cold, warm)
 	}

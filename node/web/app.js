@@ -126,17 +126,26 @@ function avatar(user, name) {
   return h('span', { class: 'avatar', 'aria-hidden': 'true', style: `--h:${hue(user)}` }, letter);
 }
 
+// Formatters are made once: a toLocale*String call builds one each time,
+// which costs more than the rest of rendering a message.
+const fmtTime = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit' });
+const fmtDay = new Intl.DateTimeFormat([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+const fmtFull = new Intl.DateTimeFormat([], { dateStyle: 'medium', timeStyle: 'medium' });
+
 function time(ts) {
-  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return fmtTime.format(ts);
+}
+
+function dayKey(ts) {
+  const d = new Date(ts);
+  return d.getFullYear() * 10000 + d.getMonth() * 100 + d.getDate();
 }
 
 function day(ts) {
-  const d = new Date(ts);
-  const today = new Date();
-  const yest = new Date(Date.now() - 864e5);
-  if (d.toDateString() === today.toDateString()) return 'Today';
-  if (d.toDateString() === yest.toDateString()) return 'Yesterday';
-  return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+  const k = dayKey(ts);
+  if (k === dayKey(Date.now())) return 'Today';
+  if (k === dayKey(Date.now() - 864e5)) return 'Yesterday';
+  return fmtDay.format(ts);
 }
 
 function size(n) {
@@ -387,8 +396,10 @@ async function refreshInfo() {
     S.info = info;
     for (const m of info.members || []) if (m.display_name) S.names[m.user] = m.display_name;
     ui.title.textContent = info.name || short(room);
-    clear(ui.topic).append(info.encrypted ? h('span', { class: 'tag' }, icon('lock'), 'Encrypted') : null,
-      ' ', info.topic || `${(info.members || []).filter((m) => m.membership === 'join').length} members`);
+    const count = (info.members || []).filter((m) => m.membership === 'join').length;
+    clear(ui.topic);
+    if (info.encrypted) ui.topic.append(h('span', { class: 'tag' }, icon('lock'), 'Encrypted'), ' ');
+    ui.topic.append(info.topic || `${count} ${count === 1 ? 'member' : 'members'}`);
   } catch { /* keep the header */ }
 }
 
@@ -480,7 +491,7 @@ function upsert(ev) {
   const prev = tl.events[tl.events.length - 1];
   tl.events.push(ev);
   tl.byId.set(ev.id, ev);
-  if (!prev || day(prev.ts) !== day(ev.ts)) ui.log.append(daySep(ev.ts));
+  if (!prev || dayKey(prev.ts) !== dayKey(ev.ts)) ui.log.append(daySep(ev.ts));
   ui.log.append(renderEvent(ev, prev));
   if (stick || ev.sender === S.me.user) scrollToEnd();
 }
@@ -490,7 +501,7 @@ function renderAll() {
   let prev = null;
   if (S.tl.full) frag.append(h('div', { class: 'room-start muted' }, 'This is the start of the room.'));
   for (const ev of S.tl.events) {
-    if (!prev || day(prev.ts) !== day(ev.ts)) frag.append(daySep(ev.ts));
+    if (!prev || dayKey(prev.ts) !== dayKey(ev.ts)) frag.append(daySep(ev.ts));
     frag.append(renderEvent(ev, prev));
     prev = ev;
   }
@@ -525,12 +536,12 @@ function renderEvent(ev, prev) {
   if (ev.type !== 'message') return renderNotice(ev);
   const mine = ev.sender === S.me.user;
   const grouped = prev && prev.type === 'message' && prev.sender === ev.sender && ev.ts - prev.ts < 5 * 60e3 &&
-    day(prev.ts) === day(ev.ts) && !ev.reply_to;
+    dayKey(prev.ts) === dayKey(ev.ts) && !ev.reply_to;
   const name = nameOf(ev.sender);
   const body = h('div', { class: 'msg-body' });
   body.append(h('div', { class: 'msg-head' + (grouped ? ' visually-hidden' : '') },
     h('span', { class: 'sender', style: `--h:${hue(ev.sender)}` }, name), ' ',
-    h('time', { datetime: new Date(ev.ts).toISOString(), title: new Date(ev.ts).toLocaleString() }, time(ev.ts))));
+    h('time', { datetime: new Date(ev.ts).toISOString(), title: fmtFull.format(ev.ts) }, time(ev.ts))));
   if (ev.redacted) {
     body.append(h('div', { class: 'text deleted' }, 'Message deleted'));
     return h('article', { class: 'msg' + (grouped ? ' grouped' : ''), 'data-id': ev.id }, avatarCol(ev, grouped, name), body);
