@@ -414,6 +414,9 @@ func TestWebLargeRoom(t *testing.T) {
 			return out; })()`, &pages)
 	})
 	t.Logf("scrolling back five pages of 50, ms each: %v", pages)
+	var fetchMS []float64
+	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-5).map(e => Math.round(e.duration))`, &fetchMS)
+	t.Logf("of which the history requests, ms each: %v", fetchMS)
 	var apiMS []float64
 	b.cdp("time history", func(ctx context.Context) error {
 		return evalJS(ctx, `(async () => { const out = []; let before = document.querySelector('[role=log] article[data-id]').dataset.id;

@@ -451,9 +451,10 @@ async function loadOlder() {
     const older = applyRedactions((res.events || []).filter((e) => shown(e) || e.type === 'redact')).filter((e) => shown(e) && !tl.byId.has(e.id));
     tl.full = (res.events || []).length < PAGE;
     const fromEnd = ui.log.scrollHeight - ui.log.scrollTop;
+    const first = tl.events[0];
     tl.events = older.concat(tl.events);
     for (const e of older) tl.byId.set(e.id, e);
-    renderAll();
+    prependOlder(older, first);
     ui.log.scrollTop = ui.log.scrollHeight - fromEnd;
   } catch (e) {
     toast(e.message);
@@ -506,6 +507,27 @@ function renderAll() {
     prev = ev;
   }
   clear(ui.log).append(frag);
+}
+
+// prependOlder puts a page of older events before the first one shown,
+// touching only the boundary: the cost of a page stays flat however much
+// is loaded.
+function prependOlder(older, first) {
+  const frag = document.createDocumentFragment();
+  if (S.tl.full) frag.append(h('div', { class: 'room-start muted' }, 'This is the start of the room.'));
+  let prev = null;
+  for (const ev of older) {
+    if (!prev || dayKey(prev.ts) !== dayKey(ev.ts)) frag.append(daySep(ev.ts));
+    frag.append(renderEvent(ev, prev));
+    prev = ev;
+  }
+  if (first && prev) {
+    const lead = ui.log.firstElementChild;
+    if (lead && lead.classList.contains('day') && dayKey(prev.ts) === dayKey(first.ts)) lead.remove();
+    const el = ui.log.querySelector(`[data-id="${first.id}"]`);
+    if (el) el.replaceWith(renderEvent(first, prev));
+  }
+  ui.log.prepend(frag);
 }
 
 function daySep(ts) {
