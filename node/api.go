@@ -35,6 +35,7 @@ type APIServer struct {
 	streams  map[string]streamFunc
 	log      *slog.Logger
 	metrics  *Metrics // optional: serves api.MetricsPath and observes latency (metrics.go)
+	web      webAuth  // the web app's logins and sessions (web.go)
 }
 
 // SetMetrics serves m at api.MetricsPath (behind the token) and records the
@@ -54,7 +55,9 @@ func NewAPIServer(addr, token string, log *slog.Logger) (*APIServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen api: %w", err)
 	}
-	return &APIServer{token: token, ln: ln, handlers: map[string]handlerFunc{}, streams: map[string]streamFunc{}, log: log}, nil
+	s := &APIServer{token: token, ln: ln, handlers: map[string]handlerFunc{}, streams: map[string]streamFunc{}, log: log}
+	s.bindWeb()
+	return s, nil
 }
 
 // URL is the base URL clients use.
@@ -156,6 +159,9 @@ func (s *APIServer) Serve(ctx context.Context) error {
 }
 
 func (s *APIServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveWeb(w, r) {
+		return
+	}
 	if err := s.admit(r); err != nil {
 		writeError(w, err)
 		return
@@ -243,9 +249,30 @@ func (s *APIServer) serveStream(w http.ResponseWriter, r *http.Request, h stream
 	}
 }
 
-// admit checks the token and that Host and Origin name this loopback server,
-// which stops DNS-rebinding and cross-site requests from browsers.
+// admit checks the token (or the web app's session cookie, web.go) and
+// that Host and Origin name this loopback server, which stops DNS-rebinding
+// and cross-site requests from browsers.
 func (s *APIServer) admit(r *http.Request) error {
+	if err := s.checkHost(r); err != nil {
+		return err
+	}
+	if len(r.Header.Values("Authorization")) == 0 && s.sessionOK(r) {
+		return nil
+	}
+	// Exactly "Authorization: Bearer <token>", one header, nothing else.
+	auth := r.Header.Values("Authorization")
+	got, bearer := "", false
+	if len(auth) == 1 {
+		got, bearer = strings.CutPrefix(auth[0], "Bearer ")
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 || !bearer {
+		return errorf(api.KindPermission, "missing or wrong API token")
+	}
+	return nil
+}
+
+// checkHost checks that Host and any Origin name this loopback server.
+func (s *APIServer) checkHost(r *http.Request) error {
 	_, port, _ := net.SplitHostPort(s.ln.Addr().String())
 	okHost := func(h string) bool {
 		hh, p, err := net.SplitHostPort(h)
@@ -263,15 +290,6 @@ func (s *APIServer) admit(r *http.Request) error {
 		if !ok || !okHost(h) {
 			return errorf(api.KindPermission, "origin %q not allowed", o)
 		}
-	}
-	// Exactly "Authorization: Bearer <token>", one header, nothing else.
-	auth := r.Header.Values("Authorization")
-	got, bearer := "", false
-	if len(auth) == 1 {
-		got, bearer = strings.CutPrefix(auth[0], "Bearer ")
-	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 || !bearer {
-		return errorf(api.KindPermission, "missing or wrong API token")
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 // startTestAPI serves an APIServer with one method until the test ends:
 // disconnect, bound to a handler that echoes the peer ID.
-func startTestAPI(t *testing.T, token string) *APIServer {
+func startTestAPI(t testing.TB, token string) *APIServer {
 	t.Helper()
 	s, err := NewAPIServer("127.0.0.1:0", token, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -155,6 +155,7 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.api.SetWebDir(filepath.Join(cfg.Home, webDir))
 	return n, nil
 }
 

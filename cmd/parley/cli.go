@@ -35,6 +35,7 @@ var commands = []*command{
 	{"peers", "", "connected peers", runPeers},
 	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},
 	{"disconnect", "PEER_ID", "close all connections to a peer and forget it", runDisconnect},
+	{"open", "[--browser]", "a one-time URL that logs a browser into the web app the daemon serves", runOpen},
 	{"status", "", "node health: peers, rooms, store size, sync state", runStatus},
 	{"room create", "[--name N] [--topic T] [--public] [--history shared|joined] [--plaintext|--encrypted]", "create a room (private and end-to-end encrypted unless --public)", runRoomCreate},
 	{"room list", "", "rooms this node is in, invited to, or has left", runRoomList},

@@ -1,0 +1,434 @@
+package e2e
+
+// The web app (docs/web.md, issue 11) in a real headless Chromium against
+// real daemons: login, headers, two users chatting through two browsers,
+// and the timeline of a large room. Controls are found by role and
+// accessible name (browser_test.go).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-p2p/parley/api"
+)
+
+// openURL runs `parley open --json` on the daemon.
+func (d *daemon) openURL() string {
+	d.t.Helper()
+	var r struct {
+		URL string `json:"url"`
+	}
+	d.must(&r, "open")
+	if !strings.Contains(r.URL, "#login=") {
+		d.t.Fatalf("%s: parley open printed %q", d.name, r.URL)
+	}
+	return r.URL
+}
+
+func baseOf(u string) string {
+	b, _, _ := strings.Cut(u, "/#")
+	return b
+}
+
+// login opens the app with a fresh login URL and waits for the room list.
+func login(t *testing.T, d *daemon, name string) (*browser, string) {
+	t.Helper()
+	b := newBrowser(t, name)
+	u := d.openURL()
+	b.navigate(u)
+	b.role("navigation", "Rooms", false)
+	return b, baseOf(u)
+}
+
+// TestWebLogin: the login URL works once; a wrong or reused token gets no
+// session; the cookie is HttpOnly and SameSite=Strict and the API refuses it
+// from a foreign Origin; every page carries the security headers.
+func TestWebLogin(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a := startDaemon(t, "a")
+	u := a.openURL()
+	base := baseOf(u)
+
+	// Headers of the app's HTML.
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "img-src 'self' blob: data:"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Errorf("CSP %q allows inline script or eval", csp)
+	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("headers: %v", resp.Header)
+	}
+
+	// A wrong token: an alert, no room list.
+	wrong := newBrowser(t, "wrong")
+	wrong.navigate(base + "/#login=" + strings.Repeat("ab", 32))
+	wrong.role("alert", "", false)
+	if n := wrong.count(el{b: wrong}, "navigation", "Rooms", false); n != 0 {
+		t.Fatalf("a wrong token shows the room list")
+	}
+
+	// The right one: the room list, the token gone from the address bar,
+	// the cookie out of reach of scripts.
+	ok := newBrowser(t, "ok")
+	ok.navigate(u)
+	ok.role("navigation", "Rooms", false)
+	var href, cookie string
+	ok.eval("location.href", &href)
+	ok.eval("document.cookie", &cookie)
+	if strings.Contains(href, "login") || cookie != "" {
+		t.Fatalf("after login: address %q, document.cookie %q", href, cookie)
+	}
+	ok.screenshot("web-empty")
+	ok.checkClean(base)
+
+	// The same URL again, in another browser: no session.
+	again := newBrowser(t, "again")
+	again.navigate(u)
+	again.role("alert", "", false)
+	if n := again.count(el{b: again}, "navigation", "Rooms", false); n != 0 {
+		t.Fatalf("a reused token shows the room list")
+	}
+
+	// The cookie itself: HttpOnly, SameSite=Strict; refused from a foreign
+	// Origin and without an Origin on POST.
+	sess := webSession(t, a, base, u)
+	for _, c := range []struct {
+		origin string
+		want   int
+	}{{base, 200}, {"http://evil.example", 403}, {"", 403}, {"null", 403}} {
+		req, _ := http.NewRequest("POST", base+"/v1/id", strings.NewReader("{}"))
+		req.AddCookie(sess)
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != c.want {
+			t.Errorf("POST /v1/id with the cookie, Origin %q: status %d, want %d", c.origin, r.StatusCode, c.want)
+		}
+	}
+}
+
+// webSession logs in over plain HTTP with a fresh token of the daemon
+// behind used (whose token must then fail) and returns the cookie.
+func webSession(t *testing.T, d *daemon, base, used string) *http.Cookie {
+	t.Helper()
+	post := func(tok string) *http.Response {
+		req, _ := http.NewRequest("POST", base+"/web/session", strings.NewReader(`{"token":"`+tok+`"}`))
+		req.Header.Set("Origin", base)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r
+	}
+	_, tok, _ := strings.Cut(used, "#login=")
+	if r := post(tok); r.StatusCode != 403 || len(r.Cookies()) != 0 {
+		t.Fatalf("a used token: status %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+	_, fresh, _ := strings.Cut(d.openURL(), "#login=")
+	r := post(fresh)
+	if r.StatusCode != 200 || len(r.Cookies()) != 1 {
+		t.Fatalf("a fresh token: status %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+	c := r.Cookies()[0]
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie %v: want HttpOnly and SameSite=Strict", c)
+	}
+	if r := post(fresh); r.StatusCode != 403 {
+		t.Fatalf("a token used twice: status %d", r.StatusCode)
+	}
+	return c
+}
+
+// testPNG writes a w×h PNG with a gradient.
+func testPNG(t *testing.T, w, h int) string {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 255 / w), uint8(y * 255 / h), 160, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "view.png")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// send types text into the composer and presses Enter.
+func (b *browser) send(text string) {
+	b.t.Helper()
+	box := b.role("textbox", "Message", false)
+	box.fill(text)
+	b.enter()
+}
+
+// TestWebMessenger: two users on two daemons chat through two browsers:
+// create a room, invite, accept, chat both ways, reply, react, edit,
+// delete, send an image that the other side previews; hostile HTML shows
+// as text; no console errors and no request beyond the daemon.
+func TestWebMessenger(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a := startDaemon(t, "a")
+	b := startDaemon(t, "b")
+	a.must(nil, "profile", "set", "--name", "Alice")
+	b.must(nil, "profile", "set", "--name", "Bob")
+	b.must(nil, "connect", a.addr)
+
+	alice, baseA := login(t, a, "alice")
+	bob, baseB := login(t, b, "bob")
+
+	// Alice creates a private room and invites Bob.
+	alice.role("button", "New room", false).click()
+	dlg := alice.role("dialog", "New room", false)
+	alice.within(dlg, "textbox", "Room name", false).fill("Garden")
+	alice.within(dlg, "combobox", "History", false)
+	alice.within(dlg, "checkbox", "Public", false)
+	alice.within(dlg, "button", "Create", false).click()
+	alice.role("link", "Garden", true)
+	alice.role("log", "Messages", false)
+	var hash string
+	alice.ok("room open", `location.hash.startsWith("#room=")`)
+	alice.eval("location.hash", &hash)
+	room := strings.TrimPrefix(hash, "#room=")
+
+	alice.role("button", "Invite", false).click()
+	inv := alice.role("dialog", "Invite", false)
+	alice.within(inv, "textbox", "User ID", false).fill(b.user)
+	alice.within(inv, "button", "Send invite", false).click()
+
+	// Bob accepts.
+	invites := bob.role("region", "Invites", false)
+	item := bob.within(invites, "listitem", "", false)
+	bob.within(item, "button", "Accept", false).click()
+	bob.role("link", "Garden", true).click()
+	bob.ok("Bob in the room", fmt.Sprintf(`location.hash === "#room=%s"`, room))
+
+	// Chat both ways.
+	alice.send("Hello Bob")
+	bob.article("Hello Bob")
+	if s := bob.article("Hello Bob").text(); !strings.Contains(s, "Alice") {
+		t.Fatalf("Bob sees %q: want the sender's name Alice", s)
+	}
+	bob.send("Hi Alice")
+	alice.article("Hi Alice")
+
+	// Reply: the other side sees the quoted parent.
+	alice.inArticle("Hi Alice", "button", "Reply", false).click()
+	alice.send("Replying here")
+	if s := bob.article("Replying here").text(); !strings.Contains(s, "Hi Alice") {
+		t.Fatalf("the reply on Bob's side %q does not quote its parent", s)
+	}
+
+	// React.
+	bob.inArticle("Hello Bob", "button", "React", false).click()
+	pick := bob.role("dialog", "Pick a reaction", false)
+	bob.within(pick, "button", "👍", false).click()
+	r := alice.inArticle("Hello Bob", "button", "👍", true)
+	alice.ok("the reaction counts 1", `[...document.querySelectorAll('article .reaction')].some(b => b.textContent.includes('👍') && b.textContent.includes('1'))`)
+	if p := r.attr("aria-pressed"); p != "false" {
+		t.Fatalf("Alice's view of Bob's reaction: aria-pressed %q, want false", p)
+	}
+	bob.ok("Bob's reaction pressed", `[...document.querySelectorAll('article .reaction')].some(b => b.getAttribute('aria-pressed') === 'true')`)
+
+	// Edit.
+	alice.inArticle("Hello Bob", "button", "Edit", false).click()
+	alice.role("textbox", "Edit message", false).fill("Hello Bob, edited")
+	alice.enter()
+	if s := bob.article("Hello Bob, edited").text(); !strings.Contains(s, "edited)") {
+		t.Fatalf("Bob sees the edit as %q: want it marked edited", s)
+	}
+
+	// Delete.
+	alice.inArticle("Replying here", "button", "Delete", false).click()
+	confirm := alice.role("alertdialog", "Delete message?", false)
+	alice.within(confirm, "button", "Delete", false).click()
+	bob.article("Message deleted")
+	bob.ok("the deleted text is gone", `![...document.querySelectorAll('article')].some(a => a.textContent.includes('Replying here'))`)
+
+	// An image: Bob sees its preview.
+	var input el
+	alice.cdp("find the file input", func(ctx context.Context) error {
+		objs, err := queryRole(ctx, "", "button", "Attach file", false)
+		if err != nil || len(objs) == 0 {
+			return fmt.Errorf("no Attach file button (%v)", err)
+		}
+		var n int
+		if err := callOn(ctx, objs[0], "function(){window.__fileInput = this.parentElement.querySelector('input[type=file]'); return window.__fileInput ? 1 : 0}", &n); err != nil || n != 1 {
+			return fmt.Errorf("no file input beside Attach file (%v)", err)
+		}
+		res, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{Expression: "window.__fileInput"})
+		if err != nil {
+			return err
+		}
+		input = el{b: alice, obj: res.Result.ObjectID}
+		return nil
+	})
+	input.files(testPNG(t, 800, 600))
+	bob.ok("Bob sees the image preview", `[...document.querySelectorAll('[role=log] article img')].some(i => i.complete && i.naturalWidth > 0)`)
+	var thumbSrc string
+	bob.eval(`document.querySelector('[role=log] article img').getAttribute('src')`, &thumbSrc)
+	if !strings.HasPrefix(thumbSrc, "/web/blob?") {
+		t.Errorf("the preview loads %q: want the thumbnail (/web/blob)", thumbSrc)
+	}
+	var fallback bool
+	bob.eval(`[...document.querySelectorAll('[role=log] article')].some(a => a.textContent.includes('parley:media/'))`, &fallback)
+	if fallback {
+		t.Errorf("the image message shows its plain-text fallback")
+	}
+	bob.role("button", "View image view.png", false).click()
+	viewer := bob.role("dialog", "view.png", false)
+	bob.ok("the full-size image loads", `(() => { const i = document.querySelector('dialog img.full'); return i && i.complete && i.naturalWidth === 800 })()`)
+	bob.screenshot("web-image-viewer")
+	bob.within(viewer, "button", "Close", false).click()
+
+	// Hostile HTML renders as text, with Markdown and without.
+	alice.send(`<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`)
+	alice.send(`**bold** <img src=x onerror="window.__pwned=3"> [x](javascript:window.__pwned=4)`)
+	bob.article("<script>window.__pwned=1</script>")
+	bob.article("bold")
+	var pwned bool
+	bob.eval(`window.__pwned !== undefined || document.querySelector('[role=log] script, [role=log] [onerror], [role=log] a[href^="javascript"]') !== null`, &pwned)
+	if pwned {
+		t.Fatal("hostile HTML in a message became markup or ran")
+	}
+
+	// Typing indicator and read receipts are shown.
+	bob.role("textbox", "Message", false).fill("typing…")
+	alice.ok("Alice sees Bob typing", `document.querySelector('.typing').textContent.includes('Bob is typing')`)
+	alice.ok("Alice sees Bob's read receipt", `[...document.querySelectorAll('.seen')].some(s => s.textContent.includes('Bob'))`)
+
+	alice.screenshot("web-room-alice")
+	bob.screenshot("web-room-bob")
+	alice.role("button", "Room settings", false).click()
+	alice.role("dialog", "Room settings", false)
+	alice.screenshot("web-room-settings")
+
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+}
+
+// TestWebLargeRoom measures how long the web app takes to open a room of
+// PARLEY_WEB_ROOM messages (default 2,000; -short 500) and to page back.
+func TestWebLargeRoom(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	n := 2000 // 10,000 takes minutes to build on a loaded machine: PARLEY_WEB_ROOM=10000
+	if testing.Short() {
+		n = 500
+	}
+	if s := os.Getenv("PARLEY_WEB_ROOM"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	a := startDaemon(t, "a")
+	var rr struct {
+		Room string `json:"room"`
+	}
+	a.must(&rr, "room", "create", "--name", "Big", "--public")
+	cl, err := api.NewClient(a.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	errs := parallel(n, 4, func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		_, err := api.EpSend.Call(ctx, cl, api.SendReq{Room: rr.Room, Text: fmt.Sprintf("message %d of the big room", i)})
+		return err
+	})
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("sent %d messages through the API in %v", n, time.Since(start).Round(time.Millisecond))
+
+	b, base := login(t, a, "big")
+	b.role("link", "Big", true)
+	// Cold: a fresh load of the app on the room, timed from the navigation
+	// start to 50 messages in the timeline.
+	b.navigate(base + "/#room=" + rr.Room)
+	var cold float64
+	b.cdp("open the room", func(ctx context.Context) error {
+		return evalJS(ctx, `new Promise(res => { const tick = () => { const log = document.querySelector('[role=log]');
+			if (log && log.querySelectorAll('article').length >= 50) res(performance.now()); else requestAnimationFrame(tick); };
+			tick(); })`, &cold)
+	})
+	// Warm: back to the room list and into the room again.
+	var warm float64
+	b.cdp("reopen the room", func(ctx context.Context) error {
+		return evalJS(ctx, `new Promise(res => { location.hash = ''; setTimeout(() => { const t0 = performance.now();
+			document.querySelector('nav a.room-link').click();
+			const tick = () => { const log = document.querySelector('[role=log]');
+				if (log && log.querySelectorAll('article').length >= 50) res(performance.now() - t0); else requestAnimationFrame(tick); };
+			tick(); }, 100); })`, &warm)
+	})
+	t.Logf("a room of %d messages: %.0f ms from navigation to the first 50 messages (app load included), %.0f ms from a click in the room list", n, cold, warm)
+	var pages []float64
+	b.cdp("page back", func(ctx context.Context) error {
+		return evalJS(ctx, `(async () => { const log = document.querySelector('[role=log]'); const out = [];
+			for (let i = 0; i < 5; i++) {
+				const before = log.querySelectorAll('article').length; const t0 = performance.now();
+				log.scrollTop = 0;
+				await new Promise(res => { const tick = () => { if (log.querySelectorAll('article').length > before) res(); else requestAnimationFrame(tick); }; tick(); });
+				out.push(Math.round(performance.now() - t0));
+			}
+			return out; })()`, &pages)
+	})
+	t.Logf("scrolling back five pages of 50, ms each: %v", pages)
+	var fetchMS []float64
+	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-5).map(e => Math.round(e.duration))`, &fetchMS)
+	t.Logf("of which the history requests, ms each: %v", fetchMS)
+	var apiMS []float64
+	b.cdp("time history", func(ctx context.Context) error {
+		return evalJS(ctx, `(async () => { const out = []; let before = document.querySelector('[role=log] article[data-id]').dataset.id;
+			for (let i = 0; i < 3; i++) { const t0 = performance.now();
+				const r = await fetch('/v1/history', {method: 'POST', headers: {'Content-Type': 'application/json'},
+					body: JSON.stringify({room: `+strconv.Quote(rr.Room)+`, limit: 50, before, quiet: true})});
+				const j = await r.json(); out.push(Math.round(performance.now() - t0)); before = j.events[0].id; }
+			return out; })()`, &apiMS)
+	})
+	t.Logf("the history API for one page of 50 further back, ms each: %v", apiMS)
+	if cold > 10000 || warm > 10000 {
+		t.Errorf("opening the room took %.0f / %.0f ms", cold, warm)
+	}
+	b.screenshot("web-large-room")
+}
