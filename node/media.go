@@ -170,12 +170,11 @@ func (m *Media) Serve(ctx context.Context) error {
 
 // handle serves one incoming media stream.
 func (m *Media) handle(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	if !m.admit(p) {
-		st.Reset()
+	p, release, ok := m.admitStream(st)
+	if !ok {
 		return
 	}
-	defer m.release(p)
+	defer release()
 	defer st.Close()
 	c := newMediaConn(st)
 	c.limit = mediaMaxRequest

@@ -3,6 +3,7 @@ package node
 import (
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
@@ -47,6 +48,18 @@ func (l *peerLimits) release(p peer.ID) {
 
 // limiter returns p's token bucket.
 func (l *peerLimits) limiter(p peer.ID) *rate.Limiter { return l.limiters.get(p) }
+
+// admitStream admits an inbound stream's peer: it returns the peer and the
+// release to defer, or resets the stream and returns ok false when the peer
+// has as many open streams as it may.
+func (l *peerLimits) admitStream(st network.Stream) (p peer.ID, release func(), ok bool) {
+	p = st.Conn().RemotePeer()
+	if !l.admit(p) {
+		st.Reset()
+		return p, nil, false
+	}
+	return p, func() { l.release(p) }, true
+}
 
 // limiterSet is a token bucket per key, remembering at most maxLimiters
 // keys (past it the state starts over: a key gains at most one fresh burst).

@@ -408,12 +408,11 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 
 // handle serves the responder's side of the exchange.
 func (g *RoomGate) handle(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	if !g.admit(p) {
-		st.Reset()
+	p, release, ok := g.admitStream(st)
+	if !ok {
 		return
 	}
-	defer g.release(p)
+	defer release()
 	if !g.limiter(p).Allow() {
 		st.Reset()
 		return

@@ -657,12 +657,11 @@ func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
 
 // handle serves one incoming sync stream.
 func (s *Syncer) handle(st network.Stream) {
-	p := st.Conn().RemotePeer()
-	if !s.admit(p) {
-		st.Reset()
+	p, release, ok := s.admitStream(st)
+	if !ok {
 		return
 	}
-	defer s.release(p)
+	defer release()
 	defer st.Close()
 	traceSession(s.tracer, p, true)
 	c := newConn(st)
