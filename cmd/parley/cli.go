@@ -85,8 +85,8 @@ var commands = []*command{
 	{"media gc", "[--grace DURATION]", "delete the stored files that no message, thumbnail or avatar refers to any more, except those added or fetched within the grace period (default 1h)", runMediaGC},
 	{"version", "", "the version of this parley program: its module version and the commit it was built from", runVersion},
 	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
-	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--backend mocknet|netns]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root)", runSim},
-	{"sim export-shadow", "SCENARIO|FILE [--nodes N] [--seed S] --out DIR", "write a Shadow configuration for the scenario", runSim},
+	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--real-time] [--backend mocknet|netns]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root)", runSim},
+	{"sim export-shadow", "SCENARIO|FILE [--nodes N] [--seed S] [--binary PATH] [--json] --out DIR", "write a Shadow configuration for the scenario", runSim},
 }
 
 // groups are the words that only start a two-word command ("room create").
@@ -297,8 +297,12 @@ func (c *cli) flagError(err error, group string) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return &errHelp{cmd: c.cmd, group: group}
 	}
-	msg := strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --", "argument: -", "argument: --").Replace(err.Error())
-	return &usageError{cmd: c.cmd, group: group, msg: msg}
+	return &usageError{cmd: c.cmd, group: group, msg: flagMessage(err)}
+}
+
+// flagMessage is the flag package's error with flags written as --name.
+func flagMessage(err error) string {
+	return strings.NewReplacer("flag -", "flag --", "defined: -", "defined: --", "argument: -", "argument: --").Replace(err.Error())
 }
 
 // usagef reports a bad flag value or argument shape of the current command.

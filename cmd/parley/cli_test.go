@@ -571,3 +571,24 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	// A refusal from the daemon is one "parley: " line.
 	runCLI(t, "", "room", "unban", validID, moderator, "--home", f.home).failsWith(t, "parley: unknown room")
 }
+
+// TestSimUsageLayout: sim's usage errors use the layout of every other
+// command (a "parley: ..." line, then the command's usage), not a text of
+// their own.
+func TestSimUsageLayout(t *testing.T) {
+	for _, tc := range []struct {
+		args      []string
+		msg, want string
+	}{
+		{[]string{"sim", "run", "--bogus"}, "flag provided but not defined: --bogus", "usage: parley sim run "},
+		{[]string{"sim", "run"}, "missing argument", "usage: parley sim run "},
+		{[]string{"sim", "list", "x"}, `unexpected argument "x"`, "usage: parley sim list"},
+		{[]string{"sim", "export-shadow", "gossip-latency"}, "needs --out DIR", "usage: parley sim export-shadow "},
+		{[]string{"sim"}, "missing sim subcommand", "usage: parley sim COMMAND"},
+	} {
+		r := runCLI(t, "", tc.args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "parley: ") || !strings.Contains(r.stderr, tc.msg) || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, r.code, r.stderr)
+		}
+	}
+}

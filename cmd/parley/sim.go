@@ -17,31 +17,22 @@ import (
 	"github.com/parley-p2p/parley/simulations"
 )
 
-const simUsage = `usage:
-  parley sim list [--json]
-  parley sim run SCENARIO|FILE.yaml [--nodes N] [--seed S] [--out DIR] [--json] [--real-time] [--backend mocknet|netns]
-  parley sim export-shadow SCENARIO|FILE.yaml [--nodes N] [--seed S] [--binary PATH] --out DIR [--json]
-
-backends: mocknet (default; in-process, virtual time) or netns (real parley daemons in
-Linux network namespaces, real time, root only; validates mocknet at small scale).
-export-shadow writes DIR/shadow.yaml for Shadow 3.x (TCP only) for runs beyond one machine.
-`
-
 // cmdSim implements "parley sim": network simulations of the real node
 // code in virtual time (see simulations/README.md).
 func cmdSim(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, simUsage)
-		return 2
+		return simUsageError(stderr, "", "missing sim subcommand")
 	}
 	switch args[0] {
 	case "list":
 		fs := flag.NewFlagSet("sim list", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs.SetOutput(io.Discard)
 		asJSON := fs.Bool("json", false, "print JSON")
-		if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-			fmt.Fprint(stderr, simUsage)
-			return 2
+		if err := fs.Parse(args[1:]); err != nil {
+			return simUsageError(stderr, "list", flagMessage(err))
+		}
+		if fs.NArg() > 0 {
+			return simUsageError(stderr, "list", fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 		}
 		list := simulations.List()
 		if *asJSON {
@@ -55,21 +46,19 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run":
 		fs := flag.NewFlagSet("sim run", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs.SetOutput(io.Discard)
 		nodes := fs.Int("nodes", 0, "honest nodes (default: the scenario's)")
 		seed := fs.Uint64("seed", 0, "seed (default: the scenario's)")
 		out := fs.String("out", "", "output directory for report.json, CSV series and SVG plots")
 		asJSON := fs.Bool("json", false, "print the report as JSON")
 		real := fs.Bool("real-time", false, "run on the wall clock instead of virtual time")
 		backend := fs.String("backend", "mocknet", "`BACKEND`: mocknet (in-process, virtual time) or netns (real daemons in network namespaces, root only)")
-		pos, ok := parseInterspersed(fs, args[1:], stderr)
-		if !ok {
-			return 2
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return simUsageError(stderr, "run", err.Error())
 		}
 		if *backend != "mocknet" && *backend != "netns" {
-			fmt.Fprintf(stderr, "parley: unknown backend %q (use mocknet or netns)\n", *backend)
-			fmt.Fprint(stderr, simUsage)
-			return 2
+			return simUsageError(stderr, "run", fmt.Sprintf("unknown backend %q (use mocknet or netns)", *backend))
 		}
 		sc, err := simulations.Load(pos[0])
 		if err != nil {
@@ -128,20 +117,18 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		return printSimReport(stdout, rep, *asJSON, *out)
 	case "export-shadow":
 		fs := flag.NewFlagSet("sim export-shadow", flag.ContinueOnError)
-		fs.SetOutput(stderr)
+		fs.SetOutput(io.Discard)
 		nodes := fs.Int("nodes", 0, "honest nodes (default: the scenario's)")
 		seed := fs.Uint64("seed", 0, "seed (default: the scenario's)")
 		out := fs.String("out", "", "output `DIR` for shadow.yaml and the nodes' homes (required)")
 		bin := fs.String("binary", "", "absolute `PATH` of the parley binary on the Shadow machine (default: this executable)")
 		asJSON := fs.Bool("json", false, "print what was written as JSON")
-		pos, ok := parseInterspersed(fs, args[1:], stderr)
-		if !ok {
-			return 2
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return simUsageError(stderr, "export-shadow", err.Error())
 		}
 		if *out == "" {
-			fmt.Fprintln(stderr, "parley: sim export-shadow needs --out DIR")
-			fmt.Fprint(stderr, simUsage)
-			return 2
+			return simUsageError(stderr, "export-shadow", "sim export-shadow needs --out DIR")
 		}
 		sc, err := simulations.Load(pos[0])
 		if err != nil {
@@ -165,18 +152,28 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "run it with: shadow --data-directory shadow.data %s\n", ex.Config)
 		return 0
 	}
-	fmt.Fprint(stderr, simUsage)
+	return simUsageError(stderr, "", fmt.Sprintf("unknown command \"sim %s\"", args[0]))
+}
+
+// simUsageError prints a usage error of "sim SUB" (SUB empty: the sim
+// group) in the layout of every other command, and returns exit code 2.
+func simUsageError(stderr io.Writer, sub, msg string) int {
+	fmt.Fprintf(stderr, "parley: %s\n", msg)
+	help := []string{"help", "sim"}
+	if sub != "" {
+		help = append(help, sub)
+	}
+	run(help, nil, stderr, stderr)
 	return 2
 }
 
 // parseInterspersed parses flags before and after the one positional
-// argument; false: a usage error (already printed).
-func parseInterspersed(fs *flag.FlagSet, rest []string, stderr io.Writer) ([]string, bool) {
+// argument.
+func parseInterspersed(fs *flag.FlagSet, rest []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(rest); err != nil {
-			fmt.Fprint(stderr, simUsage)
-			return nil, false
+			return nil, errors.New(flagMessage(err))
 		}
 		if fs.NArg() == 0 {
 			break
@@ -184,11 +181,13 @@ func parseInterspersed(fs *flag.FlagSet, rest []string, stderr io.Writer) ([]str
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	if len(pos) != 1 {
-		fmt.Fprint(stderr, simUsage)
-		return nil, false
+	switch {
+	case len(pos) == 0:
+		return nil, errors.New("missing argument")
+	case len(pos) > 1:
+		return nil, fmt.Errorf("unexpected argument %q", pos[1])
 	}
-	return pos, true
+	return pos, nil
 }
 
 // printSimReport prints a run's summary (or the report as JSON).
