@@ -151,7 +151,7 @@ func (s *APIServer) serveWeb(w http.ResponseWriter, r *http.Request) bool {
 	setWebHeaders(w.Header())
 	p := r.URL.Path
 	switch {
-	case strings.HasPrefix(p, "/v1/") || p == api.OpenAPIPath:
+	case strings.HasPrefix(p, "/v1/") || p == api.OpenAPIPath || p == api.MetricsPath:
 		return false
 	case strings.HasPrefix(p, "/web/"):
 		if err := s.checkHost(r); err != nil {
