@@ -213,16 +213,20 @@ func (n *Node) keepMedia(ctx context.Context, gc <-chan time.Time) error {
 // watchForAvatars pokes wake whenever an event shows in any room, until ctx
 // is done.
 // mayChangeAvatars reports whether a watched item can name a new avatar: a
-// room avatar, a profile or a membership event. Messages, receipts and
-// signals cannot, and each look rebuilds every room's state, so they do
-// not trigger one (a sealed avatar whose key comes later is found by the
-// periodic recheck).
+// room avatar, a profile or a membership event, or a key event (a sealed
+// avatar whose key comes later becomes readable then). Messages, receipts
+// and signals cannot, and each look rebuilds every room's state, so they do
+// not trigger one; the periodic recheck catches anything else.
 func mayChangeAvatars(it api.WatchItem) bool {
 	if it.Kind != "event" || it.Event == nil {
 		return false
 	}
 	switch it.Event.Type {
 	case rooms.TypeAvatar, rooms.TypeProfile, rooms.TypeMember:
+		return true
+	case rooms.TypeRotate, rooms.TypeKeyFwd:
+		// A key that arrives after a sealed avatar makes it readable:
+		// look now rather than at the next minute's recheck.
 		return true
 	}
 	return false
