@@ -96,6 +96,8 @@ type roomCtl struct {
 	keys roomKeys // end-to-end encryption bookkeeping (keys.go)
 
 	tl *roomTimeline // the message projection, nil until asked for (content.go)
+
+	refs refIndex // sorted short-reference tails of the held events (resolve.go)
 }
 
 // maxPeerOrphans is how many waiting events one peer may cause in a room.

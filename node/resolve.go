@@ -139,7 +139,7 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	if len(prefix) < len(idStart)+api.RefLen || strings.Trim(prefix, "abcdefghijklmnopqrstuvwxyz234567") != "" {
 		return "", errorf(api.KindInvalid, "%q is not an event ID or reference (%d or more characters of one, as 'parley history' shows)", s, api.RefLen)
 	}
-	found := matching(heldIDs(rc), prefix)
+	found := matching(rc.refs.sorted(rc.log), prefix)
 	switch len(found) {
 	case 0:
 		return "", errorf(api.KindNotFound, "no event %s in room %s", s, room)
@@ -153,23 +153,43 @@ func (e *Engine) eventRef(room crdt.RoomID, rc *roomCtl, s string) (crdt.EventID
 	return "", errorf(api.KindInvalid, "event reference %s is ambiguous in room %s: %s (give more characters)", s, room, strings.Join(found, ", "))
 }
 
-// heldIDs are the IDs of the events held for a room.
-func heldIDs(rc *roomCtl) []string {
-	items := rc.log.Items(0)
-	all := make([]string, len(items))
-	for i, it := range items {
-		all[i] = it.ID.String()
-	}
-	return all
+// refIndex keeps the tails (the part after idStart) of a room's held event
+// IDs sorted, so that a short reference or a prefix costs a binary search
+// rather than encoding and sorting every ID of the room on each look. A
+// room's held set only grows between engine steps (a failed commit's
+// Revert happens within its step), so the index takes in the events held
+// since it last looked, found by their count.
+type refIndex struct {
+	tails []string // sorted
+	seen  map[crdt.EventID]struct{}
 }
 
-// matching are the IDs of all that start with prefix.
-func matching(all []string, prefix string) []string {
-	var found []string
-	for _, id := range all {
-		if strings.HasPrefix(id, prefix) {
-			found = append(found, id)
+// sorted brings the index up to the log and returns the sorted tails.
+func (x *refIndex) sorted(l *crdt.Log) []string {
+	if len(x.seen) == l.Len() {
+		return x.tails
+	}
+	if x.seen == nil || len(x.seen) > l.Len() {
+		x.tails, x.seen = nil, map[crdt.EventID]struct{}{}
+	}
+	var added []string
+	for _, it := range l.Items(0) {
+		if _, ok := x.seen[it.ID]; !ok {
+			x.seen[it.ID] = struct{}{}
+			added = append(added, strings.TrimPrefix(it.ID.String(), idStart))
 		}
+	}
+	x.tails = append(x.tails, added...)
+	slices.Sort(x.tails) // pdqsort: cheap on a sorted run and a short tail
+	return x.tails
+}
+
+// matching are the IDs whose tails, sorted, start with the tail of prefix.
+func matching(tails []string, prefix string) []string {
+	tail := strings.TrimPrefix(prefix, idStart)
+	var found []string
+	for i, _ := slices.BinarySearch(tails, tail); i < len(tails) && strings.HasPrefix(tails[i], tail); i++ {
+		found = append(found, idStart+tails[i])
 	}
 	return found
 }
@@ -177,15 +197,23 @@ func matching(all []string, prefix string) []string {
 // refs is the short reference of each of ids among all (an ID not in all
 // gets none): the shortest prefix, of at least RefLen characters, of the
 // part after idStart that no other ID of all shares.
-func refs(all, ids []string) map[string]string {
+func refs(all, ids []string) map[string]string { return refsIn(sortedTails(all), ids) }
+
+// sortedTails are the tails of IDs, sorted.
+func sortedTails(ids []string) []string {
+	tails := make([]string, len(ids))
+	for i, id := range ids {
+		tails[i] = strings.TrimPrefix(id, idStart)
+	}
+	slices.Sort(tails)
+	return tails
+}
+
+// refsIn is refs with the tails of all, sorted.
+func refsIn(tails, ids []string) map[string]string {
 	if len(ids) == 0 {
 		return nil
 	}
-	tails := make([]string, len(all))
-	for i, id := range all {
-		tails[i] = strings.TrimPrefix(id, idStart)
-	}
-	sort.Strings(tails)
 	out := map[string]string{}
 	for _, id := range ids {
 		tail, ok := strings.CutPrefix(id, idStart)
@@ -216,7 +244,7 @@ func (e *Engine) watchLabels(ctx context.Context, room string, te *api.TimelineE
 			return nil
 		}
 		rc := e.rooms[id]
-		ref = refs(heldIDs(rc), []string{te.ID})[te.ID]
+		ref = refsIn(rc.refs.sorted(rc.log), []string{te.ID})[te.ID]
 		if u, err := crdt.ParseKey(te.Sender); err == nil {
 			st := e.stateOf(rc)
 			if name = st.Member(u).DisplayName; name == "" {
@@ -252,7 +280,7 @@ func (e *Engine) labels(rc *roomCtl, resp *api.HistoryResp) {
 			users[u] = true
 		}
 	}
-	resp.Refs = refs(heldIDs(rc), slices.DeleteFunc(ids, func(s string) bool { return s == "" }))
+	resp.Refs = refsIn(rc.refs.sorted(rc.log), slices.DeleteFunc(ids, func(s string) bool { return s == "" }))
 	st := e.stateOf(rc)
 	for s := range users {
 		u, err := crdt.ParseKey(s)

@@ -101,7 +101,7 @@ func TestRefs(t *testing.T) {
 			t.Errorf("ref of %s: %q, want %q", id, got[id], r)
 		}
 	}
-	if m := matching(all, idStart+"aaaaaaaa"); len(m) != 3 {
+	if m := matching(sortedTails(all), idStart+"aaaaaaaa"); len(m) != 3 {
 		t.Errorf("matching: %v", m)
 	}
 }
