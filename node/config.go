@@ -34,6 +34,13 @@ type Config struct {
 	Relay        string
 	NoPortMap    bool
 	Reachability string
+	// Calls (node/stun.go, node/turn_relay.go): STUN is the UDP HOST:PORT
+	// that answers STUN (default: libp2p's listen address, port
+	// DefaultSTUNPort or a free one), NoSTUN turns it off, TURN runs a
+	// TURN relay on it for members of shared rooms.
+	STUN   string
+	NoSTUN bool
+	TURN   TURNConfig
 }
 
 // DefaultAPI is where the API listens unless told otherwise.

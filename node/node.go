@@ -48,6 +48,10 @@ type Banner struct {
 	// none); MetricsExposed says it is not a loopback address.
 	Metrics        string
 	MetricsExposed bool
+	// STUN is the UDP address that answers STUN ("" when off); TURN says
+	// a TURN relay answers there too (node/turn_node.go).
+	STUN string
+	TURN bool
 }
 
 // Node is a running Parley daemon: it composes the store, the libp2p host,
@@ -73,6 +77,7 @@ type Node struct {
 	reach    *reach
 	replicaP atomic.Pointer[Replica]    // replica, for the relay's ACL
 	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
+	callNet  *callNet                   // STUN, TURN (turn_node.go)
 
 	ready  chan struct{}
 	banner Banner
@@ -127,6 +132,9 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 	case ReachAuto, ReachPublic, ReachPrivate:
 	default:
 		return nil, errorf(api.KindInvalid, "reachability %q (want %q or %q)", cfg.Reachability, ReachPublic, ReachPrivate)
+	}
+	if err := checkCallNet(cfg); err != nil {
+		return nil, err
 	}
 	if n.store, err = badgerstore.Open(filepath.Join(cfg.Home, storeDir), badgerstore.Options{}); err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -234,6 +242,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	defer n.reach.close()
 
 	n.registerAPI(h)
+	if err := n.registerCallNet(h); err != nil {
+		return err
+	}
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -267,6 +278,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 		})
 	})
 	run("media", n.serveMedia)
+	run("stun", n.serveCallNet)
 	run("devices", n.serveDevices)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
 	run("addrbook", func(ctx context.Context) error {
@@ -292,7 +304,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 		}
 	}
 
-	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL(), MDNS: !n.cfg.NoMDNS, DHT: !n.cfg.NoDHT}
+	n.banner = Banner{PeerID: h.ID().String(), API: n.api.URL(), MDNS: !n.cfg.NoMDNS, DHT: !n.cfg.NoDHT, STUN: n.banner.STUN, TURN: n.banner.TURN}
 	if n.metricsL != nil {
 		n.banner.Metrics, n.banner.MetricsExposed = "http://"+n.metricsL.Addr()+api.MetricsPath, !n.metricsL.Loopback()
 	}

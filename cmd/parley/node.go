@@ -52,9 +52,11 @@ type banner struct {
 	Addrs   []string `json:"addrs"`
 	API     string   `json:"api"`
 	Metrics string   `json:"metrics,omitempty"`
+	STUN    string   `json:"stun,omitempty"`
+	TURN    bool     `json:"turn,omitempty"`
 }
 
-// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private]
+// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]
 //
 // Runs the node in the foreground. SIGINT or SIGTERM shuts it down cleanly;
 // a second one ends the process at once. Logs go to stderr.
@@ -73,6 +75,13 @@ func runDaemon(c *cli, args []string) error {
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT` on stderr: text or json")
 	metrics := fs.String("metrics", "", "also serve the Prometheus metrics without a token on `HOST:PORT` (they are always at /metrics on the API, behind its token)")
+	stun := fs.String("stun", "", "answer STUN on UDP `HOST:PORT` (default: the listen address, port 3478 or a free one)")
+	noSTUN := fs.Bool("no-stun", false, "answer no STUN")
+	turnOn := fs.Bool("turn", false, "run a TURN relay on the STUN port for members of rooms this node shares")
+	turnIP := fs.String("turn-ip", "", "relay `IP` the TURN relay announces (default: the STUN address, or this node's public address)")
+	turnPorts := fs.String("turn-ports", "", "take relayed UDP ports from `MIN-MAX` (default: any free port)")
+	turnKbps := fs.Int("turn-kbps", node.DefaultTURNAllocKbps, "bound each TURN allocation to `N` kbit/s, both directions together")
+	turnTotal := fs.Int("turn-total-kbps", node.DefaultTURNTotalKbps, "bound the whole TURN relay to `N` kbit/s")
 	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -101,6 +110,14 @@ func runDaemon(c *cli, args []string) error {
 	if *reachability != "" && *reachability != node.ReachPublic && *reachability != node.ReachPrivate {
 		return c.usagef("bad --reachability %q (use public or private)", *reachability)
 	}
+	if *stun != "" {
+		if _, _, err := net.SplitHostPort(*stun); err != nil {
+			return fmt.Errorf("bad --stun address %q: want HOST:PORT such as 0.0.0.0:3478", *stun)
+		}
+	}
+	if *turnKbps <= 0 || *turnTotal <= 0 {
+		return c.usagef("--turn-kbps and --turn-total-kbps want a positive number of kbit/s")
+	}
 	if _, _, err := net.SplitHostPort(*api); err != nil {
 		return fmt.Errorf("bad --api address %q: want HOST:PORT such as %s", *api, node.DefaultAPI)
 	}
@@ -121,6 +138,9 @@ func runDaemon(c *cli, args []string) error {
 		Reachability: *reachability,
 		Logger:       logger,
 		Metrics:      *metrics,
+		STUN:         *stun,
+		NoSTUN:       *noSTUN,
+		TURN:         node.TURNConfig{On: *turnOn, IP: *turnIP, Ports: *turnPorts, AllocKbps: *turnKbps, TotalKbps: *turnTotal},
 	})
 	if errors.Is(err, node.ErrRunning) {
 		return c.explain(err) // "a daemon already runs for HOME"
@@ -160,7 +180,7 @@ func runDaemon(c *cli, args []string) error {
 
 func (c *cli) printBanner(home string, b node.Banner) error {
 	if c.json {
-		return c.printJSON(banner{Home: home, PeerID: b.PeerID, Addrs: b.Addrs, API: b.API, Metrics: b.Metrics})
+		return c.printJSON(banner{Home: home, PeerID: b.PeerID, Addrs: b.Addrs, API: b.API, Metrics: b.Metrics, STUN: b.STUN, TURN: b.TURN})
 	}
 	w := c.stdout
 	fmt.Fprintf(w, "parley daemon ready\n")
@@ -170,6 +190,13 @@ func (c *cli) printBanner(home string, b node.Banner) error {
 		fmt.Fprintf(w, "listen   %s\n", a)
 	}
 	fmt.Fprintf(w, "api      %s\n", b.API)
+	if b.STUN != "" {
+		relay := ""
+		if b.TURN {
+			relay = " (and TURN relay)"
+		}
+		fmt.Fprintf(w, "stun     udp %s%s\n", b.STUN, relay)
+	}
 	if b.Metrics != "" {
 		fmt.Fprintf(w, "metrics  %s\n", b.Metrics)
 		if b.MetricsExposed {
