@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
@@ -364,5 +365,125 @@ func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 	}
 	if n := issued.Load(); n != 1 {
 		t.Fatalf("issued %d credentials, want 1", n)
+	}
+}
+
+// FuzzTURNDecoders: the protocol's decoders and the relay's user names
+// take any bytes without a crash, and what they accept survives a round
+// trip.
+func FuzzTURNDecoders(f *testing.F) {
+	ref := RefOf("room")
+	user := make([]byte, 32)
+	req, _ := crdt.Marshal(&turnReq{Room: ref[:], User: user, Cert: []byte("cert")})
+	resp, _ := crdt.Marshal(&turnResp{STUN: 3478, TURN: 3478, User: "1:p", Pass: "x", Expires: 1})
+	refusal, _ := crdt.Marshal(&turnResp{Err: "refused"})
+	f.Add(req)
+	f.Add(resp)
+	f.Add(refusal)
+	f.Add([]byte{0xa0})
+	f.Add([]byte("1700000000:12D3KooWA"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if m, err := decodeTURNReq(b); err == nil {
+			again, err := crdt.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := decodeTURNReq(again); err != nil {
+				t.Fatalf("a request accepted once is refused after a round trip: %v", err)
+			}
+		}
+		if m, err := decodeTURNResp(b); err == nil {
+			again, err := crdt.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := decodeTURNResp(again); err != nil {
+				t.Fatalf("an answer accepted once is refused after a round trip: %v", err)
+			}
+		}
+		if exp, p, ok := parseTURNUser(string(b)); ok && (exp.Unix() <= 0 || p.Validate() != nil) {
+			t.Fatalf("user name %q parsed to %v %v", b, exp, p)
+		}
+	})
+}
+
+// FuzzSTUNAnswer: the STUN answerer takes any datagram without a crash and
+// answers only Binding requests, with their transaction ID.
+func FuzzSTUNAnswer(f *testing.F) {
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw)
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingSuccess).Raw)
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.NewSoftware("x"), stun.Fingerprint).Raw)
+	f.Add([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42})
+	from := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 5000}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out, ok := stunAnswer(b, from)
+		if !ok {
+			return
+		}
+		in := &stun.Message{Raw: append([]byte(nil), b...)}
+		m := &stun.Message{Raw: out}
+		var xor stun.XORMappedAddress
+		if in.Decode() != nil || in.Type != stun.BindingRequest || m.Decode() != nil || m.Type != stun.BindingSuccess ||
+			m.TransactionID != in.TransactionID || xor.GetFrom(m) != nil || xor.String() != from.String() {
+			t.Fatalf("answered %x with %x", b, out)
+		}
+	})
+}
+
+// FuzzTURNStream sends arbitrary frames to a live TURNProtocol handler
+// (real libp2p stack on mocknet) from a peer that is in no room: the
+// handler never crashes, and it never answers with anything but a
+// refusal.
+func FuzzTURNStream(f *testing.F) {
+	tn := newTestNet(&testing.T{}, 2)
+	defer tn.close()
+	tn.link(0, 1)
+	rid := publicRoomOn(f, tn, 0)
+	ref := RefOf(rid)
+	ident := tn.ids[1]
+	req, _ := crdt.Marshal(&turnReq{Room: ref[:], User: ident.User[:], Cert: ident.Cert})
+	f.Add(req)
+	f.Add([]byte{})
+	f.Add([]byte{0xa1, 0x64, 'r', 'o', 'o', 'm'})
+	newTURNService(tn.reps[0].host, tn.reps[0].Gate, tn.ids[0], tn.reps[0].Engine.callMember, func(p peer.ID) *turnResp {
+		return &turnResp{STUN: 1, TURN: 1, User: "1:" + p.String(), Pass: "x", Expires: 1}
+	})
+	server := tn.reps[0].host.ID()
+	client := tn.reps[1].host
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := client.NewStream(ctx, server, TURNProtocol)
+		if err != nil {
+			t.Skip("stream:", err)
+		}
+		defer st.Close()
+		st.SetDeadline(time.Now().Add(5 * time.Second))
+		msgio.NewVarintWriter(st).WriteMsg(frame)
+		st.CloseWrite()
+		resp, err := recvTURN(st, decodeTURNResp)
+		if err == nil && resp.Err == "" {
+			t.Fatalf("a stranger's frame %x got %+v", frame, resp)
+		}
+	})
+}
+
+// Bad STUN and TURN settings are refused before anything starts.
+func TestCallNetConfigChecked(t *testing.T) {
+	for _, cfg := range []Config{
+		{NoSTUN: true, TURN: TURNConfig{On: true}},
+		{TURN: TURNConfig{On: true, Ports: "50000"}},
+		{TURN: TURNConfig{On: true, Ports: "60000-50000"}},
+		{TURN: TURNConfig{On: true, Ports: "80-90"}},
+		{TURN: TURNConfig{On: true, IP: "::1"}},
+		{TURN: TURNConfig{On: true, IP: "0.0.0.0"}},
+		{TURN: TURNConfig{On: true, AllocKbps: -1}},
+	} {
+		if err := checkCallNet(cfg); err == nil || KindOf(err) != api.KindInvalid {
+			t.Errorf("%+v: %v, want invalid", cfg, err)
+		}
+	}
+	if err := checkCallNet(Config{TURN: TURNConfig{On: true, IP: "203.0.113.7", Ports: "50000-50100"}}); err != nil {
+		t.Errorf("good settings: %v", err)
 	}
 }
