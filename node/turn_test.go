@@ -280,8 +280,9 @@ func TestSTUNAnswers(t *testing.T) {
 }
 
 // Only a peer that proved the room and whose user is joined in it gets
-// ICE servers: a peer that knows the room but never joined is refused, and
-// so is a stranger that names the room's reference without proving it.
+// ICE servers: a peer that knows the room but never joined is refused, so
+// is a stranger that names the room's reference without proving it, a
+// peer that shows another member's certificate, and a blocked member.
 func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 	tn := newTestNet(t, 4)
 	for i := 1; i < 4; i++ {
@@ -365,6 +366,13 @@ func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 	}
 	if n := issued.Load(); n != 1 {
 		t.Fatalf("issued %d credentials, want 1", n)
+	}
+	// A member this node blocked is refused too.
+	if _, err := tn.reps[0].Engine.SetBlocked(ctx, tn.ids[1].User.String(), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs[1].fetch(ctx, server, room); !errors.Is(err, errTURNRefused) {
+		t.Fatalf("a blocked member: %v, want refused", err)
 	}
 }
 
