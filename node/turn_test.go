@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio"
 	"github.com/pion/logging"
@@ -340,27 +341,20 @@ func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 		t.Fatal("a stranger got credentials")
 	}
 	// The stranger sends the request by hand, without the proof.
-	st, err := svcs[3].host.NewStream(ctx, server, TURNProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ref := RefOf(room)
-	if err := sendTURN(st, &turnReq{Room: ref[:], User: tn.ids[3].User[:], Cert: tn.ids[3].Cert}); err != nil {
-		t.Fatal(err)
+	frame := func(i int) []byte {
+		b, err := crdt.Marshal(&turnReq{Room: ref[:], User: tn.ids[i].User[:], Cert: tn.ids[i].Cert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	resp, err := recvTURN(st, decodeTURNResp)
-	st.Close()
+	resp, err := askTURN(svcs[3].host, server, frame(3))
 	if err != nil || resp.Err == "" || resp.TURN != 0 || resp.User != "" {
 		t.Fatalf("a stranger's raw request: %+v, %v; want a bare refusal", resp, err)
 	}
 	// A member's certificate does not help another peer.
-	st, err = svcs[2].host.NewStream(ctx, server, TURNProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sendTURN(st, &turnReq{Room: ref[:], User: tn.ids[1].User[:], Cert: tn.ids[1].Cert})
-	resp, err = recvTURN(st, decodeTURNResp)
-	st.Close()
+	resp, err = askTURN(svcs[2].host, server, frame(1))
 	if err != nil || resp.Err == "" {
 		t.Fatalf("a borrowed certificate: %+v, %v; want a refusal", resp, err)
 	}
@@ -459,21 +453,27 @@ func FuzzTURNStream(f *testing.F) {
 	server := tn.reps[0].host.ID()
 	client := tn.reps[1].host
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := client.NewStream(ctx, server, TURNProtocol)
-		if err != nil {
-			t.Skip("stream:", err)
-		}
-		defer st.Close()
-		st.SetDeadline(time.Now().Add(5 * time.Second))
-		msgio.NewVarintWriter(st).WriteMsg(frame)
-		st.CloseWrite()
-		resp, err := recvTURN(st, decodeTURNResp)
+		resp, err := askTURN(client, server, frame)
 		if err == nil && resp.Err == "" {
 			t.Fatalf("a stranger's frame %x got %+v", frame, resp)
 		}
 	})
+}
+
+// askTURN sends frame as the one request of a TURNProtocol stream from
+// client to server and reads the answer.
+func askTURN(client host.Host, server peer.ID, frame []byte) (*turnResp, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := client.NewStream(ctx, server, TURNProtocol)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(5 * time.Second))
+	msgio.NewVarintWriter(st).WriteMsg(frame)
+	st.CloseWrite()
+	return recvTURN(st, decodeTURNResp)
 }
 
 // Bad STUN and TURN settings are refused before anything starts.
