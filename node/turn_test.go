@@ -495,3 +495,44 @@ func TestCallNetConfigChecked(t *testing.T) {
 		t.Errorf("good settings: %v", err)
 	}
 }
+
+// An allocation outlives the credential it was opened with: after the
+// expiry its own client still creates permissions (authenticated requests)
+// and relays, while a new allocation under that credential is refused.
+func TestTURNAllocationOutlivesCredential(t *testing.T) {
+	r, addr := startTestRelay(t, turnRelayOptions{})
+	exp := time.Now().Add(2 * time.Second)
+	user, pass, _ := r.credentialsUntil(testPeerID(t), exp)
+	relayed, err := testTURNClient(t, addr, user, pass).Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relayed.Close()
+	<-time.After(time.Until(exp.Truncate(time.Second).Add(time.Second))) // the credential's expiry, to the second
+	if _, err := testTURNClient(t, addr, user, pass).Allocate(); err == nil {
+		t.Fatal("an expired credential opened a second allocation")
+	}
+	// A peer address the allocation has no permission for yet (loopback,
+	// as the relay is).
+	sink, err := net.ListenPacket("udp4", "127.0.0.2:0")
+	if err != nil {
+		t.Skip("no 127.0.0.2 on this machine:", err)
+	}
+	defer sink.Close()
+	got := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 100)
+		if _, _, err := sink.ReadFrom(buf); err == nil {
+			got <- struct{}{}
+		}
+	}()
+	eventually(t, 60*time.Second, "a datagram relayed after the credential expired", func() (bool, string) {
+		relayed.WriteTo([]byte("after expiry"), sink.LocalAddr())
+		select {
+		case <-got:
+			return true, ""
+		case <-time.After(200 * time.Millisecond):
+			return false, fmt.Sprint(r.refused.Load(), " refused")
+		}
+	})
+}
