@@ -70,10 +70,14 @@ func (n *Node) registerCallNet(h host.Host) error {
 	c.register(n.metrics)
 	n.callNet = c
 	n.banner.STUN, n.banner.TURN = c.stunAddr(), c.relay != nil
-	Handle(n.api, api.EpCallICEServers, func(ctx context.Context, req api.CallICEServersReq) (api.CallICEServersResp, error) {
-		return c.iceServers(ctx, h, n.engine, req)
-	})
+	Handle(n.api, api.EpCallICEServers, n.iceServers)
 	return nil
+}
+
+// iceServers answers call.ice_servers; the daemon's own call peer asks it
+// too.
+func (n *Node) iceServers(ctx context.Context, req api.CallICEServersReq) (api.CallICEServersResp, error) {
+	return n.callNet.iceServers(ctx, n.host, n.engine, req)
 }
 
 // serveCallNet answers STUN (and TURN) until ctx is done.
