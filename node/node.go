@@ -246,14 +246,22 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 		return err
 	}
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	// Every loop's error is kept (a slice, not a channel of some capacity:
+	// more loops failing at once than a channel holds would block them and
+	// so wg.Wait below).
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		all   []error
+	)
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := fn(ctx); err != nil {
-				errs <- fmt.Errorf("%s: %w", name, err)
+				errMu.Lock()
+				all = append(all, fmt.Errorf("%s: %w", name, err))
+				errMu.Unlock()
 				cancel()
 			}
 		}()
@@ -326,11 +334,6 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 
 	<-ctx.Done()
 	wg.Wait()
-	close(errs)
-	var all []error
-	for e := range errs {
-		all = append(all, e)
-	}
 	return errors.Join(all...)
 }
 
