@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -98,7 +99,12 @@ func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption
 		if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 			return err
 		}
-		_, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{})
+		if _, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		// The page has the focus, as the window a person looks at does
+		// (headless Chromium gives none by default).
+		_, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
 		return err
 	})
 	return b

@@ -194,7 +194,7 @@ function onItem(it) {
   if (r && ev.type === 'message' && ev.depth > (r.depth || 0)) {
     r.depth = ev.depth;
     const mine = ev.sender === S.me.user;
-    if (!mine && (room !== S.current || document.hidden)) {
+    if (!mine && (room !== S.current || document.hidden || !document.hasFocus())) {
       r.unread = (r.unread || 0) + 1;
       if (it.mentions_me) r.mention = true;
       renderRooms();
@@ -248,7 +248,7 @@ async function refreshRooms() {
   for (const r of list.rooms || []) {
     if (r.membership !== 'join') continue;
     const old = S.rooms.get(r.room);
-    fresh.set(r.room, { id: r.room, name: r.name || short(r.room), membership: r.membership, dm: r.dm,
+    fresh.set(r.room, { id: r.room, name: r.name || (r.dm && S.names[r.dm]) || short(r.room), membership: r.membership, dm: r.dm,
       unread: old ? old.unread : 0, mention: old ? old.mention : false, depth: old ? old.depth : 0, counted: old && old.counted });
   }
   const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name]));
@@ -955,8 +955,8 @@ async function settingsDialog() {
     members.append(h('li', { class: 'member' },
       avatar(m.user, m.display_name || short(m.user)),
       h('div', { class: 'member-name' }, h('strong', {}, m.display_name || short(m.user)),
-        h('span', { class: 'muted small' }, ` ${m.membership === 'join' ? m.role : m.membership}${m.verified ? ' · verified' : ''}`)),
-      role, verifyButton(m, () => { d.close(); settingsDialog(); }),
+        h('span', { class: 'muted small' }, ` ${m.membership === 'join' ? m.role : { ban: 'banned', invite: 'invited' }[m.membership] || m.membership}${m.verified ? ' · verified' : ''}`)),
+      m.membership === 'ban' ? null : role, verifyButton(m, () => { d.close(); settingsDialog(); }),
       me || m.membership === 'ban' ? null : h('button', { class: 'btn small', type: 'button', onclick: () => call('room/kick', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Kick'),
       me || m.membership === 'ban' ? null : h('button', { class: 'btn small danger', type: 'button', onclick: () => call('room/ban', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Ban'),
       m.membership === 'ban' ? h('button', { class: 'btn small', type: 'button', onclick: () => call('room/unban', { room, user: m.user }).then(() => { d.close(); settingsDialog(); }, (e) => toast(e.message)) }, 'Unban') : null));
@@ -1004,12 +1004,15 @@ function toast(text) {
   setTimeout(() => t.remove(), 5000);
 }
 
-document.addEventListener('visibilitychange', () => {
+// Back in front (the tab shown, or the window focused): the open room is read.
+function backInFront() {
   if (!document.hidden && S.current) {
     const r = S.rooms.get(S.current);
-    if (r) { r.unread = 0; r.mention = false; renderRooms(); }
+    if (r && (r.unread || r.mention)) { r.unread = 0; r.mention = false; renderRooms(); }
     markRead();
   }
-});
+}
+document.addEventListener('visibilitychange', backInFront);
+window.addEventListener('focus', backInFront);
 
 boot();

@@ -148,7 +148,7 @@ export function voicePlayer(m, src) {
   if (wave.length === 0) wave = new Array(BUCKETS).fill(40); // no waveform known: a flat line
   const bars = wave.map((v) => {
     const b = h('span', { class: 'bar' });
-    b.style.height = `${Math.max(8, Math.round(v / 255 * 100))}%`;
+    b.style.height = `${Math.max(10, Math.round(v / 255 * 100))}%`;
     return b;
   });
   const dur = () => (isFinite(audio.duration) && audio.duration > 0 ? audio.duration * 1000 : m.duration_ms || 0);
