@@ -485,4 +485,3 @@ func TestWebReconnect(t *testing.T) {
 	alice.ok("the status is clear", `document.querySelector('.status').textContent === ''`)
 	alice.screenshot("web-reconnected")
 }
-
