@@ -184,6 +184,16 @@ func TestWebVerify(t *testing.T) {
 		}
 	}
 	alice.screenshot("web-verify")
+	alice.cdp("dark theme", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
+	alice.screenshot("web-verify-dark")
+	alice.cdp("light theme", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		return err
+	})
 	var mine api.VerifyResp
 	a.must(&mine, "verify", b.user)
 	if mine.Verified {

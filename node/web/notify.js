@@ -29,6 +29,7 @@ export function notifyItem(it) {
   if (!it.mentions_me && !dm) return;
   if (told.has(ev.id) || !background() || !enabled()) return;
   if (Date.now() - (ev.ts || 0) > 5 * 60e3) return; // old news synced late
+  if (told.size > 5000) told.clear();
   told.add(ev.id);
   const who = it.name || kit.nameOf(ev.sender);
   const title = dm ? who : `${who} in ${r ? r.name : 'a room'}`;

@@ -28,7 +28,7 @@ export async function verifyDialog(user, done) {
   const d = kit.dialog(`Verify ${name}`, 'dialog', 'verify');
   const emoji = h('ol', { class: 'sas', 'aria-label': 'Emoji' }, (res.emoji || []).map((e, i) =>
     h('li', {}, h('span', { class: 'sas-emoji', 'aria-hidden': 'true' }, e), h('span', { class: 'sas-name' }, (res.emoji_names || [])[i] || ''))));
-  const number = h('p', { class: 'safety-number', 'aria-label': 'Safety number' },
+  const number = h('p', { class: 'safety-number' },
     (res.safety_number || '').split(/\s+/).map((g) => h('span', {}, g)));
   d.body.append(
     res.verified
