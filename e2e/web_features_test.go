@@ -384,6 +384,12 @@ func TestWebVoice(t *testing.T) {
 	bob.role("button", "Pause voice message", false)
 	bob.ok("the waveform shows the progress", `document.querySelectorAll('.voice-msg .bar.on').length > 0`)
 	bob.screenshot("web-voice-bob")
+	bob.cdp("phone width", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: 390, Height: 800, DeviceScaleFactor: 1, Mobile: true})
+		return err
+	})
+	bob.screenshot("web-voice-phone")
 	alice.checkClean(baseOf(u))
 	bob.checkClean(baseOf(ub))
 }
