@@ -216,6 +216,44 @@ func TestWebVerify(t *testing.T) {
 	alice.checkClean(base)
 }
 
+// TestWebSecurityWarning: a member showing the display name of a user
+// Alice verified, under another key, raises the node's warning; the app
+// shows it above the timeline, and "Compare again" opens the verification
+// of that member.
+func TestWebSecurityWarning(t *testing.T) {
+	a, b, room := pairInRoom(t, "Garden")
+	a.must(nil, "verify", b.user, "--confirm")
+	c := startDaemon(t, "c")
+	c.must(nil, "profile", "set", "--name", "Bob") // not Bob
+	c.must(nil, "connect", a.addr)
+	a.must(nil, "room", "invite", room, c.user)
+	c.must(nil, "room", "join", room, "--via", a.addr)
+	waitMembership(t, []*daemon{a}, room, c.user, "join")
+	eventually(t, govTimeout, "the node warns", func() error {
+		var info api.RoomInfoResp
+		if err := a.try(&info, "room", "info", room); err != nil {
+			return err
+		}
+		if len(info.Warnings) == 0 {
+			return fmt.Errorf("no warning")
+		}
+		return nil
+	})
+	alice, base := login(t, a, "alice")
+	alice.openRoom("Garden", room)
+	warn := alice.role("alert", "", false)
+	if s := warn.text(); !strings.Contains(s, "uses the name of a person you verified") {
+		t.Fatalf("the alert says %q", s)
+	}
+	alice.screenshot("web-security-warning")
+	alice.within(warn, "button", "Compare again", false).click()
+	dlg := alice.role("dialog", "Verify Bob", false)
+	if s := dlg.text(); !strings.Contains(s, c.user) || strings.Contains(s, "You verified") {
+		t.Fatalf("Compare again opens %q: want the unverified newcomer %s", s, c.user)
+	}
+	alice.checkClean(base)
+}
+
 // notifySpy records every Notification the page makes (window.__notes),
 // then lets the browser's own make it.
 const notifySpy = `(() => { window.__notes = []; const N = window.Notification; if (!N) return;

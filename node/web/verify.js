@@ -75,8 +75,8 @@ export function showWarnings(log, warnings) {
   for (const w of list) {
     box.append(h('div', { class: 'warning' }, icon('warn'),
       h('span', {}, w.kind === 'master_key_changed'
-        ? `${kit.nameOf(w.user)} shows the name of someone you verified, with a different key. It is not the person you verified.`
-        : `A device of ${kit.nameOf(w.user)} is also known under another user’s key.`),
+        ? `“${kit.nameOf(w.user)}” (${kit.short(w.user)}) uses the name of a person you verified, with a different key: it is not the person you verified.`
+        : `A device of “${kit.nameOf(w.user)}” (${kit.short(w.user)}) is also known under another user’s key: one of them is not who it was.`),
       h('button', { class: 'btn small', type: 'button', onclick: () => verifyDialog(w.user) }, 'Compare again')));
   }
 }

@@ -29,6 +29,14 @@ export function voiceBar() {
   return h('div', { class: 'voice-bar', hidden: true });
 }
 
+// Another room opened (its composer replaces this one): the recording is dropped.
+window.addEventListener('hashchange', () => {
+  if (rec && location.hash !== '#room=' + rec.room) {
+    stop(true);
+    kit.toast('Voice message discarded: the recording stopped when you left the room.');
+  }
+});
+
 function pickType() {
   for (const t of ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus', 'audio/webm', 'audio/ogg']) {
     if (window.MediaRecorder && MediaRecorder.isTypeSupported(t)) return t;
