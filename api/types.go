@@ -101,6 +101,7 @@ type RoomSummary struct {
 	Room       string `json:"room"`
 	Name       string `json:"name"`
 	Membership string `json:"membership"`
+	DM         string `json:"dm,omitempty"` // a direct-message room: the other user
 }
 
 // RoomListResp answers EpRoomList.

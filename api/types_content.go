@@ -20,6 +20,12 @@ type SendFileReq struct {
 	Path    string `json:"path"`
 	Voice   bool   `json:"voice,omitempty"`   // a recorded voice message (WAV or Ogg)
 	Caption string `json:"caption,omitempty"` // text shown with the file
+	// Waveform and DurationMS describe a voice message the client measured
+	// itself (a browser recording in WebM or Ogg, which the node cannot
+	// decode): used only where the node reads none from the file. Waveform
+	// holds at most 64 loudness buckets, 0-255 (base64 in JSON).
+	Waveform   []byte `json:"waveform,omitempty"`
+	DurationMS uint32 `json:"duration_ms,omitempty"`
 }
 
 // SendFileResp answers EpSendFile.

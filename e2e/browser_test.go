@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -57,8 +58,9 @@ type browser struct {
 }
 
 // newBrowser starts a fresh headless Chromium (its own profile, so its own
-// cookies); the test is skipped when no Chromium is installed.
-func newBrowser(t *testing.T, name string) *browser {
+// cookies), with extra options if any; the test is skipped when no
+// Chromium is installed.
+func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
@@ -78,6 +80,7 @@ func newBrowser(t *testing.T, name string) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	b := &browser{t: t, name: name}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithListener(b.listen))
@@ -96,7 +99,12 @@ func newBrowser(t *testing.T, name string) *browser {
 		if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 			return err
 		}
-		_, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{})
+		if _, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{}); err != nil {
+			return err
+		}
+		// The page has the focus, as the window a person looks at does
+		// (headless Chromium gives none by default).
+		_, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
 		return err
 	})
 	return b
@@ -218,6 +226,9 @@ func queryRole(ctx context.Context, scope runtime.RemoteObjectID, role, name str
 			return nil, err
 		}
 		scope = res.Result.ObjectID
+	}
+	if role == "img" {
+		role = "image" // Chromium's name for the ARIA role img
 	}
 	res, err := chromedp.Call(ctx, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{ObjectID: scope, Role: role})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -173,9 +174,21 @@ func (n *Node) sendFile(ctx context.Context, req api.SendFileReq) (api.SendFileR
 	if _, _, err := n.engine.roomOfChecked(ctx, req.Room); err != nil {
 		return api.SendFileResp{}, err
 	}
+	if len(req.Waveform) > media.WaveformBuckets {
+		return api.SendFileResp{}, errorf(api.KindInvalid, "a waveform has at most %d buckets, not %d", media.WaveformBuckets, len(req.Waveform))
+	}
 	file, thumb, err := n.media.attach(req.Path, req.Voice)
 	if err != nil {
 		return api.SendFileResp{}, err
+	}
+	// What the client measured fills in what the node could not read.
+	if strings.HasPrefix(file.MIME, "audio/") || file.Info.Voice {
+		if len(file.Info.Waveform) == 0 && len(req.Waveform) > 0 {
+			file.Info.Waveform = req.Waveform
+		}
+		if file.Info.DurationMs == 0 {
+			file.Info.DurationMs = req.DurationMS
+		}
 	}
 	r, err := n.engine.SendFile(ctx, req.Room, file, thumb, req.Caption)
 	if err != nil {

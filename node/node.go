@@ -164,6 +164,7 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 	}
 	n.api.SetWebDir(filepath.Join(cfg.Home, webDir))
+	n.api.SetWebSessions(filepath.Join(cfg.Home, webSessionsFile))
 	return n, nil
 }
 

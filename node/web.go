@@ -60,8 +60,9 @@ const (
 type webAuth struct {
 	mu       sync.Mutex
 	tokens   map[string]time.Time // login token hash -> expiry
-	sessions map[string]bool      // session hash
+	sessions map[string]time.Time // session hash -> expiry
 	dir      string               // where decrypted files pass through
+	file     string               // where sessions are kept across restarts (SetWebSessions)
 }
 
 func webHash(secret string) string {
@@ -124,7 +125,8 @@ func (s *APIServer) sessionOK(r *http.Request) bool {
 	}
 	s.web.mu.Lock()
 	defer s.web.mu.Unlock()
-	return s.web.sessions[webHash(c.Value)]
+	exp, ok := s.web.sessions[webHash(c.Value)]
+	return ok && time.Now().Before(exp)
 }
 
 // redeem consumes a login token: true once, while it is valid.
@@ -175,6 +177,8 @@ func (s *APIServer) serveWeb(w http.ResponseWriter, r *http.Request) bool {
 			s.webFile(w, r, true)
 		case p == "/web/upload" && r.Method == http.MethodPost:
 			s.webUpload(w, r)
+		case p == "/web/device-link" && r.Method == http.MethodPost:
+			s.webDeviceLink(w, r)
 		default:
 			writeError(w, errorf(api.KindNotFound, "no such web route %s %s", r.Method, p))
 		}
@@ -224,13 +228,10 @@ func (s *APIServer) webSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := webSecret()
-	s.web.mu.Lock()
-	if s.web.sessions == nil {
-		s.web.sessions = map[string]bool{}
-	}
-	s.web.sessions[webHash(sess)] = true
-	s.web.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: sess, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	exp := time.Now().Add(webSessionTTL)
+	s.addSession(webHash(sess), exp)
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: sess, Path: "/", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}\n")
 }
@@ -393,6 +394,10 @@ func (s *APIServer) webUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp api.SendFileResp
 	req := api.SendFileReq{Room: q.Get("room"), Path: p, Caption: q.Get("caption"), Voice: q.Get("voice") != ""}
+	if err := voiceHints(q, &req); err != nil {
+		writeError(w, err)
+		return
+	}
 	if err := s.call(r, api.EpSendFile.Method, req, &resp); err != nil {
 		writeError(w, err)
 		return

@@ -40,14 +40,48 @@ export const blobURL = (cid, key) => `/web/blob?${new URLSearchParams({ cid, key
 
 // events opens the live stream; onReady runs on every (re)connect, once the
 // server streams everything accepted after it (the client re-reads what it
-// shows then), onItem for each later line.
+// shows then), onItem for each later line. The browser reconnects by
+// itself after a network error; a stream it gives up on (an answer that is
+// not a stream, e.g. while the daemon starts) is opened again, after 1 s,
+// then up to 30 s.
 export function events(onItem, onReady, onDown) {
-  const es = new EventSource('/web/events');
-  es.onmessage = (m) => {
-    let it;
-    try { it = JSON.parse(m.data); } catch { return; }
-    if (it.kind === 'ready') onReady(); else onItem(it);
+  let wait = 1000;
+  const open = () => {
+    const es = new EventSource('/web/events');
+    es.onmessage = (m) => {
+      let it;
+      try { it = JSON.parse(m.data); } catch { return; }
+      if (it.kind === 'ready') {
+        wait = 1000;
+        onReady();
+      } else onItem(it);
+    };
+    es.onerror = () => {
+      onDown();
+      if (es.readyState === EventSource.CLOSED) {
+        setTimeout(open, wait);
+        wait = Math.min(wait * 2, 30000);
+      }
+    };
   };
-  es.onerror = () => onDown();
-  return es;
+  open();
+}
+
+// deviceLink mints a one-time device-link code with its QR code:
+// {code, expires_ms, qr} (qr: an SVG data: URL).
+export async function deviceLink() {
+  const r = await fetch('/web/device-link', { method: 'POST' });
+  return answer(r);
+}
+
+// uploadVoice sends a recorded voice message with the waveform (64
+// loudness buckets, 0-255) and duration the browser measured.
+export async function uploadVoice(room, blob, name, waveform, durationMS) {
+  const q = new URLSearchParams({ room, name, voice: '1' });
+  if (waveform && waveform.length) {
+    q.set('waveform', btoa(String.fromCharCode(...waveform)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''));
+  }
+  if (durationMS) q.set('duration_ms', String(Math.round(durationMS)));
+  const r = await fetch(`/web/upload?${q}`, { method: 'POST', body: blob });
+  return answer(r);
 }

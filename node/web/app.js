@@ -7,6 +7,11 @@ import { h, clear } from './dom.js';
 import { icon } from './icons.js';
 import { call, login, upload, events, fileURL, blobURL } from './api.js';
 import { safeHTML } from './sanitize.js';
+import { kit } from './kit.js';
+import { devicesDialog } from './devices.js';
+import { verifyButton, showWarnings } from './verify.js';
+import { notifyItem, settingsButton } from './notify.js';
+import { voiceButton, voiceBar, voicePlayer } from './voice.js';
 
 const PAGE = 50;
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀', '🔥', '✅'];
@@ -23,6 +28,7 @@ const S = {
   info: null,          // room/info of the open room
 };
 const ui = {};
+Object.assign(kit, { S, dialog, formDialog, field, toast, nameOf, short, avatar, refreshInfo, refreshRooms });
 
 // ---- start ----
 
@@ -91,7 +97,8 @@ function renderMe() {
     avatar(S.me.user, name),
     h('div', { class: 'me-name' }, h('strong', {}, name), h('span', { class: 'muted' }, short(S.me.user))),
     h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Profile', title: 'Profile', onclick: profileDialog }, icon('user')),
-    h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Devices', title: 'Devices', onclick: devicesDialog }, icon('devices')));
+    h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Devices', title: 'Devices', onclick: devicesDialog }, icon('devices')),
+    settingsButton());
 }
 
 function emptyRoom() {
@@ -170,6 +177,8 @@ async function onReady() {
 function onItem(it) {
   if (it.name && it.event && it.event.sender) S.names[it.event.sender] = it.name;
   const room = it.room;
+  notifyItem(it);
+  if (it.kind === 'warning' && room === S.current) return refreshInfo();
   if (it.kind === 'typing') return onTyping(it);
   if (it.kind === 'receipt') {
     if (S.tl && S.tl.room === room) moveReceipt(it.user, it.read);
@@ -185,7 +194,7 @@ function onItem(it) {
   if (r && ev.type === 'message' && ev.depth > (r.depth || 0)) {
     r.depth = ev.depth;
     const mine = ev.sender === S.me.user;
-    if (!mine && (room !== S.current || document.hidden)) {
+    if (!mine && (room !== S.current || document.hidden || !document.hasFocus())) {
       r.unread = (r.unread || 0) + 1;
       if (it.mentions_me) r.mention = true;
       renderRooms();
@@ -239,7 +248,7 @@ async function refreshRooms() {
   for (const r of list.rooms || []) {
     if (r.membership !== 'join') continue;
     const old = S.rooms.get(r.room);
-    fresh.set(r.room, { id: r.room, name: r.name || short(r.room), membership: r.membership,
+    fresh.set(r.room, { id: r.room, name: r.name || (r.dm && S.names[r.dm]) || short(r.room), membership: r.membership, dm: r.dm,
       unread: old ? old.unread : 0, mention: old ? old.mention : false, depth: old ? old.depth : 0, counted: old && old.counted });
   }
   const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name]));
@@ -400,6 +409,7 @@ async function refreshInfo() {
     clear(ui.topic);
     if (info.encrypted) ui.topic.append(h('span', { class: 'tag' }, icon('lock'), 'Encrypted'), ' ');
     ui.topic.append(info.topic || `${count} ${count === 1 ? 'member' : 'members'}`);
+    showWarnings(ui.log, info.warnings);
   } catch { /* keep the header */ }
 }
 
@@ -667,6 +677,7 @@ function renderMedia(ev) {
     return h('button', { class: 'image', type: 'button', 'aria-label': `View image ${name}`, onclick: () => viewer(ev) },
       h('img', { src, alt: name, width: Math.round(w * scale), height: Math.round(ht * scale), loading: 'lazy' }));
   }
+  if (m.voice || (m.mime && m.mime.startsWith('audio/') && m.waveform)) return voicePlayer(m, fileURL(room, ev.id, name));
   if (m.mime && m.mime.startsWith('audio/')) {
     return h('div', { class: 'file' }, h('audio', { controls: true, preload: 'none', src: fileURL(room, ev.id, name), 'aria-label': m.voice ? 'Voice message' : name }));
   }
@@ -760,6 +771,7 @@ function viewer(ev) {
 
 function composer() {
   ui.replyBar = h('div', { class: 'reply-bar', hidden: true });
+  const recBar = voiceBar();
   ui.input = h('textarea', { class: 'input', 'aria-label': 'Message', placeholder: 'Message', rows: 1 });
   const file = h('input', { type: 'file', multiple: true, hidden: true, 'aria-label': 'Attach file' });
   file.addEventListener('change', () => {
@@ -792,10 +804,10 @@ function composer() {
     sendFiles([...(e.dataTransfer && e.dataTransfer.files || [])]);
   });
   return h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); sendText(); } },
-    ui.replyBar,
+    ui.replyBar, recBar,
     h('div', { class: 'composer-row' },
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Attach file', title: 'Attach file', onclick: () => file.click() }, icon('clip')),
-      file, ui.input,
+      file, ui.input, voiceButton(recBar),
       h('button', { class: 'icon-btn send', type: 'submit', 'aria-label': 'Send', title: 'Send' }, icon('send'))));
 }
 
@@ -943,10 +955,11 @@ async function settingsDialog() {
     members.append(h('li', { class: 'member' },
       avatar(m.user, m.display_name || short(m.user)),
       h('div', { class: 'member-name' }, h('strong', {}, m.display_name || short(m.user)),
-        h('span', { class: 'muted small' }, ` ${m.membership === 'join' ? m.role : m.membership}${m.verified ? ' · verified' : ''}`)),
-      role,
-      me ? null : h('button', { class: 'btn small', type: 'button', onclick: () => call('room/kick', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Kick'),
-      me ? null : h('button', { class: 'btn small danger', type: 'button', onclick: () => call('room/ban', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Ban')));
+        h('span', { class: 'muted small' }, ` ${m.membership === 'join' ? m.role : { ban: 'banned', invite: 'invited' }[m.membership] || m.membership}${m.verified ? ' · verified' : ''}`)),
+      m.membership === 'ban' ? null : role, verifyButton(m, () => { d.close(); settingsDialog(); }),
+      me || m.membership === 'ban' ? null : h('button', { class: 'btn small', type: 'button', onclick: () => call('room/kick', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Kick'),
+      me || m.membership === 'ban' ? null : h('button', { class: 'btn small danger', type: 'button', onclick: () => call('room/ban', { room, user: m.user }).then(refreshInfo, (e) => toast(e.message)) }, 'Ban'),
+      m.membership === 'ban' ? h('button', { class: 'btn small', type: 'button', onclick: () => call('room/unban', { room, user: m.user }).then(() => { d.close(); settingsDialog(); }, (e) => toast(e.message)) }, 'Unban') : null));
   }
   const d = formDialog('Room settings', [
     field('Room name', name), field('Topic', topic),
@@ -981,31 +994,6 @@ function profileDialog() {
   });
 }
 
-async function devicesDialog() {
-  const d = dialog('Devices');
-  let res;
-  try {
-    res = await call('device/list', {});
-  } catch (e) {
-    d.body.append(h('p', { class: 'error' }, e.message));
-    return d.open();
-  }
-  const ul = h('ul', { class: 'members' });
-  for (const dev of res.devices || []) {
-    ul.append(h('li', { class: 'member' }, icon('devices'),
-      h('div', { class: 'member-name' }, h('strong', {}, dev.name || short(dev.device)),
-        h('span', { class: 'muted small' }, dev.current ? ' this device' : dev.verified ? ' verified' : '')),
-      dev.current ? null : h('button', { class: 'btn small danger', type: 'button', onclick: async () => {
-        try {
-          await call('device/revoke', { device: dev.device });
-          d.close();
-        } catch (e) { toast(e.message); }
-      } }, 'Revoke')));
-  }
-  d.body.append(ul);
-  d.open();
-}
-
 // ---- toasts ----
 
 function toast(text) {
@@ -1016,12 +1004,15 @@ function toast(text) {
   setTimeout(() => t.remove(), 5000);
 }
 
-document.addEventListener('visibilitychange', () => {
+// Back in front (the tab shown, or the window focused): the open room is read.
+function backInFront() {
   if (!document.hidden && S.current) {
     const r = S.rooms.get(S.current);
-    if (r) { r.unread = 0; r.mention = false; renderRooms(); }
+    if (r && (r.unread || r.mention)) { r.unread = 0; r.mention = false; renderRooms(); }
     markRead();
   }
-});
+}
+document.addEventListener('visibilitychange', backInFront);
+window.addEventListener('focus', backInFront);
 
 boot();

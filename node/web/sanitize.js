@@ -1,7 +1,11 @@
-// A second wall behind the node's Markdown sanitizer: the node's HTML is
-// parsed inertly (DOMParser runs no script and loads nothing) and rebuilt
-// from an allow-list of elements and attributes; everything else becomes
-// its text. Links keep only http, https and mailto targets.
+// Two walls behind the node's Markdown sanitizer: DOMPurify (vendored,
+// vendor/dompurify/VERSION) cleans the node's HTML with this file's
+// allow-list; then the result is parsed inertly (DOMParser runs no script
+// and loads nothing) and rebuilt from the same allow-list of elements and
+// attributes; everything else becomes its text. Links keep only http,
+// https and mailto targets.
+
+import DOMPurify from './vendor/dompurify/purify.es.js';
 
 const ALLOWED = new Set(['p', 'br', 'strong', 'b', 'em', 'i', 'u', 'del', 's', 'code', 'pre', 'blockquote',
   'ul', 'ol', 'li', 'a', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'hr', 'span', 'sup', 'sub',
@@ -9,7 +13,11 @@ const ALLOWED = new Set(['p', 'br', 'strong', 'b', 'em', 'i', 'u', 'del', 's', '
 
 // safeHTML returns a fragment holding the allowed part of html.
 export function safeHTML(html) {
-  const doc = new DOMParser().parseFromString(`<body>${html}</body>`, 'text/html');
+  const clean = DOMPurify.sanitize(html, {
+    ALLOWED_TAGS: [...ALLOWED], ALLOWED_ATTR: ['href', 'align'],
+    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:)/i,
+  });
+  const doc = new DOMParser().parseFromString(`<body>${clean}</body>`, 'text/html');
   const out = document.createDocumentFragment();
   copy(doc.body, out);
   return out;
