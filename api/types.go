@@ -229,6 +229,7 @@ type TimelineEvent struct {
 	Mentions  []string            `json:"mentions,omitempty"`  // users the message mentions
 	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
 	Imported  *ImportedInfo       `json:"imported,omitempty"`  // a message imported from another messenger (import.go)
+	Call      *CallEvent          `json:"call,omitempty"`      // a call event (types_calls.go)
 }
 
 // HistoryResp answers EpHistory.
@@ -266,4 +267,6 @@ type WatchItem struct {
 	Name string `json:"name,omitempty"`
 	// Kinds receipt, typing and presence (types_content.go).
 	*Signal
+	// Kind "call": a signalling message to this device (types_calls.go).
+	CallSignal *CallSignal `json:"call_signal,omitempty"`
 }
