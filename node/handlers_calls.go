@@ -3,15 +3,28 @@ package node
 import (
 	"context"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	manet "github.com/multiformats/go-multiaddr/net"
+
 	"github.com/parley-p2p/parley/api"
 )
 
 // registerCalls binds the methods of calls (calls.go): timeline events are
 // authored by the engine, signals are sealed by it and published on the
 // room's ephemeral topic.
-func (n *Node) registerCalls() {
+func (n *Node) registerCalls(h host.Host) {
 	s, e := n.api, n.engine
 	eph := n.replica.Ephemeral()
+	cp := &callPeers{e: e, eph: eph, log: n.log, loopback: func() bool {
+		as := h.Network().ListenAddresses()
+		for _, a := range as {
+			if !manet.IsIPLoopback(a) {
+				return false
+			}
+		}
+		return len(as) > 0
+	}}
+	n.callPeers = cp
 	Handle(s, api.EpCallStart, e.CallStart)
 	Handle(s, api.EpCallJoin, e.CallJoin)
 	Handle(s, api.EpCallLeave, e.CallLeave)
@@ -26,11 +39,13 @@ func (n *Node) registerCalls() {
 		}
 		return api.Empty{}, err
 	})
-	Handle(s, api.EpCallDial, func(ctx context.Context, req api.CallDialReq) (api.CallResp, error) {
-		return api.CallResp{}, errorf(api.KindUnavailable, "the daemon's call peer is not built yet")
-	})
+	Handle(s, api.EpCallDial, cp.dial)
 	Handle(s, api.EpCallHangup, func(ctx context.Context, req api.RoomReq) (api.Empty, error) {
-		return api.Empty{}, errorf(api.KindUnavailable, "the daemon's call peer is not built yet")
+		room, _, err := e.roomOfChecked(ctx, req.Room)
+		if err != nil {
+			return api.Empty{}, err
+		}
+		return api.Empty{}, cp.hangup(ctx, room)
 	})
 }
 
