@@ -37,6 +37,9 @@ const (
 	OpDecline   = "decline"
 )
 
+// reoffer is how long an offer waits for its answer before it is sent again.
+const reoffer = 5 * time.Second
+
 // maxEarly bounds the candidates kept of a device before its offer.
 const maxEarly = 64
 
@@ -116,6 +119,7 @@ type peer struct {
 	pc       *webrtc.PeerConnection
 	start    time.Time
 	remote   bool // remote description set
+	offered  bool // this side offered
 	pending  []webrtc.ICECandidateInit
 	state    webrtc.PeerConnectionState
 	failedAt time.Time
@@ -267,8 +271,14 @@ func (c *Call) Serve(ctx context.Context) error {
 			fn()
 		case now := <-tick.C:
 			for k, p := range c.peers {
-				if !p.failedAt.IsZero() && now.Sub(p.failedAt) >= c.cfg.FailedGrace {
+				switch {
+				case !p.failedAt.IsZero() && now.Sub(p.failedAt) >= c.cfg.FailedGrace:
 					c.drop(k, "connection failed")
+				case p.offered && !p.remote && now.Sub(p.start) >= reoffer:
+					// Signals are not acknowledged: an offer (or its
+					// answer) may be lost; offer again.
+					c.drop(k, "no answer")
+					c.offer(p.dev)
 				}
 			}
 		}
@@ -458,6 +468,7 @@ func (c *Call) offer(d Device) {
 		return
 	}
 	c.peers[d.String()] = p
+	p.offered = true
 	o, err := p.pc.CreateOffer(nil)
 	if err == nil {
 		err = p.pc.SetLocalDescription(o)

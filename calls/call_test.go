@@ -35,7 +35,9 @@ func (e boardEnd) Signal(_ context.Context, to Device, op, sdp, cand string) err
 	c, t := e.b.calls[to], e.b.tamper
 	e.b.mu.Unlock()
 	if t != nil {
-		sdp = t(e.self, to, op, sdp)
+		if sdp = t(e.self, to, op, sdp); sdp == "" && (op == OpOffer || op == OpAnswer) {
+			return nil // lost on the way
+		}
 	}
 	if c == nil {
 		return fmt.Errorf("no device %s", to)
@@ -257,6 +259,31 @@ func TestFourPeersAndLeave(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// Signals are not acknowledged: a lost offer is sent again.
+func TestLostOfferRetried(t *testing.T) {
+	b := newBoard()
+	var mu sync.Mutex
+	lost := 0
+	b.tamper = func(from, to Device, op, sdp string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == OpOffer && lost == 0 {
+			lost++
+			return ""
+		}
+		return sdp
+	}
+	a := b.add(t, "a", Config{})
+	c := b.add(t, "b", Config{})
+	c.call.Join([]Device{a.dev})
+	meshFlows(t, a, c)
+	mu.Lock()
+	defer mu.Unlock()
+	if lost != 1 {
+		t.Fatalf("%d offers lost", lost)
+	}
 }
 
 // A peer dropped by a leave event (Drop), not a hangup, is dropped too.

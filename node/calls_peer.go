@@ -85,8 +85,8 @@ func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallRes
 		}
 	}
 	if req.Send != "" {
-		if _, err := os.Stat(req.Send); err != nil {
-			return api.CallResp{}, errorf(api.KindInvalid, "cannot read %s", req.Send)
+		if st, err := os.Stat(req.Send); err != nil || !st.Mode().IsRegular() {
+			return api.CallResp{}, errorf(api.KindInvalid, "cannot read the audio file %s", req.Send)
 		}
 	}
 	room, _, err := cp.e.roomOfChecked(ctx, req.Room)

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/parley-p2p/parley/api"
+)
+
+// callTimeout bounds call setup and a few seconds of audio on a loaded
+// machine.
+const callTimeout = 90 * govTimeout / 30
+
+// The acceptance of the command-line calls (issue 12): two daemons, each
+// with 'parley call ROOM --send tone.wav --record DIR'; each records the
+// other's tone (not silence); hanging up ends the call, and both
+// histories show start, join, leave, leave and end.
+func TestCallCLI(t *testing.T) {
+	t.Parallel()
+	a, b := startDaemon(t, "A"), startDaemon(t, "B")
+	a.must(nil, "connect", b.addr)
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "call room") // encrypted
+	room := rr.Room
+	inviteAndJoin(t, a, b, room)
+	eventually(t, govTimeout, "A sees two member devices", func() error {
+		var info api.RoomInfoResp
+		if err := a.try(&info, "room", "info", room); err != nil {
+			return err
+		}
+		if n := len(info.Devices); n < 2 {
+			return fmt.Errorf("%d devices", n)
+		}
+		return nil
+	})
+	dir := t.TempDir()
+	tone := filepath.Join(dir, "tone.wav")
+	writeTone(t, tone)
+	recA, recB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{recA, recB} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bad input: a clear error, nothing started.
+	refused(t, a.run("", "call", room, "--send", filepath.Join(dir, "missing.wav")), "a call with a missing file")
+	refused(t, a.run("", "call", room, "--send", filepath.Join(dir, "a")), "a call sending a directory")
+	var calls api.CallsResp
+	a.must(&calls, "calls", room)
+	if len(calls.Calls) != 0 {
+		t.Fatalf("a refused dial started a call: %+v", calls)
+	}
+
+	var ca, cb api.CallResp
+	a.must(&ca, "call", room, "--send", tone, "--record", recA)
+	eventually(t, govTimeout, "B sees the call", func() error {
+		if err := b.try(&calls, "calls", room); err != nil {
+			return err
+		}
+		if len(calls.Calls) != 1 || calls.Calls[0].Call != ca.Call {
+			return fmt.Errorf("B's calls: %+v", calls)
+		}
+		return nil
+	})
+	b.must(&cb, "call", room, "--send", tone, "--record", recB)
+	if cb.Call != ca.Call {
+		t.Fatalf("B joined call %s, A is in %s", cb.Call, ca.Call)
+	}
+	refused(t, b.run("", "call", room), "a second call peer on one device")
+	// Two seconds of the other's audio recorded on each side.
+	for _, d := range []string{recA, recB} {
+		eventually(t, callTimeout, "a recording in "+d, func() error {
+			fs, _ := filepath.Glob(filepath.Join(d, "*.wav"))
+			if len(fs) != 1 {
+				return fmt.Errorf("files %v", fs)
+			}
+			st, err := os.Stat(fs[0])
+			if err != nil {
+				return err
+			}
+			if st.Size() < 44+2*8000*2 {
+				return fmt.Errorf("%d bytes", st.Size())
+			}
+			return nil
+		})
+	}
+	b.must(&calls, "calls", room)
+	if len(calls.Calls) != 1 || len(calls.Calls[0].Participants) != 2 {
+		t.Fatalf("B's calls: %+v", calls)
+	}
+	a.must(nil, "call", "hangup", room)
+	b.must(nil, "call", "hangup", room)
+	refused(t, b.run("", "call", "hangup", room), "hanging up twice")
+	for _, d := range []string{recA, recB} {
+		fs, _ := filepath.Glob(filepath.Join(d, "*.wav"))
+		level, n := wavLevel(t, fs[0])
+		t.Logf("%s: %d samples, rms %.0f", fs[0], n, level)
+		if n < 2*8000 || level < 1000 {
+			t.Fatalf("%s: %d samples at rms %.0f: silence", fs[0], n, level)
+		}
+	}
+	for _, d := range []*daemon{a, b} {
+		eventually(t, govTimeout, d.name+" shows the whole call", func() error {
+			evs, err := d.history(room)
+			if err != nil {
+				return err
+			}
+			var acts []string
+			for _, e := range evs {
+				if e.Type == "call" && e.Call != nil && e.Call.Call == ca.Call {
+					acts = append(acts, e.Call.Action)
+				}
+			}
+			if got := strings.Join(acts, " "); got != "start join leave leave end" {
+				return fmt.Errorf("call events %q", got)
+			}
+			return nil
+		})
+	}
+	a.must(&calls, "calls", room)
+	if len(calls.Calls) != 0 {
+		t.Fatalf("an ended call is listed: %+v", calls)
+	}
+}
+
+// writeTone writes three seconds of a 440 Hz tone, 16-bit mono at 44.1 kHz.
+func writeTone(t *testing.T, path string) {
+	t.Helper()
+	const rate = 44100
+	data := make([]byte, 2*3*rate)
+	for i := range len(data) / 2 {
+		binary.LittleEndian.PutUint16(data[2*i:], uint16(int16(10000*math.Sin(2*math.Pi*440*float64(i)/rate))))
+	}
+	h := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00")
+	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(data)))
+	binary.LittleEndian.PutUint32(h[24:], rate)
+	binary.LittleEndian.PutUint32(h[28:], 2*rate)
+	binary.LittleEndian.PutUint32(h[40:], uint32(len(data)))
+	if err := os.WriteFile(path, append(h, data...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wavLevel is the RMS level and sample count of a recording (the 44-byte
+// header the daemon writes, then 16-bit samples).
+func wavLevel(t *testing.T, path string) (float64, int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 44 || string(b[:4]) != "RIFF" || int(binary.LittleEndian.Uint32(b[40:])) != len(b)-44 {
+		t.Fatalf("%s is not a complete WAV file (%d bytes)", path, len(b))
+	}
+	n := (len(b) - 44) / 2
+	var sum float64
+	for i := range n {
+		s := float64(int16(binary.LittleEndian.Uint16(b[44+2*i:])))
+		sum += s * s
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	return math.Sqrt(sum / float64(n)), n
+}
