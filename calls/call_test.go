@@ -399,3 +399,48 @@ func TestSetupFigures(t *testing.T) {
 	sort.Slice(setups, func(i, j int) bool { return setups[i] < setups[j] })
 	t.Logf("call setup (join to first remote RTP packet), %d calls: p50 %v, p90 %v, max %v", len(setups), setups[len(setups)/2], setups[len(setups)*9/10], setups[len(setups)-1])
 }
+
+// The cost of a 4-peer mesh per participant: CPU (this process's user and
+// system time over the window, divided by 4) and RTP payload received per
+// second (each participant sends the same to each of the 3 others).
+// Figures are logged (go test ./calls -run TestMeshFigures -v).
+func TestMeshFigures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("figures: not under -short")
+	}
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	sineWAV(t, tone, 2)
+	b := newBoard()
+	var ms []*member
+	for i, name := range []string{"a", "b", "c", "d"} {
+		m := b.add(t, name, Config{Send: tone})
+		var in []Device
+		for _, o := range ms[:i] {
+			in = append(in, o.dev)
+		}
+		m.call.Join(in)
+		ms = append(ms, m)
+	}
+	meshFlows(t, ms...)
+	bytesIn := func() (n int64, pkts int64) {
+		for _, m := range ms {
+			for _, s := range m.call.Stats(context.Background()) {
+				n += s.BytesIn
+				pkts += s.PacketsIn
+			}
+		}
+		return n, pkts
+	}
+	const window = 5 * time.Second
+	cpu0, t0 := cpuTime(t), time.Now()
+	b0, p0 := bytesIn()
+	time.Sleep(window) // a measurement window, not a wait for convergence
+	cpu1, el := cpuTime(t), time.Since(t0)
+	b1, p1 := bytesIn()
+	perPeerCPU := float64(cpu1-cpu0) / float64(el) / 4 * 100
+	payload := float64(b1-b0) / el.Seconds() / 4 * 8 / 1000 // kbit/s received per participant
+	pps := float64(p1-p0) / el.Seconds() / 4
+	// On the wire each packet adds RTP (12), SRTP tag (10), UDP (8) and IPv4 (20) bytes.
+	wire := payload + pps*50*8/1000
+	t.Logf("4-peer mesh, G.711 (PCMU) audio, per participant: CPU %.1f%% of one core; received %.0f packets/s, %.0f kbit/s payload, about %.0f kbit/s on the wire (the same sent)", perPeerCPU, pps, payload, wire)
+}
