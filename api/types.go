@@ -254,7 +254,7 @@ const WatchReady = "ready"
 
 // WatchItem is one line of the watch stream.
 type WatchItem struct {
-	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing" or "presence"
+	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing", "presence" or "call"
 	Room    string         `json:"room"`
 	Event   *TimelineEvent `json:"event,omitempty"`
 	Warning *Warning       `json:"warning,omitempty"` // kind "warning"

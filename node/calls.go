@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -31,6 +32,9 @@ const (
 	maxCallCand     = 1 << 10
 	ephKindCall     = "call"
 	maxCallsPerRoom = 64 // running calls listed; older ones are dropped from the index
+	// callQuiet is how long a call runs without any event before it counts
+	// as over: a device that crashed in it never authors its leave.
+	callQuiet = 12 * time.Hour
 )
 
 // CallBody is the body of a call event.
@@ -150,12 +154,12 @@ func (x *callIndex) apply(ev *crdt.Event, c CallBody) {
 	}
 }
 
-// running lists the calls with a start, no end and participants, oldest
-// first (ties by ID).
-func (x *callIndex) running() []*callRec {
+// running lists the calls with a start, no end, participants and an event
+// within callQuiet of now (ms), oldest first (ties by ID).
+func (x *callIndex) running(now int64) []*callRec {
 	var out []*callRec
 	for _, r := range x.calls {
-		if r.started && !r.ended && len(r.parts) > 0 {
+		if r.started && !r.ended && len(r.parts) > 0 && now-r.last < callQuiet.Milliseconds() {
 			out = append(out, r)
 		}
 	}
@@ -173,6 +177,7 @@ func (e *Engine) callsOf(room crdt.RoomID, rc *roomCtl) *callIndex {
 	if x := e.call.index[room]; x != nil {
 		return x
 	}
+	defer e.callsTidy(room, rc)
 	x := &callIndex{calls: map[string]*callRec{}}
 	if rc.room != nil {
 		for _, id := range rc.log.Order() {
@@ -193,6 +198,44 @@ func (e *Engine) callsOf(room crdt.RoomID, rc *roomCtl) *callIndex {
 	}
 	e.call.index[room] = x
 	return x
+}
+
+// callsTidy leaves, once the index is built, the calls this device is
+// still listed in but not part of in this run (it stopped or crashed while
+// in them), so that they end.
+func (e *Engine) callsTidy(room crdt.RoomID, rc *roomCtl) {
+	x := e.call.index[room]
+	if x == nil || rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
+		return
+	}
+	dev := e.ident.Device.Public()
+	for _, r := range x.running(e.now().UnixMilli()) {
+		if _, in := r.parts[dev]; !in || e.call.live[room] == r.id {
+			continue
+		}
+		cid, _ := hex.DecodeString(r.id)
+		if _, err := e.author(room, rc, TypeCall, nil, rooms.Encode(CallBody{Call: cid, Action: api.CallLeave})); err != nil {
+			e.log.Debug("leave a call left behind", "room", room, "err", err)
+			continue
+		}
+		if x = e.call.index[room]; x == nil {
+			return // a rotation rebuilt it; the next look tidies again
+		}
+		if len(r.parts) == 0 {
+			e.endCall(room, rc, r)
+		}
+	}
+}
+
+// endCall authors the end of a call its last participant left.
+func (e *Engine) endCall(room crdt.RoomID, rc *roomCtl, r *callRec) error {
+	cid, _ := hex.DecodeString(r.id)
+	end := CallBody{Call: cid, Action: api.CallEnd, Missed: !r.others}
+	if !end.Missed {
+		end.DurationMS = max(0, e.now().UnixMilli()-r.startTS)
+	}
+	_, err := e.author(room, rc, TypeCall, nil, rooms.Encode(end))
+	return err
 }
 
 // callBodyOf reads a call event this node can read.
@@ -280,7 +323,7 @@ func (e *Engine) CallStart(ctx context.Context, req api.CallStartReq) (api.CallR
 		if e.call.live[room] != "" {
 			return errInCall()
 		}
-		if run := e.callsOf(room, rc).running(); len(run) > 0 {
+		if run := e.callsOf(room, rc).running(e.now().UnixMilli()); len(run) > 0 {
 			cid, _ := hex.DecodeString(run[0].id)
 			if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin}); err != nil {
 				return err
@@ -371,11 +414,7 @@ func (e *Engine) CallLeave(ctx context.Context, req api.CallReq) (api.Empty, err
 		}
 		r = e.callsOf(room, rc).calls[req.Call] // a rotation before the leave may have rebuilt the index
 		if r != nil && r.started && !r.ended && len(r.parts) == 0 {
-			end := CallBody{Call: cid, Action: api.CallEnd, Missed: !r.others, DurationMS: max(0, e.now().UnixMilli()-r.startTS)}
-			if end.Missed {
-				end.DurationMS = 0
-			}
-			return e.authorCall(room, rc, end)
+			return e.endCall(room, rc, r)
 		}
 		return nil
 	})
@@ -393,7 +432,7 @@ func (e *Engine) Calls(ctx context.Context, req api.RoomReq) (api.CallsResp, err
 			return nil
 		}
 		st := e.stateOf(rc)
-		for _, r := range e.callsOf(room, rc).running() {
+		for _, r := range e.callsOf(room, rc).running(e.now().UnixMilli()) {
 			ci := api.CallInfo{Call: r.id, Room: room.String(), Video: r.video, StartedBy: r.starter.String(), StartedTS: r.startTS, Participants: []api.CallParticipant{}}
 			for d, u := range r.parts {
 				name := st.Member(u).DisplayName
@@ -426,7 +465,9 @@ func (e *Engine) CallSignal(ctx context.Context, req api.CallSignalReq) (crdt.Ro
 		if err != nil {
 			return err
 		}
-		data, err = e.seal(room, rc, ephBody{Kind: ephKindCall, Call: s})
+		if data, err = e.seal(room, rc, ephBody{Kind: ephKindCall, Call: s}); err == nil && len(data) > maxSignal {
+			return errorf(api.KindInvalid, "signal too large: %d bytes sealed, at most %d", len(data), maxSignal)
+		}
 		return err
 	})
 	return room, data, err

@@ -90,6 +90,20 @@ func TestCallEventsAndSignals(t *testing.T) {
 			if sigs, _ := callItems(e2, ch2); len(sigs) != 0 {
 				t.Fatalf("node 2 got a signal for node 1: %+v", sigs)
 			}
+			// An SDP altered after signing (or sealing) is dropped.
+			bad := append([]byte(nil), offer...)
+			if i := bytes.Index(bad, []byte("v=0 offer")); i >= 0 {
+				if enc {
+					t.Fatal("the SDP is in clear in an encrypted room's signal")
+				}
+				copy(bad[i:], "v=0 OFFER")
+			} else {
+				bad[len(bad)/2] ^= 1
+			}
+			e1.Signal(b.ctx, id, bad)
+			if sigs, _ := callItems(e1, ch1); len(sigs) != 0 {
+				t.Fatalf("node 1 took an altered signal: %+v", sigs)
+			}
 			// The same user on another device: not delivered.
 			other := b.idents[2].Device.Public().String()
 			_, elsewhere, err := e0.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: c.Call, ToUser: b.user(1), ToDevice: other, Op: api.CallOpCandidate, Candidate: `{"candidate":""}`})
@@ -187,6 +201,23 @@ func TestCallEventsAndSignals(t *testing.T) {
 			e2.do(b.ctx, func() error { delete(e2.call.index, id); return nil })
 			if cs, _ := e2.Calls(b.ctx, api.RoomReq{Room: room}); len(cs.Calls) != 0 {
 				t.Fatalf("rebuilt index lists %+v", cs)
+			}
+			// A device that stopped while in a call (its daemon restarts:
+			// no live call, no index) leaves it on its next look, and the
+			// call ends.
+			c3, err := e2.CallStart(b.ctx, api.CallStartReq{Room: room})
+			b.ok(err)
+			b.drain()
+			if cs, _ := e0.Calls(b.ctx, api.RoomReq{Room: room}); len(cs.Calls) != 1 {
+				t.Fatalf("calls on node 0: %+v", cs)
+			}
+			e2.do(b.ctx, func() error { e2.call = callsState{}; return nil })
+			if cs, _ := e2.Calls(b.ctx, api.RoomReq{Room: room}); len(cs.Calls) != 0 {
+				t.Fatalf("a call left behind is listed after the restart: %+v", cs)
+			}
+			b.drain()
+			if _, evs := callItems(e0, ch0); len(evs) < 2 || evs[len(evs)-1].Action != api.CallEnd || evs[len(evs)-1].Call != c3.Call {
+				t.Fatalf("node 0 saw %+v", evs)
 			}
 		})
 	}
