@@ -75,6 +75,21 @@ func (b *board) add(t *testing.T, name string, cfg Config) *member {
 	return m
 }
 
+// joinInTurn starts a peer per name, each joining those before it.
+func (b *board) joinInTurn(t *testing.T, cfg Config, names ...string) []*member {
+	var ms []*member
+	for _, name := range names {
+		m := b.add(t, name, cfg)
+		var in []Device
+		for _, o := range ms {
+			in = append(in, o.dev)
+		}
+		m.call.Join(in)
+		ms = append(ms, m)
+	}
+	return ms
+}
+
 func (m *member) stop() {
 	if m.cancel != nil {
 		m.cancel()
@@ -226,17 +241,7 @@ func TestTwoPeers(t *testing.T) {
 // RTP flows both ways on all six pairs; one hangs up and the others drop
 // it and go on.
 func TestFourPeersAndLeave(t *testing.T) {
-	b := newBoard()
-	var ms []*member
-	for i, name := range []string{"a", "b", "c", "d"} {
-		m := b.add(t, name, Config{})
-		var in []Device
-		for _, o := range ms[:i] {
-			in = append(in, o.dev)
-		}
-		m.call.Join(in)
-		ms = append(ms, m)
-	}
+	ms := newBoard().joinInTurn(t, Config{}, "a", "b", "c", "d")
 	meshFlows(t, ms...)
 	ms[2].stop() // c hangs up
 	rest := []*member{ms[0], ms[1], ms[3]}
@@ -410,17 +415,7 @@ func TestMeshFigures(t *testing.T) {
 	}
 	tone := filepath.Join(t.TempDir(), "tone.wav")
 	sineWAV(t, tone, 2)
-	b := newBoard()
-	var ms []*member
-	for i, name := range []string{"a", "b", "c", "d"} {
-		m := b.add(t, name, Config{Send: tone})
-		var in []Device
-		for _, o := range ms[:i] {
-			in = append(in, o.dev)
-		}
-		m.call.Join(in)
-		ms = append(ms, m)
-	}
+	ms := newBoard().joinInTurn(t, Config{Send: tone}, "a", "b", "c", "d")
 	meshFlows(t, ms...)
 	bytesIn := func() (n int64, pkts int64) {
 		for _, m := range ms {

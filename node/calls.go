@@ -293,6 +293,16 @@ func (e *Engine) callRoom(s string) (crdt.RoomID, *roomCtl, error) {
 	return room, rc, nil
 }
 
+// callReq resolves a request naming a call of a room this user is in.
+func (e *Engine) callReq(req api.CallReq) (crdt.RoomID, *roomCtl, []byte, error) {
+	room, rc, err := e.callRoom(req.Room)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	cid, err := parseCallID(req.Call)
+	return room, rc, cid, err
+}
+
 func parseCallID(s string) ([]byte, error) {
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != callIDLen || hex.EncodeToString(b) != s {
@@ -360,11 +370,7 @@ func (e *Engine) setLive(room crdt.RoomID, call string) {
 // CallJoin joins a running call.
 func (e *Engine) CallJoin(ctx context.Context, req api.CallReq) (api.Empty, error) {
 	return api.Empty{}, e.do(ctx, func() error {
-		room, rc, err := e.callRoom(req.Room)
-		if err != nil {
-			return err
-		}
-		cid, err := parseCallID(req.Call)
+		room, rc, cid, err := e.callReq(req)
 		if err != nil {
 			return err
 		}
@@ -386,11 +392,7 @@ func (e *Engine) CallJoin(ctx context.Context, req api.CallReq) (api.Empty, erro
 // CallLeave leaves a call; the last participant to leave also ends it.
 func (e *Engine) CallLeave(ctx context.Context, req api.CallReq) (api.Empty, error) {
 	return api.Empty{}, e.do(ctx, func() error {
-		room, rc, err := e.callRoom(req.Room)
-		if err != nil {
-			return err
-		}
-		cid, err := parseCallID(req.Call)
+		room, rc, cid, err := e.callReq(req)
 		if err != nil {
 			return err
 		}
@@ -453,15 +455,21 @@ func (e *Engine) Calls(ctx context.Context, req api.RoomReq) (api.CallsResp, err
 
 // CallSignal builds one signalling message to one device of a call.
 func (e *Engine) CallSignal(ctx context.Context, req api.CallSignalReq) (crdt.RoomID, []byte, error) {
+	return e.sealCall(ctx, req.Room, func(crdt.RoomID, *roomCtl) (*callSig, error) { return callSigOf(req) })
+}
+
+// sealCall builds, in a room this user is a member of, the call signal
+// that sig makes, signed and sealed.
+func (e *Engine) sealCall(ctx context.Context, roomArg string, sig func(crdt.RoomID, *roomCtl) (*callSig, error)) (crdt.RoomID, []byte, error) {
 	var room crdt.RoomID
 	var data []byte
 	err := e.do(ctx, func() error {
 		var rc *roomCtl
 		var err error
-		if room, rc, err = e.callRoom(req.Room); err != nil {
+		if room, rc, err = e.callRoom(roomArg); err != nil {
 			return err
 		}
-		s, err := callSigOf(req)
+		s, err := sig(room, rc)
 		if err != nil {
 			return err
 		}
@@ -499,26 +507,17 @@ func callSigOf(req api.CallSignalReq) (*callSig, error) {
 
 // CallDecline builds a decline signal to the caller's device.
 func (e *Engine) CallDecline(ctx context.Context, req api.CallReq) (crdt.RoomID, []byte, error) {
-	var room crdt.RoomID
-	var data []byte
-	err := e.do(ctx, func() error {
-		var rc *roomCtl
-		var err error
-		if room, rc, err = e.callRoom(req.Room); err != nil {
-			return err
-		}
+	return e.sealCall(ctx, req.Room, func(room crdt.RoomID, rc *roomCtl) (*callSig, error) {
 		cid, err := parseCallID(req.Call)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r := e.callsOf(room, rc).calls[req.Call]
 		if r == nil || !r.started || r.ended {
-			return errorf(api.KindNotFound, "no call %s runs in room %s", req.Call, room)
+			return nil, errorf(api.KindNotFound, "no call %s runs in room %s", req.Call, room)
 		}
-		data, err = e.seal(room, rc, ephBody{Kind: ephKindCall, Call: &callSig{ID: cid, ToUser: r.starter[:], ToDevice: r.starterDev[:], Op: api.CallOpDecline}})
-		return err
+		return &callSig{ID: cid, ToUser: r.starter[:], ToDevice: r.starterDev[:], Op: api.CallOpDecline}, nil
 	})
-	return room, data, err
 }
 
 // callSignalIn takes in a verified call signal from a member: one

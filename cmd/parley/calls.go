@@ -46,13 +46,18 @@ func runCall(c *cli, args []string) error {
 	})
 }
 
-// parley call hangup ROOM
-func runCallHangup(c *cli, args []string) error {
+// roomOnly parses the arguments of a command that takes one ROOM.
+func roomOnly(c *cli, args []string) (string, error) {
 	pos, err := c.parse(c.flags(), args, 1, 1)
 	if err != nil {
-		return err
+		return "", err
 	}
-	room, err := c.room(pos[0])
+	return c.room(pos[0])
+}
+
+// parley call hangup ROOM
+func runCallHangup(c *cli, args []string) error {
+	room, err := roomOnly(c, args)
 	if err != nil {
 		return err
 	}
@@ -64,11 +69,7 @@ func runCallHangup(c *cli, args []string) error {
 
 // parley calls ROOM
 func runCalls(c *cli, args []string) error {
-	pos, err := c.parse(c.flags(), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	room, err := c.room(pos[0])
+	room, err := roomOnly(c, args)
 	if err != nil {
 		return err
 	}
