@@ -61,20 +61,7 @@ func TestCallCLI(t *testing.T) {
 	refused(t, b.run("", "call", room), "a second call peer on one device")
 	// Two seconds of the other's audio recorded on each side.
 	for _, d := range []string{recA, recB} {
-		eventually(t, callTimeout, "a recording in "+d, func() error {
-			fs, _ := filepath.Glob(filepath.Join(d, "*.wav"))
-			if len(fs) != 1 {
-				return fmt.Errorf("files %v", fs)
-			}
-			st, err := os.Stat(fs[0])
-			if err != nil {
-				return err
-			}
-			if st.Size() < 44+2*8000*2 {
-				return fmt.Errorf("%d bytes", st.Size())
-			}
-			return nil
-		})
+		recordings(t, d, 1, 2)
 	}
 	b.must(&calls, "calls", room)
 	if len(calls.Calls) != 1 || len(calls.Calls[0].Participants) != 2 {
@@ -118,23 +105,135 @@ func TestCallCLI(t *testing.T) {
 // callPair is two connected daemons and an encrypted room both are in,
 // whose keys both hold.
 func callPair(t *testing.T) (a, b *daemon, room string) {
-	a, b = startDaemon(t, "A"), startDaemon(t, "B")
-	a.must(nil, "connect", b.addr)
-	var rr api.RoomResp
-	a.must(&rr, "room", "create", "--name", "call room") // encrypted
-	room = rr.Room
-	inviteAndJoin(t, a, b, room)
-	eventually(t, govTimeout, "A sees two member devices", func() error {
-		var info api.RoomInfoResp
-		if err := a.try(&info, "room", "info", room); err != nil {
-			return err
+	ds, room := callGroup(t, 2)
+	return ds[0], ds[1], room
+}
+
+// callGroup is n daemons, all connected to each other, and an encrypted
+// room all are in, whose keys all hold.
+func callGroup(t *testing.T, n int) ([]*daemon, string) {
+	t.Helper()
+	var ds []*daemon
+	for i := range n {
+		d := startDaemon(t, string(rune('A'+i)))
+		for _, o := range ds {
+			d.must(nil, "connect", o.addr)
 		}
-		if n := len(info.Devices); n < 2 {
-			return fmt.Errorf("%d devices", n)
+		ds = append(ds, d)
+	}
+	var rr api.RoomResp
+	ds[0].must(&rr, "room", "create", "--name", "call room") // encrypted
+	for _, d := range ds[1:] {
+		inviteAndJoin(t, ds[0], d, rr.Room)
+	}
+	for _, d := range ds {
+		eventually(t, govTimeout, d.name+" sees every member device", func() error {
+			var info api.RoomInfoResp
+			if err := d.try(&info, "room", "info", rr.Room); err != nil {
+				return err
+			}
+			if len(info.Devices) < n {
+				return fmt.Errorf("%d devices", len(info.Devices))
+			}
+			return nil
+		})
+	}
+	return ds, rr.Room
+}
+
+// recordings waits until dir holds want WAV files of at least secs
+// seconds each, and returns them.
+func recordings(t *testing.T, dir string, want int, secs float64) []string {
+	t.Helper()
+	var fs []string
+	eventually(t, callTimeout, fmt.Sprintf("%d recordings in %s", want, dir), func() error {
+		fs, _ = filepath.Glob(filepath.Join(dir, "*.wav"))
+		if len(fs) != want {
+			return fmt.Errorf("files %v", fs)
+		}
+		for _, f := range fs {
+			st, err := os.Stat(f)
+			if err != nil {
+				return err
+			}
+			if st.Size() < 44+int64(secs*8000*2) {
+				return fmt.Errorf("%s: %d bytes", f, st.Size())
+			}
 		}
 		return nil
 	})
-	return a, b, room
+	return fs
+}
+
+// A group call of four daemons: each hears the three others; one hangs
+// up and the other three go on hearing each other.
+func TestCallCLIFour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four daemons: not under -short")
+	}
+	t.Parallel()
+	ds, room := callGroup(t, 4)
+	tone := filepath.Join(t.TempDir(), "tone.wav")
+	writeTone(t, tone)
+	var dirs []string
+	for _, d := range ds {
+		dir := filepath.Join(t.TempDir(), d.name)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+		var c api.CallResp
+		d.must(&c, "call", room, "--send", tone, "--record", dir)
+		eventually(t, govTimeout, "everyone sees "+d.name+" in the call", func() error {
+			for _, o := range ds {
+				var calls api.CallsResp
+				if err := o.try(&calls, "calls", room); err != nil {
+					return err
+				}
+				if len(calls.Calls) != 1 || !slices.ContainsFunc(calls.Calls[0].Participants, func(p api.CallParticipant) bool { return p.User == d.user }) {
+					return fmt.Errorf("%s's calls: %+v", o.name, calls)
+				}
+			}
+			return nil
+		})
+	}
+	for _, dir := range dirs {
+		recordings(t, dir, 3, 1)
+	}
+	ds[3].must(nil, "call", "hangup", room)
+	// The three others go on: each recording of the two still in grows.
+	sizes := map[string]int64{}
+	for _, dir := range dirs[:3] {
+		for _, f := range recordings(t, dir, 3, 1) {
+			st, _ := os.Stat(f)
+			sizes[f] = st.Size()
+		}
+	}
+	eventually(t, callTimeout, "the three others go on", func() error {
+		for _, dir := range dirs[:3] {
+			grew := 0
+			fs, _ := filepath.Glob(filepath.Join(dir, "*.wav"))
+			for _, f := range fs {
+				if st, err := os.Stat(f); err == nil && st.Size() > sizes[f]+8000*2 {
+					grew++
+				}
+			}
+			if grew != 2 {
+				return fmt.Errorf("%s: %d recordings grew by a second", dir, grew)
+			}
+		}
+		return nil
+	})
+	for _, d := range ds[:3] {
+		d.must(nil, "call", "hangup", room)
+	}
+	for _, dir := range dirs {
+		for _, f := range recordings(t, dir, 3, 1) {
+			if level, n := wavLevel(t, f); level < 1000 {
+				t.Fatalf("%s: %d samples at rms %.0f: silence", f, n, level)
+			}
+		}
+	}
 }
 
 // Call setup through two daemons, as a user sees it: from 'parley call'
