@@ -57,7 +57,7 @@ type member struct {
 func newBoard() *board { return &board{calls: map[Device]*Call{}} }
 
 // add starts a call peer for device name; cfg may set Send and Record.
-func (b *board) add(t *testing.T, name string, cfg Config) *member {
+func (b *board) add(t testing.TB, name string, cfg Config) *member {
 	t.Helper()
 	d := Device{User: "user-" + name, Device: "dev-" + name}
 	cfg.Self, cfg.Signaller, cfg.Loopback = d, boardEnd{b, d}, true
