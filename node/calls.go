@@ -100,6 +100,7 @@ func checkCallSig(c *callSig) bool {
 type callsState struct {
 	index map[crdt.RoomID]*callIndex // nil entry: rebuild on demand
 	live  map[crdt.RoomID]string     // the call this device takes part in now, by room (hex)
+	peer  map[crdt.RoomID]bool       // ... through the daemon's own peer (calls_peer.go), not a client
 }
 
 // callIndex holds the calls a room's readable call events describe.
@@ -322,23 +323,37 @@ func (e *Engine) authorCall(room crdt.RoomID, rc *roomCtl, c CallBody) error {
 // errInCall is the contract's answer to a second join by one device.
 func errInCall() error { return errorf(api.KindInvalid, "this device is already in the call") }
 
-// CallStart starts a call in a room, or joins the one running there.
+// CallStart starts a call in a room, or joins the one running there. A
+// client (the web app reloaded) that starts or joins the call this device
+// is in already gets it again, with no new event.
 func (e *Engine) CallStart(ctx context.Context, req api.CallStartReq) (api.CallResp, error) {
+	return e.callStart(ctx, req, false)
+}
+
+// callStart is CallStart for a client or (peer) the daemon's own peer.
+func (e *Engine) callStart(ctx context.Context, req api.CallStartReq, peer bool) (api.CallResp, error) {
 	var resp api.CallResp
 	err := e.do(ctx, func() error {
 		room, rc, err := e.callRoom(req.Room)
 		if err != nil {
 			return err
 		}
-		if e.call.live[room] != "" {
-			return errInCall()
+		run := e.callsOf(room, rc).running(e.now().UnixMilli())
+		if l := e.call.live[room]; l != "" {
+			if peer || e.call.peer[room] {
+				return errInCall()
+			}
+			if slices.ContainsFunc(run, func(r *callRec) bool { return r.id == l }) {
+				resp.Call = l
+				return nil
+			}
 		}
-		if run := e.callsOf(room, rc).running(e.now().UnixMilli()); len(run) > 0 {
+		if len(run) > 0 {
 			cid, _ := hex.DecodeString(run[0].id)
 			if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin}); err != nil {
 				return err
 			}
-			e.setLive(room, run[0].id)
+			e.setLive(room, run[0].id, peer)
 			resp.Call = run[0].id
 			return nil
 		}
@@ -350,21 +365,24 @@ func (e *Engine) CallStart(ctx context.Context, req api.CallStartReq) (api.CallR
 			return err
 		}
 		resp.Call = hex.EncodeToString(cid)
-		e.setLive(room, resp.Call)
+		e.setLive(room, resp.Call, peer)
 		return nil
 	})
 	return resp, err
 }
 
-func (e *Engine) setLive(room crdt.RoomID, call string) {
+// setLive records the call this device is in now in room ("": none), and
+// whether through the daemon's own peer.
+func (e *Engine) setLive(room crdt.RoomID, call string, peer bool) {
 	if e.call.live == nil {
-		e.call.live = map[crdt.RoomID]string{}
+		e.call.live, e.call.peer = map[crdt.RoomID]string{}, map[crdt.RoomID]bool{}
 	}
 	if call == "" {
 		delete(e.call.live, room)
+		delete(e.call.peer, room)
 		return
 	}
-	e.call.live[room] = call
+	e.call.live[room], e.call.peer[room] = call, peer
 }
 
 // CallJoin joins a running call.
@@ -374,17 +392,20 @@ func (e *Engine) CallJoin(ctx context.Context, req api.CallReq) (api.Empty, erro
 		if err != nil {
 			return err
 		}
-		if e.call.live[room] != "" {
-			return errInCall()
-		}
 		r := e.callsOf(room, rc).calls[req.Call]
 		if r == nil || !r.started || r.ended || len(r.parts) == 0 {
 			return errorf(api.KindNotFound, "no call %s runs in room %s", req.Call, room)
 		}
+		if l := e.call.live[room]; l != "" {
+			if l == req.Call && !e.call.peer[room] {
+				return nil // a client joins again (the web app reloaded)
+			}
+			return errInCall()
+		}
 		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin}); err != nil {
 			return err
 		}
-		e.setLive(room, req.Call)
+		e.setLive(room, req.Call, false)
 		return nil
 	})
 }
@@ -400,7 +421,7 @@ func (e *Engine) CallLeave(ctx context.Context, req api.CallReq) (api.Empty, err
 		dev := e.ident.Device.Public()
 		if r == nil || r.ended {
 			if e.call.live[room] == req.Call {
-				e.setLive(room, "")
+				e.setLive(room, "", false)
 				return nil
 			}
 			return errorf(api.KindNotFound, "no call %s runs in room %s", req.Call, room)
@@ -409,7 +430,7 @@ func (e *Engine) CallLeave(ctx context.Context, req api.CallReq) (api.Empty, err
 			return errorf(api.KindInvalid, "this device is not in call %s", req.Call)
 		}
 		if e.call.live[room] == req.Call {
-			e.setLive(room, "")
+			e.setLive(room, "", false)
 		}
 		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallLeave}); err != nil {
 			return err
@@ -531,11 +552,4 @@ func (e *Engine) callSignalIn(room crdt.RoomID, user crdt.UserID, dev crdt.Devic
 	e.emit(room, api.WatchItem{Kind: ephKindCall, Room: room.String(), CallSignal: &api.CallSignal{
 		Call: hex.EncodeToString(s.ID), FromUser: user.String(), FromDevice: dev.String(), Op: s.Op, SDP: s.SDP, Candidate: s.Candidate,
 	}})
-}
-
-// liveCall is the call this device takes part in now in room ("" none).
-func (e *Engine) liveCall(ctx context.Context, room crdt.RoomID) string {
-	var id string
-	e.do(ctx, func() error { id = e.call.live[room]; return nil })
-	return id
 }

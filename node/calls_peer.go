@@ -121,7 +121,7 @@ func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallRes
 		}
 		return api.CallResp{}, err
 	}
-	c, err := cp.e.CallStart(ctx, api.CallStartReq{Room: room.String(), Video: req.Video})
+	c, err := cp.e.callStart(ctx, api.CallStartReq{Room: room.String(), Video: req.Video}, true)
 	if err != nil {
 		stopWatch()
 		cancel()
