@@ -230,6 +230,7 @@ type TimelineEvent struct {
 	Mentions  []string            `json:"mentions,omitempty"`  // users the message mentions
 	Replaces  string              `json:"replaces,omitempty"`  // history --versions: the original an edit replaces
 	Imported  *ImportedInfo       `json:"imported,omitempty"`  // a message imported from another messenger (import.go)
+	Call      *CallEvent          `json:"call,omitempty"`      // a call event (types_calls.go)
 }
 
 // HistoryResp answers EpHistory.
@@ -254,7 +255,7 @@ const WatchReady = "ready"
 
 // WatchItem is one line of the watch stream.
 type WatchItem struct {
-	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing" or "presence"
+	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing", "presence" or "call"
 	Room    string         `json:"room"`
 	Event   *TimelineEvent `json:"event,omitempty"`
 	Warning *Warning       `json:"warning,omitempty"` // kind "warning"
@@ -267,4 +268,6 @@ type WatchItem struct {
 	Name string `json:"name,omitempty"`
 	// Kinds receipt, typing and presence (types_content.go).
 	*Signal
+	// Kind "call": a signalling message to this device (types_calls.go).
+	CallSignal *CallSignal `json:"call_signal,omitempty"`
 }

@@ -47,6 +47,8 @@ type Engine struct {
 	kr    *keyring // end-to-end encryption (keys.go); owned by the Serve goroutine
 	eph   ephState // typing and presence (ephemeral.go); owned by the Serve goroutine
 
+	call callsState // calls (calls.go); owned by the Serve goroutine
+
 	warned map[string]bool // warnings already streamed to watchers (devices.go); owned by the Serve goroutine
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
@@ -411,6 +413,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			e.purgeOrDefer(d.Redacted)
 			e.keysAfterOrDefer(room, rc, ev, false)
 			e.timelineAfter(room, rc, ev)
+			e.callsAfter(room, rc, ev)
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)
 		}
@@ -465,7 +468,7 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 		e.held.add(room, rc, ev)
 		return
 	}
-	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt) && e.prefs.blocked(ev.User) {
+	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt || ev.Type == TypeCall) && e.prefs.blocked(ev.User) {
 		return
 	}
 	if it, ok := e.watchItem(room, rc, ev); ok {
@@ -751,6 +754,8 @@ func (e *Engine) timelineEvent(rc *roomCtl, ev *crdt.Event) api.TimelineEvent {
 				te.Redacts = id.String()
 			}
 		}
+	case TypeCall:
+		te.Call = callEventOf(ev, body)
 	}
 	return te
 }

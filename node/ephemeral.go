@@ -43,8 +43,8 @@ const (
 	ephSigLabel = "parley/v1/ephemeral-sig"
 	// presenceEvery is how often a set presence is repeated.
 	presenceEvery = time.Minute
-	// maxSignal bounds a signal on the wire.
-	maxSignal = 4 << 10
+	// maxSignal bounds a signal on the wire (a call offer carries an SDP).
+	maxSignal = 16 << 10
 )
 
 func ephemeralTopic(room crdt.RoomID) string { return roomTopic(room, "eph") }
@@ -63,10 +63,11 @@ type ephWire struct {
 
 // ephBody is what a signal says.
 type ephBody struct {
-	Kind       string `cbor:"kind"` // "typing" or "presence"
-	Typing     bool   `cbor:"typing,omitempty"`
-	Presence   string `cbor:"presence,omitempty"`
-	LastActive int64  `cbor:"last_active,omitempty"` // ms
+	Kind       string   `cbor:"kind"` // "typing", "presence" or "call"
+	Typing     bool     `cbor:"typing,omitempty"`
+	Presence   string   `cbor:"presence,omitempty"`
+	LastActive int64    `cbor:"last_active,omitempty"` // ms
+	Call       *callSig `cbor:"call,omitempty"`        // kind "call" (calls.go)
 }
 
 // ephState is the engine's ephemeral bookkeeping (owned by its goroutine).
@@ -339,6 +340,9 @@ func (e *Engine) signal(room crdt.RoomID, user crdt.UserID, dev crdt.DeviceID, w
 		}
 		e.eph.presence[user] = now
 		sg.Presence, sg.LastActiveMS = b.Presence, b.LastActive
+	case b.Kind == ephKindCall:
+		e.callSignalIn(room, user, dev, &b)
+		return
 	default:
 		return
 	}

@@ -85,6 +85,7 @@ func (n *Node) registerAPI(h host.Host) {
 	n.registerArchive()
 	n.registerMedia(h)
 	n.registerDevices(h)
+	n.registerCalls(h)
 	HandleStream(s, api.EpWatch, func(ctx context.Context, req api.WatchReq, emit func(*api.WatchItem) error) error {
 		ch, stop, err := n.engine.Watch(ctx, req.Room)
 		if err != nil {

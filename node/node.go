@@ -79,6 +79,8 @@ type Node struct {
 	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
 	callNet  *callNet                   // STUN, TURN (turn_node.go)
 
+	callPeers *callPeers // the daemon's own call peers (calls_peer.go), set by registerCalls
+
 	ready  chan struct{}
 	banner Banner
 
@@ -289,6 +291,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("media", n.serveMedia)
 	run("stun", n.serveCallNet)
 	run("devices", n.serveDevices)
+	run("calls", n.callPeers.Serve)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
 	run("addrbook", func(ctx context.Context) error {
 		return serveAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.provedAny(p) }, n.log)

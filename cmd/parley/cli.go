@@ -74,6 +74,9 @@ var commands = []*command{
 	{"typing", "ROOM [on|off] [--stop]", "tell the room you are typing (lapses after 30 s) or stopped", runTyping},
 	{"presence", "online|away|offline | get [USER]", "set your presence in every room you share, or show a user's", runPresence},
 	{"settings", "[--typing on|off] [--presence on|off]", "whether this node sends and shows typing and presence", runSettings},
+	{"call", "ROOM [--video] [--send FILE] [--record DIR]", "the daemon joins the room's call (or starts one, ringing the members), sends FILE (Ogg Opus or WAV; silence without) and records the others", runCall},
+	{"call hangup", "ROOM", "the daemon leaves the room's call", runCallHangup},
+	{"calls", "ROOM", "running calls of a room and who is in them", runCalls},
 	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
@@ -195,6 +198,11 @@ func (c *cli) dispatch(args []string) error {
 			return &usageError{group: name, msg: fmt.Sprintf("missing %s subcommand", name)}
 		}
 		name, rest = name+" "+sub[0], sub[1:]
+	case name == "call":
+		// "call ROOM" joins a call, "call hangup ROOM" leaves it.
+		if sub, err := parseArgs(c.flags(), rest, true); err == nil && len(sub) > 1 && sub[0] == "hangup" {
+			name, rest = "call hangup", sub[1:]
+		}
 	case name == "invites":
 		// "invites" is a command and "invites policy" and "invites
 		// decline" ones of their own; a flag error is left to "invites" to
