@@ -12,6 +12,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/calls"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/pion/webrtc/v4"
 )
 
 // callPeers runs the daemon's own WebRTC peers (package calls), at most
@@ -23,6 +24,9 @@ type callPeers struct {
 	eph      *Ephemeral
 	log      *slog.Logger
 	loopback func() bool // ICE on loopback only: the node listens only there
+	// ice answers call.ice_servers (turn_node.go): this node's STUN and the
+	// TURN relays of the room's members that run one.
+	ice func(context.Context, api.CallICEServersReq) (api.CallICEServersResp, error)
 
 	mu     sync.Mutex
 	ctx    context.Context // the daemon's; nil until Serve
@@ -35,6 +39,27 @@ type dialed struct {
 	peer   *calls.Call
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// iceServers are the STUN and TURN servers for a call in room, asked of the
+// room's members for at most 3 s (a slow member must not hold the call up;
+// on a failure the peer goes on with host candidates, as on loopback).
+func (cp *callPeers) iceServers(ctx context.Context, room crdt.RoomID) []webrtc.ICEServer {
+	if cp.ice == nil || cp.loopback() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	r, err := cp.ice(ctx, api.CallICEServersReq{Room: room.String()})
+	if err != nil {
+		cp.log.Debug("ice servers", "room", room.String(), "err", err)
+		return nil
+	}
+	out := make([]webrtc.ICEServer, 0, len(r.ICEServers))
+	for _, s := range r.ICEServers {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
 }
 
 // Serve holds the daemon's lifetime for the peers; when it ends, every
@@ -112,7 +137,7 @@ func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallRes
 		return api.CallResp{}, err
 	}
 	sig := &signaller{cp: cp, room: room}
-	peer, err := calls.New(calls.Config{Self: self, Signaller: sig, Send: req.Send, Record: req.Record, Video: req.Video, Loopback: cp.loopback(), Log: cp.log.With("room", room.String())})
+	peer, err := calls.New(calls.Config{Self: self, Signaller: sig, Send: req.Send, Record: req.Record, Video: req.Video, Loopback: cp.loopback(), ICEServers: cp.iceServers(ctx, room), Log: cp.log.With("room", room.String())})
 	if err != nil {
 		stopWatch()
 		cancel()

@@ -23,7 +23,7 @@ func (n *Node) registerCalls(h host.Host) {
 			}
 		}
 		return len(as) > 0
-	}}
+	}, ice: n.iceServers}
 	n.callPeers = cp
 	Handle(s, api.EpCallStart, e.CallStart)
 	Handle(s, api.EpCallJoin, e.CallJoin)
