@@ -101,6 +101,8 @@ type RoomSummary struct {
 	Room       string `json:"room"`
 	Name       string `json:"name"`
 	Membership string `json:"membership"`
+	// DM is the other user of a direct-message room (api.EpDM), else "".
+	DM string `json:"dm,omitempty"`
 }
 
 // RoomListResp answers EpRoomList.
