@@ -7,7 +7,7 @@ import { h, clear } from './dom.js';
 import { icon } from './icons.js';
 import { call, login, upload, events, fileURL, blobURL } from './api.js';
 import { safeHTML } from './sanitize.js';
-import { initPeople, paintAvatar, presenceDot, onPresence, forgetProfile } from './people.js';
+import { initPeople, paintAvatar, presenceDot, onPresence, memberEvent } from './people.js';
 import { closePanel } from './panel.js';
 import { initThreads, inThread, threadEvent, threadRedacted, threadSummary, openThread } from './threads.js';
 import { initSearch, searchBox } from './search.js';
@@ -188,7 +188,7 @@ function onItem(it) {
   }
   if (it.kind !== 'event' || !it.event) return;
   const ev = it.event;
-  if (ev.type === 'member' || ev.type === 'profile') forgetProfile(ev.state_key || ev.sender);
+  if (ev.type === 'member' || ev.type === 'profile') memberEvent(ev, S.me.user);
   if (ev.type === 'redact' && ev.redacts) threadRedacted(room, ev.redacts);
   if (ev.thread && ev.thread !== ev.id) threadEvent(room, ev);
   if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'join_rule') {
@@ -308,7 +308,7 @@ function renderRooms() {
     ui.roomList.append(h('li', {},
       h('a', { href: '#room=' + r.id, class: 'room-link' + (r.id === S.current ? ' active' : ''),
         'aria-current': r.id === S.current ? 'page' : null },
-      h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase()),
+      r.dm ? avatar(r.dm, r.name) : h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase()),
       h('span', { class: 'room-name' }, r.name),
       r.dm ? presenceDot(r.dm) : null,
       badge ? [' ', h('span', { class: 'visually-hidden' }, r.mention ? ', mentioned, ' : ', unread: '), badge] : null)));

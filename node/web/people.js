@@ -8,7 +8,8 @@ import { call, blobURL } from './api.js';
 let app;
 const profiles = new Map(); // user -> Promise of the avatar URL ('' for none)
 const presence = new Map(); // user -> 'online' | 'away' | 'offline' | ''
-const asked = new Set();
+const asked = new Map(); // user -> when presence/get was last asked
+let announced = 0;
 
 export function initPeople(a) {
   app = a;
@@ -46,6 +47,18 @@ export function paintAvatar(span, user) {
   return span;
 }
 
+// memberEvent takes a member or profile event: the user's profile may have
+// changed; and someone who just joined learns at once that this user is
+// online (the node repeats presence only every minute).
+export function memberEvent(ev, me) {
+  const user = ev.state_key || ev.sender;
+  forgetProfile(user);
+  if (ev.type === 'member' && ev.membership === 'join' && user !== me && Date.now() - announced > 5000) {
+    announced = Date.now();
+    call('presence', { presence: 'online' }).catch(() => {});
+  }
+}
+
 // forgetProfile drops what is known of a user's profile (a member event
 // may carry a new avatar or name) and repaints their avatars.
 export function forgetProfile(user) {
@@ -71,8 +84,8 @@ function paintDot(dot, state) {
 export function presenceDot(user) {
   const dot = h('span', { role: 'img', 'data-presence': user });
   paintDot(dot, presence.get(user));
-  if (!asked.has(user)) {
-    asked.add(user);
+  if (Date.now() - (asked.get(user) || 0) > 20e3) {
+    asked.set(user, Date.now());
     call('presence/get', { user }).then((r) => setPresence(user, r.presence), () => {});
   }
   return dot;
