@@ -230,6 +230,18 @@ func TestWebPeople(t *testing.T) {
 	bob.ok("Alice's avatar in the member list", `[...document.querySelectorAll('.panel li')].some(li => li.textContent.includes('Alice') && li.querySelector('.avatar img'))`)
 	bob.screenshot("web-members")
 
+	// Alice sets her status to away: Bob's dot follows live.
+	alice.role("button", "Profile", false).click()
+	prof = alice.role("dialog", "Profile", false)
+	alice.within(prof, "combobox", "Status", false).call(`function(){this.value = 'away'; this.dispatchEvent(new Event('change'))}`, nil)
+	bob.within(bob.itemWith(bob.role("list", "Members", false), "Alice"), "image", "away", false)
+	alice.within(prof, "button", "Close", false).click()
+	var pr api.PresenceResp
+	a.must(&pr, "presence", "get")
+	if pr.Presence != "away" {
+		t.Fatalf("Alice's presence after choosing away: %+v", pr)
+	}
+
 	// Block Alice: her messages leave Bob's timeline; the profile lists her;
 	// Unblock there brings them back.
 	bob.within(row, "button", "Block", false).click()

@@ -159,3 +159,51 @@ func BenchmarkSearch(b *testing.B) {
 		}
 	}
 }
+
+// FuzzSearchQuery: any query is refused with an error or parsed into
+// lower-case words that a text holding the query itself matches; nothing
+// panics.
+func FuzzSearchQuery(f *testing.F) {
+	for _, s := range []string{"hello", "Quick brown", "  ", "\xff", "a b c d e f g h i", "ÄÖÜ straße", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := parseSearchQuery(s)
+		if err != nil {
+			return
+		}
+		if len(q) == 0 || len(q) > searchMaxTerms {
+			t.Fatalf("%q parsed into %d words", s, len(q))
+		}
+		for _, w := range q {
+			if w != strings.ToLower(w) || strings.TrimSpace(w) != w || w == "" {
+				t.Fatalf("%q: word %q", s, w)
+			}
+		}
+		if !q.match(strings.ToLower(s)) {
+			t.Fatalf("%q does not match its own text", s)
+		}
+	})
+}
+
+// TestRoomListDM: room/list names the other user of a direct-message room
+// on both sides, and nothing for other rooms.
+func TestRoomListDM(t *testing.T) {
+	b := newBus(t, 5, 2)
+	plain, _ := b.contentRoom(false)
+	r, err := b.engines[0].CreateDM(b.ctx, b.idents[1].User)
+	b.ok(err)
+	b.drain()
+	b.join(1, r.Room)
+	for i, want := range []string{b.user(1), b.user(0)} {
+		l, err := b.engines[i].Rooms(b.ctx)
+		b.ok(err)
+		got := map[string]string{}
+		for _, s := range l.Rooms {
+			got[s.Room] = s.DM
+		}
+		if got[r.Room] != want || got[plain] != "" {
+			t.Fatalf("engine %d: room list DMs %v, want %s for %s and none for %s", i, got, want, r.Room, plain)
+		}
+	}
+}

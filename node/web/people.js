@@ -11,9 +11,30 @@ const presence = new Map(); // user -> 'online' | 'away' | 'offline' | ''
 const asked = new Map(); // user -> when presence/get was last asked
 let announced = 0;
 
+let mine = 'online'; // this user's chosen status (settings.js sets it)
+
 export function initPeople(a) {
   app = a;
-  call('presence', { presence: 'online' }).catch(() => { /* presence is off */ });
+  // The status chosen earlier stays (away, offline); else online.
+  call('presence/get', { user: a.S.me.user }).then((r) => {
+    if (r.presence === 'away' || r.presence === 'offline') mine = r.presence;
+  }, () => {}).finally(announce);
+}
+
+// announce sends this user's status to every room (nothing when the
+// presence switch is off).
+function announce() {
+  announced = Date.now();
+  call('presence', { presence: mine }).catch(() => { /* presence is off */ });
+}
+
+export function myStatus() { return mine; }
+
+// setMyStatus sets this user's status: online, away or offline.
+export async function setMyStatus(s) {
+  await call('presence', { presence: s });
+  mine = s;
+  setPresence(app.S.me.user, s);
 }
 
 function profile(user) {
@@ -53,10 +74,7 @@ export function paintAvatar(span, user) {
 export function memberEvent(ev, me) {
   const user = ev.state_key || ev.sender;
   forgetProfile(user);
-  if (ev.type === 'member' && ev.membership === 'join' && user !== me && Date.now() - announced > 5000) {
-    announced = Date.now();
-    call('presence', { presence: 'online' }).catch(() => {});
-  }
+  if (ev.type === 'member' && ev.membership === 'join' && user !== me && Date.now() - announced > 5000) announce();
 }
 
 // forgetProfile drops what is known of a user's profile (a member event

@@ -4,7 +4,7 @@
 
 import { h } from './dom.js';
 import { call } from './api.js';
-import { forgetProfile } from './people.js';
+import { forgetProfile, myStatus, setMyStatus } from './people.js';
 
 let app;
 
@@ -31,10 +31,17 @@ export async function profileExtras(d) {
   });
   const typing = h('input', { type: 'checkbox', role: 'switch', id: 'sw-typing', 'aria-describedby': 'sw-typing-hint' });
   const presence = h('input', { type: 'checkbox', role: 'switch', id: 'sw-presence', 'aria-describedby': 'sw-presence-hint' });
+  const status2 = h('select', { id: 'sel-status', class: 'status-select' },
+    ['online', 'away', 'offline'].map((v) => h('option', { value: v, selected: myStatus() === v }, v[0].toUpperCase() + v.slice(1))));
+  status2.addEventListener('change', () => setMyStatus(status2.value).catch((e) => {
+    status2.value = myStatus();
+    app.toast(e.message);
+  }));
   const blocked = h('ul', { class: 'member-list blocked', 'aria-label': 'Blocked users' });
   const section = h('div', { class: 'profile-extras' },
     h('div', { class: 'avatar-row' }, pic,
       h('button', { class: 'btn', type: 'button', onclick: () => file.click() }, 'Change avatar'), file, status),
+    h('div', { class: 'switch-row' }, h('label', { for: 'sel-status' }, 'Status'), status2),
     h('h3', {}, 'Privacy'),
     h('div', { class: 'switch-row' }, h('span', {}, h('label', { for: 'sw-typing' }, 'Typing indicators'),
       h('span', { class: 'muted small', id: 'sw-typing-hint' }, 'Tell others when you type, and see when they do')), typing),
@@ -47,7 +54,7 @@ export async function profileExtras(d) {
       try {
         const s = await call('settings', { [key]: box.checked });
         box.checked = s[key];
-        if (key === 'presence' && s.presence) call('presence', { presence: 'online' }).catch(() => {});
+        if (key === 'presence' && s.presence) setMyStatus(myStatus()).catch(() => {});
       } catch (e) {
         box.checked = !box.checked;
         app.toast(e.message);
