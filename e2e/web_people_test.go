@@ -90,6 +90,11 @@ func TestWebThreadsVersionsSearch(t *testing.T) {
 	alice.enter()
 	bob.ok("Bob sees Alice's thread reply live", `[...document.querySelectorAll('.panel article')].some(a => a.textContent.includes('I bring cheese'))`)
 	bob.inArticle("Plan the picnic", "button", "2 replies", false)
+	// Bob edits his reply in the panel; Alice's panel shows the new text.
+	bob.within(bob.withText(panel, "article", "I bring bread"), "button", "Edit", false).click()
+	bob.role("textbox", "Edit message", false).fill("I bring bread and wine")
+	bob.enter()
+	alice.ok("the edited thread reply", `[...document.querySelectorAll('.panel article')].some(a => a.textContent.includes('I bring bread and wine') && a.textContent.includes('(edited)'))`)
 	for _, br := range []*browser{alice, bob} {
 		br.ok("thread replies stay out of the timeline", `![...document.querySelectorAll('[role=log][aria-label=Messages] article')].some(a => a.textContent.includes('I bring'))`)
 	}
@@ -98,7 +103,7 @@ func TestWebThreadsVersionsSearch(t *testing.T) {
 	var rootID string
 	alice.eval(`[...document.querySelectorAll('[role=log][aria-label=Messages] article')].find(a => a.textContent.includes('Plan the picnic')).dataset.id`, &rootID)
 	b.must(&th, "history", room, "--thread", rootID)
-	if len(th.Events) != 3 || th.Events[1].Body != "I bring bread" || th.Events[2].Thread != rootID {
+	if len(th.Events) != 3 || th.Events[1].Body != "I bring bread and wine" || th.Events[2].Thread != rootID {
 		t.Fatalf("the thread on Bob's node: %+v", th.Events)
 	}
 
@@ -272,6 +277,7 @@ func TestWebPeople(t *testing.T) {
 	inv := alice.within(alice.role("region", "Invites", false), "listitem", "", false)
 	alice.within(inv, "button", "Accept", false).click()
 	alice.role("link", "Bob", true).click()
+	bob.article("Alice joined") // Bob's node knows Alice's device: his next message is sealed for it
 	bob.send("psst, Alice")
 	alice.article("psst, Alice")
 	alice.send("yes?")
@@ -286,20 +292,27 @@ func TestWebPeople(t *testing.T) {
 // listitem takes no name from its content).
 func (b *browser) itemWith(list el, text string) el {
 	b.t.Helper()
+	return b.withText(list, "listitem", text)
+}
+
+// withText waits for an element with role below scope whose text holds
+// text, and returns the last one.
+func (b *browser) withText(scope el, role, text string) el {
+	b.t.Helper()
 	var found runtime.RemoteObjectID
-	b.poll(fmt.Sprintf("listitem with %q", text), func(ctx context.Context) error {
-		items, err := queryRole(ctx, list.obj, "listitem", "", false)
+	b.poll(fmt.Sprintf("%s with %q", role, text), func(ctx context.Context) error {
+		items, err := queryRole(ctx, scope.obj, role, "", false)
 		if err != nil {
 			return err
 		}
-		for _, it := range items {
+		for i := len(items) - 1; i >= 0; i-- {
 			var s string
-			if callOn(ctx, it, "function(){return this.textContent}", &s) == nil && strings.Contains(s, text) {
-				found = it
+			if callOn(ctx, items[i], "function(){return this.textContent}", &s) == nil && strings.Contains(s, text) {
+				found = items[i]
 				return nil
 			}
 		}
-		return fmt.Errorf("no listitem holds %q", text)
+		return fmt.Errorf("no %s holds %q", role, text)
 	})
 	return el{b: b, obj: found}
 }

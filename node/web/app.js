@@ -740,7 +740,7 @@ function renderReplyBar() {
 }
 
 function startEdit(ev) {
-  const el = ui.log.querySelector(`[data-id="${ev.id}"] .text`);
+  const el = ui.log.querySelector(`[data-id="${ev.id}"] .text`) || document.querySelector(`.panel [data-id="${ev.id}"] .text`);
   if (!el) return;
   const box = h('textarea', { class: 'edit-box', 'aria-label': 'Edit message', rows: 2 });
   box.value = ev.body || '';
