@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -99,6 +101,17 @@ func TestWebThreadsVersionsSearch(t *testing.T) {
 		br.ok("thread replies stay out of the timeline", `![...document.querySelectorAll('[role=log][aria-label=Messages] article')].some(a => a.textContent.includes('I bring'))`)
 	}
 	alice.screenshot("web-thread")
+	// At phone width the panel covers the room, its composer in reach.
+	alice.cdp("phone width", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 390, Height: 800, DeviceScaleFactor: 2, Mobile: true})
+		return err
+	})
+	alice.ok("the thread composer is on screen", `(() => { const r = document.querySelector('.panel textarea').getBoundingClientRect(); return r.left >= 0 && r.right <= innerWidth && r.bottom <= innerHeight && r.width > 200 })()`)
+	alice.screenshot("web-thread-phone")
+	alice.cdp("desktop width", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
+		return err
+	})
 	var th api.HistoryResp
 	var rootID string
 	alice.eval(`[...document.querySelectorAll('[role=log][aria-label=Messages] article')].find(a => a.textContent.includes('Plan the picnic')).dataset.id`, &rootID)
