@@ -101,7 +101,8 @@ type RoomSummary struct {
 	Room       string `json:"room"`
 	Name       string `json:"name"`
 	Membership string `json:"membership"`
-	DM         string `json:"dm,omitempty"` // a direct-message room: the other user
+	// DM is the other user of a direct-message room (api.EpDM), else "".
+	DM string `json:"dm,omitempty"`
 }
 
 // RoomListResp answers EpRoomList.

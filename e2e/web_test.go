@@ -20,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/chromedp"
-
 	"github.com/parley-p2p/parley/api"
 )
 
@@ -284,23 +281,7 @@ func TestWebMessenger(t *testing.T) {
 	bob.ok("the deleted text is gone", `![...document.querySelectorAll('article')].some(a => a.textContent.includes('Replying here'))`)
 
 	// An image: Bob sees its preview.
-	var input el
-	alice.cdp("find the file input", func(ctx context.Context) error {
-		objs, err := queryRole(ctx, "", "button", "Attach file", false)
-		if err != nil || len(objs) == 0 {
-			return fmt.Errorf("no Attach file button (%v)", err)
-		}
-		var n int
-		if err := callOn(ctx, objs[0], "function(){window.__fileInput = this.parentElement.querySelector('input[type=file]'); return window.__fileInput ? 1 : 0}", &n); err != nil || n != 1 {
-			return fmt.Errorf("no file input beside Attach file (%v)", err)
-		}
-		res, err := chromedp.Call(ctx, runtime.Evaluate, runtime.EvaluateParams{Expression: "window.__fileInput"})
-		if err != nil {
-			return err
-		}
-		input = el{b: alice, obj: res.Result.ObjectID}
-		return nil
-	})
+	input := alice.fileInputBeside(alice.role("button", "Attach file", false))
 	input.files(testPNG(t, 800, 600))
 	bob.ok("Bob sees the image preview", `[...document.querySelectorAll('[role=log] article img')].some(i => i.complete && i.naturalWidth > 0)`)
 	var thumbSrc string

@@ -797,13 +797,7 @@ func (e *Engine) Rooms(ctx context.Context) (api.RoomListResp, error) {
 				st := e.stateOf(rc)
 				s.Name = st.Name
 				s.Membership = st.Member(e.ident.User).Membership
-				if st.DM != nil {
-					other := *st.DM
-					if other == e.ident.User {
-						other = st.Creator
-					}
-					s.DM = other.String()
-				}
+				s.DM = dmPeer(st, e.ident.User)
 			}
 			if inv := e.inv.byID[id.String()]; inv != nil && s.Membership != rooms.Join && s.Membership != rooms.Ban {
 				s.Membership = rooms.Invite

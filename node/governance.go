@@ -569,6 +569,20 @@ func (e *Engine) DMRoom(ctx context.Context, u crdt.UserID) (room string, invite
 	return room, invited, err
 }
 
+// dmPeer is the other user of a direct-message room as seen by me, or ""
+// when st is not a DM room of mine.
+func dmPeer(st rooms.State, me crdt.UserID) string {
+	switch {
+	case st.DM == nil:
+		return ""
+	case st.Creator == me:
+		return st.DM.String()
+	case *st.DM == me:
+		return st.Creator.String()
+	}
+	return ""
+}
+
 // CreateDM creates a private two-person room with u and invites u.
 func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (api.RoomResp, error) {
 	if u == e.ident.User {

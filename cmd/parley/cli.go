@@ -78,6 +78,7 @@ var commands = []*command{
 	{"call hangup", "ROOM", "the daemon leaves the room's call", runCallHangup},
 	{"calls", "ROOM", "running calls of a room and who is in them", runCalls},
 	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},
+	{"search", "[ROOM] QUERY [--limit N]", "find messages by every word of QUERY, newest first, in ROOM or in every joined room (what this node can read)", runSearch},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},
 	{"export", "ROOM -o FILE | --html DIR | --format jsonl|md -o FILE", "write a room's signed history with its media to a verifiable archive (a CAR file), or a readable page or file", runExport},
@@ -295,6 +296,8 @@ func (c *cli) parse(fs *flag.FlagSet, args []string, min, max int) ([]string, er
 			msg += " (quote a message that has spaces)"
 		case "room set", "room kick", "room ban", "profile set", "redact":
 			msg += " (quote a value that has spaces)"
+		case "search":
+			msg += " (quote a search that has spaces)"
 		}
 		return nil, &usageError{cmd: c.cmd, msg: msg}
 	}

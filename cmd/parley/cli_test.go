@@ -162,6 +162,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"redact", validID}, "missing argument"},
 		{[]string{"redact", validID, validID, "--reason", "a", "b"}, "quote a value"},
 		{[]string{"help", "profile", "frobnicate"}, "unknown command"},
+		{[]string{"search"}, "missing argument"},
+		{[]string{"search", validID, "two", "words"}, "quote a search"},
+		{[]string{"search", "x", "--limit", "500"}, "bad --limit"},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			r := runCLI(t, "", append([]string{"--home", home}, tc.args...)...)

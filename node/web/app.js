@@ -12,6 +12,13 @@ import { devicesDialog } from './devices.js';
 import { verifyButton, showWarnings } from './verify.js';
 import { notifyItem, settingsButton } from './notify.js';
 import { voiceButton, voiceBar, voicePlayer } from './voice.js';
+import { initPeople, paintAvatar, presenceDot, onPresence, memberEvent } from './people.js';
+import { closePanel } from './panel.js';
+import { initThreads, inThread, threadEvent, threadRedacted, threadSummary, openThread } from './threads.js';
+import { initSearch, searchBox } from './search.js';
+import { initMembers, membersButton } from './members.js';
+import { initSettings, profileExtras } from './settings.js';
+import { initVersions, editedMark } from './versions.js';
 
 const PAGE = 50;
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀', '🔥', '✅'];
@@ -49,6 +56,9 @@ async function boot() {
       ? 'Run "parley open" on the machine of this node and open the link it prints.' : e.message);
   }
   shell();
+  const app = { S, ui, nameOf, short, avatar, time, fmtFull, dayKey, renderEvent, renderRooms, refreshRooms,
+    reload: () => S.tl && loadLatest(), refreshEvent, reveal, toast, dialog, looksMarkdown };
+  for (const init of [initPeople, initThreads, initSearch, initMembers, initSettings, initVersions]) init(app);
   try {
     const p = await call('profile/get', {});
     S.names[S.me.user] = p.display_name;
@@ -130,7 +140,7 @@ function hue(s) {
 
 function avatar(user, name) {
   const letter = (name || '?').trim().charAt(0).toUpperCase() || '?';
-  return h('span', { class: 'avatar', 'aria-hidden': 'true', style: `--h:${hue(user)}` }, letter);
+  return paintAvatar(h('span', { class: 'avatar', 'aria-hidden': 'true', 'data-user': user, style: `--h:${hue(user)}` }, letter), user);
 }
 
 // Formatters are made once: a toLocale*String call builds one each time,
@@ -180,12 +190,16 @@ function onItem(it) {
   notifyItem(it);
   if (it.kind === 'warning' && room === S.current) return refreshInfo();
   if (it.kind === 'typing') return onTyping(it);
+  if (it.kind === 'presence') return onPresence(it);
   if (it.kind === 'receipt') {
     if (S.tl && S.tl.room === room) moveReceipt(it.user, it.read);
     return;
   }
   if (it.kind !== 'event' || !it.event) return;
   const ev = it.event;
+  if (ev.type === 'member' || ev.type === 'profile') memberEvent(ev, S.me.user);
+  if (ev.type === 'redact' && ev.redacts) threadRedacted(room, ev.redacts);
+  if (ev.thread && ev.thread !== ev.id) threadEvent(room, ev);
   if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'join_rule') {
     refreshRooms();
     if (room === S.current) refreshInfo();
@@ -248,7 +262,7 @@ async function refreshRooms() {
   for (const r of list.rooms || []) {
     if (r.membership !== 'join') continue;
     const old = S.rooms.get(r.room);
-    fresh.set(r.room, { id: r.room, name: r.name || (r.dm && S.names[r.dm]) || short(r.room), membership: r.membership, dm: r.dm,
+    fresh.set(r.room, { id: r.room, name: r.name || (r.dm ? nameOf(r.dm) : short(r.room)), dm: r.dm, membership: r.membership,
       unread: old ? old.unread : 0, mention: old ? old.mention : false, depth: old ? old.depth : 0, counted: old && old.counted });
   }
   const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name]));
@@ -303,8 +317,9 @@ function renderRooms() {
     ui.roomList.append(h('li', {},
       h('a', { href: '#room=' + r.id, class: 'room-link' + (r.id === S.current ? ' active' : ''),
         'aria-current': r.id === S.current ? 'page' : null },
-      h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase()),
+      r.dm ? avatar(r.dm, r.name) : h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase()),
       h('span', { class: 'room-name' }, r.name),
+      r.dm ? presenceDot(r.dm) : null,
       badge ? [' ', h('span', { class: 'visually-hidden' }, r.mention ? ', mentioned, ' : ', unread: '), badge] : null)));
   }
   const total = rooms.reduce((n, r) => n + (r.unread || 0), 0);
@@ -372,6 +387,7 @@ async function declineInvite(inv) {
 async function openRoom(id) {
   S.current = id;
   S.replyTo = null;
+  closePanel();
   const r = S.rooms.get(id);
   r.unread = 0;
   r.mention = false;
@@ -388,6 +404,8 @@ async function openRoom(id) {
     h('header', { class: 'room-head' },
       h('a', { class: 'icon-btn back', href: '#', 'aria-label': 'All rooms' }, icon('back')),
       h('div', { class: 'room-head-text' }, ui.title, ui.topic),
+      searchBox(),
+      membersButton(),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Invite', title: 'Invite', onclick: inviteDialog }, icon('invite')),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Room settings', title: 'Room settings', onclick: settingsDialog }, icon('gear'))),
     ui.log, ui.typing, composer());
@@ -404,7 +422,7 @@ async function refreshInfo() {
     if (room !== S.current) return;
     S.info = info;
     for (const m of info.members || []) if (m.display_name) S.names[m.user] = m.display_name;
-    ui.title.textContent = info.name || short(room);
+    ui.title.textContent = info.name || (S.rooms.get(room) || {}).name || short(room);
     const count = (info.members || []).filter((m) => m.membership === 'join').length;
     clear(ui.topic);
     if (info.encrypted) ui.topic.append(h('span', { class: 'tag' }, icon('lock'), 'Encrypted'), ' ');
@@ -415,6 +433,7 @@ async function refreshInfo() {
 
 // shown says which timeline entries the app lists.
 function shown(ev) {
+  if (inThread(ev)) return false; // thread replies show in the thread panel (threads.js)
   return ev.type === 'message' || ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic';
 }
 
@@ -590,7 +609,7 @@ function renderEvent(ev, prev) {
   } else {
     text.append(ev.body || '');
   }
-  if (ev.edited) text.append(' ', h('span', { class: 'edited muted' }, '(edited)'));
+  if (ev.edited) text.append(' ', editedMark(ev));
   if (text.childNodes.length) body.append(text);
   const reacts = Object.entries(ev.reactions || {}).filter(([, users]) => users.length > 0);
   if (reacts.length) {
@@ -601,11 +620,14 @@ function renderEvent(ev, prev) {
       h('span', { class: 'reaction-key' }, key), ' ', h('span', { class: 'count' }, String(users.length)));
     })));
   }
+  const summary = threadSummary(ev);
+  if (summary) body.append(summary);
   const seen = (ev.receipts || []).filter((u) => u !== S.me.user && u !== ev.sender);
   if (seen.length) body.append(h('div', { class: 'seen muted' }, 'Seen by ' + seen.map(nameOf).join(', ')));
   const actions = h('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' },
     actionBtn('Reply', 'reply', () => startReply(ev)),
     actionBtn('React', 'smile', (e) => reactDialog(ev, e.currentTarget)),
+    ev.thread ? null : actionBtn('Thread', 'thread', () => openThread(ev)),
     mine && !ev.media ? actionBtn('Edit', 'edit', () => startEdit(ev)) : null,
     mine ? actionBtn('Delete', 'trash', () => confirmDelete(ev)) : null);
   return h('article', { class: 'msg' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''), 'data-id': ev.id },
@@ -655,6 +677,22 @@ function quote(id) {
   return h('blockquote', { class: 'quote', onclick: () => jumpTo(id) },
     p ? h('strong', { class: 'sender', style: `--h:${hue(p.sender)}` }, nameOf(p.sender)) : null,
     h('span', { class: 'quote-text' }, text.length > 140 ? text.slice(0, 140) + '…' : text));
+}
+
+// refreshEvent draws a shown event again (a thread's reply count changed).
+function refreshEvent(id) {
+  const ev = S.tl && S.tl.byId.get(id);
+  if (ev) upsert(ev);
+}
+
+// reveal pages back until the event id is shown, then jumps to it.
+async function reveal(id) {
+  const tl = S.tl;
+  for (let i = 0; i < 2000 && S.tl === tl && !tl.byId.has(id) && !tl.full; i++) {
+    if (tl.loading) await new Promise((res) => setTimeout(res, 30));
+    else await loadOlder();
+  }
+  jumpTo(id);
 }
 
 function jumpTo(id) {
@@ -713,7 +751,7 @@ function renderReplyBar() {
 }
 
 function startEdit(ev) {
-  const el = ui.log.querySelector(`[data-id="${ev.id}"] .text`);
+  const el = ui.log.querySelector(`[data-id="${ev.id}"] .text`) || document.querySelector(`.panel [data-id="${ev.id}"] .text`);
   if (!el) return;
   const box = h('textarea', { class: 'edit-box', 'aria-label': 'Edit message', rows: 2 });
   box.value = ev.body || '';
@@ -986,12 +1024,13 @@ async function settingsDialog() {
 function profileDialog() {
   const name = h('input', { type: 'text', autocomplete: 'off' });
   name.value = S.names[S.me.user] || '';
-  formDialog('Profile', [field('Display name', name),
+  const d = formDialog('Profile', [field('Display name', name),
     h('p', { class: 'muted small' }, 'Your user ID: ', h('code', { class: 'id' }, S.me.user))], 'Save', async () => {
     const p = await call('profile/set', { name: name.value.trim() });
     S.names[S.me.user] = p.display_name;
     renderMe();
   });
+  profileExtras(d);
 }
 
 // ---- toasts ----

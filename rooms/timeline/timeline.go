@@ -268,6 +268,18 @@ func (p *Projection) Messages() []Message {
 	return out
 }
 
+// Backward calls fn with each listed message, the last by position first,
+// until fn returns false; it copies nothing, so a scan of the whole room
+// (a search) stays cheap. fn must not keep or modify the message.
+func (p *Projection) Backward(fn func(m *Message) bool) {
+	v := p.view()
+	for i := len(v.msgs) - 1; i >= 0; i-- {
+		if !fn(&v.msgs[i].Message) {
+			return
+		}
+	}
+}
+
 // Message returns the listed message id.
 func (p *Projection) Message(id crdt.EventID) (Message, bool) {
 	m, ok := p.view().byEvent[id]

@@ -1,0 +1,209 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms/mimi"
+	"github.com/parley-p2p/parley/rooms/timeline"
+)
+
+// searchIDs runs a search on engine i and returns the IDs of the hits.
+func (b *bus) searchIDs(i int, req api.SearchReq) ([]string, api.SearchResp) {
+	b.t.Helper()
+	r, err := b.engines[i].Search(b.ctx, req)
+	b.ok(err)
+	var ids []string
+	for _, h := range r.Hits {
+		ids = append(ids, h.Event.ID)
+	}
+	return ids, r
+}
+
+// TestSearch: in plaintext and encrypted rooms, a member finds messages by
+// every word of a query, case-insensitively, newest first; an edit is found
+// by its new text only; a redacted message and a blocked user's messages
+// are never found; a search of all rooms spans the joined rooms.
+func TestSearch(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+			b := newBus(t, 3, 2)
+			room, _ := b.contentRoom(enc)
+			other, _ := b.contentRoom(enc)
+			m1 := b.sendReq(0, api.SendReq{Room: room, Text: "The Quick brown fox"})
+			b.drain()
+			m2 := b.sendReq(0, api.SendReq{Room: room, Text: "a lazy dog, not quick"})
+			b.drain()
+			m3 := b.sendReq(1, api.SendReq{Room: room, Text: "**quick** and *brown*", Markdown: true})
+			m4 := b.sendReq(0, api.SendReq{Room: other, Text: "quick in another room"})
+			b.drain()
+
+			ids, r := b.searchIDs(1, api.SearchReq{Room: room, Query: "QUICK"})
+			if want := []string{m3, m2, m1}; !slices.Equal(ids, want) {
+				t.Fatalf("quick: %v, want %v (newest first)", ids, want)
+			}
+			if r.Hits[2].Event.Body != "The Quick brown fox" || r.Names[b.user(0)] == "" && r.Hits[0].Ref == "" {
+				t.Fatalf("hit %+v, names %v", r.Hits[2], r.Names)
+			}
+			if ids, _ = b.searchIDs(1, api.SearchReq{Room: room, Query: "brown quick"}); !slices.Equal(ids, []string{m3, m1}) {
+				t.Fatalf("brown quick: %v, want [%s %s]", ids, m3, m1)
+			}
+			ids, r = b.searchIDs(1, api.SearchReq{Room: room, Query: "quick", Limit: 2})
+			if !slices.Equal(ids, []string{m3, m2}) || !r.More {
+				t.Fatalf("limit 2: %v more %v", ids, r.More)
+			}
+			ids, r = b.searchIDs(1, api.SearchReq{Query: "quick"})
+			if i := slices.Index(ids, m4); len(ids) != 4 || i < 0 || r.Hits[i].Room != other || r.Hits[i].RoomName != "content" {
+				t.Fatalf("all rooms: %+v", r.Hits)
+			}
+
+			// An edit: found by its new text, no longer by the old.
+			b.ok2(b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: m1, Text: "The slow red fox"}))
+			b.drain()
+			if ids, _ = b.searchIDs(1, api.SearchReq{Room: room, Query: "brown"}); !slices.Equal(ids, []string{m3}) {
+				t.Fatalf("brown after the edit: %v", ids)
+			}
+			if ids, _ = b.searchIDs(1, api.SearchReq{Room: room, Query: "slow red"}); !slices.Equal(ids, []string{m1}) {
+				t.Fatalf("slow red after the edit: %v", ids)
+			}
+
+			// A redaction: gone from the search.
+			b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: m2}))
+			b.drain()
+			if ids, _ = b.searchIDs(1, api.SearchReq{Room: room, Query: "lazy"}); len(ids) != 0 {
+				t.Fatalf("a redacted message is found: %v", ids)
+			}
+
+			// A blocked user's messages are not found; unblocked, they are.
+			b.ok2(b.engines[1].SetBlocked(b.ctx, b.user(0), true))
+			if ids, _ = b.searchIDs(1, api.SearchReq{Query: "fox"}); len(ids) != 0 {
+				t.Fatalf("a blocked user's message is found: %v", ids)
+			}
+			b.ok2(b.engines[1].SetBlocked(b.ctx, b.user(0), false))
+			if ids, _ = b.searchIDs(1, api.SearchReq{Query: "fox"}); !slices.Equal(ids, []string{m1}) {
+				t.Fatalf("after unblocking: %v", ids)
+			}
+		})
+	}
+}
+
+// TestSearchBadInput: bad queries and limits are refused with a clear
+// error.
+func TestSearchBadInput(t *testing.T) {
+	b := newBus(t, 4, 1)
+	room, _ := b.contentRoom(false)
+	for _, c := range []struct {
+		req  api.SearchReq
+		want string
+	}{
+		{api.SearchReq{Room: room, Query: "  "}, "nothing to search for"},
+		{api.SearchReq{Room: room, Query: strings.Repeat("x", searchMaxQuery+1)}, "at most 256"},
+		{api.SearchReq{Room: room, Query: "a b c d e f g h i"}, "at most 8"},
+		{api.SearchReq{Room: room, Query: "x", Limit: -1}, "bad limit"},
+		{api.SearchReq{Room: room, Query: "x", Limit: searchMaxLimit + 1}, "bad limit"},
+		{api.SearchReq{Room: room, Query: "\xff"}, "UTF-8"},
+		{api.SearchReq{Room: "nonsense", Query: "x"}, "not a room ID"},
+	} {
+		_, err := b.engines[0].Search(b.ctx, c.req)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.req, err, c.want)
+		}
+	}
+}
+
+// searchTimeline builds a projection of n plain messages, every 1000th
+// holding the word "needle".
+func searchTimeline(tb testing.TB, n int) *roomTimeline {
+	tb.Helper()
+	ident := newIdentity(tb)
+	room := crdt.RoomID("bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	tl := &roomTimeline{proj: timeline.New(), mids: map[mimi.MessageID]timeline.Position{}}
+	for i := range n {
+		word := "hay"
+		if i%1000 == 999 {
+			word = "Needle"
+		}
+		ev := &crdt.Event{ID: crdt.EventID(fmt.Sprintf("ev%08d", i)), User: ident.User, Depth: uint64(i + 1), TS: int64(i)}
+		text := fmt.Sprintf("message %d of the benchmark room, some ordinary words about the weather and a %s", i, word)
+		tl.proj.Add(timeline.Item{ID: ev.ID, Depth: ev.Depth, Sender: ev.User, TS: ev.TS, Content: legacyContent(room, ev, text)})
+		tl.list = append(tl.list, listed{pos: timeline.Position{Depth: ev.Depth, ID: ev.ID}, kind: listMessage})
+	}
+	return tl
+}
+
+// BenchmarkSearch reports the time of one search of a room's projection of
+// 10,000 and 100,000 messages: a word found 20 times near the end (the
+// default limit stops the scan early), one found in every 1,000th message
+// (scans all), and one found nowhere (scans all).
+func BenchmarkSearch(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		tl := searchTimeline(b, n)
+		tl.search(searchQuery{"warm-up"}, searchDefaultLimit) // builds the view and the folded texts
+		for _, c := range []struct{ name, q string }{{"recent", "message"}, {"rare", "needle"}, {"none", "zebra"}} {
+			b.Run(fmt.Sprintf("%s/n=%d", c.name, n), func(b *testing.B) {
+				q, err := parseSearchQuery(c.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				for range b.N {
+					tl.search(q, searchDefaultLimit)
+				}
+				b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/query")
+			})
+		}
+	}
+}
+
+// FuzzSearchQuery: any query is refused with an error or parsed into
+// lower-case words that a text holding the query itself matches; nothing
+// panics.
+func FuzzSearchQuery(f *testing.F) {
+	for _, s := range []string{"hello", "Quick brown", "  ", "\xff", "a b c d e f g h i", "ÄÖÜ straße", strings.Repeat("x", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := parseSearchQuery(s)
+		if err != nil {
+			return
+		}
+		if len(q) == 0 || len(q) > searchMaxTerms {
+			t.Fatalf("%q parsed into %d words", s, len(q))
+		}
+		for _, w := range q {
+			if w != strings.ToLower(w) || strings.TrimSpace(w) != w || w == "" {
+				t.Fatalf("%q: word %q", s, w)
+			}
+		}
+		if !q.match(strings.ToLower(s)) {
+			t.Fatalf("%q does not match its own text", s)
+		}
+	})
+}
+
+// TestRoomListDM: room/list names the other user of a direct-message room
+// on both sides, and nothing for other rooms.
+func TestRoomListDM(t *testing.T) {
+	b := newBus(t, 5, 2)
+	plain, _ := b.contentRoom(false)
+	r, err := b.engines[0].CreateDM(b.ctx, b.idents[1].User)
+	b.ok(err)
+	b.drain()
+	b.join(1, r.Room)
+	for i, want := range []string{b.user(1), b.user(0)} {
+		l, err := b.engines[i].Rooms(b.ctx)
+		b.ok(err)
+		got := map[string]string{}
+		for _, s := range l.Rooms {
+			got[s.Room] = s.DM
+		}
+		if got[r.Room] != want || got[plain] != "" {
+			t.Fatalf("engine %d: room list DMs %v, want %s for %s and none for %s", i, got, want, r.Room, plain)
+		}
+	}
+}
