@@ -57,8 +57,9 @@ type browser struct {
 }
 
 // newBrowser starts a fresh headless Chromium (its own profile, so its own
-// cookies); the test is skipped when no Chromium is installed.
-func newBrowser(t *testing.T, name string) *browser {
+// cookies), with extra command-line options if given; the test is skipped
+// when no Chromium is installed.
+func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	path := chromiumPath()
 	if path == "" {
@@ -78,6 +79,7 @@ func newBrowser(t *testing.T, name string) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 800),
 	}
+	opts = append(opts, extra...)
 	b := &browser{t: t, name: name}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithListener(b.listen))

@@ -7,6 +7,7 @@ import { h, clear } from './dom.js';
 import { icon } from './icons.js';
 import { call, login, upload, events, fileURL, blobURL } from './api.js';
 import { safeHTML } from './sanitize.js';
+import { initCalls, callButtons, callsReady, onCallEvent, onCallSignal, callShown, callNotice } from './calls.js';
 
 const PAGE = 50;
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀', '🔥', '✅'];
@@ -48,6 +49,7 @@ async function boot() {
     S.names[S.me.user] = p.display_name;
   } catch { /* shown as the ID */ }
   renderMe();
+  initCalls({ me: () => S.me, nameOf, toast, roomName: (id) => (S.rooms.get(id) || {}).name || short(id) });
   events(onItem, onReady, () => setStatus('Reconnecting…'));
   // Invites and the room list are also re-read every few seconds: an
   // invite arrives with no event in a room this node keeps, and a room
@@ -164,6 +166,7 @@ async function onReady() {
   setStatus('');
   await refreshRooms();
   refreshInvites();
+  callsReady();
   if (S.current) await resyncTimeline();
 }
 
@@ -171,12 +174,14 @@ function onItem(it) {
   if (it.name && it.event && it.event.sender) S.names[it.event.sender] = it.name;
   const room = it.room;
   if (it.kind === 'typing') return onTyping(it);
+  if (it.kind === 'call') return onCallSignal(it);
   if (it.kind === 'receipt') {
     if (S.tl && S.tl.room === room) moveReceipt(it.user, it.read);
     return;
   }
   if (it.kind !== 'event' || !it.event) return;
   const ev = it.event;
+  if (ev.type === 'call') onCallEvent(room, ev);
   if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'join_rule') {
     refreshRooms();
     if (room === S.current) refreshInfo();
@@ -379,6 +384,7 @@ async function openRoom(id) {
     h('header', { class: 'room-head' },
       h('a', { class: 'icon-btn back', href: '#', 'aria-label': 'All rooms' }, icon('back')),
       h('div', { class: 'room-head-text' }, ui.title, ui.topic),
+      callButtons(id),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Invite', title: 'Invite', onclick: inviteDialog }, icon('invite')),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Room settings', title: 'Room settings', onclick: settingsDialog }, icon('gear'))),
     ui.log, ui.typing, composer());
@@ -405,7 +411,7 @@ async function refreshInfo() {
 
 // shown says which timeline entries the app lists.
 function shown(ev) {
-  return ev.type === 'message' || ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic';
+  return ev.type === 'message' || ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || callShown(ev);
 }
 
 async function loadLatest() {
@@ -620,6 +626,7 @@ function actionBtn(label, ic, fn) {
 }
 
 function renderNotice(ev) {
+  if (ev.type === 'call') return callNotice(ev, time(ev.ts));
   const who = nameOf(ev.sender);
   let text;
   if (ev.type === 'member') {

@@ -1,6 +1,6 @@
 // Line icons drawn on a 24-unit grid (stroke only), made here for Parley.
 const NS = 'http://www.w3.org/2000/svg';
-const PATHS = {
+export const PATHS = {
   plus: 'M12 5v14M5 12h14',
   hash: 'M9 4 7 20M17 4l-2 16M4 9h16M3 15h16',
   send: 'M4 12 20 4l-6 16-3-7-7-1z',
