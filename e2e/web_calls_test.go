@@ -9,8 +9,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -415,4 +419,109 @@ func TestWebGroupCall(t *testing.T) {
 	alice.checkClean(baseA)
 	bob.checkClean(baseB)
 	carol.checkClean(baseC)
+}
+
+// TestWebCallCLIPeer: a browser and a daemon's own call peer (call.dial,
+// `parley call`) hold a voice call: the browser's inbound audio level shows
+// the WAV tone the daemon sends, the daemon records the browser's
+// microphone, and when the daemon hangs up the browser's call ends. Skipped
+// where the daemon has no call peer.
+func TestWebCallCLIPeer(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a := startDaemon(t, "a")
+	b := startDaemon(t, "b")
+	a.must(nil, "profile", "set", "--name", "Alice")
+	b.must(nil, "profile", "set", "--name", "Bot")
+	b.must(nil, "connect", a.addr)
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "Desk") // encrypted
+	room := rr.Room
+	inviteAndJoin(t, a, b, room)
+	cl, err := api.NewClient(b.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tone := filepath.Join(dir, "tone.wav")
+	writeCallTone(t, tone)
+	rec := filepath.Join(dir, "rec")
+	if err := os.Mkdir(rec, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	alice, base := callBrowser(t, a, "alice", room)
+	alice.role("button", "Start voice call", false).click()
+	alice.role("region", "Call", false)
+	eventually(t, convergeTimeout, "b sees the call", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		r, err := api.EpCalls.Call(ctx, cl, api.RoomReq{Room: room})
+		if err != nil || len(r.Calls) != 1 {
+			return fmt.Errorf("calls %+v (%v)", r, err)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	_, err = api.EpCallDial.Call(ctx, cl, api.CallDialReq{Room: room, Send: tone, Record: rec})
+	cancel()
+	if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Kind == api.KindUnavailable {
+		t.Skipf("the daemon has no call peer: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.participants("Alice", "Bot")
+	// The tone arrives: the inbound audio level of the browser's one
+	// session rises well above silence.
+	alice.ok("the browser hears the tone", `(async () => { const pc = window.__pcs.find(p => p.connectionState === 'connected'); if (!pc) return false;
+		let level = 0; (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'audio') level = s.audioLevel || 0; }); return level > 0.1; })()`)
+	// The daemon records what the browser's fake microphone sends.
+	eventually(t, convergeTimeout, "a recording of the browser", func() error {
+		fs, _ := filepath.Glob(filepath.Join(rec, "*"))
+		if len(fs) != 1 {
+			return fmt.Errorf("files %v", fs)
+		}
+		st, err := os.Stat(fs[0])
+		if err != nil {
+			return err
+		}
+		if st.Size() < 16000 {
+			return fmt.Errorf("%s: %d bytes", fs[0], st.Size())
+		}
+		return nil
+	})
+	alice.screenshot("call-cli-peer-alice")
+	ctx, cancel = context.WithTimeout(context.Background(), cliTimeout)
+	_, err = api.EpCallHangup.Call(ctx, cl, api.RoomReq{Room: room})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := filepath.Glob(filepath.Join(rec, "*"))
+	t.Logf("the daemon recorded %v", fs)
+	alice.noCall()
+	alice.article("Call ended")
+	noCalls(t, a, room)
+	alice.checkClean(base)
+}
+
+// writeCallTone writes three seconds of a 440 Hz tone, 16-bit mono WAV at
+// 44.1 kHz.
+func writeCallTone(t *testing.T, path string) {
+	t.Helper()
+	const rate = 44100
+	data := make([]byte, 2*3*rate)
+	for i := range len(data) / 2 {
+		binary.LittleEndian.PutUint16(data[2*i:], uint16(int16(10000*math.Sin(2*math.Pi*440*float64(i)/rate))))
+	}
+	h := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00")
+	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(data)))
+	binary.LittleEndian.PutUint32(h[24:], rate)
+	binary.LittleEndian.PutUint32(h[28:], 2*rate)
+	binary.LittleEndian.PutUint32(h[40:], uint32(len(data)))
+	if err := os.WriteFile(path, append(h, data...), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
