@@ -195,6 +195,20 @@ func noCalls(t *testing.T, d *daemon, room string) {
 	})
 }
 
+// callPair starts two daemons, Alice's and one of user bName, connected,
+// and an encrypted room of both named room.
+func callPair(t *testing.T, bName, room string) (a, b *daemon, id string) {
+	t.Helper()
+	a, b = startDaemon(t, "a"), startDaemon(t, "b")
+	a.must(nil, "profile", "set", "--name", "Alice")
+	b.must(nil, "profile", "set", "--name", bName)
+	b.must(nil, "connect", a.addr)
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", room) // encrypted
+	inviteAndJoin(t, a, b, rr.Room)
+	return a, b, rr.Room
+}
+
 // TestWebCall: two users on two daemons call each other from the web app.
 // A declined call ends as missed; a video call rings (a WebAudio tone, a
 // notification while the tab is hidden), is accepted, carries audio and
@@ -206,16 +220,7 @@ func TestWebCall(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	a := startDaemon(t, "a")
-	b := startDaemon(t, "b")
-	a.must(nil, "profile", "set", "--name", "Alice")
-	b.must(nil, "profile", "set", "--name", "Bob")
-	b.must(nil, "connect", a.addr)
-	var rr api.RoomResp
-	a.must(&rr, "room", "create", "--name", "Garden") // encrypted
-	room := rr.Room
-	inviteAndJoin(t, a, b, room)
-
+	a, b, room := callPair(t, "Bob", "Garden")
 	alice, baseA := callBrowser(t, a, "alice", room)
 	bob, baseB := callBrowser(t, b, "bob", room)
 
@@ -430,15 +435,7 @@ func TestWebCallCLIPeer(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	a := startDaemon(t, "a")
-	b := startDaemon(t, "b")
-	a.must(nil, "profile", "set", "--name", "Alice")
-	b.must(nil, "profile", "set", "--name", "Bot")
-	b.must(nil, "connect", a.addr)
-	var rr api.RoomResp
-	a.must(&rr, "room", "create", "--name", "Desk") // encrypted
-	room := rr.Room
-	inviteAndJoin(t, a, b, room)
+	a, b, room := callPair(t, "Bot", "Desk")
 	cl, err := api.NewClient(b.home)
 	if err != nil {
 		t.Fatal(err)

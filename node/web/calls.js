@@ -483,18 +483,29 @@ function askNotifications() {
   if (window.Notification && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
 }
 
-// startCall starts a call in the room (or joins the one running there).
-async function startCall(room, video) {
-  if (C.active) return app.toast('You are in a call already');
+// prepare gets the microphone (and camera) and the ICE servers for a call
+// this tab starts or joins; null: it cannot.
+async function prepare(room, video) {
+  if (C.active) {
+    app.toast('You are in a call already');
+    return null;
+  }
   askNotifications();
   audio();
-  let local;
-  let ice;
   try {
-    [local, ice] = await Promise.all([media(video), iceServers(room)]);
+    const [local, ice] = await Promise.all([media(video), iceServers(room)]);
+    return { local, ice };
   } catch (e) {
-    return app.toast(`No microphone: ${e.message}`);
+    app.toast(`No microphone: ${e.message}`);
+    return null;
   }
+}
+
+// startCall starts a call in the room (or joins the one running there).
+async function startCall(room, video) {
+  const got = await prepare(room, video);
+  if (!got) return;
+  const { local, ice } = got;
   let res;
   try {
     res = await api('call.start', { room, video });
@@ -507,16 +518,10 @@ async function startCall(room, video) {
 
 // joinCall joins a running call.
 async function joinCall(room, run) {
-  if (C.active) return app.toast('You are in a call already');
-  askNotifications();
-  stopRinging();
-  let local;
-  let ice;
-  try {
-    [local, ice] = await Promise.all([media(run.video), iceServers(room)]);
-  } catch (e) {
-    return app.toast(`No microphone: ${e.message}`);
-  }
+  if (!C.active) stopRinging();
+  const got = await prepare(room, run.video);
+  if (!got) return;
+  const { local, ice } = got;
   // The offers to the participants known go out while the join is
   // authored.
   await enterCall(room, run.call, run.video, local, ice, false, run.participants, api('call.join', { room, call: run.call }));
