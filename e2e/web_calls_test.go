@@ -305,6 +305,17 @@ func TestWebCall(t *testing.T) {
 	alice.screenshot("call-video-alice")
 	bob.screenshot("call-video-bob")
 
+	// Minimized, the call floats over the chat; the room header brings it
+	// back.
+	alice.role("button", "Minimize call", false).click()
+	alice.role("button", "Show call", false)
+	alice.role("textbox", "Message", false).fill("talking while we call")
+	alice.enter()
+	bob.article("talking while we call")
+	alice.screenshot("call-minimized-alice")
+	alice.role("button", "Show call", false).click()
+	alice.ok("the call screen is back", `!document.querySelector('[role=region][aria-label="Call"]').classList.contains('mini')`)
+
 	// Bob hangs up: Alice's call ends too, and both timelines say so.
 	bob.role("button", "Hang up", false).click()
 	bob.noCall()

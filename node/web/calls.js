@@ -472,7 +472,9 @@ function hasMethod(name) {
 async function iceServers(room) {
   if (!(await hasMethod('call.ice_servers'))) return [];
   try {
-    const r = await api('call.ice_servers', { room });
+    // A slow answer (relays asked for credentials) must not hold the call up.
+    const slow = new Promise((_, no) => setTimeout(() => no(new Error('slow')), 2000));
+    const r = await Promise.race([api('call.ice_servers', { room }), slow]);
     return (r.ice_servers || []).map((s) => ({ urls: s.urls, username: s.username, credential: s.credential }));
   } catch {
     return []; // no STUN/TURN from the node: host candidates (enough on a LAN and on loopback)
@@ -670,6 +672,7 @@ function showStage(full) {
   const A = C.active;
   if (!A) return;
   A.stage.classList.toggle('mini', !full);
+  A.btnMin.setAttribute('aria-pressed', String(!full));
   renderButtons(A.room);
   renderStage();
 }
@@ -801,7 +804,7 @@ function buildStage(A) {
     h('header', { class: 'call-top' },
       h('div', { class: 'call-title' }, h('strong', {}, app.roomName(A.room)), A.status),
       A.lock,
-      h('button', { class: 'icon-btn call-min', type: 'button', 'aria-label': 'Minimize call', title: 'Minimize call', onclick: () => showStage(A.stage.classList.contains('mini')) }, icon('minimize'))),
+      A.btnMin = h('button', { class: 'icon-btn call-min', type: 'button', 'aria-label': 'Minimize call', title: 'Minimize call', 'aria-pressed': 'false', onclick: () => showStage(A.stage.classList.contains('mini')) }, icon('minimize'))),
     h('div', { class: 'call-body' }, A.grid, h('aside', { class: 'call-side' }, A.peopleTitle, A.people)),
     h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' }, A.btnMute, A.btnCam, A.btnScreen, hang));
   A.self = tile(A, null);
