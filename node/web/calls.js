@@ -32,7 +32,8 @@ Object.assign(PATHS, {
 const NO_ANSWER_MS = 60e3; // a call nobody answers is hung up (shown as missed)
 const RING_MS = 60e3;      // an incoming call rings this long at most
 const RING_FRESH_MS = 45e3; // a start event older than this does not ring
-const FAILED_MS = 30e3;    // a peer whose connection stays failed this long is dropped
+const FAILED_MS = 30e3;
+const RESEND_MS = 4000;    // an offer not answered in this time is sent again    // a peer whose connection stays failed this long is dropped
 const CAMERA = { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 24 } };
 // In a group, each sender sends one stream per peer (a mesh): smaller and
 // lighter from the third participant on.
@@ -235,12 +236,11 @@ async function handleSignal(A, key, s) {
   let p = A.peers.get(key);
   if (s.op === 'offer') {
     A.gone.delete(key);
-    if (p && (p.makingOffer || p.pc.signalingState !== 'stable')) {
-      // Glare: the offer of the lower "user/device" wins.
-      if (myKey() < key) return;
-      dropPeer(p, null);
-      p = null;
-    }
+    // Glare: the offer of the lower "user/device" wins; the other side
+    // rolls its own offer back (implicitly, in setRemoteDescription) and
+    // answers on the same connection, so that its own offer, should it
+    // arrive late, meets a session of the same connection.
+    if (p && (p.makingOffer || p.pc.signalingState !== 'stable') && myKey() < key) return;
     if (p) {
       try {
         await p.pc.setRemoteDescription({ type: 'offer', sdp: s.sdp });
@@ -317,11 +317,12 @@ function newPeer(A, user, device) {
   const key = keyOf(user, device);
   const pc = new RTCPeerConnection({ iceServers: A.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   const p = { key, user, device, pc, makingOffer: false, out: Promise.resolve(), stream: new MediaStream(),
-    audio: null, video: null, remoteSDP: '', verified: false, created: Date.now(), connectedOnce: false, failedSince: 0, frames: 0, videoOn: false, speaking: false, tile: null };
+    audio: null, video: null, remoteSDP: '', verified: false, created: Date.now(), connectedOnce: false, cands: [], failedSince: 0, frames: 0, videoOn: false, speaking: false, tile: null };
   A.peers.set(key, p);
   pc.onicecandidate = (e) => {
-    const c = e.candidate ? e.candidate.toJSON() : { candidate: '' };
-    send(A, p, 'candidate', { candidate: JSON.stringify(c) });
+    const c = JSON.stringify(e.candidate ? e.candidate.toJSON() : { candidate: '' });
+    p.cands.push(c);
+    send(A, p, 'candidate', { candidate: c });
   };
   pc.ontrack = (e) => {
     if (!p.stream.getTracks().includes(e.track)) p.stream.addTrack(e.track);
@@ -353,10 +354,20 @@ function newPeer(A, user, device) {
 // attachLocal sends this device's tracks on a peer's transceivers (an
 // answerer's transceivers come from the offer).
 async function attachLocal(A, p) {
+  // The transceivers the offer's sections are bound to (after a rollback,
+  // this side's own may be left unbound).
+  const bound = { audio: null, video: null };
   for (const t of p.pc.getTransceivers()) {
     const kind = t.receiver.track.kind;
-    if (kind === 'audio' && !p.audio) p.audio = t;
-    if (kind === 'video' && !p.video) p.video = t;
+    if (t.mid !== null && !bound[kind] && t.currentDirection !== 'stopped') bound[kind] = t;
+  }
+  p.audio = bound.audio || p.audio;
+  p.video = bound.video || p.video;
+  for (const t of p.pc.getTransceivers()) {
+    if (t !== p.audio && t !== p.video && t.mid === null && t.currentDirection !== 'stopped') {
+      await t.sender.replaceTrack(null);
+      try { t.stop(); } catch { /* already stopped */ }
+    }
   }
   for (const [t, track] of [[p.audio, A.mic], [p.video, sentVideo(A)]]) {
     if (!t || t.currentDirection === 'stopped') continue;
@@ -384,13 +395,29 @@ async function offerTo(user, device) {
   p.makingOffer = true;
   try {
     await p.pc.setLocalDescription(await p.pc.createOffer());
-    send(A, p, 'offer', { sdp: p.pc.localDescription.sdp });
+    const sdp = p.pc.localDescription.sdp;
+    send(A, p, 'offer', { sdp });
+    resendOffer(A, p, sdp);
   } catch (e) {
     console.warn('offer', e);
     dropPeer(p, null);
   } finally {
     p.makingOffer = false;
   }
+}
+
+// resendOffer sends an unanswered offer again, with the candidates sent so
+// far, every RESEND_MS: signals travel as best-effort ephemeral messages,
+// and a lost offer or answer would leave the session waiting. A repeated
+// offer meets the same session on the other side (an answer again).
+function resendOffer(A, p, sdp) {
+  setTimeout(() => {
+    if (C.active !== A || A.peers.get(p.key) !== p || p.pc.signalingState !== 'have-local-offer' ||
+      !p.pc.localDescription || p.pc.localDescription.sdp !== sdp) return;
+    send(A, p, 'offer', { sdp });
+    for (const c of p.cands) send(A, p, 'candidate', { candidate: c });
+    resendOffer(A, p, sdp);
+  }, RESEND_MS);
 }
 
 // preferCodecs keeps the common video codecs (VP8, VP9, H.264, AV1 and
@@ -417,12 +444,13 @@ function dropPeer(p, why) {
   if (A && A.peers.get(p.key) === p) A.peers.delete(p.key);
   if (p.tile) p.tile.el.remove();
   if (!A) return;
-  if (why) A.members.delete(p.key);
+  if (why === 'left' || why === 'hung up') A.members.delete(p.key);
   tune(A);
   renderStage();
   // A hang-up signal comes before its leave event: this device leaves once
   // that event is in (so that its node, seeing no one left, ends the call).
-  if (why && why !== 'hung up') alone(A);
+  // A session lost or unreachable is tried again (retry).
+  if (why === 'left') alone(A);
 }
 
 // tune sets the video each peer gets by the size of the call.
@@ -924,11 +952,12 @@ async function tickPeers(A) {
   for (const p of [...A.peers.values()]) {
     if (p.failedSince && Date.now() - p.failedSince > FAILED_MS) {
       dropPeer(p, 'lost');
+      retry(A, p);
       continue;
     }
     if (!p.connectedOnce && p.pc.connectionState !== 'connected' && Date.now() - p.created > FAILED_MS) {
-      A.gone.add(p.key);
       dropPeer(p, 'unreachable');
+      retry(A, p);
       continue;
     }
     if (p.pc.connectionState !== 'connected') continue;
@@ -959,6 +988,16 @@ async function tickPeers(A) {
     p.frames = frames;
     p.speaking = level > 0.03;
   }
+}
+
+// retry opens a new session to a participant whose session was dropped as
+// lost or unreachable while it is still in the call: the lower
+// "user/device" offers (once a participant has left, its leave event or
+// hang-up removes it from the call for good).
+function retry(A, p) {
+  setTimeout(() => {
+    if (C.active === A && !A.gone.has(p.key) && !A.peers.has(p.key) && myKey() < p.key) offerTo(p.user, p.device);
+  }, 1000);
 }
 
 // fingerprintOK checks the remote DTLS certificate against the fingerprint
