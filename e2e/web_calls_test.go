@@ -195,9 +195,9 @@ func noCalls(t *testing.T, d *daemon, room string) {
 	})
 }
 
-// callPair starts two daemons, Alice's and one of user bName, connected,
+// webCallPair starts two daemons, Alice's and one of user bName, connected,
 // and an encrypted room of both named room.
-func callPair(t *testing.T, bName, room string) (a, b *daemon, id string) {
+func webCallPair(t *testing.T, bName, room string) (a, b *daemon, id string) {
 	t.Helper()
 	a, b = startDaemon(t, "a"), startDaemon(t, "b")
 	a.must(nil, "profile", "set", "--name", "Alice")
@@ -220,7 +220,7 @@ func TestWebCall(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	a, b, room := callPair(t, "Bob", "Garden")
+	a, b, room := webCallPair(t, "Bob", "Garden")
 	alice, baseA := callBrowser(t, a, "alice", room)
 	bob, baseB := callBrowser(t, b, "bob", room)
 
@@ -446,7 +446,7 @@ func TestWebCallCLIPeer(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	a, b, room := callPair(t, "Bot", "Desk")
+	a, b, room := webCallPair(t, "Bot", "Desk")
 	cl, err := api.NewClient(b.home)
 	if err != nil {
 		t.Fatal(err)
