@@ -19,6 +19,7 @@ import { initSearch, searchBox } from './search.js';
 import { initMembers, membersButton } from './members.js';
 import { initSettings, profileExtras } from './settings.js';
 import { initVersions, editedMark } from './versions.js';
+import { initCalls, callButtons, callsReady, onCallEvent, onCallSignal, callShown, callNotice } from './calls.js';
 
 const PAGE = 50;
 const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢', '🙏', '👀', '🔥', '✅'];
@@ -64,6 +65,7 @@ async function boot() {
     S.names[S.me.user] = p.display_name;
   } catch { /* shown as the ID */ }
   renderMe();
+  initCalls({ me: () => S.me, nameOf, toast, roomName: (id) => (S.rooms.get(id) || {}).name || short(id) });
   events(onItem, onReady, () => setStatus('Reconnecting…'));
   // Invites and the room list are also re-read every few seconds: an
   // invite arrives with no event in a room this node keeps, and a room
@@ -181,6 +183,7 @@ async function onReady() {
   setStatus('');
   await refreshRooms();
   refreshInvites();
+  callsReady();
   if (S.current) await resyncTimeline();
 }
 
@@ -191,6 +194,7 @@ function onItem(it) {
   if (it.kind === 'warning' && room === S.current) return refreshInfo();
   if (it.kind === 'typing') return onTyping(it);
   if (it.kind === 'presence') return onPresence(it);
+  if (it.kind === 'call') return onCallSignal(it);
   if (it.kind === 'receipt') {
     if (S.tl && S.tl.room === room) moveReceipt(it.user, it.read);
     return;
@@ -200,6 +204,7 @@ function onItem(it) {
   if (ev.type === 'member' || ev.type === 'profile') memberEvent(ev, S.me.user);
   if (ev.type === 'redact' && ev.redacts) threadRedacted(room, ev.redacts);
   if (ev.thread && ev.thread !== ev.id) threadEvent(room, ev);
+  if (ev.type === 'call') onCallEvent(room, ev);
   if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'join_rule') {
     refreshRooms();
     if (room === S.current) refreshInfo();
@@ -406,6 +411,7 @@ async function openRoom(id) {
       h('div', { class: 'room-head-text' }, ui.title, ui.topic),
       searchBox(),
       membersButton(),
+      callButtons(id),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Invite', title: 'Invite', onclick: inviteDialog }, icon('invite')),
       h('button', { class: 'icon-btn', type: 'button', 'aria-label': 'Room settings', title: 'Room settings', onclick: settingsDialog }, icon('gear'))),
     ui.log, ui.typing, composer());
@@ -434,7 +440,7 @@ async function refreshInfo() {
 // shown says which timeline entries the app lists.
 function shown(ev) {
   if (inThread(ev)) return false; // thread replies show in the thread panel (threads.js)
-  return ev.type === 'message' || ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic';
+  return ev.type === 'message' || ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || callShown(ev);
 }
 
 async function loadLatest() {
@@ -652,6 +658,7 @@ function actionBtn(label, ic, fn) {
 }
 
 function renderNotice(ev) {
+  if (ev.type === 'call') return callNotice(ev, time(ev.ts));
   const who = nameOf(ev.sender);
   let text;
   if (ev.type === 'member') {

@@ -1,6 +1,6 @@
 // Line icons drawn on a 24-unit grid (stroke only), made here for Parley.
 const NS = 'http://www.w3.org/2000/svg';
-const PATHS = {
+export const PATHS = {
   plus: 'M12 5v14M5 12h14',
   thread: 'M4 5h16v10H9l-5 4zM8 9h8M8 12h5',
   search: 'M10.5 17a6.5 6.5 0 1 0 0-13 6.5 6.5 0 0 0 0 13zM15.5 15.5 20 20',

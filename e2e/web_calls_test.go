@@ -1,0 +1,535 @@
+package e2e
+
+// Calls in the web app (docs/web.md "Calls", issue 12) in real headless
+// Chromium with its fake camera and microphone, against real daemons: the
+// media goes browser to browser over WebRTC, the signalling through the
+// daemons. Each browser records the RTCPeerConnections the app makes (an
+// init script of the test, not of the app), so the test reads their
+// getStats() as the app's users would hear and see them.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/parley-p2p/parley/api"
+)
+
+// callInit runs in every page before the app: it records the peer
+// connections and the tones the page starts, stands in for the
+// Notification API (granted) and lets the test hide the tab.
+const callInit = `(() => {
+	window.__pcs = [];
+	const PC = window.RTCPeerConnection;
+	window.RTCPeerConnection = class extends PC { constructor(...a) { super(...a); window.__pcs.push(this); } };
+	window.__tones = 0;
+	const start = OscillatorNode.prototype.start;
+	OscillatorNode.prototype.start = function (...a) { window.__tones++; return start.apply(this, a); };
+	window.__notes = [];
+	window.Notification = class { constructor(t, o) { window.__notes.push(t + ': ' + ((o && o.body) || '')); } close() {}
+		static get permission() { return 'granted'; } static requestPermission() { return Promise.resolve('granted'); } };
+	let hidden = false;
+	window.__setHidden = (v) => { hidden = v; };
+	Object.defineProperty(Document.prototype, 'hidden', { get() { return hidden; }, configurable: true });
+})()`
+
+// callBrowser logs a headless Chromium with a fake camera and microphone
+// (granted without asking) into d's web app and opens room.
+func callBrowser(t *testing.T, d *daemon, name, room string) (*browser, string) {
+	t.Helper()
+	b := newBrowser(t, name,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("allow-loopback-in-peer-connection", true))
+	b.cdp("init script", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, page.Enable, page.EnableParams{})
+		if err != nil {
+			return err
+		}
+		_, err = chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: callInit})
+		return err
+	})
+	u := d.openURL()
+	b.navigate(u)
+	b.role("navigation", "Rooms", false)
+	b.ok("the room is listed", fmt.Sprintf(`!!document.querySelector('a[href="#room=%s"]')`, room))
+	b.eval(fmt.Sprintf(`location.hash = "room=%s"`, room), nil)
+	b.role("log", "Messages", false)
+	return b, baseOf(u)
+}
+
+// rtpIn is what getStats says of one inbound stream.
+type rtpIn struct {
+	Bytes   float64 `json:"bytes"`
+	Frames  float64 `json:"frames"`
+	Samples float64 `json:"samples"`
+}
+
+// pcStats is one open peer connection of the page.
+type pcStats struct {
+	I     int    `json:"i"`
+	State string `json:"state"`
+	Audio *rtpIn `json:"audio"`
+	Video *rtpIn `json:"video"`
+}
+
+const statsJS = `(async () => { const out = [];
+	for (const [i, pc] of window.__pcs.entries()) {
+		if (pc.connectionState === 'closed') continue;
+		const r = { i, state: pc.connectionState, audio: null, video: null };
+		(await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp') r[s.kind] = { bytes: s.bytesReceived || 0, frames: s.framesDecoded || 0, samples: s.totalSamplesReceived || 0 }; });
+		out.push(r);
+	}
+	return out; })()`
+
+// waitMedia waits until the page has exactly peers open, connected peer
+// connections, each receiving audio (bytes and samples growing) and video
+// (bytes and decoded frames growing).
+func (b *browser) waitMedia(peers int) {
+	b.t.Helper()
+	var first []pcStats
+	b.poll(fmt.Sprintf("inbound audio and video growing from %d peers", peers), func(ctx context.Context) error {
+		var cur []pcStats
+		if err := evalJS(ctx, statsJS, &cur); err != nil {
+			return err
+		}
+		if len(cur) != peers {
+			first = nil
+			return fmt.Errorf("%d open peer connections: %+v", len(cur), cur)
+		}
+		for _, s := range cur {
+			if s.State != "connected" || s.Audio == nil || s.Video == nil || s.Audio.Bytes == 0 || s.Video.Frames == 0 {
+				first = nil
+				return fmt.Errorf("peer connection %d: %s, audio %+v, video %+v", s.I, s.State, s.Audio, s.Video)
+			}
+		}
+		if first == nil || !slices.EqualFunc(first, cur, func(a, b pcStats) bool { return a.I == b.I }) {
+			first = cur
+			return fmt.Errorf("first sample taken")
+		}
+		for i, s := range cur {
+			f := first[i]
+			if s.Audio.Bytes <= f.Audio.Bytes || s.Audio.Samples <= f.Audio.Samples || s.Video.Bytes <= f.Video.Bytes || s.Video.Frames <= f.Video.Frames {
+				return fmt.Errorf("peer connection %d not growing: audio %+v -> %+v, video %+v -> %+v", s.I, *f.Audio, *s.Audio, *f.Video, *s.Video)
+			}
+		}
+		b.t.Logf("%s: %d peers, inbound %+v", b.name, peers, cur)
+		return nil
+	})
+}
+
+// participants waits for the Participants list to name exactly names.
+func (b *browser) participants(names ...string) {
+	b.t.Helper()
+	b.poll(fmt.Sprintf("participants %v", names), func(ctx context.Context) error {
+		lists, err := queryRole(ctx, "", "list", "Participants", false)
+		if err != nil || len(lists) != 1 {
+			return fmt.Errorf("%d lists Participants (%v)", len(lists), err)
+		}
+		items, err := queryRole(ctx, lists[0], "listitem", "", false)
+		if err != nil {
+			return err
+		}
+		var got []string
+		for _, it := range items {
+			var s string
+			if err := callOn(ctx, it, "function(){return this.textContent}", &s); err != nil {
+				return err
+			}
+			got = append(got, s)
+		}
+		if len(got) != len(names) {
+			return fmt.Errorf("participants %q", got)
+		}
+		for _, n := range names {
+			if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, n) }) {
+				return fmt.Errorf("participants %q lack %s", got, n)
+			}
+		}
+		return nil
+	})
+}
+
+// noCall waits until the page shows no call screen.
+func (b *browser) noCall() {
+	b.t.Helper()
+	b.ok("the call screen is gone", `!document.querySelector('[role=region][aria-label="Call"]') && window.__pcs.every(pc => pc.connectionState === 'closed')`)
+}
+
+// pressed is a call control's aria-pressed.
+func (b *browser) pressed(name string) string {
+	b.t.Helper()
+	return b.role("button", name, false).attr("aria-pressed")
+}
+
+// noCalls waits until no call runs in room on d.
+func noCalls(t *testing.T, d *daemon, room string) {
+	t.Helper()
+	cl, err := api.NewClient(d.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, convergeTimeout, d.name+": no call runs", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		r, err := api.EpCalls.Call(ctx, cl, api.RoomReq{Room: room})
+		if err != nil {
+			return err
+		}
+		if len(r.Calls) != 0 {
+			return fmt.Errorf("calls %+v", r.Calls)
+		}
+		return nil
+	})
+}
+
+// webCallPair starts two daemons, Alice's and one of user bName, connected,
+// and an encrypted room of both named room.
+func webCallPair(t *testing.T, bName, room string) (a, b *daemon, id string) {
+	t.Helper()
+	a, b = startDaemon(t, "a"), startDaemon(t, "b")
+	a.must(nil, "profile", "set", "--name", "Alice")
+	b.must(nil, "profile", "set", "--name", bName)
+	b.must(nil, "connect", a.addr)
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", room) // encrypted
+	inviteAndJoin(t, a, b, rr.Room)
+	return a, b, rr.Room
+}
+
+// TestWebCall: two users on two daemons call each other from the web app.
+// A declined call ends as missed; a video call rings (a WebAudio tone, a
+// notification while the tab is hidden), is accepted, carries audio and
+// video both ways (getStats), lists both participants, mutes and turns the
+// camera off and on; one hangs up and the other sees the call end in the
+// timeline. Then PARLEY_CALL_RUNS (default 5) calls measure the time from
+// Start to the first remote video frame.
+func TestWebCall(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a, b, room := webCallPair(t, "Bob", "Garden")
+	alice, baseA := callBrowser(t, a, "alice", room)
+	bob, baseB := callBrowser(t, b, "bob", room)
+
+	// A voice call that Bob, with the tab in the background, declines: it
+	// rang (tones, a notification), and it ends as missed.
+	bob.eval(`window.__setHidden(true)`, nil)
+	alice.role("button", "Start voice call", false).click()
+	alice.role("region", "Call", false)
+	alice.screenshot("call-calling-alice")
+	alert := bob.role("alertdialog", "Incoming call", false)
+	if s := alert.text(); !strings.Contains(s, "Alice") {
+		t.Fatalf("the incoming call says %q: want the caller's name", s)
+	}
+	bob.ok("the ring plays", `window.__tones > 0`)
+	bob.ok("a notification while hidden", `window.__notes.some(n => n.includes('Incoming voice call') && n.includes('Alice'))`)
+	bob.eval(`window.__setHidden(false)`, nil)
+	bob.screenshot("call-incoming")
+	bob.within(alert, "button", "Decline", false).click()
+	bob.article("Missed call from Alice")
+	alice.article("Call not answered")
+	alice.noCall()
+	if n := bob.count(el{b: bob}, "alertdialog", "Incoming call", false); n != 0 {
+		t.Fatalf("the incoming call stays after Decline")
+	}
+	noCalls(t, a, room)
+
+	// A video call, accepted.
+	alice.role("button", "Start video call", false).click()
+	alice.role("region", "Call", false)
+	alert = bob.role("alertdialog", "Incoming call", false)
+	bob.within(alert, "button", "Accept", false).click()
+	alice.waitMedia(1)
+	bob.waitMedia(1)
+	alice.participants("Alice", "Bob")
+	bob.participants("Alice", "Bob")
+	alice.article("Alice started a video call")
+	bob.article("Bob joined the call")
+
+	// Toggles keep their names and say aria-pressed; they act on the tracks
+	// sent.
+	sent := func(b *browser, kind string) bool {
+		var on bool
+		b.eval(fmt.Sprintf(`window.__pcs.filter(pc => pc.connectionState !== 'closed').every(pc => pc.getSenders().some(s => s.track && s.track.kind === %q && s.track.enabled && s.track.readyState === 'live'))`, kind), &on)
+		return on
+	}
+	for _, c := range []struct{ button, kind string }{{"Mute microphone", "audio"}, {"Turn camera off", "video"}} {
+		if p := alice.pressed(c.button); p != "false" || !sent(alice, c.kind) {
+			t.Fatalf("%s: aria-pressed %q before pressing, %s sent %v", c.button, p, c.kind, sent(alice, c.kind))
+		}
+		alice.role("button", c.button, false).click()
+		alice.ok(c.button+" pressed", fmt.Sprintf(`[...document.querySelectorAll('button')].some(b => b.getAttribute('aria-label') === %q && b.getAttribute('aria-pressed') === 'true')`, c.button))
+		if sent(alice, c.kind) {
+			t.Fatalf("%s is pressed and %s still goes out", c.button, c.kind)
+		}
+		if c.kind == "audio" {
+			alice.screenshot("call-muted-alice")
+		}
+		alice.role("button", c.button, false).click()
+		alice.ok(c.button+" released", fmt.Sprintf(`[...document.querySelectorAll('button')].some(b => b.getAttribute('aria-label') === %q && b.getAttribute('aria-pressed') === 'false')`, c.button))
+		if !sent(alice, c.kind) {
+			t.Fatalf("%s released and %s does not go out", c.button, c.kind)
+		}
+	}
+	if p := alice.pressed("Share screen"); p != "false" {
+		t.Fatalf("Share screen: aria-pressed %q before pressing", p)
+	}
+	var camLabel string
+	alice.eval(`window.__pcs.find(pc => pc.connectionState !== 'closed').getSenders().find(s => s.track && s.track.kind === 'video').track.label`, &camLabel)
+	alice.role("button", "Share screen", false).click()
+	alice.ok("Share screen pressed", `[...document.querySelectorAll('button')].some(b => b.getAttribute('aria-label') === 'Share screen' && b.getAttribute('aria-pressed') === 'true')`)
+	var screenLabel string
+	alice.eval(`window.__pcs.find(pc => pc.connectionState !== 'closed').getSenders().find(s => s.track && s.track.kind === 'video').track.label`, &screenLabel)
+	t.Logf("video sent: camera %q, while sharing %q", camLabel, screenLabel)
+	if screenLabel == camLabel {
+		t.Fatalf("sharing the screen still sends the camera (%q)", camLabel)
+	}
+	bob.waitMedia(1)
+	alice.screenshot("call-screen-alice")
+	alice.role("button", "Share screen", false).click()
+	alice.ok("Share screen released", `[...document.querySelectorAll('button')].some(b => b.getAttribute('aria-label') === 'Share screen' && b.getAttribute('aria-pressed') === 'false')`)
+	bob.waitMedia(1)
+	alice.screenshot("call-video-alice")
+	bob.screenshot("call-video-bob")
+
+	// Minimized, the call floats over the chat; the room header brings it
+	// back.
+	alice.role("button", "Minimize call", false).click()
+	alice.role("button", "Show call", false)
+	alice.role("textbox", "Message", false).fill("talking while we call")
+	alice.enter()
+	bob.article("talking while we call")
+	alice.screenshot("call-minimized-alice")
+	alice.role("button", "Show call", false).click()
+	alice.ok("the call screen is back", `!document.querySelector('[role=region][aria-label="Call"]').classList.contains('mini')`)
+
+	// Bob hangs up: Alice's call ends too, and both timelines say so.
+	bob.role("button", "Hang up", false).click()
+	bob.noCall()
+	alice.noCall()
+	alice.article("Call ended")
+	bob.article("Call ended")
+	alice.screenshot("call-timeline-alice")
+	noCalls(t, a, room)
+	noCalls(t, b, room)
+
+	// Setup time: Start pressed to the first remote video frame, with Bob
+	// accepting the moment the call rings.
+	runs := 5
+	if s := os.Getenv("PARLEY_CALL_RUNS"); s != "" {
+		runs, _ = strconv.Atoi(s)
+	}
+	bob.eval(`new MutationObserver(() => { const d = document.querySelector('[role=alertdialog][aria-label="Incoming call"]');
+		const b = d && d.querySelector('button[aria-label="Accept"]'); if (b && !b.__pressed) { b.__pressed = true; b.click(); } })
+		.observe(document.body, { childList: true, subtree: true })`, nil)
+	var setup []float64
+	for i := 0; i < runs; i++ {
+		start := alice.role("button", "Start video call", false)
+		start.call(`function(){ window.__t0 = performance.now(); window.__t1 = 0;
+			const poll = setInterval(async () => { for (const pc of window.__pcs) { if (pc.connectionState === 'closed') continue;
+				(await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 0 && !window.__t1) window.__t1 = performance.now(); }); }
+				if (window.__t1) clearInterval(poll); }, 10);
+			this.click(); }`, nil)
+		alice.ok("a remote frame", `window.__t1 > 0`)
+		var ms float64
+		alice.eval(`window.__t1 - window.__t0`, &ms)
+		setup = append(setup, ms)
+		if os.Getenv("PARLEY_CALL_TRACE") != "" {
+			var t0 float64
+			alice.eval(`performance.timeOrigin + window.__t0`, &t0)
+			for _, br := range []*browser{alice, bob} {
+				var tr []string
+				br.eval(fmt.Sprintf(`performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/') && performance.timeOrigin + e.startTime >= %f - 50).map(e => e.name.split('/v1/')[1] + ' ' + Math.round(performance.timeOrigin + e.startTime - %f) + '+' + Math.round(e.duration))`, t0, t0), &tr)
+				t.Logf("%s trace: %v", br.name, tr)
+			}
+		}
+		alice.role("button", "Hang up", false).click()
+		alice.noCall()
+		bob.noCall()
+		noCalls(t, a, room)
+		noCalls(t, b, room)
+	}
+	if runs > 0 {
+		s := slices.Clone(setup)
+		slices.Sort(s)
+		pct := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
+		t.Logf("call setup, Start pressed to the first remote video frame, %d runs (ms): %v; p50 %.0f ms, p90 %.0f ms", runs, roundMS(setup), pct(0.5), pct(0.9))
+	}
+
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+}
+
+func roundMS(v []float64) []int {
+	out := make([]int, len(v))
+	for i, x := range v {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
+
+// TestWebGroupCall: a third browser on a third daemon joins a running call
+// (after declining its ring) and every pair of the three gets audio and
+// video; the third hangs up and the other two go on; then the call ends.
+func TestWebGroupCall(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a, b, c := trio(t, true)
+	a.must(nil, "profile", "set", "--name", "Alice")
+	b.must(nil, "profile", "set", "--name", "Bob")
+	c.must(nil, "profile", "set", "--name", "Carol")
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "Team") // encrypted
+	room := rr.Room
+	inviteAndJoin(t, a, b, room)
+	inviteAndJoin(t, a, c, room)
+	waitMembership(t, []*daemon{a, b, c}, room, c.user, "join")
+
+	alice, baseA := callBrowser(t, a, "alice", room)
+	bob, baseB := callBrowser(t, b, "bob", room)
+	carol, baseC := callBrowser(t, c, "carol", room)
+
+	alice.role("button", "Start video call", false).click()
+	bob.within(bob.role("alertdialog", "Incoming call", false), "button", "Accept", false).click()
+	carol.within(carol.role("alertdialog", "Incoming call", false), "button", "Decline", false).click()
+	alice.waitMedia(1)
+	bob.waitMedia(1)
+
+	// Carol joins the running call: she offers to both.
+	carol.role("button", "Join call", false).click()
+	for _, br := range []*browser{alice, bob, carol} {
+		br.waitMedia(2)
+		br.participants("Alice", "Bob", "Carol")
+	}
+	alice.screenshot("call-group-alice")
+	carol.screenshot("call-group-carol")
+
+	// Carol hangs up; Alice and Bob go on.
+	carol.role("button", "Hang up", false).click()
+	carol.noCall()
+	alice.article("Carol left the call")
+	alice.waitMedia(1)
+	bob.waitMedia(1)
+	alice.participants("Alice", "Bob")
+
+	alice.role("button", "Hang up", false).click()
+	for _, br := range []*browser{alice, bob, carol} {
+		br.noCall()
+		br.article("Call ended")
+	}
+	noCalls(t, a, room)
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+	carol.checkClean(baseC)
+}
+
+// TestWebCallCLIPeer: a browser and a daemon's own call peer (call.dial,
+// `parley call`) hold a voice call: the browser's inbound audio level shows
+// the WAV tone the daemon sends, the daemon records the browser's
+// microphone, and when the daemon hangs up the browser's call ends. Skipped
+// where the daemon has no call peer.
+func TestWebCallCLIPeer(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a, b, room := webCallPair(t, "Bot", "Desk")
+	cl, err := api.NewClient(b.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tone := filepath.Join(dir, "tone.wav")
+	writeCallTone(t, tone)
+	rec := filepath.Join(dir, "rec")
+	if err := os.Mkdir(rec, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	alice, base := callBrowser(t, a, "alice", room)
+	alice.role("button", "Start voice call", false).click()
+	alice.role("region", "Call", false)
+	eventually(t, convergeTimeout, "b sees the call", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		r, err := api.EpCalls.Call(ctx, cl, api.RoomReq{Room: room})
+		if err != nil || len(r.Calls) != 1 {
+			return fmt.Errorf("calls %+v (%v)", r, err)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	_, err = api.EpCallDial.Call(ctx, cl, api.CallDialReq{Room: room, Send: tone, Record: rec})
+	cancel()
+	if ae := (*api.Error)(nil); errors.As(err, &ae) && ae.Kind == api.KindUnavailable {
+		t.Skipf("the daemon has no call peer: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.participants("Alice", "Bot")
+	// The tone arrives: the inbound audio level of the browser's one
+	// session rises well above silence.
+	alice.ok("the browser hears the tone", `(async () => { const pc = window.__pcs.find(p => p.connectionState === 'connected'); if (!pc) return false;
+		let level = 0; (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'audio') level = s.audioLevel || 0; }); return level > 0.1; })()`)
+	// The daemon records what the browser's fake microphone sends.
+	eventually(t, convergeTimeout, "a recording of the browser", func() error {
+		fs, _ := filepath.Glob(filepath.Join(rec, "*"))
+		if len(fs) != 1 {
+			return fmt.Errorf("files %v", fs)
+		}
+		st, err := os.Stat(fs[0])
+		if err != nil {
+			return err
+		}
+		if st.Size() < 16000 {
+			return fmt.Errorf("%s: %d bytes", fs[0], st.Size())
+		}
+		return nil
+	})
+	alice.screenshot("call-cli-peer-alice")
+	ctx, cancel = context.WithTimeout(context.Background(), cliTimeout)
+	_, err = api.EpCallHangup.Call(ctx, cl, api.RoomReq{Room: room})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := filepath.Glob(filepath.Join(rec, "*"))
+	t.Logf("the daemon recorded %v", fs)
+	alice.noCall()
+	alice.article("Call ended")
+	noCalls(t, a, room)
+	alice.checkClean(base)
+}
+
+// writeCallTone writes three seconds of a 440 Hz tone, 16-bit mono WAV at
+// 44.1 kHz.
+func writeCallTone(t *testing.T, path string) {
+	t.Helper()
+	const rate = 44100
+	data := make([]byte, 2*3*rate)
+	for i := range len(data) / 2 {
+		binary.LittleEndian.PutUint16(data[2*i:], uint16(int16(10000*math.Sin(2*math.Pi*440*float64(i)/rate))))
+	}
+	h := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00")
+	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(data)))
+	binary.LittleEndian.PutUint32(h[24:], rate)
+	binary.LittleEndian.PutUint32(h[28:], 2*rate)
+	binary.LittleEndian.PutUint32(h[40:], uint32(len(data)))
+	if err := os.WriteFile(path, append(h, data...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
