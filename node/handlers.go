@@ -132,6 +132,9 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	if err != nil {
 		return api.RoomEventResp{}, errorf(api.KindInvalid, "%q is not a room ID", room)
 	}
+	if len(via) == 0 {
+		n.dialInviter(ctx, h, id)
+	}
 	rdv := n.rdv.Load()
 	if rdv != nil && len(via) == 0 {
 		n.log.Debug("rendezvous", "room", id, "peers", rdv.find(ctx, id))
