@@ -152,6 +152,11 @@ type nsDaemon struct {
 }
 
 func (n *natNet) start(name, ns, ip string, flags ...string) *nsDaemon {
+	return n.startEnv(nil, name, ns, ip, flags...)
+}
+
+// startEnv starts a daemon with env added to its environment.
+func (n *natNet) startEnv(env []string, name, ns, ip string, flags ...string) *nsDaemon {
 	t := n.t
 	d := &nsDaemon{t: t, name: name, ns: "pn" + n.id + ns, home: filepath.Join(n.dir, name), out: &syncBuffer{}}
 	args := []string{"netns", "exec", d.ns, parleyBin, "daemon", "--home", d.home,
@@ -165,6 +170,9 @@ func (n *natNet) start(name, ns, ip string, flags ...string) *nsDaemon {
 	args = append(args, flags...)
 	d.cmd = exec.Command("ip", args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if len(env) > 0 {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -446,4 +454,60 @@ func TestNATRendezvous(t *testing.T) {
 		t.Fatalf("B holds no connection to A")
 	}
 	t.Logf("rendezvous: first message across two NATs %v after the home daemons started (B reaches A at %s)", time.Since(t0).Round(time.Millisecond), addr)
+}
+
+// A relay's byte budget: a circuit that carried --relay-circuit-bytes one
+// way is closed by the relay, and the home nodes go on over a new circuit,
+// where sync carries what the closed one cut off. Behind a symmetric NAT
+// there is no direct path; B sends more than a circuit's budget, and A
+// receives every message; the relay's log shows the first circuit closed
+// at its budget and a second one opened.
+func TestNATRelayBudget(t *testing.T) {
+	const budget = 64 << 10
+	n := newNATNet(t, nil, []string{"--random-fully"})
+	pub := n.startEnv([]string{"GOLOG_LOG_LEVEL=error,relay=debug"}, "pub", "pub", "11.77.0.2",
+		"--relay=open", "--reachability", "public", "--relay-circuit-bytes", fmt.Sprint(budget))
+	boot := "/ip4/11.77.0.2/tcp/4001/p2p/" + pub.peerID
+	a := n.start("a", "home1", "10.78.1.2", "--bootstrap", boot, "--reachability", "private")
+	b := n.start("b", "home2", "10.78.2.2", "--bootstrap", boot, "--reachability", "private")
+	a.circuitAddr(pub.peerID, 60*time.Second)
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--public", "--name", "budget")
+	var link struct{ Link string }
+	a.must(&link, "room", "link", rr.Room)
+	b.must(nil, "room", "join", link.Link)
+	a.must(nil, "send", rr.Room, "welcome")
+	b.waitBody(rr.Room, "welcome")
+
+	const msgs = 8 // 8 × 20 KB: 2.5 circuit budgets
+	t0 := time.Now()
+	for i := range msgs {
+		b.must(nil, "send", rr.Room, fmt.Sprintf("%d %s", i, strings.Repeat("x", 20_000)))
+	}
+	eventually(t, 90*time.Second, "A receives every message", func() error {
+		var h api.HistoryResp
+		if err := a.try(&h, "history", rr.Room, "--limit", "100"); err != nil {
+			return err
+		}
+		got := 0
+		for _, e := range h.Events {
+			if strings.HasSuffix(e.Body, strings.Repeat("x", 20_000)) {
+				got++
+			}
+		}
+		if got < msgs {
+			return fmt.Errorf("%d of %d", got, msgs)
+		}
+		return nil
+	})
+	took := time.Since(t0)
+	log := pub.out.String()
+	if !strings.Contains(log, fmt.Sprintf("count=%d", budget)) {
+		t.Fatalf("the relay closed no circuit at its budget of %d bytes; its log:\n%s", budget, log)
+	}
+	circuits := strings.Count(log, "relaying connection")
+	if circuits < 2 {
+		t.Fatalf("%d circuit(s) relayed: want a second one after the first was closed at its budget", circuits)
+	}
+	t.Logf("relay budget: %d × 20 KB over circuits of %d bytes arrived in %v; %d circuits relayed", msgs, budget, took.Round(time.Millisecond), circuits)
 }
