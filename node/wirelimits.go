@@ -151,6 +151,7 @@ var protocolLimits = []struct {
 	{InviteProtocol, 32, 2, maxSmallMemory},
 	{LinkProtocol, 16, 2, maxSmallMemory},
 	{RoomProofProtocol, 64, 4, maxSmallMemory},
+	{PeerRecordsProtocol, 32, 2, maxSmallMemory},
 }
 
 // resourceLimits are libp2p's default limits (scaled for 1 GiB) with
