@@ -11,7 +11,7 @@ import (
 )
 
 // Members share where the other members are (signed peer records,
-// docs/protocol.md §9.3): B and C joined a room through A and were never
+// docs/protocol.md §9.2): B and C joined a room through A and were never
 // told of each other, yet B connects to C from the record A passes on.
 // Then B and C both move (restart on other ports): each remembers only the
 // other's old address and reaches A; they find each other at their new

@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// Gossip over limited connections (docs/protocol.md §9.3). A connection
+// Gossip over limited connections (docs/protocol.md §9.2). A connection
 // through a circuit relay is "limited": libp2p opens no stream on it unless
 // asked to, and gossipsub never asks, so two members that reach each other
 // only through a relay exchanged no gossip, and their first message waited

@@ -20,7 +20,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 )
 
-// Members share where the other members are (docs/protocol.md §9.3): a
+// Members share where the other members are (docs/protocol.md §9.2): a
 // node asks each room peer it is connected to, every peerRecordsEvery, for
 // the signed peer records (libp2p routing records, RFC 0003: an envelope
 // signed by the peer's own key, with a sequence number, listing its
