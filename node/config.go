@@ -30,8 +30,10 @@ type Config struct {
 	// Reachability (node/reach.go): Relay offers circuit relay v2
 	// (RelayRooms or RelayOpen; RelayOff by default), NoPortMap turns off
 	// UPnP/NAT-PMP port mapping, Reachability overrides AutoNAT's verdict
-	// (ReachPublic, ReachPrivate; ReachAuto by default).
+	// (ReachPublic, ReachPrivate; ReachAuto by default). RelayBytes is
+	// the relay's byte budget of one circuit, each way (0: 1 MiB).
 	Relay        string
+	RelayBytes   int64
 	NoPortMap    bool
 	Reachability string
 	// Calls (node/stun.go, node/turn_relay.go): STUN is the UDP HOST:PORT

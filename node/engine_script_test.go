@@ -287,7 +287,7 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		if !ok {
 			d.Fatalf(t, "no invite")
 		}
-		check(n, n.e.ReceiveInvite(ctx, in.Create, in.Invite, in.Name, ""))
+		check(n, n.e.ReceiveInvite(ctx, in.Create, in.Invite, in.Name, "", nil))
 	case "send":
 		n := w.node(d, "")
 		var text string

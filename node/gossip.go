@@ -38,7 +38,8 @@ const (
 
 // NewPubSub makes the gossipsub router with Parley's options: no pubsub
 // signatures or authors (events carry their own), message IDs from content,
-// and queues sized so that bursts are not silently dropped.
+// and queues sized so that bursts are not silently dropped. Pubsub also
+// runs over limited (relayed) connections, within a budget (limited.go).
 func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsub.PubSub, error) {
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -55,7 +56,7 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	}
-	return pubsub.NewGossipSub(ctx, h, append(opts, extra...)...)
+	return pubsub.NewGossipSub(ctx, allowLimited(h, limitedGossipBytes), append(opts, extra...)...)
 }
 
 // messageID is the sha256 of the event envelope for event frames (so gossip

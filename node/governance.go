@@ -597,8 +597,9 @@ func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (api.RoomResp, err
 }
 
 // ReceiveInvite takes an invite delivered by a peer: it checks that it is
-// for this user, applies the block list and the invite policy, and records it.
-func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, name string, from peer.ID) error {
+// for this user, applies the block list and the invite policy, and records
+// it with via, the delivering node's addresses (checked by the Inviter).
+func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, name string, from peer.ID, via []string) error {
 	if create.Type != crdt.TypeCreate || invite.Room != create.ID || invite.Type != rooms.TypeMember || invite.StateKey == nil {
 		return errorf(api.KindInvalid, "not an invite")
 	}
@@ -633,7 +634,7 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 		if rc := e.rooms[create.ID]; rc != nil && rc.room != nil && rc.room.MembershipOf(e.ident.User) == rooms.Join {
 			return nil // joined already
 		}
-		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: e.isContact(inviter)})
+		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: e.isContact(inviter), Via: via})
 		if err != nil {
 			return err
 		}

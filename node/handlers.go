@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -31,7 +33,9 @@ func (n *Node) registerAPI(h host.Host) {
 		for _, p := range h.Network().Peers() {
 			pi := api.PeerInfo{PeerID: p.String()}
 			if cs := h.Network().ConnsToPeer(p); len(cs) > 0 {
-				pi.Addr = cs[0].RemoteMultiaddr().String()
+				// the connection new streams go on: a direct one over a relayed one
+				i := max(0, slices.IndexFunc(cs, func(c network.Conn) bool { return !c.Stat().Limited }))
+				pi.Addr = cs[i].RemoteMultiaddr().String()
 			}
 			if sc, ok := n.replica.PeerScore(p); ok {
 				pi.Score = &sc
@@ -128,6 +132,9 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	id, err := crdt.ParseID(room)
 	if err != nil {
 		return api.RoomEventResp{}, errorf(api.KindInvalid, "%q is not a room ID", room)
+	}
+	if len(via) == 0 {
+		n.dialInviter(ctx, h, id)
 	}
 	rdv := n.rdv.Load()
 	if rdv != nil && len(via) == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-p2p/parley/crdt"
 )
@@ -31,12 +33,66 @@ type inviteMsg struct {
 	// sealed). It crosses the (libp2p-encrypted) stream only; receivers
 	// that are not the invitee drop it with the invite.
 	Name string `cbor:"name,omitempty"`
+	// Addrs are the inviting node's current addresses (relay addresses
+	// first), each ending in /p2p/ and the sending peer's ID, at most
+	// maxInviteAddrs: the invitee joins through them later, when the two
+	// may no longer be connected. A receiver drops the addresses that do
+	// not parse or name another peer.
+	Addrs []string `cbor:"addrs,omitempty"`
 }
+
+// Bounds of an invite's addresses.
+const (
+	maxInviteAddrs   = 8
+	maxInviteAddrLen = 512
+)
 
 // EncodeInvite is the invite frame of a room's create event, an invite and
 // the room's name (docs/protocol.md "Invites").
-func EncodeInvite(create, invite *crdt.Event, name string) ([]byte, error) {
-	return crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode(), Name: name})
+func EncodeInvite(create, invite *crdt.Event, name string, addrs ...string) ([]byte, error) {
+	return crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode(), Name: name, Addrs: addrs})
+}
+
+// hostAddrs are h's addresses as an invite carries them: in dialOrder
+// (relay addresses first: a home node is mostly reached through them),
+// each ending in /p2p/ID, at most n.
+func hostAddrs(h host.Host, n int) []string {
+	ms := dialOrder(h.Addrs())
+	var out []string
+	for _, m := range ms[:min(len(ms), n)] {
+		out = append(out, m.String()+"/p2p/"+h.ID().String())
+	}
+	return out
+}
+
+// inviteVia keeps the addresses of an invite that parse and end in
+// /p2p/from, at most maxInviteAddrs.
+func inviteVia(addrs []string, from peer.ID) []string {
+	var out []string
+	for _, s := range addrs {
+		if len(out) == maxInviteAddrs {
+			break
+		}
+		if len(s) > maxInviteAddrLen {
+			continue
+		}
+		if pi, err := peer.AddrInfoFromString(s); err == nil && pi.ID == from && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// InviteVia returns the addresses a pending invite to room came with.
+func (e *Engine) InviteVia(ctx context.Context, room crdt.RoomID) ([]string, error) {
+	var via []string
+	err := e.do(ctx, func() error {
+		if inv := e.inv.byID[room.String()]; inv != nil {
+			via = slices.Clone(inv.Via)
+		}
+		return nil
+	})
+	return via, err
 }
 
 type inviteAck struct {
@@ -125,13 +181,14 @@ func (iv *Inviter) Serve(ctx context.Context) error {
 func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st, err := iv.host.NewStream(ctx, p, InviteProtocol)
+	// An invite is small: it may go over a relayed connection.
+	st, err := iv.host.NewStream(network.WithAllowLimitedConn(ctx, "invite"), p, InviteProtocol)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := EncodeInvite(j.create, j.invite, j.name)
+	b, err := EncodeInvite(j.create, j.invite, j.name, hostAddrs(iv.host, maxInviteAddrs)...)
 	if err != nil {
 		return err
 	}
@@ -201,5 +258,33 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return iv.engine.ReceiveInvite(ctx, create, invite, m.Name, from)
+	return iv.engine.ReceiveInvite(ctx, create, invite, m.Name, from, inviteVia(m.Addrs, from))
+}
+
+// dialInviter connects to the node that delivered a pending invite to
+// room, through the addresses the invite came with, unless connected to it
+// already: `room join` without --via of an invited room. Failures are
+// logged only: the room may be reachable through other peers.
+func (n *Node) dialInviter(ctx context.Context, h host.Host, room crdt.RoomID) {
+	via, err := n.engine.InviteVia(ctx, room)
+	if err != nil || len(via) == 0 {
+		return
+	}
+	var addrs []ma.Multiaddr
+	var p peer.ID
+	for _, s := range via {
+		if pi, err := peer.AddrInfoFromString(s); err == nil {
+			p = pi.ID
+			addrs = append(addrs, pi.Addrs...)
+		}
+	}
+	if p == "" || p == h.ID() || h.Network().Connectedness(p) != network.NotConnected {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	clearBackoff(h, p)
+	if err := h.Connect(dctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		n.log.Debug("dial inviter", "room", room, "peer", p, "err", err)
+	}
 }

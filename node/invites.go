@@ -51,6 +51,10 @@ type pendingInvite struct {
 	DM      bool   `json:"dm,omitempty"`
 	Contact bool   `json:"contact,omitempty"` // the inviter shared a joined room with this user when it came
 	Seq     uint64 `json:"seq,omitempty"`     // arrival order
+	// Via are the inviter's node's addresses when the invite came (relay
+	// addresses included), each ending in /p2p/PEER: joining uses them
+	// when no --via is given (docs/protocol.md "Invites").
+	Via []string `json:"via,omitempty"`
 }
 
 // inviteBook is the set of pending invites; the engine goroutine owns it.

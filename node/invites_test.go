@@ -265,6 +265,15 @@ func FuzzInviteFrame(f *testing.F) {
 	f.Add(valid[:len(valid)/2])
 	f.Add([]byte{0xa2, 0x66, 'c', 'r', 'e', 'a', 't', 'e', 0x40, 0x66, 'i', 'n', 'v', 'i', 't', 'e', 0x40})
 	f.Add([]byte{})
+	create, invite, err := roomstest.Invite(newIdent(f), me, "with addresses", time.Now().UnixMilli())
+	if err != nil {
+		f.Fatal(err)
+	}
+	withAddrs, err := EncodeInvite(create, invite, "", "/ip4/11.77.0.2/tcp/4001/p2p/12D3KooWEmWVwtxCDQDF86LUL5UyEL81Ag394ZY6nXt88rgYVJgj/p2p-circuit/p2p/12D3KooWSvjzLqnWtUrstEmwDmjoUDBcdfMpZgBjuNdpn3nD4rJr", "not an address")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(withAddrs)
 	iv := &Inviter{engine: e,
 		frames: newLimiterSet[peer.ID](rate.Inf, 1),
 		peers:  newLimiterSet[peer.ID](rate.Inf, 1),
@@ -283,6 +292,32 @@ func FuzzInviteFrame(f *testing.F) {
 			if len(i.Name) > MaxRoomName || !utf8.ValidString(i.Name) {
 				t.Fatalf("pending invite name %q", i.Name)
 			}
+			id, _ := crdt.ParseID(i.Room)
+			if via, _ := e.InviteVia(context.Background(), id); len(via) > 0 {
+				t.Fatalf("an invite from peer %q keeps addresses of another peer: %q", "fuzz", via)
+			}
 		}
 	})
+}
+
+// An invite keeps only the addresses of the node that delivered it, at
+// most maxInviteAddrs, each at most maxInviteAddrLen long, without repeats.
+func TestInviteVia(t *testing.T) {
+	const from = "12D3KooWSvjzLqnWtUrstEmwDmjoUDBcdfMpZgBjuNdpn3nD4rJr"
+	const other = "12D3KooWEmWVwtxCDQDF86LUL5UyEL81Ag394ZY6nXt88rgYVJgj"
+	p, err := peer.Decode(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	circuit := "/ip4/11.77.0.2/tcp/4001/p2p/" + other + "/p2p-circuit/p2p/" + from
+	direct := "/ip4/11.77.1.2/tcp/4001/p2p/" + from
+	in := []string{circuit, "garbage", "/ip4/11.77.1.2/tcp/4001", "/ip4/11.77.1.2/tcp/4001/p2p/" + other, direct, direct,
+		"/dns4/" + strings.Repeat("x", maxInviteAddrLen) + "/tcp/1/p2p/" + from}
+	for i := range 2 * maxInviteAddrs {
+		in = append(in, fmt.Sprintf("/ip4/11.77.1.2/tcp/%d/p2p/%s", 5000+i, from))
+	}
+	got := inviteVia(in, p)
+	if len(got) != maxInviteAddrs || got[0] != circuit || got[1] != direct || got[2] != "/ip4/11.77.1.2/tcp/5000/p2p/"+from {
+		t.Fatalf("inviteVia kept %q", got)
+	}
 }

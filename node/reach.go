@@ -42,19 +42,27 @@ const (
 )
 
 // relayResources are the relay service's limits: each circuit carries at
-// most relayCircuitBytes each way for at most two minutes (sync and media
-// resume over another circuit or a direct connection); a peer holds one
-// reservation; the relay holds at most 128 reservations and 16 circuits
-// per peer.
-func relayResources() relayv2.Resources {
+// most bytes (relayCircuitBytes unless configured) each way for at most two
+// minutes, then the relay closes it (gossip and sync resume over another
+// circuit or a direct connection); a peer holds one reservation; the relay
+// holds at most 128 reservations and 16 circuits per peer.
+func relayResources(bytes int64) relayv2.Resources {
+	if bytes <= 0 {
+		bytes = relayCircuitBytes
+	}
 	rc := relayv2.DefaultResources()
-	rc.Limit = &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: relayCircuitBytes}
+	rc.Limit = &relayv2.RelayLimit{Duration: 2 * time.Minute, Data: bytes}
 	rc.ReservationTTL = 30 * time.Minute
 	return rc
 }
 
-// relayCircuitBytes is the byte budget of one relayed circuit, each way.
-const relayCircuitBytes = 1 << 20
+// relayCircuitBytes is the byte budget of one relayed circuit, each way;
+// MinRelayCircuitBytes is the least one may configure (a circuit must
+// carry a handshake, identify and a few events).
+const (
+	relayCircuitBytes    = 1 << 20
+	MinRelayCircuitBytes = 16 << 10
+)
 
 // relayProofWait is how long a reservation request waits for the peer's
 // room proof, which runs on the same connection right after it opened.
@@ -161,7 +169,7 @@ func (r *reach) start(ctx context.Context, h host.Host) error {
 	}
 	if r.cfg.Relay != RelayOff {
 		opts := []relayv2.Option{
-			relayv2.WithResources(relayResources()),
+			relayv2.WithResources(relayResources(r.cfg.RelayBytes)),
 			// Hand out every address but link-local ones: a community relay
 			// on a LAN or a private network is still a relay.
 			relayv2.WithReservationAddressFilter(func(a ma.Multiaddr) bool { ip, err := manet.ToIP(a); return err == nil && !ip.IsLinkLocalUnicast() }),

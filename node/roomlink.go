@@ -37,6 +37,22 @@ func RoomLink(room crdt.RoomID, addrs []string) string {
 			ms = append(ms, m)
 		}
 	}
+	ms = dialOrder(ms)
+	q := url.Values{}
+	for _, m := range ms[:min(len(ms), roomLinkMaxVia)] {
+		q.Add("via", m.String())
+	}
+	s := RoomLinkPrefix + room.String()
+	if len(q) > 0 {
+		s += "?" + q.Encode()
+	}
+	return s
+}
+
+// dialOrder sorts addresses for another peer to dial: relay addresses
+// first, then public ones, then private ones; loopback ones last, and only
+// when there is nothing else.
+func dialOrder(ms []ma.Multiaddr) []ma.Multiaddr {
 	rank := func(m ma.Multiaddr) int {
 		switch {
 		case isRelayed(m):
@@ -48,19 +64,12 @@ func RoomLink(room crdt.RoomID, addrs []string) string {
 		}
 		return 2
 	}
+	ms = slices.Clone(ms)
 	slices.SortStableFunc(ms, func(a, b ma.Multiaddr) int { return rank(a) - rank(b) })
 	if len(ms) > 0 && rank(ms[0]) < 3 {
 		ms = slices.DeleteFunc(ms, func(m ma.Multiaddr) bool { return rank(m) == 3 })
 	}
-	q := url.Values{}
-	for _, m := range ms[:min(len(ms), roomLinkMaxVia)] {
-		q.Add("via", m.String())
-	}
-	s := RoomLinkPrefix + room.String()
-	if len(q) > 0 {
-		s += "?" + q.Encode()
-	}
-	return s
+	return ms
 }
 
 // ParseRoomLink reads a room link: the room and the addresses to join it

@@ -27,13 +27,18 @@ const SyncProtocol = protocol.ID("/parley/sync/1.1.0")
 
 // Limits of the sync protocol.
 const (
-	pageEvents      = 1000
-	pageBytes       = 1 << 20
-	maxGetIDs       = 256
-	maxKnownIDs     = 64
-	sessionIdle     = 30 * time.Second
-	maxPeerSessions = 4
-	syncWorkers     = 4
+	pageEvents = 1000
+	pageBytes  = 1 << 20
+	// limitedPageBytes bounds a page sent over a limited (relayed)
+	// connection (limited.go): a relay closes a circuit at its byte budget,
+	// and what the requester ingested of small pages stays, so the next
+	// circuit goes on from there instead of resending a cut-off page.
+	limitedPageBytes = 16 << 10
+	maxGetIDs        = 256
+	maxKnownIDs      = 64
+	sessionIdle      = 30 * time.Second
+	maxPeerSessions  = 4
+	syncWorkers      = 4
 )
 
 // Operations.
@@ -296,12 +301,13 @@ const (
 type conn struct {
 	*frames[syncMsg]
 	server     bool
+	limited    bool   // over a limited (relayed) connection: small pages
 	authorized bool   // server: heads answered
 	asked      string // requester: op of the last request sent
 }
 
 func newConn(st network.Stream) *conn {
-	return &conn{frames: newFrames(st, sessionIdle, decodeSyncMsg)}
+	return &conn{frames: newFrames(st, sessionIdle, decodeSyncMsg), limited: st.Conn().Stat().Limited}
 }
 
 func (c *conn) send(m *syncMsg) error {
@@ -860,7 +866,10 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 		}
 	}()
 	page := &syncMsg{Op: opEvents}
-	size := 0
+	size, maxBytes := 0, pageBytes
+	if c.limited {
+		maxBytes = limitedPageBytes
+	}
 	for ch := range chunks {
 		if ch.err != nil {
 			return ch.err
@@ -870,7 +879,7 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 				continue // a get names ids of another room: not served here
 			}
 			f := st.Event.Encode()
-			if len(page.Events) >= pageEvents || size+len(f) > pageBytes {
+			if len(page.Events) >= pageEvents || len(page.Events) > 0 && size+len(f) > maxBytes {
 				if err := c.send(page); err != nil {
 					return err
 				}

@@ -152,6 +152,7 @@ var protocolLimits = []struct {
 	{LinkProtocol, 16, 2, maxSmallMemory},
 	{RoomProofProtocol, 64, 4, maxSmallMemory},
 	{TURNProtocol, 32, turnPeerStreams, maxSmallMemory},
+	{PeerRecordsProtocol, 32, 2, maxSmallMemory},
 }
 
 // resourceLimits are libp2p's default limits (scaled for 1 GiB) with

@@ -56,7 +56,7 @@ type banner struct {
 	TURN    bool     `json:"turn,omitempty"`
 }
 
-// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--no-portmap] [--reachability public|private] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]
+// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--relay-circuit-bytes BYTES] [--no-portmap] [--reachability public|private] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]
 //
 // Runs the node in the foreground. SIGINT or SIGTERM shuts it down cleanly;
 // a second one ends the process at once. Logs go to stderr.
@@ -70,6 +70,7 @@ func runDaemon(c *cli, args []string) error {
 	noDHT := fs.Bool("no-dht", false, "disable the DHT")
 	relay := relayFlag("")
 	fs.Var(&relay, "relay", "offer circuit relay v2 to peers that share a room (`--relay=open`: to any peer)")
+	relayBytes := fs.Int64("relay-circuit-bytes", 0, "with --relay: close a relayed circuit after `BYTES` each way (default 1 MiB)")
 	noPortMap := fs.Bool("no-portmap", false, "do not map a port on the router (UPnP, NAT-PMP)")
 	reachability := fs.String("reachability", "", "override AutoNAT: `public` (this address is reachable) or private (always use relays)")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
@@ -107,6 +108,9 @@ func runDaemon(c *cli, args []string) error {
 			return err
 		}
 	}
+	if *relayBytes < 0 || *relayBytes > 0 && *relayBytes < node.MinRelayCircuitBytes {
+		return c.usagef("bad --relay-circuit-bytes %d (at least %d)", *relayBytes, node.MinRelayCircuitBytes)
+	}
 	if *reachability != "" && *reachability != node.ReachPublic && *reachability != node.ReachPrivate {
 		return c.usagef("bad --reachability %q (use public or private)", *reachability)
 	}
@@ -134,6 +138,7 @@ func runDaemon(c *cli, args []string) error {
 		NoMDNS:       *noMDNS,
 		NoDHT:        *noDHT,
 		Relay:        string(relay),
+		RelayBytes:   *relayBytes,
 		NoPortMap:    *noPortMap,
 		Reachability: *reachability,
 		Logger:       logger,
