@@ -9,10 +9,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -453,7 +451,7 @@ func TestWebCallCLIPeer(t *testing.T) {
 	}
 	dir := t.TempDir()
 	tone := filepath.Join(dir, "tone.wav")
-	writeCallTone(t, tone)
+	writeTone(t, tone)
 	rec := filepath.Join(dir, "rec")
 	if err := os.Mkdir(rec, 0o700); err != nil {
 		t.Fatal(err)
@@ -513,23 +511,4 @@ func TestWebCallCLIPeer(t *testing.T) {
 	alice.article("Call ended")
 	noCalls(t, a, room)
 	alice.checkClean(base)
-}
-
-// writeCallTone writes three seconds of a 440 Hz tone, 16-bit mono WAV at
-// 44.1 kHz.
-func writeCallTone(t *testing.T, path string) {
-	t.Helper()
-	const rate = 44100
-	data := make([]byte, 2*3*rate)
-	for i := range len(data) / 2 {
-		binary.LittleEndian.PutUint16(data[2*i:], uint16(int16(10000*math.Sin(2*math.Pi*440*float64(i)/rate))))
-	}
-	h := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00")
-	binary.LittleEndian.PutUint32(h[4:], uint32(36+len(data)))
-	binary.LittleEndian.PutUint32(h[24:], rate)
-	binary.LittleEndian.PutUint32(h[28:], 2*rate)
-	binary.LittleEndian.PutUint32(h[40:], uint32(len(data)))
-	if err := os.WriteFile(path, append(h, data...), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
