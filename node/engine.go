@@ -327,7 +327,7 @@ func (e *Engine) retryLocal() {
 			continue
 		}
 		e.keysAfterOrDefer(r.room, rc, s.Event, true) // a failed decryption queues itself again
-		rc.tl = nil                                   // the projection listed what was unreadable then
+		e.timelineReread(r.room, rc, s.Event)         // it was listed as unreadable then
 		if rc.keys.dirty {
 			e.heal(r.room, rc, false)
 		}
@@ -410,7 +410,7 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 			}
 			e.purgeOrDefer(d.Redacted)
 			e.keysAfterOrDefer(room, rc, ev, false)
-			e.timelineAfter(room, rc, ev)
+			e.timelineAfter(room, rc, ev, d)
 			e.notify(room, rc, ev)
 			e.warnAfter(room, rc, ev)
 		}
@@ -560,7 +560,9 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 		e.track(ev.ID)
 		e.out.Publish = append(e.out.Publish, Published{ev.ID, ev})
 		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
-			// All or nothing: a room whose setup failed is not kept.
+			// All or nothing: a room whose setup failed is not kept, and
+			// nothing of it is published, tracked or announced.
+			e.out.forget(ev.ID)
 			return errors.Join(err, e.dropRoom(ev.ID, rc))
 		}
 		resp.Room = ev.ID.String()

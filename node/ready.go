@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -135,6 +136,22 @@ func (rd *Ready) reset() {
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
+}
+
+// forget drops every item of a room from the Ready except its Commits
+// (the store holds those batches): the effects of a step that dropped the
+// room again, such as a room create that failed after its first commit.
+func (rd *Ready) forget(room crdt.RoomID) {
+	rd.Track = slices.DeleteFunc(rd.Track, func(id crdt.RoomID) bool { return id == room })
+	rd.Publish = slices.DeleteFunc(rd.Publish, func(p Published) bool { return p.Room == room })
+	rd.Heads = slices.DeleteFunc(rd.Heads, func(h HeadsOut) bool { return h.Room == room })
+	rd.Fetch = slices.DeleteFunc(rd.Fetch, func(f FetchOut) bool { return f.Room == room })
+	rd.Refused = slices.DeleteFunc(rd.Refused, func(f FetchOut) bool { return f.Room == room })
+	rd.Invites = slices.DeleteFunc(rd.Invites, func(in InviteOut) bool { return in.Room == room })
+	rd.Accepted = slices.DeleteFunc(rd.Accepted, func(a AcceptedOut) bool { return a.Room == room })
+	rd.Rejected = slices.DeleteFunc(rd.Rejected, func(r RejectedOut) bool { return r.Room == room })
+	rd.Watch = slices.DeleteFunc(rd.Watch, func(w WatchOut) bool { return w.Room == room })
+	rd.Timers = slices.DeleteFunc(rd.Timers, func(t Timer) bool { return t.Room == room })
 }
 
 // fire handles a timer the core asked for; a timer that was replaced or

@@ -241,6 +241,18 @@ func (p *Projection) Redact(id crdt.EventID) {
 	p.v = nil
 }
 
+// Purge is Redact for an item whose content is purged from the store: the
+// item becomes what an Add without content makes of it (its kind and
+// message ID are forgotten too), so that a projection that saw the content
+// before the redaction equals one rebuilt from the purged store.
+func (p *Projection) Purge(id crdt.EventID) {
+	p.Redact(id)
+	if e, ok := p.items[id]; ok && e.hadContent() {
+		p.items[id] = &entry{Item: Item{ID: e.ID, Depth: e.Depth, Sender: e.Sender, Device: e.Device, TS: e.TS}}
+		p.v = nil
+	}
+}
+
 // Read records a read receipt; per user, the one with the greatest
 // position wins.
 func (p *Projection) Read(r Receipt) {
