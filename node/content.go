@@ -173,17 +173,17 @@ func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *cr
 			tl.proj.Redact(ev.ID)
 		} else if c, ok := e.contentOf(room, rc, ev); ok {
 			it.Content = c
-			if mid, _, err := mimi.MessageIDOf(c); err == nil {
-				l.mid, l.hasMID = mid, true
-				if old, dup := tl.mids[mid]; !dup || l.pos.Compare(old) < 0 {
-					tl.mids[mid] = l.pos
-				}
-			}
 		} else {
 			l.kind = listSealed
 		}
 		if l.kind == listMessage {
 			tl.proj.Add(it)
+		}
+		if mid, ok := tl.proj.MID(ev.ID); ok && it.Content != nil {
+			l.mid, l.hasMID = mid, true
+			if old, dup := tl.mids[mid]; !dup || l.pos.Compare(old) < 0 {
+				tl.mids[mid] = l.pos
+			}
 		}
 	case TypeReceipt:
 		l.kind = listHidden

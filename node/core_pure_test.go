@@ -17,7 +17,8 @@ var coreFiles = []string{
 
 // TestEngineCoreIsPure checks that the engine core starts no goroutine,
 // sets no timer, reads no wall clock, sleeps not, draws no global
-// randomness and calls no networking callback (Effects) itself.
+// randomness, calls no networking callback (Effects) itself and commits
+// nothing to the store (the driver commits what the core proposes).
 func TestEngineCoreIsPure(t *testing.T) {
 	banned := map[string]bool{
 		"time.Now": true, "time.Since": true, "time.Until": true, "time.AfterFunc": true, "time.Sleep": true,
@@ -44,6 +45,9 @@ func TestEngineCoreIsPure(t *testing.T) {
 				}
 				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "fx" {
 					t.Errorf("%s: calls Effects directly (put it in the Ready)", fset.Position(n.Pos()))
+				}
+				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "store" && n.Sel.Name == "Commit" {
+					t.Errorf("%s: commits to the store (propose the batch: the driver commits it, commitProposal)", fset.Position(n.Pos()))
 				}
 			}
 			return true

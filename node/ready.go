@@ -13,12 +13,16 @@ import (
 // Ready is everything one engine step (an input: events from a peer, a
 // local command, a fired timer) asks its driver to do, modelled on etcd
 // raft's Ready. The engine core fills it; the driver (driver.go) performs
-// it after the step in this order: start tracking rooms, publish, announce
-// heads, fetch, report refusals and invites, tracer hooks, watch items,
-// then schedule timers. The step's commits (Commits) are already durable
-// when the Ready is handed out: a step whose commit failed left the core
-// as before its input (Engine.add) and contributes nothing to the Ready.
+// it after the step in this order: commit the proposed batches (each
+// followed by the core's advance, which adds to the Ready, or by its
+// reject when the store refused the batch: the core is then as before the
+// input), then start tracking rooms, publish, announce heads, fetch,
+// report refusals and invites, tracer hooks, watch items, and schedule
+// timers. Events from peers are proposed (Engine.Ingest); local authoring,
+// which needs each commit's outcome within its step, has the driver commit
+// at once (Engine.add). Commits lists what was committed, in order.
 type Ready struct {
+	Propose  []*Proposal   // batches to commit first, in order (then advance or reject)
 	Commits  []Committed   // batches committed by the step, in order
 	Track    []crdt.RoomID // rooms to start gossiping and syncing
 	Publish  []Published   // locally authored events to gossip
@@ -121,18 +125,19 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return len(rd.Commits)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return len(rd.Propose)+len(rd.Commits)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
 // reset empties the Ready, keeping its storage.
 func (rd *Ready) reset() {
+	clear(rd.Propose)
 	clear(rd.Publish)
 	clear(rd.Accepted)
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Commits: rd.Commits[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Propose: rd.Propose[:0], Commits: rd.Commits[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
