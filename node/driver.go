@@ -4,6 +4,7 @@ import (
 	"context"
 	cryptorand "crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -92,6 +93,10 @@ func (e *Engine) perform() error {
 		rd.Propose = rd.Propose[1:]
 		errs = append(errs, e.commitProposal(p))
 	}
+	if ids := rd.Purge; len(ids) > 0 {
+		rd.Purge = nil
+		e.purge(ids)
+	}
 	if rd.empty() {
 		rd.reset()
 		return errors.Join(errs...)
@@ -151,6 +156,27 @@ func (e *Engine) perform() error {
 	}
 	rd.reset()
 	return errors.Join(errs...)
+}
+
+// purge deletes the bodies and plaintext of redacted events; what fails
+// goes back to the core for a retry (deferPurge).
+func (e *Engine) purge(ids []crdt.EventID) {
+	for i, id := range ids {
+		if err := e.purgeOne(id); err != nil {
+			e.deferPurge(ids[i:], err)
+			return
+		}
+	}
+}
+
+func (e *Engine) purgeOne(id crdt.EventID) error {
+	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
+		return fmt.Errorf("purge redacted body: %w", err)
+	}
+	if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
+		return fmt.Errorf("purge redacted plaintext: %w", err)
+	}
+	return nil
 }
 
 // commitProposal commits a proposal's batch and advances the core, or

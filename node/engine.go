@@ -249,34 +249,18 @@ func (rc *roomCtl) apply(ev *crdt.Event) (rooms.Delta, error) {
 	return rc.room.Apply(ev), nil
 }
 
-// purge deletes the bodies of newly redacted events from the store.
-func (e *Engine) purge(ids []crdt.EventID) error {
-	for i, id := range ids {
-		if err := e.purgeOne(id); err != nil {
-			e.unpurged = append(e.unpurged, ids[i:]...)
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) purgeOne(id crdt.EventID) error {
-	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
-		return fmt.Errorf("purge redacted body: %w", err)
-	}
-	if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
-		return fmt.Errorf("purge redacted plaintext: %w", err)
-	}
-	return nil
-}
-
-// purgeOrDefer purges newly redacted events; what fails is kept for
-// retryLocal, since the redaction itself is committed already.
+// purgeOrDefer asks the driver to purge the bodies (and plaintext) of
+// newly redacted events (Ready.Purge); what fails is kept for retryLocal
+// (deferPurge), since the redaction itself is committed already.
 func (e *Engine) purgeOrDefer(ids []crdt.EventID) {
-	if err := e.purge(ids); err != nil {
-		e.log.Warn("purge deferred", "err", err)
-		e.retryLater()
-	}
+	e.out.Purge = append(e.out.Purge, ids...)
+}
+
+// deferPurge keeps the purges the driver could not do for retryLocal.
+func (e *Engine) deferPurge(ids []crdt.EventID, err error) {
+	e.unpurged = append(e.unpurged, ids...)
+	e.log.Warn("purge deferred", "err", err)
+	e.retryLater()
 }
 
 // keysAfterOrDefer runs keysAfter; when keeping an epoch secret fails, the

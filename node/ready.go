@@ -16,24 +16,25 @@ import (
 // it after the step in this order: commit the proposed batches (each
 // followed by the core's advance, which adds to the Ready, or by its
 // reject when the store refused the batch: the core is then as before the
-// input), then start tracking rooms, publish, announce heads, fetch,
+// input), then purge redacted bodies, start tracking rooms, publish, announce heads, fetch,
 // report refusals and invites, tracer hooks, watch items, and schedule
 // timers. Events from peers are proposed (Engine.Ingest); local authoring,
 // which needs each commit's outcome within its step, has the driver commit
 // at once (Engine.add). Commits lists what was committed, in order.
 type Ready struct {
-	Propose  []*Proposal   // batches to commit first, in order (then advance or reject)
-	Commits  []Committed   // batches committed by the step, in order
-	Track    []crdt.RoomID // rooms to start gossiping and syncing
-	Publish  []Published   // locally authored events to gossip
-	Heads    []HeadsOut    // rooms whose heads changed
-	Fetch    []FetchOut    // events to fetch
-	Refused  []FetchOut    // peers whose events could not be committed: sync with them again (IDs nil)
-	Invites  []InviteOut   // invites to deliver to the invitee's devices
-	Accepted []AcceptedOut // tracer: events accepted, from whom
-	Rejected []RejectedOut // tracer: offered events not taken, by reason
-	Watch    []WatchOut    // items for the watchers
-	Timers   []Timer       // timers wanted
+	Propose  []*Proposal    // batches to commit first, in order (then advance or reject)
+	Commits  []Committed    // batches committed by the step, in order
+	Purge    []crdt.EventID // redacted events whose body and plaintext to delete (after the commits)
+	Track    []crdt.RoomID  // rooms to start gossiping and syncing
+	Publish  []Published    // locally authored events to gossip
+	Heads    []HeadsOut     // rooms whose heads changed
+	Fetch    []FetchOut     // events to fetch
+	Refused  []FetchOut     // peers whose events could not be committed: sync with them again (IDs nil)
+	Invites  []InviteOut    // invites to deliver to the invitee's devices
+	Accepted []AcceptedOut  // tracer: events accepted, from whom
+	Rejected []RejectedOut  // tracer: offered events not taken, by reason
+	Watch    []WatchOut     // items for the watchers
+	Timers   []Timer        // timers wanted
 }
 
 // Committed is one batch a step committed.
@@ -125,7 +126,7 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return len(rd.Propose)+len(rd.Commits)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return len(rd.Propose)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
@@ -137,7 +138,7 @@ func (rd *Ready) reset() {
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Propose: rd.Propose[:0], Commits: rd.Commits[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Propose: rd.Propose[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
