@@ -1,10 +1,8 @@
 package timeline
 
 import (
-	"math/rand/v2"
 	"reflect"
 	"testing"
-	"time"
 )
 
 // TestViewExtendsLikeRebuild: a projection viewed after every input (so
@@ -12,12 +10,7 @@ import (
 // exactly what one viewed once at the end shows, for random item sets in
 // their causal order (where most inputs append) and shuffled.
 func TestViewExtendsLikeRebuild(t *testing.T) {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -seed %d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 0xe87e))
+	seed, rng := seededRand(t, 0xe87e)
 	extended := 0
 	for s := 0; s < 24; s++ {
 		w := randomWorld(t, rng, 40)
