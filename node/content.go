@@ -803,8 +803,8 @@ func (e *Engine) myReactions(room crdt.RoomID, rc *roomCtl, to mimi.MessageID, k
 	return slices.DeleteFunc(reacts, func(m mimi.MessageID) bool { return withdrawn[m] }), nil
 }
 
-// Read authors a read receipt up to an event of the room.
-func (e *Engine) Read(ctx context.Context, req api.ReadReq) (api.Empty, error) {
+// MarkRead authors a read receipt up to an event of the room.
+func (e *Engine) MarkRead(ctx context.Context, req api.ReadReq) (api.Empty, error) {
 	return api.Empty{}, e.do(ctx, func() error {
 		room, rc, err := e.roomOf(req.Room)
 		if err != nil {

@@ -131,7 +131,7 @@ func timelineIncremental(t *testing.T, enc bool, seed uint64) {
 			_, err = b.engines[i].Unreact(b.ctx, api.ReactReq{Room: room, Event: pick(sent), Key: pick([]string{"👍", "🎉"})})
 		case k < 85:
 			what = "receipt"
-			_, err = b.engines[i].Read(b.ctx, api.ReadReq{Room: room, Event: pick(sent)})
+			_, err = b.engines[i].MarkRead(b.ctx, api.ReadReq{Room: room, Event: pick(sent)})
 		default:
 			what = "redact"
 			// The admin redacts anything of the timeline: messages, edits,
