@@ -42,7 +42,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			for w := range e.watchers {
-				close(w.ch)
+				if !w.dead { // a dead watcher's channel is closed already (deliver)
+					close(w.ch)
+				}
 			}
 			e.watchers = nil
 			return nil

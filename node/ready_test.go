@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -71,4 +72,33 @@ func TestCreateRoomFailureLeaksNothing(t *testing.T) {
 			t.Fatalf("encrypted=%v, commit %d failing: the Ready lists %d commits, want %d", enc, n, committed, n-1)
 		}
 	}
+}
+
+// TestEngineStopsWithDeadWatcher is the regression test of a crash on
+// shutdown: a watcher too slow for its buffer is dropped and its channel
+// closed (deliver); the engine's Serve then closed it again when it
+// stopped, and panicked (close of closed channel). It happened to every
+// import of more than about a thousand messages into a node whose avatar
+// watcher was behind.
+func TestEngineStopsWithDeadWatcher(t *testing.T) {
+	b := newBus(t, 1, 1)
+	plain := false
+	r, err := b.engines[0].CreateRoom(b.ctx, api.RoomCreateReq{Name: "busy", Encrypted: &plain})
+	b.ok(err)
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	ch, _, err := b.engines[0].Watch(ctx, "")
+	b.ok(err)
+	for k := range cap(ch) + 10 { // nobody reads ch: the watcher falls behind
+		b.send(0, r.Room, fmt.Sprint("message ", k))
+	}
+	n := 0
+	for range ch { // closed, not blocked: the watcher was dropped
+		n++
+	}
+	if n != cap(ch) {
+		t.Fatalf("the dropped watcher got %d items, want its buffer's %d", n, cap(ch))
+	}
+	b.stop(0)
+	b.wg.Wait() // Serve returned without a panic
 }
