@@ -245,7 +245,10 @@ func TestContentBadInput(t *testing.T) {
 			_, err := b.engines[1].Unreact(ctx, api.ReactReq{Room: room, Event: msg, Key: "+1"})
 			return err
 		},
-		"read unknown": func() error { _, err := b.engines[0].MarkRead(ctx, api.ReadReq{Room: room, Event: unknown}); return err },
+		"read unknown": func() error {
+			_, err := b.engines[0].MarkRead(ctx, api.ReadReq{Room: room, Event: unknown})
+			return err
+		},
 	}
 	for name, fn := range cases {
 		err := fn()
