@@ -20,9 +20,14 @@ import (
 // message event (its sealed plaintext in an encrypted room) is MIMI
 // content. Bodies of the older form rooms.MessageBody{Text} are read as
 // plain text. The engine keeps one timeline.Projection per room, built on
-// demand and kept up to date as message and receipt events arrive; any
-// other accepted event (membership, redaction, keys) drops it, since it may
-// change what is visible or decryptable.
+// demand and then extended with each accepted event and the change it made
+// to the visible timeline (rooms.Delta): newly shown events are projected,
+// newly redacted ones redacted, events decrypted late (their epoch key came
+// after them) re-read. Only what the projection cannot take back (an event
+// hidden again, a counted receipt redacted, a failed local write redone)
+// drops it, to be rebuilt in full when next asked for; so does a change of
+// the blocked users. TestTimelineIncrementalEqualsRebuild checks that the
+// extended projection equals a rebuild.
 
 // TypeReceipt is the event type of a read receipt: a last-writer-wins
 // register per (room, user) ordered by the position of the event read.
@@ -61,8 +66,10 @@ type roomTimeline struct {
 
 // listed is one visible event of the timeline.
 type listed struct {
-	pos  timeline.Position
-	kind listKind
+	pos    timeline.Position
+	kind   listKind
+	hasMID bool           // a readable message with a MIMI message ID (mid)
+	mid    mimi.MessageID // for mids when an owner is redacted
 }
 
 type listKind uint8
@@ -125,6 +132,12 @@ func (e *Engine) timelineOf(room crdt.RoomID, rc *roomCtl) *roomTimeline {
 	if rc.tl != nil && slices.Equal(rc.tl.blocked, e.prefs.Blocked) {
 		return rc.tl
 	}
+	rc.tl = e.buildTimeline(room, rc)
+	return rc.tl
+}
+
+// buildTimeline projects rc's whole visible history.
+func (e *Engine) buildTimeline(room crdt.RoomID, rc *roomCtl) *roomTimeline {
 	tl := &roomTimeline{proj: timeline.New(), blocked: slices.Clone(e.prefs.Blocked), mids: map[mimi.MessageID]timeline.Position{}}
 	if rc.room != nil {
 		for _, id := range rc.log.Order() {
@@ -139,16 +152,21 @@ func (e *Engine) timelineOf(room crdt.RoomID, rc *roomCtl) *roomTimeline {
 			e.project(room, rc, tl, s.Event)
 		}
 	}
-	rc.tl = tl
 	return tl
 }
 
-// project adds one visible event to tl.
+// project adds one visible event to tl. An event listed already is
+// projected again only when this node may read it now: a sealed message,
+// a receipt (which counts once readable).
 func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *crdt.Event) {
 	if (ev.Type == rooms.TypeMessage || ev.Type == TypeBlob || ev.Type == TypeReceipt) && e.prefs.blocked(ev.User) {
 		return
 	}
 	l := listed{pos: timeline.Position{Depth: ev.Depth, ID: ev.ID}}
+	i, found := tl.find(l.pos)
+	if found && tl.list[i].kind != listSealed && tl.list[i].kind != listHidden {
+		return
+	}
 	switch ev.Type {
 	case rooms.TypeMessage:
 		it := timeline.Item{ID: ev.ID, Depth: ev.Depth, Sender: ev.User, Device: ev.Device, TS: ev.TS}
@@ -157,16 +175,17 @@ func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *cr
 			tl.proj.Redact(ev.ID)
 		} else if c, ok := e.contentOf(room, rc, ev); ok {
 			it.Content = c
-			if mid, _, err := mimi.MessageIDOf(c); err == nil {
-				if old, dup := tl.mids[mid]; !dup || l.pos.Compare(old) < 0 {
-					tl.mids[mid] = l.pos
-				}
-			}
 		} else {
 			l.kind = listSealed
 		}
 		if l.kind == listMessage {
 			tl.proj.Add(it)
+		}
+		if mid, ok := tl.proj.MID(ev.ID); ok && it.Content != nil {
+			l.mid, l.hasMID = mid, true
+			if old, dup := tl.mids[mid]; !dup || l.pos.Compare(old) < 0 {
+				tl.mids[mid] = l.pos
+			}
 		}
 	case TypeReceipt:
 		l.kind = listHidden
@@ -174,10 +193,16 @@ func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *cr
 			tl.proj.Read(r)
 		}
 	}
-	i, found := slices.BinarySearchFunc(tl.list, l.pos, func(x listed, p timeline.Position) int { return x.pos.Compare(p) })
-	if !found {
+	if found {
+		tl.list[i] = l
+	} else {
 		tl.list = slices.Insert(tl.list, i, l)
 	}
+}
+
+// find returns where pos is listed, or where it would be inserted.
+func (tl *roomTimeline) find(pos timeline.Position) (int, bool) {
+	return slices.BinarySearchFunc(tl.list, pos, func(x listed, p timeline.Position) int { return x.pos.Compare(p) })
 }
 
 // receiptOf reads a receipt event this node can read.
@@ -201,14 +226,88 @@ func (e *Engine) receiptOf(rc *roomCtl, ev *crdt.Event) (timeline.Receipt, bool)
 	return timeline.Receipt{User: ev.User, Event: id, Depth: d}, true
 }
 
-// timelineAfter keeps rc's projection up to date with an accepted event:
-// message and receipt events are added; any other event drops it.
-func (e *Engine) timelineAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
-	if rc.tl == nil {
+// timelineAfter extends rc's projection (when built) with an accepted
+// event and the change d it made to the visible timeline.
+func (e *Engine) timelineAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, d rooms.Delta) {
+	tl := rc.tl
+	if tl == nil {
 		return
 	}
-	if ev.Type != rooms.TypeMessage && ev.Type != TypeReceipt {
-		rc.tl = nil
+	if len(d.Hidden) > 0 {
+		rc.tl = nil // the projection cannot take an event back
+		return
+	}
+	for _, id := range d.Shown {
+		sev := ev
+		if id != ev.ID {
+			s, err := e.store.Get(id)
+			if err != nil {
+				rc.tl = nil // rebuilt (and the failure logged) when next asked for
+				return
+			}
+			sev = s.Event
+		}
+		e.project(room, rc, tl, sev)
+	}
+	for _, id := range d.Redacted {
+		if !e.timelineRedact(room, rc, tl, id) {
+			rc.tl = nil
+			return
+		}
+	}
+}
+
+// timelineRedact applies the redaction of a listed event to tl, and
+// reports false when it cannot (a receipt already counted: tl is rebuilt
+// instead).
+func (e *Engine) timelineRedact(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, id crdt.EventID) bool {
+	d, ok := rc.log.Depth(id)
+	if !ok {
+		return true
+	}
+	i, found := tl.find(timeline.Position{Depth: d, ID: id})
+	if !found {
+		return true // not listed (not visible, or blocked)
+	}
+	l := &tl.list[i]
+	switch l.kind {
+	case listHidden:
+		return false
+	case listOther:
+		return true // shown as redacted when listed
+	case listSealed: // projected again, as a redacted message
+		s, err := e.store.Get(id)
+		if err != nil {
+			return false
+		}
+		e.project(room, rc, tl, s.Event)
+		return true
+	}
+	// A message is projected as redacted; the message ID it owned passes to
+	// the next listed message carrying it.
+	tl.proj.Purge(id)
+	if !l.hasMID {
+		return true
+	}
+	mid := l.mid
+	l.hasMID, l.mid = false, mimi.MessageID{}
+	if tl.mids[mid] != l.pos {
+		return true
+	}
+	delete(tl.mids, mid)
+	for _, o := range tl.list {
+		if o.hasMID && o.mid == mid {
+			tl.mids[mid] = o.pos
+			break
+		}
+	}
+	return true
+}
+
+// timelineReread projects again an event decrypted after it was listed as
+// sealed (its epoch key came later).
+func (e *Engine) timelineReread(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if rc.tl == nil || rc.room == nil {
 		return
 	}
 	if ok, _ := rc.room.Visible(ev.ID); ok {
@@ -706,8 +805,8 @@ func (e *Engine) myReactions(room crdt.RoomID, rc *roomCtl, to mimi.MessageID, k
 	return slices.DeleteFunc(reacts, func(m mimi.MessageID) bool { return withdrawn[m] }), nil
 }
 
-// Read authors a read receipt up to an event of the room.
-func (e *Engine) Read(ctx context.Context, req api.ReadReq) (api.Empty, error) {
+// MarkRead authors a read receipt up to an event of the room.
+func (e *Engine) MarkRead(ctx context.Context, req api.ReadReq) (api.Empty, error) {
 	return api.Empty{}, e.do(ctx, func() error {
 		room, rc, err := e.roomOf(req.Room)
 		if err != nil {

@@ -90,8 +90,8 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 	b.drain()
 	b.ok2(b.engines[2].Unreact(ctx, api.ReactReq{Room: room, Event: root, Key: "👍"}))
 	b.ok2(b.engines[1].Redact(ctx, api.RedactReq{Room: room, Event: doomed}))
-	b.ok2(b.engines[1].Read(ctx, api.ReadReq{Room: room, Event: reply}))
-	b.ok2(b.engines[2].Read(ctx, api.ReadReq{Room: room, Event: root}))
+	b.ok2(b.engines[1].MarkRead(ctx, api.ReadReq{Room: room, Event: reply}))
+	b.ok2(b.engines[2].MarkRead(ctx, api.ReadReq{Room: room, Event: root}))
 	b.drain()
 
 	var first string
@@ -245,7 +245,10 @@ func TestContentBadInput(t *testing.T) {
 			_, err := b.engines[1].Unreact(ctx, api.ReactReq{Room: room, Event: msg, Key: "+1"})
 			return err
 		},
-		"read unknown": func() error { _, err := b.engines[0].Read(ctx, api.ReadReq{Room: room, Event: unknown}); return err },
+		"read unknown": func() error {
+			_, err := b.engines[0].MarkRead(ctx, api.ReadReq{Room: room, Event: unknown})
+			return err
+		},
 	}
 	for name, fn := range cases {
 		err := fn()
@@ -311,7 +314,7 @@ func TestContentWatch(t *testing.T) {
 	defer stop()
 	b.ok2(b.engines[0].Edit(b.ctx, api.EditReq{Room: room, Event: root, Text: "second"}))
 	b.ok2(b.engines[0].React(b.ctx, api.ReactReq{Room: room, Event: root, Key: "ok"}))
-	b.ok2(b.engines[0].Read(b.ctx, api.ReadReq{Room: room, Event: root}))
+	b.ok2(b.engines[0].MarkRead(b.ctx, api.ReadReq{Room: room, Event: root}))
 	b.drain()
 	seen := map[string]bool{}
 	for len(seen) < 3 {

@@ -17,7 +17,9 @@ var coreFiles = []string{
 
 // TestEngineCoreIsPure checks that the engine core starts no goroutine,
 // sets no timer, reads no wall clock, sleeps not, draws no global
-// randomness and calls no networking callback (Effects) itself.
+// randomness, calls no networking callback (Effects) itself and neither
+// commits to the store nor purges from it (the driver performs what the
+// core proposes and lists in its Ready).
 func TestEngineCoreIsPure(t *testing.T) {
 	banned := map[string]bool{
 		"time.Now": true, "time.Since": true, "time.Until": true, "time.AfterFunc": true, "time.Sleep": true,
@@ -44,6 +46,9 @@ func TestEngineCoreIsPure(t *testing.T) {
 				}
 				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "fx" {
 					t.Errorf("%s: calls Effects directly (put it in the Ready)", fset.Position(n.Pos()))
+				}
+				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "store" && (n.Sel.Name == "Commit" || n.Sel.Name == "PurgeBody") {
+					t.Errorf("%s: writes to the store (propose the batch, list the purge: the driver performs them)", fset.Position(n.Pos()))
 				}
 			}
 			return true

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	cryptorand "crypto/rand"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -40,7 +42,9 @@ func (e *Engine) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			for w := range e.watchers {
-				close(w.ch)
+				if !w.dead { // a dead watcher's channel is closed already (deliver)
+					close(w.ch)
+				}
 			}
 			e.watchers = nil
 			return nil
@@ -56,7 +60,13 @@ func (e *Engine) Serve(ctx context.Context) error {
 func (e *Engine) do(ctx context.Context, fn func() error) error {
 	done := make(chan error, 1)
 	select {
-	case e.calls <- func() { err := fn(); e.perform(); done <- err }:
+	case e.calls <- func() {
+		err := fn()
+		if perr := e.perform(); err == nil {
+			err = perr
+		}
+		done <- err
+	}:
 	case <-ctx.Done():
 		return ErrClosed
 	case <-e.stopped:
@@ -73,12 +83,25 @@ func (e *Engine) do(ctx context.Context, fn func() error) error {
 }
 
 // perform carries out the Ready the last step filled, in its documented
-// order, and empties it. It runs on the engine goroutine; the effects must
-// not block.
-func (e *Engine) perform() {
+// order, and empties it: first the proposed commits (each followed by the
+// core's advance, or its reject when the store refused the batch), then
+// the effects, the advances' included. It runs on the engine goroutine;
+// the effects must not block. It returns the errors of refused commits.
+func (e *Engine) perform() error {
 	rd := &e.out
+	var errs []error
+	for len(rd.Propose) > 0 {
+		p := rd.Propose[0]
+		rd.Propose = rd.Propose[1:]
+		errs = append(errs, e.commitProposal(p))
+	}
+	if ids := rd.Purge; len(ids) > 0 {
+		rd.Purge = nil
+		e.purge(ids)
+	}
 	if rd.empty() {
-		return
+		rd.reset()
+		return errors.Join(errs...)
 	}
 	if e.onReady != nil {
 		e.onReady(rd)
@@ -134,6 +157,65 @@ func (e *Engine) perform() {
 		e.schedule(t)
 	}
 	rd.reset()
+	return errors.Join(errs...)
+}
+
+// purge deletes the bodies and plaintext of redacted events; what fails
+// goes back to the core for a retry (deferPurge).
+func (e *Engine) purge(ids []crdt.EventID) {
+	for i, id := range ids {
+		if err := e.purgeOne(id); err != nil {
+			e.deferPurge(ids[i:], err)
+			return
+		}
+	}
+}
+
+func (e *Engine) purgeOne(id crdt.EventID) error {
+	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
+		return fmt.Errorf("purge redacted body: %w", err)
+	}
+	if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
+		return fmt.Errorf("purge redacted plaintext: %w", err)
+	}
+	return nil
+}
+
+// commitProposal commits a proposal's batch and advances the core, or
+// rejects the proposal (the core as before its input) when the store
+// refused the batch. When the batch reached the store although Commit
+// failed (its sync, or the heads' transaction of a split batch), memory
+// follows the store and the batch is committed once more (an idempotent
+// rewrite of the heads and the sync); the error is returned only if that
+// fails too.
+func (e *Engine) commitProposal(p *Proposal) error {
+	err := e.store.Commit(p.Batch)
+	if err == nil {
+		e.advance(p, true)
+		return nil
+	}
+	if !e.landed(p.Batch) {
+		e.reject(p, err)
+		return commitError(err)
+	}
+	e.log.Warn("commit failed after its events were stored; writing again", "room", p.Room, "err", err)
+	if err := e.store.Commit(p.Batch); err != nil {
+		e.advance(p, false)
+		return commitError(err)
+	}
+	e.advance(p, true)
+	return nil
+}
+
+// landed reports whether every event of a batch whose Commit failed is in
+// the store all the same.
+func (e *Engine) landed(b crdt.Batch) bool {
+	for _, s := range b.Events {
+		if ok, err := e.store.Has(s.Event.ID); err != nil || !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // deliver sends one item to the watchers of its room.
@@ -159,7 +241,12 @@ func (e *Engine) schedule(t Timer) {
 	}
 	time.AfterFunc(max(0, t.At.Sub(e.now())), func() {
 		select {
-		case e.calls <- func() { e.fire(t); e.perform() }:
+		case e.calls <- func() {
+			e.fire(t)
+			if err := e.perform(); err != nil {
+				e.log.Warn("timer step", "err", err)
+			}
+		}:
 		case <-e.stopped:
 		}
 	})

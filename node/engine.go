@@ -251,34 +251,18 @@ func (rc *roomCtl) apply(ev *crdt.Event) (rooms.Delta, error) {
 	return rc.room.Apply(ev), nil
 }
 
-// purge deletes the bodies of newly redacted events from the store.
-func (e *Engine) purge(ids []crdt.EventID) error {
-	for i, id := range ids {
-		if err := e.purgeOne(id); err != nil {
-			e.unpurged = append(e.unpurged, ids[i:]...)
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Engine) purgeOne(id crdt.EventID) error {
-	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
-		return fmt.Errorf("purge redacted body: %w", err)
-	}
-	if err := e.kr.local.DeleteLocal(plainKey(id)); err != nil {
-		return fmt.Errorf("purge redacted plaintext: %w", err)
-	}
-	return nil
-}
-
-// purgeOrDefer purges newly redacted events; what fails is kept for
-// retryLocal, since the redaction itself is committed already.
+// purgeOrDefer asks the driver to purge the bodies (and plaintext) of
+// newly redacted events (Ready.Purge); what fails is kept for retryLocal
+// (deferPurge), since the redaction itself is committed already.
 func (e *Engine) purgeOrDefer(ids []crdt.EventID) {
-	if err := e.purge(ids); err != nil {
-		e.log.Warn("purge deferred", "err", err)
-		e.retryLater()
-	}
+	e.out.Purge = append(e.out.Purge, ids...)
+}
+
+// deferPurge keeps the purges the driver could not do for retryLocal.
+func (e *Engine) deferPurge(ids []crdt.EventID, err error) {
+	e.unpurged = append(e.unpurged, ids...)
+	e.log.Warn("purge deferred", "err", err)
+	e.retryLater()
 }
 
 // keysAfterOrDefer runs keysAfter; when keeping an epoch secret fails, the
@@ -329,7 +313,7 @@ func (e *Engine) retryLocal() {
 			continue
 		}
 		e.keysAfterOrDefer(r.room, rc, s.Event, true) // a failed decryption queues itself again
-		rc.tl = nil                                   // the projection listed what was unreadable then
+		e.timelineReread(r.room, rc, s.Event)         // it was listed as unreadable then
 		if rc.keys.dirty {
 			e.heal(r.room, rc, false)
 		}
@@ -342,101 +326,146 @@ func (e *Engine) RetryLocal(ctx context.Context) error {
 	return e.do(ctx, func() error { e.retryLocal(); return nil })
 }
 
-// Ingest offers events received from a peer (gossip or sync).
+// Ingest offers events received from a peer (gossip or sync). Each room's
+// events are one step: the core proposes the batch to commit (propose),
+// the driver commits it and advances the core (perform), so that nothing
+// of a room is authored on events the store does not hold yet.
 func (e *Engine) Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return e.do(ctx, func() error {
-		byRoom := map[crdt.RoomID][]*crdt.Event{}
-		for _, ev := range evs {
-			byRoom[ev.Room] = append(byRoom[ev.Room], ev)
+	byRoom := map[crdt.RoomID][]*crdt.Event{}
+	var order []crdt.RoomID
+	for _, ev := range evs {
+		if byRoom[ev.Room] == nil {
+			order = append(order, ev.Room)
 		}
-		for room, list := range byRoom {
-			rc := e.rooms[room]
-			if rc == nil {
-				continue // not a room we keep
+		byRoom[ev.Room] = append(byRoom[ev.Room], ev)
+	}
+	var errs []error
+	for _, room := range order {
+		err := e.do(ctx, func() error {
+			if rc := e.rooms[room]; rc != nil { // else not a room we keep
+				if p := e.propose(room, rc, from, false, byRoom[room]...); p != nil {
+					e.out.Propose = append(e.out.Propose, p)
+				}
 			}
-			if err := e.add(room, rc, from, false, list...); err != nil {
-				return err
-			}
+			return nil
+		})
+		if errors.Is(err, ErrClosed) {
+			return err
 		}
-		return nil
-	})
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
-// add is the one path by which events enter a room, local or remote.
-//
-// When the store refuses the batch (a full disk, a failing device), the
-// log is reverted to exactly its state before the call, and nothing else
-// has changed yet: the events count as not held, so pull sync fetches them
-// again, and an own event is neither published nor acknowledged. When the
-// batch reached the store although Commit failed (its sync, or the heads'
-// transaction of a split batch), memory follows the store and the batch is
-// committed once more (an idempotent rewrite of the heads and the sync);
-// the error is returned only if that fails too.
+// Proposal is a batch of events the core took into a room's log and asks
+// the driver to commit (Ready.Propose). The driver commits it and calls
+// advance, which applies it to the room; when the store refused it, reject
+// reverts the log, leaving the core exactly as before the input.
+type Proposal struct {
+	Room  crdt.RoomID
+	Batch crdt.Batch
+
+	rc       *roomCtl
+	from     peer.ID
+	dropped  int // offered events over the peer's orphan budget (admit)
+	pending  int // the log's pending count before
+	ready    crdt.Ready
+	undo     *crdt.Undo
+	finished func() // ends the guard table's change (guard.go)
+}
+
+// add takes events into a room and has the driver commit them at once
+// (commitProposal): local authoring needs the outcome within its step (a
+// room create commits several batches in one step). Events from peers go
+// through the Ready instead (Ingest).
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
+	if p := e.propose(room, rc, from, durable, evs...); p != nil {
+		return e.commitProposal(p)
+	}
+	return nil
+}
+
+// propose takes events into rc's log, the one path by which events enter
+// a room, and returns the batch they make to commit; when there is none
+// (all pending, known or refused), the step is finished and propose
+// returns nil.
+func (e *Engine) propose(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) *Proposal {
 	offered := len(evs)
 	evs = rc.admit(from, evs)
-	defer e.guards.changing()()
-	before := rc.log.Pending()
-	ready, undo := rc.log.AddUndo(evs...)
-	var failed error
-	if len(ready.Batch.Events) > 0 {
-		ready.Batch.Durable = durable
-		if err := e.store.Commit(ready.Batch); err != nil {
-			if !e.landed(ready.Batch) {
-				undo.Revert()
-				if from != "" && !errors.Is(err, ErrDiskFull) {
-					e.out.Refused = append(e.out.Refused, FetchOut{Room: room, From: from}) // a full disk syncs everything when space returns
-				}
-				return commitError(err)
-			}
-			e.log.Warn("commit failed after its events were stored; writing again", "room", room, "err", err)
-			if err := e.store.Commit(ready.Batch); err != nil {
-				failed = commitError(err)
-			}
-		}
-		if failed == nil {
-			e.checkCommitted(room, rc, ready)
-			e.out.Commits = append(e.out.Commits, committed(room, ready.Batch))
-		}
+	p := &Proposal{Room: room, rc: rc, from: from, dropped: offered - len(evs), pending: rc.log.Pending(), finished: e.guards.changing()}
+	p.ready, p.undo = rc.log.AddUndo(evs...)
+	p.ready.Batch.Durable = durable
+	p.Batch = p.ready.Batch
+	if len(p.Batch.Events) == 0 {
+		e.finish(p)
+		return nil
 	}
-	rc.countOrphans(from, before)
-	if len(ready.Batch.Events) > 0 {
-		for _, ev := range ready.Accepted {
-			d, err := rc.apply(ev)
-			if err != nil {
-				e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
-				continue
-			}
-			e.purgeOrDefer(d.Redacted)
-			e.keysAfterOrDefer(room, rc, ev, false)
-			e.timelineAfter(room, rc, ev)
-			e.callsAfter(room, rc, ev)
-			e.notify(room, rc, ev)
-			e.warnAfter(room, rc, ev)
-		}
-		e.guardAfter(room, rc, ready.Accepted)
-		// Authoring waits until the whole batch is applied (the log's heads
-		// already include it); so do the retries of deferred local writes,
-		// which may author key forwards.
-		e.retryLocal()
-		if rc.keys.dirty {
-			e.heal(room, rc, false)
-		}
-		e.profileWhenKeyed(room, rc)
-		e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: ready.Accepted, From: from})
-		e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
+	return p
+}
+
+// advance applies a proposal whose batch the store holds to the room
+// (recorded: the commit succeeded and is listed in the Ready's Commits).
+func (e *Engine) advance(p *Proposal, recorded bool) {
+	room, rc := p.Room, p.rc
+	if recorded {
+		e.checkCommitted(room, rc, p.ready)
+		e.out.Commits = append(e.out.Commits, committed(room, p.Batch))
 	}
-	e.reportRejected(room, rc, offered-len(evs), ready)
+	for _, ev := range p.ready.Accepted {
+		d, err := rc.apply(ev)
+		if err != nil {
+			e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
+			continue
+		}
+		e.purgeOrDefer(d.Redacted)
+		e.keysAfterOrDefer(room, rc, ev, false)
+		e.timelineAfter(room, rc, ev, d)
+		e.callsAfter(room, rc, ev)
+		e.notify(room, rc, ev)
+		e.warnAfter(room, rc, ev)
+	}
+	e.guardAfter(room, rc, p.ready.Accepted)
+	// Authoring waits until the whole batch is applied (the log's heads
+	// already include it); so do the retries of deferred local writes,
+	// which may author key forwards.
+	e.retryLocal()
+	if rc.keys.dirty {
+		e.heal(room, rc, false)
+	}
+	e.profileWhenKeyed(room, rc)
+	e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: p.ready.Accepted, From: p.from})
+	e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
+	e.finish(p)
+}
+
+// reject reverts a proposal the store refused: the log is as before the
+// input and nothing else changed, so the events count as not held (pull
+// sync fetches them again) and an own event is neither published nor
+// acknowledged.
+func (e *Engine) reject(p *Proposal, err error) {
+	p.undo.Revert()
+	if p.from != "" && !errors.Is(err, ErrDiskFull) {
+		e.out.Refused = append(e.out.Refused, FetchOut{Room: p.Room, From: p.from}) // a full disk syncs everything when space returns
+	}
+	p.finished()
+}
+
+// finish ends a proposal's step: orphan accounting, refusals for the
+// tracer, events to fetch.
+func (e *Engine) finish(p *Proposal) {
+	room, rc, ready := p.Room, p.rc, p.ready
+	defer p.finished()
+	rc.countOrphans(p.from, p.pending)
+	e.reportRejected(room, rc, p.dropped, ready)
 	for _, q := range ready.Equivocations {
 		e.log.Warn("equivocation", "room", room, "device", q.Device, "seq", q.Seq)
 	}
 	if len(ready.Missing) > 0 {
-		e.out.Fetch = append(e.out.Fetch, FetchOut{Room: room, IDs: ready.Missing, From: from})
+		e.out.Fetch = append(e.out.Fetch, FetchOut{Room: room, IDs: ready.Missing, From: p.from})
 	}
-	return failed
 }
 
 // commitError is the error of a refused commit: the store's own when it
@@ -447,17 +476,6 @@ func commitError(err error) error {
 		return err
 	}
 	return fmt.Errorf("commit: %w", err)
-}
-
-// landed reports whether every event of a batch whose Commit failed is in
-// the store all the same.
-func (e *Engine) landed(b crdt.Batch) bool {
-	for _, s := range b.Events {
-		if ok, err := e.store.Has(s.Event.ID); err != nil || !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
@@ -563,7 +581,9 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 		e.track(ev.ID)
 		e.out.Publish = append(e.out.Publish, Published{ev.ID, ev})
 		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
-			// All or nothing: a room whose setup failed is not kept.
+			// All or nothing: a room whose setup failed is not kept, and
+			// nothing of it is published, tracked or announced.
+			e.out.forget(ev.ID)
 			return errors.Join(err, e.dropRoom(ev.ID, rc))
 		}
 		resp.Room = ev.ID.String()

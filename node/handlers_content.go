@@ -15,7 +15,7 @@ func (n *Node) registerContent(h host.Host) {
 	Handle(s, api.EpEdit, e.Edit)
 	Handle(s, api.EpReact, e.React)
 	Handle(s, api.EpUnreact, e.Unreact)
-	Handle(s, api.EpRead, e.Read)
+	Handle(s, api.EpRead, e.MarkRead)
 	Handle(s, api.EpSearch, e.Search)
 	Handle(s, api.EpSendFile, n.sendFile)
 	eph := n.replica.Ephemeral()

@@ -416,9 +416,7 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) err
 		if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
 			return fmt.Errorf("own event %s was not accepted", ev.ID)
 		}
-		if e.fx.Publish != nil {
-			e.fx.Publish(room, ev)
-		}
+		e.out.Publish = append(e.out.Publish, Published{room, ev})
 	}
 	return nil
 }

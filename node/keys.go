@@ -387,6 +387,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 				continue
 			}
 			e.decrypt(room, rc, s.Event, false)
+			e.timelineReread(room, rc, s.Event)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -12,23 +13,28 @@ import (
 // Ready is everything one engine step (an input: events from a peer, a
 // local command, a fired timer) asks its driver to do, modelled on etcd
 // raft's Ready. The engine core fills it; the driver (driver.go) performs
-// it after the step in this order: start tracking rooms, publish, announce
-// heads, fetch, report refusals and invites, tracer hooks, watch items,
-// then schedule timers. The step's commits (Commits) are already durable
-// when the Ready is handed out: a step whose commit failed left the core
-// as before its input (Engine.add) and contributes nothing to the Ready.
+// it after the step in this order: commit the proposed batches (each
+// followed by the core's advance, which adds to the Ready, or by its
+// reject when the store refused the batch: the core is then as before the
+// input), then purge redacted bodies, start tracking rooms, publish, announce heads, fetch,
+// report refusals and invites, tracer hooks, watch items, and schedule
+// timers. Events from peers are proposed (Engine.Ingest); local authoring,
+// which needs each commit's outcome within its step, has the driver commit
+// at once (Engine.add). Commits lists what was committed, in order.
 type Ready struct {
-	Commits  []Committed   // batches committed by the step, in order
-	Track    []crdt.RoomID // rooms to start gossiping and syncing
-	Publish  []Published   // locally authored events to gossip
-	Heads    []HeadsOut    // rooms whose heads changed
-	Fetch    []FetchOut    // events to fetch
-	Refused  []FetchOut    // peers whose events could not be committed: sync with them again (IDs nil)
-	Invites  []InviteOut   // invites to deliver to the invitee's devices
-	Accepted []AcceptedOut // tracer: events accepted, from whom
-	Rejected []RejectedOut // tracer: offered events not taken, by reason
-	Watch    []WatchOut    // items for the watchers
-	Timers   []Timer       // timers wanted
+	Propose  []*Proposal    // batches to commit first, in order (then advance or reject)
+	Commits  []Committed    // batches committed by the step, in order
+	Purge    []crdt.EventID // redacted events whose body and plaintext to delete (after the commits)
+	Track    []crdt.RoomID  // rooms to start gossiping and syncing
+	Publish  []Published    // locally authored events to gossip
+	Heads    []HeadsOut     // rooms whose heads changed
+	Fetch    []FetchOut     // events to fetch
+	Refused  []FetchOut     // peers whose events could not be committed: sync with them again (IDs nil)
+	Invites  []InviteOut    // invites to deliver to the invitee's devices
+	Accepted []AcceptedOut  // tracer: events accepted, from whom
+	Rejected []RejectedOut  // tracer: offered events not taken, by reason
+	Watch    []WatchOut     // items for the watchers
+	Timers   []Timer        // timers wanted
 }
 
 // Committed is one batch a step committed.
@@ -120,21 +126,38 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return len(rd.Commits)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return len(rd.Propose)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
 // reset empties the Ready, keeping its storage.
 func (rd *Ready) reset() {
+	clear(rd.Propose)
 	clear(rd.Publish)
 	clear(rd.Accepted)
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Commits: rd.Commits[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Propose: rd.Propose[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
+}
+
+// forget drops every item of a room from the Ready except its Commits
+// (the store holds those batches): the effects of a step that dropped the
+// room again, such as a room create that failed after its first commit.
+func (rd *Ready) forget(room crdt.RoomID) {
+	rd.Track = slices.DeleteFunc(rd.Track, func(id crdt.RoomID) bool { return id == room })
+	rd.Publish = slices.DeleteFunc(rd.Publish, func(p Published) bool { return p.Room == room })
+	rd.Heads = slices.DeleteFunc(rd.Heads, func(h HeadsOut) bool { return h.Room == room })
+	rd.Fetch = slices.DeleteFunc(rd.Fetch, func(f FetchOut) bool { return f.Room == room })
+	rd.Refused = slices.DeleteFunc(rd.Refused, func(f FetchOut) bool { return f.Room == room })
+	rd.Invites = slices.DeleteFunc(rd.Invites, func(in InviteOut) bool { return in.Room == room })
+	rd.Accepted = slices.DeleteFunc(rd.Accepted, func(a AcceptedOut) bool { return a.Room == room })
+	rd.Rejected = slices.DeleteFunc(rd.Rejected, func(r RejectedOut) bool { return r.Room == room })
+	rd.Watch = slices.DeleteFunc(rd.Watch, func(w WatchOut) bool { return w.Room == room })
+	rd.Timers = slices.DeleteFunc(rd.Timers, func(t Timer) bool { return t.Room == room })
 }
 
 // fire handles a timer the core asked for; a timer that was replaced or

@@ -355,11 +355,12 @@ func (r *Room) checkEpochUse(info *evInfo, id e2ee.EpochID) string {
 	seen := info.cuts
 	known := false
 	for _, x := range r.keys.epochs[id] {
-		if !r.isAncestor(x, info.prev) {
+		if !r.epochInPast(x, info) {
 			continue
 		}
 		known = true
 		if len(r.evs[x].cuts.xs) == len(seen.xs) { // ⊆ holds because x is in the past
+			info.epochAt = x
 			return ""
 		}
 	}
@@ -367,6 +368,19 @@ func (r *Room) checkEpochUse(info *evInfo, id e2ee.EpochID) string {
 		return "epoch unknown to the author (no rotation of it in the event's past)"
 	}
 	return "epoch predates a removal the author had seen"
+}
+
+// epochInPast reports whether the epoch event x is in the past of the
+// event's parents. A parent that found x for its own epoch (epochAt) has x
+// in its past: that spares each event of a chain under one epoch the walk
+// down to the epoch's rotation, which grows with the chain.
+func (r *Room) epochInPast(x int32, info *evInfo) bool {
+	for _, p := range info.prev {
+		if p == x || r.evs[p].epochAt == x {
+			return true
+		}
+	}
+	return r.isAncestor(x, info.prev)
 }
 
 // epochUsed is the epoch an accepted event of an encrypted room uses: a

@@ -85,6 +85,7 @@ type evInfo struct {
 	view     *forkView       // the forks S(E) knows (nil: none)
 	cuts     *rmSet          // key-layer cuts in past(E) plus E itself if one (keys.go)
 	keys     *keyParsed      // what the key layer decoded (encrypted rooms)
+	epochAt  int32           // the epoch event checkEpochUse found in past(E) (keys.go); 0: none
 	vv       map[crdt.DeviceID]uint64
 }
 

@@ -9,7 +9,19 @@ import (
 	"time"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "seed of TestConvergence (0: from the clock; the seed is printed)")
+var seedFlag = flag.Uint64("seed", 0, "seed of the randomized tests (0: from the clock; the seed is printed)")
+
+// seededRand returns the seed of a randomized test (-seed, else the
+// clock's), printed so that a failure can be rerun, and a source on it
+// (stream tells the tests' sources apart).
+func seededRand(t *testing.T, stream uint64) (uint64, *rand.Rand) {
+	seed := *seedFlag
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -seed %d)", seed, seed)
+	return seed, rand.New(rand.NewPCG(seed, stream))
+}
 
 // TestConvergence is the property of the package doc: random item sets
 // with concurrent edits (also by other users), reactions added and
@@ -17,12 +29,7 @@ var seedFlag = flag.Uint64("seed", 0, "seed of TestConvergence (0: from the cloc
 // replies and thread replies, copies, garbage, redactions of targets and
 // of relations, and receipts give identical output in 50 shuffled orders.
 func TestConvergence(t *testing.T) {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -seed %d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	seed, rng := seededRand(t, 0x5eed)
 	for s := 0; s < 20; s++ {
 		w := randomWorld(t, rng, 40)
 		if err := w.converges(50, rng.Uint64()); err != nil {

@@ -17,6 +17,11 @@ type view struct {
 	byEvent map[crdt.EventID]*msg
 	owner   map[mimi.MessageID]*entry
 	ignored []Ignored
+
+	// What extend needs to know to tell whether new items only append.
+	last     Position                // the greatest position of any item
+	lastRead Position                // the greatest position of a receipt
+	wanted   map[mimi.MessageID]bool // IDs a reference or relation names that no item owns
 }
 
 // msg is a listed message while the view is built.
@@ -39,10 +44,59 @@ func (m *msg) current() *entry {
 func (m *msg) gone() bool { return m.Redacted || m.Deleted }
 
 func (p *Projection) view() *view {
+	if p.v != nil && len(p.fresh) > 0 && !p.v.extend(p.fresh) {
+		p.v = nil
+	}
+	p.fresh = nil
 	if p.v == nil {
 		p.v = p.build()
 	}
 	return p.v
+}
+
+// extend appends the items added since v was built (and nothing else
+// changed) when they are plain messages placed after every item and
+// receipt, whose message IDs nothing names yet: then no listed message,
+// relation or receipt of v changes, and the result is what build would
+// make. It reports false, changing nothing, when that does not hold.
+// A room that only grows (an import, a busy room) so costs per message,
+// not per message times the room's size.
+func (v *view) extend(fresh []*entry) bool {
+	slices.SortFunc(fresh, func(a, b *entry) int { return a.Pos().Compare(b.Pos()) })
+	at := v.last
+	mids := map[mimi.MessageID]bool{}
+	for _, e := range fresh {
+		switch {
+		case e.Pos().Compare(at) <= 0 || e.Pos().Compare(v.lastRead) <= 0:
+			return false
+		case e.c == nil || e.kind != mimi.KindMessage:
+			return false
+		case e.hasMID && (v.owner[e.mid] != nil || v.wanted[e.mid] || mids[e.mid]):
+			return false
+		}
+		if e.hasMID {
+			mids[e.mid] = true
+		}
+		at = e.Pos()
+	}
+	added := make([]*msg, len(fresh))
+	for i, e := range fresh {
+		m := &msg{orig: e}
+		v.msgs = append(v.msgs, m)
+		v.byEvent[e.ID] = m
+		if e.hasMID {
+			v.owner[e.mid] = e
+		}
+		added[i] = m
+	}
+	for _, m := range added {
+		v.finish(m)
+	}
+	for _, m := range added {
+		v.fallback(m)
+	}
+	v.last = at
+	return true
 }
 
 func (p *Projection) build() *view {
@@ -51,7 +105,10 @@ func (p *Projection) build() *view {
 		es = append(es, e)
 	}
 	slices.SortFunc(es, func(a, b *entry) int { return a.Pos().Compare(b.Pos()) })
-	v := &view{byEvent: map[crdt.EventID]*msg{}, owner: map[mimi.MessageID]*entry{}}
+	v := &view{byEvent: map[crdt.EventID]*msg{}, owner: map[mimi.MessageID]*entry{}, wanted: map[mimi.MessageID]bool{}}
+	if len(es) > 0 {
+		v.last = es[len(es)-1].Pos()
+	}
 	var edits, reacts, unreacts []*entry
 	for _, e := range es {
 		if e.hasMID {
@@ -115,6 +172,7 @@ func (v *view) target(id *mimi.MessageID) (*msg, *entry, string) {
 	}
 	t := v.owner[*id]
 	if t == nil {
+		v.wanted[*id] = true
 		return nil, nil, ReasonUnknownTarget
 	}
 	return v.byEvent[t.ID], t, ""
@@ -225,7 +283,11 @@ func (v *view) ref(id *mimi.MessageID) *Ref {
 		return nil
 	}
 	r := &Ref{Message: *id}
-	if t := v.owner[*id]; t != nil {
+	t := v.owner[*id]
+	if t == nil {
+		v.wanted[*id] = true
+	}
+	if t != nil {
 		r.Event = t.ID
 		if m := v.byEvent[t.ID]; m != nil {
 			r.Redacted = m.Redacted || m.deleted
@@ -299,6 +361,9 @@ func (p *Projection) placeReceipts(v *view) {
 	slices.SortFunc(users, cmpUser)
 	for _, u := range users {
 		at := p.receipts[u].Pos()
+		if at.Compare(v.lastRead) > 0 {
+			v.lastRead = at
+		}
 		i, found := slices.BinarySearchFunc(v.msgs, at, func(m *msg, pos Position) int { return m.Pos.Compare(pos) })
 		if !found {
 			i--

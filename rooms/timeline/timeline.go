@@ -139,7 +139,8 @@ type Projection struct {
 	items    map[crdt.EventID]*entry
 	redacted map[crdt.EventID]bool
 	receipts map[crdt.UserID]Receipt
-	v        *view // nil when an input changed since it was built
+	v        *view    // nil when an input changed since it was built
+	fresh    []*entry // items added since v was built, for v.extend
 }
 
 // entry is an added item with its decoded content. c is nil when the item
@@ -214,8 +215,25 @@ func (p *Projection) Add(it Item) {
 	if p.redacted[it.ID] {
 		e.strip()
 	}
+	_, again := p.items[it.ID]
 	p.items[it.ID] = e
-	p.v = nil
+	if again || p.v == nil {
+		p.changed()
+	} else {
+		p.fresh = append(p.fresh, e)
+	}
+}
+
+// changed notes an input change the view cannot be extended with.
+func (p *Projection) changed() { p.v, p.fresh = nil, nil }
+
+// MID returns the MIMI message ID of an added item, when its content
+// decoded and carries one.
+func (p *Projection) MID(id crdt.EventID) (mimi.MessageID, bool) {
+	if e, ok := p.items[id]; ok && e.hasMID {
+		return e.mid, true
+	}
+	return mimi.MessageID{}, false
 }
 
 // hadContent reports whether e was added with content (maybe redacted
@@ -238,7 +256,19 @@ func (p *Projection) Redact(id crdt.EventID) {
 	if e, ok := p.items[id]; ok {
 		e.strip()
 	}
-	p.v = nil
+	p.changed()
+}
+
+// Purge is Redact for an item whose content is purged from the store: the
+// item becomes what an Add without content makes of it (its kind and
+// message ID are forgotten too), so that a projection that saw the content
+// before the redaction equals one rebuilt from the purged store.
+func (p *Projection) Purge(id crdt.EventID) {
+	p.Redact(id)
+	if e, ok := p.items[id]; ok && e.hadContent() {
+		p.items[id] = &entry{Item: Item{ID: e.ID, Depth: e.Depth, Sender: e.Sender, Device: e.Device, TS: e.TS}}
+		p.changed()
+	}
 }
 
 // Read records a read receipt; per user, the one with the greatest
@@ -248,7 +278,7 @@ func (p *Projection) Read(r Receipt) {
 		return
 	}
 	p.receipts[r.User] = r
-	p.v = nil
+	p.changed()
 }
 
 // ReadMarker returns u's winning receipt.
