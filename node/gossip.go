@@ -263,6 +263,7 @@ func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		ev, err := crdt.Decode(m.Data)
 		if err != nil || ev.Room != room {
+			g.engine.invalidInFlight(m.Data, err)
 			return pubsub.ValidationReject
 		}
 		if !g.unguarded {
