@@ -1,0 +1,20 @@
+package node
+
+import pubsub "github.com/libp2p/go-libp2p-pubsub"
+
+// The CPU a node spends on junk (issue 15): each gossip validation is timed
+// on the thread it runs on, and the time of those that do not accept is
+// added up (Replica.JunkCPU, the simulator's junk_cpu). A goroutine that
+// the runtime moves to another thread in the middle of a validation makes
+// one sample wrong; validations do not block, so that is rare.
+
+// junkTime adds the thread CPU time since t0 to the junk total when res is
+// not Accept. Deferred by the validator.
+func (g *Gossip) junkTime(t0 int64, res *pubsub.ValidationResult) {
+	if *res == pubsub.ValidationAccept || t0 < 0 {
+		return
+	}
+	if d := threadCPU() - t0; d > 0 {
+		g.junkCPU.Add(d)
+	}
+}
