@@ -59,20 +59,7 @@ func TestInFlightChildrenRejected(t *testing.T) {
 		if _, err := tn.reps[admin].Engine.Ban(tn.ctx, api.RoomUserReq{Room: room.String(), User: tn.ids[spammer].User.String()}); err != nil {
 			t.Fatal(err)
 		}
-		for _, i := range []int{relay, spammer} {
-			eventually(t, convergeWithin, "the ban reaches node", func() (bool, string) {
-				info, err := tn.reps[i].Engine.Info(tn.ctx, api.RoomReq{Room: room.String()})
-				if err != nil {
-					return false, err.Error()
-				}
-				for _, m := range info.Members {
-					if m.User == tn.ids[spammer].User.String() {
-						return m.Membership == rooms.Ban, fmt.Sprint(i, m.Membership)
-					}
-				}
-				return false, "no member entry"
-			})
-		}
+		membershipAt(t, tn, room, spammer, rooms.Ban, relay, spammer)
 		for k, ev := range craftAfter(t, tn, spammer, relay, room, 3, "spam") {
 			if rej, ign := handled(ev); rej != 1 || ign != 0 {
 				t.Fatalf("link %d of the banned spammer's chain: rejected %d, ignored %d; want rejected", k, rej, ign)
@@ -107,16 +94,7 @@ func inFlightNet(t *testing.T) (*testNet, crdt.RoomID, func(*crdt.Event) (reject
 	}
 	room, _ := crdt.ParseID(resp.Room)
 	for _, i := range []int{relay, spammer} {
-		if _, err := tn.reps[i].Engine.TrackRoom(ctx, resp.Room); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, convergeWithin, "room reaches node", func() (bool, string) {
-			ok, _ := tn.reps[i].Engine.HasRoomState(ctx, room)
-			return ok, fmt.Sprint("node ", i)
-		})
-		if _, err := tn.reps[i].Engine.Join(ctx, room); err != nil {
-			t.Fatal(err)
-		}
+		joinRoom(t, tn, room, i)
 	}
 	tn.converged(resp.Room, 3, convergeWithin, admin, relay, spammer)
 	// The spammer's gossip reaches the relay (its room proof is done)

@@ -113,15 +113,21 @@ func joinRoom(t *testing.T, tn *testNet, room crdt.RoomID, i int) {
 // joinedAt waits until the nodes at see node j's user joined.
 func joinedAt(t *testing.T, tn *testNet, room crdt.RoomID, j int, at ...int) {
 	t.Helper()
+	membershipAt(t, tn, room, j, rooms.Join, at...)
+}
+
+// membershipAt waits until the nodes at see node j's user with membership m.
+func membershipAt(t *testing.T, tn *testNet, room crdt.RoomID, j int, m string, at ...int) {
+	t.Helper()
 	for _, i := range at {
-		eventually(t, convergeWithin, "the join reaches node", func() (bool, string) {
+		eventually(t, convergeWithin, "the membership reaches node", func() (bool, string) {
 			info, err := tn.reps[i].Engine.Info(tn.ctx, api.RoomReq{Room: room.String()})
 			if err != nil {
 				return false, err.Error()
 			}
-			for _, m := range info.Members {
-				if m.User == tn.ids[j].User.String() {
-					return m.Membership == rooms.Join, fmt.Sprint(i, m.Membership)
+			for _, mm := range info.Members {
+				if mm.User == tn.ids[j].User.String() {
+					return mm.Membership == m, fmt.Sprint(i, mm.Membership)
 				}
 			}
 			return false, fmt.Sprint("node ", i, ": no member entry")

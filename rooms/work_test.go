@@ -53,3 +53,32 @@ func BenchmarkVerifyJoinWork(b *testing.B) {
 		WorkBits(room, u, w)
 	}
 }
+
+// FuzzLimitsBodies: room.limits and member bodies (with work) from any
+// bytes either parse within their bounds or are malformed, and the
+// relay's join check never fails on them.
+func FuzzLimitsBodies(f *testing.F) {
+	f.Add(Encode(LimitsBody{Messages: 3, Bytes: 4096, JoinWork: 20}), true)
+	f.Add(Encode(MemberBody{Membership: Join, Work: []byte{1, 2, 3}}), false)
+	f.Add([]byte{0xa1, 0x64, 'w', 'o', 'r', 'k', 0x40}, false)
+	f.Add([]byte{0xff}, true)
+	empty := ""
+	var u crdt.UserID
+	u[0] = 7
+	skey := u.String()
+	g := &Guard{Work: 4, Members: map[crdt.UserID]string{}}
+	f.Fuzz(func(t *testing.T, body []byte, limits bool) {
+		if limits {
+			lb, err := parseLimits(&empty, body)
+			if err == nil && (lb.Messages < 0 || lb.Messages > MaxLimitMessages || lb.Bytes < 0 || lb.Bytes > MaxLimitBytes || lb.JoinWork < 0 || lb.JoinWork > MaxJoinWork) {
+				t.Fatalf("out of range limits accepted: %+v", lb)
+			}
+			return
+		}
+		p, err := parseBody(TypeMember, &skey, body)
+		if err == nil && len(p.member.Work) > MaxWorkLen {
+			t.Fatalf("work of %d bytes accepted", len(p.member.Work))
+		}
+		g.JoinRefusal(&crdt.Event{Type: TypeMember, StateKey: &skey, User: u, Room: crdt.IDOf([]byte("r")), Body: body})
+	})
+}

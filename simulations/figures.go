@@ -24,15 +24,20 @@ import (
 func CompareLatency(out, title string, dirs []string) error {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "delivery latency (ms, log scale)"
+	p.X.Label.Text = "delivery latency (ms)"
 	p.Y.Label.Text = "fraction of honest deliveries"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top, p.Legend.Left = false, false
 	p.Legend.YPosition = 0.05
 	for k, dir := range dirs {
-		var r Report
+		var r struct { // the fields of a Report the label needs
+			Scenario     string    `json:"scenario"`
+			Nodes        int       `json:"nodes"`
+			Adversaries  int       `json:"adversaries"`
+			Completeness float64   `json:"completeness"`
+			LatencyMS    Quantiles `json:"latency_ms"`
+			JunkCPU      *JunkCPU  `json:"junk_cpu"`
+		}
 		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 		if err != nil {
 			return err
@@ -48,9 +53,6 @@ func CompareLatency(out, title string, dirs []string) error {
 			continue
 		}
 		slices.Sort(xs)
-		for i := range xs {
-			xs[i] = max(xs[i], 1) // log scale
-		}
 		l, err := plotter.NewLine(cdf(xs))
 		if err != nil {
 			return err
