@@ -29,10 +29,8 @@ type guardTable struct {
 	mu       sync.Mutex
 	refused  map[crdt.EventID]crdt.DeviceID // events rejected here against room state, by author device
 	refusedQ []crdt.EventID                 // their order, oldest first (bounded by maxRefusedIDs)
-	invalid  map[crdt.EventID]bool          // events rejected in flight that no rule can ever accept (R1, R2)
-	invalidQ []crdt.EventID                 // their order (bounded by maxRefusedIDs)
-	joins    map[crdt.EventID]bool          // own member events of non-members this validator accepted
-	joinsQ   []crdt.EventID                 // their order (bounded by maxRefusedIDs)
+	invalid  idSet                          // events rejected in flight that no rule can ever accept (R1, R2)
+	joins    idSet                          // own member events of non-members this validator accepted
 }
 
 // joining remembers a non-member's own member event (a join or knock) that
@@ -41,24 +39,34 @@ type guardTable struct {
 func (t *guardTable) joining(id crdt.EventID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.joins == nil {
-		t.joins = map[crdt.EventID]bool{}
-	}
-	if t.joins[id] {
-		return
-	}
-	if len(t.joinsQ) >= maxRefusedIDs {
-		delete(t.joins, t.joinsQ[0])
-		t.joinsQ = t.joinsQ[1:]
-	}
-	t.joins[id] = true
-	t.joinsQ = append(t.joinsQ, id)
+	t.joins.add(id)
 }
 
 func (t *guardTable) joinSeen(id crdt.EventID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.joins[id]
+	return t.joins.m[id]
+}
+
+// idSet is a set of event IDs that forgets the oldest past maxRefusedIDs.
+type idSet struct {
+	m map[crdt.EventID]bool
+	q []crdt.EventID // insertion order, oldest first
+}
+
+func (s *idSet) add(id crdt.EventID) {
+	if s.m == nil {
+		s.m = map[crdt.EventID]bool{}
+	}
+	if s.m[id] {
+		return
+	}
+	if len(s.q) >= maxRefusedIDs {
+		delete(s.m, s.q[0])
+		s.q = s.q[1:]
+	}
+	s.m[id] = true
+	s.q = append(s.q, id)
 }
 
 // maxRefusedIDs bounds how many rejected events a node remembers.
@@ -88,24 +96,13 @@ func (t *guardTable) refuse(ev *crdt.Event) {
 func (t *guardTable) invalidate(id crdt.EventID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.invalid == nil {
-		t.invalid = map[crdt.EventID]bool{}
-	}
-	if t.invalid[id] {
-		return
-	}
-	if len(t.invalidQ) >= maxRefusedIDs {
-		delete(t.invalid, t.invalidQ[0])
-		t.invalidQ = t.invalidQ[1:]
-	}
-	t.invalid[id] = true
-	t.invalidQ = append(t.invalidQ, id)
+	t.invalid.add(id)
 }
 
 func (t *guardTable) isInvalid(id crdt.EventID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.invalid[id]
+	return t.invalid.m[id]
 }
 
 // refusedBy reports whether id was rejected here and authored by dev.
