@@ -647,7 +647,11 @@ func (e *Engine) HasRoomState(ctx context.Context, id crdt.RoomID) (bool, error)
 // Join authors this user's join event.
 func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (api.RoomEventResp, error) {
 	var resp api.RoomEventResp
-	err := e.do(ctx, func() error {
+	work, err := e.joinWork(ctx, id) // roomlimits.go: before the engine's turn
+	if err != nil {
+		return resp, err
+	}
+	err = e.do(ctx, func() error {
 		rc := e.rooms[id]
 		if rc == nil {
 			return errorf(api.KindNotFound, "unknown room %s", id)
@@ -659,7 +663,7 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (api.RoomEventResp, e
 			}
 		}
 		me := e.ident.User.String()
-		mb := rooms.MemberBody{Membership: rooms.Join, DisplayName: e.prefs.DisplayName}
+		mb := rooms.MemberBody{Membership: rooms.Join, DisplayName: e.prefs.DisplayName, Work: work}
 		enc := rc.room != nil && rc.room.Encrypted()
 		if enc {
 			mb.DisplayName = "" // sealed in a profile event once this device holds a key

@@ -109,6 +109,7 @@ type Gossip struct {
 
 	unguarded         bool         // stateless checks only (ReplicaOptions.Unguarded)
 	rejected, ignored atomic.Int64 // events refused against room state (guard.go)
+	junkCPU           atomic.Int64 // thread CPU ns of validations that did not accept (junkcpu.go)
 
 	wg sync.WaitGroup
 }
@@ -261,9 +262,11 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 // or refused, Ignore what it cannot judge yet, Accept the rest.
 func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
 	lim := newChainLimiter()
-	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
+		defer g.junkTime(threadCPU(), &res)
 		ev, err := crdt.Decode(m.Data)
 		if err != nil || ev.Room != room {
+			g.engine.invalidInFlight(m.Data, err)
 			return pubsub.ValidationReject
 		}
 		if !g.unguarded {

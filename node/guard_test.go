@@ -140,12 +140,14 @@ func TestBannedSpammerRejectedAtRelay(t *testing.T) {
 				tn.reps[spammer].Publish(ev)
 			}
 			// The first is rejected (the relay holds its whole past); the
-			// others are rejected as children of a rejected event of the same
-			// device, or ignored when validated before their parent was
+			// others are rejected as links of a chain written on a rejected
+			// event, or ignored when validated before their parent was
 			// (pubsub validates concurrently): ignored, they are neither
-			// stored nor forwarded either.
-			// The relay either takes each event in or refuses it; wait for
-			// one or the other, then check which.
+			// stored nor forwarded either. Three rejections put the
+			// spammer's peer below the graylist threshold, and the relay
+			// drops the rest of its RPCs unread.
+			// The relay either takes each event in or refuses it, until
+			// it graylists the spammer; wait for that, then check.
 			eventually(t, convergeWithin, "the relay handles the flood", func() (bool, string) {
 				rej, ign := tn.reps[relay].GossipRefused()
 				n := rej - rej0 + ign - ign0
@@ -154,7 +156,8 @@ func TestBannedSpammerRejectedAtRelay(t *testing.T) {
 						n++
 					}
 				}
-				return n >= flood, fmt.Sprintf("rejected %d, ignored %d", rej-rej0, ign-ign0)
+				sc, _ := tn.reps[relay].PeerScore(tn.reps[spammer].host.ID())
+				return n >= flood || sc < peerScoreThresholds().GraylistThreshold, fmt.Sprintf("rejected %d, ignored %d, score %.1f", rej-rej0, ign-ign0, sc)
 			})
 			for _, ev := range spam {
 				for _, i := range []int{admin, relay, observer} {
@@ -222,16 +225,48 @@ func TestChainLimiter(t *testing.T) {
 	}{{1000, false}, {2000, false}, {3000, false}, {4000, true}, {5000, true}, {61001, true}, {66000, false}}
 	for i, s := range steps {
 		ev := mk(uint64(i), s.ts)
-		if got := l.over(ev, 3); got != s.over {
+		if got := l.over(ev, 3, 0) != ""; got != s.over {
 			t.Fatalf("event %d (ts %d): over = %v, want %v", i, s.ts, got, s.over)
 		}
-		if i == 1 && l.over(ev, 3) {
+		if i == 1 && l.over(ev, 3, 0) != "" {
 			t.Fatal("a repeated event was counted again")
 		}
 	}
 	// A gap in the chain (an event whose self is unseen) starts a new run.
 	prev = crdt.IDOf([]byte("unseen"))
-	if l.over(mk(100, 66001), 1) {
+	if l.over(mk(100, 66001), 1, 0) != "" {
 		t.Fatal("an event after an unseen one was judged on a chain it does not continue")
+	}
+}
+
+// TestChainLimiterBytes: the relay's bytes limit counts the sizes of the
+// device's events in the window before an event (rooms.OverBytes), not
+// the event itself, and forgets what leaves the window.
+func TestChainLimiterBytes(t *testing.T) {
+	l := newChainLimiter()
+	var dev crdt.DeviceID
+	dev[0] = 2
+	var prev crdt.EventID
+	mk := func(seq uint64, ts int64, size int) *crdt.Event {
+		ev := &crdt.Event{ID: crdt.IDOf([]byte(fmt.Sprint("b", seq, ts))), Device: dev, Seq: seq, Self: prev, TS: ts, Body: make([]byte, size)}
+		prev = ev.ID
+		return ev
+	}
+	steps := []struct {
+		ts   int64
+		size int
+		why  string
+	}{
+		{1000, 600, ""},
+		{2000, 300, ""},  // 600 before: under 1000
+		{3000, 5000, ""}, // 900 before: still under, though this one is large
+		{4000, 10, "over the room's limit of 1000 bytes per minute"},
+		{62000, 10, "over the room's limit of 1000 bytes per minute"}, // 2000 and 3000 still in the window
+		{63001, 10, ""}, // only 4000 and 62000: 20 bytes
+	}
+	for i, s := range steps {
+		if got := l.over(mk(uint64(i), s.ts, s.size), 0, 1000); got != s.why {
+			t.Fatalf("event %d (ts %d): %q, want %q", i, s.ts, got, s.why)
+		}
 	}
 }

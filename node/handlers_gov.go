@@ -22,6 +22,7 @@ func (n *Node) registerGovernance(h host.Host) {
 	Handle(s, api.EpRoomBan, e.Ban)
 	Handle(s, api.EpRoomUnban, e.Unban)
 	Handle(s, api.EpRoomRole, e.Role)
+	Handle(s, api.EpRoomLimits, e.RoomLimits)
 	Handle(s, api.EpRedact, e.Redact)
 	Handle(s, api.EpProfileGet, e.ProfileGet)
 	Handle(s, api.EpBlock, func(ctx context.Context, req api.UserReq) (api.BlockedResp, error) {

@@ -441,6 +441,9 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 	if err != nil {
 		return nil, err
 	}
+	if why := e.ownOverBytes(room, ev); why != "" {
+		return nil, errorf(api.KindPermission, "%s; wait a minute", why)
+	}
 	if err := e.add(room, rc, "", true, ev); err != nil {
 		return nil, err
 	}

@@ -204,6 +204,11 @@ func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }
 // PeerScore returns a peer's gossipsub score and whether it has one.
 func (r *Replica) PeerScore(p peer.ID) (float64, bool) { return r.scores.get(p) }
 
+// JunkCPU is the CPU time this replica's gossip validators spent on
+// messages they did not accept (rejected or ignored: junk), as far as the
+// platform measures thread CPU time (junkcpu.go; 0 elsewhere).
+func (r *Replica) JunkCPU() time.Duration { return time.Duration(r.gossip.junkCPU.Load()) }
+
 // GossipRefused counts the gossiped events this replica's validator
 // refused against room state (guard.go): rejected and ignored.
 func (r *Replica) GossipRefused() (rejected, ignored int64) {

@@ -191,6 +191,9 @@ func parseBody(typ string, skey *string, body []byte) (*parsed, error) {
 		if err := DecodeBody(body, &mb); err != nil {
 			return nil, malformed("bad member body")
 		}
+		if len(mb.Work) > MaxWorkLen {
+			return nil, malformed("member work longer than %d bytes", MaxWorkLen)
+		}
 		p.membership, p.target, p.hasTarget, p.member = mb.Membership, t, true, &mb
 	case TypePower:
 		if skey == nil || *skey != "" {

@@ -98,6 +98,9 @@ type MemberBody struct {
 	// Rotation is the e2ee.Rotation a kick or ban of a joined member
 	// carries in an encrypted room (keys.go).
 	Rotation []byte `cbor:"rotation,omitempty"`
+	// Work is the join proof of work (work.go) of a join or knock in a
+	// room that asks for it; at most MaxWorkLen bytes.
+	Work []byte `cbor:"work,omitempty"`
 }
 
 // TextBody is the body of a state event holding one string (name, topic, avatar, join rule).

@@ -154,7 +154,9 @@ func (w *world) printState() string {
 //	USER name|topic|avatar|join-rule VALUE
 //	USER profile [name=X] [avatar=Y]
 //	USER say TEXT...
-//	USER limits N                          (room.limits: N events per device per minute)
+//	USER limits N [bytes=B] [work=D]       (room.limits: N events per device per minute,
+//	                                        B bytes, join proof of work of D bits)
+//	USER join|knock work=D                 (with proof of work minted to D bits; D=0: counter 0)
 //	USER redact LABEL
 //
 // followed by options: as=LABEL, at=L1,L2 (parents instead of the heads),
@@ -214,6 +216,15 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 		typ, skey, body = w.keys.action(name, verb, args, &o)
 	case "join", "leave", "knock":
 		member(name, verb)
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "work="); ok {
+				d, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("bad work %q", a)
+				}
+				body = Encode(MemberBody{Membership: verb, Work: MintWork(w.room.create.ID, me, d, 0, nil)})
+			}
+		}
 	case "member":
 		member(args[0], args[1])
 	case "power":
@@ -273,7 +284,20 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 		if err != nil {
 			t.Fatalf("bad limit %q", args[0])
 		}
-		typ, skey, body = TypeLimits, ptr(""), Encode(LimitsBody{Messages: n})
+		lb := LimitsBody{Messages: n}
+		for _, a := range args[1:] {
+			k, v, _ := strings.Cut(a, "=")
+			x, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || (k != "bytes" && k != "work") {
+				t.Fatalf("bad limit %q", a)
+			}
+			if k == "bytes" {
+				lb.Bytes = x
+			} else {
+				lb.JoinWork = x
+			}
+		}
+		typ, skey, body = TypeLimits, ptr(""), Encode(lb)
 	case "redact":
 		target := w.labels[args[0]]
 		if target == nil {

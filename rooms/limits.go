@@ -24,9 +24,25 @@ const LimitWindow = 60_000
 // so the self-chain walk of each check.
 const MaxLimitMessages = 10_000
 
+// MaxLimitBytes bounds the bytes a limit may allow per window (1 GiB).
+const MaxLimitBytes = 1 << 30
+
+// MaxJoinWork bounds the difficulty of the join proof of work (work.go):
+// 2^28 hashes is minutes of one core, far past what an honest joiner
+// should wait.
+const MaxJoinWork = 28
+
 // LimitsBody is the body of a room.limits event. Zero means no limit.
 type LimitsBody struct {
 	Messages int64 `cbor:"messages,omitempty"` // events per device per LimitWindow
+	// Bytes caps the bytes (envelope and body, as on the wire) one device
+	// may author per LimitWindow. It is not part of the rules (R3): a
+	// body can be purged or not yet received, so its size is not a
+	// function of the event set. Authors and relays apply it (OverBytes).
+	Bytes int64 `cbor:"bytes,omitempty"`
+	// JoinWork is the proof of work (work.go) a join or knock of a user
+	// not invited must carry: leading zero bits, 0 for none.
+	JoinWork int64 `cbor:"join_work,omitempty"`
 }
 
 func parseLimits(skey *string, body []byte) (*LimitsBody, error) {
@@ -39,6 +55,12 @@ func parseLimits(skey *string, body []byte) (*LimitsBody, error) {
 	}
 	if lb.Messages < 0 || lb.Messages > MaxLimitMessages {
 		return nil, malformed("%s messages out of range 0-%d", TypeLimits, MaxLimitMessages)
+	}
+	if lb.Bytes < 0 || lb.Bytes > MaxLimitBytes {
+		return nil, malformed("%s bytes out of range 0-%d", TypeLimits, MaxLimitBytes)
+	}
+	if lb.JoinWork < 0 || lb.JoinWork > MaxJoinWork {
+		return nil, malformed("%s join_work out of range 0-%d", TypeLimits, MaxJoinWork)
 	}
 	return &lb, nil
 }
@@ -90,6 +112,8 @@ type Guard struct {
 	Members map[crdt.UserID]string // membership of every user with one
 	Removed map[crdt.DeviceID]bool // removed devices (encrypted rooms)
 	Limit   int64                  // room.limits messages, 0 for none
+	Bytes   int64                  // room.limits bytes, 0 for none
+	Work    int64                  // room.limits join_work, 0 for none
 	Exempt  map[crdt.UserID]bool   // users at or above the level that sets the limits
 }
 
@@ -103,6 +127,21 @@ func (g *Guard) Membership(u crdt.UserID) string {
 		return Join
 	}
 	return ""
+}
+
+// JoinRefusal reports why the rules would refuse ev, a member event, for
+// its join proof of work against the guard's state ("" when they would
+// not, or ev is no join or knock). It decodes the body; a malformed one is
+// left to the rules.
+func (g *Guard) JoinRefusal(ev *crdt.Event) string {
+	if g.Work == 0 || ev.Type != TypeMember {
+		return ""
+	}
+	p, err := parseBody(ev.Type, ev.StateKey, ev.Body)
+	if err != nil {
+		return ""
+	}
+	return joinWork(ev.Room, ev.User, &LimitsBody{JoinWork: g.Work}, g.Membership(ev.User), p)
 }
 
 // Guard summarizes the resolved state at the heads.
@@ -120,6 +159,8 @@ func (r *Room) Guard() *Guard {
 	g.Exempt[r.create.User] = true
 	if v := cur.lookup(kLimits); v >= 0 && r.evs[v].body.limits != nil {
 		g.Limit = r.evs[v].body.limits.Messages
+		g.Bytes = r.evs[v].body.limits.Bytes
+		g.Work = r.evs[v].body.limits.JoinWork
 	}
 	cur.each(func(k string, v int32) {
 		if strings.HasPrefix(k, TypeDevice+"\x00") && r.isRemoval(v) {
@@ -129,4 +170,54 @@ func (r *Room) Guard() *Guard {
 		}
 	})
 	return g
+}
+
+// limitsIn returns the room.limits body in a state (nil for none).
+func (r *Room) limitsIn(lookup func(string) int32) *LimitsBody {
+	if v := lookup(kLimits); v >= 0 {
+		return r.evs[v].body.limits
+	}
+	return nil
+}
+
+// Limits returns the room's limits in the resolved state at the heads (zero
+// for none).
+func (r *Room) Limits() LimitsBody {
+	if lb := r.limitsIn(r.current().lookup); lb != nil {
+		return *lb
+	}
+	return LimitsBody{}
+}
+
+// Sent is one earlier event of a device's self chain, as an author or a
+// relay knows it: its signed timestamp and its size in bytes.
+type Sent struct {
+	TS   int64
+	Size int
+}
+
+// OverBytes applies a bytes limit to an event of timestamp ts whose
+// device's self chain before it is chain (in chain order, oldest first, as
+// far as known):
+// the event is over when the events of the chain whose ts is in
+// (ts - LimitWindow, ts] sum to limit bytes or more. As with the message
+// limit, the events before count, not the event itself, so one event may
+// pass the limit by at most its own size (crdt.MaxSize). A relay that saw
+// only part of the chain counts less, never more, than the author, so
+// a relay never refuses what an author that applies the same function
+// let through. It returns the refusal reason, or "".
+func OverBytes(limit, ts int64, chain []Sent) string {
+	if limit <= 0 {
+		return ""
+	}
+	var n int64
+	for i := len(chain) - 1; i >= 0; i-- {
+		if chain[i].TS <= ts-LimitWindow {
+			break
+		}
+		if n += int64(chain[i].Size); n >= limit {
+			return fmt.Sprintf("over the room's limit of %d bytes per minute", limit)
+		}
+	}
+	return ""
 }

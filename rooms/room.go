@@ -366,6 +366,12 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		info.reason = why
 		return
 	}
+	if e.Type == TypeMember {
+		if why := joinWork(r.create.ID, e.User, r.limitsIn(info.before.lookup), in.senderMembership(e.User), p); why != "" {
+			info.reason = why
+			return
+		}
+	}
 	// R3(a): the auth references alone.
 	in = r.inputFrom(e, p, func(k string) int32 {
 		if v, ok := refs[k]; ok {
@@ -548,8 +554,15 @@ func (r *Room) Check(user crdt.UserID, typ string, skey *string, body []byte) er
 	}
 	e := &crdt.Event{User: user, Type: typ, StateKey: skey}
 	in := r.inputFrom(e, p, cur.lookup, target)
-	_, err = authorize(user, typ, skey, p, &in)
-	return err
+	if _, err = authorize(user, typ, skey, p, &in); err != nil {
+		return err
+	}
+	if typ == TypeMember {
+		if why := joinWork(r.create.ID, user, r.limitsIn(cur.lookup), in.senderMembership(user), p); why != "" {
+			return refuse("%s", why)
+		}
+	}
+	return nil
 }
 
 // AuthRefs returns the auth references a new event by user of this type and

@@ -32,6 +32,8 @@ type collector struct {
 	forgedAcc int
 	orphanIDs map[crdt.EventID]bool
 	orphanAcc int
+	joinIDs   map[crdt.EventID]bool // join-flood joins published
+	joinAcc   int                   // and accepted by honest nodes
 	forkIDs   map[crdt.EventID]bool // both sides of every fork
 	forkPairs int
 	bs        bannedSpamState // the banned-spam adversary (bannedspam.go)
@@ -71,7 +73,7 @@ type nodeStats struct {
 func newCollector(p *plan) *collector {
 	return &collector{
 		plan: p, users: map[crdt.UserID]int{},
-		msgs: map[crdt.EventID]*msgRec{}, forgedIDs: map[crdt.EventID]bool{}, orphanIDs: map[crdt.EventID]bool{}, forkIDs: map[crdt.EventID]bool{},
+		msgs: map[crdt.EventID]*msgRec{}, forgedIDs: map[crdt.EventID]bool{}, orphanIDs: map[crdt.EventID]bool{}, joinIDs: map[crdt.EventID]bool{}, forkIDs: map[crdt.EventID]bool{},
 		nodes:   make([]nodeStats, p.total),
 		buckets: make([]bucket, 4096),
 	}
@@ -107,6 +109,12 @@ func (c *collector) forged(id crdt.EventID) {
 func (c *collector) orphaned(id crdt.EventID) {
 	c.mu.Lock()
 	c.orphanIDs[id] = true
+	c.mu.Unlock()
+}
+
+func (c *collector) floodJoin(id crdt.EventID) {
+	c.mu.Lock()
+	c.joinIDs[id] = true
 	c.mu.Unlock()
 }
 
@@ -147,6 +155,12 @@ func (c *collector) accepted(i int, ev *crdt.Event, from peer.ID) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.joinIDs[ev.ID] {
+		if i < c.plan.honest {
+			c.joinAcc++
+		}
+		return
+	}
 	if c.acceptedBanned(i, ev) || ev.Type != rooms.TypeMessage {
 		return
 	}

@@ -46,6 +46,8 @@ type Report struct {
 	Spam                  *AdversaryReport  `json:"spam,omitempty"`
 	Forged                *AdversaryReport  `json:"forged,omitempty"`
 	Orphans               *AdversaryReport  `json:"orphans,omitempty"`
+	JoinFlood             *AdversaryReport  `json:"join_flood,omitempty"`
+	JunkCPU               *JunkCPU          `json:"junk_cpu,omitempty"`
 	Equivocation          *AdversaryReport  `json:"equivocation,omitempty"`
 	BannedSpam            *BannedSpamReport `json:"banned_spam,omitempty"`
 	BansApplied           int               `json:"bans_applied,omitempty"`
@@ -200,6 +202,10 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 	if len(c.orphanIDs) > 0 {
 		r.Orphans = &AdversaryReport{Published: len(c.orphanIDs), AcceptedHonest: c.orphanAcc, PendingAtEndMax: &c.pendingMax}
 	}
+	if len(c.joinIDs) > 0 {
+		r.JoinFlood = &AdversaryReport{Published: len(c.joinIDs), AcceptedHonest: c.joinAcc}
+	}
+	r.JunkCPU = s.junkCPU()
 	r.BannedSpam = c.bannedSpamReport()
 	if c.forkPairs > 0 {
 		r.Equivocation = &AdversaryReport{Published: c.forkPairs, VisibleAtEndMax: &c.forkVisibleMax}

@@ -60,12 +60,13 @@ const (
 	actLinkUp
 	actBan
 	actBannedSpam
+	actJoinFlood
 )
 
-var actNames = []string{"send", "spam", "forge", "equivocate", "orphan", "offline", "online", "partition", "heal", "link-down", "link-up", "ban", "banned-spam"}
+var actNames = []string{"send", "spam", "forge", "equivocate", "orphan", "offline", "online", "partition", "heal", "link-down", "link-up", "ban", "banned-spam", "join-flood"}
 
 // adversaryAct is the action each adversary kind performs at its rate.
-var adversaryAct = map[string]int{"spam-flood": actSpam, "equivocation": actEquivocate, "forged-events": actForge, "orphan-flood": actOrphan, "banned-spam": actBannedSpam}
+var adversaryAct = map[string]int{"spam-flood": actSpam, "equivocation": actEquivocate, "forged-events": actForge, "orphan-flood": actOrphan, "banned-spam": actBannedSpam, "join-flood": actJoinFlood}
 
 type action struct {
 	At   time.Duration `json:"at"`
@@ -108,6 +109,11 @@ func makePlan(sc *Scenario) *plan {
 	advBase := p.honest
 	for _, a := range sc.Adversaries {
 		for range a.Count {
+			if a.Target != nil { // eclipse: the one target only
+				p.edges = append(p.edges, edge{*a.Target, advBase})
+				advBase++
+				continue
+			}
 			for _, j := range rng.Perm(p.honest)[:min(a.Degree, p.honest)] {
 				p.edges = append(p.edges, edge{j, advBase})
 			}
@@ -242,6 +248,9 @@ func makePlan(sc *Scenario) *plan {
 			}
 			if a.Kind == "banned-spam" {
 				add(a.Start.D(), actBan, n, 0) // the creator bans it; the flood follows
+			}
+			if a.Rate <= 0 {
+				continue // drop, delay: they act on what they receive
 			}
 			for t := a.Start.D() + time.Duration(rng.ExpFloat64()/a.Rate*1e9); t < a.Stop.D(); t += time.Duration(rng.ExpFloat64() / a.Rate * 1e9) {
 				add(t, kind, n, 0)
@@ -595,6 +604,9 @@ func (s *sim) run() error {
 			return err
 		}
 	}
+	if err := s.setJoinWork(); err != nil {
+		return err
+	}
 	for i := p.honest + p.spammers; i < p.total; i++ {
 		if err := s.startForger(i); err != nil {
 			return err
@@ -834,7 +846,10 @@ func (s *sim) join(i int) error {
 }
 
 func (s *sim) startForger(i int) error {
-	ps, err := node.NewPubSub(s.ctx, s.hosts[i])
+	ps, err := s.relayAdversaryPubSub(i)
+	if ps == nil && err == nil {
+		ps, err = node.NewPubSub(s.ctx, s.hosts[i])
+	}
 	if err != nil {
 		return err
 	}
@@ -843,7 +858,7 @@ func (s *sim) startForger(i int) error {
 		return err
 	}
 	s.forgers[i] = t
-	return nil
+	return s.startRelayAdversary(ps, t, i)
 }
 
 // reconcile brings edge k up or down to match the wanted state.
@@ -895,6 +910,8 @@ func (s *sim) do(a action) {
 		s.equivocate(a.A)
 	case actBannedSpam:
 		s.bannedSpam(a.A)
+	case actJoinFlood:
+		s.joinFlood(a.A)
 	case actOffline:
 		s.stop(a.A)
 		s.col.setOnline(a.A, false)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/parley-p2p/parley/rooms"
 )
 
 //go:embed testdata/scenarios/*.yaml
@@ -86,6 +88,11 @@ type Room struct {
 	// writers always do); the others track the public room and read it
 	// without joining, as lurkers or hosting nodes do. 0 = all.
 	Members int `yaml:"members,omitempty" json:"members,omitempty"`
+	// JoinWork, when > 0, has the creator set the room's join proof of
+	// work (room.limits join_work, in bits) once the members are in,
+	// before the warm-up: the room under a join flood asks new joiners
+	// for work (rooms/work.go).
+	JoinWork int64 `yaml:"join_work,omitempty" json:"join_work,omitempty"`
 }
 
 // Room setups.
@@ -121,7 +128,8 @@ type Offline struct {
 
 // adversaryKinds maps each adversary kind to whether it runs a real replica
 // (a room member) rather than a bare gossipsub peer.
-var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "forged-events": false, "orphan-flood": false, "banned-spam": true}
+var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "forged-events": false, "orphan-flood": false, "banned-spam": true,
+	"drop": false, "delay": false, "join-flood": false}
 
 // Adversary is a group of Count extra nodes, linked to Degree random honest
 // nodes, each acting at Rate per second from Start to Stop. Kinds:
@@ -135,7 +143,16 @@ var adversaryKinds = map[string]bool{"spam-flood": true, "equivocation": true, "
 //     whose parents do not exist, to fill receivers' orphan buffers;
 //   - banned-spam: real replicas that join, are banned by the creator at
 //     Start, and then publish validly signed messages continuing their
-//     device chain, which their own node does not check (bannedspam.go).
+//     device chain, which their own node does not check (bannedspam.go);
+//   - drop: bare gossipsub peers that subscribe, take mesh slots and never
+//     forward anything (their validator ignores every message);
+//   - delay: bare gossipsub peers that forward every message Delay late;
+//   - join-flood: bare gossipsub peers that publish, at Rate each, the join
+//     of a fresh identity (its own new keys each time) on top of the
+//     create event, without proof of work.
+//
+// With Target set (an honest node's index), each adversary links to that
+// node only, instead of Degree random honest nodes: an eclipse attempt.
 type Adversary struct {
 	Kind   string   `yaml:"kind" json:"kind"`
 	Count  int      `yaml:"count" json:"count"`
@@ -143,6 +160,8 @@ type Adversary struct {
 	Rate   float64  `yaml:"rate" json:"rate"`
 	Start  Duration `yaml:"start" json:"start"`
 	Stop   Duration `yaml:"stop" json:"stop"`
+	Delay  Duration `yaml:"delay,omitempty" json:"delay,omitempty"`   // delay: how late it forwards
+	Target *int     `yaml:"target,omitempty" json:"target,omitempty"` // eclipse: the one honest node it links to
 }
 
 // Ban has the room creator (node 0) ban the writer with index Target at At
@@ -325,8 +344,14 @@ func (sc *Scenario) Validate() error {
 	}
 	for _, a := range sc.Adversaries {
 		if _, ok := adversaryKinds[a.Kind]; !ok {
-			return fmt.Errorf("adversary kind %q: known kinds are spam-flood, equivocation, forged-events, orphan-flood and banned-spam", a.Kind)
+			return fmt.Errorf("adversary kind %q: known kinds are spam-flood, equivocation, forged-events, orphan-flood, banned-spam, drop, delay and join-flood", a.Kind)
 		}
+		if a.Target != nil && (*a.Target < 0 || *a.Target >= sc.Nodes) {
+			return fmt.Errorf("adversary target %d: not an honest node (0-%d)", *a.Target, sc.Nodes-1)
+		}
+	}
+	if sc.Room.JoinWork < 0 || sc.Room.JoinWork > rooms.MaxJoinWork {
+		return fmt.Errorf("room.join_work: %d is not in [0,%d]", sc.Room.JoinWork, rooms.MaxJoinWork)
 	}
 	for _, b := range sc.Bans {
 		if b.Target <= 0 || (sc.Room.Writers > 0 && b.Target >= sc.Room.Writers) {

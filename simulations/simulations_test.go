@@ -9,7 +9,7 @@ import (
 )
 
 func TestListAndLoadBuiltins(t *testing.T) {
-	want := []string{"ban-under-partition", "banned-spammer", "churn", "gossip-latency", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood", "sybil-flood", "sybil-flood-baseline"}
+	want := []string{"ban-under-partition", "banned-spammer", "churn", "eclipse", "gossip-latency", "join-flood", "join-flood-baseline", "join-flood-nopow", "large-room", "lossy-links", "misbehaving-peers", "offline-catchup", "partition-heal", "spam-flood", "sybil-flood", "sybil-flood-1000", "sybil-flood-1000-baseline", "sybil-flood-baseline"}
 	list := List()
 	if len(list) != len(want) {
 		t.Fatalf("List() = %v, want %v", list, want)
@@ -186,4 +186,47 @@ func TestBannedSpamSmallVirtual(t *testing.T) {
 		t.Fatalf("no honest validator rejected the banned member's events: %+v", b)
 	}
 	t.Logf("banned spam: %+v", *b)
+}
+
+// TestRelaySybilsSmallVirtual (issue 15): Sybils that prove the room and
+// take mesh slots but forward nothing (drop) or forward late (delay), and
+// an eclipse attempt on node 1, leave honest delivery complete; junk CPU
+// is measured.
+func TestRelaySybilsSmallVirtual(t *testing.T) {
+	sc := small(t, "sybil-flood", 10, 8*time.Second)
+	target := 1
+	sc.Adversaries = []Adversary{
+		{Kind: "drop", Count: 4, Degree: 3},
+		{Kind: "delay", Count: 4, Degree: 3, Delay: Duration(2 * time.Second)},
+		{Kind: "drop", Count: 10, Target: &target},
+		{Kind: "forged-events", Count: 2, Degree: 3, Rate: 5, Start: Duration(time.Second), Stop: Duration(6 * time.Second)},
+	}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 || rep.Adversaries != 20 {
+		t.Fatalf("completeness %v, adversaries %d, warnings %v", rep.Completeness, rep.Adversaries, rep.Warnings)
+	}
+	if rep.JunkCPU == nil {
+		t.Fatal("no junk CPU measured")
+	}
+	t.Logf("latency %+v, junk CPU %+v", rep.LatencyMS, *rep.JunkCPU)
+}
+
+// TestJoinFloodSmallVirtual (issue 15): fresh identities' joins without
+// proof of work in a room that asks for it are taken in by no honest node,
+// and honest delivery stays complete.
+func TestJoinFloodSmallVirtual(t *testing.T) {
+	sc := small(t, "join-flood", 10, 8*time.Second)
+	sc.Adversaries = []Adversary{{Kind: "join-flood", Count: 2, Degree: 3, Rate: 20, Start: Duration(time.Second), Stop: Duration(6 * time.Second)}}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := rep.JoinFlood
+	if rep.Completeness != 1 || j == nil || j.Published < 100 || j.AcceptedHonest != 0 {
+		t.Fatalf("completeness %v, join flood %+v", rep.Completeness, j)
+	}
+	t.Logf("join flood %+v, latency %+v", *j, rep.LatencyMS)
 }

@@ -153,6 +153,60 @@ func runRoomSet(c *cli, args []string) error {
 	})
 }
 
+// parley room limits ROOM [--messages N] [--bytes N] [--join-work BITS]
+//
+// Without flags it shows the limits; with flags it changes those given (0
+// lifts one). The limits bind members below the level that may set them.
+func runRoomLimits(c *cli, args []string) error {
+	fs := c.flags()
+	msgs := fs.Int64("messages", 0, "at most `N` events per member device per minute (0: no limit)")
+	bytes := fs.Int64("bytes", 0, "at most `N` bytes per member device per minute (0: no limit)")
+	work := fs.Int64("join-work", 0, "joins of users not invited need a proof of work of `BITS` zero bits (0: none; 20 costs an honest joiner about half a second)")
+	pos, err := c.parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	room, err := c.room(pos[0])
+	if err != nil {
+		return err
+	}
+	set := flagsSet(fs)
+	req := api.RoomLimitsReq{Room: room}
+	if set["messages"] {
+		req.Messages = msgs
+	}
+	if set["bytes"] {
+		req.Bytes = bytes
+	}
+	if set["join-work"] {
+		req.JoinWork = work
+	}
+	var r api.RoomLimitsResp
+	return call(c, api.EpRoomLimits, req, &r, func(w io.Writer) {
+		tw := table(w)
+		fmt.Fprintf(tw, "room\t%s\n", r.Room)
+		fmt.Fprintf(tw, "messages\t%s\n", perMinute(r.Messages, "events"))
+		fmt.Fprintf(tw, "bytes\t%s\n", perMinute(r.Bytes, "bytes"))
+		if r.JoinWork == 0 {
+			fmt.Fprintf(tw, "join work\tnone\n")
+		} else {
+			fmt.Fprintf(tw, "join work\t%d bits (joins of users not invited)\n", r.JoinWork)
+		}
+		tw.Flush()
+		if r.Event != "" {
+			fmt.Fprintf(w, "updated %s (event %s)\n", room, r.Event)
+		}
+	})
+}
+
+// perMinute renders a per-device rate limit for people.
+func perMinute(n int64, unit string) string {
+	if n == 0 {
+		return "no limit"
+	}
+	return fmt.Sprintf("%d %s per member device per minute", n, unit)
+}
+
 // parley redact ROOM EVENT [--reason R]
 //
 // The body disappears from the timeline and the disk of every node; the

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package node
+
+// threadCPU is unknown on this platform: -1 (junk CPU is not measured).
+func threadCPU() int64 { return -1 }
