@@ -103,6 +103,8 @@ type RoomSummary struct {
 	Membership string `json:"membership"`
 	// DM is the other user of a direct-message room (api.EpDM), else "".
 	DM string `json:"dm,omitempty"`
+	// AvatarMedia is the room's avatar when it is in the media store.
+	AvatarMedia *AvatarMedia `json:"avatar_media,omitempty"`
 }
 
 // RoomListResp answers EpRoomList.

@@ -198,7 +198,7 @@ func TestWebPeople(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	a, b, alice, bob, _ := webPair(t, "Club")
+	a, b, alice, bob, room := webPair(t, "Club")
 	alice.send("Hello from Alice")
 	bob.article("Hello from Alice")
 
@@ -280,6 +280,20 @@ func TestWebPeople(t *testing.T) {
 	}
 	bob.within(bprof, "button", "Close", false).click()
 	bob.article("Hello from Alice")
+
+	// Room avatar: Alice sets one in Room settings; Bob's room list shows it.
+	alice.role("button", "Room settings", false).click()
+	rs := alice.role("dialog", "Room settings", false)
+	alice.fileInputBeside(alice.within(rs, "button", "Change room avatar", false)).files(testPNG(t, 300, 200))
+	alice.ok("the room's avatar in the dialog", `(() => { const i = document.querySelector('dialog .room-icon.avatar-big img'); return i && i.complete && i.naturalWidth === 200 })()`)
+	var ri api.RoomInfoResp
+	a.must(&ri, "room", "info", room)
+	if ri.AvatarMedia == nil || ri.AvatarMedia.Width != 200 || ri.AvatarMedia.Height != 200 {
+		t.Fatalf("room info after Change room avatar: %+v", ri.AvatarMedia)
+	}
+	alice.within(rs, "button", "Close", false).click()
+	bob.ok("Bob's room list shows the room's avatar", `(() => { const i = document.querySelector('a.room-link .room-icon img'); return i && i.complete && i.naturalWidth > 0 })()`)
+	bob.screenshot("web-room-avatar")
 
 	// A DM from the member list: Bob's "Message" on Alice.
 	bob.role("button", "Members", false).click()

@@ -822,6 +822,7 @@ func (e *Engine) Rooms(ctx context.Context) (api.RoomListResp, error) {
 				s.Name = st.Name
 				s.Membership = st.Member(e.ident.User).Membership
 				s.DM = dmPeer(st, e.ident.User)
+				_, s.AvatarMedia = avatarOut(st.Avatar)
 			}
 			if inv := e.inv.byID[id.String()]; inv != nil && s.Membership != rooms.Join && s.Membership != rooms.Ban {
 				s.Membership = rooms.Invite

@@ -17,7 +17,7 @@ import { closePanel } from './panel.js';
 import { initThreads, inThread, threadEvent, threadRedacted, threadSummary, openThread } from './threads.js';
 import { initSearch, searchBox } from './search.js';
 import { initMembers, membersButton } from './members.js';
-import { initSettings, profileExtras } from './settings.js';
+import { initSettings, profileExtras, roomAvatarRow } from './settings.js';
 import { initVersions, editedMark } from './versions.js';
 import { initCalls, callButtons, callsReady, onCallEvent, onCallSignal, callShown, callNotice } from './calls.js';
 
@@ -205,7 +205,7 @@ function onItem(it) {
   if (ev.type === 'redact' && ev.redacts) threadRedacted(room, ev.redacts);
   if (ev.thread && ev.thread !== ev.id) threadEvent(room, ev);
   if (ev.type === 'call') onCallEvent(room, ev);
-  if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'join_rule') {
+  if (ev.type === 'member' || ev.type === 'room.name' || ev.type === 'room.topic' || ev.type === 'room.avatar' || ev.type === 'join_rule') {
     refreshRooms();
     if (room === S.current) refreshInfo();
   }
@@ -267,10 +267,10 @@ async function refreshRooms() {
   for (const r of list.rooms || []) {
     if (r.membership !== 'join') continue;
     const old = S.rooms.get(r.room);
-    fresh.set(r.room, { id: r.room, name: r.name || (r.dm ? nameOf(r.dm) : short(r.room)), dm: r.dm, membership: r.membership,
+    fresh.set(r.room, { id: r.room, name: r.name || (r.dm ? nameOf(r.dm) : short(r.room)), dm: r.dm, membership: r.membership, avatar: r.avatar_media,
       unread: old ? old.unread : 0, mention: old ? old.mention : false, depth: old ? old.depth : 0, counted: old && old.counted });
   }
-  const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name]));
+  const key = JSON.stringify([...fresh.values()].map((r) => [r.id, r.name, r.avatar && r.avatar.cid]));
   S.rooms = fresh;
   if (key !== ui.roomsKey || !S.current) renderRooms();
   ui.roomsKey = key;
@@ -322,13 +322,20 @@ function renderRooms() {
     ui.roomList.append(h('li', {},
       h('a', { href: '#room=' + r.id, class: 'room-link' + (r.id === S.current ? ' active' : ''),
         'aria-current': r.id === S.current ? 'page' : null },
-      r.dm ? avatar(r.dm, r.name) : h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase()),
+      r.dm ? avatar(r.dm, r.name) : roomIcon(r),
       h('span', { class: 'room-name' }, r.name),
       r.dm ? presenceDot(r.dm) : null,
       badge ? [' ', h('span', { class: 'visually-hidden' }, r.mention ? ', mentioned, ' : ', unread: '), badge] : null)));
   }
   const total = rooms.reduce((n, r) => n + (r.unread || 0), 0);
   document.title = total ? `(${total}) Parley` : 'Parley';
+}
+
+// roomIcon is a room's avatar image, else its coloured initial.
+function roomIcon(r) {
+  const span = h('span', { class: 'room-icon', 'aria-hidden': 'true', style: `--h:${hue(r.id)}` }, r.name.charAt(0).toUpperCase());
+  if (r.avatar) span.replaceChildren(h('img', { src: blobURL(r.avatar.cid, r.avatar.key), alt: '' }));
+  return span;
 }
 
 function routeHash() {
@@ -1008,6 +1015,7 @@ async function settingsDialog() {
   }
   const d = formDialog('Room settings', [
     field('Room name', name), field('Topic', topic),
+    roomAvatarRow(room, S.rooms.get(room), () => refreshRooms()),
     h('h3', {}, 'Members'), members,
     h('p', { class: 'muted small' }, 'Room ID: ', h('code', { class: 'id' }, room)),
     h('button', { class: 'btn danger', type: 'button', onclick: async () => {

@@ -3,7 +3,7 @@
 // (the node's `settings`), and the list of blocked users.
 
 import { h } from './dom.js';
-import { call } from './api.js';
+import { call, blobURL } from './api.js';
 import { forgetProfile, myStatus, setMyStatus } from './people.js';
 
 let app;
@@ -67,6 +67,35 @@ export async function profileExtras(d) {
     presence.checked = s.presence;
     showBlocked(blocked, b.blocked || []);
   } catch (e) { status.textContent = e.message; }
+}
+
+// roomAvatarRow is the Room settings row with the room's avatar and
+// "Change room avatar" (the image cut to a square as for a user's avatar;
+// room/set with avatar). changed runs once the node took it.
+export function roomAvatarRow(room, r, changed) {
+  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, 'aria-label': 'Room avatar image' });
+  const status = h('span', { class: 'muted small', role: 'status' });
+  const pic = h('span', { class: 'room-icon avatar-big', 'aria-hidden': 'true' });
+  const paint = (a) => {
+    if (a) pic.replaceChildren(h('img', { src: blobURL(a.cid, a.key), alt: '' }));
+    else pic.textContent = ((r && r.name) || '?').charAt(0).toUpperCase();
+  };
+  paint(r && r.avatar);
+  file.addEventListener('change', async () => {
+    const f = file.files[0];
+    file.value = '';
+    if (!f) return;
+    status.textContent = 'Uploading…';
+    try {
+      await call('room/set', { room, avatar: await squareImage(f) });
+      const info = await call('room/info', { room });
+      paint(info.avatar_media);
+      status.textContent = 'Room avatar changed';
+      changed();
+    } catch (e) { status.textContent = e.message; }
+  });
+  return h('div', { class: 'avatar-row' }, pic,
+    h('button', { class: 'btn', type: 'button', onclick: () => file.click() }, 'Change room avatar'), file, status);
 }
 
 function showBlocked(ul, users) {
