@@ -512,3 +512,89 @@ func TestWebCallCLIPeer(t *testing.T) {
 	noCalls(t, a, room)
 	alice.checkClean(base)
 }
+
+// TestWebGroupCallWithCLIPeers: a group call of two browsers (on daemons A
+// and B) and two daemons' own peers (`call.dial` on C and D, each sending a
+// WAV tone and recording the others). Every browser has a connected session
+// with inbound audio from each of the three others; each daemon peer
+// records all three others; when one daemon peer hangs up, the browsers
+// drop its session and go on with the rest.
+func TestWebGroupCallWithCLIPeers(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a, b, c := trio(t, true)
+	d := startDaemon(t, "D")
+	d.must(nil, "connect", a.addr)
+	for i, dm := range []*daemon{a, b, c, d} {
+		dm.must(nil, "profile", "set", "--name", []string{"Alice", "Bob", "Cat", "Dog"}[i])
+	}
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "Mixed") // encrypted
+	room := rr.Room
+	for _, o := range []*daemon{b, c, d} {
+		inviteAndJoin(t, a, o, room)
+	}
+	waitMembership(t, []*daemon{a, b, c, d}, room, d.user, "join")
+
+	dir := t.TempDir()
+	tone := filepath.Join(dir, "tone.wav")
+	writeTone(t, tone)
+	recs := map[*daemon]string{}
+	for _, dm := range []*daemon{c, d} {
+		recs[dm] = filepath.Join(dir, "rec-"+dm.name)
+		if err := os.Mkdir(recs[dm], 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	alice, baseA := callBrowser(t, a, "alice", room)
+	bob, baseB := callBrowser(t, b, "bob", room)
+	alice.role("button", "Start video call", false).click()
+	bob.within(bob.role("alertdialog", "Incoming call", false), "button", "Accept", false).click()
+	alice.waitMedia(1)
+	for _, dm := range []*daemon{c, d} {
+		dm.must(nil, "call", room, "--send", tone, "--record", recs[dm])
+	}
+	// audioFrom: connected sessions, each with inbound audio bytes.
+	audioFrom := func(n int) string {
+		return fmt.Sprintf(`(async () => { const pcs = window.__pcs.filter(p => p.connectionState === 'connected'); if (pcs.length !== %d) return false;
+			for (const pc of pcs) { let bytes = 0; (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'audio') bytes += s.bytesReceived || 0; }); if (bytes === 0) return false; }
+			return true; })()`, n)
+	}
+	for _, br := range []*browser{alice, bob} {
+		br.ok("audio from the three others", audioFrom(3))
+		br.participants("Alice", "Bob", "Cat", "Dog")
+	}
+	alice.screenshot("call-mixed-alice")
+	for _, dm := range []*daemon{c, d} {
+		eventually(t, convergeTimeout, dm.name+" records the three others", func() error {
+			fs, _ := filepath.Glob(filepath.Join(recs[dm], "*"))
+			if len(fs) != 3 {
+				return fmt.Errorf("files %v", fs)
+			}
+			for _, f := range fs {
+				if st, err := os.Stat(f); err != nil || st.Size() < 8000 {
+					return fmt.Errorf("%s: %v", f, err)
+				}
+			}
+			return nil
+		})
+	}
+
+	// Dog's daemon hangs up: the browsers drop it and go on with three.
+	d.must(nil, "call", "hangup", room)
+	for _, br := range []*browser{alice, bob} {
+		br.ok("audio from the two others left", audioFrom(2))
+		br.participants("Alice", "Bob", "Cat")
+	}
+	c.must(nil, "call", "hangup", room)
+	alice.role("button", "Hang up", false).click()
+	for _, br := range []*browser{alice, bob} {
+		br.noCall()
+		br.article("Call ended")
+	}
+	noCalls(t, a, room)
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+}
