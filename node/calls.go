@@ -100,12 +100,20 @@ func checkCallSig(c *callSig) bool {
 type callsState struct {
 	index map[crdt.RoomID]*callIndex // nil entry: rebuild on demand
 	live  map[crdt.RoomID]string     // the call this device takes part in now, by room (hex)
+	// ending lists calls to end once the batch is applied: a leave
+	// emptied them after this device had left (both left at once).
+	ending []callKey
 	peer  map[crdt.RoomID]bool       // ... through the daemon's own peer (calls_peer.go), not a client
 }
 
 // callIndex holds the calls a room's readable call events describe.
 type callIndex struct {
 	calls map[string]*callRec // by hex ID
+}
+
+type callKey struct {
+	room crdt.RoomID
+	id   string
 }
 
 type callRec struct {
@@ -118,7 +126,8 @@ type callRec struct {
 	ended      bool
 	others     bool // a device other than the starter's joined
 	parts      map[crdt.DeviceID]crdt.UserID
-	last       int64 // ts of the latest event
+	left       map[crdt.DeviceID]crdt.EventID // each device's latest leave event
+	last       int64                          // ts of the latest event
 }
 
 func (x *callIndex) apply(ev *crdt.Event, c CallBody) {
@@ -146,6 +155,10 @@ func (x *callIndex) apply(ev *crdt.Event, c CallBody) {
 		}
 	case api.CallLeave:
 		delete(r.parts, ev.Device)
+		if r.left == nil {
+			r.left = map[crdt.DeviceID]crdt.EventID{}
+		}
+		r.left[ev.Device] = ev.ID
 	case api.CallEnd:
 		r.ended = true
 		clear(r.parts)
@@ -265,11 +278,62 @@ func (e *Engine) callsAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 		}
 		if c, ok := e.callBodyOf(rc, ev); ok {
 			x.apply(ev, c)
+			if r := x.calls[hex.EncodeToString(c.Call)]; c.Action == api.CallLeave && ev.Device != e.ident.Device.Public() && r != nil && e.writesEnd(rc, r) {
+				e.call.ending = append(e.call.ending, callKey{room, r.id})
+			}
 		} else {
 			delete(e.call.index, room) // readable later, with its key
 		}
 	case keyEvent(ev.Type) || ev.Type == rooms.TypeRedact || ev.Type == rooms.TypeMember:
 		delete(e.call.index, room)
+	}
+}
+
+// writesEnd says whether this device writes the end of r, a call that
+// leaves emptied without an end. The device whose own leave emptied the call
+// (every other leave in its past) ends it itself; when the last leaves were
+// concurrent (several leaves in no other leave's past), none of them saw the
+// call empty, and the one of those devices that sorts first writes the end,
+// so that exactly one node does, whatever order the leaves arrive in.
+func (e *Engine) writesEnd(rc *roomCtl, r *callRec) bool {
+	me := e.ident.Device.Public()
+	if _, left := r.left[me]; !r.started || r.ended || len(r.parts) > 0 || !left {
+		return false
+	}
+	last, first := 0, ""
+	for d, id := range r.left {
+		maximal := true
+		for d2, id2 := range r.left {
+			if d2 != d && rc.room.Precedes(id, id2) {
+				maximal = false
+				break
+			}
+		}
+		if maximal {
+			last++
+			if first == "" || d.String() < first {
+				first = d.String()
+			}
+		}
+	}
+	return last > 1 && first == me.String()
+}
+
+// endLeftCalls ends the calls callsAfter listed, once the batch that
+// emptied them is applied (authoring waits for the whole batch).
+func (e *Engine) endLeftCalls() {
+	ending := e.call.ending
+	e.call.ending = nil
+	for _, k := range ending {
+		rc := e.rooms[k.room]
+		if rc == nil || rc.room == nil {
+			continue
+		}
+		if r := e.callsOf(k.room, rc).calls[k.id]; r != nil && e.writesEnd(rc, r) {
+			if err := e.endCall(k.room, rc, r); err != nil {
+				e.log.Debug("end a call left at once", "room", k.room, "err", err)
+			}
+		}
 	}
 }
 

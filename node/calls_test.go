@@ -343,3 +343,46 @@ func TestCallSignalsThroughBlindHost(t *testing.T) {
 		return true
 	})
 }
+
+// Two participants who leave at once (each leave authored before the
+// other's arrived) still end the call: the device that sorts first of those
+// that left writes the end, exactly once, and every member sees it.
+func TestCallBothLeaveAtOnce(t *testing.T) {
+	for _, enc := range []bool{true, false} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+			b := newBus(t, 1, 3)
+			room, _ := b.contentRoom(enc)
+			e0, e1, e2 := b.engines[0], b.engines[1], b.engines[2]
+			ch2, stop2, err := e2.Watch(b.ctx, room)
+			b.ok(err)
+			defer stop2()
+			c, err := e0.CallStart(b.ctx, api.CallStartReq{Room: room})
+			b.ok(err)
+			b.drain()
+			b.ok2(e1.CallJoin(b.ctx, api.CallReq{Room: room, Call: c.Call}))
+			b.drain()
+			// Both leave before either hears of the other's leave.
+			b.ok2(e0.CallLeave(b.ctx, api.CallReq{Room: room, Call: c.Call}))
+			b.ok2(e1.CallLeave(b.ctx, api.CallReq{Room: room, Call: c.Call}))
+			b.drain()
+			b.drain()
+			var ends []api.CallEvent
+			_, evs := callItems(e2, ch2)
+			for _, ev := range evs {
+				if ev.Action == api.CallEnd {
+					ends = append(ends, ev)
+				}
+			}
+			if len(ends) != 1 || ends[0].Missed || ends[0].Call != c.Call {
+				t.Fatalf("node 2 saw the ends %+v (all: %+v)", ends, evs)
+			}
+			for i, e := range b.engines[:3] {
+				cs, err := e.Calls(b.ctx, api.RoomReq{Room: room})
+				b.ok(err)
+				if len(cs.Calls) != 0 {
+					t.Fatalf("node %d still lists %+v", i, cs.Calls)
+				}
+			}
+		})
+	}
+}

@@ -432,6 +432,7 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 	// already include it); so do the retries of deferred local writes,
 	// which may author key forwards.
 	e.retryLocal()
+	e.endLeftCalls()
 	if rc.keys.dirty {
 		e.heal(room, rc, false)
 	}

@@ -437,6 +437,17 @@ func (r *Room) levelIn(s *snap, u crdt.UserID) int64 {
 	return 0
 }
 
+// Precedes reports whether event a is in the past of event b, both held by
+// the room.
+func (r *Room) Precedes(a, b crdt.EventID) bool {
+	i, ok := r.ids[a]
+	j, ok2 := r.ids[b]
+	if !ok || !ok2 || i == j {
+		return false
+	}
+	return r.isAncestor(i, r.evs[j].prev)
+}
+
 // isAncestor reports whether a is in the past of the events from.
 func (r *Room) isAncestor(a int32, from []int32) bool { return r.reaches(a, from, 0) }
 
