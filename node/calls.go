@@ -103,7 +103,7 @@ type callsState struct {
 	// ending lists calls to end once the batch is applied: a leave
 	// emptied them after this device had left (both left at once).
 	ending []callKey
-	peer  map[crdt.RoomID]bool       // ... through the daemon's own peer (calls_peer.go), not a client
+	peer   map[crdt.RoomID]bool // ... through the daemon's own peer (calls_peer.go), not a client
 }
 
 // callIndex holds the calls a room's readable call events describe.
