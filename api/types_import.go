@@ -7,7 +7,21 @@ package api
 // Endpoints of chat imports.
 var (
 	EpImportChat = endpoint[ImportChatReq, ImportChatResp]("import/chat", "Import another messenger's chat export into a room.")
+	EpProgress   = endpoint[ProgressReq, ProgressResp]("progress", "How far a running import has come.")
 )
+
+// ProgressReq names a running operation by the Progress token its request
+// carried (a client's own random string).
+type ProgressReq struct {
+	ID string `json:"id"`
+}
+
+// ProgressResp answers EpProgress: Done of Total units (messages for an
+// import); Total is 0 while it is not known yet.
+type ProgressResp struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
 
 // ImportChatReq asks the daemon to read the export at Path (an absolute
 // path on the daemon's machine: a folder, a .zip or the export's main
@@ -21,6 +35,9 @@ type ImportChatReq struct {
 	Room    string `json:"room,omitempty"`
 	Name    string `json:"name,omitempty"`
 	Channel string `json:"channel,omitempty"`
+	// Progress, when set, names this import for EpProgress while it runs
+	// (8 to 64 characters of the client's choosing).
+	Progress string `json:"progress,omitempty"`
 }
 
 // ImportChatResp answers EpImportChat with the counts of the import.

@@ -18,6 +18,7 @@ func (n *Node) registerArchive() {
 	Handle(n.api, api.EpExport, n.export)
 	Handle(n.api, api.EpImport, n.importArchive)
 	Handle(n.api, api.EpImportChat, n.importChat)
+	Handle(n.api, api.EpProgress, n.progress.get)
 	Handle(n.api, api.EpExportReadable, n.exportReadable)
 }
 

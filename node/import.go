@@ -48,6 +48,14 @@ const maxImportFile = 512 << 20
 
 // importChat is the API method import/chat.
 func (n *Node) importChat(ctx context.Context, req api.ImportChatReq) (api.ImportChatResp, error) {
+	p, done := n.progress.start(req.Progress)
+	defer done()
+	return n.importChatCounted(ctx, req, p)
+}
+
+// importChatCounted is importChat, counting messages done in prog (nil:
+// not counted).
+func (n *Node) importChatCounted(ctx context.Context, req api.ImportChatReq, prog *progress) (api.ImportChatResp, error) {
 	path, err := absPath(req.Path, "export")
 	if err != nil {
 		return api.ImportChatResp{}, err
@@ -68,7 +76,7 @@ func (n *Node) importChat(ctx context.Context, req api.ImportChatReq) (api.Impor
 			}
 		}
 	}
-	return n.postImport(ctx, req, x, fsys)
+	return n.postImport(ctx, req, x, fsys, prog)
 }
 
 func editTexts(m importers.Message) []string {
@@ -120,7 +128,7 @@ type importPost struct {
 }
 
 // postImport posts x's messages into the room (made first when asked).
-func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importers.Export, fsys fs.FS) (api.ImportChatResp, error) {
+func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importers.Export, fsys fs.FS, prog *progress) (api.ImportChatResp, error) {
 	e := n.engine
 	resp := api.ImportChatResp{Messages: len(x.Messages)}
 	for _, s := range x.Skipped {
@@ -170,6 +178,8 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 		}
 		posts = append(posts, importPost{m: m, id: iid[:]})
 	}
+	prog.setTotal(len(x.Messages))
+	prog.add(resp.Existing)
 	for start := 0; start < len(posts); start += importChatBatch {
 		batch := posts[start:min(start+importChatBatch, len(posts))]
 		refs := make([][]mimi.MediaRef, len(batch))
@@ -206,6 +216,7 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 		if err != nil {
 			return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
 		}
+		prog.add(len(batch))
 	}
 	return resp, nil
 }

@@ -79,7 +79,8 @@ type Node struct {
 	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
 	callNet  *callNet                   // STUN, TURN (turn_node.go)
 
-	callPeers *callPeers // the daemon's own call peers (calls_peer.go), set by registerCalls
+	callPeers *callPeers    // the daemon's own call peers (calls_peer.go), set by registerCalls
+	progress  progressTable // running operations a client follows (progress.go)
 
 	ready  chan struct{}
 	banner Banner

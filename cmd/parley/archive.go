@@ -101,9 +101,17 @@ func runImport(c *cli, args []string) error {
 		}
 	}
 	var r api.ImportChatResp
-	return call(c, api.EpImportChat, req, &r, func(w io.Writer) {
+	poll := c.daemonProgress(&req.Progress)
+	return c.withProgress("import", false, poll, func() error {
+		return c.importChat(req, &r)
+	})
+}
+
+// importChat asks the daemon for a chat import and prints its counts.
+func (c *cli) importChat(req api.ImportChatReq, r *api.ImportChatResp) error {
+	return call(c, api.EpImportChat, req, r, func(w io.Writer) {
 		fmt.Fprintf(w, "imported %s export into %s: %d messages, %d new, %d already imported, %d edits, %d files (%d not in the export), %d entries skipped\n",
-			*from, r.Room, r.Messages, r.New, r.Existing, r.Edits, r.Media, r.MediaMissing, len(r.Skipped))
+			req.Format, r.Room, r.Messages, r.New, r.Existing, r.Edits, r.Media, r.MediaMissing, len(r.Skipped))
 		for _, s := range r.Skipped {
 			fmt.Fprintf(w, "  skipped %s: %s\n", s.Entry, s.Reason)
 		}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/parley-p2p/parley/api"
 )
 
 // Progress bars go to stderr, and only when it is a terminal and --json is
@@ -176,6 +181,35 @@ func (c *cli) withProgress(label string, bytes bool, poll func() (done, total in
 	c.stdout = out
 	end(err == nil)
 	return err
+}
+
+// daemonProgress gives *token a fresh random value and returns a poll
+// that asks the daemon how far the operation with that token has come
+// (api.EpProgress); it reports the last answer when a look fails (the
+// operation has not started yet, or is over). Without a bar it does nothing.
+func (c *cli) daemonProgress(token *string) func() (done, total int64) {
+	if c.json || !isTerminal(c.stderr) {
+		return nil
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil
+	}
+	*token = hex.EncodeToString(b[:])
+	id := *token
+	var last api.ProgressResp
+	return func() (int64, int64) {
+		cl, err := c.client()
+		if err != nil {
+			return last.Done, last.Total
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+		defer cancel()
+		if r, err := api.EpProgress.Call(ctx, cl, api.ProgressReq{ID: id}); err == nil {
+			last = r
+		}
+		return last.Done, last.Total
+	}
 }
 
 // writeHook calls before ahead of every write to w.

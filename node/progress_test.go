@@ -1,0 +1,79 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/parley-p2p/parley/api"
+)
+
+// The progress table: bad or duplicate tokens count nothing, a token is
+// found while its operation runs and gone once it is retired, and the table
+// is bounded.
+func TestProgressTable(t *testing.T) {
+	var tb progressTable
+	for _, bad := range []string{"", "short", string(make([]byte, 65))} {
+		if p, _ := tb.start(bad); p != nil {
+			t.Fatalf("token %q registered", bad)
+		}
+	}
+	p, done := tb.start("abcdefgh")
+	if dup, _ := tb.start("abcdefgh"); dup != nil {
+		t.Fatal("a token registered twice")
+	}
+	p.setTotal(10)
+	p.add(4)
+	if r, err := tb.get(context.Background(), api.ProgressReq{ID: "abcdefgh"}); err != nil || r.Done != 4 || r.Total != 10 {
+		t.Fatalf("progress %+v %v", r, err)
+	}
+	done()
+	_, err := tb.get(context.Background(), api.ProgressReq{ID: "abcdefgh"})
+	if ae := (*api.Error)(nil); !errors.As(err, &ae) || ae.Kind != api.KindNotFound {
+		t.Fatalf("a retired token: %v", err)
+	}
+	var nilp *progress
+	nilp.add(1) // counts nothing, and does not panic
+	for i := range maxProgress {
+		if q, _ := tb.start(fmt.Sprintf("token-%04d", i)); q == nil {
+			t.Fatalf("token %d refused below the bound", i)
+		}
+	}
+	if q, _ := tb.start("one-too-many"); q != nil {
+		t.Fatal("the table grew past its bound")
+	}
+}
+
+// A chat import counts its messages in the progress its request names: a
+// first import counts every message, a second (nothing new) too.
+func TestImportProgress(t *testing.T) {
+	src := t.TempDir()
+	writeTelegramExport(t, src, 120)
+	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- nd.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	}()
+	<-nd.Ready()
+	req := api.ImportChatReq{Format: "telegram", Path: src, Name: "Counted"}
+	for round := range 2 {
+		p := &progress{}
+		r, err := nd.importChatCounted(ctx, req, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.done.Load() != 120 || p.total.Load() != 120 || r.New+r.Existing != 120 || (round == 1) != (r.Existing == 120) {
+			t.Fatalf("round %d: progress %d of %d (import %+v)", round, p.done.Load(), p.total.Load(), r)
+		}
+		req = api.ImportChatReq{Format: "telegram", Path: src, Room: r.Room} // the second adds nothing
+	}
+}
