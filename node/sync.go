@@ -80,7 +80,6 @@ type Syncer struct {
 	connected   *mailbox[peer.ID]
 	rp          *repairs          // repair-peer selection (repair.go)
 	retries     *mailbox[syncJob] // sessions to run again after commitRetry
-	runs        sessionRuns       // client sessions running (sync_single.go)
 }
 
 type syncJob struct {
@@ -395,11 +394,10 @@ func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
 	return out, nil
 }
 
-// sessionOnce runs one client session: compare heads; if the peer knows all
-// our heads we are strictly behind and pull what follows them; otherwise the
-// histories diverged and we reconcile. Callers go through session
-// (sync_single.go), which keeps two of one room and peer from overlapping.
-func (s *Syncer) sessionOnce(ctx context.Context, room crdt.RoomID, p peer.ID) error {
+// session runs one client session: compare heads; if the peer knows all our
+// heads we are strictly behind and pull what follows them; otherwise the
+// histories diverged and we reconcile.
+func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error {
 	mine, ok, err := s.engine.Heads(ctx, room)
 	if err != nil || !ok {
 		return err
