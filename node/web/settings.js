@@ -14,20 +14,11 @@ export function initSettings(a) { app = a; }
 export async function profileExtras(d) {
   const form = d.body.querySelector('form');
   const me = app.S.me.user;
-  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, 'aria-label': 'Avatar image' });
-  const status = h('span', { class: 'muted small', role: 'status' });
   const pic = h('span', { class: 'avatar-big' }, app.avatar(me, app.nameOf(me)));
-  file.addEventListener('change', async () => {
-    const f = file.files[0];
-    file.value = '';
-    if (!f) return;
-    status.textContent = 'Uploading…';
-    try {
-      await call('profile/set', { avatar: await squareImage(f) });
-      forgetProfile(me);
-      pic.replaceChildren(app.avatar(me, app.nameOf(me)));
-      status.textContent = 'Avatar changed';
-    } catch (e) { status.textContent = e.message; }
+  const { file, status } = imagePicker('Avatar image', 'Avatar changed', async (png) => {
+    await call('profile/set', { avatar: png });
+    forgetProfile(me);
+    pic.replaceChildren(app.avatar(me, app.nameOf(me)));
   });
   const typing = h('input', { type: 'checkbox', role: 'switch', id: 'sw-typing', 'aria-describedby': 'sw-typing-hint' });
   const presence = h('input', { type: 'checkbox', role: 'switch', id: 'sw-presence', 'aria-describedby': 'sw-presence-hint' });
@@ -73,29 +64,38 @@ export async function profileExtras(d) {
 // "Change room avatar" (the image cut to a square as for a user's avatar;
 // room/set with avatar). changed runs once the node took it.
 export function roomAvatarRow(room, r, changed) {
-  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, 'aria-label': 'Room avatar image' });
-  const status = h('span', { class: 'muted small', role: 'status' });
   const pic = h('span', { class: 'room-icon avatar-big', 'aria-hidden': 'true' });
   const paint = (a) => {
     if (a) pic.replaceChildren(h('img', { src: blobURL(a.cid, a.key), alt: '' }));
     else pic.textContent = ((r && r.name) || '?').charAt(0).toUpperCase();
   };
   paint(r && r.avatar);
+  const { file, status } = imagePicker('Room avatar image', 'Room avatar changed', async (png) => {
+    await call('room/set', { room, avatar: png });
+    paint((await call('room/info', { room })).avatar_media);
+    changed();
+  });
+  return h('div', { class: 'avatar-row' }, pic,
+    h('button', { class: 'btn', type: 'button', onclick: () => file.click() }, 'Change room avatar'), file, status);
+}
+
+// imagePicker is a hidden file input for an image and a status line: a
+// picked image is cut to a square PNG (squareImage) and handed to upload;
+// the status says done, or the error.
+function imagePicker(label, doneText, upload) {
+  const file = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', hidden: true, 'aria-label': label });
+  const status = h('span', { class: 'muted small', role: 'status' });
   file.addEventListener('change', async () => {
     const f = file.files[0];
     file.value = '';
     if (!f) return;
     status.textContent = 'Uploading…';
     try {
-      await call('room/set', { room, avatar: await squareImage(f) });
-      const info = await call('room/info', { room });
-      paint(info.avatar_media);
-      status.textContent = 'Room avatar changed';
-      changed();
+      await upload(await squareImage(f));
+      status.textContent = doneText;
     } catch (e) { status.textContent = e.message; }
   });
-  return h('div', { class: 'avatar-row' }, pic,
-    h('button', { class: 'btn', type: 'button', onclick: () => file.click() }, 'Change room avatar'), file, status);
+  return { file, status };
 }
 
 function showBlocked(ul, users) {
