@@ -36,6 +36,10 @@ type Config struct {
 	RelayBytes   int64
 	NoPortMap    bool
 	Reachability string
+	// NoPeerExchange turns off the exchange of members' signed peer
+	// records (node/peerrecords.go): the node neither asks for nor serves
+	// them, so it meets only the peers it is told of.
+	NoPeerExchange bool
 	// Calls (node/stun.go, node/turn_relay.go): STUN is the UDP HOST:PORT
 	// that answers STUN (default: libp2p's listen address, port
 	// DefaultSTUNPort or a free one), NoSTUN turns it off, TURN runs a

@@ -294,9 +294,11 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("devices", n.serveDevices)
 	run("calls", n.callPeers.Serve)
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
-	run("peer-records", func(ctx context.Context) error {
-		return servePeerRecords(ctx, h, func() *RoomGate { return n.replica.Gate() }, n.log)
-	})
+	if !n.cfg.NoPeerExchange {
+		run("peer-records", func(ctx context.Context) error {
+			return servePeerRecords(ctx, h, func() *RoomGate { return n.replica.Gate() }, n.log)
+		})
+	}
 	run("addrbook", func(ctx context.Context) error {
 		return serveAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.provedAny(p) }, n.log)
 	})

@@ -56,7 +56,7 @@ type banner struct {
 	TURN    bool     `json:"turn,omitempty"`
 }
 
-// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--relay-circuit-bytes BYTES] [--no-portmap] [--reachability public|private] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]
+// parley daemon [--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--relay-circuit-bytes BYTES] [--no-peer-exchange] [--no-portmap] [--reachability public|private] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]
 //
 // Runs the node in the foreground. SIGINT or SIGTERM shuts it down cleanly;
 // a second one ends the process at once. Logs go to stderr.
@@ -71,6 +71,7 @@ func runDaemon(c *cli, args []string) error {
 	relay := relayFlag("")
 	fs.Var(&relay, "relay", "offer circuit relay v2 to peers that share a room (`--relay=open`: to any peer)")
 	relayBytes := fs.Int64("relay-circuit-bytes", 0, "with --relay: close a relayed circuit after `BYTES` each way (default 1 MiB)")
+	noPeerExchange := fs.Bool("no-peer-exchange", false, "neither ask room members for other members' signed addresses nor hand them out")
 	noPortMap := fs.Bool("no-portmap", false, "do not map a port on the router (UPnP, NAT-PMP)")
 	reachability := fs.String("reachability", "", "override AutoNAT: `public` (this address is reachable) or private (always use relays)")
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
@@ -131,21 +132,22 @@ func runDaemon(c *cli, args []string) error {
 	}
 	home := c.home()
 	n, err := node.Open(node.Config{
-		Home:         home,
-		Listen:       listen,
-		API:          *api,
-		Bootstrap:    bootstrap,
-		NoMDNS:       *noMDNS,
-		NoDHT:        *noDHT,
-		Relay:        string(relay),
-		RelayBytes:   *relayBytes,
-		NoPortMap:    *noPortMap,
-		Reachability: *reachability,
-		Logger:       logger,
-		Metrics:      *metrics,
-		STUN:         *stun,
-		NoSTUN:       *noSTUN,
-		TURN:         node.TURNConfig{On: *turnOn, IP: *turnIP, Ports: *turnPorts, AllocKbps: *turnKbps, TotalKbps: *turnTotal},
+		Home:           home,
+		Listen:         listen,
+		API:            *api,
+		Bootstrap:      bootstrap,
+		NoMDNS:         *noMDNS,
+		NoDHT:          *noDHT,
+		Relay:          string(relay),
+		RelayBytes:     *relayBytes,
+		NoPeerExchange: *noPeerExchange,
+		NoPortMap:      *noPortMap,
+		Reachability:   *reachability,
+		Logger:         logger,
+		Metrics:        *metrics,
+		STUN:           *stun,
+		NoSTUN:         *noSTUN,
+		TURN:           node.TURNConfig{On: *turnOn, IP: *turnIP, Ports: *turnPorts, AllocKbps: *turnKbps, TotalKbps: *turnTotal},
 	})
 	if errors.Is(err, node.ErrRunning) {
 		return c.explain(err) // "a daemon already runs for HOME"
