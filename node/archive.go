@@ -11,6 +11,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/archive"
+	"github.com/parley-p2p/parley/node/internal/clientfile"
 )
 
 // registerArchive binds export and import (history archives).
@@ -43,7 +44,7 @@ func (e *Engine) export(ctx context.Context, req api.ExportReq, media func(roots
 	if err != nil {
 		return api.ExportResp{}, err
 	}
-	if err := checkOutput(out); err != nil {
+	if err := clientfile.CheckOutput(out); err != nil {
 		return api.ExportResp{}, err
 	}
 	// The held set is taken on the engine goroutine, so that it is closed
@@ -132,7 +133,7 @@ func readArchive(p string) (string, *archive.Archive, error) {
 
 // readArchiveFile reads and verifies the archive file at path.
 func readArchiveFile(path string) (*archive.Archive, error) {
-	f, err := openRegular(path)
+	f, err := clientfile.OpenRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func writeAtomic(path string, write func(*os.File) error) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := checkOutput(path); err != nil {
+	if err := clientfile.CheckOutput(path); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ipfs/go-cid"
-
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/crdt/archive"
-	"github.com/parley-p2p/parley/media"
 )
 
 // Archives with media (docs/protocol.md §7): export adds the blocks of
@@ -24,7 +20,7 @@ func (n *Node) export(ctx context.Context, req api.ExportReq) (api.ExportResp, e
 	if req.NoMedia || n.media == nil {
 		return n.engine.export(ctx, req, nil)
 	}
-	return n.engine.export(ctx, req, n.media.archiveBlocks)
+	return n.engine.export(ctx, req, n.media.ArchiveBlocks)
 }
 
 // exportRoots lists the root CIDs of the blobs the room's messages
@@ -41,42 +37,6 @@ func (e *Engine) exportRoots(room crdt.RoomID, rc *roomCtl) []string {
 	return out
 }
 
-// archiveBlocks reads the blocks of the blobs roots from the store. A
-// blob this node does not hold whole (never fetched) is left out.
-func (m *Media) archiveBlocks(roots []string) ([]archive.Block, int, error) {
-	var out []archive.Block
-	blobs := 0
-	m.gcMu.RLock()
-	defer m.gcMu.RUnlock()
-	for _, s := range roots {
-		root, err := cid.Decode(s)
-		if err != nil {
-			continue // a message naming a malformed CID
-		}
-		if missing, err := media.Missing(m.store, root); err != nil || len(missing) > 0 {
-			continue
-		}
-		list := []cid.Cid{}
-		if root.Type() == cid.DagCBOR {
-			list = append(list, root)
-		}
-		bs, err := media.Blocks(m.store, root)
-		if err != nil {
-			return nil, 0, fmt.Errorf("media %s: %w", root, err)
-		}
-		list = append(list, bs...)
-		for _, c := range list {
-			b, err := m.store.Get(c)
-			if err != nil {
-				return nil, 0, fmt.Errorf("media block %s: %w", c, err)
-			}
-			out = append(out, archive.Block{CID: c.Bytes(), Data: b})
-		}
-		blobs++
-	}
-	return out, blobs, nil
-}
-
 // importArchive is the API method import: the media blocks first (each
 // checked against its CID by the store), then the events.
 func (n *Node) importArchive(ctx context.Context, req api.ImportReq) (api.ImportResp, error) {
@@ -88,19 +48,9 @@ func (n *Node) importArchive(ctx context.Context, req api.ImportReq) (api.Import
 		return api.ImportResp{}, errorf(api.KindUnavailable, "the media store is not open")
 	}
 	if len(a.Media) > 0 {
-		n.media.gcMu.RLock()
-		for _, b := range a.Media {
-			c, err := cid.Cast(b.CID)
-			if err == nil {
-				err = n.media.store.Put(c, b.Data)
-			}
-			if err != nil {
-				n.media.gcMu.RUnlock()
-				return api.ImportResp{}, fmt.Errorf("store media block of %s: %w", path, err)
-			}
-			n.media.touch(c) // kept through the grace period, until the messages refer to it
+		if err := n.media.PutBlocks(a.Media); err != nil {
+			return api.ImportResp{}, fmt.Errorf("store media block of %s: %w", path, err)
 		}
-		n.media.gcMu.RUnlock()
 	}
 	resp, err := n.engine.importArchive(ctx, path, a)
 	resp.Blocks = len(a.Media)

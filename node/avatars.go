@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,75 +13,18 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/internal/clientfile"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
-
-// Avatars of rooms and users live in the media store like any attachment:
-// `room set --avatar` and `profile set --avatar` import the image
-// (encrypted under a fresh file key, addressed by the CID of the
-// ciphertext), and the room.avatar or profile event carries an avatar link
-// naming the blob, its key, MIME type and dimensions. In an encrypted room
-// those events are sealed, so the key travels only to members. Older
-// avatars (the ID of a `blob` event holding the image inline) stay readable:
-// they are shown as they are.
-
-// avatarScheme prefixes an avatar link:
-// parley:media/CID?mime=M&width=W&height=H#KEY.
-const avatarScheme = "parley:media/"
 
 // maxAvatarFile bounds an avatar image read into memory for its dimensions.
 const maxAvatarFile = 16 << 20
-
-// AvatarRef is an avatar image in the media store.
-type AvatarRef struct {
-	CID    string
-	Key    string // MediaKeyString
-	MIME   string
-	Width  uint32
-	Height uint32
-}
-
-// String is the avatar link carried by room.avatar and profile events.
-func (a AvatarRef) String() string {
-	q := url.Values{}
-	q.Set("mime", a.MIME)
-	q.Set("width", strconv.FormatUint(uint64(a.Width), 10))
-	q.Set("height", strconv.FormatUint(uint64(a.Height), 10))
-	return avatarScheme + a.CID + "?" + q.Encode() + "#" + a.Key
-}
-
-// ParseAvatarRef reads an avatar link; ok is false for anything else (an
-// old blob event ID, or garbage).
-func ParseAvatarRef(s string) (AvatarRef, bool) {
-	rest, ok := strings.CutPrefix(s, avatarScheme)
-	if !ok {
-		return AvatarRef{}, false
-	}
-	rest, key, _ := strings.Cut(rest, "#")
-	id, query, _ := strings.Cut(rest, "?")
-	c, err := cid.Decode(id)
-	if err != nil {
-		return AvatarRef{}, false
-	}
-	if _, err := parseMediaCID(c.Bytes()); err != nil {
-		return AvatarRef{}, false
-	}
-	if _, err := ParseMediaKey(key); err != nil {
-		return AvatarRef{}, false
-	}
-	q, err := url.ParseQuery(query)
-	if err != nil {
-		return AvatarRef{}, false
-	}
-	w, _ := strconv.ParseUint(q.Get("width"), 10, 32)
-	h, _ := strconv.ParseUint(q.Get("height"), 10, 32)
-	return AvatarRef{CID: c.String(), Key: key, MIME: q.Get("mime"), Width: uint32(w), Height: uint32(h)}, true
-}
 
 // avatarOut is the API form of an avatar value: CID#KEY (what `media get`
 // takes) and the reference for a media avatar; the value itself for an old
 // blob avatar.
 func avatarOut(v string) (string, *api.AvatarMedia) {
-	a, ok := ParseAvatarRef(v)
+	a, ok := mediasvc.ParseAvatarRef(v)
 	if !ok {
 		return v, nil
 	}
@@ -100,13 +41,13 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 		if !filepath.IsAbs(path) {
 			return "", errorf(api.KindInvalid, "avatar path %q is not absolute", path)
 		}
-		f, err := openRegular(path)
+		f, err := clientfile.OpenRegular(path)
 		if err != nil {
 			return "", err
 		}
 		defer f.Close()
 		if data, err = io.ReadAll(io.LimitReader(f, maxAvatarFile+1)); err != nil {
-			return "", errorf(api.KindInvalid, "cannot read %s: %v", path, unwrapPathErr(err))
+			return "", errorf(api.KindInvalid, "cannot read %s: %v", path, clientfile.UnwrapPathErr(err))
 		}
 		if len(data) > maxAvatarFile {
 			return "", errorf(api.KindInvalid, "the avatar %s is larger than %d MiB", path, maxAvatarFile>>20)
@@ -116,7 +57,7 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 	if err != nil {
 		return "", errorf(api.KindInvalid, "avatar must be a PNG, JPEG or GIF image")
 	}
-	ref, err := n.media.importBytes(strings.NewReader(string(data)))
+	ref, err := n.media.ImportBytes(strings.NewReader(string(data)))
 	if err != nil {
 		return "", err
 	}
@@ -124,7 +65,7 @@ func (n *Node) importAvatar(path string, data []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return AvatarRef{CID: ref.CID, Key: MediaKeyString(k), MIME: img.MIME, Width: uint32(img.Width), Height: uint32(img.Height)}.String(), nil
+	return mediasvc.AvatarRef{CID: ref.CID, Key: mediasvc.KeyString(k), MIME: img.MIME, Width: uint32(img.Width), Height: uint32(img.Height)}.String(), nil
 }
 
 // setRoom is room/set with the avatar imported into the media store.
@@ -161,10 +102,10 @@ func (n *Node) setProfile(ctx context.Context, req api.ProfileSetReq) (api.Profi
 
 // avatarRefs lists the media avatars of the rooms this node keeps (the
 // rooms' and their members'), and this user's own. Engine goroutine.
-func (e *Engine) avatarRefs() []AvatarRef {
-	var out []AvatarRef
+func (e *Engine) avatarRefs() []mediasvc.AvatarRef {
+	var out []mediasvc.AvatarRef
 	add := func(v string) {
-		if a, ok := ParseAvatarRef(v); ok {
+		if a, ok := mediasvc.ParseAvatarRef(v); ok {
 			out = append(out, a)
 		}
 	}
@@ -186,7 +127,7 @@ func (e *Engine) avatarRefs() []AvatarRef {
 // offline. A failure is logged and recorded in failed (by CID): that avatar
 // is tried again only after mediaAvatarRecheck.
 func (n *Node) fetchAvatars(ctx context.Context, failed map[string]time.Time) {
-	var refs []AvatarRef
+	var refs []mediasvc.AvatarRef
 	if err := n.engine.do(ctx, func() error { refs = n.engine.avatarRefs(); return nil }); err != nil {
 		return
 	}
@@ -200,13 +141,13 @@ func (n *Node) fetchAvatars(ctx context.Context, failed map[string]time.Time) {
 		if err != nil {
 			continue
 		}
-		if missing, err := media.Missing(n.media.store, c); err == nil && len(missing) == 0 {
+		if missing, err := media.Missing(n.media.Store(), c); err == nil && len(missing) == 0 {
 			continue
 		}
 		if t, ok := failed[a.CID]; ok && time.Since(t) < mediaAvatarRecheck {
 			continue
 		}
-		fctx, cancel := context.WithTimeout(ctx, mediaIdle)
+		fctx, cancel := context.WithTimeout(ctx, mediasvc.Idle)
 		err = n.media.Fetch(fctx, c)
 		cancel()
 		switch {

@@ -20,6 +20,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -984,7 +985,7 @@ func TestE2EERemovedMemberGetsNoBlobKey(t *testing.T) {
 		b.drain()
 
 		// The member gets the key from the message.
-		if m := mediaOf(b, 1, room, ev.Event); m == nil || m.Key != MediaKeyString(key) || m.CID != ref.CID {
+		if m := mediaOf(b, 1, room, ev.Event); m == nil || m.Key != mediasvc.KeyString(key) || m.CID != ref.CID {
 			t.Fatalf("seed %d: the member does not read the file's CID and key: %+v", seed, m)
 		}
 		// The removed member received the event but shows no CID or key.
@@ -995,7 +996,7 @@ func TestE2EERemovedMemberGetsNoBlobKey(t *testing.T) {
 			t.Fatalf("seed %d: the removed member never received the media message", seed)
 		}
 		// No encoding of the key is among its persisted bytes.
-		for _, enc := range []string{string(key.Bytes()), MediaKeyString(key), base64.StdEncoding.EncodeToString(key.Bytes())} {
+		for _, enc := range []string{string(key.Bytes()), mediasvc.KeyString(key), base64.StdEncoding.EncodeToString(key.Bytes())} {
 			if b.persisted(2, enc) {
 				t.Fatalf("seed %d: the removed member persisted the file key", seed)
 			}

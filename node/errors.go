@@ -6,6 +6,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -54,7 +55,7 @@ func KindOf(err error) api.Kind {
 		return api.KindPermission
 	case errors.Is(err, crdt.ErrBadID), errors.Is(err, crdt.ErrBadKey), errors.Is(err, crdt.ErrTooLarge), errors.Is(err, rooms.ErrBadEvent):
 		return api.KindInvalid
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, mediasvc.ErrClosed):
 		return api.KindUnavailable
 	}
 	return api.KindInternal

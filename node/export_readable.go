@@ -16,6 +16,8 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/internal/clientfile"
+	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -155,7 +157,7 @@ func (n *Node) exportReadable(ctx context.Context, req api.ExportReadableReq) (a
 	case "md":
 		write = func(f *os.File) error { return writeMarkdown(f, title, msgs) }
 	}
-	if err := checkOutput(out); err != nil {
+	if err := clientfile.CheckOutput(out); err != nil {
 		return resp, err
 	}
 	return resp, writeAtomic(out, write)
@@ -171,14 +173,14 @@ func (n *Node) decryptFile(md *api.MessageMedia, dir string, i int) (string, err
 	if err != nil {
 		return "", err
 	}
-	key, err := ParseMediaKey(md.Key)
+	key, err := mediasvc.ParseKey(md.Key)
 	if err != nil {
 		return "", err
 	}
-	if missing, err := media.Missing(n.media.store, root); err != nil || len(missing) > 0 {
+	if missing, err := media.Missing(n.media.Store(), root); err != nil || len(missing) > 0 {
 		return "", fmt.Errorf("blob not held whole")
 	}
-	r, err := media.NewReader(n.media.store, root, key)
+	r, err := media.NewReader(n.media.Store(), root, key)
 	if err != nil {
 		return "", err
 	}

@@ -7,22 +7,23 @@ import (
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // frames is a libp2p stream of unsigned-varint-length-prefixed canonical
 // CBOR messages of type M, with an idle deadline renewed on every frame.
 // The sync protocol speaks it. Each frame's length is checked against the
-// bound the caller gives before anything is allocated (frameReader).
+// bound the caller gives before anything is allocated (wire.FrameReader).
 type frames[M any] struct {
 	st     network.Stream
-	r      frameReader
+	r      wire.FrameReader
 	w      msgio.WriteCloser
 	idle   time.Duration
 	decode func([]byte) (*M, error)
 }
 
 func newFrames[M any](st network.Stream, idle time.Duration, decode func([]byte) (*M, error)) *frames[M] {
-	return &frames[M]{st: st, r: frameReader{st: st}, w: msgio.NewVarintWriter(st), idle: idle, decode: decode}
+	return &frames[M]{st: st, r: wire.NewFrameReader(st), w: msgio.NewVarintWriter(st), idle: idle, decode: decode}
 }
 
 func (f *frames[M]) send(m *M) error {
@@ -38,11 +39,11 @@ func (f *frames[M]) send(m *M) error {
 // returns it with its size.
 func (f *frames[M]) recv(limit int) (*M, int, error) {
 	f.st.SetReadDeadline(time.Now().Add(f.idle))
-	b, err := f.r.next(limit)
+	b, err := f.r.Next(limit)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.r.shrink()
+	defer f.r.Shrink()
 	m, err := f.decode(b)
 	return m, len(b), err
 }

@@ -235,7 +235,7 @@ func (n *Node) importFile(fsys fs.FS, a importers.Attachment) (mimi.MediaRef, *m
 	case len(b) > maxImportFile:
 		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s is larger than %d bytes", a.Path, maxImportFile)
 	}
-	return n.media.attachFrom(bytes.NewReader(b), int64(len(b)), a.Path, a.Name, false)
+	return n.media.AttachFrom(bytes.NewReader(b), int64(len(b)), a.Path, a.Name, false)
 }
 
 // importedIDs maps the import IDs of the room's imported messages to their

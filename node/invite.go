@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // InviteProtocol delivers invites to the invitee's devices directly, so that
@@ -118,9 +119,9 @@ type Inviter struct {
 	out    *mailbox[inviteJob]
 
 	// Rate limits on received invites (invites.go).
-	frames *limiterSet[peer.ID]     // every frame, per peer
-	peers  *limiterSet[peer.ID]     // invites for this user, per delivering peer
-	users  *limiterSet[crdt.UserID] // invites for this user, per inviter
+	frames *wire.LimiterSet[peer.ID]     // every frame, per peer
+	peers  *wire.LimiterSet[peer.ID]     // invites for this user, per delivering peer
+	users  *wire.LimiterSet[crdt.UserID] // invites for this user, per inviter
 }
 
 type inviteJob struct {
@@ -133,9 +134,9 @@ type inviteJob struct {
 func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
 	iv := &Inviter{
 		host: h, engine: engine, log: log, out: newMailbox[inviteJob](),
-		frames: newLimiterSet[peer.ID](inviteFrameRate, inviteFrameBurst),
-		peers:  newLimiterSet[peer.ID](invitePeerRate, invitePeerBurst),
-		users:  newLimiterSet[crdt.UserID](inviteUserRate, inviteUserBurst),
+		frames: wire.NewLimiterSet[peer.ID](inviteFrameRate, inviteFrameBurst),
+		peers:  wire.NewLimiterSet[peer.ID](invitePeerRate, invitePeerBurst),
+		users:  wire.NewLimiterSet[crdt.UserID](inviteUserRate, inviteUserBurst),
 	}
 	h.SetStreamHandler(InviteProtocol, iv.handle)
 	return iv
@@ -213,20 +214,20 @@ func (iv *Inviter) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
 	from := st.Conn().RemotePeer()
-	r := frameReader{st: st}
-	b, err := r.next(maxInviteFrame)
+	r := wire.NewFrameReader(st)
+	b, err := r.Next(maxInviteFrame)
 	if err != nil {
 		if !errors.Is(err, io.EOF) {
 			st.Reset()
 		}
 		return
 	}
-	if iv.frames.allow(from) {
+	if iv.frames.Allow(from) {
 		err = iv.receive(b, from)
 	} else {
 		err = errInviteRate
 	}
-	r.shrink()
+	r.Shrink()
 	ack := inviteAck{OK: err == nil}
 	if err != nil {
 		ack.Err = err.Error()
@@ -253,7 +254,7 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	if invite.StateKey == nil || *invite.StateKey != iv.engine.ident.User.String() {
 		return errors.New("invite is for another user")
 	}
-	if !iv.peers.allow(from) || !iv.users.allow(invite.User) {
+	if !iv.peers.Allow(from) || !iv.users.Allow(invite.User) {
 		return errInviteRate
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

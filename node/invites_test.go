@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/roomstest"
 )
@@ -275,9 +276,9 @@ func FuzzInviteFrame(f *testing.F) {
 	}
 	f.Add(withAddrs)
 	iv := &Inviter{engine: e,
-		frames: newLimiterSet[peer.ID](rate.Inf, 1),
-		peers:  newLimiterSet[peer.ID](rate.Inf, 1),
-		users:  newLimiterSet[crdt.UserID](rate.Inf, 1),
+		frames: wire.NewLimiterSet[peer.ID](rate.Inf, 1),
+		peers:  wire.NewLimiterSet[peer.ID](rate.Inf, 1),
+		users:  wire.NewLimiterSet[crdt.UserID](rate.Inf, 1),
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		iv.receive(b, peer.ID("fuzz"))

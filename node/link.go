@@ -25,6 +25,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
@@ -349,8 +350,8 @@ func (l *Linker) redeem(joiner peer.ID, req *linkReq) error {
 func (l *Linker) handle(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(linkTimeout))
-	r := frameReader{st: st}
-	b, err := r.next(maxLinkRequest)
+	r := wire.NewFrameReader(st)
+	b, err := r.Next(maxLinkRequest)
 	if err != nil {
 		st.Reset()
 		return

@@ -24,6 +24,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media/fsstore"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
 // seededReader yields n pseudo-random octets from a seeded source without
@@ -136,7 +137,7 @@ func (hs *heapSampler) growth() uint64 {
 type mediaBenchNode struct {
 	host  host.Host
 	rep   *Replica
-	media *Media
+	media *mediasvc.Service
 	stop  func()
 }
 
@@ -152,7 +153,7 @@ func newMediaBenchNode(b *testing.B, seed uint64) *mediaBenchNode {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := NewMedia(h, store, quiet)
+	m := mediasvc.New(h, store, quiet)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -160,7 +161,7 @@ func newMediaBenchNode(b *testing.B, seed uint64) *mediaBenchNode {
 	go func() { defer wg.Done(); m.Serve(ctx) }()
 	<-rep.Ready()
 	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Contains(h.Mux().Protocols(), MediaProtocol) {
+	for !slices.Contains(h.Mux().Protocols(), mediasvc.Protocol) {
 		if time.Now().After(deadline) {
 			b.Fatal("media handler not registered")
 		}

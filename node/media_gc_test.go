@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -46,10 +46,10 @@ func testPNG(t *testing.T, dir string, w, h int) (string, []byte) {
 
 // testMedia is a media component on a memory store whose clock the test
 // moves.
-func testMedia() (*Media, *time.Time) {
-	m := NewMedia(nil, media.NewMemStore(), nil)
+func testMedia() (*mediasvc.Service, *time.Time) {
+	m := mediasvc.New(nil, media.NewMemStore(), nil)
 	now := time.Unix(1_000_000, 0)
-	m.now = func() time.Time { return now }
+	m.SetClock(func() time.Time { return now })
 	return m, &now
 }
 
@@ -61,13 +61,13 @@ func cidStrings(cs []cid.Cid) []string {
 	return out
 }
 
-func holds(t *testing.T, m *Media, s string) bool {
+func holds(t *testing.T, m *mediasvc.Service, s string) bool {
 	t.Helper()
 	c, err := cid.Decode(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	missing, err := media.Missing(m.store, c)
+	missing, err := media.Missing(m.Store(), c)
 	return err == nil && len(missing) == 0
 }
 
@@ -101,21 +101,21 @@ func TestAvatarMediaRef(t *testing.T) {
 	}
 	// The key opens the blob.
 	c, _ := cid.Decode(a.CID)
-	k, err := ParseMediaKey(a.Key)
+	k, err := mediasvc.ParseKey(a.Key)
 	b.ok(err)
-	if got := readBlob(t, m.store, c, k); !bytes.Equal(got, data) {
+	if got := readBlob(t, m.Store(), c, k); !bytes.Equal(got, data) {
 		t.Fatal("the avatar blob does not decrypt to the image")
 	}
 	// Sealed: the room's avatar event body does not hold the link.
 	if bytes.Contains([]byte(b.engines[0].roomsAvatarBody(t, room)), []byte(a.CID)) {
 		t.Fatal("the avatar link is in the clear in an encrypted room")
 	}
-	for _, bad := range []string{"", "parley:media/xyz#k", "bafy", avatarScheme + a.CID + "?mime=image/png#!!"} {
-		if _, ok := ParseAvatarRef(bad); ok {
-			t.Fatalf("ParseAvatarRef(%q) ok", bad)
+	for _, bad := range []string{"", "parley:media/xyz#k", "bafy", "parley:media/" + a.CID + "?mime=image/png#!!"} {
+		if _, ok := mediasvc.ParseAvatarRef(bad); ok {
+			t.Fatalf("mediasvc.ParseAvatarRef(%q) ok", bad)
 		}
 	}
-	if r, ok := ParseAvatarRef(link); !ok || r.String() != link {
+	if r, ok := mediasvc.ParseAvatarRef(link); !ok || r.String() != link {
 		t.Fatalf("round trip %q: %+v", link, r)
 	}
 }
@@ -130,7 +130,7 @@ func TestMediaGC(t *testing.T) {
 	n := &Node{media: m}
 	dir := t.TempDir()
 	path, data := testPNG(t, dir, 320, 240)
-	file, thumb, err := m.attach(path, false)
+	file, thumb, err := m.Attach(path, false)
 	b.ok(err)
 	if thumb == nil {
 		t.Fatal("no thumbnail")
@@ -139,9 +139,9 @@ func TestMediaGC(t *testing.T) {
 	b.ok(err)
 	link, err := n.importAvatar("", data)
 	b.ok(err)
-	avatar, _ := ParseAvatarRef(link)
+	avatar, _ := mediasvc.ParseAvatarRef(link)
 	b.ok2(b.engines[0].setRoom(b.ctx, api.RoomSetReq{Room: room}, link))
-	unsent, err := m.importBytes(bytes.NewReader(bytes.Repeat([]byte("unsent "), 100_000)))
+	unsent, err := m.ImportBytes(bytes.NewReader(bytes.Repeat([]byte("unsent "), 100_000)))
 	b.ok(err)
 	b.drain()
 
@@ -149,7 +149,7 @@ func TestMediaGC(t *testing.T) {
 		t.Helper()
 		var roots []cid.Cid
 		b.ok(e.do(b.ctx, func() error { roots = e.mediaRoots(); return nil }))
-		r, err := m.collect(roots, grace)
+		r, err := m.Collect(roots, grace)
 		b.ok(err)
 		return r
 	}
@@ -217,43 +217,6 @@ func (e *Engine) roomsAvatarBody(t *testing.T, room string) string {
 	return string(body)
 }
 
-// A collection waits for the imports, fetches and reads in progress (they
-// hold gcMu shared), and keeps what they touched.
-func TestMediaGCWaitsForFetches(t *testing.T) {
-	m, now := testMedia()
-	ref, err := m.importBytes(bytes.NewReader([]byte("fetched a moment ago")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.gcMu.RLock() // a fetch in progress
-	done := make(chan api.MediaGCResp, 1)
-	go func() {
-		r, err := m.collect(nil, time.Minute)
-		if err != nil {
-			t.Error(err)
-		}
-		done <- r
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for m.gcMu.TryRLock() { // succeeds until the collection waits for the lock
-		m.gcMu.RUnlock()
-		if time.Now().After(deadline) {
-			t.Fatal("the collection never waited for the fetch")
-		}
-		runtime.Gosched()
-	}
-	select {
-	case r := <-done:
-		t.Fatalf("collected during a fetch: %+v", r)
-	default:
-	}
-	*now = now.Add(30 * time.Second) // within the grace period
-	m.gcMu.RUnlock()
-	if r := <-done; r.Blocks != 0 || !holds(t, m, ref.CID) {
-		t.Fatalf("collected %+v", r)
-	}
-}
-
 // The node's media loop collects on each tick of its clock, after the grace
 // period, and stops with its context.
 func TestMediaKeeperCollects(t *testing.T) {
@@ -261,22 +224,23 @@ func TestMediaKeeperCollects(t *testing.T) {
 	m, _ := testMedia()
 	var clock atomic.Int64 // the loop reads it while the test moves it
 	clock.Store(time.Unix(1_000_000, 0).UnixNano())
-	m.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	m.SetClock(now)
 	n := &Node{media: m, engine: b.engines[0], log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	ref, err := m.importBytes(bytes.NewReader([]byte("an upload never sent")))
+	ref, err := m.ImportBytes(bytes.NewReader([]byte("an upload never sent")))
 	b.ok(err)
 	ctx, cancel := context.WithCancel(context.Background())
 	tick := make(chan time.Time)
 	done := make(chan error, 1)
 	go func() { done <- n.keepMedia(ctx, tick) }()
-	tick <- m.now()
-	tick <- m.now() // the first tick is taken once the second is: collected by then
+	tick <- now()
+	tick <- now() // the first tick is taken once the second is: collected by then
 	if !holds(t, m, ref.CID) {
 		t.Fatal("collected within the grace period")
 	}
 	clock.Add(int64(api.MediaGCGrace + time.Second))
-	tick <- m.now()
-	tick <- m.now()
+	tick <- now()
+	tick <- now()
 	if holds(t, m, ref.CID) {
 		t.Fatal("not collected after the grace period")
 	}

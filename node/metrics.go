@@ -19,6 +19,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
 // Reasons an offered event is not taken (parley_events_rejected_total).
@@ -205,7 +206,7 @@ func (m *Metrics) WatchBandwidth(bw *metrics.BandwidthCounter) {
 		}
 	}
 	proto("parley_sync_bytes_total", "Bytes of pull-sync streams, by direction.", func(p protocol.ID) bool { return p == SyncProtocol })
-	proto("parley_media_transfer_bytes_total", "Bytes of media-transfer streams, by direction.", func(p protocol.ID) bool { return p == MediaProtocol })
+	proto("parley_media_transfer_bytes_total", "Bytes of media-transfer streams, by direction.", func(p protocol.ID) bool { return p == mediasvc.Protocol })
 	proto("parley_gossip_bytes_total", "Bytes of gossipsub streams, by direction.", func(p protocol.ID) bool { return strings.HasPrefix(string(p), "/meshsub/") })
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
+	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
@@ -66,7 +67,7 @@ type Node struct {
 	host     host.Host
 	engine   *Engine
 	replica  *Replica
-	media    *Media // set by registerMedia
+	media    *mediasvc.Service // set by registerMedia
 	mediaErr error
 	api      *APIServer
 	peers    *PeerBook

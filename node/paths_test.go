@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
 // outputTraps makes, in a fresh folder, a regular file "target" holding
@@ -59,7 +60,7 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 	blob, key, _ := mn.addBlob(0, 5000)
 	dir, outs := outputTraps(t)
 	for _, out := range outs {
-		_, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
+		_, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: out})
 		if err == nil || !strings.Contains(err.Error(), "is not a regular file") || KindOf(err) != api.KindInvalid {
 			t.Errorf("get -o %s: %v, want an invalid 'is not a regular file'", filepath.Base(out), err)
 		}
@@ -67,7 +68,7 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 	checkTrapsUntouched(t, dir)
 	// A regular file is still replaced.
 	target := filepath.Join(dir, "target")
-	if _, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: target}); err != nil {
+	if _, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: target}); err != nil {
 		t.Fatalf("get -o a regular file: %v", err)
 	}
 }
@@ -110,7 +111,7 @@ func TestReadRefusesFIFO(t *testing.T) {
 	})
 	for name, read := range map[string]func() error{
 		"media add": func() error { _, err := mn.media[0].Add(context.Background(), api.MediaAddReq{Path: fifo}); return err },
-		"send-file": func() error { _, _, err := mn.media[0].attach(fifo, false); return err },
+		"send-file": func() error { _, _, err := mn.media[0].Attach(fifo, false); return err },
 		"import": func() error {
 			_, err := mn.reps[0].Engine.Import(context.Background(), api.ImportReq{Path: fifo})
 			return err

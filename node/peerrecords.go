@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // Members share where the other members are (docs/protocol.md §9.2): a
@@ -108,13 +109,13 @@ type peerRecords struct {
 	h     host.Host
 	gate  func() *RoomGate
 	log   *slog.Logger
-	asks  *limiterSet[peer.ID] // answers per asking peer
+	asks  *wire.LimiterSet[peer.ID] // answers per asking peer
 	asked map[peer.ID]time.Time
 }
 
 // servePeerRecords answers room peers and asks them, until ctx is done.
 func servePeerRecords(ctx context.Context, h host.Host, gate func() *RoomGate, log *slog.Logger) error {
-	pr := &peerRecords{h: h, gate: gate, log: log, asks: newLimiterSet[peer.ID](rate.Every(peerRecordsEvery/4), 4), asked: map[peer.ID]time.Time{}}
+	pr := &peerRecords{h: h, gate: gate, log: log, asks: wire.NewLimiterSet[peer.ID](rate.Every(peerRecordsEvery/4), 4), asked: map[peer.ID]time.Time{}}
 	// Identify hands over each peer's signed record but does not keep it:
 	// keep the latest in the certified address book.
 	sub, err := h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
@@ -176,13 +177,13 @@ func (pr *peerRecords) ask(ctx context.Context, p peer.ID) error {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
 	st.CloseWrite()
-	r := frameReader{st: st}
-	b, err := r.next(maxPeerRecordsFrame)
+	r := wire.NewFrameReader(st)
+	b, err := r.Next(maxPeerRecordsFrame)
 	if err != nil {
 		return err
 	}
 	envs, err := decodePeerRecords(b, p)
-	r.shrink()
+	r.Shrink()
 	if err != nil {
 		st.Reset()
 		return err
@@ -227,7 +228,7 @@ func (pr *peerRecords) handle(st network.Stream) {
 	var m peerRecordsMsg
 	g := pr.gate()
 	cab, ok := peerstore.GetCertifiedAddrBook(pr.h.Peerstore())
-	if g != nil && ok && pr.asks.allow(p) {
+	if g != nil && ok && pr.asks.Allow(p) {
 		for _, q := range g.roomPeersOf(p) {
 			if len(m.Records) == maxPeerRecords {
 				break

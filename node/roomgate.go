@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // Rooms on the wire (docs/protocol.md 2.1). A room is named on the wire only
@@ -170,7 +171,7 @@ func decodeProofMsg(b []byte) (*proofMsg, error) {
 type RoomGate struct {
 	host host.Host
 	log  *slog.Logger
-	*peerLimits
+	*wire.PeerLimits
 
 	mu     sync.Mutex
 	rooms  map[RoomRef]crdt.RoomID // rooms this node keeps; guarded by mu
@@ -199,7 +200,7 @@ type proofJob struct {
 func NewRoomGate(h host.Host, log *slog.Logger) *RoomGate {
 	g := &RoomGate{
 		host: h, log: log,
-		peerLimits: newPeerLimits(4, 200, 400),
+		PeerLimits: wire.NewPeerLimits(4, 200, 400),
 		rooms:      map[RoomRef]crdt.RoomID{},
 		topics:     map[string]RoomRef{},
 		peers:      map[peer.ID]*gatePeer{},
@@ -408,12 +409,12 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 
 // handle serves the responder's side of the exchange.
 func (g *RoomGate) handle(st network.Stream) {
-	p, release, ok := g.admitStream(st)
+	p, release, ok := g.AdmitStream(st)
 	if !ok {
 		return
 	}
 	defer release()
-	if !g.limiter(p).Allow() {
+	if !g.Limiter(p).Allow() {
 		st.Reset()
 		return
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // The derivations are fixed (docs/protocol.md 2.1): a change here is a
@@ -178,7 +179,7 @@ func FuzzRoomProof(f *testing.F) {
 	server := tn.reps[0].host.ID()
 	client := tn.reps[1]
 	// The fuzzer outruns the per-peer rate limit, which is not under test.
-	tn.reps[0].gate.peerLimits = newPeerLimits(64, rate.Inf, 1)
+	tn.reps[0].gate.PeerLimits = wire.NewPeerLimits(64, rate.Inf, 1)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/rbsr"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // SyncProtocol is the pull protocol that makes sync gap-free (docs/protocol.md).
@@ -76,15 +77,15 @@ type Syncer struct {
 	log    *slog.Logger
 	rng    *rand.Rand
 
-	mu          sync.Mutex
-	queued      map[syncJob]bool // guarded by mu
-	pending     []syncJob        // FIFO of queued jobs; guarded by mu
-	*peerLimits                  // serving sessions and request rate per peer
-	wake        chan struct{}    // capacity 1: pending is not empty
-	tracer      Tracer
-	connected   *mailbox[peer.ID]
-	rp          *repairs          // repair-peer selection (repair.go)
-	retries     *mailbox[syncJob] // sessions to run again after commitRetry
+	mu               sync.Mutex
+	queued           map[syncJob]bool // guarded by mu
+	pending          []syncJob        // FIFO of queued jobs; guarded by mu
+	*wire.PeerLimits                  // serving sessions and request rate per peer
+	wake             chan struct{}    // capacity 1: pending is not empty
+	tracer           Tracer
+	connected        *mailbox[peer.ID]
+	rp               *repairs          // repair-peer selection (repair.go)
+	retries          *mailbox[syncJob] // sessions to run again after commitRetry
 }
 
 type syncJob struct {
@@ -102,7 +103,7 @@ func NewSyncer(h host.Host, engine *Engine, gate *RoomGate, store crdt.Store, id
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
-		peerLimits: newPeerLimits(maxPeerSessions, 200, 400),
+		PeerLimits: wire.NewPeerLimits(maxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
 		rp:         newRepairs(),
@@ -352,7 +353,7 @@ func (c *conn) recv() (*syncMsg, error) {
 		return nil, err
 	}
 	if c.server && size > syncRequestBound(m.Op) {
-		return nil, fmt.Errorf("%w: %q request of %d octets", errFrameTooLarge, m.Op, size)
+		return nil, fmt.Errorf("%w: %q request of %d octets", wire.ErrFrameTooLarge, m.Op, size)
 	}
 	if m.Op == opError {
 		return nil, fmt.Errorf("peer: %s", m.Err)
@@ -663,7 +664,7 @@ func decodeParallel(frames [][]byte) ([]*crdt.Event, error) {
 
 // handle serves one incoming sync stream.
 func (s *Syncer) handle(st network.Stream) {
-	p, release, ok := s.admitStream(st)
+	p, release, ok := s.AdmitStream(st)
 	if !ok {
 		return
 	}
@@ -683,7 +684,7 @@ func (s *Syncer) handle(st network.Stream) {
 			}
 			return
 		}
-		if !s.limiter(p).Allow() {
+		if !s.Limiter(p).Allow() {
 			c.send(&syncMsg{Op: opError, Err: "rate limited"})
 			return
 		}

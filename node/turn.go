@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -108,26 +109,26 @@ type turnService struct {
 	ident  *crdt.Identity
 	member func(ctx context.Context, room crdt.RoomID, user crdt.UserID) bool // a joined, unblocked member of a room this node is joined in
 	offer  func(p peer.ID) *turnResp                                          // what a member gets
-	limits *peerLimits
+	limits *wire.PeerLimits
 	issued func(ok bool) // counts answers (metrics); may be nil
 }
 
 func newTURNService(h host.Host, gate func() *RoomGate, ident *crdt.Identity,
 	member func(context.Context, crdt.RoomID, crdt.UserID) bool, offer func(peer.ID) *turnResp) *turnService {
 	s := &turnService{host: h, gate: gate, ident: ident, member: member, offer: offer,
-		limits: newPeerLimits(turnPeerStreams, turnPeerRate, turnPeerBurst)}
+		limits: wire.NewPeerLimits(turnPeerStreams, turnPeerRate, turnPeerBurst)}
 	h.SetStreamHandler(TURNProtocol, s.handle)
 	return s
 }
 
 // handle serves one request.
 func (s *turnService) handle(st network.Stream) {
-	p, release, ok := s.limits.admitStream(st)
+	p, release, ok := s.limits.AdmitStream(st)
 	if !ok {
 		return
 	}
 	defer release()
-	if !s.limits.limiter(p).Allow() {
+	if !s.limits.Limiter(p).Allow() {
 		st.Reset()
 		return
 	}
@@ -158,8 +159,8 @@ func sendTURN(st network.Stream, m any) error {
 
 // recvTURN reads and decodes one frame of the protocol.
 func recvTURN[M any](st network.Stream, decode func([]byte) (*M, error)) (*M, error) {
-	r := frameReader{st: st}
-	b, err := r.next(maxTURNFrame)
+	r := wire.NewFrameReader(st)
+	b, err := r.Next(maxTURNFrame)
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,13 @@
 package node
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
 // What a node spends on peers before they prove anything (docs/protocol.md
@@ -16,112 +15,6 @@ import (
 // frameReader, which checks a frame's length against the bound of what may
 // come next before allocating anything, and the libp2p resource manager
 // caps streams and frame memory per protocol, per peer and per node.
-
-// errFrameTooLarge: a frame's length prefix is above what may come next.
-var errFrameTooLarge = errors.New("node: frame too large")
-
-const (
-	// frameReserveAbove: a frame larger than this reserves its size in the
-	// stream's resource scope (and so in its protocol's, peer's and the
-	// node's) before its buffer is allocated.
-	frameReserveAbove = 16 << 10
-	// frameChunk: a frame's buffer grows by at most this much ahead of
-	// the octets that arrived, so a length prefix alone allocates little.
-	frameChunk = 64 << 10
-)
-
-// frameReader reads unsigned-varint-length-prefixed frames from a stream.
-// It keeps one buffer across frames; what next returns is valid until the
-// next call.
-type frameReader struct {
-	st   scopedReader
-	buf  []byte
-	held int // octets reserved in st's scope for buf
-}
-
-// scopedReader is what frameReader reads: a stream and its resource scope.
-type scopedReader interface {
-	io.Reader
-	Scope() network.StreamScope
-}
-
-// next reads one frame of at most limit octets. A longer length prefix is
-// errFrameTooLarge, with nothing read past the prefix: the caller resets
-// the stream.
-func (r *frameReader) next(limit int) ([]byte, error) {
-	n, err := readUvarint(r.st)
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: %d octets, at most %d here", errFrameTooLarge, n, limit)
-	}
-	size := int(n)
-	if size > cap(r.buf) && size > frameReserveAbove {
-		if need := size - r.held; need > 0 {
-			if err := r.st.Scope().ReserveMemory(need, network.ReservationPriorityAlways); err != nil {
-				return nil, fmt.Errorf("frame of %d octets: %w", size, err)
-			}
-			r.held += need
-		}
-	}
-	b := r.buf[:0]
-	for len(b) < size {
-		step := min(size-len(b), frameChunk)
-		if cap(b)-len(b) < step {
-			nb := make([]byte, len(b), min(size, max(2*cap(b), len(b)+step)))
-			copy(nb, b)
-			b = nb
-		}
-		k, err := io.ReadFull(r.st, b[len(b):len(b)+step])
-		b = b[:len(b)+k]
-		if err != nil {
-			r.buf = b[:0]
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	r.buf = b
-	return b, nil
-}
-
-// shrink drops a buffer larger than frameReserveAbove and its reservation,
-// so that an idle stream holds little.
-func (r *frameReader) shrink() {
-	if cap(r.buf) > frameReserveAbove {
-		r.buf = nil
-	}
-	if r.held > 0 && r.buf == nil {
-		r.st.Scope().ReleaseMemory(r.held)
-		r.held = 0
-	}
-}
-
-// readUvarint reads an unsigned varint of at most 9 octets (lengths
-// beyond 2^63 are nonsense anyway) one octet at a time, so that nothing of
-// the frame body is consumed.
-func readUvarint(rd io.Reader) (uint64, error) {
-	var x uint64
-	var b [1]byte
-	for i := range 9 {
-		if _, err := io.ReadFull(rd, b[:]); err != nil {
-			if i > 0 && errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		x |= uint64(b[0]&0x7f) << (7 * i)
-		if b[0] < 0x80 {
-			if i > 0 && b[0] == 0 {
-				return 0, errors.New("node: frame length not minimally encoded")
-			}
-			return x, nil
-		}
-	}
-	return 0, errors.New("node: frame length too long")
-}
 
 // Node-wide limits of the resource manager (resourceLimits).
 const (
@@ -147,7 +40,7 @@ var protocolLimits = []struct {
 	memory           int64
 }{
 	{SyncProtocol, 128, 2 * maxPeerSessions, maxSyncMemory},
-	{MediaProtocol, 128, 2 * mediaMaxPeerStreams, maxMediaMemory},
+	{mediasvc.Protocol, 128, 2 * mediasvc.MaxPeerStreams, maxMediaMemory},
 	{InviteProtocol, 32, 2, maxSmallMemory},
 	{LinkProtocol, 16, 2, maxSmallMemory},
 	{RoomProofProtocol, 64, 4, maxSmallMemory},

@@ -24,10 +24,11 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
 // hostileProtocols are the protocols a Parley node serves to any peer.
-var hostileProtocols = []protocol.ID{SyncProtocol, MediaProtocol, InviteProtocol, LinkProtocol}
+var hostileProtocols = []protocol.ID{SyncProtocol, mediasvc.Protocol, InviteProtocol, LinkProtocol}
 
 // hostileFrameLen is the length a hostile peer announces: the largest
 // frame any protocol allowed before limits (4 MiB) minus one octet.
@@ -77,7 +78,7 @@ func TestHostileFramesBounded(t *testing.T) {
 	}()
 	<-rep.Ready()
 	store := media.NewMemStore()
-	m := NewMedia(h, store, nil)
+	m := mediasvc.New(h, store, nil)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -148,18 +149,12 @@ func TestHostileFramesBounded(t *testing.T) {
 	if err := honest.Connect(ctx, target); err != nil {
 		t.Fatal(err)
 	}
-	st, err := honest.NewStream(ctx, h.ID(), MediaProtocol)
-	if err != nil {
-		t.Fatal(err)
+	hm := mediasvc.New(honest, media.NewMemStore(), nil)
+	if err := hm.Fetch(ctx, id); err != nil {
+		t.Fatalf("honest fetch after the attack: %v", err)
 	}
-	defer st.Close()
-	c := newMediaConn(st)
-	if err := c.send(&mediaMsg{Op: mediaOpGet, CID: id.Bytes()}); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := c.recv()
-	if err != nil || ans.Op != mediaOpBlock || !bytes.Equal(ans.Data, data) {
-		t.Fatalf("honest fetch after the attack: %v %v", ans, err)
+	if got, err := hm.Store().Get(id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("honest fetch after the attack: %v", err)
 	}
 }
 
@@ -304,50 +299,3 @@ func TestSyncFrameBounds(t *testing.T) {
 		t.Errorf("a since of %d octets after heads: answer %q, no reset", len(frameOf(t, since)), got)
 	}
 }
-
-// TestMediaRequestBound (issue 17, item 1): a media request over
-// mediaMaxRequest resets the stream unanswered.
-func TestMediaRequestBound(t *testing.T) {
-	mn := newMediaNet(t, 2)
-	mn.link(0, 1)
-	st, err := mn.reps[1].host.NewStream(mn.ctx, mn.reps[0].host.ID(), MediaProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Reset()
-	st.Write(frameOf(t, &mediaMsg{Op: mediaOpGet, CID: make([]byte, mediaMaxRequest)}))
-	if got, reset := answer(t, st); !reset || len(got) > 0 {
-		t.Errorf("a request over %d octets: answer %q, reset %v; want a reset", mediaMaxRequest, got, reset)
-	}
-}
-
-// FuzzFrameReader: whatever a stream holds, a frame is read only within
-// its limit, and its buffer never runs more than frameChunk ahead of the
-// octets that arrived.
-func FuzzFrameReader(f *testing.F) {
-	f.Add([]byte{0x03, 'a', 'b', 'c'}, 16)
-	f.Add(binary.AppendUvarint(nil, hostileFrameLen), 1<<10)
-	f.Add([]byte{0x80, 0x00}, 16)
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 16)
-	f.Add(append(binary.AppendUvarint(nil, 100<<10), make([]byte, 70<<10)...), 200<<10)
-	f.Fuzz(func(t *testing.T, data []byte, limit int) {
-		limit = max(0, min(limit, 1<<20))
-		r := frameReader{st: nullScoped{bytes.NewReader(data)}}
-		for range 4 {
-			b, err := r.next(limit)
-			if err != nil {
-				return
-			}
-			if len(b) > limit {
-				t.Fatalf("a frame of %d octets under a limit of %d", len(b), limit)
-			}
-			if cap(b) > 2*len(data)+frameChunk {
-				t.Fatalf("a buffer of %d octets for a stream of %d", cap(b), len(data))
-			}
-		}
-	})
-}
-
-type nullScoped struct{ io.Reader }
-
-func (nullScoped) Scope() network.StreamScope { return &network.NullScope{} }

@@ -1,4 +1,4 @@
-package node
+package mediasvc
 
 import (
 	"context"
@@ -14,16 +14,16 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
-// MediaProtocol fetches media blocks by CID.
+// Protocol fetches media blocks by CID.
 //
 // A stream carries a sequence of request/answer pairs, each one
 // go-msgio varint frame of canonical CBOR (mediaMsg): the client sends
@@ -40,24 +40,24 @@ import (
 // (blind hosts included) learn which blob belongs to which room, and would
 // forbid fetching from any holder. A node asked for a block it lacks may
 // pull it through from its other peers for a requester sharing a room with
-// it (media_relay.go). What we bound instead is cost: at most
-// mediaMaxPeerStreams served streams per peer at once, a per-peer byte rate,
+// it (relay.go). What we bound instead is cost: at most
+// MaxPeerStreams served streams per peer at once, a per-peer byte rate,
 // an idle timeout per stream, requests of at most mediaMaxRequest octets
 // and answers of at most mediaMaxFrame.
 // A fetching node keeps within the stream cap (all its fetches together)
 // and takes a new stream reset before its first answer for a busy peer, to
 // ask again shortly, not for a misbehaving one.
-const MediaProtocol = protocol.ID("/parley/media/1.0.0")
+const Protocol = protocol.ID("/parley/media/1.0.0")
 
 // Limits of the media protocol.
 const (
-	mediaMaxFrame       = media.MaxBlockSize + 4<<10 // an answer: a block and its envelope
-	mediaMaxRequest     = 1 << 10                    // a request: get and a CID
-	mediaIdle           = 30 * time.Second
-	mediaMaxPeerStreams = 4
-	mediaPeerRate       = 128 << 20 // bytes per second served to one peer ...
-	mediaPeerBurst      = 8 << 20   // ... with this burst (more than one block)
-	mediaFetchWorkers   = 4
+	mediaMaxFrame     = media.MaxBlockSize + 4<<10 // an answer: a block and its envelope
+	mediaMaxRequest   = 1 << 10                    // a request: get and a CID
+	Idle              = 30 * time.Second
+	MaxPeerStreams    = 4
+	mediaPeerRate     = 128 << 20 // bytes per second served to one peer ...
+	mediaPeerBurst    = 8 << 20   // ... with this burst (more than one block)
+	mediaFetchWorkers = 4
 )
 
 // Operations of the media protocol.
@@ -79,7 +79,7 @@ type mediaMsg struct {
 // errMediaFrame: a frame that is not a canonical mediaMsg.
 var errMediaFrame = errors.New("malformed media frame")
 
-// decodeMediaMsg parses one frame strictly (media_codec.go); CID and Data
+// decodeMediaMsg parses one frame strictly (codec.go); CID and Data
 // alias b.
 func decodeMediaMsg(b []byte) (*mediaMsg, error) {
 	m, err := parseMediaMsg(b)
@@ -106,24 +106,34 @@ func parseMediaCID(b []byte) (cid.Cid, error) {
 	return c, nil
 }
 
-// ErrMediaNotFound: no connected peer holds a block of the blob.
-var ErrMediaNotFound = errors.New("node: media not found")
+// ErrNotFound: no connected peer holds a block of the blob.
+var ErrNotFound = errors.New("mediasvc: media not found")
 
-// Media is the node's blob store and the media protocol: it serves blocks
+// Host is what the service needs of the libp2p host: a handler for its
+// protocol, streams to peers, and the peers connected now. host.Host is
+// one.
+type Host interface {
+	SetStreamHandler(protocol.ID, network.StreamHandler)
+	RemoveStreamHandler(protocol.ID)
+	NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error)
+	Network() network.Network
+}
+
+// Service is the node's blob store and the media protocol: it serves blocks
 // to peers and fetches blobs from them.
-type Media struct {
-	host  host.Host
+type Service struct {
+	host  Host
 	store media.BlobStore
 	log   *slog.Logger
 
-	*peerLimits // served streams and byte rate per peer
+	*wire.PeerLimits // served streams and byte rate per peer
 
 	fetchMu sync.Mutex             // guards fetching
 	fetches map[string]*sync.Mutex // per root: one fetch at a time
 
 	served atomic.Int64 // blocks served (tests)
 
-	relay mediaRelay // pull-through (media_relay.go)
+	relay mediaRelay // pull-through (relay.go)
 
 	slots streamSlots // streams this node opens to each peer
 
@@ -132,22 +142,22 @@ type Media struct {
 
 	// gcMu keeps collection apart from the work that writes blocks no
 	// message references yet: imports, fetches and reads of a fetch hold
-	// it shared, a collection exclusively (media_gc.go).
+	// it shared, a collection exclusively (gc.go).
 	gcMu    sync.RWMutex
 	now     func() time.Time     // the clock of the grace period (tests replace it)
 	touchMu sync.Mutex           // guards touched
 	touched map[string]time.Time // by root KeyString: when this node last added or fetched it
 }
 
-// NewMedia returns the media component on h and store. Nothing is served
+// New returns the media component on h and store. Nothing is served
 // until Serve.
-func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
+func New(h Host, store media.BlobStore, log *slog.Logger) *Service {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Media{
+	return &Service{
 		host: h, store: store, log: log,
-		peerLimits: newPeerLimits(mediaMaxPeerStreams, mediaPeerRate, mediaPeerBurst),
+		PeerLimits: wire.NewPeerLimits(MaxPeerStreams, mediaPeerRate, mediaPeerBurst),
 		fetches:    map[string]*sync.Mutex{},
 		now:        time.Now,
 		touched:    map[string]time.Time{},
@@ -156,12 +166,12 @@ func NewMedia(h host.Host, store media.BlobStore, log *slog.Logger) *Media {
 }
 
 // Store returns the blob store.
-func (m *Media) Store() media.BlobStore { return m.store }
+func (m *Service) Store() media.BlobStore { return m.store }
 
 // Serve answers the media protocol until ctx is done.
-func (m *Media) Serve(ctx context.Context) error {
-	m.host.SetStreamHandler(MediaProtocol, m.handle)
-	defer m.host.RemoveStreamHandler(MediaProtocol)
+func (m *Service) Serve(ctx context.Context) error {
+	m.host.SetStreamHandler(Protocol, m.handle)
+	defer m.host.RemoveStreamHandler(Protocol)
 	<-ctx.Done()
 	return nil
 }
@@ -169,8 +179,8 @@ func (m *Media) Serve(ctx context.Context) error {
 // ---- serving ----
 
 // handle serves one incoming media stream.
-func (m *Media) handle(st network.Stream) {
-	p, release, ok := m.admitStream(st)
+func (m *Service) handle(st network.Stream) {
+	p, release, ok := m.AdmitStream(st)
 	if !ok {
 		return
 	}
@@ -198,7 +208,7 @@ func (m *Media) handle(st network.Stream) {
 }
 
 // serveOne answers one request; an error ends the stream.
-func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
+func (m *Service) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
 	if req.Op != mediaOpGet {
 		return fmt.Errorf("unexpected op %q", req.Op)
 	}
@@ -223,9 +233,9 @@ func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
 		return c.send(&mediaMsg{Op: mediaOpNotFound, CID: req.CID})
 	}
 	// Throttle per peer: wait for the byte budget, within the idle timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), mediaIdle)
+	ctx, cancel := context.WithTimeout(context.Background(), Idle)
 	defer cancel()
-	if err := m.limiter(p).WaitN(ctx, max(len(data), 1)); err != nil {
+	if err := m.Limiter(p).WaitN(ctx, max(len(data), 1)); err != nil {
 		return errors.New("rate limited")
 	}
 	m.served.Add(1)
@@ -239,7 +249,7 @@ func (m *Media) serveOne(c *mediaConn, p peer.ID, req *mediaMsg) error {
 var errPeerMisbehaved = errors.New("peer misbehaved")
 
 // errPeerBusy: a peer reset a new stream before answering, as it does when
-// it already serves us mediaMaxPeerStreams streams (or has not yet seen
+// it already serves us MaxPeerStreams streams (or has not yet seen
 // our last ones close). It is asked again after a pause, and is not
 // counted as misbehaving.
 var errPeerBusy = errors.New("peer busy")
@@ -253,7 +263,7 @@ const (
 
 // streamSlots caps the media streams this node opens to each peer, all
 // fetches together, at what a peer serves to one peer at once
-// (mediaMaxPeerStreams): concurrent fetches from one holder take turns
+// (MaxPeerStreams): concurrent fetches from one holder take turns
 // instead of having their streams refused.
 type streamSlots struct {
 	mu    sync.Mutex
@@ -273,7 +283,7 @@ func (s *streamSlots) ref(p peer.ID) *slotSem {
 	}
 	e := s.peers[p]
 	if e == nil {
-		e = &slotSem{sem: make(chan struct{}, mediaMaxPeerStreams)}
+		e = &slotSem{sem: make(chan struct{}, MaxPeerStreams)}
 		s.peers[p] = e
 	}
 	e.refs++
@@ -328,7 +338,7 @@ func (s *streamSlots) release(p peer.ID) {
 // fetchSession is one worker's streams to the peers it asked; each holds
 // one of the node's stream slots for its peer.
 type fetchSession struct {
-	m     *Media
+	m     *Service
 	conns map[peer.ID]*mediaConn
 }
 
@@ -360,7 +370,7 @@ func (s *fetchSession) open(ctx context.Context, p peer.ID) (*mediaConn, error) 
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := s.m.host.NewStream(network.WithAllowLimitedConn(octx, "media"), p, MediaProtocol)
+	st, err := s.m.host.NewStream(network.WithAllowLimitedConn(octx, "media"), p, Protocol)
 	cancel()
 	if err != nil {
 		s.m.slots.release(p)
@@ -472,7 +482,7 @@ func (f *fetchState) markBad(p peer.ID) {
 
 // fetchBlock gets block id from the first candidate peer that has it,
 // verifies it and stores it (Put verifies).
-func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, offset int, id cid.Cid) error {
+func (m *Service) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, offset int, id cid.Cid) error {
 	var errs []error
 	for _, p := range f.candidates(offset) {
 		data, err := s.get(ctx, p, id)
@@ -509,9 +519,9 @@ func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, 
 		return nil
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w: block %s (%v)", ErrMediaNotFound, id, errors.Join(errs...))
+		return fmt.Errorf("%w: block %s (%v)", ErrNotFound, id, errors.Join(errs...))
 	}
-	return fmt.Errorf("%w: block %s", ErrMediaNotFound, id)
+	return fmt.Errorf("%w: block %s", ErrNotFound, id)
 }
 
 // Fetch makes the blob root complete in the store: it fetches the root
@@ -522,14 +532,14 @@ func (m *Media) fetchBlock(ctx context.Context, s *fetchSession, f *fetchState, 
 // error or ctx resumes where it stopped. Each block is verified against
 // its CID as it is stored (BlobStore.Put rejects a mismatch); memory holds
 // at most one block per worker, whatever the size of the blob.
-func (m *Media) Fetch(ctx context.Context, root cid.Cid) error {
+func (m *Service) Fetch(ctx context.Context, root cid.Cid) error {
 	m.gcMu.RLock()
 	defer m.gcMu.RUnlock()
 	return m.fetch(ctx, root)
 }
 
 // fetch is Fetch; the caller holds gcMu shared.
-func (m *Media) fetch(ctx context.Context, root cid.Cid) error {
+func (m *Service) fetch(ctx context.Context, root cid.Cid) error {
 	m.touch(root)
 	defer m.touch(root)
 	if err := media.VerifyBlock(root, nil); errors.Is(err, media.ErrBadCID) {
@@ -566,10 +576,10 @@ func (m *Media) fetch(ctx context.Context, root cid.Cid) error {
 			return nil
 		}
 		if round >= 2 { // root, then blocks: a third round means a bug
-			return fmt.Errorf("%w: %d blocks still missing", ErrMediaNotFound, len(missing))
+			return fmt.Errorf("%w: %d blocks still missing", ErrNotFound, len(missing))
 		}
 		if len(peers) == 0 {
-			return fmt.Errorf("%w: %s is not held here and no peer is connected", ErrMediaNotFound, root)
+			return fmt.Errorf("%w: %s is not held here and no peer is connected", ErrNotFound, root)
 		}
 		if err := m.fetchAll(ctx, f, missing); err != nil {
 			return err
@@ -580,7 +590,7 @@ func (m *Media) fetch(ctx context.Context, root cid.Cid) error {
 // fetchAll fetches blocks with a few workers, each with its own session
 // (its streams to the peers it asked), closed when the worker is done so
 // that concurrent fetches get the stream slots.
-func (m *Media) fetchAll(ctx context.Context, f *fetchState, blocks []cid.Cid) error {
+func (m *Service) fetchAll(ctx context.Context, f *fetchState, blocks []cid.Cid) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	jobs := make(chan cid.Cid)
@@ -621,7 +631,7 @@ feed:
 }
 
 // blockArrived wakes whoever waits for a fetched block (fetchingStore).
-func (m *Media) blockArrived() {
+func (m *Service) blockArrived() {
 	m.arrivedMu.Lock()
 	if m.arrived != nil {
 		close(m.arrived)
@@ -631,7 +641,7 @@ func (m *Media) blockArrived() {
 }
 
 // arrivals returns a channel closed when the next fetched block is stored.
-func (m *Media) arrivals() <-chan struct{} {
+func (m *Service) arrivals() <-chan struct{} {
 	m.arrivedMu.Lock()
 	defer m.arrivedMu.Unlock()
 	if m.arrived == nil {
@@ -642,21 +652,21 @@ func (m *Media) arrivals() <-chan struct{} {
 
 // errFetchEnded: a block was read from a fetchingStore after its fetch
 // ended without it.
-var errFetchEnded = errors.New("node: the fetch ended before the block arrived")
+var errFetchEnded = errors.New("mediasvc: the fetch ended before the block arrived")
 
 // fetchingStore is the node's store seen by a reader that runs alongside a
 // fetch: a Get of a block not held yet waits until the fetch stores it, or
 // fails once the fetch has ended.
 type fetchingStore struct {
 	media.BlobStore
-	m     *Media
+	m     *Service
 	ended chan struct{}
 	err   error // the fetch's outcome, set before ended is closed
 }
 
 // awaitFetch returns the store view of a fetch to come; call end with the
 // fetch's outcome.
-func (m *Media) awaitFetch() *fetchingStore {
+func (m *Service) awaitFetch() *fetchingStore {
 	return &fetchingStore{BlobStore: m.store, m: m, ended: make(chan struct{})}
 }
 
@@ -688,13 +698,13 @@ func (s *fetchingStore) Get(c cid.Cid) ([]byte, error) {
 	}
 }
 
-// MediaKeyString encodes a file key for JSON and for CID#KEY links:
+// KeyString encodes a file key for JSON and for CID#KEY links:
 // unpadded URL-safe base64.
-func MediaKeyString(k media.FileKey) string { return base64.RawURLEncoding.EncodeToString(k.Bytes()) }
+func KeyString(k media.FileKey) string { return base64.RawURLEncoding.EncodeToString(k.Bytes()) }
 
-// ParseMediaKey reads a file key in base64, URL-safe or standard, padded or
+// ParseKey reads a file key in base64, URL-safe or standard, padded or
 // not.
-func ParseMediaKey(s string) (media.FileKey, error) {
+func ParseKey(s string) (media.FileKey, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "=")
 	s = strings.NewReplacer("+", "-", "/", "_").Replace(s)
 	b, err := base64.RawURLEncoding.DecodeString(s)

@@ -1,4 +1,4 @@
-package node
+package mediasvc
 
 import (
 	"bytes"
@@ -13,42 +13,50 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
 )
 
-// mediaNet puts a Media component with an in-memory store beside each
-// replica of a testNet.
+// mediaNet is n libp2p hosts on a mocknet, each with a media service on
+// an in-memory store.
 type mediaNet struct {
-	*testNet
-	media  []*Media
+	t      *testing.T
+	mn     mocknet.Mocknet
+	hosts  []host.Host
+	media  []*Service
 	stores []*media.MemStore
-	stop   func() // stops the Media components
+	stop   func() // stops the services
 }
 
-// close stops the Media components, then the replicas (for callers with
-// a bare testing.T, whose cleanups never run).
+// close stops the services, then the hosts (for callers with a bare
+// testing.T, whose cleanups never run).
 func (mn *mediaNet) close() {
 	mn.stop()
-	mn.testNet.close()
+	mn.mn.Close()
 }
 
 func newMediaNet(t *testing.T, n int, serve ...bool) *mediaNet {
 	t.Helper()
-	mn := &mediaNet{testNet: newTestNet(t, n)}
+	mn := &mediaNet{t: t, mn: mocknet.New()}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var once sync.Once
 	mn.stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
-	t.Cleanup(mn.stop)
+	t.Cleanup(func() { mn.stop(); mn.mn.Close() })
 	for i := range n {
+		h, err := mn.mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
 		st := media.NewMemStore()
-		m := NewMedia(mn.reps[i].host, st, nil)
-		mn.media, mn.stores = append(mn.media, m), append(mn.stores, st)
+		m := New(h, st, nil)
+		mn.hosts, mn.media, mn.stores = append(mn.hosts, h), append(mn.media, m), append(mn.stores, st)
 		if len(serve) > i && !serve[i] {
 			continue
 		}
@@ -58,10 +66,44 @@ func newMediaNet(t *testing.T, n int, serve ...bool) *mediaNet {
 			m.Serve(ctx)
 		}()
 		eventually(t, 5*time.Second, "media handler registered", func() (bool, string) {
-			return slices.Contains(m.host.Mux().Protocols(), MediaProtocol), ""
+			return slices.Contains(h.Mux().Protocols(), Protocol), ""
 		})
 	}
 	return mn
+}
+
+// link connects i and j.
+func (mn *mediaNet) link(i, j int) {
+	a, b := mn.hosts[i].ID(), mn.hosts[j].ID()
+	if _, err := mn.mn.LinkPeers(a, b); err != nil {
+		mn.t.Fatal(err)
+	}
+	if _, err := mn.mn.ConnectPeers(a, b); err != nil {
+		mn.t.Fatal(err)
+	}
+}
+
+// cut partitions i from j.
+func (mn *mediaNet) cut(i, j int) {
+	a, b := mn.hosts[i].ID(), mn.hosts[j].ID()
+	mn.mn.UnlinkPeers(a, b)
+	mn.mn.DisconnectPeers(a, b)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v: %s", what, d, state)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for convergence
+	}
 }
 
 // addBlob imports size random bytes into node i's store.
@@ -118,16 +160,16 @@ func TestMediaFetchNotFound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	unknown := media.BlockCID(cid.Raw, []byte("nobody has this"))
-	if err := mn.media[1].Fetch(ctx, unknown); !errors.Is(err, ErrMediaNotFound) {
-		t.Fatalf("no peer: got %v, want ErrMediaNotFound", err)
+	if err := mn.media[1].Fetch(ctx, unknown); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no peer: got %v, want ErrNotFound", err)
 	}
 	mn.link(0, 1)
-	if err := mn.media[1].Fetch(ctx, unknown); !errors.Is(err, ErrMediaNotFound) {
-		t.Fatalf("peer without it: got %v, want ErrMediaNotFound", err)
+	if err := mn.media[1].Fetch(ctx, unknown); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("peer without it: got %v, want ErrNotFound", err)
 	}
 	manifest := media.BlockCID(cid.DagCBOR, []byte("no manifest"))
-	if err := mn.media[1].Fetch(ctx, manifest); !errors.Is(err, ErrMediaNotFound) {
-		t.Fatalf("missing manifest: got %v, want ErrMediaNotFound", err)
+	if err := mn.media[1].Fetch(ctx, manifest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing manifest: got %v, want ErrNotFound", err)
 	}
 }
 
@@ -162,11 +204,11 @@ func TestMediaCorruptPeer(t *testing.T) {
 	mn.link(0, 2)
 	// The fetcher asks the peers in ID order: make the first one evil.
 	evil, good := 1, 2
-	if mn.reps[2].host.ID() < mn.reps[1].host.ID() {
+	if mn.hosts[2].ID() < mn.hosts[1].ID() {
 		evil, good = 2, 1
 	}
 	var asked atomic.Int64
-	mn.reps[evil].host.SetStreamHandler(MediaProtocol, evilHandler(mn.stores[evil], &asked))
+	mn.hosts[evil].SetStreamHandler(Protocol, evilHandler(mn.stores[evil], &asked))
 
 	data := make([]byte, 5<<20+7)
 	rand.Read(data)
@@ -195,8 +237,8 @@ func TestMediaCorruptPeer(t *testing.T) {
 
 	// With only the evil peer, nothing bad is stored and the fetch fails.
 	blob2, _, _ := mn.addBlob(evil, 100)
-	if err := mn.media[0].Fetch(ctx, blob2.Root); !errors.Is(err, ErrMediaNotFound) {
-		t.Fatalf("evil only: got %v, want ErrMediaNotFound", err)
+	if err := mn.media[0].Fetch(ctx, blob2.Root); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("evil only: got %v, want ErrNotFound", err)
 	}
 	if ok, _ := mn.stores[0].Has(blob2.Root); ok {
 		t.Fatal("a corrupted block was stored")
@@ -247,9 +289,7 @@ func TestMediaFetchResume(t *testing.T) {
 	}
 	// Let the server finish what the interrupted fetch had asked for.
 	eventually(t, 5*time.Second, "interrupted streams closed", func() (bool, string) {
-		mn.media[0].peerLimits.mu.Lock()
-		defer mn.media[0].peerLimits.mu.Unlock()
-		return mn.media[0].streams[mn.reps[1].host.ID()] == 0, ""
+		return mn.media[0].PeerLimits.Streams(mn.hosts[1].ID()) == 0, ""
 	})
 	before := mn.media[0].served.Load()
 	if err := mn.media[1].Fetch(ctx, blob.Root); err != nil {
@@ -263,7 +303,7 @@ func TestMediaFetchResume(t *testing.T) {
 	}
 }
 
-// A peer gets at most mediaMaxPeerStreams streams served at once.
+// A peer gets at most MaxPeerStreams streams served at once.
 func TestMediaPeerStreamLimit(t *testing.T) {
 	mn := newMediaNet(t, 2)
 	mn.link(0, 1)
@@ -275,8 +315,8 @@ func TestMediaPeerStreamLimit(t *testing.T) {
 			s.Reset()
 		}
 	}()
-	for range mediaMaxPeerStreams {
-		s, err := mn.reps[1].host.NewStream(ctx, mn.reps[0].host.ID(), MediaProtocol)
+	for range MaxPeerStreams {
+		s, err := mn.hosts[1].NewStream(ctx, mn.hosts[0].ID(), Protocol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,11 +328,9 @@ func TestMediaPeerStreamLimit(t *testing.T) {
 		}
 	}
 	eventually(t, 5*time.Second, "streams admitted", func() (bool, string) {
-		mn.media[0].peerLimits.mu.Lock()
-		defer mn.media[0].peerLimits.mu.Unlock()
-		return mn.media[0].streams[mn.reps[1].host.ID()] == mediaMaxPeerStreams, ""
+		return mn.media[0].PeerLimits.Streams(mn.hosts[1].ID()) == MaxPeerStreams, ""
 	})
-	s, err := mn.reps[1].host.NewStream(ctx, mn.reps[0].host.ID(), MediaProtocol)
+	s, err := mn.hosts[1].NewStream(ctx, mn.hosts[0].ID(), Protocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,12 +390,12 @@ func FuzzMediaFrame(f *testing.F) {
 	f.Add(valid(&mediaMsg{Op: mediaOpBlock, CID: blob.Root.Bytes(), Data: []byte("x")}), get)
 	f.Add([]byte{0xa1, 0x62, 'o', 'p'}, []byte{0xff})
 
-	server := mn.reps[0].host.ID()
-	client := mn.reps[1].host
+	server := mn.hosts[0].ID()
+	client := mn.hosts[1]
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		st, err := client.NewStream(ctx, server, MediaProtocol)
+		st, err := client.NewStream(ctx, server, Protocol)
 		if err != nil {
 			t.Skip("stream:", err)
 		}

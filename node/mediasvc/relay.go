@@ -1,8 +1,7 @@
-package node
+package mediasvc
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,7 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // Pull-through. A node asked for a block it lacks fetches it from its
@@ -26,7 +25,7 @@ import (
 // so that a longer cycle unwinds; mediaRelayMax at once on the node; and
 // a rate per requesting peer. What a node
 // pulled through is a cache: it is kept for the GC's grace period
-// (media_gc.go) and then collected unless a message this node can read
+// (gc.go) and then collected unless a message this node can read
 // refers to it.
 
 // Limits of pull-through.
@@ -34,7 +33,7 @@ const (
 	mediaRelayMax       = 16               // pull-throughs in flight on a node
 	mediaRelayPeerRate  = 64               // blocks per second pulled through for one peer ...
 	mediaRelayPeerBurst = 16               // ... with this burst
-	mediaRelayTimeout   = 20 * time.Second // one pull-through, all peers asked (under mediaIdle)
+	mediaRelayTimeout   = 20 * time.Second // one pull-through, all peers asked (under Idle)
 	mediaRelayWait      = 5 * time.Second  // a second request waits this long for the first
 )
 
@@ -44,10 +43,10 @@ type relayCall struct {
 	from peer.ID // the requester
 }
 
-// mediaRelay is the pull-through state of a Media.
+// mediaRelay is the pull-through state of a Service.
 type mediaRelay struct {
 	may    func(ctx context.Context, p peer.ID) bool // nil: no pull-through
-	limits *peerLimits                               // per requesting peer
+	limits *wire.PeerLimits                          // per requesting peer
 	sem    chan struct{}                             // mediaRelayMax slots
 
 	mu    sync.Mutex
@@ -58,7 +57,7 @@ type mediaRelay struct {
 
 func newMediaRelay() mediaRelay {
 	return mediaRelay{
-		limits: newPeerLimits(mediaMaxPeerStreams, mediaRelayPeerRate, mediaRelayPeerBurst),
+		limits: wire.NewPeerLimits(MaxPeerStreams, mediaRelayPeerRate, mediaRelayPeerBurst),
 		sem:    make(chan struct{}, mediaRelayMax),
 		calls:  map[string]*relayCall{},
 	}
@@ -66,45 +65,14 @@ func newMediaRelay() mediaRelay {
 
 // SetRelayPolicy turns pull-through on: may says whether a requesting peer
 // shares a room with this node. Call before Serve.
-func (m *Media) SetRelayPolicy(may func(ctx context.Context, p peer.ID) bool) {
+func (m *Service) SetRelayPolicy(may func(ctx context.Context, p peer.ID) bool) {
 	m.relay.may = may
-}
-
-// sharesRoom is the node's pull-through policy (relayPolicy).
-func (n *Node) sharesRoom(ctx context.Context, p peer.ID) bool {
-	return relayPolicy(n.engine)(ctx, p)
-}
-
-// relayPolicy allows pull-through for a peer whose device is announced by
-// a user with a membership in a room e keeps.
-func relayPolicy(e *Engine) func(ctx context.Context, p peer.ID) bool {
-	return func(ctx context.Context, p peer.ID) bool {
-		dev, err := deviceOfPeer(p)
-		if err != nil {
-			return false
-		}
-		_, ok := e.UserOfDevice(ctx, dev)
-		return ok
-	}
-}
-
-// deviceOfPeer is the device key behind a peer ID.
-func deviceOfPeer(p peer.ID) (crdt.DeviceID, error) {
-	pub, err := p.ExtractPublicKey()
-	if err != nil {
-		return crdt.DeviceID{}, errors.New("peer key is not an Ed25519 device key")
-	}
-	raw, err := pub.Raw()
-	if err != nil || len(raw) != 32 {
-		return crdt.DeviceID{}, errors.New("peer key is not an Ed25519 device key")
-	}
-	return crdt.KeyFromBytes(raw)
 }
 
 // pullThrough fetches block id, which this node lacks, for requester p from
 // the other connected peers and returns it, or nil when p may not have it
 // pulled through, a limit is reached or no other peer holds it.
-func (m *Media) pullThrough(p peer.ID, id cid.Cid) []byte {
+func (m *Service) pullThrough(p peer.ID, id cid.Cid) []byte {
 	r := &m.relay
 	if r.may == nil {
 		return nil
@@ -134,11 +102,11 @@ func (m *Media) pullThrough(p peer.ID, id cid.Cid) []byte {
 		}
 		return data
 	}
-	if !r.limits.admit(p) {
+	if !r.limits.Admit(p) {
 		r.mu.Unlock()
 		return nil
 	}
-	defer r.limits.release(p)
+	defer r.limits.Release(p)
 	select {
 	case r.sem <- struct{}{}:
 	default:
@@ -167,7 +135,7 @@ func (m *Media) pullThrough(p peer.ID, id cid.Cid) []byte {
 		close(call.done)
 	}()
 
-	if err := r.limits.limiter(p).Wait(ctx); err != nil {
+	if err := r.limits.Limiter(p).Wait(ctx); err != nil {
 		return nil
 	}
 	if err := m.pull(ctx, id, asked); err != nil {
@@ -184,7 +152,7 @@ func (m *Media) pullThrough(p peer.ID, id cid.Cid) []byte {
 
 // pull fetches block id from peers and stores it (Put verifies it against
 // its CID), touched for the GC's grace period.
-func (m *Media) pull(ctx context.Context, id cid.Cid, peers []peer.ID) error {
+func (m *Service) pull(ctx context.Context, id cid.Cid, peers []peer.ID) error {
 	m.gcMu.RLock()
 	defer m.gcMu.RUnlock()
 	s := &fetchSession{m: m, conns: map[peer.ID]*mediaConn{}}

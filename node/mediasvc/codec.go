@@ -1,4 +1,4 @@
-package node
+package mediasvc
 
 import (
 	"encoding/binary"
@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // The media protocol's frames are canonical CBOR maps (mediaMsg, as
@@ -15,7 +17,7 @@ import (
 // megabyte; this hand-written codec reads and writes exactly that encoding
 // without the generic codec's copies (decode, re-encode, compare): the
 // decoder accepts precisely what crdt.UnmarshalCanonical accepts into a
-// mediaMsg (media_codec_test.go checks both directions).
+// mediaMsg (codec_test.go checks both directions).
 
 // mediaKeys are the map keys in canonical order.
 var mediaKeys = [...]string{"op", "cid", "err", "data"}
@@ -213,14 +215,14 @@ func parseMediaMsg(b []byte) (*mediaMsg, error) {
 // node's answers, mediaMaxRequest on a served stream.
 type mediaConn struct {
 	st     network.Stream
-	r      frameReader
+	r      wire.FrameReader
 	limit  int
 	wbuf   []byte
 	frames int // received
 }
 
 func newMediaConn(st network.Stream) *mediaConn {
-	return &mediaConn{st: st, r: frameReader{st: st}, limit: mediaMaxFrame}
+	return &mediaConn{st: st, r: wire.NewFrameReader(st), limit: mediaMaxFrame}
 }
 
 // mediaInlineData: smaller payloads are copied into the frame buffer and
@@ -235,7 +237,7 @@ func (c *mediaConn) send(m *mediaMsg) error {
 	if len(data) <= mediaInlineData {
 		c.wbuf, data = append(c.wbuf, data...), nil
 	}
-	c.st.SetWriteDeadline(time.Now().Add(mediaIdle))
+	c.st.SetWriteDeadline(time.Now().Add(Idle))
 	if _, err := c.st.Write(c.wbuf); err != nil {
 		return err
 	}
@@ -247,8 +249,8 @@ func (c *mediaConn) send(m *mediaMsg) error {
 }
 
 func (c *mediaConn) recv() (*mediaMsg, error) {
-	c.st.SetReadDeadline(time.Now().Add(mediaIdle))
-	b, err := c.r.next(c.limit)
+	c.st.SetReadDeadline(time.Now().Add(Idle))
+	b, err := c.r.Next(c.limit)
 	if err != nil {
 		return nil, err
 	}

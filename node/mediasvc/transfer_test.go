@@ -1,4 +1,4 @@
-package node
+package mediasvc
 
 import (
 	"bytes"
@@ -70,7 +70,7 @@ func TestMediaFetchFromBlindHost(t *testing.T) {
 
 	// The member reaches only the blind host.
 	mn.link(member, blind)
-	if slices.Contains(mn.reps[member].host.Network().Peers(), mn.reps[author].host.ID()) {
+	if slices.Contains(mn.hosts[member].Network().Peers(), mn.hosts[author].ID()) {
 		t.Fatal("the member is connected to the author")
 	}
 	authorServed, blindServed := mn.media[author].served.Load(), mn.media[blind].served.Load()
@@ -162,9 +162,7 @@ func TestMediaFetchConnectionCutAndResume(t *testing.T) {
 	}
 	// The server has finished with the streams of the cut connection.
 	eventually(t, 5*time.Second, "cut streams released", func() (bool, string) {
-		mn.media[server].peerLimits.mu.Lock()
-		defer mn.media[server].peerLimits.mu.Unlock()
-		return mn.media[server].streams[mn.reps[client].host.ID()] == 0, ""
+		return mn.media[server].PeerLimits.Streams(mn.hosts[client].ID()) == 0, ""
 	})
 
 	cs.mu.Lock()
@@ -198,7 +196,7 @@ func TestMediaFetchConnectionCutAndResume(t *testing.T) {
 }
 
 // Two fetches at once from a single holder need more streams than it
-// serves to one peer (mediaMaxPeerStreams); a refused stream is a busy
+// serves to one peer (MaxPeerStreams); a refused stream is a busy
 // peer, not a bad one, and both fetches complete.
 func TestMediaConcurrentFetchesFromOnePeer(t *testing.T) {
 	const server, client = 0, 1
@@ -261,7 +259,7 @@ func TestMediaGetStreams(t *testing.T) {
 	for i, size := range []int{0, 1, media.ChunkSize, media.ChunkSize + 1, 5<<20 + 9} {
 		blob, key, data := mn.addBlob(server, size)
 		out := filepath.Join(dir, fmt.Sprintf("ok-%d", i))
-		resp, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(key), Out: out})
+		resp, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(key), Out: out})
 		if err != nil || resp.Size != int64(size) {
 			t.Fatalf("size %d: get: %+v %v", size, resp, err)
 		}
@@ -273,13 +271,13 @@ func TestMediaGetStreams(t *testing.T) {
 	blob, _, _ := mn.addBlob(server, 6<<20)
 	wrong, _ := media.NewFileKey(rand.Reader)
 	out := filepath.Join(dir, "wrong")
-	_, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: MediaKeyString(wrong), Out: out})
+	_, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(wrong), Out: out})
 	if kindOf(err) != api.KindInvalid {
 		t.Fatalf("wrong key: %v, want a KindInvalid error", err)
 	}
 
 	nowhere := media.BlockCID(cid.DagCBOR, []byte("held by no one"))
-	_, err = mn.media[client].Get(ctx, api.MediaGetReq{CID: nowhere.String(), Key: MediaKeyString(wrong), Out: filepath.Join(dir, "nowhere")})
+	_, err = mn.media[client].Get(ctx, api.MediaGetReq{CID: nowhere.String(), Key: KeyString(wrong), Out: filepath.Join(dir, "nowhere")})
 	if kindOf(err) != api.KindNotFound {
 		t.Fatalf("unknown blob: %v, want a KindNotFound error", err)
 	}

@@ -3,101 +3,16 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
-	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/media"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/mimi"
 )
-
-// Media garbage collection. A blob (its manifest and blocks) is deleted
-// when nothing this node keeps refers to it: no message attachment or
-// thumbnail (of a message not redacted) and no avatar, in any room this node
-// keeps, nor this user's own avatar. Two kinds of blob survive anyway:
-// those this node added or fetched within the grace period (an upload not
-// sent yet, a fetch for a message whose key has not arrived, a block pulled
-// through for a peer), and those being imported, fetched or read right now
-// (gcMu). A node that cannot decrypt a message (a blind host) never learns
-// its CIDs: the media it holds is what it pulled through for members
-// (media_relay.go), a cache collected once the grace period is over.
-
-// Defaults of the collection.
-const (
-	mediaGCEvery = 30 * time.Minute // how often the node collects on its own
-)
-
-// touch records that root was added or fetched now.
-func (m *Media) touch(root cid.Cid) {
-	m.touchMu.Lock()
-	m.touched[root.KeyString()] = m.now()
-	m.touchMu.Unlock()
-}
-
-// recent returns the roots touched within grace and forgets the others.
-func (m *Media) recent(grace time.Duration) []cid.Cid {
-	m.touchMu.Lock()
-	defer m.touchMu.Unlock()
-	now := m.now()
-	var out []cid.Cid
-	for k, t := range m.touched {
-		if now.Sub(t) < grace {
-			if c, err := cid.Cast([]byte(k)); err == nil {
-				out = append(out, c)
-				continue
-			}
-		}
-		delete(m.touched, k)
-	}
-	return out
-}
-
-// collect deletes the blocks that neither roots nor the blobs touched
-// within grace reach. It waits for the imports, fetches and reads in
-// progress, and holds new ones off until it is done. It returns the blobs
-// it freed (manifests, and single blocks no freed manifest lists) and how
-// many blocks it deleted.
-func (m *Media) collect(roots []cid.Cid, grace time.Duration) (api.MediaGCResp, error) {
-	m.gcMu.Lock()
-	defer m.gcMu.Unlock()
-	keep := append(slices.Clone(roots), m.recent(grace)...)
-	drop, err := media.Unreferenced(m.store, keep)
-	if err != nil {
-		return api.MediaGCResp{}, fmt.Errorf("collect media: %w", err)
-	}
-	chunks := map[string]bool{}
-	for _, c := range drop {
-		if c.Type() != cid.DagCBOR {
-			continue
-		}
-		blocks, err := media.Blocks(m.store, c)
-		if err != nil {
-			continue // a corrupt manifest of a dead blob: deleted all the same
-		}
-		for _, b := range blocks {
-			chunks[b.KeyString()] = true
-		}
-	}
-	resp := api.MediaGCResp{Blobs: []string{}}
-	for _, c := range drop {
-		if !chunks[c.KeyString()] {
-			resp.Blobs = append(resp.Blobs, c.String())
-		}
-	}
-	slices.Sort(resp.Blobs)
-	for _, c := range drop {
-		if err := m.store.Delete(c); err != nil {
-			return resp, fmt.Errorf("collect media: delete %s: %w", c, err)
-		}
-		resp.Blocks++
-	}
-	return resp, nil
-}
 
 // mediaRoots lists the blobs the rooms this node keeps refer to: the
 // attachments and thumbnails of messages not redacted, and the media
@@ -158,7 +73,7 @@ func (n *Node) collectMedia(ctx context.Context, grace time.Duration) (api.Media
 	if err := n.engine.do(ctx, func() error { roots = n.engine.mediaRoots(); return nil }); err != nil {
 		return api.MediaGCResp{}, err
 	}
-	return n.media.collect(roots, grace)
+	return n.media.Collect(roots, grace)
 }
 
 // mediaGC is the API method media/gc.
@@ -262,4 +177,35 @@ func (n *Node) watchForAvatars(ctx context.Context, wake chan<- struct{}) {
 		stop()
 		poke()
 	}
+}
+
+// sharesRoom is the node's pull-through policy (relayPolicy).
+func (n *Node) sharesRoom(ctx context.Context, p peer.ID) bool {
+	return relayPolicy(n.engine)(ctx, p)
+}
+
+// relayPolicy allows pull-through for a peer whose device is announced by
+// a user with a membership in a room e keeps.
+func relayPolicy(e *Engine) func(ctx context.Context, p peer.ID) bool {
+	return func(ctx context.Context, p peer.ID) bool {
+		dev, err := deviceOfPeer(p)
+		if err != nil {
+			return false
+		}
+		_, ok := e.UserOfDevice(ctx, dev)
+		return ok
+	}
+}
+
+// deviceOfPeer is the device key behind a peer ID.
+func deviceOfPeer(p peer.ID) (crdt.DeviceID, error) {
+	pub, err := p.ExtractPublicKey()
+	if err != nil {
+		return crdt.DeviceID{}, errors.New("peer key is not an Ed25519 device key")
+	}
+	raw, err := pub.Raw()
+	if err != nil || len(raw) != 32 {
+		return crdt.DeviceID{}, errors.New("peer key is not an Ed25519 device key")
+	}
+	return crdt.KeyFromBytes(raw)
 }
