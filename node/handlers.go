@@ -78,9 +78,9 @@ func (n *Node) registerAPI(h host.Host) {
 		return n.joinRoom(ctx, h, req.Room, req.Via)
 	})
 	Handle(s, api.EpRoomHost, func(ctx context.Context, req api.RoomJoinReq) (api.RoomResp, error) {
-		return n.hostRoom(ctx, h, req.Room, req.Via)
+		return n.keepBlind(ctx, h, req.Room, req.Via)
 	})
-	Handle(s, api.EpRoomUnhost, n.engine.Unhost)
+	Handle(s, api.EpRoomUnhost, n.engine.DropBlind)
 	Handle(s, api.EpSend, n.engine.Send)
 	Handle(s, api.EpHistory, n.engine.History)
 	Handle(s, api.EpResolve, n.engine.Resolve)
@@ -186,15 +186,15 @@ func (n *Node) trackAndJoin(ctx context.Context, id crdt.RoomID) (api.RoomEventR
 	return n.engine.Join(ctx, id)
 }
 
-// hostRoom connects to the via peers and keeps the room without joining
-// it, until a peer has sent its create event.
-func (n *Node) hostRoom(ctx context.Context, h host.Host, room string, via []string) (api.RoomResp, error) {
+// keepBlind connects to the via peers and keeps the room without joining
+// it (blind hosting), until a peer has sent its create event.
+func (n *Node) keepBlind(ctx context.Context, h host.Host, room string, via []string) (api.RoomResp, error) {
 	for _, a := range via {
 		if _, err := n.connect(ctx, h, a); err != nil {
 			return api.RoomResp{}, err
 		}
 	}
-	id, err := n.engine.Host(ctx, room)
+	id, err := n.engine.KeepBlind(ctx, room)
 	if err != nil {
 		return api.RoomResp{}, err
 	}

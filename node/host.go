@@ -15,17 +15,18 @@ import (
 // Members and other hosts pull an encrypted room from any node that names
 // it (Engine.MayServe).
 
-// Host starts keeping a room without joining it (`parley room host`).
-func (e *Engine) Host(ctx context.Context, s string) (crdt.RoomID, error) {
+// KeepBlind starts keeping a room without joining it: blind hosting
+// (`parley room host`; not libp2p's host).
+func (e *Engine) KeepBlind(ctx context.Context, s string) (crdt.RoomID, error) {
 	return e.TrackRoom(ctx, s)
 }
 
-// Unhost stops keeping a hosted room (`parley room unhost`): the engine
+// DropBlind stops keeping a blindly hosted room (`parley room unhost`): the engine
 // drops it, so it is neither synced nor served, and does not load it again
 // after a restart. The events already stored stay in the store until the
 // room is hosted or joined again. A room this user is a member of cannot
 // be unhosted (leave it first).
-func (e *Engine) Unhost(ctx context.Context, req api.RoomReq) (api.RoomResp, error) {
+func (e *Engine) DropBlind(ctx context.Context, req api.RoomReq) (api.RoomResp, error) {
 	var resp api.RoomResp
 	err := e.do(ctx, func() error {
 		id, rc, err := e.roomOf(req.Room)

@@ -110,7 +110,7 @@ func TestFailedJoinLeavesNoRoom(t *testing.T) {
 		t.Fatalf("a failed join left rooms: %+v", list.Rooms)
 	}
 	// A room kept before the join (hosted) stays.
-	if _, err := tn.reps[1].Engine.Host(ctx, r.Room); err != nil {
+	if _, err := tn.reps[1].Engine.KeepBlind(ctx, r.Room); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := n.joinRoom(context.Background(), tn.reps[1].host, r.Room, nil); err == nil {
