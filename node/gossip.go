@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // Topic names, derived from the room id so that they do not reveal it
@@ -56,8 +57,14 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
 		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
 	}
-	return pubsub.NewGossipSub(ctx, allowLimited(h, limitedGossipBytes), append(opts, extra...)...)
+	return pubsub.NewGossipSub(ctx, p2p.AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
 }
+
+// limitedGossipBytes is what pubsub may write on one limited connection:
+// a quarter of the circuit budget of Parley's relays (relayCircuitBytes),
+// so that sync and media keep the rest, and about 400 messages of 1 KiB
+// before a direct connection or a new circuit takes over.
+const limitedGossipBytes = relayCircuitBytes / 4
 
 // messageID is the sha256 of the event envelope for event frames (so gossip
 // de-duplication equals content identity) and of the data otherwise.

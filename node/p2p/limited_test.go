@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func TestLimitBudget(t *testing.T) {
 	}
 	bs := &budgetStream{Stream: s, b: bud, conn: id}
 	bud.take(id, 60)
-	if _, err := bs.Write(make([]byte, 50)); !errors.Is(err, errLimitedBudget) {
+	if _, err := bs.Write(make([]byte, 50)); !errors.Is(err, ErrLimitedBudget) {
 		t.Fatalf("a write past the budget: %v", err)
 	}
 	if bud.open(a.Network(), id) {

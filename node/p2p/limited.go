@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 // only through a relay exchanged no gossip, and their first message waited
 // for periodic anti-entropy (30 s ± 30 %). Pubsub here sees a peer reached
 // only through a relay as connected and opens its stream over the circuit,
-// within limitedGossipBytes written per connection; past it the stream is
+// within a byte budget written per connection (the node's
+// limitedGossipBytes); past it the stream is
 // reset and no new one is opened on that connection, so gossip waits for a
 // direct connection (hole punching) or a fresh circuit, and sync, which
 // has its own frame limits, carries what gossip missed. A direct
@@ -25,14 +26,8 @@ import (
 // connection, and pubsub reopens its stream on the direct one when the
 // circuit closes.
 
-// limitedGossipBytes is what pubsub may write on one limited connection:
-// a quarter of the circuit budget of Parley's relays (relayCircuitBytes),
-// so that sync and media keep the rest, and about 400 messages of 1 KiB
-// before a direct connection or a new circuit takes over.
-const limitedGossipBytes = relayCircuitBytes / 4
-
-// errLimitedBudget: a limited connection's gossip budget is spent.
-var errLimitedBudget = errors.New("node: gossip budget of the relayed connection spent")
+// ErrLimitedBudget: a limited connection's gossip budget is spent.
+var ErrLimitedBudget = errors.New("p2p: gossip budget of the relayed connection spent")
 
 // limitedHost is the host pubsub sees: a peer with only limited
 // connections counts as connected, and streams may open over them.
@@ -41,9 +36,9 @@ type limitedHost struct {
 	b *limitBudget
 }
 
-// allowLimited wraps h for pubsub, with a budget of max bytes written per
+// AllowLimited wraps h for pubsub, with a budget of max bytes written per
 // limited connection.
-func allowLimited(h host.Host, max int64) host.Host {
+func AllowLimited(h host.Host, max int64) host.Host {
 	return limitedHost{h, &limitBudget{max: max, spent: map[string]int64{}}}
 }
 
@@ -56,7 +51,7 @@ func (h limitedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.
 	}
 	if !h.b.open(h.Host.Network(), s.Conn().ID()) {
 		s.Reset()
-		return nil, errLimitedBudget
+		return nil, ErrLimitedBudget
 	}
 	return &budgetStream{Stream: s, b: h.b, conn: s.Conn().ID()}, nil
 }
@@ -121,7 +116,7 @@ type budgetStream struct {
 func (s *budgetStream) Write(p []byte) (int, error) {
 	if !s.b.take(s.conn, len(p)) {
 		s.Stream.Reset()
-		return 0, errLimitedBudget
+		return 0, ErrLimitedBudget
 	}
 	return s.Stream.Write(p)
 }
