@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/internal/peertest"
 )
 
 // testNet is a set of replicas on mocknet (the real libp2p stack over
@@ -151,17 +152,7 @@ func (tn *testNet) cut(i, j int) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v: %s", what, d, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for convergence
-	}
+	peertest.Eventually(t, d, what, cond)
 }
 
 func (tn *testNet) history(i int, room string) []string {

@@ -1,10 +1,7 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"io"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +10,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/internal/peertest"
 	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
@@ -62,28 +60,10 @@ func newMediaNet(t *testing.T, n int, serve ...bool) *mediaNet {
 // addBlob imports size random bytes into node i's store.
 func (mn *mediaNet) addBlob(i int, size int) (media.Blob, media.FileKey, []byte) {
 	mn.t.Helper()
-	data := make([]byte, size)
-	rand.Read(data)
-	key, err := media.NewFileKey(rand.Reader)
-	if err != nil {
-		mn.t.Fatal(err)
-	}
-	blob, err := media.Import(mn.stores[i], bytes.NewReader(data), key)
-	if err != nil {
-		mn.t.Fatal(err)
-	}
-	return blob, key, data
+	return peertest.AddBlob(mn.t, mn.stores[i], size)
 }
 
 func readBlob(t *testing.T, st media.BlobStore, root cid.Cid, key media.FileKey) []byte {
 	t.Helper()
-	r, err := media.NewReader(st, root, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return peertest.ReadBlob(t, st, root, key)
 }

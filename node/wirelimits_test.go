@@ -24,6 +24,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/internal/peertest"
 	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
@@ -212,25 +213,14 @@ func publicRoomOn(tb testing.TB, tn *testNet, i int) crdt.RoomID {
 // frameOf is m as one length-prefixed frame.
 func frameOf(t *testing.T, m any) []byte {
 	t.Helper()
-	b, err := crdt.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+	return peertest.FrameOf(t, m)
 }
 
 // answer reads what the server sends on st until it ends the stream, and
 // reports whether it reset it (rather than close it after an answer).
 func answer(t *testing.T, st network.Stream) (got []byte, reset bool) {
 	t.Helper()
-	var late atomic.Bool
-	timer := time.AfterFunc(60*time.Second, func() { late.Store(true); st.Reset() })
-	got, err := io.ReadAll(st)
-	timer.Stop()
-	if late.Load() {
-		t.Fatal("the server neither answered nor ended the stream within 60 s")
-	}
-	return got, errors.Is(err, network.ErrReset)
+	return peertest.Answer(t, st)
 }
 
 // fakeIDs is n well-formed event ids (36 octets each).

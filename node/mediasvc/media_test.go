@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
+	"github.com/parley-p2p/parley/node/internal/peertest"
 )
 
 // mediaNet is n libp2p hosts on a mocknet, each with a media service on
@@ -93,46 +93,18 @@ func (mn *mediaNet) cut(i, j int) {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %v: %s", what, d, state)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for convergence
-	}
+	peertest.Eventually(t, d, what, cond)
 }
 
 // addBlob imports size random bytes into node i's store.
 func (mn *mediaNet) addBlob(i int, size int) (media.Blob, media.FileKey, []byte) {
 	mn.t.Helper()
-	data := make([]byte, size)
-	rand.Read(data)
-	key, err := media.NewFileKey(rand.Reader)
-	if err != nil {
-		mn.t.Fatal(err)
-	}
-	blob, err := media.Import(mn.stores[i], bytes.NewReader(data), key)
-	if err != nil {
-		mn.t.Fatal(err)
-	}
-	return blob, key, data
+	return peertest.AddBlob(mn.t, mn.stores[i], size)
 }
 
 func readBlob(t *testing.T, st media.BlobStore, root cid.Cid, key media.FileKey) []byte {
 	t.Helper()
-	r, err := media.NewReader(st, root, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return peertest.ReadBlob(t, st, root, key)
 }
 
 func TestMediaFetchSizes(t *testing.T) {
