@@ -17,6 +17,10 @@ import (
 	"github.com/parley-p2p/parley/node/mediasvc"
 )
 
+// Avatars live in the media store (node/mediasvc/avatar.go has the avatar
+// link): these wire the API's room/set and profile/set to it, and fetch
+// the avatars of the rooms this node keeps ahead of time.
+
 // maxAvatarFile bounds an avatar image read into memory for its dimensions.
 const maxAvatarFile = 16 << 20
 

@@ -40,7 +40,7 @@ const (
 // NewPubSub makes the gossipsub router with Parley's options: no pubsub
 // signatures or authors (events carry their own), message IDs from content,
 // and queues sized so that bursts are not silently dropped. Pubsub also
-// runs over limited (relayed) connections, within a budget (limited.go).
+// runs over limited (relayed) connections, within a budget (node/p2p/limited.go).
 func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsub.PubSub, error) {
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),

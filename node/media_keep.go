@@ -14,6 +14,10 @@ import (
 	"github.com/parley-p2p/parley/rooms/mimi"
 )
 
+// The node's side of the media service (node/mediasvc): what the engine
+// refers to (kept by collection, avatars fetched ahead), the keeper loop,
+// the API method media/gc, and the pull-through policy.
+
 // mediaRoots lists the blobs the rooms this node keeps refer to: the
 // attachments and thumbnails of messages not redacted, and the media
 // avatars. Engine goroutine.

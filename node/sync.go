@@ -31,7 +31,7 @@ const (
 	pageEvents = 1000
 	pageBytes  = 1 << 20
 	// limitedPageBytes bounds a page sent over a limited (relayed)
-	// connection (limited.go): a relay closes a circuit at its byte budget,
+	// connection (node/p2p/limited.go): a relay closes a circuit at its byte budget,
 	// and what the requester ingested of small pages stays, so the next
 	// circuit goes on from there instead of resending a cut-off page.
 	limitedPageBytes = 16 << 10

@@ -12,7 +12,7 @@ import (
 
 // What a node spends on peers before they prove anything (docs/protocol.md
 // §3, §4, §8 and "Limits"): every protocol reads its frames through
-// frameReader, which checks a frame's length against the bound of what may
+// wire.FrameReader, which checks a frame's length against the bound of what may
 // come next before allocating anything, and the libp2p resource manager
 // caps streams and frame memory per protocol, per peer and per node.
 
