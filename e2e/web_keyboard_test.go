@@ -354,6 +354,14 @@ func TestWebKeyboardOnly(t *testing.T) {
 	})
 	kb.tabTo("link", "All rooms", true, 6)
 	kb.screenshot("web-kb-phone")
+	// And in the dark theme.
+	kb.cdp("dark", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		return err
+	})
+	kb.tabTo("button", "Members", false, 4)
+	kb.screenshot("web-kb-phone-dark")
 	kb.cdp("desktop width", func(ctx context.Context) error {
 		_, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
 		return err

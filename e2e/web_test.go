@@ -195,10 +195,13 @@ func (b *browser) send(text string) {
 	b.enter()
 }
 
-// TestWebMessenger: two users on two daemons chat through two browsers:
-// create a room, invite, accept, chat both ways, reply, react, edit,
-// delete, send an image that the other side previews; hostile HTML shows
-// as text; no console errors and no request beyond the daemon.
+// TestWebMessenger: two users on two daemons chat through two browsers,
+// the same flow in an encrypted (private) and a plaintext (public) room on
+// the same daemons and pages: create a room, invite, accept, chat both
+// ways, reply, react, edit, delete, send an image that the other side
+// previews, search; hostile HTML shows as text; typing and read receipts.
+// Both rooms must look the same to both users (but for the Encrypted
+// mark); no console errors and no request beyond the daemon.
 func TestWebMessenger(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
@@ -211,20 +214,73 @@ func TestWebMessenger(t *testing.T) {
 
 	alice, baseA := login(t, a, "alice")
 	bob, baseB := login(t, b, "bob")
+	pic := testPNG(t, 800, 600)
 
-	// Alice creates a private room and invites Bob.
+	views := map[string][]string{}
+	for _, c := range []struct {
+		name      string
+		room      string
+		encrypted bool
+	}{{"encrypted", "Garden", true}, {"plaintext", "Meadow", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			alice.t, bob.t, a.t, b.t = t, t, t, t
+			webMessengerFlow(t, a, b, alice, bob, c.room, c.encrypted, pic)
+			views[c.name+"/alice"] = alice.timelineView()
+			views[c.name+"/bob"] = bob.timelineView()
+		})
+	}
+	alice.t, bob.t, a.t, b.t = t, t, t, t
+	if t.Failed() {
+		return
+	}
+	for _, who := range []string{"alice", "bob"} {
+		enc, plain := views["encrypted/"+who], views["plaintext/"+who]
+		if strings.Join(enc, "\n") != strings.Join(plain, "\n") {
+			t.Errorf("%s sees the encrypted room as\n  %s\nand the plaintext room as\n  %s", who, strings.Join(enc, "\n  "), strings.Join(plain, "\n  "))
+		}
+	}
+	t.Logf("both rooms as Bob sees them:\n  %s", strings.Join(views["plaintext/bob"], "\n  "))
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+}
+
+// timelineView is what the timeline shows of each message, without its
+// time: the sender, the quoted parent, the text, an image's size, the
+// reactions with their counts and whether this user's is pressed.
+func (b *browser) timelineView() []string {
+	b.t.Helper()
+	var v []string
+	b.eval(`[...document.querySelectorAll('[role=log][aria-label=Messages] article.msg')].map(a => {
+		const q = (s) => [...a.querySelectorAll(s)];
+		const t = (s) => q(s).map(e => e.textContent.trim()).join(' ');
+		return [t('.msg-head .sender'), t('.quote'), t('.text'), q('img').map(i => 'image ' + i.getAttribute('width') + 'x' + i.getAttribute('height')).join(' '),
+			q('.reaction').map(r => r.textContent.replace(/\s+/g, '') + (r.getAttribute('aria-pressed') === 'true' ? '(mine)' : '')).join(' ')].join(' | ') })`, &v)
+	return v
+}
+
+// webMessengerFlow runs the messenger's core flow in a new room named name
+// that Alice creates (private, so encrypted, or public) and Bob joins.
+func webMessengerFlow(t *testing.T, a, b *daemon, alice, bob *browser, name string, encrypted bool, pic string) {
+	// Alice creates the room and invites Bob.
 	alice.role("button", "New room", false).click()
 	dlg := alice.role("dialog", "New room", false)
-	alice.within(dlg, "textbox", "Room name", false).fill("Garden")
+	alice.within(dlg, "textbox", "Room name", false).fill(name)
 	alice.within(dlg, "combobox", "History", false)
-	alice.within(dlg, "checkbox", "Public", false)
+	if pub := alice.within(dlg, "checkbox", "Public", false); !encrypted {
+		pub.click()
+	}
 	alice.within(dlg, "button", "Create", false).click()
-	alice.role("link", "Garden", true)
+	alice.role("link", name, true)
 	alice.role("log", "Messages", false)
 	var hash string
-	alice.ok("room open", `location.hash.startsWith("#room=")`)
+	alice.ok("room open", `location.hash.startsWith("#room=") && document.querySelector('.room-title').textContent === `+strconv.Quote(name))
 	alice.eval("location.hash", &hash)
 	room := strings.TrimPrefix(hash, "#room=")
+	var info api.RoomInfoResp
+	a.must(&info, "room", "info", room)
+	if info.Encrypted != encrypted {
+		t.Fatalf("room info: encrypted %v, want %v", info.Encrypted, encrypted)
+	}
 
 	alice.role("button", "Invite", false).click()
 	inv := alice.role("dialog", "Invite", false)
@@ -233,14 +289,19 @@ func TestWebMessenger(t *testing.T) {
 
 	// Bob accepts.
 	invites := bob.role("region", "Invites", false)
-	item := bob.within(invites, "listitem", "", false)
-	bob.within(item, "button", "Accept", false).click()
-	bob.role("link", "Garden", true).click()
+	bob.within(bob.itemWith(invites, name), "button", "Accept", false).click()
+	bob.role("link", name, true).click()
 	bob.ok("Bob in the room", fmt.Sprintf(`location.hash === "#room=%s"`, room))
+	// Alice's node knows Bob's device before she writes to him.
+	alice.article("Bob joined")
+	lock := `!!document.querySelector('.room-topic .tag')`
+	if !encrypted {
+		lock = "!" + lock
+	}
+	bob.ok("the Encrypted mark shows only in the encrypted room", lock)
 
 	// Chat both ways.
 	alice.send("Hello Bob")
-	bob.article("Hello Bob")
 	if s := bob.article("Hello Bob").text(); !strings.Contains(s, "Alice") {
 		t.Fatalf("Bob sees %q: want the sender's name Alice", s)
 	}
@@ -282,7 +343,7 @@ func TestWebMessenger(t *testing.T) {
 
 	// An image: Bob sees its preview.
 	input := alice.fileInputBeside(alice.role("button", "Attach file", false))
-	input.files(testPNG(t, 800, 600))
+	input.files(pic)
 	bob.ok("Bob sees the image preview", `[...document.querySelectorAll('[role=log] article img')].some(i => i.complete && i.naturalWidth > 0)`)
 	var thumbSrc string
 	bob.eval(`document.querySelector('[role=log] article img').getAttribute('src')`, &thumbSrc)
@@ -297,7 +358,9 @@ func TestWebMessenger(t *testing.T) {
 	bob.role("button", "View image view.png", false).click()
 	viewer := bob.role("dialog", "view.png", false)
 	bob.ok("the full-size image loads", `(() => { const i = document.querySelector('dialog img.full'); return i && i.complete && i.naturalWidth === 800 })()`)
-	bob.screenshot("web-image-viewer")
+	if encrypted {
+		bob.screenshot("web-image-viewer")
+	}
 	bob.within(viewer, "button", "Close", false).click()
 
 	// Hostile HTML renders as text, with Markdown and without.
@@ -311,19 +374,39 @@ func TestWebMessenger(t *testing.T) {
 		t.Fatal("hostile HTML in a message became markup or ran")
 	}
 
+	// Search, on both sides: the edited text is found, the deleted one not;
+	// a hit jumps to its message.
+	for _, br := range []*browser{alice, bob} {
+		box := br.role("searchbox", "Search messages", false)
+		box.fill("bob EDITED")
+		br.enter()
+		hit := br.within(br.role("list", "Search results", false), "listitem", "", false)
+		if s := hit.text(); !strings.Contains(s, "Hello Bob, edited") || !strings.Contains(s, "Alice") {
+			t.Fatalf("%s: the search hit reads %q", br.name, s)
+		}
+		br.within(hit, "button", "", false).click()
+		br.ok("the hit has the focus", `document.activeElement.tagName === 'ARTICLE' && document.activeElement.textContent.includes('Hello Bob, edited')`)
+		box = br.role("searchbox", "Search messages", false)
+		box.fill("replying")
+		br.enter()
+		br.ok("a deleted message is not found", `[...document.querySelectorAll('.panel [role=status]')].some(s => s.textContent.includes('No messages found'))`)
+		br.within(br.role("complementary", "Search", false), "button", "Close panel", false).click()
+	}
+
 	// Typing indicator and read receipts are shown.
 	bob.role("textbox", "Message", false).fill("typing…")
 	alice.ok("Alice sees Bob typing", `document.querySelector('.typing').textContent.includes('Bob is typing')`)
 	alice.ok("Alice sees Bob's read receipt", `[...document.querySelectorAll('.seen')].some(s => s.textContent.includes('Bob'))`)
 
-	alice.screenshot("web-room-alice")
-	bob.screenshot("web-room-bob")
-	alice.role("button", "Room settings", false).click()
-	alice.role("dialog", "Room settings", false)
-	alice.screenshot("web-room-settings")
-
-	alice.checkClean(baseA)
-	bob.checkClean(baseB)
+	if encrypted {
+		alice.screenshot("web-room-alice")
+		bob.screenshot("web-room-bob")
+		alice.role("button", "Room settings", false).click()
+		alice.role("dialog", "Room settings", false)
+		alice.screenshot("web-room-settings")
+		alice.press("Escape", false)
+		alice.ok("the settings are closed", `document.querySelector('dialog') === null`)
+	}
 }
 
 // TestWebLargeRoom measures how long the web app takes to open a room of
