@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -409,41 +410,36 @@ func webMessengerFlow(t *testing.T, a, b *daemon, alice, bob *browser, name stri
 	}
 }
 
-// TestWebLargeRoom measures how long the web app takes to open a room of
-// PARLEY_WEB_ROOM messages (default 2,000; -short 500) and to page back.
+// TestWebLargeRoom (issue 11: "in a room of 10,000 messages the timeline
+// opens in under 1 s and scrolls back without stalls") fills a room with
+// PARLEY_WEB_ROOM messages (default 10,000; -short 2,000) through one
+// chat import, then measures in the browser: the cold open (a fresh load
+// of the app on the room), the open from the room list (median of three,
+// which must be under 1 s), and a scroll back through 10 pages at 200 px
+// a frame, with the frame gaps (requestAnimationFrame) and the long tasks
+// (PerformanceObserver) on the way. A frame gap over 3 s fails the test
+// (a loaded CI machine stretches every frame; the figures are logged).
 func TestWebLargeRoom(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	n := 2000 // 10,000 takes minutes to build on a loaded machine: PARLEY_WEB_ROOM=10000
+	n := 10_000
 	if testing.Short() {
-		n = 500
+		n = 2_000
 	}
 	if s := os.Getenv("PARLEY_WEB_ROOM"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
 	a := startDaemon(t, "a")
-	var rr struct {
-		Room string `json:"room"`
-	}
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "Big", "--public")
-	cl, err := api.NewClient(a.home)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	errs := parallel(n, 4, func(i int) error {
-		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-		defer cancel()
-		_, err := api.EpSend.Call(ctx, cl, api.SendReq{Room: rr.Room, Text: fmt.Sprintf("message %d of the big room", i)})
-		return err
-	})
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	var im api.ImportChatResp
+	a.must(&im, "import", "--from", "discord", discordExport(t, n), "--room", rr.Room)
+	if im.New != n {
+		t.Fatalf("import answered %+v, want %d new", im, n)
 	}
-	t.Logf("sent %d messages through the API in %v", n, time.Since(start).Round(time.Millisecond))
+	t.Logf("imported %d messages in %v", n, time.Since(start).Round(time.Millisecond))
 
 	b, base := login(t, a, "big")
 	b.role("link", "Big", true)
@@ -456,43 +452,64 @@ func TestWebLargeRoom(t *testing.T) {
 			if (log && log.querySelectorAll('article').length >= 50) res(performance.now()); else requestAnimationFrame(tick); };
 			tick(); })`, &cold)
 	})
-	// Warm: back to the room list and into the room again.
-	var warm float64
-	b.cdp("reopen the room", func(ctx context.Context) error {
-		return evalJS(ctx, `new Promise(res => { location.hash = ''; setTimeout(() => { const t0 = performance.now();
-			document.querySelector('nav a.room-link').click();
-			const tick = () => { const log = document.querySelector('[role=log]');
-				if (log && log.querySelectorAll('article').length >= 50) res(performance.now() - t0); else requestAnimationFrame(tick); };
-			tick(); }, 100); })`, &warm)
-	})
-	t.Logf("a room of %d messages: %.0f ms from navigation to the first 50 messages (app load included), %.0f ms from a click in the room list", n, cold, warm)
-	var pages []float64
-	b.cdp("page back", func(ctx context.Context) error {
-		return evalJS(ctx, `(async () => { const log = document.querySelector('[role=log]'); const out = [];
-			for (let i = 0; i < 5; i++) {
-				const before = log.querySelectorAll('article').length; const t0 = performance.now();
-				log.scrollTop = 0;
-				await new Promise(res => { const tick = () => { if (log.querySelectorAll('article').length > before) res(); else requestAnimationFrame(tick); }; tick(); });
-				out.push(Math.round(performance.now() - t0));
-			}
-			return out; })()`, &pages)
-	})
-	t.Logf("scrolling back five pages of 50, ms each: %v", pages)
-	var fetchMS []float64
-	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-5).map(e => Math.round(e.duration))`, &fetchMS)
-	t.Logf("of which the history requests, ms each: %v", fetchMS)
-	var apiMS []float64
-	b.cdp("time history", func(ctx context.Context) error {
-		return evalJS(ctx, `(async () => { const out = []; let before = document.querySelector('[role=log] article[data-id]').dataset.id;
-			for (let i = 0; i < 3; i++) { const t0 = performance.now();
-				const r = await fetch('/v1/history', {method: 'POST', headers: {'Content-Type': 'application/json'},
-					body: JSON.stringify({room: `+strconv.Quote(rr.Room)+`, limit: 50, before, quiet: true})});
-				const j = await r.json(); out.push(Math.round(performance.now() - t0)); before = j.events[0].id; }
-			return out; })()`, &apiMS)
-	})
-	t.Logf("the history API for one page of 50 further back, ms each: %v", apiMS)
-	if cold > 10000 || warm > 10000 {
-		t.Errorf("opening the room took %.0f / %.0f ms", cold, warm)
+	// From the room list: back to it and into the room again, three times.
+	var warm []float64
+	for range 3 {
+		var ms float64
+		b.cdp("reopen the room", func(ctx context.Context) error {
+			return evalJS(ctx, `new Promise(res => { location.hash = ''; setTimeout(() => { const t0 = performance.now();
+				document.querySelector('nav a.room-link').click();
+				const tick = () => { const log = document.querySelector('[role=log]');
+					if (log && log.querySelectorAll('article').length >= 50) res(performance.now() - t0); else requestAnimationFrame(tick); };
+				tick(); }, 200); })`, &ms)
+		})
+		warm = append(warm, ms)
 	}
+	slices.Sort(warm)
+	t.Logf("a room of %d messages: %.0f ms from navigation to the first 50 messages (app load included); from a click in the room list, ms: %v", n, cold, roundMS(warm))
+	if warm[1] > 1000 {
+		t.Errorf("opening the room from the room list took %v ms (median %.0f): want under 1 s", roundMS(warm), warm[1])
+	}
+
+	// Scroll back 10 pages at 200 px a frame.
+	var sc struct {
+		MS, P50, P99, Max, LongMax    float64
+		Frames, Over50, Longs, Loaded int
+	}
+	b.cdp("scroll back", func(ctx context.Context) error {
+		return evalJS(ctx, `(async () => {
+			const log = document.querySelector('[role=log]');
+			const longs = [];
+			const po = new PerformanceObserver((l) => { for (const e of l.getEntries()) longs.push(e.duration); });
+			po.observe({ type: 'longtask' });
+			const before = log.querySelectorAll('article').length;
+			const gaps = [];
+			const t0 = performance.now();
+			let last = t0;
+			await new Promise((res) => { const step = (now) => { gaps.push(now - last); last = now;
+				log.scrollTop = Math.max(0, log.scrollTop - 200);
+				if (log.querySelectorAll('article').length >= before + 10 * 50 || now - t0 > 45000) res(); else requestAnimationFrame(step); };
+				requestAnimationFrame(step); });
+			await new Promise((res) => setTimeout(res, 50));
+			po.disconnect();
+			gaps.sort((x, y) => x - y);
+			const q = (f) => gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * f))];
+			return { MS: performance.now() - t0, Frames: gaps.length, P50: q(0.5), P99: q(0.99), Max: gaps[gaps.length - 1],
+				Over50: gaps.filter((g) => g > 50).length, Longs: longs.length, LongMax: Math.max(0, ...longs),
+				Loaded: log.querySelectorAll('article').length - before };
+		})()`, &sc)
+	})
+	t.Logf("scrolling back %d messages (10 pages of 50) in %.0f ms: %d frames, frame gap median %.1f ms, p99 %.1f ms, max %.0f ms, %d over 50 ms; %d long tasks, the longest %.0f ms",
+		sc.Loaded, sc.MS, sc.Frames, sc.P50, sc.P99, sc.Max, sc.Over50, sc.Longs, sc.LongMax)
+	if sc.Loaded < 10*50 {
+		t.Errorf("scrolling back loaded %d messages in %.0f ms: want 500", sc.Loaded, sc.MS)
+	}
+	if sc.Max > 3000 {
+		t.Errorf("scrolling back stalled: a frame took %.0f ms", sc.Max)
+	}
+	var fetchMS []float64
+	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-10).map(e => Math.round(e.duration))`, &fetchMS)
+	t.Logf("the last 10 history requests, ms each: %v", fetchMS)
 	b.screenshot("web-large-room")
+	b.checkClean(base)
 }
