@@ -148,12 +148,32 @@ func (b *browser) cdp(what string, fn func(ctx context.Context) error) {
 	}
 }
 
+// navigate opens u; a navigation the browser reports as failed (an
+// aborted or refused load) fails the test at once rather than leave the
+// page where it was.
 func (b *browser) navigate(u string) {
 	b.t.Helper()
 	b.cdp("open "+u, func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u})
+		res, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u})
+		if err == nil && res.ErrorText != "" {
+			err = fmt.Errorf("navigation failed: %s", res.ErrorText)
+		}
 		return err
 	})
+}
+
+// pageState describes the page for a failure message: its address, the
+// start of its text, and the problems recorded so far.
+func (b *browser) pageState() string {
+	var st struct{ Href, Text string }
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if err := evalJS(ctx, `({Href: location.href, Text: (document.body ? document.body.innerText : '').slice(0, 300)})`, &st); err != nil {
+		return "page unreadable: " + err.Error()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("page %s shows %q; problems %q", st.Href, st.Text, b.problems)
 }
 
 // evalJS evaluates a JavaScript expression (awaiting a promise) into v.

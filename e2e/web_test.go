@@ -47,9 +47,81 @@ func login(t *testing.T, d *daemon, name string) (*browser, string) {
 	t.Helper()
 	b := newBrowser(t, name)
 	u := d.openURL()
-	b.navigate(u)
-	b.role("navigation", "Rooms", false)
+	b.loginWith(u)
 	return b, baseOf(u)
+}
+
+// loginWith opens the login URL u and waits for the room list, the token
+// gone from the address bar; it fails with what the page shows instead.
+func (b *browser) loginWith(u string) {
+	b.t.Helper()
+	b.navigate(u)
+	b.waitLoggedIn()
+}
+
+// waitLoggedIn waits for the room list, the login token gone from the
+// address bar.
+func (b *browser) waitLoggedIn() {
+	b.t.Helper()
+	deadline := time.Now().Add(uiTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, uiTimeout)
+		nav, err := queryRole(ctx, "", "navigation", "Rooms", false)
+		var href string
+		if err == nil {
+			err = evalJS(ctx, "location.href", &href)
+		}
+		cancel()
+		if err == nil && len(nav) > 0 && !strings.Contains(href, "login=") {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: no navigation Rooms within %v of opening the login URL (%v): %s", b.name, uiTimeout, err, b.pageState())
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+}
+
+// TestWebLoginRepeated: logins at once in several browsers, and again and
+// again in the same ones (a login URL opened in a tab that already shows
+// the app only changes the address's fragment): each shows the room list,
+// takes the token out of the address bar and uses it up.
+func TestWebLoginRepeated(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a := startDaemon(t, "a")
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "Hall")
+	bs := []*browser{newBrowser(t, "one"), newBrowser(t, "two"), newBrowser(t, "three")}
+	for round := range 3 {
+		urls := make([]string, len(bs))
+		for i, b := range bs {
+			urls[i] = a.openURL()
+			if round == 2 && i == 0 {
+				b.navigate(baseOf(urls[i]) + "/#room=" + rr.Room) // on a room
+				b.role("log", "Messages", false)
+			}
+			b.navigate(urls[i])
+		}
+		for i, b := range bs {
+			b.waitLoggedIn()
+			_, tok, _ := strings.Cut(urls[i], "#login=")
+			req, _ := http.NewRequest("POST", baseOf(urls[i])+"/web/session", strings.NewReader(`{"token":"`+tok+`"}`))
+			req.Header.Set("Origin", baseOf(urls[i]))
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != 403 {
+				t.Fatalf("round %d, %s: the token is still valid after the login (status %d): the page did not use it", round, b.name, r.StatusCode)
+			}
+		}
+	}
+	for _, b := range bs {
+		b.checkClean(baseOf(a.openURL()))
+	}
 }
 
 // TestWebLogin: the login URL works once; a wrong or reused token gets no

@@ -72,7 +72,10 @@ async function boot() {
   // just joined gets its name once its state has synced.
   setInterval(() => { refreshInvites(); refreshRooms(); }, 5000);
   setInterval(renderTyping, 1000);
-  window.addEventListener('hashchange', routeHash);
+  // A login URL opened in a tab that shows the app changes only the
+  // fragment: load the page again, so that boot trades the token and
+  // takes it out of the address bar.
+  window.addEventListener('hashchange', () => (/login=/.test(location.hash) ? location.reload() : routeHash()));
 }
 
 function fatal(title, text) {
