@@ -62,6 +62,14 @@ type browser struct {
 // Chromium is installed.
 func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
+	return startBrowser(t, name, true, extra...)
+}
+
+// startBrowser is newBrowser; without ax, the browser builds no
+// accessibility tree (as for a user without assistive technology; role
+// queries then do not work, use eval), which the timing tests need.
+func startBrowser(t *testing.T, name string, ax bool, extra ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
 	path := chromiumPath()
 	if path == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
@@ -99,12 +107,15 @@ func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption
 		if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 			return err
 		}
-		if _, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{}); err != nil {
-			return err
-		}
 		// The page has the focus, as the window a person looks at does
 		// (headless Chromium gives none by default).
-		_, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+		if _, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+			return err
+		}
+		if !ax {
+			return nil
+		}
+		_, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{})
 		return err
 	})
 	return b

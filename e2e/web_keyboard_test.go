@@ -14,6 +14,7 @@ import (
 
 	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/runtime"
@@ -175,6 +176,47 @@ func (b *browser) inFocus(what, cond string) {
 	b.ok(what, `(() => { const e = document.activeElement; return !!e && (`+cond+`) })()`)
 }
 
+// namedRoles are the roles whose every element must have an accessible name.
+var namedRoles = map[string]bool{"button": true, "link": true, "textbox": true, "searchbox": true, "combobox": true,
+	"checkbox": true, "switch": true, "slider": true, "menuitem": true, "dialog": true, "alertdialog": true,
+	"navigation": true, "region": true, "complementary": true, "log": true, "image": true, "listbox": true, "radio": true}
+
+// checkNames fails the test for each control of the page (of namedRoles,
+// not hidden from the accessibility tree) without an accessible name.
+func (b *browser) checkNames(where string) {
+	b.t.Helper()
+	var bad []string
+	b.cdp("read the accessibility tree", func(ctx context.Context) error {
+		res, err := chromedp.Call(ctx, accessibility.GetFullAXTree, accessibility.GetFullAXTreeParams{})
+		if err != nil {
+			return err
+		}
+		for _, n := range res.Nodes {
+			if n.Ignored || n.Role == nil {
+				continue
+			}
+			var role, name string
+			json.Unmarshal(n.Role.Value, &role)
+			if n.Name != nil {
+				json.Unmarshal(n.Name.Value, &name)
+			}
+			if namedRoles[role] && strings.TrimSpace(name) == "" {
+				var html string
+				if n.BackendDOMNodeID != 0 {
+					if obj, err := chromedp.Call(ctx, dom.ResolveNode, dom.ResolveNodeParams{BackendNodeID: n.BackendDOMNodeID}); err == nil {
+						callOn(ctx, obj.Object.ObjectID, "function(){return this.outerHTML.slice(0, 160)}", &html)
+					}
+				}
+				bad = append(bad, role+" "+html)
+			}
+		}
+		return nil
+	})
+	for _, x := range bad {
+		b.t.Errorf("%s, %s: a control without an accessible name: %s", b.name, where, x)
+	}
+}
+
 // TestWebKeyboardOnly drives the app with the keyboard alone: create a
 // room, send, reply, react with the emoji picker, edit, delete, open and
 // close the room settings, the member list and a search result. At each
@@ -199,6 +241,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.press("Enter", false)
 	kb.role("log", "Messages", false)
 	kb.expectFocus("textbox", "Message", false)
+	kb.checkNames("the room")
 
 	// Send.
 	for _, m := range []string{"first message", "second message"} {
@@ -258,6 +301,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.press("ArrowUp", false)
 	kb.expectFocus("button", "❤️", false)
 	kb.screenshot("web-kb-emoji")
+	kb.checkNames("the emoji picker")
 	kb.press(" ", false)
 	kb.ok("the reaction shows", `[...document.querySelectorAll('article .reaction')].some(b => b.textContent.includes('❤️') && b.getAttribute('aria-pressed') === 'true')`)
 	kb.expectFocus("button", "React", false)
@@ -307,6 +351,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.press("Tab", true)
 	kb.inFocus("Shift+Tab stays in the dialog", `e.closest('dialog[open]') !== null`)
 	kb.screenshot("web-kb-settings")
+	kb.checkNames("Room settings")
 	kb.press("Escape", false)
 	kb.ok("the dialog is gone", `document.querySelector('dialog') === null`)
 	kb.expectFocus("button", "Room settings", false)
@@ -320,6 +365,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.inFocus("the focus in the panel", `e.closest('[role=complementary]') !== null`)
 	kb.tabTo("button", "Close panel", false, 3)
 	kb.screenshot("web-kb-members")
+	kb.checkNames("the member list")
 	kb.press("Escape", false)
 	kb.ok("the panel is closed", `document.querySelector('.panel') === null`)
 	kb.expectFocus("button", "Members", false)
@@ -334,6 +380,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.tabTo("button", "Alice…", false, 4)
 	kb.inFocus("a search result", `e.closest('[aria-label="Search results"]') !== null`)
 	kb.screenshot("web-kb-search")
+	kb.checkNames("the search results")
 	kb.press("Enter", false)
 	kb.inFocus("the found message has the focus", `e.tagName === 'ARTICLE' && e.querySelector('.text').textContent.includes('first message')`)
 
