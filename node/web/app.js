@@ -92,7 +92,7 @@ function shell() {
   ui.invites = h('section', { class: 'invites', role: 'region', 'aria-label': 'Invites', hidden: true });
   ui.roomList = h('ul', { class: 'room-list' });
   ui.status = h('div', { class: 'status', role: 'status' });
-  ui.sidebar = h('aside', { class: 'sidebar' },
+  ui.sidebar = h('aside', { class: 'sidebar', 'aria-label': 'Account and rooms' },
     ui.me,
     h('div', { class: 'side-actions' },
       h('button', { class: 'btn primary', type: 'button', onclick: newRoomDialog }, icon('plus'), 'New room'),
