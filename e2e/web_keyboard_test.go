@@ -217,6 +217,15 @@ func (b *browser) checkNames(where string) {
 	}
 }
 
+// escapeBack presses Escape, waits until cond holds (a dialog or panel
+// gone), and for the focus back on the button named opener.
+func (b *browser) escapeBack(what, cond, opener string) {
+	b.t.Helper()
+	b.press("Escape", false)
+	b.ok(what, cond)
+	b.expectFocus("button", opener, false)
+}
+
 // TestWebKeyboardOnly drives the app with the keyboard alone: create a
 // room, send, reply, react with the emoji picker, edit, delete, open and
 // close the room settings, the member list and a search result. At each
@@ -352,9 +361,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.inFocus("Shift+Tab stays in the dialog", `e.closest('dialog[open]') !== null`)
 	kb.screenshot("web-kb-settings")
 	kb.checkNames("Room settings")
-	kb.press("Escape", false)
-	kb.ok("the dialog is gone", `document.querySelector('dialog') === null`)
-	kb.expectFocus("button", "Room settings", false)
+	kb.escapeBack("the dialog is gone", `document.querySelector('dialog') === null`, "Room settings")
 
 	// The member list: the focus moves into the panel; Escape closes it
 	// and gives the focus back to Members.
@@ -366,9 +373,7 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.tabTo("button", "Close panel", false, 3)
 	kb.screenshot("web-kb-members")
 	kb.checkNames("the member list")
-	kb.press("Escape", false)
-	kb.ok("the panel is closed", `document.querySelector('.panel') === null`)
-	kb.expectFocus("button", "Members", false)
+	kb.escapeBack("the panel is closed", `document.querySelector('.panel') === null`, "Members")
 
 	// Search: type in the box, Enter; Tab to the result; Enter jumps to the
 	// message, which then has the focus.
