@@ -62,6 +62,14 @@ type browser struct {
 // Chromium is installed.
 func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
+	return startBrowser(t, name, true, extra...)
+}
+
+// startBrowser is newBrowser; without ax, the browser builds no
+// accessibility tree (as for a user without assistive technology; role
+// queries then do not work, use eval), which the timing tests need.
+func startBrowser(t *testing.T, name string, ax bool, extra ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
 	path := chromiumPath()
 	if path == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
@@ -99,12 +107,15 @@ func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption
 		if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 			return err
 		}
-		if _, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{}); err != nil {
-			return err
-		}
 		// The page has the focus, as the window a person looks at does
 		// (headless Chromium gives none by default).
-		_, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+		if _, err := chromedp.Call(ctx, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
+			return err
+		}
+		if !ax {
+			return nil
+		}
+		_, err := chromedp.Call(ctx, accessibility.Enable, cdp.Empty{})
 		return err
 	})
 	return b
@@ -148,12 +159,32 @@ func (b *browser) cdp(what string, fn func(ctx context.Context) error) {
 	}
 }
 
+// navigate opens u; a navigation the browser reports as failed (an
+// aborted or refused load) fails the test at once rather than leave the
+// page where it was.
 func (b *browser) navigate(u string) {
 	b.t.Helper()
 	b.cdp("open "+u, func(ctx context.Context) error {
-		_, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u})
+		res, err := chromedp.Call(ctx, page.Navigate, page.NavigateParams{URL: u})
+		if err == nil && res.ErrorText != "" {
+			err = fmt.Errorf("navigation failed: %s", res.ErrorText)
+		}
 		return err
 	})
+}
+
+// pageState describes the page for a failure message: its address, the
+// start of its text, and the problems recorded so far.
+func (b *browser) pageState() string {
+	var st struct{ Href, Text string }
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if err := evalJS(ctx, `({Href: location.href, Text: (document.body ? document.body.innerText : '').slice(0, 300)})`, &st); err != nil {
+		return "page unreadable: " + err.Error()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprintf("page %s shows %q; problems %q", st.Href, st.Text, b.problems)
 }
 
 // evalJS evaluates a JavaScript expression (awaiting a promise) into v.

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,9 +47,81 @@ func login(t *testing.T, d *daemon, name string) (*browser, string) {
 	t.Helper()
 	b := newBrowser(t, name)
 	u := d.openURL()
-	b.navigate(u)
-	b.role("navigation", "Rooms", false)
+	b.loginWith(u)
 	return b, baseOf(u)
+}
+
+// loginWith opens the login URL u and waits for the room list, the token
+// gone from the address bar; it fails with what the page shows instead.
+func (b *browser) loginWith(u string) {
+	b.t.Helper()
+	b.navigate(u)
+	b.waitLoggedIn()
+}
+
+// waitLoggedIn waits for the room list, the login token gone from the
+// address bar.
+func (b *browser) waitLoggedIn() {
+	b.t.Helper()
+	deadline := time.Now().Add(uiTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, uiTimeout)
+		nav, err := queryRole(ctx, "", "navigation", "Rooms", false)
+		var href string
+		if err == nil {
+			err = evalJS(ctx, "location.href", &href)
+		}
+		cancel()
+		if err == nil && len(nav) > 0 && !strings.Contains(href, "login=") {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s: no navigation Rooms within %v of opening the login URL (%v): %s", b.name, uiTimeout, err, b.pageState())
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+}
+
+// TestWebLoginRepeated: logins at once in two browsers, and again and
+// again in the same ones (a login URL opened in a tab that already shows
+// the app only changes the address's fragment): each shows the room list,
+// takes the token out of the address bar and uses it up.
+func TestWebLoginRepeated(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a := startDaemon(t, "a")
+	var rr api.RoomResp
+	a.must(&rr, "room", "create", "--name", "Hall")
+	bs := []*browser{newBrowser(t, "one"), newBrowser(t, "two")}
+	for round := range 3 {
+		urls := make([]string, len(bs))
+		for i, b := range bs {
+			urls[i] = a.openURL()
+			if round == 2 && i == 0 {
+				b.navigate(baseOf(urls[i]) + "/#room=" + rr.Room) // on a room
+				b.role("log", "Messages", false)
+			}
+			b.navigate(urls[i])
+		}
+		for i, b := range bs {
+			b.waitLoggedIn()
+			_, tok, _ := strings.Cut(urls[i], "#login=")
+			req, _ := http.NewRequest("POST", baseOf(urls[i])+"/web/session", strings.NewReader(`{"token":"`+tok+`"}`))
+			req.Header.Set("Origin", baseOf(urls[i]))
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != 403 {
+				t.Fatalf("round %d, %s: the token is still valid after the login (status %d): the page did not use it", round, b.name, r.StatusCode)
+			}
+		}
+	}
+	for _, b := range bs {
+		b.checkClean(baseOf(a.openURL()))
+	}
 }
 
 // TestWebLogin: the login URL works once; a wrong or reused token gets no
@@ -195,10 +268,13 @@ func (b *browser) send(text string) {
 	b.enter()
 }
 
-// TestWebMessenger: two users on two daemons chat through two browsers:
-// create a room, invite, accept, chat both ways, reply, react, edit,
-// delete, send an image that the other side previews; hostile HTML shows
-// as text; no console errors and no request beyond the daemon.
+// TestWebMessenger: two users on two daemons chat through two browsers,
+// the same flow in an encrypted (private) and a plaintext (public) room on
+// the same daemons and pages: create a room, invite, accept, chat both
+// ways, reply, react, edit, delete, send an image that the other side
+// previews, search; hostile HTML shows as text; typing and read receipts.
+// Both rooms must look the same to both users (but for the Encrypted
+// mark); no console errors and no request beyond the daemon.
 func TestWebMessenger(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
@@ -211,20 +287,75 @@ func TestWebMessenger(t *testing.T) {
 
 	alice, baseA := login(t, a, "alice")
 	bob, baseB := login(t, b, "bob")
+	pic := testPNG(t, 800, 600)
 
-	// Alice creates a private room and invites Bob.
+	views := map[string][]string{}
+	for _, c := range []struct {
+		name      string
+		room      string
+		encrypted bool
+	}{{"encrypted", "Garden", true}, {"plaintext", "Meadow", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			alice.t, bob.t, a.t, b.t = t, t, t, t
+			webMessengerFlow(t, a, b, alice, bob, c.room, c.encrypted, pic)
+			views[c.name+"/alice"] = alice.timelineView()
+			views[c.name+"/bob"] = bob.timelineView()
+		})
+	}
+	alice.t, bob.t, a.t, b.t = t, t, t, t
+	if t.Failed() {
+		return
+	}
+	for _, who := range []string{"alice", "bob"} {
+		enc, plain := views["encrypted/"+who], views["plaintext/"+who]
+		if strings.Join(enc, "\n") != strings.Join(plain, "\n") {
+			t.Errorf("%s sees the encrypted room as\n  %s\nand the plaintext room as\n  %s", who, strings.Join(enc, "\n  "), strings.Join(plain, "\n  "))
+		}
+	}
+	t.Logf("both rooms as Bob sees them:\n  %s", strings.Join(views["plaintext/bob"], "\n  "))
+	alice.checkNames("the end of the messenger flow")
+	bob.checkNames("the end of the messenger flow")
+	alice.checkClean(baseA)
+	bob.checkClean(baseB)
+}
+
+// timelineView is what the timeline shows of each message, without its
+// time: the sender, the quoted parent, the text, an image's size, the
+// reactions with their counts and whether this user's is pressed.
+func (b *browser) timelineView() []string {
+	b.t.Helper()
+	var v []string
+	b.eval(`[...document.querySelectorAll('[role=log][aria-label=Messages] article.msg')].map(a => {
+		const q = (s) => [...a.querySelectorAll(s)];
+		const t = (s) => q(s).map(e => e.textContent.trim()).join(' ');
+		return [t('.msg-head .sender'), t('.quote'), t('.text'), q('img').map(i => 'image ' + i.getAttribute('width') + 'x' + i.getAttribute('height')).join(' '),
+			q('.reaction').map(r => r.textContent.replace(/\s+/g, '') + (r.getAttribute('aria-pressed') === 'true' ? '(mine)' : '')).join(' ')].join(' | ') })`, &v)
+	return v
+}
+
+// webMessengerFlow runs the messenger's core flow in a new room named name
+// that Alice creates (private, so encrypted, or public) and Bob joins.
+func webMessengerFlow(t *testing.T, a, b *daemon, alice, bob *browser, name string, encrypted bool, pic string) {
+	// Alice creates the room and invites Bob.
 	alice.role("button", "New room", false).click()
 	dlg := alice.role("dialog", "New room", false)
-	alice.within(dlg, "textbox", "Room name", false).fill("Garden")
+	alice.within(dlg, "textbox", "Room name", false).fill(name)
 	alice.within(dlg, "combobox", "History", false)
-	alice.within(dlg, "checkbox", "Public", false)
+	if pub := alice.within(dlg, "checkbox", "Public", false); !encrypted {
+		pub.click()
+	}
 	alice.within(dlg, "button", "Create", false).click()
-	alice.role("link", "Garden", true)
+	alice.role("link", name, true)
 	alice.role("log", "Messages", false)
 	var hash string
-	alice.ok("room open", `location.hash.startsWith("#room=")`)
+	alice.ok("room open", `location.hash.startsWith("#room=") && document.querySelector('.room-title').textContent === `+strconv.Quote(name))
 	alice.eval("location.hash", &hash)
 	room := strings.TrimPrefix(hash, "#room=")
+	var info api.RoomInfoResp
+	a.must(&info, "room", "info", room)
+	if info.Encrypted != encrypted {
+		t.Fatalf("room info: encrypted %v, want %v", info.Encrypted, encrypted)
+	}
 
 	alice.role("button", "Invite", false).click()
 	inv := alice.role("dialog", "Invite", false)
@@ -233,14 +364,19 @@ func TestWebMessenger(t *testing.T) {
 
 	// Bob accepts.
 	invites := bob.role("region", "Invites", false)
-	item := bob.within(invites, "listitem", "", false)
-	bob.within(item, "button", "Accept", false).click()
-	bob.role("link", "Garden", true).click()
+	bob.within(bob.itemWith(invites, name), "button", "Accept", false).click()
+	bob.role("link", name, true).click()
 	bob.ok("Bob in the room", fmt.Sprintf(`location.hash === "#room=%s"`, room))
+	// Alice's node knows Bob's device before she writes to him.
+	alice.article("Bob joined")
+	lock := `!!document.querySelector('.room-topic .tag')`
+	if !encrypted {
+		lock = "!" + lock
+	}
+	bob.ok("the Encrypted mark shows only in the encrypted room", lock)
 
 	// Chat both ways.
 	alice.send("Hello Bob")
-	bob.article("Hello Bob")
 	if s := bob.article("Hello Bob").text(); !strings.Contains(s, "Alice") {
 		t.Fatalf("Bob sees %q: want the sender's name Alice", s)
 	}
@@ -282,7 +418,7 @@ func TestWebMessenger(t *testing.T) {
 
 	// An image: Bob sees its preview.
 	input := alice.fileInputBeside(alice.role("button", "Attach file", false))
-	input.files(testPNG(t, 800, 600))
+	input.files(pic)
 	bob.ok("Bob sees the image preview", `[...document.querySelectorAll('[role=log] article img')].some(i => i.complete && i.naturalWidth > 0)`)
 	var thumbSrc string
 	bob.eval(`document.querySelector('[role=log] article img').getAttribute('src')`, &thumbSrc)
@@ -297,7 +433,9 @@ func TestWebMessenger(t *testing.T) {
 	bob.role("button", "View image view.png", false).click()
 	viewer := bob.role("dialog", "view.png", false)
 	bob.ok("the full-size image loads", `(() => { const i = document.querySelector('dialog img.full'); return i && i.complete && i.naturalWidth === 800 })()`)
-	bob.screenshot("web-image-viewer")
+	if encrypted {
+		bob.screenshot("web-image-viewer")
+	}
 	bob.within(viewer, "button", "Close", false).click()
 
 	// Hostile HTML renders as text, with Markdown and without.
@@ -311,105 +449,147 @@ func TestWebMessenger(t *testing.T) {
 		t.Fatal("hostile HTML in a message became markup or ran")
 	}
 
+	// Search, on both sides: the edited text is found, the deleted one not;
+	// a hit jumps to its message.
+	for _, br := range []*browser{alice, bob} {
+		box := br.role("searchbox", "Search messages", false)
+		box.fill("bob EDITED")
+		br.enter()
+		hit := br.within(br.role("list", "Search results", false), "listitem", "", false)
+		if s := hit.text(); !strings.Contains(s, "Hello Bob, edited") || !strings.Contains(s, "Alice") {
+			t.Fatalf("%s: the search hit reads %q", br.name, s)
+		}
+		br.within(hit, "button", "", false).click()
+		br.ok("the hit has the focus", `document.activeElement.tagName === 'ARTICLE' && document.activeElement.textContent.includes('Hello Bob, edited')`)
+		box = br.role("searchbox", "Search messages", false)
+		box.fill("replying")
+		br.enter()
+		br.ok("a deleted message is not found", `[...document.querySelectorAll('.panel [role=status]')].some(s => s.textContent.includes('No messages found'))`)
+		br.within(br.role("complementary", "Search", false), "button", "Close panel", false).click()
+	}
+
 	// Typing indicator and read receipts are shown.
 	bob.role("textbox", "Message", false).fill("typing…")
 	alice.ok("Alice sees Bob typing", `document.querySelector('.typing').textContent.includes('Bob is typing')`)
 	alice.ok("Alice sees Bob's read receipt", `[...document.querySelectorAll('.seen')].some(s => s.textContent.includes('Bob'))`)
 
-	alice.screenshot("web-room-alice")
-	bob.screenshot("web-room-bob")
-	alice.role("button", "Room settings", false).click()
-	alice.role("dialog", "Room settings", false)
-	alice.screenshot("web-room-settings")
-
-	alice.checkClean(baseA)
-	bob.checkClean(baseB)
+	if encrypted {
+		alice.screenshot("web-room-alice")
+		bob.screenshot("web-room-bob")
+		alice.role("button", "Room settings", false).click()
+		alice.role("dialog", "Room settings", false)
+		alice.screenshot("web-room-settings")
+		alice.press("Escape", false)
+		alice.ok("the settings are closed", `document.querySelector('dialog') === null`)
+	}
 }
 
-// TestWebLargeRoom measures how long the web app takes to open a room of
-// PARLEY_WEB_ROOM messages (default 2,000; -short 500) and to page back.
+// TestWebLargeRoom (issue 11: "in a room of 10,000 messages the timeline
+// opens in under 1 s and scrolls back without stalls") fills a room with
+// PARLEY_WEB_ROOM messages (default 10,000; -short 2,000) through one
+// chat import, then measures in the browser: the cold open (a fresh load
+// of the app on the room), the open from the room list (median of three,
+// which must be under 1 s), and a scroll back through 10 pages at 200 px
+// a frame, with the frame gaps (requestAnimationFrame) and the long tasks
+// (PerformanceObserver) on the way. A frame gap over 5 s fails the test
+// (a loaded CI machine stretches every frame; the figures are logged).
 func TestWebLargeRoom(t *testing.T) {
 	if chromiumPath() == "" {
 		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
 	}
-	n := 2000 // 10,000 takes minutes to build on a loaded machine: PARLEY_WEB_ROOM=10000
+	n := 10_000
 	if testing.Short() {
-		n = 500
+		n = 2_000
 	}
 	if s := os.Getenv("PARLEY_WEB_ROOM"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
 	a := startDaemon(t, "a")
-	var rr struct {
-		Room string `json:"room"`
-	}
+	var rr api.RoomResp
 	a.must(&rr, "room", "create", "--name", "Big", "--public")
-	cl, err := api.NewClient(a.home)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	errs := parallel(n, 4, func(i int) error {
-		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-		defer cancel()
-		_, err := api.EpSend.Call(ctx, cl, api.SendReq{Room: rr.Room, Text: fmt.Sprintf("message %d of the big room", i)})
-		return err
-	})
-	for _, err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	var im api.ImportChatResp
+	a.must(&im, "import", "--from", "discord", discordExport(t, n), "--room", rr.Room)
+	if im.New != n {
+		t.Fatalf("import answered %+v, want %d new", im, n)
 	}
-	t.Logf("sent %d messages through the API in %v", n, time.Since(start).Round(time.Millisecond))
+	t.Logf("imported %d messages in %v", n, time.Since(start).Round(time.Millisecond))
 
-	b, base := login(t, a, "big")
-	b.role("link", "Big", true)
+	// The browser builds no accessibility tree, as for most users: with
+	// one (a screen reader, or the role queries of the other tests) every
+	// page of the timeline costs more (PARLEY_WEB_ROOM_AX=1 measures that).
+	b := startBrowser(t, "big", os.Getenv("PARLEY_WEB_ROOM_AX") != "")
+	u := a.openURL()
+	base := baseOf(u)
+	b.navigate(u)
+	b.ok("the room list", `!!document.querySelector('nav[aria-label=Rooms] a.room-link') && !location.href.includes('login=')`)
 	// Cold: a fresh load of the app on the room, timed from the navigation
 	// start to 50 messages in the timeline.
-	b.navigate(base + "/#room=" + rr.Room)
+	b.navigate(base + "/?cold#room=" + rr.Room) // a new document (a change of the fragment alone is none)
 	var cold float64
 	b.cdp("open the room", func(ctx context.Context) error {
 		return evalJS(ctx, `new Promise(res => { const tick = () => { const log = document.querySelector('[role=log]');
 			if (log && log.querySelectorAll('article').length >= 50) res(performance.now()); else requestAnimationFrame(tick); };
 			tick(); })`, &cold)
 	})
-	// Warm: back to the room list and into the room again.
-	var warm float64
-	b.cdp("reopen the room", func(ctx context.Context) error {
-		return evalJS(ctx, `new Promise(res => { location.hash = ''; setTimeout(() => { const t0 = performance.now();
-			document.querySelector('nav a.room-link').click();
-			const tick = () => { const log = document.querySelector('[role=log]');
-				if (log && log.querySelectorAll('article').length >= 50) res(performance.now() - t0); else requestAnimationFrame(tick); };
-			tick(); }, 100); })`, &warm)
-	})
-	t.Logf("a room of %d messages: %.0f ms from navigation to the first 50 messages (app load included), %.0f ms from a click in the room list", n, cold, warm)
-	var pages []float64
-	b.cdp("page back", func(ctx context.Context) error {
-		return evalJS(ctx, `(async () => { const log = document.querySelector('[role=log]'); const out = [];
-			for (let i = 0; i < 5; i++) {
-				const before = log.querySelectorAll('article').length; const t0 = performance.now();
-				log.scrollTop = 0;
-				await new Promise(res => { const tick = () => { if (log.querySelectorAll('article').length > before) res(); else requestAnimationFrame(tick); }; tick(); });
-				out.push(Math.round(performance.now() - t0));
-			}
-			return out; })()`, &pages)
-	})
-	t.Logf("scrolling back five pages of 50, ms each: %v", pages)
-	var fetchMS []float64
-	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-5).map(e => Math.round(e.duration))`, &fetchMS)
-	t.Logf("of which the history requests, ms each: %v", fetchMS)
-	var apiMS []float64
-	b.cdp("time history", func(ctx context.Context) error {
-		return evalJS(ctx, `(async () => { const out = []; let before = document.querySelector('[role=log] article[data-id]').dataset.id;
-			for (let i = 0; i < 3; i++) { const t0 = performance.now();
-				const r = await fetch('/v1/history', {method: 'POST', headers: {'Content-Type': 'application/json'},
-					body: JSON.stringify({room: `+strconv.Quote(rr.Room)+`, limit: 50, before, quiet: true})});
-				const j = await r.json(); out.push(Math.round(performance.now() - t0)); before = j.events[0].id; }
-			return out; })()`, &apiMS)
-	})
-	t.Logf("the history API for one page of 50 further back, ms each: %v", apiMS)
-	if cold > 10000 || warm > 10000 {
-		t.Errorf("opening the room took %.0f / %.0f ms", cold, warm)
+	// From the room list: back to it and into the room again, three times.
+	var warm []float64
+	for range 3 {
+		var ms float64
+		b.cdp("reopen the room", func(ctx context.Context) error {
+			return evalJS(ctx, `new Promise(res => { location.hash = ''; setTimeout(() => { const t0 = performance.now();
+				document.querySelector('nav a.room-link').click();
+				const tick = () => { const log = document.querySelector('[role=log]');
+					if (log && log.querySelectorAll('article').length >= 50) res(performance.now() - t0); else requestAnimationFrame(tick); };
+				tick(); }, 200); })`, &ms)
+		})
+		warm = append(warm, ms)
 	}
+	slices.Sort(warm)
+	t.Logf("a room of %d messages: %.0f ms from navigation to the first 50 messages (app load included); from a click in the room list, ms: %v", n, cold, roundMS(warm))
+	if warm[1] > 1000 {
+		t.Errorf("opening the room from the room list took %v ms (median %.0f): want under 1 s", roundMS(warm), warm[1])
+	}
+
+	// Scroll back 10 pages at 200 px a frame.
+	var sc struct {
+		MS, P50, P99, Max, LongMax    float64
+		Frames, Over50, Longs, Loaded int
+	}
+	b.cdp("scroll back", func(ctx context.Context) error {
+		return evalJS(ctx, `(async () => {
+			const log = document.querySelector('[role=log]');
+			const longs = [];
+			const po = new PerformanceObserver((l) => { for (const e of l.getEntries()) longs.push(e.duration); });
+			po.observe({ type: 'longtask' });
+			const before = log.querySelectorAll('article').length;
+			const gaps = [];
+			const t0 = performance.now();
+			let last = t0;
+			await new Promise((res) => { const step = (now) => { gaps.push(now - last); last = now;
+				log.scrollTop = Math.max(0, log.scrollTop - 200);
+				if (log.querySelectorAll('article').length >= before + 10 * 50 || now - t0 > 45000) res(); else requestAnimationFrame(step); };
+				requestAnimationFrame(step); });
+			await new Promise((res) => setTimeout(res, 50));
+			po.disconnect();
+			gaps.sort((x, y) => x - y);
+			const q = (f) => gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * f))];
+			return { MS: performance.now() - t0, Frames: gaps.length, P50: q(0.5), P99: q(0.99), Max: gaps[gaps.length - 1],
+				Over50: gaps.filter((g) => g > 50).length, Longs: longs.length, LongMax: Math.max(0, ...longs),
+				Loaded: log.querySelectorAll('article').length - before };
+		})()`, &sc)
+	})
+	t.Logf("scrolling back %d messages (10 pages of 50) in %.0f ms: %d frames, frame gap median %.1f ms, p99 %.1f ms, max %.0f ms, %d over 50 ms; %d long tasks, the longest %.0f ms",
+		sc.Loaded, sc.MS, sc.Frames, sc.P50, sc.P99, sc.Max, sc.Over50, sc.Longs, sc.LongMax)
+	if sc.Loaded < 10*50 {
+		t.Errorf("scrolling back loaded %d messages in %.0f ms: want 500", sc.Loaded, sc.MS)
+	}
+	if sc.Max > 5000 {
+		t.Errorf("scrolling back stalled: a frame took %.0f ms", sc.Max)
+	}
+	var fetchMS []float64
+	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-10).map(e => Math.round(e.duration))`, &fetchMS)
+	t.Logf("the last 10 history requests, ms each: %v", fetchMS)
 	b.screenshot("web-large-room")
+	b.checkClean(base)
 }

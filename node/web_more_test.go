@@ -2,6 +2,8 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,4 +151,91 @@ func FuzzVoiceHints(f *testing.F) {
 			t.Fatalf("waveform of %d buckets accepted", len(req.Waveform))
 		}
 	})
+}
+
+// TestWebLoginConcurrent: many logins at once and in a row, through the
+// real HTTP server, with the sessions file in use: every token opens one
+// session, at once usable on the API (the page's next request), and every
+// session is still there for a server started again on the same file.
+func TestWebLoginConcurrent(t *testing.T) {
+	const bearer = "0123456789abcdef"
+	file := filepath.Join(t.TempDir(), webSessionsFile)
+	s := startTestAPI(t, bearer)
+	s.SetWebSessions(file)
+	post := func(path string, body string, c *http.Cookie) (*http.Response, error) {
+		req, err := http.NewRequest("POST", s.URL()+path, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Origin", s.URL())
+		if c != nil {
+			req.AddCookie(c)
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		return r, err
+	}
+	login := func() (*http.Cookie, error) {
+		tok := mintToken(t, s, bearer)
+		r, err := post("/web/session", `{"token":"`+tok+`"}`, nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.StatusCode != 200 || len(r.Cookies()) != 1 {
+			return nil, fmt.Errorf("login: status %d, cookies %v", r.StatusCode, r.Cookies())
+		}
+		c := r.Cookies()[0]
+		if r, err = post("/v1/"+api.EpDisconnect.Method, `{"peer_id":"x"}`, c); err != nil {
+			return nil, err
+		}
+		if r.StatusCode != 200 {
+			return nil, fmt.Errorf("the new session's first call: status %d", r.StatusCode)
+		}
+		return c, nil
+	}
+	const workers, each = 16, 8
+	var (
+		mu      sync.Mutex
+		cookies []*http.Cookie
+		wg      sync.WaitGroup
+	)
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				c, err := login()
+				if err != nil {
+					errs <- err
+					continue
+				}
+				mu.Lock()
+				cookies = append(cookies, c)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	// The same server, and one started again on the file, take every cookie.
+	s2 := startTestAPI(t, bearer)
+	s2.SetWebSessions(file)
+	for i, c := range cookies {
+		for _, srv := range []*APIServer{s, s2} {
+			c2 := &http.Cookie{Name: srv.cookieName(), Value: c.Value}
+			if w := webReq(srv, "POST", "/v1/"+api.EpDisconnect.Method, srv.URL(), `{"peer_id":"x"}`, c2, ""); w.Code != 200 {
+				t.Fatalf("session %d of %d on %s: status %d", i, len(cookies), srv.URL(), w.Code)
+			}
+		}
+	}
 }

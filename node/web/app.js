@@ -72,7 +72,10 @@ async function boot() {
   // just joined gets its name once its state has synced.
   setInterval(() => { refreshInvites(); refreshRooms(); }, 5000);
   setInterval(renderTyping, 1000);
-  window.addEventListener('hashchange', routeHash);
+  // A login URL opened in a tab that shows the app changes only the
+  // fragment: load the page again, so that boot trades the token and
+  // takes it out of the address bar.
+  window.addEventListener('hashchange', () => (/login=/.test(location.hash) ? location.reload() : routeHash()));
 }
 
 function fatal(title, text) {
@@ -89,7 +92,7 @@ function shell() {
   ui.invites = h('section', { class: 'invites', role: 'region', 'aria-label': 'Invites', hidden: true });
   ui.roomList = h('ul', { class: 'room-list' });
   ui.status = h('div', { class: 'status', role: 'status' });
-  ui.sidebar = h('aside', { class: 'sidebar' },
+  ui.sidebar = h('aside', { class: 'sidebar', 'aria-label': 'Account and rooms' },
     ui.me,
     h('div', { class: 'side-actions' },
       h('button', { class: 'btn primary', type: 'button', onclick: newRoomDialog }, icon('plus'), 'New room'),
@@ -411,6 +414,7 @@ async function openRoom(id) {
   ui.log.addEventListener('scroll', () => {
     if (ui.log.scrollTop < 300) loadOlder();
   });
+  ui.log.addEventListener('keydown', logKeys);
   ui.typing = h('div', { class: 'typing', 'aria-live': 'polite' });
   clear(ui.main).append(
     h('header', { class: 'room-head' },
@@ -528,7 +532,7 @@ function upsert(ev) {
     tl.events[i] = ev;
     tl.byId.set(ev.id, ev);
     const el = ui.log.querySelector(`[data-id="${ev.id}"]`);
-    if (el) el.replaceWith(renderEvent(ev, tl.events[i - 1]));
+    if (el) redraw(el, renderEvent(ev, tl.events[i - 1]));
     return;
   }
   const prev = tl.events[tl.events.length - 1];
@@ -537,6 +541,19 @@ function upsert(ev) {
   if (!prev || dayKey(prev.ts) !== dayKey(ev.ts)) ui.log.append(daySep(ev.ts));
   ui.log.append(renderEvent(ev, prev));
   if (stick || ev.sender === S.me.user) scrollToEnd();
+}
+
+// redraw replaces a message's article; a focus inside it moves to the
+// same control of the new one (the article itself if it has none), so a
+// keyboard user keeps their place when a reaction, edit or receipt lands.
+function redraw(old, el) {
+  const a = document.activeElement;
+  const had = a && old.contains(a);
+  const label = had && a !== old && a.getAttribute('aria-label');
+  old.replaceWith(el);
+  if (!had) return;
+  const same = label && [...el.querySelectorAll('[aria-label]')].find((x) => x.getAttribute('aria-label') === label);
+  (same || el).focus({ preventScroll: true });
 }
 
 function renderAll() {
@@ -567,7 +584,7 @@ function prependOlder(older, first) {
     const lead = ui.log.firstElementChild;
     if (lead && lead.classList.contains('day') && dayKey(prev.ts) === dayKey(first.ts)) lead.remove();
     const el = ui.log.querySelector(`[data-id="${first.id}"]`);
-    if (el) el.replaceWith(renderEvent(first, prev));
+    if (el) redraw(el, renderEvent(first, prev));
   }
   ui.log.prepend(frag);
 }
@@ -608,7 +625,7 @@ function renderEvent(ev, prev) {
     h('time', { datetime: new Date(ev.ts).toISOString(), title: fmtFull.format(ev.ts) }, time(ev.ts))));
   if (ev.redacted) {
     body.append(h('div', { class: 'text deleted' }, 'Message deleted'));
-    return h('article', { class: 'msg' + (grouped ? ' grouped' : ''), 'data-id': ev.id }, avatarCol(ev, grouped, name), body);
+    return h('article', { class: 'msg' + (grouped ? ' grouped' : ''), 'data-id': ev.id, tabindex: '-1' }, avatarCol(ev, grouped, name), body);
   }
   if (ev.reply_to) body.append(quote(ev.reply_to));
   const text = h('div', { class: 'text' });
@@ -643,7 +660,7 @@ function renderEvent(ev, prev) {
     ev.thread ? null : actionBtn('Thread', 'thread', () => openThread(ev)),
     mine && !ev.media ? actionBtn('Edit', 'edit', () => startEdit(ev)) : null,
     mine ? actionBtn('Delete', 'trash', () => confirmDelete(ev)) : null);
-  return h('article', { class: 'msg' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''), 'data-id': ev.id },
+  return h('article', { class: 'msg' + (grouped ? ' grouped' : '') + (mine ? ' mine' : ''), 'data-id': ev.id, tabindex: '-1' },
     avatarCol(ev, grouped, name), body, actions);
 }
 
@@ -682,7 +699,7 @@ function renderNotice(ev) {
   } else {
     text = `${who} changed the topic`;
   }
-  return h('article', { class: 'notice', 'data-id': ev.id }, h('span', {}, text), ' ', h('time', { class: 'muted' }, time(ev.ts)));
+  return h('article', { class: 'notice', 'data-id': ev.id, tabindex: '-1' }, h('span', {}, text), ' ', h('time', { class: 'muted' }, time(ev.ts)));
 }
 
 function quote(id) {
@@ -709,10 +726,35 @@ async function reveal(id) {
   jumpTo(id);
 }
 
+// logKeys moves through the timeline by keyboard: Up and Down go from
+// message to message (Tab then reaches the message's actions), Home and
+// End to the first and last one shown, Escape back to the composer.
+function logKeys(e) {
+  if (e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || e.defaultPrevented) return;
+  const t = e.target;
+  if (t.matches('textarea, input, select, [role=slider]')) return;
+  const arts = [...ui.log.querySelectorAll(':scope > article')];
+  if (arts.length === 0) return;
+  const cur = t.closest('article');
+  const i = cur ? arts.indexOf(cur) : -1;
+  let next = null;
+  if (e.key === 'ArrowUp') next = i < 0 ? arts[arts.length - 1] : arts[Math.max(0, i - (t === cur ? 1 : 0))];
+  else if (e.key === 'ArrowDown') next = i < 0 ? arts[arts.length - 1] : arts[Math.min(arts.length - 1, i + 1)];
+  else if (e.key === 'Home') next = arts[0];
+  else if (e.key === 'End') next = arts[arts.length - 1];
+  else if (e.key === 'Escape' && !document.querySelector('dialog[open]')) { e.preventDefault(); ui.input.focus(); return; }
+  if (!next) return;
+  e.preventDefault();
+  next.focus({ preventScroll: true });
+  next.scrollIntoView({ block: 'nearest' });
+  if (next === arts[0] && e.key !== 'ArrowDown') loadOlder();
+}
+
 function jumpTo(id) {
   const el = ui.log.querySelector(`[data-id="${id}"]`);
   if (!el) return;
   el.scrollIntoView({ block: 'center' });
+  el.focus({ preventScroll: true });
   el.classList.add('flash');
   setTimeout(() => el.classList.remove('flash'), 1200);
 }
@@ -775,10 +817,11 @@ function startEdit(ev) {
     if (e.key === 'Enter' && !e.shiftKey) {
       e.preventDefault();
       const text = box.value.trim();
-      if (!text || text === ev.body) return done();
+      if (!text || text === ev.body) { done(); return ui.input.focus(); }
       try {
         await call('edit', { room: S.tl.room, event: ev.id, text, markdown: looksMarkdown(text) });
         done();
+        ui.input.focus();
       } catch (err) { toast(err.message); }
     }
   });
@@ -801,14 +844,28 @@ function confirmDelete(ev) {
   d.open();
 }
 
+// reactDialog: the emoji are one Tab stop (a roving tabindex); the arrow
+// keys move in the grid, Home and End to its ends, Enter or Space picks.
 function reactDialog(ev) {
   const d = dialog('Pick a reaction');
-  d.body.append(h('div', { class: 'emoji-grid' }, EMOJI.map((e) =>
-    h('button', { class: 'emoji', type: 'button', onclick: async () => {
+  const btns = EMOJI.map((e, i) =>
+    h('button', { class: 'emoji', type: 'button', tabindex: i === 0 ? '0' : '-1', onclick: async () => {
       d.close();
       const on = ((ev.reactions || {})[e] || []).includes(S.me.user);
       await toggleReaction(ev, e, on);
-    } }, e))));
+    } }, e));
+  const grid = h('div', { class: 'emoji-grid' }, btns);
+  grid.addEventListener('keydown', (e) => {
+    const i = btns.indexOf(document.activeElement);
+    const cols = getComputedStyle(grid).gridTemplateColumns.split(' ').length || 5;
+    const to = { ArrowLeft: i - 1, ArrowRight: i + 1, ArrowUp: i - cols, ArrowDown: i + cols, Home: 0, End: btns.length - 1 }[e.key];
+    if (i < 0 || to === undefined) return;
+    e.preventDefault();
+    const j = Math.max(0, Math.min(btns.length - 1, to));
+    btns.forEach((b, k) => b.setAttribute('tabindex', k === j ? '0' : '-1'));
+    btns[j].focus();
+  });
+  d.body.append(grid);
   d.open();
 }
 
@@ -911,7 +968,11 @@ async function sendFiles(files) {
 // ---- dialogs ----
 
 // dialog makes a modal <dialog> named title; role "alertdialog" for
-// confirmations. It is removed from the page when closed.
+// confirmations. It is removed from the page when closed. Keyboard: it
+// opens with the focus on its first control (a field, a choice, Cancel;
+// the Close button only when it has nothing else), Tab and Shift+Tab
+// cycle inside it, Escape closes it, and the focus goes back to where it
+// was (focusBack).
 function dialog(title, role = 'dialog', cls = '') {
   const id = 'dlg-' + Math.random().toString(36).slice(2);
   const body = h('div', { class: 'dialog-body' });
@@ -920,10 +981,56 @@ function dialog(title, role = 'dialog', cls = '') {
     h('header', {}, h('h2', { id }, title),
       h('button', { class: 'icon-btn small', type: 'button', 'aria-label': 'Close', onclick: () => el.close() }, icon('x'))),
     body, actions);
-  el.addEventListener('close', () => el.remove());
+  let back = null;
+  el.addEventListener('close', () => {
+    const lost = !document.activeElement || document.activeElement === document.body || el.contains(document.activeElement);
+    el.remove();
+    if (lost && back) back();
+  });
   el.addEventListener('click', (e) => { if (e.target === el) el.close(); });
+  el.addEventListener('keydown', (e) => trapTab(el, e));
   document.body.append(el);
-  return { el, body, actions, open: () => el.showModal(), close: () => el.close() };
+  const open = () => {
+    back = focusBack();
+    el.showModal();
+    const first = focusables(body)[0] || focusables(actions)[0];
+    if (first) first.focus();
+  };
+  return { el, body, actions, open, close: () => el.close() };
+}
+
+// focusables are the controls below root that Tab reaches, in order.
+function focusables(root) {
+  return [...root.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]
+    .filter((e) => !e.disabled && e.tabIndex >= 0 && !e.closest('[hidden]') && e.getClientRects().length > 0);
+}
+
+// trapTab keeps Tab and Shift+Tab inside root (a dialog).
+function trapTab(root, e) {
+  if (e.key !== 'Tab' || e.defaultPrevented) return;
+  const all = focusables(root);
+  if (all.length === 0) return;
+  const i = all.indexOf(document.activeElement);
+  if (e.shiftKey && i <= 0) { e.preventDefault(); all[all.length - 1].focus(); }
+  if (!e.shiftKey && (i < 0 || i === all.length - 1)) { e.preventDefault(); all[0].focus(); }
+}
+
+// focusBack remembers the focused control and returns a function that
+// focuses it again; when it has left the page (its message was drawn
+// again), the same control of the message's new article, else the
+// article, else the composer.
+function focusBack() {
+  const was = document.activeElement;
+  const art = was && was.closest && was.closest('article[data-id]');
+  const id = art && art.dataset.id;
+  const label = was && was.getAttribute && was.getAttribute('aria-label');
+  return () => {
+    if (was && was !== document.body && was.isConnected) return was.focus();
+    const now = id && document.querySelector(`article[data-id="${id}"]`);
+    const same = now && label && [...now.querySelectorAll('[aria-label]')].find((x) => x.getAttribute('aria-label') === label);
+    if (same || now) return (same || now).focus();
+    if (ui.input && ui.input.isConnected) ui.input.focus();
+  };
 }
 
 function field(label, input) {
