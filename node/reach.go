@@ -12,7 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autonat"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	ma "github.com/multiformats/go-multiaddr"
@@ -75,11 +77,12 @@ type reach struct {
 	replica func() *Replica
 	peers   *PeerBook
 
-	mu        sync.Mutex
-	h         host.Host
-	verdict   network.Reachability // AutoNAT v1; guarded by mu
-	reachable []ma.Multiaddr       // AutoNAT v2 confirmed addresses; guarded by mu
-	relay     *relayv2.Relay
+	mu          sync.Mutex
+	h           host.Host
+	verdict     network.Reachability // AutoNAT v1; guarded by mu
+	reachable   []ma.Multiaddr       // AutoNAT v2 confirmed addresses; guarded by mu
+	unreachable []ma.Multiaddr       // AutoNAT v2 addresses found unreachable; guarded by mu
+	relay       *relayv2.Relay
 }
 
 // options are the libp2p options for reachability.
@@ -121,7 +124,17 @@ func (r *reach) addrs(addrs []ma.Multiaddr) []ma.Multiaddr {
 	r.mu.Lock()
 	h, public := r.h, len(r.reachable) > 0 || r.cfg.Reachability == ReachPublic
 	r.mu.Unlock()
-	if h == nil || public || slices.ContainsFunc(addrs, isRelayed) {
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil && an.GetAutoNat().Status() == network.ReachabilityPublic {
+		public = true
+	}
+	if public {
+		// AutoRelay may have reserved a slot before the verdict
+		// (startRelayFinder), and libp2p keeps announcing its circuit
+		// addresses until AutoNAT v2 confirms an address, which takes two
+		// servers (each asked at most every 2 minutes).
+		return slices.DeleteFunc(slices.Clone(addrs), isRelayed)
+	}
+	if h == nil || slices.ContainsFunc(addrs, isRelayed) {
 		return addrs
 	}
 	out := slices.Clone(addrs)
@@ -167,6 +180,12 @@ func (r *reach) start(ctx context.Context, h host.Host) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to reachability: %w", err)
 	}
+	if r.cfg.Reachability == ReachAuto && !loopbackOnly(r.cfg.Listen) {
+		if err := startRelayFinder(h); err != nil {
+			sub.Close()
+			return err
+		}
+	}
 	if r.cfg.Relay != RelayOff {
 		opts := []relayv2.Option{
 			relayv2.WithResources(relayResources(r.cfg.RelayBytes)),
@@ -202,12 +221,40 @@ func (r *reach) start(ctx context.Context, h host.Host) error {
 					r.verdict = e.Reachability
 				case event.EvtHostReachableAddrsChanged:
 					r.reachable = slices.Clone(e.Reachable)
+					r.unreachable = slices.Clone(e.Unreachable)
 				}
 				r.mu.Unlock()
 			}
 		}
 	}()
 	return nil
+}
+
+// autoNATer is the host's access to AutoNAT v1 (a BasicHost, or a routed
+// host around one).
+type autoNATer interface{ GetAutoNat() autonat.AutoNAT }
+
+// startRelayFinder starts AutoRelay at once rather than at AutoNAT's first
+// verdict (unless the node listens on loopback only: no router between
+// it and its peers). AutoRelay looks for relays while the node is private or of
+// unknown reachability, but starts only when it hears a reachability
+// event, and AutoNAT v1 says nothing until its first verdict: about 20 s
+// behind a NAT that drops unasked packets (the dial back times out). So a
+// home node would wait that long for a relay address, and the first
+// message across two NATs with it (TestNATReachability). Here the node
+// says "unknown" on the event bus, as it is at start, unless AutoNAT
+// already judged; a public node gives its reservation up at the public
+// verdict, seconds later.
+func startRelayFinder(h host.Host) error {
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil && an.GetAutoNat().Status() != network.ReachabilityUnknown {
+		return nil
+	}
+	em, err := h.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		return fmt.Errorf("reachability emitter: %w", err)
+	}
+	defer em.Close()
+	return em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
 }
 
 // close stops the relay service.
@@ -273,15 +320,25 @@ func (r *reach) relayCandidates(ctx context.Context, num int) <-chan peer.AddrIn
 	return out
 }
 
-// ReachStatus is what status says of how the node is reached.
+// status is what status says of how the node is reached: the override
+// when the operator set one; else public once AutoNAT v1 or v2 found an
+// address reachable from outside, private once v1 found the node
+// unreachable or v2 found its public addresses unreachable and none
+// reachable, and unknown until then (about 20 s behind a NAT that drops
+// unasked packets: docs/operators.md, reaching home).
 func (r *reach) status() (reachability string, addrs, relays []string, service string) {
 	r.mu.Lock()
-	h, verdict, reachable := r.h, r.verdict, len(r.reachable) > 0
+	h, verdict, reachable, unreachable := r.h, r.verdict, len(r.reachable) > 0, len(r.unreachable) > 0
 	r.mu.Unlock()
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil {
+		verdict = an.GetAutoNat().Status() // not the event: startRelayFinder's "unknown" may follow a verdict
+	}
 	switch {
+	case r.cfg.Reachability != ReachAuto:
+		reachability = r.cfg.Reachability
 	case verdict == network.ReachabilityPublic || reachable:
 		reachability = "public"
-	case verdict == network.ReachabilityPrivate:
+	case verdict == network.ReachabilityPrivate || unreachable:
 		reachability = "private"
 	default:
 		reachability = "unknown"
@@ -301,6 +358,17 @@ func (r *reach) status() (reachability string, addrs, relays []string, service s
 		}
 	}
 	return
+}
+
+// confirmed is the addresses AutoNAT v2 confirmed reachable.
+func (r *reach) confirmed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.reachable {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // relayOf names the relay of a circuit address (…/p2p/RELAY/p2p-circuit).
