@@ -481,8 +481,15 @@ func TestNATRelayBudget(t *testing.T) {
 //     transport only, meet on the relay: the first message arrives by
 //     gossip over the circuit (node/limited.go), then DCUtR punches a hole
 //     and they end on a direct connection of that transport.
+//   - late: a node that meets a peer through a relay before it knows a
+//     public address of its own still ends direct (the relayed connection
+//     is reopened for a second punch).
 //   - symmetric: no hole through a random-port NAT: the two stay on the
 //     relay, every message arrives, and no redial opens a second circuit.
+//
+// PARLEY_E2E_NATRUNS=N runs N pairs in tcp and quic and reports the share
+// that went direct and the times to the first message and to the direct
+// connection.
 func TestNATReachability(t *testing.T) {
 	n := newNATNet(t, nil, nil, []string{"--random-fully"})
 	t0 := time.Now()
