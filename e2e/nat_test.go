@@ -159,6 +159,14 @@ func newNATNet(t *testing.T, homes ...[]string) *natNet {
 	return n
 }
 
+// on is n for subtest t: the daemons it starts report to t and stop
+// when t ends.
+func (n *natNet) on(t *testing.T) *natNet {
+	c := *n
+	c.t = t
+	return &c
+}
+
 // nsDaemon is a parley daemon running in a namespace, driven by the CLI
 // run in the same namespace.
 type nsDaemon struct {
@@ -240,6 +248,13 @@ func (n *natNet) startOn(env []string, name, ns string, listen []string, flags .
 		return nil
 	})
 	return d
+}
+
+// on is d driven from subtest t (its failures are t's).
+func (d *nsDaemon) on(t *testing.T) *nsDaemon {
+	c := *d
+	c.t = t
+	return &c
 }
 
 func (d *nsDaemon) stop() {
@@ -506,6 +521,7 @@ func TestNATReachability(t *testing.T) {
 
 	t.Run("detected", func(t *testing.T) {
 		verdict := func(d *nsDaemon, want string, since time.Time, relayed bool) {
+			d = d.on(t)
 			eventually(t, 120*time.Second, d.name+" reports "+want, func() error {
 				s := d.status()
 				if s.Reachability != want {
@@ -526,6 +542,7 @@ func TestNATReachability(t *testing.T) {
 			verdict(p, "public", t0, false)
 		}
 		for _, p := range pubs {
+			p := p.on(t)
 			eventually(t, 120*time.Second, p.name+"'s addresses confirmed by AutoNAT v2", func() error {
 				if s := p.status(); len(s.Reachable) == 0 {
 					return fmt.Errorf("status: %+v", s)
@@ -549,6 +566,7 @@ func TestNATReachability(t *testing.T) {
 	}
 	for ti, tr := range []struct{ name, proto string }{{"tcp", "/tcp/"}, {"quic", "/quic-v1"}} {
 		t.Run(tr.name, func(t *testing.T) {
+			n := n.on(t)
 			var direct int
 			var firsts, directs []time.Duration
 			for i := range runs {
@@ -576,6 +594,7 @@ func TestNATReachability(t *testing.T) {
 	// servePunch); before that the pair stayed relayed until the circuit
 	// ended, 2 minutes later.
 	t.Run("late", func(t *testing.T) {
+		n := n.on(t)
 		r := n.punch(punchCfg{transport: "tcp", port: 4090, home1: "home1", home2: "home2", ip1: "10.78.1.2", ip2: "10.78.2.2",
 			name: "late", relay: pub, wantDirect: true, late: true})
 		t.Logf("late: first message %v after start; direct %v (%s)", r.first.Round(time.Millisecond), r.direct.Round(time.Millisecond), r.addr)
@@ -586,6 +605,7 @@ func TestNATReachability(t *testing.T) {
 	// book, the peer book (C connected to A by hand) and peer records open
 	// no second circuit to a peer already reached through one.
 	t.Run("symmetric", func(t *testing.T) {
+		n, a := n.on(t), a.on(t)
 		tc := time.Now()
 		c := n.start("c", "home3", "10.78.3.2", "--bootstrap", boot)
 		defer c.stop()
