@@ -39,6 +39,10 @@ type IDResp struct {
 type PeerInfo struct {
 	PeerID string `json:"peer_id"`
 	Addr   string `json:"addr"`
+	// Conns is the remote address of every open connection to the peer
+	// (a relayed one holds /p2p-circuit): more than one circuit to a peer
+	// is a circuit opened for nothing.
+	Conns []string `json:"conns,omitempty"`
 	// Score is the peer's gossipsub v1.1 score (docs/protocol.md §2);
 	// absent when pubsub has not scored the peer.
 	Score *float64 `json:"score,omitempty"`
@@ -78,6 +82,9 @@ type StatusResp struct {
 	Addrs        []string `json:"addrs,omitempty"`
 	Relays       []string `json:"relays,omitempty"`
 	RelayService string   `json:"relay_service,omitempty"`
+	// Reachable is the addresses AutoNAT v2 confirmed reachable from
+	// outside (each by two servers or more).
+	Reachable []string `json:"reachable_addrs,omitempty"`
 }
 
 // RoomCreateReq asks for a new room.

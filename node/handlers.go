@@ -36,6 +36,9 @@ func (n *Node) registerAPI(h host.Host) {
 				// the connection new streams go on: a direct one over a relayed one
 				i := max(0, slices.IndexFunc(cs, func(c network.Conn) bool { return !c.Stat().Limited }))
 				pi.Addr = cs[i].RemoteMultiaddr().String()
+				for _, c := range cs {
+					pi.Conns = append(pi.Conns, c.RemoteMultiaddr().String())
+				}
 			}
 			if sc, ok := n.replica.PeerScore(p); ok {
 				pi.Score = &sc
@@ -69,6 +72,7 @@ func (n *Node) registerAPI(h host.Host) {
 		}
 		resp := api.StatusResp{Peers: len(h.Network().Peers()), Rooms: rooms, Syncing: syncing, StoreBytes: dirSize(filepath.Join(n.cfg.Home, storeDir))}
 		resp.Reachability, resp.Addrs, resp.Relays, resp.RelayService = n.reach.status()
+		resp.Reachable = n.reach.confirmed()
 		return resp, err
 	})
 	Handle(s, api.EpRoomCreate, n.engine.CreateRoom)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -12,9 +13,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autonat"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -75,17 +79,20 @@ type reach struct {
 	replica func() *Replica
 	peers   *PeerBook
 
-	mu        sync.Mutex
-	h         host.Host
-	verdict   network.Reachability // AutoNAT v1; guarded by mu
-	reachable []ma.Multiaddr       // AutoNAT v2 confirmed addresses; guarded by mu
-	relay     *relayv2.Relay
+	mu          sync.Mutex
+	h           host.Host
+	verdict     network.Reachability // AutoNAT v1; guarded by mu
+	reachable   []ma.Multiaddr       // AutoNAT v2 confirmed addresses; guarded by mu
+	unreachable []ma.Multiaddr       // AutoNAT v2 addresses found unreachable; guarded by mu
+	relay       *relayv2.Relay
+	punched     map[peer.ID]time.Time // last hole punch that ran with a peer (either side); guarded by mu
+	repunched   map[peer.ID]time.Time // last relayed connection reopened for a punch; guarded by mu
 }
 
 // options are the libp2p options for reachability.
 func (r *reach) options() []libp2p.Option {
 	opts := []libp2p.Option{
-		libp2p.EnableHolePunching(),
+		libp2p.EnableHolePunching(holepunch.WithTracer(r)),
 		libp2p.EnableAutoNATv2(),
 		libp2p.EnableNATService(),
 		libp2p.EnableAutoRelayWithPeerSource(r.relayCandidates,
@@ -121,7 +128,17 @@ func (r *reach) addrs(addrs []ma.Multiaddr) []ma.Multiaddr {
 	r.mu.Lock()
 	h, public := r.h, len(r.reachable) > 0 || r.cfg.Reachability == ReachPublic
 	r.mu.Unlock()
-	if h == nil || public || slices.ContainsFunc(addrs, isRelayed) {
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil && an.GetAutoNat().Status() == network.ReachabilityPublic {
+		public = true
+	}
+	if public {
+		// AutoRelay may have reserved a slot before the verdict
+		// (startRelayFinder), and libp2p keeps announcing its circuit
+		// addresses until AutoNAT v2 confirms an address, which takes two
+		// servers (each asked at most every 2 minutes).
+		return slices.DeleteFunc(slices.Clone(addrs), isRelayed)
+	}
+	if h == nil || slices.ContainsFunc(addrs, isRelayed) {
 		return addrs
 	}
 	out := slices.Clone(addrs)
@@ -167,6 +184,15 @@ func (r *reach) start(ctx context.Context, h host.Host) error {
 	if err != nil {
 		return fmt.Errorf("subscribe to reachability: %w", err)
 	}
+	if r.cfg.Reachability == ReachAuto && !loopbackOnly(r.cfg.Listen) {
+		if err := startRelayFinder(h); err != nil {
+			sub.Close()
+			return err
+		}
+	}
+	if !loopbackOnly(r.cfg.Listen) {
+		go r.servePunch(ctx, h)
+	}
 	if r.cfg.Relay != RelayOff {
 		opts := []relayv2.Option{
 			relayv2.WithResources(relayResources(r.cfg.RelayBytes)),
@@ -202,12 +228,142 @@ func (r *reach) start(ctx context.Context, h host.Host) error {
 					r.verdict = e.Reachability
 				case event.EvtHostReachableAddrsChanged:
 					r.reachable = slices.Clone(e.Reachable)
+					r.unreachable = slices.Clone(e.Unreachable)
 				}
 				r.mu.Unlock()
 			}
 		}
 	}()
 	return nil
+}
+
+// autoNATer is the host's access to AutoNAT v1 (a BasicHost, or a routed
+// host around one).
+type autoNATer interface{ GetAutoNat() autonat.AutoNAT }
+
+// startRelayFinder starts AutoRelay at once rather than at AutoNAT's first
+// verdict (unless the node listens on loopback only: no router between
+// it and its peers). AutoRelay looks for relays while the node is private or of
+// unknown reachability, but starts only when it hears a reachability
+// event, and AutoNAT v1 says nothing until its first verdict: about 20 s
+// behind a NAT that drops unasked packets (the dial back times out). So a
+// home node would wait that long for a relay address, and the first
+// message across two NATs with it (TestNATReachability). Here the node
+// says "unknown" on the event bus, as it is at start, unless AutoNAT
+// already judged; a public node gives its reservation up at the public
+// verdict, seconds later.
+func startRelayFinder(h host.Host) error {
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil && an.GetAutoNat().Status() != network.ReachabilityUnknown {
+		return nil
+	}
+	em, err := h.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		return fmt.Errorf("reachability emitter: %w", err)
+	}
+	defer em.Close()
+	return em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityUnknown})
+}
+
+// Hole punching runs once per relayed connection, from the end that
+// received it, and only if both ends were ready when it opened: libp2p
+// answers a punch only once its node learned a public address of its own
+// (an observed one, polled with a back-off of up to 5 s), and starts one
+// only then. Two nodes that met through a relay in their first seconds
+// stayed relayed until the circuit ended (2 minutes on a Parley relay,
+// longer on others): 1 pair in 20 in TestNATReachability. So, for a peer
+// reached only through a relay with no punch since the connection
+// opened, the end with the smaller peer ID reopens the relayed
+// connection once both are ready, at most every repunchEvery; the other
+// end then punches.
+const (
+	repunchCheck = 5 * time.Second  // how often servePunch looks
+	repunchWait  = 10 * time.Second // a punch starts within a second or two of the connection
+	repunchEvery = 2 * time.Minute
+)
+
+// Trace notes the hole punches that ran (holepunch.EventTracer).
+func (r *reach) Trace(evt *holepunch.Event) {
+	if evt.Type != holepunch.StartHolePunchEvtT && evt.Type != holepunch.EndHolePunchEvtT {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.punched == nil {
+		r.punched = map[peer.ID]time.Time{}
+	}
+	r.punched[evt.Remote] = time.Now()
+}
+
+// servePunch reopens relayed connections no punch ran on, until ctx is
+// done.
+func (r *reach) servePunch(ctx context.Context, h host.Host) {
+	t := time.NewTicker(repunchCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		for _, m := range []map[peer.ID]time.Time{r.punched, r.repunched} {
+			maps.DeleteFunc(m, func(p peer.ID, at time.Time) bool {
+				return time.Since(at) > 2*repunchEvery && h.Network().Connectedness(p) == network.NotConnected
+			})
+		}
+		r.mu.Unlock()
+		for _, p := range h.Network().Peers() {
+			if conns := r.repunchable(h, p, time.Now()); conns != nil {
+				go r.repunch(ctx, h, p, conns)
+			}
+		}
+	}
+}
+
+// repunchable returns p's relayed connections when servePunch should
+// reopen them (and notes that it does), else nil.
+func (r *reach) repunchable(h host.Host, p peer.ID, now time.Time) []network.Conn {
+	if h.ID() > p || !slices.Contains(h.Mux().Protocols(), holepunch.Protocol) {
+		return nil
+	}
+	if ok, _ := h.Peerstore().SupportsProtocols(p, holepunch.Protocol); len(ok) == 0 || !slices.ContainsFunc(h.Peerstore().Addrs(p), isRelayed) {
+		return nil
+	}
+	conns := h.Network().ConnsToPeer(p)
+	var newest time.Time
+	for _, c := range conns {
+		if !c.Stat().Limited {
+			return nil
+		}
+		if o := c.Stat().Opened; o.After(newest) {
+			newest = o
+		}
+	}
+	if len(conns) == 0 || now.Sub(newest) < repunchWait {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.punched[p].After(newest) || now.Sub(r.repunched[p]) < repunchEvery {
+		return nil
+	}
+	if r.repunched == nil {
+		r.repunched = map[peer.ID]time.Time{}
+	}
+	r.repunched[p] = now
+	return conns
+}
+
+// repunch closes p's relayed connections and dials p again through a
+// relay: the new connection is inbound at p, which punches.
+func (r *reach) repunch(ctx context.Context, h host.Host, p peer.ID, conns []network.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+	dctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "repunch"), 15*time.Second)
+	defer cancel()
+	clearBackoff(h, p)
+	h.Connect(dctx, peer.AddrInfo{ID: p}) // on failure, the address book and the peer's own redials reconnect
 }
 
 // close stops the relay service.
@@ -273,15 +429,25 @@ func (r *reach) relayCandidates(ctx context.Context, num int) <-chan peer.AddrIn
 	return out
 }
 
-// ReachStatus is what status says of how the node is reached.
+// status is what status says of how the node is reached: the override
+// when the operator set one; else public once AutoNAT v1 or v2 found an
+// address reachable from outside, private once v1 found the node
+// unreachable or v2 found its public addresses unreachable and none
+// reachable, and unknown until then (about 20 s behind a NAT that drops
+// unasked packets: docs/operators.md, reaching home).
 func (r *reach) status() (reachability string, addrs, relays []string, service string) {
 	r.mu.Lock()
-	h, verdict, reachable := r.h, r.verdict, len(r.reachable) > 0
+	h, verdict, reachable, unreachable := r.h, r.verdict, len(r.reachable) > 0, len(r.unreachable) > 0
 	r.mu.Unlock()
+	if an, ok := h.(autoNATer); ok && an.GetAutoNat() != nil {
+		verdict = an.GetAutoNat().Status() // not the event: startRelayFinder's "unknown" may follow a verdict
+	}
 	switch {
+	case r.cfg.Reachability != ReachAuto:
+		reachability = r.cfg.Reachability
 	case verdict == network.ReachabilityPublic || reachable:
 		reachability = "public"
-	case verdict == network.ReachabilityPrivate:
+	case verdict == network.ReachabilityPrivate || unreachable:
 		reachability = "private"
 	default:
 		reachability = "unknown"
@@ -301,6 +467,17 @@ func (r *reach) status() (reachability string, addrs, relays []string, service s
 		}
 	}
 	return
+}
+
+// confirmed is the addresses AutoNAT v2 confirmed reachable.
+func (r *reach) confirmed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.reachable {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // relayOf names the relay of a circuit address (…/p2p/RELAY/p2p-circuit).
