@@ -60,8 +60,6 @@ type roomTimeline struct {
 	// mids maps MIMI message IDs to the first event (by position) carrying
 	// them, for watch lines of edits and reactions.
 	mids map[mimi.MessageID]timeline.Position
-	// folded caches the lower-cased text of searched messages (search.go).
-	folded map[crdt.EventID]foldedText
 }
 
 // listed is one visible event of the timeline.

@@ -424,6 +424,8 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
 		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
 		e.retryLater()
+	} else {
+		e.indexMessage(room, rc, ev)
 	}
 	clear(pt)
 }

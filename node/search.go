@@ -1,22 +1,21 @@
 package node
 
 // Search (api.EpSearch, `parley search`): the messages whose text holds
-// every word of a query.
+// every word of a query, the last word also as the start of a longer word
+// (unless the query ends with a space or punctuation).
 //
-// What is searched is the room's timeline projection (content.go), the
-// in-memory view that history lists: it holds the current text of every
-// message this node can read (in an encrypted room, what it decrypted),
-// edits applied; a redacted or deleted message has no text left in it and
-// blocked users' messages are not in it. So the search needs no store of
-// its own and can never find what was taken back. A query scans the
-// projection newest first and stops at the limit; the lower-cased text of
-// each message is kept beside the projection (roomTimeline.folded) and
-// goes with it, so a query costs one substring scan per message, measured
-// by BenchmarkSearch.
+// The words are looked up in the stored blind index (searchindex.go), and
+// each hit is confirmed against the room's timeline projection (content.go):
+// its current text, edits applied, must hold the query's words, and a
+// redacted, deleted or blocked user's message is never listed there. So
+// the search can never find what was taken back, even where the index
+// still holds an old version's words. Hits are confirmed newest first and
+// the confirming stops once the limit is reached.
 
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -24,6 +23,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/mimi"
 	"github.com/parley-p2p/parley/rooms/timeline"
 )
 
@@ -34,9 +34,9 @@ const (
 	searchMaxTerms     = 8
 )
 
-// searchQuery is a parsed query: lower-cased words, all of which a message
-// must hold.
-type searchQuery []string
+// searchQuery is a parsed query: the words all of which a message must
+// hold (in the index's normal form: NFKC, lower-case).
+type searchQuery []queryWord
 
 func parseSearchQuery(q string) (searchQuery, error) {
 	if !utf8.ValidString(q) {
@@ -45,59 +45,200 @@ func parseSearchQuery(q string) (searchQuery, error) {
 	if len(q) > searchMaxQuery {
 		return nil, errorf(api.KindInvalid, "the search is %d bytes long; at most %d", len(q), searchMaxQuery)
 	}
-	terms := strings.Fields(strings.ToLower(q))
-	if len(terms) == 0 {
-		return nil, errorf(api.KindInvalid, "nothing to search for: give a word")
+	var out searchQuery
+	words(q, func(w string) { out = append(out, queryWord{w: w}) })
+	if len(out) == 0 {
+		return nil, errorf(api.KindInvalid, "nothing to search for: give a word (letters or digits)")
 	}
-	if len(terms) > searchMaxTerms {
-		return nil, errorf(api.KindInvalid, "the search has %d words; at most %d", len(terms), searchMaxTerms)
+	if len(out) > searchMaxTerms {
+		return nil, errorf(api.KindInvalid, "the search has %d words; at most %d", len(out), searchMaxTerms)
 	}
-	return searchQuery(terms), nil
+	if r, _ := utf8.DecodeLastRuneInString(q); !notWordRune(r) && utf8.RuneCountInString(out[len(out)-1].w) >= indexPrefixLo {
+		out[len(out)-1].prefix = true
+	}
+	return out, nil
 }
 
-func (q searchQuery) match(folded string) bool {
-	for _, t := range q {
-		if !strings.Contains(folded, t) {
-			return false
+// searchRoom returns up to limit messages of room matching q, newest
+// first, and whether there are more.
+func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
+	if err := e.index.flush(); err != nil {
+		e.log.Warn("search index", "err", err)
+	}
+	ids, err := e.index.candidates(room, q)
+	if err != nil {
+		return nil, false, err
+	}
+	cands := make([]timeline.Position, 0, len(ids))
+	for id := range ids {
+		if d, ok := rc.log.Depth(id); ok {
+			cands = append(cands, timeline.Position{Depth: d, ID: id})
 		}
 	}
-	return true
-}
-
-// foldedText is a message's text as last searched and its lower-cased form.
-type foldedText struct{ src, folded string }
-
-// fold returns m's text lower-cased, from the cache while the text is the
-// same (an edit changes it).
-func (tl *roomTimeline) fold(m *timeline.Message) string {
-	if f, ok := tl.folded[m.ID]; ok && f.src == m.Body {
-		return f.folded
-	}
-	if tl.folded == nil {
-		tl.folded = map[crdt.EventID]foldedText{}
-	}
-	f := foldedText{src: m.Body, folded: strings.ToLower(m.Body)}
-	tl.folded[m.ID] = f
-	return f.folded
-}
-
-// search returns up to limit messages of tl matching q, newest first, and
-// whether there are more.
-func (tl *roomTimeline) search(q searchQuery, limit int) ([]timeline.Message, bool) {
+	slices.SortFunc(cands, func(a, b timeline.Position) int { return b.Compare(a) })
+	tl := e.timelineOf(room, rc)
 	var out []timeline.Message
-	more := false
-	tl.proj.Backward(func(m *timeline.Message) bool {
-		if m.Redacted || m.Deleted || m.Body == "" || !q.match(tl.fold(m)) {
-			return true
+	seen := map[crdt.EventID]bool{}
+	for _, c := range cands {
+		// A candidate's message is at or before the candidate (an edit
+		// comes after its original): stop once more than limit messages
+		// confirmed are at or after this one.
+		above := 0
+		for i := range out {
+			if out[i].Pos.Compare(c) >= 0 {
+				above++
+			}
 		}
-		if len(out) == limit {
-			more = true
-			return false
+		if above > limit {
+			break
 		}
-		out = append(out, *m)
-		return true
-	})
-	return out, more
+		m, ok := e.searchTarget(room, rc, tl, c.ID)
+		if !ok || seen[m.ID] || m.Redacted || m.Deleted || m.Body == "" || !q.matches(m.Body) {
+			continue
+		}
+		seen[m.ID] = true
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b timeline.Message) int { return b.Pos.Compare(a.Pos) })
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
+}
+
+// searchTarget returns the listed message an indexed event is a version
+// of: the message itself, or the original an edit changes.
+func (e *Engine) searchTarget(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, id crdt.EventID) (timeline.Message, bool) {
+	if m, ok := tl.proj.Message(id); ok {
+		return m, true
+	}
+	s, err := e.store.Get(id)
+	if err != nil {
+		return timeline.Message{}, false
+	}
+	c, ok := e.contentOf(room, rc, s.Event)
+	if !ok {
+		return timeline.Message{}, false
+	}
+	mc, err := mimi.Decode(c)
+	if err != nil || mc.Kind() != mimi.KindEdit || mc.Target() == nil {
+		return timeline.Message{}, false
+	}
+	return tl.messageByMID(*mc.Target())
+}
+
+// messageText returns the text the index holds of a message event this
+// node can read (what the projection shows of it), or false.
+func (e *Engine) messageText(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (string, bool) {
+	if ev.Type != rooms.TypeMessage || rc.room == nil {
+		return "", false
+	}
+	c, ok := e.contentOf(room, rc, ev)
+	if !ok {
+		return "", false
+	}
+	mc, err := mimi.Decode(c)
+	if err != nil {
+		return "", false
+	}
+	return mimi.Summary(mc), true
+}
+
+// indexMessage adds an accepted message event this node can read to the
+// search index. It is called when the event is accepted (indexAccepted)
+// and when it is decrypted (keys.go decrypt, late decryption included).
+func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if e.index == nil || rc.room == nil || !rc.room.Accepted(ev.ID) || rc.room.Redacted(ev.ID) {
+		return
+	}
+	if text, ok := e.messageText(room, rc, ev); ok {
+		e.index.add(room, ev.ID, text)
+	}
+}
+
+// indexAccepted indexes an accepted event that is not sealed (a sealed one
+// is indexed when decrypt opens it).
+func (e *Engine) indexAccepted(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if rc.room != nil && !(rc.room.Encrypted() && rooms.Sealed(ev.Type)) {
+		e.indexMessage(room, rc, ev)
+	}
+}
+
+// unindex deletes the postings of a redacted event; the driver calls it
+// before it purges the event's body and plaintext, from which the words
+// are read.
+func (e *Engine) unindex(id crdt.EventID) {
+	if e.index == nil {
+		return
+	}
+	s, err := e.store.Get(id)
+	if err != nil {
+		return
+	}
+	rc := e.rooms[s.Event.Room]
+	if rc == nil {
+		return
+	}
+	if text, ok := e.messageText(s.Event.Room, rc, s.Event); ok {
+		e.index.remove(s.Event.Room, id, text)
+	}
+}
+
+// flushIndex writes the step's index writes (the driver calls it after the
+// step's commits and purges).
+func (e *Engine) flushIndex() {
+	if e.index == nil {
+		return
+	}
+	if err := e.index.flush(); err != nil {
+		e.log.Warn("search index: rebuilt at the next start", "err", err)
+	}
+}
+
+// closeIndex flushes the index and marks it closed cleanly.
+func (e *Engine) closeIndex() {
+	if e.index == nil {
+		return
+	}
+	if err := e.index.close(); err != nil {
+		e.log.Warn("close search index: rebuilt at the next start", "err", err)
+	}
+}
+
+// openIndex opens the search index at engine start and rebuilds it from
+// the store when it must be (missing, another format, not closed
+// cleanly): every readable message event of every room, in one pass.
+func (e *Engine) openIndex() error {
+	ix, rebuild, err := openSearchIndex(e.kr.local, e.kr.atRest, e.kr.rand)
+	if err != nil {
+		return err
+	}
+	e.index = ix
+	if !rebuild {
+		return nil
+	}
+	if err := ix.clearPostings(); err != nil {
+		return err
+	}
+	for room, rc := range e.rooms {
+		if rc.room == nil {
+			continue
+		}
+		var ferr error
+		err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
+			if s.Status == crdt.StatusAccepted && s.Event.Type == rooms.TypeMessage {
+				e.indexMessage(room, rc, s.Event)
+			}
+			if ix.full() {
+				ferr = ix.flush()
+			}
+			return ferr == nil
+		})
+		if err = cmp.Or(err, ferr); err != nil {
+			return fmt.Errorf("rebuild search index: %w", err)
+		}
+	}
+	return ix.flush()
 }
 
 // Search finds messages by their text (api.EpSearch).
@@ -137,7 +278,10 @@ func (e *Engine) Search(ctx context.Context, req api.SearchReq) (api.SearchResp,
 		}
 		slices.SortFunc(rs, func(a, b room) int { return strings.Compare(string(a.id), string(b.id)) })
 		for _, r := range rs {
-			ms, more := e.timelineOf(r.id, r.rc).search(q, limit)
+			ms, more, err := e.searchRoom(r.id, r.rc, q, limit)
+			if err != nil {
+				return err
+			}
 			resp.More = resp.More || more
 			if len(ms) == 0 {
 				continue

@@ -5,12 +5,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/rooms/mimi"
-	"github.com/parley-p2p/parley/rooms/timeline"
 )
 
 // searchIDs runs a search on engine i and returns the IDs of the hits.
@@ -116,72 +113,50 @@ func TestSearchBadInput(t *testing.T) {
 	}
 }
 
-// searchTimeline builds a projection of n plain messages, every 1000th
-// holding the word "needle".
-func searchTimeline(tb testing.TB, n int) *roomTimeline {
-	tb.Helper()
-	ident := newIdentity(tb)
-	room := crdt.RoomID("bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-	tl := &roomTimeline{proj: timeline.New(), mids: map[mimi.MessageID]timeline.Position{}}
-	for i := range n {
-		word := "hay"
-		if i%1000 == 999 {
-			word = "Needle"
-		}
-		ev := &crdt.Event{ID: crdt.EventID(fmt.Sprintf("ev%08d", i)), User: ident.User, Depth: uint64(i + 1), TS: int64(i)}
-		text := fmt.Sprintf("message %d of the benchmark room, some ordinary words about the weather and a %s", i, word)
-		tl.proj.Add(timeline.Item{ID: ev.ID, Depth: ev.Depth, Sender: ev.User, TS: ev.TS, Content: legacyContent(room, ev, text)})
-		tl.list = append(tl.list, listed{pos: timeline.Position{Depth: ev.Depth, ID: ev.ID}, kind: listMessage})
-	}
-	return tl
-}
-
-// BenchmarkSearch reports the time of one search of a room's projection of
-// 10,000 and 100,000 messages: a word found 20 times near the end (the
-// default limit stops the scan early), one found in every 1,000th message
-// (scans all), and one found nowhere (scans all).
-func BenchmarkSearch(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		tl := searchTimeline(b, n)
-		tl.search(searchQuery{"warm-up"}, searchDefaultLimit) // builds the view and the folded texts
-		for _, c := range []struct{ name, q string }{{"recent", "message"}, {"rare", "needle"}, {"none", "zebra"}} {
-			b.Run(fmt.Sprintf("%s/n=%d", c.name, n), func(b *testing.B) {
-				q, err := parseSearchQuery(c.q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				for range b.N {
-					tl.search(q, searchDefaultLimit)
-				}
-				b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/query")
-			})
-		}
-	}
-}
-
-// FuzzSearchQuery: any query is refused with an error or parsed into
-// lower-case words that a text holding the query itself matches; nothing
-// panics.
+// FuzzSearchQuery: any query is refused with an error or parsed into at
+// most searchMaxTerms words in normal form; a text holding the query
+// matches it; and whenever a text matches a query, the index of that text
+// yields it as a candidate (the blind keys of the words and prefixes a
+// query looks up are among those the text posted). Nothing panics.
 func FuzzSearchQuery(f *testing.F) {
-	for _, s := range []string{"hello", "Quick brown", "  ", "\xff", "a b c d e f g h i", "ÄÖÜ straße", strings.Repeat("x", 300)} {
-		f.Add(s)
+	for _, c := range [][2]string{
+		{"hello", "Hello, world"}, {"Quick brown", "the quick brown fox"}, {"  ", "x"}, {"\xff", "x"},
+		{"a b c d e f g h i", "a b c"}, {"ÄÖÜ straße", "äöü STRASSE straße"}, {strings.Repeat("x", 300), "x"},
+		{"inter", "International relations"}, {"internationa", "internationally"}, {"ﬁne", "fine print"},
+		{"café ", "Café au lait"}, {"東京", "東京タワー"}, {"e\u0301", "\u00e9"},
+	} {
+		f.Add(c[0], c[1])
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		q, err := parseSearchQuery(s)
+	f.Fuzz(func(t *testing.T, query, text string) {
+		q, err := parseSearchQuery(query)
 		if err != nil {
 			return
 		}
 		if len(q) == 0 || len(q) > searchMaxTerms {
-			t.Fatalf("%q parsed into %d words", s, len(q))
+			t.Fatalf("%q parsed into %d words", query, len(q))
 		}
 		for _, w := range q {
-			if w != strings.ToLower(w) || strings.TrimSpace(w) != w || w == "" {
-				t.Fatalf("%q: word %q", s, w)
+			var again []string
+			words(w.w, func(x string) { again = append(again, x) })
+			if len(again) != 1 || again[0] != w.w {
+				t.Fatalf("%q: word %q is not in normal form (%q)", query, w.w, again)
 			}
 		}
-		if !q.match(strings.ToLower(s)) {
-			t.Fatalf("%q does not match its own text", s)
+		if !q.matches(query) {
+			t.Fatalf("%q does not match its own text", query)
+		}
+		if !q.matches(text) {
+			return
+		}
+		ix := testIndex(t, NewMemLocal())
+		room := crdt.RoomID("room")
+		ix.add(room, "event", text)
+		if err := ix.flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ix.candidates(room, q)
+		if err != nil || !got["event"] {
+			t.Fatalf("%q matches %q but the index does not find it (%v)", query, text, err)
 		}
 	})
 }
