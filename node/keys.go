@@ -388,6 +388,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 			}
 			e.decrypt(room, rc, s.Event, false)
 			e.timelineReread(room, rc, s.Event)
+			e.notify(room, rc, s.Event) // watchers saw it sealed: show it readable
 		}
 	}
 }
