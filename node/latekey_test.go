@@ -54,8 +54,10 @@ func TestLateKeyMessageAppears(t *testing.T) {
 		if ids, _ := b.searchIDs(d, api.SearchReq{Room: room, Query: "zebrafish"}); len(ids) != 0 {
 			t.Fatalf("seed %d: found before decryption: %v", seed, ids)
 		}
+		b.mu.Lock()
 		b.hold = nil
 		b.queue, b.held = append(b.queue, b.held...), nil
+		b.mu.Unlock()
 		b.lateKeyHealed(t, room, id, d, text)
 
 		var sealed, opened bool
