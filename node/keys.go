@@ -426,7 +426,7 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
 		e.retryLater()
 	} else {
-		e.indexMessage(room, rc, ev)
+		e.indexMessage(room, rc, ev, pt)
 	}
 	clear(pt)
 }

@@ -69,6 +69,9 @@ func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit 
 	if err != nil {
 		return nil, false, err
 	}
+	if ids == nil { // only common words: the newest messages hold them
+		return e.scanRoom(room, rc, q, limit)
+	}
 	cands := make([]timeline.Position, 0, len(ids))
 	for id := range ids {
 		if d, ok := rc.log.Depth(id); ok {
@@ -106,6 +109,25 @@ func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit 
 	return out, false, nil
 }
 
+// scanRoom is searchRoom for a query of common words only: it confirms
+// the room's messages newest first until it has more than limit.
+func (e *Engine) scanRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
+	var out []timeline.Message
+	more := false
+	e.timelineOf(room, rc).proj.Backward(func(m *timeline.Message) bool {
+		if m.Redacted || m.Deleted || m.Body == "" || !q.matches(m.Body) {
+			return true
+		}
+		if len(out) == limit {
+			more = true
+			return false
+		}
+		out = append(out, *m)
+		return true
+	})
+	return out, more, nil
+}
+
 // searchTarget returns the listed message an indexed event is a version
 // of: the message itself, or the original an edit changes.
 func (e *Engine) searchTarget(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, id crdt.EventID) (timeline.Message, bool) {
@@ -127,31 +149,29 @@ func (e *Engine) searchTarget(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, i
 	return tl.messageByMID(*mc.Target())
 }
 
-// messageText returns the text the index holds of a message event this
-// node can read (what the projection shows of it), or false.
-func (e *Engine) messageText(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) (string, bool) {
-	if ev.Type != rooms.TypeMessage || rc.room == nil {
+// messageText returns the text the index holds of a message event whose
+// readable body (in an encrypted room, its plaintext) is body: what the
+// projection shows of it.
+func messageText(room crdt.RoomID, ev *crdt.Event, body []byte) (string, bool) {
+	if ev.Type != rooms.TypeMessage {
 		return "", false
 	}
-	c, ok := e.contentOf(room, rc, ev)
-	if !ok {
-		return "", false
-	}
-	mc, err := mimi.Decode(c)
+	mc, err := mimi.Decode(checkedContent(room, ev, body))
 	if err != nil {
 		return "", false
 	}
 	return mimi.Summary(mc), true
 }
 
-// indexMessage adds an accepted message event this node can read to the
-// search index. It is called when the event is accepted (indexAccepted)
-// and when it is decrypted (keys.go decrypt, late decryption included).
-func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+// indexMessage adds an accepted message event this node can read, whose
+// readable body is body, to the search index. It is called when the
+// event is accepted (indexAccepted) and when it is decrypted (keys.go
+// decrypt, late decryption included).
+func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, body []byte) {
 	if e.index == nil || rc.room == nil || !rc.room.Accepted(ev.ID) || rc.room.Redacted(ev.ID) {
 		return
 	}
-	if text, ok := e.messageText(room, rc, ev); ok {
+	if text, ok := messageText(room, ev, body); ok {
 		e.index.add(room, ev.ID, text)
 	}
 }
@@ -159,8 +179,8 @@ func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 // indexAccepted indexes an accepted event that is not sealed (a sealed one
 // is indexed when decrypt opens it).
 func (e *Engine) indexAccepted(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
-	if rc.room != nil && !(rc.room.Encrypted() && rooms.Sealed(ev.Type)) {
-		e.indexMessage(room, rc, ev)
+	if rc.room != nil && ev.Body != nil && !(rc.room.Encrypted() && rooms.Sealed(ev.Type)) {
+		e.indexMessage(room, rc, ev, ev.Body)
 	}
 }
 
@@ -176,10 +196,14 @@ func (e *Engine) unindex(id crdt.EventID) {
 		return
 	}
 	rc := e.rooms[s.Event.Room]
-	if rc == nil {
+	if rc == nil || rc.room == nil {
 		return
 	}
-	if text, ok := e.messageText(s.Event.Room, rc, s.Event); ok {
+	body, ok := e.plainBody(rc, s.Event)
+	if !ok {
+		return
+	}
+	if text, ok := messageText(s.Event.Room, s.Event, body); ok {
 		e.index.remove(s.Event.Room, id, text)
 	}
 }
@@ -227,7 +251,9 @@ func (e *Engine) openIndex() error {
 		var ferr error
 		err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
 			if s.Status == crdt.StatusAccepted && s.Event.Type == rooms.TypeMessage {
-				e.indexMessage(room, rc, s.Event)
+				if body, ok := e.plainBody(rc, s.Event); ok {
+					e.indexMessage(room, rc, s.Event, body)
+				}
 			}
 			if ix.full() {
 				ferr = ix.flush()

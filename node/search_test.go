@@ -27,9 +27,18 @@ func (b *bus) searchIDs(i int, req api.SearchReq) ([]string, api.SearchResp) {
 // every word of a query, case-insensitively, newest first; an edit is found
 // by its new text only; a redacted message and a blocked user's messages
 // are never found; a search of all rooms spans the joined rooms.
+//
+// With a lookup cap of 1, every word is common and the search scans the
+// projection instead of reading postings: the same results.
 func TestSearch(t *testing.T) {
-	for _, enc := range []bool{false, true} {
-		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+	for _, c := range []struct {
+		enc bool
+		cap int
+	}{{false, indexLookupCap}, {true, indexLookupCap}, {false, 1}, {true, 1}} {
+		enc := c.enc
+		t.Run(fmt.Sprintf("encrypted=%v/cap=%d", c.enc, c.cap), func(t *testing.T) {
+			defer func(was int) { indexLookupCap = was }(indexLookupCap)
+			indexLookupCap = c.cap
 			b := newBus(t, 3, 2)
 			room, _ := b.contentRoom(enc)
 			other, _ := b.contentRoom(enc)

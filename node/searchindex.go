@@ -60,6 +60,11 @@ const (
 	indexFlushAt  = 1 << 15 // pending writes that force a flush
 )
 
+// indexLookupCap bounds the postings a query reads per word; a word posted
+// more often is common, and is only checked in the confirmation (a
+// variable for tests).
+var indexLookupCap = 2000
+
 var (
 	indexKeyName   = []byte("s/key")
 	indexStateName = []byte("s/state")
@@ -289,12 +294,16 @@ func (ix *searchIndex) clearPostings() error {
 	return ix.flush()
 }
 
-// lookup returns the events posted under one key.
-func (ix *searchIndex) lookup(key []byte, into map[crdt.EventID]bool) error {
-	return ix.local.ScanLocal(key, func(k, _ []byte) bool {
+// lookup adds the events posted under one key to into, and reports
+// false when into would exceed indexLookupCap.
+func (ix *searchIndex) lookup(key []byte, into map[crdt.EventID]bool) (bool, error) {
+	within := true
+	err := ix.local.ScanLocal(key, func(k, _ []byte) bool {
 		into[crdt.EventID(k[len(key):])] = true
-		return true
+		within = len(into) <= indexLookupCap
+		return within
 	})
+	return within, err
 }
 
 // queryWord is one word of a parsed query.
@@ -304,18 +313,24 @@ type queryWord struct {
 }
 
 // candidates returns the events of room whose postings hold every word
-// of q (a superset of the messages that match: the caller confirms).
+// of q that is posted at most indexLookupCap times (a superset of the
+// messages that match: the caller confirms each against its text). When
+// every word of q is posted more often than that (common words), it
+// returns nil: a scan of the room newest first finds their matches
+// sooner than reading their postings would.
 func (ix *searchIndex) candidates(room crdt.RoomID, q searchQuery) (map[crdt.EventID]bool, error) {
 	var out map[crdt.EventID]bool
 	for _, w := range q {
 		got := map[crdt.EventID]bool{}
-		if err := ix.lookup(ix.term(room, 'w', w.w), got); err != nil {
+		within, err := ix.lookup(ix.term(room, 'w', w.w), got)
+		if err == nil && within && w.prefix {
+			within, err = ix.lookup(ix.term(room, 'p', firstRunes(w.w, indexPrefixHi)), got)
+		}
+		if err != nil {
 			return nil, err
 		}
-		if w.prefix {
-			if err := ix.lookup(ix.term(room, 'p', firstRunes(w.w, indexPrefixHi)), got); err != nil {
-				return nil, err
-			}
+		if !within {
+			continue // common: left to the confirmation
 		}
 		if out == nil {
 			out = got

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"crypto/rand"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -238,5 +240,53 @@ func TestSearchWords(t *testing.T) {
 	prefixes("zebrafish", func(p string) { ps = append(ps, p) })
 	if !slices.Equal(ps, []string{"zeb", "zebr", "zebra", "zebraf"}) {
 		t.Errorf("prefixes: %q", ps)
+	}
+}
+
+// BenchmarkSearchIndex: indexing n messages shaped like the import
+// benchmark's (one write batch per 2,000, as an import step gives) into
+// badger on disk, reported per message; and one query of a word in every
+// message, of a word in every 1,000th, and of a prefix, reported in ms.
+func BenchmarkSearchIndex(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			s, err := badgerstore.Open(b.TempDir(), badgerstore.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ix := testIndex(b, s)
+			room := crdt.RoomID("bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+			id := func(i int) crdt.EventID { return crdt.EventID(fmt.Sprintf("%036d", i)) }
+			start := time.Now()
+			for i := range n {
+				word := "hay"
+				if i%1000 == 999 {
+					word = "needle"
+				}
+				ix.add(room, id(i), fmt.Sprintf("message number %d of the generated export with a %s", i+1, word))
+				if i%2000 == 1999 {
+					if err := ix.flush(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := ix.flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/float64(n), "µs/indexed")
+			for _, q := range []string{"message", "needle", "gener"} {
+				b.Run(q, func(b *testing.B) {
+					query := mustQuery(b, q)
+					start := time.Now()
+					for range b.N {
+						if _, err := ix.candidates(room, query); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/query")
+				})
+			}
+		})
 	}
 }
