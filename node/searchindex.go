@@ -1,6 +1,6 @@
 package node
 
-// The stored search index (docs/design.md §7.4): a blind inverted index of
+// The stored search index (docs/design.md §2, "Search index"): a blind inverted index of
 // the messages this node can read, in its local store next to the
 // plaintext it decrypted.
 //
