@@ -15,7 +15,6 @@ package node
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -62,6 +61,9 @@ func parseSearchQuery(q string) (searchQuery, error) {
 // searchRoom returns up to limit messages of room matching q, newest
 // first, and whether there are more.
 func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
+	if e.index == nil { // it could not be opened or rebuilt
+		return e.scanRoom(room, rc, q, limit)
+	}
 	if err := e.index.flush(); err != nil {
 		e.log.Warn("search index", "err", err)
 	}
@@ -233,16 +235,19 @@ func (e *Engine) closeIndex() {
 // the store when it must be (missing, another format, not closed
 // cleanly): every readable message event of every room, in one pass.
 func (e *Engine) openIndex() error {
-	ix, rebuild, err := openSearchIndex(e.kr.local, e.kr.atRest, e.kr.rand)
+	ix, rebuild, err := openSearchIndex(e.kr.local, e.kr.atRest, defaultRand)
 	if err != nil {
-		return err
+		e.log.Warn("no search index: searches scan the rooms", "err", err)
+		return nil
 	}
 	e.index = ix
 	if !rebuild {
 		return nil
 	}
 	if err := ix.clearPostings(); err != nil {
-		return err
+		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+		e.index = nil
+		return nil
 	}
 	for room, rc := range e.rooms {
 		if rc.room == nil {
@@ -261,10 +266,16 @@ func (e *Engine) openIndex() error {
 			return ferr == nil
 		})
 		if err = cmp.Or(err, ferr); err != nil {
-			return fmt.Errorf("rebuild search index: %w", err)
+			e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+			e.index = nil
+			return nil
 		}
 	}
-	return ix.flush()
+	if err := ix.flush(); err != nil {
+		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+		e.index = nil
+	}
+	return nil
 }
 
 // Search finds messages by their text (api.EpSearch).

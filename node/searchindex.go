@@ -102,55 +102,57 @@ type searchIndex struct {
 	local   LocalStore
 	mac     hash.Hash
 	pending []crdt.LocalWrite
-	broken  bool // a write failed: rebuild at the next open
+	broken  bool   // a write failed: rebuild at the next open
+	sealed  []byte // a new index key, sealed, to store with the first postings (nil once stored)
 }
 
-// openSearchIndex opens the index in local, creating its key when there is
-// none, and reports whether it must be rebuilt.
+// openSearchIndex opens the index in local and reports whether it must be
+// rebuilt. A new index key is stored with the first postings, so a node
+// that indexes nothing (a blind host) writes nothing.
 func openSearchIndex(local LocalStore, atRest cipher.AEAD, rnd io.Reader) (*searchIndex, bool, error) {
 	state, err := local.GetLocal(indexStateName)
 	if err != nil && !errors.Is(err, crdt.ErrNotFound) {
 		return nil, false, fmt.Errorf("read search index state: %w", err)
 	}
 	rebuild := !bytes.Equal(state, []byte{indexFormat, indexClosed})
-	key, err := indexKey(local, atRest, rnd)
+	key, sealed, err := indexKey(local, atRest, rnd)
 	if err != nil {
 		return nil, false, err
 	}
-	ix := &searchIndex{local: local, mac: hmac.New(sha256.New, key)}
+	ix := &searchIndex{local: local, mac: hmac.New(sha256.New, key), sealed: sealed}
 	clear(key)
-	if err := local.PutLocal(indexStateName, []byte{indexFormat, indexOpen}); err != nil {
-		return nil, false, fmt.Errorf("write search index state: %w", err)
+	if sealed == nil {
+		if err := local.PutLocal(indexStateName, []byte{indexFormat, indexOpen}); err != nil {
+			return nil, false, fmt.Errorf("write search index state: %w", err)
+		}
 	}
 	return ix, rebuild, nil
 }
 
-// indexKey reads the sealed index key, or makes and stores a new one.
-func indexKey(local LocalStore, atRest cipher.AEAD, rnd io.Reader) ([]byte, error) {
+// indexKey reads the sealed index key, or makes a new one and returns it
+// sealed too, for storing.
+func indexKey(local LocalStore, atRest cipher.AEAD, rnd io.Reader) (key, sealed []byte, err error) {
 	n := chacha20poly1305.NonceSizeX
-	sealed, err := local.GetLocal(indexKeyName)
+	stored, err := local.GetLocal(indexKeyName)
 	switch {
 	case err == nil:
-		if len(sealed) < n {
-			return nil, errors.New("node: stored search index key is damaged")
+		if len(stored) < n {
+			return nil, nil, errors.New("node: stored search index key is damaged")
 		}
-		key, err := atRest.Open(nil, sealed[:n], sealed[n:], indexKeyName)
+		key, err := atRest.Open(nil, stored[:n], stored[n:], indexKeyName)
 		if err != nil {
-			return nil, errors.New("node: stored search index key does not open (wrong device key?)")
+			return nil, nil, errors.New("node: stored search index key does not open (wrong device key?)")
 		}
-		return key, nil
+		return key, nil, nil
 	case !errors.Is(err, crdt.ErrNotFound):
-		return nil, fmt.Errorf("read search index key: %w", err)
+		return nil, nil, fmt.Errorf("read search index key: %w", err)
 	}
 	buf := make([]byte, n+32)
 	if _, err := io.ReadFull(rnd, buf); err != nil {
-		return nil, fmt.Errorf("read randomness: %w", err)
+		return nil, nil, fmt.Errorf("read randomness: %w", err)
 	}
 	nonce, key := buf[:n], buf[n:]
-	if err := local.PutLocal(indexKeyName, atRest.Seal(bytes.Clone(nonce), nonce, key, indexKeyName)); err != nil {
-		return nil, fmt.Errorf("store search index key: %w", err)
-	}
-	return key, nil
+	return key, atRest.Seal(bytes.Clone(nonce), nonce, key, indexKeyName), nil
 }
 
 // words calls fn with each distinct word of s, at most indexMaxWords: s is
@@ -247,6 +249,17 @@ func (ix *searchIndex) flush() error {
 		return nil
 	}
 	var err error
+	if ix.sealed != nil { // the first postings: the key first, and the index open
+		err = ix.local.PutLocal(indexKeyName, ix.sealed)
+		if err == nil {
+			err = ix.local.PutLocal(indexStateName, []byte{indexFormat, indexOpen})
+		}
+		if err != nil {
+			ix.broken = true
+			return fmt.Errorf("store search index key: %w", err)
+		}
+		ix.sealed = nil
+	}
 	if b, ok := ix.local.(localBatch); ok {
 		err = b.WriteLocal(ws)
 	} else {
@@ -274,7 +287,7 @@ func (ix *searchIndex) close() error {
 	if err := ix.flush(); err != nil {
 		return err
 	}
-	if ix.broken {
+	if ix.broken || ix.sealed != nil {
 		return nil
 	}
 	return ix.local.PutLocal(indexStateName, []byte{indexFormat, indexClosed})
