@@ -254,6 +254,9 @@ func TestSearchIndexRebuild(t *testing.T) {
 	restart := func() {
 		b.stop(1)
 		<-b.engines[1].stopped
+		if st, err := b.locals[1].GetLocal(indexStateName); err != nil || !bytes.Equal(st, []byte{indexFormat, indexClosed}) {
+			t.Fatalf("index state after a clean stop: %q %v", st, err)
+		}
 		b.start(1)
 	}
 	find := func(what string) {
