@@ -276,3 +276,29 @@ func (m *MemStore) ScanLocal(prefix []byte, fn func(k, v []byte) bool) error {
 	}
 	return nil
 }
+
+// LocalWrite is one write of WriteLocal: a node-local value to set, or
+// with Delete, a key to remove.
+type LocalWrite struct {
+	Key, Value []byte
+	Delete     bool
+}
+
+// WriteLocal applies many node-local writes at once, in order. Unlike
+// DeleteLocal in badgerstore, a delete here is an ordinary one: it is for
+// values that hold no plaintext (the search index's blind keys).
+func (m *MemStore) WriteLocal(ws []LocalWrite) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	for _, w := range ws {
+		if w.Delete {
+			delete(m.local, string(w.Key))
+		} else {
+			m.local[string(w.Key)] = bytes.Clone(w.Value)
+		}
+	}
+	return nil
+}

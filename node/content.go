@@ -60,8 +60,6 @@ type roomTimeline struct {
 	// mids maps MIMI message IDs to the first event (by position) carrying
 	// them, for watch lines of edits and reactions.
 	mids map[mimi.MessageID]timeline.Position
-	// folded caches the lower-cased text of searched messages (search.go).
-	folded map[crdt.EventID]foldedText
 }
 
 // listed is one visible event of the timeline.
@@ -112,18 +110,24 @@ func (e *Engine) contentOf(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byt
 	if !ok {
 		return nil, false
 	}
+	return checkedContent(room, ev, body), true
+}
+
+// checkedContent returns a readable message body as MIMI bytes checked to
+// name the event's sender and room, or badContent.
+func checkedContent(room crdt.RoomID, ev *crdt.Event, body []byte) []byte {
 	if len(body) > 0 && body[0]&0xe0 == 0xa0 { // a CBOR map: rooms.MessageBody
 		var b rooms.MessageBody
 		if rooms.DecodeBody(body, &b) != nil {
-			return badContent, true
+			return badContent
 		}
-		return legacyContent(room, ev, b.Text), true
+		return legacyContent(room, ev, b.Text)
 	}
 	c, err := mimi.Decode(body)
 	if err != nil || c.SenderURI() != UserURI(ev.User) || c.RoomURI() != RoomURI(room) {
-		return badContent, true
+		return badContent
 	}
-	return body, true
+	return body
 }
 
 // timelineOf returns rc's projection, rebuilding it when it was dropped or

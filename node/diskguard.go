@@ -129,6 +129,18 @@ func (s guardedStore) PutLocal(k, v []byte) error {
 	return s.Store.PutLocal(k, v)
 }
 
+// WriteLocal writes the search index's batches (searchindex.go).
+func (s guardedStore) WriteLocal(ws []crdt.LocalWrite) error {
+	n := 0
+	for _, w := range ws {
+		n += len(w.Key) + len(w.Value)
+	}
+	if err := s.g.check(n); err != nil {
+		return err
+	}
+	return s.Store.WriteLocal(ws)
+}
+
 // DeleteLocal implements LocalStore.
 func (s guardedStore) DeleteLocal(k []byte) error {
 	if err := s.g.check(0); err != nil {

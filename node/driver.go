@@ -41,6 +41,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			e.closeIndex()
 			for w := range e.watchers {
 				if !w.dead { // a dead watcher's channel is closed already (deliver)
 					close(w.ch)
@@ -99,6 +100,7 @@ func (e *Engine) perform() error {
 		rd.Purge = nil
 		e.purge(ids)
 	}
+	e.flushIndex()
 	if rd.empty() {
 		rd.reset()
 		return errors.Join(errs...)
@@ -172,6 +174,7 @@ func (e *Engine) purge(ids []crdt.EventID) {
 }
 
 func (e *Engine) purgeOne(id crdt.EventID) error {
+	e.unindex(id) // reads the words from the body or plaintext purged here
 	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
 		return fmt.Errorf("purge redacted body: %w", err)
 	}

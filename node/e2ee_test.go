@@ -52,6 +52,9 @@ type bus struct {
 	mu    sync.Mutex
 	queue []delivery // guarded by mu
 	wg    sync.WaitGroup
+
+	hold func(delivery) bool // deliveries drain keeps back in held (not across a cut: one way only)
+	held []delivery
 }
 
 type delivery struct {
@@ -142,6 +145,10 @@ func (b *bus) drain() {
 		}
 		b.mu.Unlock()
 		if b.cutBetween(d.to, d.ev) {
+			continue
+		}
+		if b.hold != nil && b.hold(d) {
+			b.held = append(b.held, d)
 			continue
 		}
 		if err := b.engines[d.to].Ingest(b.ctx, "", []*crdt.Event{d.ev}); err != nil && err != ErrClosed {

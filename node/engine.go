@@ -53,6 +53,8 @@ type Engine struct {
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 
+	index *searchIndex // the stored search index (searchindex.go); owned by the Serve goroutine
+
 	guards guardTable   // rooms' state summaries for the gossip validator (guard.go)
 	expiry orphanExpiry // orphans' ages (orphans.go); owned by the Serve goroutine
 
@@ -225,6 +227,9 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		if err != nil {
 			return nil, fmt.Errorf("load room %s: %w", id, err)
 		}
+	}
+	if err := e.openIndex(); err != nil {
+		return nil, fmt.Errorf("open search index: %w", err)
 	}
 	return e, nil
 }
@@ -422,6 +427,7 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		}
 		e.purgeOrDefer(d.Redacted)
 		e.keysAfterOrDefer(room, rc, ev, false)
+		e.indexAccepted(room, rc, ev)
 		e.timelineAfter(room, rc, ev, d)
 		e.callsAfter(room, rc, ev)
 		e.notify(room, rc, ev)

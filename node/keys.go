@@ -388,6 +388,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 			}
 			e.decrypt(room, rc, s.Event, false)
 			e.timelineReread(room, rc, s.Event)
+			e.notify(room, rc, s.Event) // watchers saw it sealed: show it readable
 		}
 	}
 }
@@ -424,6 +425,8 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
 		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
 		e.retryLater()
+	} else {
+		e.indexMessage(room, rc, ev, pt)
 	}
 	clear(pt)
 }

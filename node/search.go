@@ -1,18 +1,16 @@
 package node
 
 // Search (api.EpSearch, `parley search`): the messages whose text holds
-// every word of a query.
+// every word of a query, the last word also as the start of a longer word
+// (unless the query ends with a space or punctuation).
 //
-// What is searched is the room's timeline projection (content.go), the
-// in-memory view that history lists: it holds the current text of every
-// message this node can read (in an encrypted room, what it decrypted),
-// edits applied; a redacted or deleted message has no text left in it and
-// blocked users' messages are not in it. So the search needs no store of
-// its own and can never find what was taken back. A query scans the
-// projection newest first and stops at the limit; the lower-cased text of
-// each message is kept beside the projection (roomTimeline.folded) and
-// goes with it, so a query costs one substring scan per message, measured
-// by BenchmarkSearch.
+// The words are looked up in the stored blind index (searchindex.go), and
+// each hit is confirmed against the room's timeline projection (content.go):
+// its current text, edits applied, must hold the query's words, and a
+// redacted, deleted or blocked user's message is never listed there. So
+// the search can never find what was taken back, even where the index
+// still holds an old version's words. Hits are confirmed newest first and
+// the confirming stops once the limit is reached.
 
 import (
 	"cmp"
@@ -24,6 +22,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/mimi"
 	"github.com/parley-p2p/parley/rooms/timeline"
 )
 
@@ -34,9 +33,9 @@ const (
 	searchMaxTerms     = 8
 )
 
-// searchQuery is a parsed query: lower-cased words, all of which a message
-// must hold.
-type searchQuery []string
+// searchQuery is a parsed query: the words all of which a message must
+// hold (in the index's normal form: NFKC, lower-case).
+type searchQuery []queryWord
 
 func parseSearchQuery(q string) (searchQuery, error) {
 	if !utf8.ValidString(q) {
@@ -45,49 +44,80 @@ func parseSearchQuery(q string) (searchQuery, error) {
 	if len(q) > searchMaxQuery {
 		return nil, errorf(api.KindInvalid, "the search is %d bytes long; at most %d", len(q), searchMaxQuery)
 	}
-	terms := strings.Fields(strings.ToLower(q))
-	if len(terms) == 0 {
-		return nil, errorf(api.KindInvalid, "nothing to search for: give a word")
+	var out searchQuery
+	words(q, func(w string) { out = append(out, queryWord{w: w}) })
+	if len(out) == 0 {
+		return nil, errorf(api.KindInvalid, "nothing to search for: give a word (letters or digits)")
 	}
-	if len(terms) > searchMaxTerms {
-		return nil, errorf(api.KindInvalid, "the search has %d words; at most %d", len(terms), searchMaxTerms)
+	if len(out) > searchMaxTerms {
+		return nil, errorf(api.KindInvalid, "the search has %d words; at most %d", len(out), searchMaxTerms)
 	}
-	return searchQuery(terms), nil
+	if r, _ := utf8.DecodeLastRuneInString(q); !notWordRune(r) && utf8.RuneCountInString(out[len(out)-1].w) >= indexPrefixLo {
+		out[len(out)-1].prefix = true
+	}
+	return out, nil
 }
 
-func (q searchQuery) match(folded string) bool {
-	for _, t := range q {
-		if !strings.Contains(folded, t) {
-			return false
+// searchRoom returns up to limit messages of room matching q, newest
+// first, and whether there are more.
+func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
+	if e.index == nil { // it could not be opened or rebuilt
+		return e.scanRoom(room, rc, q, limit)
+	}
+	if err := e.index.flush(); err != nil {
+		e.log.Warn("search index", "err", err)
+	}
+	ids, err := e.index.candidates(room, q)
+	if err != nil {
+		return nil, false, err
+	}
+	if ids == nil { // only common words: the newest messages hold them
+		return e.scanRoom(room, rc, q, limit)
+	}
+	cands := make([]timeline.Position, 0, len(ids))
+	for id := range ids {
+		if d, ok := rc.log.Depth(id); ok {
+			cands = append(cands, timeline.Position{Depth: d, ID: id})
 		}
 	}
-	return true
+	slices.SortFunc(cands, func(a, b timeline.Position) int { return b.Compare(a) })
+	tl := e.timelineOf(room, rc)
+	var out []timeline.Message
+	seen := map[crdt.EventID]bool{}
+	for _, c := range cands {
+		// A candidate's message is at or before the candidate (an edit
+		// comes after its original): stop once more than limit messages
+		// confirmed are at or after this one.
+		above := 0
+		for i := range out {
+			if out[i].Pos.Compare(c) >= 0 {
+				above++
+			}
+		}
+		if above > limit {
+			break
+		}
+		m, ok := e.searchTarget(room, rc, tl, c.ID)
+		if !ok || seen[m.ID] || m.Redacted || m.Deleted || m.Body == "" || !q.matches(m.Body) {
+			continue
+		}
+		seen[m.ID] = true
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b timeline.Message) int { return b.Pos.Compare(a.Pos) })
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
-// foldedText is a message's text as last searched and its lower-cased form.
-type foldedText struct{ src, folded string }
-
-// fold returns m's text lower-cased, from the cache while the text is the
-// same (an edit changes it).
-func (tl *roomTimeline) fold(m *timeline.Message) string {
-	if f, ok := tl.folded[m.ID]; ok && f.src == m.Body {
-		return f.folded
-	}
-	if tl.folded == nil {
-		tl.folded = map[crdt.EventID]foldedText{}
-	}
-	f := foldedText{src: m.Body, folded: strings.ToLower(m.Body)}
-	tl.folded[m.ID] = f
-	return f.folded
-}
-
-// search returns up to limit messages of tl matching q, newest first, and
-// whether there are more.
-func (tl *roomTimeline) search(q searchQuery, limit int) ([]timeline.Message, bool) {
+// scanRoom is searchRoom for a query of common words only: it confirms
+// the room's messages newest first until it has more than limit.
+func (e *Engine) scanRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
 	var out []timeline.Message
 	more := false
-	tl.proj.Backward(func(m *timeline.Message) bool {
-		if m.Redacted || m.Deleted || m.Body == "" || !q.match(tl.fold(m)) {
+	e.timelineOf(room, rc).proj.Backward(func(m *timeline.Message) bool {
+		if m.Redacted || m.Deleted || m.Body == "" || !q.matches(m.Body) {
 			return true
 		}
 		if len(out) == limit {
@@ -97,7 +127,155 @@ func (tl *roomTimeline) search(q searchQuery, limit int) ([]timeline.Message, bo
 		out = append(out, *m)
 		return true
 	})
-	return out, more
+	return out, more, nil
+}
+
+// searchTarget returns the listed message an indexed event is a version
+// of: the message itself, or the original an edit changes.
+func (e *Engine) searchTarget(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, id crdt.EventID) (timeline.Message, bool) {
+	if m, ok := tl.proj.Message(id); ok {
+		return m, true
+	}
+	s, err := e.store.Get(id)
+	if err != nil {
+		return timeline.Message{}, false
+	}
+	c, ok := e.contentOf(room, rc, s.Event)
+	if !ok {
+		return timeline.Message{}, false
+	}
+	mc, err := mimi.Decode(c)
+	if err != nil || mc.Kind() != mimi.KindEdit || mc.Target() == nil {
+		return timeline.Message{}, false
+	}
+	return tl.messageByMID(*mc.Target())
+}
+
+// messageText returns the text the index holds of a message event whose
+// readable body (in an encrypted room, its plaintext) is body: what the
+// projection shows of it.
+func messageText(room crdt.RoomID, ev *crdt.Event, body []byte) (string, bool) {
+	if ev.Type != rooms.TypeMessage {
+		return "", false
+	}
+	mc, err := mimi.Decode(checkedContent(room, ev, body))
+	if err != nil {
+		return "", false
+	}
+	return mimi.Summary(mc), true
+}
+
+// indexMessage adds an accepted message event this node can read, whose
+// readable body is body, to the search index. It is called when the
+// event is accepted (indexAccepted) and when it is decrypted (keys.go
+// decrypt, late decryption included).
+func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, body []byte) {
+	if e.index == nil || rc.room == nil || !rc.room.Accepted(ev.ID) || rc.room.Redacted(ev.ID) {
+		return
+	}
+	if text, ok := messageText(room, ev, body); ok {
+		e.index.add(room, ev.ID, text)
+	}
+}
+
+// indexAccepted indexes an accepted event that is not sealed (a sealed one
+// is indexed when decrypt opens it).
+func (e *Engine) indexAccepted(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
+	if rc.room != nil && ev.Body != nil && !(rc.room.Encrypted() && rooms.Sealed(ev.Type)) {
+		e.indexMessage(room, rc, ev, ev.Body)
+	}
+}
+
+// unindex deletes the postings of a redacted event; the driver calls it
+// before it purges the event's body and plaintext, from which the words
+// are read.
+func (e *Engine) unindex(id crdt.EventID) {
+	if e.index == nil {
+		return
+	}
+	s, err := e.store.Get(id)
+	if err != nil {
+		return
+	}
+	rc := e.rooms[s.Event.Room]
+	if rc == nil || rc.room == nil {
+		return
+	}
+	body, ok := e.plainBody(rc, s.Event)
+	if !ok {
+		return
+	}
+	if text, ok := messageText(s.Event.Room, s.Event, body); ok {
+		e.index.remove(s.Event.Room, id, text)
+	}
+}
+
+// flushIndex writes the step's index writes (the driver calls it after the
+// step's commits and purges).
+func (e *Engine) flushIndex() {
+	if e.index == nil {
+		return
+	}
+	if err := e.index.flush(); err != nil {
+		e.log.Warn("search index: rebuilt at the next start", "err", err)
+	}
+}
+
+// closeIndex flushes the index and marks it closed cleanly.
+func (e *Engine) closeIndex() {
+	if e.index == nil {
+		return
+	}
+	if err := e.index.close(); err != nil {
+		e.log.Warn("close search index: rebuilt at the next start", "err", err)
+	}
+}
+
+// openIndex opens the search index at engine start and rebuilds it from
+// the store when it must be (missing, another format, not closed
+// cleanly): every readable message event of every room, in one pass.
+func (e *Engine) openIndex() error {
+	ix, rebuild, err := openSearchIndex(e.kr.local, e.kr.atRest, defaultRand)
+	if err != nil {
+		e.log.Warn("no search index: searches scan the rooms", "err", err)
+		return nil
+	}
+	e.index = ix
+	if !rebuild {
+		return nil
+	}
+	if err := ix.clearPostings(); err != nil {
+		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+		e.index = nil
+		return nil
+	}
+	for room, rc := range e.rooms {
+		if rc.room == nil {
+			continue
+		}
+		var ferr error
+		err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
+			if s.Status == crdt.StatusAccepted && s.Event.Type == rooms.TypeMessage {
+				if body, ok := e.plainBody(rc, s.Event); ok {
+					e.indexMessage(room, rc, s.Event, body)
+				}
+			}
+			if ix.full() {
+				ferr = ix.flush()
+			}
+			return ferr == nil
+		})
+		if err = cmp.Or(err, ferr); err != nil {
+			e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+			e.index = nil
+			return nil
+		}
+	}
+	if err := ix.flush(); err != nil {
+		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
+		e.index = nil
+	}
+	return nil
 }
 
 // Search finds messages by their text (api.EpSearch).
@@ -137,7 +315,10 @@ func (e *Engine) Search(ctx context.Context, req api.SearchReq) (api.SearchResp,
 		}
 		slices.SortFunc(rs, func(a, b room) int { return strings.Compare(string(a.id), string(b.id)) })
 		for _, r := range rs {
-			ms, more := e.timelineOf(r.id, r.rc).search(q, limit)
+			ms, more, err := e.searchRoom(r.id, r.rc, q, limit)
+			if err != nil {
+				return err
+			}
 			resp.More = resp.More || more
 			if len(ms) == 0 {
 				continue

@@ -1,16 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/rooms/mimi"
-	"github.com/parley-p2p/parley/rooms/timeline"
 )
 
 // searchIDs runs a search on engine i and returns the IDs of the hits.
@@ -29,9 +27,18 @@ func (b *bus) searchIDs(i int, req api.SearchReq) ([]string, api.SearchResp) {
 // every word of a query, case-insensitively, newest first; an edit is found
 // by its new text only; a redacted message and a blocked user's messages
 // are never found; a search of all rooms spans the joined rooms.
+//
+// With a lookup cap of 1, every word is common and the search scans the
+// projection instead of reading postings: the same results.
 func TestSearch(t *testing.T) {
-	for _, enc := range []bool{false, true} {
-		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+	for _, c := range []struct {
+		enc bool
+		cap int
+	}{{false, indexLookupCap}, {true, indexLookupCap}, {false, 1}, {true, 1}} {
+		enc := c.enc
+		t.Run(fmt.Sprintf("encrypted=%v/cap=%d", c.enc, c.cap), func(t *testing.T) {
+			defer func(was int) { indexLookupCap = was }(indexLookupCap)
+			indexLookupCap = c.cap
 			b := newBus(t, 3, 2)
 			room, _ := b.contentRoom(enc)
 			other, _ := b.contentRoom(enc)
@@ -116,72 +123,50 @@ func TestSearchBadInput(t *testing.T) {
 	}
 }
 
-// searchTimeline builds a projection of n plain messages, every 1000th
-// holding the word "needle".
-func searchTimeline(tb testing.TB, n int) *roomTimeline {
-	tb.Helper()
-	ident := newIdentity(tb)
-	room := crdt.RoomID("bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
-	tl := &roomTimeline{proj: timeline.New(), mids: map[mimi.MessageID]timeline.Position{}}
-	for i := range n {
-		word := "hay"
-		if i%1000 == 999 {
-			word = "Needle"
-		}
-		ev := &crdt.Event{ID: crdt.EventID(fmt.Sprintf("ev%08d", i)), User: ident.User, Depth: uint64(i + 1), TS: int64(i)}
-		text := fmt.Sprintf("message %d of the benchmark room, some ordinary words about the weather and a %s", i, word)
-		tl.proj.Add(timeline.Item{ID: ev.ID, Depth: ev.Depth, Sender: ev.User, TS: ev.TS, Content: legacyContent(room, ev, text)})
-		tl.list = append(tl.list, listed{pos: timeline.Position{Depth: ev.Depth, ID: ev.ID}, kind: listMessage})
-	}
-	return tl
-}
-
-// BenchmarkSearch reports the time of one search of a room's projection of
-// 10,000 and 100,000 messages: a word found 20 times near the end (the
-// default limit stops the scan early), one found in every 1,000th message
-// (scans all), and one found nowhere (scans all).
-func BenchmarkSearch(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		tl := searchTimeline(b, n)
-		tl.search(searchQuery{"warm-up"}, searchDefaultLimit) // builds the view and the folded texts
-		for _, c := range []struct{ name, q string }{{"recent", "message"}, {"rare", "needle"}, {"none", "zebra"}} {
-			b.Run(fmt.Sprintf("%s/n=%d", c.name, n), func(b *testing.B) {
-				q, err := parseSearchQuery(c.q)
-				if err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				for range b.N {
-					tl.search(q, searchDefaultLimit)
-				}
-				b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/query")
-			})
-		}
-	}
-}
-
-// FuzzSearchQuery: any query is refused with an error or parsed into
-// lower-case words that a text holding the query itself matches; nothing
-// panics.
+// FuzzSearchQuery: any query is refused with an error or parsed into at
+// most searchMaxTerms words in normal form; a text holding the query
+// matches it; and whenever a text matches a query, the index of that text
+// yields it as a candidate (the blind keys of the words and prefixes a
+// query looks up are among those the text posted). Nothing panics.
 func FuzzSearchQuery(f *testing.F) {
-	for _, s := range []string{"hello", "Quick brown", "  ", "\xff", "a b c d e f g h i", "ÄÖÜ straße", strings.Repeat("x", 300)} {
-		f.Add(s)
+	for _, c := range [][2]string{
+		{"hello", "Hello, world"}, {"Quick brown", "the quick brown fox"}, {"  ", "x"}, {"\xff", "x"},
+		{"a b c d e f g h i", "a b c"}, {"ÄÖÜ straße", "äöü STRASSE straße"}, {strings.Repeat("x", 300), "x"},
+		{"inter", "International relations"}, {"internationa", "internationally"}, {"ﬁne", "fine print"},
+		{"café ", "Café au lait"}, {"東京", "東京タワー"}, {"e\u0301", "\u00e9"},
+	} {
+		f.Add(c[0], c[1])
 	}
-	f.Fuzz(func(t *testing.T, s string) {
-		q, err := parseSearchQuery(s)
+	f.Fuzz(func(t *testing.T, query, text string) {
+		q, err := parseSearchQuery(query)
 		if err != nil {
 			return
 		}
 		if len(q) == 0 || len(q) > searchMaxTerms {
-			t.Fatalf("%q parsed into %d words", s, len(q))
+			t.Fatalf("%q parsed into %d words", query, len(q))
 		}
 		for _, w := range q {
-			if w != strings.ToLower(w) || strings.TrimSpace(w) != w || w == "" {
-				t.Fatalf("%q: word %q", s, w)
+			var again []string
+			words(w.w, func(x string) { again = append(again, x) })
+			if len(again) != 1 || again[0] != w.w {
+				t.Fatalf("%q: word %q is not in normal form (%q)", query, w.w, again)
 			}
 		}
-		if !q.match(strings.ToLower(s)) {
-			t.Fatalf("%q does not match its own text", s)
+		if !q.matches(query) {
+			t.Fatalf("%q does not match its own text", query)
+		}
+		if !q.matches(text) {
+			return
+		}
+		ix := testIndex(t, NewMemLocal())
+		room := crdt.RoomID("room")
+		ix.add(room, "event", text)
+		if err := ix.flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ix.candidates(room, q)
+		if err != nil || !got["event"] {
+			t.Fatalf("%q matches %q but the index does not find it (%v)", query, text, err)
 		}
 	})
 }
@@ -206,4 +191,104 @@ func TestRoomListDM(t *testing.T) {
 			t.Fatalf("engine %d: room list DMs %v, want %s for %s and none for %s", i, got, want, r.Room, plain)
 		}
 	}
+}
+
+// TestSearchIndexRedaction: in plaintext and encrypted rooms, each node
+// posts a message's words under its event, and after the message is
+// redacted no posting of that event is left in any node's store; nothing
+// of the text is ever in the index's keys or values.
+func TestSearchIndexRedaction(t *testing.T) {
+	for _, enc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+			b := newBus(t, 6, 2)
+			room, _ := b.contentRoom(enc)
+			m := b.sendReq(1, api.SendReq{Room: room, Text: "Zebrafish quietly marching"})
+			keep := b.sendReq(1, api.SendReq{Room: room, Text: "zebrafish stays"})
+			b.drain()
+			for i := range 2 {
+				if n := postingsOf(t, b.locals[i], mustEventID(t, m)); n == 0 {
+					t.Fatalf("node %d has no postings of the message", i)
+				}
+			}
+			b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: m}))
+			b.drain()
+			for i := range 2 {
+				if n := postingsOf(t, b.locals[i], mustEventID(t, m)); n != 0 {
+					t.Fatalf("node %d keeps %d postings of the redacted message", i, n)
+				}
+				if n := postingsOf(t, b.locals[i], mustEventID(t, keep)); n == 0 {
+					t.Fatalf("node %d lost the postings of another message", i)
+				}
+				b.locals[i].Each(func(k, v []byte) {
+					if bytes.HasPrefix(k, []byte("s/")) && (bytes.Contains(k, []byte("ebrafish")) || bytes.Contains(v, []byte("ebrafish"))) {
+						t.Fatalf("node %d: the index holds text in %q", i, k)
+					}
+				})
+				if ids, _ := b.searchIDs(i, api.SearchReq{Room: room, Query: "zebrafish"}); !slices.Equal(ids, []string{keep}) {
+					t.Fatalf("node %d finds %v", i, ids)
+				}
+			}
+		})
+	}
+}
+
+func mustEventID(t *testing.T, s string) crdt.EventID {
+	t.Helper()
+	id, err := crdt.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestSearchIndexRebuild: a node that stopped cleanly keeps its index; one
+// whose index was lost or not closed (a crash) rebuilds it from the store
+// at start, messages decrypted in an encrypted room included; a search
+// that prefixes its last word finds the longer word.
+func TestSearchIndexRebuild(t *testing.T) {
+	b := newBus(t, 7, 2)
+	room, _ := b.contentRoom(true)
+	m := b.sendReq(0, api.SendReq{Room: room, Text: "the Internationale, sung"})
+	b.drain()
+	id := mustEventID(t, m)
+	restart := func() {
+		b.stop(1)
+		<-b.engines[1].stopped
+		if st, err := b.locals[1].GetLocal(indexStateName); err != nil || !bytes.Equal(st, []byte{indexFormat, indexClosed}) {
+			t.Fatalf("index state after a clean stop: %q %v", st, err)
+		}
+		b.start(1)
+	}
+	find := func(what string) {
+		t.Helper()
+		if ids, _ := b.searchIDs(1, api.SearchReq{Room: room, Query: "sung internat"}); !slices.Equal(ids, []string{m}) {
+			t.Fatalf("%s: search finds %v, want [%s]", what, ids, m)
+		}
+	}
+	find("before")
+	before := postingsOf(t, b.locals[1], id)
+	restart()
+	if n := postingsOf(t, b.locals[1], id); n != before {
+		t.Fatalf("a clean restart changed the postings: %d, was %d", n, before)
+	}
+	find("after a clean restart")
+
+	// A crash lost the index's writes: no posting, state left open.
+	b.stop(1)
+	<-b.engines[1].stopped
+	var ks [][]byte
+	b.locals[1].Each(func(k, _ []byte) {
+		if bytes.HasPrefix(k, indexPostings) {
+			ks = append(ks, bytes.Clone(k))
+		}
+	})
+	for _, k := range ks {
+		b.ok(b.locals[1].DeleteLocal(k))
+	}
+	b.ok(b.locals[1].PutLocal(indexStateName, []byte{indexFormat, indexOpen}))
+	b.start(1)
+	if n := postingsOf(t, b.locals[1], id); n != before {
+		t.Fatalf("rebuilt index: %d postings of the message, want %d", n, before)
+	}
+	find("after the rebuild")
 }

@@ -68,3 +68,32 @@ func (s *Store) ScanLocal(prefix []byte, fn func(k, v []byte) bool) error {
 		return nil
 	})
 }
+
+// WriteLocal applies many node-local writes in one badger write batch
+// (split over transactions as it grows; a crash may leave a prefix of it
+// applied). A delete is an ordinary one (a tombstone), not DeleteLocal's
+// DropPrefix, which costs a memtable flush per key: it is for values that
+// hold no plaintext, such as the search index's blind keys, whose older
+// copies may stay in the store's files until compaction.
+func (s *Store) WriteLocal(ws []crdt.LocalWrite) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, w := range ws {
+		var err error
+		if w.Delete {
+			err = wb.Delete(localKey(w.Key))
+		} else {
+			err = wb.Set(localKey(w.Key), w.Value)
+		}
+		if err != nil {
+			return fmt.Errorf("badgerstore: local write: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("badgerstore: local write: %w", err)
+	}
+	return nil
+}
