@@ -108,22 +108,29 @@ func (e *Engine) plainBody(rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
 // sender and room (badContent otherwise), and whether this node can read
 // it at all.
 func (e *Engine) contentOf(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
+	b, _, ok := e.contentDecoded(room, rc, ev)
+	return b, ok
+}
+
+// contentDecoded is contentOf, with the content decoded when it was (nil
+// for legacy and bad content).
+func (e *Engine) contentDecoded(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, *mimi.Content, bool) {
 	body, ok := e.plainBody(rc, ev)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	if len(body) > 0 && body[0]&0xe0 == 0xa0 { // a CBOR map: rooms.MessageBody
 		var b rooms.MessageBody
 		if rooms.DecodeBody(body, &b) != nil {
-			return badContent, true
+			return badContent, nil, true
 		}
-		return legacyContent(room, ev, b.Text), true
+		return legacyContent(room, ev, b.Text), nil, true
 	}
 	c, err := mimi.Decode(body)
 	if err != nil || c.SenderURI() != UserURI(ev.User) || c.RoomURI() != RoomURI(room) {
-		return badContent, true
+		return badContent, nil, true
 	}
-	return body, true
+	return body, c, true
 }
 
 // timelineOf returns rc's projection, rebuilding it when it was dropped or
@@ -173,8 +180,8 @@ func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *cr
 		l.kind = listMessage
 		if rc.room.Redacted(ev.ID) {
 			tl.proj.Redact(ev.ID)
-		} else if c, ok := e.contentOf(room, rc, ev); ok {
-			it.Content = c
+		} else if c, dc, ok := e.contentDecoded(room, rc, ev); ok {
+			it.Content, it.Decoded = c, dc
 		} else {
 			l.kind = listSealed
 		}

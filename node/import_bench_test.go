@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -56,7 +58,9 @@ func writeTelegramExport(tb testing.TB, dir string, n int) {
 // fresh node with an on-disk store, through the import/chat method, and
 // reports messages per second and the CPU-seconds (user and system, of
 // the whole process: the node's engine, store and gossip) one import took,
-// which mean more than wall time on a loaded machine.
+// which mean more than wall time on a loaded machine, and the live heap
+// after it (the node still open; PARLEY_BENCH_HEAPPROFILE=FILE writes a
+// heap profile there).
 func BenchmarkImportTelegram(b *testing.B) {
 	n := 100_000
 	if testing.Short() {
@@ -68,7 +72,7 @@ func BenchmarkImportTelegram(b *testing.B) {
 	src := b.TempDir()
 	writeTelegramExport(b, src, n)
 	var total time.Duration
-	var cpu float64
+	var cpu, live float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -93,6 +97,16 @@ func BenchmarkImportTelegram(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		live += float64(ms.HeapAlloc) / (1 << 20)
+		if f := os.Getenv("PARLEY_BENCH_HEAPPROFILE"); f != "" {
+			if w, err := os.Create(f); err == nil {
+				pprof.WriteHeapProfile(w)
+				w.Close()
+			}
+		}
 		if r.New != n {
 			b.Fatalf("imported %d new of %d", r.New, n)
 		}
@@ -106,4 +120,5 @@ func BenchmarkImportTelegram(b *testing.B) {
 	if processCPU() >= 0 {
 		b.ReportMetric(cpu/float64(b.N), "cpu-s")
 	}
+	b.ReportMetric(live/float64(b.N), "live-MB")
 }
