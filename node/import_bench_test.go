@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -71,6 +73,12 @@ func BenchmarkImportTelegram(b *testing.B) {
 	}
 	src := b.TempDir()
 	writeTelegramExport(b, src, n)
+	if os.Getenv("GOMEMLIMIT") == "" { // as the daemon does (cmd/parley)
+		ctx, stop := context.WithCancel(context.Background())
+		followed := make(chan struct{})
+		go func() { defer close(followed); FollowMemoryLimit(ctx, DaemonMemoryLimit) }()
+		defer func() { stop(); <-followed; debug.SetMemoryLimit(math.MaxInt64) }()
+	}
 	var total time.Duration
 	var cpu, live float64
 	b.ResetTimer()

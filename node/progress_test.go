@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
@@ -75,5 +76,28 @@ func TestImportProgress(t *testing.T) {
 			t.Fatalf("round %d: progress %d of %d (import %+v)", round, p.done.Load(), p.total.Load(), r)
 		}
 		req = api.ImportChatReq{Format: "telegram", Path: src, Room: r.Room} // the second adds nothing
+	}
+	// An archive's export counts the events read of the room's events, and
+	// its import the events taken in of the archive's.
+	out := filepath.Join(t.TempDir(), "room.car")
+	p := &progress{}
+	ex, err := nd.engine.export(ctx, api.ExportReq{Room: req.Room, Out: out}, nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Events < 120 || p.done.Load() != int64(ex.Events) || p.total.Load() != int64(ex.Events) {
+		t.Fatalf("export of %d events: progress %d of %d", ex.Events, p.done.Load(), p.total.Load())
+	}
+	path, a, err := readArchive(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &progress{}
+	im, err := nd.engine.importArchive(ctx, path, a, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.done.Load() != int64(im.Events) || p.total.Load() != int64(im.Events) || im.Events != ex.Events {
+		t.Fatalf("import of %d events: progress %d of %d", im.Events, p.done.Load(), p.total.Load())
 	}
 }
