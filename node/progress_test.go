@@ -10,6 +10,27 @@ import (
 	"github.com/parley-p2p/parley/api"
 )
 
+// serveTestNode opens and serves a node on loopback with an on-disk store
+// in a temporary home, until the test ends.
+func serveTestNode(t *testing.T) (*Node, context.Context) {
+	t.Helper()
+	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- nd.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+	<-nd.Ready()
+	return nd, ctx
+}
+
 // The progress table: bad or duplicate tokens count nothing, a token is
 // found while its operation runs and gone once it is retired, and the table
 // is bounded.
@@ -51,20 +72,7 @@ func TestProgressTable(t *testing.T) {
 func TestImportProgress(t *testing.T) {
 	src := t.TempDir()
 	writeTelegramExport(t, src, 120)
-	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- nd.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-nd.Ready()
+	nd, ctx := serveTestNode(t)
 	req := api.ImportChatReq{Format: "telegram", Path: src, Name: "Counted"}
 	for round := range 2 {
 		p := &progress{}

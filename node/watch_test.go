@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -126,20 +125,7 @@ func TestImportKeepsWatcher(t *testing.T) {
 	src := t.TempDir()
 	const n = 4500 // three batches of importChatBatch
 	writeTelegramExport(t, src, n)
-	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- nd.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-nd.Ready()
+	nd, ctx := serveTestNode(t)
 	ch, stop, err := nd.engine.Watch(ctx, "")
 	if err != nil {
 		t.Fatal(err)
