@@ -263,6 +263,13 @@ type WatchReq struct {
 // once the watcher is registered: whatever is accepted after it is streamed.
 const WatchReady = "ready"
 
+// WatchResync is the kind of a line that stands for items the stream left
+// out: the client fell behind (its buffer filled), or a bulk operation (an
+// import) changed the room too much to stream item by item. Room names the
+// room ("" for any). A client that shows state re-reads it after this line
+// (as after ready); the items it left out were all accepted before it.
+const WatchResync = "resync"
+
 // WatchItem is one line of the watch stream.
 type WatchItem struct {
 	Kind    string         `json:"kind"` // "ready" (first line), "event", "warning", "receipt", "typing", "presence" or "call"

@@ -15,6 +15,9 @@ type ExportReq struct {
 	Room    string `json:"room"`
 	Out     string `json:"out"`
 	NoMedia bool   `json:"no_media,omitempty"` // leave out the media blobs the messages reference
+	// Progress, when set, names this export for EpProgress while it runs
+	// (events read of the room's events).
+	Progress string `json:"progress,omitempty"`
 }
 
 // ExportResp answers EpExport.
@@ -28,6 +31,10 @@ type ExportResp struct {
 // absolute path on the daemon's machine.
 type ImportReq struct {
 	Path string `json:"path"`
+	// Progress, when set, names this import for EpProgress while it runs
+	// (events taken in of the archive's events; the total is 0 while the
+	// archive is read and verified).
+	Progress string `json:"progress,omitempty"`
 }
 
 // ImportResp answers EpImport: the archive's room and event count, and

@@ -7,7 +7,7 @@ package api
 // Endpoints of chat imports.
 var (
 	EpImportChat = endpoint[ImportChatReq, ImportChatResp]("import/chat", "Import another messenger's chat export into a room.")
-	EpProgress   = endpoint[ProgressReq, ProgressResp]("progress", "How far a running import has come.")
+	EpProgress   = endpoint[ProgressReq, ProgressResp]("progress", "How far a running import, export or media get has come.")
 )
 
 // ProgressReq names a running operation by the Progress token its request
@@ -16,8 +16,9 @@ type ProgressReq struct {
 	ID string `json:"id"`
 }
 
-// ProgressResp answers EpProgress: Done of Total units (messages for an
-// import); Total is 0 while it is not known yet.
+// ProgressResp answers EpProgress: Done of Total units (messages for a
+// chat import, events for an archive's export or import, octets for a
+// media get); Total is 0 while it is not known yet.
 type ProgressResp struct {
 	Done  int64 `json:"done"`
 	Total int64 `json:"total"`

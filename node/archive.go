@@ -33,13 +33,14 @@ const importBatch = 1000
 //
 // Media blobs are not archived by this method (Node.export adds them).
 func (e *Engine) Export(ctx context.Context, req api.ExportReq) (api.ExportResp, error) {
-	return e.export(ctx, req, nil)
+	return e.export(ctx, req, nil, nil)
 }
 
 // export writes the archive; media, when not nil, returns the media
 // blocks of the blobs the room's messages reference (by root CID), which
-// go into the archive too, and how many blobs they make.
-func (e *Engine) export(ctx context.Context, req api.ExportReq, media func(roots []string) ([]archive.Block, int, error)) (api.ExportResp, error) {
+// go into the archive too, and how many blobs they make. prog counts the
+// events read (nil: not counted).
+func (e *Engine) export(ctx context.Context, req api.ExportReq, media func(roots []string) ([]archive.Block, int, error), prog *progress) (api.ExportResp, error) {
 	out, err := absPath(req.Out, "output file")
 	if err != nil {
 		return api.ExportResp{}, err
@@ -74,10 +75,12 @@ func (e *Engine) export(ctx context.Context, req api.ExportReq, media func(roots
 	for _, it := range items {
 		want[it.ID] = true
 	}
+	prog.setTotal(len(items))
 	evs := make([]*crdt.Event, 0, len(items))
 	err = e.store.Scan(room, 0, func(s crdt.Stored) bool {
 		if want[s.Event.ID] {
 			evs = append(evs, s.Event)
+			prog.add(1)
 		}
 		return ctx.Err() == nil
 	})
@@ -115,7 +118,7 @@ func (e *Engine) Import(ctx context.Context, req api.ImportReq) (api.ImportResp,
 	if err != nil {
 		return api.ImportResp{}, err
 	}
-	return e.importArchive(ctx, path, a)
+	return e.importArchive(ctx, path, a, nil)
 }
 
 // readArchive reads and verifies the archive at the path a client sent.
@@ -153,9 +156,11 @@ func readArchiveFile(path string) (*archive.Archive, error) {
 	return a, nil
 }
 
-// importArchive merges the verified archive a (read from path).
-func (e *Engine) importArchive(ctx context.Context, path string, a *archive.Archive) (api.ImportResp, error) {
+// importArchive merges the verified archive a (read from path), counting
+// the events taken in in prog (nil: not counted).
+func (e *Engine) importArchive(ctx context.Context, path string, a *archive.Archive, prog *progress) (api.ImportResp, error) {
 	resp := api.ImportResp{Room: a.Room.String(), Events: len(a.Events)}
+	prog.setTotal(len(a.Events))
 	for start := 0; start < len(a.Events); start += importBatch {
 		batch := a.Events[start:min(start+importBatch, len(a.Events))]
 		err := e.do(ctx, func() error {
@@ -183,6 +188,7 @@ func (e *Engine) importArchive(ctx context.Context, path string, a *archive.Arch
 		if err != nil {
 			return api.ImportResp{}, fmt.Errorf("import into room %s after %d of %d events: %w", a.Room, start, len(a.Events), err)
 		}
+		prog.add(len(batch))
 	}
 	return resp, nil
 }

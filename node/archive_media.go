@@ -17,10 +17,12 @@ import (
 // export is the API method export: the archive with media unless
 // req.NoMedia.
 func (n *Node) export(ctx context.Context, req api.ExportReq) (api.ExportResp, error) {
+	p, done := n.progress.start(req.Progress)
+	defer done()
 	if req.NoMedia || n.media == nil {
-		return n.engine.export(ctx, req, nil)
+		return n.engine.export(ctx, req, nil, p)
 	}
-	return n.engine.export(ctx, req, n.media.ArchiveBlocks)
+	return n.engine.export(ctx, req, n.media.ArchiveBlocks, p)
 }
 
 // exportRoots lists the root CIDs of the blobs the room's messages
@@ -40,6 +42,8 @@ func (e *Engine) exportRoots(room crdt.RoomID, rc *roomCtl) []string {
 // importArchive is the API method import: the media blocks first (each
 // checked against its CID by the store), then the events.
 func (n *Node) importArchive(ctx context.Context, req api.ImportReq) (api.ImportResp, error) {
+	p, done := n.progress.start(req.Progress)
+	defer done()
 	path, a, err := readArchive(req.Path)
 	if err != nil {
 		return api.ImportResp{}, err
@@ -52,7 +56,7 @@ func (n *Node) importArchive(ctx context.Context, req api.ImportReq) (api.Import
 			return api.ImportResp{}, fmt.Errorf("store media block of %s: %w", path, err)
 		}
 	}
-	resp, err := n.engine.importArchive(ctx, path, a)
+	resp, err := n.engine.importArchive(ctx, path, a, p)
 	resp.Blocks = len(a.Media)
 	return resp, err
 }

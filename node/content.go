@@ -106,28 +106,37 @@ func (e *Engine) plainBody(rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
 // sender and room (badContent otherwise), and whether this node can read
 // it at all.
 func (e *Engine) contentOf(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, bool) {
+	b, _, ok := e.contentDecoded(room, rc, ev)
+	return b, ok
+}
+
+// contentDecoded is contentOf, with the content decoded when it was (nil
+// for legacy and bad content).
+func (e *Engine) contentDecoded(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, *mimi.Content, bool) {
 	body, ok := e.plainBody(rc, ev)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
-	return checkedContent(room, ev, body), true
+	b, c := checkedContent(room, ev, body)
+	return b, c, true
 }
 
 // checkedContent returns a readable message body as MIMI bytes checked to
-// name the event's sender and room, or badContent.
-func checkedContent(room crdt.RoomID, ev *crdt.Event, body []byte) []byte {
+// name the event's sender and room, or badContent, with the content
+// decoded when it was (nil for legacy and bad content).
+func checkedContent(room crdt.RoomID, ev *crdt.Event, body []byte) ([]byte, *mimi.Content) {
 	if len(body) > 0 && body[0]&0xe0 == 0xa0 { // a CBOR map: rooms.MessageBody
 		var b rooms.MessageBody
 		if rooms.DecodeBody(body, &b) != nil {
-			return badContent
+			return badContent, nil
 		}
-		return legacyContent(room, ev, b.Text)
+		return legacyContent(room, ev, b.Text), nil
 	}
 	c, err := mimi.Decode(body)
 	if err != nil || c.SenderURI() != UserURI(ev.User) || c.RoomURI() != RoomURI(room) {
-		return badContent
+		return badContent, nil
 	}
-	return body
+	return body, c
 }
 
 // timelineOf returns rc's projection, rebuilding it when it was dropped or
@@ -177,8 +186,8 @@ func (e *Engine) project(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, ev *cr
 		l.kind = listMessage
 		if rc.room.Redacted(ev.ID) {
 			tl.proj.Redact(ev.ID)
-		} else if c, ok := e.contentOf(room, rc, ev); ok {
-			it.Content = c
+		} else if c, dc, ok := e.contentDecoded(room, rc, ev); ok {
+			it.Content, it.Decoded = c, dc
 		} else {
 			l.kind = listSealed
 		}

@@ -195,14 +195,8 @@ func (e *Engine) warnAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 		}
 		e.warned[key] = true
 		for wt := range e.watchers {
-			if wt.dead || (wt.room != "" && wt.room != room) {
-				continue
-			}
-			select {
-			case wt.ch <- api.WatchItem{Kind: "warning", Room: room.String(), Warning: &w}:
-			default:
-				wt.dead = true
-				close(wt.ch)
+			if wt.room == "" || wt.room == room {
+				wt.put(api.WatchItem{Kind: "warning", Room: room.String(), Warning: &w})
 			}
 		}
 	}

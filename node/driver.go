@@ -43,9 +43,7 @@ func (e *Engine) Serve(ctx context.Context) error {
 		case <-ctx.Done():
 			e.closeIndex()
 			for w := range e.watchers {
-				if !w.dead { // a dead watcher's channel is closed already (deliver)
-					close(w.ch)
-				}
+				close(w.ch)
 			}
 			e.watchers = nil
 			return nil
@@ -221,17 +219,12 @@ func (e *Engine) landed(b crdt.Batch) bool {
 	return true
 }
 
-// deliver sends one item to the watchers of its room.
+// deliver sends one item to the watchers of its room (or, to one that is
+// behind, a resync item in its place: watcher.put).
 func (e *Engine) deliver(room crdt.RoomID, it api.WatchItem) {
 	for w := range e.watchers {
-		if w.dead || (w.room != "" && w.room != room) {
-			continue
-		}
-		select {
-		case w.ch <- it:
-		default:
-			w.dead = true // too slow: its stream ends with an error
-			close(w.ch)
+		if w.room == "" || w.room == room {
+			w.put(it)
 		}
 	}
 }

@@ -147,10 +147,39 @@ func (rc *roomCtl) countOrphans(from peer.ID, before int) {
 	}
 }
 
+// watcher is one Watch stream, owned by the engine goroutine. Its channel
+// keeps one slot free for a resync item (api.WatchResync): an item that
+// finds the rest full is left out, and a resync item follows it, unless
+// one that the watcher has not read yet is in the channel already. So a
+// slow watcher is never dropped, and it learns of every gap after the gap.
 type watcher struct {
-	room crdt.RoomID // zero: all
-	ch   chan api.WatchItem
-	dead bool
+	room     crdt.RoomID // zero: all
+	ch       chan api.WatchItem
+	sent     int // items sent into ch
+	resyncAt int // sent when the last resync item went in (0: none)
+}
+
+// watchBuffer is a watcher's channel capacity.
+const watchBuffer = 1024
+
+// takes reports whether the watcher takes an item now: false while its
+// channel is full up to the slot kept for a resync, and a resync it has
+// not read is waiting in it (which stands for the item).
+func (w *watcher) takes() bool {
+	return len(w.ch) < cap(w.ch)-1 || w.resyncAt <= w.sent-len(w.ch)
+}
+
+// put sends it, or leaves it out for a resync (takes).
+func (w *watcher) put(it api.WatchItem) {
+	switch {
+	case len(w.ch) < cap(w.ch)-1:
+		w.ch <- it
+		w.sent++
+	case w.resyncAt <= w.sent-len(w.ch): // no unread resync: the free slot takes one
+		w.ch <- api.WatchItem{Kind: api.WatchResync, Room: w.room.String()} // what it stands for may be of any room it watches
+		w.sent++
+		w.resyncAt = w.sent
+	}
 }
 
 // NewEngine loads every room the store holds and the preferences at
@@ -486,7 +515,7 @@ func commitError(err error) error {
 }
 
 func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
-	if len(e.watchers) == 0 {
+	if !e.watched(room) {
 		return
 	}
 	if e.held != nil {
@@ -499,6 +528,17 @@ func (e *Engine) notify(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	if it, ok := e.watchItem(room, rc, ev); ok {
 		e.emit(room, it)
 	}
+}
+
+// watched reports whether a watcher of room takes items now (so that no
+// item is made for watchers that would leave it out).
+func (e *Engine) watched(room crdt.RoomID) bool {
+	for w := range e.watchers {
+		if (w.room == "" || w.room == room) && w.takes() {
+			return true
+		}
+	}
+	return false
 }
 
 // emit hands one item to the watchers of its room, through the Ready.
@@ -901,7 +941,8 @@ func (e *Engine) RoomCount(ctx context.Context) (n int, syncing []string, err er
 	return n, syncing, err
 }
 
-// Watch registers a watcher; the channel closes when ctx ends or the watcher falls behind.
+// Watch registers a watcher; the channel closes when ctx ends. A watcher
+// that falls behind gets a resync item for what it missed (watcher).
 func (e *Engine) Watch(ctx context.Context, room string) (<-chan api.WatchItem, func(), error) {
 	var id crdt.RoomID
 	if room != "" {
@@ -910,13 +951,13 @@ func (e *Engine) Watch(ctx context.Context, room string) (<-chan api.WatchItem, 
 			return nil, nil, err
 		}
 	}
-	w := &watcher{room: id, ch: make(chan api.WatchItem, 1024)}
+	w := &watcher{room: id, ch: make(chan api.WatchItem, watchBuffer)}
 	if err := e.do(ctx, func() error { e.watchers[w] = struct{}{}; return nil }); err != nil {
 		return nil, nil, err
 	}
 	cancel := func() {
 		e.do(context.Background(), func() error {
-			if _, ok := e.watchers[w]; ok && !w.dead {
+			if _, ok := e.watchers[w]; ok {
 				close(w.ch)
 			}
 			delete(e.watchers, w)

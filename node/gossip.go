@@ -267,9 +267,19 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 // validator checks an event statelessly (R1, the room), then against the
 // room state this node holds (guard.go): Reject what is provably invalid
 // or refused, Ignore what it cannot judge yet, Accept the rest.
+//
+// A message from this node itself is accepted at once: pubsub hands the
+// validator the messages Serve publishes (from is then the local peer,
+// which no remote peer can be, connections being authenticated), and Serve
+// publishes only events given to Publish, which this node authored and
+// committed. Judging them again read every parent from the store
+// (docs/design.md, "Own gossip").
 func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
 	lim := newChainLimiter()
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
+		if from == g.self {
+			return pubsub.ValidationAccept
+		}
 		defer g.junkTime(threadCPU(), &res)
 		ev, err := crdt.Decode(m.Data)
 		if err != nil || ev.Room != room {

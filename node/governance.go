@@ -642,11 +642,8 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 			return errorf(api.KindUnavailable, "too many pending invites")
 		}
 		for w := range e.watchers {
-			if !w.dead && w.room == "" {
-				select {
-				case w.ch <- api.WatchItem{Kind: "invite", Room: room}:
-				default:
-				}
+			if w.room == "" {
+				w.put(api.WatchItem{Kind: "invite", Room: room})
 			}
 		}
 		return nil

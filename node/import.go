@@ -417,9 +417,7 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) err
 	e.held = held
 	err := e.add(room, rc, "", true, evs...)
 	e.held = nil
-	for _, n := range held.notes {
-		e.notify(n.room, n.rc, n.ev)
-	}
+	held.flush(e)
 	if err != nil {
 		return err
 	}
@@ -445,6 +443,30 @@ type heldNote struct {
 
 func (h *heldNotes) add(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	h.notes = append(h.notes, heldNote{room, rc, ev})
+}
+
+// heldItemsMax is how many held notifications are streamed item by item;
+// more become one resync item per room (api.WatchResync): a watcher could
+// not take a whole import batch (watchBuffer), and a client that shows the
+// room re-reads its latest page once rather than taking a page's worth
+// of items many times over.
+const heldItemsMax = 64
+
+// flush streams the held notifications to the watchers.
+func (h *heldNotes) flush(e *Engine) {
+	if len(h.notes) <= heldItemsMax {
+		for _, n := range h.notes {
+			e.notify(n.room, n.rc, n.ev)
+		}
+		return
+	}
+	seen := map[crdt.RoomID]bool{}
+	for _, n := range h.notes {
+		if !seen[n.room] && e.watched(n.room) {
+			e.emit(n.room, api.WatchItem{Kind: api.WatchResync, Room: n.room.String()})
+		}
+		seen[n.room] = true
+	}
 }
 
 // truncateText cuts s to at most n bytes on a rune boundary.

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -54,7 +58,11 @@ func writeTelegramExport(tb testing.TB, dir string, n int) {
 // BenchmarkImportTelegram: one iteration imports a generated Telegram
 // export of 100,000 messages (2,000 with -short) into a new room of a
 // fresh node with an on-disk store, through the import/chat method, and
-// reports messages per second.
+// reports messages per second and the CPU-seconds (user and system, of
+// the whole process: the node's engine, store and gossip) one import took,
+// which mean more than wall time on a loaded machine, and the live heap
+// after it (the node still open; PARLEY_BENCH_HEAPPROFILE=FILE writes a
+// heap profile there).
 func BenchmarkImportTelegram(b *testing.B) {
 	n := 100_000
 	if testing.Short() {
@@ -65,7 +73,14 @@ func BenchmarkImportTelegram(b *testing.B) {
 	}
 	src := b.TempDir()
 	writeTelegramExport(b, src, n)
+	if os.Getenv("GOMEMLIMIT") == "" { // as the daemon does (cmd/parley)
+		ctx, stop := context.WithCancel(context.Background())
+		followed := make(chan struct{})
+		go func() { defer close(followed); FollowMemoryLimit(ctx, DaemonMemoryLimit) }()
+		defer func() { stop(); <-followed; debug.SetMemoryLimit(math.MaxInt64) }()
+	}
 	var total time.Duration
+	var cpu, live float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -82,12 +97,23 @@ func BenchmarkImportTelegram(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), processCPU()
 		r, err := nd.importChat(ctx, api.ImportChatReq{Format: "telegram", Path: src})
 		total += time.Since(start)
+		cpu += processCPU() - cpu0
 		b.StopTimer()
 		if err != nil {
 			b.Fatal(err)
+		}
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		live += float64(ms.HeapAlloc) / (1 << 20)
+		if f := os.Getenv("PARLEY_BENCH_HEAPPROFILE"); f != "" {
+			if w, err := os.Create(f); err == nil {
+				pprof.WriteHeapProfile(w)
+				w.Close()
+			}
 		}
 		if r.New != n {
 			b.Fatalf("imported %d new of %d", r.New, n)
@@ -99,4 +125,8 @@ func BenchmarkImportTelegram(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "msgs/s")
+	if processCPU() >= 0 {
+		b.ReportMetric(cpu/float64(b.N), "cpu-s")
+	}
+	b.ReportMetric(live/float64(b.N), "live-MB")
 }

@@ -137,6 +137,9 @@ func (n *Node) keepMedia(ctx context.Context, gc <-chan time.Time) error {
 // and signals cannot, and each look rebuilds every room's state, so they do
 // not trigger one; the periodic recheck catches anything else.
 func mayChangeAvatars(it api.WatchItem) bool {
+	if it.Kind == api.WatchResync { // items were left out: any of them may have
+		return true
+	}
 	if it.Kind != "event" || it.Event == nil {
 		return false
 	}

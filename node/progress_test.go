@@ -4,10 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
 )
+
+// serveTestNode opens and serves a node on loopback with an on-disk store
+// in a temporary home, until the test ends.
+func serveTestNode(t *testing.T) (*Node, context.Context) {
+	t.Helper()
+	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- nd.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
+	<-nd.Ready()
+	return nd, ctx
+}
 
 // The progress table: bad or duplicate tokens count nothing, a token is
 // found while its operation runs and gone once it is retired, and the table
@@ -50,20 +72,7 @@ func TestProgressTable(t *testing.T) {
 func TestImportProgress(t *testing.T) {
 	src := t.TempDir()
 	writeTelegramExport(t, src, 120)
-	nd, err := Open(Config{Home: t.TempDir(), API: "127.0.0.1:0", Listen: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, NoDHT: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- nd.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-	}()
-	<-nd.Ready()
+	nd, ctx := serveTestNode(t)
 	req := api.ImportChatReq{Format: "telegram", Path: src, Name: "Counted"}
 	for round := range 2 {
 		p := &progress{}
@@ -75,5 +84,28 @@ func TestImportProgress(t *testing.T) {
 			t.Fatalf("round %d: progress %d of %d (import %+v)", round, p.done.Load(), p.total.Load(), r)
 		}
 		req = api.ImportChatReq{Format: "telegram", Path: src, Room: r.Room} // the second adds nothing
+	}
+	// An archive's export counts the events read of the room's events, and
+	// its import the events taken in of the archive's.
+	out := filepath.Join(t.TempDir(), "room.car")
+	p := &progress{}
+	ex, err := nd.engine.export(ctx, api.ExportReq{Room: req.Room, Out: out}, nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Events < 120 || p.done.Load() != int64(ex.Events) || p.total.Load() != int64(ex.Events) {
+		t.Fatalf("export of %d events: progress %d of %d", ex.Events, p.done.Load(), p.total.Load())
+	}
+	path, a, err := readArchive(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &progress{}
+	im, err := nd.engine.importArchive(ctx, path, a, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.done.Load() != int64(im.Events) || p.total.Load() != int64(im.Events) || im.Events != ex.Events {
+		t.Fatalf("import of %d events: progress %d of %d", im.Events, p.done.Load(), p.total.Load())
 	}
 }

@@ -158,9 +158,12 @@ func messageText(room crdt.RoomID, ev *crdt.Event, body []byte) (string, bool) {
 	if ev.Type != rooms.TypeMessage {
 		return "", false
 	}
-	mc, err := mimi.Decode(checkedContent(room, ev, body))
-	if err != nil {
-		return "", false
+	b, mc := checkedContent(room, ev, body)
+	if mc == nil { // legacy content is re-encoded as MIMI
+		var err error
+		if mc, err = mimi.Decode(b); err != nil {
+			return "", false
+		}
 	}
 	return mimi.Summary(mc), true
 }

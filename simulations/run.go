@@ -37,6 +37,10 @@ type RunOptions struct {
 	Seed     uint64    // 0 = the scenario's
 	Out      string    // output directory; "" = none
 	Progress io.Writer // progress lines (a bar on a terminal); nil = quiet
+	// Step, when set, is given the traffic phase's progress in virtual
+	// time (and a note: messages published, coverage) instead of bar lines
+	// on Progress: the command draws its own bar.
+	Step func(done, total time.Duration, note string)
 	// T runs the simulation in this test's synctest bubble. Inside a test
 	// binary virtual time needs it; without it a test binary runs in real time.
 	T *testing.T
@@ -729,13 +733,14 @@ func (s *sim) say(format string, args ...any) {
 	}
 }
 
-// tick prints a progress bar line every tenth of the traffic phase (virtual).
+// tick prints a progress bar line every tenth of the traffic phase
+// (virtual), or gives Step the progress at every tick.
 func (s *sim) tick(final bool) {
 	if s.opts.Progress == nil || s.t0.IsZero() {
 		return
 	}
 	total := s.sc.Duration.D()
-	if !final && time.Since(s.progress) < total/10 {
+	if !final && time.Since(s.progress) < total/10 && s.opts.Step == nil {
 		return
 	}
 	s.progress = time.Now()
@@ -746,6 +751,10 @@ func (s *sim) tick(final bool) {
 	cov := 1.0
 	if exp > 0 {
 		cov = float64(del) / float64(exp)
+	}
+	if s.opts.Step != nil {
+		s.opts.Step(el, total, fmt.Sprintf("published %d  coverage %.1f%%", pub, 100*cov))
+		return
 	}
 	fmt.Fprintf(s.opts.Progress, "[%s] %5.1fs/%gs virtual  published %d  coverage %.1f%%\n", bar, el.Seconds(), total.Seconds(), pub, 100*cov)
 }

@@ -94,9 +94,20 @@ func TestGossipSmallVirtual(t *testing.T) {
 func TestPartitionHealSmallVirtual(t *testing.T) {
 	sc := small(t, "partition-heal", 12, 14*time.Second)
 	sc.Partitions = []Partition{{At: Duration(3 * time.Second), Heal: Duration(9 * time.Second), Groups: 2}}
-	rep, err := Run(context.Background(), sc, RunOptions{T: t})
+	var steps int
+	var last, total time.Duration
+	step := func(d, tot time.Duration, note string) { // the command's bar (cmd/parley simProgress)
+		if d < last || note == "" {
+			t.Errorf("step %v of %v after %v, note %q", d, tot, last, note)
+		}
+		steps, last, total = steps+1, d, tot
+	}
+	rep, err := Run(context.Background(), sc, RunOptions{T: t, Progress: testWriter{t}, Step: step})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if steps < 2 || total != 14*time.Second || last != total {
+		t.Fatalf("progress: %d steps, last %v of %v (want the end of 14 s)", steps, last, total)
 	}
 	if rep.Completeness != 1 || rep.ConvergenceMS == nil {
 		t.Fatalf("completeness %v, convergence %v, warnings %v", rep.Completeness, rep.ConvergenceMS, rep.Warnings)

@@ -53,8 +53,11 @@ func runExport(c *cli, args []string) error {
 		})
 	}
 	var r api.ExportResp
-	return call(c, api.EpExport, api.ExportReq{Room: room, Out: path, NoMedia: *noMedia}, &r, func(w io.Writer) {
-		fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
+	req := api.ExportReq{Room: room, Out: path, NoMedia: *noMedia}
+	return c.withProgress("export", false, c.daemonProgress(&req.Progress), func() error {
+		return callLong(c, api.EpExport, req, &r, func(w io.Writer) {
+			fmt.Fprintf(w, "exported %d events and %d blobs of %s to %s\n", r.Events, r.Blobs, r.Room, path)
+		})
 	})
 }
 
@@ -84,8 +87,11 @@ func runImport(c *cli, args []string) error {
 			return c.usagef("--room, --name and --channel go with --from")
 		}
 		var r api.ImportResp
-		return call(c, api.EpImport, api.ImportReq{Path: path}, &r, func(w io.Writer) {
-			fmt.Fprintf(w, "imported %s: %d events, %d new, %d media blocks\n", r.Room, r.Events, r.New, r.Blocks)
+		req := api.ImportReq{Path: path}
+		return c.withProgress("import", false, c.daemonProgress(&req.Progress), func() error {
+			return callLong(c, api.EpImport, req, &r, func(w io.Writer) {
+				fmt.Fprintf(w, "imported %s: %d events, %d new, %d media blocks\n", r.Room, r.Events, r.New, r.Blocks)
+			})
 		})
 	}
 	if !slices.Contains(importers.Formats, *from) {
@@ -101,15 +107,14 @@ func runImport(c *cli, args []string) error {
 		}
 	}
 	var r api.ImportChatResp
-	poll := c.daemonProgress(&req.Progress)
-	return c.withProgress("import", false, poll, func() error {
+	return c.withProgress("import", false, c.daemonProgress(&req.Progress), func() error {
 		return c.importChat(req, &r)
 	})
 }
 
 // importChat asks the daemon for a chat import and prints its counts.
 func (c *cli) importChat(req api.ImportChatReq, r *api.ImportChatResp) error {
-	return call(c, api.EpImportChat, req, r, func(w io.Writer) {
+	return callLong(c, api.EpImportChat, req, r, func(w io.Writer) {
 		fmt.Fprintf(w, "imported %s export into %s: %d messages, %d new, %d already imported, %d edits, %d files (%d not in the export), %d entries skipped\n",
 			req.Format, r.Room, r.Messages, r.New, r.Existing, r.Edits, r.Media, r.MediaMissing, len(r.Skipped))
 		for _, s := range r.Skipped {

@@ -169,6 +169,13 @@ func runWatch(c *cli, args []string) error {
 		if req.Room == "" {
 			prefix = "[" + short(item.Room) + "] "
 		}
+		if item.Kind == api.WatchResync {
+			if item.Room == "" {
+				prefix = ""
+			}
+			_, err := fmt.Fprintf(c.stdout, "%s(more events than shown here: see 'parley history')\n", prefix)
+			return err
+		}
 		if item.MentionsMe {
 			prefix += "(mentions you) "
 		}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -127,9 +126,6 @@ func runDaemon(c *cli, args []string) error {
 		return fmt.Errorf("bad --api address %q: want HOST:PORT such as %s", *api, node.DefaultAPI)
 	}
 
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(node.DaemonMemoryLimit)
-	}
 	home := c.home()
 	n, err := node.Open(node.Config{
 		Home:           home,
@@ -157,6 +153,9 @@ func runDaemon(c *cli, args []string) error {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if os.Getenv("GOMEMLIMIT") == "" {
+		go node.FollowMemoryLimit(ctx, node.DaemonMemoryLimit)
+	}
 	defer stop()
 	go func() {
 		<-ctx.Done()

@@ -19,6 +19,11 @@ import (
 // callTimeout bounds one request/response call to the daemon.
 const callTimeout = 2 * time.Minute
 
+// longCallTimeout bounds a call whose work grows with the data (export,
+// import, media get): a history of 100,000 messages takes minutes on a
+// busy machine, and Ctrl-C ends the wait sooner.
+const longCallTimeout = 2 * time.Hour
+
 // client finds the daemon of this home.
 func (c *cli) client() (*api.Client, error) {
 	cl, err := api.NewClient(c.home())
@@ -31,16 +36,26 @@ func (c *cli) client() (*api.Client, error) {
 // call invokes endpoint ep. With --json it prints the daemon's answer as
 // is, on one line; otherwise it decodes the answer into resp and calls human.
 func call[Req, Resp any](c *cli, ep api.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
+	return callWithin(c, callTimeout, ep, req, resp, human)
+}
+
+// callLong is call for the methods whose work grows with the data
+// (longCallTimeout).
+func callLong[Req, Resp any](c *cli, ep api.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
+	return callWithin(c, longCallTimeout, ep, req, resp, human)
+}
+
+func callWithin[Req, Resp any](c *cli, limit time.Duration, ep api.Endpoint[Req, Resp], req Req, resp *Resp, human func(w io.Writer)) error {
 	cl, err := c.client()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, limit)
 	defer cancel()
 	raw, err := ep.CallRaw(ctx, cl, req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("the daemon of %s did not answer within %v (see its log)", c.home(), callTimeout)
+			return fmt.Errorf("the daemon of %s did not answer within %v (see its log)", c.home(), limit)
 		}
 		return c.explain(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,6 +37,8 @@ type progressBar struct {
 	w      io.Writer
 	label  string
 	bytes  bool // amounts are bytes (else items)
+	millis bool // amounts are milliseconds, shown as seconds (sim run's virtual time)
+	note   string
 	done   int64
 	total  int64 // 0: unknown
 	start  time.Time
@@ -70,6 +73,28 @@ func (p *progressBar) Set(done, total int64) {
 		p.drawn = t
 		p.draw()
 	}
+}
+
+// Note sets a short text shown after the amounts (drawn with the next Set).
+func (p *progressBar) Note(s string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.note = s
+}
+
+// Line prints a line of text above the bar (the bar is drawn again below
+// it), so that messages and the bar do not mix.
+func (p *progressBar) Line(s string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\r\x1b[K%s\n", escapeTerm(s, false))
+	p.draw()
 }
 
 // Finish draws the final state and ends the line.
@@ -118,12 +143,22 @@ func (p *progressBar) draw() {
 	if s := el.Seconds(); s >= 0.5 && p.done > 0 {
 		rate = "  " + p.fmt(int64(float64(p.done)/s)) + "/s"
 	}
-	fmt.Fprintf(p.w, "\r\x1b[K%s [%s] %s%s  %s", escapeTerm(p.label, false), bar, amount, rate, el.Truncate(100*time.Millisecond))
+	if p.millis { // a rate of virtual seconds per second says little
+		rate = ""
+	}
+	note := ""
+	if p.note != "" {
+		note = "  " + escapeTerm(p.note, false)
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s [%s] %s%s%s  %s", escapeTerm(p.label, false), bar, amount, rate, note, el.Truncate(100*time.Millisecond))
 }
 
 func (p *progressBar) fmt(n int64) string {
-	if p.bytes {
+	switch {
+	case p.bytes:
 		return fmtBytes(n)
+	case p.millis:
+		return fmt.Sprintf("%.1fs", float64(n)/1000)
 	}
 	return fmt.Sprint(n)
 }
@@ -248,41 +283,20 @@ func growingTemp(dir, prefix, final string, start time.Time) func() (int64, int6
 	}
 }
 
-// lineRewriter shows a stream of progress lines on a terminal: lines that
-// start with '[' (bars) replace each other in place, the others stay.
-type lineRewriter struct {
-	w       io.Writer
-	buf     []byte
-	openBar bool
+// barLines is an io.Writer of whole lines that go above a bar (Line).
+type barLines struct {
+	bar *progressBar
+	buf []byte
 }
 
-func (l *lineRewriter) Write(b []byte) (int, error) {
+func (l *barLines) Write(b []byte) (int, error) {
 	l.buf = append(l.buf, b...)
 	for {
-		i := strings.IndexByte(string(l.buf), '\n')
+		i := bytes.IndexByte(l.buf, '\n')
 		if i < 0 {
 			return len(b), nil
 		}
-		line := string(l.buf[:i])
+		l.bar.Line(string(l.buf[:i]))
 		l.buf = l.buf[i+1:]
-		if strings.HasPrefix(line, "[") {
-			fmt.Fprintf(l.w, "\r\x1b[K%s", line)
-			l.openBar = true
-			continue
-		}
-		if l.openBar {
-			fmt.Fprint(l.w, "\n")
-			l.openBar = false
-		}
-		fmt.Fprintln(l.w, line)
 	}
-}
-
-// Close ends an open bar line.
-func (l *lineRewriter) Close() error {
-	if l.openBar {
-		fmt.Fprint(l.w, "\n")
-		l.openBar = false
-	}
-	return nil
 }

@@ -105,21 +105,39 @@ func TestProgressNotATerminal(t *testing.T) {
 		t.Errorf("withProgress off a terminal: ran %v err %v stderr %q", ran, err, eb.String())
 	}
 	// sim run: no progress writer off a terminal or with --json.
-	if w, _ := simProgress(f, false); w != nil {
+	if w, step, _ := simProgress(f, false); w != nil || step != nil {
 		t.Errorf("sim progress into a file")
 	}
 }
 
-// TestLineRewriter: bar lines replace each other, other lines stay.
-func TestLineRewriter(t *testing.T) {
+// TestBarLines: lines written to a sim's progress go above the bar, which
+// is drawn again below each; the bar shows virtual seconds and its note.
+func TestBarLines(t *testing.T) {
 	var b bytes.Buffer
-	lr := &lineRewriter{w: &b}
-	lr.Write([]byte("setting up 5 nodes\n[==  ] 1s\n[===="))
-	lr.Write([]byte("] 2s\ndone\n[=] x\n"))
-	lr.Close()
-	want := "setting up 5 nodes\n\r\x1b[K[==  ] 1s\r\x1b[K[====] 2s\ndone\n\r\x1b[K[=] x\n"
-	if b.String() != want {
-		t.Errorf("got %q\nwant %q", b.String(), want)
+	bar := newProgressBar(&b, "sim", false, fakeClock(time.Second))
+	bar.millis = true
+	lw := &barLines{bar: bar}
+	bar.Note("published 3")
+	bar.Set(1500, 6000)
+	lw.Write([]byte("setting up 5 no"))
+	lw.Write([]byte("des\n"))
+	bar.Finish()
+	out := b.String()
+	parts := strings.Split(out, "\r\x1b[K")
+	if len(parts) != 5 {
+		t.Fatalf("want a bar, a line, the bar again and the final bar: %q", out)
+	}
+	if !strings.HasPrefix(parts[1], "sim [======                  ]  25% 1.5s/6.0s  published 3  ") {
+		t.Errorf("bar %q", parts[1])
+	}
+	if parts[2] != "setting up 5 nodes\n" {
+		t.Errorf("line %q", parts[2])
+	}
+	if strings.Contains(parts[1], "/s ") {
+		t.Errorf("a rate of virtual seconds: %q", parts[1])
+	}
+	if !strings.HasPrefix(parts[4], "sim [========================] 100% 6.0s/6.0s") || !strings.HasSuffix(out, "\n") {
+		t.Errorf("final %q", parts[4])
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parley-p2p/parley/simulations"
 )
@@ -72,7 +73,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "parley: --real-time is for the mocknet backend (netns always runs in real time)")
 				return 2
 			}
-			prog, done := simProgress(stderr, *asJSON)
+			prog, _, done := simProgress(stderr, *asJSON)
 			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog})
 			done()
 			if errors.Is(err, context.Canceled) {
@@ -107,8 +108,8 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				}
 			}()
 		}
-		prog, done := simProgress(stderr, *asJSON)
-		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, RealTime: *real})
+		prog, step, done := simProgress(stderr, *asJSON)
+		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real})
 		done()
 		if err != nil {
 			fmt.Fprintf(stderr, "parley: simulation %s: %v\n", sc.Name, err)
@@ -222,13 +223,18 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	return 0
 }
 
-// simProgress is where a simulation writes its progress: on a terminal (and
-// without --json) its bar lines replace each other in place; elsewhere
-// nothing is written. done ends an open bar line.
-func simProgress(stderr io.Writer, asJSON bool) (io.Writer, func()) {
+// simProgress is where a simulation shows its progress: on a terminal (and
+// without --json) a bar of virtual time (the one renderer, progress.go)
+// and, above it, the simulation's messages; elsewhere nothing. step feeds
+// the bar; done ends its line.
+func simProgress(stderr io.Writer, asJSON bool) (lines io.Writer, step func(done, total time.Duration, note string), done func()) {
 	if asJSON || !isTerminal(stderr) {
-		return nil, func() {}
+		return nil, nil, func() {}
 	}
-	lr := &lineRewriter{w: stderr}
-	return lr, func() { lr.Close() }
+	bar := newProgressBar(stderr, "sim", false, time.Now)
+	bar.millis = true
+	return &barLines{bar: bar}, func(d, t time.Duration, note string) {
+		bar.Note(note)
+		bar.Set(d.Milliseconds(), t.Milliseconds())
+	}, bar.Finish
 }

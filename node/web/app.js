@@ -198,6 +198,7 @@ function onItem(it) {
   if (it.kind === 'typing') return onTyping(it);
   if (it.kind === 'presence') return onPresence(it);
   if (it.kind === 'call') return onCallSignal(it);
+  if (it.kind === 'resync') return onResync(it.room);
   if (it.kind === 'receipt') {
     if (S.tl && S.tl.room === room) moveReceipt(it.user, it.read);
     return;
@@ -232,6 +233,14 @@ function onItem(it) {
     }
     if (ev.sender) clearTyping(room, ev.sender);
   }
+}
+
+// onResync re-reads what a resync item stands for (items the stream left
+// out, all accepted before it): the room list, and the open room's latest
+// page when it is that room (or any room).
+async function onResync(room) {
+  await refreshRooms();
+  if (S.current && (!room || room === S.current)) await resyncTimeline();
 }
 
 function onTyping(it) {

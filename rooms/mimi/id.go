@@ -59,6 +59,10 @@ func (c *Content) Marshal() ([]byte, MessageID, error) {
 	return b, id, err
 }
 
+// IDOver returns the ID of c, given encoded, the bytes c was decoded from
+// (MessageIDOf without decoding them again).
+func (c *Content) IDOver(encoded []byte) (MessageID, error) { return c.idOver(encoded) }
+
 func (c *Content) idOver(encoded []byte) (MessageID, error) {
 	sender, ok1 := c.Extensions.Text(KeySenderURI)
 	room, ok2 := c.Extensions.Text(KeyRoomURI)

@@ -34,6 +34,8 @@ type Item struct {
 	Device  crdt.DeviceID
 	TS      int64 // display only; never used for ordering
 	Content []byte
+	// Decoded, when not nil, is Content decoded (by mimi.Decode) already.
+	Decoded *mimi.Content
 }
 
 // Pos returns the item's position.
@@ -203,14 +205,21 @@ func (p *Projection) Add(it Item) {
 	}
 	e := &entry{Item: it}
 	if it.Content != nil {
-		id, c, err := mimi.MessageIDOf(it.Content)
+		var id mimi.MessageID
+		var err error
+		c := it.Decoded
+		if c != nil {
+			id, err = c.IDOver(it.Content)
+		} else {
+			id, c, err = mimi.MessageIDOf(it.Content)
+		}
 		if c == nil {
 			e.bad = true
 		} else { // err may be mimi.ErrNoURIs: a message without an ID
 			e.c, e.kind, e.known = c, c.Kind(), true
 			e.mid, e.hasMID = id, err == nil
 		}
-		e.Content = nil // decoded; the bytes are not needed again
+		e.Content, e.Decoded = nil, nil // decoded; the bytes are not needed again
 	}
 	if p.redacted[it.ID] {
 		e.strip()
