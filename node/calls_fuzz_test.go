@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // FuzzCallBody: a call event body decodes strictly or not at all; what
@@ -53,15 +54,25 @@ func FuzzCallSignal(f *testing.F) {
 	defer stop()
 	dev1 := b.idents[1].Device.Public()
 	cid := bytes.Repeat([]byte{1}, callIDLen)
+	kem0 := b.engines[0].kr.recRaw
 	for _, s := range []*callSig{
-		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0"},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0", KEM: kem0},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpCandidate, Candidate: `{"candidate":""}`},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpHangup},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpState, Muted: true},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpAnswer},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0"},
 		{ID: cid[:2], ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpHangup},
 	} {
-		f.Add(rooms.Encode(ephBody{Kind: ephKindCall, Call: s}), false)
+		// Sealed to node 1's device, as a sender does; the fuzzer varies
+		// the box (and so reaches the decoder only through seeds).
+		box, err := e2ee.SealToDevice(id, b.idents[0].Device.Public(), e1.kr.rec, rooms.Encode(s))
+		b.ok(err)
+		f.Add(rooms.Encode(ephBody{Kind: ephKindCall, CallBox: &callBox{To: dev1[:], Sealed: box}}), false)
 	}
+	_, err = e1.CallStart(b.ctx, api.CallStartReq{Room: room}) // node 0 learns its key
+	b.ok(err)
+	b.drain()
 	_, sealed, err := e0.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: strings.Repeat("0a", 16), ToUser: b.user(1), ToDevice: dev1.String(), Op: api.CallOpHangup})
 	b.ok(err)
 	f.Add(sealed, true)
@@ -82,7 +93,7 @@ func FuzzCallSignal(f *testing.F) {
 				t.Fatalf("watcher got %+v", s)
 			}
 			switch s.Op {
-			case api.CallOpOffer, api.CallOpAnswer, api.CallOpCandidate, api.CallOpHangup, api.CallOpDecline:
+			case api.CallOpOffer, api.CallOpAnswer, api.CallOpCandidate, api.CallOpHangup, api.CallOpDecline, api.CallOpState:
 			default:
 				t.Fatalf("watcher got op %q", s.Op)
 			}
