@@ -30,7 +30,17 @@ import (
 const callInit = `(() => {
 	window.__pcs = [];
 	const PC = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends PC { constructor(...a) { super(...a); window.__pcs.push(this); } };
+	window.__ev = [];
+	const ev = (pc, what) => window.__ev.push([Math.round(performance.now()), window.__pcs.indexOf(pc), what]);
+	window.RTCPeerConnection = class extends PC { constructor(...a) { super(...a); window.__pcs.push(this); ev(this, 'new');
+		this.addEventListener('iceconnectionstatechange', () => ev(this, 'ice ' + this.iceConnectionState));
+		this.addEventListener('connectionstatechange', () => ev(this, 'conn ' + this.connectionState));
+		this.addEventListener('icegatheringstatechange', () => ev(this, 'gather ' + this.iceGatheringState));
+		this.addEventListener('track', (e) => ev(this, 'track ' + e.track.kind)); } };
+	for (const m of ['setRemoteDescription', 'setLocalDescription', 'createOffer', 'createAnswer', 'addIceCandidate']) {
+		const f = PC.prototype[m];
+		PC.prototype[m] = async function (...a) { ev(this, m + (a[0] && a[0].type ? ' ' + a[0].type : '') + ' >'); try { return await f.apply(this, a); } finally { ev(this, m + ' <'); } };
+	}
 	window.__tones = 0;
 	const start = OscillatorNode.prototype.start;
 	OscillatorNode.prototype.start = function (...a) { window.__tones++; return start.apply(this, a); };
@@ -352,6 +362,23 @@ func TestWebCall(t *testing.T) {
 				var tr []string
 				br.eval(fmt.Sprintf(`performance.getEntriesByType('resource').filter(e => e.name.includes('/v1/') && performance.timeOrigin + e.startTime >= %f - 50).map(e => e.name.split('/v1/')[1] + ' ' + Math.round(performance.timeOrigin + e.startTime - %f) + '+' + Math.round(e.duration))`, t0, t0), &tr)
 				t.Logf("%s trace: %v", br.name, tr)
+			}
+			t.Logf("t0 %d", int64(t0))
+			for _, br := range []*browser{alice, bob} {
+				var evs []string
+				br.eval(fmt.Sprintf(`window.__ev.filter(e => performance.timeOrigin + e[0] >= %f - 50).map(e => Math.round(performance.timeOrigin + e[0] - %f) + ' pc' + e[1] + ' ' + e[2])`, t0, t0), &evs)
+				t.Logf("%s events: %v", br.name, evs)
+			}
+			for _, d := range []*daemon{a, b} {
+				for _, l := range strings.Split(d.log.String(), "\n") {
+					if strings.HasPrefix(l, "calltrace") {
+						f := strings.Fields(l)
+						at, _ := strconv.ParseInt(f[len(f)-3], 10, 64)
+						if at >= int64(t0)-100 {
+							t.Logf("%s %s rel %d", d.name, l, at-int64(t0))
+						}
+					}
+				}
 			}
 		}
 		alice.role("button", "Hang up", false).click()
