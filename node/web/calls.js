@@ -215,10 +215,19 @@ export function onCallEvent(room, ev) {
 export async function onCallSignal(it) {
   const s = it.call_signal;
   const A = C.active;
+  // Another device of this user declined the call ringing here.
+  if (s && s.op === 'decline' && s.from_user === app.me().user) {
+    if (C.ring && C.ring.call === s.call) stopRinging();
+    return;
+  }
   if (!s || !A || A.id !== s.call || A.room !== it.room) return;
   const key = keyOf(s.from_user, s.from_device);
   if (key === myKey()) return;
   if (s.op === 'decline') return onDecline(A, s);
+  if (s.op === 'state') {
+    A.states.set(key, { muted: !!s.muted, videoOff: !!s.video_off });
+    return renderStage();
+  }
   if (s.op === 'hangup') {
     A.gone.add(key);
     const p = A.peers.get(key);
@@ -313,9 +322,9 @@ async function onDecline(A, s) {
 
 // ---- peers ----
 
-function newPeer(A, user, device) {
+function newPeer(A, user, device, warmPC = null) {
   const key = keyOf(user, device);
-  const pc = new RTCPeerConnection({ iceServers: A.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  const pc = warmPC || new RTCPeerConnection({ iceServers: A.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   const p = { key, user, device, pc, makingOffer: false, out: Promise.resolve(), stream: new MediaStream(),
     audio: null, video: null, remoteSDP: '', verified: false, created: Date.now(), connectedOnce: false, cands: [], failedSince: 0, frames: 0, videoOn: false, speaking: false, tile: null };
   A.peers.set(key, p);
@@ -341,6 +350,7 @@ function newPeer(A, user, device) {
       }
       A.ever = true;
       tune(A);
+      if (A.muted || camState(A)) sendState(A, p);
     } else if (st === 'failed' || st === 'disconnected') {
       if (!p.failedSince) p.failedSince = Date.now();
     }
@@ -377,17 +387,60 @@ async function attachLocal(A, p) {
   }
 }
 
+// attachTracks puts this device's current tracks on a peer's senders
+// (the media may come after the session was set up).
+async function attachTracks(A, p) {
+  for (const [t, track] of [[p.audio, A.mic], [p.video, sentVideo(A)]]) {
+    if (!t || t.currentDirection === 'stopped' || t.sender.track === (track || null)) continue;
+    try { await t.sender.replaceTrack(track || null); } catch { /* closed */ }
+  }
+}
+
+// camState says whether this device's camera is off in a call that has
+// one (a voice call's missing camera is not news to the others).
+const camState = (A) => !!A.cam && A.camOff && !A.screen;
+
+// sendState tells a peer whether this device is muted and its camera off.
+function sendState(A, p) {
+  send(A, p, 'state', { muted: A.muted, video_off: camState(A) });
+}
+
 // sentVideo is the video track this device sends: the screen while shared,
 // else the camera (null in a voice call until the camera is turned on).
 function sentVideo(A) {
   return A.screen || (A.camOff ? null : A.cam);
 }
 
-// offerTo opens a session to a participant: this device offers.
+// offerTo opens a session to a participant: this device offers (with the
+// session prepared while the call rang, when it is to the caller).
 async function offerTo(user, device) {
   const A = C.active;
   const key = keyOf(user, device);
-  if (!A || A.peers.has(key) || key === myKey()) return;
+  if (!A || A.peers.has(key) || A.offering.has(key) || key === myKey()) return;
+  const W = A.warm;
+  if (W && W.user === user && W.device === device) {
+    A.warm = null;
+    A.offering.add(key);
+    const sdp = await W.ready;
+    A.offering.delete(key);
+    if (C.active !== A || A.peers.has(key)) return closeWarm(W);
+    if (sdp) {
+      // No await from here to the last send: the offer leaves first, then
+      // the candidates gathered so far, then the new ones.
+      const p = newPeer(A, user, device, W.pc);
+      p.audio = W.audio;
+      p.video = W.video;
+      send(A, p, 'offer', { sdp });
+      for (const c of W.cands) {
+        p.cands.push(c);
+        send(A, p, 'candidate', { candidate: c });
+      }
+      resendOffer(A, p, sdp);
+      attachTracks(A, p);
+      return;
+    }
+    closeWarm(W);
+  }
   const p = newPeer(A, user, device);
   p.audio = p.pc.addTransceiver(A.mic || 'audio', { direction: 'sendrecv', streams: [A.local] });
   p.video = p.pc.addTransceiver(sentVideo(A) || 'video', { direction: 'sendrecv', streams: [A.local] });
@@ -513,59 +566,94 @@ function askNotifications() {
   if (window.Notification && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
 }
 
-// prepare gets the microphone (and camera) and the ICE servers for a call
-// this tab starts or joins; null: it cannot.
-async function prepare(room, video) {
-  if (C.active) {
-    app.toast('You are in a call already');
-    return null;
-  }
-  askNotifications();
-  audio();
-  try {
-    const [local, ice] = await Promise.all([media(video), iceServers(room)]);
-    return { local, ice };
-  } catch (e) {
-    app.toast(`No microphone: ${e.message}`);
-    return null;
+// prewarm prepares, while a call rings, the session this device will
+// offer to the caller: ICE servers, the peer connection with its two
+// transceivers, the offer and its local candidates. Nothing is sent, and no
+// microphone or camera is opened, before Accept.
+function prewarm(room, user, device) {
+  const W = { user, device, pc: null, audio: null, video: null, stream: new MediaStream(), cands: [], ice: [], closed: false, ready: null };
+  W.ready = (async () => {
+    W.ice = await iceServers(room);
+    if (W.closed) return null;
+    const pc = new RTCPeerConnection({ iceServers: W.ice, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    W.pc = pc;
+    pc.onicecandidate = (e) => W.cands.push(JSON.stringify(e.candidate ? e.candidate.toJSON() : { candidate: '' }));
+    W.audio = pc.addTransceiver('audio', { direction: 'sendrecv', streams: [W.stream] });
+    W.video = pc.addTransceiver('video', { direction: 'sendrecv', streams: [W.stream] });
+    preferCodecs(W.video);
+    await pc.setLocalDescription(await pc.createOffer());
+    if (W.closed) return null;
+    return pc.localDescription.sdp;
+  })().catch(() => null);
+  return W;
+}
+
+function closeWarm(W) {
+  if (!W) return;
+  W.closed = true;
+  if (W.pc) {
+    W.pc.onicecandidate = null;
+    W.pc.close();
   }
 }
 
-// startCall starts a call in the room (or joins the one running there).
+// getMedia opens the microphone (and camera); it runs while the call is
+// set up, and the tracks join the sessions when they come.
+function getMedia(video) {
+  askNotifications();
+  audio();
+  return media(video);
+}
+
+// startCall starts a call in the room (or joins the one running there):
+// the call event, the ICE servers and the microphone and camera at once.
 async function startCall(room, video) {
-  const got = await prepare(room, video);
-  if (!got) return;
-  const { local, ice } = got;
+  if (C.active) return app.toast('You are in a call already');
+  const local = getMedia(video);
+  local.catch(() => {});
   let res;
+  let ice;
   try {
-    res = await api('call.start', { room, video });
+    [res, ice] = await Promise.all([api('call.start', { room, video }), iceServers(room)]);
   } catch (e) {
-    stopTracks(local);
+    local.then(stopTracks, () => {});
     return app.toast(e.message);
   }
+  if (C.active) return local.then(stopTracks, () => {});
   await enterCall(room, res.call, video, local, ice, true);
 }
 
-// joinCall joins a running call.
+// joinCall joins a running call: call.join, the offers to the participants
+// known (the caller of a ringing call with the offer prepared while it
+// rang) and the microphone and camera, all at once.
 async function joinCall(room, run) {
-  if (!C.active) stopRinging();
-  const got = await prepare(room, run.video);
-  if (!got) return;
-  const { local, ice } = got;
-  // The offers to the participants known go out while the join is
-  // authored.
-  await enterCall(room, run.call, run.video, local, ice, false, run.participants, api('call.join', { room, call: run.call }));
+  if (C.active) return app.toast('You are in a call already');
+  const R = C.ring;
+  const warm = R && R.call === run.call ? R.warm : null;
+  if (R) R.warm = null;
+  stopRinging();
+  const joined = api('call.join', { room, call: run.call });
+  joined.catch(() => {});
+  const local = getMedia(run.video);
+  local.catch(() => {});
+  const ice = warm ? await warm.ready.then(() => warm.ice) : await iceServers(room);
+  if (C.active) {
+    closeWarm(warm);
+    return local.then(stopTracks, () => {});
+  }
+  await enterCall(room, run.call, run.video, local, ice, false, run.participants, joined, warm);
 }
 
 // enterCall makes this tab a participant of a call it started or joined,
 // and offers to every participant known (known: the ones already known,
-// such as the caller of a ringing call, offered to at once).
-async function enterCall(room, id, video, local, ice, starter, known = [], joined = null) {
+// such as the caller of a ringing call, offered to at once). local is the
+// promise of the microphone (and camera).
+async function enterCall(room, id, video, local, ice, starter, known = [], joined = null, warm = null) {
   const A = {
-    room, id, video, local, iceServers: ice, starter,
-    mic: local.getAudioTracks()[0] || null, cam: local.getVideoTracks()[0] || null, screen: null, screenStream: null,
-    muted: false, camOff: !local.getVideoTracks().length,
-    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(),
+    room, id, video, local: warm ? warm.stream : new MediaStream(), iceServers: ice, starter, warm,
+    mic: null, cam: null, screen: null, screenStream: null, media: false,
+    muted: false, camOff: !video,
+    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(), states: new Map(), offering: new Set(),
     startedAt: Date.now(), connectedAt: 0, ever: false, stage: null, self: null,
   };
   C.active = A;
@@ -575,6 +663,25 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
     A.members.set(keyOf(p.user, p.device), p);
     offerTo(p.user, p.device);
   }
+  if (A.warm && !known.some((p) => p.user === A.warm.user && p.device === A.warm.device)) {
+    closeWarm(A.warm);
+    A.warm = null;
+  }
+  local.then((s) => {
+    if (C.active !== A) return stopTracks(s);
+    for (const t of s.getTracks()) A.local.addTrack(t);
+    A.mic = s.getAudioTracks()[0] || null;
+    A.cam = s.getVideoTracks()[0] || null;
+    A.camOff = !A.cam;
+    A.media = true;
+    if (A.mic) A.mic.enabled = !A.muted;
+    for (const p of A.peers.values()) attachTracks(A, p);
+    renderStage();
+  }, (e) => {
+    if (C.active !== A) return;
+    app.toast(`No microphone: ${e.message}`);
+    hangUp(true);
+  });
   if (joined) {
     try {
       await joined;
@@ -592,7 +699,11 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
   if (C.active !== A) return;
   if (info) {
     A.members = new Map(info.participants.map((p) => [keyOf(p.user, p.device), p]));
-    for (const p of info.participants) offerTo(p.user, p.device);
+    // The joiner offers: a call this device started is offered to by those
+    // who joined it (an offer back would only cross theirs).
+    if (!(starter && info.started_by === app.me().user)) {
+      for (const p of info.participants) offerTo(p.user, p.device);
+    }
   }
   const others = [...A.members.keys()].filter((k) => k !== myKey());
   if (starter && others.length === 0) {
@@ -613,6 +724,7 @@ async function hangUp(tellPeers = true) {
   if (!A) return;
   C.active = null;
   ringer.stop();
+  closeWarm(A.warm);
   const bye = [];
   for (const p of A.peers.values()) {
     if (tellPeers) bye.push(send(A, p, 'hangup'));
@@ -640,6 +752,7 @@ function toggleMute() {
   const A = C.active;
   A.muted = !A.muted;
   if (A.mic) A.mic.enabled = !A.muted;
+  for (const p of A.peers.values()) sendState(A, p);
   renderStage();
 }
 
@@ -651,8 +764,10 @@ async function toggleCamera() {
     A.camOff = !A.camOff;
     A.cam.enabled = !A.camOff;
     if (!A.screen) await sendVideo(A, sentVideo(A));
+    for (const p of A.peers.values()) sendState(A, p);
     return renderStage();
   }
+  if (!A.media) return; // the camera is on its way
   // A voice call: turn the camera on.
   let s;
   try {
@@ -663,6 +778,7 @@ async function toggleCamera() {
   A.local.addTrack(A.cam);
   A.camOff = false;
   if (!A.screen) await sendVideo(A, A.cam);
+  for (const p of A.peers.values()) sendState(A, p);
   renderStage();
 }
 
@@ -722,7 +838,7 @@ function incoming(room, ev) {
       h('button', { class: 'round-btn decline', type: 'button', 'aria-label': 'Decline', title: 'Decline', onclick: () => decline(room, c.call) }, icon('hangup')),
       h('button', { class: 'round-btn accept', type: 'button', 'aria-label': 'Accept', title: 'Accept', onclick: () => joinCall(room, run) }, icon(c.video ? 'video' : 'phone'))));
   document.body.append(el);
-  C.ring = { call: c.call, room, el, note: null, timer: setTimeout(stopRinging, RING_MS) };
+  C.ring = { call: c.call, room, el, note: null, timer: setTimeout(stopRinging, RING_MS), warm: prewarm(room, ev.sender, c.device) };
   ringer.start('in');
   if (document.hidden && window.Notification && Notification.permission === 'granted') {
     try {
@@ -738,6 +854,7 @@ function stopRinging() {
   if (!R) return;
   C.ring = null;
   clearTimeout(R.timer);
+  closeWarm(R.warm);
   R.el.remove();
   if (R.note) R.note.close();
   if (ringer.kind === 'in') ringer.stop();
@@ -883,7 +1000,9 @@ function renderStage() {
     p.tile.el.classList.toggle('no-video', !p.videoOn);
     p.tile.el.classList.toggle('speaking', p.speaking);
     p.tile.el.classList.toggle('connecting', p.pc.connectionState !== 'connected');
-    setLabel(p.tile.label, nameIn(A, p.key, p.user), false);
+    const st = A.states.get(p.key);
+    setLabel(p.tile.label, nameIn(A, p.key, p.user), !!(st && st.muted));
+    p.tile.el.classList.toggle('muted', !!(st && st.muted));
   }
   // Controls.
   A.btnMute.setAttribute('aria-pressed', String(A.muted));
@@ -921,8 +1040,10 @@ function renderPeople() {
   }
   for (const p of A.peers.values()) {
     const st = p.pc.connectionState;
+    const ms = A.states.get(p.key);
+    const what = [ms && ms.muted ? 'Muted' : '', ms && ms.videoOff ? 'Camera off' : ''].filter(Boolean);
     rows.set(p.key, { user: p.user, name: nameIn(A, p.key, p.user),
-      note: st === 'connected' ? (p.verified ? 'Connected · verified' : 'Connected') : st === 'failed' ? 'Connection lost' : 'Connecting…' });
+      note: [st === 'connected' ? (p.verified ? 'Connected · verified' : 'Connected') : st === 'failed' ? 'Connection lost' : 'Connecting…', ...what].join(' · ') });
   }
   const key = JSON.stringify([...rows]);
   if (key === A.peopleKey) return;
