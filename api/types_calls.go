@@ -122,4 +122,7 @@ type CallDialReq struct {
 	Video  bool   `json:"video,omitempty"`
 	Send   string `json:"send,omitempty"`
 	Record string `json:"record,omitempty"`
+	// SendVideo is an absolute path to a VP8 video (an IVF file) sent in a
+	// loop in a video call; without it, the daemon sends a test pattern.
+	SendVideo string `json:"send_video,omitempty"`
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,7 +275,11 @@ func TestWebCall(t *testing.T) {
 		b.eval(fmt.Sprintf(`window.__pcs.filter(pc => pc.connectionState !== 'closed').every(pc => pc.getSenders().some(s => s.track && s.track.kind === %q && s.track.enabled && s.track.readyState === 'live'))`, kind), &on)
 		return on
 	}
-	for _, c := range []struct{ button, kind string }{{"Mute microphone", "audio"}, {"Turn camera off", "video"}} {
+	// Bob's Participants list says what Alice's toggles do (state signals).
+	shown := func(note string) string {
+		return fmt.Sprintf(`[...document.querySelectorAll('[aria-label=Participants] li')].some(li => li.textContent.includes('Alice') && li.textContent.includes(%q))`, note)
+	}
+	for _, c := range []struct{ button, kind, note string }{{"Mute microphone", "audio", "Muted"}, {"Turn camera off", "video", "Camera off"}} {
 		if p := alice.pressed(c.button); p != "false" || !sent(alice, c.kind) {
 			t.Fatalf("%s: aria-pressed %q before pressing, %s sent %v", c.button, p, c.kind, sent(alice, c.kind))
 		}
@@ -283,6 +288,7 @@ func TestWebCall(t *testing.T) {
 		if sent(alice, c.kind) {
 			t.Fatalf("%s is pressed and %s still goes out", c.button, c.kind)
 		}
+		bob.ok("Bob sees Alice "+c.note, shown(c.note))
 		if c.kind == "audio" {
 			alice.screenshot("call-muted-alice")
 		}
@@ -291,6 +297,7 @@ func TestWebCall(t *testing.T) {
 		if !sent(alice, c.kind) {
 			t.Fatalf("%s released and %s does not go out", c.button, c.kind)
 		}
+		bob.ok("Bob no longer sees Alice "+c.note, "!"+shown(c.note))
 	}
 	if p := alice.pressed("Share screen"); p != "false" {
 		t.Fatalf("Share screen: aria-pressed %q before pressing", p)
@@ -344,6 +351,7 @@ func TestWebCall(t *testing.T) {
 		const b = d && d.querySelector('button[aria-label="Accept"]'); if (b && !b.__pressed) { b.__pressed = true; b.click(); } })
 		.observe(document.body, { childList: true, subtree: true })`, nil)
 	var setup []float64
+	loadBefore := loadAvg()
 	for i := 0; i < runs; i++ {
 		start := alice.role("button", "Start video call", false)
 		start.call(`function(){ window.__t0 = performance.now(); window.__t1 = 0;
@@ -364,6 +372,11 @@ func TestWebCall(t *testing.T) {
 				t.Logf("%s trace: %v", br.name, tr)
 			}
 			t.Logf("t0 %d", int64(t0))
+			for _, br := range []*browser{alice, bob} {
+				var evs []string
+				br.eval(fmt.Sprintf(`window.__ev.filter(e => performance.timeOrigin + e[0] >= %f - 50).map(e => Math.round(performance.timeOrigin + e[0] - %f) + ' pc' + e[1] + ' ' + e[2])`, t0, t0), &evs)
+				t.Logf("%s events: %v", br.name, evs)
+			}
 			for _, br := range []*browser{alice, bob} {
 				var evs []string
 				br.eval(fmt.Sprintf(`window.__ev.filter(e => performance.timeOrigin + e[0] >= %f - 50).map(e => Math.round(performance.timeOrigin + e[0] - %f) + ' pc' + e[1] + ' ' + e[2])`, t0, t0), &evs)
@@ -391,11 +404,35 @@ func TestWebCall(t *testing.T) {
 		s := slices.Clone(setup)
 		slices.Sort(s)
 		pct := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
-		t.Logf("call setup, Start pressed to the first remote video frame, %d runs (ms): %v; p50 %.0f ms, p90 %.0f ms", runs, roundMS(setup), pct(0.5), pct(0.9))
+		load := max(loadBefore, loadAvg())
+		t.Logf("call setup, Start pressed to the first remote video frame, %d runs (ms): %v; p50 %.0f ms, p90 %.0f ms (load average %.1f on %d cores)", runs, roundMS(setup), pct(0.5), pct(0.9), load, runtime.NumCPU())
+		// Issue 12's bound holds on a quiet machine; on a loaded one
+		// (other builds and browsers sharing the cores) the browsers'
+		// own work stretches every step, and the figure is only logged.
+		switch {
+		case load > float64(runtime.NumCPU()):
+			t.Logf("the machine is loaded: p50 not held to 1 s")
+		case pct(0.5) >= 1000:
+			t.Errorf("call setup p50 %.0f ms on a quiet machine (load %.1f): want under 1 s", pct(0.5), load)
+		}
 	}
 
 	alice.checkClean(baseA)
 	bob.checkClean(baseB)
+}
+
+// loadAvg is the machine's 1-minute load average (0 where unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 func roundMS(v []float64) []int {
@@ -624,4 +661,57 @@ func TestWebGroupCallWithCLIPeers(t *testing.T) {
 	noCalls(t, a, room)
 	alice.checkClean(baseA)
 	bob.checkClean(baseB)
+}
+
+// TestWebCallCLIVideo: a `parley call --video` peer sends video: the
+// browser decodes frames of its test pattern (getStats framesDecoded
+// growing) and hears its audio, and the daemon records the browser's VP8
+// video.
+func TestWebCallCLIVideo(t *testing.T) {
+	if chromiumPath() == "" {
+		t.Skip("no Chromium found (install the chromium package, or set PARLEY_CHROMIUM): browser tests skipped")
+	}
+	a, b, room := webCallPair(t, "Cam", "Studio")
+	rec := filepath.Join(t.TempDir(), "rec")
+	if err := os.Mkdir(rec, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.run("", "call", room, "--send", "a.wav", "--send", "b.wav"); r.code != 2 || !strings.Contains(r.stderr, "one audio file") {
+		t.Fatalf("two audio files: %v", r)
+	}
+	alice, base := callBrowser(t, a, "alice", room)
+	alice.role("button", "Start video call", false).click()
+	alice.role("region", "Call", false)
+	eventually(t, convergeTimeout, "b sees the call", func() error {
+		var r api.CallsResp
+		b.must(&r, "calls", room)
+		if len(r.Calls) != 1 {
+			return fmt.Errorf("calls %+v", r)
+		}
+		return nil
+	})
+	var c api.CallResp
+	b.must(&c, "call", room, "--video", "--record", rec)
+	alice.participants("Alice", "Cam")
+	alice.waitMedia(1) // audio and video, decoded frames growing
+	eventually(t, convergeTimeout, "a video recording of the browser", func() error {
+		fs, _ := filepath.Glob(filepath.Join(rec, "*.ivf"))
+		if len(fs) != 1 {
+			return fmt.Errorf("files %v", fs)
+		}
+		st, err := os.Stat(fs[0])
+		if err != nil {
+			return err
+		}
+		if st.Size() < 20000 {
+			return fmt.Errorf("%s: %d bytes", fs[0], st.Size())
+		}
+		return nil
+	})
+	alice.screenshot("call-cli-video-alice")
+	b.must(nil, "call", "hangup", room)
+	alice.noCall()
+	alice.article("Call ended")
+	noCalls(t, a, room)
+	alice.checkClean(base)
 }
