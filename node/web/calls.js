@@ -421,10 +421,13 @@ async function offerTo(user, device) {
   if (W && W.user === user && W.device === device) {
     A.warm = null;
     A.offering.add(key);
-    const sdp = await W.ready;
+    let sdp = await W.ready;
     A.offering.delete(key);
     if (C.active !== A || A.peers.has(key)) return closeWarm(W);
     if (sdp) {
+      // The description now also lists the candidates gathered while it
+      // rang (the browser adds them), so ICE can start with the answer.
+      sdp = W.pc.localDescription.sdp;
       // No await from here to the last send: the offer leaves first, then
       // the candidates gathered so far, then the new ones.
       const p = newPeer(A, user, device, W.pc);
