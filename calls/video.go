@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -29,17 +27,9 @@ func openVideo(path string) (*source, error) {
 	if path == "" {
 		return patternSource(), nil
 	}
-	f, err := os.Open(path)
+	b, err := readSendFile(path, "video", ErrVideo)
 	if err != nil {
-		return nil, fmt.Errorf("open video file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxSendFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read video file: %w", err)
-	}
-	if len(b) > maxSendFile {
-		return nil, fmt.Errorf("%w: video file over %d MiB", ErrVideo, maxSendFile>>20)
+		return nil, err
 	}
 	return ivfSource(b)
 }

@@ -174,7 +174,19 @@ func (b *browser) participants(names ...string) {
 // noCall waits until the page shows no call screen.
 func (b *browser) noCall() {
 	b.t.Helper()
-	b.ok("the call screen is gone", `!document.querySelector('[role=region][aria-label="Call"]') && window.__pcs.every(pc => pc.connectionState === 'closed')`)
+	b.poll("the call screen is gone and every peer connection closed", func(ctx context.Context) error {
+		var st struct {
+			Screen bool
+			PCs    []string
+		}
+		if err := evalJS(ctx, `({ Screen: !!document.querySelector('[role=region][aria-label="Call"]'), PCs: window.__pcs.map(pc => pc.connectionState + '/' + pc.signalingState) })`, &st); err != nil {
+			return err
+		}
+		if st.Screen || slices.ContainsFunc(st.PCs, func(s string) bool { return !strings.HasPrefix(s, "closed/") }) {
+			return fmt.Errorf("call screen %v, peer connections %v", st.Screen, st.PCs)
+		}
+		return nil
+	})
 }
 
 // pressed is a call control's aria-pressed.
