@@ -322,9 +322,9 @@ async function onDecline(A, s) {
 
 // ---- peers ----
 
-function newPeer(A, user, device, warmPC = null) {
+function newPeer(A, user, device) {
   const key = keyOf(user, device);
-  const pc = warmPC || new RTCPeerConnection({ iceServers: A.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+  const pc = new RTCPeerConnection({ iceServers: A.iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
   const p = { key, user, device, pc, makingOffer: false, out: Promise.resolve(), stream: new MediaStream(),
     audio: null, video: null, remoteSDP: '', verified: false, created: Date.now(), connectedOnce: false, cands: [], failedSince: 0, frames: 0, videoOn: false, speaking: false, tile: null };
   A.peers.set(key, p);
@@ -387,15 +387,6 @@ async function attachLocal(A, p) {
   }
 }
 
-// attachTracks puts this device's current tracks on a peer's senders
-// (the media may come after the session was set up).
-async function attachTracks(A, p) {
-  for (const [t, track] of [[p.audio, A.mic], [p.video, sentVideo(A)]]) {
-    if (!t || t.currentDirection === 'stopped' || t.sender.track === (track || null)) continue;
-    try { await t.sender.replaceTrack(track || null); } catch { /* closed */ }
-  }
-}
-
 // camState says whether this device's camera is off in a call that has
 // one (a voice call's missing camera is not news to the others).
 const camState = (A) => !!A.cam && A.camOff && !A.screen;
@@ -411,39 +402,11 @@ function sentVideo(A) {
   return A.screen || (A.camOff ? null : A.cam);
 }
 
-// offerTo opens a session to a participant: this device offers (with the
-// session prepared while the call rang, when it is to the caller).
+// offerTo opens a session to a participant: this device offers.
 async function offerTo(user, device) {
   const A = C.active;
   const key = keyOf(user, device);
-  if (!A || A.peers.has(key) || A.offering.has(key) || key === myKey()) return;
-  const W = A.warm;
-  if (W && W.user === user && W.device === device) {
-    A.warm = null;
-    A.offering.add(key);
-    let sdp = await W.ready;
-    A.offering.delete(key);
-    if (C.active !== A || A.peers.has(key)) return closeWarm(W);
-    if (sdp) {
-      // The description now also lists the candidates gathered while it
-      // rang (the browser adds them), so ICE can start with the answer.
-      sdp = W.pc.localDescription.sdp;
-      // No await from here to the last send: the offer leaves first, then
-      // the candidates gathered so far, then the new ones.
-      const p = newPeer(A, user, device, W.pc);
-      p.audio = W.audio;
-      p.video = W.video;
-      send(A, p, 'offer', { sdp });
-      for (const c of W.cands) {
-        p.cands.push(c);
-        send(A, p, 'candidate', { candidate: c });
-      }
-      resendOffer(A, p, sdp);
-      attachTracks(A, p);
-      return;
-    }
-    closeWarm(W);
-  }
+  if (!A || A.peers.has(key) || key === myKey()) return;
   const p = newPeer(A, user, device);
   p.audio = p.pc.addTransceiver(A.mic || 'audio', { direction: 'sendrecv', streams: [A.local] });
   p.video = p.pc.addTransceiver(sentVideo(A) || 'video', { direction: 'sendrecv', streams: [A.local] });
@@ -569,94 +532,59 @@ function askNotifications() {
   if (window.Notification && Notification.permission === 'default') Notification.requestPermission().catch(() => {});
 }
 
-// prewarm prepares, while a call rings, the session this device will
-// offer to the caller: ICE servers, the peer connection with its two
-// transceivers, the offer and its local candidates. Nothing is sent, and no
-// microphone or camera is opened, before Accept.
-function prewarm(room, user, device) {
-  const W = { user, device, pc: null, audio: null, video: null, stream: new MediaStream(), cands: [], ice: [], closed: false, ready: null };
-  W.ready = (async () => {
-    W.ice = await iceServers(room);
-    if (W.closed) return null;
-    const pc = new RTCPeerConnection({ iceServers: W.ice, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
-    W.pc = pc;
-    pc.onicecandidate = (e) => W.cands.push(JSON.stringify(e.candidate ? e.candidate.toJSON() : { candidate: '' }));
-    W.audio = pc.addTransceiver('audio', { direction: 'sendrecv', streams: [W.stream] });
-    W.video = pc.addTransceiver('video', { direction: 'sendrecv', streams: [W.stream] });
-    preferCodecs(W.video);
-    await pc.setLocalDescription(await pc.createOffer());
-    if (W.closed) return null;
-    return pc.localDescription.sdp;
-  })().catch(() => null);
-  return W;
-}
-
-function closeWarm(W) {
-  if (!W) return;
-  W.closed = true;
-  if (W.pc) {
-    W.pc.onicecandidate = null;
-    W.pc.close();
+// prepare gets the microphone (and camera) and the ICE servers for a call
+// this tab starts or joins; null: it cannot.
+async function prepare(room, video) {
+  if (C.active) {
+    app.toast('You are in a call already');
+    return null;
   }
-}
-
-// getMedia opens the microphone (and camera); it runs while the call is
-// set up, and the tracks join the sessions when they come.
-function getMedia(video) {
   askNotifications();
   audio();
-  return media(video);
+  try {
+    const [local, ice] = await Promise.all([media(video), iceServers(room)]);
+    return { local, ice };
+  } catch (e) {
+    app.toast(`No microphone: ${e.message}`);
+    return null;
+  }
 }
 
-// startCall starts a call in the room (or joins the one running there):
-// the call event, the ICE servers and the microphone and camera at once.
+// startCall starts a call in the room (or joins the one running there).
 async function startCall(room, video) {
-  if (C.active) return app.toast('You are in a call already');
-  const local = getMedia(video);
-  local.catch(() => {});
+  const got = await prepare(room, video);
+  if (!got) return;
+  const { local, ice } = got;
   let res;
-  let ice;
   try {
-    [res, ice] = await Promise.all([api('call.start', { room, video }), iceServers(room)]);
+    res = await api('call.start', { room, video });
   } catch (e) {
-    local.then(stopTracks, () => {});
+    stopTracks(local);
     return app.toast(e.message);
   }
-  if (C.active) return local.then(stopTracks, () => {});
   await enterCall(room, res.call, video, local, ice, true);
 }
 
-// joinCall joins a running call: call.join, the offers to the participants
-// known (the caller of a ringing call with the offer prepared while it
-// rang) and the microphone and camera, all at once.
+// joinCall joins a running call.
 async function joinCall(room, run) {
-  if (C.active) return app.toast('You are in a call already');
-  const R = C.ring;
-  const warm = R && R.call === run.call ? R.warm : null;
-  if (R) R.warm = null;
-  stopRinging();
-  const joined = api('call.join', { room, call: run.call });
-  joined.catch(() => {});
-  const local = getMedia(run.video);
-  local.catch(() => {});
-  const ice = warm ? await warm.ready.then(() => warm.ice) : await iceServers(room);
-  if (C.active) {
-    closeWarm(warm);
-    return local.then(stopTracks, () => {});
-  }
-  await enterCall(room, run.call, run.video, local, ice, false, run.participants, joined, warm);
+  if (!C.active) stopRinging();
+  const got = await prepare(room, run.video);
+  if (!got) return;
+  const { local, ice } = got;
+  // The offers to the participants known go out while the join is
+  // authored.
+  await enterCall(room, run.call, run.video, local, ice, false, run.participants, api('call.join', { room, call: run.call }));
 }
 
 // enterCall makes this tab a participant of a call it started or joined,
 // and offers to every participant known (known: the ones already known,
-// such as the caller of a ringing call, offered to at once). local is the
-// promise of the microphone (and camera).
-async function enterCall(room, id, video, local, ice, starter, known = [], joined = null, warm = null) {
+// such as the caller of a ringing call, offered to at once).
+async function enterCall(room, id, video, local, ice, starter, known = [], joined = null) {
   const A = {
-    room, id, video, local: warm ? warm.stream : new MediaStream(), iceServers: ice, starter, warm,
-    mic: null, cam: null, screen: null, screenStream: null, media: false,
-    muted: false, camOff: !video,
-    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(), states: new Map(), offering: new Set(),
+    room, id, video, local, iceServers: ice, starter,
+    mic: local.getAudioTracks()[0] || null, cam: local.getVideoTracks()[0] || null, screen: null, screenStream: null,
+    muted: false, camOff: !local.getVideoTracks().length,
+    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(), states: new Map(),
     startedAt: Date.now(), connectedAt: 0, ever: false, stage: null, self: null,
   };
   C.active = A;
@@ -666,25 +594,6 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
     A.members.set(keyOf(p.user, p.device), p);
     offerTo(p.user, p.device);
   }
-  if (A.warm && !known.some((p) => p.user === A.warm.user && p.device === A.warm.device)) {
-    closeWarm(A.warm);
-    A.warm = null;
-  }
-  local.then((s) => {
-    if (C.active !== A) return stopTracks(s);
-    for (const t of s.getTracks()) A.local.addTrack(t);
-    A.mic = s.getAudioTracks()[0] || null;
-    A.cam = s.getVideoTracks()[0] || null;
-    A.camOff = !A.cam;
-    A.media = true;
-    if (A.mic) A.mic.enabled = !A.muted;
-    for (const p of A.peers.values()) attachTracks(A, p);
-    renderStage();
-  }, (e) => {
-    if (C.active !== A) return;
-    app.toast(`No microphone: ${e.message}`);
-    hangUp(true);
-  });
   if (joined) {
     try {
       await joined;
@@ -702,11 +611,7 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
   if (C.active !== A) return;
   if (info) {
     A.members = new Map(info.participants.map((p) => [keyOf(p.user, p.device), p]));
-    // The joiner offers: a call this device started is offered to by those
-    // who joined it (an offer back would only cross theirs).
-    if (!(starter && info.started_by === app.me().user)) {
-      for (const p of info.participants) offerTo(p.user, p.device);
-    }
+    for (const p of info.participants) offerTo(p.user, p.device);
   }
   const others = [...A.members.keys()].filter((k) => k !== myKey());
   if (starter && others.length === 0) {
@@ -727,7 +632,6 @@ async function hangUp(tellPeers = true) {
   if (!A) return;
   C.active = null;
   ringer.stop();
-  closeWarm(A.warm);
   const bye = [];
   for (const p of A.peers.values()) {
     if (tellPeers) bye.push(send(A, p, 'hangup'));
@@ -770,7 +674,6 @@ async function toggleCamera() {
     for (const p of A.peers.values()) sendState(A, p);
     return renderStage();
   }
-  if (!A.media) return; // the camera is on its way
   // A voice call: turn the camera on.
   let s;
   try {
@@ -841,7 +744,7 @@ function incoming(room, ev) {
       h('button', { class: 'round-btn decline', type: 'button', 'aria-label': 'Decline', title: 'Decline', onclick: () => decline(room, c.call) }, icon('hangup')),
       h('button', { class: 'round-btn accept', type: 'button', 'aria-label': 'Accept', title: 'Accept', onclick: () => joinCall(room, run) }, icon(c.video ? 'video' : 'phone'))));
   document.body.append(el);
-  C.ring = { call: c.call, room, el, note: null, timer: setTimeout(stopRinging, RING_MS), warm: prewarm(room, ev.sender, c.device) };
+  C.ring = { call: c.call, room, el, note: null, timer: setTimeout(stopRinging, RING_MS) };
   ringer.start('in');
   if (document.hidden && window.Notification && Notification.permission === 'granted') {
     try {
@@ -857,7 +760,6 @@ function stopRinging() {
   if (!R) return;
   C.ring = null;
   clearTimeout(R.timer);
-  closeWarm(R.warm);
   R.el.remove();
   if (R.note) R.note.close();
   if (ringer.kind === 'in') ringer.stop();
