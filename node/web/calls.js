@@ -611,7 +611,11 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
   if (C.active !== A) return;
   if (info) {
     A.members = new Map(info.participants.map((p) => [keyOf(p.user, p.device), p]));
-    for (const p of info.participants) offerTo(p.user, p.device);
+    // The joiner offers: a call this device started is offered to by those
+    // who joined it (an offer back would only cross theirs).
+    if (!(starter && info.started_by === app.me().user)) {
+      for (const p of info.participants) offerTo(p.user, p.device);
+    }
   }
   const others = [...A.members.keys()].filter((k) => k !== myKey());
   if (starter && others.length === 0) {
