@@ -24,6 +24,7 @@ const (
 	CallOpCandidate = "candidate"
 	CallOpHangup    = "hangup"
 	CallOpDecline   = "decline" // sent by call.decline only
+	CallOpState     = "state"   // the sender's microphone and camera: Muted, VideoOff
 )
 
 // Call timeline actions (CallEvent.Action).
@@ -62,6 +63,8 @@ type CallSignalReq struct {
 	Op        string `json:"op"`
 	SDP       string `json:"sdp,omitempty"`
 	Candidate string `json:"candidate,omitempty"`
+	Muted     bool   `json:"muted,omitempty"`     // op state
+	VideoOff  bool   `json:"video_off,omitempty"` // op state: the camera is off
 }
 
 // CallSignal is a signalling message addressed to this device (watch items
@@ -73,6 +76,8 @@ type CallSignal struct {
 	Op         string `json:"op"`
 	SDP        string `json:"sdp,omitempty"`
 	Candidate  string `json:"candidate,omitempty"`
+	Muted      bool   `json:"muted,omitempty"`     // op state
+	VideoOff   bool   `json:"video_off,omitempty"` // op state
 }
 
 // CallEvent is what a timeline event of type "call" says.
@@ -117,4 +122,7 @@ type CallDialReq struct {
 	Video  bool   `json:"video,omitempty"`
 	Send   string `json:"send,omitempty"`
 	Record string `json:"record,omitempty"`
+	// SendVideo is an absolute path to a VP8 video (an IVF file) sent in a
+	// loop in a video call; without it, the daemon sends a test pattern.
+	SendVideo string `json:"send_video,omitempty"`
 }

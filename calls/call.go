@@ -68,7 +68,10 @@ type Config struct {
 	Signaller Signaller
 	Send      string // audio file to send in a loop ("": silence)
 	Record    string // directory to record into ("": none)
-	Video     bool   // receive video too
+	Video     bool   // send and receive video too
+	// SendVideo is a VP8 video (IVF file) sent in a loop in a video call
+	// ("": a generated test pattern).
+	SendVideo string
 	// ICEServers are STUN/TURN servers (none: host candidates only).
 	ICEServers []webrtc.ICEServer
 	// Loopback keeps ICE on loopback addresses (tests, and a daemon that
@@ -96,7 +99,10 @@ type Call struct {
 	api   *webrtc.API
 	src   *source
 	track *webrtc.TrackLocalStaticSample
-	log   *slog.Logger
+	// vsrc and vtrack are the video sent (a video call only).
+	vsrc   *source
+	vtrack *webrtc.TrackLocalStaticSample
+	log    *slog.Logger
 
 	inbox chan func()
 	done  chan struct{} // closed when Serve returns
@@ -179,8 +185,18 @@ func New(cfg Config) (*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("calls: track: %w", err)
 	}
+	var vsrc *source
+	var vtrack *webrtc.TrackLocalStaticSample
+	if cfg.Video {
+		if vsrc, err = openVideo(cfg.SendVideo); err != nil {
+			return nil, err
+		}
+		if vtrack, err = webrtc.NewTrackLocalStaticSample(vsrc.codec, "video", "parley-"+short(cfg.Self.Device)); err != nil {
+			return nil, fmt.Errorf("calls: video track: %w", err)
+		}
+	}
 	return &Call{
-		cfg: cfg, src: src, track: track, log: cfg.Log,
+		cfg: cfg, src: src, track: track, vsrc: vsrc, vtrack: vtrack, log: cfg.Log,
 		api:   webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)),
 		inbox: make(chan func(), 1024), done: make(chan struct{}),
 		peers: map[string]*peer{}, early: map[string][]webrtc.ICECandidateInit{},
@@ -248,7 +264,11 @@ func (c *Call) Serve(ctx context.Context) error {
 	defer close(c.done)
 	sendCtx, stopSend := context.WithCancel(ctx)
 	c.wg.Add(1)
-	go c.send(sendCtx)
+	go c.send(sendCtx, c.track, c.src)
+	if c.vtrack != nil {
+		c.wg.Add(1)
+		go c.send(sendCtx, c.vtrack, c.vsrc)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	defer func() {
@@ -285,14 +305,14 @@ func (c *Call) Serve(ctx context.Context) error {
 	}
 }
 
-// send writes the source's samples to the shared track in real time, in a
+// send writes a source's samples to its shared track in real time, in a
 // loop, until ctx ends.
-func (c *Call) send(ctx context.Context) {
+func (c *Call) send(ctx context.Context, track *webrtc.TrackLocalStaticSample, src *source) {
 	defer c.wg.Done()
 	next := time.Now()
-	for i := 0; ; i = (i + 1) % len(c.src.samples) {
-		s := c.src.samples[i]
-		if err := c.track.WriteSample(s); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+	for i := 0; ; i = (i + 1) % len(src.samples) {
+		s := src.samples[i]
+		if err := track.WriteSample(s); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			c.log.Debug("write sample", "err", err)
 		}
 		next = next.Add(s.Duration)
@@ -322,26 +342,25 @@ func (c *Call) newPeer(d Device) (*peer, error) {
 	p := &peer{dev: d, pc: pc, start: time.Now(), in: &counters{}}
 	k := d.String()
 	mine := func() bool { q := c.peers[k]; return q != nil && q.pc == pc }
-	sender, err := pc.AddTrack(c.track)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("calls: add track: %w", err)
-	}
-	c.wg.Add(1)
-	go func() { // RTCP must be read for the interceptors to work
-		defer c.wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := sender.Read(buf); err != nil {
-				return
-			}
+	for _, tr := range []*webrtc.TrackLocalStaticSample{c.track, c.vtrack} {
+		if tr == nil {
+			continue
 		}
-	}()
-	if c.cfg.Video {
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		sender, err := pc.AddTrack(tr)
+		if err != nil {
 			pc.Close()
-			return nil, fmt.Errorf("calls: video transceiver: %w", err)
+			return nil, fmt.Errorf("calls: add track: %w", err)
 		}
+		c.wg.Add(1)
+		go func() { // RTCP must be read for the interceptors to work
+			defer c.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := sender.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
 	}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		init := webrtc.ICECandidateInit{} // nil: gathering ended

@@ -415,7 +415,18 @@ func TestMeshFigures(t *testing.T) {
 	}
 	tone := filepath.Join(t.TempDir(), "tone.wav")
 	sineWAV(t, tone, 2)
-	ms := newBoard().joinInTurn(t, Config{Send: tone}, "a", "b", "c", "d")
+	for _, video := range []bool{false, true} {
+		t.Run(fmt.Sprintf("video=%v", video), func(t *testing.T) { meshFigures(t, Config{Send: tone, Video: video}) })
+	}
+}
+
+func meshFigures(t *testing.T, cfg Config) {
+	ms := newBoard().joinInTurn(t, cfg, "a", "b", "c", "d")
+	defer func() {
+		for _, m := range ms {
+			m.stop()
+		}
+	}()
 	meshFlows(t, ms...)
 	bytesIn := func() (n int64, pkts int64) {
 		for _, m := range ms {
@@ -437,5 +448,18 @@ func TestMeshFigures(t *testing.T) {
 	pps := float64(p1-p0) / el.Seconds() / 4
 	// On the wire each packet adds RTP (12), SRTP tag (10), UDP (8) and IPv4 (20) bytes.
 	wire := payload + pps*50*8/1000
-	t.Logf("4-peer mesh, G.711 (PCMU) audio, per participant: CPU %.1f%% of one core; received %.0f packets/s, %.0f kbit/s payload, about %.0f kbit/s on the wire (the same sent)", perPeerCPU, pps, payload, wire)
+	what := "G.711 (PCMU) audio"
+	if cfg.Video {
+		what += " and the VP8 test pattern (320x240, 15 fps)"
+	}
+	t.Logf("4-peer mesh, %s, per participant: CPU %.1f%% of one core; received %.0f packets/s, %.0f kbit/s payload, about %.0f kbit/s on the wire (the same sent); load average %s", what, perPeerCPU, pps, payload, wire, loadavg())
+}
+
+// loadavg is the machine's load averages, for the figures' context.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -38,19 +38,28 @@ func openSource(path string) (*source, error) {
 	if path == "" {
 		return &source{codec: pcmu, samples: []media.Sample{{Data: bytes.Repeat([]byte{0xff}, 160), Duration: frame}}}, nil
 	}
+	b, err := readSendFile(path, "audio", ErrAudio)
+	if err != nil {
+		return nil, err
+	}
+	return sourceOf(b)
+}
+
+// readSendFile reads a file to send, of at most maxSendFile bytes.
+func readSendFile(path, what string, tooLarge error) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open audio file: %w", err)
+		return nil, fmt.Errorf("open %s file: %w", what, err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSendFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("read audio file: %w", err)
+		return nil, fmt.Errorf("read %s file: %w", what, err)
 	}
 	if len(b) > maxSendFile {
-		return nil, fmt.Errorf("%w: audio file over %d MiB", ErrAudio, maxSendFile>>20)
+		return nil, fmt.Errorf("%w: %s file over %d MiB", tooLarge, what, maxSendFile>>20)
 	}
-	return sourceOf(b)
+	return b, nil
 }
 
 // sourceOf decodes an audio file's bytes.

@@ -11,6 +11,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // Calls (docs/protocol.md 5.3): call start, join, leave and end are
@@ -18,7 +19,12 @@ import (
 // room), so every member's history shows them; offers, answers, ICE
 // candidates, hang-ups and declines are ephemeral signals of kind "call"
 // on the room's eph topic, addressed to one device inside the (sealed)
-// body. The engine keeps, per room, an index of the calls its events
+// body, and sealed to that device's KEM key in every room (a device box,
+// e2ee.SealToDevice), so that no relay reads an SDP or a candidate even in
+// an unencrypted room. A device learns the KEM records it seals to from the
+// call events (start and join carry their author's), from offers (which
+// carry the offerer's) and, in encrypted rooms, from the device records.
+// The engine keeps, per room, an index of the calls its events
 // describe (built on demand, kept up to date as call events arrive) and
 // which call this device takes part in now.
 
@@ -35,6 +41,8 @@ const (
 	// callQuiet is how long a call runs without any event before it counts
 	// as over: a device that crashed in it never authors its leave.
 	callQuiet = 12 * time.Hour
+	// maxCallKEMs bounds the KEM records learnt from offers.
+	maxCallKEMs = 256
 )
 
 // CallBody is the body of a call event.
@@ -44,6 +52,9 @@ type CallBody struct {
 	Video      bool   `cbor:"video,omitempty"`
 	DurationMS int64  `cbor:"duration_ms,omitempty"` // end
 	Missed     bool   `cbor:"missed,omitempty"`      // end
+	// KEM is the author's KEM record (start and join), so that the others
+	// seal their signals to its device.
+	KEM []byte `cbor:"kem,omitempty"`
 }
 
 // callSig is the call part of an ephemeral signal's body (ephBody.Call).
@@ -54,6 +65,17 @@ type callSig struct {
 	Op        string `cbor:"op"`
 	SDP       string `cbor:"sdp,omitempty"`
 	Candidate string `cbor:"candidate,omitempty"`
+	KEM       []byte `cbor:"kem,omitempty"`       // offer: the sender's KEM record
+	Muted     bool   `cbor:"muted,omitempty"`     // state
+	VideoOff  bool   `cbor:"video_off,omitempty"` // state
+}
+
+// callBox is a call signal sealed to one device (ephBody.CallBox): the
+// canonical CBOR of a callSig in an e2ee device box.
+type callBox struct {
+	To     []byte `cbor:"to"`  // the addressed device
+	Seq    uint64 `cbor:"seq"` // of its KEM record sealed to
+	Sealed []byte `cbor:"sealed"`
 }
 
 // decodeCallBody reads a call event's body strictly.
@@ -64,11 +86,11 @@ func decodeCallBody(b []byte) (CallBody, bool) {
 	}
 	switch c.Action {
 	case api.CallStart, api.CallJoin, api.CallLeave:
-		if c.DurationMS != 0 || c.Missed {
+		if c.DurationMS != 0 || c.Missed || (c.KEM != nil && c.Action == api.CallLeave) {
 			return CallBody{}, false
 		}
 	case api.CallEnd:
-		if c.DurationMS < 0 {
+		if c.DurationMS < 0 || c.KEM != nil {
 			return CallBody{}, false
 		}
 	default:
@@ -85,15 +107,33 @@ func checkCallSig(c *callSig) bool {
 	if len(c.SDP) > maxCallSDP || len(c.Candidate) > maxCallCand {
 		return false
 	}
+	if (c.Muted || c.VideoOff) && c.Op != api.CallOpState {
+		return false
+	}
+	if (c.KEM != nil) != (c.Op == api.CallOpOffer) {
+		return false
+	}
 	switch c.Op {
 	case api.CallOpOffer, api.CallOpAnswer:
 		return c.SDP != "" && c.Candidate == ""
 	case api.CallOpCandidate:
 		return c.SDP == ""
-	case api.CallOpHangup, api.CallOpDecline:
+	case api.CallOpHangup, api.CallOpDecline, api.CallOpState:
 		return c.SDP == "" && c.Candidate == ""
 	}
 	return false
+}
+
+// kemOf decodes a KEM record carried for device d; nil if it is not one.
+func kemOf(b []byte, d crdt.DeviceID) *e2ee.KEMRecord {
+	if b == nil {
+		return nil
+	}
+	rec, err := e2ee.DecodeKEMRecord(b)
+	if err != nil || rec.Device != d {
+		return nil
+	}
+	return rec
 }
 
 // callsState is the engine's call bookkeeping (owned by its goroutine).
@@ -104,6 +144,14 @@ type callsState struct {
 	// emptied them after this device had left (both left at once).
 	ending []callKey
 	peer   map[crdt.RoomID]bool // ... through the daemon's own peer (calls_peer.go), not a client
+	// kems are the KEM records learnt from offers, by device.
+	kems map[crdt.DeviceID]userKEM
+}
+
+// userKEM is a device's KEM record and its user.
+type userKEM struct {
+	user crdt.UserID
+	rec  *e2ee.KEMRecord
 }
 
 // callIndex holds the calls a room's readable call events describe.
@@ -126,8 +174,9 @@ type callRec struct {
 	ended      bool
 	others     bool // a device other than the starter's joined
 	parts      map[crdt.DeviceID]crdt.UserID
-	left       map[crdt.DeviceID]crdt.EventID // each device's latest leave event
-	last       int64                          // ts of the latest event
+	kems       map[crdt.DeviceID]*e2ee.KEMRecord // carried by start and join events
+	left       map[crdt.DeviceID]crdt.EventID    // each device's latest leave event
+	last       int64                             // ts of the latest event
 }
 
 func (x *callIndex) apply(ev *crdt.Event, c CallBody) {
@@ -138,6 +187,12 @@ func (x *callIndex) apply(ev *crdt.Event, c CallBody) {
 		x.calls[id] = r
 	}
 	r.last = max(r.last, ev.TS)
+	if rec := kemOf(c.KEM, ev.Device); rec != nil {
+		if r.kems == nil {
+			r.kems = map[crdt.DeviceID]*e2ee.KEMRecord{}
+		}
+		r.kems[ev.Device] = rec
+	}
 	switch c.Action {
 	case api.CallStart:
 		if !r.started {
@@ -414,7 +469,7 @@ func (e *Engine) callStart(ctx context.Context, req api.CallStartReq, peer bool)
 		}
 		if len(run) > 0 {
 			cid, _ := hex.DecodeString(run[0].id)
-			if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin}); err != nil {
+			if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin, KEM: e.kr.recRaw}); err != nil {
 				return err
 			}
 			e.setLive(room, run[0].id, peer)
@@ -425,7 +480,7 @@ func (e *Engine) callStart(ctx context.Context, req api.CallStartReq, peer bool)
 		if _, err := io.ReadFull(e.kr.rand, cid); err != nil {
 			return err
 		}
-		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallStart, Video: req.Video}); err != nil {
+		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallStart, Video: req.Video, KEM: e.kr.recRaw}); err != nil {
 			return err
 		}
 		resp.Call = hex.EncodeToString(cid)
@@ -466,7 +521,7 @@ func (e *Engine) CallJoin(ctx context.Context, req api.CallReq) (api.Empty, erro
 			}
 			return errInCall()
 		}
-		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin}); err != nil {
+		if err := e.authorCall(room, rc, CallBody{Call: cid, Action: api.CallJoin, KEM: e.kr.recRaw}); err != nil {
 			return err
 		}
 		e.setLive(room, req.Call, false)
@@ -540,30 +595,118 @@ func (e *Engine) Calls(ctx context.Context, req api.RoomReq) (api.CallsResp, err
 
 // CallSignal builds one signalling message to one device of a call.
 func (e *Engine) CallSignal(ctx context.Context, req api.CallSignalReq) (crdt.RoomID, []byte, error) {
-	return e.sealCall(ctx, req.Room, func(crdt.RoomID, *roomCtl) (*callSig, error) { return callSigOf(req) })
+	room, out, err := e.sealCall(ctx, req.Room, func(crdt.RoomID, *roomCtl) ([]*callSig, error) {
+		s, err := callSigOf(req)
+		if s != nil && s.Op == api.CallOpOffer {
+			s.KEM = e.kr.recRaw
+		}
+		return []*callSig{s}, err
+	})
+	if err != nil {
+		return room, nil, err
+	}
+	return room, out[0], nil
 }
 
-// sealCall builds, in a room this user is a member of, the call signal
-// that sig makes, signed and sealed.
-func (e *Engine) sealCall(ctx context.Context, roomArg string, sig func(crdt.RoomID, *roomCtl) (*callSig, error)) (crdt.RoomID, []byte, error) {
+// sealCall builds, in a room this user is a member of, the call signals
+// that sig makes: each sealed to its device, signed (and, in an encrypted
+// room, sealed under the room's epoch too).
+func (e *Engine) sealCall(ctx context.Context, roomArg string, sig func(crdt.RoomID, *roomCtl) ([]*callSig, error)) (crdt.RoomID, [][]byte, error) {
 	var room crdt.RoomID
-	var data []byte
+	var out [][]byte
 	err := e.do(ctx, func() error {
 		var rc *roomCtl
 		var err error
 		if room, rc, err = e.callRoom(roomArg); err != nil {
 			return err
 		}
-		s, err := sig(room, rc)
+		sigs, err := sig(room, rc)
 		if err != nil {
 			return err
 		}
-		if data, err = e.seal(room, rc, ephBody{Kind: ephKindCall, Call: s}); err == nil && len(data) > maxSignal {
-			return errorf(api.KindInvalid, "signal too large: %d bytes sealed, at most %d", len(data), maxSignal)
+		me := e.ident.Device.Public()
+		for _, s := range sigs {
+			to, _ := crdt.KeyFromBytes(s.ToDevice)
+			rec := e.callKEM(room, rc, to)
+			if rec == nil {
+				return errorf(api.KindUnavailable, "no key of device %s yet: it has not joined the call", to)
+			}
+			box, err := e2ee.SealToDevice(room, me, rec, rooms.Encode(s))
+			if err != nil {
+				return err
+			}
+			data, err := e.seal(room, rc, ephBody{Kind: ephKindCall, CallBox: &callBox{To: to[:], Seq: rec.Seq, Sealed: box}})
+			if err != nil {
+				return err
+			}
+			if len(data) > maxSignal {
+				return errorf(api.KindInvalid, "signal too large: %d bytes sealed, at most %d", len(data), maxSignal)
+			}
+			out = append(out, data)
 		}
-		return err
+		return nil
 	})
-	return room, data, err
+	if err != nil {
+		return room, nil, err
+	}
+	return room, out, nil
+}
+
+// callKEM is the KEM record of device d that this node knows: from an
+// offer, from a call event of room, or from the device records of room or
+// (a device of this user) of any room.
+func (e *Engine) callKEM(room crdt.RoomID, rc *roomCtl, d crdt.DeviceID) *e2ee.KEMRecord {
+	if k, ok := e.call.kems[d]; ok {
+		return k.rec
+	}
+	for _, r := range e.callsOf(room, rc).calls {
+		if rec := r.kems[d]; rec != nil {
+			return rec
+		}
+	}
+	if rec, _ := rc.room.DeviceOf(d); rec != nil {
+		return rec
+	}
+	for _, id := range e.sortedRooms() {
+		if o := e.rooms[id]; o != nil && o.room != nil {
+			if rec, u := o.room.DeviceOf(d); rec != nil && u == e.ident.User {
+				return rec
+			}
+		}
+	}
+	return nil
+}
+
+// ownDevices are the other devices of this user whose KEM records this
+// node knows (device records of its rooms, offers).
+func (e *Engine) ownDevices() []crdt.DeviceID {
+	me := e.ident.Device.Public()
+	seen := map[crdt.DeviceID]bool{me: true}
+	var out []crdt.DeviceID
+	add := func(d crdt.DeviceID) {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	for _, id := range e.sortedRooms() {
+		rc := e.rooms[id]
+		if rc == nil || rc.room == nil || !rc.room.Encrypted() {
+			continue
+		}
+		for _, rec := range rc.room.MemberDevices(nil) {
+			if _, u := rc.room.DeviceOf(rec.Device); u == e.ident.User {
+				add(rec.Device)
+			}
+		}
+	}
+	for d, k := range e.call.kems {
+		if k.user == e.ident.User {
+			add(d)
+		}
+	}
+	slices.SortFunc(out, func(a, b crdt.DeviceID) int { return strings.Compare(a.String(), b.String()) })
+	return out
 }
 
 // callSigOf checks a signalling request.
@@ -583,16 +726,22 @@ func callSigOf(req api.CallSignalReq) (*callSig, error) {
 	if len(req.SDP) > maxCallSDP || len(req.Candidate) > maxCallCand {
 		return nil, errorf(api.KindInvalid, "signal too large: sdp at most %d bytes, candidate at most %d", maxCallSDP, maxCallCand)
 	}
-	s := &callSig{ID: cid, ToUser: u[:], ToDevice: d[:], Op: req.Op, SDP: req.SDP, Candidate: req.Candidate}
-	if req.Op == api.CallOpDecline || !checkCallSig(s) {
-		return nil, errorf(api.KindInvalid, "op must be offer or answer (with sdp), candidate, or hangup, not %q with these fields", req.Op)
+	s := &callSig{ID: cid, ToUser: u[:], ToDevice: d[:], Op: req.Op, SDP: req.SDP, Candidate: req.Candidate, Muted: req.Muted, VideoOff: req.VideoOff}
+	check := *s
+	if s.Op == api.CallOpOffer {
+		check.KEM = []byte{} // the engine adds its record
+	}
+	if req.Op == api.CallOpDecline || !checkCallSig(&check) {
+		return nil, errorf(api.KindInvalid, "op must be offer or answer (with sdp), candidate, hangup, or state (muted, video_off), not %q with these fields", req.Op)
 	}
 	return s, nil
 }
 
-// CallDecline builds a decline signal to the caller's device.
-func (e *Engine) CallDecline(ctx context.Context, req api.CallReq) (crdt.RoomID, []byte, error) {
-	return e.sealCall(ctx, req.Room, func(room crdt.RoomID, rc *roomCtl) (*callSig, error) {
+// CallDecline builds the decline signals of a call: to the caller's device,
+// and to every other device of this user this node knows, so that they stop
+// ringing.
+func (e *Engine) CallDecline(ctx context.Context, req api.CallReq) (crdt.RoomID, [][]byte, error) {
+	return e.sealCall(ctx, req.Room, func(room crdt.RoomID, rc *roomCtl) ([]*callSig, error) {
 		cid, err := parseCallID(req.Call)
 		if err != nil {
 			return nil, err
@@ -601,19 +750,44 @@ func (e *Engine) CallDecline(ctx context.Context, req api.CallReq) (crdt.RoomID,
 		if r == nil || !r.started || r.ended {
 			return nil, errorf(api.KindNotFound, "no call %s runs in room %s", req.Call, room)
 		}
-		return &callSig{ID: cid, ToUser: r.starter[:], ToDevice: r.starterDev[:], Op: api.CallOpDecline}, nil
+		out := []*callSig{{ID: cid, ToUser: r.starter[:], ToDevice: r.starterDev[:], Op: api.CallOpDecline}}
+		for _, d := range e.ownDevices() {
+			if d != r.starterDev && e.callKEM(room, rc, d) != nil {
+				out = append(out, &callSig{ID: cid, ToUser: e.ident.User[:], ToDevice: d[:], Op: api.CallOpDecline})
+			}
+		}
+		return out, nil
 	})
 }
 
-// callSignalIn takes in a verified call signal from a member: one
-// addressed to this device goes to the watchers.
+// callSignalIn takes in a verified call signal from a member: one sealed
+// to this device goes to the watchers.
 func (e *Engine) callSignalIn(room crdt.RoomID, user crdt.UserID, dev crdt.DeviceID, b *ephBody) {
-	s := b.Call
+	bx := b.CallBox
 	me := e.ident.Device.Public()
-	if !checkCallSig(s) || string(s.ToUser) != string(e.ident.User[:]) || string(s.ToDevice) != string(me[:]) {
+	if bx == nil || string(bx.To) != string(me[:]) || bx.Seq != e.kr.me.Seq {
 		return
+	}
+	pt, err := e2ee.OpenFromDevice(room, dev, e.kr.me, bx.Sealed)
+	if err != nil {
+		return
+	}
+	var s callSig
+	if rooms.DecodeBody(pt, &s) != nil || !checkCallSig(&s) || string(s.ToUser) != string(e.ident.User[:]) || string(s.ToDevice) != string(me[:]) {
+		return
+	}
+	if s.KEM != nil {
+		rec := kemOf(s.KEM, dev)
+		if rec == nil {
+			return
+		}
+		if e.call.kems == nil || len(e.call.kems) >= maxCallKEMs {
+			e.call.kems = map[crdt.DeviceID]userKEM{}
+		}
+		e.call.kems[dev] = userKEM{user, rec}
 	}
 	e.emit(room, api.WatchItem{Kind: ephKindCall, Room: room.String(), CallSignal: &api.CallSignal{
 		Call: hex.EncodeToString(s.ID), FromUser: user.String(), FromDevice: dev.String(), Op: s.Op, SDP: s.SDP, Candidate: s.Candidate,
+		Muted: s.Muted, VideoOff: s.VideoOff,
 	}})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // FuzzCallBody: a call event body decodes strictly or not at all; what
@@ -43,7 +44,8 @@ func FuzzCallBody(f *testing.F) {
 
 // FuzzCallSignal: a signed signal whose body is anything is taken in
 // without a crash; what reaches a watcher is a well-formed call signal.
-// Raw wire bytes go through the same path (they fail the signature).
+// Raw wire bytes go through the same path (they fail the signature), and
+// so do contents sealed to the receiving device (its inner decoder).
 func FuzzCallSignal(f *testing.F) {
 	b := newBus(f, 1, 2)
 	room, id := b.contentRoom(false)
@@ -53,22 +55,41 @@ func FuzzCallSignal(f *testing.F) {
 	defer stop()
 	dev1 := b.idents[1].Device.Public()
 	cid := bytes.Repeat([]byte{1}, callIDLen)
+	kem0 := b.engines[0].kr.recRaw
 	for _, s := range []*callSig{
-		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0"},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0", KEM: kem0},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpCandidate, Candidate: `{"candidate":""}`},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpHangup},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpState, Muted: true},
 		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpAnswer},
+		{ID: cid, ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpOffer, SDP: "v=0"},
 		{ID: cid[:2], ToUser: b.idents[1].User[:], ToDevice: dev1[:], Op: api.CallOpHangup},
 	} {
-		f.Add(rooms.Encode(ephBody{Kind: ephKindCall, Call: s}), false)
+		// As the sealed content (mode 2, which the fuzz function seals to
+		// node 1's device, so that the fuzzer reaches the inner decoder),
+		// and sealed, as the signal's body (mode 0).
+		f.Add(rooms.Encode(s), uint8(2))
+		box, err := e2ee.SealToDevice(id, b.idents[0].Device.Public(), e1.kr.rec, rooms.Encode(s))
+		b.ok(err)
+		f.Add(rooms.Encode(ephBody{Kind: ephKindCall, CallBox: &callBox{To: dev1[:], Sealed: box}}), uint8(0))
 	}
+	_, err = e1.CallStart(b.ctx, api.CallStartReq{Room: room}) // node 0 learns its key
+	b.ok(err)
+	b.drain()
 	_, sealed, err := e0.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: strings.Repeat("0a", 16), ToUser: b.user(1), ToDevice: dev1.String(), Op: api.CallOpHangup})
 	b.ok(err)
-	f.Add(sealed, true)
-	f.Add([]byte{0xa1, 0x64, 'k', 'i', 'n', 'd', 0x64, 'c', 'a', 'l', 'l'}, false)
+	f.Add(sealed, uint8(1))
+	f.Add([]byte{0xa1, 0x64, 'k', 'i', 'n', 'd', 0x64, 'c', 'a', 'l', 'l'}, uint8(0))
 	ident := b.idents[0]
-	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
-		if !raw {
+	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
+		if mode == 2 {
+			box, err := e2ee.SealToDevice(id, ident.Device.Public(), e1.kr.rec, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = rooms.Encode(ephBody{Kind: ephKindCall, CallBox: &callBox{To: dev1[:], Sealed: box}})
+		}
+		if mode != 1 {
 			dev := ident.Device.Public()
 			ref := RefOf(id)
 			w := ephWire{Room: ref[:], User: ident.User[:], Device: dev[:], Cert: ident.Cert, TS: e0.now().UnixMilli(), Body: data}
@@ -82,7 +103,7 @@ func FuzzCallSignal(f *testing.F) {
 				t.Fatalf("watcher got %+v", s)
 			}
 			switch s.Op {
-			case api.CallOpOffer, api.CallOpAnswer, api.CallOpCandidate, api.CallOpHangup, api.CallOpDecline:
+			case api.CallOpOffer, api.CallOpAnswer, api.CallOpCandidate, api.CallOpHangup, api.CallOpDecline, api.CallOpState:
 			default:
 				t.Fatalf("watcher got op %q", s.Op)
 			}

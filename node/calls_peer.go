@@ -99,7 +99,7 @@ func (s signaller) Signal(ctx context.Context, to calls.Device, op, sdp, cand st
 
 // dial starts or joins the room's call with the daemon's peer.
 func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallResp, error) {
-	for _, p := range []struct{ what, path string }{{"send", req.Send}, {"record", req.Record}} {
+	for _, p := range []struct{ what, path string }{{"send", req.Send}, {"send_video", req.SendVideo}, {"record", req.Record}} {
 		if p.path != "" && !filepath.IsAbs(p.path) {
 			return api.CallResp{}, errorf(api.KindInvalid, "%s path must be absolute: %s", p.what, p.path)
 		}
@@ -112,6 +112,14 @@ func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallRes
 	if req.Send != "" {
 		if st, err := os.Stat(req.Send); err != nil || !st.Mode().IsRegular() {
 			return api.CallResp{}, errorf(api.KindInvalid, "cannot read the audio file %s", req.Send)
+		}
+	}
+	if req.SendVideo != "" {
+		if !req.Video {
+			return api.CallResp{}, errorf(api.KindInvalid, "send_video needs a video call (video: true)")
+		}
+		if st, err := os.Stat(req.SendVideo); err != nil || !st.Mode().IsRegular() {
+			return api.CallResp{}, errorf(api.KindInvalid, "cannot read the video file %s", req.SendVideo)
 		}
 	}
 	room, _, err := cp.e.roomOfChecked(ctx, req.Room)
@@ -137,11 +145,11 @@ func (cp *callPeers) dial(ctx context.Context, req api.CallDialReq) (api.CallRes
 		return api.CallResp{}, err
 	}
 	sig := &signaller{cp: cp, room: room}
-	peer, err := calls.New(calls.Config{Self: self, Signaller: sig, Send: req.Send, Record: req.Record, Video: req.Video, Loopback: cp.loopback(), ICEServers: cp.iceServers(ctx, room), Log: cp.log.With("room", room.String())})
+	peer, err := calls.New(calls.Config{Self: self, Signaller: sig, Send: req.Send, SendVideo: req.SendVideo, Record: req.Record, Video: req.Video, Loopback: cp.loopback(), ICEServers: cp.iceServers(ctx, room), Log: cp.log.With("room", room.String())})
 	if err != nil {
 		stopWatch()
 		cancel()
-		if errors.Is(err, calls.ErrAudio) {
+		if errors.Is(err, calls.ErrAudio) || errors.Is(err, calls.ErrVideo) {
 			return api.CallResp{}, errorf(api.KindInvalid, "%v", err)
 		}
 		return api.CallResp{}, err

@@ -49,10 +49,12 @@ func TestCallEventsAndSignals(t *testing.T) {
 			b.ok(err)
 			defer stop2()
 
-			// A signal of user 3, made while a member; it is kicked below.
 			dev1 := b.idents[1].Device.Public().String()
-			_, late, err := b.engines[3].CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: strings.Repeat("ab", 16), ToUser: b.user(1), ToDevice: dev1, Op: api.CallOpOffer, SDP: "v=0 late"})
-			b.ok(err)
+			// No signal goes to a device whose key this node does not know
+			// (in an unencrypted room, one that has not joined a call).
+			if _, _, err := e0.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: strings.Repeat("ab", 16), ToUser: b.user(1), ToDevice: dev1, Op: api.CallOpOffer, SDP: "v=0"}); enc != (err == nil) {
+				t.Fatalf("a signal to a device not yet in a call: %v", err)
+			}
 
 			c, err := e0.CallStart(b.ctx, api.CallStartReq{Room: room, Video: true})
 			b.ok(err)
@@ -79,6 +81,9 @@ func TestCallEventsAndSignals(t *testing.T) {
 				t.Fatalf("start joined %s, not the running %s", c1.Call, c.Call)
 			}
 			b.drain()
+			// A signal of user 3, made while a member; it is kicked below.
+			_, late, err := b.engines[3].CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: strings.Repeat("ab", 16), ToUser: b.user(1), ToDevice: dev1, Op: api.CallOpOffer, SDP: "v=0 late"})
+			b.ok(err)
 			cs, err := e2.Calls(b.ctx, api.RoomReq{Room: room})
 			b.ok(err)
 			if len(cs.Calls) != 1 || len(cs.Calls[0].Participants) != 2 || cs.Calls[0].StartedBy != b.user(0) || !cs.Calls[0].Video {
@@ -96,22 +101,27 @@ func TestCallEventsAndSignals(t *testing.T) {
 			if sigs, _ := callItems(e2, ch2); len(sigs) != 0 {
 				t.Fatalf("node 2 got a signal for node 1: %+v", sigs)
 			}
-			// An SDP altered after signing (or sealing) is dropped.
+			// A signal altered after signing (or sealing) is dropped.
 			bad := append([]byte(nil), offer...)
-			if i := bytes.Index(bad, []byte("v=0 offer")); i >= 0 {
-				if enc {
-					t.Fatal("the SDP is in clear in an encrypted room's signal")
-				}
-				copy(bad[i:], "v=0 OFFER")
-			} else {
-				bad[len(bad)/2] ^= 1
-			}
+			bad[len(bad)/2] ^= 1
 			e1.Signal(b.ctx, id, bad)
 			if sigs, _ := callItems(e1, ch1); len(sigs) != 0 {
 				t.Fatalf("node 1 took an altered signal: %+v", sigs)
 			}
-			// The same user on another device: not delivered.
+			// Nothing of the signal is in clear, in any room: it is sealed
+			// to node 1's device.
+			for _, clear := range []string{"v=0 offer", c.Call} {
+				cid, err := hex.DecodeString(clear)
+				if bytes.Contains(offer, []byte(clear)) || (err == nil && bytes.Contains(offer, cid)) {
+					t.Fatalf("%q in clear in the signal", clear)
+				}
+			}
+			// The same user on another device: not delivered. (Node 0
+			// learns that device's key from its offer.)
 			other := b.idents[2].Device.Public().String()
+			_, o2, err := e2.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: c.Call, ToUser: b.user(0), ToDevice: b.idents[0].Device.Public().String(), Op: api.CallOpOffer, SDP: "v=0 2"})
+			b.ok(err)
+			e0.Signal(b.ctx, id, o2)
 			_, elsewhere, err := e0.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: c.Call, ToUser: b.user(1), ToDevice: other, Op: api.CallOpCandidate, Candidate: `{"candidate":""}`})
 			b.ok(err)
 			e1.Signal(b.ctx, id, elsewhere)
@@ -193,7 +203,7 @@ func TestCallEventsAndSignals(t *testing.T) {
 			defer stop0()
 			_, dec, err := e1.CallDecline(b.ctx, api.CallReq{Room: room, Call: c2.Call})
 			b.ok(err)
-			e0.Signal(b.ctx, id, dec)
+			e0.Signal(b.ctx, id, dec[0])
 			if sigs, _ := callItems(e0, ch0); len(sigs) != 1 || sigs[0].Op != api.CallOpDecline {
 				t.Fatalf("caller got %+v", sigs)
 			}
@@ -384,5 +394,56 @@ func TestCallBothLeaveAtOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCallDeclineAllDevices: a decline reaches the caller's device and
+// every other device of the declining user, so that they stop ringing; a
+// state signal (muted, camera off) reaches its device.
+func TestCallDeclineAllDevices(t *testing.T) {
+	b := newBus(t, 3, 2)
+	room, id := b.newRoom("shared", 1)
+	d := b.device(1)
+	b.join(d, room)
+	b.drain()
+	e0, e1, ed := b.engines[0], b.engines[1], b.engines[d]
+	chd, stopd, err := ed.Watch(b.ctx, room)
+	b.ok(err)
+	defer stopd()
+	ch0, stop0, err := e0.Watch(b.ctx, room)
+	b.ok(err)
+	defer stop0()
+	c, err := e0.CallStart(b.ctx, api.CallStartReq{Room: room, Video: true})
+	b.ok(err)
+	b.drain()
+	_, out, err := e1.CallDecline(b.ctx, api.CallReq{Room: room, Call: c.Call})
+	b.ok(err)
+	if len(out) != 2 {
+		t.Fatalf("%d decline signals, want 2 (the caller's device and the other device of the user)", len(out))
+	}
+	for _, data := range out {
+		e0.Signal(b.ctx, id, data)
+		ed.Signal(b.ctx, id, data)
+	}
+	for name, x := range map[string]struct {
+		e  *Engine
+		ch <-chan api.WatchItem
+	}{"caller": {e0, ch0}, "other device": {ed, chd}} {
+		if sigs, _ := callItems(x.e, x.ch); len(sigs) != 1 || sigs[0].Op != api.CallOpDecline || sigs[0].FromUser != b.user(1) || sigs[0].Call != c.Call {
+			t.Fatalf("%s got %+v", name, sigs)
+		}
+	}
+	// The other device accepts; a state signal tells the caller it is muted.
+	b.ok2(ed.CallJoin(b.ctx, api.CallReq{Room: room, Call: c.Call}))
+	b.drain()
+	callItems(e0, ch0)
+	_, st, err := ed.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: c.Call, ToUser: b.user(0), ToDevice: b.idents[0].Device.Public().String(), Op: api.CallOpState, Muted: true, VideoOff: true})
+	b.ok(err)
+	e0.Signal(b.ctx, id, st)
+	if sigs, _ := callItems(e0, ch0); len(sigs) != 1 || sigs[0].Op != api.CallOpState || !sigs[0].Muted || !sigs[0].VideoOff {
+		t.Fatalf("caller got %+v", sigs)
+	}
+	if _, _, err := ed.CallSignal(b.ctx, api.CallSignalReq{Room: room, Call: c.Call, ToUser: b.user(0), ToDevice: b.idents[0].Device.Public().String(), Op: api.CallOpHangup, Muted: true}); err == nil {
+		t.Fatal("muted on a hangup accepted")
 	}
 }

@@ -67,7 +67,7 @@ type ephBody struct {
 	Typing     bool     `cbor:"typing,omitempty"`
 	Presence   string   `cbor:"presence,omitempty"`
 	LastActive int64    `cbor:"last_active,omitempty"` // ms
-	Call       *callSig `cbor:"call,omitempty"`        // kind "call" (calls.go)
+	CallBox    *callBox `cbor:"call_box,omitempty"`    // kind "call" (calls.go)
 }
 
 // ephState is the engine's ephemeral bookkeeping (owned by its goroutine).

@@ -33,8 +33,8 @@ func (n *Node) registerCalls(h host.Host) {
 		return api.Empty{}, publishCallSignal(ctx, e, eph, req)
 	})
 	Handle(s, api.EpCallDecline, func(ctx context.Context, req api.CallReq) (api.Empty, error) {
-		room, data, err := e.CallDecline(ctx, req)
-		if err == nil {
+		room, out, err := e.CallDecline(ctx, req)
+		for _, data := range out {
 			eph.Publish(room, data)
 		}
 		return api.Empty{}, err

@@ -9,17 +9,22 @@ import (
 	"github.com/parley-p2p/parley/api"
 )
 
-// parley call ROOM [--video] [--send FILE] [--record DIR]
+// parley call ROOM [--video] [--send FILE]... [--record DIR]
 //
 // The daemon's own WebRTC peer joins the room's call (or starts one, which
 // rings the members) and stays in it until 'parley call hangup ROOM' or
 // the daemon stops. It sends FILE in a loop (Ogg Opus, or 16-bit PCM WAV,
 // which it encodes to G.711 µ-law), silence without one, and records what
-// each other participant sends into DIR.
+// each other participant sends into DIR. In a video call it also sends a
+// VP8 video: a FILE ending in .ivf, or a test pattern without one.
 func runCall(c *cli, args []string) error {
 	fs := c.flags()
-	video := fs.Bool("video", false, "a video call (the daemon receives video and sends audio only)")
-	send := fs.String("send", "", "an audio `FILE` to send in a loop: Ogg Opus, or 16-bit PCM WAV")
+	video := fs.Bool("video", false, "a video call: the daemon also sends video (an .ivf FILE, or a test pattern) and receives it")
+	var sends []string
+	fs.Func("send", "a `FILE` to send in a loop: audio (Ogg Opus, or 16-bit PCM WAV) or, once more, video (VP8 in an .ivf file); repeatable", func(v string) error {
+		sends = append(sends, v)
+		return nil
+	})
 	record := fs.String("record", "", "a `DIR` to record what the others send into, one file per participant")
 	pos, err := c.parse(fs, args, 1, 1)
 	if err != nil {
@@ -30,10 +35,19 @@ func runCall(c *cli, args []string) error {
 		return err
 	}
 	req := api.CallDialReq{Room: room, Video: *video}
-	if *send != "" {
-		if req.Send, err = filepath.Abs(*send); err != nil {
+	for _, f := range sends {
+		abs, err := filepath.Abs(f)
+		if err != nil {
 			return err
 		}
+		dst := &req.Send
+		if strings.EqualFold(filepath.Ext(f), ".ivf") {
+			dst, req.Video = &req.SendVideo, true
+		}
+		if *dst != "" {
+			return c.usagef("--send takes one audio file and one video (.ivf) file at most")
+		}
+		*dst = abs
 	}
 	if *record != "" {
 		if req.Record, err = filepath.Abs(*record); err != nil {

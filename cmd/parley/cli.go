@@ -75,7 +75,7 @@ var commands = []*command{
 	{"typing", "ROOM [on|off] [--stop]", "tell the room you are typing (lapses after 30 s) or stopped", runTyping},
 	{"presence", "online|away|offline | get [USER]", "set your presence in every room you share, or show a user's", runPresence},
 	{"settings", "[--typing on|off] [--presence on|off]", "whether this node sends and shows typing and presence", runSettings},
-	{"call", "ROOM [--video] [--send FILE] [--record DIR]", "the daemon joins the room's call (or starts one, ringing the members), sends FILE (Ogg Opus or WAV; silence without) and records the others", runCall},
+	{"call", "ROOM [--video] [--send FILE]... [--record DIR]", "the daemon joins the room's call (or starts one, ringing the members), sends FILE (Ogg Opus or WAV; silence without) and records the others; in a video call (`--video`, or an `.ivf` FILE) it also sends video: a VP8 `.ivf` FILE given with a second `--send`, or a test pattern (colour bars, 320×240 at 15 fps)", runCall},
 	{"call hangup", "ROOM", "the daemon leaves the room's call", runCallHangup},
 	{"calls", "ROOM", "running calls of a room and who is in them", runCalls},
 	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},

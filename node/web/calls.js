@@ -215,10 +215,19 @@ export function onCallEvent(room, ev) {
 export async function onCallSignal(it) {
   const s = it.call_signal;
   const A = C.active;
+  // Another device of this user declined the call ringing here.
+  if (s && s.op === 'decline' && s.from_user === app.me().user) {
+    if (C.ring && C.ring.call === s.call) stopRinging();
+    return;
+  }
   if (!s || !A || A.id !== s.call || A.room !== it.room) return;
   const key = keyOf(s.from_user, s.from_device);
   if (key === myKey()) return;
   if (s.op === 'decline') return onDecline(A, s);
+  if (s.op === 'state') {
+    A.states.set(key, { muted: !!s.muted, videoOff: !!s.video_off });
+    return renderStage();
+  }
   if (s.op === 'hangup') {
     A.gone.add(key);
     const p = A.peers.get(key);
@@ -341,6 +350,7 @@ function newPeer(A, user, device) {
       }
       A.ever = true;
       tune(A);
+      if (A.muted || camState(A)) sendState(A, p);
     } else if (st === 'failed' || st === 'disconnected') {
       if (!p.failedSince) p.failedSince = Date.now();
     }
@@ -375,6 +385,15 @@ async function attachLocal(A, p) {
     await t.sender.replaceTrack(track || null);
     if (t.sender.setStreams) t.sender.setStreams(A.local);
   }
+}
+
+// camState says whether this device's camera is off in a call that has
+// one (a voice call's missing camera is not news to the others).
+const camState = (A) => !!A.cam && A.camOff && !A.screen;
+
+// sendState tells a peer whether this device is muted and its camera off.
+function sendState(A, p) {
+  send(A, p, 'state', { muted: A.muted, video_off: camState(A) });
 }
 
 // sentVideo is the video track this device sends: the screen while shared,
@@ -565,7 +584,7 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
     room, id, video, local, iceServers: ice, starter,
     mic: local.getAudioTracks()[0] || null, cam: local.getVideoTracks()[0] || null, screen: null, screenStream: null,
     muted: false, camOff: !local.getVideoTracks().length,
-    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(),
+    peers: new Map(), pending: new Map(), inbox: new Map(), members: new Map(), gone: new Set(), declined: new Set(), states: new Map(),
     startedAt: Date.now(), connectedAt: 0, ever: false, stage: null, self: null,
   };
   C.active = A;
@@ -592,7 +611,11 @@ async function enterCall(room, id, video, local, ice, starter, known = [], joine
   if (C.active !== A) return;
   if (info) {
     A.members = new Map(info.participants.map((p) => [keyOf(p.user, p.device), p]));
-    for (const p of info.participants) offerTo(p.user, p.device);
+    // The joiner offers: a call this device started is offered to by those
+    // who joined it (an offer back would only cross theirs).
+    if (!(starter && info.started_by === app.me().user)) {
+      for (const p of info.participants) offerTo(p.user, p.device);
+    }
   }
   const others = [...A.members.keys()].filter((k) => k !== myKey());
   if (starter && others.length === 0) {
@@ -640,6 +663,7 @@ function toggleMute() {
   const A = C.active;
   A.muted = !A.muted;
   if (A.mic) A.mic.enabled = !A.muted;
+  for (const p of A.peers.values()) sendState(A, p);
   renderStage();
 }
 
@@ -651,6 +675,7 @@ async function toggleCamera() {
     A.camOff = !A.camOff;
     A.cam.enabled = !A.camOff;
     if (!A.screen) await sendVideo(A, sentVideo(A));
+    for (const p of A.peers.values()) sendState(A, p);
     return renderStage();
   }
   // A voice call: turn the camera on.
@@ -663,6 +688,7 @@ async function toggleCamera() {
   A.local.addTrack(A.cam);
   A.camOff = false;
   if (!A.screen) await sendVideo(A, A.cam);
+  for (const p of A.peers.values()) sendState(A, p);
   renderStage();
 }
 
@@ -883,7 +909,9 @@ function renderStage() {
     p.tile.el.classList.toggle('no-video', !p.videoOn);
     p.tile.el.classList.toggle('speaking', p.speaking);
     p.tile.el.classList.toggle('connecting', p.pc.connectionState !== 'connected');
-    setLabel(p.tile.label, nameIn(A, p.key, p.user), false);
+    const st = A.states.get(p.key);
+    setLabel(p.tile.label, nameIn(A, p.key, p.user), !!(st && st.muted));
+    p.tile.el.classList.toggle('muted', !!(st && st.muted));
   }
   // Controls.
   A.btnMute.setAttribute('aria-pressed', String(A.muted));
@@ -921,8 +949,10 @@ function renderPeople() {
   }
   for (const p of A.peers.values()) {
     const st = p.pc.connectionState;
+    const ms = A.states.get(p.key);
+    const what = [ms && ms.muted ? 'Muted' : '', ms && ms.videoOff ? 'Camera off' : ''].filter(Boolean);
     rows.set(p.key, { user: p.user, name: nameIn(A, p.key, p.user),
-      note: st === 'connected' ? (p.verified ? 'Connected · verified' : 'Connected') : st === 'failed' ? 'Connection lost' : 'Connecting…' });
+      note: [st === 'connected' ? (p.verified ? 'Connected · verified' : 'Connected') : st === 'failed' ? 'Connection lost' : 'Connecting…', ...what].join(' · ') });
   }
   const key = JSON.stringify([...rows]);
   if (key === A.peopleKey) return;

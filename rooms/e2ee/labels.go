@@ -11,6 +11,7 @@ const (
 	labelBacklinkKey = "parley/v1/backlink-key" // HKDF info: epoch secret -> back-link key
 	labelBacklinkAAD = "parley/v1/backlink-aad" // first element of the back-link AAD array
 	labelWrap        = "parley/v1/wrap"         // first element of the HPKE info array of a wrap
+	labelBox         = "parley/v1/device-box"   // first element of the HPKE info array of a device box
 	labelKEMRecord   = "parley/v1/kem-record"   // Ed25519 signature prefix of a KEM key record
 	labelKEMKeyID    = "parley/v1/kem-key-id"   // SHA-256 prefix: KEM public key -> fingerprint
 	labelSAS         = "parley/v1/sas-emoji"    // HKDF info: safety fingerprints -> emoji bits
