@@ -269,10 +269,14 @@ func (kr *keyring) held(room crdt.RoomID, id e2ee.EpochID) *e2ee.EpochKey {
 	return k
 }
 
-// keep persists k (sealed at rest) and then holds it. Persisting comes
-// first, so no event under an epoch is published before its secret is on
-// disk (docs/design.md §5.6 C29).
-func (kr *keyring) keep(k *e2ee.EpochKey) error {
+// keep holds k and asks the driver to persist it, sealed at rest, before
+// any commit that follows (Ready.Keep): no event under an epoch is
+// committed or published before its secret is on disk (docs/design.md
+// §5.6 C29). ev is the event that brought the key to this device (gain),
+// or empty for a key this step made (newRotation), which the room's local
+// proposal drops again if its commit fails.
+func (e *Engine) keep(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey, ev crdt.EventID) error {
+	kr := e.kr
 	if kr.held(k.Room(), k.ID()) != nil {
 		k.Destroy()
 		return nil
@@ -285,10 +289,32 @@ func (kr *keyring) keep(k *e2ee.EpochKey) error {
 	secret := k.Secret()
 	sealed := kr.atRest.Seal(nonce, nonce, secret, key)
 	clear(secret)
-	if err := kr.local.PutLocal(key, sealed); err != nil {
-		return fmt.Errorf("store epoch key: %w", err)
+	if err := kr.keys.Put(k); err != nil {
+		return err
 	}
-	return kr.keys.Put(k)
+	if ev == "" {
+		p := e.localProposal(room, rc)
+		p.kept = append(p.kept, k.ID())
+	}
+	e.out.Keep = append(e.out.Keep, KeyWrite{Room: room, Epoch: k.ID(), Event: ev, Key: key, Value: sealed, bg: e.performing})
+	return nil
+}
+
+// keyFailed takes back a key whose secret the driver could not persist: it
+// is no longer held, the local proposals of its room fail (they may seal
+// under it or carry it), and a key opened from an event is opened again
+// by retryLocal.
+func (e *Engine) keyFailed(w KeyWrite, err error) {
+	e.kr.keys.Destroy(w.Room, w.Epoch)
+	e.failLocal(w.Room, err)
+	if w.Event != "" {
+		e.log.Warn("keep epoch key", "room", w.Room, "epoch", w.Epoch, "err", err)
+		e.rekey = append(e.rekey, keysRedo{w.Room, w.Event})
+		if rc := e.rooms[w.Room]; rc != nil {
+			rc.keys.dirty = true
+		}
+		e.retryLater()
+	}
 }
 
 // plaintext returns what this node decrypted of an event.
@@ -344,7 +370,9 @@ func (e *Engine) keysAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loadin
 		e.log.Warn("unwrap epoch key", "room", room, "event", ev.ID, "err", err)
 	}
 	if got != nil {
+		e.keyEvent = ev.ID
 		e.gain(room, rc, got)
+		e.keyEvent = ""
 	}
 	if rooms.Sealed(ev.Type) {
 		e.decrypt(room, rc, ev, loading)
@@ -367,7 +395,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 			k.Destroy()
 			continue
 		}
-		if err := e.kr.keep(k); err != nil {
+		if err := e.keep(room, rc, k, e.keyEvent); err != nil {
 			e.log.Warn("keep epoch key", "room", room, "epoch", id, "err", err)
 			e.keyFault = err
 			continue
@@ -490,7 +518,7 @@ func (e *Engine) newRotation(room crdt.RoomID, rc *roomCtl, prev []crdt.EventID,
 		k.Destroy()
 		return nil, nil, errorf(api.KindInvalid, "room has too many devices (%d) for one rotation event", len(to))
 	}
-	if err := e.kr.keep(k); err != nil {
+	if err := e.keep(room, rc, k, ""); err != nil {
 		return nil, nil, err
 	}
 	return rot, b, nil

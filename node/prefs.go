@@ -82,3 +82,25 @@ func (p *prefs) setBlocked(u crdt.UserID, on bool) {
 		slices.Sort(p.Blocked)
 	}
 }
+
+// savePrefs asks the driver to save the preferences before the step's
+// commits (Ready.Prefs). undo, if not nil, takes back what the step did
+// besides changing the preferences, should the save fail (prefsFailed).
+func (e *Engine) savePrefs(undo func()) {
+	e.out.Prefs = true
+	if undo != nil {
+		e.prefsUndo = append(e.prefsUndo, undo)
+	}
+}
+
+// prefsFailed goes back after a failed save: the preferences are as last
+// saved already (prefs.save), the step's other changes are undone, newest
+// first, and its local proposals fail (a profile change publishes nothing
+// its preferences do not hold).
+func (e *Engine) prefsFailed(err error) {
+	for i := len(e.prefsUndo) - 1; i >= 0; i-- {
+		e.prefsUndo[i]()
+	}
+	e.prefsUndo = nil
+	e.failLocal("", err)
+}
