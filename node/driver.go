@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	cryptorand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,10 @@ func (e *Engine) perform() error {
 		}
 	}
 	e.made = nil
+	if ws := rd.Plain; len(ws) > 0 {
+		rd.Plain = rd.Plain[:0]
+		e.writePlain(ws)
+	}
 	if ids := rd.Purge; len(ids) > 0 {
 		rd.Purge = nil
 		e.purge(ids)
@@ -278,6 +283,53 @@ func (e *Engine) writeAhead() error {
 	}
 	clear(ws)
 	return errors.Join(errs...)
+}
+
+// writePlain writes decrypted plaintext after the commits of the events
+// it belongs to; what fails is decrypted again later (plainFailed).
+func (e *Engine) writePlain(ws []PlainWrite) {
+	for _, w := range ws {
+		pt, ok := e.kr.unwritten[w.Event]
+		if !ok {
+			continue
+		}
+		delete(e.kr.unwritten, w.Event)
+		if err := e.kr.local.PutLocal(plainKey(w.Event), pt); err != nil { // pt is not cleared: readers may hold it
+			e.plainFailed(w, err)
+		}
+	}
+}
+
+// save writes the preferences (the driver's writeAhead). When that fails (a full disk), the
+// preferences go back to what was last saved, so memory never runs ahead
+// of the file: every caller changes them, saves, and returns the error.
+func (p *prefs) save() error {
+	if p.path == "" {
+		return nil
+	}
+	if err := writeJSON(p.path, p, 0o600); err != nil {
+		back := prefs{path: p.path, saved: p.saved}
+		if json.Unmarshal(p.saved, &back) == nil {
+			*p = back
+		}
+		return err
+	}
+	p.saved, _ = json.Marshal(p)
+	return nil
+}
+
+// dropPrefsInvites saves the preferences without the invites an older
+// version kept there, once loadInvites moved them to the local store (at
+// load, before the engine runs).
+func dropPrefsInvites(p *prefs) error {
+	if len(p.Invites) == 0 {
+		return nil
+	}
+	p.Invites = nil
+	if err := p.save(); err != nil {
+		return fmt.Errorf("move invites out of preferences: %w", err)
+	}
+	return nil
 }
 
 // landed reports whether every event of a batch whose Commit failed is in

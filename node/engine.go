@@ -185,11 +185,8 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	if err != nil {
 		return nil, fmt.Errorf("load invites: %w", err)
 	}
-	if len(p.Invites) > 0 {
-		p.Invites = nil
-		if err := p.save(); err != nil {
-			return nil, fmt.Errorf("move invites out of preferences: %w", err)
-		}
+	if err := dropPrefsInvites(p); err != nil {
+		return nil, err
 	}
 	e := &Engine{
 		prefs: p, kr: kr, inv: inv,

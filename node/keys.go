@@ -180,6 +180,8 @@ type keyring struct {
 	rand   io.Reader
 	policy e2ee.RotationPolicy
 	jitter *rand.Rand
+
+	unwritten map[crdt.EventID][]byte // plaintext the driver has not written yet (Ready.Plain)
 }
 
 func newKeyring(ident *crdt.Identity, o KeyOptions) (*keyring, error) {
@@ -319,6 +321,9 @@ func (e *Engine) keyFailed(w KeyWrite, err error) {
 
 // plaintext returns what this node decrypted of an event.
 func (kr *keyring) plaintext(id crdt.EventID) ([]byte, bool) {
+	if b, ok := kr.unwritten[id]; ok {
+		return b, true
+	}
 	b, err := kr.local.GetLocal(plainKey(id))
 	return b, err == nil
 }
@@ -448,12 +453,19 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		e.log.Warn("undecryptable event", "room", room, "event", ev.ID, "err", err)
 		return
 	}
-	if err := e.kr.local.PutLocal(plainKey(ev.ID), pt); err != nil {
-		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
-		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
-		e.retryLater()
+	if e.kr.unwritten == nil {
+		e.kr.unwritten = map[crdt.EventID][]byte{}
 	}
-	clear(pt)
+	e.kr.unwritten[ev.ID] = pt
+	e.out.Plain = append(e.out.Plain, PlainWrite{room, ev.ID})
+}
+
+// plainFailed handles plaintext the driver could not write: the event is
+// decrypted again by retryLocal.
+func (e *Engine) plainFailed(w PlainWrite, err error) {
+	e.log.Warn("store plaintext", "room", w.Room, "event", w.Event, "err", err)
+	e.rekey = append(e.rekey, keysRedo{w.Room, w.Event})
+	e.retryLater()
 }
 
 // prepare drafts an event by this node in rc: parents, seq, auth refs.

@@ -54,24 +54,6 @@ func loadPrefs(path string) (*prefs, error) {
 	return p, nil
 }
 
-// save writes the preferences. When that fails (a full disk), the
-// preferences go back to what was last saved, so memory never runs ahead
-// of the file: every caller changes them, saves, and returns the error.
-func (p *prefs) save() error {
-	if p.path == "" {
-		return nil
-	}
-	if err := writeJSON(p.path, p, 0o600); err != nil {
-		back := prefs{path: p.path, saved: p.saved}
-		if json.Unmarshal(p.saved, &back) == nil {
-			*p = back
-		}
-		return err
-	}
-	p.saved, _ = json.Marshal(p)
-	return nil
-}
-
 func (p *prefs) blocked(u crdt.UserID) bool { return slices.Contains(p.Blocked, u.String()) }
 
 func (p *prefs) setBlocked(u crdt.UserID, on bool) {

@@ -36,6 +36,7 @@ type Ready struct {
 	Keep     []KeyWrite     // epoch secrets to persist (write ahead)
 	Propose  []*Proposal    // batches to commit, in order (then advance or reject)
 	Commits  []Committed    // batches committed by the step, in order
+	Plain    []PlainWrite   // decrypted plaintext to write (after the commits)
 	Purge    []crdt.EventID // redacted events whose body and plaintext to delete (after the commits)
 	Track    []crdt.RoomID  // rooms to start gossiping and syncing
 	Publish  []Published    // locally authored events to gossip
@@ -59,6 +60,13 @@ type KeyWrite struct {
 	Key   []byte
 	Value []byte
 	bg    bool // made by background authoring (Proposal.bg)
+}
+
+// PlainWrite asks the driver to write what the core decrypted of an event
+// (held in the keyring until then) to the node's local store.
+type PlainWrite struct {
+	Room  crdt.RoomID
+	Event crdt.EventID
 }
 
 // Committed is one batch a step committed.
@@ -150,7 +158,7 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return b2i(rd.Prefs)+len(rd.Keep)+len(rd.Propose)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return b2i(rd.Prefs)+len(rd.Keep)+len(rd.Propose)+len(rd.Plain)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
@@ -163,7 +171,7 @@ func (rd *Ready) reset() {
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Keep: rd.Keep[:0], Propose: rd.Propose[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Keep: rd.Keep[:0], Propose: rd.Propose[:0], Plain: rd.Plain[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
