@@ -15,11 +15,13 @@ import (
 )
 
 // This file is the engine's driver: the goroutine, the clock's timers and
-// the networking callbacks. The engine core (engine.go, keys.go,
+// the networking callbacks, and every write: commits, epoch secrets,
+// plaintext, purges, preferences. The engine core (engine.go, keys.go,
 // content.go, governance.go, membership.go, devices.go, invites.go,
-// ready.go) runs no goroutine, sets no timer, reads no wall clock and
-// draws no global randomness (TestEngineCoreIsPure); it fills a Ready,
-// which perform carries out after each step.
+// host.go, ready.go, prefs.go) runs no goroutine, sets no timer, reads no
+// wall clock, draws no global randomness and writes nothing
+// (TestEngineCoreIsPure); it fills a Ready, which perform carries out
+// after each step.
 
 // defaultRand is the randomness of an engine built without KeyOptions.Rand.
 var defaultRand io.Reader = cryptorand.Reader

@@ -23,10 +23,11 @@ import (
 // Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
 // (rooms.Room). One goroutine, the one running Serve, touches them; every
 // other goroutine reaches them through do. Each call through do is one
-// step of the engine core: it commits to the store, then updates rooms,
-// and collects every other effect in a Ready (ready.go), which the driver
-// (driver.go) performs after the step: publish, heads, fetch, watch
-// items, timers.
+// step of the engine core: it proposes batches to commit and collects
+// every other effect in a Ready (ready.go), which the driver (driver.go)
+// performs after the step: writes ahead, commits (each followed by the
+// core's advance or reject), plaintext, purges, then publish, heads,
+// fetch, watch items, timers.
 type Engine struct {
 	ident *crdt.Identity
 	store crdt.Store

@@ -14,7 +14,7 @@ import (
 // Ready is everything one engine step (an input: events from a peer, a
 // local command, a fired timer) asks its driver to do, modelled on etcd
 // raft's Ready. The engine core fills it; the driver (driver.go) performs
-// it after the step, in this order (docs/design.md, "Engine and driver"):
+// it after the step, in this order (docs/design.md §1):
 //
 //  1. write ahead: save the preferences (Prefs) and persist the epoch
 //     secrets the core made or opened (Keep), so that no event under an
