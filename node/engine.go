@@ -61,13 +61,14 @@ type Engine struct {
 	// Local writes that failed after their events were committed (a full
 	// disk), retried after the next commit and when space returns; owned
 	// by the Serve goroutine.
-	unpurged   []crdt.EventID // redacted events whose body or plaintext is not purged yet
-	rekey      []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
-	keyFault   error          // set when keeping an epoch secret failed during keysAfter
-	keyEvent   crdt.EventID   // the event whose keys gain keeps (keysAfter)
-	performing bool           // the driver is performing a Ready (perform): what is authored now is background work
-	retryAt    time.Time      // when a scheduled retryLocal is due (zero: none)
-	prefsUndo  []func()       // what to take back if the step's preferences fail to save (savePrefs)
+	unpurged    []crdt.EventID // redacted events whose body or plaintext is not purged yet
+	rekey       []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
+	keyFault    error          // set when keeping an epoch secret failed during keysAfter
+	keyEvent    crdt.EventID   // the event whose keys gain keeps (keysAfter)
+	performing  bool           // the driver is performing a Ready (perform): what is authored now is background work
+	sealedPlain []byte         // the plaintext of the sealed event being committed (authorSealed)
+	retryAt     time.Time      // when a scheduled retryLocal is due (zero: none)
+	prefsUndo   []func()       // what to take back if the step's preferences fail to save (savePrefs)
 
 	out      Ready                                          // what the current step asks the driver to do (ready.go); owned by the Serve goroutine
 	local    []*Proposal                                    // the step's local proposals (add), handed to the driver after it (takeLocal)
@@ -427,8 +428,22 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 		}
 		p.ready.Accepted = append(p.ready.Accepted, ev)
 		p.deltas = append(p.deltas, d)
+		e.callsAfter(room, rc, ev) // the step reads its own calls (a leave that empties a call ends it)
 	}
 	return nil
+}
+
+// stored returns an event from the store, or from the step's local
+// proposals (added, not committed yet).
+func (e *Engine) stored(id crdt.EventID) (crdt.Stored, error) {
+	for _, p := range e.local {
+		for _, s := range p.ready.Batch.Events {
+			if s.Event.ID == id {
+				return s, nil
+			}
+		}
+	}
+	return e.store.Get(id)
 }
 
 // localProposal returns the step's local proposal for a room, starting it
@@ -505,6 +520,10 @@ func (e *Engine) rejectLocal(p *Proposal) {
 	}
 	e.out.Keep = slices.DeleteFunc(e.out.Keep, func(w KeyWrite) bool { return w.Room == room && slices.Contains(p.kept, w.Epoch) })
 	e.out.forgetSince(p.mark, room)
+	delete(e.call.index, room) // rebuilt from the store when next asked for
+	for _, s := range p.ready.Batch.Events {
+		delete(e.kr.unwritten, s.Event.ID)
+	}
 	rc.keys = p.keys
 	if p.bg {
 		rc.keys.dirty = true // check healing again after the next commit: a refused key forward is retried
@@ -574,7 +593,9 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		e.purgeOrDefer(d.Redacted)
 		e.keysAfterOrDefer(room, rc, ev, false)
 		e.timelineAfter(room, rc, ev, d)
-		e.callsAfter(room, rc, ev)
+		if !p.local { // a local event is in the index since add
+			e.callsAfter(room, rc, ev)
+		}
 		e.notify(room, rc, ev)
 		e.warnAfter(room, rc, ev)
 	}

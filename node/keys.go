@@ -484,6 +484,12 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 	if why := e.ownOverBytes(room, ev); why != "" {
 		return nil, errorf(api.KindPermission, "%s; wait a minute", why)
 	}
+	if e.sealedPlain != nil { // until advance decrypts and writes it (Ready.Plain)
+		if e.kr.unwritten == nil {
+			e.kr.unwritten = map[crdt.EventID][]byte{}
+		}
+		e.kr.unwritten[ev.ID] = slices.Clone(e.sealedPlain)
+	}
 	if err := e.add(room, rc, "", true, ev); err != nil {
 		return nil, err
 	}
@@ -592,6 +598,8 @@ func (e *Engine) authorSealed(room crdt.RoomID, rc *roomCtl, typ string, skey *s
 	if d.Body, err = k.Seal(e.kr.rand, h, plaintext); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
+	e.sealedPlain = plaintext // readable within the step (commit)
+	defer func() { e.sealedPlain = nil }()
 	return e.commit(room, rc, d)
 }
 
