@@ -9,17 +9,20 @@ import (
 // Ready.Batch: a Log must never count as held what the store did not get,
 // or pull sync would never fetch those events again. See AddUndo.
 type Undo struct {
-	l   *Log
-	j   *journal
-	gen uint64
+	l         *Log
+	j         *journal
+	gen, prev uint64 // the log's generation after the Add, and before it
 }
 
 // AddUndo is Add, and returns with the Ready an Undo that restores the log
 // to exactly its state before the call (held events, heads, the device
 // index, the orphan buffer and its bounds). Revert must be called before
 // any other call that changes the log (Add, AddUndo, Restore), or not at
-// all; a read-only call in between is fine.
+// all; a read-only call in between is fine. Undos chain: after reverting
+// the newest of several AddUndos, the one before it may be reverted (in
+// the reverse order of the calls).
 func (l *Log) AddUndo(evs ...*Event) (Ready, *Undo) {
+	prev := l.gen
 	j := &journal{
 		maxDepth: l.maxDepth, accepted: l.accepted, orphanBytes: l.orphanBytes, arrivals: l.arrivals,
 		nSorted: len(l.sorted), nDevices: len(l.devices), fifo: l.fifo,
@@ -27,12 +30,13 @@ func (l *Log) AddUndo(evs ...*Event) (Ready, *Undo) {
 	l.j = j
 	r := l.Add(evs...)
 	l.j = nil
-	return r, &Undo{l: l, j: j, gen: l.gen}
+	return r, &Undo{l: l, j: j, gen: l.gen, prev: prev}
 }
 
-// Revert restores the log to its state before the AddUndo that returned u.
-// It panics when the log changed since (a programming error); a second
-// Revert does nothing.
+// Revert restores the log to its state before the AddUndo that returned u,
+// and its generation with it, so the Undo of the AddUndo before becomes
+// current again. It panics when the log changed since (a programming
+// error); a second Revert does nothing.
 func (u *Undo) Revert() {
 	if u.j == nil {
 		return
@@ -42,7 +46,7 @@ func (u *Undo) Revert() {
 		panic("crdt: Undo.Revert after the log changed again")
 	}
 	u.j = nil
-	l.gen++
+	l.gen = u.prev
 	for id, was := range j.orphans {
 		if was.o == nil {
 			delete(l.orphans, id)

@@ -131,3 +131,43 @@ func TestUndoAfterChangePanics(t *testing.T) {
 	}()
 	undo.Revert()
 }
+
+// TestUndoChain takes several calls through AddUndo and reverts them
+// newest first: each Revert makes the Undo before it current, and the log
+// ends as it was before the first call. Reverting out of order panics.
+func TestUndoChain(t *testing.T) {
+	for round := range 10 {
+		seed := uint64(round)*104729 + 3
+		r := rand.New(rand.NewPCG(seed, 0x636861696e))
+		evs := genDAG(t, r, 3, 60)
+		room := evs[0].ID
+		cfg := LogConfig{MaxOrphans: 15}
+		a, b := NewLog(room, cfg), NewLog(room, cfg)
+		base := chunks(evs[:20], 4)
+		for _, c := range base {
+			a.Add(c...)
+			b.Add(c...)
+		}
+		var undos []*Undo
+		for _, c := range chunks(evs[20:], 1+r.IntN(5)) {
+			_, u := a.AddUndo(c...)
+			undos = append(undos, u)
+		}
+		if len(undos) > 1 {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Fatalf("seed %d: reverting an older Undo first did not panic", seed)
+					}
+				}()
+				undos[0].Revert()
+			}()
+		}
+		for i := len(undos) - 1; i >= 0; i-- {
+			undos[i].Revert()
+		}
+		if diff := diffState(stateOfLog(a), stateOfLog(b)); diff != "" {
+			t.Fatalf("seed %d: after reverting the chain: %s", seed, diff)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
+	"github.com/parley-p2p/parley/internal/cpubench"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -100,12 +101,12 @@ func BenchmarkCatchUp(b *testing.B) {
 	_, srcHost, stopSrc := benchReplica(b, ctx, srcStore, 1)
 	defer stopSrc()
 	b.ResetTimer()
-	var total time.Duration
+	var total, cpu time.Duration
 	for range b.N {
 		b.StopTimer()
 		rep, h, stop := benchTarget(b, ctx)
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpubench.Now()
 		if err := h.Connect(ctx, peer.AddrInfo{ID: srcHost.ID(), Addrs: srcHost.Addrs()}); err != nil {
 			b.Fatal(err)
 		}
@@ -122,12 +123,13 @@ func BenchmarkCatchUp(b *testing.B) {
 			}
 			time.Sleep(5 * time.Millisecond) // polling interval
 		}
-		total += time.Since(start)
+		total, cpu = total+time.Since(start), cpu+cpubench.Now()-cpu0
 		b.StopTimer()
 		stop()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+	cpubench.Report(b, cpu)
 }
 
 // BenchmarkArchiveImport: one iteration is a fresh node importing the

@@ -253,7 +253,7 @@ func (e *Engine) callsOf(room crdt.RoomID, rc *roomCtl) *callIndex {
 			if ok, _ := rc.room.Visible(id); !ok {
 				continue
 			}
-			s, err := e.store.Get(id)
+			s, err := e.stored(id) // or added by this step, not committed yet
 			if err != nil || s.Event.Type != TypeCall {
 				continue
 			}

@@ -64,9 +64,7 @@ func (e *Engine) Verify(ctx context.Context, req api.VerifyReq) (api.VerifyResp,
 		if req.Confirm && !e.prefs.verified(u) {
 			name := e.profileOf(u).DisplayName
 			e.prefs.Verified = append(e.prefs.Verified, verifiedUser{User: u.String(), Name: name})
-			if err := e.prefs.save(); err != nil {
-				return err
-			}
+			e.savePrefs(nil)
 		}
 		resp.Verified = e.prefs.verified(u)
 		return nil

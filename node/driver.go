@@ -3,9 +3,11 @@ package node
 import (
 	"context"
 	cryptorand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/parley-p2p/parley/api"
@@ -13,11 +15,13 @@ import (
 )
 
 // This file is the engine's driver: the goroutine, the clock's timers and
-// the networking callbacks. The engine core (engine.go, keys.go,
+// the networking callbacks, and every write: commits, epoch secrets,
+// plaintext, purges, preferences. The engine core (engine.go, keys.go,
 // content.go, governance.go, membership.go, devices.go, invites.go,
-// ready.go) runs no goroutine, sets no timer, reads no wall clock and
-// draws no global randomness (TestEngineCoreIsPure); it fills a Ready,
-// which perform carries out after each step.
+// host.go, ready.go, prefs.go) runs no goroutine, sets no timer, reads no
+// wall clock, draws no global randomness and writes nothing
+// (TestEngineCoreIsPure); it fills a Ready, which perform carries out
+// after each step.
 
 // defaultRand is the randomness of an engine built without KeyOptions.Rand.
 var defaultRand io.Reader = cryptorand.Reader
@@ -82,17 +86,40 @@ func (e *Engine) do(ctx context.Context, fn func() error) error {
 }
 
 // perform carries out the Ready the last step filled, in its documented
-// order, and empties it: first the proposed commits (each followed by the
-// core's advance, or its reject when the store refused the batch), then
-// the effects, the advances' included. It runs on the engine goroutine;
-// the effects must not block. It returns the errors of refused commits.
+// order (ready.go), and empties it: the writes ahead (preferences, epoch
+// secrets), then the proposed commits and the step's local proposals (each
+// followed by the core's advance, or its reject when the store refused
+// the batch; an advance may ask for more of both), then the purges and
+// the effects. It runs on the engine goroutine; the effects must not
+// block. It returns the errors of failed writes and refused commits.
 func (e *Engine) perform() error {
 	rd := &e.out
 	var errs []error
-	for len(rd.Propose) > 0 {
+	e.performing = true
+	defer func() { e.performing = false }()
+	for {
+		errs = append(errs, e.writeAhead())
+		if len(rd.Propose) == 0 {
+			rd.Propose = append(rd.Propose, e.takeLocal()...)
+		}
+		if len(rd.Propose) == 0 {
+			break
+		}
 		p := rd.Propose[0]
 		rd.Propose = rd.Propose[1:]
-		errs = append(errs, e.commitProposal(p))
+		err := e.commitProposal(p)
+		if err != nil && p.bg {
+			e.log.Warn("commit of background authoring", "room", p.Room, "err", err)
+			err = nil
+		}
+		if !slices.Contains(errs, err) { // a failed write ahead fails several proposals
+			errs = append(errs, err)
+		}
+	}
+	e.made = nil
+	if ws := rd.Plain; len(ws) > 0 {
+		rd.Plain = rd.Plain[:0]
+		e.writePlain(ws)
 	}
 	if ids := rd.Purge; len(ids) > 0 {
 		rd.Purge = nil
@@ -190,6 +217,18 @@ func (e *Engine) purgeOne(id crdt.EventID) error {
 // rewrite of the heads and the sync); the error is returned only if that
 // fails too.
 func (e *Engine) commitProposal(p *Proposal) error {
+	if p.err != nil { // a write it depends on failed (writeAhead)
+		e.reject(p, p.err)
+		return p.err
+	}
+	if p.local && len(p.Batch.Events) == 0 { // nothing new to commit
+		if len(p.kept) > 0 {
+			e.reject(p, nil) // keys made for events that were never authored
+		} else {
+			e.finish(p)
+		}
+		return nil
+	}
 	err := e.store.Commit(p.Batch)
 	if err == nil {
 		e.advance(p, true)
@@ -205,6 +244,94 @@ func (e *Engine) commitProposal(p *Proposal) error {
 		return commitError(err)
 	}
 	e.advance(p, true)
+	return nil
+}
+
+// writeAhead performs the writes that must precede the step's commits:
+// the preferences, then the epoch secrets (each before any event sealed
+// under it or carrying it is committed, so a crash between the two loses
+// no secret of a stored event). When one fails, the core goes back
+// (prefsFailed, keyFailed) and the local proposals that depended on it
+// fail with it.
+func (e *Engine) writeAhead() error {
+	rd := &e.out
+	var errs []error
+	if rd.Prefs {
+		rd.Prefs = false
+		err := e.prefs.save()
+		if e.onWrite != nil {
+			e.onWrite("prefs", "", err)
+		}
+		if err != nil {
+			err = fmt.Errorf("save preferences: %w", err)
+			e.prefsFailed(err)
+			errs = append(errs, err)
+		}
+		e.prefsUndo = nil
+	}
+	ws := rd.Keep
+	rd.Keep = nil
+	for _, w := range ws {
+		err := e.kr.local.PutLocal(w.Key, w.Value)
+		if e.onWrite != nil {
+			e.onWrite("keep", w.Room, err)
+		}
+		if err != nil {
+			err = fmt.Errorf("store epoch key: %w", err)
+			e.keyFailed(w, err)
+			if w.Event == "" && !w.bg { // made by the step's command: it fails
+				errs = append(errs, err)
+			}
+		}
+	}
+	clear(ws)
+	return errors.Join(errs...)
+}
+
+// writePlain writes decrypted plaintext after the commits of the events
+// it belongs to; what fails is decrypted again later (plainFailed).
+func (e *Engine) writePlain(ws []PlainWrite) {
+	for _, w := range ws {
+		pt, ok := e.kr.unwritten[w.Event]
+		if !ok {
+			continue
+		}
+		delete(e.kr.unwritten, w.Event)
+		if err := e.kr.local.PutLocal(plainKey(w.Event), pt); err != nil { // pt is not cleared: readers may hold it
+			e.plainFailed(w, err)
+		}
+	}
+}
+
+// save writes the preferences (the driver's writeAhead). When that fails (a full disk), the
+// preferences go back to what was last saved, so memory never runs ahead
+// of the file: every caller changes them, saves, and returns the error.
+func (p *prefs) save() error {
+	if p.path == "" {
+		return nil
+	}
+	if err := writeJSON(p.path, p, 0o600); err != nil {
+		back := prefs{path: p.path, saved: p.saved}
+		if json.Unmarshal(p.saved, &back) == nil {
+			*p = back
+		}
+		return err
+	}
+	p.saved, _ = json.Marshal(p)
+	return nil
+}
+
+// dropPrefsInvites saves the preferences without the invites an older
+// version kept there, once loadInvites moved them to the local store (at
+// load, before the engine runs).
+func dropPrefsInvites(p *prefs) error {
+	if len(p.Invites) == 0 {
+		return nil
+	}
+	p.Invites = nil
+	if err := p.save(); err != nil {
+		return fmt.Errorf("move invites out of preferences: %w", err)
+	}
 	return nil
 }
 

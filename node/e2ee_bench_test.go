@@ -7,6 +7,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/internal/cpubench"
 )
 
 // BenchmarkIngestE2EE measures a member's ingest of message events (decode
@@ -19,7 +20,7 @@ func BenchmarkIngestE2EE(b *testing.B) {
 	const n = 2000
 	for _, enc := range []bool{false, true} {
 		b.Run(fmt.Sprintf("encrypted=%v", enc), func(b *testing.B) {
-			var total time.Duration
+			var total, cpu time.Duration
 			for range b.N {
 				bs := newBus(b, 1, 2)
 				r, err := bs.engines[0].CreateRoom(bs.ctx, api.RoomCreateReq{Name: "bench", Encrypted: &enc})
@@ -44,7 +45,7 @@ func BenchmarkIngestE2EE(b *testing.B) {
 				for i, ev := range evs {
 					wire[i] = ev.Encode()
 				}
-				start := time.Now()
+				start, cpu0 := time.Now(), cpubench.Now()
 				for i := 0; i < len(wire); i += 100 {
 					batch := make([]*crdt.Event, 0, 100)
 					for _, w := range wire[i:min(i+100, len(wire))] {
@@ -54,13 +55,14 @@ func BenchmarkIngestE2EE(b *testing.B) {
 					}
 					bs.ok(bs.engines[1].Ingest(bs.ctx, "", batch))
 				}
-				total += time.Since(start)
+				total, cpu = total+time.Since(start), cpu+cpubench.Now()-cpu0
 				if shown, undec := bs.texts(1, r.Room); len(shown) != n || undec != 0 {
 					b.Fatalf("member shows %d, %d undecrypted", len(shown), undec)
 				}
 				bs.close()
 			}
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "events/s")
+			cpubench.Report(b, cpu)
 		})
 	}
 }

@@ -16,16 +16,18 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 	"github.com/parley-p2p/parley/rooms/mimi"
 )
 
 // Engine owns every room's DAG bookkeeping (crdt.Log) and state machine
 // (rooms.Room). One goroutine, the one running Serve, touches them; every
 // other goroutine reaches them through do. Each call through do is one
-// step of the engine core: it commits to the store, then updates rooms,
-// and collects every other effect in a Ready (ready.go), which the driver
-// (driver.go) performs after the step: publish, heads, fetch, watch
-// items, timers.
+// step of the engine core: it proposes batches to commit and collects
+// every other effect in a Ready (ready.go), which the driver (driver.go)
+// performs after the step: writes ahead, commits (each followed by the
+// core's advance or reject), plaintext, purges, then publish, heads,
+// fetch, watch items, timers.
 type Engine struct {
 	ident *crdt.Identity
 	store crdt.Store
@@ -61,14 +63,21 @@ type Engine struct {
 	// Local writes that failed after their events were committed (a full
 	// disk), retried after the next commit and when space returns; owned
 	// by the Serve goroutine.
-	unpurged []crdt.EventID // redacted events whose body or plaintext is not purged yet
-	rekey    []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
-	keyFault error          // set when keeping an epoch secret failed during keysAfter
-	retryAt  time.Time      // when a scheduled retryLocal is due (zero: none)
+	unpurged    []crdt.EventID // redacted events whose body or plaintext is not purged yet
+	rekey       []keysRedo     // accepted events whose key work (keep a secret, store plaintext) failed
+	keyFault    error          // set when keeping an epoch secret failed during keysAfter
+	keyEvent    crdt.EventID   // the event whose keys gain keeps (keysAfter)
+	performing  bool           // the driver is performing a Ready (perform): what is authored now is background work
+	sealedPlain []byte         // the plaintext of the sealed event being committed (authorSealed)
+	retryAt     time.Time      // when a scheduled retryLocal is due (zero: none)
+	prefsUndo   []func()       // what to take back if the step's preferences fail to save (savePrefs)
 
-	out      Ready        // what the current step asks the driver to do (ready.go); owned by the Serve goroutine
-	onReady  func(*Ready) // test hook: sees each Ready before the driver performs it
-	noTimers bool         // test hook: the driver schedules no timers (the test fires them)
+	out      Ready                                          // what the current step asks the driver to do (ready.go); owned by the Serve goroutine
+	local    []*Proposal                                    // the step's local proposals (add), handed to the driver after it (takeLocal)
+	made     map[crdt.RoomID]bool                           // rooms the current step created (newRoom), dropped again if their first commit fails
+	onReady  func(*Ready)                                   // test hook: sees each Ready before the driver performs its effects
+	onWrite  func(what string, room crdt.RoomID, err error) // test hook: sees each write ahead ("prefs", "keep")
+	noTimers bool                                           // test hook: the driver schedules no timers (the test fires them)
 }
 
 type keysRedo struct {
@@ -209,11 +218,8 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	if err != nil {
 		return nil, fmt.Errorf("load invites: %w", err)
 	}
-	if len(p.Invites) > 0 {
-		p.Invites = nil
-		if err := p.save(); err != nil {
-			return nil, fmt.Errorf("move invites out of preferences: %w", err)
-		}
+	if err := dropPrefsInvites(p); err != nil {
+		return nil, err
 	}
 	e := &Engine{
 		prefs: p, kr: kr, inv: inv,
@@ -260,12 +266,17 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 	if err := e.openIndex(); err != nil {
 		return nil, fmt.Errorf("open search index: %w", err)
 	}
+	e.made = nil // loaded, not created by a step
 	return e, nil
 }
 
 func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
 	rc := &roomCtl{log: crdt.NewLog(id, crdt.LogConfig{})}
 	e.rooms[id] = rc
+	if e.made == nil {
+		e.made = map[crdt.RoomID]bool{}
+	}
+	e.made[id] = true
 	return rc
 }
 
@@ -409,17 +420,172 @@ type Proposal struct {
 	ready    crdt.Ready
 	undo     *crdt.Undo
 	finished func() // ends the guard table's change (guard.go)
+
+	// A local proposal (add): the events are in the room state already.
+	local   bool
+	undos   []*crdt.Undo   // one per add, reverted newest first
+	deltas  []rooms.Delta  // the room's changes, per accepted event
+	heads0  []crdt.EventID // the log's heads before the step
+	created bool           // the step created the room
+	keys    roomKeys       // the room's key bookkeeping before the step
+	kept    []e2ee.EpochID // epoch keys the step made for its events (Ready.Keep)
+	mark    readyMark      // the Ready's lengths when the room's step began
+	held    *heldNotes     // import.go: the bulk import that added the events
+	err     error          // a write the commit depends on failed (failLocal)
+	bg      bool           // authored by the driver's advance or a timer, not by a command: its failure is logged, not returned
 }
 
-// add takes events into a room and has the driver commit them at once
-// (commitProposal): local authoring needs the outcome within its step (a
-// room create commits several batches in one step). Events from peers go
-// through the Ready instead (Ingest).
+// add takes events authored or imported here into a room, the local
+// counterpart of Ingest's propose. The events enter the log and the room
+// state machine at once, tentatively, since the step drafts its next
+// events on them (a room create authors several); every other effect of
+// theirs waits for the commit. All the events a step adds to one room make
+// one local Proposal, which the driver commits as one batch after the step
+// (perform): on success advance runs the events' effects (publish, watch,
+// keys, timeline); when the store refuses the batch, reject reverts the
+// log, rebuilds the room state from the store and drops the step's items
+// of that room, so the core is as before the input.
 func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, evs ...*crdt.Event) error {
-	if p := e.propose(room, rc, from, durable, evs...); p != nil {
-		return e.commitProposal(p)
+	p := e.localProposal(room, rc)
+	p.from = from
+	p.ready.Batch.Durable = p.ready.Batch.Durable || durable
+	ready, undo := rc.log.AddUndo(evs...)
+	p.undos = append(p.undos, undo)
+	p.ready.Batch.Events = append(p.ready.Batch.Events, ready.Batch.Events...)
+	p.ready.Missing = append(p.ready.Missing, ready.Missing...)
+	p.ready.Equivocations = append(p.ready.Equivocations, ready.Equivocations...)
+	for _, ev := range ready.Accepted {
+		d, err := rc.apply(ev)
+		if err != nil {
+			e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
+			continue
+		}
+		p.ready.Accepted = append(p.ready.Accepted, ev)
+		p.deltas = append(p.deltas, d)
+		e.callsAfter(room, rc, ev) // the step reads its own calls (a leave that empties a call ends it)
 	}
 	return nil
+}
+
+// stored returns an event from the store, or from the step's local
+// proposals (added, not committed yet).
+func (e *Engine) stored(id crdt.EventID) (crdt.Stored, error) {
+	for _, p := range e.local {
+		for _, s := range p.ready.Batch.Events {
+			if s.Event.ID == id {
+				return s, nil
+			}
+		}
+	}
+	return e.store.Get(id)
+}
+
+// localProposal returns the step's local proposal for a room, starting it
+// (and noting what reject must restore) on the room's first authored
+// event or kept key.
+func (e *Engine) localProposal(room crdt.RoomID, rc *roomCtl) *Proposal {
+	for _, p := range e.local {
+		if p.Room == room {
+			return p
+		}
+	}
+	p := &Proposal{
+		Room: room, rc: rc, local: true, heads0: rc.log.Heads(), created: e.made[room], keys: rc.keys,
+		mark: e.out.mark(), held: e.held, pending: rc.log.Pending(), finished: e.guards.changing(), bg: e.performing,
+	}
+	p.ready.Batch.Room = room
+	e.local = append(e.local, p)
+	return p
+}
+
+// takeLocal hands the step's local proposals to the driver, each with the
+// batch of everything its room took in during the step (the heads moved
+// from those before the step to the log's now).
+func (e *Engine) takeLocal() []*Proposal {
+	ps := e.local
+	e.local = nil
+	for _, p := range ps {
+		b := &p.ready.Batch
+		heads := p.rc.log.Heads()
+		b.AddHeads = slices.DeleteFunc(slices.Clone(heads), func(id crdt.EventID) bool { return slices.Contains(p.heads0, id) })
+		b.RemoveHeads = slices.DeleteFunc(slices.Clone(p.heads0), func(id crdt.EventID) bool { return slices.Contains(heads, id) })
+		p.Batch = *b
+	}
+	return ps
+}
+
+// abandonLocal rejects the step's local proposal of a room before it is
+// committed (all or nothing, such as a room create that failed half-way).
+func (e *Engine) abandonLocal(room crdt.RoomID) {
+	for i, p := range e.local {
+		if p.Room == room {
+			e.local = slices.Delete(e.local, i, i+1)
+			e.rejectLocal(p)
+			return
+		}
+	}
+}
+
+// failLocal marks the step's pending local proposals (of one room, or all
+// when room is empty) as refused before their commit: a write that must
+// precede them failed (Ready.Keep, Ready.Prefs).
+func (e *Engine) failLocal(room crdt.RoomID, err error) {
+	for _, ps := range [][]*Proposal{e.local, e.out.Propose} {
+		for _, p := range ps {
+			if p.local && (room == "" || p.Room == room) && p.err == nil {
+				p.err = err
+			}
+		}
+	}
+}
+
+// rejectLocal reverts a local proposal: the log's adds newest first, the
+// keys it kept, the step's Ready items of its room, its key bookkeeping,
+// and the room state, rebuilt from the store (which holds the room as
+// before the step); a room the step created is dropped.
+func (e *Engine) rejectLocal(p *Proposal) {
+	room, rc := p.Room, p.rc
+	defer p.finished()
+	for i := len(p.undos) - 1; i >= 0; i-- {
+		p.undos[i].Revert()
+	}
+	for _, id := range p.kept {
+		e.kr.keys.Destroy(room, id)
+	}
+	e.out.Keep = slices.DeleteFunc(e.out.Keep, func(w KeyWrite) bool { return w.Room == room && slices.Contains(p.kept, w.Epoch) })
+	e.out.forgetSince(p.mark, room)
+	delete(e.call.index, room) // rebuilt from the store when next asked for
+	for _, s := range p.ready.Batch.Events {
+		delete(e.kr.unwritten, s.Event.ID)
+	}
+	rc.keys = p.keys
+	if p.bg {
+		rc.keys.dirty = true // check healing again after the next commit: a refused key forward is retried
+	}
+	if p.created {
+		delete(e.rooms, room)
+		return
+	}
+	if len(p.undos) > 0 {
+		if err := e.reloadRoom(room, rc); err != nil {
+			e.log.Error("rebuild room state after a refused commit", "room", room, "err", err)
+		}
+	}
+}
+
+// reloadRoom rebuilds a room's state machine from the events the store
+// accepted (the log is current already); the projections derived from it
+// are rebuilt when next asked for.
+func (e *Engine) reloadRoom(room crdt.RoomID, rc *roomCtl) error {
+	rc.room, rc.tl, rc.refs = nil, nil, refIndex{}
+	var ferr error
+	err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
+		if s.Status == crdt.StatusAccepted {
+			_, ferr = rc.apply(s.Event)
+		}
+		return ferr == nil
+	})
+	return errors.Join(err, ferr)
 }
 
 // propose takes events into rc's log, the one path by which events enter
@@ -444,13 +610,17 @@ func (e *Engine) propose(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bo
 // (recorded: the commit succeeded and is listed in the Ready's Commits).
 func (e *Engine) advance(p *Proposal, recorded bool) {
 	room, rc := p.Room, p.rc
+	var err error
 	if recorded {
 		e.checkCommitted(room, rc, p.ready)
 		e.out.Commits = append(e.out.Commits, committed(room, p.Batch))
 	}
-	for _, ev := range p.ready.Accepted {
-		d, err := rc.apply(ev)
-		if err != nil {
+	e.held = p.held
+	for i, ev := range p.ready.Accepted {
+		var d rooms.Delta
+		if p.local {
+			d = p.deltas[i]
+		} else if d, err = rc.apply(ev); err != nil {
 			e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
 			continue
 		}
@@ -458,23 +628,32 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		e.keysAfterOrDefer(room, rc, ev, false)
 		e.indexAccepted(room, rc, ev)
 		e.timelineAfter(room, rc, ev, d)
-		e.callsAfter(room, rc, ev)
+		if !p.local { // a local event is in the index since add
+			e.callsAfter(room, rc, ev)
+		}
 		e.notify(room, rc, ev)
 		e.warnAfter(room, rc, ev)
 	}
+	if e.held = nil; p.held != nil {
+		for _, n := range p.held.notes {
+			e.notify(n.room, n.rc, n.ev)
+		}
+		p.held.notes = nil
+	}
 	e.guardAfter(room, rc, p.ready.Accepted)
-	// Authoring waits until the whole batch is applied (the log's heads
-	// already include it); so do the retries of deferred local writes,
-	// which may author key forwards.
+	e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: p.ready.Accepted, From: p.from})
+	e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
+	e.finish(p)
+	// Authoring waits until the whole batch is applied; so do the retries
+	// of deferred local writes, which may author key forwards. What they
+	// author is a new local proposal, committed after this one, so a
+	// refusal of it takes back nothing of this batch.
 	e.retryLocal()
 	e.endLeftCalls()
 	if rc.keys.dirty {
 		e.heal(room, rc, false)
 	}
 	e.profileWhenKeyed(room, rc)
-	e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: p.ready.Accepted, From: p.from})
-	e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
-	e.finish(p)
 }
 
 // reject reverts a proposal the store refused: the log is as before the
@@ -482,6 +661,10 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 // sync fetches them again) and an own event is neither published nor
 // acknowledged.
 func (e *Engine) reject(p *Proposal, err error) {
+	if p.local {
+		e.rejectLocal(p)
+		return
+	}
 	p.undo.Revert()
 	if p.from != "" && !errors.Is(err, ErrDiskFull) {
 		e.out.Refused = append(e.out.Refused, FetchOut{Room: p.Room, From: p.from}) // a full disk syncs everything when space returns
@@ -583,8 +766,9 @@ func (e *Engine) CreateRoom(ctx context.Context, req api.RoomCreateReq) (api.Roo
 	return e.createRoom(ctx, req, nil)
 }
 
-// createRoom founds a room; dm names the other user of a direct-message room.
-func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byte) (api.RoomResp, error) {
+// createRoom founds a room; dm names the other user of a direct-message
+// room, who is invited in the same step.
+func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm *crdt.UserID) (api.RoomResp, error) {
 	hist := req.History
 	if hist == "" {
 		hist = rooms.HistoryShared
@@ -609,7 +793,10 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 	if req.Encrypted != nil {
 		enc = *req.Encrypted
 	}
-	cb := rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, DM: dm, Nonce: nonce, E2EE: enc}
+	cb := rooms.CreateBody{Name: req.Name, Topic: req.Topic, JoinRule: rule, History: hist, Nonce: nonce, E2EE: enc}
+	if dm != nil {
+		cb.DM = dm[:]
+	}
 	if enc {
 		cb.Name, cb.Topic = "", "" // sealed room.name and room.topic events follow the first epoch
 	}
@@ -622,16 +809,19 @@ func (e *Engine) createRoom(ctx context.Context, req api.RoomCreateReq, dm []byt
 		}
 		rc := e.newRoom(ev.ID)
 		if err := e.add(ev.ID, rc, "", true, ev); err != nil {
-			delete(e.rooms, ev.ID)
 			return err
 		}
 		e.track(ev.ID)
 		e.out.Publish = append(e.out.Publish, Published{ev.ID, ev})
-		if err := e.foundRoom(ev.ID, rc, enc, req); err != nil {
+		err = e.foundRoom(ev.ID, rc, enc, req)
+		if err == nil && dm != nil {
+			_, err = e.invite(ev.ID, rc, ev, *dm, "")
+		}
+		if err != nil {
 			// All or nothing: a room whose setup failed is not kept, and
-			// nothing of it is published, tracked or announced.
-			e.out.forget(ev.ID)
-			return errors.Join(err, e.dropRoom(ev.ID, rc))
+			// nothing of it is committed, published, tracked or announced.
+			e.abandonLocal(ev.ID)
+			return err
 		}
 		resp.Room = ev.ID.String()
 		return nil
@@ -666,13 +856,18 @@ func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 		return "", errorf(api.KindInvalid, "%q is not a room ID", s)
 	}
 	return id, e.do(ctx, func() error {
+		fresh := e.rooms[id] == nil
 		if i := slices.Index(e.prefs.Unhosted, id.String()); i >= 0 {
 			e.prefs.Unhosted = slices.Delete(e.prefs.Unhosted, i, i+1)
-			if err := e.prefs.save(); err != nil {
-				return err
-			}
+			mark := e.out.mark()
+			e.savePrefs(func() { // still unhosted: not kept either
+				if fresh {
+					delete(e.rooms, id)
+					e.out.forgetSince(mark, id)
+				}
+			})
 		}
-		if e.rooms[id] == nil {
+		if fresh {
 			e.newRoom(id)
 			e.track(id)
 		}

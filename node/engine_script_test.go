@@ -37,9 +37,14 @@ import (
 //	revoke NAME device=D            D is a device engine's name
 //	deliver from=A to=(B,C..) [all] what A published and B has not had yet (all: everything again)
 //	fail NAME [n=K]                 NAME's K-th next commit fails (1: the next)
+//	fail NAME keys                  NAME's writes of epoch secrets fail (until fail NAME off)
 //	tick d=DURATION                 advance the clock, fire the timers due
 //	watch NAME                      NAME's engine gets a watcher (watch items appear)
 //	texts NAME room=R               the message texts NAME shows, undecrypted count
+//
+// Besides the Ready's items, a step prints the writes ahead the driver did
+// ("write keep R": an epoch secret of room R; "write prefs"), each before
+// the commit that followed it.
 func TestEngineScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/engine", func(t *testing.T, path string) {
 		w := newScriptWorld(t)
@@ -60,8 +65,14 @@ type scriptNode struct {
 	sent   map[string]int
 	inv    map[crdt.RoomID]InviteOut
 	timers []Timer
+	writes []scriptWrite // writes ahead since the last Ready, by the commits done before each
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+type scriptWrite struct {
+	commits int
+	line    string
 }
 
 type scriptWorld struct {
@@ -101,10 +112,10 @@ func scriptKey(t testing.TB, s string) *crdt.SecretKey {
 func (w *scriptWorld) newNode(name, user string, master *crdt.SecretKey) {
 	dev := scriptKey(w.t, "device "+name)
 	ident := &crdt.Identity{User: master.Public(), Device: dev, Cert: crdt.CertifyDevice(master, dev.Public())}
-	fs := faultstore.New(crdt.NewMemStore(), nil)
+	fs := faultstore.New(crdt.NewMemStore(), nil) // its local writes fail too (fail NAME keys)
 	seed := uint64(len(w.order) + 1)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e, err := NewEngineWith(ident, fs, "", quiet, KeyOptions{Local: NewMemLocal(), Seed: seed, Rand: mrand.NewChaCha8([32]byte{byte(seed)})})
+	e, err := NewEngineWith(ident, fs, "", quiet, KeyOptions{Seed: seed, Rand: mrand.NewChaCha8([32]byte{byte(seed)})})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -112,6 +123,17 @@ func (w *scriptWorld) newNode(name, user string, master *crdt.SecretKey) {
 	e.now = func() time.Time { return w.now }
 	e.noTimers = true
 	e.onReady = func(rd *Ready) { w.record(n, rd) }
+	e.onWrite = func(what string, room crdt.RoomID, err error) {
+		l := "  write " + what
+		if room != "" {
+			l += " " + w.roomName(room)
+		}
+		if err != nil {
+			l += ": " + err.Error()
+		}
+		// Placed before the commit that followed it (record).
+		n.writes = append(n.writes, scriptWrite{len(e.out.Commits), l})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	go func() { defer close(n.done); e.Serve(ctx) }()
@@ -163,13 +185,21 @@ func (w *scriptWorld) record(n *scriptNode, rd *Ready) {
 	for _, p := range rd.Publish {
 		w.label(p.Event)
 	}
-	for _, c := range rd.Commits {
+	writes := func(before int) {
+		for len(n.writes) > 0 && n.writes[0].commits <= before {
+			lines = append(lines, strings.TrimPrefix(n.writes[0].line, "  "))
+			n.writes = n.writes[1:]
+		}
+	}
+	for i, c := range rd.Commits {
+		writes(i)
 		var l []string
 		for _, id := range c.Events {
 			l = append(l, w.idName(id))
 		}
 		add("commit %s: %s", w.roomName(c.Room), strings.Join(l, " "))
 	}
+	writes(len(rd.Commits))
 	for _, r := range rd.Track {
 		add("track %s", w.roomName(r))
 	}
@@ -326,6 +356,14 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		}
 	case "fail":
 		n := w.node(d, "")
+		if d.HasArg("off") {
+			n.fs.Inject(nil)
+			break
+		}
+		if d.HasArg("keys") {
+			n.fs.Inject(faultstore.LocalPrefix([]byte("k/")))
+			break
+		}
 		k := 1
 		d.MaybeScanArgs(t, "n", &k)
 		n.fs.Inject(faultstore.NthCommit(n.fs.Commits() + k))
@@ -373,6 +411,12 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		return fmt.Sprintf("%s undecrypted=%d\n", strings.Join(shown, " | "), undec)
 	default:
 		d.Fatalf(t, "unknown command %s", d.Cmd)
+	}
+	for _, n := range w.nodes { // writes of steps whose Ready asked for nothing else
+		for _, wr := range n.writes {
+			n.out = append(n.out, wr.line)
+		}
+		n.writes = nil
 	}
 	var b strings.Builder
 	for _, e := range errs {

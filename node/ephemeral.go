@@ -160,9 +160,7 @@ func (e *Engine) SetPresence(ctx context.Context, req api.PresenceReq) (api.Pres
 			e.touch()
 		}
 		e.prefs.Presence = req.Presence
-		if err := e.prefs.save(); err != nil {
-			return err
-		}
+		e.savePrefs(nil)
 		for id, rc := range e.rooms {
 			if rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
 				continue
@@ -240,9 +238,7 @@ func (e *Engine) Settings(ctx context.Context, req api.SettingsReq) (api.Setting
 			e.prefs.NoPresence = !*req.Presence
 		}
 		if req.Typing != nil || req.Presence != nil {
-			if err := e.prefs.save(); err != nil {
-				return err
-			}
+			e.savePrefs(nil)
 		}
 		resp = api.SettingsResp{Typing: !e.prefs.NoTyping, Presence: !e.prefs.NoPresence}
 		return nil

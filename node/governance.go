@@ -53,20 +53,30 @@ func (e *Engine) Invite(ctx context.Context, req api.RoomUserReq) (api.EventResp
 		if err != nil {
 			return err
 		}
-		key := target.String()
-		ev, err := e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(rooms.MemberBody{Membership: rooms.Invite, Reason: req.Reason}))
-		if err != nil {
-			return err
-		}
-		resp.Event = ev.ID.String()
 		create, err := e.store.Get(id)
 		if err != nil {
 			return err
 		}
-		e.out.Invites = append(e.out.Invites, InviteOut{id, target, create.Event, ev, e.stateOf(rc).Name})
+		ev, err := e.invite(id, rc, create.Event, target, req.Reason)
+		if err != nil {
+			return err
+		}
+		resp.Event = ev.ID.String()
 		return nil
 	})
 	return resp, err
+}
+
+// invite authors an invite of target and asks the driver to deliver it
+// with the room's create event.
+func (e *Engine) invite(id crdt.RoomID, rc *roomCtl, create *crdt.Event, target crdt.UserID, reason string) (*crdt.Event, error) {
+	key := target.String()
+	ev, err := e.author(id, rc, rooms.TypeMember, &key, rooms.Encode(rooms.MemberBody{Membership: rooms.Invite, Reason: reason}))
+	if err != nil {
+		return nil, err
+	}
+	e.out.Invites = append(e.out.Invites, InviteOut{id, target, create, ev, e.stateOf(rc).Name})
+	return ev, nil
 }
 
 // membershipOf authors a membership change of target in a room.
@@ -369,9 +379,7 @@ func (e *Engine) Policy(ctx context.Context, req api.PolicyReq) (api.PolicyResp,
 	err := e.do(ctx, func() error {
 		if req.Policy != "" {
 			e.prefs.Policy = req.Policy
-			if err := e.prefs.save(); err != nil {
-				return err
-			}
+			e.savePrefs(nil)
 		}
 		resp.Policy = e.prefs.Policy
 		return nil
@@ -392,9 +400,7 @@ func (e *Engine) SetBlocked(ctx context.Context, user string, on bool) (api.Bloc
 				return errorf(api.KindInvalid, "you cannot block yourself")
 			}
 			e.prefs.setBlocked(u, on)
-			if err := e.prefs.save(); err != nil {
-				return err
-			}
+			e.savePrefs(nil)
 		}
 		resp.Blocked = append([]string{}, e.prefs.Blocked...)
 		return nil
@@ -448,9 +454,7 @@ func (e *Engine) profileSet(ctx context.Context, req api.ProfileSetReq, avatarLi
 		if avatarLink != "" {
 			e.prefs.Avatar, e.prefs.AvatarLink = nil, avatarLink
 		}
-		if err := e.prefs.save(); err != nil {
-			return err
-		}
+		e.savePrefs(nil) // before the profile events: a failed save fails them too
 		// Past the checks only a broken disk fails a room: the profile is
 		// saved, so each room that failed is named and the others keep it.
 		var failed []error
@@ -588,12 +592,7 @@ func (e *Engine) CreateDM(ctx context.Context, u crdt.UserID) (api.RoomResp, err
 	if u == e.ident.User {
 		return api.RoomResp{}, errorf(api.KindInvalid, "a direct-message room needs another user")
 	}
-	r, err := e.createRoom(ctx, api.RoomCreateReq{}, u[:])
-	if err != nil {
-		return r, err
-	}
-	_, err = e.Invite(ctx, api.RoomUserReq{Room: r.Room, User: u.String()})
-	return r, err
+	return e.createRoom(ctx, api.RoomCreateReq{}, &u) // one step: the room and the invite commit as one batch
 }
 
 // ReceiveInvite takes an invite delivered by a peer: it checks that it is

@@ -48,12 +48,17 @@ func (e *Engine) DropBlind(ctx context.Context, req api.RoomReq) (api.RoomResp, 
 // it again after a restart (its stored events stay until it is hosted or
 // joined again).
 func (e *Engine) dropRoom(id crdt.RoomID, rc *roomCtl) error {
+	healAt := rc.keys.healAt
 	rc.keys.healAt = time.Time{} // a pending heal timer finds no room and does nothing
 	delete(e.rooms, id)
 	if !slices.Contains(e.prefs.Unhosted, id.String()) {
 		e.prefs.Unhosted = append(e.prefs.Unhosted, id.String())
 	}
-	return e.prefs.save()
+	e.savePrefs(func() { // not unhosted after all: kept as before
+		e.rooms[id] = rc
+		rc.keys.healAt = healAt
+	})
+	return nil
 }
 
 // Abandon drops a room this node started keeping for a join that failed,

@@ -180,6 +180,8 @@ type keyring struct {
 	rand   io.Reader
 	policy e2ee.RotationPolicy
 	jitter *rand.Rand
+
+	unwritten map[crdt.EventID][]byte // plaintext the driver has not written yet (Ready.Plain)
 }
 
 func newKeyring(ident *crdt.Identity, o KeyOptions) (*keyring, error) {
@@ -269,10 +271,14 @@ func (kr *keyring) held(room crdt.RoomID, id e2ee.EpochID) *e2ee.EpochKey {
 	return k
 }
 
-// keep persists k (sealed at rest) and then holds it. Persisting comes
-// first, so no event under an epoch is published before its secret is on
-// disk (docs/design.md §5.6 C29).
-func (kr *keyring) keep(k *e2ee.EpochKey) error {
+// keep holds k and asks the driver to persist it, sealed at rest, before
+// any commit that follows (Ready.Keep): no event under an epoch is
+// committed or published before its secret is on disk (docs/design.md
+// §5.6 C29). ev is the event that brought the key to this device (gain),
+// or empty for a key this step made (newRotation), which the room's local
+// proposal drops again if its commit fails.
+func (e *Engine) keep(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey, ev crdt.EventID) error {
+	kr := e.kr
 	if kr.held(k.Room(), k.ID()) != nil {
 		k.Destroy()
 		return nil
@@ -285,14 +291,39 @@ func (kr *keyring) keep(k *e2ee.EpochKey) error {
 	secret := k.Secret()
 	sealed := kr.atRest.Seal(nonce, nonce, secret, key)
 	clear(secret)
-	if err := kr.local.PutLocal(key, sealed); err != nil {
-		return fmt.Errorf("store epoch key: %w", err)
+	if err := kr.keys.Put(k); err != nil {
+		return err
 	}
-	return kr.keys.Put(k)
+	if ev == "" {
+		p := e.localProposal(room, rc)
+		p.kept = append(p.kept, k.ID())
+	}
+	e.out.Keep = append(e.out.Keep, KeyWrite{Room: room, Epoch: k.ID(), Event: ev, Key: key, Value: sealed, bg: e.performing})
+	return nil
+}
+
+// keyFailed takes back a key whose secret the driver could not persist: it
+// is no longer held, the local proposals of its room fail (they may seal
+// under it or carry it), and a key opened from an event is opened again
+// by retryLocal.
+func (e *Engine) keyFailed(w KeyWrite, err error) {
+	e.kr.keys.Destroy(w.Room, w.Epoch)
+	e.failLocal(w.Room, err)
+	if w.Event != "" {
+		e.log.Warn("keep epoch key", "room", w.Room, "epoch", w.Epoch, "err", err)
+		e.rekey = append(e.rekey, keysRedo{w.Room, w.Event})
+		if rc := e.rooms[w.Room]; rc != nil {
+			rc.keys.dirty = true
+		}
+		e.retryLater()
+	}
 }
 
 // plaintext returns what this node decrypted of an event.
 func (kr *keyring) plaintext(id crdt.EventID) ([]byte, bool) {
+	if b, ok := kr.unwritten[id]; ok {
+		return b, true
+	}
 	b, err := kr.local.GetLocal(plainKey(id))
 	return b, err == nil
 }
@@ -344,7 +375,9 @@ func (e *Engine) keysAfter(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loadin
 		e.log.Warn("unwrap epoch key", "room", room, "event", ev.ID, "err", err)
 	}
 	if got != nil {
+		e.keyEvent = ev.ID
 		e.gain(room, rc, got)
+		e.keyEvent = ""
 	}
 	if rooms.Sealed(ev.Type) {
 		e.decrypt(room, rc, ev, loading)
@@ -367,7 +400,7 @@ func (e *Engine) gain(room crdt.RoomID, rc *roomCtl, k *e2ee.EpochKey) {
 			k.Destroy()
 			continue
 		}
-		if err := e.kr.keep(k); err != nil {
+		if err := e.keep(room, rc, k, e.keyEvent); err != nil {
 			e.log.Warn("keep epoch key", "room", room, "epoch", id, "err", err)
 			e.keyFault = err
 			continue
@@ -421,14 +454,20 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		e.log.Warn("undecryptable event", "room", room, "event", ev.ID, "err", err)
 		return
 	}
-	if err := e.kr.local.PutLocal(plainKey(ev.ID), pt); err != nil {
-		e.log.Warn("store plaintext", "room", room, "event", ev.ID, "err", err)
-		e.rekey = append(e.rekey, keysRedo{room, ev.ID}) // decrypted again by retryLocal
-		e.retryLater()
-	} else {
-		e.indexMessage(room, rc, ev, pt)
+	e.indexMessage(room, rc, ev, pt)
+	if e.kr.unwritten == nil {
+		e.kr.unwritten = map[crdt.EventID][]byte{}
 	}
-	clear(pt)
+	e.kr.unwritten[ev.ID] = pt
+	e.out.Plain = append(e.out.Plain, PlainWrite{room, ev.ID})
+}
+
+// plainFailed handles plaintext the driver could not write: the event is
+// decrypted again by retryLocal.
+func (e *Engine) plainFailed(w PlainWrite, err error) {
+	e.log.Warn("store plaintext", "room", w.Room, "event", w.Event, "err", err)
+	e.rekey = append(e.rekey, keysRedo{w.Room, w.Event})
+	e.retryLater()
 }
 
 // prepare drafts an event by this node in rc: parents, seq, auth refs.
@@ -446,6 +485,12 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 	}
 	if why := e.ownOverBytes(room, ev); why != "" {
 		return nil, errorf(api.KindPermission, "%s; wait a minute", why)
+	}
+	if e.sealedPlain != nil { // until advance decrypts and writes it (Ready.Plain)
+		if e.kr.unwritten == nil {
+			e.kr.unwritten = map[crdt.EventID][]byte{}
+		}
+		e.kr.unwritten[ev.ID] = slices.Clone(e.sealedPlain)
 	}
 	if err := e.add(room, rc, "", true, ev); err != nil {
 		return nil, err
@@ -493,7 +538,7 @@ func (e *Engine) newRotation(room crdt.RoomID, rc *roomCtl, prev []crdt.EventID,
 		k.Destroy()
 		return nil, nil, errorf(api.KindInvalid, "room has too many devices (%d) for one rotation event", len(to))
 	}
-	if err := e.kr.keep(k); err != nil {
+	if err := e.keep(room, rc, k, ""); err != nil {
 		return nil, nil, err
 	}
 	return rot, b, nil
@@ -555,6 +600,8 @@ func (e *Engine) authorSealed(room crdt.RoomID, rc *roomCtl, typ string, skey *s
 	if d.Body, err = k.Seal(e.kr.rand, h, plaintext); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
+	e.sealedPlain = plaintext // readable within the step (commit)
+	defer func() { e.sealedPlain = nil }()
 	return e.commit(room, rc, d)
 }
 

@@ -54,24 +54,6 @@ func loadPrefs(path string) (*prefs, error) {
 	return p, nil
 }
 
-// save writes the preferences. When that fails (a full disk), the
-// preferences go back to what was last saved, so memory never runs ahead
-// of the file: every caller changes them, saves, and returns the error.
-func (p *prefs) save() error {
-	if p.path == "" {
-		return nil
-	}
-	if err := writeJSON(p.path, p, 0o600); err != nil {
-		back := prefs{path: p.path, saved: p.saved}
-		if json.Unmarshal(p.saved, &back) == nil {
-			*p = back
-		}
-		return err
-	}
-	p.saved, _ = json.Marshal(p)
-	return nil
-}
-
 func (p *prefs) blocked(u crdt.UserID) bool { return slices.Contains(p.Blocked, u.String()) }
 
 func (p *prefs) setBlocked(u crdt.UserID, on bool) {
@@ -81,4 +63,26 @@ func (p *prefs) setBlocked(u crdt.UserID, on bool) {
 		p.Blocked = append(p.Blocked, s)
 		slices.Sort(p.Blocked)
 	}
+}
+
+// savePrefs asks the driver to save the preferences before the step's
+// commits (Ready.Prefs). undo, if not nil, takes back what the step did
+// besides changing the preferences, should the save fail (prefsFailed).
+func (e *Engine) savePrefs(undo func()) {
+	e.out.Prefs = true
+	if undo != nil {
+		e.prefsUndo = append(e.prefsUndo, undo)
+	}
+}
+
+// prefsFailed goes back after a failed save: the preferences are as last
+// saved already (prefs.save), the step's other changes are undone, newest
+// first, and its local proposals fail (a profile change publishes nothing
+// its preferences do not hold).
+func (e *Engine) prefsFailed(err error) {
+	for i := len(e.prefsUndo) - 1; i >= 0; i-- {
+		e.prefsUndo[i]()
+	}
+	e.prefsUndo = nil
+	e.failLocal("", err)
 }

@@ -8,22 +8,35 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
 // Ready is everything one engine step (an input: events from a peer, a
 // local command, a fired timer) asks its driver to do, modelled on etcd
 // raft's Ready. The engine core fills it; the driver (driver.go) performs
-// it after the step in this order: commit the proposed batches (each
-// followed by the core's advance, which adds to the Ready, or by its
-// reject when the store refused the batch: the core is then as before the
-// input), then purge redacted bodies, start tracking rooms, publish, announce heads, fetch,
-// report refusals and invites, tracer hooks, watch items, and schedule
-// timers. Events from peers are proposed (Engine.Ingest); local authoring,
-// which needs each commit's outcome within its step, has the driver commit
-// at once (Engine.add). Commits lists what was committed, in order.
+// it after the step, in this order (docs/design.md §1):
+//
+//  1. write ahead: save the preferences (Prefs) and persist the epoch
+//     secrets the core made or opened (Keep), so that no event under an
+//     epoch is committed, let alone published, before its secret is on
+//     disk; when one fails, the step's local proposals fail with it;
+//  2. commit the proposed batches, in order: events from peers (Ingest)
+//     and the step's local proposals (add: everything a command, timer or
+//     advance authored in one room is one batch). Each is followed by the
+//     core's advance, which may add to the Ready (back to 1), or by its
+//     reject when the store refused the batch: the core is then as before
+//     the input, and nothing of the refused batch is published;
+//  3. purge redacted bodies;
+//  4. start tracking rooms, publish, announce heads, fetch, report
+//     refusals and invites, tracer hooks, watch items, and timers.
+//
+// Commits lists what was committed, in order.
 type Ready struct {
-	Propose  []*Proposal    // batches to commit first, in order (then advance or reject)
+	Prefs    bool           // save the preferences (write ahead)
+	Keep     []KeyWrite     // epoch secrets to persist (write ahead)
+	Propose  []*Proposal    // batches to commit, in order (then advance or reject)
 	Commits  []Committed    // batches committed by the step, in order
+	Plain    []PlainWrite   // decrypted plaintext to write (after the commits)
 	Purge    []crdt.EventID // redacted events whose body and plaintext to delete (after the commits)
 	Track    []crdt.RoomID  // rooms to start gossiping and syncing
 	Publish  []Published    // locally authored events to gossip
@@ -35,6 +48,25 @@ type Ready struct {
 	Rejected []RejectedOut  // tracer: offered events not taken, by reason
 	Watch    []WatchOut     // items for the watchers
 	Timers   []Timer        // timers wanted
+}
+
+// KeyWrite is an epoch secret, sealed at rest, for the driver to persist
+// under Key in the node's local store before any commit that follows.
+// Event is the event that carried it to this device (empty: made here).
+type KeyWrite struct {
+	Room  crdt.RoomID
+	Epoch e2ee.EpochID
+	Event crdt.EventID
+	Key   []byte
+	Value []byte
+	bg    bool // made by background authoring (Proposal.bg)
+}
+
+// PlainWrite asks the driver to write what the core decrypted of an event
+// (held in the keyring until then) to the node's local store.
+type PlainWrite struct {
+	Room  crdt.RoomID
+	Event crdt.EventID
 }
 
 // Committed is one batch a step committed.
@@ -126,38 +158,63 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return len(rd.Propose)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return b2i(rd.Prefs)+len(rd.Keep)+len(rd.Propose)+len(rd.Plain)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
 // reset empties the Ready, keeping its storage.
 func (rd *Ready) reset() {
+	clear(rd.Keep)
 	clear(rd.Propose)
 	clear(rd.Publish)
 	clear(rd.Accepted)
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Propose: rd.Propose[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Keep: rd.Keep[:0], Propose: rd.Propose[:0], Plain: rd.Plain[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}
 }
 
-// forget drops every item of a room from the Ready except its Commits
-// (the store holds those batches): the effects of a step that dropped the
-// room again, such as a room create that failed after its first commit.
-func (rd *Ready) forget(room crdt.RoomID) {
-	rd.Track = slices.DeleteFunc(rd.Track, func(id crdt.RoomID) bool { return id == room })
-	rd.Publish = slices.DeleteFunc(rd.Publish, func(p Published) bool { return p.Room == room })
-	rd.Heads = slices.DeleteFunc(rd.Heads, func(h HeadsOut) bool { return h.Room == room })
-	rd.Fetch = slices.DeleteFunc(rd.Fetch, func(f FetchOut) bool { return f.Room == room })
-	rd.Refused = slices.DeleteFunc(rd.Refused, func(f FetchOut) bool { return f.Room == room })
-	rd.Invites = slices.DeleteFunc(rd.Invites, func(in InviteOut) bool { return in.Room == room })
-	rd.Accepted = slices.DeleteFunc(rd.Accepted, func(a AcceptedOut) bool { return a.Room == room })
-	rd.Rejected = slices.DeleteFunc(rd.Rejected, func(r RejectedOut) bool { return r.Room == room })
-	rd.Watch = slices.DeleteFunc(rd.Watch, func(w WatchOut) bool { return w.Room == room })
-	rd.Timers = slices.DeleteFunc(rd.Timers, func(t Timer) bool { return t.Room == room })
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readyMark is where a Ready's effect lists ended at some point of a step.
+type readyMark struct {
+	track, publish, heads, fetch, refused, invites, accepted, rejected, watch, timers int
+}
+
+func (rd *Ready) mark() readyMark {
+	return readyMark{len(rd.Track), len(rd.Publish), len(rd.Heads), len(rd.Fetch), len(rd.Refused), len(rd.Invites),
+		len(rd.Accepted), len(rd.Rejected), len(rd.Watch), len(rd.Timers)}
+}
+
+// forgetSince drops a room's effects added to the Ready since m: those of
+// a local proposal that was rejected (Commits stay: the store holds them).
+func (rd *Ready) forgetSince(m readyMark, room crdt.RoomID) {
+	rd.Track = dropSince(rd.Track, m.track, func(id crdt.RoomID) bool { return id == room })
+	rd.Publish = dropSince(rd.Publish, m.publish, func(p Published) bool { return p.Room == room })
+	rd.Heads = dropSince(rd.Heads, m.heads, func(h HeadsOut) bool { return h.Room == room })
+	rd.Fetch = dropSince(rd.Fetch, m.fetch, func(f FetchOut) bool { return f.Room == room })
+	rd.Refused = dropSince(rd.Refused, m.refused, func(f FetchOut) bool { return f.Room == room })
+	rd.Invites = dropSince(rd.Invites, m.invites, func(in InviteOut) bool { return in.Room == room })
+	rd.Accepted = dropSince(rd.Accepted, m.accepted, func(a AcceptedOut) bool { return a.Room == room })
+	rd.Rejected = dropSince(rd.Rejected, m.rejected, func(r RejectedOut) bool { return r.Room == room })
+	rd.Watch = dropSince(rd.Watch, m.watch, func(w WatchOut) bool { return w.Room == room })
+	rd.Timers = dropSince(rd.Timers, m.timers, func(t Timer) bool { return t.Room == room })
+}
+
+// dropSince deletes the items from index from on that match.
+func dropSince[T any](s []T, from int, match func(T) bool) []T {
+	if from >= len(s) {
+		return s
+	}
+	return append(s[:from], slices.DeleteFunc(s[from:], match)...)
 }
 
 // fire handles a timer the core asked for; a timer that was replaced or

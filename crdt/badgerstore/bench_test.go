@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/internal/cpubench"
 )
 
 const (
@@ -88,7 +89,7 @@ func BenchmarkIngest(b *testing.B) {
 	for _, f := range frames {
 		bytes += len(f)
 	}
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	for range b.N {
 		b.StopTimer()
 		crdt.ForgetVerified()
@@ -97,7 +98,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpubench.Now()
 		decoded := make(chan []*crdt.Event, 1)
 		errc := make(chan error, 1)
 		go func() {
@@ -129,7 +130,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatal(err)
 		default:
 		}
-		elapsed += time.Since(start)
+		elapsed, cpu = elapsed+time.Since(start), cpu+cpubench.Now()-cpu0
 		b.StopTimer()
 		if l.Len() != len(frames) || l.MissingCount() != 0 {
 			b.Fatalf("log holds %d events, %d missing", l.Len(), l.MissingCount())
@@ -138,6 +139,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.N*len(frames))/elapsed.Seconds(), "events/s")
+	cpubench.Report(b, cpu)
 	b.ReportMetric(float64(b.N*bytes)/elapsed.Seconds()/1e6, "MB/s")
 	b.ReportMetric(float64(bytes)/float64(len(frames)), "B/event")
 }
