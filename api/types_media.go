@@ -41,6 +41,9 @@ type MediaGetReq struct {
 	CID string `json:"cid"`
 	Key string `json:"key"` // base64, as MediaAddResp.Key
 	Out string `json:"out"`
+	// Progress, when set, names this fetch for EpProgress while it runs
+	// (plaintext octets written of the file's size).
+	Progress string `json:"progress,omitempty"`
 }
 
 // MediaGetResp answers EpMediaGet.

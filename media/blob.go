@@ -327,6 +327,27 @@ func NewCiphertextReader(store BlobStore, root cid.Cid) (io.Reader, error) {
 	return r, nil
 }
 
+// Size returns the plaintext octets of the blob root, reading only its
+// root block (the manifest, or the single raw block).
+func Size(store BlobStore, root cid.Cid) (int64, error) {
+	if _, err := digestOf(root); err != nil {
+		return 0, err
+	}
+	b, err := store.Get(root)
+	if err != nil {
+		return 0, err
+	}
+	c := int64(len(b))
+	if root.Type() == cid.DagCBOR {
+		m, err := decodeManifest(b)
+		if err != nil {
+			return 0, err
+		}
+		c = m.size
+	}
+	return PlaintextSize(c)
+}
+
 // NewReader returns the plaintext of the blob root, decrypted with key
 // and verified block by block and chunk by chunk as it streams. All blocks
 // must be in store (see Missing).

@@ -50,7 +50,13 @@ func (n *Node) mediaGet(ctx context.Context, req api.MediaGetReq) (api.MediaGetR
 		}
 		req.Key = key
 	}
-	return n.media.Get(ctx, req)
+	p, done := n.progress.start(req.Progress)
+	defer done()
+	var pr mediasvc.Progress // a nil *progress would be a non-nil Progress
+	if p != nil {
+		pr = p
+	}
+	return n.media.Get(ctx, req, pr)
 }
 
 // mediaSave writes the file of a media message, decrypted with the key the
@@ -71,7 +77,7 @@ func (n *Node) mediaSave(ctx context.Context, req api.MediaSaveReq) (api.MediaSa
 			return api.MediaSaveResp{}, errorf(api.KindInvalid, "%s exists (name another file with -o FILE)", out)
 		}
 	}
-	r, err := n.media.Get(ctx, api.MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out})
+	r, err := n.media.Get(ctx, api.MediaGetReq{CID: mm.CID, Key: mm.Key, Out: out}, nil)
 	if err != nil {
 		return api.MediaSaveResp{}, err
 	}

@@ -213,7 +213,7 @@ func BenchmarkMediaTransfer(b *testing.B) {
 		hs := startHeapSampler()
 		b.StartTimer()
 		start := time.Now()
-		got, err := nb.media.Get(ctx, api.MediaGetReq{CID: added.CID, Key: added.Key, Out: out})
+		got, err := nb.media.Get(ctx, api.MediaGetReq{CID: added.CID, Key: added.Key, Out: out}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -60,7 +60,7 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 	blob, key, _ := mn.addBlob(0, 5000)
 	dir, outs := outputTraps(t)
 	for _, out := range outs {
-		_, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: out})
+		_, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: out}, nil)
 		if err == nil || !strings.Contains(err.Error(), "is not a regular file") || KindOf(err) != api.KindInvalid {
 			t.Errorf("get -o %s: %v, want an invalid 'is not a regular file'", filepath.Base(out), err)
 		}
@@ -68,7 +68,7 @@ func TestMediaGetRefusesNonRegularOutput(t *testing.T) {
 	checkTrapsUntouched(t, dir)
 	// A regular file is still replaced.
 	target := filepath.Join(dir, "target")
-	if _, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: target}); err != nil {
+	if _, err := mn.media[0].Get(context.Background(), api.MediaGetReq{CID: blob.Root.String(), Key: mediasvc.KeyString(key), Out: target}, nil); err != nil {
 		t.Fatalf("get -o a regular file: %v", err)
 	}
 }

@@ -23,6 +23,17 @@ type progress struct {
 }
 
 func (p *progress) add(n int)      { p.addTotal(0, n) }
+
+// Set reports done of total (mediasvc.Progress); total 0 keeps the total.
+func (p *progress) Set(done, total int64) {
+	if p == nil {
+		return
+	}
+	if total > 0 {
+		p.total.Store(total)
+	}
+	p.done.Store(done)
+}
 func (p *progress) setTotal(n int) { p.addTotal(n, 0) }
 
 func (p *progress) addTotal(total, done int) {

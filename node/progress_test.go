@@ -1,13 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/media"
 )
 
 // serveTestNode opens and serves a node on loopback with an on-disk store
@@ -107,5 +110,30 @@ func TestImportProgress(t *testing.T) {
 	}
 	if p.done.Load() != int64(im.Events) || p.total.Load() != int64(im.Events) || im.Events != ex.Events {
 		t.Fatalf("import of %d events: progress %d of %d", im.Events, p.done.Load(), p.total.Load())
+	}
+}
+
+// A media get counts the plaintext octets written of the file's size, for
+// a single-block file and a file of several blocks (a manifest).
+func TestMediaGetProgress(t *testing.T) {
+	nd, ctx := serveTestNode(t)
+	for _, size := range []int{1000, 3*media.BlockSize + 17} {
+		src := filepath.Join(t.TempDir(), "file.bin")
+		if err := os.WriteFile(src, bytes.Repeat([]byte{7}, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		added, err := nd.media.Add(ctx, api.MediaAddReq{Path: src})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &progress{}
+		out := filepath.Join(t.TempDir(), "copy.bin")
+		got, err := nd.media.Get(ctx, api.MediaGetReq{CID: added.CID, Key: added.Key, Out: out}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Size != int64(size) || p.done.Load() != int64(size) || p.total.Load() != int64(size) {
+			t.Fatalf("%d octets: got %d, progress %d of %d", size, got.Size, p.done.Load(), p.total.Load())
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/parley-p2p/parley/api"
 )
@@ -73,8 +72,9 @@ func runMediaGet(c *cli, args []string) error {
 		return fmt.Errorf("%s: %v", *out, err)
 	}
 	var r api.MediaGetResp
-	return c.withProgress("media get", true, mediaTemp(path), func() error {
-		return call(c, api.EpMediaGet, api.MediaGetReq{CID: id, Key: key, Out: path}, &r, func(w io.Writer) {
+	req := api.MediaGetReq{CID: id, Key: key, Out: path}
+	return c.withProgress("media get", true, c.daemonProgress(&req.Progress), func() error {
+		return call(c, api.EpMediaGet, req, &r, func(w io.Writer) {
 			fmt.Fprintf(w, "wrote %s (%d bytes) to %s\n", fmtBytes(r.Size), r.Size, *out)
 		})
 	})
@@ -132,11 +132,4 @@ func unwrapPath(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-// mediaTemp polls the size of the temporary file the daemon decrypts a
-// fetched file into (api.Media.Get writes through ".parley-media-*" in
-// the output's folder, then renames it to out), for the progress bar.
-func mediaTemp(out string) func() (int64, int64) {
-	return growingTemp(filepath.Dir(out), ".parley-media-", out, time.Now().Add(-time.Second))
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -256,31 +255,6 @@ type writeHook struct {
 func (h writeHook) Write(b []byte) (int, error) {
 	h.before()
 	return h.w.Write(b)
-}
-
-// growingTemp reports the size of the largest file in dir whose name starts
-// with prefix and that changed since start: the daemon's temporary file
-// while it writes an output file (media get writes through one), and then
-// final, the file it is renamed to.
-func growingTemp(dir, prefix, final string, start time.Time) func() (int64, int64) {
-	var last int64
-	fresh := func(path string) {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && !fi.ModTime().Before(start) && fi.Size() > last {
-			last = fi.Size()
-		}
-	}
-	return func() (int64, int64) {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), prefix) {
-				fresh(filepath.Join(dir, e.Name()))
-			}
-		}
-		if final != "" {
-			fresh(final)
-		}
-		return last, 0
-	}
 }
 
 // barLines is an io.Writer of whole lines that go above a bar (Line).

@@ -140,25 +140,3 @@ func TestBarLines(t *testing.T) {
 		t.Errorf("final %q", parts[4])
 	}
 }
-
-// TestGrowingTemp: the poll follows the largest fresh temporary file.
-func TestGrowingTemp(t *testing.T) {
-	dir := t.TempDir()
-	poll := growingTemp(dir, ".parley-media-", filepath.Join(dir, "out"), time.Now().Add(-time.Second))
-	if d, _ := poll(); d != 0 {
-		t.Fatalf("%d before any file", d)
-	}
-	os.WriteFile(filepath.Join(dir, ".parley-media-123"), make([]byte, 4096), 0o600)
-	os.WriteFile(filepath.Join(dir, "other"), make([]byte, 9999), 0o600)
-	if d, _ := poll(); d != 4096 {
-		t.Errorf("%d, want 4096", d)
-	}
-	os.Remove(filepath.Join(dir, ".parley-media-123"))
-	if d, _ := poll(); d != 4096 {
-		t.Errorf("%d after the temporary file went, want the last size 4096", d)
-	}
-	os.WriteFile(filepath.Join(dir, "out"), make([]byte, 8192), 0o600) // renamed into place, grown since the last poll
-	if d, _ := poll(); d != 8192 {
-		t.Errorf("%d, want the final file's 8192", d)
-	}
-}

@@ -54,7 +54,7 @@ func (m *Service) Add(ctx context.Context, req api.MediaAddReq) (api.MediaAddRes
 // stores them (each read back from the store is verified again), so the
 // file is ready about when its last block arrives. A decryption error (a
 // wrong key) stops the fetch; what was fetched stays for a later Get.
-func (m *Service) Get(ctx context.Context, req api.MediaGetReq) (api.MediaGetResp, error) {
+func (m *Service) Get(ctx context.Context, req api.MediaGetReq, p Progress) (api.MediaGetResp, error) {
 	root, err := cid.Decode(req.CID)
 	if err == nil {
 		_, err = parseMediaCID(root.Bytes())
@@ -84,7 +84,7 @@ func (m *Service) Get(ctx context.Context, req api.MediaGetReq) (api.MediaGetRes
 		arriving.end(err)
 		fetched <- err
 	}()
-	n, werr := m.writeOut(arriving, root, key, req.Out)
+	n, werr := m.writeOut(arriving, root, key, req.Out, p)
 	if werr != nil {
 		cancel() // e.g. a wrong key: stop fetching
 	}
@@ -106,7 +106,7 @@ func (m *Service) Get(ctx context.Context, req api.MediaGetReq) (api.MediaGetRes
 // temporary file in the same folder, synced and renamed into place. The
 // file is private to the user (0600): it is the plaintext of an encrypted
 // message.
-func (m *Service) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey, out string) (int64, error) {
+func (m *Service) writeOut(store media.BlobStore, root cid.Cid, key media.FileKey, out string, p Progress) (int64, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".parley-media-*")
 	if err != nil {
 		return 0, errorf(api.KindInvalid, "cannot write into %s: %v", filepath.Dir(out), clientfile.UnwrapPathErr(err))
@@ -122,7 +122,16 @@ func (m *Service) writeOut(store media.BlobStore, root cid.Cid, key media.FileKe
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", root, err)
 	}
-	n, err := io.CopyBuffer(onlyWriter{tmp}, r, make([]byte, media.ChunkSize))
+	var w io.Writer = onlyWriter{tmp}
+	if p != nil {
+		total, err := media.Size(store, root) // the root is held: NewReader read it
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", root, err)
+		}
+		p.Set(0, total)
+		w = &progressWriter{w: w, p: p, total: total}
+	}
+	n, err := io.CopyBuffer(w, r, make([]byte, media.ChunkSize))
 	switch {
 	case errors.Is(err, media.ErrDecrypt):
 		return 0, errorf(api.KindInvalid, "cannot decrypt %s: wrong key (or a corrupt blob)", root)
@@ -150,3 +159,22 @@ func (m *Service) writeOut(store media.BlobStore, root cid.Cid, key media.FileKe
 // onlyWriter hides *os.File's ReaderFrom, so that io.CopyBuffer uses the
 // chunk-sized buffer.
 type onlyWriter struct{ io.Writer }
+
+// Progress receives how far a Get has come: plaintext octets written of
+// the file's size.
+type Progress interface{ Set(done, total int64) }
+
+// progressWriter reports every write to a Progress.
+type progressWriter struct {
+	w     io.Writer
+	p     Progress
+	total int64
+	n     int64
+}
+
+func (pw *progressWriter) Write(b []byte) (int, error) {
+	n, err := pw.w.Write(b)
+	pw.n += int64(n)
+	pw.p.Set(pw.n, pw.total)
+	return n, err
+}

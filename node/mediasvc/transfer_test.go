@@ -259,7 +259,7 @@ func TestMediaGetStreams(t *testing.T) {
 	for i, size := range []int{0, 1, media.ChunkSize, media.ChunkSize + 1, 5<<20 + 9} {
 		blob, key, data := mn.addBlob(server, size)
 		out := filepath.Join(dir, fmt.Sprintf("ok-%d", i))
-		resp, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(key), Out: out})
+		resp, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(key), Out: out}, nil)
 		if err != nil || resp.Size != int64(size) {
 			t.Fatalf("size %d: get: %+v %v", size, resp, err)
 		}
@@ -271,13 +271,13 @@ func TestMediaGetStreams(t *testing.T) {
 	blob, _, _ := mn.addBlob(server, 6<<20)
 	wrong, _ := media.NewFileKey(rand.Reader)
 	out := filepath.Join(dir, "wrong")
-	_, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(wrong), Out: out})
+	_, err := mn.media[client].Get(ctx, api.MediaGetReq{CID: blob.Root.String(), Key: KeyString(wrong), Out: out}, nil)
 	if kindOf(err) != api.KindInvalid {
 		t.Fatalf("wrong key: %v, want a KindInvalid error", err)
 	}
 
 	nowhere := media.BlockCID(cid.DagCBOR, []byte("held by no one"))
-	_, err = mn.media[client].Get(ctx, api.MediaGetReq{CID: nowhere.String(), Key: KeyString(wrong), Out: filepath.Join(dir, "nowhere")})
+	_, err = mn.media[client].Get(ctx, api.MediaGetReq{CID: nowhere.String(), Key: KeyString(wrong), Out: filepath.Join(dir, "nowhere")}, nil)
 	if kindOf(err) != api.KindNotFound {
 		t.Fatalf("unknown blob: %v, want a KindNotFound error", err)
 	}
