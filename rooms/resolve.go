@@ -18,8 +18,8 @@ import (
 //     replaces the key's value in the state before it). This stands for
 //     v2.1's auth difference and conflicted subgraph, and its size follows
 //     the changes since the fork, not the room's history.
-//  3. Power events of F (power, join rule, kicks, bans and device
-//     removals) and their ancestors in F are ordered topologically over
+//  3. Power events of F (power, join rule, room limits, kicks, bans and
+//     device removals) and their ancestors in F are ordered topologically over
 //     auth and replacement edges, ties broken by (sender level desc, device
 //     removal first, depth asc, ID asc), then
 //     auth-checked one by one against a partial state that starts empty
@@ -29,6 +29,8 @@ import (
 //  4. The other events of F follow in mainline order (position of their
 //     power event on the resolved power event's chain, then depth, then
 //     ID), auth-checked the same way; the last one allowed wins.
+//     A member event is also checked against the join proof of work of
+//     the partial state's room.limits (work.go).
 //     Encrypted rooms add two checks (strong removal per device): an event
 //     whose author device holds a removal in the partial state is refused,
 //     and so is an announcement that would replace a removal.
@@ -332,9 +334,13 @@ func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, 
 		}
 	}
 	in := r.inputFrom(ei.ev, ei.body, get, nil)
-	if _, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in); err == nil {
-		partial[ei.key] = x
+	if _, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in); err != nil {
+		return
 	}
+	if ei.ev.Type == TypeMember && joinWork(r.create.ID, ei.ev.User, r.limitsIn(get), in.senderMembership(ei.ev.User), ei.body) != "" {
+		return // a join without the work a room.limits event of the partial state asks (work.go)
+	}
+	partial[ei.key] = x
 }
 
 // mainline is the chain of power events ending in the resolved one, walked
