@@ -78,22 +78,28 @@ func (r *Room) resolve(ps []*snap, view *forkView) *snap {
 
 func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 	base := ss[0]
-	cand := map[string]struct{}{}
+	// The distinct values of each key that may differ from base: a
+	// snapshot whose diff against base does not name a key holds base's
+	// value there. So each key costs the snapshots that changed it, not all
+	// of them (a join flood on old parents leaves thousands of heads, each
+	// with one new member).
+	cand := map[string][]int32{}
 	for _, s := range ss[1:] {
-		diffKeys(base, s, func(k string) { cand[k] = struct{}{} })
+		diffKeys(base, s, func(k string) {
+			vs, ok := cand[k]
+			if !ok {
+				vs = []int32{base.lookup(k)}
+			}
+			if v := s.lookup(k); !slices.Contains(vs, v) {
+				vs = append(vs, v)
+			}
+			cand[k] = vs
+		})
 	}
 	conflicted := map[string]bool{}
 	inF := map[int32]bool{}
-	vals := make([]int32, len(ss))
-	for k := range cand {
-		same := true
-		for i, s := range ss {
-			vals[i] = s.lookup(k)
-			if vals[i] != vals[0] {
-				same = false
-			}
-		}
-		if same {
+	for k, vals := range cand {
+		if len(vals) == 1 {
 			continue
 		}
 		conflicted[k] = true
