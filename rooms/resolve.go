@@ -89,7 +89,9 @@ func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 			vs, ok := cand[k]
 			if !ok {
 				vs = []int32{base.lookup(k)}
+				r.resLookups++
 			}
+			r.resLookups++
 			if v := s.lookup(k); !slices.Contains(vs, v) {
 				vs = append(vs, v)
 			}

@@ -112,6 +112,7 @@ type Room struct {
 	snapSeq          uint64
 	snapIDs          map[*snap]uint64
 	resCache         map[string]*snap
+	resLookups       uint64 // key lookups state resolution made (tests check it stays near linear)
 
 	userKeys map[crdt.UserID]string // member state keys
 
