@@ -6,7 +6,7 @@ package api
 // Endpoints of membership, roles, profiles, DMs, blocking and redaction.
 var (
 	EpRoomInvite    = endpoint[RoomUserReq, EventResp]("room/invite", "Invite a user to a room.")
-	EpInvites       = endpoint[Empty, InvitesResp]("invites", "The pending invites.")
+	EpInvites       = endpoint[Empty, InvitesResp]("invites", "The pending invites, and apart the requests of strangers.")
 	EpInvitesPolicy = endpoint[PolicyReq, PolicyResp]("invites/policy", "Read or set who may invite this user.")
 	EpRoomLeave     = endpoint[RoomReq, EventResp]("room/leave", "Leave a room.")
 	EpRoomKick      = endpoint[RoomUserReq, EventResp]("room/kick", "Remove a member.")
@@ -42,7 +42,13 @@ type Invite struct {
 
 // InvitesResp answers EpInvites.
 type InvitesResp struct {
-	Invites []Invite `json:"invites"`
+	Invites []Invite `json:"invites"` // from contacts: users who share a joined room with this user, or whom it verified
+	// Requests are the invites from strangers, kept apart (at most 64; a
+	// new one displaces the oldest); accepted (room join) or declined like
+	// invites. RequestsDropped counts the requests over a stranger's rate
+	// (3, then one per 10 minutes) dropped since the node started.
+	Requests        []Invite `json:"requests"`
+	RequestsDropped uint64   `json:"requests_dropped"`
 }
 
 // PolicyReq sets who may send this user invites: anyone, contacts (users

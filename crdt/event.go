@@ -64,6 +64,7 @@ type envelope struct {
 	TS       int64   `cbor:"ts"`
 	Epoch    []byte  `cbor:"epoch,omitempty"`
 	BodyHash []byte  `cbor:"body_hash"`
+	BLen     *uint64 `cbor:"blen,omitempty"` // the body's length; written where a room limits bytes (docs/protocol.md §1.1)
 	Sig      []byte  `cbor:"sig,omitempty"`
 }
 
@@ -93,6 +94,10 @@ type Event struct {
 	TS       int64 // author's clock, ms; display only
 	Epoch    []byte
 	BodyHash [32]byte
+	// BodyLen is the body's length as signed (the envelope's blen), when
+	// HasBodyLen: known even once the body is purged, so rules may count it.
+	BodyLen    uint64
+	HasBodyLen bool
 
 	Envelope []byte // the signed envelope bytes; ID is their CID
 	Body     []byte
@@ -133,6 +138,20 @@ type Draft struct {
 	TS       int64
 	Epoch    []byte
 	Body     []byte
+	// SignBodyLen writes the body's length into the envelope (blen): an
+	// author does where the state it is judged against limits bytes.
+	SignBodyLen bool
+}
+
+// SignedSize is the event's size as its envelope states it: the envelope
+// and the signed body length (0 without blen). Unlike Size, it does not
+// change when the body is purged.
+func (e *Event) SignedSize() int64 {
+	n := int64(len(e.Envelope))
+	if e.HasBodyLen {
+		n += int64(e.BodyLen)
+	}
+	return n
 }
 
 // Errors of stateless validation. Decode wraps them with detail.
@@ -159,6 +178,10 @@ func signWith(id *Identity, dev DeviceID, d Draft, sign func([]byte) []byte) (*E
 		User: id.User[:], Device: dev[:], Cert: id.Cert,
 		Seq: d.Seq, Depth: d.Depth, TS: d.TS, Epoch: d.Epoch, BodyHash: sum[:],
 		Prev: toLinks(d.Prev), Auth: toLinks(d.Auth),
+	}
+	if d.SignBodyLen {
+		n := uint64(len(d.Body))
+		env.BLen = &n
 	}
 	if d.Room != "" {
 		r := link(d.Room)
@@ -378,6 +401,11 @@ func (p *parsed) finish() (*Event, error) {
 		if sha256.Sum256(p.body) != e.BodyHash {
 			return nil, ErrBodyHash
 		}
+		if e.HasBodyLen && uint64(len(p.body)) != e.BodyLen {
+			// The author signed a length that no body with this hash has:
+			// the event stands without a body, on every node alike.
+			p.body = nil
+		}
 	}
 	e.ID = p.id
 	if e.Type == TypeCreate {
@@ -416,6 +444,12 @@ func fromEnvelope(env *envelope) (*Event, error) {
 		return bad("device key")
 	}
 	copy(e.BodyHash[:], env.BodyHash)
+	if env.BLen != nil {
+		if *env.BLen > MaxKeyEventSize {
+			return bad("blen %d over %d", *env.BLen, MaxKeyEventSize)
+		}
+		e.BodyLen, e.HasBodyLen = *env.BLen, true
+	}
 	if e.Prev, err = fromLinks(env.Prev, MaxPrev); err != nil {
 		return bad("prev: %v", err)
 	}

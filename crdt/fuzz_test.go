@@ -19,7 +19,11 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, ev := range []*Event{create, msg} {
+	withLen, err := Sign(id, Draft{Room: create.ID, Type: "message", Seq: 2, Self: msg.ID, Prev: []EventID{msg.ID}, Auth: []EventID{create.ID}, Depth: 2, TS: 3, Body: []byte("counted"), SignBodyLen: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, ev := range []*Event{create, msg, withLen} {
 		good := ev.Encode()
 		f.Add(good)
 		f.Add(ev.WithoutBody().Encode())

@@ -55,6 +55,18 @@ func TestGovInviteOnly(t *testing.T) {
 		}
 		return nil
 	})
+	// A shares no room with B: the invite is a request, listed apart.
+	var boxes api.InvitesResp
+	b.must(&boxes, "invites")
+	if len(boxes.Invites) != 0 || len(boxes.Requests) != 1 || boxes.Requests[0].Room != room {
+		t.Fatalf("B's invites from stranger A: %+v, want one request", boxes)
+	}
+	if r := b.run("", "invites"); r.code != 0 || !strings.Contains(r.stdout, "no pending invites") || !strings.Contains(r.stdout, "1 invite requests from strangers") {
+		t.Fatalf("'parley invites' with one request: %v", r)
+	}
+	if r := b.run("", "invites", "--requests"); r.code != 0 || !strings.Contains(r.stdout, room) {
+		t.Fatalf("'parley invites --requests': %v", r)
+	}
 	// Accepting an invite needs no --via: the invite says where the room is.
 	b.must(nil, "room", "join", room)
 	waitMembership(t, []*daemon{a, b}, room, b.user, "join")
@@ -513,10 +525,12 @@ func inviteAndJoin(t *testing.T, a, d *daemon, room string) {
 	waitMembership(t, []*daemon{a, d}, room, d.user, "join")
 }
 
+// invites are d's pending invites: the inbox (from contacts) and the
+// requests (from strangers).
 func invites(d *daemon) ([]api.Invite, error) {
 	var r api.InvitesResp
 	err := d.try(&r, "invites")
-	return r.Invites, err
+	return append(r.Invites, r.Requests...), err
 }
 
 func waitInvite(t *testing.T, d *daemon, room string) {

@@ -329,10 +329,12 @@ func (e *Engine) Redact(ctx context.Context, req api.RedactReq) (api.EventResp, 
 	return resp, err
 }
 
-// Invites lists pending invites for rooms this user has not joined.
+// Invites lists pending invites for rooms this user has not joined: those
+// from contacts, and apart from them the requests of strangers (invites.go).
 func (e *Engine) Invites(ctx context.Context) (api.InvitesResp, error) {
-	resp := api.InvitesResp{Invites: []api.Invite{}}
+	resp := api.InvitesResp{Invites: []api.Invite{}, Requests: []api.Invite{}}
 	err := e.do(ctx, func() error {
+		resp.RequestsDropped = e.inv.dropped
 		for _, inv := range e.inv.list() {
 			if id, err := crdt.ParseID(inv.Room); err == nil {
 				if rc := e.rooms[id]; rc != nil && rc.room != nil {
@@ -345,7 +347,11 @@ func (e *Engine) Invites(ctx context.Context) (api.InvitesResp, error) {
 			if u, err := crdt.ParseKey(inv.Inviter); err == nil && e.prefs.blocked(u) {
 				continue
 			}
-			resp.Invites = append(resp.Invites, api.Invite{Room: inv.Room, Inviter: inv.Inviter, Name: inv.Name})
+			box := &resp.Invites
+			if !inv.Contact {
+				box = &resp.Requests
+			}
+			*box = append(*box, api.Invite{Room: inv.Room, Inviter: inv.Inviter, Name: inv.Name})
 		}
 		return nil
 	})
@@ -623,7 +629,7 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 			return errorf(api.KindPermission, "inviter is blocked")
 		case e.prefs.Policy == PolicyNobody:
 			return errorf(api.KindPermission, "this user accepts no invites")
-		case e.prefs.Policy == PolicyContacts && !e.isContact(inviter):
+		case e.prefs.Policy == PolicyContacts && !e.knows(inviter):
 			return errorf(api.KindPermission, "this user accepts invites from contacts only")
 		}
 		room := create.ID.String()
@@ -633,12 +639,19 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 		if rc := e.rooms[create.ID]; rc != nil && rc.room != nil && rc.room.MembershipOf(e.ident.User) == rooms.Join {
 			return nil // joined already
 		}
-		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: e.isContact(inviter), Via: via})
+		contact := e.knows(inviter)
+		if !contact && !e.inv.admitRequest(inviter) {
+			return errorf(api.KindUnavailable, "too many invite requests from this user, try later")
+		}
+		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: contact, Via: via})
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return errorf(api.KindUnavailable, "too many pending invites")
+		}
+		if !contact {
+			return nil // a request: kept, but nobody is told
 		}
 		for w := range e.watchers {
 			if w.room == "" {
@@ -648,6 +661,10 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 		return nil
 	})
 }
+
+// knows reports whether u is a contact of this user or was verified by it:
+// its invites go to the inbox, not to the requests (invites.go).
+func (e *Engine) knows(u crdt.UserID) bool { return e.isContact(u) || e.prefs.verified(u) }
 
 // isContact reports whether u is joined in a room where this user is joined.
 func (e *Engine) isContact(u crdt.UserID) bool {

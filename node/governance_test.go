@@ -48,7 +48,7 @@ func TestInviteJoinPrivateRoom(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "invite delivered", func() (bool, string) {
 		inv, _ := tn.reps[1].Engine.Invites(ctx)
-		return len(inv.Invites) == 1 && inv.Invites[0].Room == room.Room, fmt.Sprint(inv)
+		return len(inv.Requests) == 1 && inv.Requests[0].Room == room.Room, fmt.Sprint(inv) // a stranger's: a request
 	})
 	tn.reps[1].SyncNow(ctx)
 	eventually(t, 10*time.Second, "room state", func() (bool, string) {

@@ -264,7 +264,7 @@ func (e *Engine) judgeGossip(ev *crdt.Event, lim *chainLimiter) guardVerdict {
 // latest run of its self chain that gossip brought (event, ts, size), so
 // that an event whose self chain holds the limit's events or bytes in the
 // window is refused before anyone stores it. It only refuses what the
-// rules (events) or the author's own node (bytes, rooms.OverBytes) refuse:
+// rules refuse (events, and bytes as the envelopes state them):
 // the chain it sees is part of the event's past; a chain it did not see in
 // order it starts again. Safe for concurrent use.
 type chainLimiter struct {
@@ -318,7 +318,7 @@ func (l *chainLimiter) over(ev *crdt.Event, msgs, bytes int64) string {
 	if len(c.ids) == maxLimitChain {
 		c.ids, c.sent = append(c.ids[:0], c.ids[1:]...), append(c.sent[:0], c.sent[1:]...)
 	}
-	c.ids, c.sent = append(c.ids, ev.ID), append(c.sent, rooms.Sent{TS: ev.TS, Size: ev.Size()})
+	c.ids, c.sent = append(c.ids, ev.ID), append(c.sent, rooms.Sent{TS: ev.TS, Size: int(ev.SignedSize())}) // as the rules count (rooms.overLimit)
 	return why
 }
 
@@ -339,7 +339,10 @@ func (e *Engine) ownOverBytes(room crdt.RoomID, ev *crdt.Event) string {
 			break
 		}
 		size := s.Event.Size()
-		if s.Event.Body == nil {
+		switch {
+		case s.Event.HasBodyLen:
+			size = int(s.Event.SignedSize()) // as the rules count it (rooms.overLimit)
+		case s.Event.Body == nil:
 			size = len(s.Event.Envelope) + crdt.MaxSize(s.Event.Type)
 		}
 		chain = append(chain, rooms.Sent{TS: s.Event.TS, Size: size})

@@ -239,16 +239,21 @@ func TestChainLimiter(t *testing.T) {
 	}
 }
 
-// TestChainLimiterBytes: the relay's bytes limit counts the sizes of the
-// device's events in the window before an event (rooms.OverBytes), not
-// the event itself, and forgets what leaves the window.
+// TestChainLimiterBytes: the relay's bytes limit counts the signed sizes
+// of the device's events in the window before an event (rooms.OverBytes),
+// not the event itself, purged bodies included, and forgets what leaves
+// the window.
 func TestChainLimiterBytes(t *testing.T) {
 	l := newChainLimiter()
 	var dev crdt.DeviceID
 	dev[0] = 2
 	var prev crdt.EventID
 	mk := func(seq uint64, ts int64, size int) *crdt.Event {
-		ev := &crdt.Event{ID: crdt.IDOf([]byte(fmt.Sprint("b", seq, ts))), Device: dev, Seq: seq, Self: prev, TS: ts, Body: make([]byte, size)}
+		ev := &crdt.Event{ID: crdt.IDOf([]byte(fmt.Sprint("b", seq, ts))), Device: dev, Seq: seq, Self: prev, TS: ts, Body: make([]byte, size),
+			BodyLen: uint64(size), HasBodyLen: true} // counted as signed (SignedSize), as the rules count
+		if seq == 1 {
+			ev.Body = nil // purged: counts all the same
+		}
 		prev = ev.ID
 		return ev
 	}

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+
+	"github.com/parley-p2p/parley/crdt"
 )
 
 // Pending invites are kept in the node's local store (never synced), one
@@ -22,9 +24,25 @@ import (
 //     shares a joined room with this user, outranks one from a stranger),
 //     and is refused when every pending invite outranks it;
 //   - a room name in an invite is cut to MaxRoomName bytes.
+//
+// Invites from strangers (users who share no joined room with this user
+// and whom it has not verified) go to a box of requests apart from the
+// inbox: at most MaxInviteRequests are kept (a new one displaces the
+// oldest request), and one stranger may file requestUserBurst of them,
+// then one per 1/requestUserRate; the rest are dropped and counted
+// (api.InvitesResp.RequestsDropped).
 
 // MaxPendingInvites is how many pending invites a node keeps.
 const MaxPendingInvites = 256
+
+// MaxInviteRequests is how many invites from strangers a node keeps.
+const MaxInviteRequests = 64
+
+// Invite requests one stranger may file: a burst, then one per 10 minutes.
+const (
+	requestUserRate  = rate.Limit(1.0 / 600)
+	requestUserBurst = 3
+)
 
 // Invite rates, per second with a burst: invitePeer* for invites to this
 // user delivered by one peer, inviteUser* for invites from one user, and
@@ -49,7 +67,7 @@ type pendingInvite struct {
 	Inviter string `json:"inviter"`
 	Name    string `json:"name"`
 	DM      bool   `json:"dm,omitempty"`
-	Contact bool   `json:"contact,omitempty"` // the inviter shared a joined room with this user when it came
+	Contact bool   `json:"contact,omitempty"` // the inviter shared a joined room with this user (or was verified by it) when it came; else the invite is a request
 	Seq     uint64 `json:"seq,omitempty"`     // arrival order
 	// Via are the inviter's node's addresses when the invite came (relay
 	// addresses included), each ending in /p2p/PEER: joining uses them
@@ -62,12 +80,16 @@ type inviteBook struct {
 	local LocalStore
 	byID  map[string]*pendingInvite
 	seq   uint64
+
+	strangers *limiterSet[crdt.UserID] // requests per stranger
+	dropped   uint64                   // requests over a stranger's rate, since start
 }
 
 // loadInvites reads the pending invites from local and moves those of an
 // older prefs.json (legacy) into it.
 func loadInvites(local LocalStore, legacy []pendingInvite) (*inviteBook, error) {
-	b := &inviteBook{local: local, byID: map[string]*pendingInvite{}}
+	b := &inviteBook{local: local, byID: map[string]*pendingInvite{},
+		strangers: newLimiterSet[crdt.UserID](requestUserRate, requestUserBurst)}
 	err := local.ScanLocal([]byte(inviteKeyPrefix), func(k, v []byte) bool {
 		var p pendingInvite
 		if json.Unmarshal(v, &p) == nil && p.Room != "" {
@@ -96,6 +118,23 @@ func (b *inviteBook) add(p pendingInvite) (bool, error) {
 		return true, nil
 	}
 	p.Name = clip(p.Name, MaxRoomName)
+	if !p.Contact {
+		var oldest *pendingInvite
+		n := 0
+		for _, q := range b.byID {
+			if !q.Contact {
+				n++
+				if oldest == nil || q.Seq < oldest.Seq {
+					oldest = q
+				}
+			}
+		}
+		if n >= MaxInviteRequests {
+			if err := b.remove(oldest.Room); err != nil {
+				return false, err
+			}
+		}
+	}
 	if len(b.byID) >= MaxPendingInvites {
 		var victim *pendingInvite
 		for _, q := range b.byID {
@@ -124,6 +163,16 @@ func (b *inviteBook) add(p pendingInvite) (bool, error) {
 	}
 	b.byID[p.Room] = &p
 	return true, nil
+}
+
+// admitRequest takes a token from the stranger u's bucket of requests; a
+// request over it is counted and dropped.
+func (b *inviteBook) admitRequest(u crdt.UserID) bool {
+	if b.strangers.allow(u) {
+		return true
+	}
+	b.dropped++
+	return false
 }
 
 // remove forgets the invite to room, if any.

@@ -92,7 +92,7 @@ func pendingCount(t *testing.T, e *Engine) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(inv.Invites)
+	return len(inv.Invites) + len(inv.Requests)
 }
 
 // TestInviteFlood: peers pushing thousands of validly signed invites from
@@ -158,11 +158,11 @@ func TestInviteFlood(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("listing %d invites took %v", len(inv.Invites), took)
 	}
-	if len(inv.Invites) > MaxPendingInvites {
-		t.Fatalf("%d invites pending, cap %d", len(inv.Invites), MaxPendingInvites)
+	if len(inv.Invites)+len(inv.Requests) > MaxPendingInvites || len(inv.Requests) > MaxInviteRequests {
+		t.Fatalf("%d invites and %d requests pending, caps %d and %d", len(inv.Invites), len(inv.Requests), MaxPendingInvites, MaxInviteRequests)
 	}
 	contact := false
-	for _, i := range inv.Invites {
+	for _, i := range append(inv.Invites, inv.Requests...) {
 		contact = contact || i.Room == room.Room
 		if len(i.Name) > MaxRoomName {
 			t.Fatalf("a pending invite's name has %d bytes", len(i.Name))
@@ -177,6 +177,115 @@ func TestInviteFlood(t *testing.T) {
 		t.Fatalf("honest invite after the flood: %+v %v", ack, err)
 	}
 	t.Logf("pending after the flood: %d (cap %d)", pendingCount(t, victim.Engine), MaxPendingInvites)
+}
+
+// TestInviteRequests: a stranger's invite waits among the requests, not in
+// the inbox, and can be declined or accepted (joined); one stranger files
+// requestUserBurst requests and the rest are dropped and counted; the box
+// keeps at most MaxInviteRequests (the newest); once the two users share a
+// room, an invite goes to the inbox.
+func TestInviteRequests(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	ctx := tn.ctx
+	e, me := tn.reps[1].Engine, tn.ids[1].User
+	boxes := func() api.InvitesResp {
+		t.Helper()
+		inv, err := e.Invites(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	// A stranger (node 0's user shares no room with node 1's yet).
+	room, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "from a stranger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.reps[0].Engine.Invite(ctx, api.RoomUserReq{Room: room.Room, User: me.String()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the stranger's invite among the requests", func() (bool, string) {
+		inv := boxes()
+		return len(inv.Requests) == 1 && inv.Requests[0].Room == room.Room && len(inv.Invites) == 0, fmt.Sprint(inv)
+	})
+	// Accepting a request is joining the room.
+	rid, err := e.TrackRoom(ctx, room.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.reps[1].SyncNow(ctx)
+	eventually(t, 60*time.Second, "join the requested room", func() (bool, string) {
+		_, err := e.Join(ctx, rid)
+		return err == nil, fmt.Sprint(err)
+	})
+	if inv := boxes(); len(inv.Requests)+len(inv.Invites) != 0 {
+		t.Fatalf("after joining: %+v", inv)
+	}
+	// Now they share a room: the next invite is in the inbox.
+	room2, err := tn.reps[0].Engine.CreateRoom(ctx, api.RoomCreateReq{Name: "from a contact"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "node 1 sees node 0's user joined", func() (bool, string) {
+		var ok bool
+		err := e.do(ctx, func() error { ok = e.knows(tn.ids[0].User); return nil })
+		return ok && err == nil, fmt.Sprint(err)
+	})
+	if _, err := tn.reps[0].Engine.Invite(ctx, api.RoomUserReq{Room: room2.Room, User: me.String()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the contact's invite in the inbox", func() (bool, string) {
+		inv := boxes()
+		return len(inv.Invites) == 1 && inv.Invites[0].Room == room2.Room && len(inv.Requests) == 0, fmt.Sprint(inv)
+	})
+
+	// One stranger, five rooms: requestUserBurst taken, the rest dropped.
+	spammer := newIdent(t)
+	h := tn.hostile(1)
+	refused := 0
+	for range inviteUserBurst {
+		ack, err := pushInvite(ctx, h, tn.reps[1].host.ID(), inviteFrom(t, spammer, me, "spam"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.OK {
+			refused++
+		}
+	}
+	inv := boxes()
+	if want := inviteUserBurst - requestUserBurst; len(inv.Requests) != requestUserBurst || refused != want || inv.RequestsDropped != uint64(want) {
+		t.Fatalf("one stranger filed %d: %d requests kept, %d refused, %d counted dropped; want %d, %d, %d",
+			inviteUserBurst, len(inv.Requests), refused, inv.RequestsDropped, requestUserBurst, want, want)
+	}
+	// Declining a request forgets it.
+	if _, err := e.Decline(ctx, api.RoomReq{Room: inv.Requests[0].Room}); err != nil {
+		t.Fatal(err)
+	}
+	if got := boxes(); len(got.Requests) != requestUserBurst-1 {
+		t.Fatalf("after declining one request: %+v", got)
+	}
+
+	// Many strangers: the box keeps the newest MaxInviteRequests, and the
+	// contact's invite stays.
+	var last string
+	for p := 0; p*invitePeerBurst < MaxInviteRequests+10; p++ {
+		h := tn.hostile(1)
+		for range invitePeerBurst {
+			ack, err := pushInvite(ctx, h, tn.reps[1].host.ID(), strangerInvite(t, me, "many"))
+			if err != nil || !ack.OK {
+				t.Fatalf("a fresh stranger's request: %+v %v", ack, err)
+			}
+			var req api.InvitesResp
+			if req = boxes(); len(req.Requests) > 0 {
+				last = req.Requests[len(req.Requests)-1].Room
+			}
+		}
+	}
+	inv = boxes()
+	if len(inv.Requests) != MaxInviteRequests || inv.Requests[len(inv.Requests)-1].Room != last || len(inv.Invites) != 1 {
+		t.Fatalf("after %d strangers: %d requests (cap %d), %d invites", MaxInviteRequests+10, len(inv.Requests), MaxInviteRequests, len(inv.Invites))
+	}
 }
 
 // TestInviteDeclineAndRoomList: a pending invite shows in room list with
@@ -286,10 +395,10 @@ func FuzzInviteFrame(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(inv.Invites) > MaxPendingInvites {
-			t.Fatalf("%d invites pending", len(inv.Invites))
+		if len(inv.Invites)+len(inv.Requests) > MaxPendingInvites || len(inv.Requests) > MaxInviteRequests {
+			t.Fatalf("%d invites and %d requests pending", len(inv.Invites), len(inv.Requests))
 		}
-		for _, i := range inv.Invites {
+		for _, i := range append(inv.Invites, inv.Requests...) {
 			if len(i.Name) > MaxRoomName || !utf8.ValidString(i.Name) {
 				t.Fatalf("pending invite name %q", i.Name)
 			}

@@ -479,6 +479,7 @@ func (e *Engine) prepare(rc *roomCtl, typ string, skey *string) crdt.Draft {
 
 // commit signs a draft, takes the event in and publishes it.
 func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Event, error) {
+	d.SignBodyLen = d.SignBodyLen || rc.room.BodyLenAt(d.Prev) // the room limits bytes (docs/protocol.md §5)
 	ev, err := crdt.Sign(e.ident, d)
 	if err != nil {
 		return nil, err

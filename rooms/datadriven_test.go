@@ -160,7 +160,8 @@ func (w *world) printState() string {
 //	USER redact LABEL
 //
 // followed by options: as=LABEL, at=L1,L2 (parents instead of the heads),
-// fork-of=LABEL (reuse that event's seq: equivocation), ts=N,
+// fork-of=LABEL (reuse that event's seq: equivocation), ts=N, blen=no
+// (no signed body length where the room limits bytes),
 // bad=unknown-parent|other-room-parent|unknown-auth|other-room|wrong-depth|no-auth.
 // The outcome is "ok", "refused: REASON" or "hidden: REASON", followed by
 // the events the change hid or showed.
@@ -189,6 +190,8 @@ func (w *world) doAction(t *testing.T, line string, check bool) string {
 			o.ts = &n
 		case ok && k == "bad":
 			bad = v
+		case ok && k == "blen":
+			o.noBLen = v == "no"
 		default:
 			args = append(args, x)
 		}

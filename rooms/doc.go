@@ -42,6 +42,12 @@
 //     re-added, so nothing exempts them; one whose state already holds the
 //     removal is refused by the key rules); a device that signed two
 //     events with one seq loses its events from that seq on.
+//   - Join work (work.go): a room.limits event asking for join proof of
+//     work hides strangers' joins and knocks concurrent with it that lack
+//     the work (an overlay step after the removals), and state resolution
+//     orders room.limits with the power events and re-checks member
+//     events against the partial state's join work, so the resolved state
+//     drops such a join where it meets the limits event.
 //   - R6 in the state (equivocation.go): a state knows the forks in its
 //     past (S(E): both events of the fork in past(E); the heads: every fork
 //     in the room). It excludes the void set of those forks: the forked

@@ -35,10 +35,11 @@ const MaxJoinWork = 28
 // LimitsBody is the body of a room.limits event. Zero means no limit.
 type LimitsBody struct {
 	Messages int64 `cbor:"messages,omitempty"` // events per device per LimitWindow
-	// Bytes caps the bytes (envelope and body, as on the wire) one device
-	// may author per LimitWindow. It is not part of the rules (R3): a
-	// body can be purged or not yet received, so its size is not a
-	// function of the event set. Authors and relays apply it (OverBytes).
+	// Bytes caps the bytes one device may author per LimitWindow, as its
+	// events' envelopes state them (crdt.Event.SignedSize: the envelope
+	// and its signed body length, blen), so the rule (R3, overLimit) does
+	// not change when a body is purged. Where it is in force, an event
+	// must sign its body length (BodyLenAt).
 	Bytes int64 `cbor:"bytes,omitempty"`
 	// JoinWork is the proof of work (work.go) a join or knock of a user
 	// not invited must carry: leading zero bits, 0 for none.
@@ -65,14 +66,22 @@ func parseLimits(skey *string, body []byte) (*LimitsBody, error) {
 	return &lb, nil
 }
 
-// overLimit applies the rate limit in force in the state before the event
-// (R3, after the permission checks). An event E of device D is refused when
-// the limit allows N events per window, E's sender is below the level that
-// may change the limits, and D's self chain before E holds N events whose
-// ts is within (E.ts - LimitWindow, E.ts]. Every event on the chain counts,
-// refused ones too, so a device that keeps writing past its limit stays
-// refused until it pauses; ts never decreases along a self chain (R2).
-// It returns the refusal reason, or "".
+// MaxBytesChain bounds the events of a self chain the bytes limit counts:
+// the latest MaxBytesChain before an event (so the walk stays short however
+// large the limit).
+const MaxBytesChain = 1024
+
+// overLimit applies the rate limits in force in the state before the event
+// (R3, after the permission checks), unless E's sender is at or above the
+// level that may change the limits. Messages: an event E of device D is
+// refused when the limit allows N events per window and D's self chain
+// before E holds N events whose ts is within (E.ts - LimitWindow, E.ts].
+// Bytes: E must sign its body length (blen), and is refused when the latest
+// MaxBytesChain events of that part of the chain sum to the limit or more
+// (crdt.Event.SignedSize; events without blen count their envelope). Every
+// event on the chain counts, refused ones too, so a device that keeps
+// writing past its limit stays refused until it pauses; ts never decreases
+// along a self chain (R2). It returns the refusal reason, or "".
 func (r *Room) overLimit(info *evInfo, in *authInput) string {
 	v := info.before.lookup(kLimits)
 	if v < 0 {
@@ -80,13 +89,16 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 	}
 	lb := r.evs[v].body.limits
 	e := info.ev
-	if lb == nil || lb.Messages == 0 || e.Seq == 0 {
+	if lb == nil || lb.Messages == 0 && lb.Bytes == 0 {
 		return ""
 	}
 	if in.power(e.User) >= in.levels.EventLevel(TypeLimits, true) {
 		return "" // those who may change the limits are not held by them
 	}
-	n := int64(0)
+	if lb.Bytes > 0 && !e.HasBodyLen {
+		return "the room limits bytes per minute and the event does not sign its body length"
+	}
+	var n, bytes int64
 	for cur := e; cur.Seq > 0; {
 		si, ok := r.ids[cur.Self]
 		if !ok {
@@ -96,11 +108,37 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 		if cur.TS <= e.TS-LimitWindow {
 			break
 		}
-		if n++; n >= lb.Messages {
+		n++
+		if lb.Messages > 0 && n >= lb.Messages {
 			return fmt.Sprintf("over the room's limit of %d events per minute", lb.Messages)
+		}
+		if lb.Bytes > 0 && n <= MaxBytesChain {
+			if bytes += cur.SignedSize(); bytes >= lb.Bytes {
+				return fmt.Sprintf("over the room's limit of %d bytes per minute", lb.Bytes)
+			}
+		}
+		if n >= MaxBytesChain && lb.Messages == 0 {
+			break
 		}
 	}
 	return ""
+}
+
+// BodyLenAt reports whether an event with parents prev must sign its body
+// length (crdt.Draft.SignBodyLen): the state it is judged against limits
+// bytes. Authors at the limits' level need not, but may.
+func (r *Room) BodyLenAt(prev []crdt.EventID) bool {
+	var idx []int32
+	for _, p := range prev {
+		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return false
+	}
+	lb := r.limitsIn(r.stateAt(idx).lookup)
+	return lb != nil && lb.Bytes > 0
 }
 
 // Guard is a summary of the resolved state at the heads that lets a relay

@@ -26,6 +26,11 @@ import (
 //	         a level above b; a removal of device D (encrypted rooms) hides
 //	         every event by D outside its past, concurrent or after it (a
 //	         removed device is never re-added), and no other device's.
+//	then     join work (work.go): each room.limits event asking for work,
+//	         in (depth, ID) order, if not hidden by an earlier step, hides
+//	         strangers' joins and knocks concurrent with it that carry less
+//	         work than it asks ("join without the proof of work asked
+//	         concurrently").
 //	last     encrypted rooms (docs/design.md §5.3 ii): a removal that hides
 //	         an add (invite, join, device announcement), directly or
 //	         transitively, and is not a key cut already counts as one for
@@ -208,6 +213,12 @@ type overlay struct {
 	devs     map[crdt.DeviceID]*devInfo
 	removals []int32                      // accepted removals
 	eff      map[crdt.UserID][]effRemoval // effective removals by target, in step order
+
+	// Join work (work.go): accepted room.limits events asking for work,
+	// strangers' joins and knocks, and the work rules not hidden, in step
+	// order (level: the join_work asked).
+	workRules, joins []int32
+	effWork          []effRemoval
 }
 
 func (o *overlay) init() {
@@ -232,7 +243,7 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 	for _, p := range ei.prev {
 		ei.rmIncl = union(ei.rmIncl, r.evs[p].rmIncl)
 	}
-	if len(ei.targets) > 0 {
+	if len(ei.targets) > 0 || ei.workReq > 0 {
 		ei.rmIncl = union(ei.rmIncl, &rmSet{[]int32{x}})
 	}
 	if !ei.accepted {
@@ -247,10 +258,16 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 			o.authKids[a] = append(o.authKids[a], x)
 		}
 	}
+	if ei.work >= 0 {
+		o.joins = append(o.joins, x)
+	}
 	var delta Delta
-	if newFork || len(ei.targets) > 0 {
+	if newFork || len(ei.targets) > 0 || ei.workReq > 0 {
 		if len(ei.targets) > 0 {
 			o.removals = append(o.removals, x)
+		}
+		if ei.workReq > 0 {
+			o.workRules = append(o.workRules, x)
 		}
 		delta = o.recompute(r, x)
 	} else {
@@ -291,6 +308,14 @@ func (o *overlay) judge(r *Room, x int32) (cause, bool) {
 			take(cause{rm.step, false, deviceReason(ei.rmIncl.has(rm.x)), rm.x})
 		case !ei.rmIncl.has(rm.x):
 			take(cause{rm.step, false, "sender " + rm.kind + " concurrently", rm.x})
+		}
+	}
+	for _, w := range o.effWork {
+		if found && !(cause{step: w.step}).less(best) {
+			break
+		}
+		if r.workHides(w.x, x) {
+			take(cause{w.step, false, reasonJoinWork, w.x})
 		}
 	}
 	for _, a := range ei.auth {
@@ -474,6 +499,25 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 			}
 		}
 		closure(step, rm)
+	}
+	// Join work rules after every removal, in (depth, ID) order.
+	o.effWork = o.effWork[:0]
+	rules := slices.Clone(o.workRules)
+	slices.SortFunc(rules, r.cmpDepthID)
+	for i, l := range rules {
+		step := len(order) + 1 + i
+		if _, ok := o.cause[l]; ok {
+			continue
+		}
+		o.effWork = append(o.effWork, effRemoval{step: step, x: l, level: r.evs[l].workReq, kind: reasonJoinWork})
+		vv := r.versionVector(l)
+		for _, y := range o.joins {
+			ye := r.evs[y]
+			if vv[ye.ev.Device] < ye.ev.Seq+1 && r.workHides(l, y) {
+				mark(y, cause{step, false, reasonJoinWork, l})
+			}
+		}
+		closure(step, l)
 	}
 	o.invalid = o.invalid[:0]
 	for _, y := range slices.Sorted(maps.Keys(o.cause)) {

@@ -18,8 +18,8 @@ import (
 //     replaces the key's value in the state before it). This stands for
 //     v2.1's auth difference and conflicted subgraph, and its size follows
 //     the changes since the fork, not the room's history.
-//  3. Power events of F (power, join rule, kicks, bans and device
-//     removals) and their ancestors in F are ordered topologically over
+//  3. Power events of F (power, join rule, room limits, kicks, bans and
+//     device removals) and their ancestors in F are ordered topologically over
 //     auth and replacement edges, ties broken by (sender level desc, device
 //     removal first, depth asc, ID asc), then
 //     auth-checked one by one against a partial state that starts empty
@@ -29,6 +29,8 @@ import (
 //  4. The other events of F follow in mainline order (position of their
 //     power event on the resolved power event's chain, then depth, then
 //     ID), auth-checked the same way; the last one allowed wins.
+//     A member event is also checked against the join proof of work of
+//     the partial state's room.limits (work.go).
 //     Encrypted rooms add two checks (strong removal per device): an event
 //     whose author device holds a removal in the partial state is refused,
 //     and so is an announcement that would replace a removal.
@@ -76,22 +78,30 @@ func (r *Room) resolve(ps []*snap, view *forkView) *snap {
 
 func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 	base := ss[0]
-	cand := map[string]struct{}{}
+	// The distinct values of each key that may differ from base: a
+	// snapshot whose diff against base does not name a key holds base's
+	// value there. So each key costs the snapshots that changed it, not all
+	// of them (a join flood on old parents leaves thousands of heads, each
+	// with one new member).
+	cand := map[string][]int32{}
 	for _, s := range ss[1:] {
-		diffKeys(base, s, func(k string) { cand[k] = struct{}{} })
+		diffKeys(base, s, func(k string) {
+			vs, ok := cand[k]
+			if !ok {
+				vs = []int32{base.lookup(k)}
+				r.resLookups++
+			}
+			r.resLookups++
+			if v := s.lookup(k); !slices.Contains(vs, v) {
+				vs = append(vs, v)
+			}
+			cand[k] = vs
+		})
 	}
 	conflicted := map[string]bool{}
 	inF := map[int32]bool{}
-	vals := make([]int32, len(ss))
-	for k := range cand {
-		same := true
-		for i, s := range ss {
-			vals[i] = s.lookup(k)
-			if vals[i] != vals[0] {
-				same = false
-			}
-		}
-		if same {
+	for k, vals := range cand {
+		if len(vals) == 1 {
 			continue
 		}
 		conflicted[k] = true
@@ -332,9 +342,13 @@ func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, 
 		}
 	}
 	in := r.inputFrom(ei.ev, ei.body, get, nil)
-	if _, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in); err == nil {
-		partial[ei.key] = x
+	if _, err := authorize(ei.ev.User, ei.ev.Type, ei.ev.StateKey, ei.body, &in); err != nil {
+		return
 	}
+	if ei.ev.Type == TypeMember && joinWork(r.create.ID, ei.ev.User, r.limitsIn(get), in.senderMembership(ei.ev.User), ei.body) != "" {
+		return // a join without the work a room.limits event of the partial state asks (work.go)
+	}
+	partial[ei.key] = x
 }
 
 // mainline is the chain of power events ending in the resolved one, walked

@@ -87,6 +87,12 @@ type evInfo struct {
 	keys     *keyParsed      // what the key layer decoded (encrypted rooms)
 	epochAt  int32           // the epoch event checkEpochUse found in past(E) (keys.go); 0: none
 	vv       map[crdt.DeviceID]uint64
+	// Join proof of work across concurrency (work.go, workHides): work is
+	// the zero bits of a stranger's own join or knock (neither joined nor
+	// invited before it; 0 without work), -1 for every other event;
+	// workReq is the join_work of an accepted room.limits event, 0 if none.
+	work    int
+	workReq int64
 }
 
 // Room is the state machine of one room. Feed it events in a causal order
@@ -106,6 +112,7 @@ type Room struct {
 	snapSeq          uint64
 	snapIDs          map[*snap]uint64
 	resCache         map[string]*snap
+	resLookups       uint64 // key lookups state resolution made (tests check it stays near linear)
 
 	userKeys map[crdt.UserID]string // member state keys
 
@@ -156,7 +163,7 @@ func New(create *crdt.Event) (*Room, error) {
 	r.fk.init()
 	r.keys.init()
 	s := emptySnap.set(kCreate, 0)
-	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}, reach: noSet, cuts: noCuts}
+	info := &evInfo{ev: create, before: emptySnap, after: s, causalOK: true, accepted: true, pred: -1, powerRef: -1, senderPL: PowerCreator, rmIncl: &rmSet{}, reach: noSet, cuts: noCuts, work: -1}
 	r.ids[create.ID] = 0
 	r.evs = append(r.evs, info)
 	r.heads[0] = struct{}{}
@@ -196,7 +203,7 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 		return Delta{}
 	}
 	idx := int32(len(r.evs))
-	info := &evInfo{ev: e, pred: -1, powerRef: -1, before: emptySnap, after: emptySnap}
+	info := &evInfo{ev: e, pred: -1, powerRef: -1, before: emptySnap, after: emptySnap, work: -1}
 	r.ids[e.ID] = idx
 	r.evs = append(r.evs, info)
 	if reason := r.checkCausal(info); reason != "" {
@@ -308,7 +315,7 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		info.pred = info.before.lookup(info.key)
 	}
 	info.powerRef = info.before.lookup(kPower)
-	info.control = e.Type == TypePower || e.Type == TypeJoinRule ||
+	info.control = e.Type == TypePower || e.Type == TypeJoinRule || e.Type == TypeLimits ||
 		(e.Type == TypeMember && p.target != e.User && (p.membership == Leave || p.membership == Ban)) ||
 		(p.device != nil && p.device.Removed)
 
@@ -367,10 +374,12 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		return
 	}
 	if e.Type == TypeMember {
-		if why := joinWork(r.create.ID, e.User, r.limitsIn(info.before.lookup), in.senderMembership(e.User), p); why != "" {
+		sm := in.senderMembership(e.User)
+		if why := joinWork(r.create.ID, e.User, r.limitsIn(info.before.lookup), sm, p); why != "" {
 			info.reason = why
 			return
 		}
+		info.work = strangerJoinWork(r.create.ID, e.User, sm, p)
 	}
 	// R3(a): the auth references alone.
 	in = r.inputFrom(e, p, func(k string) int32 {
@@ -395,6 +404,9 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		r.redactions[t] = append(r.redactions[t], idx)
 	}
 	info.targets = r.removalTargets(e, p, info.before)
+	if p.limits != nil {
+		info.workReq = p.limits.JoinWork
+	}
 }
 
 // inputFrom builds an auth input from a lookup of state keys.

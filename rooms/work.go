@@ -19,6 +19,23 @@ import (
 // starting with D zero bits. It binds the room and the user, so one proof
 // serves one identity in one room (a leave and a new join reuse it), and
 // it costs about 2^D hashes to mint and one to verify.
+//
+// The rule reads the state before the join, so a join built on parents
+// from before the room.limits event L asking for work would need none.
+// Three more rules close that gap, as strong removal does for a ban
+// concurrent with an event (overlay.go):
+//
+//   - overlay: L hides every stranger's join or knock (its sender neither
+//     joined nor invited in the state before it) that is concurrent with L
+//     (neither in L's past nor after it) and carries fewer than L's
+//     join_work bits ("join without the proof of work asked concurrently"),
+//     and, transitively, the events whose auth references needed it;
+//   - resolution (R4): room.limits is a power event, so it is applied
+//     before members, and the iterative auth check of a member event
+//     applies this rule against the partial state: where such a join meets
+//     L, the resolved state drops it, and the joiner's later events (which
+//     know L) are refused as the events of a user who is not joined.
+//   - a join after L (L in its past) is judged by R3 as before.
 
 // workTag separates join-work hashes from every other hash.
 const workTag = "parley/join-work/1\x00"
@@ -94,4 +111,32 @@ func joinWork(room crdt.RoomID, sender crdt.UserID, lb *LimitsBody, sm string, p
 		return fmt.Sprintf("join proof of work too weak: %d zero bits, the room asks for %d", got, lb.JoinWork)
 	}
 	return ""
+}
+
+// strangerJoinWork returns the zero bits of the work of a stranger's own
+// join or knock (sm: the sender's membership before it; 0 for none), or
+// -1 when the event is not one (workHides never hides it).
+func strangerJoinWork(room crdt.RoomID, sender crdt.UserID, sm string, p *parsed) int {
+	if !p.hasTarget || p.target != sender || p.member == nil || sm == Join || sm == Invite {
+		return -1
+	}
+	if p.membership != Join && p.membership != Knock {
+		return -1
+	}
+	if len(p.member.Work) == 0 {
+		return 0
+	}
+	return WorkBits(room, sender, p.member.Work)
+}
+
+// reasonJoinWork is why the overlay hides a join concurrent with a
+// room.limits event asking for more work than it carries.
+const reasonJoinWork = "join without the proof of work asked concurrently"
+
+// workHides reports whether the work rule of room.limits event l hides x,
+// an event not in l's past: a stranger's join or knock not after l with
+// fewer bits than l asks.
+func (r *Room) workHides(l, x int32) bool {
+	xi := r.evs[x]
+	return xi.work >= 0 && int64(xi.work) < r.evs[l].workReq && !xi.rmIncl.has(l)
 }

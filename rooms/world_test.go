@@ -107,6 +107,7 @@ type opts struct {
 	ts     *int64
 	room   crdt.RoomID // default: the world's room
 	depth  *uint64
+	noBLen bool           // omit blen where the room limits bytes (BodyLenAt)
 	epoch  []byte         // the envelope's epoch field
 	seal   *e2ee.EpochKey // seal the body under this key (keys_test.go)
 }
@@ -163,6 +164,7 @@ func (w *world) draft(name, typ string, skey *string, body []byte, o opts) *crdt
 	}
 	d := crdt.Draft{Room: room, Type: typ, StateKey: skey, Seq: seq, Self: self,
 		Prev: prev, Auth: auth, Depth: depth, TS: ts, Epoch: o.epoch, Body: body}
+	d.SignBodyLen = !o.noBLen && w.room.BodyLenAt(prev)
 	if o.seal != nil {
 		ep := o.seal.ID()
 		d.Epoch = ep[:]

@@ -52,7 +52,7 @@ var commands = []*command{
 	{"room role", "ROOM USER admin|moderator|member|POWER", "change a member's role (power level 100, 50, 0 or a number)", runRoomRole},
 	{"room set", "ROOM [--name N] [--topic T] [--avatar FILE]", "change a room's name, topic or avatar", runRoomSet},
 	{"room limits", "ROOM [--messages N] [--bytes N] [--join-work BITS]", "show or set a room's rate limits per member device and the proof of work on joins", runRoomLimits},
-	{"invites", "", "pending invites for this user", runInvites},
+	{"invites", "[--requests]", "pending invites for this user from contacts (--requests: those from strangers)", runInvites},
 	{"invites policy", "[anyone|contacts|nobody]", "who may send this user invites (without an argument: show it)", runInvitesPolicy},
 	{"invites decline", "ROOM", "forget a pending invite (the inviter is not told)", runInvitesDecline},
 	{"dm", "USER", "the direct-message room with a user (created on first use, the same room after)", runDM},

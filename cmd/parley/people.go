@@ -14,24 +14,40 @@ var policies = map[string]string{
 	"nobody":   "nobody may invite this user; new invites are dropped",
 }
 
-// parley invites
+// parley invites [--requests]
+//
+// The inbox holds invites from contacts; invites from strangers wait apart
+// as requests (--requests lists them). Both are accepted with room join
+// and forgotten with invites decline.
 func runInvites(c *cli, args []string) error {
-	if err := c.noArgs(args); err != nil {
+	fs := c.flags()
+	requests := fs.Bool("requests", false, "list the invites from strangers (users who share no room with this user) instead")
+	if _, err := c.parse(fs, args, 0, 0); err != nil {
 		return err
 	}
 	var r api.InvitesResp
 	return call(c, api.EpInvites, api.Empty{}, &r, func(w io.Writer) {
-		if len(r.Invites) == 0 {
-			fmt.Fprintln(w, "no pending invites")
-			return
+		list, none := r.Invites, "no pending invites"
+		if *requests {
+			list, none = r.Requests, "no invite requests"
 		}
-		tw := table(w)
-		fmt.Fprintln(tw, "ROOM\tNAME\tINVITER")
-		for _, inv := range r.Invites {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", inv.Room, orNone(inv.Name), inv.Inviter)
+		if len(list) == 0 {
+			fmt.Fprintln(w, none)
+		} else {
+			tw := table(w)
+			fmt.Fprintln(tw, "ROOM\tNAME\tINVITER")
+			for _, inv := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", inv.Room, orNone(inv.Name), inv.Inviter)
+			}
+			tw.Flush()
+			fmt.Fprintln(w, "\naccept one with: parley room join ROOM")
 		}
-		tw.Flush()
-		fmt.Fprintln(w, "\naccept one with: parley room join ROOM")
+		switch {
+		case *requests && r.RequestsDropped > 0:
+			fmt.Fprintf(w, "%d requests over a stranger's rate were dropped\n", r.RequestsDropped)
+		case !*requests && len(r.Requests) > 0:
+			fmt.Fprintf(w, "%d invite requests from strangers: parley invites --requests\n", len(r.Requests))
+		}
 	})
 }
 

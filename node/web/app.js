@@ -367,7 +367,8 @@ async function refreshInvites() {
   try {
     res = await call('invites');
   } catch { return; }
-  const list = res.invites || [];
+  // Requests (invites from strangers, docs/cli.md "invites") are listed after the inbox, marked.
+  const list = (res.invites || []).concat((res.requests || []).map(r => ({ ...r, request: true })));
   const key = JSON.stringify(list);
   if (key === ui.invitesKey) return;
   ui.invitesKey = key;
@@ -380,7 +381,7 @@ async function refreshInvites() {
   for (const inv of list) {
     ul.append(h('li', { class: 'invite' },
       h('div', {}, h('strong', {}, inv.name || short(inv.room)),
-        h('div', { class: 'muted small' }, 'from ' + nameOf(inv.inviter))),
+        h('div', { class: 'muted small' }, (inv.request ? 'request from ' : 'from ') + nameOf(inv.inviter))),
       h('div', { class: 'invite-actions' },
         h('button', { class: 'btn primary small', type: 'button', onclick: () => acceptInvite(inv) }, 'Accept'),
         h('button', { class: 'btn small', type: 'button', onclick: () => declineInvite(inv) }, 'Decline'))));
