@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/wire"
 )
 
 // Pending invites are kept in the node's local store (never synced), one
@@ -81,15 +82,15 @@ type inviteBook struct {
 	byID  map[string]*pendingInvite
 	seq   uint64
 
-	strangers *limiterSet[crdt.UserID] // requests per stranger
-	dropped   uint64                   // requests over a stranger's rate, since start
+	strangers *wire.LimiterSet[crdt.UserID] // requests per stranger
+	dropped   uint64                        // requests over a stranger's rate, since start
 }
 
 // loadInvites reads the pending invites from local and moves those of an
 // older prefs.json (legacy) into it.
 func loadInvites(local LocalStore, legacy []pendingInvite) (*inviteBook, error) {
 	b := &inviteBook{local: local, byID: map[string]*pendingInvite{},
-		strangers: newLimiterSet[crdt.UserID](requestUserRate, requestUserBurst)}
+		strangers: wire.NewLimiterSet[crdt.UserID](requestUserRate, requestUserBurst)}
 	err := local.ScanLocal([]byte(inviteKeyPrefix), func(k, v []byte) bool {
 		var p pendingInvite
 		if json.Unmarshal(v, &p) == nil && p.Room != "" {
@@ -168,7 +169,7 @@ func (b *inviteBook) add(p pendingInvite) (bool, error) {
 // admitRequest takes a token from the stranger u's bucket of requests; a
 // request over it is counted and dropped.
 func (b *inviteBook) admitRequest(u crdt.UserID) bool {
-	if b.strangers.allow(u) {
+	if b.strangers.Allow(u) {
 		return true
 	}
 	b.dropped++

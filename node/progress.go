@@ -22,7 +22,7 @@ type progress struct {
 	done, total atomic.Int64
 }
 
-func (p *progress) add(n int)      { p.addTotal(0, n) }
+func (p *progress) add(n int) { p.addTotal(0, n) }
 
 // Set reports done of total (mediasvc.Progress); total 0 keeps the total.
 func (p *progress) Set(done, total int64) {
