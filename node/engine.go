@@ -635,9 +635,7 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		e.warnAfter(room, rc, ev)
 	}
 	if e.held = nil; p.held != nil {
-		for _, n := range p.held.notes {
-			e.notify(n.room, n.rc, n.ev)
-		}
+		p.held.flush(e) // a whole batch becomes one resync item per room
 		p.held.notes = nil
 	}
 	e.guardAfter(room, rc, p.ready.Accepted)
