@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -77,6 +78,13 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 			}
 		}
 		return false, "no provider found"
+	})
+	// The newcomer may have found the member through the member itself;
+	// wait until the server holds the record too (a loaded machine delays
+	// the member's provide).
+	eventually(t, 60*time.Second, "the DHT server holds the member's provider record", func() (bool, string) {
+		provs, err := kads[0].ProviderStore().GetProviders(ctx, RendezvousKey(room).Hash())
+		return err == nil && len(provs) > 0, fmt.Sprintf("%d providers (%v)", len(provs), err)
 	})
 	// The server keeps provider records in memory and writes them to its
 	// datastore in batches, and on close.
