@@ -238,7 +238,7 @@ func TestSearchWords(t *testing.T) {
 	}
 	var ps []string
 	prefixes("zebrafish", func(p string) { ps = append(ps, p) })
-	if !slices.Equal(ps, []string{"zeb", "zebr", "zebra", "zebraf"}) {
+	if !slices.Equal(ps, []string{"zeb", "zebra"}) {
 		t.Errorf("prefixes: %q", ps)
 	}
 }
