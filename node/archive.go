@@ -146,7 +146,7 @@ func readArchiveFile(path string) (*archive.Archive, error) {
 	case errors.Is(err, archive.ErrInvalid):
 		return nil, errorf(api.KindInvalid, "%s: %v (nothing was imported)", path, err)
 	case err != nil:
-		return nil, errorf(api.KindInvalid, "cannot read %s: %v (nothing was imported)", path, pathErrText(err))
+		return nil, errorf(api.KindInvalid, "cannot read %s: %v (nothing was imported)", path, clientfile.UnwrapPathErr(err))
 	}
 	for _, ev := range a.Events { // archive.Read checks it; the engine relies on it
 		if ev.Room != a.Room {
@@ -211,7 +211,7 @@ func absPath(p, what string) (string, error) {
 func writeAtomic(path string, write func(*os.File) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return errorf(api.KindInvalid, "cannot write into %s: %v", filepath.Dir(path), pathErrText(err))
+		return errorf(api.KindInvalid, "cannot write into %s: %v", filepath.Dir(path), clientfile.UnwrapPathErr(err))
 	}
 	done := false
 	defer func() {
@@ -236,7 +236,7 @@ func writeAtomic(path string, write func(*os.File) error) error {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return errorf(api.KindInvalid, "cannot write %s: %v", path, pathErrText(err))
+		return errorf(api.KindInvalid, "cannot write %s: %v", path, clientfile.UnwrapPathErr(err))
 	}
 	done = true
 	if d, err := os.Open(filepath.Dir(path)); err == nil { // make the rename durable
@@ -244,13 +244,4 @@ func writeAtomic(path string, write func(*os.File) error) error {
 		d.Close()
 	}
 	return nil
-}
-
-// pathErrText drops the path an *os.PathError repeats.
-func pathErrText(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

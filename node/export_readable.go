@@ -92,7 +92,7 @@ func (n *Node) exportReadable(ctx context.Context, req api.ExportReadableReq) (a
 	byID := map[string]int{}
 	if req.Format == "html" {
 		if err := os.MkdirAll(filepath.Join(out, "files"), 0o700); err != nil {
-			return resp, errorf(api.KindInvalid, "cannot make %s: %v", out, pathErrText(err))
+			return resp, errorf(api.KindInvalid, "cannot make %s: %v", out, clientfile.UnwrapPathErr(err))
 		}
 	}
 	for _, e := range h.Events {

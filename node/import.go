@@ -16,6 +16,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/importers"
+	"github.com/parley-p2p/parley/node/internal/clientfile"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 	"github.com/parley-p2p/parley/rooms/mimi"
@@ -97,7 +98,7 @@ func openExport(path string) (fs.FS, string, func(), error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, "", nil, errorf(api.KindNotFound, "no export at %s", path)
 		}
-		return nil, "", nil, errorf(api.KindInvalid, "cannot read %s: %v", path, pathErrText(err))
+		return nil, "", nil, errorf(api.KindInvalid, "cannot read %s: %v", path, clientfile.UnwrapPathErr(err))
 	}
 	if st.IsDir() {
 		return os.DirFS(path), "", func() {}, nil
@@ -105,7 +106,7 @@ func openExport(path string) (fs.FS, string, func(), error) {
 	if strings.EqualFold(filepath.Ext(path), ".zip") {
 		zr, err := zip.OpenReader(path)
 		if err != nil {
-			return nil, "", nil, errorf(api.KindInvalid, "%s: not a readable zip file: %v (nothing was imported)", path, pathErrText(err))
+			return nil, "", nil, errorf(api.KindInvalid, "%s: not a readable zip file: %v (nothing was imported)", path, clientfile.UnwrapPathErr(err))
 		}
 		// Exports are often zipped with their folder at the top: look inside it.
 		var fsys fs.FS = zr
@@ -225,13 +226,13 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 func (n *Node) importFile(fsys fs.FS, a importers.Attachment) (mimi.MediaRef, *mimi.MediaRef, error) {
 	f, err := fsys.Open(a.Path)
 	if err != nil {
-		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, pathErrText(err))
+		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, clientfile.UnwrapPathErr(err))
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxImportFile+1))
 	f.Close()
 	switch {
 	case err != nil:
-		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, pathErrText(err))
+		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s: %v", a.Path, clientfile.UnwrapPathErr(err))
 	case len(b) > maxImportFile:
 		return mimi.MediaRef{}, nil, errorf(api.KindInvalid, "attachment %s is larger than %d bytes", a.Path, maxImportFile)
 	}
