@@ -414,11 +414,11 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) err
 		}
 		evs = append(evs, ev)
 	}
-	held := &heldNotes{}
-	e.held = held
+	// The batch's watch items are held with its proposal and flushed by
+	// its advance, after the commit (engine.go).
+	e.held = &heldNotes{}
 	err := e.add(room, rc, "", true, evs...)
 	e.held = nil
-	held.flush(e)
 	if err != nil {
 		return err
 	}
