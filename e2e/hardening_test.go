@@ -19,6 +19,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms/roomstest"
 )
 
@@ -59,7 +60,7 @@ func forgedInvite(t *testing.T, user, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := node.EncodeInvite(create, invite, "")
+	b, err := p2p.EncodeInvite(create, invite, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func forgedInvite(t *testing.T, user, name string) []byte {
 func pushInvite(h host.Host, p peer.ID, frame []byte) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := h.NewStream(ctx, p, node.InviteProtocol)
+	st, err := h.NewStream(ctx, p, p2p.InviteProtocol)
 	if err != nil {
 		return false, err
 	}

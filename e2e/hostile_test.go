@@ -22,6 +22,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/node"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // TestHostilePeersMemory (issue 17, item 1): 1,000 fresh libp2p
@@ -56,7 +57,7 @@ func TestHostilePeersMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	protos := []protocol.ID{node.SyncProtocol, mediasvc.Protocol, node.InviteProtocol, node.LinkProtocol, node.RoomProofProtocol}
+	protos := []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, node.LinkProtocol, p2p.RoomProofProtocol}
 	frame := binary.AppendUvarint(nil, 4<<20-1)
 	frame = append(frame, make([]byte, body)...)
 	start := time.Now()

@@ -9,19 +9,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/internal/spypeer"
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // The acceptance of issue 17 item 2 through the real binary: a hostile
@@ -125,12 +123,12 @@ func newHostile(t *testing.T, to *daemon) *hostile {
 	}
 	t.Cleanup(func() { h.Close() })
 	hc := &hostile{t: t, ident: ident, h: h, Spy: spypeer.New()}
-	for _, p := range []protocol.ID{node.SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
+	for _, p := range []protocol.ID{p2p.SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
 		h.SetStreamHandler(p, hc.Record)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if hc.ps, err = node.NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(hc.Inspect)); err != nil {
+	if hc.ps, err = p2p.NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(hc.Inspect)); err != nil {
 		t.Fatal(err)
 	}
 	info, err := peer.AddrInfoFromString(to.addr)
@@ -143,57 +141,12 @@ func newHostile(t *testing.T, to *daemon) *hostile {
 	return hc
 }
 
-// syncReq is a sync protocol request (docs/protocol.md 3).
-type syncReq struct {
-	Op   string `cbor:"op"`
-	Room []byte `cbor:"room,omitempty"`
-	User []byte `cbor:"user,omitempty"`
-	Cert []byte `cbor:"cert,omitempty"`
-	Msg  []byte `cbor:"msg,omitempty"`
-}
-
-// syncResp is what of an answer matters here.
-type syncResp struct {
-	Op     string   `cbor:"op"`
-	Events [][]byte `cbor:"events"`
-}
-
 // ask sends sync requests naming the room as given (a session that starts
 // with heads, and requests that skip it) and counts the events served.
 func (hc *hostile) ask(ctx context.Context, server peer.ID, name []byte) (events int) {
-	for _, reqs := range [][]syncReq{
-		{{Op: "heads", Room: name, User: hc.ident.User[:], Cert: hc.ident.Cert}, {Op: "since", Room: name}},
-		{{Op: "since", Room: name}},
-		{{Op: "reconcile", Room: name, Msg: []byte{0x51}}},
-	} {
-		st, err := hc.h.NewStream(ctx, server, node.SyncProtocol)
-		if err != nil {
-			hc.t.Fatalf("client: open a sync stream: %v", err)
-		}
-		st.SetDeadline(time.Now().Add(10 * time.Second))
-		w, r := msgio.NewVarintWriter(st), msgio.NewVarintReaderSize(st, 4<<20)
-		for _, req := range reqs {
-			b, err := crdt.Marshal(req)
-			if err != nil {
-				hc.t.Fatal(err)
-			}
-			if w.WriteMsg(b) != nil {
-				break
-			}
-			resp, err := r.ReadMsg()
-			if err != nil {
-				break
-			}
-			hc.Keep(resp)
-			var m syncResp
-			if cbor.Unmarshal(resp, &m) == nil {
-				events += len(m.Events)
-			}
-			if m.Op == "error" {
-				break
-			}
-		}
-		st.Reset()
+	events, err := hc.AskSync(ctx, hc.h, server, p2p.SyncProtocol, hc.ident.User[:], hc.ident.Cert, name)
+	if err != nil {
+		hc.t.Fatalf("client: open a sync stream: %v", err)
 	}
 	return events
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -91,7 +92,7 @@ func FuzzCallSignal(f *testing.F) {
 		}
 		if mode != 1 {
 			dev := ident.Device.Public()
-			ref := RefOf(id)
+			ref := p2p.RefOf(id)
 			w := ephWire{Room: ref[:], User: ident.User[:], Device: dev[:], Cert: ident.Cert, TS: e0.now().UnixMilli(), Body: data}
 			w.Sig = ident.Device.Sign(append([]byte(ephSigLabel), rooms.Encode(w)...))
 			data = rooms.Encode(w)

@@ -1259,8 +1259,8 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 	return ok
 }
 
-// roomIDs lists the rooms the engine keeps.
-func (e *Engine) roomIDs(ctx context.Context) []crdt.RoomID {
+// RoomIDs lists the rooms the engine keeps.
+func (e *Engine) RoomIDs(ctx context.Context) []crdt.RoomID {
 	var ids []crdt.RoomID
 	e.do(ctx, func() error {
 		for id := range e.rooms {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/internal/mailbox"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -46,8 +48,6 @@ const (
 	// maxSignal bounds a signal on the wire (a call offer carries an SDP).
 	maxSignal = 16 << 10
 )
-
-func ephemeralTopic(room crdt.RoomID) string { return roomTopic(room, "eph") }
 
 // ephWire is a signal on the wire (canonical CBOR).
 type ephWire struct {
@@ -95,7 +95,7 @@ func (e *Engine) seal(room crdt.RoomID, rc *roomCtl, b ephBody) ([]byte, error) 
 		return nil, errorf(api.KindPermission, "you are not a member of room %s", room)
 	}
 	dev := e.ident.Device.Public()
-	ref := RefOf(room)
+	ref := p2p.RefOf(room)
 	w := ephWire{Room: ref[:], User: e.ident.User[:], Device: dev[:], Cert: e.ident.Cert, TS: e.now().UnixMilli(), Body: rooms.Encode(b)}
 	if rc.room.Encrypted() {
 		var k *e2ee.EpochKey
@@ -264,7 +264,7 @@ func (e *Engine) Signal(ctx context.Context, room crdt.RoomID, data []byte) {
 func verifySignal(room crdt.RoomID, data []byte) (*ephWire, crdt.UserID, crdt.DeviceID, bool) {
 	var w ephWire
 	var none crdt.PublicKey
-	ref := RefOf(room)
+	ref := p2p.RefOf(room)
 	if len(data) > maxSignal || rooms.DecodeBody(data, &w) != nil || string(w.Room) != string(ref[:]) || len(w.Sig) == 0 {
 		return nil, none, none, false
 	}
@@ -377,8 +377,8 @@ type Ephemeral struct {
 	engine *Engine
 	log    *slog.Logger
 
-	track *mailbox[crdt.RoomID]
-	out   *mailbox[ephOut]
+	track *mailbox.Mailbox[crdt.RoomID]
+	out   *mailbox.Mailbox[ephOut]
 	wg    sync.WaitGroup
 }
 
@@ -390,14 +390,14 @@ type ephOut struct {
 // NewEphemeral wires ephemeral signals to the engine; the replica sets
 // its pubsub before Serve.
 func NewEphemeral(engine *Engine, log *slog.Logger) *Ephemeral {
-	return &Ephemeral{engine: engine, log: log, track: newMailbox[crdt.RoomID](), out: newMailbox[ephOut]()}
+	return &Ephemeral{engine: engine, log: log, track: mailbox.New[crdt.RoomID](), out: mailbox.New[ephOut]()}
 }
 
 // Track joins a room's topic. It never blocks.
-func (x *Ephemeral) Track(room crdt.RoomID) { x.track.put(room) }
+func (x *Ephemeral) Track(room crdt.RoomID) { x.track.Put(room) }
 
 // Publish queues a signal. It never blocks.
-func (x *Ephemeral) Publish(room crdt.RoomID, data []byte) { x.out.put(ephOut{room, data}) }
+func (x *Ephemeral) Publish(room crdt.RoomID, data []byte) { x.out.Put(ephOut{room, data}) }
 
 // Serve runs until ctx is done.
 func (x *Ephemeral) Serve(ctx context.Context) error {
@@ -407,7 +407,7 @@ func (x *Ephemeral) Serve(ctx context.Context) error {
 	defer func() {
 		x.wg.Wait()
 		for room, t := range topics {
-			x.ps.UnregisterTopicValidator(ephemeralTopic(room))
+			x.ps.UnregisterTopicValidator(p2p.EphemeralTopic(room))
 			t.Close()
 		}
 	}()
@@ -415,14 +415,14 @@ func (x *Ephemeral) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-x.track.signal:
-			for _, room := range x.track.take() {
+		case <-x.track.Signal:
+			for _, room := range x.track.Take() {
 				if topics[room] != nil {
 					continue
 				}
 				// Relays (a blind host too) forward only well-formed, signed
 				// signals; membership and freshness are judged on receipt.
-				if err := x.ps.RegisterTopicValidator(ephemeralTopic(room), func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+				if err := x.ps.RegisterTopicValidator(p2p.EphemeralTopic(room), func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 					if _, _, _, ok := verifySignal(room, m.Data); !ok {
 						return pubsub.ValidationReject
 					}
@@ -431,15 +431,15 @@ func (x *Ephemeral) Serve(ctx context.Context) error {
 					x.log.Warn("ephemeral topic validator", "room", room, "err", err)
 					continue
 				}
-				t, err := x.ps.Join(ephemeralTopic(room))
+				t, err := x.ps.Join(p2p.EphemeralTopic(room))
 				if err != nil {
-					x.ps.UnregisterTopicValidator(ephemeralTopic(room))
+					x.ps.UnregisterTopicValidator(p2p.EphemeralTopic(room))
 					x.log.Warn("join ephemeral topic", "room", room, "err", err)
 					continue
 				}
 				sub, err := t.Subscribe(pubsub.WithBufferSize(64))
 				if err != nil {
-					x.ps.UnregisterTopicValidator(ephemeralTopic(room))
+					x.ps.UnregisterTopicValidator(p2p.EphemeralTopic(room))
 					t.Close()
 					x.log.Warn("subscribe ephemeral topic", "room", room, "err", err)
 					continue
@@ -452,8 +452,8 @@ func (x *Ephemeral) Serve(ctx context.Context) error {
 			for room, data := range x.engine.presenceRefresh(ctx) {
 				x.Publish(room, data)
 			}
-		case <-x.out.signal:
-			for _, o := range x.out.take() {
+		case <-x.out.Signal:
+			for _, o := range x.out.Take() {
 				if t := topics[o.room]; t != nil {
 					if err := t.Publish(ctx, o.data); err != nil && ctx.Err() == nil {
 						x.log.Debug("publish signal", "room", o.room, "err", err)

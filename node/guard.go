@@ -10,6 +10,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -113,16 +114,16 @@ func (t *guardTable) refusedBy(id crdt.EventID, dev crdt.DeviceID) bool {
 	return ok && d == dev
 }
 
-// invalidInFlight remembers a gossiped frame that failed the stateless
+// InvalidInFlight remembers a gossiped frame that failed the stateless
 // checks for its envelope alone (a bad signature or certificate): no body
 // and no state can make it valid, so children naming it are rejected too.
 // A bad body (hash, size) is not remembered: the envelope may be valid
 // with its real body.
-func (e *Engine) invalidInFlight(frame []byte, err error) {
+func (e *Engine) InvalidInFlight(frame []byte, err error) {
 	if !errors.Is(err, crdt.ErrSignature) && !errors.Is(err, crdt.ErrCert) {
 		return
 	}
-	if env, ok := frameEnvelope(frame); ok {
+	if env, ok := p2p.FrameEnvelope(frame); ok {
 		e.guards.invalidate(crdt.IDOf(env))
 	}
 }

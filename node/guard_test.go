@@ -8,6 +8,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -157,7 +158,7 @@ func TestBannedSpammerRejectedAtRelay(t *testing.T) {
 					}
 				}
 				sc, _ := tn.reps[relay].PeerScore(tn.reps[spammer].host.ID())
-				return n >= flood || sc < peerScoreThresholds().GraylistThreshold, fmt.Sprintf("rejected %d, ignored %d, score %.1f", rej-rej0, ign-ign0, sc)
+				return n >= flood || sc < p2p.PeerScoreThresholds().GraylistThreshold, fmt.Sprintf("rejected %d, ignored %d, score %.1f", rej-rej0, ign-ign0, sc)
 			})
 			for _, ev := range spam {
 				for _, i := range []int{admin, relay, observer} {

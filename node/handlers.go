@@ -16,6 +16,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // registerAPI binds every API method to the component that answers it.
@@ -142,10 +143,10 @@ func (n *Node) joinRoom(ctx context.Context, h host.Host, room string, via []str
 	}
 	rdv := n.rdv.Load()
 	if rdv != nil && len(via) == 0 {
-		n.log.Debug("rendezvous", "room", id, "peers", rdv.find(ctx, id))
+		n.log.Debug("rendezvous", "room", id, "peers", rdv.Find(ctx, id))
 	}
 	if rdv != nil {
-		defer rdv.provideSoon()
+		defer rdv.ProvideSoon()
 	}
 	kept, err := n.engine.HasRoom(ctx, id)
 	if err != nil {
@@ -237,7 +238,7 @@ func (n *Node) connect(ctx context.Context, h host.Host, addr string) (*peer.Add
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	clearBackoff(h, pi.ID)
+	p2p.ClearBackoff(h, pi.ID)
 	if err := h.Connect(dctx, *pi); err != nil {
 		n.log.Debug("connect", "addr", addr, "err", err)
 		if strings.Contains(err.Error(), "peer id mismatch") {

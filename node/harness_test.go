@@ -16,6 +16,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/internal/peertest"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // testNet is a set of replicas on mocknet (the real libp2p stack over
@@ -29,7 +30,7 @@ type testNet struct {
 	ctx    context.Context
 	cancel []context.CancelFunc
 	wg     sync.WaitGroup
-	tracer func(i int) Tracer // optional: each replica's tracer
+	tracer func(i int) p2p.Tracer // optional: each replica's tracer
 
 	unguarded map[int]bool // replicas whose gossip validator is stateless only (adversaries)
 }
@@ -37,7 +38,7 @@ type testNet struct {
 func newTestNet(t *testing.T, n int) *testNet { return newTracedTestNet(t, n, nil) }
 
 // newTracedTestNet is newTestNet with a tracer for each replica (nil: none).
-func newTracedTestNet(t *testing.T, n int, tracer func(i int) Tracer) *testNet {
+func newTracedTestNet(t *testing.T, n int, tracer func(i int) p2p.Tracer) *testNet {
 	t.Helper()
 	return buildTestNet(t, n, tracer, func(_ int, s crdt.Store) crdt.Store { return s })
 }
@@ -49,12 +50,12 @@ func newTestNetWith(t *testing.T, n int, wrap func(i int, s crdt.Store) crdt.Sto
 	return buildTestNet(t, n, nil, wrap)
 }
 
-func buildTestNet(t *testing.T, n int, tracer func(i int) Tracer, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
+func buildTestNet(t *testing.T, n int, tracer func(i int) p2p.Tracer, wrap func(i int, s crdt.Store) crdt.Store) *testNet {
 	t.Helper()
 	return buildTestNetOpts(t, n, tracer, wrap, nil)
 }
 
-func buildTestNetOpts(t *testing.T, n int, tracer func(i int) Tracer, wrap func(i int, s crdt.Store) crdt.Store, unguarded map[int]bool) *testNet {
+func buildTestNetOpts(t *testing.T, n int, tracer func(i int) p2p.Tracer, wrap func(i int, s crdt.Store) crdt.Store, unguarded map[int]bool) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, mn: mocknet.New(), ctx: context.Background(), tracer: tracer, unguarded: unguarded}
 	for i := range n {

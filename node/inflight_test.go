@@ -7,6 +7,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -40,7 +41,7 @@ func TestInFlightChildrenRejected(t *testing.T) {
 		if _, err := crdt.Decode(frame); !errors.Is(err, crdt.ErrSignature) {
 			t.Fatalf("broken frame: %v", err)
 		} else {
-			tn.reps[relay].Engine.invalidInFlight(frame, err)
+			tn.reps[relay].Engine.InvalidInFlight(frame, err)
 		}
 		brokenID := crdt.IDOf(broken)
 		child, err := crdt.Sign(tn.ids[spammer], crdt.Draft{Room: room, Type: rooms.TypeMessage, Seq: base.Seq + 1, Self: brokenID,
@@ -72,7 +73,7 @@ func TestInFlightChildrenRejected(t *testing.T) {
 		// (less a little decay); two, as before, 40.
 		eventually(t, convergeWithin, "the spammer's peer is graylisted", func() (bool, string) {
 			sc, ok := tn.reps[relay].PeerScore(tn.reps[spammer].host.ID())
-			return ok && sc < peerScoreThresholds().GraylistThreshold, fmt.Sprintf("score %.1f", sc)
+			return ok && sc < p2p.PeerScoreThresholds().GraylistThreshold, fmt.Sprintf("score %.1f", sc)
 		})
 	})
 }

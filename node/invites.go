@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/node/wire"
 )
 
@@ -19,7 +20,7 @@ import (
 //
 //   - per delivering peer and per inviting user, token buckets
 //     (invitePeerRate, inviteUserRate) on the invites addressed to this
-//     user, in the invite protocol's handler (invite.go);
+//     user, in the invite protocol's handler (node/p2p/invite.go);
 //   - at most MaxPendingInvites are kept: a new one displaces the oldest
 //     invite of no higher priority (an invite from a contact, a user who
 //     shares a joined room with this user, outranks one from a stranger),
@@ -57,6 +58,13 @@ const (
 	inviteFrameRate  = rate.Limit(20)
 	inviteFrameBurst = 200
 )
+
+// inviteLimits are the invite rates as the invite protocol takes them.
+var inviteLimits = p2p.InviteLimits{
+	Frame: inviteFrameRate, FrameBurst: inviteFrameBurst,
+	Peer: invitePeerRate, PeerBurst: invitePeerBurst,
+	User: inviteUserRate, UserBurst: inviteUserBurst,
+}
 
 // inviteKeyPrefix is the local store prefix of pending invites: "i/" room.
 const inviteKeyPrefix = "i/"

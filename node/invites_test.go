@@ -19,7 +19,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node/wire"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/roomstest"
 )
@@ -45,16 +45,22 @@ func inviteFrom(t testing.TB, ident *crdt.Identity, target crdt.UserID, name str
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := EncodeInvite(create, invite, "")
+	b, err := p2p.EncodeInvite(create, invite, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
+// inviteAck is the answer to an invite frame (docs/protocol.md "Invites").
+type inviteAck struct {
+	OK  bool   `cbor:"ok"`
+	Err string `cbor:"err,omitempty"`
+}
+
 // pushInvite sends one invite frame from h to p and returns the answer.
 func pushInvite(ctx context.Context, h host.Host, p peer.ID, frame []byte) (inviteAck, error) {
-	st, err := h.NewStream(ctx, p, InviteProtocol)
+	st, err := h.NewStream(ctx, p, p2p.InviteProtocol)
 	if err != nil {
 		return inviteAck{}, err
 	}
@@ -379,18 +385,19 @@ func FuzzInviteFrame(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	withAddrs, err := EncodeInvite(create, invite, "", "/ip4/11.77.0.2/tcp/4001/p2p/12D3KooWEmWVwtxCDQDF86LUL5UyEL81Ag394ZY6nXt88rgYVJgj/p2p-circuit/p2p/12D3KooWSvjzLqnWtUrstEmwDmjoUDBcdfMpZgBjuNdpn3nD4rJr", "not an address")
+	withAddrs, err := p2p.EncodeInvite(create, invite, "", "/ip4/11.77.0.2/tcp/4001/p2p/12D3KooWEmWVwtxCDQDF86LUL5UyEL81Ag394ZY6nXt88rgYVJgj/p2p-circuit/p2p/12D3KooWSvjzLqnWtUrstEmwDmjoUDBcdfMpZgBjuNdpn3nD4rJr", "not an address")
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(withAddrs)
-	iv := &Inviter{engine: e,
-		frames: wire.NewLimiterSet[peer.ID](rate.Inf, 1),
-		peers:  wire.NewLimiterSet[peer.ID](rate.Inf, 1),
-		users:  wire.NewLimiterSet[crdt.UserID](rate.Inf, 1),
+	h, err := tn.mn.GenPeer()
+	if err != nil {
+		f.Fatal(err)
 	}
+	unlimited := p2p.InviteLimits{Frame: rate.Inf, FrameBurst: 1, Peer: rate.Inf, PeerBurst: 1, User: rate.Inf, UserBurst: 1}
+	iv := p2p.NewInviter(h, e, me, func() []string { return nil }, unlimited, slog.New(slog.DiscardHandler))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		iv.receive(b, peer.ID("fuzz"))
+		iv.Receive(b, peer.ID("fuzz"))
 		inv, err := e.Invites(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -408,26 +415,4 @@ func FuzzInviteFrame(f *testing.F) {
 			}
 		}
 	})
-}
-
-// An invite keeps only the addresses of the node that delivered it, at
-// most maxInviteAddrs, each at most maxInviteAddrLen long, without repeats.
-func TestInviteVia(t *testing.T) {
-	const from = "12D3KooWSvjzLqnWtUrstEmwDmjoUDBcdfMpZgBjuNdpn3nD4rJr"
-	const other = "12D3KooWEmWVwtxCDQDF86LUL5UyEL81Ag394ZY6nXt88rgYVJgj"
-	p, err := peer.Decode(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	circuit := "/ip4/11.77.0.2/tcp/4001/p2p/" + other + "/p2p-circuit/p2p/" + from
-	direct := "/ip4/11.77.1.2/tcp/4001/p2p/" + from
-	in := []string{circuit, "garbage", "/ip4/11.77.1.2/tcp/4001", "/ip4/11.77.1.2/tcp/4001/p2p/" + other, direct, direct,
-		"/dns4/" + strings.Repeat("x", maxInviteAddrLen) + "/tcp/1/p2p/" + from}
-	for i := range 2 * maxInviteAddrs {
-		in = append(in, fmt.Sprintf("/ip4/11.77.1.2/tcp/%d/p2p/%s", 5000+i, from))
-	}
-	got := inviteVia(in, p)
-	if len(got) != maxInviteAddrs || got[0] != circuit || got[1] != direct || got[2] != "/ip4/11.77.1.2/tcp/5000/p2p/"+from {
-		t.Fatalf("inviteVia kept %q", got)
-	}
 }

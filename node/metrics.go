@@ -20,18 +20,19 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // Reasons an offered event is not taken (parley_events_rejected_total).
 const (
-	RejectInvalid         = "invalid"          // causally invalid (R2: depth, self chain, room)
-	RejectUnauthorized    = "unauthorized"     // stored, but refused by the auth rules (R3): no effect
-	RejectOrphanBudget    = "orphan_budget"    // the sending peer's orphan budget is spent
-	RejectOrphanEvicted   = "orphan_evicted"   // an orphan evicted by the buffer's bounds
-	RejectGossipInvalid   = "gossip_invalid"   // gossip: undecodable, bad signature, other room
-	RejectGossipThrottled = "gossip_throttled" // gossip: validation queue full or throttled
-	RejectGossipOther     = "gossip_other"     // gossip: any other pubsub refusal
-	RejectSyncInvalid     = "sync_invalid"     // pull sync: a page with an invalid event (the session ends)
+	RejectInvalid         = "invalid"             // causally invalid (R2: depth, self chain, room)
+	RejectUnauthorized    = "unauthorized"        // stored, but refused by the auth rules (R3): no effect
+	RejectOrphanBudget    = "orphan_budget"       // the sending peer's orphan budget is spent
+	RejectOrphanEvicted   = "orphan_evicted"      // an orphan evicted by the buffer's bounds
+	RejectGossipInvalid   = "gossip_invalid"      // gossip: undecodable, bad signature, other room
+	RejectGossipThrottled = "gossip_throttled"    // gossip: validation queue full or throttled
+	RejectGossipOther     = "gossip_other"        // gossip: any other pubsub refusal
+	RejectSyncInvalid     = p2p.RejectSyncInvalid // pull sync: a page with an invalid event (the session ends)
 )
 
 // Metrics is one node's Prometheus registry and collectors: a Tracer (with
@@ -52,11 +53,11 @@ type Metrics struct {
 }
 
 var (
-	_ Tracer       = (*Metrics)(nil)
-	_ EventTracer  = (*Metrics)(nil)
-	_ PubSubTracer = (*Metrics)(nil)
-	_ SyncTracer   = (*Metrics)(nil)
-	_ RejectTracer = (*Metrics)(nil)
+	_ p2p.Tracer       = (*Metrics)(nil)
+	_ p2p.EventTracer  = (*Metrics)(nil)
+	_ p2p.PubSubTracer = (*Metrics)(nil)
+	_ p2p.SyncTracer   = (*Metrics)(nil)
+	_ p2p.RejectTracer = (*Metrics)(nil)
 )
 
 // NewMetrics makes a registry with Parley's collectors and the client
@@ -205,7 +206,7 @@ func (m *Metrics) WatchBandwidth(bw *metrics.BandwidthCounter) {
 			}))
 		}
 	}
-	proto("parley_sync_bytes_total", "Bytes of pull-sync streams, by direction.", func(p protocol.ID) bool { return p == SyncProtocol })
+	proto("parley_sync_bytes_total", "Bytes of pull-sync streams, by direction.", func(p protocol.ID) bool { return p == p2p.SyncProtocol })
 	proto("parley_media_transfer_bytes_total", "Bytes of media-transfer streams, by direction.", func(p protocol.ID) bool { return p == mediasvc.Protocol })
 	proto("parley_gossip_bytes_total", "Bytes of gossipsub streams, by direction.", func(p protocol.ID) bool { return strings.HasPrefix(string(p), "/meshsub/") })
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -24,7 +25,7 @@ import (
 // a peer's orphan budget.
 func TestMetricsCount(t *testing.T) {
 	ms := []*Metrics{NewMetrics(), NewMetrics()}
-	tn := newTracedTestNet(t, 2, func(i int) Tracer { return ms[i] })
+	tn := newTracedTestNet(t, 2, func(i int) p2p.Tracer { return ms[i] })
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
 	send(t, tn, 0, room, 5, "hello")

@@ -25,7 +25,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -33,6 +32,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
@@ -76,9 +76,9 @@ type Node struct {
 	metricsL *MetricsServer // the --metrics listener, nil without it
 	bw       *metrics.BandwidthCounter
 	reach    *reach
-	replicaP atomic.Pointer[Replica]    // replica, for the relay's ACL
-	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
-	callNet  *callNet                   // STUN, TURN (turn_node.go)
+	replicaP atomic.Pointer[Replica]        // replica, for the relay's ACL
+	rdv      atomic.Pointer[p2p.Rendezvous] // set when the DHT runs
+	callNet  *callNet                       // STUN, TURN (turn_node.go)
 
 	callPeers *callPeers    // the daemon's own call peers (calls_peer.go), set by registerCalls
 	progress  progressTable // running operations a client follows (progress.go)
@@ -297,11 +297,11 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	run("peers", func(ctx context.Context) error { return n.redial(ctx, h) })
 	if !n.cfg.NoPeerExchange {
 		run("peer-records", func(ctx context.Context) error {
-			return servePeerRecords(ctx, h, func() *RoomGate { return n.replica.Gate() }, n.log)
+			return p2p.ServePeerRecords(ctx, h, func() *p2p.RoomGate { return n.replica.Gate() }, n.log)
 		})
 	}
 	run("addrbook", func(ctx context.Context) error {
-		return serveAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.provedAny(p) }, n.log)
+		return p2p.ServeAddrBook(ctx, h, n.store, func(p peer.ID) bool { g := n.replica.Gate(); return g != nil && g.ProvedAny(p) }, n.log)
 	})
 	if !n.cfg.NoMDNS {
 		svc := mdns.NewMdnsService(h, "parley", &mdnsNotifee{ctx: ctx, h: h})
@@ -317,7 +317,7 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 			n.log.Warn("dht", "err", err)
 		} else {
 			defer kad.Close()
-			rdv := newRendezvous(h, kad, n.engine.roomIDs, n.log)
+			rdv := p2p.NewRendezvous(h, kad, n.engine.RoomIDs, n.log)
 			n.rdv.Store(rdv)
 			run("rendezvous", rdv.Serve)
 		}
@@ -362,17 +362,6 @@ func (m *mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	m.h.Connect(ctx, pi)
 }
 
-// clearBackoff forgets failed dials to p. The swarm refuses to redial a
-// peer for a growing back-off after a failed dial; redial paces itself, and
-// an explicit connect is the user's own request, so both dial at once
-// (after a partition or an outage heals, the back-off alone kept nodes
-// apart for seconds: simulations/README.md, netns backend).
-func clearBackoff(h host.Host, p peer.ID) {
-	if sw, ok := h.Network().(*swarm.Swarm); ok {
-		sw.Backoff().Clear(p)
-	}
-}
-
 // redial keeps remembered and bootstrap peers connected.
 func (n *Node) redial(ctx context.Context, h host.Host) error {
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))
@@ -384,7 +373,7 @@ func (n *Node) redial(ctx context.Context, h host.Host) error {
 				continue
 			}
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			clearBackoff(h, pi.ID)
+			p2p.ClearBackoff(h, pi.ID)
 			if err := h.Connect(dctx, *pi); err != nil {
 				n.log.Debug("redial", "peer", pi.ID, "err", err)
 			}

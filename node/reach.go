@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // Reachability across home routers (docs/protocol.md §9.1): AutoNAT (v1 and
@@ -64,7 +65,7 @@ func relayResources(bytes int64) relayv2.Resources {
 // MinRelayCircuitBytes is the least one may configure (a circuit must
 // carry a handshake, identify and a few events).
 const (
-	relayCircuitBytes    = 1 << 20
+	relayCircuitBytes    = p2p.RelayCircuitBytes
 	MinRelayCircuitBytes = 16 << 10
 )
 
@@ -362,7 +363,7 @@ func (r *reach) repunch(ctx context.Context, h host.Host, p peer.ID, conns []net
 	}
 	dctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "repunch"), 15*time.Second)
 	defer cancel()
-	clearBackoff(h, p)
+	p2p.ClearBackoff(h, p)
 	h.Connect(dctx, peer.AddrInfo{ID: p}) // on failure, the address book and the peer's own redials reconnect
 }
 
@@ -376,7 +377,7 @@ func (r *reach) close() {
 	}
 }
 
-func (r *reach) gate() *RoomGate {
+func (r *reach) gate() *p2p.RoomGate {
 	if rep := r.replica(); rep != nil {
 		return rep.Gate()
 	}
@@ -508,12 +509,12 @@ func isRelayed(a ma.Multiaddr) bool {
 // (docs/protocol.md §9.1). The proof runs over the peer's direct
 // connection to the relay as soon as their pubsub subscriptions meet, so
 // a reservation waits a little for it.
-type roomACL struct{ gate func() *RoomGate }
+type roomACL struct{ gate func() *p2p.RoomGate }
 
 func (a roomACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 	deadline := time.Now().Add(relayProofWait)
 	for {
-		if g := a.gate(); g != nil && g.provedAny(p) {
+		if g := a.gate(); g != nil && g.ProvedAny(p) {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -528,21 +529,5 @@ func (a roomACL) AllowReserve(p peer.ID, _ ma.Multiaddr) bool {
 // be a newcomer dialling a member to join.
 func (a roomACL) AllowConnect(src peer.ID, _ ma.Multiaddr, dest peer.ID) bool {
 	g := a.gate()
-	return g != nil && (g.provedAny(src) || g.provedAny(dest))
-}
-
-// provedAny reports whether p proved any room this node keeps.
-func (g *RoomGate) provedAny(p peer.ID) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	gp := g.peers[p]
-	if gp == nil {
-		return false
-	}
-	for ref, ok := range gp.theirs {
-		if _, kept := g.rooms[ref]; ok && kept {
-			return true
-		}
-	}
-	return false
+	return g != nil && (g.ProvedAny(src) || g.ProvedAny(dest))
 }

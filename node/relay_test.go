@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // plainRelay is a standard gossipsub peer that serves no sync: it joins a
@@ -37,7 +38,7 @@ func newPlainRelay(t *testing.T, tn *testNet, room crdt.RoomID) (*plainRelay, pe
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gate := NewRoomGate(h, slog.New(slog.DiscardHandler))
+	gate := p2p.NewRoomGate(h, slog.New(slog.DiscardHandler))
 	gate.Track(room)
 	done := make(chan struct{})
 	go func() { defer func() { done <- struct{}{} }(); gate.Serve(ctx) }()
@@ -51,7 +52,7 @@ func newPlainRelay(t *testing.T, tn *testNet, room crdt.RoomID) (*plainRelay, pe
 		t.Fatal(err)
 	}
 	r := &plainRelay{ps: ps, got: make(chan struct{}, 1024)}
-	for _, name := range []string{eventTopic(room), headsTopic(room)} {
+	for _, name := range []string{p2p.EventTopic(room), p2p.HeadsTopic(room)} {
 		top, err := ps.Join(name)
 		if err != nil {
 			t.Fatal(err)
@@ -60,7 +61,7 @@ func newPlainRelay(t *testing.T, tn *testNet, room crdt.RoomID) (*plainRelay, pe
 		if err != nil {
 			t.Fatal(err)
 		}
-		isEv := name == eventTopic(room)
+		isEv := name == p2p.EventTopic(room)
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for {
@@ -112,7 +113,7 @@ func TestGapRepairedThroughPlainRelay(t *testing.T) {
 	}
 	link(ha, rID)
 	eventually(t, convergeWithin, "A and R see each other on the event topic", func() (bool, string) {
-		return topicHas(tn.reps[a].gossip.ps, eventTopic(id), rID) && topicHas(relay.ps, eventTopic(id), ha), ""
+		return slices.Contains(tn.reps[a].gossip.EventPeers(id), rID) && topicHas(relay.ps, p2p.EventTopic(id), ha), ""
 	})
 	// A publishes while B is not connected to R: R gets the events and has
 	// nobody to forward them to.
@@ -127,7 +128,7 @@ func TestGapRepairedThroughPlainRelay(t *testing.T) {
 	}
 	link(hb, rID)
 	eventually(t, convergeWithin, "B and R see each other on the event topic", func() (bool, string) {
-		return topicHas(tn.reps[b].gossip.ps, eventTopic(id), rID) && topicHas(relay.ps, eventTopic(id), hb), ""
+		return slices.Contains(tn.reps[b].gossip.EventPeers(id), rID) && topicHas(relay.ps, p2p.EventTopic(id), hb), ""
 	})
 	info := func() api.SyncInfo {
 		r, err := tn.reps[b].RoomInfo(tn.ctx, api.RoomReq{Room: room})

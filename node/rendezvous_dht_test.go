@@ -20,6 +20,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // A private room's id never reaches the DHT (issue 13): a member provides
@@ -64,7 +65,7 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	room := crdt.IDOf([]byte("a private room"))
-	rdv := newRendezvous(hosts[1], kads[1], func(context.Context) []crdt.RoomID { return []crdt.RoomID{room} }, slog.New(slog.DiscardHandler))
+	rdv := p2p.NewRendezvous(hosts[1], kads[1], func(context.Context) []crdt.RoomID { return []crdt.RoomID{room} }, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); rdv.Serve(ctx) }()
 	defer func() { cancel(); <-done }()
@@ -72,7 +73,7 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 	eventually(t, 60*time.Second, "the newcomer finds the member by the room's rendezvous key", func() (bool, string) {
 		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer fcancel()
-		for pi := range kads[2].FindProvidersAsync(fctx, RendezvousKey(room), 1) {
+		for pi := range kads[2].FindProvidersAsync(fctx, p2p.RendezvousKey(room), 1) {
 			if pi.ID == hosts[1].ID() {
 				return true, ""
 			}
@@ -83,7 +84,7 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 	// wait until the server holds the record too (a loaded machine delays
 	// the member's provide).
 	eventually(t, 60*time.Second, "the DHT server holds the member's provider record", func() (bool, string) {
-		provs, err := kads[0].ProviderStore().GetProviders(ctx, RendezvousKey(room).Hash())
+		provs, err := kads[0].ProviderStore().GetProviders(ctx, p2p.RendezvousKey(room).Hash())
 		return err == nil && len(provs) > 0, fmt.Sprintf("%d providers (%v)", len(provs), err)
 	})
 	// The server keeps provider records in memory and writes them to its
@@ -99,7 +100,7 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 		t.Fatalf("the DHT server stored no provider record (%v)", err)
 	}
 
-	ref := RefOf(room)
+	ref := p2p.RefOf(room)
 	forms := map[string]string{}
 	for name, b := range map[string][]byte{"room id": []byte(room), "room reference": ref[:], "room id multihash": cid.MustParse([]byte(room)).Hash()} {
 		forms[name+" (raw)"] = string(b)

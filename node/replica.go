@@ -17,12 +17,13 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // ReplicaOptions tune a Replica.
 type ReplicaOptions struct {
 	Logger *slog.Logger
-	Tracer Tracer
+	Tracer p2p.Tracer
 	Seed   uint64 // for jitter and peer choice; simulations fix it
 	// PrefsPath is where the engine keeps the user's local preferences
 	// (blocked users, invite policy, pending invites, profile); empty keeps
@@ -54,12 +55,12 @@ type Replica struct {
 	opts   ReplicaOptions
 	Engine *Engine
 	ready  chan struct{}
-	syncer *Syncer
-	gossip *Gossip
-	gate   *RoomGate
-	gateP  atomic.Pointer[RoomGate] // gate, for other goroutines (the relay's ACL)
-	eph    *Ephemeral               // typing and presence (ephemeral.go)
-	scores peerScores               // gossipsub peer scores (peerscore.go)
+	syncer *p2p.Syncer
+	gossip *p2p.Gossip
+	gate   *p2p.RoomGate
+	gateP  atomic.Pointer[p2p.RoomGate] // gate, for other goroutines (the relay's ACL)
+	eph    *Ephemeral                   // typing and presence (ephemeral.go)
+	scores p2p.PeerScores               // gossipsub peer scores (p2p/peerscore.go)
 }
 
 // NewReplica loads the rooms held in store. Nothing runs until Serve.
@@ -88,7 +89,7 @@ func (r *Replica) Host() host.Host { return r.host }
 
 // SyncNow runs anti-entropy for every room with every connected peer.
 func (r *Replica) SyncNow(ctx context.Context) {
-	for _, room := range r.Engine.roomIDs(ctx) {
+	for _, room := range r.Engine.RoomIDs(ctx) {
 		for _, p := range r.host.Network().Peers() {
 			r.syncer.Trigger(room, p)
 		}
@@ -96,25 +97,25 @@ func (r *Replica) SyncNow(ctx context.Context) {
 }
 
 // Gate is the room gate once Serve started it, else nil.
-func (r *Replica) Gate() *RoomGate { return r.gateP.Load() }
+func (r *Replica) Gate() *p2p.RoomGate { return r.gateP.Load() }
 
 // Serve runs the engine, gossip and sync until ctx is done.
 func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	gate := NewRoomGate(r.host, r.log)
+	gate := p2p.NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
-		pubsub.WithPeerScoreInspect(r.scores.set, scoreInspectPeriod))...)
+	ps, err := p2p.NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
+		pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod))...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
-	r.syncer = NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
-	r.gossip = NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
-	r.gossip.unguarded = r.opts.Unguarded
-	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(EventTopic(room)) })
-	inviter := NewInviter(r.host, r.Engine, r.log)
+	r.syncer = p2p.NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
+	r.gossip = p2p.NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
+	r.gossip.Unguarded = r.opts.Unguarded
+	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(p2p.EventTopic(room)) })
+	inviter := p2p.NewInviter(r.host, r.Engine, r.ident.User, func() []string { return hostAddrs(r.host, p2p.MaxInviteAddrs) }, inviteLimits, r.log)
 	eph := r.eph
 	eph.ps, eph.self = ps, r.host.ID()
 	syncer, gossip, h := r.syncer, r.gossip, r.host
@@ -202,15 +203,15 @@ func (r *Replica) Ephemeral() *Ephemeral { return r.eph }
 func (r *Replica) Publish(ev *crdt.Event) { r.gossip.Publish(ev) }
 
 // PeerScore returns a peer's gossipsub score and whether it has one.
-func (r *Replica) PeerScore(p peer.ID) (float64, bool) { return r.scores.get(p) }
+func (r *Replica) PeerScore(p peer.ID) (float64, bool) { return r.scores.Get(p) }
 
 // JunkCPU is the CPU time this replica's gossip validators spent on
 // messages they did not accept (rejected or ignored: junk), as far as the
-// platform measures thread CPU time (junkcpu.go; 0 elsewhere).
-func (r *Replica) JunkCPU() time.Duration { return time.Duration(r.gossip.junkCPU.Load()) }
+// platform measures thread CPU time (p2p/junkcpu.go; 0 elsewhere).
+func (r *Replica) JunkCPU() time.Duration { return r.gossip.JunkCPU() }
 
 // GossipRefused counts the gossiped events this replica's validator
 // refused against room state (guard.go): rejected and ignored.
 func (r *Replica) GossipRefused() (rejected, ignored int64) {
-	return r.gossip.rejected.Load(), r.gossip.ignored.Load()
+	return r.gossip.Refused()
 }

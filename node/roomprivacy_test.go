@@ -19,6 +19,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/internal/spypeer"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // stranger is a hostile peer on mocknet: a real libp2p host with a plain
@@ -45,12 +46,12 @@ func newStranger(t *testing.T, tn *testNet, port int, links ...int) *stranger {
 		t.Fatal(err)
 	}
 	s := &stranger{t: t, ident: ident, h: h, Spy: spypeer.New()}
-	for _, proto := range []protocol.ID{SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
+	for _, proto := range []protocol.ID{p2p.SyncProtocol, "/parley/sync/1.0.0", "/parley/room-proof/1.0.0"} {
 		h.SetStreamHandler(proto, s.Record)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if s.ps, err = NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(s.Inspect)); err != nil {
+	if s.ps, err = p2p.NewPubSub(ctx, h, pubsub.WithAppSpecificRpcInspector(s.Inspect)); err != nil {
 		t.Fatal(err)
 	}
 	for _, i := range links {
@@ -69,32 +70,9 @@ func (s *stranger) roomTopics() []string { return s.Topics("/parley/room/") }
 // ask runs sync requests naming room as given and returns the events it
 // was sent.
 func (s *stranger) ask(ctx context.Context, server peer.ID, room []byte) (events int) {
-	for _, reqs := range [][]*syncMsg{
-		{{Op: opHeads, Room: room, User: s.ident.User[:], Cert: s.ident.Cert}, {Op: opSince, Room: room}},
-		{{Op: opSince, Room: room}},
-		{{Op: opReconcile, Room: room, Msg: []byte{0x51}}},
-	} {
-		st, err := s.h.NewStream(ctx, server, SyncProtocol)
-		if err != nil {
-			s.t.Fatalf("stranger: open sync stream: %v", err)
-		}
-		c := newConn(st)
-		for _, m := range reqs {
-			if c.send(m) != nil {
-				break
-			}
-			resp, _, err := c.frames.recv(syncPageFrame)
-			if err != nil {
-				break
-			}
-			b, _ := crdt.Marshal(resp)
-			s.Keep(b)
-			events += len(resp.Events)
-			if resp.Op == opError {
-				break
-			}
-		}
-		st.Reset()
+	events, err := s.AskSync(ctx, s.h, server, p2p.SyncProtocol, s.ident.User[:], s.ident.Cert, room)
+	if err != nil {
+		s.t.Fatalf("stranger: open sync stream: %v", err)
 	}
 	return events
 }
@@ -185,13 +163,13 @@ func TestRoomPrivacyFromStranger(t *testing.T) {
 		h0, h1, h2 := tn.history(0, r.Room), tn.history(1, r.Room), tn.history(2, r.Room)
 		heads0, _, _ := e0.Heads(tn.ctx, id)
 		heads2, _, _ := e2.Heads(tn.ctx, id)
-		peers := tn.reps[0].gossip.ps.ListPeers(eventTopic(id))
+		peers := tn.reps[0].gossip.EventPeers(id)
 		ok := sent == 10 && typing && len(h0) == len(h1) && len(h0) > 20 && fmt.Sprint(heads0) == fmt.Sprint(heads2) &&
 			slices.Contains(peers, tn.reps[1].host.ID()) && slices.Contains(peers, tn.reps[2].host.ID())
 		return ok, fmt.Sprintf("sent %d, typing %v, histories %d/%d/%d, host heads equal %v, topic peers %v", sent, typing, len(h0), len(h1), len(h2), fmt.Sprint(heads0) == fmt.Sprint(heads2), peers)
 	})
 	for i := range 2 {
-		if slices.Contains(tn.reps[i].gossip.ps.ListPeers(eventTopic(id)), s.h.ID()) {
+		if slices.Contains(tn.reps[i].gossip.EventPeers(id), s.h.ID()) {
 			t.Errorf("node %d counts the stranger as a peer of the room's event topic", i)
 		}
 	}

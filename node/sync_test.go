@@ -1,9 +1,6 @@
 package node
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -82,7 +80,7 @@ func TestBlockedSubscriberRepairedByPull(t *testing.T) {
 		t.Skip("10,000-event burst")
 	}
 	tr := &dropTracer{}
-	tn := newTracedTestNet(t, 2, func(i int) Tracer {
+	tn := newTracedTestNet(t, 2, func(i int) p2p.Tracer {
 		if i == 1 {
 			return tr
 		}
@@ -100,7 +98,7 @@ func TestBlockedSubscriberRepairedByPull(t *testing.T) {
 	blocked := make(chan struct{})
 	go tn.reps[1].Engine.do(tn.ctx, func() error { close(blocked); <-release; return nil })
 	<-blocked
-	tr.topic.Store(eventTopic(rid))
+	tr.topic.Store(p2p.EventTopic(rid))
 	send(t, tn, 0, room, 10_000, "burst")
 	// Gossip really dropped events: pubsub could not deliver them to the
 	// stalled subscriber. It never delivers a message twice (its seen
@@ -241,55 +239,6 @@ func TestForgedParentNeverApplied(t *testing.T) {
 		if id == ev.ID.String() {
 			t.Fatal("forged event applied")
 		}
-	}
-}
-
-// nonCanonical re-encodes ev's envelope with a non-minimal integer for "v".
-func nonCanonical(t *testing.T, ev *crdt.Event) []byte {
-	t.Helper()
-	env := bytes.Replace(ev.Envelope, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x18, 0x01}, 1)
-	if bytes.Equal(env, ev.Envelope) {
-		t.Fatal("no version field found")
-	}
-	b, err := crdt.Marshal(frame{Env: env, Body: ev.Body})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-type frame struct {
-	_    struct{} `cbor:",toarray"`
-	Env  []byte
-	Body []byte
-}
-
-func TestNonCanonicalEventRejected(t *testing.T) {
-	tn := newTestNet(t, 2)
-	tn.link(0, 1)
-	room := setupRoom(t, tn)
-	tn.converged(room, 2, convergeWithin, 0, 1)
-	rid, _ := crdt.ParseID(room)
-	heads, _, _ := tn.reps[1].Engine.Heads(tn.ctx, rid)
-	ev := forge(t, tn.ids[1], rid, heads, []crdt.EventID{rid}, 3, "re-encoded")
-	bad := nonCanonical(t, ev)
-	if _, err := crdt.Decode(bad); !errors.Is(err, crdt.ErrNonCanonical) {
-		t.Fatalf("decode of re-encoded event: %v", err)
-	}
-	// Through the sync decoder as a peer would send it.
-	if _, err := decodeParallel([][]byte{bad}); err == nil {
-		t.Fatal("sync accepted a non-canonical event")
-	}
-	// Through gossip: the validator rejects it, so no second CID appears anywhere.
-	ctx, cancel := context.WithTimeout(tn.ctx, 10*time.Second)
-	defer cancel()
-	if res := tn.reps[0].gossip.validator(rid)(ctx, tn.reps[1].host.ID(), pubsubMessage(bad)); res != rejectResult {
-		t.Fatalf("validator result %v", res)
-	}
-	second := crdt.IDOf(bytes.Replace(ev.Envelope, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x18, 0x01}, 1))
-	known, _ := tn.reps[0].Engine.Known(tn.ctx, rid, []crdt.EventID{second})
-	if known[0] {
-		t.Fatal("second CID stored")
 	}
 }
 

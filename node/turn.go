@@ -14,6 +14,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/node/wire"
 	"github.com/parley-p2p/parley/rooms"
 )
@@ -75,7 +76,7 @@ func decodeTURNReq(b []byte) (*turnReq, error) {
 		return nil, fmt.Errorf("turn request: %w", err)
 	}
 	switch {
-	case len(m.Room) != len(RoomRef{}):
+	case len(m.Room) != len(p2p.RoomRef{}):
 		return nil, errors.New("turn request: bad room reference")
 	case len(m.User) != len(crdt.UserID{}):
 		return nil, errors.New("turn request: bad user")
@@ -105,7 +106,7 @@ func decodeTURNResp(b []byte) (*turnResp, error) {
 // turnService serves TURNProtocol and asks peers over it.
 type turnService struct {
 	host   host.Host
-	gate   func() *RoomGate
+	gate   func() *p2p.RoomGate
 	ident  *crdt.Identity
 	member func(ctx context.Context, room crdt.RoomID, user crdt.UserID) bool // a joined, unblocked member of a room this node is joined in
 	offer  func(p peer.ID) *turnResp                                          // what a member gets
@@ -113,7 +114,7 @@ type turnService struct {
 	issued func(ok bool) // counts answers (metrics); may be nil
 }
 
-func newTURNService(h host.Host, gate func() *RoomGate, ident *crdt.Identity,
+func newTURNService(h host.Host, gate func() *p2p.RoomGate, ident *crdt.Identity,
 	member func(context.Context, crdt.RoomID, crdt.UserID) bool, offer func(peer.ID) *turnResp) *turnService {
 	s := &turnService{host: h, gate: gate, ident: ident, member: member, offer: offer,
 		limits: wire.NewPeerLimits(turnPeerStreams, turnPeerRate, turnPeerBurst)}
@@ -172,11 +173,11 @@ func recvTURN[M any](st network.Stream, decode func([]byte) (*M, error)) (*M, er
 func (s *turnService) answer(ctx context.Context, p peer.ID, req *turnReq) *turnResp {
 	refused := &turnResp{Err: "refused"}
 	g := s.gate()
-	ref, _ := refFromBytes(req.Room)
+	ref, _ := p2p.RefFromBytes(req.Room)
 	if g == nil {
 		return refused
 	}
-	room, kept := g.roomOf(ref)
+	room, kept := g.RoomOf(ref)
 	if !kept || !g.Proved(p, ref) {
 		return refused
 	}
@@ -196,7 +197,7 @@ func (s *turnService) answer(ctx context.Context, p peer.ID, req *turnReq) *turn
 func (s *turnService) fetch(ctx context.Context, p peer.ID, room crdt.RoomID) (*turnResp, error) {
 	g := s.gate()
 	if g == nil {
-		return nil, errRoomNotProven
+		return nil, p2p.ErrRoomNotProven
 	}
 	if err := g.Ensure(ctx, p, room); err != nil {
 		return nil, err
@@ -209,7 +210,7 @@ func (s *turnService) fetch(ctx context.Context, p peer.ID, room crdt.RoomID) (*
 	if d, ok := ctx.Deadline(); ok {
 		st.SetDeadline(d)
 	}
-	ref := RefOf(room)
+	ref := p2p.RefOf(room)
 	if err := sendTURN(st, &turnReq{Room: ref[:], User: s.ident.User[:], Cert: s.ident.Cert}); err != nil {
 		st.Reset()
 		return nil, err

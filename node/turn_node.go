@@ -15,6 +15,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // callNet is what a node runs for calls to get through NATs: its STUN
@@ -220,7 +221,7 @@ func (c *callNet) members(h host.Host, room crdt.RoomID) []peer.ID {
 		return nil
 	}
 	var out []peer.ID
-	for _, p := range g.provedPeers(RefOf(room)) {
+	for _, p := range g.ProvedPeers(p2p.RefOf(room)) {
 		if p != h.ID() && len(h.Network().ConnsToPeer(p)) > 0 {
 			out = append(out, p)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // startTestRelay runs a TURN relay on a loopback socket until the test ends.
@@ -341,7 +342,7 @@ func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 		t.Fatal("a stranger got credentials")
 	}
 	// The stranger sends the request by hand, without the proof.
-	ref := RefOf(room)
+	ref := p2p.RefOf(room)
 	frame := func(i int) []byte {
 		b, err := crdt.Marshal(&turnReq{Room: ref[:], User: tn.ids[i].User[:], Cert: tn.ids[i].Cert})
 		if err != nil {
@@ -374,7 +375,7 @@ func TestTURNCredentialsOnlyForMembers(t *testing.T) {
 // take any bytes without a crash, and what they accept survives a round
 // trip.
 func FuzzTURNDecoders(f *testing.F) {
-	ref := RefOf("room")
+	ref := p2p.RefOf("room")
 	user := make([]byte, 32)
 	req, _ := crdt.Marshal(&turnReq{Room: ref[:], User: user, Cert: []byte("cert")})
 	resp, _ := crdt.Marshal(&turnResp{STUN: 3478, TURN: 3478, User: "1:p", Pass: "x", Expires: 1})
@@ -441,7 +442,7 @@ func FuzzTURNStream(f *testing.F) {
 	defer tn.close()
 	tn.link(0, 1)
 	rid := publicRoomOn(f, tn, 0)
-	ref := RefOf(rid)
+	ref := p2p.RefOf(rid)
 	ident := tn.ids[1]
 	req, _ := crdt.Marshal(&turnReq{Room: ref[:], User: ident.User[:], Cert: ident.Cert})
 	f.Add(req)

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // What a node spends on peers before they prove anything (docs/protocol.md
@@ -39,13 +40,13 @@ var protocolLimits = []struct {
 	streams, perPeer int
 	memory           int64
 }{
-	{SyncProtocol, 128, 2 * maxPeerSessions, maxSyncMemory},
+	{p2p.SyncProtocol, 128, 2 * p2p.MaxPeerSessions, maxSyncMemory},
 	{mediasvc.Protocol, 128, 2 * mediasvc.MaxPeerStreams, maxMediaMemory},
-	{InviteProtocol, 32, 2, maxSmallMemory},
+	{p2p.InviteProtocol, 32, 2, maxSmallMemory},
 	{LinkProtocol, 16, 2, maxSmallMemory},
-	{RoomProofProtocol, 64, 4, maxSmallMemory},
+	{p2p.RoomProofProtocol, 64, 4, maxSmallMemory},
 	{TURNProtocol, 32, turnPeerStreams, maxSmallMemory},
-	{PeerRecordsProtocol, 32, 2, maxSmallMemory},
+	{p2p.PeerRecordsProtocol, 32, 2, maxSmallMemory},
 }
 
 // resourceLimits are libp2p's default limits (scaled for 1 GiB) with

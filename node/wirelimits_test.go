@@ -24,12 +24,12 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/media"
-	"github.com/parley-p2p/parley/node/internal/peertest"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 // hostileProtocols are the protocols a Parley node serves to any peer.
-var hostileProtocols = []protocol.ID{SyncProtocol, mediasvc.Protocol, InviteProtocol, LinkProtocol}
+var hostileProtocols = []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, LinkProtocol}
 
 // hostileFrameLen is the length a hostile peer announces: the largest
 // frame any protocol allowed before limits (4 MiB) minus one octet.
@@ -208,84 +208,4 @@ func publicRoomOn(tb testing.TB, tn *testNet, i int) crdt.RoomID {
 	}
 	rid, _ := crdt.ParseID(room.Room)
 	return rid
-}
-
-// frameOf is m as one length-prefixed frame.
-func frameOf(t *testing.T, m any) []byte {
-	t.Helper()
-	return peertest.FrameOf(t, m)
-}
-
-// answer reads what the server sends on st until it ends the stream, and
-// reports whether it reset it (rather than close it after an answer).
-func answer(t *testing.T, st network.Stream) (got []byte, reset bool) {
-	t.Helper()
-	return peertest.Answer(t, st)
-}
-
-// fakeIDs is n well-formed event ids (36 octets each).
-func fakeIDs(rid crdt.RoomID, n int) [][]byte {
-	ids := make([][]byte, n)
-	for i := range ids {
-		id := []byte(rid)
-		id[len(id)-1] ^= byte(i)
-		ids[i] = id
-	}
-	return ids
-}
-
-// TestSyncFrameBounds (issue 17, item 1): a served sync stream takes a
-// first frame of at most syncSmallFrame, then each request within its op's
-// bound; a frame over the bound resets the stream without an answer.
-func TestSyncFrameBounds(t *testing.T) {
-	tn := newTestNet(t, 2)
-	tn.link(0, 1)
-	rid := publicRoomOn(t, tn, 0)
-	ident := tn.ids[1]
-	server := tn.reps[0].host.ID()
-	client := tn.reps[1].host
-	// The client proves the room first (docs/protocol.md 2.1): an unproven
-	// peer is answered with an error and never authorized.
-	if err := tn.reps[1].gate.Ensure(tn.ctx, server, rid); err != nil {
-		t.Fatal(err)
-	}
-	ref := RefOf(rid)
-	hello := &syncMsg{Op: opHeads, Room: ref[:], User: ident.User[:], Cert: ident.Cert}
-	open := func() network.Stream {
-		st, err := client.NewStream(tn.ctx, server, SyncProtocol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Reset() })
-		return st
-	}
-
-	// A first frame over syncSmallFrame: reset, unanswered.
-	big := *hello
-	big.IDs = fakeIDs(rid, syncSmallFrame/36+1)
-	st := open()
-	st.Write(frameOf(t, &big))
-	if got, reset := answer(t, st); !reset || len(got) > 0 {
-		t.Errorf("a first frame of %d octets: answer %q, reset %v; want a reset", len(frameOf(t, &big)), got, reset)
-	}
-
-	// Authorized: a get of maxGetIDs ids (over syncSmallFrame) is served...
-	st = open()
-	get := &syncMsg{Op: opGet, Room: ref[:], IDs: fakeIDs(rid, maxGetIDs)}
-	if n := len(frameOf(t, get)); n <= syncSmallFrame || n > syncGetFrame {
-		t.Fatalf("a get of %d ids is %d octets; the test wants it between the bounds", maxGetIDs, n)
-	}
-	st.Write(append(frameOf(t, hello), frameOf(t, get)...))
-	st.CloseWrite()
-	got, reset := answer(t, st)
-	if reset || len(got) == 0 {
-		t.Fatalf("heads then a get of %d ids: answer of %d octets, reset %v", maxGetIDs, len(got), reset)
-	}
-	// ... but a since over syncSmallFrame resets the stream.
-	st = open()
-	since := &syncMsg{Op: opSince, Room: ref[:], IDs: fakeIDs(rid, syncSmallFrame/36+1)}
-	st.Write(append(frameOf(t, hello), frameOf(t, since)...))
-	if got, reset = answer(t, st); !reset {
-		t.Errorf("a since of %d octets after heads: answer %q, no reset", len(frameOf(t, since)), got)
-	}
 }

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -210,7 +210,7 @@ func (c *collector) bucket(now time.Time) *bucket {
 	return &c.buckets[k]
 }
 
-// nodeTracer is one replica's node.Tracer (with the EventTracer and
+// nodeTracer is one replica's p2p.Tracer (with the EventTracer and
 // PubSubTracer extensions).
 type nodeTracer struct {
 	i   int
@@ -218,9 +218,9 @@ type nodeTracer struct {
 }
 
 var (
-	_ node.Tracer       = (*nodeTracer)(nil)
-	_ node.EventTracer  = (*nodeTracer)(nil)
-	_ node.PubSubTracer = (*nodeTracer)(nil)
+	_ p2p.Tracer       = (*nodeTracer)(nil)
+	_ p2p.EventTracer  = (*nodeTracer)(nil)
+	_ p2p.PubSubTracer = (*nodeTracer)(nil)
 )
 
 func (t *nodeTracer) EventsAccepted(crdt.RoomID, int) {}
@@ -235,7 +235,7 @@ func (t *nodeTracer) PubSubRawTracer() pubsub.RawTracer { return (*rawTracer)(t)
 // rawTracer counts gossipsub RPC bytes, duplicates and rejections.
 type rawTracer nodeTracer
 
-// isEvTopic tells a room's event topic (node.EventTopic) from the others.
+// isEvTopic tells a room's event topic (p2p.EventTopic) from the others.
 func isEvTopic(m *pubsub.Message) bool { return strings.HasSuffix(m.GetTopic(), "/ev/2") }
 
 func (r *rawTracer) AddPeer(peer.ID, protocol.ID)                         {}

@@ -28,6 +28,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -857,12 +858,12 @@ func (s *sim) join(i int) error {
 func (s *sim) startForger(i int) error {
 	ps, err := s.relayAdversaryPubSub(i)
 	if ps == nil && err == nil {
-		ps, err = node.NewPubSub(s.ctx, s.hosts[i])
+		ps, err = p2p.NewPubSub(s.ctx, s.hosts[i])
 	}
 	if err != nil {
 		return err
 	}
-	t, err := ps.Join(node.EventTopic(s.room))
+	t, err := ps.Join(p2p.EventTopic(s.room))
 	if err != nil {
 		return err
 	}

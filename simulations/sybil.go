@@ -12,7 +12,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -45,12 +45,12 @@ func (s *sim) relayAdversaryPubSub(i int) (*pubsub.PubSub, error) {
 	if a == nil || (a.Kind != "drop" && a.Kind != "delay") {
 		return nil, nil
 	}
-	gate := node.NewRoomGate(s.hosts[i], slog.New(slog.DiscardHandler))
+	gate := p2p.NewRoomGate(s.hosts[i], slog.New(slog.DiscardHandler))
 	gate.Track(s.room)
 	// Like the bare adversaries' pubsub, it stops when the run's context
 	// ends (after the replicas stopped), not with them: not in s.wg.
 	go gate.Serve(s.ctx)
-	return node.NewPubSub(s.ctx, gate.PubSubHost(s.hosts[i]), gate.PubSubOptions()...)
+	return p2p.NewPubSub(s.ctx, gate.PubSubHost(s.hosts[i]), gate.PubSubOptions()...)
 }
 
 // startRelayAdversary makes a drop or delay adversary subscribe to the

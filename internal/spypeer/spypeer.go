@@ -6,15 +6,19 @@ package spypeer
 
 import (
 	"bytes"
+	"context"
 	"encoding/base32"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -153,4 +157,59 @@ func (s *Spy) Leaks(secrets ...[]byte) [][]byte {
 		}
 	}
 	return out
+}
+
+// syncReq is a request of the sync protocol (docs/protocol.md §3), and
+// syncResp what of an answer matters to AskSync.
+type syncReq struct {
+	Op   string `cbor:"op"`
+	Room []byte `cbor:"room,omitempty"`
+	User []byte `cbor:"user,omitempty"`
+	Cert []byte `cbor:"cert,omitempty"`
+	Msg  []byte `cbor:"msg,omitempty"`
+}
+
+type syncResp struct {
+	Op     string   `cbor:"op"`
+	Events [][]byte `cbor:"events"`
+}
+
+// AskSync plays a peer that asks server's sync protocol (proto) for a room
+// named as given: a session that starts with heads (as user, with its
+// device certificate cert), and requests that skip it. It keeps every
+// answer (Frames) and returns how many events were served; err is set
+// only when no stream opens.
+func (s *Spy) AskSync(ctx context.Context, h host.Host, server peer.ID, proto protocol.ID, user, cert, room []byte) (events int, err error) {
+	for _, reqs := range [][]syncReq{
+		{{Op: "heads", Room: room, User: user, Cert: cert}, {Op: "since", Room: room}},
+		{{Op: "since", Room: room}},
+		{{Op: "reconcile", Room: room, Msg: []byte{0x51}}},
+	} {
+		st, err := h.NewStream(ctx, server, proto)
+		if err != nil {
+			return events, err
+		}
+		st.SetDeadline(time.Now().Add(10 * time.Second))
+		w, r := msgio.NewVarintWriter(st), msgio.NewVarintReaderSize(st, 4<<20)
+		for _, req := range reqs {
+			b, err := crdt.Marshal(req)
+			if err != nil || w.WriteMsg(b) != nil {
+				break
+			}
+			resp, err := r.ReadMsg()
+			if err != nil {
+				break
+			}
+			s.Keep(resp)
+			var m syncResp
+			if cbor.Unmarshal(resp, &m) == nil {
+				events += len(m.Events)
+			}
+			if m.Op == "error" {
+				break
+			}
+		}
+		st.Reset()
+	}
+	return events, nil
 }

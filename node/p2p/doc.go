@@ -1,10 +1,16 @@
-// Package p2p holds the peer-to-peer plumbing of a node that needs no room
-// engine: today the gossip budget of limited (relayed) connections
-// (limited.go, docs/protocol.md §9.2). The sync, gossip, invite and link
-// protocols are to move here behind a small engine interface defined on
-// this side (docs/design.md, "Package layout").
+// Package p2p is a node's peer protocols: the room gate (the room-proof
+// exchange and the gossipsub filter built on it, roomgate.go), pull sync
+// and gap repair (sync.go, repair.go), gossip of events and heads with its
+// validator, peer scoring and junk accounting (gossip.go, peerscore.go,
+// junkcpu.go), the gossip budget of limited (relayed) connections
+// (limited.go), peer records, the address book and rendezvous on the DHT
+// (peerrecords.go, addrbook.go, rendezvous.go), and the Tracer interfaces
+// through which simulations and metrics count what the protocols do.
+// docs/protocol.md is what they speak.
 //
-// It must not import the node or the engine, reach the store, or read the
-// wall clock for protocol decisions; it works on the libp2p host and the
-// streams it is handed.
+// It reaches the room engine only through SyncEngine and GossipEngine
+// (engine.go): it must not import the node or the engine, decide what a
+// room's rules accept (the engine's GossipJudge does), or write the store;
+// it reads stored events only to serve them (Syncer). The node builds and
+// wires it (node/replica.go, node/node.go). See docs/design.md §1.1.
 package p2p

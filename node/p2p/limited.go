@@ -26,6 +26,10 @@ import (
 // connection, and pubsub reopens its stream on the direct one when the
 // circuit closes.
 
+// RelayCircuitBytes is the byte budget, each way, of one circuit through
+// a Parley relay (the node's relay service, reach.go, unless configured).
+const RelayCircuitBytes = 1 << 20
+
 // ErrLimitedBudget: a limited connection's gossip budget is spent.
 var ErrLimitedBudget = errors.New("p2p: gossip budget of the relayed connection spent")
 

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"bufio"
@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/internal/mailbox"
 	"github.com/parley-p2p/parley/node/wire"
 )
 
@@ -70,8 +71,8 @@ const (
 	roleInitiator = 'I'
 )
 
-// errRoomNotProven: the peer and this node have not proved the room to each other.
-var errRoomNotProven = errors.New("node: room not proven with this peer")
+// ErrRoomNotProven: the peer and this node have not proved the room to each other.
+var ErrRoomNotProven = errors.New("p2p: room not proven with this peer")
 
 // RoomRef is a room's reference on the wire: SHA-256 of roomRefLabel, a zero
 // byte and the room id's bytes.
@@ -86,7 +87,7 @@ var refEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPad
 // String is the reference in topic names: base32, lower case, no padding.
 func (r RoomRef) String() string { return refEncoding.EncodeToString(r[:]) }
 
-func refFromBytes(b []byte) (RoomRef, bool) {
+func RefFromBytes(b []byte) (RoomRef, bool) {
 	if len(b) != len(RoomRef{}) {
 		return RoomRef{}, false
 	}
@@ -108,7 +109,7 @@ func roomTopic(room crdt.RoomID, kind string) string {
 
 // topicsOf lists a room's topic names.
 func topicsOf(room crdt.RoomID) []string {
-	return []string{eventTopic(room), headsTopic(room), ephemeralTopic(room)}
+	return []string{eventTopic(room), headsTopic(room), EphemeralTopic(room)}
 }
 
 // proofMAC is what a party of the exchange proves with: HMAC-SHA-256 keyed
@@ -178,7 +179,7 @@ type RoomGate struct {
 	topics map[string]RoomRef      // their topic names; guarded by mu
 	peers  map[peer.ID]*gatePeer   // guarded by mu
 
-	jobs *mailbox[proofJob]
+	jobs *mailbox.Mailbox[proofJob]
 }
 
 // gatePeer is what the gate knows of one connected peer.
@@ -204,7 +205,7 @@ func NewRoomGate(h host.Host, log *slog.Logger) *RoomGate {
 		rooms:      map[RoomRef]crdt.RoomID{},
 		topics:     map[string]RoomRef{},
 		peers:      map[peer.ID]*gatePeer{},
-		jobs:       newMailbox[proofJob](),
+		jobs:       mailbox.New[proofJob](),
 	}
 	h.SetStreamHandler(RoomProofProtocol, g.handle)
 	return g
@@ -234,15 +235,15 @@ func (g *RoomGate) Track(room crdt.RoomID) {
 	for p, gp := range g.peers {
 		for t := range gp.pending {
 			if g.topics[t] == ref {
-				g.jobs.put(proofJob{p, ref})
+				g.jobs.Put(proofJob{p, ref})
 				break
 			}
 		}
 	}
 }
 
-// roomOf finds a kept room by reference.
-func (g *RoomGate) roomOf(ref RoomRef) (crdt.RoomID, bool) {
+// RoomOf finds a kept room by reference.
+func (g *RoomGate) RoomOf(ref RoomRef) (crdt.RoomID, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	room, ok := g.rooms[ref]
@@ -257,8 +258,8 @@ func (g *RoomGate) Proved(p peer.ID, ref RoomRef) bool {
 	return gp != nil && gp.theirs[ref]
 }
 
-// provedPeers lists the connected peers that proved the room.
-func (g *RoomGate) provedPeers(ref RoomRef) []peer.ID {
+// ProvedPeers lists the connected peers that proved the room.
+func (g *RoomGate) ProvedPeers(ref RoomRef) []peer.ID {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []peer.ID
@@ -275,6 +276,22 @@ func (g *RoomGate) mutual(p peer.ID, ref RoomRef) bool {
 	defer g.mu.Unlock()
 	gp := g.peers[p]
 	return gp != nil && gp.theirs[ref] && gp.ours[ref]
+}
+
+// ProvedAny reports whether p proved any room this node keeps.
+func (g *RoomGate) ProvedAny(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gp := g.peers[p]
+	if gp == nil {
+		return false
+	}
+	for ref, ok := range gp.theirs {
+		if _, kept := g.rooms[ref]; ok && kept {
+			return true
+		}
+	}
+	return false
 }
 
 // Forget drops what the gate knows of p (it disconnected).
@@ -325,7 +342,7 @@ func (g *RoomGate) ensure(ctx context.Context, p peer.ID, room crdt.RoomID, forc
 	}
 	g.mu.Unlock()
 	if failed && (now.Sub(last) < proofRetryForced || !force && now.Sub(last) < proofRetry) {
-		return errRoomNotProven
+		return ErrRoomNotProven
 	}
 	err := g.prove(ctx, p, rooms)
 	g.mu.Lock()
@@ -336,7 +353,7 @@ func (g *RoomGate) ensure(ctx context.Context, p peer.ID, room crdt.RoomID, forc
 	}
 	g.mu.Unlock()
 	if err == nil && !g.mutual(p, ref) {
-		err = errRoomNotProven
+		err = ErrRoomNotProven
 	}
 	return err
 }
@@ -377,7 +394,7 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 	var proved []RoomRef
 	answer := &proofMsg{}
 	for i, b := range challenge.Refs {
-		ref, _ := refFromBytes(b)
+		ref, _ := RefFromBytes(b)
 		room := asked[ref]
 		if room != "" && hmac.Equal(challenge.MACs[i], proofMAC(room, roleResponder, hello.Nonce, challenge.Nonce, self, p)) {
 			delete(asked, ref)
@@ -400,7 +417,7 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, b := range ack.Refs {
-		if ref, _ := refFromBytes(b); slices.Contains(proved, ref) {
+		if ref, _ := RefFromBytes(b); slices.Contains(proved, ref) {
 			g.peer(p).ours[ref] = true
 		}
 	}
@@ -432,7 +449,7 @@ func (g *RoomGate) handle(st network.Stream) {
 	known := map[RoomRef]crdt.RoomID{}
 	g.mu.Lock()
 	for _, b := range hello.Refs {
-		ref, _ := refFromBytes(b)
+		ref, _ := RefFromBytes(b)
 		if room, ok := g.rooms[ref]; ok && known[ref] == "" {
 			known[ref] = room
 			challenge.Refs = append(challenge.Refs, ref[:])
@@ -451,7 +468,7 @@ func (g *RoomGate) handle(st network.Stream) {
 	var proved []RoomRef
 	ack := &proofMsg{}
 	for i, b := range answer.Refs {
-		ref, _ := refFromBytes(b)
+		ref, _ := RefFromBytes(b)
 		room := known[ref]
 		if room != "" && hmac.Equal(answer.MACs[i], proofMAC(room, roleInitiator, hello.Nonce, nonceR, p, self)) {
 			delete(known, ref)
@@ -525,7 +542,7 @@ func (g *RoomGate) Serve(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			for ref := range refs {
-				if room, ok := g.roomOf(ref); ok {
+				if room, ok := g.RoomOf(ref); ok {
 					if err := g.ensure(ctx, p, room, true); err != nil && ctx.Err() == nil {
 						g.log.Debug("room proof", "peer", p, "err", err)
 					}
@@ -547,9 +564,9 @@ func (g *RoomGate) Serve(ctx context.Context) error {
 				delete(waiting, p)
 				start(p, refs)
 			}
-		case <-g.jobs.signal:
+		case <-g.jobs.Signal:
 			fresh := map[peer.ID]map[RoomRef]bool{}
-			for _, j := range g.jobs.take() {
+			for _, j := range g.jobs.Take() {
 				m := fresh
 				if running[j.peer] {
 					m = waiting
@@ -601,7 +618,7 @@ func (g *RoomGate) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpts
 			gp.pending[t] = s
 		}
 		if kept {
-			g.jobs.put(proofJob{p, ref})
+			g.jobs.Put(proofJob{p, ref})
 		}
 	}
 	return out, nil

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -46,9 +46,9 @@ func RendezvousKey(room crdt.RoomID) cid.Cid {
 	return cid.NewCidV1(cid.Raw, mh)
 }
 
-// rendezvous provides the keys of the rooms a node keeps and finds the
+// Rendezvous provides the keys of the rooms a node keeps and finds the
 // peers of a room.
-type rendezvous struct {
+type Rendezvous struct {
 	h     host.Host
 	kad   *dht.IpfsDHT
 	rooms func(context.Context) []crdt.RoomID
@@ -56,14 +56,16 @@ type rendezvous struct {
 	kick  chan struct{} // capacity 1: provide now (a room was joined)
 }
 
-func newRendezvous(h host.Host, kad *dht.IpfsDHT, rooms func(context.Context) []crdt.RoomID, log *slog.Logger) *rendezvous {
-	return &rendezvous{h: h, kad: kad, rooms: rooms, log: log, kick: make(chan struct{}, 1)}
+// NewRendezvous returns the rendezvous of h on the DHT kad for the rooms
+// that rooms lists; nothing runs until Serve.
+func NewRendezvous(h host.Host, kad *dht.IpfsDHT, rooms func(context.Context) []crdt.RoomID, log *slog.Logger) *Rendezvous {
+	return &Rendezvous{h: h, kad: kad, rooms: rooms, log: log, kick: make(chan struct{}, 1)}
 }
 
 // Serve provides the key of every kept room as soon as the DHT has peers,
 // and again every rendezvousEvery; it looks for new rooms every
-// rendezvousPoll, or at once when asked (provideSoon).
-func (r *rendezvous) Serve(ctx context.Context) error {
+// rendezvousPoll, or at once when asked (ProvideSoon).
+func (r *Rendezvous) Serve(ctx context.Context) error {
 	provided := map[crdt.RoomID]time.Time{}
 	for {
 		if r.kad.RoutingTable().Size() > 0 {
@@ -89,18 +91,18 @@ func (r *rendezvous) Serve(ctx context.Context) error {
 	}
 }
 
-// provideSoon asks Serve to provide now. It never blocks.
-func (r *rendezvous) provideSoon() {
+// ProvideSoon asks Serve to provide now. It never blocks.
+func (r *Rendezvous) ProvideSoon() {
 	select {
 	case r.kick <- struct{}{}:
 	default:
 	}
 }
 
-// find connects to up to rendezvousMaxPeer providers of the room's key: at
+// Find connects to up to rendezvousMaxPeer providers of the room's key: at
 // their addresses, or through a relay this node is connected to when they
 // are behind a NAT. It reports how many it connected to.
-func (r *rendezvous) find(ctx context.Context, room crdt.RoomID) int {
+func (r *Rendezvous) Find(ctx context.Context, room crdt.RoomID) int {
 	ctx, cancel := context.WithTimeout(ctx, rendezvousLookup)
 	defer cancel()
 	n := 0
@@ -115,10 +117,10 @@ func (r *rendezvous) find(ctx context.Context, room crdt.RoomID) int {
 	return n
 }
 
-func (r *rendezvous) dial(ctx context.Context, pi peer.AddrInfo) bool {
+func (r *Rendezvous) dial(ctx context.Context, pi peer.AddrInfo) bool {
 	dctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "rendezvous"), 10*time.Second)
 	defer cancel()
-	clearBackoff(r.h, pi.ID)
+	ClearBackoff(r.h, pi.ID)
 	if len(pi.Addrs) > 0 && r.h.Connect(dctx, pi) == nil {
 		return true
 	}
@@ -137,7 +139,7 @@ func (r *rendezvous) dial(ctx context.Context, pi peer.AddrInfo) bool {
 				addrs = append(addrs, c.RemoteMultiaddr().Encapsulate(circ))
 			}
 		}
-		clearBackoff(r.h, pi.ID)
+		ClearBackoff(r.h, pi.ID)
 		if len(addrs) > 0 && r.h.Connect(dctx, peer.AddrInfo{ID: pi.ID, Addrs: addrs}) == nil {
 			return true
 		}

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"bytes"
@@ -15,7 +15,6 @@ import (
 	"github.com/multiformats/go-varint"
 	"golang.org/x/time/rate"
 
-	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/wire"
 )
@@ -51,20 +50,12 @@ func TestRoomRefDerivation(t *testing.T) {
 // and the room's log stays closed to it.
 func TestRoomProofRefusesGuess(t *testing.T) {
 	tn := newTestNet(t, 2)
-	tn.link(0, 1)
-	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := crdt.ParseID(r.Room)
+	id := tn.room(0, "secret")
 	ref := RefOf(id)
-	server := tn.reps[0].host.ID()
+	server := tn.peers[0].host.ID()
 	ctx, cancel := context.WithTimeout(tn.ctx, 30*time.Second)
 	defer cancel()
-	// Node 0 tracks the room once its engine has served: wait for it.
-	eventually(t, convergeWithin, "room tracked", func() (bool, string) { _, ok := tn.reps[0].gate.roomOf(ref); return ok, "" })
-
-	st, err := tn.reps[1].host.NewStream(ctx, server, RoomProofProtocol)
+	st, err := tn.peers[1].host.NewStream(ctx, server, RoomProofProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,15 +78,15 @@ func TestRoomProofRefusesGuess(t *testing.T) {
 		t.Fatalf("a guessed MAC was acknowledged: %+v %v", ack, err)
 	}
 	st.Close()
-	if tn.reps[0].gate.Proved(tn.reps[1].host.ID(), ref) {
+	if tn.peers[0].gate.Proved(tn.peers[1].host.ID(), ref) {
 		t.Fatal("a guess proved the room")
 	}
-	c, err := tn.reps[1].syncer.open(ctx, server)
+	c, err := tn.peers[1].syncer.open(ctx, server)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.st.Close()
-	ident := tn.ids[1]
+	ident := tn.peers[1].ident
 	if err := c.send(&syncMsg{Op: opHeads, Room: ref[:], User: ident.User[:], Cert: ident.Cert}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +94,10 @@ func TestRoomProofRefusesGuess(t *testing.T) {
 		t.Fatalf("served an unproven peer: %+v", m)
 	}
 	// Knowing the id, the same peer proves it and is served (a blind host).
-	if err := tn.reps[1].gate.Ensure(ctx, server, id); err != nil {
+	if err := tn.peers[1].gate.Ensure(ctx, server, id); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := tn.reps[1].syncer.open(ctx, server)
+	c2, err := tn.peers[1].syncer.open(ctx, server)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +145,7 @@ func FuzzDecodeProofMsg(f *testing.F) {
 func FuzzRoomProof(f *testing.F) {
 	tn := newTestNet(&testing.T{}, 2)
 	defer tn.close()
-	tn.link(0, 1)
-	r, err := tn.reps[0].Engine.CreateRoom(tn.ctx, api.RoomCreateReq{Name: "fuzz"})
-	if err != nil {
-		f.Fatal(err)
-	}
-	id, _ := crdt.ParseID(r.Room)
+	id := tn.room(0, "fuzz")
 	ref := RefOf(id)
 	valid := func(m *proofMsg) []byte {
 		b, err := crdt.Marshal(m)
@@ -176,10 +162,10 @@ func FuzzRoomProof(f *testing.F) {
 	f.Add(valid(&proofMsg{Nonce: nonce}), valid(&proofMsg{}))
 	f.Add([]byte{0xa1, 0x64, 'r', 'e', 'f', 's'}, []byte{0xff})
 
-	server := tn.reps[0].host.ID()
-	client := tn.reps[1]
+	server := tn.peers[0].host.ID()
+	client := tn.peers[1]
 	// The fuzzer outruns the per-peer rate limit, which is not under test.
-	tn.reps[0].gate.PeerLimits = wire.NewPeerLimits(64, rate.Inf, 1)
+	tn.peers[0].gate.PeerLimits = wire.NewPeerLimits(64, rate.Inf, 1)
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -207,14 +193,14 @@ func FuzzRoomProof(f *testing.F) {
 				t.Fatalf("server acknowledged unproven rooms")
 			}
 		}
-		if tn.reps[0].gate.Proved(client.host.ID(), ref) {
+		if tn.peers[0].gate.Proved(client.host.ID(), ref) {
 			t.Fatal("fuzzed frames proved the room")
 		}
 		// The server still runs a proper exchange.
-		if err := client.gate.prove(ctx, server, []crdt.RoomID{id}); err != nil || !tn.reps[0].gate.Proved(client.host.ID(), ref) {
+		if err := client.gate.prove(ctx, server, []crdt.RoomID{id}); err != nil || !tn.peers[0].gate.Proved(client.host.ID(), ref) {
 			t.Fatalf("server stopped proving: %v", err)
 		}
-		tn.reps[0].gate.Forget(client.host.ID())
+		tn.peers[0].gate.Forget(client.host.ID())
 	})
 }
 

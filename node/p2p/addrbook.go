@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -42,15 +42,15 @@ type addrEntry struct {
 	Seen  int64    `json:"seen"` // unix seconds
 }
 
-// addrBookStore is what the address book needs of the store.
-type addrBookStore interface {
+// AddrBookStore is what the address book needs of the store.
+type AddrBookStore interface {
 	PutLocal(k, v []byte) error
 	GetLocal(k []byte) ([]byte, error)
 }
 
 // loadAddrBook reads the book; an unreadable one is started afresh (it is
 // a cache of what the network says, not data the user wrote).
-func loadAddrBook(st addrBookStore, log *slog.Logger) map[peer.ID]addrEntry {
+func loadAddrBook(st AddrBookStore, log *slog.Logger) map[peer.ID]addrEntry {
 	book := map[peer.ID]addrEntry{}
 	b, err := st.GetLocal(addrBookKey)
 	if err != nil {
@@ -81,10 +81,10 @@ func decodeAddrBook(b []byte) (map[string]addrEntry, error) {
 	return raw, nil
 }
 
-// serveAddrBook keeps the book: at start it puts the remembered addresses
+// ServeAddrBook keeps the book: at start it puts the remembered addresses
 // into the peerstore and dials the peers; then it records the room peers
 // it is connected to, and redials remembered ones it lost.
-func serveAddrBook(ctx context.Context, h host.Host, st addrBookStore, proved func(peer.ID) bool, log *slog.Logger) error {
+func ServeAddrBook(ctx context.Context, h host.Host, st AddrBookStore, proved func(peer.ID) bool, log *slog.Logger) error {
 	book := loadAddrBook(st, log)
 	dial := func() {
 		for p, e := range book {
@@ -169,7 +169,7 @@ func record(h host.Host, book map[peer.ID]addrEntry, proved func(peer.ID) bool) 
 	return changed
 }
 
-func save(st addrBookStore, book map[peer.ID]addrEntry) error {
+func save(st AddrBookStore, book map[peer.ID]addrEntry) error {
 	raw := make(map[string]addrEntry, len(book))
 	for p, e := range book {
 		raw[p.String()] = e

@@ -1,9 +1,8 @@
-package node
+package p2p
 
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -16,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/node/p2p"
+	"github.com/parley-p2p/parley/node/internal/mailbox"
 )
 
 // Topic names, derived from the room id so that they do not reveal it
@@ -26,6 +25,12 @@ func headsTopic(room crdt.RoomID) string { return roomTopic(room, "heads") }
 
 // EventTopic is the name of a room's event topic.
 func EventTopic(room crdt.RoomID) string { return eventTopic(room) }
+
+// HeadsTopic is the name of a room's heads topic.
+func HeadsTopic(room crdt.RoomID) string { return headsTopic(room) }
+
+// EphemeralTopic is the name of a room's typing and presence topic.
+func EphemeralTopic(room crdt.RoomID) string { return roomTopic(room, "eph") }
 
 // maxPubSubMessage bounds a pubsub RPC: an event frame and the RPC around it.
 const maxPubSubMessage = crdt.MaxKeyEventSize + 64<<10
@@ -40,7 +45,7 @@ const (
 // NewPubSub makes the gossipsub router with Parley's options: no pubsub
 // signatures or authors (events carry their own), message IDs from content,
 // and queues sized so that bursts are not silently dropped. Pubsub also
-// runs over limited (relayed) connections, within a budget (node/p2p/limited.go).
+// runs over limited (relayed) connections, within a budget (limited.go).
 func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsub.PubSub, error) {
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
@@ -55,21 +60,21 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// peer joins, and v0.19 drops a publish with an empty mesh.
 		pubsub.WithFloodPublish(true),
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
-		pubsub.WithPeerScore(peerScoreParams(), peerScoreThresholds()),
+		pubsub.WithPeerScore(peerScoreParams(), PeerScoreThresholds()),
 	}
-	return pubsub.NewGossipSub(ctx, p2p.AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
+	return pubsub.NewGossipSub(ctx, AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
 }
 
 // limitedGossipBytes is what pubsub may write on one limited connection:
-// a quarter of the circuit budget of Parley's relays (relayCircuitBytes),
+// a quarter of the circuit budget of Parley's relays (RelayCircuitBytes),
 // so that sync and media keep the rest, and about 400 messages of 1 KiB
 // before a direct connection or a new circuit takes over.
-const limitedGossipBytes = relayCircuitBytes / 4
+const limitedGossipBytes = RelayCircuitBytes / 4
 
 // messageID is the sha256 of the event envelope for event frames (so gossip
 // de-duplication equals content identity) and of the data otherwise.
 func messageID(m *pb.Message) string {
-	if env, ok := frameEnvelope(m.Data); ok {
+	if env, ok := FrameEnvelope(m.Data); ok {
 		sum := sha256.Sum256(env)
 		return string(sum[:])
 	}
@@ -77,8 +82,8 @@ func messageID(m *pb.Message) string {
 	return string(sum[:])
 }
 
-// frameEnvelope finds the envelope bytes in an event frame without decoding it.
-func frameEnvelope(b []byte) ([]byte, bool) {
+// FrameEnvelope finds the envelope bytes in an event frame without decoding it.
+func FrameEnvelope(b []byte) ([]byte, bool) {
 	if len(b) < 3 || b[0] != 0x82 {
 		return nil, false
 	}
@@ -104,42 +109,53 @@ func frameEnvelope(b []byte) ([]byte, bool) {
 type Gossip struct {
 	ps     *pubsub.PubSub
 	self   peer.ID
-	engine *Engine
+	engine GossipEngine
 	sync   *Syncer
 	gate   *RoomGate
 	log    *slog.Logger
 	rng    *rand.Rand
 
-	track   *mailbox[crdt.RoomID]
-	publish *mailbox[*crdt.Event]
-	heads   *mailbox[crdt.RoomID]
+	track   *mailbox.Mailbox[crdt.RoomID]
+	publish *mailbox.Mailbox[*crdt.Event]
+	heads   *mailbox.Mailbox[crdt.RoomID]
 
-	unguarded         bool         // stateless checks only (ReplicaOptions.Unguarded)
-	rejected, ignored atomic.Int64 // events refused against room state (guard.go)
+	Unguarded         bool         // stateless checks only (the node's ReplicaOptions.Unguarded); set before Serve
+	rejected, ignored atomic.Int64 // events refused against room state (the engine's judge: node/guard.go)
 	junkCPU           atomic.Int64 // thread CPU ns of validations that did not accept (junkcpu.go)
 
 	wg sync.WaitGroup
 }
 
 // NewGossip wires gossip to the engine and the syncer.
-func NewGossip(ps *pubsub.PubSub, self peer.ID, engine *Engine, syncer *Syncer, gate *RoomGate, log *slog.Logger, seed uint64) *Gossip {
+func NewGossip(ps *pubsub.PubSub, self peer.ID, engine GossipEngine, syncer *Syncer, gate *RoomGate, log *slog.Logger, seed uint64) *Gossip {
 	return &Gossip{
 		ps: ps, self: self, engine: engine, sync: syncer, gate: gate, log: log,
 		rng:     rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		track:   newMailbox[crdt.RoomID](),
-		publish: newMailbox[*crdt.Event](),
-		heads:   newMailbox[crdt.RoomID](),
+		track:   mailbox.New[crdt.RoomID](),
+		publish: mailbox.New[*crdt.Event](),
+		heads:   mailbox.New[crdt.RoomID](),
 	}
 }
 
+// JunkCPU is the thread CPU time the validators spent on messages they
+// did not accept (junkcpu.go; 0 where the platform does not measure it).
+func (g *Gossip) JunkCPU() time.Duration { return time.Duration(g.junkCPU.Load()) }
+
+// Refused counts the events the validators refused against room state:
+// rejected and ignored.
+func (g *Gossip) Refused() (rejected, ignored int64) { return g.rejected.Load(), g.ignored.Load() }
+
+// EventPeers lists the peers of a room's event topic.
+func (g *Gossip) EventPeers(room crdt.RoomID) []peer.ID { return g.ps.ListPeers(eventTopic(room)) }
+
 // Track asks gossip to join a room's topics. It never blocks.
-func (g *Gossip) Track(room crdt.RoomID) { g.track.put(room) }
+func (g *Gossip) Track(room crdt.RoomID) { g.track.Put(room) }
 
 // Publish queues a locally authored, already committed event. It never blocks.
-func (g *Gossip) Publish(ev *crdt.Event) { g.publish.put(ev) }
+func (g *Gossip) Publish(ev *crdt.Event) { g.publish.Put(ev) }
 
 // HeadsChanged schedules a (debounced) heads announcement. It never blocks.
-func (g *Gossip) HeadsChanged(room crdt.RoomID) { g.heads.put(room) }
+func (g *Gossip) HeadsChanged(room crdt.RoomID) { g.heads.Put(room) }
 
 type roomTopics struct {
 	ev, heads  *pubsub.Topic
@@ -167,8 +183,8 @@ func (g *Gossip) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-g.track.signal:
-			for _, room := range g.track.take() {
+		case <-g.track.Signal:
+			for _, room := range g.track.Take() {
 				if topics[room] != nil {
 					continue
 				}
@@ -180,8 +196,8 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				t.nextPeriod = time.Now().Add(g.jitter(headsPeriod))
 				topics[room] = t
 			}
-		case <-g.publish.signal:
-			for _, ev := range g.publish.take() {
+		case <-g.publish.Signal:
+			for _, ev := range g.publish.Take() {
 				if t := topics[ev.Room]; t != nil {
 					t.push = true
 					debounce.Reset(headsDebounce)
@@ -190,8 +206,8 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					}
 				}
 			}
-		case <-g.heads.signal:
-			for _, room := range g.heads.take() {
+		case <-g.heads.Signal:
+			for _, room := range g.heads.Take() {
 				if t := topics[room]; t != nil {
 					t.dirty = true
 				}
@@ -221,7 +237,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					g.announce(ctx, room, t)
 					// The peers that proved the room: the topic's peers, and
 					// any whose subscription pubsub did not take back.
-					g.sync.AntiEntropy(room, g.gate.provedPeers(RefOf(room)))
+					g.sync.AntiEntropy(room, g.gate.ProvedPeers(RefOf(room)))
 				}
 			}
 		}
@@ -265,8 +281,9 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 }
 
 // validator checks an event statelessly (R1, the room), then against the
-// room state this node holds (guard.go): Reject what is provably invalid
-// or refused, Ignore what it cannot judge yet, Accept the rest.
+// room state this node holds (the engine's GossipJudge, node/guard.go):
+// Reject what is provably invalid or refused, Ignore what it cannot judge
+// yet, Accept the rest.
 //
 // A message from this node itself is accepted at once: pubsub hands the
 // validator the messages Serve publishes (from is then the local peer,
@@ -275,7 +292,7 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 // committed. Judging them again read every parent from the store
 // (docs/design.md, "Own gossip").
 func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
-	lim := newChainLimiter()
+	judge := g.engine.GossipJudge()
 	return func(ctx context.Context, from peer.ID, m *pubsub.Message) (res pubsub.ValidationResult) {
 		if from == g.self {
 			return pubsub.ValidationAccept
@@ -283,19 +300,19 @@ func (g *Gossip) validator(room crdt.RoomID) pubsub.ValidatorEx {
 		defer g.junkTime(threadCPU(), &res)
 		ev, err := crdt.Decode(m.Data)
 		if err != nil || ev.Room != room {
-			g.engine.invalidInFlight(m.Data, err)
+			g.engine.InvalidInFlight(m.Data, err)
 			return pubsub.ValidationReject
 		}
-		if !g.unguarded {
-			switch v := g.engine.judgeGossip(ev, lim); v.res {
+		if !g.Unguarded {
+			switch v := judge(ev); v.Result {
 			case pubsub.ValidationReject:
 				g.rejected.Add(1)
-				g.log.Debug("gossip rejected", "room", room, "event", ev.ID, "from", from, "why", v.reason)
-				return v.res
+				g.log.Debug("gossip rejected", "room", room, "event", ev.ID, "from", from, "why", v.Reason)
+				return v.Result
 			case pubsub.ValidationIgnore:
 				g.ignored.Add(1)
-				g.log.Debug("gossip ignored", "room", room, "event", ev.ID, "from", from, "why", v.reason)
-				return v.res
+				g.log.Debug("gossip ignored", "room", room, "event", ev.ID, "from", from, "why", v.Reason)
+				return v.Result
 			}
 		}
 		m.ValidatorData = ev
@@ -367,13 +384,14 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 			}
 		}
 		if err := g.engine.Ingest(ctx, first.from, batch); err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			stop, quiet := g.engine.IngestFailure(err)
+			if ctx.Err() != nil || stop {
 				return
 			}
 			// The engine took nothing of the batch (a refused commit is
 			// reverted); keep reading: a later event or a sync brings
 			// these again.
-			if errors.Is(err, ErrDiskFull) {
+			if quiet {
 				g.log.Debug("ingest gossip", "err", err) // the disk guard warned once
 			} else {
 				g.log.Error("ingest gossip", "err", err)

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"net"
@@ -80,7 +80,7 @@ func eventTopicScoreParams() *pubsub.TopicScoreParams {
 		MeshFailurePenaltyWeight:    0,
 		// P4, invalid messages: events the validator rejected (a bad
 		// signature, a broken body hash, or what the room state refuses:
-		// guard.go). The counter is squared: 1 reject costs 10 (the
+		// node/guard.go). The counter is squared: 1 reject costs 10 (the
 		// gossip threshold), 3 cost 90 (graylisted). It decays over about
 		// an hour. State-based rejects are exact when the relay holds the
 		// event's past, so an honest forwarder is rarely charged.
@@ -89,8 +89,8 @@ func eventTopicScoreParams() *pubsub.TopicScoreParams {
 	}
 }
 
-// peerScoreThresholds decide what a low score costs.
-func peerScoreThresholds() *pubsub.PeerScoreThresholds {
+// PeerScoreThresholds decide what a low score costs.
+func PeerScoreThresholds() *pubsub.PeerScoreThresholds {
 	return &pubsub.PeerScoreThresholds{
 		// Below -10 (one invalid event) we stop gossiping IHAVE to the peer
 		// and ignore its IHAVE.
@@ -117,25 +117,26 @@ func loopbackNets() []*net.IPNet {
 	return out
 }
 
-// peerScores keeps the latest scores pubsub reported (WithPeerScoreInspect).
-type peerScores struct {
+// PeerScores keeps the latest scores pubsub reported (WithPeerScoreInspect).
+type PeerScores struct {
 	mu sync.Mutex
 	m  map[peer.ID]float64
 }
 
-func (s *peerScores) set(m map[peer.ID]float64) {
+// Set keeps m, the scores pubsub reported last.
+func (s *PeerScores) Set(m map[peer.ID]float64) {
 	s.mu.Lock()
 	s.m = m
 	s.mu.Unlock()
 }
 
-// get returns a peer's score and whether pubsub scored it.
-func (s *peerScores) get(p peer.ID) (float64, bool) {
+// Get returns a peer's score and whether pubsub scored it.
+func (s *PeerScores) Get(p peer.ID) (float64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.m[p]
 	return v, ok
 }
 
-// scoreInspectPeriod is how often the scores are refreshed for the API.
-const scoreInspectPeriod = time.Second
+// ScoreInspectPeriod is how often the scores are refreshed for the API.
+const ScoreInspectPeriod = time.Second

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -15,10 +15,9 @@ import (
 func FuzzSyncFrame(f *testing.F) {
 	tn := newTestNet(&testing.T{}, 2)
 	defer tn.close()
-	tn.link(0, 1)
-	rid := publicRoomOn(f, tn, 0)
+	rid := tn.room(0, "fuzz")
 	ref := RefOf(rid)
-	ident := tn.ids[1]
+	ident := tn.peers[1].ident
 	valid := func(m *syncMsg) []byte {
 		b, err := crdt.Marshal(m)
 		if err != nil {
@@ -35,8 +34,8 @@ func FuzzSyncFrame(f *testing.F) {
 	f.Add([]byte{0xa1, 0x62, 'o', 'p'}, []byte{0xff})
 	f.Add(valid(&syncMsg{Op: opHeads, Room: []byte("short")}), []byte("x"))
 
-	server := tn.reps[0].host.ID()
-	client := tn.reps[1].host
+	server := tn.peers[0].host.ID()
+	client := tn.peers[1].host
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -62,10 +61,10 @@ func FuzzSyncFrame(f *testing.F) {
 		}
 		// The server still answers a proper session (the client proves the
 		// room first, as every client must).
-		if err := tn.reps[1].gate.Ensure(ctx, server, rid); err != nil {
+		if err := tn.peers[1].gate.Ensure(ctx, server, rid); err != nil {
 			t.Fatal(err)
 		}
-		c, err := tn.reps[1].syncer.open(ctx, server)
+		c, err := tn.peers[1].syncer.open(ctx, server)
 		if err != nil {
 			t.Fatal(err)
 		}

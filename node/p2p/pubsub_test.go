@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"

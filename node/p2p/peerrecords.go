@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -113,8 +113,8 @@ type peerRecords struct {
 	asked map[peer.ID]time.Time
 }
 
-// servePeerRecords answers room peers and asks them, until ctx is done.
-func servePeerRecords(ctx context.Context, h host.Host, gate func() *RoomGate, log *slog.Logger) error {
+// ServePeerRecords answers room peers and asks them, until ctx is done.
+func ServePeerRecords(ctx context.Context, h host.Host, gate func() *RoomGate, log *slog.Logger) error {
 	pr := &peerRecords{h: h, gate: gate, log: log, asks: wire.NewLimiterSet[peer.ID](rate.Every(peerRecordsEvery/4), 4), asked: map[peer.ID]time.Time{}}
 	// Identify hands over each peer's signed record but does not keep it:
 	// keep the latest in the certified address book.
@@ -155,7 +155,7 @@ func (pr *peerRecords) round(ctx context.Context) {
 		}
 	}
 	for _, p := range pr.h.Network().Peers() {
-		if !g.provedAny(p) || now.Sub(pr.asked[p]) < peerRecordsEvery {
+		if !g.ProvedAny(p) || now.Sub(pr.asked[p]) < peerRecordsEvery {
 			continue
 		}
 		pr.asked[p] = now
@@ -210,7 +210,7 @@ func (pr *peerRecords) ask(ctx context.Context, p peer.ID) error {
 		go func(pi peer.AddrInfo) {
 			dctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(context.WithoutCancel(ctx), "peer-records"), 15*time.Second)
 			defer cancel()
-			clearBackoff(pr.h, pi.ID)
+			ClearBackoff(pr.h, pi.ID)
 			if err := pr.h.Connect(dctx, pi); err != nil {
 				pr.log.Debug("dial a room peer from its record", "peer", pi.ID, "err", err)
 			}

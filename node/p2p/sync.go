@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/rbsr"
+	"github.com/parley-p2p/parley/node/internal/mailbox"
 	"github.com/parley-p2p/parley/node/wire"
 )
 
@@ -31,14 +32,14 @@ const (
 	pageEvents = 1000
 	pageBytes  = 1 << 20
 	// limitedPageBytes bounds a page sent over a limited (relayed)
-	// connection (node/p2p/limited.go): a relay closes a circuit at its byte budget,
+	// connection (limited.go): a relay closes a circuit at its byte budget,
 	// and what the requester ingested of small pages stays, so the next
 	// circuit goes on from there instead of resending a cut-off page.
 	limitedPageBytes = 16 << 10
 	maxGetIDs        = 256
 	maxKnownIDs      = 64
 	sessionIdle      = 30 * time.Second
-	maxPeerSessions  = 4
+	MaxPeerSessions  = 4
 	syncWorkers      = 4
 )
 
@@ -70,7 +71,7 @@ type syncMsg struct {
 // Syncer serves and runs pull-sync sessions.
 type Syncer struct {
 	host   host.Host
-	engine *Engine
+	engine SyncEngine
 	gate   *RoomGate
 	store  crdt.Store
 	ident  *crdt.Identity
@@ -83,9 +84,9 @@ type Syncer struct {
 	*wire.PeerLimits                  // serving sessions and request rate per peer
 	wake             chan struct{}    // capacity 1: pending is not empty
 	tracer           Tracer
-	connected        *mailbox[peer.ID]
-	rp               *repairs          // repair-peer selection (repair.go)
-	retries          *mailbox[syncJob] // sessions to run again after commitRetry
+	connected        *mailbox.Mailbox[peer.ID]
+	rp               *repairs                  // repair-peer selection (repair.go)
+	retries          *mailbox.Mailbox[syncJob] // sessions to run again after commitRetry
 }
 
 type syncJob struct {
@@ -98,16 +99,16 @@ type syncJob struct {
 }
 
 // NewSyncer registers the stream handler on h.
-func NewSyncer(h host.Host, engine *Engine, gate *RoomGate, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
+func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store, ident *crdt.Identity, log *slog.Logger, tracer Tracer, seed uint64) *Syncer {
 	s := &Syncer{
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
-		PeerLimits: wire.NewPeerLimits(maxPeerSessions, 200, 400),
+		PeerLimits: wire.NewPeerLimits(MaxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
-		connected:  newMailbox[peer.ID](),
+		connected:  mailbox.New[peer.ID](),
 		rp:         newRepairs(),
-		retries:    newMailbox[syncJob](),
+		retries:    mailbox.New[syncJob](),
 	}
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
@@ -148,11 +149,11 @@ const commitRetry = 2 * time.Second
 // Retry schedules a session for room with p in commitRetry: the engine
 // could not commit events p sent (they count as not held, so the session
 // fetches them again). It never blocks.
-func (s *Syncer) Retry(room crdt.RoomID, p peer.ID) { s.retries.put(syncJob{room: room, peer: p}) }
+func (s *Syncer) Retry(room crdt.RoomID, p peer.ID) { s.retries.Put(syncJob{room: room, peer: p}) }
 
 // PeerConnected schedules anti-entropy of every room with a newly
 // connected peer. It never blocks (it is called from libp2p's notifier).
-func (s *Syncer) PeerConnected(p peer.ID) { s.connected.put(p) }
+func (s *Syncer) PeerConnected(p peer.ID) { s.connected.Put(p) }
 
 // AntiEntropy syncs room with one random peer among peers.
 func (s *Syncer) AntiEntropy(room crdt.RoomID, peers []peer.ID) {
@@ -226,8 +227,8 @@ func (s *Syncer) Serve(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return
-			case <-s.retries.signal:
-				for _, j := range s.retries.take() {
+			case <-s.retries.Signal:
+				for _, j := range s.retries.Take() {
 					later[j] = true
 				}
 			case <-retry.C:
@@ -235,9 +236,9 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					s.enqueue(j)
 				}
 				due, later = later, map[syncJob]bool{} // at least one full period later
-			case <-s.connected.signal:
-				peers := s.connected.take()
-				for _, room := range s.engine.roomIDs(ctx) {
+			case <-s.connected.Signal:
+				peers := s.connected.Take()
+				for _, room := range s.engine.RoomIDs(ctx) {
 					for _, p := range peers {
 						s.Trigger(room, p)
 					}
@@ -490,7 +491,7 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 				pg.err = fmt.Errorf("unexpected %q frame", m.Op)
 			default:
 				if pg.evs, err = decodeParallel(m.Events); err != nil {
-					traceRejected(s.tracer, room, RejectSyncInvalid, 1)
+					TraceRejected(s.tracer, room, RejectSyncInvalid, 1)
 					pg.err = fmt.Errorf("peer sent an invalid event: %w", err)
 				}
 			}
@@ -705,8 +706,8 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 	if m.Op == opHeads {
 		// An unknown room and a room the peer has not proved get the same
 		// answer, so that neither reveals anything (docs/protocol.md 2.1).
-		ref, ok := refFromBytes(m.Room)
-		id, kept := s.gate.roomOf(ref)
+		ref, ok := RefFromBytes(m.Room)
+		id, kept := s.gate.RoomOf(ref)
 		if !ok || !kept || !s.gate.Proved(p, ref) {
 			return errRoomNotServed
 		}

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"context"
@@ -14,9 +14,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-msgio"
-	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/internal/mailbox"
 	"github.com/parley-p2p/parley/node/wire"
 )
 
@@ -36,7 +37,7 @@ type inviteMsg struct {
 	Name string `cbor:"name,omitempty"`
 	// Addrs are the inviting node's current addresses (relay addresses
 	// first), each ending in /p2p/ and the sending peer's ID, at most
-	// maxInviteAddrs: the invitee joins through them later, when the two
+	// MaxInviteAddrs: the invitee joins through them later, when the two
 	// may no longer be connected. A receiver drops the addresses that do
 	// not parse or name another peer.
 	Addrs []string `cbor:"addrs,omitempty"`
@@ -44,7 +45,7 @@ type inviteMsg struct {
 
 // Bounds of an invite's addresses.
 const (
-	maxInviteAddrs   = 8
+	MaxInviteAddrs   = 8
 	maxInviteAddrLen = 512
 )
 
@@ -54,24 +55,12 @@ func EncodeInvite(create, invite *crdt.Event, name string, addrs ...string) ([]b
 	return crdt.Marshal(inviteMsg{Create: create.Encode(), Invite: invite.Encode(), Name: name, Addrs: addrs})
 }
 
-// hostAddrs are h's addresses as an invite carries them: in dialOrder
-// (relay addresses first: a home node is mostly reached through them),
-// each ending in /p2p/ID, at most n.
-func hostAddrs(h host.Host, n int) []string {
-	ms := dialOrder(h.Addrs())
-	var out []string
-	for _, m := range ms[:min(len(ms), n)] {
-		out = append(out, m.String()+"/p2p/"+h.ID().String())
-	}
-	return out
-}
-
 // inviteVia keeps the addresses of an invite that parse and end in
-// /p2p/from, at most maxInviteAddrs.
+// /p2p/from, at most MaxInviteAddrs.
 func inviteVia(addrs []string, from peer.ID) []string {
 	var out []string
 	for _, s := range addrs {
-		if len(out) == maxInviteAddrs {
+		if len(out) == MaxInviteAddrs {
 			break
 		}
 		if len(s) > maxInviteAddrLen {
@@ -84,24 +73,22 @@ func inviteVia(addrs []string, from peer.ID) []string {
 	return out
 }
 
-// InviteVia returns the addresses a pending invite to room came with.
-func (e *Engine) InviteVia(ctx context.Context, room crdt.RoomID) ([]string, error) {
-	var via []string
-	err := e.do(ctx, func() error {
-		if inv := e.inv.byID[room.String()]; inv != nil {
-			via = slices.Clone(inv.Via)
-		}
-		return nil
-	})
-	return via, err
-}
-
 type inviteAck struct {
 	OK  bool   `cbor:"ok"`
 	Err string `cbor:"err,omitempty"`
 }
 
-// errInviteRate refuses an invite over a rate limit (invites.go).
+// InviteLimits are an Inviter's rates on received invites, per second
+// with a burst: Frame for every invite frame a peer sends (most are for
+// other users and refused after a signature check), Peer for invites to
+// this user delivered by one peer, User for invites from one user.
+type InviteLimits struct {
+	Frame, Peer, User                rate.Limit
+	FrameBurst, PeerBurst, UserBurst int
+}
+
+// errInviteRate refuses an invite over a rate limit. Its text is the
+// answer's err on the wire (docs/protocol.md "Invites").
 var errInviteRate = errors.New("node: too many invites, try later")
 
 // maxInviteTargets bounds how many peers one invite is offered to.
@@ -111,14 +98,24 @@ const maxInviteTargets = 64
 // at most crdt.MaxEventSize and their envelope (docs/protocol.md §4).
 const maxInviteFrame = 2 * (crdt.MaxEventSize + 256)
 
+// InviteEngine is what the invite protocol needs of the room engine (the
+// node's Engine).
+type InviteEngine interface {
+	// ReceiveInvite takes in an invite to this user, delivered by from,
+	// with the addresses via that it came with (checked: each is from's).
+	ReceiveInvite(ctx context.Context, create, invite *crdt.Event, name string, from peer.ID, via []string) error
+}
+
 // Inviter sends and receives invites.
 type Inviter struct {
 	host   host.Host
-	engine *Engine
+	engine InviteEngine
+	user   crdt.UserID     // this node's user: the invites it takes are to it
+	addrs  func() []string // this node's addresses, as an invite carries them
 	log    *slog.Logger
-	out    *mailbox[inviteJob]
+	out    *mailbox.Mailbox[inviteJob]
 
-	// Rate limits on received invites (invites.go).
+	// Rate limits on received invites (InviteLimits).
 	frames *wire.LimiterSet[peer.ID]     // every frame, per peer
 	peers  *wire.LimiterSet[peer.ID]     // invites for this user, per delivering peer
 	users  *wire.LimiterSet[crdt.UserID] // invites for this user, per inviter
@@ -130,13 +127,15 @@ type inviteJob struct {
 	name           string
 }
 
-// NewInviter registers the invite protocol's handler on h.
-func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
+// NewInviter registers the invite protocol's handler on h, for invites to
+// user within lim; the invites it sends carry the addresses addrs returns
+// (at most MaxInviteAddrs, each ending in /p2p/ and h's ID).
+func NewInviter(h host.Host, engine InviteEngine, user crdt.UserID, addrs func() []string, lim InviteLimits, log *slog.Logger) *Inviter {
 	iv := &Inviter{
-		host: h, engine: engine, log: log, out: newMailbox[inviteJob](),
-		frames: wire.NewLimiterSet[peer.ID](inviteFrameRate, inviteFrameBurst),
-		peers:  wire.NewLimiterSet[peer.ID](invitePeerRate, invitePeerBurst),
-		users:  wire.NewLimiterSet[crdt.UserID](inviteUserRate, inviteUserBurst),
+		host: h, engine: engine, user: user, addrs: addrs, log: log, out: mailbox.New[inviteJob](),
+		frames: wire.NewLimiterSet[peer.ID](lim.Frame, lim.FrameBurst),
+		peers:  wire.NewLimiterSet[peer.ID](lim.Peer, lim.PeerBurst),
+		users:  wire.NewLimiterSet[crdt.UserID](lim.User, lim.UserBurst),
 	}
 	h.SetStreamHandler(InviteProtocol, iv.handle)
 	return iv
@@ -144,7 +143,7 @@ func NewInviter(h host.Host, engine *Engine, log *slog.Logger) *Inviter {
 
 // Deliver queues an invite for delivery. It never blocks.
 func (iv *Inviter) Deliver(target crdt.UserID, create, invite *crdt.Event, name string) {
-	iv.out.put(inviteJob{target, create, invite, name})
+	iv.out.Put(inviteJob{target, create, invite, name})
 }
 
 // Serve delivers queued invites until ctx is done. The invite is offered to
@@ -157,8 +156,8 @@ func (iv *Inviter) Serve(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-iv.out.signal:
-			for _, j := range iv.out.take() {
+		case <-iv.out.Signal:
+			for _, j := range iv.out.Take() {
 				peers := iv.host.Network().Peers()
 				if len(peers) > maxInviteTargets {
 					peers = peers[:maxInviteTargets]
@@ -189,7 +188,7 @@ func (iv *Inviter) send(ctx context.Context, p peer.ID, j inviteJob) error {
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := EncodeInvite(j.create, j.invite, j.name, hostAddrs(iv.host, maxInviteAddrs)...)
+	b, err := EncodeInvite(j.create, j.invite, j.name, iv.addrs()...)
 	if err != nil {
 		return err
 	}
@@ -223,7 +222,7 @@ func (iv *Inviter) handle(st network.Stream) {
 		return
 	}
 	if iv.frames.Allow(from) {
-		err = iv.receive(b, from)
+		err = iv.Receive(b, from)
 	} else {
 		err = errInviteRate
 	}
@@ -237,8 +236,10 @@ func (iv *Inviter) handle(st network.Stream) {
 	}
 }
 
-// receive checks one invite frame and hands it to the engine.
-func (iv *Inviter) receive(b []byte, from peer.ID) error {
+// Receive checks one invite frame that peer from delivered and hands it
+// to the engine; the handler calls it for each frame within the per-frame
+// rate.
+func (iv *Inviter) Receive(b []byte, from peer.ID) error {
 	var m inviteMsg
 	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
 		return errors.New("malformed invite")
@@ -251,7 +252,7 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	if err != nil {
 		return errors.New("bad invite event")
 	}
-	if invite.StateKey == nil || *invite.StateKey != iv.engine.ident.User.String() {
+	if invite.StateKey == nil || *invite.StateKey != iv.user.String() {
 		return errors.New("invite is for another user")
 	}
 	if !iv.peers.Allow(from) || !iv.users.Allow(invite.User) {
@@ -260,32 +261,4 @@ func (iv *Inviter) receive(b []byte, from peer.ID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return iv.engine.ReceiveInvite(ctx, create, invite, m.Name, from, inviteVia(m.Addrs, from))
-}
-
-// dialInviter connects to the node that delivered a pending invite to
-// room, through the addresses the invite came with, unless connected to it
-// already: `room join` without --via of an invited room. Failures are
-// logged only: the room may be reachable through other peers.
-func (n *Node) dialInviter(ctx context.Context, h host.Host, room crdt.RoomID) {
-	via, err := n.engine.InviteVia(ctx, room)
-	if err != nil || len(via) == 0 {
-		return
-	}
-	var addrs []ma.Multiaddr
-	var p peer.ID
-	for _, s := range via {
-		if pi, err := peer.AddrInfoFromString(s); err == nil {
-			p = pi.ID
-			addrs = append(addrs, pi.Addrs...)
-		}
-	}
-	if p == "" || p == h.ID() || h.Network().Connectedness(p) != network.NotConnected {
-		return
-	}
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	clearBackoff(h, p)
-	if err := h.Connect(dctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
-		n.log.Debug("dial inviter", "room", room, "peer", p, "err", err)
-	}
 }

@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"io"
@@ -9,6 +9,9 @@ import (
 
 	"github.com/parley-p2p/parley/crdt"
 )
+
+// bookPeer is a peer of the address book tests.
+const bookPeer = "12D3KooWBuUSA4FrQaRWmSYoFHJLpcgU2NNrz2QUBBCRMzRPe63t"
 
 type memLocal map[string][]byte
 
@@ -27,7 +30,7 @@ func TestAddrBookSaveLoad(t *testing.T) {
 	if got := loadAddrBook(st, log); len(got) != 0 {
 		t.Fatalf("empty store: %v", got)
 	}
-	p, err := peer.Decode(linkPeer)
+	p, err := peer.Decode(bookPeer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,7 @@ func TestAddrBookSaveLoad(t *testing.T) {
 }
 
 func FuzzAddrBook(f *testing.F) {
-	f.Add([]byte(`{"` + linkPeer + `":{"addrs":["/ip4/10.0.0.1/tcp/4001"],"seen":1700000000}}`))
+	f.Add([]byte(`{"` + bookPeer + `":{"addrs":["/ip4/10.0.0.1/tcp/4001"],"seen":1700000000}}`))
 	f.Add([]byte(`{"x":{"addrs":[1],"seen":"y"}}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {

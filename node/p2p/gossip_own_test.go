@@ -1,0 +1,78 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/rooms"
+)
+
+// The event topic's validator accepts at once what pubsub hands it as
+// published by this node (from is the local peer: Serve publishes only
+// events this node authored and committed), without decoding or judging
+// it; the same bytes from any other peer are judged, and rejected.
+func TestOwnGossipAccepted(t *testing.T) {
+	self, other := peer.ID("self"), peer.ID("other")
+	g := &Gossip{self: self, engine: &testEngine{}}
+	v := g.validator(crdt.RoomID("room"))
+	m := &pubsub.Message{Message: &pb.Message{Data: []byte("not an event frame")}}
+	if res := v(context.Background(), self, m); res != pubsub.ValidationAccept {
+		t.Fatalf("own message: %v, want accept without judging", res)
+	}
+	if res := v(context.Background(), other, m); res != pubsub.ValidationReject {
+		t.Fatalf("another peer's undecodable message: %v, want reject", res)
+	}
+}
+
+// nonCanonical re-encodes ev's envelope with a non-minimal integer for "v".
+func nonCanonical(t *testing.T, ev *crdt.Event) []byte {
+	t.Helper()
+	env := bytes.Replace(ev.Envelope, []byte{0x61, 'v', 0x01}, []byte{0x61, 'v', 0x18, 0x01}, 1)
+	if bytes.Equal(env, ev.Envelope) {
+		t.Fatal("no version field found")
+	}
+	b, err := crdt.Marshal(frame{Env: env, Body: ev.Body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type frame struct {
+	_    struct{} `cbor:",toarray"`
+	Env  []byte
+	Body []byte
+}
+
+// A non-canonical encoding of a valid event (a second CID for it) is
+// refused by the sync decoder and the gossip validator alike.
+func TestNonCanonicalEventRejected(t *testing.T) {
+	master, _ := crdt.GenerateKey(rand.Reader)
+	ident, _ := crdt.NewIdentity(master, rand.Reader)
+	rid := crdt.IDOf([]byte("a room"))
+	ev, err := crdt.Sign(ident, crdt.Draft{Room: rid, Type: rooms.TypeMessage, Prev: []crdt.EventID{rid}, Auth: []crdt.EventID{rid}, Depth: 3, TS: 1, Body: rooms.Encode(rooms.MessageBody{Text: "re-encoded"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := nonCanonical(t, ev)
+	if _, err := crdt.Decode(bad); !errors.Is(err, crdt.ErrNonCanonical) {
+		t.Fatalf("decode of re-encoded event: %v", err)
+	}
+	// Through the sync decoder as a peer would send it.
+	if _, err := decodeParallel([][]byte{bad}); err == nil {
+		t.Fatal("sync accepted a non-canonical event")
+	}
+	// Through gossip: the validator rejects it, so no second CID appears anywhere.
+	g := &Gossip{self: "self", engine: &testEngine{}}
+	if res := g.validator(rid)(context.Background(), "other", pubsubMessage(bad)); res != rejectResult {
+		t.Fatalf("validator result %v", res)
+	}
+}
