@@ -37,7 +37,7 @@ type Config struct {
 	NoPortMap    bool
 	Reachability string
 	// NoPeerExchange turns off the exchange of members' signed peer
-	// records (node/peerrecords.go): the node neither asks for nor serves
+	// records (node/p2p/peerrecords.go): the node neither asks for nor serves
 	// them, so it meets only the peers it is told of.
 	NoPeerExchange bool
 	// Calls (node/stun.go, node/turn_relay.go): STUN is the UDP HOST:PORT

@@ -95,7 +95,7 @@ type Effects struct {
 	Accepted func(room crdt.RoomID, evs []*crdt.Event, from peer.ID)                             // tracer hook: which events, from whom ("" = authored here)
 	Invited  func(room crdt.RoomID, target crdt.UserID, create, invite *crdt.Event, name string) // deliver an invite (and the room's name) to the invitee's devices
 	Refused  func(room crdt.RoomID, from peer.ID)                                                // a peer's events could not be committed (not for a full disk): sync with it again soon
-	Rejected func(room crdt.RoomID, reason string, n int)                                        // tracer hook: offered events not taken (tracer_events.go)
+	Rejected func(room crdt.RoomID, reason string, n int)                                        // tracer hook: offered events not taken (p2p/tracer_events.go)
 }
 
 type roomCtl struct {
@@ -1250,7 +1250,7 @@ func (e *Engine) MayServe(ctx context.Context, room crdt.RoomID, user crdt.UserI
 		// hide their own concurrent messages; with end-to-end encryption
 		// they receive only ciphertext they hold no key for. An encrypted
 		// room is served to any peer that proved it knows the room ID (the
-		// sync server checks the proof, roomgate.go): the ID is the
+		// sync server checks the proof, p2p/roomgate.go): the ID is the
 		// capability a blind host needs (docs/design.md §6), and the log holds
 		// ciphertext only.
 		ok = rc.room.JoinRule() == rooms.Public || rc.room.Encrypted() || rc.room.MembershipOf(user) != ""

@@ -111,7 +111,7 @@ type AcceptedOut struct {
 }
 
 // RejectedOut counts a room's offered events not taken for one reason
-// (the Reject* constants of tracer_events.go).
+// (the Reject* constants of metrics.go).
 type RejectedOut struct {
 	Room   crdt.RoomID
 	Reason string

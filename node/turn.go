@@ -24,7 +24,7 @@ import (
 // on it (turn_relay.go). A member of a room asks the members it is
 // connected to for their ICE servers over TURNProtocol: the answer names
 // the member's STUN port and, when it relays, TURN credentials that expire
-// soon. Only a peer that proved the room (roomgate.go), whose device
+// soon. Only a peer that proved the room (p2p/roomgate.go), whose device
 // certificate names a user joined in it, and who is not blocked gets an
 // answer; a stranger gets a refusal and nothing else.
 
