@@ -25,15 +25,18 @@ import (
 
 // Reasons an offered event is not taken (parley_events_rejected_total).
 const (
-	RejectInvalid         = "invalid"             // causally invalid (R2: depth, self chain, room)
-	RejectUnauthorized    = "unauthorized"        // stored, but refused by the auth rules (R3): no effect
-	RejectOrphanBudget    = "orphan_budget"       // the sending peer's orphan budget is spent
-	RejectOrphanEvicted   = "orphan_evicted"      // an orphan evicted by the buffer's bounds
-	RejectGossipInvalid   = "gossip_invalid"      // gossip: undecodable, bad signature, other room
-	RejectGossipThrottled = "gossip_throttled"    // gossip: validation queue full or throttled
-	RejectGossipOther     = "gossip_other"        // gossip: any other pubsub refusal
-	RejectSyncInvalid     = p2p.RejectSyncInvalid // pull sync: a page with an invalid event (the session ends)
+	RejectInvalid         = "invalid"          // causally invalid (R2: depth, self chain, room)
+	RejectUnauthorized    = "unauthorized"     // stored, but refused by the auth rules (R3): no effect
+	RejectOrphanBudget    = "orphan_budget"    // the sending peer's orphan budget is spent
+	RejectOrphanEvicted   = "orphan_evicted"   // an orphan evicted by the buffer's bounds
+	RejectGossipInvalid   = "gossip_invalid"   // gossip: undecodable, bad signature, other room
+	RejectGossipThrottled = "gossip_throttled" // gossip: validation queue full or throttled
+	RejectGossipOther     = "gossip_other"     // gossip: any other pubsub refusal
 )
+
+// RejectSyncInvalid is pull sync's reason: a page with an invalid event
+// (the session ends).
+const RejectSyncInvalid = p2p.RejectSyncInvalid
 
 // Metrics is one node's Prometheus registry and collectors: a Tracer (with
 // the EventTracer, PubSubTracer, SyncTracer and RejectTracer extensions) fed

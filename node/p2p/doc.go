@@ -4,13 +4,16 @@
 // validator, peer scoring and junk accounting (gossip.go, peerscore.go,
 // junkcpu.go), the gossip budget of limited (relayed) connections
 // (limited.go), peer records, the address book and rendezvous on the DHT
-// (peerrecords.go, addrbook.go, rendezvous.go), and the Tracer interfaces
-// through which simulations and metrics count what the protocols do.
-// docs/protocol.md is what they speak.
+// (peerrecords.go, addrbook.go, rendezvous.go), the invite protocol
+// (invite.go), and the Tracer interfaces through which simulations and
+// metrics count what the protocols do. docs/protocol.md is what they
+// speak.
 //
-// It reaches the room engine only through SyncEngine and GossipEngine
-// (engine.go): it must not import the node or the engine, decide what a
-// room's rules accept (the engine's GossipJudge does), or write the store;
-// it reads stored events only to serve them (Syncer). The node builds and
-// wires it (node/replica.go, node/node.go). See docs/design.md §1.1.
+// It reaches the room engine only through SyncEngine, GossipEngine and
+// InviteEngine (engine.go, invite.go): it must not import the node or the
+// engine, decide what a room's rules accept (the engine's GossipJudge
+// does), or write events to the store; it reads stored events only to
+// serve them (Syncer), and writes only the address book's node-local key
+// (AddrBookStore). The node builds and wires it (node/replica.go,
+// node/node.go). See docs/design.md §1.1.
 package p2p
