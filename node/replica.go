@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,10 @@ type ReplicaOptions struct {
 	// tests and simulations, which must be able to publish what honest
 	// nodes refuse.
 	Unguarded bool
+	// PubSubOptions are extra gossipsub options, appended to Parley's: for
+	// simulations (the CPU model's validator, simulations/cpu.go), not for
+	// daemons.
+	PubSubOptions []pubsub.Option
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -105,8 +110,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	gate := NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
-		pubsub.WithPeerScoreInspect(r.scores.set, scoreInspectPeriod))...)
+	ps, err := NewPubSub(ctx, gate.PubSubHost(r.host), slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
+		[]pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.set, scoreInspectPeriod)}, r.opts.PubSubOptions)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
