@@ -44,6 +44,11 @@ type CPU struct {
 	// traffic (timers, heartbeats, GC), charged in 1 ms slices at seeded
 	// random (Poisson) times from the warm-up on; 0 = none.
 	Idle float64 `yaml:"idle,omitempty" json:"idle"`
+	// Wakeup is the mean time a node waits, when work reaches it, before
+	// a CPU runs it (an operating system's scheduling delay on a loaded
+	// host): verify and apply first wait an exponentially distributed
+	// time of this mean (seeded per node); 0 = none.
+	Wakeup Duration `yaml:"wakeup,omitempty" json:"wakeup"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -84,7 +89,7 @@ func (c *CPU) validate() error {
 		return fmt.Errorf("cpu.machine: %d is negative", c.Machine)
 	case !(c.Idle >= 0 && c.Idle < 1):
 		return fmt.Errorf("cpu.idle: %v is not in [0,1)", c.Idle)
-	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0:
+	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
 		return fmt.Errorf("cpu: costs must not be negative")
 	}
 	return nil
@@ -97,6 +102,7 @@ type cpuModel struct {
 	cfg     CPU
 	cores   []chan struct{}
 	machine chan struct{} // nil: no shared machine
+	rngs    []*lockedRand // per node, for Wakeup
 
 	mu    sync.Mutex
 	busy  []time.Duration // per node: charged work
@@ -108,7 +114,7 @@ type cpuModel struct {
 }
 
 // newCPUModel returns the model for n nodes, or nil when c is absent or off.
-func newCPUModel(c *CPU, n int) *cpuModel {
+func newCPUModel(c *CPU, n int, seed uint64) *cpuModel {
 	if c == nil || c.Off {
 		return nil
 	}
@@ -119,7 +125,23 @@ func newCPUModel(c *CPU, n int) *cpuModel {
 	if c.Machine > 0 {
 		m.machine = make(chan struct{}, c.Machine)
 	}
+	m.rngs = make([]*lockedRand, n)
+	for i := range m.rngs {
+		m.rngs[i] = &lockedRand{r: rand.New(rand.NewPCG(seed, uint64(n+i)))}
+	}
 	return m
+}
+
+// lockedRand is a seeded stream several goroutines draw from.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lockedRand) exp(mean time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Duration(l.r.ExpFloat64() * float64(mean))
 }
 
 // cost is what work of base cost d takes on a virtual core.
@@ -138,6 +160,9 @@ func (m *cpuModel) charge(i int, d time.Duration, critical bool) {
 	base := d
 	d = m.cost(d)
 	t := time.Now()
+	if critical && m.cfg.Wakeup > 0 {
+		time.Sleep(m.rngs[i].exp(m.cfg.Wakeup.D()))
+	}
 	m.cores[i] <- struct{}{}
 	if m.machine != nil {
 		m.machine <- struct{}{}
@@ -244,6 +269,9 @@ type CPUReport struct {
 	// IdleCoresMean (netns): the daemons' CPU per second over the warm-up,
 	// before any message (timers, heartbeats).
 	IdleCoresMean float64 `json:"idle_cores_mean,omitempty"`
+	// WakeupMS (netns): the daemons' time runnable but waiting for a CPU
+	// per time they were put on one (schedstat): the model's wakeup.
+	WakeupMS float64 `json:"wakeup_ms,omitempty"`
 }
 
 // report sums the model's load over the honest nodes and span seconds of

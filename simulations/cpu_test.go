@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -53,7 +54,7 @@ func TestCPUModelQueueing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				m := newCPUModel(tc.cpu, tc.nodes)
+				m := newCPUModel(tc.cpu, tc.nodes, 1)
 				m.startMeasuring(time.Now().Add(-time.Nanosecond))
 				got := burst(m, tc.nodes, n, c)
 				for k, d := range got {
@@ -76,6 +77,18 @@ func TestCPUModelQueueing(t *testing.T) {
 	}
 }
 
+// lineScenario is a scenario of nodes on a line with the given links,
+// traffic phase and room line, 2 s of warm-up and 10 s of drain.
+func lineScenario(t *testing.T, name string, nodes int, dur, latency time.Duration, room string) *Scenario {
+	t.Helper()
+	sc, err := Parse(fmt.Appendf(nil, "name: %s\nseed: 3\nnodes: %d\nduration: %v\nwarmup: 2s\ndrain: 10s\ntopology: {kind: line}\nlinks: {latency: %v}\nroom: %s\n",
+		name, nodes, dur, latency, room))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
 // TestCPUModelHop: on two nodes linked by 20 ms, every delivery takes the
 // link latency alone without the model, and the link plus the receiver's
 // verify and apply costs with it (per-byte cost 0, one message a second:
@@ -84,18 +97,7 @@ func TestCPUModelHop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two simulated runs")
 	}
-	sc, err := Parse([]byte(`name: hop
-nodes: 2
-duration: 10s
-warmup: 2s
-drain: 10s
-topology: {kind: line}
-links: {latency: 20ms}
-room: {writers: 0, rate: 1, size: 200}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := lineScenario(t, "hop", 2, 10*time.Second, 20*time.Millisecond, "{writers: 0, rate: 1, size: 200}")
 	for _, on := range []bool{false, true} {
 		want := 20.0
 		sc.CPU = nil
@@ -119,5 +121,38 @@ room: {writers: 0, rate: 1, size: 200}
 		if on != (rep.CPU != nil) {
 			t.Errorf("cpu %v: report's cpu %+v", on, rep.CPU)
 		}
+	}
+}
+
+// TestCPUModelWakeup: with a wakeup delay, verify and apply first wait an
+// exponential time of that mean, drawn from the node's seeded stream: the
+// same seed gives the same delays, and their mean is the configured one.
+func TestCPUModelWakeup(t *testing.T) {
+	const n, c, mean = 400, time.Microsecond, 2 * time.Millisecond
+	seq := func(seed uint64) []time.Duration {
+		var out []time.Duration
+		synctest.Test(t, func(t *testing.T) {
+			m := newCPUModel(&CPU{Cores: 1, Share: 1, Wakeup: Duration(mean)}, 1, seed)
+			for range n {
+				t0 := time.Now()
+				m.charge(0, c, true)
+				out = append(out, time.Since(t0)-c)
+			}
+		})
+		return out
+	}
+	a, b, other := seq(1), seq(1), seq(2)
+	if !slices.Equal(a, b) {
+		t.Fatal("same seed, different wake-up delays")
+	}
+	if slices.Equal(a, other) {
+		t.Fatal("different seeds, same wake-up delays")
+	}
+	var sum time.Duration
+	for _, d := range a {
+		sum += d
+	}
+	if got := sum / n; got < mean*8/10 || got > mean*12/10 {
+		t.Errorf("mean wake-up delay %v, want about %v", got, mean)
 	}
 }

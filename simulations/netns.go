@@ -736,7 +736,7 @@ func (r *netnsRun) run() error {
 		n.peakRSSKB = peakRSSKB(n.cmd)
 		n.cpuTraffic = max(procCPU(n.cmd)-n.cpuAtT0, 0) // a restarted daemon: from its restart
 		if s := procSchedStat(n.cmd); s.run >= n.sched0.run {
-			n.sched = schedStat{s.run - n.sched0.run, s.wait - n.sched0.wait}
+			n.sched = schedStat{s.run - n.sched0.run, s.wait - n.sched0.wait, s.slices - n.sched0.slices}
 		}
 	}
 	return nil
@@ -773,7 +773,10 @@ func procCPU(cmd *exec.Cmd) time.Duration {
 // schedStat is a process's time on a CPU and time runnable but waiting
 // for one, summed over its threads (/proc/PID/task/*/schedstat; threads
 // that exited are not counted).
-type schedStat struct{ run, wait time.Duration }
+type schedStat struct {
+	run, wait time.Duration
+	slices    int64 // times put on a CPU
+}
 
 func procSchedStat(cmd *exec.Cmd) schedStat {
 	var s schedStat
@@ -788,6 +791,10 @@ func procSchedStat(cmd *exec.Cmd) schedStat {
 			wait, _ := strconv.ParseInt(fs[1], 10, 64)
 			s.run += time.Duration(run)
 			s.wait += time.Duration(wait)
+			if len(fs) >= 3 {
+				n, _ := strconv.ParseInt(fs[2], 10, 64)
+				s.slices += n
+			}
 		}
 	}
 	return s
@@ -1142,6 +1149,7 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		warm += n.cpuWarm
 		sched.run += n.sched.run
 		sched.wait += n.sched.wait
+		sched.slices += n.sched.slices
 	}
 	if span := r.end.Sub(r.t0); span > 0 {
 		rep.CPU = &CPUReport{CoresMean: math.Round(cpu.Seconds()/span.Seconds()*1000) / 1000}
@@ -1150,6 +1158,9 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		}
 		if sched.run > 0 {
 			rep.CPU.ShareRunnable = math.Round(float64(sched.run)/float64(sched.run+sched.wait)*1000) / 1000
+		}
+		if sched.slices > 0 {
+			rep.CPU.WakeupMS = ms(sched.wait / time.Duration(sched.slices))
 		}
 		if w := r.sc.Warmup.D(); w > 0 {
 			rep.CPU.IdleCoresMean = math.Round(warm.Seconds()/w.Seconds()*1000) / 1000

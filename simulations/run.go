@@ -502,7 +502,7 @@ func (s *sim) run() error {
 	p := s.plan
 	// in the bubble: blocking on a channel made outside it is not durable,
 	// and virtual time would never advance past a busy core
-	s.cpu = newCPUModel(s.sc.CPU, p.total)
+	s.cpu = newCPUModel(s.sc.CPU, p.total, s.sc.Seed)
 	s.col.cpu = s.cpu
 	s.mn = mocknet.New()
 	defer func() {
