@@ -295,7 +295,7 @@ func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport 
 		r.MSPerMessage = math.Round(float64(busy)/1e6/float64(published)*100) / 100
 	}
 	if m.span > 0 {
-		r.ShareRunnable = math.Round(float64(m.base)/float64(m.span)*1000) / 1000
+		r.ShareRunnable = math.Round(float64(m.base)/float64(m.span)*1e4) / 1e4
 	}
 	w := make([]float64, len(m.waits))
 	for k, d := range m.waits {

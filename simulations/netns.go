@@ -1157,7 +1157,7 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			rep.CPU.MSPerMessage = math.Round(float64(cpu)/1e6/float64(rep.EventsPublished)*100) / 100
 		}
 		if sched.run > 0 {
-			rep.CPU.ShareRunnable = math.Round(float64(sched.run)/float64(sched.run+sched.wait)*1000) / 1000
+			rep.CPU.ShareRunnable = math.Round(float64(sched.run)/float64(sched.run+sched.wait)*1e4) / 1e4
 		}
 		if sched.slices > 0 {
 			rep.CPU.WakeupMS = ms(sched.wait / time.Duration(sched.slices))
