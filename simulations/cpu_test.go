@@ -156,3 +156,24 @@ func TestCPUModelWakeup(t *testing.T) {
 		t.Errorf("mean wake-up delay %v, want about %v", got, mean)
 	}
 }
+
+// TestCPUExampleParses: the example scenario with a cpu block loads, with
+// the calibration defaults filled in.
+func TestCPUExampleParses(t *testing.T) {
+	sc, err := Load("examples/gossip-latency-cpu.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sc.CPU; c == nil || c.Machine != 2 || c.Share != 0.3 || c.Verify.D() != cpuCalibration.verify || c.Apply.D() != cpuCalibration.apply {
+		t.Fatalf("cpu block %+v", sc.CPU)
+	}
+	if _, err := Parse([]byte("name: x\ncpu: {share: 0}\n")); err != nil {
+		t.Fatalf("share 0 (default 1) refused: %v", err)
+	}
+	if _, err := Parse([]byte("name: x\ncpu: {share: -1}\n")); err == nil {
+		t.Fatal("negative share accepted")
+	}
+	if _, err := Parse([]byte("name: x\ncpu: {cores: 1, bogus: 1}\n")); err == nil {
+		t.Fatal("unknown cpu key accepted")
+	}
+}
