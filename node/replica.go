@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,10 @@ type ReplicaOptions struct {
 	// tests and simulations, which must be able to publish what honest
 	// nodes refuse.
 	Unguarded bool
+	// PubSubOptions are extra gossipsub options, appended to Parley's: for
+	// simulations (the CPU model's validator, simulations/cpu.go), not for
+	// daemons.
+	PubSubOptions []pubsub.Option
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -106,8 +111,8 @@ func (r *Replica) Serve(ctx context.Context) error {
 	gate := p2p.NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := p2p.NewPubSub(ctx, gate.PubSubHost(r.host), append(append(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer)...),
-		pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod))...)
+	ps, err := p2p.NewPubSub(ctx, gate.PubSubHost(r.host), slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
+		[]pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod)}, r.opts.PubSubOptions)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}

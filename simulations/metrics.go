@@ -21,6 +21,7 @@ import (
 type collector struct {
 	plan  *plan
 	users map[crdt.UserID]int
+	cpu   *cpuModel // nil: off
 
 	mu        sync.Mutex
 	begin     time.Time // setup start
@@ -83,6 +84,7 @@ func (c *collector) startMeasuring(t0 time.Time) {
 	c.mu.Lock()
 	c.t0, c.measuring = t0, true
 	c.mu.Unlock()
+	c.cpu.startMeasuring(t0)
 }
 
 func (c *collector) stopPublishing() {}
@@ -227,7 +229,20 @@ func (t *nodeTracer) EventsAccepted(crdt.RoomID, int) {}
 func (t *nodeTracer) SyncRound(crdt.RoomID, peer.ID) {
 	t.col.nodes[t.i].syncRounds.Add(1)
 }
+
+// EventAccepted is called on the engine goroutine. With the CPU model on,
+// an event from a peer counts as accepted once its apply cost is paid (the
+// engine is held meanwhile, as a real one is busy); the node's own event
+// is timed first (it was already published) and then paid for.
 func (t *nodeTracer) EventAccepted(_ crdt.RoomID, ev *crdt.Event, from peer.ID) {
+	if m := t.col.cpu; m != nil {
+		if from == "" {
+			t.col.accepted(t.i, ev, from)
+			m.charge(t.i, m.cfg.Apply.D(), false)
+			return
+		}
+		m.charge(t.i, m.cfg.Apply.D(), true)
+	}
 	t.col.accepted(t.i, ev, from)
 }
 func (t *nodeTracer) PubSubRawTracer() pubsub.RawTracer { return (*rawTracer)(t) }
@@ -268,6 +283,7 @@ func (r *rawTracer) DuplicateMessage(m *pubsub.Message) {
 func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 	r.col.recvBanned(r.i, rpc, false)
 	n := int64(proto.Size(&rpc.RPC))
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].recv.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.recv.Add(n)
@@ -276,6 +292,7 @@ func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 func (r *rawTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
 	r.col.recvBanned(r.i, rpc, true)
 	n := int64(proto.Size(&rpc.RPC))
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].sent.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.sent.Add(n)

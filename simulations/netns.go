@@ -143,6 +143,8 @@ type nsNode struct {
 	peakRSSKB      float64
 	cpuAtT0        time.Duration // CPU time used when traffic started
 	cpuTraffic     time.Duration // CPU time used from traffic start to the end
+	cpuWarm        time.Duration // CPU time used over the warm-up
+	sched0, sched  schedStat     // at traffic start; from then to the end
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
 }
@@ -690,11 +692,16 @@ func (r *netnsRun) run() error {
 		return err
 	}
 	r.say("netns: setup done in %.1fs; warm-up %v", time.Since(r.begin).Seconds(), sc.Warmup.D())
+	for _, n := range r.nodes {
+		n.cpuWarm = procCPU(n.cmd)
+	}
 	if err := r.sleep(sc.Warmup.D()); err != nil {
 		return err
 	}
 	for _, n := range r.nodes {
 		n.cpuAtT0 = procCPU(n.cmd)
+		n.cpuWarm = n.cpuAtT0 - n.cpuWarm
+		n.sched0 = procSchedStat(n.cmd)
 	}
 	r.load[0] = loadAvg()
 	r.mu.Lock()
@@ -728,6 +735,9 @@ func (r *netnsRun) run() error {
 	for _, n := range r.nodes {
 		n.peakRSSKB = peakRSSKB(n.cmd)
 		n.cpuTraffic = max(procCPU(n.cmd)-n.cpuAtT0, 0) // a restarted daemon: from its restart
+		if s := procSchedStat(n.cmd); s.run >= n.sched0.run {
+			n.sched = schedStat{s.run - n.sched0.run, s.wait - n.sched0.wait, s.slices - n.sched0.slices}
+		}
 	}
 	return nil
 }
@@ -758,6 +768,36 @@ func procCPU(cmd *exec.Cmd) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// schedStat is a process's time on a CPU and time runnable but waiting
+// for one, summed over its threads (/proc/PID/task/*/schedstat; threads
+// that exited are not counted).
+type schedStat struct {
+	run, wait time.Duration
+	slices    int64 // times put on a CPU
+}
+
+func procSchedStat(cmd *exec.Cmd) schedStat {
+	var s schedStat
+	if cmd == nil || cmd.Process == nil {
+		return s
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", cmd.Process.Pid))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if fs := strings.Fields(string(b)); err == nil && len(fs) >= 2 {
+			run, _ := strconv.ParseInt(fs[0], 10, 64)
+			wait, _ := strconv.ParseInt(fs[1], 10, 64)
+			s.run += time.Duration(run)
+			s.wait += time.Duration(wait)
+			if len(fs) >= 3 {
+				n, _ := strconv.ParseInt(fs[2], 10, 64)
+				s.slices += n
+			}
+		}
+	}
+	return s
 }
 
 // parallel runs f(0..n-1) with at most par at a time; the first error wins.
@@ -1102,11 +1142,29 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
 	}
-	var cpu time.Duration
+	var cpu, warm time.Duration
+	var sched schedStat
 	for _, n := range r.nodes {
 		cpu += n.cpuTraffic
+		warm += n.cpuWarm
+		sched.run += n.sched.run
+		sched.wait += n.sched.wait
+		sched.slices += n.sched.slices
 	}
 	if span := r.end.Sub(r.t0); span > 0 {
+		rep.CPU = &CPUReport{CoresMean: math.Round(cpu.Seconds()/span.Seconds()*1000) / 1000}
+		if rep.EventsPublished > 0 {
+			rep.CPU.MSPerMessage = math.Round(float64(cpu)/1e6/float64(rep.EventsPublished)*100) / 100
+		}
+		if sched.run > 0 {
+			rep.CPU.ShareRunnable = math.Round(float64(sched.run)/float64(sched.run+sched.wait)*1e4) / 1e4
+		}
+		if sched.slices > 0 {
+			rep.CPU.WakeupMS = ms(sched.wait / time.Duration(sched.slices))
+		}
+		if w := r.sc.Warmup.D(); w > 0 {
+			rep.CPU.IdleCoresMean = math.Round(warm.Seconds()/w.Seconds()*1000) / 1000
+		}
 		note := fmt.Sprintf("daemon CPU from traffic start to the end: %.1f s in %.1f s wall (%.2f of %d cores on average)", cpu.Seconds(), span.Seconds(), cpu.Seconds()/span.Seconds(), runtime.NumCPU())
 		if rep.EventsPublished > 0 {
 			note += fmt.Sprintf(", %.1f ms per message summed over all nodes", float64(cpu.Milliseconds())/float64(rep.EventsPublished))

@@ -28,19 +28,7 @@ func TestNetnsLine(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build parley: %v\n%s", err, out)
 	}
-	sc, err := Parse([]byte(`name: netns-line
-seed: 3
-nodes: 5
-duration: 6s
-warmup: 2s
-drain: 10s
-topology: {kind: line}
-links: {latency: 30ms}
-room: {writers: 2, rate: 2, size: 100}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := lineScenario(t, "netns-line", 5, 6*time.Second, 30*time.Millisecond, "{writers: 2, rate: 2, size: 100}")
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -48,6 +48,7 @@ type Report struct {
 	Orphans               *AdversaryReport  `json:"orphans,omitempty"`
 	JoinFlood             *AdversaryReport  `json:"join_flood,omitempty"`
 	JunkCPU               *JunkCPU          `json:"junk_cpu,omitempty"`
+	CPU                   *CPUReport        `json:"cpu,omitempty"`
 	Equivocation          *AdversaryReport  `json:"equivocation,omitempty"`
 	BannedSpam            *BannedSpamReport `json:"banned_spam,omitempty"`
 	BansApplied           int               `json:"bans_applied,omitempty"`
@@ -206,6 +207,7 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 		r.JoinFlood = &AdversaryReport{Published: len(c.joinIDs), AcceptedHonest: c.joinAcc}
 	}
 	r.JunkCPU = s.junkCPU()
+	r.CPU = s.cpu.report(p.honest, r.EventsPublished, c.end.Sub(c.t0))
 	r.BannedSpam = c.bannedSpamReport()
 	if c.forkPairs > 0 {
 		r.Equivocation = &AdversaryReport{Published: c.forkPairs, VisibleAtEndMax: &c.forkVisibleMax}

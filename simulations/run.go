@@ -467,6 +467,7 @@ type sim struct {
 	opts  RunOptions
 	plan  *plan
 	col   *collector
+	cpu   *cpuModel // nil: work is free in virtual time
 	outer context.Context
 
 	mn       mocknet.Mocknet
@@ -500,6 +501,10 @@ func (s *sim) run() error {
 	s.ctx = ctx
 	s.wall0 = wallNow()
 	p := s.plan
+	// in the bubble: blocking on a channel made outside it is not durable,
+	// and virtual time would never advance past a busy core
+	s.cpu = newCPUModel(s.sc.CPU, p.total, s.sc.Seed)
+	s.col.cpu = s.cpu
 	s.mn = mocknet.New()
 	defer func() {
 		// Runs after the replicas stopped (the defer below): stop the bare
@@ -617,6 +622,7 @@ func (s *sim) run() error {
 			return err
 		}
 	}
+	defer s.cpu.idle(s.sc.Seed, p.honest+p.spammers)()
 	s.say("setup done at %.1fs virtual; warm-up %v", time.Since(s.col.begin).Seconds(), s.sc.Warmup.D())
 	s.debugSleep("warm-up", s.sc.Warmup.D())
 	s.t0 = time.Now()
@@ -763,7 +769,11 @@ func (s *sim) tick(final bool) {
 // start (re)starts replica i on its host and store.
 func (s *sim) start(i int) error {
 	tr := &nodeTracer{i: i, col: s.col}
-	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest})
+	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest}
+	if s.cpu != nil {
+		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
+	}
+	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], ro)
 	if err != nil {
 		return err
 	}

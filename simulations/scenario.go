@@ -46,6 +46,9 @@ type Scenario struct {
 	Offline     []Offline   `yaml:"offline,omitempty" json:"offline,omitempty"`
 	Adversaries []Adversary `yaml:"adversaries,omitempty" json:"adversaries,omitempty"`
 	Bans        []Ban       `yaml:"bans,omitempty" json:"bans,omitempty"`
+	// CPU, when present, charges nodes virtual CPU time for their work
+	// (cpu.go); absent, work is free in virtual time.
+	CPU *CPU `yaml:"cpu,omitempty" json:"cpu,omitempty"`
 }
 
 // Topology is how honest nodes are wired.
@@ -305,6 +308,9 @@ func (sc *Scenario) defaults() {
 	if sc.Room.Size == 0 {
 		sc.Room.Size = 200
 	}
+	if sc.CPU != nil {
+		sc.CPU.defaults()
+	}
 	for i := range sc.Adversaries {
 		if sc.Adversaries[i].Degree == 0 {
 			sc.Adversaries[i].Degree = 4
@@ -348,6 +354,11 @@ func (sc *Scenario) Validate() error {
 		}
 		if a.Target != nil && (*a.Target < 0 || *a.Target >= sc.Nodes) {
 			return fmt.Errorf("adversary target %d: not an honest node (0-%d)", *a.Target, sc.Nodes-1)
+		}
+	}
+	if sc.CPU != nil {
+		if err := sc.CPU.validate(); err != nil {
+			return err
 		}
 	}
 	if sc.Room.JoinWork < 0 || sc.Room.JoinWork > rooms.MaxJoinWork {

@@ -214,6 +214,9 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	} else {
 		fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
 	}
+	if c := rep.CPU; c != nil {
+		fmt.Fprintf(stdout, "cpu           %.2f cores during traffic, %.1f ms per message (all nodes), share while runnable %.3f\n", c.CoresMean, c.MSPerMessage, c.ShareRunnable)
+	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning       %s\n", w)
 	}

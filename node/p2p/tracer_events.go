@@ -10,7 +10,9 @@ import (
 // EventTracer is an optional extension of Tracer for simulations: a Tracer
 // that also implements it is told every event a replica accepts, with the
 // peer it came from (empty for events this replica authored). It is called
-// on the engine goroutine and must not block.
+// on the engine goroutine and must not block (a simulation's CPU model
+// holds it for the virtual time the event's work costs, as a busy engine
+// would be held).
 type EventTracer interface {
 	EventAccepted(room crdt.RoomID, ev *crdt.Event, from peer.ID)
 }

@@ -1,0 +1,308 @@
+package simulations
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// CPU is a scenario's cpu block: the CPU model of virtual time. Without it
+// (or with Off) a node's work costs no virtual time, as before the model:
+// a hop costs exactly its link latency. With it, each replica's work holds
+// one of its virtual cores for the work's cost, and work that finds every
+// core busy waits, in virtual time:
+//
+//   - Verify, for each gossiped event a node receives, before gossipsub
+//     forwards it (a pubsub default validator; the node's own validator
+//     decodes and checks it in no virtual time);
+//   - Apply, for each event the engine accepts (log, room state, store
+//     commit), before the event counts as delivered;
+//   - PerKB, per KiB of gossipsub RPC a node sends or receives (Noise,
+//     yamux, protobuf), charged off the critical path: it only occupies a
+//     core, so that later work queues behind it.
+//
+// Costs are of one core of the calibration machine (cpuCalibration) and
+// are divided by Share, the fraction of such a core each virtual core
+// delivers. Machine > 0 puts all nodes on one machine of that many cores:
+// work then needs one of the node's own cores and one of the machine's.
+type CPU struct {
+	Off     bool     `yaml:"off,omitempty" json:"off,omitempty"`
+	Cores   int      `yaml:"cores,omitempty" json:"cores"`     // virtual cores per node; default 1
+	Share   float64  `yaml:"share,omitempty" json:"share"`     // of a calibration core, in (0,16]; default 1
+	Machine int      `yaml:"machine,omitempty" json:"machine"` // cores all nodes share; 0 = none
+	Verify  Duration `yaml:"verify,omitempty" json:"verify"`   // default cpuCalibration.verify
+	Apply   Duration `yaml:"apply,omitempty" json:"apply"`     // default cpuCalibration.apply
+	PerKB   Duration `yaml:"per_kb,omitempty" json:"per_kb"`   // default cpuCalibration.perKB
+	// Idle is the fraction of a calibration core a node uses with no
+	// traffic (timers, heartbeats, GC), charged in 1 ms slices at seeded
+	// random (Poisson) times from the warm-up on; 0 = none.
+	Idle float64 `yaml:"idle,omitempty" json:"idle"`
+	// Wakeup is the mean time a node waits, when work reaches it, before
+	// a CPU runs it (an operating system's scheduling delay on a loaded
+	// host): verify and apply first wait an exponentially distributed
+	// time of this mean (seeded per node); 0 = none.
+	Wakeup Duration `yaml:"wakeup,omitempty" json:"wakeup"`
+}
+
+// cpuCalibration holds the default costs, measured on one core of the
+// 2-vCPU development VM (AMD EPYC, Go 1.26) in CPU time, not wall time, so
+// that the machine's other load does not inflate them. How each was
+// measured is in README.md ("CPU model").
+var cpuCalibration = struct{ verify, apply, perKB time.Duration }{
+	verify: 70 * time.Microsecond,  // crdt BenchmarkVerify/zip215-single, user CPU time
+	apply:  150 * time.Microsecond, // node BenchmarkIngestE2EE/encrypted=false cpu-ns/op per event, less verify
+	perKB:  20 * time.Microsecond,  // an estimate, not a benchmark (README.md)
+}
+
+func (c *CPU) defaults() {
+	if c.Cores == 0 {
+		c.Cores = 1
+	}
+	if c.Share == 0 {
+		c.Share = 1
+	}
+	if c.Verify == 0 {
+		c.Verify = Duration(cpuCalibration.verify)
+	}
+	if c.Apply == 0 {
+		c.Apply = Duration(cpuCalibration.apply)
+	}
+	if c.PerKB == 0 {
+		c.PerKB = Duration(cpuCalibration.perKB)
+	}
+}
+
+func (c *CPU) validate() error {
+	switch {
+	case c.Cores < 1 || c.Cores > 1024:
+		return fmt.Errorf("cpu.cores: %d is not in [1,1024]", c.Cores)
+	case !(c.Share > 0 && c.Share <= 16):
+		return fmt.Errorf("cpu.share: %v is not in (0,16]", c.Share)
+	case c.Machine < 0:
+		return fmt.Errorf("cpu.machine: %d is negative", c.Machine)
+	case !(c.Idle >= 0 && c.Idle < 1):
+		return fmt.Errorf("cpu.idle: %v is not in [0,1)", c.Idle)
+	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
+		return fmt.Errorf("cpu: costs must not be negative")
+	}
+	return nil
+}
+
+// cpuModel is the running model: per node a token per virtual core, and
+// the machine's tokens. Only goroutines inside the run's synctest bubble
+// use it, so time.Sleep is virtual time.
+type cpuModel struct {
+	cfg     CPU
+	cores   []chan struct{}
+	machine chan struct{} // nil: no shared machine
+	rngs    []*lockedRand // per node, for Wakeup
+
+	mu    sync.Mutex
+	busy  []time.Duration // per node: charged work
+	waits []time.Duration // time critical-path work waited for a core
+	from  time.Time       // measuring start (traffic); zero before
+	// all work while measuring: base cost, and time from asking for a
+	// core to the end (for the model's runnable share)
+	base, span time.Duration
+}
+
+// newCPUModel returns the model for n nodes, or nil when c is absent or off.
+func newCPUModel(c *CPU, n int, seed uint64) *cpuModel {
+	if c == nil || c.Off {
+		return nil
+	}
+	m := &cpuModel{cfg: *c, cores: make([]chan struct{}, n), busy: make([]time.Duration, n)}
+	for i := range m.cores {
+		m.cores[i] = make(chan struct{}, c.Cores)
+	}
+	if c.Machine > 0 {
+		m.machine = make(chan struct{}, c.Machine)
+	}
+	m.rngs = make([]*lockedRand, n)
+	for i := range m.rngs {
+		m.rngs[i] = &lockedRand{r: rand.New(rand.NewPCG(seed, uint64(n+i)))}
+	}
+	return m
+}
+
+// lockedRand is a seeded stream several goroutines draw from.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lockedRand) exp(mean time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Duration(l.r.ExpFloat64() * float64(mean))
+}
+
+// cost is what work of base cost d takes on a virtual core.
+func (m *cpuModel) cost(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / m.cfg.Share)
+}
+
+// charge holds a core of node i (and one of the machine's) for d of
+// calibration-core time, waiting first while they are all busy.
+// critical says whether something waits for the work (its queueing delay
+// is then counted in the report).
+func (m *cpuModel) charge(i int, d time.Duration, critical bool) {
+	if m == nil || d <= 0 {
+		return
+	}
+	base := d
+	d = m.cost(d)
+	t := time.Now()
+	if critical && m.cfg.Wakeup > 0 {
+		time.Sleep(m.rngs[i].exp(m.cfg.Wakeup.D()))
+	}
+	m.cores[i] <- struct{}{}
+	if m.machine != nil {
+		m.machine <- struct{}{}
+	}
+	wait := time.Since(t)
+	time.Sleep(d)
+	if m.machine != nil {
+		<-m.machine
+	}
+	<-m.cores[i]
+	m.mu.Lock()
+	if !m.from.IsZero() && t.After(m.from) {
+		m.busy[i] += d
+		m.base += base
+		m.span += wait + d
+		if critical {
+			m.waits = append(m.waits, wait)
+		}
+	}
+	m.mu.Unlock()
+}
+
+// background charges d to node i without making the caller wait (work
+// that occupies a core but delays nothing directly).
+func (m *cpuModel) background(i int, bytes int) {
+	if m == nil || bytes <= 0 {
+		return
+	}
+	d := time.Duration(float64(m.cfg.PerKB) * float64(bytes) / 1024)
+	go m.charge(i, d, false)
+}
+
+// idleSlice is the unit of idle work.
+const idleSlice = time.Millisecond
+
+// idle starts, for nodes 0..n-1, the idle work of cfg.Idle (a Poisson
+// process of idleSlice charges, seeded), and returns the function that
+// stops it and waits.
+func (m *cpuModel) idle(seed uint64, n int) (stop func()) {
+	if m == nil || m.cfg.Idle <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	mean := float64(idleSlice) / m.cfg.Idle
+	for i := range n {
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t := time.NewTimer(time.Duration(rng.ExpFloat64() * mean))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				m.charge(i, idleSlice, false)
+			}
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// startMeasuring starts counting busy time and waits (traffic start).
+func (m *cpuModel) startMeasuring(t time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.from = t
+	m.mu.Unlock()
+}
+
+// validator is node i's extra gossipsub validator: it charges the verify
+// cost of each event a peer sends before gossipsub may forward it.
+func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
+	return pubsub.WithDefaultValidator(pubsub.ValidatorEx(func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		if from != self && isEvTopic(msg) {
+			m.charge(i, m.cfg.Verify.D(), true)
+		}
+		return pubsub.ValidationAccept
+	}))
+}
+
+// CPUReport is report.json's cpu: the CPU model's parameters and load
+// (mocknet), or the daemons' measured CPU (netns), during traffic.
+type CPUReport struct {
+	Model *CPU `json:"model,omitempty"`
+	// CoresMean is the CPU all honest nodes used together per second of
+	// traffic phase (charged virtual work, or the daemons' CPU time).
+	CoresMean float64 `json:"cores_mean"`
+	// MSPerMessage is that CPU per published message, summed over nodes.
+	MSPerMessage float64 `json:"ms_per_message"`
+	// WaitMS (mocknet): how long verify and apply work waited for a core.
+	WaitMS *Quantiles `json:"wait_ms,omitempty"`
+	// ShareRunnable: netns, the daemons' CPU time over their CPU time
+	// plus their time runnable but waiting for a CPU (schedstat), the
+	// share of a core a daemon got while it had work; mocknet, the same
+	// ratio for the model's work (its cost on a calibration core over the
+	// time from asking for a core to finishing), all nodes, during traffic.
+	ShareRunnable float64 `json:"share_runnable,omitempty"`
+	// IdleCoresMean (netns): the daemons' CPU per second over the warm-up,
+	// before any message (timers, heartbeats).
+	IdleCoresMean float64 `json:"idle_cores_mean,omitempty"`
+	// WakeupMS (netns): the daemons' time runnable but waiting for a CPU
+	// per time they were put on one (schedstat): the model's wakeup.
+	WakeupMS float64 `json:"wakeup_ms,omitempty"`
+}
+
+// report sums the model's load over the honest nodes and span seconds of
+// traffic.
+func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var busy time.Duration
+	for _, b := range m.busy[:honest] {
+		busy += b
+	}
+	cfg := m.cfg
+	r := &CPUReport{Model: &cfg}
+	if span > 0 {
+		r.CoresMean = math.Round(busy.Seconds()/span.Seconds()*1000) / 1000
+	}
+	if published > 0 {
+		r.MSPerMessage = math.Round(float64(busy)/1e6/float64(published)*100) / 100
+	}
+	if m.span > 0 {
+		r.ShareRunnable = math.Round(float64(m.base)/float64(m.span)*1e4) / 1e4
+	}
+	w := make([]float64, len(m.waits))
+	for k, d := range m.waits {
+		w[k] = ms(d)
+	}
+	slices.Sort(w)
+	q := quantiles(w)
+	r.WaitMS = &q
+	return r
+}
