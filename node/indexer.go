@@ -79,15 +79,16 @@ type indexer struct {
 	mu       sync.Mutex
 	items    []indexItem
 	catch    map[crdt.RoomID]indexCatch
-	handed   uint64        // hand-overs so far
-	done     uint64        // hand-overs fully indexed
-	progress chan struct{} // closed (and replaced) when done advances
-	running  bool          // ServeIndex runs
-	closed   bool          // ServeIndex stopped
-	clean    bool          // ServeIndex stopped and marked the index closed cleanly
-	wake     chan struct{} // cap 1: work was handed over
-	stopped  chan struct{} // closed when ServeIndex returns
-	crash    func(n int)   // test hook: called after each write batch with the events it indexed
+	handed   uint64            // hand-overs so far
+	done     uint64            // hand-overs fully indexed
+	progress chan struct{}     // closed (and replaced) when done advances
+	running  bool              // ServeIndex runs
+	closed   bool              // ServeIndex stopped
+	clean    bool              // ServeIndex stopped and marked the index closed cleanly
+	wake     chan struct{}     // cap 1: work was handed over
+	stopped  chan struct{}     // closed when ServeIndex returns
+	fault    func(n int) error // test hook: called before each write batch with the events it indexes; an error stops the indexer as a crash would (the batch is lost)
+	indexed  int               // events indexed (for tests: a catch-up indexes only what is missing)
 }
 
 func newIndexer(ix *searchIndex, store crdt.Store, log *slog.Logger) *indexer {
@@ -275,13 +276,23 @@ func (x *indexer) work(ctx context.Context, items []indexItem, catch map[crdt.Ro
 	return nil
 }
 
+// flush writes the pending postings, marks and deletions in one batch;
+// n is the number of events they index.
 func (x *indexer) flush(n int) error {
+	x.mu.Lock()
+	fault := x.fault
+	x.mu.Unlock()
+	if fault != nil {
+		if err := fault(n); err != nil {
+			return err
+		}
+	}
 	if err := x.ix.flush(); err != nil {
 		return err
 	}
-	if x.crash != nil {
-		x.crash(n)
-	}
+	x.mu.Lock()
+	x.indexed += n
+	x.mu.Unlock()
 	return nil
 }
 

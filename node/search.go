@@ -227,7 +227,14 @@ func (e *Engine) handIndex() {
 	if e.ixr == nil || len(e.indexOut) == 0 {
 		return
 	}
-	e.ixr.hand(e.indexOut, nil)
+	// An event of a local proposal the store refused is not handed over.
+	kept := e.indexOut[:0]
+	for _, it := range e.indexOut {
+		if rc := e.rooms[it.room]; it.remove || rc != nil && rc.room != nil && rc.room.Accepted(it.id) {
+			kept = append(kept, it)
+		}
+	}
+	e.ixr.hand(kept, nil)
 	clear(e.indexOut)
 	e.indexOut = e.indexOut[:0]
 }
