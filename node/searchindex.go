@@ -10,7 +10,7 @@ package node
 //	s/t/<H(room, kind, word)><event ID>   ""
 //
 // where H is HMAC-SHA256 under the index key, truncated to 16 bytes, kind
-// 'w' for a whole word and 'p' for a prefix of 3 to 6 runes of a longer
+// 'w' for a whole word and 'p' for a prefix of 3 or 5 runes of a longer
 // word. The room is part of what is hashed, so the same word in two rooms
 // gives unrelated keys. No word, no text and no count of words is stored;
 // the index key (random, 32 bytes) is kept sealed at rest under the
@@ -21,12 +21,13 @@ package node
 // deleted and blocked messages left out), so a stale posting (an old
 // version's words) is never shown.
 //
-// Upkeep: a message is indexed when it is accepted readable or decrypted
-// (late decryption included), its postings are deleted before its body and
-// plaintext are purged on redaction, and writes are gathered per engine
-// step into one store write batch. The index is rebuilt from the store at
-// open when it is missing, its format differs, or the node did not stop
-// cleanly (a write could have been lost).
+// Upkeep is the background indexer's (indexer.go): a message is indexed
+// when it is accepted readable or decrypted (late decryption included),
+// with a done mark (s/d/<id>) after its postings; a redaction's postings
+// are listed in a tombstone (s/r/<id>) before the body and plaintext are
+// purged, and deleted by the indexer. An index that is missing or of
+// another format is rebuilt at start; one that was not closed cleanly is
+// caught up (what has no done mark is indexed).
 
 import (
 	"bytes"
