@@ -64,6 +64,29 @@ func (b *bus) findsEach(i int, tag string, ids []string, from int) {
 	}
 }
 
+// crashingIndexer makes a bus of two engines and a room, sends n messages
+// tagged tag and waits for them to be indexed; then engine 1's indexer
+// crashes at its next write batch.
+func crashingIndexer(t *testing.T, seed uint64, enc bool, tag string, n int) (*bus, string, []string, *indexer) {
+	t.Helper()
+	b := newBus(t, seed, 2)
+	room, _ := b.contentRoom(enc)
+	ids := b.sendWords(room, tag, 0, n)
+	b.indexed()
+	x := b.engines[1].ixr
+	x.setFault(func(int) error { return errors.New("crash") })
+	return b, room, ids, x
+}
+
+func waitCrashed(t *testing.T, x *indexer) {
+	t.Helper()
+	select {
+	case <-x.stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("the indexer did not crash")
+	}
+}
+
 // TestSearchIndexResumesAfterCrash: the indexer crashes (its write batch
 // and what it still queued are lost, the index is left open) while it is
 // behind; the engine meanwhile takes every message. At the next start it
@@ -72,19 +95,10 @@ func (b *bus) findsEach(i int, tag string, ids []string, from int) {
 func TestSearchIndexResumesAfterCrash(t *testing.T) {
 	for _, enc := range []bool{false, true} {
 		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
-			b := newBus(t, 21, 2)
-			room, _ := b.contentRoom(enc)
-			first := b.sendWords(room, "resume", 0, 20)
-			b.indexed()
-			x := b.engines[1].ixr
+			b, room, first, x := crashingIndexer(t, 21, enc, "resume", 20)
 			before := doneMarks(t, b.locals[1])
-			x.setFault(func(int) error { return errors.New("crash") })
 			rest := b.sendWords(room, "resume", 20, 30)
-			select {
-			case <-x.stopped:
-			case <-time.After(time.Minute):
-				t.Fatal("the indexer did not crash")
-			}
+			waitCrashed(t, x)
 			b.stop(1)
 			<-b.engines[1].stopped
 			if st, _ := b.locals[1].GetLocal(indexStateName); !bytes.Equal(st, []byte{indexFormat, indexOpen}) {
@@ -204,20 +218,11 @@ func FuzzSearchIndexTombstone(f *testing.F) {
 func TestSearchIndexTombstoneAfterCrash(t *testing.T) {
 	for _, enc := range []bool{false, true} {
 		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
-			b := newBus(t, 23, 2)
-			room, _ := b.contentRoom(enc)
-			ids := b.sendWords(room, "tomb", 0, 2)
-			b.indexed()
-			x := b.engines[1].ixr
-			x.setFault(func(int) error { return errors.New("crash") })
+			b, room, ids, x := crashingIndexer(t, 23, enc, "tomb", 2)
 			b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: ids[0]}))
 			b.drain()
 			ids = append(ids, b.sendWords(room, "tomb", 2, 1)...) // the crash comes at the latest with this
-			select {
-			case <-x.stopped:
-			case <-time.After(time.Minute):
-				t.Fatal("the indexer did not crash")
-			}
+			waitCrashed(t, x)
 			id := mustEventID(t, ids[0])
 			if _, err := b.locals[1].GetLocal(indexTombKey(id)); err != nil {
 				t.Fatalf("no tombstone of the redacted message: %v", err)
