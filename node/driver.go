@@ -45,7 +45,6 @@ func (e *Engine) Serve(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			e.closeIndex()
 			for w := range e.watchers {
 				close(w.ch)
 			}
@@ -125,7 +124,7 @@ func (e *Engine) perform() error {
 		rd.Purge = nil
 		e.purge(ids)
 	}
-	e.flushIndex()
+	e.handIndex()
 	if rd.empty() {
 		rd.reset()
 		return errors.Join(errs...)
@@ -199,7 +198,9 @@ func (e *Engine) purge(ids []crdt.EventID) {
 }
 
 func (e *Engine) purgeOne(id crdt.EventID) error {
-	e.unindex(id) // reads the words from the body or plaintext purged here
+	if err := e.unindex(id); err != nil { // reads the words from the body or plaintext purged here
+		return err
+	}
 	if err := e.store.PurgeBody(id); err != nil && !errors.Is(err, crdt.ErrNotFound) {
 		return fmt.Errorf("purge redacted body: %w", err)
 	}

@@ -113,8 +113,9 @@ func (b *bus) start(i int) {
 	}})
 	ctx, cancel := context.WithCancel(b.ctx)
 	b.engines[i], b.cancels[i] = e, cancel
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go func() { defer b.wg.Done(); e.Serve(ctx) }()
+	go func() { defer b.wg.Done(); e.ServeIndex(ctx) }()
 }
 
 func (b *bus) stop(i int) { b.cancels[i]() }

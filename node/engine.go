@@ -55,7 +55,9 @@ type Engine struct {
 
 	inv *inviteBook // pending invites (invites.go); owned by the Serve goroutine
 
-	index *searchIndex // the stored search index (searchindex.go); owned by the Serve goroutine
+	index    *searchIndex // the stored search index (searchindex.go), for queries; owned by the Serve goroutine
+	ixr      *indexer     // the background indexer (indexer.go), which writes the index
+	indexOut []indexItem  // what the current step asks the indexer to index (indexMessage); owned by the Serve goroutine
 
 	guards guardTable   // rooms' state summaries for the gossip validator (guard.go)
 	expiry orphanExpiry // orphans' ages (orphans.go); owned by the Serve goroutine
@@ -229,6 +231,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		rooms:    map[crdt.RoomID]*roomCtl{},
 		watchers: map[*watcher]struct{}{},
 	}
+	catchUp := e.openIndex() // first: what loading decrypts is indexed
 	ids, err := store.Rooms()
 	if err != nil {
 		return nil, fmt.Errorf("list rooms: %w", err)
@@ -263,8 +266,8 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 			return nil, fmt.Errorf("load room %s: %w", id, err)
 		}
 	}
-	if err := e.openIndex(); err != nil {
-		return nil, fmt.Errorf("open search index: %w", err)
+	if catchUp {
+		e.catchUpIndex()
 	}
 	e.made = nil // loaded, not created by a step
 	return e, nil

@@ -62,7 +62,8 @@ func writeTelegramExport(tb testing.TB, dir string, n int) {
 // the whole process: the node's engine, store and gossip) one import took,
 // which mean more than wall time on a loaded machine, and the live heap
 // after it (the node still open; PARLEY_BENCH_HEAPPROFILE=FILE writes a
-// heap profile there).
+// heap profile there). index-after-cpu-s is the CPU the background search
+// indexer spent after the import until it caught up.
 func BenchmarkImportTelegram(b *testing.B) {
 	n := 100_000
 	if testing.Short() {
@@ -80,7 +81,7 @@ func BenchmarkImportTelegram(b *testing.B) {
 		defer func() { stop(); <-followed; debug.SetMemoryLimit(math.MaxInt64) }()
 	}
 	var total time.Duration
-	var cpu, live float64
+	var cpu, live, idx float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -105,6 +106,12 @@ func BenchmarkImportTelegram(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if x := nd.replica.Engine.ixr; x != nil { // the search index, written in the background
+			c := processCPU()
+			for i := 0; i < 30 && !x.wait(ctx, time.Minute); i++ {
+			}
+			idx += processCPU() - c
+		}
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -127,6 +134,7 @@ func BenchmarkImportTelegram(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/total.Seconds(), "msgs/s")
 	if processCPU() >= 0 {
 		b.ReportMetric(cpu/float64(b.N), "cpu-s")
+		b.ReportMetric(idx/float64(b.N), "index-after-cpu-s") // the indexer's work left after the import
 	}
 	b.ReportMetric(live/float64(b.N), "live-MB")
 }

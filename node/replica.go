@@ -162,7 +162,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry} {
+	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

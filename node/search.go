@@ -15,6 +15,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -59,13 +60,11 @@ func parseSearchQuery(q string) (searchQuery, error) {
 }
 
 // searchRoom returns up to limit messages of room matching q, newest
-// first, and whether there are more.
-func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int) ([]timeline.Message, bool, error) {
-	if e.index == nil { // it could not be opened or rebuilt
+// first, and whether there are more. indexed reports whether the indexer
+// has caught up (Search): otherwise the room's projection is scanned.
+func (e *Engine) searchRoom(room crdt.RoomID, rc *roomCtl, q searchQuery, limit int, indexed bool) ([]timeline.Message, bool, error) {
+	if e.index == nil || !indexed { // it could not be opened, or it is behind
 		return e.scanRoom(room, rc, q, limit)
-	}
-	if err := e.index.flush(); err != nil {
-		e.log.Warn("search index", "err", err)
 	}
 	ids, err := e.index.candidates(room, q)
 	if err != nil {
@@ -168,17 +167,18 @@ func messageText(room crdt.RoomID, ev *crdt.Event, body []byte) (string, bool) {
 	return mimi.Summary(mc), true
 }
 
-// indexMessage adds an accepted message event this node can read, whose
-// readable body is body, to the search index. It is called when the
+// indexMessage asks the indexer to index an accepted message event this
+// node can read, whose readable body is body. It is called when the
 // event is accepted (indexAccepted) and when it is decrypted (keys.go
-// decrypt, late decryption included).
+// decrypt, late decryption included). The core only lists the event
+// (Engine.indexOut); the driver hands the list over after the step
+// (handIndex), and the indexer decodes and posts its words.
 func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, body []byte) {
-	if e.index == nil || rc.room == nil || !rc.room.Accepted(ev.ID) || rc.room.Redacted(ev.ID) {
+	if e.ixr == nil || rc.room == nil || ev.Type != rooms.TypeMessage || !rc.room.Accepted(ev.ID) || rc.room.Redacted(ev.ID) {
 		return
 	}
-	if text, ok := messageText(room, ev, body); ok {
-		e.index.add(room, ev.ID, text)
-	}
+	d, _ := rc.log.Depth(ev.ID)
+	e.indexOut = append(e.indexOut, indexItem{room: room, ev: ev, body: body, id: ev.ID, depth: d, enc: rc.room.Encrypted()})
 }
 
 // indexAccepted indexes an accepted event that is not sealed (a sealed one
@@ -189,96 +189,81 @@ func (e *Engine) indexAccepted(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) {
 	}
 }
 
-// unindex deletes the postings of a redacted event; the driver calls it
-// before it purges the event's body and plaintext, from which the words
-// are read.
-func (e *Engine) unindex(id crdt.EventID) {
+// unindex writes the tombstone of a redacted event (the hashes of its
+// postings, s/r/<id>) and asks the indexer to apply it; the driver calls
+// it before it purges the event's body and plaintext, from which the
+// words are read. A failure fails the purge, which is retried, so no
+// body is purged before its postings are recorded for deletion.
+func (e *Engine) unindex(id crdt.EventID) error {
 	if e.index == nil {
-		return
+		return nil
 	}
 	s, err := e.store.Get(id)
 	if err != nil {
-		return
+		return nil
 	}
 	rc := e.rooms[s.Event.Room]
 	if rc == nil || rc.room == nil {
-		return
+		return nil
 	}
 	body, ok := e.plainBody(rc, s.Event)
 	if !ok {
-		return
+		return nil
 	}
-	if text, ok := messageText(s.Event.Room, s.Event, body); ok {
-		e.index.remove(s.Event.Room, id, text)
+	text, ok := messageText(s.Event.Room, s.Event, body)
+	if !ok {
+		return nil
 	}
+	if err := e.kr.local.PutLocal(indexTombKey(id), e.index.tombstone(s.Event.Room, id, text)); err != nil {
+		return fmt.Errorf("write search index tombstone: %w", err)
+	}
+	e.indexOut = append(e.indexOut, indexItem{room: s.Event.Room, id: id, remove: true})
+	return nil
 }
 
-// flushIndex writes the step's index writes (the driver calls it after the
-// step's commits and purges).
-func (e *Engine) flushIndex() {
-	if e.index == nil {
+// handIndex hands the step's index items to the indexer (the driver calls
+// it after the step's commits, plaintext writes and purges).
+func (e *Engine) handIndex() {
+	if e.ixr == nil || len(e.indexOut) == 0 {
 		return
 	}
-	if err := e.index.flush(); err != nil {
-		e.log.Warn("search index: rebuilt at the next start", "err", err)
+	// An event of a local proposal the store refused is not handed over.
+	kept := e.indexOut[:0]
+	for _, it := range e.indexOut {
+		if rc := e.rooms[it.room]; it.remove || rc != nil && rc.room != nil && rc.room.Accepted(it.id) {
+			kept = append(kept, it)
+		}
 	}
+	e.ixr.hand(kept, nil)
+	clear(e.indexOut)
+	e.indexOut = e.indexOut[:0]
 }
 
-// closeIndex flushes the index and marks it closed cleanly.
-func (e *Engine) closeIndex() {
-	if e.index == nil {
-		return
-	}
-	if err := e.index.close(); err != nil {
-		e.log.Warn("close search index: rebuilt at the next start", "err", err)
-	}
-}
-
-// openIndex opens the search index at engine start and rebuilds it from
-// the store when it must be (missing, another format, not closed
-// cleanly): every readable message event of every room, in one pass.
-func (e *Engine) openIndex() error {
-	ix, rebuild, err := openSearchIndex(e.kr.local, e.kr.atRest, defaultRand)
+// openIndex opens the search index at engine start, before the rooms are
+// loaded, and reports whether the indexer must catch up every room after
+// loading (catchUpIndex): the index is new, of another format (rebuilt),
+// or was not closed cleanly (a crash: what has no done mark is indexed).
+func (e *Engine) openIndex() bool {
+	ix, catchUp, err := openSearchIndex(e.kr.local, e.kr.atRest, defaultRand)
 	if err != nil {
 		e.log.Warn("no search index: searches scan the rooms", "err", err)
-		return nil
+		return false
 	}
-	e.index = ix
-	if !rebuild {
-		return nil
-	}
-	if err := ix.clearPostings(); err != nil {
-		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
-		e.index = nil
-		return nil
-	}
+	e.index = ix.reader()
+	e.ixr = newIndexer(ix, e.store, e.log)
+	e.ixr.rebuild = ix.fresh
+	return catchUp
+}
+
+// catchUpIndex asks the indexer to catch up every room from its start.
+func (e *Engine) catchUpIndex() {
+	catch := map[crdt.RoomID]indexCatch{}
 	for room, rc := range e.rooms {
-		if rc.room == nil {
-			continue
-		}
-		var ferr error
-		err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
-			if s.Status == crdt.StatusAccepted && s.Event.Type == rooms.TypeMessage {
-				if body, ok := e.plainBody(rc, s.Event); ok {
-					e.indexMessage(room, rc, s.Event, body)
-				}
-			}
-			if ix.full() {
-				ferr = ix.flush()
-			}
-			return ferr == nil
-		})
-		if err = cmp.Or(err, ferr); err != nil {
-			e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
-			e.index = nil
-			return nil
+		if rc.room != nil {
+			catch[room] = indexCatch{from: 0, enc: rc.room.Encrypted()}
 		}
 	}
-	if err := ix.flush(); err != nil {
-		e.log.Warn("rebuild search index: searches scan the rooms", "err", err)
-		e.index = nil
-	}
-	return nil
+	e.ixr.hand(nil, catch)
 }
 
 // Search finds messages by their text (api.EpSearch).
@@ -292,6 +277,9 @@ func (e *Engine) Search(ctx context.Context, req api.SearchReq) (api.SearchResp,
 	if limit < 0 || limit > searchMaxLimit {
 		return resp, errorf(api.KindInvalid, "bad limit %d (want 1 to %d)", req.Limit, searchMaxLimit)
 	}
+	// Wait for the indexer to index what was handed over before the
+	// query (a message sent just before is found).
+	indexed := e.ixr != nil && e.ixr.wait(ctx, searchIndexWait)
 	err = e.do(ctx, func() error {
 		type room struct {
 			id crdt.RoomID
@@ -318,7 +306,7 @@ func (e *Engine) Search(ctx context.Context, req api.SearchReq) (api.SearchResp,
 		}
 		slices.SortFunc(rs, func(a, b room) int { return strings.Compare(string(a.id), string(b.id)) })
 		for _, r := range rs {
-			ms, more, err := e.searchRoom(r.id, r.rc, q, limit)
+			ms, more, err := e.searchRoom(r.id, r.rc, q, limit, indexed)
 			if err != nil {
 				return err
 			}

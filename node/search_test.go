@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -21,6 +22,23 @@ func (b *bus) searchIDs(i int, req api.SearchReq) ([]string, api.SearchResp) {
 		ids = append(ids, h.Event.ID)
 	}
 	return ids, r
+}
+
+// indexed waits until the indexer of every running engine has indexed
+// what was handed over to it (a minute at most: a loaded machine).
+func (b *bus) indexed() {
+	b.t.Helper()
+	for i, e := range b.engines {
+		if e == nil || e.ixr == nil {
+			continue
+		}
+		deadline := time.Now().Add(time.Minute)
+		for !e.ixr.wait(b.ctx, time.Second) {
+			if time.Now().After(deadline) {
+				b.t.Fatalf("seed %d: the indexer of engine %d did not catch up in a minute", b.seed, i)
+			}
+		}
+	}
 }
 
 // TestSearch: in plaintext and encrypted rooms, a member finds messages by
@@ -205,6 +223,7 @@ func TestSearchIndexRedaction(t *testing.T) {
 			m := b.sendReq(1, api.SendReq{Room: room, Text: "Zebrafish quietly marching"})
 			keep := b.sendReq(1, api.SendReq{Room: room, Text: "zebrafish stays"})
 			b.drain()
+			b.indexed()
 			for i := range 2 {
 				if n := postingsOf(t, b.locals[i], mustEventID(t, m)); n == 0 {
 					t.Fatalf("node %d has no postings of the message", i)
@@ -212,6 +231,7 @@ func TestSearchIndexRedaction(t *testing.T) {
 			}
 			b.ok2(b.engines[0].Redact(b.ctx, api.RedactReq{Room: room, Event: m}))
 			b.drain()
+			b.indexed()
 			for i := range 2 {
 				if n := postingsOf(t, b.locals[i], mustEventID(t, m)); n != 0 {
 					t.Fatalf("node %d keeps %d postings of the redacted message", i, n)
@@ -251,13 +271,16 @@ func TestSearchIndexRebuild(t *testing.T) {
 	m := b.sendReq(0, api.SendReq{Room: room, Text: "the Internationale, sung"})
 	b.drain()
 	id := mustEventID(t, m)
+	b.indexed()
 	restart := func() {
 		b.stop(1)
 		<-b.engines[1].stopped
+		<-b.engines[1].ixr.stopped
 		if st, err := b.locals[1].GetLocal(indexStateName); err != nil || !bytes.Equal(st, []byte{indexFormat, indexClosed}) {
 			t.Fatalf("index state after a clean stop: %q %v", st, err)
 		}
 		b.start(1)
+		b.indexed()
 	}
 	find := func(what string) {
 		t.Helper()
@@ -273,12 +296,14 @@ func TestSearchIndexRebuild(t *testing.T) {
 	}
 	find("after a clean restart")
 
-	// A crash lost the index's writes: no posting, state left open.
+	// A crash lost the index's writes: no posting and no done mark, state
+	// left open.
 	b.stop(1)
 	<-b.engines[1].stopped
+	<-b.engines[1].ixr.stopped
 	var ks [][]byte
 	b.locals[1].Each(func(k, _ []byte) {
-		if bytes.HasPrefix(k, indexPostings) {
+		if bytes.HasPrefix(k, indexPostings) || bytes.HasPrefix(k, indexDone) {
 			ks = append(ks, bytes.Clone(k))
 		}
 	})
@@ -287,6 +312,7 @@ func TestSearchIndexRebuild(t *testing.T) {
 	}
 	b.ok(b.locals[1].PutLocal(indexStateName, []byte{indexFormat, indexOpen}))
 	b.start(1)
+	b.indexed()
 	if n := postingsOf(t, b.locals[1], id); n != before {
 		t.Fatalf("rebuilt index: %d postings of the message, want %d", n, before)
 	}

@@ -10,7 +10,7 @@ package node
 //	s/t/<H(room, kind, word)><event ID>   ""
 //
 // where H is HMAC-SHA256 under the index key, truncated to 16 bytes, kind
-// 'w' for a whole word and 'p' for a prefix of 3 to 6 runes of a longer
+// 'w' for a whole word and 'p' for a prefix of 3 or 5 runes of a longer
 // word. The room is part of what is hashed, so the same word in two rooms
 // gives unrelated keys. No word, no text and no count of words is stored;
 // the index key (random, 32 bytes) is kept sealed at rest under the
@@ -21,12 +21,13 @@ package node
 // deleted and blocked messages left out), so a stale posting (an old
 // version's words) is never shown.
 //
-// Upkeep: a message is indexed when it is accepted readable or decrypted
-// (late decryption included), its postings are deleted before its body and
-// plaintext are purged on redaction, and writes are gathered per engine
-// step into one store write batch. The index is rebuilt from the store at
-// open when it is missing, its format differs, or the node did not stop
-// cleanly (a write could have been lost).
+// Upkeep is the background indexer's (indexer.go): a message is indexed
+// when it is accepted readable or decrypted (late decryption included),
+// with a done mark (s/d/<id>) after its postings; a redaction's postings
+// are listed in a tombstone (s/r/<id>) before the body and plaintext are
+// purged, and deleted by the indexer. An index that is missing or of
+// another format is rebuilt at start; one that was not closed cleanly is
+// caught up (what has no done mark is indexed).
 
 import (
 	"bytes"
@@ -52,7 +53,9 @@ const (
 	// an index of another format is rebuilt.
 	// 2: prefixes of 3 and 5 runes only (1 had 3 to 6: 40 % more keys
 	// and MACs per word for the same answers after confirmation).
-	indexFormat   = 2
+	// 3: a done mark per indexed event (s/d/) and redaction tombstones
+	// (s/r/), for the background indexer (indexer.go).
+	indexFormat   = 3
 	indexHashLen  = 16
 	indexPrefixLo = 3  // runes: shorter last words are looked up whole
 	indexPrefixHi = 5  // runes: longer prefixes use their first 5 and are confirmed
@@ -72,7 +75,12 @@ var (
 	indexKeyName   = []byte("s/key")
 	indexStateName = []byte("s/state")
 	indexPostings  = []byte("s/t/")
+	indexDone      = []byte("s/d/") // s/d/<event ID>: the event's postings are on disk
+	indexTombs     = []byte("s/r/") // s/r/<event ID> -> its postings' hashes: delete them (a redaction)
 )
+
+func indexDoneKey(id crdt.EventID) []byte { return append(bytes.Clone(indexDone), id...) }
+func indexTombKey(id crdt.EventID) []byte { return append(bytes.Clone(indexTombs), id...) }
 
 // Index states under s/state, after the format byte.
 const (
@@ -100,17 +108,21 @@ func (s *MemLocal) WriteLocal(ws []crdt.LocalWrite) error {
 	return nil
 }
 
-// searchIndex is the blind inverted index; the engine goroutine owns it.
+// searchIndex is the blind inverted index. The indexer's goroutine owns
+// the one that writes (indexer.go); the engine's goroutine reads through
+// its own (reader), for queries and redaction tombstones.
 type searchIndex struct {
 	local   LocalStore
+	key     []byte // the index key (kept for reader)
 	mac     hash.Hash
 	pending []crdt.LocalWrite
 	broken  bool   // a write failed: rebuild at the next open
 	sealed  []byte // a new index key, sealed, to store with the first postings (nil once stored)
+	fresh   bool   // at open: missing or of another format (rebuilt), not only left open by a crash (caught up)
 }
 
 // openSearchIndex opens the index in local and reports whether it must be
-// rebuilt. A new index key is stored with the first postings, so a node
+// rebuilt (ix.fresh) or caught up (it was not closed cleanly). A new index key is stored with the first postings, so a node
 // that indexes nothing (a blind host) writes nothing.
 func openSearchIndex(local LocalStore, atRest cipher.AEAD, rnd io.Reader) (*searchIndex, bool, error) {
 	state, err := local.GetLocal(indexStateName)
@@ -122,14 +134,21 @@ func openSearchIndex(local LocalStore, atRest cipher.AEAD, rnd io.Reader) (*sear
 	if err != nil {
 		return nil, false, err
 	}
-	ix := &searchIndex{local: local, mac: hmac.New(sha256.New, key), sealed: sealed}
-	clear(key)
+	ix := &searchIndex{local: local, key: key, mac: hmac.New(sha256.New, key), sealed: sealed}
+	ix.fresh = len(state) == 0 || state[0] != indexFormat || sealed != nil
 	if sealed == nil {
 		if err := local.PutLocal(indexStateName, []byte{indexFormat, indexOpen}); err != nil {
 			return nil, false, fmt.Errorf("write search index state: %w", err)
 		}
 	}
 	return ix, rebuild, nil
+}
+
+// reader returns an index on the same store and key with its own MAC,
+// for another goroutine: it looks postings up and computes keys, and
+// writes nothing.
+func (ix *searchIndex) reader() *searchIndex {
+	return &searchIndex{local: ix.local, key: ix.key, mac: hmac.New(sha256.New, ix.key)}
 }
 
 // indexKey reads the sealed index key, or makes a new one and returns it
@@ -234,18 +253,39 @@ func (ix *searchIndex) postings(room crdt.RoomID, id crdt.EventID, text string, 
 	})
 }
 
-// add posts the words of event id's text.
+// add posts the words of event id's text, then its done mark (after
+// its postings, so a mark on disk means they are).
 func (ix *searchIndex) add(room crdt.RoomID, id crdt.EventID, text string) {
 	ix.postings(room, id, text, func(k []byte) {
 		ix.pending = append(ix.pending, crdt.LocalWrite{Key: k, Value: []byte{}})
 	})
+	ix.pending = append(ix.pending, crdt.LocalWrite{Key: indexDoneKey(id), Value: []byte{}})
+}
+
+// tombstone returns the hashes of the postings of event id's text (the
+// value of its tombstone: blind, like the postings' keys).
+func (ix *searchIndex) tombstone(room crdt.RoomID, id crdt.EventID, text string) []byte {
+	var hs []byte
+	ix.postings(room, id, text, func(k []byte) {
+		hs = append(hs, k[len(indexPostings):len(indexPostings)+indexHashLen]...)
+	})
+	return hs
+}
+
+// bury deletes the postings a tombstone lists, the event's done mark,
+// and then the tombstone.
+func (ix *searchIndex) bury(id crdt.EventID, hs []byte) {
+	for len(hs) >= indexHashLen {
+		k := append(append(bytes.Clone(indexPostings), hs[:indexHashLen]...), id...)
+		ix.pending = append(ix.pending, crdt.LocalWrite{Key: k, Delete: true})
+		hs = hs[indexHashLen:]
+	}
+	ix.pending = append(ix.pending, crdt.LocalWrite{Key: indexDoneKey(id), Delete: true}, crdt.LocalWrite{Key: indexTombKey(id), Delete: true})
 }
 
 // remove deletes the postings of event id's text.
 func (ix *searchIndex) remove(room crdt.RoomID, id crdt.EventID, text string) {
-	ix.postings(room, id, text, func(k []byte) {
-		ix.pending = append(ix.pending, crdt.LocalWrite{Key: k, Delete: true})
-	})
+	ix.bury(id, ix.tombstone(room, id, text))
 }
 
 // full reports whether enough writes are pending to flush now.
@@ -306,15 +346,18 @@ func (ix *searchIndex) close() error {
 	return ix.local.PutLocal(indexStateName, []byte{indexFormat, indexClosed})
 }
 
-// clearPostings deletes every posting (before a rebuild).
+// clearPostings deletes every posting, done mark and tombstone (before a
+// rebuild).
 func (ix *searchIndex) clearPostings() error {
 	var ws []crdt.LocalWrite
-	err := ix.local.ScanLocal(indexPostings, func(k, _ []byte) bool {
-		ws = append(ws, crdt.LocalWrite{Key: bytes.Clone(k), Delete: true})
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("scan search index: %w", err)
+	for _, p := range [][]byte{indexTombs, indexDone, indexPostings} {
+		err := ix.local.ScanLocal(p, func(k, _ []byte) bool {
+			ws = append(ws, crdt.LocalWrite{Key: bytes.Clone(k), Delete: true})
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("scan search index: %w", err)
+		}
 	}
 	ix.pending = append(ix.pending, ws...)
 	return ix.flush()
