@@ -161,8 +161,9 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer h.Network().StopNotify(notifee)
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for name, fn := range map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex} {
+	loops := map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex}
+	errs := make(chan error, len(loops)) // each loop sends at most once: none blocks
+	for name, fn := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
