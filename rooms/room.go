@@ -179,9 +179,12 @@ func (r *Room) ID() crdt.RoomID { return r.create.ID }
 func (r *Room) Len() int { return len(r.evs) }
 
 func (r *Room) userKey(u crdt.UserID) string {
+	if k, ok := sharedUserKey(u); ok {
+		return k
+	}
 	k, ok := r.userKeys[u]
 	if !ok {
-		k = shareKey(stateKey(TypeMember, u.String()))
+		k = stateKey(TypeMember, u.String())
 		r.userKeys[u] = k
 	}
 	return k

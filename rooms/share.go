@@ -2,6 +2,7 @@ package rooms
 
 import (
 	"hash/maphash"
+	"maps"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,8 +19,9 @@ import (
 // replaced by the live node with the same content if there is one: its
 // children are already shared, so equal content means equal pointers, and
 // equal nodes are found by a hash of the bitmap and the children's
-// addresses), decoded bodies are kept once per event, and state keys are
-// interned strings. Shared values are immutable and equal to what a Room
+// addresses), decoded bodies are kept once per event, state keys are
+// interned strings, and equal guards (the summary the gossip validator
+// reads) are kept once. Shared values are immutable and equal to what a Room
 // builds without sharing, so no Room computes anything different (a
 // property test compares both); they are held weakly and go when no Room
 // uses them. Sharing costs a hash and a lookup under a lock per node built,
@@ -36,9 +38,11 @@ func ShareBetweenRooms(on bool) { sharing.Store(on) }
 var shared struct {
 	mu     sync.Mutex
 	seed   maphash.Seed
-	nodes  map[uint64][]weak.Pointer[hnode] // guarded by mu
-	leaves map[leafKey]weak.Pointer[hleaf]  // guarded by mu
-	bodies map[bodyKey]weak.Pointer[parsed] // guarded by mu
+	nodes  map[uint64][]weak.Pointer[hnode]            // guarded by mu
+	leaves map[leafKey]weak.Pointer[hleaf]             // guarded by mu
+	bodies map[bodyKey]weak.Pointer[parsed]            // guarded by mu
+	guards map[weak.Pointer[hnode]]weak.Pointer[Guard] // by the state's root; guarded by mu
+	users  sync.Map                                    // crdt.UserID → member state key
 }
 
 type leafKey struct {
@@ -194,4 +198,56 @@ func shareKey(k string) string {
 		return k
 	}
 	return unique.Make(k).Value()
+}
+
+// shareGuard returns a live guard equal to g built from a state with the
+// same root, or g after recording it. Replicas number events in the order
+// they applied them, so an equal root does not prove an equal guard: the
+// contents are compared.
+func shareGuard(root *hnode, g *Guard) *Guard {
+	if !sharing.Load() {
+		return g
+	}
+	k := weak.Make(root)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.guards == nil {
+		shared.guards = map[weak.Pointer[hnode]]weak.Pointer[Guard]{}
+	}
+	if p, ok := shared.guards[k]; ok {
+		if old := p.Value(); old != nil && sameGuard(old, g) {
+			return old
+		}
+	}
+	shared.guards[k] = weak.Make(g)
+	runtime.AddCleanup(g, forgetGuard, k)
+	return g
+}
+
+func sameGuard(a, b *Guard) bool {
+	return a.Creator == b.Creator && a.Limit == b.Limit && a.Bytes == b.Bytes && a.Work == b.Work &&
+		maps.Equal(a.Members, b.Members) && maps.Equal(a.Removed, b.Removed) && maps.Equal(a.Exempt, b.Exempt)
+}
+
+func forgetGuard(k weak.Pointer[hnode]) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if p, ok := shared.guards[k]; ok && p.Value() == nil {
+		delete(shared.guards, k)
+	}
+}
+
+// sharedUserKey returns the member state key of u from a table of the
+// process (a few hundred bytes per user of any room, never dropped: a
+// simulation's users), and false when sharing is off.
+func sharedUserKey(u crdt.UserID) (string, bool) {
+	if !sharing.Load() {
+		return "", false
+	}
+	if k, ok := shared.users.Load(u); ok {
+		return k.(string), true
+	}
+	k := shareKey(stateKey(TypeMember, u.String()))
+	shared.users.Store(u, k)
+	return k, true
 }

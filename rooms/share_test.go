@@ -32,6 +32,9 @@ func TestSharingComputesTheSame(t *testing.T) {
 	if a.current().root != b.current().root {
 		t.Fatalf("seed %d: two replicas that applied the same events hold different snapshot roots", seed)
 	}
+	if ga, gb := a.Guard(), b.Guard(); ga != gb || !sameGuard(ga, w.room.Guard()) {
+		t.Fatalf("seed %d: the replicas' guards are not one shared guard equal to the unshared one", seed)
+	}
 	runtime.GC() // shared nodes whose first holder is gone must not be returned
 	for i, e := range w.events {
 		want, got := w.room.evs[w.room.ids[e.ID]], a.evs[a.ids[e.ID]]
