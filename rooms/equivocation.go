@@ -101,13 +101,13 @@ func (r *Room) registerSeq(x int32) (newFork bool) {
 	o := &r.ov
 	d := o.devs[e.Device]
 	if d == nil {
-		d = &devInfo{bySeq: map[uint64]int32{}, fork: math.MaxUint64}
+		d = &devInfo{fork: math.MaxUint64}
 		o.devs[e.Device] = d
 	}
 	d.events = append(d.events, x)
-	first, ok := d.bySeq[e.Seq]
+	first, ok := d.firstAt(e.Seq)
 	if !ok {
-		d.bySeq[e.Seq] = x
+		d.setFirst(e.Seq, x)
 		return false
 	}
 	f := &r.fk

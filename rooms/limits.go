@@ -207,7 +207,7 @@ func (r *Room) Guard() *Guard {
 			}
 		}
 	})
-	return g
+	return shareGuard(cur.root, g)
 }
 
 // limitsIn returns the room.limits body in a state (nil for none).

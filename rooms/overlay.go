@@ -193,9 +193,49 @@ type effRemoval struct {
 }
 
 type devInfo struct {
-	bySeq  map[uint64]int32 // first event seen per seq
+	bySeq  []int32          // first event seen per seq, by seq (-1: none)
+	far    map[uint64]int32 // first events of seqs beyond bySeq's end (nil until one)
 	events []int32          // causally valid events of the device
 	fork   uint64           // lowest forked seq; math.MaxUint64 if none
+}
+
+// A device's seqs are dense from 0 (each event's self parent has the seq
+// before it), so the first event per seq is a slice: a map per device was
+// a tenth of a large room's memory, most devices having one event.
+const farSeq = 1 << 16
+
+// firstAt returns the first event seen with seq.
+func (d *devInfo) firstAt(seq uint64) (int32, bool) {
+	if seq < uint64(len(d.bySeq)) {
+		x := d.bySeq[seq]
+		return x, x >= 0
+	}
+	x, ok := d.far[seq]
+	return x, ok
+}
+
+// setFirst records x as the first event seen with seq.
+func (d *devInfo) setFirst(seq uint64, x int32) {
+	if seq >= uint64(len(d.bySeq)) && seq < uint64(len(d.bySeq))+farSeq {
+		for s := uint64(len(d.bySeq)); s < seq; s++ {
+			y, ok := d.far[s]
+			if !ok {
+				y = -1
+			}
+			delete(d.far, s)
+			d.bySeq = append(d.bySeq, y)
+		}
+		d.bySeq = append(d.bySeq, x)
+		return
+	}
+	if seq < uint64(len(d.bySeq)) {
+		d.bySeq[seq] = x
+		return
+	}
+	if d.far == nil {
+		d.far = map[uint64]int32{}
+	}
+	d.far[seq] = x
 }
 
 // invalidAdd is an add (join, invite, device announcement) of an encrypted

@@ -3,6 +3,7 @@ package rooms
 import (
 	"cmp"
 	"container/heap"
+	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 )
@@ -60,23 +61,42 @@ func (r *Room) resolve(ps []*snap, view *forkView) *snap {
 	} else {
 		ids = append(ids, 0)
 	}
+	// The key is a digest of the IDs: a merge of thousands of heads (a join
+	// flood) would otherwise keep kilobytes per entry.
 	kb := make([]byte, 8*len(ids))
 	for i, id := range ids {
 		binary.LittleEndian.PutUint64(kb[8*i:], id)
 	}
-	key := string(kb)
+	key := sha256.Sum256(kb)
 	if s, ok := r.resCache[key]; ok {
 		return s
 	}
-	out := r.resolveUncached(uniq, view)
-	if len(r.resCache) > 1<<16 {
+	out, changed := r.resolveUncached(uniq, view)
+	r.resWeight += 1 + changed
+	if len(r.resCache) >= resCacheMax || r.resWeight > resCacheWeight {
+		// The cache and the snapshot IDs its keys name go together: the IDs
+		// map holds every snapshot it numbered, so clearing only the cache
+		// would keep them all. New IDs continue the sequence.
 		clear(r.resCache)
+		clear(r.snapIDs)
+		r.resWeight = 1 + changed
 	}
 	r.resCache[key] = out
 	return out
 }
 
-func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
+// The resolution cache is bounded in entries and in the keys its results
+// changed: each changed key is a path of new snapshot nodes (about a
+// kilobyte) that the result may share with no other snapshot. A join flood
+// of thousands of heads makes every merge change thousands of keys, and
+// an unbounded cache held gigabytes.
+const (
+	resCacheMax    = 1 << 14
+	resCacheWeight = 1 << 16
+)
+
+// resolveUncached also returns how many keys the result changed.
+func (r *Room) resolveUncached(ss []*snap, view *forkView) (*snap, int) {
 	base := ss[0]
 	// The distinct values of each key that may differ from base: a
 	// snapshot whose diff against base does not name a key holds base's
@@ -108,7 +128,7 @@ func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 		r.chainDiff(vals, inF)
 	}
 	if len(conflicted) == 0 {
-		return base
+		return base, 0
 	}
 	F := make([]int32, 0, len(inF))
 	for x := range inF {
@@ -175,7 +195,7 @@ func (r *Room) resolveUncached(ss []*snap, view *forkView) *snap {
 			out = out.del(k)
 		}
 	}
-	return out
+	return out, len(conflicted)
 }
 
 func mapKeys(m map[string]bool) func(func(string) bool) {

@@ -111,7 +111,8 @@ type Room struct {
 	cur              *snap
 	snapSeq          uint64
 	snapIDs          map[*snap]uint64
-	resCache         map[string]*snap
+	resCache         map[[32]byte]*snap
+	resWeight        int    // 1 per cached result plus the keys it changed (resolve.go)
 	resLookups       uint64 // key lookups state resolution made (tests check it stays near linear)
 
 	userKeys map[crdt.UserID]string // member state keys
@@ -150,7 +151,7 @@ func New(create *crdt.Event) (*Room, error) {
 		ids:        map[crdt.EventID]int32{},
 		heads:      map[int32]struct{}{},
 		snapIDs:    map[*snap]uint64{},
-		resCache:   map[string]*snap{},
+		resCache:   map[[32]byte]*snap{},
 		userKeys:   map[crdt.UserID]string{},
 		redactions: map[int32][]int32{},
 		redacted:   map[int32]bool{},
@@ -178,6 +179,9 @@ func (r *Room) ID() crdt.RoomID { return r.create.ID }
 func (r *Room) Len() int { return len(r.evs) }
 
 func (r *Room) userKey(u crdt.UserID) string {
+	if k, ok := sharedUserKey(u); ok {
+		return k
+	}
 	k, ok := r.userKeys[u]
 	if !ok {
 		k = stateKey(TypeMember, u.String())
@@ -300,7 +304,7 @@ func (r *Room) checkCausal(info *evInfo) string {
 func (r *Room) judge(idx int32, info *evInfo) {
 	e := info.ev
 	info.senderPL = r.levelIn(info.before, e.User)
-	p, err := parseIn(&r.cbody, e.Type, e.StateKey, e.Body)
+	p, err := shareBody(e, r.cbody.E2EE, func() (*parsed, error) { return parseIn(&r.cbody, e.Type, e.StateKey, e.Body) })
 	if err != nil {
 		info.reason = Reason(err)
 		return
@@ -311,7 +315,7 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		return
 	}
 	if e.StateKey != nil {
-		info.key = stateKey(e.Type, *e.StateKey)
+		info.key = shareKey(stateKey(e.Type, *e.StateKey))
 		info.pred = info.before.lookup(info.key)
 	}
 	info.powerRef = info.before.lookup(kPower)

@@ -117,7 +117,7 @@ func setNode(n *hnode, l hleaf, shift uint) (*hnode, bool) {
 		for i := len(c.bucket) - 1; i > 0 && c.bucket[i].key < c.bucket[i-1].key; i-- {
 			c.bucket[i], c.bucket[i-1] = c.bucket[i-1], c.bucket[i]
 		}
-		return c, added
+		return c, added // buckets (equal 60-bit hashes) are too rare to share
 	}
 	bit := uint32(1) << ((l.hash >> shift) & snapMask)
 	i := popcount(n.bitmap & (bit - 1))
@@ -125,9 +125,9 @@ func setNode(n *hnode, l hleaf, shift uint) (*hnode, bool) {
 	if n.bitmap&bit == 0 {
 		c.slots = make([]hslot, len(n.slots)+1)
 		copy(c.slots, n.slots[:i])
-		c.slots[i] = hslot{leaf: &l}
+		c.slots[i] = hslot{leaf: shareLeaf(&l)}
 		copy(c.slots[i+1:], n.slots[i:])
-		return c, true
+		return shareNode(c), true
 	}
 	c.slots = make([]hslot, len(n.slots))
 	copy(c.slots, n.slots)
@@ -135,16 +135,16 @@ func setNode(n *hnode, l hleaf, shift uint) (*hnode, bool) {
 	if sl.node != nil {
 		child, added := setNode(sl.node, l, shift+snapBits)
 		c.slots[i] = hslot{node: child}
-		return c, added
+		return shareNode(c), added
 	}
 	if sl.leaf.key == l.key {
-		c.slots[i] = hslot{leaf: &l}
-		return c, false
+		c.slots[i] = hslot{leaf: shareLeaf(&l)}
+		return shareNode(c), false
 	}
 	child, _ := setNode(&hnode{}, *sl.leaf, shift+snapBits)
 	child, _ = setNode(child, l, shift+snapBits)
 	c.slots[i] = hslot{node: child}
-	return c, true
+	return shareNode(c), true
 }
 
 func (s *snap) del(k string) *snap {
@@ -171,12 +171,12 @@ func delNode(n *hnode, k string, h uint64, shift uint) *hnode {
 		c := &hnode{bitmap: n.bitmap &^ bit, slots: make([]hslot, 0, len(n.slots)-1)}
 		c.slots = append(c.slots, n.slots[:i]...)
 		c.slots = append(c.slots, n.slots[i+1:]...)
-		return c
+		return shareNode(c)
 	}
 	c := &hnode{bitmap: n.bitmap, slots: make([]hslot, len(n.slots))}
 	copy(c.slots, n.slots)
 	c.slots[i] = hslot{node: delNode(sl.node, k, h, shift+snapBits)}
-	return c
+	return shareNode(c)
 }
 
 // each calls fn for every entry (in no particular order).

@@ -432,6 +432,9 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	}
 	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx, spamLast: map[int]*crdt.Event{}}
 	s.col = newCollector(s.plan)
+	// Replicas in one process share the room state they have in common
+	// (rooms/share.go); it stays on for the process (it changes no result).
+	rooms.ShareBetweenRooms(true)
 	wall := time.Now()
 	var runErr, bubbleErr error
 	body := func() { runErr = s.run() }
