@@ -399,9 +399,8 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.ok("the panel is closed", `document.querySelector('.panel') === null`)
 	kb.expectFocus("searchbox", "Search messages", false)
 
-	// The found message's flash ends by the clock (a class a timer took
-	// off stayed on when the timer was late, as in the phone screenshots
-	// below).
+	// The found message's flash ends (the phone screenshots below caught
+	// it still on when they were taken within it).
 	kb.ok("the flash is over", `document.querySelector('.flash') === null && document.getAnimations().every((a) => a.playState !== 'running')`)
 
 	// At phone width the focus still shows (the rings are not clipped away).

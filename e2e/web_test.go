@@ -475,6 +475,10 @@ func webMessengerFlow(t *testing.T, a, b *daemon, alice, bob *browser, name stri
 	alice.ok("Alice sees Bob's read receipt", `[...document.querySelectorAll('.seen')].some(s => s.textContent.includes('Bob'))`)
 
 	if encrypted {
+		// The screenshots show the room at rest: the search hit's 2-s flash is over.
+		for _, br := range []*browser{alice, bob} {
+			br.ok("the flash is over", `document.getAnimations().every((a) => a.playState !== 'running')`)
+		}
 		alice.screenshot("web-room-alice")
 		bob.screenshot("web-room-bob")
 		alice.role("button", "Room settings", false).click()
