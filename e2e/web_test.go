@@ -621,14 +621,14 @@ func TestWebLargeRoom(t *testing.T) {
 		// "Without stalls": no task of the page's main thread takes more
 		// than stallCPU of CPU time (the timeline that kept every page it
 		// loaded took seconds a page here), and, where the machine is not
-		// overloaded (a load average of at most 4 a core, as on a busy CI
+		// overloaded (a load average of at most 3 a core, as on a busy CI
 		// runner), no frame is held up and no task runs for more than
 		// stallMS of wall time. Above that load, wall time measures the
 		// other processes, and only the CPU bound holds.
 		if cpuMax > stallCPU {
 			t.Errorf("%s stalled: a main-thread task took %.0f ms of CPU (want under %d ms)", what, cpuMax, stallCPU)
 		}
-		if load <= 4*float64(runtime.NumCPU()) && (sc.P99 > stallMS || sc.LongMax > stallMS) {
+		if load <= 3*float64(runtime.NumCPU()) && (sc.P99 > stallMS || sc.LongMax > stallMS) {
 			t.Errorf("%s stalled: p99 frame gap %.0f ms, longest task %.0f ms (want both under %d ms)", what, sc.P99, sc.LongMax, stallMS)
 		}
 		if sc.DOM > 400 {
@@ -637,12 +637,16 @@ func TestWebLargeRoom(t *testing.T) {
 	}
 	run("scrolling back", -1, back)
 	run("scrolling down again", 1, back/2)
-	// Far from the end, "Jump to latest" brings the latest messages.
+	// Far from the end, a new message is not drawn but counted on "Jump
+	// to latest", which brings the latest messages.
 	b.ok("the jump button shows", `(() => { const j = document.querySelector('button.jump'); return j && !j.hidden; })()`)
+	a.must(nil, "send", rr.Room, "a fresh message")
+	b.ok("the jump button counts it", `document.querySelector('button.jump').getAttribute('aria-label') === 'Jump to latest, 1 new message'`)
+	b.ok("it is not drawn", `![...document.querySelectorAll('[role=log] article')].some((a) => a.textContent.includes('a fresh message'))`)
 	b.screenshot("web-large-room-back")
 	b.eval(`document.querySelector('button.jump').click()`, nil)
-	b.ok("the latest message shows", fmt.Sprintf(`(() => { const a = [...document.querySelectorAll('[role=log] article')];
-		return a.length > 0 && a.length <= 400 && a[a.length - 1].textContent.includes('message %d of') && document.querySelector('button.jump').hidden; })()`, n-1))
+	b.ok("the latest messages show", `(() => { const a = [...document.querySelectorAll('[role=log] article')];
+		return a.length > 0 && a.length <= 400 && a[a.length - 1].textContent.includes('a fresh message') && document.querySelector('button.jump').hidden; })()`)
 	var fetchMS []float64
 	b.eval(`performance.getEntriesByType('resource').filter(e => e.name.endsWith('/v1/history')).slice(-10).map(e => Math.round(e.duration))`, &fetchMS)
 	t.Logf("the last 10 history requests, ms each: %v", fetchMS)

@@ -571,17 +571,27 @@ async function resyncTimeline() {
   for (const e of evs) upsert(e);
 }
 
+// pageIn fetches the page req next to the window; it returns the entries
+// new to the window, the page as the node sent it, and the anchor of the
+// view, or null.
+async function pageIn(tl, req) {
+  let res;
+  try {
+    res = await fetchPage(tl, { limit: PAGE, ...req });
+  } catch (e) {
+    toast(e.message);
+    return null;
+  }
+  if (!res) return null;
+  return { evs: take(tl, res).filter((e) => !tl.byId.has(e.id)), raw: res.events || [], a: anchor() };
+}
+
 async function loadOlder() {
   const tl = S.tl;
   if (!tl || tl.start || tl.loading || !tl.lo) return;
-  let res;
-  try {
-    res = await fetchPage(tl, { limit: PAGE, before: tl.lo.id });
-  } catch (e) { return toast(e.message); }
-  if (!res) return;
-  const older = take(tl, res).filter((e) => !tl.byId.has(e.id));
-  const a = anchor();
-  const raw = res.events || [];
+  const p = await pageIn(tl, { before: tl.lo.id });
+  if (!p) return;
+  const { evs: older, raw, a } = p;
   tl.start = raw.length < PAGE;
   if (raw.length) tl.lo = raw[0];
   const first = tl.events[0];
@@ -597,14 +607,9 @@ async function loadOlder() {
 async function loadNewer() {
   const tl = S.tl;
   if (!tl || tl.end || tl.loading || !tl.hi) return;
-  let res;
-  try {
-    res = await fetchPage(tl, { limit: PAGE, after: tl.hi.id });
-  } catch (e) { return toast(e.message); }
-  if (!res) return;
-  const newer = take(tl, res).filter((e) => !tl.byId.has(e.id));
-  const a = anchor();
-  const raw = res.events || [];
+  const p = await pageIn(tl, { after: tl.hi.id });
+  if (!p) return;
+  const { evs: newer, raw, a } = p;
   const end = raw.length < PAGE;
   if (raw.length) tl.hi = raw[raw.length - 1];
   let prev = tl.events[tl.events.length - 1];
@@ -783,7 +788,7 @@ function upsert(ev) {
   const mine = ev.sender === S.me.user;
   if (i === tl.events.length && !tl.end) {
     if (tl.later.length < WINDOW) tl.later.push(ev);
-    if (mine) return loadLatest(); // what this user just sent: show it
+    if (mine && Date.now() - (ui.sentAt || 0) < 60e3) return loadLatest(); // what this tab just sent: show it
     if (ev.type === 'message') tl.fresh++;
     return updateJump();
   }
@@ -1263,6 +1268,7 @@ async function sendText() {
   renderReplyBar();
   typingSent = 0;
   try {
+    ui.sentAt = Date.now();
     await call('send', req);
     call('typing', { room: req.room, on: false }).catch(() => {});
   } catch (e) {
@@ -1275,6 +1281,7 @@ async function sendFiles(files) {
   for (const f of files) {
     setStatus(`Sending ${f.name}…`);
     try {
+      ui.sentAt = Date.now();
       await upload(S.current, f);
     } catch (e) { toast(`${f.name}: ${e.message}`); }
   }
