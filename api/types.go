@@ -202,6 +202,12 @@ type HistoryReq struct {
 	Room   string `json:"room"`
 	Limit  int    `json:"limit,omitempty"`
 	Before string `json:"before,omitempty"`
+	// After lists the oldest Limit entries after this event instead;
+	// Around, Limit entries around this event: it (when listed) and the
+	// newer half, then the older half (more of one side where the other
+	// runs out). Before, After and Around exclude each other and Thread.
+	After  string `json:"after,omitempty"`
+	Around string `json:"around,omitempty"`
 	Thread string `json:"thread,omitempty"` // only the thread whose root is this event
 	// Versions lists the original of this message and its edits instead
 	// (node/content.go); it excludes Thread, Limit and Before.

@@ -28,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
 )
 
@@ -501,3 +502,80 @@ func (b *browser) checkClean(base string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// mainThreadTasks runs fn with a Chrome trace on and returns the CPU time,
+// in ms, of each task the renderer's main thread ran meanwhile (RunTask
+// events, their thread time "tdur": script, style, layout and paint of
+// the page). CPU time, unlike wall time, does not stretch when other
+// processes hold the machine's cores.
+func (b *browser) mainThreadTasks(fn func()) []float64 {
+	b.t.Helper()
+	var mu sync.Mutex
+	var raw [][]byte
+	done := make(chan struct{})
+	var once sync.Once
+	lctx, stop := context.WithCancel(b.ctx)
+	defer stop()
+	chromedp.Listen(lctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *tracing.EventDataCollected:
+			mu.Lock()
+			for _, v := range ev.Value {
+				raw = append(raw, append([]byte(nil), v...))
+			}
+			mu.Unlock()
+		case *tracing.EventTracingComplete:
+			once.Do(func() { close(done) })
+		}
+	})
+	b.cdp("start tracing", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, tracing.Start, tracing.StartParams{TraceConfig: &tracing.TraceConfig{
+			IncludedCategories: []string{"toplevel", "disabled-by-default-devtools.timeline"}}})
+		return err
+	})
+	fn()
+	b.cdp("end tracing", func(ctx context.Context) error {
+		if _, err := chromedp.Call(ctx, tracing.End, cdp.Empty{}); err != nil {
+			return err
+		}
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	type event struct {
+		Name string  `json:"name"`
+		Ph   string  `json:"ph"`
+		TDur float64 `json:"tdur"`
+		Pid  int     `json:"pid"`
+		Tid  int     `json:"tid"`
+		Args struct {
+			Name string `json:"name"`
+		} `json:"args"`
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var evs []event
+	main := map[[2]int]bool{}
+	for _, r := range raw {
+		var e event
+		if json.Unmarshal(r, &e) != nil {
+			continue
+		}
+		if e.Name == "thread_name" && e.Args.Name == "CrRendererMain" {
+			main[[2]int{e.Pid, e.Tid}] = true
+		}
+		if e.Name == "RunTask" && e.Ph == "X" {
+			evs = append(evs, e)
+		}
+	}
+	var out []float64
+	for _, e := range evs {
+		if main[[2]int{e.Pid, e.Tid}] {
+			out = append(out, e.TDur/1000)
+		}
+	}
+	return out
+}

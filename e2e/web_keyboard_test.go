@@ -399,6 +399,10 @@ func TestWebKeyboardOnly(t *testing.T) {
 	kb.ok("the panel is closed", `document.querySelector('.panel') === null`)
 	kb.expectFocus("searchbox", "Search messages", false)
 
+	// The found message's flash ends (the phone screenshots below caught
+	// it still on when they were taken within it).
+	kb.ok("the flash is over", `document.querySelector('.flash') === null && document.getAnimations().every((a) => a.playState !== 'running')`)
+
 	// At phone width the focus still shows (the rings are not clipped away).
 	kb.cdp("phone width", func(ctx context.Context) error {
 		_, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 390, Height: 800, DeviceScaleFactor: 2, Mobile: true})

@@ -373,13 +373,21 @@ func userStrings(us []crdt.UserID) []string {
 
 // history lists the projected timeline: one entry per message (edits,
 // reactions and receipts fold into it), other events as they are; then
-// --before and --limit cut it.
+// --before, --after or --around and --limit cut it: the newest Limit
+// entries (before the event Before), the oldest Limit after the event
+// After, or Limit entries around the event Around (it and the newer half,
+// the older half before it). Each page is read by a binary search and a
+// walk of the entries it returns, so any page of a large room costs the
+// same (the web app's windowed timeline, docs/web.md).
 func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req api.HistoryReq) ([]api.TimelineEvent, error) {
 	tl := e.timelineOf(room, rc)
 	if req.Versions != "" {
 		return e.versions(room, rc, tl, req)
 	}
 	if req.Thread != "" {
+		if req.After != "" || req.Around != "" {
+			return nil, errorf(api.KindInvalid, "after and around page the room's timeline, not a thread")
+		}
 		root, err := crdt.ParseID(req.Thread)
 		if err != nil {
 			return nil, errorf(api.KindInvalid, "%q is not an event ID", req.Thread)
@@ -393,47 +401,116 @@ func (e *Engine) history(room crdt.RoomID, rc *roomCtl, req api.HistoryReq) ([]a
 		}
 		return cut(out, req, rc)
 	}
+	if req.After != "" && req.Around != "" || (req.After != "" || req.Around != "") && req.Before != "" {
+		return nil, errorf(api.KindInvalid, "before, after and around exclude each other")
+	}
+	out := []api.TimelineEvent{}
+	// entry appends the listed event i to *to, unless it is not shown.
+	entry := func(i int, to *[]api.TimelineEvent) error {
+		l := tl.list[i]
+		switch l.kind {
+		case listHidden:
+			return nil
+		case listMessage:
+			if m, ok := tl.proj.Message(l.pos.ID); ok { // else an edit, reaction or ignored item
+				*to = append(*to, messageEvent(&m, true))
+			}
+			return nil
+		}
+		s, err := e.store.Get(l.pos.ID)
+		if err != nil {
+			return fmt.Errorf("read event %s: %w", l.pos.ID, err)
+		}
+		if !req.Quiet || !keyEvent(s.Event.Type) {
+			*to = append(*to, e.timelineEvent(rc, s.Event))
+		}
+		return nil
+	}
+	// newer reads forward from index i, oldest first, until out holds n
+	// (all with n <= 0); it returns where it stopped.
+	newer := func(i, n int) (int, error) {
+		for ; i < len(tl.list) && (n <= 0 || len(out) < n); i++ {
+			if err := entry(i, &out); err != nil {
+				return i, err
+			}
+		}
+		return i, nil
+	}
+	// older reads backward from index i (exclusive), at most n (all with
+	// n < 0), and returns them oldest first.
+	older := func(i, n int) ([]api.TimelineEvent, error) {
+		var back []api.TimelineEvent
+		for i--; i >= 0 && (n < 0 || len(back) < n); i-- {
+			if err := entry(i, &back); err != nil {
+				return nil, err
+			}
+		}
+		slices.Reverse(back)
+		return back, nil
+	}
+	if req.After != "" || req.Around != "" {
+		id := req.After + req.Around
+		at, err := posOf(id, rc)
+		if err != nil {
+			return nil, err
+		}
+		i, found := tl.find(*at)
+		if req.After != "" {
+			if found {
+				i++
+			}
+			if _, err := newer(i, req.Limit); err != nil {
+				return nil, err
+			}
+			return out, nil
+		}
+		// Around: the event and the newer half first, then the older
+		// ones, then newer again where the older ones ran out.
+		j, err := newer(i, (req.Limit+1)/2)
+		if err != nil {
+			return nil, err
+		}
+		rest := -1 // all
+		if req.Limit > 0 {
+			rest = req.Limit - len(out)
+		}
+		back, err := older(i, rest)
+		if err != nil {
+			return nil, err
+		}
+		if req.Limit > 0 && len(back)+len(out) < req.Limit {
+			if _, err := newer(j, req.Limit-len(back)); err != nil {
+				return nil, err
+			}
+		}
+		return append(back, out...), nil
+	}
 	// Newest first, so that --limit reads only what it returns.
 	at, err := beforePos(req, rc)
 	if err != nil {
 		return nil, err
 	}
-	out := []api.TimelineEvent{}
-	for i := len(tl.list) - 1; i >= 0 && (req.Limit <= 0 || len(out) < req.Limit); i-- {
-		l := tl.list[i]
-		if at != nil && l.pos.Compare(*at) >= 0 {
-			continue
-		}
-		switch l.kind {
-		case listHidden:
-			continue
-		case listMessage:
-			m, ok := tl.proj.Message(l.pos.ID)
-			if !ok {
-				continue // an edit, reaction or ignored item
-			}
-			out = append(out, messageEvent(&m, true))
-			continue
-		}
-		s, err := e.store.Get(l.pos.ID)
-		if err != nil {
-			return nil, fmt.Errorf("read event %s: %w", l.pos.ID, err)
-		}
-		if req.Quiet && keyEvent(s.Event.Type) {
-			continue
-		}
-		out = append(out, e.timelineEvent(rc, s.Event))
+	hi := len(tl.list)
+	if at != nil {
+		hi, _ = tl.find(*at)
 	}
-	slices.Reverse(out)
-	return out, nil
+	lim := req.Limit
+	if lim <= 0 {
+		lim = -1 // all
+	}
+	back, err := older(hi, lim)
+	if back == nil {
+		back = out
+	}
+	return back, err
 }
 
 // versions lists the original of the message req.Versions and its edits
 // in position order (the last one is shown), each as an entry of its own
 // event; an edit names the original in Replaces.
 func (e *Engine) versions(room crdt.RoomID, rc *roomCtl, tl *roomTimeline, req api.HistoryReq) ([]api.TimelineEvent, error) {
-	if req.Thread != "" || req.Before != "" || req.Limit > 0 {
-		return nil, errorf(api.KindInvalid, "versions lists one message: it goes without thread, before or limit")
+	if req.Thread != "" || req.Before != "" || req.After != "" || req.Around != "" || req.Limit > 0 {
+		return nil, errorf(api.KindInvalid, "versions lists one message: it goes without thread, before, after, around or limit")
 	}
 	id, err := crdt.ParseID(req.Versions)
 	if err != nil {
@@ -472,13 +549,18 @@ func beforePos(req api.HistoryReq, rc *roomCtl) (*timeline.Position, error) {
 	if req.Before == "" {
 		return nil, nil
 	}
-	b, err := crdt.ParseID(req.Before)
+	return posOf(req.Before, rc)
+}
+
+// posOf is the timeline position of the event s names.
+func posOf(s string, rc *roomCtl) (*timeline.Position, error) {
+	b, err := crdt.ParseID(s)
 	if err != nil {
-		return nil, errorf(api.KindInvalid, "%q is not an event ID", req.Before)
+		return nil, errorf(api.KindInvalid, "%q is not an event ID", s)
 	}
 	d, ok := rc.log.Depth(b)
 	if !ok {
-		return nil, errorf(api.KindNotFound, "unknown event %s", req.Before)
+		return nil, errorf(api.KindNotFound, "unknown event %s", s)
 	}
 	return &timeline.Position{Depth: d, ID: b}, nil
 }

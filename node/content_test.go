@@ -142,6 +142,83 @@ func contentConverges(t *testing.T, enc bool, seed uint64) {
 	}
 }
 
+// TestHistoryPages: before, after and around cut the same list the whole
+// history is, wherever the page falls (the web app's windowed timeline
+// pages both ways and jumps to a message with them); two users write
+// concurrently, so that several events share a depth.
+func TestHistoryPages(t *testing.T) {
+	b := newBus(t, 3, 2)
+	room, _ := b.contentRoom(false)
+	for i := range 20 {
+		b.send(0, room, fmt.Sprintf("a%d", i))
+		b.send(1, room, fmt.Sprintf("b%d", i))
+		if i%3 == 0 {
+			b.drain()
+		}
+	}
+	b.drain()
+	page := func(req api.HistoryReq) []string {
+		t.Helper()
+		req.Room = room
+		h, err := b.engines[1].History(b.ctx, req)
+		b.ok(err)
+		ids := []string{}
+		for _, ev := range h.Events {
+			ids = append(ids, ev.ID)
+		}
+		return ids
+	}
+	all := page(api.HistoryReq{})
+	if len(all) < 40 {
+		t.Fatalf("history lists %d entries, want 40 messages and more", len(all))
+	}
+	n := len(all)
+	for _, lim := range []int{0, 1, 2, 7, 50} {
+		for k, id := range all {
+			span := func(lo, hi int) []string {
+				lo, hi = max(lo, 0), min(hi, n)
+				return all[lo:hi]
+			}
+			want := span(k+1, k+1+lim)
+			if lim == 0 {
+				want = span(k+1, n)
+			}
+			if got := page(api.HistoryReq{After: id, Limit: lim}); !slices.Equal(got, want) {
+				t.Fatalf("after %d limit %d: %v, want %v", k, lim, got, want)
+			}
+			want = span(k-lim, k)
+			if lim == 0 {
+				want = span(0, k)
+			}
+			if got := page(api.HistoryReq{Before: id, Limit: lim}); !slices.Equal(got, want) {
+				t.Fatalf("before %d limit %d: %v, want %v", k, lim, got, want)
+			}
+			// Around: the newer half from the event on, the older half, and
+			// the page filled from one side where the other runs out.
+			lo, hi := k-lim/2, k+(lim+1)/2
+			if lo < 0 {
+				hi -= lo
+			}
+			if hi > n {
+				lo -= hi - n
+			}
+			want = span(lo, hi)
+			if lim == 0 {
+				want = all
+			}
+			if got := page(api.HistoryReq{Around: id, Limit: lim}); !slices.Equal(got, want) {
+				t.Fatalf("around %d limit %d: %v, want %v", k, lim, got, want)
+			}
+		}
+	}
+	for _, bad := range []api.HistoryReq{{Before: all[3], After: all[1]}, {After: all[1], Around: all[2]}, {Around: all[2], Before: all[4]}, {Thread: all[5], After: all[1]}, {After: "zzz"}} {
+		bad.Room = room
+		if _, err := b.engines[1].History(b.ctx, bad); err == nil {
+			t.Fatalf("history %+v: no error", bad)
+		}
+	}
+}
+
 // Markdown arrives rendered and sanitized, with a plain body; a plain
 // old-style body (rooms.MessageBody) still reads, and can be answered.
 func TestContentMarkdownAndLegacy(t *testing.T) {

@@ -78,7 +78,7 @@ var commands = []*command{
 	{"call", "ROOM [--video] [--send FILE]... [--record DIR]", "the daemon joins the room's call (or starts one, ringing the members), sends FILE (Ogg Opus or WAV; silence without) and records the others; in a video call (`--video`, or an `.ivf` FILE) it also sends video: a VP8 `.ivf` FILE given with a second `--send`, or a test pattern (colour bars, 320×240 at 15 fps)", runCall},
 	{"call hangup", "ROOM", "the daemon leaves the room's call", runCallHangup},
 	{"calls", "ROOM", "running calls of a room and who is in them", runCalls},
-	{"history", "ROOM [--limit N] [--before EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference", runHistory},
+	{"history", "ROOM [--limit N] [--before EVENT | --after EVENT | --around EVENT] [--thread ROOT] [--versions EVENT] [--all]", "the visible timeline, oldest first, each line with the event's short reference; --limit N: the newest N (before EVENT), the oldest N after EVENT, or N around EVENT (it and the newer half, then the older half)", runHistory},
 	{"search", "[ROOM] QUERY [--limit N]", "find messages by every word of QUERY, newest first, in ROOM or in every joined room (what this node can read)", runSearch},
 	{"redact", "ROOM EVENT [--reason R]", "delete a message (your own, or any as a moderator) on every node", runRedact},
 	{"watch", "[ROOM]", "stream new events as they arrive (one JSON object per line with --json)", runWatch},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -83,6 +84,8 @@ func runHistory(c *cli, args []string) error {
 	fs := c.flags()
 	limit := fs.Int("limit", 0, "show at most the newest `N` events (0: the daemon's default)")
 	before := fs.String("before", "", "only events before `EVENT`")
+	after := fs.String("after", "", "only events after `EVENT` (with --limit: the oldest N of them)")
+	around := fs.String("around", "", "`EVENT` and the events around it (with --limit: N in all, half of them older)")
 	thread := fs.String("thread", "", "only the thread whose root is the message `ROOT`")
 	versions := fs.String("versions", "", "the original and every edit of the message `EVENT`")
 	all := fs.Bool("all", false, "also list the key-management events (device, rotate, keyfwd)")
@@ -97,18 +100,21 @@ func runHistory(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, ev := range []*string{before, thread, versions} {
+	for _, ev := range []*string{before, after, around, thread, versions} {
 		if *ev != "" {
 			if *ev, err = c.event(room, *ev); err != nil {
 				return err
 			}
 		}
 	}
-	if *versions != "" && (*before != "" || *thread != "" || *limit != 0) {
-		return c.usagef("--versions lists one message: it goes without --limit, --before and --thread")
+	if *versions != "" && (*before != "" || *after != "" || *around != "" || *thread != "" || *limit != 0) {
+		return c.usagef("--versions lists one message: it goes without --limit, --before, --after, --around and --thread")
+	}
+	if n := len(slices.DeleteFunc([]string{*before, *after, *around}, func(s string) bool { return s == "" })); n > 1 {
+		return c.usagef("--before, --after and --around exclude each other")
 	}
 	var r api.HistoryResp
-	return call(c, api.EpHistory, api.HistoryReq{Room: room, Limit: *limit, Before: *before, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
+	return call(c, api.EpHistory, api.HistoryReq{Room: room, Limit: *limit, Before: *before, After: *after, Around: *around, Thread: *thread, Versions: *versions, Quiet: !c.json && !*all}, &r, func(w io.Writer) {
 		if len(r.Events) == 0 {
 			fmt.Fprintln(w, "no events")
 			return

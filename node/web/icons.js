@@ -32,6 +32,7 @@ export const PATHS = {
   sliders: 'M4 6h10M18 6h2M4 12h4M12 12h8M4 18h12M20 18h0M14 4v4M8 10v4M16 16v4',
   file: 'M14 3H6v18h12V7zM14 3v4h4',
   download: 'M12 4v11M7 10l5 5 5-5M5 20h14',
+  down: 'M12 5v14M6 13l6 6 6-6',
 };
 
 // icon returns an inline SVG, hidden from assistive technology: the
