@@ -460,6 +460,17 @@ type importChain struct {
 	evs    []*crdt.Event // signed (sign)
 	err    error
 	copied bool // key is detach's copy
+	// decoded is each body as the timeline reads it (checkedContent),
+	// decoded by sign so that the engine goroutine does not decode what
+	// the importer just encoded.
+	decoded []handedContent
+}
+
+// handedContent is a message's readable content handed to the timeline
+// (Engine.handed, contentDecoded).
+type handedContent struct {
+	b []byte
+	c *mimi.Content
 }
 
 // startChain drafts the chain of bodies on the room's current events.
@@ -509,6 +520,22 @@ func (c *importChain) sign(ident *crdt.Identity) {
 	if c.copied {
 		c.key.Destroy()
 	}
+	if c.err == nil {
+		c.decoded = make([]handedContent, len(c.evs))
+		for i, ev := range c.evs {
+			b, mc := checkedContent(c.first.Room, ev, c.bodies[i])
+			c.decoded[i] = handedContent{b, mc}
+		}
+	}
+}
+
+// openSealed opens a sealed event's body, or returns its plaintext when
+// this node has it already (it sealed the event: authorBatch, commit).
+func (e *Engine) openSealed(k *e2ee.EpochKey, h e2ee.Header, ev *crdt.Event) ([]byte, error) {
+	if pt, ok := e.kr.unwritten[ev.ID]; ok {
+		return pt, nil
+	}
+	return k.Open(h, ev.Body)
 }
 
 func signChain(ident *crdt.Identity, first crdt.Draft, key *e2ee.EpochKey, rand io.Reader, bodies [][]byte) ([]*crdt.Event, error) {
@@ -569,11 +596,12 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, c *importChain) erro
 	if err != nil {
 		return err
 	}
-	evs := c.evs
+	evs, decoded := c.evs, c.decoded
 	if !c.continues(now) {
 		if evs, err = signChain(e.ident, now.first, now.key, e.kr.rand, c.bodies); err != nil {
 			return err
 		}
+		decoded = nil
 	}
 	// The batch's watch items are held with its proposal and flushed by
 	// its advance, after the commit (engine.go).
@@ -583,11 +611,26 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, c *importChain) erro
 	if err != nil {
 		return err
 	}
-	for _, ev := range evs {
+	clear(e.handed) // what the timeline did not read of the batch before
+	for i, ev := range evs {
 		if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
 			return fmt.Errorf("own event %s was not accepted", ev.ID)
 		}
 		e.out.Publish = append(e.out.Publish, Published{room, ev})
+		// What advance would decrypt and decode, it is handed (the
+		// plaintext is dropped again if the commit fails: rejectLocal).
+		if rc.room.Encrypted() {
+			if e.kr.unwritten == nil {
+				e.kr.unwritten = map[crdt.EventID][]byte{}
+			}
+			e.kr.unwritten[ev.ID] = c.bodies[i]
+		}
+		if decoded != nil {
+			if e.handed == nil {
+				e.handed = map[crdt.EventID]handedContent{}
+			}
+			e.handed[ev.ID] = decoded[i]
+		}
 	}
 	return nil
 }
