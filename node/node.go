@@ -80,9 +80,10 @@ type Node struct {
 	rdv      atomic.Pointer[rendezvous] // set when the DHT runs
 	callNet  *callNet                   // STUN, TURN (turn_node.go)
 
-	callPeers  *callPeers    // the daemon's own call peers (calls_peer.go), set by registerCalls
-	progress   progressTable // running operations a client follows (progress.go)
-	importStep func(k int)   // test hook: runs after step k of a chat import, before the next (import.go)
+	callPeers *callPeers    // the daemon's own call peers (calls_peer.go), set by registerCalls
+	progress  progressTable // running operations a client follows (progress.go)
+
+	importStep func(k int) // test hook: runs after step k of a chat import, before the next (import.go)
 
 	ready  chan struct{}
 	banner Banner
