@@ -17,8 +17,8 @@ type ProgressReq struct {
 }
 
 // ProgressResp answers EpProgress: Done of Total units (messages for a
-// chat import, events for an archive's export or import, octets for a
-// media get); Total is 0 while it is not known yet.
+// chat import or a readable export, events for an archive's export or
+// import, octets for a media get); Total is 0 while it is not known yet.
 type ProgressResp struct {
 	Done  int64 `json:"done"`
 	Total int64 `json:"total"`
@@ -87,6 +87,9 @@ type ExportReadableReq struct {
 	Room   string `json:"room"`
 	Format string `json:"format"`
 	Out    string `json:"out"`
+	// Progress, when set, names this export for EpProgress while it runs
+	// (messages written of the room's readable messages).
+	Progress string `json:"progress,omitempty"`
 }
 
 // ExportReadableResp answers EpExportReadable.

@@ -113,6 +113,10 @@ func (e *Engine) contentOf(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byt
 // contentDecoded is contentOf, with the content decoded when it was (nil
 // for legacy and bad content).
 func (e *Engine) contentDecoded(room crdt.RoomID, rc *roomCtl, ev *crdt.Event) ([]byte, *mimi.Content, bool) {
+	if h, ok := e.handed[ev.ID]; ok { // built by the importer (import.go)
+		delete(e.handed, ev.ID)
+		return h.b, h.c, true
+	}
 	body, ok := e.plainBody(rc, ev)
 	if !ok {
 		return nil, nil, false

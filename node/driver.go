@@ -292,6 +292,24 @@ func (e *Engine) writeAhead() error {
 // writePlain writes decrypted plaintext after the commits of the events
 // it belongs to; what fails is decrypted again later (plainFailed).
 func (e *Engine) writePlain(ws []PlainWrite) {
+	if b, ok := e.kr.local.(interface {
+		WriteLocal([]crdt.LocalWrite) error
+	}); ok && len(ws) > 1 {
+		// Many at once (a bulk import's batch): one write batch, and one
+		// by one only when it fails, to find which.
+		lws := make([]crdt.LocalWrite, 0, len(ws))
+		for _, w := range ws {
+			if pt, ok := e.kr.unwritten[w.Event]; ok {
+				lws = append(lws, crdt.LocalWrite{Key: plainKey(w.Event), Value: pt})
+			}
+		}
+		if b.WriteLocal(lws) == nil {
+			for _, w := range ws {
+				delete(e.kr.unwritten, w.Event)
+			}
+			return
+		}
+	}
 	for _, w := range ws {
 		pt, ok := e.kr.unwritten[w.Event]
 		if !ok {

@@ -80,6 +80,7 @@ type Engine struct {
 	onReady  func(*Ready)                                   // test hook: sees each Ready before the driver performs its effects
 	onWrite  func(what string, room crdt.RoomID, err error) // test hook: sees each write ahead ("prefs", "keep")
 	noTimers bool                                           // test hook: the driver schedules no timers (the test fires them)
+	handed   map[crdt.EventID]handedContent                 // content a chat import built and decoded off the engine goroutine, read once by the timeline (import.go)
 }
 
 type keysRedo struct {

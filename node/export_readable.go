@@ -51,6 +51,16 @@ type readableMsg struct {
 
 // exportReadable is the API method export/readable.
 func (n *Node) exportReadable(ctx context.Context, req api.ExportReadableReq) (api.ExportReadableResp, error) {
+	p, done := n.progress.start(req.Progress)
+	defer done()
+	return n.exportReadableCounted(ctx, req, p)
+}
+
+// exportReadableCounted is exportReadable, counting in prog (nil: not
+// counted) the room's readable messages done: each once it is read (with
+// its file decrypted beside the HTML page, the slow part), before the
+// page or file is written.
+func (n *Node) exportReadableCounted(ctx context.Context, req api.ExportReadableReq, prog *progress) (api.ExportReadableResp, error) {
 	out, err := absPath(req.Out, "output")
 	if err != nil {
 		return api.ExportReadableResp{}, err
@@ -95,8 +105,16 @@ func (n *Node) exportReadable(ctx context.Context, req api.ExportReadableReq) (a
 			return resp, errorf(api.KindInvalid, "cannot make %s: %v", out, clientfile.UnwrapPathErr(err))
 		}
 	}
+	readable := func(e api.TimelineEvent) bool { return e.Type == rooms.TypeMessage && e.Decrypted }
+	total := 0
 	for _, e := range h.Events {
-		if e.Type != rooms.TypeMessage || !e.Decrypted {
+		if readable(e) {
+			total++
+		}
+	}
+	prog.setTotal(total)
+	for _, e := range h.Events {
+		if !readable(e) {
 			continue
 		}
 		m := readableMsg{ID: e.ID, Author: name(e.Sender), AuthorID: e.Sender, Time: time.UnixMilli(e.TS).UTC(), Text: e.Body,
@@ -134,6 +152,7 @@ func (n *Node) exportReadable(ctx context.Context, req api.ExportReadableReq) (a
 		}
 		byID[m.ID] = len(msgs)
 		msgs = append(msgs, m)
+		prog.add(1)
 	}
 	resp.Messages = len(msgs)
 	var write func(f *os.File) error

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/parley-p2p/parley/api"
@@ -21,6 +22,7 @@ import (
 	"github.com/parley-p2p/parley/rooms/e2ee"
 	"github.com/parley-p2p/parley/rooms/mimi"
 	"github.com/parley-p2p/parley/rooms/timeline"
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Importing another messenger's chat export (`parley import --from`): the
@@ -181,45 +183,128 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 	}
 	prog.setTotal(len(x.Messages))
 	prog.add(resp.Existing)
+	// A pipeline over the batches: engine step k takes in batch k-1, whose
+	// chain was signed while step k-1 was committed, and builds batch k's
+	// bodies and drafts its chain; batch k is then sealed and signed off
+	// the engine goroutine while step k commits (two cores: the engine's
+	// commit and advance, and the signatures). Step k waits for batch k-1's
+	// signatures, so the engine stays one goroutine and the Ready order is
+	// that of batches authored one by one.
+	var batches []*chatBatch
 	for start := 0; start < len(posts); start += importChatBatch {
-		batch := posts[start:min(start+importChatBatch, len(posts))]
-		refs := make([][]mimi.MediaRef, len(batch))
-		thumbs := make([][]*mimi.MediaRef, len(batch))
-		for i, p := range batch { // files are stored before the engine is asked
-			for _, a := range p.m.Attachments {
-				if a.Missing {
-					resp.MediaMissing++
-					continue
-				}
-				if n.media == nil {
-					return resp, errorf(api.KindUnavailable, "the media store is not open")
-				}
-				ref, thumb, err := n.importFile(fsys, a)
-				if err != nil {
-					return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
-				}
-				refs[i], thumbs[i] = append(refs[i], ref), append(thumbs[i], thumb)
+		batches = append(batches, &chatBatch{posts: posts[start:min(start+importChatBatch, len(posts))]})
+	}
+	var signing *chatBatch // the batch being signed off the engine goroutine
+	defer func() {
+		if signing != nil {
+			<-signing.signed
+		}
+	}()
+	for k := 0; k <= len(batches); k++ {
+		var add, build *chatBatch
+		if k > 0 {
+			add = batches[k-1]
+		}
+		if k < len(batches) {
+			build = batches[k]
+			if err := n.importFiles(fsys, build); err != nil {
+				return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
 			}
 		}
+		if add != nil {
+			<-add.signed
+			signing = nil
+		}
+		if build != nil {
+			build.signed = make(chan struct{})
+		}
+		var draftErr error // batch k-1 is in, batch k could not be drafted
 		err := e.do(ctx, func() error {
 			id, rc, err := e.roomOf(room)
 			if err != nil {
 				return err
 			}
 			var bodies [][]byte
-			for i, p := range batch {
-				if err := e.postImported(id, rc, x, p, refs[i], thumbs[i], mids, &resp, &bodies); err != nil {
+			if build != nil {
+				for i, p := range build.posts {
+					if err := e.postImported(id, rc, x, p, build.refs[i], build.thumbs[i], mids, &build.counts, &bodies); err != nil {
+						return err
+					}
+				}
+			}
+			if add != nil {
+				if err := e.authorBatch(id, rc, add.chain); err != nil {
 					return err
 				}
 			}
-			return e.authorBatch(id, rc, bodies)
+			if build == nil {
+				return nil
+			}
+			c, err := e.startChain(id, rc, bodies)
+			if err == nil {
+				err = c.detach(id, e.kr.rand)
+			}
+			if err != nil {
+				draftErr = err
+				return nil
+			}
+			build.chain = c
+			go func(b *chatBatch, ident *crdt.Identity) { // on its own data only: the chain
+				defer close(b.signed)
+				b.chain.sign(ident)
+			}(build, e.ident)
+			return nil
 		})
 		if err != nil {
 			return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), err)
 		}
-		prog.add(len(batch))
+		if add != nil {
+			resp.New, resp.Media, resp.Edits = resp.New+add.counts.New, resp.Media+add.counts.Media, resp.Edits+add.counts.Edits
+			resp.MediaMissing += add.counts.MediaMissing
+			prog.add(len(add.posts))
+		}
+		if draftErr != nil {
+			return resp, fmt.Errorf("import after %d of %d new messages: %w", resp.New, len(posts), draftErr)
+		}
+		signing = build
+		if n.importStep != nil {
+			n.importStep(k)
+		}
 	}
 	return resp, nil
+}
+
+// chatBatch is one batch of messages to post: their files, what they
+// count, and their chain of events.
+type chatBatch struct {
+	posts  []importPost
+	refs   [][]mimi.MediaRef
+	thumbs [][]*mimi.MediaRef
+	counts api.ImportChatResp // New, Media, Edits, MediaMissing
+	chain  *importChain
+	signed chan struct{} // closed once chain is signed
+}
+
+// importFiles stores the files of a batch (before the engine is asked).
+func (n *Node) importFiles(fsys fs.FS, b *chatBatch) error {
+	b.refs, b.thumbs = make([][]mimi.MediaRef, len(b.posts)), make([][]*mimi.MediaRef, len(b.posts))
+	for i, p := range b.posts {
+		for _, a := range p.m.Attachments {
+			if a.Missing {
+				b.counts.MediaMissing++
+				continue
+			}
+			if n.media == nil {
+				return errorf(api.KindUnavailable, "the media store is not open")
+			}
+			ref, thumb, err := n.importFile(fsys, a)
+			if err != nil {
+				return err
+			}
+			b.refs[i], b.thumbs[i] = append(b.refs[i], ref), append(b.thumbs[i], thumb)
+		}
+	}
+	return nil
 }
 
 // importFile stores one attachment of the export.
@@ -360,35 +445,100 @@ func postContent(c *mimi.Content, im mimi.Imported, bodies *[][]byte) (mimi.Mess
 	return mid, nil
 }
 
-// authorBatch authors one message event per body, each on the one
-// before (a chain of this device's events: seq, self and prev name the
-// previous one), sealed under one epoch key in an encrypted room, and
-// takes them in with one store commit. Watchers hear of them once all are
-// applied.
-func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) error {
-	if len(bodies) == 0 {
-		return nil
-	}
+// importChain is a batch of message bodies drafted as a chain of this
+// device's events, each on the one before (seq, self and prev name the
+// previous one): the first event's draft, and in an encrypted room the
+// epoch key to seal all of them under and the randomness of the seals.
+// The engine drafts it (startChain); sign seals and signs it, which may
+// run on another goroutine once detach gave the chain its own key and
+// randomness; authorBatch takes the events in.
+type importChain struct {
+	first  crdt.Draft
+	key    *e2ee.EpochKey
+	rand   io.Reader
+	bodies [][]byte
+	evs    []*crdt.Event // signed (sign)
+	err    error
+	copied bool // key is detach's copy
+	// decoded is each body as the timeline reads it (checkedContent),
+	// decoded by sign so that the engine goroutine does not decode what
+	// the importer just encoded.
+	decoded []handedContent
+}
+
+// handedContent is a message's readable content handed to the timeline
+// (Engine.handed, contentDecoded).
+type handedContent struct {
+	b []byte
+	c *mimi.Content
+}
+
+// startChain drafts the chain of bodies on the room's current events.
+func (e *Engine) startChain(room crdt.RoomID, rc *roomCtl, bodies [][]byte) (*importChain, error) {
 	if rc.room == nil {
-		return errorf(api.KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+		return nil, errorf(api.KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
 	}
-	for _, b := range bodies {
-		if err := rc.room.Check(e.ident.User, rooms.TypeMessage, nil, b); err != nil {
-			return err
-		}
-	}
-	first := e.prepare(rc, rooms.TypeMessage, nil)
-	var key *e2ee.EpochKey
+	c := &importChain{first: e.prepare(rc, rooms.TypeMessage, nil), bodies: bodies, rand: e.kr.rand}
 	if rc.room.Encrypted() {
-		k, rotated, err := e.sendKey(room, rc, first.Prev)
+		k, rotated, err := e.sendKey(room, rc, c.first.Prev)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if rotated {
-			first = e.prepare(rc, rooms.TypeMessage, nil)
+			c.first = e.prepare(rc, rooms.TypeMessage, nil)
 		}
-		key = k
+		c.key = k
+		id := k.ID()
+		c.first.Epoch = id[:]
 	}
+	return c, nil
+}
+
+// detach gives c its own copy of the epoch key and the randomness its
+// seals take, drawn now from r (the engine's), so that sign touches
+// nothing the engine goroutine owns.
+func (c *importChain) detach(room crdt.RoomID, r io.Reader) error {
+	if c.key == nil {
+		return nil
+	}
+	k, err := e2ee.EpochKeyFromSecret(room, c.key.Secret())
+	if err != nil {
+		return err
+	}
+	nonces := make([]byte, len(c.bodies)*chacha20poly1305.NonceSizeX) // what Seal reads
+	if _, err := io.ReadFull(r, nonces); err != nil {
+		return fmt.Errorf("read randomness: %w", err)
+	}
+	c.key, c.rand, c.copied = k, bytes.NewReader(nonces), true
+	return nil
+}
+
+// sign seals (in an encrypted room) and signs the chain's events; a
+// detached chain's key copy is destroyed after.
+func (c *importChain) sign(ident *crdt.Identity) {
+	c.evs, c.err = signChain(ident, c.first, c.key, c.rand, c.bodies)
+	if c.copied {
+		c.key.Destroy()
+	}
+	if c.err == nil {
+		c.decoded = make([]handedContent, len(c.evs))
+		for i, ev := range c.evs {
+			b, mc := checkedContent(c.first.Room, ev, c.bodies[i])
+			c.decoded[i] = handedContent{b, mc}
+		}
+	}
+}
+
+// openSealed opens a sealed event's body, or returns its plaintext when
+// this node has it already (it sealed the event: authorBatch, commit).
+func (e *Engine) openSealed(k *e2ee.EpochKey, h e2ee.Header, ev *crdt.Event) ([]byte, error) {
+	if pt, ok := e.kr.unwritten[ev.ID]; ok {
+		return pt, nil
+	}
+	return k.Open(h, ev.Body)
+}
+
+func signChain(ident *crdt.Identity, first crdt.Draft, key *e2ee.EpochKey, rand io.Reader, bodies [][]byte) ([]*crdt.Event, error) {
 	evs := make([]*crdt.Event, 0, len(bodies))
 	for i, b := range bodies {
 		d := first
@@ -398,35 +548,89 @@ func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, bodies [][]byte) err
 		}
 		d.Body = b
 		if key != nil {
-			id := key.ID()
-			d.Epoch = id[:]
-			h, err := e2ee.DraftHeader(e.ident.User, e.ident.Device.Public(), d)
+			h, err := e2ee.DraftHeader(ident.User, ident.Device.Public(), d)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if d.Body, err = key.Seal(e.kr.rand, h, b); err != nil {
-				return fmt.Errorf("seal: %w", err)
+			if d.Body, err = key.Seal(rand, h, b); err != nil {
+				return nil, fmt.Errorf("seal: %w", err)
 			}
 		}
-		ev, err := crdt.Sign(e.ident, d)
+		ev, err := crdt.Sign(ident, d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		evs = append(evs, ev)
+	}
+	return evs, nil
+}
+
+// continues reports whether the signed chain c was drafted as now would
+// be (now: startChain on the room's current events): the same seq, self,
+// parents, depth, auth references and epoch. The time may differ.
+func (c *importChain) continues(now *importChain) bool {
+	a, b := c.first, now.first
+	return c.err == nil && len(c.evs) == len(c.bodies) && a.Room == b.Room && a.Type == b.Type &&
+		a.Seq == b.Seq && a.Self == b.Self && slices.Equal(a.Prev, b.Prev) && a.Depth == b.Depth &&
+		slices.Equal(a.Auth, b.Auth) && bytes.Equal(a.Epoch, b.Epoch) && a.SignBodyLen == b.SignBodyLen
+}
+
+// authorBatch takes in the chain c: its events as signed when it still
+// continues the room's chain (nothing was authored or received since it
+// was drafted that changes its draft), else its bodies authored again on
+// the room's current events. They are taken in with one store commit;
+// watchers hear of them once all are applied.
+func (e *Engine) authorBatch(room crdt.RoomID, rc *roomCtl, c *importChain) error {
+	if len(c.bodies) == 0 {
+		return nil
+	}
+	if rc.room == nil {
+		return errorf(api.KindUnavailable, "room %s is not synced yet; try again when a peer has sent it", room)
+	}
+	for _, b := range c.bodies {
+		if err := rc.room.Check(e.ident.User, rooms.TypeMessage, nil, b); err != nil {
+			return err
+		}
+	}
+	now, err := e.startChain(room, rc, c.bodies)
+	if err != nil {
+		return err
+	}
+	evs, decoded := c.evs, c.decoded
+	if !c.continues(now) {
+		if evs, err = signChain(e.ident, now.first, now.key, e.kr.rand, c.bodies); err != nil {
+			return err
+		}
+		decoded = nil
 	}
 	// The batch's watch items are held with its proposal and flushed by
 	// its advance, after the commit (engine.go).
 	e.held = &heldNotes{}
-	err := e.add(room, rc, "", true, evs...)
+	err = e.add(room, rc, "", true, evs...)
 	e.held = nil
 	if err != nil {
 		return err
 	}
-	for _, ev := range evs {
+	clear(e.handed) // what the timeline did not read of the batch before
+	for i, ev := range evs {
 		if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
 			return fmt.Errorf("own event %s was not accepted", ev.ID)
 		}
 		e.out.Publish = append(e.out.Publish, Published{room, ev})
+		// What advance would decrypt and decode, it is handed (the
+		// plaintext is dropped again if the commit fails: rejectLocal).
+		if rc.room.Encrypted() {
+			if e.kr.unwritten == nil {
+				e.kr.unwritten = map[crdt.EventID][]byte{}
+			}
+			e.kr.unwritten[ev.ID] = c.bodies[i]
+		}
+		if decoded != nil {
+			if e.handed == nil {
+				e.handed = map[crdt.EventID]handedContent{}
+			}
+			e.handed[ev.ID] = decoded[i]
+		}
 	}
 	return nil
 }

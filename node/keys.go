@@ -449,7 +449,7 @@ func (e *Engine) decrypt(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, loading 
 		rc.keys.waiting[h.Epoch] = append(rc.keys.waiting[h.Epoch], ev.ID)
 		return
 	}
-	pt, err := k.Open(h, ev.Body)
+	pt, err := e.openSealed(k, h, ev)
 	if err != nil {
 		e.log.Warn("undecryptable event", "room", room, "event", ev.ID, "err", err)
 		return

@@ -83,6 +83,8 @@ type Node struct {
 	callPeers *callPeers    // the daemon's own call peers (calls_peer.go), set by registerCalls
 	progress  progressTable // running operations a client follows (progress.go)
 
+	importStep func(k int) // test hook: runs after step k of a chat import, before the next (import.go)
+
 	ready  chan struct{}
 	banner Banner
 

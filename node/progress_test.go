@@ -113,6 +113,30 @@ func TestImportProgress(t *testing.T) {
 	}
 }
 
+// A readable export (HTML page, JSON lines, Markdown) counts the room's
+// readable messages: it ends with done and total both the messages it
+// wrote.
+func TestExportReadableProgress(t *testing.T) {
+	src := t.TempDir()
+	writeTelegramExport(t, src, 75)
+	nd, ctx := serveTestNode(t)
+	r, err := nd.importChat(ctx, api.ImportChatReq{Format: "telegram", Path: src, Name: "Readable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"html", "jsonl", "md"} {
+		p := &progress{}
+		out := filepath.Join(t.TempDir(), "out."+format)
+		got, err := nd.exportReadableCounted(ctx, api.ExportReadableReq{Room: r.Room, Format: format, Out: out}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Messages != 75 || p.done.Load() != 75 || p.total.Load() != 75 {
+			t.Fatalf("%s: %d messages, progress %d of %d", format, got.Messages, p.done.Load(), p.total.Load())
+		}
+	}
+}
+
 // A media get counts the plaintext octets written of the file's size, for
 // a single-block file and a file of several blocks (a manifest).
 func TestMediaGetProgress(t *testing.T) {

@@ -210,6 +210,7 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 	info := &evInfo{ev: e, pred: -1, powerRef: -1, before: emptySnap, after: emptySnap, work: -1}
 	r.ids[e.ID] = idx
 	r.evs = append(r.evs, info)
+	defer func() { info.ev = bare(e) }()
 	if reason := r.checkCausal(info); reason != "" {
 		info.reason = reason
 		r.fk.judged = idx + 1
@@ -250,6 +251,21 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 	r.heads[idx] = struct{}{}
 	r.headsVer++
 	return r.ov.add(r, idx, newFork)
+}
+
+// bare returns a content event (a message, a receipt: the kinds sealed in
+// an encrypted room) without its body, and any other event as it is. The
+// room reads a content event's body once, when it judges it (evInfo.body
+// keeps what it parsed): it does not hold it after, so that a room of many
+// messages does not keep every body in memory (the store has them). The
+// envelope stays: the room counts its length (limits.go).
+func bare(e *crdt.Event) *crdt.Event {
+	if !Sealed(e.Type) || e.Body == nil {
+		return e
+	}
+	c := *e
+	c.Body = nil
+	return &c
 }
 
 // checkCausal applies R2 as far as the room can see it.

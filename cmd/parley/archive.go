@@ -48,8 +48,11 @@ func runExport(c *cli, args []string) error {
 	}
 	if *format != "" {
 		var r api.ExportReadableResp
-		return call(c, api.EpExportReadable, api.ExportReadableReq{Room: room, Format: *format, Out: path}, &r, func(w io.Writer) {
-			fmt.Fprintf(w, "wrote %d messages of %s to %s (%d files decrypted beside it, %d not on this node)\n", r.Messages, r.Room, r.Out, r.Files, r.Missing)
+		req := api.ExportReadableReq{Room: room, Format: *format, Out: path}
+		return c.withProgress("export", false, c.daemonProgress(&req.Progress), func() error {
+			return callLong(c, api.EpExportReadable, req, &r, func(w io.Writer) {
+				fmt.Fprintf(w, "wrote %d messages of %s to %s (%d files decrypted beside it, %d not on this node)\n", r.Messages, r.Room, r.Out, r.Files, r.Missing)
+			})
 		})
 	}
 	var r api.ExportResp
