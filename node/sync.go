@@ -86,6 +86,9 @@ type Syncer struct {
 	connected        *mailbox[peer.ID]
 	rp               *repairs          // repair-peer selection (repair.go)
 	retries          *mailbox[syncJob] // sessions to run again after commitRetry
+
+	running  map[syncKey]bool      // rooms and peers with a job running; guarded by mu
+	deferred map[syncKey][]syncJob // jobs that came while one ran (begin); guarded by mu
 }
 
 type syncJob struct {
@@ -103,6 +106,8 @@ func NewSyncer(h host.Host, engine *Engine, gate *RoomGate, store crdt.Store, id
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
+		running:    map[syncKey]bool{},
+		deferred:   map[syncKey][]syncJob{},
 		PeerLimits: wire.NewPeerLimits(maxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  newMailbox[peer.ID](),
@@ -211,6 +216,51 @@ func (s *Syncer) next() (syncJob, bool) {
 	return j, true
 }
 
+// syncKey names the room and peer of a session or fetch job.
+type syncKey struct {
+	room crdt.RoomID
+	peer peer.ID
+}
+
+// begin claims j's room and peer for a worker. A job that comes while
+// another of the same room and peer runs waits for it (it runs after, from
+// end) instead of running beside it: two sessions of one room with one
+// peer would both pull the same pages (after a restart in the middle of a
+// catch-up, every missing event about twice; issue 16). A repair job,
+// which has its own running flag, is not held back.
+func (s *Syncer) begin(j syncJob) bool {
+	if j.repair {
+		return true
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[k] {
+		if !slices.Contains(s.deferred[k], j) {
+			s.deferred[k] = append(s.deferred[k], j)
+		}
+		return false
+	}
+	s.running[k] = true
+	return true
+}
+
+// end releases j's room and peer and queues the jobs that waited for it.
+func (s *Syncer) end(j syncJob) {
+	if j.repair {
+		return
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	delete(s.running, k)
+	waiting := s.deferred[k]
+	delete(s.deferred, k)
+	s.mu.Unlock()
+	for _, w := range waiting {
+		s.enqueue(w)
+	}
+}
+
 // Serve runs the session workers until ctx is done.
 func (s *Syncer) Serve(ctx context.Context) error {
 	defer s.host.RemoveStreamHandler(SyncProtocol)
@@ -255,7 +305,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					return
 				case <-s.wake:
 					j, ok := s.next()
-					if !ok {
+					if !ok || !s.begin(j) {
 						continue
 					}
 					var err error
@@ -266,6 +316,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					} else {
 						err = s.session(ctx, j.room, j.peer)
 					}
+					s.end(j)
 					if err != nil && ctx.Err() == nil {
 						s.log.Debug("sync", "room", j.room, "peer", j.peer, "err", err)
 					}
