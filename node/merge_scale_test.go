@@ -40,24 +40,7 @@ func TestThousandHeadMerge(t *testing.T) {
 	room := setupRoom(t, tn)
 	tn.converged(room, 3, convergeWithin, 0, 1, 2)
 	rid, _ := crdt.ParseID(room)
-	base, _, err := tn.reps[0].Engine.Heads(tn.ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := tn.reps[0].Engine.MaxDepth(tn.ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	joins := make([]*crdt.Event, k)
-	for i := range joins {
-		ident := newIdentity(t)
-		me := ident.User.String()
-		joins[i], err = crdt.Sign(ident, crdt.Draft{Room: rid, Type: rooms.TypeMember, StateKey: &me, Prev: base, Auth: []crdt.EventID{rid},
-			Depth: top + 1, TS: time.Now().UnixMilli(), Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	joins := concurrentJoins(t, tn, rid, k)
 	start := time.Now()
 	if err := tn.reps[0].Engine.Ingest(tn.ctx, "", joins); err != nil {
 		t.Fatal(err)
@@ -100,6 +83,31 @@ func TestThousandHeadMerge(t *testing.T) {
 		}
 	}
 	t.Logf("%d heads merged into one by %d messages in %v (slowest message to reach all: %v); every node holds the same %d events", k, sent, time.Since(start), slowest, want)
+}
+
+// concurrentJoins signs k joins of new members to rid, each referring only
+// to node 0's heads: k concurrent heads.
+func concurrentJoins(t *testing.T, tn *testNet, rid crdt.RoomID, k int) []*crdt.Event {
+	t.Helper()
+	base, _, err := tn.reps[0].Engine.Heads(tn.ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := tn.reps[0].Engine.MaxDepth(tn.ctx, rid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joins := make([]*crdt.Event, k)
+	for i := range joins {
+		ident := newIdentity(t)
+		me := ident.User.String()
+		joins[i], err = crdt.Sign(ident, crdt.Draft{Room: rid, Type: rooms.TypeMember, StateKey: &me, Prev: base, Auth: []crdt.EventID{rid},
+			Depth: top + 1, TS: time.Now().UnixMilli(), Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return joins
 }
 
 // mergeStepBound bounds how long an event may take to reach a node two
@@ -160,25 +168,7 @@ func TestHeadsSecondHop(t *testing.T) {
 	room := setupRoom(t, tn)
 	tn.converged(room, 3, convergeWithin, 0, 1, 2)
 	rid, _ := crdt.ParseID(room)
-	base, _, err := tn.reps[0].Engine.Heads(tn.ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top, err := tn.reps[0].Engine.MaxDepth(tn.ctx, rid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var joins []*crdt.Event
-	for range 5 {
-		ident := newIdentity(t)
-		me := ident.User.String()
-		ev, err := crdt.Sign(ident, crdt.Draft{Room: rid, Type: rooms.TypeMember, StateKey: &me, Prev: base, Auth: []crdt.EventID{rid},
-			Depth: top + 1, TS: time.Now().UnixMilli(), Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
-		if err != nil {
-			t.Fatal(err)
-		}
-		joins = append(joins, ev)
-	}
+	joins := concurrentJoins(t, tn, rid, 5)
 	fs.Inject(faultstore.Room(rid))
 	if err := tn.reps[0].Engine.Ingest(tn.ctx, "", joins); err != nil {
 		t.Fatal(err)

@@ -31,6 +31,16 @@ func (r *roundTracer) count() int {
 	return r.rounds
 }
 
+// tracerOn gives tr to replica k and none to the others.
+func tracerOn(k int, tr Tracer) func(int) Tracer {
+	return func(i int) Tracer {
+		if i == k {
+			return tr
+		}
+		return nil
+	}
+}
+
 // TestSyncCoalesce (issue 16): sessions of one room with one peer that
 // are asked for while one runs wait for it and run after it, instead of
 // beside it pulling the same pages. Node 1 catches up n events from node 0
@@ -41,12 +51,7 @@ func (r *roundTracer) count() int {
 func TestSyncCoalesce(t *testing.T) {
 	const n = 5_000
 	tr := &roundTracer{}
-	tn := newTracedTestNet(t, 2, func(i int) Tracer {
-		if i == 1 {
-			return tr
-		}
-		return nil
-	})
+	tn := newTracedTestNet(t, 2, tracerOn(1, tr))
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
 	tn.converged(room, 2, convergeWithin, 0, 1)
