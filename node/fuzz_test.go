@@ -86,10 +86,8 @@ func FuzzSyncFrame(f *testing.F) {
 // passes on only an announcement whose heads the node holds, and rejects
 // one that does not parse.
 func FuzzHeadsAnnouncement(f *testing.F) {
-	tn := newTestNet(&testing.T{}, 2)
+	tn, rid := fuzzRoomNet(f)
 	defer tn.close()
-	tn.link(0, 1)
-	rid := publicRoomOn(f, tn, 0)
 	ref := RefOf(rid)
 	heads, _, err := tn.reps[0].Engine.Heads(context.Background(), rid)
 	if err != nil {
@@ -134,4 +132,12 @@ func FuzzHeadsAnnouncement(f *testing.F) {
 			t.Fatalf("an announcement that does not parse: %v, want reject", res)
 		}
 	})
+}
+
+// fuzzRoomNet is two linked nodes and a public room on node 0, for a fuzz
+// target (the caller closes the net).
+func fuzzRoomNet(f *testing.F) (*testNet, crdt.RoomID) {
+	tn := newTestNet(&testing.T{}, 2)
+	tn.link(0, 1)
+	return tn, publicRoomOn(f, tn, 0)
 }
