@@ -28,7 +28,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -76,6 +80,33 @@ type Store struct {
 
 var _ crdt.Store = (*Store)(nil)
 
+// dropEmptyMemtables removes the empty memtable files (*.mem of length 0)
+// in dir. Badger creates a memtable file and then sizes it; a process
+// killed between the two (kill -9 in the middle of a catch-up, issue 16)
+// leaves an empty file that badger refuses to open ("while opening
+// memtables ... Create a new file"), so the node could not start again.
+// An empty file holds no write.
+func dropEmptyMemtables(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.Size() == 0 {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
@@ -99,6 +130,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	} else if err := dropEmptyMemtables(dir); err != nil {
+		return nil, fmt.Errorf("open badger store: %w", err)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {

@@ -2,9 +2,12 @@ package p2p
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-msgio"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -74,6 +77,60 @@ func FuzzSyncFrame(f *testing.F) {
 		}
 		if m, err := c.recv(); err != nil || m.Op != opHeads {
 			t.Fatalf("server stopped serving: %v %v", m, err)
+		}
+	})
+}
+
+// FuzzHeadsAnnouncement feeds arbitrary heads announcements from a peer
+// that proved the room to a live node's heads validator: it never crashes,
+// passes on only an announcement whose heads the node holds, and rejects
+// one that does not parse.
+func FuzzHeadsAnnouncement(f *testing.F) {
+	tn := newTestNet(f, 2)
+	rid := tn.room(0, "fuzz heads")
+	ref := RefOf(rid)
+	heads, _, err := tn.peers[0].engine.Heads(context.Background(), rid)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p0 := tn.peers[0]
+	g := &Gossip{self: p0.host.ID(), engine: p0.engine, sync: p0.syncer, gate: p0.gate, log: slog.New(slog.DiscardHandler)}
+	valid := func(ids ...[]byte) []byte {
+		b, err := crdt.Marshal(headsMsg{Room: ref[:], Heads: ids})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(valid([]byte(heads[0])))
+	f.Add(valid([]byte(heads[0]), []byte(rid)))
+	f.Add(valid([]byte("not an id")))
+	f.Add(valid())
+	f.Add([]byte{0xa2, 0x64, 'r', 'o', 'o', 'm'})
+	validate := g.headsValidator(rid)
+	from := tn.peers[1].host.ID()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res := validate(ctx, from, &pubsub.Message{Message: &pb.Message{Data: data}})
+		var msg headsMsg
+		parses := crdt.UnmarshalCanonical(data, &msg) == nil && string(msg.Room) == string(ref[:]) && len(msg.Heads) <= maxAnnouncedHeads
+		if res == pubsub.ValidationAccept {
+			if !parses {
+				t.Fatal("passed on an announcement that does not parse")
+			}
+			for _, h := range msg.Heads {
+				id, err := crdt.IDFromBytes(h)
+				if err != nil {
+					t.Fatal("passed on an announcement with a malformed head")
+				}
+				if known, _ := p0.engine.Known(ctx, rid, []crdt.EventID{id}); !known[0] {
+					t.Fatalf("passed on an announcement naming %s, which the node lacks", id)
+				}
+			}
+		}
+		if !parses && res != pubsub.ValidationReject {
+			t.Fatalf("an announcement that does not parse: %v, want reject", res)
 		}
 	})
 }

@@ -171,6 +171,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 		g.wg.Wait()
 		for room, t := range topics {
 			g.ps.UnregisterTopicValidator(eventTopic(room))
+			g.ps.UnregisterTopicValidator(headsTopic(room))
 			t.ev.Close()
 			t.heads.Close()
 		}
@@ -261,6 +262,10 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 		ev.Close()
 		return nil, err
 	}
+	if err := g.ps.RegisterTopicValidator(headsTopic(room), g.headsValidator(room), pubsub.WithValidatorTimeout(2*time.Second)); err != nil {
+		ev.Close()
+		return nil, err
+	}
 	heads, err := g.ps.Join(headsTopic(room))
 	if err != nil {
 		ev.Close()
@@ -276,7 +281,7 @@ func (g *Gossip) join(ctx context.Context, room crdt.RoomID) (*roomTopics, error
 	}
 	g.wg.Add(2)
 	go func() { defer g.wg.Done(); defer evSub.Cancel(); g.readEvents(ctx, evSub) }()
-	go func() { defer g.wg.Done(); defer headsSub.Cancel(); g.readHeads(ctx, room, headsSub) }()
+	go func() { defer g.wg.Done(); defer headsSub.Cancel(); g.readHeads(ctx, headsSub) }()
 	return &roomTopics{ev: ev, heads: heads}, nil
 }
 
@@ -432,29 +437,37 @@ func (g *Gossip) announce(ctx context.Context, room crdt.RoomID, t *roomTopics) 
 	}
 }
 
-func (g *Gossip) readHeads(ctx context.Context, room crdt.RoomID, sub *pubsub.Subscription) {
+// headsValidator passes a heads announcement on only when this node holds
+// every head it names (docs/protocol.md 2). Identical announcements from
+// different nodes are one pubsub message: a node that forwarded heads it
+// lacked would send the next hop to ask it too early, and its own
+// announcement of the same heads, once it held them, would be a message the
+// next hop had seen already, so the next hop would not hear of them until
+// anti-entropy (issue 16: a 30 s stall on the second hop). An announcement
+// naming heads this node lacks is ignored, which leaves it not delivered,
+// so that this node's own announcement of it validates again and goes out,
+// and starts a sync with the sender when the sender proved the room.
+func (g *Gossip) headsValidator(room crdt.RoomID) pubsub.ValidatorEx {
 	ref := RefOf(room)
-	for {
-		m, err := sub.Next(ctx)
-		if err != nil {
-			return
-		}
-		if m.ReceivedFrom == g.self || !g.gate.Proved(m.ReceivedFrom, ref) {
-			continue // an unproven peer would only be asked in vain
+	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if from == g.self {
+			return pubsub.ValidationAccept // this node's own heads
 		}
 		var msg headsMsg
 		if crdt.UnmarshalCanonical(m.Data, &msg) != nil || string(msg.Room) != string(ref[:]) || len(msg.Heads) > maxAnnouncedHeads {
-			continue
+			return pubsub.ValidationReject
 		}
 		ids := make([]crdt.EventID, 0, len(msg.Heads))
 		for _, h := range msg.Heads {
-			if id, err := crdt.IDFromBytes(h); err == nil {
-				ids = append(ids, id)
+			id, err := crdt.IDFromBytes(h)
+			if err != nil {
+				return pubsub.ValidationReject
 			}
+			ids = append(ids, id)
 		}
 		known, err := g.engine.Known(ctx, room, ids)
 		if err != nil {
-			return
+			return pubsub.ValidationIgnore
 		}
 		var unknown []crdt.EventID
 		for i, k := range known {
@@ -462,8 +475,22 @@ func (g *Gossip) readHeads(ctx context.Context, room crdt.RoomID, sub *pubsub.Su
 				unknown = append(unknown, ids[i])
 			}
 		}
-		if len(unknown) > 0 {
-			g.sync.HeadsUnknown(room, unknown, m.ReceivedFrom)
+		if len(unknown) == 0 {
+			return pubsub.ValidationAccept
+		}
+		if g.gate.Proved(from, ref) { // an unproven peer would only be asked in vain
+			g.sync.HeadsUnknown(room, unknown, from)
+		}
+		return pubsub.ValidationIgnore
+	}
+}
+
+// readHeads drains a heads subscription: what it delivers is held already
+// (headsValidator acted on the rest).
+func (g *Gossip) readHeads(ctx context.Context, sub *pubsub.Subscription) {
+	for {
+		if _, err := sub.Next(ctx); err != nil {
+			return
 		}
 	}
 }

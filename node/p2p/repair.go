@@ -206,7 +206,13 @@ func (s *Syncer) repair(ctx context.Context, room crdt.RoomID) error {
 	done, err := s.repaired(ctx, room, want)
 	if err == nil && !done {
 		for _, p := range s.repairPeers(room, via) {
-			if err := s.session(ctx, room, p); err != nil {
+			j := syncJob{room: room, peer: p}
+			if !s.begin(j) {
+				continue // a session with p runs: this one runs after it (begin)
+			}
+			err := s.session(ctx, room, p)
+			s.end(j)
+			if err != nil {
 				if ctx.Err() != nil {
 					break
 				}

@@ -87,6 +87,9 @@ type Syncer struct {
 	connected        *mailbox.Mailbox[peer.ID]
 	rp               *repairs                  // repair-peer selection (repair.go)
 	retries          *mailbox.Mailbox[syncJob] // sessions to run again after commitRetry
+
+	running  map[syncKey]bool      // rooms and peers with a job running; guarded by mu
+	deferred map[syncKey][]syncJob // jobs that came while one ran (begin); guarded by mu
 }
 
 type syncJob struct {
@@ -104,6 +107,8 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
+		running:    map[syncKey]bool{},
+		deferred:   map[syncKey][]syncJob{},
 		PeerLimits: wire.NewPeerLimits(MaxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  mailbox.New[peer.ID](),
@@ -113,6 +118,17 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 	h.SetStreamHandler(SyncProtocol, s.handle)
 	return s
 }
+
+// Jobs reports how many sync jobs are queued and how many run (a job per
+// room and peer runs at a time; others wait behind it: begin).
+func (s *Syncer) Jobs() (queued, running int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending), len(s.running)
+}
+
+// PageEvents is the most events one sync page carries.
+const PageEvents = pageEvents
 
 // Trigger schedules a sync session for room with p. It never blocks.
 func (s *Syncer) Trigger(room crdt.RoomID, p peer.ID) { s.enqueue(syncJob{room: room, peer: p}) }
@@ -212,6 +228,51 @@ func (s *Syncer) next() (syncJob, bool) {
 	return j, true
 }
 
+// syncKey names the room and peer of a session or fetch job.
+type syncKey struct {
+	room crdt.RoomID
+	peer peer.ID
+}
+
+// begin claims j's room and peer for a worker. A job that comes while
+// another of the same room and peer runs waits for it (it runs after, from
+// end) instead of running beside it: two sessions of one room with one
+// peer would both pull the same pages (after a restart in the middle of a
+// catch-up, every missing event about twice; issue 16). A repair job,
+// which has its own running flag, is not held back.
+func (s *Syncer) begin(j syncJob) bool {
+	if j.repair {
+		return true
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[k] {
+		if !slices.Contains(s.deferred[k], j) {
+			s.deferred[k] = append(s.deferred[k], j)
+		}
+		return false
+	}
+	s.running[k] = true
+	return true
+}
+
+// end releases j's room and peer and queues the jobs that waited for it.
+func (s *Syncer) end(j syncJob) {
+	if j.repair {
+		return
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	delete(s.running, k)
+	waiting := s.deferred[k]
+	delete(s.deferred, k)
+	s.mu.Unlock()
+	for _, w := range waiting {
+		s.enqueue(w)
+	}
+}
+
 // Serve runs the session workers until ctx is done.
 func (s *Syncer) Serve(ctx context.Context) error {
 	defer s.host.RemoveStreamHandler(SyncProtocol)
@@ -256,7 +317,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					return
 				case <-s.wake:
 					j, ok := s.next()
-					if !ok {
+					if !ok || !s.begin(j) {
 						continue
 					}
 					var err error
@@ -267,6 +328,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					} else {
 						err = s.session(ctx, j.room, j.peer)
 					}
+					s.end(j)
 					if err != nil && ctx.Err() == nil {
 						s.log.Debug("sync", "room", j.room, "peer", j.peer, "err", err)
 					}
