@@ -61,8 +61,28 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		pubsub.WithFloodPublish(true),
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
 		pubsub.WithPeerScore(peerScoreParams(), PeerScoreThresholds()),
+		pubsub.WithGossipSubParams(gossipSubParams()),
 	}
 	return pubsub.NewGossipSub(ctx, AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
+}
+
+// gossipSubParams are gossipsub's defaults but for opportunistic grafting,
+// which runs every 2 heartbeats instead of 60. Mesh delivery scoring (P3)
+// is off (peerscore.go), so opportunistic grafting is what replaces mesh
+// peers that deliver nothing, such as Sybils that take mesh slots and
+// drop or delay what they should forward: when the median score of the
+// mesh falls below the threshold (PeerScoreThresholds), it grafts two
+// peers scoring above the median, which honest peers earn by first
+// deliveries (P2). Where no peer scores above the median (a quiet room,
+// where every score is about 0) it grafts nobody, so a quiet mesh does
+// not churn. At 60 heartbeats a mesh taken over at start stays so for a
+// minute. In the sybil-flood scenario at 300 honest nodes and 1,200 Sybils
+// the whole run's p99 went from 1.7 s (60) to 0.72 s (5) and 0.51 s (2);
+// once the meshes settled, 140-160 ms (simulations/README.md).
+func gossipSubParams() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.OpportunisticGraftTicks = 2
+	return p
 }
 
 // limitedGossipBytes is what pubsub may write on one limited connection:
