@@ -64,6 +64,17 @@ func TestRendezvousRecordsHideRoom(t *testing.T) {
 	if err := mn.ConnectAllButSelf(); err != nil {
 		t.Fatal(err)
 	}
+	// The member provides once, then every rendezvousEvery: wait until
+	// every routing table holds the two others, or the one provide can miss
+	// the server (a loaded machine delays the DHT's protocol checks).
+	eventually(t, 60*time.Second, "every routing table holds the other two peers", func() (bool, string) {
+		for i, kad := range kads {
+			if n := kad.RoutingTable().Size(); n < len(kads)-1 {
+				return false, fmt.Sprintf("peer %d: %d in its routing table", i, n)
+			}
+		}
+		return true, ""
+	})
 	room := crdt.IDOf([]byte("a private room"))
 	rdv := p2p.NewRendezvous(hosts[1], kads[1], func(context.Context) []crdt.RoomID { return []crdt.RoomID{room} }, slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
