@@ -25,14 +25,19 @@ import (
 // (node/link_test.go).
 
 // testLinkEngine is a LinkEngine over a fixed list of rooms; it checks KEM
-// records as the node does.
+// records as the node does (or, with tagKEM, takes "kem:" and the device
+// key as the device's record).
 type testLinkEngine struct {
-	rooms []crdt.RoomID
+	rooms  []crdt.RoomID
+	tagKEM bool
 }
 
 func (e *testLinkEngine) JoinedRooms(context.Context) ([]crdt.RoomID, error) { return e.rooms, nil }
 
 func (e *testLinkEngine) KEMSignedBy(kem, device []byte) bool {
+	if e.tagKEM {
+		return string(kem) == "kem:"+string(device)
+	}
 	rec, err := e2ee.DecodeKEMRecord(kem)
 	return err == nil && string(rec.Device[:]) == string(device)
 }
@@ -166,21 +171,25 @@ func FuzzLinkDecoders(f *testing.F) {
 // FuzzLinkAnswer feeds arbitrary request frames from one peer to the
 // linking side's handler (its wrong-try count reset each time, so every
 // frame is judged): it never panics, every answer encodes and says why it
-// refuses, and only the right request links, once.
+// refuses, and only the right request links, once. The engine takes a
+// short tag for the KEM record (TestLinkHandshake checks real ones): with
+// a real record (1.3 KB) in the seeds, coverage-guided fuzzing (go test
+// -fuzz) stalled after its first few inputs. The right request links only
+// in the seed run: a fuzzing worker issues its own code.
 func FuzzLinkAnswer(f *testing.F) {
 	h := newTestNet(f, 1).peers[0].host
 	master, dev := newKey(f), newKey(f)
 	sk := peerKey(f, dev)
 	joiner, _ := peer.IDFromPrivateKey(sk)
 	room := crdt.IDOf([]byte("room"))
-	l := NewLinker(h, &testLinkEngine{rooms: []crdt.RoomID{room}}, master, nil)
+	l := NewLinker(h, &testLinkEngine{rooms: []crdt.RoomID{room}, tagKEM: true}, master, nil)
 	defer l.Close()
 	code, err := l.NewCode(0)
 	if err != nil {
 		f.Fatal(err)
 	}
 	pub := dev.Public()
-	rec := kemRecord(f, dev)
+	rec := []byte("kem:" + string(pub[:]))
 	right, _ := crdt.Marshal(linkReq{Device: pub[:], KEM: rec, Proof: linkProof(code.secret[:], h.ID(), joiner, pub[:], rec)})
 	f.Add(right)
 	wrong, _ := crdt.Marshal(linkReq{Device: pub[:], KEM: rec, Proof: make([]byte, 32)})
