@@ -225,7 +225,7 @@ func (e *Engine) dropInvite(room crdt.RoomID, quiet bool) {
 // lists leave out invites to joined rooms); a failed delete is tried
 // again at the room's next commit.
 func (e *Engine) joinedInvite(room crdt.RoomID, rc *roomCtl) {
-	if e.inv.byID[room.String()] == nil || rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
+	if len(e.inv.byID) == 0 || e.inv.byID[room.String()] == nil || rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
 		return
 	}
 	e.dropInvite(room, true)
