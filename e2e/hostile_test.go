@@ -20,7 +20,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/parley-p2p/parley/api"
-	"github.com/parley-p2p/parley/node"
 	"github.com/parley-p2p/parley/node/mediasvc"
 	"github.com/parley-p2p/parley/node/p2p"
 )
@@ -57,7 +56,7 @@ func TestHostilePeersMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	protos := []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, node.LinkProtocol, p2p.RoomProofProtocol}
+	protos := []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, p2p.LinkProtocol, p2p.RoomProofProtocol}
 	frame := binary.AppendUvarint(nil, 4<<20-1)
 	frame = append(frame, make([]byte, body)...)
 	start := time.Now()

@@ -15,21 +15,18 @@ var coreFiles = []string{
 	"devices.go", "invites.go", "host.go", "ready.go", "prefs.go",
 }
 
-// localWriters are core files that still write node-local values
-// themselves: the invite book (invites.go) keeps pending invites.
-var localWriters = map[string]bool{"invites.go": true}
-
 // driverOnly are the driver's functions (driver.go), which the core never
 // calls: it proposes, and the driver performs.
 var driverOnly = map[string]bool{
 	"perform": true, "commitProposal": true, "writeAhead": true, "writePlain": true, "purge": true, "purgeOne": true, "save": true,
+	"writeBook": true,
 }
 
 // TestEngineCoreIsPure checks that the engine core starts no goroutine,
 // sets no timer, reads no wall clock, sleeps not, draws no global
 // randomness, calls no networking callback (Effects) itself and neither
 // commits to the store nor purges from it, writes no node-local value
-// (epoch secrets, plaintext), saves no preferences and calls none of the
+// (epoch secrets, the invite book, plaintext), saves no preferences and calls none of the
 // driver's functions: the driver performs what the core proposes and
 // lists in its Ready.
 func TestEngineCoreIsPure(t *testing.T) {
@@ -62,8 +59,8 @@ func TestEngineCoreIsPure(t *testing.T) {
 				if x, ok := n.X.(*ast.SelectorExpr); ok && x.Sel.Name == "store" && (n.Sel.Name == "Commit" || n.Sel.Name == "PurgeBody") {
 					t.Errorf("%s: writes to the store (propose the batch, list the purge: the driver performs them)", fset.Position(n.Pos()))
 				}
-				if (n.Sel.Name == "PutLocal" || n.Sel.Name == "DeleteLocal") && !localWriters[name] {
-					t.Errorf("%s: writes a node-local value (Ready.Keep, Ready.Plain: the driver writes them)", fset.Position(n.Pos()))
+				if n.Sel.Name == "PutLocal" || n.Sel.Name == "DeleteLocal" {
+					t.Errorf("%s: writes a node-local value (Ready.Keep, Ready.Book, Ready.Plain: the driver writes them)", fset.Position(n.Pos()))
 				}
 				if driverOnly[n.Sel.Name] {
 					t.Errorf("%s: calls the driver's %s (put it in the Ready)", fset.Position(n.Pos()), n.Sel.Name)

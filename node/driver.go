@@ -16,7 +16,7 @@ import (
 
 // This file is the engine's driver: the goroutine, the clock's timers and
 // the networking callbacks, and every write: commits, epoch secrets,
-// plaintext, purges, preferences. The engine core (engine.go, keys.go,
+// plaintext, the invite book, purges, preferences. The engine core (engine.go, keys.go,
 // content.go, governance.go, membership.go, devices.go, invites.go,
 // host.go, ready.go, prefs.go) runs no goroutine, sets no timer, reads no
 // wall clock, draws no global randomness and writes nothing
@@ -116,6 +116,7 @@ func (e *Engine) perform() error {
 		}
 	}
 	e.made = nil
+	errs = append(errs, e.writeBook())
 	if ws := rd.Plain; len(ws) > 0 {
 		rd.Plain = rd.Plain[:0]
 		e.writePlain(ws)
@@ -287,6 +288,64 @@ func (e *Engine) writeAhead() error {
 	}
 	clear(ws)
 	return errors.Join(errs...)
+}
+
+// writeBook writes the step's changes of the invite book (Ready.Book),
+// after its commits, in order. At the first that fails it stops: the core
+// takes that change back with all those after it (inviteFailed), so the
+// book in memory is what the store holds.
+func (e *Engine) writeBook() error {
+	ws := e.out.Book
+	e.out.Book = nil
+	for i, w := range ws {
+		err := writeInvite(e.kr.local, w)
+		if e.onWrite != nil {
+			what := "invite"
+			if w.Delete {
+				what = "invite-delete"
+			}
+			id, _ := crdt.ParseID(w.Room)
+			e.onWrite(what, id, err)
+		}
+		if err != nil {
+			return e.inviteFailed(ws[i:], fmt.Errorf("store invite: %w", err))
+		}
+	}
+	return nil
+}
+
+// writeInvite performs one change of the invite book.
+func writeInvite(local LocalStore, w InviteWrite) error {
+	if w.Delete {
+		return local.DeleteLocal(inviteKey(w.Room))
+	}
+	return local.PutLocal(inviteKey(w.Room), w.Value)
+}
+
+// loadInvites reads the pending invites from the local store and moves
+// those of an older prefs.json (legacy) into it (at load, before the
+// engine runs).
+func loadInvites(local LocalStore, legacy []pendingInvite) (*inviteBook, error) {
+	b := newInviteBook()
+	err := local.ScanLocal([]byte(inviteKeyPrefix), func(_, v []byte) bool {
+		b.load(v)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range legacy {
+		ws, _, err := b.add(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			if err := writeInvite(local, w); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
 }
 
 // writePlain writes decrypted plaintext after the commits of the events

@@ -643,6 +643,7 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		p.held.notes = nil
 	}
 	e.guardAfter(room, rc, p.ready.Accepted)
+	e.joinedInvite(room, rc)
 	e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: p.ready.Accepted, From: p.from})
 	e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
 	e.finish(p)
@@ -917,9 +918,6 @@ func (e *Engine) Join(ctx context.Context, id crdt.RoomID) (api.RoomEventResp, e
 			return err
 		}
 		resp = api.RoomEventResp{Room: id.String(), Event: ev.ID.String()}
-		if err := e.inv.remove(id.String()); err != nil {
-			return err
-		}
 		if err := e.announceDevice(id, rc, true); err != nil {
 			return err
 		}

@@ -31,6 +31,8 @@ import (
 //	join NAME room=R
 //	invite NAME room=R user=U       (prints the invite in the Ready)
 //	take-invite NAME from=A room=R  the invite A's Ready carried to NAME
+//	decline NAME room=R             NAME declines its invite to R
+//	invites NAME                    NAME's pending invites and requests, by room
 //	send NAME room=R text=T
 //	kick NAME room=R user=U
 //	dm NAME user=U room=R           a direct-message room with U, named R
@@ -38,13 +40,15 @@ import (
 //	deliver from=A to=(B,C..) [all] what A published and B has not had yet (all: everything again)
 //	fail NAME [n=K]                 NAME's K-th next commit fails (1: the next)
 //	fail NAME keys                  NAME's writes of epoch secrets fail (until fail NAME off)
+//	fail NAME invites               NAME's writes of its invite book fail (until fail NAME off)
 //	tick d=DURATION                 advance the clock, fire the timers due
 //	watch NAME                      NAME's engine gets a watcher (watch items appear)
 //	texts NAME room=R               the message texts NAME shows, undecrypted count
 //
 // Besides the Ready's items, a step prints the writes ahead the driver did
 // ("write keep R": an epoch secret of room R; "write prefs"), each before
-// the commit that followed it.
+// the commit that followed it, and the invite book's writes after the
+// commits ("write invite R", "write invite-delete R").
 func TestEngineScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata/engine", func(t *testing.T, path string) {
 		w := newScriptWorld(t)
@@ -226,7 +230,11 @@ func (w *scriptWorld) record(n *scriptNode, rd *Ready) {
 		add("invite %s: %s", w.roomName(in.Room), w.label(in.Invite))
 	}
 	for _, it := range rd.Watch {
-		add("watch %s: %s", w.roomName(it.Room), it.Item.Kind)
+		room := it.Room
+		if room == "" { // an item for the watchers of every room (an invite)
+			room, _ = crdt.ParseID(it.Item.Room)
+		}
+		add("watch %s: %s", w.roomName(room), it.Item.Kind)
 	}
 	for _, t := range rd.Timers {
 		n.timers = append(n.timers, t)
@@ -318,6 +326,28 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 			d.Fatalf(t, "no invite")
 		}
 		check(n, n.e.ReceiveInvite(ctx, in.Create, in.Invite, in.Name, "", nil))
+	case "decline":
+		n := w.node(d, "")
+		_, err := n.e.Decline(ctx, api.RoomReq{Room: w.room(d).String()})
+		check(n, err)
+	case "invites":
+		n := w.node(d, "")
+		inv, err := n.e.Invites(ctx)
+		check(n, err)
+		var b strings.Builder
+		for _, box := range []struct {
+			name string
+			l    []api.Invite
+		}{{"invites", inv.Invites}, {"requests", inv.Requests}} {
+			var names []string
+			for _, i := range box.l {
+				id, _ := crdt.ParseID(i.Room)
+				names = append(names, w.roomName(id))
+			}
+			slices.Sort(names)
+			fmt.Fprintf(&b, "%s: %s\n", box.name, strings.Join(names, " "))
+		}
+		return b.String()
 	case "send":
 		n := w.node(d, "")
 		var text string
@@ -362,6 +392,10 @@ func (w *scriptWorld) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if d.HasArg("keys") {
 			n.fs.Inject(faultstore.LocalPrefix([]byte("k/")))
+			break
+		}
+		if d.HasArg("invites") {
+			n.fs.Inject(faultstore.LocalPrefix([]byte(inviteKeyPrefix)))
 			break
 		}
 		k := 1

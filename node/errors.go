@@ -7,6 +7,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/mediasvc"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 )
 
@@ -29,7 +30,7 @@ func CodeOf(err error) api.Code {
 	switch {
 	case errors.As(err, &e) && e.Code != "":
 		return e.Code
-	case errors.Is(err, ErrNoMaster):
+	case errors.Is(err, p2p.ErrNoMaster):
 		return api.CodeNoMaster
 	}
 	return ""

@@ -369,7 +369,8 @@ func (e *Engine) Decline(ctx context.Context, req api.RoomReq) (api.RoomResp, er
 		if _, ok := e.inv.byID[id.String()]; !ok {
 			return errorf(api.KindNotFound, "no pending invite to room %s (see: parley invites)", id)
 		}
-		return e.inv.remove(id.String())
+		e.dropInvite(id, false)
+		return nil
 	})
 	return api.RoomResp{Room: id.String()}, err
 }
@@ -643,7 +644,7 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 		if !contact && !e.inv.admitRequest(inviter) {
 			return errorf(api.KindUnavailable, "too many invite requests from this user, try later")
 		}
-		ok, err := e.inv.add(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: contact, Via: via})
+		ok, err := e.addInvite(pendingInvite{Room: room, Inviter: inviter.String(), Name: cb.Name, DM: len(cb.DM) > 0, Contact: contact, Via: via})
 		if err != nil {
 			return err
 		}
@@ -653,11 +654,7 @@ func (e *Engine) ReceiveInvite(ctx context.Context, create, invite *crdt.Event, 
 		if !contact {
 			return nil // a request: kept, but nobody is told
 		}
-		for w := range e.watchers {
-			if w.room == "" {
-				w.put(api.WatchItem{Kind: "invite", Room: room})
-			}
-		}
+		e.emit("", api.WatchItem{Kind: "invite", Room: room}) // to the watchers of every room, once the invite is stored
 		return nil
 	})
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"unicode/utf8"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/node/wire"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // Pending invites are kept in the node's local store (never synced), one
@@ -85,48 +87,41 @@ type pendingInvite struct {
 }
 
 // inviteBook is the set of pending invites; the engine goroutine owns it.
+// It is engine state: its changes are tentative in memory and go to the
+// driver as Ready.Book writes (InviteWrite), which it performs after the
+// step's commits; a write that fails takes its change back (inviteFailed).
 type inviteBook struct {
-	local LocalStore
-	byID  map[string]*pendingInvite
-	seq   uint64
+	byID map[string]*pendingInvite
+	seq  uint64
 
 	strangers *wire.LimiterSet[crdt.UserID] // requests per stranger
 	dropped   uint64                        // requests over a stranger's rate, since start
 }
 
-// loadInvites reads the pending invites from local and moves those of an
-// older prefs.json (legacy) into it.
-func loadInvites(local LocalStore, legacy []pendingInvite) (*inviteBook, error) {
-	b := &inviteBook{local: local, byID: map[string]*pendingInvite{},
+func newInviteBook() *inviteBook {
+	return &inviteBook{byID: map[string]*pendingInvite{},
 		strangers: wire.NewLimiterSet[crdt.UserID](requestUserRate, requestUserBurst)}
-	err := local.ScanLocal([]byte(inviteKeyPrefix), func(k, v []byte) bool {
-		var p pendingInvite
-		if json.Unmarshal(v, &p) == nil && p.Room != "" {
-			b.byID[p.Room] = &p
-			b.seq = max(b.seq, p.Seq)
-		}
-		return true
-	})
-	if err != nil {
-		return nil, err
+}
+
+// load takes in one pending invite as the local store holds it.
+func (b *inviteBook) load(v []byte) {
+	var p pendingInvite
+	if json.Unmarshal(v, &p) == nil && p.Room != "" {
+		b.byID[p.Room] = &p
+		b.seq = max(b.seq, p.Seq)
 	}
-	for _, p := range legacy {
-		if _, ok := b.byID[p.Room]; !ok {
-			if _, err := b.add(p); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return b, nil
 }
 
 // add keeps p, displacing the oldest pending invite of no higher priority
-// when the book is full. It reports false when p was refused.
-func (b *inviteBook) add(p pendingInvite) (bool, error) {
+// when the book is full, and returns the writes that make it so: p's
+// first, then the removals of the invites it displaced (so that a failed
+// write of p displaces nothing). It reports false when p was refused.
+func (b *inviteBook) add(p pendingInvite) ([]InviteWrite, bool, error) {
 	if _, ok := b.byID[p.Room]; ok {
-		return true, nil
+		return nil, true, nil
 	}
 	p.Name = clip(p.Name, MaxRoomName)
+	var victims []*pendingInvite
 	if !p.Contact {
 		var oldest *pendingInvite
 		n := 0
@@ -139,15 +134,13 @@ func (b *inviteBook) add(p pendingInvite) (bool, error) {
 			}
 		}
 		if n >= MaxInviteRequests {
-			if err := b.remove(oldest.Room); err != nil {
-				return false, err
-			}
+			victims = append(victims, oldest)
 		}
 	}
-	if len(b.byID) >= MaxPendingInvites {
+	if len(b.byID)-len(victims) >= MaxPendingInvites {
 		var victim *pendingInvite
 		for _, q := range b.byID {
-			if q.Contact && !p.Contact {
+			if (q.Contact && !p.Contact) || slices.Contains(victims, q) {
 				continue
 			}
 			if victim == nil || q.Seq < victim.Seq {
@@ -155,27 +148,30 @@ func (b *inviteBook) add(p pendingInvite) (bool, error) {
 			}
 		}
 		if victim == nil {
-			return false, nil
+			return nil, false, nil
 		}
-		if err := b.remove(victim.Room); err != nil {
-			return false, err
-		}
+		victims = append(victims, victim)
 	}
-	b.seq++
-	p.Seq = b.seq
+	seq := b.seq
+	p.Seq = seq + 1
 	v, err := json.Marshal(p)
 	if err != nil {
-		return false, err
+		return nil, false, fmt.Errorf("encode invite: %w", err)
 	}
-	if err := b.local.PutLocal(inviteKey(p.Room), v); err != nil {
-		return false, err
-	}
+	b.seq = p.Seq
 	b.byID[p.Room] = &p
-	return true, nil
+	ws := []InviteWrite{{Room: p.Room, Value: v, seq: seq}}
+	for _, q := range victims {
+		w, _ := b.remove(q.Room)
+		w.quiet = true // p is kept: the book holds one more until the next add
+		ws = append(ws, w)
+	}
+	return ws, true, nil
 }
 
 // admitRequest takes a token from the stranger u's bucket of requests; a
-// request over it is counted and dropped.
+// request over it is counted and dropped. A request whose write then
+// fails has spent its token all the same, as a refused one does.
 func (b *inviteBook) admitRequest(u crdt.UserID) bool {
 	if b.strangers.Allow(u) {
 		return true
@@ -184,16 +180,76 @@ func (b *inviteBook) admitRequest(u crdt.UserID) bool {
 	return false
 }
 
-// remove forgets the invite to room, if any.
-func (b *inviteBook) remove(room string) error {
-	if _, ok := b.byID[room]; !ok {
-		return nil
-	}
-	if err := b.local.DeleteLocal(inviteKey(room)); err != nil {
-		return err
+// remove forgets the invite to room and returns the write that deletes it;
+// false when there is none.
+func (b *inviteBook) remove(room string) (InviteWrite, bool) {
+	p, ok := b.byID[room]
+	if !ok {
+		return InviteWrite{}, false
 	}
 	delete(b.byID, room)
-	return nil
+	return InviteWrite{Room: room, Delete: true, prev: p, seq: b.seq}, true
+}
+
+// undo takes a write back: the book's entry and arrival counter are as
+// before it.
+func (b *inviteBook) undo(w InviteWrite) {
+	if w.prev != nil {
+		b.byID[w.prev.Room] = w.prev
+	} else {
+		delete(b.byID, w.Room)
+	}
+	b.seq = w.seq
+}
+
+// addInvite keeps p in the invite book (add) and asks the driver to write
+// it (Ready.Book).
+func (e *Engine) addInvite(p pendingInvite) (bool, error) {
+	ws, ok, err := e.inv.add(p)
+	e.out.Book = append(e.out.Book, ws...)
+	return ok, err
+}
+
+// dropInvite forgets the invite to room, if any, and asks the driver to
+// delete it; quiet: a failure of the delete is logged, not returned.
+func (e *Engine) dropInvite(room crdt.RoomID, quiet bool) {
+	if w, ok := e.inv.remove(room.String()); ok {
+		w.quiet = quiet
+		e.out.Book = append(e.out.Book, w)
+	}
+}
+
+// joinedInvite drops the invite to a room once this user's join to it is
+// stored (advance): by this device's `room join` or by another device of
+// the user. Until then, and when the delete fails, the invite stays (the
+// lists leave out invites to joined rooms); a failed delete is tried
+// again at the room's next commit.
+func (e *Engine) joinedInvite(room crdt.RoomID, rc *roomCtl) {
+	if len(e.inv.byID) == 0 || e.inv.byID[room.String()] == nil || rc.room == nil || rc.room.MembershipOf(e.ident.User) != rooms.Join {
+		return
+	}
+	e.dropInvite(room, true)
+}
+
+// inviteFailed goes back after the driver could not write ws[0] (and so
+// wrote none of the rest): the book is as before those writes, newest
+// first, and the watch items of invites it no longer holds are dropped.
+// It returns err unless every write was quiet.
+func (e *Engine) inviteFailed(ws []InviteWrite, err error) error {
+	loud := false
+	for i := len(ws) - 1; i >= 0; i-- {
+		w := ws[i]
+		e.inv.undo(w)
+		loud = loud || !w.quiet
+		if !w.Delete {
+			e.out.Watch = slices.DeleteFunc(e.out.Watch, func(it WatchOut) bool { return it.Item.Kind == "invite" && it.Item.Room == w.Room })
+		}
+	}
+	if !loud {
+		e.log.Warn("invite book write", "err", err)
+		return nil
+	}
+	return err
 }
 
 // list returns the pending invites in arrival order.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
 
@@ -52,9 +52,9 @@ func loadMaster(home string) (*crdt.SecretKey, error) {
 // identity made by `parley init` and never used gives up its master key
 // and keeps its device key; otherwise a device key is made here.
 func JoinDevice(ctx context.Context, home, codeText string) (api.DeviceJoinResult, error) {
-	code, err := ParseLinkCode(codeText)
+	code, err := p2p.ParseLinkCode(codeText)
 	if err != nil {
-		return api.DeviceJoinResult{}, codef(api.KindInvalid, api.CodeNotLinkCode, "that is not a link code (one starts with %q)", linkCodePrefix)
+		return api.DeviceJoinResult{}, codef(api.KindInvalid, api.CodeNotLinkCode, "that is not a link code (one starts with %q)", p2p.LinkCodePrefix)
 	}
 	if _, err := os.Stat(filepath.Join(home, api.InfoFile)); err == nil {
 		return api.DeviceJoinResult{}, errorf(api.KindInvalid, "a daemon runs on %s: device join works on a fresh home before its first start (use a new --home)", home)
@@ -104,9 +104,9 @@ func JoinDevice(ctx context.Context, home, codeText string) (api.DeviceJoinResul
 		return api.DeviceJoinResult{}, fmt.Errorf("start libp2p: %w", err)
 	}
 	defer h.Close()
-	res, err := LinkDevice(ctx, h, code, dev, recRaw)
+	res, err := p2p.LinkDevice(ctx, h, code, dev, recRaw)
 	if err != nil {
-		return api.DeviceJoinResult{}, &api.Error{Kind: api.KindPermission, Msg: "link: " + strings.ReplaceAll(err.Error(), "node: ", ""), Err: err}
+		return api.DeviceJoinResult{}, &api.Error{Kind: api.KindPermission, Msg: "link: " + linkText(err), Err: err}
 	}
 	out := keyFile{DeviceSeed: dev.Seed(), Cert: res.Cert, KEMSeed: kem.Seed(), User: res.User[:]}
 	if err := writeJSON(path, out, 0o600); err != nil {

@@ -17,11 +17,11 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/node/p2p"
 	"github.com/parley-p2p/parley/rooms"
 	"github.com/parley-p2p/parley/rooms/e2ee"
 )
@@ -90,194 +90,27 @@ func newDeviceHost(t *testing.T, tn *testNet, port int) (*crdt.SecretKey, host.H
 	return dev, h, raw
 }
 
-// clock is a settable clock for the linker.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func TestLinkCodeFormat(t *testing.T) {
-	c := &LinkCode{Peer: peerIDOf(t, mustIdent(t)), Expires: time.UnixMilli(1_800_000_000_000)}
-	c.Addrs = append(c.Addrs, ma.StringCast("/ip4/127.0.0.1/tcp/4001"), ma.StringCast("/ip6/::1/udp/4001/quic-v1"))
-	copy(c.secret[:], "0123456789abcdef")
-	s := c.Encode()
-	if !strings.HasPrefix(s, linkCodePrefix) || strings.ToLower(s) != s {
-		t.Fatalf("code %q", s)
-	}
-	got, err := ParseLinkCode("  " + s + "\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Peer != c.Peer || !got.Expires.Equal(c.Expires) || got.secret != c.secret || len(got.Addrs) != 2 || !got.Addrs[1].Equal(c.Addrs[1]) {
-		t.Fatalf("round trip: %v", got)
-	}
-	// The secret never prints.
-	for _, out := range []string{fmt.Sprint(got), fmt.Sprintf("%v %+v %#v %s %q %x", got, got, got, got, got, got), got.String()} {
-		if strings.Contains(out, "0123456789abcdef") || strings.Contains(out, fmt.Sprintf("%x", got.secret)) {
-			t.Fatalf("secret printed: %s", out)
-		}
-	}
-	for _, bad := range []string{"", "parley-link-", "parley-link-!!", "xx" + s, s[:len(s)-3], strings.Repeat("a", 3000), linkCodePrefix + "mfrggzdfmztwq2lk"} {
-		if _, err := ParseLinkCode(bad); !errors.Is(err, ErrBadLinkCode) {
-			t.Fatalf("ParseLinkCode(%.40q) = %v", bad, err)
-		}
-	}
-	// Non-canonical or out-of-range fields are refused.
-	for _, w := range []linkCodeWire{
-		{V: 2, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 1},
-		{V: 1, Peer: []byte(c.Peer), Addrs: nil, Secret: c.secret[:], Exp: 1},
-		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:8], Exp: 1},
-		{V: 1, Peer: []byte("nope"), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 1},
-		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{{1, 2, 3}}, Secret: c.secret[:], Exp: 1},
-		{V: 1, Peer: []byte(c.Peer), Addrs: [][]byte{c.Addrs[0].Bytes()}, Secret: c.secret[:], Exp: 0},
-	} {
-		b, _ := crdt.Marshal(w)
-		if _, err := ParseLinkCode(linkCodePrefix + strings.ToLower(linkB32.EncodeToString(b))); !errors.Is(err, ErrBadLinkCode) {
-			t.Fatalf("accepted %+v", w)
-		}
-	}
-}
-
-func mustIdent(t *testing.T) *crdt.Identity { _, id := newUser(t); return id }
-
-// FuzzLinkDecoders: the code parser and both frame decoders never panic,
-// and what they accept re-encodes to the same bytes.
-func FuzzLinkDecoders(f *testing.F) {
-	dev, _ := crdt.GenerateKey(rand.Reader)
-	sk, _ := crypto.UnmarshalEd25519PrivateKey(append(dev.Seed(), pubBytes(dev.Public())...))
-	p, _ := peer.IDFromPrivateKey(sk)
-	c := &LinkCode{Peer: p, Expires: time.UnixMilli(1), Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/1")}}
-	f.Add([]byte(c.Encode()))
-	req, _ := crdt.Marshal(linkReq{Device: make([]byte, 32), KEM: []byte{1}, Proof: make([]byte, 32)})
-	f.Add(req)
-	resp, _ := crdt.Marshal(linkResp{OK: true, User: make([]byte, 32), Rooms: [][]byte{{1}}, Peers: []string{"x"}})
-	f.Add(resp)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if c, err := ParseLinkCode(string(b)); err == nil {
-			if again, err := ParseLinkCode(c.Encode()); err != nil || again.secret != c.secret || again.Peer != c.Peer {
-				t.Fatalf("code does not round-trip")
-			}
-		}
-		if r, err := decodeLinkReq(b); err == nil {
-			if again, _ := crdt.Marshal(r); !bytes.Equal(again, b) {
-				t.Fatalf("request does not re-encode")
-			}
-		}
-		if r, err := decodeLinkResp(b); err == nil {
-			if again, _ := crdt.Marshal(r); !bytes.Equal(again, b) {
-				t.Fatalf("answer does not re-encode")
-			}
-		}
-	})
-}
-
-// TestLinkHandshake: a right code links once; a wrong secret, a replay,
-// an expired code, a foreign device key and too many wrong tries are
-// refused; a linked device issues no codes.
-func TestLinkHandshake(t *testing.T) {
+// TestLinkCodeErrors: the node turns the link protocol's refusals to
+// issue a code into the API's errors, without the package's prefix.
+func TestLinkCodeErrors(t *testing.T) {
 	tn := newTestNet(t, 0)
 	master, ident := newUser(t)
 	a := tn.addNode(ident)
-	ctx := tn.ctx
-	clk := &clock{t: time.Now()}
-	l := NewLinker(tn.reps[a].Host(), tn.reps[a].Engine, master, nil)
+	nl := p2p.NewLinker(tn.reps[a].Host(), tn.reps[a].Engine, nil, nil) // a linked device
+	_, err := newLinkCode(nl, 0)
+	nl.Close()
+	if KindOf(err) != api.KindPermission || CodeOf(err) != api.CodeNoMaster || !strings.Contains(err.Error(), "no master key") || strings.Contains(err.Error(), "p2p:") {
+		t.Fatalf("a linked device issued a code: %v (kind %s, code %s)", err, KindOf(err), CodeOf(err))
+	}
+	l := p2p.NewLinker(tn.reps[a].Host(), tn.reps[a].Engine, master, nil)
 	defer l.Close()
-	l.now = clk.now
-
-	dev, h, rec := newDeviceHost(t, tn, 11001)
-	if _, err := tn.mn.LinkPeers(h.ID(), tn.reps[a].Host().ID()); err != nil {
-		t.Fatal(err)
+	for range p2p.MaxLinkPending {
+		if _, err := newLinkCode(l, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	code, err := l.NewCode(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrong := *code
-	wrong.secret[0] ^= 1
-	if _, err := LinkDevice(ctx, h, &wrong, dev, rec); !errors.Is(err, ErrLinkWrong) {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	// The KEM record must be the device's own.
-	_, _, otherRec := newDeviceHost(t, tn, 11002)
-	if _, err := LinkDevice(ctx, h, code, dev, otherRec); err == nil || !strings.Contains(err.Error(), "KEM record") {
-		t.Fatalf("foreign KEM record: %v", err)
-	}
-	res, err := LinkDevice(ctx, h, code, dev, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.User != ident.User || !crdt.CheckDeviceCert(ident.User, dev.Public(), res.Cert) || len(res.Peers) == 0 {
-		t.Fatalf("result %+v", res)
-	}
-	if _, err := LinkDevice(ctx, h, code, dev, rec); !errors.Is(err, ErrLinkUsed) {
-		t.Fatalf("replay: %v", err)
-	}
-	// Another device key than the dialing peer's is refused.
-	dev2, _, rec2 := newDeviceHost(t, tn, 11003)
-	code2, err := l.NewCode(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LinkDevice(ctx, h, code2, dev2, rec2); err == nil || !strings.Contains(err.Error(), "dialing peer") {
-		t.Fatalf("foreign device key: %v", err)
-	}
-	// Expired on the linker's clock.
-	clk.add(DefaultLinkTTL + time.Second)
-	if _, err := LinkDevice(ctx, h, code2, dev, rec); !errors.Is(err, ErrLinkExpired) {
-		t.Fatalf("expired: %v", err)
-	}
-	// Expired on the joiner's clock: refused before dialing.
-	old := *code2
-	old.Expires = time.Now().Add(-time.Second)
-	if _, err := LinkDevice(ctx, h, &old, dev, rec); !errors.Is(err, ErrLinkExpired) {
-		t.Fatalf("expired locally: %v", err)
-	}
-	// Wrong tries lock out the peer that made them, not the code: a
-	// stranger's guesses do not stop the real new device (issue 17, item 7).
-	code3, err := l.NewCode(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := *code3
-	bad.secret[5] ^= 0x80
-	var last error
-	for range maxLinkTries + 2 {
-		_, last = LinkDevice(ctx, h, &bad, dev, rec)
-	}
-	if !errors.Is(last, ErrLinkLocked) {
-		t.Fatalf("after %d wrong tries: %v", maxLinkTries+2, last)
-	}
-	if _, err := LinkDevice(ctx, h, code3, dev, rec); !errors.Is(err, ErrLinkLocked) {
-		t.Fatalf("the right code from a locked-out peer: %v", err)
-	}
-	dev4, h4, rec4 := newDeviceHost(t, tn, 11004)
-	if _, err := tn.mn.LinkPeers(h4.ID(), tn.reps[a].Host().ID()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LinkDevice(ctx, h4, code3, dev4, rec4); err != nil {
-		t.Fatalf("the right code from another peer after a stranger's wrong tries: %v", err)
-	}
-	// The lockout ends linkLockout after the peer's last wrong try.
-	code4, err := l.NewCode(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk.add(linkLockout + time.Second)
-	code4.Expires = clk.now().Add(time.Hour) // the joiner checks expiry on its own clock
-	if _, err := LinkDevice(ctx, h, code4, dev, rec); !errors.Is(err, ErrLinkExpired) {
-		t.Fatalf("after the lockout: %v, want the code's own answer (expired)", err)
-	}
-	// A linked device holds no master key.
-	nl := &Linker{host: h, master: nil}
-	if _, err := nl.NewCode(0); err == nil || !strings.Contains(err.Error(), "no master key") {
-		t.Fatalf("linked device issued a code: %v", err)
+	if _, err := newLinkCode(l, 0); KindOf(err) != api.KindInvalid || !strings.Contains(err.Error(), "already waiting") {
+		t.Fatalf("one code too many: %v (kind %s)", err, KindOf(err))
 	}
 }
 
@@ -369,7 +202,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	})
 
 	// Link a new device of A's user.
-	l := NewLinker(tn.reps[a].Host(), A, mA, nil)
+	l := p2p.NewLinker(tn.reps[a].Host(), A, mA, nil)
 	defer l.Close()
 	code, err := l.NewCode(0)
 	if err != nil {
@@ -379,7 +212,7 @@ func TestLinkedDeviceReadsSharedHistory(t *testing.T) {
 	if _, err := tn.mn.LinkPeers(h.ID(), tn.reps[a].Host().ID()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := LinkDevice(ctx, h, code, dev, rec)
+	res, err := p2p.LinkDevice(ctx, h, code, dev, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -625,7 +458,7 @@ func TestJoinDeviceHome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewLinker(h, rep.Engine, master, nil)
+	l := p2p.NewLinker(h, rep.Engine, master, nil)
 	defer l.Close()
 	code, err := l.NewCode(time.Minute)
 	if err != nil {
@@ -672,7 +505,7 @@ func TestJoinDeviceHome(t *testing.T) {
 	if _, err := JoinDevice(ctx, ran, code2.Encode()); err == nil || !strings.Contains(err.Error(), "fresh home") {
 		t.Fatalf("a home that ran a node joined: %v", err)
 	}
-	if _, err := JoinDevice(ctx, t.TempDir(), code.Encode()); !errors.Is(err, ErrLinkUsed) || !strings.Contains(err.Error(), "already used") || strings.Contains(err.Error(), "node:") {
+	if _, err := JoinDevice(ctx, t.TempDir(), code.Encode()); !errors.Is(err, p2p.ErrLinkUsed) || !strings.Contains(err.Error(), "already used") || strings.Contains(err.Error(), "node:") || strings.Contains(err.Error(), "p2p:") {
 		t.Fatalf("a used code: %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/faultstore"
 	"github.com/parley-p2p/parley/rooms/e2ee"
+	"github.com/parley-p2p/parley/rooms/roomstest"
 )
 
 // TestLocalAuthoringFailureChangesNothing fails, for each kind of local
@@ -26,8 +29,9 @@ import (
 // before local authoring went through the Ready a room create committed
 // four batches, and failing a later one left the create event in the
 // store and the room unhosted in the preferences; a kick or a send that
-// rotated kept the new epoch key when its commit failed. The same holds
-// when the epoch secret cannot be written ahead.
+// rotated kept the new epoch key when its commit failed; a join whose
+// commit failed had deleted its pending invite. The same holds when the
+// epoch secret cannot be written ahead.
 func TestLocalAuthoringFailureChangesNothing(t *testing.T) {
 	w := newScriptWorld(t)
 	defer w.close()
@@ -76,6 +80,8 @@ func TestLocalAuthoringFailureChangesNothing(t *testing.T) {
 	qid, _ := crdt.ParseID(q.Room)
 	_, err = b.e.Invite(ctx, api.RoomUserReq{Room: q.Room, User: a.ident.User.String()})
 	ok(err)
+	qin := b.inv[qid]
+	ok(a.e.ReceiveInvite(ctx, qin.Create, qin.Invite, qin.Name, "", nil)) // a failed join keeps it
 	_, err = a.e.TrackRoom(ctx, q.Room)
 	ok(err)
 	deliver(b, a)
@@ -289,4 +295,171 @@ func (s engineState) diff(o engineState) string {
 		out = append(out, fmt.Sprintf("engine: %+v != %+v", s, o))
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestInviteBookWriteFailure fails the invite book's writes (Ready.Book):
+// a refused write of a new invite returns an error and changes nothing (no
+// invite listed, none displaced, no watch item), a refused decline keeps
+// the invite, a refused delete after a join is retried at the room's next
+// commit, and the book survives a restart. Before the book's writes went
+// through the Ready, a new request displaced the oldest before its own
+// write failed, so a failed write lost an invite.
+func TestInviteBookWriteFailure(t *testing.T) {
+	w := newScriptWorld(t)
+	defer w.close()
+	w.newNode("alice", "alice", scriptKey(t, "master alice"))
+	w.newNode("bob", "bob", scriptKey(t, "master bob"))
+	a, b := w.nodes["alice"], w.nodes["bob"]
+	ctx := context.Background()
+	ok := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := b.e.Watch(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	pending := func(e *Engine) (invites, requests []string) {
+		t.Helper()
+		inv, err := e.Invites(ctx)
+		ok(err)
+		for _, i := range inv.Invites {
+			invites = append(invites, i.Room)
+		}
+		for _, i := range inv.Requests {
+			requests = append(requests, i.Room)
+		}
+		return invites, requests
+	}
+	failing := func(n *scriptNode, inj faultstore.Injector, op func() error) error {
+		t.Helper()
+		before := engineSnapshot(t, n.e)
+		n.out = nil
+		faults := len(n.fs.Faults())
+		n.fs.Inject(inj)
+		err := op()
+		n.fs.Inject(nil)
+		if len(n.fs.Faults()) == faults {
+			t.Fatal("no fault fired")
+		}
+		if diff := before.diff(engineSnapshot(t, n.e)); diff != "" {
+			if len(diff) > 2000 {
+				diff = diff[:2000] + "..."
+			}
+			t.Fatalf("a failed invite write changed the engine (%v):\n%s", err, diff)
+		}
+		for _, l := range n.out {
+			if strings.Contains(l, "watch") {
+				t.Fatalf("a failed invite write left %q", l)
+			}
+		}
+		return err
+	}
+
+	// Strangers fill the requests box; one more whose own write fails
+	// displaces nothing.
+	var first string
+	for i := range MaxInviteRequests {
+		create, invite, err := roomstest.Invite(newIdent(t), b.ident.User, fmt.Sprint("request ", i), int64(i+1))
+		ok(err)
+		ok(b.e.ReceiveInvite(ctx, create, invite, "", "", nil))
+		if i == 0 {
+			first = create.ID.String()
+		}
+	}
+	create, invite, err := roomstest.Invite(newIdent(t), b.ident.User, "one too many", 1000)
+	ok(err)
+	if err := failing(b, faultstore.LocalPrefix(inviteKey(create.ID.String())), func() error { return b.e.ReceiveInvite(ctx, create, invite, "", "", nil) }); err == nil {
+		t.Fatal("a refused invite write: no error")
+	}
+	if _, req := pending(b.e); len(req) != MaxInviteRequests || !slices.Contains(req, first) || slices.Contains(req, create.ID.String()) {
+		t.Fatalf("after a refused request: %d requests, oldest kept %v", len(req), slices.Contains(req, first))
+	}
+	ok(b.e.ReceiveInvite(ctx, create, invite, "", "", nil))
+	if _, req := pending(b.e); len(req) != MaxInviteRequests || slices.Contains(req, first) || !slices.Contains(req, create.ID.String()) {
+		t.Fatalf("after a request: %d requests, oldest kept %v", len(req), slices.Contains(req, first))
+	}
+
+	// An invite from a contact (a user who shares a joined room with bob):
+	// refused, then taken and announced.
+	plain := false
+	first2, err := a.e.CreateRoom(ctx, api.RoomCreateReq{Name: "first", Encrypted: &plain})
+	ok(err)
+	fid, _ := crdt.ParseID(first2.Room)
+	_, err = a.e.Invite(ctx, api.RoomUserReq{Room: first2.Room, User: b.ident.User.String()})
+	ok(err)
+	_, err = b.e.TrackRoom(ctx, first2.Room)
+	ok(err)
+	ok(b.e.Ingest(ctx, "", a.pub))
+	_, err = b.e.Join(ctx, fid)
+	ok(err)
+	shared, err := a.e.CreateRoom(ctx, api.RoomCreateReq{Name: "shared", Encrypted: &plain})
+	ok(err)
+	sid, _ := crdt.ParseID(shared.Room)
+	_, err = a.e.Invite(ctx, api.RoomUserReq{Room: shared.Room, User: b.ident.User.String()})
+	ok(err)
+	in := a.inv[sid]
+	all := faultstore.LocalPrefix([]byte(inviteKeyPrefix))
+	if err := failing(b, all, func() error { return b.e.ReceiveInvite(ctx, in.Create, in.Invite, in.Name, "", nil) }); err == nil {
+		t.Fatal("a refused invite write: no error")
+	}
+	b.out = nil
+	ok(b.e.ReceiveInvite(ctx, in.Create, in.Invite, in.Name, "", nil))
+	if !slices.Contains(b.out, "  watch <new>: invite") {
+		t.Fatalf("the stored invite was not announced: %q", b.out)
+	}
+	// A refused decline keeps the invite.
+	if err := failing(b, all, func() error { _, err := b.e.Decline(ctx, api.RoomReq{Room: shared.Room}); return err }); err == nil {
+		t.Fatal("a refused decline: no error")
+	}
+
+	// The book survives a restart.
+	restart := func() {
+		t.Helper()
+		b.cancel()
+		<-b.done
+		e, err := NewEngineWith(b.ident, b.fs, "", slog.New(slog.DiscardHandler), KeyOptions{Seed: 2, Rand: mrand.NewChaCha8([32]byte{2})})
+		ok(err)
+		e.now = func() time.Time { return w.now }
+		e.noTimers = true
+		e.onReady = func(rd *Ready) { w.record(b, rd) }
+		ctx, cancel := context.WithCancel(context.Background())
+		b.e, b.cancel, b.done = e, cancel, make(chan struct{})
+		go func() { defer close(b.done); e.Serve(ctx) }()
+	}
+	restart()
+	if inv, req := pending(b.e); !slices.Equal(inv, []string{shared.Room}) || len(req) != MaxInviteRequests || slices.Contains(req, first) {
+		t.Fatalf("after a restart: invites %v, %d requests", inv, len(req))
+	}
+
+	// Joining: the invite's delete fails (the join stands), and is done at
+	// the room's next commit.
+	_, err = b.e.TrackRoom(ctx, shared.Room)
+	ok(err)
+	ok(b.e.Ingest(ctx, "", a.pub))
+	b.fs.Inject(faultstore.LocalPrefix(inviteKey(shared.Room)))
+	_, err = b.e.Join(ctx, sid)
+	b.fs.Inject(nil)
+	ok(err)
+	if len(b.fs.Faults()) == 0 {
+		t.Fatal("no fault fired")
+	}
+	held := func() bool {
+		var held bool
+		ok(b.e.do(ctx, func() error { held = b.e.inv.byID[shared.Room] != nil; return nil }))
+		return held
+	}
+	if inv, _ := pending(b.e); len(inv) != 0 || !held() {
+		t.Fatalf("after a join whose invite delete failed: listed %v, held %v", inv, held())
+	}
+	_, err = b.e.Send(ctx, api.SendReq{Room: shared.Room, Text: "hello"})
+	ok(err)
+	if held() {
+		t.Fatal("the invite to a joined room is held after its next commit")
+	}
+	restart()
+	if held() {
+		t.Fatal("the invite to a joined room is back after a restart")
+	}
 }

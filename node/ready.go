@@ -26,8 +26,12 @@ import (
 //     core's advance, which may add to the Ready (back to 1), or by its
 //     reject when the store refused the batch: the core is then as before
 //     the input, and nothing of the refused batch is published;
-//  3. purge redacted bodies;
-//  4. start tracking rooms, publish, announce heads, fetch, report
+//  3. write the invite book's changes (Book), after the commits: an
+//     invite is dropped only once the join it led to is stored; when one
+//     fails, the book takes it back (and those after it) and the step
+//     fails unless only displaced or joined invites were to be deleted;
+//  4. write decrypted plaintext (Plain), then purge redacted bodies;
+//  5. start tracking rooms, publish, announce heads, fetch, report
 //     refusals and invites, tracer hooks, watch items, and timers.
 //
 // Commits lists what was committed, in order.
@@ -36,6 +40,7 @@ type Ready struct {
 	Keep     []KeyWrite     // epoch secrets to persist (write ahead)
 	Propose  []*Proposal    // batches to commit, in order (then advance or reject)
 	Commits  []Committed    // batches committed by the step, in order
+	Book     []InviteWrite  // changes of the invite book to write (after the commits)
 	Plain    []PlainWrite   // decrypted plaintext to write (after the commits)
 	Purge    []crdt.EventID // redacted events whose body and plaintext to delete (after the commits)
 	Track    []crdt.RoomID  // rooms to start gossiping and syncing
@@ -60,6 +65,21 @@ type KeyWrite struct {
 	Key   []byte
 	Value []byte
 	bg    bool // made by background authoring (Proposal.bg)
+}
+
+// InviteWrite is a change of the invite book (invites.go) for the driver
+// to write to the node's local store after the step's commits: the
+// pending invite to a room to keep (Value, encoded), or with Delete, its
+// removal. The book holds the change already; when the write fails, the
+// driver hands it back to the core (inviteFailed), which undoes it.
+type InviteWrite struct {
+	Room   string // the room's ID, in text (the book's key)
+	Value  []byte
+	Delete bool
+
+	prev  *pendingInvite // the book's entry before the write (nil: none)
+	seq   uint64         // the book's arrival counter before the write
+	quiet bool           // a displaced invite, or one to a joined room: a failure is logged, not returned
 }
 
 // PlainWrite asks the driver to write what the core decrypted of an event
@@ -158,7 +178,7 @@ type Timer struct {
 
 // empty reports whether the Ready asks for nothing.
 func (rd *Ready) empty() bool {
-	return b2i(rd.Prefs)+len(rd.Keep)+len(rd.Propose)+len(rd.Plain)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
+	return b2i(rd.Prefs)+len(rd.Keep)+len(rd.Propose)+len(rd.Book)+len(rd.Plain)+len(rd.Commits)+len(rd.Purge)+len(rd.Track)+len(rd.Publish)+len(rd.Heads)+len(rd.Fetch)+len(rd.Refused)+
 		len(rd.Invites)+len(rd.Accepted)+len(rd.Rejected)+len(rd.Watch)+len(rd.Timers) == 0
 }
 
@@ -166,12 +186,13 @@ func (rd *Ready) empty() bool {
 func (rd *Ready) reset() {
 	clear(rd.Keep)
 	clear(rd.Propose)
+	clear(rd.Book)
 	clear(rd.Publish)
 	clear(rd.Accepted)
 	clear(rd.Invites)
 	clear(rd.Watch)
 	*rd = Ready{
-		Keep: rd.Keep[:0], Propose: rd.Propose[:0], Plain: rd.Plain[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
+		Keep: rd.Keep[:0], Propose: rd.Propose[:0], Book: rd.Book[:0], Plain: rd.Plain[:0], Commits: rd.Commits[:0], Purge: rd.Purge[:0], Track: rd.Track[:0], Publish: rd.Publish[:0], Heads: rd.Heads[:0],
 		Fetch: rd.Fetch[:0], Refused: rd.Refused[:0], Invites: rd.Invites[:0], Accepted: rd.Accepted[:0],
 		Rejected: rd.Rejected[:0], Watch: rd.Watch[:0], Timers: rd.Timers[:0],
 	}

@@ -43,7 +43,7 @@ var protocolLimits = []struct {
 	{p2p.SyncProtocol, 128, 2 * p2p.MaxPeerSessions, maxSyncMemory},
 	{mediasvc.Protocol, 128, 2 * mediasvc.MaxPeerStreams, maxMediaMemory},
 	{p2p.InviteProtocol, 32, 2, maxSmallMemory},
-	{LinkProtocol, 16, 2, maxSmallMemory},
+	{p2p.LinkProtocol, 16, 2, maxSmallMemory},
 	{p2p.RoomProofProtocol, 64, 4, maxSmallMemory},
 	{TURNProtocol, 32, turnPeerStreams, maxSmallMemory},
 	{p2p.PeerRecordsProtocol, 32, 2, maxSmallMemory},

@@ -29,7 +29,7 @@ import (
 )
 
 // hostileProtocols are the protocols a Parley node serves to any peer.
-var hostileProtocols = []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, LinkProtocol}
+var hostileProtocols = []protocol.ID{p2p.SyncProtocol, mediasvc.Protocol, p2p.InviteProtocol, p2p.LinkProtocol}
 
 // hostileFrameLen is the length a hostile peer announces: the largest
 // frame any protocol allowed before limits (4 MiB) minus one octet.
@@ -85,7 +85,7 @@ func TestHostileFramesBounded(t *testing.T) {
 		defer wg.Done()
 		m.Serve(ctx)
 	}()
-	l := NewLinker(h, rep.Engine, master, nil)
+	l := p2p.NewLinker(h, rep.Engine, master, nil)
 	defer l.Close()
 	eventually(t, 60*time.Second, "handlers registered", func() (bool, string) {
 		for _, p := range hostileProtocols {

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
-	"github.com/parley-p2p/parley/node"
+	"github.com/parley-p2p/parley/node/p2p"
 )
 
 func TestDevicesAgainstFakeDaemon(t *testing.T) {
@@ -35,7 +35,7 @@ func TestDevicesAgainstFakeDaemon(t *testing.T) {
 	}
 	// device join runs without a daemon: here one runs, and the code is bad.
 	runCLI(t, "", "device", "join", "hello", "--home", f.home).failsWith(t, "not a link code")
-	code := (&node.LinkCode{}).String() // never the secret
+	code := (&p2p.LinkCode{}).String() // never the secret
 	if strings.Contains(code, "parley-link-") {
 		t.Fatalf("a code's String is its text: %q", code)
 	}

@@ -5,15 +5,15 @@
 // junkcpu.go), the gossip budget of limited (relayed) connections
 // (limited.go), peer records, the address book and rendezvous on the DHT
 // (peerrecords.go, addrbook.go, rendezvous.go), the invite protocol
-// (invite.go), and the Tracer interfaces through which simulations and
-// metrics count what the protocols do. docs/protocol.md is what they
-// speak.
+// (invite.go), device linking (link.go), and the Tracer interfaces
+// through which simulations and metrics count what the protocols do.
+// docs/protocol.md is what they speak.
 //
-// It reaches the room engine only through SyncEngine, GossipEngine and
-// InviteEngine (engine.go, invite.go): it must not import the node or the
-// engine, decide what a room's rules accept (the engine's GossipJudge
-// does), or write events to the store; it reads stored events only to
-// serve them (Syncer), and writes only the address book's node-local key
-// (AddrBookStore). The node builds and wires it (node/replica.go,
-// node/node.go). See docs/design.md §1.1.
+// It reaches the room engine only through SyncEngine, GossipEngine,
+// InviteEngine and LinkEngine (engine.go, invite.go, link.go): it must not
+// import the node or the engine, decide what a room's rules accept (the
+// engine's GossipJudge does), or write events to the store; it reads
+// stored events only to serve them (Syncer), and writes only the address
+// book's node-local key (AddrBookStore). The node builds and wires it
+// (node/replica.go, node/node.go). See docs/design.md §1.1.
 package p2p
