@@ -208,7 +208,7 @@ func (s *Syncer) repair(ctx context.Context, room crdt.RoomID) error {
 		for _, p := range s.repairPeers(room, via) {
 			j := syncJob{room: room, peer: p}
 			if !s.begin(j) {
-				continue // a session with p runs: this one runs after it (begin)
+				continue // a job of the room runs: this session runs after it (begin)
 			}
 			err := s.session(ctx, room, p)
 			s.end(j)

@@ -88,8 +88,20 @@ type Syncer struct {
 	rp               *repairs                  // repair-peer selection (repair.go)
 	retries          *mailbox.Mailbox[syncJob] // sessions to run again after commitRetry
 
-	running  map[syncKey]bool      // rooms and peers with a job running; guarded by mu
-	deferred map[syncKey][]syncJob // jobs that came while one ran (begin); guarded by mu
+	runs map[crdt.RoomID]*roomRun // rooms with a job running (begin); guarded by mu
+}
+
+// roomRun is the bookkeeping of a room some sync job runs for (begin).
+type roomRun struct {
+	n        int       // jobs of the room running
+	progress time.Time // when one of them last received an answer or a page
+	deferred []deferredJob
+}
+
+// deferredJob is a job that waits for the room's running one (begin).
+type deferredJob struct {
+	j     syncJob
+	since time.Time
 }
 
 type syncJob struct {
@@ -99,6 +111,9 @@ type syncJob struct {
 	// repair: close a gap in room through the peers that serve sync for
 	// it (repair.go); peer and get are empty.
 	repair bool
+	// beside: run even while another job of the room runs (it waited for
+	// one that stalled or ran too long: releaseStalled).
+	beside bool
 }
 
 // NewSyncer registers the stream handler on h.
@@ -107,8 +122,7 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
-		running:    map[syncKey]bool{},
-		deferred:   map[syncKey][]syncJob{},
+		runs:       map[crdt.RoomID]*roomRun{},
 		PeerLimits: wire.NewPeerLimits(MaxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  mailbox.New[peer.ID](),
@@ -119,12 +133,17 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 	return s
 }
 
-// Jobs reports how many sync jobs are queued and how many run (a job per
-// room and peer runs at a time; others wait behind it: begin).
+// Jobs reports how many sync jobs are queued (waiting for a worker or for
+// another job of their room: begin) and how many run.
 func (s *Syncer) Jobs() (queued, running int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending), len(s.running)
+	queued = len(s.pending)
+	for _, r := range s.runs {
+		queued += len(r.deferred)
+		running += r.n
+	}
+	return queued, running
 }
 
 // PageEvents is the most events one sync page carries.
@@ -228,48 +247,107 @@ func (s *Syncer) next() (syncJob, bool) {
 	return j, true
 }
 
-// syncKey names the room and peer of a session or fetch job.
-type syncKey struct {
-	room crdt.RoomID
-	peer peer.ID
-}
+// Coalescing of a room's sync jobs (begin).
+const (
+	// syncStall: a job waiting for its room's running job runs beside it
+	// when that one received nothing for this long ...
+	syncStall = 10 * time.Second
+	// ... or when it waited this long in all, so that a peer that trickles
+	// pages slowly holds up the room's other sessions for a bounded time.
+	syncDeferMax = 2 * time.Minute
+	// maxDeferred bounds the jobs waiting per room; more are dropped (the
+	// deferred sessions, and periodic anti-entropy, pull what they would).
+	maxDeferred = 64
+)
 
-// begin claims j's room and peer for a worker. A job that comes while
-// another of the same room and peer runs waits for it (it runs after, from
-// end) instead of running beside it: two sessions of one room with one
-// peer would both pull the same pages (after a restart in the middle of a
-// catch-up, every missing event about twice; issue 16). A repair job,
-// which has its own running flag, is not held back.
+// begin claims j's room for a worker. A session or fetch job that comes
+// while another job of the same room runs waits for it (it runs after,
+// from end) instead of running beside it: two sessions of one room would
+// pull the same pages, whether with one peer (after a restart in the
+// middle of a catch-up) or with two (a fresh join with two peers that hold
+// the room, each pulling the whole room: issue 16). The job that runs
+// after finds what the first pulled held: a heads round when the peers
+// agree, else only what the first peer lacked. A job that waited for a
+// stalled one, or too long, runs beside it (releaseStalled). A repair job,
+// which has its own running flag, is not held back; the sessions it runs
+// are (repair).
 func (s *Syncer) begin(j syncJob) bool {
 	if j.repair {
 		return true
 	}
-	k := syncKey{j.room, j.peer}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.running[k] {
-		if !slices.Contains(s.deferred[k], j) {
-			s.deferred[k] = append(s.deferred[k], j)
+	r := s.runs[j.room]
+	if r == nil {
+		r = &roomRun{}
+		s.runs[j.room] = r
+	}
+	if r.n > 0 && !j.beside {
+		if len(r.deferred) < maxDeferred && !slices.ContainsFunc(r.deferred, func(d deferredJob) bool { return d.j == j }) {
+			r.deferred = append(r.deferred, deferredJob{j, time.Now()})
 		}
 		return false
 	}
-	s.running[k] = true
+	if r.n == 0 {
+		r.progress = time.Now()
+	}
+	r.n++
 	return true
 }
 
-// end releases j's room and peer and queues the jobs that waited for it.
+// end releases j's room and, when no other job of the room runs, queues
+// the jobs that waited for it.
 func (s *Syncer) end(j syncJob) {
 	if j.repair {
 		return
 	}
-	k := syncKey{j.room, j.peer}
 	s.mu.Lock()
-	delete(s.running, k)
-	waiting := s.deferred[k]
-	delete(s.deferred, k)
+	r := s.runs[j.room]
+	if r == nil {
+		s.mu.Unlock()
+		return
+	}
+	r.n--
+	var waiting []deferredJob
+	if r.n <= 0 {
+		waiting = r.deferred
+		delete(s.runs, j.room)
+	}
 	s.mu.Unlock()
 	for _, w := range waiting {
-		s.enqueue(w)
+		s.enqueue(w.j)
+	}
+}
+
+// progressed notes that a job of room received an answer or a page.
+func (s *Syncer) progressed(room crdt.RoomID) {
+	s.mu.Lock()
+	if r := s.runs[room]; r != nil {
+		r.progress = time.Now()
+	}
+	s.mu.Unlock()
+}
+
+// releaseStalled lets the jobs waiting for a room whose running jobs
+// received nothing for syncStall, and those that waited syncDeferMax, run
+// beside them.
+func (s *Syncer) releaseStalled(now time.Time) {
+	var run []syncJob
+	s.mu.Lock()
+	for _, r := range s.runs {
+		stalled := now.Sub(r.progress) >= syncStall
+		r.deferred = slices.DeleteFunc(r.deferred, func(d deferredJob) bool {
+			if stalled || now.Sub(d.since) >= syncDeferMax {
+				d.j.beside = true
+				run = append(run, d.j)
+				return true
+			}
+			return false
+		})
+	}
+	s.mu.Unlock()
+	for _, j := range run {
+		s.enqueue(j)
 	}
 }
 
@@ -292,7 +370,8 @@ func (s *Syncer) Serve(ctx context.Context) error {
 				for _, j := range s.retries.Take() {
 					later[j] = true
 				}
-			case <-retry.C:
+			case now := <-retry.C:
+				s.releaseStalled(now)
 				for j := range due {
 					s.enqueue(j)
 				}
@@ -492,6 +571,7 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 		return err
 	}
 	s.rememberServer(room, p)
+	s.progressed(room)
 	theirs, err := idsFromBytes(resp.IDs)
 	if err != nil {
 		return err
@@ -552,6 +632,8 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 			case m.Op != opEvents:
 				pg.err = fmt.Errorf("unexpected %q frame", m.Op)
 			default:
+				s.progressed(room)
+				traceFetched(s.tracer, room, p, m.Events)
 				if pg.evs, err = decodeParallel(m.Events); err != nil {
 					TraceRejected(s.tracer, room, RejectSyncInvalid, 1)
 					pg.err = fmt.Errorf("peer sent an invalid event: %w", err)
@@ -577,6 +659,7 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 		if err := s.engine.Ingest(ctx, p, pg.evs); err != nil {
 			return err
 		}
+		s.progressed(room)
 	}
 	return nil
 }
@@ -646,6 +729,7 @@ func (s *Syncer) reconcileRange(ctx context.Context, c *conn, room crdt.RoomID, 
 		if resp.Op != opReconcile {
 			return nil, fmt.Errorf("unexpected %q frame", resp.Op)
 		}
+		s.progressed(room)
 		msg, err = r.Reconcile(resp.Msg)
 	}
 	if err != nil {
