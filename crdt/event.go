@@ -110,12 +110,43 @@ func (e *Event) IsState() bool { return e.StateKey != nil }
 func (e *Event) Size() int { return len(e.Envelope) + len(e.Body) }
 
 // Encode returns the transport form (a two-element CBOR array: envelope, body).
-func (e *Event) Encode() []byte {
-	b, err := encMode.Marshal(frame{Env: e.Envelope, Body: e.Body})
-	if err != nil {
-		panic(fmt.Sprintf("crdt: encode frame: %v", err)) // byte strings always encode
+func (e *Event) Encode() []byte { return AppendFrame(nil, e.Envelope, e.Body) }
+
+// AppendFrame appends the transport frame of envelope bytes env and body
+// (nil once purged) to dst: what Event.Encode returns, the canonical CBOR
+// of frame (a two-element array of byte strings, a purged body null),
+// written without reflection, so that a server can send stored bytes
+// without decoding them (badgerstore's GetFrames).
+func AppendFrame(dst, env, body []byte) []byte {
+	n := 1 + 9 + len(env) + 9 + len(body)
+	if cap(dst)-len(dst) < n {
+		dst = append(make([]byte, 0, len(dst)+n), dst...)
 	}
-	return b
+	dst = append(dst, 0x82)
+	dst = appendBytesHead(dst, len(env))
+	dst = append(dst, env...)
+	if body == nil {
+		return append(dst, 0xf6)
+	}
+	dst = appendBytesHead(dst, len(body))
+	return append(dst, body...)
+}
+
+// appendBytesHead appends the shortest CBOR head of a byte string of n octets.
+func appendBytesHead(dst []byte, n int) []byte {
+	const major = 0x40
+	switch {
+	case n < 24:
+		return append(dst, major|byte(n))
+	case n <= 0xff:
+		return append(dst, major|24, byte(n))
+	case n <= 0xffff:
+		return append(dst, major|25, byte(n>>8), byte(n))
+	case uint64(n) <= 0xffffffff:
+		return append(dst, major|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	u := uint64(n)
+	return append(dst, major|27, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
 }
 
 // WithoutBody returns a copy of e whose body is purged.

@@ -903,7 +903,18 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		if err != nil {
 			return err
 		}
-		return s.sendEvents(c, *room, ids)
+		// Only the events of this room: a get may name others.
+		held, err := s.engine.Known(ctx, *room, ids)
+		if err != nil {
+			return err
+		}
+		inRoom := ids[:0]
+		for i, id := range ids {
+			if held[i] {
+				inRoom = append(inRoom, id)
+			}
+		}
+		return s.sendEvents(c, *room, inRoom)
 	}
 	return fmt.Errorf("unknown op %q", m.Op)
 }
@@ -959,26 +970,45 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 }
 
 // multiGetter is implemented by stores that read many events in one
-// transaction (badgerstore); others are read one event at a time.
+// transaction; others are read one event at a time.
 type multiGetter interface {
 	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
 }
 
-// readEvents reads the held events among ids.
-func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
-	if mg, ok := s.store.(multiGetter); ok {
-		return mg.GetMany(ids)
+// frameGetter is implemented by stores that read the transport frames of
+// many events in one transaction without decoding them (badgerstore).
+type frameGetter interface {
+	GetFrames(ids []crdt.EventID) ([][]byte, error)
+}
+
+// readFrames reads the frames of the held events of room among ids.
+func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID) ([][]byte, error) {
+	if fg, ok := s.store.(frameGetter); ok {
+		return fg.GetFrames(ids)
 	}
-	out := make([]crdt.Stored, 0, len(ids))
-	for _, id := range ids {
-		st, err := s.store.Get(id)
-		if errors.Is(err, crdt.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+	var evs []crdt.Stored
+	if mg, ok := s.store.(multiGetter); ok {
+		var err error
+		if evs, err = mg.GetMany(ids); err != nil {
 			return nil, err
 		}
-		out = append(out, st)
+	} else {
+		for _, id := range ids {
+			st, err := s.store.Get(id)
+			if errors.Is(err, crdt.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			evs = append(evs, st)
+		}
+	}
+	out := make([][]byte, 0, len(evs))
+	for _, st := range evs {
+		if st.Event.Room == room {
+			out = append(out, st.Event.Encode())
+		}
 	}
 	return out, nil
 }
@@ -987,12 +1017,14 @@ func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
 // or not served to the peer alike.
 var errRoomNotServed = errors.New("room not served to this peer")
 
-// sendEvents streams the events of room (those held) in pages, then done.
+// sendEvents streams the events of room (those held) in pages, then done:
+// ids are the room's (Since, or a get's filtered by Known), so that a
+// store with GetFrames sends their stored bytes without decoding them.
 // The next chunk is read from the store while the current page is being sent.
 func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error {
 	type chunk struct {
-		evs []crdt.Stored
-		err error
+		frames [][]byte
+		err    error
 	}
 	chunks := make(chan chunk, 2)
 	stop := make(chan struct{})
@@ -1001,10 +1033,10 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 		defer close(chunks)
 		for len(ids) > 0 {
 			n := min(len(ids), pageEvents)
-			evs, err := s.readEvents(ids[:n])
+			frames, err := s.readFrames(room, ids[:n])
 			ids = ids[n:]
 			select {
-			case chunks <- chunk{evs, err}:
+			case chunks <- chunk{frames, err}:
 			case <-stop:
 				return
 			}
@@ -1022,11 +1054,7 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 		if ch.err != nil {
 			return ch.err
 		}
-		for _, st := range ch.evs {
-			if st.Event.Room != room {
-				continue // a get names ids of another room: not served here
-			}
-			f := st.Event.Encode()
+		for _, f := range ch.frames {
 			if len(page.Events) >= pageEvents || len(page.Events) > 0 && size+len(f) > maxBytes {
 				if err := c.send(page); err != nil {
 					return err
