@@ -208,9 +208,9 @@ func (s *Syncer) repair(ctx context.Context, room crdt.RoomID) error {
 		for _, p := range s.repairPeers(room, via) {
 			j := syncJob{room: room, peer: p}
 			if !s.begin(j) {
-				continue // a job of the room runs: this session runs after it (begin)
+				continue // a session with p runs: this one runs after it (begin)
 			}
-			err := s.session(ctx, room, p)
+			err := s.session(ctx, j)
 			s.end(j)
 			if err != nil {
 				if ctx.Err() != nil {

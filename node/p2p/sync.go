@@ -88,17 +88,19 @@ type Syncer struct {
 	rp               *repairs                  // repair-peer selection (repair.go)
 	retries          *mailbox.Mailbox[syncJob] // sessions to run again after commitRetry
 
-	runs map[crdt.RoomID]*roomRun // rooms with a job running (begin); guarded by mu
+	running  map[syncKey]bool         // rooms and peers with a job running; guarded by mu
+	deferred map[syncKey][]syncJob    // jobs that came while one ran (begin); guarded by mu
+	pulls    map[crdt.RoomID]*roomRun // rooms with a pull running (claimPull); guarded by mu
 }
 
-// roomRun is the bookkeeping of a room some sync job runs for (begin).
+// roomRun is the bookkeeping of a room that sync pulls events of (claimPull).
 type roomRun struct {
-	n        int       // jobs of the room running
+	n        int       // pulls of the room running
 	progress time.Time // when one of them last received an answer or a page
 	deferred []deferredJob
 }
 
-// deferredJob is a job that waits for the room's running one (begin).
+// deferredJob is a job that waits for the room's running pull (claimPull).
 type deferredJob struct {
 	j     syncJob
 	since time.Time
@@ -111,8 +113,8 @@ type syncJob struct {
 	// repair: close a gap in room through the peers that serve sync for
 	// it (repair.go); peer and get are empty.
 	repair bool
-	// beside: run even while another job of the room runs (it waited for
-	// one that stalled or ran too long: releaseStalled).
+	// beside: pull even while another pull of the room runs (it waited
+	// for one that stalled or ran too long: releaseStalled).
 	beside bool
 }
 
@@ -122,7 +124,9 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 		host: h, engine: engine, gate: gate, store: store, ident: ident, log: log, tracer: tracer,
 		rng:        rand.New(rand.NewPCG(seed, seed+1)),
 		queued:     map[syncJob]bool{},
-		runs:       map[crdt.RoomID]*roomRun{},
+		running:    map[syncKey]bool{},
+		deferred:   map[syncKey][]syncJob{},
+		pulls:      map[crdt.RoomID]*roomRun{},
 		PeerLimits: wire.NewPeerLimits(MaxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  mailbox.New[peer.ID](),
@@ -133,17 +137,20 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 	return s
 }
 
-// Jobs reports how many sync jobs are queued (waiting for a worker or for
-// another job of their room: begin) and how many run.
+// Jobs reports how many sync jobs are queued (for a worker, or waiting
+// for a job of their room and peer, begin, or for a pull of their room,
+// claimPull) and how many run.
 func (s *Syncer) Jobs() (queued, running int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	queued = len(s.pending)
-	for _, r := range s.runs {
-		queued += len(r.deferred)
-		running += r.n
+	for _, js := range s.deferred {
+		queued += len(js)
 	}
-	return queued, running
+	for _, r := range s.pulls {
+		queued += len(r.deferred)
+	}
+	return queued, len(s.running)
 }
 
 // PageEvents is the most events one sync page carries.
@@ -247,40 +254,83 @@ func (s *Syncer) next() (syncJob, bool) {
 	return j, true
 }
 
-// Coalescing of a room's sync jobs (begin).
+// syncKey names the room and peer of a session or fetch job.
+type syncKey struct {
+	room crdt.RoomID
+	peer peer.ID
+}
+
+// begin claims j's room and peer for a worker. A job that comes while
+// another of the same room and peer runs waits for it (it runs after, from
+// end) instead of running beside it: two sessions of one room with one
+// peer would both pull the same pages (after a restart in the middle of a
+// catch-up, every missing event about twice; issue 16). A repair job,
+// which has its own running flag, is not held back.
+func (s *Syncer) begin(j syncJob) bool {
+	if j.repair {
+		return true
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running[k] {
+		if !slices.Contains(s.deferred[k], j) {
+			s.deferred[k] = append(s.deferred[k], j)
+		}
+		return false
+	}
+	s.running[k] = true
+	return true
+}
+
+// end releases j's room and peer and queues the jobs that waited for it.
+func (s *Syncer) end(j syncJob) {
+	if j.repair {
+		return
+	}
+	k := syncKey{j.room, j.peer}
+	s.mu.Lock()
+	delete(s.running, k)
+	waiting := s.deferred[k]
+	delete(s.deferred, k)
+	s.mu.Unlock()
+	for _, w := range waiting {
+		s.enqueue(w)
+	}
+}
+
+// Coalescing of a room's pulls (claimPull).
 const (
-	// syncStall: a job waiting for its room's running job runs beside it
-	// when that one received nothing for this long ...
+	// syncStall: a job waiting for its room's pull pulls beside it when
+	// that one received nothing for this long ...
 	syncStall = 10 * time.Second
 	// ... or when it waited this long in all, so that a peer that trickles
-	// pages slowly holds up the room's other sessions for a bounded time.
+	// pages slowly holds up the room's other pulls for a bounded time.
 	syncDeferMax = 2 * time.Minute
 	// maxDeferred bounds the jobs waiting per room; more are dropped (the
 	// deferred sessions, and periodic anti-entropy, pull what they would).
 	maxDeferred = 64
 )
 
-// begin claims j's room for a worker. A session or fetch job that comes
-// while another job of the same room runs waits for it (it runs after,
-// from end) instead of running beside it: two sessions of one room would
-// pull the same pages, whether with one peer (after a restart in the
-// middle of a catch-up) or with two (a fresh join with two peers that hold
-// the room, each pulling the whole room: issue 16). The job that runs
-// after finds what the first pulled held: a heads round when the peers
-// agree, else only what the first peer lacked. A job that waited for a
-// stalled one, or too long, runs beside it (releaseStalled). A repair job,
-// which has its own running flag, is not held back; the sessions it runs
-// are (repair).
-func (s *Syncer) begin(j syncJob) bool {
-	if j.repair {
-		return true
-	}
+// claimPull claims room for j, a session that found it lacks events
+// (after its heads round) or a fetch of events not held, before it pulls
+// them. While another pull of the room runs, whichever peer it is with, j
+// does not pull: it waits for that pull and runs again after it (from
+// endPull), and then finds what the first pulled held: a heads round when
+// the peers agree, else only what the first peer lacked. Two pulls of one
+// room would fetch the same events: a fresh node that tracks a room while
+// connected to two members that hold it pulled the whole room from each
+// (issue 16). Sessions that find nothing to pull (heads offered after
+// this node authored, anti-entropy between nodes that agree) are not held
+// back. A job that waited for a pull that stalled, or too long, pulls
+// beside it (releaseStalled).
+func (s *Syncer) claimPull(j syncJob) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.runs[j.room]
+	r := s.pulls[j.room]
 	if r == nil {
 		r = &roomRun{}
-		s.runs[j.room] = r
+		s.pulls[j.room] = r
 	}
 	if r.n > 0 && !j.beside {
 		if len(r.deferred) < maxDeferred && !slices.ContainsFunc(r.deferred, func(d deferredJob) bool { return d.j == j }) {
@@ -295,14 +345,11 @@ func (s *Syncer) begin(j syncJob) bool {
 	return true
 }
 
-// end releases j's room and, when no other job of the room runs, queues
-// the jobs that waited for it.
-func (s *Syncer) end(j syncJob) {
-	if j.repair {
-		return
-	}
+// endPull releases a pull of room claimed with claimPull and, when no
+// other pull of the room runs, queues the jobs that waited for it.
+func (s *Syncer) endPull(room crdt.RoomID) {
 	s.mu.Lock()
-	r := s.runs[j.room]
+	r := s.pulls[room]
 	if r == nil {
 		s.mu.Unlock()
 		return
@@ -311,7 +358,7 @@ func (s *Syncer) end(j syncJob) {
 	var waiting []deferredJob
 	if r.n <= 0 {
 		waiting = r.deferred
-		delete(s.runs, j.room)
+		delete(s.pulls, room)
 	}
 	s.mu.Unlock()
 	for _, w := range waiting {
@@ -319,22 +366,22 @@ func (s *Syncer) end(j syncJob) {
 	}
 }
 
-// progressed notes that a job of room received an answer or a page.
+// progressed notes that a pull of room received an answer or a page.
 func (s *Syncer) progressed(room crdt.RoomID) {
 	s.mu.Lock()
-	if r := s.runs[room]; r != nil {
+	if r := s.pulls[room]; r != nil {
 		r.progress = time.Now()
 	}
 	s.mu.Unlock()
 }
 
-// releaseStalled lets the jobs waiting for a room whose running jobs
-// received nothing for syncStall, and those that waited syncDeferMax, run
+// releaseStalled lets the jobs waiting for a room whose running pulls
+// received nothing for syncStall, and those that waited syncDeferMax, pull
 // beside them.
 func (s *Syncer) releaseStalled(now time.Time) {
 	var run []syncJob
 	s.mu.Lock()
-	for _, r := range s.runs {
+	for _, r := range s.pulls {
 		stalled := now.Sub(r.progress) >= syncStall
 		r.deferred = slices.DeleteFunc(r.deferred, func(d deferredJob) bool {
 			if stalled || now.Sub(d.since) >= syncDeferMax {
@@ -405,7 +452,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					} else if j.get != "" {
 						err = s.fetch(ctx, j)
 					} else {
-						err = s.session(ctx, j.room, j.peer)
+						err = s.session(ctx, j)
 					}
 					s.end(j)
 					if err != nil && ctx.Err() == nil {
@@ -546,7 +593,8 @@ func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
 // session runs one client session: compare heads; if the peer knows all our
 // heads we are strictly behind and pull what follows them; otherwise the
 // histories diverged and we reconcile.
-func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error {
+func (s *Syncer) session(ctx context.Context, j syncJob) error {
+	room, p := j.room, j.peer
 	mine, ok, err := s.engine.Heads(ctx, room)
 	if err != nil || !ok {
 		return err
@@ -590,6 +638,10 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 	if !behind {
 		return nil // we hold all their heads; if they lack ours, they pull
 	}
+	if !s.claimPull(j) {
+		return nil // another pull of the room runs: this session runs again after it
+	}
+	defer s.endPull(room)
 	strictly := len(resp.Known) == len(mine)
 	for _, k := range resp.Known {
 		strictly = strictly && k
@@ -781,6 +833,10 @@ func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
 	if len(want) == 0 {
 		return nil
 	}
+	if !s.claimPull(j) {
+		return nil // another pull of the room runs: this fetch runs again after it
+	}
+	defer s.endPull(j.room)
 	if err := s.gate.Ensure(ctx, j.peer, j.room); err != nil {
 		return err
 	}
