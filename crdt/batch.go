@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"fmt"
 	"runtime"
 	"sync"
 
@@ -24,11 +23,11 @@ func DecodeBatch(frames [][]byte) ([]*Event, []error) {
 		if len(b) > MaxKeyEventSize+64 {
 			return nil, ErrTooLarge
 		}
-		var f frame
-		if err := UnmarshalCanonical(b, &f); err != nil {
-			return nil, fmt.Errorf("%w: frame: %w", ErrMalformed, err)
+		env, body, err := decodeFrame(b)
+		if err != nil {
+			return nil, err
 		}
-		return parseUnverified(f.Env, f.Body, "", true)
+		return parseUnverified(env, body, "", true)
 	})
 }
 

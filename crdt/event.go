@@ -110,12 +110,120 @@ func (e *Event) IsState() bool { return e.StateKey != nil }
 func (e *Event) Size() int { return len(e.Envelope) + len(e.Body) }
 
 // Encode returns the transport form (a two-element CBOR array: envelope, body).
-func (e *Event) Encode() []byte {
-	b, err := encMode.Marshal(frame{Env: e.Envelope, Body: e.Body})
-	if err != nil {
-		panic(fmt.Sprintf("crdt: encode frame: %v", err)) // byte strings always encode
+func (e *Event) Encode() []byte { return AppendFrame(nil, e.Envelope, e.Body) }
+
+// AppendFrame appends the transport frame of envelope bytes env and body
+// (nil once purged) to dst: what Event.Encode returns, the canonical CBOR
+// of frame (a two-element array of byte strings, a purged body null),
+// written without reflection, so that a server can send stored bytes
+// without decoding them (badgerstore's GetFrames).
+func AppendFrame(dst, env, body []byte) []byte {
+	n := 1 + 9 + len(env) + 9 + len(body)
+	if cap(dst)-len(dst) < n {
+		dst = append(make([]byte, 0, len(dst)+n), dst...)
 	}
-	return b
+	dst = append(dst, 0x82)
+	dst = appendBytesHead(dst, len(env))
+	dst = append(dst, env...)
+	if body == nil {
+		return append(dst, 0xf6)
+	}
+	dst = appendBytesHead(dst, len(body))
+	return append(dst, body...)
+}
+
+// decodeFrame splits a transport frame into its envelope bytes and body
+// (nil when purged), copied out of b. A frame that is not exactly what
+// AppendFrame writes (FuzzFrame checks it against the canonical decoder)
+// goes to the strict CBOR decoder, whose error says what is wrong.
+func decodeFrame(b []byte) (env, body []byte, err error) {
+	if e, bd, ok := splitFrame(b); ok {
+		buf := make([]byte, len(e)+len(bd))
+		copy(buf, e)
+		copy(buf[len(e):], bd)
+		env = buf[:len(e):len(e)]
+		if bd != nil {
+			body = buf[len(e):]
+		}
+		return env, body, nil
+	}
+	var f frame
+	if err := UnmarshalCanonical(b, &f); err != nil {
+		return nil, nil, fmt.Errorf("%w: frame: %w", ErrMalformed, err) // keeps ErrNonCanonical visible
+	}
+	return f.Env, f.Body, nil
+}
+
+// splitFrame parses the canonical frame AppendFrame writes, without
+// copying: a two-element array, a byte string, and a byte string or null,
+// each head in its shortest form, and nothing after.
+func splitFrame(b []byte) (env, body []byte, ok bool) {
+	if len(b) < 3 || b[0] != 0x82 {
+		return nil, nil, false
+	}
+	env, rest, ok := splitBytes(b[1:])
+	if !ok {
+		return nil, nil, false
+	}
+	if len(rest) == 1 && rest[0] == 0xf6 {
+		return env, nil, true
+	}
+	body, rest, ok = splitBytes(rest)
+	if !ok || len(rest) != 0 {
+		return nil, nil, false
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return env, body, true
+}
+
+// splitBytes reads a byte string with a shortest-form head off b.
+func splitBytes(b []byte) (v, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]&0xe0 != 0x40 {
+		return nil, nil, false
+	}
+	info, b := b[0]&0x1f, b[1:]
+	var n uint64
+	switch {
+	case info < 24:
+		n = uint64(info)
+	case info == 24 && len(b) >= 1:
+		n, b = uint64(b[0]), b[1:]
+		ok = n >= 24
+	case info == 25 && len(b) >= 2:
+		n, b = uint64(b[0])<<8|uint64(b[1]), b[2:]
+		ok = n > 0xff
+	case info == 26 && len(b) >= 4:
+		n, b = uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]), b[4:]
+		ok = n > 0xffff
+	default:
+		return nil, nil, false // 8-byte lengths are beyond any frame
+	}
+	if info >= 24 && !ok {
+		return nil, nil, false
+	}
+	if n > uint64(len(b)) {
+		return nil, nil, false
+	}
+	return b[:n:n], b[n:], true
+}
+
+// appendBytesHead appends the shortest CBOR head of a byte string of n octets.
+func appendBytesHead(dst []byte, n int) []byte {
+	const major = 0x40
+	switch {
+	case n < 24:
+		return append(dst, major|byte(n))
+	case n <= 0xff:
+		return append(dst, major|24, byte(n))
+	case n <= 0xffff:
+		return append(dst, major|25, byte(n>>8), byte(n))
+	case uint64(n) <= 0xffffffff:
+		return append(dst, major|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	u := uint64(n)
+	return append(dst, major|27, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
 }
 
 // WithoutBody returns a copy of e whose body is purged.
@@ -227,11 +335,11 @@ func Decode(b []byte) (*Event, error) {
 	if len(b) > MaxKeyEventSize+64 {
 		return nil, ErrTooLarge
 	}
-	var f frame
-	if err := UnmarshalCanonical(b, &f); err != nil {
-		return nil, fmt.Errorf("%w: frame: %w", ErrMalformed, err) // keeps ErrNonCanonical visible
+	env, body, err := decodeFrame(b)
+	if err != nil {
+		return nil, err
 	}
-	return decodeEnvelope(f.Env, f.Body)
+	return decodeEnvelope(env, body)
 }
 
 // DecodeEnvelope checks signed envelope bytes with an optional body (nil when purged).

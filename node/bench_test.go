@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -93,7 +94,16 @@ func buildRoom(tb testing.TB, store crdt.Store, n int) crdt.RoomID {
 
 // BenchmarkCatchUp: one iteration is a fresh node pulling a 100,000-event
 // room from one peer over loopback TCP through the sync protocol into badger.
+// cpu-ns/op is the process's CPU until the node holds the room;
+// indexed-cpu-ns/op until its search indexer has also indexed it.
+// PARLEY_BENCH_CPUPROFILE=file profiles the timed part only;
+// PARLEY_BENCH_INDEX_QUEUE=n bounds the indexer's queue (indexQueueCap) to
+// make a smaller room overflow it as a large one does.
 func BenchmarkCatchUp(b *testing.B) {
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_INDEX_QUEUE")); err == nil {
+		defer func(q int) { indexQueueCap = q }(indexQueueCap)
+		indexQueueCap = v
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srcStore, room, want := benchRoom(b)
@@ -104,8 +114,19 @@ func BenchmarkCatchUp(b *testing.B) {
 	// the room in the background at start (indexer.go): let it finish
 	// before the timer, or its work is counted as the catch-up's.
 	waitIndexed(b, ctx, src.Engine)
+	if path := os.Getenv("PARLEY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
-	var total, cpu time.Duration
+	var total, cpu, indexed time.Duration
 	for range b.N {
 		b.StopTimer()
 		rep, h, stop := benchTarget(b, ctx)
@@ -129,11 +150,14 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 		total, cpu = total+time.Since(start), cpu+cpubench.Now()-cpu0
 		b.StopTimer()
+		waitIndexed(b, ctx, rep.Engine)
+		indexed += cpubench.Now() - cpu0
 		stop()
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
 	cpubench.Report(b, cpu)
+	b.ReportMetric(float64(indexed.Nanoseconds())/float64(b.N), "indexed-cpu-ns/op")
 }
 
 // waitIndexed waits until e's search indexer has indexed what it was

@@ -12,10 +12,13 @@ package node
 // write batch.
 //
 // Nothing handed over is lost:
-//   - when the queue is full, an event is not queued; its room is marked
-//     to be caught up from the event's depth instead, and the indexer
-//     reads the room from the store from there, indexing the readable
-//     messages that have no done mark;
+//   - when the queue is full, an event is not queued: its id is listed
+//     instead (indexRef, a few dozen bytes where a queued event keeps
+//     the whole event), and the indexer reads those events back from the
+//     store by id, in batches, after the queue; past indexOverflowCap
+//     listed ids, the event's room is marked to be caught up from the
+//     event's depth, and the indexer reads the room from the store from
+//     there, indexing the readable messages that have no done mark;
 //   - after a crash (s/state not closed cleanly) the indexer catches up
 //     every room the same way: only what lacks a done mark is indexed;
 //   - a redaction writes a tombstone (s/r/<id>: its postings' hashes)
@@ -42,9 +45,24 @@ import (
 )
 
 // indexQueueCap bounds the events queued for the indexer; past it the
-// engine marks the room for a catch-up from the store (a variable for
-// tests).
+// engine lists their ids instead (a variable for tests).
 var indexQueueCap = 1 << 16
+
+// indexOverflowCap bounds the ids listed past the queue; past it the
+// engine marks the room for a catch-up from the store (a variable for
+// tests). A catch-up reads the whole room from the event's depth on,
+// events indexed from the queue since included, and looks up each one's
+// done mark; the listed ids are read back and nothing else (a fresh
+// member catching up a room of 100,000 messages overflowed the queue and
+// paid a scan of the rest of the room).
+var indexOverflowCap = 1 << 20
+
+// indexRef is an event listed past the queue, to read back from the store.
+type indexRef struct {
+	room crdt.RoomID
+	id   crdt.EventID
+	enc  bool
+}
 
 // searchIndexWait is how long a search waits for the indexer to catch up
 // before it scans the rooms' projections instead (a variable for tests).
@@ -78,6 +96,7 @@ type indexer struct {
 
 	mu       sync.Mutex
 	items    []indexItem
+	over     []indexRef // events listed past the queue
 	catch    map[crdt.RoomID]indexCatch
 	handed   uint64            // hand-overs so far
 	done     uint64            // hand-overs fully indexed
@@ -116,11 +135,14 @@ func (x *indexer) hand(items []indexItem, catch map[crdt.RoomID]indexCatch) {
 		return
 	}
 	for _, it := range items {
-		if it.remove || len(x.items) < indexQueueCap {
+		switch {
+		case it.remove || len(x.items) < indexQueueCap:
 			x.items = append(x.items, it)
-			continue
+		case len(x.over) < indexOverflowCap:
+			x.over = append(x.over, indexRef{it.room, it.id, it.enc})
+		default:
+			x.catchFrom(it.room, indexCatch{it.depth, it.enc})
 		}
-		x.catchFrom(it.room, indexCatch{it.depth, it.enc})
 	}
 	for room, c := range catch {
 		x.catchFrom(room, c)
@@ -196,11 +218,11 @@ func (e *Engine) ServeIndex(ctx context.Context) error {
 	}
 	for {
 		x.mu.Lock()
-		items, catch, upto := x.items, x.catch, x.handed
-		x.items, x.catch = nil, nil
+		items, over, catch, upto := x.items, x.over, x.catch, x.handed
+		x.items, x.over, x.catch = nil, nil, nil
 		x.mu.Unlock()
-		if len(items)+len(catch) > 0 {
-			if err := x.work(ctx, items, catch); err != nil {
+		if len(items)+len(over)+len(catch) > 0 {
+			if err := x.work(ctx, items, over, catch); err != nil {
 				if ctx.Err() == nil {
 					x.log.Warn("search index: caught up at the next start", "err", err)
 				}
@@ -214,7 +236,7 @@ func (e *Engine) ServeIndex(ctx context.Context) error {
 			close(x.progress)
 			x.progress = make(chan struct{})
 		}
-		idle := len(x.items)+len(x.catch) == 0
+		idle := len(x.items)+len(x.over)+len(x.catch) == 0
 		x.mu.Unlock()
 		if !idle {
 			continue
@@ -236,7 +258,7 @@ func (x *indexer) stop(ok bool) {
 	x.running, x.closed = false, true
 	close(x.progress)
 	x.progress = make(chan struct{})
-	if !ok || len(x.items)+len(x.catch) > 0 || x.ix.broken {
+	if !ok || len(x.items)+len(x.over)+len(x.catch) > 0 || x.ix.broken {
 		return
 	}
 	if err := x.ix.close(); err != nil {
@@ -246,8 +268,9 @@ func (x *indexer) stop(ok bool) {
 	x.clean = x.ix.sealed == nil
 }
 
-// work indexes items in order, then catches the rooms up.
-func (x *indexer) work(ctx context.Context, items []indexItem, catch map[crdt.RoomID]indexCatch) error {
+// work indexes items in order, then the events listed past the queue,
+// then catches the rooms up.
+func (x *indexer) work(ctx context.Context, items []indexItem, over []indexRef, catch map[crdt.RoomID]indexCatch) error {
 	n := 0
 	for _, it := range items {
 		if it.remove {
@@ -267,6 +290,13 @@ func (x *indexer) work(ctx context.Context, items []indexItem, catch map[crdt.Ro
 	}
 	if err := x.flush(n); err != nil {
 		return err
+	}
+	for len(over) > 0 {
+		k := min(len(over), indexReadBatch)
+		if err := x.readBack(ctx, over[:k]); err != nil {
+			return err
+		}
+		over = over[k:]
 	}
 	for room, c := range catch {
 		if err := x.catchUp(ctx, room, c); err != nil {
@@ -326,6 +356,78 @@ func (x *indexer) tombstones() error {
 		}
 	}
 	return x.flush(0)
+}
+
+// indexReadBatch is how many listed events readBack reads in one store
+// transaction.
+const indexReadBatch = 256
+
+// manyGetter is implemented by stores that read many events in one
+// transaction (badgerstore).
+type manyGetter interface {
+	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
+}
+
+// readBack indexes events listed past the queue, read back from the
+// store: those still held, accepted and readable (a redacted one has lost
+// its body, and a sealed one's plaintext is read from the local store,
+// where the driver wrote it before it handed the event over), as the
+// queue would have. They were not queued, so they have no done mark to
+// look up.
+func (x *indexer) readBack(ctx context.Context, refs []indexRef) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ids := make([]crdt.EventID, len(refs))
+	enc := make(map[crdt.EventID]indexRef, len(refs))
+	for i, r := range refs {
+		ids[i] = r.id
+		enc[r.id] = r
+	}
+	var sts []crdt.Stored
+	if mg, ok := x.store.(manyGetter); ok {
+		var err error
+		if sts, err = mg.GetMany(ids); err != nil {
+			return fmt.Errorf("read back listed events: %w", err)
+		}
+	} else {
+		for _, id := range ids {
+			st, err := x.store.Get(id)
+			if errors.Is(err, crdt.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read back listed events: %w", err)
+			}
+			sts = append(sts, st)
+		}
+	}
+	n := 0
+	for _, s := range sts {
+		ev, r := s.Event, enc[s.Event.ID]
+		if s.Status != crdt.StatusAccepted || ev.Type != rooms.TypeMessage || ev.Body == nil || ev.Room != r.room {
+			continue
+		}
+		body := ev.Body
+		if r.enc && rooms.Sealed(ev.Type) {
+			pt, err := x.ix.local.GetLocal(plainKey(ev.ID))
+			if err != nil {
+				continue // purged since, or not readable: indexed when decrypted
+			}
+			body = pt
+		}
+		if text, ok := messageText(r.room, ev, body); ok {
+			x.ix.add(r.room, ev.ID, text)
+			n++
+		}
+		if x.ix.full() {
+			if err := x.flush(n); err != nil {
+				return err
+			}
+			n = 0
+		}
+	}
+	return x.flush(n)
 }
 
 // catchUp indexes the readable messages of room from depth c.from on that

@@ -120,12 +120,18 @@ func TestSearchIndexResumesAfterCrash(t *testing.T) {
 // TestSearchIndexStallDoesNotBlock: with both indexers stalled and a queue
 // of 4, the engines keep authoring and ingesting (and searches, which
 // scan the projection while the index is behind, find everything); once
-// the indexers go on, they catch up with what did not fit the queue.
+// the indexers go on, they catch up with what did not fit the queue: the
+// events listed past it, read back by id, or, past 4 of those too, their
+// rooms, read from the store from the first one's depth.
 func TestSearchIndexStallDoesNotBlock(t *testing.T) {
-	defer func(q int, w time.Duration) { indexQueueCap, searchIndexWait = q, w }(indexQueueCap, searchIndexWait)
-	indexQueueCap, searchIndexWait = 4, 10*time.Millisecond
-	for _, enc := range []bool{false, true} {
-		t.Run(fmt.Sprintf("encrypted=%v", enc), func(t *testing.T) {
+	defer func(q, o int, w time.Duration) { indexQueueCap, indexOverflowCap, searchIndexWait = q, o, w }(indexQueueCap, indexOverflowCap, searchIndexWait)
+	for _, c := range []struct {
+		enc  bool
+		over int
+	}{{false, 1 << 20}, {true, 1 << 20}, {false, 4}, {true, 4}} {
+		indexQueueCap, indexOverflowCap, searchIndexWait = 4, c.over, 10*time.Millisecond
+		enc := c.enc
+		t.Run(fmt.Sprintf("encrypted=%v,listed=%d", enc, c.over), func(t *testing.T) {
 			b := newBus(t, 22, 2)
 			room, _ := b.contentRoom(enc)
 			b.indexed()

@@ -210,7 +210,7 @@ func (s *Syncer) repair(ctx context.Context, room crdt.RoomID) error {
 			if !s.begin(j) {
 				continue // a session with p runs: this one runs after it (begin)
 			}
-			err := s.session(ctx, room, p)
+			err := s.session(ctx, j)
 			s.end(j)
 			if err != nil {
 				if ctx.Err() != nil {

@@ -88,8 +88,22 @@ type Syncer struct {
 	rp               *repairs                  // repair-peer selection (repair.go)
 	retries          *mailbox.Mailbox[syncJob] // sessions to run again after commitRetry
 
-	running  map[syncKey]bool      // rooms and peers with a job running; guarded by mu
-	deferred map[syncKey][]syncJob // jobs that came while one ran (begin); guarded by mu
+	running  map[syncKey]bool         // rooms and peers with a job running; guarded by mu
+	deferred map[syncKey][]syncJob    // jobs that came while one ran (begin); guarded by mu
+	pulls    map[crdt.RoomID]*roomRun // rooms with a pull running (claimPull); guarded by mu
+}
+
+// roomRun is the bookkeeping of a room that sync pulls events of (claimPull).
+type roomRun struct {
+	n        int       // pulls of the room running
+	progress time.Time // when one of them last received an answer or a page
+	deferred []deferredJob
+}
+
+// deferredJob is a job that waits for the room's running pull (claimPull).
+type deferredJob struct {
+	j     syncJob
+	since time.Time
 }
 
 type syncJob struct {
@@ -99,6 +113,9 @@ type syncJob struct {
 	// repair: close a gap in room through the peers that serve sync for
 	// it (repair.go); peer and get are empty.
 	repair bool
+	// beside: pull even while another pull of the room runs (it waited
+	// for one that stalled or ran too long: releaseStalled).
+	beside bool
 }
 
 // NewSyncer registers the stream handler on h.
@@ -109,6 +126,7 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 		queued:     map[syncJob]bool{},
 		running:    map[syncKey]bool{},
 		deferred:   map[syncKey][]syncJob{},
+		pulls:      map[crdt.RoomID]*roomRun{},
 		PeerLimits: wire.NewPeerLimits(MaxPeerSessions, 200, 400),
 		wake:       make(chan struct{}, 1),
 		connected:  mailbox.New[peer.ID](),
@@ -119,12 +137,20 @@ func NewSyncer(h host.Host, engine SyncEngine, gate *RoomGate, store crdt.Store,
 	return s
 }
 
-// Jobs reports how many sync jobs are queued and how many run (a job per
-// room and peer runs at a time; others wait behind it: begin).
+// Jobs reports how many sync jobs are queued (for a worker, or waiting
+// for a job of their room and peer, begin, or for a pull of their room,
+// claimPull) and how many run.
 func (s *Syncer) Jobs() (queued, running int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pending), len(s.running)
+	queued = len(s.pending)
+	for _, js := range s.deferred {
+		queued += len(js)
+	}
+	for _, r := range s.pulls {
+		queued += len(r.deferred)
+	}
+	return queued, len(s.running)
 }
 
 // PageEvents is the most events one sync page carries.
@@ -273,6 +299,105 @@ func (s *Syncer) end(j syncJob) {
 	}
 }
 
+// Coalescing of a room's pulls (claimPull).
+const (
+	// syncStall: a job waiting for its room's pull pulls beside it when
+	// that one received nothing for this long ...
+	syncStall = 10 * time.Second
+	// ... or when it waited this long in all, so that a peer that trickles
+	// pages slowly holds up the room's other pulls for a bounded time.
+	syncDeferMax = 2 * time.Minute
+	// maxDeferred bounds the jobs waiting per room; more are dropped (the
+	// deferred sessions, and periodic anti-entropy, pull what they would).
+	maxDeferred = 64
+)
+
+// claimPull claims room for j, a session that found it lacks events
+// (after its heads round) or a fetch of events not held, before it pulls
+// them. While another pull of the room runs, whichever peer it is with, j
+// does not pull: it waits for that pull and runs again after it (from
+// endPull), and then finds what the first pulled held: a heads round when
+// the peers agree, else only what the first peer lacked. Two pulls of one
+// room would fetch the same events: a fresh node that tracks a room while
+// connected to two members that hold it pulled the whole room from each
+// (issue 16). Sessions that find nothing to pull (heads offered after
+// this node authored, anti-entropy between nodes that agree) are not held
+// back. A job that waited for a pull that stalled, or too long, pulls
+// beside it (releaseStalled).
+func (s *Syncer) claimPull(j syncJob) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.pulls[j.room]
+	if r == nil {
+		r = &roomRun{}
+		s.pulls[j.room] = r
+	}
+	if r.n > 0 && !j.beside {
+		if len(r.deferred) < maxDeferred && !slices.ContainsFunc(r.deferred, func(d deferredJob) bool { return d.j == j }) {
+			r.deferred = append(r.deferred, deferredJob{j, time.Now()})
+		}
+		return false
+	}
+	if r.n == 0 {
+		r.progress = time.Now()
+	}
+	r.n++
+	return true
+}
+
+// endPull releases a pull of room claimed with claimPull and, when no
+// other pull of the room runs, queues the jobs that waited for it.
+func (s *Syncer) endPull(room crdt.RoomID) {
+	s.mu.Lock()
+	r := s.pulls[room]
+	if r == nil {
+		s.mu.Unlock()
+		return
+	}
+	r.n--
+	var waiting []deferredJob
+	if r.n <= 0 {
+		waiting = r.deferred
+		delete(s.pulls, room)
+	}
+	s.mu.Unlock()
+	for _, w := range waiting {
+		s.enqueue(w.j)
+	}
+}
+
+// progressed notes that a pull of room received an answer or a page.
+func (s *Syncer) progressed(room crdt.RoomID) {
+	s.mu.Lock()
+	if r := s.pulls[room]; r != nil {
+		r.progress = time.Now()
+	}
+	s.mu.Unlock()
+}
+
+// releaseStalled lets the jobs waiting for a room whose running pulls
+// received nothing for syncStall, and those that waited syncDeferMax, pull
+// beside them.
+func (s *Syncer) releaseStalled(now time.Time) {
+	var run []syncJob
+	s.mu.Lock()
+	for _, r := range s.pulls {
+		stalled := now.Sub(r.progress) >= syncStall
+		r.deferred = slices.DeleteFunc(r.deferred, func(d deferredJob) bool {
+			if stalled || now.Sub(d.since) >= syncDeferMax {
+				d.j.beside = true
+				run = append(run, d.j)
+				return true
+			}
+			return false
+		})
+	}
+	s.mu.Unlock()
+	for _, j := range run {
+		s.enqueue(j)
+	}
+}
+
 // Serve runs the session workers until ctx is done.
 func (s *Syncer) Serve(ctx context.Context) error {
 	defer s.host.RemoveStreamHandler(SyncProtocol)
@@ -292,7 +417,8 @@ func (s *Syncer) Serve(ctx context.Context) error {
 				for _, j := range s.retries.Take() {
 					later[j] = true
 				}
-			case <-retry.C:
+			case now := <-retry.C:
+				s.releaseStalled(now)
 				for j := range due {
 					s.enqueue(j)
 				}
@@ -326,7 +452,7 @@ func (s *Syncer) Serve(ctx context.Context) error {
 					} else if j.get != "" {
 						err = s.fetch(ctx, j)
 					} else {
-						err = s.session(ctx, j.room, j.peer)
+						err = s.session(ctx, j)
 					}
 					s.end(j)
 					if err != nil && ctx.Err() == nil {
@@ -467,7 +593,8 @@ func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
 // session runs one client session: compare heads; if the peer knows all our
 // heads we are strictly behind and pull what follows them; otherwise the
 // histories diverged and we reconcile.
-func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error {
+func (s *Syncer) session(ctx context.Context, j syncJob) error {
+	room, p := j.room, j.peer
 	mine, ok, err := s.engine.Heads(ctx, room)
 	if err != nil || !ok {
 		return err
@@ -492,6 +619,7 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 		return err
 	}
 	s.rememberServer(room, p)
+	s.progressed(room)
 	theirs, err := idsFromBytes(resp.IDs)
 	if err != nil {
 		return err
@@ -510,6 +638,10 @@ func (s *Syncer) session(ctx context.Context, room crdt.RoomID, p peer.ID) error
 	if !behind {
 		return nil // we hold all their heads; if they lack ours, they pull
 	}
+	if !s.claimPull(j) {
+		return nil // another pull of the room runs: this session runs again after it
+	}
+	defer s.endPull(room)
 	strictly := len(resp.Known) == len(mine)
 	for _, k := range resp.Known {
 		strictly = strictly && k
@@ -552,6 +684,8 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 			case m.Op != opEvents:
 				pg.err = fmt.Errorf("unexpected %q frame", m.Op)
 			default:
+				s.progressed(room)
+				traceFetched(s.tracer, room, p, m.Events)
 				if pg.evs, err = decodeParallel(m.Events); err != nil {
 					TraceRejected(s.tracer, room, RejectSyncInvalid, 1)
 					pg.err = fmt.Errorf("peer sent an invalid event: %w", err)
@@ -577,6 +711,7 @@ func (s *Syncer) receiveEvents(ctx context.Context, c *conn, room crdt.RoomID, p
 		if err := s.engine.Ingest(ctx, p, pg.evs); err != nil {
 			return err
 		}
+		s.progressed(room)
 	}
 	return nil
 }
@@ -646,6 +781,7 @@ func (s *Syncer) reconcileRange(ctx context.Context, c *conn, room crdt.RoomID, 
 		if resp.Op != opReconcile {
 			return nil, fmt.Errorf("unexpected %q frame", resp.Op)
 		}
+		s.progressed(room)
 		msg, err = r.Reconcile(resp.Msg)
 	}
 	if err != nil {
@@ -697,6 +833,10 @@ func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
 	if len(want) == 0 {
 		return nil
 	}
+	if !s.claimPull(j) {
+		return nil // another pull of the room runs: this fetch runs again after it
+	}
+	defer s.endPull(j.room)
 	if err := s.gate.Ensure(ctx, j.peer, j.room); err != nil {
 		return err
 	}
@@ -819,7 +959,18 @@ func (s *Syncer) serveOne(ctx context.Context, c *conn, p peer.ID, room *crdt.Ro
 		if err != nil {
 			return err
 		}
-		return s.sendEvents(c, *room, ids)
+		// Only the events of this room: a get may name others.
+		held, err := s.engine.Known(ctx, *room, ids)
+		if err != nil {
+			return err
+		}
+		inRoom := ids[:0]
+		for i, id := range ids {
+			if held[i] {
+				inRoom = append(inRoom, id)
+			}
+		}
+		return s.sendEvents(c, *room, inRoom)
 	}
 	return fmt.Errorf("unknown op %q", m.Op)
 }
@@ -875,26 +1026,45 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 }
 
 // multiGetter is implemented by stores that read many events in one
-// transaction (badgerstore); others are read one event at a time.
+// transaction; others are read one event at a time.
 type multiGetter interface {
 	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
 }
 
-// readEvents reads the held events among ids.
-func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
-	if mg, ok := s.store.(multiGetter); ok {
-		return mg.GetMany(ids)
+// frameGetter is implemented by stores that read the transport frames of
+// many events in one transaction without decoding them (badgerstore).
+type frameGetter interface {
+	GetFrames(ids []crdt.EventID) ([][]byte, error)
+}
+
+// readFrames reads the frames of the held events of room among ids.
+func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID) ([][]byte, error) {
+	if fg, ok := s.store.(frameGetter); ok {
+		return fg.GetFrames(ids)
 	}
-	out := make([]crdt.Stored, 0, len(ids))
-	for _, id := range ids {
-		st, err := s.store.Get(id)
-		if errors.Is(err, crdt.ErrNotFound) {
-			continue
-		}
-		if err != nil {
+	var evs []crdt.Stored
+	if mg, ok := s.store.(multiGetter); ok {
+		var err error
+		if evs, err = mg.GetMany(ids); err != nil {
 			return nil, err
 		}
-		out = append(out, st)
+	} else {
+		for _, id := range ids {
+			st, err := s.store.Get(id)
+			if errors.Is(err, crdt.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			evs = append(evs, st)
+		}
+	}
+	out := make([][]byte, 0, len(evs))
+	for _, st := range evs {
+		if st.Event.Room == room {
+			out = append(out, st.Event.Encode())
+		}
 	}
 	return out, nil
 }
@@ -903,12 +1073,14 @@ func (s *Syncer) readEvents(ids []crdt.EventID) ([]crdt.Stored, error) {
 // or not served to the peer alike.
 var errRoomNotServed = errors.New("room not served to this peer")
 
-// sendEvents streams the events of room (those held) in pages, then done.
+// sendEvents streams the events of room (those held) in pages, then done:
+// ids are the room's (Since, or a get's filtered by Known), so that a
+// store with GetFrames sends their stored bytes without decoding them.
 // The next chunk is read from the store while the current page is being sent.
 func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error {
 	type chunk struct {
-		evs []crdt.Stored
-		err error
+		frames [][]byte
+		err    error
 	}
 	chunks := make(chan chunk, 2)
 	stop := make(chan struct{})
@@ -917,10 +1089,10 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 		defer close(chunks)
 		for len(ids) > 0 {
 			n := min(len(ids), pageEvents)
-			evs, err := s.readEvents(ids[:n])
+			frames, err := s.readFrames(room, ids[:n])
 			ids = ids[n:]
 			select {
-			case chunks <- chunk{evs, err}:
+			case chunks <- chunk{frames, err}:
 			case <-stop:
 				return
 			}
@@ -938,11 +1110,7 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 		if ch.err != nil {
 			return ch.err
 		}
-		for _, st := range ch.evs {
-			if st.Event.Room != room {
-				continue // a get names ids of another room: not served here
-			}
-			f := st.Event.Encode()
+		for _, f := range ch.frames {
 			if len(page.Events) >= pageEvents || len(page.Events) > 0 && size+len(f) > maxBytes {
 				if err := c.send(page); err != nil {
 					return err

@@ -55,3 +55,22 @@ func TraceRejected(t Tracer, room crdt.RoomID, reason string, n int) {
 		rt.EventsRejected(room, reason, n)
 	}
 }
+
+// FetchTracer is an optional extension of Tracer: told of every page of
+// events a pull-sync session received, before it is ingested, with its
+// number of events and their encoded size. It is called from the
+// session's goroutines and must not block.
+type FetchTracer interface {
+	EventsFetched(room crdt.RoomID, p peer.ID, events, bytes int)
+}
+
+// traceFetched tells t of a received page, if it listens.
+func traceFetched(t Tracer, room crdt.RoomID, p peer.ID, frames [][]byte) {
+	if ft, ok := t.(FetchTracer); ok {
+		n := 0
+		for _, f := range frames {
+			n += len(f)
+		}
+		ft.EventsFetched(room, p, len(frames), n)
+	}
+}
