@@ -78,7 +78,7 @@ const (
 	// the base level's compactions much of the level below: with twice the
 	// tables per compaction and a base level four times as large, a bulk
 	// import of 100,000 messages spends about 8 CPU-seconds less in
-	// badger (docs/operators.md). Reserve grows with both.
+	// badger (docs/design.md §2). Reserve grows with both.
 	NumLevelZeroTables = 10
 	BaseLevelSize      = 40 << 20
 )
