@@ -24,7 +24,7 @@ func TestDiskFull(t *testing.T) {
 		t.Skip("needs root to mount a small tmpfs for the full disk (run the e2e tests as root to include it)")
 	}
 	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=128m"); err != nil {
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=256m"); err != nil {
 		t.Skipf("cannot mount a tmpfs (%v): needs CAP_SYS_ADMIN", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) }) // runs after the daemons are killed
@@ -51,7 +51,7 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// Fill the filesystem up to just under the store's reserve.
-	const reserve = 2*badgerstore.MemTableSize + 5*badgerstore.MemTableSize + 10<<20
+	const reserve = 2*badgerstore.MemTableSize + badgerstore.NumLevelZeroTables*badgerstore.MemTableSize + badgerstore.BaseLevelSize
 	ballast := filepath.Join(mnt, "ballast")
 	fill(t, mnt, ballast, reserve-(4<<20))
 

@@ -24,8 +24,8 @@ func TestDiskGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bs.Close()
-	if got, want := bs.Reserve(), int64(66<<20); got != want {
-		t.Fatalf("reserve %d, want %d (2 × 8 MiB memtables + 5 × 8 MiB level 0 + 10 MiB level 1)", got, want)
+	if got, want := bs.Reserve(), int64(136<<20); got != want {
+		t.Fatalf("reserve %d, want %d (2 × 8 MiB memtables + 10 × 8 MiB level 0 + 40 MiB base level)", got, want)
 	}
 	g := newDiskGuard(bs.Dir(), bs.Reserve(), slog.New(slog.DiscardHandler))
 	var free atomic.Uint64

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -224,7 +225,7 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 			if err != nil {
 				return err
 			}
-			var bodies [][]byte
+			var bodies importBodies
 			if build != nil {
 				for i, p := range build.posts {
 					if err := e.postImported(id, rc, x, p, build.refs[i], build.thumbs[i], mids, &build.counts, &bodies); err != nil {
@@ -240,8 +241,9 @@ func (n *Node) postImport(ctx context.Context, req api.ImportChatReq, x *importe
 			if build == nil {
 				return nil
 			}
-			c, err := e.startChain(id, rc, bodies)
+			c, err := e.startChain(id, rc, bodies.b)
 			if err == nil {
+				c.contents = bodies.c
 				err = c.detach(id, e.kr.rand)
 			}
 			if err != nil {
@@ -345,7 +347,7 @@ func (e *Engine) importedIDs(room crdt.RoomID, rc *roomCtl) map[string]mimi.Mess
 
 // postImported authors one imported message (and its files beyond the
 // first, and its edits) on the engine goroutine.
-func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export, p importPost, refs []mimi.MediaRef, thumbs []*mimi.MediaRef, mids map[string]mimi.MessageID, resp *api.ImportChatResp, bodies *[][]byte) error {
+func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export, p importPost, refs []mimi.MediaRef, thumbs []*mimi.MediaRef, mids map[string]mimi.MessageID, resp *api.ImportChatResp, bodies *importBodies) error {
 	m := p.m
 	text := m.Text
 	for _, a := range m.Attachments {
@@ -429,8 +431,16 @@ func (e *Engine) postImported(room crdt.RoomID, rc *roomCtl, x *importers.Export
 	return nil
 }
 
-// postContent marks c as imported and adds its encoding to bodies.
-func postContent(c *mimi.Content, im mimi.Imported, bodies *[][]byte) (mimi.MessageID, error) {
+// importBodies are the messages of a batch: their encodings, and the
+// contents they encode (handed to the timeline and the indexer, which
+// then do not decode what the importer just encoded).
+type importBodies struct {
+	b [][]byte
+	c []*mimi.Content
+}
+
+// postContent marks c as imported and adds it and its encoding to bodies.
+func postContent(c *mimi.Content, im mimi.Imported, bodies *importBodies) (mimi.MessageID, error) {
 	if err := c.SetImported(im); err != nil {
 		return mimi.MessageID{}, errorf(api.KindInvalid, "%v", err)
 	}
@@ -441,7 +451,7 @@ func postContent(c *mimi.Content, im mimi.Imported, bodies *[][]byte) (mimi.Mess
 	if len(b) > maxContent {
 		return mid, errorf(api.KindInvalid, "message of %d bytes encoded is too large (at most %d)", len(b), maxContent)
 	}
-	*bodies = append(*bodies, b)
+	bodies.b, bodies.c = append(bodies.b, b), append(bodies.c, c)
 	return mid, nil
 }
 
@@ -460,18 +470,28 @@ type importChain struct {
 	evs    []*crdt.Event // signed (sign)
 	err    error
 	copied bool // key is detach's copy
-	// decoded is each body as the timeline reads it (checkedContent),
-	// decoded by sign so that the engine goroutine does not decode what
-	// the importer just encoded.
+	// contents are what the bodies encode, as the importer built them.
+	contents []*mimi.Content
+	// decoded is each body as the timeline reads it (checkedContent) and
+	// its text for the search index, made by sign from contents so that
+	// neither the engine goroutine nor the indexer decodes what the
+	// importer just encoded.
 	decoded []handedContent
 }
 
 // handedContent is a message's readable content handed to the timeline
-// (Engine.handed, contentDecoded).
+// (Engine.handed, contentDecoded) and its text to the indexer
+// (indexMessage).
 type handedContent struct {
-	b []byte
-	c *mimi.Content
+	b    []byte
+	c    *mimi.Content
+	text string // mimi.Summary(c): what messageText would return
 }
+
+// checkHanded, when set (tests), makes sign decode each body as a
+// received one would be and report when that differs from the content
+// handed over. It is called from the signing goroutine.
+var checkHanded func(error)
 
 // startChain drafts the chain of bodies on the room's current events.
 func (e *Engine) startChain(room crdt.RoomID, rc *roomCtl, bodies [][]byte) (*importChain, error) {
@@ -520,11 +540,20 @@ func (c *importChain) sign(ident *crdt.Identity) {
 	if c.copied {
 		c.key.Destroy()
 	}
-	if c.err == nil {
-		c.decoded = make([]handedContent, len(c.evs))
-		for i, ev := range c.evs {
-			b, mc := checkedContent(c.first.Room, ev, c.bodies[i])
-			c.decoded[i] = handedContent{b, mc}
+	if c.err != nil || len(c.contents) != len(c.bodies) {
+		return
+	}
+	// The contents name this user and the room (Engine.header), and each
+	// body is their encoding (postContent): checkedContent would return
+	// the body and, decoded again, the same content.
+	c.decoded = make([]handedContent, len(c.evs))
+	for i, mc := range c.contents {
+		c.decoded[i] = handedContent{c.bodies[i], mc, mimi.Summary(mc)}
+		if checkHanded != nil {
+			b, dc := checkedContent(c.first.Room, c.evs[i], c.bodies[i])
+			if !bytes.Equal(b, c.bodies[i]) || !reflect.DeepEqual(dc, mc) {
+				checkHanded(fmt.Errorf("handed content of %s differs from its decoding:\n%#v\n%#v", c.evs[i].ID, mc, dc))
+			}
 		}
 	}
 }

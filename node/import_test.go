@@ -1,6 +1,8 @@
 package node
 
 import (
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/parley-p2p/parley/api"
@@ -92,5 +94,55 @@ func TestImportChainAfterInterleavedSend(t *testing.T) {
 	}
 	if again.New != 0 || again.Existing != n {
 		t.Fatalf("second import: %+v", again)
+	}
+}
+
+// An import hands the timeline the contents it built and the indexer their
+// text, instead of decoding the bodies it just encoded. For each format's
+// fixture (with replies, edits, reactions and media), every handed content
+// must equal what decoding its body gives, and the imported messages must
+// be found by a search (through the stored index, written from the handed
+// text).
+func TestImportHandsDecodedContent(t *testing.T) {
+	var mu sync.Mutex
+	var diffs []error
+	checkHanded = func(err error) {
+		mu.Lock()
+		diffs = append(diffs, err)
+		mu.Unlock()
+	}
+	t.Cleanup(func() { checkHanded = nil })
+	nd, ctx := serveTestNode(t)
+	const fixtures = "../importers/testdata"
+	for _, c := range []struct{ format, path, channel string }{
+		{"telegram", "telegram", ""},
+		{"whatsapp", "whatsapp", ""},
+		{"element", "element/export.json", ""},
+		{"discord", "discord/general.json", ""},
+		{"slack", "slack", "general"},
+	} {
+		path, err := filepath.Abs(filepath.Join(fixtures, c.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := nd.importChat(ctx, api.ImportChatReq{Format: c.format, Path: path, Channel: c.channel, Name: c.format})
+		if err != nil {
+			t.Fatalf("%s: %v", c.format, err)
+		}
+		if r.New == 0 || r.Media == 0 {
+			t.Fatalf("%s: imported %+v", c.format, r)
+		}
+		found, err := nd.engine.Search(ctx, api.SearchReq{Room: r.Room, Query: "happy new year"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found.Hits) == 0 {
+			t.Errorf("%s: a search finds no imported message", c.format)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, err := range diffs {
+		t.Error(err)
 	}
 }

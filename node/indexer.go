@@ -72,13 +72,15 @@ var searchIndexWait = 5 * time.Second
 // can read, with its readable body, or a redacted event whose tombstone
 // to apply.
 type indexItem struct {
-	room   crdt.RoomID
-	ev     *crdt.Event // nil for a tombstone
-	body   []byte      // the readable body (plaintext in an encrypted room)
-	id     crdt.EventID
-	depth  uint64 // where a catch-up of the room starts if the queue is full
-	enc    bool   // the room is encrypted (its messages' bodies are sealed)
-	remove bool   // apply the event's tombstone
+	room    crdt.RoomID
+	ev      *crdt.Event // nil for a tombstone
+	body    []byte      // the readable body (plaintext in an encrypted room)
+	id      crdt.EventID
+	depth   uint64 // where a catch-up of the room starts if the queue is full
+	text    string // the message's text, when hasText (an import made it: no decode)
+	hasText bool
+	enc     bool // the room is encrypted (its messages' bodies are sealed)
+	remove  bool // apply the event's tombstone
 }
 
 // indexCatch is a room to read from the store from depth from on.
@@ -277,6 +279,9 @@ func (x *indexer) work(ctx context.Context, items []indexItem, over []indexRef, 
 			if err := x.bury(it.id); err != nil {
 				return err
 			}
+		} else if it.hasText {
+			x.ix.add(it.room, it.ev.ID, it.text)
+			n++
 		} else if text, ok := messageText(it.room, it.ev, it.body); ok {
 			x.ix.add(it.room, it.ev.ID, text)
 			n++

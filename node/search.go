@@ -178,7 +178,11 @@ func (e *Engine) indexMessage(room crdt.RoomID, rc *roomCtl, ev *crdt.Event, bod
 		return
 	}
 	d, _ := rc.log.Depth(ev.ID)
-	e.indexOut = append(e.indexOut, indexItem{room: room, ev: ev, body: body, id: ev.ID, depth: d, enc: rc.room.Encrypted()})
+	it := indexItem{room: room, ev: ev, body: body, id: ev.ID, depth: d, enc: rc.room.Encrypted()}
+	if h, ok := e.handed[ev.ID]; ok && h.c != nil { // an imported message: its text is known
+		it.text, it.hasText = h.text, true
+	}
+	e.indexOut = append(e.indexOut, it)
 }
 
 // indexAccepted indexes an accepted event that is not sealed (a sealed one

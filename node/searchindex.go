@@ -119,7 +119,16 @@ type searchIndex struct {
 	broken  bool   // a write failed: rebuild at the next open
 	sealed  []byte // a new index key, sealed, to store with the first postings (nil once stored)
 	fresh   bool   // at open: missing or of another format (rebuilt), not only left open by a crash (caught up)
+	// The blind keys of words and prefixes posted lately in termRoom
+	// (postings): words recur from message to message, so most postings
+	// need no MAC. At most indexTermCache of each kind are kept.
+	termRoom    crdt.RoomID
+	wordTerms   map[string][indexHashLen]byte
+	prefixTerms map[string][indexHashLen]byte
 }
+
+// indexTermCache bounds the cached blind keys of words, and of prefixes.
+const indexTermCache = 1 << 14
 
 // openSearchIndex opens the index in local and reports whether it must be
 // rebuilt (ix.fresh) or caught up (it was not closed cleanly). A new index key is stored with the first postings, so a node
@@ -247,9 +256,24 @@ func (ix *searchIndex) term(room crdt.RoomID, kind byte, s string) []byte {
 
 // postings calls fn with every posting key of text in room.
 func (ix *searchIndex) postings(room crdt.RoomID, id crdt.EventID, text string, fn func(k []byte)) {
+	if room != ix.termRoom || ix.wordTerms == nil {
+		ix.termRoom, ix.wordTerms, ix.prefixTerms = room, map[string][indexHashLen]byte{}, map[string][indexHashLen]byte{}
+	}
+	posting := func(terms map[string][indexHashLen]byte, kind byte, w string) {
+		h, ok := terms[w]
+		if !ok {
+			copy(h[:], ix.term(room, kind, w)[len(indexPostings):])
+			if len(terms) == indexTermCache {
+				clear(terms)
+			}
+			terms[strings.Clone(w)] = h
+		}
+		k := make([]byte, 0, len(indexPostings)+indexHashLen+len(id))
+		fn(append(append(append(k, indexPostings...), h[:]...), id...))
+	}
 	words(text, func(w string) {
-		fn(append(ix.term(room, 'w', w), id...))
-		prefixes(w, func(p string) { fn(append(ix.term(room, 'p', p), id...)) })
+		posting(ix.wordTerms, 'w', w)
+		prefixes(w, func(p string) { posting(ix.prefixTerms, 'p', p) })
 	})
 }
 
@@ -297,10 +321,14 @@ func (ix *searchIndex) full() bool { return len(ix.pending) >= indexFlushAt }
 // hit is confirmed against the projection).
 func (ix *searchIndex) flush() error {
 	ws := ix.pending
-	ix.pending = nil
+	ix.pending = ws[:0:0]
 	if len(ws) == 0 {
 		return nil
 	}
+	defer func() { // the writes are done with: the next ones reuse the slice
+		clear(ws)
+		ix.pending = ws[:0]
+	}()
 	var err error
 	if ix.sealed != nil { // the first postings: the key first, and the index open
 		err = ix.local.PutLocal(indexKeyName, ix.sealed)
