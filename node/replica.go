@@ -111,7 +111,13 @@ func (r *Replica) Serve(ctx context.Context) error {
 	gate := p2p.NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := p2p.NewPubSub(ctx, gate.PubSubHost(r.host), slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
+	// P5 of the peer score: members' devices are preferred in meshes
+	// (p2p/peerscore.go).
+	members := p2p.NewMemberScores(func(ctx context.Context, p peer.ID) bool {
+		dev, err := deviceOfPeer(p)
+		return err == nil && r.Engine.IsMemberDevice(ctx, dev)
+	})
+	ps, err := p2p.NewPubSubScored(ctx, gate.PubSubHost(r.host), members.Score, slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
 		[]pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod)}, r.opts.PubSubOptions)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
@@ -161,7 +167,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer h.Network().StopNotify(notifee)
 
 	var wg sync.WaitGroup
-	loops := map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex}
+	loops := map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex, "members": members.Serve}
 	errs := make(chan error, len(loops)) // each loop sends at most once: none blocks
 	for name, fn := range loops {
 		wg.Add(1)

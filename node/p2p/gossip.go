@@ -47,6 +47,12 @@ const (
 // and queues sized so that bursts are not silently dropped. Pubsub also
 // runs over limited (relayed) connections, within a budget (limited.go).
 func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsub.PubSub, error) {
+	return NewPubSubScored(ctx, h, nil, extra...)
+}
+
+// NewPubSubScored is NewPubSub with app as the application-specific score
+// (P5, peerscore.go; nil: 0), such as MemberScores.Score.
+func NewPubSubScored(ctx context.Context, h host.Host, app func(peer.ID) float64, extra ...pubsub.Option) (*pubsub.PubSub, error) {
 	opts := []pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -60,7 +66,7 @@ func NewPubSub(ctx context.Context, h host.Host, extra ...pubsub.Option) (*pubsu
 		// peer joins, and v0.19 drops a publish with an empty mesh.
 		pubsub.WithFloodPublish(true),
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
-		pubsub.WithPeerScore(peerScoreParams(), PeerScoreThresholds()),
+		pubsub.WithPeerScore(peerScoreParams(app), PeerScoreThresholds()),
 		pubsub.WithGossipSubParams(gossipSubParams()),
 	}
 	return pubsub.NewGossipSub(ctx, AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
