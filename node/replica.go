@@ -19,6 +19,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/p2p"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // ReplicaOptions tune a Replica.
@@ -156,7 +157,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 				r.opts.Tracer.EventsAccepted(room, n)
 			}
 		},
-		Accepted: tracerAccepted(r.opts.Tracer),
+		Accepted: memberStale(members, tracerAccepted(r.opts.Tracer)),
 		Rejected: tracerRejected(r.opts.Tracer),
 	})
 	// Anti-entropy on every new connection.
@@ -226,4 +227,20 @@ func (r *Replica) JunkCPU() time.Duration { return r.gossip.JunkCPU() }
 // refused against room state (guard.go): rejected and ignored.
 func (r *Replica) GossipRefused() (rejected, ignored int64) {
 	return r.gossip.Refused()
+}
+
+// memberStale wraps the engine's Accepted effect: a member or device event
+// has the member scores checked again (p2p.MemberScores.Stale).
+func memberStale(m *p2p.MemberScores, next func(crdt.RoomID, []*crdt.Event, peer.ID)) func(crdt.RoomID, []*crdt.Event, peer.ID) {
+	return func(room crdt.RoomID, evs []*crdt.Event, from peer.ID) {
+		for _, ev := range evs {
+			if ev.Type == rooms.TypeMember || ev.Type == rooms.TypeDevice {
+				m.Stale()
+				break
+			}
+		}
+		if next != nil {
+			next(room, evs, from)
+		}
+	}
 }

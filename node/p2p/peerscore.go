@@ -129,8 +129,9 @@ func PeerScoreThresholds() *pubsub.PeerScoreThresholds {
 const MemberBonus = 5
 
 // Member lookups are cached for memberTTL (a member) or strangerTTL (a
-// stranger: a new member's device is preferred within seconds of its
-// join reaching this node); entries unused for memberForget are dropped.
+// stranger), and checked again after every membership or device event
+// (Stale); the TTLs bound what state resolution changes otherwise.
+// Entries unused for memberForget are dropped.
 const (
 	memberTTL    = 30 * time.Second
 	strangerTTL  = 5 * time.Second
@@ -186,6 +187,18 @@ func (s *MemberScores) Score(p peer.ID) float64 {
 		return MemberBonus
 	}
 	return 0
+}
+
+// Stale has every cached answer checked again when pubsub next asks, as
+// after an event that changes who is a member (a join, a leave, a ban, a
+// device removed): a banned member loses its bonus at once, not after
+// memberTTL. It never blocks on the node.
+func (s *MemberScores) Stale() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.m {
+		e.checked = time.Time{}
+	}
 }
 
 // Serve answers queued lookups until ctx is done.

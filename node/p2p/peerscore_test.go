@@ -12,8 +12,8 @@ import (
 
 // TestMemberScores: Score answers from the cache without waiting for the
 // node (0 until the first lookup is answered), looks a stranger up again
-// after strangerTTL and a member after memberTTL, and forgets peers it was
-// not asked about for memberForget.
+// after strangerTTL and a member after memberTTL, or at once after Stale,
+// and forgets peers it was not asked about for memberForget.
 func TestMemberScores(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
@@ -69,6 +69,17 @@ func TestMemberScores(t *testing.T) {
 		synctest.Wait()
 		if got := s.Score("m"); got != 0 {
 			t.Fatalf("former member %v, want 0", got)
+		}
+
+		// Stale: the next Score looks every peer up again, before its TTL.
+		mu.Lock()
+		members["x"] = false
+		mu.Unlock()
+		s.Stale()
+		s.Score("x")
+		synctest.Wait()
+		if got := s.Score("x"); got != 0 {
+			t.Fatalf("member that left, after Stale: %v, want 0", got)
 		}
 
 		time.Sleep(2 * memberForget)
