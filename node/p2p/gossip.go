@@ -84,7 +84,9 @@ func NewPubSubScored(ctx context.Context, h host.Host, app func(peer.ID) float64
 // not churn. At 60 heartbeats a mesh taken over at start stays so for a
 // minute. In the sybil-flood scenario at 300 honest nodes and 1,200 Sybils
 // the whole run's p99 went from 1.7 s (60) to 0.72 s (5) and 0.51 s (2);
-// once the meshes settled, 140-160 ms (simulations/README.md).
+// once the meshes settled, 140-160 ms (simulations/README.md). The first
+// seconds, before P2 has anything to count, are covered by P5: members'
+// devices score above the threshold from the start (peerscore.go).
 func gossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.OpportunisticGraftTicks = 2
