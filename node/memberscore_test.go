@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -14,7 +15,7 @@ import (
 // that only hosts the room, before either has relayed anything, in a
 // plaintext public room (the device is known by the events it signed) and
 // in an encrypted one (the device is announced); once the member leaves,
-// its device is a stranger's.
+// its device is a stranger's, and its score loses the bonus at once.
 func TestMemberScore(t *testing.T) {
 	for _, encrypted := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plaintext", true: "encrypted"}[encrypted], func(t *testing.T) {
@@ -61,11 +62,19 @@ func TestMemberScore(t *testing.T) {
 				return okm && oks && m >= p2p.MemberBonus && s < 1, fmt.Sprintf("member %.2f (%v), stranger %.2f (%v)", m, okm, s, oks)
 			})
 
+			before, _ := tn.reps[admin].PeerScore(tn.reps[member].host.ID())
 			if _, err := tn.reps[member].Engine.Leave(ctx, api.RoomReq{Room: resp.Room}); err != nil {
 				t.Fatal(err)
 			}
 			eventually(t, convergeWithin, "the member's leave makes its device a stranger's", func() (bool, string) {
 				return !eng.IsMemberDevice(ctx, dev(member)), ""
+			})
+			// The leave has the cached answer checked again at once, not
+			// after memberTTL (30 s): the bonus goes (the leave's first
+			// delivery may add 1 of P2).
+			eventually(t, 15*time.Second, "the former member loses the bonus", func() (bool, string) {
+				m, _ := tn.reps[admin].PeerScore(tn.reps[member].host.ID())
+				return m < before-p2p.MemberBonus+2, fmt.Sprintf("score %.2f, before the leave %.2f", m, before)
 			})
 		})
 	}
