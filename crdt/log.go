@@ -596,6 +596,18 @@ func (l *Log) eachMissing(fn func(EventID)) {
 	}
 }
 
+// LatestOf is the accepted event of device dev with the highest seq, if
+// the log holds one (its signature and device certificate were checked,
+// so it names the device's user).
+func (l *Log) LatestOf(dev DeviceID) (EventID, bool) {
+	i, ok := l.devIndex[dev]
+	if !ok {
+		return "", false
+	}
+	h, ok := l.latest[i]
+	return h.id, ok
+}
+
 // Prepare fills a local draft for device dev: Room, Seq and Self (next after
 // the device's highest accepted seq), Prev (the heads plus self; when that is
 // more than MaxPrev, self and the highest-depth heads, ties by id), Depth, and

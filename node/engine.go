@@ -1285,6 +1285,45 @@ func (e *Engine) MaxDepth(ctx context.Context, room crdt.RoomID) (uint64, error)
 	return d, err
 }
 
+// IsMemberDevice tells whether dev is a device of a user who has joined a
+// room this engine keeps (the peer score's P5, p2p.MemberScores): in an
+// encrypted room, a device the room announces (not removed); in any room,
+// a device that authored an accepted event (signed, with the device
+// certificate of its user) while its user holds a join now. In an
+// encrypted room a removed device is refused even though it authored
+// events.
+func (e *Engine) IsMemberDevice(ctx context.Context, dev crdt.DeviceID) bool {
+	var ok bool
+	e.do(ctx, func() error {
+		for _, rc := range e.rooms {
+			if rc.room == nil {
+				continue
+			}
+			if rc.room.Encrypted() {
+				if rec, u := rc.room.DeviceOf(dev); rec != nil && rc.room.MembershipOf(u) == rooms.Join {
+					ok = true
+					return nil
+				}
+				continue
+			}
+			id, held := rc.log.LatestOf(dev)
+			if !held {
+				continue
+			}
+			s, err := e.store.Get(id)
+			if err != nil || s.Event == nil || s.Event.Device != dev {
+				continue
+			}
+			if rc.room.MembershipOf(s.Event.User) == rooms.Join {
+				ok = true
+				return nil
+			}
+		}
+		return nil
+	})
+	return ok
+}
+
 // UserOfDevice returns the user of a device announced in a room this
 // engine keeps (hosted or joined) whose user holds a membership there (any:
 // join, invite, knock, leave or ban). A device revoked everywhere, or

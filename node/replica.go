@@ -19,6 +19,7 @@ import (
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node/p2p"
+	"github.com/parley-p2p/parley/rooms"
 )
 
 // ReplicaOptions tune a Replica.
@@ -111,7 +112,13 @@ func (r *Replica) Serve(ctx context.Context) error {
 	gate := p2p.NewRoomGate(r.host, r.log)
 	r.gate = gate
 	r.gateP.Store(gate)
-	ps, err := p2p.NewPubSub(ctx, gate.PubSubHost(r.host), slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
+	// P5 of the peer score: members' devices are preferred in meshes
+	// (p2p/peerscore.go).
+	members := p2p.NewMemberScores(func(ctx context.Context, p peer.ID) bool {
+		dev, err := deviceOfPeer(p)
+		return err == nil && r.Engine.IsMemberDevice(ctx, dev)
+	})
+	ps, err := p2p.NewPubSubScored(ctx, gate.PubSubHost(r.host), members.Score, slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
 		[]pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod)}, r.opts.PubSubOptions)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
@@ -150,7 +157,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 				r.opts.Tracer.EventsAccepted(room, n)
 			}
 		},
-		Accepted: tracerAccepted(r.opts.Tracer),
+		Accepted: memberStale(members, tracerAccepted(r.opts.Tracer)),
 		Rejected: tracerRejected(r.opts.Tracer),
 	})
 	// Anti-entropy on every new connection.
@@ -161,7 +168,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer h.Network().StopNotify(notifee)
 
 	var wg sync.WaitGroup
-	loops := map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex}
+	loops := map[string]func(context.Context) error{"engine": r.Engine.Serve, "gate": gate.Serve, "gossip": gossip.Serve, "sync": syncer.Serve, "invite": inviter.Serve, "ephemeral": eph.Serve, "expiry": r.Engine.ServeExpiry, "index": r.Engine.ServeIndex, "members": members.Serve}
 	errs := make(chan error, len(loops)) // each loop sends at most once: none blocks
 	for name, fn := range loops {
 		wg.Add(1)
@@ -220,4 +227,20 @@ func (r *Replica) JunkCPU() time.Duration { return r.gossip.JunkCPU() }
 // refused against room state (guard.go): rejected and ignored.
 func (r *Replica) GossipRefused() (rejected, ignored int64) {
 	return r.gossip.Refused()
+}
+
+// memberStale wraps the engine's Accepted effect: a member or device event
+// has the member scores checked again (p2p.MemberScores.Stale).
+func memberStale(m *p2p.MemberScores, next func(crdt.RoomID, []*crdt.Event, peer.ID)) func(crdt.RoomID, []*crdt.Event, peer.ID) {
+	return func(room crdt.RoomID, evs []*crdt.Event, from peer.ID) {
+		for _, ev := range evs {
+			if ev.Type == rooms.TypeMember || ev.Type == rooms.TypeDevice {
+				m.Stale()
+				break
+			}
+		}
+		if next != nil {
+			next(room, evs, from)
+		}
+	}
 }

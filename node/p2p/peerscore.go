@@ -1,12 +1,15 @@
 package p2p
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/parley-p2p/parley/node/internal/mailbox"
 )
 
 // Peer scoring (gossipsub v1.1; docs/protocol.md §2, "Peer scoring"). A
@@ -19,8 +22,11 @@ import (
 // of their own, but invalid messages there still count through P7 when
 // pubsub sees protocol misbehaviour.
 
-// peerScoreParams are the global terms.
-func peerScoreParams() *pubsub.PeerScoreParams {
+// peerScoreParams are the global terms; app is P5 (nil: 0 for every peer).
+func peerScoreParams(app func(peer.ID) float64) *pubsub.PeerScoreParams {
+	if app == nil {
+		app = func(peer.ID) float64 { return 0 }
+	}
 	return &pubsub.PeerScoreParams{
 		Topics: map[string]*pubsub.TopicScoreParams{},
 		// The sum of positive topic contributions is capped, so that a
@@ -28,9 +34,16 @@ func peerScoreParams() *pubsub.PeerScoreParams {
 		// credit to hide misbehaviour elsewhere (negative terms are not
 		// capped).
 		TopicScoreCap: 50,
-		// No application-specific term yet (P5): room membership is
-		// already enforced by the room proof and the validator.
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		// P5, application-specific: MemberBonus for a peer whose key is
+		// the device key of a member of a room this node keeps
+		// (MemberScores), 0 for every other peer. Room state names the
+		// devices of its members, so a node knows them before any message
+		// has flowed; mesh retention (the Dscore best peers are kept when
+		// a mesh is pruned) and opportunistic grafting then prefer
+		// members to strangers from the first heartbeat, where P2 needs
+		// traffic first. Strangers are not penalised: a node that only
+		// hosts or relays a room is one.
+		AppSpecificScore:  app,
 		AppSpecificWeight: 1,
 		// P6, IP colocation: more than 8 peers behind one IP address pay
 		// (n-8)^2 * 5 each. Cheap Sybils on one host are the common case;
@@ -105,6 +118,118 @@ func PeerScoreThresholds() *pubsub.PeerScoreThresholds {
 		// Opportunistic grafting, when the mesh's median score falls
 		// below 1, brings in better peers.
 		OpportunisticGraftThreshold: 1,
+	}
+}
+
+// MemberBonus is P5 for a member's device: above what a stranger can
+// earn without delivering (P1 is at most 3) and above the opportunistic
+// grafting threshold, so that a mesh whose median peer is a stranger
+// grafts members; below AcceptPXThreshold, so that peer exchange still
+// asks for first deliveries.
+const MemberBonus = 5
+
+// Member lookups are cached for memberTTL (a member) or strangerTTL (a
+// stranger), and checked again after every membership or device event
+// (Stale); the TTLs bound what state resolution changes otherwise.
+// Entries unused for memberForget are dropped.
+const (
+	memberTTL    = 30 * time.Second
+	strangerTTL  = 5 * time.Second
+	memberForget = 10 * time.Minute
+)
+
+// MemberScores is P5 (peerScoreParams): whether a peer is a member's
+// device, from the node's room state. Pubsub asks for scores under its
+// own lock, from its event loop, many times a heartbeat, so Score only
+// reads a cache; a miss or a stale entry is queued for Serve, which asks
+// the node (isMember may wait on the engine) and fills the cache.
+type MemberScores struct {
+	isMember func(context.Context, peer.ID) bool
+	queue    *mailbox.Mailbox[peer.ID]
+
+	mu sync.Mutex
+	m  map[peer.ID]*memberEntry // guarded by mu
+}
+
+type memberEntry struct {
+	member  bool
+	checked time.Time // zero: never checked
+	used    time.Time
+	queued  bool
+}
+
+// NewMemberScores makes the cache; isMember answers for one peer.
+func NewMemberScores(isMember func(context.Context, peer.ID) bool) *MemberScores {
+	return &MemberScores{isMember: isMember, queue: mailbox.New[peer.ID](), m: map[peer.ID]*memberEntry{}}
+}
+
+// Score is P5 of p: MemberBonus if p is known to be a member's device.
+// It never blocks on the node.
+func (s *MemberScores) Score(p peer.ID) float64 {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.m[p]
+	if e == nil {
+		e = &memberEntry{}
+		s.m[p] = e
+	}
+	e.used = now
+	ttl := strangerTTL
+	if e.member {
+		ttl = memberTTL
+	}
+	if !e.queued && (e.checked.IsZero() || now.Sub(e.checked) > ttl) {
+		e.queued = true
+		s.queue.Put(p)
+	}
+	if e.member {
+		return MemberBonus
+	}
+	return 0
+}
+
+// Stale has every cached answer checked again when pubsub next asks, as
+// after an event that changes who is a member (a join, a leave, a ban, a
+// device removed): a banned member loses its bonus at once, not after
+// memberTTL. It never blocks on the node.
+func (s *MemberScores) Stale() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.m {
+		e.checked = time.Time{}
+	}
+}
+
+// Serve answers queued lookups until ctx is done.
+func (s *MemberScores) Serve(ctx context.Context) error {
+	sweep := time.NewTicker(memberForget)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-sweep.C:
+			s.mu.Lock()
+			for p, e := range s.m {
+				if !e.queued && now.Sub(e.used) > memberForget {
+					delete(s.m, p)
+				}
+			}
+			s.mu.Unlock()
+		case <-s.queue.Signal:
+			for _, p := range s.queue.Take() {
+				member := s.isMember(ctx, p)
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.mu.Lock()
+				if e := s.m[p]; e != nil {
+					e.member, e.checked, e.queued = member, time.Now(), false
+				}
+				s.mu.Unlock()
+			}
+		}
 	}
 }
 
