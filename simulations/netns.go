@@ -48,6 +48,8 @@ type NetnsOptions struct {
 	// Binary is the parley executable the daemons run; "" = this
 	// executable (the parley CLI itself).
 	Binary string
+	// Against, when set, is a baseline run this one is compared with.
+	Against *Report
 }
 
 // netnsMaxNodes bounds a netns run: every node is a real process (and
@@ -242,6 +244,9 @@ func RunNetns(ctx context.Context, sc0 *Scenario, opts NetnsOptions) (rep *Repor
 		return nil, err
 	}
 	rep = r.report(time.Since(wall))
+	if opts.Against != nil {
+		rep.Against = Compare(rep, opts.Against)
+	}
 	if opts.Out != "" {
 		if err := r.write(opts.Out, rep); err != nil {
 			return rep, err

@@ -48,6 +48,9 @@ type RunOptions struct {
 	// RealTime runs mocknet on the wall clock (no bubble). Latencies are
 	// then distorted by scheduling above a few hundred nodes.
 	RealTime bool
+	// Against, when set, is a baseline run this one is compared with
+	// (report.json's "against", written with the report).
+	Against *Report
 }
 
 // action kinds of the schedule.
@@ -456,6 +459,9 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	rep := s.report(mode, time.Since(wall))
 	if bubbleErr != nil {
 		rep.Warnings = append(rep.Warnings, bubbleErr.Error())
+	}
+	if opts.Against != nil {
+		rep.Against = Compare(rep, opts.Against)
 	}
 	if opts.Out != "" {
 		if err := s.write(opts.Out, rep); err != nil {

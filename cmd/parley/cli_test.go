@@ -578,6 +578,19 @@ func TestGovernanceAgainstFakeDaemon(t *testing.T) {
 	runCLI(t, "", "room", "unban", validID, moderator, "--home", f.home).failsWith(t, "parley: unknown room")
 }
 
+// TestSimAgainstUnreadable: a baseline that cannot be read is refused
+// before anything runs.
+func TestSimAgainstUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "report.json"), []byte("{"), 0o600)
+	for _, p := range []string{filepath.Join(dir, "none.json"), dir} {
+		r := runCLI(t, "", "sim", "run", "gossip-latency", "--against", p)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, "parley: baseline report") || r.stdout != "" {
+			t.Errorf("%s: exit %d, stderr %q, stdout %q", p, r.code, r.stderr, r.stdout)
+		}
+	}
+}
+
 // TestSimUsageLayout: sim's usage errors use the layout of every other
 // command (a "parley: ..." line, then the command's usage), not a text of
 // their own.

@@ -54,6 +54,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		asJSON := fs.Bool("json", false, "print the report as JSON")
 		real := fs.Bool("real-time", false, "run on the wall clock instead of virtual time")
 		backend := fs.String("backend", "mocknet", "`BACKEND`: mocknet (in-process, virtual time) or netns (real daemons in network namespaces, root only)")
+		against := fs.String("against", "", "a baseline run's report.json (or its --out `DIR`): the report says whether this run meets the goal against it")
 		pos, err := parseInterspersed(fs, args[1:])
 		if err != nil {
 			return simUsageError(stderr, "run", err.Error())
@@ -66,6 +67,13 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "parley: %v\n", err)
 			return 1
 		}
+		var base *simulations.Report
+		if *against != "" {
+			if base, err = simulations.LoadReport(*against); err != nil {
+				fmt.Fprintf(stderr, "parley: %v\n", err)
+				return 1
+			}
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		if *backend == "netns" {
@@ -74,7 +82,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			prog, _, done := simProgress(stderr, *asJSON)
-			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog})
+			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Against: base})
 			done()
 			if errors.Is(err, context.Canceled) {
 				fmt.Fprintf(stderr, "parley: simulation %s interrupted (daemons stopped, namespaces deleted)\n", sc.Name)
@@ -109,7 +117,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 			}()
 		}
 		prog, step, done := simProgress(stderr, *asJSON)
-		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real})
+		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real, Against: base})
 		done()
 		if err != nil {
 			fmt.Fprintf(stderr, "parley: simulation %s: %v\n", sc.Name, err)
@@ -216,6 +224,14 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	}
 	if c := rep.CPU; c != nil {
 		fmt.Fprintf(stdout, "cpu           %.2f cores during traffic, %.1f ms per message (all nodes), share while runnable %.3f\n", c.CoresMean, c.MSPerMessage, c.ShareRunnable)
+	}
+	if a := rep.Against; a != nil {
+		verdict := "met"
+		if !a.Met {
+			verdict = "NOT met: " + a.Why
+		}
+		fmt.Fprintf(stdout, "against       %s (seed %d): completeness %.4f, p50 %.0f ms, p99 %.0f ms; p50 %.2fx, p99 %.2fx\n", a.Scenario, a.Seed, a.Completeness, a.LatencyMS.P50, a.LatencyMS.P99, a.P50Ratio, a.P99Ratio)
+		fmt.Fprintf(stdout, "goal          %s: %s\n", a.Goal, verdict)
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning       %s\n", w)
