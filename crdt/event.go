@@ -401,11 +401,14 @@ func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parse
 	if stored != "" {
 		decode = decMode.Unmarshal
 	}
-	if err := decode(envBytes, &env); err != nil {
-		if errors.Is(err, ErrNonCanonical) {
-			return nil, err
+	if !parseEnvelopeFast(envBytes, &env) { // the usual layout, decoded without reflection
+		env = envelope{}
+		if err := decode(envBytes, &env); err != nil {
+			if errors.Is(err, ErrNonCanonical) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	e, err := fromEnvelope(&env)
 	if err != nil {
