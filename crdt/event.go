@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Limits on events. They are part of the protocol (docs/protocol.md).
@@ -401,11 +400,14 @@ func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parse
 	if stored != "" {
 		decode = decMode.Unmarshal
 	}
-	if err := decode(envBytes, &env); err != nil {
-		if errors.Is(err, ErrNonCanonical) {
-			return nil, err
+	if !parseEnvelopeFast(envBytes, &env) { // the usual layout, decoded without reflection
+		env = envelope{}
+		if err := decode(envBytes, &env); err != nil {
+			if errors.Is(err, ErrNonCanonical) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	e, err := fromEnvelope(&env)
 	if err != nil {
@@ -447,7 +449,7 @@ func signedPart(env []byte) []byte {
 	}
 	at := 1
 	for _, key := range []string{"\x61v", "\x62ts", "\x63seq"} {
-		if !strings.HasPrefix(string(env[at:]), key) {
+		if !hasPrefix(env[at:], key) {
 			return nil
 		}
 		at += len(key)
@@ -457,7 +459,7 @@ func signedPart(env []byte) []byte {
 		}
 		at += n
 	}
-	if !strings.HasPrefix(string(env[at:]), sigKeyValue) || len(env) < at+len(sigKeyValue)+64 {
+	if !hasPrefix(env[at:], sigKeyValue) || len(env) < at+len(sigKeyValue)+64 {
 		return nil
 	}
 	out := make([]byte, 0, len(signTag)+len(env)-len(sigKeyValue)-64)
@@ -466,6 +468,9 @@ func signedPart(env []byte) []byte {
 	out = append(out, env[1:at]...)
 	return append(out, env[at+len(sigKeyValue)+64:]...)
 }
+
+// hasPrefix is strings.HasPrefix(string(b), p) without copying b.
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
 
 // intLen is the length of the CBOR integer at the start of b, 0 if none.
 func intLen(b []byte) int {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"filippo.io/edwards25519"
+	"github.com/hdevalence/ed25519consensus"
 )
 
 // zip215Vector is one line of testdata/zip215.txt.
@@ -103,6 +104,82 @@ func TestZIP215Vectors(t *testing.T) {
 	}
 	if newSigBatch(0).verify() {
 		t.Error("an empty batch verifies")
+	}
+}
+
+// TestSharedKeyBatch checks the batch that sums the terms of a shared key
+// against ed25519consensus's BatchVerifier, which keeps a term per entry:
+// random batches over few keys (the ZIP-215 vectors' among them), with
+// bad entries (s altered, s + ℓ, a flipped R or message bit, a signature
+// under another key) in some, get the same verdict from both, and the
+// verdict is the conjunction of the single checks.
+func TestSharedKeyBatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	vs := zip215Vectors(t)
+	var devs []*SecretKey
+	for i := range 3 {
+		seed := make([]byte, 32)
+		seed[0] = byte(i + 1)
+		k, err := SecretKeyFromSeed(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, k)
+	}
+	type entry struct {
+		key      PublicKey
+		msg, sig []byte
+	}
+	for round := range 400 {
+		n := 1 + r.IntN(80)
+		var es []entry
+		for range n {
+			if r.IntN(4) == 0 {
+				v := vs[r.IntN(len(vs))]
+				es = append(es, entry{v.key, []byte("Zcash"), v.sig})
+				continue
+			}
+			d := devs[r.IntN(len(devs))]
+			msg := fmt.Appendf(nil, "event %d", r.Uint64())
+			es = append(es, entry{d.Public(), msg, d.Sign(msg)})
+		}
+		if round%2 == 0 {
+			i := r.IntN(len(es))
+			e := &es[i]
+			switch r.IntN(5) {
+			case 0:
+				e.sig = addToS(e.sig, 1)
+			case 1:
+				e.sig = addL(e.sig)
+			case 2:
+				e.sig = slices.Clone(e.sig)
+				e.sig[r.IntN(32)] ^= 1 << r.IntN(8)
+			case 3:
+				e.msg = append(slices.Clone(e.msg), 'x')
+			case 4:
+				msg := []byte("other")
+				e.msg, e.sig = msg, devs[0].Sign(msg)
+				if e.key == devs[0].Public() {
+					e.key = devs[1].Public()
+				}
+			}
+		}
+		ours := newSigBatch(len(es))
+		ref := ed25519consensus.NewPreallocatedBatchVerifier(len(es))
+		all := true
+		for _, e := range es {
+			ours.add(e.key, e.msg, e.sig)
+			ref.Add(e.key[:], e.msg, e.sig)
+			all = all && e.key.Verify(e.msg, e.sig)
+		}
+		if got, want := ours.verify(), ref.Verify(); got != want || got != all {
+			t.Fatalf("round %d (%d entries, %d keys): shared-key batch %v, ed25519consensus %v, single checks %v", round, len(es), len(ours.keys), got, want, all)
+		}
+	}
+	short := newSigBatch(1)
+	short.add(devs[0].Public(), []byte("m"), make([]byte, 63))
+	if short.verify() {
+		t.Error("a batch with a 63-byte signature verifies")
 	}
 }
 

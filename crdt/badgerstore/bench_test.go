@@ -172,3 +172,42 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*perIter)/time.Since(start).Seconds(), "verifies/s")
 }
+
+// BenchmarkGetFrames reads a 60,000-event room back in sync pages of
+// 1,000 events in (depth, ID) order, as a server answering since does.
+func BenchmarkGetFrames(b *testing.B) {
+	const n = 60_000
+	frames, err := makeFrames(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs, err := decodeParallel(frames)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	l := crdt.NewLog(evs[0].ID, crdt.LogConfig{})
+	for i := 0; i < n; i += 100 {
+		r := l.Add(evs[i:min(n, i+100)]...)
+		if err := s.Commit(r.Batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	order := l.Order()
+	b.ResetTimer()
+	cpu0 := cpubench.Now()
+	for range b.N {
+		for i := 0; i < len(order); i += 1000 {
+			fs, err := s.GetFrames(order[i:min(len(order), i+1000)])
+			if err != nil || len(fs) != min(len(order), i+1000)-i {
+				b.Fatalf("%d frames, %v", len(fs), err)
+			}
+		}
+	}
+	cpubench.Report(b, cpubench.Now()-cpu0)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}

@@ -13,12 +13,13 @@
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
 //
-// A Commit is one badger transaction (db.Update). A batch too large for one
-// transaction (badger.ErrTxnTooBig, 15 % of the memtable: about 1.2 MB or
+// A Commit is one badger transaction. A batch too large for one
+// transaction (badger's limit is 15 % of the memtable: about 1.2 MB or
 // 12k entries with this package's 8 MiB MemTableSize, so ~1.5k typical
 // events) is split: the events in
-// order over as many transactions as needed, then the heads in the last
-// one. A crash in the middle leaves events without their head change, which
+// order over as many transactions as needed, each closed before an event
+// that would not fit (so no event is written in part), then the heads in
+// the last one. A crash in the middle leaves events without their head change, which
 // is safe: crdt.Log.Restore recomputes the heads from the events, and the next
 // Commit of the room rewrites them.
 package badgerstore
@@ -132,8 +133,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	// and a copy of every block in each compaction. Tables written with
 	// compression stay readable (the manifest records each table's).
 	// Uncompressed blocks are read in place from the mapped tables, so
-	// there is no block cache either.
-	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger}).
+	// there is no block cache either. Badger's expvar counters are off:
+	// nothing reads them, and every read and write paid for them (about
+	// 1 % of a catch-up's CPU).
+	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger}).WithMetricsEnabled(false).
 		WithMemTableSize(MemTableSize).WithValueLogFileSize(ValueLogFileSize).
 		WithCompression(options.None).WithBlockCacheSize(0).
 		WithNumLevelZeroTables(NumLevelZeroTables).WithNumLevelZeroTablesStall(2 * NumLevelZeroTables).
@@ -251,18 +254,7 @@ func (s *Store) Commit(b crdt.Batch) error {
 	if err := crdt.CheckBatch(b); err != nil {
 		return err
 	}
-	err := s.db.Update(func(txn *badger.Txn) error {
-		for _, st := range b.Events {
-			if err := writeEvent(txn, b.Room, st); err != nil {
-				return err
-			}
-		}
-		return writeHeads(txn, b)
-	})
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		err = s.commitSplit(b)
-	}
-	if err != nil {
+	if err := s.commit(b); err != nil {
 		return fmt.Errorf("commit %d events: %w", len(b.Events), err)
 	}
 	if b.Durable {
@@ -273,46 +265,94 @@ func (s *Store) Commit(b crdt.Batch) error {
 	return nil
 }
 
-// commitSplit writes a batch too big for one transaction: events in order
-// over several transactions, the heads in the last (see the package doc).
-func (s *Store) commitSplit(b crdt.Batch) error {
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
+// commit writes a batch in one transaction, or, when it is too big for
+// one, its events in order over as many as it needs and the heads in the
+// last (see the package doc). Each transaction is closed before an event
+// that would overflow it, by an upper bound of badger's own estimate
+// (entryCost), so no event is ever written in part and nothing is written
+// twice. (Before, a batch was first written whole, thrown away at
+// badger.ErrTxnTooBig and written again in parts: a catch-up's pages of
+// 1,000 events paid for most of their writes twice; and a transaction that
+// filled up in the middle of an event was committed with that event's
+// first keys, so its next write found the event held and skipped the
+// rest.)
+func (s *Store) commit(b crdt.Batch) error {
+	t := s.newTxn()
+	defer func() { t.txn.Discard() }()
 	for _, st := range b.Events {
-		err := writeEvent(txn, b.Room, st)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := txn.Commit(); err != nil {
-				return err
-			}
-			txn = s.db.NewTransaction(true)
-			err = writeEvent(txn, b.Room, st)
+		sets := eventEntries(b.Room, st)
+		cost := entriesCost(sets)
+		if err := t.fit(cost, int64(len(sets))); err != nil {
+			return err
 		}
-		if err != nil {
+		if err := writeEntries(t.txn, sets); err != nil {
 			return err
 		}
 	}
-	err := writeHeads(txn, b)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		if err := txn.Commit(); err != nil {
-			return err
-		}
-		txn = s.db.NewTransaction(true)
-		err = writeHeads(txn, b)
+	var cost int64
+	for _, id := range b.RemoveHeads {
+		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
-	if err != nil {
+	for _, id := range b.AddHeads {
+		cost += entryCost(len(headKey(b.Room, id)), 0)
+	}
+	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))); err != nil {
 		return err
 	}
-	return txn.Commit()
+	if err := writeHeads(t.txn, b); err != nil {
+		return err
+	}
+	return t.txn.Commit()
 }
 
-func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
-	ev := st.Event
-	switch _, err := txn.Get(eventKey(ev.ID)); {
-	case err == nil:
-		return nil // held: a recommit changes nothing
-	case !errors.Is(err, badger.ErrKeyNotFound):
-		return err
+// splitTxn is a write transaction with an upper bound of what badger
+// counts against its limits (Txn.checkSize: its size estimate and entry
+// count, which start at the commit marker's).
+type splitTxn struct {
+	s           *Store
+	txn         *badger.Txn
+	size, count int64
+}
+
+func (s *Store) newTxn() *splitTxn {
+	return &splitTxn{s: s, txn: s.db.NewTransaction(true), size: txnBaseCost, count: 1}
+}
+
+// txnBaseCost bounds what a new transaction counts for its commit marker.
+const txnBaseCost = 64
+
+// fit makes room for entries of the given cost: when they would take the
+// transaction to badger's limits, it commits the transaction (unless it
+// holds nothing yet: then the entries are too big for any, and badger
+// says so) and starts another.
+func (t *splitTxn) fit(cost, n int64) error {
+	if t.count > 1 && (t.size+cost >= t.s.db.MaxBatchSize() || t.count+n >= t.s.db.MaxBatchCount()) {
+		if err := t.txn.Commit(); err != nil {
+			return err
+		}
+		t.txn, t.size, t.count = t.s.db.NewTransaction(true), txnBaseCost, 1
 	}
+	t.size += cost
+	t.count += n
+	return nil
+}
+
+// entryCost is an upper bound of badger's estimate of an entry (Txn.checkSize:
+// the key, the value or a 12-byte pointer to it, 2 bytes of metadata and 10
+// of version).
+func entryCost(key, value int) int64 { return int64(key + max(value, 12) + 12) }
+
+func entriesCost(sets [][2][]byte) int64 {
+	var n int64
+	for _, kv := range sets {
+		n += entryCost(len(kv[0]), len(kv[1]))
+	}
+	return n
+}
+
+// eventEntries are the keys and values that store one event.
+func eventEntries(room crdt.RoomID, st crdt.Stored) [][2][]byte {
+	ev := st.Event
 	sets := [][2][]byte{
 		{eventKey(ev.ID), ev.Envelope},
 		{metaKey(ev.ID), encodeMeta(st)},
@@ -322,6 +362,22 @@ func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
 	}
 	if ev.Body != nil {
 		sets = append(sets, [2][]byte{bodyKey(ev.ID), ev.Body})
+	}
+	return sets
+}
+
+func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
+	return writeEntries(txn, eventEntries(room, st))
+}
+
+// writeEntries writes an event's entries (eventEntries: its envelope's
+// first) unless the event is held.
+func writeEntries(txn *badger.Txn, sets [][2][]byte) error {
+	switch _, err := txn.Get(sets[0][0]); {
+	case err == nil:
+		return nil // held: a recommit changes nothing
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
 	}
 	for _, kv := range sets {
 		if err := txn.Set(kv[0], kv[1]); err != nil {

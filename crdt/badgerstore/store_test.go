@@ -158,3 +158,36 @@ func TestOpenAfterKillEmptyMemtable(t *testing.T) {
 		t.Fatalf("committed value after reopening: %q, %v", v, err)
 	}
 }
+
+// TestSplitKeepsWholeEvents: wherever a transaction fills up (memtables
+// of several sizes move the point), a split batch stores every event
+// whole: its envelope, body, meta and indexes, none of them left out
+// because part of the event went into the transaction before.
+func TestSplitKeepsWholeEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	f := storetest.NewFixture(t, "split", 600, 1<<30)
+	for i := range 6 {
+		s, err := Open(t.TempDir(), Options{memTableSize: 1<<20 + int64(i)*977})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(f.Batches[0]); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if err := s.Scan(f.Room, 0, func(crdt.Stored) bool { n++; return true }); err != nil {
+			t.Fatalf("memtable %d: scan: %v", i, err)
+		}
+		for _, ev := range f.Events {
+			if _, err := s.Get(ev.ID); err != nil {
+				t.Fatalf("memtable %d: event %s: %v", i, ev.ID, err)
+			}
+		}
+		if n != len(f.Events) {
+			t.Fatalf("memtable %d: %d events scanned, want %d", i, n, len(f.Events))
+		}
+		s.Close()
+	}
+}

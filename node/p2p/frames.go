@@ -31,6 +31,11 @@ func (f *frames[M]) send(m *M) error {
 	if err != nil {
 		return err
 	}
+	return f.sendEncoded(b)
+}
+
+// sendEncoded sends a frame the caller encoded.
+func (f *frames[M]) sendEncoded(b []byte) error {
 	f.st.SetWriteDeadline(time.Now().Add(f.idle))
 	return f.w.WriteMsg(b)
 }

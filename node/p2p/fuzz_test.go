@@ -1,8 +1,10 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"reflect"
 	"testing"
 	"time"
 
@@ -136,6 +138,60 @@ func FuzzHeadsAnnouncement(f *testing.F) {
 		}
 		if !parses && res != pubsub.ValidationReject {
 			t.Fatalf("an announcement that does not parse: %v, want reject", res)
+		}
+	})
+}
+
+// FuzzEventsPage: the events page's own decoder accepts only what the
+// strict decoder accepts, with the same message, and its encoder writes
+// what crdt.Marshal writes for any page (the events cut from the input).
+func FuzzEventsPage(f *testing.F) {
+	page := func(evs ...[]byte) []byte {
+		b, err := crdt.Marshal(&syncMsg{Op: opEvents, Events: evs})
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	f.Add(page([]byte("a"), []byte{}, bytes.Repeat([]byte{7}, 300)), uint8(3))
+	f.Add(page(bytes.Repeat([]byte{1}, 70000)), uint8(1))
+	f.Add(page([]byte("x")), uint8(0))
+	f.Add([]byte(eventsPageHead+"\x80"), uint8(2))          // no events: the field would be omitted
+	f.Add([]byte(eventsPageHead+"\x81\x58\x01x"), uint8(5)) // a head longer than needed
+	f.Add([]byte(eventsPageHead+"\x9f\x41x\xff"), uint8(7)) // indefinite array
+	f.Add([]byte(eventsPageHead+"\x81\x41x\x00"), uint8(9)) // trailing byte
+	f.Fuzz(func(t *testing.T, b []byte, cut uint8) {
+		if m, ok := decodeEventsPage(b); ok {
+			var ref syncMsg
+			if err := crdt.UnmarshalCanonical(b, &ref); err != nil {
+				t.Fatalf("%x: the page decoder accepts what the strict decoder refuses: %v", b, err)
+			}
+			if !reflect.DeepEqual(*m, ref) {
+				t.Fatalf("%x: page decoder %+v, strict decoder %+v", b, *m, ref)
+			}
+		}
+		var evs [][]byte
+		for rest, k := b, int(cut)+1; len(rest) > 0; k = k*7%13 + 1 {
+			n := min(k, len(rest))
+			evs = append(evs, rest[:n])
+			rest = rest[n:]
+		}
+		if cut%4 == 0 {
+			evs = append(evs, []byte{})
+		}
+		got, ok := appendEventsPage(nil, evs)
+		want, err := crdt.Marshal(&syncMsg{Op: opEvents, Events: evs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != (len(evs) > 0 && len(evs) <= maxPageArray) || ok && !bytes.Equal(got, want) {
+			t.Fatalf("%d events: the page encoder (%v) and crdt.Marshal differ", len(evs), ok)
+		}
+		if ok {
+			m, ok := decodeEventsPage(got)
+			if !ok || !reflect.DeepEqual(m.Events, evs) {
+				t.Fatalf("%d events: the page decoder does not read back what the encoder wrote", len(evs))
+			}
 		}
 	})
 }

@@ -506,6 +506,11 @@ func (c *conn) send(m *syncMsg) error {
 	} else {
 		c.asked = m.Op
 	}
+	if m.Op == opEvents && len(m.Room)+len(m.User)+len(m.Cert)+len(m.IDs)+len(m.Known)+len(m.Msg)+len(m.Err) == 0 && m.MinDepth == 0 {
+		if b, ok := appendEventsPage(nil, m.Events); ok { // the bulk of a catch-up, without reflection
+			return c.frames.sendEncoded(b)
+		}
+	}
 	return c.frames.send(m)
 }
 
@@ -552,6 +557,9 @@ func (c *conn) recv() (*syncMsg, error) {
 
 // decodeSyncMsg parses one frame strictly.
 func decodeSyncMsg(b []byte) (*syncMsg, error) {
+	if m, ok := decodeEventsPage(b); ok {
+		return m, nil
+	}
 	var m syncMsg
 	if err := crdt.UnmarshalCanonical(b, &m); err != nil {
 		return nil, fmt.Errorf("sync frame: %w", err)
