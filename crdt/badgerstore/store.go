@@ -153,7 +153,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger store: %w", err)
 	}
-	return &Store{db: db, opts: opts}, nil
+	s := &Store{db: db, opts: opts}
+	if _, err := s.repairPartial(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Reserve is the free space, in bytes, the store's filesystem must keep

@@ -1,0 +1,210 @@
+package badgerstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/parley-p2p/parley/crdt"
+)
+
+// Repair of events stored in part (docs/design.md §2). Before the split
+// commit wrote whole events (commit, 91091ec), a transaction that filled up
+// in the middle of an event was committed with a prefix of the event's
+// keys (eventEntries' order: envelope, meta, depth index, chain index,
+// room, body), and the rest was skipped as held. Such an event is held by
+// Has and served by GetFrames, but missing from Scan (so from the log
+// restored at start-up) or from the (device, seq) index, and its body is
+// gone; sync never fetches it again, since the node holds it.
+//
+// repairPartial runs once per store, at Open, and records that it ran
+// under repairedKey (a new store is recorded at its first Open, its scan
+// being empty). It removes every event whose envelope is held and whose
+// meta, depth or chain key is not: all of its keys, so that it is not
+// held; the restored log counts it as missing where a held event names it
+// (crdt.Log.Restore's gaps), and sync fetches it whole, body included.
+// The scan reads keys only; the envelope of a damaged event is read to
+// find its index and head keys.
+//
+// An event with all those keys and no body is left alone: a body purged
+// by PurgeBody leaves no marker, so a body the split lost looks the same.
+
+// repairedKey is the node-local key (under l/) that records the repair.
+var repairedKey = []byte("badgerstore/repaired-partial-events")
+
+// repairStats counts what repairPartial did.
+type repairStats struct {
+	Events  int // events with an envelope key
+	Removed int // events stored in part, removed
+	Rebuilt int // create events stored in part given back their index keys
+}
+
+// repairPartial repairs the events stored in part, unless it ran before,
+// and records that it ran.
+func (s *Store) repairPartial() (repairStats, error) {
+	var st repairStats
+	if _, err := s.GetLocal(repairedKey); err == nil {
+		return st, nil
+	} else if !errors.Is(err, crdt.ErrNotFound) {
+		return st, fmt.Errorf("badgerstore: read repair marker: %w", err)
+	}
+	damaged, n, err := s.findPartial()
+	st.Events = n
+	if err != nil {
+		return st, fmt.Errorf("badgerstore: find events stored in part: %w", err)
+	}
+	for _, d := range damaged {
+		removed, rebuilt, err := s.repairEvent(d)
+		if err != nil {
+			return st, fmt.Errorf("badgerstore: repair event stored in part: %w", err)
+		}
+		switch {
+		case rebuilt:
+			st.Rebuilt++
+		case removed:
+			st.Removed++
+		}
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(localKey(repairedKey), nil) }); err != nil {
+		return st, fmt.Errorf("badgerstore: record repair: %w", err)
+	}
+	if len(damaged) > 0 {
+		if err := s.db.Sync(); err != nil {
+			return st, fmt.Errorf("badgerstore: sync repair: %w", err)
+		}
+		s.opts.Logger.Warn("badgerstore: repaired events stored in part by an older version",
+			"events", st.Events, "removed", st.Removed, "rebuilt", st.Rebuilt)
+	}
+	return st, nil
+}
+
+// partial is an event whose envelope is held and some of whose meta,
+// depth and chain keys are not.
+type partial struct {
+	id                 crdt.EventID
+	meta, depth, chain bool
+}
+
+// findPartial lists the events stored in part and counts the events held
+// (their envelopes). It reads keys only: the ids under d/ and a/ (the
+// last idLen bytes of each key), sorted, then the e/ and m/ keys, which
+// are in id order, merged with them.
+func (s *Store) findPartial() ([]partial, int, error) {
+	var out []partial
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		depth, err := indexIDs(txn, key('d'))
+		if err != nil {
+			return err
+		}
+		chain, err := indexIDs(txn, key('a'))
+		if err != nil {
+			return err
+		}
+		ev := keyIter(txn, key('e'))
+		defer ev.Close()
+		meta := keyIter(txn, key('m'))
+		defer meta.Close()
+		meta.Rewind()
+		di, ci := 0, 0
+		for ev.Rewind(); ev.Valid(); ev.Next() {
+			id := ev.Item().Key()[2:]
+			if len(id) != idLen {
+				return fmt.Errorf("corrupt event key %x", ev.Item().Key())
+			}
+			n++
+			for meta.Valid() && bytes.Compare(meta.Item().Key()[2:], id) < 0 {
+				meta.Next()
+			}
+			hasMeta := meta.Valid() && bytes.Equal(meta.Item().Key()[2:], id)
+			hasDepth, hasChain := false, false
+			di, hasDepth = advance(depth, di, id)
+			ci, hasChain = advance(chain, ci, id)
+			if !hasMeta || !hasDepth || !hasChain {
+				out = append(out, partial{id: crdt.EventID(bytes.Clone(id)), meta: hasMeta, depth: hasDepth, chain: hasChain})
+			}
+		}
+		return nil
+	})
+	return out, n, err
+}
+
+func keyIter(txn *badger.Txn, prefix []byte) *badger.Iterator {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = prefix
+	return txn.NewIterator(o)
+}
+
+// indexIDs returns the ids at the end of the keys under prefix, sorted.
+func indexIDs(txn *badger.Txn, prefix []byte) ([][idLen]byte, error) {
+	it := keyIter(txn, prefix)
+	defer it.Close()
+	var ids [][idLen]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		if len(k) < len(prefix)+idLen {
+			return nil, fmt.Errorf("corrupt index key %x", k)
+		}
+		ids = append(ids, [idLen]byte(k[len(k)-idLen:]))
+	}
+	slices.SortFunc(ids, func(a, b [idLen]byte) int { return bytes.Compare(a[:], b[:]) })
+	return ids, nil
+}
+
+// advance moves i past the ids below id and reports whether ids[i] is id.
+func advance(ids [][idLen]byte, i int, id []byte) (int, bool) {
+	for i < len(ids) && bytes.Compare(ids[i][:], id) < 0 {
+		i++
+	}
+	return i, i < len(ids) && bytes.Equal(ids[i][:], id)
+}
+
+// repairEvent removes one event stored in part, in one transaction: all
+// of its keys (the room key r/ is the room's, not the event's). A room's
+// create event is never removed (a room is not loaded without it); it
+// cannot be stored in part, being the first event of the first batch of
+// its room, but if its meta is held its index keys are written again
+// (rebuilt: true) and otherwise it is left as it is.
+func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
+	err = s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(eventKey(p.id))
+		if err != nil {
+			return err
+		}
+		env, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		ev, err := crdt.DecodeStored(p.id, env, nil)
+		if err != nil {
+			return fmt.Errorf("stored event %s: %w", p.id, err)
+		}
+		room := ev.Room
+		depth := depthKey(room, ev.Depth, p.id)
+		chain := chainKey(room, ev.Device, ev.Seq, p.id)
+		if ev.Type == crdt.TypeCreate {
+			if !p.meta {
+				return nil
+			}
+			rebuilt = true
+			for _, k := range [][]byte{depth, chain, roomKey(room)} {
+				if err := txn.Set(k, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		removed = true
+		for _, k := range [][]byte{eventKey(p.id), metaKey(p.id), depth, chain, bodyKey(p.id), headKey(room, p.id)} {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, rebuilt, err
+}
