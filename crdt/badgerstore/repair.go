@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,12 +23,15 @@ import (
 //
 // repairPartial runs once per store, at Open, and records that it ran
 // under repairedKey (a new store is recorded at its first Open, its scan
-// being empty). It removes every event whose envelope is held and whose
-// meta, depth or chain key is not: all of its keys, so that it is not
-// held; the restored log counts it as missing where a held event names it
-// (crdt.Log.Restore's gaps), and sync fetches it whole, body included.
-// The scan reads keys only; the envelope of a damaged event is read to
-// find its index and head keys.
+// being empty). The scan reads keys only; the envelope of a damaged event
+// is read to find its index and head keys. An event whose meta or depth
+// key is missing (so that Scan and the restored log never saw it) is
+// removed, all of its keys: it is not held, so an event fetched for it
+// (crdt.Log.Restore counts it missing where a held event names it) is
+// written whole, body included, where the old store skipped it as held.
+// An event with its meta and depth keys (in Scan, so in the restored log
+// and room state) and without its chain key gets its chain and room keys
+// back from its envelope (repairEvent says why it is not removed).
 //
 // An event with all those keys and no body is left alone: a body purged
 // by PurgeBody leaves no marker, so a body the split lost looks the same.
@@ -38,8 +42,8 @@ var repairedKey = []byte("badgerstore/repaired-partial-events")
 // repairStats counts what repairPartial did.
 type repairStats struct {
 	Events  int // events with an envelope key
-	Removed int // events stored in part, removed
-	Rebuilt int // create events stored in part given back their index keys
+	Removed int // events without their meta or depth key, removed
+	Rebuilt int // events given back their missing index keys
 }
 
 // repairPartial repairs the events stored in part, unless it ran before,
@@ -163,12 +167,17 @@ func advance(ids [][idLen]byte, i int, id []byte) (int, bool) {
 	return i, i < len(ids) && bytes.Equal(ids[i][:], id)
 }
 
-// repairEvent removes one event stored in part, in one transaction: all
-// of its keys (the room key r/ is the room's, not the event's). A room's
-// create event is never removed (a room is not loaded without it); it
-// cannot be stored in part, being the first event of the first batch of
-// its room, but if its meta is held its index keys are written again
-// (rebuilt: true) and otherwise it is left as it is.
+// repairEvent repairs one event stored in part, in one transaction. An
+// event without its meta or depth key is removed: all of its keys (the
+// room key r/ is the room's, not the event's). One with both and without
+// its chain key gets its chain and room keys back from the envelope
+// (rebuilt: true): it is in Scan, so the restored log and room state hold
+// it, and removing it would make a gap that sync does not fetch while the
+// node and its peers have the same heads (node/p2p: a session reconciles
+// only when the heads differ). A room's create event is never removed (a
+// room is not loaded without it; it cannot be stored in part, being the
+// first event of its room's first batch): with its meta held, its index
+// keys are written again, and otherwise it is left as it is.
 func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 	err = s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(eventKey(p.id))
@@ -186,16 +195,22 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		room := ev.Room
 		depth := depthKey(room, ev.Depth, p.id)
 		chain := chainKey(room, ev.Device, ev.Seq, p.id)
-		if ev.Type == crdt.TypeCreate {
-			if !p.meta {
-				return nil
-			}
+		rebuild := p.meta && (p.depth || ev.Type == crdt.TypeCreate)
+		switch {
+		case rebuild:
 			rebuilt = true
+			if !p.depth {
+				if err := checkMeta(txn, p.id, ev.Depth); err != nil {
+					return err
+				}
+			}
 			for _, k := range [][]byte{depth, chain, roomKey(room)} {
 				if err := txn.Set(k, nil); err != nil {
 					return err
 				}
 			}
+			return nil
+		case ev.Type == crdt.TypeCreate:
 			return nil
 		}
 		removed = true
@@ -207,4 +222,18 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		return nil
 	})
 	return removed, rebuilt, err
+}
+
+// checkMeta checks that the meta of id is well formed and at depth.
+func checkMeta(txn *badger.Txn, id crdt.EventID, depth uint64) error {
+	item, err := txn.Get(metaKey(id))
+	if err != nil {
+		return fmt.Errorf("meta of %s: %w", id, err)
+	}
+	return item.Value(func(m []byte) error {
+		if len(m) < 9 || binary.BigEndian.Uint64(m[1:9]) != depth {
+			return fmt.Errorf("corrupt meta of %s", id)
+		}
+		return nil
+	})
 }

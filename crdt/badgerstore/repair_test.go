@@ -61,12 +61,13 @@ func scanAll(t *testing.T, s *Store, room crdt.RoomID) map[crdt.EventID]crdt.Sto
 
 // TestRepairPartialEvents: a store holding events written in part (the
 // envelope only; envelope and meta; envelope, meta and depth index;
-// envelope, meta, depth and chain; everything but the body) is repaired when opened: the events missing
-// their meta, depth or chain key are removed, every key of theirs (so
-// that they are not held: the log counts them missing and sync fetches
-// them), a head among them included; the bodiless one (which looks
-// purged) and the whole ones are untouched; the repair is recorded, and
-// a later open does not scan again.
+// envelope, meta, depth and chain; everything but the body) is repaired
+// when opened: the events missing their meta or depth key (not in Scan)
+// are removed, every key of theirs, a head's included (they are not held:
+// the log counts them missing, and a fetch writes them whole); the one
+// missing its chain key gets it back and is otherwise as before; the
+// others (which look purged) and the whole ones are untouched; the
+// repair is recorded, and a later open does not scan again.
 func TestRepairPartialEvents(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
@@ -79,9 +80,10 @@ func TestRepairPartialEvents(t *testing.T) {
 	if !slices.Contains(b.AddHeads, b.Events[last].Event.ID) {
 		t.Fatal("the last event is no head")
 	}
-	// Damaged: envelope only, + meta, + depth (the last event, a head),
-	// + chain, everything but the body (these two look purged).
-	parts := map[int]int{10: 1, 20: 2, last: 3, 25: 4, 30: 5}
+	// Damaged: envelope only, + meta (twice: one is the last event, a
+	// head), + depth, + chain, everything but the body (the last three
+	// are without their bodies, which looks purged).
+	parts := map[int]int{10: 1, 20: 2, last: 2, 25: 3, 26: 4, 30: 5}
 	for i, st := range b.Events {
 		if n, ok := parts[i]; ok {
 			writePartial(t, s, b.Room, st, n)
@@ -96,8 +98,8 @@ func TestRepairPartialEvents(t *testing.T) {
 	}
 	forgetRepair(t, s)
 	before := scanAll(t, s, b.Room)
-	if len(before) != len(b.Events)-2 {
-		t.Fatalf("before the repair %d events scanned, want %d (the test does not damage what it means to)", len(before), len(b.Events)-2)
+	if len(before) != len(b.Events)-3 {
+		t.Fatalf("before the repair %d events scanned, want %d (the test does not damage what it means to)", len(before), len(b.Events)-3)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -111,7 +113,7 @@ func TestRepairPartialEvents(t *testing.T) {
 	for i, st := range b.Events {
 		id, ev := st.Event.ID, st.Event
 		switch parts[i] {
-		case 1, 2, 3:
+		case 1, 2:
 			if ok, err := s.Has(id); ok || err != nil {
 				t.Fatalf("event %d stored in part (%d keys) still held (%v)", i, parts[i], err)
 			}
@@ -122,7 +124,7 @@ func TestRepairPartialEvents(t *testing.T) {
 				}
 			}
 			continue
-		case 4, 5:
+		case 3, 4, 5:
 			got, err := s.Get(id)
 			if err != nil || got.Event.Body != nil || got.Status != st.Status {
 				t.Fatalf("bodiless event: %v, body %v", err, got.Event.Body != nil)
@@ -138,6 +140,9 @@ func TestRepairPartialEvents(t *testing.T) {
 		}
 		if !reflect.DeepEqual(before[id], got) {
 			t.Fatalf("event %d changed", i)
+		}
+		if !hasKey(t, s, depthKey(b.Room, ev.Depth, id)) || !hasKey(t, s, chainKey(b.Room, ev.Device, ev.Seq, id)) {
+			t.Fatalf("event %d (%d keys): index keys missing after the repair", i, parts[i])
 		}
 	}
 	if len(after) != len(b.Events)-3 {
