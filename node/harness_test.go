@@ -32,7 +32,8 @@ type testNet struct {
 	wg     sync.WaitGroup
 	tracer func(i int) p2p.Tracer // optional: each replica's tracer
 
-	unguarded map[int]bool // replicas whose gossip validator is stateless only (adversaries)
+	unguarded map[int]bool          // replicas whose gossip validator is stateless only (adversaries)
+	done      map[int]chan struct{} // closed when replica i's Serve has returned
 }
 
 func newTestNet(t *testing.T, n int) *testNet { return newTracedTestNet(t, n, nil) }
@@ -96,9 +97,15 @@ func (tn *testNet) start(i int) {
 	}
 	ctx, cancel := context.WithCancel(tn.ctx)
 	tn.reps[i], tn.cancel[i] = rep, cancel
+	if tn.done == nil {
+		tn.done = map[int]chan struct{}{}
+	}
+	done := make(chan struct{})
+	tn.done[i] = done
 	tn.wg.Add(1)
 	go func() {
 		defer tn.wg.Done()
+		defer close(done)
 		if err := rep.Serve(ctx); err != nil {
 			t.Errorf("replica %d: %v", i, err)
 		}
@@ -110,6 +117,13 @@ func (tn *testNet) start(i int) {
 func (tn *testNet) stop(i int) {
 	tn.cancel[i]()
 	tn.cancel[i] = func() {}
+}
+
+// stopWait stops replica i and waits until its Serve has returned, so
+// that its store may be closed.
+func (tn *testNet) stopWait(i int) {
+	tn.stop(i)
+	<-tn.done[i]
 }
 
 func (tn *testNet) close() {
