@@ -22,6 +22,12 @@
 // the last one. A crash in the middle leaves events without their head change, which
 // is safe: crdt.Log.Restore recomputes the heads from the events, and the next
 // Commit of the room rewrites them.
+//
+// Open repairs, once per store, the events that the split before 91091ec
+// left in part (repair.go): one without its meta or depth key is removed,
+// so that it is not held and a copy that arrives is written whole; one
+// without its (device, seq) key gets it back from its envelope; one
+// without its body only is left alone, since it looks like a purged body.
 package badgerstore
 
 import (
