@@ -44,7 +44,11 @@ type repairStats struct {
 	Events  int // events with an envelope key
 	Removed int // events without their meta or depth key, removed
 	Rebuilt int // events given back their missing index keys
+	Left    int // events whose envelope or meta does not decode, left as they are
 }
+
+// errUnreadable: a damaged event's envelope or meta does not decode.
+var errUnreadable = errors.New("unreadable")
 
 // repairPartial repairs the events stored in part, unless it ran before,
 // and records that it ran.
@@ -62,6 +66,10 @@ func (s *Store) repairPartial() (repairStats, error) {
 	}
 	for _, d := range damaged {
 		removed, rebuilt, err := s.repairEvent(d)
+		if errors.Is(err, errUnreadable) {
+			st.Left++ // as it was: the store would not open for it
+			continue
+		}
 		if err != nil {
 			return st, fmt.Errorf("badgerstore: repair event stored in part: %w", err)
 		}
@@ -80,7 +88,7 @@ func (s *Store) repairPartial() (repairStats, error) {
 			return st, fmt.Errorf("badgerstore: sync repair: %w", err)
 		}
 		s.opts.Logger.Warn("badgerstore: repaired events stored in part by an older version",
-			"events", st.Events, "removed", st.Removed, "rebuilt", st.Rebuilt)
+			"events", st.Events, "removed", st.Removed, "rebuilt", st.Rebuilt, "left", st.Left)
 	}
 	return st, nil
 }
@@ -190,7 +198,7 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		}
 		ev, err := crdt.DecodeStored(p.id, env, nil)
 		if err != nil {
-			return fmt.Errorf("stored event %s: %w", p.id, err)
+			return fmt.Errorf("stored event %s: %w: %w", p.id, errUnreadable, err)
 		}
 		room := ev.Room
 		depth := depthKey(room, ev.Depth, p.id)
@@ -232,7 +240,7 @@ func checkMeta(txn *badger.Txn, id crdt.EventID, depth uint64) error {
 	}
 	return item.Value(func(m []byte) error {
 		if len(m) < 9 || binary.BigEndian.Uint64(m[1:9]) != depth {
-			return fmt.Errorf("corrupt meta of %s", id)
+			return fmt.Errorf("meta of %s: %w", id, errUnreadable)
 		}
 		return nil
 	})

@@ -243,3 +243,25 @@ func BenchmarkRepairScan(b *testing.B) {
 	cpubench.Report(b, cpubench.Now()-cpu0)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
 }
+
+// TestRepairLeavesUnreadable: an envelope that does not decode (it does
+// not hash to its key) does not stop the store from opening; it is left
+// as it is.
+func TestRepairLeavesUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	id := crdt.IDOf([]byte("some envelope"))
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(eventKey(id), []byte("other bytes")) }); err != nil {
+		t.Fatal(err)
+	}
+	forgetRepair(t, s)
+	s.Close()
+	s = open(t, dir)
+	defer s.Close()
+	if ok, err := s.Has(id); !ok || err != nil {
+		t.Fatalf("unreadable envelope: held %v, %v", ok, err)
+	}
+	if _, err := s.GetLocal(repairedKey); err != nil {
+		t.Fatalf("repair not recorded: %v", err)
+	}
+}
