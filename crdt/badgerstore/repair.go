@@ -44,7 +44,7 @@ type repairStats struct {
 	Events  int // events with an envelope key
 	Removed int // events without their meta or depth key, removed
 	Rebuilt int // events given back their missing index keys
-	Left    int // events whose envelope or meta does not decode, left as they are
+	Left    int // left as they are: envelope or meta does not decode; create event without meta
 }
 
 // errUnreadable: a damaged event's envelope or meta does not decode.
@@ -78,6 +78,8 @@ func (s *Store) repairPartial() (repairStats, error) {
 			st.Rebuilt++
 		case removed:
 			st.Removed++
+		default:
+			st.Left++
 		}
 	}
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(localKey(repairedKey), nil) }); err != nil {
@@ -125,7 +127,7 @@ func (s *Store) findPartial() ([]partial, int, error) {
 		for ev.Rewind(); ev.Valid(); ev.Next() {
 			id := ev.Item().Key()[2:]
 			if len(id) != idLen {
-				return fmt.Errorf("corrupt event key %x", ev.Item().Key())
+				continue // not an event's (Get and Has never name it)
 			}
 			n++
 			for meta.Valid() && bytes.Compare(meta.Item().Key()[2:], id) < 0 {
@@ -159,7 +161,7 @@ func indexIDs(txn *badger.Txn, prefix []byte) ([][idLen]byte, error) {
 	for it.Rewind(); it.Valid(); it.Next() {
 		k := it.Item().Key()
 		if len(k) < len(prefix)+idLen {
-			return nil, fmt.Errorf("corrupt index key %x", k)
+			continue // names no event
 		}
 		ids = append(ids, [idLen]byte(k[len(k)-idLen:]))
 	}
