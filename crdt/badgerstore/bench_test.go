@@ -177,27 +177,12 @@ func BenchmarkVerifyCeiling(b *testing.B) {
 // 1,000 events in (depth, ID) order, as a server answering since does.
 func BenchmarkGetFrames(b *testing.B) {
 	const n = 60_000
-	frames, err := makeFrames(n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	evs, err := decodeParallel(frames)
-	if err != nil {
-		b.Fatal(err)
-	}
 	s, err := Open(b.TempDir(), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	l := crdt.NewLog(evs[0].ID, crdt.LogConfig{})
-	for i := 0; i < n; i += 100 {
-		r := l.Add(evs[i:min(n, i+100)]...)
-		if err := s.Commit(r.Batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	order := l.Order()
+	order := fillRoom(b, s, n, 100).Order()
 	b.ResetTimer()
 	cpu0 := cpubench.Now()
 	for range b.N {
@@ -210,4 +195,26 @@ func BenchmarkGetFrames(b *testing.B) {
 	}
 	cpubench.Report(b, cpubench.Now()-cpu0)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/event")
+}
+
+// fillRoom commits a room of n generated events to s in batches of batch
+// and returns its log.
+func fillRoom(b *testing.B, s *Store, n, batch int) *crdt.Log {
+	b.Helper()
+	frames, err := makeFrames(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs, err := decodeParallel(frames)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := crdt.NewLog(evs[0].ID, crdt.LogConfig{})
+	for i := 0; i < n; i += batch {
+		r := l.Add(evs[i:min(n, i+batch)]...)
+		if err := s.Commit(r.Batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return l
 }

@@ -201,26 +201,12 @@ func TestRepairKeepsCreate(t *testing.T) {
 // 100,000 events, as at the first Open of a store an older version wrote.
 func BenchmarkRepairScan(b *testing.B) {
 	const n = 100_000
-	frames, err := makeFrames(n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	evs, err := decodeParallel(frames)
-	if err != nil {
-		b.Fatal(err)
-	}
 	dir := b.TempDir()
 	s, err := Open(dir, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := crdt.NewLog(evs[0].ID, crdt.LogConfig{})
-	for i := 0; i < n; i += benchBatch {
-		r := l.Add(evs[i:min(n, i+benchBatch)]...)
-		if err := s.Commit(r.Batch); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillRoom(b, s, n, benchBatch)
 	// Reopened, so that the keys are read from the tables as after a restart.
 	s.Close()
 	if s, err = Open(dir, Options{}); err != nil {
