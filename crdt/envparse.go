@@ -3,6 +3,8 @@ package crdt
 import (
 	"math"
 	"unicode/utf8"
+
+	"github.com/parley-p2p/parley/internal/cborhead"
 )
 
 // envKeys are the envelope's map keys in canonical order (length first,
@@ -135,32 +137,11 @@ type cborReader struct{ b []byte }
 
 // head reads a head of major type major with a definite argument.
 func (r *cborReader) head(major byte) (uint64, bool) {
-	b := r.b
-	if len(b) == 0 || b[0]>>5 != major {
-		return 0, false
+	n, rest, ok := cborhead.Read(r.b, major)
+	if ok {
+		r.b = rest
 	}
-	info := b[0] & 0x1f
-	var n uint64
-	var min uint64
-	switch {
-	case info < 24:
-		r.b = b[1:]
-		return uint64(info), true
-	case info == 24 && len(b) >= 2:
-		n, min, r.b = uint64(b[1]), 24, b[2:]
-	case info == 25 && len(b) >= 3:
-		n, min, r.b = uint64(b[1])<<8|uint64(b[2]), 1<<8, b[3:]
-	case info == 26 && len(b) >= 5:
-		n, min, r.b = uint64(b[1])<<24|uint64(b[2])<<16|uint64(b[3])<<8|uint64(b[4]), 1<<16, b[5:]
-	case info == 27 && len(b) >= 9:
-		for _, c := range b[1:9] {
-			n = n<<8 | uint64(c)
-		}
-		min, r.b = 1<<32, b[9:]
-	default:
-		return 0, false
-	}
-	return n, n >= min
+	return n, ok
 }
 
 func (r *cborReader) uint() (uint64, bool) { return r.head(0) }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/parley-p2p/parley/internal/cborhead"
 )
 
 // Limits on events. They are part of the protocol (docs/protocol.md).
@@ -122,12 +124,12 @@ func AppendFrame(dst, env, body []byte) []byte {
 		dst = append(make([]byte, 0, len(dst)+n), dst...)
 	}
 	dst = append(dst, 0x82)
-	dst = appendBytesHead(dst, len(env))
+	dst = cborhead.Append(dst, cborhead.Bytes, uint64(len(env)))
 	dst = append(dst, env...)
 	if body == nil {
 		return append(dst, 0xf6)
 	}
-	dst = appendBytesHead(dst, len(body))
+	dst = cborhead.Append(dst, cborhead.Bytes, uint64(len(body)))
 	return append(dst, body...)
 }
 
@@ -179,50 +181,11 @@ func splitFrame(b []byte) (env, body []byte, ok bool) {
 
 // splitBytes reads a byte string with a shortest-form head off b.
 func splitBytes(b []byte) (v, rest []byte, ok bool) {
-	if len(b) == 0 || b[0]&0xe0 != 0x40 {
-		return nil, nil, false
-	}
-	info, b := b[0]&0x1f, b[1:]
-	var n uint64
-	switch {
-	case info < 24:
-		n = uint64(info)
-	case info == 24 && len(b) >= 1:
-		n, b = uint64(b[0]), b[1:]
-		ok = n >= 24
-	case info == 25 && len(b) >= 2:
-		n, b = uint64(b[0])<<8|uint64(b[1]), b[2:]
-		ok = n > 0xff
-	case info == 26 && len(b) >= 4:
-		n, b = uint64(b[0])<<24|uint64(b[1])<<16|uint64(b[2])<<8|uint64(b[3]), b[4:]
-		ok = n > 0xffff
-	default:
-		return nil, nil, false // 8-byte lengths are beyond any frame
-	}
-	if info >= 24 && !ok {
-		return nil, nil, false
-	}
-	if n > uint64(len(b)) {
+	n, b, ok := cborhead.Read(b, cborhead.Bytes)
+	if !ok || n > uint64(len(b)) {
 		return nil, nil, false
 	}
 	return b[:n:n], b[n:], true
-}
-
-// appendBytesHead appends the shortest CBOR head of a byte string of n octets.
-func appendBytesHead(dst []byte, n int) []byte {
-	const major = 0x40
-	switch {
-	case n < 24:
-		return append(dst, major|byte(n))
-	case n <= 0xff:
-		return append(dst, major|24, byte(n))
-	case n <= 0xffff:
-		return append(dst, major|25, byte(n>>8), byte(n))
-	case uint64(n) <= 0xffffffff:
-		return append(dst, major|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
-	u := uint64(n)
-	return append(dst, major|27, byte(u>>56), byte(u>>48), byte(u>>40), byte(u>>32), byte(u>>24), byte(u>>16), byte(u>>8), byte(u))
 }
 
 // WithoutBody returns a copy of e whose body is purged.
