@@ -506,12 +506,16 @@ func (c *conn) send(m *syncMsg) error {
 	} else {
 		c.asked = m.Op
 	}
-	if m.Op == opEvents && len(m.Room)+len(m.User)+len(m.Cert)+len(m.IDs)+len(m.Known)+len(m.Msg)+len(m.Err) == 0 && m.MinDepth == 0 {
-		if b, ok := appendEventsPage(nil, m.Events); ok { // the bulk of a catch-up, without reflection
-			return c.frames.sendEncoded(b)
-		}
-	}
 	return c.frames.send(m)
+}
+
+// sendPage sends an events page: the bulk of a catch-up, encoded without
+// reflection when it has the form appendEventsPage writes.
+func (c *conn) sendPage(events [][]byte) error {
+	if b, ok := appendEventsPage(nil, events); ok {
+		return c.frames.sendEncoded(b) // a server's page: nothing for send's bookkeeping
+	}
+	return c.send(&syncMsg{Op: opEvents, Events: events})
 }
 
 // recvLimit is the largest frame that may come next.
@@ -1109,7 +1113,7 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 			}
 		}
 	}()
-	page := &syncMsg{Op: opEvents}
+	var page [][]byte
 	size, maxBytes := 0, pageBytes
 	if c.limited {
 		maxBytes = limitedPageBytes
@@ -1119,18 +1123,18 @@ func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error
 			return ch.err
 		}
 		for _, f := range ch.frames {
-			if len(page.Events) >= pageEvents || len(page.Events) > 0 && size+len(f) > maxBytes {
-				if err := c.send(page); err != nil {
+			if len(page) >= pageEvents || len(page) > 0 && size+len(f) > maxBytes {
+				if err := c.sendPage(page); err != nil {
 					return err
 				}
-				page, size = &syncMsg{Op: opEvents}, 0
+				page, size = nil, 0
 			}
-			page.Events = append(page.Events, f)
+			page = append(page, f)
 			size += len(f)
 		}
 	}
-	if len(page.Events) > 0 {
-		if err := c.send(page); err != nil {
+	if len(page) > 0 {
+		if err := c.sendPage(page); err != nil {
 			return err
 		}
 	}
