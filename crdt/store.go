@@ -65,3 +65,26 @@ type Store interface {
 	// Close releases the store.
 	Close() error
 }
+
+// GetMany reads the held events among ids, in one transaction where the
+// store reads many events at once (badgerstore's GetMany), else one by
+// one; events not held are left out.
+func GetMany(s Store, ids []EventID) ([]Stored, error) {
+	if mg, ok := s.(interface {
+		GetMany([]EventID) ([]Stored, error)
+	}); ok {
+		return mg.GetMany(ids)
+	}
+	out := make([]Stored, 0, len(ids))
+	for _, id := range ids {
+		st, err := s.Get(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}

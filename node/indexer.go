@@ -367,12 +367,6 @@ func (x *indexer) tombstones() error {
 // transaction.
 const indexReadBatch = 256
 
-// manyGetter is implemented by stores that read many events in one
-// transaction (badgerstore).
-type manyGetter interface {
-	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
-}
-
 // readBack indexes events listed past the queue, read back from the
 // store: those still held, accepted and readable (a redacted one has lost
 // its body, and a sealed one's plaintext is read from the local store,
@@ -389,23 +383,9 @@ func (x *indexer) readBack(ctx context.Context, refs []indexRef) error {
 		ids[i] = r.id
 		enc[r.id] = r
 	}
-	var sts []crdt.Stored
-	if mg, ok := x.store.(manyGetter); ok {
-		var err error
-		if sts, err = mg.GetMany(ids); err != nil {
-			return fmt.Errorf("read back listed events: %w", err)
-		}
-	} else {
-		for _, id := range ids {
-			st, err := x.store.Get(id)
-			if errors.Is(err, crdt.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("read back listed events: %w", err)
-			}
-			sts = append(sts, st)
-		}
+	sts, err := crdt.GetMany(x.store, ids)
+	if err != nil {
+		return fmt.Errorf("read back listed events: %w", err)
 	}
 	n := 0
 	for _, s := range sts {

@@ -31,6 +31,7 @@ func RunStoreConformance(t *testing.T, o Opener) {
 	}{
 		{"CommitGetHas", testCommitGetHas},
 		{"NotFound", testNotFound},
+		{"GetMany", testGetMany},
 		{"IdempotentRecommit", testIdempotentRecommit},
 		{"Atomicity", testAtomicity},
 		{"Heads", testHeads},
@@ -231,6 +232,27 @@ func testNotFound(t *testing.T, o Opener) {
 	n := 0
 	if err := s.Scan(id, 0, func(crdt.Stored) bool { n++; return true }); err != nil || n != 0 {
 		t.Fatalf("scan of unknown room: %d events, %v", n, err)
+	}
+}
+
+// testGetMany: crdt.GetMany returns the held events among the ids, in
+// order, and leaves out the ones not held, whether the store reads many
+// at once or crdt.GetMany falls back to Get.
+func testGetMany(t *testing.T, o Opener) {
+	s := open(t, o)
+	f := NewFixture(t, "getmany", 6, 3)
+	commitAll(t, s, f.Batches)
+	ids := []crdt.EventID{f.Events[2].ID, crdt.IDOf([]byte("nothing")), f.Events[0].ID, f.Events[5].ID}
+	got, err := crdt.GetMany(s, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*crdt.Event{f.Events[2], f.Events[0], f.Events[5]}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		sameEvent(t, got[i], w, crdt.StatusAccepted)
 	}
 }
 

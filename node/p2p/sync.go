@@ -1037,12 +1037,6 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 	return c.send(&syncMsg{Op: opHeads, Room: ref[:], IDs: idsToBytes(heads), Known: known})
 }
 
-// multiGetter is implemented by stores that read many events in one
-// transaction; others are read one event at a time.
-type multiGetter interface {
-	GetMany(ids []crdt.EventID) ([]crdt.Stored, error)
-}
-
 // frameGetter is implemented by stores that read the transport frames of
 // many events in one transaction without decoding them (badgerstore).
 type frameGetter interface {
@@ -1054,23 +1048,9 @@ func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID) ([][]byte, err
 	if fg, ok := s.store.(frameGetter); ok {
 		return fg.GetFrames(ids)
 	}
-	var evs []crdt.Stored
-	if mg, ok := s.store.(multiGetter); ok {
-		var err error
-		if evs, err = mg.GetMany(ids); err != nil {
-			return nil, err
-		}
-	} else {
-		for _, id := range ids {
-			st, err := s.store.Get(id)
-			if errors.Is(err, crdt.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			evs = append(evs, st)
-		}
+	evs, err := crdt.GetMany(s.store, ids)
+	if err != nil {
+		return nil, err
 	}
 	out := make([][]byte, 0, len(evs))
 	for _, st := range evs {
