@@ -31,7 +31,8 @@ type Against struct {
 }
 
 // LoadReport reads a report.json, or the report.json in a directory, as
-// far as Compare needs it (scenario, seed, completeness, latency).
+// far as Compare and CPUFrom need it (scenario, seed, backend, nodes,
+// published, completeness, latency, cpu).
 func LoadReport(path string) (*Report, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "report.json")
@@ -43,10 +44,14 @@ func LoadReport(path string) (*Report, error) {
 	// Only what Compare reads: the rest (params) has types that are
 	// written for people, not read back.
 	var r struct {
-		Scenario     string    `json:"scenario"`
-		Seed         uint64    `json:"seed"`
-		Completeness float64   `json:"completeness"`
-		LatencyMS    Quantiles `json:"latency_ms"`
+		Scenario        string     `json:"scenario"`
+		Seed            uint64     `json:"seed"`
+		Backend         string     `json:"backend"`
+		Nodes           int        `json:"nodes"`
+		EventsPublished int        `json:"events_published"`
+		Completeness    float64    `json:"completeness"`
+		LatencyMS       Quantiles  `json:"latency_ms"`
+		CPU             *CPUReport `json:"cpu"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("baseline report %s: %w", path, err)
@@ -54,7 +59,8 @@ func LoadReport(path string) (*Report, error) {
 	if r.Scenario == "" || r.LatencyMS.P99 <= 0 {
 		return nil, fmt.Errorf("baseline report %s: no scenario or no latency", path)
 	}
-	return &Report{Scenario: r.Scenario, Seed: r.Seed, Completeness: r.Completeness, LatencyMS: r.LatencyMS}, nil
+	return &Report{Scenario: r.Scenario, Seed: r.Seed, Backend: r.Backend, Nodes: r.Nodes, EventsPublished: r.EventsPublished,
+		Completeness: r.Completeness, LatencyMS: r.LatencyMS, CPU: r.CPU}, nil
 }
 
 // Compare holds r against base: completeness and the p99 ratio against

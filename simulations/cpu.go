@@ -49,6 +49,11 @@ type CPU struct {
 	// host): verify and apply first wait an exponentially distributed
 	// time of this mean (seeded per node); 0 = none.
 	Wakeup Duration `yaml:"wakeup,omitempty" json:"wakeup"`
+	// Background is the machine's CPU, in cores, taken by work of no
+	// node (other processes; in netns, the simulator's forwarders): 1 ms
+	// slices at seeded random (Poisson) times that hold one of the
+	// machine's cores. Needs Machine; 0 = none.
+	Background float64 `yaml:"background,omitempty" json:"background,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -89,6 +94,8 @@ func (c *CPU) validate() error {
 		return fmt.Errorf("cpu.machine: %d is negative", c.Machine)
 	case !(c.Idle >= 0 && c.Idle < 1):
 		return fmt.Errorf("cpu.idle: %v is not in [0,1)", c.Idle)
+	case c.Background < 0 || (c.Background > 0 && c.Machine == 0) || c.Background >= float64(max(c.Machine, 1)):
+		return fmt.Errorf("cpu.background: %v needs a machine and must be below its %d cores", c.Background, c.Machine)
 	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
 		return fmt.Errorf("cpu: costs must not be negative")
 	}
@@ -202,11 +209,38 @@ const idleSlice = time.Millisecond
 // process of idleSlice charges, seeded), and returns the function that
 // stops it and waits.
 func (m *cpuModel) idle(seed uint64, n int) (stop func()) {
-	if m == nil || m.cfg.Idle <= 0 {
+	if m == nil || (m.cfg.Idle <= 0 && m.cfg.Background <= 0) {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	if b := m.cfg.Background; b > 0 && m.machine != nil {
+		rng := rand.New(rand.NewPCG(seed, uint64(2*n+1)))
+		mean := float64(idleSlice) / b
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var slices sync.WaitGroup
+			defer slices.Wait()
+			for {
+				t := time.NewTimer(time.Duration(rng.ExpFloat64() * mean))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				slices.Go(func() {
+					m.machine <- struct{}{}
+					time.Sleep(idleSlice)
+					<-m.machine
+				})
+			}
+		}()
+	}
+	if m.cfg.Idle <= 0 {
+		return func() { cancel(); wg.Wait() }
+	}
 	mean := float64(idleSlice) / m.cfg.Idle
 	for i := range n {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -266,12 +300,21 @@ type CPUReport struct {
 	// ratio for the model's work (its cost on a calibration core over the
 	// time from asking for a core to finishing), all nodes, during traffic.
 	ShareRunnable float64 `json:"share_runnable,omitempty"`
-	// IdleCoresMean (netns): the daemons' CPU per second over the warm-up,
-	// before any message (timers, heartbeats).
+	// IdleCoresMean (netns): the daemons' CPU per second with no messages
+	// (timers, heartbeats, GC), over a quiet window after traffic.
 	IdleCoresMean float64 `json:"idle_cores_mean,omitempty"`
+	// WarmCoresMean (netns): the same over the warm-up right after setup
+	// (it still carries the joins' and the meshes' work).
+	WarmCoresMean float64 `json:"warm_cores_mean,omitempty"`
+	// BackgroundCores (netns): the host's CPU during traffic spent on
+	// anything but the daemons (the simulator's forwarders and readers,
+	// other processes), per second (/proc/stat).
+	BackgroundCores float64 `json:"background_cores,omitempty"`
 	// WakeupMS (netns): the daemons' time runnable but waiting for a CPU
 	// per time they were put on one (schedstat): the model's wakeup.
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`
+	// HostCores (netns): the machine's CPUs the daemons ran on.
+	HostCores int `json:"host_cores,omitempty"`
 }
 
 // report sums the model's load over the honest nodes and span seconds of

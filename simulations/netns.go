@@ -146,6 +146,7 @@ type nsNode struct {
 	cpuAtT0        time.Duration // CPU time used when traffic started
 	cpuTraffic     time.Duration // CPU time used from traffic start to the end
 	cpuWarm        time.Duration // CPU time used over the warm-up
+	cpuIdle        time.Duration // CPU time used over the quiet window after traffic
 	sched0, sched  schedStat     // at traffic start; from then to the end
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
@@ -193,6 +194,8 @@ type netnsRun struct {
 	warnings []string
 	canary   []time.Duration
 	load     [2]string // 1-minute load average at traffic start and end
+	hostBusy [2]time.Duration // the host's busy CPU (/proc/stat) at traffic start and end
+	idleSpan time.Duration    // the quiet window after traffic (cpuIdle)
 	lateMu   sync.Mutex
 	late     []time.Duration // forwarders' write lateness during traffic
 	sendsWG  sync.WaitGroup
@@ -709,6 +712,7 @@ func (r *netnsRun) run() error {
 		n.sched0 = procSchedStat(n.cmd)
 	}
 	r.load[0] = loadAvg()
+	r.hostBusy[0] = hostBusyCPU()
 	r.mu.Lock()
 	r.t0 = time.Now()
 	r.mu.Unlock()
@@ -732,6 +736,7 @@ func (r *netnsRun) run() error {
 		}
 	}
 	r.load[1] = loadAvg()
+	r.hostBusy[1] = hostBusyCPU()
 	r.mu.Lock()
 	r.end = time.Now()
 	r.mu.Unlock()
@@ -743,8 +748,47 @@ func (r *netnsRun) run() error {
 		if s := procSchedStat(n.cmd); s.run >= n.sched0.run {
 			n.sched = schedStat{s.run - n.sched0.run, s.wait - n.sched0.wait, s.slices - n.sched0.slices}
 		}
+		n.cpuIdle = procCPU(n.cmd)
+	}
+	// The daemons' idle CPU, with their meshes formed and no messages: a
+	// quiet window after traffic (the warm-up right after setup still
+	// carries the joins' and the meshes' work).
+	t := time.Now()
+	if err := r.sleep(netnsIdleWindow); err != nil {
+		return err
+	}
+	r.idleSpan = time.Since(t)
+	for _, n := range r.nodes {
+		n.cpuIdle = max(procCPU(n.cmd)-n.cpuIdle, 0)
 	}
 	return nil
+}
+
+// netnsIdleWindow is how long the daemons' idle CPU is measured after
+// traffic.
+const netnsIdleWindow = 5 * time.Second
+
+// hostBusyCPU is the host's CPU time spent on anything but idling so far,
+// over all CPUs (/proc/stat; 0 if unknown).
+func hostBusyCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		if i == 3 || i == 4 {
+			continue
+		}
+		x, _ := strconv.ParseInt(v, 10, 64)
+		busy += x
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
 
 // loadAvg is the host's 1-minute load average ("?" if unknown).
@@ -1147,17 +1191,18 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
 	}
-	var cpu, warm time.Duration
+	var cpu, warm, idle time.Duration
 	var sched schedStat
 	for _, n := range r.nodes {
 		cpu += n.cpuTraffic
 		warm += n.cpuWarm
+		idle += n.cpuIdle
 		sched.run += n.sched.run
 		sched.wait += n.sched.wait
 		sched.slices += n.sched.slices
 	}
 	if span := r.end.Sub(r.t0); span > 0 {
-		rep.CPU = &CPUReport{CoresMean: math.Round(cpu.Seconds()/span.Seconds()*1000) / 1000}
+		rep.CPU = &CPUReport{CoresMean: math.Round(cpu.Seconds()/span.Seconds()*1000) / 1000, HostCores: runtime.NumCPU()}
 		if rep.EventsPublished > 0 {
 			rep.CPU.MSPerMessage = math.Round(float64(cpu)/1e6/float64(rep.EventsPublished)*100) / 100
 		}
@@ -1168,7 +1213,13 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			rep.CPU.WakeupMS = ms(sched.wait / time.Duration(sched.slices))
 		}
 		if w := r.sc.Warmup.D(); w > 0 {
-			rep.CPU.IdleCoresMean = math.Round(warm.Seconds()/w.Seconds()*1000) / 1000
+			rep.CPU.WarmCoresMean = math.Round(warm.Seconds()/w.Seconds()*1000) / 1000
+		}
+		if r.idleSpan > 0 {
+			rep.CPU.IdleCoresMean = math.Round(idle.Seconds()/r.idleSpan.Seconds()*1000) / 1000
+		}
+		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
+			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000
 		}
 		note := fmt.Sprintf("daemon CPU from traffic start to the end: %.1f s in %.1f s wall (%.2f of %d cores on average)", cpu.Seconds(), span.Seconds(), cpu.Seconds()/span.Seconds(), runtime.NumCPU())
 		if rep.EventsPublished > 0 {

@@ -52,7 +52,8 @@ type Report struct {
 	Equivocation          *AdversaryReport  `json:"equivocation,omitempty"`
 	BannedSpam            *BannedSpamReport `json:"banned_spam,omitempty"`
 	BansApplied           int               `json:"bans_applied,omitempty"`
-	Against               *Against          `json:"against,omitempty"` // the run held against a baseline (--against)
+	Against               *Against          `json:"against,omitempty"`       // the run held against a baseline (--against)
+	CrossBackend          *CrossBackend     `json:"cross_backend,omitempty"` // the run held against the netns run its CPU model came from (--cpu-from)
 	ScheduleSHA256        string            `json:"schedule_sha256"`
 	Versions              map[string]string `json:"versions"`
 	Params                *Scenario         `json:"params"`

@@ -51,6 +51,11 @@ type RunOptions struct {
 	// Against, when set, is a baseline run this one is compared with
 	// (report.json's "against", written with the report).
 	Against *Report
+	// CPUFrom, when set, is a netns run of the same scenario: the run's
+	// CPU model is derived from its daemons' CPU (CPUFrom, replacing the
+	// scenario's cpu block), its nodes and seed are the defaults, and the
+	// report holds the run against it (report.json's "cross_backend").
+	CPUFrom *Report
 }
 
 // action kinds of the schedule.
@@ -429,9 +434,29 @@ func topology(t Topology, n int, rng *rand.Rand) []edge {
 
 // Run runs a scenario and writes its outputs to opts.Out.
 func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
+	var model *CPU
+	var derivation string
+	if x := opts.CPUFrom; x != nil {
+		var err error
+		if model, derivation, err = CPUFrom(x); err != nil {
+			return nil, err
+		}
+		if x.Scenario != sc0.Name {
+			return nil, fmt.Errorf("cpu-from: the netns run is of scenario %s, not %s", x.Scenario, sc0.Name)
+		}
+		if opts.Nodes == 0 {
+			opts.Nodes = x.Nodes
+		}
+		if opts.Seed == 0 {
+			opts.Seed = x.Seed
+		}
+	}
 	sc, err := sc0.with(opts.Nodes, opts.Seed)
 	if err != nil {
 		return nil, err
+	}
+	if model != nil {
+		sc.CPU = model
 	}
 	s := &sim{sc: &sc, opts: opts, plan: makePlan(&sc), outer: ctx, spamLast: map[int]*crdt.Event{}}
 	s.col = newCollector(s.plan)
@@ -462,6 +487,9 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	}
 	if opts.Against != nil {
 		rep.Against = Compare(rep, opts.Against)
+	}
+	if opts.CPUFrom != nil {
+		rep.CrossBackend = CompareBackends(rep, opts.CPUFrom, derivation)
 	}
 	if opts.Out != "" {
 		if err := s.write(opts.Out, rep); err != nil {

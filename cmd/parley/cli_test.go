@@ -591,6 +591,25 @@ func TestSimAgainstUnreadable(t *testing.T) {
 	}
 }
 
+// TestSimCPUFromRefused: --cpu-from refuses an unreadable report and a run
+// that is not a netns one, with a clear error and no run; and it is for
+// the mocknet backend only.
+func TestSimCPUFromRefused(t *testing.T) {
+	dir := t.TempDir()
+	mock := filepath.Join(dir, "mock.json")
+	os.WriteFile(mock, []byte(`{"scenario":"gossip-latency","seed":1,"nodes":20,"backend":"mocknet (in-process)","events_published":5,"latency_ms":{"p50":40,"p99":40},"cpu":{"cores_mean":1,"ms_per_message":1}}`), 0o600)
+	for p, want := range map[string]string{filepath.Join(dir, "none.json"): "parley: baseline report", mock: "parley: cpu-from: gossip-latency is a \"mocknet"} {
+		r := runCLI(t, "", "sim", "run", "gossip-latency", "--cpu-from", p)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, want) || r.stdout != "" {
+			t.Errorf("%s: exit %d, stderr %q, stdout %q", p, r.code, r.stderr, r.stdout)
+		}
+	}
+	r := runCLI(t, "", "sim", "run", "gossip-latency", "--cpu-from", mock, "--backend", "netns")
+	if r.code != 2 || !strings.Contains(r.stderr, "--cpu-from is for the mocknet backend") {
+		t.Errorf("netns: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 // TestSimUsageLayout: sim's usage errors use the layout of every other
 // command (a "parley: ..." line, then the command's usage), not a text of
 // their own.

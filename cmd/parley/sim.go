@@ -55,6 +55,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		real := fs.Bool("real-time", false, "run on the wall clock instead of virtual time")
 		backend := fs.String("backend", "mocknet", "`BACKEND`: mocknet (in-process, virtual time) or netns (real daemons in network namespaces, root only)")
 		against := fs.String("against", "", "a baseline run's report.json (or its --out `DIR`): the report says whether this run meets the goal against it")
+		cpuFrom := fs.String("cpu-from", "", "a netns run's report.json (or its --out `DIR`) of the same scenario: give the virtual nodes its daemons' CPU and compare with it (mocknet only)")
 		pos, err := parseInterspersed(fs, args[1:])
 		if err != nil {
 			return simUsageError(stderr, "run", err.Error())
@@ -70,6 +71,20 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		var base *simulations.Report
 		if *against != "" {
 			if base, err = simulations.LoadReport(*against); err != nil {
+				fmt.Fprintf(stderr, "parley: %v\n", err)
+				return 1
+			}
+		}
+		var netns *simulations.Report
+		if *cpuFrom != "" {
+			if *backend != "mocknet" {
+				return simUsageError(stderr, "run", "--cpu-from is for the mocknet backend")
+			}
+			if netns, err = simulations.LoadReport(*cpuFrom); err != nil {
+				fmt.Fprintf(stderr, "parley: %v\n", err)
+				return 1
+			}
+			if _, _, err := simulations.CPUFrom(netns); err != nil {
 				fmt.Fprintf(stderr, "parley: %v\n", err)
 				return 1
 			}
@@ -117,7 +132,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 			}()
 		}
 		prog, step, done := simProgress(stderr, *asJSON)
-		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real, Against: base})
+		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real, Against: base, CPUFrom: netns})
 		done()
 		if err != nil {
 			fmt.Fprintf(stderr, "parley: simulation %s: %v\n", sc.Name, err)
@@ -232,6 +247,15 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		}
 		fmt.Fprintf(stdout, "against       %s (seed %d): completeness %.4f, p50 %.0f ms, p99 %.0f ms; p50 %.2fx, p99 %.2fx\n", a.Scenario, a.Seed, a.Completeness, a.LatencyMS.P50, a.LatencyMS.P99, a.P50Ratio, a.P99Ratio)
 		fmt.Fprintf(stdout, "goal          %s: %s\n", a.Goal, verdict)
+	}
+	if x := rep.CrossBackend; x != nil {
+		verdict := "met"
+		if !x.Met {
+			verdict = "NOT met: " + x.Why
+		}
+		fmt.Fprintf(stdout, "cpu model     from the netns run: %s\n", x.Derivation)
+		fmt.Fprintf(stdout, "netns run     %s (seed %d, %d nodes): p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", x.Scenario, x.Seed, x.Nodes, x.LatencyMS.P50, x.LatencyMS.P90, x.DeltaP50*100, x.DeltaP90*100)
+		fmt.Fprintf(stdout, "goal          %s: %s\n", x.Goal, verdict)
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning       %s\n", w)

@@ -1,0 +1,119 @@
+package simulations
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+)
+
+// CrossBackendMaxDelta is issue 16's cross-backend goal: a virtual-time
+// run given the CPU a netns run's daemons had is within 20 % of that run
+// at p50 and at p90.
+const CrossBackendMaxDelta = 0.20
+
+// CrossBackend compares a virtual-time run whose CPU model was derived
+// from a netns run (CPUFrom) with that run (report.json's
+// "cross_backend").
+type CrossBackend struct {
+	Scenario  string    `json:"scenario"` // the netns run's
+	Seed      uint64    `json:"seed"`
+	Nodes     int       `json:"nodes"`
+	LatencyMS Quantiles `json:"latency_ms"` // the netns run's
+	// Derivation says where the model's figures came from.
+	Derivation string  `json:"derivation"`
+	DeltaP50   float64 `json:"delta_p50"` // (this run's p50 - netns's) / netns's
+	DeltaP90   float64 `json:"delta_p90"`
+	Goal       string  `json:"goal"`
+	Met        bool    `json:"met"`
+	Why        string  `json:"why,omitempty"`
+}
+
+// CPUFrom derives the CPU model of the daemons of netns run r, so that a
+// virtual-time run of the same scenario spends the CPU they spent:
+//
+//   - all nodes on one machine of the host's cores (Machine), each node
+//     able to use all of them (Cores), at the calibration speed (Share 1);
+//   - Idle: the daemons' CPU with no messages, per node (timers,
+//     heartbeats, GC);
+//   - Background: the host's CPU during traffic that was not the
+//     daemons' (the simulator's forwarders, other processes);
+//   - Apply: their CPU during traffic above that idle CPU, per node and
+//     published message, less the model's own Verify: everything a daemon
+//     does for a message (Noise, yamux, gossip, the badger commit, the
+//     watch stream) charged as one piece of critical-path work.
+//
+// Verify and PerKB keep their calibration defaults. The daemons' share of
+// a core while runnable (share_runnable) is not an input: it is an
+// outcome of the queueing the model reproduces, and feeding it as a speed
+// double-counts the wait (README "Cross-backend check").
+func CPUFrom(r *Report) (*CPU, string, error) {
+	c := r.CPU
+	switch {
+	case r.Backend == "" || r.Backend[:min(len(r.Backend), 5)] != "netns":
+		return nil, "", fmt.Errorf("cpu-from: %s is a %q run, not a netns one", r.Scenario, r.Backend)
+	case c == nil || c.CoresMean <= 0 || c.MSPerMessage <= 0:
+		return nil, "", errors.New("cpu-from: the report has no daemon CPU (cores_mean, ms_per_message)")
+	case r.Nodes <= 0 || r.EventsPublished <= 0:
+		return nil, "", errors.New("cpu-from: the report has no nodes or no published messages")
+	}
+	cores := c.HostCores
+	if cores <= 0 {
+		cores = runtime.NumCPU() // reports before host_cores: this machine's
+	}
+	n := float64(r.Nodes)
+	m := &CPU{Cores: cores, Machine: cores, Share: 1, Idle: c.IdleCoresMean / n,
+		Background: min(c.BackgroundCores, float64(cores)-0.05)}
+	m.defaults()
+	if !(m.Idle < 1) {
+		return nil, "", fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
+	}
+	// The traffic part of the CPU per message: ms_per_message covers all
+	// of the daemons' CPU from traffic start, cores_mean the same per
+	// second, idle_cores_mean the warm-up's per second.
+	perMsg := c.MSPerMessage * (1 - c.IdleCoresMean/c.CoresMean) / n // ms, per node
+	apply := time.Duration(perMsg*1e6) - time.Duration(m.Verify)
+	if apply < 0 {
+		apply = 0
+	}
+	m.Apply = Duration(apply)
+	how := fmt.Sprintf("machine of %d cores, %.2f of them busy with other work, idle %.4f of a core per node (%.3f cores / %d nodes), apply %v per node and message (%.2f ms per message and node above idle, less verify %v)",
+		cores, m.Background, m.Idle, c.IdleCoresMean, r.Nodes, apply.Round(time.Microsecond), perMsg, time.Duration(m.Verify))
+	if err := m.validate(); err != nil {
+		return nil, "", fmt.Errorf("cpu-from: %w", err)
+	}
+	return m, how, nil
+}
+
+// CompareBackends holds virtual-time run r (its model from CPUFrom(netns))
+// against netns run netns.
+func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
+	x := &CrossBackend{
+		Scenario:   netns.Scenario,
+		Seed:       netns.Seed,
+		Nodes:      netns.Nodes,
+		LatencyMS:  netns.LatencyMS,
+		Derivation: derivation,
+		Goal:       fmt.Sprintf("p50 and p90 within %.0f %% of the netns run's", CrossBackendMaxDelta*100),
+	}
+	delta := func(a, b float64) float64 {
+		if b <= 0 {
+			return math.Inf(1)
+		}
+		return math.Round((a-b)/b*1000) / 1000
+	}
+	x.DeltaP50 = delta(r.LatencyMS.P50, netns.LatencyMS.P50)
+	x.DeltaP90 = delta(r.LatencyMS.P90, netns.LatencyMS.P90)
+	switch {
+	case r.Nodes != netns.Nodes || r.Seed != netns.Seed:
+		x.Why = fmt.Sprintf("this run has %d nodes and seed %d, the netns run %d and %d", r.Nodes, r.Seed, netns.Nodes, netns.Seed)
+	case math.Abs(x.DeltaP50) > CrossBackendMaxDelta:
+		x.Why = fmt.Sprintf("p50 %.0f ms against %.0f ms", r.LatencyMS.P50, netns.LatencyMS.P50)
+	case math.Abs(x.DeltaP90) > CrossBackendMaxDelta:
+		x.Why = fmt.Sprintf("p90 %.0f ms against %.0f ms", r.LatencyMS.P90, netns.LatencyMS.P90)
+	default:
+		x.Met = true
+	}
+	return x
+}

@@ -1,0 +1,166 @@
+package simulations
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// netnsReport is a netns run's report as CPUFrom reads it: 50 daemons that
+// used 0.764 cores in the warm-up and 0.968 during traffic, 883.48 ms of
+// CPU per message over 66 messages.
+func netnsReport() *Report {
+	return &Report{Scenario: "gossip-latency", Seed: 1, Nodes: 50, EventsPublished: 66, Backend: "netns (real parley daemons)",
+		Completeness: 1, LatencyMS: Quantiles{P50: 95, P90: 165, P99: 237, Max: 440},
+		CPU: &CPUReport{CoresMean: 0.968, MSPerMessage: 883.48, IdleCoresMean: 0.764, ShareRunnable: 0.0441, HostCores: 2}}
+}
+
+func TestCPUFrom(t *testing.T) {
+	m, how, err := CPUFrom(netnsReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 883.48 ms * (1 - 0.764/0.968) / 50 = 3.7238 ms per node and message,
+	// less the 70 µs verify.
+	if m.Machine != 2 || m.Cores != 2 || m.Share != 1 || math.Abs(m.Idle-0.01528) > 1e-5 {
+		t.Errorf("model %+v", m)
+	}
+	if got := time.Duration(m.Apply); got < 3653*time.Microsecond || got > 3654*time.Microsecond {
+		t.Errorf("apply %v, want 3.654 ms", got)
+	}
+	if time.Duration(m.Verify) != cpuCalibration.verify || time.Duration(m.PerKB) != cpuCalibration.perKB {
+		t.Errorf("verify %v, per_kb %v: not the calibration's", m.Verify, m.PerKB)
+	}
+	if !strings.Contains(how, "machine of 2 cores") || !strings.Contains(how, "3.72 ms per message and node") {
+		t.Errorf("derivation %q", how)
+	}
+	// No CPU above idle: apply is 0, not negative.
+	r := netnsReport()
+	r.CPU.IdleCoresMean = r.CPU.CoresMean
+	if m, _, err := CPUFrom(r); err != nil || m.Apply != 0 {
+		t.Errorf("idle = traffic: %+v, %v", m, err)
+	}
+}
+
+func TestCPUFromRefuses(t *testing.T) {
+	for name, edit := range map[string]func(r *Report){
+		"mocknet":      func(r *Report) { r.Backend = "mocknet (in-process)" },
+		"no backend":   func(r *Report) { r.Backend = "" },
+		"no cpu":       func(r *Report) { r.CPU = nil },
+		"no messages":  func(r *Report) { r.EventsPublished = 0 },
+		"no nodes":     func(r *Report) { r.Nodes = 0 },
+		"zero cores":   func(r *Report) { r.CPU.CoresMean = 0 },
+		"idle too big": func(r *Report) { r.Nodes = 1; r.CPU.IdleCoresMean = 1.5; r.CPU.CoresMean = 2 },
+	} {
+		r := netnsReport()
+		edit(r)
+		if m, _, err := CPUFrom(r); err == nil || !strings.HasPrefix(err.Error(), "cpu-from: ") {
+			t.Errorf("%s: %+v, %v", name, m, err)
+		}
+	}
+}
+
+func TestCompareBackends(t *testing.T) {
+	x := netnsReport()
+	for _, c := range []struct {
+		name     string
+		p50, p90 float64
+		nodes    int
+		met      bool
+		why      string
+	}{
+		{"within", 87, 149, 50, true, ""},
+		{"at 20 %", 114, 132, 50, true, ""},
+		{"p50 low", 75, 150, 50, false, "p50 75 ms"},
+		{"p90 high", 95, 199, 50, false, "p90 199 ms"},
+		{"other nodes", 95, 165, 20, false, "20 nodes"},
+	} {
+		r := &Report{Nodes: c.nodes, Seed: 1, LatencyMS: Quantiles{P50: c.p50, P90: c.p90}}
+		got := CompareBackends(r, x, "d")
+		if got.Met != c.met || !strings.Contains(got.Why, c.why) || (c.why == "") != (got.Why == "") {
+			t.Errorf("%s: met %v, why %q; want %v, %q", c.name, got.Met, got.Why, c.met, c.why)
+		}
+	}
+}
+
+// TestRunCPUFrom runs a small scenario in virtual time with its CPU model
+// derived from a netns report read back from disk: the run takes the
+// report's nodes and seed, charges the derived work, and holds itself
+// against the report.
+func TestRunCPUFrom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated run")
+	}
+	x := netnsReport()
+	x.Scenario, x.Nodes, x.Seed = "line5", 5, 4
+	x.CPU.IdleCoresMean = 0.05
+	x.CPU.CoresMean = 0.1
+	x.CPU.MSPerMessage = 10 // 1 ms per node and message above idle
+	dir := t.TempDir()
+	b, _ := json.Marshal(x)
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x, err := LoadReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := lineScenario(t, "line5", 3, 10*time.Second, 20*time.Millisecond, "{writers: 0, rate: 1, size: 200}")
+	rep, err := Run(t.Context(), sc, RunOptions{T: t, CPUFrom: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Nodes != 5 || rep.Seed != 4 || rep.CrossBackend == nil || rep.CPU == nil || rep.CPU.Model == nil {
+		t.Fatalf("nodes %d, seed %d, cross-backend %+v, cpu %+v", rep.Nodes, rep.Seed, rep.CrossBackend, rep.CPU)
+	}
+	if a := time.Duration(rep.CPU.Model.Apply); a != 930*time.Microsecond {
+		t.Errorf("the run's apply %v, want 930µs", a)
+	}
+	// Each hop now costs its link's 20 ms and about a millisecond of work.
+	if rep.LatencyMS.P50 <= 20 || rep.CrossBackend.DeltaP50 == 0 {
+		t.Errorf("p50 %v ms, cross-backend %+v", rep.LatencyMS.P50, rep.CrossBackend)
+	}
+	sc.Name = "other"
+	if _, err := Run(t.Context(), sc, RunOptions{T: t, CPUFrom: x}); err == nil || !strings.Contains(err.Error(), "not other") {
+		t.Errorf("another scenario's report: %v", err)
+	}
+}
+
+// TestCPUModelBackground: background work of b cores on a one-core machine
+// holds the machine for about b of its time (1 ms slices at Poisson times,
+// seeded), so that a node's work waits behind it; it is nobody's busy
+// time; and it needs a machine with cores to spare.
+func TestCPUModelBackground(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newCPUModel(&CPU{Cores: 1, Share: 1, Machine: 1, Background: 0.5}, 1, 7)
+		stop := m.idle(7, 1)
+		m.startMeasuring(time.Now())
+		var waited time.Duration
+		const n = 2000
+		for range n {
+			t0 := time.Now()
+			m.charge(0, 100*time.Microsecond, true)
+			waited += time.Since(t0) - 100*time.Microsecond
+			time.Sleep(time.Millisecond)
+		}
+		stop()
+		// A piece of work arriving at a random time finds the machine busy
+		// about half the time, for about half a slice (more: slices queue).
+		if mean := waited / n; mean < 150*time.Microsecond || mean > 800*time.Microsecond {
+			t.Errorf("mean wait %v, want about 250 µs", mean)
+		}
+		if r := m.report(1, n, n*1100*time.Microsecond); r.CoresMean > 0.1 {
+			t.Errorf("background counted as the node's: cores_mean %v", r.CoresMean)
+		}
+	})
+	for _, c := range []CPU{{Cores: 1, Share: 1, Background: 0.5}, {Cores: 1, Share: 1, Machine: 2, Background: 2}, {Cores: 1, Share: 1, Machine: 2, Background: -1}} {
+		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "cpu.background") {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}
