@@ -193,7 +193,7 @@ type netnsRun struct {
 	}
 	warnings []string
 	canary   []time.Duration
-	load     [2]string // 1-minute load average at traffic start and end
+	load     [2]string        // 1-minute load average at traffic start and end
 	hostBusy [2]time.Duration // the host's busy CPU (/proc/stat) at traffic start and end
 	idleSpan time.Duration    // the quiet window after traffic (cpuIdle)
 	lateMu   sync.Mutex
