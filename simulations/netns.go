@@ -766,7 +766,7 @@ func (r *netnsRun) run() error {
 
 // netnsIdleWindow is how long the daemons' idle CPU is measured after
 // traffic.
-const netnsIdleWindow = 5 * time.Second
+const netnsIdleWindow = 10 * time.Second
 
 // hostBusyCPU is the host's CPU time spent on anything but idling so far,
 // over all CPUs (/proc/stat; 0 if unknown).
