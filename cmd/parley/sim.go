@@ -239,6 +239,9 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	}
 	if c := rep.CPU; c != nil {
 		fmt.Fprintf(stdout, "cpu           %.2f cores during traffic, %.1f ms per message (all nodes), share while runnable %.3f\n", c.CoresMean, c.MSPerMessage, c.ShareRunnable)
+		if c.IdleCoresMean > 0 || c.BackgroundCores > 0 {
+			fmt.Fprintf(stdout, "cpu idle      %.2f cores after traffic (the daemons, no messages); other work on the host during traffic %.2f cores\n", c.IdleCoresMean, c.BackgroundCores)
+		}
 	}
 	if a := rep.Against; a != nil {
 		verdict := "met"
