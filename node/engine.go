@@ -1225,13 +1225,16 @@ func (e *Engine) Items(ctx context.Context, room crdt.RoomID, minDepth uint64) (
 	return items, err
 }
 
-// Gap reports how many ancestors are missing and which (up to max).
+// Gap reports how many ancestors are missing and which (up to max, none
+// when max is 0; crdt.Log.MissingIDs).
 func (e *Engine) Gap(ctx context.Context, room crdt.RoomID, max int) (int, []crdt.EventID, error) {
 	var n int
 	var ids []crdt.EventID
 	err := e.do(ctx, func() error {
 		if rc := e.rooms[room]; rc != nil {
-			n, ids = rc.log.MissingCount(), rc.log.MissingIDs(max)
+			if n = rc.log.MissingCount(); n > 0 && max > 0 {
+				ids = rc.log.MissingIDs(max)
+			}
 		}
 		return nil
 	})

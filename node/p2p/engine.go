@@ -24,7 +24,8 @@ type SyncEngine interface {
 	Since(ctx context.Context, room crdt.RoomID, known []crdt.EventID) ([]crdt.EventID, error)
 	// Items lists the held events at or above minDepth for reconciliation.
 	Items(ctx context.Context, room crdt.RoomID, minDepth uint64) ([]crdt.Item, error)
-	// Gap counts the events the room's log is missing (and lists up to max).
+	// Gap counts the events the room's log is missing and lists up to max
+	// of them (none when max is 0), those under held events first.
 	Gap(ctx context.Context, room crdt.RoomID, max int) (int, []crdt.EventID, error)
 	// MaxDepth is the depth of the room's deepest held event.
 	MaxDepth(ctx context.Context, room crdt.RoomID) (uint64, error)
