@@ -173,3 +173,70 @@ func TestSyncHealsLostEvents(t *testing.T) {
 	send(t, tn, 1, room, 1, "after")
 	tn.converged(room, 2+2*n+1, convergeWithin, 0, 1)
 }
+
+// TestHeldEventsApplyWhenParentArrives: with no peer to heal it, a node
+// restarted on a store that lost a message holds back the events after
+// it (roomwait.go): they do not show, and neither do a peer's new
+// messages written on them nor the node's own new message, which is
+// accepted for sending. Once the lost message is ingested, all of them
+// are applied in order and the timeline is the peer's, plus the own
+// message; connected again, both agree.
+func TestHeldEventsApplyWhenParentArrives(t *testing.T) {
+	tn := newTestNet(t, 2)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	const n = 20
+	send(t, tn, 0, room, n, "before")
+	tn.converged(room, 2+n, convergeWithin, 0, 1)
+	h := tn.history(1, room)
+	x, err := crdt.ParseID(h[len(h)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, err := tn.stores[0].Get(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tn.stopWait(1)
+	tn.cut(0, 1)
+	send(t, tn, 0, room, 3, "while apart")
+	tn.stores[1] = lossyCopy(t, tn.stores[1].(*crdt.MemStore), x)
+	tn.start(1)
+	info, err := tn.reps[1].Engine.Info(tn.ctx, api.RoomReq{Room: room})
+	if err != nil || info.Sync.Missing != 1 {
+		t.Fatalf("after the restart: %+v, %v; want 1 missing", info.Sync, err)
+	}
+	if got := count(tn, 1, room); got != len(h)/2 {
+		t.Fatalf("node 1 shows %d events, want the %d before the lost one", got, len(h)/2)
+	}
+	own, err := tn.reps[1].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: "own, on held heads"})
+	if err != nil {
+		t.Fatalf("own message on held heads: %v", err)
+	}
+	var later []*crdt.Event
+	if err := tn.stores[0].Scan(lost.Event.Room, lost.Event.Depth+1, func(s crdt.Stored) bool {
+		later = append(later, s.Event)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.reps[1].Engine.Ingest(tn.ctx, "", later); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(tn, 1, room); got != len(h)/2 {
+		t.Fatalf("node 1 shows %d events after the peer's new ones, want %d (held)", got, len(h)/2)
+	}
+	if err := tn.reps[1].Engine.Ingest(tn.ctx, "", []*crdt.Event{lost.Event}); err != nil {
+		t.Fatal(err)
+	}
+	got, want := tn.history(1, room), tn.history(0, room)
+	if !slices.Contains(got, own.Event) || !slices.Equal(slices.DeleteFunc(got, func(id string) bool { return id == own.Event }), want) {
+		t.Fatalf("node 1 shows\n%v\nwant\n%v and %s", got, want, own.Event)
+	}
+	if info, err := tn.reps[1].Engine.Info(tn.ctx, api.RoomReq{Room: room}); err != nil || info.Sync.Missing != 0 {
+		t.Fatalf("after the lost message arrived: %+v, %v", info.Sync, err)
+	}
+	tn.link(0, 1)
+	tn.converged(room, 2+n+3+1, convergeWithin, 0, 1)
+}
