@@ -22,6 +22,29 @@ func storeInPart(t *testing.T, dir string, id crdt.EventID) {
 	}
 }
 
+// twoNodeRoom links two nodes (each store wrapped by wrap), sets up a
+// room and has node 0 send n messages; it returns the net, the room and
+// node 1's timeline once both show them.
+func twoNodeRoom(t *testing.T, n int, wrap func(i int, s crdt.Store) crdt.Store) (*testNet, string, []string) {
+	t.Helper()
+	tn := newTestNetWith(t, 2, wrap)
+	tn.link(0, 1)
+	room := setupRoom(t, tn)
+	send(t, tn, 0, room, n, "zero")
+	tn.converged(room, 2+n, convergeWithin, 0, 1)
+	return tn, room, tn.history(1, room)
+}
+
+// idOf parses an event ID of a timeline.
+func idOf(t *testing.T, s string) crdt.EventID {
+	t.Helper()
+	id, err := crdt.ParseID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // TestRestartRepairsPartialEvent: a node restarts over a badger store
 // holding a message by its envelope alone (as the split commit before
 // 91091ec left them); opening the store removes it, the node starts and
@@ -40,23 +63,16 @@ func TestRestartRepairsPartialEvent(t *testing.T) {
 		return s
 	}
 	bs := openStore()
-	tn := newTestNetWith(t, 2, func(i int, s crdt.Store) crdt.Store {
+	const n = 20
+	tn, room, h := twoNodeRoom(t, n, func(i int, s crdt.Store) crdt.Store {
 		if i == 1 {
 			return bs
 		}
 		return s
 	})
-	t.Cleanup(func() { tn.stopWait(1); bs.Close() }) // before tn.close
-	tn.link(0, 1)
-	room := setupRoom(t, tn)
-	const n = 20
-	send(t, tn, 0, room, n, "before")
-	tn.converged(room, 2+n, convergeWithin, 0, 1)
-	h := tn.history(1, room)
-	x, err := crdt.ParseID(h[len(h)/2]) // a message with later ones
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Before tn.close:
+	t.Cleanup(func() { tn.stopWait(1); bs.Close() })
+	x := idOf(t, h[len(h)/2]) // a message with later ones
 	want, err := tn.stores[0].Get(x)
 	if err != nil || len(want.Event.Body) == 0 {
 		t.Fatalf("the event on node 0: %v", err)
@@ -88,6 +104,8 @@ func TestRestartRepairsPartialEvent(t *testing.T) {
 	send(t, tn, 1, room, 1, "after")
 	tn.converged(room, 2+n+1, convergeWithin, 0, 1)
 }
+
+func keepStore(_ int, s crdt.Store) crdt.Store { return s }
 
 // lossyCopy copies src, events and node-local values, into a new
 // MemStore, leaving out the events in lost: a store that lost them, with
@@ -135,23 +153,12 @@ func lossyCopy(t *testing.T, src *crdt.MemStore, lost ...crdt.EventID) *crdt.Mem
 // then agree, the room counts nothing missing, and node 1's new message
 // is accepted everywhere.
 func TestSyncHealsLostEvents(t *testing.T) {
-	tn := newTestNet(t, 2)
-	tn.link(0, 1)
-	room := setupRoom(t, tn)
 	const n = 100
-	send(t, tn, 0, room, n, "zero")
-	tn.converged(room, 2+n, convergeWithin, 0, 1)
+	tn, room, _ := twoNodeRoom(t, n, keepStore)
 	send(t, tn, 1, room, n, "one")
 	tn.converged(room, 2+2*n, convergeWithin, 0, 1)
 	h := tn.history(1, room)
-	var lost []crdt.EventID
-	for _, s := range h[n-1 : n+1] { // node 0's last message and node 1's first
-		id, err := crdt.ParseID(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lost = append(lost, id)
-	}
+	lost := []crdt.EventID{idOf(t, h[n-1]), idOf(t, h[n])} // node 0's last message and node 1's first
 	if ev, err := tn.stores[1].Get(lost[1]); err != nil || !slices.Contains(ev.Event.Prev, lost[0]) {
 		t.Fatalf("the second lost message does not follow the first (%v)", err)
 	}
@@ -182,17 +189,9 @@ func TestSyncHealsLostEvents(t *testing.T) {
 // are applied in order and the timeline is the peer's, plus the own
 // message; connected again, both agree.
 func TestHeldEventsApplyWhenParentArrives(t *testing.T) {
-	tn := newTestNet(t, 2)
-	tn.link(0, 1)
-	room := setupRoom(t, tn)
 	const n = 20
-	send(t, tn, 0, room, n, "before")
-	tn.converged(room, 2+n, convergeWithin, 0, 1)
-	h := tn.history(1, room)
-	x, err := crdt.ParseID(h[len(h)/2])
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, room, h := twoNodeRoom(t, n, keepStore)
+	x := idOf(t, h[len(h)/2])
 	lost, err := tn.stores[0].Get(x)
 	if err != nil {
 		t.Fatal(err)
