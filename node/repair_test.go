@@ -209,6 +209,10 @@ func TestHeldEventsApplyWhenParentArrives(t *testing.T) {
 	if got := count(tn, 1, room); got != len(h)/2 {
 		t.Fatalf("node 1 shows %d events, want the %d before the lost one", got, len(h)/2)
 	}
+	holding := func() bool { _, ok := tn.reps[1].Engine.guards.holding.Load(lost.Event.Room); return ok }
+	if !holding() {
+		t.Fatal("the gossip guard does not know that the room holds events back")
+	}
 	own, err := tn.reps[1].Engine.Send(tn.ctx, api.SendReq{Room: room, Text: "own, on held heads"})
 	if err != nil {
 		t.Fatalf("own message on held heads: %v", err)
@@ -233,8 +237,8 @@ func TestHeldEventsApplyWhenParentArrives(t *testing.T) {
 	if !slices.Contains(got, own.Event) || !slices.Equal(slices.DeleteFunc(got, func(id string) bool { return id == own.Event }), want) {
 		t.Fatalf("node 1 shows\n%v\nwant\n%v and %s", got, want, own.Event)
 	}
-	if info, err := tn.reps[1].Engine.Info(tn.ctx, api.RoomReq{Room: room}); err != nil || info.Sync.Missing != 0 {
-		t.Fatalf("after the lost message arrived: %+v, %v", info.Sync, err)
+	if info, err := tn.reps[1].Engine.Info(tn.ctx, api.RoomReq{Room: room}); err != nil || info.Sync.Missing != 0 || holding() {
+		t.Fatalf("after the lost message arrived: %+v, %v, guard holding %v", info.Sync, err, holding())
 	}
 	tn.link(0, 1)
 	tn.converged(room, 2+n+3+1, convergeWithin, 0, 1)
