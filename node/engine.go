@@ -1208,6 +1208,20 @@ func (e *Engine) Heads(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, b
 	return heads, ok, err
 }
 
+// HeadsGap returns a room's heads and how many events its log misses.
+func (e *Engine) HeadsGap(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, int, bool, error) {
+	var heads []crdt.EventID
+	var missing int
+	var ok bool
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			heads, missing, ok = rc.log.Heads(), rc.log.MissingCount(), true
+		}
+		return nil
+	})
+	return heads, missing, ok, err
+}
+
 // Known reports which of ids this node holds.
 func (e *Engine) Known(ctx context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error) {
 	out := make([]bool, len(ids))

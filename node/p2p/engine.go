@@ -18,6 +18,9 @@ type SyncEngine interface {
 	Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) error
 	// Heads returns a room's heads and whether the room is kept.
 	Heads(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, bool, error)
+	// HeadsGap is Heads with the count of events the room's log misses
+	// (Gap's count), in one call: a session reads both at its start.
+	HeadsGap(ctx context.Context, room crdt.RoomID) (heads []crdt.EventID, missing int, ok bool, err error)
 	// Known reports, for each of ids, whether the room's log holds it.
 	Known(ctx context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error)
 	// Since lists the held events that follow known, in causal order.

@@ -607,7 +607,7 @@ func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
 // histories diverged and we reconcile.
 func (s *Syncer) session(ctx context.Context, j syncJob) error {
 	room, p := j.room, j.peer
-	mine, ok, err := s.engine.Heads(ctx, room)
+	mine, missing, ok, err := s.engine.HeadsGap(ctx, room)
 	if err != nil || !ok {
 		return err
 	}
@@ -651,6 +651,9 @@ func (s *Syncer) session(ctx context.Context, j syncJob) error {
 		// We hold all their heads; if they lack ours, they pull. Our
 		// log may still miss events below the heads (a store that lost
 		// some): ask for them.
+		if missing == 0 {
+			return nil
+		}
 		return s.fetchGaps(ctx, c, j)
 	}
 	if !s.claimPull(j) {
@@ -676,13 +679,10 @@ func (s *Syncer) session(ctx context.Context, j syncJob) error {
 const maxGapRounds = 4
 
 // fetchGaps is askGaps for a session whose heads round found nothing to
-// pull: it claims the room's pull first, and does nothing (and costs one
-// engine call) when the log misses nothing.
+// pull while its log misses events (HeadsGap, read with the heads: a log
+// that misses nothing costs the session nothing more): it claims the
+// room's pull first.
 func (s *Syncer) fetchGaps(ctx context.Context, c *conn, j syncJob) error {
-	n, _, err := s.engine.Gap(ctx, j.room, 0)
-	if err != nil || n == 0 {
-		return err
-	}
 	if !s.claimPull(j) {
 		return nil // another pull of the room runs: this session runs again after it
 	}
