@@ -17,6 +17,7 @@ package crdt
 //	add <e>,<e>,...                    offer events (in that order); prints the Ready
 //	restore <e>,...                    Log.Restore as accepted
 //	heads | order | missing | pending  print the log's view
+//	missing max=N                      print MissingIDs(N)
 //	since [known=x,y]                  print Log.Since
 //	items [min=N]                      print Log.Items
 //	prepare author=<a> ts=N            print the Draft Log.Prepare fills
@@ -98,7 +99,11 @@ func (e *dagEnv) handle(t *testing.T, d *datadriven.TestData) string {
 	case "order":
 		return e.join(e.log.Order()) + "\n"
 	case "missing":
-		return fmt.Sprintf("count=%d ids=%s\n", e.log.MissingCount(), e.join(e.log.MissingIDs(0)))
+		max := 0
+		if d.HasArg("max") {
+			d.ScanArgs(t, "max", &max)
+		}
+		return fmt.Sprintf("count=%d ids=%s\n", e.log.MissingCount(), e.join(e.log.MissingIDs(max)))
 	case "pending":
 		return fmt.Sprintf("pending=%d held=%d\n", e.log.Pending(), e.log.Len())
 	case "since":

@@ -570,13 +570,26 @@ func (l *Log) MissingCount() int {
 }
 
 // MissingIDs returns up to max missing ids (all when max <= 0), sorted.
+// When there are more, those that held events refer to (restored from a
+// store that lost them) come first, then orphans' references: an orphan
+// is unverified input and its references may be forged, so a flood of
+// orphans does not hide a gap below the held events.
 func (l *Log) MissingIDs(max int) []EventID {
-	var out []EventID
-	l.eachMissing(func(id EventID) { out = append(out, id) })
-	slices.Sort(out)
-	if max > 0 && len(out) > max {
-		out = out[:max]
+	var out, orphans []EventID
+	l.eachMissing(func(id EventID) {
+		if _, held := l.gaps[id]; held || max <= 0 {
+			out = append(out, id)
+		} else {
+			orphans = append(orphans, id)
+		}
+	})
+	if max > 0 {
+		slices.Sort(out)
+		out = out[:min(len(out), max)]
+		slices.Sort(orphans)
+		out = append(out, orphans[:min(len(orphans), max-len(out))]...)
 	}
+	slices.Sort(out)
 	return out
 }
 

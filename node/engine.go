@@ -114,6 +114,11 @@ type roomCtl struct {
 	tl *roomTimeline // the message projection, nil until asked for (content.go)
 
 	refs refIndex // sorted short-reference tails of the held events (resolve.go)
+
+	// Accepted events the room state machine holds back until a missing
+	// reference arrives (roomwait.go), and who waits for which reference.
+	held    map[crdt.EventID]*heldEvent
+	waiters map[crdt.EventID][]crdt.EventID
 }
 
 // maxPeerOrphans is how many waiting events one peer may cause in a room.
@@ -244,20 +249,28 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 		rc := e.newRoom(id)
 		var ferr error
 		var redacted []crdt.EventID
+		restored := func(as []applied) {
+			for _, a := range as {
+				redacted = append(redacted, a.d.Redacted...)
+				e.keysAfter(id, rc, a.ev, true)
+			}
+		}
 		err := store.Scan(id, 0, func(s crdt.Stored) bool {
 			rc.log.Restore(s)
 			if s.Status == crdt.StatusAccepted {
-				var d rooms.Delta
-				if d, ferr = rc.apply(s.Event); ferr != nil {
-					return false
-				}
-				redacted = append(redacted, d.Redacted...)
-				e.keysAfter(id, rc, s.Event, true)
+				var as []applied
+				as, ferr = rc.apply(s.Event, e.storedEvent)
+				restored(as)
 			}
-			return true
+			return ferr == nil
 		})
 		if err == nil {
 			err = ferr
+		}
+		if err == nil && rc.room != nil {
+			var as []applied
+			as, err = rc.settleHeld(e.storedEvent)
+			restored(as)
 		}
 		if err == nil {
 			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
@@ -282,22 +295,6 @@ func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
 	}
 	e.made[id] = true
 	return rc
-}
-
-// apply feeds one accepted event to the room state machine.
-func (rc *roomCtl) apply(ev *crdt.Event) (rooms.Delta, error) {
-	if ev.Type == crdt.TypeCreate {
-		r, err := rooms.New(ev)
-		if err != nil {
-			return rooms.Delta{}, err
-		}
-		rc.room = r
-		return rooms.Delta{Shown: []crdt.EventID{ev.ID}}, nil
-	}
-	if rc.room == nil {
-		return rooms.Delta{}, fmt.Errorf("event %s before its room's create event", ev.ID)
-	}
-	return rc.room.Apply(ev), nil
 }
 
 // purgeOrDefer asks the driver to purge the bodies (and plaintext) of
@@ -428,7 +425,7 @@ type Proposal struct {
 	// A local proposal (add): the events are in the room state already.
 	local   bool
 	undos   []*crdt.Undo   // one per add, reverted newest first
-	deltas  []rooms.Delta  // the room's changes, per accepted event
+	applied []applied      // what the room state machine applied, in order (roomwait.go)
 	heads0  []crdt.EventID // the log's heads before the step
 	created bool           // the step created the room
 	keys    roomKeys       // the room's key bookkeeping before the step
@@ -459,16 +456,24 @@ func (e *Engine) add(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bool, 
 	p.ready.Missing = append(p.ready.Missing, ready.Missing...)
 	p.ready.Equivocations = append(p.ready.Equivocations, ready.Equivocations...)
 	for _, ev := range ready.Accepted {
-		d, err := rc.apply(ev)
+		as, err := rc.apply(ev, e.storedEvent)
 		if err != nil {
 			e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
-			continue
 		}
 		p.ready.Accepted = append(p.ready.Accepted, ev)
-		p.deltas = append(p.deltas, d)
-		e.callsAfter(room, rc, ev) // the step reads its own calls (a leave that empties a call ends it)
+		p.applied = append(p.applied, as...)
+		for _, a := range as {
+			e.callsAfter(room, rc, a.ev) // the step reads its own calls (a leave that empties a call ends it)
+		}
 	}
 	return nil
+}
+
+// storedEvent returns an event from the store, or from the step's local
+// proposals (stored).
+func (e *Engine) storedEvent(id crdt.EventID) (*crdt.Event, error) {
+	s, err := e.stored(id)
+	return s.Event, err
 }
 
 // stored returns an event from the store, or from the step's local
@@ -581,14 +586,17 @@ func (e *Engine) rejectLocal(p *Proposal) {
 // accepted (the log is current already); the projections derived from it
 // are rebuilt when next asked for.
 func (e *Engine) reloadRoom(room crdt.RoomID, rc *roomCtl) error {
-	rc.room, rc.tl, rc.refs = nil, nil, refIndex{}
+	rc.room, rc.tl, rc.refs, rc.held, rc.waiters = nil, nil, refIndex{}, nil, nil
 	var ferr error
 	err := e.store.Scan(room, 0, func(s crdt.Stored) bool {
 		if s.Status == crdt.StatusAccepted {
-			_, ferr = rc.apply(s.Event)
+			_, ferr = rc.apply(s.Event, e.storedEvent)
 		}
 		return ferr == nil
 	})
+	if err == nil && ferr == nil && rc.room != nil {
+		_, ferr = rc.settleHeld(e.storedEvent)
+	}
 	return errors.Join(err, ferr)
 }
 
@@ -614,20 +622,31 @@ func (e *Engine) propose(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bo
 // (recorded: the commit succeeded and is listed in the Ready's Commits).
 func (e *Engine) advance(p *Proposal, recorded bool) {
 	room, rc := p.Room, p.rc
-	var err error
 	if recorded {
 		e.checkCommitted(room, rc, p.ready)
 		e.out.Commits = append(e.out.Commits, committed(room, p.Batch))
 	}
 	e.held = p.held
-	for i, ev := range p.ready.Accepted {
-		var d rooms.Delta
-		if p.local {
-			d = p.deltas[i]
-		} else if d, err = rc.apply(ev); err != nil {
-			e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
-			continue
+	steps := p.applied
+	if !p.local {
+		for _, ev := range p.ready.Accepted {
+			as, err := rc.apply(ev, e.storedEvent)
+			if err != nil {
+				e.log.Warn("apply event", "room", room, "event", ev.ID, "err", err)
+			}
+			steps = append(steps, as...)
 		}
+		if len(rc.waiters) > 0 && len(p.ready.Accepted) < len(p.Batch.Events) {
+			// A rejected event that held events name: the room judges them.
+			as, err := rc.settleHeld(e.storedEvent)
+			if err != nil {
+				e.log.Warn("apply held events", "room", room, "err", err)
+			}
+			steps = append(steps, as...)
+		}
+	}
+	for _, a := range steps {
+		ev, d := a.ev, a.d
 		e.purgeOrDefer(d.Redacted)
 		e.keysAfterOrDefer(room, rc, ev, false)
 		e.indexAccepted(room, rc, ev)
@@ -642,7 +661,11 @@ func (e *Engine) advance(p *Proposal, recorded bool) {
 		p.held.flush(e) // a whole batch becomes one resync item per room
 		p.held.notes = nil
 	}
-	e.guardAfter(room, rc, p.ready.Accepted)
+	guardEvs := p.ready.Accepted
+	if len(steps) != len(guardEvs) {
+		guardEvs = nil // the room applied held events, or held some: read its guard again
+	}
+	e.guardAfter(room, rc, guardEvs)
 	e.joinedInvite(room, rc)
 	e.out.Accepted = append(e.out.Accepted, AcceptedOut{Room: room, Events: p.ready.Accepted, From: p.from})
 	e.out.Heads = append(e.out.Heads, HeadsOut{Room: room, Heads: rc.log.Heads()})
@@ -1185,6 +1208,20 @@ func (e *Engine) Heads(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, b
 	return heads, ok, err
 }
 
+// HeadsGap returns a room's heads and how many events its log misses.
+func (e *Engine) HeadsGap(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, int, bool, error) {
+	var heads []crdt.EventID
+	var missing int
+	var ok bool
+	err := e.do(ctx, func() error {
+		if rc := e.rooms[room]; rc != nil {
+			heads, missing, ok = rc.log.Heads(), rc.log.MissingCount(), true
+		}
+		return nil
+	})
+	return heads, missing, ok, err
+}
+
 // Known reports which of ids this node holds.
 func (e *Engine) Known(ctx context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error) {
 	out := make([]bool, len(ids))
@@ -1225,13 +1262,16 @@ func (e *Engine) Items(ctx context.Context, room crdt.RoomID, minDepth uint64) (
 	return items, err
 }
 
-// Gap reports how many ancestors are missing and which (up to max).
+// Gap reports how many ancestors are missing and which (up to max, none
+// when max is 0; crdt.Log.MissingIDs).
 func (e *Engine) Gap(ctx context.Context, room crdt.RoomID, max int) (int, []crdt.EventID, error) {
 	var n int
 	var ids []crdt.EventID
 	err := e.do(ctx, func() error {
 		if rc := e.rooms[room]; rc != nil {
-			n, ids = rc.log.MissingCount(), rc.log.MissingIDs(max)
+			if n = rc.log.MissingCount(); n > 0 && max > 0 {
+				ids = rc.log.MissingIDs(max)
+			}
 		}
 		return nil
 	})

@@ -24,8 +24,9 @@ import (
 // adds events (between its commit and the guard's refresh), so that a
 // validator can tell when what the store holds and the guard may disagree.
 type guardTable struct {
-	m   sync.Map
-	gen atomic.Uint64
+	m       sync.Map
+	gen     atomic.Uint64
+	holding sync.Map // rooms whose state machine holds events back (roomwait.go): their guard lacks them
 
 	mu       sync.Mutex
 	refused  map[crdt.EventID]crdt.DeviceID // events rejected here against room state, by author device
@@ -154,6 +155,11 @@ func (e *Engine) guardAfter(room crdt.RoomID, rc *roomCtl, evs []*crdt.Event) {
 	if changed {
 		e.guards.m.Store(room, rc.room.Guard())
 	}
+	if len(rc.held) > 0 {
+		e.guards.holding.Store(room, true)
+	} else {
+		e.guards.holding.Delete(room)
+	}
 }
 
 // guardVerdict is the validator's judgment of one event against the state
@@ -179,7 +185,7 @@ var guardAccept = guardVerdict{pubsub.ValidationAccept, ""}
 //     (except its own member event: a join, knock or leave): Reject when the
 //     node holds every parent (the event's whole past is then in the state
 //     the guard summarizes, so the rules refuse the event or strong removal
-//     hides it). Otherwise the node cannot judge yet and must not penalise
+//     hides it) and the room holds no event back (roomwait.go). Otherwise the node cannot judge yet and must not penalise
 //     a forwarder for a state it may lack: Ignore (do not forward), except
 //     for a sender not joined whose previous event (self) is a join or
 //     knock this validator accepted (a new member's join and first
@@ -219,6 +225,9 @@ func (e *Engine) judgeGossip(ev *crdt.Event, lim *chainLimiter) guardVerdict {
 		return guardAccept
 	}
 	held = held && e.guards.gen.Load() == gen // no add ran meanwhile
+	if _, holding := e.guards.holding.Load(ev.Room); holding {
+		held = false // the guard's state lacks the events the room holds back: judge nothing by it
+	}
 	why := ""
 	m := g.Membership(ev.User)
 	ownMember := ev.Type == rooms.TypeMember && ev.StateKey != nil && *ev.StateKey == ev.User.String()

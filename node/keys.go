@@ -499,7 +499,8 @@ func (e *Engine) commit(room crdt.RoomID, rc *roomCtl, d crdt.Draft) (*crdt.Even
 	if st, ok := rc.log.Status(ev.ID); !ok || st != crdt.StatusAccepted {
 		return nil, fmt.Errorf("own event %s was not accepted", ev.ID)
 	}
-	if ok, why := rc.room.Visible(ev.ID); !ok && !rc.room.Accepted(ev.ID) {
+	_, held := rc.held[ev.ID] // on heads above a hole the room waits to fill: judged once it is (roomwait.go)
+	if ok, why := rc.room.Visible(ev.ID); !held && !ok && !rc.room.Accepted(ev.ID) {
 		return nil, errorf(api.KindPermission, "own event refused: %s", why)
 	}
 	e.out.Publish = append(e.out.Publish, Published{room, ev})

@@ -175,6 +175,9 @@ func New(create *crdt.Event) (*Room, error) {
 // ID returns the room ID.
 func (r *Room) ID() crdt.RoomID { return r.create.ID }
 
+// Has reports whether an event was applied (whatever the room decided).
+func (r *Room) Has(id crdt.EventID) bool { _, ok := r.ids[id]; return ok }
+
 // Len returns the number of events applied, the create event included.
 func (r *Room) Len() int { return len(r.evs) }
 

@@ -18,13 +18,17 @@ type SyncEngine interface {
 	Ingest(ctx context.Context, from peer.ID, evs []*crdt.Event) error
 	// Heads returns a room's heads and whether the room is kept.
 	Heads(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, bool, error)
+	// HeadsGap is Heads with the count of events the room's log misses
+	// (Gap's count), in one call: a session reads both at its start.
+	HeadsGap(ctx context.Context, room crdt.RoomID) (heads []crdt.EventID, missing int, ok bool, err error)
 	// Known reports, for each of ids, whether the room's log holds it.
 	Known(ctx context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error)
 	// Since lists the held events that follow known, in causal order.
 	Since(ctx context.Context, room crdt.RoomID, known []crdt.EventID) ([]crdt.EventID, error)
 	// Items lists the held events at or above minDepth for reconciliation.
 	Items(ctx context.Context, room crdt.RoomID, minDepth uint64) ([]crdt.Item, error)
-	// Gap counts the events the room's log is missing (and lists up to max).
+	// Gap counts the events the room's log is missing and lists up to max
+	// of them (none when max is 0), those under held events first.
 	Gap(ctx context.Context, room crdt.RoomID, max int) (int, []crdt.EventID, error)
 	// MaxDepth is the depth of the room's deepest held event.
 	MaxDepth(ctx context.Context, room crdt.RoomID) (uint64, error)

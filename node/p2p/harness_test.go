@@ -55,6 +55,11 @@ func (e *testEngine) Heads(_ context.Context, room crdt.RoomID) ([]crdt.EventID,
 	return []crdt.EventID{room}, true, nil
 }
 
+func (e *testEngine) HeadsGap(ctx context.Context, room crdt.RoomID) ([]crdt.EventID, int, bool, error) {
+	heads, ok, err := e.Heads(ctx, room)
+	return heads, 0, ok, err
+}
+
 func (e *testEngine) Known(_ context.Context, room crdt.RoomID, ids []crdt.EventID) ([]bool, error) {
 	out := make([]bool, len(ids))
 	for i, id := range ids {

@@ -607,7 +607,7 @@ func idsFromBytes(bs [][]byte) ([]crdt.EventID, error) {
 // histories diverged and we reconcile.
 func (s *Syncer) session(ctx context.Context, j syncJob) error {
 	room, p := j.room, j.peer
-	mine, ok, err := s.engine.Heads(ctx, room)
+	mine, missing, ok, err := s.engine.HeadsGap(ctx, room)
 	if err != nil || !ok {
 		return err
 	}
@@ -648,7 +648,13 @@ func (s *Syncer) session(ctx context.Context, j syncJob) error {
 		s.tracer.SyncRound(room, p)
 	}
 	if !behind {
-		return nil // we hold all their heads; if they lack ours, they pull
+		// We hold all their heads; if they lack ours, they pull. Our
+		// log may still miss events below the heads (a store that lost
+		// some): ask for them.
+		if missing == 0 {
+			return nil
+		}
+		return s.fetchGaps(ctx, c, j)
 	}
 	if !s.claimPull(j) {
 		return nil // another pull of the room runs: this session runs again after it
@@ -659,9 +665,56 @@ func (s *Syncer) session(ctx context.Context, j syncJob) error {
 		strictly = strictly && k
 	}
 	if strictly || len(mine) == 0 {
-		return s.pullSince(ctx, c, room, p, mine)
+		if err := s.pullSince(ctx, c, room, p, mine); err != nil {
+			return err
+		}
+		return s.askGaps(ctx, c, room, p)
 	}
 	return s.reconcile(ctx, c, room, p)
+}
+
+// maxGapRounds bounds the get rounds one session spends on the ids the
+// room's log misses (askGaps): each round asks for at most maxGetIDs, and
+// a round that leaves the same ids missing ends them.
+const maxGapRounds = 4
+
+// fetchGaps is askGaps for a session whose heads round found nothing to
+// pull while its log misses events (HeadsGap, read with the heads: a log
+// that misses nothing costs the session nothing more): it claims the
+// room's pull first.
+func (s *Syncer) fetchGaps(ctx context.Context, c *conn, j syncJob) error {
+	if !s.claimPull(j) {
+		return nil // another pull of the room runs: this session runs again after it
+	}
+	defer s.endPull(j.room)
+	return s.askGaps(ctx, c, j.room, j.peer)
+}
+
+// askGaps asks p by id, on the session's stream, for the events the room's
+// log misses: referenced by events it holds or by waiting orphans, neither
+// held nor waiting (crdt.Log.MissingIDs, those under held events first). A
+// session with equal heads pulls nothing else, so a store that lost events
+// below the heads (docs/operators.md, after an upgrade) is healed only so.
+// The work is bounded per session (maxGapRounds rounds of at most
+// maxGetIDs ids): a peer that lacks them answers with an empty page and
+// the session ends; the next session, with any peer, asks again.
+func (s *Syncer) askGaps(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
+	ref := RefOf(room)
+	var last []crdt.EventID
+	for range maxGapRounds {
+		n, ids, err := s.engine.Gap(ctx, room, maxGetIDs)
+		if err != nil || n == 0 || slices.Equal(ids, last) {
+			return err
+		}
+		if err := c.send(&syncMsg{Op: opGet, Room: ref[:], IDs: idsToBytes(ids)}); err != nil {
+			return err
+		}
+		if err := s.receiveEvents(ctx, c, room, p); err != nil {
+			return err
+		}
+		last = ids
+	}
+	return nil
 }
 
 // pullSince asks for everything after `known` and ingests it page by page.
