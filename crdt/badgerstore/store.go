@@ -4,14 +4,25 @@
 // Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
-//	e/<id>                              envelope bytes (immutable)
+//	e/<id>                              the event: status (1 byte), the reason's length
+//	                                    (uvarint), the reason, then the envelope bytes
+//	                                    (badger user meta layoutFolded; immutable)
 //	b/<id>                              body bytes; absent when purged or never received
-//	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
 //	h/<room>/<id>                       "" for each current head of room
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
-//	a/<room>/<device>/<seq>/<id>        "" (device, seq) index: two ids under one prefix = equivocation
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
+//
+// Stores written before 2026-12-07 (layout 1) hold an event in more keys,
+// and are read as they are, without a migration: their e/<id> (no user
+// meta) is the envelope alone, the meta is under
+//
+//	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
+//
+// and a (device, seq) index a/<room>/<device>/<seq>/<id> that nothing
+// reads (crdt.Log keeps its own, restored from Scan) is no longer
+// written. An event is written in one layout and read in the layout it
+// was written in, so a store may hold both.
 //
 // A Commit is one badger transaction. A batch too large for one
 // transaction (badger's limit is 15 % of the memtable: about 1.2 MB or
@@ -253,11 +264,42 @@ func chainKey(r crdt.RoomID, dev crdt.DeviceID, seq uint64, id crdt.EventID) []b
 	return key('a', []byte(r), dev[:], be64(seq), []byte(id))
 }
 
-func encodeMeta(st crdt.Stored) []byte {
-	m := make([]byte, 0, 9+len(st.Reason))
-	m = append(m, byte(st.Status))
-	m = binary.BigEndian.AppendUint64(m, st.Event.Depth)
-	return append(m, st.Reason...)
+// layoutFolded is the badger user meta of an e/<id> entry of layout 2,
+// whose value is the event's status and reason followed by its envelope
+// (appendEventValue). An e/<id> entry without it is of layout 1: the
+// envelope alone, the meta under m/<id> (see the package doc).
+const layoutFolded byte = 1
+
+// appendEventValue appends the e/<id> value of layout 2: status (1 byte),
+// len(reason) (uvarint), reason, envelope.
+func appendEventValue(dst []byte, st crdt.Stored) []byte {
+	dst = append(dst, byte(st.Status))
+	dst = binary.AppendUvarint(dst, uint64(len(st.Reason)))
+	dst = append(dst, st.Reason...)
+	return append(dst, st.Event.Envelope...)
+}
+
+// splitEventValue splits an e/<id> value of layout 2.
+func splitEventValue(v []byte) (status crdt.Status, reason, env []byte, err error) {
+	if len(v) < 2 {
+		return 0, nil, nil, errors.New("short event value")
+	}
+	n, k := binary.Uvarint(v[1:])
+	if k <= 0 || n > uint64(len(v)-1-k) {
+		return 0, nil, nil, errors.New("bad reason length in event value")
+	}
+	r := v[1+k:]
+	return crdt.Status(v[0]), r[:n], r[n:], nil
+}
+
+// envelopeOf is the envelope in the e/<id> value v of item, in either
+// layout.
+func envelopeOf(item *badger.Item, v []byte) ([]byte, error) {
+	if item.UserMeta() != layoutFolded {
+		return v, nil
+	}
+	_, _, env, err := splitEventValue(v)
+	return env, err
 }
 
 // Commit implements crdt.Store.
@@ -290,14 +332,26 @@ func (s *Store) Commit(b crdt.Batch) error {
 func (s *Store) commit(b crdt.Batch) error {
 	t := s.newTxn()
 	defer func() { t.txn.Discard() }()
+	room := roomKey(b.Room)
+	roomCost := entryCost(len(room), 0)
 	for _, st := range b.Events {
 		sets := eventEntries(b.Room, st)
 		cost := entriesCost(sets)
-		if err := t.fit(cost, int64(len(sets))); err != nil {
+		// Each transaction that writes an event also writes the room's
+		// key (once), so that Rooms lists the room whatever part of a
+		// split batch a crash keeps.
+		if err := t.fit(cost+roomCost, int64(len(sets))+1); err != nil {
 			return err
 		}
-		if err := writeEntries(t.txn, sets); err != nil {
+		wrote, err := writeEntries(t.txn, sets)
+		if err != nil {
 			return err
+		}
+		if wrote && !t.room {
+			if err := t.txn.Set(room, nil); err != nil {
+				return err
+			}
+			t.room = true
 		}
 	}
 	var cost int64
@@ -323,6 +377,7 @@ type splitTxn struct {
 	s           *Store
 	txn         *badger.Txn
 	size, count int64
+	room        bool // the room's key is written in txn
 }
 
 func (s *Store) newTxn() *splitTxn {
@@ -341,7 +396,7 @@ func (t *splitTxn) fit(cost, n int64) error {
 		if err := t.txn.Commit(); err != nil {
 			return err
 		}
-		t.txn, t.size, t.count = t.s.db.NewTransaction(true), txnBaseCost, 1
+		t.txn, t.size, t.count, t.room = t.s.db.NewTransaction(true), txnBaseCost, 1, false
 	}
 	t.size += cost
 	t.count += n
@@ -353,49 +408,66 @@ func (t *splitTxn) fit(cost, n int64) error {
 // of version).
 func entryCost(key, value int) int64 { return int64(key + max(value, 12) + 12) }
 
-func entriesCost(sets [][2][]byte) int64 {
+func entriesCost(sets []entry) int64 {
 	var n int64
-	for _, kv := range sets {
-		n += entryCost(len(kv[0]), len(kv[1]))
+	for _, e := range sets {
+		n += entryCost(len(e.key), len(e.value))
 	}
 	return n
 }
 
-// eventEntries are the keys and values that store one event.
-func eventEntries(room crdt.RoomID, st crdt.Stored) [][2][]byte {
+// entry is one badger key, its value and its user meta.
+type entry struct {
+	key, value []byte
+	meta       byte
+}
+
+// eventEntries are the keys and values that store one event (layout 2),
+// its e/<id> first, all cut from one allocation.
+func eventEntries(room crdt.RoomID, st crdt.Stored) []entry {
 	ev := st.Event
-	sets := [][2][]byte{
-		{eventKey(ev.ID), ev.Envelope},
-		{metaKey(ev.ID), encodeMeta(st)},
-		{depthKey(room, ev.Depth, ev.ID), nil},
-		{chainKey(room, ev.Device, ev.Seq, ev.ID), nil},
-		{roomKey(room), nil},
-	}
+	idKey := 2 + len(ev.ID)
+	depthKeyLen := 2 + len(room) + 1 + 8 + 1 + len(ev.ID)
+	n := idKey + depthKeyLen + 1 + binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope)
 	if ev.Body != nil {
-		sets = append(sets, [2][]byte{bodyKey(ev.ID), ev.Body})
+		n += idKey
+	}
+	buf := make([]byte, 0, n)
+	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
+	sets := make([]entry, 2, 3)
+	buf = append(append(buf, 'e', '/'), ev.ID...)
+	sets[0].key, sets[0].meta = cut(0), layoutFolded
+	at := len(buf)
+	buf = appendEventValue(buf, st)
+	sets[0].value = cut(at)
+	at = len(buf)
+	buf = append(append(buf, 'd', '/'), room...)
+	buf = binary.BigEndian.AppendUint64(append(buf, '/'), ev.Depth)
+	buf = append(append(buf, '/'), ev.ID...)
+	sets[1].key = cut(at)
+	if ev.Body != nil {
+		at = len(buf)
+		buf = append(append(buf, 'b', '/'), ev.ID...)
+		sets = append(sets, entry{key: cut(at), value: ev.Body})
 	}
 	return sets
 }
 
-func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
-	return writeEntries(txn, eventEntries(room, st))
-}
-
-// writeEntries writes an event's entries (eventEntries: its envelope's
-// first) unless the event is held.
-func writeEntries(txn *badger.Txn, sets [][2][]byte) error {
-	switch _, err := txn.Get(sets[0][0]); {
+// writeEntries writes an event's entries (eventEntries: its e/<id> first)
+// unless the event is held, and reports whether it wrote them.
+func writeEntries(txn *badger.Txn, sets []entry) (bool, error) {
+	switch _, err := txn.Get(sets[0].key); {
 	case err == nil:
-		return nil // held: a recommit changes nothing
+		return false, nil // held: a recommit changes nothing
 	case !errors.Is(err, badger.ErrKeyNotFound):
-		return err
+		return false, err
 	}
-	for _, kv := range sets {
-		if err := txn.Set(kv[0], kv[1]); err != nil {
-			return err
+	for _, e := range sets {
+		if err := txn.SetEntry(badger.NewEntry(e.key, e.value).WithMeta(e.meta)); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func writeHeads(txn *badger.Txn, b crdt.Batch) error {
@@ -432,7 +504,7 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	if err != nil {
 		return crdt.Stored{}, err
 	}
-	env, err := item.ValueCopy(nil)
+	v, err := item.ValueCopy(nil)
 	if err != nil {
 		return crdt.Stored{}, err
 	}
@@ -448,22 +520,40 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return crdt.Stored{}, err
 	}
-	item, err = txn.Get(metaKey(id))
-	if err != nil {
-		return crdt.Stored{}, fmt.Errorf("meta of %s: %w", id, err)
-	}
-	meta, err := item.ValueCopy(nil)
-	if err != nil {
+	var (
+		status crdt.Status
+		reason []byte
+		env    = v
+	)
+	if item.UserMeta() == layoutFolded {
+		if status, reason, env, err = splitEventValue(v); err != nil {
+			return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+		}
+	} else if status, reason, err = getMetaV1(txn, id); err != nil {
 		return crdt.Stored{}, err
-	}
-	if len(meta) < 9 {
-		return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt meta of %s", id)
 	}
 	ev, err := crdt.DecodeStored(id, env, body)
 	if err != nil {
 		return crdt.Stored{}, fmt.Errorf("badgerstore: stored event %s: %w", id, err)
 	}
-	return crdt.Stored{Event: ev, Status: crdt.Status(meta[0]), Reason: string(meta[9:])}, nil
+	return crdt.Stored{Event: ev, Status: status, Reason: string(reason)}, nil
+}
+
+// getMetaV1 reads the status and reason of an event of layout 1 from its
+// m/<id> key.
+func getMetaV1(txn *badger.Txn, id crdt.EventID) (crdt.Status, []byte, error) {
+	item, err := txn.Get(metaKey(id))
+	if err != nil {
+		return 0, nil, fmt.Errorf("meta of %s: %w", id, err)
+	}
+	meta, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(meta) < 9 {
+		return 0, nil, fmt.Errorf("badgerstore: corrupt meta of %s", id)
+	}
+	return crdt.Status(meta[0]), meta[9:], nil
 }
 
 // Has implements crdt.Store.
@@ -653,7 +743,11 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 				return err
 			}
 			var f []byte
-			err = envItem.Value(func(env []byte) error {
+			err = envItem.Value(func(v []byte) error {
+				env, err := envelopeOf(envItem, v)
+				if err != nil {
+					return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+				}
 				if crdt.IDOf(env) != id {
 					return fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
 				}
