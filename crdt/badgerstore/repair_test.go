@@ -424,16 +424,19 @@ func TestReadsLayout1(t *testing.T) {
 // TestEventValue: an e/ value of layout 2 splits back into what was put
 // in, and bad ones give an error.
 func TestEventValue(t *testing.T) {
-	ev := &crdt.Event{Envelope: []byte{0xa9, 1, 2, 3}}
+	env := []byte{0xa9, 1, 2, 3}
 	for _, reason := range []string{"", "x", string(make([]byte, 300))} {
-		v := appendEventValue(nil, crdt.Stored{Event: ev, Status: crdt.StatusRejected, Reason: reason})
-		st, r, env, err := splitEventValue(v)
-		if err != nil || st != crdt.StatusRejected || string(r) != reason || !bytes.Equal(env, ev.Envelope) {
-			t.Fatalf("reason %q: %v %q %x %v", reason, st, r, env, err)
+		for _, body := range [][]byte{nil, {}, []byte("body")} {
+			v := appendEventValue(nil, crdt.StatusRejected, reason, env, body)
+			ev, err := splitEventValue(v)
+			if err != nil || ev.status != crdt.StatusRejected || string(ev.reason) != reason || !bytes.Equal(ev.env, env) ||
+				!bytes.Equal(ev.body, body) || (ev.body == nil) != (body == nil) {
+				t.Fatalf("reason %q, body %q: %+v %v", reason, body, ev, err)
+			}
 		}
 	}
-	for _, v := range [][]byte{nil, {1}, {1, 5, 'a'}, {1, 0xff}} {
-		if _, _, _, err := splitEventValue(v); err == nil {
+	for _, v := range [][]byte{nil, {1}, {1, 0}, {1, 0, 5, 'a'}, {1, 0, 0xff}, {1, 2, 0, 0}, {1, 0, 0, 1, 'a', 'b'}, {1, 1, 0, 3, 'a'}} {
+		if _, err := splitEventValue(v); err == nil {
 			t.Fatalf("%x: no error", v)
 		}
 	}

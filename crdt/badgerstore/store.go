@@ -4,25 +4,25 @@
 // Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
-//	e/<id>                              the event: status (1 byte), the reason's length
-//	                                    (uvarint), the reason, then the envelope bytes
-//	                                    (badger user meta layoutFolded; immutable)
-//	b/<id>                              body bytes; absent when purged or never received
+//	e/<id>                              the event (badger user meta layoutFolded): status,
+//	                                    reason, envelope and body, if held (purge.go)
 //	h/<room>/<id>                       "" for each current head of room
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
 //
-// Stores written before 2026-12-07 (layout 1) hold an event in more keys,
-// and are read as they are, without a migration: their e/<id> (no user
-// meta) is the envelope alone, the meta is under
+// That is layout 2 (2026-12-07): three keys per event, and a sync page is
+// served with one read per event. Stores written before hold events of
+// layout 1, which are read as they are, without a migration (an event is
+// read in the layout it was written in, so a store may hold both): its
+// e/<id> (no user meta) is the envelope alone, and
 //
+//	b/<id>                              body bytes; absent when purged or never received
 //	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
+//	a/<room>/<device>/<seq>/<id>        "" (device, seq) index
 //
-// and a (device, seq) index a/<room>/<device>/<seq>/<id> that nothing
-// reads (crdt.Log keeps its own, restored from Scan) is no longer
-// written. An event is written in one layout and read in the layout it
-// was written in, so a store may hold both.
+// The (device, seq) index is not written any more: nothing read it
+// (crdt.Log keeps its own, restored from Scan).
 //
 // A Commit is one badger transaction. A batch too large for one
 // transaction (badger's limit is 15 % of the memtable: about 1.2 MB or
@@ -51,6 +51,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -105,6 +106,10 @@ const (
 type Store struct {
 	db   *badger.DB
 	opts Options
+	// mu is held for writing by PurgeBody while an event's e/<id> is
+	// dropped and written again (purge.go), and for reading by everything
+	// else that reads or writes events.
+	mu sync.RWMutex
 }
 
 var _ crdt.Store = (*Store)(nil)
@@ -172,6 +177,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts}
 	if _, err := s.repairPartial(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.finishPurges(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -264,46 +273,10 @@ func chainKey(r crdt.RoomID, dev crdt.DeviceID, seq uint64, id crdt.EventID) []b
 	return key('a', []byte(r), dev[:], be64(seq), []byte(id))
 }
 
-// layoutFolded is the badger user meta of an e/<id> entry of layout 2,
-// whose value is the event's status and reason followed by its envelope
-// (appendEventValue). An e/<id> entry without it is of layout 1: the
-// envelope alone, the meta under m/<id> (see the package doc).
-const layoutFolded byte = 1
-
-// appendEventValue appends the e/<id> value of layout 2: status (1 byte),
-// len(reason) (uvarint), reason, envelope.
-func appendEventValue(dst []byte, st crdt.Stored) []byte {
-	dst = append(dst, byte(st.Status))
-	dst = binary.AppendUvarint(dst, uint64(len(st.Reason)))
-	dst = append(dst, st.Reason...)
-	return append(dst, st.Event.Envelope...)
-}
-
-// splitEventValue splits an e/<id> value of layout 2.
-func splitEventValue(v []byte) (status crdt.Status, reason, env []byte, err error) {
-	if len(v) < 2 {
-		return 0, nil, nil, errors.New("short event value")
-	}
-	n, k := binary.Uvarint(v[1:])
-	if k <= 0 || n > uint64(len(v)-1-k) {
-		return 0, nil, nil, errors.New("bad reason length in event value")
-	}
-	r := v[1+k:]
-	return crdt.Status(v[0]), r[:n], r[n:], nil
-}
-
-// envelopeOf is the envelope in the e/<id> value v of item, in either
-// layout.
-func envelopeOf(item *badger.Item, v []byte) ([]byte, error) {
-	if item.UserMeta() != layoutFolded {
-		return v, nil
-	}
-	_, _, env, err := splitEventValue(v)
-	return env, err
-}
-
 // Commit implements crdt.Store.
 func (s *Store) Commit(b crdt.Batch) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if err := crdt.CheckBatch(b); err != nil {
 		return err
 	}
@@ -428,28 +401,20 @@ func eventEntries(room crdt.RoomID, st crdt.Stored) []entry {
 	ev := st.Event
 	idKey := 2 + len(ev.ID)
 	depthKeyLen := 2 + len(room) + 1 + 8 + 1 + len(ev.ID)
-	n := idKey + depthKeyLen + 1 + binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope)
-	if ev.Body != nil {
-		n += idKey
-	}
+	n := idKey + depthKeyLen + 2 + 2*binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope) + len(ev.Body)
 	buf := make([]byte, 0, n)
 	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
-	sets := make([]entry, 2, 3)
+	sets := make([]entry, 2)
 	buf = append(append(buf, 'e', '/'), ev.ID...)
 	sets[0].key, sets[0].meta = cut(0), layoutFolded
 	at := len(buf)
-	buf = appendEventValue(buf, st)
+	buf = appendEventValue(buf, st.Status, st.Reason, ev.Envelope, ev.Body)
 	sets[0].value = cut(at)
 	at = len(buf)
 	buf = append(append(buf, 'd', '/'), room...)
 	buf = binary.BigEndian.AppendUint64(append(buf, '/'), ev.Depth)
 	buf = append(append(buf, '/'), ev.ID...)
 	sets[1].key = cut(at)
-	if ev.Body != nil {
-		at = len(buf)
-		buf = append(append(buf, 'b', '/'), ev.ID...)
-		sets = append(sets, entry{key: cut(at), value: ev.Body})
-	}
 	return sets
 }
 
@@ -487,6 +452,8 @@ func writeHeads(txn *badger.Txn, b crdt.Batch) error {
 // Get implements crdt.Store. The event is verified again on the way out
 // (crdt.DecodeStored: the envelope must hash to its key), so a corrupted file cannot inject an event.
 func (s *Store) Get(id crdt.EventID) (crdt.Stored, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var st crdt.Stored
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -508,6 +475,15 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	if err != nil {
 		return crdt.Stored{}, err
 	}
+	if item.UserMeta() == layoutFolded {
+		ev, err := splitEventValue(v)
+		if err != nil {
+			return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+		}
+		return decodeStored(id, ev.status, ev.reason, ev.env, ev.body)
+	}
+	// Layout 1: the body under b/<id>, the meta under m/<id>.
+	env := v
 	var body []byte
 	switch item, err := txn.Get(bodyKey(id)); {
 	case err == nil:
@@ -520,18 +496,14 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return crdt.Stored{}, err
 	}
-	var (
-		status crdt.Status
-		reason []byte
-		env    = v
-	)
-	if item.UserMeta() == layoutFolded {
-		if status, reason, env, err = splitEventValue(v); err != nil {
-			return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
-		}
-	} else if status, reason, err = getMetaV1(txn, id); err != nil {
+	status, reason, err := getMetaV1(txn, id)
+	if err != nil {
 		return crdt.Stored{}, err
 	}
+	return decodeStored(id, status, reason, env, body)
+}
+
+func decodeStored(id crdt.EventID, status crdt.Status, reason, env, body []byte) (crdt.Stored, error) {
 	ev, err := crdt.DecodeStored(id, env, body)
 	if err != nil {
 		return crdt.Stored{}, fmt.Errorf("badgerstore: stored event %s: %w", id, err)
@@ -558,6 +530,8 @@ func getMetaV1(txn *badger.Txn, id crdt.EventID) (crdt.Status, []byte, error) {
 
 // Has implements crdt.Store.
 func (s *Store) Has(id crdt.EventID) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var ok bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(eventKey(id))
@@ -625,6 +599,7 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 	seek := append(append([]byte(nil), prefix...), be64(from)...)
 	for {
 		var page []crdt.Stored
+		s.mu.RLock()
 		err := s.db.View(func(txn *badger.Txn) error {
 			o := badger.DefaultIteratorOptions
 			o.PrefetchValues = false
@@ -645,6 +620,7 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 			}
 			return nil
 		})
+		s.mu.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -657,30 +633,6 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 			return nil
 		}
 	}
-}
-
-// PurgeBody implements crdt.Store: the body is gone from reads at once and
-// from the files before PurgeBody returns.
-//
-// A delete alone would leave the old value in the memtable's write-ahead
-// file and in SSTables until some later compaction, so PurgeBody drops the
-// key's prefix instead: badger flushes the memtable (whose file is then
-// deleted) and rewrites every table holding the key without it. Bodies stay
-// below the value threshold, so they never reach the value log. This blocks
-// writes briefly; redactions are rare.
-func (s *Store) PurgeBody(id crdt.EventID) error {
-	if ok, err := s.Has(id); err != nil || !ok {
-		if err == nil {
-			err = crdt.ErrNotFound
-		}
-		return err
-	}
-	// DropPrefix must see the key (it skips prefixes with no live data),
-	// so it runs instead of a delete, not after one.
-	if err := s.db.DropPrefix(bodyKey(id)); err != nil {
-		return fmt.Errorf("badgerstore: drop body of %s: %w", id, err)
-	}
-	return nil
 }
 
 // slogAdapter passes badger's warnings and errors to slog and drops its
@@ -701,6 +653,8 @@ func (slogAdapter) Debugf(string, ...any) {}
 // GetMany reads several events in one read transaction (missing ones are
 // skipped). Serving sync pages uses it instead of one Get per event.
 func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([]crdt.Stored, 0, len(ids))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
@@ -725,44 +679,31 @@ func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
 // a corrupted file cannot inject an event, as with Get), and the
 // requester verifies the rest.
 func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
-			envItem, err := txn.Get(eventKey(id))
+			item, err := txn.Get(eventKey(id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			var bodyItem *badger.Item
-			switch item, err := txn.Get(bodyKey(id)); {
-			case err == nil:
-				bodyItem = item
-			case !errors.Is(err, badger.ErrKeyNotFound):
-				return err
-			}
 			var f []byte
-			err = envItem.Value(func(v []byte) error {
-				env, err := envelopeOf(envItem, v)
-				if err != nil {
-					return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
-				}
-				if crdt.IDOf(env) != id {
-					return fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
-				}
-				if bodyItem == nil {
-					f = crdt.AppendFrame(nil, env, nil)
-					return nil
-				}
-				return bodyItem.Value(func(body []byte) error {
-					if body == nil {
-						body = []byte{}
+			if item.UserMeta() == layoutFolded {
+				err = item.Value(func(v []byte) error {
+					ev, err := splitEventValue(v)
+					if err != nil {
+						return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
 					}
-					f = crdt.AppendFrame(nil, env, body)
-					return nil
+					f, err = appendFrame(id, ev.env, ev.body)
+					return err
 				})
-			})
+			} else {
+				f, err = frameV1(txn, item, id)
+			}
 			if err != nil {
 				return err
 			}
@@ -771,4 +712,42 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// appendFrame is the transport frame of an event, once its envelope is
+// checked to hash to id.
+func appendFrame(id crdt.EventID, env, body []byte) ([]byte, error) {
+	if crdt.IDOf(env) != id {
+		return nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
+	}
+	return crdt.AppendFrame(nil, env, body), nil
+}
+
+// frameV1 is GetFrames' frame of an event of layout 1, whose body is
+// under b/<id>.
+func frameV1(txn *badger.Txn, envItem *badger.Item, id crdt.EventID) ([]byte, error) {
+	var bodyItem *badger.Item
+	switch item, err := txn.Get(bodyKey(id)); {
+	case err == nil:
+		bodyItem = item
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, err
+	}
+	var f []byte
+	err := envItem.Value(func(env []byte) error {
+		if bodyItem == nil {
+			var err error
+			f, err = appendFrame(id, env, nil)
+			return err
+		}
+		return bodyItem.Value(func(body []byte) error {
+			if body == nil {
+				body = []byte{}
+			}
+			var err error
+			f, err = appendFrame(id, env, body)
+			return err
+		})
+	})
+	return f, err
 }
