@@ -56,7 +56,7 @@ func splitEventValue(v []byte) (eventValue, error) {
 		if k <= 0 || n > uint64(len(rest)-k) {
 			return nil, false
 		}
-		f := rest[k : k+int(n)]
+		f := rest[k : k+int(n) : k+int(n)] // no capacity: an append to the envelope must not write over the body
 		rest = rest[k+int(n):]
 		return f, true
 	}
