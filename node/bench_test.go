@@ -178,7 +178,8 @@ func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
 // BenchmarkArchiveImport: one iteration is a fresh node importing the
 // 100,000-event room of BenchmarkCatchUp from a history archive into badger
 // (read, verify in batches, add, commit). Compare it with
-// BenchmarkVerifyCeiling in crdt/badgerstore.
+// BenchmarkVerifyCeiling in crdt/badgerstore. cpu-ns/op is the process's
+// CPU during the import.
 func BenchmarkArchiveImport(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -191,17 +192,17 @@ func BenchmarkArchiveImport(b *testing.B) {
 	}
 	stop()
 	b.ResetTimer()
-	var total time.Duration
+	var total, cpu time.Duration
 	for range b.N {
 		b.StopTimer()
 		rep, _, stop := benchTarget(b, ctx)
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpubench.Now()
 		resp, err := rep.Engine.Import(ctx, api.ImportReq{Path: path})
 		if err != nil {
 			b.Fatal(err)
 		}
-		total += time.Since(start)
+		total, cpu = total+time.Since(start), cpu+cpubench.Now()-cpu0
 		b.StopTimer()
 		if resp.New != want {
 			b.Fatalf("imported %d new events, want %d", resp.New, want)
@@ -210,6 +211,7 @@ func BenchmarkArchiveImport(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(want*b.N)/total.Seconds(), "events/s")
+	cpubench.Report(b, cpu)
 }
 
 // benchRoom opens a badger store holding the benchmark room: 100,000

@@ -15,8 +15,8 @@ import (
 // Repair of events stored in part (docs/design.md §2). Before the split
 // commit wrote whole events (commit, 91091ec), a transaction that filled up
 // in the middle of an event was committed with a prefix of the event's
-// keys (eventEntries' order: envelope, meta, depth index, chain index,
-// room, body), and the rest was skipped as held. Such an event is held by
+// keys (in the order of layout 1, the only one then: envelope, meta,
+// depth index, chain index, room, body), and the rest was skipped as held. Such an event is held by
 // Has and served by GetFrames, but missing from Scan (so from the log
 // restored at start-up) or from the (device, seq) index, and its body is
 // gone; sync never fetches it again, since the node holds it.
@@ -35,6 +35,10 @@ import (
 //
 // An event with all those keys and no body is left alone: a body purged
 // by PurgeBody leaves no marker, so a body the split lost looks the same.
+//
+// Only stores of layout 1 can be damaged so, and the repair runs before
+// the first write of layout 2; an event of layout 2 (its meta in its e/
+// value, no chain key) is still judged by its depth key alone.
 
 // repairedKey is the node-local key (under l/) that records the repair.
 var repairedKey = []byte("badgerstore/repaired-partial-events")
@@ -100,6 +104,7 @@ func (s *Store) repairPartial() (repairStats, error) {
 type partial struct {
 	id                 crdt.EventID
 	meta, depth, chain bool
+	folded             bool // layout 2: the meta is in the e/ value, and there is no chain key
 }
 
 // findPartial lists the events stored in part and counts the events held
@@ -133,12 +138,13 @@ func (s *Store) findPartial() ([]partial, int, error) {
 			for meta.Valid() && bytes.Compare(meta.Item().Key()[2:], id) < 0 {
 				meta.Next()
 			}
-			hasMeta := meta.Valid() && bytes.Equal(meta.Item().Key()[2:], id)
+			folded := ev.Item().UserMeta() == layoutFolded
+			hasMeta := folded || meta.Valid() && bytes.Equal(meta.Item().Key()[2:], id)
 			hasDepth, hasChain := false, false
 			di, hasDepth = advance(depth, di, id)
 			ci, hasChain = advance(chain, ci, id)
-			if !hasMeta || !hasDepth || !hasChain {
-				out = append(out, partial{id: crdt.EventID(bytes.Clone(id)), meta: hasMeta, depth: hasDepth, chain: hasChain})
+			if !hasMeta || !hasDepth || !hasChain && !folded {
+				out = append(out, partial{id: crdt.EventID(bytes.Clone(id)), meta: hasMeta, depth: hasDepth, chain: hasChain, folded: folded})
 			}
 		}
 		return nil
@@ -194,9 +200,13 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		if err != nil {
 			return err
 		}
-		env, err := item.ValueCopy(nil)
+		v, err := item.ValueCopy(nil)
 		if err != nil {
 			return err
+		}
+		env, err := envelopeOf(item, v)
+		if err != nil {
+			return fmt.Errorf("stored event %s: %w: %w", p.id, errUnreadable, err)
 		}
 		ev, err := crdt.DecodeStored(p.id, env, nil)
 		if err != nil {
@@ -209,12 +219,16 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		switch {
 		case rebuild:
 			rebuilt = true
-			if !p.depth {
+			if !p.depth && !p.folded {
 				if err := checkMeta(txn, p.id, ev.Depth); err != nil {
 					return err
 				}
 			}
-			for _, k := range [][]byte{depth, chain, roomKey(room)} {
+			keys := [][]byte{depth, roomKey(room)}
+			if !p.folded {
+				keys = append(keys, chain)
+			}
+			for _, k := range keys {
 				if err := txn.Set(k, nil); err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"slices"
@@ -15,10 +16,10 @@ import (
 )
 
 // writePartial writes an event the way the split commit before 91091ec
-// could leave it: the first n of its entries (eventEntries' order).
+// could leave it: the first n of its entries (layout 1's order, eventEntriesV1).
 func writePartial(t *testing.T, s *Store, room crdt.RoomID, st crdt.Stored, n int) {
 	t.Helper()
-	sets := eventEntries(room, st)[:n]
+	sets := eventEntriesV1(room, st)[:n]
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for _, kv := range sets {
 			if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -89,7 +90,7 @@ func TestRepairPartialEvents(t *testing.T) {
 			writePartial(t, s, b.Room, st, n)
 			continue
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return writeEvent(txn, b.Room, st) }); err != nil {
+		if err := s.db.Update(func(txn *badger.Txn) error { return writeEventV1(txn, b.Room, st) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,7 +179,7 @@ func TestRepairKeepsCreate(t *testing.T) {
 			writePartial(t, s, b.Room, st, 2)
 			continue
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return writeEvent(txn, b.Room, st) }); err != nil {
+		if err := s.db.Update(func(txn *badger.Txn) error { return writeEventV1(txn, b.Room, st) }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,5 +250,194 @@ func TestRepairLeavesUnreadable(t *testing.T) {
 	}
 	if _, err := s.GetLocal(repairedKey); err != nil {
 		t.Fatalf("repair not recorded: %v", err)
+	}
+}
+
+// Layout 1 (stores written before 2026-12-07), as its commit wrote it:
+// the tests write it to check that such stores are read as they are.
+
+func encodeMetaV1(st crdt.Stored) []byte {
+	m := make([]byte, 0, 9+len(st.Reason))
+	m = append(m, byte(st.Status))
+	m = binary.BigEndian.AppendUint64(m, st.Event.Depth)
+	return append(m, st.Reason...)
+}
+
+// eventEntriesV1 are layout 1's keys and values of one event, in the
+// order its commit wrote them.
+func eventEntriesV1(room crdt.RoomID, st crdt.Stored) [][2][]byte {
+	ev := st.Event
+	sets := [][2][]byte{
+		{eventKey(ev.ID), ev.Envelope},
+		{metaKey(ev.ID), encodeMetaV1(st)},
+		{depthKey(room, ev.Depth, ev.ID), nil},
+		{chainKey(room, ev.Device, ev.Seq, ev.ID), nil},
+		{roomKey(room), nil},
+	}
+	if ev.Body != nil {
+		sets = append(sets, [2][]byte{bodyKey(ev.ID), ev.Body})
+	}
+	return sets
+}
+
+// writeEventV1 writes an event in layout 1 unless it is held.
+func writeEventV1(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
+	switch _, err := txn.Get(eventKey(st.Event.ID)); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	for _, kv := range eventEntriesV1(room, st) {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEvent writes an event in the current layout unless it is held.
+func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
+	wrote, err := writeEntries(txn, eventEntries(room, st))
+	if err == nil && wrote {
+		err = txn.Set(roomKey(room), nil)
+	}
+	return err
+}
+
+// TestReadsLayout1: a store written in layout 1 (envelope, meta, depth,
+// chain and room keys per event) opens and reads as it did: Get, GetMany,
+// GetFrames, Scan, Has, Heads, Rooms give what was committed; a recommit
+// changes nothing; the room goes on in layout 2, and a store holding both
+// layouts reads both, and PurgeBody purges a layout 1 body.
+func TestReadsLayout1(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	f := storetest.NewFixture(t, "layout1", 60, 1<<30)
+	b := f.Batches[0]
+	old, rest := b.Events[:40], b.Events[40:]
+	// Reasons as the log gives them to rejected events, to see them read back.
+	for i := range old {
+		if i%7 == 3 {
+			old[i].Status, old[i].Reason = crdt.StatusRejected, "a reason"
+		}
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		for _, st := range old {
+			if err := writeEventV1(txn, b.Room, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, dir)
+	defer s.Close()
+	check := func(sts []crdt.Stored) {
+		t.Helper()
+		for _, st := range sts {
+			got, err := s.Get(st.Event.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != st.Status || got.Reason != st.Reason || !bytes.Equal(got.Event.Envelope, st.Event.Envelope) ||
+				!bytes.Equal(got.Event.Body, st.Event.Body) {
+				t.Fatalf("event %s read back differs: %+v", st.Event.ID, got)
+			}
+		}
+		ids := make([]crdt.EventID, len(sts))
+		for i, st := range sts {
+			ids[i] = st.Event.ID
+		}
+		many, err := s.GetMany(ids)
+		if err != nil || len(many) != len(sts) {
+			t.Fatalf("GetMany: %d, %v", len(many), err)
+		}
+		for i := range many {
+			if !reflect.DeepEqual(many[i].Event.Envelope, sts[i].Event.Envelope) || many[i].Status != sts[i].Status {
+				t.Fatalf("GetMany %d differs", i)
+			}
+		}
+		frames, err := s.GetFrames(ids)
+		if err != nil || len(frames) != len(sts) {
+			t.Fatalf("GetFrames: %d, %v", len(frames), err)
+		}
+		for i, fr := range frames {
+			if want := sts[i].Event.Encode(); !bytes.Equal(fr, want) {
+				t.Fatalf("frame %d differs", i)
+			}
+		}
+	}
+	check(old)
+	if got := scanAll(t, s, b.Room); len(got) != len(old) {
+		t.Fatalf("scanned %d layout 1 events, want %d", len(got), len(old))
+	}
+	if rooms, err := s.Rooms(); err != nil || !slices.Equal(rooms, []crdt.RoomID{b.Room}) {
+		t.Fatalf("rooms %v, %v", rooms, err)
+	}
+
+	// A recommit of a layout 1 event (another status) changes nothing; the
+	// rest of the room is written in layout 2.
+	again := old[5]
+	again.Status, again.Reason = crdt.StatusRejected, "other"
+	if err := s.Commit(crdt.Batch{Room: b.Room, Events: append([]crdt.Stored{again}, rest...), AddHeads: b.AddHeads}); err != nil {
+		t.Fatal(err)
+	}
+	check(b.Events)
+	if hasKey(t, s, metaKey(rest[0].Event.ID)) || hasKey(t, s, chainKey(b.Room, rest[0].Event.Device, rest[0].Event.Seq, rest[0].Event.ID)) {
+		t.Fatal("a new event was written in layout 1")
+	}
+	if got := scanAll(t, s, b.Room); len(got) != len(b.Events) {
+		t.Fatalf("scanned %d events, want %d", len(got), len(b.Events))
+	}
+	if heads, err := s.Heads(b.Room); err != nil || !slices.Equal(heads, f.Heads()) {
+		t.Fatalf("heads %v, %v", heads, err)
+	}
+
+	// PurgeBody of a layout 1 event.
+	var withBody crdt.Stored
+	for _, st := range old {
+		if st.Event.Body != nil {
+			withBody = st
+		}
+	}
+	if err := s.PurgeBody(withBody.Event.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(withBody.Event.ID); err != nil || got.Event.Body != nil || got.Status != withBody.Status {
+		t.Fatalf("after PurgeBody: %v, body %v", err, got.Event.Body != nil)
+	}
+
+	// Reopened, the repair scan (if it ran) finds both layouts whole.
+	forgetRepair(t, s)
+	stats, err := s.repairPartial()
+	if err != nil || stats.Events != len(b.Events) || stats.Removed+stats.Rebuilt+stats.Left != 0 {
+		t.Fatalf("repair over both layouts: %+v, %v", stats, err)
+	}
+}
+
+// TestEventValue: an e/ value of layout 2 splits back into what was put
+// in, and bad ones give an error.
+func TestEventValue(t *testing.T) {
+	env := []byte{0xa9, 1, 2, 3}
+	for _, reason := range []string{"", "x", string(make([]byte, 300))} {
+		for _, body := range [][]byte{nil, {}, []byte("body")} {
+			v := appendEventValue(nil, crdt.StatusRejected, reason, env, body)
+			ev, err := splitEventValue(v)
+			if err != nil || ev.status != crdt.StatusRejected || string(ev.reason) != reason || !bytes.Equal(ev.env, env) ||
+				!bytes.Equal(ev.body, body) || (ev.body == nil) != (body == nil) {
+				t.Fatalf("reason %q, body %q: %+v %v", reason, body, ev, err)
+			}
+		}
+	}
+	for _, v := range [][]byte{nil, {1}, {1, 0}, {1, 0, 5, 'a'}, {1, 0, 0xff}, {1, 2, 0, 0}, {1, 0, 0, 1, 'a', 'b'}, {1, 1, 0, 3, 'a'}} {
+		if _, err := splitEventValue(v); err == nil {
+			t.Fatalf("%x: no error", v)
+		}
 	}
 }

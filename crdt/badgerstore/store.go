@@ -4,14 +4,25 @@
 // Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
-//	e/<id>                              envelope bytes (immutable)
-//	b/<id>                              body bytes; absent when purged or never received
-//	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
+//	e/<id>                              the event (badger user meta layoutFolded): status,
+//	                                    reason, envelope and body, if held (purge.go)
 //	h/<room>/<id>                       "" for each current head of room
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
-//	a/<room>/<device>/<seq>/<id>        "" (device, seq) index: two ids under one prefix = equivocation
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
+//
+// That is layout 2 (2026-12-07): three keys per event, and a sync page is
+// served with one read per event. Stores written before hold events of
+// layout 1, which are read as they are, without a migration (an event is
+// read in the layout it was written in, so a store may hold both): its
+// e/<id> (no user meta) is the envelope alone, and
+//
+//	b/<id>                              body bytes; absent when purged or never received
+//	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
+//	a/<room>/<device>/<seq>/<id>        "" (device, seq) index
+//
+// The (device, seq) index is not written any more: nothing read it
+// (crdt.Log keeps its own, restored from Scan).
 //
 // A Commit is one badger transaction. A batch too large for one
 // transaction (badger's limit is 15 % of the memtable: about 1.2 MB or
@@ -40,6 +51,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -94,6 +106,10 @@ const (
 type Store struct {
 	db   *badger.DB
 	opts Options
+	// mu is held for writing by PurgeBody while an event's e/<id> is
+	// dropped and written again (purge.go), and for reading by everything
+	// else that reads or writes events.
+	mu sync.RWMutex
 }
 
 var _ crdt.Store = (*Store)(nil)
@@ -161,6 +177,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts}
 	if _, err := s.repairPartial(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.finishPurges(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -253,15 +273,10 @@ func chainKey(r crdt.RoomID, dev crdt.DeviceID, seq uint64, id crdt.EventID) []b
 	return key('a', []byte(r), dev[:], be64(seq), []byte(id))
 }
 
-func encodeMeta(st crdt.Stored) []byte {
-	m := make([]byte, 0, 9+len(st.Reason))
-	m = append(m, byte(st.Status))
-	m = binary.BigEndian.AppendUint64(m, st.Event.Depth)
-	return append(m, st.Reason...)
-}
-
 // Commit implements crdt.Store.
 func (s *Store) Commit(b crdt.Batch) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if err := crdt.CheckBatch(b); err != nil {
 		return err
 	}
@@ -290,14 +305,26 @@ func (s *Store) Commit(b crdt.Batch) error {
 func (s *Store) commit(b crdt.Batch) error {
 	t := s.newTxn()
 	defer func() { t.txn.Discard() }()
+	room := roomKey(b.Room)
+	roomCost := entryCost(len(room), 0)
 	for _, st := range b.Events {
 		sets := eventEntries(b.Room, st)
 		cost := entriesCost(sets)
-		if err := t.fit(cost, int64(len(sets))); err != nil {
+		// Each transaction that writes an event also writes the room's
+		// key (once), so that Rooms lists the room whatever part of a
+		// split batch a crash keeps.
+		if err := t.fit(cost+roomCost, int64(len(sets))+1); err != nil {
 			return err
 		}
-		if err := writeEntries(t.txn, sets); err != nil {
+		wrote, err := writeEntries(t.txn, sets)
+		if err != nil {
 			return err
+		}
+		if wrote && !t.room {
+			if err := t.txn.Set(room, nil); err != nil {
+				return err
+			}
+			t.room = true
 		}
 	}
 	var cost int64
@@ -323,6 +350,7 @@ type splitTxn struct {
 	s           *Store
 	txn         *badger.Txn
 	size, count int64
+	room        bool // the room's key is written in txn
 }
 
 func (s *Store) newTxn() *splitTxn {
@@ -341,7 +369,7 @@ func (t *splitTxn) fit(cost, n int64) error {
 		if err := t.txn.Commit(); err != nil {
 			return err
 		}
-		t.txn, t.size, t.count = t.s.db.NewTransaction(true), txnBaseCost, 1
+		t.txn, t.size, t.count, t.room = t.s.db.NewTransaction(true), txnBaseCost, 1, false
 	}
 	t.size += cost
 	t.count += n
@@ -353,49 +381,58 @@ func (t *splitTxn) fit(cost, n int64) error {
 // of version).
 func entryCost(key, value int) int64 { return int64(key + max(value, 12) + 12) }
 
-func entriesCost(sets [][2][]byte) int64 {
+func entriesCost(sets []entry) int64 {
 	var n int64
-	for _, kv := range sets {
-		n += entryCost(len(kv[0]), len(kv[1]))
+	for _, e := range sets {
+		n += entryCost(len(e.key), len(e.value))
 	}
 	return n
 }
 
-// eventEntries are the keys and values that store one event.
-func eventEntries(room crdt.RoomID, st crdt.Stored) [][2][]byte {
+// entry is one badger key, its value and its user meta.
+type entry struct {
+	key, value []byte
+	meta       byte
+}
+
+// eventEntries are the keys and values that store one event (layout 2),
+// its e/<id> first, all cut from one allocation.
+func eventEntries(room crdt.RoomID, st crdt.Stored) []entry {
 	ev := st.Event
-	sets := [][2][]byte{
-		{eventKey(ev.ID), ev.Envelope},
-		{metaKey(ev.ID), encodeMeta(st)},
-		{depthKey(room, ev.Depth, ev.ID), nil},
-		{chainKey(room, ev.Device, ev.Seq, ev.ID), nil},
-		{roomKey(room), nil},
-	}
-	if ev.Body != nil {
-		sets = append(sets, [2][]byte{bodyKey(ev.ID), ev.Body})
-	}
+	idKey := 2 + len(ev.ID)
+	depthKeyLen := 2 + len(room) + 1 + 8 + 1 + len(ev.ID)
+	n := idKey + depthKeyLen + 2 + 2*binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope) + len(ev.Body)
+	buf := make([]byte, 0, n)
+	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
+	sets := make([]entry, 2)
+	buf = append(append(buf, 'e', '/'), ev.ID...)
+	sets[0].key, sets[0].meta = cut(0), layoutFolded
+	at := len(buf)
+	buf = appendEventValue(buf, st.Status, st.Reason, ev.Envelope, ev.Body)
+	sets[0].value = cut(at)
+	at = len(buf)
+	buf = append(append(buf, 'd', '/'), room...)
+	buf = binary.BigEndian.AppendUint64(append(buf, '/'), ev.Depth)
+	buf = append(append(buf, '/'), ev.ID...)
+	sets[1].key = cut(at)
 	return sets
 }
 
-func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
-	return writeEntries(txn, eventEntries(room, st))
-}
-
-// writeEntries writes an event's entries (eventEntries: its envelope's
-// first) unless the event is held.
-func writeEntries(txn *badger.Txn, sets [][2][]byte) error {
-	switch _, err := txn.Get(sets[0][0]); {
+// writeEntries writes an event's entries (eventEntries: its e/<id> first)
+// unless the event is held, and reports whether it wrote them.
+func writeEntries(txn *badger.Txn, sets []entry) (bool, error) {
+	switch _, err := txn.Get(sets[0].key); {
 	case err == nil:
-		return nil // held: a recommit changes nothing
+		return false, nil // held: a recommit changes nothing
 	case !errors.Is(err, badger.ErrKeyNotFound):
-		return err
+		return false, err
 	}
-	for _, kv := range sets {
-		if err := txn.Set(kv[0], kv[1]); err != nil {
-			return err
+	for _, e := range sets {
+		if err := txn.SetEntry(badger.NewEntry(e.key, e.value).WithMeta(e.meta)); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func writeHeads(txn *badger.Txn, b crdt.Batch) error {
@@ -415,6 +452,8 @@ func writeHeads(txn *badger.Txn, b crdt.Batch) error {
 // Get implements crdt.Store. The event is verified again on the way out
 // (crdt.DecodeStored: the envelope must hash to its key), so a corrupted file cannot inject an event.
 func (s *Store) Get(id crdt.EventID) (crdt.Stored, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var st crdt.Stored
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -432,10 +471,19 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	if err != nil {
 		return crdt.Stored{}, err
 	}
-	env, err := item.ValueCopy(nil)
+	v, err := item.ValueCopy(nil)
 	if err != nil {
 		return crdt.Stored{}, err
 	}
+	if item.UserMeta() == layoutFolded {
+		ev, err := splitEventValue(v)
+		if err != nil {
+			return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+		}
+		return decodeStored(id, ev.status, ev.reason, ev.env, ev.body)
+	}
+	// Layout 1: the body under b/<id>, the meta under m/<id>.
+	env := v
 	var body []byte
 	switch item, err := txn.Get(bodyKey(id)); {
 	case err == nil:
@@ -448,26 +496,42 @@ func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return crdt.Stored{}, err
 	}
-	item, err = txn.Get(metaKey(id))
-	if err != nil {
-		return crdt.Stored{}, fmt.Errorf("meta of %s: %w", id, err)
-	}
-	meta, err := item.ValueCopy(nil)
+	status, reason, err := getMetaV1(txn, id)
 	if err != nil {
 		return crdt.Stored{}, err
 	}
-	if len(meta) < 9 {
-		return crdt.Stored{}, fmt.Errorf("badgerstore: corrupt meta of %s", id)
-	}
+	return decodeStored(id, status, reason, env, body)
+}
+
+func decodeStored(id crdt.EventID, status crdt.Status, reason, env, body []byte) (crdt.Stored, error) {
 	ev, err := crdt.DecodeStored(id, env, body)
 	if err != nil {
 		return crdt.Stored{}, fmt.Errorf("badgerstore: stored event %s: %w", id, err)
 	}
-	return crdt.Stored{Event: ev, Status: crdt.Status(meta[0]), Reason: string(meta[9:])}, nil
+	return crdt.Stored{Event: ev, Status: status, Reason: string(reason)}, nil
+}
+
+// getMetaV1 reads the status and reason of an event of layout 1 from its
+// m/<id> key.
+func getMetaV1(txn *badger.Txn, id crdt.EventID) (crdt.Status, []byte, error) {
+	item, err := txn.Get(metaKey(id))
+	if err != nil {
+		return 0, nil, fmt.Errorf("meta of %s: %w", id, err)
+	}
+	meta, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(meta) < 9 {
+		return 0, nil, fmt.Errorf("badgerstore: corrupt meta of %s", id)
+	}
+	return crdt.Status(meta[0]), meta[9:], nil
 }
 
 // Has implements crdt.Store.
 func (s *Store) Has(id crdt.EventID) (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	var ok bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(eventKey(id))
@@ -535,6 +599,7 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 	seek := append(append([]byte(nil), prefix...), be64(from)...)
 	for {
 		var page []crdt.Stored
+		s.mu.RLock()
 		err := s.db.View(func(txn *badger.Txn) error {
 			o := badger.DefaultIteratorOptions
 			o.PrefetchValues = false
@@ -555,6 +620,7 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 			}
 			return nil
 		})
+		s.mu.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -567,30 +633,6 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 			return nil
 		}
 	}
-}
-
-// PurgeBody implements crdt.Store: the body is gone from reads at once and
-// from the files before PurgeBody returns.
-//
-// A delete alone would leave the old value in the memtable's write-ahead
-// file and in SSTables until some later compaction, so PurgeBody drops the
-// key's prefix instead: badger flushes the memtable (whose file is then
-// deleted) and rewrites every table holding the key without it. Bodies stay
-// below the value threshold, so they never reach the value log. This blocks
-// writes briefly; redactions are rare.
-func (s *Store) PurgeBody(id crdt.EventID) error {
-	if ok, err := s.Has(id); err != nil || !ok {
-		if err == nil {
-			err = crdt.ErrNotFound
-		}
-		return err
-	}
-	// DropPrefix must see the key (it skips prefixes with no live data),
-	// so it runs instead of a delete, not after one.
-	if err := s.db.DropPrefix(bodyKey(id)); err != nil {
-		return fmt.Errorf("badgerstore: drop body of %s: %w", id, err)
-	}
-	return nil
 }
 
 // slogAdapter passes badger's warnings and errors to slog and drops its
@@ -611,6 +653,8 @@ func (slogAdapter) Debugf(string, ...any) {}
 // GetMany reads several events in one read transaction (missing ones are
 // skipped). Serving sync pages uses it instead of one Get per event.
 func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([]crdt.Stored, 0, len(ids))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
@@ -635,40 +679,31 @@ func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
 // a corrupted file cannot inject an event, as with Get), and the
 // requester verifies the rest.
 func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
-			envItem, err := txn.Get(eventKey(id))
+			item, err := txn.Get(eventKey(id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			var bodyItem *badger.Item
-			switch item, err := txn.Get(bodyKey(id)); {
-			case err == nil:
-				bodyItem = item
-			case !errors.Is(err, badger.ErrKeyNotFound):
-				return err
-			}
 			var f []byte
-			err = envItem.Value(func(env []byte) error {
-				if crdt.IDOf(env) != id {
-					return fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
-				}
-				if bodyItem == nil {
-					f = crdt.AppendFrame(nil, env, nil)
-					return nil
-				}
-				return bodyItem.Value(func(body []byte) error {
-					if body == nil {
-						body = []byte{}
+			if item.UserMeta() == layoutFolded {
+				err = item.Value(func(v []byte) error {
+					ev, err := splitEventValue(v)
+					if err != nil {
+						return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
 					}
-					f = crdt.AppendFrame(nil, env, body)
-					return nil
+					f, err = appendFrame(id, ev.env, ev.body)
+					return err
 				})
-			})
+			} else {
+				f, err = frameV1(txn, item, id)
+			}
 			if err != nil {
 				return err
 			}
@@ -677,4 +712,42 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// appendFrame is the transport frame of an event, once its envelope is
+// checked to hash to id.
+func appendFrame(id crdt.EventID, env, body []byte) ([]byte, error) {
+	if crdt.IDOf(env) != id {
+		return nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
+	}
+	return crdt.AppendFrame(nil, env, body), nil
+}
+
+// frameV1 is GetFrames' frame of an event of layout 1, whose body is
+// under b/<id>.
+func frameV1(txn *badger.Txn, envItem *badger.Item, id crdt.EventID) ([]byte, error) {
+	var bodyItem *badger.Item
+	switch item, err := txn.Get(bodyKey(id)); {
+	case err == nil:
+		bodyItem = item
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return nil, err
+	}
+	var f []byte
+	err := envItem.Value(func(env []byte) error {
+		if bodyItem == nil {
+			var err error
+			f, err = appendFrame(id, env, nil)
+			return err
+		}
+		return bodyItem.Value(func(body []byte) error {
+			if body == nil {
+				body = []byte{}
+			}
+			var err error
+			f, err = appendFrame(id, env, body)
+			return err
+		})
+	})
+	return f, err
 }
