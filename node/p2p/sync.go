@@ -665,8 +665,8 @@ func (s *Syncer) session(ctx context.Context, j syncJob) error {
 		strictly = strictly && k
 	}
 	if strictly || len(mine) == 0 {
-		if err := s.pullSince(ctx, c, room, p, mine); err != nil {
-			return err
+		if err := s.pullSince(ctx, c, room, p, mine); err != nil || missing == 0 {
+			return err // a since pull fills no hole below our heads
 		}
 		return s.askGaps(ctx, c, room, p)
 	}
@@ -696,8 +696,8 @@ func (s *Syncer) fetchGaps(ctx context.Context, c *conn, j syncJob) error {
 // session with equal heads pulls nothing else, so a store that lost events
 // below the heads (docs/operators.md, after an upgrade) is healed only so.
 // The work is bounded per session (maxGapRounds rounds of at most
-// maxGetIDs ids): a peer that lacks them answers with an empty page and
-// the session ends; the next session, with any peer, asks again.
+// maxGetIDs ids): a peer that lacks them answers done alone and the
+// session ends; the next session, with any peer, asks again.
 func (s *Syncer) askGaps(ctx context.Context, c *conn, room crdt.RoomID, p peer.ID) error {
 	ref := RefOf(room)
 	var last []crdt.EventID
