@@ -155,18 +155,67 @@ func (l *Log) mergedIndex() []Item {
 		slices.SortFunc(own, cmpItem)
 		l.sortedUpTo = len(own)
 	}
-	b := l.base.sorted
-	out := make([]Item, 0, len(b)+len(own))
+	return mergeItems(l.base.sorted, own)
+}
+
+// mergeItems merges two sorted runs of items into a new slice.
+func mergeItems(a, b []Item) []Item {
+	out := make([]Item, 0, len(a)+len(b))
 	i, j := 0, 0
-	for i < len(b) && j < len(own) {
-		if cmpItem(b[i], own[j]) <= 0 {
-			out = append(out, b[i])
+	for i < len(a) && j < len(b) {
+		if cmpItem(a[i], b[j]) <= 0 {
+			out = append(out, a[i])
 			i++
 		} else {
-			out = append(out, own[j])
+			out = append(out, b[j])
 			j++
 		}
 	}
-	out = append(out, b[i:]...)
-	return append(out, own[j:]...)
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+var errFrozen = errors.New("crdt: store frozen")
+
+// Freeze makes m's events and rooms immutable (Commit and PurgeBody fail
+// from then on), so that stores made by NewMemStoreOver may share them.
+// Node-local values are not shared and may still change.
+func (m *MemStore) Freeze() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.rooms {
+		if r.sorted < len(r.index) {
+			slices.SortFunc(r.index, cmpItem)
+			r.sorted = len(r.index)
+		}
+	}
+	m.frozen = true
+}
+
+// NewMemStoreOver returns a MemStore that holds what the frozen store base
+// holds (its events, rooms and heads, not its node-local values) and keeps
+// what is committed to it, and the bodies it purges, as its own: base is
+// never changed, and other stores over it see none of it. It panics when
+// base is not frozen.
+func NewMemStoreOver(base *MemStore) *MemStore {
+	base.mu.RLock()
+	defer base.mu.RUnlock()
+	if !base.frozen || base.base != nil {
+		panic("crdt: NewMemStoreOver of a store that is not a frozen base")
+	}
+	m := NewMemStore()
+	m.base = base
+	for id, r := range base.rooms {
+		m.rooms[id] = &memRoom{heads: maps.Clone(r.heads), base: r}
+	}
+	return m
+}
+
+// event returns a held event: m's own, else its base's. m.mu is held.
+func (m *MemStore) event(id EventID) (Stored, bool) {
+	if s, ok := m.events[id]; ok || m.base == nil {
+		return s, ok
+	}
+	s, ok := m.base.events[id] // frozen: read without its lock
+	return s, ok
 }
