@@ -96,14 +96,9 @@ func TestLogOverlay(t *testing.T) {
 	if got := factsOf(t, o2, evs); !reflect.DeepEqual(got, baseFacts) {
 		t.Fatalf("seed %d: another overlay changed", seed)
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Fatal("Add on a frozen log did not panic")
-			}
-		}()
-		base.Add(rest[0])
-	}()
+	if !panics(func() { base.Add(rest[0]) }) {
+		t.Fatal("Add on a frozen log did not panic")
+	}
 }
 
 func TestFreezeWithOrphans(t *testing.T) {
@@ -114,4 +109,10 @@ func TestFreezeWithOrphans(t *testing.T) {
 	if err := l.Freeze(); err == nil {
 		t.Fatalf("froze a log with %d orphans", l.Pending())
 	}
+}
+
+func panics(f func()) (p bool) {
+	defer func() { p = recover() != nil }()
+	f()
+	return false
 }
