@@ -166,6 +166,14 @@ type Log struct {
 
 	j   *journal // records the running AddUndo; nil otherwise
 	gen uint64   // counts changing calls, so a stale Undo is caught
+
+	// A log made by Overlay reads through to a frozen base (logbase.go):
+	// entries, devIndex, chains, latest and sorted hold only what this log
+	// added, devices only the devices after the base's, and mod the base
+	// entries this log changed (copies). nil base: a plain log.
+	base   *Log
+	mod    map[EventID]*entry
+	frozen bool // Freeze was called: nothing may change this log
 }
 
 type fifoItem struct {
@@ -201,11 +209,11 @@ func (l *Log) Room() RoomID { return l.room }
 
 // Has reports whether id is held (accepted or rejected). Waiting orphans are
 // not held.
-func (l *Log) Has(id EventID) bool { _, ok := l.entries[id]; return ok }
+func (l *Log) Has(id EventID) bool { _, ok := l.entry(id); return ok }
 
 // Status returns the status of a held event.
 func (l *Log) Status(id EventID) (Status, bool) {
-	e, ok := l.entries[id]
+	e, ok := l.entry(id)
 	if !ok {
 		return 0, false
 	}
@@ -214,7 +222,7 @@ func (l *Log) Status(id EventID) (Status, bool) {
 
 // Depth returns the (claimed) depth of a held event.
 func (l *Log) Depth(id EventID) (uint64, bool) {
-	e, ok := l.entries[id]
+	e, ok := l.entry(id)
 	if !ok {
 		return 0, false
 	}
@@ -233,7 +241,7 @@ func (l *Log) Heads() []EventID {
 }
 
 // Len returns the number of events held.
-func (l *Log) Len() int { return len(l.entries) }
+func (l *Log) Len() int { return len(l.entries) + l.baseLen() }
 
 // Pending returns the number of orphans waiting.
 func (l *Log) Pending() int { return len(l.orphans) }
@@ -246,6 +254,7 @@ func (l *Log) MaxDepth() uint64 { return l.maxDepth }
 // at start-up and fed in ascending (depth, id) order (Store.Scan); it emits
 // nothing, and equivocations among restored events are not reported again.
 func (l *Log) Restore(s Stored) {
+	l.mustNotBeFrozen()
 	l.gen++
 	ev := s.Event
 	if ev == nil || ev.Room != l.room || l.Has(ev.ID) {
@@ -268,6 +277,7 @@ func (l *Log) Restore(s Stored) {
 // duplicates allowed. See Ready for what comes back and the file comment for
 // ordering and bounds.
 func (l *Log) Add(evs ...*Event) Ready {
+	l.mustNotBeFrozen()
 	l.gen++
 	var r Ready
 	r.Batch.Room = l.room
@@ -428,7 +438,7 @@ func (l *Log) check(ev *Event) (Status, string) {
 	var depth uint64
 	var ts int64
 	for i, id := range ev.Prev {
-		p := l.entries[id]
+		p, _ := l.entry(id)
 		if p.status != StatusAccepted {
 			return reject("prev %s is rejected", id)
 		}
@@ -443,8 +453,8 @@ func (l *Log) check(ev *Event) (Status, string) {
 		return reject("depth %d, want %d", ev.Depth, want)
 	}
 	if ev.Seq > 0 {
-		self := l.entries[ev.Self] // Decode checked that self is among prev
-		if l.devices[self.dev] != ev.Device {
+		self, _ := l.entry(ev.Self) // Decode checked that self is among prev
+		if l.device(self.dev) != ev.Device {
 			return reject("self %s is by another device", ev.Self)
 		}
 		if self.seq+1 != ev.Seq {
@@ -462,9 +472,9 @@ func (l *Log) check(ev *Event) (Status, string) {
 // same (device, seq).
 func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool) {
 	l.j.noteHold(l, ev.ID)
-	dev, ok := l.devIndex[ev.Device]
+	dev, ok := l.devOf(ev.Device)
 	if !ok {
-		dev = uint32(len(l.devices))
+		dev = uint32(l.baseDevices() + len(l.devices))
 		l.devices = append(l.devices, ev.Device)
 		l.devIndex[ev.Device] = dev
 	}
@@ -480,7 +490,7 @@ func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool
 		l.accepted++
 		l.maxDepth = max(l.maxDepth, ev.Depth)
 		for _, p := range ev.Prev {
-			if pe, ok := l.entries[p]; ok {
+			if pe, ok := l.entryToChange(p); ok {
 				if !pe.hasChild && l.j != nil {
 					l.j.hasChild = append(l.j.hasChild, pe)
 				}
@@ -499,13 +509,13 @@ func (l *Log) hold(ev *Event, status Status, hc *headChange) (Equivocation, bool
 		} else {
 			e.hasChild = true
 		}
-		if h, ok := l.latest[dev]; !ok || ev.Seq > h.seq || (ev.Seq == h.seq && ev.ID < h.id) {
+		if h, ok := l.latestOf(dev); !ok || ev.Seq > h.seq || (ev.Seq == h.seq && ev.ID < h.id) {
 			l.j.noteLatest(l, dev)
 			l.latest[dev] = devHead{ev.Seq, ev.ID}
 		}
 	}
 	key := devSeq{dev, ev.Seq}
-	first, dup := l.chains[key]
+	first, dup := l.chainOf(key)
 	if !dup {
 		if l.j != nil {
 			l.j.chains = append(l.j.chains, key)
@@ -613,11 +623,11 @@ func (l *Log) eachMissing(fn func(EventID)) {
 // the log holds one (its signature and device certificate were checked,
 // so it names the device's user).
 func (l *Log) LatestOf(dev DeviceID) (EventID, bool) {
-	i, ok := l.devIndex[dev]
+	i, ok := l.devOf(dev)
 	if !ok {
 		return "", false
 	}
-	h, ok := l.latest[i]
+	h, ok := l.latestOf(i)
 	return h.id, ok
 }
 
@@ -634,8 +644,8 @@ func (l *Log) Prepare(dev DeviceID, ts int64, d Draft) Draft {
 	}
 	d.Room = l.room
 	d.Seq, d.Self = 0, ""
-	if i, ok := l.devIndex[dev]; ok {
-		if h, ok := l.latest[i]; ok {
+	if i, ok := l.devOf(dev); ok {
+		if h, ok := l.latestOf(i); ok {
 			d.Seq, d.Self = h.seq+1, h.id
 		}
 	}
@@ -651,7 +661,9 @@ func (l *Log) Prepare(dev DeviceID, ts int64, d Draft) Draft {
 	}
 	if len(heads) > room {
 		slices.SortFunc(heads, func(a, b EventID) int {
-			if c := cmp.Compare(l.entries[b].depth, l.entries[a].depth); c != 0 {
+			eb, _ := l.entry(b)
+			ea, _ := l.entry(a)
+			if c := cmp.Compare(eb.depth, ea.depth); c != 0 {
 				return c
 			}
 			return cmp.Compare(a, b)
@@ -665,7 +677,7 @@ func (l *Log) Prepare(dev DeviceID, ts int64, d Draft) Draft {
 	d.Prev = heads
 	d.Depth = 0
 	for _, p := range heads {
-		e := l.entries[p]
+		e, _ := l.entry(p)
 		d.Depth = max(d.Depth, e.depth+1)
 		d.TS = max(d.TS, e.ts)
 	}
@@ -675,6 +687,9 @@ func (l *Log) Prepare(dev DeviceID, ts int64, d Draft) Draft {
 // index returns every held event's (depth, id), sorted. The slice is shared:
 // callers must not modify it.
 func (l *Log) index() []Item {
+	if l.base != nil {
+		return l.mergedIndex()
+	}
 	if l.sortedUpTo < len(l.sorted) {
 		tail := l.sorted[l.sortedUpTo:]
 		slices.SortFunc(tail, cmpItem)
@@ -691,7 +706,7 @@ func (l *Log) index() []Item {
 func (l *Log) Order() []EventID {
 	out := make([]EventID, 0, l.accepted)
 	for _, it := range l.index() {
-		if l.entries[it.ID].status == StatusAccepted {
+		if e, _ := l.entry(it.ID); e.status == StatusAccepted {
 			out = append(out, it.ID)
 		}
 	}
@@ -714,7 +729,7 @@ func (l *Log) Since(known []EventID) []EventID {
 	seen := make(map[EventID]struct{})
 	var stack []EventID
 	for _, id := range known {
-		if _, ok := l.entries[id]; ok {
+		if _, ok := l.entry(id); ok {
 			if _, dup := seen[id]; !dup {
 				seen[id] = struct{}{}
 				stack = append(stack, id)
@@ -724,13 +739,13 @@ func (l *Log) Since(known []EventID) []EventID {
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		e := l.entries[id]
+		e, _ := l.entry(id)
 		for _, list := range [2][]EventID{e.prev, e.auth} {
 			for _, p := range list {
 				if _, ok := seen[p]; ok {
 					continue
 				}
-				if _, held := l.entries[p]; held {
+				if _, held := l.entry(p); held {
 					seen[p] = struct{}{}
 					stack = append(stack, p)
 				}

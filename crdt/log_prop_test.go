@@ -77,13 +77,19 @@ func (v logView) equal(o logView) bool {
 	return v.len == o.len && slices.Equal(v.heads, o.heads) && slices.Equal(v.order, o.order)
 }
 
-func TestLogDeliveryOrder(t *testing.T) {
+// dagRand returns the seed of -dag.seed (a random one when 0), logged, and
+// a generator seeded with it.
+func dagRand(t *testing.T) (uint64, *rand.Rand) {
 	seed := *dagSeed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	t.Logf("seed %d (rerun with -dag.seed=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	return seed, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+func TestLogDeliveryOrder(t *testing.T) {
+	seed, r := dagRand(t)
 	n := 3000
 	if testing.Short() {
 		n = 800

@@ -18,12 +18,15 @@ type MemStore struct {
 	rooms  map[RoomID]*memRoom
 	local  map[string][]byte // node-local values (PutLocal), never synced
 	closed bool
+	frozen bool      // Freeze was called: events and rooms never change
+	base   *MemStore // frozen, read through (NewMemStoreOver); nil: none
 }
 
 type memRoom struct {
 	heads  map[EventID]struct{}
 	index  []Item // every event of the room; index[:sorted] is in order
 	sorted int
+	base   *memRoom // the frozen base's room: its index comes first
 }
 
 // NewMemStore returns an empty MemStore.
@@ -61,6 +64,9 @@ func (m *MemStore) Commit(b Batch) error {
 	if m.closed {
 		return errClosed
 	}
+	if m.frozen {
+		return errFrozen
+	}
 	r := m.rooms[b.Room]
 	if r == nil && (len(b.Events) > 0 || len(b.AddHeads) > 0) {
 		r = &memRoom{heads: make(map[EventID]struct{})}
@@ -70,7 +76,7 @@ func (m *MemStore) Commit(b Batch) error {
 		return nil
 	}
 	for _, s := range b.Events {
-		if _, ok := m.events[s.Event.ID]; ok {
+		if _, ok := m.event(s.Event.ID); ok {
 			continue
 		}
 		m.events[s.Event.ID] = s
@@ -92,7 +98,7 @@ func (m *MemStore) Get(id EventID) (Stored, error) {
 	if m.closed {
 		return Stored{}, errClosed
 	}
-	s, ok := m.events[id]
+	s, ok := m.event(id)
 	if !ok {
 		return Stored{}, ErrNotFound
 	}
@@ -106,7 +112,7 @@ func (m *MemStore) Has(id EventID) (bool, error) {
 	if m.closed {
 		return false, errClosed
 	}
-	_, ok := m.events[id]
+	_, ok := m.event(id)
 	return ok, nil
 }
 
@@ -138,7 +144,7 @@ func (m *MemStore) Rooms() ([]RoomID, error) {
 	}
 	var out []RoomID
 	for id, r := range m.rooms {
-		if len(r.index) > 0 {
+		if len(r.index) > 0 || r.base != nil {
 			out = append(out, id)
 		}
 	}
@@ -155,7 +161,7 @@ func (m *MemStore) Scan(room RoomID, from uint64, fn func(Stored) bool) error {
 	}
 	for _, it := range items {
 		m.mu.RLock()
-		s, ok := m.events[it.ID]
+		s, ok := m.event(it.ID)
 		m.mu.RUnlock()
 		if ok && !fn(s) {
 			return nil
@@ -179,7 +185,12 @@ func (m *MemStore) scanItems(room RoomID, from uint64) ([]Item, error) {
 		r.sorted = len(r.index)
 	}
 	i, _ := slices.BinarySearchFunc(r.index, Item{Depth: from}, cmpItem)
-	return slices.Clone(r.index[i:]), nil
+	if r.base == nil {
+		return slices.Clone(r.index[i:]), nil
+	}
+	b := r.base.index
+	j, _ := slices.BinarySearchFunc(b, Item{Depth: from}, cmpItem)
+	return mergeItems(b[j:], r.index[i:]), nil
 }
 
 // PurgeBody implements Store.
@@ -189,7 +200,10 @@ func (m *MemStore) PurgeBody(id EventID) error {
 	if m.closed {
 		return errClosed
 	}
-	s, ok := m.events[id]
+	if m.frozen {
+		return errFrozen
+	}
+	s, ok := m.event(id)
 	if !ok {
 		return ErrNotFound
 	}

@@ -170,7 +170,7 @@ func (j *journal) noteHead(l *Log, id EventID) {
 
 func (j *journal) noteLatest(l *Log, dev uint32) {
 	if j != nil {
-		noteFirst(&j.latest, dev, func() latestWas { h, ok := l.latest[dev]; return latestWas{h, ok} })
+		noteFirst(&j.latest, dev, func() latestWas { h, ok := l.latestOf(dev); return latestWas{h, ok} })
 	}
 }
 
@@ -239,26 +239,30 @@ func (l *Log) Check() error {
 	}
 	child := map[EventID]bool{}
 	accepted := 0
-	for _, e := range l.entries {
+	l.eachEntry(func(_ EventID, e *entry) {
 		if e.status != StatusAccepted {
-			continue
+			return
 		}
 		accepted++
 		for _, p := range e.prev {
 			child[p] = true
 		}
-	}
+	})
 	if accepted != l.accepted {
 		return fmt.Errorf("crdt: invariant: %d accepted events, counted %d", accepted, l.accepted)
 	}
-	for id, e := range l.entries {
+	var err error
+	l.eachEntry(func(id EventID, e *entry) {
 		isHead := e.status == StatusAccepted && !child[id] && !e.hasChild
-		if _, ok := l.heads[id]; ok != isHead {
-			return fmt.Errorf("crdt: invariant: %s is a head: %v, should be: %v", id, ok, isHead)
+		if _, ok := l.heads[id]; ok != isHead && err == nil {
+			err = fmt.Errorf("crdt: invariant: %s is a head: %v, should be: %v", id, ok, isHead)
 		}
+	})
+	if err != nil {
+		return err
 	}
-	if len(l.sorted) != len(l.entries) {
-		return fmt.Errorf("crdt: invariant: index has %d items for %d events", len(l.sorted), len(l.entries))
+	if n := len(l.sorted) + l.baseLen(); n != l.Len() {
+		return fmt.Errorf("crdt: invariant: index has %d items for %d events", n, l.Len())
 	}
 	return nil
 }
@@ -267,7 +271,7 @@ func (l *Log) Check() error {
 // Logs beyond checkedUpTo events and orphans are not checked, so that the
 // scale tests stay linear.
 func (l *Log) mustCheck() {
-	if Invariants && len(l.entries)+len(l.orphans) <= checkedUpTo {
+	if Invariants && l.Len()+len(l.orphans) <= checkedUpTo {
 		if err := l.Check(); err != nil {
 			panic(err)
 		}

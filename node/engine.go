@@ -207,6 +207,12 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 
 // NewEngineWith is NewEngine with end-to-end encryption options.
 func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions) (*Engine, error) {
+	return newEngine(ident, store, prefsPath, log, ko, nil)
+}
+
+// newEngine is NewEngineWith; the rooms of bases start as overlays of
+// them (roombase.go).
+func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions, bases map[crdt.RoomID]*RoomBase) (*Engine, error) {
 	p, err := loadPrefs(prefsPath)
 	if err != nil {
 		return nil, fmt.Errorf("load preferences: %w", err)
@@ -255,7 +261,7 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 				e.keysAfter(id, rc, a.ev, true)
 			}
 		}
-		err := store.Scan(id, 0, func(s crdt.Stored) bool {
+		load := func(s crdt.Stored) bool {
 			rc.log.Restore(s)
 			if s.Status == crdt.StatusAccepted {
 				var as []applied
@@ -263,7 +269,13 @@ func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log
 				restored(as)
 			}
 			return ferr == nil
-		})
+		}
+		var err error
+		if b := bases[id]; b != nil {
+			err = rc.loadOver(store, b, load)
+		} else {
+			err = store.Scan(id, 0, load)
+		}
 		if err == nil {
 			err = ferr
 		}

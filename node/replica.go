@@ -45,6 +45,10 @@ type ReplicaOptions struct {
 	// simulations (the CPU model's validator, simulations/cpu.go), not for
 	// daemons.
 	PubSubOptions []pubsub.Option
+	// Bases are frozen room prefixes shared by the replicas of one process
+	// (simulations, roombase.go): such a room starts as an overlay of its
+	// base. Daemons have none.
+	Bases map[crdt.RoomID]*RoomBase
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -77,7 +81,7 @@ func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts Replic
 	if opts.Keys.Seed == 0 {
 		opts.Keys.Seed = opts.Seed
 	}
-	eng, err := NewEngineWith(ident, store, opts.PrefsPath, opts.Logger, opts.Keys)
+	eng, err := newEngine(ident, store, opts.PrefsPath, opts.Logger, opts.Keys, opts.Bases)
 	if err != nil {
 		return nil, err
 	}

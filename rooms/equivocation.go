@@ -97,9 +97,9 @@ func (f *forkState) init() {
 // recomputed (their state was judged already and does not change: the new
 // member is not in their past).
 func (r *Room) registerSeq(x int32) (newFork bool) {
-	e := r.evs[x].ev
+	e := r.ev(x).ev
 	o := &r.ov
-	d := o.devs[e.Device]
+	d := o.devToChange(e.Device)
 	if d == nil {
 		d = &devInfo{fork: math.MaxUint64}
 		o.devs[e.Device] = d
@@ -112,7 +112,7 @@ func (r *Room) registerSeq(x int32) (newFork bool) {
 	}
 	f := &r.fk
 	k := forkKey{e.Device, e.Seq, e.Self}
-	if r.evs[first].ev.Self != e.Self {
+	if r.ev(first).ev.Self != e.Self {
 		// A fork point lower down is in the past of both events.
 		if o, ok := f.others[k]; !ok {
 			f.others[k] = x
@@ -142,7 +142,7 @@ func (r *Room) registerSeq(x int32) (newFork bool) {
 func (r *Room) pastReach(prev []int32) *rmSet {
 	s := noSet
 	for _, p := range prev {
-		if pr := r.evs[p].reach; pr != nil {
+		if pr := r.ev(p).reach; pr != nil {
 			s = union(s, pr)
 		}
 	}
@@ -158,11 +158,15 @@ func (r *Room) reachOf(x int32, past *rmSet) *rmSet {
 
 func (r *Room) recomputeReach(from, to int32) {
 	for y := from; y < to; y++ {
-		ei := r.evs[y]
+		ei := r.ev(y)
 		if !ei.causalOK {
 			continue
 		}
-		ei.reach = r.reachOf(y, r.pastReach(ei.prev))
+		reach := r.reachOf(y, r.pastReach(ei.prev))
+		if y < r.nb && ei.reach != nil && slices.Equal(reach.xs, ei.reach.xs) {
+			continue // a base event keeps its equal set: no copy
+		}
+		r.evMut(y).reach = reach
 	}
 }
 
@@ -199,11 +203,11 @@ func (r *Room) allView() *forkView {
 	f := &r.fk
 	if !f.allOK {
 		fork := map[crdt.DeviceID]uint64{}
-		for dv, d := range r.ov.devs {
+		r.ov.eachDev(func(dv crdt.DeviceID, d *devInfo) {
 			if d.fork != math.MaxUint64 {
 				fork[dv] = d.fork
 			}
-		}
+		})
 		f.all, f.allOK = r.internView(fork), true
 	}
 	return f.all
@@ -239,7 +243,7 @@ func (r *Room) internView(fork map[crdt.DeviceID]uint64) *forkView {
 
 // viewAdd decides whether a judged event belongs to v's void set.
 func (r *Room) viewAdd(v *forkView, y int32) {
-	ei := r.evs[y]
+	ei := r.ev(y)
 	if !ei.accepted {
 		return
 	}
@@ -274,7 +278,7 @@ func (r *Room) viewsAdd(x int32) {
 // fallback is the latest event of z's key history outside v's void set.
 func (v *forkView) fallback(r *Room, z int32) int32 {
 	for z >= 0 && v.z[z] {
-		z = r.evs[z].pred
+		z = r.ev(z).pred
 	}
 	return z
 }
@@ -283,7 +287,7 @@ func (v *forkView) fallback(r *Room, z int32) int32 {
 // in v's void set are replaced by their fallbacks. When S(p) knows the same
 // forks it holds no such value, and only p itself needs a look.
 func (r *Room) cleanAfter(p int32, v *forkView) *snap {
-	ei := r.evs[p]
+	ei := r.ev(p)
 	if v == nil || len(v.zState) == 0 {
 		return ei.after
 	}
@@ -308,7 +312,7 @@ func (r *Room) cleanSnap(s *snap, v *forkView) *snap {
 	}
 	out := s
 	for _, z := range v.zState {
-		k := r.evs[z].key
+		k := r.ev(z).key
 		if out.lookup(k) != z {
 			continue
 		}

@@ -92,7 +92,7 @@ func parseIn(cb *CreateBody, typ string, skey *string, body []byte) (*parsed, er
 // StateID returns the event that currently sets the state (typ, skey), or "".
 func (r *Room) StateID(typ, skey string) crdt.EventID {
 	if v := r.current().lookup(stateKey(typ, skey)); v >= 0 {
-		return r.evs[v].ev.ID
+		return r.ev(v).ev.ID
 	}
 	return ""
 }
@@ -126,7 +126,7 @@ func deviceKey(d crdt.DeviceID) string { return stateKey(TypeDevice, d.String())
 // membershipIn is u's membership in state s.
 func (r *Room) membershipIn(s *snap, u crdt.UserID) string {
 	if v := s.lookup(r.userKey(u)); v >= 0 {
-		return r.evs[v].body.membership
+		return r.ev(v).body.membership
 	}
 	if u == r.create.User {
 		return Join
@@ -141,7 +141,7 @@ func (r *Room) memberDevices(s *snap) []*e2ee.KEMRecord {
 		if !strings.HasPrefix(k, TypeDevice+"\x00") {
 			return
 		}
-		ei := r.evs[v]
+		ei := r.ev(v)
 		if ei.keys == nil || ei.keys.kem == nil {
 			return
 		}
@@ -159,7 +159,7 @@ func (r *Room) isRemoval(v int32) bool {
 	if v < 0 {
 		return false
 	}
-	b := r.evs[v].body
+	b := r.ev(v).body
 	return b != nil && b.device != nil && b.device.Removed
 }
 
@@ -268,10 +268,10 @@ func (r *Room) judgeKeys(idx int32, info *evInfo) string {
 		d := p.device
 		prev := info.before.lookup(info.key)
 		if d.Removed {
-			if prev < 0 || r.evs[prev].keys == nil || r.evs[prev].keys.kem == nil {
+			if prev < 0 || r.ev(prev).keys == nil || r.ev(prev).keys.kem == nil {
 				return "removal of a device that is not announced"
 			}
-			if r.evs[prev].ev.User != e.User {
+			if r.ev(prev).ev.User != e.User {
 				return "removal of another user's device"
 			}
 			kp.cut = true
@@ -359,7 +359,7 @@ func (r *Room) checkEpochUse(info *evInfo, id e2ee.EpochID) string {
 			continue
 		}
 		known = true
-		if len(r.evs[x].cuts.xs) == len(seen.xs) { // ⊆ holds because x is in the past
+		if len(r.ev(x).cuts.xs) == len(seen.xs) { // ⊆ holds because x is in the past
 			info.epochAt = x
 			return ""
 		}
@@ -376,7 +376,7 @@ func (r *Room) checkEpochUse(info *evInfo, id e2ee.EpochID) string {
 // down to the epoch's rotation, which grows with the chain.
 func (r *Room) epochInPast(x int32, info *evInfo) bool {
 	for _, p := range info.prev {
-		if p == x || r.evs[p].epochAt == x {
+		if p == x || r.ev(p).epochAt == x {
 			return true
 		}
 	}
@@ -386,7 +386,7 @@ func (r *Room) epochInPast(x int32, info *evInfo) bool {
 // epochUsed is the epoch an accepted event of an encrypted room uses: a
 // content event's or a key forward's.
 func (r *Room) epochUsed(x int32) (e2ee.EpochID, bool) {
-	ei := r.evs[x]
+	ei := r.ev(x)
 	if ei.keys == nil || ei.keys.rot != nil {
 		return e2ee.EpochID{}, false
 	}
@@ -441,18 +441,18 @@ func (r *Room) History() string { return r.cbody.History }
 // KeysOf returns the rotation and the key forward an accepted event
 // carries (nil when none).
 func (r *Room) KeysOf(id crdt.EventID) (*e2ee.Rotation, *e2ee.KeyForward) {
-	i, ok := r.ids[id]
-	if !ok || !r.evs[i].accepted || r.evs[i].keys == nil {
+	i, ok := r.idx(id)
+	if !ok || !r.ev(i).accepted || r.ev(i).keys == nil {
 		return nil, nil
 	}
-	return r.evs[i].keys.rot, r.evs[i].keys.fwd
+	return r.ev(i).keys.rot, r.ev(i).keys.fwd
 }
 
 // RotationOf returns an accepted rotation introducing epoch (the first
 // applied), or nil.
 func (r *Room) RotationOf(id e2ee.EpochID) *e2ee.Rotation {
 	if xs := r.keys.epochs[id]; len(xs) > 0 {
-		return r.evs[xs[0]].keys.rot
+		return r.ev(xs[0]).keys.rot
 	}
 	return nil
 }
@@ -481,7 +481,7 @@ func (r *Room) inPast(x int32, px []int32, heads bool) bool {
 func (r *Room) prevIdx(prev []crdt.EventID) []int32 {
 	var idx []int32
 	for _, p := range prev {
-		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
+		if i, ok := r.idx(p); ok && r.ev(i).causalOK {
 			idx = append(idx, i)
 		}
 	}
@@ -507,10 +507,10 @@ func (r *Room) MemberDevices(prev []crdt.EventID) []*e2ee.KEMRecord {
 // removed) at the heads, and its user.
 func (r *Room) DeviceOf(d crdt.DeviceID) (*e2ee.KEMRecord, crdt.UserID) {
 	v := r.current().lookup(deviceKey(d))
-	if v < 0 || r.evs[v].keys == nil {
+	if v < 0 || r.ev(v).keys == nil {
 		return nil, crdt.UserID{}
 	}
-	return r.evs[v].keys.kem, r.evs[v].ev.User
+	return r.ev(v).keys.kem, r.ev(v).ev.User
 }
 
 // EpochInfo describes an epoch introduced by an accepted rotation.
@@ -524,7 +524,7 @@ type EpochInfo struct {
 }
 
 func (r *Room) epochInfo(id e2ee.EpochID, x int32) EpochInfo {
-	ev := r.evs[x].ev
+	ev := r.ev(x).ev
 	hs := make([]crdt.DeviceID, 0, len(r.keys.holders[id]))
 	for d := range r.keys.holders[id] {
 		hs = append(hs, d)
@@ -534,7 +534,7 @@ func (r *Room) epochInfo(id e2ee.EpochID, x int32) EpochInfo {
 }
 
 func (r *Room) cmpNewest(a, b int32) int {
-	ea, eb := r.evs[a].ev, r.evs[b].ev
+	ea, eb := r.ev(a).ev, r.ev(b).ev
 	if c := cmp.Compare(eb.Depth, ea.Depth); c != 0 {
 		return c
 	}
@@ -550,13 +550,13 @@ func (r *Room) AdmissibleEpochs(prev []crdt.EventID) []EpochInfo {
 	heads := r.isHeads(px)
 	seen := noCuts
 	for _, p := range px {
-		seen = union(seen, r.evs[p].cuts)
+		seen = union(seen, r.ev(p).cuts)
 	}
 	// Removals that count as cuts because they invalidate an add in the
 	// past (overlay.epochCut).
 	rms := &rmSet{}
 	for _, p := range px {
-		rms = union(rms, r.evs[p].rmIncl)
+		rms = union(rms, r.ev(p).rmIncl)
 	}
 	var extra []int32
 	for _, p := range r.ov.invalid {
@@ -568,11 +568,11 @@ func (r *Room) AdmissibleEpochs(prev []crdt.EventID) []EpochInfo {
 	for _, list := range r.keys.epochs {
 	next:
 		for _, x := range list {
-			if len(r.evs[x].cuts.xs) != len(seen.xs) || !r.inPast(x, px, heads) {
+			if len(r.ev(x).cuts.xs) != len(seen.xs) || !r.inPast(x, px, heads) {
 				continue
 			}
 			for _, rm := range extra {
-				if !r.evs[x].rmIncl.has(rm) {
+				if !r.ev(x).rmIncl.has(rm) {
 					continue next
 				}
 			}
@@ -582,7 +582,7 @@ func (r *Room) AdmissibleEpochs(prev []crdt.EventID) []EpochInfo {
 	slices.SortFunc(xs, r.cmpNewest)
 	out := make([]EpochInfo, len(xs))
 	for i, x := range xs {
-		out[i] = r.epochInfo(r.evs[x].keys.rot.Epoch, x)
+		out[i] = r.epochInfo(r.ev(x).keys.rot.Epoch, x)
 	}
 	return out
 }
@@ -604,7 +604,7 @@ func (r *Room) RecentEpochs(prev []crdt.EventID, n int) []EpochInfo {
 			break
 		}
 		if r.inPast(x, px, heads) {
-			out = append(out, r.epochInfo(r.evs[x].keys.rot.Epoch, x))
+			out = append(out, r.epochInfo(r.ev(x).keys.rot.Epoch, x))
 		}
 	}
 	return out

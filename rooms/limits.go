@@ -87,7 +87,7 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 	if v < 0 {
 		return ""
 	}
-	lb := r.evs[v].body.limits
+	lb := r.ev(v).body.limits
 	e := info.ev
 	if lb == nil || lb.Messages == 0 && lb.Bytes == 0 {
 		return ""
@@ -100,11 +100,11 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 	}
 	var n, bytes int64
 	for cur := e; cur.Seq > 0; {
-		si, ok := r.ids[cur.Self]
+		si, ok := r.idx(cur.Self)
 		if !ok {
 			break
 		}
-		cur = r.evs[si].ev
+		cur = r.ev(si).ev
 		if cur.TS <= e.TS-LimitWindow {
 			break
 		}
@@ -130,7 +130,7 @@ func (r *Room) overLimit(info *evInfo, in *authInput) string {
 func (r *Room) BodyLenAt(prev []crdt.EventID) bool {
 	var idx []int32
 	for _, p := range prev {
-		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
+		if i, ok := r.idx(p); ok && r.ev(i).causalOK {
 			idx = append(idx, i)
 		}
 	}
@@ -195,10 +195,10 @@ func (r *Room) Guard() *Guard {
 		}
 	}
 	g.Exempt[r.create.User] = true
-	if v := cur.lookup(kLimits); v >= 0 && r.evs[v].body.limits != nil {
-		g.Limit = r.evs[v].body.limits.Messages
-		g.Bytes = r.evs[v].body.limits.Bytes
-		g.Work = r.evs[v].body.limits.JoinWork
+	if v := cur.lookup(kLimits); v >= 0 && r.ev(v).body.limits != nil {
+		g.Limit = r.ev(v).body.limits.Messages
+		g.Bytes = r.ev(v).body.limits.Bytes
+		g.Work = r.ev(v).body.limits.JoinWork
 	}
 	cur.each(func(k string, v int32) {
 		if strings.HasPrefix(k, TypeDevice+"\x00") && r.isRemoval(v) {
@@ -213,7 +213,7 @@ func (r *Room) Guard() *Guard {
 // limitsIn returns the room.limits body in a state (nil for none).
 func (r *Room) limitsIn(lookup func(string) int32) *LimitsBody {
 	if v := lookup(kLimits); v >= 0 {
-		return r.evs[v].body.limits
+		return r.ev(v).body.limits
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ func (r *Room) removalTargets(e *crdt.Event, p *parsed, before *snap) []removalT
 		case Ban:
 			return []removalTarget{{p.target, math.MinInt64, "banned", nil}}
 		case Leave:
-			if v := before.lookup(r.userKey(p.target)); v >= 0 && r.evs[v].body.membership == Ban {
+			if v := before.lookup(r.userKey(p.target)); v >= 0 && r.ev(v).body.membership == Ban {
 				return nil // unban
 			}
 			return []removalTarget{{p.target, math.MinInt64, "kicked", nil}}
@@ -102,7 +102,7 @@ func (r *Room) removalTargets(e *crdt.Event, p *parsed, before *snap) []removalT
 	case TypePower:
 		old := &PowerLevels{}
 		if v := before.lookup(kPower); v >= 0 {
-			old = r.evs[v].body.levels
+			old = r.ev(v).body.levels
 		}
 		users := map[string]bool{}
 		for u := range old.Users {
@@ -259,6 +259,8 @@ type overlay struct {
 	// order (level: the join_work asked).
 	workRules, joins []int32
 	effWork          []effRemoval
+
+	base *overlay // the frozen base room's (base.go); nil: none
 }
 
 func (o *overlay) init() {
@@ -276,12 +278,12 @@ const reasonEquivocation = "equivocation"
 // add registers a causally valid event and returns the timeline change;
 // newFork says whether the event revealed a fork (registerSeq).
 func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
-	ei := r.evs[x]
+	ei := r.ev(x)
 	e := ei.ev
 	// removals in the past
 	ei.rmIncl = &rmSet{}
 	for _, p := range ei.prev {
-		ei.rmIncl = union(ei.rmIncl, r.evs[p].rmIncl)
+		ei.rmIncl = union(ei.rmIncl, r.ev(p).rmIncl)
 	}
 	if len(ei.targets) > 0 || ei.workReq > 0 {
 		ei.rmIncl = union(ei.rmIncl, &rmSet{[]int32{x}})
@@ -289,13 +291,13 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 	if !ei.accepted {
 		return Delta{}
 	}
-	o.byUser[e.User] = append(o.byUser[e.User], x)
+	o.byUser[e.User] = append(o.userEvents(e.User), x)
 	if _, ok := r.epochUsed(x); ok {
 		o.sealed = append(o.sealed, x)
 	}
 	for _, a := range ei.auth {
 		if a != 0 { // the create event is never hidden
-			o.authKids[a] = append(o.authKids[a], x)
+			o.authKids[a] = append(o.kidsOf(a), x)
 		}
 	}
 	if ei.work >= 0 {
@@ -326,7 +328,7 @@ func (o *overlay) add(r *Room, x int32, newFork bool) Delta {
 
 // judge decides a new event that is neither a removal nor a new fork.
 func (o *overlay) judge(r *Room, x int32) (cause, bool) {
-	ei := r.evs[x]
+	ei := r.ev(x)
 	var best cause
 	found := false
 	take := func(c cause) {
@@ -380,7 +382,7 @@ const reasonEpochCut = "epoch predates the removal of an invalidated add"
 // isAdd reports whether x is an add of an encrypted room: a join, an
 // invite or a device announcement (what gives a user or device keys).
 func (r *Room) isAdd(x int32) bool {
-	ei := r.evs[x]
+	ei := r.ev(x)
 	if !r.cbody.E2EE || ei.body == nil {
 		return false
 	}
@@ -396,7 +398,7 @@ func (r *Room) isAdd(x int32) bool {
 // noteInvalidAdd records x as an invalidated add when c, the cause that
 // hides it, is a removal that is not a key cut already.
 func (o *overlay) noteInvalidAdd(r *Room, x int32, c cause) {
-	if c.rm >= 0 && c.step != stepEpochCut && !r.evs[c.rm].cuts.has(c.rm) && r.isAdd(x) {
+	if c.rm >= 0 && c.step != stepEpochCut && !r.ev(c.rm).cuts.has(c.rm) && r.isAdd(x) {
 		o.invalid = append(o.invalid, invalidAdd{x, c.rm})
 	}
 }
@@ -416,7 +418,7 @@ func (o *overlay) epochCut(r *Room, x int32) (cause, bool) {
 	if !ok {
 		return cause{}, false
 	}
-	xi := r.evs[x]
+	xi := r.ev(x)
 	var rots []int32 // rotations of the epoch in x's past
 	found := false
 	for _, p := range o.invalid {
@@ -432,7 +434,7 @@ func (o *overlay) epochCut(r *Room, x int32) (cause, bool) {
 			found = true
 		}
 		// The cheap test first: the add is usually far back.
-		after := slices.ContainsFunc(rots, func(y int32) bool { return r.evs[y].rmIncl.has(p.rm) })
+		after := slices.ContainsFunc(rots, func(y int32) bool { return r.ev(y).rmIncl.has(p.rm) })
 		if !after && r.isAncestor(p.add, xi.prev) {
 			return cause{stepEpochCut, true, reasonEpochCut, p.rm}, true
 		}
@@ -486,8 +488,8 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 		for len(frontier) > 0 {
 			y := frontier[len(frontier)-1]
 			frontier = frontier[:len(frontier)-1]
-			for _, k := range o.authKids[y] {
-				if !r.evs[k].rmIncl.has(rm) && r.needs(k, y) {
+			for _, k := range o.kidsOf(y) {
+				if !r.ev(k).rmIncl.has(rm) && r.needs(k, y) {
 					mark(k, cause{step, true, reasonDepends, rm})
 				}
 			}
@@ -502,7 +504,7 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 	frontier = frontier[:0] // Z(G) is closed under its own dependency rule
 	order := slices.Clone(o.removals)
 	slices.SortFunc(order, func(a, b int32) int {
-		if c := cmp.Compare(r.evs[b].senderPL, r.evs[a].senderPL); c != 0 {
+		if c := cmp.Compare(r.ev(b).senderPL, r.ev(a).senderPL); c != 0 {
 			return c
 		}
 		return r.cmpDepthID(a, b)
@@ -512,15 +514,15 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 		if _, ok := o.cause[rm]; ok {
 			continue
 		}
-		re := r.evs[rm]
+		re := r.ev(rm)
 		vv := r.versionVector(rm)
 		for _, t := range re.targets {
 			o.eff[t.user] = append(o.eff[t.user], effRemoval{step, rm, t.level, t.kind, t.dev})
-			for _, y := range o.byUser[t.user] {
+			for _, y := range o.userEvents(t.user) {
 				if y == rm {
 					continue
 				}
-				ye := r.evs[y]
+				ye := r.ev(y)
 				if ye.required <= t.level || !covers(t.dev, ye.ev.Device) {
 					continue
 				}
@@ -549,10 +551,10 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 		if _, ok := o.cause[l]; ok {
 			continue
 		}
-		o.effWork = append(o.effWork, effRemoval{step: step, x: l, level: r.evs[l].workReq, kind: reasonJoinWork})
+		o.effWork = append(o.effWork, effRemoval{step: step, x: l, level: r.ev(l).workReq, kind: reasonJoinWork})
 		vv := r.versionVector(l)
 		for _, y := range o.joins {
-			ye := r.evs[y]
+			ye := r.ev(y)
 			if vv[ye.ev.Device] < ye.ev.Seq+1 && r.workHides(l, y) {
 				mark(y, cause{step, false, reasonJoinWork, l})
 			}
@@ -573,16 +575,16 @@ func (o *overlay) recompute(r *Room, x int32) Delta {
 	var d Delta
 	for y := range o.cause {
 		if _, was := old[y]; !was && y != x {
-			d.Hidden = append(d.Hidden, r.evs[y].ev.ID)
+			d.Hidden = append(d.Hidden, r.ev(y).ev.ID)
 		}
 	}
 	for y := range old {
 		if _, is := o.cause[y]; !is {
-			d.Shown = append(d.Shown, r.evs[y].ev.ID)
+			d.Shown = append(d.Shown, r.ev(y).ev.ID)
 		}
 	}
 	if _, is := o.cause[x]; !is {
-		d.Shown = append(d.Shown, r.evs[x].ev.ID)
+		d.Shown = append(d.Shown, r.ev(x).ev.ID)
 	}
 	slices.Sort(d.Hidden)
 	slices.Sort(d.Shown)
@@ -596,17 +598,17 @@ func (r *Room) needs(y, x int32) bool { return r.needsWithout(y, x, nil) }
 // needsWithout is needs with x replaced by the latest event of its key
 // history outside skip.
 func (r *Room) needsWithout(y, x int32, skip map[int32]bool) bool {
-	ei := r.evs[y]
+	ei := r.ev(y)
 	refs := map[string]int32{}
 	for _, a := range ei.auth {
-		k := r.evs[a].key
+		k := r.ev(a).key
 		if a == 0 {
 			k = kCreate
 		}
 		if a == x {
-			a = r.evs[x].pred
+			a = r.ev(x).pred
 			for a >= 0 && skip[a] {
-				a = r.evs[a].pred
+				a = r.ev(a).pred
 			}
 		}
 		if a >= 0 {
@@ -615,8 +617,8 @@ func (r *Room) needsWithout(y, x int32, skip map[int32]bool) bool {
 	}
 	var target *evInfo
 	if ei.ev.Type == TypeRedact {
-		if t, ok := r.ids[ei.body.redactTarget]; ok {
-			target = r.evs[t]
+		if t, ok := r.idx(ei.body.redactTarget); ok {
+			target = r.ev(t)
 		}
 	}
 	in := r.inputFrom(ei.ev, ei.body, func(k string) int32 {
@@ -632,7 +634,7 @@ func (r *Room) needsWithout(y, x int32, skip map[int32]bool) bool {
 // versionVector returns, for a removal, 1 + the highest seq of each device
 // in its past (0: none), computed once.
 func (r *Room) versionVector(x int32) map[crdt.DeviceID]uint64 {
-	ei := r.evs[x]
+	ei := r.ev(x)
 	if ei.vv != nil {
 		return ei.vv
 	}
@@ -641,7 +643,7 @@ func (r *Room) versionVector(x int32) map[crdt.DeviceID]uint64 {
 	for len(stack) > 0 {
 		y := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		ye := r.evs[y]
+		ye := r.ev(y)
 		if s := ye.ev.Seq + 1; s > vv[ye.ev.Device] {
 			vv[ye.ev.Device] = s
 		}
@@ -652,6 +654,6 @@ func (r *Room) versionVector(x int32) map[crdt.DeviceID]uint64 {
 			}
 		}
 	}
-	ei.vv = vv
+	r.evMut(x).vv = vv
 	return vv
 }

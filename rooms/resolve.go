@@ -140,7 +140,7 @@ func (r *Room) resolveUncached(ss []*snap, view *forkView) (*snap, int) {
 	isPower := map[int32]bool{}
 	var stack []int32
 	for _, x := range F {
-		if r.evs[x].control {
+		if r.ev(x).control {
 			isPower[x] = true
 			stack = append(stack, x)
 		}
@@ -176,7 +176,7 @@ func (r *Room) resolveUncached(ss []*snap, view *forkView) (*snap, int) {
 	}
 	ks := make([]keyed, len(others))
 	for i, x := range others {
-		ks[i] = keyed{x, ml.pos(r.evs[x].powerRef)}
+		ks[i] = keyed{x, ml.pos(r.ev(x).powerRef)}
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		if c := cmp.Compare(a.pos, b.pos); c != 0 {
@@ -233,7 +233,7 @@ func (r *Room) chainDiff(vals []int32, inF map[int32]bool) {
 			return
 		}
 		inF[best] = true
-		pred := r.evs[best].pred
+		pred := r.ev(best).pred
 		for i, p := range ptrs {
 			if p == best {
 				ptrs[i] = pred
@@ -243,7 +243,7 @@ func (r *Room) chainDiff(vals []int32, inF map[int32]bool) {
 }
 
 func (r *Room) cmpDepthID(a, b int32) int {
-	ea, eb := r.evs[a].ev, r.evs[b].ev
+	ea, eb := r.ev(a).ev, r.ev(b).ev
 	if c := cmp.Compare(ea.Depth, eb.Depth); c != 0 {
 		return c
 	}
@@ -253,10 +253,10 @@ func (r *Room) cmpDepthID(a, b int32) int {
 // eachDep calls fn for the events x depends on for authority: its auth
 // references and the event whose key it replaces.
 func (r *Room) eachDep(x int32, fn func(int32)) {
-	for _, a := range r.evs[x].auth {
+	for _, a := range r.ev(x).auth {
 		fn(a)
 	}
-	if p := r.evs[x].pred; p >= 0 {
+	if p := r.ev(x).pred; p >= 0 {
 		fn(p)
 	}
 }
@@ -304,7 +304,7 @@ type powerHeap struct {
 
 func (h *powerHeap) Len() int { return len(h.xs) }
 func (h *powerHeap) Less(i, j int) bool {
-	a, b := h.r.evs[h.xs[i]], h.r.evs[h.xs[j]]
+	a, b := h.r.ev(h.xs[i]), h.r.ev(h.xs[j])
 	if a.senderPL != b.senderPL {
 		return a.senderPL > b.senderPL
 	}
@@ -330,13 +330,13 @@ func (r *Room) iterCheck(x int32, partial map[string]int32, inF map[int32]bool, 
 	if view.has(x) {
 		return
 	}
-	ei := r.evs[x]
+	ei := r.ev(x)
 	refs := map[string]int32{}
 	for _, a := range ei.auth {
 		if a == 0 {
 			refs[kCreate] = 0
 		} else {
-			refs[r.evs[a].key] = a
+			refs[r.ev(a).key] = a
 		}
 	}
 	get := func(k string) int32 {
@@ -393,15 +393,15 @@ func (r *Room) newMainline(partial map[string]int32, conflicted map[string]bool,
 // power chain, 0 if none.
 func (m *mainline) pos(p int32) uint64 {
 	for p >= 0 {
-		d := m.r.evs[p].ev.Depth
-		for m.cur >= 0 && m.r.evs[m.cur].ev.Depth >= d {
+		d := m.r.ev(p).ev.Depth
+		for m.cur >= 0 && m.r.ev(m.cur).ev.Depth >= d {
 			m.on[m.cur] = true
-			m.cur = m.r.evs[m.cur].pred
+			m.cur = m.r.ev(m.cur).pred
 		}
 		if m.on[p] {
 			return d + 1
 		}
-		p = m.r.evs[p].pred
+		p = m.r.ev(p).pred
 	}
 	return 0
 }

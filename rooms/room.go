@@ -127,6 +127,15 @@ type Room struct {
 
 	stamp   uint32
 	visited []uint32
+
+	// A room made by Overlay reads through to a frozen base (base.go):
+	// events [0, nb) are the base's (mod holds the copies of those this
+	// room changed), evs and ids hold only the events after them. nil
+	// base: a plain room, nb 0.
+	base   *Room
+	nb     int32
+	mod    map[int32]*evInfo
+	frozen bool // Freeze was called: nothing may change this room
 }
 
 // New starts a room from its create event.
@@ -179,7 +188,7 @@ func (r *Room) ID() crdt.RoomID { return r.create.ID }
 func (r *Room) Has(id crdt.EventID) bool { _, ok := r.ids[id]; return ok }
 
 // Len returns the number of events applied, the create event included.
-func (r *Room) Len() int { return len(r.evs) }
+func (r *Room) Len() int { return int(r.nb) + len(r.evs) }
 
 func (r *Room) userKey(u crdt.UserID) string {
 	if k, ok := sharedUserKey(u); ok {
@@ -206,10 +215,13 @@ func (r *Room) snapID(s *snap) uint64 {
 // Apply takes the next event in causal order and returns what changed in
 // the visible timeline. Applying an event twice is a no-op.
 func (r *Room) Apply(e *crdt.Event) Delta {
-	if _, ok := r.ids[e.ID]; ok {
+	if r.frozen {
+		panic("rooms: Apply to a frozen room")
+	}
+	if _, ok := r.idx(e.ID); ok {
 		return Delta{}
 	}
-	idx := int32(len(r.evs))
+	idx := int32(r.Len())
 	info := &evInfo{ev: e, pred: -1, powerRef: -1, before: emptySnap, after: emptySnap, work: -1}
 	r.ids[e.ID] = idx
 	r.evs = append(r.evs, info)
@@ -222,7 +234,7 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 	info.causalOK = true
 	info.cuts = noCuts
 	for _, p := range info.prev {
-		info.cuts = union(info.cuts, r.evs[p].cuts)
+		info.cuts = union(info.cuts, r.ev(p).cuts)
 	}
 	newFork := r.registerSeq(idx)
 	past := r.pastReach(info.prev)
@@ -232,7 +244,7 @@ func (r *Room) Apply(e *crdt.Event) Delta {
 	ps := make([]*snap, 0, len(info.prev))
 	self := int32(-1)
 	if e.Seq > 0 {
-		self = r.ids[e.Self]
+		self, _ = r.idx(e.Self)
 	}
 	for _, p := range info.prev {
 		if p == self && len(info.prev) > 1 && r.selfIsAncestor(self, info.prev) {
@@ -282,11 +294,11 @@ func (r *Room) checkCausal(info *evInfo) string {
 	}
 	var maxDepth uint64
 	for _, p := range e.Prev {
-		pi, ok := r.ids[p]
+		pi, ok := r.idx(p)
 		if !ok {
 			return "unknown parent"
 		}
-		pe := r.evs[pi]
+		pe := r.ev(pi)
 		if !pe.causalOK {
 			return "parent rejected: " + pe.reason
 		}
@@ -300,18 +312,18 @@ func (r *Room) checkCausal(info *evInfo) string {
 		return "wrong depth"
 	}
 	if e.Seq > 0 {
-		si, ok := r.ids[e.Self]
-		if !ok || r.evs[si].ev.Device != e.Device || r.evs[si].ev.Seq+1 != e.Seq {
+		si, ok := r.idx(e.Self)
+		if !ok || r.ev(si).ev.Device != e.Device || r.ev(si).ev.Seq+1 != e.Seq {
 			return "broken self chain"
 		}
 	}
 	for _, a := range e.Auth {
-		ai, ok := r.ids[a]
+		ai, ok := r.idx(a)
 		if !ok {
 			return "unknown auth event"
 		}
-		if !r.evs[ai].causalOK {
-			return "auth event rejected: " + r.evs[ai].reason
+		if !r.ev(ai).causalOK {
+			return "auth event rejected: " + r.ev(ai).reason
 		}
 		info.auth = append(info.auth, ai)
 	}
@@ -352,7 +364,7 @@ func (r *Room) judge(idx int32, info *evInfo) {
 		return p.hasTarget && k == r.userKey(p.target)
 	}
 	for _, a := range info.auth {
-		ai := r.evs[a]
+		ai := r.ev(a)
 		if !ai.accepted {
 			info.reason = "auth event was rejected"
 			return
@@ -381,8 +393,8 @@ func (r *Room) judge(idx int32, info *evInfo) {
 	}
 	var target *evInfo
 	if e.Type == TypeRedact {
-		if ti, ok := r.ids[p.redactTarget]; ok && r.evs[ti].causalOK && r.isAncestor(ti, info.prev) {
-			target = r.evs[ti]
+		if ti, ok := r.idx(p.redactTarget); ok && r.ev(ti).causalOK && r.isAncestor(ti, info.prev) {
+			target = r.ev(ti)
 		}
 	}
 	// R3(b): the state before the event.
@@ -423,7 +435,7 @@ func (r *Room) judge(idx int32, info *evInfo) {
 	info.accepted = true
 	r.keysAccepted(idx, info)
 	if target != nil {
-		t := r.ids[p.redactTarget]
+		t, _ := r.idx(p.redactTarget)
 		r.redactions[t] = append(r.redactions[t], idx)
 	}
 	info.targets = r.removalTargets(e, p, info.before)
@@ -439,17 +451,17 @@ func (r *Room) inputFrom(e *crdt.Event, p *parsed, get func(string) int32, targe
 		in.dm, in.isDM = *r.dm, true
 	}
 	if v := get(kPower); v >= 0 {
-		in.levels = r.evs[v].body.levels
+		in.levels = r.ev(v).body.levels
 	}
 	if v := get(kJoinRule); v >= 0 {
-		in.joinRule = r.evs[v].body.text
+		in.joinRule = r.ev(v).body.text
 	}
 	if v := get(r.userKey(e.User)); v >= 0 {
-		in.sender = r.evs[v].body.membership
+		in.sender = r.ev(v).body.membership
 	}
 	if p.hasTarget {
 		if v := get(r.userKey(p.target)); v >= 0 {
-			in.target = r.evs[v].body.membership
+			in.target = r.ev(v).body.membership
 		}
 	}
 	if target != nil {
@@ -467,7 +479,7 @@ func (r *Room) levelIn(s *snap, u crdt.UserID) int64 {
 		return PowerCreator
 	}
 	if v := s.lookup(kPower); v >= 0 {
-		return r.evs[v].body.levels.UserLevel(u)
+		return r.ev(v).body.levels.UserLevel(u)
 	}
 	return 0
 }
@@ -475,12 +487,12 @@ func (r *Room) levelIn(s *snap, u crdt.UserID) int64 {
 // Precedes reports whether event a is in the past of event b, both held by
 // the room.
 func (r *Room) Precedes(a, b crdt.EventID) bool {
-	i, ok := r.ids[a]
-	j, ok2 := r.ids[b]
+	i, ok := r.idx(a)
+	j, ok2 := r.idx(b)
 	if !ok || !ok2 || i == j {
 		return false
 	}
-	return r.isAncestor(i, r.evs[j].prev)
+	return r.isAncestor(i, r.ev(j).prev)
 }
 
 // isAncestor reports whether a is in the past of the events from.
@@ -508,7 +520,7 @@ func (r *Room) selfIsAncestor(self int32, prev []int32) bool {
 // visiting at most budget events when budget > 0; an exhausted budget
 // counts as not found.
 func (r *Room) reaches(a int32, from []int32, budget int) bool {
-	d := r.evs[a].ev.Depth
+	d := r.ev(a).ev.Depth
 	stack := r.scratch(from)
 	for n := 0; len(stack) > 0; n++ {
 		if budget > 0 && n == budget {
@@ -519,7 +531,7 @@ func (r *Room) reaches(a int32, from []int32, budget int) bool {
 		if x == a {
 			return true
 		}
-		xe := r.evs[x]
+		xe := r.ev(x)
 		if xe.ev.Depth <= d {
 			continue
 		}
@@ -535,8 +547,8 @@ func (r *Room) reaches(a int32, from []int32, budget int) bool {
 
 // scratch starts a graph walk: a fresh visit stamp and a stack holding from.
 func (r *Room) scratch(from []int32) []int32 {
-	if len(r.visited) < len(r.evs) {
-		r.visited = append(r.visited, make([]uint32, len(r.evs)-len(r.visited)+1024)...)
+	if n := r.Len(); len(r.visited) < n {
+		r.visited = append(r.visited, make([]uint32, n-len(r.visited)+1024)...)
 	}
 	r.stamp++
 	if r.stamp == 0 {
@@ -576,7 +588,7 @@ func (r *Room) current() *snap {
 func (r *Room) Heads() []crdt.EventID {
 	out := make([]crdt.EventID, 0, len(r.heads))
 	for h := range r.heads {
-		out = append(out, r.evs[h].ev.ID)
+		out = append(out, r.ev(h).ev.ID)
 	}
 	slices.Sort(out)
 	return out
@@ -594,8 +606,8 @@ func (r *Room) Check(user crdt.UserID, typ string, skey *string, body []byte) er
 	cur := r.current()
 	var target *evInfo
 	if typ == TypeRedact {
-		if ti, ok := r.ids[p.redactTarget]; ok && r.evs[ti].causalOK {
-			target = r.evs[ti]
+		if ti, ok := r.idx(p.redactTarget); ok && r.ev(ti).causalOK {
+			target = r.ev(ti)
 		}
 	}
 	e := &crdt.Event{User: user, Type: typ, StateKey: skey}
@@ -622,7 +634,7 @@ func (r *Room) AuthRefs(user crdt.UserID, typ string, skey *string) []crdt.Event
 func (r *Room) AuthRefsAt(prev []crdt.EventID, user crdt.UserID, typ string, skey *string) []crdt.EventID {
 	var idx []int32
 	for _, p := range prev {
-		if i, ok := r.ids[p]; ok && r.evs[i].causalOK {
+		if i, ok := r.idx(p); ok && r.ev(i).causalOK {
 			idx = append(idx, i)
 		}
 	}
@@ -647,7 +659,7 @@ func (r *Room) authRefsIn(s *snap, user crdt.UserID, typ string, skey *string) [
 	refs := []crdt.EventID{r.create.ID}
 	add := func(k string) {
 		if v := s.lookup(k); v >= 0 {
-			refs = append(refs, r.evs[v].ev.ID)
+			refs = append(refs, r.ev(v).ev.ID)
 		}
 	}
 	add(kPower)
@@ -669,7 +681,7 @@ func (r *Room) State() State { return r.stateOf(r.current()) }
 // without building the whole State: O(log members).
 func (r *Room) MembershipOf(u crdt.UserID) string {
 	if v := r.current().lookup(r.userKey(u)); v >= 0 {
-		return r.evs[v].body.membership
+		return r.ev(v).body.membership
 	}
 	if u == r.create.User {
 		return Join
@@ -680,7 +692,7 @@ func (r *Room) MembershipOf(u crdt.UserID) string {
 // JoinRule is the room's current join rule.
 func (r *Room) JoinRule() string {
 	if v := r.current().lookup(kJoinRule); v >= 0 {
-		return r.evs[v].body.text
+		return r.ev(v).body.text
 	}
 	return r.cbody.JoinRule
 }
@@ -689,7 +701,7 @@ func (r *Room) stateOf(s *snap) State {
 	st := State{Room: r.create.ID, Creator: r.create.User, Name: r.cbody.Name, Topic: r.cbody.Topic,
 		JoinRule: r.cbody.JoinRule, History: r.cbody.History, DM: r.dm}
 	if v := s.lookup(kPower); v >= 0 {
-		st.Levels = *r.evs[v].body.levels
+		st.Levels = *r.ev(v).body.levels
 	}
 	members := map[crdt.UserID]*Member{}
 	get := func(u crdt.UserID) *Member {
@@ -703,7 +715,7 @@ func (r *Room) stateOf(s *snap) State {
 	get(r.create.User).Membership = Join
 	var profiles []*evInfo
 	s.each(func(k string, v int32) {
-		ei := r.evs[v]
+		ei := r.ev(v)
 		switch ei.ev.Type {
 		case TypeMember:
 			m := get(ei.body.target)
@@ -750,7 +762,7 @@ func (r *Room) StateHash() [32]byte {
 		id crdt.EventID
 	}
 	var all []kv
-	r.current().each(func(k string, v int32) { all = append(all, kv{k, r.evs[v].ev.ID}) })
+	r.current().each(func(k string, v int32) { all = append(all, kv{k, r.ev(v).ev.ID}) })
 	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
 	h := sha256.New()
 	var n [8]byte
@@ -769,9 +781,9 @@ func (r *Room) StateHash() [32]byte {
 // removal or equivocation) in (depth, ID) order, the create event first.
 func (r *Room) Timeline() []crdt.EventID {
 	var vis []*crdt.Event
-	for i, ei := range r.evs {
-		if r.visible(int32(i)) {
-			vis = append(vis, ei.ev)
+	for i := range int32(r.Len()) {
+		if r.visible(i) {
+			vis = append(vis, r.ev(i).ev)
 		}
 	}
 	slices.SortFunc(vis, func(a, b *crdt.Event) int {
@@ -805,17 +817,17 @@ func (r *Room) VisibleHash() [32]byte {
 }
 
 func (r *Room) visible(i int32) bool {
-	return r.evs[i].accepted && !r.ov.hidden(i)
+	return r.ev(i).accepted && !r.ov.hidden(i)
 }
 
 // Visible reports whether an applied event shows in the timeline, and if
 // not, why (the auth rule that refused it, or the overlay that hides it).
 func (r *Room) Visible(id crdt.EventID) (bool, string) {
-	i, ok := r.ids[id]
+	i, ok := r.idx(id)
 	if !ok {
 		return false, "unknown event"
 	}
-	ei := r.evs[i]
+	ei := r.ev(i)
 	if !ei.accepted {
 		return false, ei.reason
 	}
@@ -828,14 +840,14 @@ func (r *Room) Visible(id crdt.EventID) (bool, string) {
 // Accepted reports whether an event passed the auth rules (R2, R3), whether
 // or not strong removal hides it.
 func (r *Room) Accepted(id crdt.EventID) bool {
-	i, ok := r.ids[id]
-	return ok && r.evs[i].accepted
+	i, ok := r.idx(id)
+	return ok && r.ev(i).accepted
 }
 
 // Redacted reports whether a visible redaction names the event; its body
 // should be purged.
 func (r *Room) Redacted(id crdt.EventID) bool {
-	i, ok := r.ids[id]
+	i, ok := r.idx(id)
 	return ok && r.redacted[i]
 }
 
@@ -843,7 +855,7 @@ func (r *Room) Redacted(id crdt.EventID) bool {
 func (r *Room) Redactions() []crdt.EventID {
 	out := make([]crdt.EventID, 0, len(r.redacted))
 	for i := range r.redacted {
-		out = append(out, r.evs[i].ev.ID)
+		out = append(out, r.ev(i).ev.ID)
 	}
 	slices.Sort(out)
 	return out
@@ -858,7 +870,7 @@ func (r *Room) updateRedactions(d *Delta) {
 		for _, x := range rs {
 			if r.visible(x) {
 				r.redacted[t] = true
-				d.Redacted = append(d.Redacted, r.evs[t].ev.ID)
+				d.Redacted = append(d.Redacted, r.ev(t).ev.ID)
 				break
 			}
 		}

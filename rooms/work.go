@@ -137,6 +137,6 @@ const reasonJoinWork = "join without the proof of work asked concurrently"
 // an event not in l's past: a stranger's join or knock not after l with
 // fewer bits than l asks.
 func (r *Room) workHides(l, x int32) bool {
-	xi := r.evs[x]
-	return xi.work >= 0 && int64(xi.work) < r.evs[l].workReq && !xi.rmIncl.has(l)
+	xi := r.ev(x)
+	return xi.work >= 0 && int64(xi.work) < r.ev(l).workReq && !xi.rmIncl.has(l)
 }

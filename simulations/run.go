@@ -520,7 +520,8 @@ type sim struct {
 	partOn   []bool // per partition: active
 	room     crdt.RoomID
 	forgers  map[int]*pubsub.Topic
-	spamLast map[int]*crdt.Event // banned-spam adversaries' latest events (bannedspam.go)
+	spamLast map[int]*crdt.Event            // banned-spam adversaries' latest events (bannedspam.go)
+	bases    map[crdt.RoomID]*node.RoomBase // the preloaded prefix, shared by the replicas (preload)
 	ctx      context.Context
 	wg       sync.WaitGroup
 	t0       time.Time
@@ -806,7 +807,7 @@ func (s *sim) tick(final bool) {
 // start (re)starts replica i on its host and store.
 func (s *sim) start(i int) error {
 	tr := &nodeTracer{i: i, col: s.col}
-	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest}
+	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases}
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
 	}
@@ -1098,7 +1099,12 @@ func (s *sim) createRoom() error {
 // start with the room's full membership, as after a join phase, without
 // simulating thousands of joins over gossip (the setup of a large room is
 // not what gossip-latency measures; scenarios with setup: live do it).
-// Events are immutable and shared between the stores.
+// Events are immutable and shared between the stores. The prefix itself is
+// built once and frozen, and shared by the replicas: their stores are
+// overlays of one frozen store holding it (crdt.NewMemStoreOver), and their
+// engines start the room as overlays of the checking Log and Room
+// (node.RoomBase), so a replica holds only what it adds after the prefix
+// (PARLEY_SIM_NO_BASE=1 gives each replica its own copy, as before).
 func (s *sim) preload() error {
 	var base []*crdt.Event
 	if err := s.stores[0].Scan(s.room, 0, func(st crdt.Stored) bool {
@@ -1158,14 +1164,30 @@ func (s *sim) preload() error {
 		}
 		return out
 	}
-	all := stored(append(slices.Clone(base), joins...))
+	all := crdt.Batch{Room: s.room, Events: stored(append(slices.Clone(base), joins...)), AddHeads: heads}
 	if err := s.stores[0].Commit(crdt.Batch{Room: s.room, Events: stored(joins), AddHeads: heads, RemoveHeads: baseHeads}); err != nil {
 		return err
 	}
-	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
-		if err := s.stores[i].Commit(crdt.Batch{Room: s.room, Events: all, AddHeads: heads}); err != nil {
-			return err
+	if os.Getenv("PARLEY_SIM_NO_BASE") != "" {
+		for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+			if err := s.stores[i].Commit(all); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	rb, err := node.NewRoomBase(l, room)
+	if err != nil {
+		return err
+	}
+	s.bases = map[crdt.RoomID]*node.RoomBase{s.room: rb}
+	shared := crdt.NewMemStore()
+	if err := shared.Commit(all); err != nil {
+		return err
+	}
+	shared.Freeze()
+	for i := 1; i < s.plan.honest+s.plan.spammers; i++ {
+		s.stores[i] = crdt.NewMemStoreOver(shared)
 	}
 	return nil
 }

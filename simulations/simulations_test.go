@@ -241,3 +241,25 @@ func TestJoinFloodSmallVirtual(t *testing.T) {
 	}
 	t.Logf("join flood %+v, latency %+v", *j, rep.LatencyMS)
 }
+
+// TestPreloadBaseSameResults: replicas that share the preloaded prefix
+// (frozen stores, logs and rooms, each replica an overlay) deliver exactly
+// what replicas that hold their own copy deliver.
+func TestPreloadBaseSameResults(t *testing.T) {
+	run := func(noBase string) *Report {
+		t.Setenv("PARLEY_SIM_NO_BASE", noBase)
+		sc := small(t, "gossip-latency", 15, 6*time.Second)
+		sc.Room.Writers, sc.Room.Setup = 3, SetupPreload
+		rep, err := Run(context.Background(), sc, RunOptions{T: t})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	shared, own := run(""), run("1")
+	if shared.Completeness != 1 || shared.EventsPublished == 0 || shared.Deliveries != own.Deliveries ||
+		shared.EventsPublished != own.EventsPublished || shared.ScheduleSHA256 != own.ScheduleSHA256 {
+		t.Fatalf("shared base: completeness %v, %d published, %d deliveries; own copies: %v, %d, %d",
+			shared.Completeness, shared.EventsPublished, shared.Deliveries, own.Completeness, own.EventsPublished, own.Deliveries)
+	}
+}
