@@ -453,8 +453,25 @@ func (rd *reader) item(max int64, what string) ([]byte, error) {
 	if int64(n) > rd.left {
 		return nil, invalid("%s: the archive is larger than the limit", what)
 	}
+	if n <= 64<<10 {
+		// Read exactly n bytes into n bytes (bytes.Buffer.ReadFrom, below,
+		// keeps 512 bytes free for each read, so a 1 KB item took a
+		// second, larger buffer: most of an import's allocation).
+		b := make([]byte, n)
+		got, err := io.ReadFull(rd.r, b)
+		rd.left -= int64(got)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			return nil, invalid("%s: truncated (%d of %d bytes)", what, got, n)
+		case err != nil:
+			return nil, err
+		}
+		return b, nil
+	}
+	// A larger length is not taken on trust: the buffer grows with what
+	// is read.
 	var buf bytes.Buffer
-	buf.Grow(int(min(n, 64<<10)))
+	buf.Grow(64 << 10)
 	got, err := buf.ReadFrom(io.LimitReader(rd.r, int64(n)))
 	rd.left -= got
 	if err != nil {
@@ -463,11 +480,7 @@ func (rd *reader) item(max int64, what string) ([]byte, error) {
 	if uint64(got) != n {
 		return nil, invalid("%s: truncated (%d of %d bytes)", what, got, n)
 	}
-	b := buf.Bytes()
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
+	return buf.Bytes(), nil
 }
 
 // block reads CAR section number n and checks its CID against its bytes.
