@@ -213,53 +213,39 @@ func (m *cpuModel) idle(seed uint64, n int) (stop func()) {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
+	var wg, slices sync.WaitGroup // slices: background slices under way
+	// every runs fn at the times of a Poisson process of the given rate
+	// per idleSlice, drawn from rng, until stop.
+	every := func(rng *rand.Rand, rate float64, fn func()) {
+		mean := float64(idleSlice) / rate
+		wg.Go(func() {
+			for {
+				t := time.NewTimer(time.Duration(rng.ExpFloat64() * mean))
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				fn()
+			}
+		})
+	}
 	if b := m.cfg.Background; b > 0 && m.machine != nil {
-		rng := rand.New(rand.NewPCG(seed, uint64(2*n+1)))
-		mean := float64(idleSlice) / b
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var slices sync.WaitGroup
-			defer slices.Wait()
-			for {
-				t := time.NewTimer(time.Duration(rng.ExpFloat64() * mean))
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
-				slices.Go(func() {
-					m.machine <- struct{}{}
-					time.Sleep(idleSlice)
-					<-m.machine
-				})
-			}
-		}()
+		every(rand.New(rand.NewPCG(seed, uint64(2*n+1))), b, func() {
+			slices.Go(func() {
+				m.machine <- struct{}{}
+				time.Sleep(idleSlice)
+				<-m.machine
+			})
+		})
 	}
-	if m.cfg.Idle <= 0 {
-		return func() { cancel(); wg.Wait() }
+	if m.cfg.Idle > 0 {
+		for i := range n {
+			every(rand.New(rand.NewPCG(seed, uint64(i))), m.cfg.Idle, func() { m.charge(i, idleSlice, false) })
+		}
 	}
-	mean := float64(idleSlice) / m.cfg.Idle
-	for i := range n {
-		rng := rand.New(rand.NewPCG(seed, uint64(i)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				t := time.NewTimer(time.Duration(rng.ExpFloat64() * mean))
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
-				m.charge(i, idleSlice, false)
-			}
-		}()
-	}
-	return func() { cancel(); wg.Wait() }
+	return func() { cancel(); wg.Wait(); slices.Wait() }
 }
 
 // startMeasuring starts counting busy time and waits (traffic start).
