@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -54,7 +55,7 @@ type CrossBackend struct {
 func CPUFrom(r *Report) (*CPU, string, error) {
 	c := r.CPU
 	switch {
-	case r.Backend == "" || r.Backend[:min(len(r.Backend), 5)] != "netns":
+	case !strings.HasPrefix(r.Backend, "netns"):
 		return nil, "", fmt.Errorf("cpu-from: %s is a %q run, not a netns one", r.Scenario, r.Backend)
 	case c == nil || c.CoresMean <= 0 || c.MSPerMessage <= 0:
 		return nil, "", errors.New("cpu-from: the report has no daemon CPU (cores_mean, ms_per_message)")
