@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,7 +255,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					// round trip when the peer is up to date, and it does
 					// not depend on the gossip mesh (docs/protocol.md 2).
 					t.push = false
-					for _, p := range t.ev.ListPeers() {
+					for _, p := range g.pushPeers(room, t) {
 						g.sync.Trigger(room, p)
 					}
 				}
@@ -271,6 +272,25 @@ func (g *Gossip) Serve(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// pushPeers are the peers offered this node's new heads: the event
+// topic's peers and every connected peer that proved the room. Pubsub's
+// view of a peer's subscriptions can lag or be lost while the room gate's
+// is current: after a restart over a connection the peer kept, the peer's
+// pubsub went on writing to the stream the stopped node had read, so the
+// restarted node never saw the peer's subscriptions, or found that stream
+// dead and dropped the restarted node's subscriptions, which it had seen
+// already; either way a publish reached no peer and the message waited
+// for anti-entropy (docs/protocol.md 2).
+func (g *Gossip) pushPeers(room crdt.RoomID, t *roomTopics) []peer.ID {
+	peers := t.ev.ListPeers()
+	for _, p := range g.gate.ProvedPeers(RefOf(room)) {
+		if !slices.Contains(peers, p) {
+			peers = append(peers, p)
+		}
+	}
+	return peers
 }
 
 // jitter returns d ± 30 %.
