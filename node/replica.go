@@ -164,9 +164,22 @@ func (r *Replica) Serve(ctx context.Context) error {
 		Accepted: memberStale(members, tracerAccepted(r.opts.Tracer)),
 		Rejected: tracerRejected(r.opts.Tracer),
 	})
-	// Anti-entropy on every new connection.
-	notifee := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		syncer.PeerConnected(c.RemotePeer())
+	// Anti-entropy on every new connection. A peer's new connection beside
+	// older ones has the older ones checked (p2p.DropStaleConns), and
+	// anti-entropy runs again once a dead one is closed: what ran on it
+	// meanwhile failed (docs/protocol.md 9).
+	var checks sync.WaitGroup
+	defer checks.Wait()
+	notifee := &network.NotifyBundle{ConnectedF: func(n network.Network, c network.Conn) {
+		p := c.RemotePeer()
+		syncer.PeerConnected(p)
+		if len(n.ConnsToPeer(p)) > 1 {
+			checks.Go(func() {
+				if p2p.DropStaleConns(ctx, n, c, p2p.StaleConnTimeout) > 0 {
+					syncer.PeerConnected(p)
+				}
+			})
+		}
 	}}
 	h.Network().Notify(notifee)
 	defer h.Network().StopNotify(notifee)
