@@ -6,8 +6,11 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/parley-p2p/parley/api"
 	"github.com/parley-p2p/parley/crdt"
@@ -109,4 +112,53 @@ func deliveredWithin(t *testing.T, tn *testNet, to int, id crdt.EventID, sent ti
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for convergence
 	}
+}
+
+// TestGossipWriterRespawnKeepsSubscriptions: node 0's pubsub stream to
+// node 1 dies while node 1's stream to node 0 lives on (here reset by the
+// test; after a restart, the old connection closed under it). Pubsub opens
+// a new stream to node 1, but it has dropped node 1's subscriptions, which
+// came on the stream that lives on and are not sent again: without the
+// room gate's replay (p2p gatedHost.NewStream) node 0 would gossip nothing
+// more of the room to node 1 on this connection, neither events nor
+// heads (after a node's crash and restart over QUIC, in a room where it
+// holds no other connection, it heard of others' messages only by
+// anti-entropy). Node 0 lists node 1 on the room's topic again.
+func TestGossipWriterRespawnKeepsSubscriptions(t *testing.T) {
+	tn, room, _ := twoNodeRoom(t, 2, keepStore)
+	rid, err := crdt.ParseID(room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1 := tn.reps[1].host.ID()
+	eventually(t, restartDeliveryBound, "node 1 on node 0's topic", func() (bool, string) {
+		return slices.Contains(tn.reps[0].gossip.EventPeers(rid), p1), ""
+	})
+	outbound := func() []network.Stream {
+		var out []network.Stream
+		for _, c := range tn.reps[0].host.Network().ConnsToPeer(p1) {
+			for _, s := range c.GetStreams() {
+				if strings.HasPrefix(string(s.Protocol()), "/meshsub/") && s.Stat().Direction == network.DirOutbound {
+					out = append(out, s)
+				}
+			}
+		}
+		return out
+	}
+	old := outbound()
+	if len(old) != 1 {
+		t.Fatalf("%d outbound pubsub streams to node 1, want 1", len(old))
+	}
+	old[0].Reset()
+	// Pubsub forgets the peer's subscriptions before it opens the new
+	// stream: once that stream is there, a topic listing node 1 is
+	// node 1's subscriptions given back.
+	eventually(t, restartDeliveryBound, "a new pubsub stream to node 1", func() (bool, string) {
+		now := outbound()
+		return len(now) == 1 && now[0] != old[0], fmt.Sprint(len(now), " streams")
+	})
+	eventually(t, restartDeliveryBound, "node 1 on node 0's topic again", func() (bool, string) {
+		peers := tn.reps[0].gossip.EventPeers(rid)
+		return slices.Contains(peers, p1), fmt.Sprintf("node 0's topic peers %v", peers)
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -188,7 +189,9 @@ type gatePeer struct {
 	ours    map[RoomRef]bool           // rooms the peer accepted our proof of
 	failed  map[RoomRef]time.Time      // last failed exchange
 	pending map[string]*pb.RPC_SubOpts // room-topic subscriptions held back
+	subs    map[string]*pb.RPC_SubOpts // subscriptions given to pubsub on the current inbound stream
 	stream  *gatedStream               // its current inbound pubsub stream
+	writer  bool                       // pubsub opened a stream to the peer
 	lock    chan struct{}              // capacity 1: our exchange with the peer
 }
 
@@ -215,7 +218,7 @@ func NewRoomGate(h host.Host, log *slog.Logger) *RoomGate {
 func (g *RoomGate) peer(p peer.ID) *gatePeer {
 	gp := g.peers[p]
 	if gp == nil {
-		gp = &gatePeer{theirs: map[RoomRef]bool{}, ours: map[RoomRef]bool{}, failed: map[RoomRef]time.Time{}, pending: map[string]*pb.RPC_SubOpts{}, lock: make(chan struct{}, 1)}
+		gp = &gatePeer{theirs: map[RoomRef]bool{}, ours: map[RoomRef]bool{}, failed: map[RoomRef]time.Time{}, pending: map[string]*pb.RPC_SubOpts{}, subs: map[string]*pb.RPC_SubOpts{}, lock: make(chan struct{}, 1)}
 		g.peers[p] = gp
 	}
 	return gp
@@ -507,6 +510,12 @@ func (g *RoomGate) accepted(p peer.ID, refs []RoomRef) {
 	}
 	st := gp.stream
 	g.mu.Unlock()
+	g.replay(p, st, subs)
+}
+
+// replay puts p's subscriptions subs into its inbound stream st, as if p
+// had sent them (nothing when there is no stream or nothing to replay).
+func (g *RoomGate) replay(p peer.ID, st *gatedStream, subs []*pb.RPC_SubOpts) {
 	if len(subs) == 0 || st == nil {
 		return
 	}
@@ -597,21 +606,29 @@ func (g *RoomGate) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpts
 	out := make([]*pb.RPC_SubOpts, 0, len(subs))
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	gp := g.peer(p)
+	pass := func(s *pb.RPC_SubOpts) {
+		out = append(out, s)
+		if t := s.GetTopicid(); !s.GetSubscribe() {
+			delete(gp.subs, t)
+		} else if len(gp.subs) < maxPendingSubs {
+			gp.subs[t] = s
+		}
+	}
 	for _, s := range subs {
 		t := s.GetTopicid()
 		if !isRoomTopic(t) {
-			out = append(out, s)
+			pass(s)
 			continue
 		}
-		gp := g.peer(p)
 		if !s.GetSubscribe() {
 			delete(gp.pending, t)
-			out = append(out, s)
+			pass(s)
 			continue
 		}
 		ref, kept := g.topics[t]
 		if kept && gp.theirs[ref] {
-			out = append(out, s)
+			pass(s)
 			continue
 		}
 		if len(gp.pending) < maxPendingSubs {
@@ -659,12 +676,49 @@ func (h gatedHost) SetStreamHandlerMatch(pid protocol.ID, m func(protocol.ID) bo
 	h.Host.SetStreamHandlerMatch(pid, m, h.g.gateStreams(handler))
 }
 
+// NewStream is pubsub's outbound stream to p. Pubsub opens a second one
+// to a connected peer only after it found the first dead, and then it has
+// dropped the peer's subscriptions, which came on the inbound stream: that
+// stream lives on, and the peer sends them only once per stream, so
+// pubsub would send the peer nothing more of those topics until one of
+// them is closed (after a peer's restart over QUIC, the new connection
+// from the peer, whose inbound stream arrived before this node's old
+// writer died). The gate replays them into the inbound stream: pubsub
+// handles the death (forgetting them) before it opens the new stream.
+func (h gatedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
+	s, err := h.Host.NewStream(ctx, p, pids...)
+	if err != nil {
+		return s, err
+	}
+	h.g.rewriter(p)
+	return s, nil
+}
+
+// rewriter notes that pubsub opened a stream to p, and replays p's
+// subscriptions when it is not the first (NewStream).
+func (g *RoomGate) rewriter(p peer.ID) {
+	g.mu.Lock()
+	gp := g.peer(p)
+	again := gp.writer
+	gp.writer = true
+	if !again {
+		g.mu.Unlock()
+		return
+	}
+	subs := slices.Collect(maps.Values(gp.subs))
+	st := gp.stream
+	g.mu.Unlock()
+	g.replay(p, st, subs)
+}
+
 func (g *RoomGate) gateStreams(handler network.StreamHandler) network.StreamHandler {
 	return func(s network.Stream) {
 		gs := newGatedStream(s, maxPubSubMessage)
 		p := s.Conn().RemotePeer()
 		g.mu.Lock()
-		g.peer(p).stream = gs
+		gp := g.peer(p)
+		gp.stream = gs
+		clear(gp.subs) // pubsub forgets those of the stream this one replaces; a hello follows
 		g.mu.Unlock()
 		handler(gs)
 	}
