@@ -34,8 +34,8 @@ const (
 // pubsub's writer. An older connection has staleRTTs round trips of c to
 // answer (c is pinged first: the same peer on a path known to work),
 // within [staleMinWait, timeout]; if c does not answer within timeout,
-// nothing is closed. Limited (relayed) connections are left alone: the
-// swarm prefers a direct one anyway.
+// nothing is closed. Older limited (relayed) connections are left alone:
+// the swarm prefers a direct one anyway.
 func DropStaleConns(ctx context.Context, nw network.Network, c network.Conn, timeout time.Duration) int {
 	p, opened := c.RemotePeer(), c.Stat().Opened
 	var older []network.Conn
@@ -48,7 +48,9 @@ func DropStaleConns(ctx context.Context, nw network.Network, c network.Conn, tim
 		return 0
 	}
 	start := time.Now()
-	if pingConn(ctx, c, timeout) != nil {
+	// c may be limited (the peer came back through a relay): a ping is
+	// 64 bytes of the circuit's budget.
+	if pingConn(network.WithAllowLimitedConn(ctx, "stale connection check"), c, timeout) != nil {
 		return 0
 	}
 	wait := min(max(staleRTTs*time.Since(start), staleMinWait), timeout)
