@@ -54,6 +54,9 @@ type CPU struct {
 	// slices at seeded random (Poisson) times that hold one of the
 	// machine's cores. Needs Machine; 0 = none.
 	Background float64 `yaml:"background,omitempty" json:"background,omitempty"`
+	// Measured says the costs were measured on the daemons (CPUFrom), not
+	// left to the calibration: a zero cost is then none, not the default.
+	Measured bool `yaml:"measured,omitempty" json:"measured,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -72,6 +75,9 @@ func (c *CPU) defaults() {
 	}
 	if c.Share == 0 {
 		c.Share = 1
+	}
+	if c.Measured {
+		return
 	}
 	if c.Verify == 0 {
 		c.Verify = Duration(cpuCalibration.verify)
@@ -301,6 +307,9 @@ type CPUReport struct {
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`
 	// HostCores (netns): the machine's CPUs the daemons ran on.
 	HostCores int `json:"host_cores,omitempty"`
+	// Path (netns): the daemons' own timing of the gossip path during
+	// traffic, by stage.
+	Path *PathReport `json:"path,omitempty"`
 }
 
 // report sums the model's load over the honest nodes and span seconds of

@@ -66,6 +66,9 @@ func CPUFrom(r *Report) (*CPU, string, error) {
 	if cores <= 0 {
 		cores = runtime.NumCPU() // reports before host_cores: this machine's
 	}
+	if c.Path != nil && c.Path.Validate.Count > 0 && c.Path.Apply.Count > 0 {
+		return cpuFromPath(r, cores)
+	}
 	n := float64(r.Nodes)
 	m := &CPU{Cores: cores, Machine: cores, Share: 1, Idle: c.IdleCoresMean / n}
 	m.defaults()
@@ -119,4 +122,60 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 		x.Met = true
 	}
 	return x
+}
+
+// at is the stage's q-quantile, for the quantiles it holds (else its p50).
+func (s PathStage) at(q float64) time.Duration {
+	ms := s.P50MS
+	switch q {
+	case 0.1:
+		ms = s.P10MS
+	case 0.25:
+		ms = s.P25MS
+	case 0.9:
+		ms = s.P90MS
+	}
+	return time.Duration(ms * 1e6)
+}
+
+// PathQuantile is the quantile of the daemons' own timing of each stage
+// of the gossip path (cpu.path of a netns report) that cpuFromPath takes
+// as the stage's cost: the lower quartile. A stage's wall time includes
+// the waits for a CPU behind other daemons' work, which the model adds
+// by itself; its lower quartile is the stage with few such waits.
+const PathQuantile = 0.25
+
+// cpuFromPath is CPUFrom for a report with the daemons' own timing of the
+// gossip path (cpu.path): the critical path is charged as measured, the
+// rest of their CPU is spread evenly over time.
+//
+//   - Verify: the validate stage (taken for validation to forwarded), at
+//     PathQuantile, per node and gossiped event;
+//   - Apply: the apply stage (delivered to taken into the room);
+//   - PerKB none: the transport's CPU (Noise, yamux, protobuf) is in the
+//     measured stages or in the rest below;
+//   - Idle: the daemons' idle CPU plus the rest of their CPU during
+//     traffic, everything not on the path (heads announcements and the
+//     sync sessions they start, badger flushes, GC, the watch stream's
+//     JSON), per node, as 1 ms slices at random times.
+func cpuFromPath(r *Report, cores int) (*CPU, string, error) {
+	c, p := r.CPU, r.CPU.Path
+	verify, apply := p.Validate.at(PathQuantile), p.Apply.at(PathQuantile)
+	n := float64(r.Nodes)
+	span := c.MSPerMessage * float64(r.EventsPublished) / 1e3 / c.CoresMean // s of traffic
+	onPath := (float64(p.Validate.Count)*verify.Seconds() + float64(p.Apply.Count)*apply.Seconds()) / span
+	rest := max(c.CoresMean-c.IdleCoresMean-onPath, 0) // cores
+	m := &CPU{Cores: cores, Machine: cores, Share: 1, Measured: true,
+		Verify: Duration(verify), Apply: Duration(apply), Idle: (c.IdleCoresMean + rest) / n}
+	m.defaults()
+	if !(m.Idle < 1) {
+		return nil, "", fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
+	}
+	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p%.0f; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores idle + %.3f cores of traffic work off the path, of %.3f during traffic, %.3f on it; / %d nodes)",
+		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), PathQuantile*100, p.Validate.P50MS, p.Apply.P50MS,
+		m.Idle, c.IdleCoresMean, rest, c.CoresMean, onPath, r.Nodes)
+	if err := m.validate(); err != nil {
+		return nil, "", fmt.Errorf("cpu-from: %w", err)
+	}
+	return m, how, nil
 }

@@ -164,3 +164,44 @@ func TestCPUModelBackground(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUFromPath: with the daemons' own timing of the gossip path, the
+// model charges each stage's lower quartile on the path and spreads the
+// rest of their CPU as idle work.
+func TestCPUFromPath(t *testing.T) {
+	r := netnsReport()
+	// 50 daemons, 66 messages, 49 receipts each: 3,234 per stage.
+	r.CPU.Path = &PathReport{
+		Validate: PathStage{Count: 3234, P25MS: 0.3, P50MS: 0.4},
+		Apply:    PathStage{Count: 3234, P25MS: 0.6, P50MS: 1.8},
+	}
+	m, how, err := CPUFrom(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(m.Verify) != 300*time.Microsecond || time.Duration(m.Apply) != 600*time.Microsecond || m.PerKB != 0 || !m.Measured {
+		t.Errorf("costs: verify %v, apply %v, per_kb %v, measured %v", m.Verify, m.Apply, m.PerKB, m.Measured)
+	}
+	// Traffic: 883.48 ms * 66 / 0.968 = 60.24 s. On the path: 3,234 *
+	// 0.9 ms / 60.24 s = 0.0483 cores; the rest 0.968 - 0.764 - 0.0483 =
+	// 0.1557 cores, spread with the idle 0.764 over 50 nodes.
+	if want := (0.764 + 0.1557) / 50; math.Abs(m.Idle-want) > 1e-5 {
+		t.Errorf("idle %.6f, want %.6f", m.Idle, want)
+	}
+	if m.Machine != 2 || m.Cores != 2 || m.Share != 1 {
+		t.Errorf("model %+v", m)
+	}
+	if !strings.Contains(how, "at their p25") || !strings.Contains(how, "0.156 cores of traffic work off the path") {
+		t.Errorf("derivation %q", how)
+	}
+	// More on the path than the daemons spent: nothing left to spread.
+	r.CPU.Path.Apply.P25MS = 100
+	if m, _, err := CPUFrom(r); err != nil || math.Abs(m.Idle-0.764/50) > 1e-9 {
+		t.Errorf("path over the CPU: %+v, %v", m, err)
+	}
+	// A path with no apply timings (an older daemon): the old derivation.
+	r.CPU.Path.Apply.Count = 0
+	if m, _, err := CPUFrom(r); err != nil || m.Measured {
+		t.Errorf("no apply timings: %+v, %v", m, err)
+	}
+}
