@@ -119,6 +119,7 @@ type cpuModel struct {
 
 	mu    sync.Mutex
 	busy  []time.Duration // per node: charged work
+	bytes []int64         // per node: gossipsub RPC bytes sent and received while measuring
 	waits []time.Duration // time critical-path work waited for a core
 	from  time.Time       // measuring start (traffic); zero before
 	// all work while measuring: base cost, and time from asking for a
@@ -131,7 +132,7 @@ func newCPUModel(c *CPU, n int, seed uint64) *cpuModel {
 	if c == nil || c.Off {
 		return nil
 	}
-	m := &cpuModel{cfg: *c, cores: make([]chan struct{}, n), busy: make([]time.Duration, n)}
+	m := &cpuModel{cfg: *c, cores: make([]chan struct{}, n), busy: make([]time.Duration, n), bytes: make([]int64, n)}
 	for i := range m.cores {
 		m.cores[i] = make(chan struct{}, c.Cores)
 	}
@@ -204,6 +205,11 @@ func (m *cpuModel) background(i int, bytes int) {
 	if m == nil || bytes <= 0 {
 		return
 	}
+	m.mu.Lock()
+	if !m.from.IsZero() {
+		m.bytes[i] += int64(bytes)
+	}
+	m.mu.Unlock()
 	d := time.Duration(float64(m.cfg.PerKB) * float64(bytes) / 1024)
 	go m.charge(i, d, false)
 }
@@ -307,6 +313,9 @@ type CPUReport struct {
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`
 	// HostCores (netns): the machine's CPUs the daemons ran on.
 	HostCores int `json:"host_cores,omitempty"`
+	// TrafficKB (mocknet): the gossipsub RPC KiB all honest nodes sent
+	// and received during traffic, the bytes PerKB is charged for.
+	TrafficKB float64 `json:"traffic_kb,omitempty"`
 	// Path (netns): the daemons' own timing of the gossip path during
 	// traffic, by stage.
 	Path *PathReport `json:"path,omitempty"`
@@ -321,11 +330,13 @@ func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var busy time.Duration
-	for _, b := range m.busy[:honest] {
+	var bytes int64
+	for i, b := range m.busy[:honest] {
 		busy += b
+		bytes += m.bytes[i]
 	}
 	cfg := m.cfg
-	r := &CPUReport{Model: &cfg}
+	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024)}
 	if span > 0 {
 		r.CoresMean = math.Round(busy.Seconds()/span.Seconds()*1000) / 1000
 	}
