@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -52,7 +53,14 @@ func (h pathHist) count() uint64 {
 
 // parsePathHists reads the path histogram, by stage, from a Prometheus
 // text exposition.
-func parsePathHists(in io.Reader) (map[string]pathHist, error) {
+func parsePathHists(in io.Reader) (_ map[string]pathHist, err error) {
+	// expfmt v0.70.1's parser panics on some malformed input (a TYPE line
+	// followed by a bare label set: FuzzParsePathHists' corpus).
+	defer func() {
+		if recover() != nil {
+			err = errors.New("metrics: malformed exposition")
+		}
+	}()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(in)
 	if err != nil {

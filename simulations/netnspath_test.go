@@ -81,3 +81,28 @@ func TestPathHists(t *testing.T) {
 		t.Errorf("empty: %+v", none)
 	}
 }
+
+// FuzzParsePathHists: any exposition parses or fails with an error, and
+// what parses gives quantiles and buckets without a panic.
+func FuzzParsePathHists(f *testing.F) {
+	var b bytes.Buffer
+	b.WriteString("# TYPE parley_gossip_path_seconds histogram\n")
+	b.WriteString(`parley_gossip_path_seconds_bucket{stage="apply",le="0.001"} 3` + "\n")
+	b.WriteString(`parley_gossip_path_seconds_bucket{stage="apply",le="+Inf"} 5` + "\n")
+	b.WriteString(`parley_gossip_path_seconds_sum{stage="apply"} 0.02` + "\n")
+	b.WriteString(`parley_gossip_path_seconds_count{stage="apply"} 5` + "\n")
+	f.Add(b.Bytes())
+	f.Add([]byte("go_goroutines 12\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		hs, err := parsePathHists(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, h := range hs {
+			st := h.plus(h).since(h).stage()
+			if st.Count < 0 {
+				t.Fatalf("count %d", st.Count)
+			}
+		}
+	})
+}
