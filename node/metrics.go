@@ -52,6 +52,7 @@ type Metrics struct {
 	delivered  *prometheus.CounterVec
 	duplicates prometheus.Counter
 	apiLatency *prometheus.HistogramVec
+	path       *gossipPath // parley_gossip_path_seconds (gossippath.go)
 	handler    http.Handler
 }
 
@@ -85,8 +86,9 @@ func NewMetrics() *Metrics {
 			Help:    "Latency of the local API's request/response methods, by method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method"}),
+		path: newGossipPath(),
 	}
-	m.reg.MustRegister(m.ingested, m.rejected, m.syncs, m.syncRounds, m.delivered, m.duplicates, m.apiLatency,
+	m.reg.MustRegister(m.ingested, m.rejected, m.syncs, m.syncRounds, m.delivered, m.duplicates, m.apiLatency, m.path.hist,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -229,11 +231,12 @@ func (m *Metrics) EventsAccepted(crdt.RoomID, int) {}
 func (m *Metrics) SyncRound(crdt.RoomID, peer.ID) { m.syncRounds.Inc() }
 
 // EventAccepted counts an event taken into a log.
-func (m *Metrics) EventAccepted(_ crdt.RoomID, _ *crdt.Event, from peer.ID) {
+func (m *Metrics) EventAccepted(_ crdt.RoomID, ev *crdt.Event, from peer.ID) {
 	if from == "" {
 		m.ingested.WithLabelValues("local").Inc()
 	} else {
 		m.ingested.WithLabelValues("peer").Inc()
+		m.path.accepted(ev)
 	}
 }
 
@@ -260,6 +263,7 @@ type metricsRawTracer Metrics
 func isEventTopic(msg *pubsub.Message) bool { return strings.HasSuffix(msg.GetTopic(), "/ev/2") }
 
 func (r *metricsRawTracer) DeliverMessage(msg *pubsub.Message) {
+	r.path.delivered(msg)
 	if msg.Local {
 		return
 	}
@@ -271,6 +275,7 @@ func (r *metricsRawTracer) DeliverMessage(msg *pubsub.Message) {
 }
 
 func (r *metricsRawTracer) RejectMessage(msg *pubsub.Message, reason string) {
+	r.path.dropped(msg)
 	if !isEventTopic(msg) {
 		return
 	}
@@ -294,7 +299,7 @@ func (r *metricsRawTracer) Join(string)                                         
 func (r *metricsRawTracer) Leave(string)                                         {}
 func (r *metricsRawTracer) Graft(peer.ID, string)                                {}
 func (r *metricsRawTracer) Prune(peer.ID, string)                                {}
-func (r *metricsRawTracer) ValidateMessage(*pubsub.Message)                      {}
+func (r *metricsRawTracer) ValidateMessage(msg *pubsub.Message)                  { r.path.taken(msg) }
 func (r *metricsRawTracer) ThrottlePeer(peer.ID)                                 {}
 func (r *metricsRawTracer) UndeliverableMessage(*pubsub.Message)                 {}
 func (r *metricsRawTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}

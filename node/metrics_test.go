@@ -37,6 +37,16 @@ func TestMetricsCount(t *testing.T) {
 		}
 		return got > 0, fmt.Sprintf("delivered %v", got)
 	})
+	// The delivered gossip was timed through both stages of its path.
+	eventually(t, convergeWithin, "gossip path timed", func() (bool, string) {
+		v, a := histCount(ms[1].path.hist, PathValidate), histCount(ms[1].path.hist, PathApply)
+		return v > 0 && a > 0, fmt.Sprintf("validate %d, apply %d", v, a)
+	})
+	for i, m := range ms { // only events from peers, not a node's own
+		if a, peer := histCount(m.path.hist, PathApply), counterValue(m.ingested.WithLabelValues("peer")); float64(a) > peer {
+			t.Errorf("node %d timed %d applies, but took %v events from peers", i, a, peer)
+		}
+	}
 	if got := counterValue(ms[0].ingested.WithLabelValues("local")); got < 6 {
 		t.Errorf("node 0 local ingested %v, want 6 or more (create and messages)", got)
 	}
@@ -106,11 +116,20 @@ func TestMetricsCount(t *testing.T) {
 	ms[0].Handler().ServeHTTP(rec, httptest.NewRequest("GET", api.MetricsPath, nil))
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{`parley_events_rejected_total{reason="orphan_budget"} 20`, "go_goroutines", "process_cpu_seconds_total",
-		`parley_api_request_duration_seconds_count{method="send"} 1`, `parley_api_request_duration_seconds_count{method="other"} 1`} {
+		`parley_api_request_duration_seconds_count{method="send"} 1`, `parley_gossip_path_seconds_bucket{stage="apply"`, `parley_api_request_duration_seconds_count{method="other"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("exposition lacks %q", want)
 		}
 	}
+}
+
+// histCount reads how many observations a histogram's stage holds.
+func histCount(h *prometheus.HistogramVec, stage string) uint64 {
+	var m dto.Metric
+	if err := h.WithLabelValues(stage).(prometheus.Histogram).Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 // counterValue reads a counter.

@@ -54,6 +54,9 @@ type CPU struct {
 	// slices at seeded random (Poisson) times that hold one of the
 	// machine's cores. Needs Machine; 0 = none.
 	Background float64 `yaml:"background,omitempty" json:"background,omitempty"`
+	// Measured says the costs were measured on the daemons (CPUFrom), not
+	// left to the calibration: a zero cost is then none, not the default.
+	Measured bool `yaml:"measured,omitempty" json:"measured,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -72,6 +75,9 @@ func (c *CPU) defaults() {
 	}
 	if c.Share == 0 {
 		c.Share = 1
+	}
+	if c.Measured {
+		return
 	}
 	if c.Verify == 0 {
 		c.Verify = Duration(cpuCalibration.verify)
@@ -113,6 +119,7 @@ type cpuModel struct {
 
 	mu    sync.Mutex
 	busy  []time.Duration // per node: charged work
+	bytes []int64         // per node: gossipsub RPC bytes sent and received while measuring
 	waits []time.Duration // time critical-path work waited for a core
 	from  time.Time       // measuring start (traffic); zero before
 	// all work while measuring: base cost, and time from asking for a
@@ -125,7 +132,7 @@ func newCPUModel(c *CPU, n int, seed uint64) *cpuModel {
 	if c == nil || c.Off {
 		return nil
 	}
-	m := &cpuModel{cfg: *c, cores: make([]chan struct{}, n), busy: make([]time.Duration, n)}
+	m := &cpuModel{cfg: *c, cores: make([]chan struct{}, n), busy: make([]time.Duration, n), bytes: make([]int64, n)}
 	for i := range m.cores {
 		m.cores[i] = make(chan struct{}, c.Cores)
 	}
@@ -198,6 +205,11 @@ func (m *cpuModel) background(i int, bytes int) {
 	if m == nil || bytes <= 0 {
 		return
 	}
+	m.mu.Lock()
+	if !m.from.IsZero() {
+		m.bytes[i] += int64(bytes)
+	}
+	m.mu.Unlock()
 	d := time.Duration(float64(m.cfg.PerKB) * float64(bytes) / 1024)
 	go m.charge(i, d, false)
 }
@@ -301,6 +313,12 @@ type CPUReport struct {
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`
 	// HostCores (netns): the machine's CPUs the daemons ran on.
 	HostCores int `json:"host_cores,omitempty"`
+	// TrafficKB (mocknet): the gossipsub RPC KiB all honest nodes sent
+	// and received during traffic, the bytes PerKB is charged for.
+	TrafficKB float64 `json:"traffic_kb,omitempty"`
+	// Path (netns): the daemons' own timing of the gossip path during
+	// traffic, by stage.
+	Path *PathReport `json:"path,omitempty"`
 }
 
 // report sums the model's load over the honest nodes and span seconds of
@@ -312,11 +330,13 @@ func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var busy time.Duration
-	for _, b := range m.busy[:honest] {
+	var bytes int64
+	for i, b := range m.busy[:honest] {
 		busy += b
+		bytes += m.bytes[i]
 	}
 	cfg := m.cfg
-	r := &CPUReport{Model: &cfg}
+	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024)}
 	if span > 0 {
 		r.CoresMean = math.Round(busy.Seconds()/span.Seconds()*1000) / 1000
 	}

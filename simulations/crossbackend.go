@@ -53,24 +53,34 @@ type CrossBackend struct {
 // outcome of the queueing the model reproduces, and feeding it as a speed
 // double-counts the wait (README "Cross-backend check").
 func CPUFrom(r *Report) (*CPU, string, error) {
+	m, how, _, err := cpuFrom(r)
+	return m, how, err
+}
+
+// cpuFrom is CPUFrom; for a report with the daemons' path timing it also
+// returns the CPU seconds left to charge per byte of gossip (cpuFromPath).
+func cpuFrom(r *Report) (*CPU, string, float64, error) {
 	c := r.CPU
 	switch {
 	case !strings.HasPrefix(r.Backend, "netns"):
-		return nil, "", fmt.Errorf("cpu-from: %s is a %q run, not a netns one", r.Scenario, r.Backend)
+		return nil, "", 0, fmt.Errorf("cpu-from: %s is a %q run, not a netns one", r.Scenario, r.Backend)
 	case c == nil || c.CoresMean <= 0 || c.MSPerMessage <= 0:
-		return nil, "", errors.New("cpu-from: the report has no daemon CPU (cores_mean, ms_per_message)")
+		return nil, "", 0, errors.New("cpu-from: the report has no daemon CPU (cores_mean, ms_per_message)")
 	case r.Nodes <= 0 || r.EventsPublished <= 0:
-		return nil, "", errors.New("cpu-from: the report has no nodes or no published messages")
+		return nil, "", 0, errors.New("cpu-from: the report has no nodes or no published messages")
 	}
 	cores := c.HostCores
 	if cores <= 0 {
 		cores = runtime.NumCPU() // reports before host_cores: this machine's
 	}
+	if c.Path != nil && c.Path.Validate.Count > 0 && c.Path.Apply.Count > 0 {
+		return cpuFromPath(r, cores)
+	}
 	n := float64(r.Nodes)
 	m := &CPU{Cores: cores, Machine: cores, Share: 1, Idle: c.IdleCoresMean / n}
 	m.defaults()
 	if !(m.Idle < 1) {
-		return nil, "", fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
+		return nil, "", 0, fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
 	}
 	// The traffic part of the CPU per message: ms_per_message covers all
 	// of the daemons' CPU from traffic start, cores_mean the same per
@@ -84,9 +94,9 @@ func CPUFrom(r *Report) (*CPU, string, error) {
 	how := fmt.Sprintf("machine of %d cores, idle %.4f of a core per node (%.3f cores / %d nodes), apply %v per node and message (%.2f ms per message and node above idle, less verify %v)",
 		cores, m.Idle, c.IdleCoresMean, r.Nodes, apply.Round(time.Microsecond), perMsg, time.Duration(m.Verify))
 	if err := m.validate(); err != nil {
-		return nil, "", fmt.Errorf("cpu-from: %w", err)
+		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
 	}
-	return m, how, nil
+	return m, how, 0, nil
 }
 
 // CompareBackends holds virtual-time run r (its model from CPUFrom(netns))
@@ -119,4 +129,72 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 		x.Met = true
 	}
 	return x
+}
+
+// at is the stage's q-quantile, for the quantiles it holds (else its p50).
+func (s PathStage) at(q float64) time.Duration {
+	ms := s.P50MS
+	switch q {
+	case 0.1:
+		ms = s.P10MS
+	case 0.25:
+		ms = s.P25MS
+	case 0.9:
+		ms = s.P90MS
+	}
+	return time.Duration(ms * 1e6)
+}
+
+// PathQuantile is the quantile of the daemons' own timing of each stage
+// of the gossip path (cpu.path of a netns report) that cpuFromPath takes
+// as the stage's CPU: its fastest decile. A stage's wall time is its CPU
+// and its waits (for a CPU behind other work, which the model adds by its
+// own queueing, and for other goroutines); the fastest decile is the stage
+// with the fewest waits. Whatever it leaves out is still charged, per byte.
+const PathQuantile = 0.1
+
+// cpuFromPath is CPUFrom for a report with the daemons' own timing of the
+// gossip path (cpu.path): every CPU second the daemons spent is charged,
+// each at the time its work happens in the model:
+//
+//   - Verify: the validate stage (taken for validation to forwarded) at
+//     PathQuantile, on the path of each gossiped event a node receives;
+//   - Apply: the apply stage (delivered to taken into the room) likewise;
+//   - Idle: the daemons' CPU with no messages;
+//   - PerKB: the rest of their CPU during traffic (Noise, yamux, RPCs,
+//     duplicates, heads announcements and the sync sessions they start,
+//     badger, GC) per KiB of gossipsub RPC the model's nodes send and
+//     receive: work that occupies a core when an RPC goes out or comes in,
+//     so that the path's work queues behind it. It is known only once a
+//     first pass has counted the model's bytes (Run; rest is returned).
+func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
+	c, p := r.CPU, r.CPU.Path
+	verify, apply := p.Validate.at(PathQuantile), p.Apply.at(PathQuantile)
+	n := float64(r.Nodes)
+	span := c.MSPerMessage * float64(r.EventsPublished) / 1e3 / c.CoresMean // s of traffic
+	onPath := float64(p.Validate.Count)*verify.Seconds() + float64(p.Apply.Count)*apply.Seconds()
+	rest := max((c.CoresMean-c.IdleCoresMean)*span-onPath, 0) // CPU seconds
+	m := &CPU{Cores: cores, Machine: cores, Share: 1, Measured: true,
+		Verify: Duration(verify), Apply: Duration(apply), Idle: c.IdleCoresMean / n}
+	m.defaults()
+	if !(m.Idle < 1) {
+		return nil, "", 0, fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
+	}
+	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p%.0f; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
+		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), PathQuantile*100, p.Validate.P50MS, p.Apply.P50MS,
+		m.Idle, c.IdleCoresMean, r.Nodes, (c.CoresMean-c.IdleCoresMean)*span, onPath, rest)
+	if err := m.validate(); err != nil {
+		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
+	}
+	return m, how, rest, nil
+}
+
+// perKB is the cost per KiB that charges rest CPU seconds over kb KiB of
+// gossip (a first pass's TrafficKB).
+func perKB(rest, kb float64) (Duration, string, error) {
+	if kb <= 0 {
+		return 0, "", errors.New("cpu-from: the first pass sent no gossip during traffic")
+	}
+	d := time.Duration(rest / kb * 1e9)
+	return Duration(d), fmt.Sprintf(" = %v per KiB over the %.0f KiB a first pass of the model sent and received", d.Round(time.Microsecond), kb), nil
 }

@@ -125,6 +125,24 @@ func TestRunCPUFrom(t *testing.T) {
 	if rep.LatencyMS.P50 <= 20 || rep.CrossBackend.DeltaP50 == 0 {
 		t.Errorf("p50 %v ms, cross-backend %+v", rep.LatencyMS.P50, rep.CrossBackend)
 	}
+
+	// With the daemons' path timing: a first pass counts the gossip, the
+	// second charges the rest of the daemons' CPU per byte of it, so the
+	// model spends about the CPU the daemons did.
+	x.CPU.Path = &PathReport{Validate: PathStage{Count: 40, P10MS: 0.2}, Apply: PathStage{Count: 40, P10MS: 0.3}}
+	rep, err = Run(t.Context(), sc, RunOptions{T: t, CPUFrom: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := rep.CPU.Model
+	if !mod.Measured || mod.PerKB <= 0 || time.Duration(mod.Verify) != 200*time.Microsecond || !strings.Contains(rep.CrossBackend.Derivation, "a first pass of the model") {
+		t.Errorf("model %+v, derivation %q", mod, rep.CrossBackend.Derivation)
+	}
+	t.Logf("model %.3f cores during traffic, daemons %.3f; %s", rep.CPU.CoresMean, x.CPU.CoresMean, rep.CrossBackend.Derivation)
+	if got := rep.CPU.CoresMean; math.Abs(got-x.CPU.CoresMean)/x.CPU.CoresMean > 0.3 {
+		t.Errorf("the model used %.3f cores during traffic, the daemons %.3f", got, x.CPU.CoresMean)
+	}
+
 	sc.Name = "other"
 	if _, err := Run(t.Context(), sc, RunOptions{T: t, CPUFrom: x}); err == nil || !strings.Contains(err.Error(), "not other") {
 		t.Errorf("another scenario's report: %v", err)
@@ -162,5 +180,52 @@ func TestCPUModelBackground(t *testing.T) {
 		if err := c.validate(); err == nil || !strings.Contains(err.Error(), "cpu.background") {
 			t.Errorf("%+v: %v", c, err)
 		}
+	}
+}
+
+// TestCPUFromPath: with the daemons' own timing of the gossip path, the
+// model charges each stage's fastest decile on the path, their idle CPU as
+// idle, and leaves the rest of their CPU to be charged per byte.
+func TestCPUFromPath(t *testing.T) {
+	r := netnsReport()
+	// 50 daemons, 66 messages, 49 receipts each: 3,234 per stage.
+	r.CPU.Path = &PathReport{
+		Validate: PathStage{Count: 3234, P10MS: 0.2, P25MS: 0.3, P50MS: 0.4},
+		Apply:    PathStage{Count: 3234, P10MS: 0.5, P25MS: 0.6, P50MS: 1.8},
+	}
+	m, how, rest, err := cpuFrom(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(m.Verify) != 200*time.Microsecond || time.Duration(m.Apply) != 500*time.Microsecond || m.PerKB != 0 || !m.Measured {
+		t.Errorf("costs: verify %v, apply %v, per_kb %v, measured %v", m.Verify, m.Apply, m.PerKB, m.Measured)
+	}
+	if m.Machine != 2 || m.Cores != 2 || m.Share != 1 || math.Abs(m.Idle-0.764/50) > 1e-9 {
+		t.Errorf("model %+v", m)
+	}
+	// Traffic: 883.48 ms * 66 / 0.968 = 60.24 s, of it (0.968 - 0.764) *
+	// 60.24 = 12.29 CPU-s above idle; on the path 3,234 * 0.7 ms = 2.26.
+	if math.Abs(rest-(0.204*60.2371-2.2638)) > 1e-3 {
+		t.Errorf("rest %.4f CPU-s, want 10.0246", rest)
+	}
+	if !strings.Contains(how, "at their p10") || !strings.Contains(how, "12.29 CPU-s above idle during traffic, 2.26 on the path and 10.02 per byte") {
+		t.Errorf("derivation %q", how)
+	}
+	d, per, err := perKB(rest, 20000)
+	if err != nil || (time.Duration(d)-501*time.Microsecond).Abs() > time.Microsecond || !strings.Contains(per, "501µs per KiB over the 20000 KiB") {
+		t.Errorf("per KiB: %v, %q, %v", d, per, err)
+	}
+	if _, _, err := perKB(rest, 0); err == nil {
+		t.Error("per KiB over no gossip: no error")
+	}
+	// More on the path than the daemons spent: nothing left.
+	r.CPU.Path.Apply.P10MS = 100
+	if _, _, rest, err := cpuFrom(r); err != nil || rest != 0 {
+		t.Errorf("path over the CPU: rest %v, %v", rest, err)
+	}
+	// No apply timings (an older daemon): the old derivation.
+	r.CPU.Path.Apply.Count = 0
+	if m, _, err := CPUFrom(r); err != nil || m.Measured {
+		t.Errorf("no apply timings: %+v, %v", m, err)
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/node"
 )
 
 // NetnsOptions configure RunNetns.
@@ -143,11 +144,12 @@ type nsNode struct {
 	stopWatch      context.CancelFunc
 	watchDone      chan struct{}
 	peakRSSKB      float64
-	cpuAtT0        time.Duration // CPU time used when traffic started
-	cpuTraffic     time.Duration // CPU time used from traffic start to the end
-	cpuWarm        time.Duration // CPU time used over the warm-up
-	cpuIdle        time.Duration // CPU time used over the quiet window after traffic
-	sched0, sched  schedStat     // at traffic start; from then to the end
+	cpuAtT0        time.Duration       // CPU time used when traffic started
+	cpuTraffic     time.Duration       // CPU time used from traffic start to the end
+	cpuWarm        time.Duration       // CPU time used over the warm-up
+	cpuIdle        time.Duration       // CPU time used over the quiet window after traffic
+	sched0, sched  schedStat           // at traffic start; from then to the end
+	path0, path1   map[string]pathHist // the daemon's gossip path histograms at traffic start and after
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
 }
@@ -706,6 +708,9 @@ func (r *netnsRun) run() error {
 	if err := r.sleep(sc.Warmup.D()); err != nil {
 		return err
 	}
+	for _, n := range r.nodes { // before the CPU is read: the scrape costs some
+		n.path0 = r.scrapePath(n)
+	}
 	for _, n := range r.nodes {
 		n.cpuAtT0 = procCPU(n.cmd)
 		n.cpuWarm = n.cpuAtT0 - n.cpuWarm
@@ -761,7 +766,38 @@ func (r *netnsRun) run() error {
 	for _, n := range r.nodes {
 		n.cpuIdle = max(procCPU(n.cmd)-n.cpuIdle, 0)
 	}
+	for _, n := range r.nodes {
+		n.path1 = r.scrapePath(n)
+	}
 	return nil
+}
+
+// scrapePath reads daemon n's gossip path histograms (nil, with a
+// warning, if it cannot).
+func (r *netnsRun) scrapePath(n *nsNode) map[string]pathHist {
+	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.api.URL+api.MetricsPath, nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Authorization", "Bearer "+n.api.Token)
+	hr, err := n.http.Do(req)
+	if err != nil {
+		r.warn("metrics of node %d: %v", n.i, err)
+		return nil
+	}
+	defer hr.Body.Close()
+	if hr.StatusCode != http.StatusOK {
+		r.warn("metrics of node %d: %s", n.i, hr.Status)
+		return nil
+	}
+	hs, err := parsePathHists(io.LimitReader(hr.Body, 8<<20))
+	if err != nil {
+		r.warn("metrics of node %d: %v", n.i, err)
+		return nil
+	}
+	return hs
 }
 
 // netnsIdleWindow is how long the daemons' idle CPU is measured after
@@ -1217,6 +1253,14 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		}
 		if r.idleSpan > 0 {
 			rep.CPU.IdleCoresMean = math.Round(idle.Seconds()/r.idleSpan.Seconds()*1000) / 1000
+		}
+		var validate, apply pathHist
+		for _, n := range r.nodes {
+			validate = validate.plus(n.path1[node.PathValidate].since(n.path0[node.PathValidate]))
+			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
+		}
+		if validate.count() > 0 || apply.count() > 0 {
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage()}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

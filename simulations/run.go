@@ -438,7 +438,8 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 	var derivation string
 	if x := opts.CPUFrom; x != nil {
 		var err error
-		if model, derivation, err = CPUFrom(x); err != nil {
+		var rest float64
+		if model, derivation, rest, err = cpuFrom(x); err != nil {
 			return nil, err
 		}
 		if x.Scenario != sc0.Name {
@@ -449,6 +450,25 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 		}
 		if opts.Seed == 0 {
 			opts.Seed = x.Seed
+		}
+		if rest > 0 {
+			// A first pass without the per-byte cost counts the gossip
+			// the model's nodes exchange during traffic.
+			first := *sc0
+			first.CPU = model
+			rep, err := Run(ctx, &first, RunOptions{T: opts.T, Nodes: opts.Nodes, Seed: opts.Seed, RealTime: opts.RealTime})
+			if err != nil {
+				return nil, fmt.Errorf("cpu-from: first pass: %w", err)
+			}
+			var kb float64
+			if rep.CPU != nil {
+				kb = rep.CPU.TrafficKB
+			}
+			var how string
+			if model.PerKB, how, err = perKB(rest, kb); err != nil {
+				return nil, err
+			}
+			derivation += how
 		}
 	}
 	sc, err := sc0.with(opts.Nodes, opts.Seed)
