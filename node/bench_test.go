@@ -114,17 +114,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	// the room in the background at start (indexer.go): let it finish
 	// before the timer, or its work is counted as the catch-up's.
 	waitIndexed(b, ctx, src.Engine)
-	if path := os.Getenv("PARLEY_BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer benchProfile(b)()
 	b.ResetTimer()
 	var total, cpu, indexed time.Duration
 	for range b.N {
@@ -160,6 +150,24 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(float64(indexed.Nanoseconds())/float64(b.N), "indexed-cpu-ns/op")
 }
 
+// benchProfile starts a CPU profile into the file PARLEY_BENCH_CPUPROFILE
+// names, if any; the returned function stops it.
+func benchProfile(b *testing.B) func() {
+	path := os.Getenv("PARLEY_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // waitIndexed waits until e's search indexer has indexed what it was
 // handed, the start-up rebuild included (five minutes at most).
 func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
@@ -179,7 +187,8 @@ func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
 // 100,000-event room of BenchmarkCatchUp from a history archive into badger
 // (read, verify in batches, add, commit). Compare it with
 // BenchmarkVerifyCeiling in crdt/badgerstore. cpu-ns/op is the process's
-// CPU during the import.
+// CPU during the import; PARLEY_BENCH_CPUPROFILE=file profiles it (and the
+// set-up of each fresh node between imports).
 func BenchmarkArchiveImport(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -191,6 +200,7 @@ func BenchmarkArchiveImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	stop()
+	defer benchProfile(b)()
 	b.ResetTimer()
 	var total, cpu time.Duration
 	for range b.N {
