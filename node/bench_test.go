@@ -265,14 +265,8 @@ func BenchmarkArchiveImport(b *testing.B) {
 func BenchmarkIngestOne(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n := 1000
-	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
-		n = v
-	}
-	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	n := benchEvents(1000)
+	store := benchStore(b)
 	defer store.Close()
 	rb := newRoomBuilder(b, store)
 	rb.messages(n)
@@ -312,25 +306,33 @@ func BenchmarkIngestOne(b *testing.B) {
 // benchRoom opens a badger store holding the benchmark room: 100,000
 // messages (or PARLEY_BENCH_EVENTS) and, in all, want events.
 func benchRoom(b *testing.B) (store *badgerstore.Store, room crdt.RoomID, want int) {
-	n := 100_000
+	n := benchEvents(100_000)
+	store = benchStore(b)
+	return store, buildRoom(b, store, n), n + 4 // create, three joins
+}
+
+// benchEvents is PARLEY_BENCH_EVENTS, or def.
+func benchEvents(def int) int {
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
-		n = v
+		return v
 	}
+	return def
+}
+
+// benchStore opens a fresh badger store in a temporary folder.
+func benchStore(b *testing.B) *badgerstore.Store {
 	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return store, buildRoom(b, store, n), n + 4 // create, three joins
+	return store
 }
 
 // benchTarget is a fresh node on a fresh store, with no signature
 // remembered as verified; stop also closes the store.
 func benchTarget(b *testing.B, ctx context.Context) (*Replica, host.Host, func()) {
 	crdt.ForgetVerified()
-	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := benchStore(b)
 	rep, h, stop := benchReplica(b, ctx, store, 2)
 	return rep, h, func() { stop(); store.Close() }
 }
