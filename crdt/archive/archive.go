@@ -328,8 +328,8 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	case len(idx.Events) > lim.MaxEvents:
 		return nil, invalid("%d events, at most %d", len(idx.Events), lim.MaxEvents)
 	}
-	envs := make(map[string][]byte, len(idx.Events))   // event ID -> envelope (nil until read)
-	bodies := make(map[string][]byte, len(idx.Events)) // body CID -> body (nil until read)
+	envs := make(map[string][]byte, len(idx.Events)) // event ID -> envelope (nil until read)
+	bodies := make(map[string][]byte)                // body CID -> body (nil until read)
 	for _, e := range idx.Events {
 		if !e.Event.is(prefixDagCBOR) {
 			return nil, invalid("index: event %s is not a dag-cbor CID", e.Event)
