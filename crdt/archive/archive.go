@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync/atomic"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -362,19 +361,7 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	}
 
 	// Blocks: each referenced block exactly once (a media block that is
-	// also an envelope or a body serves both). Events are verified while
-	// the rest is read: a writer puts each event's blocks in index order
-	// (docs/protocol.md section 7), so once the events up to some index
-	// have all their blocks, a verifier takes them in chunks, on all
-	// cores, beside the reading. Nothing is returned before everything
-	// checked out, and the errors are the ones a read first, verify after
-	// would give: a bad block first, then the first bad event in index
-	// order.
-	envList := make([][]byte, len(idx.Events))
-	bodyList := make([][]byte, len(idx.Events))
-	v := newVerifier(envList, bodyList)
-	defer v.stop()
-	ready := 0 // the events before it have all their blocks
+	// also an envelope or a body serves both).
 	for n := 1; ; n++ {
 		c, data, err := rd.block(maxBlock, n)
 		if errors.Is(err, io.EOF) {
@@ -403,24 +390,13 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		if mok {
 			media[c] = data
 		}
-		for ; ready < len(idx.Events); ready++ {
-			e := idx.Events[ready]
-			if envList[ready] = envs[string(e.Event)]; envList[ready] == nil {
-				break
-			}
-			if e.Body != nil {
-				if bodyList[ready] = bodies[string(*e.Body)]; bodyList[ready] == nil {
-					break
-				}
-			}
-		}
-		v.upTo(ready)
 	}
 
-	// Events: look the blocks up, then wait for their verification.
+	// Events: look the blocks up, then verify all signatures in batches.
 	a := &Archive{Room: room, Events: make([]*crdt.Event, len(idx.Events))}
-	for i, e := range idx.Events[ready:] {
-		i += ready
+	envList := make([][]byte, len(idx.Events))
+	bodyList := make([][]byte, len(idx.Events))
+	for i, e := range idx.Events {
 		if envList[i] = envs[string(e.Event)]; envList[i] == nil {
 			return nil, invalid("the envelope of event %s is missing", e.Event)
 		}
@@ -430,8 +406,7 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 			}
 		}
 	}
-	v.upTo(len(idx.Events))
-	evs, errs := v.wait()
+	evs, errs := crdt.DecodeEnvelopes(envList, bodyList)
 	for i, e := range idx.Events {
 		ev, err := evs[i], errs[i]
 		if err != nil {
@@ -453,73 +428,6 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		a.Media = append(a.Media, Block{CID: []byte(l), Data: data})
 	}
 	return a, nil
-}
-
-// verifyChunk is how many events the verifier takes at once (a multiple
-// of crdt's batch of 64 per core).
-const verifyChunk = 1024
-
-// verifier decodes and verifies, on its own goroutine, the (envelope,
-// body) pairs of envs and bodies as Read hands them over, in chunks.
-type verifier struct {
-	envs, bodies [][]byte
-	evs          []*crdt.Event
-	errs         []error
-	sent         int           // the pairs handed over
-	todo         chan [2]int   // ranges to verify
-	done         chan struct{} // closed when the goroutine has returned
-	stopped      atomic.Bool   // Read gave up: skip what is left
-}
-
-func newVerifier(envs, bodies [][]byte) *verifier {
-	v := &verifier{
-		envs: envs, bodies: bodies,
-		evs: make([]*crdt.Event, len(envs)), errs: make([]error, len(envs)),
-		todo: make(chan [2]int, len(envs)/verifyChunk+2), done: make(chan struct{}),
-	}
-	go v.run()
-	return v
-}
-
-func (v *verifier) run() {
-	defer close(v.done)
-	for r := range v.todo {
-		if v.stopped.Load() {
-			continue
-		}
-		evs, errs := crdt.DecodeEnvelopes(v.envs[r[0]:r[1]], v.bodies[r[0]:r[1]])
-		copy(v.evs[r[0]:], evs)
-		copy(v.errs[r[0]:], errs)
-	}
-}
-
-// upTo hands over the pairs before n: whole chunks, or all of them when n
-// is every pair. The channel holds every chunk, so this never blocks.
-func (v *verifier) upTo(n int) {
-	for n-v.sent >= verifyChunk || (n == len(v.envs) && n > v.sent) {
-		hi := min(v.sent+verifyChunk, n)
-		v.todo <- [2]int{v.sent, hi}
-		v.sent = hi
-	}
-}
-
-// wait returns the results once everything handed over is verified.
-func (v *verifier) wait() ([]*crdt.Event, []error) {
-	close(v.todo)
-	<-v.done
-	return v.evs, v.errs
-}
-
-// stop ends the goroutine (after wait, or when Read gives up).
-func (v *verifier) stop() {
-	select {
-	case <-v.done:
-		return
-	default:
-	}
-	v.stopped.Store(true)
-	close(v.todo)
-	<-v.done
 }
 
 func invalid(format string, args ...any) error {

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parley-p2p/parley/crdt"
 )
@@ -310,54 +308,6 @@ func TestReadRejects(t *testing.T) {
 	}
 	t.Logf("e.g. truncated: %v", errOf(good[:len(good)-10]))
 	t.Logf("e.g. foreign room: %v", errOf(cases["foreign-room event"]))
-}
-
-// TestReadVerifiesInChunks: an archive of several verifier chunks reads
-// the same whether its blocks come in index order (verified while the rest
-// is read) or reversed (verified at the end); a bad block is reported
-// before a bad signature found earlier; and Read leaves no goroutine.
-func TestReadVerifiesInChunks(t *testing.T) {
-	r, evs := room(t, 3, 3*verifyChunk+10)
-	good := write(t, r, evs)
-	before := runtime.NumGoroutine()
-	a, err := Read(bytes.NewReader(good), DefaultLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sameEvents(t, a.Events, evs)
-	secs := sections(t, good)
-	reversed := slices.Clone(secs[2:])
-	slices.Reverse(reversed)
-	if a, err = Read(bytes.NewReader(join(append(slices.Clone(secs[:2]), reversed...)...)), DefaultLimits); err != nil {
-		t.Fatalf("blocks in reverse order: %v", err)
-	}
-	sameEvents(t, a.Events, evs)
-
-	forged := *evs[5]
-	forged.Envelope = bytes.Clone(forged.Envelope)
-	forged.Envelope[len(forged.Envelope)-5] ^= 1 // inside the signature
-	forged.ID = crdt.IDOf(forged.Envelope)
-	bad := rawArchive(t, r, evs, func(idx *index, l *[]*crdt.Event) {
-		idx.Events[5].Event = link(forged.ID)
-		(*l)[5] = &forged
-	})
-	if err := errOf(bad); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "event "+forged.ID.String()) {
-		t.Errorf("a bad signature in the first chunk: %v", err)
-	}
-	badSecs := sections(t, bad)
-	if err := errOf(join(badSecs[:len(badSecs)-1]...)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is missing") {
-		t.Errorf("a bad signature in the first chunk and the last body missing: %v, want the missing body", err)
-	}
-	if err := errOf(join(append(slices.Clone(badSecs), badSecs[len(badSecs)/2])...)); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "repeats") {
-		t.Errorf("a bad signature in the first chunk and a block repeated at the end: %v, want the repeat", err)
-	}
-	// A goroutine that has signalled its end may not have returned yet.
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the reads, %d before", runtime.NumGoroutine(), before)
-		}
-		runtime.Gosched()
-	}
 }
 
 func errOf(b []byte) error {
