@@ -50,46 +50,74 @@ func newIdentity(tb testing.TB) *crdt.Identity {
 }
 
 // buildRoom writes a public room with n messages by a few authors straight
-// into store, in batches, as a fast set-up for benchmarks.
+// into store, each committed on its own, as a fast set-up for benchmarks.
 func buildRoom(tb testing.TB, store crdt.Store, n int) crdt.RoomID {
+	tb.Helper()
+	b := newRoomBuilder(tb, store)
+	b.messages(n)
+	return b.room
+}
+
+// roomBuilder writes a public room of four members (the creator and three
+// joined) straight into a store; messages adds to it.
+type roomBuilder struct {
+	tb      testing.TB
+	store   crdt.Store
+	room    crdt.RoomID
+	log     *crdt.Log
+	authors []*crdt.Identity
+	text    []byte
+	n       int // messages so far
+}
+
+// message signs the next message (by the authors in turn) on the log's
+// heads, without taking it in.
+func (rb *roomBuilder) message() *crdt.Event {
+	i := rb.n
+	rb.n++
+	a := rb.authors[i%len(rb.authors)]
+	d := rb.log.Prepare(a.Device.Public(), int64(3+i), crdt.Draft{Type: rooms.TypeMessage, Auth: []crdt.EventID{rb.room}, Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("%d %s", i, rb.text)})})
+	ev, err := crdt.Sign(a, d)
+	if err != nil {
+		rb.tb.Fatal(err)
+	}
+	return ev
+}
+
+// messages adds n messages, each committed on its own.
+func (rb *roomBuilder) messages(n int) {
+	for range n {
+		rb.commit(rb.message())
+	}
+}
+
+func (rb *roomBuilder) commit(evs ...*crdt.Event) {
+	r := rb.log.Add(evs...)
+	if err := rb.store.Commit(r.Batch); err != nil {
+		rb.tb.Fatal(err)
+	}
+}
+
+func newRoomBuilder(tb testing.TB, store crdt.Store) *roomBuilder {
 	tb.Helper()
 	creator := newIdentity(tb)
 	create, err := crdt.Sign(creator, crdt.Draft{Type: crdt.TypeCreate, TS: 1, Body: rooms.Encode(rooms.CreateBody{JoinRule: rooms.Public, History: rooms.HistoryShared})})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	log := crdt.NewLog(create.ID, crdt.LogConfig{})
-	commit := func(evs ...*crdt.Event) {
-		r := log.Add(evs...)
-		if err := store.Commit(r.Batch); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	commit(create)
-	authors := []*crdt.Identity{creator, newIdentity(tb), newIdentity(tb), newIdentity(tb)}
-	var batch []*crdt.Event
-	for _, a := range authors[1:] {
+	rb := &roomBuilder{tb: tb, store: store, room: create.ID, log: crdt.NewLog(create.ID, crdt.LogConfig{}),
+		authors: []*crdt.Identity{creator, newIdentity(tb), newIdentity(tb), newIdentity(tb)}, text: make([]byte, 300)}
+	rb.commit(create)
+	for _, a := range rb.authors[1:] {
 		me := a.User.String()
-		d := log.Prepare(a.Device.Public(), 2, crdt.Draft{Type: rooms.TypeMember, StateKey: &me, Auth: []crdt.EventID{create.ID}, Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
+		d := rb.log.Prepare(a.Device.Public(), 2, crdt.Draft{Type: rooms.TypeMember, StateKey: &me, Auth: []crdt.EventID{create.ID}, Body: rooms.Encode(rooms.MemberBody{Membership: rooms.Join})})
 		ev, _ := crdt.Sign(a, d)
-		commit(ev)
+		rb.commit(ev)
 	}
-	text := make([]byte, 300)
-	for i := range text {
-		text[i] = 'a' + byte(i%26)
+	for i := range rb.text {
+		rb.text[i] = 'a' + byte(i%26)
 	}
-	for i := range n {
-		a := authors[i%len(authors)]
-		d := log.Prepare(a.Device.Public(), int64(3+i), crdt.Draft{Type: rooms.TypeMessage, Auth: []crdt.EventID{create.ID}, Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("%d %s", i, text)})})
-		ev, err := crdt.Sign(a, d)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		batch = append(batch, ev)
-		commit(ev)
-	}
-	_ = batch
-	return create.ID
+	return rb
 }
 
 // BenchmarkCatchUp: one iteration is a fresh node pulling a 100,000-event
@@ -114,17 +142,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	// the room in the background at start (indexer.go): let it finish
 	// before the timer, or its work is counted as the catch-up's.
 	waitIndexed(b, ctx, src.Engine)
-	if path := os.Getenv("PARLEY_BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer benchProfile(b)()
 	b.ResetTimer()
 	var total, cpu, indexed time.Duration
 	for range b.N {
@@ -160,6 +178,24 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(float64(indexed.Nanoseconds())/float64(b.N), "indexed-cpu-ns/op")
 }
 
+// benchProfile starts a CPU profile into the file PARLEY_BENCH_CPUPROFILE
+// names, if any; the returned function stops it.
+func benchProfile(b *testing.B) func() {
+	path := os.Getenv("PARLEY_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // waitIndexed waits until e's search indexer has indexed what it was
 // handed, the start-up rebuild included (five minutes at most).
 func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
@@ -179,7 +215,8 @@ func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
 // 100,000-event room of BenchmarkCatchUp from a history archive into badger
 // (read, verify in batches, add, commit). Compare it with
 // BenchmarkVerifyCeiling in crdt/badgerstore. cpu-ns/op is the process's
-// CPU during the import.
+// CPU during the import; PARLEY_BENCH_CPUPROFILE=file profiles it (and the
+// set-up of each fresh node between imports).
 func BenchmarkArchiveImport(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -191,6 +228,7 @@ func BenchmarkArchiveImport(b *testing.B) {
 		b.Fatal(err)
 	}
 	stop()
+	defer benchProfile(b)()
 	b.ResetTimer()
 	var total, cpu time.Duration
 	for range b.N {
@@ -214,28 +252,87 @@ func BenchmarkArchiveImport(b *testing.B) {
 	cpubench.Report(b, cpu)
 }
 
+// BenchmarkIngestOne: one iteration is one gossiped message, from its
+// transport frame to committed in badger: decoded and verified
+// (crdt.Decode, one signature, as on receipt), taken in by the engine
+// (Engine.Ingest: Log.Add, the room state machine, the commit) into a room
+// of 1,000 messages (PARLEY_BENCH_EVENTS) that a node on a loopback TCP
+// host keeps. ns/op is the latency of a single event; cpu-ns/op the
+// process's CPU in the timed loop (the background indexer's included, as
+// far as it ran then).
+//
+//	go test ./node -run '^$' -bench IngestOne -benchtime 2000x
+func BenchmarkIngestOne(b *testing.B) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := benchEvents(1000)
+	store := benchStore(b)
+	defer store.Close()
+	rb := newRoomBuilder(b, store)
+	rb.messages(n)
+	frames := make([][]byte, b.N)
+	for i := range frames {
+		ev := rb.message()
+		rb.log.Add(ev) // the next chains on it; the store gets it from the node
+		frames[i] = ev.Encode()
+	}
+	rep, _, stop := benchReplica(b, ctx, store, 1)
+	defer stop()
+	waitIndexed(b, ctx, rep.Engine) // the store was built without a search index
+	defer benchProfile(b)()
+	b.ResetTimer()
+	cpu0 := cpubench.Now()
+	for _, f := range frames {
+		ev, err := crdt.Decode(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := rep.Engine.Ingest(ctx, "", []*crdt.Event{ev}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := cpubench.Now() - cpu0
+	b.StopTimer()
+	info, err := rep.Engine.Info(ctx, api.RoomReq{Room: rb.room.String()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if want := n + 4 + b.N; info.Sync.Events != want {
+		b.Fatalf("the node holds %d events, want %d", info.Sync.Events, want)
+	}
+	cpubench.Report(b, cpu)
+}
+
 // benchRoom opens a badger store holding the benchmark room: 100,000
 // messages (or PARLEY_BENCH_EVENTS) and, in all, want events.
 func benchRoom(b *testing.B) (store *badgerstore.Store, room crdt.RoomID, want int) {
-	n := 100_000
+	n := benchEvents(100_000)
+	store = benchStore(b)
+	return store, buildRoom(b, store, n), n + 4 // create, three joins
+}
+
+// benchEvents is PARLEY_BENCH_EVENTS, or def.
+func benchEvents(def int) int {
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_EVENTS")); err == nil {
-		n = v
+		return v
 	}
+	return def
+}
+
+// benchStore opens a fresh badger store in a temporary folder.
+func benchStore(b *testing.B) *badgerstore.Store {
 	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return store, buildRoom(b, store, n), n + 4 // create, three joins
+	return store
 }
 
 // benchTarget is a fresh node on a fresh store, with no signature
 // remembered as verified; stop also closes the store.
 func benchTarget(b *testing.B, ctx context.Context) (*Replica, host.Host, func()) {
 	crdt.ForgetVerified()
-	store, err := badgerstore.Open(b.TempDir(), badgerstore.Options{Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	store := benchStore(b)
 	rep, h, stop := benchReplica(b, ctx, store, 2)
 	return rep, h, func() { stop(); store.Close() }
 }
