@@ -1078,8 +1078,29 @@ func (r *netnsRun) teardown() {
 			continue
 		}
 		exec.Command(ipCmd(), "link", "del", n.vroot).Run() // deletes the pair
-		exec.Command(ipCmd(), "netns", "del", n.ns).Run()
+		if err := delNetns(n.ns); err != nil {
+			r.say("netns: namespace %s left behind: %v", n.ns, err)
+		}
 	}
+}
+
+// delNetns deletes network namespace name, trying again for about 5 s
+// while ip(8) fails (one of 50 namespaces outlived a run on a machine at
+// load 40 when its one attempt was not checked).
+func delNetns(name string) error {
+	var err error
+	for i := range 10 {
+		out, e := exec.Command(ipCmd(), "netns", "del", name).CombinedOutput()
+		if e == nil {
+			return nil
+		}
+		if _, serr := os.Stat(filepath.Join("/run/netns", name)); errors.Is(serr, os.ErrNotExist) {
+			return nil // gone after all
+		}
+		err = fmt.Errorf("%v: %s", e, strings.TrimSpace(string(out)))
+		time.Sleep(time.Duration(i+1) * 100 * time.Millisecond) // retry backoff, not a wait for convergence
+	}
+	return err
 }
 
 // peakRSSKB reads a daemon's peak resident size. ip netns exec and nice
