@@ -807,7 +807,7 @@ func (s *sim) tick(final bool) {
 // start (re)starts replica i on its host and store.
 func (s *sim) start(i int) error {
 	tr := &nodeTracer{i: i, col: s.col}
-	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases}
+	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases, Lean: true}
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
 	}
