@@ -811,6 +811,11 @@ func (s *sim) start(i int) error {
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
 	}
+	if g := s.sc.Gossipsub; g != nil && g.Heartbeat.D() > 0 {
+		p := p2p.GossipSubParams()
+		p.HeartbeatInterval = g.Heartbeat.D()
+		ro.PubSubOptions = append(ro.PubSubOptions, pubsub.WithGossipSubParams(p))
+	}
 	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], ro)
 	if err != nil {
 		return err
