@@ -207,12 +207,13 @@ func NewEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 
 // NewEngineWith is NewEngine with end-to-end encryption options.
 func NewEngineWith(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions) (*Engine, error) {
-	return newEngine(ident, store, prefsPath, log, ko, nil)
+	return newEngine(ident, store, prefsPath, log, ko, nil, false)
 }
 
 // newEngine is NewEngineWith; the rooms of bases start as overlays of
-// them (roombase.go).
-func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions, bases map[crdt.RoomID]*RoomBase) (*Engine, error) {
+// them (roombase.go), and noIndex leaves the search index out
+// (ReplicaOptions.Lean).
+func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *slog.Logger, ko KeyOptions, bases map[crdt.RoomID]*RoomBase, noIndex bool) (*Engine, error) {
 	p, err := loadPrefs(prefsPath)
 	if err != nil {
 		return nil, fmt.Errorf("load preferences: %w", err)
@@ -243,7 +244,10 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 		rooms:    map[crdt.RoomID]*roomCtl{},
 		watchers: map[*watcher]struct{}{},
 	}
-	catchUp := e.openIndex() // first: what loading decrypts is indexed
+	catchUp := false
+	if !noIndex {
+		catchUp = e.openIndex() // first: what loading decrypts is indexed
+	}
 	ids, err := store.Rooms()
 	if err != nil {
 		return nil, fmt.Errorf("list rooms: %w", err)

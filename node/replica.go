@@ -49,6 +49,14 @@ type ReplicaOptions struct {
 	// (simulations, roombase.go): such a room starts as an overlay of its
 	// base. Daemons have none.
 	Bases map[crdt.RoomID]*RoomBase
+	// Lean leaves out what only a user of the node's API needs, for
+	// simulations, which run thousands of replicas and use none of it: the
+	// search index (no event is indexed; a search scans), the ephemeral
+	// topics (typing, presence and call signals: no room's eph topic is
+	// joined, so gossipsub keeps no mesh for it), and the peer scores the
+	// API shows (pubsub does not hand them over every second). Gossip,
+	// sync, scoring and the rooms work as without it. Daemons leave it off.
+	Lean bool
 	// crashAfterRotate arms the test-only crash point of crashpoint.go.
 	crashAfterRotate bool
 }
@@ -81,7 +89,7 @@ func NewReplica(h host.Host, store crdt.Store, ident *crdt.Identity, opts Replic
 	if opts.Keys.Seed == 0 {
 		opts.Keys.Seed = opts.Seed
 	}
-	eng, err := newEngine(ident, store, opts.PrefsPath, opts.Logger, opts.Keys, opts.Bases)
+	eng, err := newEngine(ident, store, opts.PrefsPath, opts.Logger, opts.Keys, opts.Bases, opts.Lean)
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +130,12 @@ func (r *Replica) Serve(ctx context.Context) error {
 		dev, err := deviceOfPeer(p)
 		return err == nil && r.Engine.IsMemberDevice(ctx, dev)
 	})
+	var inspect []pubsub.Option
+	if !r.opts.Lean {
+		inspect = []pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod)}
+	}
 	ps, err := p2p.NewPubSubScored(ctx, gate.PubSubHost(r.host), members.Score, slices.Concat(gate.PubSubOptions(), tracerPubSubOptions(r.opts.Tracer),
-		[]pubsub.Option{pubsub.WithPeerScoreInspect(r.scores.Set, p2p.ScoreInspectPeriod)}, r.opts.PubSubOptions)...)
+		inspect, r.opts.PubSubOptions)...)
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
@@ -148,7 +160,9 @@ func (r *Replica) Serve(ctx context.Context) error {
 		Track: func(room crdt.RoomID) {
 			gate.Track(room)
 			gossip.Track(room)
-			eph.Track(room)
+			if !r.opts.Lean {
+				eph.Track(room)
+			}
 			for _, p := range h.Network().Peers() {
 				syncer.Trigger(room, p)
 			}

@@ -94,11 +94,11 @@ func TestEngineOverRoomBase(t *testing.T) {
 	}
 	shared.Freeze()
 	bases := map[crdt.RoomID]*RoomBase{id: rb}
-	over, err := newEngine(members[0], crdt.NewMemStoreOver(shared), "", quiet, KeyOptions{}, bases)
+	over, err := newEngine(members[0], crdt.NewMemStoreOver(shared), "", quiet, KeyOptions{}, bases, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := newEngine(members[1], crdt.NewMemStoreOver(shared), "", quiet, KeyOptions{}, bases)
+	other, err := newEngine(members[1], crdt.NewMemStoreOver(shared), "", quiet, KeyOptions{}, bases, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestEngineOverRoomBase(t *testing.T) {
 	if err := short.Commit(crdt.Batch{Room: id, Events: all.Events[:2]}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := newEngine(members[2], short, "", quiet, KeyOptions{}, bases); err == nil {
+	if _, err := newEngine(members[2], short, "", quiet, KeyOptions{}, bases, false); err == nil {
 		t.Fatal("an engine over a base loaded a store that lacks the base's events")
 	}
 	serve(over)

@@ -32,6 +32,7 @@ func (r *Room) Freeze() error {
 	if err := r.plain(); err != nil {
 		return err
 	}
+	r.guard = r.Guard() // overlays that hold nothing of their own share it
 	r.frozen = true
 	return nil
 }

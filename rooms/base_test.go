@@ -98,6 +98,11 @@ func testOverlay(t *testing.T, seed uint64, share bool) {
 	fresh := factsOfRoom(replay(t, w.create, prefix), w.events)
 	ref := replay(t, w.create, prefix)
 	o1, o2, idle := base.Overlay(), base.Overlay(), base.Overlay()
+	// Overlays that hold nothing of their own share the base's guard,
+	// computed once, which is the guard of a room that applied the prefix.
+	if g := idle.Guard(); g != base.Overlay().Guard() || !reflect.DeepEqual(*g, *ref.Guard()) {
+		t.Fatalf("seed %d: a fresh overlay's guard is not the base's, or differs from the prefix's", seed)
+	}
 	if got := factsOfRoom(o1, w.events); !reflect.DeepEqual(got, fresh) {
 		t.Fatalf("seed %d: a fresh overlay differs from a room that applied the prefix", seed)
 	}

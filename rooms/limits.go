@@ -184,7 +184,18 @@ func (g *Guard) JoinRefusal(ev *crdt.Event) string {
 
 // Guard summarizes the resolved state at the heads.
 func (r *Room) Guard() *Guard {
-	cur := r.current()
+	if b := r.base; b != nil && b.guard != nil && len(r.evs) == 0 && len(r.mod) == 0 {
+		// An overlay that holds nothing of its own yet is at its base's
+		// state and has its guard (Freeze computed it): every replica of
+		// a preloaded room starts so, and each computed it from the whole
+		// membership (O(members) per replica).
+		return b.guard
+	}
+	return r.computeGuard(r.current())
+}
+
+// computeGuard is Guard at the state cur.
+func (r *Room) computeGuard(cur *snap) *Guard {
 	st := r.stateOf(cur)
 	g := &Guard{Creator: r.create.User, Members: make(map[crdt.UserID]string, len(st.Members)), Removed: map[crdt.DeviceID]bool{}, Exempt: map[crdt.UserID]bool{}}
 	need := st.Levels.EventLevel(TypeLimits, true)

@@ -135,7 +135,8 @@ type Room struct {
 	base   *Room
 	nb     int32
 	mod    map[int32]*evInfo
-	frozen bool // Freeze was called: nothing may change this room
+	frozen bool   // Freeze was called: nothing may change this room
+	guard  *Guard // a frozen base's guard, for its overlays (Freeze, Guard)
 }
 
 // New starts a room from its create event.

@@ -827,9 +827,14 @@ func (s *sim) tick(final bool) {
 // start (re)starts replica i on its host and store.
 func (s *sim) start(i int) error {
 	tr := &nodeTracer{i: i, col: s.col}
-	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases}
+	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases, Lean: true}
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
+	}
+	if g := s.sc.Gossipsub; g != nil && g.Heartbeat.D() > 0 {
+		p := p2p.GossipSubParams()
+		p.HeartbeatInterval = g.Heartbeat.D()
+		ro.PubSubOptions = append(ro.PubSubOptions, pubsub.WithGossipSubParams(p))
 	}
 	rep, err := node.NewReplica(s.hosts[i], s.stores[i], s.idents[i], ro)
 	if err != nil {

@@ -49,6 +49,19 @@ type Scenario struct {
 	// CPU, when present, charges nodes virtual CPU time for their work
 	// (cpu.go); absent, work is free in virtual time.
 	CPU *CPU `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+	// Gossipsub changes the honest replicas' gossipsub parameters from
+	// Parley's (a simulation choice, documented where a scenario uses it).
+	Gossipsub *Gossipsub `yaml:"gossipsub,omitempty" json:"gossipsub,omitempty"`
+}
+
+// Gossipsub are gossipsub parameters a scenario may change. Heartbeat is
+// the heartbeat interval (Parley's: 1 s); the parameters counted in
+// heartbeats (opportunistic grafting every 2, IHAVE gossip of the last 3)
+// stretch with it. A longer heartbeat costs less CPU per node and second;
+// it delays mesh repair and IHAVE gossip, not first deliveries over a
+// formed mesh (simulations/README.md, "Measurements").
+type Gossipsub struct {
+	Heartbeat Duration `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
 }
 
 // Topology is how honest nodes are wired.
@@ -355,6 +368,9 @@ func (sc *Scenario) Validate() error {
 		if a.Target != nil && (*a.Target < 0 || *a.Target >= sc.Nodes) {
 			return fmt.Errorf("adversary target %d: not an honest node (0-%d)", *a.Target, sc.Nodes-1)
 		}
+	}
+	if g := sc.Gossipsub; g != nil && (g.Heartbeat.D() < 0 || g.Heartbeat.D() > time.Minute) {
+		return fmt.Errorf("gossipsub.heartbeat: %v is not in [0,1m]", g.Heartbeat.D())
 	}
 	if sc.CPU != nil {
 		if err := sc.CPU.validate(); err != nil {

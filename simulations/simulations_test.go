@@ -263,3 +263,28 @@ func TestPreloadBaseSameResults(t *testing.T) {
 			shared.Completeness, shared.EventsPublished, shared.Deliveries, own.Completeness, own.EventsPublished, own.Deliveries)
 	}
 }
+
+// TestGossipsubHeartbeatSameDeliveries: a longer gossipsub heartbeat (a
+// scenario's gossipsub.heartbeat) delivers the same messages as the
+// default over a formed mesh, and a heartbeat out of range is refused.
+func TestGossipsubHeartbeatSameDeliveries(t *testing.T) {
+	sc := small(t, "gossip-latency", 15, 10*time.Second)
+	sc.Room.Rate = 2
+	def, err := Run(context.Background(), sc, RunOptions{T: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Gossipsub = &Gossipsub{Heartbeat: Duration(3 * time.Second)}
+	slow, err := Run(context.Background(), sc, RunOptions{T: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("1 s: %d deliveries, %+v; 3 s: %d deliveries, %+v", def.Deliveries, def.LatencyMS, slow.Deliveries, slow.LatencyMS)
+	if slow.Completeness != 1 || slow.Deliveries != def.Deliveries || slow.LatencyMS.P50 != def.LatencyMS.P50 {
+		t.Errorf("heartbeat 3 s: completeness %v, %d deliveries, p50 %v; default: %d, p50 %v", slow.Completeness, slow.Deliveries, slow.LatencyMS.P50, def.Deliveries, def.LatencyMS.P50)
+	}
+	sc.Gossipsub.Heartbeat = Duration(-time.Second)
+	if sc.Validate() == nil {
+		t.Error("a negative heartbeat was accepted")
+	}
+}

@@ -89,6 +89,12 @@ func NewPubSubScored(ctx context.Context, h host.Host, app func(peer.ID) float64
 // seconds, before P2 has anything to count, are covered by P5: members'
 // devices score above the threshold from the start (peerscore.go).
 func gossipSubParams() pubsub.GossipSubParams {
+	return GossipSubParams()
+}
+
+// GossipSubParams are the gossipsub parameters NewPubSub uses (see
+// gossipSubParams), for simulations that vary one of them.
+func GossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.OpportunisticGraftTicks = 2
 	return p

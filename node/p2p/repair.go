@@ -38,6 +38,7 @@ type repairs struct {
 	topicPeers func(crdt.RoomID) []peer.ID // subscribers of the room's event topic
 	rooms      map[crdt.RoomID]*repairState
 	servers    map[crdt.RoomID][]peer.ID // peers that answered a session for the room, most recent last
+	kick       chan struct{}             // capacity 1: a due time was set (serveRepairs)
 }
 
 type repairState struct {
@@ -50,7 +51,7 @@ type repairState struct {
 }
 
 func newRepairs() *repairs {
-	return &repairs{rooms: map[crdt.RoomID]*repairState{}, servers: map[crdt.RoomID][]peer.ID{}}
+	return &repairs{rooms: map[crdt.RoomID]*repairState{}, servers: map[crdt.RoomID][]peer.ID{}, kick: make(chan struct{}, 1)}
 }
 
 // SetTopicPeers tells the syncer how to list a room's gossip peers (those
@@ -236,6 +237,10 @@ func (s *Syncer) repair(ctx context.Context, room crdt.RoomID) error {
 	default:
 		st.due = time.Now().Add(repairBackoff << st.attempt)
 		st.attempt++
+		select {
+		case s.rp.kick <- struct{}{}:
+		default:
+		}
 	}
 	s.rp.mu.Unlock()
 	if again {
@@ -258,26 +263,40 @@ func (s *Syncer) repaired(ctx context.Context, room crdt.RoomID, want []crdt.Eve
 }
 
 // serveRepairs queues repair attempts as they fall due, until ctx is done.
+// It sleeps until the earliest due time, or until a new one is set: a node
+// with no repair pending does not wake up (it polled 4 times a second).
 func (s *Syncer) serveRepairs(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		var due []crdt.RoomID
+		var next time.Time
+		now := time.Now()
+		s.rp.mu.Lock()
+		for room, st := range s.rp.rooms {
+			switch {
+			case st.due.IsZero():
+			case !now.Before(st.due):
+				st.due = time.Time{}
+				due = append(due, room)
+			case next.IsZero() || st.due.Before(next):
+				next = st.due
+			}
+		}
+		s.rp.mu.Unlock()
+		for _, room := range due {
+			s.enqueue(syncJob{room: room, repair: true})
+		}
+		var fire <-chan time.Time
+		if !next.IsZero() {
+			timer.Reset(next.Sub(now))
+			fire = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			var due []crdt.RoomID
-			s.rp.mu.Lock()
-			for room, st := range s.rp.rooms {
-				if !st.due.IsZero() && !now.Before(st.due) {
-					st.due = time.Time{}
-					due = append(due, room)
-				}
-			}
-			s.rp.mu.Unlock()
-			for _, room := range due {
-				s.enqueue(syncJob{room: room, repair: true})
-			}
+		case <-s.rp.kick:
+		case <-fire:
 		}
 	}
 }
