@@ -39,6 +39,7 @@ type gossipPath struct {
 
 	mu    sync.Mutex
 	marks map[string]pathMark
+	swept time.Time // last sweep of marks past pathMarksTTL
 }
 
 type pathMark struct{ in, valid time.Time }
@@ -65,6 +66,13 @@ func (g *gossipPath) taken(msg *pubsub.Message) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.marks) >= pathMarksMax {
+		// At most one sweep a second: a full map of young marks (a burst
+		// of more than pathMarksMax a minute) would otherwise cost a scan
+		// per message on pubsub's event loop.
+		if now.Sub(g.swept) < time.Second {
+			return
+		}
+		g.swept = now
 		for id, m := range g.marks {
 			if now.Sub(m.in) > pathMarksTTL {
 				delete(g.marks, id)

@@ -131,34 +131,16 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 	return x
 }
 
-// at is the stage's q-quantile, for the quantiles it holds (else its p50).
-func (s PathStage) at(q float64) time.Duration {
-	ms := s.P50MS
-	switch q {
-	case 0.1:
-		ms = s.P10MS
-	case 0.25:
-		ms = s.P25MS
-	case 0.9:
-		ms = s.P90MS
-	}
-	return time.Duration(ms * 1e6)
-}
-
-// PathQuantile is the quantile of the daemons' own timing of each stage
-// of the gossip path (cpu.path of a netns report) that cpuFromPath takes
-// as the stage's CPU: its fastest decile. A stage's wall time is its CPU
-// and its waits (for a CPU behind other work, which the model adds by its
-// own queueing, and for other goroutines); the fastest decile is the stage
-// with the fewest waits. Whatever it leaves out is still charged, per byte.
-const PathQuantile = 0.1
-
 // cpuFromPath is CPUFrom for a report with the daemons' own timing of the
 // gossip path (cpu.path): every CPU second the daemons spent is charged,
 // each at the time its work happens in the model:
 //
 //   - Verify: the validate stage (taken for validation to forwarded) at
-//     PathQuantile, on the path of each gossiped event a node receives;
+//     its fastest decile (p10), on the path of each gossiped event a node
+//     receives. A stage's wall time is its CPU and its waits (for a CPU
+//     behind other work, which the model adds by its own queueing, and for
+//     other goroutines); its fastest decile is the stage with the fewest
+//     waits. Whatever it leaves out is still charged, per byte;
 //   - Apply: the apply stage (delivered to taken into the room) likewise;
 //   - Idle: the daemons' CPU with no messages;
 //   - PerKB: the rest of their CPU during traffic (Noise, yamux, RPCs,
@@ -169,7 +151,8 @@ const PathQuantile = 0.1
 //     first pass has counted the model's bytes (Run; rest is returned).
 func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	c, p := r.CPU, r.CPU.Path
-	verify, apply := p.Validate.at(PathQuantile), p.Apply.at(PathQuantile)
+	ms := func(x float64) time.Duration { return time.Duration(x * 1e6) }
+	verify, apply := ms(p.Validate.P10MS), ms(p.Apply.P10MS)
 	n := float64(r.Nodes)
 	span := c.MSPerMessage * float64(r.EventsPublished) / 1e3 / c.CoresMean // s of traffic
 	onPath := float64(p.Validate.Count)*verify.Seconds() + float64(p.Apply.Count)*apply.Seconds()
@@ -180,8 +163,8 @@ func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	if !(m.Idle < 1) {
 		return nil, "", 0, fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
 	}
-	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p%.0f; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
-		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), PathQuantile*100, p.Validate.P50MS, p.Apply.P50MS,
+	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
+		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS,
 		m.Idle, c.IdleCoresMean, r.Nodes, (c.CoresMean-c.IdleCoresMean)*span, onPath, rest)
 	if err := m.validate(); err != nil {
 		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)

@@ -68,12 +68,12 @@ func NewPubSubScored(ctx context.Context, h host.Host, app func(peer.ID) float64
 		pubsub.WithFloodPublish(true),
 		// Peer scoring, tuned for Parley's topics (peerscore.go).
 		pubsub.WithPeerScore(peerScoreParams(app), PeerScoreThresholds()),
-		pubsub.WithGossipSubParams(gossipSubParams()),
+		pubsub.WithGossipSubParams(GossipSubParams()),
 	}
 	return pubsub.NewGossipSub(ctx, AllowLimited(h, limitedGossipBytes), append(opts, extra...)...)
 }
 
-// gossipSubParams are gossipsub's defaults but for opportunistic grafting,
+// GossipSubParams are gossipsub's defaults but for opportunistic grafting,
 // which runs every 2 heartbeats instead of 60. Mesh delivery scoring (P3)
 // is off (peerscore.go), so opportunistic grafting is what replaces mesh
 // peers that deliver nothing, such as Sybils that take mesh slots and
@@ -88,12 +88,8 @@ func NewPubSubScored(ctx context.Context, h host.Host, app func(peer.ID) float64
 // once the meshes settled, 140-160 ms (simulations/README.md). The first
 // seconds, before P2 has anything to count, are covered by P5: members'
 // devices score above the threshold from the start (peerscore.go).
-func gossipSubParams() pubsub.GossipSubParams {
-	return GossipSubParams()
-}
-
-// GossipSubParams are the gossipsub parameters NewPubSub uses (see
-// gossipSubParams), for simulations that vary one of them.
+//
+// Simulations that vary one of these parameters start from them.
 func GossipSubParams() pubsub.GossipSubParams {
 	p := pubsub.DefaultGossipSubParams()
 	p.OpportunisticGraftTicks = 2
