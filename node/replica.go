@@ -154,7 +154,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 				crashPoint(ev)
 			}
 		},
-		Heads:   func(room crdt.RoomID, _ []crdt.EventID) { gossip.HeadsChanged(room) },
+		Heads:   func(room crdt.RoomID, heads []crdt.EventID) { gossip.HeadsChanged(room, heads) },
 		Missing: func(room crdt.RoomID, ids []crdt.EventID, from peer.ID) { syncer.Fetch(room, ids, from) },
 		Refused: func(room crdt.RoomID, from peer.ID) { syncer.Retry(room, from) },
 		Track: func(room crdt.RoomID) {

@@ -146,6 +146,8 @@ type Gossip struct {
 	log    *slog.Logger
 	rng    *rand.Rand
 
+	gossiped gossiped // events that arrived by gossip lately (HeadsChanged)
+
 	track   *mailbox.Mailbox[crdt.RoomID]
 	publish *mailbox.Mailbox[*crdt.Event]
 	heads   *mailbox.Mailbox[crdt.RoomID]
@@ -165,7 +167,60 @@ func NewGossip(ps *pubsub.PubSub, self peer.ID, engine GossipEngine, syncer *Syn
 		track:   mailbox.New[crdt.RoomID](),
 		publish: mailbox.New[*crdt.Event](),
 		heads:   mailbox.New[crdt.RoomID](),
+		gossiped: gossiped{
+			set:  make(map[crdt.EventID]struct{}, gossipedSize),
+			ring: make([]crdt.EventID, gossipedSize),
+		},
 	}
+}
+
+// gossipedSize is how many of the events last received by gossip are
+// remembered (HeadsChanged): far more than a room's heads.
+const gossipedSize = 1024
+
+// gossiped remembers the last gossipedSize events that arrived by gossip.
+type gossiped struct {
+	mu   sync.Mutex
+	set  map[crdt.EventID]struct{} // guarded by mu
+	ring []crdt.EventID            // guarded by mu; the set in arrival order
+	next int                       // guarded by mu; the oldest slot of ring
+}
+
+func (s *gossiped) add(evs []*crdt.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range evs {
+		if _, ok := s.set[ev.ID]; ok {
+			continue
+		}
+		if old := s.ring[s.next]; old != "" {
+			delete(s.set, old)
+		}
+		s.ring[s.next] = ev.ID
+		s.set[ev.ID] = struct{}{}
+		s.next = (s.next + 1) % len(s.ring)
+	}
+}
+
+// forget drops events that the engine did not take after all.
+func (s *gossiped) forget(evs []*crdt.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range evs {
+		delete(s.set, ev.ID) // its ring slot is reused in turn
+	}
+}
+
+// all reports whether every id arrived by gossip lately.
+func (s *gossiped) all(ids []crdt.EventID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := s.set[id]; !ok {
+			return false
+		}
+	}
+	return len(ids) > 0
 }
 
 // JunkCPU is the thread CPU time the validators spent on messages they
@@ -185,8 +240,20 @@ func (g *Gossip) Track(room crdt.RoomID) { g.track.Put(room) }
 // Publish queues a locally authored, already committed event. It never blocks.
 func (g *Gossip) Publish(ev *crdt.Event) { g.publish.Put(ev) }
 
-// HeadsChanged schedules a (debounced) heads announcement. It never blocks.
-func (g *Gossip) HeadsChanged(room crdt.RoomID) { g.heads.Put(room) }
+// HeadsChanged schedules a (debounced) announcement of a room's new heads,
+// unless every one of them arrived by gossip: the author announced those
+// heads, and the peers that hold them forward its announcement, which is
+// one pubsub message whoever sends it; announcing it again cost each
+// node an engine query and a publish that pubsub drops as a duplicate.
+// Heads this node authored or pulled by sync are announced, so that a
+// node that missed gossip learns of them and its peers learn of them
+// from it (docs/protocol.md 2). It never blocks.
+func (g *Gossip) HeadsChanged(room crdt.RoomID, heads []crdt.EventID) {
+	if g.gossiped.all(heads) {
+		return
+	}
+	g.heads.Put(room)
+}
 
 type roomTopics struct {
 	ev, heads  *pubsub.Topic
@@ -209,8 +276,24 @@ func (g *Gossip) Serve(ctx context.Context) error {
 	}()
 	debounce := time.NewTimer(time.Hour)
 	defer debounce.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	// period wakes Serve when the earliest room's periodic announcement
+	// and anti-entropy round is due (every room's nextPeriod), not every
+	// second: a quiet node does nothing between rounds.
+	period := time.NewTimer(time.Hour)
+	defer period.Stop()
+	var due time.Time // when period fires; zero: stopped
+	schedule := func() {
+		var next time.Time
+		for _, t := range topics {
+			if next.IsZero() || t.nextPeriod.Before(next) {
+				next = t.nextPeriod
+			}
+		}
+		if !next.IsZero() && !next.Equal(due) {
+			due = next
+			period.Reset(time.Until(next))
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,6 +311,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 				t.nextPeriod = time.Now().Add(g.jitter(headsPeriod))
 				topics[room] = t
 			}
+			schedule()
 		case <-g.publish.Signal:
 			for _, ev := range g.publish.Take() {
 				if t := topics[ev.Room]; t != nil {
@@ -262,9 +346,10 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					}
 				}
 			}
-		case now := <-tick.C:
+		case now := <-period.C:
+			due = time.Time{}
 			for room, t := range topics {
-				if now.After(t.nextPeriod) {
+				if !now.Before(t.nextPeriod) {
 					t.nextPeriod = now.Add(g.jitter(headsPeriod))
 					g.announce(ctx, room, t)
 					// The peers that proved the room: the topic's peers, and
@@ -272,6 +357,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					g.sync.AntiEntropy(room, g.gate.ProvedPeers(RefOf(room)))
 				}
 			}
+			schedule()
 		}
 	}
 }
@@ -438,7 +524,9 @@ func (g *Gossip) readEvents(ctx context.Context, sub *pubsub.Subscription) {
 				break drain
 			}
 		}
+		g.gossiped.add(batch)
 		if err := g.engine.Ingest(ctx, first.from, batch); err != nil {
+			g.gossiped.forget(batch)
 			stop, quiet := g.engine.IngestFailure(err)
 			if ctx.Err() != nil || stop {
 				return

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -74,5 +75,45 @@ func TestNonCanonicalEventRejected(t *testing.T) {
 	g := &Gossip{self: "self", engine: &testEngine{}}
 	if res := g.validator(rid)(context.Background(), "other", pubsubMessage(bad)); res != rejectResult {
 		t.Fatalf("validator result %v", res)
+	}
+}
+
+// Heads that all arrived by gossip are not announced again (the author's
+// announcement carries them); heads authored or pulled are, and so are
+// heads mixing both, and events the engine did not take after all.
+func TestHeadsChangedSkipsGossipedHeads(t *testing.T) {
+	g := NewGossip(nil, peer.ID("self"), &testEngine{}, nil, nil, nil, 1)
+	room := crdt.RoomID("room")
+	announced := func() bool { return len(g.heads.Take()) > 0 }
+	a, b := &crdt.Event{ID: "a"}, &crdt.Event{ID: "b"}
+	g.gossiped.add([]*crdt.Event{a, b})
+	for _, tc := range []struct {
+		heads []crdt.EventID
+		want  bool
+	}{
+		{[]crdt.EventID{"a"}, false},
+		{[]crdt.EventID{"a", "b"}, false},
+		{[]crdt.EventID{"a", "c"}, true}, // c authored or pulled
+		{[]crdt.EventID{"c"}, true},
+		{nil, true},
+	} {
+		g.HeadsChanged(room, tc.heads)
+		if got := announced(); got != tc.want {
+			t.Errorf("heads %v: announced %v, want %v", tc.heads, got, tc.want)
+		}
+	}
+	g.gossiped.forget([]*crdt.Event{b}) // refused by the engine: b comes again by sync
+	if g.HeadsChanged(room, []crdt.EventID{"b"}); !announced() {
+		t.Error("heads of an event the engine refused from gossip: not announced")
+	}
+	// Only the last gossipedSize events are remembered.
+	for i := range gossipedSize {
+		g.gossiped.add([]*crdt.Event{{ID: crdt.EventID(fmt.Sprint("x", i))}})
+	}
+	if g.HeadsChanged(room, []crdt.EventID{"a"}); !announced() {
+		t.Error("heads of an event gossiped long ago: not announced")
+	}
+	if g.HeadsChanged(room, []crdt.EventID{"x1023"}); announced() {
+		t.Error("heads of the last gossiped event: announced")
 	}
 }
