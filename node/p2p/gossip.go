@@ -310,7 +310,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					g.log.Warn("join room topics", "room", room, "err", err)
 					continue
 				}
-				t.nextPeriod = time.Now().Add(g.jitter(headsPeriod))
+				t.nextPeriod = g.nextRound(time.Now())
 				topics[room] = t
 			}
 			schedule()
@@ -352,7 +352,7 @@ func (g *Gossip) Serve(ctx context.Context) error {
 			due = time.Time{}
 			for room, t := range topics {
 				if !now.Before(t.nextPeriod) {
-					t.nextPeriod = now.Add(g.jitter(headsPeriod))
+					t.nextPeriod = g.nextRound(now)
 					g.announce(ctx, room, t)
 					// The peers that proved the room: the topic's peers, and
 					// any whose subscription pubsub did not take back.
@@ -381,6 +381,19 @@ func (g *Gossip) pushPeers(room crdt.RoomID, t *roomTopics) []peer.ID {
 		}
 	}
 	return peers
+}
+
+// nextRound is when a room's next periodic round is due: headsPeriod ±
+// 30 % from now, rounded up to a whole second, as when a 1 s tick looked
+// for due rounds. In a simulation's virtual time every distinct instant
+// at which a timer fires is a step of the whole bubble; rounds on whole
+// seconds share their steps (unrounded, 2,000 nodes ran about 20 % longer).
+func (g *Gossip) nextRound(now time.Time) time.Time {
+	next := now.Add(g.jitter(headsPeriod))
+	if r := next.Truncate(time.Second); r.Before(next) {
+		next = r.Add(time.Second)
+	}
+	return next
 }
 
 // jitter returns d ± 30 %.
