@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -115,5 +116,20 @@ func TestHeadsChangedSkipsGossipedHeads(t *testing.T) {
 	}
 	if g.HeadsChanged(room, []crdt.EventID{"x1023"}); announced() {
 		t.Error("heads of the last gossiped event: announced")
+	}
+}
+
+// Periodic rounds fall on whole seconds, 30 s ± 30 % from now (rounded up).
+func TestNextRoundOnWholeSeconds(t *testing.T) {
+	g := NewGossip(nil, peer.ID("self"), &testEngine{}, nil, nil, nil, 7)
+	now := time.Date(2026, 12, 7, 22, 0, 0, 123456789, time.UTC)
+	for range 1000 {
+		next := g.nextRound(now)
+		if next.Nanosecond() != 0 {
+			t.Fatalf("round at %v: not on a whole second", next)
+		}
+		if d := next.Sub(now); d < 21*time.Second || d > 40*time.Second {
+			t.Fatalf("round %v after now, want 21-40 s", d)
+		}
 	}
 }
