@@ -387,8 +387,8 @@ func (g *Gossip) pushPeers(room crdt.RoomID, t *roomTopics) []peer.ID {
 // 30 % from now, rounded up to a whole second, as when a 1 s tick looked
 // for due rounds. In a simulation's virtual time every distinct instant
 // at which a timer fires is a step of the whole bubble; rounds on whole
-// seconds share their steps (unrounded, a 2,000-node simulation took 15-29 %
-// more CPU and 36 % more wall time: simulations/README.md).
+// seconds share their steps (unrounded, a 2,000-node simulation took 305
+// and 341 CPU-s, rounded 265 and 283: simulations/README.md).
 func (g *Gossip) nextRound(now time.Time) time.Time {
 	next := now.Add(g.jitter(headsPeriod))
 	if r := next.Truncate(time.Second); r.Before(next) {
