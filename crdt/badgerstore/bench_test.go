@@ -221,3 +221,46 @@ func fillRoom(b *testing.B, s *Store, n, batch int) *crdt.Log {
 	}
 	return l
 }
+
+// BenchmarkCommit is the store's share of a catch-up: 100,000 events,
+// decoded and verified before the timer, taken into a log and committed in
+// batches of 1,000 (a sync page) into a fresh store. cpu-ns/op is the
+// process's CPU until the last commit returns: the commits, badger's writes
+// and the flushes and compactions that ran meanwhile.
+func BenchmarkCommit(b *testing.B) {
+	const n = 100_000
+	frames, err := commitFrames()
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs, err := decodeParallel(frames)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	var elapsed, cpu time.Duration
+	for range b.N {
+		b.StopTimer()
+		s, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := crdt.NewLog(evs[0].ID, crdt.LogConfig{})
+		b.StartTimer()
+		start, cpu0 := time.Now(), cpubench.Now()
+		for i := 0; i < n; i += benchBatch {
+			r := l.Add(evs[i:min(i+benchBatch, n)]...)
+			if err := s.Commit(r.Batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		elapsed, cpu = elapsed+time.Since(start), cpu+cpubench.Now()-cpu0
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*n)/elapsed.Seconds(), "events/s")
+	cpubench.Report(b, cpu)
+}
+
+var commitFrames = sync.OnceValues(func() ([][]byte, error) { return makeFrames(100_000) })

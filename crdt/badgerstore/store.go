@@ -110,6 +110,12 @@ type Store struct {
 	// dropped and written again (purge.go), and for reading by everything
 	// else that reads or writes events.
 	mu sync.RWMutex
+	// commitMu serializes Commit: with badger's conflict detection off
+	// (Open), it keeps the existence check and the write of an event one
+	// step against other commits, so that of two concurrent commits of the
+	// same event the second changes nothing. The engine commits from one
+	// goroutine, so it never waits on it.
+	commitMu sync.Mutex
 }
 
 var _ crdt.Store = (*Store)(nil)
@@ -157,12 +163,18 @@ func Open(dir string, opts Options) (*Store, error) {
 	// Uncompressed blocks are read in place from the mapped tables, so
 	// there is no block cache either. Badger's expvar counters are off:
 	// nothing reads them, and every read and write paid for them (about
-	// 1 % of a catch-up's CPU).
+	// 1 % of a catch-up's CPU). Badger's detection of conflicting
+	// transactions is off: every write transaction of the store runs under
+	// its own lock discipline (the engine's driver is the one goroutine that
+	// commits events, PurgeBody excludes everything else, the node-local
+	// writes set keys blindly), so nothing could conflict, and detection
+	// cost a fingerprint of every key read or written and a set of them per
+	// committed transaction (docs/design.md §2).
 	bo := badger.DefaultOptions(dir).WithLogger(slogAdapter{opts.Logger}).WithMetricsEnabled(false).
 		WithMemTableSize(MemTableSize).WithValueLogFileSize(ValueLogFileSize).
 		WithCompression(options.None).WithBlockCacheSize(0).
 		WithNumLevelZeroTables(NumLevelZeroTables).WithNumLevelZeroTablesStall(2 * NumLevelZeroTables).
-		WithBaseLevelSize(BaseLevelSize)
+		WithBaseLevelSize(BaseLevelSize).WithDetectConflicts(false)
 	if opts.memTableSize > 0 {
 		bo = bo.WithMemTableSize(opts.memTableSize).WithValueThreshold(opts.memTableSize / 16)
 	}
@@ -275,12 +287,15 @@ func chainKey(r crdt.RoomID, dev crdt.DeviceID, seq uint64, id crdt.EventID) []b
 
 // Commit implements crdt.Store.
 func (s *Store) Commit(b crdt.Batch) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if err := crdt.CheckBatch(b); err != nil {
 		return err
 	}
-	if err := s.commit(b); err != nil {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.commitMu.Lock()
+	err := s.commit(b)
+	s.commitMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("commit %d events: %w", len(b.Events), err)
 	}
 	if b.Durable {
@@ -381,54 +396,50 @@ func (t *splitTxn) fit(cost, n int64) error {
 // of version).
 func entryCost(key, value int) int64 { return int64(key + max(value, 12) + 12) }
 
-func entriesCost(sets []entry) int64 {
+func entriesCost(sets []badger.Entry) int64 {
 	var n int64
 	for _, e := range sets {
-		n += entryCost(len(e.key), len(e.value))
+		n += entryCost(len(e.Key), len(e.Value))
 	}
 	return n
 }
 
-// entry is one badger key, its value and its user meta.
-type entry struct {
-	key, value []byte
-	meta       byte
-}
-
-// eventEntries are the keys and values that store one event (layout 2),
-// its e/<id> first, all cut from one allocation.
-func eventEntries(room crdt.RoomID, st crdt.Stored) []entry {
+// eventEntries are the badger entries (key, value, user meta) that store
+// one event (layout 2), its e/<id> first, the bytes all cut from one
+// allocation and the entries from another (the transaction keeps pointers
+// to them until it commits).
+func eventEntries(room crdt.RoomID, st crdt.Stored) []badger.Entry {
 	ev := st.Event
 	idKey := 2 + len(ev.ID)
 	depthKeyLen := 2 + len(room) + 1 + 8 + 1 + len(ev.ID)
 	n := idKey + depthKeyLen + 2 + 2*binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope) + len(ev.Body)
 	buf := make([]byte, 0, n)
 	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
-	sets := make([]entry, 2)
+	sets := make([]badger.Entry, 2)
 	buf = append(append(buf, 'e', '/'), ev.ID...)
-	sets[0].key, sets[0].meta = cut(0), layoutFolded
+	sets[0].Key, sets[0].UserMeta = cut(0), layoutFolded
 	at := len(buf)
 	buf = appendEventValue(buf, st.Status, st.Reason, ev.Envelope, ev.Body)
-	sets[0].value = cut(at)
+	sets[0].Value = cut(at)
 	at = len(buf)
 	buf = append(append(buf, 'd', '/'), room...)
 	buf = binary.BigEndian.AppendUint64(append(buf, '/'), ev.Depth)
 	buf = append(append(buf, '/'), ev.ID...)
-	sets[1].key = cut(at)
+	sets[1].Key = cut(at)
 	return sets
 }
 
 // writeEntries writes an event's entries (eventEntries: its e/<id> first)
 // unless the event is held, and reports whether it wrote them.
-func writeEntries(txn *badger.Txn, sets []entry) (bool, error) {
-	switch _, err := txn.Get(sets[0].key); {
+func writeEntries(txn *badger.Txn, sets []badger.Entry) (bool, error) {
+	switch _, err := txn.Get(sets[0].Key); {
 	case err == nil:
 		return false, nil // held: a recommit changes nothing
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return false, err
 	}
-	for _, e := range sets {
-		if err := txn.SetEntry(badger.NewEntry(e.key, e.value).WithMeta(e.meta)); err != nil {
+	for i := range sets {
+		if err := txn.SetEntry(&sets[i]); err != nil {
 			return false, err
 		}
 	}
