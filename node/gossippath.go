@@ -1,10 +1,14 @@
 package node
 
 import (
+	"encoding/hex"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -40,6 +44,10 @@ type gossipPath struct {
 	mu    sync.Mutex
 	marks map[string]pathMark
 	swept time.Time // last sweep of marks past pathMarksTTL
+
+	traceMu sync.Mutex
+	trace   io.WriteCloser // Config.GossipTrace; nil = none
+	self    peer.ID        // this node: its own messages come "from" it
 }
 
 type pathMark struct{ in, valid time.Time }
@@ -87,10 +95,10 @@ func (g *gossipPath) taken(msg *pubsub.Message) {
 
 // delivered ends a message's validate stage.
 func (g *gossipPath) delivered(msg *pubsub.Message) {
+	now := time.Now()
 	if msg.Local {
 		return
 	}
-	now := time.Now()
 	g.mu.Lock()
 	m, ok := g.marks[msg.ID]
 	if ok {
@@ -100,6 +108,51 @@ func (g *gossipPath) delivered(msg *pubsub.Message) {
 	g.mu.Unlock()
 	if ok {
 		g.hist.WithLabelValues(PathValidate).Observe(now.Sub(m.in).Seconds())
+		g.traceLine(msg.ID, msg.ReceivedFrom, m.in, now)
+	}
+}
+
+// published traces an event this node published, when gossipsub has
+// validated it and queued it to go out.
+func (g *gossipPath) published(ev *crdt.Event) {
+	now := time.Now()
+	g.traceLine(string(ev.ID.Digest()), "", now, now)
+}
+
+// traceLine writes a trace line (docs/operators.md, "Gossip path
+// trace"): the message ID in hex, the peer it came from ("": this node,
+// for its own), when it was taken for validation and when it was
+// delivered and forwarded, in Unix nanoseconds. A failed write ends the
+// trace.
+func (g *gossipPath) traceLine(id string, from peer.ID, in, valid time.Time) {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	if g.trace == nil {
+		return
+	}
+	if from == "" {
+		from = g.self
+	}
+	if _, err := fmt.Fprintf(g.trace, "%s %s %d %d\n", hex.EncodeToString([]byte(id)), from, in.UnixNano(), valid.UnixNano()); err != nil {
+		g.trace.Close()
+		g.trace = nil
+	}
+}
+
+// traceTo starts the trace of node self into w.
+func (g *gossipPath) traceTo(w io.WriteCloser, self peer.ID) {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	g.trace, g.self = w, self
+}
+
+// close ends the trace.
+func (g *gossipPath) close() {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	if g.trace != nil {
+		g.trace.Close()
+		g.trace = nil
 	}
 }
 

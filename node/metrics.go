@@ -240,6 +240,9 @@ func (m *Metrics) EventAccepted(_ crdt.RoomID, ev *crdt.Event, from peer.ID) {
 	}
 }
 
+// Published traces an event this node published (the gossip path trace).
+func (m *Metrics) Published(ev *crdt.Event) { m.path.published(ev) }
+
 // SyncSession counts a sync stream.
 func (m *Metrics) SyncSession(_ peer.ID, server bool) {
 	if server {

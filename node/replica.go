@@ -141,7 +141,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	r.syncer = p2p.NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = p2p.NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
-	r.gossip.Unguarded = r.opts.Unguarded
+	r.gossip.Unguarded, r.gossip.Tracer = r.opts.Unguarded, r.opts.Tracer
 	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(p2p.EventTopic(room)) })
 	inviter := p2p.NewInviter(r.host, r.Engine, r.ident.User, func() []string { return hostAddrs(r.host, p2p.MaxInviteAddrs) }, inviteLimits, r.log)
 	eph := r.eph

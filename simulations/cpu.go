@@ -57,6 +57,13 @@ type CPU struct {
 	// Measured says the costs were measured on the daemons (CPUFrom), not
 	// left to the calibration: a zero cost is then none, not the default.
 	Measured bool `yaml:"measured,omitempty" json:"measured,omitempty"`
+	// Hop is a distribution of extra time per gossip hop, as its 0th to
+	// 100th percentile in milliseconds (101 values; none when empty): each
+	// event a node receives first from a peer waits a time drawn from it
+	// (seeded per node) before its verify, holding no core. CPUFrom sets
+	// it from a netns run's traced hops (cpu.path.hop): what a hop costs
+	// there beyond its link's latency, outside the two timed stages.
+	Hop []float64 `yaml:"hop_ms,omitempty" json:"hop_ms,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -105,7 +112,7 @@ func (c *CPU) validate() error {
 	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
 		return fmt.Errorf("cpu: costs must not be negative")
 	}
-	return nil
+	return validHop(c.Hop)
 }
 
 // cpuModel is the running model: per node a token per virtual core, and
@@ -156,6 +163,12 @@ func (l *lockedRand) exp(mean time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return time.Duration(l.r.ExpFloat64() * float64(mean))
+}
+
+func (l *lockedRand) float() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Float64()
 }
 
 // cost is what work of base cost d takes on a virtual core.
@@ -275,6 +288,9 @@ func (m *cpuModel) startMeasuring(t time.Time) {
 func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
 	return pubsub.WithDefaultValidator(pubsub.ValidatorEx(func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from != self && isEvTopic(msg) {
+			if len(m.cfg.Hop) > 0 {
+				time.Sleep(drawHop(m.cfg.Hop, m.rngs[i].float()))
+			}
 			m.charge(i, m.cfg.Verify.D(), true)
 		}
 		return pubsub.ValidationAccept

@@ -218,6 +218,21 @@ func TestCPUFromPath(t *testing.T) {
 	if _, _, err := perKB(rest, 0); err == nil {
 		t.Error("per KiB over no gossip: no error")
 	}
+	if m.Hop != nil || strings.Contains(how, "traced hops") {
+		t.Errorf("no traced hops, but hop %v, %q", m.Hop, how)
+	}
+	// With the daemons' traced hops, the model draws each hop's extra
+	// time from them.
+	r.CPU.Path.Hop = hopReport([]float64{1, 2, 3, 4, 5})
+	m, how, _, err = cpuFrom(r)
+	if err != nil || len(m.Hop) != 101 || m.Hop[0] != 1 || m.Hop[100] != 5 || !strings.Contains(how, "traced hops (p50 3.00, p90 5.00, p99 5.00 ms; 5 hops); idle") {
+		t.Errorf("with hops: %v, %q, %v", m.Hop, how, err)
+	}
+	r.CPU.Path.Hop.PercentilesMS[3] = -1
+	if _, _, _, err := cpuFrom(r); err == nil {
+		t.Error("a bad hop distribution: no error")
+	}
+	r.CPU.Path.Hop = nil
 	// More on the path than the daemons spent: nothing left.
 	r.CPU.Path.Apply.P10MS = 100
 	if _, _, rest, err := cpuFrom(r); err != nil || rest != 0 {

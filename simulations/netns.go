@@ -37,6 +37,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -144,12 +145,13 @@ type nsNode struct {
 	stopWatch      context.CancelFunc
 	watchDone      chan struct{}
 	peakRSSKB      float64
-	cpuAtT0        time.Duration       // CPU time used when traffic started
-	cpuTraffic     time.Duration       // CPU time used from traffic start to the end
-	cpuWarm        time.Duration       // CPU time used over the warm-up
-	cpuIdle        time.Duration       // CPU time used over the quiet window after traffic
-	sched0, sched  schedStat           // at traffic start; from then to the end
-	path0, path1   map[string]pathHist // the daemon's gossip path histograms at traffic start and after
+	cpuAtT0        time.Duration        // CPU time used when traffic started
+	cpuTraffic     time.Duration        // CPU time used from traffic start to the end
+	cpuWarm        time.Duration        // CPU time used over the warm-up
+	cpuIdle        time.Duration        // CPU time used over the quiet window after traffic
+	sched0, sched  schedStat            // at traffic start; from then to the end
+	path0, path1   map[string]pathHist  // the daemon's gossip path histograms at traffic start and after
+	trace          map[string]traceMark // its gossip path trace after the run (nil: none)
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
 }
@@ -372,7 +374,8 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 	// the watch readers (the measurement) in this process must not wait
 	// behind them for a CPU, or the network itself would add latency.
 	cmd := exec.Command(ipCmd(), "netns", "exec", n.ns, niceCmd(), "-n", strconv.Itoa(netnsNice-ownNice()), r.bin, "daemon", "--home", n.home,
-		"--listen", "/ip4/"+n.nodeIP+"/tcp/4001", "--api", netnsAPI, "--no-mdns", "--no-dht", "--log-level", "warn")
+		"--listen", "/ip4/"+n.nodeIP+"/tcp/4001", "--api", netnsAPI, "--no-mdns", "--no-dht", "--log-level", "warn",
+		"--gossip-trace", filepath.Join(n.home, gossipTraceFile))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -768,8 +771,49 @@ func (r *netnsRun) run() error {
 	}
 	for _, n := range r.nodes {
 		n.path1 = r.scrapePath(n)
+		n.trace = r.readTrace(n)
 	}
 	return nil
+}
+
+// gossipTraceFile is a daemon's --gossip-trace file in its home.
+const gossipTraceFile = "gossip-trace.txt"
+
+// readTrace reads daemon n's gossip path trace (nil, with a warning, if
+// it cannot).
+func (r *netnsRun) readTrace(n *nsNode) map[string]traceMark {
+	f, err := os.Open(filepath.Join(n.home, gossipTraceFile))
+	if err == nil {
+		var t map[string]traceMark
+		t, err = parseGossipTrace(f)
+		f.Close()
+		if err == nil {
+			return t
+		}
+	}
+	r.warn("node %d: %v", n.i, err)
+	return nil
+}
+
+// hops is every traced hop of a traffic message beyond its link latency
+// (hopExcess), in milliseconds.
+func (r *netnsRun) hops() []float64 {
+	traces := make([]map[string]traceMark, len(r.nodes))
+	node := make(map[string]int, len(r.nodes))
+	for i, n := range r.nodes {
+		traces[i], node[n.peerID] = n.trace, i
+	}
+	lat := make(map[[2]int]time.Duration, len(r.p.edges))
+	for k, e := range r.p.edges {
+		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
+	}
+	var ids []string
+	for _, m := range r.order {
+		if id, err := crdt.ParseID(m.id); err == nil {
+			ids = append(ids, hex.EncodeToString(id.Digest()))
+		}
+	}
+	return hopExcess(traces, node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }, ids)
 }
 
 // scrapePath reads daemon n's gossip path histograms (nil, with a
@@ -1281,7 +1325,7 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
 		}
 		if validate.count() > 0 || apply.count() > 0 {
-			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage()}
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops())}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

@@ -20,6 +20,9 @@ type PathReport struct {
 	// Apply: from that delivery until the engine took the event into the
 	// room (log, state, store commit), just before the watchers are told.
 	Apply PathStage `json:"apply"`
+	// Hop: each hop's time beyond its link's latency, from the daemons'
+	// gossip path traces (nil: no traces).
+	Hop *HopReport `json:"hop,omitempty"`
 }
 
 // PathStage is one stage's distribution, interpolated within the

@@ -1,0 +1,157 @@
+package simulations
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// traceMark is one line of a daemon's gossip path trace (parley daemon
+// --gossip-trace, docs/operators.md): the peer a gossiped event came from
+// first (the daemon's own ID for its own), when the daemon took it for
+// validation and when it delivered and forwarded it, Unix nanoseconds.
+type traceMark struct {
+	from      string
+	in, valid int64
+}
+
+// maxTraceLine bounds a trace line: a 32-byte ID in hex, a peer ID and
+// two times fit in far less.
+const maxTraceLine = 512
+
+// parseGossipTrace reads a gossip path trace, by message ID in hex. A
+// message traced twice keeps its first line (a daemon traces each at most
+// once, but for its own after a restart).
+func parseGossipTrace(in io.Reader) (map[string]traceMark, error) {
+	out := map[string]traceMark{}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, maxTraceLine), maxTraceLine)
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 {
+			return nil, fmt.Errorf("gossip trace: line %d: %d fields, want 4", line, len(f))
+		}
+		if _, err := hex.DecodeString(f[0]); err != nil || f[0] == "" {
+			return nil, fmt.Errorf("gossip trace: line %d: message ID is not hex", line)
+		}
+		tin, err1 := strconv.ParseInt(f[2], 10, 64)
+		tvalid, err2 := strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil || tin <= 0 || tvalid < tin {
+			return nil, fmt.Errorf("gossip trace: line %d: bad times", line)
+		}
+		if _, ok := out[f[0]]; !ok {
+			out[f[0]] = traceMark{from: f[1], in: tin, valid: tvalid}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("gossip trace: %w", err)
+	}
+	return out, nil
+}
+
+// HopReport (netns) is the time of a gossip hop beyond its link's
+// latency, from the daemons' traces: for each traffic message's first
+// arrival at a node, the time from the sending peer delivering and
+// forwarding it to the receiver taking it for validation, less the
+// latency of the link between them. It is what a hop costs outside the
+// two timed stages: the sender's queue, Noise, yamux, the kernel, the
+// forwarder's lateness, the receiver's read loop and pubsub's event loop.
+type HopReport struct {
+	Count  int     `json:"count"`
+	MeanMS float64 `json:"mean_ms"`
+	P50MS  float64 `json:"p50_ms"`
+	P90MS  float64 `json:"p90_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	// PercentilesMS are the 0th to the 100th percentile (101 values):
+	// the distribution a virtual-time run draws each hop's extra delay
+	// from (CPU.Hop).
+	PercentilesMS []float64 `json:"percentiles_ms"`
+}
+
+// hopExcess returns each traced first arrival's hop time beyond its
+// link's latency, in milliseconds, for the messages with the given IDs
+// (hex): traces[i] is node i's trace (nil: none), node maps a peer ID to
+// its node, and link gives the latency between two neighbours. A hop
+// whose sender's line is missing (it was not traced) is skipped.
+func hopExcess(traces []map[string]traceMark, node map[string]int, link func(a, b int) (time.Duration, bool), ids []string) []float64 {
+	var out []float64
+	for _, id := range ids {
+		for v, tr := range traces {
+			m, ok := tr[id]
+			if !ok {
+				continue
+			}
+			u, ok := node[m.from]
+			if !ok || u == v || traces[u] == nil {
+				continue // its own, or from a peer not traced
+			}
+			s, ok := traces[u][id]
+			if !ok {
+				continue
+			}
+			lat, ok := link(u, v)
+			if !ok {
+				continue
+			}
+			d := time.Duration(m.in-s.valid) - lat
+			out = append(out, max(ms(d), 0))
+		}
+	}
+	return out
+}
+
+// hopReport summarises hop excesses (milliseconds); nil for none.
+func hopReport(x []float64) *HopReport {
+	if len(x) == 0 {
+		return nil
+	}
+	x = slices.Clone(x)
+	slices.Sort(x)
+	r2 := func(v float64) float64 { return math.Round(v*100) / 100 }
+	at := func(q float64) float64 { return r2(x[min(int(q*float64(len(x)-1)+0.5), len(x)-1)]) }
+	var sum float64
+	for _, v := range x {
+		sum += v
+	}
+	h := &HopReport{Count: len(x), MeanMS: r2(sum / float64(len(x))), P50MS: at(0.5), P90MS: at(0.9), P99MS: at(0.99)}
+	for k := 0; k <= 100; k++ {
+		h.PercentilesMS = append(h.PercentilesMS, at(float64(k)/100))
+	}
+	return h
+}
+
+// validHop checks a hop distribution given to the CPU model: none, or 101
+// non-decreasing, non-negative percentiles in milliseconds below a minute.
+func validHop(p []float64) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if len(p) != 101 {
+		return fmt.Errorf("cpu.hop_ms: %d percentiles, want 101 (0th to 100th)", len(p))
+	}
+	for k, v := range p {
+		if !(v >= 0 && v < 60e3) || k > 0 && v < p[k-1] {
+			return errors.New("cpu.hop_ms: percentiles must be non-decreasing milliseconds in [0, 60000)")
+		}
+	}
+	return nil
+}
+
+// drawHop draws from percentiles p (validHop) at uniform u in [0,1),
+// linear between neighbouring percentiles.
+func drawHop(p []float64, u float64) time.Duration {
+	if len(p) == 0 {
+		return 0
+	}
+	x := u * float64(len(p)-1)
+	k := min(int(x), len(p)-2)
+	v := p[k] + (p[k+1]-p[k])*(x-float64(k))
+	return time.Duration(v * 1e6)
+}

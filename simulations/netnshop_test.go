@@ -1,0 +1,133 @@
+package simulations
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseGossipTrace(t *testing.T) {
+	in := "aa01 peerA 1000 1500\nbb02 peerB 2000 2000\naa01 peerC 9000 9500\n"
+	tr, err := parseGossipTrace(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr) != 2 || tr["aa01"] != (traceMark{"peerA", 1000, 1500}) || tr["bb02"] != (traceMark{"peerB", 2000, 2000}) {
+		t.Errorf("trace %+v: want two marks, the first line of aa01 kept", tr)
+	}
+	for _, bad := range []string{
+		"aa01 peerA 1000\n",                   // three fields
+		"zz01 peerA 1000 1500\n",              // not hex
+		"aa01 peerA 1000 999\n",               // delivered before taken
+		"aa01 peerA -5 1\n",                   // negative
+		"aa01 peerA 1e3 2000\n",               // not an integer
+		strings.Repeat("a", 600) + " p 1 2\n", // over a line's bound
+	} {
+		if _, err := parseGossipTrace(strings.NewReader(bad)); err == nil || !strings.HasPrefix(err.Error(), "gossip trace: ") {
+			t.Errorf("%.40q: error %v", bad, err)
+		}
+	}
+}
+
+func FuzzParseGossipTrace(f *testing.F) {
+	f.Add("aa01 peerA 1000 1500\nbb02 peerB 2000 2000\n")
+	f.Add("aa01 peerA 1000\n")
+	f.Add("\n\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		tr, err := parseGossipTrace(strings.NewReader(s))
+		if err != nil {
+			return
+		}
+		for id, m := range tr {
+			if id == "" || m.in <= 0 || m.valid < m.in {
+				t.Fatalf("accepted %q: %+v", id, m)
+			}
+		}
+	})
+}
+
+// TestHopExcess: a message from node 0 reaches 1 from 0 and 2 from 1 over
+// 20 ms links; each hop is the receiver's taking less the sender's
+// forwarding less the link; an untraced sender or a non-neighbour is
+// skipped.
+func TestHopExcess(t *testing.T) {
+	ms := int64(time.Millisecond)
+	traces := []map[string]traceMark{
+		{"m1": {"P0", 100 * ms, 100 * ms}, "m2": {"P0", 500 * ms, 500 * ms}},
+		{"m1": {"P0", 123 * ms, 124 * ms}, "m2": {"P0", 521 * ms, 522 * ms}},
+		{"m1": {"P1", 150 * ms, 151 * ms}, "m2": {"P3", 600 * ms, 601 * ms}},
+		nil,
+	}
+	node := map[string]int{"P0": 0, "P1": 1, "P2": 2, "P3": 3}
+	link := func(a, b int) (time.Duration, bool) {
+		if a+1 == b || b+1 == a {
+			return 20 * time.Millisecond, true
+		}
+		return 0, false
+	}
+	got := hopExcess(traces, node, link, []string{"m1", "m2", "m3"})
+	slices.Sort(got)
+	if want := []float64{1, 3, 6}; !slices.Equal(got, want) {
+		t.Errorf("hops %v, want %v", got, want)
+	}
+	h := hopReport(got)
+	if h.Count != 3 || h.P50MS != 3 || h.MeanMS != 3.33 || len(h.PercentilesMS) != 101 || h.PercentilesMS[0] != 1 || h.PercentilesMS[100] != 6 {
+		t.Errorf("report %+v", h)
+	}
+	if err := validHop(h.PercentilesMS); err != nil {
+		t.Error(err)
+	}
+	if hopReport(nil) != nil {
+		t.Error("a report of no hops")
+	}
+}
+
+func TestDrawHop(t *testing.T) {
+	p := make([]float64, 101)
+	for k := range p {
+		p[k] = float64(k) / 10 // 0 to 10 ms, uniform
+	}
+	if err := validHop(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		u    float64
+		want time.Duration
+	}{{0, 0}, {0.5, 5 * time.Millisecond}, {0.255, 2550 * time.Microsecond}, {0.9999, 9999 * time.Microsecond}} {
+		if got := drawHop(p, c.u); (got - c.want).Abs() > time.Microsecond {
+			t.Errorf("draw at %v: %v, want %v", c.u, got, c.want)
+		}
+	}
+	for _, bad := range [][]float64{{1, 2}, append(slices.Clone(p[:100]), 1), append([]float64{-1}, p[1:]...)} {
+		if validHop(bad) == nil {
+			t.Errorf("%v...: valid", bad[:2])
+		}
+	}
+	if drawHop(nil, 0.5) != 0 {
+		t.Error("no distribution: a delay")
+	}
+}
+
+// TestCPUModelHopDelay: on two nodes linked by 20 ms, with a hop delay of
+// exactly 4 ms (every percentile), every delivery takes the link, the hop
+// delay and verify and apply, in virtual time.
+func TestCPUModelHopDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated run")
+	}
+	sc := lineScenario(t, "hopdelay", 2, 10*time.Second, 20*time.Millisecond, "{writers: 0, rate: 1, size: 200}")
+	sc.CPU = &CPU{Verify: Duration(time.Millisecond), Apply: Duration(2 * time.Millisecond), Measured: true, Hop: make([]float64, 101)}
+	for k := range sc.CPU.Hop {
+		sc.CPU.Hop[k] = 4
+	}
+	sc.CPU.defaults()
+	rep, err := Run(context.Background(), sc, RunOptions{T: t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 || rep.LatencyMS.P50 != 27 || rep.LatencyMS.Max != 27 {
+		t.Errorf("completeness %v, latency %+v, want 27 ms for every delivery", rep.Completeness, rep.LatencyMS)
+	}
+}
