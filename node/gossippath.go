@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -112,6 +113,14 @@ func (g *gossipPath) delivered(msg *pubsub.Message) {
 	}
 }
 
+// duplicate traces a copy of a peer's event that gossipsub dropped as
+// already seen.
+func (g *gossipPath) duplicate(msg *pubsub.Message) {
+	if isEventTopic(msg) {
+		g.traceLine(msg.ID, msg.ReceivedFrom, time.Now(), time.Time{})
+	}
+}
+
 // published traces an event this node published, when gossipsub has
 // validated it and queued it to go out.
 func (g *gossipPath) published(ev *crdt.Event) {
@@ -121,8 +130,9 @@ func (g *gossipPath) published(ev *crdt.Event) {
 
 // traceLine writes a trace line (docs/operators.md, "Gossip path
 // trace"): the message ID in hex, the peer it came from ("": this node,
-// for its own), when it was taken for validation and when it was
-// delivered and forwarded, in Unix nanoseconds. A failed write ends the
+// for its own), when it was taken for validation (or dropped as a
+// duplicate) and when it was delivered and forwarded ("-" for a
+// duplicate: zero valid), in Unix nanoseconds. A failed write ends the
 // trace.
 func (g *gossipPath) traceLine(id string, from peer.ID, in, valid time.Time) {
 	g.traceMu.Lock()
@@ -133,7 +143,11 @@ func (g *gossipPath) traceLine(id string, from peer.ID, in, valid time.Time) {
 	if from == "" {
 		from = g.self
 	}
-	if _, err := fmt.Fprintf(g.trace, "%s %s %d %d\n", hex.EncodeToString([]byte(id)), from, in.UnixNano(), valid.UnixNano()); err != nil {
+	v := "-"
+	if !valid.IsZero() {
+		v = strconv.FormatInt(valid.UnixNano(), 10)
+	}
+	if _, err := fmt.Fprintf(g.trace, "%s %s %d %s\n", hex.EncodeToString([]byte(id)), from, in.UnixNano(), v); err != nil {
 		g.trace.Close()
 		g.trace = nil
 	}

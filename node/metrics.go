@@ -293,7 +293,10 @@ func (r *metricsRawTracer) RejectMessage(msg *pubsub.Message, reason string) {
 	r.rejected.WithLabelValues(reason).Inc()
 }
 
-func (r *metricsRawTracer) DuplicateMessage(*pubsub.Message)                     { r.duplicates.Inc() }
+func (r *metricsRawTracer) DuplicateMessage(msg *pubsub.Message) {
+	r.duplicates.Inc()
+	r.path.duplicate(msg)
+}
 func (r *metricsRawTracer) AddPeer(peer.ID, protocol.ID)                         {}
 func (r *metricsRawTracer) RemovePeer(peer.ID)                                   {}
 func (r *metricsRawTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}

@@ -80,6 +80,9 @@ func TestMetricsCount(t *testing.T) {
 			}
 			in, _ := strconv.ParseInt(f[2], 10, 64)
 			valid, _ := strconv.ParseInt(f[3], 10, 64)
+			if f[3] == "-" { // a duplicate
+				valid = in
+			}
 			if sent, ok := own[1-i][f[0]]; !ok || in < sent || valid < in {
 				t.Errorf("node %d's trace line %q: not a hop from node %d", i, f, 1-i)
 			}

@@ -58,11 +58,14 @@ type CPU struct {
 	// left to the calibration: a zero cost is then none, not the default.
 	Measured bool `yaml:"measured,omitempty" json:"measured,omitempty"`
 	// Hop is a distribution of extra time per gossip hop, as its 0th to
-	// 100th percentile in milliseconds (101 values; none when empty): each
-	// event a node receives first from a peer waits a time drawn from it
-	// (seeded per node) before its verify, holding no core. CPUFrom sets
-	// it from a netns run's traced hops (cpu.path.hop): what a hop costs
-	// there beyond its link's latency, outside the two timed stages.
+	// 100th percentile in milliseconds (101 values; none when empty):
+	// every frame of gossipsub a node receives waits a time drawn from it
+	// (seeded per node) before pubsub reads it, holding no core; a frame
+	// also waits for the one before it on its stream, as on a TCP stream,
+	// so that the copies of an event race as in the real network.
+	// CPUFrom sets it from a netns run's traced hops (cpu.path.hop): what
+	// a copy's hop cost there beyond its link's latency, outside the two
+	// timed stages.
 	Hop []float64 `yaml:"hop_ms,omitempty" json:"hop_ms,omitempty"`
 }
 
@@ -288,13 +291,18 @@ func (m *cpuModel) startMeasuring(t time.Time) {
 func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
 	return pubsub.WithDefaultValidator(pubsub.ValidatorEx(func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from != self && isEvTopic(msg) {
-			if len(m.cfg.Hop) > 0 {
-				time.Sleep(drawHop(m.cfg.Hop, m.rngs[i].float()))
-			}
 			m.charge(i, m.cfg.Verify.D(), true)
 		}
 		return pubsub.ValidationAccept
 	}))
+}
+
+// frameDelay is node i's hold of each inbound pubsub frame (Hop), or nil.
+func (m *cpuModel) frameDelay(i int) func() time.Duration {
+	if len(m.cfg.Hop) == 0 {
+		return nil
+	}
+	return func() time.Duration { return drawHop(m.cfg.Hop, m.rngs[i].float()) }
 }
 
 // CPUReport is report.json's cpu: the CPU model's parameters and load

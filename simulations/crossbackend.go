@@ -149,13 +149,16 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 //     receive: work that occupies a core when an RPC goes out or comes in,
 //     so that the path's work queues behind it. It is known only once a
 //     first pass has counted the model's bytes (Run; rest is returned);
-//   - Hop: each hop's time beyond its link's latency, from the daemons'
-//     gossip path traces (cpu.path.hop), when the report has them: what
-//     the timed stages and the link leave out of a hop (the sender's
-//     queue, Noise, yamux, the kernel, the forwarder's lateness, the
-//     receiver's read loop), as a delay that holds no core. It is not
-//     the latency being compared: an event's latency is the sum over the
-//     hops of the path the model's gossip takes, its queueing, and apply.
+//   - Hop: when the report has the daemons' gossip path traces
+//     (cpu.path.hop), every gossip frame a node receives is held for a
+//     time drawn from the hops of every copy the daemons received,
+//     beyond the link's latency: what the timed stages and the link leave
+//     out of a hop (the sender's queue, Noise, yamux, the kernel, the
+//     forwarder's lateness, the receiver's read loop), a delay that holds
+//     no core. PerKB is then not charged: the waits the per-byte work
+//     caused are in those times. It is not the latency being compared:
+//     an event's latency is the race of its copies over the model's
+//     mesh, hop after hop, with its queueing for verify and apply.
 func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	c, p := r.CPU, r.CPU.Path
 	ms := func(x float64) time.Duration { return time.Duration(x * 1e6) }
@@ -170,14 +173,23 @@ func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	if !(m.Idle < 1) {
 		return nil, "", 0, fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
 	}
-	hop := ""
+	above := (c.CoresMean - c.IdleCoresMean) * span
 	if h := p.Hop; h != nil && len(h.PercentilesMS) > 0 {
+		// The traced hops hold what the per-byte work cost the path: its
+		// waits are in them. Charged again on the cores, it would make
+		// verify and apply wait a second time.
 		m.Hop = h.PercentilesMS
-		hop = fmt.Sprintf("each hop beyond its link's latency drawn from the daemons' traced hops (p50 %.2f, p90 %.2f, p99 %.2f ms; %d hops); ", h.P50MS, h.P90MS, h.P99MS, h.Count)
+		how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); each gossip frame held for a time drawn from the daemons' traced hops beyond the link (every copy: p50 %.2f, p90 %.2f, p99 %.2f ms over %d copies); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path; the other %.2f (per byte of gossip) not charged: what they cost the path is in the hop times",
+			cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS,
+			h.P50MS, h.P90MS, h.P99MS, h.Count, m.Idle, c.IdleCoresMean, r.Nodes, above, onPath, rest)
+		if err := m.validate(); err != nil {
+			return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
+		}
+		return m, how, 0, nil
 	}
-	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); %sidle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
-		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS, hop,
-		m.Idle, c.IdleCoresMean, r.Nodes, (c.CoresMean-c.IdleCoresMean)*span, onPath, rest)
+	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
+		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS,
+		m.Idle, c.IdleCoresMean, r.Nodes, above, onPath, rest)
 	if err := m.validate(); err != nil {
 		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
 	}

@@ -224,9 +224,10 @@ func TestCPUFromPath(t *testing.T) {
 	// With the daemons' traced hops, the model draws each hop's extra
 	// time from them.
 	r.CPU.Path.Hop = hopReport([]float64{1, 2, 3, 4, 5})
-	m, how, _, err = cpuFrom(r)
-	if err != nil || len(m.Hop) != 101 || m.Hop[0] != 1 || m.Hop[100] != 5 || !strings.Contains(how, "traced hops (p50 3.00, p90 5.00, p99 5.00 ms; 5 hops); idle") {
-		t.Errorf("with hops: %v, %q, %v", m.Hop, how, err)
+	m, how, rest, err = cpuFrom(r)
+	if err != nil || len(m.Hop) != 101 || m.Hop[0] != 1 || m.Hop[100] != 5 || rest != 0 || m.PerKB != 0 ||
+		!strings.Contains(how, "traced hops beyond the link (every copy: p50 3.00, p90 5.00, p99 5.00 ms over 5 copies)") || !strings.Contains(how, "the other 10.02 (per byte of gossip) not charged") {
+		t.Errorf("with hops: %v, rest %v, %q, %v", m.Hop, rest, how, err)
 	}
 	r.CPU.Path.Hop.PercentilesMS[3] = -1
 	if _, _, _, err := cpuFrom(r); err == nil {

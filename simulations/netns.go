@@ -145,13 +145,13 @@ type nsNode struct {
 	stopWatch      context.CancelFunc
 	watchDone      chan struct{}
 	peakRSSKB      float64
-	cpuAtT0        time.Duration        // CPU time used when traffic started
-	cpuTraffic     time.Duration        // CPU time used from traffic start to the end
-	cpuWarm        time.Duration        // CPU time used over the warm-up
-	cpuIdle        time.Duration        // CPU time used over the quiet window after traffic
-	sched0, sched  schedStat            // at traffic start; from then to the end
-	path0, path1   map[string]pathHist  // the daemon's gossip path histograms at traffic start and after
-	trace          map[string]traceMark // its gossip path trace after the run (nil: none)
+	cpuAtT0        time.Duration       // CPU time used when traffic started
+	cpuTraffic     time.Duration       // CPU time used from traffic start to the end
+	cpuWarm        time.Duration       // CPU time used over the warm-up
+	cpuIdle        time.Duration       // CPU time used over the quiet window after traffic
+	sched0, sched  schedStat           // at traffic start; from then to the end
+	path0, path1   map[string]pathHist // the daemon's gossip path histograms at traffic start and after
+	trace          *gossipTrace        // its gossip path trace after the run (nil: none)
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
 }
@@ -781,10 +781,10 @@ const gossipTraceFile = "gossip-trace.txt"
 
 // readTrace reads daemon n's gossip path trace (nil, with a warning, if
 // it cannot).
-func (r *netnsRun) readTrace(n *nsNode) map[string]traceMark {
+func (r *netnsRun) readTrace(n *nsNode) *gossipTrace {
 	f, err := os.Open(filepath.Join(n.home, gossipTraceFile))
 	if err == nil {
-		var t map[string]traceMark
+		var t *gossipTrace
 		t, err = parseGossipTrace(f)
 		f.Close()
 		if err == nil {
@@ -796,9 +796,9 @@ func (r *netnsRun) readTrace(n *nsNode) map[string]traceMark {
 }
 
 // hops is every traced hop of a traffic message beyond its link latency
-// (hopExcess), in milliseconds.
-func (r *netnsRun) hops() []float64 {
-	traces := make([]map[string]traceMark, len(r.nodes))
+// (hopExcess), in milliseconds: of every copy, or of first copies only.
+func (r *netnsRun) hops(copies bool) []float64 {
+	traces := make([]*gossipTrace, len(r.nodes))
 	node := make(map[string]int, len(r.nodes))
 	for i, n := range r.nodes {
 		traces[i], node[n.peerID] = n.trace, i
@@ -813,7 +813,7 @@ func (r *netnsRun) hops() []float64 {
 			ids = append(ids, hex.EncodeToString(id.Digest()))
 		}
 	}
-	return hopExcess(traces, node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }, ids)
+	return hopExcess(traces, node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }, ids, copies)
 }
 
 // scrapePath reads daemon n's gossip path histograms (nil, with a
@@ -1325,7 +1325,7 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
 		}
 		if validate.count() > 0 || apply.count() > 0 {
-			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops())}
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false))}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

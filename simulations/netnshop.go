@@ -15,22 +15,36 @@ import (
 
 // traceMark is one line of a daemon's gossip path trace (parley daemon
 // --gossip-trace, docs/operators.md): the peer a gossiped event came from
-// first (the daemon's own ID for its own), when the daemon took it for
-// validation and when it delivered and forwarded it, Unix nanoseconds.
+// (the daemon's own ID for its own), when the daemon took it for
+// validation or dropped it as a duplicate, and when it delivered and
+// forwarded it (0 for a duplicate), Unix nanoseconds.
 type traceMark struct {
 	from      string
 	in, valid int64
+}
+
+// gossipTrace is a daemon's trace: the first copy of each event, by
+// message ID in hex, and the later copies dropped as duplicates.
+type gossipTrace struct {
+	first map[string]traceMark
+	dups  []traceCopy
+}
+
+// traceCopy is a duplicate: its message ID in hex and its mark.
+type traceCopy struct {
+	id string
+	traceMark
 }
 
 // maxTraceLine bounds a trace line: a 32-byte ID in hex, a peer ID and
 // two times fit in far less.
 const maxTraceLine = 512
 
-// parseGossipTrace reads a gossip path trace, by message ID in hex. A
-// message traced twice keeps its first line (a daemon traces each at most
-// once, but for its own after a restart).
-func parseGossipTrace(in io.Reader) (map[string]traceMark, error) {
-	out := map[string]traceMark{}
+// parseGossipTrace reads a gossip path trace. A message whose first copy
+// is traced twice keeps its first line (a daemon traces each at most once,
+// but for its own after a restart).
+func parseGossipTrace(in io.Reader) (*gossipTrace, error) {
+	out := &gossipTrace{first: map[string]traceMark{}}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, maxTraceLine), maxTraceLine)
 	for line := 1; sc.Scan(); line++ {
@@ -42,12 +56,19 @@ func parseGossipTrace(in io.Reader) (map[string]traceMark, error) {
 			return nil, fmt.Errorf("gossip trace: line %d: message ID is not hex", line)
 		}
 		tin, err1 := strconv.ParseInt(f[2], 10, 64)
+		if f[3] == "-" {
+			if err1 != nil || tin <= 0 {
+				return nil, fmt.Errorf("gossip trace: line %d: bad time", line)
+			}
+			out.dups = append(out.dups, traceCopy{f[0], traceMark{from: f[1], in: tin}})
+			continue
+		}
 		tvalid, err2 := strconv.ParseInt(f[3], 10, 64)
 		if err1 != nil || err2 != nil || tin <= 0 || tvalid < tin {
 			return nil, fmt.Errorf("gossip trace: line %d: bad times", line)
 		}
-		if _, ok := out[f[0]]; !ok {
-			out[f[0]] = traceMark{from: f[1], in: tin, valid: tvalid}
+		if _, ok := out.first[f[0]]; !ok {
+			out.first[f[0]] = traceMark{from: f[1], in: tin, valid: tvalid}
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -57,9 +78,10 @@ func parseGossipTrace(in io.Reader) (map[string]traceMark, error) {
 }
 
 // HopReport (netns) is the time of a gossip hop beyond its link's
-// latency, from the daemons' traces: for each traffic message's first
-// arrival at a node, the time from the sending peer delivering and
-// forwarding it to the receiver taking it for validation, less the
+// latency, from the daemons' traces: for each copy of a traffic message
+// a node received (Copies: all; First: the first at each node), the time
+// from the sending peer delivering and forwarding it to the receiver
+// taking it for validation or dropping it as a duplicate, less the
 // latency of the link between them. It is what a hop costs outside the
 // two timed stages: the sender's queue, Noise, yamux, the kernel, the
 // forwarder's lateness, the receiver's read loop and pubsub's event loop.
@@ -75,33 +97,48 @@ type HopReport struct {
 	PercentilesMS []float64 `json:"percentiles_ms"`
 }
 
-// hopExcess returns each traced first arrival's hop time beyond its
-// link's latency, in milliseconds, for the messages with the given IDs
-// (hex): traces[i] is node i's trace (nil: none), node maps a peer ID to
-// its node, and link gives the latency between two neighbours. A hop
-// whose sender's line is missing (it was not traced) is skipped.
-func hopExcess(traces []map[string]traceMark, node map[string]int, link func(a, b int) (time.Duration, bool), ids []string) []float64 {
-	var out []float64
+// hopExcess returns, in milliseconds, each traced hop's time beyond its
+// link's latency for the messages with the given IDs (hex): of the first
+// copy each node took, and with copies also of every duplicate. A hop is
+// the time from the sending peer delivering and forwarding the message to
+// the receiver taking it (or dropping it as a duplicate). traces[i] is
+// node i's trace (nil: none), node maps a peer ID to its node, and link
+// gives the latency between two neighbours. A hop whose sender's line is
+// missing (it was not traced) is skipped.
+func hopExcess(traces []*gossipTrace, node map[string]int, link func(a, b int) (time.Duration, bool), ids []string, copies bool) []float64 {
+	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		for v, tr := range traces {
-			m, ok := tr[id]
-			if !ok {
-				continue
+		want[id] = true
+	}
+	var out []float64
+	hop := func(v int, id string, m traceMark) {
+		u, ok := node[m.from]
+		if !ok || u == v || traces[u] == nil {
+			return // its own, or from a peer not traced
+		}
+		s, ok := traces[u].first[id]
+		if !ok {
+			return
+		}
+		if lat, ok := link(u, v); ok {
+			out = append(out, max(ms(time.Duration(m.in-s.valid)-lat), 0))
+		}
+	}
+	for v, tr := range traces {
+		if tr == nil {
+			continue
+		}
+		for _, id := range ids {
+			if m, ok := tr.first[id]; ok {
+				hop(v, id, m)
 			}
-			u, ok := node[m.from]
-			if !ok || u == v || traces[u] == nil {
-				continue // its own, or from a peer not traced
+		}
+		if copies {
+			for _, c := range tr.dups {
+				if want[c.id] {
+					hop(v, c.id, c.traceMark)
+				}
 			}
-			s, ok := traces[u][id]
-			if !ok {
-				continue
-			}
-			lat, ok := link(u, v)
-			if !ok {
-				continue
-			}
-			d := time.Duration(m.in-s.valid) - lat
-			out = append(out, max(ms(d), 0))
 		}
 	}
 	return out

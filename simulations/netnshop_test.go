@@ -9,13 +9,16 @@ import (
 )
 
 func TestParseGossipTrace(t *testing.T) {
-	in := "aa01 peerA 1000 1500\nbb02 peerB 2000 2000\naa01 peerC 9000 9500\n"
+	in := "aa01 peerA 1000 1500\nbb02 peerB 2000 2000\naa01 peerC 9000 9500\naa01 peerD 1700 -\n"
 	tr, err := parseGossipTrace(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tr) != 2 || tr["aa01"] != (traceMark{"peerA", 1000, 1500}) || tr["bb02"] != (traceMark{"peerB", 2000, 2000}) {
-		t.Errorf("trace %+v: want two marks, the first line of aa01 kept", tr)
+	if len(tr.first) != 2 || tr.first["aa01"] != (traceMark{"peerA", 1000, 1500}) || tr.first["bb02"] != (traceMark{"peerB", 2000, 2000}) {
+		t.Errorf("trace %+v: want two marks, the first line of aa01 kept", tr.first)
+	}
+	if len(tr.dups) != 1 || tr.dups[0] != (traceCopy{"aa01", traceMark{"peerD", 1700, 0}}) {
+		t.Errorf("duplicates %+v", tr.dups)
 	}
 	for _, bad := range []string{
 		"aa01 peerA 1000\n",                   // three fields
@@ -40,24 +43,30 @@ func FuzzParseGossipTrace(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for id, m := range tr {
+		for id, m := range tr.first {
 			if id == "" || m.in <= 0 || m.valid < m.in {
 				t.Fatalf("accepted %q: %+v", id, m)
+			}
+		}
+		for _, c := range tr.dups {
+			if c.id == "" || c.in <= 0 || c.valid != 0 {
+				t.Fatalf("accepted duplicate %+v", c)
 			}
 		}
 	})
 }
 
 // TestHopExcess: a message from node 0 reaches 1 from 0 and 2 from 1 over
-// 20 ms links; each hop is the receiver's taking less the sender's
-// forwarding less the link; an untraced sender or a non-neighbour is
-// skipped.
+// 20 ms links, and 1 again from 2; each hop is the receiver's taking less
+// the sender's forwarding less the link; an untraced sender or a
+// non-neighbour is skipped.
 func TestHopExcess(t *testing.T) {
 	ms := int64(time.Millisecond)
-	traces := []map[string]traceMark{
-		{"m1": {"P0", 100 * ms, 100 * ms}, "m2": {"P0", 500 * ms, 500 * ms}},
-		{"m1": {"P0", 123 * ms, 124 * ms}, "m2": {"P0", 521 * ms, 522 * ms}},
-		{"m1": {"P1", 150 * ms, 151 * ms}, "m2": {"P3", 600 * ms, 601 * ms}},
+	traces := []*gossipTrace{
+		{first: map[string]traceMark{"m1": {"P0", 100 * ms, 100 * ms}, "m2": {"P0", 500 * ms, 500 * ms}}},
+		{first: map[string]traceMark{"m1": {"P0", 123 * ms, 124 * ms}, "m2": {"P0", 521 * ms, 522 * ms}},
+			dups: []traceCopy{{"m1", traceMark{"P2", 175 * ms, 0}}, {"m9", traceMark{"P2", 175 * ms, 0}}}},
+		{first: map[string]traceMark{"m1": {"P1", 150 * ms, 151 * ms}, "m2": {"P3", 600 * ms, 601 * ms}}},
 		nil,
 	}
 	node := map[string]int{"P0": 0, "P1": 1, "P2": 2, "P3": 3}
@@ -67,10 +76,15 @@ func TestHopExcess(t *testing.T) {
 		}
 		return 0, false
 	}
-	got := hopExcess(traces, node, link, []string{"m1", "m2", "m3"})
+	got := hopExcess(traces, node, link, []string{"m1", "m2", "m3"}, false)
 	slices.Sort(got)
 	if want := []float64{1, 3, 6}; !slices.Equal(got, want) {
-		t.Errorf("hops %v, want %v", got, want)
+		t.Errorf("first hops %v, want %v", got, want)
+	}
+	all := hopExcess(traces, node, link, []string{"m1", "m2", "m3"}, true)
+	slices.Sort(all)
+	if want := []float64{1, 3, 4, 6}; !slices.Equal(all, want) {
+		t.Errorf("all hops %v, want %v", all, want)
 	}
 	h := hopReport(got)
 	if h.Count != 3 || h.P50MS != 3 || h.MeanMS != 3.33 || len(h.PercentilesMS) != 101 || h.PercentilesMS[0] != 1 || h.PercentilesMS[100] != 6 {
@@ -111,8 +125,9 @@ func TestDrawHop(t *testing.T) {
 }
 
 // TestCPUModelHopDelay: on two nodes linked by 20 ms, with a hop delay of
-// exactly 4 ms (every percentile), every delivery takes the link, the hop
-// delay and verify and apply, in virtual time.
+// exactly 4 ms (every percentile: every frame a node receives is held
+// 4 ms), every delivery takes the link, the hop delay and verify and
+// apply, in virtual time.
 func TestCPUModelHopDelay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated run")

@@ -21,8 +21,10 @@ type PathReport struct {
 	// room (log, state, store commit), just before the watchers are told.
 	Apply PathStage `json:"apply"`
 	// Hop: each hop's time beyond its link's latency, from the daemons'
-	// gossip path traces (nil: no traces).
-	Hop *HopReport `json:"hop,omitempty"`
+	// gossip path traces (nil: no traces): of every copy a node received
+	// (the model's hop_ms), and of the first copy at each node.
+	Hop      *HopReport `json:"hop,omitempty"`
+	HopFirst *HopReport `json:"hop_first,omitempty"`
 }
 
 // PathStage is one stage's distribution, interpolated within the
