@@ -67,6 +67,10 @@ type CPU struct {
 	// a copy's hop cost there beyond its link's latency, outside the two
 	// timed stages.
 	Hop []float64 `yaml:"hop_ms,omitempty" json:"hop_ms,omitempty"`
+	// HopQueue releases a node's held frames in the order they arrived,
+	// across all its streams (a frame drawn short waits for any drawn
+	// long before it: one stalled receiver), not per stream.
+	HopQueue bool `yaml:"hop_queue,omitempty" json:"hop_queue,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -302,7 +306,22 @@ func (m *cpuModel) frameDelay(i int) func() time.Duration {
 	if len(m.cfg.Hop) == 0 {
 		return nil
 	}
-	return func() time.Duration { return drawHop(m.cfg.Hop, m.rngs[i].float()) }
+	if !m.cfg.HopQueue {
+		return func() time.Duration { return drawHop(m.cfg.Hop, m.rngs[i].float()) }
+	}
+	var mu sync.Mutex
+	var last time.Time // the latest release of a frame at node i
+	return func() time.Duration {
+		now := time.Now()
+		due := now.Add(drawHop(m.cfg.Hop, m.rngs[i].float()))
+		mu.Lock()
+		defer mu.Unlock()
+		if due.Before(last) {
+			due = last
+		}
+		last = due
+		return due.Sub(now)
+	}
 }
 
 // CPUReport is report.json's cpu: the CPU model's parameters and load
