@@ -795,23 +795,31 @@ func (r *netnsRun) readTrace(n *nsNode) *gossipTrace {
 	return nil
 }
 
-// hops is every traced hop of a traffic message beyond its link latency
-// (hopExcess), in milliseconds: of every copy, or of first copies only.
-func (r *netnsRun) hops(copies bool) []float64 {
-	traces := make([]*gossipTrace, len(r.nodes))
-	node := make(map[string]int, len(r.nodes))
-	for i, n := range r.nodes {
-		traces[i], node[n.peerID] = n.trace, i
+// traced is the run's gossip path traces, node by node, each node's peer
+// ID, and the traffic messages' IDs in hex.
+func (r *netnsRun) traced() (traces []*gossipTrace, peers []string, ids []string) {
+	for _, n := range r.nodes {
+		traces, peers = append(traces, n.trace), append(peers, n.peerID)
 	}
-	lat := make(map[[2]int]time.Duration, len(r.p.edges))
-	for k, e := range r.p.edges {
-		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
-	}
-	var ids []string
 	for _, m := range r.order {
 		if id, err := crdt.ParseID(m.id); err == nil {
 			ids = append(ids, hex.EncodeToString(id.Digest()))
 		}
+	}
+	return traces, peers, ids
+}
+
+// hops is every traced hop of a traffic message beyond its link latency
+// (hopExcess), in milliseconds: of every copy, or of first copies only.
+func (r *netnsRun) hops(copies bool) []float64 {
+	traces, peers, ids := r.traced()
+	node := make(map[string]int, len(peers))
+	for i, p := range peers {
+		node[p] = i
+	}
+	lat := make(map[[2]int]time.Duration, len(r.p.edges))
+	for k, e := range r.p.edges {
+		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
 	}
 	return hopExcess(traces, node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }, ids, copies)
 }
@@ -1287,10 +1295,13 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 	rep.Notes = []string{
 		"latency: from the author's watch line for its own message to each other node's watch line for it (local API stream, read by the simulator on the wall clock), so both ends carry the same API overhead",
 		"netns links: TCP through a user-space forwarder per link in the simulator process that holds each chunk for the link latency (per direction, order kept; the kernel has no netem); bandwidth with tc tbf per host veth (both directions), not per link; loss is modelled as link outages (forwarded connections closed, new ones refused)",
-		"not measured by this backend: gossip duplicates, sync rounds, dropped RPCs (the daemons expose no tracer); duplicates_per_delivery, sync_rounds_per_node and dropped_rpcs are 0",
+		"not measured by this backend: sync rounds, dropped RPCs (the daemons expose no tracer); sync_rounds_per_node and dropped_rpcs are 0; duplicates_per_delivery is from the daemons' gossip path traces, traffic messages only (mocknet's counts the whole run)",
 		"peak_rss_mb: sum of every daemon's peak resident size (VmHWM)",
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
+	}
+	if traces, peers, ids := r.traced(); len(ids) > 0 {
+		rep.DuplicatesPerDelivery = duplicatesPer(traces, peers, ids)
 	}
 	var cpu, warm, idle time.Duration
 	var sched schedStat

@@ -192,3 +192,32 @@ func drawHop(p []float64, u float64) time.Duration {
 	v := p[k] + (p[k+1]-p[k])*(x-float64(k))
 	return time.Duration(v * 1e6)
 }
+
+// duplicatesPer is the traced duplicates of the messages with the given
+// IDs (hex) per first copy taken from a peer, all nodes; 0 for none.
+func duplicatesPer(traces []*gossipTrace, self []string, ids []string) float64 {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var dups, firsts int
+	for i, tr := range traces {
+		if tr == nil {
+			continue
+		}
+		for id, m := range tr.first {
+			if want[id] && m.from != self[i] {
+				firsts++
+			}
+		}
+		for _, c := range tr.dups {
+			if want[c.id] {
+				dups++
+			}
+		}
+	}
+	if firsts == 0 {
+		return 0
+	}
+	return math.Round(float64(dups)/float64(firsts)*100) / 100
+}

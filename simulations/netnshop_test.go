@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -86,6 +87,9 @@ func TestHopExcess(t *testing.T) {
 	if want := []float64{1, 3, 4, 6}; !slices.Equal(all, want) {
 		t.Errorf("all hops %v, want %v", all, want)
 	}
+	if d := duplicatesPer(traces, []string{"P0", "P1", "P2", "P3"}, []string{"m1", "m2", "m3"}); d != 0.25 {
+		t.Errorf("duplicates per delivery %v, want 1 of 4", d)
+	}
 	h := hopReport(got)
 	if h.Count != 3 || h.P50MS != 3 || h.MeanMS != 3.33 || len(h.PercentilesMS) != 101 || h.PercentilesMS[0] != 1 || h.PercentilesMS[100] != 6 {
 		t.Errorf("report %+v", h)
@@ -145,4 +149,31 @@ func TestCPUModelHopDelay(t *testing.T) {
 	if rep.Completeness != 1 || rep.LatencyMS.P50 != 27 || rep.LatencyMS.Max != 27 {
 		t.Errorf("completeness %v, latency %+v, want 27 ms for every delivery", rep.Completeness, rep.LatencyMS)
 	}
+}
+
+// TestFrameDelayQueue: drawn per frame, a node's frame delays vary; with
+// hop_queue, frames arriving at one instant are released in order, so
+// each waits at least as long as the one before it.
+func TestFrameDelayQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := make([]float64, 101)
+		for k := range p {
+			p[k] = float64(k)
+		}
+		for _, queue := range []bool{false, true} {
+			c := &CPU{Hop: p, HopQueue: queue}
+			c.defaults()
+			f := newCPUModel(c, 1, 7).frameDelay(0)
+			var ds []time.Duration
+			for range 50 {
+				ds = append(ds, f())
+			}
+			if sorted := slices.IsSorted(ds); sorted != queue {
+				t.Errorf("hop_queue %v: delays sorted %v: %v", queue, sorted, ds[:8])
+			}
+		}
+		if newCPUModel(&CPU{Cores: 1, Share: 1}, 1, 7).frameDelay(0) != nil {
+			t.Error("a frame delay without hop_ms")
+		}
+	})
 }

@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -232,11 +231,7 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	fmt.Fprintf(stdout, "completeness  %.4f (%d of %d deliveries)\n", rep.Completeness, rep.Deliveries, rep.DeliveriesExpected)
 	fmt.Fprintf(stdout, "latency       p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", rep.LatencyMS.P50, rep.LatencyMS.P90, rep.LatencyMS.P99, rep.LatencyMS.Max)
 	fmt.Fprintf(stdout, "convergence   %s\n", conv)
-	if strings.HasPrefix(rep.Backend, "netns") {
-		fmt.Fprintf(stdout, "duplicates    not measured by the netns backend\n")
-	} else {
-		fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
-	}
+	fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
 	if c := rep.CPU; c != nil {
 		fmt.Fprintf(stdout, "cpu           %.2f cores during traffic, %.1f ms per message (all nodes), share while runnable %.3f\n", c.CoresMean, c.MSPerMessage, c.ShareRunnable)
 		if c.IdleCoresMean > 0 || c.BackgroundCores > 0 {
