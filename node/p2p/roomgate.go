@@ -787,7 +787,17 @@ func (s *gatedStream) hold(in <-chan []byte, delay func() time.Duration) {
 	q := make(chan held, cap(in))
 	go func() {
 		defer close(q)
-		for f := range in {
+		for {
+			var f []byte
+			var ok bool
+			select {
+			case f, ok = <-in:
+				if !ok {
+					return
+				}
+			case <-s.done:
+				return
+			}
 			select {
 			case q <- held{f, time.Now().Add(delay())}:
 			case <-s.done:

@@ -247,6 +247,18 @@ func TestGatedStreamDelay(t *testing.T) {
 			t.Errorf("read %v, want %v", got, want)
 		}
 	})
+	// Stopped while frames are held and the wire is still open: every
+	// goroutine of the stream ends (synctest fails on one left blocked).
+	synctest.Test(t, func(t *testing.T) {
+		r, w := io.Pipe()
+		defer w.Close()
+		gs := newGatedStream(readerStream{r: r}, 64, func() time.Duration { return time.Hour })
+		w.Write([]byte{1, 'a'})
+		synctest.Wait()
+		gs.stop()
+		r.Close()
+		synctest.Wait()
+	})
 }
 
 // FuzzGatedStream: what pubsub reads through a gated stream is exactly the
