@@ -244,6 +244,7 @@ func RunNetns(ctx context.Context, sc0 *Scenario, opts NetnsOptions) (rep *Repor
 					}
 				}
 			}
+			r.keepTraces(filepath.Join(opts.Out, "traces"))
 		}
 		os.RemoveAll(r.dir)
 	}()
@@ -774,6 +775,44 @@ func (r *netnsRun) run() error {
 		n.trace = r.readTrace(n)
 	}
 	return nil
+}
+
+// keepTraces copies the daemons' gossip path traces into dir, with the
+// nodes' peer IDs and the topology's links, for analysis after the run
+// (simulations/README.md, "Outputs").
+func (r *netnsRun) keepTraces(dir string) {
+	if len(r.nodes) == 0 || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	var peers, links strings.Builder
+	for _, n := range r.nodes {
+		fmt.Fprintf(&peers, "%d %s\n", n.i, n.peerID)
+		if b, err := os.ReadFile(filepath.Join(n.home, gossipTraceFile)); err == nil {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.txt", n.i)), b, 0o644)
+		}
+	}
+	for k, e := range r.p.edges {
+		fmt.Fprintf(&links, "%d %d %g\n", e.a, e.b, ms(r.p.latency[k]))
+	}
+	// deliveries.csv's messages: their IDs, and each node's watch line
+	var msgs strings.Builder
+	r.mu.Lock()
+	for k, m := range r.order {
+		id, _ := crdt.ParseID(m.id)
+		fmt.Fprintf(&msgs, "%d %s %d", k, hex.EncodeToString(id.Digest()), m.author)
+		for _, t := range m.at {
+			var ns int64
+			if !t.IsZero() {
+				ns = t.UnixNano()
+			}
+			fmt.Fprintf(&msgs, " %d", ns)
+		}
+		msgs.WriteByte('\n')
+	}
+	r.mu.Unlock()
+	os.WriteFile(filepath.Join(dir, "messages.txt"), []byte(msgs.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "peers.txt"), []byte(peers.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "links.txt"), []byte(links.String()), 0o644)
 }
 
 // gossipTraceFile is a daemon's --gossip-trace file in its home.
