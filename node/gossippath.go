@@ -96,10 +96,10 @@ func (g *gossipPath) taken(msg *pubsub.Message) {
 
 // delivered ends a message's validate stage.
 func (g *gossipPath) delivered(msg *pubsub.Message) {
-	now := time.Now()
 	if msg.Local {
 		return
 	}
+	now := time.Now()
 	g.mu.Lock()
 	m, ok := g.marks[msg.ID]
 	if ok {

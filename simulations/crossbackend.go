@@ -173,23 +173,25 @@ func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	if !(m.Idle < 1) {
 		return nil, "", 0, fmt.Errorf("cpu-from: idle CPU %.3f cores per node is not below one core", m.Idle)
 	}
-	above := (c.CoresMean - c.IdleCoresMean) * span
-	if h := p.Hop; h != nil && len(h.PercentilesMS) > 0 {
+	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); ",
+		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS)
+	h := p.Hop
+	if h != nil && len(h.PercentilesMS) > 0 {
+		m.Hop = h.PercentilesMS
+		how += fmt.Sprintf("each gossip frame held for a time drawn from the daemons' traced hops beyond the link (every copy: p50 %.2f, p90 %.2f, p99 %.2f ms over %d copies); ",
+			h.P50MS, h.P90MS, h.P99MS, h.Count)
+	}
+	how += fmt.Sprintf("idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path",
+		m.Idle, c.IdleCoresMean, r.Nodes, (c.CoresMean-c.IdleCoresMean)*span, onPath)
+	if m.Hop != nil {
 		// The traced hops hold what the per-byte work cost the path: its
 		// waits are in them. Charged again on the cores, it would make
 		// verify and apply wait a second time.
-		m.Hop = h.PercentilesMS
-		how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); each gossip frame held for a time drawn from the daemons' traced hops beyond the link (every copy: p50 %.2f, p90 %.2f, p99 %.2f ms over %d copies); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path; the other %.2f (per byte of gossip) not charged: what they cost the path is in the hop times",
-			cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS,
-			h.P50MS, h.P90MS, h.P99MS, h.Count, m.Idle, c.IdleCoresMean, r.Nodes, above, onPath, rest)
-		if err := m.validate(); err != nil {
-			return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
-		}
-		return m, how, 0, nil
+		how += fmt.Sprintf("; the other %.2f (per byte of gossip) not charged: what they cost the path is in the hop times", rest)
+		rest = 0
+	} else {
+		how += fmt.Sprintf(" and %.2f per byte of gossip", rest)
 	}
-	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); idle %.4f of a core per node (%.3f cores / %d nodes); of the %.2f CPU-s above idle during traffic, %.2f on the path and %.2f per byte of gossip",
-		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS,
-		m.Idle, c.IdleCoresMean, r.Nodes, above, onPath, rest)
 	if err := m.validate(); err != nil {
 		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
 	}
