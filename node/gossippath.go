@@ -128,6 +128,10 @@ func (g *gossipPath) published(ev *crdt.Event) {
 	g.traceLine(string(ev.ID.Digest()), "", now, now)
 }
 
+// appliedMark stands for the peer in a trace line that marks when a
+// peer's event was taken into its room.
+const appliedMark = "applied"
+
 // traceLine writes a trace line (docs/operators.md, "Gossip path
 // trace"): the message ID in hex, the peer it came from ("": this node,
 // for its own), when it was taken for validation (or dropped as a
@@ -140,14 +144,19 @@ func (g *gossipPath) traceLine(id string, from peer.ID, in, valid time.Time) {
 	if g.trace == nil {
 		return
 	}
-	if from == "" {
-		from = g.self
+	who := appliedMark
+	switch from {
+	case "":
+		who = g.self.String()
+	case appliedMark:
+	default:
+		who = from.String()
 	}
 	v := "-"
 	if !valid.IsZero() {
 		v = strconv.FormatInt(valid.UnixNano(), 10)
 	}
-	if _, err := fmt.Fprintf(g.trace, "%s %s %d %s\n", hex.EncodeToString([]byte(id)), from, in.UnixNano(), v); err != nil {
+	if _, err := fmt.Fprintf(g.trace, "%s %s %d %s\n", hex.EncodeToString([]byte(id)), who, in.UnixNano(), v); err != nil {
 		g.trace.Close()
 		g.trace = nil
 	}
@@ -177,9 +186,12 @@ func (g *gossipPath) dropped(msg *pubsub.Message) {
 	g.mu.Unlock()
 }
 
-// accepted ends an event's apply stage, if it came by gossip.
+// accepted ends an event's apply stage, if it came by gossip, and traces
+// when a peer's event was taken into its room (by gossip or by sync).
 func (g *gossipPath) accepted(ev *crdt.Event) {
 	id := string(ev.ID.Digest())
+	now := time.Now()
+	g.traceLine(id, appliedMark, now, now)
 	g.mu.Lock()
 	m, ok := g.marks[id]
 	if ok {
@@ -187,6 +199,6 @@ func (g *gossipPath) accepted(ev *crdt.Event) {
 	}
 	g.mu.Unlock()
 	if ok && !m.valid.IsZero() {
-		g.hist.WithLabelValues(PathApply).Observe(time.Since(m.valid).Seconds())
+		g.hist.WithLabelValues(PathApply).Observe(now.Sub(m.valid).Seconds())
 	}
 }

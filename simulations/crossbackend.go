@@ -26,9 +26,16 @@ type CrossBackend struct {
 	Derivation string  `json:"derivation"`
 	DeltaP50   float64 `json:"delta_p50"` // (this run's p50 - netns's) / netns's
 	DeltaP90   float64 `json:"delta_p90"`
-	Goal       string  `json:"goal"`
-	Met        bool    `json:"met"`
-	Why        string  `json:"why,omitempty"`
+	// PathLatencyMS is the netns run's latency from publishing to taking
+	// in, by the daemons' traces (the same span as this run's latency,
+	// without the watch stream), and the deltas against it. The goal is
+	// judged on LatencyMS.
+	PathLatencyMS *Quantiles `json:"path_latency_ms,omitempty"`
+	PathDeltaP50  float64    `json:"path_delta_p50,omitempty"`
+	PathDeltaP90  float64    `json:"path_delta_p90,omitempty"`
+	Goal          string     `json:"goal"`
+	Met           bool       `json:"met"`
+	Why           string     `json:"why,omitempty"`
 }
 
 // CPUFrom derives the CPU model of the daemons of netns run r, so that a
@@ -118,6 +125,10 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 	}
 	x.DeltaP50 = delta(r.LatencyMS.P50, netns.LatencyMS.P50)
 	x.DeltaP90 = delta(r.LatencyMS.P90, netns.LatencyMS.P90)
+	if p := netns.PathLatencyMS; p != nil {
+		x.PathLatencyMS = p
+		x.PathDeltaP50, x.PathDeltaP90 = delta(r.LatencyMS.P50, p.P50), delta(r.LatencyMS.P90, p.P90)
+	}
 	switch {
 	case r.Nodes != netns.Nodes || r.Seed != netns.Seed:
 		x.Why = fmt.Sprintf("this run has %d nodes and seed %d, the netns run %d and %d", r.Nodes, r.Seed, netns.Nodes, netns.Seed)

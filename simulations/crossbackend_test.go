@@ -85,6 +85,16 @@ func TestCompareBackends(t *testing.T) {
 		if got.Met != c.met || !strings.Contains(got.Why, c.why) || (c.why == "") != (got.Why == "") {
 			t.Errorf("%s: met %v, why %q; want %v, %q", c.name, got.Met, got.Why, c.met, c.why)
 		}
+		if got.PathLatencyMS != nil {
+			t.Errorf("%s: a path latency without traces", c.name)
+		}
+	}
+	// With the daemons' traced path latency, the run is also held against
+	// it; the goal stays on the watch-line latency.
+	x.PathLatencyMS = &Quantiles{P50: 80, P90: 100}
+	got := CompareBackends(&Report{Nodes: 50, Seed: 1, LatencyMS: Quantiles{P50: 88, P90: 150}}, x, "d")
+	if got.PathDeltaP50 != 0.1 || got.PathDeltaP90 != 0.5 || !got.Met {
+		t.Errorf("against the path latency: %+v", got)
 	}
 }
 

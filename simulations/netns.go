@@ -835,23 +835,23 @@ func (r *netnsRun) readTrace(n *nsNode) *gossipTrace {
 }
 
 // traced is the run's gossip path traces, node by node, each node's peer
-// ID, and the traffic messages' IDs in hex.
-func (r *netnsRun) traced() (traces []*gossipTrace, peers []string, ids []string) {
+// ID, and the traffic messages' IDs in hex and their authors.
+func (r *netnsRun) traced() (traces []*gossipTrace, peers, ids []string, authors []int) {
 	for _, n := range r.nodes {
 		traces, peers = append(traces, n.trace), append(peers, n.peerID)
 	}
 	for _, m := range r.order {
 		if id, err := crdt.ParseID(m.id); err == nil {
-			ids = append(ids, hex.EncodeToString(id.Digest()))
+			ids, authors = append(ids, hex.EncodeToString(id.Digest())), append(authors, m.author)
 		}
 	}
-	return traces, peers, ids
+	return traces, peers, ids, authors
 }
 
 // hops is every traced hop of a traffic message beyond its link latency
 // (hopExcess), in milliseconds: of every copy, or of first copies only.
 func (r *netnsRun) hops(copies bool) []float64 {
-	traces, peers, ids := r.traced()
+	traces, peers, ids, _ := r.traced()
 	node := make(map[string]int, len(peers))
 	for i, p := range peers {
 		node[p] = i
@@ -1339,8 +1339,12 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
 	}
-	if traces, peers, ids := r.traced(); len(ids) > 0 {
+	if traces, peers, ids, authors := r.traced(); len(ids) > 0 {
 		rep.DuplicatesPerDelivery = duplicatesPer(traces, peers, ids)
+		if pl := pathLatency(traces, ids, authors); len(pl) > 0 {
+			q := quantiles(pl)
+			rep.PathLatencyMS = &q
+		}
 	}
 	var cpu, warm, idle time.Duration
 	var sched schedStat

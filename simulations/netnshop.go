@@ -26,8 +26,9 @@ type traceMark struct {
 // gossipTrace is a daemon's trace: the first copy of each event, by
 // message ID in hex, and the later copies dropped as duplicates.
 type gossipTrace struct {
-	first map[string]traceMark
-	dups  []traceCopy
+	first   map[string]traceMark
+	dups    []traceCopy
+	applied map[string]int64 // when a peer's event was taken into its room
 }
 
 // traceCopy is a duplicate: its message ID in hex and its mark.
@@ -44,7 +45,7 @@ const maxTraceLine = 512
 // is traced twice keeps its first line (a daemon traces each at most once,
 // but for its own after a restart).
 func parseGossipTrace(in io.Reader) (*gossipTrace, error) {
-	out := &gossipTrace{first: map[string]traceMark{}}
+	out := &gossipTrace{first: map[string]traceMark{}, applied: map[string]int64{}}
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, maxTraceLine), maxTraceLine)
 	for line := 1; sc.Scan(); line++ {
@@ -56,6 +57,15 @@ func parseGossipTrace(in io.Reader) (*gossipTrace, error) {
 			return nil, fmt.Errorf("gossip trace: line %d: message ID is not hex", line)
 		}
 		tin, err1 := strconv.ParseInt(f[2], 10, 64)
+		if f[1] == "applied" {
+			if err1 != nil || tin <= 0 || f[3] != f[2] {
+				return nil, fmt.Errorf("gossip trace: line %d: bad time", line)
+			}
+			if _, ok := out.applied[f[0]]; !ok {
+				out.applied[f[0]] = tin
+			}
+			continue
+		}
 		if f[3] == "-" {
 			if err1 != nil || tin <= 0 {
 				return nil, fmt.Errorf("gossip trace: line %d: bad time", line)
@@ -220,4 +230,31 @@ func duplicatesPer(traces []*gossipTrace, self []string, ids []string) float64 {
 		return 0
 	}
 	return math.Round(float64(dups)/float64(firsts)*100) / 100
+}
+
+// pathLatency is, for the messages with the given IDs (hex) and authors,
+// each other node's time from the author publishing the message to taking
+// it into its room, in milliseconds, by the daemons' traces (one clock):
+// what the virtual-time backend measures, without the watch stream.
+func pathLatency(traces []*gossipTrace, ids []string, authors []int) []float64 {
+	var out []float64
+	for k, id := range ids {
+		a := authors[k]
+		if traces[a] == nil {
+			continue
+		}
+		pub, ok := traces[a].first[id]
+		if !ok {
+			continue
+		}
+		for v, tr := range traces {
+			if v == a || tr == nil {
+				continue
+			}
+			if t, ok := tr.applied[id]; ok {
+				out = append(out, max(ms(time.Duration(t-pub.valid)), 0))
+			}
+		}
+	}
+	return out
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseGossipTrace(t *testing.T) {
-	in := "aa01 peerA 1000 1500\nbb02 peerB 2000 2000\naa01 peerC 9000 9500\naa01 peerD 1700 -\n"
+	in := "aa01 peerA 1000 1500\nbb02 peerB 2000 2000\naa01 peerC 9000 9500\naa01 peerD 1700 -\naa01 applied 1600 1600\n"
 	tr, err := parseGossipTrace(strings.NewReader(in))
 	if err != nil {
 		t.Fatal(err)
@@ -20,6 +20,9 @@ func TestParseGossipTrace(t *testing.T) {
 	}
 	if len(tr.dups) != 1 || tr.dups[0] != (traceCopy{"aa01", traceMark{"peerD", 1700, 0}}) {
 		t.Errorf("duplicates %+v", tr.dups)
+	}
+	if len(tr.applied) != 1 || tr.applied["aa01"] != 1600 {
+		t.Errorf("applied %v", tr.applied)
 	}
 	for _, bad := range []string{
 		"aa01 peerA 1000\n",                   // three fields
@@ -86,6 +89,13 @@ func TestHopExcess(t *testing.T) {
 	slices.Sort(all)
 	if want := []float64{1, 3, 4, 6}; !slices.Equal(all, want) {
 		t.Errorf("all hops %v, want %v", all, want)
+	}
+	traces[1].applied = map[string]int64{"m1": 130 * ms}
+	traces[2].applied = map[string]int64{"m1": 160 * ms, "m2": 610 * ms}
+	pl := pathLatency(traces, []string{"m1", "m2"}, []int{0, 0})
+	slices.Sort(pl)
+	if want := []float64{30, 60, 110}; !slices.Equal(pl, want) {
+		t.Errorf("path latencies %v, want %v", pl, want)
 	}
 	if d := duplicatesPer(traces, []string{"P0", "P1", "P2", "P3"}, []string{"m1", "m2", "m3"}); d != 0.25 {
 		t.Errorf("duplicates per delivery %v, want 1 of 4", d)

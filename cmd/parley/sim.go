@@ -253,6 +253,9 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		}
 		fmt.Fprintf(stdout, "cpu model     from the netns run: %s\n", x.Derivation)
 		fmt.Fprintf(stdout, "netns run     %s (seed %d, %d nodes): p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", x.Scenario, x.Seed, x.Nodes, x.LatencyMS.P50, x.LatencyMS.P90, x.DeltaP50*100, x.DeltaP90*100)
+		if p := x.PathLatencyMS; p != nil {
+			fmt.Fprintf(stdout, "netns path    publish to taken in, by the daemons' traces: p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", p.P50, p.P90, x.PathDeltaP50*100, x.PathDeltaP90*100)
+		}
 		fmt.Fprintf(stdout, "goal          %s: %s\n", x.Goal, verdict)
 	}
 	for _, w := range rep.Warnings {
