@@ -848,10 +848,8 @@ func (r *netnsRun) traced() (traces []*gossipTrace, peers, ids []string, authors
 	return traces, peers, ids, authors
 }
 
-// hops is every traced hop of a traffic message beyond its link latency
-// (hopExcess), in milliseconds: of every copy, or of first copies only.
-func (r *netnsRun) hops(copies bool) []float64 {
-	traces, peers, ids, _ := r.traced()
+// topology is the run's peers by ID, and its links' latencies.
+func (r *netnsRun) topology(peers []string) (map[string]int, func(a, b int) (time.Duration, bool)) {
 	node := make(map[string]int, len(peers))
 	for i, p := range peers {
 		node[p] = i
@@ -860,7 +858,55 @@ func (r *netnsRun) hops(copies bool) []float64 {
 	for k, e := range r.p.edges {
 		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
 	}
-	return hopExcess(traces, node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }, ids, copies)
+	return node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }
+}
+
+// hops is every traced hop of a traffic message beyond its link latency
+// (hopExcess), in milliseconds: of every copy, or of first copies only.
+func (r *netnsRun) hops(copies bool) []float64 {
+	traces, peers, ids, _ := r.traced()
+	node, link := r.topology(peers)
+	return hopExcess(traces, node, link, ids, copies)
+}
+
+// decomposition is the traffic messages' Decomposition; mu must be held.
+func (r *netnsRun) decomposition() *Decomposition {
+	traces, peers, _, _ := r.traced()
+	node, link := r.topology(peers)
+	adj := make([][]int, len(r.nodes))
+	for _, e := range r.p.edges {
+		if e.a < len(adj) && e.b < len(adj) {
+			adj[e.a], adj[e.b] = append(adj[e.a], e.b), append(adj[e.b], e.a)
+		}
+	}
+	dists := map[int][]int{} // by source: breadth-first hop counts
+	dist := func(a, b int) int {
+		d, ok := dists[a]
+		if !ok {
+			d = make([]int, len(adj))
+			for i := range d {
+				d[i] = -1
+			}
+			d[a] = 0
+			for q := []int{a}; len(q) > 0; q = q[1:] {
+				for _, y := range adj[q[0]] {
+					if d[y] < 0 {
+						d[y] = d[q[0]] + 1
+						q = append(q, y)
+					}
+				}
+			}
+			dists[a] = d
+		}
+		return d[b]
+	}
+	var msgs []traceMsg
+	for _, m := range r.order {
+		if id, err := crdt.ParseID(m.id); err == nil {
+			msgs = append(msgs, traceMsg{hex.EncodeToString(id.Digest()), m.author, m.at})
+		}
+	}
+	return decompose(traces, node, link, dist, msgs)
 }
 
 // scrapePath reads daemon n's gossip path histograms (nil, with a
@@ -1379,7 +1425,7 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
 		}
 		if validate.count() > 0 || apply.count() > 0 {
-			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false))}
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false)), Decomposition: r.decomposition()}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

@@ -258,3 +258,87 @@ func pathLatency(traces []*gossipTrace, ids []string, authors []int) []float64 {
 	}
 	return out
 }
+
+// Decomposition (netns) splits each delivery's latency along the chain of
+// first copies that brought the message from its author, by the daemons'
+// traces: what the links, the hops beyond them and the validate stages
+// took, and what came after the receiver validated it (apply, the watch
+// stream, the simulator's reader).
+type Decomposition struct {
+	Deliveries int `json:"deliveries"` // with a whole chain traced
+	// Longer counts deliveries whose chain had more hops than the
+	// shortest path in the topology.
+	Longer     int       `json:"longer"`
+	LatencyMS  Quantiles `json:"latency_ms"`  // at the watch line, as the report's
+	PathMS     Quantiles `json:"path_ms"`     // published to validated at the receiver
+	LinksMS    Quantiles `json:"links_ms"`    // the chain's link latencies
+	HopsMS     Quantiles `json:"hops_ms"`     // the chain's hops beyond the links
+	ValidateMS Quantiles `json:"validate_ms"` // the chain's validate stages
+	AfterMS    Quantiles `json:"after_ms"`    // validated to the watch line
+}
+
+// traceMsg is a traffic message: its ID in hex, its author, and each
+// node's watch-line time (zero: none).
+type traceMsg struct {
+	id     string
+	author int
+	watch  []time.Time
+}
+
+// decompose computes the Decomposition of msgs; nil when no delivery has
+// a whole chain. dist gives the topology's hop distance between nodes.
+func decompose(traces []*gossipTrace, node map[string]int, link func(a, b int) (time.Duration, bool), dist func(a, b int) int, msgs []traceMsg) *Decomposition {
+	var lat, path, links, hops, val, after []float64
+	d := &Decomposition{}
+	for _, m := range msgs {
+		a := m.author
+		if a >= len(traces) || traces[a] == nil || m.watch[a].IsZero() {
+			continue
+		}
+		pub, ok := traces[a].first[m.id]
+		if !ok {
+			continue
+		}
+	deliveries:
+		for v, tr := range traces {
+			if v == a || tr == nil || m.watch[v].IsZero() {
+				continue
+			}
+			last, ok := tr.first[m.id]
+			if !ok {
+				continue
+			}
+			var l, h, vs time.Duration
+			n := 0
+			for x, mk := v, last; x != a; n++ {
+				u, ok := node[mk.from]
+				if !ok || u == x || n >= len(traces) || traces[u] == nil {
+					continue deliveries
+				}
+				s, ok := traces[u].first[m.id]
+				lk, linked := link(u, x)
+				if !ok || !linked {
+					continue deliveries
+				}
+				l += lk
+				h += time.Duration(mk.in-s.valid) - lk
+				vs += time.Duration(mk.valid - mk.in)
+				x, mk = u, s
+			}
+			d.Deliveries++
+			if n > dist(a, v) {
+				d.Longer++
+			}
+			total := m.watch[v].Sub(m.watch[a])
+			p := time.Duration(last.valid - pub.valid)
+			lat, path, links = append(lat, ms(total)), append(path, ms(p)), append(links, ms(l))
+			hops, val, after = append(hops, ms(h)), append(val, ms(vs)), append(after, ms(total-p))
+		}
+	}
+	if d.Deliveries == 0 {
+		return nil
+	}
+	d.LatencyMS, d.PathMS, d.LinksMS = quantiles(lat), quantiles(path), quantiles(links)
+	d.HopsMS, d.ValidateMS, d.AfterMS = quantiles(hops), quantiles(val), quantiles(after)
+	return d
+}

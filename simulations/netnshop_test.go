@@ -97,6 +97,26 @@ func TestHopExcess(t *testing.T) {
 	if want := []float64{30, 60, 110}; !slices.Equal(pl, want) {
 		t.Errorf("path latencies %v, want %v", pl, want)
 	}
+	at := func(v ...int64) []time.Time {
+		var out []time.Time
+		for _, x := range v {
+			if x == 0 {
+				out = append(out, time.Time{})
+			} else {
+				out = append(out, time.Unix(0, x*ms))
+			}
+		}
+		return out
+	}
+	msgs := []traceMsg{{"m1", 0, at(100, 126, 155, 0)}, {"m2", 0, at(500, 523, 0, 0)}}
+	dec := decompose(traces, node, link, func(a, b int) int { return 1 }, msgs)
+	if dec == nil || dec.Deliveries != 3 || dec.Longer != 1 || dec.LatencyMS.Max != 55 || dec.PathMS.Max != 51 || dec.LinksMS.Max != 40 ||
+		dec.HopsMS.Max != 9 || dec.ValidateMS.Max != 2 || dec.AfterMS.Max != 4 || dec.AfterMS.P50 != 2 {
+		t.Errorf("decomposition %+v", dec)
+	}
+	if decompose(traces, node, link, func(a, b int) int { return 1 }, nil) != nil {
+		t.Error("a decomposition of no messages")
+	}
 	if d := duplicatesPer(traces, []string{"P0", "P1", "P2", "P3"}, []string{"m1", "m2", "m3"}); d != 0.25 {
 		t.Errorf("duplicates per delivery %v, want 1 of 4", d)
 	}

@@ -25,6 +25,9 @@ type PathReport struct {
 	// (the model's hop_ms), and of the first copy at each node.
 	Hop      *HopReport `json:"hop,omitempty"`
 	HopFirst *HopReport `json:"hop_first,omitempty"`
+	// Decomposition splits the deliveries' latency along their chains
+	// of first copies (nil: no traces).
+	Decomposition *Decomposition `json:"decomposition,omitempty"`
 }
 
 // PathStage is one stage's distribution, interpolated within the

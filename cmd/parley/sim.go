@@ -237,6 +237,14 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		if c.IdleCoresMean > 0 || c.BackgroundCores > 0 {
 			fmt.Fprintf(stdout, "cpu idle      %.2f cores after traffic (the daemons, no messages); other work on the host during traffic %.2f cores\n", c.IdleCoresMean, c.BackgroundCores)
 		}
+		if p := c.Path; p != nil && p.Decomposition != nil {
+			d := p.Decomposition
+			fmt.Fprintf(stdout, "path          p50 / p90 of %d deliveries: links %.0f / %.0f ms, hops beyond them %.1f / %.1f ms, validate %.1f / %.1f ms, after validation %.1f / %.1f ms (apply, watch stream); %d took a longer path than the shortest\n",
+				d.Deliveries, d.LinksMS.P50, d.LinksMS.P90, d.HopsMS.P50, d.HopsMS.P90, d.ValidateMS.P50, d.ValidateMS.P90, d.AfterMS.P50, d.AfterMS.P90, d.Longer)
+		}
+	}
+	if p := rep.PathLatencyMS; p != nil {
+		fmt.Fprintf(stdout, "path latency  p50 %.0f ms, p90 %.0f ms, p99 %.0f ms (publish to taken in, by the daemons' traces: no watch stream)\n", p.P50, p.P90, p.P99)
 	}
 	if a := rep.Against; a != nil {
 		verdict := "met"
