@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -71,6 +72,15 @@ type CPU struct {
 	// across all its streams (a frame drawn short waits for any drawn
 	// long before it: one stalled receiver), not per stream.
 	HopQueue bool `yaml:"hop_queue,omitempty" json:"hop_queue,omitempty"`
+	// ValidateMS and ApplyMS, when set, replace Verify and Apply by wall
+	// times drawn from these distributions (101 percentiles in
+	// milliseconds, as Hop), holding no core: a replay of the stages as
+	// a netns run's daemons timed them, waits included
+	// (cpu.path.validate_wall and apply_wall of its report), where the
+	// model's own queueing is not what made them. An applied event is
+	// counted delivered after the drawn time, without holding the engine.
+	ValidateMS []float64 `yaml:"validate_ms,omitempty" json:"validate_ms,omitempty"`
+	ApplyMS    []float64 `yaml:"apply_ms,omitempty" json:"apply_ms,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -119,7 +129,7 @@ func (c *CPU) validate() error {
 	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
 		return fmt.Errorf("cpu: costs must not be negative")
 	}
-	return validHop(c.Hop)
+	return errors.Join(validHop("hop_ms", c.Hop), validHop("validate_ms", c.ValidateMS), validHop("apply_ms", c.ApplyMS))
 }
 
 // cpuModel is the running model: per node a token per virtual core, and
@@ -295,7 +305,11 @@ func (m *cpuModel) startMeasuring(t time.Time) {
 func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
 	return pubsub.WithDefaultValidator(pubsub.ValidatorEx(func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from != self && isEvTopic(msg) {
-			m.charge(i, m.cfg.Verify.D(), true)
+			if len(m.cfg.ValidateMS) > 0 {
+				time.Sleep(drawHop(m.cfg.ValidateMS, m.rngs[i].float()))
+			} else {
+				m.charge(i, m.cfg.Verify.D(), true)
+			}
 		}
 		return pubsub.ValidationAccept
 	}))

@@ -1426,6 +1426,10 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		}
 		if validate.count() > 0 || apply.count() > 0 {
 			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false)), Decomposition: r.decomposition()}
+			if traces, peers, ids, _ := r.traced(); len(ids) > 0 {
+				v, a := stageWalls(traces, peers, ids)
+				rep.CPU.Path.ValidateWall, rep.CPU.Path.ApplyWall = hopReport(v), hopReport(a)
+			}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

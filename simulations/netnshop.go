@@ -3,7 +3,6 @@ package simulations
 import (
 	"bufio"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -174,18 +173,18 @@ func hopReport(x []float64) *HopReport {
 	return h
 }
 
-// validHop checks a hop distribution given to the CPU model: none, or 101
+// validHop checks a distribution given to the CPU model: none, or 101
 // non-decreasing, non-negative percentiles in milliseconds below a minute.
-func validHop(p []float64) error {
+func validHop(name string, p []float64) error {
 	if len(p) == 0 {
 		return nil
 	}
 	if len(p) != 101 {
-		return fmt.Errorf("cpu.hop_ms: %d percentiles, want 101 (0th to 100th)", len(p))
+		return fmt.Errorf("cpu.%s: %d percentiles, want 101 (0th to 100th)", name, len(p))
 	}
 	for k, v := range p {
 		if !(v >= 0 && v < 60e3) || k > 0 && v < p[k-1] {
-			return errors.New("cpu.hop_ms: percentiles must be non-decreasing milliseconds in [0, 60000)")
+			return fmt.Errorf("cpu.%s: percentiles must be non-decreasing milliseconds in [0, 60000)", name)
 		}
 	}
 	return nil
@@ -341,4 +340,27 @@ func decompose(traces []*gossipTrace, node map[string]int, link func(a, b int) (
 	d.LatencyMS, d.PathMS, d.LinksMS = quantiles(lat), quantiles(path), quantiles(links)
 	d.HopsMS, d.ValidateMS, d.AfterMS = quantiles(hops), quantiles(val), quantiles(after)
 	return d
+}
+
+// stageWalls returns, in milliseconds, the wall time of the validate
+// stage of every first copy of the messages with the given IDs (hex) a
+// node took from a peer, and of the apply stage (validated to taken in)
+// of those that came by gossip, by the daemons' traces.
+func stageWalls(traces []*gossipTrace, self []string, ids []string) (validate, apply []float64) {
+	for i, tr := range traces {
+		if tr == nil {
+			continue
+		}
+		for _, id := range ids {
+			m, ok := tr.first[id]
+			if !ok || m.from == self[i] {
+				continue
+			}
+			validate = append(validate, ms(time.Duration(m.valid-m.in)))
+			if t, ok := tr.applied[id]; ok && t >= m.valid {
+				apply = append(apply, ms(time.Duration(t-m.valid)))
+			}
+		}
+	}
+	return validate, apply
 }

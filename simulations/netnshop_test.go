@@ -97,6 +97,11 @@ func TestHopExcess(t *testing.T) {
 	if want := []float64{30, 60, 110}; !slices.Equal(pl, want) {
 		t.Errorf("path latencies %v, want %v", pl, want)
 	}
+	val, app := stageWalls(traces, []string{"P0", "P1", "P2", "P3"}, []string{"m1", "m2"})
+	slices.Sort(app)
+	if !slices.Equal(val, []float64{1, 1, 1, 1}) || !slices.Equal(app, []float64{6, 9, 9}) {
+		t.Errorf("stage walls: validate %v, apply %v", val, app)
+	}
 	at := func(v ...int64) []time.Time {
 		var out []time.Time
 		for _, x := range v {
@@ -124,7 +129,7 @@ func TestHopExcess(t *testing.T) {
 	if h.Count != 3 || h.P50MS != 3 || h.MeanMS != 3.33 || len(h.PercentilesMS) != 101 || h.PercentilesMS[0] != 1 || h.PercentilesMS[100] != 6 {
 		t.Errorf("report %+v", h)
 	}
-	if err := validHop(h.PercentilesMS); err != nil {
+	if err := validHop("hop_ms", h.PercentilesMS); err != nil {
 		t.Error(err)
 	}
 	if hopReport(nil) != nil {
@@ -137,7 +142,7 @@ func TestDrawHop(t *testing.T) {
 	for k := range p {
 		p[k] = float64(k) / 10 // 0 to 10 ms, uniform
 	}
-	if err := validHop(p); err != nil {
+	if err := validHop("hop_ms", p); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -149,7 +154,7 @@ func TestDrawHop(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]float64{{1, 2}, append(slices.Clone(p[:100]), 1), append([]float64{-1}, p[1:]...)} {
-		if validHop(bad) == nil {
+		if validHop("hop_ms", bad) == nil {
 			t.Errorf("%v...: valid", bad[:2])
 		}
 	}
@@ -178,6 +183,17 @@ func TestCPUModelHopDelay(t *testing.T) {
 	}
 	if rep.Completeness != 1 || rep.LatencyMS.P50 != 27 || rep.LatencyMS.Max != 27 {
 		t.Errorf("completeness %v, latency %+v, want 27 ms for every delivery", rep.Completeness, rep.LatencyMS)
+	}
+	// The stages as drawn wall times instead (3 and 5 ms): 32 ms.
+	sc.CPU.ValidateMS, sc.CPU.ApplyMS = make([]float64, 101), make([]float64, 101)
+	for k := range sc.CPU.ValidateMS {
+		sc.CPU.ValidateMS[k], sc.CPU.ApplyMS[k] = 3, 5
+	}
+	if rep, err = Run(context.Background(), sc, RunOptions{T: t}); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completeness != 1 || rep.LatencyMS.P50 != 32 || rep.LatencyMS.Max != 32 {
+		t.Errorf("stage walls: completeness %v, latency %+v, want 32 ms for every delivery", rep.Completeness, rep.LatencyMS)
 	}
 }
 

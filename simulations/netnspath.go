@@ -25,6 +25,11 @@ type PathReport struct {
 	// (the model's hop_ms), and of the first copy at each node.
 	Hop      *HopReport `json:"hop,omitempty"`
 	HopFirst *HopReport `json:"hop_first,omitempty"`
+	// ValidateWall and ApplyWall are the two stages' wall times by the
+	// traces, as distributions a model can draw from (CPU.ValidateMS,
+	// CPU.ApplyMS).
+	ValidateWall *HopReport `json:"validate_wall,omitempty"`
+	ApplyWall    *HopReport `json:"apply_wall,omitempty"`
 	// Decomposition splits the deliveries' latency along their chains
 	// of first copies (nil: no traces).
 	Decomposition *Decomposition `json:"decomposition,omitempty"`
