@@ -27,6 +27,11 @@ type Config struct {
 	// the Prometheus metrics without a token (they are always on the API
 	// at api.MetricsPath, behind it).
 	Metrics string
+	// GossipTrace, when set, is a file the node appends a line to for
+	// each copy of a gossiped event it receives and each event it
+	// publishes (docs/operators.md, "Gossip path trace"): a diagnostic,
+	// with which the simulator's netns backend times every hop.
+	GossipTrace string
 	// Reachability (node/reach.go): Relay offers circuit relay v2
 	// (RelayRooms or RelayOpen; RelayOff by default), NoPortMap turns off
 	// UPnP/NAT-PMP port mapping, Reachability overrides AutoNAT's verdict

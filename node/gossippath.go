@@ -1,10 +1,15 @@
 package node
 
 import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/parley-p2p/parley/crdt"
@@ -40,6 +45,10 @@ type gossipPath struct {
 	mu    sync.Mutex
 	marks map[string]pathMark
 	swept time.Time // last sweep of marks past pathMarksTTL
+
+	traceMu sync.Mutex
+	trace   io.WriteCloser // Config.GossipTrace; nil = none
+	self    peer.ID        // this node: its own messages come "from" it
 }
 
 type pathMark struct{ in, valid time.Time }
@@ -100,6 +109,73 @@ func (g *gossipPath) delivered(msg *pubsub.Message) {
 	g.mu.Unlock()
 	if ok {
 		g.hist.WithLabelValues(PathValidate).Observe(now.Sub(m.in).Seconds())
+		g.traceLine(msg.ID, msg.ReceivedFrom, m.in, now)
+	}
+}
+
+// duplicate traces a copy of a peer's event that gossipsub dropped as
+// already seen.
+func (g *gossipPath) duplicate(msg *pubsub.Message) {
+	if isEventTopic(msg) {
+		g.traceLine(msg.ID, msg.ReceivedFrom, time.Now(), time.Time{})
+	}
+}
+
+// published traces an event this node published, when gossipsub has
+// validated it and queued it to go out.
+func (g *gossipPath) published(ev *crdt.Event) {
+	now := time.Now()
+	g.traceLine(string(ev.ID.Digest()), "", now, now)
+}
+
+// appliedMark stands for the peer in a trace line that marks when a
+// peer's event was taken into its room.
+const appliedMark = "applied"
+
+// traceLine writes a trace line (docs/operators.md, "Gossip path
+// trace"): the message ID in hex, the peer it came from ("": this node,
+// for its own), when it was taken for validation (or dropped as a
+// duplicate) and when it was delivered and forwarded ("-" for a
+// duplicate: zero valid), in Unix nanoseconds. A failed write ends the
+// trace.
+func (g *gossipPath) traceLine(id string, from peer.ID, in, valid time.Time) {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	if g.trace == nil {
+		return
+	}
+	who := appliedMark
+	switch from {
+	case "":
+		who = g.self.String()
+	case appliedMark:
+	default:
+		who = from.String()
+	}
+	v := "-"
+	if !valid.IsZero() {
+		v = strconv.FormatInt(valid.UnixNano(), 10)
+	}
+	if _, err := fmt.Fprintf(g.trace, "%s %s %d %s\n", hex.EncodeToString([]byte(id)), who, in.UnixNano(), v); err != nil {
+		g.trace.Close()
+		g.trace = nil
+	}
+}
+
+// traceTo starts the trace of node self into w.
+func (g *gossipPath) traceTo(w io.WriteCloser, self peer.ID) {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	g.trace, g.self = w, self
+}
+
+// close ends the trace.
+func (g *gossipPath) close() {
+	g.traceMu.Lock()
+	defer g.traceMu.Unlock()
+	if g.trace != nil {
+		g.trace.Close()
+		g.trace = nil
 	}
 }
 
@@ -110,9 +186,12 @@ func (g *gossipPath) dropped(msg *pubsub.Message) {
 	g.mu.Unlock()
 }
 
-// accepted ends an event's apply stage, if it came by gossip.
+// accepted ends an event's apply stage, if it came by gossip, and traces
+// when a peer's event was taken into its room (by gossip or by sync).
 func (g *gossipPath) accepted(ev *crdt.Event) {
 	id := string(ev.ID.Digest())
+	now := time.Now()
+	g.traceLine(id, appliedMark, now, now)
 	g.mu.Lock()
 	m, ok := g.marks[id]
 	if ok {
@@ -120,6 +199,6 @@ func (g *gossipPath) accepted(ev *crdt.Event) {
 	}
 	g.mu.Unlock()
 	if ok && !m.valid.IsZero() {
-		g.hist.WithLabelValues(PathApply).Observe(time.Since(m.valid).Seconds())
+		g.hist.WithLabelValues(PathApply).Observe(now.Sub(m.valid).Seconds())
 	}
 }

@@ -240,6 +240,9 @@ func (m *Metrics) EventAccepted(_ crdt.RoomID, ev *crdt.Event, from peer.ID) {
 	}
 }
 
+// Published traces an event this node published (the gossip path trace).
+func (m *Metrics) Published(ev *crdt.Event) { m.path.published(ev) }
+
 // SyncSession counts a sync stream.
 func (m *Metrics) SyncSession(_ peer.ID, server bool) {
 	if server {
@@ -290,7 +293,10 @@ func (r *metricsRawTracer) RejectMessage(msg *pubsub.Message, reason string) {
 	r.rejected.WithLabelValues(reason).Inc()
 }
 
-func (r *metricsRawTracer) DuplicateMessage(*pubsub.Message)                     { r.duplicates.Inc() }
+func (r *metricsRawTracer) DuplicateMessage(msg *pubsub.Message) {
+	r.duplicates.Inc()
+	r.path.duplicate(msg)
+}
 func (r *metricsRawTracer) AddPeer(peer.ID, protocol.ID)                         {}
 func (r *metricsRawTracer) RemovePeer(peer.ID)                                   {}
 func (r *metricsRawTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +28,11 @@ import (
 // a peer's orphan budget.
 func TestMetricsCount(t *testing.T) {
 	ms := []*Metrics{NewMetrics(), NewMetrics()}
+	traces := []*lockedBuffer{{}, {}}
 	tn := newTracedTestNet(t, 2, func(i int) p2p.Tracer { return ms[i] })
+	for i, m := range ms {
+		m.path.traceTo(traces[i], tn.reps[i].Host().ID())
+	}
 	tn.link(0, 1)
 	room := setupRoom(t, tn)
 	send(t, tn, 0, room, 5, "hello")
@@ -42,6 +49,58 @@ func TestMetricsCount(t *testing.T) {
 		v, a := histCount(ms[1].path.hist, PathValidate), histCount(ms[1].path.hist, PathApply)
 		return v > 0 && a > 0, fmt.Sprintf("validate %d, apply %d", v, a)
 	})
+	// The gossip path traces: a node's own messages (from itself, taken
+	// when delivered) and those taken from the other, each taken after
+	// the other sent it.
+	self := func(i int) string { return tn.reps[i].Host().ID().String() }
+	own := []map[string]int64{{}, {}}
+	applied := []int{0, 0}
+	lines := func(i int) [][]string {
+		var out [][]string
+		for _, l := range strings.Split(strings.TrimSpace(traces[i].String()), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 4 && f[1] == appliedMark {
+				applied[i]++
+				continue
+			}
+			if len(f) != 4 || f[1] != self(0) && f[1] != self(1) {
+				t.Fatalf("node %d's trace line %q", i, l)
+			}
+			if f[1] == self(i) {
+				if f[2] != f[3] {
+					t.Errorf("node %d's own line %q: taken is not delivered", i, l)
+				}
+				own[i][f[0]], _ = strconv.ParseInt(f[3], 10, 64)
+			}
+			out = append(out, f)
+		}
+		return out
+	}
+	all := [][][]string{lines(0), lines(1)}
+	var hops int
+	for i, ls := range all {
+		for _, f := range ls {
+			if f[1] == self(i) {
+				continue
+			}
+			in, _ := strconv.ParseInt(f[2], 10, 64)
+			valid, _ := strconv.ParseInt(f[3], 10, 64)
+			if f[3] == "-" { // a duplicate
+				valid = in
+			}
+			if sent, ok := own[1-i][f[0]]; !ok || in < sent || valid < in {
+				t.Errorf("node %d's trace line %q: not a hop from node %d", i, f, 1-i)
+			}
+			hops++
+		}
+	}
+	if len(own[0]) == 0 || hops == 0 || applied[1] == 0 {
+		t.Errorf("traced %d own messages of node 0, %d hops, %d events node 1 applied", len(own[0]), hops, applied[1])
+	}
+	ms[0].path.close()
+	if !traces[0].closed {
+		t.Error("the trace was not closed")
+	}
 	for i, m := range ms { // only events from peers, not a node's own
 		if a, peer := histCount(m.path.hist, PathApply), counterValue(m.ingested.WithLabelValues("peer")); float64(a) > peer {
 			t.Errorf("node %d timed %d applies, but took %v events from peers", i, a, peer)
@@ -121,6 +180,32 @@ func TestMetricsCount(t *testing.T) {
 			t.Errorf("exposition lacks %q", want)
 		}
 	}
+}
+
+// lockedBuffer is a gossip path trace in memory.
+type lockedBuffer struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	closed bool
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	return nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // histCount reads how many observations a histogram's stage holds.

@@ -74,6 +74,7 @@ type Node struct {
 	token    string
 	metrics  *Metrics
 	metricsL *MetricsServer // the --metrics listener, nil without it
+	trace    *os.File       // the --gossip-trace file, nil without it
 	bw       *metrics.BandwidthCounter
 	reach    *reach
 	replicaP atomic.Pointer[Replica]        // replica, for the relay's ACL
@@ -162,8 +163,18 @@ func open(cfg Config, log *slog.Logger) (*Node, error) {
 	}
 	n.metrics, n.bw = NewMetrics(), metrics.NewBandwidthCounter()
 	n.api.SetMetrics(n.metrics)
+	if cfg.GossipTrace != "" {
+		if n.trace, err = os.OpenFile(cfg.GossipTrace, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
+			n.api.ln.Close()
+			n.store.Close()
+			return nil, fmt.Errorf("gossip trace: %w", err)
+		}
+	}
 	if cfg.Metrics != "" {
 		if n.metricsL, err = NewMetricsServer(cfg.Metrics, n.metrics); err != nil {
+			if n.trace != nil {
+				n.trace.Close()
+			}
 			n.api.ln.Close()
 			n.store.Close()
 			return nil, err
@@ -186,6 +197,10 @@ func (n *Node) Close() error {
 		n.closeErr = n.store.Close()
 		if n.metricsL != nil {
 			n.metricsL.Close() // already closed if it served
+		}
+		n.metrics.path.close()
+		if n.trace != nil {
+			n.trace.Close() // again, if the path had it
 		}
 		n.unlock()
 	})
@@ -234,6 +249,9 @@ func (n *Node) Serve(ctx context.Context) (err error) {
 	}
 	n.host = h
 	defer h.Close()
+	if n.trace != nil {
+		n.metrics.path.traceTo(n.trace, h.ID())
+	}
 	guard := newDiskGuard(n.store.Dir(), n.store.Reserve(), n.log)
 	if n.replica, err = NewReplica(h, guardedStore{n.store, guard}, n.ident, ReplicaOptions{Logger: n.log, Seed: uint64(time.Now().UnixNano()), PrefsPath: filepath.Join(n.cfg.Home, prefsFile), Keys: KeyOptions{KEM: n.kem}, Tracer: n.metrics, crashAfterRotate: crashAfterRotate()}); err != nil {
 		return err

@@ -45,6 +45,9 @@ type ReplicaOptions struct {
 	// simulations (the CPU model's validator, simulations/cpu.go), not for
 	// daemons.
 	PubSubOptions []pubsub.Option
+	// FrameDelay holds each inbound pubsub frame for a time it draws
+	// (p2p.RoomGate.FrameDelay): for simulations, not for daemons.
+	FrameDelay func() time.Duration
 	// Bases are frozen room prefixes shared by the replicas of one process
 	// (simulations, roombase.go): such a room starts as an overlay of its
 	// base. Daemons have none.
@@ -122,6 +125,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	gate := p2p.NewRoomGate(r.host, r.log)
+	gate.FrameDelay = r.opts.FrameDelay
 	r.gate = gate
 	r.gateP.Store(gate)
 	// P5 of the peer score: members' devices are preferred in meshes
@@ -141,7 +145,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	}
 	r.syncer = p2p.NewSyncer(r.host, r.Engine, gate, r.store, r.ident, r.log, r.opts.Tracer, r.opts.Seed)
 	r.gossip = p2p.NewGossip(ps, r.host.ID(), r.Engine, r.syncer, gate, r.log, r.opts.Seed+2)
-	r.gossip.Unguarded = r.opts.Unguarded
+	r.gossip.Unguarded, r.gossip.Tracer = r.opts.Unguarded, r.opts.Tracer
 	r.syncer.SetTopicPeers(func(room crdt.RoomID) []peer.ID { return ps.ListPeers(p2p.EventTopic(room)) })
 	inviter := p2p.NewInviter(r.host, r.Engine, r.ident.User, func() []string { return hostAddrs(r.host, p2p.MaxInviteAddrs) }, inviteLimits, r.log)
 	eph := r.eph

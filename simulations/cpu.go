@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -57,6 +58,29 @@ type CPU struct {
 	// Measured says the costs were measured on the daemons (CPUFrom), not
 	// left to the calibration: a zero cost is then none, not the default.
 	Measured bool `yaml:"measured,omitempty" json:"measured,omitempty"`
+	// Hop is a distribution of extra time per gossip hop, as its 0th to
+	// 100th percentile in milliseconds (101 values; none when empty):
+	// every frame of gossipsub a node receives waits a time drawn from it
+	// (seeded per node) before pubsub reads it, holding no core; a frame
+	// also waits for the one before it on its stream, as on a TCP stream,
+	// so that the copies of an event race as in the real network.
+	// CPUFrom sets it from a netns run's traced hops (cpu.path.hop): what
+	// a copy's hop cost there beyond its link's latency, outside the two
+	// timed stages.
+	Hop []float64 `yaml:"hop_ms,omitempty" json:"hop_ms,omitempty"`
+	// HopQueue releases a node's held frames in the order they arrived,
+	// across all its streams (a frame drawn short waits for any drawn
+	// long before it: one stalled receiver), not per stream.
+	HopQueue bool `yaml:"hop_queue,omitempty" json:"hop_queue,omitempty"`
+	// ValidateMS and ApplyMS, when set, replace Verify and Apply by wall
+	// times drawn from these distributions (101 percentiles in
+	// milliseconds, as Hop), holding no core: a replay of the stages as
+	// a netns run's daemons timed them, waits included
+	// (cpu.path.validate_wall and apply_wall of its report), where the
+	// model's own queueing is not what made them. An applied event is
+	// counted delivered after the drawn time, without holding the engine.
+	ValidateMS []float64 `yaml:"validate_ms,omitempty" json:"validate_ms,omitempty"`
+	ApplyMS    []float64 `yaml:"apply_ms,omitempty" json:"apply_ms,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -105,7 +129,7 @@ func (c *CPU) validate() error {
 	case c.Verify < 0 || c.Apply < 0 || c.PerKB < 0 || c.Wakeup < 0:
 		return fmt.Errorf("cpu: costs must not be negative")
 	}
-	return nil
+	return errors.Join(validHop("hop_ms", c.Hop), validHop("validate_ms", c.ValidateMS), validHop("apply_ms", c.ApplyMS))
 }
 
 // cpuModel is the running model: per node a token per virtual core, and
@@ -156,6 +180,12 @@ func (l *lockedRand) exp(mean time.Duration) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return time.Duration(l.r.ExpFloat64() * float64(mean))
+}
+
+func (l *lockedRand) float() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Float64()
 }
 
 // cost is what work of base cost d takes on a virtual core.
@@ -275,10 +305,37 @@ func (m *cpuModel) startMeasuring(t time.Time) {
 func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
 	return pubsub.WithDefaultValidator(pubsub.ValidatorEx(func(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		if from != self && isEvTopic(msg) {
-			m.charge(i, m.cfg.Verify.D(), true)
+			if len(m.cfg.ValidateMS) > 0 {
+				time.Sleep(drawHop(m.cfg.ValidateMS, m.rngs[i].float()))
+			} else {
+				m.charge(i, m.cfg.Verify.D(), true)
+			}
 		}
 		return pubsub.ValidationAccept
 	}))
+}
+
+// frameDelay is node i's hold of each inbound pubsub frame (Hop), or nil.
+func (m *cpuModel) frameDelay(i int) func() time.Duration {
+	if len(m.cfg.Hop) == 0 {
+		return nil
+	}
+	if !m.cfg.HopQueue {
+		return func() time.Duration { return drawHop(m.cfg.Hop, m.rngs[i].float()) }
+	}
+	var mu sync.Mutex
+	var last time.Time // the latest release of a frame at node i
+	return func() time.Duration {
+		now := time.Now()
+		due := now.Add(drawHop(m.cfg.Hop, m.rngs[i].float()))
+		mu.Lock()
+		defer mu.Unlock()
+		if due.Before(last) {
+			due = last
+		}
+		last = due
+		return due.Sub(now)
+	}
 }
 
 // CPUReport is report.json's cpu: the CPU model's parameters and load

@@ -85,6 +85,16 @@ func TestCompareBackends(t *testing.T) {
 		if got.Met != c.met || !strings.Contains(got.Why, c.why) || (c.why == "") != (got.Why == "") {
 			t.Errorf("%s: met %v, why %q; want %v, %q", c.name, got.Met, got.Why, c.met, c.why)
 		}
+		if got.PathLatencyMS != nil {
+			t.Errorf("%s: a path latency without traces", c.name)
+		}
+	}
+	// With the daemons' traced path latency, the run is also held against
+	// it; the goal stays on the watch-line latency.
+	x.PathLatencyMS = &Quantiles{P50: 80, P90: 100}
+	got := CompareBackends(&Report{Nodes: 50, Seed: 1, LatencyMS: Quantiles{P50: 88, P90: 150}}, x, "d")
+	if got.PathDeltaP50 != 0.1 || got.PathDeltaP90 != 0.5 || !got.Met {
+		t.Errorf("against the path latency: %+v", got)
 	}
 }
 
@@ -218,6 +228,22 @@ func TestCPUFromPath(t *testing.T) {
 	if _, _, err := perKB(rest, 0); err == nil {
 		t.Error("per KiB over no gossip: no error")
 	}
+	if m.Hop != nil || strings.Contains(how, "traced hops") {
+		t.Errorf("no traced hops, but hop %v, %q", m.Hop, how)
+	}
+	// With the daemons' traced hops, the model draws each hop's extra
+	// time from them.
+	r.CPU.Path.Hop = hopReport([]float64{1, 2, 3, 4, 5})
+	m, how, rest, err = cpuFrom(r)
+	if err != nil || len(m.Hop) != 101 || m.Hop[0] != 1 || m.Hop[100] != 5 || rest != 0 || m.PerKB != 0 ||
+		!strings.Contains(how, "traced hops beyond the link (every copy: p50 3.00, p90 5.00, p99 5.00 ms over 5 copies)") || !strings.Contains(how, "the other 10.02 (per byte of gossip) not charged") {
+		t.Errorf("with hops: %v, rest %v, %q, %v", m.Hop, rest, how, err)
+	}
+	r.CPU.Path.Hop.PercentilesMS[3] = -1
+	if _, _, _, err := cpuFrom(r); err == nil {
+		t.Error("a bad hop distribution: no error")
+	}
+	r.CPU.Path.Hop = nil
 	// More on the path than the daemons spent: nothing left.
 	r.CPU.Path.Apply.P10MS = 100
 	if _, _, rest, err := cpuFrom(r); err != nil || rest != 0 {

@@ -241,6 +241,14 @@ func (t *nodeTracer) EventAccepted(_ crdt.RoomID, ev *crdt.Event, from peer.ID) 
 			m.charge(t.i, m.cfg.Apply.D(), false)
 			return
 		}
+		if len(m.cfg.ApplyMS) > 0 {
+			d := drawHop(m.cfg.ApplyMS, m.rngs[t.i].float())
+			go func() {
+				time.Sleep(d)
+				t.col.accepted(t.i, ev, from)
+			}()
+			return
+		}
 		m.charge(t.i, m.cfg.Apply.D(), true)
 	}
 	t.col.accepted(t.i, ev, from)

@@ -37,6 +37,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/parley-p2p/parley/api"
+	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/node"
 )
 
@@ -150,6 +151,7 @@ type nsNode struct {
 	cpuIdle        time.Duration       // CPU time used over the quiet window after traffic
 	sched0, sched  schedStat           // at traffic start; from then to the end
 	path0, path1   map[string]pathHist // the daemon's gossip path histograms at traffic start and after
+	trace          *gossipTrace        // its gossip path trace after the run (nil: none)
 	// TCP payload bytes this node sent and received through forwarders
 	sentBytes, recvBytes atomic.Int64
 }
@@ -242,6 +244,7 @@ func RunNetns(ctx context.Context, sc0 *Scenario, opts NetnsOptions) (rep *Repor
 					}
 				}
 			}
+			r.keepTraces(filepath.Join(opts.Out, "traces"))
 		}
 		os.RemoveAll(r.dir)
 	}()
@@ -372,7 +375,8 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 	// the watch readers (the measurement) in this process must not wait
 	// behind them for a CPU, or the network itself would add latency.
 	cmd := exec.Command(ipCmd(), "netns", "exec", n.ns, niceCmd(), "-n", strconv.Itoa(netnsNice-ownNice()), r.bin, "daemon", "--home", n.home,
-		"--listen", "/ip4/"+n.nodeIP+"/tcp/4001", "--api", netnsAPI, "--no-mdns", "--no-dht", "--log-level", "warn")
+		"--listen", "/ip4/"+n.nodeIP+"/tcp/4001", "--api", netnsAPI, "--no-mdns", "--no-dht", "--log-level", "warn",
+		"--gossip-trace", filepath.Join(n.home, gossipTraceFile))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -768,8 +772,141 @@ func (r *netnsRun) run() error {
 	}
 	for _, n := range r.nodes {
 		n.path1 = r.scrapePath(n)
+		n.trace = r.readTrace(n)
 	}
 	return nil
+}
+
+// keepTraces copies the daemons' gossip path traces into dir, with the
+// nodes' peer IDs and the topology's links, for analysis after the run
+// (simulations/README.md, "Outputs").
+func (r *netnsRun) keepTraces(dir string) {
+	if len(r.nodes) == 0 || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	var peers, links strings.Builder
+	for _, n := range r.nodes {
+		fmt.Fprintf(&peers, "%d %s\n", n.i, n.peerID)
+		if b, err := os.ReadFile(filepath.Join(n.home, gossipTraceFile)); err == nil {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("node-%d.txt", n.i)), b, 0o644)
+		}
+	}
+	for k, e := range r.p.edges {
+		fmt.Fprintf(&links, "%d %d %g\n", e.a, e.b, ms(r.p.latency[k]))
+	}
+	// deliveries.csv's messages: their IDs, and each node's watch line
+	var msgs strings.Builder
+	r.mu.Lock()
+	for k, m := range r.order {
+		id, _ := crdt.ParseID(m.id)
+		fmt.Fprintf(&msgs, "%d %s %d", k, hex.EncodeToString(id.Digest()), m.author)
+		for _, t := range m.at {
+			var ns int64
+			if !t.IsZero() {
+				ns = t.UnixNano()
+			}
+			fmt.Fprintf(&msgs, " %d", ns)
+		}
+		msgs.WriteByte('\n')
+	}
+	r.mu.Unlock()
+	os.WriteFile(filepath.Join(dir, "messages.txt"), []byte(msgs.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "peers.txt"), []byte(peers.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "links.txt"), []byte(links.String()), 0o644)
+}
+
+// gossipTraceFile is a daemon's --gossip-trace file in its home.
+const gossipTraceFile = "gossip-trace.txt"
+
+// readTrace reads daemon n's gossip path trace (nil, with a warning, if
+// it cannot).
+func (r *netnsRun) readTrace(n *nsNode) *gossipTrace {
+	f, err := os.Open(filepath.Join(n.home, gossipTraceFile))
+	if err == nil {
+		var t *gossipTrace
+		t, err = parseGossipTrace(f)
+		f.Close()
+		if err == nil {
+			return t
+		}
+	}
+	r.warn("node %d: %v", n.i, err)
+	return nil
+}
+
+// traced is the run's gossip path traces, node by node, each node's peer
+// ID, and the traffic messages' IDs in hex and their authors.
+func (r *netnsRun) traced() (traces []*gossipTrace, peers, ids []string, authors []int) {
+	for _, n := range r.nodes {
+		traces, peers = append(traces, n.trace), append(peers, n.peerID)
+	}
+	for _, m := range r.order {
+		if id, err := crdt.ParseID(m.id); err == nil {
+			ids, authors = append(ids, hex.EncodeToString(id.Digest())), append(authors, m.author)
+		}
+	}
+	return traces, peers, ids, authors
+}
+
+// topology is the run's peers by ID, and its links' latencies.
+func (r *netnsRun) topology(peers []string) (map[string]int, func(a, b int) (time.Duration, bool)) {
+	node := make(map[string]int, len(peers))
+	for i, p := range peers {
+		node[p] = i
+	}
+	lat := make(map[[2]int]time.Duration, len(r.p.edges))
+	for k, e := range r.p.edges {
+		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
+	}
+	return node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }
+}
+
+// hops is every traced hop of a traffic message beyond its link latency
+// (hopExcess), in milliseconds: of every copy, or of first copies only.
+func (r *netnsRun) hops(copies bool) []float64 {
+	traces, peers, ids, _ := r.traced()
+	node, link := r.topology(peers)
+	return hopExcess(traces, node, link, ids, copies)
+}
+
+// decomposition is the traffic messages' Decomposition; mu must be held.
+func (r *netnsRun) decomposition() *Decomposition {
+	traces, peers, _, _ := r.traced()
+	node, link := r.topology(peers)
+	adj := make([][]int, len(r.nodes))
+	for _, e := range r.p.edges {
+		if e.a < len(adj) && e.b < len(adj) {
+			adj[e.a], adj[e.b] = append(adj[e.a], e.b), append(adj[e.b], e.a)
+		}
+	}
+	dists := map[int][]int{} // by source: breadth-first hop counts
+	dist := func(a, b int) int {
+		d, ok := dists[a]
+		if !ok {
+			d = make([]int, len(adj))
+			for i := range d {
+				d[i] = -1
+			}
+			d[a] = 0
+			for q := []int{a}; len(q) > 0; q = q[1:] {
+				for _, y := range adj[q[0]] {
+					if d[y] < 0 {
+						d[y] = d[q[0]] + 1
+						q = append(q, y)
+					}
+				}
+			}
+			dists[a] = d
+		}
+		return d[b]
+	}
+	var msgs []traceMsg
+	for _, m := range r.order {
+		if id, err := crdt.ParseID(m.id); err == nil {
+			msgs = append(msgs, traceMsg{hex.EncodeToString(id.Digest()), m.author, m.at})
+		}
+	}
+	return decompose(traces, node, link, dist, msgs)
 }
 
 // scrapePath reads daemon n's gossip path histograms (nil, with a
@@ -1243,10 +1380,17 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 	rep.Notes = []string{
 		"latency: from the author's watch line for its own message to each other node's watch line for it (local API stream, read by the simulator on the wall clock), so both ends carry the same API overhead",
 		"netns links: TCP through a user-space forwarder per link in the simulator process that holds each chunk for the link latency (per direction, order kept; the kernel has no netem); bandwidth with tc tbf per host veth (both directions), not per link; loss is modelled as link outages (forwarded connections closed, new ones refused)",
-		"not measured by this backend: gossip duplicates, sync rounds, dropped RPCs (the daemons expose no tracer); duplicates_per_delivery, sync_rounds_per_node and dropped_rpcs are 0",
+		"not measured by this backend: sync rounds, dropped RPCs (the daemons expose no tracer); sync_rounds_per_node and dropped_rpcs are 0; duplicates_per_delivery is from the daemons' gossip path traces, traffic messages only (mocknet's counts the whole run)",
 		"peak_rss_mb: sum of every daemon's peak resident size (VmHWM)",
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
+	}
+	if traces, peers, ids, authors := r.traced(); len(ids) > 0 {
+		rep.DuplicatesPerDelivery = duplicatesPer(traces, peers, ids)
+		if pl := pathLatency(traces, ids, authors); len(pl) > 0 {
+			q := quantiles(pl)
+			rep.PathLatencyMS = &q
+		}
 	}
 	var cpu, warm, idle time.Duration
 	var sched schedStat
@@ -1281,7 +1425,11 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
 		}
 		if validate.count() > 0 || apply.count() > 0 {
-			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage()}
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false)), Decomposition: r.decomposition()}
+			if traces, peers, ids, _ := r.traced(); len(ids) > 0 {
+				v, a := stageWalls(traces, peers, ids)
+				rep.CPU.Path.ValidateWall, rep.CPU.Path.ApplyWall = hopReport(v), hopReport(a)
+			}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

@@ -20,6 +20,19 @@ type PathReport struct {
 	// Apply: from that delivery until the engine took the event into the
 	// room (log, state, store commit), just before the watchers are told.
 	Apply PathStage `json:"apply"`
+	// Hop: each hop's time beyond its link's latency, from the daemons'
+	// gossip path traces (nil: no traces): of every copy a node received
+	// (the model's hop_ms), and of the first copy at each node.
+	Hop      *HopReport `json:"hop,omitempty"`
+	HopFirst *HopReport `json:"hop_first,omitempty"`
+	// ValidateWall and ApplyWall are the two stages' wall times by the
+	// traces, as distributions a model can draw from (CPU.ValidateMS,
+	// CPU.ApplyMS).
+	ValidateWall *HopReport `json:"validate_wall,omitempty"`
+	ApplyWall    *HopReport `json:"apply_wall,omitempty"`
+	// Decomposition splits the deliveries' latency along their chains
+	// of first copies (nil: no traces).
+	Decomposition *Decomposition `json:"decomposition,omitempty"`
 }
 
 // PathStage is one stage's distribution, interpolated within the

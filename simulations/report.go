@@ -17,26 +17,32 @@ import (
 
 // Report is report.json.
 type Report struct {
-	Scenario              string            `json:"scenario"`
-	Description           string            `json:"description"`
-	Seed                  uint64            `json:"seed"`
-	Nodes                 int               `json:"nodes"`
-	RoomMembers           int               `json:"room_members"` // honest nodes that joined; the rest read only
-	Adversaries           int               `json:"adversaries"`
-	Links                 int               `json:"links"`
-	Backend               string            `json:"backend"`
-	TimeMode              string            `json:"time_mode"`
-	VirtualDurationS      float64           `json:"virtual_duration_s"`
-	SetupS                float64           `json:"setup_virtual_s"`
-	WallS                 float64           `json:"wall_s"`
-	PeakRSSMB             float64           `json:"peak_rss_mb"`
-	EventsPublished       int               `json:"events_published"`
-	SendsRefused          int               `json:"sends_refused"`
-	DeliveriesExpected    int               `json:"deliveries_expected"`
-	Deliveries            int               `json:"deliveries"`
-	Completeness          float64           `json:"completeness"`
-	Gaps                  int               `json:"gaps"`
-	LatencyMS             Quantiles         `json:"latency_ms"`
+	Scenario           string    `json:"scenario"`
+	Description        string    `json:"description"`
+	Seed               uint64    `json:"seed"`
+	Nodes              int       `json:"nodes"`
+	RoomMembers        int       `json:"room_members"` // honest nodes that joined; the rest read only
+	Adversaries        int       `json:"adversaries"`
+	Links              int       `json:"links"`
+	Backend            string    `json:"backend"`
+	TimeMode           string    `json:"time_mode"`
+	VirtualDurationS   float64   `json:"virtual_duration_s"`
+	SetupS             float64   `json:"setup_virtual_s"`
+	WallS              float64   `json:"wall_s"`
+	PeakRSSMB          float64   `json:"peak_rss_mb"`
+	EventsPublished    int       `json:"events_published"`
+	SendsRefused       int       `json:"sends_refused"`
+	DeliveriesExpected int       `json:"deliveries_expected"`
+	Deliveries         int       `json:"deliveries"`
+	Completeness       float64   `json:"completeness"`
+	Gaps               int       `json:"gaps"`
+	LatencyMS          Quantiles `json:"latency_ms"`
+	// PathLatencyMS (netns): from the author publishing each message to
+	// each other node taking it into its room, by the daemons' gossip path
+	// traces on the host's one clock: the virtual-time backend's latency,
+	// without the watch stream and the simulator's reading of it that
+	// LatencyMS includes.
+	PathLatencyMS         *Quantiles        `json:"path_latency_ms,omitempty"`
 	ConvergenceMS         *float64          `json:"convergence_ms"`
 	CatchupMS             *float64          `json:"catchup_ms"`
 	DuplicatesPerDelivery float64           `json:"duplicates_per_delivery"`

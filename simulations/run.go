@@ -830,6 +830,7 @@ func (s *sim) start(i int) error {
 	ro := node.ReplicaOptions{Tracer: tr, Seed: s.sc.Seed*1_000_003 + uint64(i), Unguarded: i >= s.plan.honest, Bases: s.bases, Lean: true}
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
+		ro.FrameDelay = s.cpu.frameDelay(i)
 	}
 	if g := s.sc.Gossipsub; g != nil && g.Heartbeat.D() > 0 {
 		p := p2p.GossipSubParams()

@@ -76,6 +76,7 @@ func runDaemon(c *cli, args []string) error {
 	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log `FORMAT` on stderr: text or json")
 	metrics := fs.String("metrics", "", "also serve the Prometheus metrics without a token on `HOST:PORT` (they are always at /metrics on the API, behind its token)")
+	gossipTrace := fs.String("gossip-trace", "", "append a line to `FILE` for each copy of a gossiped event this node receives and each it publishes (a diagnostic: docs/operators.md)")
 	stun := fs.String("stun", "", "answer STUN on UDP `HOST:PORT` (default: the listen address, port 3478 or a free one)")
 	noSTUN := fs.Bool("no-stun", false, "answer no STUN")
 	turnOn := fs.Bool("turn", false, "run a TURN relay on the STUN port for members of rooms this node shares")
@@ -141,6 +142,7 @@ func runDaemon(c *cli, args []string) error {
 		Reachability:   *reachability,
 		Logger:         logger,
 		Metrics:        *metrics,
+		GossipTrace:    *gossipTrace,
 		STUN:           *stun,
 		NoSTUN:         *noSTUN,
 		TURN:           node.TURNConfig{On: *turnOn, IP: *turnIP, Ports: *turnPorts, AllocKbps: *turnKbps, TotalKbps: *turnTotal},

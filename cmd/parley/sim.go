@@ -11,7 +11,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 	"time"
 
@@ -232,16 +231,20 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 	fmt.Fprintf(stdout, "completeness  %.4f (%d of %d deliveries)\n", rep.Completeness, rep.Deliveries, rep.DeliveriesExpected)
 	fmt.Fprintf(stdout, "latency       p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", rep.LatencyMS.P50, rep.LatencyMS.P90, rep.LatencyMS.P99, rep.LatencyMS.Max)
 	fmt.Fprintf(stdout, "convergence   %s\n", conv)
-	if strings.HasPrefix(rep.Backend, "netns") {
-		fmt.Fprintf(stdout, "duplicates    not measured by the netns backend\n")
-	} else {
-		fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
-	}
+	fmt.Fprintf(stdout, "duplicates    %.2f per delivery\n", rep.DuplicatesPerDelivery)
 	if c := rep.CPU; c != nil {
 		fmt.Fprintf(stdout, "cpu           %.2f cores during traffic, %.1f ms per message (all nodes), share while runnable %.3f\n", c.CoresMean, c.MSPerMessage, c.ShareRunnable)
 		if c.IdleCoresMean > 0 || c.BackgroundCores > 0 {
 			fmt.Fprintf(stdout, "cpu idle      %.2f cores after traffic (the daemons, no messages); other work on the host during traffic %.2f cores\n", c.IdleCoresMean, c.BackgroundCores)
 		}
+		if p := c.Path; p != nil && p.Decomposition != nil {
+			d := p.Decomposition
+			fmt.Fprintf(stdout, "path          p50 / p90 of %d deliveries: links %.0f / %.0f ms, hops beyond them %.1f / %.1f ms, validate %.1f / %.1f ms, after validation %.1f / %.1f ms (apply, watch stream); %d took a longer path than the shortest\n",
+				d.Deliveries, d.LinksMS.P50, d.LinksMS.P90, d.HopsMS.P50, d.HopsMS.P90, d.ValidateMS.P50, d.ValidateMS.P90, d.AfterMS.P50, d.AfterMS.P90, d.Longer)
+		}
+	}
+	if p := rep.PathLatencyMS; p != nil {
+		fmt.Fprintf(stdout, "path latency  p50 %.0f ms, p90 %.0f ms, p99 %.0f ms (publish to taken in, by the daemons' traces: no watch stream)\n", p.P50, p.P90, p.P99)
 	}
 	if a := rep.Against; a != nil {
 		verdict := "met"
@@ -258,6 +261,9 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		}
 		fmt.Fprintf(stdout, "cpu model     from the netns run: %s\n", x.Derivation)
 		fmt.Fprintf(stdout, "netns run     %s (seed %d, %d nodes): p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", x.Scenario, x.Seed, x.Nodes, x.LatencyMS.P50, x.LatencyMS.P90, x.DeltaP50*100, x.DeltaP90*100)
+		if p := x.PathLatencyMS; p != nil {
+			fmt.Fprintf(stdout, "netns path    publish to taken in, by the daemons' traces: p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", p.P50, p.P90, x.PathDeltaP50*100, x.PathDeltaP90*100)
+		}
 		fmt.Fprintf(stdout, "goal          %s: %s\n", x.Goal, verdict)
 	}
 	for _, w := range rep.Warnings {

@@ -153,6 +153,7 @@ type Gossip struct {
 	heads   *mailbox.Mailbox[crdt.RoomID]
 
 	Unguarded         bool         // stateless checks only (the node's ReplicaOptions.Unguarded); set before Serve
+	Tracer            Tracer       // told of each event published (PublishTracer), if it listens; set before Serve
 	rejected, ignored atomic.Int64 // events refused against room state (the engine's judge: node/guard.go)
 	junkCPU           atomic.Int64 // thread CPU ns of validations that did not accept (junkcpu.go)
 
@@ -321,6 +322,8 @@ func (g *Gossip) Serve(ctx context.Context) error {
 					debounce.Reset(headsDebounce)
 					if err := t.ev.Publish(ctx, ev.Encode()); err != nil && ctx.Err() == nil {
 						g.log.Debug("publish", "room", ev.Room, "err", err)
+					} else if pt, ok := g.Tracer.(PublishTracer); ok && err == nil {
+						pt.Published(ev)
 					}
 				}
 			}

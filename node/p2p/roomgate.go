@@ -181,6 +181,13 @@ type RoomGate struct {
 	peers  map[peer.ID]*gatePeer   // guarded by mu
 
 	jobs *mailbox.Mailbox[proofJob]
+
+	// FrameDelay, when set, holds each frame a peer's pubsub stream
+	// brings for a time it draws, before pubsub reads it: simulations
+	// give their replicas the transport time of each gossip copy that a
+	// netns run measured (simulations/cpu.go, hop_ms). Daemons leave it
+	// nil. Set before pubsub starts.
+	FrameDelay func() time.Duration
 }
 
 // gatePeer is what the gate knows of one connected peer.
@@ -713,7 +720,7 @@ func (g *RoomGate) rewriter(p peer.ID) {
 
 func (g *RoomGate) gateStreams(handler network.StreamHandler) network.StreamHandler {
 	return func(s network.Stream) {
-		gs := newGatedStream(s, maxPubSubMessage)
+		gs := newGatedStream(s, maxPubSubMessage, g.FrameDelay)
 		p := s.Conn().RemotePeer()
 		g.mu.Lock()
 		gp := g.peer(p)
@@ -737,27 +744,84 @@ type gatedStream struct {
 	once   sync.Once
 }
 
-func newGatedStream(s network.Stream, maxFrame int) *gatedStream {
+func newGatedStream(s network.Stream, maxFrame int, delay func() time.Duration) *gatedStream {
 	gs := &gatedStream{Stream: s, frames: make(chan []byte), extra: make(chan []byte, 64), done: make(chan struct{})}
-	go gs.pump(maxFrame)
+	if delay == nil {
+		go gs.pump(maxFrame, gs.frames)
+		return gs
+	}
+	read := make(chan []byte, 256)
+	go gs.pump(maxFrame, read)
+	go gs.hold(read, delay)
 	return gs
 }
 
-func (s *gatedStream) pump(maxFrame int) {
+// pump reads the wire's frames into out, and closes it at the end of the
+// wire (s.err set first).
+func (s *gatedStream) pump(maxFrame int, out chan<- []byte) {
 	br := bufio.NewReader(s.Stream)
 	for {
 		f, err := readFrame(br, maxFrame)
 		if err != nil {
 			s.err = err
-			close(s.frames)
+			close(out)
 			return
 		}
 		select {
-		case s.frames <- f:
+		case out <- f:
 		case <-s.done:
 			return
 		}
 	}
+}
+
+// hold passes the frames of in on to s.frames, each once a delay drawn
+// when it was read has passed, in order (RoomGate.FrameDelay: a later
+// frame waits for an earlier one, as on a stream, but the delays do not
+// add up).
+func (s *gatedStream) hold(in <-chan []byte, delay func() time.Duration) {
+	type held struct {
+		f   []byte
+		due time.Time
+	}
+	q := make(chan held, cap(in))
+	go func() {
+		defer close(q)
+		for {
+			var f []byte
+			var ok bool
+			select {
+			case f, ok = <-in:
+				if !ok {
+					return
+				}
+			case <-s.done:
+				return
+			}
+			select {
+			case q <- held{f, time.Now().Add(delay())}:
+			case <-s.done:
+				return
+			}
+		}
+	}()
+	for h := range q {
+		if w := time.Until(h.due); w > 0 {
+			t := time.NewTimer(w)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return
+			}
+		}
+		select {
+		case s.frames <- h.f:
+		case <-s.done:
+			return
+		}
+	}
+	close(s.frames)
 }
 
 // readFrame reads one varint-prefixed frame and returns it with its prefix.

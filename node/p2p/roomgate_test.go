@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -212,6 +215,52 @@ type readerStream struct {
 
 func (s readerStream) Read(p []byte) (int, error) { return s.r.Read(p) }
 
+// TestGatedStreamDelay: with a frame delay, each frame is read once its
+// own delay (drawn when it arrived) has passed, in order: a frame whose
+// delay ends before its predecessor's waits for it, and the delays do not
+// add up (virtual time).
+func TestGatedStreamDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var in []byte
+		for _, f := range []string{"a", "bb", "ccc"} {
+			in = binary.AppendUvarint(in, uint64(len(f)))
+			in = append(in, f...)
+		}
+		delays := []time.Duration{10 * time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
+		k := 0
+		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, 64, func() time.Duration { k++; return delays[k-1] })
+		defer gs.stop()
+		start := time.Now()
+		var got []string
+		buf := make([]byte, 64)
+		for range delays {
+			n, err := gs.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%x@%v", buf[:n], time.Since(start)))
+		}
+		if _, err := gs.Read(buf); err != io.EOF {
+			t.Errorf("after the frames: %v, want EOF", err)
+		}
+		if want := []string{"0161@10ms", "026262@10ms", "03636363@20ms"}; !slices.Equal(got, want) {
+			t.Errorf("read %v, want %v", got, want)
+		}
+	})
+	// Stopped while frames are held and the wire is still open: every
+	// goroutine of the stream ends (synctest fails on one left blocked).
+	synctest.Test(t, func(t *testing.T) {
+		r, w := io.Pipe()
+		defer w.Close()
+		gs := newGatedStream(readerStream{r: r}, 64, func() time.Duration { return time.Hour })
+		w.Write([]byte{1, 'a'})
+		synctest.Wait()
+		gs.stop()
+		r.Close()
+		synctest.Wait()
+	})
+}
+
 // FuzzGatedStream: what pubsub reads through a gated stream is exactly the
 // whole frames (of at most the limit) at the start of what the peer sent,
 // then an error or the end, whatever the peer sent.
@@ -229,7 +278,7 @@ func FuzzGatedStream(f *testing.F) {
 			}
 			off += k + int(n)
 		}
-		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, limit)
+		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, limit, nil)
 		defer gs.stop()
 		got, _ := io.ReadAll(gs)
 		if !bytes.Equal(got, in[:off]) {

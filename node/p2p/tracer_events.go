@@ -24,6 +24,15 @@ type PubSubTracer interface {
 	PubSubRawTracer() pubsub.RawTracer
 }
 
+// PublishTracer is an optional extension of Tracer: told of each event
+// this replica published on its room's gossip topic, once gossipsub has
+// validated it and queued it to go out (gossipsub's raw trace leaves a
+// node's own messages out). It is called on the gossip goroutine and must
+// not block.
+type PublishTracer interface {
+	Published(ev *crdt.Event)
+}
+
 // SyncTracer is an optional extension of Tracer: told of every pull-sync
 // session (a stream of SyncProtocol), as client or as server.
 type SyncTracer interface {
