@@ -30,7 +30,7 @@ type command struct {
 // commands in the order the usage text lists them.
 var commands = []*command{
 	{"init", "[--name NAME]", "create this node's identity (user and device keys); changes nothing if one exists", runInit},
-	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--relay-circuit-bytes BYTES] [--no-peer-exchange] [--no-portmap] [--reachability public|private] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
+	{"daemon", "[--listen MULTIADDR]... [--api HOST:PORT] [--bootstrap MULTIADDR]... [--no-mdns] [--no-dht] [--relay[=open]] [--relay-circuit-bytes BYTES] [--no-peer-exchange] [--no-portmap] [--reachability public|private] [--log-level LEVEL] [--log-format text|json] [--metrics HOST:PORT] [--gossip-trace FILE] [--stun HOST:PORT] [--no-stun] [--turn] [--turn-ip IP] [--turn-ports MIN-MAX] [--turn-kbps N] [--turn-total-kbps N]", "run the node in the foreground until SIGINT or SIGTERM", runDaemon},
 	{"id", "", "who this node is: user, device, peer ID and addresses", runID},
 	{"peers", "", "connected peers", runPeers},
 	{"connect", "MULTIADDR", "dial a peer now and remember it for reconnection", runConnect},
