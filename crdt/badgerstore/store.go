@@ -42,6 +42,7 @@
 package badgerstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -50,8 +51,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -293,7 +297,7 @@ func (s *Store) Commit(b crdt.Batch) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	s.commitMu.Lock()
-	err := s.commit(b)
+	split, err := s.commit(b)
 	s.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("commit %d events: %w", len(b.Events), err)
@@ -302,8 +306,82 @@ func (s *Store) Commit(b crdt.Batch) error {
 		if err := s.db.Sync(); err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
+		if split {
+			if err := s.syncFlushingWALs(); err != nil {
+				return fmt.Errorf("sync: %w", err)
+			}
+		}
 	}
 	return nil
+}
+
+// syncFlushingWALs fsyncs the write-ahead files of the memtables badger
+// has set aside for flushing. Badger's Sync covers only the active
+// memtable's file, and a set-aside one is made durable only by its flush
+// to a table; the first transactions of a split batch may be in one of
+// them when the last is committed (docs/design.md §2). A file flushed and
+// removed meanwhile is durable in its table. On Linux fsync also writes
+// back pages dirtied through badger's shared mapping of the file.
+func (s *Store) syncFlushingWALs() error {
+	ents, err := os.ReadDir(s.Dir())
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, 4)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	syncFlushingCalls.Add(1)
+	for _, name := range flushingWALs(names) {
+		f, err := os.Open(filepath.Join(s.Dir(), name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return err
+		}
+		syncFlushingFiles.Add(1)
+	}
+	return nil
+}
+
+// syncFlushingCalls and syncFlushingFiles count syncFlushingWALs' calls
+// and the files it synced (tests).
+var syncFlushingCalls, syncFlushingFiles atomic.Int64
+
+// flushingWALs picks, from a store folder's file names, the memtable
+// write-ahead files (NNNNN.mem) but the newest, which is the active one.
+func flushingWALs(names []string) []string {
+	type wal struct {
+		fid  uint64
+		name string
+	}
+	var wals []wal
+	for _, n := range names {
+		num, ok := strings.CutSuffix(n, ".mem")
+		if !ok {
+			continue
+		}
+		fid, err := strconv.ParseUint(num, 10, 32)
+		if err != nil {
+			continue
+		}
+		wals = append(wals, wal{fid, n})
+	}
+	if len(wals) < 2 {
+		return nil
+	}
+	slices.SortFunc(wals, func(a, b wal) int { return cmp.Compare(a.fid, b.fid) })
+	out := make([]string, 0, len(wals)-1)
+	for _, w := range wals[:len(wals)-1] {
+		out = append(out, w.name)
+	}
+	return out
 }
 
 // commit writes a batch in one transaction, or, when it is too big for
@@ -317,9 +395,9 @@ func (s *Store) Commit(b crdt.Batch) error {
 // filled up in the middle of an event was committed with that event's
 // first keys, so its next write found the event held and skipped the
 // rest.)
-func (s *Store) commit(b crdt.Batch) error {
+func (s *Store) commit(b crdt.Batch) (split bool, err error) {
 	t := s.newTxn()
-	defer func() { t.txn.Discard() }()
+	defer func() { t.txn.Discard(); split = t.split }()
 	room := roomKey(b.Room)
 	roomCost := entryCost(len(room), 0)
 	for _, st := range b.Events {
@@ -329,15 +407,15 @@ func (s *Store) commit(b crdt.Batch) error {
 		// key (once), so that Rooms lists the room whatever part of a
 		// split batch a crash keeps.
 		if err := t.fit(cost+roomCost, int64(len(sets))+1); err != nil {
-			return err
+			return false, err
 		}
 		wrote, err := writeEntries(t.txn, sets)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if wrote && !t.room {
 			if err := t.txn.Set(room, nil); err != nil {
-				return err
+				return false, err
 			}
 			t.room = true
 		}
@@ -350,12 +428,12 @@ func (s *Store) commit(b crdt.Batch) error {
 		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
 	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))); err != nil {
-		return err
+		return false, err
 	}
 	if err := writeHeads(t.txn, b); err != nil {
-		return err
+		return false, err
 	}
-	return t.txn.Commit()
+	return false, t.txn.Commit()
 }
 
 // splitTxn is a write transaction with an upper bound of what badger
@@ -366,6 +444,7 @@ type splitTxn struct {
 	txn         *badger.Txn
 	size, count int64
 	room        bool // the room's key is written in txn
+	split       bool // a transaction of the batch was committed before txn
 }
 
 func (s *Store) newTxn() *splitTxn {
@@ -384,7 +463,7 @@ func (t *splitTxn) fit(cost, n int64) error {
 		if err := t.txn.Commit(); err != nil {
 			return err
 		}
-		t.txn, t.size, t.count, t.room = t.s.db.NewTransaction(true), txnBaseCost, 1, false
+		t.txn, t.size, t.count, t.room, t.split = t.s.db.NewTransaction(true), txnBaseCost, 1, false, true
 	}
 	t.size += cost
 	t.count += n

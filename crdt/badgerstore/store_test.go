@@ -130,6 +130,62 @@ func TestBigBatchSplits(t *testing.T) {
 	s.Close()
 }
 
+// TestFlushingWALs: of a store folder's files, the memtable write-ahead
+// files but the newest (by number, not by name) are the ones set aside.
+func TestFlushingWALs(t *testing.T) {
+	names := []string{"MANIFEST", "00001.vlog", "00009.mem", "000010.mem", "00008.mem", "x.mem", "00003.sst"}
+	if got, want := flushingWALs(names), []string{"00008.mem", "00009.mem"}; !slices.Equal(got, want) {
+		t.Errorf("flushing %v, want %v", got, want)
+	}
+	if got := flushingWALs([]string{"00001.mem", "00002.sst"}); got != nil {
+		t.Errorf("one memtable: %v set aside", got)
+	}
+}
+
+// TestDurableSplitSyncsFlushingWALs: a durable batch too big for one
+// transaction, committed while badger sets memtables aside (a 1 MiB
+// memtable), syncs the set-aside memtables' files as well as the active
+// one; a batch in one transaction does not list the folder. (A power loss
+// is not simulated; this shows the files are synced, and that the batch
+// is stored whole.)
+func TestDurableSplitSyncsFlushingWALs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	s, err := Open(t.TempDir(), Options{memTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	calls, files := syncFlushingCalls.Load(), syncFlushingFiles.Load()
+	small := storetest.NewFixture(t, "small", 3, 1<<30)
+	for _, b := range small.Batches {
+		b.Durable = true
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := syncFlushingCalls.Load() - calls; got != 0 {
+		t.Fatalf("%d syncs of set-aside memtables for batches in one transaction", got)
+	}
+	f := storetest.NewFixture(t, "big", 2000, 1<<30)
+	for _, b := range f.Batches {
+		b.Durable = true
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := syncFlushingCalls.Load() - calls; got == 0 {
+		t.Fatal("a split durable batch did not sync the set-aside memtables")
+	}
+	t.Logf("%d set-aside memtable files synced", syncFlushingFiles.Load()-files)
+	n := 0
+	s.Scan(f.Room, 0, func(crdt.Stored) bool { n++; return true })
+	if n != len(f.Events) {
+		t.Fatalf("%d events stored, want %d", n, len(f.Events))
+	}
+}
+
 // TestOpenAfterKillEmptyMemtable: a process killed between badger's
 // creating a memtable file and sizing it leaves an empty *.mem file; the
 // store must open again with what was committed (issue 16: a daemon killed
