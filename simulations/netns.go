@@ -797,10 +797,9 @@ func (r *netnsRun) keepTraces(dir string) {
 	// deliveries.csv's messages: their IDs, and each node's watch line
 	var msgs strings.Builder
 	r.mu.Lock()
-	for k, m := range r.order {
-		id, _ := crdt.ParseID(m.id)
-		fmt.Fprintf(&msgs, "%d %s %d", k, hex.EncodeToString(id.Digest()), m.author)
-		for _, t := range m.at {
+	for _, m := range r.traced().msgs {
+		fmt.Fprintf(&msgs, "%d %s %d", m.k, m.id, m.author)
+		for _, t := range m.watch {
 			var ns int64
 			if !t.IsZero() {
 				ns = t.UnixNano()
@@ -834,53 +833,51 @@ func (r *netnsRun) readTrace(n *nsNode) *gossipTrace {
 	return nil
 }
 
-// traced is the run's gossip path traces, node by node, each node's peer
-// ID, and the traffic messages' IDs in hex and their authors.
-func (r *netnsRun) traced() (traces []*gossipTrace, peers, ids []string, authors []int) {
-	for _, n := range r.nodes {
-		traces, peers = append(traces, n.trace), append(peers, n.peerID)
-	}
-	for _, m := range r.order {
-		if id, err := crdt.ParseID(m.id); err == nil {
-			ids, authors = append(ids, hex.EncodeToString(id.Digest())), append(authors, m.author)
-		}
-	}
-	return traces, peers, ids, authors
+// runTraces is what the run's gossip path traces are read with: the
+// traces node by node, each node's peer ID, the topology, and the traffic
+// messages.
+type runTraces struct {
+	traces  []*gossipTrace
+	peers   []string
+	node    map[string]int // peer ID to node
+	link    func(a, b int) (time.Duration, bool)
+	msgs    []traceMsg
+	ids     []string // the messages' IDs in hex
+	authors []int
 }
 
-// topology is the run's peers by ID, and its links' latencies.
-func (r *netnsRun) topology(peers []string) (map[string]int, func(a, b int) (time.Duration, bool)) {
-	node := make(map[string]int, len(peers))
-	for i, p := range peers {
-		node[p] = i
+// traced gathers the run's runTraces; mu must be held.
+func (r *netnsRun) traced() *runTraces {
+	t := &runTraces{node: make(map[string]int, len(r.nodes))}
+	for i, n := range r.nodes {
+		t.traces, t.peers = append(t.traces, n.trace), append(t.peers, n.peerID)
+		t.node[n.peerID] = i
 	}
 	lat := make(map[[2]int]time.Duration, len(r.p.edges))
 	for k, e := range r.p.edges {
 		lat[[2]int{e.a, e.b}], lat[[2]int{e.b, e.a}] = r.p.latency[k], r.p.latency[k]
 	}
-	return node, func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }
+	t.link = func(a, b int) (time.Duration, bool) { d, ok := lat[[2]int{a, b}]; return d, ok }
+	for k, m := range r.order {
+		if id, err := crdt.ParseID(m.id); err == nil {
+			t.msgs = append(t.msgs, traceMsg{k: k, id: hex.EncodeToString(id.Digest()), author: m.author, watch: m.at})
+			t.ids, t.authors = append(t.ids, t.msgs[len(t.msgs)-1].id), append(t.authors, m.author)
+		}
+	}
+	return t
 }
 
-// hops is every traced hop of a traffic message beyond its link latency
-// (hopExcess), in milliseconds: of every copy, or of first copies only.
-func (r *netnsRun) hops(copies bool) []float64 {
-	traces, peers, ids, _ := r.traced()
-	node, link := r.topology(peers)
-	return hopExcess(traces, node, link, ids, copies)
-}
-
-// decomposition is the traffic messages' Decomposition; mu must be held.
-func (r *netnsRun) decomposition() *Decomposition {
-	traces, peers, _, _ := r.traced()
-	node, link := r.topology(peers)
+// hopDist is the topology's hop distance between two nodes (breadth
+// first from each source asked, once).
+func (r *netnsRun) hopDist() func(a, b int) int {
 	adj := make([][]int, len(r.nodes))
 	for _, e := range r.p.edges {
 		if e.a < len(adj) && e.b < len(adj) {
 			adj[e.a], adj[e.b] = append(adj[e.a], e.b), append(adj[e.b], e.a)
 		}
 	}
-	dists := map[int][]int{} // by source: breadth-first hop counts
-	dist := func(a, b int) int {
+	dists := map[int][]int{}
+	return func(a, b int) int {
 		d, ok := dists[a]
 		if !ok {
 			d = make([]int, len(adj))
@@ -900,13 +897,6 @@ func (r *netnsRun) decomposition() *Decomposition {
 		}
 		return d[b]
 	}
-	var msgs []traceMsg
-	for _, m := range r.order {
-		if id, err := crdt.ParseID(m.id); err == nil {
-			msgs = append(msgs, traceMsg{hex.EncodeToString(id.Digest()), m.author, m.at})
-		}
-	}
-	return decompose(traces, node, link, dist, msgs)
 }
 
 // scrapePath reads daemon n's gossip path histograms (nil, with a
@@ -1385,9 +1375,10 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		"after a restart, messages the node already held when its watch stream opened are timed at that moment (an upper bound)",
 		"REAL TIME: every daemon, the forwarders and the simulator share this machine's CPUs; see the canary note for timer lateness",
 	}
-	if traces, peers, ids, authors := r.traced(); len(ids) > 0 {
-		rep.DuplicatesPerDelivery = duplicatesPer(traces, peers, ids)
-		if pl := pathLatency(traces, ids, authors); len(pl) > 0 {
+	tr := r.traced()
+	if len(tr.ids) > 0 {
+		rep.DuplicatesPerDelivery = duplicatesPer(tr.traces, tr.peers, tr.ids)
+		if pl := pathLatency(tr.traces, tr.ids, tr.authors); len(pl) > 0 {
 			q := quantiles(pl)
 			rep.PathLatencyMS = &q
 		}
@@ -1425,11 +1416,13 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 			apply = apply.plus(n.path1[node.PathApply].since(n.path0[node.PathApply]))
 		}
 		if validate.count() > 0 || apply.count() > 0 {
-			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(), Hop: hopReport(r.hops(true)), HopFirst: hopReport(r.hops(false)), Decomposition: r.decomposition()}
-			if traces, peers, ids, _ := r.traced(); len(ids) > 0 {
-				v, a := stageWalls(traces, peers, ids)
-				rep.CPU.Path.ValidateWall, rep.CPU.Path.ApplyWall = hopReport(v), hopReport(a)
-			}
+			v, a := stageWalls(tr.traces, tr.peers, tr.ids)
+			rep.CPU.Path = &PathReport{Validate: validate.stage(), Apply: apply.stage(),
+				Hop:           hopReport(hopExcess(tr.traces, tr.node, tr.link, tr.ids, true)),
+				HopFirst:      hopReport(hopExcess(tr.traces, tr.node, tr.link, tr.ids, false)),
+				ValidateWall:  hopReport(v),
+				ApplyWall:     hopReport(a),
+				Decomposition: decompose(tr.traces, tr.node, tr.link, r.hopDist(), tr.msgs)}
 		}
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000

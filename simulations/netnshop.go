@@ -115,9 +115,12 @@ type HopReport struct {
 // gives the latency between two neighbours. A hop whose sender's line is
 // missing (it was not traced) is skipped.
 func hopExcess(traces []*gossipTrace, node map[string]int, link func(a, b int) (time.Duration, bool), ids []string, copies bool) []float64 {
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
+	var want map[string]bool
+	if copies {
+		want = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			want[id] = true
+		}
 	}
 	var out []float64
 	hop := func(v int, id string, m traceMark) {
@@ -276,9 +279,10 @@ type Decomposition struct {
 	AfterMS    Quantiles `json:"after_ms"`    // validated to the watch line
 }
 
-// traceMsg is a traffic message: its ID in hex, its author, and each
-// node's watch-line time (zero: none).
+// traceMsg is a traffic message: its number (deliveries.csv's), its ID
+// in hex, its author, and each node's watch-line time (zero: none).
 type traceMsg struct {
+	k      int
 	id     string
 	author int
 	watch  []time.Time

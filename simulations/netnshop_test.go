@@ -113,7 +113,7 @@ func TestHopExcess(t *testing.T) {
 		}
 		return out
 	}
-	msgs := []traceMsg{{"m1", 0, at(100, 126, 155, 0)}, {"m2", 0, at(500, 523, 0, 0)}}
+	msgs := []traceMsg{{id: "m1", watch: at(100, 126, 155, 0)}, {k: 1, id: "m2", watch: at(500, 523, 0, 0)}}
 	dec := decompose(traces, node, link, func(a, b int) int { return 1 }, msgs)
 	if dec == nil || dec.Deliveries != 3 || dec.Longer != 1 || dec.LatencyMS.Max != 55 || dec.PathMS.Max != 51 || dec.LinksMS.Max != 40 ||
 		dec.HopsMS.Max != 9 || dec.ValidateMS.Max != 2 || dec.AfterMS.Max != 4 || dec.AfterMS.P50 != 2 {

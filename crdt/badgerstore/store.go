@@ -327,7 +327,7 @@ func (s *Store) syncFlushingWALs() error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, 4)
+	names := make([]string, 0, len(ents))
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
