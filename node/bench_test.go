@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/parley-p2p/parley/crdt/badgerstore"
 	"github.com/parley-p2p/parley/internal/cpubench"
 	"github.com/parley-p2p/parley/rooms"
+	"github.com/parley-p2p/parley/rooms/mimi"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -76,12 +78,26 @@ func (rb *roomBuilder) message() *crdt.Event {
 	i := rb.n
 	rb.n++
 	a := rb.authors[i%len(rb.authors)]
-	d := rb.log.Prepare(a.Device.Public(), int64(3+i), crdt.Draft{Type: rooms.TypeMessage, Auth: []crdt.EventID{rb.room}, Body: rooms.Encode(rooms.MessageBody{Text: fmt.Sprintf("%d %s", i, rb.text)})})
+	d := rb.log.Prepare(a.Device.Public(), int64(3+i), crdt.Draft{Type: rooms.TypeMessage, Auth: []crdt.EventID{rb.room}, Body: rb.content(a, i)})
 	ev, err := crdt.Sign(a, d)
 	if err != nil {
 		rb.tb.Fatal(err)
 	}
 	return ev
+}
+
+// content is the body of the i-th message as a current node writes it
+// (Engine.Send: MIMI content naming its sender and room, with a salt; here
+// derived from i so that a room is the same on every build).
+func (rb *roomBuilder) content(a *crdt.Identity, i int) []byte {
+	var salt mimi.Salt
+	binary.BigEndian.PutUint64(salt[:], uint64(i))
+	c := mimi.New(mimi.Header{Salt: salt, SenderURI: UserURI(a.User), RoomURI: RoomURI(rb.room)}, mimi.TextPart(fmt.Sprintf("%d %s", i, rb.text)))
+	b, _, err := c.Marshal()
+	if err != nil {
+		rb.tb.Fatal(err)
+	}
+	return b
 }
 
 // messages adds n messages, each committed on its own.
