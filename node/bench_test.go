@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -144,6 +146,7 @@ func newRoomBuilder(tb testing.TB, store crdt.Store) *roomBuilder {
 // PARLEY_BENCH_INDEX_QUEUE=n bounds the indexer's queue (indexQueueCap) to
 // make a smaller room overflow it as a large one does.
 func BenchmarkCatchUp(b *testing.B) {
+	defer benchDaemonGC()()
 	if v, err := strconv.Atoi(os.Getenv("PARLEY_BENCH_INDEX_QUEUE")); err == nil {
 		defer func(q int) { indexQueueCap = q }(indexQueueCap)
 		indexQueueCap = v
@@ -194,6 +197,19 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(float64(indexed.Nanoseconds())/float64(b.N), "indexed-cpu-ns/op")
 }
 
+// benchDaemonGC runs the daemon's memory limit (FollowMemoryLimit, as
+// cmd/parley does unless GOMEMLIMIT is set) when PARLEY_BENCH_DAEMON_GC is
+// set; the returned function stops it.
+func benchDaemonGC() func() {
+	if os.Getenv("PARLEY_BENCH_DAEMON_GC") == "" || os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { defer close(followed); FollowMemoryLimit(ctx, DaemonMemoryLimit) }()
+	return func() { stop(); <-followed; debug.SetMemoryLimit(math.MaxInt64) }
+}
+
 // benchProfile starts a CPU profile into the file PARLEY_BENCH_CPUPROFILE
 // names, if any; the returned function stops it.
 func benchProfile(b *testing.B) func() {
@@ -234,6 +250,7 @@ func waitIndexed(b *testing.B, ctx context.Context, e *Engine) {
 // CPU during the import; PARLEY_BENCH_CPUPROFILE=file profiles it (and the
 // set-up of each fresh node between imports).
 func BenchmarkArchiveImport(b *testing.B) {
+	defer benchDaemonGC()()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srcStore, room, want := benchRoom(b)
