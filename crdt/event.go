@@ -1,7 +1,6 @@
 package crdt
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -358,18 +357,11 @@ func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parse
 	if len(envBytes)+len(body) > MaxKeyEventSize {
 		return nil, ErrTooLarge
 	}
-	var env envelope
-	decode := UnmarshalCanonical
-	if stored != "" {
-		decode = decMode.Unmarshal
-	}
+	var env envelope                        // on the stack: the slow paths below decode and encode copies
 	if !parseEnvelopeFast(envBytes, &env) { // the usual layout, decoded without reflection
-		env = envelope{}
-		if err := decode(envBytes, &env); err != nil {
-			if errors.Is(err, ErrNonCanonical) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		var err error
+		if env, err = unmarshalEnvelope(envBytes, stored != ""); err != nil {
+			return nil, err
 		}
 	}
 	e, err := fromEnvelope(&env)
@@ -386,15 +378,41 @@ func parseUnverified(envBytes, body []byte, stored EventID, verify bool) (*parse
 	p := &parsed{e: e, envBytes: envBytes, body: body, id: id, cert: env.Cert, sig: env.Sig}
 	if verify && !sigCache.has(string(p.id)) {
 		if p.sigMsg = signedPart(envBytes); p.sigMsg == nil {
-			env.Sig = nil
-			unsigned, err := encMode.Marshal(&env)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			var err error
+			if p.sigMsg, err = unsignedMessage(env); err != nil {
+				return nil, err
 			}
-			p.sigMsg = append([]byte(signTag), unsigned...)
 		}
 	}
 	return p, nil
+}
+
+// unmarshalEnvelope decodes an envelope by reflection: strictly, or, when its
+// bytes are known canonical (stored), without the check.
+func unmarshalEnvelope(envBytes []byte, stored bool) (envelope, error) {
+	var env envelope
+	decode := UnmarshalCanonical
+	if stored {
+		decode = decMode.Unmarshal
+	}
+	if err := decode(envBytes, &env); err != nil {
+		if errors.Is(err, ErrNonCanonical) {
+			return envelope{}, err
+		}
+		return envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return env, nil
+}
+
+// unsignedMessage is the message env's signature covers: signTag and its
+// encoding without the signature.
+func unsignedMessage(env envelope) ([]byte, error) {
+	env.Sig = nil
+	unsigned, err := encMode.Marshal(&env)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return append([]byte(signTag), unsigned...), nil
 }
 
 // sigKeyValue is the canonical encoding of the key "sig" and the header of
@@ -562,7 +580,7 @@ func fromLinks(ls []link, max int) ([]EventID, error) {
 	out := make([]EventID, len(ls))
 	for i, l := range ls {
 		out[i] = EventID(l)
-		if i > 0 && bytes.Compare([]byte(out[i-1]), []byte(out[i])) >= 0 {
+		if i > 0 && out[i-1] >= out[i] { // bytewise, as bytes.Compare, without converting
 			return nil, errors.New("links not sorted and unique")
 		}
 	}

@@ -22,11 +22,11 @@ var cidPrefix = []byte{0x01, 0x71, 0x12, 0x20} // cidv1, dag-cbor, sha2-256, 32 
 
 // IDOf computes the EventID of signed envelope bytes.
 func IDOf(envelope []byte) EventID {
+	var b [36]byte // on the stack: the conversion is the one allocation
+	copy(b[:], cidPrefix)
 	sum := sha256.Sum256(envelope)
-	b := make([]byte, 0, len(cidPrefix)+len(sum))
-	b = append(b, cidPrefix...)
-	b = append(b, sum[:]...)
-	return EventID(b)
+	copy(b[len(cidPrefix):], sum[:])
+	return EventID(b[:])
 }
 
 // Digest returns the sha2-256 digest inside the ID (the gossip message ID).

@@ -582,3 +582,37 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodePage decodes a sync page of 1,000 message frames of one
+// author (a 450-byte body each) with DecodeBatch, every signature verified
+// (nothing remembered from the iteration before): the decode and verify of a
+// catch-up per event. allocs/op and B/op are per page.
+func BenchmarkDecodePage(b *testing.B) {
+	id := testIdentity(b)
+	create, err := Sign(id, Draft{Type: TypeCreate, TS: 1, Body: []byte("room")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	frames := make([][]byte, 1000)
+	prev := create.ID
+	for i := range frames {
+		ev, err := Sign(id, Draft{Room: create.ID, Type: "message", Prev: []EventID{prev}, Auth: []EventID{create.ID},
+			Depth: uint64(i + 1), Seq: uint64(i + 1), Self: prev, TS: int64(i + 2), Body: fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", 450))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		frames[i], prev = ev.Encode(), ev.ID
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		ForgetVerified()
+		_, errs := DecodeBatch(frames)
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/event")
+}
