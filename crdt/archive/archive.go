@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 
 	"github.com/fxamacker/cbor/v2"
 
@@ -287,7 +288,7 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	rd := &reader{r: bufio.NewReaderSize(r, 256<<10), left: lim.MaxBytes}
 
 	// Header.
-	hb, err := rd.item(maxHeader, "header")
+	hb, err := rd.item(maxHeader, headerSection)
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil, invalid("empty file")
@@ -434,6 +435,19 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
+// section names a CAR section in errors: the header (0) or block n,
+// formatted only when an error is (not once per block read).
+type section int
+
+const headerSection section = 0
+
+func (s section) String() string {
+	if s == headerSection {
+		return "header"
+	}
+	return "block " + strconv.Itoa(int(s))
+}
+
 // reader reads varint-prefixed items, never more than left bytes in all.
 type reader struct {
 	r    *bufio.Reader
@@ -442,7 +456,7 @@ type reader struct {
 
 // item reads one varint-prefixed item of at most max bytes. At a clean end
 // of input it returns io.EOF.
-func (rd *reader) item(max int64, what string) ([]byte, error) {
+func (rd *reader) item(max int64, what section) ([]byte, error) {
 	n, err := rd.uvarint(what)
 	if err != nil {
 		return nil, err
@@ -486,7 +500,7 @@ func (rd *reader) item(max int64, what string) ([]byte, error) {
 // block reads CAR section number n and checks its CID against its bytes.
 // It returns io.EOF at a clean end of input.
 func (rd *reader) block(maxLen int64, n int) (c string, data []byte, err error) {
-	what := fmt.Sprintf("block %d", n)
+	what := section(n)
 	b, err := rd.item(maxLen, what)
 	if err != nil {
 		return "", nil, err
@@ -507,7 +521,7 @@ func (rd *reader) block(maxLen int64, n int) (c string, data []byte, err error) 
 
 // uvarint reads a minimal unsigned varint (multiformats: at most 9 bytes).
 // io.EOF before its first byte is a clean end; anywhere else, truncation.
-func (rd *reader) uvarint(what string) (uint64, error) {
+func (rd *reader) uvarint(what section) (uint64, error) {
 	var x uint64
 	for i := 0; i < 9; i++ {
 		b, err := rd.r.ReadByte()

@@ -146,7 +146,7 @@ func sections(t testing.TB, b []byte) [][]byte {
 	var out [][]byte
 	rd := &reader{r: bufio.NewReader(bytes.NewReader(b)), left: int64(len(b))}
 	for {
-		s, err := rd.item(1<<30, "section")
+		s, err := rd.item(1<<30, section(len(out)))
 		if errors.Is(err, io.EOF) {
 			return out
 		}
