@@ -395,6 +395,10 @@ type CPUReport struct {
 	// anything but the daemons (the simulator's forwarders and readers,
 	// other processes), per second (/proc/stat).
 	BackgroundCores float64 `json:"background_cores,omitempty"`
+	// HarnessCores (netns): the part of BackgroundCores the simulator
+	// itself spent (its forwarders, which are the emulated network, and its
+	// watch readers), at a higher priority than the daemons.
+	HarnessCores float64 `json:"harness_cores,omitempty"`
 	// WakeupMS (netns): the daemons' time runnable but waiting for a CPU
 	// per time they were put on one (schedstat): the model's wakeup.
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`

@@ -89,12 +89,17 @@ func TestCompareBackends(t *testing.T) {
 			t.Errorf("%s: a path latency without traces", c.name)
 		}
 	}
-	// With the daemons' traced path latency, the run is also held against
-	// it; the goal stays on the watch-line latency.
+	// With the daemons' traced path latency (publish to taken in, this
+	// run's span), the goal is judged on it; the watch-line deltas are
+	// still reported.
 	x.PathLatencyMS = &Quantiles{P50: 80, P90: 100}
 	got := CompareBackends(&Report{Nodes: 50, Seed: 1, LatencyMS: Quantiles{P50: 88, P90: 150}}, x, "d")
-	if got.PathDeltaP50 != 0.1 || got.PathDeltaP90 != 0.5 || !got.Met {
+	if got.PathDeltaP50 != 0.1 || got.PathDeltaP90 != 0.5 || got.Met || got.Why != "p90 150 ms against 100 ms" || got.DeltaP50 != -0.074 || !strings.Contains(got.JudgedOn, "publishing to taking in") {
 		t.Errorf("against the path latency: %+v", got)
+	}
+	got = CompareBackends(&Report{Nodes: 50, Seed: 1, LatencyMS: Quantiles{P50: 70, P90: 110}}, x, "d")
+	if !got.Met || got.DeltaP50 >= -0.2 {
+		t.Errorf("within 20 %% of the path latency, not of the watch line's: %+v", got)
 	}
 }
 
@@ -241,6 +246,13 @@ func TestCPUFromPath(t *testing.T) {
 		!strings.Contains(how, "outside the messages' floods") || !strings.Contains(how, "of the 8.00 CPU-s during the floods (30 % of the time) above that, 2.26 on the path and 5.74 per byte") {
 		t.Errorf("with floods: idle %v, rest %v, %q, %v", m.Idle, rest, how, err)
 	}
+	// The simulator's own share of the host's other work, when reported,
+	// is what runs before the daemons.
+	r.CPU.HarnessCores = 0.05
+	if m, how, _, err := cpuFrom(r); err != nil || m.Background != 0.05 || !strings.Contains(how, "the simulator's own work (of the host's other work, 0.100 cores) 0.050 cores") {
+		t.Errorf("with the harness's CPU: background %v, %q, %v", m.Background, how, err)
+	}
+	r.CPU.HarnessCores = 0
 	r.CPU.FloodCPUS, r.CPU.BaselineCores, r.CPU.FloodShare = 0, 0, 0
 	// The daemons' traced hops are not replayed: the per-byte work makes
 	// their waits.

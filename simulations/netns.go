@@ -199,6 +199,7 @@ type netnsRun struct {
 	canary   []time.Duration
 	load     [2]string        // 1-minute load average at traffic start and end
 	hostBusy [2]time.Duration // the host's busy CPU (/proc/stat) at traffic start and end
+	selfCPU  [2]time.Duration // this process's CPU at traffic start and end
 	idleSpan time.Duration    // the quiet window after traffic (cpuIdle)
 	// cg holds the daemons for their summed CPU (nil: no cgroup);
 	// cgFailed is set when a daemon could not be put in it.
@@ -731,6 +732,7 @@ func (r *netnsRun) run() error {
 	}
 	r.load[0] = loadAvg()
 	r.hostBusy[0] = hostBusyCPU()
+	r.selfCPU[0] = selfCPU()
 	stopCPU := r.startCPUSampler()
 	defer stopCPU()
 	r.mu.Lock()
@@ -757,6 +759,7 @@ func (r *netnsRun) run() error {
 	}
 	r.load[1] = loadAvg()
 	r.hostBusy[1] = hostBusyCPU()
+	r.selfCPU[1] = selfCPU()
 	samples := stopCPU()
 	r.mu.Lock()
 	r.end = time.Now()
@@ -946,6 +949,15 @@ const netnsIdleWindow = 10 * time.Second
 
 // hostBusyCPU is the host's CPU time spent on anything but idling so far,
 // over all CPUs (/proc/stat; 0 if unknown).
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func hostBusyCPU() time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -1445,6 +1457,9 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 		r.floodReport(rep.CPU)
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000
+			if self := r.selfCPU[1] - r.selfCPU[0]; self > 0 {
+				rep.CPU.HarnessCores = math.Round(min(self, other).Seconds()/span.Seconds()*1000) / 1000
+			}
 		}
 		note := fmt.Sprintf("daemon CPU from traffic start to the end: %.1f s in %.1f s wall (%.2f of %d cores on average)", cpu.Seconds(), span.Seconds(), cpu.Seconds()/span.Seconds(), runtime.NumCPU())
 		if rep.EventsPublished > 0 {
