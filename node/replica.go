@@ -45,9 +45,10 @@ type ReplicaOptions struct {
 	// simulations (the CPU model's validator, simulations/cpu.go), not for
 	// daemons.
 	PubSubOptions []pubsub.Option
-	// FrameDelay holds each inbound pubsub frame for a time it draws
-	// (p2p.RoomGate.FrameDelay): for simulations, not for daemons.
-	FrameDelay func() time.Duration
+	// FrameDelay holds each inbound pubsub frame, given its size, for the
+	// time it returns (p2p.RoomGate.FrameDelay): for simulations, not for
+	// daemons.
+	FrameDelay func(size int) time.Duration
 	// Bases are frozen room prefixes shared by the replicas of one process
 	// (simulations, roombase.go): such a room starts as an overlay of its
 	// base. Daemons have none.

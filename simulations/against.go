@@ -51,6 +51,7 @@ func LoadReport(path string) (*Report, error) {
 		EventsPublished int        `json:"events_published"`
 		Completeness    float64    `json:"completeness"`
 		LatencyMS       Quantiles  `json:"latency_ms"`
+		PathLatencyMS   *Quantiles `json:"path_latency_ms"`
 		CPU             *CPUReport `json:"cpu"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -60,7 +61,7 @@ func LoadReport(path string) (*Report, error) {
 		return nil, fmt.Errorf("baseline report %s: no scenario or no latency", path)
 	}
 	return &Report{Scenario: r.Scenario, Seed: r.Seed, Backend: r.Backend, Nodes: r.Nodes, EventsPublished: r.EventsPublished,
-		Completeness: r.Completeness, LatencyMS: r.LatencyMS, CPU: r.CPU}, nil
+		Completeness: r.Completeness, LatencyMS: r.LatencyMS, PathLatencyMS: r.PathLatencyMS, CPU: r.CPU}, nil
 }
 
 // Compare holds r against base: completeness and the p99 ratio against

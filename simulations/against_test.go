@@ -35,12 +35,12 @@ func TestCompare(t *testing.T) {
 
 func TestLoadReport(t *testing.T) {
 	dir := t.TempDir()
-	b, _ := json.Marshal(&Report{Scenario: "b", Seed: 2, Completeness: 1, LatencyMS: Quantiles{P50: 1, P99: 2}})
+	b, _ := json.Marshal(&Report{Scenario: "b", Seed: 2, Completeness: 1, LatencyMS: Quantiles{P50: 1, P99: 2}, PathLatencyMS: &Quantiles{P50: 0.5}})
 	if err := os.WriteFile(filepath.Join(dir, "report.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{dir, filepath.Join(dir, "report.json")} {
-		if r, err := LoadReport(p); err != nil || r.Scenario != "b" || r.Seed != 2 {
+		if r, err := LoadReport(p); err != nil || r.Scenario != "b" || r.Seed != 2 || r.PathLatencyMS == nil || r.PathLatencyMS.P50 != 0.5 {
 			t.Errorf("%s: %+v, %v", p, r, err)
 		}
 	}

@@ -27,7 +27,9 @@ import (
 //     commit), before the event counts as delivered;
 //   - PerKB, per KiB of gossipsub RPC a node sends or receives (Noise,
 //     yamux, protobuf), charged off the critical path: it only occupies a
-//     core, so that later work queues behind it.
+//     core, so that later work queues behind it; with PathKB, what a node
+//     receives is charged on the path instead: each inbound frame waits
+//     for a core and holds it before pubsub reads it.
 //
 // Costs are of one core of the calibration machine (cpuCalibration) and
 // are divided by Share, the fraction of such a core each virtual core
@@ -81,6 +83,14 @@ type CPU struct {
 	// counted delivered after the drawn time, without holding the engine.
 	ValidateMS []float64 `yaml:"validate_ms,omitempty" json:"validate_ms,omitempty"`
 	ApplyMS    []float64 `yaml:"apply_ms,omitempty" json:"apply_ms,omitempty"`
+	// PathKB charges PerKB for the bytes a node receives on the path:
+	// each inbound gossipsub frame, in its stream's order, waits for one
+	// of the node's cores (and the machine's) and holds it for its size
+	// times PerKB before pubsub reads it, as a daemon decrypts and decodes
+	// a frame before its router sees it. What a node sends stays off the
+	// path. So a flood that keeps the machine's cores busy delays every
+	// copy behind it, the queueing a netns run shows on a loaded host.
+	PathKB bool `yaml:"per_kb_path,omitempty" json:"per_kb_path,omitempty"`
 }
 
 // cpuCalibration holds the default costs, measured on one core of the
@@ -229,9 +239,11 @@ func (m *cpuModel) charge(i int, d time.Duration, critical bool) {
 	m.mu.Unlock()
 }
 
-// background charges d to node i without making the caller wait (work
-// that occupies a core but delays nothing directly).
-func (m *cpuModel) background(i int, bytes int) {
+// background charges node i for bytes of gossipsub RPC without making the
+// caller wait (work that occupies a core but delays nothing directly).
+// received says the node received them: with PathKB those were charged on
+// the path (frameDelay) and are only counted here.
+func (m *cpuModel) background(i int, bytes int, received bool) {
 	if m == nil || bytes <= 0 {
 		return
 	}
@@ -240,8 +252,15 @@ func (m *cpuModel) background(i int, bytes int) {
 		m.bytes[i] += int64(bytes)
 	}
 	m.mu.Unlock()
-	d := time.Duration(float64(m.cfg.PerKB) * float64(bytes) / 1024)
-	go m.charge(i, d, false)
+	if received && m.cfg.PathKB {
+		return
+	}
+	go m.charge(i, m.perKB(bytes), false)
+}
+
+// perKB is the PerKB cost of bytes.
+func (m *cpuModel) perKB(bytes int) time.Duration {
+	return time.Duration(float64(m.cfg.PerKB) * float64(bytes) / 1024)
 }
 
 // idleSlice is the unit of idle work.
@@ -315,17 +334,28 @@ func (m *cpuModel) validator(i int, self peer.ID) pubsub.Option {
 	}))
 }
 
-// frameDelay is node i's hold of each inbound pubsub frame (Hop), or nil.
-func (m *cpuModel) frameDelay(i int) func() time.Duration {
-	if len(m.cfg.Hop) == 0 {
+// frameDelay is node i's hold of each inbound pubsub frame (PathKB, Hop),
+// or nil.
+func (m *cpuModel) frameDelay(i int) func(size int) time.Duration {
+	path := m.cfg.PathKB && m.cfg.PerKB > 0
+	if len(m.cfg.Hop) == 0 && !path {
 		return nil
 	}
+	work := func(size int) {
+		if path {
+			m.charge(i, m.perKB(size), true)
+		}
+	}
+	if len(m.cfg.Hop) == 0 {
+		return func(size int) time.Duration { work(size); return 0 }
+	}
 	if !m.cfg.HopQueue {
-		return func() time.Duration { return drawHop(m.cfg.Hop, m.rngs[i].float()) }
+		return func(size int) time.Duration { work(size); return drawHop(m.cfg.Hop, m.rngs[i].float()) }
 	}
 	var mu sync.Mutex
 	var last time.Time // the latest release of a frame at node i
-	return func() time.Duration {
+	return func(size int) time.Duration {
+		work(size)
 		now := time.Now()
 		due := now.Add(drawHop(m.cfg.Hop, m.rngs[i].float()))
 		mu.Lock()
@@ -365,11 +395,24 @@ type CPUReport struct {
 	// anything but the daemons (the simulator's forwarders and readers,
 	// other processes), per second (/proc/stat).
 	BackgroundCores float64 `json:"background_cores,omitempty"`
+	// HarnessCores (netns): the part of BackgroundCores the simulator
+	// itself spent (its forwarders, which are the emulated network, and its
+	// watch readers), at a higher priority than the daemons.
+	HarnessCores float64 `json:"harness_cores,omitempty"`
 	// WakeupMS (netns): the daemons' time runnable but waiting for a CPU
 	// per time they were put on one (schedstat): the model's wakeup.
 	WakeupMS float64 `json:"wakeup_ms,omitempty"`
 	// HostCores (netns): the machine's CPUs the daemons ran on.
 	HostCores int `json:"host_cores,omitempty"`
+	// FloodCPUS (netns): the daemons' CPU seconds during the messages'
+	// floods (each from its first watch line to its last) above their
+	// BaselineCores, their CPU per second outside every flood; FloodShare
+	// is the fraction of the traffic time under a flood. Sampled from
+	// the daemons' cgroup (FloodSource); absent without one.
+	FloodCPUS     float64 `json:"flood_cpu_s,omitempty"`
+	BaselineCores float64 `json:"baseline_cores,omitempty"`
+	FloodShare    float64 `json:"flood_share,omitempty"`
+	FloodSource   string  `json:"flood_source,omitempty"`
 	// TrafficKB (mocknet): the gossipsub RPC KiB all honest nodes sent
 	// and received during traffic, the bytes PerKB is charged for.
 	TrafficKB float64 `json:"traffic_kb,omitempty"`

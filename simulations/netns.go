@@ -199,10 +199,16 @@ type netnsRun struct {
 	canary   []time.Duration
 	load     [2]string        // 1-minute load average at traffic start and end
 	hostBusy [2]time.Duration // the host's busy CPU (/proc/stat) at traffic start and end
+	selfCPU  [2]time.Duration // this process's CPU at traffic start and end
 	idleSpan time.Duration    // the quiet window after traffic (cpuIdle)
-	lateMu   sync.Mutex
-	late     []time.Duration // forwarders' write lateness during traffic
-	sendsWG  sync.WaitGroup
+	// cg holds the daemons for their summed CPU (nil: no cgroup);
+	// cgFailed is set when a daemon could not be put in it.
+	cg         *cpuGroup
+	cgFailed   atomic.Bool
+	cpuSamples []cpuSample // the daemons' CPU during traffic (floodCPU)
+	lateMu     sync.Mutex
+	late       []time.Duration // forwarders' write lateness during traffic
+	sendsWG    sync.WaitGroup
 }
 
 // RunNetns runs a scenario on real parley daemons in network namespaces (as
@@ -233,6 +239,7 @@ func RunNetns(ctx context.Context, sc0 *Scenario, opts NetnsOptions) (rep *Repor
 	if r.dir, err = os.MkdirTemp("", "parley-netns-"); err != nil {
 		return nil, fmt.Errorf("netns: %w", err)
 	}
+	r.cg = newCPUGroup(fmt.Sprintf("%d-%s", os.Getpid(), r.id)) // removed by teardown
 	wall := time.Now()
 	defer func() {
 		r.teardown()
@@ -385,6 +392,9 @@ func (r *netnsRun) startDaemon(n *nsNode) error {
 		return fmt.Errorf("netns: start node %d: %w", n.i, err)
 	}
 	n.cmd, n.exited = cmd, make(chan struct{})
+	if r.cg != nil && r.cg.add(cmd.Process.Pid) != nil {
+		r.cgFailed.Store(true)
+	}
 	go func() {
 		cmd.Wait()
 		logf.Close()
@@ -722,6 +732,9 @@ func (r *netnsRun) run() error {
 	}
 	r.load[0] = loadAvg()
 	r.hostBusy[0] = hostBusyCPU()
+	r.selfCPU[0] = selfCPU()
+	stopCPU := r.startCPUSampler()
+	defer stopCPU()
 	r.mu.Lock()
 	r.t0 = time.Now()
 	r.mu.Unlock()
@@ -746,8 +759,11 @@ func (r *netnsRun) run() error {
 	}
 	r.load[1] = loadAvg()
 	r.hostBusy[1] = hostBusyCPU()
+	r.selfCPU[1] = selfCPU()
+	samples := stopCPU()
 	r.mu.Lock()
 	r.end = time.Now()
+	r.cpuSamples = samples
 	r.mu.Unlock()
 	exp, del := r.counts()
 	r.say("netns: traffic done; %d of %d deliveries", del, exp)
@@ -933,6 +949,15 @@ const netnsIdleWindow = 10 * time.Second
 
 // hostBusyCPU is the host's CPU time spent on anything but idling so far,
 // over all CPUs (/proc/stat; 0 if unknown).
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func hostBusyCPU() time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -1195,6 +1220,11 @@ func (r *netnsRun) teardown() {
 		go func() { defer wg.Done(); r.stopDaemon(n) }()
 	}
 	wg.Wait()
+	if r.cg != nil {
+		if err := r.cg.remove(); err != nil {
+			r.say("netns: cgroup %s left behind: %v", r.cg.dir, err)
+		}
+	}
 	for _, f := range r.fwds {
 		if f != nil {
 			f.close()
@@ -1424,8 +1454,12 @@ func (r *netnsRun) report(wall time.Duration) *Report {
 				ApplyWall:     hopReport(a),
 				Decomposition: decompose(tr.traces, tr.node, tr.link, r.hopDist(), tr.msgs)}
 		}
+		r.floodReport(rep.CPU)
 		if other := r.hostBusy[1] - r.hostBusy[0] - cpu; r.hostBusy[0] > 0 && other > 0 {
 			rep.CPU.BackgroundCores = math.Round(other.Seconds()/span.Seconds()*1000) / 1000
+			if self := r.selfCPU[1] - r.selfCPU[0]; self > 0 {
+				rep.CPU.HarnessCores = math.Round(min(self, other).Seconds()/span.Seconds()*1000) / 1000
+			}
 		}
 		note := fmt.Sprintf("daemon CPU from traffic start to the end: %.1f s in %.1f s wall (%.2f of %d cores on average)", cpu.Seconds(), span.Seconds(), cpu.Seconds()/span.Seconds(), runtime.NumCPU())
 		if rep.EventsPublished > 0 {

@@ -5,6 +5,7 @@ package simulations
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -67,6 +68,17 @@ func TestNetnsLine(t *testing.T) {
 	ns, _ := exec.Command(ipCmd(), "netns", "list").Output()
 	if strings.Contains(string(ns), "parley-") {
 		t.Errorf("namespaces left behind:\n%s", ns)
+	}
+	// With cgroup v1's cpuacct (as root on the development machine and in
+	// CI), the daemons' CPU is split between the messages' floods and the
+	// rest, and the group is gone after the run.
+	if _, err := os.Stat(cpuacctRoot); err == nil {
+		if rep.CPU == nil || rep.CPU.BaselineCores <= 0 || rep.CPU.FloodSource == "" {
+			t.Errorf("no flood split of the daemons' CPU: %+v", rep.CPU)
+		}
+		if left, _ := filepath.Glob(filepath.Join(cpuacctRoot, fmt.Sprintf("parley-sim-%d-*", os.Getpid()))); len(left) > 0 {
+			t.Errorf("cgroups left behind: %v", left)
+		}
 	}
 	t.Logf("netns: %d published, p50 %.0f ms, p90 %.0f ms, max %.0f ms, wall %.1f s", rep.EventsPublished, rep.LatencyMS.P50, rep.LatencyMS.P90, rep.LatencyMS.Max, rep.WallS)
 }

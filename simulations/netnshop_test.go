@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -212,7 +213,7 @@ func TestFrameDelayQueue(t *testing.T) {
 			f := newCPUModel(c, 1, 7).frameDelay(0)
 			var ds []time.Duration
 			for range 50 {
-				ds = append(ds, f())
+				ds = append(ds, f(100))
 			}
 			if sorted := slices.IsSorted(ds); sorted != queue {
 				t.Errorf("hop_queue %v: delays sorted %v: %v", queue, sorted, ds[:8])
@@ -222,4 +223,48 @@ func TestFrameDelayQueue(t *testing.T) {
 			t.Error("a frame delay without hop_ms")
 		}
 	})
+}
+
+// TestPathKB: with per_kb_path, a frame's work is charged on the path (the
+// frame is released once a core has done it; frames of two nodes on a
+// machine of one core queue one behind the other), and the bytes a node
+// received are counted but not charged again beside; sent bytes are.
+func TestPathKB(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &CPU{Cores: 1, Share: 1, Machine: 1, PerKB: Duration(time.Millisecond), PathKB: true, Measured: true}
+		c.defaults()
+		m := newCPUModel(c, 2, 7)
+		start := time.Now()
+		var done [2]time.Duration
+		var wg sync.WaitGroup
+		for i := range 2 {
+			f := m.frameDelay(i)
+			wg.Go(func() {
+				if d := f(2048); d != 0 {
+					t.Errorf("node %d: a delay of %v beside the work", i, d)
+				}
+				done[i] = time.Since(start)
+			})
+		}
+		wg.Wait()
+		slices.Sort(done[:])
+		if want := [2]time.Duration{2 * time.Millisecond, 4 * time.Millisecond}; done != want {
+			t.Errorf("frames released at %v, want %v", done, want)
+		}
+		m.startMeasuring(time.Now())
+		time.Sleep(time.Millisecond)
+		m.background(0, 1024, true)
+		time.Sleep(10 * time.Millisecond)
+		if m.busy[0] != 0 || m.bytes[0] != 1024 {
+			t.Errorf("received: busy %v, bytes %d; want none charged, 1024 counted", m.busy[0], m.bytes[0])
+		}
+		m.background(0, 1024, false)
+		time.Sleep(10 * time.Millisecond)
+		if m.busy[0] != time.Millisecond || m.bytes[0] != 2048 {
+			t.Errorf("sent: busy %v, bytes %d; want 1ms charged, 2048 counted", m.busy[0], m.bytes[0])
+		}
+	})
+	if newCPUModel(&CPU{Cores: 1, Share: 1, PathKB: true, Measured: true}, 1, 7).frameDelay(0) != nil {
+		t.Error("a frame delay with per_kb_path but no per_kb")
+	}
 }

@@ -182,12 +182,15 @@ type RoomGate struct {
 
 	jobs *mailbox.Mailbox[proofJob]
 
-	// FrameDelay, when set, holds each frame a peer's pubsub stream
-	// brings for a time it draws, before pubsub reads it: simulations
-	// give their replicas the transport time of each gossip copy that a
-	// netns run measured (simulations/cpu.go, hop_ms). Daemons leave it
-	// nil. Set before pubsub starts.
-	FrameDelay func() time.Duration
+	// FrameDelay, when set, is called with the size in bytes of each
+	// frame a peer's pubsub stream brings, in order, on the stream's
+	// reader; the frame then waits the time it returns before pubsub reads
+	// it (the call may also block: a simulated CPU charging the frame's
+	// work). Simulations give their replicas the transport time and work
+	// of each gossip copy that a netns run measured (simulations/cpu.go,
+	// hop_ms and per_kb_path). Daemons leave it nil. Set before pubsub
+	// starts.
+	FrameDelay func(size int) time.Duration
 }
 
 // gatePeer is what the gate knows of one connected peer.
@@ -744,7 +747,7 @@ type gatedStream struct {
 	once   sync.Once
 }
 
-func newGatedStream(s network.Stream, maxFrame int, delay func() time.Duration) *gatedStream {
+func newGatedStream(s network.Stream, maxFrame int, delay func(int) time.Duration) *gatedStream {
 	gs := &gatedStream{Stream: s, frames: make(chan []byte), extra: make(chan []byte, 64), done: make(chan struct{})}
 	if delay == nil {
 		go gs.pump(maxFrame, gs.frames)
@@ -779,7 +782,7 @@ func (s *gatedStream) pump(maxFrame int, out chan<- []byte) {
 // when it was read has passed, in order (RoomGate.FrameDelay: a later
 // frame waits for an earlier one, as on a stream, but the delays do not
 // add up).
-func (s *gatedStream) hold(in <-chan []byte, delay func() time.Duration) {
+func (s *gatedStream) hold(in <-chan []byte, delay func(int) time.Duration) {
 	type held struct {
 		f   []byte
 		due time.Time
@@ -798,8 +801,9 @@ func (s *gatedStream) hold(in <-chan []byte, delay func() time.Duration) {
 			case <-s.done:
 				return
 			}
+			d := delay(len(f)) // may block: the frame's simulated work
 			select {
-			case q <- held{f, time.Now().Add(delay())}:
+			case q <- held{f, time.Now().Add(d)}:
 			case <-s.done:
 				return
 			}

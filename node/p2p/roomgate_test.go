@@ -228,7 +228,8 @@ func TestGatedStreamDelay(t *testing.T) {
 		}
 		delays := []time.Duration{10 * time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond}
 		k := 0
-		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, 64, func() time.Duration { k++; return delays[k-1] })
+		var sizes []int
+		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, 64, func(n int) time.Duration { sizes = append(sizes, n); k++; return delays[k-1] })
 		defer gs.stop()
 		start := time.Now()
 		var got []string
@@ -246,13 +247,42 @@ func TestGatedStreamDelay(t *testing.T) {
 		if want := []string{"0161@10ms", "026262@10ms", "03636363@20ms"}; !slices.Equal(got, want) {
 			t.Errorf("read %v, want %v", got, want)
 		}
+		if want := []int{2, 3, 4}; !slices.Equal(sizes, want) {
+			t.Errorf("delay called with sizes %v, want %v (each frame with its prefix)", sizes, want)
+		}
+	})
+	// A delay that blocks (a simulated CPU working on the frame) holds
+	// the frames behind it on the stream: they add up.
+	synctest.Test(t, func(t *testing.T) {
+		var in []byte
+		for _, f := range []string{"a", "bb"} {
+			in = binary.AppendUvarint(in, uint64(len(f)))
+			in = append(in, f...)
+		}
+		gs := newGatedStream(readerStream{r: bytes.NewReader(in)}, 64, func(n int) time.Duration {
+			time.Sleep(time.Duration(n) * time.Millisecond)
+			return 0
+		})
+		defer gs.stop()
+		start := time.Now()
+		buf := make([]byte, 64)
+		var got []time.Duration
+		for range 2 {
+			if _, err := gs.Read(buf); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, time.Since(start))
+		}
+		if want := []time.Duration{2 * time.Millisecond, 5 * time.Millisecond}; !slices.Equal(got, want) {
+			t.Errorf("frames read at %v, want %v", got, want)
+		}
 	})
 	// Stopped while frames are held and the wire is still open: every
 	// goroutine of the stream ends (synctest fails on one left blocked).
 	synctest.Test(t, func(t *testing.T) {
 		r, w := io.Pipe()
 		defer w.Close()
-		gs := newGatedStream(readerStream{r: r}, 64, func() time.Duration { return time.Hour })
+		gs := newGatedStream(readerStream{r: r}, 64, func(int) time.Duration { return time.Hour })
 		w.Write([]byte{1, 'a'})
 		synctest.Wait()
 		gs.stop()
