@@ -13,6 +13,7 @@ import (
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/parley-p2p/parley/crdt"
+	"github.com/parley-p2p/parley/internal/cborhead"
 )
 
 // Layout 3 (docs/design.md §2): an event's envelope and body are written
@@ -340,6 +341,38 @@ func (s *Store) segBytes(id crdt.EventID, raw []byte) (v segValue, env, body []b
 		body = b[v.envLen:]
 	}
 	return v, env, body, nil
+}
+
+// segFrame is the transport frame (crdt.AppendFrame) of the event whose
+// e/<id> value of layout 3 is raw, read from its segment straight into
+// the frame, once its envelope is checked to hash to id.
+func (s *Store) segFrame(id crdt.EventID, raw []byte) ([]byte, error) {
+	v, err := splitSegValue(raw)
+	if err != nil {
+		return nil, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+	}
+	if s.seg == nil {
+		return nil, fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", id)
+	}
+	f := append(make([]byte, 0, 1+9+v.envLen+9+v.bodyLen), 0x82) // an array of 2
+	f = cborhead.Append(f, cborhead.Bytes, v.envLen)
+	at := len(f)
+	f = f[:at+int(v.size())]
+	if err := s.seg.readAt(v.seg, v.off, f[at:]); err != nil {
+		return nil, fmt.Errorf("badgerstore: read event %s: %w", id, err)
+	}
+	envEnd := at + int(v.envLen)
+	if crdt.IDOf(f[at:envEnd]) != id {
+		return nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
+	}
+	if !v.hasBody {
+		return append(f[:envEnd], 0xf6), nil
+	}
+	head := cborhead.Append(nil, cborhead.Bytes, v.bodyLen)
+	f = f[:len(f)+len(head)]
+	copy(f[envEnd+len(head):], f[envEnd:envEnd+int(v.bodyLen)])
+	copy(f[envEnd:], head)
+	return f, nil
 }
 
 // recordSynced sets syncedKey to the segments' synced mark in txn.

@@ -221,6 +221,10 @@ func TestReadsLayout2(t *testing.T) {
 		if hits := filesContaining(t, dir, st.Event.Body); len(hits) > 0 {
 			t.Fatalf("purged body still in %v", hits)
 		}
+		if fr, err := s.GetFrames([]crdt.EventID{st.Event.ID}); err != nil || len(fr) != 1 ||
+			!bytes.Equal(fr[0], crdt.AppendFrame(nil, st.Event.Envelope, nil)) {
+			t.Fatalf("frame of a purged event: %x, %v", fr, err)
+		}
 	}
 	if got := scanAll(t, s, b.Room); len(got) != len(b.Events) {
 		t.Fatalf("scanned %d events, want %d", len(got), len(b.Events))

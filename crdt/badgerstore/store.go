@@ -4,18 +4,26 @@
 // Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
-//	e/<id>                              the event (badger user meta layoutFolded): status,
-//	                                    reason, envelope and body, if held (purge.go)
+//	e/<id>                              the event's record (badger user meta layoutSegment):
+//	                                    status, reason, depth, where its envelope and body
+//	                                    are in the segments, their CRC-32C (segment.go)
 //	h/<room>/<id>                       "" for each current head of room
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
 //
-// That is layout 2 (2026-12-07): three keys per event, and a sync page is
-// served with one read per event. Stores written before hold events of
-// layout 1, which are read as they are, without a migration (an event is
-// read in the layout it was written in, so a store may hold both): its
-// e/<id> (no user meta) is the envelope alone, and
+// and, beside badger's files, segments/NNNNNNNN.seg: the events' envelopes
+// and bodies, appended once with plain writes (segment.go).
+//
+// That is layout 3 (2026-12-08): badger holds only small records, so it no
+// longer writes each event's bytes through its write-ahead file, a flush
+// and compactions; a sync page is served with one badger read and one
+// pread per event. A store in memory (Options.InMemory) has no segments
+// and writes layout 2: e/<id> (user meta layoutFolded) holds status,
+// reason, envelope and body (purge.go). Stores written before hold events
+// of layouts 1 and 2, which are read as they are, without a migration (an
+// event is read in the layout it was written in, so a store may hold all
+// three). An e/<id> of layout 1 (no user meta) is the envelope alone, and
 //
 //	b/<id>                              body bytes; absent when purged or never received
 //	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
@@ -895,10 +903,7 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 			switch item.UserMeta() {
 			case layoutSegment:
 				err = item.Value(func(raw []byte) error {
-					_, env, body, err := s.segBytes(id, raw)
-					if err == nil {
-						f, err = appendFrame(id, env, body)
-					}
+					f, err = s.segFrame(id, raw)
 					return err
 				})
 			case layoutFolded:
