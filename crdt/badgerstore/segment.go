@@ -223,8 +223,12 @@ func (sg *segments) flush() error {
 	return nil
 }
 
-// sync writes the reserved bytes and fsyncs the current segment.
+// sync writes the reserved bytes and fsyncs the current segment, unless
+// nothing was written since it last did.
 func (sg *segments) sync() error {
+	if len(sg.buf) == 0 && sg.unsynced == 0 && sg.synced == [2]uint64{sg.cur, uint64(sg.end)} {
+		return nil
+	}
 	if err := sg.flush(); err != nil {
 		return err
 	}
@@ -409,6 +413,7 @@ func (s *Store) checkTail() (int, error) {
 		return 0, fmt.Errorf("badgerstore: read synced mark: %w", err)
 	}
 	if ok, err := s.seg.covered(mark); err != nil || ok {
+		s.seg.synced = [2]uint64{s.seg.cur, uint64(s.seg.end)} // all of it is below the mark
 		return 0, err
 	}
 	type bad struct {

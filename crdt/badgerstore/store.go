@@ -483,14 +483,14 @@ func (s *Store) commit(b crdt.Batch) (split bool, err error) {
 			t.room = true
 		}
 	}
-	var cost int64
+	cost := entryCost(len(localKey(syncedKey)), 16) // segmentsWritten may record the synced mark
 	for _, id := range b.RemoveHeads {
 		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
 	for _, id := range b.AddHeads {
 		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
-	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))); err != nil {
+	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))+1); err != nil {
 		return false, err
 	}
 	if err := writeHeads(t.txn, b); err != nil {
