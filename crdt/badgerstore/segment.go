@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,12 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/parley-p2p/parley/crdt"
-	"github.com/parley-p2p/parley/internal/cborhead"
 )
 
 // Layout 3 (docs/design.md §2): an event's envelope and body are written
@@ -347,36 +348,65 @@ func (s *Store) segBytes(id crdt.EventID, raw []byte) (v segValue, env, body []b
 	return v, env, body, nil
 }
 
-// segFrame is the transport frame (crdt.AppendFrame) of the event whose
-// e/<id> value of layout 3 is raw, read from its segment straight into
-// the frame, once its envelope is checked to hash to id.
-func (s *Store) segFrame(id crdt.EventID, raw []byte) ([]byte, error) {
-	v, err := splitSegValue(raw)
-	if err != nil {
-		return nil, fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
-	}
+// segRead is an event of layout 3 that GetFrames reads: its place in the
+// answer, its id and its record.
+type segRead struct {
+	at int
+	id crdt.EventID
+	v  segValue
+}
+
+// Reads of events close to each other in a segment are one pread: those
+// at most readGap bytes apart, up to readRun bytes in all. The events of
+// a sync page were mostly committed in the order they are served, so a
+// page is a few reads instead of one per event (a pread was about 4 µs
+// of CPU here).
+const (
+	readGap = 4 << 10
+	readRun = 1 << 20
+)
+
+// segFrames sets out[r.at] to the transport frame (crdt.AppendFrame) of
+// each read, once its envelope is checked to hash to its id, reading the
+// segments in runs of nearby events.
+func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 	if s.seg == nil {
-		return nil, fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", id)
+		return fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", reads[0].id)
 	}
-	f := append(make([]byte, 0, 1+9+v.envLen+9+v.bodyLen), 0x82) // an array of 2
-	f = cborhead.Append(f, cborhead.Bytes, v.envLen)
-	at := len(f)
-	f = f[:at+int(v.size())]
-	if err := s.seg.readAt(v.seg, v.off, f[at:]); err != nil {
-		return nil, fmt.Errorf("badgerstore: read event %s: %w", id, err)
+	slices.SortFunc(reads, func(a, b segRead) int {
+		return cmp.Or(cmp.Compare(a.v.seg, b.v.seg), cmp.Compare(a.v.off, b.v.off))
+	})
+	var buf []byte
+	for i := 0; i < len(reads); {
+		first := reads[i].v
+		end := first.off + first.size()
+		j := i + 1
+		for ; j < len(reads); j++ {
+			v := reads[j].v
+			if v.seg != first.seg || v.off > end+readGap || v.off+v.size()-first.off > readRun {
+				break
+			}
+			end = max(end, v.off+v.size())
+		}
+		buf = slices.Grow(buf[:0], int(end-first.off))[:end-first.off]
+		if err := s.seg.readAt(first.seg, first.off, buf); err != nil {
+			return fmt.Errorf("badgerstore: read event %s: %w", reads[i].id, err)
+		}
+		for _, r := range reads[i:j] {
+			b := buf[r.v.off-first.off : r.v.off-first.off+r.v.size()]
+			var body []byte
+			if r.v.hasBody {
+				body = b[r.v.envLen:]
+			}
+			f, err := appendFrame(r.id, b[:r.v.envLen], body)
+			if err != nil {
+				return err
+			}
+			out[r.at] = f
+		}
+		i = j
 	}
-	envEnd := at + int(v.envLen)
-	if crdt.IDOf(f[at:envEnd]) != id {
-		return nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
-	}
-	if !v.hasBody {
-		return append(f[:envEnd], 0xf6), nil
-	}
-	head := cborhead.Append(nil, cborhead.Bytes, v.bodyLen)
-	f = f[:len(f)+len(head)]
-	copy(f[envEnd+len(head):], f[envEnd:envEnd+int(v.bodyLen)])
-	copy(f[envEnd:], head)
-	return f, nil
+	return nil
 }
 
 // recordSynced sets syncedKey to the segments' synced mark in txn.

@@ -52,6 +52,25 @@ func TestSegmentsRotate(t *testing.T) {
 				t.Fatalf("event %s read back differs", ev.ID)
 			}
 		}
+		// Frames asked for in reverse order, one event twice: the
+		// reads, sorted and merged into runs, give each its own.
+		ids := []crdt.EventID{f.Events[3].ID}
+		for i := len(f.Events) - 1; i >= 0; i-- {
+			ids = append(ids, f.Events[i].ID)
+		}
+		frames, err := s.GetFrames(ids)
+		if err != nil || len(frames) != len(ids) {
+			t.Fatalf("GetFrames: %d, %v", len(frames), err)
+		}
+		for i, fr := range frames {
+			ev := f.Events[3]
+			if i > 0 {
+				ev = f.Events[len(f.Events)-i]
+			}
+			if !bytes.Equal(fr, ev.Encode()) {
+				t.Fatalf("frame %d differs", i)
+			}
+		}
 	}
 	check()
 	if err := s.Close(); err != nil {

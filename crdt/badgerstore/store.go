@@ -890,6 +890,7 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
+	var reads []segRead // layout 3: read from the segments after the transaction
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
 			item, err := txn.Get(eventKey(id))
@@ -903,8 +904,13 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 			switch item.UserMeta() {
 			case layoutSegment:
 				err = item.Value(func(raw []byte) error {
-					f, err = s.segFrame(id, raw)
-					return err
+					v, err := splitSegValue(raw)
+					if err != nil {
+						return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+					}
+					v.reason = nil
+					reads = append(reads, segRead{at: len(out), id: id, v: v})
+					return nil
 				})
 			case layoutFolded:
 				err = item.Value(func(v []byte) error {
@@ -925,6 +931,9 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 		}
 		return nil
 	})
+	if err == nil && len(reads) > 0 {
+		err = s.segFrames(reads, out)
+	}
 	return out, err
 }
 
