@@ -17,8 +17,8 @@
 //
 // That is layout 3 (2026-12-08): badger holds only small records, so it no
 // longer writes each event's bytes through its write-ahead file, a flush
-// and compactions; a sync page is served with one badger read and one
-// pread per event. A store in memory (Options.InMemory) has no segments
+// and compactions; a sync page is served with one badger read per event
+// and one pread per run of events near each other in a segment. A store in memory (Options.InMemory) has no segments
 // and writes layout 2: e/<id> (user meta layoutFolded) holds status,
 // reason, envelope and body (purge.go). Stores written before hold events
 // of layouts 1 and 2, which are read as they are, without a migration (an
