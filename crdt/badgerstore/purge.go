@@ -261,6 +261,28 @@ func (s *Store) recordPurgeSegment(id crdt.EventID, v segValue, env []byte) ([3]
 	return body, nil
 }
 
+// splitZeroing reads a record of appendZeroing: segment, offset and
+// length of a body, which is at most crdt.MaxKeyEventSize.
+func splitZeroing(b []byte) ([3]uint64, error) {
+	var z [3]uint64
+	for i := range z {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return z, errors.New("bad number")
+		}
+		z[i], b = n, b[k:]
+	}
+	switch {
+	case len(b) > 0:
+		return z, errors.New("bytes after the record")
+	case z[2] > crdt.MaxKeyEventSize || z[1] > 1<<62:
+		return z, errors.New("body out of range")
+	}
+	return z, nil
+}
+
+// appendZeroing is the record of a purge of layout 3 (zeroingKey): the
+// body's segment, offset and length, uvarints.
 func appendZeroing(z [3]uint64) []byte {
 	var b []byte
 	for _, n := range z {
@@ -285,13 +307,9 @@ func (s *Store) finishZero(id crdt.EventID, z [3]uint64) error {
 // interrupted.
 func (s *Store) finishZeroing() error {
 	return s.eachPurge(zeroingKey, func(id crdt.EventID, raw []byte) error {
-		var z [3]uint64
-		for i := range z {
-			n, k := binary.Uvarint(raw)
-			if k <= 0 {
-				return fmt.Errorf("badgerstore: corrupt record of an interrupted purge of %s", id)
-			}
-			z[i], raw = n, raw[k:]
+		z, err := splitZeroing(raw)
+		if err != nil {
+			return fmt.Errorf("badgerstore: record of an interrupted purge of %s: %w", id, err)
 		}
 		if s.seg == nil {
 			return fmt.Errorf("badgerstore: interrupted purge of %s in an in-memory store", id)
