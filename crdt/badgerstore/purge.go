@@ -1,9 +1,11 @@
 package badgerstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -76,14 +78,18 @@ func splitEventValue(v []byte) (eventValue, error) {
 	return ev, nil
 }
 
-// envelopeOf is the envelope in the e/<id> value v of item, in either
+// envelopeOf is the envelope of the e/<id> value v of item, in any
 // layout.
-func envelopeOf(item *badger.Item, v []byte) ([]byte, error) {
-	if item.UserMeta() != layoutFolded {
-		return v, nil
+func (s *Store) envelopeOf(id crdt.EventID, item *badger.Item, v []byte) ([]byte, error) {
+	switch item.UserMeta() {
+	case layoutSegment:
+		_, env, _, err := s.segBytes(id, v)
+		return env, err
+	case layoutFolded:
+		ev, err := splitEventValue(v)
+		return ev.env, err
 	}
-	ev, err := splitEventValue(v)
-	return ev.env, err
+	return v, nil
 }
 
 // purgingKey (under l/) holds the e/<id> value without its body of an
@@ -108,14 +114,29 @@ func purgingKey(id crdt.EventID) []byte {
 // to write under purgingKey, so that a crash between the two is finished
 // at the next Open (finishPurges) instead of losing the event; and it
 // holds mu, so that nothing reads or commits the event in between.
+//
+// In layout 3 the body is in a segment file (segment.go), and PurgeBody
+// overwrites it there with zeros (purgeSegment).
 func (s *Store) PurgeBody(id crdt.EventID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var stripped []byte
+	var seg *segValue
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(eventKey(id))
 		if err != nil {
 			return err
+		}
+		if item.UserMeta() == layoutSegment {
+			return item.Value(func(raw []byte) error {
+				v, err := splitSegValue(raw)
+				if err != nil {
+					return fmt.Errorf("corrupt event %s: %w", id, err)
+				}
+				v.reason = bytes.Clone(v.reason)
+				seg = &v
+				return nil
+			})
 		}
 		if item.UserMeta() != layoutFolded {
 			return nil
@@ -136,6 +157,8 @@ func (s *Store) PurgeBody(id crdt.EventID) error {
 		return crdt.ErrNotFound
 	case err != nil:
 		return fmt.Errorf("badgerstore: purge body of %s: %w", id, err)
+	case seg != nil:
+		return s.purgeSegment(id, *seg)
 	case stripped == nil:
 		// Layout 1 (or no body held). DropPrefix must see the key (it
 		// skips prefixes with no live data), so it runs instead of a
@@ -173,20 +196,124 @@ func (s *Store) finishPurge(id crdt.EventID, stripped []byte) error {
 
 // finishPurges finishes, at Open, the purges a crash interrupted.
 func (s *Store) finishPurges() error {
-	prefix := localKey(purgingKey(""))
-	ks, err := s.keysUnder(prefix)
+	return s.eachPurge(purgingKey, s.finishPurge)
+}
+
+// eachPurge calls finish with each event that has a record of an
+// interrupted purge under record(id) and the record's value.
+func (s *Store) eachPurge(record func(crdt.EventID) []byte, finish func(crdt.EventID, []byte) error) error {
+	ks, err := s.keysUnder(localKey(record("")))
 	if err != nil {
 		return fmt.Errorf("badgerstore: find interrupted purges: %w", err)
 	}
 	for _, k := range ks {
 		id := crdt.EventID(k)
-		stripped, err := s.GetLocal(purgingKey(id))
+		v, err := s.GetLocal(record(id))
 		if err != nil {
 			return fmt.Errorf("badgerstore: read interrupted purge: %w", err)
 		}
-		if err := s.finishPurge(id, stripped); err != nil {
+		if err := finish(id, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// purgeSegment purges the body of an event of layout 3: in one
+// transaction it rewrites the event's record without the body (its CRC
+// then covers the envelope alone) and records the body's place under
+// zeroingKey, syncs, then overwrites the body with zeros in its segment,
+// fsyncs, and drops the record. A crash before the zeros are synced is
+// finished at the next Open (finishZeroing).
+func (s *Store) purgeSegment(id crdt.EventID, v segValue) error {
+	if !v.hasBody {
+		return nil
+	}
+	env := make([]byte, v.envLen)
+	if err := s.seg.readAt(v.seg, v.off, env); err != nil {
+		return fmt.Errorf("badgerstore: purge body of %s: %w", id, err)
+	}
+	body, err := s.recordPurgeSegment(id, v, env)
+	if err != nil {
+		return err
+	}
+	return s.finishZero(id, body)
+}
+
+// recordPurgeSegment is the first half of purgeSegment: the event's record
+// without its body and the record of the purge, synced. It returns where
+// the body is (segment, offset, length).
+func (s *Store) recordPurgeSegment(id crdt.EventID, v segValue, env []byte) ([3]uint64, error) {
+	body := [3]uint64{v.seg, v.off + v.envLen, v.bodyLen}
+	v.hasBody, v.bodyLen, v.crc = false, 0, crc32.Checksum(env, castagnoli)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.SetEntry(badger.NewEntry(eventKey(id), appendSegValue(nil, v)).WithMeta(layoutSegment)); err != nil {
+			return err
+		}
+		return txn.Set(localKey(zeroingKey(id)), appendZeroing(body))
+	})
+	if err == nil {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return body, fmt.Errorf("badgerstore: purge body of %s: %w", id, err)
+	}
+	return body, nil
+}
+
+// splitZeroing reads a record of appendZeroing: segment, offset and
+// length of a body, which is at most crdt.MaxKeyEventSize.
+func splitZeroing(b []byte) ([3]uint64, error) {
+	var z [3]uint64
+	for i := range z {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return z, errors.New("bad number")
+		}
+		z[i], b = n, b[k:]
+	}
+	switch {
+	case len(b) > 0:
+		return z, errors.New("bytes after the record")
+	case z[2] > crdt.MaxKeyEventSize || z[1] > 1<<62:
+		return z, errors.New("body out of range")
+	}
+	return z, nil
+}
+
+// appendZeroing is the record of a purge of layout 3 (zeroingKey): the
+// body's segment, offset and length, uvarints.
+func appendZeroing(z [3]uint64) []byte {
+	var b []byte
+	for _, n := range z {
+		b = binary.AppendUvarint(b, n)
+	}
+	return b
+}
+
+// finishZero overwrites a purged body (segment, offset, length) with
+// zeros, syncs it and drops the record of the purge.
+func (s *Store) finishZero(id crdt.EventID, z [3]uint64) error {
+	if err := s.seg.zero(z[0], z[1], z[2]); err != nil {
+		return fmt.Errorf("badgerstore: overwrite body of %s: %w", id, err)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(localKey(zeroingKey(id))) }); err != nil {
+		return fmt.Errorf("badgerstore: purge body of %s: %w", id, err)
+	}
+	return nil
+}
+
+// finishZeroing finishes, at Open, the purges of layout 3 a crash
+// interrupted.
+func (s *Store) finishZeroing() error {
+	return s.eachPurge(zeroingKey, func(id crdt.EventID, raw []byte) error {
+		z, err := splitZeroing(raw)
+		if err != nil {
+			return fmt.Errorf("badgerstore: record of an interrupted purge of %s: %w", id, err)
+		}
+		if s.seg == nil {
+			return fmt.Errorf("badgerstore: interrupted purge of %s in an in-memory store", id)
+		}
+		return s.finishZero(id, z)
+	})
 }

@@ -3,10 +3,13 @@ package badgerstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+
+	badger "github.com/dgraph-io/badger/v4"
 
 	"github.com/parley-p2p/parley/crdt"
 	"github.com/parley-p2p/parley/crdt/storetest"
@@ -70,42 +73,105 @@ func TestPurgeBodyLeavesNoBytes(t *testing.T) {
 }
 
 // TestPurgeFinishedAtOpen: a purge that a crash cut after it recorded
-// the value to write (before dropping e/<id>, or after) is finished when
-// the store opens again: the event is held, without its body, and the
-// body's bytes are gone from the files.
+// what it would write is finished when the store opens again: the event
+// is held, without its body, and the body's bytes are gone from the
+// files. In layout 2 the record is the value to write (before dropping
+// e/<id>, or after); in layout 3 the event's record is rewritten and the
+// body's place recorded, and the crash comes before the zeros.
 func TestPurgeFinishedAtOpen(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	f := storetest.NewFixture(t, "purge-crash-5c1e", 20, 7)
-	for _, b := range f.Batches {
-		if err := s.Commit(b); err != nil {
-			t.Fatal(err)
-		}
+	for _, layout := range []int{2, 3} {
+		t.Run(fmt.Sprintf("layout%d", layout), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir)
+			f := storetest.NewFixture(t, "purge-crash-5c1e", 20, 7)
+			for _, b := range f.Batches {
+				if layout == 2 {
+					writeLayout2(t, s, b)
+				} else if err := s.Commit(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			victim := f.Events[5]
+			record := purgingKey(victim.ID)
+			if layout == 2 {
+				// As PurgeBody records it, then the "crash".
+				stripped := appendEventValue(nil, crdt.StatusAccepted, "", victim.Envelope, nil)
+				if err := s.PutLocal(record, stripped); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				record = zeroingKey(victim.ID)
+				v := segValueOf(t, s, victim.ID)
+				if _, err := s.recordPurgeSegment(victim.ID, v, victim.Envelope); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close()
+			if hits := filesContaining(t, dir, victim.Body); len(hits) == 0 {
+				t.Fatal("body not on disk before the purge is finished: the check would prove nothing")
+			}
+			s = open(t, dir)
+			defer s.Close()
+			if hits := filesContaining(t, dir, victim.Body); len(hits) > 0 {
+				t.Fatalf("body still in %v after the open finished the purge", hits)
+			}
+			got, err := s.Get(victim.ID)
+			if err != nil || got.Event.Body != nil || got.Status != crdt.StatusAccepted {
+				t.Fatalf("purged event: %v, body %q", err, got.Event.Body)
+			}
+			if _, err := s.GetLocal(record); !errors.Is(err, crdt.ErrNotFound) {
+				t.Fatalf("purge record left: %v", err)
+			}
+			if n := len(scanAll(t, s, f.Room)); n != len(f.Events) {
+				t.Fatalf("%d events scanned, want %d", n, len(f.Events))
+			}
+		})
 	}
-	victim := f.Events[5]
-	// As PurgeBody records it, then the "crash".
-	stripped := appendEventValue(nil, crdt.StatusAccepted, "", victim.Envelope, nil)
-	if err := s.PutLocal(purgingKey(victim.ID), stripped); err != nil {
+}
+
+// segValueOf reads the e/<id> value of layout 3 of id.
+func segValueOf(t *testing.T, s *Store, id crdt.EventID) segValue {
+	t.Helper()
+	var v segValue
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(eventKey(id))
+		if err != nil {
+			return err
+		}
+		if item.UserMeta() != layoutSegment {
+			return fmt.Errorf("event %s not of layout 3", id)
+		}
+		return item.Value(func(raw []byte) error {
+			v, err = splitSegValue(bytes.Clone(raw))
+			return err
+		})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	if hits := filesContaining(t, dir, victim.Body); len(hits) == 0 {
-		t.Fatal("body not on disk before the purge is finished: the check would prove nothing")
-	}
-	s = open(t, dir)
-	defer s.Close()
-	if hits := filesContaining(t, dir, victim.Body); len(hits) > 0 {
-		t.Fatalf("body still in %v after the open finished the purge", hits)
-	}
-	got, err := s.Get(victim.ID)
-	if err != nil || got.Event.Body != nil || got.Status != crdt.StatusAccepted {
-		t.Fatalf("purged event: %v, body %q", err, got.Event.Body)
-	}
-	if _, err := s.GetLocal(purgingKey(victim.ID)); !errors.Is(err, crdt.ErrNotFound) {
-		t.Fatalf("purge record left: %v", err)
-	}
-	if n := len(scanAll(t, s, f.Room)); n != len(f.Events) {
-		t.Fatalf("%d events scanned, want %d", n, len(f.Events))
+	return v
+}
+
+// writeLayout2 writes a batch as the store of layout 2 did (every event's
+// bytes in its e/<id> value).
+func writeLayout2(t *testing.T, s *Store, b crdt.Batch) {
+	t.Helper()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, st := range b.Events {
+			sets := eventEntries(b.Room, st)
+			for i := range sets {
+				if err := txn.SetEntry(&sets[i]); err != nil {
+					return err
+				}
+			}
+		}
+		if err := txn.Set(roomKey(b.Room), nil); err != nil {
+			return err
+		}
+		return writeHeads(txn, b)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -104,7 +104,7 @@ func (s *Store) repairPartial() (repairStats, error) {
 type partial struct {
 	id                 crdt.EventID
 	meta, depth, chain bool
-	folded             bool // layout 2: the meta is in the e/ value, and there is no chain key
+	folded             bool // layout 2 or 3: the meta is in the e/ value, and there is no chain key
 }
 
 // findPartial lists the events stored in part and counts the events held
@@ -138,7 +138,7 @@ func (s *Store) findPartial() ([]partial, int, error) {
 			for meta.Valid() && bytes.Compare(meta.Item().Key()[2:], id) < 0 {
 				meta.Next()
 			}
-			folded := ev.Item().UserMeta() == layoutFolded
+			folded := ev.Item().UserMeta() != 0 // layout 2 or 3: the meta is in the e/ value
 			hasMeta := folded || meta.Valid() && bytes.Equal(meta.Item().Key()[2:], id)
 			hasDepth, hasChain := false, false
 			di, hasDepth = advance(depth, di, id)
@@ -204,7 +204,7 @@ func (s *Store) repairEvent(p partial) (removed, rebuilt bool, err error) {
 		if err != nil {
 			return err
 		}
-		env, err := envelopeOf(item, v)
+		env, err := s.envelopeOf(p.id, item, v)
 		if err != nil {
 			return fmt.Errorf("stored event %s: %w: %w", p.id, errUnreadable, err)
 		}

@@ -297,12 +297,21 @@ func writeEventV1(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
 }
 
 // writeEvent writes an event in the current layout unless it is held.
-func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
-	wrote, err := writeEntries(txn, eventEntries(room, st))
+func writeEvent(s *Store, txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
+	wrote, err := s.writeEvent(txn, room, st)
 	if err == nil && wrote {
 		err = txn.Set(roomKey(room), nil)
 	}
 	return err
+}
+
+// layoutFixture is a fresh store and a room of 60 events in one batch,
+// split into the 40 events an older layout writes and the rest.
+func layoutFixture(t *testing.T, tag string) (dir string, s *Store, f *storetest.Fixture, old, rest []crdt.Stored) {
+	dir = t.TempDir()
+	f = storetest.NewFixture(t, tag, 60, 1<<30)
+	b := f.Batches[0]
+	return dir, open(t, dir), f, b.Events[:40], b.Events[40:]
 }
 
 // TestReadsLayout1: a store written in layout 1 (envelope, meta, depth,
@@ -311,11 +320,8 @@ func writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
 // changes nothing; the room goes on in layout 2, and a store holding both
 // layouts reads both, and PurgeBody purges a layout 1 body.
 func TestReadsLayout1(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	f := storetest.NewFixture(t, "layout1", 60, 1<<30)
+	dir, s, f, old, rest := layoutFixture(t, "layout1")
 	b := f.Batches[0]
-	old, rest := b.Events[:40], b.Events[40:]
 	// Reasons as the log gives them to rejected events, to see them read back.
 	for i := range old {
 		if i%7 == 3 {

@@ -4,18 +4,26 @@
 // Key layout (docs/design.md §2; <id> and <room> are binary CIDs of
 // 36 bytes, integers are big-endian uint64, so byte order is numeric order):
 //
-//	e/<id>                              the event (badger user meta layoutFolded): status,
-//	                                    reason, envelope and body, if held (purge.go)
+//	e/<id>                              the event's record (badger user meta layoutSegment):
+//	                                    status, reason, depth, where its envelope and body
+//	                                    are in the segments, their CRC-32C (segment.go)
 //	h/<room>/<id>                       "" for each current head of room
 //	d/<room>/<depth>/<id>               "" depth index: Scan order
 //	r/<room>                            "" the room has events (Rooms)
 //	l/<key>                             node-local values, never synced (local.go)
 //
-// That is layout 2 (2026-12-07): three keys per event, and a sync page is
-// served with one read per event. Stores written before hold events of
-// layout 1, which are read as they are, without a migration (an event is
-// read in the layout it was written in, so a store may hold both): its
-// e/<id> (no user meta) is the envelope alone, and
+// and, beside badger's files, segments/NNNNNNNN.seg: the events' envelopes
+// and bodies, appended once with plain writes (segment.go).
+//
+// That is layout 3 (2026-12-08): badger holds only small records, so it no
+// longer writes each event's bytes through its write-ahead file, a flush
+// and compactions; a sync page is served with one badger read per event
+// and one pread per run of events near each other in a segment. A store in memory (Options.InMemory) has no segments
+// and writes layout 2: e/<id> (user meta layoutFolded) holds status,
+// reason, envelope and body (purge.go). Stores written before hold events
+// of layouts 1 and 2, which are read as they are, without a migration (an
+// event is read in the layout it was written in, so a store may hold all
+// three). An e/<id> of layout 1 (no user meta) is the envelope alone, and
 //
 //	b/<id>                              body bytes; absent when purged or never received
 //	m/<id>                              meta: status (1 byte), depth (8), reason (rest)
@@ -75,6 +83,7 @@ type Options struct {
 	InMemory bool
 
 	memTableSize int64 // tests: a small memtable makes transactions split
+	segmentSize  int64 // tests: a small SegmentSize makes segments rotate
 }
 
 // Badger writes its memtables' write-ahead files (.mem, opened sparse at
@@ -120,6 +129,9 @@ type Store struct {
 	// same event the second changes nothing. The engine commits from one
 	// goroutine, so it never waits on it.
 	commitMu sync.Mutex
+	// seg holds the events' bytes (layout 3, segment.go); nil in memory,
+	// where events are written in layout 2.
+	seg *segments
 }
 
 var _ crdt.Store = (*Store)(nil)
@@ -192,15 +204,40 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger store: %w", err)
 	}
 	s := &Store{db: db, opts: opts}
-	if _, err := s.repairPartial(); err != nil {
-		db.Close()
-		return nil, err
+	if !opts.InMemory {
+		size := int64(SegmentSize)
+		if opts.segmentSize > 0 {
+			size = opts.segmentSize
+		}
+		if s.seg, err = openSegments(filepath.Join(dir, "segments"), size); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open badger store: segments: %w", err)
+		}
 	}
-	if err := s.finishPurges(); err != nil {
-		db.Close()
+	if err := s.opened(); err != nil {
+		s.closeAll()
 		return nil, err
 	}
 	return s, nil
+}
+
+// opened finishes Open: the repair of events stored in part, interrupted
+// purges, and the check of the segments' tail after a crash.
+func (s *Store) opened() error {
+	if _, err := s.repairPartial(); err != nil {
+		return err
+	}
+	if err := s.finishPurges(); err != nil {
+		return err
+	}
+	if err := s.finishZeroing(); err != nil {
+		return err
+	}
+	if s.seg == nil {
+		return nil
+	}
+	_, err := s.checkTail()
+	return err
 }
 
 // Reserve is the free space, in bytes, the store's filesystem must keep
@@ -219,8 +256,27 @@ func (s *Store) Reserve() int64 {
 // Dir is the store's folder ("" in memory).
 func (s *Store) Dir() string { return s.db.Opts().Dir }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close syncs the segments, records them synced and closes the store.
+func (s *Store) Close() error {
+	var err error
+	if s.seg != nil {
+		s.commitMu.Lock()
+		err = s.seg.sync()
+		if err == nil {
+			err = s.db.Update(s.recordSynced)
+		}
+		s.commitMu.Unlock()
+	}
+	return errors.Join(err, s.closeAll())
+}
+
+func (s *Store) closeAll() error {
+	err := s.db.Close()
+	if s.seg != nil {
+		err = errors.Join(err, s.seg.close())
+	}
+	return err
+}
 
 // Serve runs value-log GC every Options.GCInterval until ctx is done, then
 // returns nil. It returns an error if GC fails for another reason than
@@ -357,30 +413,39 @@ var syncFlushingCalls, syncFlushingFiles atomic.Int64
 // flushingWALs picks, from a store folder's file names, the memtable
 // write-ahead files (NNNNN.mem) but the newest, which is the active one.
 func flushingWALs(names []string) []string {
-	type wal struct {
-		fid  uint64
-		name string
-	}
-	var wals []wal
-	for _, n := range names {
-		num, ok := strings.CutSuffix(n, ".mem")
-		if !ok {
-			continue
-		}
-		fid, err := strconv.ParseUint(num, 10, 32)
-		if err != nil {
-			continue
-		}
-		wals = append(wals, wal{fid, n})
-	}
+	wals := numbered(names, ".mem")
 	if len(wals) < 2 {
 		return nil
 	}
-	slices.SortFunc(wals, func(a, b wal) int { return cmp.Compare(a.fid, b.fid) })
 	out := make([]string, 0, len(wals)-1)
 	for _, w := range wals[:len(wals)-1] {
 		out = append(out, w.name)
 	}
+	return out
+}
+
+// numberedFile is a file named by a number and a suffix.
+type numberedFile struct {
+	num  uint64
+	name string
+}
+
+// numbered picks the names that are a decimal number (below 2^32) and
+// suffix, in the numbers' order.
+func numbered(names []string, suffix string) []numberedFile {
+	var out []numberedFile
+	for _, n := range names {
+		num, ok := strings.CutSuffix(n, suffix)
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(num, 10, 32)
+		if err != nil {
+			continue
+		}
+		out = append(out, numberedFile{v, n})
+	}
+	slices.SortFunc(out, func(a, b numberedFile) int { return cmp.Compare(a.num, b.num) })
 	return out
 }
 
@@ -401,15 +466,13 @@ func (s *Store) commit(b crdt.Batch) (split bool, err error) {
 	room := roomKey(b.Room)
 	roomCost := entryCost(len(room), 0)
 	for _, st := range b.Events {
-		sets := eventEntries(b.Room, st)
-		cost := entriesCost(sets)
 		// Each transaction that writes an event also writes the room's
 		// key (once), so that Rooms lists the room whatever part of a
 		// split batch a crash keeps.
-		if err := t.fit(cost+roomCost, int64(len(sets))+1); err != nil {
+		if err := t.fit(s.eventCost(b.Room, st)+roomCost, 3); err != nil {
 			return false, err
 		}
-		wrote, err := writeEntries(t.txn, sets)
+		wrote, err := s.writeEvent(t.txn, b.Room, st)
 		if err != nil {
 			return false, err
 		}
@@ -420,20 +483,40 @@ func (s *Store) commit(b crdt.Batch) (split bool, err error) {
 			t.room = true
 		}
 	}
-	var cost int64
+	cost := entryCost(len(localKey(syncedKey)), 16) // segmentsWritten may record the synced mark
 	for _, id := range b.RemoveHeads {
 		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
 	for _, id := range b.AddHeads {
 		cost += entryCost(len(headKey(b.Room, id)), 0)
 	}
-	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))); err != nil {
+	if err := t.fit(cost, int64(len(b.RemoveHeads)+len(b.AddHeads))+1); err != nil {
 		return false, err
 	}
 	if err := writeHeads(t.txn, b); err != nil {
 		return false, err
 	}
+	if err := s.segmentsWritten(t.txn, b.Durable); err != nil {
+		return false, err
+	}
 	return false, t.txn.Commit()
+}
+
+// segmentsWritten writes the bytes a commit reserved in the segments
+// before its last transaction commits; for a durable batch (or every
+// syncEvery bytes, or after a rotation) it also fsyncs them and records
+// the synced mark in that transaction.
+func (s *Store) segmentsWritten(txn *badger.Txn, durable bool) error {
+	if s.seg == nil {
+		return nil
+	}
+	if !durable && !s.seg.rotated && s.seg.unsynced+int64(len(s.seg.buf)) < syncEvery {
+		return s.seg.flush()
+	}
+	if err := s.seg.sync(); err != nil {
+		return err
+	}
+	return s.recordSynced(txn)
 }
 
 // splitTxn is a write transaction with an upper bound of what badger
@@ -460,6 +543,11 @@ const txnBaseCost = 64
 // says so) and starts another.
 func (t *splitTxn) fit(cost, n int64) error {
 	if t.count > 1 && (t.size+cost >= t.s.db.MaxBatchSize() || t.count+n >= t.s.db.MaxBatchCount()) {
+		if t.s.seg != nil {
+			if err := t.s.seg.flush(); err != nil { // the bytes before the records that point at them
+				return err
+			}
+		}
 		if err := t.txn.Commit(); err != nil {
 			return err
 		}
@@ -475,12 +563,14 @@ func (t *splitTxn) fit(cost, n int64) error {
 // of version).
 func entryCost(key, value int) int64 { return int64(key + max(value, 12) + 12) }
 
-func entriesCost(sets []badger.Entry) int64 {
-	var n int64
-	for _, e := range sets {
-		n += entryCost(len(e.Key), len(e.Value))
+// eventCost bounds the cost of an event's entries (eventEntries or
+// segEntries) in a transaction.
+func (s *Store) eventCost(room crdt.RoomID, st crdt.Stored) int64 {
+	depth := entryCost(2+len(room)+1+8+1+len(st.Event.ID), 0)
+	if s.seg != nil {
+		return entryCost(2+len(st.Event.ID), maxSegValue(len(st.Reason))) + depth
 	}
-	return n
+	return entryCost(2+len(st.Event.ID), 2+2*binary.MaxVarintLen64+len(st.Reason)+len(st.Event.Envelope)+len(st.Event.Body)) + depth
 }
 
 // eventEntries are the badger entries (key, value, user meta) that store
@@ -489,16 +579,23 @@ func entriesCost(sets []badger.Entry) int64 {
 // to them until it commits).
 func eventEntries(room crdt.RoomID, st crdt.Stored) []badger.Entry {
 	ev := st.Event
+	return entries(room, ev, layoutFolded, 2+2*binary.MaxVarintLen64+len(st.Reason)+len(ev.Envelope)+len(ev.Body), func(buf []byte) []byte {
+		return appendEventValue(buf, st.Status, st.Reason, ev.Envelope, ev.Body)
+	})
+}
+
+// entries are an event's e/<id> (with user meta meta and the value
+// value appends, at most n bytes) and depth entries.
+func entries(room crdt.RoomID, ev *crdt.Event, meta byte, n int, value func([]byte) []byte) []badger.Entry {
 	idKey := 2 + len(ev.ID)
 	depthKeyLen := 2 + len(room) + 1 + 8 + 1 + len(ev.ID)
-	n := idKey + depthKeyLen + 2 + 2*binary.MaxVarintLen64 + len(st.Reason) + len(ev.Envelope) + len(ev.Body)
-	buf := make([]byte, 0, n)
+	buf := make([]byte, 0, idKey+depthKeyLen+n)
 	cut := func(from int) []byte { return buf[from:len(buf):len(buf)] }
 	sets := make([]badger.Entry, 2)
 	buf = append(append(buf, 'e', '/'), ev.ID...)
-	sets[0].Key, sets[0].UserMeta = cut(0), layoutFolded
+	sets[0].Key, sets[0].UserMeta = cut(0), meta
 	at := len(buf)
-	buf = appendEventValue(buf, st.Status, st.Reason, ev.Envelope, ev.Body)
+	buf = value(buf)
 	sets[0].Value = cut(at)
 	at = len(buf)
 	buf = append(append(buf, 'd', '/'), room...)
@@ -508,14 +605,24 @@ func eventEntries(room crdt.RoomID, st crdt.Stored) []badger.Entry {
 	return sets
 }
 
-// writeEntries writes an event's entries (eventEntries: its e/<id> first)
-// unless the event is held, and reports whether it wrote them.
-func writeEntries(txn *badger.Txn, sets []badger.Entry) (bool, error) {
-	switch _, err := txn.Get(sets[0].Key); {
+// writeEvent writes an event's entries (in layout 3, segEntries, or in
+// memory layout 2, eventEntries) unless the event is held, and reports
+// whether it wrote them.
+func (s *Store) writeEvent(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) (bool, error) {
+	switch _, err := txn.Get(eventKey(st.Event.ID)); {
 	case err == nil:
 		return false, nil // held: a recommit changes nothing
 	case !errors.Is(err, badger.ErrKeyNotFound):
 		return false, err
+	}
+	var sets []badger.Entry
+	if s.seg != nil {
+		var err error
+		if sets, err = s.segEntries(room, st); err != nil {
+			return false, err
+		}
+	} else {
+		sets = eventEntries(room, st)
 	}
 	for i := range sets {
 		if err := txn.SetEntry(&sets[i]); err != nil {
@@ -547,19 +654,30 @@ func (s *Store) Get(id crdt.EventID) (crdt.Stored, error) {
 	var st crdt.Stored
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		st, err = get(txn, id)
+		st, err = s.get(txn, id)
 		return err
 	})
 	return st, err
 }
 
-func get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
+func (s *Store) get(txn *badger.Txn, id crdt.EventID) (crdt.Stored, error) {
 	item, err := txn.Get(eventKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return crdt.Stored{}, crdt.ErrNotFound
 	}
 	if err != nil {
 		return crdt.Stored{}, err
+	}
+	if item.UserMeta() == layoutSegment {
+		var st crdt.Stored
+		err := item.Value(func(raw []byte) error {
+			v, env, body, err := s.segBytes(id, raw)
+			if err == nil {
+				st, err = decodeStored(id, v.status, v.reason, env, body)
+			}
+			return err
+		})
+		return st, err
 	}
 	v, err := item.ValueCopy(nil)
 	if err != nil {
@@ -701,7 +819,7 @@ func (s *Store) Scan(room crdt.RoomID, from uint64, fn func(crdt.Stored) bool) e
 				if len(k) != len(prefix)+8+1+idLen {
 					return fmt.Errorf("badgerstore: corrupt depth key %x", k)
 				}
-				st, err := get(txn, crdt.EventID(k[len(k)-idLen:]))
+				st, err := s.get(txn, crdt.EventID(k[len(k)-idLen:]))
 				if err != nil {
 					return err
 				}
@@ -748,7 +866,7 @@ func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
 	out := make([]crdt.Stored, 0, len(ids))
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
-			st, err := get(txn, id)
+			st, err := s.get(txn, id)
 			if errors.Is(err, crdt.ErrNotFound) {
 				continue
 			}
@@ -772,6 +890,7 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
+	var reads []segRead // layout 3: read from the segments after the transaction
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
 			item, err := txn.Get(eventKey(id))
@@ -782,7 +901,18 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 				return err
 			}
 			var f []byte
-			if item.UserMeta() == layoutFolded {
+			switch item.UserMeta() {
+			case layoutSegment:
+				err = item.Value(func(raw []byte) error {
+					v, err := splitSegValue(raw)
+					if err != nil {
+						return fmt.Errorf("badgerstore: corrupt event %s: %w", id, err)
+					}
+					v.reason = nil
+					reads = append(reads, segRead{at: len(out), id: id, v: v})
+					return nil
+				})
+			case layoutFolded:
 				err = item.Value(func(v []byte) error {
 					ev, err := splitEventValue(v)
 					if err != nil {
@@ -791,7 +921,7 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 					f, err = appendFrame(id, ev.env, ev.body)
 					return err
 				})
-			} else {
+			default:
 				f, err = frameV1(txn, item, id)
 			}
 			if err != nil {
@@ -801,6 +931,9 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 		}
 		return nil
 	})
+	if err == nil && len(reads) > 0 {
+		err = s.segFrames(reads, out)
+	}
 	return out, err
 }
 

@@ -106,7 +106,7 @@ func TestBigBatchSplits(t *testing.T) {
 	}
 	err = s.db.Update(func(txn *badger.Txn) error {
 		for _, st := range f.Batches[0].Events {
-			if err := writeEvent(txn, f.Room, st); err != nil {
+			if err := writeEvent(s, txn, f.Room, st); err != nil {
 				return err
 			}
 		}
