@@ -27,9 +27,9 @@ import (
 //     commit), before the event counts as delivered;
 //   - PerKB, per KiB of gossipsub RPC a node sends or receives (Noise,
 //     yamux, protobuf), charged off the critical path: it only occupies a
-//     core, so that later work queues behind it; with PathKB, what a node
-//     receives is charged on the path instead: each inbound frame waits
-//     for a core and holds it before pubsub reads it.
+//     core, so that later work queues behind it; with PathKB it is charged
+//     on the path instead: each inbound frame waits for a core and holds
+//     it before pubsub reads it, each outbound one before it is written.
 //
 // Costs are of one core of the calibration machine (cpuCalibration) and
 // are divided by Share, the fraction of such a core each virtual core
@@ -83,13 +83,14 @@ type CPU struct {
 	// counted delivered after the drawn time, without holding the engine.
 	ValidateMS []float64 `yaml:"validate_ms,omitempty" json:"validate_ms,omitempty"`
 	ApplyMS    []float64 `yaml:"apply_ms,omitempty" json:"apply_ms,omitempty"`
-	// PathKB charges PerKB for the bytes a node receives on the path:
-	// each inbound gossipsub frame, in its stream's order, waits for one
-	// of the node's cores (and the machine's) and holds it for its size
-	// times PerKB before pubsub reads it, as a daemon decrypts and decodes
-	// a frame before its router sees it. What a node sends stays off the
-	// path. So a flood that keeps the machine's cores busy delays every
-	// copy behind it, the queueing a netns run shows on a loaded host.
+	// PathKB charges PerKB on the path: each inbound gossipsub frame, in
+	// its stream's order, waits for one of the node's cores (and the
+	// machine's) and holds it for its size times PerKB before pubsub reads
+	// it, as a daemon decrypts and decodes a frame before its router sees
+	// it; each outbound frame likewise before pubsub's writer for that
+	// peer writes it. So a flood that keeps the machine's cores busy
+	// delays every copy behind it, the queueing a netns run shows on a
+	// loaded host.
 	PathKB bool `yaml:"per_kb_path,omitempty" json:"per_kb_path,omitempty"`
 }
 
@@ -241,9 +242,9 @@ func (m *cpuModel) charge(i int, d time.Duration, critical bool) {
 
 // background charges node i for bytes of gossipsub RPC without making the
 // caller wait (work that occupies a core but delays nothing directly).
-// received says the node received them: with PathKB those were charged on
-// the path (frameDelay) and are only counted here.
-func (m *cpuModel) background(i int, bytes int, received bool) {
+// With PathKB those bytes were charged on the path (frameDelay, frameSend)
+// and are only counted here.
+func (m *cpuModel) background(i int, bytes int) {
 	if m == nil || bytes <= 0 {
 		return
 	}
@@ -252,10 +253,19 @@ func (m *cpuModel) background(i int, bytes int, received bool) {
 		m.bytes[i] += int64(bytes)
 	}
 	m.mu.Unlock()
-	if received && m.cfg.PathKB {
+	if m.cfg.PathKB {
 		return
 	}
 	go m.charge(i, m.perKB(bytes), false)
+}
+
+// frameSend is node i's charge of each outbound pubsub frame (PathKB), or
+// nil: the frame's writer holds a core for its work before the write.
+func (m *cpuModel) frameSend(i int) func(size int) {
+	if m == nil || !m.cfg.PathKB || m.cfg.PerKB <= 0 {
+		return nil
+	}
+	return func(size int) { m.charge(i, m.perKB(size), true) }
 }
 
 // perKB is the PerKB cost of bytes.

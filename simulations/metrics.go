@@ -291,7 +291,7 @@ func (r *rawTracer) DuplicateMessage(m *pubsub.Message) {
 func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 	r.col.recvBanned(r.i, rpc, false)
 	n := int64(proto.Size(&rpc.RPC))
-	r.col.cpu.background(r.i, int(n), true)
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].recv.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.recv.Add(n)
@@ -300,7 +300,7 @@ func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 func (r *rawTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
 	r.col.recvBanned(r.i, rpc, true)
 	n := int64(proto.Size(&rpc.RPC))
-	r.col.cpu.background(r.i, int(n), false)
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].sent.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.sent.Add(n)

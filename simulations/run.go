@@ -831,6 +831,7 @@ func (s *sim) start(i int) error {
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
 		ro.FrameDelay = s.cpu.frameDelay(i)
+		ro.FrameSend = s.cpu.frameSend(i)
 	}
 	if g := s.sc.Gossipsub; g != nil && g.Heartbeat.D() > 0 {
 		p := p2p.GossipSubParams()
