@@ -155,8 +155,11 @@ type cpuModel struct {
 	mu    sync.Mutex
 	busy  []time.Duration // per node: charged work
 	bytes []int64         // per node: gossipsub RPC bytes sent and received while measuring
-	waits []time.Duration // time critical-path work waited for a core
-	from  time.Time       // measuring start (traffic); zero before
+	// all nodes' gossipsub RPC bytes while measuring, per byteBin from
+	// the start (for FloodKB)
+	binned []int64
+	waits  []time.Duration // time critical-path work waited for a core
+	from   time.Time       // measuring start (traffic); zero before
 	// all work while measuring: base cost, and time from asking for a
 	// core to the end (for the model's runnable share)
 	base, span time.Duration
@@ -251,6 +254,12 @@ func (m *cpuModel) background(i int, bytes int) {
 	m.mu.Lock()
 	if !m.from.IsZero() {
 		m.bytes[i] += int64(bytes)
+		if k := int(time.Since(m.from) / byteBin); k >= 0 {
+			if k >= len(m.binned) {
+				m.binned = append(m.binned, make([]int64, k+1-len(m.binned))...)
+			}
+			m.binned[k] += int64(bytes)
+		}
 	}
 	m.mu.Unlock()
 	if m.cfg.PathKB {
@@ -423,6 +432,11 @@ type CPUReport struct {
 	BaselineCores float64 `json:"baseline_cores,omitempty"`
 	FloodShare    float64 `json:"flood_share,omitempty"`
 	FloodSource   string  `json:"flood_source,omitempty"`
+	// FloodKB (mocknet): the gossipsub RPC KiB all nodes sent and
+	// received during the messages' floods (each from its publication or
+	// first delivery to its last delivery), the span over which a netns
+	// run's FloodCPUS is measured.
+	FloodKB float64 `json:"flood_kb,omitempty"`
 	// TrafficKB (mocknet): the gossipsub RPC KiB all honest nodes sent
 	// and received during traffic, the bytes PerKB is charged for.
 	TrafficKB float64 `json:"traffic_kb,omitempty"`
@@ -431,9 +445,28 @@ type CPUReport struct {
 	Path *PathReport `json:"path,omitempty"`
 }
 
+// byteBin is the resolution of the model's byte count over time (FloodKB).
+const byteBin = 5 * time.Millisecond
+
+// floodKB is the KiB of gossipsub RPC all nodes sent and received during
+// the floods (each a span since the measuring start); mu must be held.
+func (m *cpuModel) floodKB(floods [][2]time.Duration) float64 {
+	var n int64
+	for k, b := range m.binned {
+		lo := time.Duration(k) * byteBin
+		for _, f := range floods {
+			if lo < f[1] && lo+byteBin > f[0] {
+				n += b
+				break
+			}
+		}
+	}
+	return float64(n) / 1024
+}
+
 // report sums the model's load over the honest nodes and span seconds of
-// traffic.
-func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport {
+// traffic; floods are the messages' floods since the traffic start (FloodKB).
+func (m *cpuModel) report(honest, published int, span time.Duration, floods [][2]time.Duration) *CPUReport {
 	if m == nil {
 		return nil
 	}
@@ -446,7 +479,7 @@ func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport 
 		bytes += m.bytes[i]
 	}
 	cfg := m.cfg
-	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024)}
+	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024), FloodKB: math.Round(m.floodKB(floods))}
 	if span > 0 {
 		r.CoresMean = math.Round(busy.Seconds()/span.Seconds()*1000) / 1000
 	}

@@ -270,3 +270,16 @@ func TestPathKB(t *testing.T) {
 		t.Error("frame charges with per_kb_path but no per_kb")
 	}
 }
+
+// TestFloodKB: the model's bytes are counted per 5 ms from the traffic
+// start, and a flood takes every bin it overlaps.
+func TestFloodKB(t *testing.T) {
+	m := newCPUModel(&CPU{Cores: 1, Share: 1}, 1, 1)
+	m.binned = []int64{1024, 2048, 4096, 1024}
+	if kb := m.floodKB([][2]time.Duration{{5 * time.Millisecond, 12 * time.Millisecond}}); kb != 6 {
+		t.Errorf("flood KiB %v, want 6", kb)
+	}
+	if kb := m.floodKB([][2]time.Duration{{0, 2 * time.Millisecond}, {16 * time.Millisecond, time.Second}}); kb != 2 {
+		t.Errorf("two floods: %v KiB, want 2", kb)
+	}
+}
