@@ -49,6 +49,10 @@ type ReplicaOptions struct {
 	// time it returns (p2p.RoomGate.FrameDelay): for simulations, not for
 	// daemons.
 	FrameDelay func(size int) time.Duration
+	// FrameSend is called before each outbound pubsub frame is written,
+	// with its size (p2p.RoomGate.FrameSend): for simulations, not for
+	// daemons.
+	FrameSend func(size int)
 	// Bases are frozen room prefixes shared by the replicas of one process
 	// (simulations, roombase.go): such a room starts as an overlay of its
 	// base. Daemons have none.
@@ -127,6 +131,7 @@ func (r *Replica) Serve(ctx context.Context) error {
 	defer cancel()
 	gate := p2p.NewRoomGate(r.host, r.log)
 	gate.FrameDelay = r.opts.FrameDelay
+	gate.FrameSend = r.opts.FrameSend
 	r.gate = gate
 	r.gateP.Store(gate)
 	// P5 of the peer score: members' devices are preferred in meshes

@@ -27,9 +27,9 @@ import (
 //     commit), before the event counts as delivered;
 //   - PerKB, per KiB of gossipsub RPC a node sends or receives (Noise,
 //     yamux, protobuf), charged off the critical path: it only occupies a
-//     core, so that later work queues behind it; with PathKB, what a node
-//     receives is charged on the path instead: each inbound frame waits
-//     for a core and holds it before pubsub reads it.
+//     core, so that later work queues behind it; with PathKB it is charged
+//     on the path instead: each inbound frame waits for a core and holds
+//     it before pubsub reads it, each outbound one before it is written.
 //
 // Costs are of one core of the calibration machine (cpuCalibration) and
 // are divided by Share, the fraction of such a core each virtual core
@@ -83,13 +83,14 @@ type CPU struct {
 	// counted delivered after the drawn time, without holding the engine.
 	ValidateMS []float64 `yaml:"validate_ms,omitempty" json:"validate_ms,omitempty"`
 	ApplyMS    []float64 `yaml:"apply_ms,omitempty" json:"apply_ms,omitempty"`
-	// PathKB charges PerKB for the bytes a node receives on the path:
-	// each inbound gossipsub frame, in its stream's order, waits for one
-	// of the node's cores (and the machine's) and holds it for its size
-	// times PerKB before pubsub reads it, as a daemon decrypts and decodes
-	// a frame before its router sees it. What a node sends stays off the
-	// path. So a flood that keeps the machine's cores busy delays every
-	// copy behind it, the queueing a netns run shows on a loaded host.
+	// PathKB charges PerKB on the path: each inbound gossipsub frame, in
+	// its stream's order, waits for one of the node's cores (and the
+	// machine's) and holds it for its size times PerKB before pubsub reads
+	// it, as a daemon decrypts and decodes a frame before its router sees
+	// it; each outbound frame likewise before pubsub's writer for that
+	// peer writes it. So a flood that keeps the machine's cores busy
+	// delays every copy behind it, the queueing a netns run shows on a
+	// loaded host.
 	PathKB bool `yaml:"per_kb_path,omitempty" json:"per_kb_path,omitempty"`
 }
 
@@ -154,8 +155,11 @@ type cpuModel struct {
 	mu    sync.Mutex
 	busy  []time.Duration // per node: charged work
 	bytes []int64         // per node: gossipsub RPC bytes sent and received while measuring
-	waits []time.Duration // time critical-path work waited for a core
-	from  time.Time       // measuring start (traffic); zero before
+	// all nodes' gossipsub RPC bytes while measuring, per byteBin from
+	// the start (for FloodKB)
+	binned []int64
+	waits  []time.Duration // time critical-path work waited for a core
+	from   time.Time       // measuring start (traffic); zero before
 	// all work while measuring: base cost, and time from asking for a
 	// core to the end (for the model's runnable share)
 	base, span time.Duration
@@ -241,21 +245,36 @@ func (m *cpuModel) charge(i int, d time.Duration, critical bool) {
 
 // background charges node i for bytes of gossipsub RPC without making the
 // caller wait (work that occupies a core but delays nothing directly).
-// received says the node received them: with PathKB those were charged on
-// the path (frameDelay) and are only counted here.
-func (m *cpuModel) background(i int, bytes int, received bool) {
+// With PathKB those bytes were charged on the path (frameDelay, frameSend)
+// and are only counted here.
+func (m *cpuModel) background(i int, bytes int) {
 	if m == nil || bytes <= 0 {
 		return
 	}
 	m.mu.Lock()
 	if !m.from.IsZero() {
 		m.bytes[i] += int64(bytes)
+		if k := int(time.Since(m.from) / byteBin); k >= 0 {
+			if k >= len(m.binned) {
+				m.binned = append(m.binned, make([]int64, k+1-len(m.binned))...)
+			}
+			m.binned[k] += int64(bytes)
+		}
 	}
 	m.mu.Unlock()
-	if received && m.cfg.PathKB {
+	if m.cfg.PathKB {
 		return
 	}
 	go m.charge(i, m.perKB(bytes), false)
+}
+
+// frameSend is node i's charge of each outbound pubsub frame (PathKB), or
+// nil: the frame's writer holds a core for its work before the write.
+func (m *cpuModel) frameSend(i int) func(size int) {
+	if m == nil || !m.cfg.PathKB || m.cfg.PerKB <= 0 {
+		return nil
+	}
+	return func(size int) { m.charge(i, m.perKB(size), true) }
 }
 
 // perKB is the PerKB cost of bytes.
@@ -413,6 +432,11 @@ type CPUReport struct {
 	BaselineCores float64 `json:"baseline_cores,omitempty"`
 	FloodShare    float64 `json:"flood_share,omitempty"`
 	FloodSource   string  `json:"flood_source,omitempty"`
+	// FloodKB (mocknet): the gossipsub RPC KiB all nodes sent and
+	// received during the messages' floods (each from its publication or
+	// first delivery to its last delivery), the span over which a netns
+	// run's FloodCPUS is measured.
+	FloodKB float64 `json:"flood_kb,omitempty"`
 	// TrafficKB (mocknet): the gossipsub RPC KiB all honest nodes sent
 	// and received during traffic, the bytes PerKB is charged for.
 	TrafficKB float64 `json:"traffic_kb,omitempty"`
@@ -421,9 +445,28 @@ type CPUReport struct {
 	Path *PathReport `json:"path,omitempty"`
 }
 
+// byteBin is the resolution of the model's byte count over time (FloodKB).
+const byteBin = 5 * time.Millisecond
+
+// floodKB is the KiB of gossipsub RPC all nodes sent and received during
+// the floods (each a span since the measuring start); mu must be held.
+func (m *cpuModel) floodKB(floods [][2]time.Duration) float64 {
+	var n int64
+	for k, b := range m.binned {
+		lo := time.Duration(k) * byteBin
+		for _, f := range floods {
+			if lo < f[1] && lo+byteBin > f[0] {
+				n += b
+				break
+			}
+		}
+	}
+	return float64(n) / 1024
+}
+
 // report sums the model's load over the honest nodes and span seconds of
-// traffic.
-func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport {
+// traffic; floods are the messages' floods since the traffic start (FloodKB).
+func (m *cpuModel) report(honest, published int, span time.Duration, floods [][2]time.Duration) *CPUReport {
 	if m == nil {
 		return nil
 	}
@@ -436,7 +479,7 @@ func (m *cpuModel) report(honest, published int, span time.Duration) *CPUReport 
 		bytes += m.bytes[i]
 	}
 	cfg := m.cfg
-	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024)}
+	r := &CPUReport{Model: &cfg, TrafficKB: math.Round(float64(bytes) / 1024), FloodKB: math.Round(m.floodKB(floods))}
 	if span > 0 {
 		r.CoresMean = math.Round(busy.Seconds()/span.Seconds()*1000) / 1000
 	}

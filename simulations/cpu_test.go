@@ -65,7 +65,7 @@ func TestCPUModelQueueing(t *testing.T) {
 				if m == nil {
 					return
 				}
-				r := m.report(tc.nodes, n, time.Duration(n)*c)
+				r := m.report(tc.nodes, n, time.Duration(n)*c, nil)
 				if want := float64(n) * m.cost(c).Seconds() / (float64(n) * c.Seconds()); r.CoresMean != want {
 					t.Errorf("cores_mean %v, want %v", r.CoresMean, want)
 				}

@@ -223,7 +223,7 @@ func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 	}
 	how := fmt.Sprintf("machine of %d cores; verify %v and apply %v per node and event (the daemons' validate and apply stages at their p10; p50 %.3f / %.3f ms); ",
 		cores, verify.Round(time.Microsecond), apply.Round(time.Microsecond), p.Validate.P50MS, p.Apply.P50MS)
-	how += fmt.Sprintf(idleHow, m.Idle) + fmt.Sprintf("; %s %.3f cores; of the %.2f CPU-s %s, %.2f on the path and %.2f per byte of gossip, received bytes on the path",
+	how += fmt.Sprintf(idleHow, m.Idle) + fmt.Sprintf("; %s %.3f cores; of the %.2f CPU-s %s, %.2f on the path and %.2f per byte of gossip, charged on the path as each frame is received and sent",
 		bgHow, m.Background, above, aboveHow, onPath, rest)
 	if err := m.validate(); err != nil {
 		return nil, "", 0, fmt.Errorf("cpu-from: %w", err)
@@ -232,11 +232,12 @@ func cpuFromPath(r *Report, cores int) (*CPU, string, float64, error) {
 }
 
 // perKB is the cost per KiB that charges rest CPU seconds over kb KiB of
-// gossip (a first pass's TrafficKB).
-func perKB(rest, kb float64) (Duration, string, error) {
+// gossip (a first pass's TrafficKB, or its FloodKB), which its nodes
+// exchanged as span says.
+func perKB(rest, kb float64, span string) (Duration, string, error) {
 	if kb <= 0 {
 		return 0, "", errors.New("cpu-from: the first pass sent no gossip during traffic")
 	}
 	d := time.Duration(rest / kb * 1e9)
-	return Duration(d), fmt.Sprintf(" = %v per KiB over the %.0f KiB a first pass of the model sent and received", d.Round(time.Microsecond), kb), nil
+	return Duration(d), fmt.Sprintf(" = %v per KiB over the %.0f KiB a first pass of the model %s", d.Round(time.Microsecond), kb, span), nil
 }

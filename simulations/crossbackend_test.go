@@ -187,7 +187,7 @@ func TestCPUModelBackground(t *testing.T) {
 		if mean := waited / n; mean < 150*time.Microsecond || mean > 800*time.Microsecond {
 			t.Errorf("mean wait %v, want about 250 µs", mean)
 		}
-		if r := m.report(1, n, n*1100*time.Microsecond); r.CoresMean > 0.1 {
+		if r := m.report(1, n, n*1100*time.Microsecond, nil); r.CoresMean > 0.1 {
 			t.Errorf("background counted as the node's: cores_mean %v", r.CoresMean)
 		}
 	})
@@ -228,14 +228,14 @@ func TestCPUFromPath(t *testing.T) {
 	if !strings.Contains(how, "at their p10") || !strings.Contains(how, "12.29 CPU-s above idle during traffic, 2.26 on the path and 10.02 per byte") {
 		t.Errorf("derivation %q", how)
 	}
-	d, per, err := perKB(rest, 20000)
+	d, per, err := perKB(rest, 20000, "sent and received")
 	if err != nil || (time.Duration(d)-501*time.Microsecond).Abs() > time.Microsecond || !strings.Contains(per, "501µs per KiB over the 20000 KiB") {
 		t.Errorf("per KiB: %v, %q, %v", d, per, err)
 	}
-	if _, _, err := perKB(rest, 0); err == nil {
+	if _, _, err := perKB(rest, 0, ""); err == nil {
 		t.Error("per KiB over no gossip: no error")
 	}
-	if !m.PathKB || m.Hop != nil || m.Background != r.CPU.BackgroundCores || !strings.Contains(how, "received bytes on the path") {
+	if !m.PathKB || m.Hop != nil || m.Background != r.CPU.BackgroundCores || !strings.Contains(how, "charged on the path as each frame") {
 		t.Errorf("per_kb_path %v, hop %v, background %v (the report's %v), %q", m.PathKB, m.Hop, m.Background, r.CPU.BackgroundCores, how)
 	}
 	// With the daemons' CPU sampled in and out of the messages' floods,

@@ -71,6 +71,28 @@ type nodeStats struct {
 	sent, recv, dups, gossipDelivered, rejected, dropped, syncRounds atomic.Int64
 }
 
+// floods is each honest message's flood, since t0: from its publication
+// (or an earlier delivery: the author's own) to its last delivery, the
+// span a netns run splits its daemons' CPU by (floodCPU); mu must be held.
+func (c *collector) floods() [][2]time.Duration {
+	var out [][2]time.Duration
+	for _, m := range c.order {
+		if m.spam {
+			continue
+		}
+		lo, hi := m.pub, time.Duration(-1)
+		for _, t := range m.at {
+			if t >= 0 {
+				lo, hi = min(lo, t), max(hi, t)
+			}
+		}
+		if hi >= 0 {
+			out = append(out, [2]time.Duration{lo, hi})
+		}
+	}
+	return out
+}
+
 func newCollector(p *plan) *collector {
 	return &collector{
 		plan: p, users: map[crdt.UserID]int{},
@@ -291,7 +313,7 @@ func (r *rawTracer) DuplicateMessage(m *pubsub.Message) {
 func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 	r.col.recvBanned(r.i, rpc, false)
 	n := int64(proto.Size(&rpc.RPC))
-	r.col.cpu.background(r.i, int(n), true)
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].recv.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.recv.Add(n)
@@ -300,7 +322,7 @@ func (r *rawTracer) RecvRPC(rpc *pubsub.RPC) {
 func (r *rawTracer) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
 	r.col.recvBanned(r.i, rpc, true)
 	n := int64(proto.Size(&rpc.RPC))
-	r.col.cpu.background(r.i, int(n), false)
+	r.col.cpu.background(r.i, int(n))
 	r.col.nodes[r.i].sent.Add(n)
 	if b := r.col.bucket(time.Now()); b != nil {
 		b.sent.Add(n)

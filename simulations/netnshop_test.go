@@ -225,10 +225,11 @@ func TestFrameDelayQueue(t *testing.T) {
 	})
 }
 
-// TestPathKB: with per_kb_path, a frame's work is charged on the path (the
-// frame is released once a core has done it; frames of two nodes on a
-// machine of one core queue one behind the other), and the bytes a node
-// received are counted but not charged again beside; sent bytes are.
+// TestPathKB: with per_kb_path, a frame's work is charged on the path: an
+// inbound frame is released once a core has done it (frames of two nodes
+// on a machine of one core queue one behind the other), an outbound one is
+// written once a core has done it, and the bytes are counted but not
+// charged again beside.
 func TestPathKB(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &CPU{Cores: 1, Share: 1, Machine: 1, PerKB: Duration(time.Millisecond), PathKB: true, Measured: true}
@@ -251,20 +252,34 @@ func TestPathKB(t *testing.T) {
 		if want := [2]time.Duration{2 * time.Millisecond, 4 * time.Millisecond}; done != want {
 			t.Errorf("frames released at %v, want %v", done, want)
 		}
+		start = time.Now()
+		m.frameSend(1)(3072)
+		if d := time.Since(start); d != 3*time.Millisecond {
+			t.Errorf("a 3 KiB frame written after %v, want 3ms", d)
+		}
 		m.startMeasuring(time.Now())
 		time.Sleep(time.Millisecond)
-		m.background(0, 1024, true)
+		m.background(0, 1024)
 		time.Sleep(10 * time.Millisecond)
 		if m.busy[0] != 0 || m.bytes[0] != 1024 {
-			t.Errorf("received: busy %v, bytes %d; want none charged, 1024 counted", m.busy[0], m.bytes[0])
-		}
-		m.background(0, 1024, false)
-		time.Sleep(10 * time.Millisecond)
-		if m.busy[0] != time.Millisecond || m.bytes[0] != 2048 {
-			t.Errorf("sent: busy %v, bytes %d; want 1ms charged, 2048 counted", m.busy[0], m.bytes[0])
+			t.Errorf("beside: busy %v, bytes %d; want none charged, 1024 counted", m.busy[0], m.bytes[0])
 		}
 	})
-	if newCPUModel(&CPU{Cores: 1, Share: 1, PathKB: true, Measured: true}, 1, 7).frameDelay(0) != nil {
-		t.Error("a frame delay with per_kb_path but no per_kb")
+	off := newCPUModel(&CPU{Cores: 1, Share: 1, PathKB: true, Measured: true}, 1, 7)
+	if off.frameDelay(0) != nil || off.frameSend(0) != nil {
+		t.Error("frame charges with per_kb_path but no per_kb")
+	}
+}
+
+// TestFloodKB: the model's bytes are counted per 5 ms from the traffic
+// start, and a flood takes every bin it overlaps.
+func TestFloodKB(t *testing.T) {
+	m := newCPUModel(&CPU{Cores: 1, Share: 1}, 1, 1)
+	m.binned = []int64{1024, 2048, 4096, 1024}
+	if kb := m.floodKB([][2]time.Duration{{5 * time.Millisecond, 12 * time.Millisecond}}); kb != 6 {
+		t.Errorf("flood KiB %v, want 6", kb)
+	}
+	if kb := m.floodKB([][2]time.Duration{{0, 2 * time.Millisecond}, {16 * time.Millisecond, time.Second}}); kb != 2 {
+		t.Errorf("two floods: %v KiB, want 2", kb)
 	}
 }

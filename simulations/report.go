@@ -215,7 +215,7 @@ func (s *sim) report(mode string, wall time.Duration) *Report {
 		r.JoinFlood = &AdversaryReport{Published: len(c.joinIDs), AcceptedHonest: c.joinAcc}
 	}
 	r.JunkCPU = s.junkCPU()
-	r.CPU = s.cpu.report(p.honest, r.EventsPublished, c.end.Sub(c.t0))
+	r.CPU = s.cpu.report(p.honest, r.EventsPublished, c.end.Sub(c.t0), c.floods())
 	r.BannedSpam = c.bannedSpamReport()
 	if c.forkPairs > 0 {
 		r.Equivocation = &AdversaryReport{Published: c.forkPairs, VisibleAtEndMax: &c.forkVisibleMax}

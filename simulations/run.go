@@ -460,12 +460,18 @@ func Run(ctx context.Context, sc0 *Scenario, opts RunOptions) (*Report, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cpu-from: first pass: %w", err)
 			}
+			// The CPU of the daemons' floods is charged over the bytes the
+			// model exchanged during its own floods: the same span.
 			var kb float64
+			span := "sent and received"
 			if rep.CPU != nil {
 				kb = rep.CPU.TrafficKB
+				if c := x.CPU; c.FloodCPUS > 0 && c.BaselineCores > 0 && rep.CPU.FloodKB > 0 {
+					kb, span = rep.CPU.FloodKB, "sent and received during the messages' floods"
+				}
 			}
 			var how string
-			if model.PerKB, how, err = perKB(rest, kb); err != nil {
+			if model.PerKB, how, err = perKB(rest, kb, span); err != nil {
 				return nil, err
 			}
 			derivation += how
@@ -831,6 +837,7 @@ func (s *sim) start(i int) error {
 	if s.cpu != nil {
 		ro.PubSubOptions = []pubsub.Option{s.cpu.validator(i, s.hosts[i].ID())}
 		ro.FrameDelay = s.cpu.frameDelay(i)
+		ro.FrameSend = s.cpu.frameSend(i)
 	}
 	if g := s.sc.Gossipsub; g != nil && g.Heartbeat.D() > 0 {
 		p := p2p.GossipSubParams()

@@ -191,6 +191,12 @@ type RoomGate struct {
 	// hop_ms and per_kb_path). Daemons leave it nil. Set before pubsub
 	// starts.
 	FrameDelay func(size int) time.Duration
+	// FrameSend, when set, is called with the size in bytes of each frame
+	// pubsub writes to a peer, before the write, on pubsub's writer for
+	// that peer; it may block (a simulated CPU charging the frame's work,
+	// simulations/cpu.go per_kb_path). Daemons leave it nil. Set before
+	// pubsub starts.
+	FrameSend func(size int)
 }
 
 // gatePeer is what the gate knows of one connected peer.
@@ -701,7 +707,22 @@ func (h gatedHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID
 		return s, err
 	}
 	h.g.rewriter(p)
+	if h.g.FrameSend != nil {
+		return sendHeldStream{s, h.g.FrameSend}, nil
+	}
 	return s, nil
+}
+
+// sendHeldStream is pubsub's outbound stream with RoomGate.FrameSend called
+// before each write (pubsub writes a frame, varint length and RPC, in one).
+type sendHeldStream struct {
+	network.Stream
+	send func(int)
+}
+
+func (s sendHeldStream) Write(p []byte) (int, error) {
+	s.send(len(p))
+	return s.Stream.Write(p)
 }
 
 // rewriter notes that pubsub opened a stream to p, and replays p's

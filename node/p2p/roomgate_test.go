@@ -316,3 +316,27 @@ func FuzzGatedStream(f *testing.F) {
 		}
 	})
 }
+
+// writerStream is a network.Stream that only writes, into w.
+type writerStream struct {
+	network.Stream
+	w *bytes.Buffer
+}
+
+func (s writerStream) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// TestSendHeldStream: FrameSend is called with each frame's size before
+// the frame is written through.
+func TestSendHeldStream(t *testing.T) {
+	var out bytes.Buffer
+	var sizes []int
+	s := sendHeldStream{writerStream{w: &out}, func(n int) { sizes = append(sizes, n); out.WriteString("|") }}
+	for _, f := range []string{"\x01a", "\x02bb"} {
+		if n, err := s.Write([]byte(f)); n != len(f) || err != nil {
+			t.Fatalf("write %q: %d, %v", f, n, err)
+		}
+	}
+	if !slices.Equal(sizes, []int{2, 3}) || out.String() != "|\x01a|\x02bb" {
+		t.Errorf("sizes %v, written %q", sizes, out.String())
+	}
+}
