@@ -35,8 +35,8 @@ type CrossBackend struct {
 	// the virtual-time backend has no counterpart for. Before 2026-12-08
 	// it was judged on LatencyMS.
 	PathLatencyMS *Quantiles `json:"path_latency_ms,omitempty"`
-	PathDeltaP50  float64    `json:"path_delta_p50,omitempty"`
-	PathDeltaP90  float64    `json:"path_delta_p90,omitempty"`
+	PathDeltaP50  float64    `json:"path_delta_p50"`
+	PathDeltaP90  float64    `json:"path_delta_p90"`
 	JudgedOn      string     `json:"judged_on"`
 	Goal          string     `json:"goal"`
 	Met           bool       `json:"met"`
