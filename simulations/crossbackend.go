@@ -166,17 +166,23 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 //     other goroutines); its fastest decile is the stage with the fewest
 //     waits. Whatever it leaves out is still charged, per byte;
 //   - Apply: the apply stage (delivered to taken into the room) likewise;
-//   - Idle: the daemons' CPU with no messages;
-//   - PerKB, on the path (PathKB): the rest of their CPU during traffic
-//     (Noise, yamux, RPCs, duplicates, heads announcements and the sync
-//     sessions they start, badger, GC) per KiB of gossipsub RPC the
-//     model's nodes send and receive. What a node receives is charged
-//     before pubsub reads the frame, holding a core, so that a flood that
-//     keeps the machine busy delays every copy queued behind it; what it
-//     sends occupies a core beside. It is known only once a first pass has
-//     counted the model's bytes (Run; rest is returned);
-//   - Background: the host's other work during traffic (the simulator's
-//     forwarders, other processes), holding the machine's cores.
+//   - Idle: the daemons' CPU outside the messages' floods (baseline_cores,
+//     sampled during traffic), or, in a report without it, their CPU in a
+//     quiet window after traffic;
+//   - PerKB, on the path (PathKB): the rest of their CPU, during the
+//     floods above the baseline (flood_cpu_s; or during traffic above
+//     idle), less the two stages (Noise, yamux, RPCs, duplicates, heads
+//     announcements and the sync sessions they start, badger, GC), per KiB
+//     of gossipsub RPC the model's nodes exchange during their own floods
+//     (or during traffic). Each frame holds a core for its work before
+//     pubsub reads it or its writer writes it, so that a flood that keeps
+//     the machine busy delays every copy queued behind it. It is known
+//     only once a first pass has counted the model's bytes (Run; rest is
+//     returned);
+//   - Background: the simulator's own CPU during traffic (harness_cores:
+//     its forwarders and watch readers, which run before the daemons),
+//     or, in a report without it, all the host's other work, holding the
+//     machine's cores.
 //
 // Before 2026-12-08 the rest was not charged when the report had the
 // daemons' traced hops: each frame waited a time drawn from them,
