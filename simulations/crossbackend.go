@@ -123,7 +123,7 @@ func CompareBackends(r, netns *Report, derivation string) *CrossBackend {
 		Nodes:      netns.Nodes,
 		LatencyMS:  netns.LatencyMS,
 		Derivation: derivation,
-		Goal:       fmt.Sprintf("p50 and p90 within %.0f %% of the netns run's", CrossBackendMaxDelta*100),
+		Goal:       fmt.Sprintf("p50 and p90 within %.0f %%", CrossBackendMaxDelta*100),
 	}
 	delta := func(a, b float64) float64 {
 		if b <= 0 {

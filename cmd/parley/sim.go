@@ -264,7 +264,7 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 		if p := x.PathLatencyMS; p != nil {
 			fmt.Fprintf(stdout, "netns path    publish to taken in, by the daemons' traces: p50 %.0f ms, p90 %.0f ms; this run %+.0f %% / %+.0f %%\n", p.P50, p.P90, x.PathDeltaP50*100, x.PathDeltaP90*100)
 		}
-		fmt.Fprintf(stdout, "goal          %s, judged on %s: %s\n", x.Goal, x.JudgedOn, verdict)
+		fmt.Fprintf(stdout, "goal          %s of %s: %s\n", x.Goal, x.JudgedOn, verdict)
 	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(stdout, "warning       %s\n", w)
