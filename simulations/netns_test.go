@@ -69,7 +69,7 @@ func TestNetnsLine(t *testing.T) {
 	if strings.Contains(string(ns), "parley-") {
 		t.Errorf("namespaces left behind:\n%s", ns)
 	}
-	// Where this process can make a cgroup v1 cpuacct group (as root on
+	// Where this process can make a cgroup (v1 cpuacct or v2; as root on
 	// the development machine and in CI), the daemons' CPU is split between
 	// the messages' floods and the rest, and the group is gone after the
 	// run.
@@ -78,7 +78,7 @@ func TestNetnsLine(t *testing.T) {
 		if rep.CPU == nil || rep.CPU.BaselineCores <= 0 || rep.CPU.FloodSource == "" {
 			t.Errorf("no flood split of the daemons' CPU: %+v", rep.CPU)
 		}
-		if left, _ := filepath.Glob(filepath.Join(cpuacctRoot, fmt.Sprintf("parley-sim-%d-*", os.Getpid()))); len(left) > 0 {
+		if left, _ := filepath.Glob(filepath.Join(g.root, fmt.Sprintf("parley-sim-%d-*", os.Getpid()))); len(left) > 0 {
 			t.Errorf("cgroups left behind: %v", left)
 		}
 	}

@@ -17,21 +17,48 @@ import (
 // (floodCPU).
 const cpuSampleEvery = 20 * time.Millisecond
 
-// cpuGroup is a cgroup (v1 cpuacct) holding a run's daemons, whose usage
-// counter gives their summed CPU time in nanoseconds at one read. Nil
-// when the host has no such hierarchy or it cannot be written: the
-// daemons' /proc/PID/stat ticks are summed instead (10 ms each).
-type cpuGroup struct{ dir string }
+// cpuGroup is a cgroup holding a run's daemons, whose usage counter gives
+// their summed CPU time at one read: cgroup v1's cpuacct hierarchy where
+// the host mounts one (cpuacct.usage, in nanoseconds), else cgroup v2
+// (cpu.stat's usage_usec, which v2 keeps in every group whether or not
+// the cpu controller is enabled). Nil when the host has neither or it
+// cannot be written: the daemons' /proc/PID/stat ticks are summed instead
+// (10 ms each).
+type cpuGroup struct {
+	root, dir string
+	v2        bool
+}
 
 // cpuacctRoot is where cgroup v1's cpuacct hierarchy is mounted.
 const cpuacctRoot = "/sys/fs/cgroup/cpuacct"
 
+// cgroup2Roots are where a cgroup v2 hierarchy is mounted: alone (the
+// unified layout) or beside v1's (the hybrid layout).
+var cgroup2Roots = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+
 func newCPUGroup(id string) *cpuGroup {
-	dir := filepath.Join(cpuacctRoot, "parley-sim-"+id)
+	name := "parley-sim-" + id
+	if g := makeCPUGroup(cpuacctRoot, name, false); g != nil {
+		return g
+	}
+	for _, root := range cgroup2Roots {
+		if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+			continue // not a v2 hierarchy
+		}
+		if g := makeCPUGroup(root, name, true); g != nil {
+			return g
+		}
+	}
+	return nil
+}
+
+// makeCPUGroup makes group name under root, nil when it cannot.
+func makeCPUGroup(root, name string, v2 bool) *cpuGroup {
+	dir := filepath.Join(root, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil
 	}
-	return &cpuGroup{dir: dir}
+	return &cpuGroup{root: root, dir: dir, v2: v2}
 }
 
 // add moves process pid (all its threads) into the group.
@@ -41,6 +68,13 @@ func (g *cpuGroup) add(pid int) error {
 
 // usage is the group's CPU time so far.
 func (g *cpuGroup) usage() (time.Duration, error) {
+	if g.v2 {
+		b, err := os.ReadFile(filepath.Join(g.dir, "cpu.stat"))
+		if err != nil {
+			return 0, err
+		}
+		return parseCPUStat(b)
+	}
 	b, err := os.ReadFile(filepath.Join(g.dir, "cpuacct.usage"))
 	if err != nil {
 		return 0, err
@@ -49,11 +83,31 @@ func (g *cpuGroup) usage() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
-// remove moves what is left in the group back to the root and deletes it.
+// counter names the file usage reads.
+func (g *cpuGroup) counter() string {
+	if g.v2 {
+		return "cpu.stat usage_usec"
+	}
+	return "cpuacct.usage"
+}
+
+// parseCPUStat reads usage_usec from a cgroup v2 cpu.stat file.
+func parseCPUStat(b []byte) (time.Duration, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			us, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return time.Duration(us) * time.Microsecond, err
+		}
+	}
+	return 0, fmt.Errorf("cpu.stat: no usage_usec")
+}
+
+// remove moves what is left in the group back to its hierarchy's root
+// and deletes it.
 func (g *cpuGroup) remove() error {
 	if b, err := os.ReadFile(filepath.Join(g.dir, "cgroup.procs")); err == nil {
 		for _, p := range strings.Fields(string(b)) {
-			os.WriteFile(filepath.Join(cpuacctRoot, "cgroup.procs"), []byte(p), 0)
+			os.WriteFile(filepath.Join(g.root, "cgroup.procs"), []byte(p), 0)
 		}
 	}
 	return os.Remove(g.dir)
@@ -182,5 +236,5 @@ func (r *netnsRun) floodReport(c *CPUReport) {
 	c.FloodCPUS = math.Round(flood.Seconds()*1000) / 1000
 	c.BaselineCores = math.Round(base*1000) / 1000
 	c.FloodShare = math.Round(share*1000) / 1000
-	c.FloodSource = fmt.Sprintf("the daemons' cgroup (cpuacct.usage) every %v over %d samples", cpuSampleEvery, len(r.cpuSamples))
+	c.FloodSource = fmt.Sprintf("the daemons' cgroup (%s) every %v over %d samples", r.cg.counter(), cpuSampleEvery, len(r.cpuSamples))
 }
