@@ -637,11 +637,16 @@ func (s *sim) run() error {
 			return err
 		}
 		s.stop(0)
+		s.say("setup: %d hosts; preloading the room with %d joins, %s", p.total, members-1, s.wallHeap())
 		if err := s.preload(); err != nil {
 			return err
 		}
+		s.say("setup: preloaded, %s", s.wallHeap())
 	}
 	for i := range members {
+		if members >= 100 && i > 0 && i%(members/10) == 0 {
+			s.say("setup: %d of %d nodes started, %s", i, members, s.wallHeap())
+		}
 		if err := s.start(i); err != nil {
 			return err
 		}
@@ -827,7 +832,15 @@ func (s *sim) tick(final bool) {
 		s.opts.Step(el, total, fmt.Sprintf("published %d  coverage %.1f%%", pub, 100*cov))
 		return
 	}
-	fmt.Fprintf(s.opts.Progress, "[%s] %5.1fs/%gs virtual  published %d  coverage %.1f%%\n", bar, el.Seconds(), total.Seconds(), pub, 100*cov)
+	fmt.Fprintf(s.opts.Progress, "[%s] %5.1fs/%gs virtual  published %d  coverage %.1f%%  %s\n", bar, el.Seconds(), total.Seconds(), pub, 100*cov, s.wallHeap())
+}
+
+// wallHeap says how long the run has taken on the wall clock and how large
+// its heap is, for progress lines.
+func (s *sim) wallHeap() string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return fmt.Sprintf("%s wall, heap %d MB", wallSince(s.wall0).Round(time.Second), ms.HeapAlloc>>20)
 }
 
 // start (re)starts replica i on its host and store.
@@ -890,9 +903,7 @@ func (s *sim) forEachJoiner(spacing time.Duration, f func(int) error) error {
 			time.Sleep(spacing)
 		}
 		if n >= 100 && i%(n/10) == 0 {
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			s.say("setup: %d of %d nodes joining, %.0fs virtual, %s wall, heap %d MB", i, n, time.Since(s.col.begin).Seconds(), wallSince(s.wall0).Round(time.Second), ms.HeapAlloc>>20)
+			s.say("setup: %d of %d nodes joining, %.0fs virtual, %s", i, n, time.Since(s.col.begin).Seconds(), s.wallHeap())
 		}
 		wg.Add(1)
 		go func() {

@@ -90,7 +90,7 @@ var commands = []*command{
 	{"media gc", "[--grace DURATION]", "delete the stored files that no message, thumbnail or avatar refers to any more, except those added or fetched within the grace period (default 1h)", runMediaGC},
 	{"version", "", "the version of this parley program: its module version and the commit it was built from", runVersion},
 	{"sim list", "[--json]", "built-in network-simulation scenarios", runSim},
-	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--real-time] [--backend mocknet|netns] [--against BASELINE] [--cpu-from NETNS]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root); --against: a baseline run's report.json or --out DIR, and the report says whether this run meets the attack goal against it; --cpu-from: a netns run's report of the same scenario, whose daemons' CPU the virtual nodes get, and the report compares the two (p50 and p90 within 20 %)", runSim},
+	{"sim run", "SCENARIO|FILE [--nodes N] [--seed S] [--out DIR] [--json] [--real-time] [--backend mocknet|netns] [--against BASELINE] [--cpu-from NETNS] [--progress]", "run a simulation of many real nodes in virtual time (netns: real daemons, as root); --against: a baseline run's report.json or --out DIR, and the report says whether this run meets the attack goal against it; --cpu-from: a netns run's report of the same scenario, whose daemons' CPU the virtual nodes get, and the report compares the two (p50 and p90 within 20 %); --progress: progress lines on standard error even off a terminal", runSim},
 	{"sim export-shadow", "SCENARIO|FILE [--nodes N] [--seed S] [--binary PATH] [--json] --out DIR", "write a Shadow configuration for the scenario", runSim},
 }
 

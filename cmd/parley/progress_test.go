@@ -104,9 +104,13 @@ func TestProgressNotATerminal(t *testing.T) {
 	if err := c.withProgress("x", true, func() (int64, int64) { return 5, 10 }, func() error { ran = true; return nil }); err != nil || !ran || eb.Len() != 0 {
 		t.Errorf("withProgress off a terminal: ran %v err %v stderr %q", ran, err, eb.String())
 	}
-	// sim run: no progress writer off a terminal or with --json.
-	if w, step, _ := simProgress(f, false); w != nil || step != nil {
+	// sim run: no progress writer off a terminal, unless --progress asks
+	// for plain lines (no bar).
+	if w, step, _ := simProgress(f, false, false); w != nil || step != nil {
 		t.Errorf("sim progress into a file")
+	}
+	if w, step, _ := simProgress(f, true, true); w != f || step != nil {
+		t.Errorf("sim --progress into a file: lines %v, bar %v", w, step != nil)
 	}
 }
 

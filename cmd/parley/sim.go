@@ -55,6 +55,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 		backend := fs.String("backend", "mocknet", "`BACKEND`: mocknet (in-process, virtual time) or netns (real daemons in network namespaces, root only)")
 		against := fs.String("against", "", "a baseline run's report.json (or its --out `DIR`): the report says whether this run meets the goal against it")
 		cpuFrom := fs.String("cpu-from", "", "a netns run's report.json (or its --out `DIR`) of the same scenario: give the virtual nodes its daemons' CPU and compare with it (mocknet only)")
+		progress := fs.Bool("progress", false, "print progress lines on standard error even when it is not a terminal (for long runs under nohup or CI)")
 		pos, err := parseInterspersed(fs, args[1:])
 		if err != nil {
 			return simUsageError(stderr, "run", err.Error())
@@ -95,7 +96,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintln(stderr, "parley: --real-time is for the mocknet backend (netns always runs in real time)")
 				return 2
 			}
-			prog, _, done := simProgress(stderr, *asJSON)
+			prog, _, done := simProgress(stderr, *asJSON, *progress)
 			rep, err := simulations.RunNetns(ctx, sc, simulations.NetnsOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Against: base})
 			done()
 			if errors.Is(err, context.Canceled) {
@@ -130,7 +131,7 @@ func cmdSim(args []string, stdout, stderr io.Writer) int {
 				}
 			}()
 		}
-		prog, step, done := simProgress(stderr, *asJSON)
+		prog, step, done := simProgress(stderr, *asJSON, *progress)
 		rep, err := simulations.Run(ctx, sc, simulations.RunOptions{Nodes: *nodes, Seed: *seed, Out: *out, Progress: prog, Step: step, RealTime: *real, Against: base, CPUFrom: netns})
 		done()
 		if err != nil {
@@ -277,10 +278,14 @@ func printSimReport(stdout io.Writer, rep *simulations.Report, asJSON bool, out 
 
 // simProgress is where a simulation shows its progress: on a terminal (and
 // without --json) a bar of virtual time (the one renderer, progress.go)
-// and, above it, the simulation's messages; elsewhere nothing. step feeds
-// the bar; done ends its line.
-func simProgress(stderr io.Writer, asJSON bool) (lines io.Writer, step func(done, total time.Duration, note string), done func()) {
+// and, above it, the simulation's messages; elsewhere nothing, unless
+// lines (--progress) asks for the messages and a line every tenth of the
+// traffic phase, as plain lines. step feeds the bar; done ends its line.
+func simProgress(stderr io.Writer, asJSON, lines bool) (w io.Writer, step func(done, total time.Duration, note string), done func()) {
 	if asJSON || !isTerminal(stderr) {
+		if lines {
+			return stderr, nil, func() {}
+		}
 		return nil, nil, func() {}
 	}
 	bar := newProgressBar(stderr, "sim", false, time.Now)
