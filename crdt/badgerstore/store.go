@@ -940,11 +940,26 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 // appendFrame is the transport frame of an event, once its envelope is
 // checked to hash to id.
 func appendFrame(id crdt.EventID, env, body []byte) ([]byte, error) {
-	if crdt.IDOf(env) != id {
-		return nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
-	}
-	return crdt.AppendFrame(nil, env, body), nil
+	_, f, err := appendFrameTo(nil, id, env, body)
+	return f, err
 }
+
+// appendFrameTo appends the transport frame of an event to dst, once its
+// envelope is checked to hash to id, and returns dst and the frame cut
+// from it (its own capacity ends where it does).
+func appendFrameTo(dst []byte, id crdt.EventID, env, body []byte) (out, frame []byte, err error) {
+	if crdt.IDOf(env) != id {
+		return dst, nil, fmt.Errorf("badgerstore: stored envelope does not hash to %s", id)
+	}
+	at := len(dst)
+	dst = crdt.AppendFrame(dst, env, body)
+	return dst, dst[at:len(dst):len(dst)], nil
+}
+
+// maxFrame bounds the length of the transport frame of an envelope and a
+// body of these lengths (crdt.AppendFrame: an array head and two byte
+// string heads).
+func maxFrame(env, body uint64) int { return int(1 + 9 + env + 9 + body) }
 
 // frameV1 is GetFrames' frame of an event of layout 1, whose body is
 // under b/<id>.
