@@ -545,8 +545,16 @@ func syncRequestBound(op string) int {
 }
 
 // recv reads the next frame; an error frame from the peer becomes an error.
+// A requester keeps the frame reader's buffer from one events page of an
+// answer to the next (it is reserved in the stream's scope), and drops it
+// at the answer's end; an events page's events are valid until the next
+// recv.
 func (c *conn) recv() (*syncMsg, error) {
-	m, size, err := c.frames.recv(c.recvLimit())
+	keep := !c.server && (c.asked == opSince || c.asked == opGet)
+	m, size, err := c.frames.recv(c.recvLimit(), keep)
+	if keep && (err != nil || m.Op != opEvents) {
+		c.frames.r.Shrink()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,10 @@ func appendEventsPage(dst []byte, events [][]byte) ([]byte, bool) {
 }
 
 // decodeEventsPage reads an events page in the exact form appendEventsPage
-// writes, copying the events out of b (the frame reader reuses it), and
-// reports false for anything else.
+// writes, and reports false for anything else. The events are cut from b,
+// not copied: they are valid as long as b is (frames.recv: until the next
+// recv), and a requester decodes them (crdt.DecodeBatch copies what it
+// keeps) before it reads the next frame.
 func decodeEventsPage(b []byte) (*syncMsg, bool) {
 	if len(b) < len(eventsPageHead) || string(b[:len(eventsPageHead)]) != eventsPageHead {
 		return nil, false
@@ -54,28 +56,17 @@ func decodeEventsPage(b []byte) (*syncMsg, bool) {
 	if !ok || count == 0 || count > maxPageArray {
 		return nil, false
 	}
-	// First pass: check the layout and size the copy.
-	total, p := 0, rest
+	events := make([][]byte, 0, min(count, uint64(len(rest))))
 	for range count {
 		var n uint64
-		if n, p, ok = cborhead.Read(p, cborhead.Bytes); !ok || n > uint64(len(p)) {
+		if n, rest, ok = cborhead.Read(rest, cborhead.Bytes); !ok || n > uint64(len(rest)) {
 			return nil, false
 		}
-		total += int(n)
-		p = p[n:]
+		events = append(events, rest[:n:n])
+		rest = rest[n:]
 	}
-	if len(p) != 0 {
+	if len(rest) != 0 {
 		return nil, false
-	}
-	buf := make([]byte, 0, total)
-	events := make([][]byte, count)
-	p = rest
-	for i := range events {
-		n, q, _ := cborhead.Read(p, cborhead.Bytes)
-		at := len(buf)
-		buf = append(buf, q[:n]...)
-		events[i] = buf[at:len(buf):len(buf)]
-		p = q[n:]
 	}
 	return &syncMsg{Op: opEvents, Events: events}, true
 }
