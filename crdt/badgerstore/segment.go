@@ -369,10 +369,11 @@ const (
 // segFrames sets out[r.at] to the transport frame (crdt.AppendFrame) of
 // each read, once its envelope is checked to hash to its id, reading the
 // segments in runs of nearby events into a reused buffer. The frames are
-// cut from one allocation, sized for all of them.
-func (s *Store) segFrames(reads []segRead, out [][]byte) error {
+// cut from frames when it has room for all of them, from one new
+// allocation otherwise; it returns the buffer they were cut from.
+func (s *Store) segFrames(reads []segRead, out [][]byte, frames []byte) ([]byte, error) {
 	if s.seg == nil {
-		return fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", reads[0].id)
+		return frames, fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", reads[0].id)
 	}
 	slices.SortFunc(reads, func(a, b segRead) int {
 		return cmp.Or(cmp.Compare(a.v.seg, b.v.seg), cmp.Compare(a.v.off, b.v.off))
@@ -381,7 +382,10 @@ func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 	for _, r := range reads {
 		total += maxFrame(r.v.envLen, r.v.bodyLen)
 	}
-	frames := make([]byte, 0, total)
+	if cap(frames) < total {
+		frames = make([]byte, 0, total)
+	}
+	frames = frames[:0]
 	bufp := runBufs.Get().(*[]byte)
 	defer runBufs.Put(bufp)
 	for i := 0; i < len(reads); {
@@ -400,7 +404,7 @@ func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 		}
 		buf := (*bufp)[:end-first.off]
 		if err := s.seg.readAt(first.seg, first.off, buf); err != nil {
-			return fmt.Errorf("badgerstore: read event %s: %w", reads[i].id, err)
+			return frames, fmt.Errorf("badgerstore: read event %s: %w", reads[i].id, err)
 		}
 		for _, r := range reads[i:j] {
 			b := buf[r.v.off-first.off : r.v.off-first.off+r.v.size()]
@@ -410,12 +414,12 @@ func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 			}
 			var err error
 			if frames, out[r.at], err = appendFrameTo(frames, r.id, b[:r.v.envLen], body); err != nil {
-				return err
+				return frames, err
 			}
 		}
 		i = j
 	}
-	return nil
+	return frames, nil
 }
 
 // runBufs holds segFrames' read buffers (a run is at most readRun bytes,

@@ -892,6 +892,15 @@ func (s *Store) GetMany(ids []crdt.EventID) ([]crdt.Stored, error) {
 // a corrupted file cannot inject an event, as with Get), and the
 // requester verifies the rest.
 func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
+	frames, _, err := s.GetFramesInto(nil, ids)
+	return frames, err
+}
+
+// GetFramesInto is GetFrames, cutting the frames of events of layout 3 from
+// buf when it is large enough (from a new buffer otherwise), which it
+// returns for the next call: a server reuses one buffer for its pages
+// instead of clearing a new one for each.
+func (s *Store) GetFramesInto(buf []byte, ids []crdt.EventID) ([][]byte, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
@@ -937,9 +946,9 @@ func (s *Store) GetFrames(ids []crdt.EventID) ([][]byte, error) {
 		return nil
 	})
 	if err == nil && len(reads) > 0 {
-		err = s.segFrames(reads, out)
+		buf, err = s.segFrames(reads, out, buf)
 	}
-	return out, err
+	return out, buf, err
 }
 
 // appendFrame is the transport frame of an event, once its envelope is

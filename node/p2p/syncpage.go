@@ -42,6 +42,41 @@ func appendEventsPage(dst []byte, events [][]byte) ([]byte, bool) {
 	return out, true
 }
 
+// pageBuilder writes an events page, in the form appendEventsPage writes,
+// as its events come: each event's byte string head and bytes into buf
+// after room for the page's head, which page writes in front once the
+// count is known. buf may be reused once the page is sent. It takes at
+// most maxPageArray events, none nil (sendEvents: pageEvents, read frames).
+type pageBuilder struct {
+	buf   []byte // pageHeadRoom octets, then the events
+	count int    // events added
+	size  int    // octets of the events, without their heads
+}
+
+// pageHeadRoom fits the page's head: eventsPageHead and the array head.
+const pageHeadRoom = len(eventsPageHead) + 9
+
+// add appends an event.
+func (p *pageBuilder) add(ev []byte) {
+	if len(p.buf) < pageHeadRoom {
+		p.buf = append(p.buf[:0], make([]byte, pageHeadRoom)...)
+	}
+	p.buf = cborhead.Append(p.buf, cborhead.Bytes, uint64(len(ev)))
+	p.buf = append(p.buf, ev...)
+	p.count++
+	p.size += len(ev)
+}
+
+// page writes the page's head in front of its events and returns the
+// page, a slice of buf.
+func (p *pageBuilder) page() []byte {
+	var head [pageHeadRoom]byte
+	h := cborhead.Append(append(head[:0], eventsPageHead...), cborhead.Array, uint64(p.count))
+	start := pageHeadRoom - len(h)
+	copy(p.buf[start:], h)
+	return p.buf[start:]
+}
+
 // decodeEventsPage reads an events page in the exact form appendEventsPage
 // writes, and reports false for anything else. The events are cut from b,
 // not copied: they are valid as long as b is (frames.recv: until the next
