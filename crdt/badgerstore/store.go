@@ -905,6 +905,9 @@ func (s *Store) GetFramesInto(buf []byte, ids []crdt.EventID) ([][]byte, []byte,
 	defer s.mu.RUnlock()
 	out := make([][]byte, 0, len(ids))
 	var reads []segRead // layout 3: read from the segments after the transaction
+	if s.seg != nil {
+		reads = make([]segRead, 0, len(ids))
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, id := range ids {
 			item, err := txn.Get(eventKey(id))
