@@ -283,6 +283,7 @@ func (l *Log) Add(evs ...*Event) Ready {
 	r.Batch.Room = l.room
 	var q readyQueue
 	var touched []EventID // ids that may have become missing
+	var early earlier
 	for _, ev := range evs {
 		switch {
 		case ev == nil:
@@ -307,12 +308,13 @@ func (l *Log) Add(evs ...*Event) Ready {
 		}
 		waiting := 0
 		for _, ref := range refs(ev) {
-			if !l.resolved(ref) {
+			if !l.resolved(ref) && !early.before(q, ref, ev) {
 				waiting++
 			}
 		}
 		if waiting == 0 {
 			heap.Push(&q, ev)
+			early.pushed(ev)
 			continue
 		}
 		l.arrivals++
@@ -321,7 +323,7 @@ func (l *Log) Add(evs ...*Event) Ready {
 		l.fifo = append(l.fifo, fifoItem{ev.ID, l.arrivals})
 		l.orphanBytes += ev.Size()
 		for _, ref := range refs(ev) {
-			if !l.resolved(ref) {
+			if !l.resolved(ref) && !early.before(q, ref, ev) {
 				l.j.noteWaiters(l, ref)
 				l.waiters[ref] = append(l.waiters[ref], ev.ID)
 				touched = append(touched, ref)
@@ -361,6 +363,42 @@ func (l *Log) Add(evs ...*Event) Ready {
 	r.Missing = slices.Compact(r.Missing)
 	l.mustCheck()
 	return r
+}
+
+// earlier knows the events an Add queued before it holds any (the events
+// of a sync page whose references are held or queued before them), so that
+// an event whose references were queued earlier in the same call is queued
+// too instead of waiting as an orphan, the usual case for a page in (depth,
+// id) order. Such a reference counts only if its (claimed) depth is below
+// the event's: the queue pops in (depth, id) order, so it is held first,
+// and the events are held in the same order as through the orphan buffer
+// (every event queued this way has its queued references before it).
+// The set is built on the first lookup, so an Add whose references are
+// all held (gossip) pays nothing.
+type earlier struct {
+	depth map[EventID]uint64 // nil until the first lookup
+}
+
+// before reports whether ref was queued in this Add with a depth below ev's.
+func (e *earlier) before(q readyQueue, ref EventID, ev *Event) bool {
+	if len(q) == 0 {
+		return false
+	}
+	if e.depth == nil {
+		e.depth = make(map[EventID]uint64, len(q))
+		for _, x := range q {
+			e.depth[x.ID] = x.Depth
+		}
+	}
+	d, ok := e.depth[ref]
+	return ok && d < ev.Depth
+}
+
+// pushed records an event queued after the set was built.
+func (e *earlier) pushed(ev *Event) {
+	if e.depth != nil {
+		e.depth[ev.ID] = ev.Depth
+	}
 }
 
 // refs returns prev ∪ auth, sorted and unique (waiting counts rely on it).

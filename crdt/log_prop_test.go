@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -287,4 +288,56 @@ func TestPrepareRespectsMaxPrev(t *testing.T) {
 	if d2 := l.Prepare(b.Device.Public(), 10, Draft{}); d2.Seq != 2 || d2.Self != ev.ID {
 		t.Fatalf("second prepare: seq %d self %s", d2.Seq, d2.Self)
 	}
+}
+
+// TestAddQueuedParents: an event whose references were queued earlier in
+// the same Add (a sync page in (depth, id) order) is queued at once instead
+// of waiting as an orphan (Log.Add, earlier), and that changes nothing but
+// the orphan buffer's arrival counter: each page gives the same Ready and
+// the same log as the page reversed, where every such event waits as an
+// orphan for its parent. Some events claim a depth at or below a parent's
+// (they are rejected), so that they wait as orphans either way.
+func TestAddQueuedParents(t *testing.T) {
+	seed, r := dagRand(t)
+	evs := genDAG(t, r, 4, 1500)
+	id := scriptIdentity(t, "prop-liar")
+	for i := 0; i < 40; i++ { // events that lie about their depth: at or below their parent's
+		p := evs[1+r.IntN(len(evs)-1)]
+		ev, err := Sign(id, Draft{Room: evs[0].ID, Type: "message", Prev: []EventID{p.ID}, Auth: []EventID{evs[0].ID},
+			Depth: p.Depth - uint64(r.IntN(2)), TS: p.TS, Body: fmt.Appendf(nil, "liar %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	page := slices.Clone(evs)
+	slices.SortFunc(page, func(a, b *Event) int { return cmpItem(Item{a.Depth, a.ID}, Item{b.Depth, b.ID}) })
+	room := evs[0].ID
+	a, b := NewLog(room, LogConfig{}), NewLog(room, LogConfig{})
+	for i, call := range chunks(page, 1+r.IntN(200)) {
+		rev := slices.Clone(call)
+		slices.Reverse(rev)
+		ra, rb := a.Add(call...), b.Add(rev...)
+		if !reflect.DeepEqual(ra, rb) {
+			t.Fatalf("seed %d page %d: Ready differs from the reversed page:\n%+v\n%+v", seed, i, ra, rb)
+		}
+		sa, sb := stateOfLog(a), stateOfLog(b)
+		sa.Arrivals, sb.Arrivals, sa.Fifo, sb.Fifo = 0, 0, nil, nil
+		for id, o := range sa.Orphans {
+			sa.Orphans[id] = [2]uint64{o[0], 0}
+		}
+		for id, o := range sb.Orphans {
+			sb.Orphans[id] = [2]uint64{o[0], 0}
+		}
+		if diff := diffState(sa, sb); diff != "" {
+			t.Fatalf("seed %d page %d: the log differs from the reversed page's: %s", seed, i, diff)
+		}
+	}
+	if a.Len() != b.Len() || a.Pending() != b.Pending() {
+		t.Fatalf("seed %d: %d held, %d pending; reversed %d, %d", seed, a.Len(), a.Pending(), b.Len(), b.Pending())
+	}
+	if a.arrivals >= b.arrivals {
+		t.Fatalf("seed %d: %d orphans arrived in order, %d reversed: the pages in order should queue most at once", seed, a.arrivals, b.arrivals)
+	}
+	t.Logf("%d events held, %d pending; %d orphans arrived in order, %d reversed", a.Len(), a.Pending(), a.arrivals, b.arrivals)
 }

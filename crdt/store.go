@@ -36,6 +36,13 @@ type Batch struct {
 	// Durable asks the store to reach stable storage before Commit
 	// returns (used for events this node authored and acknowledged).
 	Durable bool
+	// New says that the store holds none of Events: the caller's log
+	// held none of them and holds every event the store holds of the
+	// room (node: a room loaded from the store, or one it held no event
+	// of, with no failed commit since). A store may then skip its check of
+	// held events (badgerstore: a badger read per event). An event that is
+	// held all the same (New set wrongly) may be written again as given.
+	New bool
 }
 
 // Store persists rooms' events. Implementations must be safe for concurrent

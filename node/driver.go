@@ -236,6 +236,10 @@ func (e *Engine) commitProposal(p *Proposal) error {
 		e.advance(p, true)
 		return nil
 	}
+	// Part of the batch may be stored (a split commit): the log no longer
+	// knows every event the store holds of the room (roomCtl.whole).
+	p.rc.whole, p.rc.wholeKnown = false, true
+	p.Batch.New = false
 	if !e.landed(p.Batch) {
 		e.reject(p, err)
 		return commitError(err)

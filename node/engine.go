@@ -119,6 +119,15 @@ type roomCtl struct {
 	// reference arrives (roomwait.go), and who waits for which reference.
 	held    map[crdt.EventID]*heldEvent
 	waiters map[crdt.EventID][]crdt.EventID
+
+	// whole: the log holds every event the store holds of the room, so
+	// the events Log.Add returns as new are not in the store, and their
+	// batches are marked crdt.Batch.New (the store skips its check of held
+	// events). Known once decided: a room loaded from the store is whole;
+	// another is whole if the store holds no event of it (an unhosted room
+	// tracked again is not); a failed commit, which may have stored part
+	// of its batch, ends it until the next start.
+	whole, wholeKnown bool
 }
 
 // maxPeerOrphans is how many waiting events one peer may cause in a room.
@@ -289,6 +298,7 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 			restored(as)
 		}
 		if err == nil {
+			rc.whole, rc.wholeKnown = true, true
 			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
 			e.guardAfter(id, rc, nil)
 		}
@@ -534,6 +544,7 @@ func (e *Engine) takeLocal() []*Proposal {
 		heads := p.rc.log.Heads()
 		b.AddHeads = slices.DeleteFunc(slices.Clone(heads), func(id crdt.EventID) bool { return slices.Contains(p.heads0, id) })
 		b.RemoveHeads = slices.DeleteFunc(slices.Clone(p.heads0), func(id crdt.EventID) bool { return slices.Contains(heads, id) })
+		b.New = e.whole(p.Room, p.rc)
 		p.Batch = *b
 	}
 	return ps
@@ -631,7 +642,19 @@ func (e *Engine) propose(room crdt.RoomID, rc *roomCtl, from peer.ID, durable bo
 		e.finish(p)
 		return nil
 	}
+	p.Batch.New = e.whole(room, rc)
 	return p
+}
+
+// whole reports whether rc's log holds every event the store holds of the
+// room (roomCtl.whole), deciding it on the first batch of a room that was
+// not loaded from the store: whole if the store lists no event of it.
+func (e *Engine) whole(room crdt.RoomID, rc *roomCtl) bool {
+	if !rc.wholeKnown {
+		rooms, err := e.store.Rooms()
+		rc.whole, rc.wholeKnown = err == nil && !slices.Contains(rooms, room), true
+	}
+	return rc.whole
 }
 
 // advance applies a proposal whose batch the store holds to the room

@@ -298,7 +298,7 @@ func writeEventV1(txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
 
 // writeEvent writes an event in the current layout unless it is held.
 func writeEvent(s *Store, txn *badger.Txn, room crdt.RoomID, st crdt.Stored) error {
-	wrote, err := s.writeEvent(txn, room, st)
+	wrote, err := s.writeEvent(txn, room, st, true)
 	if err == nil && wrote {
 		err = txn.Set(roomKey(room), nil)
 	}

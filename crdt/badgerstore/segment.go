@@ -368,15 +368,26 @@ const (
 
 // segFrames sets out[r.at] to the transport frame (crdt.AppendFrame) of
 // each read, once its envelope is checked to hash to its id, reading the
-// segments in runs of nearby events.
-func (s *Store) segFrames(reads []segRead, out [][]byte) error {
+// segments in runs of nearby events into a reused buffer. The frames are
+// cut from frames when it has room for all of them, from one new
+// allocation otherwise; it returns the buffer they were cut from.
+func (s *Store) segFrames(reads []segRead, out [][]byte, frames []byte) ([]byte, error) {
 	if s.seg == nil {
-		return fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", reads[0].id)
+		return frames, fmt.Errorf("badgerstore: event %s in a segment of an in-memory store", reads[0].id)
 	}
 	slices.SortFunc(reads, func(a, b segRead) int {
 		return cmp.Or(cmp.Compare(a.v.seg, b.v.seg), cmp.Compare(a.v.off, b.v.off))
 	})
-	var buf []byte
+	total := 0
+	for _, r := range reads {
+		total += maxFrame(r.v.envLen, r.v.bodyLen)
+	}
+	if cap(frames) < total {
+		frames = make([]byte, 0, total)
+	}
+	frames = frames[:0]
+	bufp := runBufs.Get().(*[]byte)
+	defer runBufs.Put(bufp)
 	for i := 0; i < len(reads); {
 		first := reads[i].v
 		end := first.off + first.size()
@@ -388,9 +399,12 @@ func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 			}
 			end = max(end, v.off+v.size())
 		}
-		buf = slices.Grow(buf[:0], int(end-first.off))[:end-first.off]
+		if n := int(end - first.off); cap(*bufp) < n {
+			*bufp = make([]byte, n)
+		}
+		buf := (*bufp)[:end-first.off]
 		if err := s.seg.readAt(first.seg, first.off, buf); err != nil {
-			return fmt.Errorf("badgerstore: read event %s: %w", reads[i].id, err)
+			return frames, fmt.Errorf("badgerstore: read event %s: %w", reads[i].id, err)
 		}
 		for _, r := range reads[i:j] {
 			b := buf[r.v.off-first.off : r.v.off-first.off+r.v.size()]
@@ -398,16 +412,20 @@ func (s *Store) segFrames(reads []segRead, out [][]byte) error {
 			if r.v.hasBody {
 				body = b[r.v.envLen:]
 			}
-			f, err := appendFrame(r.id, b[:r.v.envLen], body)
-			if err != nil {
-				return err
+			var err error
+			if frames, out[r.at], err = appendFrameTo(frames, r.id, b[:r.v.envLen], body); err != nil {
+				return frames, err
 			}
-			out[r.at] = f
 		}
 		i = j
 	}
-	return nil
+	return frames, nil
 }
+
+// runBufs holds segFrames' read buffers (a run is at most readRun bytes,
+// or one event), so that a page's reads do not allocate and clear one
+// each time.
+var runBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // recordSynced sets syncedKey to the segments' synced mark in txn.
 func (s *Store) recordSynced(txn *badger.Txn) error {

@@ -33,6 +33,7 @@ func RunStoreConformance(t *testing.T, o Opener) {
 		{"NotFound", testNotFound},
 		{"GetMany", testGetMany},
 		{"IdempotentRecommit", testIdempotentRecommit},
+		{"NewBatches", testNewBatches},
 		{"Atomicity", testAtomicity},
 		{"Heads", testHeads},
 		{"Rooms", testRooms},
@@ -273,6 +274,55 @@ func testIdempotentRecommit(t *testing.T, o Opener) {
 	sameEvent(t, got, e, crdt.StatusAccepted)
 	checkHeads(t, s, f.Room, f.Heads())
 	checkScan(t, s, f.Room, 0, f.Events)
+}
+
+// testNewBatches: batches marked New (crdt.Batch.New: the caller knows the
+// store holds none of their events, so it may skip its check of held
+// events) are stored exactly as unmarked ones: every event, its status and
+// reason, the heads, the room, the scan order, after a reopen too; an
+// unmarked recommit changes nothing; and a batch marked New wrongly (its
+// events held, with the same status) leaves each held once.
+func testNewBatches(t *testing.T, o Opener) {
+	s := o.Open(t)
+	defer func() { s.Close() }()
+	f := NewFixture(t, "new", 30, 7)
+	bs := slices.Clone(f.Batches)
+	for i := range bs {
+		bs[i].New = true
+	}
+	bs[len(bs)-1].Durable = true
+	commitAll(t, s, bs)
+	other := NewFixture(t, "new-rejected", 1, 8)
+	bad := other.Events[len(other.Events)-1]
+	if err := s.Commit(crdt.Batch{Room: other.Room, New: true, Events: []crdt.Stored{{Event: bad, Status: crdt.StatusRejected, Reason: "depth 9, want 1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s crdt.Store) {
+		t.Helper()
+		for _, e := range f.Events {
+			sameEvent(t, mustGet(t, s, e.ID), e, crdt.StatusAccepted)
+			if ok, err := s.Has(e.ID); err != nil || !ok {
+				t.Fatalf("has %s = %v, %v", e.ID, ok, err)
+			}
+		}
+		if got := mustGet(t, s, bad.ID); got.Status != crdt.StatusRejected || got.Reason != "depth 9, want 1" {
+			t.Fatalf("rejected event: status %d, reason %q", got.Status, got.Reason)
+		}
+		checkHeads(t, s, f.Room, f.Heads())
+		checkScan(t, s, f.Room, 0, f.Events)
+		if rooms, err := s.Rooms(); err != nil || len(rooms) != 2 || !slices.Contains(rooms, f.Room) || !slices.Contains(rooms, other.Room) {
+			t.Fatalf("rooms = %v, %v", rooms, err)
+		}
+	}
+	check(s)
+	commitAll(t, s, f.Batches) // unmarked, again: nothing changes
+	check(s)
+	commitAll(t, s, bs) // marked wrongly: the same events, each held once
+	check(s)
+	if o.Reopen != nil {
+		s = o.Reopen(t, s)
+		check(s)
+	}
 }
 
 func testAtomicity(t *testing.T, o Opener) {

@@ -41,14 +41,21 @@ func (f *frames[M]) sendEncoded(b []byte) error {
 }
 
 // recv reads and decodes the next frame, of at most limit octets, and
-// returns it with its size.
-func (f *frames[M]) recv(limit int) (*M, int, error) {
+// returns it with its size. What the message holds of the frame's bytes
+// (an events page's events: decodeEventsPage) is valid until the next
+// recv. Unless keep is set, the reader then drops a large buffer
+// (wire.FrameReader.Shrink); with keep, the caller shrinks it when the
+// frames that need it are over (a requester between the pages of an
+// answer: each would grow a buffer again from 64 KiB).
+func (f *frames[M]) recv(limit int, keep bool) (*M, int, error) {
 	f.st.SetReadDeadline(time.Now().Add(f.idle))
 	b, err := f.r.Next(limit)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer f.r.Shrink()
+	if !keep {
+		defer f.r.Shrink()
+	}
 	m, err := f.decode(b)
 	return m, len(b), err
 }

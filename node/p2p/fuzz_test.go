@@ -192,6 +192,28 @@ func FuzzEventsPage(f *testing.F) {
 			if !ok || !reflect.DeepEqual(m.Events, evs) {
 				t.Fatalf("%d events: the page decoder does not read back what the encoder wrote", len(evs))
 			}
+			// pageBuilder writes the same page, into a new buffer and into
+			// a reused one (a page of other events before).
+			pb := pageBuilder{}
+			for _, e := range evs {
+				pb.add(e)
+			}
+			built := pb.page()
+			if !bytes.Equal(built, want) {
+				t.Fatalf("%d events: pageBuilder and crdt.Marshal differ", len(evs))
+			}
+			pb = pageBuilder{buf: built[:0]}
+			for _, e := range evs[:len(evs)/2+1] {
+				pb.add(e)
+			}
+			first := pb.page()
+			pb = pageBuilder{buf: first[:0]}
+			for _, e := range evs {
+				pb.add(e)
+			}
+			if !bytes.Equal(pb.page(), want) {
+				t.Fatalf("%d events: pageBuilder over a reused buffer and crdt.Marshal differ", len(evs))
+			}
 		}
 	})
 }

@@ -402,7 +402,7 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 	if err := f.send(hello); err != nil {
 		return err
 	}
-	challenge, _, err := f.recv(maxProofFrame)
+	challenge, _, err := f.recv(maxProofFrame, false)
 	if err != nil {
 		return err
 	}
@@ -429,7 +429,7 @@ func (g *RoomGate) prove(ctx context.Context, p peer.ID, rooms []crdt.RoomID) er
 	if len(proved) == 0 {
 		return nil
 	}
-	ack, _, err := f.recv(maxProofFrame)
+	ack, _, err := f.recv(maxProofFrame, false)
 	if err != nil {
 		return err
 	}
@@ -456,7 +456,7 @@ func (g *RoomGate) handle(st network.Stream) {
 	}
 	defer st.Close()
 	f := newFrames(st, proofIdle, decodeProofMsg)
-	hello, _, err := f.recv(maxProofFrame)
+	hello, _, err := f.recv(maxProofFrame, false)
 	if err != nil || len(hello.Nonce) != proofNonceSize || len(hello.MACs) != 0 {
 		st.Reset()
 		return
@@ -479,7 +479,7 @@ func (g *RoomGate) handle(st network.Stream) {
 	if err := f.send(challenge); err != nil {
 		return
 	}
-	answer, _, err := f.recv(maxProofFrame)
+	answer, _, err := f.recv(maxProofFrame, false)
 	if err != nil || len(answer.MACs) != len(answer.Refs) {
 		st.Reset()
 		return

@@ -68,7 +68,7 @@ func TestRoomProofRefusesGuess(t *testing.T) {
 	if err := f.send(&proofMsg{Nonce: nonce, Refs: [][]byte{ref[:]}}); err != nil {
 		t.Fatal(err)
 	}
-	ch, _, err := f.recv(maxProofFrame)
+	ch, _, err := f.recv(maxProofFrame, false)
 	if err != nil || len(ch.Refs) != 1 || len(ch.MACs) != 1 {
 		t.Fatalf("challenge %+v %v", ch, err)
 	}
@@ -77,7 +77,7 @@ func TestRoomProofRefusesGuess(t *testing.T) {
 	if err := f.send(&proofMsg{Refs: [][]byte{ref[:]}, MACs: [][]byte{guess}}); err != nil {
 		t.Fatal(err)
 	}
-	if ack, _, err := f.recv(maxProofFrame); err != nil || len(ack.Refs) != 0 {
+	if ack, _, err := f.recv(maxProofFrame, false); err != nil || len(ack.Refs) != 0 {
 		t.Fatalf("a guessed MAC was acknowledged: %+v %v", ack, err)
 	}
 	st.Close()

@@ -509,15 +509,6 @@ func (c *conn) send(m *syncMsg) error {
 	return c.frames.send(m)
 }
 
-// sendPage sends an events page: the bulk of a catch-up, encoded without
-// reflection when it has the form appendEventsPage writes.
-func (c *conn) sendPage(events [][]byte) error {
-	if b, ok := appendEventsPage(nil, events); ok {
-		return c.frames.sendEncoded(b) // a server's page: nothing for send's bookkeeping
-	}
-	return c.send(&syncMsg{Op: opEvents, Events: events})
-}
-
 // recvLimit is the largest frame that may come next.
 func (c *conn) recvLimit() int {
 	switch {
@@ -545,8 +536,16 @@ func syncRequestBound(op string) int {
 }
 
 // recv reads the next frame; an error frame from the peer becomes an error.
+// A requester keeps the frame reader's buffer from one events page of an
+// answer to the next (it is reserved in the stream's scope), and drops it
+// at the answer's end; an events page's events are valid until the next
+// recv.
 func (c *conn) recv() (*syncMsg, error) {
-	m, size, err := c.frames.recv(c.recvLimit())
+	keep := !c.server && (c.asked == opSince || c.asked == opGet)
+	m, size, err := c.frames.recv(c.recvLimit(), keep)
+	if keep && (err != nil || m.Op != opEvents) {
+		c.frames.r.Shrink()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -1091,19 +1090,21 @@ func (s *Syncer) serveHeads(ctx context.Context, c *conn, p peer.ID, room crdt.R
 }
 
 // frameGetter is implemented by stores that read the transport frames of
-// many events in one transaction without decoding them (badgerstore).
+// many events in one transaction without decoding them (badgerstore),
+// cutting them from a buffer they are given back on the next call.
 type frameGetter interface {
-	GetFrames(ids []crdt.EventID) ([][]byte, error)
+	GetFramesInto(buf []byte, ids []crdt.EventID) ([][]byte, []byte, error)
 }
 
-// readFrames reads the frames of the held events of room among ids.
-func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID) ([][]byte, error) {
+// readFrames reads the frames of the held events of room among ids; a
+// frameGetter cuts them from buf, which it returns for the next call.
+func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID, buf []byte) ([][]byte, []byte, error) {
 	if fg, ok := s.store.(frameGetter); ok {
-		return fg.GetFrames(ids)
+		return fg.GetFramesInto(buf, ids)
 	}
 	evs, err := crdt.GetMany(s.store, ids)
 	if err != nil {
-		return nil, err
+		return nil, buf, err
 	}
 	out := make([][]byte, 0, len(evs))
 	for _, st := range evs {
@@ -1111,7 +1112,7 @@ func (s *Syncer) readFrames(room crdt.RoomID, ids []crdt.EventID) ([][]byte, err
 			out = append(out, st.Event.Encode())
 		}
 	}
-	return out, nil
+	return out, buf, nil
 }
 
 // errRoomNotServed answers a request for a room that is unknown, unproven
@@ -1120,56 +1121,79 @@ var errRoomNotServed = errors.New("room not served to this peer")
 
 // sendEvents streams the events of room (those held) in pages, then done:
 // ids are the room's (Since, or a get's filtered by Known), so that a
-// store with GetFrames sends their stored bytes without decoding them.
-// The next chunk is read from the store while the current page is being sent.
+// store with GetFramesInto sends their stored bytes without decoding them.
+// The next chunk is read from the store, and its pages written
+// (pageBuilder), while the current page is being sent; the frames' buffer
+// and the pages' buffers are reused, so a catch-up does not clear new
+// megabytes for every page.
 func (s *Syncer) sendEvents(c *conn, room crdt.RoomID, ids []crdt.EventID) error {
-	type chunk struct {
-		frames [][]byte
-		err    error
-	}
-	chunks := make(chan chunk, 2)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		defer close(chunks)
-		for len(ids) > 0 {
-			n := min(len(ids), pageEvents)
-			frames, err := s.readFrames(room, ids[:n])
-			ids = ids[n:]
-			select {
-			case chunks <- chunk{frames, err}:
-			case <-stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	var page [][]byte
-	size, maxBytes := 0, pageBytes
+	maxBytes := pageBytes
 	if c.limited {
 		maxBytes = limitedPageBytes
 	}
-	for ch := range chunks {
-		if ch.err != nil {
-			return ch.err
-		}
-		for _, f := range ch.frames {
-			if len(page) >= pageEvents || len(page) > 0 && size+len(f) > maxBytes {
-				if err := c.sendPage(page); err != nil {
-					return err
-				}
-				page, size = nil, 0
+	pages := make(chan []byte, 2)
+	free := make(chan []byte, 4) // pages sent, their buffers to reuse: at most 2 queued, 1 being sent, 1 being written
+	errc := make(chan error, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(pages)
+		var frames []byte // the frames of a chunk, copied into its pages before the next chunk is read
+		var pb pageBuilder
+		next := func() { // a sent page's buffer, or one that holds a page without growing
+			select {
+			case b := <-free:
+				pb = pageBuilder{buf: b[:0]}
+			default:
+				pb = pageBuilder{buf: make([]byte, 0, pageHeadRoom+maxBytes+9*pageEvents)}
 			}
-			page = append(page, f)
-			size += len(f)
 		}
-	}
-	if len(page) > 0 {
-		if err := c.sendPage(page); err != nil {
+		emit := func() bool {
+			select {
+			case pages <- pb.page():
+			case <-stop:
+				return false
+			}
+			next()
+			return true
+		}
+		next()
+		for len(ids) > 0 {
+			n := min(len(ids), pageEvents)
+			var chunk [][]byte
+			var err error
+			chunk, frames, err = s.readFrames(room, ids[:n], frames)
+			ids = ids[n:]
+			if err != nil {
+				errc <- err
+				return
+			}
+			for _, f := range chunk {
+				if pb.count >= pageEvents || pb.count > 0 && pb.size+len(f) > maxBytes {
+					if !emit() {
+						return
+					}
+				}
+				pb.add(f)
+			}
+		}
+		if pb.count > 0 {
+			emit()
+		}
+	}()
+	for pg := range pages {
+		if err := c.frames.sendEncoded(pg); err != nil { // a server's page: nothing for send's bookkeeping
 			return err
 		}
+		select {
+		case free <- pg:
+		default:
+		}
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
 	}
 	return c.send(&syncMsg{Op: opDone})
 }

@@ -42,9 +42,46 @@ func appendEventsPage(dst []byte, events [][]byte) ([]byte, bool) {
 	return out, true
 }
 
+// pageBuilder writes an events page, in the form appendEventsPage writes,
+// as its events come: each event's byte string head and bytes into buf
+// after room for the page's head, which page writes in front once the
+// count is known. buf may be reused once the page is sent. It takes at
+// most maxPageArray events, none nil (sendEvents: pageEvents, read frames).
+type pageBuilder struct {
+	buf   []byte // pageHeadRoom octets, then the events
+	count int    // events added
+	size  int    // octets of the events, without their heads
+}
+
+// pageHeadRoom fits the page's head: eventsPageHead and the array head.
+const pageHeadRoom = len(eventsPageHead) + 9
+
+// add appends an event.
+func (p *pageBuilder) add(ev []byte) {
+	if len(p.buf) < pageHeadRoom {
+		p.buf = append(p.buf[:0], make([]byte, pageHeadRoom)...)
+	}
+	p.buf = cborhead.Append(p.buf, cborhead.Bytes, uint64(len(ev)))
+	p.buf = append(p.buf, ev...)
+	p.count++
+	p.size += len(ev)
+}
+
+// page writes the page's head in front of its events and returns the
+// page, a slice of buf.
+func (p *pageBuilder) page() []byte {
+	var head [pageHeadRoom]byte
+	h := cborhead.Append(append(head[:0], eventsPageHead...), cborhead.Array, uint64(p.count))
+	start := pageHeadRoom - len(h)
+	copy(p.buf[start:], h)
+	return p.buf[start:]
+}
+
 // decodeEventsPage reads an events page in the exact form appendEventsPage
-// writes, copying the events out of b (the frame reader reuses it), and
-// reports false for anything else.
+// writes, and reports false for anything else. The events are cut from b,
+// not copied: they are valid as long as b is (frames.recv: until the next
+// recv), and a requester decodes them (crdt.DecodeBatch copies what it
+// keeps) before it reads the next frame.
 func decodeEventsPage(b []byte) (*syncMsg, bool) {
 	if len(b) < len(eventsPageHead) || string(b[:len(eventsPageHead)]) != eventsPageHead {
 		return nil, false
@@ -54,28 +91,17 @@ func decodeEventsPage(b []byte) (*syncMsg, bool) {
 	if !ok || count == 0 || count > maxPageArray {
 		return nil, false
 	}
-	// First pass: check the layout and size the copy.
-	total, p := 0, rest
+	events := make([][]byte, 0, min(count, uint64(len(rest))))
 	for range count {
 		var n uint64
-		if n, p, ok = cborhead.Read(p, cborhead.Bytes); !ok || n > uint64(len(p)) {
+		if n, rest, ok = cborhead.Read(rest, cborhead.Bytes); !ok || n > uint64(len(rest)) {
 			return nil, false
 		}
-		total += int(n)
-		p = p[n:]
+		events = append(events, rest[:n:n])
+		rest = rest[n:]
 	}
-	if len(p) != 0 {
+	if len(rest) != 0 {
 		return nil, false
-	}
-	buf := make([]byte, 0, total)
-	events := make([][]byte, count)
-	p = rest
-	for i := range events {
-		n, q, _ := cborhead.Read(p, cborhead.Bytes)
-		at := len(buf)
-		buf = append(buf, q[:n]...)
-		events[i] = buf[at:len(buf):len(buf)]
-		p = q[n:]
 	}
 	return &syncMsg{Op: opEvents, Events: events}, true
 }
