@@ -311,8 +311,10 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		return nil, invalid("no index block")
 	case err != nil:
 		return nil, err
-	case ic[:4] != prefixDagCBOR:
+	case string(ic[:4]) != prefixDagCBOR:
 		return nil, invalid("the first block is not a dag-cbor index")
+	case !hashed(ic, ib):
+		return nil, invalid("index block: CID %s does not match the block's bytes", link(ic))
 	}
 	var idx index
 	if err := unmarshalCanonical(decMode(lim.MaxEvents), ib, &idx); err != nil {
@@ -328,21 +330,32 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	case len(idx.Events) > lim.MaxEvents:
 		return nil, invalid("%d events, at most %d", len(idx.Events), lim.MaxEvents)
 	}
-	envs := make(map[string][]byte, len(idx.Events)) // event ID -> envelope (nil until read)
-	bodies := make(map[string][]byte)                // body CID -> body (nil until read)
-	for _, e := range idx.Events {
+	// Where each block goes: envelopes by their event's position in the
+	// index, bodies by their CID's slot (a body shared by events is one
+	// block).
+	nev := len(idx.Events)
+	envAt := make(map[string]int32, nev) // event ID -> position in the index
+	bodyAt := make(map[string]int32)     // body CID -> slot in bodyData
+	bodyOf := make([]int32, nev)         // position -> slot in bodyData, -1 without a body
+	for i, e := range idx.Events {
 		if !e.Event.is(prefixDagCBOR) {
 			return nil, invalid("index: event %s is not a dag-cbor CID", e.Event)
 		}
-		if _, dup := envs[string(e.Event)]; dup {
+		if _, dup := envAt[string(e.Event)]; dup {
 			return nil, invalid("index: event %s listed twice", e.Event)
 		}
-		envs[string(e.Event)] = nil
+		envAt[string(e.Event)] = int32(i)
+		bodyOf[i] = -1
 		if e.Body != nil {
 			if !e.Body.is(prefixRaw) {
 				return nil, invalid("index: body %s of event %s is not a raw CID", *e.Body, e.Event)
 			}
-			bodies[string(*e.Body)] = nil
+			s, ok := bodyAt[string(*e.Body)]
+			if !ok {
+				s = int32(len(bodyAt))
+				bodyAt[string(*e.Body)] = s
+			}
+			bodyOf[i] = s
 		}
 	}
 
@@ -362,7 +375,14 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	}
 
 	// Blocks: each referenced block exactly once (a media block that is
-	// also an envelope or a body serves both).
+	// also an envelope or a body serves both). An envelope's CID is its
+	// event's ID and a body's carries its event's signed body hash, both
+	// of which decoding the event computes from the bytes: those blocks are
+	// checked against their CIDs there, below, so that each is hashed once
+	// (docs/design.md §2). A media block is checked here.
+	envList := make([][]byte, nev)
+	bodyData := make([][]byte, len(bodyAt))
+	next := 0 // the envelope a writer puts next (index order), if it keeps the order
 	for n := 1; ; n++ {
 		c, data, err := rd.block(maxBlock, n)
 		if errors.Is(err, io.EOF) {
@@ -371,38 +391,49 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := envs
-		if c[:4] == prefixRaw {
-			m = bodies
+		var slot *[]byte // where an envelope or a body goes
+		if string(c[:4]) == prefixDagCBOR {
+			i, ok := next, next < nev && string(c) == string(idx.Events[next].Event)
+			if !ok {
+				var p int32
+				p, ok = envAt[string(c)]
+				i = int(p)
+			}
+			if ok {
+				slot, next = &envList[i], i+1
+			}
+		} else if s, ok := bodyAt[string(c)]; ok {
+			slot = &bodyData[s]
 		}
-		old, ok := m[c]
-		mold, mok := media[c]
+		mold, mok := media[string(c)]
 		switch {
-		case !ok && !mok:
+		case slot == nil && !mok:
 			return nil, invalid("block %d (%s) is not referenced by the index", n, link(c))
-		case old != nil || mold != nil:
+		case (slot != nil && *slot != nil) || mold != nil:
 			return nil, invalid("block %d (%s) repeats an earlier block", n, link(c))
-		case ok && len(data) > maxEventBlock-cidLen:
+		case slot != nil && len(data) > maxEventBlock-cidLen:
 			return nil, invalid("block %d (%s): %d bytes, at most %d for an event block", n, link(c), len(data), maxEventBlock-cidLen)
 		}
-		if ok {
-			m[c] = data
-		}
 		if mok {
-			media[c] = data
+			if !hashed(c, data) {
+				return nil, invalid("block %d: CID %s does not match the block's bytes", n, link(c))
+			}
+			media[string(c)] = data
+		}
+		if slot != nil {
+			*slot = data
 		}
 	}
 
 	// Events: look the blocks up, then verify all signatures in batches.
-	a := &Archive{Room: room, Events: make([]*crdt.Event, len(idx.Events))}
-	envList := make([][]byte, len(idx.Events))
-	bodyList := make([][]byte, len(idx.Events))
+	a := &Archive{Room: room, Events: make([]*crdt.Event, nev)}
+	bodyList := make([][]byte, nev)
 	for i, e := range idx.Events {
-		if envList[i] = envs[string(e.Event)]; envList[i] == nil {
+		if envList[i] == nil {
 			return nil, invalid("the envelope of event %s is missing", e.Event)
 		}
-		if e.Body != nil {
-			if bodyList[i] = bodies[string(*e.Body)]; bodyList[i] == nil {
+		if s := bodyOf[i]; s >= 0 {
+			if bodyList[i] = bodyData[s]; bodyList[i] == nil {
 				return nil, invalid("body %s of event %s is missing", *e.Body, e.Event)
 			}
 		}
@@ -410,13 +441,20 @@ func Read(r io.Reader, lim Limits) (*Archive, error) {
 	evs, errs := crdt.DecodeEnvelopes(envList, bodyList)
 	for i, e := range idx.Events {
 		ev, err := evs[i], errs[i]
-		if err != nil {
+		switch {
+		case errors.Is(err, crdt.ErrBodyHash) && e.Body != nil:
+			return nil, invalid("body %s of event %s: its CID does not match the block's bytes", *e.Body, e.Event)
+		case err != nil:
 			return nil, invalid("event %s: %v", e.Event, err)
-		}
-		if ev.Room != room {
+		case ev.ID != crdt.EventID(e.Event):
+			return nil, invalid("event %s: its CID does not match the block's bytes", e.Event)
+		case e.Body != nil && string(*e.Body) != prefixRaw+string(ev.BodyHash[:]):
+			// Decoding checked the body's bytes against BodyHash (even
+			// when it then drops a body of the wrong signed length).
+			return nil, invalid("body %s of event %s: its CID does not match the block's bytes", *e.Body, e.Event)
+		case ev.Room != room:
 			return nil, invalid("event %s belongs to room %s, not %s", ev.ID, ev.Room, room)
-		}
-		if i > 0 && cmpEvent(a.Events[i-1], ev) >= 0 {
+		case i > 0 && cmpEvent(a.Events[i-1], ev) >= 0:
 			return nil, invalid("index: event %s is out of (depth, ID) order", ev.ID)
 		}
 		a.Events[i] = ev
@@ -450,8 +488,30 @@ func (s section) String() string {
 
 // reader reads varint-prefixed items, never more than left bytes in all.
 type reader struct {
-	r    *bufio.Reader
-	left int64
+	r     *bufio.Reader
+	left  int64
+	chunk []byte // the free rest of the chunk small items are carved from
+}
+
+// chunkSize is the size of the chunks reader.alloc carves items of up to
+// chunkSize/16 bytes from (an envelope or a body is about 0.5-1 KB): one
+// allocation for dozens of blocks instead of one each. An event kept
+// after the import (the room state's, the indexer's queue) keeps its
+// chunk, at most 64 KiB.
+const chunkSize = 64 << 10
+
+// alloc returns n bytes of capacity n, carved from the current chunk
+// when n is small.
+func (rd *reader) alloc(n int) []byte {
+	if n > chunkSize/16 {
+		return make([]byte, n)
+	}
+	if n > len(rd.chunk) || rd.chunk == nil {
+		rd.chunk = make([]byte, chunkSize)
+	}
+	b := rd.chunk[:n:n]
+	rd.chunk = rd.chunk[n:]
+	return b
 }
 
 // item reads one varint-prefixed item of at most max bytes. At a clean end
@@ -470,8 +530,9 @@ func (rd *reader) item(max int64, what section) ([]byte, error) {
 	if n <= 64<<10 {
 		// Read exactly n bytes into n bytes (bytes.Buffer.ReadFrom, below,
 		// keeps 512 bytes free for each read, so a 1 KB item took a
-		// second, larger buffer: most of an import's allocation).
-		b := make([]byte, n)
+		// second, larger buffer: most of an import's allocation), carved
+		// from a shared chunk when small.
+		b := rd.alloc(int(n))
 		got, err := io.ReadFull(rd.r, b)
 		rd.left -= int64(got)
 		switch {
@@ -497,27 +558,28 @@ func (rd *reader) item(max int64, what section) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// block reads CAR section number n and checks its CID against its bytes.
+// block reads CAR section number n: its CID, which must be CIDv1 dag-cbor
+// or raw with sha2-256, and its bytes, both in the one buffer read. The
+// caller checks the CID against the bytes (hashed).
 // It returns io.EOF at a clean end of input.
-func (rd *reader) block(maxLen int64, n int) (c string, data []byte, err error) {
+func (rd *reader) block(maxLen int64, n int) (c, data []byte, err error) {
 	what := section(n)
 	b, err := rd.item(maxLen, what)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	if len(b) < cidLen {
-		return "", nil, invalid("%s: %d bytes, shorter than a CID", what, len(b))
+		return nil, nil, invalid("%s: %d bytes, shorter than a CID", what, len(b))
 	}
-	c, data = string(b[:cidLen]), b[cidLen:]
-	p := c[:4]
-	if p != prefixDagCBOR && p != prefixRaw {
-		return "", nil, invalid("%s: CID is not CIDv1 dag-cbor or raw with sha2-256", what)
-	}
-	if cidOf(p, data) != c {
-		return "", nil, invalid("%s: CID %s does not match the block's bytes", what, link(c))
+	c, data = b[:cidLen:cidLen], b[cidLen:]
+	if p := string(c[:4]); p != prefixDagCBOR && p != prefixRaw {
+		return nil, nil, invalid("%s: CID is not CIDv1 dag-cbor or raw with sha2-256", what)
 	}
 	return c, data, nil
 }
+
+// hashed reports whether c is the CID of data.
+func hashed(c, data []byte) bool { return cidOf(string(c[:4]), data) == string(c) }
 
 // uvarint reads a minimal unsigned varint (multiformats: at most 9 bytes).
 // io.EOF before its first byte is a clean end; anywhere else, truncation.

@@ -296,6 +296,30 @@ func TestReadRejects(t *testing.T) {
 	for i := 0; i < len(good); i++ {
 		cases[fmt.Sprintf("truncated at %d", i)] = good[:i]
 	}
+	// Blocks whose bytes do not hash to their CIDs (checked when the
+	// events are decoded): an envelope, a body and the index.
+	// rebody gives the block under CID c other bytes.
+	rebody := func(c string, data []byte) []byte {
+		s := slices.Clone(secs)
+		for i, sec := range s {
+			if i > 1 && string(sec[:cidLen]) == c {
+				s[i] = append([]byte(c), data...)
+				return join(s...)
+			}
+		}
+		t.Fatalf("no block %s", link(c))
+		return nil
+	}
+	swapped := rebody(string(evs[3].ID), evs[2].Envelope) // event 2's bytes under event 3's CID
+	otherBody := rebody(cidOf(prefixRaw, evs[6].Body), []byte("not the signed body"))
+	badIndex := bytes.Clone(good)
+	badIndex[len(secs[0])+1+cidLen+3] ^= 1 // inside the index, past its CID
+	for name, b := range map[string][]byte{"envelope under another CID": swapped, "body under another CID": otherBody, "index bytes": badIndex} {
+		cases[name] = b
+		if err := errOf(b); err == nil || !strings.Contains(err.Error(), "does not match the block's bytes") {
+			t.Errorf("%s: %v, want a CID mismatch", name, err)
+		}
+	}
 	for name, b := range cases {
 		a, err := Read(bytes.NewReader(b), DefaultLimits)
 		if err == nil {

@@ -247,3 +247,48 @@ func TestSplitKeepsWholeEvents(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestSyncAfterBatches: Sync after batches committed without Durable
+// records the segments synced to their end and syncs the memtables set
+// aside meanwhile; the events stay readable after a reopen.
+func TestSyncAfterBatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	dir := t.TempDir()
+	f := storetest.NewFixture(t, "bulk", 2000, 1000)
+	s := openCommitted(t, dir, Options{memTableSize: 1 << 20}, f.Batches)
+	calls := syncFlushingCalls.Load()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if syncFlushingCalls.Load() == calls {
+		t.Fatal("Sync did not sync the set-aside memtables")
+	}
+	if m, err := s.readSynced(); err != nil || m != [2]uint64{s.seg.cur, uint64(s.seg.end)} {
+		t.Fatalf("synced mark %v (%v) after Sync, want the segments' end %d/%d", m, err, s.seg.cur, s.seg.end)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openCommitted(t, dir, Options{}, nil)
+	defer s.Close()
+	if n := len(scanAll(t, s, f.Room)); n != len(f.Events) {
+		t.Fatalf("%d events stored after a reopen, want %d", n, len(f.Events))
+	}
+}
+
+// openCommitted opens the store in dir and commits bs into it.
+func openCommitted(t *testing.T, dir string, o Options, bs []crdt.Batch) *Store {
+	t.Helper()
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if err := s.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
