@@ -146,7 +146,7 @@ type Gossip struct {
 	log    *slog.Logger
 	rng    *rand.Rand
 
-	gossiped gossiped // events that arrived by gossip lately (HeadsChanged)
+	gossiped gossiped // events gossiped lately, received or published (HeadsChanged)
 
 	track   *mailbox.Mailbox[crdt.RoomID]
 	publish *mailbox.Mailbox[*crdt.Event]
@@ -176,7 +176,7 @@ func NewGossip(ps *pubsub.PubSub, self peer.ID, engine GossipEngine, syncer *Syn
 // remembered (HeadsChanged): far more than a room's heads.
 const gossipedSize = 1024
 
-// gossiped remembers the last gossipedSize events that arrived by gossip.
+// gossiped remembers the last gossipedSize events gossiped (received or published).
 // It grows as they arrive (a simulation holds thousands of nodes that see
 // a few events each: 70 KB per node preallocated was 0.35 GB at 5,000).
 type gossiped struct {
@@ -240,17 +240,25 @@ func (g *Gossip) EventPeers(room crdt.RoomID) []peer.ID { return g.ps.ListPeers(
 // Track asks gossip to join a room's topics. It never blocks.
 func (g *Gossip) Track(room crdt.RoomID) { g.track.Put(room) }
 
-// Publish queues a locally authored, already committed event. It never blocks.
-func (g *Gossip) Publish(ev *crdt.Event) { g.publish.Put(ev) }
+// Publish queues a locally authored, already committed event. It never
+// blocks. The event counts as gossiped from now on (HeadsChanged): its
+// flood tells every holder of it what its heads announcement would, and
+// the post-publish sync session offers it to every room peer
+// (docs/protocol.md 2). Serve takes that back if it cannot publish it.
+func (g *Gossip) Publish(ev *crdt.Event) {
+	g.gossiped.add([]*crdt.Event{ev})
+	g.publish.Put(ev)
+}
 
 // HeadsChanged schedules a (debounced) announcement of a room's new heads,
-// unless every one of them arrived by gossip: the author announced those
-// heads, and the peers that hold them forward its announcement, which is
-// one pubsub message whoever sends it; announcing it again cost each
-// node an engine query and a publish that pubsub drops as a duplicate.
-// Heads this node authored or pulled by sync are announced, so that a
-// node that missed gossip learns of them and its peers learn of them
-// from it (docs/protocol.md 2). It never blocks.
+// unless every one of them was gossiped lately, arrived or published by
+// this node: such heads are not announced on change nor periodically
+// (announce), so that in the clean case no heads flood follows a message
+// (it was a second flood of the event's reach, every message). A node
+// that missed the event gets it by gossipsub's IHAVE/IWANT, from the next
+// message's parents, from the author's post-publish sync session or at
+// anti-entropy. Heads this node pulled by sync are announced, so that its
+// peers learn of them from it (docs/protocol.md 2). It never blocks.
 func (g *Gossip) HeadsChanged(room crdt.RoomID, heads []crdt.EventID) {
 	if g.gossiped.all(heads) {
 		return
@@ -317,14 +325,19 @@ func (g *Gossip) Serve(ctx context.Context) error {
 			schedule()
 		case <-g.publish.Signal:
 			for _, ev := range g.publish.Take() {
-				if t := topics[ev.Room]; t != nil {
-					t.push = true
-					debounce.Reset(headsDebounce)
-					if err := t.ev.Publish(ctx, ev.Encode()); err != nil && ctx.Err() == nil {
-						g.log.Debug("publish", "room", ev.Room, "err", err)
-					} else if pt, ok := g.Tracer.(PublishTracer); ok && err == nil {
-						pt.Published(ev)
-					}
+				t := topics[ev.Room]
+				if t == nil {
+					g.gossiped.forget([]*crdt.Event{ev}) // not gossiped: announced as new heads are
+					continue
+				}
+				t.push = true
+				debounce.Reset(headsDebounce)
+				if err := t.ev.Publish(ctx, ev.Encode()); err != nil && ctx.Err() == nil {
+					g.log.Debug("publish", "room", ev.Room, "err", err)
+					g.gossiped.forget([]*crdt.Event{ev})
+					t.dirty = true
+				} else if pt, ok := g.Tracer.(PublishTracer); ok && err == nil {
+					pt.Published(ev)
 				}
 			}
 		case <-g.heads.Signal:
@@ -572,9 +585,11 @@ type headsMsg struct {
 
 const maxAnnouncedHeads = 32
 
+// announce publishes the room's heads, unless every one of them was
+// gossiped lately (HeadsChanged): on change and periodically alike.
 func (g *Gossip) announce(ctx context.Context, room crdt.RoomID, t *roomTopics) {
 	heads, ok, err := g.engine.Heads(ctx, room)
-	if err != nil || !ok || len(heads) == 0 {
+	if err != nil || !ok || len(heads) == 0 || g.gossiped.all(heads) {
 		return
 	}
 	if len(heads) > maxAnnouncedHeads {

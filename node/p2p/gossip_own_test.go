@@ -119,6 +119,37 @@ func TestHeadsChangedSkipsGossipedHeads(t *testing.T) {
 	}
 }
 
+// Heads made of events this node published count as gossiped: the
+// event's flood replaces the author's announcement, on change and in the
+// periodic round alike (docs/protocol.md 2).
+func TestOwnPublishedHeadsNotAnnounced(t *testing.T) {
+	g := NewGossip(nil, peer.ID("self"), &testEngine{}, nil, nil, nil, 1)
+	room := crdt.RoomID("room")
+	announced := func() bool { return len(g.heads.Take()) > 0 }
+	g.gossiped.add([]*crdt.Event{{ID: "a"}})
+	g.Publish(&crdt.Event{ID: "own", Room: room})
+	for _, tc := range []struct {
+		heads []crdt.EventID
+		want  bool
+	}{
+		{[]crdt.EventID{"own"}, false},
+		{[]crdt.EventID{"a", "own"}, false},
+		{[]crdt.EventID{"own", "pulled"}, true},
+	} {
+		g.HeadsChanged(room, tc.heads)
+		if got := announced(); got != tc.want {
+			t.Errorf("heads %v: announced %v, want %v", tc.heads, got, tc.want)
+		}
+	}
+	// The round's announcement stops before it reaches the (absent)
+	// heads topic when the engine's heads are all gossiped.
+	e := &testEngine{}
+	e.keep(room)
+	g = NewGossip(nil, peer.ID("self"), e, nil, nil, nil, 1)
+	g.Publish(&crdt.Event{ID: crdt.EventID(room), Room: room})
+	g.announce(context.Background(), room, &roomTopics{})
+}
+
 // Periodic rounds fall on whole seconds, 30 s ± 30 % from now (rounded up).
 func TestNextRoundOnWholeSeconds(t *testing.T) {
 	g := NewGossip(nil, peer.ID("self"), &testEngine{}, nil, nil, nil, 7)

@@ -873,8 +873,15 @@ func (s *Syncer) reconciler(ctx context.Context, room crdt.RoomID, minDepth uint
 	return rbsr.New(rs, rbsr.Config{FrameSizeLimit: reconcileFrame})
 }
 
-// fetch gets specific events from a peer.
-func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
+// fetch gets specific events from a peer. When that fails or the peer
+// does not send them all (a forwarder passes on events whose parents it
+// lacks itself: section 2 of docs/protocol.md), the repair loop asks for
+// what is still missing (with back-off, from this peer and the room's
+// others): the log reports a missing event once, when the first orphan
+// waits for it, so an unanswered get was asked again only once a heads
+// announcement named a descendant, or at the anti-entropy round
+// (simulations/README.md, fifth round).
+func (s *Syncer) fetch(ctx context.Context, j syncJob) (err error) {
 	var ids []crdt.EventID
 	for k := j.get; len(k) > 0; {
 		n := 36
@@ -901,6 +908,24 @@ func (s *Syncer) fetch(ctx context.Context, j syncJob) error {
 		return nil // another pull of the room runs: this fetch runs again after it
 	}
 	defer s.endPull(j.room)
+	defer func() {
+		if ctx.Err() != nil {
+			return
+		}
+		have, kerr := s.engine.Known(ctx, j.room, want)
+		if kerr != nil {
+			return
+		}
+		var still []crdt.EventID
+		for i, h := range have {
+			if !h {
+				still = append(still, want[i])
+			}
+		}
+		if len(still) > 0 {
+			s.Repair(j.room, still, j.peer)
+		}
+	}()
 	if err := s.gate.Ensure(ctx, j.peer, j.room); err != nil {
 		return err
 	}
