@@ -265,45 +265,8 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 		if slices.Contains(p.Unhosted, id.String()) {
 			continue
 		}
-		rc := e.newRoom(id)
-		var ferr error
-		var redacted []crdt.EventID
-		restored := func(as []applied) {
-			for _, a := range as {
-				redacted = append(redacted, a.d.Redacted...)
-				e.keysAfter(id, rc, a.ev, true)
-			}
-		}
-		load := func(s crdt.Stored) bool {
-			rc.log.Restore(s)
-			if s.Status == crdt.StatusAccepted {
-				var as []applied
-				as, ferr = rc.apply(s.Event, e.storedEvent)
-				restored(as)
-			}
-			return ferr == nil
-		}
-		var err error
-		if b := bases[id]; b != nil {
-			err = rc.loadOver(store, b, load)
-		} else {
-			err = store.Scan(id, 0, load)
-		}
-		if err == nil {
-			err = ferr
-		}
-		if err == nil && rc.room != nil {
-			var as []applied
-			as, err = rc.settleHeld(e.storedEvent)
-			restored(as)
-		}
-		if err == nil {
-			rc.whole, rc.wholeKnown = true, true
-			e.purgeOrDefer(redacted) // finishes purges a crash interrupted
-			e.guardAfter(id, rc, nil)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load room %s: %w", id, err)
+		if _, err := e.loadRoom(id, bases[id]); err != nil {
+			return nil, err
 		}
 	}
 	if catchUp {
@@ -311,6 +274,53 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 	}
 	e.made = nil // loaded, not created by a step
 	return e, nil
+}
+
+// loadRoom keeps a room the store holds events of, as the store holds it
+// (over base, the shared prefix of a simulation, when not nil): its log
+// restored, its accepted events applied, held ones settled, purges a crash
+// interrupted finished. At start for every room not unhosted, and when an
+// unhosted room is kept again (TrackRoom).
+func (e *Engine) loadRoom(id crdt.RoomID, base *RoomBase) (*roomCtl, error) {
+	rc := e.newRoom(id)
+	var ferr error
+	var redacted []crdt.EventID
+	restored := func(as []applied) {
+		for _, a := range as {
+			redacted = append(redacted, a.d.Redacted...)
+			e.keysAfter(id, rc, a.ev, true)
+		}
+	}
+	load := func(s crdt.Stored) bool {
+		rc.log.Restore(s)
+		if s.Status == crdt.StatusAccepted {
+			var as []applied
+			as, ferr = rc.apply(s.Event, e.storedEvent)
+			restored(as)
+		}
+		return ferr == nil
+	}
+	var err error
+	if base != nil {
+		err = rc.loadOver(e.store, base, load)
+	} else {
+		err = e.store.Scan(id, 0, load)
+	}
+	if err == nil {
+		err = ferr
+	}
+	if err == nil && rc.room != nil {
+		var as []applied
+		as, err = rc.settleHeld(e.storedEvent)
+		restored(as)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load room %s: %w", id, err)
+	}
+	rc.whole, rc.wholeKnown = true, true
+	e.purgeOrDefer(redacted) // finishes purges a crash interrupted
+	e.guardAfter(id, rc, nil)
+	return rc, nil
 }
 
 func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
@@ -914,7 +924,8 @@ func (e *Engine) foundRoom(id crdt.RoomID, rc *roomCtl, enc bool, req api.RoomCr
 	return e.publishProfile(id, rc)
 }
 
-// TrackRoom starts keeping a room this node does not hold yet (to join or host it).
+// TrackRoom starts keeping a room this node does not hold yet (to join or
+// host it); a room it kept before and dropped is loaded from the store.
 func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 	id, err := crdt.ParseID(s)
 	if err != nil {
@@ -922,9 +933,25 @@ func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 	}
 	return id, e.do(ctx, func() error {
 		fresh := e.rooms[id] == nil
-		if i := slices.Index(e.prefs.Unhosted, id.String()); i >= 0 {
+		mark := e.out.mark()
+		i := slices.Index(e.prefs.Unhosted, id.String())
+		switch {
+		case fresh && i >= 0:
+			// Kept before: the store still holds what it kept, so the room
+			// is loaded as at start instead of pulled again into a fresh log
+			// (whose first batches would leave the old heads in the store).
+			// Before the preferences change: a room the store cannot load
+			// stays unhosted, not a room that stops the next start.
+			if _, err := e.loadRoom(id, nil); err != nil {
+				delete(e.rooms, id)
+				e.out.forgetSince(mark, id)
+				return err
+			}
+		case fresh:
+			e.newRoom(id)
+		}
+		if i >= 0 {
 			e.prefs.Unhosted = slices.Delete(e.prefs.Unhosted, i, i+1)
-			mark := e.out.mark()
 			e.savePrefs(func() { // still unhosted: not kept either
 				if fresh {
 					delete(e.rooms, id)
@@ -933,7 +960,6 @@ func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 			})
 		}
 		if fresh {
-			e.newRoom(id)
 			e.track(id)
 		}
 		return nil

@@ -23,9 +23,10 @@ func (e *Engine) KeepBlind(ctx context.Context, s string) (crdt.RoomID, error) {
 
 // DropBlind stops keeping a blindly hosted room (`parley room unhost`): the engine
 // drops it, so it is neither synced nor served, and does not load it again
-// after a restart. The events already stored stay in the store until the
-// room is hosted or joined again. A room this user is a member of cannot
-// be unhosted (leave it first).
+// after a restart. The events already stored stay in the store; hosted or
+// joined again, the room is loaded from them (TrackRoom) and only what is
+// new is pulled. A room this user is a member of cannot be unhosted (leave
+// it first).
 func (e *Engine) DropBlind(ctx context.Context, req api.RoomReq) (api.RoomResp, error) {
 	var resp api.RoomResp
 	err := e.do(ctx, func() error {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -18,11 +19,13 @@ type newCheckStore struct {
 	mu                sync.Mutex
 	marked            int
 	unmarked          int
+	events            int      // events in every batch committed
 	wrong             []string // events of batches marked New that were held
 }
 
 func (s *newCheckStore) Commit(b crdt.Batch) error {
 	s.mu.Lock()
+	s.events += len(b.Events)
 	if b.New {
 		s.marked++
 		for _, st := range b.Events {
@@ -43,12 +46,20 @@ func (s *newCheckStore) counts() (marked, unmarked int, wrong []string) {
 	return s.marked, s.unmarked, append([]string(nil), s.wrong...)
 }
 
+func (s *newCheckStore) committed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events
+}
+
 // TestBatchNewOnlyWhenNotHeld: the engine marks a batch New only when the
 // store holds none of its events (roomCtl.whole). Node 1 hosts a room
-// blindly (a room its store has no event of: its batches are marked), drops
-// it, and hosts it again: its store still holds the events pulled the first
-// time, which a fresh log pulls again, so the room's batches are no longer
-// marked, and no marked batch ever holds a stored event.
+// blindly (a room its store has no event of: its batches are marked),
+// drops it, and hosts it again after node 0 sent more: the room is loaded
+// from the store as at start (TrackRoom), so node 1 pulls only the new
+// events, its batches are marked again, no marked batch ever holds a
+// stored event, and the store's heads are the log's (a fresh log pulling
+// the room again left the first hosting's heads in the store).
 func TestBatchNewOnlyWhenNotHeld(t *testing.T) {
 	var cs *newCheckStore
 	tn := newTestNetWith(t, 2, func(i int, s crdt.Store) crdt.Store {
@@ -70,26 +81,50 @@ func TestBatchNewOnlyWhenNotHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameEvents(t, tn, r.Room)
-	marked, unmarked, wrong := cs.counts()
+	marked, _, wrong := cs.counts()
 	if marked == 0 || len(wrong) > 0 {
-		t.Fatalf("first hosting: %d batches marked New, %d not; marked but held: %v", marked, unmarked, wrong)
+		t.Fatalf("first hosting: %d batches marked New; marked but held: %v", marked, wrong)
 	}
+	first := cs.committed()
 	if _, err := host.DropBlind(ctx, api.RoomReq{Room: r.Room}); err != nil {
 		t.Fatal(err)
 	}
-	// Nothing is sent meanwhile: a room tracked again with a fresh log
-	// leaves the heads of the first hosting in the store when the room moved
-	// on in between (the invariants build panics on it; before this change
-	// too), which is not what this test is about.
+	send(t, tn, 0, r.Room, 5, "second")
 	if _, err := host.KeepBlind(ctx, r.Room); err != nil {
 		t.Fatal(err)
 	}
 	sameEvents(t, tn, r.Room)
-	marked2, unmarked2, wrong := cs.counts()
-	if marked2 != marked || unmarked2 == unmarked || len(wrong) > 0 {
-		t.Fatalf("hosted again: %d → %d batches marked New, %d → %d not; marked but held: %v", marked, marked2, unmarked, unmarked2, wrong)
+	marked2, _, wrong := cs.counts()
+	if marked2 == marked || len(wrong) > 0 {
+		t.Fatalf("hosted again: %d → %d batches marked New; marked but held: %v", marked, marked2, wrong)
 	}
-	t.Logf("batches marked New: %d; not marked after hosting again: %d", marked, unmarked2-unmarked)
+	// Only what was sent while it was dropped is committed again (5
+	// messages; a fresh log pulled all of the room again).
+	if again := cs.committed() - first; again > 5 {
+		t.Errorf("hosted again: %d events committed, not only the 5 sent meanwhile", again)
+	}
+	id, err := crdt.ParseID(r.Room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := cs.Heads(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := host.Info(ctx, api.RoomReq{Room: r.Room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range stored {
+		got = append(got, h.String())
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(info.Sync.Heads))
+	if !slices.Equal(got, want) {
+		t.Errorf("hosted again: the store's heads %v, the log's %v", got, want)
+	}
+	t.Logf("events committed: %d at the first hosting, %d after hosting again", first, cs.committed()-first)
 }
 
 // sameEvents waits until nodes 0 and 1 hold the same number of events of
