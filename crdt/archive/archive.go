@@ -488,30 +488,8 @@ func (s section) String() string {
 
 // reader reads varint-prefixed items, never more than left bytes in all.
 type reader struct {
-	r     *bufio.Reader
-	left  int64
-	chunk []byte // the free rest of the chunk small items are carved from
-}
-
-// chunkSize is the size of the chunks reader.alloc carves items of up to
-// chunkSize/16 bytes from (an envelope or a body is about 0.5-1 KB): one
-// allocation for dozens of blocks instead of one each. An event kept
-// after the import (the room state's, the indexer's queue) keeps its
-// chunk, at most 64 KiB.
-const chunkSize = 64 << 10
-
-// alloc returns n bytes of capacity n, carved from the current chunk
-// when n is small.
-func (rd *reader) alloc(n int) []byte {
-	if n > chunkSize/16 {
-		return make([]byte, n)
-	}
-	if n > len(rd.chunk) || rd.chunk == nil {
-		rd.chunk = make([]byte, chunkSize)
-	}
-	b := rd.chunk[:n:n]
-	rd.chunk = rd.chunk[n:]
-	return b
+	r    *bufio.Reader
+	left int64
 }
 
 // item reads one varint-prefixed item of at most max bytes. At a clean end
@@ -530,9 +508,11 @@ func (rd *reader) item(max int64, what section) ([]byte, error) {
 	if n <= 64<<10 {
 		// Read exactly n bytes into n bytes (bytes.Buffer.ReadFrom, below,
 		// keeps 512 bytes free for each read, so a 1 KB item took a
-		// second, larger buffer: most of an import's allocation), carved
-		// from a shared chunk when small.
-		b := rd.alloc(int(n))
+		// second, larger buffer: most of an import's allocation). Each
+		// item has its own allocation: an event the room state keeps after
+		// the import keeps its own bytes alive, not a chunk shared with
+		// others.
+		b := make([]byte, n)
 		got, err := io.ReadFull(rd.r, b)
 		rd.left -= int64(got)
 		switch {
