@@ -123,10 +123,10 @@ type roomCtl struct {
 	// whole: the log holds every event the store holds of the room, so
 	// the events Log.Add returns as new are not in the store, and their
 	// batches are marked crdt.Batch.New (the store skips its check of held
-	// events). Known once decided: a room loaded from the store is whole;
-	// another is whole if the store holds no event of it (an unhosted room
-	// tracked again is not); a failed commit, which may have stored part
-	// of its batch, ends it until the next start.
+	// events). Known once decided: a room loaded from the store (at start,
+	// or kept again after it was dropped: TrackRoom) is whole; another is
+	// whole if the store holds no event of it; a failed commit, which may
+	// have stored part of its batch, ends it until the next start.
 	whole, wholeKnown bool
 }
 
@@ -265,7 +265,7 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 		if slices.Contains(p.Unhosted, id.String()) {
 			continue
 		}
-		if _, err := e.loadRoom(id, bases[id]); err != nil {
+		if err := e.loadRoom(id, bases[id]); err != nil {
 			return nil, err
 		}
 	}
@@ -281,7 +281,7 @@ func newEngine(ident *crdt.Identity, store crdt.Store, prefsPath string, log *sl
 // restored, its accepted events applied, held ones settled, purges a crash
 // interrupted finished. At start for every room not unhosted, and when an
 // unhosted room is kept again (TrackRoom).
-func (e *Engine) loadRoom(id crdt.RoomID, base *RoomBase) (*roomCtl, error) {
+func (e *Engine) loadRoom(id crdt.RoomID, base *RoomBase) error {
 	rc := e.newRoom(id)
 	var ferr error
 	var redacted []crdt.EventID
@@ -315,12 +315,12 @@ func (e *Engine) loadRoom(id crdt.RoomID, base *RoomBase) (*roomCtl, error) {
 		restored(as)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load room %s: %w", id, err)
+		return fmt.Errorf("load room %s: %w", id, err)
 	}
 	rc.whole, rc.wholeKnown = true, true
 	e.purgeOrDefer(redacted) // finishes purges a crash interrupted
 	e.guardAfter(id, rc, nil)
-	return rc, nil
+	return nil
 }
 
 func (e *Engine) newRoom(id crdt.RoomID) *roomCtl {
@@ -942,7 +942,7 @@ func (e *Engine) TrackRoom(ctx context.Context, s string) (crdt.RoomID, error) {
 			// (whose first batches would leave the old heads in the store).
 			// Before the preferences change: a room the store cannot load
 			// stays unhosted, not a room that stops the next start.
-			if _, err := e.loadRoom(id, nil); err != nil {
+			if err := e.loadRoom(id, nil); err != nil {
 				delete(e.rooms, id)
 				e.out.forgetSince(mark, id)
 				return err
